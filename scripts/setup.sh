@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# One-shot set-up on a fresh Debian machine: system packages (FUSE), npm packages, build.
+# Idempotent: skips what is already in place.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+for pkg in libfuse2 fuse; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${need[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# npm ci only when the lockfile changed since the last install (better-sqlite3 builds from source).
+stamp=node_modules/.cairn-lock-stamp
+want=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "setup: npm ci"
+  npm ci --no-fund --no-audit 2>&1 | grep -v 'Unknown user config' || true
+  [ -d node_modules/better-sqlite3 ] || { echo "setup: npm ci failed" >&2; exit 1; }
+  echo "$want" > "$stamp"
+fi
+
+echo "setup: build"
+npm run --silent build

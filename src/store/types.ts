@@ -1,0 +1,52 @@
+/**
+ * The object-store interface every backend implements.
+ *
+ * Invariants: keys are validated by `checkKey` before any backend touches them; `put` with
+ * `ifAbsent` is atomic (exactly one of many concurrent callers succeeds, the others get
+ * `ALREADY_EXISTS`) when `conditionalWrites` is true; `list` returns keys in byte order.
+ * `put … ifAbsent` is the only coordination primitive in Cairn.
+ */
+
+export interface ByteRange {
+  /** First byte, 0-based. */
+  offset: number;
+  /** Number of bytes; the result is shorter only when the object ends first. */
+  length: number;
+}
+
+export interface ObjectInfo {
+  key: string;
+  size: number;
+}
+
+export interface PutOptions {
+  /** Create the key only if it does not exist; otherwise throw CairnError('ALREADY_EXISTS'). */
+  ifAbsent?: boolean;
+}
+
+export interface ListOptions {
+  /** Only keys strictly greater than this one (a full key, including the prefix). */
+  startAfter?: string;
+  /** At most this many keys. */
+  limit?: number;
+}
+
+export interface ObjectStore {
+  /** The URL this store was opened from (credentials never included). */
+  readonly url: string;
+  /**
+   * Whether `put(…, { ifAbsent: true })` is really atomic on this store, as probed at open time.
+   * When false, Cairn refuses to let more than one writer commit (see docs/FORMAT.md).
+   */
+  readonly conditionalWrites: boolean;
+  /** Whole object, or a byte range of it. Missing key -> CairnError('NOT_FOUND'). */
+  get(key: string, range?: ByteRange): Promise<Buffer>;
+  put(key: string, body: Uint8Array, options?: PutOptions): Promise<void>;
+  /** Size of an object, or undefined when it does not exist. */
+  head(key: string): Promise<ObjectInfo | undefined>;
+  /** Keys starting with `prefix`, in byte order. */
+  list(prefix: string, options?: ListOptions): Promise<ObjectInfo[]>;
+  /** Removes a key; removing a missing key is not an error. */
+  delete(key: string): Promise<void>;
+  close(): Promise<void>;
+}
