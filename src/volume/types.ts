@@ -62,3 +62,52 @@ export interface HistoryEntry {
   author: string;
   paths: string[];
 }
+
+/**
+ * What a mount needs of a session: POSIX-shaped calls on volume paths. The FUSE adapter calls
+ * only these and maps CairnError codes to errno. Every call validates its paths; writes on a
+ * read-only session throw READ_ONLY. Writes are visible to this session at once and to others
+ * only after `commit()`.
+ */
+export interface FsSession {
+  readonly readOnly: boolean;
+  /** The snapshot this session is based on. */
+  readonly seq: number;
+
+  stat(path: string): Promise<Stat>;
+  /** Direct children of a directory (NOT_FOUND, NOT_A_DIRECTORY). */
+  readdir(path: string): Promise<Stat[]>;
+  /** Up to `length` bytes at `offset` (short at end of file). */
+  read(path: string, offset: number, length: number): Promise<Buffer>;
+  readlink(path: string): Promise<string>;
+
+  /** Creates an empty file, replacing an existing file (IS_A_DIRECTORY if a directory is there). */
+  create(path: string, mode: number): Promise<void>;
+  /** Writes bytes at an offset of an existing file, extending it as needed. */
+  write(path: string, offset: number, data: Uint8Array): Promise<void>;
+  truncate(path: string, size: number): Promise<void>;
+  /** Makes this path's written data durable in the session directory (survives SIGKILL). */
+  fsync(path: string): Promise<void>;
+  mkdir(path: string, mode: number): Promise<void>;
+  /** Removes a file or symlink (IS_A_DIRECTORY for directories). */
+  unlink(path: string): Promise<void>;
+  /** Removes an empty directory (NOT_EMPTY otherwise). */
+  rmdir(path: string): Promise<void>;
+  /** POSIX rename: replaces a file, or an empty directory with a directory. */
+  rename(from: string, to: string): Promise<void>;
+  symlink(target: string, path: string): Promise<void>;
+  chmod(path: string, mode: number): Promise<void>;
+  utimes(path: string, mtimeMs: number): Promise<void>;
+
+  /** Open-file tracking, so that reload can be refused (VOLUME_BUSY names the paths). */
+  open(path: string, pid?: number): number;
+  release(handle: number): void;
+  openFiles(): OpenFile[];
+
+  commit(): Promise<CommitResult>;
+  /** Commits pending changes, then moves to the newest snapshot; VOLUME_BUSY with open files. */
+  reload(): Promise<ReloadResult>;
+  /** Number of pending (uncommitted) operations. */
+  pendingCount(): number;
+  close(): Promise<void>;
+}
