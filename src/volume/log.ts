@@ -1,0 +1,83 @@
+/**
+ * A volume's commit log and checkpoints on the object store.
+ *
+ * Invariants: `log/<seq>` is created only with `ifAbsent`, so each seq has exactly one record and
+ * the log is a total order; records and checkpoints are immutable once written; a checkpoint at
+ * seq S equals replaying records 1..S onto an empty volume.
+ */
+import { CairnError, isCairnError } from '../errors.js';
+import type { ObjectStore } from '../store/types.js';
+import {
+  type CommitRecord,
+  type EntryData,
+  decodeCheckpoint,
+  decodeRecord,
+  encodeCheckpoint,
+  encodeRecord,
+  keys,
+  seqOfKey,
+} from './records.js';
+
+export class VolumeLog {
+  constructor(
+    readonly store: ObjectStore,
+    readonly volumeId: string,
+  ) {}
+
+  /** Seqs of the records after `seq`, in order (one LIST). */
+  async seqsAfter(seq: number, upTo = Infinity): Promise<number[]> {
+    const found = await this.store.list(keys.logPrefix(this.volumeId), { startAfter: keys.log(this.volumeId, seq) });
+    return found.map((o) => seqOfKey(o.key)).filter((s) => s <= upTo);
+  }
+
+  async read(seq: number): Promise<CommitRecord> {
+    const key = keys.log(this.volumeId, seq);
+    return decodeRecord(await this.store.get(key), key);
+  }
+
+  /** Records after `seq` (up to `upTo`), fetched in parallel, returned in order. */
+  async recordsAfter(seq: number, upTo = Infinity): Promise<CommitRecord[]> {
+    const seqs = await this.seqsAfter(seq, upTo);
+    return Promise.all(seqs.map((s) => this.read(s)));
+  }
+
+  /** Creates `log/<record.seq>`; false when another writer holds that seq already. */
+  async tryAppend(record: CommitRecord): Promise<boolean> {
+    try {
+      await this.store.put(keys.log(this.volumeId, record.seq), encodeRecord(record), { ifAbsent: true });
+      return true;
+    } catch (err) {
+      if (isCairnError(err, 'ALREADY_EXISTS')) return false;
+      throw err;
+    }
+  }
+
+  /** The newest committed seq (0 for an empty volume). */
+  async head(): Promise<number> {
+    const seqs = await this.seqsAfter(0);
+    return seqs.length ? seqs[seqs.length - 1]! : 0;
+  }
+
+  /** The newest checkpoint at or below `maxSeq`, if any. */
+  async latestCheckpoint(maxSeq = Infinity): Promise<number | undefined> {
+    const found = await this.store.list(keys.checkpointPrefix(this.volumeId));
+    const seqs = found.map((o) => seqOfKey(o.key)).filter((s) => s <= maxSeq);
+    return seqs.length ? seqs[seqs.length - 1] : undefined;
+  }
+
+  async readCheckpoint(seq: number): Promise<{ seq: number; entries: [string, EntryData][] }> {
+    const key = keys.checkpoint(this.volumeId, seq);
+    const cp = await decodeCheckpoint(await this.store.get(key), key);
+    if (cp.seq !== seq) throw new CairnError('CORRUPT', `checkpoint ${key} claims seq ${cp.seq}`, { key });
+    return cp;
+  }
+
+  async writeCheckpoint(seq: number, entries: Iterable<[string, EntryData]>): Promise<void> {
+    const body = await encodeCheckpoint(seq, entries);
+    try {
+      await this.store.put(keys.checkpoint(this.volumeId, seq), body, { ifAbsent: true });
+    } catch (err) {
+      if (!isCairnError(err, 'ALREADY_EXISTS')) throw err;
+    }
+  }
+}

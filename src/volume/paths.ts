@@ -1,0 +1,85 @@
+/**
+ * Validation and normalisation of volume paths and volume names, done once at the public edge.
+ *
+ * A normalised path has no leading or trailing `/`, no empty, `.` or `..` segments and no NUL;
+ * the root is `''`. Volume names follow Modal's rule: 1 to 63 characters of letters, digits,
+ * `-`, `.` and `_`.
+ */
+import { CairnError } from '../errors.js';
+
+const NAME_RE = /^[A-Za-z0-9._-]{1,63}$/;
+const GLOB_RE = /[*?[\]{}]/;
+
+/** Normalises a volume path ('/a//b/' is not accepted: empty segments are rejected). */
+export function normalizePath(input: string, what = 'path'): string {
+  if (typeof input !== 'string') {
+    throw new CairnError('INVALID_ARGUMENT', `${what} must be a string`, { hint: 'pass a path such as "/data/file.txt"' });
+  }
+  const bad = (why: string): never => {
+    throw new CairnError('INVALID_ARGUMENT', `invalid ${what} ${JSON.stringify(input)}: ${why}`, {
+      path: input,
+      hint: 'use a /-separated path without "..", "." or empty segments',
+    });
+  };
+  if (input.includes('\0')) bad('contains NUL');
+  let p = input.startsWith('/') ? input.slice(1) : input;
+  if (p.endsWith('/')) p = p.slice(0, -1);
+  if (p === '') return '';
+  for (const seg of p.split('/')) {
+    if (seg === '') bad('empty segment');
+    if (seg === '.' || seg === '..') bad(`"${seg}" segment`);
+    if (Buffer.byteLength(seg) > 255) bad('a segment longer than 255 bytes');
+  }
+  if (Buffer.byteLength(p) > 4096) bad('longer than 4096 bytes');
+  return p;
+}
+
+/** Rejects glob characters, which Modal's listdir refuses. */
+export function checkNoGlob(path: string): void {
+  if (GLOB_RE.test(path)) {
+    throw new CairnError('INVALID_ARGUMENT', `glob characters are not supported in ${JSON.stringify(path)}`, {
+      path,
+      hint: 'list the directory and filter the entries yourself',
+    });
+  }
+}
+
+/** Throws INVALID_ARGUMENT unless `name` is a valid volume name. */
+export function checkVolumeName(name: string): string {
+  if (typeof name !== 'string' || !NAME_RE.test(name)) {
+    throw new CairnError('INVALID_ARGUMENT', `invalid volume name ${JSON.stringify(name)}`, {
+      volume: String(name),
+      hint: 'names are 1-63 characters of letters, digits, "-", "." and "_"',
+    });
+  }
+  return name;
+}
+
+export function parentOf(path: string): string {
+  const i = path.lastIndexOf('/');
+  return i < 0 ? '' : path.slice(0, i);
+}
+
+export function baseName(path: string): string {
+  return path.slice(path.lastIndexOf('/') + 1);
+}
+
+export function joinPath(dir: string, name: string): string {
+  return dir === '' ? name : `${dir}/${name}`;
+}
+
+/** True when `path` is `dir` itself or inside it. */
+export function isWithin(path: string, dir: string): boolean {
+  return dir === '' || path === dir || path.startsWith(`${dir}/`);
+}
+
+/** Every proper ancestor of `path`, nearest to the root first, excluding the root. */
+export function ancestors(path: string): string[] {
+  const out: string[] = [];
+  let i = path.indexOf('/');
+  while (i >= 0) {
+    out.push(path.slice(0, i));
+    i = path.indexOf('/', i + 1);
+  }
+  return out;
+}
