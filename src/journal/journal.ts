@@ -90,7 +90,7 @@ export class Journal {
       deleteOne: db.prepare<[string]>('DELETE FROM entries WHERE path = ?'),
       deleteSubtree: db.prepare<[string, string]>('DELETE FROM entries WHERE path > ? AND path < ?'),
       stagedInSubtree: db.prepare<[string, string], { staged: string }>(
-        'SELECT staged FROM entries WHERE path > ? AND path < ? AND staged IS NOT NULL',
+        'SELECT staged FROM entries WHERE staged IS NOT NULL AND path > ? AND path < ?',
       ),
       allStaged: db.prepare<[], { path: string; staged: string }>('SELECT path, staged FROM entries WHERE staged IS NOT NULL'),
       metaGet: db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
@@ -99,6 +99,7 @@ export class Journal {
       pendingAll: db.prepare<[], { id: number; op: 'put' | 'delete'; path: string }>('SELECT * FROM pending ORDER BY id'),
       pendingCount: db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM pending'),
       pendingInsert: db.prepare<[string, string]>('INSERT INTO pending (op, path) VALUES (?, ?)'),
+      pendingHasPut: db.prepare<[string, number], { one: number }>("SELECT 1 AS one FROM pending WHERE op = 'put' AND path = ? AND id > ? LIMIT 1"),
       pendingDropPut: db.prepare<[string]>("DELETE FROM pending WHERE op = 'put' AND path = ?"),
       pendingDropUnder: db.prepare<[string, string, string]>('DELETE FROM pending WHERE path = ? OR (path > ? AND path < ?)'),
       pendingClear: db.prepare<[number]>('DELETE FROM pending WHERE id <= ?'),
@@ -158,7 +159,7 @@ export class Journal {
 
   /** Every entry strictly inside `dir`, in path order. */
   descendants(dir: string): JournalEntry[] {
-    return dir === '' ? this.st.all.all().map(fromRow) : this.st.subtree.all(`${dir}/`, subtreeEnd(`${dir}/`)).map(fromRow);
+    return dir === '' ? this.st.all.all().map(fromRow) : this.st.subtree.all(`${dir}/`, subtreeEnd(dir)).map(fromRow);
   }
 
   /** Every entry but the root, in path order, without loading them all at once. */
@@ -174,7 +175,7 @@ export class Journal {
   /** Staging files referenced by the subtree at `path` (including `path`). */
   stagedUnder(path: string): string[] {
     const own = this.get(path)?.staged;
-    const inner = path === '' ? this.st.allStaged.all() : this.st.stagedInSubtree.all(`${path}/`, subtreeEnd(`${path}/`));
+    const inner = path === '' ? this.st.allStaged.all() : this.st.stagedInSubtree.all(`${path}/`, subtreeEnd(path));
     return [...(own ? [own] : []), ...inner.map((r) => r.staged)];
   }
 
@@ -197,7 +198,7 @@ export class Journal {
         return;
       }
       this.st.deleteOne.run(path);
-      this.st.deleteSubtree.run(`${path}/`, subtreeEnd(`${path}/`));
+      this.st.deleteSubtree.run(`${path}/`, subtreeEnd(path));
       return;
     }
     for (const dir of ancestors(path)) {
@@ -207,7 +208,7 @@ export class Journal {
     }
     const cur = this.st.get.get(path);
     if (cur && cur.type === 'directory' && op.entry.type !== 'directory') {
-      this.st.deleteSubtree.run(`${path}/`, subtreeEnd(`${path}/`));
+      this.st.deleteSubtree.run(`${path}/`, subtreeEnd(path));
     }
     this.putRaw(path, op.entry);
   }
@@ -228,12 +229,17 @@ export class Journal {
 
   // ---- pending ops ---------------------------------------------------------------------------
 
-  /** Records a pending op, compacting: see the module invariants. Run inside a transaction. */
-  addPending(op: 'put' | 'delete', path: string): void {
+  /**
+   * Records a pending op, compacting: see the module invariants. `fence` is the last op of a commit
+   * in flight (ops up to it are being published). Run inside a transaction.
+   */
+  addPending(op: 'put' | 'delete', path: string, fence = 0): void {
     if (op === 'put') {
+      // A put means "the path's state at commit": one above the in-flight commit's fence is enough.
+      if (this.st.pendingHasPut.get(path, fence)) return;
       this.st.pendingDropPut.run(path);
     } else {
-      this.st.pendingDropUnder.run(path, `${path}/`, subtreeEnd(`${path}/`));
+      this.st.pendingDropUnder.run(path, `${path}/`, subtreeEnd(path));
     }
     this.st.pendingInsert.run(op, path);
   }

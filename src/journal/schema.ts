@@ -25,6 +25,7 @@ const MIGRATIONS: string[] = [
     staged TEXT
   ) WITHOUT ROWID;
   CREATE INDEX entries_parent ON entries(parent, path);
+  CREATE INDEX entries_staged ON entries(staged) WHERE staged IS NOT NULL;
   CREATE TABLE pending (
     id   INTEGER PRIMARY KEY AUTOINCREMENT,
     op   TEXT NOT NULL CHECK (op IN ('put', 'delete')),

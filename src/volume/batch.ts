@@ -1,0 +1,159 @@
+/**
+ * Batch uploads (`vol.batchUpload`): local files, buffers and directories put into a volume in
+ * one all-or-nothing commit.
+ *
+ * Invariants: every remote path is validated when it is added (a trailing `/` on putFile is an
+ * error); nothing is applied until every check passed and every byte is uploaded; a directory
+ * is never overwritten; an existing file is overwritten only with `force`; parents are created.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { CairnError, asCairnError } from '../errors.js';
+import type { ChunkStore } from '../chunks/index.js';
+import type { EntryData } from './records.js';
+import type { Session } from './session.js';
+import { INLINE_MAX } from './sync.js';
+import { ancestors, joinPath, normalizePath } from './paths.js';
+
+type Source = string | Uint8Array;
+
+interface FileSpec {
+  kind: 'file';
+  source: Source;
+  remote: string;
+  mode?: number;
+}
+
+interface DirSpec {
+  kind: 'dir';
+  local: string;
+  remote: string;
+  recursive: boolean;
+}
+
+/** What the batchUpload callback receives. */
+export class Batch {
+  readonly specs: (FileSpec | DirSpec)[] = [];
+
+  /**
+   * Adds a local file (path) or bytes at a remote file path.
+   * @example batch.putFile('./model.bin', '/models/model.bin', { mode: 0o600 });
+   */
+  putFile(source: Source, remotePath: string, options: { mode?: number } = {}): void {
+    if (typeof remotePath !== 'string' || remotePath.endsWith('/')) {
+      throw new CairnError('INVALID_ARGUMENT', `remote path ${JSON.stringify(remotePath)} ends with "/"`, {
+        path: String(remotePath),
+        hint: 'give the full remote file path, e.g. "/dir/name.txt"',
+      });
+    }
+    const remote = normalizePath(remotePath, 'remote path');
+    if (remote === '') throw new CairnError('INVALID_ARGUMENT', 'the remote path of a file cannot be the root', { path: '/' });
+    if (typeof source !== 'string' && !(source instanceof Uint8Array)) {
+      throw new CairnError('INVALID_ARGUMENT', 'putFile takes a local path or bytes', { path: `/${remote}` });
+    }
+    this.specs.push({ kind: 'file', source, remote, mode: options.mode });
+  }
+
+  /**
+   * Adds a local directory's files under a remote directory.
+   * @example batch.putDirectory('./data', '/data');
+   */
+  putDirectory(localDir: string, remotePath: string, options: { recursive?: boolean } = {}): void {
+    const remote = normalizePath(remotePath, 'remote path');
+    if (typeof localDir !== 'string' || localDir === '') throw new CairnError('INVALID_ARGUMENT', 'putDirectory needs a local directory');
+    this.specs.push({ kind: 'dir', local: localDir, remote, recursive: options.recursive ?? true });
+  }
+}
+
+interface Planned {
+  remote: string;
+  source: Source;
+  mode: number;
+  mtimeMs: number;
+}
+
+async function localStat(p: string) {
+  try {
+    return await fs.stat(p);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new CairnError('NOT_FOUND', `no local file or directory ${p}`, { path: p });
+    throw asCairnError(err, 'IO', `cannot read ${p}`, { path: p });
+  }
+}
+
+/** Expands the specs into files, checking local sources. */
+async function plan(batch: Batch): Promise<{ files: Planned[]; dirs: string[] }> {
+  const files: Planned[] = [];
+  const dirs: string[] = [];
+  const walk = async (local: string, remote: string, recursive: boolean): Promise<void> => {
+    dirs.push(remote);
+    for (const d of await fs.readdir(local, { withFileTypes: true })) {
+      const lp = path.join(local, d.name);
+      const rp = joinPath(remote, normalizePath(d.name, 'file name'));
+      const st = await localStat(lp);
+      if (st.isDirectory()) {
+        if (recursive) await walk(lp, rp, recursive);
+      } else if (st.isFile()) files.push({ remote: rp, source: lp, mode: st.mode & 0o7777, mtimeMs: st.mtimeMs });
+    }
+  };
+  for (const s of batch.specs) {
+    if (s.kind === 'file') {
+      if (typeof s.source === 'string') {
+        const st = await localStat(s.source);
+        if (!st.isFile()) throw new CairnError('IS_A_DIRECTORY', `${s.source} is not a regular file`, { path: s.source, hint: 'use putDirectory for directories' });
+        files.push({ remote: s.remote, source: s.source, mode: s.mode ?? st.mode & 0o7777, mtimeMs: st.mtimeMs });
+      } else files.push({ remote: s.remote, source: s.source, mode: s.mode ?? 0o644, mtimeMs: Date.now() });
+    } else {
+      const st = await localStat(s.local);
+      if (!st.isDirectory()) throw new CairnError('NOT_A_DIRECTORY', `${s.local} is not a directory`, { path: s.local, hint: 'use putFile for files' });
+      await walk(s.local, s.remote, s.recursive);
+    }
+  }
+  return { files, dirs };
+}
+
+/** Checks every target against the session, uploads the data, then applies everything. */
+export async function uploadBatch(s: Session, chunks: ChunkStore, batch: Batch, force: boolean): Promise<void> {
+  const { files, dirs } = await plan(batch);
+  const batchFiles = new Set(files.map((f) => f.remote));
+  for (const f of files) {
+    const cur = s.lookup(f.remote);
+    if (cur?.type === 'directory') {
+      throw new CairnError('IS_A_DIRECTORY', `/${f.remote} is a directory and is never overwritten`, { path: `/${f.remote}`, volume: s.volume.name });
+    }
+    if (cur && !force) {
+      throw new CairnError('ALREADY_EXISTS', `/${f.remote} already exists`, { path: `/${f.remote}`, volume: s.volume.name, hint: 'pass force: true to overwrite' });
+    }
+  }
+  for (const p of [...dirs, ...files.flatMap((f) => ancestors(f.remote))]) {
+    const cur = s.lookup(p);
+    if ((cur && cur.type !== 'directory') || batchFiles.has(p)) {
+      throw new CairnError('NOT_A_DIRECTORY', `/${p} is a file, not a directory`, { path: `/${p}`, volume: s.volume.name });
+    }
+  }
+  const writer = chunks.writer({ known: (h) => s.journal.knownChunk(h) });
+  const entries: [string, EntryData][] = [];
+  try {
+    for (const f of files) {
+      const e: EntryData = { type: 'file', mode: f.mode, mtimeMs: f.mtimeMs, size: 0 };
+      const size = typeof f.source === 'string' ? (await localStat(f.source)).size : f.source.length;
+      if (size <= INLINE_MAX) {
+        e.inline = Buffer.from(typeof f.source === 'string' ? await fs.readFile(f.source) : f.source);
+        e.size = e.inline.length;
+      } else {
+        e.chunks = typeof f.source === 'string' ? await writer.writeFile(f.source) : await writer.write(f.source);
+        e.size = e.chunks.reduce((n, r) => n + r.length, 0);
+      }
+      entries.push([f.remote, e]);
+    }
+    await writer.finish();
+  } catch (err) {
+    writer.abort();
+    throw err;
+  }
+  for (const d of dirs) await s.mkdirp(d);
+  for (const [remote, e] of entries) {
+    await s.mkdirp(remote.slice(0, Math.max(0, remote.lastIndexOf('/'))));
+    s.putEntry(remote, e);
+  }
+}

@@ -1,0 +1,11 @@
+/**
+ * The volume layer's public surface: the Volume API, sessions, and what a mount needs.
+ * Layers above import from here only.
+ */
+export { Volume, type StoreOption, type MountControl } from './volume.js';
+export { Batch } from './batch.js';
+export { Session, type SessionOptions } from './session.js';
+export { openSession, type OpenSessionOptions, type MountSession } from './open.js';
+export { Catalog } from './catalog.js';
+export { normalizePath, checkVolumeName } from './paths.js';
+export type { FileEntry, EntryType, Stat, CommitResult, ReloadResult, OpenFile, HistoryEntry, FsSession } from './types.js';

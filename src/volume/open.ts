@@ -1,0 +1,59 @@
+/**
+ * Opening the session a mount serves: by volume name, in the mount's own session directory, so
+ * that a daemon restarted after a crash finds and recovers its pending changes.
+ */
+import { openStore } from '../store/open.js';
+import { Catalog } from './catalog.js';
+import { Session } from './session.js';
+import { mountSessionDir } from './sessiondir.js';
+
+export interface OpenSessionOptions {
+  volume: string;
+  /** Store URL; default `$CAIRN_STORE` or the embedded file store. */
+  store?: string;
+  readOnly?: boolean;
+  /** The mountpoint: with the mount namespace, it names the session directory. */
+  mountpoint: string;
+  /** Use this session directory instead of the mount's default one. */
+  sessionDir?: string;
+  createIfMissing?: boolean;
+}
+
+/** A session for a mount, with what the daemon reports in `cairn status`. */
+export type MountSession = Session & { volumeName: string; status(): Record<string, unknown> };
+
+/**
+ * Opens (or recovers) the session of a mount.
+ * @example const s = await openSession({ volume: 'data', mountpoint: '/mnt/data' });
+ */
+export async function openSession(opts: OpenSessionOptions): Promise<MountSession> {
+  const store = await openStore(opts.store);
+  try {
+    const catalog = new Catalog(store);
+    const meta = opts.createIfMissing ? (await catalog.create(opts.volume, { allowExisting: true })).meta : await catalog.lookup(opts.volume);
+    const dir = opts.sessionDir ?? (await mountSessionDir(meta.id, opts.mountpoint));
+    const session = await Session.open({ store, volume: meta, dir, readOnly: opts.readOnly });
+    const close = session.close.bind(session);
+    return Object.assign(session, {
+      volumeName: meta.name,
+      status: () => ({
+        volume: meta.name,
+        volumeId: meta.id,
+        store: store.url,
+        seq: session.seq,
+        pending: session.pendingCount(),
+        openFiles: session.openFiles(),
+        readOnly: session.readOnly,
+        sessionDir: dir,
+        storeGets: session.chunks.gets,
+      }),
+      close: async () => {
+        await close();
+        await store.close();
+      },
+    });
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+}

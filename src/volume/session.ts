@@ -1,0 +1,514 @@
+/**
+ * A session: one snapshot of a volume plus its own uncommitted changes, with the POSIX-shaped
+ * calls a mount makes (FsSession) and the few extra ones the Volume API needs.
+ *
+ * Invariants: every call validates its paths first and changes nothing when it throws; every
+ * change to the view is one journal transaction that also records the pending op; written data
+ * lives in staging files (copy-on-write of committed files on first write); a read-only session
+ * throws READ_ONLY on every write; reload is refused while files are open (VOLUME_BUSY naming
+ * them). Commit/reload/recovery are in sync.ts.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs/promises';
+import { CairnError } from '../errors.js';
+import { ChunkStore } from '../chunks/index.js';
+import { Journal, type JournalEntry } from '../journal/journal.js';
+import type { ObjectStore } from '../store/types.js';
+import type { CommitResult, FsSession, OpenFile, ReloadResult, Stat } from './types.js';
+import type { EntryData, VolumeMeta } from './records.js';
+import { keys } from './records.js';
+import { VolumeLog } from './log.js';
+import { Staging } from './staging.js';
+import { Syncer } from './sync.js';
+import { lockSessionDir } from './sessiondir.js';
+import { baseName, isWithin, joinPath, normalizePath, parentOf } from './paths.js';
+
+export interface SessionOptions {
+  store: ObjectStore;
+  volume: VolumeMeta;
+  /** The session directory (journal + staging). Reopening one recovers its pending changes. */
+  dir: string;
+  readOnly?: boolean;
+  /** Open read-only at this past snapshot (time travel). */
+  seq?: number;
+  /** Remove the directory at close (library sessions). */
+  ephemeral?: boolean;
+  chunks?: ChunkStore;
+}
+
+const FILE_MODE = 0o644;
+
+export class Session implements FsSession {
+  readonly readOnly: boolean;
+  readonly volume: VolumeMeta;
+  readonly chunks: ChunkStore;
+  private readonly handles = new Map<number, OpenFile>();
+  private nextHandle = 1;
+  private readonly materializing = new Map<string, Promise<string>>();
+  private closed = false;
+
+  private constructor(
+    private readonly opts: SessionOptions,
+    readonly journal: Journal,
+    private readonly staging: Staging,
+    private readonly sync: Syncer,
+    private readonly unlock: () => Promise<void>,
+    chunks: ChunkStore,
+  ) {
+    this.readOnly = !!opts.readOnly || opts.seq !== undefined;
+    this.volume = opts.volume;
+    this.chunks = chunks;
+  }
+
+  /**
+   * Opens (or reopens, recovering pending changes) a session.
+   * @example const s = await Session.open({ store, volume: meta, dir: '/tmp/s1' });
+   */
+  static async open(opts: SessionOptions): Promise<Session> {
+    const unlock = await lockSessionDir(opts.dir);
+    let journal: Journal | undefined;
+    try {
+      journal = new Journal(`${opts.dir}/journal.db`);
+      const staging = new Staging(opts.dir);
+      await staging.init();
+      const chunks = opts.chunks ?? new ChunkStore({ store: opts.store, packPrefix: keys.packPrefix(opts.volume.id) });
+      const log = new VolumeLog(opts.store, opts.volume.id);
+      const known = journal.getMeta('volumeId');
+      if (known !== undefined && known !== opts.volume.id) {
+        throw new CairnError('CONFLICT', `session directory ${opts.dir} belongs to volume ${known}`, {
+          path: opts.dir,
+          hint: 'use another session directory',
+        });
+      }
+      let sessionId = journal.getMeta('sessionId');
+      if (!sessionId) {
+        sessionId = crypto.randomBytes(8).toString('hex');
+        journal.setMeta('sessionId', sessionId);
+      }
+      const sync = new Syncer(journal, log, chunks, staging, sessionId);
+      if (known === undefined) {
+        await sync.bootstrap(opts.seq ?? Infinity);
+        journal.setMeta('volumeId', opts.volume.id);
+      } else {
+        await reconcileStaged(journal, staging);
+        await sync.recover();
+      }
+      return new Session(opts, journal, staging, sync, unlock, chunks);
+    } catch (err) {
+      journal?.close();
+      await unlock();
+      throw err;
+    }
+  }
+
+  get seq(): number {
+    return this.sync.seq;
+  }
+
+  get dir(): string {
+    return this.opts.dir;
+  }
+
+  // ---- reads ---------------------------------------------------------------------------------
+
+  private entry(path: string): JournalEntry {
+    this.checkOpen();
+    const e = this.journal.get(path);
+    if (!e) throw new CairnError('NOT_FOUND', `no such file or directory: /${path}`, { path: `/${path}`, volume: this.volume.name });
+    return e;
+  }
+
+  private dirEntry(path: string): JournalEntry {
+    const e = this.entry(path);
+    if (e.type !== 'directory') throw new CairnError('NOT_A_DIRECTORY', `/${path} is not a directory`, { path: `/${path}` });
+    return e;
+  }
+
+  /** Looks up one path without throwing. */
+  lookup(path: string): Stat | undefined {
+    this.checkOpen();
+    const e = this.journal.get(normalizePath(path));
+    return e && toStat(e);
+  }
+
+  async stat(path: string): Promise<Stat> {
+    return toStat(this.entry(normalizePath(path)));
+  }
+
+  async readdir(path: string): Promise<Stat[]> {
+    const p = normalizePath(path);
+    this.dirEntry(p);
+    return this.journal.children(p).map(toStat);
+  }
+
+  /** Every entry strictly inside a directory, in path order. */
+  descendants(path: string): Stat[] {
+    const p = normalizePath(path);
+    this.dirEntry(p);
+    return this.journal.descendants(p).map(toStat);
+  }
+
+  async read(path: string, offset: number, length: number): Promise<Buffer> {
+    const e = this.entry(normalizePath(path));
+    if (e.type === 'directory') throw new CairnError('IS_A_DIRECTORY', `/${e.path} is a directory`, { path: `/${e.path}` });
+    if (e.type !== 'file') throw new CairnError('INVALID_ARGUMENT', `/${e.path} is a ${e.type}, not a file`, { path: `/${e.path}` });
+    if (e.staged) return this.staging.read(e.staged, offset, length);
+    const n = Math.max(0, Math.min(length, e.size - offset));
+    if (n === 0) return Buffer.alloc(0);
+    if (e.inline) return Buffer.from(e.inline.subarray(offset, offset + n));
+    return this.chunks.read(e.chunks ?? [], offset, n);
+  }
+
+  /** The whole committed content of a file, chunk by chunk (parallel fetch). */
+  async *stream(path: string, concurrency?: number): AsyncGenerator<Buffer> {
+    const e = this.entry(normalizePath(path));
+    if (e.type !== 'file') throw new CairnError('IS_A_DIRECTORY', `/${e.path} is not a file`, { path: `/${e.path}` });
+    if (e.staged || e.inline) {
+      const step = 4 << 20;
+      for (let off = 0; off < e.size; off += step) yield await this.read(e.path, off, step);
+      return;
+    }
+    yield* this.chunks.stream(e.chunks ?? [], { concurrency });
+  }
+
+  async readlink(path: string): Promise<string> {
+    const e = this.entry(normalizePath(path));
+    if (e.type !== 'symlink') throw new CairnError('INVALID_ARGUMENT', `/${e.path} is not a symlink`, { path: `/${e.path}` });
+    return e.target ?? '';
+  }
+
+  // ---- writes --------------------------------------------------------------------------------
+
+  private checkWritable(path?: string): void {
+    this.checkOpen();
+    if (this.readOnly) {
+      throw new CairnError('READ_ONLY', `the session is read-only${path !== undefined ? `: cannot change /${path}` : ''}`, {
+        path: path === undefined ? undefined : `/${path}`,
+        volume: this.volume.name,
+        hint: 'open the volume without readOnly to write',
+      });
+    }
+  }
+
+  /** Checks that `path` can be created: not the root, parent is a directory. */
+  private checkParent(path: string): void {
+    if (path === '') throw new CairnError('ALREADY_EXISTS', 'the root directory always exists', { path: '/' });
+    this.dirEntry(parentOf(path));
+  }
+
+  /** Marks `path` as changed (one pending put per path per commit). */
+  private markPut(path: string): void {
+    this.journal.addPending('put', path, this.sync.fence);
+  }
+
+  async create(path: string, mode = FILE_MODE): Promise<void> {
+    const p = normalizePath(path);
+    this.checkWritable(p);
+    this.checkParent(p);
+    const cur = this.journal.get(p);
+    if (cur?.type === 'directory') throw new CairnError('IS_A_DIRECTORY', `/${p} is a directory`, { path: `/${p}` });
+    await this.staging.create((staged) => {
+      this.journal.transaction(() => {
+        this.journal.applyOp({ op: 'put', path: p, entry: { type: 'file', mode: mode & 0o7777, mtimeMs: Date.now(), size: 0, staged } });
+        this.markPut(p);
+      });
+    });
+  }
+
+  /** The staging file of a file, copying committed content into a new one on first write. */
+  private async staged(p: string, keepContent = true): Promise<string> {
+    const e = this.entry(p);
+    if (e.type !== 'file') throw new CairnError(e.type === 'directory' ? 'IS_A_DIRECTORY' : 'INVALID_ARGUMENT', `/${p} is not a regular file`, { path: `/${p}` });
+    if (e.staged) return e.staged;
+    let pending = this.materializing.get(p);
+    if (!pending) {
+      pending = (async () => {
+        let name = '';
+        await this.staging.create((n) => (name = n));
+        if (keepContent && e.size > 0) {
+          let off = 0;
+          if (e.inline) await this.staging.write(name, 0, e.inline);
+          else for await (const buf of this.chunks.stream(e.chunks ?? [])) {
+            await this.staging.write(name, off, buf);
+            off += buf.length;
+          }
+          await this.staging.truncate(name, e.size);
+        }
+        const now = this.journal.get(p);
+        if (now && now.type === 'file' && !now.staged) this.journal.putRaw(p, { ...now, staged: name });
+        return this.journal.get(p)?.staged ?? name;
+      })().finally(() => this.materializing.delete(p));
+      this.materializing.set(p, pending);
+    }
+    return pending;
+  }
+
+  async write(path: string, offset: number, data: Uint8Array): Promise<void> {
+    const p = normalizePath(path);
+    this.checkWritable(p);
+    const name = await this.staged(p);
+    await this.staging.write(name, offset, data);
+    const e = this.entry(p);
+    this.journal.transaction(() => {
+      this.journal.putRaw(p, { ...e, size: Math.max(e.size, offset + data.length), mtimeMs: Date.now() });
+      this.markPut(p);
+    });
+  }
+
+  async truncate(path: string, size: number): Promise<void> {
+    const p = normalizePath(path);
+    this.checkWritable(p);
+    if (!Number.isInteger(size) || size < 0) throw new CairnError('INVALID_ARGUMENT', `invalid size ${size}`, { path: `/${p}` });
+    const name = await this.staged(p, size > 0);
+    await this.staging.truncate(name, size);
+    const e = this.entry(p);
+    this.journal.transaction(() => {
+      this.journal.putRaw(p, { ...e, size, mtimeMs: Date.now() });
+      this.markPut(p);
+    });
+  }
+
+  async fsync(path: string): Promise<void> {
+    const e = this.journal.get(normalizePath(path));
+    if (e?.staged) await this.staging.fsync(e.staged);
+  }
+
+  async mkdir(path: string, mode = 0o755): Promise<void> {
+    const p = normalizePath(path);
+    this.checkWritable(p);
+    this.checkParent(p);
+    if (this.journal.get(p)) throw new CairnError('ALREADY_EXISTS', `/${p} already exists`, { path: `/${p}` });
+    this.journal.transaction(() => {
+      this.journal.applyOp({ op: 'put', path: p, entry: { type: 'directory', mode: mode & 0o7777, mtimeMs: Date.now(), size: 0 } });
+      this.markPut(p);
+    });
+  }
+
+  /** Creates a directory and its missing parents; an existing directory is fine. */
+  async mkdirp(path: string): Promise<void> {
+    const p = normalizePath(path);
+    const segs = p === '' ? [] : p.split('/');
+    for (let i = 1; i <= segs.length; i++) {
+      const d = segs.slice(0, i).join('/');
+      const e = this.journal.get(d);
+      if (!e) await this.mkdir(d);
+      else if (e.type !== 'directory') throw new CairnError('NOT_A_DIRECTORY', `/${d} is not a directory`, { path: `/${d}` });
+    }
+  }
+
+  private remove(p: string): void {
+    this.journal.transaction(() => {
+      this.journal.applyOp({ op: 'delete', path: p });
+      this.journal.addPending('delete', p, this.sync.fence);
+    });
+  }
+
+  async unlink(path: string): Promise<void> {
+    const p = normalizePath(path);
+    this.checkWritable(p);
+    const e = this.entry(p);
+    if (e.type === 'directory') throw new CairnError('IS_A_DIRECTORY', `/${p} is a directory`, { path: `/${p}`, hint: 'use rmdir, or remove recursively' });
+    this.remove(p);
+  }
+
+  async rmdir(path: string): Promise<void> {
+    const p = normalizePath(path);
+    this.checkWritable(p);
+    this.dirEntry(p);
+    if (p === '') throw new CairnError('PERMISSION_DENIED', 'the root directory cannot be removed', { path: '/' });
+    if (this.journal.hasChildren(p)) throw new CairnError('NOT_EMPTY', `/${p} is not empty`, { path: `/${p}`, hint: 'remove its contents first, or remove recursively' });
+    this.remove(p);
+  }
+
+  /** Removes a path and, for a directory, everything inside it. */
+  async removeTree(path: string): Promise<void> {
+    const p = normalizePath(path);
+    this.checkWritable(p);
+    this.entry(p);
+    if (p === '') {
+      for (const c of this.journal.children('')) this.remove(c.path);
+      return;
+    }
+    this.remove(p);
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    const src = normalizePath(from);
+    const dst = normalizePath(to);
+    this.checkWritable(src);
+    const e = this.entry(src);
+    if (src === '' || dst === '') throw new CairnError('PERMISSION_DENIED', 'the root directory cannot be renamed or replaced', { path: '/' });
+    this.checkParent(dst);
+    if (src === dst) return;
+    if (isWithin(dst, src)) throw new CairnError('INVALID_ARGUMENT', `cannot move /${src} into itself (/${dst})`, { path: `/${dst}` });
+    const existing = this.journal.get(dst);
+    if (existing) {
+      if (e.type === 'directory' && existing.type !== 'directory') throw new CairnError('NOT_A_DIRECTORY', `/${dst} is not a directory`, { path: `/${dst}` });
+      if (e.type !== 'directory' && existing.type === 'directory') throw new CairnError('IS_A_DIRECTORY', `/${dst} is a directory`, { path: `/${dst}` });
+      if (existing.type === 'directory' && this.journal.hasChildren(dst)) throw new CairnError('NOT_EMPTY', `/${dst} is not empty`, { path: `/${dst}` });
+    }
+    this.journal.transaction(() => {
+      const moved = [e, ...(e.type === 'directory' ? this.journal.descendants(src) : [])];
+      this.journal.applyOp({ op: 'delete', path: src });
+      this.journal.addPending('delete', src, this.sync.fence);
+      if (existing) {
+        this.journal.applyOp({ op: 'delete', path: dst });
+        this.journal.addPending('delete', dst, this.sync.fence);
+      }
+      for (const m of moved) {
+        const np = dst + m.path.slice(src.length);
+        this.journal.putRaw(np, { ...m, path: np } as JournalEntry);
+        this.markPut(np);
+      }
+    });
+    for (const h of this.handles.values()) if (isWithin(h.path, src)) h.path = dst + h.path.slice(src.length);
+  }
+
+  async symlink(target: string, path: string): Promise<void> {
+    const p = normalizePath(path);
+    this.checkWritable(p);
+    this.checkParent(p);
+    if (this.journal.get(p)) throw new CairnError('ALREADY_EXISTS', `/${p} already exists`, { path: `/${p}` });
+    if (typeof target !== 'string' || target === '' || target.includes('\0')) throw new CairnError('INVALID_ARGUMENT', 'invalid symlink target', { path: `/${p}` });
+    this.putEntry(p, { type: 'symlink', mode: 0o777, mtimeMs: Date.now(), size: Buffer.byteLength(target), target });
+  }
+
+  async chmod(path: string, mode: number): Promise<void> {
+    this.touch(path, (e) => ({ ...e, mode: mode & 0o7777 }));
+  }
+
+  async utimes(path: string, mtimeMs: number): Promise<void> {
+    this.touch(path, (e) => ({ ...e, mtimeMs }));
+  }
+
+  private touch(path: string, change: (e: JournalEntry) => JournalEntry): void {
+    const p = normalizePath(path);
+    this.checkWritable(p);
+    const e = this.entry(p);
+    this.journal.transaction(() => {
+      this.journal.putRaw(p, change(e));
+      this.markPut(p);
+    });
+  }
+
+  /**
+   * Sets a path to a committed entry (chunk refs or inline data), creating missing parents:
+   * how batch uploads and copies land. Replaces what is there (callers check first).
+   */
+  putEntry(path: string, entry: EntryData): void {
+    const p = normalizePath(path);
+    this.checkWritable(p);
+    this.journal.transaction(() => {
+      this.journal.applyOp({ op: 'put', path: p, entry });
+      this.markPut(p);
+    });
+  }
+
+  /** Copies a file, symlink or (recursively) a directory by reference; written data is copied. */
+  async copy(from: string, to: string): Promise<void> {
+    const src = normalizePath(from);
+    const dst = normalizePath(to);
+    this.checkWritable(dst);
+    const e = this.entry(src);
+    if (isWithin(dst, src)) throw new CairnError('INVALID_ARGUMENT', `cannot copy /${src} into itself`, { path: `/${dst}` });
+    const all = [e, ...(e.type === 'directory' ? this.journal.descendants(src) : [])];
+    const copies: [string, EntryData & { staged?: string }][] = [];
+    for (const m of all) {
+      const { path: _p, staged, ...data } = m;
+      let copyStaged: string | undefined;
+      if (staged) {
+        copyStaged = await this.staging.create(() => {});
+        await fs.copyFile(this.staging.pathOf(staged), this.staging.pathOf(copyStaged));
+      }
+      copies.push([dst + m.path.slice(src.length), copyStaged ? { ...data, staged: copyStaged } : data]);
+    }
+    this.journal.transaction(() => {
+      for (const [p, data] of copies) {
+        this.journal.applyOp({ op: 'put', path: p, entry: data });
+        this.markPut(p);
+      }
+    });
+  }
+
+  // ---- open files, commit, reload ------------------------------------------------------------
+
+  open(path: string, pid?: number): number {
+    const h = this.nextHandle++;
+    this.handles.set(h, pid === undefined ? { path: normalizePath(path) } : { path: normalizePath(path), pid });
+    return h;
+  }
+
+  release(handle: number): void {
+    this.handles.delete(handle);
+  }
+
+  openFiles(): OpenFile[] {
+    return [...this.handles.values()].map((h) => ({ ...h, path: `/${h.path}` }));
+  }
+
+  pendingCount(): number {
+    this.checkOpen();
+    return this.journal.pendingCount();
+  }
+
+  /** Publishes pending changes as one new snapshot. Others see them after they reload. */
+  async commit(): Promise<CommitResult> {
+    this.checkOpen();
+    if (this.readOnly) return { seq: this.seq, committed: false, paths: [], overwrote: [], bytesUploaded: 0 };
+    return this.sync.commit();
+  }
+
+  /** Commits pending changes, then moves to the newest snapshot. Refused while files are open. */
+  async reload(): Promise<ReloadResult> {
+    this.checkOpen();
+    if (this.opts.seq !== undefined) {
+      throw new CairnError('INVALID_ARGUMENT', `this session is pinned at snapshot ${this.opts.seq}`, { hint: 'open a new session to see newer snapshots' });
+    }
+    const open = this.openFiles();
+    if (open.length > 0) {
+      const list = open.map((o) => (o.pid ? `${o.path} (pid ${o.pid})` : o.path)).join(', ');
+      throw new CairnError('VOLUME_BUSY', `cannot reload while files are open: ${list}`, {
+        volume: this.volume.name,
+        path: open[0]!.path,
+        openFiles: open,
+        hint: 'close these files, then reload again',
+      });
+    }
+    const commit = this.journal.pendingCount() > 0 ? await this.commit() : undefined;
+    const r = await this.sync.reload();
+    return commit ? { ...r, commit } : r;
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new CairnError('CLOSED', 'the session is closed', { volume: this.volume.name, hint: 'open a new session' });
+  }
+
+  /** Closes the journal; pending changes stay in the directory unless it is ephemeral. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.staging.closeAll();
+    this.journal.close();
+    await this.unlock();
+    if (this.opts.ephemeral) await fs.rm(this.opts.dir, { recursive: true, force: true });
+  }
+}
+
+/** After a crash: every staged entry takes its size from its staging file (the truth). */
+async function reconcileStaged(journal: Journal, staging: Staging): Promise<void> {
+  for (const { path, staged } of journal.allStaged()) {
+    const st = await staging.size(staged);
+    const e = journal.get(path);
+    if (!e) continue;
+    if (!st) journal.putRaw(path, { ...e, staged: undefined, size: 0 } as JournalEntry);
+    else if (st.size !== e.size) journal.putRaw(path, { ...e, size: st.size });
+  }
+}
+
+export function toStat(e: JournalEntry): Stat {
+  const s: Stat = { path: e.path, type: e.type, mode: e.mode, size: e.size, mtimeMs: e.mtimeMs };
+  if (e.target !== undefined) s.target = e.target;
+  return s;
+}
+
+export { baseName, joinPath };

@@ -1,0 +1,283 @@
+/**
+ * Commit, reload, bootstrap and crash recovery of a session against its volume's log.
+ *
+ * Invariants:
+ * - The journal's view is always "snapshot `seq` + pending ops". A commit publishes the pending
+ *   ops up to a fence as one record at the first free seq after the log head it knows (`ifAbsent`
+ *   is the only coordination); losing the race only moves it to the next seq, data is never
+ *   re-uploaded. Ops written while a commit runs stay pending for the next one.
+ * - Others' commits enter the view only on reload (or bootstrap); after a commit the view moves
+ *   to the new seq only when no other writer's record lies between (otherwise it stays at its
+ *   base, and reload re-applies every record after it, ours included, in log order: last writer
+ *   wins per path).
+ * - Every record is applied in one journal transaction. A commit in flight is noted in the
+ *   journal first, so a session killed after its record landed recognises it on restart.
+ */
+import crypto from 'node:crypto';
+import { CairnError } from '../errors.js';
+import type { ChunkStore } from '../chunks/index.js';
+import type { Journal, JournalEntry } from '../journal/journal.js';
+import type { CommitResult } from './types.js';
+import type { VolumeLog } from './log.js';
+import { type CommitRecord, type EntryData, FORMAT_VERSION, type Op } from './records.js';
+import type { Staging } from './staging.js';
+import { isWithin } from './paths.js';
+import { currentAuthor } from './catalog.js';
+
+/** Files up to this size are stored inside their entry instead of in a pack. */
+export const INLINE_MAX = 4096;
+/** A session whose view is the log head writes a checkpoint every this many seqs. */
+export const CHECKPOINT_EVERY = 100;
+
+type PendingRow = { id: number; op: 'put' | 'delete'; path: string };
+
+/** Strips session-local fields: what a record or checkpoint stores of an entry. */
+export function entryData(e: JournalEntry): EntryData {
+  const d: EntryData = { type: e.type, mode: e.mode, mtimeMs: e.mtimeMs, size: e.size };
+  if (e.chunks) d.chunks = e.chunks;
+  if (e.inline) d.inline = e.inline;
+  if (e.target !== undefined) d.target = e.target;
+  return d;
+}
+
+function sameContent(a: EntryData, b: EntryData): boolean {
+  if (a.type !== b.type || a.size !== b.size) return false;
+  if (a.inline || b.inline) return !!a.inline && !!b.inline && a.inline.equals(b.inline);
+  const ca = a.chunks ?? [];
+  const cb = b.chunks ?? [];
+  return ca.length === cb.length && ca.every((r, i) => r.hash === cb[i]!.hash);
+}
+
+function overlaps(a: string, b: string): boolean {
+  return isWithin(a, b) || isWithin(b, a);
+}
+
+export class Syncer {
+  /** Paths other writers' records changed after the view's seq, as learned by our commits. */
+  private readonly foreignSince = new Set<string>();
+  /** The fence of the commit in flight: pending ops above it are not part of it. */
+  fence = 0;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly journal: Journal,
+    private readonly log: VolumeLog,
+    private readonly chunks: ChunkStore,
+    private readonly staging: Staging,
+    private readonly sessionId: string,
+  ) {}
+
+  get seq(): number {
+    return this.journal.seq;
+  }
+
+  get logHead(): number {
+    return Math.max(this.journal.seq, Number(this.journal.getMeta('logHead') ?? 0));
+  }
+
+  private isOurs(r: CommitRecord): boolean {
+    return r.commitId.startsWith(`${this.sessionId}.`);
+  }
+
+  /** Runs commit/reload one at a time. */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  // ---- bootstrap -----------------------------------------------------------------------------
+
+  /** Fills an empty journal with the snapshot at `upTo` (default: the newest). */
+  async bootstrap(upTo = Infinity): Promise<void> {
+    const cp = await this.log.latestCheckpoint(upTo);
+    if (cp !== undefined) {
+      const { entries } = await this.log.readCheckpoint(cp);
+      this.journal.loadState(cp, entries);
+      this.journal.setMeta('checkpoint', String(cp));
+    }
+    const records = await this.log.recordsAfter(cp ?? 0, upTo);
+    if (upTo !== Infinity && upTo > 0 && (records.length ? records[records.length - 1]!.seq : (cp ?? 0)) !== upTo) {
+      throw new CairnError('NOT_FOUND', `snapshot ${upTo} does not exist`, { hint: 'see vol.history() for the seqs there are' });
+    }
+    this.applyRecords(records);
+  }
+
+  // ---- applying records ----------------------------------------------------------------------
+
+  /**
+   * Applies records to the view in order, each in one transaction, keeping pending ops above
+   * `fence` on top (their entries are saved and re-applied). `published` names the staging files
+   * that stay attached to the paths a just-landed commit of ours published.
+   */
+  private applyRecords(records: CommitRecord[], fence = 0, published?: Map<string, string>): void {
+    for (const r of records) {
+      this.journal.transaction(() => {
+        const later = this.journal.pending().filter((p) => p.id > fence);
+        const saved = new Map<string, JournalEntry | undefined>();
+        for (const p of later) if (p.op === 'put' && !saved.has(p.path)) saved.set(p.path, this.journal.get(p.path));
+        for (const op of r.ops) this.applyOp(op, published);
+        for (const p of later) {
+          if (p.op === 'delete') this.journal.applyOp({ op: 'delete', path: p.path });
+          else {
+            const e = saved.get(p.path);
+            if (e) this.journal.applyOp({ op: 'put', path: p.path, entry: e });
+          }
+        }
+        this.journal.seq = Math.max(this.journal.seq, r.seq);
+        this.journal.setMeta('logHead', String(Math.max(this.logHead, r.seq)));
+      });
+    }
+  }
+
+  private applyOp(op: Op, published?: Map<string, string>): void {
+    if (op.op === 'delete') {
+      this.journal.applyOp(op);
+      return;
+    }
+    if (op.entry.chunks) this.journal.addChunks(op.entry.chunks);
+    const cur = this.journal.get(op.path);
+    let staged = published?.get(op.path);
+    if (!staged && cur?.staged && sameContent(cur, op.entry)) staged = cur.staged;
+    this.journal.applyOp({ op: 'put', path: op.path, entry: staged ? { ...op.entry, staged } : op.entry });
+  }
+
+  // ---- commit --------------------------------------------------------------------------------
+
+  commit(): Promise<CommitResult> {
+    return this.serial(() => this.commitNow());
+  }
+
+  private async commitNow(): Promise<CommitResult> {
+    const pending = this.journal.pending();
+    if (pending.length === 0) return { seq: this.seq, committed: false, paths: [], overwrote: [], bytesUploaded: 0 };
+    const fence = pending[pending.length - 1]!.id;
+    this.fence = fence;
+    try {
+      const { ops, published, bytesUploaded } = await this.buildOps(pending);
+      const commitId = `${this.sessionId}.${Date.now().toString(36)}.${crypto.randomBytes(4).toString('hex')}`;
+      this.journal.setMeta('inflight', JSON.stringify({ commitId, fence }));
+      const base = this.seq;
+      let target = this.logHead + 1;
+      const foreign: CommitRecord[] = [];
+      let record: CommitRecord;
+      for (;;) {
+        record = { version: FORMAT_VERSION, seq: target, base, time: Date.now(), author: currentAuthor(), commitId, ops };
+        if (await this.log.tryAppend(record)) break;
+        const newer = await this.log.recordsAfter(target - 1);
+        for (const r of newer) if (!this.isOurs(r)) foreign.push(r);
+        target = (newer.length ? newer[newer.length - 1]!.seq : target) + 1;
+      }
+      for (const r of foreign) for (const op of r.ops) this.foreignSince.add(op.path);
+      const viewWasHead = this.logHead === base && foreign.length === 0;
+      this.finishCommit(record, fence, published, viewWasHead);
+      const paths = ops.map((o) => o.path);
+      const overwrote = paths.filter((p) => [...this.foreignSince].some((q) => overlaps(p, q)));
+      await this.afterChange();
+      return { seq: record.seq, committed: true, paths, overwrote, bytesUploaded };
+    } finally {
+      this.fence = 0;
+    }
+  }
+
+  /** Turns pending ops into record ops, chunking and uploading staged files. */
+  private async buildOps(pending: PendingRow[]) {
+    const writer = this.chunks.writer({ known: (h) => this.journal.knownChunk(h) });
+    const ops: Op[] = [];
+    const published = new Map<string, string>();
+    try {
+      for (const p of pending) {
+        if (p.op === 'delete') {
+          ops.push({ op: 'delete', path: p.path });
+          continue;
+        }
+        const e = this.journal.get(p.path);
+        if (!e) continue;
+        const entry = entryData(e);
+        if (e.type === 'file' && e.staged) {
+          const st = await this.staging.size(e.staged);
+          const size = st?.size ?? 0;
+          delete entry.chunks;
+          delete entry.inline;
+          if (size <= INLINE_MAX) {
+            entry.inline = await this.staging.read(e.staged, 0, size);
+            entry.size = entry.inline.length;
+          } else {
+            entry.chunks = await writer.writeFile(this.staging.pathOf(e.staged));
+            entry.size = entry.chunks.reduce((n, r) => n + r.length, 0);
+          }
+          published.set(p.path, e.staged);
+        }
+        ops.push({ op: 'put', path: p.path, entry });
+      }
+      const done = await writer.finish();
+      this.journal.transaction(() => this.journal.addChunks(done.newChunks));
+      return { ops, published, bytesUploaded: done.bytesUploaded };
+    } catch (err) {
+      writer.abort();
+      throw err;
+    }
+  }
+
+  private finishCommit(record: CommitRecord, fence: number, published: Map<string, string>, viewWasHead: boolean): void {
+    const before = this.journal.seq;
+    this.journal.transaction(() => {
+      this.applyRecords([record], fence, published);
+      this.journal.clearPending(fence);
+      this.journal.setMeta('inflight', undefined);
+      this.journal.seq = viewWasHead ? record.seq : before;
+      this.journal.setMeta('logHead', String(record.seq));
+    });
+  }
+
+  /** After a restart: finishes a commit whose record landed before the process died. */
+  async recover(): Promise<void> {
+    const raw = this.journal.getMeta('inflight');
+    if (!raw) return;
+    const { commitId, fence } = JSON.parse(raw) as { commitId: string; fence: number };
+    const records = await this.log.recordsAfter(this.seq);
+    const i = records.findIndex((r) => r.commitId === commitId);
+    if (i < 0) {
+      this.journal.setMeta('inflight', undefined); // it never landed: the pending ops are still there
+      return;
+    }
+    const viewWasHead = records.slice(0, i).every((r) => this.isOurs(r));
+    const published = new Map<string, string>();
+    for (const op of records[i]!.ops) {
+      const staged = op.op === 'put' ? this.journal.get(op.path)?.staged : undefined;
+      if (staged) published.set(op.path, staged);
+    }
+    this.finishCommit(records[i]!, fence, published, viewWasHead);
+  }
+
+  // ---- reload --------------------------------------------------------------------------------
+
+  /** Applies every record after the view's seq (pending ops must have been committed first). */
+  reload(): Promise<{ from: number; seq: number }> {
+    return this.serial(async () => {
+      const from = this.seq;
+      const records = await this.log.recordsAfter(from);
+      this.applyRecords(records, this.journal.pending().at(-1)?.id ?? 0);
+      this.foreignSince.clear();
+      await this.afterChange();
+      return { from, seq: this.seq };
+    });
+  }
+
+  /** Housekeeping after the view changed: unreferenced staging files, periodic checkpoints. */
+  private async afterChange(): Promise<void> {
+    const referenced = new Set<string>();
+    await this.staging.sweep((name) => {
+      if (referenced.size === 0) for (const s of this.journal.allStaged()) referenced.add(s.staged);
+      return referenced.has(name);
+    });
+    const seq = this.seq;
+    const last = Number(this.journal.getMeta('checkpoint') ?? 0);
+    if (seq === this.logHead && seq - last >= CHECKPOINT_EVERY && this.journal.pendingCount() === 0) {
+      const entries: [string, EntryData][] = [];
+      for (const e of this.journal.iterateAll()) entries.push([e.path, entryData(e)]);
+      await this.log.writeCheckpoint(seq, entries);
+      this.journal.setMeta('checkpoint', String(seq));
+    }
+  }
+}

@@ -1,0 +1,344 @@
+/**
+ * The Modal-compatible Volume API: named volumes on an object store, each mutating call one
+ * commit, each read seeing the latest committed state.
+ *
+ * Invariants: a Volume handle works through one private session (a journal in a private
+ * directory) that it reloads before every call and commits after every mutation; calls on one
+ * handle run one at a time; a call that fails leaves the volume unchanged (the private session
+ * is discarded, never committed later by accident); a read-only handle throws READ_ONLY on
+ * every write. `commit()`/`reload()` reach the FUSE daemon when the volume is mounted here.
+ */
+import type { Writable } from 'node:stream';
+import { CairnError } from '../errors.js';
+import { openStore } from '../store/open.js';
+import type { ObjectStore } from '../store/types.js';
+import { ChunkStore } from '../chunks/index.js';
+import type { EntryType, FileEntry, HistoryEntry, Stat } from './types.js';
+import { Catalog } from './catalog.js';
+import { VolumeLog } from './log.js';
+import { type VolumeMeta, keys } from './records.js';
+import { Session } from './session.js';
+import { privateSessionDir } from './sessiondir.js';
+import { baseName, checkNoGlob, joinPath, normalizePath, parentOf } from './paths.js';
+import { Batch, uploadBatch } from './batch.js';
+
+export interface StoreOption {
+  /** A store URL (`file:///…`, `s3://bucket/prefix?…`) or an open store; default `$CAIRN_STORE` or the embedded file store. */
+  store?: string | ObjectStore;
+}
+
+/** How `vol.commit()`/`vol.reload()` reach a mount of the volume; installed by the package entry. */
+export type MountControl = (volumeName: string, op: 'commit' | 'reload') => Promise<unknown | undefined>;
+
+async function resolveStore(opt: StoreOption['store']): Promise<{ store: ObjectStore; owned: boolean }> {
+  if (opt && typeof opt !== 'string') return { store: opt, owned: false };
+  return { store: await openStore(opt), owned: true };
+}
+
+function toFileEntry(s: Stat): FileEntry {
+  return { path: s.path, type: s.type as EntryType, mtime: Math.floor(s.mtimeMs / 1000), size: s.size };
+}
+
+export class Volume implements AsyncDisposable {
+  /** Set by the package entry so that commit/reload reach a FUSE mount of this volume. */
+  static mountControl: MountControl | undefined;
+
+  private own: Session | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
+  private closed = false;
+  private readonly chunks: ChunkStore;
+
+  private constructor(
+    readonly store: ObjectStore,
+    private meta: VolumeMeta,
+    readonly isReadOnly: boolean,
+    private readonly owned: { store: boolean; ephemeral: boolean },
+  ) {
+    this.chunks = new ChunkStore({ store, packPrefix: keys.packPrefix(meta.id) });
+  }
+
+  /**
+   * A volume by name.
+   * @example const vol = await Volume.fromName('data', { createIfMissing: true });
+   */
+  static async fromName(name: string, options: StoreOption & { createIfMissing?: boolean; readOnly?: boolean } = {}): Promise<Volume> {
+    const { store, owned } = await resolveStore(options.store);
+    try {
+      const catalog = new Catalog(store);
+      const meta = options.createIfMissing ? (await catalog.create(name, { allowExisting: true })).meta : await catalog.lookup(name);
+      return new Volume(store, meta, !!options.readOnly, { store: owned, ephemeral: false });
+    } catch (err) {
+      if (owned) await store.close();
+      throw err;
+    }
+  }
+
+  /** A volume by its id (`vo-…`). @example const vol = await Volume.fromId(id); */
+  static async fromId(id: string, options: StoreOption = {}): Promise<Volume> {
+    const { store, owned } = await resolveStore(options.store);
+    try {
+      return new Volume(store, await new Catalog(store).byId(id), false, { store: owned, ephemeral: false });
+    } catch (err) {
+      if (owned) await store.close();
+      throw err;
+    }
+  }
+
+  /**
+   * A temporary volume, deleted on close.
+   * @example await using vol = await Volume.ephemeral();
+   */
+  static async ephemeral(options: StoreOption = {}): Promise<Volume> {
+    const { store, owned } = await resolveStore(options.store);
+    const name = `ephemeral-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
+    const { meta } = await new Catalog(store).create(name);
+    return new Volume(store, meta, false, { store: owned, ephemeral: true });
+  }
+
+  /** Volume management, as Modal's `Volume.objects`. */
+  static readonly objects = {
+    /** @example await Volume.objects.create('data', { allowExisting: true }); */
+    async create(name: string, options: StoreOption & { allowExisting?: boolean } = {}): Promise<void> {
+      await withStore(options.store, (s) => new Catalog(s).create(name, options));
+    },
+    /** Newest first. @example const vols = await Volume.objects.list({ maxObjects: 10 }); */
+    async list(options: StoreOption & { maxObjects?: number; createdBefore?: Date | number } = {}) {
+      const metas = await withStore(options.store, (s) => new Catalog(s).list(options));
+      return metas.map((m) => ({ name: m.name, id: m.id, createdAt: new Date(m.createdAt), createdBy: m.createdBy }));
+    },
+    /** Irreversible. @example await Volume.objects.delete('data', { allowMissing: true }); */
+    async delete(name: string, options: StoreOption & { allowMissing?: boolean } = {}): Promise<void> {
+      await withStore(options.store, (s) => new Catalog(s).delete(name, options));
+    },
+  };
+
+  /** @example await Volume.rename('old', 'new'); */
+  static async rename(oldName: string, newName: string, options: StoreOption = {}): Promise<void> {
+    await withStore(options.store, (s) => new Catalog(s).rename(oldName, newName));
+  }
+
+  get name(): string {
+    return this.meta.name;
+  }
+
+  get id(): string {
+    return this.meta.id;
+  }
+
+  /** @example const { name, createdAt, createdBy } = await vol.info(); */
+  async info(): Promise<{ name: string; id: string; createdAt: Date; createdBy: string }> {
+    return { name: this.meta.name, id: this.meta.id, createdAt: new Date(this.meta.createdAt), createdBy: this.meta.createdBy };
+  }
+
+  /** A handle whose writes fail with READ_ONLY (a mount of it is read-only). */
+  readOnly(): Volume {
+    return new Volume(this.store, this.meta, true, { store: false, ephemeral: false });
+  }
+
+  // ---- the private session -------------------------------------------------------------------
+
+  private run<T>(write: boolean, fn: (s: Session) => Promise<T>): Promise<T> {
+    const task = async () => {
+      if (this.closed) throw new CairnError('CLOSED', 'the volume handle is closed', { volume: this.name });
+      if (write && this.isReadOnly) {
+        throw new CairnError('READ_ONLY', `volume ${this.name} was opened read-only`, { volume: this.name, hint: 'use a handle without readOnly()' });
+      }
+      if (!this.own) {
+        this.own = await Session.open({ store: this.store, volume: this.meta, dir: await privateSessionDir(this.meta.id), ephemeral: true, chunks: this.chunks });
+      } else {
+        await this.own.reload();
+      }
+      try {
+        const out = await fn(this.own);
+        if (write) await this.own.commit();
+        return out;
+      } catch (err) {
+        if (write) await this.discardSession();
+        throw err;
+      }
+    };
+    const p = this.queue.then(task, task);
+    this.queue = p.catch(() => undefined);
+    return p;
+  }
+
+  private async discardSession(): Promise<void> {
+    const s = this.own;
+    this.own = undefined;
+    await s?.close().catch(() => undefined);
+  }
+
+  // ---- reads ---------------------------------------------------------------------------------
+
+  /**
+   * Entries of a directory (or the one entry of a file path).
+   * @example for (const e of await vol.listdir('/data', { recursive: true })) console.log(e.path, e.size);
+   */
+  async listdir(path = '/', options: { recursive?: boolean } = {}): Promise<FileEntry[]> {
+    checkNoGlob(path);
+    const p = normalizePath(path);
+    return this.run(false, async (s) => {
+      const st = await s.stat(p);
+      if (st.type !== 'directory') return [toFileEntry(st)];
+      return (options.recursive ? s.descendants(p) : await s.readdir(p)).map(toFileEntry);
+    });
+  }
+
+  /** Like listdir, streamed; recursive by default (as Modal's iterdir). */
+  async *iterdir(path = '/', options: { recursive?: boolean } = {}): AsyncGenerator<FileEntry> {
+    yield* await this.listdir(path, { recursive: options.recursive ?? true });
+  }
+
+  /**
+   * A file's bytes, in chunks.
+   * @example for await (const buf of vol.readFile('/a.txt')) process.stdout.write(buf);
+   */
+  async *readFile(path: string): AsyncGenerator<Buffer> {
+    const p = normalizePath(path);
+    const entry = await this.run(false, async (s) => {
+      const st = await s.stat(p);
+      if (st.type === 'directory') throw new CairnError('IS_A_DIRECTORY', `/${p} is a directory`, { path: `/${p}`, volume: this.name });
+      return s.journal.get(p)!;
+    });
+    if (entry.inline) {
+      yield Buffer.from(entry.inline);
+      return;
+    }
+    yield* this.chunks.stream(entry.chunks ?? [], { concurrency: 8 });
+  }
+
+  /**
+   * Downloads a file into a writable (chunks fetched in parallel); returns the byte count.
+   * @example const n = await vol.readFileInto('/big.bin', fs.createWriteStream('big.bin'));
+   */
+  async readFileInto(path: string, writable: Writable | { write(b: Buffer): unknown }): Promise<number> {
+    let n = 0;
+    for await (const buf of this.readFile(path)) {
+      n += buf.length;
+      const ok = writable.write(buf);
+      if (ok === false && 'once' in writable) await new Promise((r) => (writable as Writable).once('drain', r));
+    }
+    return n;
+  }
+
+  /** Commits as one volume history: seq, time, author, paths changed. */
+  async history(options: { limit?: number } = {}): Promise<HistoryEntry[]> {
+    const records = await new VolumeLog(this.store, this.id).recordsAfter(0);
+    const out = records.map((r) => ({ seq: r.seq, time: r.time, author: r.author, paths: r.ops.map((o) => `/${o.path}`) }));
+    return options.limit ? out.slice(-options.limit) : out;
+  }
+
+  /**
+   * A session of this volume: the exact semantics of a mount. With `seq`, read-only at that snapshot.
+   * @example const s = await vol.session(); await s.write('/a', 0, buf); await s.commit();
+   */
+  async session(options: { seq?: number; readOnly?: boolean; dir?: string } = {}): Promise<Session> {
+    const dir = options.dir ?? (await privateSessionDir(this.meta.id));
+    return Session.open({
+      store: this.store,
+      volume: this.meta,
+      dir,
+      readOnly: this.isReadOnly || options.readOnly,
+      seq: options.seq,
+      ephemeral: options.dir === undefined,
+      chunks: this.chunks,
+    });
+  }
+
+  // ---- writes --------------------------------------------------------------------------------
+
+  /**
+   * Removes a file, or a directory with `recursive`.
+   * @example await vol.removeFile('/old', { recursive: true });
+   */
+  async removeFile(path: string, options: { recursive?: boolean } = {}): Promise<void> {
+    const p = normalizePath(path);
+    await this.run(true, async (s) => {
+      const st = await s.stat(p);
+      if (st.type === 'directory' && !options.recursive) {
+        throw new CairnError('IS_A_DIRECTORY', `/${p} is a directory`, { path: `/${p}`, volume: this.name, hint: 'pass recursive: true to remove it and its contents' });
+      }
+      await s.removeTree(p);
+    });
+  }
+
+  /**
+   * Copies files inside the volume with `cp` semantics; only references are copied.
+   * @example await vol.copyFiles(['/a.txt', '/b.txt'], '/backup/');
+   */
+  async copyFiles(srcPaths: string[], dstPath: string, options: { recursive?: boolean } = {}): Promise<void> {
+    if (!Array.isArray(srcPaths) || srcPaths.length === 0) throw new CairnError('INVALID_ARGUMENT', 'copyFiles needs at least one source path');
+    const srcs = srcPaths.map((p) => normalizePath(p, 'source path'));
+    const dst = normalizePath(dstPath, 'destination path');
+    await this.run(true, async (s) => {
+      const dstStat = s.lookup(dst);
+      const into = dstStat?.type === 'directory';
+      if (!into && srcs.length > 1) {
+        throw new CairnError(dstStat ? 'NOT_A_DIRECTORY' : 'NOT_FOUND', `copying several files needs an existing directory as the destination: /${dst}`, { path: `/${dst}` });
+      }
+      const plan: [string, string][] = [];
+      for (const src of srcs) {
+        const st = await s.stat(src);
+        if (st.type === 'directory' && !options.recursive) {
+          throw new CairnError('IS_A_DIRECTORY', `/${src} is a directory`, { path: `/${src}`, hint: 'pass recursive: true to copy directories' });
+        }
+        const target = into ? joinPath(dst, baseName(src)) : dst;
+        const existing = s.lookup(target);
+        if (existing?.type === 'directory' && st.type !== 'directory') throw new CairnError('IS_A_DIRECTORY', `/${target} is a directory`, { path: `/${target}` });
+        if (existing && existing.type !== 'directory' && st.type === 'directory') throw new CairnError('NOT_A_DIRECTORY', `/${target} is not a directory`, { path: `/${target}` });
+        if (!into && !s.lookup(parentOf(target))) throw new CairnError('NOT_FOUND', `no such directory: /${parentOf(target)}`, { path: `/${parentOf(target)}` });
+        plan.push([src, target]);
+      }
+      for (const [src, target] of plan) {
+        if (s.lookup(target)?.type === 'directory') {
+          for (const child of await s.readdir(src)) await s.copy(child.path, joinPath(target, baseName(child.path)));
+        } else await s.copy(src, target);
+      }
+    });
+  }
+
+  /**
+   * Uploads files and directories in one all-or-nothing commit.
+   * @example await vol.batchUpload({ force: true }, async (b) => { b.putFile('./a.txt', '/a.txt'); b.putDirectory('./dir', '/dir'); });
+   */
+  async batchUpload(options: { force?: boolean }, fn: (batch: Batch) => unknown | Promise<unknown>): Promise<void> {
+    const batch = new Batch();
+    await fn(batch);
+    await this.run(true, (s) => uploadBatch(s, this.chunks, batch, !!options.force));
+  }
+
+  // ---- commit / reload / close ---------------------------------------------------------------
+
+  /** Commits the mount of this volume here, if there is one; otherwise every call already committed. */
+  async commit(): Promise<void> {
+    await Volume.mountControl?.(this.name, 'commit');
+  }
+
+  /** Reloads the mount of this volume here, if there is one; this handle always reads the latest state. */
+  async reload(): Promise<void> {
+    await Volume.mountControl?.(this.name, 'reload');
+  }
+
+  /** Releases the handle; an ephemeral volume is deleted. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.queue;
+    this.closed = true;
+    await this.discardSession();
+    if (this.owned.ephemeral) await new Catalog(this.store).delete(this.meta.name, { allowMissing: true });
+    if (this.owned.store) await this.store.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+async function withStore<T>(opt: StoreOption['store'], fn: (s: ObjectStore) => Promise<T>): Promise<T> {
+  const { store, owned } = await resolveStore(opt);
+  try {
+    return await fn(store);
+  } finally {
+    if (owned) await store.close();
+  }
+}

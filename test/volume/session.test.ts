@@ -1,0 +1,214 @@
+import '../helpers/env.js';
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import { Volume } from '../../src/volume/index.js';
+import type { Session } from '../../src/volume/session.js';
+import { forEachBackend } from '../helpers/backends.js';
+
+const text = async (s: Session, p: string) => (await s.read(p, 0, 1 << 30)).toString();
+async function writeFile(s: Session, p: string, data: string | Buffer) {
+  await s.create(p, 0o644);
+  await s.write(p, 0, Buffer.from(data));
+}
+async function rejectsCode(p: Promise<unknown>, code: string) {
+  await assert.rejects(p, (e: any) => e.code === code || assert.fail(`expected ${code}, got ${e.code}: ${e.message}`));
+}
+
+forEachBackend((b) =>
+  describe(`session (${b.name})`, () => {
+    before(() => b.start());
+    after(() => b.stop());
+    let n = 0;
+    const fresh = async () => Volume.fromName(`v${++n}`, { createIfMissing: true, store: await b.open() });
+
+    it('isolates writes until commit, and others until reload', async () => {
+      const vol = await fresh();
+      const a = await vol.session();
+      const c = await vol.session();
+      await writeFile(a, '/x.txt', 'hello');
+      await rejectsCode(c.stat('/x.txt'), 'NOT_FOUND');
+      const res = await a.commit();
+      assert.equal(res.committed, true);
+      assert.deepEqual(res.paths, ['x.txt']);
+      await rejectsCode(c.stat('/x.txt'), 'NOT_FOUND');
+      const r = await c.reload();
+      assert.equal(r.seq, res.seq);
+      assert.equal(await text(c, '/x.txt'), 'hello');
+      assert.equal((await vol.listdir('/')).map((e) => e.path).join(), 'x.txt');
+      await a.close();
+      await c.close();
+      await vol.close();
+    });
+
+    it('keeps concurrent commits to distinct paths, and the last writer wins on one path', async () => {
+      const vol = await fresh();
+      const a = await vol.session();
+      const c = await vol.session();
+      await writeFile(a, '/a', 'from a');
+      await writeFile(c, '/c', 'from c');
+      await writeFile(a, '/same', 'a wrote');
+      await writeFile(c, '/same', 'c wrote');
+      const ra = await a.commit();
+      const rc = await c.commit();
+      assert.equal(rc.seq, ra.seq + 1);
+      assert.deepEqual(ra.overwrote, []);
+      assert.deepEqual(rc.overwrote, ['same']);
+      // c's view is still its own snapshot + its changes: a's file is invisible until reload
+      await rejectsCode(c.stat('/a'), 'NOT_FOUND');
+      await c.reload();
+      await a.reload();
+      for (const s of [a, c]) {
+        assert.equal(await text(s, '/a'), 'from a');
+        assert.equal(await text(s, '/c'), 'from c');
+        assert.equal(await text(s, '/same'), 'c wrote');
+      }
+      await Promise.all([a.close(), c.close()]);
+      await vol.close();
+    });
+
+    it('delete vs modify, and a directory replaced by a file and the reverse', async () => {
+      const vol = await fresh();
+      const a = await vol.session();
+      await a.mkdir('/d', 0o755);
+      await writeFile(a, '/d/f', 'in dir');
+      await writeFile(a, '/g', 'file g');
+      await writeFile(a, '/m', 'm0');
+      await a.commit();
+      const c = await vol.session();
+      // a deletes /m, c modifies it afterwards: c's later commit wins
+      await a.unlink('/m');
+      await c.write('/m', 0, Buffer.from('m1'));
+      // a replaces directory /d by a file; c replaces file /g by a directory
+      await a.rmdir('/d').catch(() => undefined);
+      await a.unlink('/d/f');
+      await a.rmdir('/d');
+      await writeFile(a, '/d', 'now a file');
+      await c.unlink('/g');
+      await c.mkdir('/g', 0o755);
+      await writeFile(c, '/g/inner', 'inner');
+      await a.commit();
+      await c.commit();
+      const v = await vol.session();
+      assert.equal(await text(v, '/m'), 'm1');
+      assert.equal((await v.stat('/d')).type, 'file');
+      assert.equal(await text(v, '/d'), 'now a file');
+      assert.equal((await v.stat('/g')).type, 'directory');
+      assert.equal(await text(v, '/g/inner'), 'inner');
+      await Promise.all([a.close(), c.close(), v.close()]);
+      await vol.close();
+    });
+
+    it('a later delete of a directory removes the subtree as it stands', async () => {
+      const vol = await fresh();
+      const a = await vol.session();
+      await a.mkdir('/d', 0o755);
+      await writeFile(a, '/d/old', 'x');
+      await a.commit();
+      const c = await vol.session();
+      await writeFile(a, '/d/new', 'y');
+      await a.commit();
+      await c.unlink('/d/old');
+      await c.rmdir('/d');
+      await c.commit();
+      const v = await vol.session();
+      await rejectsCode(v.stat('/d'), 'NOT_FOUND');
+      await rejectsCode(v.stat('/d/new'), 'NOT_FOUND');
+      await Promise.all([a.close(), c.close(), v.close()]);
+      await vol.close();
+    });
+
+    it('random writes, appends, truncate and large files round-trip through a commit', async () => {
+      const vol = await fresh();
+      const a = await vol.session();
+      const big = crypto.randomBytes(5 * 1024 * 1024 + 123);
+      await writeFile(a, '/big', big);
+      await a.commit();
+      const c = await vol.session();
+      assert.ok((await c.read('/big', 0, big.length)).equals(big));
+      await c.write('/big', 1000, Buffer.from('PATCH'));
+      big.write('PATCH', 1000);
+      await c.write('/big', big.length, Buffer.from('TAIL'));
+      const grown = Buffer.concat([big, Buffer.from('TAIL')]);
+      assert.ok((await c.read('/big', 0, grown.length + 10)).equals(grown));
+      await c.truncate('/big', 3000000);
+      await c.commit();
+      const v = await vol.session();
+      assert.equal((await v.stat('/big')).size, 3000000);
+      assert.ok((await v.read('/big', 0, 3000000)).equals(grown.subarray(0, 3000000)));
+      assert.equal((await v.read('/big', 1000, 5)).toString(), 'PATCH');
+      await Promise.all([a.close(), c.close(), v.close()]);
+      await vol.close();
+    });
+
+    it('renames files and non-empty directories, refuses bad moves', async () => {
+      const vol = await fresh();
+      const a = await vol.session();
+      await a.mkdir('/d', 0o755);
+      await writeFile(a, '/d/f', 'f');
+      await writeFile(a, '/x', 'x');
+      await writeFile(a, '/y', 'y');
+      await a.rename('/x', '/y');
+      assert.equal(await text(a, '/y'), 'x');
+      await a.rename('/d', '/e');
+      assert.equal(await text(a, '/e/f'), 'f');
+      await rejectsCode(a.rename('/e', '/e/sub'), 'INVALID_ARGUMENT');
+      await a.mkdir('/full', 0o755);
+      await writeFile(a, '/full/z', 'z');
+      await rejectsCode(a.rename('/e', '/full'), 'NOT_EMPTY');
+      await rejectsCode(a.rmdir('/full'), 'NOT_EMPTY');
+      await a.commit();
+      const v = await vol.session();
+      assert.deepEqual((await v.readdir('/')).map((s) => s.path), ['e', 'full', 'y']);
+      assert.equal(await text(v, '/e/f'), 'f');
+      await Promise.all([a.close(), v.close()]);
+      await vol.close();
+    });
+
+    it('refuses reload with open files, naming them; time travel; history', async () => {
+      const vol = await fresh();
+      const a = await vol.session();
+      await writeFile(a, '/one', '1');
+      const first = await a.commit();
+      await a.write('/one', 0, Buffer.from('2'));
+      await a.symlink('one', '/link');
+      await a.chmod('/one', 0o600);
+      await a.commit();
+      const h = a.open('/one', 4242);
+      await rejectsCode(a.reload(), 'VOLUME_BUSY');
+      await a.reload().catch((e) => {
+        assert.match(e.message, /\/one \(pid 4242\)/);
+        assert.deepEqual(e.context.openFiles, [{ path: '/one', pid: 4242 }]);
+      });
+      a.release(h);
+      await a.reload();
+      const old = await vol.session({ seq: first.seq });
+      assert.equal(await text(old, '/one'), '1');
+      await rejectsCode(old.stat('/link'), 'NOT_FOUND');
+      await rejectsCode(old.create('/new', 0o644), 'READ_ONLY');
+      await rejectsCode(vol.session({ seq: 99 }), 'NOT_FOUND');
+      const hist = await vol.history();
+      assert.deepEqual(hist.map((x) => x.seq), [1, 2]);
+      assert.deepEqual(hist[1]!.paths.sort(), ['/link', '/one']);
+      assert.equal(await a.readlink('/link'), 'one');
+      assert.equal((await a.stat('/one')).mode, 0o600);
+      await Promise.all([a.close(), old.close()]);
+      await vol.close();
+    });
+
+    it('recovers pending changes of a closed (or killed) session directory', async () => {
+      const vol = await fresh();
+      const dir = `${process.env.CAIRN_HOME}/recover-${b.name}-${n}`;
+      const a = await vol.session({ dir });
+      await writeFile(a, '/kept', 'pending data');
+      await a.close();
+      const again = await vol.session({ dir });
+      assert.equal(again.pendingCount(), 1);
+      assert.equal(await text(again, '/kept'), 'pending data');
+      await again.commit();
+      await again.close();
+      assert.equal((await vol.listdir('/')).length, 1);
+      await vol.close();
+    });
+  }),
+);
