@@ -1,0 +1,181 @@
+import '../helpers/env.js';
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
+import { Volume } from '../../src/index.js';
+import { forEachBackend } from '../helpers/backends.js';
+
+async function rejectsCode(p: Promise<unknown> | (() => unknown), code: string) {
+  const run = typeof p === 'function' ? async () => p() : () => p;
+  await assert.rejects(run, (e: any) => e.code === code || assert.fail(`expected ${code}, got ${e.code}: ${e.message}`));
+}
+async function readAll(vol: Volume, p: string) {
+  const bufs: Buffer[] = [];
+  for await (const b of vol.readFile(p)) bufs.push(b);
+  return Buffer.concat(bufs);
+}
+
+forEachBackend((b) =>
+  describe(`Volume API (${b.name})`, () => {
+    let url = '';
+    let local = '';
+    before(async () => {
+      await b.start();
+      url = b.url();
+      local = await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-local-'));
+      await fs.mkdir(path.join(local, 'tree/sub'), { recursive: true });
+      await fs.writeFile(path.join(local, 'tree/a.txt'), 'A');
+      await fs.writeFile(path.join(local, 'tree/sub/b.bin'), crypto.randomBytes(300_000));
+      await fs.writeFile(path.join(local, 'one.txt'), 'one');
+    });
+    after(async () => {
+      await b.stop();
+      await fs.rm(local, { recursive: true, force: true });
+    });
+
+    it('creates, lists newest first, renames and deletes volumes', async () => {
+      await rejectsCode(Volume.fromName('missing', { store: url }), 'NOT_FOUND');
+      await Volume.objects.create('first', { store: url });
+      await rejectsCode(Volume.objects.create('first', { store: url }), 'ALREADY_EXISTS');
+      await Volume.objects.create('first', { store: url, allowExisting: true });
+      await new Promise((r) => setTimeout(r, 5));
+      const second = await Volume.fromName('second', { store: url, createIfMissing: true });
+      const info = await second.info();
+      assert.equal(info.name, 'second');
+      assert.ok(info.createdAt instanceof Date && info.createdBy.includes('@'));
+      await second.close();
+      let list = await Volume.objects.list({ store: url });
+      assert.deepEqual(list.map((v) => v.name), ['second', 'first']);
+      assert.deepEqual((await Volume.objects.list({ store: url, maxObjects: 1 })).map((v) => v.name), ['second']);
+      assert.deepEqual((await Volume.objects.list({ store: url, createdBefore: list[0]!.createdAt })).map((v) => v.name), ['first']);
+      await Volume.rename('first', 'renamed', { store: url });
+      await rejectsCode(Volume.rename('renamed', 'second', { store: url }), 'ALREADY_EXISTS');
+      const byId = await Volume.fromId(list[1]!.id, { store: url });
+      assert.equal(byId.name, 'renamed');
+      await byId.close();
+      await Volume.objects.delete('renamed', { store: url });
+      await rejectsCode(Volume.objects.delete('renamed', { store: url }), 'NOT_FOUND');
+      await Volume.objects.delete('renamed', { store: url, allowMissing: true });
+      list = await Volume.objects.list({ store: url });
+      assert.deepEqual(list.map((v) => v.name), ['second']);
+      for (const bad of ['', 'has space', 'a/b', 'x'.repeat(64), '..']) {
+        await rejectsCode(Volume.objects.create(bad, { store: url }), 'INVALID_ARGUMENT');
+      }
+      assert.deepEqual((await Volume.objects.list({ store: url })).map((v) => v.name), ['second']);
+    });
+
+    it('batch uploads all or nothing, with force and directory rules', async () => {
+      const vol = await Volume.fromName('batch', { store: url, createIfMissing: true });
+      await vol.batchUpload({}, (batch) => {
+        batch.putFile(path.join(local, 'one.txt'), '/docs/one.txt');
+        batch.putFile(Buffer.from('bytes'), '/docs/bytes.txt', { mode: 0o600 });
+        batch.putDirectory(path.join(local, 'tree'), '/tree');
+      });
+      const all = await vol.listdir('/', { recursive: true });
+      assert.deepEqual(all.map((e) => e.path), ['docs', 'docs/bytes.txt', 'docs/one.txt', 'tree', 'tree/a.txt', 'tree/sub', 'tree/sub/b.bin']);
+      const bin = all.find((e) => e.path === 'tree/sub/b.bin')!;
+      assert.equal(bin.type, 'file');
+      assert.equal(bin.size, 300_000);
+      assert.ok(Number.isInteger(bin.mtime));
+      assert.ok((await readAll(vol, '/tree/sub/b.bin')).equals(await fs.readFile(path.join(local, 'tree/sub/b.bin'))));
+      const seqBefore = (await vol.history()).length;
+      // existing file without force: error, and nothing of the batch lands
+      await rejectsCode(
+        vol.batchUpload({}, (batch) => {
+          batch.putFile(Buffer.from('new'), '/fresh.txt');
+          batch.putFile(Buffer.from('clobber'), '/docs/one.txt');
+        }),
+        'ALREADY_EXISTS',
+      );
+      await rejectsCode(vol.listdir('/fresh.txt'), 'NOT_FOUND');
+      // a directory is never overwritten, even with force
+      await rejectsCode(vol.batchUpload({ force: true }, (batch) => batch.putFile(Buffer.from('x'), '/tree')), 'IS_A_DIRECTORY');
+      await rejectsCode(vol.batchUpload({}, (batch) => batch.putFile(Buffer.from('x'), '/dir/')), 'INVALID_ARGUMENT');
+      await rejectsCode(vol.batchUpload({}, (batch) => batch.putFile(path.join(local, 'nope'), '/nope')), 'NOT_FOUND');
+      assert.equal((await vol.history()).length, seqBefore);
+      await vol.batchUpload({ force: true }, (batch) => batch.putFile(Buffer.from('clobbered'), '/docs/one.txt'));
+      assert.equal((await readAll(vol, '/docs/one.txt')).toString(), 'clobbered');
+      await vol.close();
+    });
+
+    it('listdir, iterdir, readFile, readFileInto and their errors', async () => {
+      const vol = await Volume.fromName('batch', { store: url });
+      assert.deepEqual((await vol.listdir('/')).map((e) => [e.path, e.type]), [['docs', 'directory'], ['tree', 'directory']]);
+      assert.deepEqual((await vol.listdir('/docs/one.txt')).map((e) => e.path), ['docs/one.txt']);
+      const it: string[] = [];
+      for await (const e of vol.iterdir('/tree')) it.push(e.path);
+      assert.deepEqual(it, ['tree/a.txt', 'tree/sub', 'tree/sub/b.bin']);
+      const flat: string[] = [];
+      for await (const e of vol.iterdir('/tree', { recursive: false })) flat.push(e.path);
+      assert.deepEqual(flat, ['tree/a.txt', 'tree/sub']);
+      await rejectsCode(vol.listdir('/tree/*.txt'), 'INVALID_ARGUMENT');
+      await rejectsCode(vol.listdir('/missing'), 'NOT_FOUND');
+      await rejectsCode(vol.listdir('/../etc'), 'INVALID_ARGUMENT');
+      await rejectsCode(readAll(vol, '/missing'), 'NOT_FOUND');
+      await rejectsCode(readAll(vol, '/tree'), 'IS_A_DIRECTORY');
+      const sink = new PassThrough();
+      const got: Buffer[] = [];
+      sink.on('data', (d) => got.push(d));
+      const n = await vol.readFileInto('/tree/sub/b.bin', sink);
+      assert.equal(n, 300_000);
+      assert.equal(Buffer.concat(got).length, 300_000);
+      await vol.close();
+    });
+
+    it('copyFiles follows cp and copies references; removeFile needs recursive for directories', async () => {
+      const vol = await Volume.fromName('batch', { store: url });
+      await vol.copyFiles(['/docs/one.txt'], '/copy.txt');
+      assert.equal((await readAll(vol, '/copy.txt')).toString(), 'clobbered');
+      await vol.copyFiles(['/docs/one.txt', '/docs/bytes.txt'], '/tree');
+      assert.deepEqual((await vol.listdir('/tree')).map((e) => e.path), ['tree/a.txt', 'tree/bytes.txt', 'tree/one.txt', 'tree/sub']);
+      await rejectsCode(vol.copyFiles(['/tree'], '/tree2'), 'IS_A_DIRECTORY');
+      await vol.copyFiles(['/tree'], '/tree2', { recursive: true });
+      assert.ok((await readAll(vol, '/tree2/sub/b.bin')).equals(await readAll(vol, '/tree/sub/b.bin')));
+      await rejectsCode(vol.copyFiles(['/docs/one.txt', '/copy.txt'], '/nodir'), 'NOT_FOUND');
+      await rejectsCode(vol.copyFiles(['/missing'], '/x'), 'NOT_FOUND');
+      await rejectsCode(vol.removeFile('/tree2'), 'IS_A_DIRECTORY');
+      await rejectsCode(vol.removeFile('/missing'), 'NOT_FOUND');
+      await vol.removeFile('/tree2', { recursive: true });
+      await vol.removeFile('/copy.txt');
+      assert.deepEqual((await vol.listdir('/')).map((e) => e.path), ['docs', 'tree']);
+      await vol.close();
+    });
+
+    it('read-only handles reject every write and change nothing', async () => {
+      const vol = await Volume.fromName('batch', { store: url });
+      const ro = vol.readOnly();
+      const before = (await vol.history()).length;
+      await rejectsCode(ro.removeFile('/docs/one.txt'), 'READ_ONLY');
+      await rejectsCode(ro.copyFiles(['/docs/one.txt'], '/c'), 'READ_ONLY');
+      await rejectsCode(ro.batchUpload({}, (bt) => bt.putFile(Buffer.from('x'), '/x')), 'READ_ONLY');
+      const s = await ro.session();
+      await rejectsCode(s.create('/x', 0o644), 'READ_ONLY');
+      await s.close();
+      assert.equal((await ro.listdir('/docs')).length, 2);
+      assert.equal((await vol.history()).length, before);
+      await ro.close();
+      await vol.close();
+    });
+
+    it('each call sees the latest committed state; ephemeral volumes vanish on close', async () => {
+      const a = await Volume.fromName('batch', { store: url });
+      const c = await Volume.fromName('batch', { store: url });
+      await a.batchUpload({}, (bt) => bt.putFile(Buffer.from('seen'), '/latest.txt'));
+      assert.equal((await readAll(c, '/latest.txt')).toString(), 'seen');
+      await a.close();
+      await c.close();
+      let name = '';
+      {
+        await using eph = await Volume.ephemeral({ store: url });
+        name = eph.name;
+        await eph.batchUpload({}, (bt) => bt.putFile(Buffer.from('tmp'), '/t'));
+        assert.ok((await Volume.objects.list({ store: url })).some((v) => v.name === name));
+      }
+      assert.ok(!(await Volume.objects.list({ store: url })).some((v) => v.name === name));
+    });
+  }),
+);
