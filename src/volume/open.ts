@@ -33,6 +33,15 @@ export async function openSession(opts: OpenSessionOptions): Promise<MountSessio
     const meta = opts.createIfMissing ? (await catalog.create(opts.volume, { allowExisting: true })).meta : await catalog.lookup(opts.volume);
     const dir = opts.sessionDir ?? (await mountSessionDir(meta.id, opts.mountpoint));
     const session = await Session.open({ store, volume: meta, dir, readOnly: opts.readOnly });
+    // Changes left by a previous daemon of this directory (crash, SIGKILL) are published now.
+    if (!session.readOnly && session.pendingCount() > 0) {
+      try {
+        await session.commit();
+      } catch (err) {
+        await session.close();
+        throw err;
+      }
+    }
     const close = session.close.bind(session);
     return Object.assign(session, {
       volumeName: meta.name,
