@@ -1,0 +1,119 @@
+/**
+ * The benchmark's data: one big file and many small files of random bytes (nothing any layer
+ * could deduplicate or compress), written to local disk, uploaded once into a Cairn volume
+ * (`vol.batchUpload`) and once as plain objects under a separate prefix of the same bucket
+ * (for raw GetObject, s3fs and rclone), plus the credential/config files those peers need.
+ *
+ * Invariant: every system under test reads exactly the same bytes, from the same s3rver.
+ */
+import { randomBytes } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import pLimit from 'p-limit';
+import { MiB } from './harness.js';
+
+export interface DatasetSpec {
+  bigBytes: number;
+  smallCount: number;
+  smallBytes: number;
+}
+
+export interface Dataset extends DatasetSpec {
+  /** Local directory holding big.bin and small/… */
+  localDir: string;
+  bigRel: string;
+  smallRels: string[];
+  /** Cairn volume name and store URL. */
+  volume: string;
+  storeUrl: string;
+  /** Plain-object copy: bucket, prefix (no slashes at the ends) and endpoint. */
+  bucket: string;
+  peerPrefix: string;
+  endpoint: string;
+  passwdFile: string;
+  rcloneConfig: string;
+  /** Seconds each upload took (batchUpload; plain PUTs), for the record. */
+  cairnUploadSec: number;
+  peerUploadSec: number;
+}
+
+/** Writes `bytes` of random data to `file` in 16 MiB blocks (each block distinct). */
+export async function writeRandomFile(file: string, bytes: number): Promise<void> {
+  const fh = await fsp.open(file, 'w');
+  try {
+    for (let off = 0; off < bytes; off += 16 * MiB) await fh.write(randomBytes(Math.min(16 * MiB, bytes - off)));
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Relative paths of `count` small files spread over directories of 500. */
+export function smallNames(count: number, dir = 'small'): string[] {
+  return Array.from({ length: count }, (_, i) => `${dir}/d${String(Math.floor(i / 500)).padStart(3, '0')}/f${String(i).padStart(6, '0')}.bin`);
+}
+
+/** Writes `count` random files of `size` bytes under root/rels. */
+export async function writeSmallFiles(root: string, rels: string[], size: number): Promise<void> {
+  const limit = pLimit(32);
+  const dirs = new Set(rels.map((r) => path.dirname(path.join(root, r))));
+  for (const d of dirs) await fsp.mkdir(d, { recursive: true });
+  await Promise.all(rels.map((r) => limit(() => fsp.writeFile(path.join(root, r), randomBytes(size)))));
+}
+
+/**
+ * Generates the files, uploads them both ways and writes the peers' config files.
+ * Call with CAIRN_HOME and the S3RVER credentials already in the environment.
+ */
+export async function prepareDataset(
+  spec: DatasetSpec,
+  work: string,
+  s3: { endpoint: string; bucket: string },
+  log: (msg: string) => void,
+): Promise<Dataset> {
+  const localDir = path.join(work, 'local');
+  await fsp.mkdir(localDir, { recursive: true });
+  const bigRel = 'big.bin';
+  const smallRels = smallNames(spec.smallCount);
+  log(`generating ${spec.bigBytes / MiB} MiB + ${spec.smallCount} x ${spec.smallBytes / 1024} KiB of random data`);
+  await writeRandomFile(path.join(localDir, bigRel), spec.bigBytes);
+  await writeSmallFiles(localDir, smallRels, spec.smallBytes);
+
+  const { Volume } = await import('../src/index.js');
+  const { openStore } = await import('../src/store/index.js');
+  const volume = 'bench';
+  const storeUrl = `s3://${s3.bucket}/cairn?endpoint=${s3.endpoint}&path_style=true`;
+  log('uploading to the Cairn volume (batchUpload)');
+  let t = performance.now();
+  const vol = await Volume.fromName(volume, { store: storeUrl, createIfMissing: true });
+  try {
+    await vol.batchUpload({ force: true }, (b) => {
+      b.putFile(path.join(localDir, bigRel), `/${bigRel}`);
+      b.putDirectory(path.join(localDir, 'small'), '/small');
+    });
+  } finally {
+    await vol.close();
+  }
+  const cairnUploadSec = (performance.now() - t) / 1000;
+
+  log('uploading the same bytes as plain objects (for GetObject, s3fs, rclone)');
+  const peerPrefix = 'plain';
+  t = performance.now();
+  const store = await openStore(`s3://${s3.bucket}/${peerPrefix}?endpoint=${s3.endpoint}&path_style=true`);
+  try {
+    await store.put(bigRel, await fsp.readFile(path.join(localDir, bigRel)));
+    const limit = pLimit(16);
+    await Promise.all(smallRels.map((r) => limit(async () => store.put(r, await fsp.readFile(path.join(localDir, r))))));
+  } finally {
+    await store.close();
+  }
+  const peerUploadSec = (performance.now() - t) / 1000;
+
+  const passwdFile = path.join(work, 's3fs-passwd');
+  await fsp.writeFile(passwdFile, 'S3RVER:S3RVER\n', { mode: 0o600 });
+  const rcloneConfig = path.join(work, 'rclone.conf');
+  await fsp.writeFile(
+    rcloneConfig,
+    ['[bench]', 'type = s3', 'provider = Other', 'access_key_id = S3RVER', 'secret_access_key = S3RVER', `endpoint = ${s3.endpoint}`, 'force_path_style = true', 'region = us-east-1', ''].join('\n'),
+  );
+  return { ...spec, localDir, bigRel, smallRels, volume, storeUrl, bucket: s3.bucket, peerPrefix, endpoint: s3.endpoint, passwdFile, rcloneConfig, cairnUploadSec, peerUploadSec };
+}

@@ -1,0 +1,170 @@
+/**
+ * The headline workload: parallel reads of one big file and of many small files by 1, 4 (and
+ * 16) readers, each reader a "container" — its own mount namespace with its own mount — cold
+ * (empty host chunk cache, dropped page cache) and warm (cache filled), next to the references
+ * measured in the same run and alternating with Cairn: local disk, raw GetObject from the same
+ * s3rver, s3fs and rclone mounts of a plain copy of the same bytes.
+ *
+ * Every figure is the median of `runs` groups. A group is N reader processes released together;
+ * its throughput is all bytes over first start → last end (see harness.ts).
+ */
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import type { Dataset } from './dataset.js';
+import { dropCaches, median, mountDir, runGroup, type GroupResult, type Member } from './harness.js';
+import type { ReaderSpec } from './reader.js';
+
+export type System = 'cairn' | 'local' | 's3get' | 's3fs' | 'rclone';
+export type Workload = 'big' | 'small';
+export type Cache = 'cold' | 'warm';
+
+export interface ReadRow {
+  workload: Workload;
+  system: System;
+  cache: Cache;
+  readers: number;
+  /** Medians over the runs. */
+  MiBps: number;
+  filesPerSec: number;
+  ttfbMs: number;
+  mountMs?: number;
+  daemonHwmMiB?: number;
+  /** Bytes and files each reader read. */
+  bytesPerReader: number;
+  filesPerReader: number;
+  runs: Omit<GroupResult, 'members'>[];
+}
+
+export interface ReadOptions {
+  runs: number;
+  /** Reader counts per system (a system absent here is skipped). */
+  readers: Partial<Record<System, number[]>>;
+  /** Systems measured warm too (the others cold only). */
+  warm: System[];
+  /** Files in flight per reader for the small-files workload. */
+  smallConcurrency: number;
+  work: string;
+  env: NodeJS.ProcessEnv;
+  cacheDir: string;
+  sessionsDir: string;
+  log: (msg: string) => void;
+  /** Directory for `node --cpu-prof` profiles of Cairn daemons (cold, 1 reader, big file). */
+  cpuProfDir?: string;
+}
+
+let seq = 0;
+
+function readerSpec(ds: Dataset, w: Workload, conc: number): { rels: string[]; spec: ReaderSpec } {
+  const rels = w === 'big' ? [ds.bigRel] : ds.smallRels;
+  return { rels, spec: { concurrency: w === 'big' ? 1 : conc, bufSize: 1024 * 1024 } };
+}
+
+async function members(ds: Dataset, sys: System, w: Workload, n: number, o: ReadOptions, profile: boolean): Promise<Member[]> {
+  const { rels, spec } = readerSpec(ds, w, o.smallConcurrency);
+  const out: Member[] = [];
+  for (let i = 0; i < n; i++) {
+    if (sys === 'local') {
+      out.push({ kind: 'plain', reader: { ...spec, files: rels.map((r) => path.join(ds.localDir, r)) } });
+    } else if (sys === 's3get') {
+      out.push({ kind: 'plain', reader: { ...spec, s3: { endpoint: ds.endpoint, bucket: ds.bucket, keys: rels.map((r) => `${ds.peerPrefix}/${r}`) } } });
+    } else {
+      const mnt = await mountDir(path.join(o.work, 'mnt'), `${sys}-${++seq}`);
+      out.push({
+        kind: 'container',
+        spec: {
+          kind: sys,
+          mountpoint: mnt,
+          volume: ds.volume,
+          store: ds.storeUrl,
+          bucket: ds.bucket,
+          prefix: ds.peerPrefix,
+          endpoint: ds.endpoint,
+          passwdFile: ds.passwdFile,
+          rcloneConfig: ds.rcloneConfig,
+          reader: { ...spec, files: rels },
+        },
+        ...(profile && i === 0 ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`, `--cpu-prof-name=cairn-${w}-cold-${n}r.cpuprofile`] } : {}),
+      });
+    }
+  }
+  return out;
+}
+
+/** Runs one group of one system, preparing the cache state first. */
+async function once(ds: Dataset, sys: System, w: Workload, cache: Cache, n: number, o: ReadOptions, profile: boolean): Promise<GroupResult> {
+  if (cache === 'cold') {
+    if (sys === 'cairn') await fsp.rm(o.cacheDir, { recursive: true, force: true });
+    await dropCaches();
+  }
+  const g = await runGroup(await members(ds, sys, w, n, o, profile), o.env);
+  // Mount session directories are per mountpoint and never reused: drop them.
+  if (sys === 'cairn') await fsp.rm(o.sessionsDir, { recursive: true, force: true }).catch(() => undefined);
+  return g;
+}
+
+function summarize(w: Workload, sys: System, cache: Cache, n: number, ds: Dataset, runs: GroupResult[]): ReadRow {
+  const pick = (f: (g: GroupResult) => number | undefined): number | undefined => {
+    const xs = runs.map(f).filter((x): x is number => typeof x === 'number');
+    return xs.length ? median(xs) : undefined;
+  };
+  const mountMs = pick((g) => g.mountMs);
+  const hwm = runs.map((g) => g.daemonHwmMiB).filter((x): x is number => typeof x === 'number');
+  return {
+    workload: w,
+    system: sys,
+    cache,
+    readers: n,
+    MiBps: pick((g) => g.MiBps)!,
+    filesPerSec: pick((g) => g.filesPerSec)!,
+    ttfbMs: pick((g) => g.ttfbMs)!,
+    ...(mountMs !== undefined ? { mountMs } : {}),
+    ...(hwm.length ? { daemonHwmMiB: Math.max(...hwm) } : {}),
+    bytesPerReader: w === 'big' ? ds.bigBytes : ds.smallCount * ds.smallBytes,
+    filesPerReader: w === 'big' ? 1 : ds.smallCount,
+    runs: runs.map(({ members: _m, ...rest }) => rest),
+  };
+}
+
+/**
+ * Runs the whole read matrix. Order: for each workload and reader count, `runs` rounds; in each
+ * round every system runs cold (Cairn first), then the warm systems run warm.
+ */
+export async function readBench(ds: Dataset, o: ReadOptions): Promise<{ rows: ReadRow[]; failures: string[] }> {
+  const rows: ReadRow[] = [];
+  const failures: string[] = [];
+  const order: System[] = ['cairn', 'local', 's3get', 's3fs', 'rclone'];
+  const counts = [...new Set(Object.values(o.readers).flat())].sort((a, b) => a - b);
+  let profiled = false;
+  for (const w of ['big', 'small'] as Workload[]) {
+    for (const n of counts) {
+      const acc = new Map<string, GroupResult[]>();
+      const broken = new Set<System>();
+      for (let r = 0; r < o.runs; r++) {
+        const plan: [System, Cache][] = [];
+        for (const sys of order) if (o.readers[sys]?.includes(n)) plan.push([sys, 'cold']);
+        for (const sys of order) if (o.readers[sys]?.includes(n) && o.warm.includes(sys)) plan.push([sys, 'warm']);
+        for (const [sys, cache] of plan) {
+          if (broken.has(sys)) continue;
+          const profile = !!o.cpuProfDir && !profiled && sys === 'cairn' && cache === 'cold' && w === 'big' && n === 1;
+          if (profile) profiled = true;
+          try {
+            const g = await once(ds, sys, w, cache, n, o, profile);
+            const key = `${sys}/${cache}`;
+            acc.set(key, [...(acc.get(key) ?? []), g]);
+            o.log(`  ${w.padEnd(5)} ${String(n).padStart(2)} reader(s) ${sys.padEnd(6)} ${cache}: ${g.MiBps} MiB/s, ${g.filesPerSec} files/s, ttfb ${g.ttfbMs} ms`);
+          } catch (err) {
+            broken.add(sys);
+            const msg = `${w} ${n} reader(s) ${sys} ${cache}: ${(err as Error).message.split('\n').slice(0, 6).join(' | ')}`;
+            failures.push(msg);
+            o.log(`  FAILED ${msg}`);
+          }
+        }
+      }
+      for (const [key, runs] of acc) {
+        const [sys, cache] = key.split('/') as [System, Cache];
+        rows.push(summarize(w, sys, cache, n, ds, runs));
+      }
+    }
+  }
+  return { rows, failures };
+}

@@ -1,0 +1,245 @@
+/**
+ * The host-wide chunk cache: verified chunks on local disk, shared by every process on the host.
+ *
+ * Layout: `<dir>/<hash[0:2]>/<hash>` holds exactly the chunk's bytes. Because entries are named
+ * by content they are never stale, so no locks are needed between processes:
+ * - a writer writes `<dir>/<hh>/.tmp-…` and renames it into place (a reader sees a whole entry
+ *   or none; two writers of one hash rename identical bytes over each other);
+ * - every read is verified against the name; a damaged entry is deleted and is a miss;
+ * - ENOENT is tolerated everywhere (another process may evict or replace an entry at any time).
+ * LRU: a hit touches the entry's mtime (best effort, not awaited); eviction scans the tree and
+ * removes the least recently touched entries until the total is under 90% of the bound.
+ * Each process tracks an approximate total in memory and rescans when it exceeds the bound or
+ * after putting bound/8 bytes since its last scan; `trim()` enforces the bound as of now.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { cacheBytes, cacheDir } from '../config.js';
+import { CairnError } from '../errors.js';
+import { hashChunkAsync, isChunkHash } from './hash.js';
+
+export interface ChunkCacheOptions {
+  /** Directory of the cache (created on first put). */
+  dir: string;
+  /** Bound on the total size of the entries, bytes. */
+  maxBytes: number;
+}
+
+export interface ChunkCacheStats {
+  hits: number;
+  misses: number;
+  /** Approximate bytes in the cache (this process's estimate), once known. */
+  bytes?: number;
+  puts: number;
+  evicted: number;
+  corrupt: number;
+}
+
+const TMP_PREFIX = '.tmp-';
+/** Temp files older than this are leftovers of crashed writers and are removed by a scan. */
+const STALE_TMP_MS = 10 * 60 * 1000;
+/** Eviction stops at this fraction of the bound, so that it runs rarely. */
+const LOW_WATER = 0.9;
+
+let shared: ChunkCache | undefined;
+
+function isENOENT(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
+}
+
+export class ChunkCache {
+  readonly dir: string;
+  readonly maxBytes: number;
+  private hits = 0;
+  private misses = 0;
+  private puts = 0;
+  private evicted = 0;
+  private corrupt = 0;
+  /** Approximate total, from the last scan plus this process's puts since; undefined before the first scan. */
+  private approx: number | undefined;
+  private sinceScan = 0;
+  private scanning: Promise<void> | undefined;
+  private rescanWanted = false;
+  private readonly madeDirs = new Set<string>();
+  private readonly touches = new Set<Promise<void>>();
+
+  /**
+   * The one cache of this process, at `config.cacheDir()` bounded by `config.cacheBytes()`
+   * (`$CAIRN_CACHE_DIR`, `$CAIRN_CACHE_BYTES`).
+   *
+   * @example const bytes = await ChunkCache.shared().get(ref.hash);
+   */
+  static shared(): ChunkCache {
+    shared ??= new ChunkCache({ dir: cacheDir(), maxBytes: cacheBytes() });
+    return shared;
+  }
+
+  constructor(opts: ChunkCacheOptions) {
+    if (typeof opts.dir !== 'string' || opts.dir === '' || !(opts.maxBytes > 0)) {
+      throw new CairnError('INVALID_ARGUMENT', `invalid chunk cache options ${JSON.stringify(opts)}`, {
+        hint: 'give a directory and a positive maxBytes',
+      });
+    }
+    this.dir = path.resolve(opts.dir);
+    this.maxBytes = opts.maxBytes;
+  }
+
+  /** Path of the entry for `hash`. */
+  pathOf(hash: string): string {
+    return path.join(this.dir, hash.slice(0, 2), hash);
+  }
+
+  /**
+   * The chunk named `hash`, verified, or undefined (missing, unreadable or corrupt — a corrupt
+   * entry is deleted). Never throws.
+   *
+   * @example const hit = await cache.get(ref.hash); if (!hit) fetchFromStore(ref);
+   */
+  async get(hash: string): Promise<Buffer | undefined> {
+    if (!isChunkHash(hash)) return undefined;
+    const file = this.pathOf(hash);
+    let data: Buffer;
+    try {
+      data = await fs.readFile(file);
+    } catch {
+      this.misses++;
+      return undefined;
+    }
+    if ((await hashChunkAsync(data)) !== hash) {
+      this.corrupt++;
+      this.misses++;
+      await fs.unlink(file).catch(() => {});
+      return undefined;
+    }
+    this.hits++;
+    const now = new Date();
+    const touch: Promise<void> = fs
+      .utimes(file, now, now)
+      .catch(() => {})
+      .finally(() => this.touches.delete(touch));
+    this.touches.add(touch);
+    return data;
+  }
+
+  /**
+   * Stores a chunk the caller has verified (`hash` must be its BLAKE3), atomically (temp file +
+   * rename), then evicts if over the bound. Cache failures (disk full, permissions) are
+   * swallowed: the cache is an optimisation, never a source of errors.
+   */
+  async put(hash: string, data: Uint8Array): Promise<void> {
+    if (!isChunkHash(hash)) return;
+    const sub = path.join(this.dir, hash.slice(0, 2));
+    const tmp = path.join(sub, `${TMP_PREFIX}${hash}-${process.pid}-${crypto.randomBytes(6).toString('hex')}`);
+    try {
+      if (!this.madeDirs.has(sub)) {
+        await fs.mkdir(sub, { recursive: true });
+        this.madeDirs.add(sub);
+      }
+      await fs.writeFile(tmp, data);
+      await fs.rename(tmp, this.pathOf(hash));
+    } catch (err) {
+      await fs.unlink(tmp).catch(() => {});
+      if (isENOENT(err)) this.madeDirs.delete(sub); // the directory vanished (e.g. cache wiped): retry next time
+      return;
+    }
+    this.puts++;
+    this.sinceScan += data.length;
+    if (this.approx !== undefined) this.approx += data.length;
+    if (this.approx === undefined || this.approx > this.maxBytes || this.sinceScan > this.maxBytes / 8) await this.scan();
+  }
+
+  /** Waits for the LRU touches (mtime updates) of earlier hits, which `get` does not await. */
+  async flush(): Promise<void> {
+    while (this.touches.size > 0) await Promise.all([...this.touches]);
+  }
+
+  /** Counters of this process, and its estimate of the cache size. */
+  stats(): ChunkCacheStats {
+    return { hits: this.hits, misses: this.misses, bytes: this.approx, puts: this.puts, evicted: this.evicted, corrupt: this.corrupt };
+  }
+
+  /**
+   * Scans the cache now and evicts least-recently-used entries until it is within its bound.
+   * Returns the size after eviction.
+   */
+  async trim(): Promise<number> {
+    await this.scan(); // joining a running scan still runs one more that starts after this call
+    return this.approx ?? 0;
+  }
+
+  /** Single-flight scan + evict; a request during a scan runs one more scan after it. */
+  private scan(): Promise<void> {
+    if (this.scanning) {
+      this.rescanWanted = true;
+      return this.scanning;
+    }
+    this.scanning = (async () => {
+      try {
+        do {
+          this.rescanWanted = false;
+          await this.scanOnce();
+        } while (this.rescanWanted);
+      } finally {
+        this.scanning = undefined;
+      }
+    })();
+    return this.scanning;
+  }
+
+  private async scanOnce(): Promise<void> {
+    this.sinceScan = 0;
+    const entries: { file: string; size: number; mtime: number }[] = [];
+    let total = 0;
+    let subs: string[];
+    try {
+      subs = await fs.readdir(this.dir);
+    } catch {
+      this.approx = this.sinceScan;
+      return;
+    }
+    const now = Date.now();
+    for (const sub of subs) {
+      if (sub.length !== 2) continue;
+      let names: string[];
+      try {
+        names = await fs.readdir(path.join(this.dir, sub));
+      } catch {
+        continue;
+      }
+      await Promise.all(
+        names.map(async (name) => {
+          const file = path.join(this.dir, sub, name);
+          try {
+            const st = await fs.stat(file);
+            if (name.startsWith(TMP_PREFIX)) {
+              if (now - st.mtimeMs > STALE_TMP_MS) await fs.unlink(file);
+              else total += st.size;
+              return;
+            }
+            entries.push({ file, size: st.size, mtime: st.mtimeMs });
+            total += st.size;
+          } catch {
+            // ENOENT: removed by another process meanwhile
+          }
+        }),
+      );
+    }
+    if (total > this.maxBytes) {
+      entries.sort((a, b) => a.mtime - b.mtime);
+      const target = this.maxBytes * LOW_WATER;
+      for (const e of entries) {
+        if (total <= target) break;
+        try {
+          await fs.unlink(e.file);
+          this.evicted++;
+        } catch (err) {
+          if (!isENOENT(err)) continue; // could not remove it: it still counts
+        }
+        total -= e.size;
+      }
+    }
+    // Puts that landed during the scan may or may not have been seen: count them (over, not under).
+    this.approx = total + this.sinceScan;
+  }
+}

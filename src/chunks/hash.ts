@@ -1,0 +1,231 @@
+/**
+ * Chunk naming: every chunk is named by the BLAKE3 hash of its bytes (32 bytes, lowercase hex).
+ *
+ * Invariants: `hashChunk` is a pure function of the bytes; a name is always 64 lowercase hex
+ * characters (`isChunkHash`); `verifyChunk` is the one place the read path checks bytes against
+ * their name, and it throws CORRUPT rather than ever returning bytes that do not match.
+ *
+ * Implementation note: the `blake3` npm package (v2) only has native bindings for Node <= 17
+ * (its install script downloads prebuilt `.node` files for ABI <= 102; Node 20 is ABI 115), so
+ * on this machine it always runs its WebAssembly build (~350-400 MiB/s per thread). The
+ * package's `hash()` copies the input into WASM memory once; that is the whole cost.
+ *
+ * `hashChunkAsync` / `verifyChunkAsync` hash big chunks on a small pool of worker threads (this
+ * same module, started with a marker in workerData): it keeps the event loop free (the FUSE
+ * daemon serves the kernel from it) and uses every core. `$CAIRN_HASH_THREADS` sizes the pool
+ * (default: the number of CPUs, at most 4; 0 = hash inline). Workers are unref'd while idle, so
+ * they never keep a process alive, and ref'd while they owe a result, so none is lost.
+ */
+import os from 'node:os';
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { hash as blake3 } from 'blake3';
+import { CairnError, type ErrorContext } from '../errors.js';
+
+/** Length of a chunk name in hex characters. */
+export const HASH_HEX_LENGTH = 64;
+/** Length of a chunk hash in bytes. */
+export const HASH_BYTES = 32;
+
+const HEX_RE = /^[0-9a-f]{64}$/;
+
+/**
+ * BLAKE3 of `data`, as 64 lowercase hex characters.
+ *
+ * @example hashChunk(new Uint8Array(0)) === 'af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262'
+ */
+export function hashChunk(data: Uint8Array): string {
+  return (blake3(data) as Buffer).toString('hex');
+}
+
+/** BLAKE3 of `data` as 32 raw bytes (used by the binary pack index). */
+export function hashChunkBytes(data: Uint8Array): Buffer {
+  return blake3(data) as Buffer;
+}
+
+/** Whether `s` is a well-formed chunk name (64 lowercase hex characters). */
+export function isChunkHash(s: unknown): s is string {
+  return typeof s === 'string' && HEX_RE.test(s);
+}
+
+function checkLength(data: Uint8Array, expected: string, expectedLength: number | undefined, context: ErrorContext): void {
+  if (expectedLength !== undefined && data.length !== expectedLength) {
+    throw new CairnError('CORRUPT', `chunk ${expected} has ${data.length} bytes, expected ${expectedLength}`, {
+      ...context,
+      hash: expected,
+      hint: 'the stored object is truncated or damaged; restore it from a replica or re-upload the file',
+    });
+  }
+}
+
+function checkHash(actual: string, expected: string, context: ErrorContext): void {
+  if (actual !== expected) {
+    throw new CairnError('CORRUPT', `chunk ${expected} does not match its hash (got ${actual})`, {
+      ...context,
+      hash: expected,
+      actual,
+      hint: 'the stored object is damaged; restore it from a replica or re-upload the file',
+    });
+  }
+}
+
+/**
+ * Throws CairnError('CORRUPT') unless `data` hashes to `expected` (and, when given, has
+ * `expectedLength` bytes). Returns `data` for chaining.
+ *
+ * @example const bytes = verifyChunk(await store.get(key, range), ref.hash, ref.length, { key });
+ */
+export function verifyChunk<T extends Uint8Array>(data: T, expected: string, expectedLength?: number, context: ErrorContext = {}): T {
+  checkLength(data, expected, expectedLength, context);
+  checkHash(hashChunk(data), expected, context);
+  return data;
+}
+
+/** Like `verifyChunk`, hashing on the worker pool (see `hashChunkAsync`). */
+export async function verifyChunkAsync<T extends Uint8Array>(data: T, expected: string, expectedLength?: number, context: ErrorContext = {}): Promise<T> {
+  checkLength(data, expected, expectedLength, context);
+  checkHash(await hashChunkAsync(data), expected, context);
+  return data;
+}
+
+// ---- worker pool ----------------------------------------------------------------------------
+
+const WORKER_ROLE = 'cairn-blake3-worker';
+/** Chunks smaller than this are hashed inline: a round trip to a worker costs more. */
+export const ASYNC_HASH_MIN_BYTES = 128 * 1024;
+
+interface Job {
+  data: Uint8Array;
+  resolve(hash: string): void;
+  slot: Slot;
+}
+
+interface Slot {
+  worker: Worker;
+  pending: number;
+}
+
+/** A few worker threads running BLAKE3; jobs go to the least busy one. */
+class HashPool {
+  private readonly slots: Slot[] = [];
+  private readonly jobs = new Map<number, Job>();
+  private nextId = 0;
+  private broken = false;
+  /** Jobs hashed by workers so far. */
+  done = 0;
+
+  get threads(): number {
+    return this.slots.length;
+  }
+
+  constructor(readonly size: number) {}
+
+  /** Hashes a copy of `data` on a worker; if the worker dies, hashes `data` inline instead. */
+  hash(data: Uint8Array): Promise<string> {
+    const slot = this.broken ? undefined : this.pick();
+    if (!slot) return Promise.resolve(hashChunk(data));
+    const id = this.nextId++;
+    const copy = new Uint8Array(data); // only the view's bytes, never a whole backing slab
+    return new Promise<string>((resolve) => {
+      this.jobs.set(id, { data, resolve, slot });
+      if (slot.pending++ === 0) slot.worker.ref();
+      slot.worker.postMessage({ id, data: copy }, [copy.buffer]);
+    });
+  }
+
+  private pick(): Slot | undefined {
+    let best = this.slots[0];
+    for (const s of this.slots) if (s.pending < best.pending) best = s;
+    if ((!best || best.pending > 0) && this.slots.length < this.size) {
+      try {
+        return this.spawn();
+      } catch {
+        this.broken = true; // no workers here: hash inline from now on
+        return undefined;
+      }
+    }
+    return best;
+  }
+
+  private spawn(): Slot {
+    const worker = new Worker(new URL(import.meta.url), { workerData: { role: WORKER_ROLE }, execArgv: workerExecArgv() });
+    worker.unref();
+    const slot: Slot = { worker, pending: 0 };
+    worker.on('message', (m: { id: number; hash?: string; error?: string }) => {
+      const job = this.jobs.get(m.id);
+      if (!job) return;
+      this.jobs.delete(m.id);
+      if (--slot.pending === 0) worker.unref();
+      if (m.hash !== undefined) this.done++;
+      job.resolve(m.hash ?? hashChunk(job.data));
+    });
+    // A worker that fails (or cannot start) is dropped; its jobs are hashed inline. One that never
+    // answered anything marks the pool broken: this process hashes inline from then on.
+    let answered = false;
+    worker.once('message', () => (answered = true));
+    const fail = (): void => {
+      const i = this.slots.indexOf(slot);
+      if (i < 0) return;
+      this.slots.splice(i, 1);
+      if (!answered) this.broken = true;
+      for (const [id, job] of this.jobs) {
+        if (job.slot !== slot) continue;
+        this.jobs.delete(id);
+        job.resolve(hashChunk(job.data));
+      }
+    };
+    worker.on('error', fail);
+    worker.on('exit', fail);
+    this.slots.push(slot);
+    return slot;
+  }
+}
+
+let pool: HashPool | undefined;
+
+/** The process's flags minus those that stop a worker from starting (-e/-p and their script, --input-type). */
+function workerExecArgv(): string[] {
+  const out: string[] = [];
+  const args = process.execArgv;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === '-e' || a === '--eval' || a === '-p' || a === '--print') i++;
+    else if (!a.startsWith('--input-type') && !a.startsWith('--eval=') && !a.startsWith('--print=')) out.push(a);
+  }
+  return out;
+}
+
+/** Worker threads started and jobs they hashed, in this process (for tests and benchmarks). */
+export function hashPoolStats(): { threads: number; jobs: number } {
+  return { threads: pool?.threads ?? 0, jobs: pool?.done ?? 0 };
+}
+
+function hashThreads(): number {
+  const v = Number(process.env.CAIRN_HASH_THREADS);
+  if (process.env.CAIRN_HASH_THREADS !== undefined && Number.isInteger(v) && v >= 0) return v;
+  return Math.min(4, typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length);
+}
+
+/**
+ * BLAKE3 of `data` (hex), computed on a worker thread when the chunk is big enough to be worth
+ * it; same result as `hashChunk`. Do not modify `data` until the promise settles. Never
+ * rejects: if workers fail, it hashes inline.
+ *
+ * @example const hashes = await Promise.all(chunks.map(hashChunkAsync)); // uses every core
+ */
+export function hashChunkAsync(data: Uint8Array): Promise<string> {
+  if (data.length < ASYNC_HASH_MIN_BYTES || !isMainThread) return Promise.resolve(hashChunk(data));
+  pool ??= new HashPool(hashThreads());
+  if (pool.size === 0) return Promise.resolve(hashChunk(data));
+  return pool.hash(data);
+}
+
+// When this module is a pool worker, serve hash jobs.
+if (!isMainThread && (workerData as { role?: string } | null)?.role === WORKER_ROLE) {
+  parentPort!.on('message', (m: { id: number; data: Uint8Array }) => {
+    try {
+      parentPort!.postMessage({ id: m.id, hash: hashChunk(m.data) });
+    } catch (err) {
+      parentPort!.postMessage({ id: m.id, error: err instanceof Error ? err.message : String(err) });
+    }
+  });
+}

@@ -1,0 +1,22 @@
+/**
+ * The chunk layer's public surface: content-defined chunking, BLAKE3 naming, packs, the
+ * host-wide chunk cache and the ChunkStore that reads and writes file content as ChunkRefs.
+ * Layers above import from here only (never from the modules directly).
+ */
+export type { ChunkRef, KnownChunks } from './types.js';
+export { Chunker, chunkBuffer, cutPoints, DEFAULT_CHUNKER, type ChunkerParams } from './chunker.js';
+export { hashChunk, hashChunkAsync, isChunkHash, verifyChunk, verifyChunkAsync, hashPoolStats, HASH_HEX_LENGTH } from './hash.js';
+export { ChunkCache, type ChunkCacheOptions, type ChunkCacheStats } from './cache.js';
+export {
+  PackWriter,
+  PackBuilder,
+  parsePack,
+  readPackIndex,
+  newPackId,
+  DEFAULT_PACK_BYTES,
+  PACK_MAGIC,
+  PACK_VERSION,
+  type PackEntry,
+  type PackWriterOptions,
+} from './pack.js';
+export { ChunkStore, type ChunkStoreOptions } from './chunkstore.js';

@@ -1,0 +1,333 @@
+/**
+ * Packs: immutable objects holding many chunks, so ten thousand small files cost a few PUTs.
+ *
+ * Format v1 (docs/CHUNKS.md, docs/FORMAT.md):
+ *
+ *   [chunk 0 bytes][chunk 1 bytes]…[index][footer]
+ *   index  = count:u32le, then per chunk: hash:32 bytes (BLAKE3), offset:u64le, length:u32le
+ *   footer = indexLength:u32le, version:u32le (1), magic "CAIRNPK1" (8 bytes)  — 16 bytes
+ *
+ * Invariants: chunks sit back to back from offset 0 in the order they were added, so a ChunkRef
+ * `(pack, offset, length)` is a plain range GET; the trailer makes a pack self-describing (GC and
+ * repair can list its chunks without any other record); pack ids are 128 random bits (hex), so
+ * two writers never produce the same key and a pack object is written once, never changed.
+ * `PackWriter` keeps at most `maxInFlight` sealed packs in memory (~packBytes each).
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import pLimit from 'p-limit';
+import { CairnError, asCairnError } from '../errors.js';
+import type { ObjectStore } from '../store/types.js';
+import { Chunker, DEFAULT_CHUNKER, type ChunkerParams } from './chunker.js';
+import { hashChunkAsync } from './hash.js';
+import type { ChunkRef, KnownChunks } from './types.js';
+
+export const PACK_MAGIC = 'CAIRNPK1';
+export const PACK_FOOTER_BYTES = 16;
+/** Pack format version written by this code; readers refuse newer ones (UNSUPPORTED). */
+export const PACK_VERSION = 1;
+const ENTRY_BYTES = 32 + 8 + 4;
+/** Chunks of one file being hashed ahead of the one being added (bounds memory to ~this × max chunk). */
+const HASH_AHEAD = 4;
+/** Default size at which a pack is sealed and uploaded. */
+export const DEFAULT_PACK_BYTES = 32 * 1024 * 1024;
+
+export interface PackEntry {
+  hash: string;
+  offset: number;
+  length: number;
+}
+
+/** A fresh pack id: 32 hex characters of crypto randomness. */
+export function newPackId(): string {
+  return crypto.randomBytes(16).toString('hex');
+}
+
+/** Accumulates chunks for one pack in memory, then seals them into the v1 byte layout. */
+export class PackBuilder {
+  readonly id = newPackId();
+  readonly entries: PackEntry[] = [];
+  private readonly parts: Uint8Array[] = [];
+  /** Bytes of chunk data so far (= offset of the next chunk). */
+  size = 0;
+
+  /** Appends a chunk; returns its offset in the pack. */
+  add(hash: string, data: Uint8Array): number {
+    const offset = this.size;
+    this.parts.push(data);
+    this.entries.push({ hash, offset, length: data.length });
+    this.size += data.length;
+    return offset;
+  }
+
+  /** The complete pack object: data, index, footer. The builder must not be used afterwards. */
+  seal(): Buffer {
+    const index = encodeIndex(this.entries);
+    const footer = Buffer.alloc(PACK_FOOTER_BYTES);
+    footer.writeUInt32LE(index.length, 0);
+    footer.writeUInt32LE(PACK_VERSION, 4);
+    footer.write(PACK_MAGIC, 8, 'latin1');
+    const body = Buffer.concat([...this.parts, index, footer], this.size + index.length + PACK_FOOTER_BYTES);
+    this.parts.length = 0;
+    return body;
+  }
+}
+
+function encodeIndex(entries: PackEntry[]): Buffer {
+  const buf = Buffer.alloc(4 + entries.length * ENTRY_BYTES);
+  buf.writeUInt32LE(entries.length, 0);
+  let o = 4;
+  for (const e of entries) {
+    buf.write(e.hash, o, 32, 'hex');
+    buf.writeBigUInt64LE(BigInt(e.offset), o + 32);
+    buf.writeUInt32LE(e.length, o + 40);
+    o += ENTRY_BYTES;
+  }
+  return buf;
+}
+
+function corrupt(what: string, key?: string): CairnError {
+  return new CairnError('CORRUPT', `pack ${key ?? ''} is malformed: ${what}`, {
+    key,
+    hint: 'the pack object is damaged or not a Cairn pack; restore it from a replica',
+  });
+}
+
+/** Parses a pack's footer (its last 16 bytes); returns the index length. */
+export function parseFooter(footer: Uint8Array, key?: string): number {
+  const b = Buffer.from(footer.buffer, footer.byteOffset, footer.length);
+  if (b.length !== PACK_FOOTER_BYTES || b.toString('latin1', 8, 16) !== PACK_MAGIC) throw corrupt('bad footer magic', key);
+  const version = b.readUInt32LE(4);
+  if (version > PACK_VERSION) {
+    throw new CairnError('UNSUPPORTED', `pack ${key ?? ''} has format version ${version}; this Cairn reads up to ${PACK_VERSION}`, {
+      key,
+      hint: 'upgrade Cairn to read this volume',
+    });
+  }
+  if (version < 1) throw corrupt(`bad format version ${version}`, key);
+  return b.readUInt32LE(0);
+}
+
+/** Parses an encoded index; `dataBytes` (when known) bounds every entry. */
+export function parseIndex(index: Uint8Array, dataBytes?: number, key?: string): PackEntry[] {
+  const b = Buffer.from(index.buffer, index.byteOffset, index.length);
+  if (b.length < 4) throw corrupt('index too short', key);
+  const count = b.readUInt32LE(0);
+  if (b.length !== 4 + count * ENTRY_BYTES) throw corrupt('index length does not match its count', key);
+  const entries: PackEntry[] = [];
+  for (let o = 4; o < b.length; o += ENTRY_BYTES) {
+    const offset = Number(b.readBigUInt64LE(o + 32));
+    const length = b.readUInt32LE(o + 40);
+    if (dataBytes !== undefined && offset + length > dataBytes) throw corrupt('index entry beyond the data', key);
+    entries.push({ hash: b.toString('hex', o, o + 32), offset, length });
+  }
+  return entries;
+}
+
+/** Parses a whole pack object held in memory. */
+export function parsePack(pack: Uint8Array, key?: string): PackEntry[] {
+  if (pack.length < PACK_FOOTER_BYTES) throw corrupt('shorter than its footer', key);
+  const indexLength = parseFooter(pack.subarray(pack.length - PACK_FOOTER_BYTES), key);
+  const dataBytes = pack.length - PACK_FOOTER_BYTES - indexLength;
+  if (dataBytes < 0) throw corrupt('index longer than the pack', key);
+  return parseIndex(pack.subarray(dataBytes, dataBytes + indexLength), dataBytes, key);
+}
+
+/**
+ * Reads a stored pack's index with range GETs (HEAD, footer, index), without its data.
+ *
+ * @example for (const e of await readPackIndex(store, 'volumes/v1/packs/' + id)) live.has(e.hash) || …
+ */
+export async function readPackIndex(store: ObjectStore, key: string): Promise<PackEntry[]> {
+  const info = await store.head(key);
+  if (!info) throw new CairnError('NOT_FOUND', `no pack ${key}`, { key, store: store.url });
+  if (info.size < PACK_FOOTER_BYTES) throw corrupt('shorter than its footer', key);
+  const footer = await store.get(key, { offset: info.size - PACK_FOOTER_BYTES, length: PACK_FOOTER_BYTES });
+  const indexLength = parseFooter(footer, key);
+  const dataBytes = info.size - PACK_FOOTER_BYTES - indexLength;
+  if (dataBytes < 0) throw corrupt('index longer than the pack', key);
+  return parseIndex(await store.get(key, { offset: dataBytes, length: indexLength }), dataBytes, key);
+}
+
+export interface PackWriterOptions {
+  store: ObjectStore;
+  packPrefix: string;
+  known?: KnownChunks;
+  packBytes?: number;
+  chunker?: ChunkerParams;
+  /** Sealed packs uploading (or waiting to) at once; bounds memory to ~packBytes × this. */
+  maxInFlight?: number;
+}
+
+/**
+ * Writes the new chunks of one commit into packs. Create it with `ChunkStore.writer()`.
+ * Several `write` calls may run concurrently (chunks of different files share packs).
+ *
+ * @example
+ * const w = chunks.writer({ known: (h) => journal.findChunk(h) });
+ * const refs = await w.writeFile('/tmp/staging/3');
+ * const { packs } = await w.finish(); // refs are durable now; record them in the commit
+ */
+export class PackWriter {
+  private readonly store: ObjectStore;
+  private readonly prefix: string;
+  private readonly known?: KnownChunks;
+  private readonly packBytes: number;
+  private readonly chunkerParams: ChunkerParams;
+  private readonly maxInFlight: number;
+  private readonly limit;
+  private readonly seen = new Map<string, ChunkRef>();
+  private readonly uploads = new Set<Promise<void>>();
+  private readonly uploaded: string[] = [];
+  private readonly newChunks: ChunkRef[] = [];
+  private current: PackBuilder | undefined;
+  private bytesUploaded = 0;
+  private failure: unknown;
+  private state: 'open' | 'finishing' | 'finished' | 'aborted' = 'open';
+
+  constructor(opts: PackWriterOptions) {
+    const packBytes = opts.packBytes ?? DEFAULT_PACK_BYTES;
+    if (!Number.isSafeInteger(packBytes) || packBytes < 1) {
+      throw new CairnError('INVALID_ARGUMENT', `invalid packBytes ${packBytes}`, { hint: 'use a positive byte count, e.g. 33554432' });
+    }
+    this.store = opts.store;
+    this.prefix = opts.packPrefix;
+    this.known = opts.known;
+    this.packBytes = packBytes;
+    this.chunkerParams = opts.chunker ?? DEFAULT_CHUNKER;
+    this.maxInFlight = Math.max(1, opts.maxInFlight ?? 3);
+    this.limit = pLimit(this.maxInFlight);
+  }
+
+  /**
+   * Chunks and hashes one file's content (a buffer or a stream of pieces) and returns its refs
+   * in file order. New chunks go into the open pack; refs are durable only after `finish()`.
+   */
+  async write(data: Uint8Array | AsyncIterable<Uint8Array>): Promise<ChunkRef[]> {
+    this.checkOpen();
+    const refs: ChunkRef[] = [];
+    const chunker = new Chunker(this.chunkerParams);
+    // Chunks are hashed ahead (on the hash worker pool) and added in file order.
+    const window: { chunk: Uint8Array; hash: Promise<string> }[] = [];
+    const enqueue = async (chunks: Uint8Array[], keep: number): Promise<void> => {
+      for (const chunk of chunks) {
+        const hash = hashChunkAsync(chunk);
+        hash.catch(() => {});
+        window.push({ chunk, hash });
+      }
+      while (window.length > keep) {
+        const next = window.shift()!;
+        await this.add(next.chunk, await next.hash, refs);
+      }
+    };
+    if (data instanceof Uint8Array) {
+      await enqueue(chunker.push(data), 0);
+    } else {
+      for await (const piece of data) {
+        this.checkOpen();
+        await enqueue(chunker.push(piece), HASH_AHEAD);
+      }
+    }
+    await enqueue(chunker.finish(), 0);
+    return refs;
+  }
+
+  /** Like `write`, streaming a local file (never loaded whole). Missing file -> NOT_FOUND. */
+  async writeFile(localPath: string): Promise<ChunkRef[]> {
+    this.checkOpen();
+    const stream = fs.createReadStream(localPath, { highWaterMark: 1024 * 1024 });
+    try {
+      return await this.write(stream);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') throw new CairnError('NOT_FOUND', `no file ${localPath}`, { path: localPath }, { cause: err });
+      if (code === 'EISDIR') throw new CairnError('IS_A_DIRECTORY', `${localPath} is a directory`, { path: localPath }, { cause: err });
+      throw asCairnError(err, 'IO', `cannot read ${localPath}`, { path: localPath });
+    } finally {
+      stream.destroy();
+    }
+  }
+
+  /**
+   * Seals and uploads the last pack, waits for every upload, and closes the writer.
+   * Rejects with the first upload error (the store's CairnError as is).
+   */
+  async finish(): Promise<{ bytesUploaded: number; packs: string[]; newChunks: ChunkRef[] }> {
+    this.checkOpen();
+    this.state = 'finishing';
+    try {
+      if (this.current && this.current.entries.length > 0) this.startUpload(this.current);
+      this.current = undefined;
+      while (this.uploads.size > 0) await Promise.allSettled([...this.uploads]);
+      if (this.failure !== undefined) throw this.failure;
+      this.state = 'finished';
+      return { bytesUploaded: this.bytesUploaded, packs: [...this.uploaded], newChunks: [...this.newChunks] };
+    } catch (err) {
+      this.abort();
+      throw err;
+    }
+  }
+
+  /**
+   * Abandons the commit: drops buffered chunks, and deletes (best effort, in the background)
+   * any pack already uploaded — nothing can reference them, since refs are durable only after
+   * `finish()` and pack ids are never reused.
+   */
+  abort(): void {
+    if (this.state === 'aborted' || this.state === 'finished') return;
+    this.state = 'aborted';
+    this.current = undefined;
+    const cleanup = async (): Promise<void> => {
+      while (this.uploads.size > 0) await Promise.allSettled([...this.uploads]);
+      await Promise.allSettled(this.uploaded.map((id) => this.store.delete(this.prefix + id)));
+    };
+    void cleanup().catch(() => {});
+  }
+
+  private checkOpen(): void {
+    if (this.failure !== undefined) throw this.failure;
+    if (this.state !== 'open') {
+      throw new CairnError('CLOSED', `pack writer is ${this.state}`, { hint: 'create a new writer for the next commit' });
+    }
+  }
+
+  /** Hashes one chunk, dedupes it, appends it to the open pack when new; pushes its ref. */
+  private async add(chunk: Uint8Array, hash: string, refs: ChunkRef[]): Promise<void> {
+    this.checkOpen();
+    let ref = this.seen.get(hash) ?? this.known?.(hash);
+    if (!ref) {
+      const pack = (this.current ??= new PackBuilder());
+      ref = { hash, pack: pack.id, offset: pack.add(hash, chunk), length: chunk.length };
+      this.newChunks.push(ref);
+      this.seen.set(hash, ref);
+      refs.push(ref);
+      if (pack.size >= this.packBytes) {
+        this.current = undefined;
+        this.startUpload(pack);
+        await this.backpressure();
+      }
+      return;
+    }
+    this.seen.set(hash, ref);
+    refs.push(ref);
+  }
+
+  private startUpload(pack: PackBuilder): void {
+    const p = this.limit(async () => {
+      const body = pack.seal();
+      await this.store.put(this.prefix + pack.id, body);
+      this.bytesUploaded += body.length;
+      this.uploaded.push(pack.id);
+    }).catch((err: unknown) => {
+      this.failure ??= err;
+    });
+    const tracked = p.finally(() => this.uploads.delete(tracked));
+    this.uploads.add(tracked);
+  }
+
+  /** Waits while `maxInFlight` sealed packs are already uploading or queued. */
+  private async backpressure(): Promise<void> {
+    while (this.uploads.size >= this.maxInFlight) await Promise.race(this.uploads);
+    if (this.failure !== undefined) throw this.failure;
+  }
+}

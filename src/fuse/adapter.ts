@@ -1,0 +1,292 @@
+/**
+ * The FUSE adapter: fuse-native callbacks -> FsSession calls -> errno. It only translates; all
+ * file-system semantics live in the session.
+ *
+ * Invariants:
+ * - every callback is answered exactly once, with 0, a byte count, or a negative errno from the
+ *   one table (`errnoFor`); errors that are not CairnErrors become EIO and are reported to `onError`;
+ * - nothing here blocks the event loop (the same loop serves the kernel);
+ * - the handle table always holds the current path of every open file (rename follows it);
+ * - on a read-only mount every write, and every open for writing, fails with EROFS before the
+ *   session is asked.
+ * Unsupported operations and their errno are listed in docs/SEMANTICS.md.
+ */
+import { CairnError, Errno, errnoFor } from '../errors.js';
+import type { FsSession, Stat, EntryType } from '../volume/types.js';
+import { HandleTable, O_TRUNC, wantsWrite } from './handles.js';
+
+type Cb = (code: number, ...result: unknown[]) => void;
+/** fuse-native's op table. */
+export type FuseOps = Record<string, (...args: any[]) => void>;
+
+export interface AdapterOptions {
+  /** Reject writes with EROFS (the session does too; this answers before asking it). */
+  readOnly: boolean;
+  /** Owner reported for every entry (default: the daemon's uid/gid). */
+  uid?: number;
+  gid?: number;
+  /** Shared handle table (the daemon reads it for status and busy errors). */
+  handles?: HandleTable;
+  /** Called for failures that are not CairnErrors (they reach the kernel as EIO). */
+  onError?: (op: string, path: string, err: unknown) => void;
+}
+
+const TYPE_BITS: Record<EntryType, number> = {
+  file: 0o100000,
+  directory: 0o040000,
+  symlink: 0o120000,
+  fifo: 0o010000,
+  socket: 0o140000,
+};
+
+/** `UTIME_NOW`/`UTIME_OMIT` arrive from fuse-native as 1073 ms (tv_sec 0, tv_nsec ~2^30). */
+const UTIME_SPECIAL_MS = Math.floor(((1 << 30) - 1) / 1e6);
+/** `(uid_t)-1`: "leave unchanged" in chown. */
+const NO_ID = 0xffffffff;
+
+/** fuse-native stat object for a session Stat. */
+export function toFuseStat(st: Stat, uid: number, gid: number): Record<string, number | Date> {
+  const time = new Date(st.mtimeMs);
+  const size = st.type === 'symlink' ? Buffer.byteLength(st.target ?? '') : st.size;
+  return {
+    mode: TYPE_BITS[st.type] | (st.mode & 0o7777),
+    uid,
+    gid,
+    size,
+    nlink: st.type === 'directory' ? 2 : 1,
+    blksize: 4096,
+    blocks: Math.ceil(size / 512),
+    atime: time,
+    mtime: time,
+    ctime: time,
+  };
+}
+
+/** fuse-native statfs object: large, fixed figures (the store has no meaningful capacity). */
+export function statfsResult(): Record<string, number> {
+  const big = 0x7fffffff;
+  return { bsize: 4096, frsize: 4096, blocks: big, bfree: big, bavail: big, files: big, ffree: big, favail: big, fsid: 0, flag: 0, namemax: 255 };
+}
+
+/**
+ * Builds the fuse-native operations of a mount of `session`.
+ *
+ * @example
+ *   const ops = createOps(session, { readOnly: false });
+ *   const fuse = new Fuse('/mnt/vol', ops, { fsname: 'cairn:vol' });
+ */
+export function createOps(session: FsSession, opts: AdapterOptions): FuseOps {
+  const uid = opts.uid ?? process.getuid?.() ?? 0;
+  const gid = opts.gid ?? process.getgid?.() ?? 0;
+  const handles = opts.handles ?? new HandleTable();
+  const readOnly = opts.readOnly;
+
+  /** Answers cb from a promise: `ok(value)` on success, the errno of the error otherwise. */
+  function run<T>(op: string, path: string, cb: Cb, work: () => Promise<T>, ok: (v: T) => void = () => cb(0)): void {
+    let p: Promise<T>;
+    try {
+      p = work();
+    } catch (err) {
+      p = Promise.reject(err);
+    }
+    p.then(ok, (err: unknown) => {
+      if (!(err instanceof CairnError) && opts.onError) opts.onError(op, path, err);
+      cb(-errnoFor(err));
+    });
+  }
+
+  function rofs(cb: Cb): boolean {
+    if (readOnly) cb(-Errno.EROFS);
+    return readOnly;
+  }
+
+  /** Opens in the session and the table; returns the FUSE handle. */
+  function openHandle(path: string, flags: number): number {
+    const sh = session.open(path);
+    return handles.add(path, flags, sh);
+  }
+
+  const ops: FuseOps = {
+    init(cb: Cb) {
+      cb(0);
+    },
+
+    statfs(_path: string, cb: Cb) {
+      cb(0, statfsResult());
+    },
+
+    access(path: string, mode: number, cb: Cb) {
+      run('access', path, cb, () => session.stat(path), () => cb(readOnly && mode & 2 ? -Errno.EROFS : 0));
+    },
+
+    getattr(path: string, cb: Cb) {
+      run('getattr', path, cb, () => session.stat(path), (st) => cb(0, toFuseStat(st, uid, gid)));
+    },
+
+    fgetattr(path: string, _fh: number, cb: Cb) {
+      ops.getattr(path, cb);
+    },
+
+    readdir(path: string, cb: Cb) {
+      run('readdir', path, cb, async () => {
+        const [self, children] = await Promise.all([session.stat(path), session.readdir(path)]);
+        const dot = toFuseStat(self, uid, gid);
+        const names = ['.', '..'];
+        const stats = [dot, dot];
+        for (const c of children) {
+          names.push(c.path.slice(c.path.lastIndexOf('/') + 1));
+          stats.push(toFuseStat(c, uid, gid));
+        }
+        return { names, stats };
+      }, (r) => cb(0, r.names, r.stats));
+    },
+
+    open(path: string, flags: number, cb: Cb) {
+      if (wantsWrite(flags) && rofs(cb)) return;
+      run('open', path, cb, async () => {
+        const st = await session.stat(path);
+        if (st.type === 'directory' && wantsWrite(flags)) {
+          throw new CairnError('IS_A_DIRECTORY', `${path} is a directory`, { path });
+        }
+        if (flags & O_TRUNC && st.type === 'file' && st.size > 0) await session.truncate(path, 0);
+        return openHandle(path, flags);
+      }, (fh) => cb(0, fh));
+    },
+
+    create(path: string, mode: number, cb: Cb) {
+      if (rofs(cb)) return;
+      run('create', path, cb, async () => {
+        await session.create(path, mode & 0o7777);
+        return openHandle(path, 0o2 /* O_RDWR */);
+      }, (fh) => cb(0, fh));
+    },
+
+    read(path: string, fh: number, buf: Buffer, len: number, pos: number, cb: Cb) {
+      const h = handles.get(fh);
+      run('read', path, cb, () => session.read(h?.path ?? path, pos, len), (data) => {
+        const n = Math.min(data.length, len);
+        data.copy(buf, 0, 0, n);
+        cb(n);
+      });
+    },
+
+    write(path: string, fh: number, buf: Buffer, len: number, pos: number, cb: Cb) {
+      if (rofs(cb)) return;
+      const h = handles.get(fh);
+      // Copy: fuse-native's buffer is kernel memory that is detached once we answer.
+      const data = Buffer.from(buf.subarray(0, len));
+      run('write', path, cb, () => session.write(h?.path ?? path, pos, data), () => {
+        if (h) h.dirty = true;
+        cb(len);
+      });
+    },
+
+    truncate(path: string, size: number, cb: Cb) {
+      if (rofs(cb)) return;
+      run('truncate', path, cb, () => session.truncate(path, size));
+    },
+
+    ftruncate(path: string, fh: number, size: number, cb: Cb) {
+      if (rofs(cb)) return;
+      const h = handles.get(fh);
+      run('ftruncate', path, cb, () => session.truncate(h?.path ?? path, size), () => {
+        if (h) h.dirty = true;
+        cb(0);
+      });
+    },
+
+    flush(path: string, fh: number, cb: Cb) {
+      // close(2): make written data durable locally (not committed) so a crash loses nothing.
+      const h = handles.get(fh);
+      if (!h || !h.dirty || readOnly) return cb(0);
+      run('flush', path, cb, () => session.fsync(h.path), () => {
+        h.dirty = false;
+        cb(0);
+      });
+    },
+
+    fsync(path: string, _datasync: number, fh: number, cb: Cb) {
+      if (readOnly) return cb(0);
+      const h = handles.get(fh);
+      run('fsync', path, cb, () => session.fsync(h?.path ?? path), () => {
+        if (h) h.dirty = false;
+        cb(0);
+      });
+    },
+
+    release(path: string, fh: number, cb: Cb) {
+      const h = handles.remove(fh);
+      try {
+        if (h) session.release(h.session);
+      } catch (err) {
+        if (!(err instanceof CairnError) && opts.onError) opts.onError('release', path, err);
+      }
+      cb(0);
+    },
+
+    mkdir(path: string, mode: number, cb: Cb) {
+      if (rofs(cb)) return;
+      run('mkdir', path, cb, () => session.mkdir(path, mode & 0o7777));
+    },
+
+    rmdir(path: string, cb: Cb) {
+      if (rofs(cb)) return;
+      run('rmdir', path, cb, () => session.rmdir(path));
+    },
+
+    unlink(path: string, cb: Cb) {
+      if (rofs(cb)) return;
+      run('unlink', path, cb, () => session.unlink(path));
+    },
+
+    rename(from: string, to: string, cb: Cb) {
+      if (rofs(cb)) return;
+      run('rename', from, cb, () => session.rename(from, to), () => {
+        handles.rename(from, to);
+        cb(0);
+      });
+    },
+
+    symlink(target: string, path: string, cb: Cb) {
+      if (rofs(cb)) return;
+      run('symlink', path, cb, () => session.symlink(target, path));
+    },
+
+    readlink(path: string, cb: Cb) {
+      run('readlink', path, cb, () => session.readlink(path), (t) => cb(0, t));
+    },
+
+    chmod(path: string, mode: number, cb: Cb) {
+      if (rofs(cb)) return;
+      run('chmod', path, cb, () => session.chmod(path, mode & 0o7777));
+    },
+
+    utimens(path: string, atime: number, mtime: number, cb: Cb) {
+      if (rofs(cb)) return;
+      // UTIME_NOW and UTIME_OMIT are indistinguishable here; both mean "now" for mtime unless
+      // only atime was given a real time (touch -a -d ...), which leaves mtime alone.
+      const special = mtime === UTIME_SPECIAL_MS;
+      if (special && atime !== UTIME_SPECIAL_MS) return cb(0);
+      run('utimens', path, cb, () => session.utimes(path, special ? Date.now() : mtime));
+    },
+
+    chown(path: string, newUid: number, newGid: number, cb: Cb) {
+      // Ownership is not stored: accept "no change", refuse anything else.
+      if (rofs(cb)) return;
+      const same = (newUid === NO_ID || newUid === uid) && (newGid === NO_ID || newGid === gid);
+      run('chown', path, cb, () => session.stat(path), () => cb(same ? 0 : -Errno.EPERM));
+    },
+
+    link(_from: string, _to: string, cb: Cb) {
+      // Hard links are not supported; EPERM is link(2)'s "file system does not support links".
+      cb(readOnly ? -Errno.EROFS : -Errno.EPERM);
+    },
+
+    mknod(path: string, mode: number, _dev: number, cb: Cb) {
+      if (rofs(cb)) return;
+      if ((mode & 0o170000) !== TYPE_BITS.file) return cb(-Errno.EPERM);
+      run('mknod', path, cb, () => session.create(path, mode & 0o7777));
+    },
+  };
+  return ops;
+}

@@ -1,0 +1,253 @@
+/**
+ * The control socket of a mount: `commit`, `reload`, `status` and `unmount` requests from `cairn`
+ * commands and the library, served by the daemon on the abstract socket named after the mount's
+ * device (see mountinfo.ts).
+ *
+ * Protocol: the client sends one JSON line `{"op": OP, "args"?: {...}}`; the server answers one
+ * JSON line, `{"ok": true, "result": ...}` or `{"ok": false, "error": {code, message, context}}`,
+ * and closes. Errors cross the socket faithfully: the client rebuilds a CairnError with the same
+ * code, message and context (VOLUME_BUSY keeps the open paths), so callers switch on codes.
+ */
+import net from 'node:net';
+import { CairnError, asCairnError, type ErrorCode, type ErrorContext } from '../errors.js';
+import { cairnMountAt, findMounts as findMountsInfo, type CairnMount } from './mountinfo.js';
+
+export type ControlOp = 'commit' | 'reload' | 'status' | 'unmount';
+export const CONTROL_OPS: readonly ControlOp[] = ['commit', 'reload', 'status', 'unmount'];
+
+export interface ControlRequest {
+  op: ControlOp;
+  args?: Record<string, unknown>;
+}
+
+export interface WireError {
+  code: ErrorCode;
+  message: string;
+  context: ErrorContext;
+}
+
+export type ControlResponse = { ok: true; result: unknown } | { ok: false; error: WireError };
+
+/** Largest request line the server accepts. */
+const MAX_REQUEST = 64 * 1024;
+
+/** A CairnError as it travels: the message without the hint suffix the constructor appends. */
+export function errorToWire(err: unknown): WireError {
+  const e = asCairnError(err, 'IO', 'the daemon failed');
+  const hint = e.context.hint;
+  const suffix = hint ? ` (${hint})` : '';
+  const message = suffix && e.message.endsWith(suffix) ? e.message.slice(0, -suffix.length) : e.message;
+  // Keep the context JSON-safe (drop what cannot be serialised rather than fail the answer).
+  let context: ErrorContext;
+  try {
+    context = JSON.parse(JSON.stringify(e.context)) as ErrorContext;
+  } catch {
+    context = { hint };
+  }
+  return { code: e.code, message, context };
+}
+
+/** Rebuilds the CairnError a daemon reported. */
+export function errorFromWire(w: WireError): CairnError {
+  return new CairnError(w.code, w.message, w.context ?? {});
+}
+
+export interface ControlServer {
+  readonly socket: string;
+  /** Frees the socket name at once; requests being answered still get their answer. */
+  stopListening(): void;
+  /** Stops listening, ends idle connections, and resolves when every connection is closed. */
+  close(): Promise<void>;
+}
+
+/**
+ * Serves control requests on `socket` (an abstract name starting with NUL, or a path). The
+ * handler's value is the result; its CairnError is the error answer.
+ *
+ * @example
+ *   const srv = await startControlServer(socketNameFor('0:55'), async (req) => ({ op: req.op }));
+ */
+export async function startControlServer(
+  socket: string,
+  handler: (req: ControlRequest) => Promise<unknown>,
+  opts: { busyWaitMs?: number } = {},
+): Promise<ControlServer> {
+  const conns = new Set<net.Socket>();
+  /** Connections whose request is being answered: close() lets them finish. */
+  const busy = new Set<net.Socket>();
+  const server = net.createServer((conn) => {
+    conns.add(conn);
+    conn.on('close', () => conns.delete(conn));
+    conn.on('error', () => conn.destroy());
+    let buf = '';
+    let done = false;
+    conn.setEncoding('utf8');
+    conn.on('data', (chunk: string) => {
+      if (done) return;
+      buf += chunk;
+      const nl = buf.indexOf('\n');
+      if (nl < 0) {
+        if (buf.length > MAX_REQUEST) reply(conn, { ok: false, error: errorToWire(badRequest('request too long')) });
+        return;
+      }
+      done = true;
+      busy.add(conn);
+      void answer(buf.slice(0, nl)).then((res) => {
+        busy.delete(conn);
+        reply(conn, res);
+      });
+    });
+  });
+
+  async function answer(line: string): Promise<ControlResponse> {
+    try {
+      let req: ControlRequest;
+      try {
+        req = JSON.parse(line) as ControlRequest;
+      } catch {
+        throw badRequest('request is not JSON');
+      }
+      if (!req || !CONTROL_OPS.includes(req.op)) throw badRequest(`unknown op ${JSON.stringify(req?.op)}`);
+      return { ok: true, result: (await handler(req)) ?? null };
+    } catch (err) {
+      return { ok: false, error: errorToWire(err) };
+    }
+  }
+
+  // A daemon that is shutting down may still hold the name of a device number the kernel has
+  // already given to a new mount: wait for it to let go.
+  const deadline = Date.now() + (opts.busyWaitMs ?? 10_000);
+  for (;;) {
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(socket, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  let stopped: Promise<void> | undefined;
+  const stopListening = (): Promise<void> =>
+    (stopped ??= new Promise<void>((resolve) => server.close(() => resolve())));
+  return {
+    socket,
+    stopListening: () => {
+      void stopListening();
+    },
+    close: async () => {
+      const done = stopListening();
+      for (const c of conns) if (!busy.has(c)) c.end();
+      await done;
+    },
+  };
+}
+
+function reply(conn: net.Socket, res: ControlResponse): void {
+  if (conn.destroyed) return;
+  conn.end(`${JSON.stringify(res)}\n`);
+}
+
+function badRequest(why: string): CairnError {
+  return new CairnError('INVALID_ARGUMENT', `bad control request: ${why}`, {
+    hint: `send one JSON line {"op": ${CONTROL_OPS.map((o) => `"${o}"`).join('|')}}`,
+  });
+}
+
+export interface ControlOptions {
+  /** Give up after this long (UNAVAILABLE). Default: 10 s for status, 30 min otherwise. */
+  timeoutMs?: number;
+  args?: Record<string, unknown>;
+}
+
+/**
+ * Sends one request to the daemon at a socket and returns its result; the daemon's error is
+ * thrown as the same CairnError. No daemon listening -> UNAVAILABLE.
+ */
+export function requestSocket(socket: string, req: ControlRequest, timeoutMs: number, where = socket): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const conn = net.createConnection(socket);
+    let buf = '';
+    let settled = false;
+    const finish = (err: Error | null, value?: unknown): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      conn.destroy();
+      if (err) reject(err);
+      else resolve(value);
+    };
+    const timer = setTimeout(
+      () =>
+        finish(
+          new CairnError('UNAVAILABLE', `the cairn daemon of ${where} did not answer ${req.op} within ${timeoutMs} ms`, {
+            path: where,
+            op: req.op,
+            hint: 'check the daemon log; `fusermount -u DIR` detaches a hung mount',
+          }),
+        ),
+      timeoutMs,
+    );
+    conn.setEncoding('utf8');
+    conn.on('connect', () => conn.write(`${JSON.stringify(req)}\n`));
+    conn.on('data', (chunk: string) => {
+      buf += chunk;
+    });
+    conn.on('end', () => {
+      const line = buf.split('\n')[0];
+      let res: ControlResponse;
+      try {
+        res = JSON.parse(line) as ControlResponse;
+      } catch {
+        return finish(
+          new CairnError('IO', `the cairn daemon of ${where} closed the control connection without an answer`, {
+            path: where,
+            op: req.op,
+            hint: 'the daemon may have exited; check its log',
+          }),
+        );
+      }
+      if (res.ok) finish(null, res.result);
+      else finish(errorFromWire(res.error));
+    });
+    conn.on('error', (err: NodeJS.ErrnoException) => {
+      finish(
+        new CairnError('UNAVAILABLE', `no cairn daemon answers for ${where} (${err.code ?? err.message})`, {
+          path: where,
+          op: req.op,
+          hint: 'the daemon has exited or runs in another network namespace; `fusermount -u DIR` removes a dead mount',
+        }, { cause: err }),
+      );
+    });
+  });
+}
+
+/**
+ * Sends `op` to the daemon serving the mount at (or containing) `dir`.
+ *
+ * @example
+ *   const r = await controlRequest('/mnt/vol', 'commit'); // CommitResult
+ *   await controlRequest('/mnt/vol', 'reload');           // throws VOLUME_BUSY with open files
+ */
+export async function controlRequest(dir: string, op: ControlOp, opts: ControlOptions = {}): Promise<unknown> {
+  const m = await cairnMountAt(dir);
+  const timeoutMs = opts.timeoutMs ?? (op === 'status' ? 10_000 : 30 * 60_000);
+  return requestSocket(m.socket, { op, ...(opts.args ? { args: opts.args } : {}) }, timeoutMs, m.mountpoint);
+}
+
+/**
+ * All Cairn mounts visible in this mount namespace (optionally of one volume).
+ *
+ * @example
+ *   const mounts = await findMounts();          // [{ volume, mountpoint, device, socket, readOnly }]
+ */
+export async function findMounts(volumeName?: string): Promise<CairnMount[]> {
+  return findMountsInfo(volumeName);
+}
+
+export type { CairnMount };

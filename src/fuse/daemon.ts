@@ -1,0 +1,358 @@
+/**
+ * The mount daemon: mounts a session with FUSE, serves the control socket, commits in the
+ * background, and shuts down cleanly (unmount, final commit, session close) on SIGTERM/SIGINT,
+ * an `unmount` request, or when someone unmounts the directory from outside.
+ *
+ * Invariants:
+ * - commits and reloads never overlap (one queue);
+ * - a failing background commit is logged and retried at the next tick, never fatal;
+ * - shutdown runs once; the kernel stops sending operations (unmount) before the final commit,
+ *   so nothing written through the mount is left out of it;
+ * - nothing here blocks the event loop, which also serves the kernel.
+ */
+import Fuse from 'fuse-native';
+import path from 'node:path';
+import { promises as fsp } from 'node:fs';
+import { CairnError, asCairnError, isCairnError } from '../errors.js';
+import type { CommitResult, FsSession, ReloadResult } from '../volume/types.js';
+import { createOps } from './adapter.js';
+import { startControlServer, type ControlRequest, type ControlServer } from './control.js';
+import { HandleTable, processesUsing } from './handles.js';
+import { fsnameFor, ownMount, readMounts, socketNameFor } from './mountinfo.js';
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+export type Logger = (level: LogLevel, msg: string, extra?: Record<string, unknown>) => void;
+
+export interface DaemonOptions {
+  session: FsSession;
+  mountpoint: string;
+  volumeName: string;
+  readOnly: boolean;
+  /** Background commit period; 0 or undefined disables it (commits still happen on shutdown). */
+  commitIntervalSec?: number;
+  /** Extra status of the session (merged into the `status` answer under `session`). */
+  status?: () => object;
+  onLog?: Logger;
+  /** Install SIGTERM/SIGINT handlers that shut the mount down (default true). */
+  handleSignals?: boolean;
+  /** Per-operation FUSE timeout in ms (fuse-native's `timeout`, default 30 s). */
+  fuseTimeoutMs?: number;
+  /** Kernel attribute and entry cache, seconds (default 0: a reload is visible at once). */
+  attrTimeoutSec?: number;
+  entryTimeoutSec?: number;
+  /** Let other users reach the mount (`allow_other`). */
+  allowOther?: boolean;
+  /** How often to look for an unmount done from outside, ms (default 1000). */
+  watchIntervalMs?: number;
+}
+
+export interface CloseResult {
+  reason: string;
+  /** The final commit, when there was something to commit. */
+  commit?: CommitResult;
+  /** What went wrong during shutdown (the mount is gone regardless). */
+  error?: { code: string; message: string };
+}
+
+export interface MountHandle {
+  readonly volumeName: string;
+  readonly mountpoint: string;
+  /** `major:minor` of the mount. */
+  readonly device: string;
+  /** Abstract control socket name (leading NUL). */
+  readonly socket: string;
+  readonly handles: HandleTable;
+  /** Resolves once the mount is gone, the final commit is done and the session is closed. */
+  readonly closed: Promise<CloseResult>;
+  commit(): Promise<CommitResult>;
+  reload(): Promise<ReloadResult>;
+  status(): Promise<Record<string, unknown>>;
+  /** Shuts down (idempotent). With open files and no `force`, VOLUME_BUSY. */
+  close(reason?: string, opts?: { force?: boolean }): Promise<CloseResult>;
+}
+
+/** Default logger: one JSON line per event on stderr. */
+export const stderrLogger: Logger = (level, msg, extra) => {
+  process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, msg, ...extra })}\n`);
+};
+
+/** fuse-native with a few libfuse options it does not expose. */
+class CairnFuse extends Fuse {
+  constructor(mnt: string, ops: Record<string, (...args: any[]) => void>, opts: Record<string, unknown>, private readonly extra: string[]) {
+    super(mnt, ops, opts);
+  }
+  override _fuseOptions(): string {
+    const base = super._fuseOptions();
+    if (!this.extra.length) return base;
+    return base ? `${base},${this.extra.join(',')}` : `-o${this.extra.join(',')}`;
+  }
+}
+
+function fuseCall(f: (cb: (err: Error | null) => void) => void): Promise<void> {
+  return new Promise((resolve, reject) => f((err) => (err ? reject(err) : resolve())));
+}
+
+/** Explains a failed mount as a CairnError. */
+async function mountError(err: unknown, mountpoint: string, volume: string): Promise<CairnError> {
+  const msg = err instanceof Error ? err.message : String(err);
+  const ctx = { volume, path: mountpoint };
+  if (/in use/i.test(msg)) {
+    return new CairnError('ALREADY_EXISTS', `${mountpoint} is already a mount point`, { ...ctx, hint: 'unmount it first or choose another directory' }, { cause: err });
+  }
+  if (/not a directory/i.test(msg)) {
+    return new CairnError('NOT_A_DIRECTORY', `${mountpoint} is not a directory`, { ...ctx, hint: 'mount on an (empty) directory' }, { cause: err });
+  }
+  const dev = await fsp.access('/dev/fuse').then(() => true, () => false);
+  return new CairnError('UNAVAILABLE', `could not mount ${volume} at ${mountpoint}: ${msg}`, {
+    ...ctx,
+    hint: dev
+      ? 'check that fusermount (Debian: fuse) and libfuse2 are installed and that you may mount (root or SYS_ADMIN)'
+      : '/dev/fuse is missing: in a container run with --device /dev/fuse --cap-add SYS_ADMIN',
+  }, { cause: err });
+}
+
+/**
+ * Mounts `session` at `mountpoint` and serves it until shutdown.
+ *
+ * @example
+ *   const h = await runDaemon({ session, mountpoint: '/mnt/vol', volumeName: 'vol', readOnly: false, commitIntervalSec: 5 });
+ *   await h.closed; // after SIGTERM, `cairn unmount`, or fusermount -u
+ */
+export async function runDaemon(opts: DaemonOptions): Promise<MountHandle> {
+  const log: Logger = opts.onLog ?? stderrLogger;
+  const { session, volumeName, readOnly } = opts;
+  const mountpoint = path.resolve(opts.mountpoint);
+  const handles = new HandleTable();
+  const startedAt = new Date().toISOString();
+  let commits = 0;
+  let lastCommit: Record<string, unknown> | undefined;
+
+  // --- the commit/reload queue ----------------------------------------------------------
+  let queue: Promise<unknown> = Promise.resolve();
+  function serial<T>(fn: () => Promise<T>): Promise<T> {
+    const p = queue.then(fn, fn);
+    queue = p.catch(() => undefined);
+    return p;
+  }
+  const commit = (why: string): Promise<CommitResult> =>
+    serial(async () => {
+      const t0 = Date.now();
+      try {
+        const r = await session.commit();
+        if (r.committed) {
+          commits++;
+          log('info', `committed ${r.paths.length} path(s) as seq ${r.seq}`, { why, seq: r.seq, paths: r.paths.length, overwrote: r.overwrote, bytesUploaded: r.bytesUploaded, ms: Date.now() - t0 });
+        }
+        lastCommit = { at: new Date().toISOString(), why, seq: r.seq, committed: r.committed, paths: r.paths.length, overwrote: r.overwrote };
+        return r;
+      } catch (err) {
+        const e = asCairnError(err, 'IO', 'commit failed', { volume: volumeName });
+        lastCommit = { at: new Date().toISOString(), why, error: { code: e.code, message: e.message } };
+        throw e;
+      }
+    });
+  const reload = (): Promise<ReloadResult> =>
+    serial(async () => {
+      try {
+        const r = await session.reload();
+        log('info', `reloaded from seq ${r.from} to ${r.seq}`, { from: r.from, seq: r.seq });
+        return r;
+      } catch (err) {
+        if (isCairnError(err, 'VOLUME_BUSY')) {
+          // Name the processes too: fuse-native does not tell the session who opened what.
+          err.context.processes = await processesUsing(mountpoint).catch(() => []);
+          err.context.mountpoint = mountpoint;
+        }
+        throw err;
+      }
+    });
+
+  // --- mount ----------------------------------------------------------------------------
+  const ops = createOps(session, {
+    readOnly,
+    handles,
+    onError: (op, p, err) => log('error', `${op} ${p} failed`, { error: err instanceof Error ? err.stack : String(err) }),
+  });
+  const extra = ['big_writes', ...(readOnly ? ['ro'] : [])];
+  const fuse = new CairnFuse(mountpoint, ops, {
+    fsname: fsnameFor(volumeName),
+    force: true,
+    mkdir: true,
+    autoCache: true,
+    timeout: opts.fuseTimeoutMs ?? 30_000,
+    // fuse-native drops falsy values, so pass the numbers as strings ("0" is kept).
+    attrTimeout: String(opts.attrTimeoutSec ?? 0),
+    entryTimeout: String(opts.entryTimeoutSec ?? 0),
+    allowOther: !!opts.allowOther,
+  }, extra);
+  try {
+    await Promise.race([
+      fuseCall((cb) => fuse.mount(cb)),
+      new Promise((_r, reject) => setTimeout(() => reject(new Error('timed out waiting for the kernel')), 15_000).unref()),
+    ]);
+  } catch (err) {
+    await fuseCall((cb) => Fuse.unmount(mountpoint, cb)).catch(() => undefined);
+    throw await mountError(err, mountpoint, volumeName);
+  }
+
+  let own = await ownMount(mountpoint, volumeName);
+  for (let i = 0; !own && i < 50; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    own = await ownMount(mountpoint, volumeName);
+  }
+  if (!own) {
+    await fuseCall((cb) => fuse.unmount(cb)).catch(() => undefined);
+    throw new CairnError('IO', `mounted ${mountpoint} but cannot find it in /proc/self/mountinfo`, { volume: volumeName, path: mountpoint });
+  }
+  const device = own.device;
+  const socket = socketNameFor(device);
+
+  // --- shutdown ------------------------------------------------------------------------
+  let core: Promise<CloseResult> | undefined;
+  let resolveClosed!: (r: CloseResult) => void;
+  const closed = new Promise<CloseResult>((r) => (resolveClosed = r));
+  let control: ControlServer | undefined;
+  let commitTimer: NodeJS.Timeout | undefined;
+  let watchTimer: NodeJS.Timeout | undefined;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    log('info', `${sig}: unmounting ${mountpoint}`);
+    void shutdown(sig, true);
+  };
+
+  function shutdown(reason: string, force: boolean): Promise<CloseResult> {
+    if (!core) {
+      if (!force && handles.size) {
+        return Promise.reject(new CairnError('VOLUME_BUSY', `cannot unmount ${mountpoint}: ${handles.size} file(s) open: ${handles.paths().join(', ')}`, {
+          volume: volumeName,
+          path: mountpoint,
+          openFiles: handles.list().map((h) => ({ path: h.path })),
+          hint: 'close the files, or unmount with force',
+        }));
+      }
+      core = closeCore(reason);
+      void core.then(async (r) => {
+        await control?.close().catch(() => undefined);
+        resolveClosed(r);
+      });
+    }
+    return core;
+  }
+
+  async function closeCore(reason: string): Promise<CloseResult> {
+    const result: CloseResult = { reason };
+    clearTimeout(commitTimer);
+    clearInterval(watchTimer);
+    if (opts.handleSignals !== false) {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+    }
+    // Stop the kernel first so the final commit holds every write made through the mount.
+    await fuseCall((cb) => fuse.unmount(cb)).catch((err: Error) => {
+      if (reason !== 'unmounted externally') log('warn', `unmount of ${mountpoint} reported: ${err.message}`);
+    });
+    // The device number (and so the socket name) may go to a new mount now: free the name.
+    control?.stopListening();
+    try {
+      if (!readOnly && session.pendingCount() > 0) result.commit = await commit(`shutdown (${reason})`);
+    } catch (err) {
+      const e = asCairnError(err, 'IO', 'final commit failed');
+      result.error = { code: e.code, message: e.message };
+      log('error', `final commit failed: ${e.message}`, { code: e.code });
+    }
+    await session.close().catch((err: unknown) => log('warn', `session close failed: ${String(err)}`));
+    log('info', `unmounted ${mountpoint}`, { reason });
+    return result;
+  }
+
+  // --- status and control -----------------------------------------------------------------
+  async function status(): Promise<Record<string, unknown>> {
+    return {
+      volume: volumeName,
+      mountpoint,
+      device,
+      pid: process.pid,
+      readOnly,
+      seq: session.seq,
+      pending: session.pendingCount(),
+      openFiles: handles.list().map((h) => ({ path: h.path, flags: h.flags })),
+      commitIntervalSec: opts.commitIntervalSec ?? 0,
+      commits,
+      lastCommit: lastCommit ?? null,
+      startedAt,
+      session: opts.status ? opts.status() : null,
+    };
+  }
+
+  const stillMounted = async (): Promise<boolean> =>
+    (await readMounts().catch(() => [])).some((e) => e.device === device && e.mountpoint === mountpoint);
+
+  async function handle(req: ControlRequest): Promise<unknown> {
+    // The socket name follows the device number, which the kernel reuses once a mount is gone:
+    // never answer for a mount that is no longer ours.
+    if (core && req.op === 'unmount') return core;
+    if (core || !(await stillMounted())) {
+      if (!core) void shutdown('unmounted externally', true);
+      throw new CairnError('UNAVAILABLE', `the daemon of ${mountpoint} is shutting down`, { volume: volumeName, path: mountpoint, hint: 'retry in a moment' });
+    }
+    switch (req.op) {
+      case 'status':
+        return status();
+      case 'commit':
+        if (readOnly) throw new CairnError('READ_ONLY', `${mountpoint} is mounted read-only; there is nothing to commit`, { volume: volumeName, path: mountpoint });
+        return commit('request');
+      case 'reload':
+        return reload();
+      case 'unmount':
+        return shutdown('unmount request', req.args?.force === true);
+    }
+  }
+
+  try {
+    control = await startControlServer(socket, handle);
+  } catch (err) {
+    await fuseCall((cb) => fuse.unmount(cb)).catch(() => undefined);
+    throw new CairnError('UNAVAILABLE', `cannot listen on the control socket of ${mountpoint}: ${String(err)}`, { volume: volumeName, path: mountpoint }, { cause: err });
+  }
+
+  // --- background work ---------------------------------------------------------------
+  const interval = (opts.commitIntervalSec ?? 0) * 1000;
+  if (interval > 0 && !readOnly) {
+    const tick = (): void => {
+      const run = session.pendingCount() > 0 ? commit('background') : Promise.resolve();
+      run
+        .catch((err: unknown) => log('error', `background commit failed: ${err instanceof Error ? err.message : String(err)}`, { code: isCairnError(err) ? err.code : undefined }))
+        .finally(() => {
+          if (!core) commitTimer = setTimeout(tick, interval);
+        });
+    };
+    commitTimer = setTimeout(tick, interval);
+  }
+  watchTimer = setInterval(() => {
+    readMounts()
+      .then((all) => {
+        if (!core && !all.some((e) => e.device === device && e.mountpoint === mountpoint)) {
+          log('warn', `${mountpoint} was unmounted from outside; committing and exiting`);
+          void shutdown('unmounted externally', true);
+        }
+      })
+      .catch(() => undefined);
+  }, opts.watchIntervalMs ?? 1000);
+  if (opts.handleSignals !== false) {
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  }
+  log('info', `mounted ${volumeName} at ${mountpoint}`, { device, readOnly, commitIntervalSec: opts.commitIntervalSec ?? 0 });
+
+  return {
+    volumeName,
+    mountpoint,
+    device,
+    socket,
+    handles,
+    closed,
+    commit: () => commit('api'),
+    reload,
+    status,
+    close: (reason = 'close', o = {}) => shutdown(reason, o.force ?? true),
+  };
+}

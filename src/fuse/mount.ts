@@ -1,0 +1,230 @@
+/**
+ * Starting and stopping mount daemons: what `cairn mount` / `cairn unmount` call.
+ *
+ * `mount` spawns `node dist/src/fuse/main.js CONFIG` detached (its own session, stderr to a log
+ * file), waits for its one-line ready/error report, and returns; the daemon keeps running after
+ * the caller exits. `unmount` asks the daemon over the control socket (it unmounts, makes the
+ * final commit and exits) and falls back to `fusermount -u` when no daemon answers.
+ *
+ * Invariants: mount() either returns with the directory mounted or throws the daemon's own typed
+ * error; unmount() returns only once the mount is gone from this mount namespace.
+ */
+import { spawn, execFile } from 'node:child_process';
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { cairnHome } from '../config.js';
+import { CairnError, isCairnError } from '../errors.js';
+import { checkVolumeName } from '../volume/paths.js';
+import { controlRequest, errorFromWire, type WireError } from './control.js';
+import type { CloseResult, MountHandle } from './daemon.js';
+import type { DaemonConfig } from './main.js';
+import { cairnMountAt, readMounts } from './mountinfo.js';
+
+export interface MountOptions {
+  volume: string;
+  mountpoint: string;
+  /** Store URL (default `$CAIRN_STORE` or the embedded file store). */
+  store?: string;
+  readOnly?: boolean;
+  /** Background commit period in seconds (default 5; 0 disables). */
+  commitIntervalSec?: number;
+  /** Run the daemon in this process instead of a detached one (`closed` tells when it ends). */
+  foreground?: boolean;
+  /** Where a detached daemon logs (default `$CAIRN_HOME/logs/mount-<volume>-<time>.log`). */
+  logFile?: string;
+  /** How long to wait for the daemon to report (default 60 s). */
+  readyTimeoutMs?: number;
+  allowOther?: boolean;
+  attrTimeoutSec?: number;
+  entryTimeoutSec?: number;
+  /** Test hook: module exporting `openSession` (see main.ts). */
+  sessionModule?: string;
+  sessionOptions?: Record<string, unknown>;
+  /** Extra environment for the daemon process. */
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface MountResult {
+  volume: string;
+  mountpoint: string;
+  pid: number;
+  device: string;
+  logFile?: string;
+  /** Foreground mounts only: resolves when the mount has shut down. */
+  closed?: Promise<CloseResult>;
+  /** Foreground mounts only: the in-process daemon. */
+  handle?: MountHandle;
+}
+
+const MAIN_JS = fileURLToPath(new URL('./main.js', import.meta.url));
+
+function configFor(o: MountOptions, mountpoint: string): DaemonConfig {
+  return {
+    volume: o.volume,
+    mountpoint,
+    ...(o.store ? { store: o.store } : {}),
+    readOnly: !!o.readOnly,
+    commitIntervalSec: o.commitIntervalSec ?? 5,
+    ...(o.allowOther ? { allowOther: true } : {}),
+    ...(o.attrTimeoutSec !== undefined ? { attrTimeoutSec: o.attrTimeoutSec } : {}),
+    ...(o.entryTimeoutSec !== undefined ? { entryTimeoutSec: o.entryTimeoutSec } : {}),
+    ...(o.sessionModule ? { sessionModule: o.sessionModule } : {}),
+    ...(o.sessionOptions ? { sessionOptions: o.sessionOptions } : {}),
+  };
+}
+
+async function checkMountpoint(dir: string): Promise<void> {
+  const st = await fsp.stat(dir).catch(async (err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return null;
+    if (err.code === 'ENOTCONN') {
+      // A mount whose daemon died: detach it and use the directory.
+      await fusermount(dir, true).catch(() => undefined);
+      return fsp.stat(dir);
+    }
+    throw new CairnError('UNAVAILABLE', `cannot use ${dir} as a mount point: ${err.message}`, { path: dir, hint: 'if a dead mount is there, run `fusermount -uz DIR`' });
+  });
+  if (st === null) {
+    await fsp.mkdir(dir, { recursive: true });
+    return;
+  }
+  if (!st.isDirectory()) throw new CairnError('NOT_A_DIRECTORY', `${dir} is not a directory`, { path: dir, hint: 'mount on an (empty) directory' });
+  const mounts = await readMounts();
+  const there = mounts.filter((m) => m.mountpoint === dir).pop();
+  if (there) {
+    throw new CairnError('ALREADY_EXISTS', `${dir} is already a mount point (${there.source}, ${there.fstype})`, {
+      path: dir,
+      hint: 'unmount it first (`cairn unmount DIR`) or choose another directory',
+    });
+  }
+}
+
+/**
+ * Mounts a volume at a directory.
+ *
+ * @example
+ *   const m = await mount({ volume: 'weights', mountpoint: '/mnt/weights', readOnly: true });
+ *   // ... plain file I/O under /mnt/weights from other processes ...
+ *   await unmount('/mnt/weights');
+ */
+export async function mount(o: MountOptions): Promise<MountResult> {
+  checkVolumeName(o.volume);
+  const mountpoint = path.resolve(o.mountpoint);
+  await checkMountpoint(mountpoint);
+  const cfg = configFor(o, mountpoint);
+
+  if (o.foreground) {
+    const { startDaemon } = await import('./main.js');
+    const handle = await startDaemon(cfg);
+    return { volume: handle.volumeName, mountpoint, pid: process.pid, device: handle.device, closed: handle.closed, handle };
+  }
+
+  const logFile = o.logFile ?? path.join(cairnHome(), 'logs', `mount-${o.volume}-${new Date().toISOString().replace(/[:.]/g, '-')}.log`);
+  await fsp.mkdir(path.dirname(logFile), { recursive: true });
+  const log = await fsp.open(logFile, 'a');
+  try {
+    const child = spawn(process.execPath, [MAIN_JS, JSON.stringify(cfg)], {
+      detached: true,
+      stdio: ['ignore', 'pipe', log.fd],
+      env: { ...process.env, ...o.env },
+    });
+    const report = await readReport(child, o.readyTimeoutMs ?? 60_000, logFile);
+    child.stdout?.destroy();
+    child.unref();
+    if (report.event === 'error') throw errorFromWire(report.error as WireError);
+    return { volume: String(report.volume), mountpoint, pid: Number(report.pid), device: String(report.device), logFile };
+  } finally {
+    await log.close();
+  }
+}
+
+/** Waits for the daemon's first stdout line (or its exit). */
+function readReport(child: ReturnType<typeof spawn>, timeoutMs: number, logFile: string): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(() => {
+      child.kill('SIGTERM');
+      reject(new CairnError('UNAVAILABLE', `the mount daemon did not report within ${timeoutMs} ms`, { logFile, hint: `see ${logFile}` }));
+    }, timeoutMs);
+    const done = (f: () => void): void => {
+      clearTimeout(timer);
+      child.off('exit', onExit);
+      f();
+    };
+    const onExit = (code: number | null, signal: string | null): void => {
+      void fsp.readFile(logFile, 'utf8').catch(() => '').then((text) => {
+        const tail = text.trim().split('\n').slice(-5).join('\n');
+        done(() => reject(new CairnError('UNAVAILABLE', `the mount daemon exited (${signal ?? code}) before it was ready${tail ? `: ${tail}` : ''}`, { logFile, hint: `see ${logFile}` })));
+      });
+    };
+    child.on('exit', onExit);
+    child.on('error', (err) => done(() => reject(new CairnError('UNAVAILABLE', `cannot start the mount daemon: ${err.message}`, { logFile }, { cause: err }))));
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (chunk: string) => {
+      buf += chunk;
+      const nl = buf.indexOf('\n');
+      if (nl < 0) return;
+      try {
+        const report = JSON.parse(buf.slice(0, nl)) as Record<string, unknown>;
+        done(() => resolve(report));
+      } catch {
+        done(() => reject(new CairnError('IO', `the mount daemon reported garbage: ${buf.slice(0, 200)}`, { logFile })));
+      }
+    });
+  });
+}
+
+export interface UnmountOptions {
+  /** Unmount even with open files (they fail afterwards). Default false: VOLUME_BUSY. */
+  force?: boolean;
+  /** How long to wait for the daemon (default 30 min: the final commit may upload a lot). */
+  timeoutMs?: number;
+}
+
+/**
+ * Unmounts a Cairn mount: the daemon unmounts, commits what is pending and exits. When no
+ * daemon answers (it died), the mount is detached with `fusermount -u`.
+ *
+ * @example
+ *   const r = await unmount('/mnt/vol'); // { mountpoint, commit?: CommitResult, viaDaemon: true }
+ */
+export async function unmount(dir: string, o: UnmountOptions = {}): Promise<{ mountpoint: string; viaDaemon: boolean; result?: CloseResult }> {
+  const m = await cairnMountAt(dir);
+  try {
+    const result = (await controlRequest(m.mountpoint, 'unmount', { timeoutMs: o.timeoutMs, args: { force: !!o.force } })) as CloseResult;
+    await waitGone(m.mountpoint, m.device, 10_000);
+    return { mountpoint: m.mountpoint, viaDaemon: true, result };
+  } catch (err) {
+    if (!isCairnError(err, 'UNAVAILABLE')) throw err;
+  }
+  const stillThere = (await readMounts()).some((e) => e.mountpoint === m.mountpoint && e.device === m.device);
+  if (stillThere) await fusermount(m.mountpoint, !!o.force);
+  await waitGone(m.mountpoint, m.device, 10_000);
+  return { mountpoint: m.mountpoint, viaDaemon: false };
+}
+
+/** `fusermount -u DIR` (`-uz`, lazy, when forced). */
+export function fusermount(dir: string, lazy = false): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile('fusermount', [lazy ? '-uz' : '-u', dir], (err, _out, stderr) => {
+      if (!err) return resolve();
+      const busy = /busy/i.test(stderr);
+      reject(new CairnError(busy ? 'VOLUME_BUSY' : 'IO', `fusermount -u ${dir} failed: ${stderr.trim() || err.message}`, {
+        path: dir,
+        hint: busy ? 'files are open or a process has its cwd there; close them or use force (lazy unmount)' : 'run it as the user who mounted, or as root',
+      }));
+    });
+  });
+}
+
+async function waitGone(mountpoint: string, device: string, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const all = await readMounts();
+    if (!all.some((e) => e.mountpoint === mountpoint && e.device === device)) return;
+    if (Date.now() > end) {
+      throw new CairnError('IO', `${mountpoint} is still mounted ${timeoutMs} ms after unmount`, { path: mountpoint, hint: 'run `fusermount -uz DIR`' });
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

@@ -1,0 +1,54 @@
+/** Unit tests of the FUSE handle table and the /proc open-file scan. */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { HandleTable, processesUsing, wantsWrite } from '../../src/fuse/handles.js';
+
+describe('HandleTable', () => {
+  it('adds, follows renames of files and directories, and removes', () => {
+    const t = new HandleTable();
+    const a = t.add('/d/a', 0, 11);
+    const b = t.add('/d/sub/b', 1, 12);
+    const c = t.add('/other', 2, 13);
+    assert.notEqual(a, 0);
+    assert.equal(new Set([a, b, c]).size, 3);
+    t.rename('/d', '/e');
+    assert.deepEqual(t.paths(), ['/e/a', '/e/sub/b', '/other']);
+    t.rename('/other', '/o2');
+    t.rename('/e/a', '/e/a2');
+    assert.equal(t.get(a)?.path, '/e/a2');
+    assert.equal(t.get(c)?.path, '/o2');
+    t.rename('/e/su', '/x'); // a prefix that is not a path component changes nothing
+    assert.equal(t.get(b)?.path, '/e/sub/b');
+    assert.equal(t.remove(b)?.session, 12);
+    assert.equal(t.remove(b), undefined);
+    assert.equal(t.size, 2);
+  });
+
+  it('classifies open flags', () => {
+    assert.equal(wantsWrite(0), false); // O_RDONLY
+    assert.equal(wantsWrite(1), true); // O_WRONLY
+    assert.equal(wantsWrite(2), true); // O_RDWR
+    assert.equal(wantsWrite(0o1000), true); // O_RDONLY|O_TRUNC
+    assert.equal(wantsWrite(0o100000), false); // O_LARGEFILE
+  });
+});
+
+describe('processesUsing', () => {
+  it('finds a process holding a file open under a directory', async () => {
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'cairn-handles-'));
+    await fsp.writeFile(path.join(dir, 'held'), 'x');
+    const child = spawn('bash', ['-c', `exec 3<${path.join(dir, 'held')}; echo open; exec sleep 30`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
+    try {
+      const found = await processesUsing(dir);
+      assert.ok(found.some((p) => p.pid === child.pid && p.path === path.join(dir, 'held') && p.command === 'sleep'), JSON.stringify(found));
+      assert.deepEqual(await processesUsing(path.join(dir, 'nothing-here')), []);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+});

@@ -1,0 +1,413 @@
+/**
+ * An in-memory FsSession for tests: entries in a Map, file bytes in Buffers. It is small but
+ * keeps the session contract the adapter relies on (typed errors, POSIX rename, read-only,
+ * open-file tracking, VOLUME_BUSY on reload with open files), so the FUSE layer can be tested
+ * before, and independently of, the real session.
+ *
+ * With `storeDir`, commits are whole-state snapshots `snap-<seq>.json` created exclusively
+ * (`wx`), re-applied last-writer-wins per path on top of the newest snapshot, so several daemon
+ * processes can share a "volume" and exercise commit/reload visibility.
+ */
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { CairnError } from '../../src/errors.js';
+import { normalizePath, parentOf, isWithin } from '../../src/volume/paths.js';
+import type { CommitResult, EntryType, FsSession, OpenFile, ReloadResult, Stat } from '../../src/volume/types.js';
+
+interface Node {
+  type: EntryType;
+  mode: number;
+  mtimeMs: number;
+  size: number;
+  data?: Buffer;
+  target?: string;
+}
+
+type Tree = Map<string, Node>;
+
+export interface MemSessionOptions {
+  volumeName?: string;
+  readOnly?: boolean;
+  /** Directory of shared snapshots (commit/reload across processes). */
+  storeDir?: string;
+}
+
+function dirNode(mode = 0o755): Node {
+  return { type: 'directory', mode, mtimeMs: Date.now(), size: 0 };
+}
+
+function err(code: ConstructorParameters<typeof CairnError>[0], msg: string, p: string): CairnError {
+  return new CairnError(code, msg, { path: `/${p}` });
+}
+
+/** The in-memory session. */
+export class MemSession implements FsSession {
+  readonly readOnly: boolean;
+  readonly volumeName: string;
+  seq = 0;
+  private tree: Tree = new Map([['', dirNode()]]);
+  private dirty = new Set<string>();
+  private handles = new Map<number, OpenFile>();
+  private nextHandle = 1;
+  private closed = false;
+  private readonly storeDir?: string;
+  commits = 0;
+
+  constructor(opts: MemSessionOptions = {}) {
+    this.readOnly = !!opts.readOnly;
+    this.volumeName = opts.volumeName ?? 'mem';
+    this.storeDir = opts.storeDir;
+  }
+
+  /** Loads the newest shared snapshot (when a storeDir is set). */
+  async init(): Promise<this> {
+    if (this.storeDir) {
+      await fsp.mkdir(this.storeDir, { recursive: true });
+      const latest = await this.latestSeq();
+      if (latest > 0) {
+        this.tree = await this.loadSnap(latest);
+        this.seq = latest;
+      }
+    }
+    return this;
+  }
+
+  status(): object {
+    return { kind: 'memory', volume: this.volumeName, seq: this.seq, pending: this.dirty.size, commits: this.commits };
+  }
+
+  // --- helpers ---------------------------------------------------------------------------
+
+  private live(): void {
+    if (this.closed) throw new CairnError('CLOSED', 'session is closed', { volume: this.volumeName });
+  }
+
+  private writable(p: string): void {
+    this.live();
+    if (this.readOnly) throw new CairnError('READ_ONLY', `volume ${this.volumeName} is mounted read-only`, { path: `/${p}` });
+  }
+
+  private get(p: string): Node {
+    const n = this.tree.get(p);
+    if (!n) throw err('NOT_FOUND', `no such file or directory: /${p}`, p);
+    return n;
+  }
+
+  private file(p: string): Node {
+    const n = this.get(p);
+    if (n.type === 'directory') throw err('IS_A_DIRECTORY', `/${p} is a directory`, p);
+    return n;
+  }
+
+  /** The parent directory must exist and be a directory. */
+  private parentDir(p: string): Node {
+    if (p === '') throw err('INVALID_ARGUMENT', 'the root cannot be changed', p);
+    const parent = this.tree.get(parentOf(p));
+    if (!parent) throw err('NOT_FOUND', `parent directory of /${p} does not exist`, p);
+    if (parent.type !== 'directory') throw err('NOT_A_DIRECTORY', `parent of /${p} is not a directory`, p);
+    return parent;
+  }
+
+  private touchParent(p: string): void {
+    const parent = this.tree.get(parentOf(p));
+    if (parent) parent.mtimeMs = Date.now();
+  }
+
+  private mark(p: string): void {
+    this.dirty.add(p);
+  }
+
+  private children(p: string): string[] {
+    const out: string[] = [];
+    for (const k of this.tree.keys()) if (k !== p && parentOf(k) === p && k !== '') out.push(k);
+    return out;
+  }
+
+  private toStat(p: string, n: Node): Stat {
+    return { path: p, type: n.type, mode: n.mode, size: n.type === 'file' ? n.size : 0, mtimeMs: n.mtimeMs, ...(n.target !== undefined ? { target: n.target } : {}) };
+  }
+
+  // --- reads -----------------------------------------------------------------------------
+
+  async stat(p0: string): Promise<Stat> {
+    this.live();
+    const p = normalizePath(p0);
+    return this.toStat(p, this.get(p));
+  }
+
+  async readdir(p0: string): Promise<Stat[]> {
+    this.live();
+    const p = normalizePath(p0);
+    const n = this.get(p);
+    if (n.type !== 'directory') throw err('NOT_A_DIRECTORY', `/${p} is not a directory`, p);
+    return this.children(p).sort().map((c) => this.toStat(c, this.tree.get(c)!));
+  }
+
+  async read(p0: string, offset: number, length: number): Promise<Buffer> {
+    this.live();
+    const p = normalizePath(p0);
+    const n = this.file(p);
+    if (offset >= n.size || !n.data) return Buffer.alloc(0);
+    const end = Math.min(n.size, offset + length);
+    return Buffer.from(n.data.subarray(offset, end));
+  }
+
+  async readlink(p0: string): Promise<string> {
+    this.live();
+    const p = normalizePath(p0);
+    const n = this.get(p);
+    if (n.type !== 'symlink') throw err('INVALID_ARGUMENT', `/${p} is not a symlink`, p);
+    return n.target ?? '';
+  }
+
+  // --- writes ----------------------------------------------------------------------------
+
+  async create(p0: string, mode: number): Promise<void> {
+    const p = normalizePath(p0);
+    this.writable(p);
+    this.parentDir(p);
+    const old = this.tree.get(p);
+    if (old?.type === 'directory') throw err('IS_A_DIRECTORY', `/${p} is a directory`, p);
+    this.tree.set(p, { type: 'file', mode, mtimeMs: Date.now(), size: 0 });
+    this.touchParent(p);
+    this.mark(p);
+  }
+
+  async write(p0: string, offset: number, data: Uint8Array): Promise<void> {
+    const p = normalizePath(p0);
+    this.writable(p);
+    const n = this.file(p);
+    const end = offset + data.length;
+    if (!n.data || n.data.length < end) {
+      const grown = Buffer.alloc(Math.max(end, (n.data?.length ?? 0) * 2));
+      if (n.data) n.data.copy(grown, 0, 0, n.size);
+      n.data = grown;
+    }
+    n.data.set(data, offset);
+    n.size = Math.max(n.size, end);
+    n.mtimeMs = Date.now();
+    this.mark(p);
+  }
+
+  async truncate(p0: string, size: number): Promise<void> {
+    const p = normalizePath(p0);
+    this.writable(p);
+    const n = this.file(p);
+    if (size < 0) throw err('INVALID_ARGUMENT', 'negative size', p);
+    if (size < n.size && n.data) n.data.fill(0, size, n.size);
+    if (size > (n.data?.length ?? 0)) {
+      const grown = Buffer.alloc(size);
+      if (n.data) n.data.copy(grown, 0, 0, Math.min(n.size, size));
+      n.data = grown;
+    }
+    n.size = size;
+    n.mtimeMs = Date.now();
+    this.mark(p);
+  }
+
+  async fsync(p0: string): Promise<void> {
+    this.live();
+    this.get(normalizePath(p0));
+  }
+
+  async mkdir(p0: string, mode: number): Promise<void> {
+    const p = normalizePath(p0);
+    this.writable(p);
+    this.parentDir(p);
+    if (this.tree.has(p)) throw err('ALREADY_EXISTS', `/${p} already exists`, p);
+    this.tree.set(p, dirNode(mode));
+    this.touchParent(p);
+    this.mark(p);
+  }
+
+  async unlink(p0: string): Promise<void> {
+    const p = normalizePath(p0);
+    this.writable(p);
+    this.file(p);
+    this.tree.delete(p);
+    this.touchParent(p);
+    this.mark(p);
+  }
+
+  async rmdir(p0: string): Promise<void> {
+    const p = normalizePath(p0);
+    this.writable(p);
+    const n = this.get(p);
+    if (n.type !== 'directory') throw err('NOT_A_DIRECTORY', `/${p} is not a directory`, p);
+    if (p === '') throw err('VOLUME_BUSY', 'cannot remove the root', p);
+    if (this.children(p).length) throw err('NOT_EMPTY', `directory /${p} is not empty`, p);
+    this.tree.delete(p);
+    this.touchParent(p);
+    this.mark(p);
+  }
+
+  async rename(from0: string, to0: string): Promise<void> {
+    const from = normalizePath(from0);
+    const to = normalizePath(to0);
+    this.writable(from);
+    const src = this.get(from);
+    this.parentDir(to);
+    if (from === to) return;
+    if (src.type === 'directory' && isWithin(to, from)) throw err('INVALID_ARGUMENT', `cannot move /${from} into itself`, to);
+    const dst = this.tree.get(to);
+    if (dst) {
+      if (src.type === 'directory' && dst.type !== 'directory') throw err('NOT_A_DIRECTORY', `/${to} is not a directory`, to);
+      if (src.type !== 'directory' && dst.type === 'directory') throw err('IS_A_DIRECTORY', `/${to} is a directory`, to);
+      if (dst.type === 'directory' && this.children(to).length) throw err('NOT_EMPTY', `directory /${to} is not empty`, to);
+    }
+    const moves: [string, string][] = [];
+    for (const k of this.tree.keys()) if (k !== '' && isWithin(k, from)) moves.push([k, to + k.slice(from.length)]);
+    const nodes = moves.map(([k]) => this.tree.get(k)!);
+    for (const [k] of moves) {
+      this.tree.delete(k);
+      this.mark(k);
+    }
+    moves.forEach(([, k2], i) => {
+      this.tree.set(k2, nodes[i]);
+      this.mark(k2);
+    });
+    this.touchParent(from);
+    this.touchParent(to);
+  }
+
+  async symlink(target: string, p0: string): Promise<void> {
+    const p = normalizePath(p0);
+    this.writable(p);
+    this.parentDir(p);
+    if (this.tree.has(p)) throw err('ALREADY_EXISTS', `/${p} already exists`, p);
+    this.tree.set(p, { type: 'symlink', mode: 0o777, mtimeMs: Date.now(), size: 0, target });
+    this.touchParent(p);
+    this.mark(p);
+  }
+
+  async chmod(p0: string, mode: number): Promise<void> {
+    const p = normalizePath(p0);
+    this.writable(p);
+    this.get(p).mode = mode & 0o7777;
+    this.mark(p);
+  }
+
+  async utimes(p0: string, mtimeMs: number): Promise<void> {
+    const p = normalizePath(p0);
+    this.writable(p);
+    this.get(p).mtimeMs = mtimeMs;
+    this.mark(p);
+  }
+
+  // --- open files, commit, reload ---------------------------------------------------------
+
+  open(p0: string, pid?: number): number {
+    this.live();
+    const p = normalizePath(p0);
+    this.get(p);
+    const h = this.nextHandle++;
+    this.handles.set(h, { path: `/${p}`, ...(pid !== undefined ? { pid } : {}) });
+    return h;
+  }
+
+  release(handle: number): void {
+    this.handles.delete(handle);
+  }
+
+  openFiles(): OpenFile[] {
+    return [...this.handles.values()];
+  }
+
+  pendingCount(): number {
+    return this.dirty.size;
+  }
+
+  async commit(): Promise<CommitResult> {
+    this.live();
+    const paths = [...this.dirty].sort().map((p) => `/${p}`);
+    if (!this.dirty.size) return { seq: this.seq, committed: false, paths: [], overwrote: [], bytesUploaded: 0 };
+    let bytes = 0;
+    for (const p of this.dirty) bytes += this.tree.get(p)?.size ?? 0;
+    if (this.storeDir) {
+      for (;;) {
+        const latest = await this.latestSeq();
+        const merged = latest > 0 ? await this.loadSnap(latest) : new Map([['', dirNode()]]);
+        for (const p of [...this.dirty].sort()) {
+          const mine = this.tree.get(p);
+          if (mine) merged.set(p, mine);
+          else for (const k of [...merged.keys()]) if (k !== '' && isWithin(k, p)) merged.delete(k);
+        }
+        try {
+          await this.saveSnap(latest + 1, merged);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code === 'EEXIST') continue;
+          throw e;
+        }
+        this.tree = merged;
+        this.seq = latest + 1;
+        break;
+      }
+    } else {
+      this.seq += 1;
+    }
+    this.dirty.clear();
+    this.commits += 1;
+    return { seq: this.seq, committed: true, paths, overwrote: [], bytesUploaded: bytes };
+  }
+
+  async reload(): Promise<ReloadResult> {
+    this.live();
+    if (this.handles.size) {
+      const open = this.openFiles();
+      throw new CairnError('VOLUME_BUSY', `cannot reload ${this.volumeName}: ${open.length} file(s) open: ${open.map((o) => o.path).join(', ')}`, {
+        volume: this.volumeName,
+        openFiles: open,
+        hint: 'close these files, then reload',
+      });
+    }
+    const from = this.seq;
+    const commit = this.dirty.size ? await this.commit() : undefined;
+    if (this.storeDir) {
+      const latest = await this.latestSeq();
+      if (latest > this.seq) {
+        this.tree = await this.loadSnap(latest);
+        this.seq = latest;
+      }
+    }
+    return { from, seq: this.seq, ...(commit ? { commit } : {}) };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+
+  // --- shared snapshots -----------------------------------------------------------------
+
+  private async latestSeq(): Promise<number> {
+    const names = await fsp.readdir(this.storeDir!);
+    let max = 0;
+    for (const n of names) {
+      const m = /^snap-(\d+)\.json$/.exec(n);
+      if (m) max = Math.max(max, Number(m[1]));
+    }
+    return max;
+  }
+
+  private async loadSnap(seq: number): Promise<Tree> {
+    const raw = JSON.parse(await fsp.readFile(path.join(this.storeDir!, `snap-${seq}.json`), 'utf8')) as [string, Node & { b64?: string }][];
+    return new Map(
+      raw.map(([p, n]) => {
+        const { b64, ...rest } = n;
+        return [p, { ...rest, ...(b64 !== undefined ? { data: Buffer.from(b64, 'base64') } : {}) }];
+      }),
+    );
+  }
+
+  private async saveSnap(seq: number, tree: Tree): Promise<void> {
+    const rows = [...tree].map(([p, n]) => {
+      const { data, ...rest } = n;
+      return [p, { ...rest, ...(data ? { b64: data.subarray(0, n.size).toString('base64') } : {}) }];
+    });
+    await fsp.writeFile(path.join(this.storeDir!, `snap-${seq}.json`), JSON.stringify(rows), { flag: 'wx' });
+  }
+}
+
+/** Creates (and initialises) an in-memory session. */
+export async function openMemSession(opts: MemSessionOptions = {}): Promise<MemSession> {
+  return new MemSession(opts).init();
+}

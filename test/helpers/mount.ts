@@ -1,0 +1,192 @@
+/**
+ * Helpers for tests that use real FUSE mounts: temp mount points, starting daemons in child
+ * processes, shell commands run in children, and a teardown that always unmounts.
+ *
+ * Invariant: the test process never touches a mount synchronously and never serves one; every
+ * daemon is a child process, and `stop()` (or `cleanupAll()`) always ends with `fusermount -uz`.
+ */
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+/** dist/ of the compiled tree (this file is dist/test/helpers/mount.js). */
+export const DIST = path.resolve(HERE, '..', '..');
+export const MEM_DAEMON = path.join(DIST, 'test', 'fixtures', 'fuse-mem-daemon.js');
+export const MEM_FACTORY = path.join(DIST, 'test', 'fixtures', 'fuse-mem-factory.js');
+export const MAIN_JS = path.join(DIST, 'src', 'fuse', 'main.js');
+
+export interface DaemonSpec {
+  mountpoint: string;
+  volume?: string;
+  readOnly?: boolean;
+  /** Shared snapshot directory / store location for the session, when the daemon kind uses one. */
+  storeDir?: string;
+  commitIntervalSec?: number;
+}
+
+export interface RunningDaemon {
+  mountpoint: string;
+  volume: string;
+  pid: number;
+  device: string;
+  child: ChildProcess;
+  /** Everything the daemon wrote on stderr so far. */
+  logs(): string;
+  /** SIGTERM, wait for exit (then SIGKILL), and `fusermount -uz` regardless. Exit code or null. */
+  stop(): Promise<number | null>;
+  /** Resolves with the exit code when the daemon exits by itself. */
+  exited: Promise<number | null>;
+}
+
+/** How a suite starts a daemon: the in-memory one, or the real session (see startMainDaemon). */
+export type StartDaemon = (spec: DaemonSpec) => Promise<RunningDaemon>;
+
+const live = new Set<RunningDaemon>();
+
+/** A new empty directory under the OS temp dir. */
+export async function tmpDir(prefix = 'cairn-fuse-'): Promise<string> {
+  return fsp.mkdtemp(path.join(os.tmpdir(), prefix));
+}
+
+/** `fusermount -uz DIR`, ignoring failures (teardown). */
+export function forceUnmount(dir: string): Promise<void> {
+  return new Promise((resolve) => execFile('fusermount', ['-uz', dir], () => resolve()));
+}
+
+/** Spawns `node SCRIPT JSON` and waits for its ready/error line. */
+export async function spawnDaemon(script: string, config: object, spec: DaemonSpec, env: NodeJS.ProcessEnv = {}): Promise<RunningDaemon> {
+  const child = spawn(process.execPath, [script, JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  let err = '';
+  child.stderr!.setEncoding('utf8');
+  child.stderr!.on('data', (c: string) => (err += c));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const report = await new Promise<Record<string, any>>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`daemon did not report within 20 s: ${err}`)), 20_000);
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (c: string) => {
+      out += c;
+      const nl = out.indexOf('\n');
+      if (nl >= 0) {
+        clearTimeout(timer);
+        try {
+          resolve(JSON.parse(out.slice(0, nl)));
+        } catch (e) {
+          reject(e);
+        }
+      }
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`daemon exited (${code}) before reporting: ${err}`));
+    });
+  });
+  if (report.event !== 'ready') {
+    await forceUnmount(spec.mountpoint);
+    child.kill('SIGKILL');
+    const e = new Error(`daemon failed: ${JSON.stringify(report.error)}`) as Error & { report: unknown };
+    e.report = report;
+    throw e;
+  }
+  const d: RunningDaemon = {
+    mountpoint: spec.mountpoint,
+    volume: String(report.volume),
+    pid: Number(report.pid),
+    device: String(report.device),
+    child,
+    exited,
+    logs: () => err,
+    async stop() {
+      live.delete(d);
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
+        await exited;
+        clearTimeout(t);
+      }
+      await forceUnmount(spec.mountpoint);
+      return child.exitCode;
+    },
+  };
+  live.add(d);
+  return d;
+}
+
+/** Starts the in-memory daemon fixture. */
+export const startMemDaemon: StartDaemon = (spec) =>
+  spawnDaemon(MEM_DAEMON, { ...spec, volume: spec.volume ?? 'memvol' }, spec);
+
+/**
+ * Starts `src/fuse/main.js` with a config: how the lead reruns the suites against the real
+ * session (`sessionModule` omitted, `store` set) or against the memory factory.
+ *
+ * @example
+ *   conformanceSuite('real session', startMainDaemon((s) => ({ store: `file://${s.storeDir}` })));
+ */
+export function startMainDaemon(extra: (spec: DaemonSpec) => Record<string, unknown> = () => ({}), env: NodeJS.ProcessEnv = {}): StartDaemon {
+  return (spec) =>
+    spawnDaemon(
+      MAIN_JS,
+      {
+        volume: spec.volume ?? 'memvol',
+        mountpoint: spec.mountpoint,
+        readOnly: !!spec.readOnly,
+        commitIntervalSec: spec.commitIntervalSec ?? 0,
+        ...extra(spec),
+      },
+      spec,
+      env,
+    );
+}
+
+/** main.js over the in-memory factory (exercises main.ts's config path). */
+export const startMainMemDaemon: StartDaemon = startMainDaemon((spec) => ({
+  sessionModule: MEM_FACTORY,
+  sessionOptions: spec.storeDir ? { storeDir: spec.storeDir } : {},
+}));
+
+/** Stops every daemon still running (call in `after`). */
+export async function cleanupAll(): Promise<void> {
+  await Promise.all([...live].map((d) => d.stop()));
+}
+
+export interface ShResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a bash command in a child process; never throws for a non-zero exit. */
+export function sh(cmd: string, opts: { cwd?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<ShResult> {
+  return new Promise((resolve) => {
+    execFile('bash', ['-c', cmd], { cwd: opts.cwd, timeout: opts.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024, env: { ...process.env, ...opts.env } }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as any).code === 'number' ? (err as any).code : 1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** Runs a bash command and throws (with its stderr) unless it exits 0; returns stdout. */
+export async function shOk(cmd: string, opts: { cwd?: string; timeoutMs?: number } = {}): Promise<string> {
+  const r = await sh(cmd, opts);
+  if (r.code !== 0) throw new Error(`command failed (${r.code}): ${cmd}\n${r.stderr}`);
+  return r.stdout;
+}
+
+/** Runs a Node script (ESM) in a child process; returns its stdout. */
+export async function nodeScript(code: string, opts: { timeoutMs?: number } = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, ['--input-type=module', '-e', code], { timeout: opts.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`node script failed: ${stderr || err.message}`));
+      else resolve(stdout);
+    });
+  });
+}
+
+/** Single-quotes a string for bash. */
+export function q(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}

@@ -1,0 +1,246 @@
+/**
+ * A local S3 server for tests and benchmarks: s3rver on 127.0.0.1 (port 0, temp directory, one
+ * bucket) behind a small HTTP proxy that adds what s3rver lacks — `If-None-Match: *` on PUT and
+ * CompleteMultipartUpload, answered with a real 412 PreconditionFailed when the key exists.
+ *
+ * Invariants: conditional requests are serialised per key inside the proxy, so concurrent racers
+ * see exactly one winner; every other request is streamed through untouched. `conditional: false`
+ * turns the check off, modelling a server that silently ignores If-None-Match. `stop()` closes
+ * both servers and removes the temp directory.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import S3rver from 's3rver';
+
+export interface S3Server {
+  /** `s3://BUCKET/PREFIX?endpoint=…&path_style=true` with a fresh prefix. */
+  url: string;
+  /** `http://127.0.0.1:PORT` (the proxy). */
+  endpoint: string;
+  bucket: string;
+  /** A URL with another fresh prefix on the same server and bucket. */
+  freshUrl(): string;
+  stop(): Promise<void>;
+}
+
+export interface S3ServerOptions {
+  /** Honour `If-None-Match: *` (default true). */
+  conditional?: boolean;
+  bucket?: string;
+}
+
+const PRECONDITION_FAILED = (key: string): string =>
+  '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>PreconditionFailed</Code>' +
+  '<Message>At least one of the pre-conditions you specified did not hold</Message>' +
+  `<Condition>If-None-Match</Condition><Resource>${key.replace(/[<>&]/g, '')}</Resource>` +
+  `<RequestId>${randomBytes(8).toString('hex')}</RequestId></Error>`;
+
+function escapeXml(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+}
+
+const OBJECT_SUFFIX = '._S3rver_object';
+
+/** Every object under `bucketDir` whose key starts with `prefix`, from s3rver's on-disk layout. */
+async function scanObjects(bucketDir: string, prefix: string): Promise<{ key: string; raw: Buffer; size: number; mtime: Date }[]> {
+  const base = prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/')) : '';
+  const start = path.join(bucketDir, base);
+  let names: string[];
+  try {
+    names = await fs.readdir(start, { recursive: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return [];
+    throw err;
+  }
+  const out = [];
+  for (const name of names) {
+    if (!name.endsWith(OBJECT_SUFFIX)) continue;
+    const key = (base ? `${base}/` : '') + name.slice(0, -OBJECT_SUFFIX.length).split(path.sep).join('/');
+    if (!key.startsWith(prefix)) continue;
+    try {
+      const st = await fs.stat(path.join(start, name));
+      out.push({ key, raw: Buffer.from(key), size: st.size, mtime: st.mtime });
+    } catch {
+      // deleted while listing
+    }
+  }
+  return out;
+}
+
+/** Per-key mutex: run `fn` after every earlier holder of `key` has finished. */
+class KeyLock {
+  private readonly tails = new Map<string, Promise<void>>();
+  async run(key: string, fn: () => Promise<void>): Promise<void> {
+    const prev = this.tails.get(key) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((r) => (release = r));
+    const tail = prev.then(() => mine);
+    this.tails.set(key, tail);
+    await prev;
+    try {
+      await fn();
+    } finally {
+      release();
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    }
+  }
+}
+
+function listen(server: http.Server): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
+  });
+}
+
+/** Sets the test credentials s3rver accepts (it knows only S3RVER/S3RVER) and a region. */
+export function useS3rverCredentials(): void {
+  process.env.AWS_ACCESS_KEY_ID = 'S3RVER';
+  process.env.AWS_SECRET_ACCESS_KEY = 'S3RVER';
+  delete process.env.AWS_SESSION_TOKEN;
+  if (!process.env.AWS_REGION) process.env.AWS_REGION = 'us-east-1';
+  // Tests run on the machine's Node 20; the SDK's notice about future Node versions is noise here.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+}
+
+/**
+ * Starts s3rver plus the conditional-write proxy.
+ * @example const s3 = await startS3(); const store = await openStore(s3.url); … await s3.stop();
+ */
+export async function startS3(opts: S3ServerOptions = {}): Promise<S3Server> {
+  const conditional = opts.conditional ?? true;
+  const bucket = opts.bucket ?? 'cairn-test';
+  useS3rverCredentials();
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-s3rver-'));
+  const s3rver = new S3rver({
+    address: '127.0.0.1',
+    port: 0,
+    silent: true,
+    directory: dir,
+    vhostBuckets: false,
+    configureBuckets: [{ name: bucket }],
+  });
+  const { port: upstreamPort } = await s3rver.run();
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+  const locks = new KeyLock();
+
+  const forward = (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> =>
+    new Promise((resolve) => {
+      const headers = { ...req.headers };
+      delete headers.expect; // answered by this proxy already; never signed
+      const up = http.request(
+        { host: '127.0.0.1', port: upstreamPort, method: req.method, path: req.url, headers, agent },
+        (upRes) => {
+          res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, upRes.headers);
+          upRes.pipe(res);
+          upRes.on('end', () => resolve());
+          upRes.on('error', () => resolve());
+        },
+      );
+      up.on('error', (err) => {
+        if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' });
+        res.end(String(err));
+        resolve();
+      });
+      req.pipe(up);
+    });
+
+  const exists = (urlPath: string): Promise<boolean> =>
+    new Promise((resolve, reject) => {
+      const r = http.request({ host: '127.0.0.1', port: upstreamPort, method: 'HEAD', path: urlPath, agent }, (res) => {
+        res.resume();
+        resolve(res.statusCode === 200);
+      });
+      r.on('error', reject);
+      r.end();
+    });
+
+  // s3rver walks its directories in readdir order, so ListObjectsV2 pages are neither sorted nor
+  // correctly truncated: fetch the whole listing for the prefix and page it in byte order here.
+  const listSorted = async (u: URL, res: http.ServerResponse): Promise<void> => {
+    const prefix = u.searchParams.get('prefix') ?? '';
+    const token = u.searchParams.get('continuation-token');
+    const after = token !== null ? Buffer.from(token, 'base64url').toString() : u.searchParams.get('start-after') ?? '';
+    const maxKeys = Math.min(1000, Number(u.searchParams.get('max-keys') ?? 1000));
+    // s3rver caps pages at 1000 and cannot page reliably (nor mint V2 tokens: it uses DES, which
+    // OpenSSL 3 lacks), so read its on-disk layout (BUCKET/<key>._S3rver_object) directly.
+    const items = await scanObjects(path.join(dir, bucket), prefix);
+    const afterBytes = Buffer.from(after);
+    const xmlOf = (i: { key: string; size: number; mtime: Date }): string =>
+      `<Contents><Key>${escapeXml(i.key)}</Key><LastModified>${i.mtime.toISOString()}</LastModified>` +
+      `<Size>${i.size}</Size><StorageClass>STANDARD</StorageClass></Contents>`;
+    const sorted = items.filter((i) => Buffer.compare(i.raw, afterBytes) > 0).sort((a, b) => Buffer.compare(a.raw, b.raw));
+    const page = sorted.slice(0, Math.max(0, maxKeys));
+    const truncated = sorted.length > page.length;
+    const next = truncated ? Buffer.from(page[page.length - 1].key).toString('base64url') : undefined;
+    const body =
+      '<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">' +
+      `<Name>${bucket}</Name><Prefix>${escapeXml(prefix)}</Prefix><KeyCount>${page.length}</KeyCount>` +
+      `<MaxKeys>${maxKeys}</MaxKeys><IsTruncated>${truncated}</IsTruncated>` +
+      (token !== null ? `<ContinuationToken>${token}</ContinuationToken>` : '') +
+      (next ? `<NextContinuationToken>${next}</NextContinuationToken>` : '') +
+      page.map(xmlOf).join('') +
+      '</ListBucketResult>';
+    res.writeHead(200, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(body) }).end(body);
+  };
+
+  const proxy = http.createServer((req, res) => {
+    const u = new URL(req.url ?? '/', 'http://proxy');
+    if (req.method === 'GET' && u.pathname.replace(/\/$/, '') === `/${bucket}` && u.searchParams.get('list-type') === '2' && !u.searchParams.has('delimiter')) {
+      req.resume();
+      listSorted(u, res).catch((err) => {
+        if (!res.headersSent) res.writeHead(502);
+        res.end(String(err));
+      });
+      return;
+    }
+    const isPut = req.method === 'PUT' && !u.searchParams.has('partNumber') && !req.headers['x-amz-copy-source'];
+    const isComplete = req.method === 'POST' && u.searchParams.has('uploadId');
+    if (!conditional || req.headers['if-none-match'] !== '*' || !(isPut || isComplete)) {
+      void forward(req, res);
+      return;
+    }
+    void locks.run(u.pathname, async () => {
+      let present: boolean;
+      try {
+        present = await exists(u.pathname);
+      } catch (err) {
+        req.resume();
+        res.writeHead(502).end(String(err));
+        return;
+      }
+      if (present) {
+        req.resume();
+        const body = PRECONDITION_FAILED(u.pathname);
+        res.writeHead(412, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(body) });
+        res.end(body);
+        return;
+      }
+      await forward(req, res);
+    });
+  });
+  const port = await listen(proxy);
+  const endpoint = `http://127.0.0.1:${port}`;
+  const freshUrl = (): string =>
+    `s3://${bucket}/t-${randomBytes(6).toString('hex')}?endpoint=${endpoint}&path_style=true`;
+
+  return {
+    url: freshUrl(),
+    endpoint,
+    bucket,
+    freshUrl,
+    async stop() {
+      await new Promise<void>((resolve) => {
+        proxy.close(() => resolve());
+        proxy.closeAllConnections();
+      });
+      agent.destroy();
+      await s3rver.close();
+      await fs.rm(dir, { recursive: true, force: true });
+    },
+  };
+}

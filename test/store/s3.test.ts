@@ -1,0 +1,118 @@
+/**
+ * S3Store specifics, against s3rver behind the conditional-write proxy: the conditional-write
+ * probe (and that it leaves nothing behind), the key prefix, a missing bucket, an unreachable
+ * endpoint (fails fast), bad credentials, the default region, and URL parsing.
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { startS3, type S3Server } from '../helpers/s3server.js';
+import { openStore } from '../../src/store/open.js';
+import { parseS3Url } from '../../src/store/s3.js';
+import { isCairnError, type ErrorCode } from '../../src/errors.js';
+
+async function rejectsWith(p: Promise<unknown>, code: ErrorCode): Promise<void> {
+  await assert.rejects(p, (err: unknown) => {
+    assert.ok(isCairnError(err), `expected a CairnError, got ${String(err)}`);
+    assert.equal(err.code, code, String(err));
+    assert.ok(err.context.hint, 'carries a hint');
+    return true;
+  });
+}
+
+async function closedPort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  const port = (srv.address() as net.AddressInfo).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+describe('S3Store', () => {
+  let s3: S3Server;
+  let plain: S3Server;
+  before(async () => {
+    [s3, plain] = await Promise.all([startS3(), startS3({ conditional: false, bucket: 'no-cond' })]);
+  });
+  after(async () => {
+    await Promise.all([s3?.stop(), plain?.stop()]);
+  });
+
+  it('probes conditional writes: honoured -> true, and leaves no probe object', async () => {
+    const url = s3.freshUrl();
+    const store = await openStore(url);
+    assert.equal(store.conditionalWrites, true);
+    assert.deepEqual(await store.list(''), []);
+    await store.close();
+  });
+
+  it('probes conditional writes: ignored by the server -> false (never pretends)', async () => {
+    const store = await openStore(plain.freshUrl());
+    assert.equal(store.conditionalWrites, false);
+    assert.deepEqual(await store.list(''), []);
+    await store.close();
+  });
+
+  it('stores keys under the URL prefix', async () => {
+    const prefixed = await openStore(`s3://${s3.bucket}/pre/fix?endpoint=${s3.endpoint}&path_style=true`);
+    await prefixed.put('a/b', Buffer.from('1'));
+    const root = await openStore(`s3://${s3.bucket}?endpoint=${s3.endpoint}&path_style=true`);
+    assert.deepEqual((await root.list('pre/')).map((o) => o.key), ['pre/fix/a/b']);
+    assert.equal((await root.get('pre/fix/a/b')).toString(), '1');
+    assert.deepEqual((await prefixed.list('')).map((o) => o.key), ['a/b']);
+    await prefixed.delete('a/b');
+    await Promise.all([prefixed.close(), root.close()]);
+  });
+
+  it('missing bucket -> NOT_FOUND with a hint', async () => {
+    await rejectsWith(openStore(`s3://no-such-bucket/p?endpoint=${s3.endpoint}&path_style=true`), 'NOT_FOUND');
+  });
+
+  it('unreachable endpoint -> UNAVAILABLE, fast', { timeout: 20_000 }, async () => {
+    const port = await closedPort();
+    const t0 = Date.now();
+    await rejectsWith(openStore(`s3://cairn-test/p?endpoint=http://127.0.0.1:${port}&path_style=true`), 'UNAVAILABLE');
+    assert.ok(Date.now() - t0 < 5_000, `took ${Date.now() - t0} ms`);
+  });
+
+  it('unknown credentials -> PERMISSION_DENIED', async () => {
+    const saved = process.env.AWS_ACCESS_KEY_ID;
+    process.env.AWS_ACCESS_KEY_ID = 'NOT-A-KEY';
+    try {
+      await rejectsWith(openStore(s3.freshUrl()), 'PERMISSION_DENIED');
+    } finally {
+      process.env.AWS_ACCESS_KEY_ID = saved;
+    }
+  });
+
+  it('defaults the region to us-east-1 when the environment names none', async () => {
+    const saved = { r: process.env.AWS_REGION, d: process.env.AWS_DEFAULT_REGION, c: process.env.AWS_CONFIG_FILE };
+    delete process.env.AWS_REGION;
+    delete process.env.AWS_DEFAULT_REGION;
+    process.env.AWS_CONFIG_FILE = '/nonexistent/cairn-test-config';
+    try {
+      const store = await openStore(s3.freshUrl());
+      await store.put('k', Buffer.from('v'));
+      await store.close();
+    } finally {
+      for (const [k, v] of [['AWS_REGION', saved.r], ['AWS_DEFAULT_REGION', saved.d], ['AWS_CONFIG_FILE', saved.c]] as const) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+  });
+
+  it('parses URLs', () => {
+    assert.deepEqual(parseS3Url('s3://bucket'), { bucket: 'bucket', prefix: '' });
+    assert.deepEqual(parseS3Url('s3://bucket/a/b/'), { bucket: 'bucket', prefix: 'a/b' });
+    assert.deepEqual(parseS3Url('s3://my.bucket/p?endpoint=http://127.0.0.1:9000&region=eu-west-1&path_style=true'), {
+      bucket: 'my.bucket', prefix: 'p', endpoint: 'http://127.0.0.1:9000', region: 'eu-west-1', pathStyle: true,
+    });
+    assert.equal(parseS3Url('s3://bucket?path_style=false').pathStyle, false);
+    for (const bad of ['s3://', 's3:///p', 's3://ab', 's3://Bucket', 's3://b_k', 's3://bucket:9000/p', 's3://u:p@bucket',
+      's3://bucket?x=1', 's3://bucket?path_style=yes', 's3://bucket?endpoint=nope', 's3://bucket?endpoint=ftp://h',
+      's3://bucket/a/../b', 's3://bucket/%zz', 's3://bucket#frag', 's3://bucket?region=EU%20WEST']) {
+      assert.throws(() => parseS3Url(bad), (e: unknown) => isCairnError(e, 'INVALID_ARGUMENT') && !!e.context.hint, bad);
+    }
+  });
+});
