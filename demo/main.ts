@@ -97,7 +97,7 @@ async function main(): Promise<void> {
   check(seen === 'hello from A\n', `B reads A's file after reload: ${JSON.stringify(seen.trim())}`);
 
   title('a reload is refused while a file is open, and names it');
-  const holder = spawn('nsenter', ['-t', String(b), '-m', '--', 'sh', '-c', `exec 3< ${q(mnt)}/hello.txt; sleep 60`], { stdio: 'ignore' });
+  const holder = spawn('nsenter', ['-t', String(b), '-m', '--', 'sh', '-c', `exec 3< ${q(mnt)}/hello.txt; exec sleep 60`], { stdio: 'ignore' });
   sleepers.push(holder);
   await new Promise((r) => setTimeout(r, 500));
   const refused = await cairnIn(b, 'B', `reload ${q(mnt)}`).then(
