@@ -37,6 +37,8 @@ export interface SessionOptions {
 }
 
 const FILE_MODE = 0o644;
+/** Chunks fetched ahead of a sequential reader (about 1 MiB each). */
+const READAHEAD_CHUNKS = 4;
 
 export class Session implements FsSession {
   readonly readOnly: boolean;
@@ -45,6 +47,7 @@ export class Session implements FsSession {
   private readonly handles = new Map<number, OpenFile>();
   private nextHandle = 1;
   private readonly materializing = new Map<string, Promise<string>>();
+  private readonly lastReadEnd = new Map<string, number>();
   private closed = false;
 
   private constructor(
@@ -156,7 +159,11 @@ export class Session implements FsSession {
     const n = Math.max(0, Math.min(length, e.size - offset));
     if (n === 0) return Buffer.alloc(0);
     if (e.inline) return Buffer.from(e.inline.subarray(offset, offset + n));
-    return this.chunks.read(e.chunks ?? [], offset, n);
+    // Sequential readers (this read starts where the last one of the file ended) get readahead.
+    const sequential = this.lastReadEnd.get(e.path) === offset || offset === 0;
+    this.lastReadEnd.set(e.path, offset + n);
+    if (this.lastReadEnd.size > 1024) this.lastReadEnd.delete(this.lastReadEnd.keys().next().value!);
+    return this.chunks.read(e.chunks ?? [], offset, n, sequential ? { readahead: READAHEAD_CHUNKS } : {});
   }
 
   /** The whole committed content of a file, chunk by chunk (parallel fetch). */

@@ -136,6 +136,25 @@ describe('PackWriter', () => {
     assert.equal(store.puts, 1);
   });
 
+  it('accepts concurrent writes into shared packs', async () => {
+    const store = new CountingStore();
+    const w = chunkStore(store).writer({ packBytes: 4 * 1024 * 1024 });
+    const files = Array.from({ length: 6 }, (_, i) => crypto.randomBytes((i + 1) * 700_000));
+    files.push(files[2]); // a duplicate, written at the same time
+    async function* pieces(b: Buffer): AsyncIterable<Uint8Array> {
+      for (let o = 0; o < b.length; o += 100_000) {
+        await new Promise((r) => setImmediate(r));
+        yield b.subarray(o, o + 100_000);
+      }
+    }
+    const refs = await Promise.all(files.map((f, i) => w.write(i % 2 ? f : pieces(f))));
+    const res = await w.finish();
+    assert.deepEqual(refs[6].map((r) => r.hash), refs[2].map((r) => r.hash));
+    assert.equal(new Set(res.newChunks.map((r) => r.hash)).size, res.newChunks.length, 'each new chunk stored once');
+    const cs = chunkStore(store);
+    for (let i = 0; i < files.length; i++) assert.deepEqual(await cs.read(refs[i], 0, files[i].length), files[i]);
+  });
+
   it('keeps at most 3 packs in flight and seals at packBytes', async () => {
     const store = new CountingStore();
     store.putDelayMs = 20;
