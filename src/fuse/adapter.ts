@@ -27,6 +27,12 @@ export interface AdapterOptions {
   gid?: number;
   /** Shared handle table (the daemon reads it for status and busy errors). */
   handles?: HandleTable;
+  /**
+   * On close(2) of a written file, call `session.fsync` so its data survives a machine crash
+   * (default false). Written data always survives a daemon SIGKILL without it: it is in the
+   * staging file (kernel page cache) as soon as write(2) returns. Off: only fsync(2) does.
+   */
+  fsyncOnClose?: boolean;
   /** Called for failures that are not CairnErrors (they reach the kernel as EIO). */
   onError?: (op: string, path: string, err: unknown) => void;
 }
@@ -196,9 +202,9 @@ export function createOps(session: FsSession, opts: AdapterOptions): FuseOps {
     },
 
     flush(path: string, fh: number, cb: Cb) {
-      // close(2): make written data durable locally (not committed) so a crash loses nothing.
+      // close(2): with fsyncOnClose, make written data durable locally (not committed).
       const h = handles.get(fh);
-      if (!h || !h.dirty || readOnly) return cb(0);
+      if (!h || !h.dirty || readOnly || !opts.fsyncOnClose) return cb(0);
       run('flush', path, cb, () => session.fsync(h.path), () => {
         h.dirty = false;
         cb(0);

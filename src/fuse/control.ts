@@ -251,3 +251,32 @@ export async function findMounts(volumeName?: string): Promise<CairnMount[]> {
 }
 
 export type { CairnMount };
+
+export interface MountStatus {
+  mount: CairnMount;
+  /** The daemon's status answer, when it answered. */
+  status?: Record<string, unknown>;
+  /** Why it did not (UNAVAILABLE for a dead daemon, …). */
+  error?: WireError;
+}
+
+/**
+ * Every Cairn mount visible here with its daemon's status (what `cairn status` without DIR
+ * shows); a mount whose daemon does not answer is listed with the error.
+ *
+ * @example
+ *   for (const m of await statusAll()) console.log(m.mount.mountpoint, m.status?.pending ?? m.error?.code);
+ */
+export async function statusAll(volumeName?: string, timeoutMs = 5000): Promise<MountStatus[]> {
+  const mounts = await findMountsInfo(volumeName);
+  return Promise.all(
+    mounts.map(async (mount) => {
+      try {
+        const status = (await requestSocket(mount.socket, { op: 'status' }, timeoutMs, mount.mountpoint)) as Record<string, unknown>;
+        return { mount, status };
+      } catch (err) {
+        return { mount, error: errorToWire(err) };
+      }
+    }),
+  );
+}

@@ -11,14 +11,13 @@
  * - nothing here blocks the event loop, which also serves the kernel.
  */
 import Fuse from 'fuse-native';
-import path from 'node:path';
 import { promises as fsp } from 'node:fs';
 import { CairnError, asCairnError, isCairnError } from '../errors.js';
 import type { CommitResult, FsSession, ReloadResult } from '../volume/types.js';
 import { createOps } from './adapter.js';
 import { startControlServer, type ControlRequest, type ControlServer } from './control.js';
 import { HandleTable, processesUsing } from './handles.js';
-import { fsnameFor, ownMount, readMounts, socketNameFor } from './mountinfo.js';
+import { canonicalPath, fsnameFor, ownMount, readMounts, socketNameFor } from './mountinfo.js';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type Logger = (level: LogLevel, msg: string, extra?: Record<string, unknown>) => void;
@@ -44,6 +43,10 @@ export interface DaemonOptions {
   allowOther?: boolean;
   /** How often to look for an unmount done from outside, ms (default 1000). */
   watchIntervalMs?: number;
+  /** Mount over a directory that has entries (hiding them); refused by default. */
+  nonEmpty?: boolean;
+  /** See AdapterOptions.fsyncOnClose (default false). */
+  fsyncOnClose?: boolean;
 }
 
 export interface CloseResult {
@@ -121,7 +124,7 @@ async function mountError(err: unknown, mountpoint: string, volume: string): Pro
 export async function runDaemon(opts: DaemonOptions): Promise<MountHandle> {
   const log: Logger = opts.onLog ?? stderrLogger;
   const { session, volumeName, readOnly } = opts;
-  const mountpoint = path.resolve(opts.mountpoint);
+  const mountpoint = await canonicalPath(opts.mountpoint);
   const handles = new HandleTable();
   const startedAt = new Date().toISOString();
   let commits = 0;
@@ -171,9 +174,21 @@ export async function runDaemon(opts: DaemonOptions): Promise<MountHandle> {
   const ops = createOps(session, {
     readOnly,
     handles,
+    fsyncOnClose: opts.fsyncOnClose ?? false,
     onError: (op, p, err) => log('error', `${op} ${p} failed`, { error: err instanceof Error ? err.stack : String(err) }),
   });
-  const extra = ['big_writes', ...(readOnly ? ['ro'] : [])];
+  if (!opts.nonEmpty) {
+    // libfuse refuses with a bare "fuse failed"; say why, and what to do.
+    const names = await fsp.readdir(mountpoint).catch(() => [] as string[]);
+    if (names.length) {
+      throw new CairnError('INVALID_ARGUMENT', `${mountpoint} is not empty (${names.length} entries)`, {
+        volume: volumeName,
+        path: mountpoint,
+        hint: 'mount on an empty directory, or pass nonEmpty to hide what is there while mounted',
+      });
+    }
+  }
+  const extra = ['big_writes', ...(readOnly ? ['ro'] : []), ...(opts.nonEmpty ? ['nonempty'] : [])];
   const fuse = new CairnFuse(mountpoint, ops, {
     fsname: fsnameFor(volumeName),
     force: true,

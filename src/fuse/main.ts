@@ -27,6 +27,10 @@ export interface DaemonConfig {
   attrTimeoutSec?: number;
   entryTimeoutSec?: number;
   fuseTimeoutMs?: number;
+  /** Mount over a non-empty directory. */
+  nonEmpty?: boolean;
+  /** fsync a written file's session data on close (default true). */
+  fsyncOnClose?: boolean;
   /**
    * Module (path or URL) exporting `openSession`; default the volume layer (`../volume/index.js`).
    * Tests point it at an in-memory session factory.
@@ -107,6 +111,8 @@ export async function startDaemon(cfg: DaemonConfig, o: { onLog?: Logger; handle
       attrTimeoutSec: cfg.attrTimeoutSec,
       entryTimeoutSec: cfg.entryTimeoutSec,
       fuseTimeoutMs: cfg.fuseTimeoutMs,
+      nonEmpty: cfg.nonEmpty,
+      fsyncOnClose: cfg.fsyncOnClose,
     });
   } catch (err) {
     await session.close().catch(() => undefined);

@@ -19,7 +19,7 @@ import { checkVolumeName } from '../volume/paths.js';
 import { controlRequest, errorFromWire, type WireError } from './control.js';
 import type { CloseResult, MountHandle } from './daemon.js';
 import type { DaemonConfig } from './main.js';
-import { cairnMountAt, readMounts } from './mountinfo.js';
+import { cairnMountAt, canonicalPath, readMounts } from './mountinfo.js';
 
 export interface MountOptions {
   volume: string;
@@ -38,6 +38,10 @@ export interface MountOptions {
   allowOther?: boolean;
   attrTimeoutSec?: number;
   entryTimeoutSec?: number;
+  /** Mount over a directory that has entries (they are hidden while mounted). */
+  nonEmpty?: boolean;
+  /** fsync a written file's session data on close (default true; off trades crash safety of closed files for speed). */
+  fsyncOnClose?: boolean;
   /** Test hook: module exporting `openSession` (see main.ts). */
   sessionModule?: string;
   sessionOptions?: Record<string, unknown>;
@@ -69,6 +73,8 @@ function configFor(o: MountOptions, mountpoint: string): DaemonConfig {
     ...(o.allowOther ? { allowOther: true } : {}),
     ...(o.attrTimeoutSec !== undefined ? { attrTimeoutSec: o.attrTimeoutSec } : {}),
     ...(o.entryTimeoutSec !== undefined ? { entryTimeoutSec: o.entryTimeoutSec } : {}),
+    ...(o.nonEmpty ? { nonEmpty: true } : {}),
+    ...(o.fsyncOnClose ? { fsyncOnClose: true } : {}),
     ...(o.sessionModule ? { sessionModule: o.sessionModule } : {}),
     ...(o.sessionOptions ? { sessionOptions: o.sessionOptions } : {}),
   };
@@ -109,7 +115,7 @@ async function checkMountpoint(dir: string): Promise<void> {
  */
 export async function mount(o: MountOptions): Promise<MountResult> {
   checkVolumeName(o.volume);
-  const mountpoint = path.resolve(o.mountpoint);
+  const mountpoint = await canonicalPath(o.mountpoint);
   await checkMountpoint(mountpoint);
   const cfg = configFor(o, mountpoint);
 
@@ -131,7 +137,11 @@ export async function mount(o: MountOptions): Promise<MountResult> {
     const report = await readReport(child, o.readyTimeoutMs ?? 60_000, logFile);
     child.stdout?.destroy();
     child.unref();
-    if (report.event === 'error') throw errorFromWire(report.error as WireError);
+    if (report.event === 'error') {
+      const e = errorFromWire(report.error as WireError);
+      e.context.logFile = logFile; // libfuse's own complaint, if any, is there
+      throw e;
+    }
     return { volume: String(report.volume), mountpoint, pid: Number(report.pid), device: String(report.device), logFile };
   } finally {
     await log.close();

@@ -51,6 +51,21 @@ export function socketNameFor(device: string): string {
   return `\0cairn-${device}`;
 }
 
+/**
+ * The path the kernel will list for a mount at `p`: absolute, with symlinks resolved (as far as
+ * the path exists). Call it before mounting: afterwards resolving would ask the mount itself.
+ */
+export async function canonicalPath(p: string): Promise<string> {
+  const abs = path.resolve(p);
+  try {
+    return await fsp.realpath(abs);
+  } catch (err) {
+    const parent = path.dirname(abs);
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || parent === abs) return abs;
+    return path.join(await canonicalPath(parent), path.basename(abs));
+  }
+}
+
 /** Undoes mountinfo's octal escapes (`\040` for space, `\011`, `\012`, `\134`). */
 export function unescapeMountField(s: string): string {
   return s.replace(/\\([0-7]{3})/g, (_m, oct: string) => String.fromCharCode(parseInt(oct, 8)));

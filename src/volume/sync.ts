@@ -21,7 +21,7 @@ import type { CommitResult } from './types.js';
 import type { VolumeLog } from './log.js';
 import { type CommitRecord, type EntryData, FORMAT_VERSION, type Op } from './records.js';
 import type { Staging } from './staging.js';
-import { isWithin } from './paths.js';
+import { baseName, isWithin } from './paths.js';
 import { currentAuthor } from './catalog.js';
 
 /** Files up to this size are stored inside their entry instead of in a pack. */
@@ -192,7 +192,8 @@ export class Syncer {
           continue;
         }
         const e = this.journal.get(p.path);
-        if (!e) continue;
+        // libfuse keeps unlinked-but-open files as .fuse_hidden*: local until their last close.
+        if (!e || baseName(p.path).startsWith('.fuse_hidden')) continue;
         const entry = entryData(e);
         if (e.type === 'file' && e.staged) {
           const st = await this.staging.size(e.staged);

@@ -45,6 +45,27 @@ describe('FUSE adapter', () => {
     assert.equal(handles.size, 0);
   });
 
+  it('fsyncs written files on close unless fsyncOnClose is off', async () => {
+    for (const fsyncOnClose of [true, false]) {
+      const s = new MemSession();
+      let fsyncs = 0;
+      const orig = s.fsync.bind(s);
+      s.fsync = async (p: string) => {
+        fsyncs++;
+        return orig(p);
+      };
+      const ops = createOps(s, { readOnly: false, fsyncOnClose });
+      const [, fh] = await call(ops, 'create', '/f', 0o644);
+      await call(ops, 'flush', '/f', fh); // nothing written yet
+      await call(ops, 'write', '/f', fh, Buffer.from('x'), 1, 0);
+      await call(ops, 'flush', '/f', fh);
+      await call(ops, 'flush', '/f', fh); // clean again
+      assert.equal(fsyncs, fsyncOnClose ? 1 : 0);
+      await call(ops, 'fsync', '/f', 0, fh);
+      assert.equal(fsyncs, fsyncOnClose ? 2 : 1);
+    }
+  });
+
   it('maps session errors to negative errno', async () => {
     const { ops } = await setup();
     assert.deepEqual(await call(ops, 'getattr', '/missing'), [-Errno.ENOENT]);

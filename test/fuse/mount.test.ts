@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { promises as fsp } from 'node:fs';
 import { mount, unmount } from '../../src/fuse/mount.js';
-import { controlRequest, findMounts } from '../../src/fuse/control.js';
+import { controlRequest, findMounts, statusAll } from '../../src/fuse/control.js';
 import { readMounts } from '../../src/fuse/mountinfo.js';
 import type { CairnError } from '../../src/errors.js';
 import { DIST, MEM_FACTORY, forceUnmount, nodeScript, q, sh, shOk, tmpDir } from '../helpers/mount.js';
@@ -44,6 +44,8 @@ describe('mount() / unmount()', () => {
     await shOk(`printf hi > ${q(`${mnt}/x`)}`);
     const found = await findMounts('mvol');
     assert.ok(found.some((f) => f.mountpoint === mnt && f.device === m.device));
+    const all = await statusAll('mvol');
+    assert.equal(all.find((x) => x.mount.mountpoint === mnt)?.status?.volume, 'mvol');
 
     const r = await unmount(mnt);
     assert.equal(r.viaDaemon, true);
@@ -67,6 +69,20 @@ describe('mount() / unmount()', () => {
     );
     assert.ok(!(await readMounts()).some((e) => e.mountpoint === path.join(base, 'mnt')));
     await assert.rejects(mount({ volume: 'bad/name', mountpoint: base }), (e: CairnError) => e.code === 'INVALID_ARGUMENT');
+    // A non-empty directory: refused with a reason, unless nonEmpty.
+    const full = path.join(base, 'full');
+    await fsp.mkdir(full);
+    await fsp.writeFile(path.join(full, 'x'), 'x');
+    await assert.rejects(
+      mount({ volume: 'nevol', mountpoint: full, sessionModule: MEM_FACTORY, logFile: path.join(base, 'log3') }),
+      (e: CairnError) => e.code === 'INVALID_ARGUMENT' && /not empty/.test(e.message),
+    );
+    cleanup.push(full);
+    const m = await mount({ volume: 'nevol', mountpoint: full, nonEmpty: true, sessionModule: MEM_FACTORY, logFile: path.join(base, 'log4') });
+    assert.equal((await shOk(`ls -A ${q(full)}`)).trim(), '');
+    await unmount(full);
+    await waitDead(m.pid);
+    assert.equal(await fsp.readFile(path.join(full, 'x'), 'utf8'), 'x');
   });
 
   it('refuses to mount over a mount point, and unmount with open files', async () => {
@@ -90,6 +106,21 @@ describe('mount() / unmount()', () => {
     await waitDead(m.pid);
   });
 
+  it('mounts through a symlinked path and is found by either name', async () => {
+    const base = await tmpDir();
+    const real = path.join(base, 'real');
+    await fsp.mkdir(real);
+    await fsp.symlink(real, path.join(base, 'link'));
+    cleanup.push(real);
+    const m = await mount({ volume: 'lnvol', mountpoint: path.join(base, 'link'), sessionModule: MEM_FACTORY, logFile: path.join(base, 'log') });
+    assert.equal(m.mountpoint, real);
+    await shOk(`printf l > ${q(`${base}/link/f`)}`);
+    const st = (await controlRequest(path.join(base, 'link'), 'status')) as Record<string, unknown>;
+    assert.equal(st.mountpoint, real);
+    await unmount(path.join(base, 'link'));
+    await waitDead(m.pid);
+  });
+
   it('falls back to fusermount when the daemon is gone', async () => {
     const base = await tmpDir();
     const mnt = path.join(base, 'mnt');
@@ -98,6 +129,9 @@ describe('mount() / unmount()', () => {
     process.kill(m.pid, 'SIGKILL');
     await waitDead(m.pid);
     await assert.rejects(controlRequest(mnt, 'status'), (e: CairnError) => e.code === 'UNAVAILABLE');
+    const all = await statusAll('deadvol');
+    assert.equal(all.length, 1);
+    assert.equal(all[0].error?.code, 'UNAVAILABLE');
     const r = await unmount(mnt);
     assert.equal(r.viaDaemon, false);
     assert.ok(!(await readMounts()).some((e) => e.mountpoint === mnt));
