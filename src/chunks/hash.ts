@@ -5,21 +5,26 @@
  * characters (`isChunkHash`); `verifyChunk` is the one place the read path checks bytes against
  * their name, and it throws CORRUPT rather than ever returning bytes that do not match.
  *
- * Implementation note: the `blake3` npm package (v2) only has native bindings for Node <= 17
- * (its install script downloads prebuilt `.node` files for ABI <= 102; Node 20 is ABI 115), so
- * on this machine it always runs its WebAssembly build (~350-400 MiB/s per thread). The
- * package's `hash()` copies the input into WASM memory once; that is the whole cost.
+ * Implementation: the native `@napi-rs/blake-hash` (Rust `blake3` crate, SIMD, prebuilt N-API
+ * binary inside the registry package; ~1.8-3.2 GiB/s per thread here) via `blake3-native.ts`, checked
+ * against test vectors at load. If it is missing or fails, or `$CAIRN_BLAKE3=wasm`, the
+ * WebAssembly build of the `blake3` package is used instead (~350-550 MiB/s; its own native path
+ * needs a download from GitHub and only exists for Node <= 17). Same digests either way;
+ * `hashImplementation()` says which one is active.
  *
- * `hashChunkAsync` / `verifyChunkAsync` hash big chunks on a small pool of worker threads (this
- * same module, started with a marker in workerData): it keeps the event loop free (the FUSE
- * daemon serves the kernel from it) and uses every core. `$CAIRN_HASH_THREADS` sizes the pool
- * (default: the number of CPUs, at most 4; 0 = hash inline). Workers are unref'd while idle, so
- * they never keep a process alive, and ref'd while they owe a result, so none is lost.
+ * `hashChunkAsync` / `verifyChunkAsync` can hash big chunks on a small pool of worker threads
+ * (this same module, started with a marker in workerData), to keep the event loop free (the FUSE
+ * daemon serves the kernel from it). `$CAIRN_HASH_THREADS` sizes the pool (0 = hash inline).
+ * Default: inline with the native hash (copying a chunk to a worker costs the main thread as much
+ * as hashing it: measured in docs/CHUNKS.md); the number of CPUs, at most 4, with the WASM one.
+ * Workers are unref'd while idle, so they never keep a process alive, and ref'd while they owe a
+ * result, so none is lost.
  */
 import os from 'node:os';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { hash as blake3 } from 'blake3';
+import { createRequire } from 'node:module';
 import { CairnError, type ErrorContext } from '../errors.js';
+import { loadNativeBlake3, type Blake3Fn } from './blake3-native.js';
 
 /** Length of a chunk name in hex characters. */
 export const HASH_HEX_LENGTH = 64;
@@ -28,18 +33,45 @@ export const HASH_BYTES = 32;
 
 const HEX_RE = /^[0-9a-f]{64}$/;
 
+/** Which BLAKE3 this process hashes with: the native addon, or the WebAssembly fallback. */
+export type HashImplementation = 'native' | 'wasm';
+
+function loadWasmBlake3(): Blake3Fn {
+  const { hash } = createRequire(import.meta.url)('blake3') as { hash(data: Uint8Array): Buffer };
+  return (data) => hash(data);
+}
+
+function selectImplementation(): [HashImplementation, Blake3Fn] {
+  if (process.env.CAIRN_BLAKE3 !== 'wasm') {
+    const native = loadNativeBlake3();
+    if (native) return ['native', native];
+  }
+  return ['wasm', loadWasmBlake3()];
+}
+
+const [implementation, blake3] = selectImplementation();
+
+/**
+ * The BLAKE3 in use: 'native' (`@napi-rs/blake-hash`, SIMD, ~1.8-3.2 GiB/s here) unless it failed
+ * to load or `$CAIRN_BLAKE3=wasm` forces the WebAssembly `blake3` package (~350-550 MiB/s).
+ * Both give identical digests; the choice is made once, when this module loads.
+ */
+export function hashImplementation(): HashImplementation {
+  return implementation;
+}
+
 /**
  * BLAKE3 of `data`, as 64 lowercase hex characters.
  *
  * @example hashChunk(new Uint8Array(0)) === 'af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262'
  */
 export function hashChunk(data: Uint8Array): string {
-  return (blake3(data) as Buffer).toString('hex');
+  return blake3(data).toString('hex');
 }
 
 /** BLAKE3 of `data` as 32 raw bytes (used by the binary pack index). */
 export function hashChunkBytes(data: Uint8Array): Buffer {
-  return blake3(data) as Buffer;
+  return blake3(data);
 }
 
 /** Whether `s` is a well-formed chunk name (64 lowercase hex characters). */
@@ -199,18 +231,26 @@ export function hashPoolStats(): { threads: number; jobs: number } {
   return { threads: pool?.threads ?? 0, jobs: pool?.done ?? 0 };
 }
 
+/**
+ * Pool size: `$CAIRN_HASH_THREADS` when set; else 0 (inline) with the native BLAKE3, which hashes
+ * faster than the pool can copy a chunk to a worker (docs/CHUNKS.md, "Inline or pool"); else the
+ * number of CPUs, at most 4.
+ */
 function hashThreads(): number {
   const v = Number(process.env.CAIRN_HASH_THREADS);
   if (process.env.CAIRN_HASH_THREADS !== undefined && Number.isInteger(v) && v >= 0) return v;
+  if (implementation === 'native') return 0;
   return Math.min(4, typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length);
 }
 
 /**
  * BLAKE3 of `data` (hex), computed on a worker thread when the chunk is big enough to be worth
- * it; same result as `hashChunk`. Do not modify `data` until the promise settles. Never
- * rejects: if workers fail, it hashes inline.
+ * it and a pool is configured (by default only with the WebAssembly fallback: the native hash
+ * runs inline, ~0.3-0.5 ms per MiB, ~1.3-2.5 ms for a 4 MiB chunk); same result as `hashChunk`.
+ * Do not modify `data` until the promise settles. Never rejects: if workers fail, it hashes
+ * inline.
  *
- * @example const hashes = await Promise.all(chunks.map(hashChunkAsync)); // uses every core
+ * @example const hashes = await Promise.all(chunks.map((c) => hashChunkAsync(c)));
  */
 export function hashChunkAsync(data: Uint8Array): Promise<string> {
   if (data.length < ASYNC_HASH_MIN_BYTES || !isMainThread) return Promise.resolve(hashChunk(data));

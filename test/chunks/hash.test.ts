@@ -2,6 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import crypto from 'node:crypto';
+import { createRequire } from 'node:module';
 import { promisify } from 'node:util';
 import { hashChunk, isChunkHash, verifyChunk } from '../../src/chunks/hash.js';
 import { isCairnError } from '../../src/errors.js';
@@ -67,5 +68,81 @@ describe('hash worker pool', () => {
       const h = await hashChunkAsync(new Uint8Array(1 << 20)); console.log(h, hashPoolStats().jobs);`;
     const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { timeout: 20_000, env: { ...process.env, CAIRN_HASH_THREADS: '2' } });
     assert.equal(stdout.trim(), `${hashChunk(new Uint8Array(1 << 20))} 1`, 'hashed by a worker');
+  });
+});
+
+describe('hash implementations (native @napi-rs/blake-hash, WASM blake3 fallback)', () => {
+  const wasmHash = (createRequire(import.meta.url)('blake3') as { hash(d: Uint8Array): Buffer }).hash;
+  const SIZES = [0, 1, 63, 64, 65, 1023, 1024, 1025, 2047, 2048, 4096, 8193, 65535, 65536, 65537, 131072, (1 << 20) + 1, 4 << 20];
+
+  it('uses the native hash on linux-x64 unless $CAIRN_BLAKE3=wasm', async () => {
+    const { hashImplementation } = await import('../../src/chunks/hash.js');
+    const expected = process.env.CAIRN_BLAKE3 === 'wasm' || process.platform !== 'linux' || process.arch !== 'x64' ? hashImplementation() : 'native';
+    assert.equal(hashImplementation(), expected);
+    assert.ok(['native', 'wasm'].includes(hashImplementation()));
+  });
+
+  it('gives the same digests as the WASM blake3 for edge and random sizes, sync and async', async () => {
+    const { hashChunkAsync, hashChunkBytes } = await import('../../src/chunks/hash.js');
+    const pool = crypto.randomBytes((4 << 20) + 64);
+    const sizes = [...SIZES, ...Array.from({ length: 40 }, () => crypto.randomInt(0, 3 << 20))];
+    for (const [i, n] of sizes.entries()) {
+      const view = pool.subarray(i % 7, (i % 7) + n); // odd offsets: views hash by their bytes only
+      const want = wasmHash(view).toString('hex');
+      assert.equal(hashChunk(view), want, `size ${n}`);
+      assert.equal(hashChunkBytes(view).toString('hex'), want, `bytes, size ${n}`);
+      assert.equal(await hashChunkAsync(view), want, `async, size ${n}`);
+    }
+  });
+
+  it('native loader self-checks and returns a working function (or undefined off linux-x64)', async () => {
+    const { loadNativeBlake3 } = await import('../../src/chunks/blake3-native.js');
+    const fn = loadNativeBlake3();
+    if (process.platform === 'linux' && process.arch === 'x64') assert.ok(fn, 'native addon loads here');
+    if (fn) assert.equal(fn(Buffer.from('abc')).toString('hex'), '6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85');
+  });
+
+  // Child processes: the implementation is chosen once, when the module loads.
+  const mod = new URL('../../src/chunks/hash.js', import.meta.url).href;
+  const script = `import { hashChunk, hashChunkAsync, verifyChunkAsync, hashImplementation, hashPoolStats } from ${JSON.stringify(mod)};
+    const sizes = ${JSON.stringify(SIZES)};
+    const out = [];
+    for (const n of sizes) { const b = new Uint8Array(n); for (let i = 0; i < n; i++) b[i] = (i * 31 + n) & 255; out.push([hashChunk(b), await hashChunkAsync(b)]); }
+    const big = new Uint8Array(1 << 20).fill(7);
+    await verifyChunkAsync(big, hashChunk(big), big.length);
+    console.log(JSON.stringify({ impl: hashImplementation(), out, jobs: hashPoolStats().jobs }));`;
+  const expected = SIZES.map((n) => {
+    const b = new Uint8Array(n);
+    for (let i = 0; i < n; i++) b[i] = (i * 31 + n) & 255;
+    const h = wasmHash(b).toString('hex');
+    return [h, h];
+  });
+  async function child(env: Record<string, string | undefined>): Promise<{ impl: string; out: string[][]; jobs: number; stderr: string }> {
+    const { stdout, stderr } = await run(process.execPath, ['--input-type=module', '-e', script], { timeout: 60_000, env: { ...process.env, CAIRN_BLAKE3: undefined, CAIRN_HASH_THREADS: undefined, ...env } });
+    return { ...(JSON.parse(stdout) as { impl: string; out: string[][]; jobs: number }), stderr };
+  }
+
+  it('$CAIRN_BLAKE3=wasm forces the WASM fallback (with its worker pool), same digests', async () => {
+    const r = await child({ CAIRN_BLAKE3: 'wasm' });
+    assert.equal(r.impl, 'wasm');
+    assert.deepEqual(r.out, expected);
+    assert.ok(r.jobs > 0, 'the WASM fallback hashes big chunks on the pool by default');
+  });
+
+  it('falls back to WASM silently when the native addon cannot load', async () => {
+    // napi-rs loads only this path when it is set; a missing file is a failed load.
+    const r = await child({ NAPI_RS_NATIVE_LIBRARY_PATH: '/nonexistent/blake.node' });
+    assert.equal(r.impl, 'wasm');
+    assert.deepEqual(r.out, expected);
+    assert.equal(r.stderr, '', 'logs nothing');
+  });
+
+  it('by default hashes natively and inline (no pool), same digests', async () => {
+    const r = await child({});
+    if (process.platform === 'linux' && process.arch === 'x64') {
+      assert.equal(r.impl, 'native');
+      assert.equal(r.jobs, 0, 'native: hashChunkAsync hashes inline unless $CAIRN_HASH_THREADS is set');
+    }
+    assert.deepEqual(r.out, expected);
   });
 });
