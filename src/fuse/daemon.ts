@@ -188,7 +188,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<MountHandle> {
       });
     }
   }
-  const extra = ['big_writes', ...(readOnly ? ['ro'] : []), ...(opts.nonEmpty ? ['nonempty'] : [])];
+  const extra = ['big_writes', 'max_readahead=4194304', ...(readOnly ? ['ro'] : []), ...(opts.nonEmpty ? ['nonempty'] : [])];
   const fuse = new CairnFuse(mountpoint, ops, {
     fsname: fsnameFor(volumeName),
     force: true,
