@@ -17,7 +17,6 @@ export function registerRunCommand(program: Command, globals: () => { store?: st
     .option('--workdir <dir>', 'working directory of the command (absolute)')
     .option('--create', 'create volumes that do not exist yet')
     .argument('<command...>', 'the command and its arguments (after --)')
-    .passThroughOptions()
     .addHelpText(
       'after',
       `

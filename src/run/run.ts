@@ -74,7 +74,17 @@ export async function prepareRun(o: RunOptions): Promise<InnerConfig> {
  * @example const code = await runInContainer({ volumes: ['data:/data'], command: ['sh', '-c', 'ls /data'] });
  */
 export async function runInContainer(o: RunOptions): Promise<number> {
-  const cfg = await prepareRun(o);
+  // Signals that arrive before the container exists stop the run before it starts.
+  let early: NodeJS.Signals | undefined;
+  const before = (sig: NodeJS.Signals) => (early ??= sig);
+  for (const s of FORWARDED) process.on(s, before);
+  let cfg: InnerConfig;
+  try {
+    cfg = await prepareRun(o);
+  } finally {
+    for (const s of FORWARDED) process.off(s, before);
+  }
+  if (early) return 128 + (osSignals[early] ?? 1);
   const userns = typeof process.getuid === 'function' && process.getuid() !== 0 ? ['--user', '--map-root-user'] : [];
   const child = spawn('unshare', [...userns, '--mount', '--propagation', 'private', '--', process.execPath, INNER_JS, JSON.stringify(cfg)], {
     stdio: 'inherit',

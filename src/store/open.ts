@@ -12,7 +12,7 @@ import { defaultStoreUrl } from '../config.js';
 import { CairnError } from '../errors.js';
 import { FileStore } from './file.js';
 import { MemoryStore } from './memory.js';
-import { parseS3Url, S3_URL_FORMS, S3Store } from './s3.js';
+import { parseS3Url, S3_URL_FORMS } from './s3url.js';
 import type { ObjectStore } from './types.js';
 
 /** The URL forms openStore accepts, for hints and docs. */
@@ -64,7 +64,7 @@ export async function openStore(url?: string): Promise<ObjectStore> {
       return FileStore.open(parseFileUrl(target));
     case 's3':
       parseS3Url(target);
-      return S3Store.open(target);
+      return (await import('./s3.js')).S3Store.open(target);
     case 'memory':
       if (target !== 'memory://') throw invalid(target, 'memory stores take no path or query');
       return new MemoryStore();

@@ -6,6 +6,7 @@
  * error); nothing is applied until every check passed and every byte is uploaded; a directory
  * is never overwritten; an existing file is overwritten only with `force`; parents are created.
  */
+import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { CairnError, asCairnError } from '../errors.js';
@@ -65,6 +66,24 @@ export class Batch {
   }
 }
 
+/** Progress of a batch upload: bytes read from the sources so far, of the total. */
+export type BatchProgress = (p: { bytes: number; totalBytes: number }) => void;
+
+/** A local file's bytes, reporting each piece as it is read. */
+async function* counted(file: string, progress: (n: number) => void): AsyncGenerator<Uint8Array> {
+  const stream = createReadStream(file, { highWaterMark: 1 << 20 });
+  try {
+    for await (const piece of stream) {
+      progress((piece as Buffer).length);
+      yield piece as Buffer;
+    }
+  } catch (err) {
+    throw asCairnError(err, 'IO', `cannot read ${file}`, { path: file });
+  } finally {
+    stream.destroy();
+  }
+}
+
 interface Planned {
   remote: string;
   source: Source;
@@ -113,8 +132,15 @@ async function plan(batch: Batch): Promise<{ files: Planned[]; dirs: string[] }>
 }
 
 /** Checks every target against the session, uploads the data, then applies everything. */
-export async function uploadBatch(s: Session, chunks: ChunkStore, batch: Batch, force: boolean): Promise<void> {
+export async function uploadBatch(s: Session, chunks: ChunkStore, batch: Batch, force: boolean, onProgress?: BatchProgress): Promise<void> {
   const { files, dirs } = await plan(batch);
+  const sizes = await Promise.all(files.map(async (f) => (typeof f.source === 'string' ? (await localStat(f.source)).size : f.source.length)));
+  const total = sizes.reduce((a, b) => a + b, 0);
+  let done = 0;
+  const progress = (n: number) => {
+    done += n;
+    onProgress?.({ bytes: done, totalBytes: total });
+  };
   const batchFiles = new Set(files.map((f) => f.remote));
   for (const f of files) {
     const cur = s.lookup(f.remote);
@@ -134,14 +160,15 @@ export async function uploadBatch(s: Session, chunks: ChunkStore, batch: Batch, 
   const writer = chunks.writer({ known: (h) => s.journal.knownChunk(h) });
   const entries: [string, EntryData][] = [];
   try {
-    for (const f of files) {
+    for (const [i, f] of files.entries()) {
       const e: EntryData = { type: 'file', mode: f.mode, mtimeMs: f.mtimeMs, size: 0 };
-      const size = typeof f.source === 'string' ? (await localStat(f.source)).size : f.source.length;
-      if (size <= INLINE_MAX) {
+      if (sizes[i]! <= INLINE_MAX) {
         e.inline = Buffer.from(typeof f.source === 'string' ? await fs.readFile(f.source) : f.source);
         e.size = e.inline.length;
+        progress(e.size);
       } else {
-        e.chunks = typeof f.source === 'string' ? await writer.writeFile(f.source) : await writer.write(f.source);
+        e.chunks = typeof f.source === 'string' ? await writer.write(counted(f.source, progress)) : await writer.write(f.source);
+        if (typeof f.source !== 'string') progress(f.source.length);
         e.size = e.chunks.reduce((n, r) => n + r.length, 0);
       }
       entries.push([f.remote, e]);

@@ -1,0 +1,65 @@
+#!/usr/bin/env node
+/**
+ * The `cairn` command: argument parsing (commander), global options, and the one place where
+ * failures become a one-line message and an exit code (0 ok, 1 failure, 2 usage).
+ */
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { registerVolumeCommands } from './volume-commands.js';
+import { registerMountCommands } from './mount-commands.js';
+import { registerRunCommand } from '../run/command.js';
+import { describeFailure, flags } from './output.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+const program = new Command('cairn')
+  .description('Cairn: named, writable volumes on object storage, mounted with FUSE, with commit/reload snapshots')
+  .version(pkg.version, '-V, --version')
+  .option('--store <url>', 'object store URL (default: $CAIRN_STORE, else the embedded file store in $CAIRN_HOME)')
+  .option('--verbose', 'show stack traces and daemon details')
+  .option('-q, --quiet', 'no progress bars or notices')
+  .showHelpAfterError('(run with --help for usage)')
+  .exitOverride()
+  .addHelpText(
+    'after',
+    `
+Stores: file:///absolute/path | s3://BUCKET/PREFIX?endpoint=URL&region=REGION&path_style=true
+Exit codes: 0 ok, 1 failure, 2 usage.
+
+Examples:
+  cairn volume create data
+  cairn volume put data ./dataset /dataset
+  cairn mount data /mnt/data
+  cairn commit /mnt/data
+  cairn run -v data:/data -- python train.py`,
+  );
+program.hook('preAction', () => {
+  const o = program.opts<{ verbose?: boolean; quiet?: boolean }>();
+  flags.verbose = !!o.verbose;
+  flags.quiet = !!o.quiet;
+});
+
+const globals = () => ({ store: program.opts<{ store?: string }>().store });
+let exitCode = 0;
+registerVolumeCommands(program, globals);
+registerMountCommands(program, globals);
+registerRunCommand(program, globals, (code) => (exitCode = code));
+for (const c of program.commands) {
+  c.exitOverride();
+  for (const sub of c.commands) sub.exitOverride();
+}
+
+try {
+  await program.parseAsync(process.argv);
+  process.exitCode = exitCode;
+} catch (err) {
+  if (err instanceof CommanderError) {
+    // help and version exit 0; every other parse error is a usage error
+    process.exitCode = err.exitCode === 0 ? 0 : 2;
+  } else {
+    const { line, code } = describeFailure(err);
+    process.stderr.write(`${line}\n`);
+    if (flags.verbose && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+    process.exitCode = code;
+  }
+}

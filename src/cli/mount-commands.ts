@@ -1,0 +1,98 @@
+/**
+ * `cairn mount / unmount / commit / reload / status`: the mount daemon's controls (src/fuse).
+ */
+import path from 'node:path';
+import { Command } from 'commander';
+import { mount, unmount } from '../fuse/mount.js';
+import { controlRequest } from '../fuse/control.js';
+import type { CommitResult, ReloadResult } from '../volume/index.js';
+import { UsageError, formatBytes, notice, printJson } from './output.js';
+
+type Globals = () => { store?: string };
+
+function interval(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new UsageError(`--commit-interval must be a number of seconds >= 0, not ${JSON.stringify(v)}`);
+  return n;
+}
+
+function describeCommit(c: CommitResult): string {
+  if (!c.committed) return `nothing to commit (seq ${c.seq})`;
+  const over = c.overwrote.length ? `; overwrote changes of other writers to ${c.overwrote.map((p) => `/${p}`).join(' ')}` : '';
+  return `committed seq ${c.seq}: ${c.paths.length} path${c.paths.length === 1 ? '' : 's'}, ${formatBytes(c.bytesUploaded)} uploaded${over}`;
+}
+
+export function registerMountCommands(program: Command, g: Globals): void {
+  program
+    .command('mount <volume> <dir>')
+    .description('mount a volume with FUSE (a background daemon unless --foreground)')
+    .option('--read-only', 'refuse every write (EROFS)')
+    .option('--commit-interval <seconds>', 'commit in the background every N seconds (0: only on demand and at unmount)', '5')
+    .option('--foreground', 'serve the mount in this process until it is unmounted or gets SIGTERM/SIGINT')
+    .addHelpText('after', '\nExamples:\n  cairn mount data /mnt/data\n  cairn mount weights /mnt/weights --read-only\n  cairn mount data /mnt/data --commit-interval 0 --foreground')
+    .action(async (volume: string, dir: string, o: { readOnly?: boolean; commitInterval: string; foreground?: boolean }) => {
+      const m = await mount({
+        volume,
+        mountpoint: path.resolve(dir),
+        store: g().store,
+        readOnly: !!o.readOnly,
+        commitIntervalSec: interval(o.commitInterval),
+        foreground: !!o.foreground,
+      });
+      notice(`mounted ${volume} at ${m.mountpoint}${o.readOnly ? ' (read-only)' : ''} (daemon pid ${m.pid}${m.logFile ? `, log ${m.logFile}` : ''})`);
+      if (m.closed) {
+        const r = await m.closed;
+        if (r.commit) notice(describeCommit(r.commit));
+        if (r.error) throw new Error(`shutdown: ${r.error.code}: ${r.error.message}`);
+      }
+    });
+
+  program
+    .command('unmount <dir>')
+    .alias('umount')
+    .description('commit pending changes, then unmount')
+    .option('--force', 'unmount even with open files')
+    .addHelpText('after', '\nExample:\n  cairn unmount /mnt/data')
+    .action(async (dir: string, o: { force?: boolean }) => {
+      const r = await unmount(path.resolve(dir), { force: !!o.force });
+      const c = r.result?.commit;
+      notice(`unmounted ${r.mountpoint}${c ? ` (${describeCommit(c)})` : ''}`);
+    });
+
+  program
+    .command('commit <dir>')
+    .description('commit the pending changes of a mount; others see them after they reload')
+    .option('--json', 'machine-readable output')
+    .addHelpText('after', '\nExample:\n  cairn commit /mnt/data')
+    .action(async (dir: string, o: { json?: boolean }) => {
+      const r = (await controlRequest(path.resolve(dir), 'commit')) as CommitResult;
+      if (o.json) return printJson(r);
+      process.stdout.write(`${describeCommit(r)}\n`);
+    });
+
+  program
+    .command('reload <dir>')
+    .description('commit pending changes, then show the newest snapshot (refused while files are open)')
+    .option('--json', 'machine-readable output')
+    .addHelpText('after', '\nExample:\n  cairn reload /mnt/data')
+    .action(async (dir: string, o: { json?: boolean }) => {
+      const r = (await controlRequest(path.resolve(dir), 'reload')) as ReloadResult;
+      if (o.json) return printJson(r);
+      process.stdout.write(`${r.commit?.committed ? `${describeCommit(r.commit)}; ` : ''}reloaded: seq ${r.from} -> ${r.seq}\n`);
+    });
+
+  program
+    .command('status <dir>')
+    .description('seq, pending changes, open files and cache figures of a mount')
+    .option('--json', 'machine-readable output')
+    .addHelpText('after', '\nExamples:\n  cairn status /mnt/data\n  cairn status /mnt/data --json')
+    .action(async (dir: string, o: { json?: boolean }) => {
+      const r = (await controlRequest(path.resolve(dir), 'status')) as Record<string, unknown>;
+      if (o.json) return printJson(r);
+      const flat = (obj: Record<string, unknown>, prefix = ''): string[] =>
+        Object.entries(obj).flatMap(([k, v]) =>
+          v && typeof v === 'object' && !Array.isArray(v) ? flat(v as Record<string, unknown>, `${prefix}${k}.`) : [`${prefix}${k}: ${Array.isArray(v) ? JSON.stringify(v) : String(v)}`],
+        );
+      process.stdout.write(`${flat(r).join('\n')}\n`);
+    });
+}

@@ -1,0 +1,255 @@
+/**
+ * `cairn volume …`: create, list, ls, put, get, rm, cp, rename, delete, history — each a thin
+ * wrapper over the Volume API (no storage logic here).
+ *
+ * Invariants: an existing local or remote target is never overwritten without --force; a
+ * volume is never deleted without --yes or a "y" typed on a terminal; nothing is written before
+ * every check passed.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import readline from 'node:readline/promises';
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+import { Command } from 'commander';
+import { CairnError, isCairnError } from '../errors.js';
+import { Volume } from '../volume/index.js';
+import type { FileEntry } from '../volume/index.js';
+import { UsageError, formatBytes, formatTime, notice, printJson, progressBar, table } from './output.js';
+
+type Globals = () => { store?: string };
+
+async function withVolume<T>(name: string, g: Globals, fn: (v: Volume) => Promise<T>): Promise<T> {
+  const vol = await Volume.fromName(name, { store: g().store });
+  try {
+    return await fn(vol);
+  } finally {
+    await vol.close();
+  }
+}
+
+async function remoteStat(vol: Volume, p: string): Promise<FileEntry | undefined> {
+  try {
+    const entries = await vol.listdir(p);
+    const norm = p.replace(/^\/+|\/+$/g, '');
+    if (norm === '') return { path: '', type: 'directory', mtime: 0, size: 0 };
+    return entries.length === 1 && entries[0]!.path === norm ? entries[0] : { path: norm, type: 'directory', mtime: 0, size: 0 };
+  } catch (err) {
+    if (isCairnError(err, 'NOT_FOUND')) return undefined;
+    throw err;
+  }
+}
+
+async function localExists(p: string) {
+  return fs.lstat(p).then(
+    (s) => s,
+    () => undefined,
+  );
+}
+
+/** Runs an upload, turning the library's "force: true" hint into the CLI's "--force". */
+async function upload(fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn();
+  } catch (err) {
+    if (isCairnError(err, 'ALREADY_EXISTS')) {
+      const msg = err.message.replace(/ \([^)]*force[^)]*\)$/, '');
+      throw new CairnError('ALREADY_EXISTS', msg, { ...err.context, hint: 'pass --force to overwrite' }, { cause: err });
+    }
+    throw err;
+  }
+}
+
+export function registerVolumeCommands(program: Command, g: Globals): void {
+  const volume = program.command('volume').description('manage volumes and their files (like `modal volume`)');
+
+  volume
+    .command('create <name>')
+    .description('create a volume')
+    .addHelpText('after', '\nExample:\n  cairn volume create data')
+    .action(async (name: string) => {
+      await Volume.objects.create(name, { store: g().store });
+      notice(`created volume ${name}`);
+    });
+
+  volume
+    .command('list')
+    .description('list volumes, newest first')
+    .option('--json', 'machine-readable output')
+    .addHelpText('after', '\nExamples:\n  cairn volume list\n  cairn volume list --json')
+    .action(async (o: { json?: boolean }) => {
+      const vols = await Volume.objects.list({ store: g().store });
+      if (o.json) return printJson(vols.map((v) => ({ name: v.name, id: v.id, createdAt: v.createdAt.toISOString(), createdBy: v.createdBy })));
+      if (!process.stdout.isTTY) return void process.stdout.write(vols.map((v) => `${v.name}\n`).join(''));
+      process.stdout.write(table(vols.map((v) => [v.name, formatTime(v.createdAt.getTime()), v.createdBy]), ['NAME', 'CREATED', 'BY']));
+    });
+
+  volume
+    .command('ls <volume> [path]')
+    .description('list the files of a volume directory (bare paths when piped)')
+    .option('--json', 'machine-readable output')
+    .addHelpText('after', '\nExamples:\n  cairn volume ls data\n  cairn volume ls data /models --json')
+    .action(async (name: string, p: string | undefined, o: { json?: boolean }) => {
+      const entries = await withVolume(name, g, (v) => v.listdir(p ?? '/'));
+      if (o.json) return printJson(entries);
+      if (!process.stdout.isTTY) return void process.stdout.write(entries.map((e) => `${e.path}\n`).join(''));
+      process.stdout.write(
+        table(
+          entries.map((e) => [e.type, e.type === 'directory' ? '-' : formatBytes(e.size), formatTime(e.mtime * 1000), e.type === 'directory' ? `${e.path}/` : e.path]),
+          ['TYPE', 'SIZE', 'MODIFIED', 'PATH'],
+        ),
+      );
+    });
+
+  volume
+    .command('put <volume> <local> [remote]')
+    .description('upload a file or a directory (recursively); a remote path ending in / means "into this directory"')
+    .option('-f, --force', 'overwrite existing remote files')
+    .addHelpText('after', '\nExamples:\n  cairn volume put data ./model.bin /models/\n  cairn volume put data ./dataset /dataset --force')
+    .action(async (name: string, local: string, remote: string | undefined, o: { force?: boolean }) => {
+      const st = await localExists(local);
+      if (!st) throw new CairnError('NOT_FOUND', `no local file or directory ${local}`, { path: local });
+      await withVolume(name, g, async (vol) => {
+        let target = remote ?? '/';
+        const existing = await remoteStat(vol, target);
+        if (target.endsWith('/') || existing?.type === 'directory') target = `${target.replace(/\/+$/, '')}/${path.basename(path.resolve(local))}`;
+        let bar: ReturnType<typeof progressBar> | undefined;
+        await upload(() => vol.batchUpload(
+          {
+            force: !!o.force,
+            onProgress: ({ bytes, totalBytes }) => {
+              if (totalBytes >= 8 << 20) (bar ??= progressBar('put', totalBytes)).update(bytes);
+            },
+          },
+          (b) => (st.isDirectory() ? b.putDirectory(local, target) : b.putFile(local, target)),
+        ));
+        bar?.stop();
+        notice(`uploaded ${local} to ${name}:${target}`);
+      });
+    });
+
+  volume
+    .command('get <volume> <remote> [dest]')
+    .description('download a file or a directory (recursively); "-" writes a file to stdout')
+    .option('-f, --force', 'overwrite existing local files')
+    .addHelpText('after', '\nExamples:\n  cairn volume get data /models/model.bin .\n  cairn volume get data /config.json - | jq .\n  cairn volume get data /dataset ./restore --force')
+    .action(async (name: string, remote: string, dest: string | undefined, o: { force?: boolean }) => {
+      await withVolume(name, g, async (vol) => {
+        const entry = await remoteStat(vol, remote);
+        if (!entry) throw new CairnError('NOT_FOUND', `no such file or directory: ${name}:${remote}`, { volume: name, path: remote });
+        if (dest === '-') {
+          if (entry.type !== 'file') throw new CairnError('IS_A_DIRECTORY', `${remote} is not a file; only files can go to stdout`, { path: remote });
+          await pipeline(Readable.from(vol.readFile(remote)), process.stdout);
+          return;
+        }
+        const destBase = dest ?? '.';
+        const destStat = await localExists(destBase);
+        const root = destStat?.isDirectory() ? path.join(destBase, path.basename(entry.path) || '.') : destBase;
+        const files: { remote: string; local: string; entry: FileEntry }[] = [];
+        const dirs: string[] = [];
+        if (entry.type === 'directory') {
+          dirs.push(root);
+          for (const e of await vol.listdir(remote, { recursive: true })) {
+            const rel = path.relative(entry.path, e.path);
+            if (e.type === 'directory') dirs.push(path.join(root, rel));
+            else files.push({ remote: `/${e.path}`, local: path.join(root, rel), entry: e });
+          }
+        } else files.push({ remote: `/${entry.path}`, local: root, entry });
+        if (!o.force) {
+          for (const f of files) {
+            if (await localExists(f.local)) {
+              throw new CairnError('ALREADY_EXISTS', `${f.local} already exists`, { path: f.local, hint: 'pass --force to overwrite it' });
+            }
+          }
+        }
+        const total = files.reduce((n, f) => n + f.entry.size, 0);
+        const bar = total >= 8 << 20 ? progressBar('get', total) : undefined;
+        let done = 0;
+        for (const d of dirs) await fs.mkdir(d, { recursive: true });
+        for (const f of files) {
+          await fs.mkdir(path.dirname(f.local), { recursive: true });
+          const tmp = `${f.local}.cairn-${process.pid}.tmp`;
+          const out = await fs.open(tmp, 'w');
+          try {
+            for await (const buf of vol.readFile(f.remote)) {
+              await out.write(buf);
+              done += buf.length;
+              bar?.update(done);
+            }
+          } catch (err) {
+            await out.close();
+            await fs.rm(tmp, { force: true });
+            throw err;
+          }
+          await out.close();
+          await fs.rename(tmp, f.local);
+        }
+        bar?.stop();
+        notice(`downloaded ${name}:${remote} to ${root} (${files.length} file${files.length === 1 ? '' : 's'}, ${formatBytes(total)})`);
+      });
+    });
+
+  volume
+    .command('rm <volume> <path>')
+    .description('remove a file, or a directory with -r')
+    .option('-r, --recursive', 'remove directories and their contents')
+    .addHelpText('after', '\nExamples:\n  cairn volume rm data /old.txt\n  cairn volume rm data /runs -r')
+    .action(async (name: string, p: string, o: { recursive?: boolean }) => {
+      await withVolume(name, g, (v) => v.removeFile(p, { recursive: !!o.recursive }));
+      notice(`removed ${name}:${p}`);
+    });
+
+  volume
+    .command('cp <volume> <paths...>')
+    .description('copy files inside a volume (cp semantics: SRC... DST); copies references, not bytes')
+    .option('-r, --recursive', 'copy directories')
+    .addHelpText('after', '\nExamples:\n  cairn volume cp data /a.txt /b.txt\n  cairn volume cp data /x /y /backup/ -r')
+    .action(async (name: string, paths: string[], o: { recursive?: boolean }) => {
+      if (paths.length < 2) throw new UsageError('cp needs at least one source and a destination (cairn volume cp VOL SRC... DST)');
+      const dst = paths[paths.length - 1]!;
+      await withVolume(name, g, (v) => v.copyFiles(paths.slice(0, -1), dst, { recursive: !!o.recursive }));
+      notice(`copied to ${name}:${dst}`);
+    });
+
+  volume
+    .command('rename <old> <new>')
+    .description('rename a volume')
+    .addHelpText('after', '\nExample:\n  cairn volume rename data data-v1')
+    .action(async (from: string, to: string) => {
+      await Volume.rename(from, to, { store: g().store });
+      notice(`renamed volume ${from} to ${to}`);
+    });
+
+  volume
+    .command('delete <name>')
+    .description('delete a volume and all its data (irreversible)')
+    .option('--allow-missing', 'succeed when the volume does not exist')
+    .option('-y, --yes', 'do not ask for confirmation')
+    .addHelpText('after', '\nExamples:\n  cairn volume delete scratch\n  cairn volume delete scratch --yes --allow-missing')
+    .action(async (name: string, o: { allowMissing?: boolean; yes?: boolean }) => {
+      if (!o.yes) {
+        if (!process.stdin.isTTY) throw new UsageError(`refusing to delete volume ${name} without confirmation: pass --yes`);
+        const rl = readline.createInterface({ input: process.stdin, output: process.stderr });
+        const answer = await rl.question(`Delete volume ${name} and all its data? [y/N] `);
+        rl.close();
+        if (!/^y(es)?$/i.test(answer.trim())) {
+          notice('not deleted');
+          return;
+        }
+      }
+      await Volume.objects.delete(name, { store: g().store, allowMissing: !!o.allowMissing });
+      notice(`deleted volume ${name}`);
+    });
+
+  volume
+    .command('history <volume>')
+    .description('list the commits of a volume: seq, time, author, paths changed')
+    .option('--json', 'machine-readable output')
+    .addHelpText('after', '\nExamples:\n  cairn volume history data\n  cairn volume history data --json')
+    .action(async (name: string, o: { json?: boolean }) => {
+      const h = await withVolume(name, g, (v) => v.history());
+      if (o.json) return printJson(h.map((x) => ({ seq: x.seq, time: new Date(x.time).toISOString(), author: x.author, paths: x.paths })));
+      const shown = (ps: string[]) => (ps.length > 4 ? `${ps.slice(0, 4).join(' ')} (+${ps.length - 4} more)` : ps.join(' '));
+      process.stdout.write(table(h.map((x) => [String(x.seq), formatTime(x.time), x.author, shown(x.paths)]), ['SEQ', 'TIME', 'AUTHOR', 'PATHS']));
+    });
+}
