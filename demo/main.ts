@@ -47,8 +47,8 @@ async function container(): Promise<number> {
 }
 
 /** A shell command inside a container. Resolves with stdout; rejects with stderr on failure. */
-async function inside(pid: number, label: string, script: string): Promise<string> {
-  say(`   [${label}] $ ${script.replaceAll(process.execPath, 'node').replaceAll(CLI, 'cairn')}`);
+async function inside(pid: number, label: string, script: string, shown?: string): Promise<string> {
+  say(`   [${label}] $ ${shown ?? script.replaceAll(`${q(process.execPath)} ${q(CLI)}`, 'cairn')}`);
   const { stdout } = await run('nsenter', ['-t', String(pid), '-m', '--', 'sh', '-c', script], { maxBuffer: 1 << 26 });
   return stdout;
 }
@@ -116,7 +116,9 @@ async function main(): Promise<void> {
   const reader = `const c=require('crypto'),f=require('fs');const h=c.createHash('sha256');const t=process.hrtime.bigint();let n=0;const s=f.createReadStream(process.argv[1],{highWaterMark:1<<20});s.on('data',d=>{n+=d.length;h.update(d)});s.on('end',()=>{const sec=Number(process.hrtime.bigint()-t)/1e9;console.log(JSON.stringify({bytes:n,sec,sha256:h.digest('hex')}))})`;
   const t0 = process.hrtime.bigint();
   const results = await Promise.all(
-    [a, b].map(async (pid, i) => JSON.parse(await inside(pid, i ? 'B' : 'A', `${q(process.execPath)} -e ${q(reader)} ${q(`${mnt}/data/big.bin`)}`))),
+    [a, b].map(async (pid, i) =>
+      JSON.parse(await inside(pid, i ? 'B' : 'A', `${q(process.execPath)} -e ${q(reader)} ${q(`${mnt}/data/big.bin`)}`, `sha256 + time of ${mnt}/data/big.bin`)),
+    ),
   );
   const wall = Number(process.hrtime.bigint() - t0) / 1e9;
   for (const [i, r] of results.entries()) {
