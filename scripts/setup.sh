@@ -26,4 +26,5 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
 fi
 
 echo "setup: build"
+rm -rf dist  # no stale output of deleted sources
 npm run --silent build

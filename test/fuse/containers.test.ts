@@ -18,6 +18,7 @@ const run = promisify(execFile);
 const DIST = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const MOUNT_JS = path.join(DIST, 'src', 'fuse', 'mount.js');
 const CONTROL_JS = path.join(DIST, 'src', 'fuse', 'control.js');
+const INDEX_JS = path.join(DIST, 'src', 'index.js');
 
 class Container {
   private constructor(readonly proc: ChildProcess) {}
@@ -111,6 +112,19 @@ describe('two containers, one volume (real session)', () => {
       res = await b.control(mnt, 'reload');
     }
     assert.equal(res.result, 'OK');
+  });
+
+  it("the library's vol.commit() inside a container commits that container's mount", async () => {
+    await a.sh(`echo via-library > ${q(mnt)}/lib.txt`);
+    const r = await a.node(
+      `const { Volume } = await import(${JSON.stringify(INDEX_JS)}); const v = await Volume.fromName('shared', { store: ${JSON.stringify(store)} }); await v.commit(); await v.close();`,
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const vol = await Volume.fromName('shared', { store });
+    const got: Buffer[] = [];
+    for await (const buf of vol.readFile('/lib.txt')) got.push(buf);
+    await vol.close();
+    assert.equal(Buffer.concat(got).toString(), 'via-library\n');
   });
 
   it('concurrent commits to different files both survive; on one file the last committer wins', async () => {
