@@ -11,6 +11,8 @@
  * removes the least recently touched entries until the total is under 90% of the bound.
  * Each process tracks an approximate total in memory and rescans when it exceeds the bound or
  * after putting bound/8 bytes since its last scan; `trim()` enforces the bound as of now.
+ * `<dir>/leases/` holds the fetch leases of ./lease.ts (not entries: never counted or evicted);
+ * a scan removes leases and holder files left for 10 minutes by crashed processes.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
@@ -18,6 +20,7 @@ import path from 'node:path';
 import { cacheBytes, cacheDir } from '../config.js';
 import { CairnError } from '../errors.js';
 import { hashChunkAsync, isChunkHash } from './hash.js';
+import { LEASE_DIR } from './lease.js';
 
 export interface ChunkCacheOptions {
   /** Directory of the cache (created on first put). */
@@ -120,6 +123,22 @@ export class ChunkCache {
       .finally(() => this.touches.delete(touch));
     this.touches.add(touch);
     return data;
+  }
+
+  /**
+   * Whether an entry for `hash` exists now (one `access`, no read, no verification, no stats):
+   * for polling; `get` is what returns verified bytes. Never throws.
+   *
+   * @example while (!(await cache.has(hash))) await sleep(5); const bytes = await cache.get(hash);
+   */
+  async has(hash: string): Promise<boolean> {
+    if (!isChunkHash(hash)) return false;
+    try {
+      await fs.access(this.pathOf(hash));
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /**
@@ -241,5 +260,29 @@ export class ChunkCache {
     }
     // Puts that landed during the scan may or may not have been seen: count them (over, not under).
     this.approx = total + this.sinceScan;
+    await this.sweepLeases(now);
+  }
+
+  /** Removes leases and holder files without a sign of life for STALE_TMP_MS: their holders crashed. */
+  private async sweepLeases(now: number): Promise<void> {
+    const dir = path.join(this.dir, LEASE_DIR);
+    let names: string[];
+    try {
+      names = await fs.readdir(dir);
+    } catch {
+      return;
+    }
+    await Promise.all(
+      names.map(async (name) => {
+        const file = path.join(dir, name);
+        try {
+          const st = await fs.stat(file);
+          // A lease's ctime is its holder's last sign of life (see lease.ts).
+          if (now - Math.max(st.ctimeMs, st.mtimeMs) > STALE_TMP_MS) await fs.unlink(file);
+        } catch {
+          // ENOENT: released meanwhile
+        }
+      }),
+    );
   }
 }

@@ -2,22 +2,27 @@
  * ChunkStore: reads file content given its ChunkRefs, and creates PackWriters for commits.
  *
  * Read path for each needed chunk: in-process memory LRU -> host chunk cache (verified) ->
- * store range GET. Invariants:
+ * fetch lease (./lease.ts) -> store range GET. Invariants:
  * - every byte returned was verified against its chunk's BLAKE3 (bytes from the store here,
  *   bytes from the disk cache by the cache); a mismatch is CairnError('CORRUPT'), never data;
- * - single flight: concurrent readers of one chunk in this process share one fetch;
+ * - single flight: concurrent readers of one chunk in this process share one fetch, and (with a
+ *   cache) the processes sharing the host cache fetch a cold chunk once: the holder of its lease
+ *   fetches, the others wait (bounded) for it to appear in the cache;
  * - chunks adjacent in one pack and needed together are fetched with ONE range GET (up to
  *   `MERGE_BYTES`) and split;
  * - store errors propagate unchanged (the store's CairnError); a failed fetch is forgotten, so
  *   the next read retries it;
- * - the cache write after a fetch is not awaited; the cache makes it atomic (temp + rename).
+ * - the cache write after a fetch is not awaited by the read; the cache makes it atomic (temp +
+ *   rename); a chunk's lease is released only after its cache write (LEASE_LINGER_MS after);
+ * - leases are an optimisation: a lease error means fetching directly, never a failed read.
  * Buffers from `readChunk` and `stream` may be shared with the memory LRU: do not modify them.
  */
 import { CairnError } from '../errors.js';
 import type { ObjectStore } from '../store/types.js';
 import { ChunkCache } from './cache.js';
 import type { ChunkerParams } from './chunker.js';
-import { verifyChunkAsync } from './hash.js';
+import { isChunkHash, verifyChunkAsync } from './hash.js';
+import { LEASE_LINGER_MS, LeaseDir, type Lease, type LeaseHolder, type LeaseOptions } from './lease.js';
 import { PackWriter } from './pack.js';
 import type { ChunkRef, KnownChunks } from './types.js';
 
@@ -33,6 +38,28 @@ export interface ChunkStoreOptions {
   memoryBytes?: number;
   /** Chunker parameters for writers (default DEFAULT_CHUNKER). */
   chunker?: ChunkerParams;
+  /**
+   * Cross-process fetch leases in the cache directory, so that a cold chunk is fetched once per
+   * host (default on when there is a cache; `false` = off). `waitMs` bounds the wait for another
+   * process's fetch (default 10 s), `staleMs` when an unrefreshed lease is abandoned (10 s).
+   */
+  leases?: LeaseOptions | false;
+}
+
+/** What the fetch leases did in this ChunkStore (for tests and stats). */
+export interface LeaseStats {
+  /** Leases taken (first try, after waiting, or by takeover). */
+  acquired: number;
+  /** Chunks whose lease another process held when we needed them. */
+  waited: number;
+  /** Of those, chunks then read from the cache (fetched by the other process). */
+  fromOthers: number;
+  /** Stale leases (dead holder, or not refreshed for staleMs) taken over. */
+  takeovers: number;
+  /** Waits that reached waitMs: the chunk was then fetched without a lease. */
+  timeouts: number;
+  /** Lease operations that failed (the chunk was then fetched without a lease). */
+  errors: number;
 }
 
 /** Longest run of adjacent chunks fetched with one range GET. */
@@ -40,6 +67,8 @@ const MERGE_BYTES = 8 * 1024 * 1024;
 
 interface Deferred {
   ref: ChunkRef;
+  /** The fetch lease this process holds for the chunk, released after its cache write. */
+  lease?: Lease;
   promise: Promise<Buffer>;
   resolve(b: Buffer): void;
   reject(e: unknown): void;
@@ -101,8 +130,11 @@ export class ChunkStore {
   private readonly inflight = new Map<string, Promise<Buffer>>();
   private readonly starts = new WeakMap<readonly ChunkRef[], Float64Array>();
   private readonly cacheWrites = new Set<Promise<void>>();
+  private readonly leases: LeaseDir | null;
   /** Range GETs issued (for tests and stats). */
   gets = 0;
+  /** What the cross-process fetch leases did. */
+  readonly leaseStats: LeaseStats = { acquired: 0, waited: 0, fromOthers: 0, takeovers: 0, timeouts: 0, errors: 0 };
 
   constructor(opts: ChunkStoreOptions) {
     this.store = opts.store;
@@ -112,6 +144,7 @@ export class ChunkStore {
     const memoryBytes = opts.memoryBytes ?? 64 * 1024 * 1024;
     this.mem = memoryBytes > 0 ? new ChunkLru(memoryBytes) : null;
     this.chunker = opts.chunker;
+    this.leases = this.cache && opts.leases !== false ? new LeaseDir(this.cache.dir, opts.leases) : null;
   }
 
   /**
@@ -240,8 +273,12 @@ export class ChunkStore {
     return out;
   }
 
-  /** Settles every deferred: cache hits first, then the misses in merged range GETs. */
+  /**
+   * Settles every deferred: cache hits first, then the misses in merged range GETs — with leases,
+   * only the misses this process could lease; the others are waited for in the cache.
+   */
   private async load(items: Deferred[]): Promise<void> {
+    const lookedUp = performance.now();
     let misses = items;
     if (this.cache) {
       const cache = this.cache;
@@ -253,7 +290,101 @@ export class ChunkStore {
         else misses.push(d);
       });
     }
-    await Promise.all(groupRuns(misses).map((run) => this.fetchRun(run)));
+    if (misses.length === 0) return;
+    if (!this.leases) {
+      await Promise.all(groupRuns(misses).map((run) => this.fetchRun(run)));
+      return;
+    }
+    const leases = this.leases;
+    const mine: Deferred[] = [];
+    const others: Deferred[] = [];
+    await Promise.all(
+      misses.map(async (d) => {
+        const got = await this.lease(() => (isChunkHash(d.ref.hash) ? leases.tryAcquire(d.ref.hash) : Promise.resolve('error' as const)), d);
+        if (got === 'held') others.push(d);
+        else mine.push(d);
+      }),
+    );
+    // A holder may have cached a chunk between our miss and our lease. Holders keep their leases
+    // LEASE_LINGER_MS after the cache write, so that cannot have happened if we got the lease sooner.
+    let fetch = mine;
+    if (performance.now() - lookedUp >= LEASE_LINGER_MS / 2) {
+      const recheck = await Promise.all(mine.map((d) => (d.lease ? this.fromCache(d) : false)));
+      fetch = mine.filter((_, i) => !recheck[i]);
+    }
+    await Promise.all([...groupRuns(fetch).map((run) => this.fetchRun(run)), ...others.map((d) => this.awaitOther(d))]);
+  }
+
+  /**
+   * Runs a lease operation for `d`: a lease taken is recorded on `d`; 'error' is counted (the
+   * caller then fetches without a lease). Returns 'held' when another process has the lease.
+   */
+  private async lease(op: () => Promise<Lease | 'held' | 'error'>, d: Deferred): Promise<'mine' | 'held' | 'error'> {
+    const got = await op();
+    if (got === 'held') return 'held';
+    if (got === 'error') {
+      this.leaseStats.errors++;
+      return 'error';
+    }
+    d.lease = got;
+    this.leaseStats.acquired++;
+    return 'mine';
+  }
+
+  /** Settles `d` from the cache if its entry is there (verified); then lets its lease linger out. */
+  private async fromCache(d: Deferred): Promise<boolean> {
+    const cache = this.cache!;
+    if (!(await cache.has(d.ref.hash))) return false;
+    const hit = await cache.get(d.ref.hash);
+    if (!hit || hit.length !== d.ref.length) return false;
+    this.settle(d, hit);
+    // The chunk is cached: the lease lingers like any other, or a reader that missed the cache
+    // before it was written could take the lease at once and skip its recheck (see load).
+    d.lease?.releaseLater();
+    d.lease = undefined;
+    return true;
+  }
+
+  /**
+   * Another process holds the lease of `d`: polls the cache for the chunk (2 ms, backing off to
+   * 20 ms) and reads it from there. If the lease is released without the chunk appearing, or is
+   * stale, takes it and fetches; after `waitMs` (or on a lease error) fetches without a lease.
+   */
+  private async awaitOther(d: Deferred): Promise<void> {
+    const leases = this.leases!;
+    const { hash } = d.ref;
+    this.leaseStats.waited++;
+    const deadline = Date.now() + leases.waitMs;
+    const holder: LeaseHolder = { ino: -1, pid: 0, ns: '' };
+    let delay = 2;
+    for (;;) {
+      if (await this.fromCache(d)) {
+        this.leaseStats.fromOthers++;
+        return;
+      }
+      if (Date.now() >= deadline) {
+        this.leaseStats.timeouts++;
+        break;
+      }
+      const state = await leases.inspect(hash, holder);
+      let got: 'mine' | 'held' | 'error' = 'held';
+      if (state.kind === 'free') got = await this.lease(() => leases.tryAcquire(hash), d);
+      else if (state.kind === 'stale') {
+        got = await this.lease(() => leases.takeOver(hash, state.ino), d);
+        if (got === 'mine') this.leaseStats.takeovers++;
+      } else if (state.kind === 'error') {
+        this.leaseStats.errors++;
+        got = 'error';
+      }
+      if (got === 'error') break;
+      if (got === 'mine') {
+        if (await this.fromCache(d)) return; // the holder finished just before we took the lease
+        break;
+      }
+      await new Promise((r) => setTimeout(r, Math.max(1, Math.min(delay, deadline - Date.now()))));
+      delay = Math.min(20, delay * 1.5);
+    }
+    await this.fetchRun([d]);
   }
 
   /** One range GET for a run of adjacent chunks of one pack, split and verified per chunk. */
@@ -289,8 +420,16 @@ export class ChunkStore {
       return;
     }
     this.settle(d, bytes);
+    const lease = d.lease;
+    d.lease = undefined;
     if (this.cache) {
-      const w: Promise<void> = this.cache.put(ref.hash, bytes).catch(() => {}).finally(() => this.cacheWrites.delete(w));
+      // A leased chunk's lease goes only once its cache entry is in place (waiters poll the cache),
+      // and lingers LEASE_LINGER_MS more (see load).
+      const w: Promise<void> = this.cache
+        .put(ref.hash, bytes)
+        .catch(() => {})
+        .then(() => lease?.releaseLater())
+        .finally(() => this.cacheWrites.delete(w));
       this.cacheWrites.add(w);
     }
   }
@@ -303,6 +442,9 @@ export class ChunkStore {
 
   private fail(d: Deferred, err: unknown): void {
     if (this.inflight.get(d.ref.hash) === d.promise) this.inflight.delete(d.ref.hash);
+    // Let a waiting process try the fetch itself.
+    d.lease?.release().catch(() => {});
+    d.lease = undefined;
     d.reject(err);
   }
 }

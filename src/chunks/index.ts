@@ -20,3 +20,4 @@ export {
   type PackWriterOptions,
 } from './pack.js';
 export { ChunkStore, type ChunkStoreOptions } from './chunkstore.js';
+export type { LeaseOptions } from './lease.js';

@@ -1,16 +1,21 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import readline from 'node:readline';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import fc from 'fast-check';
 import { ChunkCache } from '../../src/chunks/cache.js';
 import { DEFAULT_CHUNKER, type ChunkerParams } from '../../src/chunks/chunker.js';
 import { ChunkStore } from '../../src/chunks/chunkstore.js';
+import { HOLDER_PREFIX, LEASE_DIR, LEASE_LINGER_MS, LeaseDir, leaseText, type Lease } from '../../src/chunks/lease.js';
 import type { ChunkRef } from '../../src/chunks/types.js';
 import { CairnError, isCairnError } from '../../src/errors.js';
 import { MemoryStore } from '../../src/store/memory.js';
+import { openStore } from '../../src/store/open.js';
 import type { ByteRange, ObjectStore } from '../../src/store/types.js';
 import { forEachBackend } from '../helpers/backends.js';
 
@@ -18,13 +23,15 @@ const PREFIX = 'volumes/v1/packs/';
 const SMALL: ChunkerParams = { min: 64, avg: 256, max: 1024 };
 const MiB = 1024 * 1024;
 
-/** A MemoryStore that counts range GETs and can delay or fail them. */
+/** A MemoryStore that counts (and records) range GETs and can delay or fail them. */
 class CountingStore extends MemoryStore {
   gets = 0;
   getDelayMs = 0;
   failGets: CairnError | undefined;
+  readonly ranges: { key: string; range?: ByteRange }[] = [];
   override async get(key: string, range?: ByteRange): Promise<Buffer> {
     this.gets++;
+    this.ranges.push({ key, range });
     if (this.getDelayMs) await new Promise((r) => setTimeout(r, this.getDelayMs));
     if (this.failGets) throw this.failGets;
     return super.get(key, range);
@@ -290,5 +297,279 @@ describe('ChunkStore read path', () => {
     for (const [o, l] of [[-1, 1], [0, -1], [0.5, 1], [Number.NaN, 1]]) {
       await assert.rejects(cs.read([], o, l), (e: unknown) => isCairnError(e, 'INVALID_ARGUMENT'));
     }
+  });
+});
+
+/** How many times each chunk of `refs` was covered by one of the recorded GETs. */
+function fetchCounts(refs: ChunkRef[], gets: { key: string; range?: ByteRange }[]): number[] {
+  return refs.map((r) =>
+    gets.filter((g) => {
+      const from = g.range?.offset ?? 0;
+      const to = g.range ? from + g.range.length : Infinity;
+      return g.key === PREFIX + r.pack && r.offset >= from && r.offset + r.length <= to;
+    }).length,
+  );
+}
+
+const READER = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'chunk-reader.js');
+
+interface ReaderResult {
+  gets: number;
+  fetched: number[];
+  ok: boolean;
+  leaseStats: ChunkStore['leaseStats'];
+}
+
+/** Starts n chunk-reader children on one job, releases them together, and collects their results. */
+async function runReaders(n: number, jobFile: string): Promise<ReaderResult[]> {
+  const children: ChildProcess[] = [];
+  const results: Promise<ReaderResult>[] = [];
+  const ready: Promise<void>[] = [];
+  for (let i = 0; i < n; i++) {
+    const child = spawn(process.execPath, [READER, jobFile], { stdio: ['pipe', 'pipe', 'pipe'] });
+    children.push(child);
+    let stderr = '';
+    child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
+    const lines = readline.createInterface({ input: child.stdout! });
+    const it = lines[Symbol.asyncIterator]();
+    ready.push(
+      it.next().then((r) => {
+        if (r.value !== 'ready') throw new Error(`reader ${i} did not start: ${stderr}`);
+      }),
+    );
+    results.push(
+      new Promise<ReaderResult>((resolve, reject) => {
+        let last = '';
+        lines.on('line', (l) => (last = l));
+        child.on('error', reject);
+        child.on('close', (code) => {
+          if (code !== 0) reject(new Error(`reader ${i} exited ${code}: ${stderr}`));
+          else resolve(JSON.parse(last) as ReaderResult);
+        });
+      }),
+    );
+  }
+  try {
+    await Promise.all(ready);
+    for (const c of children) c.stdin!.write('go\n');
+    return await Promise.all(results);
+  } finally {
+    for (const c of children) if (c.exitCode === null) c.kill();
+  }
+}
+
+describe('ChunkStore fetch leases: one fetch per host', () => {
+  let root: string;
+  let storeUrl: string;
+  let refs: ChunkRef[];
+  let sha256: string;
+  let data: Buffer;
+  before(async () => {
+    root = await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-lease-'));
+    storeUrl = pathToFileURL(path.join(root, 'store')).href;
+    const store = await openStore(storeUrl);
+    data = crypto.randomBytes(32 * MiB);
+    refs = await writeOne(new ChunkStore({ store, packPrefix: PREFIX, cache: null }), data);
+    await store.close();
+    sha256 = crypto.createHash('sha256').update(data).digest('hex');
+  });
+  after(async () => {
+    await fs.rm(root, { recursive: true, force: true });
+  });
+
+  const job = async (name: string, mode: 'stream' | 'read'): Promise<string> => {
+    const file = path.join(root, `${name}.json`);
+    const cacheDir = path.join(root, `cache-${name}`);
+    await fs.writeFile(file, JSON.stringify({ storeUrl, packPrefix: PREFIX, cacheDir, refs, sha256, mode }));
+    return file;
+  };
+
+  /** Every chunk was fetched from the store exactly once in total, and every reader got the file. */
+  function checkOnce(results: ReaderResult[]): void {
+    const counts = new Array<number>(refs.length).fill(0);
+    for (const r of results) for (const i of r.fetched) counts[i]++;
+    assert.deepEqual(counts, new Array<number>(refs.length).fill(1), 'chunks fetched per chunk, over all readers');
+    for (const r of results) assert.ok(r.ok, 'every reader got the right bytes');
+    assert.equal(
+      results.reduce((n, r) => n + r.leaseStats.timeouts + r.leaseStats.errors, 0),
+      0,
+    );
+  }
+
+  const report = (results: ReaderResult[]): string =>
+    results.map((r) => `gets=${r.gets} chunks=${r.fetched.length} ${JSON.stringify(r.leaseStats)}`).join(' | ');
+
+  it('two processes streaming the same cold 32 MiB file fetch each chunk once in total', async (t) => {
+    assert.ok(refs.length >= 16);
+    const results = await runReaders(2, await job('stream2', 'stream'));
+    t.diagnostic(`${refs.length} chunks: ${report(results)}`);
+    checkOnce(results);
+  });
+
+  it('four processes reading the whole file at once (coalesced runs) fetch each chunk once in total', async (t) => {
+    const results = await runReaders(4, await job('read4', 'read'));
+    t.diagnostic(`${refs.length} chunks: ${report(results)}`);
+    checkOnce(results);
+    // Run coalescing is kept: fewer GETs than chunks overall.
+    assert.ok(results.reduce((n, r) => n + r.gets, 0) < refs.length);
+  });
+
+  it('leases work between ChunkStores of one process too (slow store)', async () => {
+    const store = new CountingStore();
+    const d = crypto.randomBytes(6 * MiB);
+    const rs = await writeOne(new ChunkStore({ store, packPrefix: PREFIX, cache: null }), d);
+    store.getDelayMs = 40;
+    store.ranges.length = 0;
+    const cache = new ChunkCache({ dir: path.join(root, 'cache-inproc'), maxBytes: 1 << 30 });
+    const a = new ChunkStore({ store, packPrefix: PREFIX, cache, memoryBytes: 0 });
+    const b = new ChunkStore({ store, packPrefix: PREFIX, cache, memoryBytes: 0 });
+    const [ra, rb] = await Promise.all([a.read(rs, 0, d.length), b.read(rs, 0, d.length)]);
+    assert.deepEqual(ra, d);
+    assert.deepEqual(rb, d);
+    assert.deepEqual(fetchCounts(rs, store.ranges), rs.map(() => 1));
+    assert.equal(a.leaseStats.acquired + b.leaseStats.acquired, rs.length);
+    assert.equal(a.leaseStats.fromOthers + b.leaseStats.fromOthers, rs.length);
+    await Promise.all([a.flush(), b.flush()]); // leases go after their cache writes…
+    await new Promise((r) => setTimeout(r, LEASE_LINGER_MS + 300)); // …and linger a little
+    const left = (await fs.readdir(path.join(cache.dir, LEASE_DIR))).filter((n) => !n.startsWith(HOLDER_PREFIX));
+    assert.deepEqual(left, [], 'every lease released');
+  });
+});
+
+describe('ChunkStore fetch leases: stale, stuck and broken leases', () => {
+  let root: string;
+  before(async () => {
+    root = await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-lease-'));
+  });
+  after(async () => {
+    await fs.rm(root, { recursive: true, force: true });
+  });
+
+  async function setup(): Promise<{ store: CountingStore; data: Buffer; refs: ChunkRef[]; cache: ChunkCache; lease: string }> {
+    const store = new CountingStore();
+    const data = crypto.randomBytes(200 * 1024); // < min: one chunk
+    const refs = await writeOne(new ChunkStore({ store, packPrefix: PREFIX, cache: null }), data);
+    store.gets = 0;
+    const cache = new ChunkCache({ dir: path.join(root, crypto.randomUUID()), maxBytes: 1 << 30 });
+    const lease = path.join(cache.dir, LEASE_DIR, refs[0].hash);
+    await fs.mkdir(path.dirname(lease), { recursive: true });
+    return { store, data, refs, cache, lease };
+  }
+
+  /** A process that has exited (its pid is dead). */
+  async function deadPid(): Promise<number> {
+    const child = spawn(process.execPath, ['-e', '']);
+    await new Promise((r) => child.on('exit', r));
+    return child.pid!;
+  }
+
+  it('takes over a lease whose holder is dead, without waiting', async () => {
+    const { store, data, refs, cache, lease } = await setup();
+    await fs.writeFile(lease, await leaseText(await deadPid()));
+    const cs = new ChunkStore({ store, packPrefix: PREFIX, cache });
+    const t = Date.now();
+    assert.deepEqual(await cs.read(refs, 0, data.length), data);
+    assert.ok(Date.now() - t < 2000, `took ${Date.now() - t} ms`);
+    assert.equal(store.gets, 1);
+    assert.equal(cs.leaseStats.takeovers, 1);
+    assert.equal(cs.leaseStats.timeouts, 0);
+    await cs.flush();
+    await new Promise((r) => setTimeout(r, LEASE_LINGER_MS + 300));
+    await assert.rejects(fs.lstat(lease), { code: 'ENOENT' }, 'released after its linger time');
+    assert.deepEqual(await cache.get(refs[0].hash), data);
+  });
+
+  it('gives a stale lease to exactly one of many concurrent takeovers', async () => {
+    const { refs, cache, lease } = await setup();
+    const dead = await deadPid();
+    for (let round = 0; round < 20; round++) {
+      await fs.rm(lease, { force: true });
+      await fs.writeFile(lease, await leaseText(dead));
+      const ino = (await fs.stat(lease)).ino;
+      const dirs = Array.from({ length: 4 }, () => new LeaseDir(cache.dir));
+      const got = await Promise.all(dirs.map((d) => d.takeOver(refs[0].hash, ino)));
+      const held = got.filter((g) => typeof g === 'object');
+      assert.equal(held.length, 1, `round ${round}: ${got.map((g) => (typeof g === 'object' ? 'lease' : g)).join(",")}`);
+      assert.notEqual((await fs.stat(lease)).ino, ino);
+      for (const g of held) await (g as Lease).release();
+    }
+  });
+
+  it('takes over a lease not refreshed for staleMs, even if its holder lives', async () => {
+    const { store, data, refs, cache, lease } = await setup();
+    await fs.writeFile(lease, await leaseText(process.pid)); // a live holder…
+    await new Promise((r) => setTimeout(r, 300)); // …that shows no sign of life for longer than staleMs
+    const cs = new ChunkStore({ store, packPrefix: PREFIX, cache, leases: { staleMs: 200 } });
+    assert.deepEqual(await cs.read(refs, 0, data.length), data);
+    assert.equal(cs.leaseStats.takeovers, 1);
+    assert.equal(store.gets, 1);
+  });
+
+  it('fetches itself after the bounded wait when a live holder never finishes', async () => {
+    const { store, data, refs, cache, lease } = await setup();
+    const holder = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1e6)']);
+    try {
+      await fs.writeFile(lease, await leaseText(holder.pid!));
+      const cs = new ChunkStore({ store, packPrefix: PREFIX, cache, leases: { waitMs: 300 } });
+      const t = Date.now();
+      assert.deepEqual(await cs.read(refs, 0, data.length), data);
+      const took = Date.now() - t;
+      assert.ok(took >= 290 && took < 5000, `took ${took} ms`);
+      assert.equal(cs.leaseStats.waited, 1);
+      assert.equal(cs.leaseStats.timeouts, 1);
+      assert.equal(store.gets, 1);
+      await fs.lstat(lease); // not ours: left alone
+    } finally {
+      holder.kill();
+    }
+  });
+
+  it('waits for a live holder and reads its chunk from the cache (no GET)', async () => {
+    const { store, data, refs, cache, lease } = await setup();
+    await fs.writeFile(lease, await leaseText(process.pid));
+    const cs = new ChunkStore({ store, packPrefix: PREFIX, cache });
+    const reading = cs.read(refs, 0, data.length);
+    await new Promise((r) => setTimeout(r, 100));
+    await cache.put(refs[0].hash, data); // the "holder" finishes: cache entry first, then the lease goes
+    await fs.unlink(lease);
+    assert.deepEqual(await reading, data);
+    assert.equal(store.gets, 0);
+    assert.equal(cs.leaseStats.fromOthers, 1);
+  });
+
+  it('fetches directly when leases cannot be taken (never fails a read)', async () => {
+    const { store, data, refs, cache } = await setup();
+    await fs.rm(path.join(cache.dir, LEASE_DIR), { recursive: true });
+    await fs.writeFile(path.join(cache.dir, LEASE_DIR), 'in the way'); // leases/ is a file: ENOTDIR/EEXIST
+    const cs = new ChunkStore({ store, packPrefix: PREFIX, cache });
+    assert.deepEqual(await cs.read(refs, 0, data.length), data);
+    assert.equal(store.gets, 1);
+    assert.ok(cs.leaseStats.errors >= 1);
+  });
+
+  it('recreates its holder file when the cache directory is wiped', async () => {
+    const { store, data, refs, cache } = await setup();
+    const cs = new ChunkStore({ store, packPrefix: PREFIX, cache, memoryBytes: 0 });
+    assert.deepEqual(await cs.read(refs, 0, data.length), data);
+    await cs.flush();
+    await fs.rm(cache.dir, { recursive: true, force: true });
+    const other = crypto.randomBytes(1000);
+    const refs2 = await writeOne(new ChunkStore({ store, packPrefix: PREFIX, cache: null }), other);
+    assert.deepEqual(await cs.read(refs2, 0, other.length), other);
+    assert.equal(cs.leaseStats.acquired, 2);
+    assert.equal(cs.leaseStats.errors, 0);
+  });
+
+  it('takes no leases without a cache, or with leases: false', async () => {
+    const { store, data, refs, cache } = await setup();
+    await fs.rm(path.join(cache.dir, LEASE_DIR), { recursive: true });
+    const none = new ChunkStore({ store, packPrefix: PREFIX, cache: null });
+    assert.deepEqual(await none.read(refs, 0, data.length), data);
+    const off = new ChunkStore({ store, packPrefix: PREFIX, cache, leases: false });
+    assert.deepEqual(await off.read(refs, 0, data.length), data);
+    await off.flush();
+    await assert.rejects(fs.stat(path.join(cache.dir, LEASE_DIR)), { code: 'ENOENT' });
+    assert.deepEqual(off.leaseStats, none.leaseStats);
+    assert.equal(off.leaseStats.acquired, 0);
   });
 });
