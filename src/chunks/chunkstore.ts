@@ -19,7 +19,7 @@
  */
 import { CairnError } from '../errors.js';
 import type { ObjectStore } from '../store/types.js';
-import { ChunkCache } from './cache.js';
+import { ChunkCache, type ChunkCacheStats } from './cache.js';
 import type { ChunkerParams } from './chunker.js';
 import { isChunkHash, verifyChunkAsync } from './hash.js';
 import { LEASE_LINGER_MS, LeaseDir, type Lease, type LeaseHolder, type LeaseOptions } from './lease.js';
@@ -135,6 +135,21 @@ export class ChunkStore {
   gets = 0;
   /** What the cross-process fetch leases did. */
   readonly leaseStats: LeaseStats = { acquired: 0, waited: 0, fromOthers: 0, takeovers: 0, timeouts: 0, errors: 0 };
+
+  /**
+   * What this store's reads did: range GETs, fetch leases, and the host cache's hits and misses
+   * in this process (`hitRate` is hits / lookups, or null before any lookup).
+   *
+   * @example const { cache: { hitRate } } = chunks.stats();
+   */
+  stats(): { storeGets: number; leases: LeaseStats; cache: (ChunkCacheStats & { hitRate: number | null }) | null } {
+    const c = this.cache?.stats();
+    return {
+      storeGets: this.gets,
+      leases: { ...this.leaseStats },
+      cache: c ? { ...c, hitRate: c.hits + c.misses > 0 ? c.hits / (c.hits + c.misses) : null } : null,
+    };
+  }
 
   constructor(opts: ChunkStoreOptions) {
     this.store = opts.store;

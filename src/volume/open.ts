@@ -54,7 +54,7 @@ export async function openSession(opts: OpenSessionOptions): Promise<MountSessio
         openFiles: session.openFiles(),
         readOnly: session.readOnly,
         sessionDir: dir,
-        storeGets: session.chunks.gets,
+        chunks: session.chunks.stats(),
       }),
       close: async () => {
         await close();
