@@ -39,6 +39,8 @@ interface Row {
 }
 
 const ROOT_PARENT = '/';
+/** Entries memoised by `get` (cleared on every change). */
+const MEMO_ENTRIES = 4096;
 const DIR_MODE = 0o755;
 
 function fromRow(r: Row): JournalEntry {
@@ -65,6 +67,7 @@ function subtreeEnd(dir: string): string {
 export class Journal {
   readonly db: BetterSqlite3.Database;
   private readonly st: ReturnType<Journal['prepare']>;
+  private readonly memo = new Map<string, JournalEntry>();
 
   constructor(file: string) {
     this.db = new Database(file);
@@ -144,9 +147,20 @@ export class Journal {
 
   // ---- entries -------------------------------------------------------------------------------
 
+  /**
+   * One entry, or undefined. Entries are memoised until the next change to any entry (reads of
+   * a big file would otherwise parse its chunk list on every FUSE read); they are frozen, so
+   * callers copy (`{ ...e, … }`) to change one.
+   */
   get(path: string): JournalEntry | undefined {
+    const hit = this.memo.get(path);
+    if (hit) return hit;
     const r = this.st.get.get(path);
-    return r ? fromRow(r) : undefined;
+    if (!r) return undefined;
+    const e = Object.freeze(fromRow(r));
+    if (this.memo.size >= MEMO_ENTRIES) this.memo.clear();
+    this.memo.set(path, e);
+    return e;
   }
 
   children(dir: string): JournalEntry[] {
@@ -169,6 +183,7 @@ export class Journal {
 
   /** Replaces (or creates) one entry, with no tree checks: callers keep the tree invariant. */
   putRaw(path: string, e: EntryData & { staged?: string }): void {
+    this.memo.clear();
     this.st.insert.run(this.toRow(path, e));
   }
 
@@ -191,6 +206,7 @@ export class Journal {
    */
   applyOp(op: Op | { op: 'put'; path: string; entry: EntryData & { staged?: string } }): void {
     const path = op.path;
+    this.memo.clear();
     if (op.op === 'delete') {
       if (path === '') {
         this.st.deleteSubtree.run('', '\uffff');
@@ -215,6 +231,7 @@ export class Journal {
 
   /** Replaces the whole state by a checkpoint's entries at `seq`. */
   loadState(seq: number, entries: Iterable<[string, EntryData]>): void {
+    this.memo.clear();
     this.db.transaction(() => {
       this.st.deleteSubtree.run('', '\uffff');
       this.st.deleteOne.run('');
@@ -268,8 +285,14 @@ export class Journal {
     for (const r of refs) this.st.chunkPut.run(r.hash, r.pack, r.offset, r.length);
   }
 
+  /** Runs `fn` in one transaction (nested ones are savepoints); a rollback drops the memo too. */
   transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
+    try {
+      return this.db.transaction(fn)();
+    } catch (err) {
+      this.memo.clear();
+      throw err;
+    }
   }
 
   close(): void {
