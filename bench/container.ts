@@ -127,10 +127,11 @@ async function main(): Promise<void> {
     const lines = readline.createInterface({ input: reader.stdout! });
     const next = (): Promise<Record<string, unknown>> =>
       new Promise((resolve, reject) => {
-        const onExit = (code: number | null): void => reject(new Error(`reader exited (${code}) early`));
-        reader!.once('exit', onExit);
+        // The line stream's 'close' (not the process's 'exit'): stdout may still hold the last line.
+        const onClose = (): void => reject(new Error(`reader exited (${reader!.exitCode}) early`));
+        lines.once('close', onClose);
         lines.once('line', (l) => {
-          reader!.off('exit', onExit);
+          lines.off('close', onClose);
           try {
             resolve(JSON.parse(l) as Record<string, unknown>);
           } catch {

@@ -39,6 +39,7 @@ export interface Dataset extends DatasetSpec {
 
 /** Writes `bytes` of random data to `file` in 16 MiB blocks (each block distinct). */
 export async function writeRandomFile(file: string, bytes: number): Promise<void> {
+  await fsp.mkdir(path.dirname(file), { recursive: true });
   const fh = await fsp.open(file, 'w');
   try {
     for (let off = 0; off < bytes; off += 16 * MiB) await fh.write(randomBytes(Math.min(16 * MiB, bytes - off)));
@@ -47,9 +48,11 @@ export async function writeRandomFile(file: string, bytes: number): Promise<void
   }
 }
 
-/** Relative paths of `count` small files spread over directories of 500. */
-export function smallNames(count: number, dir = 'small'): string[] {
-  return Array.from({ length: count }, (_, i) => `${dir}/d${String(Math.floor(i / 500)).padStart(3, '0')}/f${String(i).padStart(6, '0')}.bin`);
+/** Relative paths of `count` small files, in `dir` directly or spread over directories of 500. */
+export function smallNames(count: number, dir = 'small', flat = false): string[] {
+  return Array.from({ length: count }, (_, i) =>
+    flat ? `${dir}/f${String(i).padStart(6, '0')}.bin` : `${dir}/d${String(Math.floor(i / 500)).padStart(3, '0')}/f${String(i).padStart(6, '0')}.bin`,
+  );
 }
 
 /** Writes `count` random files of `size` bytes under root/rels. */
@@ -72,8 +75,10 @@ export async function prepareDataset(
 ): Promise<Dataset> {
   const localDir = path.join(work, 'local');
   await fsp.mkdir(localDir, { recursive: true });
-  const bigRel = 'big.bin';
-  const smallRels = smallNames(spec.smallCount);
+  const bigRel = 'big/big.bin';
+  // Flat: s3rver's delimiter listing returns only the first common prefix of a level, which
+  // would hide sibling directories from rclone. Peers mount plain/big and plain/small directly.
+  const smallRels = smallNames(spec.smallCount, 'small', true);
   log(`generating ${spec.bigBytes / MiB} MiB + ${spec.smallCount} x ${spec.smallBytes / 1024} KiB of random data`);
   await writeRandomFile(path.join(localDir, bigRel), spec.bigBytes);
   await writeSmallFiles(localDir, smallRels, spec.smallBytes);

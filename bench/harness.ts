@@ -120,14 +120,17 @@ function participant(cmd: string, args: string[], env: NodeJS.ProcessEnv): Parti
   const queue: string[] = [];
   const waiters: ((l: string | null) => void)[] = [];
   rl.on('line', (l) => (waiters.length ? waiters.shift()!(l) : queue.push(l)));
-  child.on('exit', () => {
-    children.delete(child);
+  // 'close' (not 'exit'): stdout may still hold the last lines when the process has exited.
+  let closed = false;
+  rl.on('close', () => {
+    closed = true;
     while (waiters.length) waiters.shift()!(null);
   });
+  child.on('exit', () => children.delete(child));
   return {
     child,
     async next() {
-      const l = queue.length ? queue.shift()! : await new Promise<string | null>((r) => (child.exitCode !== null ? r(null) : waiters.push(r)));
+      const l = queue.length ? queue.shift()! : await new Promise<string | null>((r) => (closed ? r(null) : waiters.push(r)));
       if (l === null) throw new Error(`participant exited (${child.exitCode}) without a report: ${stderr.trim().split('\n').slice(-6).join('\n')}`);
       try {
         return JSON.parse(l) as Record<string, any>;

@@ -36,7 +36,8 @@ export interface ReadRow {
 }
 
 export interface ReadOptions {
-  runs: number;
+  /** Rounds per reader count. */
+  runs: (readers: number) => number;
   /** Reader counts per system (a system absent here is skipped). */
   readers: Partial<Record<System, number[]>>;
   /** Systems measured warm too (the others cold only). */
@@ -48,7 +49,7 @@ export interface ReadOptions {
   cacheDir: string;
   sessionsDir: string;
   log: (msg: string) => void;
-  /** Directory for `node --cpu-prof` profiles of Cairn daemons (cold, 1 reader, big file). */
+  /** Directory for `node --cpu-prof` profiles of Cairn daemons (1 reader, big file, cold and warm). */
   cpuProfDir?: string;
 }
 
@@ -59,7 +60,7 @@ function readerSpec(ds: Dataset, w: Workload, conc: number): { rels: string[]; s
   return { rels, spec: { concurrency: w === 'big' ? 1 : conc, bufSize: 1024 * 1024 } };
 }
 
-async function members(ds: Dataset, sys: System, w: Workload, n: number, o: ReadOptions, profile: boolean): Promise<Member[]> {
+async function members(ds: Dataset, sys: System, w: Workload, n: number, o: ReadOptions, profile: string | undefined): Promise<Member[]> {
   const { rels, spec } = readerSpec(ds, w, o.smallConcurrency);
   const out: Member[] = [];
   for (let i = 0; i < n; i++) {
@@ -77,13 +78,14 @@ async function members(ds: Dataset, sys: System, w: Workload, n: number, o: Read
           volume: ds.volume,
           store: ds.storeUrl,
           bucket: ds.bucket,
-          prefix: ds.peerPrefix,
+          // Peers mount the workload's own prefix (see dataset.ts) and read base names.
+          prefix: `${ds.peerPrefix}/${w}`,
           endpoint: ds.endpoint,
           passwdFile: ds.passwdFile,
           rcloneConfig: ds.rcloneConfig,
-          reader: { ...spec, files: rels },
+          reader: { ...spec, files: sys === 'cairn' ? rels : rels.map((r) => path.basename(r)) },
         },
-        ...(profile && i === 0 ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`, `--cpu-prof-name=cairn-${w}-cold-${n}r.cpuprofile`] } : {}),
+        ...(profile && i === 0 ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`, `--cpu-prof-name=${profile}.cpuprofile`] } : {}),
       });
     }
   }
@@ -91,7 +93,7 @@ async function members(ds: Dataset, sys: System, w: Workload, n: number, o: Read
 }
 
 /** Runs one group of one system, preparing the cache state first. */
-async function once(ds: Dataset, sys: System, w: Workload, cache: Cache, n: number, o: ReadOptions, profile: boolean): Promise<GroupResult> {
+async function once(ds: Dataset, sys: System, w: Workload, cache: Cache, n: number, o: ReadOptions, profile: string | undefined): Promise<GroupResult> {
   if (cache === 'cold') {
     if (sys === 'cairn') await fsp.rm(o.cacheDir, { recursive: true, force: true });
     await dropCaches();
@@ -134,19 +136,20 @@ export async function readBench(ds: Dataset, o: ReadOptions): Promise<{ rows: Re
   const failures: string[] = [];
   const order: System[] = ['cairn', 'local', 's3get', 's3fs', 'rclone'];
   const counts = [...new Set(Object.values(o.readers).flat())].sort((a, b) => a - b);
-  let profiled = false;
+  const profiled = new Set<string>();
   for (const w of ['big', 'small'] as Workload[]) {
     for (const n of counts) {
       const acc = new Map<string, GroupResult[]>();
       const broken = new Set<System>();
-      for (let r = 0; r < o.runs; r++) {
+      for (let r = 0; r < o.runs(n); r++) {
         const plan: [System, Cache][] = [];
         for (const sys of order) if (o.readers[sys]?.includes(n)) plan.push([sys, 'cold']);
         for (const sys of order) if (o.readers[sys]?.includes(n) && o.warm.includes(sys)) plan.push([sys, 'warm']);
         for (const [sys, cache] of plan) {
           if (broken.has(sys)) continue;
-          const profile = !!o.cpuProfDir && !profiled && sys === 'cairn' && cache === 'cold' && w === 'big' && n === 1;
-          if (profile) profiled = true;
+          const name = `cairn-${w}-${cache}-${n}r`;
+          const profile = o.cpuProfDir && !profiled.has(name) && sys === 'cairn' && w === 'big' && n === 1 ? name : undefined;
+          if (profile) profiled.add(name);
           try {
             const g = await once(ds, sys, w, cache, n, o, profile);
             const key = `${sys}/${cache}`;

@@ -1,0 +1,258 @@
+/**
+ * `npm run bench [-- --quick]`: Cairn's benchmark suite in one command.
+ *
+ * Installs the peers when missing (scripts/bench-setup.sh), starts s3rver (bench/s3serve.ts)
+ * with a fresh temporary CAIRN_HOME, generates the data, then runs the parallel-read matrix
+ * (bench/reads.ts) and the write/commit/metadata workloads (bench/writes.ts), prints a table,
+ * writes JSON to bench/results/<timestamp>.json and, for full runs, renders docs/BENCHMARKS.md
+ * and docs/benchmarks.svg (bench/report.ts).
+ *
+ * Options:
+ *   --quick          small data, 1 run per figure (< 3 minutes)
+ *   --no-peers       skip s3fs and rclone (and their installation)
+ *   --no-writes      skip the write/commit/metadata workloads
+ *   --out PATH       JSON file (or directory) to write instead of bench/results/<timestamp>.json
+ *   --docs / --no-docs  render docs/ (default: full runs only)
+ *   --profile        `node --cpu-prof` one Cairn daemon (cold, 1 reader, big file)
+ *
+ * Invariant: whatever fails, every mount is unmounted and every child is stopped before exit.
+ */
+import { execFile } from 'node:child_process';
+import { promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { prepareDataset } from './dataset.js';
+import { cleanup, MiB, sh, startS3Process, stopS3Process, type S3Endpoint } from './harness.js';
+import { readBench, type System } from './reads.js';
+import { renderDocs, summarizeGoals, table, type BenchResults } from './report.js';
+import { writeBench } from './writes.js';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+/** The repository root (this file is dist/bench/run.js). */
+const ROOT = path.resolve(HERE, '..', '..');
+
+interface Args {
+  quick: boolean;
+  peers: boolean;
+  writes: boolean;
+  out?: string;
+  docs: boolean;
+  profile: boolean;
+}
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = { quick: false, peers: true, writes: true, docs: false, profile: false };
+  let docs: boolean | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const x = argv[i];
+    if (x === '--quick') a.quick = true;
+    else if (x === '--no-peers') a.peers = false;
+    else if (x === '--no-writes') a.writes = false;
+    else if (x === '--docs') docs = true;
+    else if (x === '--no-docs') docs = false;
+    else if (x === '--profile') a.profile = true;
+    else if (x === '--out') a.out = argv[++i];
+    else if (x.startsWith('--out=')) a.out = x.slice(6);
+    else throw new Error(`unknown option ${x} (see the header of bench/run.ts)`);
+  }
+  a.docs = docs ?? !a.quick;
+  return a;
+}
+
+const log = (msg: string): void => {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+};
+
+function has(cmd: string): Promise<string | null> {
+  return new Promise((resolve) =>
+    execFile(cmd, ['--version'], { timeout: 10_000 }, (err, out, stderr) => resolve(err ? null : (out || stderr).split('\n')[0].trim())),
+  );
+}
+
+async function machine(): Promise<Record<string, unknown>> {
+  const cpus = os.cpus();
+  const disk = await sh('df', ['-h', '--output=source,fstype,size', os.tmpdir()]).catch(() => '');
+  return {
+    cpus: cpus.length,
+    cpuModel: cpus[0]?.model ?? 'unknown',
+    memGiB: Math.round((os.totalmem() / 1024 ** 3) * 10) / 10,
+    kernel: `${os.type()} ${os.release()}`,
+    node: process.version,
+    tmpDisk: disk.trim().split('\n').slice(1).join(' ').replace(/\s+/g, ' '),
+    // Other work on the machine shows here (1, 5, 15 min): the benchmark shares the cores with it.
+    loadAvg: os.loadavg().map((x) => Math.round(x * 100) / 100),
+  };
+}
+
+async function main(): Promise<number> {
+  const args = parseArgs(process.argv.slice(2));
+  const t0 = performance.now();
+  const mode = args.quick ? 'quick' : 'full';
+
+  if (args.peers) {
+    await sh('bash', [path.join(ROOT, 'scripts', 'bench-setup.sh')], { timeoutMs: 600_000 }).catch((err) => log(`bench-setup: ${(err as Error).message}`));
+  }
+  const peers = {
+    s3fs: args.peers ? await has('s3fs') : null,
+    rclone: args.peers ? await has('rclone') : null,
+  };
+  const fuseOk = await fsp.access('/dev/fuse').then(() => true, () => false);
+
+  const work = await fsp.mkdtemp(path.join(os.tmpdir(), 'cairn-bench-'));
+  const home = path.join(work, 'home');
+  const cacheDir = path.join(home, 'cache');
+  process.env.CAIRN_HOME = home;
+  process.env.CAIRN_CACHE_DIR = cacheDir;
+  delete process.env.CAIRN_STORE;
+  process.env.AWS_ACCESS_KEY_ID = 'S3RVER';
+  process.env.AWS_SECRET_ACCESS_KEY = 'S3RVER';
+  process.env.AWS_REGION ??= 'us-east-1';
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+  const env = { ...process.env };
+
+  let s3: S3Endpoint | undefined;
+  let code = 0;
+  try {
+    log(`mode ${mode}; work dir ${work}; peers: s3fs ${peers.s3fs ? 'yes' : 'no'}, rclone ${peers.rclone ? 'yes' : 'no'}`);
+    s3 = await startS3Process(env);
+    log(`s3rver at ${s3.endpoint}`);
+    const ds = await prepareDataset(
+      args.quick ? { bigBytes: 64 * MiB, smallCount: 200, smallBytes: 16 * 1024 } : { bigBytes: 1024 * MiB, smallCount: 2000, smallBytes: 16 * 1024 },
+      work,
+      s3,
+      log,
+    );
+    // 16 readers (full mode) only for Cairn and local disk, and rounds are 3 for one reader but 1
+    // for 4 and 16 readers in full mode: against one s3rver process on 2 cores, more would not fit in 20 minutes.
+    const counts = args.quick ? [1, 4] : [1, 4, 16];
+    const peerCounts = [1, 4];
+    const runs = (n: number): number => (args.quick ? 1 : n === 1 ? 3 : 1);
+    const readers: Partial<Record<System, number[]>> = { cairn: counts, local: counts, s3get: peerCounts };
+    if (peers.s3fs) readers.s3fs = peerCounts;
+    if (peers.rclone) readers.rclone = peerCounts;
+    if (!fuseOk) delete readers.cairn;
+    log('parallel reads');
+    const reads = await readBench(ds, {
+      runs,
+      readers,
+      warm: args.quick ? ['cairn', 'local', 's3get'] : ['cairn', 'local'],
+      smallConcurrency: 8,
+      work,
+      env,
+      cacheDir,
+      sessionsDir: path.join(home, 'sessions'),
+      log,
+      ...(args.profile ? { cpuProfDir: path.join(work, 'profiles') } : {}),
+    });
+    const results: BenchResults = {
+      version: 1,
+      timestamp: new Date().toISOString(),
+      mode,
+      durationSec: 0,
+      machine: await machine(),
+      peers,
+      dataset: {
+        bigBytes: ds.bigBytes,
+        smallCount: ds.smallCount,
+        smallBytes: ds.smallBytes,
+        cairnUploadSec: +ds.cairnUploadSec.toFixed(3),
+        plainUploadSec: +ds.peerUploadSec.toFixed(3),
+      },
+      method: {
+        runs: args.quick ? '1 per figure' : '3 for 1 reader, 1 for 4 and 16 readers',
+        readerCounts: readers,
+        smallConcurrency: 8,
+        store: 's3rver (local, one process) behind the conditional-write proxy, on loopback',
+      },
+      reads: reads.rows,
+      failures: [...reads.failures],
+      goals: [],
+    };
+    if (args.profile) results.profile = await summarizeProfile(path.join(work, 'profiles'));
+    results.goals = summarizeGoals(results);
+    let out = args.out ?? path.join(ROOT, 'bench', 'results', `${results.timestamp.replace(/[:.]/g, '-')}.json`);
+    if (!out.endsWith('.json')) out = path.join(out, `${results.timestamp.replace(/[:.]/g, '-')}.json`);
+    await fsp.mkdir(path.dirname(out), { recursive: true });
+    const save = async (): Promise<void> => {
+      results.durationSec = Math.round((performance.now() - t0) / 100) / 10;
+      await fsp.writeFile(out, `${JSON.stringify(results, null, 2)}\n`);
+    };
+    await save(); // the read figures survive a failure in what follows
+
+    if (args.writes && fuseOk) {
+      log('writes, commits, metadata');
+      results.writes = await writeBench({ quick: args.quick, work, env, storeUrl: (p: string) => `s3://${s3!.bucket}/${p}?endpoint=${s3!.endpoint}&path_style=true`, log });
+      results.failures.push(...results.writes.failures);
+    }
+    await save();
+    process.stdout.write(`${table(results)}\n`);
+    log(`results: ${out}`);
+    if (args.docs) {
+      await renderDocs(results, path.join(ROOT, 'docs'), path.relative(ROOT, out));
+      log('rendered docs/BENCHMARKS.md and docs/benchmarks.svg');
+    }
+  } catch (err) {
+    log(`FAILED: ${(err as Error)?.stack ?? err}`);
+    code = 1;
+  } finally {
+    await cleanup();
+    if (s3) await stopS3Process(s3).catch(() => undefined);
+    await fsp.rm(work, { recursive: true, force: true }).catch(() => undefined);
+  }
+  return code;
+}
+
+/** Top self-time functions of the recorded daemon profiles (ms). */
+async function summarizeProfile(dir: string): Promise<BenchResults['profile']> {
+  const files = await fsp.readdir(dir).catch(() => [] as string[]);
+  const out: NonNullable<BenchResults['profile']> = [];
+  for (const f of files) {
+    const prof = JSON.parse(await fsp.readFile(path.join(dir, f), 'utf8')) as {
+      nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[];
+      samples: number[];
+      timeDeltas: number[];
+    };
+    const byId = new Map(prof.nodes.map((n) => [n.id, n]));
+    const self = new Map<string, number>();
+    let total = 0;
+    prof.samples.forEach((id, i) => {
+      const n = byId.get(id)!;
+      const key = `${n.callFrame.functionName || '(anonymous)'} ${n.callFrame.url.replace(/^.*\/(dist|node_modules)\//, '$1/')}:${n.callFrame.lineNumber + 1}`;
+      const dt = (prof.timeDeltas[i] ?? 0) / 1000;
+      total += dt;
+      self.set(key, (self.get(key) ?? 0) + dt);
+    });
+    const pct = (ms: number): number => Math.round((ms / total) * 1000) / 10;
+    const top = [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 15);
+    // Self time per module (file), the layer view: dist/src/chunks/…, node_modules/…, node:…
+    const mods = new Map<string, number>();
+    for (const [key, ms] of self) {
+      const file = key.slice(key.indexOf(' ') + 1).replace(/:\d+$/, '') || key;
+      const mod = file.startsWith('node_modules/') ? file.split('/').slice(0, file.startsWith('node_modules/@') ? 3 : 2).join('/') : file;
+      mods.set(mod, (mods.get(mod) ?? 0) + ms);
+    }
+    out.push({
+      file: f,
+      totalMs: Math.round(total),
+      top: top.map(([fn, ms]) => ({ fn, ms: Math.round(ms), pct: pct(ms) })),
+      modules: [...mods.entries()].sort((a, b) => b[1] - a[1]).slice(0, 10).map(([fn, ms]) => ({ fn, ms: Math.round(ms), pct: pct(ms) })),
+    });
+  }
+  return out;
+}
+
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(sig, () => {
+    log(`${sig}: cleaning up`);
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    process.stderr.write(`${(err as Error)?.stack ?? err}\n`);
+    void cleanup().finally(() => process.exit(1));
+  },
+);

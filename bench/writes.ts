@@ -1,0 +1,193 @@
+/**
+ * Write-side and metadata workloads, each against a fresh volume on the benchmark's s3rver:
+ *
+ * - writes + commit through a mount: one big file (1 GiB; 64 MiB quick) and many 16 KiB files
+ *   (10,000; 1,000 quick) copied in by `cp` in a child process, then a commit over the control
+ *   socket (what `cairn commit DIR` does); the same bytes via `vol.batchUpload`;
+ * - for volumes of 1,000 and 100,000 files (1,000 only in quick mode): mount time, latency of a
+ *   commit of one new file, reload latency after another writer's one-file commit, `find`-style
+ *   stat + readdir of every file from a child process, and the daemon's peak RSS (VmHWM).
+ *
+ * Mount daemons here are detached processes (`mount()` without `foreground`) in the driver's
+ * namespace; the driver never reads or writes the mountpoint itself, children do.
+ */
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { smallNames, writeRandomFile, writeSmallFiles } from './dataset.js';
+import { MiB, mountDir, sh } from './harness.js';
+
+export interface WriteRow {
+  name: string;
+  value: number;
+  unit: string;
+  note?: string;
+}
+
+export interface WriteResults {
+  rows: WriteRow[];
+  failures: string[];
+}
+
+export interface WriteOptions {
+  quick: boolean;
+  work: string;
+  env: NodeJS.ProcessEnv;
+  /** A store URL for a fresh prefix of the benchmark bucket. */
+  storeUrl: (prefix: string) => string;
+  log: (msg: string) => void;
+}
+
+type Lib = typeof import('../src/index.js');
+
+const secs = (t0: number): number => (performance.now() - t0) / 1000;
+const r3 = (x: number): number => Math.round(x * 1000) / 1000;
+
+async function hwmMiB(pid: number): Promise<number | undefined> {
+  const text = await fsp.readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  const m = /VmHWM:\s+(\d+)/.exec(text);
+  return m ? Math.round(Number(m[1]) / 102.4) / 10 : undefined;
+}
+
+/** Mounts `volume` (detached daemon), runs `fn`, always unmounts. */
+async function withMount<T>(lib: Lib, o: WriteOptions, volume: string, store: string, fn: (mnt: string, pid: number, mountSec: number) => Promise<T>): Promise<T> {
+  const mnt = await mountDir(path.join(o.work, 'wmnt'), `${volume}-${Date.now().toString(36)}`);
+  const t0 = performance.now();
+  const m = await lib.mount({ volume, mountpoint: mnt, store, commitIntervalSec: 0, env: o.env });
+  const mountSec = secs(t0);
+  try {
+    return await fn(mnt, m.pid, mountSec);
+  } finally {
+    await lib.unmount(mnt, { force: true }).catch(() => undefined);
+    await sh('fusermount', ['-uz', mnt]).catch(() => undefined);
+    try {
+      process.kill(m.pid, 0);
+      process.kill(m.pid, 'SIGKILL');
+    } catch {
+      // exited
+    }
+  }
+}
+
+async function commitVia(lib: Lib, mnt: string): Promise<number> {
+  const t0 = performance.now();
+  await lib.controlRequest(mnt, 'commit');
+  return secs(t0);
+}
+
+/** Writes through a mount with `cp`, then commits; and the same bytes with batchUpload. */
+async function writeWorkloads(lib: Lib, o: WriteOptions, rows: WriteRow[]): Promise<void> {
+  const bigBytes = o.quick ? 64 * MiB : 1024 * MiB;
+  const count = o.quick ? 1_000 : 10_000;
+  const src = path.join(o.work, 'wsrc');
+  const big = path.join(src, 'big.bin');
+  await writeRandomFile(big, bigBytes);
+  const rels = smallNames(count, 'many');
+  await writeSmallFiles(src, rels, 16 * 1024);
+  const bigMiB = bigBytes / MiB;
+
+  for (const [label, what] of [
+    ['big', `1 file x ${bigMiB} MiB`],
+    ['small', `${count} files x 16 KiB`],
+  ] as const) {
+    const store = o.storeUrl(`w-${label}-${Date.now().toString(36)}`);
+    const volume = `wr-${label}`;
+    await (await lib.Volume.fromName(volume, { store, createIfMissing: true })).close();
+    await withMount(lib, o, volume, store, async (mnt, pid) => {
+      const t0 = performance.now();
+      if (label === 'big') await sh('cp', [big, path.join(mnt, 'big.bin')]);
+      else await sh('cp', ['-r', path.join(src, 'many'), path.join(mnt, 'many')]);
+      const writeSec = secs(t0);
+      const commitSec = await commitVia(lib, mnt);
+      const total = writeSec + commitSec;
+      rows.push({ name: `mount write ${what}: write (cp)`, value: r3(writeSec), unit: 's' });
+      rows.push({ name: `mount write ${what}: commit`, value: r3(commitSec), unit: 's' });
+      if (label === 'big') rows.push({ name: `mount write ${what}: write+commit`, value: Math.round((bigMiB / total) * 10) / 10, unit: 'MiB/s' });
+      else rows.push({ name: `mount write ${what}: write+commit`, value: Math.round(count / total), unit: 'files/s' });
+      const hwm = await hwmMiB(pid);
+      if (hwm) rows.push({ name: `mount write ${what}: daemon peak RSS`, value: hwm, unit: 'MiB' });
+    });
+    o.log(`  mount write ${what} done`);
+
+    const bstore = o.storeUrl(`b-${label}-${Date.now().toString(36)}`);
+    const vol = await lib.Volume.fromName(`bu-${label}`, { store: bstore, createIfMissing: true });
+    try {
+      const t0 = performance.now();
+      await vol.batchUpload({ force: true }, (b) => {
+        if (label === 'big') b.putFile(big, '/big.bin');
+        else b.putDirectory(path.join(src, 'many'), '/many');
+      });
+      const s = secs(t0);
+      rows.push({ name: `batchUpload ${what}`, value: r3(s), unit: 's' });
+      if (label === 'big') rows.push({ name: `batchUpload ${what}: throughput`, value: Math.round((bigMiB / s) * 10) / 10, unit: 'MiB/s' });
+      else rows.push({ name: `batchUpload ${what}: throughput`, value: Math.round(count / s), unit: 'files/s' });
+    } finally {
+      await vol.close();
+    }
+    o.log(`  batchUpload ${what} done`);
+  }
+  await fsp.rm(src, { recursive: true, force: true });
+}
+
+/** Volume of `n` 64-byte files in directories of 1,000 (inlined entries, so this is metadata). */
+async function metadataWorkloads(lib: Lib, o: WriteOptions, n: number, rows: WriteRow[]): Promise<void> {
+  const store = o.storeUrl(`m-${n}-${Date.now().toString(36)}`);
+  const volume = `meta-${n}`;
+  const tag = `${n.toLocaleString('en-US')} files`;
+  const vol = await lib.Volume.fromName(volume, { store, createIfMissing: true });
+  try {
+    const t0 = performance.now();
+    await vol.batchUpload({ force: true }, (b) => {
+      for (let i = 0; i < n; i++) b.putFile(randomBytes(64), `/d${String(Math.floor(i / 1000)).padStart(4, '0')}/f${i}.txt`);
+    });
+    rows.push({ name: `volume of ${tag}: batchUpload`, value: r3(secs(t0)), unit: 's' });
+  } finally {
+    await vol.close();
+  }
+  await withMount(lib, o, volume, store, async (mnt, pid, mountSec) => {
+    rows.push({ name: `volume of ${tag}: mount`, value: r3(mountSec), unit: 's' });
+    await sh('sh', ['-c', `echo hello > ${JSON.stringify(path.join(mnt, 'one-new-file.txt'))}`]);
+    rows.push({ name: `volume of ${tag}: commit of 1 file`, value: r3(await commitVia(lib, mnt)), unit: 's' });
+
+    const other = await lib.Volume.fromName(volume, { store });
+    try {
+      await other.batchUpload({ force: true }, (b) => b.putFile(Buffer.from('from another writer\n'), '/other-writer.txt'));
+    } finally {
+      await other.close();
+    }
+    let t0 = performance.now();
+    await lib.controlRequest(mnt, 'reload');
+    rows.push({ name: `volume of ${tag}: reload (1 new file)`, value: r3(secs(t0)), unit: 's' });
+
+    t0 = performance.now();
+    const out = await sh('find', [mnt, '-type', 'f', '-printf', '%s\n'], { timeoutMs: 1_200_000 });
+    const s = secs(t0);
+    const seen = out.split('\n').filter(Boolean).length;
+    rows.push({ name: `volume of ${tag}: stat+readdir all (find)`, value: r3(s), unit: 's', note: `${seen} files, ${Math.round(seen / s)} files/s` });
+    const hwm = await hwmMiB(pid);
+    if (hwm) rows.push({ name: `volume of ${tag}: daemon peak RSS`, value: hwm, unit: 'MiB' });
+  });
+  o.log(`  metadata ${tag} done`);
+}
+
+/** Runs every write-side workload; a failing workload is recorded and the rest go on. */
+export async function writeBench(o: WriteOptions): Promise<WriteResults> {
+  const lib = (await import('../src/index.js')) as Lib;
+  const rows: WriteRow[] = [];
+  const failures: string[] = [];
+  const step = async (name: string, fn: () => Promise<void>, timeoutMs = 15 * 60_000): Promise<void> => {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([fn(), new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs / 1000} s`)), timeoutMs)))]);
+    } catch (err) {
+      const msg = `${name}: ${String((err as Error)?.message ?? err).split('\n').slice(0, 4).join(' | ')}`;
+      failures.push(msg);
+      o.log(`  FAILED ${msg}`);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  await step('writes', () => writeWorkloads(lib, o, rows), o.quick ? 120_000 : 8 * 60_000);
+  for (const n of o.quick ? [1_000] : [1_000, 100_000]) await step(`metadata ${n}`, () => metadataWorkloads(lib, o, n, rows), o.quick ? 60_000 : 6 * 60_000);
+  return { rows, failures };
+}
