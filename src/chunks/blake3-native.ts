@@ -41,7 +41,9 @@ function selfTest(fn: Blake3Fn): boolean {
 export function loadNativeBlake3(): Blake3Fn | undefined {
   try {
     const require = createRequire(import.meta.url);
-    const mod = require('@napi-rs/blake-hash') as NapiBlakeHash;
+    // The platform package of @napi-rs/blake-hash (its wrapper's lockfile entries for other
+    // platforms are not all published, which breaks `npm ci`); `$CAIRN_BLAKE3_NATIVE` overrides.
+    const mod = require(process.env.CAIRN_BLAKE3_NATIVE || `@napi-rs/blake-hash-${process.platform}-${process.arch}-gnu`) as NapiBlakeHash;
     if (typeof mod?.blake3 !== 'function') return undefined;
     const fn: Blake3Fn = (data) => mod.blake3(data);
     return selfTest(fn) ? fn : undefined;

@@ -131,7 +131,7 @@ describe('hash implementations (native @napi-rs/blake-hash, WASM blake3 fallback
 
   it('falls back to WASM silently when the native addon cannot load', async () => {
     // napi-rs loads only this path when it is set; a missing file is a failed load.
-    const r = await child({ NAPI_RS_NATIVE_LIBRARY_PATH: '/nonexistent/blake.node' });
+    const r = await child({ CAIRN_BLAKE3_NATIVE: '/nonexistent/blake.node' });
     assert.equal(r.impl, 'wasm');
     assert.deepEqual(r.out, expected);
     assert.equal(r.stderr, '', 'logs nothing');
