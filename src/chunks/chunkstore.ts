@@ -10,6 +10,12 @@
  *   fetches, the others wait (bounded) for it to appear in the cache;
  * - chunks adjacent in one pack and needed together are fetched with ONE range GET (up to
  *   `MERGE_BYTES`) and split;
+ * - sequential readahead (`read(…, { readahead: n })`) keeps up to n chunks ahead in flight and
+ *   starts them in batches of n/4 adjacent chunks, so a cold sequential reader issues a few large
+ *   range GETs in parallel rather than one small GET per chunk;
+ * - pack neighbours (`read(…, { neighbours: true })`, for small files): the 4 MiB block of the pack
+ *   around the chunk, and the next block, are fetched with one range GET each (their chunks named
+ *   by the pack's trailer index), so files uploaded together cost a few GETs, not one each;
  * - store errors propagate unchanged (the store's CairnError); a failed fetch is forgotten, so
  *   the next read retries it;
  * - the cache write after a fetch is not awaited by the read; the cache makes it atomic (temp +
@@ -23,7 +29,7 @@ import { ChunkCache, type ChunkCacheStats } from './cache.js';
 import type { ChunkerParams } from './chunker.js';
 import { isChunkHash, verifyChunkAsync } from './hash.js';
 import { LEASE_LINGER_MS, LeaseDir, type Lease, type LeaseHolder, type LeaseOptions } from './lease.js';
-import { PackWriter } from './pack.js';
+import { PackWriter, readPackIndex } from './pack.js';
 import type { ChunkRef, KnownChunks } from './types.js';
 
 export interface ChunkStoreOptions {
@@ -64,6 +70,12 @@ export interface LeaseStats {
 
 /** Longest run of adjacent chunks fetched with one range GET. */
 const MERGE_BYTES = 8 * 1024 * 1024;
+/** Pack neighbours are fetched by blocks of this many pack bytes (chunks by start offset). */
+const BLOCK_BYTES = 4 * 1024 * 1024;
+/** Pack indexes kept in memory for neighbour prefetch (each ~100 bytes per chunk). */
+const MAX_PACK_INDEXES = 32;
+/** Pack blocks remembered as prefetched (then the memory is cleared and they may be fetched again). */
+const MAX_BLOCKS_DONE = 100_000;
 
 interface Deferred {
   ref: ChunkRef;
@@ -100,6 +112,11 @@ class ChunkLru {
     return b;
   }
 
+  /** Whether `hash` is held, without touching its recency. */
+  has(hash: string): boolean {
+    return this.map.has(hash);
+  }
+
   set(hash: string, b: Buffer): void {
     if (b.length > this.max / 2 || this.map.has(hash)) return;
     this.map.set(hash, b);
@@ -131,6 +148,10 @@ export class ChunkStore {
   private readonly starts = new WeakMap<readonly ChunkRef[], Float64Array>();
   private readonly cacheWrites = new Set<Promise<void>>();
   private readonly leases: LeaseDir | null;
+  /** Pack id -> its chunks in pack order (from the trailer index), for neighbour prefetch. */
+  private readonly packIndexes = new Map<string, Promise<ChunkRef[]>>();
+  /** `pack:block` of the pack blocks already prefetched as neighbours. */
+  private readonly blocksDone = new Set<string>();
   /** Range GETs issued (for tests and stats). */
   gets = 0;
   /** What the cross-process fetch leases did. */
@@ -164,13 +185,16 @@ export class ChunkStore {
 
   /**
    * Bytes `[offset, offset + length)` of the file whose content is `refs` (in file order);
-   * shorter when the file ends first. A fresh buffer the caller owns. `readahead: n` also starts
-   * fetching the n chunks after the range (for sequential readers), without waiting for them.
+   * shorter when the file ends first. A fresh buffer the caller owns. Without waiting for them,
+   * `readahead: n` keeps the n chunks after the range fetching (for sequential readers), and
+   * `neighbours: true` fetches the pack blocks around the range's chunks (for small files, whose
+   * siblings were usually uploaded into the same pack).
    *
    * @example const head = await chunks.read(entry.chunks, 0, 4096);
-   * @example const next = await chunks.read(entry.chunks, pos, 131072, { readahead: 2 }); // sequential
+   * @example const next = await chunks.read(entry.chunks, pos, 131072, { readahead: 16 }); // sequential
+   * @example const small = await chunks.read(entry.chunks, 0, entry.size, { neighbours: true });
    */
-  async read(refs: readonly ChunkRef[], offset: number, length: number, opts: { readahead?: number } = {}): Promise<Buffer> {
+  async read(refs: readonly ChunkRef[], offset: number, length: number, opts: { readahead?: number; neighbours?: boolean } = {}): Promise<Buffer> {
     checkRange(offset, length);
     const starts = this.startsOf(refs);
     const total = starts[refs.length];
@@ -179,7 +203,8 @@ export class ChunkStore {
     const first = upperBound(starts, offset) - 1;
     const last = upperBound(starts, end - 1) - 1;
     const wanted = this.fetchEach(refs.slice(first, last + 1));
-    if (opts.readahead && opts.readahead > 0) this.prefetch(refs.slice(last + 1, last + 1 + opts.readahead));
+    if (opts.readahead && opts.readahead > 0) this.readAhead(refs.slice(last + 1, last + 1 + opts.readahead), opts.readahead);
+    if (opts.neighbours) for (let i = first; i <= last; i++) this.prefetchNeighbours(refs[i]);
     const chunks = await Promise.all(wanted);
     const out = Buffer.allocUnsafe(end - offset);
     let o = 0;
@@ -200,6 +225,61 @@ export class ChunkStore {
    */
   prefetch(refs: readonly ChunkRef[]): void {
     for (const p of this.fetchEach(refs)) p.catch(() => {});
+  }
+
+  /**
+   * Readahead over `window` (the next chunks of a sequential reader): starts the chunks not yet
+   * held or in flight once there are at least window/4 of them (or the window reaches the end of
+   * the file), in batches of window/4 adjacent chunks — one range GET each when cold.
+   */
+  private readAhead(window: readonly ChunkRef[], size: number): void {
+    const step = Math.max(1, Math.floor(size / 4));
+    const missing = window.filter((r) => !this.inflight.has(r.hash) && !this.mem?.has(r.hash));
+    if (missing.length === 0 || (missing.length < step && window.length === size)) return;
+    for (let i = 0; i < missing.length; i += step) this.prefetch(missing.slice(i, i + step));
+  }
+
+  /**
+   * Starts fetching the chunks of the pack block holding `ref` and of the next block (once per
+   * block), named by the pack's trailer index (read once per pack). Errors are ignored: this only
+   * warms the memory LRU and the cache.
+   */
+  private prefetchNeighbours(ref: ChunkRef): void {
+    const block = Math.floor(ref.offset / BLOCK_BYTES);
+    for (const b of [block, block + 1]) {
+      const key = `${ref.pack}:${b}`;
+      if (this.blocksDone.has(key)) continue;
+      if (this.blocksDone.size >= MAX_BLOCKS_DONE) this.blocksDone.clear();
+      this.blocksDone.add(key);
+      this.packIndex(ref.pack).then(
+        (index) => {
+          const lo = lowerBoundOffset(index, b * BLOCK_BYTES);
+          const hi = lowerBoundOffset(index, (b + 1) * BLOCK_BYTES);
+          const wanted = index.slice(lo, hi).filter((r) => !this.inflight.has(r.hash) && !this.mem?.has(r.hash));
+          if (wanted.length > 0) this.prefetch(wanted);
+        },
+        () => this.blocksDone.delete(key),
+      );
+    }
+  }
+
+  /** The chunks of a pack in pack order, from its trailer index (memoised; a failure is forgotten). */
+  private packIndex(pack: string): Promise<ChunkRef[]> {
+    let p = this.packIndexes.get(pack);
+    if (p) {
+      this.packIndexes.delete(pack);
+      this.packIndexes.set(pack, p);
+      return p;
+    }
+    p = readPackIndex(this.store, this.packPrefix + pack).then((entries) =>
+      entries.map((e) => ({ hash: e.hash, pack, offset: e.offset, length: e.length })).sort((a, b) => a.offset - b.offset),
+    );
+    p.catch(() => {
+      if (this.packIndexes.get(pack) === p) this.packIndexes.delete(pack);
+    });
+    this.packIndexes.set(pack, p);
+    if (this.packIndexes.size > MAX_PACK_INDEXES) this.packIndexes.delete(this.packIndexes.keys().next().value!);
+    return p;
   }
 
   /**
@@ -471,6 +551,18 @@ function upperBound(a: Float64Array, x: number): number {
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
     if (a[mid] <= x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** Index of the first ref of `refs` (sorted by offset) whose offset is at least `offset`. */
+function lowerBoundOffset(refs: readonly ChunkRef[], offset: number): number {
+  let lo = 0;
+  let hi = refs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (refs[mid].offset < offset) lo = mid + 1;
     else hi = mid;
   }
   return lo;

@@ -37,8 +37,13 @@ export interface SessionOptions {
 }
 
 const FILE_MODE = 0o644;
-/** Chunks fetched ahead of a sequential reader (about 1 MiB each). */
-const READAHEAD_CHUNKS = 4;
+/**
+ * Chunks kept in flight ahead of a sequential reader (about 1 MiB each; started 4 at a time, one
+ * range GET per batch when cold: see ChunkStore.read).
+ */
+const READAHEAD_CHUNKS = 16;
+/** Files up to this size also prefetch their pack neighbours (siblings uploaded with them). */
+const SMALL_FILE_BYTES = 1024 * 1024;
 
 export class Session implements FsSession {
   readonly readOnly: boolean;
@@ -163,7 +168,10 @@ export class Session implements FsSession {
     const sequential = this.lastReadEnd.get(e.path) === offset || offset === 0;
     this.lastReadEnd.set(e.path, offset + n);
     if (this.lastReadEnd.size > 1024) this.lastReadEnd.delete(this.lastReadEnd.keys().next().value!);
-    return this.chunks.read(e.chunks ?? [], offset, n, sequential ? { readahead: READAHEAD_CHUNKS } : {});
+    return this.chunks.read(e.chunks ?? [], offset, n, {
+      ...(sequential ? { readahead: READAHEAD_CHUNKS } : {}),
+      ...(e.size <= SMALL_FILE_BYTES ? { neighbours: true } : {}),
+    });
   }
 
   /** The whole committed content of a file, chunk by chunk (parallel fetch). */

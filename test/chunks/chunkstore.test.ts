@@ -263,6 +263,56 @@ describe('ChunkStore read path', () => {
     cs.prefetch([]);
   });
 
+  it('keeps a sequential reader chunks ahead with a few large range GETs (batched readahead)', async () => {
+    const store = new CountingStore();
+    const data = crypto.randomBytes(40 * MiB);
+    const refs = await writeOne(new ChunkStore({ store, packPrefix: PREFIX, cache: null }), data);
+    assert.ok(refs.length >= 20, `${refs.length} chunks`);
+    const cs = new ChunkStore({ store, packPrefix: PREFIX, cache: null });
+    const before = store.gets;
+    const step = 128 * 1024;
+    for (let off = 0; off < data.length; off += step) {
+      assert.deepEqual(await cs.read(refs, off, step, { readahead: 16 }), data.subarray(off, off + step));
+    }
+    // Chunk 0 alone (first byte fast), then batches of 16/4 = 4 adjacent chunks, one GET each.
+    const gets = store.gets - before;
+    assert.ok(gets <= 2 + Math.ceil((refs.length - 1) / 4), `${gets} GETs for ${refs.length} chunks`);
+    assert.ok(store.ranges.slice(before + 1).some((r) => (r.range?.length ?? 0) > 3 * DEFAULT_CHUNKER.avg), 'no multi-chunk GET');
+  });
+
+  it("fetches a small file's pack neighbours: 300 small files cost a few GETs", async () => {
+    const store = new CountingStore();
+    const files = Array.from({ length: 300 }, () => crypto.randomBytes(16 * 1024));
+    const w = new ChunkStore({ store, packPrefix: PREFIX, cache: null }).writer();
+    const refs = await Promise.all(files.map((f) => w.write(f)));
+    await w.finish();
+    assert.equal(new Set(refs.map((r) => r[0].pack)).size, 1, 'one pack');
+    const cs = new ChunkStore({ store, packPrefix: PREFIX, cache: null });
+    const before = store.gets;
+    for (let i = 0; i < files.length; i++) assert.deepEqual(await cs.read(refs[i], 0, 16 * 1024, { neighbours: true }), files[i]);
+    // First file alone, the pack's footer and index, then one GET per 4 MiB block of the pack.
+    const gets = store.gets - before;
+    assert.ok(gets <= 6, `${gets} GETs for ${files.length} files`);
+    // Without neighbours, one GET per file.
+    const plain = new ChunkStore({ store, packPrefix: PREFIX, cache: null });
+    const mid = store.gets;
+    for (let i = 0; i < 10; i++) await plain.read(refs[i], 0, 16 * 1024);
+    assert.equal(store.gets - mid, 10);
+  });
+
+  it('ignores a pack index it cannot read: neighbour prefetch never fails a read', async () => {
+    const store = new CountingStore();
+    const files = Array.from({ length: 20 }, () => crypto.randomBytes(8 * 1024));
+    const w = new ChunkStore({ store, packPrefix: PREFIX, cache: null }).writer();
+    const refs = await Promise.all(files.map((f) => w.write(f)));
+    await w.finish();
+    const key = PREFIX + refs[0][0].pack;
+    const body = await store.get(key);
+    await store.put(key, body.subarray(0, body.length - 4)); // footer gone: index unreadable
+    const cs = new ChunkStore({ store, packPrefix: PREFIX, cache: null });
+    for (let i = 0; i < files.length; i++) assert.deepEqual(await cs.read(refs[i], 0, 8 * 1024, { neighbours: true }), files[i]);
+  });
+
   it('propagates store errors as is and retries afterwards', async () => {
     const store = new CountingStore();
     const data = crypto.randomBytes(1000);
