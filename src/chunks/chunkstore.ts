@@ -32,6 +32,14 @@ import { LEASE_LINGER_MS, LeaseDir, type Lease, type LeaseHolder, type LeaseOpti
 import { PackWriter, readPackIndex } from './pack.js';
 import type { ChunkRef, KnownChunks } from './types.js';
 
+/** What a read may start fetching besides its own chunks (see `ChunkStore.read`). */
+export interface ReadHints {
+  /** Keep this many chunks after the range in flight (sequential readers). */
+  readahead?: number;
+  /** Fetch the pack blocks around the range's chunks (small files). */
+  neighbours?: boolean;
+}
+
 export interface ChunkStoreOptions {
   store: ObjectStore;
   /** Prefix of pack keys, e.g. `volumes/<id>/packs/`; a pack's key is prefix + pack id. */
@@ -194,27 +202,50 @@ export class ChunkStore {
    * @example const next = await chunks.read(entry.chunks, pos, 131072, { readahead: 16 }); // sequential
    * @example const small = await chunks.read(entry.chunks, 0, entry.size, { neighbours: true });
    */
-  async read(refs: readonly ChunkRef[], offset: number, length: number, opts: { readahead?: number; neighbours?: boolean } = {}): Promise<Buffer> {
+  async read(refs: readonly ChunkRef[], offset: number, length: number, opts: ReadHints = {}): Promise<Buffer> {
     checkRange(offset, length);
     const starts = this.startsOf(refs);
-    const total = starts[refs.length];
-    const end = Math.min(total, offset + length);
+    const end = Math.min(starts[refs.length], offset + length);
     if (offset >= end) return Buffer.alloc(0);
     const first = upperBound(starts, offset) - 1;
     const last = upperBound(starts, end - 1) - 1;
     const wanted = this.fetchEach(refs.slice(first, last + 1));
-    if (opts.readahead && opts.readahead > 0) this.readAhead(refs.slice(last + 1, last + 1 + opts.readahead), opts.readahead);
-    if (opts.neighbours) for (let i = first; i <= last; i++) this.prefetchNeighbours(refs[i]);
+    this.hint(refs, first, last, opts);
     const chunks = await Promise.all(wanted);
     const out = Buffer.allocUnsafe(end - offset);
-    let o = 0;
-    for (let i = first; i <= last; i++) {
-      const c = chunks[i - first];
-      const from = Math.max(0, offset - starts[i]);
-      const to = Math.min(c.length, end - starts[i]);
-      o += c.copy(out, o, from, to);
-    }
+    copyRange(chunks, starts, first, offset, end, out);
     return out;
+  }
+
+  /**
+   * `read` without I/O: when every chunk the range needs is in the memory LRU, copies the bytes
+   * into `into` synchronously (up to `into.length`) and returns their count, applying the same
+   * hints; otherwise returns undefined and copies nothing (then use `read`). For the FUSE hot path,
+   * where most 128 KiB reads fall in a chunk already held.
+   *
+   * @example const n = chunks.readCached(refs, pos, len, buf) ?? (await chunks.read(refs, pos, len)).copy(buf);
+   */
+  readCached(refs: readonly ChunkRef[], offset: number, length: number, into: Buffer, opts: ReadHints = {}): number | undefined {
+    if (!this.mem || !Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) return undefined;
+    const starts = this.startsOf(refs);
+    const end = Math.min(starts[refs.length], offset + length, offset + into.length);
+    if (offset >= end) return 0;
+    const first = upperBound(starts, offset) - 1;
+    const last = upperBound(starts, end - 1) - 1;
+    const chunks: Buffer[] = [];
+    for (let i = first; i <= last; i++) {
+      const c = this.mem.get(refs[i].hash);
+      if (!c) return undefined;
+      chunks.push(c);
+    }
+    this.hint(refs, first, last, opts);
+    return copyRange(chunks, starts, first, offset, end, into);
+  }
+
+  /** Starts the readahead and neighbour fetches a read of chunks first..last asks for. */
+  private hint(refs: readonly ChunkRef[], first: number, last: number, opts: ReadHints): void {
+    if (opts.readahead && opts.readahead > 0) this.readAhead(refs.slice(last + 1, last + 1 + opts.readahead), opts.readahead);
+    if (opts.neighbours) for (let i = first; i <= last; i++) this.prefetchNeighbours(refs[i]);
   }
 
   /**
@@ -542,6 +573,16 @@ export class ChunkStore {
     d.lease = undefined;
     d.reject(err);
   }
+}
+
+/** Copies file bytes [offset, end) out of `chunks` (chunks[0] is chunk `first`) into `out`. */
+function copyRange(chunks: readonly Buffer[], starts: Float64Array, first: number, offset: number, end: number, out: Buffer): number {
+  let o = 0;
+  for (let k = 0; k < chunks.length; k++) {
+    const at = starts[first + k];
+    o += chunks[k].copy(out, o, Math.max(0, offset - at), Math.min(chunks[k].length, end - at));
+  }
+  return o;
 }
 
 /** Index of the first element of sorted `a` greater than `x`. */

@@ -169,6 +169,9 @@ export function createOps(session: FsSession, opts: AdapterOptions): FuseOps {
 
     read(path: string, fh: number, buf: Buffer, len: number, pos: number, cb: Cb) {
       const h = handles.get(fh);
+      // Fast path: bytes already in memory are copied into the kernel's buffer synchronously.
+      const n = session.readCached?.(h?.path ?? path, pos, len, buf.length >= len ? buf.subarray(0, len) : buf);
+      if (n !== undefined) return cb(n);
       run('read', path, cb, () => session.read(h?.path ?? path, pos, len), (data) => {
         const n = Math.min(data.length, len);
         data.copy(buf, 0, 0, n);

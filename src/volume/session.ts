@@ -20,6 +20,7 @@ import { keys } from './records.js';
 import { VolumeLog } from './log.js';
 import { Staging } from './staging.js';
 import { Syncer } from './sync.js';
+import { bootstrapInChild } from './bootstrap.js';
 import { lockSessionDir } from './sessiondir.js';
 import { baseName, isWithin, joinPath, normalizePath, parentOf } from './paths.js';
 
@@ -34,6 +35,11 @@ export interface SessionOptions {
   /** Remove the directory at close (library sessions). */
   ephemeral?: boolean;
   chunks?: ChunkStore;
+  /**
+   * Fill a fresh journal in a child process (./bootstrap.ts), so that this process's memory does
+   * not grow with the volume: for long-lived daemons. Needs a store reachable by URL (file, s3).
+   */
+  bootstrapInChild?: boolean;
 }
 
 const FILE_MODE = 0o644;
@@ -93,8 +99,14 @@ export class Session implements FsSession {
         sessionId = crypto.randomBytes(8).toString('hex');
         journal.setMeta('sessionId', sessionId);
       }
+      if (known === undefined && opts.bootstrapInChild) {
+        journal.close();
+        journal = undefined;
+        await bootstrapInChild({ dir: opts.dir, storeUrl: opts.store.url, volumeId: opts.volume.id, ...(opts.seq !== undefined ? { upTo: opts.seq } : {}) });
+        journal = new Journal(`${opts.dir}/journal.db`);
+      }
       const sync = new Syncer(journal, log, chunks, staging, sessionId);
-      if (known === undefined) {
+      if (journal.getMeta('volumeId') === undefined) {
         await sync.bootstrap(opts.seq ?? Infinity);
         journal.setMeta('volumeId', opts.volume.id);
       } else {
@@ -164,14 +176,43 @@ export class Session implements FsSession {
     const n = Math.max(0, Math.min(length, e.size - offset));
     if (n === 0) return Buffer.alloc(0);
     if (e.inline) return Buffer.from(e.inline.subarray(offset, offset + n));
-    // Sequential readers (this read starts where the last one of the file ended) get readahead.
+    const opts = this.readOptions(e, offset);
+    this.noteRead(e.path, offset + n);
+    return this.chunks.read(e.chunks ?? [], offset, n, opts);
+  }
+
+  readCached(path: string, offset: number, length: number, into: Buffer): number | undefined {
+    if (this.closed || !Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) return undefined;
+    let e: JournalEntry | undefined;
+    try {
+      e = this.journal.get(normalizePath(path));
+    } catch {
+      return undefined; // a bad path: `read` reports it
+    }
+    if (!e || e.type !== 'file' || e.staged) return undefined;
+    const n = Math.max(0, Math.min(length, e.size - offset, into.length));
+    if (n === 0) return 0;
+    if (e.inline) return e.inline.copy(into, 0, offset, offset + n);
+    const got = this.chunks.readCached(e.chunks ?? [], offset, n, into, this.readOptions(e, offset));
+    if (got !== undefined) this.noteRead(e.path, offset + n);
+    return got;
+  }
+
+  /**
+   * Fetching hints for a read of a committed file at `offset`: readahead for sequential readers
+   * (this read starts where the last one of the file ended), pack neighbours for small files.
+   */
+  private readOptions(e: JournalEntry, offset: number): { readahead?: number; neighbours?: boolean } {
     const sequential = this.lastReadEnd.get(e.path) === offset || offset === 0;
-    this.lastReadEnd.set(e.path, offset + n);
-    if (this.lastReadEnd.size > 1024) this.lastReadEnd.delete(this.lastReadEnd.keys().next().value!);
-    return this.chunks.read(e.chunks ?? [], offset, n, {
+    return {
       ...(sequential ? { readahead: READAHEAD_CHUNKS } : {}),
       ...(e.size <= SMALL_FILE_BYTES ? { neighbours: true } : {}),
-    });
+    };
+  }
+
+  private noteRead(path: string, end: number): void {
+    this.lastReadEnd.set(path, end);
+    if (this.lastReadEnd.size > 1024) this.lastReadEnd.delete(this.lastReadEnd.keys().next().value!);
   }
 
   /** The whole committed content of a file, chunk by chunk (parallel fetch). */

@@ -79,6 +79,12 @@ export interface FsSession {
   readdir(path: string): Promise<Stat[]>;
   /** Up to `length` bytes at `offset` (short at end of file). */
   read(path: string, offset: number, length: number): Promise<Buffer>;
+  /**
+   * Fast path of `read` for the FUSE adapter: when the bytes are at hand in memory (no I/O),
+   * copies them into `into` synchronously and returns their count (0 at end of file); otherwise
+   * (or on any error) returns undefined and changes nothing: the caller then uses `read`.
+   */
+  readCached?(path: string, offset: number, length: number, into: Buffer): number | undefined;
   readlink(path: string): Promise<string>;
 
   /** Creates an empty file, replacing an existing file (IS_A_DIRECTORY if a directory is there). */

@@ -313,6 +313,30 @@ describe('ChunkStore read path', () => {
     for (let i = 0; i < files.length; i++) assert.deepEqual(await cs.read(refs[i], 0, 8 * 1024, { neighbours: true }), files[i]);
   });
 
+  it('readCached copies from memory synchronously, and only from memory', async () => {
+    const store = new CountingStore();
+    const data = crypto.randomBytes(3 * MiB);
+    const refs = await writeOne(new ChunkStore({ store, packPrefix: PREFIX, cache: null }), data);
+    const cs = new ChunkStore({ store, packPrefix: PREFIX, cache: null });
+    const buf = Buffer.alloc(128 * 1024);
+    const before = store.gets;
+    assert.equal(cs.readCached(refs, 0, buf.length, buf), undefined, 'cold: nothing in memory');
+    assert.ok(buf.every((b) => b === 0), 'a miss copies nothing');
+    assert.equal(store.gets, before, 'readCached never fetches');
+    await cs.read(refs, 0, data.length); // every chunk now in memory
+    for (const off of [0, 1, refs[0].length - 5, data.length - 100]) {
+      const n = cs.readCached(refs, off, buf.length, buf);
+      assert.equal(n, Math.min(buf.length, data.length - off));
+      assert.deepEqual(buf.subarray(0, n), data.subarray(off, off + n!));
+    }
+    assert.equal(cs.readCached(refs, data.length, 10, buf), 0, 'EOF');
+    assert.equal(cs.readCached(refs, 0, 10 * MiB, buf), buf.length, 'bounded by the buffer');
+    assert.equal(cs.readCached(refs, -1, 10, buf), undefined, 'bad range: left to read()');
+    const noMem = new ChunkStore({ store, packPrefix: PREFIX, cache: null, memoryBytes: 0 });
+    await noMem.read(refs, 0, 10);
+    assert.equal(noMem.readCached(refs, 0, 10, buf), undefined);
+  });
+
   it('propagates store errors as is and retries afterwards', async () => {
     const store = new CountingStore();
     const data = crypto.randomBytes(1000);
