@@ -32,9 +32,10 @@ export async function openSession(opts: OpenSessionOptions): Promise<MountSessio
     const catalog = new Catalog(store);
     const meta = opts.createIfMissing ? (await catalog.create(opts.volume, { allowExisting: true })).meta : await catalog.lookup(opts.volume);
     const dir = opts.sessionDir ?? (await mountSessionDir(meta.id, opts.mountpoint));
-    // A daemon's journal is filled by a child process: its memory then stays flat in the volume size.
-    const bootstrapInChild = /^(file|s3):/.test(store.url);
-    const session = await Session.open({ store, volume: meta, dir, readOnly: opts.readOnly, bootstrapInChild });
+    // A daemon's whole-snapshot work (bootstrap, checkpoints) runs in child processes: its memory
+    // then stays flat in the volume size and its event loop never stalls on it.
+    const offload = /^(file|s3):/.test(store.url);
+    const session = await Session.open({ store, volume: meta, dir, readOnly: opts.readOnly, offload });
     // Changes left by a previous daemon of this directory (crash, SIGKILL) are published now.
     if (!session.readOnly && session.pendingCount() > 0) {
       try {

@@ -20,7 +20,7 @@ import { keys } from './records.js';
 import { VolumeLog } from './log.js';
 import { Staging } from './staging.js';
 import { Syncer } from './sync.js';
-import { bootstrapInChild } from './bootstrap.js';
+import { bootstrapInChild, checkpointInChild } from './offload.js';
 import { lockSessionDir } from './sessiondir.js';
 import { baseName, isWithin, joinPath, normalizePath, parentOf } from './paths.js';
 
@@ -36,10 +36,11 @@ export interface SessionOptions {
   ephemeral?: boolean;
   chunks?: ChunkStore;
   /**
-   * Fill a fresh journal in a child process (./bootstrap.ts), so that this process's memory does
-   * not grow with the volume: for long-lived daemons. Needs a store reachable by URL (file, s3).
+   * Bootstrap a fresh journal and write checkpoints in child processes (./offload.ts), so that
+   * this process's memory does not grow with the volume and its event loop never stalls on a
+   * whole-snapshot encode: for long-lived daemons. Needs a store reachable by URL (file, s3).
    */
-  bootstrapInChild?: boolean;
+  offload?: boolean;
 }
 
 const FILE_MODE = 0o644;
@@ -99,13 +100,14 @@ export class Session implements FsSession {
         sessionId = crypto.randomBytes(8).toString('hex');
         journal.setMeta('sessionId', sessionId);
       }
-      if (known === undefined && opts.bootstrapInChild) {
+      if (known === undefined && opts.offload) {
         journal.close();
         journal = undefined;
         await bootstrapInChild({ dir: opts.dir, storeUrl: opts.store.url, volumeId: opts.volume.id, ...(opts.seq !== undefined ? { upTo: opts.seq } : {}) });
         journal = new Journal(`${opts.dir}/journal.db`);
       }
       const sync = new Syncer(journal, log, chunks, staging, sessionId);
+      if (opts.offload) sync.checkpointJob = (seq) => checkpointInChild({ dir: opts.dir, storeUrl: opts.store.url, volumeId: opts.volume.id, seq });
       if (journal.getMeta('volumeId') === undefined) {
         await sync.bootstrap(opts.seq ?? Infinity);
         journal.setMeta('volumeId', opts.volume.id);
@@ -543,6 +545,7 @@ export class Session implements FsSession {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.sync.stop();
     await this.staging.closeAll();
     this.journal.close();
     await this.unlock();

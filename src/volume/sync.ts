@@ -52,7 +52,21 @@ function overlaps(a: string, b: string): boolean {
   return isWithin(a, b) || isWithin(b, a);
 }
 
+/** A checkpoint written by someone else (a child process: ./offload.ts). */
+export interface CheckpointJob {
+  /** `written <seq>` (the snapshot written), or `stale` when the view had pending ops. */
+  readonly done: Promise<string>;
+  kill(): void;
+}
+
 export class Syncer {
+  /**
+   * When set, periodic checkpoints are written by the job this starts (not awaited by the commit
+   * that triggers it; one at a time) instead of in this process.
+   */
+  checkpointJob?: (seq: number) => CheckpointJob;
+  private checkpointing: CheckpointJob | undefined;
+  private stopped = false;
   /** Paths other writers' records changed after the view's seq, as learned by our commits. */
   private readonly foreignSince = new Set<string>();
   /** The fence of the commit in flight: pending ops above it are not part of it. */
@@ -275,10 +289,40 @@ export class Syncer {
     const seq = this.seq;
     const last = Number(this.journal.getMeta('checkpoint') ?? 0);
     if (seq === this.logHead && seq - last >= CHECKPOINT_EVERY && this.journal.pendingCount() === 0) {
+      if (this.checkpointJob) return this.startCheckpointJob(seq);
       const entries: [string, EntryData][] = [];
       for (const e of this.journal.iterateAll()) entries.push([e.path, entryData(e)]);
       await this.log.writeCheckpoint(seq, entries);
       this.journal.setMeta('checkpoint', String(seq));
     }
+  }
+
+  /** Starts a checkpoint job for `seq` unless one runs; records it once written. */
+  private startCheckpointJob(seq: number): void {
+    if (this.checkpointing || this.stopped) return;
+    const job = this.checkpointJob!(seq);
+    this.checkpointing = job;
+    void job.done
+      .then(
+        (result) => {
+          const written = /^written (\d+)$/.exec(result);
+          if (written && !this.stopped && Number(written[1]) > Number(this.journal.getMeta('checkpoint') ?? 0)) {
+            this.journal.setMeta('checkpoint', written[1]!);
+          }
+        },
+        () => undefined, // a later commit starts another
+      )
+      .finally(() => {
+        if (this.checkpointing === job) this.checkpointing = undefined;
+      });
+  }
+
+  /** Stops a checkpoint job in progress (before the journal closes) and waits for it to end. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    const job = this.checkpointing;
+    if (!job) return;
+    job.kill();
+    await job.done.catch(() => undefined);
   }
 }

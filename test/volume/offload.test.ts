@@ -10,10 +10,11 @@ import { Session } from '../../src/volume/session.js';
 import { Volume } from '../../src/volume/index.js';
 import { Catalog } from '../../src/volume/catalog.js';
 import { keys } from '../../src/volume/records.js';
+import { CHECKPOINT_EVERY } from '../../src/volume/sync.js';
 import { forEachBackend } from '../helpers/backends.js';
 
 forEachBackend((b) => {
-  describe(`bootstrap in a child process (${b.name} store)`, () => {
+  describe(`journal work in child processes (${b.name} store)`, () => {
     let tmp: string;
     before(async () => {
       await b.start();
@@ -32,7 +33,7 @@ forEachBackend((b) => {
       });
       const dir = path.join(tmp, 'a');
       await fs.mkdir(dir);
-      const s = await Session.open({ store, volume: await new Catalog(store).lookup('boot'), dir, bootstrapInChild: true });
+      const s = await Session.open({ store, volume: await new Catalog(store).lookup('boot'), dir, offload: true });
       try {
         assert.equal(s.seq, 1);
         assert.deepEqual((await s.readdir('/')).map((e) => e.path).sort(), ['d0', 'd1', 'd2', 'd3', 'd4']);
@@ -49,6 +50,45 @@ forEachBackend((b) => {
       await store.close();
     });
 
+    it('writes checkpoints in a child, and a new session starts from them', async () => {
+      const store = await b.open();
+      const vol = await Volume.fromName('cp', { store, createIfMissing: true });
+      const dir = path.join(tmp, 'c');
+      await fs.mkdir(dir);
+      const meta = await new Catalog(store).lookup('cp');
+      const s = await Session.open({ store, volume: meta, dir, offload: true });
+      try {
+        for (let i = 1; i <= CHECKPOINT_EVERY; i++) {
+          await s.create(`/f${i % 7}`, 0o644);
+          await s.write(`/f${i % 7}`, 0, Buffer.from(`v${i}`));
+          await s.commit();
+        }
+        // The commit that triggers it does not wait for it: poll for the object.
+        const deadline = Date.now() + 30_000;
+        let cps: string[] = [];
+        while (Date.now() < deadline) {
+          cps = (await store.list(keys.checkpointPrefix(vol.id))).map((o) => o.key);
+          if (cps.length > 0) break;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        assert.deepEqual(cps.map((k) => Number(k.split('/').pop())), [CHECKPOINT_EVERY]);
+      } finally {
+        await s.close();
+      }
+      for (let seq = 1; seq <= CHECKPOINT_EVERY; seq++) await store.delete(keys.log(vol.id, seq));
+      const dir2 = path.join(tmp, 'c2');
+      await fs.mkdir(dir2);
+      const fresh = await Session.open({ store, volume: meta, dir: dir2, offload: true });
+      try {
+        assert.equal(fresh.seq, CHECKPOINT_EVERY);
+        assert.equal((await fresh.read('/f2', 0, 10)).toString(), `v${CHECKPOINT_EVERY - ((CHECKPOINT_EVERY - 2) % 7)}`);
+      } finally {
+        await fresh.close();
+      }
+      await vol.close();
+      await store.close();
+    });
+
     it("reports the child's error as the same CairnError, and the next open starts again", async () => {
       const store = await b.open();
       const vol = await Volume.fromName('broken', { store, createIfMissing: true });
@@ -58,12 +98,12 @@ forEachBackend((b) => {
       await store.put(key, Buffer.from('{ not json'));
       const dir = path.join(tmp, 'b');
       await fs.mkdir(dir);
-      await assert.rejects(Session.open({ store, volume: await new Catalog(store).lookup('broken'), dir, bootstrapInChild: true }), (e: unknown) => isCairnError(e, 'CORRUPT'));
+      await assert.rejects(Session.open({ store, volume: await new Catalog(store).lookup('broken'), dir, offload: true }), (e: unknown) => isCairnError(e, 'CORRUPT'));
       const j = new Journal(path.join(dir, 'journal.db'));
       assert.equal(j.getMeta('volumeId'), undefined, 'a failed bootstrap leaves the journal unclaimed');
       j.close();
       await store.put(key, good);
-      const s = await Session.open({ store, volume: await new Catalog(store).lookup('broken'), dir, bootstrapInChild: true });
+      const s = await Session.open({ store, volume: await new Catalog(store).lookup('broken'), dir, offload: true });
       try {
         assert.equal((await s.read('/x', 0, 10)).toString(), 'x');
       } finally {
