@@ -196,6 +196,29 @@ export async function runGroup(members: Member[], env: NodeJS.ProcessEnv): Promi
   }
 }
 
+/**
+ * Runs one container (bench/container.ts) alone: waits for `ready`, sends `go`, returns both
+ * reports (the result is the container's raw `result` message, e.g. a fio report). Failures kill
+ * the container (it unmounts on SIGTERM) and rethrow.
+ */
+export async function runContainer(spec: ContainerSpec, env: NodeJS.ProcessEnv): Promise<{ ready: Record<string, any>; result: Record<string, any> }> {
+  const p = participant('unshare', ['--mount', '--propagation', 'private', process.execPath, CONTAINER_JS, JSON.stringify(spec)], env);
+  try {
+    const ready = await p.next();
+    if (ready.event !== 'ready') throw new Error(`not ready: ${ready.message ?? JSON.stringify(ready)}`);
+    if (ready.peer && typeof ready.daemonPid === 'number' && ready.daemonPid > 0) daemonPids.add(ready.daemonPid);
+    p.child.stdin!.write('go\n');
+    const result = await p.next();
+    if (result.event !== 'result') throw new Error(`container failed: ${result.message ?? JSON.stringify(result)}`);
+    await waitExit(p.child, 30_000);
+    return { ready, result };
+  } catch (err) {
+    if (p.child.exitCode === null) p.child.kill('SIGTERM');
+    await waitExit(p.child, 15_000);
+    throw err;
+  }
+}
+
 export function median(xs: number[]): number {
   const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
   if (!s.length) return NaN;

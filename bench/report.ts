@@ -9,7 +9,8 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ReadRow, System } from './reads.js';
+import type { FioResults, FioRow } from './fio.js';
+import { isCairn, SYSTEMS, type ReadRow, type System } from './reads.js';
 import type { WriteResults } from './writes.js';
 
 export interface Goal {
@@ -30,16 +31,25 @@ export interface BenchResults {
   durationSec: number;
   machine: Record<string, unknown>;
   peers: { s3fs: string | null; rclone: string | null };
-  dataset: { bigBytes: number; smallCount: number; smallBytes: number; cairnUploadSec: number; plainUploadSec: number };
+  dataset: { bigBytes: number; smallCount: number; smallBytes: number; cairnUploadSec: number; plainUploadSec: number; cairnFileUploadSec?: number };
   method: Record<string, unknown>;
   reads: ReadRow[];
+  /** fio jobs through each mount (absent in results written before fio was added). */
+  fio?: FioResults;
   writes?: WriteResults;
   failures: string[];
   goals: Goal[];
   profile?: { file: string; totalMs: number; top: { fn: string; ms: number; pct: number }[]; modules?: { fn: string; ms: number; pct: number }[] }[];
 }
 
-const NAMES: Record<System, string> = { cairn: 'Cairn', local: 'local disk', s3get: 'raw GetObject', s3fs: 's3fs', rclone: 'rclone mount' };
+const NAMES: Record<System, string> = {
+  cairn: 'Cairn',
+  'cairn-file': 'Cairn (file store)',
+  local: 'local disk',
+  s3get: 'raw GetObject',
+  s3fs: 's3fs',
+  rclone: 'rclone mount',
+};
 const r2 = (x: number): number => Math.round(x * 100) / 100;
 
 function find(rows: ReadRow[], w: string, sys: System, cache: string, n: number): ReadRow | undefined {
@@ -82,12 +92,15 @@ function pad(cells: string[][]): string {
 
 const fmt = (x: number | undefined, d = 1): string => (x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(d));
 
-/** Ratio of a Cairn row to the same workload/cache/readers of each reference. */
+/**
+ * Ratio of a Cairn row to the same workload/cache/readers of each reference (Cairn on the file
+ * store: to local disk only, the other references read from s3rver).
+ */
 function ratios(res: BenchResults, r: ReadRow): string {
-  if (r.system !== 'cairn') return '';
+  if (!isCairn(r.system)) return '';
   const parts: string[] = [];
-  for (const ref of ['local', 's3get', 's3fs', 'rclone'] as System[]) {
-    const p = find(res.reads, r.workload, ref, r.cache, r.readers) ?? (r.cache === 'warm' ? undefined : undefined);
+  for (const ref of (r.system === 'cairn' ? ['local', 's3get', 's3fs', 'rclone'] : ['local']) as System[]) {
+    const p = find(res.reads, r.workload, ref, r.cache, r.readers);
     if (!p) continue;
     const key = r.workload === 'big' ? 'MiBps' : 'filesPerSec';
     parts.push(`${ref} ${fmt(r[key] / p[key], 2)}x`);
@@ -118,12 +131,44 @@ function readTable(res: BenchResults): string[][] {
 }
 
 function order(s: System): number {
-  return ['cairn', 'local', 's3get', 's3fs', 'rclone'].indexOf(s);
+  return SYSTEMS.indexOf(s);
+}
+
+/** Ratios of a Cairn fio row (MiB/s) to the same job on local disk (same cache state), s3fs and rclone (cold). */
+function fioRatios(rows: FioRow[], r: FioRow): string {
+  if (!isCairn(r.system)) return '';
+  const parts: string[] = [];
+  for (const ref of ['local', 's3fs', 'rclone'] as const) {
+    const p = rows.find((x) => x.system === ref && x.job === r.job && x.cache === r.cache);
+    if (p && p.MiBps > 0) parts.push(`${ref} ${fmt(r.MiBps / p.MiBps, 2)}x`);
+  }
+  return parts.join(', ');
+}
+
+function fioTable(fio: FioResults): string[][] {
+  const rows = [...fio.rows].sort((a, b) => b.job.localeCompare(a.job) || a.cache.localeCompare(b.cache) || order(a.system) - order(b.system));
+  return [
+    ['job', 'cache', 'system', 'MiB/s', 'IOPS', 'p50 ms', 'p99 ms', 'MiB read', 's', 'Cairn vs'],
+    ...rows.map((r) => [
+      r.job === 'seq' ? 'seq 1M x1' : 'rand 128k x4',
+      r.cache,
+      NAMES[r.system],
+      fmt(r.MiBps),
+      fmt(r.iops, 0),
+      fmt(r.p50Ms, 2),
+      fmt(r.p99Ms, 2),
+      fmt(r.MiB, 0),
+      `${fmt(r.seconds, 1)}${r.capped ? '*' : ''}`,
+      fioRatios(fio.rows, r),
+    ]),
+  ];
 }
 
 /** The stdout table. */
 export function table(res: BenchResults): string {
   const out = [`Cairn benchmarks (${res.mode}, ${res.durationSec} s)`, '', pad(readTable(res))];
+  if (res.fio?.rows.length) out.push('', `fio through each mount (${res.fio.version}; * = stopped by --runtime)`, pad(fioTable(res.fio)));
+  else if (res.fio?.skipped) out.push('', `fio: skipped (${res.fio.skipped})`);
   if (res.writes?.rows.length) {
     out.push('', pad([['write / metadata', 'value', 'unit'], ...res.writes.rows.map((w) => [w.name, fmt(w.value, w.value < 10 ? 2 : 1), w.unit])]));
   }
@@ -153,7 +198,7 @@ export function svgChart(res: BenchResults): string {
     const bars = res.reads.filter((r) => r.workload === w && r.cache === c && r.readers === Number(n)).sort((a, b) => order(a.system) - order(b.system)).map((r) => ({ sys: r.system, v: r.MiBps }));
     groups.push({ label: `${w} ${c} ×${n}`, bars });
   }
-  const colors: Record<System, string> = { cairn: '#2b6cb0', local: '#718096', s3get: '#38a169', s3fs: '#dd6b20', rclone: '#b83280' };
+  const colors: Record<System, string> = { cairn: '#2b6cb0', 'cairn-file': '#63b3ed', local: '#718096', s3get: '#38a169', s3fs: '#dd6b20', rclone: '#b83280' };
   const max = Math.max(1, ...groups.flatMap((g) => g.bars.map((b) => b.v)));
   const logMax = Math.log10(max * 1.2);
   const bw = 14;

@@ -3,7 +3,8 @@
  *
  * Installs the peers when missing (scripts/bench-setup.sh), starts s3rver (bench/s3serve.ts)
  * with a fresh temporary CAIRN_HOME, generates the data, then runs the parallel-read matrix
- * (bench/reads.ts) and the write/commit/metadata workloads (bench/writes.ts), prints a table,
+ * (bench/reads.ts), fio jobs through each mount (bench/fio.ts) and the write/commit/metadata
+ * workloads (bench/writes.ts), prints a table,
  * writes JSON to bench/results/<timestamp>.json and, for full runs, renders docs/BENCHMARKS.md
  * and docs/benchmarks.svg (bench/report.ts).
  *
@@ -11,6 +12,7 @@
  *   --quick          small data, 1 run per figure (< 3 minutes)
  *   --no-peers       skip s3fs and rclone (and their installation)
  *   --no-writes      skip the write/commit/metadata workloads
+ *   --no-fio         skip the fio jobs (they are skipped, with the reason recorded, when fio is missing)
  *   --out PATH       JSON file (or directory) to write instead of bench/results/<timestamp>.json
  *   --docs / --no-docs  render docs/ (default: full runs only)
  *   --profile        `node --cpu-prof` one Cairn daemon (cold, 1 reader, big file)
@@ -24,6 +26,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { prepareDataset } from './dataset.js';
 import { cleanup, MiB, sh, startS3Process, stopS3Process, type S3Endpoint } from './harness.js';
+import { fioBench, type FioSystem } from './fio.js';
 import { readBench, type System } from './reads.js';
 import { renderDocs, summarizeGoals, table, type BenchResults } from './report.js';
 import { writeBench } from './writes.js';
@@ -36,19 +39,21 @@ interface Args {
   quick: boolean;
   peers: boolean;
   writes: boolean;
+  fio: boolean;
   out?: string;
   docs: boolean;
   profile: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { quick: false, peers: true, writes: true, docs: false, profile: false };
+  const a: Args = { quick: false, peers: true, writes: true, fio: true, docs: false, profile: false };
   let docs: boolean | undefined;
   for (let i = 0; i < argv.length; i++) {
     const x = argv[i];
     if (x === '--quick') a.quick = true;
     else if (x === '--no-peers') a.peers = false;
     else if (x === '--no-writes') a.writes = false;
+    else if (x === '--no-fio') a.fio = false;
     else if (x === '--docs') docs = true;
     else if (x === '--no-docs') docs = false;
     else if (x === '--profile') a.profile = true;
@@ -97,11 +102,14 @@ async function main(): Promise<number> {
     s3fs: args.peers ? await has('s3fs') : null,
     rclone: args.peers ? await has('rclone') : null,
   };
+  const fioVersion = args.fio ? await has('fio') : null;
   const fuseOk = await fsp.access('/dev/fuse').then(() => true, () => false);
 
   const work = await fsp.mkdtemp(path.join(os.tmpdir(), 'cairn-bench-'));
   const home = path.join(work, 'home');
   const cacheDir = path.join(home, 'cache');
+  // Cairn on the file store has its own chunk cache, so each Cairn system's cold and warm states are its own.
+  const cacheDirs = { cairn: cacheDir, 'cairn-file': path.join(home, 'cache-file') };
   process.env.CAIRN_HOME = home;
   process.env.CAIRN_CACHE_DIR = cacheDir;
   delete process.env.CAIRN_STORE;
@@ -114,7 +122,7 @@ async function main(): Promise<number> {
   let s3: S3Endpoint | undefined;
   let code = 0;
   try {
-    log(`mode ${mode}; work dir ${work}; peers: s3fs ${peers.s3fs ? 'yes' : 'no'}, rclone ${peers.rclone ? 'yes' : 'no'}`);
+    log(`mode ${mode}; work dir ${work}; peers: s3fs ${peers.s3fs ? 'yes' : 'no'}, rclone ${peers.rclone ? 'yes' : 'no'}; fio ${fioVersion ?? 'no'}`);
     s3 = await startS3Process(env);
     log(`s3rver at ${s3.endpoint}`);
     const ds = await prepareDataset(
@@ -128,19 +136,22 @@ async function main(): Promise<number> {
     const counts = args.quick ? [1, 4] : [1, 4, 16];
     const peerCounts = [1, 4];
     const runs = (n: number): number => (args.quick ? 1 : n === 1 ? 3 : 1);
-    const readers: Partial<Record<System, number[]>> = { cairn: counts, local: counts, s3get: peerCounts };
+    const readers: Partial<Record<System, number[]>> = { cairn: counts, 'cairn-file': peerCounts, local: counts, s3get: peerCounts };
     if (peers.s3fs) readers.s3fs = peerCounts;
     if (peers.rclone) readers.rclone = peerCounts;
-    if (!fuseOk) delete readers.cairn;
+    if (!fuseOk) {
+      delete readers.cairn;
+      delete readers['cairn-file'];
+    }
     log('parallel reads');
     const reads = await readBench(ds, {
       runs,
       readers,
-      warm: args.quick ? ['cairn', 'local', 's3get'] : ['cairn', 'local'],
+      warm: args.quick ? ['cairn', 'cairn-file', 'local', 's3get'] : ['cairn', 'cairn-file', 'local'],
       smallConcurrency: 8,
       work,
       env,
-      cacheDir,
+      cacheDirs,
       sessionsDir: path.join(home, 'sessions'),
       log,
       ...(args.profile ? { cpuProfDir: path.join(work, 'profiles') } : {}),
@@ -158,6 +169,7 @@ async function main(): Promise<number> {
         smallBytes: ds.smallBytes,
         cairnUploadSec: +ds.cairnUploadSec.toFixed(3),
         plainUploadSec: +ds.peerUploadSec.toFixed(3),
+        cairnFileUploadSec: +ds.cairnFileUploadSec.toFixed(3),
       },
       method: {
         runs: args.quick ? '1 per figure' : '3 for 1 reader, 1 for 4 and 16 readers',
@@ -179,6 +191,14 @@ async function main(): Promise<number> {
       await fsp.writeFile(out, `${JSON.stringify(results, null, 2)}\n`);
     };
     await save(); // the read figures survive a failure in what follows
+
+    const fioSystems: FioSystem[] = [...(fuseOk ? (['cairn', 'cairn-file'] as const) : []), 'local', ...(peers.s3fs ? (['s3fs'] as const) : []), ...(peers.rclone ? (['rclone'] as const) : [])];
+    if (args.fio) {
+      log(fioVersion ? 'fio through each mount' : 'fio: not installed, skipped');
+      results.fio = await fioBench(ds, { quick: args.quick, version: fioVersion, systems: fioSystems, warm: ['cairn', 'cairn-file', 'local'], cacheDirs, work, env, sessionsDir: path.join(home, 'sessions'), log });
+      results.failures.push(...results.fio.failures);
+      await save();
+    }
 
     if (args.writes && fuseOk) {
       log('writes, commits, metadata');
