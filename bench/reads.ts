@@ -6,7 +6,7 @@
  * s3rver, s3fs and rclone mounts of a plain copy of the same bytes. Cairn runs on s3rver
  * (`cairn`) and on the embedded file store (`cairn-file`), each with its own chunk cache.
  *
- * Every figure is the median of `runs` groups. A group is N reader processes released together;
+ * Every figure is the median of its rounds (`runs(readers, system, cache)` groups). A group is N reader processes released together;
  * its throughput is all bytes over first start → last end (see harness.ts).
  */
 import { promises as fsp } from 'node:fs';
@@ -43,12 +43,12 @@ export interface ReadRow {
 }
 
 export interface ReadOptions {
-  /** Rounds per reader count. */
-  runs: (readers: number) => number;
+  /** Rounds of one figure: per reader count, system and cache state (at least 1). */
+  runs: (readers: number, sys: System, cache: Cache) => number;
   /** Reader counts per system (a system absent here is skipped). */
   readers: Partial<Record<System, number[]>>;
-  /** Systems measured warm too (the others cold only). */
-  warm: System[];
+  /** Reader counts at which a system is measured warm too (absent: cold only). */
+  warm: Partial<Record<System, number[]>>;
   /** Files in flight per reader for the small-files workload. */
   smallConcurrency: number;
   work: string;
@@ -138,8 +138,9 @@ function summarize(w: Workload, sys: System, cache: Cache, n: number, ds: Datase
 }
 
 /**
- * Runs the whole read matrix. Order: for each workload and reader count, `runs` rounds; in each
- * round every system runs cold (Cairn first), then the warm systems run warm.
+ * Runs the whole read matrix. Order: for each workload and reader count, rounds; in each round
+ * every system runs cold (Cairn first), then the warm systems run warm. Round r runs only the
+ * figures with more than r rounds.
  */
 export async function readBench(ds: Dataset, o: ReadOptions): Promise<{ rows: ReadRow[]; failures: string[] }> {
   const rows: ReadRow[] = [];
@@ -151,11 +152,12 @@ export async function readBench(ds: Dataset, o: ReadOptions): Promise<{ rows: Re
     for (const n of counts) {
       const acc = new Map<string, GroupResult[]>();
       const broken = new Set<System>();
-      for (let r = 0; r < o.runs(n); r++) {
-        const plan: [System, Cache][] = [];
-        for (const sys of order) if (o.readers[sys]?.includes(n)) plan.push([sys, 'cold']);
-        for (const sys of order) if (o.readers[sys]?.includes(n) && o.warm.includes(sys)) plan.push([sys, 'warm']);
-        for (const [sys, cache] of plan) {
+      const plan: [System, Cache][] = [];
+      for (const sys of order) if (o.readers[sys]?.includes(n)) plan.push([sys, 'cold']);
+      for (const sys of order) if (o.readers[sys]?.includes(n) && o.warm[sys]?.includes(n)) plan.push([sys, 'warm']);
+      const rounds = Math.max(0, ...plan.map(([sys, cache]) => o.runs(n, sys, cache)));
+      for (let r = 0; r < rounds; r++) {
+        for (const [sys, cache] of plan.filter(([s, c]) => r < Math.max(1, o.runs(n, s, c)))) {
           if (broken.has(sys)) continue;
           const name = `cairn-${w}-${cache}-${n}r`;
           const profile = o.cpuProfDir && !profiled.has(name) && sys === 'cairn' && w === 'big' && n === 1 ? name : undefined;

@@ -33,6 +33,8 @@ export interface BenchResults {
   peers: { s3fs: string | null; rclone: string | null };
   dataset: { bigBytes: number; smallCount: number; smallBytes: number; cairnUploadSec: number; plainUploadSec: number; cairnFileUploadSec?: number };
   method: Record<string, unknown>;
+  /** Seconds per step of the suite (dataset, reads, fio, writes). */
+  stepSec?: Record<string, number>;
   reads: ReadRow[];
   /** fio jobs through each mount (absent in results written before fio was added). */
   fio?: FioResults;
@@ -292,6 +294,26 @@ function bottlenecks(res: BenchResults): string[] {
   return notes;
 }
 
+/** The "fio through each mount" section of docs/BENCHMARKS.md (empty for results without fio). */
+function fioSection(res: BenchResults): string[] {
+  const fio = res.fio;
+  if (!fio) return [];
+  const out = ['## fio through each mount', ''];
+  if (!fio.rows.length) return [...out, `Not run: ${fio.skipped ?? 'every job failed (see Failures)'}.`, ''];
+  out.push(
+    `${fio.version} from Debian, read-only jobs over the big file (${res.dataset.bigBytes / 2 ** 20} MiB), each inside a container's mount namespace (the same \`bench/container.ts\` as the readers, fio in place of the reader) for Cairn on both stores, s3fs and rclone mount, and directly on the local copy for local disk:`,
+    '',
+    '- **seq**: sequential read, 1 MiB blocks, one job: `fio ' + fio.jobs.seq + '`',
+    '- **rand**: random read, 128 KiB blocks (the largest request FUSE passes by default, so one fio read is one FUSE request), 4 jobs with psync (iodepth 1 each), aggregated: `fio ' + fio.jobs.rand + '`',
+    '',
+    'Cold and warm as for the read matrix (cold: chunk cache deleted for Cairn, `drop_caches` for every system; warm: right after the same system\'s cold job, same offsets). One run per figure. Latencies are fio\'s completion latency percentiles of one read; `*` marks a job stopped by `--runtime` before its `--io_size`. Cairn\'s ratios are of MiB/s, to the same job and cache state (s3fs and rclone: cold only).',
+    '',
+    mdTable(fioTable(fio)),
+    '',
+  );
+  return out;
+}
+
 /** Writes docs/BENCHMARKS.md and docs/benchmarks.svg. */
 export async function renderDocs(res: BenchResults, docsDir: string, jsonRel: string): Promise<void> {
   await fsp.writeFile(path.join(docsDir, 'benchmarks.svg'), `${svgChart(res)}\n`);
@@ -308,24 +330,28 @@ export async function renderDocs(res: BenchResults, docsDir: string, jsonRel: st
     'npm run bench                 # full suite (1 GiB / 2,000 files; 1, 4, 16 readers; writes and metadata)',
     'npm run bench -- --quick      # 64 MiB / 200 files, 1 and 4 readers, one round each (< 3 minutes)',
     'npm run bench -- --no-peers   # skip s3fs and rclone (and their installation)',
+    'npm run bench -- --no-fio     # skip the fio jobs (skipped anyway, with the reason recorded, when fio is missing)',
     'npm run bench -- --profile    # also `node --cpu-prof` one Cairn daemon (1 reader, big file, cold and warm)',
     'node dist/bench/report.js bench/results/<timestamp>.json   # re-render this page from a results file',
     '```',
     '',
-    'Modules: `bench/run.ts` (driver), `bench/reads.ts` (read matrix), `bench/writes.ts` (writes, commits, metadata), `bench/container.ts` (one reader in its own mount namespace), `bench/reader.ts` (the reader), `bench/harness.ts` (processes, barrier, teardown), `bench/dataset.ts`, `bench/s3serve.ts`, `bench/report.ts`. `test/bench/quick.test.ts` runs the quick mode and checks the JSON (never speed). `bench/store.ts` and `bench/chunks.ts` are separate micro-benchmarks of the store and chunk layers.',
+    'Modules: `bench/run.ts` (driver), `bench/reads.ts` (read matrix), `bench/fio.ts` (fio jobs through each mount), `bench/writes.ts` (writes, commits, metadata), `bench/container.ts` (one reader in its own mount namespace), `bench/reader.ts` (the reader), `bench/harness.ts` (processes, barrier, teardown), `bench/dataset.ts`, `bench/s3serve.ts`, `bench/report.ts`. `test/bench/quick.test.ts` runs the quick mode and checks the JSON (never speed). `bench/store.ts` and `bench/chunks.ts` are separate micro-benchmarks of the store and chunk layers.',
     '',
     '## Method',
     '',
     '`npm run bench` (or `npm run bench -- --quick`) installs the peers if missing (`scripts/bench-setup.sh`: s3fs, rclone, fio), starts s3rver on loopback behind the test harness\'s conditional-write proxy, uses a fresh temporary `CAIRN_HOME`, and generates random data:',
     '',
     `- **big**: one ${ds.bigBytes / 2 ** 20} MiB file; **small**: ${ds.smallCount} files of ${ds.smallBytes / 1024} KiB in one directory; the peers mount the prefix of each workload (plain/big, plain/small).`,
-    `- The same bytes are uploaded twice to the same bucket: into a Cairn volume with \`vol.batchUpload\` (${ds.cairnUploadSec} s) and as plain objects under another prefix (${ds.plainUploadSec} s) for the references.`,
+    `- The same bytes are uploaded twice to the same bucket: into a Cairn volume with \`vol.batchUpload\` (${ds.cairnUploadSec} s) and as plain objects under another prefix (${ds.plainUploadSec} s) for the references.` +
+      (ds.cairnFileUploadSec !== undefined ? ` They also go into a Cairn volume on the embedded file store (\`file://\`, a directory on the same temp disk; ${ds.cairnFileUploadSec} s), so Cairn runs on both stores side by side: "Cairn" is Cairn on s3rver, "Cairn (file store)" Cairn on the file store, each with its own chunk cache.` : ''),
     '',
     'Each reader is a "container": a process started with `unshare --mount --propagation private` that mounts the filesystem itself (Cairn: `mount({ foreground: true })` served by that process; s3fs; `rclone mount --daemon`) and runs one reader process inside its namespace. All readers of a group are released together after every mount is ready; aggregate throughput is all bytes read over first start → last finish. TTFB is the time from `open` to the first bytes of the first file (median over readers). Big files are read sequentially with 1 MiB `read`s; small files 8 at a time per reader.',
     '',
-    `- **cold**: host chunk cache directory deleted (Cairn) and \`sync; echo 3 > /proc/sys/vm/drop_caches\` before the group; **warm**: right after, the cache filled (new mounts, new processes).`,
+    `- **cold**: host chunk cache directory deleted (Cairn) and \`sync; echo 3 > /proc/sys/vm/drop_caches\` before the group (for Cairn on the file store the store's own files are then cold on disk too, as local disk's are); **warm**: right after, the cache filled (new mounts, new processes).`,
     `- References, in the same run and alternating with Cairn (each round runs every system once): local disk (same files after drop_caches), raw AWS SDK GetObject of the same objects from the same s3rver (same reader count, one process each), s3fs and rclone mount of the plain copy (default options, read-only, cold only).`,
-    `- Each figure is the median of its rounds (${String(res.method.runs)}); the JSON keeps every round.`,
+    `- Each figure is the median of its rounds (${String(res.method.runs)}); the JSON keeps every round.` +
+      (res.method.warmReaderCounts ? ` Warm at ${String(res.method.warmReaderCounts)}.` : ''),
+    ...(res.stepSec ? [`- Time per step of this run: ${Object.entries(res.stepSec).map(([k, v]) => `${k} ${v} s`).join(', ')}.`] : []),
     '',
     '## Machine',
     '',
@@ -338,6 +364,7 @@ export async function renderDocs(res: BenchResults, docsDir: string, jsonRel: st
     '',
     mdTable(readTable(res)),
     '',
+    ...fioSection(res),
   ];
   if (res.writes?.rows.length) {
     md.push(
