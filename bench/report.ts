@@ -331,6 +331,7 @@ export async function renderDocs(res: BenchResults, docsDir: string, jsonRel: st
     'npm run bench -- --quick      # 64 MiB / 200 files, 1 and 4 readers, one round each (< 3 minutes)',
     'npm run bench -- --no-peers   # skip s3fs and rclone (and their installation)',
     'npm run bench -- --no-fio     # skip the fio jobs (skipped anyway, with the reason recorded, when fio is missing)',
+    'npm run bench -- --big-mib 512  # a smaller big file: the main lever on the suite\'s duration',
     'npm run bench -- --profile    # also `node --cpu-prof` one Cairn daemon (1 reader, big file, cold and warm)',
     'node dist/bench/report.js bench/results/<timestamp>.json   # re-render this page from a results file',
     '```',

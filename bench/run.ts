@@ -13,6 +13,7 @@
  *   --no-peers       skip s3fs and rclone (and their installation)
  *   --no-writes      skip the write/commit/metadata workloads
  *   --no-fio         skip the fio jobs (they are skipped, with the reason recorded, when fio is missing)
+ *   --big-mib N      size of the big file in MiB (default 1024; quick 64): the main lever on the suite's duration
  *   --out PATH       JSON file (or directory) to write instead of bench/results/<timestamp>.json
  *   --docs / --no-docs  render docs/ (default: full runs only)
  *   --profile        `node --cpu-prof` one Cairn daemon (cold, 1 reader, big file)
@@ -40,6 +41,7 @@ interface Args {
   peers: boolean;
   writes: boolean;
   fio: boolean;
+  bigMiB?: number;
   out?: string;
   docs: boolean;
   profile: boolean;
@@ -57,7 +59,11 @@ function parseArgs(argv: string[]): Args {
     else if (x === '--docs') docs = true;
     else if (x === '--no-docs') docs = false;
     else if (x === '--profile') a.profile = true;
-    else if (x === '--out') a.out = argv[++i];
+    else if (x === '--big-mib' || x.startsWith('--big-mib=')) {
+      const v = Number(x.includes('=') ? x.slice(x.indexOf('=') + 1) : argv[++i]);
+      if (!Number.isInteger(v) || v < 1) throw new Error(`--big-mib takes a positive whole number of MiB`);
+      a.bigMiB = v;
+    } else if (x === '--out') a.out = argv[++i];
     else if (x.startsWith('--out=')) a.out = x.slice(6);
     else throw new Error(`unknown option ${x} (see the header of bench/run.ts)`);
   }
@@ -133,7 +139,7 @@ async function main(): Promise<number> {
       tStep = performance.now();
     };
     const ds = await prepareDataset(
-      args.quick ? { bigBytes: 64 * MiB, smallCount: 200, smallBytes: 16 * 1024 } : { bigBytes: 1024 * MiB, smallCount: 2000, smallBytes: 16 * 1024 },
+      args.quick ? { bigBytes: (args.bigMiB ?? 64) * MiB, smallCount: 200, smallBytes: 16 * 1024 } : { bigBytes: (args.bigMiB ?? 1024) * MiB, smallCount: 2000, smallBytes: 16 * 1024 },
       work,
       s3,
       log,
