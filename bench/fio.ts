@@ -18,12 +18,12 @@
  * bypasses or drops the page cache itself (`--direct=0 --invalidate=0`), and every job is bounded
  * by `--io_size` and `--runtime` (the row says when the runtime cut it short).
  */
-import { execFile, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { ContainerSpec } from './container.js';
 import type { Dataset } from './dataset.js';
-import { dropCaches, MiB, mountDir, runContainer } from './harness.js';
+import { atCleanup, dropCaches, isStopping as stopping, MiB, mountDir, runContainer } from './harness.js';
 import type { Cache, System } from './reads.js';
 
 export type FioSystem = Exclude<System, 's3get'>;
@@ -80,13 +80,32 @@ export interface FioProcess {
 
 /**
  * Runs fio (its arguments include `--output-format=json`) with a hard time limit. fio may print
- * notes before the JSON report: parsing starts at the first `{`.
+ * notes before the JSON report: parsing starts at the first `{`. fio runs in its own process
+ * group, and `kill()` kills the whole group: no fio process outlives a stopped benchmark.
  */
 export function execFio(args: string[], timeoutMs = 180_000): FioProcess {
-  let child: ChildProcess | undefined;
+  const child = spawn('fio', args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const kill = (): void => {
+    if (!child.pid || child.exitCode !== null || child.signalCode !== null) return;
+    try {
+      process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  };
+  let out = '';
+  let stderr = '';
+  child.stdout!.setEncoding('utf8').on('data', (c: string) => (out += c));
+  child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr = (stderr + c).slice(-4000)));
   const report = new Promise<unknown>((resolve, reject) => {
-    child = execFile('fio', args, { timeout: timeoutMs, maxBuffer: 16 * MiB }, (err, out, stderr) => {
-      if (err) return reject(new Error(`fio ${args.join(' ')}: ${stderr || err.message}`));
+    const timer = setTimeout(kill, timeoutMs);
+    child.once('error', (err) => {
+      clearTimeout(timer);
+      reject(new Error(`fio: ${err.message}`));
+    });
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      if (code !== 0) return reject(new Error(`fio ${args.join(' ')} exited ${code ?? signal}: ${stderr.trim() || out.slice(0, 400)}`));
       try {
         resolve(JSON.parse(out.slice(out.indexOf('{'))));
       } catch {
@@ -94,12 +113,7 @@ export function execFio(args: string[], timeoutMs = 180_000): FioProcess {
       }
     });
   });
-  return {
-    report,
-    kill: () => {
-      if (child && child.exitCode === null) child.kill('SIGKILL');
-    },
-  };
+  return { report, kill };
 }
 
 /** fio's arguments for one job over a file of `fileBytes` (everything but `--filename`). */
@@ -113,6 +127,7 @@ export function fioArgs(job: FioJob, fileBytes: number, quick: boolean): string[
     '--readonly',
     '--allow_file_create=0',
     '--ioengine=psync',
+    '--thread', // jobs are threads of one process: nothing forked to outlive it
     '--direct=0',
     '--invalidate=0',
     `--size=${fileBytes}`,
@@ -175,8 +190,14 @@ async function once(ds: Dataset, sys: FioSystem, job: FioJob, cache: Cache, o: F
   const expect = Number(args.find((a) => a.startsWith('--io_size='))!.slice(10)) * (job === 'rand' ? 4 : 1);
   const m = mountOf(ds, sys, o);
   if (!m) {
-    const report = await execFio([...args, `--filename=${path.join(ds.localDir, ds.bigRel)}`]).report;
-    return { system: sys, job, cache, ...parseFio(report, expect) };
+    if (stopping()) throw new Error('the benchmark is stopping');
+    const run = execFio([...args, `--filename=${path.join(ds.localDir, ds.bigRel)}`]);
+    const forget = atCleanup(run.kill);
+    try {
+      return { system: sys, job, cache, ...parseFio(await run.report, expect) };
+    } finally {
+      forget();
+    }
   }
   const mountpoint = await mountDir(path.join(o.work, 'mnt'), `fio-${sys}-${++seq}`);
   try {

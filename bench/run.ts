@@ -112,6 +112,7 @@ async function main(): Promise<number> {
   const fuseOk = await fsp.access('/dev/fuse').then(() => true, () => false);
 
   const work = await fsp.mkdtemp(path.join(os.tmpdir(), 'cairn-bench-'));
+  workDir = work;
   const home = path.join(work, 'home');
   const cacheDir = path.join(home, 'cache');
   // Cairn on the file store has its own chunk cache, so each Cairn system's cold and warm states are its own.
@@ -250,6 +251,9 @@ async function main(): Promise<number> {
   return code;
 }
 
+/** The run's temporary directory (data, file store, cache), removed on every exit path after cleanup(). */
+let workDir: string | undefined;
+
 /** Top self-time functions of the recorded daemon profiles (ms). */
 async function summarizeProfile(dir: string): Promise<BenchResults['profile']> {
   const files = await fsp.readdir(dir).catch(() => [] as string[]);
@@ -292,7 +296,10 @@ async function summarizeProfile(dir: string): Promise<BenchResults['profile']> {
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.on(sig, () => {
     log(`${sig}: cleaning up`);
-    void cleanup().finally(() => process.exit(130));
+    void cleanup()
+      .then(() => (workDir ? fsp.rm(workDir, { recursive: true, force: true }) : undefined))
+      .catch(() => undefined)
+      .finally(() => process.exit(130));
   });
 }
 
