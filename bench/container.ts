@@ -3,10 +3,13 @@
  * mount namespace. It mounts the filesystem under test itself (a Cairn mount served on this
  * process's event loop, or an `s3fs` / `rclone mount` daemon), starts one reader process
  * (bench/reader.ts) inside the namespace, and relays the start barrier and the result.
+ * In fio mode (`spec.fio`, bench/fio.ts) it runs one read-only fio job over a file of the mount
+ * instead of the reader.
  *
  * Protocol on stdout (one JSON line each): `{"event":"ready","mountMs":..,"daemonPid":..}` once
  * mounted and the reader is waiting; then, after a `go` line on stdin, `{"event":"result",
- * ...ReaderResult, "daemonHwmKiB":..}`; or `{"event":"error","message":..}`.
+ * ...ReaderResult, "daemonHwmKiB":..}` (fio mode: `{"event":"result","fio":<fio's JSON report>,
+ * "daemonHwmKiB":..}`); or `{"event":"error","message":..}`.
  *
  * Invariants: this process never touches the mountpoint with file I/O (it may serve it); every
  * exit path unmounts with `fusermount -uz`, and SIGTERM triggers the same teardown.
@@ -18,6 +21,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { execFio, type FioProcess } from './fio.js';
 import type { ReaderSpec } from './reader.js';
 
 export type MountKind = 'cairn' | 's3fs' | 'rclone';
@@ -28,14 +32,18 @@ export interface ContainerSpec {
   /** Cairn: the volume and its store URL. */
   volume?: string;
   store?: string;
+  /** Cairn: the host chunk cache directory (`$CAIRN_CACHE_DIR`; default: inherited). */
+  cacheDir?: string;
   /** s3fs / rclone: bucket, prefix (no slashes at the ends), endpoint, credential files. */
   bucket?: string;
   prefix?: string;
   endpoint?: string;
   passwdFile?: string;
   rcloneConfig?: string;
-  /** Reader spec; `files` are relative to the mountpoint. */
-  reader: ReaderSpec;
+  /** Reader spec; `files` are relative to the mountpoint. Exactly one of `reader` and `fio`. */
+  reader?: ReaderSpec;
+  /** fio mode: fio's arguments (without `--filename`) and the file to read, relative to the mountpoint. */
+  fio?: { args: string[]; file: string };
 }
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -80,17 +88,26 @@ async function hwmKiB(pid: number): Promise<number | undefined> {
   return m ? Number(m[1]) : undefined;
 }
 
+/** Waits for the `go` line on stdin. */
+async function waitGo(): Promise<void> {
+  const stdin = readline.createInterface({ input: process.stdin });
+  await new Promise<void>((resolve) => stdin.once('line', () => resolve()));
+  stdin.close();
+}
+
 async function main(): Promise<void> {
   const spec = JSON.parse(process.argv[2] ?? '{}') as ContainerSpec;
   const mnt = path.resolve(spec.mountpoint);
   await fsp.mkdir(mnt, { recursive: true });
   let close: () => Promise<void> = async () => undefined;
   let reader: ChildProcess | undefined;
+  let fioRun: FioProcess | undefined;
   let tornDown = false;
   const teardown = async (): Promise<void> => {
     if (tornDown) return;
     tornDown = true;
     if (reader && reader.exitCode === null) reader.kill('SIGKILL');
+    fioRun?.kill();
     await close().catch(() => undefined);
     await run('fusermount', ['-uz', mnt]).catch(() => undefined);
   };
@@ -101,6 +118,8 @@ async function main(): Promise<void> {
     const t0 = performance.now();
     let daemonPid: number | undefined;
     if (spec.kind === 'cairn') {
+      // Before the first import of the chunk layer: the cache reads it lazily, once per process.
+      if (spec.cacheDir) process.env.CAIRN_CACHE_DIR = spec.cacheDir;
       const { mount } = await import('../src/fuse/mount.js');
       const m = await mount({ volume: spec.volume!, mountpoint: mnt, store: spec.store, readOnly: true, commitIntervalSec: 0, foreground: true });
       daemonPid = process.pid;
@@ -122,6 +141,18 @@ async function main(): Promise<void> {
     }
     const mountMs = performance.now() - t0;
 
+    if (spec.fio) {
+      emit({ event: 'ready', mountMs, daemonPid, peer: spec.kind !== 'cairn' });
+      await waitGo();
+      fioRun = execFio([...spec.fio.args, `--filename=${path.join(mnt, spec.fio.file)}`]);
+      const fio = await fioRun.report;
+      const daemonHwmKiB = daemonPid ? await hwmKiB(daemonPid) : undefined;
+      await teardown();
+      emit({ event: 'result', fio, daemonHwmKiB });
+      setTimeout(() => process.exit(), 200).unref();
+      return;
+    }
+    if (!spec.reader) throw new Error('container spec has neither reader nor fio');
     const files = (spec.reader.files ?? []).map((f) => path.join(mnt, f));
     reader = spawn(process.execPath, [READER_JS, JSON.stringify({ ...spec.reader, files })], { stdio: ['pipe', 'pipe', 'inherit'] });
     const lines = readline.createInterface({ input: reader.stdout! });
@@ -143,9 +174,7 @@ async function main(): Promise<void> {
     if (ready.event !== 'ready') throw new Error(`reader: ${JSON.stringify(ready)}`);
     emit({ event: 'ready', mountMs, daemonPid, peer: spec.kind !== 'cairn' });
 
-    const stdin = readline.createInterface({ input: process.stdin });
-    await new Promise<void>((resolve) => stdin.once('line', () => resolve()));
-    stdin.close();
+    await waitGo();
     reader.stdin!.write('go\n');
     const result = await next();
     if (result.event !== 'result') throw new Error(`reader: ${String(result.message ?? JSON.stringify(result))}`);

@@ -3,12 +3,16 @@
  * could deduplicate or compress), written to local disk, uploaded once into a Cairn volume
  * (`vol.batchUpload`) and once as plain objects under a separate prefix of the same bucket
  * (for raw GetObject, s3fs and rclone), plus the credential/config files those peers need.
+ * The same bytes also go into a Cairn volume on the embedded file store (`file://` under the
+ * work directory), so Cairn runs side by side on both stores.
  *
- * Invariant: every system under test reads exactly the same bytes, from the same s3rver.
+ * Invariant: every system under test reads exactly the same bytes; every S3 reader reads them
+ * from the same s3rver.
  */
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import pLimit from 'p-limit';
 import { MiB } from './harness.js';
 
@@ -23,9 +27,11 @@ export interface Dataset extends DatasetSpec {
   localDir: string;
   bigRel: string;
   smallRels: string[];
-  /** Cairn volume name and store URL. */
+  /** Cairn volume name and store URL (s3rver). */
   volume: string;
   storeUrl: string;
+  /** The same volume name on the embedded file store (`file:///…`, under the work directory). */
+  fileStoreUrl: string;
   /** Plain-object copy: bucket, prefix (no slashes at the ends) and endpoint. */
   bucket: string;
   peerPrefix: string;
@@ -35,6 +41,8 @@ export interface Dataset extends DatasetSpec {
   /** Seconds each upload took (batchUpload; plain PUTs), for the record. */
   cairnUploadSec: number;
   peerUploadSec: number;
+  /** Seconds batchUpload took into the file store. */
+  cairnFileUploadSec: number;
 }
 
 /** Writes `bytes` of random data to `file` in 16 MiB blocks (each block distinct). */
@@ -87,22 +95,31 @@ export async function prepareDataset(
   const { openStore } = await import('../src/store/index.js');
   const volume = 'bench';
   const storeUrl = `s3://${s3.bucket}/cairn?endpoint=${s3.endpoint}&path_style=true`;
+  /** Uploads the local copy into the volume on `url`; returns the seconds it took. */
+  const upload = async (url: string): Promise<number> => {
+    const t0 = performance.now();
+    const vol = await Volume.fromName(volume, { store: url, createIfMissing: true });
+    try {
+      await vol.batchUpload({ force: true }, (b) => {
+        b.putFile(path.join(localDir, bigRel), `/${bigRel}`);
+        b.putDirectory(path.join(localDir, 'small'), '/small');
+      });
+    } finally {
+      await vol.close();
+    }
+    return (performance.now() - t0) / 1000;
+  };
   log('uploading to the Cairn volume (batchUpload)');
-  let t = performance.now();
-  const vol = await Volume.fromName(volume, { store: storeUrl, createIfMissing: true });
-  try {
-    await vol.batchUpload({ force: true }, (b) => {
-      b.putFile(path.join(localDir, bigRel), `/${bigRel}`);
-      b.putDirectory(path.join(localDir, 'small'), '/small');
-    });
-  } finally {
-    await vol.close();
-  }
-  const cairnUploadSec = (performance.now() - t) / 1000;
+  const cairnUploadSec = await upload(storeUrl);
+  const fileStoreDir = path.join(work, 'filestore');
+  await fsp.mkdir(fileStoreDir, { recursive: true });
+  const fileStoreUrl = pathToFileURL(fileStoreDir).href;
+  log(`uploading the same bytes to a Cairn volume on the file store (${fileStoreUrl})`);
+  const cairnFileUploadSec = await upload(fileStoreUrl);
 
   log('uploading the same bytes as plain objects (for GetObject, s3fs, rclone)');
   const peerPrefix = 'plain';
-  t = performance.now();
+  const t = performance.now();
   const store = await openStore(`s3://${s3.bucket}/${peerPrefix}?endpoint=${s3.endpoint}&path_style=true`);
   try {
     await store.put(bigRel, await fsp.readFile(path.join(localDir, bigRel)));
@@ -120,5 +137,5 @@ export async function prepareDataset(
     rcloneConfig,
     ['[bench]', 'type = s3', 'provider = Other', 'access_key_id = S3RVER', 'secret_access_key = S3RVER', `endpoint = ${s3.endpoint}`, 'force_path_style = true', 'region = us-east-1', ''].join('\n'),
   );
-  return { ...spec, localDir, bigRel, smallRels, volume, storeUrl, bucket: s3.bucket, peerPrefix, endpoint: s3.endpoint, passwdFile, rcloneConfig, cairnUploadSec, peerUploadSec };
+  return { ...spec, localDir, bigRel, smallRels, volume, storeUrl, fileStoreUrl, cairnFileUploadSec, bucket: s3.bucket, peerPrefix, endpoint: s3.endpoint, passwdFile, rcloneConfig, cairnUploadSec, peerUploadSec };
 }

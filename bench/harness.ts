@@ -24,6 +24,15 @@ export const MiB = 1024 * 1024;
 const children = new Set<ChildProcess>();
 const daemonPids = new Set<number>();
 const mountDirs = new Set<string>();
+/** Set by cleanup(): nothing new starts afterwards (a signal's cleanup races the running loops). */
+let stopping = false;
+
+/** Whether cleanup() has begun. */
+export const isStopping = (): boolean => stopping;
+
+function notStopping(): void {
+  if (stopping) throw new Error('the benchmark is stopping');
+}
 
 /** Runs a command; resolves with its stdout, rejects with its stderr. */
 export function sh(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<string> {
@@ -46,6 +55,7 @@ export async function dropCaches(): Promise<boolean> {
 
 /** A fresh mountpoint path under `root`, remembered for teardown. */
 export async function mountDir(root: string, name: string): Promise<string> {
+  notStopping();
   const dir = path.join(root, name);
   await fsp.mkdir(dir, { recursive: true });
   mountDirs.add(dir);
@@ -168,6 +178,7 @@ export type Member = { kind: 'plain'; reader: ReaderSpec } | { kind: 'container'
  * Any failure kills the whole group (containers unmount on SIGTERM) and rethrows.
  */
 export async function runGroup(members: Member[], env: NodeJS.ProcessEnv): Promise<GroupResult> {
+  notStopping();
   const parts = members.map((m) =>
     m.kind === 'plain'
       ? participant(process.execPath, [READER_JS, JSON.stringify(m.reader)], env)
@@ -192,6 +203,29 @@ export async function runGroup(members: Member[], env: NodeJS.ProcessEnv): Promi
   } catch (err) {
     for (const p of parts) if (p.child.exitCode === null) p.child.kill('SIGTERM');
     await Promise.all(parts.map((p) => waitExit(p.child, 15_000)));
+    throw err;
+  }
+}
+
+/**
+ * Runs one container (bench/container.ts) alone: waits for `ready`, sends `go`, returns both
+ * reports (the result is the container's raw `result` message, e.g. a fio report). Failures kill
+ * the container (it unmounts on SIGTERM) and rethrow.
+ */
+export async function runContainer(spec: ContainerSpec, env: NodeJS.ProcessEnv): Promise<{ ready: Record<string, any>; result: Record<string, any> }> {
+  const p = participant('unshare', ['--mount', '--propagation', 'private', process.execPath, CONTAINER_JS, JSON.stringify(spec)], env);
+  try {
+    const ready = await p.next();
+    if (ready.event !== 'ready') throw new Error(`not ready: ${ready.message ?? JSON.stringify(ready)}`);
+    if (ready.peer && typeof ready.daemonPid === 'number' && ready.daemonPid > 0) daemonPids.add(ready.daemonPid);
+    p.child.stdin!.write('go\n');
+    const result = await p.next();
+    if (result.event !== 'result') throw new Error(`container failed: ${result.message ?? JSON.stringify(result)}`);
+    await waitExit(p.child, 30_000);
+    return { ready, result };
+  } catch (err) {
+    if (p.child.exitCode === null) p.child.kill('SIGTERM');
+    await waitExit(p.child, 15_000);
     throw err;
   }
 }
@@ -226,8 +260,19 @@ function aggregate(members: GroupMember[]): GroupResult {
   };
 }
 
+const hooks = new Set<() => void | Promise<void>>();
+
+/** Registers something for `cleanup()` to stop first (e.g. a fio run); returns its deregistration. */
+export function atCleanup(fn: () => void | Promise<void>): () => void {
+  hooks.add(fn);
+  return () => hooks.delete(fn);
+}
+
 /** Kills every child still running and every recorded daemon, and lazily unmounts every dir. */
 export async function cleanup(): Promise<void> {
+  stopping = true;
+  for (const fn of [...hooks]) await Promise.resolve(fn()).catch(() => undefined);
+  hooks.clear();
   for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
   await Promise.all([...children].map((c) => waitExit(c, 10_000)));
   for (const pid of daemonPids) {

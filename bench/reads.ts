@@ -3,9 +3,10 @@
  * 16) readers, each reader a "container" — its own mount namespace with its own mount — cold
  * (empty host chunk cache, dropped page cache) and warm (cache filled), next to the references
  * measured in the same run and alternating with Cairn: local disk, raw GetObject from the same
- * s3rver, s3fs and rclone mounts of a plain copy of the same bytes.
+ * s3rver, s3fs and rclone mounts of a plain copy of the same bytes. Cairn runs on s3rver
+ * (`cairn`) and on the embedded file store (`cairn-file`), each with its own chunk cache.
  *
- * Every figure is the median of `runs` groups. A group is N reader processes released together;
+ * Every figure is the median of its rounds (`runs(readers, system, cache)` groups). A group is N reader processes released together;
  * its throughput is all bytes over first start → last end (see harness.ts).
  */
 import { promises as fsp } from 'node:fs';
@@ -14,7 +15,13 @@ import type { Dataset } from './dataset.js';
 import { dropCaches, median, mountDir, runGroup, type GroupResult, type Member } from './harness.js';
 import type { ReaderSpec } from './reader.js';
 
-export type System = 'cairn' | 'local' | 's3get' | 's3fs' | 'rclone';
+export type System = 'cairn' | 'cairn-file' | 'local' | 's3get' | 's3fs' | 'rclone';
+
+/** Systems in table order: Cairn's, then the references. */
+export const SYSTEMS: readonly System[] = ['cairn', 'cairn-file', 'local', 's3get', 's3fs', 'rclone'];
+
+/** Whether a system is a Cairn mount (on either store). */
+export const isCairn = (s: System): s is 'cairn' | 'cairn-file' => s === 'cairn' || s === 'cairn-file';
 export type Workload = 'big' | 'small';
 export type Cache = 'cold' | 'warm';
 
@@ -36,17 +43,18 @@ export interface ReadRow {
 }
 
 export interface ReadOptions {
-  /** Rounds per reader count. */
-  runs: (readers: number) => number;
+  /** Rounds of one figure: per reader count, system and cache state (at least 1). */
+  runs: (readers: number, sys: System, cache: Cache) => number;
   /** Reader counts per system (a system absent here is skipped). */
   readers: Partial<Record<System, number[]>>;
-  /** Systems measured warm too (the others cold only). */
-  warm: System[];
+  /** Reader counts at which a system is measured warm too (absent: cold only). */
+  warm: Partial<Record<System, number[]>>;
   /** Files in flight per reader for the small-files workload. */
   smallConcurrency: number;
   work: string;
   env: NodeJS.ProcessEnv;
-  cacheDir: string;
+  /** Host chunk cache directory of each Cairn system (deleted before its cold groups). */
+  cacheDirs: Partial<Record<System, string>>;
   sessionsDir: string;
   log: (msg: string) => void;
   /** Directory for `node --cpu-prof` profiles of Cairn daemons (1 reader, big file, cold and warm). */
@@ -73,17 +81,18 @@ async function members(ds: Dataset, sys: System, w: Workload, n: number, o: Read
       out.push({
         kind: 'container',
         spec: {
-          kind: sys,
+          kind: sys === 'cairn-file' ? 'cairn' : sys,
           mountpoint: mnt,
           volume: ds.volume,
-          store: ds.storeUrl,
+          store: sys === 'cairn-file' ? ds.fileStoreUrl : ds.storeUrl,
+          ...(o.cacheDirs[sys] ? { cacheDir: o.cacheDirs[sys] } : {}),
           bucket: ds.bucket,
           // Peers mount the workload's own prefix (see dataset.ts) and read base names.
           prefix: `${ds.peerPrefix}/${w}`,
           endpoint: ds.endpoint,
           passwdFile: ds.passwdFile,
           rcloneConfig: ds.rcloneConfig,
-          reader: { ...spec, files: sys === 'cairn' ? rels : rels.map((r) => path.basename(r)) },
+          reader: { ...spec, files: isCairn(sys) ? rels : rels.map((r) => path.basename(r)) },
         },
         ...(profile && i === 0 ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`, `--cpu-prof-name=${profile}.cpuprofile`] } : {}),
       });
@@ -94,13 +103,14 @@ async function members(ds: Dataset, sys: System, w: Workload, n: number, o: Read
 
 /** Runs one group of one system, preparing the cache state first. */
 async function once(ds: Dataset, sys: System, w: Workload, cache: Cache, n: number, o: ReadOptions, profile: string | undefined): Promise<GroupResult> {
+  const cacheDir = o.cacheDirs[sys];
   if (cache === 'cold') {
-    if (sys === 'cairn') await fsp.rm(o.cacheDir, { recursive: true, force: true });
+    if (cacheDir) await fsp.rm(cacheDir, { recursive: true, force: true });
     await dropCaches();
   }
   const g = await runGroup(await members(ds, sys, w, n, o, profile), o.env);
   // Mount session directories are per mountpoint and never reused: drop them.
-  if (sys === 'cairn') await fsp.rm(o.sessionsDir, { recursive: true, force: true }).catch(() => undefined);
+  if (isCairn(sys)) await fsp.rm(o.sessionsDir, { recursive: true, force: true }).catch(() => undefined);
   return g;
 }
 
@@ -128,24 +138,26 @@ function summarize(w: Workload, sys: System, cache: Cache, n: number, ds: Datase
 }
 
 /**
- * Runs the whole read matrix. Order: for each workload and reader count, `runs` rounds; in each
- * round every system runs cold (Cairn first), then the warm systems run warm.
+ * Runs the whole read matrix. Order: for each workload and reader count, rounds; in each round
+ * every system runs cold (Cairn first), then the warm systems run warm. Round r runs only the
+ * figures with more than r rounds.
  */
 export async function readBench(ds: Dataset, o: ReadOptions): Promise<{ rows: ReadRow[]; failures: string[] }> {
   const rows: ReadRow[] = [];
   const failures: string[] = [];
-  const order: System[] = ['cairn', 'local', 's3get', 's3fs', 'rclone'];
+  const order = SYSTEMS;
   const counts = [...new Set(Object.values(o.readers).flat())].sort((a, b) => a - b);
   const profiled = new Set<string>();
   for (const w of ['big', 'small'] as Workload[]) {
     for (const n of counts) {
       const acc = new Map<string, GroupResult[]>();
       const broken = new Set<System>();
-      for (let r = 0; r < o.runs(n); r++) {
-        const plan: [System, Cache][] = [];
-        for (const sys of order) if (o.readers[sys]?.includes(n)) plan.push([sys, 'cold']);
-        for (const sys of order) if (o.readers[sys]?.includes(n) && o.warm.includes(sys)) plan.push([sys, 'warm']);
-        for (const [sys, cache] of plan) {
+      const plan: [System, Cache][] = [];
+      for (const sys of order) if (o.readers[sys]?.includes(n)) plan.push([sys, 'cold']);
+      for (const sys of order) if (o.readers[sys]?.includes(n) && o.warm[sys]?.includes(n)) plan.push([sys, 'warm']);
+      const rounds = Math.max(0, ...plan.map(([sys, cache]) => o.runs(n, sys, cache)));
+      for (let r = 0; r < rounds; r++) {
+        for (const [sys, cache] of plan.filter(([s, c]) => r < Math.max(1, o.runs(n, s, c)))) {
           if (broken.has(sys)) continue;
           const name = `cairn-${w}-${cache}-${n}r`;
           const profile = o.cpuProfDir && !profiled.has(name) && sys === 'cairn' && w === 'big' && n === 1 ? name : undefined;
@@ -154,7 +166,7 @@ export async function readBench(ds: Dataset, o: ReadOptions): Promise<{ rows: Re
             const g = await once(ds, sys, w, cache, n, o, profile);
             const key = `${sys}/${cache}`;
             acc.set(key, [...(acc.get(key) ?? []), g]);
-            o.log(`  ${w.padEnd(5)} ${String(n).padStart(2)} reader(s) ${sys.padEnd(6)} ${cache}: ${g.MiBps} MiB/s, ${g.filesPerSec} files/s, ttfb ${g.ttfbMs} ms`);
+            o.log(`  ${w.padEnd(5)} ${String(n).padStart(2)} reader(s) ${sys.padEnd(10)} ${cache}: ${g.MiBps} MiB/s, ${g.filesPerSec} files/s, ttfb ${g.ttfbMs} ms`);
           } catch (err) {
             broken.add(sys);
             const msg = `${w} ${n} reader(s) ${sys} ${cache}: ${(err as Error).message.split('\n').slice(0, 6).join(' | ')}`;

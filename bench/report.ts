@@ -9,7 +9,8 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ReadRow, System } from './reads.js';
+import type { FioResults, FioRow } from './fio.js';
+import { isCairn, SYSTEMS, type ReadRow, type System } from './reads.js';
 import type { WriteResults } from './writes.js';
 
 export interface Goal {
@@ -30,16 +31,27 @@ export interface BenchResults {
   durationSec: number;
   machine: Record<string, unknown>;
   peers: { s3fs: string | null; rclone: string | null };
-  dataset: { bigBytes: number; smallCount: number; smallBytes: number; cairnUploadSec: number; plainUploadSec: number };
+  dataset: { bigBytes: number; smallCount: number; smallBytes: number; cairnUploadSec: number; plainUploadSec: number; cairnFileUploadSec?: number };
   method: Record<string, unknown>;
+  /** Seconds per step of the suite (dataset, reads, fio, writes). */
+  stepSec?: Record<string, number>;
   reads: ReadRow[];
+  /** fio jobs through each mount (absent in results written before fio was added). */
+  fio?: FioResults;
   writes?: WriteResults;
   failures: string[];
   goals: Goal[];
   profile?: { file: string; totalMs: number; top: { fn: string; ms: number; pct: number }[]; modules?: { fn: string; ms: number; pct: number }[] }[];
 }
 
-const NAMES: Record<System, string> = { cairn: 'Cairn', local: 'local disk', s3get: 'raw GetObject', s3fs: 's3fs', rclone: 'rclone mount' };
+const NAMES: Record<System, string> = {
+  cairn: 'Cairn',
+  'cairn-file': 'Cairn (file store)',
+  local: 'local disk',
+  s3get: 'raw GetObject',
+  s3fs: 's3fs',
+  rclone: 'rclone mount',
+};
 const r2 = (x: number): number => Math.round(x * 100) / 100;
 
 function find(rows: ReadRow[], w: string, sys: System, cache: string, n: number): ReadRow | undefined {
@@ -82,12 +94,15 @@ function pad(cells: string[][]): string {
 
 const fmt = (x: number | undefined, d = 1): string => (x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(d));
 
-/** Ratio of a Cairn row to the same workload/cache/readers of each reference. */
+/**
+ * Ratio of a Cairn row to the same workload/cache/readers of each reference (Cairn on the file
+ * store: to local disk only, the other references read from s3rver).
+ */
 function ratios(res: BenchResults, r: ReadRow): string {
-  if (r.system !== 'cairn') return '';
+  if (!isCairn(r.system)) return '';
   const parts: string[] = [];
-  for (const ref of ['local', 's3get', 's3fs', 'rclone'] as System[]) {
-    const p = find(res.reads, r.workload, ref, r.cache, r.readers) ?? (r.cache === 'warm' ? undefined : undefined);
+  for (const ref of (r.system === 'cairn' ? ['local', 's3get', 's3fs', 'rclone'] : ['local']) as System[]) {
+    const p = find(res.reads, r.workload, ref, r.cache, r.readers);
     if (!p) continue;
     const key = r.workload === 'big' ? 'MiBps' : 'filesPerSec';
     parts.push(`${ref} ${fmt(r[key] / p[key], 2)}x`);
@@ -118,12 +133,44 @@ function readTable(res: BenchResults): string[][] {
 }
 
 function order(s: System): number {
-  return ['cairn', 'local', 's3get', 's3fs', 'rclone'].indexOf(s);
+  return SYSTEMS.indexOf(s);
+}
+
+/** Ratios of a Cairn fio row (MiB/s) to the same job on local disk (same cache state), s3fs and rclone (cold). */
+function fioRatios(rows: FioRow[], r: FioRow): string {
+  if (!isCairn(r.system)) return '';
+  const parts: string[] = [];
+  for (const ref of ['local', 's3fs', 'rclone'] as const) {
+    const p = rows.find((x) => x.system === ref && x.job === r.job && x.cache === r.cache);
+    if (p && p.MiBps > 0) parts.push(`${ref} ${fmt(r.MiBps / p.MiBps, 2)}x`);
+  }
+  return parts.join(', ');
+}
+
+function fioTable(fio: FioResults): string[][] {
+  const rows = [...fio.rows].sort((a, b) => b.job.localeCompare(a.job) || a.cache.localeCompare(b.cache) || order(a.system) - order(b.system));
+  return [
+    ['job', 'cache', 'system', 'MiB/s', 'IOPS', 'p50 ms', 'p99 ms', 'MiB read', 's', 'Cairn vs'],
+    ...rows.map((r) => [
+      r.job === 'seq' ? 'seq 1M x1' : 'rand 128k x4',
+      r.cache,
+      NAMES[r.system],
+      fmt(r.MiBps),
+      fmt(r.iops, 0),
+      fmt(r.p50Ms, 2),
+      fmt(r.p99Ms, 2),
+      fmt(r.MiB, 0),
+      `${fmt(r.seconds, 1)}${r.capped ? '*' : ''}`,
+      fioRatios(fio.rows, r),
+    ]),
+  ];
 }
 
 /** The stdout table. */
 export function table(res: BenchResults): string {
   const out = [`Cairn benchmarks (${res.mode}, ${res.durationSec} s)`, '', pad(readTable(res))];
+  if (res.fio?.rows.length) out.push('', `fio through each mount (${res.fio.version}; * = stopped by --runtime)`, pad(fioTable(res.fio)));
+  else if (res.fio?.skipped) out.push('', `fio: skipped (${res.fio.skipped})`);
   if (res.writes?.rows.length) {
     out.push('', pad([['write / metadata', 'value', 'unit'], ...res.writes.rows.map((w) => [w.name, fmt(w.value, w.value < 10 ? 2 : 1), w.unit])]));
   }
@@ -153,7 +200,7 @@ export function svgChart(res: BenchResults): string {
     const bars = res.reads.filter((r) => r.workload === w && r.cache === c && r.readers === Number(n)).sort((a, b) => order(a.system) - order(b.system)).map((r) => ({ sys: r.system, v: r.MiBps }));
     groups.push({ label: `${w} ${c} ×${n}`, bars });
   }
-  const colors: Record<System, string> = { cairn: '#2b6cb0', local: '#718096', s3get: '#38a169', s3fs: '#dd6b20', rclone: '#b83280' };
+  const colors: Record<System, string> = { cairn: '#2b6cb0', 'cairn-file': '#63b3ed', local: '#718096', s3get: '#38a169', s3fs: '#dd6b20', rclone: '#b83280' };
   const max = Math.max(1, ...groups.flatMap((g) => g.bars.map((b) => b.v)));
   const logMax = Math.log10(max * 1.2);
   const bw = 14;
@@ -247,6 +294,26 @@ function bottlenecks(res: BenchResults): string[] {
   return notes;
 }
 
+/** The "fio through each mount" section of docs/BENCHMARKS.md (empty for results without fio). */
+function fioSection(res: BenchResults): string[] {
+  const fio = res.fio;
+  if (!fio) return [];
+  const out = ['## fio through each mount', ''];
+  if (!fio.rows.length) return [...out, `Not run: ${fio.skipped ?? 'every job failed (see Failures)'}.`, ''];
+  out.push(
+    `${fio.version} from Debian, read-only jobs over the big file (${res.dataset.bigBytes / 2 ** 20} MiB), each inside a container's mount namespace (the same \`bench/container.ts\` as the readers, fio in place of the reader) for Cairn on both stores, s3fs and rclone mount, and directly on the local copy for local disk:`,
+    '',
+    '- **seq**: sequential read, 1 MiB blocks, one job: `fio ' + fio.jobs.seq + '`',
+    '- **rand**: random read, 128 KiB blocks (the largest request FUSE passes by default, so one fio read is one FUSE request), 4 jobs with psync (iodepth 1 each), aggregated: `fio ' + fio.jobs.rand + '`',
+    '',
+    'Cold and warm as for the read matrix (cold: chunk cache deleted for Cairn, `drop_caches` for every system; warm: right after the same system\'s cold job, same offsets). One run per figure. Latencies are fio\'s completion latency percentiles of one read; `*` marks a job stopped by `--runtime` before its `--io_size`. Cairn\'s ratios are of MiB/s, to the same job and cache state (s3fs and rclone: cold only).',
+    '',
+    mdTable(fioTable(fio)),
+    '',
+  );
+  return out;
+}
+
 /** Writes docs/BENCHMARKS.md and docs/benchmarks.svg. */
 export async function renderDocs(res: BenchResults, docsDir: string, jsonRel: string): Promise<void> {
   await fsp.writeFile(path.join(docsDir, 'benchmarks.svg'), `${svgChart(res)}\n`);
@@ -263,24 +330,29 @@ export async function renderDocs(res: BenchResults, docsDir: string, jsonRel: st
     'npm run bench                 # full suite (1 GiB / 2,000 files; 1, 4, 16 readers; writes and metadata)',
     'npm run bench -- --quick      # 64 MiB / 200 files, 1 and 4 readers, one round each (< 3 minutes)',
     'npm run bench -- --no-peers   # skip s3fs and rclone (and their installation)',
+    'npm run bench -- --no-fio     # skip the fio jobs (skipped anyway, with the reason recorded, when fio is missing)',
+    'npm run bench -- --big-mib 512  # a smaller big file: the main lever on the suite\'s duration',
     'npm run bench -- --profile    # also `node --cpu-prof` one Cairn daemon (1 reader, big file, cold and warm)',
     'node dist/bench/report.js bench/results/<timestamp>.json   # re-render this page from a results file',
     '```',
     '',
-    'Modules: `bench/run.ts` (driver), `bench/reads.ts` (read matrix), `bench/writes.ts` (writes, commits, metadata), `bench/container.ts` (one reader in its own mount namespace), `bench/reader.ts` (the reader), `bench/harness.ts` (processes, barrier, teardown), `bench/dataset.ts`, `bench/s3serve.ts`, `bench/report.ts`. `test/bench/quick.test.ts` runs the quick mode and checks the JSON (never speed). `bench/store.ts` and `bench/chunks.ts` are separate micro-benchmarks of the store and chunk layers.',
+    'Modules: `bench/run.ts` (driver), `bench/reads.ts` (read matrix), `bench/fio.ts` (fio jobs through each mount), `bench/writes.ts` (writes, commits, metadata), `bench/container.ts` (one reader in its own mount namespace), `bench/reader.ts` (the reader), `bench/harness.ts` (processes, barrier, teardown), `bench/dataset.ts`, `bench/s3serve.ts`, `bench/report.ts`. `test/bench/quick.test.ts` runs the quick mode and checks the JSON (never speed). `bench/store.ts` and `bench/chunks.ts` are separate micro-benchmarks of the store and chunk layers.',
     '',
     '## Method',
     '',
     '`npm run bench` (or `npm run bench -- --quick`) installs the peers if missing (`scripts/bench-setup.sh`: s3fs, rclone, fio), starts s3rver on loopback behind the test harness\'s conditional-write proxy, uses a fresh temporary `CAIRN_HOME`, and generates random data:',
     '',
     `- **big**: one ${ds.bigBytes / 2 ** 20} MiB file; **small**: ${ds.smallCount} files of ${ds.smallBytes / 1024} KiB in one directory; the peers mount the prefix of each workload (plain/big, plain/small).`,
-    `- The same bytes are uploaded twice to the same bucket: into a Cairn volume with \`vol.batchUpload\` (${ds.cairnUploadSec} s) and as plain objects under another prefix (${ds.plainUploadSec} s) for the references.`,
+    `- The same bytes are uploaded twice to the same bucket: into a Cairn volume with \`vol.batchUpload\` (${ds.cairnUploadSec} s) and as plain objects under another prefix (${ds.plainUploadSec} s) for the references.` +
+      (ds.cairnFileUploadSec !== undefined ? ` They also go into a Cairn volume on the embedded file store (\`file://\`, a directory on the same temp disk; ${ds.cairnFileUploadSec} s), so Cairn runs on both stores side by side: "Cairn" is Cairn on s3rver, "Cairn (file store)" Cairn on the file store, each with its own chunk cache.` : ''),
     '',
     'Each reader is a "container": a process started with `unshare --mount --propagation private` that mounts the filesystem itself (Cairn: `mount({ foreground: true })` served by that process; s3fs; `rclone mount --daemon`) and runs one reader process inside its namespace. All readers of a group are released together after every mount is ready; aggregate throughput is all bytes read over first start → last finish. TTFB is the time from `open` to the first bytes of the first file (median over readers). Big files are read sequentially with 1 MiB `read`s; small files 8 at a time per reader.',
     '',
-    `- **cold**: host chunk cache directory deleted (Cairn) and \`sync; echo 3 > /proc/sys/vm/drop_caches\` before the group; **warm**: right after, the cache filled (new mounts, new processes).`,
+    `- **cold**: host chunk cache directory deleted (Cairn) and \`sync; echo 3 > /proc/sys/vm/drop_caches\` before the group (for Cairn on the file store the store's own files are then cold on disk too, as local disk's are); **warm**: right after, the cache filled (new mounts, new processes).`,
     `- References, in the same run and alternating with Cairn (each round runs every system once): local disk (same files after drop_caches), raw AWS SDK GetObject of the same objects from the same s3rver (same reader count, one process each), s3fs and rclone mount of the plain copy (default options, read-only, cold only).`,
-    `- Each figure is the median of its rounds (${String(res.method.runs)}); the JSON keeps every round.`,
+    `- Each figure is the median of its rounds (${String(res.method.runs)}); the JSON keeps every round.` +
+      (res.method.warmReaderCounts ? ` Warm at ${String(res.method.warmReaderCounts)}.` : ''),
+    ...(res.stepSec ? [`- Time per step of this run: ${Object.entries(res.stepSec).map(([k, v]) => `${k} ${v} s`).join(', ')}.`] : []),
     '',
     '## Machine',
     '',
@@ -293,6 +365,7 @@ export async function renderDocs(res: BenchResults, docsDir: string, jsonRel: st
     '',
     mdTable(readTable(res)),
     '',
+    ...fioSection(res),
   ];
   if (res.writes?.rows.length) {
     md.push(

@@ -3,7 +3,8 @@
  *
  * Installs the peers when missing (scripts/bench-setup.sh), starts s3rver (bench/s3serve.ts)
  * with a fresh temporary CAIRN_HOME, generates the data, then runs the parallel-read matrix
- * (bench/reads.ts) and the write/commit/metadata workloads (bench/writes.ts), prints a table,
+ * (bench/reads.ts), fio jobs through each mount (bench/fio.ts) and the write/commit/metadata
+ * workloads (bench/writes.ts), prints a table,
  * writes JSON to bench/results/<timestamp>.json and, for full runs, renders docs/BENCHMARKS.md
  * and docs/benchmarks.svg (bench/report.ts).
  *
@@ -11,6 +12,8 @@
  *   --quick          small data, 1 run per figure (< 3 minutes)
  *   --no-peers       skip s3fs and rclone (and their installation)
  *   --no-writes      skip the write/commit/metadata workloads
+ *   --no-fio         skip the fio jobs (they are skipped, with the reason recorded, when fio is missing)
+ *   --big-mib N      size of the big file in MiB (default 1024; quick 64): the main lever on the suite's duration
  *   --out PATH       JSON file (or directory) to write instead of bench/results/<timestamp>.json
  *   --docs / --no-docs  render docs/ (default: full runs only)
  *   --profile        `node --cpu-prof` one Cairn daemon (cold, 1 reader, big file)
@@ -24,6 +27,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { prepareDataset } from './dataset.js';
 import { cleanup, MiB, sh, startS3Process, stopS3Process, type S3Endpoint } from './harness.js';
+import { fioBench, type FioSystem } from './fio.js';
 import { readBench, type System } from './reads.js';
 import { renderDocs, summarizeGoals, table, type BenchResults } from './report.js';
 import { writeBench } from './writes.js';
@@ -36,23 +40,30 @@ interface Args {
   quick: boolean;
   peers: boolean;
   writes: boolean;
+  fio: boolean;
+  bigMiB?: number;
   out?: string;
   docs: boolean;
   profile: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { quick: false, peers: true, writes: true, docs: false, profile: false };
+  const a: Args = { quick: false, peers: true, writes: true, fio: true, docs: false, profile: false };
   let docs: boolean | undefined;
   for (let i = 0; i < argv.length; i++) {
     const x = argv[i];
     if (x === '--quick') a.quick = true;
     else if (x === '--no-peers') a.peers = false;
     else if (x === '--no-writes') a.writes = false;
+    else if (x === '--no-fio') a.fio = false;
     else if (x === '--docs') docs = true;
     else if (x === '--no-docs') docs = false;
     else if (x === '--profile') a.profile = true;
-    else if (x === '--out') a.out = argv[++i];
+    else if (x === '--big-mib' || x.startsWith('--big-mib=')) {
+      const v = Number(x.includes('=') ? x.slice(x.indexOf('=') + 1) : argv[++i]);
+      if (!Number.isInteger(v) || v < 1) throw new Error(`--big-mib takes a positive whole number of MiB`);
+      a.bigMiB = v;
+    } else if (x === '--out') a.out = argv[++i];
     else if (x.startsWith('--out=')) a.out = x.slice(6);
     else throw new Error(`unknown option ${x} (see the header of bench/run.ts)`);
   }
@@ -97,11 +108,15 @@ async function main(): Promise<number> {
     s3fs: args.peers ? await has('s3fs') : null,
     rclone: args.peers ? await has('rclone') : null,
   };
+  const fioVersion = args.fio ? await has('fio') : null;
   const fuseOk = await fsp.access('/dev/fuse').then(() => true, () => false);
 
   const work = await fsp.mkdtemp(path.join(os.tmpdir(), 'cairn-bench-'));
+  workDir = work;
   const home = path.join(work, 'home');
   const cacheDir = path.join(home, 'cache');
+  // Cairn on the file store has its own chunk cache, so each Cairn system's cold and warm states are its own.
+  const cacheDirs = { cairn: cacheDir, 'cairn-file': path.join(home, 'cache-file') };
   process.env.CAIRN_HOME = home;
   process.env.CAIRN_CACHE_DIR = cacheDir;
   delete process.env.CAIRN_STORE;
@@ -114,37 +129,56 @@ async function main(): Promise<number> {
   let s3: S3Endpoint | undefined;
   let code = 0;
   try {
-    log(`mode ${mode}; work dir ${work}; peers: s3fs ${peers.s3fs ? 'yes' : 'no'}, rclone ${peers.rclone ? 'yes' : 'no'}`);
+    log(`mode ${mode}; work dir ${work}; peers: s3fs ${peers.s3fs ? 'yes' : 'no'}, rclone ${peers.rclone ? 'yes' : 'no'}; fio ${fioVersion ?? 'no'}`);
     s3 = await startS3Process(env);
     log(`s3rver at ${s3.endpoint}`);
+    // Seconds each step took (the suite has a time budget: this shows where it goes).
+    const steps: Record<string, number> = {};
+    let tStep = performance.now();
+    const stepDone = (name: string): void => {
+      steps[name] = Math.round((performance.now() - tStep) / 100) / 10;
+      tStep = performance.now();
+    };
     const ds = await prepareDataset(
-      args.quick ? { bigBytes: 64 * MiB, smallCount: 200, smallBytes: 16 * 1024 } : { bigBytes: 1024 * MiB, smallCount: 2000, smallBytes: 16 * 1024 },
+      args.quick ? { bigBytes: (args.bigMiB ?? 64) * MiB, smallCount: 200, smallBytes: 16 * 1024 } : { bigBytes: (args.bigMiB ?? 1024) * MiB, smallCount: 2000, smallBytes: 16 * 1024 },
       work,
       s3,
       log,
     );
-    // 16 readers (full mode) only for Cairn and local disk, and rounds are 3 for one reader but 1
-    // for 4 and 16 readers in full mode: against one s3rver process on 2 cores, more would not fit in 20 minutes.
+    // Full mode, to fit the time budget on 2 cores shared with one s3rver process:
+    //  - 16 readers only for Cairn (s3rver) and local disk, and cold only;
+    //  - 3 rounds only where figures vary most, the 1-reader cold reads through s3rver (Cairn,
+    //    raw GetObject, s3fs, rclone: the store server shares the cores); 1 round for local disk,
+    //    Cairn on the file store, every warm figure (no store server in the path) and 4/16 readers.
     const counts = args.quick ? [1, 4] : [1, 4, 16];
     const peerCounts = [1, 4];
-    const runs = (n: number): number => (args.quick ? 1 : n === 1 ? 3 : 1);
-    const readers: Partial<Record<System, number[]>> = { cairn: counts, local: counts, s3get: peerCounts };
+    const throughS3 = new Set<System>(['cairn', 's3get', 's3fs', 'rclone']);
+    const runs = (n: number, sys: System, cache: string): number => (!args.quick && n === 1 && cache === 'cold' && throughS3.has(sys) ? 3 : 1);
+    const runsText = args.quick
+      ? '1 per figure'
+      : '3 for 1-reader cold reads through s3rver (Cairn, raw GetObject, s3fs, rclone); 1 for local disk, Cairn on the file store, warm figures, and 4 and 16 readers';
+    const readers: Partial<Record<System, number[]>> = { cairn: counts, 'cairn-file': peerCounts, local: counts, s3get: peerCounts };
     if (peers.s3fs) readers.s3fs = peerCounts;
     if (peers.rclone) readers.rclone = peerCounts;
-    if (!fuseOk) delete readers.cairn;
+    if (!fuseOk) {
+      delete readers.cairn;
+      delete readers['cairn-file'];
+    }
+    stepDone('dataset');
     log('parallel reads');
     const reads = await readBench(ds, {
       runs,
       readers,
-      warm: args.quick ? ['cairn', 'local', 's3get'] : ['cairn', 'local'],
+      warm: args.quick ? { cairn: peerCounts, 'cairn-file': peerCounts, local: peerCounts, s3get: peerCounts } : { cairn: peerCounts, 'cairn-file': peerCounts, local: peerCounts },
       smallConcurrency: 8,
       work,
       env,
-      cacheDir,
+      cacheDirs,
       sessionsDir: path.join(home, 'sessions'),
       log,
       ...(args.profile ? { cpuProfDir: path.join(work, 'profiles') } : {}),
     });
+    stepDone('reads');
     const results: BenchResults = {
       version: 1,
       timestamp: new Date().toISOString(),
@@ -158,13 +192,17 @@ async function main(): Promise<number> {
         smallBytes: ds.smallBytes,
         cairnUploadSec: +ds.cairnUploadSec.toFixed(3),
         plainUploadSec: +ds.peerUploadSec.toFixed(3),
+        cairnFileUploadSec: +ds.cairnFileUploadSec.toFixed(3),
       },
       method: {
-        runs: args.quick ? '1 per figure' : '3 for 1 reader, 1 for 4 and 16 readers',
+        runs: runsText,
         readerCounts: readers,
+        warmReaderCounts: args.quick ? '1 and 4 (Cairn on both stores, local disk, raw GetObject)' : '1 and 4 (Cairn on both stores, local disk); 16 readers cold only',
+        fio: 'seq (bs=1M, 1 job) and rand (bs=128k, 4 psync jobs) over the big file, 1 run each; Cairn (both stores) and local disk cold and warm, s3fs and rclone cold',
         smallConcurrency: 8,
         store: 's3rver (local, one process) behind the conditional-write proxy, on loopback',
       },
+      stepSec: steps,
       reads: reads.rows,
       failures: [...reads.failures],
       goals: [],
@@ -180,10 +218,20 @@ async function main(): Promise<number> {
     };
     await save(); // the read figures survive a failure in what follows
 
+    const fioSystems: FioSystem[] = [...(fuseOk ? (['cairn', 'cairn-file'] as const) : []), 'local', ...(peers.s3fs ? (['s3fs'] as const) : []), ...(peers.rclone ? (['rclone'] as const) : [])];
+    if (args.fio) {
+      log(fioVersion ? 'fio through each mount' : 'fio: not installed, skipped');
+      results.fio = await fioBench(ds, { quick: args.quick, version: fioVersion, systems: fioSystems, warm: ['cairn', 'cairn-file', 'local'], cacheDirs, work, env, sessionsDir: path.join(home, 'sessions'), log });
+      results.failures.push(...results.fio.failures);
+      stepDone('fio');
+      await save();
+    }
+
     if (args.writes && fuseOk) {
       log('writes, commits, metadata');
       results.writes = await writeBench({ quick: args.quick, work, env, storeUrl: (p: string) => `s3://${s3!.bucket}/${p}?endpoint=${s3!.endpoint}&path_style=true`, log });
       results.failures.push(...results.writes.failures);
+      stepDone('writes');
     }
     await save();
     process.stdout.write(`${table(results)}\n`);
@@ -202,6 +250,9 @@ async function main(): Promise<number> {
   }
   return code;
 }
+
+/** The run's temporary directory (data, file store, cache), removed on every exit path after cleanup(). */
+let workDir: string | undefined;
 
 /** Top self-time functions of the recorded daemon profiles (ms). */
 async function summarizeProfile(dir: string): Promise<BenchResults['profile']> {
@@ -245,7 +296,10 @@ async function summarizeProfile(dir: string): Promise<BenchResults['profile']> {
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.on(sig, () => {
     log(`${sig}: cleaning up`);
-    void cleanup().finally(() => process.exit(130));
+    void cleanup()
+      .then(() => (workDir ? fsp.rm(workDir, { recursive: true, force: true }) : undefined))
+      .catch(() => undefined)
+      .finally(() => process.exit(130));
   });
 }
 

@@ -1,7 +1,8 @@
 /**
  * The benchmark suite's smoke test: `node dist/bench/run.js --quick` exits 0 and writes a results
  * JSON with the expected keys and positive figures. It never asserts speed. s3fs and rclone are
- * measured when installed (`--no-peers` otherwise, so CI need not install them).
+ * measured when installed (`--no-peers` otherwise, so CI need not install them); fio jobs are
+ * checked when fio is installed, and otherwise the run must still pass and record the skip.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,6 +11,7 @@ import { promises as fsp, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { fioArgs, fioBench, parseFio } from '../../bench/fio.js';
 
 const DIST = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const RUN_JS = path.join(DIST, 'bench', 'run.js');
@@ -35,7 +37,7 @@ test('npm run bench -- --quick writes complete results', { timeout: 10 * 60_000 
     }
     assert.equal(res.mode, 'quick');
     assert.ok(res.durationSec > 0);
-    const systems = ['cairn', 'local', 's3get', ...(peers ? ['s3fs', 'rclone'] : [])];
+    const systems = ['cairn', 'cairn-file', 'local', 's3get', ...(peers ? ['s3fs', 'rclone'] : [])];
     for (const workload of ['big', 'small']) {
       for (const system of systems) {
         for (const readers of [1, 4]) {
@@ -46,10 +48,31 @@ test('npm run bench -- --quick writes complete results', { timeout: 10 * 60_000 
         }
       }
       for (const readers of [1, 4]) {
-        const warm = res.reads.find((r: any) => r.workload === workload && r.system === 'cairn' && r.readers === readers && r.cache === 'warm');
-        assert.ok(warm && warm.MiBps > 0, `no warm Cairn ${workload} row x${readers}`);
-        assert.ok(warm.mountMs > 0 && warm.daemonHwmMiB > 0);
+        for (const system of ['cairn', 'cairn-file']) {
+          const warm = res.reads.find((r: any) => r.workload === workload && r.system === system && r.readers === readers && r.cache === 'warm');
+          assert.ok(warm && warm.MiBps > 0, `no warm ${system} ${workload} row x${readers}`);
+          assert.ok(warm.mountMs > 0 && warm.daemonHwmMiB > 0);
+        }
       }
+    }
+    assert.ok(res.dataset.cairnFileUploadSec > 0);
+    assert.ok(res.fio, 'results lack fio');
+    if (onPath('fio')) {
+      assert.match(res.fio.version, /fio/);
+      const fioSystems = ['cairn', 'cairn-file', 'local', ...(peers ? ['s3fs', 'rclone'] : [])];
+      for (const job of ['seq', 'rand']) {
+        for (const [system, cache] of [...fioSystems.map((s) => [s, 'cold']), ['cairn', 'warm'], ['cairn-file', 'warm'], ['local', 'warm']]) {
+          const row = res.fio.rows.find((r: any) => r.job === job && r.system === system && r.cache === cache);
+          assert.ok(row, `no fio ${job} ${cache} row for ${system}`);
+          for (const k of ['MiBps', 'iops', 'MiB', 'seconds']) assert.ok(row[k] > 0, `fio ${job} ${system} ${cache}: ${k} = ${row[k]}`);
+          assert.ok(row.p99Ms === undefined || row.p99Ms > 0);
+        }
+      }
+      assert.match(stdout, /fio through each mount/);
+    } else {
+      assert.equal(res.fio.version, null);
+      assert.equal(res.fio.rows.length, 0);
+      assert.match(res.fio.skipped, /not installed/);
     }
     assert.ok(res.writes.rows.length > 0, 'no write rows');
     for (const w of res.writes.rows) assert.ok(typeof w.name === 'string' && w.value > 0 && typeof w.unit === 'string', JSON.stringify(w));
@@ -58,4 +81,32 @@ test('npm run bench -- --quick writes complete results', { timeout: 10 * 60_000 
   } finally {
     await fsp.rm(dir, { recursive: true, force: true });
   }
+});
+
+test('fio: jobs are read-only and bounded; a missing fio is a recorded skip; reports parse', async () => {
+  for (const job of ['seq', 'rand'] as const) {
+    const args = fioArgs(job, 1024 * 2 ** 20, false);
+    for (const a of ['--readonly', '--direct=0', '--invalidate=0', '--output-format=json']) assert.ok(args.includes(a), `${job} lacks ${a}`);
+    assert.ok(args.some((a) => a.startsWith('--io_size=')) && args.some((a) => a.startsWith('--runtime=')));
+    assert.ok(!args.some((a) => /^--rw=.*write|^--filename=/.test(a)));
+  }
+  const skipped = await fioBench({} as never, {
+    quick: true,
+    version: null,
+    systems: ['local'],
+    warm: [],
+    cacheDirs: {},
+    work: os.tmpdir(),
+    env: process.env,
+    sessionsDir: os.tmpdir(),
+    log: () => undefined,
+  });
+  assert.equal(skipped.rows.length, 0);
+  assert.match(skipped.skipped ?? '', /not installed/);
+  const row = parseFio(
+    { jobs: [{ error: 0, read: { bw_bytes: 100 * 2 ** 20, iops: 800, io_bytes: 2 ** 30, runtime: 10_240, clat_ns: { percentile: { '50.000000': 1_000_000, '99.000000': 9_000_000 } } } }] },
+    2 ** 30,
+  );
+  assert.deepEqual(row, { MiBps: 100, iops: 800, p50Ms: 1, p99Ms: 9, MiB: 1024, seconds: 10.24, capped: false });
+  assert.throws(() => parseFio({ jobs: [] }, 1), /without read figures/);
 });
