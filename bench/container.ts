@@ -103,6 +103,8 @@ async function main(): Promise<void> {
   let reader: ChildProcess | undefined;
   let fioRun: FioProcess | undefined;
   let tornDown = false;
+  /** A peer's daemon (s3fs, rclone: they fork into the background). */
+  let peerPid: number | undefined;
   const teardown = async (): Promise<void> => {
     if (tornDown) return;
     tornDown = true;
@@ -110,6 +112,16 @@ async function main(): Promise<void> {
     fioRun?.kill();
     await close().catch(() => undefined);
     await run('fusermount', ['-uz', mnt]).catch(() => undefined);
+    // A lazy unmount leaves a daemon with requests in flight running, holding its connections to
+    // the store (a stuck rclone once stalled s3rver for every later step): stop it for good. Its
+    // death also fails the stuck requests, so a reader or fio blocked in them can exit.
+    if (peerPid) {
+      try {
+        process.kill(peerPid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
   };
   process.on('SIGTERM', () => void teardown().finally(() => process.exit(143)));
   process.on('SIGINT', () => void teardown().finally(() => process.exit(130)));
@@ -130,14 +142,14 @@ async function main(): Promise<void> {
       const src = spec.prefix ? `${spec.bucket}:/${spec.prefix}` : spec.bucket!;
       await run('s3fs', [src, mnt, '-o', `passwd_file=${spec.passwdFile},url=${spec.endpoint},use_path_request_style,ro`]);
       await waitMounted(mnt);
-      daemonPid = await findPid(mnt);
+      daemonPid = peerPid = await findPid(mnt);
     } else {
       const env = { ...process.env };
       delete env.AWS_CA_BUNDLE;
       const src = `bench:${spec.bucket}${spec.prefix ? `/${spec.prefix}` : ''}`;
       await run('rclone', ['mount', src, mnt, '--config', spec.rcloneConfig!, '--read-only', '--daemon'], env);
       await waitMounted(mnt);
-      daemonPid = await findPid(mnt);
+      daemonPid = peerPid = await findPid(mnt);
     }
     const mountMs = performance.now() - t0;
 

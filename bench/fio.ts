@@ -78,12 +78,15 @@ export interface FioProcess {
   kill(): void;
 }
 
+/** After killing a fio that overran, how long to wait for its exit before giving up on it. */
+const GRACE_MS = 5_000;
+
 /**
  * Runs fio (its arguments include `--output-format=json`) with a hard time limit. fio may print
  * notes before the JSON report: parsing starts at the first `{`. fio runs in its own process
  * group, and `kill()` kills the whole group: no fio process outlives a stopped benchmark.
  */
-export function execFio(args: string[], timeoutMs = 180_000): FioProcess {
+export function execFio(args: string[], timeoutMs = 60_000): FioProcess {
   const child = spawn('fio', args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const kill = (): void => {
     if (!child.pid || child.exitCode !== null || child.signalCode !== null) return;
@@ -98,7 +101,12 @@ export function execFio(args: string[], timeoutMs = 180_000): FioProcess {
   child.stdout!.setEncoding('utf8').on('data', (c: string) => (out += c));
   child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr = (stderr + c).slice(-4000)));
   const report = new Promise<unknown>((resolve, reject) => {
-    const timer = setTimeout(kill, timeoutMs);
+    // A fio thread stuck in a FUSE request (a peer daemon that stopped answering) keeps fio a
+    // zombie that never reports its exit, and SIGKILL cannot free it: give up GRACE_MS after the kill.
+    const timer = setTimeout(() => {
+      kill();
+      setTimeout(() => reject(new Error(`fio did not finish within ${timeoutMs / 1000} s (stuck in a read of the mount?)`)), GRACE_MS).unref();
+    }, timeoutMs);
     child.once('error', (err) => {
       clearTimeout(timer);
       reject(new Error(`fio: ${err.message}`));

@@ -3,8 +3,8 @@
  *
  * Installs the peers when missing (scripts/bench-setup.sh), starts s3rver (bench/s3serve.ts)
  * with a fresh temporary CAIRN_HOME, generates the data, then runs the parallel-read matrix
- * (bench/reads.ts), fio jobs through each mount (bench/fio.ts) and the write/commit/metadata
- * workloads (bench/writes.ts), prints a table,
+ * (bench/reads.ts), the write/commit/metadata workloads (bench/writes.ts) and fio jobs through
+ * each mount (bench/fio.ts), prints a table,
  * writes JSON to bench/results/<timestamp>.json and, for full runs, renders docs/BENCHMARKS.md
  * and docs/benchmarks.svg (bench/report.ts).
  *
@@ -218,6 +218,15 @@ async function main(): Promise<number> {
     };
     await save(); // the read figures survive a failure in what follows
 
+    if (args.writes && fuseOk) {
+      log('writes, commits, metadata');
+      results.writes = await writeBench({ quick: args.quick, work, env, storeUrl: (p: string) => `s3://${s3!.bucket}/${p}?endpoint=${s3!.endpoint}&path_style=true`, log });
+      results.failures.push(...results.writes.failures);
+      results.goals = summarizeGoals(results);
+      stepDone('writes');
+      await save();
+    }
+    // fio last: a peer that stops answering FUSE requests cannot hold up the other workloads.
     const fioSystems: FioSystem[] = [...(fuseOk ? (['cairn', 'cairn-file'] as const) : []), 'local', ...(peers.s3fs ? (['s3fs'] as const) : []), ...(peers.rclone ? (['rclone'] as const) : [])];
     if (args.fio) {
       log(fioVersion ? 'fio through each mount' : 'fio: not installed, skipped');
@@ -225,13 +234,6 @@ async function main(): Promise<number> {
       results.failures.push(...results.fio.failures);
       stepDone('fio');
       await save();
-    }
-
-    if (args.writes && fuseOk) {
-      log('writes, commits, metadata');
-      results.writes = await writeBench({ quick: args.quick, work, env, storeUrl: (p: string) => `s3://${s3!.bucket}/${p}?endpoint=${s3!.endpoint}&path_style=true`, log });
-      results.failures.push(...results.writes.failures);
-      stepDone('writes');
     }
     await save();
     process.stdout.write(`${table(results)}\n`);
