@@ -111,7 +111,7 @@ function writeGoals(res: BenchResults): Goal[] {
     const ratio = Math.max(...values) / Math.min(...values);
     const big = rows[rows.length - 1]!;
     goals.push({
-      goal: `${label}: ${rows[0]!.files.toLocaleString('en-US')} vs ${big.files.toLocaleString('en-US')} files (s, max/min)`,
+      goal: `${label}: ${rows[0]!.files.toLocaleString('en-US')} vs ${big.files.toLocaleString('en-US')} files (ms; ratio max/min over all sizes)`,
       workload: 'metadata',
       readers: 1,
       cairn: big.value,
@@ -325,7 +325,7 @@ function bottlenecks(res: BenchResults): string[] {
   if (s1 && sg && missed.some((g) => g.goal.startsWith('cold small'))) {
     notes.push(
       `**Small files (cold)**: Cairn ${s1.filesPerSec} files/s, raw GetObject ${sg.filesPerSec} files/s${sf ? `, s3fs ${sf.filesPerSec} files/s` : ''}. ` +
-        'Cairn fetches a small file\'s pack neighbours (one GET per 4 MiB of pack), so it is no longer bound by the store\'s requests per second; what remains is the per-file cost of open/read/close through FUSE on one event loop and the cold s3rver reads.',
+        'Cairn fetches a small file\'s pack neighbours (one GET per 4 MiB of pack), so it is no longer bound by the store\'s requests per second: cold is within ~20% of warm. What remains is the per-file FUSE cost: about five requests per file (lookup, open, read, flush, release; attributes and entries are not cached by the kernel, so that a reload is visible at once) at ~70 µs each, which is fuse-native\'s floor (kernel → its thread → the event loop → back) on this machine, so one daemon tops out near 2,000–3,000 files/s. Reaching 10× s3fs needs fewer requests per file: kernel entry/attribute caching with explicit invalidation on reload (`fuse_lowlevel_notify_inval_entry`, not exposed by fuse-native) or a lower-overhead binding.',
     );
   }
   const big = (res.writes?.rows ?? []).find((r) => /^volume of 1,000,000 files: mount$/.test(r.name));
@@ -336,7 +336,7 @@ function bottlenecks(res: BenchResults): string[] {
   }
   if (load?.length) {
     notes.push(
-      `The machine was shared while measuring (load average ${load.join(' / ')} on ${String(res.machine.cpus)} cores at the end of the read matrix; other builds and tests ran concurrently), so rounds vary by up to 2× and single-round figures (4 and 16 readers) are less reliable than the 1-reader medians.`,
+      `Load average ${load.join(' / ')} on ${String(res.machine.cpus)} cores at the end of the read matrix (the benchmark's own 16-reader groups included: s3rver, the daemons and the readers share the cores), so rounds vary and single-round figures (4 and 16 readers) are less reliable than the 1-reader medians.`,
     );
   }
   return notes;
@@ -419,7 +419,7 @@ export async function renderDocs(res: BenchResults, docsDir: string, jsonRel: st
     md.push(
       '## Writes, commits, metadata',
       '',
-      'Each on a fresh volume of the same s3rver, with a detached mount daemon (`mount()`), files copied in by `cp` in a child process, then a commit over the control socket (what `cairn commit DIR` does); the same bytes with `vol.batchUpload`. For volumes of 1,000 and 100,000 files (64 B each, inlined, in directories of 1,000): mount time, the commit of one new file, a reload after another writer committed one file, `find DIR -type f` over the mount (stat + readdir of every file), and the daemon\'s peak RSS (VmHWM).',
+      'Each on a fresh volume of the same s3rver, with a detached mount daemon (`mount()`), files copied in by `cp` in a child process, then a commit over the control socket (what `cairn commit DIR` does); the same bytes with `vol.batchUpload`, and with the CLI (`cairn volume create` + `cairn volume put`, two processes). For volumes of 1,000, 100,000 and 1,000,000 files (64 B each, inlined, in directories of 1,000; 1,000 only in quick mode): mount time (a fresh session: the journal is filled from the log), the commit of one new file and a reload after another writer committed one file (medians of 5, in ms), `ls -R` over the mount, `find DIR -type f` (stat + readdir of every file; up to 100,000 files), and the daemon\'s peak RSS (VmHWM) over all of it.',
       '',
       mdTable([['measure', 'value', 'unit', 'note'], ...res.writes.rows.map((w) => [w.name, fmt(w.value, w.value < 10 ? 2 : 1), w.unit, w.note ?? ''])]), '');
   }

@@ -51,6 +51,8 @@ type Lib = typeof import('../src/index.js');
 
 const secs = (t0: number): number => (performance.now() - t0) / 1000;
 const r3 = (x: number): number => Math.round(x * 1000) / 1000;
+/** Seconds as milliseconds, 0.1 ms precision. */
+const ms1 = (sec: number): number => Math.round(sec * 10_000) / 10;
 
 async function hwmMiB(pid: number): Promise<number | undefined> {
   const text = await fsp.readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
@@ -175,7 +177,7 @@ async function metadataWorkloads(lib: Lib, o: WriteOptions, n: number, rows: Wri
       await sh('sh', ['-c', `echo hello > ${JSON.stringify(path.join(mnt, `one-new-file-${i}.txt`))}`]);
       commits.push(await commitVia(lib, mnt));
     }
-    rows.push({ name: `volume of ${tag}: commit of 1 file`, value: r3(median(commits)), unit: 's', note: `median of ${REPEAT}, max ${r3(Math.max(...commits))}` });
+    rows.push({ name: `volume of ${tag}: commit of 1 file`, value: ms1(median(commits)), unit: 'ms', note: `median of ${REPEAT}, max ${ms1(Math.max(...commits))} ms` });
 
     const other = await lib.Volume.fromName(volume, { store });
     const reloads: number[] = [];
@@ -189,7 +191,7 @@ async function metadataWorkloads(lib: Lib, o: WriteOptions, n: number, rows: Wri
     } finally {
       await other.close();
     }
-    rows.push({ name: `volume of ${tag}: reload (1 new file)`, value: r3(median(reloads)), unit: 's', note: `median of ${REPEAT}, max ${r3(Math.max(...reloads))}` });
+    rows.push({ name: `volume of ${tag}: reload (1 new file)`, value: ms1(median(reloads)), unit: 'ms', note: `median of ${REPEAT}, max ${ms1(Math.max(...reloads))} ms` });
 
     let t0 = performance.now();
     const listed = await sh('sh', ['-c', `ls -R ${JSON.stringify(mnt)} | wc -l`], { timeoutMs: 1_200_000 });
