@@ -375,7 +375,7 @@ export async function renderDocs(res: BenchResults, docsDir: string, jsonRel: st
     '## Running',
     '',
     '```sh',
-    'npm run bench                 # full suite (1 GiB / 2,000 files; 1, 4, 16 readers; writes and metadata)',
+    'npm run bench                 # full suite (2 GiB + 5,000 x 64 KiB; 1, 4, 16 readers; writes, metadata, fio; ~15-20 min)',
     'npm run bench -- --quick      # 64 MiB / 200 files, 1 and 4 readers, one round each (< 3 minutes)',
     'npm run bench -- --no-peers   # skip s3fs and rclone (and their installation)',
     'npm run bench -- --no-fio     # skip the fio jobs (skipped anyway, with the reason recorded, when fio is missing)',

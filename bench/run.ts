@@ -140,7 +140,7 @@ async function main(): Promise<number> {
       tStep = performance.now();
     };
     const ds = await prepareDataset(
-      args.quick ? { bigBytes: (args.bigMiB ?? 64) * MiB, smallCount: 200, smallBytes: 16 * 1024 } : { bigBytes: (args.bigMiB ?? 1024) * MiB, smallCount: 2000, smallBytes: 16 * 1024 },
+      args.quick ? { bigBytes: (args.bigMiB ?? 64) * MiB, smallCount: 200, smallBytes: 16 * 1024 } : { bigBytes: (args.bigMiB ?? 2048) * MiB, smallCount: 5000, smallBytes: 64 * 1024 },
       work,
       s3,
       log,
