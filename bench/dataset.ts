@@ -56,6 +56,23 @@ export async function writeRandomFile(file: string, bytes: number): Promise<void
   }
 }
 
+/** A whole file in one buffer, also past the 2 GiB that `fs.readFile` refuses. */
+async function readWhole(file: string): Promise<Buffer> {
+  const fh = await fsp.open(file, 'r');
+  try {
+    const { size } = await fh.stat();
+    const buf = Buffer.allocUnsafe(size);
+    for (let off = 0; off < size; ) {
+      const { bytesRead } = await fh.read(buf, off, Math.min(64 * MiB, size - off), off);
+      if (bytesRead === 0) throw new Error(`${file} shrank while being read`);
+      off += bytesRead;
+    }
+    return buf;
+  } finally {
+    await fh.close();
+  }
+}
+
 /** Relative paths of `count` small files, in `dir` directly or spread over directories of 500. */
 export function smallNames(count: number, dir = 'small', flat = false): string[] {
   return Array.from({ length: count }, (_, i) =>
@@ -122,7 +139,7 @@ export async function prepareDataset(
   const t = performance.now();
   const store = await openStore(`s3://${s3.bucket}/${peerPrefix}?endpoint=${s3.endpoint}&path_style=true`);
   try {
-    await store.put(bigRel, await fsp.readFile(path.join(localDir, bigRel)));
+    await store.put(bigRel, await readWhole(path.join(localDir, bigRel)));
     const limit = pLimit(16);
     await Promise.all(smallRels.map((r) => limit(async () => store.put(r, await fsp.readFile(path.join(localDir, r))))));
   } finally {
