@@ -22,6 +22,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { execFio, type FioProcess } from './fio.js';
+import { readSpecArg, specArg } from './specarg.js';
 import type { ReaderSpec } from './reader.js';
 
 export type MountKind = 'cairn' | 's3fs' | 'rclone';
@@ -96,7 +97,7 @@ async function waitGo(): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const spec = JSON.parse(process.argv[2] ?? '{}') as ContainerSpec;
+  const spec = readSpecArg<ContainerSpec>(process.argv[2]);
   const mnt = path.resolve(spec.mountpoint);
   await fsp.mkdir(mnt, { recursive: true });
   let close: () => Promise<void> = async () => undefined;
@@ -166,7 +167,7 @@ async function main(): Promise<void> {
     }
     if (!spec.reader) throw new Error('container spec has neither reader nor fio');
     const files = (spec.reader.files ?? []).map((f) => path.join(mnt, f));
-    reader = spawn(process.execPath, [READER_JS, JSON.stringify({ ...spec.reader, files })], { stdio: ['pipe', 'pipe', 'inherit'] });
+    reader = spawn(process.execPath, [READER_JS, specArg({ ...spec.reader, files })], { stdio: ['pipe', 'pipe', 'inherit'] });
     const lines = readline.createInterface({ input: reader.stdout! });
     const next = (): Promise<Record<string, unknown>> =>
       new Promise((resolve, reject) => {

@@ -14,6 +14,7 @@ import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { ContainerSpec } from './container.js';
 import type { ReaderResult, ReaderSpec } from './reader.js';
+import { specArg } from './specarg.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const READER_JS = path.join(HERE, 'reader.js');
@@ -181,8 +182,8 @@ export async function runGroup(members: Member[], env: NodeJS.ProcessEnv): Promi
   notStopping();
   const parts = members.map((m) =>
     m.kind === 'plain'
-      ? participant(process.execPath, [READER_JS, JSON.stringify(m.reader)], env)
-      : participant('unshare', ['--mount', '--propagation', 'private', process.execPath, ...(m.nodeArgs ?? []), CONTAINER_JS, JSON.stringify(m.spec)], env),
+      ? participant(process.execPath, [READER_JS, specArg(m.reader)], env)
+      : participant('unshare', ['--mount', '--propagation', 'private', process.execPath, ...(m.nodeArgs ?? []), CONTAINER_JS, specArg(m.spec)], env),
   );
   try {
     const ready = await Promise.all(parts.map((p) => p.next()));

@@ -16,6 +16,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import readline from 'node:readline';
+import { readSpecArg } from './specarg.js';
 
 export interface ReaderSpec {
   /** Absolute paths to read (file mode). */
@@ -98,7 +99,7 @@ async function getObjects(spec: ReaderSpec, onFirst: () => void): Promise<{ byte
 }
 
 async function main(): Promise<void> {
-  const spec = JSON.parse(process.argv[2] ?? '{}') as ReaderSpec;
+  const spec = readSpecArg<ReaderSpec>(process.argv[2]);
   if (spec.s3) await import('@aws-sdk/client-s3'); // load the SDK before the clock starts
   process.stdout.write(`${JSON.stringify({ event: 'ready' })}\n`);
   const rl = readline.createInterface({ input: process.stdin });

@@ -11,7 +11,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import { CairnError } from '../errors.js';
-import { ChunkStore } from '../chunks/index.js';
+import { ChunkStore, type ReadHints } from '../chunks/index.js';
 import { Journal, type JournalEntry } from '../journal/journal.js';
 import type { ObjectStore } from '../store/types.js';
 import type { CommitResult, FsSession, OpenFile, ReloadResult, Stat } from './types.js';
@@ -204,7 +204,7 @@ export class Session implements FsSession {
    * Fetching hints for a read of a committed file at `offset`: readahead for sequential readers
    * (this read starts where the last one of the file ended), pack neighbours for small files.
    */
-  private readOptions(e: JournalEntry, offset: number): { readahead?: number; neighbours?: boolean } {
+  private readOptions(e: JournalEntry, offset: number): ReadHints {
     const sequential = this.lastReadEnd.get(e.path) === offset || offset === 0;
     return {
       ...(sequential ? { readahead: READAHEAD_CHUNKS } : {}),
