@@ -302,7 +302,7 @@ function bottlenecks(res: BenchResults): string[] {
     notes.push(
       `**Cold big-file reads** reach ${c1.MiBps} MiB/s for one reader: ${pctOf(c1.MiBps, g1.MiBps)} of one raw GetObject stream from the same s3rver (${g1.MiBps} MiB/s)` +
         `${f1 ? `, ${pctOf(c1.MiBps, f1.MiBps)} of s3fs (${f1.MiBps} MiB/s)` : ''}${l1 ? `; local disk ${l1.MiBps} MiB/s` : ''}. ` +
-        'The fetch pipeline is no longer the limit (16 chunks in flight as 4 MiB range GETs; the profiled daemon idles while it waits): the two cores are. ' +
+        'The fetch pipeline is no longer the limit (16 chunks in flight as 4 MiB range GETs; a `--cpu-prof` profile of a cold daemon showed its event loop ~47% idle): the two cores are. ' +
         'During a cold read the daemon uses ~95% of one core and s3rver ~75% of the other; of the daemon\'s time the largest share is the FUSE request path (every 128 KiB read crosses the kernel, a fuse-native thread and the event loop: a no-op fuse-native handler tops out at ~1,840 MiB/s on this machine), then BLAKE3 verification, the SDK\'s body handling and the cache write. ' +
         'Twice s3fs is out of reach on 2 cores shared with the object store; on a real S3 endpoint the store\'s core is free. ' +
         (p ? `Profile (${p.totalMs} ms sampled): ${(p.modules ?? []).slice(0, 5).map((t) => `${t.fn || '(native)'} ${t.pct}%`).join(', ')}, idle ${idle(p)}%.` : ''),
