@@ -36,13 +36,15 @@ test('npm run bench -- --quick writes complete results', { timeout: 10 * 60_000 
       assert.ok(key in res, `results lack ${key}`);
     }
     assert.equal(res.mode, 'quick');
+    // A missing row below is explained by the failure the run recorded for it.
+    const why = `\nrecorded failures:\n${res.failures.join('\n')}\nstderr:\n${stderr.slice(-3000)}`;
     assert.ok(res.durationSec > 0);
     const systems = ['cairn', 'cairn-file', 'local', 's3get', ...(peers ? ['s3fs', 'rclone'] : [])];
     for (const workload of ['big', 'small']) {
       for (const system of systems) {
         for (const readers of [1, 4]) {
           const row = res.reads.find((r: any) => r.workload === workload && r.system === system && r.readers === readers && r.cache === 'cold');
-          assert.ok(row, `no cold ${workload} row for ${system} x${readers}`);
+          assert.ok(row, `no cold ${workload} row for ${system} x${readers}${why}`);
           for (const k of ['MiBps', 'filesPerSec', 'ttfbMs']) assert.ok(row[k] > 0, `${system} ${workload} x${readers}: ${k} = ${row[k]}`);
           assert.ok(row.runs.length >= 1);
         }
@@ -50,7 +52,7 @@ test('npm run bench -- --quick writes complete results', { timeout: 10 * 60_000 
       for (const readers of [1, 4]) {
         for (const system of ['cairn', 'cairn-file']) {
           const warm = res.reads.find((r: any) => r.workload === workload && r.system === system && r.readers === readers && r.cache === 'warm');
-          assert.ok(warm && warm.MiBps > 0, `no warm ${system} ${workload} row x${readers}`);
+          assert.ok(warm && warm.MiBps > 0, `no warm ${system} ${workload} row x${readers}${why}`);
           assert.ok(warm.mountMs > 0 && warm.daemonHwmMiB > 0);
         }
       }
@@ -63,7 +65,7 @@ test('npm run bench -- --quick writes complete results', { timeout: 10 * 60_000 
       for (const job of ['seq', 'rand']) {
         for (const [system, cache] of [...fioSystems.map((s) => [s, 'cold']), ['cairn', 'warm'], ['cairn-file', 'warm'], ['local', 'warm']]) {
           const row = res.fio.rows.find((r: any) => r.job === job && r.system === system && r.cache === cache);
-          assert.ok(row, `no fio ${job} ${cache} row for ${system}`);
+          assert.ok(row, `no fio ${job} ${cache} row for ${system}${why}`);
           for (const k of ['MiBps', 'iops', 'MiB', 'seconds']) assert.ok(row[k] > 0, `fio ${job} ${system} ${cache}: ${k} = ${row[k]}`);
           assert.ok(row.p99Ms === undefined || row.p99Ms > 0);
         }

@@ -4,7 +4,8 @@
  * CompleteMultipartUpload, answered with a real 412 PreconditionFailed when the key exists.
  *
  * Invariants: conditional requests are serialised per key inside the proxy, so concurrent racers
- * see exactly one winner; every other request is streamed through untouched. `conditional: false`
+ * see exactly one winner; deletes wait for the writes in flight and writes for the deletes (see
+ * SharedLock); every other request is streamed through untouched. `conditional: false`
  * turns the check off, modelling a server that silently ignores If-None-Match. `stop()` closes
  * both servers and removes the temp directory.
  */
@@ -90,6 +91,43 @@ class KeyLock {
   }
 }
 
+/**
+ * A fair shared/exclusive lock. s3rver's DELETE prunes the object's parent directories once empty,
+ * racing with a concurrent PUT into them (mkdir, then open: ENOENT, an unhandled stream error that
+ * kills s3rver). So writes share this lock and deletes take it alone.
+ */
+class SharedLock {
+  private shared = 0;
+  private exclusive = false;
+  private readonly queue: { exclusive: boolean; grant: () => void }[] = [];
+
+  async run(exclusive: boolean, fn: () => Promise<void>): Promise<void> {
+    await new Promise<void>((grant) => {
+      this.queue.push({ exclusive, grant });
+      this.pump();
+    });
+    try {
+      await fn();
+    } finally {
+      if (exclusive) this.exclusive = false;
+      else this.shared--;
+      this.pump();
+    }
+  }
+
+  /** Grants waiters in arrival order while they are compatible with the holders. */
+  private pump(): void {
+    while (this.queue.length > 0 && !this.exclusive) {
+      const head = this.queue[0];
+      if (head.exclusive && this.shared > 0) return;
+      this.queue.shift();
+      if (head.exclusive) this.exclusive = true;
+      else this.shared++;
+      head.grant();
+    }
+  }
+}
+
 function listen(server: http.Server): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -127,6 +165,7 @@ export async function startS3(opts: S3ServerOptions = {}): Promise<S3Server> {
   const { port: upstreamPort } = await s3rver.run();
   const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
   const locks = new KeyLock();
+  const writes = new SharedLock();
 
   const forward = (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> =>
     new Promise((resolve) => {
@@ -141,6 +180,11 @@ export async function startS3(opts: S3ServerOptions = {}): Promise<S3Server> {
           upRes.on('error', () => resolve());
         },
       );
+      // A client that goes away mid-request must not hold the locks above for ever.
+      res.on('close', () => {
+        if (!res.writableFinished) up.destroy();
+        resolve();
+      });
       up.on('error', (err) => {
         if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' });
         res.end(String(err));
@@ -198,13 +242,20 @@ export async function startS3(opts: S3ServerOptions = {}): Promise<S3Server> {
       });
       return;
     }
-    const isPut = req.method === 'PUT' && !u.searchParams.has('partNumber') && !req.headers['x-amz-copy-source'];
-    const isComplete = req.method === 'POST' && u.searchParams.has('uploadId');
-    if (!conditional || req.headers['if-none-match'] !== '*' || !(isPut || isComplete)) {
+    if (req.method !== 'PUT' && req.method !== 'POST' && req.method !== 'DELETE') {
       void forward(req, res);
       return;
     }
-    void locks.run(u.pathname, async () => {
+    const isDelete = req.method === 'DELETE' || (req.method === 'POST' && u.searchParams.has('delete'));
+    void writes.run(isDelete, () => write(req, res, u));
+  });
+
+  /** A PUT, POST or DELETE, under `writes`; conditional PUTs are checked here (see the header). */
+  const write = (req: http.IncomingMessage, res: http.ServerResponse, u: URL): Promise<void> => {
+    const isPut = req.method === 'PUT' && !u.searchParams.has('partNumber') && !req.headers['x-amz-copy-source'];
+    const isComplete = req.method === 'POST' && u.searchParams.has('uploadId');
+    if (!conditional || req.headers['if-none-match'] !== '*' || !(isPut || isComplete)) return forward(req, res);
+    return locks.run(u.pathname, async () => {
       let present: boolean;
       try {
         present = await exists(u.pathname);
@@ -222,7 +273,7 @@ export async function startS3(opts: S3ServerOptions = {}): Promise<S3Server> {
       }
       await forward(req, res);
     });
-  });
+  };
   const port = await listen(proxy);
   const endpoint = `http://127.0.0.1:${port}`;
   const freshUrl = (): string =>

@@ -1,6 +1,6 @@
 /**
  * S3Store specifics, against s3rver behind the conditional-write proxy: the conditional-write
- * probe (and that it leaves nothing behind), the key prefix, a missing bucket, an unreachable
+ * probe (and that it leaves nothing behind), deletes racing with writes, the key prefix, a missing bucket, an unreachable
  * endpoint (fails fast), bad credentials, the default region, and URL parsing.
  */
 import { describe, it, before, after } from 'node:test';
@@ -51,6 +51,17 @@ describe('S3Store', () => {
     assert.equal(store.conditionalWrites, false);
     assert.deepEqual(await store.list(''), []);
     await store.close();
+  });
+
+  it('survives deletes racing with writes in one directory (as concurrent opens\' probes do)', async () => {
+    // s3rver prunes a directory its delete empties; a write into it at that moment used to kill
+    // s3rver (ENOENT on open). The harness's proxy keeps deletes apart from writes.
+    const store = await openStore(s3.freshUrl());
+    await store.put('d/k0', Buffer.from('0'));
+    for (let i = 1; i <= 150; i++) await Promise.all([store.put(`d/k${i}`, Buffer.from(String(i))), store.delete(`d/k${i - 1}`)]);
+    assert.deepEqual((await store.list('d/')).map((o) => o.key), ['d/k150']);
+    const stores = await Promise.all(Array.from({ length: 12 }, () => openStore(s3.freshUrl())));
+    await Promise.all([store, ...stores].map((st) => st.close()));
   });
 
   it('stores keys under the URL prefix', async () => {
