@@ -178,9 +178,5 @@ export async function uploadBatch(s: Session, chunks: ChunkStore, batch: Batch, 
     writer.abort();
     throw err;
   }
-  for (const d of dirs) await s.mkdirp(d);
-  for (const [remote, e] of entries) {
-    await s.mkdirp(remote.slice(0, Math.max(0, remote.lastIndexOf('/'))));
-    s.putEntry(remote, e);
-  }
+  s.putEntries(dirs, entries);
 }

@@ -332,7 +332,10 @@ export class Session implements FsSession {
   }
 
   async mkdir(path: string, mode = 0o755): Promise<void> {
-    const p = normalizePath(path);
+    this.mkdirNow(normalizePath(path), mode);
+  }
+
+  private mkdirNow(p: string, mode = 0o755): void {
     this.checkWritable(p);
     this.checkParent(p);
     if (this.journal.get(p)) throw new CairnError('ALREADY_EXISTS', `/${p} already exists`, { path: `/${p}` });
@@ -344,12 +347,15 @@ export class Session implements FsSession {
 
   /** Creates a directory and its missing parents; an existing directory is fine. */
   async mkdirp(path: string): Promise<void> {
-    const p = normalizePath(path);
+    this.mkdirpNow(normalizePath(path));
+  }
+
+  private mkdirpNow(p: string): void {
     const segs = p === '' ? [] : p.split('/');
     for (let i = 1; i <= segs.length; i++) {
       const d = segs.slice(0, i).join('/');
       const e = this.journal.get(d);
-      if (!e) await this.mkdir(d);
+      if (!e) this.mkdirNow(d);
       else if (e.type !== 'directory') throw new CairnError('NOT_A_DIRECTORY', `/${d} is not a directory`, { path: `/${d}` });
     }
   }
@@ -459,6 +465,29 @@ export class Session implements FsSession {
     this.journal.transaction(() => {
       this.journal.applyOp({ op: 'put', path: p, entry });
       this.markPut(p);
+    });
+  }
+
+  /**
+   * `mkdirp` of every directory in `dirs`, then `putEntry` of every entry (with its missing
+   * parents), all in one journal transaction: all land or none does. How a batch upload lands.
+   */
+  putEntries(dirs: readonly string[], entries: readonly (readonly [string, EntryData])[]): void {
+    const made = new Set<string>();
+    const ensureDir = (d: string): void => {
+      if (made.has(d)) return;
+      this.mkdirpNow(d);
+      made.add(d);
+    };
+    this.journal.transaction(() => {
+      for (const d of dirs) ensureDir(normalizePath(d));
+      for (const [path, entry] of entries) {
+        const p = normalizePath(path);
+        this.checkWritable(p);
+        ensureDir(p.slice(0, Math.max(0, p.lastIndexOf('/'))));
+        this.journal.applyOp({ op: 'put', path: p, entry });
+        this.markPut(p);
+      }
     });
   }
 

@@ -48,6 +48,15 @@ function sameContent(a: EntryData, b: EntryData): boolean {
   return ca.length === cb.length && ca.every((r, i) => r.hash === cb[i]!.hash);
 }
 
+/** Whether the journal's entry `cur` already holds exactly `e` (as the journal stores it: whole ms). */
+function sameEntry(cur: JournalEntry, e: EntryData): boolean {
+  if (cur.staged || cur.type !== e.type || cur.mode !== e.mode || cur.mtimeMs !== Math.round(e.mtimeMs) || cur.size !== e.size) return false;
+  if (cur.target !== e.target || !cur.inline !== !e.inline || (cur.inline && !cur.inline.equals(e.inline!))) return false;
+  const a = cur.chunks ?? [];
+  const b = e.chunks ?? [];
+  return a.length === b.length && a.every((r, i) => r.hash === b[i]!.hash && r.pack === b[i]!.pack && r.offset === b[i]!.offset && r.length === b[i]!.length);
+}
+
 function overlaps(a: string, b: string): boolean {
   return isWithin(a, b) || isWithin(b, a);
 }
@@ -152,6 +161,8 @@ export class Syncer {
     if (op.entry.chunks) this.journal.addChunks(op.entry.chunks);
     const cur = this.journal.get(op.path);
     let staged = published?.get(op.path);
+    // Our own record landing on the view it came from (batch uploads): nothing to change.
+    if (!staged && cur && sameEntry(cur, op.entry)) return;
     if (!staged && cur?.staged && sameContent(cur, op.entry)) staged = cur.staged;
     this.journal.applyOp({ op: 'put', path: op.path, entry: staged ? { ...op.entry, staged } : op.entry });
   }

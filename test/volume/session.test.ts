@@ -210,5 +210,27 @@ forEachBackend((b) =>
       assert.equal((await vol.listdir('/')).length, 1);
       await vol.close();
     });
+
+    it('putEntries lands every entry with its parents in one go, or none of them', async () => {
+      const vol = await fresh();
+      const a = await vol.session();
+      const entry = (text: string) => ({ type: 'file' as const, mode: 0o644, mtimeMs: 1_700_000_000_123.4, size: text.length, inline: Buffer.from(text) });
+      await writeFile(a, '/blocker', 'a file');
+      const before = a.pendingCount();
+      assert.throws(() => a.putEntries(['/empty'], [['/d/x', entry('x')], ['/blocker/y', entry('y')]]), (e: any) => e.code === 'NOT_A_DIRECTORY');
+      assert.equal(a.pendingCount(), before);
+      await rejectsCode(a.stat('/d'), 'NOT_FOUND');
+      await rejectsCode(a.stat('/empty'), 'NOT_FOUND');
+      a.putEntries(['/empty'], [['/d/x', entry('x')], ['/d/e/z', entry('z')]]);
+      const res = await a.commit();
+      assert.deepEqual([...res.paths].sort(), ['d', 'd/e', 'd/e/z', 'd/x', 'empty', 'blocker'].sort());
+      assert.equal(await text(a, '/d/e/z'), 'z');
+      assert.equal((await a.stat('/empty')).type, 'directory');
+      assert.equal((await a.stat('/d/x')).mtimeMs, 1_700_000_000_123);
+      const c = await vol.session();
+      assert.equal(await text(c, '/d/x'), 'x');
+      await Promise.all([a.close(), c.close()]);
+      await vol.close();
+    });
   }),
 );
