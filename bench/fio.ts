@@ -86,7 +86,7 @@ const GRACE_MS = 5_000;
  * notes before the JSON report: parsing starts at the first `{`. fio runs in its own process
  * group, and `kill()` kills the whole group: no fio process outlives a stopped benchmark.
  */
-export function execFio(args: string[], timeoutMs = 60_000): FioProcess {
+export function execFio(args: string[], timeoutMs = fioTimeoutMs(args)): FioProcess {
   const child = spawn('fio', args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const kill = (): void => {
     if (!child.pid || child.exitCode !== null || child.signalCode !== null) return;
@@ -122,6 +122,15 @@ export function execFio(args: string[], timeoutMs = 60_000): FioProcess {
     });
   });
   return { report, kill };
+}
+
+/**
+ * A job's time limit: its `--runtime` plus 20 s (60 s without one). fio stops reading at the
+ * runtime; a job still running 20 s later is stuck in a read of the mount, not slow.
+ */
+export function fioTimeoutMs(args: readonly string[]): number {
+  const runtime = Number(args.find((a) => a.startsWith('--runtime='))?.slice(10));
+  return Number.isFinite(runtime) && runtime > 0 ? (runtime + 20) * 1000 : 60_000;
 }
 
 /** fio's arguments for one job over a file of `fileBytes` (everything but `--filename`). */

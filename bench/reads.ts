@@ -6,7 +6,7 @@
  * s3rver, s3fs and rclone mounts of a plain copy of the same bytes. Cairn runs on s3rver
  * (`cairn`) and on the embedded file store (`cairn-file`), each with its own chunk cache.
  *
- * Every figure is the median of its rounds (`runs(readers, system, cache)` groups). A group is N reader processes released together;
+ * Every figure is the median of its rounds (`runs(workload, readers, system, cache)` groups). A group is N reader processes released together;
  * its throughput is all bytes over first start → last end (see harness.ts).
  */
 import { promises as fsp } from 'node:fs';
@@ -43,8 +43,8 @@ export interface ReadRow {
 }
 
 export interface ReadOptions {
-  /** Rounds of one figure: per reader count, system and cache state (at least 1). */
-  runs: (readers: number, sys: System, cache: Cache) => number;
+  /** Rounds of one figure: per workload, reader count, system and cache state (at least 1). */
+  runs: (w: Workload, readers: number, sys: System, cache: Cache) => number;
   /** Reader counts per system (a system absent here is skipped). */
   readers: Partial<Record<System, number[]>>;
   /** Reader counts at which a system is measured warm too (absent: cold only). */
@@ -155,9 +155,9 @@ export async function readBench(ds: Dataset, o: ReadOptions): Promise<{ rows: Re
       const plan: [System, Cache][] = [];
       for (const sys of order) if (o.readers[sys]?.includes(n)) plan.push([sys, 'cold']);
       for (const sys of order) if (o.readers[sys]?.includes(n) && o.warm[sys]?.includes(n)) plan.push([sys, 'warm']);
-      const rounds = Math.max(0, ...plan.map(([sys, cache]) => o.runs(n, sys, cache)));
+      const rounds = Math.max(0, ...plan.map(([sys, cache]) => o.runs(w, n, sys, cache)));
       for (let r = 0; r < rounds; r++) {
-        for (const [sys, cache] of plan.filter(([s, c]) => r < Math.max(1, o.runs(n, s, c)))) {
+        for (const [sys, cache] of plan.filter(([s, c]) => r < Math.max(1, o.runs(w, n, s, c)))) {
           if (broken.has(sys)) continue;
           const name = `cairn-${w}-${cache}-${n}r`;
           const profile = o.cpuProfDir && !profiled.has(name) && sys === 'cairn' && w === 'big' && n === 1 ? name : undefined;

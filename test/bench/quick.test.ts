@@ -11,7 +11,7 @@ import { promises as fsp, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fioArgs, fioBench, parseFio } from '../../bench/fio.js';
+import { fioArgs, fioBench, fioTimeoutMs, parseFio } from '../../bench/fio.js';
 
 const DIST = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const RUN_JS = path.join(DIST, 'bench', 'run.js');
@@ -91,7 +91,9 @@ test('fio: jobs are read-only and bounded; a missing fio is a recorded skip; rep
     for (const a of ['--readonly', '--direct=0', '--invalidate=0', '--output-format=json']) assert.ok(args.includes(a), `${job} lacks ${a}`);
     assert.ok(args.some((a) => a.startsWith('--io_size=')) && args.some((a) => a.startsWith('--runtime=')));
     assert.ok(!args.some((a) => /^--rw=.*write|^--filename=/.test(a)));
+    assert.equal(fioTimeoutMs(args), 35_000, 'a job stuck past its 15 s runtime is abandoned 20 s later');
   }
+  assert.equal(fioTimeoutMs(['--rw=read']), 60_000);
   const skipped = await fioBench({} as never, {
     quick: true,
     version: null,
