@@ -13,7 +13,7 @@ import { CairnError, asCairnError } from '../errors.js';
 import type { ChunkStore } from '../chunks/index.js';
 import type { EntryData } from './records.js';
 import type { Session } from './session.js';
-import { INLINE_MAX } from './sync.js';
+import { INLINE_MAX, READ_AHEAD, WHOLE_READ_MAX } from './sync.js';
 import { ancestors, joinPath, normalizePath } from './paths.js';
 
 type Source = string | Uint8Array;
@@ -81,6 +81,14 @@ async function* counted(file: string, progress: (n: number) => void): AsyncGener
     throw asCairnError(err, 'IO', `cannot read ${file}`, { path: file });
   } finally {
     stream.destroy();
+  }
+}
+
+async function readLocal(file: string): Promise<Buffer> {
+  try {
+    return await fs.readFile(file);
+  } catch (err) {
+    throw asCairnError(err, 'IO', `cannot read ${file}`, { path: file });
   }
 }
 
@@ -159,16 +167,32 @@ export async function uploadBatch(s: Session, chunks: ChunkStore, batch: Batch, 
   }
   const writer = chunks.writer({ known: (h) => s.journal.knownChunk(h) });
   const entries: [string, EntryData][] = [];
+  // Small local files are read whole and ahead (many small reads would otherwise run one by one);
+  // bigger ones stream through the chunker.
+  const reads = new Map<number, Promise<Buffer>>();
+  const readAhead = (from: number): void => {
+    for (let j = from; j < Math.min(files.length, from + READ_AHEAD); j++) {
+      const src = files[j]!.source;
+      if (typeof src !== 'string' || sizes[j]! > WHOLE_READ_MAX || reads.has(j)) continue;
+      const r = readLocal(src);
+      r.catch(() => {}); // awaited (and thrown) in order below
+      reads.set(j, r);
+    }
+  };
   try {
     for (const [i, f] of files.entries()) {
+      readAhead(i);
+      const whole = typeof f.source === 'string' ? reads.get(i) : Promise.resolve(f.source);
+      reads.delete(i);
       const e: EntryData = { type: 'file', mode: f.mode, mtimeMs: f.mtimeMs, size: 0 };
-      if (sizes[i]! <= INLINE_MAX) {
-        e.inline = Buffer.from(typeof f.source === 'string' ? await fs.readFile(f.source) : f.source);
-        e.size = e.inline.length;
-        progress(e.size);
+      if (whole) {
+        const bytes = await whole;
+        if (bytes.length <= INLINE_MAX) e.inline = Buffer.from(bytes);
+        else e.chunks = await writer.write(bytes);
+        e.size = bytes.length;
+        progress(bytes.length);
       } else {
-        e.chunks = typeof f.source === 'string' ? await writer.write(counted(f.source, progress)) : await writer.write(f.source);
-        if (typeof f.source !== 'string') progress(f.source.length);
+        e.chunks = await writer.write(counted(f.source as string, progress));
         e.size = e.chunks.reduce((n, r) => n + r.length, 0);
       }
       entries.push([f.remote, e]);

@@ -26,6 +26,12 @@ import { currentAuthor } from './catalog.js';
 
 /** Files up to this size are stored inside their entry instead of in a pack. */
 export const INLINE_MAX = 4096;
+/**
+ * Files up to this size are read whole, up to READ_AHEAD files ahead of the chunker (commits and
+ * batch uploads); bigger ones stream. One by one, the reads of many small files would dominate.
+ */
+export const WHOLE_READ_MAX = 1 << 20;
+export const READ_AHEAD = 16;
 /** A session whose view is the log head writes a checkpoint every this many seqs. */
 export const CHECKPOINT_EVERY = 100;
 
@@ -210,24 +216,41 @@ export class Syncer {
     const writer = this.chunks.writer({ known: (h) => this.journal.knownChunk(h) });
     const ops: Op[] = [];
     const published = new Map<string, string>();
+    // Staged files' sizes (and small files' bytes), READ_AHEAD pending ops ahead, by staging name:
+    // a file restaged meanwhile is read again below.
+    const ahead = new Map<number, { staged: string; read: Promise<Buffer | undefined> }>();
+    const readAhead = (from: number): void => {
+      for (let j = from; j < Math.min(pending.length, from + READ_AHEAD); j++) {
+        const e = pending[j]!.op === 'put' && !ahead.has(j) ? this.journal.get(pending[j]!.path) : undefined;
+        if (e?.type !== 'file' || !e.staged) continue;
+        const read = this.readStaged(e.staged);
+        read.catch(() => {});
+        ahead.set(j, { staged: e.staged, read });
+      }
+    };
     try {
-      for (const p of pending) {
+      for (const [i, p] of pending.entries()) {
         if (p.op === 'delete') {
           ops.push({ op: 'delete', path: p.path });
           continue;
         }
+        readAhead(i);
+        const pre = ahead.get(i);
+        ahead.delete(i);
         const e = this.journal.get(p.path);
         // libfuse keeps unlinked-but-open files as .fuse_hidden*: local until their last close.
         if (!e || baseName(p.path).startsWith('.fuse_hidden')) continue;
         const entry = entryData(e);
         if (e.type === 'file' && e.staged) {
-          const st = await this.staging.size(e.staged);
-          const size = st?.size ?? 0;
+          const bytes = await (pre?.staged === e.staged ? pre.read : this.readStaged(e.staged));
           delete entry.chunks;
           delete entry.inline;
-          if (size <= INLINE_MAX) {
-            entry.inline = await this.staging.read(e.staged, 0, size);
-            entry.size = entry.inline.length;
+          if (bytes && bytes.length <= INLINE_MAX) {
+            entry.inline = bytes;
+            entry.size = bytes.length;
+          } else if (bytes) {
+            entry.chunks = await writer.write(bytes);
+            entry.size = bytes.length;
           } else {
             entry.chunks = await writer.writeFile(this.staging.pathOf(e.staged));
             entry.size = entry.chunks.reduce((n, r) => n + r.length, 0);
@@ -243,6 +266,12 @@ export class Syncer {
       writer.abort();
       throw err;
     }
+  }
+
+  /** A staging file's bytes when it holds at most WHOLE_READ_MAX (else undefined: stream it). */
+  private async readStaged(name: string): Promise<Buffer | undefined> {
+    const size = (await this.staging.size(name))?.size ?? 0;
+    return size <= WHOLE_READ_MAX ? this.staging.read(name, 0, size) : undefined;
   }
 
   private finishCommit(record: CommitRecord, fence: number, published: Map<string, string>, viewWasHead: boolean): void {

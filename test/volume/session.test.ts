@@ -211,6 +211,24 @@ forEachBackend((b) =>
       await vol.close();
     });
 
+    it('commits many files of every size class (inline, read whole, streamed) intact', async () => {
+      const vol = await fresh();
+      const a = await vol.session();
+      const sizes = [0, 100, 4096, 4097, 70_000, 1 << 20, (1 << 20) + 1, 3 << 20];
+      const data = new Map<string, Buffer>();
+      for (let i = 0; i < 40; i++) {
+        const p = `/m/f${i}`;
+        data.set(p, crypto.randomBytes(sizes[i % sizes.length]!));
+        if (i === 0) await a.mkdir('/m');
+        await writeFile(a, p, data.get(p)!);
+      }
+      await a.commit();
+      const c = await vol.session();
+      for (const [p, bytes] of data) assert.ok((await c.read(p, 0, 4 << 20)).equals(bytes), `${p} (${bytes.length} bytes)`);
+      await Promise.all([a.close(), c.close()]);
+      await vol.close();
+    });
+
     it('putEntries lands every entry with its parents in one go, or none of them', async () => {
       const vol = await fresh();
       const a = await vol.session();
