@@ -105,11 +105,32 @@ function deferred(ref: ChunkRef): Deferred {
   return { ref, promise, resolve, reject };
 }
 
-/** A byte-bounded LRU of verified chunks, keyed by hash (Map order = recency). */
+/**
+ * A byte-bounded LRU of verified chunks, keyed by hash (Map order = recency). Chunks may be views
+ * into one fetched run (see `verifyAndSettle`): the bound counts the memory really held, each
+ * backing ArrayBuffer once while any chunk still views it.
+ */
 class ChunkLru {
   private readonly map = new Map<string, Buffer>();
+  /** Chunks held per backing ArrayBuffer. */
+  private readonly backing = new Map<ArrayBufferLike, number>();
   private bytes = 0;
   constructor(private readonly max: number) {}
+
+  private hold(b: Buffer): void {
+    const n = this.backing.get(b.buffer) ?? 0;
+    if (n === 0) this.bytes += b.buffer.byteLength;
+    this.backing.set(b.buffer, n + 1);
+  }
+
+  private release(b: Buffer): void {
+    const n = this.backing.get(b.buffer) ?? 1;
+    if (n > 1) this.backing.set(b.buffer, n - 1);
+    else {
+      this.backing.delete(b.buffer);
+      this.bytes -= b.buffer.byteLength;
+    }
+  }
 
   get(hash: string): Buffer | undefined {
     const b = this.map.get(hash);
@@ -126,14 +147,19 @@ class ChunkLru {
   }
 
   set(hash: string, b: Buffer): void {
-    if (b.length > this.max / 2 || this.map.has(hash)) return;
+    if (b.buffer.byteLength > this.max / 2 || this.map.has(hash)) return;
     this.map.set(hash, b);
-    this.bytes += b.length;
+    this.hold(b);
     for (const [h, old] of this.map) {
       if (this.bytes <= this.max) break;
       this.map.delete(h);
-      this.bytes -= old.length;
+      this.release(old);
     }
+  }
+
+  /** Bytes of memory the held chunks keep alive (for tests). */
+  get heldBytes(): number {
+    return this.bytes;
   }
 }
 
@@ -166,15 +192,16 @@ export class ChunkStore {
   readonly leaseStats: LeaseStats = { acquired: 0, waited: 0, fromOthers: 0, takeovers: 0, timeouts: 0, errors: 0 };
 
   /**
-   * What this store's reads did: range GETs, fetch leases, and the host cache's hits and misses
+   * What this store's reads did: range GETs, memory the in-process LRU holds, fetch leases, and the host cache's hits and misses
    * in this process (`hitRate` is hits / lookups, or null before any lookup).
    *
    * @example const { cache: { hitRate } } = chunks.stats();
    */
-  stats(): { storeGets: number; leases: LeaseStats; cache: (ChunkCacheStats & { hitRate: number | null }) | null } {
+  stats(): { storeGets: number; memoryBytes: number; leases: LeaseStats; cache: (ChunkCacheStats & { hitRate: number | null }) | null } {
     const c = this.cache?.stats();
     return {
       storeGets: this.gets,
+      memoryBytes: this.mem?.heldBytes ?? 0,
       leases: { ...this.leaseStats },
       cache: c ? { ...c, hitRate: c.hits + c.misses > 0 ? c.hits / (c.hits + c.misses) : null } : null,
     };
@@ -536,9 +563,9 @@ export class ChunkStore {
   private async verifyAndSettle(d: Deferred, body: Buffer, bodyOffset: number, key: string): Promise<void> {
     const { ref } = d;
     const start = ref.offset - bodyOffset;
-    // Copy out unless the chunk is the whole body, so a cached chunk never pins its neighbours.
-    const whole = start === 0 && body.length <= ref.length;
-    const bytes = whole ? body : Buffer.from(body.subarray(start, Math.min(body.length, start + ref.length)));
+    // A view, not a copy (copies cost ~8% of a cold read's speed): the memory LRU counts the whole
+    // run's buffer while any of its chunks is held.
+    const bytes = body.subarray(start, Math.min(body.length, start + ref.length));
     try {
       await verifyChunkAsync(bytes, ref.hash, ref.length, { key, pack: ref.pack, offset: ref.offset, store: this.store.url });
     } catch (err) {

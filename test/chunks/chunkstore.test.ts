@@ -248,6 +248,25 @@ describe('ChunkStore read path', () => {
     assert.equal(store.gets - before, refs.length);
   });
 
+  it('bounds the memory its chunks keep alive, counting a fetched run once', async () => {
+    const store = new CountingStore();
+    const data = crypto.randomBytes(40 * MiB);
+    const refs = await writeOne(new ChunkStore({ store, packPrefix: PREFIX, cache: null }), data);
+    const one = new ChunkStore({ store, packPrefix: PREFIX, cache: null });
+    // Two adjacent chunks come in one GET and stay views of its body: held once, not twice.
+    const two = refs[0].length + refs[1].length;
+    assert.deepEqual(await one.read(refs, 0, two), data.subarray(0, two));
+    assert.equal(one.gets, 1);
+    assert.equal(one.stats().memoryBytes, two);
+    const cs = new ChunkStore({ store, packPrefix: PREFIX, cache: null, memoryBytes: 16 * MiB });
+    let peak = 0;
+    for (let off = 0; off < data.length; off += 512 * 1024) {
+      assert.deepEqual(await cs.read(refs, off, 512 * 1024, { readahead: 8 }), data.subarray(off, off + 512 * 1024));
+      peak = Math.max(peak, cs.stats().memoryBytes);
+    }
+    assert.ok(peak > 0 && peak <= 16 * MiB, `peak ${peak}`);
+  });
+
   it('reads ahead for sequential readers (prefetch)', async () => {
     const store = new CountingStore();
     const data = crypto.randomBytes(12 * MiB); // > 2 × max chunk: at least three chunks

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { startS3, type S3Server } from '../helpers/s3server.js';
 import { openStore } from '../../src/store/open.js';
-import { parseS3Url } from '../../src/store/s3.js';
+import { parseS3Url, readBody } from '../../src/store/s3.js';
 import { isCairnError, type ErrorCode } from '../../src/errors.js';
 
 async function rejectsWith(p: Promise<unknown>, code: ErrorCode): Promise<void> {
@@ -111,6 +111,18 @@ describe('S3Store', () => {
         else process.env[k] = v;
       }
     }
+  });
+
+  it('reads response bodies into one buffer, capped, and refuses cut or overlong ones', async () => {
+    async function* pieces(...xs: string[]): AsyncIterable<Uint8Array> {
+      for (const x of xs) yield Buffer.from(x);
+    }
+    assert.equal((await readBody(pieces('ab', 'cde'), 5)).toString(), 'abcde');
+    assert.equal((await readBody(pieces('ab', 'cde'), 5, 3)).toString(), 'abc');
+    assert.equal((await readBody(pieces('ab', 'cde'), undefined)).toString(), 'abcde');
+    assert.equal((await readBody(pieces('ab', 'cde'), undefined, 1)).toString(), 'a');
+    await rejectsWith(readBody(pieces('ab'), 5), 'UNAVAILABLE');
+    await rejectsWith(readBody(pieces('ab', 'cdef'), 5), 'UNAVAILABLE');
   });
 
   it('parses URLs', () => {
