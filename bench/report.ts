@@ -302,9 +302,9 @@ function bottlenecks(res: BenchResults): string[] {
     notes.push(
       `**Cold big-file reads** reach ${c1.MiBps} MiB/s for one reader: ${pctOf(c1.MiBps, g1.MiBps)} of one raw GetObject stream from the same s3rver (${g1.MiBps} MiB/s)` +
         `${f1 ? `, ${pctOf(c1.MiBps, f1.MiBps)} of s3fs (${f1.MiBps} MiB/s)` : ''}${l1 ? `; local disk ${l1.MiBps} MiB/s` : ''}. ` +
-        'The fetch pipeline is no longer the limit (16 chunks in flight as 4 MiB range GETs; a `--cpu-prof` profile of a cold daemon showed its event loop ~47% idle): the two cores are. ' +
-        'During a cold read the daemon uses ~95% of one core and s3rver ~75% of the other; of the daemon\'s time the largest share is the FUSE request path (every 128 KiB read crosses the kernel, a fuse-native thread and the event loop: a no-op fuse-native handler tops out at ~1,840 MiB/s on this machine), then BLAKE3 verification, the SDK\'s body handling and the cache write. ' +
-        'Twice s3fs is out of reach on 2 cores shared with the object store; on a real S3 endpoint the store\'s core is free. ' +
+        'The bound is the object store process and the two cores. s3rver and the harness\'s proxy serve from one Node.js thread, which runs at ~95% of a core during a cold read; range GETs cost it more than one whole-object stream: raw AWS SDK range GETs of the same pack, 4 MiB × 4 in flight, reach ~190–230 MiB/s, 16 MiB × 2 ~260, against ~250–320 for one whole-object stream (the raw GetObject reference). ' +
+        'Cairn\'s fetch without FUSE (in-process `ChunkStore.read`, 128 KiB reads, readahead 16) reaches ~155 MiB/s, ~0.8 of those range GETs (~0.95 without the disk cache), and its event loop is ~30% idle waiting for s3rver; through FUSE the daemon\'s own core is shared with the reader and the kernel, hence the figure above. ' +
+        'Twice s3fs is out of reach on 2 cores shared with the object store; on a real S3 endpoint the store\'s core is free, and bigger range GETs (8–16 MiB) would suit s3rver better. ' +
         (p ? `Profile (${p.totalMs} ms sampled): ${(p.modules ?? []).slice(0, 5).map((t) => `${t.fn || '(native)'} ${t.pct}%`).join(', ')}, idle ${idle(p)}%.` : ''),
     );
   }
