@@ -65,6 +65,18 @@ export class VolumeLog {
     return seqs.length ? seqs[seqs.length - 1] : undefined;
   }
 
+  /**
+   * Bytes a bootstrap to `upTo` reads: the newest checkpoint at or below it and the records after
+   * that checkpoint (two LISTs; sizes as listed).
+   */
+  async bootstrapBytes(upTo = Infinity): Promise<number> {
+    const cps = (await this.store.list(keys.checkpointPrefix(this.volumeId))).filter((o) => seqOfKey(o.key) <= upTo);
+    const cp = cps[cps.length - 1];
+    const from = cp ? seqOfKey(cp.key) : 0;
+    const records = await this.store.list(keys.logPrefix(this.volumeId), { startAfter: keys.log(this.volumeId, from) });
+    return (cp?.size ?? 0) + records.filter((o) => seqOfKey(o.key) <= upTo).reduce((n, o) => n + o.size, 0);
+  }
+
   async readCheckpoint(seq: number): Promise<{ seq: number; entries: [string, EntryData][] }> {
     const key = keys.checkpoint(this.volumeId, seq);
     const cp = await decodeCheckpoint(await this.store.get(key), key);

@@ -41,7 +41,15 @@ export interface SessionOptions {
    * whole-snapshot encode: for long-lived daemons. Needs a store reachable by URL (file, s3).
    */
   offload?: boolean;
+  /**
+   * With `offload`: a bootstrap that reads fewer bytes than this (checkpoint plus records, as
+   * listed) runs in-process, where it is cheaper than starting a child (default OFFLOAD_MIN_BYTES).
+   */
+  offloadMinBytes?: number;
 }
+
+/** Below this many bytes of checkpoint and records, an offloaded session bootstraps in-process. */
+export const OFFLOAD_MIN_BYTES = 4 * 1024 * 1024;
 
 const FILE_MODE = 0o644;
 /**
@@ -56,6 +64,8 @@ export class Session implements FsSession {
   readonly readOnly: boolean;
   readonly volume: VolumeMeta;
   readonly chunks: ChunkStore;
+  /** How this open filled a fresh journal (undefined: it reopened one). */
+  bootstrapped: 'child' | 'in-process' | undefined;
   private readonly handles = new Map<number, OpenFile>();
   private nextHandle = 1;
   private readonly materializing = new Map<string, Promise<string>>();
@@ -82,6 +92,7 @@ export class Session implements FsSession {
   static async open(opts: SessionOptions): Promise<Session> {
     const unlock = await lockSessionDir(opts.dir);
     let journal: Journal | undefined;
+    let bootstrapped: Session['bootstrapped'];
     try {
       journal = new Journal(`${opts.dir}/journal.db`);
       const staging = new Staging(opts.dir);
@@ -100,22 +111,26 @@ export class Session implements FsSession {
         sessionId = crypto.randomBytes(8).toString('hex');
         journal.setMeta('sessionId', sessionId);
       }
-      if (known === undefined && opts.offload) {
+      if (known === undefined && opts.offload && (await log.bootstrapBytes(opts.seq ?? Infinity)) >= (opts.offloadMinBytes ?? OFFLOAD_MIN_BYTES)) {
         journal.close();
         journal = undefined;
         await bootstrapInChild({ dir: opts.dir, storeUrl: opts.store.url, volumeId: opts.volume.id, ...(opts.seq !== undefined ? { upTo: opts.seq } : {}) });
         journal = new Journal(`${opts.dir}/journal.db`);
+        bootstrapped = 'child';
       }
       const sync = new Syncer(journal, log, chunks, staging, sessionId);
       if (opts.offload) sync.checkpointJob = (seq) => checkpointInChild({ dir: opts.dir, storeUrl: opts.store.url, volumeId: opts.volume.id, seq });
       if (journal.getMeta('volumeId') === undefined) {
         await sync.bootstrap(opts.seq ?? Infinity);
         journal.setMeta('volumeId', opts.volume.id);
+        bootstrapped = 'in-process';
       } else {
         await reconcileStaged(journal, staging);
         await sync.recover();
       }
-      return new Session(opts, journal, staging, sync, unlock, chunks);
+      const session = new Session(opts, journal, staging, sync, unlock, chunks);
+      session.bootstrapped = bootstrapped;
+      return session;
     } catch (err) {
       journal?.close();
       await unlock();

@@ -6,7 +6,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { isCairnError } from '../../src/errors.js';
 import { Journal } from '../../src/journal/journal.js';
-import { Session } from '../../src/volume/session.js';
+import { OFFLOAD_MIN_BYTES, Session } from '../../src/volume/session.js';
+import { VolumeLog } from '../../src/volume/log.js';
 import { Volume } from '../../src/volume/index.js';
 import { Catalog } from '../../src/volume/catalog.js';
 import { keys } from '../../src/volume/records.js';
@@ -33,8 +34,9 @@ forEachBackend((b) => {
       });
       const dir = path.join(tmp, 'a');
       await fs.mkdir(dir);
-      const s = await Session.open({ store, volume: await new Catalog(store).lookup('boot'), dir, offload: true });
+      const s = await Session.open({ store, volume: await new Catalog(store).lookup('boot'), dir, offload: true, offloadMinBytes: 0 });
       try {
+        assert.equal(s.bootstrapped, 'child');
         assert.equal(s.seq, 1);
         assert.deepEqual((await s.readdir('/')).map((e) => e.path).sort(), ['d0', 'd1', 'd2', 'd3', 'd4']);
         for (const i of [0, 7, 49]) {
@@ -50,13 +52,35 @@ forEachBackend((b) => {
       await store.close();
     });
 
+    it('bootstraps a small volume in-process, a bigger one in a child (offloadMinBytes)', async () => {
+      const store = await b.open();
+      const vol = await Volume.fromName('small', { store, createIfMissing: true });
+      await vol.batchUpload({}, (up) => up.putFile(Buffer.from('x'), '/x'));
+      const meta = await new Catalog(store).lookup('small');
+      const bytes = await new VolumeLog(store, meta.id).bootstrapBytes();
+      assert.ok(bytes > 0 && bytes < OFFLOAD_MIN_BYTES, `${bytes} bytes`);
+      for (const [name, min, how] of [['s1', undefined, 'in-process'], ['s2', bytes, 'child'], ['s3', bytes + 1, 'in-process']] as const) {
+        const dir = path.join(tmp, name);
+        await fs.mkdir(dir);
+        const s = await Session.open({ store, volume: meta, dir, offload: true, ...(min !== undefined ? { offloadMinBytes: min } : {}) });
+        try {
+          assert.equal(s.bootstrapped, how, name);
+          assert.equal((await s.read('/x', 0, 10)).toString(), 'x');
+        } finally {
+          await s.close();
+        }
+      }
+      await vol.close();
+      await store.close();
+    });
+
     it('writes checkpoints in a child, and a new session starts from them', async () => {
       const store = await b.open();
       const vol = await Volume.fromName('cp', { store, createIfMissing: true });
       const dir = path.join(tmp, 'c');
       await fs.mkdir(dir);
       const meta = await new Catalog(store).lookup('cp');
-      const s = await Session.open({ store, volume: meta, dir, offload: true });
+      const s = await Session.open({ store, volume: meta, dir, offload: true, offloadMinBytes: 0 });
       try {
         for (let i = 1; i <= CHECKPOINT_EVERY; i++) {
           await s.create(`/f${i % 7}`, 0o644);
@@ -78,7 +102,7 @@ forEachBackend((b) => {
       for (let seq = 1; seq <= CHECKPOINT_EVERY; seq++) await store.delete(keys.log(vol.id, seq));
       const dir2 = path.join(tmp, 'c2');
       await fs.mkdir(dir2);
-      const fresh = await Session.open({ store, volume: meta, dir: dir2, offload: true });
+      const fresh = await Session.open({ store, volume: meta, dir: dir2, offload: true, offloadMinBytes: 0 });
       try {
         assert.equal(fresh.seq, CHECKPOINT_EVERY);
         assert.equal((await fresh.read('/f2', 0, 10)).toString(), `v${CHECKPOINT_EVERY - ((CHECKPOINT_EVERY - 2) % 7)}`);
@@ -98,12 +122,12 @@ forEachBackend((b) => {
       await store.put(key, Buffer.from('{ not json'));
       const dir = path.join(tmp, 'b');
       await fs.mkdir(dir);
-      await assert.rejects(Session.open({ store, volume: await new Catalog(store).lookup('broken'), dir, offload: true }), (e: unknown) => isCairnError(e, 'CORRUPT'));
+      await assert.rejects(Session.open({ store, volume: await new Catalog(store).lookup('broken'), dir, offload: true, offloadMinBytes: 0 }), (e: unknown) => isCairnError(e, 'CORRUPT'));
       const j = new Journal(path.join(dir, 'journal.db'));
       assert.equal(j.getMeta('volumeId'), undefined, 'a failed bootstrap leaves the journal unclaimed');
       j.close();
       await store.put(key, good);
-      const s = await Session.open({ store, volume: await new Catalog(store).lookup('broken'), dir, offload: true });
+      const s = await Session.open({ store, volume: await new Catalog(store).lookup('broken'), dir, offload: true, offloadMinBytes: 0 });
       try {
         assert.equal((await s.read('/x', 0, 10)).toString(), 'x');
       } finally {
