@@ -10,7 +10,7 @@
  * from the same s3rver.
  */
 import { randomBytes } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
+import { createReadStream, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import pLimit from 'p-limit';
@@ -56,20 +56,15 @@ export async function writeRandomFile(file: string, bytes: number): Promise<void
   }
 }
 
-/** A whole file in one buffer, also past the 2 GiB that `fs.readFile` refuses. */
-async function readWhole(file: string): Promise<Buffer> {
-  const fh = await fsp.open(file, 'r');
+/** Uploads a local file as one PutObject whose body streams from disk (S3's single-PUT limit is 5 GiB). */
+async function putStreamed(s3: { endpoint: string; bucket: string }, key: string, file: string): Promise<void> {
+  const { S3Client, PutObjectCommand } = await import('@aws-sdk/client-s3');
+  const client = new S3Client({ endpoint: s3.endpoint, forcePathStyle: true, region: process.env.AWS_REGION ?? 'us-east-1', requestChecksumCalculation: 'WHEN_REQUIRED' });
   try {
-    const { size } = await fh.stat();
-    const buf = Buffer.allocUnsafe(size);
-    for (let off = 0; off < size; ) {
-      const { bytesRead } = await fh.read(buf, off, Math.min(64 * MiB, size - off), off);
-      if (bytesRead === 0) throw new Error(`${file} shrank while being read`);
-      off += bytesRead;
-    }
-    return buf;
+    const { size } = await fsp.stat(file);
+    await client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: key, Body: createReadStream(file, { highWaterMark: 4 * MiB }), ContentLength: size }));
   } finally {
-    await fh.close();
+    client.destroy();
   }
 }
 
@@ -139,7 +134,8 @@ export async function prepareDataset(
   const t = performance.now();
   const store = await openStore(`s3://${s3.bucket}/${peerPrefix}?endpoint=${s3.endpoint}&path_style=true`);
   try {
-    await store.put(bigRel, await readWhole(path.join(localDir, bigRel)));
+    // One streamed PUT: a multipart upload of 2 GiB costs s3rver a second full copy to assemble.
+    await putStreamed(s3, `${peerPrefix}/${bigRel}`, path.join(localDir, bigRel));
     const limit = pLimit(16);
     await Promise.all(smallRels.map((r) => limit(async () => store.put(r, await fsp.readFile(path.join(localDir, r))))));
   } finally {

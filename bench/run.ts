@@ -147,17 +147,15 @@ async function main(): Promise<number> {
     );
     // Full mode, to fit the time budget on 2 cores shared with one s3rver process:
     //  - 16 readers only for Cairn (s3rver) and local disk, and cold only;
-    //  - 3 rounds only where figures vary most, the 1-reader cold reads through s3rver (Cairn and
-    //    raw GetObject; s3fs and rclone for the big file: their small-file rate varies little and
-    //    one round of it costs ~17 s); 1 round for everything else: local disk, Cairn on the file
-    //    store, every warm figure (no store server in the path) and 4/16 readers.
+    //  - 3 rounds only for the headline comparison, which varies most: 1-reader cold reads through
+    //    s3rver by Cairn (both workloads) and raw GetObject (big file); 1 round for everything else.
     const counts = args.quick ? [1, 4] : [1, 4, 16];
     const peerCounts = [1, 4];
-    const threeRounds = (w: Workload, sys: System): boolean => sys === 'cairn' || sys === 's3get' || (w === 'big' && (sys === 's3fs' || sys === 'rclone'));
+    const threeRounds = (w: Workload, sys: System): boolean => sys === 'cairn' || (sys === 's3get' && w === 'big');
     const runs = (w: Workload, n: number, sys: System, cache: string): number => (!args.quick && n === 1 && cache === 'cold' && threeRounds(w, sys) ? 3 : 1);
     const runsText = args.quick
       ? '1 per figure'
-      : '3 for 1-reader cold reads through s3rver (Cairn, raw GetObject; s3fs and rclone on the big file); 1 for everything else: local disk, Cairn on the file store, warm figures, 4 and 16 readers, s3fs and rclone on small files'
+      : '3 for 1-reader cold reads through s3rver by Cairn (both workloads) and raw GetObject (big file); 1 for everything else'
     const readers: Partial<Record<System, number[]>> = { cairn: counts, 'cairn-file': peerCounts, local: counts, s3get: peerCounts };
     if (peers.s3fs) readers.s3fs = peerCounts;
     if (peers.rclone) readers.rclone = peerCounts;
