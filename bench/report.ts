@@ -336,7 +336,7 @@ function bottlenecks(res: BenchResults): string[] {
   }
   if (load?.length) {
     notes.push(
-      `Load average ${load.join(' / ')} on ${String(res.machine.cpus)} cores at the end of the read matrix (the benchmark's own 16-reader groups included: s3rver, the daemons and the readers share the cores), so rounds vary and single-round figures (4 and 16 readers) are less reliable than the 1-reader medians.`,
+      `Load average ${load.join(' / ')} on ${String(res.machine.cpus)} cores at the end of the read matrix (the benchmark's own 16-reader groups included: s3rver, the daemons and the readers share the cores), so rounds vary, and single-round figures (all but the 1-reader cold reads of Cairn and raw GetObject) are less reliable than those medians: s3fs's one 1-reader big-file round ranged 296–467 MiB/s across this machine's runs.`,
     );
   }
   return notes;
