@@ -336,7 +336,7 @@ function bottlenecks(res: BenchResults): string[] {
   }
   if (load?.length) {
     notes.push(
-      `Load average ${load.join(' / ')} on ${String(res.machine.cpus)} cores at the end of the read matrix (the benchmark's own 16-reader groups included: s3rver, the daemons and the readers share the cores), so rounds vary, and single-round figures (all but the 1-reader cold reads of Cairn and raw GetObject) are less reliable than those medians: s3fs's one 1-reader big-file round ranged 296–467 MiB/s across this machine's runs.`,
+      `Load average ${load.join(' / ')} on ${String(res.machine.cpus)} cores at the end of the read matrix (the benchmark's own 16-reader groups included: s3rver, the daemons and the readers share the cores), so rounds vary, and single-round figures (all but the 1-reader cold reads of Cairn and raw GetObject) are less reliable than those medians: s3fs's 1-reader big-file figure ranged 296–467 MiB/s across the runs of 2026-11-29 on this machine.`,
     );
   }
   return notes;
