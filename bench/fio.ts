@@ -135,7 +135,7 @@ export function fioTimeoutMs(args: readonly string[]): number {
 
 /** fio's arguments for one job over a file of `fileBytes` (everything but `--filename`). */
 export function fioArgs(job: FioJob, fileBytes: number, quick: boolean): string[] {
-  const runtime = quick ? 5 : 15;
+  const runtime = quick ? 5 : 8;
   // seq: one pass over (at most) 512 MiB; rand: 256 MiB in all (32 MiB quick), split over 4 jobs.
   const seqBytes = Math.min(fileBytes, 512 * MiB);
   const randBytes = Math.min(fileBytes, quick ? 32 * MiB : 256 * MiB);

@@ -47,6 +47,8 @@ export interface ReadOptions {
   runs: (w: Workload, readers: number, sys: System, cache: Cache) => number;
   /** Reader counts per system (a system absent here is skipped). */
   readers: Partial<Record<System, number[]>>;
+  /** Further narrows the matrix: false leaves out that workload × reader count × system. */
+  only?: (w: Workload, readers: number, sys: System) => boolean;
   /** Reader counts at which a system is measured warm too (absent: cold only). */
   warm: Partial<Record<System, number[]>>;
   /** Files in flight per reader for the small-files workload. */
@@ -153,8 +155,9 @@ export async function readBench(ds: Dataset, o: ReadOptions): Promise<{ rows: Re
       const acc = new Map<string, GroupResult[]>();
       const broken = new Set<System>();
       const plan: [System, Cache][] = [];
-      for (const sys of order) if (o.readers[sys]?.includes(n)) plan.push([sys, 'cold']);
-      for (const sys of order) if (o.readers[sys]?.includes(n) && o.warm[sys]?.includes(n)) plan.push([sys, 'warm']);
+      const measured = (sys: System): boolean => !!o.readers[sys]?.includes(n) && (o.only?.(w, n, sys) ?? true);
+      for (const sys of order) if (measured(sys)) plan.push([sys, 'cold']);
+      for (const sys of order) if (measured(sys) && o.warm[sys]?.includes(n)) plan.push([sys, 'warm']);
       const rounds = Math.max(0, ...plan.map(([sys, cache]) => o.runs(w, n, sys, cache)));
       for (let r = 0; r < rounds; r++) {
         for (const [sys, cache] of plan.filter(([s, c]) => r < Math.max(1, o.runs(w, n, s, c)))) {

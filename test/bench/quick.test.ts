@@ -91,7 +91,7 @@ test('fio: jobs are read-only and bounded; a missing fio is a recorded skip; rep
     for (const a of ['--readonly', '--direct=0', '--invalidate=0', '--output-format=json']) assert.ok(args.includes(a), `${job} lacks ${a}`);
     assert.ok(args.some((a) => a.startsWith('--io_size=')) && args.some((a) => a.startsWith('--runtime=')));
     assert.ok(!args.some((a) => /^--rw=.*write|^--filename=/.test(a)));
-    assert.equal(fioTimeoutMs(args), 35_000, 'a job stuck past its 15 s runtime is abandoned 20 s later');
+    assert.equal(fioTimeoutMs(args), 28_000, 'a job stuck past its 8 s runtime is abandoned 20 s later');
   }
   assert.equal(fioTimeoutMs(['--rw=read']), 60_000);
   const skipped = await fioBench({} as never, {
