@@ -65,7 +65,7 @@ export class Session implements FsSession {
   readonly volume: VolumeMeta;
   readonly chunks: ChunkStore;
   /** How this open filled a fresh journal (undefined: it reopened one). */
-  bootstrapped: 'child' | 'in-process' | undefined;
+  readonly bootstrapped: 'child' | 'in-process' | undefined;
   private readonly handles = new Map<number, OpenFile>();
   private nextHandle = 1;
   private readonly materializing = new Map<string, Promise<string>>();
@@ -79,7 +79,9 @@ export class Session implements FsSession {
     private readonly sync: Syncer,
     private readonly unlock: () => Promise<void>,
     chunks: ChunkStore,
+    bootstrapped?: 'child' | 'in-process',
   ) {
+    this.bootstrapped = bootstrapped;
     this.readOnly = !!opts.readOnly || opts.seq !== undefined;
     this.volume = opts.volume;
     this.chunks = chunks;
@@ -128,9 +130,7 @@ export class Session implements FsSession {
         await reconcileStaged(journal, staging);
         await sync.recover();
       }
-      const session = new Session(opts, journal, staging, sync, unlock, chunks);
-      session.bootstrapped = bootstrapped;
-      return session;
+      return new Session(opts, journal, staging, sync, unlock, chunks, bootstrapped);
     } catch (err) {
       journal?.close();
       await unlock();
@@ -475,12 +475,7 @@ export class Session implements FsSession {
    * how batch uploads and copies land. Replaces what is there (callers check first).
    */
   putEntry(path: string, entry: EntryData): void {
-    const p = normalizePath(path);
-    this.checkWritable(p);
-    this.journal.transaction(() => {
-      this.journal.applyOp({ op: 'put', path: p, entry });
-      this.markPut(p);
-    });
+    this.putEntries([], [[path, entry]]);
   }
 
   /**
