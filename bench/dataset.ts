@@ -6,6 +6,9 @@
  * The same bytes also go into a Cairn volume on the embedded file store (`file://` under the
  * work directory), so Cairn runs side by side on both stores.
  *
+ * The check of every file (bench/verify.ts: size, SHA-256 of sampled ranges) is recorded from the
+ * local copy once it is written; every reader verifies what it reads against it.
+ *
  * Invariant: every system under test reads exactly the same bytes; every S3 reader reads them
  * from the same s3rver.
  */
@@ -15,6 +18,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import pLimit from 'p-limit';
 import { MiB } from './harness.js';
+import { fileCheck, type FileCheck } from './verify.js';
 
 export interface DatasetSpec {
   bigBytes: number;
@@ -27,6 +31,8 @@ export interface Dataset extends DatasetSpec {
   localDir: string;
   bigRel: string;
   smallRels: string[];
+  /** What each file holds, by relative path (bigRel and every smallRels entry). */
+  checks: Record<string, FileCheck>;
   /** Cairn volume name and store URL (s3rver). */
   volume: string;
   storeUrl: string;
@@ -102,6 +108,9 @@ export async function prepareDataset(
   log(`generating ${spec.bigBytes / MiB} MiB + ${spec.smallCount} x ${spec.smallBytes / 1024} KiB of random data`);
   await writeRandomFile(path.join(localDir, bigRel), spec.bigBytes);
   await writeSmallFiles(localDir, smallRels, spec.smallBytes);
+  const checks: Record<string, FileCheck> = {};
+  const checkLimit = pLimit(16);
+  await Promise.all([bigRel, ...smallRels].map((r) => checkLimit(async () => void (checks[r] = await fileCheck(path.join(localDir, r))))));
 
   const { Volume } = await import('../src/index.js');
   const { openStore } = await import('../src/store/index.js');
@@ -150,5 +159,5 @@ export async function prepareDataset(
     rcloneConfig,
     ['[bench]', 'type = s3', 'provider = Other', 'access_key_id = S3RVER', 'secret_access_key = S3RVER', `endpoint = ${s3.endpoint}`, 'force_path_style = true', 'region = us-east-1', ''].join('\n'),
   );
-  return { ...spec, localDir, bigRel, smallRels, volume, storeUrl, fileStoreUrl, cairnFileUploadSec, bucket: s3.bucket, peerPrefix, endpoint: s3.endpoint, passwdFile, rcloneConfig, cairnUploadSec, peerUploadSec };
+  return { ...spec, localDir, bigRel, smallRels, checks, volume, storeUrl, fileStoreUrl, cairnFileUploadSec, bucket: s3.bucket, peerPrefix, endpoint: s3.endpoint, passwdFile, rcloneConfig, cairnUploadSec, peerUploadSec };
 }

@@ -12,11 +12,16 @@
  * comparable across processes. Every byte is read into a reused buffer and counted; nothing is
  * written. Files are read `concurrency` at a time, each from start to end with `bufSize` reads.
  *
+ * Each file's bytes are checked against `checks` (bench/verify.ts: its size always, the content
+ * of sampled ranges): a short, long or wrong file ends the reader with an `error` event instead
+ * of a result, so the group records a failure rather than a figure.
+ *
  * Usage: node dist/bench/reader.js '<json ReaderSpec>'
  */
 import { promises as fsp } from 'node:fs';
 import readline from 'node:readline';
 import { readSpecArg } from './specarg.js';
+import { StreamCheck, type FileCheck } from './verify.js';
 
 export interface ReaderSpec {
   /** Absolute paths to read (file mode). */
@@ -27,6 +32,8 @@ export interface ReaderSpec {
   concurrency?: number;
   /** Read size in bytes (default 1 MiB). */
   bufSize?: number;
+  /** What each file (or object) must hold, in the order of `files` (or `s3.keys`). */
+  checks: FileCheck[];
 }
 
 export interface ReaderResult {
@@ -39,6 +46,13 @@ export interface ReaderResult {
 
 const now = (): number => performance.timeOrigin + performance.now();
 
+/** The check of the i-th of `names` (a spec without one for every name is refused). */
+function checkFor(spec: ReaderSpec, names: string[], i: number): StreamCheck {
+  const check = spec.checks?.[i];
+  if (!check || spec.checks.length !== names.length) throw new Error(`reader spec: ${spec.checks?.length ?? 0} checks for ${names.length} files`);
+  return new StreamCheck(names[i]!, check);
+}
+
 async function readFiles(spec: ReaderSpec, onFirst: () => void): Promise<{ bytes: number; files: number }> {
   const files = spec.files ?? [];
   const bufSize = spec.bufSize ?? 1024 * 1024;
@@ -48,18 +62,21 @@ async function readFiles(spec: ReaderSpec, onFirst: () => void): Promise<{ bytes
   const worker = async (): Promise<void> => {
     const buf = Buffer.allocUnsafe(bufSize);
     while (next < files.length) {
-      const file = files[next++];
-      const fh = await fsp.open(file, 'r');
+      const i = next++;
+      const check = checkFor(spec, files, i);
+      const fh = await fsp.open(files[i]!, 'r');
       try {
         for (;;) {
           const { bytesRead } = await fh.read(buf, 0, bufSize, null);
           if (bytesRead === 0) break;
           if (bytes === 0) onFirst();
           bytes += bytesRead;
+          check.update(buf.subarray(0, bytesRead));
         }
       } finally {
         await fh.close();
       }
+      check.end();
       done++;
     }
   };
@@ -84,12 +101,15 @@ async function getObjects(spec: ReaderSpec, onFirst: () => void): Promise<{ byte
   let done = 0;
   const worker = async (): Promise<void> => {
     while (next < s3.keys.length) {
-      const key = s3.keys[next++];
-      const out = await client.send(new GetObjectCommand({ Bucket: s3.bucket, Key: key }));
+      const i = next++;
+      const check = checkFor(spec, s3.keys, i);
+      const out = await client.send(new GetObjectCommand({ Bucket: s3.bucket, Key: s3.keys[i] }));
       for await (const chunk of out.Body as AsyncIterable<Uint8Array>) {
         if (bytes === 0) onFirst();
         bytes += chunk.length;
+        check.update(chunk);
       }
+      check.end();
       done++;
     }
   };

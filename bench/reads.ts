@@ -6,8 +6,11 @@
  * s3rver, s3fs and rclone mounts of a plain copy of the same bytes. Cairn runs on s3rver
  * (`cairn`) and on the embedded file store (`cairn-file`), each with its own chunk cache.
  *
- * Every figure is the median of its rounds (`runs(workload, readers, system, cache)` groups). A group is N reader processes released together;
- * its throughput is all bytes over first start → last end (see harness.ts).
+ * Every figure is the median of its rounds (`runs(workload, readers, system, cache)` groups). A
+ * group is N reader processes released together; its throughput is all bytes over first start →
+ * last end (see harness.ts). Every reader verifies the bytes it reads (bench/verify.ts) and the
+ * group's totals must be N × the workload's bytes and files: a group that fails either records a
+ * failure, and the figure it belongs to is not published.
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
@@ -67,7 +70,7 @@ let seq = 0;
 
 function readerSpec(ds: Dataset, w: Workload, conc: number): { rels: string[]; spec: ReaderSpec } {
   const rels = w === 'big' ? [ds.bigRel] : ds.smallRels;
-  return { rels, spec: { concurrency: w === 'big' ? 1 : conc, bufSize: 1024 * 1024 } };
+  return { rels, spec: { concurrency: w === 'big' ? 1 : conc, bufSize: 1024 * 1024, checks: rels.map((r) => ds.checks[r]!) } };
 }
 
 async function members(ds: Dataset, sys: System, w: Workload, n: number, o: ReadOptions, profile: string | undefined): Promise<Member[]> {
@@ -113,7 +116,17 @@ async function once(ds: Dataset, sys: System, w: Workload, cache: Cache, n: numb
   const g = await runGroup(await members(ds, sys, w, n, o, profile), o.env);
   // Mount session directories are per mountpoint and never reused: drop them.
   if (isCairn(sys)) await fsp.rm(o.sessionsDir, { recursive: true, force: true }).catch(() => undefined);
+  // Each reader verified its files (bench/verify.ts); the totals must add up as well.
+  const { bytes, files } = perReader(ds, w);
+  if (g.bytes !== n * bytes || g.files !== n * files) {
+    throw new Error(`read ${g.bytes} bytes in ${g.files} files, expected ${n * bytes} in ${n * files}`);
+  }
   return g;
+}
+
+/** Bytes and files one reader of a workload reads. */
+function perReader(ds: Dataset, w: Workload): { bytes: number; files: number } {
+  return w === 'big' ? { bytes: ds.bigBytes, files: 1 } : { bytes: ds.smallCount * ds.smallBytes, files: ds.smallCount };
 }
 
 function summarize(w: Workload, sys: System, cache: Cache, n: number, ds: Dataset, runs: GroupResult[]): ReadRow {
@@ -133,8 +146,8 @@ function summarize(w: Workload, sys: System, cache: Cache, n: number, ds: Datase
     ttfbMs: pick((g) => g.ttfbMs)!,
     ...(mountMs !== undefined ? { mountMs } : {}),
     ...(hwm.length ? { daemonHwmMiB: Math.max(...hwm) } : {}),
-    bytesPerReader: w === 'big' ? ds.bigBytes : ds.smallCount * ds.smallBytes,
-    filesPerReader: w === 'big' ? 1 : ds.smallCount,
+    bytesPerReader: perReader(ds, w).bytes,
+    filesPerReader: perReader(ds, w).files,
     runs: runs.map(({ members: _m, ...rest }) => rest),
   };
 }
@@ -165,12 +178,15 @@ export async function readBench(ds: Dataset, o: ReadOptions): Promise<{ rows: Re
           const name = `cairn-${w}-${cache}-${n}r`;
           const profile = o.cpuProfDir && !profiled.has(name) && sys === 'cairn' && w === 'big' && n === 1 ? name : undefined;
           if (profile) profiled.add(name);
+          const key = `${sys}/${cache}`;
           try {
             const g = await once(ds, sys, w, cache, n, o, profile);
-            const key = `${sys}/${cache}`;
             acc.set(key, [...(acc.get(key) ?? []), g]);
             o.log(`  ${w.padEnd(5)} ${String(n).padStart(2)} reader(s) ${sys.padEnd(10)} ${cache}: ${g.MiBps} MiB/s, ${g.filesPerSec} files/s, ttfb ${g.ttfbMs} ms`);
           } catch (err) {
+            // A failed round (a reader that got short or wrong data included) voids the figure:
+            // its other rounds are dropped too, and the system is not run again at this size.
+            acc.delete(key);
             broken.add(sys);
             const msg = `${w} ${n} reader(s) ${sys} ${cache}: ${(err as Error).message.split('\n').slice(0, 6).join(' | ')}`;
             failures.push(msg);
