@@ -1,10 +1,12 @@
 /**
  * Presenting benchmark results: the goals check (ratios of Cairn to each reference), a plain
- * text table for stdout, and docs/BENCHMARKS.md plus docs/benchmarks.svg rendered from one
- * results JSON (`node dist/bench/report.js bench/results/X.json` re-renders without re-running).
+ * text table for stdout, and the published page: docs/benchmarks.json (the results of one run),
+ * and docs/BENCHMARKS.md plus docs/benchmarks.svg rendered from it
+ * (`node dist/bench/report.js bench/results/X.json` publishes a results file without re-running).
  *
- * Invariant: everything shown is computed from the results object; nothing is typed in by hand
- * except the fixed method text and the bottleneck notes derived from the figures.
+ * Invariant: every figure, ratio and verdict shown is computed from the results object, and so is
+ * every sentence about the figures; the only text typed in describes the method and the design.
+ * Goals are always recomputed from the rows (test/bench/report.test.ts pins them on a fixture).
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
@@ -41,6 +43,8 @@ export interface BenchResults {
   writes?: WriteResults;
   failures: string[];
   goals: Goal[];
+  /** How this file came to be, when it is not a run's output as written (shown on the page). */
+  provenance?: string;
   profile?: { file: string; totalMs: number; top: { fn: string; ms: number; pct: number }[]; modules?: { fn: string; ms: number; pct: number }[] }[];
 }
 
@@ -216,11 +220,18 @@ export function table(res: BenchResults): string {
   if (res.writes?.rows.length) {
     out.push('', pad([['write / metadata', 'value', 'unit'], ...res.writes.rows.map((w) => [w.name, fmt(w.value, w.value < 10 ? 2 : 1), w.unit])]));
   }
-  if (res.goals.length) {
-    out.push('', pad([['goal', 'readers', 'Cairn', 'reference', 'ratio', 'target', 'met'], ...res.goals.map((g) => [g.goal, String(g.readers), fmt(g.cairn), fmt(g.reference), fmt(g.ratio, 2), g.target, g.met ? 'yes' : 'NO'])]));
-  }
+  const goals = summarizeGoals(res);
+  if (goals.length) out.push('', pad(goalTable(goals, 'NO')));
   if (res.failures.length) out.push('', 'failures:', ...res.failures.map((f) => `  ${f}`));
   return out.join('\n');
+}
+
+/** The goals as table cells (`no` spells a missed goal). */
+function goalTable(goals: Goal[], no: string): string[][] {
+  return [
+    ['goal', 'readers', 'Cairn', 'reference', 'ratio', 'target', 'met'],
+    ...goals.map((g) => [g.goal, String(g.readers), fmt(g.cairn), fmt(g.reference), fmt(g.ratio, 2), g.target, g.met ? 'yes' : no]),
+  ];
 }
 
 function mdTable(cells: string[][]): string {
@@ -283,60 +294,85 @@ export function svgChart(res: BenchResults): string {
   ].join('\n');
 }
 
-/** Where goals are missed, what the figures (and the daemon profiles) say the bottleneck is. */
-function bottlenecks(res: BenchResults): string[] {
+/**
+ * Where goals are missed: what this run's own figures (and daemon profiles, when recorded) show
+ * next to each missed goal. Every number here is computed from the results; the prose around
+ * them states design facts, never figures measured elsewhere.
+ */
+function bottlenecks(res: BenchResults, goals: Goal[]): string[] {
   const notes: string[] = [];
-  const missed = res.goals.filter((g) => !g.met);
+  const missed = goals.filter((g) => !g.met);
   if (!missed.length) return notes;
   const pctOf = (x: number, y: number): string => `${Math.round((x / y) * 100)}%`;
+  const times = (x: number, y: number): string => `${fmt(x / y, 2)}×`;
   const prof = (name: string) => res.profile?.find((p) => p.file.startsWith(name));
   const idle = (p: ReturnType<typeof prof>): number => p?.top.find((t) => t.fn.startsWith('(idle)'))?.pct ?? 0;
+  const profText = (p: ReturnType<typeof prof>): string =>
+    p ? `Daemon profile (${p.totalMs} ms sampled): ${(p.modules ?? []).slice(0, 5).map((t) => `${t.fn || '(native)'} ${t.pct}%`).join(', ')}, idle ${idle(p)}%.` : '';
   const load = res.machine.loadAvg as number[] | undefined;
 
   const c1 = find(res.reads, 'big', 'cairn', 'cold', 1);
-  const g1 = find(res.reads, 'big', 's3get', 'cold', 1);
-  const l1 = find(res.reads, 'big', 'local', 'cold', 1);
-  const f1 = find(res.reads, 'big', 's3fs', 'cold', 1);
-  if (c1 && g1 && missed.some((g) => g.goal.startsWith('cold big'))) {
-    const p = prof('cairn-big-cold-1r');
+  if (c1 && missed.some((g) => g.goal.startsWith('cold big'))) {
+    const refs = (['s3get', 's3fs', 'rclone', 'local'] as System[])
+      .map((sys) => find(res.reads, 'big', sys, 'cold', 1))
+      .filter((r): r is ReadRow => !!r)
+      .map((r) => `${NAMES[r.system]} ${r.MiBps} MiB/s (Cairn ${pctOf(c1.MiBps, r.MiBps)} of it)`);
+    const cf = find(res.reads, 'big', 'cairn-file', 'cold', 1);
+    const s3refs = (['s3get', 's3fs', 'rclone'] as System[]).map((sys) => find(res.reads, 'big', sys, 'cold', 1)).filter((r): r is ReadRow => !!r);
+    const fileKeepsUp = !!cf && s3refs.length > 0 && s3refs.every((r) => cf.MiBps >= r.MiBps);
     notes.push(
-      `**Cold big-file reads** reach ${c1.MiBps} MiB/s for one reader: ${pctOf(c1.MiBps, g1.MiBps)} of one raw GetObject stream from the same s3rver (${g1.MiBps} MiB/s)` +
-        `${f1 ? `, ${pctOf(c1.MiBps, f1.MiBps)} of s3fs (${f1.MiBps} MiB/s)` : ''}${l1 ? `; local disk ${l1.MiBps} MiB/s` : ''}. ` +
-        'The bound is the object store process and the two cores. s3rver and the harness\'s proxy serve from one Node.js thread, which runs at ~95% of a core during a cold read; range GETs cost it more than one whole-object stream: raw AWS SDK range GETs of the same pack, 4 MiB × 4 in flight, reach ~190–230 MiB/s, 16 MiB × 2 ~260, against ~250–320 for one whole-object stream (the raw GetObject reference). ' +
-        'Cairn\'s fetch without FUSE (in-process `ChunkStore.read`, 128 KiB reads, readahead 16) reaches ~155 MiB/s, ~0.8 of those range GETs (~0.95 without the disk cache), and its event loop is ~30% idle waiting for s3rver; through FUSE the daemon\'s own core is shared with the reader and the kernel, hence the figure above. ' +
-        'Twice s3fs is out of reach on 2 cores shared with the object store; on a real S3 endpoint the store\'s core is free, and bigger range GETs (8–16 MiB) would suit s3rver better. ' +
-        (p ? `Profile (${p.totalMs} ms sampled): ${(p.modules ?? []).slice(0, 5).map((t) => `${t.fn || '(native)'} ${t.pct}%`).join(', ')}, idle ${idle(p)}%.` : ''),
+      `**Cold big-file reads**, 1 reader: Cairn on s3rver ${c1.MiBps} MiB/s; ${refs.join(', ')}.` +
+        (cf ? ` Cairn on the file store, the same mount code with another store, reads ${cf.MiBps} MiB/s cold (${times(cf.MiBps, c1.MiBps)} Cairn on s3rver)${fileKeepsUp ? ', faster than every reference reading from s3rver: the gap is on Cairn\'s path to s3rver, not in the mount' : ''}.` : '') +
+        ` s3rver is one Node.js process sharing the ${String(res.machine.cpus)} cores with the daemon and the reader. ${profText(prof('cairn-big-cold-1r'))}`.trimEnd(),
     );
   }
   const w1 = find(res.reads, 'big', 'cairn', 'warm', 1);
   if (w1 && missed.some((g) => g.goal.startsWith('warm'))) {
-    const p = prof('cairn-big-warm-1r');
-    const wl = find(res.reads, 'big', 'local', 'warm', 1);
+    const others = (['cairn-file', 'local'] as System[])
+      .map((sys) => find(res.reads, 'big', sys, 'warm', 1))
+      .filter((r): r is ReadRow => !!r)
+      .map((r) => `${NAMES[r.system]} ${r.MiBps} MiB/s`);
     notes.push(
-      `**Warm reads** give ${w1.MiBps} MiB/s per reader (goal 1024)${wl ? `, against ${wl.MiBps} MiB/s from local disk (page cache)` : ''}. ` +
-        'Nearly every FUSE read is served synchronously from memory (`readCached`), so the bound is per-request cost: libfuse 2 caps a read at 128 KiB, and each request crosses the kernel, a fuse-native thread and the event loop (~70 µs with an empty handler, i.e. ~1,840 MiB/s at best), plus the copy into the kernel buffer, BLAKE3 verification of each chunk read from the cache (on the event loop: moving it to worker threads measured slower), and GC' +
-        (p ? `; profile: ${(p.modules ?? []).slice(0, 5).map((t) => `${t.fn || '(native)'} ${t.pct}%`).join(', ')}, idle ${idle(p)}%` : '') +
-        '. Fixes, in order of effect: the kernel page cache across opens for committed files (libfuse\'s `auto_cache`, which drops a file\'s pages when its mtime or size changes: repeat reads would never reach the daemon; it needs care so that a reload never leaves stale pages), and a libfuse 3 binding with 1 MiB requests (`max_pages`), which would cut requests 8×. With several readers, the daemons share the two cores.',
+      `**Warm reads** give ${w1.MiBps} MiB/s for 1 reader (goal 1024 per reader)${others.length ? `; warm, 1 reader: ${others.join(', ')}` : ''}. ` +
+        'A warm read is served from the chunk cache through FUSE: libfuse 2 passes at most 128 KiB per read request, and each request crosses the kernel, a fuse-native thread and the event loop, which also verifies each chunk read from the cache (BLAKE3). ' +
+        `Candidate fixes (not measured here): the kernel page cache across opens for committed files (libfuse's \`auto_cache\`), and a libfuse 3 binding with 1 MiB requests (\`max_pages\`). ${profText(prof('cairn-big-warm-1r'))}`.trimEnd(),
     );
   }
   const s1 = find(res.reads, 'small', 'cairn', 'cold', 1);
-  const sg = find(res.reads, 'small', 's3get', 'cold', 1);
-  const sf = find(res.reads, 'small', 's3fs', 'cold', 1);
-  if (s1 && sg && missed.some((g) => g.goal.startsWith('cold small'))) {
+  if (s1 && missed.some((g) => g.goal.startsWith('cold small'))) {
+    const sg = find(res.reads, 'small', 's3get', 'cold', 1);
+    const sf = find(res.reads, 'small', 's3fs', 'cold', 1);
+    const sw = find(res.reads, 'small', 'cairn', 'warm', 1);
+    const warmBest = ['cairn', 'cairn-file']
+      .map((sys) => find(res.reads, 'small', sys as System, 'warm', 1))
+      .filter((r): r is ReadRow => !!r)
+      .sort((a, b) => b.filesPerSec - a.filesPerSec)[0];
     notes.push(
-      `**Small files (cold)**: Cairn ${s1.filesPerSec} files/s, raw GetObject ${sg.filesPerSec} files/s${sf ? `, s3fs ${sf.filesPerSec} files/s` : ''}. ` +
-        'Cairn fetches a small file\'s pack neighbours (one GET per 4 MiB of pack), so it is no longer bound by the store\'s requests per second: cold is within ~20% of warm. What remains is the per-file FUSE cost: about five requests per file (lookup, open, read, flush, release; attributes and entries are not cached by the kernel, so that a reload is visible at once) at ~70 µs each, which is fuse-native\'s floor (kernel → its thread → the event loop → back) on this machine, so one daemon tops out near 2,000–3,000 files/s. Reaching 10× s3fs needs fewer requests per file: kernel entry/attribute caching with explicit invalidation on reload (`fuse_lowlevel_notify_inval_entry`, not exposed by fuse-native) or a lower-overhead binding.',
+      `**Small files (cold)**, 1 reader: Cairn ${fmt(s1.filesPerSec, 0)} files/s` +
+        (sg ? `, ${times(s1.filesPerSec, sg.filesPerSec)} raw GetObject (${fmt(sg.filesPerSec, 0)} files/s, one GET per file${res.method.smallConcurrency ? `, ${String(res.method.smallConcurrency)} in flight` : ''})` : '') +
+        (sf ? `, ${times(s1.filesPerSec, sf.filesPerSec)} s3fs (${fmt(sf.filesPerSec, 0)} files/s)` : '') +
+        (sw ? `; warm ${fmt(sw.filesPerSec, 0)} files/s, so cold reaches ${pctOf(s1.filesPerSec, sw.filesPerSec)} of warm` : '') +
+        '. Cairn fetches a small file\'s pack neighbours with it (one range GET per 4 MiB of pack), so it is not bound by one GET per file. ' +
+        'Each file also costs about five FUSE requests (lookup, open, read, flush, release: the kernel caches no entries or attributes, so that a reload is visible at once)' +
+        (warmBest ? `; warm reads, which never reach the store, reach ${fmt(warmBest.filesPerSec, 0)} files/s at best in this run (${NAMES[warmBest.system]})` : '') +
+        '. Ten times s3fs needs fewer requests per file: kernel entry/attribute caching with invalidation on reload (`fuse_lowlevel_notify_inval_entry`, not exposed by fuse-native) or a lower-overhead binding.',
     );
   }
-  const big = (res.writes?.rows ?? []).find((r) => /^volume of 1,000,000 files: mount$/.test(r.name));
-  if (big && missed.some((g) => g.workload === 'metadata')) {
+  if (missed.some((g) => g.workload === 'metadata')) {
     notes.push(
-      'Metadata goals: commit and reload cost O(change) (one record), so a miss here is noise on a few-millisecond figure; the daemon\'s memory does not grow with the volume because bootstrap and checkpoints run in child processes (docs/ARCHITECTURE.md, Scale).',
+      'Metadata goals: commit and reload cost O(change) (one record), and bootstrap and checkpoints run in child processes, so neither latency nor the daemon\'s memory is meant to grow with the volume; a miss here needs a look at the rows above.',
     );
   }
   if (load?.length) {
+    const spreads = res.reads
+      .filter((r) => (r.runs?.length ?? 0) > 1)
+      .map((r) => {
+        const xs = r.runs.map((g) => g.MiBps);
+        return `${NAMES[r.system]} ${r.workload} ${r.cache} ×${r.readers} ${fmt(Math.min(...xs))}–${fmt(Math.max(...xs))} MiB/s`;
+      });
     notes.push(
-      `Load average ${load.join(' / ')} on ${String(res.machine.cpus)} cores at the end of the read matrix (the benchmark's own 16-reader groups included: s3rver, the daemons and the readers share the cores), so rounds vary, and single-round figures (all but the 1-reader cold reads of Cairn and raw GetObject) are less reliable than those medians: s3fs's 1-reader big-file figure ranged 296–467 MiB/s across the runs of 2026-11-29 on this machine.`,
+      `Load average ${load.join(' / ')} on ${String(res.machine.cpus)} cores at the end of the read matrix (the benchmark's own groups included: s3rver, the daemons and the readers share the cores), so rounds vary: single-round figures are less reliable than medians.` +
+        (spreads.length ? ` Rounds of the figures measured more than once ranged: ${spreads.join('; ')}.` : ''),
     );
   }
   return notes;
@@ -349,12 +385,12 @@ function fioSection(res: BenchResults): string[] {
   const out = ['## fio through each mount', ''];
   if (!fio.rows.length) return [...out, `Not run: ${fio.skipped ?? 'every job failed (see Failures)'}.`, ''];
   out.push(
-    `${fio.version} from Debian, read-only jobs over the big file (${res.dataset.bigBytes / 2 ** 20} MiB), each inside a container's mount namespace (the same \`bench/container.ts\` as the readers, fio in place of the reader) for Cairn on both stores, s3fs and rclone mount, and directly on the local copy for local disk:`,
+    `${fio.version}, read-only jobs over the big file (${res.dataset.bigBytes / 2 ** 20} MiB), each inside a container's mount namespace (the same \`bench/container.ts\` as the readers, fio in place of the reader) for Cairn on both stores, s3fs and rclone mount, and directly on the local copy for local disk:`,
     '',
     '- **seq**: sequential read, 1 MiB blocks, one job: `fio ' + fio.jobs.seq + '`',
     '- **rand**: random read, 128 KiB blocks (the largest request FUSE passes by default, so one fio read is one FUSE request), 4 jobs with psync (iodepth 1 each), aggregated: `fio ' + fio.jobs.rand + '`',
     '',
-    'Cold and warm as for the read matrix (cold: chunk cache deleted for Cairn, `drop_caches` for every system; warm: right after the same system\'s cold job, same offsets). One run per figure. Latencies are fio\'s completion latency percentiles of one read; `*` marks a job stopped by `--runtime` before its `--io_size`. Cairn\'s ratios are of MiB/s, to the same job and cache state (s3fs and rclone: cold only).',
+    'Cold and warm as for the read matrix (cold: chunk cache deleted for Cairn, `drop_caches` for every system; warm: right after the same system\'s cold job, same offsets). One run per figure. Latencies are fio\'s completion latency percentiles of one read; `*` marks a job stopped by `--runtime` before its `--io_size`. fio counts the bytes it reads but cannot check random data, so unlike the readers these jobs do not verify content. Cairn\'s ratios are of MiB/s, to the same job and cache state (s3fs and rclone: cold only).',
     '',
     mdTable(fioTable(fio)),
     '',
@@ -362,29 +398,48 @@ function fioSection(res: BenchResults): string[] {
   return out;
 }
 
-/** Writes docs/BENCHMARKS.md and docs/benchmarks.svg. */
-export async function renderDocs(res: BenchResults, docsDir: string, jsonRel: string): Promise<void> {
-  await fsp.writeFile(path.join(docsDir, 'benchmarks.svg'), `${svgChart(res)}\n`);
+/** Where the published results live, relative to the repository root; the page is rendered from it. */
+export const PUBLISHED_JSON = 'docs/benchmarks.json';
+
+/** "1,000, 100,000 and 1,000,000". */
+const listOf = (xs: number[]): string => {
+  const s = xs.map((x) => x.toLocaleString('en-US'));
+  return s.length > 1 ? `${s.slice(0, -1).join(', ')} and ${s[s.length - 1]}` : (s[0] ?? '');
+};
+
+/**
+ * docs/BENCHMARKS.md for one results object: every figure, ratio, verdict and sentence about the
+ * figures comes from `res` (goals are recomputed from its rows, never taken from the file).
+ *
+ * @example
+ *   const md = renderMarkdown(JSON.parse(await fsp.readFile('docs/benchmarks.json', 'utf8')));
+ */
+export function renderMarkdown(res: BenchResults): string {
+  const goals = summarizeGoals(res);
   const m = res.machine;
   const ds = res.dataset;
+  const peerSmall = res.reads.filter((r) => r.workload === 'small' && (r.system === 's3fs' || r.system === 'rclone'));
+  const peerSmallOnlyOne = peerSmall.length > 0 && peerSmall.every((r) => r.readers === 1) && res.reads.some((r) => r.workload === 'big' && r.system === 's3fs' && r.readers > 1);
+  const volumes = volumeRows(res, 'mount').map((v) => v.files);
   const md: string[] = [
     '# Benchmarks',
     '',
-    `Latest run: ${res.timestamp} (${res.mode} mode, ${res.durationSec} s), rendered by \`bench/report.ts\` from \`${jsonRel}\` (git-ignored; re-run \`npm run bench\` to reproduce).`,
+    `Latest run: ${res.timestamp} (${res.mode} mode, ${res.durationSec} s). Every figure on this page is rendered by \`bench/report.ts\` from that run's results, \`${PUBLISHED_JSON}\`; \`test/bench/report.test.ts\` checks that this page is exactly that rendering.`,
+    ...(res.provenance ? ['', res.provenance] : []),
     '',
     '## Running',
     '',
     '```sh',
-    'npm run bench                 # full suite (2 GiB + 5,000 x 64 KiB; 1, 4, 16 readers; writes, metadata, fio; ~15-20 min)',
-    'npm run bench -- --quick      # 64 MiB / 200 files, 1 and 4 readers, one round each (< 3 minutes)',
+    'npm run bench                 # full suite (2 GiB + 5,000 x 64 KiB; 1, 4, 16 readers; writes, metadata, fio); renders this page',
+    'npm run bench -- --quick      # 64 MiB / 200 files, 1 and 4 readers, one round each',
     'npm run bench -- --no-peers   # skip s3fs and rclone (and their installation)',
     'npm run bench -- --no-fio     # skip the fio jobs (skipped anyway, with the reason recorded, when fio is missing)',
     'npm run bench -- --big-mib 512  # a smaller big file: the main lever on the suite\'s duration',
     'npm run bench -- --profile    # also `node --cpu-prof` one Cairn daemon (1 reader, big file, cold and warm)',
-    'node dist/bench/report.js bench/results/<timestamp>.json   # re-render this page from a results file',
+    'node dist/bench/report.js bench/results/<timestamp>.json   # publish a results file: docs/benchmarks.json and this page',
     '```',
     '',
-    'Modules: `bench/run.ts` (driver), `bench/reads.ts` (read matrix), `bench/fio.ts` (fio jobs through each mount), `bench/writes.ts` (writes, commits, metadata), `bench/container.ts` (one reader in its own mount namespace), `bench/reader.ts` (the reader), `bench/harness.ts` (processes, barrier, teardown), `bench/dataset.ts`, `bench/s3serve.ts`, `bench/report.ts`. `test/bench/quick.test.ts` runs the quick mode and checks the JSON (never speed). `bench/store.ts` and `bench/chunks.ts` are separate micro-benchmarks of the store and chunk layers.',
+    'Modules: `bench/run.ts` (driver), `bench/reads.ts` (read matrix), `bench/fio.ts` (fio jobs through each mount), `bench/writes.ts` (writes, commits, metadata), `bench/container.ts` (one reader in its own mount namespace), `bench/reader.ts` (the reader), `bench/verify.ts` (what readers check), `bench/harness.ts` (processes, barrier, teardown), `bench/dataset.ts`, `bench/s3serve.ts`, `bench/report.ts`. `test/bench/quick.test.ts` runs the quick mode and checks the JSON (never speed); `test/bench/report.test.ts` checks goals and tables on a fixed results file; `test/bench/verify.test.ts` the readers\' checks. `bench/store.ts` and `bench/chunks.ts` are separate micro-benchmarks of the store and chunk layers.',
     '',
     '## Method',
     '',
@@ -397,7 +452,10 @@ export async function renderDocs(res: BenchResults, docsDir: string, jsonRel: st
     'Each reader is a "container": a process started with `unshare --mount --propagation private` that mounts the filesystem itself (Cairn: `mount({ foreground: true })` served by that process; s3fs; `rclone mount --daemon`) and runs one reader process inside its namespace. All readers of a group are released together after every mount is ready; aggregate throughput is all bytes read over first start → last finish. TTFB is the time from `open` to the first bytes of the first file (median over readers). Big files are read sequentially with 1 MiB `read`s; small files 8 at a time per reader.',
     '',
     `- **cold**: host chunk cache directory deleted (Cairn) and \`sync; echo 3 > /proc/sys/vm/drop_caches\` before the group (for Cairn on the file store the store's own files are then cold on disk too, as local disk's are); **warm**: right after, the cache filled (new mounts, new processes).`,
-    `- References, in the same run and alternating with Cairn (each round runs every system once): local disk (same files after drop_caches), raw AWS SDK GetObject of the same objects from the same s3rver (same reader count, one process each), s3fs and rclone mount of the plain copy (default options, read-only, cold only; small files with 1 reader only in full runs, where 4 readers would cost ~2 minutes).`,
+    `- References, in the same run and alternating with Cairn (each round runs every system once): local disk (same files after drop_caches), raw AWS SDK GetObject of the same objects from the same s3rver (same reader count, one process each), s3fs and rclone mount of the plain copy (default options, read-only, cold only${peerSmallOnlyOne ? '; small files with 1 reader only' : ''}).`,
+    res.method.verify
+      ? `- Every reader checks what it reads against the dataset (\`bench/verify.ts\`): the size of every file, and the SHA-256 of the first 4 KiB of every MiB and the last 4 KiB of every file (sampled: hashing every byte would slow the readers down); a group's totals must be its readers × the workload's bytes and files. A group that fails a check records a failure, and its figure is left out.`
+      : '- The readers of this run counted the bytes they read but did not check them against the dataset (the check came later).',
     `- Each figure is the median of its rounds (${String(res.method.runs)}); the JSON keeps every round.` +
       (res.method.warmReaderCounts ? ` Warm at ${String(res.method.warmReaderCounts)}.` : ''),
     ...(res.stepSec ? [`- Time per step of this run: ${Object.entries(res.stepSec).map(([k, v]) => `${k} ${v} s`).join(', ')}.`] : []),
@@ -405,7 +463,7 @@ export async function renderDocs(res: BenchResults, docsDir: string, jsonRel: st
     '## Machine',
     '',
     `${m.cpus} × ${m.cpuModel}, ${m.memGiB} GiB RAM, ${m.kernel}, Node ${m.node}, temp disk ${m.tmpDisk}. s3fs: ${res.peers.s3fs ?? 'not run'}; rclone: ${res.peers.rclone ?? 'not run'}.`,
-    'The object store (s3rver, one Node.js process), the daemons and the readers all share these cores, so absolute figures are much lower than against a real S3 on a large machine; the ratios are what this page tracks.',
+    'The object store (s3rver, one Node.js process), the daemons and the readers all share these cores, so the absolute figures are this machine\'s, not those of a real S3 endpoint; compare systems by their ratios within one run.',
     '',
     '## Parallel reads',
     '',
@@ -419,21 +477,34 @@ export async function renderDocs(res: BenchResults, docsDir: string, jsonRel: st
     md.push(
       '## Writes, commits, metadata',
       '',
-      'Each on a fresh volume of the same s3rver, with a detached mount daemon (`mount()`), files copied in by `cp` in a child process, then a commit over the control socket (what `cairn commit DIR` does); the same bytes with `vol.batchUpload`, and with the CLI (`cairn volume create` + `cairn volume put`, two processes). For volumes of 1,000, 100,000 and 1,000,000 files (64 B each, inlined, in directories of 1,000; 1,000 only in quick mode): mount time (a fresh session: the journal is filled from the log), the commit of one new file and a reload after another writer committed one file (medians of 5, in ms), `ls -R` over the mount, `find DIR -type f` (stat + readdir of every file; up to 100,000 files), and the daemon\'s peak RSS (VmHWM) over all of it.',
+      `Each on a fresh volume of the same s3rver, with a detached mount daemon (\`mount()\`), files copied in by \`cp\` in a child process, then a commit over the control socket (what \`cairn commit DIR\` does); the same bytes with \`vol.batchUpload\`, and with the CLI (\`cairn volume create\` + \`cairn volume put\`, two processes).` +
+        (volumes.length ? ` For volumes of ${listOf(volumes)} files (64 B each, inlined, in directories of 1,000): mount time (a fresh session: the journal is filled from the log), the commit of one new file and a reload after another writer committed one file (medians of 5, in ms), \`ls -R\` over the mount, \`find DIR -type f\` (stat + readdir of every file; up to 100,000 files), and the daemon's peak RSS (VmHWM) over all of it.` : ''),
       '',
-      mdTable([['measure', 'value', 'unit', 'note'], ...res.writes.rows.map((w) => [w.name, fmt(w.value, w.value < 10 ? 2 : 1), w.unit, w.note ?? ''])]), '');
+      mdTable([['measure', 'value', 'unit', 'note'], ...res.writes.rows.map((w) => [w.name, fmt(w.value, w.value < 10 ? 2 : 1), w.unit, w.note ?? ''])]),
+      '',
+    );
   }
   md.push('## Goals', '');
-  if (res.goals.length) {
-    md.push(mdTable([['goal', 'readers', 'Cairn', 'reference', 'ratio', 'target', 'met'], ...res.goals.map((g) => [g.goal, String(g.readers), fmt(g.cairn), fmt(g.reference), fmt(g.ratio, 2), g.target, g.met ? 'yes' : '**no**'])]), '');
-  } else md.push('No goal could be evaluated (references missing).', '');
-  const notes = bottlenecks(res);
+  if (goals.length) md.push(mdTable(goalTable(goals, '**no**')), '');
+  else md.push('No goal could be evaluated (references missing).', '');
+  const notes = bottlenecks(res, goals);
   if (notes.length) md.push('### Where goals are missed', '', ...notes.map((n) => `- ${n}`), '');
   if (res.failures.length) md.push('## Failures in this run', '', ...res.failures.map((f) => `- ${f}`), '');
-  await fsp.writeFile(path.join(docsDir, 'BENCHMARKS.md'), md.join('\n'));
+  return md.join('\n');
 }
 
-// `node dist/bench/report.js RESULTS.json [DOCS_DIR]` re-renders the docs from a results file.
+/**
+ * Publishes one results object: writes it to docs/benchmarks.json, and renders docs/BENCHMARKS.md
+ * and docs/benchmarks.svg from it.
+ */
+export async function renderDocs(res: BenchResults, docsDir: string): Promise<void> {
+  await fsp.writeFile(path.join(docsDir, path.basename(PUBLISHED_JSON)), `${JSON.stringify(res, null, 2)}\n`);
+  await fsp.writeFile(path.join(docsDir, 'benchmarks.svg'), `${svgChart(res)}\n`);
+  await fsp.writeFile(path.join(docsDir, 'BENCHMARKS.md'), renderMarkdown(res));
+}
+
+// `node dist/bench/report.js RESULTS.json [DOCS_DIR]` publishes a results file: it becomes
+// docs/benchmarks.json, and docs/BENCHMARKS.md and docs/benchmarks.svg are rendered from it.
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
   const file = process.argv[2];
   if (!file) {
@@ -443,6 +514,6 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.a
   const res = JSON.parse(await fsp.readFile(file, 'utf8')) as BenchResults;
   res.goals = summarizeGoals(res);
   const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-  await renderDocs(res, process.argv[3] ?? path.join(root, 'docs'), path.relative(root, path.resolve(file)));
+  await renderDocs(res, process.argv[3] ?? path.join(root, 'docs'));
   process.stdout.write(`${table(res)}\n`);
 }
