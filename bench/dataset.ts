@@ -110,7 +110,10 @@ export async function prepareDataset(
   await writeSmallFiles(localDir, smallRels, spec.smallBytes);
   const checks: Record<string, FileCheck> = {};
   const checkLimit = pLimit(16);
-  await Promise.all([bigRel, ...smallRels].map((r) => checkLimit(async () => void (checks[r] = await fileCheck(path.join(localDir, r))))));
+  const record = async (r: string): Promise<void> => {
+    checks[r] = await fileCheck(path.join(localDir, r));
+  };
+  await Promise.all([bigRel, ...smallRels].map((r) => checkLimit(() => record(r))));
 
   const { Volume } = await import('../src/index.js');
   const { openStore } = await import('../src/store/index.js');

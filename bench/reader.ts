@@ -49,7 +49,9 @@ const now = (): number => performance.timeOrigin + performance.now();
 /** The check of the i-th of `names` (a spec without one for every name is refused). */
 function checkFor(spec: ReaderSpec, names: string[], i: number): StreamCheck {
   const check = spec.checks?.[i];
-  if (!check || spec.checks.length !== names.length) throw new Error(`reader spec: ${spec.checks?.length ?? 0} checks for ${names.length} files`);
+  if (!check || spec.checks.length !== names.length) {
+    throw new Error(`reader spec: ${spec.checks?.length ?? 0} checks for ${names.length} files`);
+  }
   return new StreamCheck(names[i]!, check);
 }
 

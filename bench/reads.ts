@@ -70,7 +70,8 @@ let seq = 0;
 
 function readerSpec(ds: Dataset, w: Workload, conc: number): { rels: string[]; spec: ReaderSpec } {
   const rels = w === 'big' ? [ds.bigRel] : ds.smallRels;
-  return { rels, spec: { concurrency: w === 'big' ? 1 : conc, bufSize: 1024 * 1024, checks: rels.map((r) => ds.checks[r]!) } };
+  const checks = rels.map((r) => ds.checks[r]!);
+  return { rels, spec: { concurrency: w === 'big' ? 1 : conc, bufSize: 1024 * 1024, checks } };
 }
 
 async function members(ds: Dataset, sys: System, w: Workload, n: number, o: ReadOptions, profile: string | undefined): Promise<Member[]> {

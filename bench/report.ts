@@ -12,7 +12,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FioResults, FioRow } from './fio.js';
-import { isCairn, SYSTEMS, type ReadRow, type System } from './reads.js';
+import { isCairn, SYSTEMS, type Cache, type ReadRow, type System, type Workload } from './reads.js';
 import type { WriteResults } from './writes.js';
 
 export interface Goal {
@@ -230,7 +230,9 @@ export function table(res: BenchResults): string {
 function goalTable(goals: Goal[], no: string): string[][] {
   return [
     ['goal', 'readers', 'Cairn', 'reference', 'ratio', 'target', 'met'],
-    ...goals.map((g) => [g.goal, String(g.readers), fmt(g.cairn), fmt(g.reference), fmt(g.ratio, 2), g.target, g.met ? 'yes' : no]),
+    ...goals.map((g) => [
+      g.goal, String(g.readers), fmt(g.cairn), fmt(g.reference), fmt(g.ratio, 2), g.target, g.met ? 'yes' : no,
+    ]),
   ];
 }
 
@@ -305,37 +307,50 @@ function bottlenecks(res: BenchResults, goals: Goal[]): string[] {
   if (!missed.length) return notes;
   const pctOf = (x: number, y: number): string => `${Math.round((x / y) * 100)}%`;
   const times = (x: number, y: number): string => `${fmt(x / y, 2)}×`;
+  const rows = (w: Workload, cache: Cache, systems: System[]): ReadRow[] =>
+    systems.map((sys) => find(res.reads, w, sys, cache, 1)).filter((r): r is ReadRow => !!r);
   const prof = (name: string) => res.profile?.find((p) => p.file.startsWith(name));
-  const idle = (p: ReturnType<typeof prof>): number => p?.top.find((t) => t.fn.startsWith('(idle)'))?.pct ?? 0;
-  const profText = (p: ReturnType<typeof prof>): string =>
-    p ? `Daemon profile (${p.totalMs} ms sampled): ${(p.modules ?? []).slice(0, 5).map((t) => `${t.fn || '(native)'} ${t.pct}%`).join(', ')}, idle ${idle(p)}%.` : '';
+  const profText = (p: ReturnType<typeof prof>): string => {
+    if (!p) return '';
+    const mods = (p.modules ?? []).slice(0, 5).map((t) => `${t.fn || '(native)'} ${t.pct}%`);
+    const idle = p.top.find((t) => t.fn.startsWith('(idle)'))?.pct ?? 0;
+    return ` Daemon profile (${p.totalMs} ms sampled): ${mods.join(', ')}, idle ${idle}%.`;
+  };
+  const cpus = String(res.machine.cpus);
   const load = res.machine.loadAvg as number[] | undefined;
 
   const c1 = find(res.reads, 'big', 'cairn', 'cold', 1);
   if (c1 && missed.some((g) => g.goal.startsWith('cold big'))) {
-    const refs = (['s3get', 's3fs', 'rclone', 'local'] as System[])
-      .map((sys) => find(res.reads, 'big', sys, 'cold', 1))
-      .filter((r): r is ReadRow => !!r)
-      .map((r) => `${NAMES[r.system]} ${r.MiBps} MiB/s (Cairn ${pctOf(c1.MiBps, r.MiBps)} of it)`);
+    const refs = rows('big', 'cold', ['s3get', 's3fs', 'rclone', 'local']);
     const cf = find(res.reads, 'big', 'cairn-file', 'cold', 1);
-    const s3refs = (['s3get', 's3fs', 'rclone'] as System[]).map((sys) => find(res.reads, 'big', sys, 'cold', 1)).filter((r): r is ReadRow => !!r);
+    const s3refs = refs.filter((r) => r.system !== 'local');
     const fileKeepsUp = !!cf && s3refs.length > 0 && s3refs.every((r) => cf.MiBps >= r.MiBps);
     notes.push(
-      `**Cold big-file reads**, 1 reader: Cairn on s3rver ${c1.MiBps} MiB/s; ${refs.join(', ')}.` +
-        (cf ? ` Cairn on the file store, the same mount code with another store, reads ${cf.MiBps} MiB/s cold (${times(cf.MiBps, c1.MiBps)} Cairn on s3rver)${fileKeepsUp ? ', faster than every reference reading from s3rver: the gap is on Cairn\'s path to s3rver, not in the mount' : ''}.` : '') +
-        ` s3rver is one Node.js process sharing the ${String(res.machine.cpus)} cores with the daemon and the reader. ${profText(prof('cairn-big-cold-1r'))}`.trimEnd(),
+      `**Cold big-file reads**, 1 reader: Cairn on s3rver ${c1.MiBps} MiB/s; ` +
+        `${refs.map((r) => `${NAMES[r.system]} ${r.MiBps} MiB/s (Cairn ${pctOf(c1.MiBps, r.MiBps)} of it)`).join(', ')}.` +
+        (cf
+          ? ` Cairn on the file store, the same mount code with another store, reads ${cf.MiBps} MiB/s cold` +
+            ` (${times(cf.MiBps, c1.MiBps)} Cairn on s3rver)` +
+            (fileKeepsUp
+              ? ', faster than every reference reading from s3rver: the gap is on Cairn\'s path to s3rver, not in the mount'
+              : '') +
+            '.'
+          : '') +
+        ` s3rver is one Node.js process sharing the ${cpus} cores with the daemon and the reader.` +
+        profText(prof('cairn-big-cold-1r')),
     );
   }
   const w1 = find(res.reads, 'big', 'cairn', 'warm', 1);
   if (w1 && missed.some((g) => g.goal.startsWith('warm'))) {
-    const others = (['cairn-file', 'local'] as System[])
-      .map((sys) => find(res.reads, 'big', sys, 'warm', 1))
-      .filter((r): r is ReadRow => !!r)
-      .map((r) => `${NAMES[r.system]} ${r.MiBps} MiB/s`);
+    const others = rows('big', 'warm', ['cairn-file', 'local']).map((r) => `${NAMES[r.system]} ${r.MiBps} MiB/s`);
     notes.push(
-      `**Warm reads** give ${w1.MiBps} MiB/s for 1 reader (goal 1024 per reader)${others.length ? `; warm, 1 reader: ${others.join(', ')}` : ''}. ` +
-        'A warm read is served from the chunk cache through FUSE: libfuse 2 passes at most 128 KiB per read request, and each request crosses the kernel, a fuse-native thread and the event loop, which also verifies each chunk read from the cache (BLAKE3). ' +
-        `Candidate fixes (not measured here): the kernel page cache across opens for committed files (libfuse's \`auto_cache\`), and a libfuse 3 binding with 1 MiB requests (\`max_pages\`). ${profText(prof('cairn-big-warm-1r'))}`.trimEnd(),
+      `**Warm reads** give ${w1.MiBps} MiB/s for 1 reader (goal 1024 per reader)` +
+        `${others.length ? `; warm, 1 reader: ${others.join(', ')}` : ''}. ` +
+        'A warm read is served from the chunk cache through FUSE: libfuse 2 passes at most 128 KiB per read request, ' +
+        'and each request crosses the kernel, a fuse-native thread and the event loop, which also verifies each chunk ' +
+        'read from the cache (BLAKE3). Candidate fixes (not measured here): the kernel page cache across opens for ' +
+        'committed files (libfuse\'s `auto_cache`), and a libfuse 3 binding with 1 MiB requests (`max_pages`).' +
+        profText(prof('cairn-big-warm-1r')),
     );
   }
   const s1 = find(res.reads, 'small', 'cairn', 'cold', 1);
@@ -343,24 +358,29 @@ function bottlenecks(res: BenchResults, goals: Goal[]): string[] {
     const sg = find(res.reads, 'small', 's3get', 'cold', 1);
     const sf = find(res.reads, 'small', 's3fs', 'cold', 1);
     const sw = find(res.reads, 'small', 'cairn', 'warm', 1);
-    const warmBest = ['cairn', 'cairn-file']
-      .map((sys) => find(res.reads, 'small', sys as System, 'warm', 1))
-      .filter((r): r is ReadRow => !!r)
-      .sort((a, b) => b.filesPerSec - a.filesPerSec)[0];
+    const warmBest = rows('small', 'warm', ['cairn', 'cairn-file']).sort((a, b) => b.filesPerSec - a.filesPerSec)[0];
+    const fps = (r: ReadRow): string => `${fmt(r.filesPerSec, 0)} files/s`;
+    const inFlight = res.method.smallConcurrency ? `, ${String(res.method.smallConcurrency)} in flight` : '';
     notes.push(
-      `**Small files (cold)**, 1 reader: Cairn ${fmt(s1.filesPerSec, 0)} files/s` +
-        (sg ? `, ${times(s1.filesPerSec, sg.filesPerSec)} raw GetObject (${fmt(sg.filesPerSec, 0)} files/s, one GET per file${res.method.smallConcurrency ? `, ${String(res.method.smallConcurrency)} in flight` : ''})` : '') +
-        (sf ? `, ${times(s1.filesPerSec, sf.filesPerSec)} s3fs (${fmt(sf.filesPerSec, 0)} files/s)` : '') +
-        (sw ? `; warm ${fmt(sw.filesPerSec, 0)} files/s, so cold reaches ${pctOf(s1.filesPerSec, sw.filesPerSec)} of warm` : '') +
-        '. Cairn fetches a small file\'s pack neighbours with it (one range GET per 4 MiB of pack), so it is not bound by one GET per file. ' +
-        'Each file also costs about five FUSE requests (lookup, open, read, flush, release: the kernel caches no entries or attributes, so that a reload is visible at once)' +
-        (warmBest ? `; warm reads, which never reach the store, reach ${fmt(warmBest.filesPerSec, 0)} files/s at best in this run (${NAMES[warmBest.system]})` : '') +
-        '. Ten times s3fs needs fewer requests per file: kernel entry/attribute caching with invalidation on reload (`fuse_lowlevel_notify_inval_entry`, not exposed by fuse-native) or a lower-overhead binding.',
+      `**Small files (cold)**, 1 reader: Cairn ${fps(s1)}` +
+        (sg ? `, ${times(s1.filesPerSec, sg.filesPerSec)} raw GetObject (${fps(sg)}, one GET per file${inFlight})` : '') +
+        (sf ? `, ${times(s1.filesPerSec, sf.filesPerSec)} s3fs (${fps(sf)})` : '') +
+        (sw ? `; warm ${fps(sw)}, so cold reaches ${pctOf(s1.filesPerSec, sw.filesPerSec)} of warm` : '') +
+        '. Cairn fetches a small file\'s pack neighbours with it (one range GET per 4 MiB of pack), so it is not ' +
+        'bound by one GET per file. Each file also costs about five FUSE requests (lookup, open, read, flush, ' +
+        'release: the kernel caches no entries or attributes, so that a reload is visible at once)' +
+        (warmBest
+          ? `; warm reads, which never reach the store, reach ${fps(warmBest)} at best in this run (${NAMES[warmBest.system]})`
+          : '') +
+        '. Ten times s3fs needs fewer requests per file: kernel entry/attribute caching with invalidation on reload ' +
+        '(`fuse_lowlevel_notify_inval_entry`, not exposed by fuse-native) or a lower-overhead binding.',
     );
   }
   if (missed.some((g) => g.workload === 'metadata')) {
     notes.push(
-      'Metadata goals: commit and reload cost O(change) (one record), and bootstrap and checkpoints run in child processes, so neither latency nor the daemon\'s memory is meant to grow with the volume; a miss here needs a look at the rows above.',
+      'Metadata goals: commit and reload cost O(change) (one record), and bootstrap and checkpoints run in child ' +
+        'processes, so neither latency nor the daemon\'s memory is meant to grow with the volume; a miss here needs ' +
+        'a look at the rows above.',
     );
   }
   if (load?.length) {
@@ -368,10 +388,13 @@ function bottlenecks(res: BenchResults, goals: Goal[]): string[] {
       .filter((r) => (r.runs?.length ?? 0) > 1)
       .map((r) => {
         const xs = r.runs.map((g) => g.MiBps);
-        return `${NAMES[r.system]} ${r.workload} ${r.cache} ×${r.readers} ${fmt(Math.min(...xs))}–${fmt(Math.max(...xs))} MiB/s`;
+        const range = `${fmt(Math.min(...xs))}–${fmt(Math.max(...xs))} MiB/s`;
+        return `${NAMES[r.system]} ${r.workload} ${r.cache} ×${r.readers} ${range}`;
       });
     notes.push(
-      `Load average ${load.join(' / ')} on ${String(res.machine.cpus)} cores at the end of the read matrix (the benchmark's own groups included: s3rver, the daemons and the readers share the cores), so rounds vary: single-round figures are less reliable than medians.` +
+      `Load average ${load.join(' / ')} on ${cpus} cores at the end of the read matrix (the benchmark's own ` +
+        'groups included: s3rver, the daemons and the readers share the cores), so rounds vary: single-round ' +
+        'figures are less reliable than medians.' +
         (spreads.length ? ` Rounds of the figures measured more than once ranged: ${spreads.join('; ')}.` : ''),
     );
   }
@@ -385,12 +408,18 @@ function fioSection(res: BenchResults): string[] {
   const out = ['## fio through each mount', ''];
   if (!fio.rows.length) return [...out, `Not run: ${fio.skipped ?? 'every job failed (see Failures)'}.`, ''];
   out.push(
-    `${fio.version}, read-only jobs over the big file (${res.dataset.bigBytes / 2 ** 20} MiB), each inside a container's mount namespace (the same \`bench/container.ts\` as the readers, fio in place of the reader) for Cairn on both stores, s3fs and rclone mount, and directly on the local copy for local disk:`,
+    `${fio.version}, read-only jobs over the big file (${res.dataset.bigBytes / 2 ** 20} MiB), each inside a ` +
+      'container\'s mount namespace (the same `bench/container.ts` as the readers, fio in place of the reader) for ' +
+      'Cairn on both stores, s3fs and rclone mount, and directly on the local copy for local disk:',
     '',
     '- **seq**: sequential read, 1 MiB blocks, one job: `fio ' + fio.jobs.seq + '`',
     '- **rand**: random read, 128 KiB blocks (the largest request FUSE passes by default, so one fio read is one FUSE request), 4 jobs with psync (iodepth 1 each), aggregated: `fio ' + fio.jobs.rand + '`',
     '',
-    'Cold and warm as for the read matrix (cold: chunk cache deleted for Cairn, `drop_caches` for every system; warm: right after the same system\'s cold job, same offsets). One run per figure. Latencies are fio\'s completion latency percentiles of one read; `*` marks a job stopped by `--runtime` before its `--io_size`. fio counts the bytes it reads but cannot check random data, so unlike the readers these jobs do not verify content. Cairn\'s ratios are of MiB/s, to the same job and cache state (s3fs and rclone: cold only).',
+    'Cold and warm as for the read matrix (cold: chunk cache deleted for Cairn, `drop_caches` for every system; ' +
+      'warm: right after the same system\'s cold job, same offsets). One run per figure. Latencies are fio\'s ' +
+      'completion latency percentiles of one read; `*` marks a job stopped by `--runtime` before its `--io_size`. ' +
+      'fio counts the bytes it reads but cannot check random data, so unlike the readers these jobs do not verify ' +
+      'content. Cairn\'s ratios are of MiB/s, to the same job and cache state (s3fs and rclone: cold only).',
     '',
     mdTable(fioTable(fio)),
     '',
@@ -419,12 +448,18 @@ export function renderMarkdown(res: BenchResults): string {
   const m = res.machine;
   const ds = res.dataset;
   const peerSmall = res.reads.filter((r) => r.workload === 'small' && (r.system === 's3fs' || r.system === 'rclone'));
-  const peerSmallOnlyOne = peerSmall.length > 0 && peerSmall.every((r) => r.readers === 1) && res.reads.some((r) => r.workload === 'big' && r.system === 's3fs' && r.readers > 1);
+  // Peers measured at several reader counts on the big file but at 1 only on the small files.
+  const peerSmallOnlyOne =
+    peerSmall.length > 0 &&
+    peerSmall.every((r) => r.readers === 1) &&
+    res.reads.some((r) => r.workload === 'big' && (r.system === 's3fs' || r.system === 'rclone') && r.readers > 1);
   const volumes = volumeRows(res, 'mount').map((v) => v.files);
   const md: string[] = [
     '# Benchmarks',
     '',
-    `Latest run: ${res.timestamp} (${res.mode} mode, ${res.durationSec} s). Every figure on this page is rendered by \`bench/report.ts\` from that run's results, \`${PUBLISHED_JSON}\`; \`test/bench/report.test.ts\` checks that this page is exactly that rendering.`,
+    `Latest run: ${res.timestamp} (${res.mode} mode, ${res.durationSec} s). Every figure on this page is rendered ` +
+      `by \`bench/report.ts\` from that run's results, \`${PUBLISHED_JSON}\`; \`test/bench/report.test.ts\` checks ` +
+      'that this page is exactly that rendering.',
     ...(res.provenance ? ['', res.provenance] : []),
     '',
     '## Running',
@@ -454,8 +489,12 @@ export function renderMarkdown(res: BenchResults): string {
     `- **cold**: host chunk cache directory deleted (Cairn) and \`sync; echo 3 > /proc/sys/vm/drop_caches\` before the group (for Cairn on the file store the store's own files are then cold on disk too, as local disk's are); **warm**: right after, the cache filled (new mounts, new processes).`,
     `- References, in the same run and alternating with Cairn (each round runs every system once): local disk (same files after drop_caches), raw AWS SDK GetObject of the same objects from the same s3rver (same reader count, one process each), s3fs and rclone mount of the plain copy (default options, read-only, cold only${peerSmallOnlyOne ? '; small files with 1 reader only' : ''}).`,
     res.method.verify
-      ? `- Every reader checks what it reads against the dataset (\`bench/verify.ts\`): the size of every file, and the SHA-256 of the first 4 KiB of every MiB and the last 4 KiB of every file (sampled: hashing every byte would slow the readers down); a group's totals must be its readers × the workload's bytes and files. A group that fails a check records a failure, and its figure is left out.`
-      : '- The readers of this run counted the bytes they read but did not check them against the dataset (the check came later).',
+      ? '- Every reader checks what it reads against the dataset (`bench/verify.ts`): the size of every file, and ' +
+        'the SHA-256 of the first 4 KiB of every MiB and the last 4 KiB of every file (sampled: hashing every byte ' +
+        'would slow the readers down); a group\'s totals must be its readers × the workload\'s bytes and files. A ' +
+        'group that fails a check records a failure, and its figure is left out.'
+      : '- The readers of this run counted the bytes they read but did not check them against the dataset ' +
+        '(the check came later).',
     `- Each figure is the median of its rounds (${String(res.method.runs)}); the JSON keeps every round.` +
       (res.method.warmReaderCounts ? ` Warm at ${String(res.method.warmReaderCounts)}.` : ''),
     ...(res.stepSec ? [`- Time per step of this run: ${Object.entries(res.stepSec).map(([k, v]) => `${k} ${v} s`).join(', ')}.`] : []),
@@ -463,7 +502,9 @@ export function renderMarkdown(res: BenchResults): string {
     '## Machine',
     '',
     `${m.cpus} × ${m.cpuModel}, ${m.memGiB} GiB RAM, ${m.kernel}, Node ${m.node}, temp disk ${m.tmpDisk}. s3fs: ${res.peers.s3fs ?? 'not run'}; rclone: ${res.peers.rclone ?? 'not run'}.`,
-    'The object store (s3rver, one Node.js process), the daemons and the readers all share these cores, so the absolute figures are this machine\'s, not those of a real S3 endpoint; compare systems by their ratios within one run.',
+    'The object store (s3rver, one Node.js process), the daemons and the readers all share these cores, so the ' +
+      'absolute figures are this machine\'s, not those of a real S3 endpoint; compare systems by their ratios ' +
+      'within one run.',
     '',
     '## Parallel reads',
     '',

@@ -96,13 +96,16 @@ export class StreamCheck {
       const got = this.hash.digest('hex');
       this.hash = undefined;
       this.next++;
-      if (got !== s.sha256) throw new Error(`${this.name}: bytes ${s.offset}..${s.offset + s.length} differ from the dataset`);
+      if (got !== s.sha256) {
+        throw new Error(`${this.name}: bytes ${s.offset}..${s.offset + s.length} differ from the dataset`);
+      }
     }
   }
 
   /** At end of file: the byte count must be the expected size (every sample is then checked). */
   end(): void {
     if (this.pos !== this.check.size) throw new Error(`${this.name}: read ${this.pos} bytes, expected ${this.check.size}`);
-    if (this.next !== this.check.samples.length) throw new Error(`${this.name}: ${this.check.samples.length - this.next} sampled ranges never read`);
+    const unread = this.check.samples.length - this.next;
+    if (unread) throw new Error(`${this.name}: ${unread} sampled ranges never read`);
   }
 }

@@ -36,6 +36,9 @@ test('npm run bench -- --quick writes complete results', { timeout: 10 * 60_000 
       assert.ok(key in res, `results lack ${key}`);
     }
     assert.equal(res.mode, 'quick');
+    // Every row below comes from readers that checked what they read (bench/verify.ts): a reader
+    // that got wrong bytes would have left its row out and recorded a failure.
+    assert.match(String(res.method.verify), /size of every file/);
     // A missing row below is explained by the failure the run recorded for it.
     const why = `\nrecorded failures:\n${res.failures.join('\n')}\nstderr:\n${stderr.slice(-3000)}`;
     assert.ok(res.durationSec > 0);
