@@ -495,7 +495,8 @@ export function renderMarkdown(res: BenchResults): string {
         'group that fails a check records a failure, and its figure is left out.'
       : '- The readers of this run counted the bytes they read but did not check them against the dataset ' +
         '(the check came later).',
-    `- Each figure is the median of its rounds (${String(res.method.runs)}); the JSON keeps every round.` +
+    `- Each figure is the median of its rounds (${String(res.method.runs)}); ` +
+      (res.reads.some((r) => r.runs?.length) ? 'the JSON keeps every round.' : 'this results file keeps no rounds.') +
       (res.method.warmReaderCounts ? ` Warm at ${String(res.method.warmReaderCounts)}.` : ''),
     ...(res.stepSec ? [`- Time per step of this run: ${Object.entries(res.stepSec).map(([k, v]) => `${k} ${v} s`).join(', ')}.`] : []),
     '',
