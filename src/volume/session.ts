@@ -136,7 +136,7 @@ export class Session implements FsSession {
         await sync.recover();
         // A new session starts at the newest snapshot, even in a directory it used before (its
         // recovered pending changes stay on top, for the owner to commit): see docs/SEMANTICS.md.
-        if (opts.seq === undefined) await sync.reload();
+        if (opts.seq === undefined) await sync.catchUp();
       }
       return new Session(opts, journal, staging, sync, unlock, chunks, bootstrapped);
     } catch (err) {

@@ -338,6 +338,21 @@ export class Syncer {
     });
   }
 
+  /**
+   * Moves the view of a reopened session to the newest snapshot, keeping every pending op on top
+   * (they stay pending; the paths others changed meanwhile count as overwritten by their commit).
+   */
+  catchUp(): Promise<{ from: number; seq: number }> {
+    return this.serial(async () => {
+      const from = this.seq;
+      const records = await this.log.recordsAfter(from);
+      for (const r of records) if (!this.isOurs(r)) for (const op of r.ops) this.foreignSince.add(op.path);
+      this.applyRecords(records);
+      await this.afterChange();
+      return { from, seq: this.seq };
+    });
+  }
+
   /** Housekeeping after the view changed: unreferenced staging files, periodic checkpoints. */
   private async afterChange(): Promise<void> {
     const referenced = new Set<string>();
