@@ -23,19 +23,26 @@ export const MODE_BITS = 0o7777;
 /** The range of a JavaScript Date, in ms from the epoch (±100,000,000 days). */
 const MAX_TIME_MS = 8.64e15;
 
-const describe = (v: unknown): string => (typeof v === 'number' ? String(v) : typeof v === 'bigint' ? `${v}n` : JSON.stringify(v) ?? String(v));
+const describe = (v: unknown): string =>
+  typeof v === 'number' ? String(v) : typeof v === 'bigint' ? `${v}n` : (JSON.stringify(v) ?? String(v));
 
 /**
  * Checks that `value` is a safe integer in `[min, max]`: INVALID_ARGUMENT otherwise.
  * @example const n = checkInteger(opts.limit, 'limit', { min: 1 });
  */
-export function checkInteger(value: unknown, what: string, range: { min?: number; max?: number } = {}, context: ErrorContext = {}): number {
+export function checkInteger(
+  value: unknown,
+  what: string,
+  range: { min?: number; max?: number } = {},
+  context: ErrorContext = {},
+): number {
   const min = range.min ?? 0;
   const max = range.max ?? Number.MAX_SAFE_INTEGER;
+  const limit = max === MAX_FILE_SIZE ? `${max} (the maximum file size)` : String(max);
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
     throw new CairnError('INVALID_ARGUMENT', `invalid ${what} ${describe(value)}`, {
       ...context,
-      hint: `${what} must be an integer from ${min} to ${max === MAX_FILE_SIZE ? `${max} (the maximum file size)` : max}`,
+      hint: `${what} must be an integer from ${min} to ${limit}`,
     });
   }
   return value;
@@ -62,7 +69,8 @@ export function isByteRange(offset: unknown, length: unknown): boolean {
  */
 export function checkFileEnd(end: number, context: ErrorContext = {}): number {
   if (end > MAX_FILE_SIZE) {
-    throw new CairnError('TOO_LARGE', `a file of ${end} bytes would exceed the maximum file size (${MAX_FILE_SIZE} bytes, 1 TiB)`, {
+    const max = `${MAX_FILE_SIZE} bytes, 1 TiB`;
+    throw new CairnError('TOO_LARGE', `a file of ${end} bytes would exceed the maximum file size (${max})`, {
       ...context,
       size: end,
       maxFileSize: MAX_FILE_SIZE,

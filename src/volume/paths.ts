@@ -39,7 +39,8 @@ export function normalizePath(input: string, what = 'path'): string {
 }
 
 function tooLong(input: string, what: string, why: string): never {
-  throw new CairnError('NAME_TOO_LONG', `invalid ${what} ${JSON.stringify(input.length > 64 ? `${input.slice(0, 64)}…` : input)}: ${why}`, {
+  const shown = JSON.stringify(input.length > 64 ? `${input.slice(0, 64)}…` : input);
+  throw new CairnError('NAME_TOO_LONG', `invalid ${what} ${shown}: ${why}`, {
     path: input,
     hint: `names are at most ${NAME_MAX} bytes, paths at most ${PATH_MAX} bytes`,
   });

@@ -24,7 +24,16 @@ import { Syncer } from './sync.js';
 import { bootstrapInChild, checkpointInChild } from './offload.js';
 import { lockSessionDir } from './sessiondir.js';
 import { baseName, isWithin, joinPath, normalizePath, parentOf } from './paths.js';
-import { checkByteCount, checkFileEnd, checkFileSize, checkInteger, checkMode, checkTimeMs, checkWriteRange, isByteRange } from '../util/limits.js';
+import {
+  checkByteCount,
+  checkFileEnd,
+  checkFileSize,
+  checkInteger,
+  checkMode,
+  checkTimeMs,
+  checkWriteRange,
+  isByteRange,
+} from '../util/limits.js';
 
 export interface SessionOptions {
   store: ObjectStore;
@@ -304,7 +313,8 @@ export class Session implements FsSession {
     if (cur?.type === 'directory') throw new CairnError('IS_A_DIRECTORY', `/${p} is a directory`, { path: `/${p}` });
     await this.staging.create((staged) => {
       this.journal.transaction(() => {
-        this.journal.applyOp({ op: 'put', path: p, entry: { type: 'file', mode, mtimeMs: Date.now(), size: 0, staged } });
+        const entry = { type: 'file' as const, mode, mtimeMs: Date.now(), size: 0, staged };
+        this.journal.applyOp({ op: 'put', path: p, entry });
         this.markPut(p);
       });
     });
@@ -347,7 +357,9 @@ export class Session implements FsSession {
   async write(path: string, offset: number, data: Uint8Array): Promise<void> {
     const p = normalizePath(path);
     this.checkWritable(p);
-    if (!(data instanceof Uint8Array)) throw new CairnError('INVALID_ARGUMENT', 'write takes its data as a Buffer or Uint8Array', { path: `/${p}` });
+    if (!(data instanceof Uint8Array)) {
+      throw new CairnError('INVALID_ARGUMENT', 'write takes its data as a Buffer or Uint8Array', { path: `/${p}` });
+    }
     checkWriteRange(offset, data.length, { path: `/${p}`, volume: this.volume.name });
     const name = await this.staged(p);
     await this.staging.write(name, offset, data);

@@ -221,12 +221,14 @@ export class Syncer {
   /** NOT_FOUND for a commit to a volume that was deleted; the pending changes stay. */
   private deletedError(pending: number): CairnError {
     const name = this.volumeName ?? this.log.volumeId;
-    return new CairnError('NOT_FOUND', `volume ${name} (${this.log.volumeId}) no longer exists: it was deleted, and nothing was committed`, {
+    const what = `volume ${name} (${this.log.volumeId}) no longer exists`;
+    return new CairnError('NOT_FOUND', `${what}: it was deleted, and nothing was committed`, {
       volume: name,
       volumeId: this.log.volumeId,
       pending,
-      hint: `the ${pending} pending change(s) are kept in this session: copy the files out (for a mount, \`cp -a DIR/. SAVE/\`), `
-        + 'then put them in another volume (`cairn volume create NEW && cairn volume put NEW SAVE /`)',
+      hint: `the ${pending} pending change(s) are kept in this session: copy the files out `
+        + '(for a mount, `cp -a DIR/. SAVE/`), then put them in another volume '
+        + '(`cairn volume create NEW && cairn volume put NEW SAVE /`)',
     });
   }
 

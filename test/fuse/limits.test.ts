@@ -11,7 +11,10 @@ import { cleanupAll, q, sh, shOk, startMainDaemon, tmpDir, type RunningDaemon } 
 import { errnoOf } from './conformance.js';
 import { MAX_FILE_SIZE } from '../../src/util/limits.js';
 
-const start = startMainDaemon((spec) => ({ store: `file://${spec.storeDir}`, sessionOptions: { createIfMissing: true } }));
+const start = startMainDaemon((spec) => ({
+  store: `file://${spec.storeDir}`,
+  sessionOptions: { createIfMissing: true },
+}));
 
 describe('FUSE limits (real session)', () => {
   let d: RunningDaemon;
@@ -33,7 +36,8 @@ describe('FUSE limits (real session)', () => {
     assert.match(r.stderr, /File too large/);
     assert.equal(await errnoOf(`fs.truncate(${JSON.stringify(f)}, ${MAX_FILE_SIZE + 1})`), 'EFBIG');
     const write = (pos: number) =>
-      errnoOf(`(async () => { const fh = await fs.open(${JSON.stringify(f)}, 'r+'); try { await fh.write(Buffer.from('XY'), 0, 2, ${pos}); } finally { await fh.close(); } })()`);
+      errnoOf(`(async () => { const fh = await fs.open(${JSON.stringify(f)}, 'r+');
+        try { await fh.write(Buffer.from('XY'), 0, 2, ${pos}); } finally { await fh.close(); } })()`);
     // (a write across the limit is cut short by the kernel, as write(2) allows: the unit tests cover it)
     assert.equal(await write(MAX_FILE_SIZE), 'EFBIG');
     assert.equal(await write(MAX_FILE_SIZE + 4096), 'EFBIG');
@@ -41,7 +45,8 @@ describe('FUSE limits (real session)', () => {
     // the largest size is allowed (a sparse file; removed before the final commit could read it)
     const big = path.join(m, 'big');
     try {
-      assert.equal(await errnoOf(`fs.writeFile(${JSON.stringify(big)}, '').then(() => fs.truncate(${JSON.stringify(big)}, ${MAX_FILE_SIZE}))`), 'OK');
+      const b = JSON.stringify(big);
+      assert.equal(await errnoOf(`fs.writeFile(${b}, '').then(() => fs.truncate(${b}, ${MAX_FILE_SIZE}))`), 'OK');
       assert.equal((await shOk(`stat -c %s ${q(big)}`)).trim(), String(MAX_FILE_SIZE));
     } finally {
       await shOk(`rm -f ${q(big)}`);

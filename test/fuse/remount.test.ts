@@ -29,7 +29,8 @@ async function ok(...args: string[]): Promise<string> {
   return r.stdout;
 }
 
-const status = async (dir: string) => JSON.parse(await ok('status', dir, '--json')) as { seq: number; pending: number; pid: number };
+type Status = { seq: number; pending: number; pid: number };
+const status = async (dir: string) => JSON.parse(await ok('status', dir, '--json')) as Status;
 const head = async (vol: string) => (JSON.parse(await ok('volume', 'history', vol, '--json')) as { seq: number }[]).at(-1)!.seq;
 
 async function waitDead(pid: number): Promise<void> {
@@ -102,7 +103,8 @@ describe('cairn mount again at the same path', () => {
     assert.equal(st.pending, 0);
     assert.equal(st.seq, before + 1, 'the recovered changes were committed at once, on top of the newest commit');
     assert.equal(await head('crashv'), before + 1);
-    assert.equal(await shOk(`cat ${q(`${mnt}/shared`)} ${q(`${mnt}/kept`)} ${q(`${mnt}/later`)}`), 'minekeptput while the mount was dead');
+    const all = await shOk(`cat ${q(`${mnt}/shared`)} ${q(`${mnt}/kept`)} ${q(`${mnt}/later`)}`);
+    assert.equal(all, 'minekeptput while the mount was dead');
     await ok('unmount', mnt);
     assert.equal(await ok('volume', 'get', 'crashv', '/shared', '-'), 'mine');
   });

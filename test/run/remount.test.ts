@@ -49,7 +49,8 @@ describe('cairn run again at the same path', () => {
     const newest = history.at(-1)!.seq;
     assert.equal(newest, 4);
     // The command reports the mount's seq (through the control file) and reads the newest file.
-    const cmd = `${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} status /data --json && cat /data/first /data/put2.txt`;
+    const cli = `${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)}`;
+    const cmd = `${cli} status /data --json && cat /data/first /data/put2.txt`;
     const out = await ok('run', '-v', 'v1:/data', '--', 'sh', '-c', cmd);
     const end = out.lastIndexOf('}') + 1;
     assert.equal(JSON.parse(out.slice(0, end)).seq, newest);

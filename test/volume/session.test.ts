@@ -221,13 +221,17 @@ forEachBackend((b) =>
       const before = a.pendingCount();
       const x = Buffer.from('XYZ');
       for (const f of ['/f', '/p']) {
-        for (const off of [-1, -10, 1.5, NaN, Infinity, 2 ** 53, 2 ** 60]) await rejectsCode(a.write(f, off, x), 'INVALID_ARGUMENT');
+        for (const off of [-1, -10, 1.5, NaN, Infinity, 2 ** 53, 2 ** 60]) {
+          await rejectsCode(a.write(f, off, x), 'INVALID_ARGUMENT');
+        }
         await rejectsCode(a.write(f, '3' as any, x), 'INVALID_ARGUMENT');
         await rejectsCode(a.write(f, 0, 'XYZ' as any), 'INVALID_ARGUMENT');
         await rejectsCode(a.write(f, MAX_FILE_SIZE, x), 'TOO_LARGE');
         await rejectsCode(a.write(f, MAX_FILE_SIZE - 2, x), 'TOO_LARGE');
         for (const size of [-1, 1.5, NaN]) await rejectsCode(a.truncate(f, size), 'INVALID_ARGUMENT');
-        for (const size of [MAX_FILE_SIZE + 1, 999_999_999_999_999]) await rejectsCode(a.truncate(f, size), 'TOO_LARGE');
+        for (const size of [MAX_FILE_SIZE + 1, 999_999_999_999_999]) {
+          await rejectsCode(a.truncate(f, size), 'TOO_LARGE');
+        }
         for (const [off, len] of [[-10, 100], [0, -1], [0, NaN], [1.5, 2], [0, 2 ** 53], [MAX_FILE_SIZE + 1, 1]]) {
           await rejectsCode(a.read(f, off!, len!), 'INVALID_ARGUMENT');
           assert.equal(a.readCached(f, off!, len!, Buffer.alloc(16)), undefined);
@@ -240,8 +244,9 @@ forEachBackend((b) =>
         await rejectsCode(a.create('/new', mode), 'INVALID_ARGUMENT');
         await rejectsCode(a.mkdir('/newdir', mode), 'INVALID_ARGUMENT');
       }
-      assert.throws(() => a.putEntry('/e', { type: 'file', mode: 0o644, mtimeMs: 0, size: -1 }), (e: any) => e.code === 'INVALID_ARGUMENT');
-      assert.throws(() => a.putEntry('/e', { type: 'file', mode: 0o644, mtimeMs: 0, size: MAX_FILE_SIZE + 1 }), (e: any) => e.code === 'TOO_LARGE');
+      const sized = (size: number) => ({ type: 'file' as const, mode: 0o644, mtimeMs: 0, size });
+      assert.throws(() => a.putEntry('/e', sized(-1)), (e: any) => e.code === 'INVALID_ARGUMENT');
+      assert.throws(() => a.putEntry('/e', sized(MAX_FILE_SIZE + 1)), (e: any) => e.code === 'TOO_LARGE');
       await rejectsCode((async () => { for await (const _ of a.stream('/f', 0)); })(), 'INVALID_ARGUMENT');
       // nothing changed: the same content, sizes, pending ops; the committed file is still clean
       assert.equal(await text(a, '/f'), 'hello');

@@ -165,11 +165,14 @@ forEachBackend((b) =>
       const vol = await Volume.fromName('numbers', { store: url, createIfMissing: true });
       await vol.batchUpload({}, (bt) => bt.putFile(Buffer.from('x'), '/x'));
       for (const limit of [0, -1, 1.5, NaN]) await rejectsCode(vol.history({ limit }), 'INVALID_ARGUMENT');
-      for (const maxObjects of [-1, 0.5]) await rejectsCode(Volume.objects.list({ store: url, maxObjects }), 'INVALID_ARGUMENT');
+      for (const maxObjects of [-1, 0.5]) {
+        await rejectsCode(Volume.objects.list({ store: url, maxObjects }), 'INVALID_ARGUMENT');
+      }
       await rejectsCode(Volume.objects.list({ store: url, createdBefore: new Date(NaN) }), 'INVALID_ARGUMENT');
       for (const seq of [-1, 1.5, NaN]) await rejectsCode(vol.session({ seq }), 'INVALID_ARGUMENT');
       for (const mode of [-1, 0o100644, 0.5]) {
-        await rejectsCode(vol.batchUpload({}, (bt) => bt.putFile(Buffer.from('y'), '/y', { mode })), 'INVALID_ARGUMENT');
+        const upload = vol.batchUpload({}, (bt) => bt.putFile(Buffer.from('y'), '/y', { mode }));
+        await rejectsCode(upload, 'INVALID_ARGUMENT');
       }
       assert.deepEqual((await vol.listdir('/')).map((e) => e.path), ['x']);
       assert.equal((await vol.history()).length, 1);
