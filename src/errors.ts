@@ -14,6 +14,8 @@ export type ErrorCode =
   | 'CONFLICT'
   | 'CORRUPT'
   | 'INVALID_ARGUMENT'
+  | 'TOO_LARGE'
+  | 'NAME_TOO_LONG'
   | 'NOT_A_DIRECTORY'
   | 'IS_A_DIRECTORY'
   | 'NOT_EMPTY'
@@ -86,6 +88,8 @@ const ERRNO: { [C in ErrorCode]: number } = {
   CONFLICT: Errno.EAGAIN,
   CORRUPT: Errno.EIO,
   INVALID_ARGUMENT: Errno.EINVAL,
+  TOO_LARGE: Errno.EFBIG,
+  NAME_TOO_LONG: Errno.ENAMETOOLONG,
   NOT_A_DIRECTORY: Errno.ENOTDIR,
   IS_A_DIRECTORY: Errno.EISDIR,
   NOT_EMPTY: Errno.ENOTEMPTY,

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { Command } from 'commander';
 import { mount, unmount } from '../fuse/mount.js';
 import { controlRequest } from '../fuse/control.js';
+import { CairnError, type ErrorCode } from '../errors.js';
 import type { CommitResult, ReloadResult } from '../volume/index.js';
 import { UsageError, formatBytes, notice, printJson } from './output.js';
 
@@ -57,6 +58,8 @@ export function registerMountCommands(program: Command, g: Globals): void {
       const r = await unmount(path.resolve(dir), { force: !!o.force });
       const c = r.result?.commit;
       notice(`unmounted ${r.mountpoint}${c ? ` (${describeCommit(c)})` : ''}`);
+      const e = r.result?.error;
+      if (e) throw new CairnError(e.code as ErrorCode, `the final commit failed: ${e.message}`, { path: r.mountpoint });
     });
 
   program

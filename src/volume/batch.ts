@@ -2,8 +2,9 @@
  * Batch uploads (`vol.batchUpload`): local files, buffers and directories put into a volume in
  * one all-or-nothing commit.
  *
- * Invariants: every remote path is validated when it is added (a trailing `/` on putFile is an
- * error); nothing is applied until every check passed and every byte is uploaded; a directory
+ * Invariants: every remote path and mode is validated when it is added (a trailing `/` on
+ * putFile is an error, a mode outside 0..0o7777 too); a local file past the maximum file size is
+ * TOO_LARGE; nothing is applied until every check passed and every byte is uploaded; a directory
  * is never overwritten; an existing file is overwritten only with `force`; parents are created.
  */
 import { createReadStream } from 'node:fs';
@@ -15,6 +16,7 @@ import type { EntryData } from './records.js';
 import type { Session } from './session.js';
 import { INLINE_MAX, READ_AHEAD, WHOLE_READ_MAX } from './sync.js';
 import { ancestors, joinPath, normalizePath } from './paths.js';
+import { checkFileEnd, checkMode } from '../util/limits.js';
 
 type Source = string | Uint8Array;
 
@@ -52,6 +54,7 @@ export class Batch {
     if (typeof source !== 'string' && !(source instanceof Uint8Array)) {
       throw new CairnError('INVALID_ARGUMENT', 'putFile takes a local path or bytes', { path: `/${remote}` });
     }
+    if (options.mode !== undefined) checkMode(options.mode, { path: `/${remote}` });
     this.specs.push({ kind: 'file', source, remote, mode: options.mode });
   }
 
@@ -120,7 +123,10 @@ async function plan(batch: Batch): Promise<{ files: Planned[]; dirs: string[] }>
       const st = await localStat(lp);
       if (st.isDirectory()) {
         if (recursive) await walk(lp, rp, recursive);
-      } else if (st.isFile()) files.push({ remote: rp, source: lp, mode: st.mode & 0o7777, mtimeMs: st.mtimeMs });
+      } else if (st.isFile()) {
+        checkFileEnd(st.size, { path: lp });
+        files.push({ remote: rp, source: lp, mode: st.mode & 0o7777, mtimeMs: st.mtimeMs });
+      }
     }
   };
   for (const s of batch.specs) {
@@ -128,6 +134,7 @@ async function plan(batch: Batch): Promise<{ files: Planned[]; dirs: string[] }>
       if (typeof s.source === 'string') {
         const st = await localStat(s.source);
         if (!st.isFile()) throw new CairnError('IS_A_DIRECTORY', `${s.source} is not a regular file`, { path: s.source, hint: 'use putDirectory for directories' });
+        checkFileEnd(st.size, { path: s.source });
         files.push({ remote: s.remote, source: s.source, mode: s.mode ?? st.mode & 0o7777, mtimeMs: st.mtimeMs });
       } else files.push({ remote: s.remote, source: s.source, mode: s.mode ?? 0o644, mtimeMs: Date.now() });
     } else {

@@ -3,10 +3,14 @@
  *
  * A normalised path has no leading or trailing `/`, no empty, `.` or `..` segments and no NUL;
  * the root is `''`. Volume names follow Modal's rule: 1 to 63 characters of letters, digits,
- * `-`, `.` and `_`.
+ * `-`, `.` and `_`. A name longer than NAME_MAX or a path longer than PATH_MAX bytes is
+ * NAME_TOO_LONG (ENAMETOOLONG at the mount); any other bad path is INVALID_ARGUMENT.
  */
 import { CairnError } from '../errors.js';
 
+/** The longest name (path component) and path, in bytes, as Linux's NAME_MAX and PATH_MAX. */
+export const NAME_MAX = 255;
+export const PATH_MAX = 4096;
 const NAME_RE = /^[A-Za-z0-9._-]{1,63}$/;
 const GLOB_RE = /[*?[\]{}]/;
 
@@ -28,10 +32,18 @@ export function normalizePath(input: string, what = 'path'): string {
   for (const seg of p.split('/')) {
     if (seg === '') bad('empty segment');
     if (seg === '.' || seg === '..') bad(`"${seg}" segment`);
-    if (Buffer.byteLength(seg) > 255) bad('a segment longer than 255 bytes');
+    if (Buffer.byteLength(seg) > NAME_MAX) tooLong(input, what, `a name longer than ${NAME_MAX} bytes`);
   }
-  if (Buffer.byteLength(p) > 4096) bad('longer than 4096 bytes');
+  if (Buffer.byteLength(p) > PATH_MAX) tooLong(input, what, `longer than ${PATH_MAX} bytes`);
   return p;
+}
+
+function tooLong(input: string, what: string, why: string): never {
+  const shown = JSON.stringify(input.length > 64 ? `${input.slice(0, 64)}…` : input);
+  throw new CairnError('NAME_TOO_LONG', `invalid ${what} ${shown}: ${why}`, {
+    path: input,
+    hint: `names are at most ${NAME_MAX} bytes, paths at most ${PATH_MAX} bytes`,
+  });
 }
 
 /** Rejects glob characters, which Modal's listdir refuses. */

@@ -2,7 +2,8 @@
  * A session: one snapshot of a volume plus its own uncommitted changes, with the POSIX-shaped
  * calls a mount makes (FsSession) and the few extra ones the Volume API needs.
  *
- * Invariants: every call validates its paths first and changes nothing when it throws; every
+ * Invariants: every call validates its paths and numbers first (../util/limits.ts: INVALID_ARGUMENT,
+ * TOO_LARGE past the maximum file size) and changes nothing when it throws; every
  * change to the view is one journal transaction that also records the pending op; written data
  * lives in staging files (copy-on-write of committed files on first write); a read-only session
  * throws READ_ONLY on every write; reload is refused while files are open (VOLUME_BUSY naming
@@ -23,6 +24,16 @@ import { Syncer } from './sync.js';
 import { bootstrapInChild, checkpointInChild } from './offload.js';
 import { lockSessionDir } from './sessiondir.js';
 import { baseName, isWithin, joinPath, normalizePath, parentOf } from './paths.js';
+import {
+  checkByteCount,
+  checkFileEnd,
+  checkFileSize,
+  checkInteger,
+  checkMode,
+  checkTimeMs,
+  checkWriteRange,
+  isByteRange,
+} from '../util/limits.js';
 
 export interface SessionOptions {
   store: ObjectStore;
@@ -92,6 +103,8 @@ export class Session implements FsSession {
    * @example const s = await Session.open({ store, volume: meta, dir: '/tmp/s1' });
    */
   static async open(opts: SessionOptions): Promise<Session> {
+    if (opts.seq !== undefined) checkInteger(opts.seq, 'seq', { min: 0 }, { volume: opts.volume.name });
+    if (opts.offloadMinBytes !== undefined) checkInteger(opts.offloadMinBytes, 'offloadMinBytes', { min: 0 });
     const unlock = await lockSessionDir(opts.dir);
     let journal: Journal | undefined;
     let bootstrapped: Session['bootstrapped'];
@@ -121,6 +134,7 @@ export class Session implements FsSession {
         bootstrapped = 'child';
       }
       const sync = new Syncer(journal, log, chunks, staging, sessionId);
+      sync.volumeName = opts.volume.name;
       if (opts.offload) sync.checkpointJob = (seq) => checkpointInChild({ dir: opts.dir, storeUrl: opts.store.url, volumeId: opts.volume.id, seq });
       if (journal.getMeta('volumeId') === undefined) {
         await sync.bootstrap(opts.seq ?? Infinity);
@@ -129,6 +143,9 @@ export class Session implements FsSession {
       } else {
         await reconcileStaged(journal, staging);
         await sync.recover();
+        // A new session starts at the newest snapshot, even in a directory it used before (its
+        // recovered pending changes stay on top, for the owner to commit): see docs/SEMANTICS.md.
+        if (opts.seq === undefined) await sync.catchUp();
       }
       return new Session(opts, journal, staging, sync, unlock, chunks, bootstrapped);
     } catch (err) {
@@ -185,13 +202,21 @@ export class Session implements FsSession {
     return this.journal.descendants(p).map(toStat);
   }
 
+  /**
+   * Up to `length` bytes at `offset` (fewer at the end of the file). Both are integers from 0 to
+   * the maximum file size (INVALID_ARGUMENT otherwise).
+   * @example const head = await s.read('/data/a.bin', 0, 4096);
+   */
   async read(path: string, offset: number, length: number): Promise<Buffer> {
-    const e = this.entry(normalizePath(path));
+    const p = normalizePath(path);
+    checkByteCount(offset, 'offset', { path: `/${p}` });
+    checkByteCount(length, 'length', { path: `/${p}` });
+    const e = this.entry(p);
     if (e.type === 'directory') throw new CairnError('IS_A_DIRECTORY', `/${e.path} is a directory`, { path: `/${e.path}` });
     if (e.type !== 'file') throw new CairnError('INVALID_ARGUMENT', `/${e.path} is a ${e.type}, not a file`, { path: `/${e.path}` });
-    if (e.staged) return this.staging.read(e.staged, offset, length);
     const n = Math.max(0, Math.min(length, e.size - offset));
     if (n === 0) return Buffer.alloc(0);
+    if (e.staged) return this.staging.read(e.staged, offset, n);
     if (e.inline) return Buffer.from(e.inline.subarray(offset, offset + n));
     const opts = this.readOptions(e, offset);
     this.noteRead(e.path, offset + n);
@@ -199,7 +224,7 @@ export class Session implements FsSession {
   }
 
   readCached(path: string, offset: number, length: number, into: Buffer): number | undefined {
-    if (this.closed || !Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) return undefined;
+    if (this.closed || !isByteRange(offset, length)) return undefined;
     let e: JournalEntry | undefined;
     try {
       e = this.journal.get(normalizePath(path));
@@ -234,6 +259,7 @@ export class Session implements FsSession {
 
   /** The whole committed content of a file, chunk by chunk (parallel fetch). */
   async *stream(path: string, concurrency?: number): AsyncGenerator<Buffer> {
+    if (concurrency !== undefined) checkInteger(concurrency, 'concurrency', { min: 1, max: 1024 });
     const e = this.entry(normalizePath(path));
     if (e.type !== 'file') throw new CairnError('IS_A_DIRECTORY', `/${e.path} is not a file`, { path: `/${e.path}` });
     if (e.staged || e.inline) {
@@ -274,15 +300,21 @@ export class Session implements FsSession {
     this.journal.addPending('put', path, this.sync.fence);
   }
 
+  /**
+   * Creates an empty file (replacing a file there) with permission bits `mode` (0 to 0o7777).
+   * @example await s.create('/data/new.txt', 0o644);
+   */
   async create(path: string, mode = FILE_MODE): Promise<void> {
     const p = normalizePath(path);
+    checkMode(mode, { path: `/${p}` });
     this.checkWritable(p);
     this.checkParent(p);
     const cur = this.journal.get(p);
     if (cur?.type === 'directory') throw new CairnError('IS_A_DIRECTORY', `/${p} is a directory`, { path: `/${p}` });
     await this.staging.create((staged) => {
       this.journal.transaction(() => {
-        this.journal.applyOp({ op: 'put', path: p, entry: { type: 'file', mode: mode & 0o7777, mtimeMs: Date.now(), size: 0, staged } });
+        const entry = { type: 'file' as const, mode, mtimeMs: Date.now(), size: 0, staged };
+        this.journal.applyOp({ op: 'put', path: p, entry });
         this.markPut(p);
       });
     });
@@ -316,9 +348,19 @@ export class Session implements FsSession {
     return pending;
   }
 
+  /**
+   * Writes `data` at `offset` (an integer ≥ 0, else INVALID_ARGUMENT), extending the file as
+   * needed; TOO_LARGE when the file would end past the maximum file size. Nothing changes when
+   * it throws.
+   * @example await s.write('/data/a.bin', 0, Buffer.from('hello'));
+   */
   async write(path: string, offset: number, data: Uint8Array): Promise<void> {
     const p = normalizePath(path);
     this.checkWritable(p);
+    if (!(data instanceof Uint8Array)) {
+      throw new CairnError('INVALID_ARGUMENT', 'write takes its data as a Buffer or Uint8Array', { path: `/${p}` });
+    }
+    checkWriteRange(offset, data.length, { path: `/${p}`, volume: this.volume.name });
     const name = await this.staged(p);
     await this.staging.write(name, offset, data);
     const e = this.entry(p);
@@ -328,10 +370,15 @@ export class Session implements FsSession {
     });
   }
 
+  /**
+   * Sets a file's size (an integer ≥ 0, else INVALID_ARGUMENT; TOO_LARGE past the maximum file
+   * size): shrinking drops the tail, growing adds zeros.
+   * @example await s.truncate('/data/a.bin', 0);
+   */
   async truncate(path: string, size: number): Promise<void> {
     const p = normalizePath(path);
     this.checkWritable(p);
-    if (!Number.isInteger(size) || size < 0) throw new CairnError('INVALID_ARGUMENT', `invalid size ${size}`, { path: `/${p}` });
+    checkFileSize(size, { path: `/${p}`, volume: this.volume.name });
     const name = await this.staged(p, size > 0);
     await this.staging.truncate(name, size);
     const e = this.entry(p);
@@ -346,8 +393,13 @@ export class Session implements FsSession {
     if (e?.staged) await this.staging.fsync(e.staged);
   }
 
+  /**
+   * Creates a directory with permission bits `mode` (0 to 0o7777); its parent must exist.
+   * @example await s.mkdir('/data/out', 0o755);
+   */
   async mkdir(path: string, mode = 0o755): Promise<void> {
-    this.mkdirNow(normalizePath(path), mode);
+    const p = normalizePath(path);
+    this.mkdirNow(p, checkMode(mode, { path: `/${p}` }));
   }
 
   private mkdirNow(p: string, mode = 0o755): void {
@@ -355,7 +407,7 @@ export class Session implements FsSession {
     this.checkParent(p);
     if (this.journal.get(p)) throw new CairnError('ALREADY_EXISTS', `/${p} already exists`, { path: `/${p}` });
     this.journal.transaction(() => {
-      this.journal.applyOp({ op: 'put', path: p, entry: { type: 'directory', mode: mode & 0o7777, mtimeMs: Date.now(), size: 0 } });
+      this.journal.applyOp({ op: 'put', path: p, entry: { type: 'directory', mode, mtimeMs: Date.now(), size: 0 } });
       this.markPut(p);
     });
   }
@@ -452,12 +504,16 @@ export class Session implements FsSession {
     this.putEntry(p, { type: 'symlink', mode: 0o777, mtimeMs: Date.now(), size: Buffer.byteLength(target), target });
   }
 
+  /** Sets the permission bits (0 to 0o7777). @example await s.chmod('/data/run.sh', 0o755); */
   async chmod(path: string, mode: number): Promise<void> {
-    this.touch(path, (e) => ({ ...e, mode: mode & 0o7777 }));
+    checkMode(mode, { path: String(path) });
+    this.touch(path, (e) => ({ ...e, mode }));
   }
 
+  /** Sets the mtime (ms since the epoch, a finite number). @example await s.utimes('/a', Date.now()); */
   async utimes(path: string, mtimeMs: number): Promise<void> {
-    this.touch(path, (e) => ({ ...e, mtimeMs }));
+    const ms = checkTimeMs(mtimeMs, 'mtime', { path: String(path) });
+    this.touch(path, (e) => ({ ...e, mtimeMs: ms }));
   }
 
   private touch(path: string, change: (e: JournalEntry) => JournalEntry): void {
@@ -483,6 +539,7 @@ export class Session implements FsSession {
    * parents), all in one journal transaction: all land or none does. How a batch upload lands.
    */
   putEntries(dirs: readonly string[], entries: readonly (readonly [string, EntryData])[]): void {
+    for (const [path, entry] of entries) checkEntryNumbers(path, entry);
     const made = new Set<string>();
     const ensureDir = (d: string): void => {
       if (made.has(d)) return;
@@ -529,9 +586,15 @@ export class Session implements FsSession {
 
   // ---- open files, commit, reload ------------------------------------------------------------
 
+  /**
+   * Notes an open file (reload is refused while any is open); `pid` names its process.
+   * @example const h = s.open('/data/a.bin', process.pid); ...; s.release(h);
+   */
   open(path: string, pid?: number): number {
+    const p = normalizePath(path);
+    if (pid !== undefined) checkInteger(pid, 'pid', { min: 1, max: 2 ** 31 - 1 }, { path: `/${p}` });
     const h = this.nextHandle++;
-    this.handles.set(h, pid === undefined ? { path: normalizePath(path) } : { path: normalizePath(path), pid });
+    this.handles.set(h, pid === undefined ? { path: p } : { path: p, pid });
     return h;
   }
 
@@ -590,6 +653,14 @@ export class Session implements FsSession {
     await this.unlock();
     if (this.opts.ephemeral) await fs.rm(this.opts.dir, { recursive: true, force: true });
   }
+}
+
+/** The numbers of an entry handed to putEntries: mode, mtime, size (INVALID_ARGUMENT / TOO_LARGE). */
+function checkEntryNumbers(path: string, e: EntryData): void {
+  const ctx = { path: String(path) };
+  checkMode(e.mode, ctx);
+  checkTimeMs(e.mtimeMs, 'mtime', ctx);
+  checkFileEnd(checkInteger(e.size, 'size', { min: 0 }, ctx), ctx);
 }
 
 /** After a crash: every staged entry takes its size from its staging file (the truth). */

@@ -19,7 +19,7 @@ import type { ChunkStore } from '../chunks/index.js';
 import type { Journal, JournalEntry } from '../journal/journal.js';
 import type { CommitResult } from './types.js';
 import type { VolumeLog } from './log.js';
-import { type CommitRecord, type EntryData, FORMAT_VERSION, type Op } from './records.js';
+import { type CommitRecord, type EntryData, FORMAT_VERSION, type Op, keys } from './records.js';
 import type { Staging } from './staging.js';
 import { baseName, isWithin } from './paths.js';
 import { currentAuthor } from './catalog.js';
@@ -87,6 +87,8 @@ export class Syncer {
   /** The fence of the commit in flight: pending ops above it are not part of it. */
   fence = 0;
   private queue: Promise<unknown> = Promise.resolve();
+  /** The volume's name, for messages (set by the session). */
+  volumeName?: string;
 
   constructor(
     private readonly journal: Journal,
@@ -184,8 +186,13 @@ export class Syncer {
     if (pending.length === 0) return { seq: this.seq, committed: false, paths: [], overwrote: [], bytesUploaded: 0 };
     const fence = pending[pending.length - 1]!.id;
     this.fence = fence;
+    // A deleted volume takes no commits (its record would sit where nothing reads it): one HEAD
+    // of its metadata, in parallel with the pack upload.
+    const exists = this.log.store.head(keys.meta(this.log.volumeId));
+    exists.catch(() => undefined);
     try {
       const { ops, published, bytesUploaded } = await this.buildOps(pending);
+      if (!(await exists)) throw this.deletedError(pending.length);
       const commitId = `${this.sessionId}.${Date.now().toString(36)}.${crypto.randomBytes(4).toString('hex')}`;
       this.journal.setMeta('inflight', JSON.stringify({ commitId, fence }));
       const base = this.seq;
@@ -209,6 +216,20 @@ export class Syncer {
     } finally {
       this.fence = 0;
     }
+  }
+
+  /** NOT_FOUND for a commit to a volume that was deleted; the pending changes stay. */
+  private deletedError(pending: number): CairnError {
+    const name = this.volumeName ?? this.log.volumeId;
+    const what = `volume ${name} (${this.log.volumeId}) no longer exists`;
+    return new CairnError('NOT_FOUND', `${what}: it was deleted, and nothing was committed`, {
+      volume: name,
+      volumeId: this.log.volumeId,
+      pending,
+      hint: `the ${pending} pending change(s) are kept in this session: copy the files out `
+        + '(for a mount, `cp -a DIR/. SAVE/`), then put them in another volume '
+        + '(`cairn volume create NEW && cairn volume put NEW SAVE /`)',
+    });
   }
 
   /** Turns pending ops into record ops, chunking and uploading staged files. */
@@ -314,6 +335,21 @@ export class Syncer {
       const records = await this.log.recordsAfter(from);
       this.applyRecords(records, this.journal.pending().at(-1)?.id ?? 0);
       this.foreignSince.clear();
+      await this.afterChange();
+      return { from, seq: this.seq };
+    });
+  }
+
+  /**
+   * Moves the view of a reopened session to the newest snapshot, keeping every pending op on top
+   * (they stay pending; the paths others changed meanwhile count as overwritten by their commit).
+   */
+  catchUp(): Promise<{ from: number; seq: number }> {
+    return this.serial(async () => {
+      const from = this.seq;
+      const records = await this.log.recordsAfter(from);
+      for (const r of records) if (!this.isOurs(r)) for (const op of r.ops) this.foreignSince.add(op.path);
+      this.applyRecords(records);
       await this.afterChange();
       return { from, seq: this.seq };
     });

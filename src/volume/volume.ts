@@ -21,6 +21,7 @@ import { Session } from './session.js';
 import { privateSessionDir } from './sessiondir.js';
 import { baseName, checkNoGlob, joinPath, normalizePath, parentOf } from './paths.js';
 import { Batch, type BatchProgress, uploadBatch } from './batch.js';
+import { checkInteger, checkTimeMs } from '../util/limits.js';
 
 export interface StoreOption {
   /** A store URL (`file:///…`, `s3://bucket/prefix?…`) or an open store; default `$CAIRN_STORE` or the embedded file store. */
@@ -103,6 +104,11 @@ export class Volume implements AsyncDisposable {
     },
     /** Newest first. @example const vols = await Volume.objects.list({ maxObjects: 10 }); */
     async list(options: StoreOption & { maxObjects?: number; createdBefore?: Date | number } = {}) {
+      if (options.maxObjects !== undefined) checkInteger(options.maxObjects, 'maxObjects', { min: 0 });
+      if (options.createdBefore !== undefined) {
+        const t = options.createdBefore;
+        checkTimeMs(t instanceof Date ? t.getTime() : t, 'createdBefore');
+      }
       const metas = await withStore(options.store, (s) => new Catalog(s).list(options));
       return metas.map((m) => ({ name: m.name, id: m.id, createdAt: new Date(m.createdAt), createdBy: m.createdBy }));
     },
@@ -221,8 +227,13 @@ export class Volume implements AsyncDisposable {
     return n;
   }
 
-  /** Commits as one volume history: seq, time, author, paths changed. */
+  /**
+   * Commits as one volume history, oldest first: seq, time, author, paths changed; with `limit`
+   * (an integer ≥ 1), only the newest that many.
+   * @example const [last] = await vol.history({ limit: 1 });
+   */
   async history(options: { limit?: number } = {}): Promise<HistoryEntry[]> {
+    if (options.limit !== undefined) checkInteger(options.limit, 'limit', { min: 1 });
     const records = await new VolumeLog(this.store, this.id).recordsAfter(0);
     const out = records.map((r) => ({ seq: r.seq, time: r.time, author: r.author, paths: r.ops.map((o) => `/${o.path}`) }));
     return options.limit ? out.slice(-options.limit) : out;
@@ -233,6 +244,7 @@ export class Volume implements AsyncDisposable {
    * @example const s = await vol.session(); await s.write('/a', 0, buf); await s.commit();
    */
   async session(options: { seq?: number; readOnly?: boolean; dir?: string } = {}): Promise<Session> {
+    if (options.seq !== undefined) checkInteger(options.seq, 'seq', { min: 0 }, { volume: this.name });
     const dir = options.dir ?? (await privateSessionDir(this.meta.id));
     return Session.open({
       store: this.store,

@@ -5,6 +5,7 @@ import crypto from 'node:crypto';
 import { Volume } from '../../src/volume/index.js';
 import type { Session } from '../../src/volume/session.js';
 import { forEachBackend } from '../helpers/backends.js';
+import { MAX_FILE_SIZE } from '../../src/util/limits.js';
 
 const text = async (s: Session, p: string) => (await s.read(p, 0, 1 << 30)).toString();
 async function writeFile(s: Session, p: string, data: string | Buffer) {
@@ -208,6 +209,126 @@ forEachBackend((b) =>
       await again.commit();
       await again.close();
       assert.equal((await vol.listdir('/')).length, 1);
+      await vol.close();
+    });
+
+    it('rejects bad offsets, lengths, sizes, modes and times before changing anything', async () => {
+      const vol = await fresh();
+      const a = await vol.session();
+      await writeFile(a, '/f', 'hello');
+      await a.commit();
+      await writeFile(a, '/p', 'abc'); // pending: a staging file that must not change either
+      const before = a.pendingCount();
+      const x = Buffer.from('XYZ');
+      for (const f of ['/f', '/p']) {
+        for (const off of [-1, -10, 1.5, NaN, Infinity, 2 ** 53, 2 ** 60]) {
+          await rejectsCode(a.write(f, off, x), 'INVALID_ARGUMENT');
+        }
+        await rejectsCode(a.write(f, '3' as any, x), 'INVALID_ARGUMENT');
+        await rejectsCode(a.write(f, 0, 'XYZ' as any), 'INVALID_ARGUMENT');
+        await rejectsCode(a.write(f, MAX_FILE_SIZE, x), 'TOO_LARGE');
+        await rejectsCode(a.write(f, MAX_FILE_SIZE - 2, x), 'TOO_LARGE');
+        for (const size of [-1, 1.5, NaN]) await rejectsCode(a.truncate(f, size), 'INVALID_ARGUMENT');
+        for (const size of [MAX_FILE_SIZE + 1, 999_999_999_999_999]) {
+          await rejectsCode(a.truncate(f, size), 'TOO_LARGE');
+        }
+        for (const [off, len] of [[-10, 100], [0, -1], [0, NaN], [1.5, 2], [0, 2 ** 53], [MAX_FILE_SIZE + 1, 1]]) {
+          await rejectsCode(a.read(f, off!, len!), 'INVALID_ARGUMENT');
+          assert.equal(a.readCached(f, off!, len!, Buffer.alloc(16)), undefined);
+        }
+        for (const mode of [-1, 0o10000, 1.5, NaN]) await rejectsCode(a.chmod(f, mode), 'INVALID_ARGUMENT');
+        for (const t of [NaN, Infinity, 1e300]) await rejectsCode(a.utimes(f, t), 'INVALID_ARGUMENT');
+        assert.throws(() => a.open(f, -3), (e: any) => e.code === 'INVALID_ARGUMENT');
+      }
+      for (const mode of [-1, 0o100644, 0.5]) {
+        await rejectsCode(a.create('/new', mode), 'INVALID_ARGUMENT');
+        await rejectsCode(a.mkdir('/newdir', mode), 'INVALID_ARGUMENT');
+      }
+      const sized = (size: number) => ({ type: 'file' as const, mode: 0o644, mtimeMs: 0, size });
+      assert.throws(() => a.putEntry('/e', sized(-1)), (e: any) => e.code === 'INVALID_ARGUMENT');
+      assert.throws(() => a.putEntry('/e', sized(MAX_FILE_SIZE + 1)), (e: any) => e.code === 'TOO_LARGE');
+      await rejectsCode((async () => { for await (const _ of a.stream('/f', 0)); })(), 'INVALID_ARGUMENT');
+      // nothing changed: the same content, sizes, pending ops; the committed file is still clean
+      assert.equal(await text(a, '/f'), 'hello');
+      assert.equal(await text(a, '/p'), 'abc');
+      assert.equal((await a.stat('/f')).size, 5);
+      assert.equal((await a.stat('/p')).size, 3);
+      assert.equal(a.pendingCount(), before);
+      await rejectsCode(a.stat('/new'), 'NOT_FOUND');
+      const res = await a.commit();
+      assert.deepEqual(res.paths, ['p']);
+      const c = await vol.session();
+      assert.equal(await text(c, '/f'), 'hello');
+      assert.equal(await text(c, '/p'), 'abc');
+      // what is valid still works: reads past the end are short, times before 1970 are fine
+      assert.equal((await a.read('/f', 3, MAX_FILE_SIZE)).toString(), 'lo');
+      assert.equal((await a.read('/f', MAX_FILE_SIZE, 1)).length, 0);
+      await a.utimes('/f', -86_400_000);
+      assert.equal((await a.stat('/f')).mtimeMs, -86_400_000);
+      await Promise.all([a.close(), c.close()]);
+      await vol.close();
+    });
+
+    it('refuses names over 255 bytes and paths over 4096 bytes with NAME_TOO_LONG', async () => {
+      const vol = await fresh();
+      const a = await vol.session();
+      await a.create(`/${'n'.repeat(255)}`, 0o644);
+      await rejectsCode(a.create(`/${'n'.repeat(256)}`, 0o644), 'NAME_TOO_LONG');
+      await rejectsCode(a.mkdir(`/${'é'.repeat(128)}`, 0o755), 'NAME_TOO_LONG'); // 256 bytes of UTF-8
+      await rejectsCode(a.stat(`/${Array(20).fill('d'.repeat(250)).join('/')}`), 'NAME_TOO_LONG');
+      await rejectsCode(a.stat('/a/../b'), 'INVALID_ARGUMENT');
+      assert.equal(a.pendingCount(), 1);
+      await a.close();
+      await vol.close();
+    });
+
+    it('a commit to a deleted volume fails with NOT_FOUND and keeps the changes pending', async () => {
+      const store = await b.open();
+      const vol = await Volume.fromName('doomed', { createIfMissing: true, store });
+      const a = await vol.session();
+      await writeFile(a, '/saved', 'precious');
+      await a.commit();
+      await writeFile(a, '/late', 'unsaved work');
+      await Volume.objects.delete('doomed', { store });
+      await rejectsCode(a.commit(), 'NOT_FOUND');
+      await assert.rejects(a.commit(), (e: any) => /no longer exists/.test(e.message) && e.context.volume === 'doomed');
+      assert.deepEqual(await store.list(`volumes/${vol.id}/`), [], 'nothing was written under the deleted id');
+      assert.equal(a.pendingCount(), 1);
+      assert.equal(await text(a, '/late'), 'unsaved work');
+      assert.equal(await text(a, '/saved'), 'precious');
+      await a.close();
+      await vol.close();
+    });
+
+    it('a reopened session directory starts at the newest snapshot, its pending changes on top', async () => {
+      const vol = await fresh();
+      const dir = `${process.env.CAIRN_HOME}/reopen-${b.name}-${n}`;
+      const a = await vol.session({ dir });
+      await writeFile(a, '/mine', 'pending');
+      await writeFile(a, '/both', 'mine');
+      await a.close();
+      const other = await vol.session();
+      await writeFile(other, '/theirs', 'committed meanwhile');
+      await writeFile(other, '/both', 'theirs');
+      await other.commit();
+      await writeFile(other, '/theirs2', 'and again');
+      const head = await other.commit();
+      await other.close();
+      const again = await vol.session({ dir });
+      assert.equal(again.seq, head.seq);
+      assert.equal(await text(again, '/theirs'), 'committed meanwhile');
+      assert.equal(await text(again, '/theirs2'), 'and again');
+      assert.equal(await text(again, '/mine'), 'pending');
+      assert.equal(await text(again, '/both'), 'mine', 'pending changes stay on top');
+      assert.equal(again.pendingCount(), 2);
+      const r = await again.commit();
+      assert.equal(r.seq, head.seq + 1);
+      assert.deepEqual(r.overwrote, ['both']);
+      await again.close();
+      // the others see the recovered changes once committed
+      const c = await vol.session();
+      assert.equal(await text(c, '/both'), 'mine');
+      await c.close();
       await vol.close();
     });
 

@@ -161,6 +161,38 @@ forEachBackend((b) =>
       await vol.close();
     });
 
+    it('rejects bad numbers with INVALID_ARGUMENT before changing anything', async () => {
+      const vol = await Volume.fromName('numbers', { store: url, createIfMissing: true });
+      await vol.batchUpload({}, (bt) => bt.putFile(Buffer.from('x'), '/x'));
+      for (const limit of [0, -1, 1.5, NaN]) await rejectsCode(vol.history({ limit }), 'INVALID_ARGUMENT');
+      for (const maxObjects of [-1, 0.5]) {
+        await rejectsCode(Volume.objects.list({ store: url, maxObjects }), 'INVALID_ARGUMENT');
+      }
+      await rejectsCode(Volume.objects.list({ store: url, createdBefore: new Date(NaN) }), 'INVALID_ARGUMENT');
+      for (const seq of [-1, 1.5, NaN]) await rejectsCode(vol.session({ seq }), 'INVALID_ARGUMENT');
+      for (const mode of [-1, 0o100644, 0.5]) {
+        const upload = vol.batchUpload({}, (bt) => bt.putFile(Buffer.from('y'), '/y', { mode }));
+        await rejectsCode(upload, 'INVALID_ARGUMENT');
+      }
+      assert.deepEqual((await vol.listdir('/')).map((e) => e.path), ['x']);
+      assert.equal((await vol.history()).length, 1);
+      assert.equal((await vol.history({ limit: 1 }))[0]!.seq, 1);
+      assert.equal((await Volume.objects.list({ store: url, maxObjects: 0 })).length, 0);
+      await vol.close();
+    });
+
+    it('a write through a handle of a deleted volume fails with NOT_FOUND and writes nothing', async () => {
+      const store = await b.open();
+      const vol = await Volume.fromName('gone', { store, createIfMissing: true });
+      await vol.batchUpload({}, (bt) => bt.putFile(Buffer.from('1'), '/one'));
+      await Volume.objects.delete('gone', { store });
+      await rejectsCode(vol.batchUpload({}, (bt) => bt.putFile(Buffer.from('2'), '/two')), 'NOT_FOUND');
+      await rejectsCode(vol.removeFile('/one'), 'NOT_FOUND');
+      assert.deepEqual(await store.list(`volumes/${vol.id}/`), []);
+      await vol.close();
+      await store.close();
+    });
+
     it('each call sees the latest committed state; ephemeral volumes vanish on close', async () => {
       const a = await Volume.fromName('batch', { store: url });
       const c = await Volume.fromName('batch', { store: url });

@@ -1,0 +1,59 @@
+/**
+ * A second `cairn run` of a volume at the same path reuses the first one's session directory; it
+ * must still start at the newest commit (Modal's containers always do), through the built CLI on
+ * the embedded file store.
+ */
+import '../helpers/env.js';
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'main.js');
+let store = '';
+
+function cairn(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, '--store', store, ...args], { timeout: 120_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof (err as any).code === 'number' ? (err as any).code : 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+async function ok(...args: string[]): Promise<string> {
+  const r = await cairn(...args);
+  assert.equal(r.code, 0, `cairn ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout;
+}
+
+describe('cairn run again at the same path', () => {
+  let base = '';
+  before(async () => {
+    base = await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-run-remount-'));
+    store = `file://${path.join(base, 'store')}`;
+  });
+  after(() => fs.rm(base, { recursive: true, force: true }));
+
+  it('starts at the newest commit, with what others committed since the last run', async () => {
+    await ok('volume', 'create', 'v1');
+    await ok('run', '-v', 'v1:/data', '--', 'sh', '-c', 'printf first > /data/first');
+    for (let i = 0; i < 3; i++) {
+      const local = path.join(base, `put${i}.txt`);
+      await fs.writeFile(local, `put ${i}`);
+      await ok('volume', 'put', 'v1', local, `/put${i}.txt`);
+    }
+    const history = JSON.parse(await ok('volume', 'history', 'v1', '--json')) as { seq: number }[];
+    const newest = history.at(-1)!.seq;
+    assert.equal(newest, 4);
+    // The command reports the mount's seq (through the control file) and reads the newest file.
+    const cli = `${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)}`;
+    const cmd = `${cli} status /data --json && cat /data/first /data/put2.txt`;
+    const out = await ok('run', '-v', 'v1:/data', '--', 'sh', '-c', cmd);
+    const end = out.lastIndexOf('}') + 1;
+    assert.equal(JSON.parse(out.slice(0, end)).seq, newest);
+    assert.equal(out.slice(end).trim(), 'firstput 2');
+  });
+});
