@@ -43,9 +43,24 @@ export class VolumeLog {
    */
   async recordsAfter(seq: number, upTo = Infinity): Promise<CommitRecord[]> {
     const seqs = await this.seqsAfter(seq, upTo);
+    this.checkContiguous(seqs, seq + 1);
+    return Promise.all(seqs.map((s) => this.read(s)));
+  }
+
+  /**
+   * Every record still on the store, in order: records below a checkpoint may have been removed
+   * (a session starts from the checkpoint), so the first one may be past seq 1; no holes after it.
+   */
+  async retainedRecords(): Promise<CommitRecord[]> {
+    const seqs = await this.seqsAfter(0);
+    this.checkContiguous(seqs, seqs[0] ?? 1);
+    return Promise.all(seqs.map((s) => this.read(s)));
+  }
+
+  private checkContiguous(seqs: number[], first: number): void {
     seqs.forEach((s, i) => {
-      if (s !== seq + 1 + i) {
-        const key = keys.log(this.volumeId, seq + 1 + i);
+      if (s !== first + i) {
+        const key = keys.log(this.volumeId, first + i);
         throw new CairnError('CORRUPT', `commit record ${key} of volume ${this.volumeId} is missing (the log goes on at seq ${s})`, {
           key,
           volume: this.volumeId,
@@ -53,7 +68,6 @@ export class VolumeLog {
         });
       }
     });
-    return Promise.all(seqs.map((s) => this.read(s)));
   }
 
   /** Creates `log/<record.seq>`; false when another writer holds that seq already. */

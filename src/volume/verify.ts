@@ -192,9 +192,12 @@ export async function verifyVolume(store: ObjectStore, target: { name?: string; 
       }),
     ),
   );
+  // Records below a checkpoint may have been removed (a prefix); any other seq up to the head may not.
   const seqs = logs.map((o) => seqOfKey(o.key));
   const head = seqs.length ? seqs[seqs.length - 1]! : 0;
-  for (let s = 1, i = 0; s <= head; s++) {
+  const covered = Math.max(0, ...checkpoints.map((o) => seqOfKey(o.key)));
+  const first = seqs.length && seqs[0]! - 1 <= covered ? seqs[0]! : 1;
+  for (let s = first, i = 0; s <= head; s++) {
     if (seqs[i] === s) i++;
     else problem('record', keys.log(id, s), new CairnError('CORRUPT', `commit record ${keys.log(id, s)} is missing: the log goes on to seq ${head}`));
   }
@@ -206,7 +209,7 @@ export async function verifyVolume(store: ObjectStore, target: { name?: string; 
       const cp = await decodeCheckpoint(await store.get(o.key), o.key, report.volume);
       counted(cp.version);
       report.checked.entries += cp.entries.length;
-      if (cp.seq > head) throw new CairnError('CORRUPT', `checkpoint ${o.key} is at seq ${cp.seq}, beyond the log's head ${head}`);
+      if (seqs.length && cp.seq > head) throw new CairnError('CORRUPT', `checkpoint ${o.key} is at seq ${cp.seq}, beyond the log's head ${head}`);
       addRefs(o.key, cp.entries.map(([, e]) => e));
     } catch (err) {
       if (!isCairnError(err, 'CORRUPT') && !isCairnError(err, 'UNSUPPORTED') && !isCairnError(err, 'NOT_FOUND')) throw err;

@@ -251,7 +251,7 @@ export class Volume implements AsyncDisposable {
 
   /** Commits as one volume history: seq, time, author, paths changed. */
   async history(options: { limit?: number } = {}): Promise<HistoryEntry[]> {
-    const records = await new VolumeLog(this.store, this.id).recordsAfter(0);
+    const records = await new VolumeLog(this.store, this.id).retainedRecords();
     const out = records.map((r) => ({ seq: r.seq, time: r.time, author: r.author, paths: r.ops.map((o) => `/${o.path}`) }));
     return options.limit ? out.slice(-options.limit) : out;
   }
