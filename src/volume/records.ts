@@ -147,7 +147,7 @@ function object(v: unknown, what: string): Record<string, unknown> {
 }
 
 function onlyKeys(o: Record<string, unknown>, allowed: readonly string[], what: string): void {
-  for (const k of Object.keys(o)) if (!allowed.includes(k)) damaged(`${what} has an unknown field ${JSON.stringify(k)}`);
+  for (const k in o) if (!allowed.includes(k)) damaged(`${what} has an unknown field ${JSON.stringify(k)}`);
 }
 
 function int(v: unknown, what: string, min = 0, max = Number.MAX_SAFE_INTEGER): number {
@@ -182,9 +182,17 @@ function version(v: unknown, sealed: boolean, what: string, key: string, volume:
   return n;
 }
 
+/**
+ * Paths of letters, digits, `_`, `-` and `.` whose segments do not start with `.`, at most 255
+ * characters: valid by the rules of `normalizePath` at a glance (the common case, and a checkpoint
+ * has a million of them); every other path goes through `normalizePath` itself.
+ */
+const PLAIN_PATH_RE = /^[\w-][\w.-]*(?:\/[\w-][\w.-]*)*$/;
+
 /** A stored path: already normalised (no leading `/`, no empty, `.` or `..` segment, no NUL). */
 function checkPath(v: unknown, what = 'path'): string {
   const p = str(v, what);
+  if (p.length <= 255 && PLAIN_PATH_RE.test(p)) return p;
   let norm: string | undefined;
   try {
     norm = normalizePath(p);
@@ -199,7 +207,8 @@ const ENTRY_TYPES: readonly EntryType[] = ['file', 'directory', 'symlink', 'fifo
 const ENTRY_KEYS = ['t', 'm', 'mt', 's', 'c', 'i', 'l'];
 /** mtimes within the range of a JS Date (±8.64e15 ms). */
 const MAX_MTIME_MS = 8.64e15;
-const BASE64_RE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+/** Base64 as Buffer writes it: the alphabet, then up to two `=`; the length a multiple of 4. */
+const BASE64_RE = /^[A-Za-z0-9+/]*={0,2}$/;
 
 type WireRef = [string, string, number, number];
 type WireEntry = { t: EntryType; m: number; mt: number; s: number; c?: WireRef[]; i?: string; l?: string };
@@ -210,46 +219,50 @@ type WireEntry = { t: EntryType; m: number; mt: number; s: number; c?: WireRef[]
  * of the chunk lengths), chunk refs are well-formed, types, modes and mtimes are in range.
  */
 function checkEntry(w: unknown, path: string): EntryData {
-  const what = `entry of ${JSON.stringify(path)}`;
-  const o = object(w, what);
-  onlyKeys(o, ENTRY_KEYS, what);
+  try {
+    return entryOf(w, path);
+  } catch (err) {
+    if (err instanceof Damage) damaged(`entry of ${JSON.stringify(path)}: ${err.message}`);
+    throw err;
+  }
+}
+
+function entryOf(w: unknown, path: string): EntryData {
+  const o = object(w, 'it');
+  onlyKeys(o, ENTRY_KEYS, 'it');
   const type = o.t as EntryType;
-  if (!ENTRY_TYPES.includes(type)) damaged(`${what} has type ${JSON.stringify(o.t)}`);
+  if (!ENTRY_TYPES.includes(type)) damaged(`type ${JSON.stringify(o.t)}`);
   if (path === '' && type !== 'directory') damaged(`the root is a ${type}`);
-  const e: EntryData = {
-    type,
-    mode: int(o.m, `${what}: mode`, 0, 0o7777),
-    mtimeMs: num(o.mt, `${what}: mtime`, -MAX_MTIME_MS, MAX_MTIME_MS),
-    size: int(o.s, `${what}: size`),
-  };
-  if (type !== 'file' && (o.c !== undefined || o.i !== undefined)) damaged(`${what}: a ${type} with file content`);
-  if (type !== 'symlink' && o.l !== undefined) damaged(`${what}: a ${type} with a symlink target`);
+  const e: EntryData = { type, mode: int(o.m, 'mode', 0, 0o7777), mtimeMs: num(o.mt, 'mtime', -MAX_MTIME_MS, MAX_MTIME_MS), size: int(o.s, 'size') };
+  if (type !== 'file' && (o.c !== undefined || o.i !== undefined)) damaged(`a ${type} with file content`);
+  if (type !== 'symlink' && o.l !== undefined) damaged(`a ${type} with a symlink target`);
   if (type === 'file') {
-    if (o.c !== undefined && o.i !== undefined) damaged(`${what} has both chunks and inline data`);
+    if (o.c !== undefined && o.i !== undefined) damaged('both chunks and inline data');
     if (o.i !== undefined) {
-      const b64 = str(o.i, `${what}: inline data`);
-      if (!BASE64_RE.test(b64)) damaged(`${what}: inline data is not base64`);
+      const b64 = str(o.i, 'inline data');
+      if (b64.length % 4 !== 0 || !BASE64_RE.test(b64)) damaged('inline data is not base64');
       e.inline = Buffer.from(b64, 'base64');
-      if (e.inline.length !== e.size) damaged(`${what}: size ${e.size} but ${e.inline.length} inline bytes`);
+      if (e.inline.length !== e.size) damaged(`size ${e.size} but ${e.inline.length} inline bytes`);
     } else if (o.c !== undefined) {
-      if (!Array.isArray(o.c)) damaged(`${what}: chunks is not a list`);
+      if (!Array.isArray(o.c)) damaged('chunks is not a list');
       let sum = 0;
       e.chunks = (o.c as unknown[]).map((r, n) => {
-        const ref = checkRef(r, `${what}: chunk ${n}`);
+        const ref = checkRef(r, n);
         sum += ref.length;
         return ref;
       });
-      if (sum !== e.size) damaged(`${what}: size ${e.size} but its chunks hold ${sum} bytes`);
-    } else if (e.size !== 0) damaged(`${what}: size ${e.size} but no content`);
+      if (sum !== e.size) damaged(`size ${e.size} but its chunks hold ${sum} bytes`);
+    } else if (e.size !== 0) damaged(`size ${e.size} but no content`);
   } else if (type === 'symlink') {
-    e.target = str(o.l, `${what}: symlink target`, true);
-    if (e.target.includes('\0')) damaged(`${what}: symlink target contains NUL`);
-    if (Buffer.byteLength(e.target) !== e.size) damaged(`${what}: size ${e.size} but a ${Buffer.byteLength(e.target)}-byte target`);
-  } else if (e.size !== 0) damaged(`${what}: a ${type} of size ${e.size}`);
+    e.target = str(o.l, 'symlink target', true);
+    if (e.target.includes('\0')) damaged('symlink target contains NUL');
+    if (Buffer.byteLength(e.target) !== e.size) damaged(`size ${e.size} but a ${Buffer.byteLength(e.target)}-byte target`);
+  } else if (e.size !== 0) damaged(`a ${type} of size ${e.size}`);
   return e;
 }
 
-function checkRef(r: unknown, what: string): ChunkRef {
+function checkRef(r: unknown, n: number): ChunkRef {
+  const what = `chunk ${n}`;
   if (!Array.isArray(r) || r.length !== 4) damaged(`${what} is not [hash, pack, offset, length]`);
   const [hash, pack, offset, length] = r as unknown[];
   if (!isChunkHash(hash)) damaged(`${what}: hash ${JSON.stringify(hash)} is not 64 lowercase hex characters`);
@@ -383,19 +396,18 @@ export async function decodeCheckpoint(body: Buffer, key: string, volume: string
     const seen = new Set<string>();
     const dirs = new Set<string>(['']);
     for (let n = 1; n < lines.length; n++) {
-      let line: unknown;
       try {
-        line = JSON.parse(lines[n]!);
-      } catch {
-        damaged(`line ${n + 1} is not valid JSON`);
+        const line: unknown = JSON.parse(lines[n]!);
+        if (!Array.isArray(line) || line.length !== 2) damaged('it is not [path, entry]');
+        const path = checkPath(line[0]);
+        if (seen.has(path)) damaged(`path ${JSON.stringify(path)} appears twice`);
+        seen.add(path);
+        const e = checkEntry(line[1], path);
+        if (e.type === 'directory') dirs.add(path);
+        entries.push([path, e]);
+      } catch (err) {
+        damaged(`line ${n + 1}: ${err instanceof Damage ? err.message : `it is not valid JSON (${(err as Error).message})`}`);
       }
-      if (!Array.isArray(line) || line.length !== 2) damaged(`line ${n + 1} is not [path, entry]`);
-      const path = checkPath(line[0], `line ${n + 1}: path`);
-      if (seen.has(path)) damaged(`line ${n + 1}: path ${JSON.stringify(path)} appears twice`);
-      seen.add(path);
-      const e = checkEntry(line[1], path);
-      if (e.type === 'directory') dirs.add(path);
-      entries.push([path, e]);
     }
     for (const [path] of entries) {
       if (path !== '' && !dirs.has(parentOf(path))) damaged(`the parent of ${JSON.stringify(path)} is not a directory in it`);
