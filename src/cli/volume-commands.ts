@@ -261,26 +261,30 @@ export function registerVolumeCommands(program: Command, g: Globals): void {
     .addHelpText('after', '\nExamples:\n  cairn volume verify data\n  cairn volume verify data --data --json')
     .action(async (name: string, o: { data?: boolean; json?: boolean }) => {
       const r = await Volume.objects.verify(name, { store: g().store, data: !!o.data });
+      const n = (k: number, what: string) => `${k} ${what}${k === 1 ? '' : 's'}`;
       if (o.json) printJson(r);
       else {
         const c = r.checked;
-        const n = (k: number, what: string) => `${k} ${what}${k === 1 ? '' : 's'}`;
         const what = [n(c.records, 'record'), n(c.checkpoints, 'checkpoint'), n(c.packs, 'pack')];
         if (r.data) what.push(`${n(c.chunks, 'chunk')} (${formatBytes(c.chunkBytes)})`);
         const formats = Object.entries(r.formats).map(([v, k]) => `${k} in format ${v}`).join(', ');
-        process.stdout.write(`volume ${name} (${r.id || 'id unknown'}): ${what.join(', ')} in ${(r.elapsedMs / 1000).toFixed(1)} s${formats ? ` [${formats}]` : ''}\n`);
+        const took = `${(r.elapsedMs / 1000).toFixed(1)} s`;
+        const head = `volume ${name} (${r.id || 'id unknown'}): ${what.join(', ')} in ${took}`;
+        const out = [`${head}${formats ? ` [${formats}]` : ''}\n`];
         if (r.problems.length) {
-          process.stdout.write(`\n${n(r.problems.length, 'problem')}:\n`);
-          process.stdout.write(table(r.problems.map((p) => [p.kind, p.code, p.key, p.problem]), ['KIND', 'CODE', 'KEY', 'PROBLEM']));
+          out.push(`\n${n(r.problems.length, 'problem')}:\n`);
+          out.push(table(r.problems.map((p) => [p.kind, p.code, p.key, p.problem]), ['KIND', 'CODE', 'KEY', 'PROBLEM']));
         }
         if (r.orphans.length) {
-          process.stdout.write(`\n${n(r.orphans.length, 'orphan')} (not problems: unreferenced packs of failed or running commits, unknown keys):\n`);
-          process.stdout.write(table(r.orphans.map((x) => [x.kind, formatBytes(x.size), x.key]), ['KIND', 'SIZE', 'KEY']));
+          const why = 'not problems: packs of failed or running commits, unknown keys';
+          out.push(`\n${n(r.orphans.length, 'orphan')} (${why}):\n`);
+          out.push(table(r.orphans.map((x) => [x.kind, formatBytes(x.size), x.key]), ['KIND', 'SIZE', 'KEY']));
         }
-        if (r.ok) process.stdout.write('ok\n');
+        if (r.ok) out.push('ok\n');
+        process.stdout.write(out.join(''));
       }
       if (!r.ok) {
-        throw new CairnError('CORRUPT', `volume ${name} has ${r.problems.length} problem${r.problems.length === 1 ? '' : 's'} (listed above)`, {
+        throw new CairnError('CORRUPT', `volume ${name} has ${n(r.problems.length, 'problem')} (listed above)`, {
           volume: name,
           hint: 'restore the objects named from a backup, or copy what reads well to a new volume',
         });

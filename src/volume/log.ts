@@ -61,7 +61,8 @@ export class VolumeLog {
     seqs.forEach((s, i) => {
       if (s !== first + i) {
         const key = keys.log(this.volumeId, first + i);
-        throw new CairnError('CORRUPT', `commit record ${key} of volume ${this.volumeId} is missing (the log goes on at seq ${s})`, {
+        const message = `commit record ${key} of volume ${this.volumeId} is missing (the log goes on at seq ${s})`;
+        throw new CairnError('CORRUPT', message, {
           key,
           volume: this.volumeId,
           hint: 'an object was removed from the store; `cairn volume verify` lists every damaged object',

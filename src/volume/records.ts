@@ -151,29 +151,38 @@ function onlyKeys(o: Record<string, unknown>, allowed: readonly string[], what: 
 }
 
 function int(v: unknown, what: string, min = 0, max = Number.MAX_SAFE_INTEGER): number {
-  if (!Number.isSafeInteger(v) || (v as number) < min || (v as number) > max) damaged(`${what} ${JSON.stringify(v)} is not an integer in [${min}, ${max}]`);
+  if (!Number.isSafeInteger(v) || (v as number) < min || (v as number) > max) {
+    damaged(`${what} ${JSON.stringify(v)} is not an integer in [${min}, ${max}]`);
+  }
   return v as number;
 }
 
 function num(v: unknown, what: string, min: number, max: number): number {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) damaged(`${what} ${JSON.stringify(v)} is out of range`);
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) {
+    damaged(`${what} ${JSON.stringify(v)} is out of range`);
+  }
   return v;
 }
 
 function str(v: unknown, what: string, nonEmpty = false): string {
-  if (typeof v !== 'string' || (nonEmpty && v === '')) damaged(`${what} is not a${nonEmpty ? ' non-empty' : ''} string`);
+  if (typeof v !== 'string' || (nonEmpty && v === '')) {
+    damaged(`${what} is not a${nonEmpty ? ' non-empty' : ''} string`);
+  }
   return v;
 }
 
 /** The format version of an object: `1` without a checksum, a newer one with it. */
 function version(v: unknown, sealed: boolean, what: string, key: string, volume: string): number {
   if (!sealed) {
-    if (v !== 1) damaged(`${what} has no checksum and a version of ${JSON.stringify(v)} (format 1 is the only one without a checksum)`);
+    if (v !== 1) {
+      damaged(`${what} has no checksum and a version of ${JSON.stringify(v)} (only format 1 has no checksum)`);
+    }
     return 1;
   }
   const n = int(v, `${what} version`, 2);
   if (n > FORMAT_VERSION) {
-    throw new CairnError('UNSUPPORTED', `${what} ${key} has format version ${n}; this cairn reads up to ${FORMAT_VERSION}`, {
+    const message = `${what} ${key} has format version ${n}; this cairn reads up to ${FORMAT_VERSION}`;
+    throw new CairnError('UNSUPPORTED', message, {
       key,
       volume,
       hint: 'upgrade cairn to read this volume',
@@ -233,7 +242,12 @@ function entryOf(w: unknown, path: string): EntryData {
   const type = o.t as EntryType;
   if (!ENTRY_TYPES.includes(type)) damaged(`type ${JSON.stringify(o.t)}`);
   if (path === '' && type !== 'directory') damaged(`the root is a ${type}`);
-  const e: EntryData = { type, mode: int(o.m, 'mode', 0, 0o7777), mtimeMs: num(o.mt, 'mtime', -MAX_MTIME_MS, MAX_MTIME_MS), size: int(o.s, 'size') };
+  const e: EntryData = {
+    type,
+    mode: int(o.m, 'mode', 0, 0o7777),
+    mtimeMs: num(o.mt, 'mtime', -MAX_MTIME_MS, MAX_MTIME_MS),
+    size: int(o.s, 'size'),
+  };
   if (type !== 'file' && (o.c !== undefined || o.i !== undefined)) damaged(`a ${type} with file content`);
   if (type !== 'symlink' && o.l !== undefined) damaged(`a ${type} with a symlink target`);
   if (type === 'file') {
@@ -256,7 +270,8 @@ function entryOf(w: unknown, path: string): EntryData {
   } else if (type === 'symlink') {
     e.target = str(o.l, 'symlink target', true);
     if (e.target.includes('\0')) damaged('symlink target contains NUL');
-    if (Buffer.byteLength(e.target) !== e.size) damaged(`size ${e.size} but a ${Buffer.byteLength(e.target)}-byte target`);
+    const bytes = Buffer.byteLength(e.target);
+    if (bytes !== e.size) damaged(`size ${e.size} but a ${bytes}-byte target`);
   } else if (e.size !== 0) damaged(`a ${type} of size ${e.size}`);
   return e;
 }
@@ -266,7 +281,9 @@ function checkRef(r: unknown, n: number): ChunkRef {
   if (!Array.isArray(r) || r.length !== 4) damaged(`${what} is not [hash, pack, offset, length]`);
   const [hash, pack, offset, length] = r as unknown[];
   if (!isChunkHash(hash)) damaged(`${what}: hash ${JSON.stringify(hash)} is not 64 lowercase hex characters`);
-  if (typeof pack !== 'string' || !PACK_ID_RE.test(pack)) damaged(`${what}: pack id ${JSON.stringify(pack)} is malformed`);
+  if (typeof pack !== 'string' || !PACK_ID_RE.test(pack)) {
+    damaged(`${what}: pack id ${JSON.stringify(pack)} is malformed`);
+  }
   return { hash, pack, offset: int(offset, `${what}: offset`), length: int(length, `${what}: length`) };
 }
 
@@ -300,7 +317,7 @@ function decoding<T>(what: string, key: string, volume: string, fn: () => T): T 
     return fn();
   } catch (err) {
     if (err instanceof CairnError) throw err;
-    const why = err instanceof Damage ? err.message : `it is not readable (${err instanceof Error ? err.message : String(err)})`;
+    const why = err instanceof Damage ? err.message : `it is not readable (${String((err as Error)?.message ?? err)})`;
     throw new CairnError('CORRUPT', `${what} ${key} of volume ${volume} is damaged: ${why}`, {
       key,
       volume,
@@ -315,8 +332,13 @@ const RECORD_KEYS = ['version', 'seq', 'base', 'time', 'author', 'commitId', 'op
 
 /** A record as stored: one JSON line in format FORMAT_VERSION, sealed with its checksum. */
 export function encodeRecord(r: CommitRecord): Buffer {
-  const ops = r.ops.map((o) => (o.op === 'put' ? { op: 'put', path: o.path, entry: encodeChecked(o.path, o.entry) } : { op: 'delete', path: o.path }));
-  const body = { version: FORMAT_VERSION, seq: r.seq, base: r.base, time: r.time, author: r.author, commitId: r.commitId, ops };
+  const ops = r.ops.map((o) =>
+    o.op === 'put'
+      ? { op: 'put', path: o.path, entry: encodeChecked(o.path, o.entry) }
+      : { op: 'delete', path: o.path },
+  );
+  const { seq, base, time, author, commitId } = r;
+  const body = { version: FORMAT_VERSION, seq, base, time, author, commitId, ops };
   return seal(Buffer.from(`${JSON.stringify(body)}\n`));
 }
 
@@ -406,11 +428,14 @@ export async function decodeCheckpoint(body: Buffer, key: string, volume: string
         if (e.type === 'directory') dirs.add(path);
         entries.push([path, e]);
       } catch (err) {
-        damaged(`line ${n + 1}: ${err instanceof Damage ? err.message : `it is not valid JSON (${(err as Error).message})`}`);
+        const why = err instanceof Damage ? err.message : `it is not valid JSON (${(err as Error).message})`;
+        damaged(`line ${n + 1}: ${why}`);
       }
     }
     for (const [path] of entries) {
-      if (path !== '' && !dirs.has(parentOf(path))) damaged(`the parent of ${JSON.stringify(path)} is not a directory in it`);
+      if (path !== '' && !dirs.has(parentOf(path))) {
+        damaged(`the parent of ${JSON.stringify(path)} is not a directory in it`);
+      }
     }
     return { version: v, seq, entries };
   });
@@ -445,7 +470,8 @@ export function decodeMeta(body: Buffer, key: string, volume: string): VolumeMet
     } catch {
       damaged(`name ${JSON.stringify(name)} is not a valid volume name`);
     }
-    if (key.startsWith(keys.names()) && name !== key.slice(keys.names().length)) damaged(`it names volume ${JSON.stringify(name)}`);
+    const ownName = key.startsWith(keys.names()) ? key.slice(keys.names().length) : name;
+    if (name !== ownName) damaged(`it names volume ${JSON.stringify(name)}`);
     const m = META_KEY_RE.exec(key);
     if (m && m[1] !== id) damaged(`it is the metadata of volume id ${JSON.stringify(id)}`);
     const createdAt = num(raw.createdAt, 'createdAt', 0, MAX_MTIME_MS);

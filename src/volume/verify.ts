@@ -92,6 +92,19 @@ function withoutHint(err: unknown): string {
   return hint && err.message.endsWith(` (${hint})`) ? err.message.slice(0, -hint.length - 3) : err.message;
 }
 
+/** Where the checks write what they find. */
+interface Findings {
+  report: VerifyReport;
+  flag(kind: VerifyKind, key: string, code: ErrorCode, problem: string): void;
+  problem(kind: VerifyKind, key: string, err: unknown): void;
+  counted(version: number): void;
+}
+
+/** Errors that say an object is damaged, missing or too new (a problem), not that the store failed. */
+function isDamage(err: unknown): err is CairnError {
+  return isCairnError(err) && (err.code === 'CORRUPT' || err.code === 'UNSUPPORTED' || err.code === 'NOT_FOUND');
+}
+
 /** Longest run of chunks fetched with one read when verifying data. */
 const DATA_BATCH_BYTES = 8 * 1024 * 1024;
 
@@ -99,9 +112,15 @@ const DATA_BATCH_BYTES = 8 * 1024 * 1024;
  * Verifies the volume `target` (by name, by id, or both as a handle knows them) on `store`.
  * NOT_FOUND when there is no such volume; everything wrong with it is in the report.
  *
- * @example const report = await verifyVolume(store, { name: 'data' }, { data: true }); if (!report.ok) console.log(report.problems);
+ * @example
+ * const report = await verifyVolume(store, { name: 'data' }, { data: true });
+ * if (!report.ok) console.log(report.problems);
  */
-export async function verifyVolume(store: ObjectStore, target: { name?: string; id?: string }, options: VerifyOptions = {}): Promise<VerifyReport> {
+export async function verifyVolume(
+  store: ObjectStore,
+  target: { name?: string; id?: string },
+  options: VerifyOptions = {},
+): Promise<VerifyReport> {
   const started = Date.now();
   const report: VerifyReport = {
     volume: target.name ?? target.id ?? '',
@@ -114,13 +133,15 @@ export async function verifyVolume(store: ObjectStore, target: { name?: string; 
     orphans: [],
     elapsedMs: 0,
   };
-  const problem = (kind: VerifyKind, key: string, err: unknown): void => {
-    const code: ErrorCode = isCairnError(err) ? err.code : 'CORRUPT';
-    report.problems.push({ kind, key, problem: withoutHint(err), code });
+  const flag = (kind: VerifyKind, key: string, code: ErrorCode, problem: string): void => {
+    report.problems.push({ kind, key, problem, code });
   };
+  const problem = (kind: VerifyKind, key: string, err: unknown): void =>
+    flag(kind, key, isCairnError(err) ? err.code : 'CORRUPT', withoutHint(err));
   const counted = (version: number): void => {
     report.formats[version] = (report.formats[version] ?? 0) + 1;
   };
+  const findings: Findings = { report, flag, problem, counted };
   const finish = (): VerifyReport => {
     report.ok = report.problems.length === 0;
     report.elapsedMs = Date.now() - started;
@@ -128,12 +149,15 @@ export async function verifyVolume(store: ObjectStore, target: { name?: string; 
   };
 
   if (target.name !== undefined) {
-    const id = await verifyName(store, target.name, target.id, report, problem, counted);
+    const id = await verifyName(store, target.name, target.id, findings);
     if (id === undefined) return finish();
     report.id = id;
   }
   const id = report.id;
-  if (!VOLUME_ID_RE.test(id)) throw new CairnError('INVALID_ARGUMENT', `invalid volume id ${JSON.stringify(id)}`, { hint: 'ids look like vo-…' });
+  if (!VOLUME_ID_RE.test(id)) {
+    const hint = 'ids look like vo-…';
+    throw new CairnError('INVALID_ARGUMENT', `invalid volume id ${JSON.stringify(id)}`, { hint });
+  }
 
   // meta
   const metaKey = keys.meta(id);
@@ -141,10 +165,10 @@ export async function verifyVolume(store: ObjectStore, target: { name?: string; 
     report.checked.metas++;
     counted(decodeMeta(await store.get(metaKey), metaKey, report.volume).version);
   } catch (err) {
-    if (isCairnError(err, 'NOT_FOUND') && target.name === undefined) throw new CairnError('NOT_FOUND', `volume id ${id} not found`, { volume: id });
-    if (isCairnError(err, 'NOT_FOUND')) problem('meta', metaKey, new CairnError('NOT_FOUND', `${metaKey} is missing`));
-    else if (isCairnError(err, 'CORRUPT') || isCairnError(err, 'UNSUPPORTED')) problem('meta', metaKey, err);
-    else throw err;
+    if (!isDamage(err)) throw err;
+    if (err.code !== 'NOT_FOUND') problem('meta', metaKey, err);
+    else if (target.name === undefined) throw new CairnError('NOT_FOUND', `volume id ${id} not found`, { volume: id });
+    else flag('meta', metaKey, 'NOT_FOUND', 'the volume metadata is missing');
   }
 
   // Sort every key of the volume.
@@ -185,9 +209,9 @@ export async function verifyVolume(store: ObjectStore, target: { name?: string; 
           report.checked.entries += r.ops.length;
           addRefs(o.key, r.ops.flatMap((op) => (op.op === 'put' ? [op.entry] : [])));
         } catch (err) {
-          if (isCairnError(err, 'NOT_FOUND')) return problem('record', o.key, new CairnError('NOT_FOUND', `${o.key} vanished while verifying`));
-          if (!isCairnError(err, 'CORRUPT') && !isCairnError(err, 'UNSUPPORTED')) throw err;
-          problem('record', o.key, err);
+          if (!isDamage(err)) throw err;
+          if (err.code === 'NOT_FOUND') flag('record', o.key, 'NOT_FOUND', `${o.key} vanished while verifying`);
+          else problem('record', o.key, err);
         }
       }),
     ),
@@ -199,7 +223,7 @@ export async function verifyVolume(store: ObjectStore, target: { name?: string; 
   const first = seqs.length && seqs[0]! - 1 <= covered ? seqs[0]! : 1;
   for (let s = first, i = 0; s <= head; s++) {
     if (seqs[i] === s) i++;
-    else problem('record', keys.log(id, s), new CairnError('CORRUPT', `commit record ${keys.log(id, s)} is missing: the log goes on to seq ${head}`));
+    else flag('record', keys.log(id, s), 'CORRUPT', `the record is missing (the log goes on to seq ${head})`);
   }
 
   // Checkpoints, one at a time (each holds a whole snapshot).
@@ -209,23 +233,27 @@ export async function verifyVolume(store: ObjectStore, target: { name?: string; 
       const cp = await decodeCheckpoint(await store.get(o.key), o.key, report.volume);
       counted(cp.version);
       report.checked.entries += cp.entries.length;
-      if (seqs.length && cp.seq > head) throw new CairnError('CORRUPT', `checkpoint ${o.key} is at seq ${cp.seq}, beyond the log's head ${head}`);
+      if (seqs.length && cp.seq > head) {
+        flag('checkpoint', o.key, 'CORRUPT', `the checkpoint is at seq ${cp.seq}, beyond the log's head ${head}`);
+      }
       addRefs(o.key, cp.entries.map(([, e]) => e));
     } catch (err) {
-      if (!isCairnError(err, 'CORRUPT') && !isCairnError(err, 'UNSUPPORTED') && !isCairnError(err, 'NOT_FOUND')) throw err;
+      if (!isDamage(err)) throw err;
       problem('checkpoint', o.key, err);
     }
   }
 
   // Packs: present, and long enough for every range referenced in them.
   const prefix = keys.packPrefix(id);
-  for (const [pack, info] of packs) if (!refs.has(pack)) report.orphans.push({ kind: 'pack', key: info.key, size: info.size });
+  for (const [pack, info] of packs) {
+    if (!refs.has(pack)) report.orphans.push({ kind: 'pack', key: info.key, size: info.size });
+  }
   const present: [string, ChunkRef[]][] = [];
   for (const [pack, { by, chunks }] of refs) {
     const info = packs.get(pack);
     const key = prefix + pack;
     if (!info) {
-      problem('pack', key, new CairnError('NOT_FOUND', `pack ${key} is missing; ${chunks.size} chunk(s) of it are referenced (first by ${by})`));
+      flag('pack', key, 'NOT_FOUND', `the pack is missing; ${chunks.size} chunk(s) in it are referenced (by ${by}, …)`);
       continue;
     }
     report.checked.packs++;
@@ -233,12 +261,13 @@ export async function verifyVolume(store: ObjectStore, target: { name?: string; 
     const beyond = sorted.filter((r) => r.offset + r.length > info.size);
     if (beyond.length) {
       const r = beyond[0]!;
-      problem('pack', key, new CairnError('CORRUPT', `pack ${key} has ${info.size} bytes, but ${beyond.length} referenced chunk(s) end beyond it (e.g. ${r.hash} at ${r.offset}+${r.length})`));
+      const eg = `${r.hash} at ${r.offset}+${r.length}`;
+      flag('pack', key, 'CORRUPT', `the pack has ${info.size} bytes; ${beyond.length} chunk ref(s) end beyond (${eg})`);
     }
     present.push([pack, sorted.filter((r) => r.offset + r.length <= info.size)]);
   }
 
-  if (options.data) await verifyData(store, prefix, present, report, problem, limit);
+  if (options.data) await verifyData(store, prefix, present, findings, limit);
   return finish();
 }
 
@@ -247,10 +276,9 @@ async function verifyName(
   store: ObjectStore,
   name: string,
   knownId: string | undefined,
-  report: VerifyReport,
-  problem: (kind: VerifyKind, key: string, err: unknown) => void,
-  counted: (version: number) => void,
+  log: Findings,
 ): Promise<string | undefined> {
+  const { report, problem, counted } = log;
   const key = keys.name(name);
   let body: Buffer;
   try {
@@ -258,9 +286,10 @@ async function verifyName(
   } catch (err) {
     if (!isCairnError(err, 'NOT_FOUND')) throw err;
     if (knownId === undefined) {
-      throw new CairnError('NOT_FOUND', `volume ${name} not found`, { volume: name, hint: 'see cairn volume list for the names there are' });
+      const hint = 'see cairn volume list for the names there are';
+      throw new CairnError('NOT_FOUND', `volume ${name} not found`, { volume: name, hint });
     }
-    problem('name', key, new CairnError('NOT_FOUND', `${key} is missing (the volume was renamed or deleted)`));
+    log.flag('name', key, 'NOT_FOUND', `${key} is missing (the volume was renamed or deleted)`);
     return knownId;
   }
   let meta: VolumeMeta;
@@ -274,7 +303,7 @@ async function verifyName(
   }
   counted(meta.version);
   if (knownId !== undefined && meta.id !== knownId) {
-    problem('name', key, new CairnError('CONFLICT', `${key} now names volume id ${meta.id}, not ${knownId}`));
+    log.flag('name', key, 'CONFLICT', `${key} now names volume id ${meta.id}, not ${knownId}`);
   }
   return knownId ?? meta.id;
 }
@@ -303,10 +332,10 @@ async function verifyData(
   store: ObjectStore,
   prefix: string,
   packs: [string, ChunkRef[]][],
-  report: VerifyReport,
-  problem: (kind: VerifyKind, key: string, err: unknown) => void,
+  log: Findings,
   limit: ReturnType<typeof pLimit>,
 ): Promise<void> {
+  const { report, problem, flag } = log;
   const chunks = new ChunkStore({ store, packPrefix: prefix, cache: null, memoryBytes: 0 });
   const runs: ChunkRef[][] = [];
   await Promise.all(
@@ -320,10 +349,11 @@ async function verifyData(
             return !e || e.hash !== r.hash || e.length !== r.length;
           });
           if (unlisted.length) {
-            problem('pack', key, new CairnError('CORRUPT', `the index of pack ${key} does not list ${unlisted.length} referenced chunk(s) (e.g. ${unlisted[0]!.hash} at ${unlisted[0]!.offset})`));
+            const eg = `${unlisted[0]!.hash} at ${unlisted[0]!.offset}`;
+            flag('pack', key, 'CORRUPT', `the pack's index lacks ${unlisted.length} chunk(s) referenced (${eg})`);
           }
         } catch (err) {
-          if (!isCairnError(err, 'CORRUPT') && !isCairnError(err, 'UNSUPPORTED') && !isCairnError(err, 'NOT_FOUND')) throw err;
+          if (!isDamage(err)) throw err;
           problem('pack', key, err);
         }
       }),
@@ -360,7 +390,7 @@ async function verifyData(
               await readOne([r]);
             } catch (err) {
               if (!isCairnError(err) || err.code === 'UNAVAILABLE' || err.code === 'IO') throw err;
-              problem('chunk', prefix + r.pack, new CairnError(err.code, `chunk at ${r.offset}+${r.length}: ${withoutHint(err)}`));
+              flag('chunk', prefix + r.pack, err.code, `chunk at ${r.offset}+${r.length}: ${withoutHint(err)}`);
             }
           }
         }

@@ -111,7 +111,9 @@ export class Volume implements AsyncDisposable {
      * Verifies a volume by name, like `vol.verify()`, and also when its name object is damaged
      * (the handle `fromName` would refuse): the report then names it, and goes on when the
      * volume's id can still be found. NOT_FOUND when there is no such volume.
-     * @example const report = await Volume.objects.verify('data', { data: true }); process.exitCode = report.ok ? 0 : 1;
+     * @example
+     * const report = await Volume.objects.verify('data', { data: true });
+     * process.exitCode = report.ok ? 0 : 1;
      */
     async verify(name: string, options: StoreOption & VerifyOptions = {}): Promise<VerifyReport> {
       return withStore(options.store, (s) => verifyVolume(s, { name }, options));
