@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { pathToFileURL } from 'node:url';
+import type { EntryData } from '../src/volume/records.js';
 
 function arg(name: string, dflt: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -42,9 +43,10 @@ try {
   const body = Buffer.alloc(64, 'x');
   for (let done = 0; done < files; done += per) {
     const n = Math.min(per, files - done);
-    const entries = Array.from({ length: n }, (_, k): [string, { type: 'file'; mode: number; mtimeMs: number; size: number; inline: Buffer }] => {
+    const entries = Array.from({ length: n }, (_, k): [string, EntryData] => {
       const i = done + k;
-      return [`d${Math.floor(i / 1000)}/f${i}`, { type: 'file', mode: 0o644, mtimeMs: Date.now(), size: body.length, inline: body }];
+      const entry: EntryData = { type: 'file', mode: 0o644, mtimeMs: Date.now(), size: body.length, inline: body };
+      return [`d${Math.floor(i / 1000)}/f${i}`, entry];
     });
     s.putEntries([], entries);
     await s.commit();
@@ -69,7 +71,10 @@ try {
     const hashMs = performance.now() - t;
     t = performance.now();
     const decoded = await decodeCheckpoint(gz, cp.key, vol.id);
-    checkpoint = { entries: decoded.entries.length, gzipBytes: gz.length, textBytes: text.length, checksumMs: Math.round(hashMs * 10) / 10, decodeMs: ms(t) };
+    const decodeMs = ms(t);
+    const checksumMs = Math.round(hashMs * 10) / 10;
+    const sizes = { gzipBytes: gz.length, textBytes: text.length };
+    checkpoint = { entries: decoded.entries.length, ...sizes, checksumMs, decodeMs };
   }
 
   t = performance.now();
@@ -78,7 +83,9 @@ try {
   t = performance.now();
   const data = await vol.verify({ data: true });
   const dataMs = ms(t);
-  if (!meta.ok || !data.ok) throw new Error(`verify found problems: ${JSON.stringify([...meta.problems, ...data.problems].slice(0, 5))}`);
+  if (!meta.ok || !data.ok) {
+    throw new Error(`verify found problems: ${JSON.stringify([...meta.problems, ...data.problems].slice(0, 5))}`);
+  }
   await vol.close();
   await store.close();
   console.log(
@@ -92,7 +99,11 @@ try {
         checkpoint,
         buildMs,
         verify: { ms: metaMs, checked: meta.checked },
-        verifyData: { ms: dataMs, checked: data.checked, MiBps: Math.round(data.checked.chunkBytes / 1048576 / (dataMs / 1000)) },
+        verifyData: {
+          ms: dataMs,
+          checked: data.checked,
+          MiBps: Math.round(data.checked.chunkBytes / 2 ** 20 / (dataMs / 1000)),
+        },
         cpus: os.cpus().length,
         loadavg: os.loadavg().map((x) => Math.round(x * 10) / 10),
       },

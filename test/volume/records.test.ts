@@ -11,11 +11,10 @@ import { readFileSync } from 'node:fs';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { Volume } from '../../src/index.js';
 import type { ObjectStore } from '../../src/store/types.js';
-import { VolumeLog } from '../../src/volume/log.js';
 import { type CommitRecord, decodeRecord, encodeRecord, keys } from '../../src/volume/records.js';
-import { entryData } from '../../src/volume/sync.js';
 import { hashChunk } from '../../src/chunks/hash.js';
 import { forEachBackend } from '../helpers/backends.js';
+import { flip, writeCheckpoint } from '../helpers/damage.js';
 
 const FIXTURE = JSON.parse(readFileSync(new URL('../../../test/fixtures/format-v1.json', import.meta.url), 'utf8')) as {
   volume: string;
@@ -71,14 +70,7 @@ async function expectCorrupt(p: Promise<unknown>, key: string, what: string): Pr
   assert.fail(`${what}: expected CORRUPT, the read returned ${JSON.stringify(outcome).slice(0, 300)}`);
 }
 
-/** A copy of `body` with byte `i` changed (one bit flipped; for '0'-'9' a different digit). */
-function flip(body: Buffer, i: number): Buffer {
-  const b = Buffer.from(body);
-  b[i] = b[i]! ^ 0x01;
-  return b;
-}
-
-/** Byte positions to damage: the ones named (first byte of each match, plus `plus`), and a spread over the whole body. */
+/** Byte positions to damage: the ones named (first byte of a match, plus `plus`), and a spread over the body. */
 function positions(body: Buffer, targets: [string, number][], spread = 24): number[] {
   const out = new Set<number>([0, 1, body.length - 1, body.length - 2]);
   for (const [s, plus] of targets) {
@@ -88,6 +80,11 @@ function positions(body: Buffer, targets: [string, number][], spread = 24): numb
   }
   for (let k = 1; k < spread; k++) out.add(Math.floor((body.length * k) / spread));
   return [...out].sort((a, b) => a - b);
+}
+
+/** The bytes around position `i`, for messages. */
+function around(b: Buffer, i: number): string {
+  return JSON.stringify(b.toString('latin1', Math.max(0, i - 3), i + 4));
 }
 
 /** Targets inside a record or checkpoint text: inline data, a path, a key name, a size digit, the version. */
@@ -134,14 +131,14 @@ forEachBackend((b) =>
       await b.stop();
     });
 
-    it('a record with any byte changed (inline data, a path, a key, a size digit, the version, the checksum…) is CORRUPT', async () => {
+    it('a record with any byte changed (inline data, a path, a key, a size digit, version…) is CORRUPT', async () => {
       const key = keys.log(id, 1);
       const pristine = await store.get(key);
-      assert.match(pristine.toString(), /\n\{"blake3":"[0-9a-f]{64}"\}$/, 'records are written in format 2, with a checksum line');
+      assert.match(pristine.toString(), /\n\{"blake3":"[0-9a-f]{64}"\}$/, 'records are written in format 2');
       try {
         for (const i of positions(pristine, [...TARGETS, ['{"blake3":"', 12]])) {
           await store.put(key, flip(pristine, i));
-          await expectCorrupt(readAll(store, name), key, `record byte ${i} (${JSON.stringify(pristine.toString('latin1', i - 3, i + 4))})`);
+          await expectCorrupt(readAll(store, name), key, `record byte ${i} (${around(pristine, i)})`);
         }
       } finally {
         await store.put(key, pristine);
@@ -149,10 +146,10 @@ forEachBackend((b) =>
       assert.deepEqual(await readAll(store, name), good);
     });
 
-    it('a checkpoint with a byte changed in its gzip stream, or in its text (re-gzipped: only the checksum can tell), is CORRUPT', async () => {
+    it('a checkpoint with a byte changed in its gzip stream, or in its text (re-gzipped), is CORRUPT', async () => {
       const vol = await Volume.fromName(name, { store });
       const s = await vol.session({ readOnly: true });
-      await new VolumeLog(store, id).writeCheckpoint(1, [...s.journal.iterateAll()].filter((e) => e.path !== '').map((e) => [e.path, entryData(e)]));
+      await writeCheckpoint(store, id, 1, s);
       await s.close();
       await vol.close();
       const key = keys.checkpoint(id, 1);
@@ -171,7 +168,7 @@ forEachBackend((b) =>
         assert.match(text.toString(), /\n\{"blake3":"[0-9a-f]{64}"\}$/);
         for (const i of positions(text, TARGETS)) {
           await store.put(key, gzipSync(flip(text, i)));
-          await expectCorrupt(readAll(store, name), key, `checkpoint text byte ${i} (${JSON.stringify(text.toString('latin1', i - 3, i + 4))})`);
+          await expectCorrupt(readAll(store, name), key, `checkpoint text byte ${i} (${around(text, i)})`);
         }
       } finally {
         await store.put(keys.log(id, 1), record);
@@ -181,7 +178,7 @@ forEachBackend((b) =>
       await store.delete(key);
     });
 
-    it('a name or meta object with any byte changed is CORRUPT naming it (never another volume, NOT_FOUND or a TypeError)', async () => {
+    it('a name or meta object with any byte changed is CORRUPT naming it (no other volume, no NOT_FOUND)', async () => {
       for (const key of [keys.name(name), keys.meta(id)]) {
         const pristine = await store.get(key);
         assert.match(pristine.toString(), /\n\{"blake3":"[0-9a-f]{64}"\}$/);
@@ -197,10 +194,13 @@ forEachBackend((b) =>
       assert.deepEqual(await readAll(store, name), good);
     });
 
-    it('a well-formed record of a newer format is UNSUPPORTED; a newer version number without a valid checksum is CORRUPT', async () => {
+    it('a well-formed record of a newer format is UNSUPPORTED; without its checksum, CORRUPT', async () => {
       const key = keys.log(id, 1);
       const pristine = await store.get(key);
-      const line = pristine.subarray(0, pristine.lastIndexOf(0x0a) + 1).toString().replace('"version":2', '"version":3');
+      const line = pristine
+        .subarray(0, pristine.lastIndexOf(0x0a) + 1)
+        .toString()
+        .replace('"version":2', '"version":3');
       try {
         await store.put(key, Buffer.from(`${line}{"blake3":"${hashChunk(Buffer.from(line))}"}`));
         await assert.rejects(readAll(store, name), (e: any) => e.code === 'UNSUPPORTED' && e.context.key === key);
@@ -267,14 +267,15 @@ forEachBackend((b) =>
       try {
         assert.deepEqual(await readAll(store, name), expected);
         const vol = await Volume.fromName(name, { store });
-        assert.deepEqual((await vol.history()).map((h) => [h.seq, h.author, h.paths.length]), [[1, 'fixture@host', 5], [2, 'fixture@host', 1]]);
+        const history = (await vol.history()).map((h) => [h.seq, h.author, h.paths.length]);
+        assert.deepEqual(history, [[1, 'fixture@host', 5], [2, 'fixture@host', 1]]);
         await vol.close();
       } finally {
         await store.put(cp, v1(cp));
       }
     });
 
-    it('a format 1 record damaged where validation can tell (sizes, keys, version, paths, refs) is CORRUPT', async () => {
+    it('a format 1 record damaged where validation can tell (sizes, keys, version, paths…) is CORRUPT', async () => {
       const key = keys.log(id, 1);
       const cp = keys.checkpoint(id, 2);
       const text = v1(key).toString();
@@ -338,7 +339,8 @@ forEachBackend((b) =>
 
 describe('format: encoding', () => {
   const record = (entry: object): CommitRecord =>
-    ({ version: 2, seq: 1, base: 0, time: 1, author: 'a', commitId: 'c', ops: [{ op: 'put', path: 'f', entry }] }) as CommitRecord;
+    ({ version: 2, seq: 1, base: 0, time: 1, author: 'a', commitId: 'c', ops: [{ op: 'put', path: 'f', entry }] }) as
+      CommitRecord;
 
   it('round-trips a record, and refuses to write an entry that would not read back (INVALID_ARGUMENT)', () => {
     const r = record({ type: 'file', mode: 0o644, mtimeMs: 1.5, size: 3, inline: Buffer.from('abc') });

@@ -14,26 +14,20 @@ import { readFileSync } from 'node:fs';
 import { Volume } from '../../src/index.js';
 import type { VerifyReport } from '../../src/index.js';
 import type { ObjectStore } from '../../src/store/types.js';
-import { VolumeLog } from '../../src/volume/log.js';
 import { keys } from '../../src/volume/records.js';
-import { entryData } from '../../src/volume/sync.js';
 import { forEachBackend } from '../helpers/backends.js';
+import { flip, writeCheckpoint } from '../helpers/damage.js';
 
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'main.js');
 
 function cairn(args: string[]): Promise<{ code: number; out: string; err: string }> {
   return new Promise((resolve) => {
     execFile(process.execPath, [CLI, ...args], { maxBuffer: 1 << 26, env: process.env }, (error, stdout, stderr) => {
-      const code = error ? (typeof (error as { code?: unknown }).code === 'number' ? (error as { code: number }).code : 1) : 0;
+      const status = (error as { code?: unknown } | null)?.code;
+      const code = error ? (typeof status === 'number' ? status : 1) : 0;
       resolve({ code, out: stdout, err: stderr });
     });
   });
-}
-
-function flip(body: Buffer, i: number): Buffer {
-  const b = Buffer.from(body);
-  b[i] = b[i]! ^ 0x01;
-  return b;
 }
 
 /** The problems of a report as `kind code key`, sorted. */
@@ -66,7 +60,7 @@ forEachBackend((b) =>
       await s.create('big.bin', 0o644);
       await s.write('big.bin', 0, big);
       await s.commit(); // seq 4
-      await new VolumeLog(store, vol.id).writeCheckpoint(4, [...s.journal.iterateAll()].filter((e) => e.path !== '').map((e) => [e.path, entryData(e)]));
+      await writeCheckpoint(store, vol.id, 4, s);
       await s.unlink('d/small0');
       await s.commit(); // seq 5
       await s.close();
@@ -87,7 +81,8 @@ forEachBackend((b) =>
       assert.equal(r.ok, true);
       assert.equal(r.id, vol.id);
       assert.deepEqual(r.orphans, []);
-      assert.deepEqual({ ...r.checked, chunks: 0, chunkBytes: 0 }, { names: 1, metas: 1, records: 5, checkpoints: 1, entries: 6 + 5, packs: 1, chunks: 0, chunkBytes: 0 });
+      const checked = { names: 1, metas: 1, records: 5, checkpoints: 1, entries: 11, packs: 1 };
+      assert.deepEqual(r.checked, { ...checked, chunks: 0, chunkBytes: 0 });
       assert.deepEqual(r.formats, { 2: 8 });
       const d = await vol.verify({ data: true });
       assert.equal(d.ok, true);
@@ -100,11 +95,13 @@ forEachBackend((b) =>
     });
 
     it('names every damaged object, by kind and key; the CLI exits 1 listing each', async () => {
-      const damage: { kind: string; key: string; code: string; data?: boolean; harm(): Promise<Buffer | undefined> }[] = [
+      type Damage = { kind: string; key: string; code: string; data?: boolean; harm(): Promise<Buffer | undefined> };
+      const cp = keys.checkpoint(vol.id, 4);
+      const damage: Damage[] = [
         { kind: 'name', key: keys.name(name), code: 'CORRUPT', harm: () => flipOn(keys.name(name), 60) },
         { kind: 'meta', key: keys.meta(vol.id), code: 'CORRUPT', harm: () => flipOn(keys.meta(vol.id), 30) },
         { kind: 'record', key: keys.log(vol.id, 2), code: 'CORRUPT', harm: () => flipOn(keys.log(vol.id, 2), 50) },
-        { kind: 'checkpoint', key: keys.checkpoint(vol.id, 4), code: 'CORRUPT', harm: () => flipOn(keys.checkpoint(vol.id, 4), 40) },
+        { kind: 'checkpoint', key: cp, code: 'CORRUPT', harm: () => flipOn(cp, 40) },
         { kind: 'chunk', key: packKey, code: 'CORRUPT', data: true, harm: () => flipOn(packKey, 1000) },
         { kind: 'pack', key: packKey, code: 'NOT_FOUND', harm: () => remove(packKey) },
         { kind: 'record', key: keys.log(vol.id, 3), code: 'CORRUPT', harm: () => remove(keys.log(vol.id, 3)) },
@@ -135,6 +132,27 @@ forEachBackend((b) =>
       assert.equal((await vol.verify({ data: true })).ok, true);
     });
 
+    it('a name object whose id is damaged is reported, and verify stops there (the id is unknown)', async () => {
+      const key = keys.name(name);
+      const pristine = await store.get(key);
+      const at = pristine.indexOf('"id":"vo-') + 7; // the "o" of "vo-": the id read from it has no meta
+      await store.put(key, flip(pristine, at));
+      try {
+        const r = await Volume.objects.verify(name, { store });
+        assert.equal(r.id, '');
+        assert.deepEqual(named(r), [`name CORRUPT ${key}`]);
+        const cli = await cairn(['--store', url, 'volume', 'verify', name]);
+        assert.equal(cli.code, 1);
+        assert.match(cli.out, /id unknown/);
+        // A handle knows its id, so vol.verify() goes on and checks everything else.
+        const h = await vol.verify();
+        assert.deepEqual(named(h), [`name CORRUPT ${key}`]);
+        assert.equal(h.checked.records, 5);
+      } finally {
+        await store.put(key, pristine);
+      }
+    });
+
     it('lists orphans (an unreferenced pack, an unknown key) without failing', async () => {
       const orphanPack = keys.packPrefix(vol.id) + crypto.randomBytes(16).toString('hex');
       const junk = `${keys.volume(vol.id)}junk/x`;
@@ -143,7 +161,8 @@ forEachBackend((b) =>
       try {
         const r = await vol.verify();
         assert.equal(r.ok, true);
-        assert.deepEqual(r.orphans.map((o) => `${o.kind} ${o.key} ${o.size}`).sort(), [`pack ${orphanPack} 10`, `unknown ${junk} 1`].sort());
+        const orphans = r.orphans.map((o) => `${o.kind} ${o.key} ${o.size}`).sort();
+        assert.deepEqual(orphans, [`pack ${orphanPack} 10`, `unknown ${junk} 1`].sort());
         const cli = await cairn(['--store', url, 'volume', 'verify', name]);
         assert.equal(cli.code, 0);
         assert.ok(cli.out.includes(orphanPack) && cli.out.includes(junk), cli.out);
@@ -154,7 +173,8 @@ forEachBackend((b) =>
     });
 
     it('a format 1 volume verifies ok (formats say so); a missing volume is NOT_FOUND (exit 1)', async () => {
-      const fixture = JSON.parse(readFileSync(new URL('../../../test/fixtures/format-v1.json', import.meta.url), 'utf8')) as { volume: string; objects: Record<string, string> };
+      const file = new URL('../../../test/fixtures/format-v1.json', import.meta.url);
+      const fixture = JSON.parse(readFileSync(file, 'utf8')) as { volume: string; objects: Record<string, string> };
       for (const [key, body] of Object.entries(fixture.objects)) await store.put(key, Buffer.from(body, 'base64'));
       const r = await Volume.objects.verify(fixture.volume, { store, data: true });
       assert.deepEqual(named(r), []);
