@@ -185,14 +185,15 @@ export async function verifyVolume(
     else report.orphans.push({ kind: 'unknown', key: o.key, size: o.size });
   }
 
-  /** Pack id -> the distinct chunk refs into it (by offset) and the first object referencing it. */
-  const refs = new Map<string, { by: string; chunks: Map<number, ChunkRef> }>();
+  /** Pack id -> the distinct chunk refs into it (by offset, length, hash) and the first object referencing it. */
+  const refs = new Map<string, { by: string; chunks: Map<string, ChunkRef> }>();
   const addRefs = (by: string, entries: Iterable<EntryData>): void => {
     for (const e of entries) {
       for (const r of e.chunks ?? []) {
         let p = refs.get(r.pack);
         if (!p) refs.set(r.pack, (p = { by, chunks: new Map() }));
-        if (!p.chunks.has(r.offset)) p.chunks.set(r.offset, r);
+        const k = `${r.offset}+${r.length}:${r.hash}`;
+        if (!p.chunks.has(k)) p.chunks.set(k, r);
       }
     }
   };
