@@ -7,7 +7,9 @@
  * seqs), plus `--chunked` files of 64 KiB of random bytes (default 1,000: 64 MiB in packs) in one
  * batch upload, so that `data` has chunks to fetch. Prints one JSON object.
  *
- * Usage: node dist/bench/verify.js [--files N] [--per N] [--chunked N]
+ * Usage: node dist/bench/verify.js [--files N] [--per N] [--chunked N] [--keep]
+ *   --keep: leave the temporary store (its URL is in the output, as `store`) to time the CLI on it:
+ *           CAIRN_HOME=… node dist/src/cli/main.js --store URL volume verify bench [--data]
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
@@ -25,6 +27,7 @@ function arg(name: string, dflt: number): number {
 const files = arg('files', 100_000);
 const per = arg('per', 1000);
 const chunked = arg('chunked', 1000);
+const keep = process.argv.includes('--keep');
 
 const root = await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-bench-verify-'));
 process.env.CAIRN_HOME = path.join(root, 'home');
@@ -36,7 +39,8 @@ const { hashChunk } = await import('../src/chunks/hash.js');
 
 const ms = (t: number) => Math.round(performance.now() - t);
 try {
-  const store = await openStore(pathToFileURL(path.join(root, 'store')).href);
+  const storeUrl = pathToFileURL(path.join(root, 'store')).href;
+  const store = await openStore(storeUrl);
   const vol = await Volume.fromName('bench', { store, createIfMissing: true });
   let t = performance.now();
   const s = await vol.session();
@@ -106,11 +110,12 @@ try {
         },
         cpus: os.cpus().length,
         loadavg: os.loadavg().map((x) => Math.round(x * 10) / 10),
+        ...(keep ? { store: storeUrl, home: process.env.CAIRN_HOME } : {}),
       },
       null,
       2,
     ),
   );
 } finally {
-  await fs.rm(root, { recursive: true, force: true });
+  if (!keep) await fs.rm(root, { recursive: true, force: true });
 }
