@@ -244,7 +244,8 @@ function entryOf(w: unknown, path: string): EntryData {
   if (path === '' && type !== 'directory') damaged(`the root is a ${type}`);
   const e: EntryData = {
     type,
-    mode: int(o.m, 'mode', 0, 0o7777),
+    // Permission bits; a caller of putEntries may have stored a whole st_mode (type bits too).
+    mode: int(o.m, 'mode', 0, 0o177777),
     mtimeMs: num(o.mt, 'mtime', -MAX_MTIME_MS, MAX_MTIME_MS),
     size: int(o.s, 'size'),
   };
@@ -272,7 +273,7 @@ function entryOf(w: unknown, path: string): EntryData {
     if (e.target.includes('\0')) damaged('symlink target contains NUL');
     const bytes = Buffer.byteLength(e.target);
     if (bytes !== e.size) damaged(`size ${e.size} but a ${bytes}-byte target`);
-  } else if (e.size !== 0) damaged(`a ${type} of size ${e.size}`);
+  }
   return e;
 }
 
