@@ -1,5 +1,5 @@
 /**
- * `cairn volume …`: create, list, ls, put, get, rm, cp, rename, delete, history — each a thin
+ * `cairn volume …`: create, list, ls, put, get, rm, cp, rename, delete, history, verify — each a thin
  * wrapper over the Volume API (no storage logic here).
  *
  * Invariants: an existing local or remote target is never overwritten without --force; a
@@ -251,5 +251,43 @@ export function registerVolumeCommands(program: Command, g: Globals): void {
       if (o.json) return printJson(h.map((x) => ({ seq: x.seq, time: new Date(x.time).toISOString(), author: x.author, paths: x.paths })));
       const shown = (ps: string[]) => (ps.length > 4 ? `${ps.slice(0, 4).join(' ')} (+${ps.length - 4} more)` : ps.join(' '));
       process.stdout.write(table(h.map((x) => [String(x.seq), formatTime(x.time), x.author, shown(x.paths)]), ['SEQ', 'TIME', 'AUTHOR', 'PATHS']));
+    });
+
+  volume
+    .command('verify <volume>')
+    .description('check every object of a volume on the store; exit 1 naming each problem')
+    .option('--data', 'also fetch every chunk and check it against its hash (reads all the data)')
+    .option('--json', 'machine-readable report')
+    .addHelpText('after', '\nExamples:\n  cairn volume verify data\n  cairn volume verify data --data --json')
+    .action(async (name: string, o: { data?: boolean; json?: boolean }) => {
+      const r = await Volume.objects.verify(name, { store: g().store, data: !!o.data });
+      const n = (k: number, what: string) => `${k} ${what}${k === 1 ? '' : 's'}`;
+      if (o.json) printJson(r);
+      else {
+        const c = r.checked;
+        const what = [n(c.records, 'record'), n(c.checkpoints, 'checkpoint'), n(c.packs, 'pack')];
+        if (r.data) what.push(`${n(c.chunks, 'chunk')} (${formatBytes(c.chunkBytes)})`);
+        const formats = Object.entries(r.formats).map(([v, k]) => `${k} in format ${v}`).join(', ');
+        const took = `${(r.elapsedMs / 1000).toFixed(1)} s`;
+        const head = `volume ${name} (${r.id || 'id unknown'}): ${what.join(', ')} in ${took}`;
+        const out = [`${head}${formats ? ` [${formats}]` : ''}\n`];
+        if (r.problems.length) {
+          out.push(`\n${n(r.problems.length, 'problem')}:\n`);
+          out.push(table(r.problems.map((p) => [p.kind, p.code, p.key, p.problem]), ['KIND', 'CODE', 'KEY', 'PROBLEM']));
+        }
+        if (r.orphans.length) {
+          const why = 'not problems: packs of failed or running commits, unknown keys';
+          out.push(`\n${n(r.orphans.length, 'orphan')} (${why}):\n`);
+          out.push(table(r.orphans.map((x) => [x.kind, formatBytes(x.size), x.key]), ['KIND', 'SIZE', 'KEY']));
+        }
+        if (r.ok) out.push('ok\n');
+        process.stdout.write(out.join(''));
+      }
+      if (!r.ok) {
+        throw new CairnError('CORRUPT', `volume ${name} has ${n(r.problems.length, 'problem')} (listed above)`, {
+          volume: name,
+          hint: 'restore the objects named from a backup, or copy what reads well to a new volume',
+        });
+      }
     });
 }

@@ -10,7 +10,7 @@ import crypto from 'node:crypto';
 import os from 'node:os';
 import { CairnError, isCairnError } from '../errors.js';
 import type { ObjectStore } from '../store/types.js';
-import { FORMAT_VERSION, type VolumeMeta, keys } from './records.js';
+import { FORMAT_VERSION, type VolumeMeta, VOLUME_ID_RE, decodeMeta, encodeMeta, keys } from './records.js';
 import { checkVolumeName } from './paths.js';
 
 /** Who is acting, for `createdBy` and commit authors: `$CAIRN_AUTHOR`, else user@host. */
@@ -30,14 +30,6 @@ function newVolumeId(): string {
   return `vo-${Date.now().toString(36)}${crypto.randomBytes(6).toString('hex')}`;
 }
 
-function parseMeta(body: Buffer, key: string): VolumeMeta {
-  try {
-    return JSON.parse(body.toString('utf8')) as VolumeMeta;
-  } catch (err) {
-    throw new CairnError('CORRUPT', `volume metadata ${key} is not readable`, { key }, { cause: err });
-  }
-}
-
 export class Catalog {
   constructor(readonly store: ObjectStore) {}
 
@@ -51,9 +43,9 @@ export class Catalog {
       createdAt: Date.now(),
       createdBy: currentAuthor(),
     };
-    await this.store.put(keys.meta(meta.id), Buffer.from(JSON.stringify(meta)), { ifAbsent: true });
+    await this.store.put(keys.meta(meta.id), encodeMeta(meta), { ifAbsent: true });
     try {
-      await this.store.put(keys.name(name), Buffer.from(JSON.stringify(meta)), { ifAbsent: true });
+      await this.store.put(keys.name(name), encodeMeta(meta), { ifAbsent: true });
       return { meta, created: true };
     } catch (err) {
       await this.store.delete(keys.meta(meta.id));
@@ -83,16 +75,16 @@ export class Catalog {
       }
       throw err;
     }
-    const byName = parseMeta(body, keys.name(name));
+    const byName = decodeMeta(body, keys.name(name), name);
     return { ...(await this.byId(byName.id)), name };
   }
 
   async byId(id: string): Promise<VolumeMeta> {
-    if (!/^[A-Za-z0-9_-]{1,64}$/.test(id)) {
+    if (!VOLUME_ID_RE.test(id)) {
       throw new CairnError('INVALID_ARGUMENT', `invalid volume id ${JSON.stringify(id)}`, { hint: 'ids look like vo-…' });
     }
     try {
-      return parseMeta(await this.store.get(keys.meta(id)), keys.meta(id));
+      return decodeMeta(await this.store.get(keys.meta(id)), keys.meta(id), id);
     } catch (err) {
       if (isCairnError(err, 'NOT_FOUND')) throw new CairnError('NOT_FOUND', `volume id ${id} not found`, { volume: id });
       throw err;
@@ -106,7 +98,7 @@ export class Catalog {
       names.map(async (o) => {
         try {
           const name = o.key.slice(keys.names().length);
-          return { ...parseMeta(await this.store.get(o.key), o.key), name };
+          return { ...decodeMeta(await this.store.get(o.key), o.key, name), name };
         } catch (err) {
           if (isCairnError(err, 'NOT_FOUND')) return undefined; // deleted meanwhile
           throw err;
@@ -126,14 +118,14 @@ export class Catalog {
     const meta = await this.lookup(from);
     const moved: VolumeMeta = { ...meta, name: to };
     try {
-      await this.store.put(keys.name(to), Buffer.from(JSON.stringify(moved)), { ifAbsent: true });
+      await this.store.put(keys.name(to), encodeMeta(moved), { ifAbsent: true });
     } catch (err) {
       if (isCairnError(err, 'ALREADY_EXISTS')) {
         throw new CairnError('ALREADY_EXISTS', `volume ${to} already exists`, { volume: to, hint: 'pick another name' });
       }
       throw err;
     }
-    await this.store.put(keys.meta(meta.id), Buffer.from(JSON.stringify(moved)));
+    await this.store.put(keys.meta(meta.id), encodeMeta(moved));
     await this.store.delete(keys.name(from));
   }
 

@@ -4,6 +4,7 @@
  */
 export { Volume, type StoreOption, type MountControl } from './volume.js';
 export { Batch } from './batch.js';
+export type { VerifyReport, VerifyProblem, VerifyOrphan, VerifyOptions, VerifyKind } from './verify.js';
 export { Session, type SessionOptions } from './session.js';
 export { openSession, type OpenSessionOptions, type MountSession } from './open.js';
 export { Catalog } from './catalog.js';

@@ -2,12 +2,14 @@
  * A volume's commit log and checkpoints on the object store.
  *
  * Invariants: `log/<seq>` is created only with `ifAbsent`, so each seq has exactly one record and
- * the log is a total order; records and checkpoints are immutable once written; a checkpoint at
- * seq S equals replaying records 1..S onto an empty volume.
+ * the log is a total order without holes; records and checkpoints are immutable once written; a checkpoint at
+ * seq S equals replaying records 1..S onto an empty volume. Everything read is verified by the
+ * decoders of records.ts (CORRUPT with `{ key, volume }`: the volume id here).
  */
 import { CairnError, isCairnError } from '../errors.js';
 import type { ObjectStore } from '../store/types.js';
 import {
+  type Checkpoint,
   type CommitRecord,
   type EntryData,
   decodeCheckpoint,
@@ -32,13 +34,41 @@ export class VolumeLog {
 
   async read(seq: number): Promise<CommitRecord> {
     const key = keys.log(this.volumeId, seq);
-    return decodeRecord(await this.store.get(key), key);
+    return decodeRecord(await this.store.get(key), key, this.volumeId);
   }
 
-  /** Records after `seq` (up to `upTo`), fetched in parallel, returned in order. */
+  /**
+   * Records after `seq` (up to `upTo`), fetched in parallel, returned in order. The log has no
+   * holes (each seq is taken after the one before it), so a missing seq is CORRUPT.
+   */
   async recordsAfter(seq: number, upTo = Infinity): Promise<CommitRecord[]> {
     const seqs = await this.seqsAfter(seq, upTo);
+    this.checkContiguous(seqs, seq + 1);
     return Promise.all(seqs.map((s) => this.read(s)));
+  }
+
+  /**
+   * Every record still on the store, in order: records below a checkpoint may have been removed
+   * (a session starts from the checkpoint), so the first one may be past seq 1; no holes after it.
+   */
+  async retainedRecords(): Promise<CommitRecord[]> {
+    const seqs = await this.seqsAfter(0);
+    this.checkContiguous(seqs, seqs[0] ?? 1);
+    return Promise.all(seqs.map((s) => this.read(s)));
+  }
+
+  private checkContiguous(seqs: number[], first: number): void {
+    seqs.forEach((s, i) => {
+      if (s !== first + i) {
+        const key = keys.log(this.volumeId, first + i);
+        const message = `commit record ${key} of volume ${this.volumeId} is missing (the log goes on at seq ${s})`;
+        throw new CairnError('CORRUPT', message, {
+          key,
+          volume: this.volumeId,
+          hint: 'an object was removed from the store; `cairn volume verify` lists every damaged object',
+        });
+      }
+    });
   }
 
   /** Creates `log/<record.seq>`; false when another writer holds that seq already. */
@@ -77,11 +107,9 @@ export class VolumeLog {
     return (cp?.size ?? 0) + records.filter((o) => seqOfKey(o.key) <= upTo).reduce((n, o) => n + o.size, 0);
   }
 
-  async readCheckpoint(seq: number): Promise<{ seq: number; entries: [string, EntryData][] }> {
+  async readCheckpoint(seq: number): Promise<Checkpoint> {
     const key = keys.checkpoint(this.volumeId, seq);
-    const cp = await decodeCheckpoint(await this.store.get(key), key);
-    if (cp.seq !== seq) throw new CairnError('CORRUPT', `checkpoint ${key} claims seq ${cp.seq}`, { key });
-    return cp;
+    return decodeCheckpoint(await this.store.get(key), key, this.volumeId);
   }
 
   async writeCheckpoint(seq: number, entries: Iterable<[string, EntryData]>): Promise<void> {

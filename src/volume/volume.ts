@@ -22,6 +22,7 @@ import { privateSessionDir } from './sessiondir.js';
 import { baseName, checkNoGlob, joinPath, normalizePath, parentOf } from './paths.js';
 import { Batch, type BatchProgress, uploadBatch } from './batch.js';
 import { checkInteger, checkTimeMs } from '../util/limits.js';
+import { type VerifyOptions, type VerifyReport, verifyVolume } from './verify.js';
 
 export interface StoreOption {
   /** A store URL (`file:///…`, `s3://bucket/prefix?…`) or an open store; default `$CAIRN_STORE` or the embedded file store. */
@@ -111,6 +112,17 @@ export class Volume implements AsyncDisposable {
       }
       const metas = await withStore(options.store, (s) => new Catalog(s).list(options));
       return metas.map((m) => ({ name: m.name, id: m.id, createdAt: new Date(m.createdAt), createdBy: m.createdBy }));
+    },
+    /**
+     * Verifies a volume by name, like `vol.verify()`, and also when its name object is damaged
+     * (the handle `fromName` would refuse): the report then names it, and goes on when the
+     * volume's id can still be found. NOT_FOUND when there is no such volume.
+     * @example
+     * const report = await Volume.objects.verify('data', { data: true });
+     * process.exitCode = report.ok ? 0 : 1;
+     */
+    async verify(name: string, options: StoreOption & VerifyOptions = {}): Promise<VerifyReport> {
+      return withStore(options.store, (s) => verifyVolume(s, { name }, options));
     },
     /** Irreversible. @example await Volume.objects.delete('data', { allowMissing: true }); */
     async delete(name: string, options: StoreOption & { allowMissing?: boolean } = {}): Promise<void> {
@@ -228,13 +240,31 @@ export class Volume implements AsyncDisposable {
   }
 
   /**
+   * Checks every object of this volume on the store: its name and metadata, every commit record
+   * and checkpoint (checksum, structure, sizes against chunk lists, seqs), that the log has no
+   * holes, that every referenced pack exists and holds the ranges referenced; with `data: true`
+   * it also fetches every referenced chunk and checks it against its BLAKE3 hash. Only reads.
+   * Lists orphans (unreferenced packs, unknown keys) without counting them as problems.
+   * Returns the report; `ok` is false when anything is wrong, and `problems` names each
+   * object (`kind`, `key`, `problem`, `code`).
+   *
+   * @example
+   * const report = await vol.verify({ data: true });
+   * for (const p of report.problems) console.error(p.kind, p.key, p.problem);
+   */
+  async verify(options: VerifyOptions = {}): Promise<VerifyReport> {
+    if (this.closed) throw new CairnError('CLOSED', 'the volume handle is closed', { volume: this.name });
+    return verifyVolume(this.store, { name: this.meta.name, id: this.meta.id }, options);
+  }
+
+  /**
    * Commits as one volume history, oldest first: seq, time, author, paths changed; with `limit`
    * (an integer ≥ 1), only the newest that many.
    * @example const [last] = await vol.history({ limit: 1 });
    */
   async history(options: { limit?: number } = {}): Promise<HistoryEntry[]> {
     if (options.limit !== undefined) checkInteger(options.limit, 'limit', { min: 1 });
-    const records = await new VolumeLog(this.store, this.id).recordsAfter(0);
+    const records = await new VolumeLog(this.store, this.id).retainedRecords();
     const out = records.map((r) => ({ seq: r.seq, time: r.time, author: r.author, paths: r.ops.map((o) => `/${o.path}`) }));
     return options.limit ? out.slice(-options.limit) : out;
   }
