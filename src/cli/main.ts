@@ -8,10 +8,11 @@ import { Command, CommanderError } from 'commander';
 import { registerVolumeCommands } from './volume-commands.js';
 import { registerMountCommands } from './mount-commands.js';
 import { registerRunCommand } from '../run/command.js';
-import { describeFailure, flags } from './output.js';
+import { describeFailure, flags, guardStdout, isBrokenPipe } from './output.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
+guardStdout();
 const program = new Command('cairn')
   .description('Cairn: named, writable volumes on object storage, mounted with FUSE, with commit/reload snapshots')
   .version(pkg.version, '-V, --version')
@@ -53,7 +54,10 @@ try {
   await program.parseAsync(process.argv);
   process.exitCode = exitCode;
 } catch (err) {
-  if (err instanceof CommanderError) {
+  if (isBrokenPipe(err)) {
+    // the reader of stdout went away (`| head`): what it wanted was written
+    process.exitCode = 0;
+  } else if (err instanceof CommanderError) {
     // help and version exit 0; every other parse error is a usage error
     process.exitCode = err.exitCode === 0 ? 0 : 2;
   } else {

@@ -3,7 +3,8 @@
  * lines in pipes, JSON when asked, progress bars on a terminal only.
  *
  * Invariants: data goes to stdout, everything else (progress, notices, errors) to stderr;
- * nothing is drawn on a stream that is not a TTY; `--quiet` silences notices and progress.
+ * nothing is drawn on a stream that is not a TTY; `--quiet` silences notices and progress; a reader of
+ * stdout that goes away (`cairn … | head`) ends the command quietly with exit 0, as `ls | head` does.
  */
 import cliProgress from 'cli-progress';
 import { CairnError, isCairnError } from '../errors.js';
@@ -12,6 +13,26 @@ import { CairnError, isCairnError } from '../errors.js';
 export class UsageError extends Error {}
 
 export const flags = { verbose: false, quiet: false };
+
+/** True once the reader of stdout went away: later output is dropped. */
+let stdoutGone = false;
+
+/** A write to a pipe whose reader is gone (EPIPE), or a later write to that closed stdout. */
+export function isBrokenPipe(err: unknown): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return code === 'EPIPE' || (stdoutGone && code === 'ERR_STREAM_DESTROYED');
+}
+
+/**
+ * Installs the one handler for stdout errors: EPIPE marks stdout gone (the command ends as usual,
+ * and main exits 0 without a message); any other error stays fatal. Call once, before any output.
+ */
+export function guardStdout(): void {
+  process.stdout.on('error', (err) => {
+    if (!isBrokenPipe(err)) throw err;
+    stdoutGone = true;
+  });
+}
 
 export function notice(msg: string): void {
   if (!flags.quiet) process.stderr.write(`${msg}\n`);

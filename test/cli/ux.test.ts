@@ -1,0 +1,68 @@
+/**
+ * The CLI as a shell user meets it (issue 19), through the built binary on the embedded store of
+ * a private CAIRN_HOME: pipes that close early, Modal's `put --force` semantics, hints in the
+ * CLI's words, name rules, honest messages and exit codes.
+ */
+import '../helpers/env.js';
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { CLI, cairn, cairnIntoClosedPipe } from './harness.js';
+
+/** Runs a bash pipeline with `set -o pipefail`; `$CAIRN` is the built binary. */
+function sh(script: string): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('bash', ['-c', `set -o pipefail; ${script}`], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, CAIRN: `${process.execPath} ${CLI}` },
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, out, err }));
+  });
+}
+
+describe('cairn in a shell (issue 19)', () => {
+  let local = '';
+  before(async () => {
+    local = await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-ux-'));
+  });
+  after(async () => {
+    await fs.rm(local, { recursive: true, force: true });
+  });
+
+  it('exits 0 without a word when the reader of stdout goes away (| head)', async () => {
+    const small = path.join(local, 'small');
+    await fs.mkdir(small);
+    for (let i = 0; i < 1500; i++) await fs.writeFile(path.join(small, `f${String(i).padStart(5, '0')}.txt`), `${i}\n`);
+    await fs.writeFile(path.join(local, 'blob.bin'), crypto.randomBytes(2 << 20));
+    assert.equal((await cairn(['volume', 'create', 'big'])).code, 0);
+    assert.equal((await cairn(['volume', 'put', 'big', small, '/small'])).code, 0);
+    assert.equal((await cairn(['volume', 'put', 'big', path.join(local, 'blob.bin'), '/blob.bin'])).code, 0);
+    for (const args of [
+      ['volume', 'ls', 'big', '/small'],
+      ['volume', 'ls', 'big', '/small', '--json'],
+      ['volume', 'history', 'big', '--json'],
+      ['volume', 'list', '--json'],
+      ['volume', 'get', 'big', '/blob.bin', '-'],
+    ]) {
+      for (const keep of [0, 1]) {
+        const r = await cairnIntoClosedPipe(args, keep);
+        assert.deepEqual({ code: r.code, signal: r.signal, err: r.err }, { code: 0, signal: null, err: '' }, `${args.join(' ')} (keep ${keep})`);
+      }
+    }
+    const head = await sh('$CAIRN volume ls big /small | head -1');
+    assert.deepEqual(head, { code: 0, out: 'small/f00000.txt\n', err: '' });
+    const json = await sh('$CAIRN volume ls big /small --json | head -2');
+    assert.deepEqual(json, { code: 0, out: '[\n  {\n', err: '' });
+    const bytes = await sh('$CAIRN volume get big /blob.bin - | head -c 10 | wc -c');
+    assert.deepEqual(bytes, { code: 0, out: '10\n', err: '' });
+  });
+});
