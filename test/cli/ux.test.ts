@@ -11,6 +11,8 @@ import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { startS3, type S3Server } from '../helpers/s3server.js';
 import { CLI, cairn, cairnIntoClosedPipe } from './harness.js';
 
 /** Runs a bash pipeline with `set -o pipefail`; `$CAIRN` is the built binary. */
@@ -64,5 +66,48 @@ describe('cairn in a shell (issue 19)', () => {
     assert.deepEqual(json, { code: 0, out: '[\n  {\n', err: '' });
     const bytes = await sh('$CAIRN volume get big /blob.bin - | head -c 10 | wc -c');
     assert.deepEqual(bytes, { code: 0, out: '10\n', err: '' });
+  });
+});
+
+describe('the S3 store on Node 20 (issue 19)', () => {
+  let s3: S3Server;
+  before(async () => {
+    s3 = await startS3();
+  });
+  after(async () => {
+    await s3.stop();
+  });
+  // the test helpers switch the SDK's notice off for the suite; a user's shell does not
+  const userEnv = () => {
+    const env = { ...process.env };
+    delete env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED;
+    return env;
+  };
+
+  it('prints no NodeVersionSupportWarning from the CLI', async () => {
+    const store = s3.freshUrl();
+    const r = await cairn(['--store', store, 'volume', 'create', 'quiet'], { env: userEnv() });
+    assert.deepEqual({ code: r.code, err: r.err }, { code: 0, err: 'created volume quiet\n' });
+    const l = await cairn(['--store', store, 'volume', 'ls', 'quiet'], { env: userEnv() });
+    assert.deepEqual({ code: l.code, err: l.err }, { code: 0, err: '' });
+  });
+
+  it('prints none for a library user either, and other warnings still show', async () => {
+    const open = pathToFileURL(path.resolve(path.dirname(CLI), '..', 'store', 'open.js')).href;
+    const script = `const { openStore } = await import(${JSON.stringify(open)});
+      const store = await openStore(${JSON.stringify(s3.freshUrl())});
+      await store.put('k', Buffer.from('v'));
+      process.emitWarning('SomethingElseWarning: still shown');
+      await store.close();`;
+    const out = await new Promise<{ code: number | null; err: string }>((resolve, reject) => {
+      const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'ignore', 'pipe'], env: userEnv() });
+      let err = '';
+      child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code, err }));
+    });
+    assert.equal(out.code, 0, out.err);
+    assert.doesNotMatch(out.err, /NodeVersionSupportWarning/);
+    assert.match(out.err, /SomethingElseWarning: still shown/);
   });
 });
