@@ -47,6 +47,16 @@ async function localExists(p: string) {
   );
 }
 
+/**
+ * Where `put LOCAL REMOTE` writes, as `modal volume put` does: a directory's contents land AT
+ * REMOTE (so a re-run with --force refreshes it in place); a file lands at REMOTE, or inside it when
+ * it is an existing directory. A REMOTE ending in "/" always means "into this directory".
+ */
+async function putTarget(vol: Volume, remote: string, local: string, isDir: boolean): Promise<string> {
+  const into = remote.endsWith('/') || (!isDir && (await remoteStat(vol, remote))?.type === 'directory');
+  return into ? `${remote.replace(/\/+$/, '')}/${path.basename(path.resolve(local))}` : remote;
+}
+
 /** Runs an upload, turning the library's "force: true" hint into the CLI's "--force". */
 async function upload(fn: () => Promise<void>): Promise<void> {
   try {
@@ -103,16 +113,19 @@ export function registerVolumeCommands(program: Command, g: Globals): void {
 
   volume
     .command('put <volume> <local> [remote]')
-    .description('upload a file or a directory (recursively); a remote path ending in / means "into this directory"')
+    .description('upload a file, or a directory\'s contents to REMOTE (recursively); a REMOTE ending in / means "into it"')
     .option('-f, --force', 'overwrite existing remote files')
-    .addHelpText('after', '\nExamples:\n  cairn volume put data ./model.bin /models/\n  cairn volume put data ./dataset /dataset --force')
+    .addHelpText(
+      'after',
+      '\nA re-run with --force refreshes REMOTE in place (remote files missing locally stay).' +
+        '\n\nExamples:\n  cairn volume put data ./model.bin /models/\n  cairn volume put data ./dataset /dataset --force' +
+        '\n  cairn volume put data ./dataset /backups/       # to /backups/dataset',
+    )
     .action(async (name: string, local: string, remote: string | undefined, o: { force?: boolean }) => {
       const st = await localExists(local);
       if (!st) throw new CairnError('NOT_FOUND', `no local file or directory ${local}`, { path: local });
       await withVolume(name, g, async (vol) => {
-        let target = remote ?? '/';
-        const existing = await remoteStat(vol, target);
-        if (target.endsWith('/') || existing?.type === 'directory') target = `${target.replace(/\/+$/, '')}/${path.basename(path.resolve(local))}`;
+        const target = await putTarget(vol, remote ?? '/', local, st.isDirectory());
         let bar: ReturnType<typeof progressBar> | undefined;
         await upload(() => vol.batchUpload(
           {

@@ -69,6 +69,53 @@ describe('cairn in a shell (issue 19)', () => {
   });
 });
 
+describe('cairn volume put, as modal volume put (issue 19)', () => {
+  let local = '';
+  before(async () => {
+    local = await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-put-'));
+  });
+  after(async () => {
+    await fs.rm(local, { recursive: true, force: true });
+  });
+
+  it('put DIR /path --force again refreshes /path in place; a trailing / means "into"', async () => {
+    const ds = path.join(local, 'dataset');
+    await fs.mkdir(path.join(ds, 'sub'), { recursive: true });
+    await fs.writeFile(path.join(ds, 'a.txt'), 'old\n');
+    await fs.writeFile(path.join(ds, 'sub/s.txt'), 's\n');
+    assert.equal((await cairn(['volume', 'create', 'pv'])).code, 0);
+    assert.equal((await cairn(['volume', 'put', 'pv', ds, '/dataset'])).code, 0);
+    await fs.writeFile(path.join(ds, 'a.txt'), 'new\n');
+    await fs.writeFile(path.join(ds, 'b.txt'), 'b\n');
+    const again = await cairn(['volume', 'put', 'pv', ds, '/dataset', '--force']);
+    assert.equal(again.code, 0, again.err);
+    assert.equal((await cairn(['volume', 'ls', 'pv', '/dataset'])).out, 'dataset/a.txt\ndataset/b.txt\ndataset/sub\n');
+    assert.equal((await cairn(['volume', 'get', 'pv', '/dataset/a.txt', '-'])).out, 'new\n');
+    const thrice = await cairn(['volume', 'put', 'pv', ds, '/dataset', '--force']);
+    assert.equal(thrice.code, 0, thrice.err);
+    assert.equal((await cairn(['volume', 'ls', 'pv', '/dataset'])).out, 'dataset/a.txt\ndataset/b.txt\ndataset/sub\n');
+    // without --force a clash is refused and changes nothing
+    await fs.writeFile(path.join(ds, 'a.txt'), 'newer\n');
+    const clash = await cairn(['volume', 'put', 'pv', ds, '/dataset']);
+    assert.equal(clash.code, 1);
+    assert.match(clash.err, /ALREADY_EXISTS/);
+    assert.equal((await cairn(['volume', 'get', 'pv', '/dataset/a.txt', '-'])).out, 'new\n');
+    // a trailing slash: into that directory, created when missing, also idempotent
+    for (let i = 0; i < 2; i++) {
+      const into = await cairn(['volume', 'put', 'pv', ds, '/into/', '--force']);
+      assert.equal(into.code, 0, into.err);
+      assert.equal((await cairn(['volume', 'ls', 'pv', '/into'])).out, 'into/dataset\n');
+    }
+    // no REMOTE: into the root, so /dataset again
+    assert.equal((await cairn(['volume', 'put', 'pv', ds, '--force'])).code, 0);
+    assert.equal((await cairn(['volume', 'ls', 'pv', '/'])).out, 'dataset\ninto\n');
+    assert.equal((await cairn(['volume', 'get', 'pv', '/dataset/a.txt', '-'])).out, 'newer\n');
+    // a file onto an existing directory still goes into it
+    assert.equal((await cairn(['volume', 'put', 'pv', path.join(ds, 'b.txt'), '/into'])).code, 0);
+    assert.equal((await cairn(['volume', 'ls', 'pv', '/into'])).out, 'into/b.txt\ninto/dataset\n');
+  });
+});
+
 describe('the S3 store on Node 20 (issue 19)', () => {
   let s3: S3Server;
   before(async () => {
