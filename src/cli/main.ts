@@ -9,6 +9,7 @@ import { registerVolumeCommands } from './volume-commands.js';
 import { registerMountCommands } from './mount-commands.js';
 import { registerRunCommand } from '../run/command.js';
 import { describeFailure, flags, guardStdout, isBrokenPipe } from './output.js';
+import { running } from './hints.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -34,8 +35,11 @@ Examples:
   cairn commit /mnt/data
   cairn run -v data:/data -- python train.py`,
   );
-program.hook('preAction', () => {
+program.hook('preAction', (_program, action) => {
   const o = program.opts<{ verbose?: boolean; quiet?: boolean }>();
+  const names: string[] = [];
+  for (let c: Command | null = action; c && c !== program; c = c.parent) names.unshift(c.name());
+  running.command = names.join(' ');
   flags.verbose = !!o.verbose;
   flags.quiet = !!o.quiet;
 });

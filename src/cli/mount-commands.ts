@@ -5,8 +5,9 @@ import path from 'node:path';
 import { Command } from 'commander';
 import { mount, unmount } from '../fuse/mount.js';
 import { controlRequest } from '../fuse/control.js';
+import { findMounts } from '../fuse/mountinfo.js';
 import type { CommitResult, ReloadResult } from '../volume/index.js';
-import { UsageError, formatBytes, notice, printJson } from './output.js';
+import { UsageError, formatBytes, notice, printJson, table } from './output.js';
 
 type Globals = () => { store?: string };
 
@@ -22,6 +23,31 @@ function describeCommit(c: CommitResult): string {
   return `committed seq ${c.seq}: ${c.paths.length} path${c.paths.length === 1 ? '' : 's'}, ${formatBytes(c.bytesUploaded)} uploaded${over}`;
 }
 
+/** `cairn status` without DIR: every Cairn mount in this mount namespace, with what its daemon reports. */
+async function listMounts(json: boolean): Promise<void> {
+  const rows = await Promise.all(
+    (await findMounts()).map(async (m) => {
+      const s = (await controlRequest(m.mountpoint, 'status').catch((err: unknown) => ({ error: err instanceof Error ? err.message : String(err) }))) as {
+        seq?: number;
+        pending?: number;
+        openFiles?: unknown[];
+        error?: string;
+      };
+      return { volume: m.volume, mountpoint: m.mountpoint, readOnly: m.readOnly, seq: s.seq ?? null, pending: s.pending ?? null, openFiles: s.openFiles?.length ?? null, ...(s.error ? { error: s.error } : {}) };
+    }),
+  );
+  if (json) return printJson(rows);
+  if (!process.stdout.isTTY) return void process.stdout.write(rows.map((r) => `${r.mountpoint}\n`).join(''));
+  if (rows.length === 0) return notice('no cairn mounts here (cairn mount VOLUME DIR makes one)');
+  const n = (v: number | null) => (v === null ? '?' : String(v));
+  process.stdout.write(
+    table(
+      rows.map((r) => [r.volume, r.mountpoint, n(r.seq), n(r.pending), n(r.openFiles), r.readOnly ? 'ro' : 'rw']),
+      ['VOLUME', 'MOUNTPOINT', 'SEQ', 'PENDING', 'OPEN', 'MODE'],
+    ),
+  );
+}
+
 export function registerMountCommands(program: Command, g: Globals): void {
   program
     .command('mount <volume> <dir>')
@@ -29,8 +55,9 @@ export function registerMountCommands(program: Command, g: Globals): void {
     .option('--read-only', 'refuse every write (EROFS)')
     .option('--commit-interval <seconds>', 'commit in the background every N seconds (0: only on demand and at unmount)', '5')
     .option('--foreground', 'serve the mount in this process until it is unmounted or gets SIGTERM/SIGINT')
+    .option('--non-empty', 'mount over a directory that has files (they are hidden while mounted)')
     .addHelpText('after', '\nExamples:\n  cairn mount data /mnt/data\n  cairn mount weights /mnt/weights --read-only\n  cairn mount data /mnt/data --commit-interval 0 --foreground')
-    .action(async (volume: string, dir: string, o: { readOnly?: boolean; commitInterval: string; foreground?: boolean }) => {
+    .action(async (volume: string, dir: string, o: { readOnly?: boolean; commitInterval: string; foreground?: boolean; nonEmpty?: boolean }) => {
       const m = await mount({
         volume,
         mountpoint: path.resolve(dir),
@@ -38,6 +65,7 @@ export function registerMountCommands(program: Command, g: Globals): void {
         readOnly: !!o.readOnly,
         commitIntervalSec: interval(o.commitInterval),
         foreground: !!o.foreground,
+        nonEmpty: !!o.nonEmpty,
       });
       notice(`mounted ${volume} at ${m.mountpoint}${o.readOnly ? ' (read-only)' : ''} (daemon pid ${m.pid}${m.logFile ? `, log ${m.logFile}` : ''})`);
       if (m.closed) {
@@ -82,11 +110,12 @@ export function registerMountCommands(program: Command, g: Globals): void {
     });
 
   program
-    .command('status <dir>')
-    .description('seq, pending changes, open files and cache figures of a mount')
+    .command('status [dir]')
+    .description('seq, pending changes, open files and cache figures of a mount; without DIR, every cairn mount here')
     .option('--json', 'machine-readable output')
-    .addHelpText('after', '\nExamples:\n  cairn status /mnt/data\n  cairn status /mnt/data --json')
-    .action(async (dir: string, o: { json?: boolean }) => {
+    .addHelpText('after', '\nExamples:\n  cairn status\n  cairn status /mnt/data\n  cairn status /mnt/data --json')
+    .action(async (dir: string | undefined, o: { json?: boolean }) => {
+      if (dir === undefined) return listMounts(!!o.json);
       const r = (await controlRequest(path.resolve(dir), 'status')) as Record<string, unknown>;
       if (o.json) return printJson(r);
       const flat = (obj: Record<string, unknown>, prefix = ''): string[] =>

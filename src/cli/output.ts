@@ -8,6 +8,7 @@
  */
 import cliProgress from 'cli-progress';
 import { CairnError, isCairnError } from '../errors.js';
+import { cliHint } from './hints.js';
 
 /** A usage error: exit code 2. */
 export class UsageError extends Error {}
@@ -89,7 +90,7 @@ export function progressBar(label: string, total: number): { update(bytes: numbe
   };
 }
 
-/** The one line printed for a failure, and the exit code for it. */
+/** The one line printed for a failure (hints in the CLI's words, see hints.ts), and the exit code for it. */
 export function describeFailure(err: unknown): { line: string; code: number } {
   if (err instanceof UsageError) return { line: `cairn: ${err.message}`, code: 2 };
   if (isCairnError(err)) {
@@ -97,7 +98,10 @@ export function describeFailure(err: unknown): { line: string; code: number } {
     const procs = Array.isArray(e.context.processes)
       ? ` [${(e.context.processes as { pid: number; command?: string }[]).map((p) => `pid ${p.pid}${p.command ? ` ${p.command}` : ''}`).join(', ')}]`
       : '';
-    return { line: `cairn: ${e.code}: ${e.message}${procs}`, code: 1 };
+    const libHint = e.context.hint;
+    const bare = typeof libHint === 'string' && e.message.endsWith(` (${libHint})`) ? e.message.slice(0, -libHint.length - 3) : e.message;
+    const hint = cliHint(e);
+    return { line: `cairn: ${e.code}: ${bare}${procs}${hint ? ` (${hint})` : ''}`, code: 1 };
   }
   return { line: `cairn: ${err instanceof Error ? err.message : String(err)}`, code: 1 };
 }

@@ -57,28 +57,21 @@ async function putTarget(vol: Volume, remote: string, local: string, isDir: bool
   return into ? `${remote.replace(/\/+$/, '')}/${path.basename(path.resolve(local))}` : remote;
 }
 
-/** Runs an upload, turning the library's "force: true" hint into the CLI's "--force". */
-async function upload(fn: () => Promise<void>): Promise<void> {
-  try {
-    await fn();
-  } catch (err) {
-    if (isCairnError(err, 'ALREADY_EXISTS')) {
-      const msg = err.message.replace(/ \([^)]*force[^)]*\)$/, '');
-      throw new CairnError('ALREADY_EXISTS', msg, { ...err.context, hint: 'pass --force to overwrite' }, { cause: err });
-    }
-    throw err;
-  }
-}
-
 export function registerVolumeCommands(program: Command, g: Globals): void {
   const volume = program.command('volume').description('manage volumes and their files (like `modal volume`)');
 
   volume
     .command('create <name>')
     .description('create a volume')
-    .addHelpText('after', '\nExample:\n  cairn volume create data')
-    .action(async (name: string) => {
-      await Volume.objects.create(name, { store: g().store });
+    .option('--allow-existing', 'succeed when the volume exists already (and use it)')
+    .addHelpText('after', '\nExamples:\n  cairn volume create data\n  cairn volume create data --allow-existing')
+    .action(async (name: string, o: { allowExisting?: boolean }) => {
+      try {
+        await Volume.objects.create(name, { store: g().store });
+      } catch (err) {
+        if (!o.allowExisting || !isCairnError(err, 'ALREADY_EXISTS')) throw err;
+        return notice(`volume ${name} exists already`);
+      }
       notice(`created volume ${name}`);
     });
 
@@ -127,7 +120,7 @@ export function registerVolumeCommands(program: Command, g: Globals): void {
       await withVolume(name, g, async (vol) => {
         const target = await putTarget(vol, remote ?? '/', local, st.isDirectory());
         let bar: ReturnType<typeof progressBar> | undefined;
-        await upload(() => vol.batchUpload(
+        await vol.batchUpload(
           {
             force: !!o.force,
             onProgress: ({ bytes, totalBytes }) => {
@@ -135,7 +128,7 @@ export function registerVolumeCommands(program: Command, g: Globals): void {
             },
           },
           (b) => (st.isDirectory() ? b.putDirectory(local, target) : b.putFile(local, target)),
-        ));
+        );
         bar?.stop();
         notice(`uploaded ${local} to ${name}:${target}`);
       });
