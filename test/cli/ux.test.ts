@@ -116,6 +116,23 @@ describe('cairn volume put, as modal volume put (issue 19)', () => {
   });
 });
 
+describe('volume names (issue 19)', () => {
+  it('one rule, enforced at the edge: INVALID_ARGUMENT for . .. -dash and the like', async () => {
+    for (const bad of ['.', '..', '-dash', '.hidden', '_under', 'a/b', 'x'.repeat(64), 'sp ace', '']) {
+      const r = await cairn(['volume', 'create', '--', bad]);
+      assert.equal(r.code, 1, `${JSON.stringify(bad)}: ${r.err}`);
+      assert.match(r.err, /^cairn: INVALID_ARGUMENT: invalid volume name /, JSON.stringify(bad));
+      assert.match(r.err, /start with a letter or a digit/);
+    }
+    for (const good of ['a', '9lives', 'my-vol.v1_x', `a${'-'.repeat(62)}`]) {
+      const r = await cairn(['volume', 'create', good]);
+      assert.equal(r.code, 0, `${good}: ${r.err}`);
+    }
+    const names = (await cairn(['volume', 'list'])).out.split('\n');
+    for (const bad of ['.', '..', '-dash']) assert.ok(!names.includes(bad), `${bad} was not created`);
+  });
+});
+
 describe('the S3 store on Node 20 (issue 19)', () => {
   let s3: S3Server;
   before(async () => {
