@@ -6,9 +6,11 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { registerVolumeCommands } from './volume-commands.js';
-import { registerMountCommands } from './mount-commands.js';
+import { interval, registerMountCommands } from './mount-commands.js';
+import { parseVolumeSpecs } from '../run/spec.js';
+import { isCairnError } from '../errors.js';
 import { registerRunCommand } from '../run/command.js';
-import { describeFailure, flags, guardStdout, isBrokenPipe } from './output.js';
+import { UsageError, describeFailure, flags, guardStdout, isBrokenPipe } from './output.js';
 import { running } from './hints.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -48,7 +50,17 @@ const globals = () => ({ store: program.opts<{ store?: string }>().store });
 let exitCode = 0;
 registerVolumeCommands(program, globals);
 registerMountCommands(program, globals);
-registerRunCommand(program, globals, (code) => (exitCode = code));
+registerRunCommand(program, globals, (code) => (exitCode = code)).hook('preAction', (run) => {
+  // bad values are usage errors (exit 2), caught before any volume is opened
+  const o = run.opts<{ volume?: string[]; commitInterval: string }>();
+  interval(o.commitInterval);
+  try {
+    parseVolumeSpecs(o.volume ?? []);
+  } catch (err) {
+    if (isCairnError(err, 'INVALID_ARGUMENT')) throw new UsageError(err.message, { cause: err });
+    throw err;
+  }
+});
 for (const c of program.commands) {
   c.exitOverride();
   for (const sub of c.commands) sub.exitOverride();

@@ -11,7 +11,8 @@ import { UsageError, formatBytes, notice, printJson, table } from './output.js';
 
 type Globals = () => { store?: string };
 
-function interval(v: string): number {
+/** A --commit-interval value (seconds, >= 0); a UsageError (exit 2) otherwise. */
+export function interval(v: string): number {
   const n = Number(v);
   if (!Number.isFinite(n) || n < 0) throw new UsageError(`--commit-interval must be a number of seconds >= 0, not ${JSON.stringify(v)}`);
   return n;
@@ -20,7 +21,10 @@ function interval(v: string): number {
 function describeCommit(c: CommitResult): string {
   if (!c.committed) return `nothing to commit (seq ${c.seq})`;
   const over = c.overwrote.length ? `; overwrote changes of other writers to ${c.overwrote.map((p) => `/${p}`).join(' ')}` : '';
-  return `committed seq ${c.seq}: ${c.paths.length} path${c.paths.length === 1 ? '' : 's'}, ${formatBytes(c.bytesUploaded)} uploaded${over}`;
+  // bytesUploaded counts new pack data only: small files travel inline in the commit record and known chunks are
+  // not sent again, so "0 B uploaded" for a commit of small files would mislead
+  const data = c.bytesUploaded > 0 ? `, ${formatBytes(c.bytesUploaded)} of new chunk data` : '';
+  return `committed seq ${c.seq}: ${c.paths.length} path${c.paths.length === 1 ? '' : 's'} changed${data}${over}`;
 }
 
 /** `cairn status` without DIR: every Cairn mount in this mount namespace, with what its daemon reports. */

@@ -10,7 +10,7 @@ import cliProgress from 'cli-progress';
 import { CairnError, isCairnError } from '../errors.js';
 import { cliHint } from './hints.js';
 
-/** A usage error: exit code 2. */
+/** A usage error: exit code 2. With a CairnError as cause (a bad value), its line keeps the code. */
 export class UsageError extends Error {}
 
 export const flags = { verbose: false, quiet: false };
@@ -92,7 +92,7 @@ export function progressBar(label: string, total: number): { update(bytes: numbe
 
 /** The one line printed for a failure (hints in the CLI's words, see hints.ts), and the exit code for it. */
 export function describeFailure(err: unknown): { line: string; code: number } {
-  if (err instanceof UsageError) return { line: `cairn: ${err.message}`, code: 2 };
+  if (err instanceof UsageError) return { line: isCairnError(err.cause) ? describeFailure(err.cause).line : `cairn: ${err.message}`, code: 2 };
   if (isCairnError(err)) {
     const e = err as CairnError;
     const procs = Array.isArray(e.context.processes)

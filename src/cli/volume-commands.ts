@@ -47,6 +47,11 @@ async function localExists(p: string) {
   );
 }
 
+/** "3 files, 12 B": what put and get report (small files, kept inline, count as files too). */
+function counts(files: number, bytes: number): string {
+  return `${files} file${files === 1 ? '' : 's'}, ${formatBytes(bytes)}`;
+}
+
 /**
  * Where `put LOCAL REMOTE` writes, as `modal volume put` does: a directory's contents land AT
  * REMOTE (so a re-run with --force refreshes it in place); a file lands at REMOTE, or inside it when
@@ -120,7 +125,7 @@ export function registerVolumeCommands(program: Command, g: Globals): void {
       await withVolume(name, g, async (vol) => {
         const target = await putTarget(vol, remote ?? '/', local, st.isDirectory());
         let bar: ReturnType<typeof progressBar> | undefined;
-        await vol.batchUpload(
+        const put = await vol.batchUpload(
           {
             force: !!o.force,
             onProgress: ({ bytes, totalBytes }) => {
@@ -130,7 +135,7 @@ export function registerVolumeCommands(program: Command, g: Globals): void {
           (b) => (st.isDirectory() ? b.putDirectory(local, target) : b.putFile(local, target)),
         );
         bar?.stop();
-        notice(`uploaded ${local} to ${name}:${target}`);
+        notice(`uploaded ${local} to ${name}:${target} (${counts(put.files, put.bytes)})`);
       });
     });
 
@@ -191,7 +196,7 @@ export function registerVolumeCommands(program: Command, g: Globals): void {
           await fs.rename(tmp, f.local);
         }
         bar?.stop();
-        notice(`downloaded ${name}:${remote} to ${root} (${files.length} file${files.length === 1 ? '' : 's'}, ${formatBytes(total)})`);
+        notice(`downloaded ${name}:${remote} to ${root} (${counts(files.length, total)})`);
       });
     });
 
@@ -238,12 +243,15 @@ export function registerVolumeCommands(program: Command, g: Globals): void {
         const rl = readline.createInterface({ input: process.stdin, output: process.stderr });
         const answer = await rl.question(`Delete volume ${name} and all its data? [y/N] `);
         rl.close();
-        if (!/^y(es)?$/i.test(answer.trim())) {
-          notice('not deleted');
-          return;
-        }
+        // a "no" is not a success: scripts must not go on as if the volume were gone
+        if (!/^y(es)?$/i.test(answer.trim())) throw new Error(`volume ${name} not deleted (you answered no)`);
       }
-      await Volume.objects.delete(name, { store: g().store, allowMissing: !!o.allowMissing });
+      try {
+        await Volume.objects.delete(name, { store: g().store });
+      } catch (err) {
+        if (!o.allowMissing || !isCairnError(err, 'NOT_FOUND')) throw err;
+        return notice(`no volume ${name}; nothing to delete`);
+      }
       notice(`deleted volume ${name}`);
     });
 

@@ -3,7 +3,7 @@
  * Layers above import from here only.
  */
 export { Volume, type StoreOption, type MountControl } from './volume.js';
-export { Batch } from './batch.js';
+export { Batch, type BatchResult } from './batch.js';
 export { Session, type SessionOptions } from './session.js';
 export { openSession, type OpenSessionOptions, type MountSession } from './open.js';
 export { Catalog } from './catalog.js';

@@ -20,7 +20,7 @@ import { type VolumeMeta, keys } from './records.js';
 import { Session } from './session.js';
 import { privateSessionDir } from './sessiondir.js';
 import { baseName, checkNoGlob, joinPath, normalizePath, parentOf } from './paths.js';
-import { Batch, type BatchProgress, uploadBatch } from './batch.js';
+import { Batch, type BatchProgress, type BatchResult, uploadBatch } from './batch.js';
 
 export interface StoreOption {
   /** A store URL (`file:///…`, `s3://bucket/prefix?…`) or an open store; default `$CAIRN_STORE` or the embedded file store. */
@@ -298,13 +298,13 @@ export class Volume implements AsyncDisposable {
   }
 
   /**
-   * Uploads files and directories in one all-or-nothing commit.
+   * Uploads files and directories in one all-or-nothing commit; resolves with the files and bytes put.
    * @example await vol.batchUpload({ force: true }, async (b) => { b.putFile('./a.txt', '/a.txt'); b.putDirectory('./dir', '/dir'); });
    */
-  async batchUpload(options: { force?: boolean; onProgress?: BatchProgress }, fn: (batch: Batch) => unknown | Promise<unknown>): Promise<void> {
+  async batchUpload(options: { force?: boolean; onProgress?: BatchProgress }, fn: (batch: Batch) => unknown | Promise<unknown>): Promise<BatchResult> {
     const batch = new Batch();
     await fn(batch);
-    await this.run(true, (s) => uploadBatch(s, this.chunks, batch, !!options.force, options.onProgress));
+    return await this.run(true, (s) => uploadBatch(s, this.chunks, batch, !!options.force, options.onProgress));
   }
 
   // ---- commit / reload / close ---------------------------------------------------------------

@@ -6,6 +6,7 @@
 import '../helpers/env.js';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -73,14 +74,26 @@ describe('hints (issue 19)', () => {
     await expect(['mount', 'hv', busy], 'INVALID_ARGUMENT', /--non-empty/);
   });
 
-  it('`cairn status`, which the not-a-mount hint names, lists mounts (none here)', async () => {
+  it('`cairn status`, which the not-a-mount hint names, lists the mounts here', async () => {
     const r = await cairn(['commit', os.tmpdir()]);
     assert.match(r.err, /cairn status/);
-    const s = await cairn(['status']);
-    assert.deepEqual({ code: s.code, out: s.out }, { code: 0, out: '' });
-    const j = await cairn(['status', '--json']);
-    assert.equal(j.code, 0);
-    assert.ok(Array.isArray(JSON.parse(j.out)));
+    const mnt = await fs.realpath(await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-hints-mnt-')));
+    const m = await cairn(['mount', 'hv', mnt, '--commit-interval', '0']);
+    assert.equal(m.code, 0, m.err);
+    try {
+      const s = await cairn(['status']);
+      assert.equal(s.code, 0, s.err);
+      assert.ok(s.out.split('\n').includes(mnt), 'the mount point, bare when piped');
+      const j = await cairn(['status', '--json']);
+      assert.equal(j.code, 0);
+      const mine = (JSON.parse(j.out) as { mountpoint: string }[]).find((x) => x.mountpoint === mnt);
+      assert.deepEqual(mine, { volume: 'hv', mountpoint: mnt, readOnly: false, seq: 2, pending: 0, openFiles: 0 });
+    } finally {
+      if ((await cairn(['unmount', mnt])).code !== 0) {
+        await new Promise((resolve) => spawn('fusermount', ['-uz', mnt], { stdio: 'ignore' }).on('close', resolve).on('error', resolve));
+      }
+      await fs.rm(mnt, { recursive: true, force: true });
+    }
   });
 
   it('the library keeps naming its options', async () => {

@@ -133,6 +133,88 @@ describe('volume names (issue 19)', () => {
   });
 });
 
+/** Runs the binary on a pseudo-terminal (util-linux `script`) with `input` typed in. */
+function onTerminal(args: string[], input: string): Promise<{ code: number | null; out: string }> {
+  const cmd = [process.execPath, CLI, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+  return new Promise((resolve, reject) => {
+    const child = spawn('script', ['-qec', cmd, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'], env: process.env });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, out }));
+    child.stdin.end(input);
+  });
+}
+
+describe('messages and exit codes that do not mislead (issue 19)', () => {
+  let local = '';
+  before(async () => {
+    local = await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-msg-'));
+  });
+  after(async () => {
+    await fs.rm(local, { recursive: true, force: true });
+  });
+
+  it('delete: --allow-missing of a missing volume says so; N at the prompt exits 1 and deletes nothing', async () => {
+    const gone = await cairn(['volume', 'delete', 'never-was', '--yes', '--allow-missing']);
+    assert.equal(gone.code, 0);
+    assert.doesNotMatch(gone.err, /deleted volume/);
+    assert.match(gone.err, /no volume never-was/);
+    assert.equal((await cairn(['volume', 'create', 'keep'])).code, 0);
+    const no = await onTerminal(['volume', 'delete', 'keep'], 'n\n');
+    assert.equal(no.code, 1, no.out);
+    assert.match(no.out, /not deleted/);
+    assert.ok((await cairn(['volume', 'list'])).out.split('\n').includes('keep'), 'still there');
+    const yes = await onTerminal(['volume', 'delete', 'keep'], 'y\n');
+    assert.equal(yes.code, 0, yes.out);
+    assert.match(yes.out, /deleted volume keep/);
+    assert.ok(!(await cairn(['volume', 'list'])).out.split('\n').includes('keep'), 'gone');
+  });
+
+  it('run: a bad -v spec or --commit-interval is a usage error (exit 2); a missing volume is a failure (1)', async () => {
+    const marker = path.join(local, 'started');
+    for (const args of [['-v', 'v'], ['-v', 'v:data'], ['-v', 'bad name:/data'], ['-v', 'v:/data:rx'], ['-v', 'a:/x', '-v', 'b:/x'], ['--commit-interval', 'soon']]) {
+      const r = await cairn(['run', ...args, '--', 'touch', marker]);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.err}`);
+      assert.match(r.err, args[0] === '-v' ? /^cairn: INVALID_ARGUMENT: / : /^cairn: --commit-interval /);
+      assert.equal(r.err.trim().split('\n').length, 1, 'one line');
+    }
+    const missing = await cairn(['run', '-v', 'missing-vol:/data', '--', 'touch', marker]);
+    assert.equal(missing.code, 1);
+    await assert.rejects(fs.access(marker), 'the command never started');
+  });
+
+  it('put and get report files and bytes, small (inlined) files included; commit says what it changed', async () => {
+    const d = path.join(local, 'small');
+    await fs.mkdir(d);
+    for (const n of ['a', 'b', 'c']) await fs.writeFile(path.join(d, `${n}.txt`), 'four');
+    assert.equal((await cairn(['volume', 'create', 'counts'])).code, 0);
+    const put = await cairn(['volume', 'put', 'counts', d, '/small']);
+    assert.equal(put.code, 0, put.err);
+    assert.match(put.err, /\(3 files, 12 B\)/);
+    const one = await cairn(['volume', 'put', 'counts', path.join(d, 'a.txt'), '/one.txt']);
+    assert.match(one.err, /\(1 file, 4 B\)/);
+    const get = await cairn(['volume', 'get', 'counts', '/small', path.join(local, 'back')]);
+    assert.equal(get.code, 0, get.err);
+    assert.match(get.err, /\(3 files, 12 B\)/);
+    const mnt = path.join(local, 'mnt');
+    await fs.mkdir(mnt);
+    assert.equal((await cairn(['mount', 'counts', mnt, '--commit-interval', '0'])).code, 0);
+    try {
+      await fs.writeFile(path.join(mnt, 'tiny.txt'), 'hi\n');
+      const c = await cairn(['commit', mnt]);
+      assert.equal(c.code, 0, c.err);
+      assert.doesNotMatch(c.out, /0 B uploaded/);
+      assert.match(c.out, /^committed seq \d+: 1 path changed/);
+    } finally {
+      if ((await cairn(['unmount', mnt])).code !== 0) {
+        await new Promise((resolve) => spawn('fusermount', ['-uz', mnt], { stdio: 'ignore' }).on('close', resolve).on('error', resolve));
+      }
+    }
+  });
+});
+
 describe('the S3 store on Node 20 (issue 19)', () => {
   let s3: S3Server;
   before(async () => {
