@@ -215,6 +215,35 @@ describe('messages and exit codes that do not mislead (issue 19)', () => {
   });
 });
 
+describe('cp into DIR/ (issue 19)', () => {
+  it('a DST ending in / is a directory: created when missing (as put … /models/ does), never a file', async () => {
+    const local = await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-cp-'));
+    try {
+      await fs.writeFile(path.join(local, 'a.txt'), 'a\n');
+      await fs.writeFile(path.join(local, 'b.txt'), 'b\n');
+      assert.equal((await cairn(['volume', 'create', 'cpv'])).code, 0);
+      assert.equal((await cairn(['volume', 'put', 'cpv', path.join(local, 'a.txt'), '/a.txt'])).code, 0);
+      assert.equal((await cairn(['volume', 'put', 'cpv', path.join(local, 'b.txt'), '/b.txt'])).code, 0);
+      const many = await cairn(['volume', 'cp', 'cpv', '/a.txt', '/b.txt', '/backup/']);
+      assert.equal(many.code, 0, many.err);
+      assert.equal((await cairn(['volume', 'ls', 'cpv', '/backup'])).out, 'backup/a.txt\nbackup/b.txt\n');
+      const one = await cairn(['volume', 'cp', 'cpv', '/a.txt', '/deep/er/']);
+      assert.equal(one.code, 0, one.err);
+      assert.equal((await cairn(['volume', 'ls', 'cpv', '/deep/er'])).out, 'deep/er/a.txt\n');
+      assert.equal((await cairn(['volume', 'get', 'cpv', '/deep/er/a.txt', '-'])).out, 'a\n');
+      const onFile = await cairn(['volume', 'cp', 'cpv', '/a.txt', '/b.txt/']);
+      assert.equal(onFile.code, 1);
+      assert.match(onFile.err, /^cairn: NOT_A_DIRECTORY: /);
+      // without the slash, several sources still need an existing directory (cp semantics)
+      const plain = await cairn(['volume', 'cp', 'cpv', '/a.txt', '/b.txt', '/nodir']);
+      assert.equal(plain.code, 1);
+      assert.match(plain.err, /^cairn: NOT_FOUND: /);
+    } finally {
+      await fs.rm(local, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('the S3 store on Node 20 (issue 19)', () => {
   let s3: S3Server;
   before(async () => {
