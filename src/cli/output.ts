@@ -54,6 +54,11 @@ export function formatBytes(n: number): string {
   return u === 0 ? `${n} B` : `${v.toFixed(v >= 100 ? 0 : 1)} ${units[u]}`;
 }
 
+/** "3 files, 12 B": what put and get report (small files, kept inline, count as files too). */
+export function counts(files: number, bytes: number): string {
+  return `${files} file${files === 1 ? '' : 's'}, ${formatBytes(bytes)}`;
+}
+
 export function formatTime(ms: number): string {
   return new Date(ms).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
 }

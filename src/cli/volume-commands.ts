@@ -9,13 +9,12 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import readline from 'node:readline/promises';
-import { pipeline } from 'node:stream/promises';
-import { Readable } from 'node:stream';
 import { Command } from 'commander';
 import { CairnError, isCairnError } from '../errors.js';
 import { Volume } from '../volume/index.js';
 import type { FileEntry } from '../volume/index.js';
-import { UsageError, formatBytes, formatTime, notice, printJson, progressBar, table } from './output.js';
+import { UsageError, counts, formatBytes, formatTime, notice, printJson, progressBar, table } from './output.js';
+import { download } from './download.js';
 
 type Globals = () => { store?: string };
 
@@ -45,11 +44,6 @@ async function localExists(p: string) {
     (s) => s,
     () => undefined,
   );
-}
-
-/** "3 files, 12 B": what put and get report (small files, kept inline, count as files too). */
-function counts(files: number, bytes: number): string {
-  return `${files} file${files === 1 ? '' : 's'}, ${formatBytes(bytes)}`;
 }
 
 /**
@@ -146,57 +140,12 @@ export function registerVolumeCommands(program: Command, g: Globals): void {
     .addHelpText('after', '\nExamples:\n  cairn volume get data /models/model.bin .\n  cairn volume get data /config.json - | jq .\n  cairn volume get data /dataset ./restore --force')
     .action(async (name: string, remote: string, dest: string | undefined, o: { force?: boolean }) => {
       await withVolume(name, g, async (vol) => {
-        const entry = await remoteStat(vol, remote);
-        if (!entry) throw new CairnError('NOT_FOUND', `no such file or directory: ${name}:${remote}`, { volume: name, path: remote });
-        if (dest === '-') {
-          if (entry.type !== 'file') throw new CairnError('IS_A_DIRECTORY', `${remote} is not a file; only files can go to stdout`, { path: remote });
-          await pipeline(Readable.from(vol.readFile(remote)), process.stdout);
-          return;
+        const s = await vol.session({ readOnly: true });
+        try {
+          await download(s, name, remote, dest, !!o.force);
+        } finally {
+          await s.close();
         }
-        const destBase = dest ?? '.';
-        const destStat = await localExists(destBase);
-        const root = destStat?.isDirectory() ? path.join(destBase, path.basename(entry.path) || '.') : destBase;
-        const files: { remote: string; local: string; entry: FileEntry }[] = [];
-        const dirs: string[] = [];
-        if (entry.type === 'directory') {
-          dirs.push(root);
-          for (const e of await vol.listdir(remote, { recursive: true })) {
-            const rel = path.relative(entry.path, e.path);
-            if (e.type === 'directory') dirs.push(path.join(root, rel));
-            else files.push({ remote: `/${e.path}`, local: path.join(root, rel), entry: e });
-          }
-        } else files.push({ remote: `/${entry.path}`, local: root, entry });
-        if (!o.force) {
-          for (const f of files) {
-            if (await localExists(f.local)) {
-              throw new CairnError('ALREADY_EXISTS', `${f.local} already exists`, { path: f.local, hint: 'pass --force to overwrite it' });
-            }
-          }
-        }
-        const total = files.reduce((n, f) => n + f.entry.size, 0);
-        const bar = total >= 8 << 20 ? progressBar('get', total) : undefined;
-        let done = 0;
-        for (const d of dirs) await fs.mkdir(d, { recursive: true });
-        for (const f of files) {
-          await fs.mkdir(path.dirname(f.local), { recursive: true });
-          const tmp = `${f.local}.cairn-${process.pid}.tmp`;
-          const out = await fs.open(tmp, 'w');
-          try {
-            for await (const buf of vol.readFile(f.remote)) {
-              await out.write(buf);
-              done += buf.length;
-              bar?.update(done);
-            }
-          } catch (err) {
-            await out.close();
-            await fs.rm(tmp, { force: true });
-            throw err;
-          }
-          await out.close();
-          await fs.rename(tmp, f.local);
-        }
-        bar?.stop();
-        notice(`downloaded ${name}:${remote} to ${root} (${counts(files.length, total)})`);
       });
     });
 

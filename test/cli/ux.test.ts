@@ -244,6 +244,45 @@ describe('cp into DIR/ (issue 19)', () => {
   });
 });
 
+describe('get of a tree, in parallel (issue 19)', () => {
+  it('brings back every file of a tree exactly, with its mode, and refuses clashes before writing', async () => {
+    const local = await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-get-'));
+    try {
+      const src = path.join(local, 'src');
+      const want = new Map<string, Buffer>();
+      for (let i = 0; i < 400; i++) {
+        const rel = path.join(`d${i % 7}`, `e${i % 3}`, `f${i}.bin`);
+        const body = i % 97 === 0 ? crypto.randomBytes(1_500_000 + i) : crypto.randomBytes(i % 50);
+        await fs.mkdir(path.dirname(path.join(src, rel)), { recursive: true });
+        await fs.writeFile(path.join(src, rel), body, { mode: i % 2 ? 0o600 : 0o755 });
+        want.set(rel, body);
+      }
+      assert.equal((await cairn(['volume', 'create', 'tree'])).code, 0);
+      assert.equal((await cairn(['volume', 'put', 'tree', src, '/tree'])).code, 0);
+      const back = path.join(local, 'tree'); // an existing DEST directory means "into it"
+      const r = await cairn(['volume', 'get', 'tree', '/tree', local]);
+      assert.equal(r.code, 0, r.err);
+      assert.match(r.err, /\(400 files, /);
+      for (const [rel, body] of want) {
+        const got = path.join(back, rel);
+        assert.ok((await fs.readFile(got)).equals(body), rel);
+        assert.equal((await fs.stat(got)).mode & 0o777, (await fs.stat(path.join(src, rel))).mode & 0o777, rel);
+      }
+      assert.deepEqual((await fs.readdir(back, { recursive: true })).filter((f) => f.includes('.cairn-')), [], 'no temporary files left');
+      await fs.rm(path.join(back, 'd3'), { recursive: true });
+      await fs.writeFile(path.join(back, 'd0/e0/f0.bin'), 'mine');
+      const clash = await cairn(['volume', 'get', 'tree', '/tree', local]);
+      assert.equal(clash.code, 1);
+      assert.match(clash.err, /^cairn: ALREADY_EXISTS: /);
+      await assert.rejects(fs.access(path.join(back, 'd3')), 'nothing written before the check');
+      assert.equal((await cairn(['volume', 'get', 'tree', '/tree', local, '--force'])).code, 0);
+      assert.ok((await fs.readFile(path.join(back, 'd0/e0/f0.bin'))).equals(want.get('d0/e0/f0.bin')!));
+    } finally {
+      await fs.rm(local, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('the S3 store on Node 20 (issue 19)', () => {
   let s3: S3Server;
   before(async () => {
