@@ -1,5 +1,5 @@
 /**
- * `cairn volume …`: create, list, ls, put, get, rm, cp, rename, delete, history — each a thin
+ * `cairn volume …`: create, list, ls, put, get, rm, cp, rename, delete, info, history — each a thin
  * wrapper over the Volume API (no storage logic here).
  *
  * Invariants: an existing local or remote target is never overwritten without --force; a
@@ -202,6 +202,37 @@ export function registerVolumeCommands(program: Command, g: Globals): void {
         return notice(`no volume ${name}; nothing to delete`);
       }
       notice(`deleted volume ${name}`);
+    });
+
+  volume
+    .command('info <volume>')
+    .description('a volume\'s id, creation, current seq, and its files and bytes')
+    .option('--json', 'machine-readable output')
+    .addHelpText('after', '\nExamples:\n  cairn volume info data\n  cairn volume info data --json')
+    .action(async (name: string, o: { json?: boolean }) => {
+      const info = await withVolume(name, g, async (vol) => {
+        const meta = await vol.info();
+        const s = await vol.session({ readOnly: true });
+        try {
+          const all = s.descendants('/');
+          const files = all.filter((e) => e.type === 'file');
+          const bytes = files.reduce((n, e) => n + e.size, 0);
+          const directories = all.filter((e) => e.type === 'directory').length;
+          return { name: meta.name, id: meta.id, createdAt: meta.createdAt.toISOString(), createdBy: meta.createdBy, seq: s.seq, files: files.length, directories, bytes };
+        } finally {
+          await s.close();
+        }
+      });
+      if (o.json) return printJson(info);
+      const rows = [
+        ['name:', info.name],
+        ['id:', info.id],
+        ['created:', `${formatTime(Date.parse(info.createdAt))} by ${info.createdBy}`],
+        ['seq:', String(info.seq)],
+        ['files:', `${info.files} (${formatBytes(info.bytes)})`],
+        ['directories:', String(info.directories)],
+      ];
+      process.stdout.write(table(rows));
     });
 
   volume

@@ -283,6 +283,36 @@ describe('get of a tree, in parallel (issue 19)', () => {
   });
 });
 
+describe('cairn volume info (issue 19)', () => {
+  it('shows id, creation, current seq, files and bytes; --json for scripts', async () => {
+    const local = await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-info-'));
+    try {
+      await fs.mkdir(path.join(local, 'd/e'), { recursive: true });
+      await fs.writeFile(path.join(local, 'd/a.txt'), 'abc');
+      await fs.writeFile(path.join(local, 'd/e/b.bin'), Buffer.alloc(100_000, 1));
+      assert.equal((await cairn(['volume', 'create', 'inf'])).code, 0);
+      const empty = JSON.parse((await cairn(['volume', 'info', 'inf', '--json'])).out);
+      assert.deepEqual({ seq: empty.seq, files: empty.files, bytes: empty.bytes }, { seq: 0, files: 0, bytes: 0 });
+      assert.equal((await cairn(['volume', 'put', 'inf', path.join(local, 'd'), '/d'])).code, 0);
+      const r = await cairn(['volume', 'info', 'inf', '--json']);
+      assert.equal(r.code, 0, r.err);
+      const info = JSON.parse(r.out);
+      assert.deepEqual(Object.keys(info).sort(), ['bytes', 'createdAt', 'createdBy', 'directories', 'files', 'id', 'name', 'seq']);
+      assert.deepEqual({ name: info.name, seq: info.seq, files: info.files, directories: info.directories, bytes: info.bytes }, { name: 'inf', seq: 1, files: 2, directories: 2, bytes: 100_003 });
+      assert.equal(info.id, JSON.parse((await cairn(['volume', 'list', '--json'])).out).find((v: { name: string }) => v.name === 'inf').id);
+      const text = await cairn(['volume', 'info', 'inf']);
+      assert.match(text.out, /^name: +inf$/m);
+      assert.match(text.out, /^seq: +1$/m);
+      assert.match(text.out, /^files: +2 \(97\.7 KiB\)$/m);
+      const missing = await cairn(['volume', 'info', 'nope']);
+      assert.equal(missing.code, 1);
+      assert.match(missing.err, /^cairn: NOT_FOUND: /);
+    } finally {
+      await fs.rm(local, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('the S3 store on Node 20 (issue 19)', () => {
   let s3: S3Server;
   before(async () => {
