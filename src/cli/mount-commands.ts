@@ -27,6 +27,60 @@ function describeCommit(c: CommitResult): string {
   return `committed seq ${c.seq}: ${c.paths.length} path${c.paths.length === 1 ? '' : 's'} changed${data}${over}`;
 }
 
+/** What a mount daemon's `status` reports (the fields the human layout shows; --json prints all). */
+interface DaemonStatus {
+  volume: string;
+  mountpoint: string;
+  pid: number;
+  readOnly: boolean;
+  seq: number;
+  pending: number;
+  openFiles: { path: string }[];
+  commitIntervalSec: number;
+  commits: number;
+  lastCommit: { at: string; why: string; seq?: number; error?: { code: string; message: string } } | null;
+  startedAt: string;
+  session?: {
+    store?: string;
+    sessionDir?: string;
+    chunks?: { storeGets?: number; memoryBytes?: number; cache?: { hits?: number; misses?: number; hitRate?: number | null }; leases?: { waited?: number; fromOthers?: number } };
+  } | null;
+}
+
+const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+
+function ago(iso: string): string {
+  const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ${s % 60}s`;
+  return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
+}
+
+/** `cairn status DIR` for a person: one headline and a few labelled lines (every figure is in --json). */
+function describeStatus(r: DaemonStatus): string {
+  const last = r.lastCommit;
+  const lastText = !last ? 'none yet' : last.error ? `failed ${ago(last.at)} ago: ${last.error.code}: ${last.error.message}` : `seq ${last.seq} (${last.why}) ${ago(last.at)} ago`;
+  const commitsText = r.readOnly ? 'read-only' : `${r.commitIntervalSec > 0 ? `every ${r.commitIntervalSec}s` : 'on demand and at unmount'}; ${plural(r.commits, 'commit')}, last ${lastText}`;
+  const open = r.openFiles.length === 0 ? 'none' : r.openFiles.slice(0, 5).map((f) => f.path).join(' ') + (r.openFiles.length > 5 ? ` (+${r.openFiles.length - 5} more)` : '');
+  const ch = r.session?.chunks;
+  const cache = ch?.cache;
+  const rate = typeof cache?.hitRate === 'number' ? `${Math.round(cache.hitRate * 100)}%` : '-';
+  const rows = [
+    ['snapshot', `seq ${r.seq}, ${plural(r.pending, 'pending change')}`],
+    ['commits', commitsText],
+    ['open files', open],
+    ...(ch
+      ? [
+          ['store', `${r.session?.store ?? '?'}: ${plural(ch.storeGets ?? 0, 'GET')}`],
+          ['cache', `${cache?.hits ?? 0} hits, ${cache?.misses ?? 0} misses (hit rate ${rate}); ${formatBytes(ch.memoryBytes ?? 0)} in memory`],
+          ['fetches', `${ch.leases?.waited ?? 0} waited for another reader, ${ch.leases?.fromOthers ?? 0} served by others`],
+        ]
+      : []),
+  ];
+  const head = `${r.volume} at ${r.mountpoint} (${r.readOnly ? 'read-only' : 'read-write'}), daemon pid ${r.pid}, up ${ago(r.startedAt)}\n`;
+  return head + table(rows.map(([k, v]) => [`  ${k}`, v!]));
+}
+
 /** `cairn status` without DIR: every Cairn mount in this mount namespace, with what its daemon reports. */
 async function listMounts(json: boolean): Promise<void> {
   const rows = await Promise.all(
@@ -120,12 +174,8 @@ export function registerMountCommands(program: Command, g: Globals): void {
     .addHelpText('after', '\nExamples:\n  cairn status\n  cairn status /mnt/data\n  cairn status /mnt/data --json')
     .action(async (dir: string | undefined, o: { json?: boolean }) => {
       if (dir === undefined) return listMounts(!!o.json);
-      const r = (await controlRequest(path.resolve(dir), 'status')) as Record<string, unknown>;
+      const r = (await controlRequest(path.resolve(dir), 'status')) as DaemonStatus;
       if (o.json) return printJson(r);
-      const flat = (obj: Record<string, unknown>, prefix = ''): string[] =>
-        Object.entries(obj).flatMap(([k, v]) =>
-          v && typeof v === 'object' && !Array.isArray(v) ? flat(v as Record<string, unknown>, `${prefix}${k}.`) : [`${prefix}${k}: ${Array.isArray(v) ? JSON.stringify(v) : String(v)}`],
-        );
-      process.stdout.write(`${flat(r).join('\n')}\n`);
+      process.stdout.write(describeStatus(r));
     });
 }

@@ -74,7 +74,7 @@ describe('hints (issue 19)', () => {
     await expect(['mount', 'hv', busy], 'INVALID_ARGUMENT', /--non-empty/);
   });
 
-  it('`cairn status`, which the not-a-mount hint names, lists the mounts here', async () => {
+  it('`cairn status`, which the not-a-mount hint names, lists the mounts here; status DIR reads as a summary', async () => {
     const r = await cairn(['commit', os.tmpdir()]);
     assert.match(r.err, /cairn status/);
     const mnt = await fs.realpath(await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-hints-mnt-')));
@@ -84,10 +84,22 @@ describe('hints (issue 19)', () => {
       const s = await cairn(['status']);
       assert.equal(s.code, 0, s.err);
       assert.ok(s.out.split('\n').includes(mnt), 'the mount point, bare when piped');
+      // one mount: a short human layout, no dotted keys, no field twice
+      await fs.writeFile(path.join(mnt, 'new.txt'), 'x');
+      const one = await cairn(['status', mnt]);
+      assert.equal(one.code, 0, one.err);
+      assert.match(one.out, new RegExp(`^hv at ${mnt} \\(read-write\\)`));
+      assert.match(one.out, /^ *snapshot +seq 2, 1 pending change\b/m);
+      assert.match(one.out, /^ *open files +none$/m);
+      assert.doesNotMatch(one.out, /session\.|chunks\.|: \[\]/);
+      assert.ok(one.out.trim().split('\n').length <= 10, one.out);
+      const full = JSON.parse((await cairn(['status', mnt, '--json'])).out);
+      assert.equal(full.pending, 1);
+      assert.equal(full.session.chunks.storeGets, 0, 'the figures stay in --json');
       const j = await cairn(['status', '--json']);
       assert.equal(j.code, 0);
       const mine = (JSON.parse(j.out) as { mountpoint: string }[]).find((x) => x.mountpoint === mnt);
-      assert.deepEqual(mine, { volume: 'hv', mountpoint: mnt, readOnly: false, seq: 2, pending: 0, openFiles: 0 });
+      assert.deepEqual(mine, { volume: 'hv', mountpoint: mnt, readOnly: false, seq: 2, pending: 1, openFiles: 0 });
     } finally {
       if ((await cairn(['unmount', mnt])).code !== 0) {
         await new Promise((resolve) => spawn('fusermount', ['-uz', mnt], { stdio: 'ignore' }).on('close', resolve).on('error', resolve));
