@@ -28,7 +28,8 @@ const program = new Command('cairn')
     'after',
     `
 Stores: file:///absolute/path | s3://BUCKET/PREFIX?endpoint=URL&region=REGION&path_style=true
-Exit codes: 0 ok, 1 failure, 2 usage.
+Exit codes: 0 ok (also when a reader of stdout such as head goes away), 1 failure (also "no" at a prompt),
+2 usage (unknown command or flag, missing argument, bad value, a refusal that needs a flag such as --yes).
 
 Examples:
   cairn volume create data
