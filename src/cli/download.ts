@@ -23,11 +23,21 @@ const PARALLEL_FILES = 16;
 const exists = (p: string) => fs.lstat(p).then(() => true, () => false);
 
 /** Downloads `remote` of session `s` (volume `name`) to `dest` ("-": stdout). */
-export async function download(s: Session, name: string, remote: string, dest: string | undefined, force: boolean): Promise<void> {
+export async function download(
+  s: Session,
+  name: string,
+  remote: string,
+  dest: string | undefined,
+  force: boolean,
+): Promise<void> {
   const entry = s.lookup(remote);
-  if (!entry) throw new CairnError('NOT_FOUND', `no such file or directory: ${name}:${remote}`, { volume: name, path: remote });
+  if (!entry) {
+    throw new CairnError('NOT_FOUND', `no such file or directory: ${name}:${remote}`, { volume: name, path: remote });
+  }
   if (dest === '-') {
-    if (entry.type !== 'file') throw new CairnError('IS_A_DIRECTORY', `${remote} is not a file; only files can go to stdout`, { path: remote });
+    if (entry.type !== 'file') {
+      throw new CairnError('IS_A_DIRECTORY', `${remote} is not a file; only files can go to stdout`, { path: remote });
+    }
     await pipeline(Readable.from(s.stream(entry.path, 8)), process.stdout);
     return;
   }
@@ -41,8 +51,12 @@ export async function download(s: Session, name: string, remote: string, dest: s
   const skipped = tree.length - dirs.length - files.length;
   const limit = pLimit(PARALLEL_FILES);
   if (!force) {
-    const clash = (await Promise.all(files.map((f) => limit(async () => ((await exists(local(f))) ? local(f) : undefined))))).find(Boolean);
-    if (clash) throw new CairnError('ALREADY_EXISTS', `${clash} already exists`, { path: clash, hint: 'pass --force to overwrite it' });
+    const found = await Promise.all(files.map((f) => limit(async () => ((await exists(local(f))) ? local(f) : ''))));
+    const clash = found.find(Boolean);
+    if (clash) {
+      const hint = 'pass --force to overwrite it';
+      throw new CairnError('ALREADY_EXISTS', `${clash} already exists`, { path: clash, hint });
+    }
   }
   const total = files.reduce((n, f) => n + (f.type === 'file' ? f.size : 0), 0);
   const bar = total >= 8 << 20 ? progressBar('get', total) : undefined;
@@ -74,10 +88,15 @@ export async function download(s: Session, name: string, remote: string, dest: s
     }
     await fs.rename(tmp, to);
   };
-  const results = await Promise.allSettled(files.map((f) => limit(() => one(f).catch((err: unknown) => ((failed = true), Promise.reject(err))))));
+  const stopOnFailure = (f: Stat) =>
+    one(f).catch((err: unknown) => {
+      failed = true;
+      throw err;
+    });
+  const results = await Promise.allSettled(files.map((f) => limit(() => stopOnFailure(f))));
   bar?.stop();
   const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failure) throw failure.reason;
-  const special = skipped ? `; skipped ${skipped} fifo${skipped === 1 ? '' : 's'} or socket${skipped === 1 ? '' : 's'}` : '';
+  const special = skipped ? `; skipped ${skipped} fifo${skipped === 1 ? ' or socket' : 's or sockets'}` : '';
   notice(`downloaded ${name}:${remote} to ${root} (${counts(files.length, total)})${special}`);
 }

@@ -5,9 +5,9 @@ import path from 'node:path';
 import { Command } from 'commander';
 import { mount, unmount } from '../fuse/mount.js';
 import { controlRequest } from '../fuse/control.js';
-import { findMounts } from '../fuse/mountinfo.js';
 import type { CommitResult, ReloadResult } from '../volume/index.js';
-import { UsageError, formatBytes, notice, printJson, table } from './output.js';
+import { UsageError, formatBytes, notice, printJson } from './output.js';
+import { type DaemonStatus, describeStatus, listMounts } from './status.js';
 
 type Globals = () => { store?: string };
 
@@ -27,83 +27,11 @@ function describeCommit(c: CommitResult): string {
   return `committed seq ${c.seq}: ${c.paths.length} path${c.paths.length === 1 ? '' : 's'} changed${data}${over}`;
 }
 
-/** What a mount daemon's `status` reports (the fields the human layout shows; --json prints all). */
-interface DaemonStatus {
-  volume: string;
-  mountpoint: string;
-  pid: number;
-  readOnly: boolean;
-  seq: number;
-  pending: number;
-  openFiles: { path: string }[];
-  commitIntervalSec: number;
-  commits: number;
-  lastCommit: { at: string; why: string; seq?: number; error?: { code: string; message: string } } | null;
-  startedAt: string;
-  session?: {
-    store?: string;
-    sessionDir?: string;
-    chunks?: { storeGets?: number; memoryBytes?: number; cache?: { hits?: number; misses?: number; hitRate?: number | null }; leases?: { waited?: number; fromOthers?: number } };
-  } | null;
-}
-
-const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
-
-function ago(iso: string): string {
-  const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m ${s % 60}s`;
-  return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
-}
-
-/** `cairn status DIR` for a person: one headline and a few labelled lines (every figure is in --json). */
-function describeStatus(r: DaemonStatus): string {
-  const last = r.lastCommit;
-  const lastText = !last ? 'none yet' : last.error ? `failed ${ago(last.at)} ago: ${last.error.code}: ${last.error.message}` : `seq ${last.seq} (${last.why}) ${ago(last.at)} ago`;
-  const commitsText = r.readOnly ? 'read-only' : `${r.commitIntervalSec > 0 ? `every ${r.commitIntervalSec}s` : 'on demand and at unmount'}; ${plural(r.commits, 'commit')}, last ${lastText}`;
-  const open = r.openFiles.length === 0 ? 'none' : r.openFiles.slice(0, 5).map((f) => f.path).join(' ') + (r.openFiles.length > 5 ? ` (+${r.openFiles.length - 5} more)` : '');
-  const ch = r.session?.chunks;
-  const cache = ch?.cache;
-  const rate = typeof cache?.hitRate === 'number' ? `${Math.round(cache.hitRate * 100)}%` : '-';
-  const rows = [
-    ['snapshot', `seq ${r.seq}, ${plural(r.pending, 'pending change')}`],
-    ['commits', commitsText],
-    ['open files', open],
-    ...(ch
-      ? [
-          ['store', `${r.session?.store ?? '?'}: ${plural(ch.storeGets ?? 0, 'GET')}`],
-          ['cache', `${cache?.hits ?? 0} hits, ${cache?.misses ?? 0} misses (hit rate ${rate}); ${formatBytes(ch.memoryBytes ?? 0)} in memory`],
-          ['fetches', `${ch.leases?.waited ?? 0} waited for another reader, ${ch.leases?.fromOthers ?? 0} served by others`],
-        ]
-      : []),
-  ];
-  const head = `${r.volume} at ${r.mountpoint} (${r.readOnly ? 'read-only' : 'read-write'}), daemon pid ${r.pid}, up ${ago(r.startedAt)}\n`;
-  return head + table(rows.map(([k, v]) => [`  ${k}`, v!]));
-}
-
-/** `cairn status` without DIR: every Cairn mount in this mount namespace, with what its daemon reports. */
-async function listMounts(json: boolean): Promise<void> {
-  const rows = await Promise.all(
-    (await findMounts()).map(async (m) => {
-      const s = (await controlRequest(m.mountpoint, 'status').catch((err: unknown) => ({ error: err instanceof Error ? err.message : String(err) }))) as {
-        seq?: number;
-        pending?: number;
-        openFiles?: unknown[];
-        error?: string;
-      };
-      return { volume: m.volume, mountpoint: m.mountpoint, readOnly: m.readOnly, seq: s.seq ?? null, pending: s.pending ?? null, openFiles: s.openFiles?.length ?? null, ...(s.error ? { error: s.error } : {}) };
-    }),
-  );
-  if (json) return printJson(rows);
-  if (!process.stdout.isTTY) return void process.stdout.write(rows.map((r) => `${r.mountpoint}\n`).join(''));
-  if (rows.length === 0) return notice('no cairn mounts here (cairn mount VOLUME DIR makes one)');
-  const n = (v: number | null) => (v === null ? '?' : String(v));
-  process.stdout.write(
-    table(
-      rows.map((r) => [r.volume, r.mountpoint, n(r.seq), n(r.pending), n(r.openFiles), r.readOnly ? 'ro' : 'rw']),
-      ['VOLUME', 'MOUNTPOINT', 'SEQ', 'PENDING', 'OPEN', 'MODE'],
-    ),
-  );
+interface MountFlags {
+  readOnly?: boolean;
+  commitInterval: string;
+  foreground?: boolean;
+  nonEmpty?: boolean;
 }
 
 export function registerMountCommands(program: Command, g: Globals): void {
@@ -115,7 +43,7 @@ export function registerMountCommands(program: Command, g: Globals): void {
     .option('--foreground', 'serve the mount in this process until it is unmounted or gets SIGTERM/SIGINT')
     .option('--non-empty', 'mount over a directory that has files (they are hidden while mounted)')
     .addHelpText('after', '\nExamples:\n  cairn mount data /mnt/data\n  cairn mount weights /mnt/weights --read-only\n  cairn mount data /mnt/data --commit-interval 0 --foreground')
-    .action(async (volume: string, dir: string, o: { readOnly?: boolean; commitInterval: string; foreground?: boolean; nonEmpty?: boolean }) => {
+    .action(async (volume: string, dir: string, o: MountFlags) => {
       const m = await mount({
         volume,
         mountpoint: path.resolve(dir),

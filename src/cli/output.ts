@@ -97,14 +97,17 @@ export function progressBar(label: string, total: number): { update(bytes: numbe
 
 /** The one line printed for a failure (hints in the CLI's words, see hints.ts), and the exit code for it. */
 export function describeFailure(err: unknown): { line: string; code: number } {
-  if (err instanceof UsageError) return { line: isCairnError(err.cause) ? describeFailure(err.cause).line : `cairn: ${err.message}`, code: 2 };
+  if (err instanceof UsageError) {
+    return { line: isCairnError(err.cause) ? describeFailure(err.cause).line : `cairn: ${err.message}`, code: 2 };
+  }
   if (isCairnError(err)) {
     const e = err as CairnError;
     const procs = Array.isArray(e.context.processes)
       ? ` [${(e.context.processes as { pid: number; command?: string }[]).map((p) => `pid ${p.pid}${p.command ? ` ${p.command}` : ''}`).join(', ')}]`
       : '';
     const libHint = e.context.hint;
-    const bare = typeof libHint === 'string' && e.message.endsWith(` (${libHint})`) ? e.message.slice(0, -libHint.length - 3) : e.message;
+    const suffix = typeof libHint === 'string' ? ` (${libHint})` : undefined;
+    const bare = suffix && e.message.endsWith(suffix) ? e.message.slice(0, -suffix.length) : e.message;
     const hint = cliHint(e);
     return { line: `cairn: ${e.code}: ${bare}${procs}${hint ? ` (${hint})` : ''}`, code: 1 };
   }

@@ -105,12 +105,13 @@ export function registerVolumeCommands(program: Command, g: Globals): void {
 
   volume
     .command('put <volume> <local> [remote]')
-    .description('upload a file, or a directory\'s contents to REMOTE (recursively); a REMOTE ending in / means "into it"')
+    .description('upload a file, or a directory\'s contents to REMOTE (recursively); REMOTE ending in / means "into it"')
     .option('-f, --force', 'overwrite existing remote files')
     .addHelpText(
       'after',
       '\nA re-run with --force refreshes REMOTE in place (remote files missing locally stay).' +
-        '\n\nExamples:\n  cairn volume put data ./model.bin /models/\n  cairn volume put data ./dataset /dataset --force' +
+        '\n\nExamples:\n  cairn volume put data ./model.bin /models/' +
+        '\n  cairn volume put data ./dataset /dataset --force' +
         '\n  cairn volume put data ./dataset /backups/       # to /backups/dataset',
     )
     .action(async (name: string, local: string, remote: string | undefined, o: { force?: boolean }) => {
@@ -218,7 +219,8 @@ export function registerVolumeCommands(program: Command, g: Globals): void {
           const files = all.filter((e) => e.type === 'file');
           const bytes = files.reduce((n, e) => n + e.size, 0);
           const directories = all.filter((e) => e.type === 'directory').length;
-          return { name: meta.name, id: meta.id, createdAt: meta.createdAt.toISOString(), createdBy: meta.createdBy, seq: s.seq, files: files.length, directories, bytes };
+          const { name: n, id, createdAt, createdBy } = meta;
+          return { name: n, id, createdAt: createdAt.toISOString(), createdBy, seq: s.seq, files: files.length, directories, bytes };
         } finally {
           await s.close();
         }

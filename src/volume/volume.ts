@@ -274,7 +274,9 @@ export class Volume implements AsyncDisposable {
     const dirDst = dstPath.endsWith('/');
     await this.run(true, async (s) => {
       const dstStat = s.lookup(dst);
-      if (dirDst && dstStat && dstStat.type !== 'directory') throw new CairnError('NOT_A_DIRECTORY', `/${dst} is not a directory`, { path: `/${dst}` });
+      if (dirDst && dstStat && dstStat.type !== 'directory') {
+        throw new CairnError('NOT_A_DIRECTORY', `/${dst} is not a directory`, { path: `/${dst}` });
+      }
       const into = dirDst || dstStat?.type === 'directory';
       if (!into && srcs.length > 1) {
         throw new CairnError(dstStat ? 'NOT_A_DIRECTORY' : 'NOT_FOUND', `copying several files needs an existing directory as the destination: /${dst}`, { path: `/${dst}` });
