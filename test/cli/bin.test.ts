@@ -15,7 +15,8 @@ import { CLI } from './harness.js';
 
 const run = promisify(execFile);
 const repo = path.resolve(path.dirname(CLI), '..', '..', '..');
-const pkg = JSON.parse(await fs.readFile(path.join(repo, 'package.json'), 'utf8')) as { version: string; bin: { cairn: string } };
+type Pkg = { version: string; bin: { cairn: string } };
+const pkg = JSON.parse(await fs.readFile(path.join(repo, 'package.json'), 'utf8')) as Pkg;
 
 describe('cairn on PATH (issue 19)', () => {
   let bindir = '';

@@ -19,8 +19,10 @@ export interface Result {
 export function cairn(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Result> {
   return new Promise((resolve) => {
     const env = opts.env ?? process.env;
-    const child = execFile(process.execPath, [CLI, ...args], { encoding: 'buffer', maxBuffer: 1 << 28, env }, (error, stdout, stderr) => {
-      const code = error ? (typeof (error as { code?: unknown }).code === 'number' ? (error as { code: number }).code : 1) : 0;
+    const options = { encoding: 'buffer' as const, maxBuffer: 1 << 28, env };
+    const child = execFile(process.execPath, [CLI, ...args], options, (error, stdout, stderr) => {
+      const status = (error as { code?: unknown } | null)?.code;
+      const code = error ? (typeof status === 'number' ? status : 1) : 0;
       resolve({ code, stdout, out: stdout.toString(), err: stderr.toString() });
     });
     if (opts.input !== undefined) child.stdin!.end(opts.input);
@@ -32,7 +34,10 @@ export function cairn(args: string[], opts: { input?: string; env?: NodeJS.Proce
  * Runs the binary with a stdout whose reader goes away after `keep` bytes (0: before anything is
  * written), as `cairn … | head -c KEEP` does; resolves with the exit code (or signal) and stderr.
  */
-export function cairnIntoClosedPipe(args: string[], keep = 0): Promise<{ code: number | null; signal: string | null; err: string; got: number }> {
+export function cairnIntoClosedPipe(
+  args: string[],
+  keep = 0,
+): Promise<{ code: number | null; signal: string | null; err: string; got: number }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
     let err = '';
@@ -48,5 +53,13 @@ export function cairnIntoClosedPipe(args: string[], keep = 0): Promise<{ code: n
     }
     child.on('error', reject);
     child.on('close', (code, signal) => resolve({ code, signal, err, got }));
+  });
+}
+
+/** Unmounts DIR with `cairn unmount`, falling back to `fusermount -uz` (for test teardown). */
+export async function unmountQuietly(dir: string): Promise<void> {
+  if ((await cairn(['unmount', dir])).code === 0) return;
+  await new Promise((resolve) => {
+    spawn('fusermount', ['-uz', dir], { stdio: 'ignore' }).on('close', resolve).on('error', resolve);
   });
 }

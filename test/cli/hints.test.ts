@@ -6,7 +6,6 @@
 import '../helpers/env.js';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,10 +13,14 @@ import { pathToFileURL } from 'node:url';
 import { CLI_HINTS } from '../../src/cli/hints.js';
 import { Volume } from '../../src/volume/index.js';
 import { isCairnError } from '../../src/errors.js';
-import { CLI, cairn } from './harness.js';
+import { CLI, cairn, unmountQuietly } from './harness.js';
 
 /** Library wording that must never reach a CLI user. */
-const LIBRARY_WORDS = /force: true|recursive: true|allowExisting|createIfMissing|nonEmpty|remove recursively|with force|use force|vol\.history/;
+const LIBRARY_WORDS = new RegExp(
+  ['force: true', 'recursive: true', 'allowExisting', 'createIfMissing', 'nonEmpty', 'remove recursively', 'with force']
+    .concat(['use force', 'vol\\.history'])
+    .join('|'),
+);
 
 async function jsFiles(dir: string): Promise<string[]> {
   const out: string[] = [];
@@ -45,7 +48,9 @@ describe('hints (issue 19)', () => {
     const src = path.resolve(path.dirname(CLI), '..');
     const files = (await jsFiles(src)).filter((f) => !f.startsWith(path.dirname(CLI) + path.sep));
     const text = (await Promise.all(files.map((f) => fs.readFile(f, 'utf8')))).join('\n');
-    for (const key of Object.keys(CLI_HINTS)) assert.ok(text.includes(key), `no library error has the hint ${JSON.stringify(key)}`);
+    for (const key of Object.keys(CLI_HINTS)) {
+      assert.ok(text.includes(key), `no library error has the hint ${JSON.stringify(key)}`);
+    }
   });
 
   it('the CLI names its flags', async () => {
@@ -74,7 +79,7 @@ describe('hints (issue 19)', () => {
     await expect(['mount', 'hv', busy], 'INVALID_ARGUMENT', /--non-empty/);
   });
 
-  it('`cairn status`, which the not-a-mount hint names, lists the mounts here; status DIR reads as a summary', async () => {
+  it('`cairn status`, which the not-a-mount hint names, lists the mounts; status DIR is a summary', async () => {
     const r = await cairn(['commit', os.tmpdir()]);
     assert.match(r.err, /cairn status/);
     const mnt = await fs.realpath(await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-hints-mnt-')));
@@ -101,9 +106,7 @@ describe('hints (issue 19)', () => {
       const mine = (JSON.parse(j.out) as { mountpoint: string }[]).find((x) => x.mountpoint === mnt);
       assert.deepEqual(mine, { volume: 'hv', mountpoint: mnt, readOnly: false, seq: 2, pending: 1, openFiles: 0 });
     } finally {
-      if ((await cairn(['unmount', mnt])).code !== 0) {
-        await new Promise((resolve) => spawn('fusermount', ['-uz', mnt], { stdio: 'ignore' }).on('close', resolve).on('error', resolve));
-      }
+      await unmountQuietly(mnt);
       await fs.rm(mnt, { recursive: true, force: true });
     }
   });

@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { startS3, type S3Server } from '../helpers/s3server.js';
-import { CLI, cairn, cairnIntoClosedPipe } from './harness.js';
+import { CLI, cairn, cairnIntoClosedPipe, unmountQuietly } from './harness.js';
 
 /** Runs a bash pipeline with `set -o pipefail`; `$CAIRN` is the built binary. */
 function sh(script: string): Promise<{ code: number | null; out: string; err: string }> {
@@ -57,7 +57,8 @@ describe('cairn in a shell (issue 19)', () => {
     ]) {
       for (const keep of [0, 1]) {
         const r = await cairnIntoClosedPipe(args, keep);
-        assert.deepEqual({ code: r.code, signal: r.signal, err: r.err }, { code: 0, signal: null, err: '' }, `${args.join(' ')} (keep ${keep})`);
+        const got = { code: r.code, signal: r.signal, err: r.err };
+        assert.deepEqual(got, { code: 0, signal: null, err: '' }, `${args.join(' ')} (keep ${keep})`);
       }
     }
     const head = await sh('$CAIRN volume ls big /small | head -1');
@@ -172,9 +173,11 @@ describe('messages and exit codes that do not mislead (issue 19)', () => {
     assert.ok(!(await cairn(['volume', 'list'])).out.split('\n').includes('keep'), 'gone');
   });
 
-  it('run: a bad -v spec or --commit-interval is a usage error (exit 2); a missing volume is a failure (1)', async () => {
+  it('run: a bad -v spec or --commit-interval is a usage error (2); a missing volume a failure (1)', async () => {
     const marker = path.join(local, 'started');
-    for (const args of [['-v', 'v'], ['-v', 'v:data'], ['-v', 'bad name:/data'], ['-v', 'v:/data:rx'], ['-v', 'a:/x', '-v', 'b:/x'], ['--commit-interval', 'soon']]) {
+    const bad = [['-v', 'v'], ['-v', 'v:data'], ['-v', 'bad name:/data'], ['-v', 'v:/data:rx']];
+    bad.push(['-v', 'a:/x', '-v', 'b:/x']);
+    for (const args of [...bad, ['--commit-interval', 'soon']]) {
       const r = await cairn(['run', ...args, '--', 'touch', marker]);
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.err}`);
       assert.match(r.err, args[0] === '-v' ? /^cairn: INVALID_ARGUMENT: / : /^cairn: --commit-interval /);
@@ -208,9 +211,7 @@ describe('messages and exit codes that do not mislead (issue 19)', () => {
       assert.doesNotMatch(c.out, /0 B uploaded/);
       assert.match(c.out, /^committed seq \d+: 1 path changed/);
     } finally {
-      if ((await cairn(['unmount', mnt])).code !== 0) {
-        await new Promise((resolve) => spawn('fusermount', ['-uz', mnt], { stdio: 'ignore' }).on('close', resolve).on('error', resolve));
-      }
+      await unmountQuietly(mnt);
     }
   });
 });
@@ -268,7 +269,8 @@ describe('get of a tree, in parallel (issue 19)', () => {
         assert.ok((await fs.readFile(got)).equals(body), rel);
         assert.equal((await fs.stat(got)).mode & 0o777, (await fs.stat(path.join(src, rel))).mode & 0o777, rel);
       }
-      assert.deepEqual((await fs.readdir(back, { recursive: true })).filter((f) => f.includes('.cairn-')), [], 'no temporary files left');
+      const temporary = (await fs.readdir(back, { recursive: true })).filter((f) => f.includes('.cairn-'));
+      assert.deepEqual(temporary, [], 'no temporary files left');
       await fs.rm(path.join(back, 'd3'), { recursive: true });
       await fs.writeFile(path.join(back, 'd0/e0/f0.bin'), 'mine');
       const clash = await cairn(['volume', 'get', 'tree', '/tree', local]);
@@ -297,9 +299,11 @@ describe('cairn volume info (issue 19)', () => {
       const r = await cairn(['volume', 'info', 'inf', '--json']);
       assert.equal(r.code, 0, r.err);
       const info = JSON.parse(r.out);
-      assert.deepEqual(Object.keys(info).sort(), ['bytes', 'createdAt', 'createdBy', 'directories', 'files', 'id', 'name', 'seq']);
-      assert.deepEqual({ name: info.name, seq: info.seq, files: info.files, directories: info.directories, bytes: info.bytes }, { name: 'inf', seq: 1, files: 2, directories: 2, bytes: 100_003 });
-      assert.equal(info.id, JSON.parse((await cairn(['volume', 'list', '--json'])).out).find((v: { name: string }) => v.name === 'inf').id);
+      const { id, createdAt, createdBy, ...figures } = info;
+      assert.deepEqual(figures, { name: 'inf', seq: 1, files: 2, directories: 2, bytes: 100_003 });
+      assert.ok(!Number.isNaN(Date.parse(createdAt)) && typeof createdBy === 'string');
+      const listed = JSON.parse((await cairn(['volume', 'list', '--json'])).out) as { name: string; id: string }[];
+      assert.equal(id, listed.find((v) => v.name === 'inf')!.id);
       const text = await cairn(['volume', 'info', 'inf']);
       assert.match(text.out, /^name: +inf$/m);
       assert.match(text.out, /^seq: +1$/m);
@@ -344,7 +348,10 @@ describe('the S3 store on Node 20 (issue 19)', () => {
       process.emitWarning('SomethingElseWarning: still shown');
       await store.close();`;
     const out = await new Promise<{ code: number | null; err: string }>((resolve, reject) => {
-      const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'ignore', 'pipe'], env: userEnv() });
+      const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+        env: userEnv(),
+      });
       let err = '';
       child.stderr.on('data', (d: Buffer) => (err += d.toString()));
       child.on('error', reject);
