@@ -28,3 +28,6 @@ fi
 echo "setup: build"
 rm -rf dist  # no stale output of deleted sources
 npm run --silent build
+
+# `cairn` on PATH (a wrapper in /usr/local/bin, or $CAIRN_BIN_DIR, that survives rebuilds)
+bash scripts/link-bin.sh

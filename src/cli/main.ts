@@ -6,12 +6,16 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { registerVolumeCommands } from './volume-commands.js';
-import { registerMountCommands } from './mount-commands.js';
+import { interval, registerMountCommands } from './mount-commands.js';
+import { parseVolumeSpecs } from '../run/spec.js';
+import { isCairnError } from '../errors.js';
 import { registerRunCommand } from '../run/command.js';
-import { describeFailure, flags } from './output.js';
+import { UsageError, describeFailure, flags, guardStdout, isBrokenPipe } from './output.js';
+import { running } from './hints.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
+guardStdout();
 const program = new Command('cairn')
   .description('Cairn: named, writable volumes on object storage, mounted with FUSE, with commit/reload snapshots')
   .version(pkg.version, '-V, --version')
@@ -24,7 +28,8 @@ const program = new Command('cairn')
     'after',
     `
 Stores: file:///absolute/path | s3://BUCKET/PREFIX?endpoint=URL&region=REGION&path_style=true
-Exit codes: 0 ok, 1 failure, 2 usage.
+Exit codes: 0 ok (also when a reader of stdout such as head goes away), 1 failure (also "no" at a prompt),
+2 usage (unknown command or flag, missing argument, bad value, a refusal that needs a flag such as --yes).
 
 Examples:
   cairn volume create data
@@ -33,8 +38,11 @@ Examples:
   cairn commit /mnt/data
   cairn run -v data:/data -- python train.py`,
   );
-program.hook('preAction', () => {
+program.hook('preAction', (_program, action) => {
   const o = program.opts<{ verbose?: boolean; quiet?: boolean }>();
+  const names: string[] = [];
+  for (let c: Command | null = action; c && c !== program; c = c.parent) names.unshift(c.name());
+  running.command = names.join(' ');
   flags.verbose = !!o.verbose;
   flags.quiet = !!o.quiet;
 });
@@ -43,7 +51,17 @@ const globals = () => ({ store: program.opts<{ store?: string }>().store });
 let exitCode = 0;
 registerVolumeCommands(program, globals);
 registerMountCommands(program, globals);
-registerRunCommand(program, globals, (code) => (exitCode = code));
+registerRunCommand(program, globals, (code) => (exitCode = code)).hook('preAction', (run) => {
+  // bad values are usage errors (exit 2), caught before any volume is opened
+  const o = run.opts<{ volume?: string[]; commitInterval: string }>();
+  interval(o.commitInterval);
+  try {
+    parseVolumeSpecs(o.volume ?? []);
+  } catch (err) {
+    if (isCairnError(err, 'INVALID_ARGUMENT')) throw new UsageError(err.message, { cause: err });
+    throw err;
+  }
+});
 for (const c of program.commands) {
   c.exitOverride();
   for (const sub of c.commands) sub.exitOverride();
@@ -53,7 +71,10 @@ try {
   await program.parseAsync(process.argv);
   process.exitCode = exitCode;
 } catch (err) {
-  if (err instanceof CommanderError) {
+  if (isBrokenPipe(err)) {
+    // the reader of stdout went away (`| head`): what it wanted was written
+    process.exitCode = 0;
+  } else if (err instanceof CommanderError) {
     // help and version exit 0; every other parse error is a usage error
     process.exitCode = err.exitCode === 0 ? 0 : 2;
   } else {

@@ -8,10 +8,12 @@ import { controlRequest } from '../fuse/control.js';
 import { CairnError, type ErrorCode } from '../errors.js';
 import type { CommitResult, ReloadResult } from '../volume/index.js';
 import { UsageError, formatBytes, notice, printJson } from './output.js';
+import { type DaemonStatus, describeStatus, listMounts } from './status.js';
 
 type Globals = () => { store?: string };
 
-function interval(v: string): number {
+/** A --commit-interval value (seconds, >= 0); a UsageError (exit 2) otherwise. */
+export function interval(v: string): number {
   const n = Number(v);
   if (!Number.isFinite(n) || n < 0) throw new UsageError(`--commit-interval must be a number of seconds >= 0, not ${JSON.stringify(v)}`);
   return n;
@@ -20,7 +22,17 @@ function interval(v: string): number {
 function describeCommit(c: CommitResult): string {
   if (!c.committed) return `nothing to commit (seq ${c.seq})`;
   const over = c.overwrote.length ? `; overwrote changes of other writers to ${c.overwrote.map((p) => `/${p}`).join(' ')}` : '';
-  return `committed seq ${c.seq}: ${c.paths.length} path${c.paths.length === 1 ? '' : 's'}, ${formatBytes(c.bytesUploaded)} uploaded${over}`;
+  // bytesUploaded counts new pack data only: small files travel inline in the commit record and known chunks are
+  // not sent again, so "0 B uploaded" for a commit of small files would mislead
+  const data = c.bytesUploaded > 0 ? `, ${formatBytes(c.bytesUploaded)} of new chunk data` : '';
+  return `committed seq ${c.seq}: ${c.paths.length} path${c.paths.length === 1 ? '' : 's'} changed${data}${over}`;
+}
+
+interface MountFlags {
+  readOnly?: boolean;
+  commitInterval: string;
+  foreground?: boolean;
+  nonEmpty?: boolean;
 }
 
 export function registerMountCommands(program: Command, g: Globals): void {
@@ -30,8 +42,9 @@ export function registerMountCommands(program: Command, g: Globals): void {
     .option('--read-only', 'refuse every write (EROFS)')
     .option('--commit-interval <seconds>', 'commit in the background every N seconds (0: only on demand and at unmount)', '5')
     .option('--foreground', 'serve the mount in this process until it is unmounted or gets SIGTERM/SIGINT')
+    .option('--non-empty', 'mount over a directory that has files (they are hidden while mounted)')
     .addHelpText('after', '\nExamples:\n  cairn mount data /mnt/data\n  cairn mount weights /mnt/weights --read-only\n  cairn mount data /mnt/data --commit-interval 0 --foreground')
-    .action(async (volume: string, dir: string, o: { readOnly?: boolean; commitInterval: string; foreground?: boolean }) => {
+    .action(async (volume: string, dir: string, o: MountFlags) => {
       const m = await mount({
         volume,
         mountpoint: path.resolve(dir),
@@ -39,6 +52,7 @@ export function registerMountCommands(program: Command, g: Globals): void {
         readOnly: !!o.readOnly,
         commitIntervalSec: interval(o.commitInterval),
         foreground: !!o.foreground,
+        nonEmpty: !!o.nonEmpty,
       });
       notice(`mounted ${volume} at ${m.mountpoint}${o.readOnly ? ' (read-only)' : ''} (daemon pid ${m.pid}${m.logFile ? `, log ${m.logFile}` : ''})`);
       if (m.closed) {
@@ -85,17 +99,14 @@ export function registerMountCommands(program: Command, g: Globals): void {
     });
 
   program
-    .command('status <dir>')
-    .description('seq, pending changes, open files and cache figures of a mount')
+    .command('status [dir]')
+    .description('seq, pending changes, open files and cache figures of a mount; without DIR, every cairn mount here')
     .option('--json', 'machine-readable output')
-    .addHelpText('after', '\nExamples:\n  cairn status /mnt/data\n  cairn status /mnt/data --json')
-    .action(async (dir: string, o: { json?: boolean }) => {
-      const r = (await controlRequest(path.resolve(dir), 'status')) as Record<string, unknown>;
+    .addHelpText('after', '\nExamples:\n  cairn status\n  cairn status /mnt/data\n  cairn status /mnt/data --json')
+    .action(async (dir: string | undefined, o: { json?: boolean }) => {
+      if (dir === undefined) return listMounts(!!o.json);
+      const r = (await controlRequest(path.resolve(dir), 'status')) as DaemonStatus;
       if (o.json) return printJson(r);
-      const flat = (obj: Record<string, unknown>, prefix = ''): string[] =>
-        Object.entries(obj).flatMap(([k, v]) =>
-          v && typeof v === 'object' && !Array.isArray(v) ? flat(v as Record<string, unknown>, `${prefix}${k}.`) : [`${prefix}${k}: ${Array.isArray(v) ? JSON.stringify(v) : String(v)}`],
-        );
-      process.stdout.write(`${flat(r).join('\n')}\n`);
+      process.stdout.write(describeStatus(r));
     });
 }

@@ -3,15 +3,37 @@
  * lines in pipes, JSON when asked, progress bars on a terminal only.
  *
  * Invariants: data goes to stdout, everything else (progress, notices, errors) to stderr;
- * nothing is drawn on a stream that is not a TTY; `--quiet` silences notices and progress.
+ * nothing is drawn on a stream that is not a TTY; `--quiet` silences notices and progress; a reader of
+ * stdout that goes away (`cairn … | head`) ends the command quietly with exit 0, as `ls | head` does.
  */
 import cliProgress from 'cli-progress';
 import { CairnError, isCairnError } from '../errors.js';
+import { cliHint } from './hints.js';
 
-/** A usage error: exit code 2. */
+/** A usage error: exit code 2. With a CairnError as cause (a bad value), its line keeps the code. */
 export class UsageError extends Error {}
 
 export const flags = { verbose: false, quiet: false };
+
+/** True once the reader of stdout went away: later output is dropped. */
+let stdoutGone = false;
+
+/** A write to a pipe whose reader is gone (EPIPE), or a later write to that closed stdout. */
+export function isBrokenPipe(err: unknown): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return code === 'EPIPE' || (stdoutGone && code === 'ERR_STREAM_DESTROYED');
+}
+
+/**
+ * Installs the one handler for stdout errors: EPIPE marks stdout gone (the command ends as usual,
+ * and main exits 0 without a message); any other error stays fatal. Call once, before any output.
+ */
+export function guardStdout(): void {
+  process.stdout.on('error', (err) => {
+    if (!isBrokenPipe(err)) throw err;
+    stdoutGone = true;
+  });
+}
 
 export function notice(msg: string): void {
   if (!flags.quiet) process.stderr.write(`${msg}\n`);
@@ -30,6 +52,11 @@ export function formatBytes(n: number): string {
     u++;
   }
   return u === 0 ? `${n} B` : `${v.toFixed(v >= 100 ? 0 : 1)} ${units[u]}`;
+}
+
+/** "3 files, 12 B": what put and get report (small files, kept inline, count as files too). */
+export function counts(files: number, bytes: number): string {
+  return `${files} file${files === 1 ? '' : 's'}, ${formatBytes(bytes)}`;
 }
 
 export function formatTime(ms: number): string {
@@ -68,15 +95,21 @@ export function progressBar(label: string, total: number): { update(bytes: numbe
   };
 }
 
-/** The one line printed for a failure, and the exit code for it. */
+/** The one line printed for a failure (hints in the CLI's words, see hints.ts), and the exit code for it. */
 export function describeFailure(err: unknown): { line: string; code: number } {
-  if (err instanceof UsageError) return { line: `cairn: ${err.message}`, code: 2 };
+  if (err instanceof UsageError) {
+    return { line: isCairnError(err.cause) ? describeFailure(err.cause).line : `cairn: ${err.message}`, code: 2 };
+  }
   if (isCairnError(err)) {
     const e = err as CairnError;
     const procs = Array.isArray(e.context.processes)
       ? ` [${(e.context.processes as { pid: number; command?: string }[]).map((p) => `pid ${p.pid}${p.command ? ` ${p.command}` : ''}`).join(', ')}]`
       : '';
-    return { line: `cairn: ${e.code}: ${e.message}${procs}`, code: 1 };
+    const libHint = e.context.hint;
+    const suffix = typeof libHint === 'string' ? ` (${libHint})` : undefined;
+    const bare = suffix && e.message.endsWith(suffix) ? e.message.slice(0, -suffix.length) : e.message;
+    const hint = cliHint(e);
+    return { line: `cairn: ${e.code}: ${bare}${procs}${hint ? ` (${hint})` : ''}`, code: 1 };
   }
   return { line: `cairn: ${err instanceof Error ? err.message : String(err)}`, code: 1 };
 }

@@ -1,6 +1,6 @@
 /**
- * `cairn volume …`: create, list, ls, put, get, rm, cp, rename, delete, history, verify — each a thin
- * wrapper over the Volume API (no storage logic here).
+ * `cairn volume …`: create, list, ls, put, get, rm, cp, rename, delete, info, history, verify — each
+ * a thin wrapper over the Volume API (no storage logic here).
  *
  * Invariants: an existing local or remote target is never overwritten without --force; a
  * volume is never deleted without --yes or a "y" typed on a terminal; nothing is written before
@@ -9,13 +9,12 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import readline from 'node:readline/promises';
-import { pipeline } from 'node:stream/promises';
-import { Readable } from 'node:stream';
 import { Command } from 'commander';
 import { CairnError, isCairnError } from '../errors.js';
 import { Volume } from '../volume/index.js';
 import type { FileEntry } from '../volume/index.js';
-import { UsageError, formatBytes, formatTime, notice, printJson, progressBar, table } from './output.js';
+import { UsageError, counts, formatBytes, formatTime, notice, printJson, progressBar, table } from './output.js';
+import { download } from './download.js';
 
 type Globals = () => { store?: string };
 
@@ -47,17 +46,14 @@ async function localExists(p: string) {
   );
 }
 
-/** Runs an upload, turning the library's "force: true" hint into the CLI's "--force". */
-async function upload(fn: () => Promise<void>): Promise<void> {
-  try {
-    await fn();
-  } catch (err) {
-    if (isCairnError(err, 'ALREADY_EXISTS')) {
-      const msg = err.message.replace(/ \([^)]*force[^)]*\)$/, '');
-      throw new CairnError('ALREADY_EXISTS', msg, { ...err.context, hint: 'pass --force to overwrite' }, { cause: err });
-    }
-    throw err;
-  }
+/**
+ * Where `put LOCAL REMOTE` writes, as `modal volume put` does: a directory's contents land AT
+ * REMOTE (so a re-run with --force refreshes it in place); a file lands at REMOTE, or inside it when
+ * it is an existing directory. A REMOTE ending in "/" always means "into this directory".
+ */
+async function putTarget(vol: Volume, remote: string, local: string, isDir: boolean): Promise<string> {
+  const into = remote.endsWith('/') || (!isDir && (await remoteStat(vol, remote))?.type === 'directory');
+  return into ? `${remote.replace(/\/+$/, '')}/${path.basename(path.resolve(local))}` : remote;
 }
 
 export function registerVolumeCommands(program: Command, g: Globals): void {
@@ -66,9 +62,15 @@ export function registerVolumeCommands(program: Command, g: Globals): void {
   volume
     .command('create <name>')
     .description('create a volume')
-    .addHelpText('after', '\nExample:\n  cairn volume create data')
-    .action(async (name: string) => {
-      await Volume.objects.create(name, { store: g().store });
+    .option('--allow-existing', 'succeed when the volume exists already (and use it)')
+    .addHelpText('after', '\nExamples:\n  cairn volume create data\n  cairn volume create data --allow-existing')
+    .action(async (name: string, o: { allowExisting?: boolean }) => {
+      try {
+        await Volume.objects.create(name, { store: g().store });
+      } catch (err) {
+        if (!o.allowExisting || !isCairnError(err, 'ALREADY_EXISTS')) throw err;
+        return notice(`volume ${name} exists already`);
+      }
       notice(`created volume ${name}`);
     });
 
@@ -103,18 +105,22 @@ export function registerVolumeCommands(program: Command, g: Globals): void {
 
   volume
     .command('put <volume> <local> [remote]')
-    .description('upload a file or a directory (recursively); a remote path ending in / means "into this directory"')
+    .description('upload a file, or a directory\'s contents to REMOTE (recursively); REMOTE ending in / means "into it"')
     .option('-f, --force', 'overwrite existing remote files')
-    .addHelpText('after', '\nExamples:\n  cairn volume put data ./model.bin /models/\n  cairn volume put data ./dataset /dataset --force')
+    .addHelpText(
+      'after',
+      '\nA re-run with --force refreshes REMOTE in place (remote files missing locally stay).' +
+        '\n\nExamples:\n  cairn volume put data ./model.bin /models/' +
+        '\n  cairn volume put data ./dataset /dataset --force' +
+        '\n  cairn volume put data ./dataset /backups/       # to /backups/dataset',
+    )
     .action(async (name: string, local: string, remote: string | undefined, o: { force?: boolean }) => {
       const st = await localExists(local);
       if (!st) throw new CairnError('NOT_FOUND', `no local file or directory ${local}`, { path: local });
       await withVolume(name, g, async (vol) => {
-        let target = remote ?? '/';
-        const existing = await remoteStat(vol, target);
-        if (target.endsWith('/') || existing?.type === 'directory') target = `${target.replace(/\/+$/, '')}/${path.basename(path.resolve(local))}`;
+        const target = await putTarget(vol, remote ?? '/', local, st.isDirectory());
         let bar: ReturnType<typeof progressBar> | undefined;
-        await upload(() => vol.batchUpload(
+        const put = await vol.batchUpload(
           {
             force: !!o.force,
             onProgress: ({ bytes, totalBytes }) => {
@@ -122,9 +128,9 @@ export function registerVolumeCommands(program: Command, g: Globals): void {
             },
           },
           (b) => (st.isDirectory() ? b.putDirectory(local, target) : b.putFile(local, target)),
-        ));
+        );
         bar?.stop();
-        notice(`uploaded ${local} to ${name}:${target}`);
+        notice(`uploaded ${local} to ${name}:${target} (${counts(put.files, put.bytes)})`);
       });
     });
 
@@ -135,57 +141,12 @@ export function registerVolumeCommands(program: Command, g: Globals): void {
     .addHelpText('after', '\nExamples:\n  cairn volume get data /models/model.bin .\n  cairn volume get data /config.json - | jq .\n  cairn volume get data /dataset ./restore --force')
     .action(async (name: string, remote: string, dest: string | undefined, o: { force?: boolean }) => {
       await withVolume(name, g, async (vol) => {
-        const entry = await remoteStat(vol, remote);
-        if (!entry) throw new CairnError('NOT_FOUND', `no such file or directory: ${name}:${remote}`, { volume: name, path: remote });
-        if (dest === '-') {
-          if (entry.type !== 'file') throw new CairnError('IS_A_DIRECTORY', `${remote} is not a file; only files can go to stdout`, { path: remote });
-          await pipeline(Readable.from(vol.readFile(remote)), process.stdout);
-          return;
+        const s = await vol.session({ readOnly: true });
+        try {
+          await download(s, name, remote, dest, !!o.force);
+        } finally {
+          await s.close();
         }
-        const destBase = dest ?? '.';
-        const destStat = await localExists(destBase);
-        const root = destStat?.isDirectory() ? path.join(destBase, path.basename(entry.path) || '.') : destBase;
-        const files: { remote: string; local: string; entry: FileEntry }[] = [];
-        const dirs: string[] = [];
-        if (entry.type === 'directory') {
-          dirs.push(root);
-          for (const e of await vol.listdir(remote, { recursive: true })) {
-            const rel = path.relative(entry.path, e.path);
-            if (e.type === 'directory') dirs.push(path.join(root, rel));
-            else files.push({ remote: `/${e.path}`, local: path.join(root, rel), entry: e });
-          }
-        } else files.push({ remote: `/${entry.path}`, local: root, entry });
-        if (!o.force) {
-          for (const f of files) {
-            if (await localExists(f.local)) {
-              throw new CairnError('ALREADY_EXISTS', `${f.local} already exists`, { path: f.local, hint: 'pass --force to overwrite it' });
-            }
-          }
-        }
-        const total = files.reduce((n, f) => n + f.entry.size, 0);
-        const bar = total >= 8 << 20 ? progressBar('get', total) : undefined;
-        let done = 0;
-        for (const d of dirs) await fs.mkdir(d, { recursive: true });
-        for (const f of files) {
-          await fs.mkdir(path.dirname(f.local), { recursive: true });
-          const tmp = `${f.local}.cairn-${process.pid}.tmp`;
-          const out = await fs.open(tmp, 'w');
-          try {
-            for await (const buf of vol.readFile(f.remote)) {
-              await out.write(buf);
-              done += buf.length;
-              bar?.update(done);
-            }
-          } catch (err) {
-            await out.close();
-            await fs.rm(tmp, { force: true });
-            throw err;
-          }
-          await out.close();
-          await fs.rename(tmp, f.local);
-        }
-        bar?.stop();
-        notice(`downloaded ${name}:${remote} to ${root} (${files.length} file${files.length === 1 ? '' : 's'}, ${formatBytes(total)})`);
       });
     });
 
@@ -232,13 +193,48 @@ export function registerVolumeCommands(program: Command, g: Globals): void {
         const rl = readline.createInterface({ input: process.stdin, output: process.stderr });
         const answer = await rl.question(`Delete volume ${name} and all its data? [y/N] `);
         rl.close();
-        if (!/^y(es)?$/i.test(answer.trim())) {
-          notice('not deleted');
-          return;
-        }
+        // a "no" is not a success: scripts must not go on as if the volume were gone
+        if (!/^y(es)?$/i.test(answer.trim())) throw new Error(`volume ${name} not deleted (you answered no)`);
       }
-      await Volume.objects.delete(name, { store: g().store, allowMissing: !!o.allowMissing });
+      try {
+        await Volume.objects.delete(name, { store: g().store });
+      } catch (err) {
+        if (!o.allowMissing || !isCairnError(err, 'NOT_FOUND')) throw err;
+        return notice(`no volume ${name}; nothing to delete`);
+      }
       notice(`deleted volume ${name}`);
+    });
+
+  volume
+    .command('info <volume>')
+    .description('a volume\'s id, creation, current seq, and its files and bytes')
+    .option('--json', 'machine-readable output')
+    .addHelpText('after', '\nExamples:\n  cairn volume info data\n  cairn volume info data --json')
+    .action(async (name: string, o: { json?: boolean }) => {
+      const info = await withVolume(name, g, async (vol) => {
+        const meta = await vol.info();
+        const s = await vol.session({ readOnly: true });
+        try {
+          const all = s.descendants('/');
+          const files = all.filter((e) => e.type === 'file');
+          const bytes = files.reduce((n, e) => n + e.size, 0);
+          const directories = all.filter((e) => e.type === 'directory').length;
+          const { name: n, id, createdAt, createdBy } = meta;
+          return { name: n, id, createdAt: createdAt.toISOString(), createdBy, seq: s.seq, files: files.length, directories, bytes };
+        } finally {
+          await s.close();
+        }
+      });
+      if (o.json) return printJson(info);
+      const rows = [
+        ['name:', info.name],
+        ['id:', info.id],
+        ['created:', `${formatTime(Date.parse(info.createdAt))} by ${info.createdBy}`],
+        ['seq:', String(info.seq)],
+        ['files:', `${info.files} (${formatBytes(info.bytes)})`],
+        ['directories:', String(info.directories)],
+      ];
+      process.stdout.write(table(rows));
     });
 
   volume

@@ -391,6 +391,8 @@ async function makeClient(loc: S3Location): Promise<S3Client> {
   if (loc.region) config.region = loc.region;
   if (loc.endpoint) config.endpoint = loc.endpoint;
   if (loc.pathStyle !== undefined) config.forcePathStyle = loc.pathStyle;
+  // Node 20 is supported here; the SDK's documented switch (aws-sdk-js-v3#7983) silences only its notice about it.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   let client = new S3Client(config);
   if (!loc.region) {
     try {

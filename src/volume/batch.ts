@@ -69,6 +69,12 @@ export class Batch {
   }
 }
 
+/** What a batch upload put: files (inlined small ones included) and their bytes. */
+export interface BatchResult {
+  files: number;
+  bytes: number;
+}
+
 /** Progress of a batch upload: bytes read from the sources so far, of the total. */
 export type BatchProgress = (p: { bytes: number; totalBytes: number }) => void;
 
@@ -147,7 +153,7 @@ async function plan(batch: Batch): Promise<{ files: Planned[]; dirs: string[] }>
 }
 
 /** Checks every target against the session, uploads the data, then applies everything. */
-export async function uploadBatch(s: Session, chunks: ChunkStore, batch: Batch, force: boolean, onProgress?: BatchProgress): Promise<void> {
+export async function uploadBatch(s: Session, chunks: ChunkStore, batch: Batch, force: boolean, onProgress?: BatchProgress): Promise<BatchResult> {
   const { files, dirs } = await plan(batch);
   const sizes = await Promise.all(files.map(async (f) => (typeof f.source === 'string' ? (await localStat(f.source)).size : f.source.length)));
   const total = sizes.reduce((a, b) => a + b, 0);
@@ -210,4 +216,5 @@ export async function uploadBatch(s: Session, chunks: ChunkStore, batch: Batch, 
     throw err;
   }
   s.putEntries(dirs, entries);
+  return { files: files.length, bytes: total };
 }

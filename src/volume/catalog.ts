@@ -70,7 +70,7 @@ export class Catalog {
       if (isCairnError(err, 'NOT_FOUND')) {
         throw new CairnError('NOT_FOUND', `volume ${name} not found`, {
           volume: name,
-          hint: 'create it first (cairn volume create, or createIfMissing: true)',
+          hint: 'create it first (Volume.objects.create, or createIfMissing: true)',
         });
       }
       throw err;

@@ -3,7 +3,7 @@
  * Layers above import from here only.
  */
 export { Volume, type StoreOption, type MountControl } from './volume.js';
-export { Batch } from './batch.js';
+export { Batch, type BatchResult } from './batch.js';
 export type { VerifyReport, VerifyProblem, VerifyOrphan, VerifyOptions, VerifyKind } from './verify.js';
 export { Session, type SessionOptions } from './session.js';
 export { openSession, type OpenSessionOptions, type MountSession } from './open.js';

@@ -11,7 +11,11 @@ import { CairnError } from '../errors.js';
 /** The longest name (path component) and path, in bytes, as Linux's NAME_MAX and PATH_MAX. */
 export const NAME_MAX = 255;
 export const PATH_MAX = 4096;
-const NAME_RE = /^[A-Za-z0-9._-]{1,63}$/;
+/**
+ * Volume names: 1-63 of letters, digits, "-", "." and "_", starting with a letter or a digit (so never
+ * "." or "..", which cannot be store keys, nor "-x", which reads as a flag).
+ */
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 const GLOB_RE = /[*?[\]{}]/;
 
 /** Normalises a volume path ('/a//b/' is not accepted: empty segments are rejected). */
@@ -61,7 +65,7 @@ export function checkVolumeName(name: string): string {
   if (typeof name !== 'string' || !NAME_RE.test(name)) {
     throw new CairnError('INVALID_ARGUMENT', `invalid volume name ${JSON.stringify(name)}`, {
       volume: String(name),
-      hint: 'names are 1-63 characters of letters, digits, "-", "." and "_"',
+      hint: 'names are 1-63 characters of letters, digits, "-", "." and "_" that start with a letter or a digit',
     });
   }
   return name;

@@ -20,7 +20,7 @@ import { type VolumeMeta, keys } from './records.js';
 import { Session } from './session.js';
 import { privateSessionDir } from './sessiondir.js';
 import { baseName, checkNoGlob, joinPath, normalizePath, parentOf } from './paths.js';
-import { Batch, type BatchProgress, uploadBatch } from './batch.js';
+import { Batch, type BatchProgress, type BatchResult, uploadBatch } from './batch.js';
 import { checkInteger, checkTimeMs } from '../util/limits.js';
 import { type VerifyOptions, type VerifyReport, verifyVolume } from './verify.js';
 
@@ -305,16 +305,21 @@ export class Volume implements AsyncDisposable {
   }
 
   /**
-   * Copies files inside the volume with `cp` semantics; only references are copied.
+   * Copies files inside the volume with `cp` semantics; only references are copied. A `dstPath`
+   * ending in `/` is a directory, created with its parents when missing (as batchUpload's paths are).
    * @example await vol.copyFiles(['/a.txt', '/b.txt'], '/backup/');
    */
   async copyFiles(srcPaths: string[], dstPath: string, options: { recursive?: boolean } = {}): Promise<void> {
     if (!Array.isArray(srcPaths) || srcPaths.length === 0) throw new CairnError('INVALID_ARGUMENT', 'copyFiles needs at least one source path');
     const srcs = srcPaths.map((p) => normalizePath(p, 'source path'));
     const dst = normalizePath(dstPath, 'destination path');
+    const dirDst = dstPath.endsWith('/');
     await this.run(true, async (s) => {
       const dstStat = s.lookup(dst);
-      const into = dstStat?.type === 'directory';
+      if (dirDst && dstStat && dstStat.type !== 'directory') {
+        throw new CairnError('NOT_A_DIRECTORY', `/${dst} is not a directory`, { path: `/${dst}` });
+      }
+      const into = dirDst || dstStat?.type === 'directory';
       if (!into && srcs.length > 1) {
         throw new CairnError(dstStat ? 'NOT_A_DIRECTORY' : 'NOT_FOUND', `copying several files needs an existing directory as the destination: /${dst}`, { path: `/${dst}` });
       }
@@ -331,6 +336,7 @@ export class Volume implements AsyncDisposable {
         if (!into && !s.lookup(parentOf(target))) throw new CairnError('NOT_FOUND', `no such directory: /${parentOf(target)}`, { path: `/${parentOf(target)}` });
         plan.push([src, target]);
       }
+      if (dirDst && !dstStat) await s.mkdirp(dst);
       for (const [src, target] of plan) {
         if (s.lookup(target)?.type === 'directory') {
           for (const child of await s.readdir(src)) await s.copy(child.path, joinPath(target, baseName(child.path)));
@@ -340,13 +346,13 @@ export class Volume implements AsyncDisposable {
   }
 
   /**
-   * Uploads files and directories in one all-or-nothing commit.
+   * Uploads files and directories in one all-or-nothing commit; resolves with the files and bytes put.
    * @example await vol.batchUpload({ force: true }, async (b) => { b.putFile('./a.txt', '/a.txt'); b.putDirectory('./dir', '/dir'); });
    */
-  async batchUpload(options: { force?: boolean; onProgress?: BatchProgress }, fn: (batch: Batch) => unknown | Promise<unknown>): Promise<void> {
+  async batchUpload(options: { force?: boolean; onProgress?: BatchProgress }, fn: (batch: Batch) => unknown | Promise<unknown>): Promise<BatchResult> {
     const batch = new Batch();
     await fn(batch);
-    await this.run(true, (s) => uploadBatch(s, this.chunks, batch, !!options.force, options.onProgress));
+    return await this.run(true, (s) => uploadBatch(s, this.chunks, batch, !!options.force, options.onProgress));
   }
 
   // ---- commit / reload / close ---------------------------------------------------------------

@@ -5,33 +5,12 @@
 import '../helpers/env.js';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { forEachBackend } from '../helpers/backends.js';
-
-const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'main.js');
-
-interface Result {
-  code: number;
-  stdout: Buffer;
-  out: string;
-  err: string;
-}
-
-function cairn(args: string[], opts: { input?: string } = {}): Promise<Result> {
-  return new Promise((resolve) => {
-    const child = execFile(process.execPath, [CLI, ...args], { encoding: 'buffer', maxBuffer: 1 << 28, env: process.env }, (error, stdout, stderr) => {
-      const code = error ? (typeof (error as { code?: unknown }).code === 'number' ? ((error as { code: number }).code) : 1) : 0;
-      resolve({ code, stdout, out: stdout.toString(), err: stderr.toString() });
-    });
-    if (opts.input !== undefined) child.stdin!.end(opts.input);
-    else child.stdin!.end();
-  });
-}
+import { cairn } from './harness.js';
 
 describe('cairn (no store needed)', () => {
   it('prints --version and --help with examples, exits 2 on usage errors', async () => {
