@@ -201,6 +201,68 @@ describe('volumes through the fault-injecting proxy (S3)', () => {
     await Promise.all([storeA.close(), storeB.close()]);
   });
 
+  for (const [mode, rate] of [['500-before', 0.2], ['500-after', 0.2], ['503', 0.2], ['reset', 0.2], ['truncate', 0.25], ['stall', 0.15]] as const) {
+    it(`volume operations at ${rate * 100}% ${mode}: none fails, each commit once`, { timeout: 300_000 }, async () => {
+      fp.rules = [];
+      const url = fp.freshUrl('timeout_ms=3000');
+      const store = await openStore(url);
+      const clean = await openStore(url.replace(fp.endpoint, s3.endpoint));
+      const vol = await Volume.fromName('ops', { createIfMissing: true, store });
+      const s = await vol.session();
+      const model = new Map<string, Buffer>();
+      let calls = 0;
+      let failed = 0;
+      const codes: Record<string, number> = {};
+      const op = async <T>(fn: () => Promise<T>): Promise<T | undefined> => {
+        calls++;
+        try {
+          return await fn();
+        } catch (err) {
+          failed++;
+          const code = isCairnError(err) ? err.code : String(err);
+          codes[code] = (codes[code] ?? 0) + 1;
+          return undefined;
+        }
+      };
+      fp.resetCounters();
+      fp.rules = [{ mode, rate }];
+      const t0 = Date.now();
+      let committed = 0;
+      try {
+        for (let i = 0; i < 10; i++) {
+          const data = crypto.randomBytes(i % 2 ? 300 : 20_000);
+          await writeFile(s, `/f${i}`, data);
+          const r = await op(() => s.commit());
+          if (r?.committed) committed++;
+          model.set(`f${i}`, data); // committed now or by the next commit
+        }
+        await op(() => s.commit());
+        for (const [p, data] of model) {
+          const got = await op(() => readAll(vol, `/${p}`));
+          if (got) assert.ok(got.equals(data), `/${p}`);
+        }
+        for (let i = 0; i < 4; i++) {
+          const listed = await op(() => vol.listdir('/'));
+          if (listed) assert.deepEqual(listed.map((e) => e.path.replace(/^\//, '')).sort(), [...model.keys()].sort());
+          await op(() => vol.history());
+          await op(() => s.reload());
+        }
+      } finally {
+        fp.rules = [];
+      }
+      const line = `faults: volume ops, ${mode} ${rate * 100}%: failed ${failed}/${calls} operations ${JSON.stringify(codes)}; ` +
+        `${fp.counters.requests} requests, ${fp.injectedTotal()} faults injected, ${Date.now() - t0} ms`;
+      lines.push(line);
+      const records = await logOf(clean, vol);
+      assert.deepEqual(records.flatMap((r) => r.ops.map((o) => o.path)).sort(), [...model.keys()].sort(), 'every file committed once');
+      await s.close();
+      await vol.close();
+      await Promise.all([store.close(), clean.close()]);
+      assert.ok(fp.injectedTotal() > 0, 'faults were injected');
+      assert.equal(failed, 0, line);
+    });
+  }
+
   it('create, batchUpload, two writers, reload, read, list, history at 25% faults: every byte and the log', { timeout: 300_000 }, async () => {
     const rnd = seededRandom(42);
     const bytes = (n: number) => Buffer.from(Array.from({ length: n }, () => Math.floor(rnd() * 256)));
