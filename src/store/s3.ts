@@ -71,7 +71,7 @@ export function s3TimeoutMs(loc: { timeoutMs?: number }): number {
  * The per-attempt limits derived from the bound T: an attempt fails after T/6 without a byte
  * (connecting: at most 3 s), so that about five silent attempts fit in T.
  */
-function attemptLimits(timeoutMs: number): { idleMs: number; connectMs: number; boundMs: number } {
+export function attemptLimits(timeoutMs: number): { idleMs: number; connectMs: number; boundMs: number } {
   const idleMs = Math.max(50, Math.floor(timeoutMs / 6));
   // The SDK arms idle timers of 6 s or more only 3 s into a request.
   return { idleMs, connectMs: Math.min(3_000, idleMs), boundMs: idleMs + (idleMs >= 6_000 ? 3_000 : 0) };
@@ -207,10 +207,11 @@ export class S3Store implements ObjectStore {
   /** Writes a random probe key twice with ifAbsent: if the second write succeeds, the server ignores If-None-Match. */
   private async probeConditionalWrites(): Promise<boolean> {
     const key = `_cairn/probe/${Date.now()}-${randomBytes(8).toString('hex')}`;
-    const body = Buffer.from('cairn conditional-write probe\n');
+    // Two different bodies: a refused retry of the second put must not pass for our own landed write.
+    const body = (n: number): Buffer => Buffer.from(`cairn conditional-write probe ${n}\n`);
     try {
       try {
-        await this.put(key, body, { ifAbsent: true });
+        await this.put(key, body(1), { ifAbsent: true });
       } catch (err) {
         const status = (err as CairnError).context?.status;
         // A server that rejects the header outright (501 NotImplemented, 400) has no conditional writes.
@@ -218,7 +219,7 @@ export class S3Store implements ObjectStore {
         throw err;
       }
       try {
-        await this.put(key, body, { ifAbsent: true });
+        await this.put(key, body(2), { ifAbsent: true });
         return false;
       } catch (err) {
         if (err instanceof CairnError && err.code === 'ALREADY_EXISTS') return true;
@@ -281,7 +282,7 @@ export class S3Store implements ObjectStore {
         const outOfTime = kind === 'timeout' && elapsed + delay + boundMs > this.timeoutMs;
         if (n >= maxAttempts || outOfTime || this.closed) {
           if (kind === 'timeout') {
-            throw new CairnError('UNAVAILABLE', `${what}: ${this.endpointName} did not answer (${n} attempts of ${idleMs} ms in ${elapsed} ms)`, {
+            throw new CairnError('UNAVAILABLE', `${what}: ${this.endpointName} did not answer (nothing for ${idleMs} ms; ${n} attempts in ${elapsed} ms)`, {
               store: this.url, key, attempts: n,
               hint: `check that ${this.endpointName} is up and reachable; a call waits at most timeout_ms=${this.timeoutMs} ` +
                 '(set it in the store URL, or CAIRN_S3_TIMEOUT_MS)',

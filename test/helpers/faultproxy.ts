@@ -11,6 +11,8 @@
  * - `truncate`:   forwarded, then half of the body is sent under the full Content-Length and the
  *                 connection is closed (FIN). Only replies with a body of two or more bytes.
  * - `stall`:      the request is read and never answered (the client must time out).
+ * - `stall-body`: forwarded, then the headers and half of the body are sent, and nothing more
+ *                 (the connection stays open). Only replies with a body of two or more bytes.
  * - `outage(ms)`: every connection, open or new, is reset for that long (connection refused/reset).
  *
  * `once(rule)` fails exactly the next matching request, with an optional hook run between
@@ -25,8 +27,8 @@ import type net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 
-export type FaultMode = '500-before' | '500-after' | '503' | 'reset' | 'truncate' | 'stall';
-export const FAULT_MODES: readonly FaultMode[] = ['500-before', '500-after', '503', 'reset', 'truncate', 'stall'];
+export type FaultMode = '500-before' | '500-after' | '503' | 'reset' | 'truncate' | 'stall' | 'stall-body';
+export const FAULT_MODES: readonly FaultMode[] = ['500-before', '500-after', '503', 'reset', 'truncate', 'stall', 'stall-body'];
 
 /** What a filter sees of a request. `key` is the object key without the bucket (URL-decoded). */
 export interface RequestInfo {
@@ -110,7 +112,7 @@ function emptyCounters(): FaultCounters {
   return {
     requests: 0,
     forwarded: 0,
-    injected: { '500-before': 0, '500-after': 0, '503': 0, reset: 0, truncate: 0, stall: 0, outage: 0 },
+    injected: { '500-before': 0, '500-after': 0, '503': 0, reset: 0, truncate: 0, stall: 0, 'stall-body': 0, outage: 0 },
     byMethod: {},
   };
 }
@@ -209,13 +211,17 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     if (hook && (mode === '500-after' || mode === 'reset')) await hook(info);
     if (mode === '500-after') return fail(res, 500, 'InternalError', 'injected: 500 after forwarding');
     const hasBody = method !== 'HEAD' && reply.body.length >= 2;
-    if (mode === 'truncate' && !hasBody) counters.injected.truncate--; // not applicable: forwarded as is
+    if ((mode === 'truncate' || mode === 'stall-body') && !hasBody) counters.injected[mode]--; // not applicable: forwarded as is
     res.writeHead(reply.status, reply.message, reply.headers);
     if (mode === 'reset') {
       const socket = res.socket;
       if (hasBody) res.write(reply.body.subarray(0, reply.body.length >> 1));
       // Let the half body reach the socket, then reset it (RST, no FIN).
       setImmediate(() => socket?.resetAndDestroy());
+      return;
+    }
+    if (mode === 'stall-body' && hasBody) {
+      res.write(reply.body.subarray(0, reply.body.length >> 1)); // and never the rest
       return;
     }
     if (mode === 'truncate' && hasBody) {

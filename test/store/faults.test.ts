@@ -14,7 +14,7 @@ import crypto from 'node:crypto';
 import { startS3, type S3Server } from '../helpers/s3server.js';
 import { startFaultProxy, seededRandom, type FaultProxy, type FaultRule } from '../helpers/faultproxy.js';
 import { openStore } from '../../src/store/open.js';
-import { MULTIPART_THRESHOLD, s3TimeoutMs } from '../../src/store/s3.js';
+import { MULTIPART_THRESHOLD, attemptLimits, s3TimeoutMs } from '../../src/store/s3.js';
 import { isCairnError } from '../../src/errors.js';
 import type { ObjectStore } from '../../src/store/types.js';
 
@@ -150,6 +150,24 @@ describe('S3Store under injected faults', () => {
     await scenario('stall 15%', [{ mode: 'stall', rate: 0.15 }], 'timeout_ms=3000', 9);
   });
 
+  it('survives bodies that stop halfway at 15% (timeout_ms=3000)', { timeout: 180_000 }, async () => {
+    await scenario('stall-body 15%', [{ mode: 'stall-body', rate: 0.15 }], 'timeout_ms=3000', 10);
+  });
+
+  it('probes conditional writes right though the probe\'s replies are lost', async () => {
+    fp.rules = [{ mode: '500-after', rate: 0.4, methods: ['PUT'] }];
+    try {
+      for (let i = 0; i < 6; i++) {
+        const store = await openStore(fp.freshUrl());
+        assert.equal(store.conditionalWrites, true);
+        await store.close();
+      }
+      assert.ok(fp.counters.injected['500-after'] > 0);
+    } finally {
+      fp.rules = [];
+    }
+  });
+
   it('survives an outage of 1.5 s', async () => {
     fp.rules = [];
     const url = fp.freshUrl();
@@ -220,6 +238,9 @@ describe('S3Store under injected faults', () => {
       process.env.CAIRN_S3_TIMEOUT_MS = '5000';
       assert.equal(s3TimeoutMs({}), 5_000);
       assert.equal(s3TimeoutMs({ timeoutMs: 1234 }), 1234);
+      // At the default, five silent attempts of 5 s (and their backoff) fit in 30 s, a sixth does not start.
+      assert.deepEqual(attemptLimits(30_000), { idleMs: 5_000, connectMs: 3_000, boundMs: 5_000 });
+      assert.equal(attemptLimits(60_000).boundMs, 13_000, 'the SDK arms idle timers of 6 s or more 3 s late');
       process.env.CAIRN_S3_TIMEOUT_MS = 'soon';
       assert.throws(() => s3TimeoutMs({}), (e: unknown) => isCairnError(e, 'INVALID_ARGUMENT'));
     } finally {
