@@ -201,6 +201,24 @@ describe('volumes through the fault-injecting proxy (S3)', () => {
     await Promise.all([storeA.close(), storeB.close()]);
   });
 
+  it('a name object cut short on every read is UNAVAILABLE, never CORRUPT; one that is damaged is CORRUPT', async () => {
+    fp.rules = [];
+    const url = fp.freshUrl('timeout_ms=3000');
+    const store = await openStore(url);
+    try {
+      await (await Volume.fromName('cut', { createIfMissing: true, store })).close();
+      fp.rules = [{ mode: 'truncate', rate: 1, methods: ['GET'], key: /names\/cut$/ }];
+      await assert.rejects(Volume.fromName('cut', { store }), (e: unknown) => isCairnError(e, 'UNAVAILABLE') || assert.fail(String(e)));
+      fp.rules = [];
+      await store.put('names/bad', Buffer.from('{"id": "vo-'));
+      await assert.rejects(Volume.fromName('bad', { store }), (e: unknown) => isCairnError(e, 'CORRUPT') || assert.fail(String(e)));
+      assert.equal((await Volume.fromName('cut', { store })).name, 'cut', 'whole again once the network is');
+    } finally {
+      fp.rules = [];
+      await store.close();
+    }
+  });
+
   for (const [mode, rate] of [['500-before', 0.2], ['500-after', 0.2], ['503', 0.2], ['reset', 0.2], ['truncate', 0.25], ['stall', 0.15]] as const) {
     it(`volume operations at ${rate * 100}% ${mode}: none fails, each commit once`, { timeout: 300_000 }, async () => {
       fp.rules = [];
