@@ -6,6 +6,9 @@
  *   ops up to a fence as one record at the first free seq after the log head it knows (`ifAbsent`
  *   is the only coordination); losing the race only moves it to the next seq, data is never
  *   re-uploaded. Ops written while a commit runs stay pending for the next one.
+ * - A commit is published at most once: a taken seq holding our own commitId is our record (an
+ *   attempt whose reply was lost), and a commit that failed is looked up (`recover`) before the
+ *   next one starts.
  * - Others' commits enter the view only on reload (or bootstrap); after a commit the view moves
  *   to the new seq only when no other writer's record lies between (otherwise it stays at its
  *   base, and reload re-applies every record after it, ours included, in log order: last writer
