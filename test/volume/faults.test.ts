@@ -201,6 +201,34 @@ describe('volumes through the fault-injecting proxy (S3)', () => {
     await Promise.all([storeA.close(), storeB.close()]);
   });
 
+  it('a commit and reads during a 2 s outage succeed once the store is back', async () => {
+    fp.rules = [];
+    const store = await openStore(fp.freshUrl());
+    const vol = await Volume.fromName('outage', { createIfMissing: true, store });
+    const s = await vol.session();
+    let outage: Promise<void> | undefined;
+    try {
+      const before = crypto.randomBytes(50_000);
+      await writeFile(s, '/before', before);
+      await s.commit();
+      const during = crypto.randomBytes(50_000);
+      await writeFile(s, '/during', during);
+      fp.resetCounters();
+      outage = fp.outage(2_000);
+      const [r, got] = await Promise.all([s.commit(), readAll(vol, '/before')]);
+      assert.ok(fp.counters.injected.outage > 0, 'connections were refused');
+      assert.equal(r.committed, true);
+      assert.ok(got.equals(before));
+      assert.ok((await readAll(vol, '/during')).equals(during));
+      assert.equal((await logOf(store, vol)).length, 2);
+    } finally {
+      await outage;
+      await s.close();
+      await vol.close();
+      await store.close();
+    }
+  });
+
   it('a name object cut short on every read is UNAVAILABLE, never CORRUPT; one that is damaged is CORRUPT', async () => {
     fp.rules = [];
     const url = fp.freshUrl('timeout_ms=3000');
