@@ -61,7 +61,8 @@ export function s3TimeoutMs(loc: { timeoutMs?: number }): number {
   const ms = parseTimeoutMs(env);
   if (ms === undefined) {
     throw new CairnError('INVALID_ARGUMENT', `CAIRN_S3_TIMEOUT_MS=${JSON.stringify(env)} is not a timeout`, {
-      hint: `set it to milliseconds from ${TIMEOUT_MS_RANGE.min} to ${TIMEOUT_MS_RANGE.max}, or unset it (default ${DEFAULT_TIMEOUT_MS})`,
+      hint: `set it to milliseconds from ${TIMEOUT_MS_RANGE.min} to ${TIMEOUT_MS_RANGE.max}, ` +
+        `or unset it (default ${DEFAULT_TIMEOUT_MS})`,
     });
   }
   return ms;
@@ -99,11 +100,11 @@ interface SdkError {
 
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'EAI_AGAIN', 'EPIPE', 'TimeoutError', 'RequestTimeout']);
 /** Network failures worth another attempt (ENOTFOUND is not: a wrong host name stays wrong). */
-const RETRY_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EPIPE', 'ECONNABORTED',
-  'ERR_STREAM_PREMATURE_CLOSE', 'UND_ERR_SOCKET', 'RequestTimeout']);
+const RETRY_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EPIPE',
+  'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE', 'UND_ERR_SOCKET', 'RequestTimeout']);
 /** S3 error names that mean "slow down / try again". */
-const THROTTLE_NAMES = new Set(['SlowDown', 'Throttling', 'ThrottlingException', 'RequestThrottled', 'TooManyRequestsException',
-  'ServiceUnavailable', 'InternalError', 'RequestTimeout', 'RequestTimeTooSkewed']);
+const THROTTLE_NAMES = new Set(['SlowDown', 'Throttling', 'ThrottlingException', 'RequestThrottled',
+  'TooManyRequestsException', 'ServiceUnavailable', 'InternalError', 'RequestTimeout', 'RequestTimeTooSkewed']);
 
 /**
  * Whether a failed attempt is worth another: `timeout` (nothing heard for the idle limit), `fault`
@@ -119,7 +120,8 @@ function transientKind(err: unknown): 'timeout' | 'fault' | undefined {
   if (status !== undefined && (status >= 500 || status === 429)) return 'fault';
   if (THROTTLE_NAMES.has(name) || RETRY_CODES.has(code) || RETRY_CODES.has(name)) return 'fault';
   // Node's own words for a connection that ended mid-response.
-  if ((status === undefined || status < 300) && /socket hang up|aborted|premature close|ECONNRESET|EPIPE/i.test(e.message ?? '')) return 'fault';
+  const cut = /socket hang up|aborted|premature close|ECONNRESET|EPIPE/i.test(e.message ?? '');
+  if (cut && (status === undefined || status < 300)) return 'fault';
   return undefined;
 }
 
@@ -190,7 +192,8 @@ export class S3Store implements ObjectStore {
 
   private async headBucket(): Promise<void> {
     try {
-      await this.retrying('cannot open bucket', undefined, () => this.client.send(new HeadBucketCommand({ Bucket: this.loc.bucket })), OPEN_ATTEMPTS);
+      const head = () => this.client.send(new HeadBucketCommand({ Bucket: this.loc.bucket }));
+      await this.retrying('cannot open bucket', undefined, head, OPEN_ATTEMPTS);
     } catch (err) {
       const e = err as SdkError;
       if (e.$metadata?.httpStatusCode === 404 || e.name === 'NotFound' || e.name === 'NoSuchBucket') {
@@ -253,7 +256,8 @@ export class S3Store implements ObjectStore {
     if (status === 403 || name === 'AccessDenied' || name === 'InvalidAccessKeyId' || name === 'SignatureDoesNotMatch') {
       return make('PERMISSION_DENIED', 'check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (or the profile) and the bucket policy');
     }
-    if (NETWORK_CODES.has(netCode) || NETWORK_CODES.has(name) || transientKind(err) !== undefined && (status === undefined || status < 300) ||
+    const transientNoStatus = transientKind(err) !== undefined && (status === undefined || status < 300);
+    if (NETWORK_CODES.has(netCode) || NETWORK_CODES.has(name) || transientNoStatus ||
       (status === undefined && /ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|timed? ?out/i.test(detail))) {
       return make('UNAVAILABLE', `cannot reach ${this.endpointName}; check the endpoint and that the server is running`);
     }
@@ -268,7 +272,12 @@ export class S3Store implements ObjectStore {
    * runs out of attempts; a silent endpoint stops it once `timeout_ms` would be exceeded. What
    * is not transient is thrown as it came (the caller maps it); giving up is UNAVAILABLE.
    */
-  private async retrying<T>(what: string, key: string | undefined, attempt: () => Promise<T>, maxAttempts = MAX_ATTEMPTS): Promise<T> {
+  private async retrying<T>(
+    what: string,
+    key: string | undefined,
+    attempt: () => Promise<T>,
+    maxAttempts = MAX_ATTEMPTS,
+  ): Promise<T> {
     const start = Date.now();
     const { boundMs, idleMs } = attemptLimits(this.timeoutMs);
     for (let n = 1; ; n++) {
@@ -282,10 +291,12 @@ export class S3Store implements ObjectStore {
         const outOfTime = kind === 'timeout' && elapsed + delay + boundMs > this.timeoutMs;
         if (n >= maxAttempts || outOfTime || this.closed) {
           if (kind === 'timeout') {
-            throw new CairnError('UNAVAILABLE', `${what}: ${this.endpointName} did not answer (nothing for ${idleMs} ms; ${n} attempts in ${elapsed} ms)`, {
+            const message = `${what}: ${this.endpointName} did not answer ` +
+              `(nothing for ${idleMs} ms; ${n} attempts in ${elapsed} ms)`;
+            throw new CairnError('UNAVAILABLE', message, {
               store: this.url, key, attempts: n,
-              hint: `check that ${this.endpointName} is up and reachable; a call waits at most timeout_ms=${this.timeoutMs} ` +
-                '(set it in the store URL, or CAIRN_S3_TIMEOUT_MS)',
+              hint: `check that ${this.endpointName} is up and reachable; a call waits at most ` +
+                `timeout_ms=${this.timeoutMs} (set it in the store URL, or CAIRN_S3_TIMEOUT_MS)`,
             }, { cause: err });
           }
           throw this.mapError(err, what, key, ` (gave up after ${n} attempts in ${elapsed} ms)`);
@@ -383,7 +394,8 @@ export class S3Store implements ObjectStore {
     let uploadId: string;
     try {
       // A retried create may leave an unused upload behind; bucket lifecycle rules expire those.
-      const created = await this.retrying(`cannot start upload of ${key}`, key, () => this.client.send(new CreateMultipartUploadCommand({ Bucket, Key })));
+      const created = await this.retrying(`cannot start upload of ${key}`, key, () =>
+        this.client.send(new CreateMultipartUploadCommand({ Bucket, Key })));
       uploadId = created.UploadId!;
     } catch (err) {
       throw this.mapError(err, `cannot start upload of ${key}`, key);
@@ -394,9 +406,10 @@ export class S3Store implements ObjectStore {
       const count = Math.ceil(body.byteLength / PART_SIZE);
       const parts = await Promise.all(Array.from({ length: count }, (_, i) => limit(async () => {
         const part = body.subarray(i * PART_SIZE, Math.min(body.byteLength, (i + 1) * PART_SIZE));
-        const out = await this.retrying(`cannot upload part ${i + 1} of ${key}`, key, () => this.client.send(new UploadPartCommand({
-          Bucket, Key, UploadId: uploadId, PartNumber: i + 1, Body: part, ContentLength: part.byteLength,
-        })));
+        const out = await this.retrying(`cannot upload part ${i + 1} of ${key}`, key, () =>
+          this.client.send(new UploadPartCommand({
+            Bucket, Key, UploadId: uploadId, PartNumber: i + 1, Body: part, ContentLength: part.byteLength,
+          })));
         return { PartNumber: i + 1, ETag: out.ETag };
       })));
       await this.retrying(`cannot complete upload of ${key}`, key, () => {
@@ -447,13 +460,14 @@ export class S3Store implements ObjectStore {
     while (out.length < limit) {
       let page;
       try {
-        page = await this.retrying(`cannot list ${prefix || '/'}`, undefined, () => this.client.send(new ListObjectsV2Command({
+        const request = new ListObjectsV2Command({
           Bucket: this.loc.bucket,
           Prefix: this.loc.prefix ? `${this.loc.prefix}/${prefix}` : prefix,
           StartAfter: token === undefined && options.startAfter !== undefined ? this.fullKey(options.startAfter) : undefined,
           ContinuationToken: token,
           MaxKeys: Math.min(1000, limit - out.length),
-        })));
+        });
+        page = await this.retrying(`cannot list ${prefix || '/'}`, undefined, () => this.client.send(request));
       } catch (err) {
         throw this.mapError(err, `cannot list ${prefix || '/'}`);
       }

@@ -5,7 +5,8 @@
 import { CairnError } from '../errors.js';
 import { checkKey } from './keys.js';
 
-export const S3_URL_FORMS = 's3://BUCKET[/PREFIX][?endpoint=http://HOST:PORT&region=REGION&path_style=true&timeout_ms=N]';
+export const S3_URL_FORMS =
+  's3://BUCKET[/PREFIX][?endpoint=http://HOST:PORT&region=REGION&path_style=true&timeout_ms=N]';
 
 /** Bounds of `timeout_ms` (and CAIRN_S3_TIMEOUT_MS): 100 ms … 1 hour. */
 export const TIMEOUT_MS_RANGE = { min: 100, max: 3_600_000 } as const;
@@ -87,11 +88,13 @@ export function parseS3Url(url: string): S3Location {
     } else if (name === 'timeout_ms') {
       const ms = parseTimeoutMs(value);
       if (ms === undefined) {
-        throw invalidUrl(url, `timeout_ms must be an integer from ${TIMEOUT_MS_RANGE.min} to ${TIMEOUT_MS_RANGE.max}, not ${JSON.stringify(value)}`);
+        const { min, max } = TIMEOUT_MS_RANGE;
+        throw invalidUrl(url, `timeout_ms must be an integer from ${min} to ${max}, not ${JSON.stringify(value)}`);
       }
       loc.timeoutMs = ms;
     } else {
-      throw invalidUrl(url, `unknown parameter ${JSON.stringify(name)} (accepted: endpoint, region, path_style, timeout_ms)`);
+      const accepted = 'endpoint, region, path_style, timeout_ms';
+      throw invalidUrl(url, `unknown parameter ${JSON.stringify(name)} (accepted: ${accepted})`);
     }
   }
   return loc;

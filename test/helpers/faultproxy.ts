@@ -28,7 +28,8 @@ import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 
 export type FaultMode = '500-before' | '500-after' | '503' | 'reset' | 'truncate' | 'stall' | 'stall-body';
-export const FAULT_MODES: readonly FaultMode[] = ['500-before', '500-after', '503', 'reset', 'truncate', 'stall', 'stall-body'];
+export const FAULT_MODES: readonly FaultMode[] =
+  ['500-before', '500-after', '503', 'reset', 'truncate', 'stall', 'stall-body'];
 
 /** What a filter sees of a request. `key` is the object key without the bucket (URL-decoded). */
 export interface RequestInfo {
@@ -112,7 +113,9 @@ function emptyCounters(): FaultCounters {
   return {
     requests: 0,
     forwarded: 0,
-    injected: { '500-before': 0, '500-after': 0, '503': 0, reset: 0, truncate: 0, stall: 0, 'stall-body': 0, outage: 0 },
+    injected: {
+      '500-before': 0, '500-after': 0, '503': 0, reset: 0, truncate: 0, stall: 0, 'stall-body': 0, outage: 0,
+    },
     byMethod: {},
   };
 }
@@ -136,7 +139,8 @@ function matches(rule: Omit<FaultRule, 'rate'>, req: RequestInfo): boolean {
  * Starts the proxy on 127.0.0.1 (port 0).
  * @example
  * const s3 = await startS3();
- * const fp = await startFaultProxy({ upstream: s3.endpoint, bucket: s3.bucket, rules: [{ mode: '500-after', rate: 0.2 }] });
+ * const rules: FaultRule[] = [{ mode: '500-after', rate: 0.2 }];
+ * const fp = await startFaultProxy({ upstream: s3.endpoint, bucket: s3.bucket, rules });
  * const store = await openStore(fp.freshUrl());
  */
 export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultProxy> {
@@ -163,7 +167,8 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
   };
 
   /** Sends the request upstream; resolves with the whole reply. */
-  const forward = (req: http.IncomingMessage, body: Buffer): Promise<{ status: number; message?: string; headers: http.IncomingHttpHeaders; body: Buffer }> =>
+  type Reply = { status: number; message?: string; headers: http.IncomingHttpHeaders; body: Buffer };
+  const forward = (req: http.IncomingMessage, body: Buffer): Promise<Reply> =>
     new Promise((resolve, reject) => {
       const headers = { ...req.headers };
       delete headers.expect;
@@ -172,7 +177,8 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
         { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers, agent },
         (res) => {
           readAll(res).then(
-            (b) => resolve({ status: res.statusCode ?? 502, message: res.statusMessage, headers: res.headers, body: b }),
+            (b) =>
+              resolve({ status: res.statusCode ?? 502, message: res.statusMessage, headers: res.headers, body: b }),
             reject,
           );
         },
@@ -211,7 +217,8 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     if (hook && (mode === '500-after' || mode === 'reset')) await hook(info);
     if (mode === '500-after') return fail(res, 500, 'InternalError', 'injected: 500 after forwarding');
     const hasBody = method !== 'HEAD' && reply.body.length >= 2;
-    if ((mode === 'truncate' || mode === 'stall-body') && !hasBody) counters.injected[mode]--; // not applicable: forwarded as is
+    // Not applicable without a body: forwarded as is.
+    if ((mode === 'truncate' || mode === 'stall-body') && !hasBody) counters.injected[mode]--;
     res.writeHead(reply.status, reply.message, reply.headers);
     if (mode === 'reset') {
       const socket = res.socket;
@@ -255,8 +262,10 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
 
   return {
     endpoint,
-    freshUrl: (extra?: string) =>
-      `s3://${opts.bucket}/f-${randomBytes(6).toString('hex')}?endpoint=${endpoint}&path_style=true${extra ? `&${extra}` : ''}`,
+    freshUrl: (extra?: string) => {
+      const prefix = `f-${randomBytes(6).toString('hex')}`;
+      return `s3://${opts.bucket}/${prefix}?endpoint=${endpoint}&path_style=true${extra ? `&${extra}` : ''}`;
+    },
     get rules() {
       return state.rules;
     },

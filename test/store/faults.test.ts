@@ -12,7 +12,9 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import crypto from 'node:crypto';
 import { startS3, type S3Server } from '../helpers/s3server.js';
-import { startFaultProxy, seededRandom, type FaultProxy, type FaultRule } from '../helpers/faultproxy.js';
+import {
+  startFaultProxy, seededRandom, type FaultProxy, type FaultRule, type RequestInfo,
+} from '../helpers/faultproxy.js';
 import { openStore } from '../../src/store/open.js';
 import { MULTIPART_THRESHOLD, attemptLimits, s3TimeoutMs } from '../../src/store/s3.js';
 import { isCairnError } from '../../src/errors.js';
@@ -72,7 +74,8 @@ async function workload(store: ObjectStore, seed: number): Promise<{ tally: Tall
     const listed = await call(() => store.list('obj/'));
     // Every key written is listed, in order; a key whose put failed may be there too (it may have landed).
     const got = listed?.map((o) => o.key) ?? [];
-    if (listed) check([...expect.keys()].every((k) => got.includes(k)) && got.every((k, j) => attempted.has(k) && (j === 0 || got[j - 1]! < k)), 'listing');
+    const sorted = got.every((k, j) => attempted.has(k) && (j === 0 || got[j - 1]! < k));
+    if (listed) check([...expect.keys()].every((k) => got.includes(k)) && sorted, 'listing');
   }
   const doomed = [...expect.keys()].filter((_, i) => i % 3 === 0);
   await Promise.all(doomed.map(async (key) => {
@@ -135,14 +138,16 @@ describe('S3Store under injected faults', () => {
     assert.deepEqual(tally.wrong, [], line);
   }
 
-  for (const [mode, rate] of [['500-before', 0.2], ['500-after', 0.2], ['503', 0.2], ['reset', 0.2], ['truncate', 0.25]] as const) {
+  const single = [['500-before', 0.2], ['500-after', 0.2], ['503', 0.2], ['reset', 0.2], ['truncate', 0.25]] as const;
+  for (const [mode, rate] of single) {
     it(`survives ${mode} at ${rate * 100}%`, async () => {
       await scenario(`${mode} ${rate * 100}%`, [{ mode, rate }]);
     });
   }
 
   it('survives a mix of every mode (5% each, stalls with timeout_ms=3000)', { timeout: 180_000 }, async () => {
-    const rules: FaultRule[] = (['500-before', '500-after', '503', 'reset', 'truncate', 'stall'] as const).map((mode) => ({ mode, rate: 0.05 }));
+    const modes = ['500-before', '500-after', '503', 'reset', 'truncate', 'stall'] as const;
+    const rules: FaultRule[] = modes.map((mode) => ({ mode, rate: 0.05 }));
     await scenario('mix 6 modes x 5%', rules, 'timeout_ms=3000', 8);
   });
 
@@ -182,7 +187,8 @@ describe('S3Store under injected faults', () => {
       await store.put('during', body);
       assert.ok((await store.get('during')).equals(body));
       assert.ok(fp.counters.injected.outage > 0, 'connections were refused');
-      lines.push(`faults: outage 1.5 s: put+get succeeded after ${fp.counters.injected.outage} refused connections, ${Date.now() - t0} ms`);
+      const refused = fp.counters.injected.outage;
+      lines.push(`faults: outage 1.5 s: put+get succeeded after ${refused} refused connections, ${Date.now() - t0} ms`);
     } finally {
       await outage;
       await store.close();
@@ -195,14 +201,16 @@ describe('S3Store under injected faults', () => {
     try {
       const body = crypto.randomBytes(MULTIPART_THRESHOLD + 1024);
       fp.resetCounters();
+      const multipart = (r: RequestInfo) => r.query.has('partNumber') || r.query.has('uploadId');
       fp.rules = [
-        { mode: '500-after', rate: 0.3, methods: ['PUT', 'POST'], match: (r) => r.query.has('partNumber') || r.query.has('uploadId') },
-        { mode: 'reset', rate: 0.2, methods: ['PUT', 'POST'], match: (r) => r.query.has('partNumber') || r.query.has('uploadId') },
+        { mode: '500-after', rate: 0.3, methods: ['PUT', 'POST'], match: multipart },
+        { mode: 'reset', rate: 0.2, methods: ['PUT', 'POST'], match: multipart },
       ];
       await store.put('big', body, { ifAbsent: true });
       fp.rules = [];
       assert.ok(fp.injectedTotal() > 0, 'faults were injected');
-      lines.push(`faults: multipart ${body.length} bytes: ${fp.counters.requests} requests, ${fp.injectedTotal()} faults injected`);
+      const { requests } = fp.counters;
+      lines.push(`faults: multipart ${body.length} bytes: ${requests} requests, ${fp.injectedTotal()} faults injected`);
       assert.ok((await store.get('big')).equals(body));
     } finally {
       fp.rules = [];
@@ -216,7 +224,8 @@ describe('S3Store under injected faults', () => {
     const endpoint = `http://127.0.0.1:${(silent.address() as net.AddressInfo).port}`;
     try {
       const t0 = Date.now();
-      await assert.rejects(openStore(`s3://cairn-test/p?endpoint=${endpoint}&path_style=true&timeout_ms=2000`), (err: unknown) => {
+      const url = `s3://cairn-test/p?endpoint=${endpoint}&path_style=true&timeout_ms=2000`;
+      await assert.rejects(openStore(url), (err: unknown) => {
         assert.ok(isCairnError(err, 'UNAVAILABLE'), String(err));
         assert.ok(err.message.includes(endpoint), err.message);
         assert.ok(err.context.hint?.includes('timeout_ms'), String(err.context.hint));

@@ -125,7 +125,8 @@ describe('a commit whose reply is lost is published once (memory store, reply re
       }
       assert.equal(bSeq, 2);
       const records = await logOf(inner, volA);
-      assert.deepEqual(records.map((r) => r.ops.map((o) => o.path).join()), code === 'ALREADY_EXISTS' ? ['p,only-a', 'p'] : ['p,only-a', 'p', 'later']);
+      const expected = code === 'ALREADY_EXISTS' ? ['p,only-a', 'p'] : ['p,only-a', 'p', 'later'];
+      assert.deepEqual(records.map((r) => r.ops.map((o) => o.path).join()), expected);
       await a.reload();
       assert.equal(await text(a, '/p'), 'B2');
       assert.equal((await readAll(volB, '/p')).toString(), 'B2');
@@ -138,9 +139,8 @@ describe('a commit whose reply is lost is published once (memory store, reply re
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-faults-'));
     try {
       const { inner, lossy, volA, volB, a, b } = await twoWriters(dir);
-      lossy.loseNextReply(LOG_KEY, new CairnError('UNAVAILABLE', 'died before hearing the reply (injected)'), async () => {
-        await b.commit();
-      });
+      const died = new CairnError('UNAVAILABLE', 'died before hearing the reply (injected)');
+      lossy.loseNextReply(LOG_KEY, died, async () => void (await b.commit()));
       await assert.rejects(a.commit(), (e: unknown) => isCairnError(e, 'UNAVAILABLE'));
       await writeFile(b, '/q', 'B3');
       await b.commit();
@@ -187,7 +187,8 @@ describe('volumes through the fault-injecting proxy (S3)', () => {
     await writeFile(a, '/p', 'A1');
     await writeFile(b, '/p', 'B2');
     let bSeq = 0;
-    fp.once({ mode: '500-after', methods: ['PUT'], key: LOG_KEY, hook: async () => void (bSeq = (await b.commit()).seq) });
+    const hook = async () => void (bSeq = (await b.commit()).seq);
+    fp.once({ mode: '500-after', methods: ['PUT'], key: LOG_KEY, hook });
     const ra = await a.commit();
     assert.equal(ra.seq, 1);
     assert.equal(bSeq, 2);
@@ -229,17 +230,18 @@ describe('volumes through the fault-injecting proxy (S3)', () => {
     }
   });
 
-  it('a name object cut short on every read is UNAVAILABLE, never CORRUPT; one that is damaged is CORRUPT', async () => {
+  it('a name object cut short on every read is UNAVAILABLE, never CORRUPT; a damaged one is CORRUPT', async () => {
     fp.rules = [];
     const url = fp.freshUrl('timeout_ms=3000');
     const store = await openStore(url);
     try {
       await (await Volume.fromName('cut', { createIfMissing: true, store })).close();
       fp.rules = [{ mode: 'truncate', rate: 1, methods: ['GET'], key: /names\/cut$/ }];
-      await assert.rejects(Volume.fromName('cut', { store }), (e: unknown) => isCairnError(e, 'UNAVAILABLE') || assert.fail(String(e)));
+      const is = (code: string) => (e: unknown) => isCairnError(e, code as 'CORRUPT') || assert.fail(String(e));
+      await assert.rejects(Volume.fromName('cut', { store }), is('UNAVAILABLE'));
       fp.rules = [];
       await store.put('names/bad', Buffer.from('{"id": "vo-'));
-      await assert.rejects(Volume.fromName('bad', { store }), (e: unknown) => isCairnError(e, 'CORRUPT') || assert.fail(String(e)));
+      await assert.rejects(Volume.fromName('bad', { store }), is('CORRUPT'));
       assert.equal((await Volume.fromName('cut', { store })).name, 'cut', 'whole again once the network is');
     } finally {
       fp.rules = [];
@@ -247,7 +249,10 @@ describe('volumes through the fault-injecting proxy (S3)', () => {
     }
   });
 
-  for (const [mode, rate] of [['500-before', 0.2], ['500-after', 0.2], ['503', 0.2], ['reset', 0.2], ['truncate', 0.25], ['stall', 0.15]] as const) {
+  const single = [
+    ['500-before', 0.2], ['500-after', 0.2], ['503', 0.2], ['reset', 0.2], ['truncate', 0.25], ['stall', 0.15],
+  ] as const;
+  for (const [mode, rate] of single) {
     it(`volume operations at ${rate * 100}% ${mode}: none fails, each commit once`, { timeout: 300_000 }, async () => {
       fp.rules = [];
       const url = fp.freshUrl('timeout_ms=3000');
@@ -296,11 +301,13 @@ describe('volumes through the fault-injecting proxy (S3)', () => {
       } finally {
         fp.rules = [];
       }
-      const line = `faults: volume ops, ${mode} ${rate * 100}%: failed ${failed}/${calls} operations ${JSON.stringify(codes)}; ` +
+      const line = `faults: volume ops, ${mode} ${rate * 100}%: ` +
+        `failed ${failed}/${calls} operations ${JSON.stringify(codes)}; ` +
         `${fp.counters.requests} requests, ${fp.injectedTotal()} faults injected, ${Date.now() - t0} ms`;
       lines.push(line);
       const records = await logOf(clean, vol);
-      assert.deepEqual(records.flatMap((r) => r.ops.map((o) => o.path)).sort(), [...model.keys()].sort(), 'every file committed once');
+      const committedPaths = records.flatMap((r) => r.ops.map((o) => o.path)).sort();
+      assert.deepEqual(committedPaths, [...model.keys()].sort(), 'every file committed once');
       await s.close();
       await vol.close();
       await Promise.all([store.close(), clean.close()]);
@@ -309,7 +316,8 @@ describe('volumes through the fault-injecting proxy (S3)', () => {
     });
   }
 
-  it('create, batchUpload, two writers, reload, read, list, history at 25% faults: every byte and the log', { timeout: 300_000 }, async () => {
+  const suite = 'create, batchUpload, two writers, reload, read, list, history at 25% faults: every byte and the log';
+  it(suite, { timeout: 300_000 }, async () => {
     const rnd = seededRandom(42);
     const bytes = (n: number) => Buffer.from(Array.from({ length: n }, () => Math.floor(rnd() * 256)));
     const local = await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-faults-local-'));
@@ -345,7 +353,9 @@ describe('volumes through the fault-injecting proxy (S3)', () => {
       for (let round = 0; round < 4; round++) {
         const plan = (who: string) => {
           const w = new Map<string, Buffer>();
-          for (let i = 0; i < 4; i++) w.set(`${who}/r${round}-${i}`, bytes(i === 0 ? 20_000 : 100 + Math.floor(rnd() * 2000)));
+          for (let i = 0; i < 4; i++) {
+            w.set(`${who}/r${round}-${i}`, bytes(i === 0 ? 20_000 : 100 + Math.floor(rnd() * 2000)));
+          }
           w.set(`shared/k${round % 2}`, Buffer.from(`${who} round ${round}`));
           return w;
         };
@@ -367,7 +377,9 @@ describe('volumes through the fault-injecting proxy (S3)', () => {
         assert.ok((await a.read(`/${p}`, 0, data.length + 1)).equals(data), `session a /${p}`);
         assert.ok((await b.read(`/${p}`, 0, data.length + 1)).equals(data), `session b /${p}`);
       }
-      const listed = (await volB.listdir('/', { recursive: true })).filter((e) => e.type === 'file').map((e) => e.path.replace(/^\//, ''));
+      const listed = (await volB.listdir('/', { recursive: true }))
+        .filter((e) => e.type === 'file')
+        .map((e) => e.path.replace(/^\//, ''));
       assert.deepEqual(listed.sort(), [...model.keys()].sort());
       const history = await volA.history();
       fp.rules = [];
@@ -382,7 +394,8 @@ describe('volumes through the fault-injecting proxy (S3)', () => {
       assert.equal(history.length, records.length);
       for (const c of commits) {
         const r = records.find((x) => x.seq === c.seq)!;
-        assert.deepEqual(r.ops.filter((o) => o.op === 'put' && o.entry.type === 'file').map((o) => o.path).sort(), [...c.writes.keys()].sort());
+        const files = r.ops.filter((o) => o.op === 'put' && o.entry.type === 'file').map((o) => o.path);
+        assert.deepEqual(files.sort(), [...c.writes.keys()].sort());
       }
       assert.ok(faults > 20, `faults were injected (${faults})`);
       for (const x of [a, b]) await x.close();
