@@ -16,7 +16,7 @@ import {
   startFaultProxy, seededRandom, type FaultProxy, type FaultRule, type RequestInfo,
 } from '../helpers/faultproxy.js';
 import { openStore } from '../../src/store/open.js';
-import { MULTIPART_THRESHOLD, attemptLimits, s3TimeoutMs } from '../../src/store/s3.js';
+import { MULTIPART_THRESHOLD, attemptLimits, parseS3Url, s3TimeoutMs } from '../../src/store/s3.js';
 import { isCairnError } from '../../src/errors.js';
 import type { ObjectStore } from '../../src/store/types.js';
 
@@ -250,6 +250,11 @@ describe('S3Store under injected faults', () => {
       // At the default, five silent attempts of 5 s (and their backoff) fit in 30 s, a sixth does not start.
       assert.deepEqual(attemptLimits(30_000), { idleMs: 5_000, connectMs: 3_000, boundMs: 5_000 });
       assert.equal(attemptLimits(60_000).boundMs, 13_000, 'the SDK arms idle timers of 6 s or more 3 s late');
+      assert.equal(s3TimeoutMs(parseS3Url('s3://bucket/p?timeout_ms=2500')), 2500, 'the URL wins');
+      for (const bad of ['0', '99', '3600001', '1.5', '-5', 'x', '']) {
+        const invalid = (e: unknown) => isCairnError(e, 'INVALID_ARGUMENT');
+        assert.throws(() => parseS3Url(`s3://bucket/p?timeout_ms=${bad}`), invalid, bad);
+      }
       process.env.CAIRN_S3_TIMEOUT_MS = 'soon';
       assert.throws(() => s3TimeoutMs({}), (e: unknown) => isCairnError(e, 'INVALID_ARGUMENT'));
     } finally {
