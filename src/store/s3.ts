@@ -423,7 +423,8 @@ export class S3Store implements ObjectStore {
     } catch (err) {
       // A completion whose reply was lost: the retry finds the upload gone (NoSuchUpload) or the key there (412).
       if (completions > 1 && (await this.holds(key, body).catch(() => false))) return;
-      await this.client.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId: uploadId })).catch(() => undefined);
+      const abort = () => this.client.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId: uploadId }));
+      await this.retrying(`cannot abort upload of ${key}`, key, abort, OPEN_ATTEMPTS).catch(() => undefined);
       throw this.putError(err, key);
     }
   }
