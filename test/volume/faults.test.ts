@@ -344,7 +344,28 @@ describe('volumes through the fault-injecting proxy (S3)', () => {
         model.set(p, b);
       }
       const volA = await Volume.fromName('faulty', { createIfMissing: true, store: storeA });
-      await volA.batchUpload({}, (batch) => batch.putDirectory(path.join(local, 'tree'), '/tree'));
+      // Meanwhile a reader (no faults) sees none of the batch or all of it, never a part.
+      const watcher = await Volume.fromName('faulty', { store: clean });
+      let uploading = true;
+      const seen = new Set<number>();
+      const watching = (async () => {
+        while (uploading) {
+          const n = await watcher.listdir('/tree', { recursive: true }).then(
+            (es) => es.filter((e) => e.type === 'file').length,
+            (e: unknown) => (isCairnError(e, 'NOT_FOUND') ? 0 : Promise.reject(e)),
+          );
+          seen.add(n);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      })();
+      try {
+        await volA.batchUpload({}, (batch) => batch.putDirectory(path.join(local, 'tree'), '/tree'));
+      } finally {
+        uploading = false;
+        await watching;
+        await watcher.close();
+      }
+      assert.ok([...seen].every((n) => n === 0 || n === files.length), `partial batch visible: ${[...seen]}`);
       const volB = await Volume.fromName('faulty', { store: storeB });
       const a = await volA.session();
       const b = await volB.session();
