@@ -1,14 +1,19 @@
 /**
- * The S3 ObjectStore (`s3://BUCKET/PREFIX?endpoint=URL&region=REGION&path_style=true`), for AWS S3
- * and S3-compatible servers (MinIO, R2, Ceph RGW, …).
+ * The S3 ObjectStore (`s3://BUCKET/PREFIX?endpoint=URL&region=REGION&path_style=true&timeout_ms=N`),
+ * for AWS S3 and S3-compatible servers (MinIO, R2, Ceph RGW, …).
  *
  * Invariants:
  * - Every key is stored as `${prefix}/${key}` (just `key` when the prefix is empty).
  * - `put(…, { ifAbsent })` sends `If-None-Match: *` (on CompleteMultipartUpload for large bodies);
- *   412 and 409 ConditionalRequestConflict become ALREADY_EXISTS.
+ *   412 and 409 ConditionalRequestConflict become ALREADY_EXISTS — except after a retry, when the
+ *   object holds exactly the bytes we sent: then an earlier attempt landed and the put succeeded.
  * - `conditionalWrites` is what a probe at open time measured, never assumed: a server that
  *   ignores `If-None-Match` is reported as `false`.
- * - Retries are the SDK's own (standard mode, bounded attempts); every request has timeouts.
+ * - Every request is idempotent and retried here (not by the SDK), body read included: transient
+ *   faults (5xx, 429/SlowDown, resets, refused connections, cut bodies, timeouts) up to
+ *   MAX_ATTEMPTS attempts with exponential backoff and jitter. A call waits on an endpoint that
+ *   does not answer at most `timeout_ms` (default 30 s, CAIRN_S3_TIMEOUT_MS), then fails naming it.
+ * - A body is returned only whole: a transfer cut short is a network fault (retried), never CORRUPT.
  * - Every failure is a CairnError: NOT_FOUND, ALREADY_EXISTS, PERMISSION_DENIED, UNAVAILABLE, IO.
  */
 import { randomBytes } from 'node:crypto';
@@ -30,9 +35,53 @@ import pLimit from 'p-limit';
 import { CairnError, type ErrorContext } from '../errors.js';
 import { checkKey, checkPrefix } from './keys.js';
 import type { ByteRange, ListOptions, ObjectInfo, ObjectStore, PutOptions } from './types.js';
-import { type S3Location, parseS3Url } from './s3url.js';
+import { type S3Location, parseS3Url, parseTimeoutMs, TIMEOUT_MS_RANGE } from './s3url.js';
 
 export { S3_URL_FORMS, parseS3Url, type S3Location } from './s3url.js';
+
+/** Attempts per request, the first included (a silent endpoint runs out of `timeout_ms` first). */
+export const MAX_ATTEMPTS = 10;
+/** Attempts of the first request at open: a mistyped endpoint should fail in about a second. */
+export const OPEN_ATTEMPTS = 3;
+/** Backoff before retry n (1-based): a random delay in [d/2, d], d = min(CAP, BASE · 2^(n-1)). */
+export const BACKOFF_BASE_MS = 50;
+export const BACKOFF_CAP_MS = 2_000;
+/** Default bound on the time a call waits on an endpoint that does not answer. */
+export const DEFAULT_TIMEOUT_MS = 30_000;
+
+/**
+ * The bound on waiting for a silent endpoint: the URL's `timeout_ms`, else $CAIRN_S3_TIMEOUT_MS,
+ * else 30 s. A bad environment value is INVALID_ARGUMENT.
+ * @example s3TimeoutMs(parseS3Url('s3://b/p?timeout_ms=5000')) // 5000
+ */
+export function s3TimeoutMs(loc: { timeoutMs?: number }): number {
+  if (loc.timeoutMs !== undefined) return loc.timeoutMs;
+  const env = process.env.CAIRN_S3_TIMEOUT_MS;
+  if (env === undefined || env === '') return DEFAULT_TIMEOUT_MS;
+  const ms = parseTimeoutMs(env);
+  if (ms === undefined) {
+    throw new CairnError('INVALID_ARGUMENT', `CAIRN_S3_TIMEOUT_MS=${JSON.stringify(env)} is not a timeout`, {
+      hint: `set it to milliseconds from ${TIMEOUT_MS_RANGE.min} to ${TIMEOUT_MS_RANGE.max}, ` +
+        `or unset it (default ${DEFAULT_TIMEOUT_MS})`,
+    });
+  }
+  return ms;
+}
+
+/**
+ * The per-attempt limits derived from the bound T: an attempt fails after T/6 without a byte
+ * (connecting: at most 3 s), so that about five silent attempts fit in T.
+ */
+export function attemptLimits(timeoutMs: number): { idleMs: number; connectMs: number; boundMs: number } {
+  const idleMs = Math.max(50, Math.floor(timeoutMs / 6));
+  // The SDK arms idle timers of 6 s or more only 3 s into a request.
+  return { idleMs, connectMs: Math.min(3_000, idleMs), boundMs: idleMs + (idleMs >= 6_000 ? 3_000 : 0) };
+}
+
+function backoffMs(attempt: number): number {
+  const d = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** (attempt - 1));
+  return d / 2 + Math.random() * (d / 2);
+}
 
 /** Bodies larger than this are uploaded in parts. */
 export const MULTIPART_THRESHOLD = 64 * 1024 * 1024;
@@ -50,6 +99,33 @@ interface SdkError {
 }
 
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'EAI_AGAIN', 'EPIPE', 'TimeoutError', 'RequestTimeout']);
+/** Network failures worth another attempt (ENOTFOUND is not: a wrong host name stays wrong). */
+const RETRY_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EPIPE',
+  'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE', 'UND_ERR_SOCKET', 'RequestTimeout']);
+/** S3 error names that mean "slow down / try again". */
+const THROTTLE_NAMES = new Set(['SlowDown', 'Throttling', 'ThrottlingException', 'RequestThrottled',
+  'TooManyRequestsException', 'ServiceUnavailable', 'InternalError', 'RequestTimeout', 'RequestTimeTooSkewed']);
+
+/**
+ * Whether a failed attempt is worth another: `timeout` (nothing heard for the idle limit), `fault`
+ * (a transient error: 5xx, 429, throttling, a reset or refused connection, a cut body), or not.
+ */
+function transientKind(err: unknown): 'timeout' | 'fault' | undefined {
+  if (err instanceof CairnError) return err.code === 'UNAVAILABLE' ? 'fault' : undefined;
+  const e = (err ?? {}) as SdkError & { cause?: { code?: string } };
+  const name = e.name ?? e.Code ?? '';
+  const code = e.code ?? e.cause?.code ?? '';
+  const status = e.$metadata?.httpStatusCode;
+  if (name === 'TimeoutError' || code === 'ETIMEDOUT') return 'timeout';
+  if (status !== undefined && (status >= 500 || status === 429)) return 'fault';
+  if (THROTTLE_NAMES.has(name) || RETRY_CODES.has(code) || RETRY_CODES.has(name)) return 'fault';
+  // Node's own words for a connection that ended mid-response.
+  const cut = /socket hang up|aborted|premature close|ECONNRESET|EPIPE/i.test(e.message ?? '');
+  if (cut && (status === undefined || status < 300)) return 'fault';
+  return undefined;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Throws INVALID_ARGUMENT unless the range is two non-negative safe integers. */
 function checkRange(key: string, range: ByteRange): void {
@@ -66,6 +142,9 @@ export class S3Store implements ObjectStore {
   private probed = false;
   private closed = false;
   private readonly endpointName: string;
+  private readonly timeoutMs: number;
+  /** Retries made so far (attempts beyond the first), for tests and diagnostics. */
+  retries = 0;
 
   private constructor(
     url: string,
@@ -74,6 +153,7 @@ export class S3Store implements ObjectStore {
   ) {
     this.url = url;
     this.endpointName = loc.endpoint ?? process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL ?? `AWS S3 (region ${loc.region ?? 'from the environment'})`;
+    this.timeoutMs = s3TimeoutMs(loc);
   }
 
   /** As probed at open: whether the server really refuses `If-None-Match: *` on an existing key. */
@@ -90,7 +170,7 @@ export class S3Store implements ObjectStore {
    */
   static async open(url: string): Promise<S3Store> {
     const loc = parseS3Url(url);
-    const client = await makeClient(loc);
+    const client = await makeClient(loc, s3TimeoutMs(loc));
     const store = new S3Store(url, client, loc);
     try {
       await store.headBucket();
@@ -112,7 +192,8 @@ export class S3Store implements ObjectStore {
 
   private async headBucket(): Promise<void> {
     try {
-      await this.client.send(new HeadBucketCommand({ Bucket: this.loc.bucket }));
+      const head = () => this.client.send(new HeadBucketCommand({ Bucket: this.loc.bucket }));
+      await this.retrying('cannot open bucket', undefined, head, OPEN_ATTEMPTS);
     } catch (err) {
       const e = err as SdkError;
       if (e.$metadata?.httpStatusCode === 404 || e.name === 'NotFound' || e.name === 'NoSuchBucket') {
@@ -129,10 +210,11 @@ export class S3Store implements ObjectStore {
   /** Writes a random probe key twice with ifAbsent: if the second write succeeds, the server ignores If-None-Match. */
   private async probeConditionalWrites(): Promise<boolean> {
     const key = `_cairn/probe/${Date.now()}-${randomBytes(8).toString('hex')}`;
-    const body = Buffer.from('cairn conditional-write probe\n');
+    // Two different bodies: a refused retry of the second put must not pass for our own landed write.
+    const body = (n: number): Buffer => Buffer.from(`cairn conditional-write probe ${n}\n`);
     try {
       try {
-        await this.put(key, body, { ifAbsent: true });
+        await this.put(key, body(1), { ifAbsent: true });
       } catch (err) {
         const status = (err as CairnError).context?.status;
         // A server that rejects the header outright (501 NotImplemented, 400) has no conditional writes.
@@ -140,7 +222,7 @@ export class S3Store implements ObjectStore {
         throw err;
       }
       try {
-        await this.put(key, body, { ifAbsent: true });
+        await this.put(key, body(2), { ifAbsent: true });
         return false;
       } catch (err) {
         if (err instanceof CairnError && err.code === 'ALREADY_EXISTS') return true;
@@ -151,9 +233,16 @@ export class S3Store implements ObjectStore {
     }
   }
 
-  /** Maps an SDK/network failure to a CairnError. */
-  private mapError(err: unknown, message: string, key?: string): CairnError {
-    if (err instanceof CairnError) return err;
+  /** Maps an SDK/network failure to a CairnError (`suffix` ends the message: how often it was tried). */
+  private mapError(err: unknown, message: string, key?: string, suffix = ''): CairnError {
+    if (err instanceof CairnError) {
+      if (!suffix) return err;
+      // A transfer cut short (readBody), every attempt: say where and how often.
+      return new CairnError(err.code, `${message}: ${err.message.replace(/ \([^()]*\)$/, '')}${suffix}`, {
+        ...err.context, store: this.url, key,
+        hint: `${this.endpointName} keeps cutting transfers short; check the network and the server, then retry`,
+      }, { cause: err });
+    }
     const e = (err ?? {}) as SdkError;
     const status = e.$metadata?.httpStatusCode;
     const name = e.name ?? e.Code ?? '';
@@ -161,17 +250,68 @@ export class S3Store implements ObjectStore {
     const detail = e.message ?? String(err);
     const ctx: ErrorContext = { store: this.url, key, status, s3Code: name };
     const make = (code: CairnError['code'], hint: string): CairnError =>
-      new CairnError(code, `${message}: ${detail}`, { ...ctx, hint }, { cause: err });
+      new CairnError(code, `${message}: ${detail}${suffix}`, { ...ctx, hint }, { cause: err });
     if (name === 'NoSuchBucket') return make('NOT_FOUND', `bucket ${this.loc.bucket} does not exist; create it first`);
     if (name === 'NoSuchKey' || status === 404) return make('NOT_FOUND', 'the object does not exist');
     if (status === 403 || name === 'AccessDenied' || name === 'InvalidAccessKeyId' || name === 'SignatureDoesNotMatch') {
       return make('PERMISSION_DENIED', 'check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (or the profile) and the bucket policy');
     }
-    if (NETWORK_CODES.has(netCode) || NETWORK_CODES.has(name) || (status === undefined && /ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|timed? ?out/i.test(detail))) {
+    const transientNoStatus = transientKind(err) !== undefined && (status === undefined || status < 300);
+    if (NETWORK_CODES.has(netCode) || NETWORK_CODES.has(name) || transientNoStatus ||
+      (status === undefined && /ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|timed? ?out/i.test(detail))) {
       return make('UNAVAILABLE', `cannot reach ${this.endpointName}; check the endpoint and that the server is running`);
     }
-    if (status !== undefined && status >= 500) return make('UNAVAILABLE', `${this.endpointName} is failing (HTTP ${status}); retry later`);
+    if (status !== undefined && (status >= 500 || status === 429) || THROTTLE_NAMES.has(name)) {
+      return make('UNAVAILABLE', `${this.endpointName} is failing (HTTP ${status ?? '?'} ${name}); retry later`);
+    }
     return make('IO', `unexpected S3 error from ${this.endpointName}`);
+  }
+
+  /**
+   * Runs one request (`attempt`, which reads the body too) until it succeeds, fails for good, or
+   * runs out of attempts; a silent endpoint stops it once `timeout_ms` would be exceeded. What
+   * is not transient is thrown as it came (the caller maps it); giving up is UNAVAILABLE.
+   */
+  private async retrying<T>(
+    what: string,
+    key: string | undefined,
+    attempt: () => Promise<T>,
+    maxAttempts = MAX_ATTEMPTS,
+  ): Promise<T> {
+    const start = Date.now();
+    const { boundMs, idleMs } = attemptLimits(this.timeoutMs);
+    for (let n = 1; ; n++) {
+      try {
+        return await attempt();
+      } catch (err) {
+        const kind = transientKind(err);
+        if (kind === undefined) throw err;
+        const delay = backoffMs(n);
+        const elapsed = Date.now() - start;
+        const outOfTime = kind === 'timeout' && elapsed + delay + boundMs > this.timeoutMs;
+        if (n >= maxAttempts || outOfTime || this.closed) {
+          if (kind === 'timeout') {
+            const message = `${what}: ${this.endpointName} did not answer ` +
+              `(nothing for ${idleMs} ms; ${n} attempts in ${elapsed} ms)`;
+            throw new CairnError('UNAVAILABLE', message, {
+              store: this.url, key, attempts: n,
+              hint: `check that ${this.endpointName} is up and reachable; a call waits at most ` +
+                `timeout_ms=${this.timeoutMs} (set it in the store URL, or CAIRN_S3_TIMEOUT_MS)`,
+            }, { cause: err });
+          }
+          throw this.mapError(err, what, key, ` (gave up after ${n} attempts in ${elapsed} ms)`);
+        }
+        this.retries++;
+        await sleep(delay);
+      }
+    }
+  }
+
+  /** Whether `key` holds exactly `body`: an ifAbsent put refused after a retry may be our own landed attempt. */
+  private async holds(key: string, body: Uint8Array): Promise<boolean> {
+    const info = await this.head(key);
+    if (!info || info.size !== body.byteLength) return false;
+    return (await this.get(key)).equals(body);
   }
 
   /**
@@ -187,13 +327,15 @@ export class S3Store implements ObjectStore {
       return Buffer.alloc(0);
     }
     try {
-      const out = await this.client.send(new GetObjectCommand({
-        Bucket: this.loc.bucket,
-        Key: this.fullKey(key),
-        Range: range ? `bytes=${range.offset}-${range.offset + range.length - 1}` : undefined,
-      }));
-      // Some servers ignore the end of a range (s3rver does for `bytes=0-0`): never return more than asked.
-      return await readBody(out.Body as AsyncIterable<Uint8Array>, out.ContentLength, range?.length);
+      return await this.retrying(`cannot get ${key}`, key, async () => {
+        const out = await this.client.send(new GetObjectCommand({
+          Bucket: this.loc.bucket,
+          Key: this.fullKey(key),
+          Range: range ? `bytes=${range.offset}-${range.offset + range.length - 1}` : undefined,
+        }));
+        // Some servers ignore the end of a range (s3rver does for `bytes=0-0`): never return more than asked.
+        return await readBody(out.Body as AsyncIterable<Uint8Array>, out.ContentLength, range?.length);
+      });
     } catch (err) {
       const e = err as SdkError;
       if (range && (e.$metadata?.httpStatusCode === 416 || e.name === 'InvalidRange')) return Buffer.alloc(0);
@@ -206,23 +348,30 @@ export class S3Store implements ObjectStore {
 
   /**
    * Writes an object; with `ifAbsent`, only if the key does not exist (else ALREADY_EXISTS).
-   * Bodies over 64 MiB go up in 16 MiB parts, 4 at a time.
+   * Bodies over 64 MiB go up in 16 MiB parts, 4 at a time. Retried like every request; an
+   * `ifAbsent` put refused after a retry succeeds when the object holds exactly `body`.
    * @example await store.put('volumes/v1/log/00000002', record, { ifAbsent: true });
    */
   async put(key: string, body: Uint8Array, options: PutOptions = {}): Promise<void> {
     checkKey(key);
     this.checkOpen();
     if (body.byteLength > MULTIPART_THRESHOLD) return this.putMultipart(key, body, options);
+    let attempts = 0;
     try {
-      await this.client.send(new PutObjectCommand({
-        Bucket: this.loc.bucket,
-        Key: this.fullKey(key),
-        Body: body,
-        ContentLength: body.byteLength,
-        IfNoneMatch: options.ifAbsent ? '*' : undefined,
-      }));
+      await this.retrying(`cannot put ${key}`, key, () => {
+        attempts++;
+        return this.client.send(new PutObjectCommand({
+          Bucket: this.loc.bucket,
+          Key: this.fullKey(key),
+          Body: body,
+          ContentLength: body.byteLength,
+          IfNoneMatch: options.ifAbsent ? '*' : undefined,
+        }));
+      });
     } catch (err) {
-      throw this.putError(err, key);
+      const mapped = this.putError(err, key);
+      if (mapped.code === 'ALREADY_EXISTS' && attempts > 1 && (await this.holds(key, body))) return;
+      throw mapped;
     }
   }
 
@@ -244,28 +393,38 @@ export class S3Store implements ObjectStore {
     }
     let uploadId: string;
     try {
-      const created = await this.client.send(new CreateMultipartUploadCommand({ Bucket, Key }));
+      // A retried create may leave an unused upload behind; bucket lifecycle rules expire those.
+      const created = await this.retrying(`cannot start upload of ${key}`, key, () =>
+        this.client.send(new CreateMultipartUploadCommand({ Bucket, Key })));
       uploadId = created.UploadId!;
     } catch (err) {
       throw this.mapError(err, `cannot start upload of ${key}`, key);
     }
+    let completions = 0;
     try {
       const limit = pLimit(PART_CONCURRENCY);
       const count = Math.ceil(body.byteLength / PART_SIZE);
       const parts = await Promise.all(Array.from({ length: count }, (_, i) => limit(async () => {
         const part = body.subarray(i * PART_SIZE, Math.min(body.byteLength, (i + 1) * PART_SIZE));
-        const out = await this.client.send(new UploadPartCommand({
-          Bucket, Key, UploadId: uploadId, PartNumber: i + 1, Body: part, ContentLength: part.byteLength,
-        }));
+        const out = await this.retrying(`cannot upload part ${i + 1} of ${key}`, key, () =>
+          this.client.send(new UploadPartCommand({
+            Bucket, Key, UploadId: uploadId, PartNumber: i + 1, Body: part, ContentLength: part.byteLength,
+          })));
         return { PartNumber: i + 1, ETag: out.ETag };
       })));
-      await this.client.send(new CompleteMultipartUploadCommand({
-        Bucket, Key, UploadId: uploadId,
-        MultipartUpload: { Parts: parts },
-        IfNoneMatch: options.ifAbsent ? '*' : undefined,
-      }));
+      await this.retrying(`cannot complete upload of ${key}`, key, () => {
+        completions++;
+        return this.client.send(new CompleteMultipartUploadCommand({
+          Bucket, Key, UploadId: uploadId,
+          MultipartUpload: { Parts: parts },
+          IfNoneMatch: options.ifAbsent ? '*' : undefined,
+        }));
+      });
     } catch (err) {
-      await this.client.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId: uploadId })).catch(() => undefined);
+      // A completion whose reply was lost: the retry finds the upload gone (NoSuchUpload) or the key there (412).
+      if (completions > 1 && (await this.holds(key, body).catch(() => false))) return;
+      const abort = () => this.client.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId: uploadId }));
+      await this.retrying(`cannot abort upload of ${key}`, key, abort, OPEN_ATTEMPTS).catch(() => undefined);
       throw this.putError(err, key);
     }
   }
@@ -278,7 +437,8 @@ export class S3Store implements ObjectStore {
     checkKey(key);
     this.checkOpen();
     try {
-      const out = await this.client.send(new HeadObjectCommand({ Bucket: this.loc.bucket, Key: this.fullKey(key) }));
+      const out = await this.retrying(`cannot head ${key}`, key, () =>
+        this.client.send(new HeadObjectCommand({ Bucket: this.loc.bucket, Key: this.fullKey(key) })));
       return { key, size: out.ContentLength ?? 0 };
     } catch (err) {
       const e = err as SdkError;
@@ -301,13 +461,14 @@ export class S3Store implements ObjectStore {
     while (out.length < limit) {
       let page;
       try {
-        page = await this.client.send(new ListObjectsV2Command({
+        const request = new ListObjectsV2Command({
           Bucket: this.loc.bucket,
           Prefix: this.loc.prefix ? `${this.loc.prefix}/${prefix}` : prefix,
           StartAfter: token === undefined && options.startAfter !== undefined ? this.fullKey(options.startAfter) : undefined,
           ContinuationToken: token,
           MaxKeys: Math.min(1000, limit - out.length),
-        }));
+        });
+        page = await this.retrying(`cannot list ${prefix || '/'}`, undefined, () => this.client.send(request));
       } catch (err) {
         throw this.mapError(err, `cannot list ${prefix || '/'}`);
       }
@@ -329,7 +490,8 @@ export class S3Store implements ObjectStore {
     checkKey(key);
     this.checkOpen();
     try {
-      await this.client.send(new DeleteObjectCommand({ Bucket: this.loc.bucket, Key: this.fullKey(key) }));
+      await this.retrying(`cannot delete ${key}`, key, () =>
+        this.client.send(new DeleteObjectCommand({ Bucket: this.loc.bucket, Key: this.fullKey(key) })));
     } catch (err) {
       const e = err as SdkError;
       if (e.name === 'NoSuchKey' || e.$metadata?.httpStatusCode === 404 && e.name !== 'NoSuchBucket') return;
@@ -370,14 +532,18 @@ export async function readBody(body: AsyncIterable<Uint8Array>, contentLength: n
   return out;
 }
 
-/** Builds the SDK client: SDK retries (standard mode), connect/request timeouts, region fallback. */
-async function makeClient(loc: S3Location): Promise<S3Client> {
+/**
+ * Builds the SDK client: one attempt per request (S3Store.retrying retries, body reads included),
+ * connect and idle timeouts derived from `timeout_ms`, region fallback.
+ */
+async function makeClient(loc: S3Location, timeoutMs: number): Promise<S3Client> {
+  const { idleMs, connectMs } = attemptLimits(timeoutMs);
   const config: S3ClientConfig = {
-    maxAttempts: 4,
-    retryMode: 'standard',
+    maxAttempts: 1,
     requestHandler: {
-      connectionTimeout: 3_000,
-      socketTimeout: 60_000,
+      connectionTimeout: connectMs,
+      // No byte sent or received for this long (headers or body): the attempt fails and is retried.
+      socketTimeout: idleMs,
       requestTimeout: 300_000,
       throwOnRequestTimeout: true,
       httpAgent: { keepAlive: true, maxSockets: 64 },

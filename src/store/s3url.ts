@@ -5,7 +5,17 @@
 import { CairnError } from '../errors.js';
 import { checkKey } from './keys.js';
 
-export const S3_URL_FORMS = 's3://BUCKET[/PREFIX][?endpoint=http://HOST:PORT&region=REGION&path_style=true]';
+export const S3_URL_FORMS =
+  's3://BUCKET[/PREFIX][?endpoint=http://HOST:PORT&region=REGION&path_style=true&timeout_ms=N]';
+
+/** Bounds of `timeout_ms` (and CAIRN_S3_TIMEOUT_MS): 100 ms … 1 hour. */
+export const TIMEOUT_MS_RANGE = { min: 100, max: 3_600_000 } as const;
+
+/** A `timeout_ms` value as a number, or undefined when it is not an integer within TIMEOUT_MS_RANGE. */
+export function parseTimeoutMs(value: string): number | undefined {
+  const n = /^\d+$/.test(value) ? Number(value) : NaN;
+  return Number.isSafeInteger(n) && n >= TIMEOUT_MS_RANGE.min && n <= TIMEOUT_MS_RANGE.max ? n : undefined;
+}
 
 /** A parsed `s3://` URL. */
 export interface S3Location {
@@ -14,6 +24,8 @@ export interface S3Location {
   endpoint?: string;
   region?: string;
   pathStyle?: boolean;
+  /** `timeout_ms`: how long a call waits on an endpoint that does not answer (see docs/STORE.md). */
+  timeoutMs?: number;
 }
 
 function invalidUrl(url: string, why: string): CairnError {
@@ -73,8 +85,16 @@ export function parseS3Url(url: string): S3Location {
     } else if (name === 'path_style') {
       if (value !== 'true' && value !== 'false') throw invalidUrl(url, `path_style must be true or false, not ${JSON.stringify(value)}`);
       loc.pathStyle = value === 'true';
+    } else if (name === 'timeout_ms') {
+      const ms = parseTimeoutMs(value);
+      if (ms === undefined) {
+        const { min, max } = TIMEOUT_MS_RANGE;
+        throw invalidUrl(url, `timeout_ms must be an integer from ${min} to ${max}, not ${JSON.stringify(value)}`);
+      }
+      loc.timeoutMs = ms;
     } else {
-      throw invalidUrl(url, `unknown parameter ${JSON.stringify(name)} (accepted: endpoint, region, path_style)`);
+      const accepted = 'endpoint, region, path_style, timeout_ms';
+      throw invalidUrl(url, `unknown parameter ${JSON.stringify(name)} (accepted: ${accepted})`);
     }
   }
   return loc;

@@ -6,6 +6,9 @@
  *   ops up to a fence as one record at the first free seq after the log head it knows (`ifAbsent`
  *   is the only coordination); losing the race only moves it to the next seq, data is never
  *   re-uploaded. Ops written while a commit runs stay pending for the next one.
+ * - A commit is published at most once: a taken seq holding our own commitId is our record (an
+ *   attempt whose reply was lost), and a commit that failed is looked up (`recover`) before the
+ *   next one starts.
  * - Others' commits enter the view only on reload (or bootstrap); after a commit the view moves
  *   to the new seq only when no other writer's record lies between (otherwise it stays at its
  *   base, and reload re-applies every record after it, ours included, in log order: last writer
@@ -182,6 +185,8 @@ export class Syncer {
   }
 
   private async commitNow(): Promise<CommitResult> {
+    // An earlier commit that failed may have landed (its reply lost): finish it, never publish it twice.
+    if (this.journal.getMeta('inflight')) await this.recover();
     const pending = this.journal.pending();
     if (pending.length === 0) return { seq: this.seq, committed: false, paths: [], overwrote: [], bytesUploaded: 0 };
     const fence = pending[pending.length - 1]!.id;
@@ -194,16 +199,22 @@ export class Syncer {
       const { ops, published, bytesUploaded } = await this.buildOps(pending);
       if (!(await exists)) throw this.deletedError(pending.length);
       const commitId = `${this.sessionId}.${Date.now().toString(36)}.${crypto.randomBytes(4).toString('hex')}`;
-      this.journal.setMeta('inflight', JSON.stringify({ commitId, fence }));
       const base = this.seq;
+      this.journal.setMeta('inflight', JSON.stringify({ commitId, fence, from: base }));
       let target = this.logHead + 1;
       const foreign: CommitRecord[] = [];
       let record: CommitRecord;
       for (;;) {
         record = { version: FORMAT_VERSION, seq: target, base, time: Date.now(), author: currentAuthor(), commitId, ops };
         if (await this.log.tryAppend(record)) break;
+        // Taken: by another writer, or by this very record (an attempt whose reply was lost landed).
         const newer = await this.log.recordsAfter(target - 1);
-        for (const r of newer) if (!this.isOurs(r)) foreign.push(r);
+        const mine = newer.findIndex((r) => r.commitId === commitId);
+        for (const r of mine < 0 ? newer : newer.slice(0, mine)) if (!this.isOurs(r)) foreign.push(r);
+        if (mine >= 0) {
+          record = newer[mine]!;
+          break;
+        }
         target = (newer.length ? newer[newer.length - 1]!.seq : target) + 1;
       }
       for (const r of foreign) for (const op of r.ops) this.foreignSince.add(op.path);
@@ -306,15 +317,26 @@ export class Syncer {
     });
   }
 
-  /** After a restart: finishes a commit whose record landed before the process died. */
+  /**
+   * After a restart, or a commit that failed: finishes a commit whose record landed (wherever it
+   * is in the log after the view it started from) before the process died or its reply was lost.
+   */
   async recover(): Promise<void> {
     const raw = this.journal.getMeta('inflight');
     if (!raw) return;
-    const { commitId, fence } = JSON.parse(raw) as { commitId: string; fence: number };
-    const records = await this.log.recordsAfter(this.seq);
+    const { commitId, fence, from } = JSON.parse(raw) as { commitId: string; fence: number; from?: number };
+    const records = await this.log.recordsAfter(Math.min(from ?? this.seq, this.seq));
     const i = records.findIndex((r) => r.commitId === commitId);
     if (i < 0) {
       this.journal.setMeta('inflight', undefined); // it never landed: the pending ops are still there
+      return;
+    }
+    if (records[i]!.seq <= this.seq) {
+      // A reload applied it already (as someone else's): its ops are no longer pending.
+      this.journal.transaction(() => {
+        this.journal.clearPending(fence);
+        this.journal.setMeta('inflight', undefined);
+      });
       return;
     }
     const viewWasHead = records.slice(0, i).every((r) => this.isOurs(r));
