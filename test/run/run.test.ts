@@ -19,19 +19,97 @@ interface Result {
   code: number | null;
   stdout: string;
   stderr: string;
+  /** The run did not end within `timeoutMs` and was freed and killed (see `rescue`). */
+  timedOut?: boolean;
 }
 
-function cairn(args: string[], opts: { onStdout?: (pid: number, out: string) => void } = {}): Promise<Result> {
+interface CairnOptions {
+  onStdout?: (pid: number, out: string) => void;
+  /** Own process group (pgid = pid), so a test can signal the group as a terminal's Ctrl-C does. */
+  detached?: boolean;
+  /** Free and kill the run when it has not ended by then. */
+  timeoutMs?: number;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Every live descendant of `root` (not `root` itself), from /proc. */
+async function descendants(root: number): Promise<number[]> {
+  const parent = new Map<number, number[]>();
+  for (const name of await fs.readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const stat = await fs.readFile(`/proc/${name}/stat`, 'utf8').catch(() => '');
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (ppid) parent.set(ppid, [...(parent.get(ppid) ?? []), Number(name)]);
+  }
+  const out: number[] = [];
+  const walk = (p: number) => {
+    for (const c of parent.get(p) ?? []) {
+      out.push(c);
+      walk(c);
+    }
+  };
+  walk(root);
+  return out;
+}
+
+/** Devices (`major:minor`) of the cairn FUSE mounts `pid` sees and this process does not: the run's own. */
+async function ownCairnMounts(pid: number): Promise<string[]> {
+  const devs = (text: string) =>
+    text
+      .split('\n')
+      .map((l) => l.split(' '))
+      .filter((f) => f.includes('-') && f[f.indexOf('-') + 1]?.startsWith('fuse') && f[f.indexOf('-') + 2]?.startsWith('cairn:'))
+      .map((f) => f[2]!);
+  const ours = new Set(devs(await fs.readFile('/proc/self/mountinfo', 'utf8')));
+  return devs(await fs.readFile(`/proc/${pid}/mountinfo`, 'utf8').catch(() => '')).filter((d) => !ours.has(d));
+}
+
+/**
+ * Frees a hung run: aborts the FUSE connections of the mounts only its namespace has (a process
+ * stuck in a request on them stays in D state even after SIGKILL), then kills the processes this
+ * test started (the CLI and its descendants).
+ */
+async function rescue(pid: number): Promise<void> {
+  const pids = [pid, ...(await descendants(pid))];
+  const devices = new Set<string>();
+  for (const p of pids) for (const d of await ownCairnMounts(p)) devices.add(d);
+  if (devices.size) {
+    const ctl = '/sys/fs/fuse/connections';
+    if ((await fs.readdir(ctl).catch(() => [])).length === 0) {
+      await new Promise((r) => spawn('mount', ['-t', 'fusectl', 'fusectl', ctl], { stdio: 'ignore' }).on('exit', r).on('error', r));
+    }
+    for (const d of devices) await fs.writeFile(`${ctl}/${d.split(':')[1]}/abort`, '1').catch(() => undefined);
+  }
+  for (const p of pids.reverse()) {
+    try {
+      process.kill(p, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}
+
+function cairn(args: string[], opts: CairnOptions = {}): Promise<Result> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, '--store', store, ...args], { env: process.env });
+    const child = spawn(process.execPath, [CLI, '--store', store, ...args], { env: opts.env ?? process.env, detached: !!opts.detached });
     let stdout = '';
     let stderr = '';
+    let timedOut = false;
+    const timer = opts.timeoutMs
+      ? setTimeout(() => {
+          timedOut = true;
+          void rescue(child.pid!);
+        }, opts.timeoutMs)
+      : undefined;
     child.stdout.on('data', (d) => {
       stdout += d;
       opts.onStdout?.(child.pid!, stdout);
     });
     child.stderr.on('data', (d) => (stderr += d));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, ...(timedOut ? { timedOut } : {}) });
+    });
   });
 }
 
@@ -104,6 +182,91 @@ describe('cairn run', () => {
     assert.match(r.stderr, /VOLUME_BUSY/);
     assert.match(r.stderr, /\/a\b/);
     assert.match(r.stdout, /reload exit 1/);
+  });
+
+  it('--workdir inside a volume: the command starts there (the serving process never waits on its own mount)', async () => {
+    const r = await cairn(['run', '--create', '-v', 'newvol:/scratch', '--workdir', '/scratch', '--', 'sh', '-c', 'pwd; echo here > f'], { timeoutMs: 20_000 });
+    assert.ok(!r.timedOut, `cairn run hung (freed by aborting its FUSE connection): ${r.stderr}`);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, '/scratch\n');
+    assert.equal(await readVol('newvol', '/f'), 'here\n');
+  });
+
+  it('--workdir that does not exist fails with NOT_FOUND before the command starts', async () => {
+    const marker = path.join(base, 'wd-started');
+    const r = await cairn(['run', '-v', 'v:/data', '--workdir', '/data/no/such/dir', '--', 'touch', marker], { timeoutMs: 20_000 });
+    assert.ok(!r.timedOut, r.stderr);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /NOT_FOUND/);
+    await assert.rejects(fs.access(marker), 'the command never started');
+  });
+
+  it('runs a program that lives on a volume, by path and through PATH', async () => {
+    const script = 'mkdir -p /tools/bin && printf "#!/bin/sh\\necho tool \\"\\$@\\"\\n" > /tools/bin/tool && chmod +x /tools/bin/tool';
+    const w = await cairn(['run', '-v', 'v:/tools', '--', 'sh', '-c', script], { timeoutMs: 20_000 });
+    assert.equal(w.code, 0, w.stderr);
+    const byPath = await cairn(['run', '-v', 'v:/tools:ro', '--', '/tools/bin/tool', 'a b'], { timeoutMs: 20_000 });
+    assert.ok(!byPath.timedOut, `cairn run hung: ${byPath.stderr}`);
+    assert.equal(byPath.code, 0, byPath.stderr);
+    assert.equal(byPath.stdout, 'tool a b\n');
+    const env = { ...process.env, PATH: `/tools/bin:${process.env.PATH}` };
+    const viaPath = await cairn(['run', '-v', 'v:/tools:ro', '--', 'tool', 'c'], { timeoutMs: 20_000, env });
+    assert.ok(!viaPath.timedOut, `cairn run hung: ${viaPath.stderr}`);
+    assert.equal(viaPath.code, 0, viaPath.stderr);
+    assert.equal(viaPath.stdout, 'tool c\n');
+    const missing = await cairn(['run', '-v', 'v:/tools:ro', '--', '/tools/bin/none'], { timeoutMs: 20_000 });
+    assert.equal(missing.code, 127, missing.stderr);
+  });
+
+  /**
+   * Runs a command that writes `/data/NAME` and then waits; once it has written the file (it says
+   * so on stdout, after the file is closed) `send(pid)` signals the run. Returns the run's result.
+   */
+  async function interrupted(name: string, send: (pid: number) => void): Promise<Result> {
+    let sent = false;
+    const cmd = `echo ${name} > /data/${name} && echo written && exec sleep 30`;
+    const r = await cairn(['run', '-v', 'v:/data', '--commit-interval', '0', '--', 'sh', '-c', cmd], {
+      detached: true,
+      timeoutMs: 60_000,
+      onStdout: (pid, out) => {
+        if (!sent && out.includes('written')) {
+          sent = true;
+          send(pid);
+        }
+      },
+    });
+    assert.ok(sent && !r.timedOut, r.stderr);
+    return r;
+  }
+
+  it('SIGINT to the whole process group (Ctrl-C) always ends in the final commit', async () => {
+    for (let i = 0; i < 8; i++) {
+      const r = await interrupted(`int-group-${i}`, (pid) => process.kill(-pid, 'SIGINT'));
+      assert.equal(r.code, 130, r.stderr);
+      assert.equal(await readVol('v', `/int-group-${i}`), `int-group-${i}\n`, `run ${i}: ${r.stderr}`);
+    }
+  });
+
+  it('SIGTERM as timeout(1) sends it (to cairn run, then to its group) always ends in the final commit', async () => {
+    for (let i = 0; i < 6; i++) {
+      const r = await interrupted(`term-timeout-${i}`, (pid) => {
+        process.kill(pid, 'SIGTERM');
+        process.kill(-pid, 'SIGTERM');
+      });
+      assert.equal(r.code, 143, r.stderr);
+      assert.equal(await readVol('v', `/term-timeout-${i}`), `term-timeout-${i}\n`, `run ${i}: ${r.stderr}`);
+    }
+  });
+
+  it('SIGTERM to cairn run alone, once or twice, always ends in the final commit', async () => {
+    for (let i = 0; i < 6; i++) {
+      const r = await interrupted(`term-alone-${i}`, (pid) => {
+        process.kill(pid, 'SIGTERM');
+        if (i % 2) process.kill(pid, 'SIGTERM');
+      });
+      assert.equal(r.code, 143, r.stderr);
+      assert.equal(await readVol('v', `/term-alone-${i}`), `term-alone-${i}\n`, `run ${i}: ${r.stderr}`);
+    }
   });
 
   it('bad specs fail before the command starts', async () => {
