@@ -9,12 +9,14 @@
  * runs the command, makes the final commits and unmounts. Signals: see signals.ts.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cacheDir, cairnHome } from '../config.js';
 import { CairnError } from '../errors.js';
 import { openStore } from '../store/open.js';
 import { Catalog } from '../volume/catalog.js';
 import { exitStatus, holdSignals, STOP_SIGNALS } from './signals.js';
-import { type VolumeSpec, parseVolumeSpecs } from './spec.js';
+import { type VolumeSpec, parseVolumeSpecs, pathsOverlap } from './spec.js';
 
 export interface RunOptions {
   /** `-v` values: `VOLUME:/path[:ro]`. */
@@ -47,6 +49,15 @@ export async function prepareRun(o: RunOptions): Promise<InnerConfig> {
   const interval = o.commitIntervalSec ?? 5;
   if (!Number.isFinite(interval) || interval < 0) {
     throw new CairnError('INVALID_ARGUMENT', `bad commit interval ${o.commitIntervalSec}`, { hint: 'seconds >= 0 (0 disables background commits)' });
+  }
+  for (const m of mounts) {
+    const state = [cairnHome(), cacheDir()].find((dir) => pathsOverlap(path.resolve(dir), m.path));
+    if (state) {
+      throw new CairnError('INVALID_ARGUMENT', `${m.volume} at ${m.path} would hide Cairn's own state in ${state}`, {
+        path: m.path,
+        hint: 'mount the volume elsewhere, or move the state with CAIRN_HOME / CAIRN_CACHE_DIR',
+      });
+    }
   }
   if (o.workdir !== undefined && !o.workdir.startsWith('/')) {
     throw new CairnError('INVALID_ARGUMENT', `the workdir must be absolute: ${o.workdir}`, { path: o.workdir });

@@ -2,7 +2,7 @@
  * `cairn run` end to end through the built CLI: a command in its own mount namespace with
  * volumes mounted, on the embedded file store.
  */
-import '../helpers/env.js';
+import { testHome } from '../helpers/env.js';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -277,8 +277,10 @@ describe('cairn run', () => {
       ['-v', 'missing:/data'],
       ['-v', 'bad name:/data'],
       ['-v', 'v:/data:rx'],
+      ['-v', 'v:/data', '-v', 'v:/data/sub'], // one process cannot serve a mount inside its own
+      ['-v', `v:${path.join(testHome, 'mnt')}`], // over Cairn's own state
     ]) {
-      const r = await cairn(['run', ...args, '--', 'touch', marker]);
+      const r = await cairn(['run', ...args, '--', 'touch', marker], { timeoutMs: 20_000 });
       assert.notEqual(r.code, 0, `${args.join(' ')} must fail`);
       assert.match(r.stderr, /INVALID_ARGUMENT|NOT_FOUND/);
       await assert.rejects(fs.access(marker), 'the command never started');
