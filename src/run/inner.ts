@@ -68,6 +68,8 @@ async function checkWorkdir(dir: string): Promise<void> {
 
 async function main(): Promise<number> {
   const cfg = JSON.parse(process.argv[2] ?? '{}') as InnerConfig;
+  // A terminal that went away (SIGHUP) must not crash this process through a failed write.
+  process.stderr.on('error', () => undefined);
   // Signals: held from here to exit, so this process never dies of one before its final commit.
   // Before the command starts a stop signal cancels the run; while it runs every signal goes to it;
   // after it has ended they are ignored (a Ctrl-C reaches this process twice: from the terminal
