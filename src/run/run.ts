@@ -11,9 +11,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cacheDir, cairnHome } from '../config.js';
+import { cacheDir, cairnHome, defaultStoreUrl } from '../config.js';
 import { CairnError } from '../errors.js';
-import { openStore } from '../store/open.js';
+import { openStore, parseFileUrl } from '../store/open.js';
 import { Catalog } from '../volume/catalog.js';
 import { exitStatus, holdSignals, STOP_SIGNALS } from './signals.js';
 import { type VolumeSpec, parseVolumeSpecs, pathsOverlap } from './spec.js';
@@ -50,12 +50,16 @@ export async function prepareRun(o: RunOptions): Promise<InnerConfig> {
   if (!Number.isFinite(interval) || interval < 0) {
     throw new CairnError('INVALID_ARGUMENT', `bad commit interval ${o.commitIntervalSec}`, { hint: 'seconds >= 0 (0 disables background commits)' });
   }
+  // The run's process serves its mounts and writes Cairn's state (journal, cache, a file store)
+  // synchronously in places: none of that may lie on, or hide, one of its mounts.
+  const storeUrl = o.store ?? defaultStoreUrl();
+  const stateDirs = [cairnHome(), cacheDir(), ...(storeUrl.startsWith('file:') ? [parseFileUrl(storeUrl)] : [])];
   for (const m of mounts) {
-    const state = [cairnHome(), cacheDir()].find((dir) => pathsOverlap(path.resolve(dir), m.path));
+    const state = stateDirs.find((dir) => pathsOverlap(path.resolve(dir), m.path));
     if (state) {
       throw new CairnError('INVALID_ARGUMENT', `${m.volume} at ${m.path} would hide Cairn's own state in ${state}`, {
         path: m.path,
-        hint: 'mount the volume elsewhere, or move the state with CAIRN_HOME / CAIRN_CACHE_DIR',
+        hint: 'mount the volume elsewhere, or move the state (CAIRN_HOME, CAIRN_CACHE_DIR, --store)',
       });
     }
   }

@@ -308,6 +308,7 @@ describe('cairn run', () => {
       ['-v', 'v:/data:rx'],
       ['-v', 'v:/data', '-v', 'v:/data/sub'], // one process cannot serve a mount inside its own
       ['-v', `v:${path.join(testHome, 'mnt')}`], // over Cairn's own state
+      ['-v', `v:${path.join(base, 'store', 'mnt')}`], // inside the file store
     ]) {
       const r = await cairn(['run', ...args, '--', 'touch', marker], { timeoutMs: 20_000 });
       assert.notEqual(r.code, 0, `${args.join(' ')} must fail`);
