@@ -231,7 +231,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<MountHandle> {
   let watchTimer: NodeJS.Timeout | undefined;
   // Held until shutdown is over: a second signal during the final commit must not kill the process.
   const onSignal = (sig: NodeJS.Signals): void => {
-    log('info', core ? `${sig}: already shutting down, finishing the final commit` : `${sig}: unmounting ${mountpoint}`);
+    const what = core ? 'already shutting down, finishing the final commit' : `unmounting ${mountpoint}`;
+    log('info', `${sig}: ${what}`);
     void shutdown(sig, true);
   };
 

@@ -101,7 +101,8 @@ export async function runInContainer(o: RunOptions): Promise<number> {
     const cfg = await prepareRun(o);
     if (early) return exitStatus(null, early);
     const userns = typeof process.getuid === 'function' && process.getuid() !== 0 ? ['--user', '--map-root-user'] : [];
-    const args = [...userns, '--mount', '--propagation', 'private', '--', process.execPath, INNER_JS, JSON.stringify(cfg)];
+    const inner = [process.execPath, INNER_JS, JSON.stringify(cfg)];
+    const args = [...userns, '--mount', '--propagation', 'private', '--', ...inner];
     const started = spawn('unshare', args, { stdio: 'inherit', env: process.env });
     child = started;
     return await new Promise<number>((resolve, reject) => {

@@ -67,7 +67,8 @@ export function parseVolumeSpecs(raws: string[]): VolumeSpec[] {
       throw new CairnError('INVALID_ARGUMENT', `two volumes at ${s.path}`, { path: s.path, hint: 'give each -v its own path' });
     }
     const [outer, inner] = other.path.length < s.path.length ? [other, s] : [s, other];
-    throw new CairnError('INVALID_ARGUMENT', `${inner.volume} at ${inner.path} would be inside ${outer.volume} at ${outer.path}`, {
+    const why = `${inner.volume} at ${inner.path} would be inside ${outer.volume} at ${outer.path}`;
+    throw new CairnError('INVALID_ARGUMENT', why, {
       path: inner.path,
       hint: 'mount volumes side by side (for example -v a:/data -v b:/data-b), not one inside another',
     });

@@ -10,7 +10,10 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { cleanupAll, q, shOk, startMainDaemon, tmpDir, type RunningDaemon } from '../helpers/mount.js';
 
-const start = startMainDaemon((spec) => ({ store: `file://${spec.storeDir}`, sessionOptions: { createIfMissing: true } }));
+const start = startMainDaemon((spec) => ({
+  store: `file://${spec.storeDir}`,
+  sessionOptions: { createIfMissing: true },
+}));
 
 /** Resolves once the daemon has written `text` on stderr. */
 function logged(d: RunningDaemon, text: string): Promise<void> {

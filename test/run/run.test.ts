@@ -75,7 +75,10 @@ async function ownCairnMounts(pid: number): Promise<string[]> {
     text
       .split('\n')
       .map((l) => l.split(' '))
-      .filter((f) => f.includes('-') && f[f.indexOf('-') + 1]?.startsWith('fuse') && f[f.indexOf('-') + 2]?.startsWith('cairn:'))
+      .filter((f) => {
+        const sep = f.indexOf('-', 6);
+        return sep > 0 && f[sep + 1]?.startsWith('fuse') && f[sep + 2]?.startsWith('cairn:');
+      })
       .map((f) => f[2]!);
   const ours = new Set(devs(await fs.readFile('/proc/self/mountinfo', 'utf8')));
   return devs(await fs.readFile(`/proc/${pid}/mountinfo`, 'utf8').catch(() => '')).filter((d) => !ours.has(d));
@@ -93,7 +96,8 @@ async function rescue(pid: number): Promise<void> {
   if (devices.size) {
     const ctl = '/sys/fs/fuse/connections';
     if ((await fs.readdir(ctl).catch(() => [])).length === 0) {
-      await new Promise((r) => spawn('mount', ['-t', 'fusectl', 'fusectl', ctl], { stdio: 'ignore' }).on('exit', r).on('error', r));
+      const mount = spawn('mount', ['-t', 'fusectl', 'fusectl', ctl], { stdio: 'ignore' });
+      await new Promise((r) => mount.on('exit', r).on('error', r));
     }
     for (const d of devices) await fs.writeFile(`${ctl}/${d.split(':')[1]}/abort`, '1').catch(() => undefined);
   }
@@ -108,7 +112,8 @@ async function rescue(pid: number): Promise<void> {
 
 function cairn(args: string[], opts: CairnOptions = {}): Promise<Result> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, '--store', store, ...args], { env: opts.env ?? process.env, detached: !!opts.detached });
+    const env = opts.env ?? process.env;
+    const child = spawn(process.execPath, [CLI, '--store', store, ...args], { env, detached: !!opts.detached });
     let stdout = '';
     let stderr = '';
     let timedOut = false;
@@ -201,17 +206,20 @@ describe('cairn run', () => {
     assert.match(r.stdout, /reload exit 1/);
   });
 
-  it('--workdir inside a volume: the command starts there (the serving process never waits on its own mount)', async () => {
-    const r = await cairn(['run', '--create', '-v', 'newvol:/scratch', '--workdir', '/scratch', '--', 'sh', '-c', 'pwd; echo here > f'], { timeoutMs: 20_000 });
+  it('--workdir inside a volume: the command starts there (the serving process never waits on its mount)', async () => {
+    const args = ['run', '--create', '-v', 'newvol:/scratch', '--workdir', '/scratch', '--'];
+    const command = ['sh', '-c', 'pwd; echo hi > f'];
+    const r = await cairn([...args, ...command], { timeoutMs: 20_000 });
     assert.ok(!r.timedOut, `cairn run hung (freed by aborting its FUSE connection): ${r.stderr}`);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, '/scratch\n');
-    assert.equal(await readVol('newvol', '/f'), 'here\n');
+    assert.equal(await readVol('newvol', '/f'), 'hi\n');
   });
 
   it('--workdir that does not exist fails with NOT_FOUND before the command starts', async () => {
     const marker = path.join(base, 'wd-started');
-    const r = await cairn(['run', '-v', 'v:/data', '--workdir', '/data/no/such/dir', '--', 'touch', marker], { timeoutMs: 20_000 });
+    const args = ['run', '-v', 'v:/data', '--workdir', '/data/no/such/dir', '--', 'touch', marker];
+    const r = await cairn(args, { timeoutMs: 20_000 });
     assert.ok(!r.timedOut, r.stderr);
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /NOT_FOUND/);
@@ -219,7 +227,8 @@ describe('cairn run', () => {
   });
 
   it('runs a program that lives on a volume, by path and through PATH', async () => {
-    const script = 'mkdir -p /tools/bin && printf "#!/bin/sh\\necho tool \\"\\$@\\"\\n" > /tools/bin/tool && chmod +x /tools/bin/tool';
+    const tool = '#!/bin/sh\\necho tool \\"\\$@\\"\\n';
+    const script = `mkdir -p /tools/bin && printf "${tool}" > /tools/bin/tool && chmod +x /tools/bin/tool`;
     const w = await cairn(['run', '-v', 'v:/tools', '--', 'sh', '-c', script], { timeoutMs: 20_000 });
     assert.equal(w.code, 0, w.stderr);
     const byPath = await cairn(['run', '-v', 'v:/tools:ro', '--', '/tools/bin/tool', 'a b'], { timeoutMs: 20_000 });
