@@ -85,7 +85,7 @@ async function main(): Promise<number> {
       child.kill(sig);
     } else if (!told && Date.now() - endedAt > 1000) {
       told = true;
-      say(`${sig}: still making the final commit; SIGKILL abandons it (the changes are kept for the next run)`);
+      say(`${sig}: still making the final commit (kill -9 ${process.pid} abandons it; the changes stay for the next run)`);
     }
   });
 
