@@ -229,8 +229,10 @@ export async function runDaemon(opts: DaemonOptions): Promise<MountHandle> {
   let control: ControlServer | undefined;
   let commitTimer: NodeJS.Timeout | undefined;
   let watchTimer: NodeJS.Timeout | undefined;
+  // Held until shutdown is over: a second signal during the final commit must not kill the process.
   const onSignal = (sig: NodeJS.Signals): void => {
-    log('info', `${sig}: unmounting ${mountpoint}`);
+    const what = core ? 'already shutting down, finishing the final commit' : `unmounting ${mountpoint}`;
+    log('info', `${sig}: ${what}`);
     void shutdown(sig, true);
   };
 
@@ -247,6 +249,10 @@ export async function runDaemon(opts: DaemonOptions): Promise<MountHandle> {
       core = closeCore(reason);
       void core.then(async (r) => {
         await control?.close().catch(() => undefined);
+        if (opts.handleSignals !== false) {
+          process.off('SIGTERM', onSignal);
+          process.off('SIGINT', onSignal);
+        }
         resolveClosed(r);
       });
     }
@@ -257,10 +263,6 @@ export async function runDaemon(opts: DaemonOptions): Promise<MountHandle> {
     const result: CloseResult = { reason };
     clearTimeout(commitTimer);
     clearInterval(watchTimer);
-    if (opts.handleSignals !== false) {
-      process.off('SIGTERM', onSignal);
-      process.off('SIGINT', onSignal);
-    }
     // Stop the kernel first so the final commit holds every write made through the mount.
     await fuseCall((cb) => fuse.unmount(cb)).catch((err: Error) => {
       if (reason !== 'unmounted externally') log('warn', `unmount of ${mountpoint} reported: ${err.message}`);

@@ -21,8 +21,10 @@ export function registerRunCommand(program: Command, globals: () => { store?: st
       'after',
       `
 The container starts on the latest committed state of each volume, commits in the background,
-and commits once more when the command exits (also when cairn run gets SIGTERM/SIGINT, which it
-forwards). The exit code is the command's.
+and commits once more when the command exits (also on SIGTERM/SIGINT/SIGHUP/SIGQUIT to cairn run
+or its process group: they are forwarded to the command and do not interrupt the final commit).
+The exit code is the command's. Volume paths may not be inside one another; the workdir may be
+on a volume and must exist.
 
 Examples:
   cairn run -v data:/data -- sh -c 'echo hello > /data/hello.txt'

@@ -7,21 +7,22 @@
  * commit, unmount) whatever way the command ends; a failed final commit is reported loudly on
  * stderr and its changes stay in the session directory, which the next run of the same volume
  * and path picks up (recovered and committed at mount); the exit code is the command's
- * (128 + signal when killed), or 1 when it succeeded but a final commit failed.
+ * (128 + signal when killed), or 1 when it succeeded but a final commit failed; no signal
+ * kills this process (signals.ts); this process, which serves the mounts, never spawns a child
+ * that touches one before exec (`startCommand`) nor blocks its event loop.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
-import { constants } from 'node:os';
 import path from 'node:path';
-import { isCairnError } from '../errors.js';
+import { CairnError, isCairnError } from '../errors.js';
 import { sessionsDir } from '../config.js';
 import { openSession, type MountSession } from '../volume/open.js';
 import { runDaemon, type MountHandle } from '../fuse/daemon.js';
 import type { InnerConfig } from './run.js';
+import { exitStatus, holdSignals, STOP_SIGNALS } from './signals.js';
 import type { VolumeSpec } from './spec.js';
 
-const osSignals = constants.signals as Record<string, number>;
 const say = (msg: string) => process.stderr.write(`cairn run: ${msg}\n`);
 
 /** Opens the session of a run mount: the first free run directory of this volume and path. */
@@ -38,8 +39,56 @@ async function openRunSession(spec: VolumeSpec, store?: string): Promise<MountSe
   }
 }
 
+/**
+ * Starts the command so that this process never waits on its own mounts. spawn() blocks this
+ * process, whose event loop serves every FUSE mount of the run, until the child has called
+ * exec; a child that changed into a directory on a mount (`--workdir`), or exec'd a program on
+ * one (by path or found through PATH), before its exec would wait for an answer this process
+ * cannot give, forever (and stay in D state even after SIGKILL). So the child execs /bin/sh,
+ * which is on no mount; the shell changes directory and execs the command once spawn() has
+ * returned and the mounts are served again. The shell's own errors keep its exit codes: 126
+ * when the command cannot be executed, 127 when it is not found.
+ */
+function startCommand(cfg: InnerConfig, env: NodeJS.ProcessEnv): ChildProcess {
+  const script = cfg.workdir ? 'cd -- "$1" || exit 1; shift; exec "$@"' : 'exec "$@"';
+  const args = cfg.workdir ? [cfg.workdir, ...cfg.command] : cfg.command;
+  return spawn('/bin/sh', ['-c', script, 'cairn-run', ...args], { stdio: 'inherit', env });
+}
+
+/** Checks the workdir (asynchronously: it may be on a mount this process serves). */
+async function checkWorkdir(dir: string): Promise<void> {
+  const st = await fs.stat(dir).catch(() => undefined);
+  if (!st?.isDirectory()) {
+    throw new CairnError('NOT_FOUND', `the workdir ${dir} is not a directory in the container`, {
+      path: dir,
+      hint: 'give --workdir an existing directory (on a volume, create it in an earlier run)',
+    });
+  }
+}
+
 async function main(): Promise<number> {
   const cfg = JSON.parse(process.argv[2] ?? '{}') as InnerConfig;
+  // A terminal that went away (SIGHUP) must not crash this process through a failed write.
+  process.stderr.on('error', () => undefined);
+  // Signals: held from here to exit, so this process never dies of one before its final commit.
+  // Before the command starts a stop signal cancels the run; while it runs every signal goes to it;
+  // after it has ended they are ignored (a Ctrl-C reaches this process twice: from the terminal
+  // and forwarded by the outer half).
+  let child: ChildProcess | undefined;
+  let stopped: NodeJS.Signals | undefined;
+  let endedAt = 0;
+  let told = false;
+  holdSignals((sig) => {
+    if (!child) {
+      if (STOP_SIGNALS.includes(sig)) stopped ??= sig;
+    } else if (!endedAt) {
+      child.kill(sig);
+    } else if (!told && Date.now() - endedAt > 1000) {
+      told = true;
+      say(`${sig}: still making the final commit (kill -9 ${process.pid} abandons it; the changes stay for the next run)`);
+    }
+  });
+
   const mounts: MountHandle[] = [];
   const closeAll = async (): Promise<boolean> => {
     let ok = true;
@@ -55,6 +104,7 @@ async function main(): Promise<number> {
   };
   try {
     for (const spec of cfg.mounts) {
+      if (stopped) break;
       await fs.mkdir(spec.path, { recursive: true });
       const session = await openRunSession(spec, cfg.store);
       try {
@@ -77,25 +127,28 @@ async function main(): Promise<number> {
         throw err;
       }
     }
+    if (cfg.workdir && !stopped) await checkWorkdir(cfg.workdir);
   } catch (err) {
     say(`${isCairnError(err) ? `${err.code}: ` : ''}${(err as Error).message}`);
     await closeAll();
     return 1;
   }
+  if (stopped) {
+    await closeAll();
+    return exitStatus(null, stopped);
+  }
 
   const env = { ...process.env, CAIRN_MOUNTS: JSON.stringify(cfg.mounts) };
-  const child = spawn(cfg.command[0]!, cfg.command.slice(1), { stdio: 'inherit', env, cwd: cfg.workdir });
-  const forward = (sig: NodeJS.Signals) => child.kill(sig);
-  const signals: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
-  for (const s of signals) process.on(s, forward);
+  const started = startCommand(cfg, env);
+  child = started;
   const code = await new Promise<number>((resolve) => {
-    child.once('error', (err) => {
+    started.once('error', (err) => {
       say(`cannot start ${cfg.command[0]}: ${err.message}`);
       resolve(127);
     });
-    child.once('exit', (c, sig) => resolve(c ?? 128 + (sig ? (osSignals[sig] ?? 1) : 1)));
+    started.once('exit', (c, sig) => resolve(exitStatus(c, sig)));
   });
-  for (const s of signals) process.off(s, forward);
+  endedAt = Date.now();
   const committed = await closeAll();
   return code === 0 && !committed ? 1 : code;
 }

@@ -6,15 +6,17 @@
  * The outer half (`runInContainer`, in the caller's process) checks every spec and volume
  * before anything starts, then starts `unshare --mount --propagation private` running the inner
  * half (inner.ts), forwarding signals to it and returning its exit code. The inner half mounts,
- * runs the command, makes the final commits and unmounts.
+ * runs the command, makes the final commits and unmounts. Signals: see signals.ts.
  */
-import { spawn } from 'node:child_process';
-import { constants } from 'node:os';
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cacheDir, cairnHome, defaultStoreUrl } from '../config.js';
 import { CairnError } from '../errors.js';
-import { openStore } from '../store/open.js';
+import { openStore, parseFileUrl } from '../store/open.js';
 import { Catalog } from '../volume/catalog.js';
-import { type VolumeSpec, parseVolumeSpecs } from './spec.js';
+import { exitStatus, holdSignals, STOP_SIGNALS } from './signals.js';
+import { type VolumeSpec, parseVolumeSpecs, pathsOverlap } from './spec.js';
 
 export interface RunOptions {
   /** `-v` values: `VOLUME:/path[:ro]`. */
@@ -36,9 +38,7 @@ export interface InnerConfig {
   store?: string;
 }
 
-const osSignals = constants.signals as Record<string, number>;
 const INNER_JS = fileURLToPath(new URL('./inner.js', import.meta.url));
-const FORWARDED: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
 
 /** Checks specs and volumes; throws a typed error before anything starts. */
 export async function prepareRun(o: RunOptions): Promise<InnerConfig> {
@@ -49,6 +49,19 @@ export async function prepareRun(o: RunOptions): Promise<InnerConfig> {
   const interval = o.commitIntervalSec ?? 5;
   if (!Number.isFinite(interval) || interval < 0) {
     throw new CairnError('INVALID_ARGUMENT', `bad commit interval ${o.commitIntervalSec}`, { hint: 'seconds >= 0 (0 disables background commits)' });
+  }
+  // The run's process serves its mounts and writes Cairn's state (journal, cache, a file store)
+  // synchronously in places: none of that may lie on, or hide, one of its mounts.
+  const storeUrl = o.store ?? defaultStoreUrl();
+  const stateDirs = [cairnHome(), cacheDir(), ...(storeUrl.startsWith('file:') ? [parseFileUrl(storeUrl)] : [])];
+  for (const m of mounts) {
+    const state = stateDirs.find((dir) => pathsOverlap(path.resolve(dir), m.path));
+    if (state) {
+      throw new CairnError('INVALID_ARGUMENT', `${m.volume} at ${m.path} would hide Cairn's own state in ${state}`, {
+        path: m.path,
+        hint: 'mount the volume elsewhere, or move the state (CAIRN_HOME, CAIRN_CACHE_DIR, --store)',
+      });
+    }
   }
   if (o.workdir !== undefined && !o.workdir.startsWith('/')) {
     throw new CairnError('INVALID_ARGUMENT', `the workdir must be absolute: ${o.workdir}`, { path: o.workdir });
@@ -74,32 +87,31 @@ export async function prepareRun(o: RunOptions): Promise<InnerConfig> {
  * @example const code = await runInContainer({ volumes: ['data:/data'], command: ['sh', '-c', 'ls /data'] });
  */
 export async function runInContainer(o: RunOptions): Promise<number> {
-  // Signals that arrive before the container exists stop the run before it starts.
+  // One handler from start to end (never a moment without one, or a signal would kill this process
+  // while the inner half still works): before the container exists a stop signal cancels the run;
+  // then every signal is forwarded to the inner half, which forwards it to the command and ignores
+  // it once the command has ended (its final commit is not interrupted).
+  let child: ChildProcess | undefined;
   let early: NodeJS.Signals | undefined;
-  const before = (sig: NodeJS.Signals) => (early ??= sig);
-  for (const s of FORWARDED) process.on(s, before);
-  let cfg: InnerConfig;
-  try {
-    cfg = await prepareRun(o);
-  } finally {
-    for (const s of FORWARDED) process.off(s, before);
-  }
-  if (early) return 128 + (osSignals[early] ?? 1);
-  const userns = typeof process.getuid === 'function' && process.getuid() !== 0 ? ['--user', '--map-root-user'] : [];
-  const child = spawn('unshare', [...userns, '--mount', '--propagation', 'private', '--', process.execPath, INNER_JS, JSON.stringify(cfg)], {
-    stdio: 'inherit',
-    env: process.env,
+  const hold = holdSignals((sig) => {
+    if (child) child.kill(sig);
+    else if (STOP_SIGNALS.includes(sig)) early ??= sig;
   });
-  const forward = (sig: NodeJS.Signals) => child.kill(sig);
-  for (const s of FORWARDED) process.on(s, forward);
   try {
+    const cfg = await prepareRun(o);
+    if (early) return exitStatus(null, early);
+    const userns = typeof process.getuid === 'function' && process.getuid() !== 0 ? ['--user', '--map-root-user'] : [];
+    const inner = [process.execPath, INNER_JS, JSON.stringify(cfg)];
+    const args = [...userns, '--mount', '--propagation', 'private', '--', ...inner];
+    const started = spawn('unshare', args, { stdio: 'inherit', env: process.env });
+    child = started;
     return await new Promise<number>((resolve, reject) => {
-      child.once('error', (err) =>
+      started.once('error', (err) =>
         reject(new CairnError('UNAVAILABLE', `cannot start a mount namespace: ${err.message}`, { hint: 'cairn run needs unshare (util-linux) and CAP_SYS_ADMIN or user namespaces' }, { cause: err })),
       );
-      child.once('exit', (code, signal) => resolve(code ?? 128 + (signal ? (osSignals[signal] ?? 1) : 1)));
+      started.once('exit', (code, signal) => resolve(exitStatus(code, signal)));
     });
   } finally {
-    for (const s of FORWARDED) process.off(s, forward);
+    hold.release();
   }
 }

@@ -2,7 +2,9 @@
  * `-v VOLUME:/path[:ro]` specs of `cairn run`, parsed and checked before anything starts.
  *
  * Invariants: a parsed spec has a valid volume name, an absolute normalised container path that
- * is not `/`, and no two specs share a path.
+ * is not `/`, and no spec's path is another's or inside another's: the mounts of a run are served
+ * by one process, and mounting inside a mount it serves would have it wait on itself (libfuse's
+ * mount looks the path up synchronously on the event loop that serves the outer mount).
  */
 import path from 'node:path';
 import { CairnError } from '../errors.js';
@@ -46,15 +48,30 @@ export function parseVolumeSpec(raw: string): VolumeSpec {
   return { volume, path: norm, readOnly };
 }
 
-/** Parses every spec and rejects two mounts at one path. */
+/**
+ * True when absolute normalised path `a` is `b` or inside it, or the other way round.
+ * @example pathsOverlap('/data', '/data/sub') // true
+ */
+export function pathsOverlap(a: string, b: string): boolean {
+  const under = (x: string, y: string) => x === y || x.startsWith(y.endsWith('/') ? y : `${y}/`);
+  return under(a, b) || under(b, a);
+}
+
+/** Parses every spec and rejects two mounts at one path, or one inside another. */
 export function parseVolumeSpecs(raws: string[]): VolumeSpec[] {
   const specs = raws.map(parseVolumeSpec);
-  const seen = new Set<string>();
-  for (const s of specs) {
-    if (seen.has(s.path)) {
+  specs.forEach((s, i) => {
+    const other = specs.slice(0, i).find((o) => pathsOverlap(o.path, s.path));
+    if (!other) return;
+    if (other.path === s.path) {
       throw new CairnError('INVALID_ARGUMENT', `two volumes at ${s.path}`, { path: s.path, hint: 'give each -v its own path' });
     }
-    seen.add(s.path);
-  }
+    const [outer, inner] = other.path.length < s.path.length ? [other, s] : [s, other];
+    const why = `${inner.volume} at ${inner.path} would be inside ${outer.volume} at ${outer.path}`;
+    throw new CairnError('INVALID_ARGUMENT', why, {
+      path: inner.path,
+      hint: 'mount volumes side by side (for example -v a:/data -v b:/data-b), not one inside another',
+    });
+  });
   return specs;
 }
