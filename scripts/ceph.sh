@@ -10,6 +10,9 @@
 #   scripts/ceph.sh down DATA_DIR    stop the daemons this script started there (safe to call twice)
 #   scripts/ceph.sh env DATA_DIR     print CAIRN_CEPH_ENDPOINT, AWS_ACCESS_KEY_ID, … as shell assignments
 #   scripts/ceph.sh purge DATA_DIR   down, then remove DATA_DIR
+#   scripts/ceph.sh acquire DATA_DIR PID   record PID as a user of the cluster, then `up`
+#   scripts/ceph.sh release DATA_DIR PID   forget PID (and users that died); `down` when none is left
+#     (acquire/release let several test processes share one cluster; see test/helpers/ceph.ts)
 #
 # Invariants: `up` is idempotent (a running cluster is left alone) and serialised per DATA_DIR (flock),
 # every wait is bounded (on timeout: a clear message, the daemon logs' tail, exit 1, daemons stopped);
@@ -43,7 +46,6 @@ free_port() {
 }
 
 # The daemons' pid files and what their command line must start with.
-DAEMONS=(radosgw osd mon)
 exe_of() { case "$1" in mon) echo ceph-mon ;; osd) echo ceph-osd ;; radosgw) echo radosgw ;; esac; }
 
 # Pid of daemon $1 if it is running and is the process we started, else nothing.
@@ -171,10 +173,27 @@ bootstrap() {
   touch "$DIR/bootstrapped"
 }
 
-up() {
-  mkdir -p "$DIR"
+LOCKED=""
+lock() {
+  [ -n "$LOCKED" ] && return 0
   exec 9>"$DIR/.lock"
   flock -w "$((WAIT * 3))" 9 || die "another scripts/ceph.sh is busy with $DIR"
+  LOCKED=1
+}
+
+# Drops users whose process is gone; prints how many are left.
+prune_users() {
+  mkdir -p "$DIR/users"
+  local f n=0
+  for f in "$DIR"/users/*; do
+    [ -e "$f" ] || continue
+    if kill -0 "$(basename "$f")" 2>/dev/null; then n=$((n + 1)); else rm -f "$f"; fi
+  done
+  echo "$n"
+}
+
+up() {
+  lock
   command -v radosgw >/dev/null || install
   if [ -f "$DIR/bootstrapped" ] && [ -n "$(live_pid radosgw)" ] && rgw_up; then
     env_out
@@ -201,18 +220,26 @@ up() {
   env_out
 }
 
+# Stops radosgw and the OSD together, then the monitor (the OSD tells it that it goes down).
 down() {
-  local name pid deadline
-  for name in "${DAEMONS[@]}"; do
+  stop_daemons radosgw osd
+  stop_daemons mon
+}
+
+stop_daemons() {
+  local name pid pids=() deadline=$((SECONDS + 20))
+  for name in "$@"; do
     pid=$(live_pid "$name")
-    [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null || true
-    if [ -n "$pid" ]; then
-      deadline=$((SECONDS + 20))
-      while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
-      kill -0 "$pid" 2>/dev/null && { log "$name ($pid) did not stop on TERM: KILL"; kill -KILL "$pid" 2>/dev/null || true; }
-    fi
-    rm -f "$DIR/run/$name.pid"
+    if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null || true; pids+=("$pid"); fi
   done
+  for pid in "${pids[@]}"; do
+    while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then
+      log "pid $pid did not stop on TERM within 20s: KILL"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  done
+  for name in "$@"; do rm -f "$DIR/run/$name.pid"; done
 }
 
 env_out() {
@@ -226,9 +253,10 @@ env_out() {
 cmd=${1:-}
 case "$cmd" in
   install) install ;;
-  up|down|env|purge)
+  up|down|env|purge|acquire|release)
     [ -n "${2:-}" ] || die "usage: scripts/ceph.sh $cmd DATA_DIR"
-    [ "$cmd" = up ] && mkdir -p "$2"
+    case "$cmd" in acquire|release) [[ "${3:-}" =~ ^[0-9]+$ ]] || die "usage: scripts/ceph.sh $cmd DATA_DIR PID" ;; esac
+    case "$cmd" in up|acquire) mkdir -p "$2" ;; esac
     [ -d "$2" ] || { [ "$cmd" = env ] && die "no cluster in $2"; exit 0; }
     DIR=$(cd "$2" && pwd)
     case "$cmd" in
@@ -236,7 +264,9 @@ case "$cmd" in
       down) down ;;
       env) env_out ;;
       purge) down; rm -rf "$DIR" ;;
+      acquire) lock; prune_users >/dev/null; touch "$DIR/users/$3"; up ;;
+      release) lock; rm -f "$DIR/users/$3"; if [ "$(prune_users)" -eq 0 ]; then down; fi ;;
     esac
     ;;
-  *) die "usage: scripts/ceph.sh install | up DATA_DIR | down DATA_DIR | env DATA_DIR | purge DATA_DIR" ;;
+  *) die "usage: scripts/ceph.sh install | up|down|env|purge DATA_DIR | acquire|release DATA_DIR PID" ;;
 esac

@@ -4,8 +4,9 @@
  *
  * Invariants:
  * - Every key is stored as `${prefix}/${key}` (just `key` when the prefix is empty).
- * - `put(…, { ifAbsent })` sends `If-None-Match: *` (on CompleteMultipartUpload for large bodies);
- *   412 and 409 ConditionalRequestConflict become ALREADY_EXISTS.
+ * - `put(…, { ifAbsent })` sends `If-None-Match: *` on one PutObject, whatever the size (never a
+ *   multipart upload: Ceph RGW 16 ignores the header on CompleteMultipartUpload); 412 and 409
+ *   ConditionalRequestConflict become ALREADY_EXISTS.
  * - `conditionalWrites` is what a probe at open time measured, never assumed: a server that
  *   ignores `If-None-Match` is reported as `false`.
  * - Retries are the SDK's own (standard mode, bounded attempts); every request has timeouts.
@@ -40,6 +41,8 @@ export const MULTIPART_THRESHOLD = 64 * 1024 * 1024;
 export const PART_SIZE = 16 * 1024 * 1024;
 /** Parts uploaded at once. */
 export const PART_CONCURRENCY = 4;
+/** The largest single PutObject S3 accepts (5 GiB): the cap for `ifAbsent` bodies, which never go up in parts. */
+export const MAX_SINGLE_PUT = 5 * 1024 * 1024 * 1024;
 
 interface SdkError {
   name?: string;
@@ -206,13 +209,20 @@ export class S3Store implements ObjectStore {
 
   /**
    * Writes an object; with `ifAbsent`, only if the key does not exist (else ALREADY_EXISTS).
-   * Bodies over 64 MiB go up in 16 MiB parts, 4 at a time.
+   * Bodies over 64 MiB go up in 16 MiB parts, 4 at a time, except `ifAbsent` ones: those are one
+   * PutObject (at most 5 GiB), since some servers (Ceph RGW 16) ignore If-None-Match on
+   * CompleteMultipartUpload and would let a second creator overwrite the first.
    * @example await store.put('volumes/v1/log/00000002', record, { ifAbsent: true });
    */
   async put(key: string, body: Uint8Array, options: PutOptions = {}): Promise<void> {
     checkKey(key);
     this.checkOpen();
-    if (body.byteLength > MULTIPART_THRESHOLD) return this.putMultipart(key, body, options);
+    if (options.ifAbsent && body.byteLength > MAX_SINGLE_PUT) {
+      throw new CairnError('INVALID_ARGUMENT', `cannot create ${key} if absent: ${body.byteLength} bytes is over 5 GiB`, {
+        key, store: this.url, hint: 'create-if-absent objects go up in one PutObject; keep them under 5 GiB',
+      });
+    }
+    if (body.byteLength > MULTIPART_THRESHOLD && !options.ifAbsent) return this.putMultipart(key, body, options);
     try {
       await this.client.send(new PutObjectCommand({
         Bucket: this.loc.bucket,
