@@ -37,7 +37,8 @@ install() {
   [ ${#need[@]} -eq 0 ] && return 0
   local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   log "installing Debian packages: ${need[*]}"
-  $sudo apt-get update -qq
+  # Package lists fetched in the last hour (e.g. by scripts/setup.sh just before) are fresh enough.
+  find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' -mmin -60 2>/dev/null | grep -q . || $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 }
 
@@ -221,22 +222,34 @@ up() {
 }
 
 # Stops radosgw and the OSD together, then the monitor (the OSD tells it that it goes down).
+# radosgw sometimes hangs in its shutdown (it arms a 120 s alarm) and holds no state: 5 s, then KILL.
 down() {
   stop_daemons radosgw osd
   stop_daemons mon
 }
 
+# Whether pid $1 runs (a zombie nobody reaped yet does not).
+alive() {
+  local state
+  state=$(sed -E 's/^.*\) ([A-Za-z]).*$/\1/' "/proc/$1/stat" 2>/dev/null) || return 1
+  [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
+}
+
+grace_of() { case "$1" in radosgw) echo 5 ;; *) echo 20 ;; esac; }
+
 stop_daemons() {
-  local name pid pids=() deadline=$((SECONDS + 20))
+  local name pid start=$SECONDS; local -A names=()
   for name in "$@"; do
     pid=$(live_pid "$name")
-    if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null || true; pids+=("$pid"); fi
+    if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null || true; names[$pid]=$name; fi
   done
-  for pid in "${pids[@]}"; do
-    while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
-    if kill -0 "$pid" 2>/dev/null; then
-      log "pid $pid did not stop on TERM within 20s: KILL"
+  for pid in "${!names[@]}"; do
+    name=${names[$pid]}
+    while alive "$pid" && [ $((SECONDS - start)) -lt "$(grace_of "$name")" ]; do sleep 0.1; done
+    if alive "$pid"; then
+      [ "$name" = radosgw ] || log "$name (pid $pid) did not stop on TERM within $(grace_of "$name") s: KILL"
       kill -KILL "$pid" 2>/dev/null || true
+      for _ in $(seq 50); do alive "$pid" || break; sleep 0.1; done
     fi
   done
   for name in "$@"; do rm -f "$DIR/run/$name.pid"; done
