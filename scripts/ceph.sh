@@ -69,19 +69,33 @@ tail_logs() {
   done
 }
 
-# wait_for WHAT CMD…: runs CMD until it succeeds, at most $WAIT seconds; on timeout stops everything.
+# wait_for WHAT CMD…: runs CMD until it succeeds, at most $WAIT seconds, and fails (1) early when a
+# daemon started here has exited. The reason is in $WHY.
+WHY=""
 wait_for() {
   local what=$1; shift
-  local deadline=$((SECONDS + WAIT))
+  local deadline=$((SECONDS + WAIT)) name
   until "$@" >/dev/null 2>&1; do
+    for name in mon osd radosgw; do
+      if [ -f "$DIR/run/$name.pid" ] && [ -z "$(live_pid "$name")" ]; then
+        WHY="$name exited while waiting for $what"
+        return 1
+      fi
+    done
     if [ $SECONDS -ge $deadline ]; then
-      log "timed out after ${WAIT}s waiting for $what"
-      tail_logs
-      down
-      die "Ceph did not come up in $DIR (logs above; raise CAIRN_CEPH_WAIT if the machine is slow)"
+      WHY="timed out after ${WAIT}s waiting for $what"
+      return 1
     fi
     sleep 0.5
   done
+}
+
+# Prints why and the logs' tail, stops what this script started, exits 1.
+fail() {
+  log "$WHY"
+  tail_logs
+  down
+  die "Ceph did not come up in $DIR (logs above; raise CAIRN_CEPH_WAIT if the machine is slow)"
 }
 
 # start NAME ARGS…: runs a daemon in the foreground mode (-f) in the background, keeps its pid.
@@ -127,6 +141,9 @@ mon warn on pool no redundancy = false
 mon data avail warn = 2
 mon data avail crit = 1
 osd crush chooseleaf type = 0
+# A radosgw that had to be killed leaves its watches behind; until they time out, the next
+# radosgw's metadata writes (CreateBucket) wait for it in 10 s steps. 10 s instead of 30 s.
+osd client watch timeout = 10
 [mon]
 mon data = $DIR/mon/ceph-\$id
 [osd]
@@ -135,6 +152,9 @@ osd objectstore = bluestore
 bluestore block path = $DIR/osd/ceph-\$id/block.file
 bluestore block create = true
 bluestore block size = $(numfmt --from=iec "$OSD_SIZE")
+# Fast shutdown (the default) exits without unmounting the store; here a restart right after it
+# once found an OSD map missing ("failed to load OSD map for epoch N, got 0 bytes").
+osd fast shutdown = false
 osd memory target = 939524096
 bluestore cache autotune = false
 bluestore cache size = 134217728
@@ -166,11 +186,11 @@ bootstrap() {
   ceph-mon -c "$DIR/ceph.conf" --mkfs -i a --monmap "$DIR/monmap" --keyring "$DIR/keyring" >> "$DIR/log/mkfs.out" 2>&1 \
     || { tail_logs; die "ceph-mon --mkfs failed"; }
   start mon ceph-mon -c "$DIR/ceph.conf" -i a
-  wait_for "the monitor" CEPH mon stat
+  wait_for "the monitor" CEPH mon stat || return 1
   local uuid; uuid=$(cat /proc/sys/kernel/random/uuid)
-  CEPH osd new "$uuid" 0 >/dev/null
+  CEPH osd new "$uuid" 0 >/dev/null || { WHY="ceph osd new failed"; return 1; }
   ceph-osd -c "$DIR/ceph.conf" -i 0 --mkfs --osd-uuid "$uuid" >> "$DIR/log/mkfs.out" 2>&1 \
-    || { tail_logs; down; die "ceph-osd --mkfs failed"; }
+    || { WHY="ceph-osd --mkfs failed"; return 1; }
   touch "$DIR/bootstrapped"
 }
 
@@ -193,6 +213,21 @@ prune_users() {
   echo "$n"
 }
 
+# Starts the monitor, the OSD and radosgw (those not running) and waits for each; 1 on failure.
+start_all() {
+  mkdir -p "$DIR/run" "$DIR/log"
+  start mon ceph-mon -c "$DIR/ceph.conf" -i a
+  wait_for "the monitor" CEPH mon stat || return 1
+  start osd ceph-osd -c "$DIR/ceph.conf" -i 0
+  wait_for "the OSD to be up" osd_up || return 1
+  if [ -z "$(live_pid radosgw)" ]; then
+    free_port > "$DIR/rgw.port"
+    start radosgw radosgw -c "$DIR/ceph.conf" -n client.rgw.a \
+      --rgw-frontends "beast endpoint=127.0.0.1:$(rgw_port)"
+  fi
+  wait_for "radosgw on 127.0.0.1:$(rgw_port)" rgw_up
+}
+
 up() {
   lock
   command -v radosgw >/dev/null || install
@@ -200,18 +235,21 @@ up() {
     env_out
     return 0
   fi
-  [ -f "$DIR/bootstrapped" ] || { rm -rf "${DIR:?}"/{run,log,mon,osd,rgw,ceph.conf,monmap,rgw.port,user}; bootstrap; }
-  mkdir -p "$DIR/run" "$DIR/log"
-  start mon ceph-mon -c "$DIR/ceph.conf" -i a
-  wait_for "the monitor" CEPH mon stat
-  start osd ceph-osd -c "$DIR/ceph.conf" -i 0
-  wait_for "the OSD to be up" osd_up
-  if [ -z "$(live_pid radosgw)" ]; then
-    free_port > "$DIR/rgw.port"
-    start radosgw radosgw -c "$DIR/ceph.conf" -n client.rgw.a \
-      --rgw-frontends "beast endpoint=127.0.0.1:$(rgw_port)"
+  if [ -f "$DIR/bootstrapped" ]; then
+    # The settings of this version of the script, with the cluster's own fsid and monitor port.
+    write_conf "$(sed -n 's/^fsid = //p' "$DIR/ceph.conf")" "$(sed -n 's/^mon host = v2:127.0.0.1://p' "$DIR/ceph.conf")"
+    if ! start_all; then
+      # A test cluster holds nothing worth keeping: rebuild it rather than fail.
+      log "restart failed ($WHY); rebuilding the cluster in $DIR"
+      down
+      rm -f "$DIR/bootstrapped"
+    fi
   fi
-  wait_for "radosgw on 127.0.0.1:$(rgw_port)" rgw_up
+  if [ ! -f "$DIR/bootstrapped" ]; then
+    rm -rf "${DIR:?}"/{run,log,mon,osd,rgw,ceph.conf,monmap,rgw.port,user}
+    bootstrap || fail
+    start_all || fail
+  fi
   if [ ! -f "$DIR/user" ]; then
     timeout 60 radosgw-admin -c "$DIR/ceph.conf" -n client.rgw.a user create --uid=cairn \
       --display-name="Cairn tests" --access-key="$ACCESS_KEY" --secret-key="$SECRET_KEY" >> "$DIR/log/user.out" 2>&1 \
