@@ -15,7 +15,8 @@
 #     (acquire/release let several test processes share one cluster; see test/helpers/ceph.ts)
 #
 # Invariants: `up` is idempotent (a running cluster is left alone) and serialised per DATA_DIR (flock),
-# every wait is bounded (on timeout: a clear message, the daemon logs' tail, exit 1, daemons stopped);
+# every wait is bounded (on timeout: a clear message, the daemon logs' tail, exit 1, daemons stopped;
+# a restart that fails rebuilds the cluster once: a test cluster holds nothing worth keeping);
 # `down` signals only pids from its own pid files whose command line is still the daemon it started.
 # The S3 keys are the in-repo s3rver harness's (S3RVER/S3RVER) so both can share one process's environment.
 set -euo pipefail
@@ -104,6 +105,7 @@ start() {
   [ -n "$(live_pid "$name")" ] && return 0
   "$@" -f >> "$DIR/log/$name.out" 2>&1 9>&- &  # 9: the flock of `up`, not for daemons to keep
   echo $! > "$DIR/run/$name.pid"
+  disown $!  # its end is ours to notice (live_pid), not bash's to report
 }
 
 CEPH() { timeout 20 ceph -c "$DIR/ceph.conf" --connect-timeout 10 "$@"; }
