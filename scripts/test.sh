@@ -10,7 +10,7 @@ filter="${1:-}"
 mapfile -t files < <(find dist/test -name '*.test.js' | sort | grep -- "$filter")
 echo "test: ${#files[@]} test files"
 
-if [ "${CAIRN_CEPH:-1}" != 0 ]; then
+if [ "${CAIRN_CEPH:-1}" != 0 ] && [ -z "${CAIRN_CEPH_ENDPOINT:-}" ]; then  # an endpoint given is used as is
   # The same directory as test/helpers/ceph.ts uses for files run by hand: one cluster, shared and
   # reference-counted by pid (acquire/release), so concurrent runs never stop each other's cluster.
   ceph_dir="${CAIRN_CEPH_DIR:-${TMPDIR:-/tmp}/cairn-ceph-harness}"
