@@ -140,7 +140,9 @@ async function main(): Promise<number> {
   let code = 0;
   try {
     log(`mode ${mode}; work dir ${work}; peers: s3fs ${peers.s3fs ? 'yes' : 'no'}, rclone ${peers.rclone ? 'yes' : 'no'}; fio ${fioVersion ?? 'no'}`);
-    if (args.store === 'ceph') await sh('bash', [path.join(ROOT, 'scripts', 'ceph.sh'), 'install'], { timeoutMs: 600_000 });
+    if (args.store === 'ceph') {
+      await sh('bash', [path.join(ROOT, 'scripts', 'ceph.sh'), 'install'], { timeoutMs: 600_000 });
+    }
     s3 = await startS3Process(env);
     log(`${args.store === 'ceph' ? 'Ceph RGW' : 's3rver'} at ${s3.endpoint}`);
     // Seconds each step took (the suite has a time budget: this shows where it goes).

@@ -97,7 +97,8 @@ async function main(): Promise<void> {
   process.stdin.on('end', stop);
   process.stdin.on('close', stop);
   process.stdin.resume();
-  process.stdout.write(`${JSON.stringify({ endpoint: served.endpoint, bucket: served.bucket, url: served.url, store })}\n`);
+  const { endpoint, bucket, url } = served;
+  process.stdout.write(`${JSON.stringify({ endpoint, bucket, url, store })}\n`);
 }
 
 main().catch((err) => {

@@ -113,8 +113,8 @@ CEPH() { timeout 20 ceph -c "$DIR/ceph.conf" --connect-timeout 10 "$@"; }
 rgw_port() { cat "$DIR/rgw.port"; }
 # radosgw answers an anonymous GET / (ListBuckets) with 200 once it serves requests (no curl on a bare Debian).
 rgw_up() {
-  node -e "require('http').get(process.argv[1],(r)=>process.exit(r.statusCode===200?0:1)).on('error',()=>process.exit(1))" \
-    "http://127.0.0.1:$(rgw_port)/"
+  node -e "require('http').get(process.argv[1], (r) => process.exit(r.statusCode === 200 ? 0 : 1))
+    .on('error', () => process.exit(1))" "http://127.0.0.1:$(rgw_port)/"
 }
 osd_up() { CEPH osd dump 2>/dev/null | grep -q '^osd.0 up'; }
 
@@ -239,7 +239,8 @@ up() {
   fi
   if [ -f "$DIR/bootstrapped" ]; then
     # The settings of this version of the script, with the cluster's own fsid and monitor port.
-    write_conf "$(sed -n 's/^fsid = //p' "$DIR/ceph.conf")" "$(sed -n 's/^mon host = v2:127.0.0.1://p' "$DIR/ceph.conf")"
+    write_conf "$(sed -n 's/^fsid = //p' "$DIR/ceph.conf")" \
+      "$(sed -n 's/^mon host = v2:127.0.0.1://p' "$DIR/ceph.conf")"
     if ! start_all; then
       # A test cluster holds nothing worth keeping: rebuild it rather than fail.
       log "restart failed ($WHY); rebuilding the cluster in $DIR"

@@ -218,7 +218,8 @@ export class S3Store implements ObjectStore {
     checkKey(key);
     this.checkOpen();
     if (options.ifAbsent && body.byteLength > MAX_SINGLE_PUT) {
-      throw new CairnError('INVALID_ARGUMENT', `cannot create ${key} if absent: ${body.byteLength} bytes is over 5 GiB`, {
+      const why = `${body.byteLength} bytes is over 5 GiB`;
+      throw new CairnError('INVALID_ARGUMENT', `cannot create ${key} if absent: ${why}`, {
         key, store: this.url, hint: 'create-if-absent objects go up in one PutObject; keep them under 5 GiB',
       });
     }

@@ -21,7 +21,9 @@ import { pathToFileURL } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { openStore } from '../../src/store/open.js';
 import type { ObjectStore } from '../../src/store/types.js';
-import { S3Client, CreateBucketCommand, DeleteBucketCommand, DeleteObjectsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import {
+  S3Client, CreateBucketCommand, DeleteBucketCommand, DeleteObjectsCommand, ListObjectsV2Command,
+} from '@aws-sdk/client-s3';
 import { startS3, type S3Server } from './s3server.js';
 import { acquireCeph, cephWanted, type CephHandle } from './ceph.js';
 
@@ -115,7 +117,10 @@ class CephBackend implements Backend {
   private client(endpoint: string): S3Client {
     // Checksums only where required, as src/store/s3.ts: RGW 16 answers aws-chunked uploads with 411.
     return new S3Client({
-      endpoint, forcePathStyle: true, region: process.env.AWS_REGION ?? 'us-east-1', requestChecksumCalculation: 'WHEN_REQUIRED',
+      endpoint,
+      forcePathStyle: true,
+      region: process.env.AWS_REGION ?? 'us-east-1',
+      requestChecksumCalculation: 'WHEN_REQUIRED',
     });
   }
 

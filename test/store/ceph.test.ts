@@ -42,14 +42,16 @@ describe('scripts/ceph.sh', () => {
   });
 
   it('parses the NAME=value lines up/env print', () => {
-    assert.deepEqual(parseCephEnv('ceph.sh: noise\nCAIRN_CEPH_ENDPOINT=http://127.0.0.1:1234\nAWS_REGION=us-east-1\n'), {
+    const text = 'ceph.sh: noise\nCAIRN_CEPH_ENDPOINT=http://127.0.0.1:1234\nAWS_REGION=us-east-1\n';
+    assert.deepEqual(parseCephEnv(text), {
       CAIRN_CEPH_ENDPOINT: 'http://127.0.0.1:1234',
       AWS_REGION: 'us-east-1',
     });
   });
 });
 
-describe('the ceph backend', { skip: cephWanted() ? false : 'Ceph RGW is not installed (CAIRN_CEPH=1 installs it)' }, () => {
+const noCeph = cephWanted() ? false : 'Ceph RGW is not installed (CAIRN_CEPH=1 installs it)';
+describe('the ceph backend', { skip: noCeph }, () => {
   it('stop() removes its bucket with every object in it', { timeout: 300_000 }, async () => {
     const ceph = makeBackends().find((b) => b.name === 'ceph')!;
     await ceph.start();
@@ -70,10 +72,11 @@ describe('the ceph backend', { skip: cephWanted() ? false : 'Ceph RGW is not ins
       const endpoint = parseS3Url(again.url()).endpoint!;
       const client = new S3Client({ endpoint, forcePathStyle: true, region: process.env.AWS_REGION ?? 'us-east-1' });
       try {
-        await assert.rejects(client.send(new HeadBucketCommand({ Bucket: loc.bucket })), (err: { $metadata?: { httpStatusCode?: number } }) => {
+        const gone = (err: { $metadata?: { httpStatusCode?: number } }): boolean => {
           assert.equal(err.$metadata?.httpStatusCode, 404);
           return true;
-        });
+        };
+        await assert.rejects(client.send(new HeadBucketCommand({ Bucket: loc.bucket })), gone);
       } finally {
         client.destroy();
       }
