@@ -218,6 +218,8 @@ prune_users() {
 # Starts the monitor, the OSD and radosgw (those not running) and waits for each; 1 on failure.
 start_all() {
   mkdir -p "$DIR/run" "$DIR/log"
+  # A cluster that lives across many test runs: logs start over once past 64 MiB.
+  find "$DIR/log" -type f -size +64M -exec truncate -s 0 {} + 2>/dev/null || true
   start mon ceph-mon -c "$DIR/ceph.conf" -i a
   wait_for "the monitor" CEPH mon stat || return 1
   start osd ceph-osd -c "$DIR/ceph.conf" -i 0
