@@ -74,7 +74,7 @@ export interface S3Endpoint {
 export async function startS3Process(env: NodeJS.ProcessEnv): Promise<S3Endpoint> {
   const child = spawn(process.execPath, [S3SERVE_JS], { stdio: ['pipe', 'pipe', 'inherit'], env });
   children.add(child);
-  const line = await firstLine(child, 60_000);
+  const line = await firstLine(child, 180_000); // a Ceph RGW bootstraps in ~20 s, more on a loaded machine
   const info = JSON.parse(line) as { endpoint: string; bucket: string; url: string };
   return { ...info, child };
 }

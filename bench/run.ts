@@ -18,6 +18,8 @@
  *   --out PATH       JSON file (or directory) to write instead of bench/results/<timestamp>.json
  *   --docs / --no-docs  render docs/ (default: full runs only)
  *   --profile        `node --cpu-prof` one Cairn daemon (cold, 1 reader, big file)
+ *   --store s3rver|ceph  the object store (default s3rver): `ceph` is a real Ceph RGW of the run's
+ *                    own (scripts/ceph.sh; installed if missing, ~20 s to bootstrap), see bench/s3serve.ts
  *
  * Invariant: whatever fails, every mount is unmounted and every child is stopped before exit.
  */
@@ -46,10 +48,11 @@ interface Args {
   out?: string;
   docs: boolean;
   profile: boolean;
+  store: 's3rver' | 'ceph';
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { quick: false, peers: true, writes: true, fio: true, docs: false, profile: false };
+  const a: Args = { quick: false, peers: true, writes: true, fio: true, docs: false, profile: false, store: 's3rver' };
   let docs: boolean | undefined;
   for (let i = 0; i < argv.length; i++) {
     const x = argv[i];
@@ -66,6 +69,11 @@ function parseArgs(argv: string[]): Args {
       a.bigMiB = v;
     } else if (x === '--out') a.out = argv[++i];
     else if (x.startsWith('--out=')) a.out = x.slice(6);
+    else if (x === '--store' || x.startsWith('--store=')) {
+      const v = x.includes('=') ? x.slice(x.indexOf('=') + 1) : argv[++i];
+      if (v !== 's3rver' && v !== 'ceph') throw new Error('--store takes s3rver or ceph');
+      a.store = v;
+    }
     else throw new Error(`unknown option ${x} (see the header of bench/run.ts)`);
   }
   a.docs = docs ?? !a.quick;
@@ -125,14 +133,18 @@ async function main(): Promise<number> {
   process.env.AWS_SECRET_ACCESS_KEY = 'S3RVER';
   process.env.AWS_REGION ??= 'us-east-1';
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+  process.env.CAIRN_BENCH_STORE = args.store; // read by bench/s3serve.ts
   const env = { ...process.env };
 
   let s3: S3Endpoint | undefined;
   let code = 0;
   try {
     log(`mode ${mode}; work dir ${work}; peers: s3fs ${peers.s3fs ? 'yes' : 'no'}, rclone ${peers.rclone ? 'yes' : 'no'}; fio ${fioVersion ?? 'no'}`);
+    if (args.store === 'ceph') {
+      await sh('bash', [path.join(ROOT, 'scripts', 'ceph.sh'), 'install'], { timeoutMs: 600_000 });
+    }
     s3 = await startS3Process(env);
-    log(`s3rver at ${s3.endpoint}`);
+    log(`${args.store === 'ceph' ? 'Ceph RGW' : 's3rver'} at ${s3.endpoint}`);
     // Seconds each step took (the suite has a time budget: this shows where it goes).
     const steps: Record<string, number> = {};
     let tStep = performance.now();
@@ -204,7 +216,9 @@ async function main(): Promise<number> {
         fio: 'seq (bs=1M, 1 job) and rand (bs=128k, 4 psync jobs) over the big file, 1 run each; Cairn (both stores) and local disk cold and warm, s3fs and rclone cold',
         smallConcurrency: 8,
         verify: 'size of every file; SHA-256 of the first 4 KiB of every MiB and the last 4 KiB of every file',
-        store: 's3rver (local, one process) behind the conditional-write proxy, on loopback',
+        store: args.store === 'ceph'
+          ? 'Ceph RGW 16 (single node: one mon, one bluestore OSD on a sparse file, radosgw beast), on loopback'
+          : 's3rver (local, one process) behind the conditional-write proxy, on loopback',
       },
       stepSec: steps,
       reads: reads.rows,

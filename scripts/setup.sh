@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One-shot set-up on a fresh Debian machine: system packages (FUSE), npm packages, build.
+# One-shot set-up on a fresh Debian machine: system packages (FUSE, Ceph RGW), npm packages, build.
 # Idempotent: skips what is already in place.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +14,9 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+
+# Ceph RGW for the S3 suites (scripts/ceph.sh install: ~30 s once; skipped with CAIRN_CEPH=0).
+[ "${CAIRN_CEPH:-1}" = 0 ] || bash scripts/ceph.sh install
 
 # npm ci only when the lockfile changed since the last install (better-sqlite3 builds from source).
 stamp=node_modules/.cairn-lock-stamp

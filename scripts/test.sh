@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # The full test suite: set-up, strict type-check of the whole tree (the build), then every test.
+# The S3 suites run against s3rver (in-repo harness) and against a real Ceph RGW, brought up here
+# once for the whole run (scripts/ceph.sh) and stopped on exit whatever happens; CAIRN_CEPH=0 skips Ceph.
 # Usage: npm test [-- test-file-filter]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -7,4 +9,17 @@ bash scripts/setup.sh
 filter="${1:-}"
 mapfile -t files < <(find dist/test -name '*.test.js' | sort | grep -- "$filter")
 echo "test: ${#files[@]} test files"
-exec node --test --test-concurrency=2 --test-timeout=600000 "${files[@]}"
+
+if [ "${CAIRN_CEPH:-1}" != 0 ] && [ -z "${CAIRN_CEPH_ENDPOINT:-}" ]; then  # an endpoint given is used as is
+  # The same directory as test/helpers/ceph.ts uses for files run by hand: one cluster, shared and
+  # reference-counted by pid (acquire/release), so concurrent runs never stop each other's cluster.
+  ceph_dir="${CAIRN_CEPH_DIR:-${TMPDIR:-/tmp}/cairn-ceph-harness}"
+  trap 'bash scripts/ceph.sh release "$ceph_dir" $$' EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  start=$SECONDS
+  ceph_env=$(bash scripts/ceph.sh acquire "$ceph_dir" $$)
+  while IFS= read -r line; do export "${line?}"; done <<< "$ceph_env"
+  echo "test: Ceph RGW at $CAIRN_CEPH_ENDPOINT (up in $((SECONDS - start)) s)"
+fi
+node --test --test-concurrency=2 --test-timeout=600000 "${files[@]}"

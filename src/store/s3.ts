@@ -4,9 +4,10 @@
  *
  * Invariants:
  * - Every key is stored as `${prefix}/${key}` (just `key` when the prefix is empty).
- * - `put(…, { ifAbsent })` sends `If-None-Match: *` (on CompleteMultipartUpload for large bodies);
- *   412 and 409 ConditionalRequestConflict become ALREADY_EXISTS — except after a retry, when the
- *   object holds exactly the bytes we sent: then an earlier attempt landed and the put succeeded.
+ * - `put(…, { ifAbsent })` sends `If-None-Match: *` on one PutObject, whatever the size (never a
+ *   multipart upload: Ceph RGW 16 ignores the header on CompleteMultipartUpload); 412 and 409
+ *   ConditionalRequestConflict become ALREADY_EXISTS — except after a retry, when the object holds
+ *   exactly the bytes we sent: then an earlier attempt landed and the put succeeded.
  * - `conditionalWrites` is what a probe at open time measured, never assumed: a server that
  *   ignores `If-None-Match` is reported as `false`.
  * - Every request is idempotent and retried here (not by the SDK), body read included: transient
@@ -89,6 +90,8 @@ export const MULTIPART_THRESHOLD = 64 * 1024 * 1024;
 export const PART_SIZE = 16 * 1024 * 1024;
 /** Parts uploaded at once. */
 export const PART_CONCURRENCY = 4;
+/** The largest single PutObject S3 accepts (5 GiB): the cap for `ifAbsent` bodies, which never go up in parts. */
+export const MAX_SINGLE_PUT = 5 * 1024 * 1024 * 1024;
 
 interface SdkError {
   name?: string;
@@ -348,14 +351,22 @@ export class S3Store implements ObjectStore {
 
   /**
    * Writes an object; with `ifAbsent`, only if the key does not exist (else ALREADY_EXISTS).
-   * Bodies over 64 MiB go up in 16 MiB parts, 4 at a time. Retried like every request; an
-   * `ifAbsent` put refused after a retry succeeds when the object holds exactly `body`.
+   * Bodies over 64 MiB go up in 16 MiB parts, 4 at a time, except `ifAbsent` ones: those are one
+   * PutObject (at most 5 GiB), since some servers (Ceph RGW 16) ignore If-None-Match on
+   * CompleteMultipartUpload and would let a second creator overwrite the first. Retried like every
+   * request; an `ifAbsent` put refused after a retry succeeds when the object holds exactly `body`.
    * @example await store.put('volumes/v1/log/00000002', record, { ifAbsent: true });
    */
   async put(key: string, body: Uint8Array, options: PutOptions = {}): Promise<void> {
     checkKey(key);
     this.checkOpen();
-    if (body.byteLength > MULTIPART_THRESHOLD) return this.putMultipart(key, body, options);
+    if (options.ifAbsent && body.byteLength > MAX_SINGLE_PUT) {
+      const why = `${body.byteLength} bytes is over 5 GiB`;
+      throw new CairnError('INVALID_ARGUMENT', `cannot create ${key} if absent: ${why}`, {
+        key, store: this.url, hint: 'create-if-absent objects go up in one PutObject; keep them under 5 GiB',
+      });
+    }
+    if (body.byteLength > MULTIPART_THRESHOLD && !options.ifAbsent) return this.putMultipart(key, body);
     let attempts = 0;
     try {
       await this.retrying(`cannot put ${key}`, key, () => {
@@ -384,13 +395,10 @@ export class S3Store implements ObjectStore {
     return this.mapError(err, `cannot put ${key}`, key);
   }
 
-  private async putMultipart(key: string, body: Uint8Array, options: PutOptions): Promise<void> {
+  /** A plain (never `ifAbsent`: see `put`) upload in parts. */
+  private async putMultipart(key: string, body: Uint8Array): Promise<void> {
     const Key = this.fullKey(key);
     const Bucket = this.loc.bucket;
-    // Cheap early refusal; the real check is If-None-Match on CompleteMultipartUpload.
-    if (options.ifAbsent && (await this.head(key))) {
-      throw new CairnError('ALREADY_EXISTS', `object ${key} already exists`, { key, store: this.url });
-    }
     let uploadId: string;
     try {
       // A retried create may leave an unused upload behind; bucket lifecycle rules expire those.
@@ -417,11 +425,10 @@ export class S3Store implements ObjectStore {
         return this.client.send(new CompleteMultipartUploadCommand({
           Bucket, Key, UploadId: uploadId,
           MultipartUpload: { Parts: parts },
-          IfNoneMatch: options.ifAbsent ? '*' : undefined,
         }));
       });
     } catch (err) {
-      // A completion whose reply was lost: the retry finds the upload gone (NoSuchUpload) or the key there (412).
+      // A completion whose reply was lost: the retry finds the upload gone (NoSuchUpload).
       if (completions > 1 && (await this.holds(key, body).catch(() => false))) return;
       const abort = () => this.client.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId: uploadId }));
       await this.retrying(`cannot abort upload of ${key}`, key, abort, OPEN_ATTEMPTS).catch(() => undefined);
