@@ -145,18 +145,18 @@ describe('S3Store under injected faults', () => {
     });
   }
 
-  it('survives a mix of every mode (5% each, stalls with timeout_ms=3000)', { timeout: 180_000 }, async () => {
+  it('survives a mix of every mode (5% each, stalls with timeout_ms=6000)', { timeout: 180_000 }, async () => {
     const modes = ['500-before', '500-after', '503', 'reset', 'truncate', 'stall'] as const;
     const rules: FaultRule[] = modes.map((mode) => ({ mode, rate: 0.05 }));
-    await scenario('mix 6 modes x 5%', rules, 'timeout_ms=3000', 8);
+    await scenario('mix 6 modes x 5%', rules, 'timeout_ms=6000', 8);
   });
 
-  it('survives stalls at 15% (timeout_ms=3000)', { timeout: 180_000 }, async () => {
-    await scenario('stall 15%', [{ mode: 'stall', rate: 0.15 }], 'timeout_ms=3000', 9);
+  it('survives stalls at 15% (timeout_ms=6000)', { timeout: 180_000 }, async () => {
+    await scenario('stall 15%', [{ mode: 'stall', rate: 0.15 }], 'timeout_ms=6000', 9);
   });
 
-  it('survives bodies that stop halfway at 15% (timeout_ms=3000)', { timeout: 180_000 }, async () => {
-    await scenario('stall-body 15%', [{ mode: 'stall-body', rate: 0.15 }], 'timeout_ms=3000', 10);
+  it('survives bodies that stop halfway at 15% (timeout_ms=6000)', { timeout: 180_000 }, async () => {
+    await scenario('stall-body 15%', [{ mode: 'stall-body', rate: 0.15 }], 'timeout_ms=6000', 10);
   });
 
   it('probes conditional writes right though the probe\'s replies are lost', async () => {
@@ -206,7 +206,7 @@ describe('S3Store under injected faults', () => {
         { mode: '500-after', rate: 0.3, methods: ['PUT', 'POST'], match: multipart },
         { mode: 'reset', rate: 0.2, methods: ['PUT', 'POST'], match: multipart },
       ];
-      await store.put('big', body, { ifAbsent: true });
+      await store.put('big', body); // ifAbsent bodies never go up in parts (see S3Store.put)
       fp.rules = [];
       assert.ok(fp.injectedTotal() > 0, 'faults were injected');
       const { requests } = fp.counters;
