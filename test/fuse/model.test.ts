@@ -1,0 +1,318 @@
+/**
+ * Model-based test of the mount: random sequences of file-system operations (create, write at
+ * random offsets, truncate, rename, unlink, mkdir, rmdir, symlink, read, fsync, commit, reload,
+ * unmount + remount, SIGKILL + remount) applied to a real FUSE mount of a volume (real session,
+ * embedded file store, daemon in a child process) and to a local reference directory. After every
+ * step both trees must be equal (type, size, content, listing, symlink target), every operation
+ * must succeed on both or fail on both with the same errno, and after a commit a fresh reader of
+ * the volume must see exactly the reference tree.
+ *
+ * Bounded by default (fixed seed, CI-sized). Longer runs:
+ *   CAIRN_MODEL_RUNS=200 CAIRN_MODEL_OPS=150 [CAIRN_MODEL_SEED=n] \
+ *     node --test --test-timeout=0 dist/test/fuse/model.test.js
+ * On failure fast-check prints the seed and the shrunk counterexample (a list of operations), and
+ * the test prints the step that diverged.
+ */
+import '../helpers/env.js';
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import fc from 'fast-check';
+import { controlRequest } from '../../src/fuse/control.js';
+import { Volume } from '../../src/volume/index.js';
+import { cleanupAll, forceUnmount, startMainDaemon, tmpDir, type DaemonSpec, type RunningDaemon } from '../helpers/mount.js';
+import { waitFor } from '../helpers/wait.js';
+
+const RUNS = Number(process.env.CAIRN_MODEL_RUNS ?? 40);
+const OPS = Number(process.env.CAIRN_MODEL_OPS ?? 150);
+const SEED = Number(process.env.CAIRN_MODEL_SEED ?? 20261130);
+
+/** A small name space, so that operations collide: 3 top-level names, their children, 2 deeper. */
+const NAMES = ['a', 'b', 'c'];
+const DEEP = [...NAMES.flatMap((x) => NAMES.map((y) => `${x}/${y}`)), 'a/b/c', 'b/a/a'];
+/** What every run starts from (so that most operations find something to work on). */
+const PRELUDE: Op[] = [
+  { op: 'mkdir', path: 'a' },
+  { op: 'mkdir', path: 'b' },
+  { op: 'mkdir', path: 'a/b' },
+  { op: 'write', path: 'a/a', offset: 0, length: 5000, seed: 1 },
+  { op: 'write', path: 'b/c', offset: 0, length: 300_000, seed: 2 },
+  { op: 'write', path: 'c', offset: 0, length: 10, seed: 3 },
+];
+/** Symlink targets: relative, never leaving the tree (no `..`), some dangling. */
+const TARGETS = ['a', 'b/c', 'a/b', 'nowhere', 'c'];
+
+type Op =
+  | { op: 'create'; path: string; excl: boolean }
+  | { op: 'write'; path: string; offset: number; length: number; seed: number }
+  | { op: 'truncate'; path: string; size: number }
+  | { op: 'rename'; from: string; to: string }
+  | { op: 'unlink'; path: string }
+  | { op: 'mkdir'; path: string }
+  | { op: 'rmdir'; path: string }
+  | { op: 'symlink'; target: string; path: string }
+  | { op: 'read'; path: string; offset: number; length: number }
+  | { op: 'fsync'; path: string }
+  | { op: 'commit' }
+  | { op: 'reload' }
+  | { op: 'remount' }
+  | { op: 'kill9' };
+
+const p = fc.oneof({ weight: 1, arbitrary: fc.constantFrom(...NAMES) }, { weight: 2, arbitrary: fc.constantFrom(...DEEP) });
+/** Mostly small offsets and sizes; sometimes past a chunk boundary (about 1 MiB). */
+const offset = fc.oneof({ weight: 4, arbitrary: fc.integer({ min: 0, max: 70_000 }) }, { weight: 1, arbitrary: fc.integer({ min: 0, max: 1_400_000 }) });
+const length = fc.oneof({ weight: 4, arbitrary: fc.integer({ min: 0, max: 9000 }) }, { weight: 1, arbitrary: fc.integer({ min: 0, max: 700_000 }) });
+
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  { weight: 10, arbitrary: fc.record({ op: fc.constant('create' as const), path: p, excl: fc.boolean() }) },
+  { weight: 20, arbitrary: fc.record({ op: fc.constant('write' as const), path: p, offset, length, seed: fc.integer({ min: 1, max: 1 << 30 }) }) },
+  { weight: 6, arbitrary: fc.record({ op: fc.constant('truncate' as const), path: p, size: offset }) },
+  { weight: 10, arbitrary: fc.record({ op: fc.constant('rename' as const), from: p, to: p }) },
+  { weight: 6, arbitrary: fc.record({ op: fc.constant('unlink' as const), path: p }) },
+  { weight: 9, arbitrary: fc.record({ op: fc.constant('mkdir' as const), path: p }) },
+  { weight: 5, arbitrary: fc.record({ op: fc.constant('rmdir' as const), path: p }) },
+  { weight: 4, arbitrary: fc.record({ op: fc.constant('symlink' as const), target: fc.constantFrom(...TARGETS), path: p }) },
+  { weight: 8, arbitrary: fc.record({ op: fc.constant('read' as const), path: p, offset, length }) },
+  { weight: 3, arbitrary: fc.record({ op: fc.constant('fsync' as const), path: p }) },
+  { weight: 5, arbitrary: fc.constant({ op: 'commit' as const }) },
+  { weight: 3, arbitrary: fc.constant({ op: 'reload' as const }) },
+  { weight: 1, arbitrary: fc.constant({ op: 'remount' as const }) },
+  { weight: 1, arbitrary: fc.constant({ op: 'kill9' as const }) },
+);
+
+/** Deterministic bytes for a write (cheap to shrink: only the seed is random). */
+function bytes(seed: number, n: number): Buffer {
+  const out = Buffer.allocUnsafe(n);
+  let x = seed | 1;
+  for (let i = 0; i < n; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out[i] = x & 0xff;
+  }
+  return out;
+}
+
+type Outcome = { ok: true; value?: string } | { ok: false; code: string };
+
+async function outcome(fn: () => Promise<string | void>): Promise<Outcome> {
+  try {
+    const v = await fn();
+    return v === undefined ? { ok: true } : { ok: true, value: v };
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (typeof code !== 'string' || !code.startsWith('E')) throw err;
+    return { ok: false, code };
+  }
+}
+
+const digest = (b: Buffer) => `${b.length}:${crypto.createHash('sha1').update(b).digest('hex').slice(0, 12)}`;
+
+/** One file-system operation on a tree rooted at `root` (the mount or the reference). */
+async function fsOp(root: string, op: Op): Promise<Outcome> {
+  const at = (q: string) => path.join(root, q);
+  switch (op.op) {
+    case 'create':
+      return outcome(async () => (await fs.open(at(op.path), op.excl ? 'wx' : 'w')).close());
+    case 'write':
+      return outcome(async () => {
+        const fh = await fs.open(at(op.path), fs.constants.O_RDWR | fs.constants.O_CREAT); // no O_TRUNC
+        try {
+          await fh.write(bytes(op.seed, op.length), 0, op.length, op.offset);
+        } finally {
+          await fh.close();
+        }
+      });
+    case 'truncate':
+      return outcome(() => fs.truncate(at(op.path), op.size));
+    case 'rename':
+      return outcome(() => fs.rename(at(op.from), at(op.to)));
+    case 'unlink':
+      return outcome(() => fs.unlink(at(op.path)));
+    case 'mkdir':
+      return outcome(() => fs.mkdir(at(op.path)));
+    case 'rmdir':
+      return outcome(() => fs.rmdir(at(op.path)));
+    case 'symlink':
+      return outcome(() => fs.symlink(op.target, at(op.path)));
+    case 'read':
+      return outcome(async () => {
+        const fh = await fs.open(at(op.path), 'r');
+        try {
+          const buf = Buffer.alloc(op.length);
+          const { bytesRead } = await fh.read(buf, 0, op.length, op.offset);
+          return digest(buf.subarray(0, bytesRead));
+        } finally {
+          await fh.close();
+        }
+      });
+    case 'fsync':
+      return outcome(async () => {
+        const fh = await fs.open(at(op.path), 'r+');
+        try {
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
+      });
+    default:
+      throw new Error(`not a file-system op: ${op.op}`);
+  }
+}
+
+/** A tree as comparable text: one line per entry (type, size, content digest or target). */
+async function describeTree(root: string): Promise<string[]> {
+  const lines: string[] = [];
+  const walk = async (rel: string): Promise<void> => {
+    const names = (await fs.readdir(path.join(root, rel))).filter((n) => n !== '.cairn-control').sort();
+    for (const n of names) {
+      const r = rel ? `${rel}/${n}` : n;
+      const abs = path.join(root, r);
+      const st = await fs.lstat(abs);
+      if (st.isSymbolicLink()) lines.push(`${r} -> ${await fs.readlink(abs)}`);
+      else if (st.isDirectory()) {
+        lines.push(`${r}/`);
+        await walk(r);
+      } else lines.push(`${r} file ${st.size} ${digest(await fs.readFile(abs))}`);
+    }
+  };
+  await walk('');
+  return lines;
+}
+
+/** The committed tree as a fresh reader of the volume sees it (no mount involved). */
+async function describeCommitted(store: string, volume: string): Promise<string[]> {
+  const vol = await Volume.fromName(volume, { store });
+  const s = await vol.session({ readOnly: true });
+  const lines: string[] = [];
+  try {
+    const walk = async (rel: string): Promise<void> => {
+      const kids = (await s.readdir(`/${rel}`)).sort((x, y) => (x.path < y.path ? -1 : 1));
+      for (const k of kids) {
+        const r = k.path.replace(/^\//, '');
+        if (k.type === 'symlink') lines.push(`${r} -> ${await s.readlink(`/${r}`)}`);
+        else if (k.type === 'directory') {
+          lines.push(`${r}/`);
+          await walk(r);
+        } else lines.push(`${r} file ${k.size} ${digest(await s.read(`/${r}`, 0, k.size + 1))}`);
+      }
+    };
+    await walk('');
+  } finally {
+    await s.close();
+    await vol.close();
+  }
+  return lines;
+}
+
+/** One run: a fresh volume, mount and reference directory. */
+class Run {
+  d!: RunningDaemon;
+  private constructor(
+    readonly spec: DaemonSpec,
+    readonly ref: string,
+    readonly store: string,
+    readonly base: string,
+  ) {}
+
+  static n = 0;
+  /** How often each operation succeeded or failed with each errno (the coverage of a run). */
+  static readonly outcomes = new Map<string, number>();
+  static readonly start = startMainDaemon((s) => ({ store: `file://${s.storeDir}`, sessionOptions: { createIfMissing: true } }));
+
+  static async open(): Promise<Run> {
+    const base = await tmpDir('cairn-model-');
+    const spec: DaemonSpec = { mountpoint: path.join(base, 'mnt'), volume: `model${++Run.n}`, storeDir: path.join(base, 'store') };
+    await fs.mkdir(spec.mountpoint);
+    const ref = path.join(base, 'ref');
+    await fs.mkdir(ref);
+    const run = new Run(spec, ref, `file://${spec.storeDir}`, base);
+    run.d = await Run.start(spec);
+    return run;
+  }
+
+  async step(op: Op): Promise<void> {
+    switch (op.op) {
+      case 'commit':
+        await controlRequest(this.spec.mountpoint, 'commit');
+        assert.deepEqual(await describeCommitted(this.store, this.spec.volume!), await describeTree(this.ref), 'the committed snapshot is the view');
+        return;
+      case 'reload': {
+        // The kernel releases closed files asynchronously: reload is refused until it has.
+        let busy = true;
+        await waitFor(async () => {
+          busy = await controlRequest(this.spec.mountpoint, 'reload').then(
+            () => false,
+            (e: { code?: string }) => {
+              if (e.code !== 'VOLUME_BUSY') throw e;
+              return true;
+            },
+          );
+          return !busy;
+        }, { what: 'reload (files still open)' });
+        return;
+      }
+      case 'remount':
+        assert.equal(await this.d.stop(), 0, `clean unmount: ${this.d.logs()}`);
+        this.d = await Run.start(this.spec);
+        assert.equal(((await controlRequest(this.spec.mountpoint, 'status')) as { pending: number }).pending, 0, 'the unmount committed everything');
+        assert.deepEqual(await describeCommitted(this.store, this.spec.volume!), await describeTree(this.ref), 'after remount the committed snapshot is the view');
+        return;
+      case 'kill9':
+        // Every operation closed its files (flushed, fsync on close): nothing may be lost.
+        this.d.child.kill('SIGKILL');
+        await this.d.exited;
+        await forceUnmount(this.spec.mountpoint);
+        await this.d.stop();
+        this.d = await Run.start(this.spec);
+        return;
+      default: {
+        const [got, want] = [await fsOp(this.spec.mountpoint, op), await fsOp(this.ref, op)];
+        assert.deepEqual(got, want, 'the mount and the reference agree on the outcome');
+        const k = `${op.op} ${want.ok ? 'ok' : want.code}`;
+        Run.outcomes.set(k, (Run.outcomes.get(k) ?? 0) + 1);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.d.stop();
+    await fs.rm(this.base, { recursive: true, force: true });
+  }
+}
+
+describe('model-based test of a mount (real session)', () => {
+  after(() => cleanupAll());
+
+  it(`${RUNS} runs of up to ${OPS} operations agree with a local directory (seed ${SEED})`, async (t) => {
+    t.diagnostic(`seed ${SEED}, ${RUNS} runs, up to ${OPS} ops each (CAIRN_MODEL_SEED / _RUNS / _OPS)`);
+    let ops = 0;
+    let runs = 0;
+    const started = Date.now();
+    await fc.assert(
+      fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: OPS, size: 'max' }), async (seq) => {
+        runs++;
+        const run = await Run.open();
+        try {
+          for (const [i, op] of [...PRELUDE, ...seq].entries()) {
+            ops++;
+            try {
+              await run.step(op);
+              assert.deepEqual(await describeTree(run.spec.mountpoint), await describeTree(run.ref), 'the mount and the reference trees are equal');
+            } catch (err) {
+              (err as Error).message = `step ${i} ${JSON.stringify(op)}: ${(err as Error).message}`;
+              throw err;
+            }
+          }
+        } finally {
+          await run.close();
+        }
+      }),
+      { seed: SEED, numRuns: RUNS, includeErrorInReport: true, endOnFailure: process.env.CAIRN_MODEL_NO_SHRINK === '1' },
+    );
+    t.diagnostic(`${ops} operations in ${runs} runs, ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    t.diagnostic([...Run.outcomes].sort().map(([k, n]) => `${k}: ${n}`).join(', '));
+  });
+});
