@@ -26,7 +26,7 @@ import { cleanupAll, forceUnmount, startMainDaemon, tmpDir, type DaemonSpec, typ
 import { waitFor } from '../helpers/wait.js';
 
 const RUNS = Number(process.env.CAIRN_MODEL_RUNS ?? 40);
-const OPS = Number(process.env.CAIRN_MODEL_OPS ?? 150);
+const OPS = Number(process.env.CAIRN_MODEL_OPS ?? 100);
 const SEED = Number(process.env.CAIRN_MODEL_SEED ?? 20261130);
 
 /** A small name space, so that operations collide: 3 top-level names, their children, 2 deeper. */
@@ -164,22 +164,21 @@ async function fsOp(root: string, op: Op): Promise<Outcome> {
 
 /** A tree as comparable text: one line per entry (type, size, content digest or target). */
 async function describeTree(root: string): Promise<string[]> {
-  const lines: string[] = [];
-  const walk = async (rel: string): Promise<void> => {
+  const walk = async (rel: string): Promise<string[]> => {
     const names = (await fs.readdir(path.join(root, rel))).filter((n) => n !== '.cairn-control').sort();
-    for (const n of names) {
-      const r = rel ? `${rel}/${n}` : n;
-      const abs = path.join(root, r);
-      const st = await fs.lstat(abs);
-      if (st.isSymbolicLink()) lines.push(`${r} -> ${await fs.readlink(abs)}`);
-      else if (st.isDirectory()) {
-        lines.push(`${r}/`);
-        await walk(r);
-      } else lines.push(`${r} file ${st.size} ${digest(await fs.readFile(abs))}`);
-    }
+    const parts = await Promise.all(
+      names.map(async (n): Promise<string[]> => {
+        const r = rel ? `${rel}/${n}` : n;
+        const abs = path.join(root, r);
+        const st = await fs.lstat(abs);
+        if (st.isSymbolicLink()) return [`${r} -> ${await fs.readlink(abs)}`];
+        if (st.isDirectory()) return [`${r}/`, ...(await walk(r))];
+        return [`${r} file ${st.size} ${digest(await fs.readFile(abs))}`];
+      }),
+    );
+    return parts.flat();
   };
-  await walk('');
-  return lines;
+  return walk('');
 }
 
 /** The committed tree as a fresh reader of the volume sees it (no mount involved). */
@@ -300,7 +299,8 @@ describe('model-based test of a mount (real session)', () => {
             ops++;
             try {
               await run.step(op);
-              assert.deepEqual(await describeTree(run.spec.mountpoint), await describeTree(run.ref), 'the mount and the reference trees are equal');
+              const [got, want] = await Promise.all([describeTree(run.spec.mountpoint), describeTree(run.ref)]);
+              assert.deepEqual(got, want, 'the mount and the reference trees are equal');
             } catch (err) {
               (err as Error).message = `step ${i} ${JSON.stringify(op)}: ${(err as Error).message}`;
               throw err;
