@@ -1,0 +1,57 @@
+/**
+ * Keeps the kernel from serving a file's old pages after a reload changed its content.
+ *
+ * The mount uses libfuse's `auto_cache`: the kernel keeps a file's cached pages across opens
+ * while the size and mtime it is told stay the same, and fuse-native cannot invalidate them. A
+ * reload that brings another writer's version of a file with the same size and mtime (a batch
+ * upload of files whose mtimes were preserved or normalised, e.g. from a tarball) would then
+ * read stale bytes. So a file that such a reload changed is reported `nudge` ms newer than its
+ * entry for as long as its entry keeps that size and mtime: libfuse sees a new mtime and drops
+ * the cache at the next open.
+ *
+ * Invariant: the reported mtime of a file changes whenever a reload changed its content after
+ * the kernel was last told its attributes; otherwise it is the entry's mtime plus a constant.
+ */
+
+interface Shown {
+  mtimeMs: number;
+  size: number;
+  nudge: number;
+  /** A reload changed the content since the kernel was last told these attributes. */
+  changed: boolean;
+}
+
+/** At most this many files remembered (oldest forgotten first). */
+const MAX_SHOWN = 1 << 20;
+
+export class Freshness {
+  private readonly shown = new Map<string, Shown>();
+
+  /**
+   * Notes the files (normalised paths) whose content a reload may have changed.
+   * @example freshness.changed(reloadResult.paths ?? []);
+   */
+  changed(paths: Iterable<string>): void {
+    for (const p of paths) {
+      const s = this.shown.get(p);
+      if (s) s.changed = true;
+    }
+  }
+
+  /**
+   * The mtime to report for a regular file (normalised path) with these entry attributes.
+   * @example const mtimeMs = freshness.mtimeOf(st.path, st.mtimeMs, st.size);
+   */
+  mtimeOf(path: string, mtimeMs: number, size: number): number {
+    let s = this.shown.get(path);
+    if (!s || s.mtimeMs !== mtimeMs || s.size !== size) {
+      if (!s && this.shown.size >= MAX_SHOWN) this.shown.delete(this.shown.keys().next().value!);
+      s = { mtimeMs, size, nudge: 0, changed: false };
+      this.shown.set(path, s);
+    } else if (s.changed) {
+      s.nudge++;
+      s.changed = false;
+    }
+    return mtimeMs + s.nudge;
+  }
+}
