@@ -14,9 +14,13 @@
  */
 
 interface Shown {
+  /** The entry's mtime and size when last reported. */
   mtimeMs: number;
   size: number;
+  /** Added to the entry's mtime while it stays the same. */
   nudge: number;
+  /** The mtime last reported. */
+  reported: number;
   /** A reload changed the content since the kernel was last told these attributes. */
   changed: boolean;
 }
@@ -44,14 +48,21 @@ export class Freshness {
    */
   mtimeOf(path: string, mtimeMs: number, size: number): number {
     let s = this.shown.get(path);
-    if (!s || s.mtimeMs !== mtimeMs || s.size !== size) {
-      if (!s && this.shown.size >= MAX_SHOWN) this.shown.delete(this.shown.keys().next().value!);
-      s = { mtimeMs, size, nudge: 0, changed: false };
+    if (!s) {
+      if (this.shown.size >= MAX_SHOWN) this.shown.delete(this.shown.keys().next().value!);
+      s = { mtimeMs, size, nudge: 0, reported: mtimeMs, changed: false };
       this.shown.set(path, s);
-    } else if (s.changed) {
-      s.nudge++;
-      s.changed = false;
+      return mtimeMs;
     }
-    return mtimeMs + s.nudge;
+    if (s.mtimeMs !== mtimeMs) {
+      s.mtimeMs = mtimeMs;
+      s.nudge = 0;
+    }
+    // Changed, but what the kernel would be told is what it was told: tell it something new.
+    if (s.changed && s.size === size && mtimeMs + s.nudge === s.reported) s.nudge++;
+    s.changed = false;
+    s.size = size;
+    s.reported = mtimeMs + s.nudge;
+    return s.reported;
   }
 }

@@ -28,6 +28,13 @@ describe('Freshness', () => {
     f.changed(['a']);
     assert.notEqual(f.mtimeOf('a', 1000, 5), after1);
     assert.equal(f.mtimeOf('a', 2000, 5), 2000, 'a new entry mtime is reported as it is');
+    f.changed(['a']);
+    assert.equal(f.mtimeOf('a', 2000, 6), 2000, 'a new size is news enough');
+    assert.equal(f.mtimeOf('c', 3000, 5), 3000);
+    f.changed(['c']);
+    assert.equal(f.mtimeOf('c', 3000, 5), 3001);
+    f.changed(['c']); // another version whose own mtime is the one reported before
+    assert.notEqual(f.mtimeOf('c', 3001, 5), 3001);
     assert.equal(f.mtimeOf('b', 1000, 5), 1000);
   });
 });
