@@ -63,6 +63,7 @@ type Op =
   | { op: 'commitDuring'; during: Op }
   | { op: 'reload' }
   | { op: 'remount' }
+  | { op: 'external'; name: string; length: number; seed: number; sameMtime: boolean; remove: boolean }
   | { op: 'kill9' };
 
 const p = fc.oneof({ weight: 1, arbitrary: fc.constantFrom(...NAMES) }, { weight: 2, arbitrary: fc.constantFrom(...DEEP) });
@@ -99,6 +100,18 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 3, arbitrary: fc.record({ op: fc.constant('commitDuring' as const), during: changeArb }) },
   { weight: 3, arbitrary: fc.constant({ op: 'reload' as const }) },
   { weight: 1, arbitrary: fc.constant({ op: 'remount' as const }) },
+  // another writer (the library) changes x/, which the mount sees at reload or at its next mount
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      op: fc.constant('external' as const),
+      name: fc.constantFrom('f0', 'f1'),
+      length: fc.constantFrom(0, 10, 5000, 300_000),
+      seed: fc.integer({ min: 1, max: 1 << 30 }),
+      sameMtime: fc.boolean(),
+      remove: fc.boolean(),
+    }),
+  },
   { weight: 1, arbitrary: fc.constant({ op: 'kill9' as const }) },
 );
 
@@ -205,6 +218,9 @@ async function describeTree(root: string): Promise<string[]> {
   return walk('');
 }
 
+/** Without x/ (the other writer's, whose newest state the view shows only after a reload). */
+const mine = (lines: string[]) => lines.filter((l) => !/^x[/ ]/.test(l));
+
 /** The committed tree as a fresh reader of the volume sees it (no mount involved). */
 async function describeCommitted(store: string, volume: string): Promise<string[]> {
   const vol = await Volume.fromName(volume, { store });
@@ -241,6 +257,9 @@ interface Held {
 class Run {
   d!: RunningDaemon;
   held: Held[] = [];
+  /** The other writer's changes the view does not show yet, as changes to the reference. */
+  external: (() => Promise<void>)[] = [];
+  vol!: Volume;
   private constructor(
     readonly spec: DaemonSpec,
     readonly ref: string,
@@ -261,14 +280,20 @@ class Run {
     await fs.mkdir(ref);
     const run = new Run(spec, ref, `file://${spec.storeDir}`, base);
     run.d = await Run.start(spec);
+    run.vol = await Volume.fromName(spec.volume!, { store: run.store });
     return run;
+  }
+
+  /** The view now shows the other writer's changes: so does the reference. */
+  private async seeExternal(): Promise<void> {
+    for (const f of this.external.splice(0)) await f();
   }
 
   async step(op: Op): Promise<void> {
     switch (op.op) {
       case 'commit':
         await controlRequest(this.spec.mountpoint, 'commit');
-        assert.deepEqual(await describeCommitted(this.store, this.spec.volume!), await describeTree(this.ref), 'the committed snapshot is the view');
+        assert.deepEqual(mine(await describeCommitted(this.store, this.spec.volume!)), mine(await describeTree(this.ref)), 'the committed snapshot is the view');
         return;
       case 'commitDuring': {
         const [, got] = await Promise.all([controlRequest(this.spec.mountpoint, 'commit'), fsOp(this.spec.mountpoint, op.during)]);
@@ -287,8 +312,11 @@ class Run {
             },
           );
         if (this.held.length > 0) assert.equal(await busy(), true, 'reload is refused while files are open');
-        // The kernel releases closed files asynchronously: reload is refused until it has.
-        else await waitFor(async () => !(await busy()), { what: 'reload (files still open)' });
+        else {
+          // The kernel releases closed files asynchronously: reload is refused until it has.
+          await waitFor(async () => !(await busy()), { what: 'reload (files still open)' });
+          await this.seeExternal();
+        }
         return;
       }
       case 'remount':
@@ -296,6 +324,7 @@ class Run {
         assert.equal(await this.d.stop(), 0, `clean unmount: ${this.d.logs()}`);
         this.d = await Run.start(this.spec);
         assert.equal(((await controlRequest(this.spec.mountpoint, 'status')) as { pending: number }).pending, 0, 'the unmount committed everything');
+        await this.seeExternal(); // a new mount starts at the newest snapshot
         assert.deepEqual(await describeCommitted(this.store, this.spec.volume!), await describeTree(this.ref), 'after remount the committed snapshot is the view');
         return;
       case 'kill9':
@@ -306,7 +335,28 @@ class Run {
         await forceUnmount(this.spec.mountpoint);
         await this.d.stop();
         this.d = await Run.start(this.spec);
+        await this.seeExternal();
         return;
+      case 'external': {
+        const remote = `/x/${op.name}`;
+        if (op.remove) {
+          const there = await this.vol.listdir(remote).then(() => true, () => false);
+          if (there) await this.vol.removeFile(remote);
+          this.external.push(() => fs.rm(path.join(this.ref, 'x', op.name), { force: true }));
+          return;
+        }
+        const data = bytes(op.seed, op.length);
+        const local = path.join(this.base, 'external');
+        await fs.writeFile(local, data);
+        await fs.chmod(local, 0o644);
+        if (op.sameMtime) await fs.utimes(local, new Date(1_600_000_000_000), new Date(1_600_000_000_000));
+        await this.vol.batchUpload({ force: true }, (b) => b.putFile(local, remote));
+        this.external.push(async () => {
+          await fs.mkdir(path.join(this.ref, 'x'), { recursive: true });
+          await fs.writeFile(path.join(this.ref, 'x', op.name), data, { mode: 0o644 });
+        });
+        return;
+      }
       case 'closeHeld':
         await this.closeHeld();
         return;
@@ -374,6 +424,7 @@ class Run {
 
   async close(): Promise<void> {
     await this.closeHeld();
+    await this.vol.close();
     await this.d.stop();
     await fs.rm(this.base, { recursive: true, force: true });
   }
