@@ -25,8 +25,12 @@ interface Shown {
   changed: boolean;
 }
 
-/** At most this many files remembered (oldest forgotten first). */
-const MAX_SHOWN = 1 << 20;
+/**
+ * At most this many files remembered (oldest first forgotten: tens of MB at most). A forgotten
+ * file is treated as never shown, so the rare case above could again show old pages for it; the
+ * native binding's inode invalidation (design.md) is the complete answer.
+ */
+const MAX_SHOWN = 1 << 18;
 
 export class Freshness {
   private readonly shown = new Map<string, Shown>();
