@@ -90,8 +90,10 @@ export function createOps(session: FsSession, opts: AdapterOptions): FuseOps {
   const handles = opts.handles ?? new HandleTable();
   const readOnly = opts.readOnly;
   const fresh = opts.freshness;
-  const fuseStat = (st: Stat) =>
-    toFuseStat(fresh && st.type === 'file' ? { ...st, mtimeMs: fresh.mtimeOf(st.path, st.mtimeMs, st.size) } : st, uid, gid);
+  const fuseStat = (st: Stat) => {
+    const shown = fresh && st.type === 'file' ? { ...st, mtimeMs: fresh.mtimeOf(st.path, st.mtimeMs, st.size) } : st;
+    return toFuseStat(shown, uid, gid);
+  };
 
   /** Answers cb from a promise: `ok(value)` on success, the errno of the error otherwise. */
   function run<T>(op: string, path: string, cb: Cb, work: () => Promise<T>, ok: (v: T) => void = () => cb(0)): void {

@@ -315,7 +315,8 @@ export class Syncer {
       this.applyRecords(records, this.journal.pending().at(-1)?.id ?? 0);
       this.foreignSince.clear();
       await this.afterChange();
-      return { from, seq: this.seq, paths: records.filter((r) => !this.isOurs(r)).flatMap((r) => r.ops.map((o) => o.path)) };
+      const paths = records.filter((r) => !this.isOurs(r)).flatMap((r) => r.ops.map((o) => o.path));
+      return { from, seq: this.seq, paths };
     });
   }
 

@@ -30,7 +30,8 @@ class Container {
     const proc = spawn('unshare', ['--mount', '--propagation', 'private', 'sleep', '3600'], { stdio: 'ignore' });
     const ours = await fs.readlink('/proc/self/ns/mnt');
     // ready once the child runs in a mount namespace of its own
-    await waitFor(async () => proc.exitCode !== null || (await fs.readlink(`/proc/${proc.pid}/ns/mnt`)) !== ours, { what: 'unshare --mount' });
+    const own = async () => (await fs.readlink(`/proc/${proc.pid}/ns/mnt`)) !== ours;
+    await waitFor(async () => proc.exitCode !== null || (await own()), { what: 'unshare --mount' });
     if (proc.exitCode !== null) throw new Error('unshare --mount failed');
     return new Container(proc);
   }
@@ -104,7 +105,9 @@ describe('two containers, one volume (real session)', () => {
   });
 
   it('reload in B is refused while B holds a file open, allowed after close', async () => {
-    const holder = spawn('nsenter', ['-t', String(b.proc.pid), '-m', '--', 'sh', '-c', `exec 3< ${q(mnt)}/a.txt; echo open; exec sleep 30`], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const hold = `exec 3< ${q(mnt)}/a.txt; echo open; exec sleep 30`;
+    const args = ['-t', String(b.proc.pid), '-m', '--', 'sh', '-c', hold];
+    const holder = spawn('nsenter', args, { stdio: ['ignore', 'pipe', 'ignore'] });
     await new Promise((r) => holder.stdout!.once('data', r)); // the file is open
     const refused = await b.control(mnt, 'reload');
     assert.equal(refused.result, 'VOLUME_BUSY');
@@ -113,7 +116,8 @@ describe('two containers, one volume (real session)', () => {
     await new Promise((r) => holder.once('exit', r));
     // the kernel releases the file asynchronously after the holder's exit
     let res = refused;
-    await waitFor(async () => (res = await b.control(mnt, 'reload')).result !== 'VOLUME_BUSY', { what: 'the release of a.txt' });
+    const reloaded = async () => (res = await b.control(mnt, 'reload')).result !== 'VOLUME_BUSY';
+    await waitFor(reloaded, { what: 'the release of a.txt' });
     assert.equal(res.result, 'OK');
   });
 
@@ -144,11 +148,11 @@ describe('two containers, one volume (real session)', () => {
     // the later of the two records decides /same.txt: read what each record wrote there
     const vol = await Volume.fromName('shared', { store });
     const writes = (await new VolumeLog(vol.store, vol.id).recordsAfter(0)).flatMap((r) =>
-      r.ops.filter((o) => o.op === 'put' && o.path === 'same.txt').map((o) => ({ seq: r.seq, text: o.op === 'put' ? o.entry.inline?.toString() : undefined })),
+      r.ops.flatMap((o) => (o.op === 'put' && o.path === 'same.txt' ? [{ seq: r.seq, text: `${o.entry.inline}` }] : [])),
     );
     await vol.close();
     const concurrent = writes.slice(-2);
-    assert.deepEqual(concurrent.map((w) => w.text).sort(), ['a-version\n', 'b-version\n'], 'both commits recorded /same.txt');
+    assert.deepEqual(concurrent.map((w) => w.text).sort(), ['a-version\n', 'b-version\n'], 'both recorded /same.txt');
     const later = concurrent.reduce((x, y) => (y.seq > x.seq ? y : x));
     assert.equal((await a.sh(`cat ${q(mnt)}/same.txt`)).stdout, later.text, 'A sees the later commit');
     assert.equal((await b.sh(`cat ${q(mnt)}/same.txt`)).stdout, later.text, 'B sees the later commit');

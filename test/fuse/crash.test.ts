@@ -43,7 +43,8 @@ describe('SIGKILL of the daemon (real session)', () => {
     await shOk(`cd ${q(spec.mountpoint)} && mkdir -p dir && dd if=${q(src)} of=dir/flushed.bin bs=1M conv=fsync status=none && printf small > small.txt && sync small.txt`);
     // a writer still busy when the daemon dies
     const writer = shOk(`dd if=/dev/urandom of=${q(spec.mountpoint)}/busy.bin bs=64k count=100000 status=none`).catch(() => 'killed');
-    await waitFor(async () => (await fs.stat(path.join(spec.mountpoint, 'busy.bin'))).size >= 1 << 20, { what: 'the busy writer to have written 1 MiB' });
+    const busySize = async () => (await fs.stat(path.join(spec.mountpoint, 'busy.bin'))).size;
+    await waitFor(async () => (await busySize()) >= 1 << 20, { what: 'the busy writer to have written 1 MiB' });
     await kill9(d);
     await writer;
     d = await start(spec); // recovery: pending changes are committed at mount

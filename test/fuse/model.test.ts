@@ -22,7 +22,8 @@ import path from 'node:path';
 import fc from 'fast-check';
 import { controlRequest } from '../../src/fuse/control.js';
 import { Volume } from '../../src/volume/index.js';
-import { cleanupAll, forceUnmount, startMainDaemon, tmpDir, type DaemonSpec, type RunningDaemon } from '../helpers/mount.js';
+import { cleanupAll, forceUnmount, startMainDaemon, tmpDir } from '../helpers/mount.js';
+import type { DaemonSpec, RunningDaemon } from '../helpers/mount.js';
 import { waitFor } from '../helpers/wait.js';
 
 const RUNS = Number(process.env.CAIRN_MODEL_RUNS ?? 60);
@@ -66,12 +67,16 @@ type Op =
   | { op: 'external'; name: string; length: number; seed: number; sameMtime: boolean; remove: boolean }
   | { op: 'kill9' };
 
-const p = fc.oneof({ weight: 1, arbitrary: fc.constantFrom(...NAMES) }, { weight: 2, arbitrary: fc.constantFrom(...DEEP) });
+/** `weight` parts a, 1 part b. */
+const mostly = <T>(weight: number, a: fc.Arbitrary<T>, b: fc.Arbitrary<T>) =>
+  fc.oneof({ weight, arbitrary: a }, { weight: 1, arbitrary: b });
+const p = mostly(2, fc.constantFrom(...DEEP), fc.constantFrom(...NAMES));
 /** Mostly small offsets and sizes; sometimes past a chunk boundary (about 1 MiB). */
-const offset = fc.oneof({ weight: 4, arbitrary: fc.integer({ min: 0, max: 70_000 }) }, { weight: 1, arbitrary: fc.integer({ min: 0, max: 1_400_000 }) });
-const length = fc.oneof({ weight: 4, arbitrary: fc.integer({ min: 0, max: 9000 }) }, { weight: 1, arbitrary: fc.integer({ min: 0, max: 700_000 }) });
+const offset = mostly(4, fc.integer({ min: 0, max: 70_000 }), fc.integer({ min: 0, max: 1_400_000 }));
+const length = mostly(4, fc.integer({ min: 0, max: 9000 }), fc.integer({ min: 0, max: 700_000 }));
+const seed = fc.integer({ min: 1, max: 1 << 30 });
 
-const writeArb = fc.record({ op: fc.constant('write' as const), path: p, offset, length, seed: fc.integer({ min: 1, max: 1 << 30 }) });
+const writeArb = fc.record({ op: fc.constant('write' as const), path: p, offset, length, seed });
 const changeArb: fc.Arbitrary<Op> = fc.oneof(
   writeArb,
   fc.record({ op: fc.constant('truncate' as const), path: p, size: offset }),
@@ -79,6 +84,11 @@ const changeArb: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ op: fc.constant('unlink' as const), path: p }),
   fc.record({ op: fc.constant('mkdir' as const), path: p }),
 );
+
+const symlinkArb = fc.record({ op: fc.constant('symlink' as const), target: fc.constantFrom(...TARGETS), path: p });
+const modes = fc.constantFrom(0o600, 0o644, 0o755, 0o700, 0o4755);
+const chmodArb = fc.record({ op: fc.constant('chmod' as const), path: p, mode: modes });
+const writeHeldArb = fc.record({ op: fc.constant('writeHeld' as const), which: fc.nat(3), offset, length, seed });
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 10, arbitrary: fc.record({ op: fc.constant('create' as const), path: p, excl: fc.boolean() }) },
@@ -88,12 +98,12 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 6, arbitrary: fc.record({ op: fc.constant('unlink' as const), path: p }) },
   { weight: 9, arbitrary: fc.record({ op: fc.constant('mkdir' as const), path: p }) },
   { weight: 5, arbitrary: fc.record({ op: fc.constant('rmdir' as const), path: p }) },
-  { weight: 4, arbitrary: fc.record({ op: fc.constant('symlink' as const), target: fc.constantFrom(...TARGETS), path: p }) },
+  { weight: 4, arbitrary: symlinkArb },
   { weight: 8, arbitrary: fc.record({ op: fc.constant('read' as const), path: p, offset, length }) },
   { weight: 3, arbitrary: fc.record({ op: fc.constant('fsync' as const), path: p }) },
-  { weight: 2, arbitrary: fc.record({ op: fc.constant('chmod' as const), path: p, mode: fc.constantFrom(0o600, 0o644, 0o755, 0o700, 0o4755) }) },
+  { weight: 2, arbitrary: chmodArb },
   { weight: 3, arbitrary: fc.record({ op: fc.constant('hold' as const), path: p, write: fc.boolean() }) },
-  { weight: 4, arbitrary: fc.record({ op: fc.constant('writeHeld' as const), which: fc.nat(3), offset, length, seed: fc.integer({ min: 1, max: 1 << 30 }) }) },
+  { weight: 4, arbitrary: writeHeldArb },
   { weight: 3, arbitrary: fc.constant({ op: 'closeHeld' as const }) },
   { weight: 5, arbitrary: fc.constant({ op: 'commit' as const }) },
   // a commit with a change made while it runs (that change belongs to the next commit or to this one)
@@ -107,7 +117,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
       op: fc.constant('external' as const),
       name: fc.constantFrom('f0', 'f1'),
       length: fc.constantFrom(5000, 300_000),
-      seed: fc.integer({ min: 1, max: 1 << 30 }),
+      seed,
       // new bytes with the same size and mtime: only a reload that invalidates the page cache shows them
       sameMtime: fc.oneof({ weight: 3, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }),
       remove: fc.oneof({ weight: 1, arbitrary: fc.constant(true) }, { weight: 4, arbitrary: fc.constant(false) }),
@@ -202,7 +212,8 @@ async function fsOp(root: string, op: Op): Promise<Outcome> {
 async function describeTree(root: string): Promise<string[]> {
   const walk = async (rel: string): Promise<string[]> => {
     // libfuse keeps unlinked-but-open files as .fuse_hidden* until their last close (SEMANTICS.md)
-    const names = (await fs.readdir(path.join(root, rel))).filter((n) => n !== '.cairn-control' && !n.startsWith('.fuse_hidden')).sort();
+    const listed = await fs.readdir(path.join(root, rel));
+    const names = listed.filter((n) => n !== '.cairn-control' && !n.startsWith('.fuse_hidden')).sort();
     const parts = await Promise.all(
       names.map(async (n): Promise<string[]> => {
         const r = rel ? `${rel}/${n}` : n;
@@ -223,13 +234,15 @@ async function describeTree(root: string): Promise<string[]> {
 function sameTree(got: string[], want: string[], what: string): void {
   const only = (a: string[], b: string[]) => a.filter((l) => !b.includes(l));
   if (got.join('\n') !== want.join('\n')) {
-    throw new Error(`${what}: only in it ${JSON.stringify(only(got, want))}, only in the reference ${JSON.stringify(only(want, got))}`);
+    const [mine, theirs] = [JSON.stringify(only(got, want)), JSON.stringify(only(want, got))];
+    throw new Error(`${what}: only in it ${mine}, only in the reference ${theirs}`);
   }
 }
 
 /** Fails unless the mount and the reference had the same outcome (value or errno). */
 function sameOutcome(got: Outcome, want: Outcome, what: string): void {
-  if (JSON.stringify(got) !== JSON.stringify(want)) throw new Error(`${what}: the mount ${JSON.stringify(got)}, the reference ${JSON.stringify(want)}`);
+  const [a, b] = [JSON.stringify(got), JSON.stringify(want)];
+  if (a !== b) throw new Error(`${what}: the mount ${a}, the reference ${b}`);
 }
 
 /** Without x/ (the other writer's, whose newest state the view shows only after a reload). */
@@ -284,11 +297,15 @@ class Run {
   static n = 0;
   /** How often each operation succeeded or failed with each errno (the coverage of a run). */
   static readonly outcomes = new Map<string, number>();
-  static readonly start = startMainDaemon((s) => ({ store: `file://${s.storeDir}`, sessionOptions: { createIfMissing: true } }));
+  static readonly start = startMainDaemon((s) => ({
+    store: `file://${s.storeDir}`,
+    sessionOptions: { createIfMissing: true },
+  }));
 
   static async open(): Promise<Run> {
     const base = await tmpDir('cairn-model-');
-    const spec: DaemonSpec = { mountpoint: path.join(base, 'mnt'), volume: `model${++Run.n}`, storeDir: path.join(base, 'store') };
+    const volume = `model${++Run.n}`;
+    const spec: DaemonSpec = { mountpoint: path.join(base, 'mnt'), volume, storeDir: path.join(base, 'store') };
     await fs.mkdir(spec.mountpoint);
     const ref = path.join(base, 'ref');
     await fs.mkdir(ref);
@@ -296,6 +313,11 @@ class Run {
     run.d = await Run.start(spec);
     run.vol = await Volume.fromName(spec.volume!, { store: run.store });
     return run;
+  }
+
+  /** The newest committed tree, as a fresh reader sees it. */
+  private committed(): Promise<string[]> {
+    return describeCommitted(this.store, this.spec.volume!);
   }
 
   /** The view now shows the other writer's changes: so does the reference. */
@@ -307,10 +329,11 @@ class Run {
     switch (op.op) {
       case 'commit':
         await controlRequest(this.spec.mountpoint, 'commit');
-        sameTree(mine(await describeCommitted(this.store, this.spec.volume!)), mine(await describeTree(this.ref)), 'the committed snapshot (a fresh reader)');
+        sameTree(mine(await this.committed()), mine(await describeTree(this.ref)), 'the committed snapshot');
         return;
       case 'commitDuring': {
-        const [, got] = await Promise.all([controlRequest(this.spec.mountpoint, 'commit'), fsOp(this.spec.mountpoint, op.during)]);
+        const mnt = this.spec.mountpoint;
+        const [, got] = await Promise.all([controlRequest(mnt, 'commit'), fsOp(mnt, op.during)]);
         const want = await fsOp(this.ref, op.during);
         sameOutcome(got, want, 'the change made during the commit');
         this.count(op.during, want);
@@ -337,9 +360,10 @@ class Run {
         await this.closeHeld();
         assert.equal(await this.d.stop(), 0, `clean unmount: ${this.d.logs()}`);
         this.d = await Run.start(this.spec);
-        assert.equal(((await controlRequest(this.spec.mountpoint, 'status')) as { pending: number }).pending, 0, 'the unmount committed everything');
+        const status = (await controlRequest(this.spec.mountpoint, 'status')) as { pending: number };
+        assert.equal(status.pending, 0, 'the unmount committed everything');
         await this.seeExternal(); // a new mount starts at the newest snapshot
-        sameTree(await describeCommitted(this.store, this.spec.volume!), await describeTree(this.ref), 'the committed snapshot after remount');
+        sameTree(await this.committed(), await describeTree(this.ref), 'the committed snapshot after remount');
         return;
       case 'kill9':
         // Every write has returned: the staging files hold it, nothing may be lost.
@@ -377,13 +401,14 @@ class Run {
       case 'hold': {
         if (this.held.length >= 3) await this.closeHeld(this.held.shift());
         const flags = op.write ? 'r+' : 'r';
-        const open = (root: string) => outcome(async () => void (await fs.open(path.join(root, op.path), flags)).close());
+        const open = (root: string) => outcome(async () => (await fs.open(path.join(root, op.path), flags)).close());
         // Open both for real, comparing the outcome; directories are not held (reload is about files).
         const [got, want] = [await open(this.spec.mountpoint), await open(this.ref)];
         sameOutcome(got, want, 'the outcome');
         this.count(op, want);
         if (!want.ok || (await fs.stat(path.join(this.ref, op.path))).isDirectory()) return;
-        this.held.push({ mnt: await fs.open(path.join(this.spec.mountpoint, op.path), flags), ref: await fs.open(path.join(this.ref, op.path), flags) });
+        const mnt = await fs.open(path.join(this.spec.mountpoint, op.path), flags);
+        this.held.push({ mnt, ref: await fs.open(path.join(this.ref, op.path), flags) });
         return;
       }
       case 'writeHeld': {
@@ -452,7 +477,8 @@ describe('model-based test of a mount (real session)', () => {
     let ops = 0;
     let runs = 0;
     const started = Date.now();
-    const replay = process.env.CAIRN_MODEL_REPLAY ? [[JSON.parse(process.env.CAIRN_MODEL_REPLAY) as Op[]] as [Op[]]] : undefined;
+    const given = process.env.CAIRN_MODEL_REPLAY;
+    const replay = given ? [[JSON.parse(given) as Op[]] as [Op[]]] : undefined;
     await fc.assert(
       fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: OPS, size: 'max' }), async (seq) => {
         runs++;

@@ -7,7 +7,10 @@
  * Resolves once `cond()` is true (polled every `everyMs`); rejects after `timeoutMs`.
  * @example await waitFor(async () => (await fs.stat(file)).size > 0, { what: 'the writer started' });
  */
-export async function waitFor(cond: () => boolean | Promise<boolean>, o: { timeoutMs?: number; everyMs?: number; what?: string } = {}): Promise<void> {
+export async function waitFor(
+  cond: () => boolean | Promise<boolean>,
+  o: { timeoutMs?: number; everyMs?: number; what?: string } = {},
+): Promise<void> {
   const deadline = Date.now() + (o.timeoutMs ?? 20_000);
   for (;;) {
     if (await Promise.resolve(cond()).catch(() => false)) return;

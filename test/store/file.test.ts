@@ -94,7 +94,9 @@ describe('FileStore', () => {
     // kill it once its temp file holds some bytes, well before all 256 MiB
     const written = async () => {
       let n = 0;
-      for (const f of await fs.readdir(root, { recursive: true })) n += (await fs.stat(path.join(root, f)).catch(() => undefined))?.size ?? 0;
+      for (const f of await fs.readdir(root, { recursive: true })) {
+        n += (await fs.stat(path.join(root, f)).catch(() => undefined))?.size ?? 0;
+      }
       return n;
     };
     await waitFor(async () => (await written()) > 4 << 20, { everyMs: 5, what: 'the writer to start writing' });

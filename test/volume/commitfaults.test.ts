@@ -78,7 +78,7 @@ describe('faults inside a commit', () => {
     for (let i = 0; i < 40; i++) await fs.writeFile(path.join(local, `f${i}.bin`), crypto.randomBytes(2 << 20));
     let packPuts = 0;
     store.beforePut = (key) => {
-      if (key.includes('/packs/') && ++packPuts === 2) throw new CairnError('IO', `injected failure of ${key}`, { key });
+      if (key.includes('/packs/') && ++packPuts === 2) throw new CairnError('IO', `injected failure: ${key}`, { key });
     };
     await assert.rejects(
       vol.batchUpload({}, (b) => {

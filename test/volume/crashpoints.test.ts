@@ -89,12 +89,18 @@ async function assertFired(faultLog: string, c: Case): Promise<void> {
   assert.match(lines[0]!, new RegExp(`^\\d+ ${when} .*${pattern}`));
 }
 
+/** The record had landed or not when the process died, as the case says. */
+async function assertLanded(store: string, name: string, prefilled: number, c: Case): Promise<void> {
+  assert.equal((await records(store, name)).length, prefilled + (c.landed ? 1 : 0), `record landed: ${c.landed}`);
+}
+
 /** Nothing lost, nothing twice: the checks every case ends with (after recovery). */
-async function assertExactlyOnce(store: string, name: string, files: [string, number][], prefilled: number): Promise<void> {
+async function assertExactlyOnce(store: string, name: string, files: [string, number][], prefilled: number) {
   const log = await records(store, name);
   const ids = log.map((r) => r.commitId);
   assert.equal(new Set(ids).size, ids.length, `every commitId at most once: ${ids.join(', ')}`);
-  assert.equal(log.length, prefilled + 1, `one record for the crashed commit (log: ${log.map((r) => r.ops.map((o) => o.path).join('+')).join(' | ')})`);
+  const shown = log.map((r) => r.ops.map((o) => o.path).join('+')).join(' | ');
+  assert.equal(log.length, prefilled + 1, `one record for the crashed commit (log: ${shown})`);
   for (const [p] of files) {
     const holders = log.filter((r) => r.ops.some((o) => o.op === 'put' && o.path === p));
     assert.equal(holders.length, 1, `${p} published exactly once (seqs ${holders.map((r) => r.seq).join(', ')})`);
@@ -112,7 +118,9 @@ async function assertExactlyOnce(store: string, name: string, files: [string, nu
   }
 }
 
-function runWriter(cfg: object, env: NodeJS.ProcessEnv): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
+type Exit = { code: number | null; signal: string | null; stdout: string; stderr: string };
+
+function runWriter(cfg: object, env: NodeJS.ProcessEnv): Promise<Exit> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--import', FAULTS, WRITER, JSON.stringify(cfg)], {
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -135,11 +143,12 @@ describe('SIGKILL at each step of a commit: a library writer', () => {
       const prefilled = c.checkpoint ? 99 : 0;
       const dir = path.join(base, 'session');
       const files = FILES.map(([p, n]): [string, number] => [`/${p}`, n]);
-      const r = await runWriter({ store, volume: name, dir, files }, { CAIRN_FAULT: c.fault, CAIRN_FAULT_LOG: faultLog });
+      const env = { CAIRN_FAULT: c.fault, CAIRN_FAULT_LOG: faultLog };
+      const r = await runWriter({ store, volume: name, dir, files }, env);
       assert.equal(r.signal, 'SIGKILL', `the writer was killed (code ${r.code}): ${r.stderr}`);
       assert.equal(r.stdout, 'flushed\n', 'killed during the commit, after every write was flushed');
       await assertFired(faultLog, c);
-      assert.equal((await records(store, name)).length, prefilled + (c.landed ? 1 : 0), 'the record had landed or not, as the case says');
+      await assertLanded(store, name, prefilled, c);
 
       const vol = await Volume.fromName(name, { store });
       const s = await vol.session({ dir });
@@ -178,8 +187,9 @@ describe('SIGKILL at each step of a commit: a mount daemon', () => {
       });
       const d = await faulty(spec);
       try {
-        const copy = FILES.map(([p]) => `dd if=${q(path.join(src, p))} of=${q(path.join(spec.mountpoint, p))} bs=1M conv=fsync status=none`);
-        await shOk(copy.join(' && '));
+        const dd = (p: string) => `dd if=${q(path.join(src, p))} of=${q(path.join(spec.mountpoint, p))} conv=fsync`;
+        const copy = FILES.map(([p]) => dd(p));
+        await shOk(copy.map((c) => `${c} status=none`).join(' && '));
         const commit = await controlRequest(spec.mountpoint, 'commit').then(
           () => 'ok',
           (e: { code?: string }) => e.code ?? 'error',
@@ -193,7 +203,7 @@ describe('SIGKILL at each step of a commit: a mount daemon', () => {
         await d.stop();
       }
       await assertFired(faultLog, c);
-      assert.equal((await records(store, name)).length, prefilled + (c.landed ? 1 : 0), 'the record had landed or not, as the case says');
+      await assertLanded(store, name, prefilled, c);
       const again = await startMainDaemon(() => ({ store }))(spec); // recovery at mount
       const status = await controlRequest(spec.mountpoint, 'status');
       assert.equal((status as { pending?: number }).pending, 0, 'nothing pending after the recovering mount');
