@@ -162,6 +162,27 @@ describe('SIGKILL at each step of a commit: a library writer', () => {
       await fs.rm(base, { recursive: true, force: true });
     });
   }
+  it('killed again after the recovering commit landed: still published once', async () => {
+    const name = 'twice';
+    const { base, store, faultLog } = await setup(name);
+    const dir = path.join(base, 'session');
+    const files = FILES.map(([p, n]): [string, number] => [`/${p}`, n]);
+    const first = await runWriter({ store, volume: name, dir, files }, { CAIRN_FAULT: 'before:1:/log/' });
+    assert.equal(first.signal, 'SIGKILL', first.stderr);
+    // The next writer of the directory recovers (commits the pending changes) and dies too.
+    const env = { CAIRN_FAULT: 'after:1:/log/', CAIRN_FAULT_LOG: faultLog };
+    const second = await runWriter({ store, volume: name, dir, files: [] }, env);
+    assert.equal(second.signal, 'SIGKILL', second.stderr);
+    assert.equal((await records(store, name)).length, 1, 'the recovering commit landed');
+    const vol = await Volume.fromName(name, { store });
+    const s = await vol.session({ dir });
+    assert.equal(s.pendingCount(), 0, 'the landed recovery commit is recognised');
+    assert.equal((await s.commit()).committed, false);
+    await s.close();
+    await vol.close();
+    await assertExactlyOnce(store, name, FILES, 0);
+    await fs.rm(base, { recursive: true, force: true });
+  });
 });
 
 describe('SIGKILL at each step of a commit: a mount daemon', () => {
