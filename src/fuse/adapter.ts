@@ -14,6 +14,7 @@
 import { CairnError, Errno, errnoFor } from '../errors.js';
 import type { FsSession, Stat, EntryType } from '../volume/types.js';
 import { HandleTable, O_TRUNC, wantsWrite } from './handles.js';
+import type { Freshness } from './freshness.js';
 
 type Cb = (code: number, ...result: unknown[]) => void;
 /** fuse-native's op table. */
@@ -33,6 +34,8 @@ export interface AdapterOptions {
    * staging file (kernel page cache) as soon as write(2) returns. Off: only fsync(2) does.
    */
   fsyncOnClose?: boolean;
+  /** Reported mtimes that change when a reload changed a file (see ./freshness.ts). */
+  freshness?: Freshness;
   /** Called for failures that are not CairnErrors (they reach the kernel as EIO). */
   onError?: (op: string, path: string, err: unknown) => void;
 }
@@ -86,6 +89,11 @@ export function createOps(session: FsSession, opts: AdapterOptions): FuseOps {
   const gid = opts.gid ?? process.getgid?.() ?? 0;
   const handles = opts.handles ?? new HandleTable();
   const readOnly = opts.readOnly;
+  const fresh = opts.freshness;
+  const fuseStat = (st: Stat) => {
+    const shown = fresh && st.type === 'file' ? { ...st, mtimeMs: fresh.mtimeOf(st.path, st.mtimeMs, st.size) } : st;
+    return toFuseStat(shown, uid, gid);
+  };
 
   /** Answers cb from a promise: `ok(value)` on success, the errno of the error otherwise. */
   function run<T>(op: string, path: string, cb: Cb, work: () => Promise<T>, ok: (v: T) => void = () => cb(0)): void {
@@ -126,7 +134,7 @@ export function createOps(session: FsSession, opts: AdapterOptions): FuseOps {
     },
 
     getattr(path: string, cb: Cb) {
-      run('getattr', path, cb, () => session.stat(path), (st) => cb(0, toFuseStat(st, uid, gid)));
+      run('getattr', path, cb, () => session.stat(path), (st) => cb(0, fuseStat(st)));
     },
 
     fgetattr(path: string, _fh: number, cb: Cb) {
@@ -136,12 +144,12 @@ export function createOps(session: FsSession, opts: AdapterOptions): FuseOps {
     readdir(path: string, cb: Cb) {
       run('readdir', path, cb, async () => {
         const [self, children] = await Promise.all([session.stat(path), session.readdir(path)]);
-        const dot = toFuseStat(self, uid, gid);
+        const dot = fuseStat(self);
         const names = ['.', '..'];
         const stats = [dot, dot];
         for (const c of children) {
           names.push(c.path.slice(c.path.lastIndexOf('/') + 1));
-          stats.push(toFuseStat(c, uid, gid));
+          stats.push(fuseStat(c));
         }
         return { names, stats };
       }, (r) => cb(0, r.names, r.stats));

@@ -15,6 +15,7 @@ import { promises as fsp } from 'node:fs';
 import { CairnError, asCairnError, isCairnError } from '../errors.js';
 import type { CommitResult, FsSession, ReloadResult } from '../volume/types.js';
 import { createOps } from './adapter.js';
+import { Freshness } from './freshness.js';
 import { startControlServer, type ControlRequest, type ControlServer } from './control.js';
 import { HandleTable, processesUsing } from './handles.js';
 import { canonicalPath, fsnameFor, ownMount, readMounts, socketNameFor } from './mountinfo.js';
@@ -154,10 +155,12 @@ export async function runDaemon(opts: DaemonOptions): Promise<MountHandle> {
         throw e;
       }
     });
+  const freshness = new Freshness();
   const reload = (): Promise<ReloadResult> =>
     serial(async () => {
       try {
         const r = await session.reload();
+        freshness.changed(r.paths ?? []);
         log('info', `reloaded from seq ${r.from} to ${r.seq}`, { from: r.from, seq: r.seq });
         return r;
       } catch (err) {
@@ -174,6 +177,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<MountHandle> {
   const ops = createOps(session, {
     readOnly,
     handles,
+    freshness,
     fsyncOnClose: opts.fsyncOnClose ?? false,
     onError: (op, p, err) => log('error', `${op} ${p} failed`, { error: err instanceof Error ? err.stack : String(err) }),
   });

@@ -36,14 +36,14 @@ export async function openSession(opts: OpenSessionOptions): Promise<MountSessio
     // then stays flat in the volume size and its event loop never stalls on it.
     const offload = /^(file|s3):/.test(store.url);
     const session = await Session.open({ store, volume: meta, dir, readOnly: opts.readOnly, offload });
-    // Changes left by a previous daemon of this directory (crash, SIGKILL) are published now.
-    if (!session.readOnly && session.pendingCount() > 0) {
-      try {
-        await session.commit();
-      } catch (err) {
-        await session.close();
-        throw err;
-      }
+    // Changes left by a previous daemon of this directory (crash, SIGKILL) are published now, and
+    // a reused journal moves to the newest snapshot: a new mount always starts there.
+    try {
+      if (!session.readOnly && session.pendingCount() > 0) await session.commit();
+      if (session.bootstrapped === undefined) await session.reload();
+    } catch (err) {
+      await session.close();
+      throw err;
     }
     const close = session.close.bind(session);
     return Object.assign(session, {

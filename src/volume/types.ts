@@ -48,6 +48,8 @@ export interface ReloadResult {
   seq: number;
   /** The commit that reload made first, if there was anything pending. */
   commit?: CommitResult;
+  /** Paths that other writers' records applied by this reload changed (normalised). */
+  paths?: string[];
 }
 
 export interface OpenFile {

@@ -8,11 +8,14 @@ import '../helpers/env.js';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { Volume } from '../../src/volume/index.js';
+import { VolumeLog } from '../../src/volume/log.js';
 import { q, tmpDir } from '../helpers/mount.js';
+import { waitFor } from '../helpers/wait.js';
 
 const run = promisify(execFile);
 const DIST = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -25,7 +28,10 @@ class Container {
 
   static async start(): Promise<Container> {
     const proc = spawn('unshare', ['--mount', '--propagation', 'private', 'sleep', '3600'], { stdio: 'ignore' });
-    await new Promise((r) => setTimeout(r, 150));
+    const ours = await fs.readlink('/proc/self/ns/mnt');
+    // ready once the child runs in a mount namespace of its own
+    const own = async () => (await fs.readlink(`/proc/${proc.pid}/ns/mnt`)) !== ours;
+    await waitFor(async () => proc.exitCode !== null || (await own()), { what: 'unshare --mount' });
     if (proc.exitCode !== null) throw new Error('unshare --mount failed');
     return new Container(proc);
   }
@@ -99,18 +105,19 @@ describe('two containers, one volume (real session)', () => {
   });
 
   it('reload in B is refused while B holds a file open, allowed after close', async () => {
-    const holder = spawn('nsenter', ['-t', String(b.proc.pid), '-m', '--', 'sh', '-c', `exec 3< ${q(mnt)}/a.txt; exec sleep 30`], { stdio: 'ignore' });
-    await new Promise((r) => setTimeout(r, 400));
+    const hold = `exec 3< ${q(mnt)}/a.txt; echo open; exec sleep 30`;
+    const args = ['-t', String(b.proc.pid), '-m', '--', 'sh', '-c', hold];
+    const holder = spawn('nsenter', args, { stdio: ['ignore', 'pipe', 'ignore'] });
+    await new Promise((r) => holder.stdout!.once('data', r)); // the file is open
     const refused = await b.control(mnt, 'reload');
     assert.equal(refused.result, 'VOLUME_BUSY');
     assert.match(refused.message, /\/a\.txt/);
     holder.kill('SIGKILL');
     await new Promise((r) => holder.once('exit', r));
+    // the kernel releases the file asynchronously after the holder's exit
     let res = refused;
-    for (let i = 0; i < 50 && res.result === 'VOLUME_BUSY'; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      res = await b.control(mnt, 'reload');
-    }
+    const reloaded = async () => (res = await b.control(mnt, 'reload')).result !== 'VOLUME_BUSY';
+    await waitFor(reloaded, { what: 'the release of a.txt' });
     assert.equal(res.result, 'OK');
   });
 
@@ -133,20 +140,22 @@ describe('two containers, one volume (real session)', () => {
     const [ca, cb] = await Promise.all([a.control(mnt, 'commit'), b.control(mnt, 'commit')]);
     assert.equal(ca.result, 'OK');
     assert.equal(cb.result, 'OK');
-    const vol = await Volume.fromName('shared', { store });
-    const history = await vol.history();
-    await vol.close();
     for (const c of [a, b]) {
       assert.equal((await c.control(mnt, 'reload')).result, 'OK');
       assert.equal((await c.sh(`cat ${q(mnt)}/only-a.txt`)).stdout, 'from-a\n');
       assert.equal((await c.sh(`cat ${q(mnt)}/only-b.txt`)).stdout, 'from-b\n');
     }
-    // the later of the two records decides /same.txt
-    const sameA = (await a.sh(`cat ${q(mnt)}/same.txt`)).stdout;
-    const sameB = (await b.sh(`cat ${q(mnt)}/same.txt`)).stdout;
-    assert.equal(sameA, sameB);
-    const lastAuthorCommitted = history.filter((h) => h.paths.includes('/same.txt')).length;
-    assert.equal(lastAuthorCommitted, 2, 'both commits recorded /same.txt');
+    // the later of the two records decides /same.txt: read what each record wrote there
+    const vol = await Volume.fromName('shared', { store });
+    const writes = (await new VolumeLog(vol.store, vol.id).recordsAfter(0)).flatMap((r) =>
+      r.ops.flatMap((o) => (o.op === 'put' && o.path === 'same.txt' ? [{ seq: r.seq, text: `${o.entry.inline}` }] : [])),
+    );
+    await vol.close();
+    const concurrent = writes.slice(-2);
+    assert.deepEqual(concurrent.map((w) => w.text).sort(), ['a-version\n', 'b-version\n'], 'both recorded /same.txt');
+    const later = concurrent.reduce((x, y) => (y.seq > x.seq ? y : x));
+    assert.equal((await a.sh(`cat ${q(mnt)}/same.txt`)).stdout, later.text, 'A sees the later commit');
+    assert.equal((await b.sh(`cat ${q(mnt)}/same.txt`)).stdout, later.text, 'B sees the later commit');
     // sequential: A commits after B -> A wins
     await a.sh(`echo a-last > ${q(mnt)}/same.txt`);
     await b.sh(`echo b-first > ${q(mnt)}/same.txt`);
@@ -154,5 +163,7 @@ describe('two containers, one volume (real session)', () => {
     assert.equal((await a.control(mnt, 'commit')).result, 'OK');
     assert.equal((await b.control(mnt, 'reload')).result, 'OK');
     assert.equal((await b.sh(`cat ${q(mnt)}/same.txt`)).stdout, 'a-last\n');
+    assert.equal((await a.control(mnt, 'reload')).result, 'OK');
+    assert.equal((await a.sh(`cat ${q(mnt)}/same.txt`)).stdout, 'a-last\n');
   });
 });

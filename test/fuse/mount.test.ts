@@ -100,7 +100,7 @@ describe('mount() / unmount()', () => {
     } finally {
       holder.kill('SIGKILL');
     }
-    await new Promise((r) => setTimeout(r, 200));
+    if (holder.exitCode === null && holder.signalCode === null) await new Promise((r) => holder.once('exit', r));
     const r = await unmount(mnt, { force: true });
     assert.equal(r.viaDaemon, true);
     await waitDead(m.pid);

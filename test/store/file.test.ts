@@ -12,6 +12,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { FileStore } from '../../src/store/file.js';
 import { isCairnError } from '../../src/errors.js';
+import { waitFor } from '../helpers/wait.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const RACE_SCRIPT = path.join(here, '..', 'fixtures', 'store-race.js');
@@ -90,7 +91,15 @@ describe('FileStore', () => {
     const child = spawn(process.execPath, [RACE_SCRIPT, store.url, 'big/key', 'victim', String(size)], { stdio: ['pipe', 'pipe', 'inherit'] });
     await new Promise<void>((resolve) => child.stdout.on('data', (d: Buffer) => d.toString().includes('ready') && resolve()));
     child.stdin.write('go\n');
-    await new Promise((r) => setTimeout(r, 60));
+    // kill it once its temp file holds some bytes, well before all 256 MiB
+    const written = async () => {
+      let n = 0;
+      for (const f of await fs.readdir(root, { recursive: true })) {
+        n += (await fs.stat(path.join(root, f)).catch(() => undefined))?.size ?? 0;
+      }
+      return n;
+    };
+    await waitFor(async () => (await written()) > 4 << 20, { everyMs: 5, what: 'the writer to start writing' });
     child.kill('SIGKILL');
     await new Promise((r) => child.on('close', r));
     const info = await store.head('big/key');

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { Volume } from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
+import { waitFor } from '../helpers/wait.js';
 
 async function rejectsCode(p: Promise<unknown> | (() => unknown), code: string) {
   const run = typeof p === 'function' ? async () => p() : () => p;
@@ -42,7 +43,8 @@ forEachBackend((b) =>
       await Volume.objects.create('first', { store: url });
       await rejectsCode(Volume.objects.create('first', { store: url }), 'ALREADY_EXISTS');
       await Volume.objects.create('first', { store: url, allowExisting: true });
-      await new Promise((r) => setTimeout(r, 5));
+      const created = Date.now();
+      await waitFor(() => Date.now() > created, { everyMs: 1, what: 'the clock to tick (createdAt orders the list)' });
       const second = await Volume.fromName('second', { store: url, createIfMissing: true });
       const info = await second.info();
       assert.equal(info.name, 'second');
