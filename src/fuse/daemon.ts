@@ -16,6 +16,8 @@ import { CairnError, asCairnError, isCairnError } from '../errors.js';
 import type { CommitResult, FsSession, ReloadResult } from '../volume/types.js';
 import { createOps } from './adapter.js';
 import { startControlServer, type ControlRequest, type ControlServer } from './control.js';
+import { ControlFile } from './control-file.js';
+import { isControlFileName, withControlFile } from './control-fuse.js';
 import { HandleTable, processesUsing } from './handles.js';
 import { canonicalPath, fsnameFor, ownMount, readMounts, socketNameFor } from './mountinfo.js';
 
@@ -73,6 +75,9 @@ export interface MountHandle {
   /** Shuts down (idempotent). With open files and no `force`, VOLUME_BUSY. */
   close(reason?: string, opts?: { force?: boolean }): Promise<CloseResult>;
 }
+
+/** fuse-native's timeout for write requests: a control-file command may be a long commit. */
+const CONTROL_WRITE_TIMEOUT_MS = 31 * 60_000;
 
 /** Default logger: one JSON line per event on stderr. */
 export const stderrLogger: Logger = (level, msg, extra) => {
@@ -163,7 +168,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<MountHandle> {
       } catch (err) {
         if (isCairnError(err, 'VOLUME_BUSY')) {
           // Name the processes too: fuse-native does not tell the session who opened what.
-          err.context.processes = await processesUsing(mountpoint).catch(() => []);
+          const users = await processesUsing(mountpoint).catch(() => []);
+          err.context.processes = users.filter((u) => !isControlFileName(u.path));
           err.context.mountpoint = mountpoint;
         }
         throw err;
@@ -171,12 +177,18 @@ export async function runDaemon(opts: DaemonOptions): Promise<MountHandle> {
     });
 
   // --- mount ----------------------------------------------------------------------------
-  const ops = createOps(session, {
+  const uid = process.getuid?.() ?? 0;
+  const gid = process.getgid?.() ?? 0;
+  // The control file (.cairn-control) answers through the same handler as the socket.
+  const controlFile = new ControlFile((op) => handle({ op }));
+  const ops = withControlFile(createOps(session, {
     readOnly,
+    uid,
+    gid,
     handles,
     fsyncOnClose: opts.fsyncOnClose ?? false,
     onError: (op, p, err) => log('error', `${op} ${p} failed`, { error: err instanceof Error ? err.stack : String(err) }),
-  });
+  }), controlFile, { uid, gid });
   if (!opts.nonEmpty) {
     // libfuse refuses with a bare "fuse failed"; say why, and what to do.
     const names = await fsp.readdir(mountpoint).catch(() => [] as string[]);
@@ -194,7 +206,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<MountHandle> {
     force: true,
     mkdir: true,
     autoCache: true,
-    timeout: opts.fuseTimeoutMs ?? 30_000,
+    // A write to the control file returns once its command is answered (a commit may take long).
+    timeout: { default: opts.fuseTimeoutMs ?? 30_000, write: Math.max(opts.fuseTimeoutMs ?? 30_000, CONTROL_WRITE_TIMEOUT_MS) },
     // fuse-native drops falsy values, so pass the numbers as strings ("0" is kept).
     attrTimeout: String(opts.attrTimeoutSec ?? 0),
     entryTimeout: String(opts.entryTimeoutSec ?? 0),
