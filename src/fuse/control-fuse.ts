@@ -7,9 +7,12 @@
  * its own pages), `/.cairn-control` is a symlink whose target is a new hidden name on every
  * lookup (`.cairn-control@0000000042`); open(2) follows it, so `exec 3<>DIR/.cairn-control`
  * and plain `open()` calls work unchanged. Sizes come from the opener's transcript (fgetattr
- * passes the handle), and the daemon runs with attr_timeout 0, so the kernel asks again after
- * every write. A binding that can set direct_io (libfuse 3) serves CONTROL_PATH as a plain
- * file with ControlFile directly.
+ * passes the handle), and the daemon runs with attr_timeout 0, so read(2) asks again after
+ * every write. Limit: sendfile(2)/splice (busybox `cat`) trusts the size the kernel cached when
+ * the write returned and sees no reply; read with read(2) (`head -n1 <&3`, `read -r R <&3`).
+ * Reporting a larger size does not help: this kernel zero-fills past a short read. A binding
+ * that can set direct_io (libfuse 3) serves CONTROL_PATH as a plain file with ControlFile
+ * directly, and has neither limit.
  *
  * Invariants: neither name is listed by readdir, and neither can be created, removed, renamed,
  * linked or chmod-ed (EPERM); the wrapper never blocks the event loop.
