@@ -1,0 +1,278 @@
+/**
+ * The volume driver behind `cairn plugin`: Docker's VolumeDriver operations on Cairn volumes.
+ *
+ * A plugin volume is a name with options (store URL, read-only, commit interval, the Cairn volume
+ * it attaches); Create makes the Cairn volume when missing (attaches it otherwise). Mount starts
+ * one `cairn mount` of the volume (a detached daemon: its own session, the host's chunk cache) at
+ * `STATE/mounts/NAME`, shared by every Mount ID (podman calls Mount once per volume per host and
+ * counts its containers itself; Docker calls it per container); the last Unmount commits and
+ * unmounts. The state (volumes, Mount IDs) lives in `STATE/state.json`, written atomically after
+ * every change, so a restarted plugin finds its mounts again; a mount daemon outlives the plugin,
+ * and a daemon that died is replaced at the same mount point, which recovers its session's
+ * pending changes (the session directory follows the mount point).
+ *
+ * Invariants: operations on one volume never interleave (one queue per driver); errors are
+ * CairnErrors whose messages never contain a store URL's credentials (see redactUrl).
+ */
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { CairnError, isCairnError } from '../errors.js';
+import { mount, unmount, fusermount } from '../fuse/mount.js';
+import { cairnMountAt } from '../fuse/mountinfo.js';
+import { Volume } from '../volume/index.js';
+import { checkVolumeName } from '../volume/paths.js';
+
+/** Options a volume is created with (`podman volume create -o KEY=VALUE`). */
+export interface PluginVolumeOptions {
+  /** Store URL (default: the plugin's). */
+  store?: string;
+  /** The Cairn volume (default: the plugin volume's name). */
+  volume?: string;
+  readOnly?: boolean;
+  /** Background commit period, seconds (default 5). */
+  commitIntervalSec?: number;
+}
+
+interface VolumeRecord {
+  name: string;
+  options: PluginVolumeOptions;
+  createdAt: string;
+  /** Mount IDs using it (empty: not mounted). */
+  ids: string[];
+  /** Where it is mounted while ids is not empty. */
+  mountpoint?: string;
+}
+
+interface State {
+  version: 1;
+  volumes: Record<string, VolumeRecord>;
+}
+
+export interface DriverOptions {
+  /** State directory (state.json, mounts/). */
+  stateDir: string;
+  /** Default store URL for volumes created without `-o store=`. */
+  store?: string;
+  /** Log line (credentials already removed). */
+  log?: (msg: string) => void;
+}
+
+/** Removes credentials from a store URL (userinfo, and secret-looking query parameters). */
+export function redactUrl(url: string): string {
+  return url
+    .replace(/^([a-z0-9+.-]+:\/\/)[^/@]*@/i, '$1***@')
+    .replace(/([?&](?:[a-z_]*(?:secret|key|token|password|credential)[a-z_]*))=[^&]*/gi, '$1=***');
+}
+
+/** Parses `-o` options; INVALID_ARGUMENT names the bad one. */
+export function parseOptions(opts: Record<string, string> | null | undefined): PluginVolumeOptions {
+  const out: PluginVolumeOptions = {};
+  const bad = (k: string, why: string): never => {
+    throw new CairnError('INVALID_ARGUMENT', `bad volume option ${k}: ${why}`, {
+      hint: 'options: store=URL, volume=NAME, ro=true, commit_interval=SECONDS',
+    });
+  };
+  for (const [k, v] of Object.entries(opts ?? {})) {
+    switch (k) {
+      case 'store':
+        if (!/^(file|s3|memory):/.test(v)) bad(k, 'a file:// or s3:// URL');
+        out.store = v;
+        break;
+      case 'volume':
+        checkVolumeName(v);
+        out.volume = v;
+        break;
+      case 'ro':
+      case 'readonly':
+      case 'read_only':
+        if (!['true', 'false', '1', '0', ''].includes(v)) bad(k, 'true or false');
+        out.readOnly = v === 'true' || v === '1' || v === '';
+        break;
+      case 'commit_interval':
+        if (!/^\d+(\.\d+)?$/.test(v)) bad(k, 'a number of seconds >= 0');
+        out.commitIntervalSec = Number(v);
+        break;
+      case 'seq':
+        throw new CairnError('UNSUPPORTED', 'seq=N (a past snapshot) is not supported by the plugin yet', {
+          hint: 'read a past snapshot with `cairn volume get --seq N`',
+        });
+      default:
+        bad(k, 'unknown option');
+    }
+  }
+  return out;
+}
+
+/** The VolumeDriver operations (what server.ts exposes over HTTP). */
+export class VolumeDriver {
+  private state: State = { version: 1, volumes: {} };
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly file: string;
+  private readonly log: (msg: string) => void;
+
+  constructor(private readonly o: DriverOptions) {
+    this.file = path.join(o.stateDir, 'state.json');
+    this.log = o.log ?? (() => undefined);
+  }
+
+  /** Loads the state; forgets Mount IDs of mounts that are gone (the engine mounts again). */
+  async start(): Promise<void> {
+    await fsp.mkdir(path.join(this.o.stateDir, 'mounts'), { recursive: true, mode: 0o700 });
+    const text = await fsp.readFile(this.file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return undefined;
+      throw err;
+    });
+    if (text) this.state = JSON.parse(text) as State;
+    for (const rec of Object.values(this.state.volumes)) {
+      if (!rec.ids.length || !rec.mountpoint) continue;
+      const alive = await cairnMountAt(rec.mountpoint).then((m) => m.mountpoint === rec.mountpoint, () => false);
+      if (!alive) {
+        this.log(`${rec.name}: its mount at ${rec.mountpoint} is gone; it will be mounted again on the next Mount`);
+        await fusermount(rec.mountpoint, true).catch(() => undefined);
+        rec.ids = [];
+        delete rec.mountpoint;
+      }
+    }
+    await this.save();
+  }
+
+  /** Runs `fn` after every earlier operation (one at a time). */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.queue.then(fn, fn);
+    this.queue = p.catch(() => undefined);
+    return p;
+  }
+
+  private async save(): Promise<void> {
+    const tmp = `${this.file}.${process.pid}.tmp`;
+    await fsp.writeFile(tmp, JSON.stringify(this.state, null, 2), { mode: 0o600 });
+    await fsp.rename(tmp, this.file);
+  }
+
+  private must(name: string): VolumeRecord {
+    const rec = this.state.volumes[name];
+    if (!rec) throw new CairnError('NOT_FOUND', `no cairn plugin volume ${name}`, { volume: name, hint: 'create it: podman volume create --driver cairn NAME' });
+    return rec;
+  }
+
+  private storeOf(rec: VolumeRecord): string | undefined {
+    return rec.options.store ?? this.o.store;
+  }
+
+  /**
+   * Records a volume and makes its Cairn volume when missing.
+   * @example await driver.create('data', { store: 'file:///srv/cairn' });
+   */
+  create(name: string, opts: Record<string, string> | null | undefined): Promise<void> {
+    return this.serial(async () => {
+      checkVolumeName(name);
+      const options = parseOptions(opts);
+      if (this.state.volumes[name]) return; // Create is idempotent
+      const store = options.store ?? this.o.store;
+      await Volume.objects.create(options.volume ?? name, { ...(store ? { store } : {}), allowExisting: true });
+      this.state.volumes[name] = { name, options, createdAt: new Date().toISOString(), ids: [] };
+      await this.save();
+      this.log(`created ${name}${store ? ` on ${redactUrl(store)}` : ''}`);
+    });
+  }
+
+  /** Forgets a volume (its data stays on the store); refused while mounted. */
+  remove(name: string): Promise<void> {
+    return this.serial(async () => {
+      const rec = this.must(name);
+      if (rec.ids.length) {
+        throw new CairnError('VOLUME_BUSY', `${name} is mounted for ${rec.ids.length} user(s)`, { volume: name, hint: 'stop the containers that use it first' });
+      }
+      delete this.state.volumes[name];
+      await this.save();
+      this.log(`removed ${name} (its data stays on the store; \`cairn volume delete\` deletes it)`);
+    });
+  }
+
+  /** Mounts for one Mount ID; returns the mount point (shared by every ID). */
+  mount(name: string, id: string): Promise<string> {
+    return this.serial(async () => {
+      const rec = this.must(name);
+      if (rec.ids.length && rec.mountpoint) {
+        if (!rec.ids.includes(id)) rec.ids.push(id);
+        await this.save();
+        return rec.mountpoint;
+      }
+      const mountpoint = path.join(this.o.stateDir, 'mounts', name);
+      await fusermount(mountpoint, true).catch(() => undefined); // a dead mount of an earlier run
+      const store = this.storeOf(rec);
+      await mount({
+        volume: rec.options.volume ?? name,
+        mountpoint,
+        ...(store ? { store } : {}),
+        readOnly: !!rec.options.readOnly,
+        commitIntervalSec: rec.options.commitIntervalSec ?? 5,
+      });
+      rec.ids = [id];
+      rec.mountpoint = mountpoint;
+      await this.save();
+      this.log(`mounted ${name} at ${mountpoint} for ${id}`);
+      return mountpoint;
+    });
+  }
+
+  /** Releases one Mount ID; the last one commits and unmounts. */
+  unmount(name: string, id: string): Promise<void> {
+    return this.serial(async () => {
+      const rec = this.must(name);
+      rec.ids = rec.ids.filter((x) => x !== id);
+      if (rec.ids.length || !rec.mountpoint) return this.save();
+      const mountpoint = rec.mountpoint;
+      try {
+        const r = await unmount(mountpoint, { force: true });
+        const c = r.result?.commit;
+        this.log(`unmounted ${name}${c?.committed ? ` (committed seq ${c.seq})` : ''}`);
+        if (r.result?.error) {
+          throw new CairnError('IO', `the final commit of ${name} failed: ${r.result.error.message}`, { volume: name, hint: 'see the mount log under CAIRN_HOME/logs' });
+        }
+      } catch (err) {
+        if (!isCairnError(err, 'NOT_FOUND')) throw err; // already gone
+      } finally {
+        delete rec.mountpoint;
+        await this.save();
+      }
+    });
+  }
+
+  /** The mount point while mounted, else '' (Docker's Path). */
+  path(name: string): Promise<string> {
+    return this.serial(async () => this.must(name).mountpoint ?? '');
+  }
+
+  /** One volume as Docker's Get reports it (no store credentials). */
+  get(name: string): Promise<{ Name: string; Mountpoint: string; CreatedAt: string; Status: Record<string, unknown> }> {
+    return this.serial(async () => this.describe(this.must(name)));
+  }
+
+  list(): Promise<{ Name: string; Mountpoint: string }[]> {
+    return this.serial(async () => Object.values(this.state.volumes).map((r) => ({ Name: r.name, Mountpoint: r.mountpoint ?? '' })));
+  }
+
+  private describe(rec: VolumeRecord): { Name: string; Mountpoint: string; CreatedAt: string; Status: Record<string, unknown> } {
+    const store = this.storeOf(rec);
+    return {
+      Name: rec.name,
+      Mountpoint: rec.mountpoint ?? '',
+      CreatedAt: rec.createdAt,
+      Status: {
+        volume: rec.options.volume ?? rec.name,
+        store: store ? redactUrl(store) : 'default',
+        readOnly: !!rec.options.readOnly,
+        users: rec.ids.length,
+      },
+    };
+  }
+
+  /** Unmounts everything (final commits) — for tests and `cairn plugin --unmount-on-exit`. */
+  async unmountAll(): Promise<void> {
+    for (const rec of Object.values(this.state.volumes)) {
+      if (!rec.mountpoint) continue;
+      for (const id of [...rec.ids]) await this.unmount(rec.name, id).catch(() => undefined);
+    }
+  }
+}
