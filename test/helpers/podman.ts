@@ -60,6 +60,22 @@ export async function busyboxRootfs(): Promise<string> {
   return root;
 }
 
+/**
+ * A local image made from a root directory (`podman import`, no registry). Containers of an image
+ * get podman's full clean-up at exit, which `--rootfs` containers do not: podman 4.3 never unmounts
+ * the named (plugin) volumes of a `--rootfs` container, so volume plugin tests need an image.
+ * Remove it with `removeImage`.
+ */
+export async function importImage(rootfs: string, tag: string, env?: NodeJS.ProcessEnv): Promise<string> {
+  const r = await exec('bash', ['-c', `tar -C '${rootfs}' -c . | podman import -q - '${tag}'`], { env });
+  if (r.code !== 0) throw new Error(`podman import failed: ${r.stderr}`);
+  return tag;
+}
+
+export async function removeImage(tag: string, env?: NodeJS.ProcessEnv): Promise<void> {
+  await exec('podman', ['rmi', '-f', tag], { env });
+}
+
 const started = new Set<string>();
 let counter = 0;
 
@@ -75,7 +91,9 @@ export const PODMAN_GLOBAL = ['--runtime', RUNC];
 export const RUN_OPTS = ['--rm', '--network', 'none', '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024'];
 
 /**
- * Runs `sh -c SCRIPT` in a new busybox container and waits for it.
+ * Runs `sh -c SCRIPT` in a new busybox container and waits for it: from `rootfs` (a directory),
+ * or from `o.image` when given (rootfs is then ignored). `o.detach` starts it and returns its name
+ * in stdout at once.
  *
  * @example
  *   const r = await runBusybox(rootfs, 'cat /data/x', { volumes: ['/mnt/vol:/data'] });
@@ -83,13 +101,15 @@ export const RUN_OPTS = ['--rm', '--network', 'none', '--ulimit', 'nofile=1024:1
 export async function runBusybox(
   rootfs: string,
   script: string,
-  o: { volumes?: string[]; env?: NodeJS.ProcessEnv; extra?: string[]; timeoutMs?: number } = {},
+  o: { volumes?: string[]; env?: NodeJS.ProcessEnv; extra?: string[]; timeoutMs?: number; image?: string; detach?: boolean } = {},
 ): Promise<Run> {
   const name = containerName();
-  const args = [...PODMAN_GLOBAL, 'run', ...RUN_OPTS, '--name', name, ...(o.extra ?? [])];
+  const args = [...PODMAN_GLOBAL, 'run', ...RUN_OPTS, '--name', name, ...(o.detach ? ['-d'] : []), ...(o.extra ?? [])];
   for (const v of o.volumes ?? []) args.push('-v', v);
-  args.push('--rootfs', rootfs, '/bin/sh', '-c', script);
+  if (o.image) args.push(o.image, '/bin/sh', '-c', script);
+  else args.push('--rootfs', rootfs, '/bin/sh', '-c', script);
   const r = await exec('podman', args, { env: o.env, timeoutMs: o.timeoutMs });
+  if (o.detach) return { ...r, stdout: name };
   started.delete(name);
   return r;
 }
