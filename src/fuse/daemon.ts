@@ -19,7 +19,7 @@ import { startControlServer, type ControlRequest, type ControlServer } from './c
 import { ControlFile } from './control-file.js';
 import { isControlFileName, withControlFile } from './control-fuse.js';
 import { HandleTable, processesUsing } from './handles.js';
-import { canonicalPath, fsnameFor, ownMount, readMounts, socketNameFor } from './mountinfo.js';
+import { READ_ONLY_SUBTYPE, canonicalPath, fsnameFor, ownMount, readMounts, socketNameFor } from './mountinfo.js';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type Logger = (level: LogLevel, msg: string, extra?: Record<string, unknown>) => void;
@@ -200,7 +200,10 @@ export async function runDaemon(opts: DaemonOptions): Promise<MountHandle> {
       });
     }
   }
-  const extra = ['big_writes', 'max_readahead=4194304', ...(readOnly ? ['ro'] : []), ...(opts.nonEmpty ? ['nonempty'] : [])];
+  // Read-only is the adapter's (EROFS), not the kernel's `ro`, which would refuse to open the
+  // control file for writing and so to reload from a container; the subtype marks it read-only.
+  const roMark = readOnly ? [`subtype=${READ_ONLY_SUBTYPE}`] : [];
+  const extra = ['big_writes', 'max_readahead=4194304', ...roMark, ...(opts.nonEmpty ? ['nonempty'] : [])];
   const fuse = new CairnFuse(mountpoint, ops, {
     fsname: fsnameFor(volumeName),
     force: true,

@@ -144,6 +144,24 @@ describe('control file on a real mount, from another network namespace', () => {
     }
   });
 
+  it('reloads a read-only mount from another network namespace (writes still get EROFS)', async () => {
+    const ro = path.join(base, 'ro');
+    await fsp.mkdir(ro);
+    await startMainDaemon(() => ({ store }))({ mountpoint: ro, volume: 'ctl', readOnly: true, commitIntervalSec: 0 });
+    const v = await Volume.fromName('ctl', { store });
+    await v.batchUpload({}, (b) => b.putFile(Buffer.from('new'), '/ro-new.txt'));
+    const r = await cairn(`reload ${q(ro)} --json`);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(await fsp.readFile(path.join(ro, 'ro-new.txt'), 'utf8'), 'new');
+    const c = await cairn(`commit ${q(ro)}`);
+    assert.equal(c.code, 1);
+    assert.match(c.stderr, /READ_ONLY/);
+    await assert.rejects(fsp.writeFile(path.join(ro, 'w.txt'), 'x'), { code: 'EROFS' });
+    const st = await cairn(`status --json`);
+    const mine = JSON.parse(st.stdout).find((m: { mountpoint: string }) => m.mountpoint === ro);
+    assert.equal(mine?.readOnly, true, st.stdout);
+  });
+
   it('is not listed, and cannot be removed, replaced or renamed', async () => {
     const names = await fsp.readdir(mnt);
     assert.ok(!names.some((n) => n.startsWith('.cairn-control')), names.join(','));
