@@ -155,6 +155,27 @@ describe('cairn plugin under podman', { skip: missing }, () => {
     assert.equal(info.Mountpoint, '', 'unmounted after the last container');
   });
 
+  it('a ro=true volume refuses writes with EROFS and still reloads', async () => {
+    const ro = `${vol}-ro`;
+    const c = await podman('volume', 'create', '--driver', 'cairn', '-o', 'ro=true', '-o', `volume=${vol}`, ro);
+    assert.equal(c.code, 0, c.stderr + pluginLog);
+    try {
+      const r = await runBusybox(rootfs, `cat /data/one.txt; echo x > /data/w.txt || echo refused; ${control('reload')}`, {
+        image,
+        env: env(),
+        volumes: [`${ro}:/data`],
+      });
+      assert.equal(r.code, 0, r.stderr);
+      const [content, refused, reload] = r.stdout.trim().split('\n');
+      assert.equal(content, 'one');
+      assert.equal(refused, 'refused');
+      assert.match(r.stderr, /Read-only file system/);
+      assert.equal(JSON.parse(reload).ok, true, reload);
+    } finally {
+      await podman('volume', 'rm', '-f', ro);
+    }
+  });
+
   it('refuses to remove a volume in use; a killed and restarted plugin loses nothing', async () => {
     const name = (await run('echo three > /data/three.txt; sleep 600', { detach: true })).stdout;
     const deadline = Date.now() + 20_000;
