@@ -2,7 +2,7 @@
  * The volume driver behind `cairn plugin`: Docker's VolumeDriver operations on Cairn volumes.
  *
  * A plugin volume is a name with options (store URL, read-only, commit interval, the Cairn volume
- * it attaches); Create makes the Cairn volume when missing (attaches it otherwise). Mount starts
+ * it attaches, a past snapshot `seq`, which is read-only); Create makes the Cairn volume when missing (attaches it otherwise). Mount starts
  * one `cairn mount` of the volume (a detached daemon: its own session, the host's chunk cache) at
  * `STATE/mounts/NAME`, shared by every Mount ID (podman calls Mount once per volume per host and
  * counts its containers itself; Docker calls it per container); the last Unmount commits and
@@ -31,6 +31,8 @@ export interface PluginVolumeOptions {
   readOnly?: boolean;
   /** Background commit period, seconds (default 5). */
   commitIntervalSec?: number;
+  /** A past snapshot (read-only time travel). */
+  seq?: number;
 }
 
 interface VolumeRecord {
@@ -69,7 +71,7 @@ export function parseOptions(opts: Record<string, string> | null | undefined): P
   const out: PluginVolumeOptions = {};
   const bad = (k: string, why: string): never => {
     throw new CairnError('INVALID_ARGUMENT', `bad volume option ${k}: ${why}`, {
-      hint: 'options: store=URL, volume=NAME, ro=true, commit_interval=SECONDS',
+      hint: 'options: store=URL, volume=NAME, ro=true, commit_interval=SECONDS, seq=N',
     });
   };
   for (const [k, v] of Object.entries(opts ?? {})) {
@@ -93,9 +95,10 @@ export function parseOptions(opts: Record<string, string> | null | undefined): P
         out.commitIntervalSec = Number(v);
         break;
       case 'seq':
-        throw new CairnError('UNSUPPORTED', 'seq=N (a past snapshot) is not supported by the plugin yet', {
-          hint: 'read a past snapshot with `cairn volume get --seq N`',
-        });
+        if (!/^\d+$/.test(v)) bad(k, 'a snapshot number (see `cairn volume history`)');
+        out.seq = Number(v);
+        out.readOnly = true;
+        break;
       default:
         bad(k, 'unknown option');
     }
@@ -205,8 +208,9 @@ export class VolumeDriver {
         volume: rec.options.volume ?? name,
         mountpoint,
         ...(store ? { store } : {}),
-        readOnly: !!rec.options.readOnly,
+        readOnly: !!rec.options.readOnly || rec.options.seq !== undefined,
         commitIntervalSec: rec.options.commitIntervalSec ?? 5,
+        ...(rec.options.seq !== undefined ? { sessionOptions: { seq: rec.options.seq } } : {}),
       });
       rec.ids = [id];
       rec.mountpoint = mountpoint;
@@ -262,7 +266,8 @@ export class VolumeDriver {
       Status: {
         volume: rec.options.volume ?? rec.name,
         store: store ? redactUrl(store) : 'default',
-        readOnly: !!rec.options.readOnly,
+        readOnly: !!rec.options.readOnly || rec.options.seq !== undefined,
+        ...(rec.options.seq !== undefined ? { seq: rec.options.seq } : {}),
         users: rec.ids.length,
       },
     };

@@ -46,7 +46,8 @@ describe('plugin options', () => {
     assert.deepEqual(parseOptions({ ro: 'true', commit_interval: '2', volume: 'data' }), { readOnly: true, commitIntervalSec: 2, volume: 'data' });
     assert.throws(() => parseOptions({ colour: 'blue' }), (e: CairnError) => e.code === 'INVALID_ARGUMENT');
     assert.throws(() => parseOptions({ store: 'ftp://x' }), (e: CairnError) => e.code === 'INVALID_ARGUMENT');
-    assert.throws(() => parseOptions({ seq: '3' }), (e: CairnError) => e.code === 'UNSUPPORTED');
+    assert.deepEqual(parseOptions({ seq: '3' }), { seq: 3, readOnly: true });
+    assert.throws(() => parseOptions({ seq: '-1' }), (e: CairnError) => e.code === 'INVALID_ARGUMENT');
   });
 });
 
@@ -173,6 +174,25 @@ describe('cairn plugin under podman', { skip: missing }, () => {
       assert.equal(JSON.parse(reload).ok, true, reload);
     } finally {
       await podman('volume', 'rm', '-f', ro);
+    }
+  });
+
+  it('a seq=N volume shows that snapshot, read-only', async () => {
+    const old = `${vol}-seq`;
+    // seq 1 is the commit of one.txt (test 3); two.txt came later.
+    const c = await podman('volume', 'create', '--driver', 'cairn', '-o', 'seq=1', '-o', `volume=${vol}`, old);
+    assert.equal(c.code, 0, c.stderr + pluginLog);
+    try {
+      const r = await runBusybox(rootfs, 'cat /data/one.txt; test -e /data/two.txt && echo two; echo x > /data/w.txt || echo refused', {
+        image,
+        env: env(),
+        volumes: [`${old}:/data`],
+      });
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(r.stdout.trim().split('\n'), ['one', 'refused']);
+      assert.match(r.stderr, /Read-only file system/);
+    } finally {
+      await podman('volume', 'rm', '-f', old);
     }
   });
 
