@@ -11,6 +11,7 @@ import { parseVolumeSpecs } from '../run/spec.js';
 import { isCairnError } from '../errors.js';
 import { registerRunCommand } from '../run/command.js';
 import { registerPluginCommand } from './plugin-command.js';
+import { registerOciHookCommand } from './oci-hook-command.js';
 import { UsageError, describeFailure, flags, guardStdout, isBrokenPipe } from './output.js';
 import { running } from './hints.js';
 
@@ -53,6 +54,7 @@ let exitCode = 0;
 registerVolumeCommands(program, globals);
 registerMountCommands(program, globals);
 registerPluginCommand(program, globals);
+registerOciHookCommand(program);
 registerRunCommand(program, globals, (code) => (exitCode = code)).hook('preAction', (run) => {
   // bad values are usage errors (exit 2), caught before any volume is opened
   const o = run.opts<{ volume?: string[]; commitInterval: string }>();

@@ -49,6 +49,11 @@ export interface DaemonOptions {
   nonEmpty?: boolean;
   /** See AdapterOptions.fsyncOnClose (default false). */
   fsyncOnClose?: boolean;
+  /**
+   * The mount is moved into another mount namespace (a container's, by the OCI hook) and then
+   * leaves this one: its absence here is not an external unmount. Shut it down with SIGTERM.
+   */
+  movedAway?: boolean;
 }
 
 export interface CloseResult {
@@ -317,7 +322,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<MountHandle> {
   }
 
   const stillMounted = async (): Promise<boolean> =>
-    (await readMounts().catch(() => [])).some((e) => e.device === device && e.mountpoint === mountpoint);
+    !!opts.movedAway || (await readMounts().catch(() => [])).some((e) => e.device === device && e.mountpoint === mountpoint);
 
   async function handle(req: ControlRequest): Promise<unknown> {
     // The socket name follows the device number, which the kernel reuses once a mount is gone:
@@ -360,7 +365,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<MountHandle> {
     };
     commitTimer = setTimeout(tick, interval);
   }
-  watchTimer = setInterval(() => {
+  if (!opts.movedAway) watchTimer = setInterval(() => {
     readMounts()
       .then((all) => {
         if (!core && !all.some((e) => e.device === device && e.mountpoint === mountpoint)) {
