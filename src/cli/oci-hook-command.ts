@@ -20,7 +20,7 @@ async function stdin(): Promise<string> {
 export function registerOciHookCommand(program: Command): void {
   program
     .command('oci-hook <stage> [args...]')
-    .description('OCI hook: each container annotated cairn.volumes=VOL:/path[:ro],… gets its own session of each volume')
+    .description('OCI hook: a container annotated cairn.volumes=VOL:/path[:ro],… gets its own session of each')
     .option('--hooks-dir <dir>', `with "install": where to write the hooks (default ${DEFAULT_HOOKS_DIR})`)
     .addHelpText(
       'after',
@@ -46,7 +46,9 @@ Example:
         case 'poststop':
           return poststop(await stdin(), log);
         default:
-          throw new CairnError('INVALID_ARGUMENT', `unknown oci-hook stage ${JSON.stringify(stage)}`, { hint: 'install, createRuntime or poststop' });
+          throw new CairnError('INVALID_ARGUMENT', `unknown oci-hook stage ${JSON.stringify(stage)}`, {
+            hint: 'install, createRuntime or poststop',
+          });
       }
     });
 }

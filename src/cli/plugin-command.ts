@@ -34,7 +34,8 @@ Volume options (-o): store=URL, volume=NAME (attach another Cairn volume), ro=tr
       const log = (msg: string): void => {
         process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), msg })}\n`);
       };
-      const driver = new VolumeDriver({ stateDir: path.resolve(o.stateDir ?? path.join(cairnHome(), 'plugin')), store: g().store, log });
+      const stateDir = path.resolve(o.stateDir ?? path.join(cairnHome(), 'plugin'));
+      const driver = new VolumeDriver({ stateDir, store: g().store, log });
       await driver.start();
       const server = await servePlugin(driver, path.resolve(o.socket), log);
       notice(`cairn plugin serving ${server.socket}`);

@@ -52,7 +52,11 @@ export function withControlFile(inner: FuseOps, control: ControlFile, ids: { uid
     toFuseStat({ type: 'file', mode: 0o600, size, mtimeMs: now() } as never, ids.uid, ids.gid);
   const linkTarget = (n: number): string => `${CONTROL_NAME}@${String(n).padStart(ALIAS_DIGITS, '0')}`;
   const linkStat = (): Record<string, number | Date> =>
-    toFuseStat({ type: 'symlink', mode: 0o777, size: 0, target: linkTarget(0), mtimeMs: now() } as never, ids.uid, ids.gid);
+    toFuseStat(
+      { type: 'symlink', mode: 0o777, size: 0, target: linkTarget(0), mtimeMs: now() } as never,
+      ids.uid,
+      ids.gid,
+    );
 
   const eperm = (cb: Cb): void => cb(-Errno.EPERM);
   const ops: FuseOps = { ...inner };

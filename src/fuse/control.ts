@@ -240,7 +240,11 @@ const CONTROL_FILE = '.cairn-control';
  * @example
  *   await requestFile('/data', 'commit', 60_000); // CommitResult
  */
-export async function requestFile(mountpoint: string, op: 'commit' | 'reload' | 'status', timeoutMs: number): Promise<unknown> {
+export async function requestFile(
+  mountpoint: string,
+  op: 'commit' | 'reload' | 'status',
+  timeoutMs: number,
+): Promise<unknown> {
   const file = path.join(mountpoint, CONTROL_FILE);
   const unavailable = (why: string, cause?: unknown): CairnError =>
     new CairnError('UNAVAILABLE', `no cairn daemon answers for ${mountpoint} through ${file} (${why})`, {
@@ -313,7 +317,8 @@ export async function controlRequest(dir: string, op: ControlOp, opts: ControlOp
   try {
     return await requestSocket(m.socket, { op, ...(opts.args ? { args: opts.args } : {}) }, timeoutMs, m.mountpoint);
   } catch (err) {
-    if (op === 'unmount' || !(err instanceof CairnError) || err.code !== 'UNAVAILABLE' || !err.context.unreachable) throw err;
+    const unreachable = err instanceof CairnError && err.code === 'UNAVAILABLE' && !!err.context.unreachable;
+    if (op === 'unmount' || !unreachable) throw err;
     return requestFile(m.mountpoint, op, timeoutMs).catch((fileErr: unknown) => {
       // Neither way: report the socket's error (the usual case: the daemon is gone), noting the file's.
       if (fileErr instanceof CairnError && fileErr.code === 'UNAVAILABLE') {

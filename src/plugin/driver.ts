@@ -2,7 +2,8 @@
  * The volume driver behind `cairn plugin`: Docker's VolumeDriver operations on Cairn volumes.
  *
  * A plugin volume is a name with options (store URL, read-only, commit interval, the Cairn volume
- * it attaches, a past snapshot `seq`, which is read-only); Create makes the Cairn volume when missing (attaches it otherwise). Mount starts
+ * it attaches, a past snapshot `seq`, which is read-only); Create makes the Cairn volume when
+ * missing (attaches it otherwise). Mount starts
  * one `cairn mount` of the volume (a detached daemon: its own session, the host's chunk cache) at
  * `STATE/mounts/NAME`, shared by every Mount ID (podman calls Mount once per volume per host and
  * counts its containers itself; Docker calls it per container); the last Unmount commits and
@@ -43,6 +44,14 @@ interface VolumeRecord {
   ids: string[];
   /** Where it is mounted while ids is not empty. */
   mountpoint?: string;
+}
+
+/** A volume as Docker's Get answers it. */
+export interface VolumeInfo {
+  Name: string;
+  Mountpoint: string;
+  CreatedAt: string;
+  Status: Record<string, unknown>;
 }
 
 interface State {
@@ -154,7 +163,12 @@ export class VolumeDriver {
 
   private must(name: string): VolumeRecord {
     const rec = this.state.volumes[name];
-    if (!rec) throw new CairnError('NOT_FOUND', `no cairn plugin volume ${name}`, { volume: name, hint: 'create it: podman volume create --driver cairn NAME' });
+    if (!rec) {
+      throw new CairnError('NOT_FOUND', `no cairn plugin volume ${name}`, {
+        volume: name,
+        hint: 'create it: podman volume create --driver cairn NAME',
+      });
+    }
     return rec;
   }
 
@@ -184,7 +198,10 @@ export class VolumeDriver {
     return this.serial(async () => {
       const rec = this.must(name);
       if (rec.ids.length) {
-        throw new CairnError('VOLUME_BUSY', `${name} is mounted for ${rec.ids.length} user(s)`, { volume: name, hint: 'stop the containers that use it first' });
+        throw new CairnError('VOLUME_BUSY', `${name} is mounted for ${rec.ids.length} user(s)`, {
+          volume: name,
+          hint: 'stop the containers that use it first',
+        });
       }
       delete this.state.volumes[name];
       await this.save();
@@ -232,7 +249,10 @@ export class VolumeDriver {
         const c = r.result?.commit;
         this.log(`unmounted ${name}${c?.committed ? ` (committed seq ${c.seq})` : ''}`);
         if (r.result?.error) {
-          throw new CairnError('IO', `the final commit of ${name} failed: ${r.result.error.message}`, { volume: name, hint: 'see the mount log under CAIRN_HOME/logs' });
+          throw new CairnError('IO', `the final commit of ${name} failed: ${r.result.error.message}`, {
+            volume: name,
+            hint: 'see the mount log under CAIRN_HOME/logs',
+          });
         }
       } catch (err) {
         if (!isCairnError(err, 'NOT_FOUND')) throw err; // already gone
@@ -249,15 +269,17 @@ export class VolumeDriver {
   }
 
   /** One volume as Docker's Get reports it (no store credentials). */
-  get(name: string): Promise<{ Name: string; Mountpoint: string; CreatedAt: string; Status: Record<string, unknown> }> {
+  get(name: string): Promise<VolumeInfo> {
     return this.serial(async () => this.describe(this.must(name)));
   }
 
   list(): Promise<{ Name: string; Mountpoint: string }[]> {
-    return this.serial(async () => Object.values(this.state.volumes).map((r) => ({ Name: r.name, Mountpoint: r.mountpoint ?? '' })));
+    return this.serial(async () =>
+      Object.values(this.state.volumes).map((r) => ({ Name: r.name, Mountpoint: r.mountpoint ?? '' })),
+    );
   }
 
-  private describe(rec: VolumeRecord): { Name: string; Mountpoint: string; CreatedAt: string; Status: Record<string, unknown> } {
+  private describe(rec: VolumeRecord): VolumeInfo {
     const store = this.storeOf(rec);
     return {
       Name: rec.name,

@@ -51,8 +51,9 @@ interface HookMount {
 function run(cmd: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(cmd, args, { timeout: 60_000 }, (err, stdout, stderr) => {
-      if (err) reject(new CairnError('IO', `${cmd} ${args.join(' ')} failed: ${stderr.trim() || err.message}`, { hint: 'see the engine log' }));
-      else resolve(stdout);
+      if (!err) return resolve(stdout);
+      const why = stderr.trim() || err.message;
+      reject(new CairnError('IO', `${cmd} ${args.join(' ')} failed: ${why}`, { hint: 'see the engine log' }));
     });
   });
 }
@@ -83,7 +84,9 @@ async function readState(input: string): Promise<ContainerState> {
   try {
     st = JSON.parse(input) as ContainerState;
   } catch {
-    throw new CairnError('INVALID_ARGUMENT', 'the OCI hook expects the container state (JSON) on stdin', { hint: 'run it from the engine (hooks.d)' });
+    throw new CairnError('INVALID_ARGUMENT', 'the OCI hook expects the container state (JSON) on stdin', {
+      hint: 'run it from the engine (hooks.d)',
+    });
   }
   if (!st?.id || !st.bundle) throw new CairnError('INVALID_ARGUMENT', 'the container state has no id or bundle');
   return st;
@@ -106,7 +109,9 @@ export async function createRuntime(input: string, log: (msg: string) => void = 
   const st = await readState(input);
   const value = st.annotations?.[ANNOTATION];
   if (!value) return;
-  if (!st.pid) throw new CairnError('INVALID_ARGUMENT', 'the container state has no pid (createRuntime stage expected)');
+  if (!st.pid) {
+    throw new CairnError('INVALID_ARGUMENT', 'the container state has no pid (createRuntime stage expected)');
+  }
   const specs = parseAnnotation(value);
   const base = await fsp.realpath(hookBase()).catch(() => hookBase());
   if (!(await isShared(base))) {
@@ -121,7 +126,13 @@ export async function createRuntime(input: string, log: (msg: string) => void = 
   try {
     for (const [i, s] of specs.entries()) {
       const staging = path.join(dir, String(i));
-      const m = await mount({ volume: s.volume, mountpoint: staging, readOnly: s.readOnly, movedAway: true, commitIntervalSec: 5 });
+      const m = await mount({
+        volume: s.volume,
+        mountpoint: staging,
+        readOnly: s.readOnly,
+        movedAway: true,
+        commitIntervalSec: 5,
+      });
       mounts.push({ volume: s.volume, path: s.path, readOnly: s.readOnly, pid: m.pid, staging });
       await fsp.writeFile(path.join(dir, 'state.json'), JSON.stringify({ id: st.id, mounts }));
       const dest = path.join(root, s.path);
@@ -175,9 +186,17 @@ export async function installHooks(o: { hooksDir?: string; command: string[] }):
   const hooksDir = o.hooksDir ?? DEFAULT_HOOKS_DIR;
   await fsp.mkdir(hooksDir, { recursive: true });
   await ensureSharedBase();
-  const env = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', `CAIRN_HOME=${cairnHome()}`, `CAIRN_OCI_DIR=${hookBase()}`];
-  if (process.env.CAIRN_STORE) env.push(`CAIRN_STORE=${process.env.CAIRN_STORE}`);
-  if (process.env.CAIRN_CACHE_DIR) env.push(`CAIRN_CACHE_DIR=${process.env.CAIRN_CACHE_DIR}`);
+  const env = [
+    'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+    `CAIRN_HOME=${cairnHome()}`,
+    `CAIRN_OCI_DIR=${hookBase()}`,
+  ];
+  // Not secrets: credentials stay in root's AWS files (HOME), never in hooks.d.
+  const passed = ['CAIRN_STORE', 'CAIRN_CACHE_DIR', 'CAIRN_CACHE_BYTES', 'HOME'];
+  passed.push('AWS_PROFILE', 'AWS_REGION', 'AWS_ENDPOINT_URL_S3');
+  for (const k of passed) {
+    if (process.env[k]) env.push(`${k}=${process.env[k]}`);
+  }
   const files: string[] = [];
   for (const [stage, arg] of [['createRuntime', 'createRuntime'], ['poststop', 'poststop']] as const) {
     const file = path.join(hooksDir, `cairn-${arg.toLowerCase()}.json`);

@@ -63,7 +63,11 @@ export interface PluginServer {
  * @example
  *   const srv = await servePlugin(driver, '/run/docker/plugins/cairn.sock', console.error);
  */
-export async function servePlugin(driver: VolumeDriver, socket: string, log: (msg: string) => void = () => undefined): Promise<PluginServer> {
+export async function servePlugin(
+  driver: VolumeDriver,
+  socket: string,
+  log: (msg: string) => void = () => undefined,
+): Promise<PluginServer> {
   await fsp.mkdir(path.dirname(socket), { recursive: true, mode: 0o755 });
   await removeStaleSocket(socket);
   const server = http.createServer((req, res) => {
@@ -121,7 +125,12 @@ function send(res: http.ServerResponse, body: Record<string, unknown>): void {
 async function removeStaleSocket(socket: string): Promise<void> {
   const st = await fsp.lstat(socket).catch(() => undefined);
   if (!st) return;
-  if (!st.isSocket()) throw new CairnError('ALREADY_EXISTS', `${socket} exists and is not a socket`, { path: socket, hint: 'remove it or pass --socket' });
+  if (!st.isSocket()) {
+    throw new CairnError('ALREADY_EXISTS', `${socket} exists and is not a socket`, {
+      path: socket,
+      hint: 'remove it or pass --socket',
+    });
+  }
   const live = await new Promise<boolean>((resolve) => {
     const c = net.createConnection(socket);
     c.once('connect', () => {
@@ -130,6 +139,11 @@ async function removeStaleSocket(socket: string): Promise<void> {
     });
     c.once('error', () => resolve(false));
   });
-  if (live) throw new CairnError('ALREADY_EXISTS', `a plugin already serves ${socket}`, { path: socket, hint: 'stop it first, or pass --socket' });
+  if (live) {
+    throw new CairnError('ALREADY_EXISTS', `a plugin already serves ${socket}`, {
+      path: socket,
+      hint: 'stop it first, or pass --socket',
+    });
+  }
   await fsp.unlink(socket);
 }

@@ -19,7 +19,16 @@ import path from 'node:path';
 import { cairn } from '../cli/harness.js';
 import { CLI } from '../cli/harness.js';
 import { forceUnmount, tmpDir } from '../helpers/mount.js';
-import { busyboxRootfs, exec, importImage, podmanMissing, removeContainers, removeImage, runBusybox, PODMAN_GLOBAL } from '../helpers/podman.js';
+import {
+  busyboxRootfs,
+  exec,
+  importImage,
+  podmanMissing,
+  removeContainers,
+  removeImage,
+  runBusybox,
+  PODMAN_GLOBAL,
+} from '../helpers/podman.js';
 import { parseOptions, redactUrl } from '../../src/plugin/driver.js';
 import { CairnError } from '../../src/errors.js';
 
@@ -29,7 +38,8 @@ const control = (op: string) => `exec 3<>/data/.cairn-control; echo ${op} >&3; h
 /** POSTs one plugin call on a Unix socket; resolves with the parsed answer. */
 function call(socket: string, route: string, body: object): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath: socket, path: route, method: 'POST', headers: { 'Content-Type': 'application/json' } }, (res) => {
+    const headers = { 'Content-Type': 'application/json' };
+    const req = http.request({ socketPath: socket, path: route, method: 'POST', headers }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (text += c));
@@ -42,8 +52,15 @@ function call(socket: string, route: string, body: object): Promise<Record<strin
 
 describe('plugin options', () => {
   it('redacts credentials and rejects unknown or unsupported options', () => {
-    assert.equal(redactUrl('s3://AKIA:secret@bucket/p?endpoint=http://x&secret_key=abc&region=r'), 's3://***@bucket/p?endpoint=http://x&secret_key=***&region=r');
-    assert.deepEqual(parseOptions({ ro: 'true', commit_interval: '2', volume: 'data' }), { readOnly: true, commitIntervalSec: 2, volume: 'data' });
+    assert.equal(
+      redactUrl('s3://AKIA:secret@bucket/p?endpoint=http://x&secret_key=abc&region=r'),
+      's3://***@bucket/p?endpoint=http://x&secret_key=***&region=r',
+    );
+    assert.deepEqual(parseOptions({ ro: 'true', commit_interval: '2', volume: 'data' }), {
+      readOnly: true,
+      commitIntervalSec: 2,
+      volume: 'data',
+    });
     assert.throws(() => parseOptions({ colour: 'blue' }), (e: CairnError) => e.code === 'INVALID_ARGUMENT');
     assert.throws(() => parseOptions({ store: 'ftp://x' }), (e: CairnError) => e.code === 'INVALID_ARGUMENT');
     assert.deepEqual(parseOptions({ seq: '3' }), { seq: 3, readOnly: true });
@@ -61,12 +78,18 @@ describe('cairn plugin under podman', { skip: missing }, () => {
   let plugin: ChildProcess | undefined;
   let pluginLog = '';
   const vol = `cairn-t${process.pid}`;
-  const env = (): NodeJS.ProcessEnv => ({ ...process.env, CAIRN_STORE: store, CONTAINERS_CONF: path.join(base, 'containers.conf') });
+  const env = (): NodeJS.ProcessEnv => ({
+    ...process.env,
+    CAIRN_STORE: store,
+    CONTAINERS_CONF: path.join(base, 'containers.conf'),
+  });
   const podman = (...args: string[]) => exec('podman', [...PODMAN_GLOBAL, ...args], { env: env() });
-  const run = (script: string, o: { detach?: boolean } = {}) => runBusybox(rootfs, script, { image, env: env(), volumes: [`${vol}:/data`], ...o });
+  const run = (script: string, o: { detach?: boolean } = {}) =>
+    runBusybox(rootfs, script, { image, env: env(), volumes: [`${vol}:/data`], ...o });
 
   async function startPlugin(): Promise<void> {
-    const child = spawn(process.execPath, [CLI, 'plugin', '--socket', socket, '--state-dir', stateDir], { env: env(), stdio: ['ignore', 'ignore', 'pipe'] });
+    const args = [CLI, 'plugin', '--socket', socket, '--state-dir', stateDir];
+    const child = spawn(process.execPath, args, { env: env(), stdio: ['ignore', 'ignore', 'pipe'] });
     let own = '';
     child.stderr!.setEncoding('utf8');
     child.stderr!.on('data', (c: string) => {
@@ -161,7 +184,8 @@ describe('cairn plugin under podman', { skip: missing }, () => {
     const c = await podman('volume', 'create', '--driver', 'cairn', '-o', 'ro=true', '-o', `volume=${vol}`, ro);
     assert.equal(c.code, 0, c.stderr + pluginLog);
     try {
-      const r = await runBusybox(rootfs, `cat /data/one.txt; echo x > /data/w.txt || echo refused; ${control('reload')}`, {
+      const script = `cat /data/one.txt; echo x > /data/w.txt || echo refused; ${control('reload')}`;
+      const r = await runBusybox(rootfs, script, {
         image,
         env: env(),
         volumes: [`${ro}:/data`],
@@ -183,7 +207,8 @@ describe('cairn plugin under podman', { skip: missing }, () => {
     const c = await podman('volume', 'create', '--driver', 'cairn', '-o', 'seq=1', '-o', `volume=${vol}`, old);
     assert.equal(c.code, 0, c.stderr + pluginLog);
     try {
-      const r = await runBusybox(rootfs, 'cat /data/one.txt; test -e /data/two.txt && echo two; echo x > /data/w.txt || echo refused', {
+      const script = 'cat /data/one.txt; test -e /data/two.txt && echo two; echo x > /data/w.txt || echo refused';
+      const r = await runBusybox(rootfs, script, {
         image,
         env: env(),
         volumes: [`${old}:/data`],

@@ -48,7 +48,9 @@ describe('podman containers on host mounts', { skip: missing }, () => {
   });
 
   it('a container writes and commits; a container on another session sees it after its reload', async () => {
-    const a = await runBusybox(rootfs, `echo from-a > /data/a.txt && ${control('commit')}`, { volumes: [`${m1}:/data`] });
+    const a = await runBusybox(rootfs, `echo from-a > /data/a.txt && ${control('commit')}`, {
+      volumes: [`${m1}:/data`],
+    });
     assert.equal(a.code, 0, a.stderr);
     const reply = JSON.parse(a.stdout.trim());
     assert.equal(reply.ok, true, a.stdout);

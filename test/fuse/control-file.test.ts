@@ -23,7 +23,9 @@ describe('ControlFile transcript', () => {
     const seen: string[] = [];
     const cf = new ControlFile(async (op) => {
       seen.push(op);
-      if (op === 'reload') throw new CairnError('VOLUME_BUSY', 'cannot reload while files are open: /a', { openFiles: [{ path: '/a' }] });
+      if (op === 'reload') {
+        throw new CairnError('VOLUME_BUSY', 'cannot reload while files are open: /a', { openFiles: [{ path: '/a' }] });
+      }
       return { seq: 3, op };
     });
     const a = cf.open();
@@ -74,7 +76,8 @@ describe('control file on a real mount, from another network namespace', () => {
   });
 
   it('serves the raw protocol to a shell: write a command, read one JSON reply on the same descriptor', async () => {
-    const r = await netns(`echo hello > ${q(mnt)}/a.txt && exec 3<>${q(mnt)}/.cairn-control && echo commit >&3 && cat <&3`);
+    const ctl = `${q(mnt)}/.cairn-control`;
+    const r = await netns(`echo hello > ${q(mnt)}/a.txt && exec 3<>${ctl} && echo commit >&3 && cat <&3`);
     assert.equal(r.code, 0, r.stderr);
     const reply = JSON.parse(r.stdout.trim());
     assert.equal(reply.ok, true);
@@ -126,7 +129,8 @@ describe('control file on a real mount, from another network namespace', () => {
     assert.equal(busy.ok, false);
     assert.equal(busy.error.code, 'VOLUME_BUSY');
     assert.deepEqual(busy.error.context.openFiles, [{ path: '/held.txt' }]);
-    assert.ok(busy.error.context.processes.every((p: { path: string }) => !p.path.includes('.cairn-control')), JSON.stringify(busy));
+    const procs = busy.error.context.processes as { path: string }[];
+    assert.ok(procs.every((p) => !p.path.includes('.cairn-control')), JSON.stringify(busy));
     assert.equal(ok.ok, true, JSON.stringify(ok));
     assert.equal(ok.op, 'reload');
   });

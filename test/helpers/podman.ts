@@ -22,10 +22,16 @@ export interface Run {
 }
 
 /** Runs a program; never throws for a non-zero exit. */
-export function exec(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<Run> {
+export function exec(
+  cmd: string,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<Run> {
+  const options = { env: { ...process.env, ...opts.env }, timeout: opts.timeoutMs ?? 120_000, maxBuffer: 16 << 20 };
   return new Promise((resolve) => {
-    execFile(cmd, args, { env: { ...process.env, ...opts.env }, timeout: opts.timeoutMs ?? 120_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
+    execFile(cmd, args, options, (err, stdout, stderr) => {
+      const status = (err as { code?: unknown } | null)?.code;
+      const code = err ? (typeof status === 'number' ? status : 1) : 0;
       resolve({ code, stdout, stderr });
     });
   });
@@ -101,7 +107,14 @@ export const RUN_OPTS = ['--rm', '--network', 'none', '--ulimit', 'nofile=1024:1
 export async function runBusybox(
   rootfs: string,
   script: string,
-  o: { volumes?: string[]; env?: NodeJS.ProcessEnv; extra?: string[]; timeoutMs?: number; image?: string; detach?: boolean } = {},
+  o: {
+    volumes?: string[];
+    env?: NodeJS.ProcessEnv;
+    extra?: string[];
+    timeoutMs?: number;
+    image?: string;
+    detach?: boolean;
+  } = {},
 ): Promise<Run> {
   const name = containerName();
   const args = [...PODMAN_GLOBAL, 'run', ...RUN_OPTS, '--name', name, ...(o.detach ? ['-d'] : []), ...(o.extra ?? [])];
