@@ -21,7 +21,7 @@ PLUGIN_PID=""
 cleanup() {
   "${PODMAN[@]}" volume rm -f "$VOL" >/dev/null 2>&1 || true
   [ -n "$PLUGIN_PID" ] && kill "$PLUGIN_PID" 2>/dev/null && wait "$PLUGIN_PID" 2>/dev/null || true
-  for m in "$CAIRN_HOME"/plugin/mounts/*; do [ -d "$m" ] && fusermount -uz "$m" 2>/dev/null || true; done
+  for m in "$CAIRN_HOME"/plugin/mounts/*/*; do [ -d "$m" ] && fusermount -uz "$m" 2>/dev/null || true; done
   "${PODMAN[@]}" rmi -f "$IMAGE" >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }

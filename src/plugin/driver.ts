@@ -3,11 +3,11 @@
  *
  * A plugin volume is a name with options (store URL, read-only, commit interval, the Cairn volume
  * it attaches, a past snapshot `seq`, which is read-only); Create makes the Cairn volume when
- * missing (attaches it otherwise). Mount starts
- * one `cairn mount` of the volume (a detached daemon: its own session, the host's chunk cache) at
- * `STATE/mounts/NAME`, shared by every Mount ID (podman calls Mount once per volume per host and
- * counts its containers itself; Docker calls it per container); the last Unmount commits and
- * unmounts. The state (volumes, Mount IDs) lives in `STATE/state.json`, written atomically after
+ * missing (attaches it otherwise). The first Mount of a Mount ID starts one `cairn mount` of the
+ * volume (a detached daemon: its own session, the host's chunk cache) at `STATE/mounts/NAME/ID`:
+ * Docker passes each container's ID, so each container gets its own session; podman passes one
+ * fixed ID, calls Mount once per volume per host and counts its containers itself, so they share
+ * one. The last Unmount of an ID commits and unmounts its session. The state (volumes, Mount IDs) lives in `STATE/state.json`, written atomically after
  * every change, so a restarted plugin finds its mounts again; a mount daemon outlives the plugin,
  * and a daemon that died is replaced at the same mount point, which recovers its session's
  * pending changes (the session directory follows the mount point).
@@ -40,10 +40,18 @@ interface VolumeRecord {
   name: string;
   options: PluginVolumeOptions;
   createdAt: string;
-  /** Mount IDs using it (empty: not mounted). */
-  ids: string[];
-  /** Where it is mounted while ids is not empty. */
-  mountpoint?: string;
+  /** Its mounts by Mount ID: one session each, with the number of Mounts not yet unmounted. */
+  mounts: Record<string, { mountpoint: string; count: number }>;
+}
+
+/** The mount point a Path call reports: the oldest mount's ('' when not mounted). */
+function mainMountpoint(rec: VolumeRecord): string {
+  return Object.values(rec.mounts)[0]?.mountpoint ?? '';
+}
+
+/** Users of a volume: Mounts not yet unmounted, over every ID. */
+function users(rec: VolumeRecord): number {
+  return Object.values(rec.mounts).reduce((n, m) => n + m.count, 0);
 }
 
 /** A volume as Docker's Get answers it. */
@@ -136,13 +144,12 @@ export class VolumeDriver {
     });
     if (text) this.state = JSON.parse(text) as State;
     for (const rec of Object.values(this.state.volumes)) {
-      if (!rec.ids.length || !rec.mountpoint) continue;
-      const alive = await cairnMountAt(rec.mountpoint).then((m) => m.mountpoint === rec.mountpoint, () => false);
-      if (!alive) {
-        this.log(`${rec.name}: its mount at ${rec.mountpoint} is gone; it will be mounted again on the next Mount`);
-        await fusermount(rec.mountpoint, true).catch(() => undefined);
-        rec.ids = [];
-        delete rec.mountpoint;
+      for (const [id, m] of Object.entries(rec.mounts)) {
+        const alive = await cairnMountAt(m.mountpoint).then((c) => c.mountpoint === m.mountpoint, () => false);
+        if (alive) continue;
+        this.log(`${rec.name}: its mount at ${m.mountpoint} is gone; it will be mounted again on the next Mount`);
+        await fusermount(m.mountpoint, true).catch(() => undefined);
+        delete rec.mounts[id];
       }
     }
     await this.save();
@@ -187,7 +194,7 @@ export class VolumeDriver {
       if (this.state.volumes[name]) return; // Create is idempotent
       const store = options.store ?? this.o.store;
       await Volume.objects.create(options.volume ?? name, { ...(store ? { store } : {}), allowExisting: true });
-      this.state.volumes[name] = { name, options, createdAt: new Date().toISOString(), ids: [] };
+      this.state.volumes[name] = { name, options, createdAt: new Date().toISOString(), mounts: {} };
       await this.save();
       this.log(`created ${name}${store ? ` on ${redactUrl(store)}` : ''}`);
     });
@@ -197,8 +204,8 @@ export class VolumeDriver {
   remove(name: string): Promise<void> {
     return this.serial(async () => {
       const rec = this.must(name);
-      if (rec.ids.length) {
-        throw new CairnError('VOLUME_BUSY', `${name} is mounted for ${rec.ids.length} user(s)`, {
+      if (users(rec)) {
+        throw new CairnError('VOLUME_BUSY', `${name} is mounted for ${users(rec)} user(s)`, {
           volume: name,
           hint: 'stop the containers that use it first',
         });
@@ -209,16 +216,21 @@ export class VolumeDriver {
     });
   }
 
-  /** Mounts for one Mount ID; returns the mount point (shared by every ID). */
+  /**
+   * Mounts for one Mount ID and returns its mount point. Each distinct ID gets its own session
+   * (Docker: one per container); podman always passes the same ID, so its containers share one.
+   */
   mount(name: string, id: string): Promise<string> {
     return this.serial(async () => {
       const rec = this.must(name);
-      if (rec.ids.length && rec.mountpoint) {
-        if (!rec.ids.includes(id)) rec.ids.push(id);
+      const known = rec.mounts[id];
+      if (known) {
+        known.count++;
         await this.save();
-        return rec.mountpoint;
+        return known.mountpoint;
       }
-      const mountpoint = path.join(this.o.stateDir, 'mounts', name);
+      const tag = id.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 24) || 'default';
+      const mountpoint = path.join(this.o.stateDir, 'mounts', name, tag);
       await fusermount(mountpoint, true).catch(() => undefined); // a dead mount of an earlier run
       const store = this.storeOf(rec);
       await mount({
@@ -229,25 +241,24 @@ export class VolumeDriver {
         commitIntervalSec: rec.options.commitIntervalSec ?? 5,
         ...(rec.options.seq !== undefined ? { sessionOptions: { seq: rec.options.seq } } : {}),
       });
-      rec.ids = [id];
-      rec.mountpoint = mountpoint;
+      rec.mounts[id] = { mountpoint, count: 1 };
       await this.save();
       this.log(`mounted ${name} at ${mountpoint} for ${id}`);
       return mountpoint;
     });
   }
 
-  /** Releases one Mount ID; the last one commits and unmounts. */
+  /** Releases one Mount of an ID; its last one commits and unmounts that session. */
   unmount(name: string, id: string): Promise<void> {
     return this.serial(async () => {
       const rec = this.must(name);
-      rec.ids = rec.ids.filter((x) => x !== id);
-      if (rec.ids.length || !rec.mountpoint) return this.save();
-      const mountpoint = rec.mountpoint;
+      const m = rec.mounts[id];
+      if (!m) return;
+      if (--m.count > 0) return this.save();
       try {
-        const r = await unmount(mountpoint, { force: true });
+        const r = await unmount(m.mountpoint, { force: true });
         const c = r.result?.commit;
-        this.log(`unmounted ${name}${c?.committed ? ` (committed seq ${c.seq})` : ''}`);
+        this.log(`unmounted ${name} for ${id}${c?.committed ? ` (committed seq ${c.seq})` : ''}`);
         if (r.result?.error) {
           throw new CairnError('IO', `the final commit of ${name} failed: ${r.result.error.message}`, {
             volume: name,
@@ -257,7 +268,7 @@ export class VolumeDriver {
       } catch (err) {
         if (!isCairnError(err, 'NOT_FOUND')) throw err; // already gone
       } finally {
-        delete rec.mountpoint;
+        delete rec.mounts[id];
         await this.save();
       }
     });
@@ -265,7 +276,7 @@ export class VolumeDriver {
 
   /** The mount point while mounted, else '' (Docker's Path). */
   path(name: string): Promise<string> {
-    return this.serial(async () => this.must(name).mountpoint ?? '');
+    return this.serial(async () => mainMountpoint(this.must(name)));
   }
 
   /** One volume as Docker's Get reports it (no store credentials). */
@@ -275,7 +286,7 @@ export class VolumeDriver {
 
   list(): Promise<{ Name: string; Mountpoint: string }[]> {
     return this.serial(async () =>
-      Object.values(this.state.volumes).map((r) => ({ Name: r.name, Mountpoint: r.mountpoint ?? '' })),
+      Object.values(this.state.volumes).map((r) => ({ Name: r.name, Mountpoint: mainMountpoint(r) })),
     );
   }
 
@@ -283,14 +294,15 @@ export class VolumeDriver {
     const store = this.storeOf(rec);
     return {
       Name: rec.name,
-      Mountpoint: rec.mountpoint ?? '',
+      Mountpoint: mainMountpoint(rec),
       CreatedAt: rec.createdAt,
       Status: {
         volume: rec.options.volume ?? rec.name,
         store: store ? redactUrl(store) : 'default',
         readOnly: !!rec.options.readOnly || rec.options.seq !== undefined,
         ...(rec.options.seq !== undefined ? { seq: rec.options.seq } : {}),
-        users: rec.ids.length,
+        users: users(rec),
+        sessions: Object.keys(rec.mounts).length,
       },
     };
   }
@@ -298,8 +310,10 @@ export class VolumeDriver {
   /** Unmounts everything (final commits) — for tests and `cairn plugin --unmount-on-exit`. */
   async unmountAll(): Promise<void> {
     for (const rec of Object.values(this.state.volumes)) {
-      if (!rec.mountpoint) continue;
-      for (const id of [...rec.ids]) await this.unmount(rec.name, id).catch(() => undefined);
+      for (const [id, m] of Object.entries(rec.mounts)) {
+        m.count = 1;
+        await this.unmount(rec.name, id).catch(() => undefined);
+      }
     }
   }
 }

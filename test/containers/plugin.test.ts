@@ -111,8 +111,8 @@ describe('cairn plugin under podman', { skip: missing }, () => {
     p.kill(signal);
     await exited;
   }
-  async function storeFile(p: string): Promise<string> {
-    const r = await cairn(['volume', 'get', vol, p, '-'], { env: env() });
+  async function storeFile(p: string, volume = vol): Promise<string> {
+    const r = await cairn(['volume', 'get', volume, p, '-'], { env: env() });
     assert.equal(r.code, 0, `${r.err}\nplugin log:\n${pluginLog}`);
     return r.out;
   }
@@ -133,8 +133,10 @@ describe('cairn plugin under podman', { skip: missing }, () => {
     if (base) await podman('volume', 'rm', '-f', vol);
     await stopPlugin();
     if (image) await removeImage(image, env());
-    const mounts = await fsp.readdir(path.join(stateDir, 'mounts')).catch(() => [] as string[]);
-    for (const m of mounts) await forceUnmount(path.join(stateDir, 'mounts', m));
+    for (const name of await fsp.readdir(path.join(stateDir, 'mounts')).catch(() => [] as string[])) {
+      const dir = path.join(stateDir, 'mounts', name);
+      for (const id of await fsp.readdir(dir).catch(() => [] as string[])) await forceUnmount(path.join(dir, id));
+    }
     if (base) await fsp.rm(base, { recursive: true, force: true });
     if (rootfs) await fsp.rm(rootfs, { recursive: true, force: true });
   });
@@ -145,6 +147,22 @@ describe('cairn plugin under podman', { skip: missing }, () => {
     assert.match(String(r.Err), /NOT_FOUND/);
     assert.deepEqual(await call(socket, '/Plugin.Activate', {}), { Implements: ['VolumeDriver'] });
     assert.equal((await fsp.stat(socket)).mode & 0o777, 0o600);
+  });
+
+  it('gives each Mount ID its own session (Docker calls Mount per container)', async () => {
+    const dv = `${vol}-docker`;
+    assert.equal((await call(socket, '/VolumeDriver.Create', { Name: dv, Opts: {} })).Err, '');
+    const one = String((await call(socket, '/VolumeDriver.Mount', { Name: dv, ID: 'ctr-one' })).Mountpoint);
+    const two = String((await call(socket, '/VolumeDriver.Mount', { Name: dv, ID: 'ctr-two' })).Mountpoint);
+    assert.ok(one && two && one !== two, `${one} ${two}`);
+    await fsp.writeFile(path.join(one, 'd.txt'), 'docker');
+    await assert.rejects(fsp.access(path.join(two, 'd.txt')), { code: 'ENOENT' });
+    assert.equal((await call(socket, '/VolumeDriver.Unmount', { Name: dv, ID: 'ctr-one' })).Err, '');
+    assert.equal(await storeFile('/d.txt', dv), 'docker', 'committed at the Unmount of its ID');
+    const busy = await call(socket, '/VolumeDriver.Remove', { Name: dv });
+    assert.match(String(busy.Err), /VOLUME_BUSY/);
+    assert.equal((await call(socket, '/VolumeDriver.Unmount', { Name: dv, ID: 'ctr-two' })).Err, '');
+    assert.equal((await call(socket, '/VolumeDriver.Remove', { Name: dv })).Err, '');
   });
 
   it('podman volume create / ls / inspect', async () => {
