@@ -29,11 +29,11 @@ describe('OCI hook: a session per container', { skip: missing }, () => {
   const env = (): NodeJS.ProcessEnv => ({ ...process.env, CAIRN_STORE: store, CAIRN_OCI_DIR: ociDir });
   const podman = (...args: string[]) => exec('podman', [...PODMAN_GLOBAL, ...args], { env: env() });
   const sh = (name: string, script: string) => podman('exec', name, 'sh', '-c', script);
-  const start = async (): Promise<string> => {
+  const start = async (mode = ''): Promise<string> => {
     const r = await runBusybox(rootfs, 'sleep 600', {
       env: env(),
       detach: true,
-      extra: ['--hooks-dir', hooksDir, '--annotation', `cairn.volumes=${vol}:/data`],
+      extra: ['--hooks-dir', hooksDir, '--annotation', `cairn.volumes=${vol}:/data${mode}`],
     });
     assert.match(r.stdout, /^cairn-test-/);
     const ok = await sh(r.stdout, 'grep -q " /data " /proc/self/mountinfo');
@@ -103,5 +103,18 @@ describe('OCI hook: a session per container', { skip: missing }, () => {
     const got = await cairn(['volume', 'get', vol, '/late.txt', '-'], { env: env() });
     assert.equal(got.code, 0, got.err);
     assert.equal(got.out, 'late\n');
+  });
+
+  it('mounts :ro volumes read-only (EROFS), still reloadable through the control file', async () => {
+    const c = await start(':ro');
+    assert.equal((await sh(c, 'cat /data/a.txt')).stdout, 'from-a\n');
+    const w = await sh(c, 'echo x > /data/w.txt');
+    assert.notEqual(w.code, 0);
+    assert.match(w.stderr, /Read-only file system/);
+    const reload = JSON.parse((await sh(c, control('reload'))).stdout.trim());
+    assert.equal(reload.ok, true, JSON.stringify(reload));
+    const commit = JSON.parse((await sh(c, control('commit'))).stdout.trim());
+    assert.equal(commit.error?.code, 'READ_ONLY');
+    assert.equal((await podman('rm', '-f', '-t', '0', c)).code, 0);
   });
 });
