@@ -9,7 +9,8 @@
  * the host's, made when the container was created), where the hook bind-mounts it at
  * ROOTFS/PATH; the staging mount is then detached on the host. So the mount is visible in that
  * container only, and its daemon (and chunk cache) stays on the host. poststop: SIGTERM to each
- * daemon, which makes the final commit and exits.
+ * daemon, which makes the final commit and exits; a daemon that died (SIGKILL) has its session
+ * directory recovered and committed instead.
  *
  * Invariants: a failing createRuntime stops the daemons it started (the engine then refuses to
  * start the container); state lives in BASE/<container id>/state.json until poststop.
@@ -26,6 +27,8 @@ import { readMounts } from '../fuse/mountinfo.js';
 import { parseVolumeSpecs, type VolumeSpec } from '../run/spec.js';
 
 export const ANNOTATION = 'cairn.volumes';
+/** Optional: background commit period of the container's sessions, seconds (default 5; 0: none). */
+export const INTERVAL_ANNOTATION = 'cairn.commit-interval';
 export const DEFAULT_HOOKS_DIR = '/usr/share/containers/oci/hooks.d';
 
 /** The hook's base directory (staging mounts and per-container state). */
@@ -113,6 +116,10 @@ export async function createRuntime(input: string, log: (msg: string) => void = 
     throw new CairnError('INVALID_ARGUMENT', 'the container state has no pid (createRuntime stage expected)');
   }
   const specs = parseAnnotation(value);
+  const every = st.annotations?.[INTERVAL_ANNOTATION] ?? '5';
+  if (!/^\d+(\.\d+)?$/.test(every)) {
+    throw new CairnError('INVALID_ARGUMENT', `${INTERVAL_ANNOTATION}=${every}: a number of seconds >= 0`);
+  }
   const base = await fsp.realpath(hookBase()).catch(() => hookBase());
   if (!(await isShared(base))) {
     throw new CairnError('UNAVAILABLE', `${base} is not a shared mount, so mounts cannot reach containers`, {
@@ -131,7 +138,7 @@ export async function createRuntime(input: string, log: (msg: string) => void = 
         mountpoint: staging,
         readOnly: s.readOnly,
         movedAway: true,
-        commitIntervalSec: 5,
+        commitIntervalSec: Number(every),
       });
       mounts.push({ volume: s.volume, path: s.path, readOnly: s.readOnly, pid: m.pid, staging });
       await fsp.writeFile(path.join(dir, 'state.json'), JSON.stringify({ id: st.id, mounts }));
@@ -155,23 +162,42 @@ export async function poststop(input: string, log: (msg: string) => void = () =>
   const text = await fsp.readFile(path.join(dir, 'state.json'), 'utf8').catch(() => undefined);
   if (!text) return;
   const { mounts } = JSON.parse(text) as { mounts: HookMount[] };
-  await stopDaemons(mounts);
+  await stopDaemons(mounts, log);
   for (const m of mounts) log(`stopped the session of ${m.volume} of container ${st.id.slice(0, 12)}`);
   await fsp.rm(dir, { recursive: true, force: true });
 }
 
-async function stopDaemons(mounts: HookMount[], timeoutMs = 30 * 60_000): Promise<void> {
+async function stopDaemons(
+  mounts: HookMount[],
+  log: (msg: string) => void = () => undefined,
+  timeoutMs = 30 * 60_000,
+): Promise<void> {
   for (const m of mounts) {
     try {
       process.kill(m.pid, 'SIGTERM');
     } catch {
-      continue; // already gone
+      // The daemon died (SIGKILL, OOM): publish what its session directory holds.
+      await recover(m, log);
+      continue;
     }
     const end = Date.now() + timeoutMs;
     while (Date.now() < end && (await fsp.access(`/proc/${m.pid}`).then(() => true, () => false))) {
       await new Promise((r) => setTimeout(r, 50));
     }
     await run('umount', ['-l', m.staging]).catch(() => undefined);
+  }
+}
+
+/** Commits what a dead daemon left in its session directory (named after its mount point). */
+async function recover(m: HookMount, log: (msg: string) => void): Promise<void> {
+  if (m.readOnly) return;
+  try {
+    const { openSession } = await import('../volume/index.js');
+    const session = await openSession({ volume: m.volume, mountpoint: m.staging, readOnly: false });
+    log(`recovered the session of ${m.volume} (daemon ${m.pid} had died): seq ${session.seq}`);
+    await session.close();
+  } catch (err) {
+    log(`could not recover the session of ${m.volume} at ${m.staging}: ${String(err)}`);
   }
 }
 

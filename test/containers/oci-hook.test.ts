@@ -30,10 +30,11 @@ describe('OCI hook: a session per container', { skip: missing }, () => {
   const podman = (...args: string[]) => exec('podman', [...PODMAN_GLOBAL, ...args], { env: env() });
   const sh = (name: string, script: string) => podman('exec', name, 'sh', '-c', script);
   const start = async (mode = ''): Promise<string> => {
+    const annotations = ['--annotation', `cairn.volumes=${vol}:/data${mode}`, '--annotation', 'cairn.commit-interval=0'];
     const r = await runBusybox(rootfs, 'sleep 600', {
       env: env(),
       detach: true,
-      extra: ['--hooks-dir', hooksDir, '--annotation', `cairn.volumes=${vol}:/data${mode}`],
+      extra: ['--hooks-dir', hooksDir, ...annotations],
     });
     assert.match(r.stdout, /^cairn-test-/);
     const ok = await sh(r.stdout, 'grep -q " /data " /proc/self/mountinfo');
@@ -116,5 +117,21 @@ describe('OCI hook: a session per container', { skip: missing }, () => {
     const commit = JSON.parse((await sh(c, control('commit'))).stdout.trim());
     assert.equal(commit.error?.code, 'READ_ONLY');
     assert.equal((await podman('rm', '-f', '-t', '0', c)).code, 0);
+  });
+
+  it('recovers and commits at stop what a killed daemon left', async () => {
+    const c = await start();
+    assert.equal((await sh(c, 'echo survived > /data/killed.txt')).code, 0);
+    const id = (await podman('inspect', '--format', '{{.Id}}', c)).stdout.trim();
+    const state = JSON.parse(await fsp.readFile(path.join(ociDir, id, 'state.json'), 'utf8'));
+    const pid = state.mounts[0].pid as number;
+    process.kill(pid, 'SIGKILL');
+    const before = await cairn(['volume', 'get', vol, '/killed.txt', '-'], { env: env() });
+    assert.notEqual(before.code, 0, 'not committed before the stop');
+    while (await fsp.access(`/proc/${pid}`).then(() => true, () => false)) await new Promise((r) => setTimeout(r, 20));
+    assert.equal((await podman('rm', '-f', '-t', '0', c)).code, 0);
+    const got = await cairn(['volume', 'get', vol, '/killed.txt', '-'], { env: env() });
+    assert.equal(got.code, 0, got.err);
+    assert.equal(got.out, 'survived\n');
   });
 });
