@@ -252,14 +252,15 @@ export async function requestFile(
       op,
       hint: 'the daemon has exited (`fusermount -u DIR` removes a dead mount), or it predates the control file',
     }, cause === undefined ? {} : { cause });
-  let fh: fsp.FileHandle;
-  try {
-    fh = await fsp.open(file, 'r+');
-  } catch (err) {
-    throw unavailable((err as NodeJS.ErrnoException).code ?? String(err), err);
-  }
-  let timer: NodeJS.Timeout | undefined;
-  const exchange = async (): Promise<string> => {
+  let fh: fsp.FileHandle | undefined;
+  let timedOut = false;
+  const talk = async (): Promise<string> => {
+    try {
+      fh = await fsp.open(file, 'r+');
+    } catch (err) {
+      throw unavailable((err as NodeJS.ErrnoException).code ?? String(err), err);
+    }
+    if (timedOut) throw unavailable('timed out');
     // The reply follows the command in the opener's transcript: read from where the write ended.
     const cmd = Buffer.from(`${op}\n`);
     await fh.write(cmd, 0, cmd.length, 0);
@@ -274,11 +275,17 @@ export async function requestFile(
     }
     return Buffer.concat(chunks).toString('utf8');
   };
+  let timer: NodeJS.Timeout | undefined;
+  const exchange = talk();
   try {
+    // A hung daemon blocks open(2) and read(2) in the thread pool: give up on time regardless.
     const text = await Promise.race([
-      exchange(),
+      exchange,
       new Promise<never>((_r, reject) => {
-        timer = setTimeout(() => reject(unavailable(`no answer to ${op} within ${timeoutMs} ms`)), timeoutMs);
+        timer = setTimeout(() => {
+          timedOut = true;
+          reject(unavailable(`no answer to ${op} within ${timeoutMs} ms`));
+        }, timeoutMs);
       }),
     ]).catch((err: unknown) => {
       if (err instanceof CairnError) throw err;
@@ -298,7 +305,8 @@ export async function requestFile(
     throw errorFromWire(res.error);
   } finally {
     clearTimeout(timer);
-    void fh.close().catch(() => undefined);
+    // Close once the exchange is over (at once, or when a hung daemon lets go).
+    void exchange.catch(() => undefined).finally(() => void fh?.close().catch(() => undefined));
   }
 }
 
