@@ -20,6 +20,7 @@ import path from 'node:path';
 import { CairnError, isCairnError } from '../errors.js';
 import { mount, unmount, fusermount } from '../fuse/mount.js';
 import { cairnMountAt } from '../fuse/mountinfo.js';
+import { controlRequest } from '../fuse/control.js';
 import { Volume } from '../volume/index.js';
 import { checkVolumeName } from '../volume/paths.js';
 
@@ -145,14 +146,39 @@ export class VolumeDriver {
     if (text) this.state = JSON.parse(text) as State;
     for (const rec of Object.values(this.state.volumes)) {
       for (const [id, m] of Object.entries(rec.mounts)) {
-        const alive = await cairnMountAt(m.mountpoint).then((c) => c.mountpoint === m.mountpoint, () => false);
-        if (alive) continue;
-        this.log(`${rec.name}: its mount at ${m.mountpoint} is gone; it will be mounted again on the next Mount`);
-        await fusermount(m.mountpoint, true).catch(() => undefined);
-        delete rec.mounts[id];
+        if (await this.alive(m.mountpoint)) continue;
+        // The engine still uses this mount point: serve it again (the session's changes recover).
+        try {
+          await this.mountAt(rec, m.mountpoint);
+          this.log(`${rec.name}: its daemon at ${m.mountpoint} had died; mounted again`);
+        } catch (err) {
+          this.log(`${rec.name}: cannot mount ${m.mountpoint} again: ${redactUrl(String(err))}`);
+          delete rec.mounts[id];
+        }
       }
     }
     await this.save();
+  }
+
+  /** True when a Cairn mount whose daemon answers is at `mountpoint`. */
+  private async alive(mountpoint: string): Promise<boolean> {
+    const m = await cairnMountAt(mountpoint).catch(() => undefined);
+    if (m?.mountpoint !== mountpoint) return false;
+    return controlRequest(mountpoint, 'status', { timeoutMs: 5000 }).then(() => true, () => false);
+  }
+
+  /** Starts a `cairn mount` of a volume at `mountpoint` (detaching a dead mount there first). */
+  private async mountAt(rec: VolumeRecord, mountpoint: string): Promise<void> {
+    await fusermount(mountpoint, true).catch(() => undefined);
+    const store = this.storeOf(rec);
+    await mount({
+      volume: rec.options.volume ?? rec.name,
+      mountpoint,
+      ...(store ? { store } : {}),
+      readOnly: !!rec.options.readOnly || rec.options.seq !== undefined,
+      commitIntervalSec: rec.options.commitIntervalSec ?? 5,
+      ...(rec.options.seq !== undefined ? { sessionOptions: { seq: rec.options.seq } } : {}),
+    });
   }
 
   /** Runs `fn` after every earlier operation (one at a time). */
@@ -224,24 +250,16 @@ export class VolumeDriver {
     return this.serial(async () => {
       const rec = this.must(name);
       const known = rec.mounts[id];
-      if (known) {
+      if (known && (await this.alive(known.mountpoint))) {
         known.count++;
         await this.save();
         return known.mountpoint;
       }
+      const count = (known?.count ?? 0) + 1; // a dead daemon's users are still counted
       const tag = id.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 24) || 'default';
       const mountpoint = path.join(this.o.stateDir, 'mounts', name, tag);
-      await fusermount(mountpoint, true).catch(() => undefined); // a dead mount of an earlier run
-      const store = this.storeOf(rec);
-      await mount({
-        volume: rec.options.volume ?? name,
-        mountpoint,
-        ...(store ? { store } : {}),
-        readOnly: !!rec.options.readOnly || rec.options.seq !== undefined,
-        commitIntervalSec: rec.options.commitIntervalSec ?? 5,
-        ...(rec.options.seq !== undefined ? { sessionOptions: { seq: rec.options.seq } } : {}),
-      });
-      rec.mounts[id] = { mountpoint, count: 1 };
+      await this.mountAt(rec, mountpoint);
+      rec.mounts[id] = { mountpoint, count };
       await this.save();
       this.log(`mounted ${name} at ${mountpoint} for ${id}`);
       return mountpoint;

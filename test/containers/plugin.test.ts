@@ -239,6 +239,30 @@ describe('cairn plugin under podman', { skip: missing }, () => {
     }
   });
 
+  it('a restarted plugin serves again the mount of a daemon that died, recovering its changes', async () => {
+    const a = (await run('echo four > /data/four.txt; sleep 600', { detach: true })).stdout;
+    const deadline = Date.now() + 20_000;
+    while ((await podman('exec', a, 'cat', '/data/four.txt')).stdout !== 'four\n') {
+      if (Date.now() > deadline) throw new Error('the container did not write');
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    const [info] = JSON.parse((await podman('volume', 'inspect', vol)).stdout);
+    const st = await cairn(['status', info.Mountpoint, '--json'], { env: env() });
+    assert.equal(st.code, 0, st.err);
+    const pid = JSON.parse(st.out).pid as number;
+    process.kill(pid, 'SIGKILL');
+    while (await fsp.access(`/proc/${pid}`).then(() => true, () => false)) await new Promise((r) => setTimeout(r, 20));
+
+    await stopPlugin();
+    await startPlugin();
+    assert.equal(await storeFile('/four.txt'), 'four\n', 'recovered when mounted again');
+    const b = await run('cat /data/four.txt');
+    assert.equal(b.stdout, 'four\n', b.stderr);
+    assert.equal((await podman('rm', '-f', '-t', '0', a)).code, 0);
+    const [after] = JSON.parse((await podman('volume', 'inspect', vol)).stdout);
+    assert.equal(after.Mountpoint, '', pluginLog);
+  });
+
   it('refuses to remove a volume in use; a killed and restarted plugin loses nothing', async () => {
     const name = (await run('echo three > /data/three.txt; sleep 600', { detach: true })).stdout;
     const deadline = Date.now() + 20_000;
