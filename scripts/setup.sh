@@ -18,6 +18,21 @@ fi
 # Ceph RGW for the S3 suites (scripts/ceph.sh install: ~30 s once; skipped with CAIRN_CEPH=0).
 [ "${CAIRN_CEPH:-1}" = 0 ] || bash scripts/ceph.sh install
 
+# Containers (test/containers, docs/CONTAINERS.md): podman with runc, and busybox-static for the
+# root filesystem of test containers (no image registry needed). Never the `fuse3` package (it
+# removes `fuse`, whose fusermount the mounts use); --no-install-recommends keeps fuse-overlayfs
+# (which pulls fuse3) out.
+need_ct=()
+for pkg in podman runc busybox-static; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_ct+=("$pkg")
+done
+if [ ${#need_ct[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages for containers: ${need_ct[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_ct[@]}" >/dev/null
+fi
+
 # npm ci only when the lockfile changed since the last install (better-sqlite3 builds from source).
 stamp=node_modules/.cairn-lock-stamp
 want=$(sha256sum package-lock.json | cut -d' ' -f1)

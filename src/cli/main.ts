@@ -10,6 +10,8 @@ import { interval, registerMountCommands } from './mount-commands.js';
 import { parseVolumeSpecs } from '../run/spec.js';
 import { isCairnError } from '../errors.js';
 import { registerRunCommand } from '../run/command.js';
+import { registerPluginCommand } from './plugin-command.js';
+import { registerOciHookCommand } from './oci-hook-command.js';
 import { UsageError, describeFailure, flags, guardStdout, isBrokenPipe } from './output.js';
 import { running } from './hints.js';
 
@@ -51,6 +53,8 @@ const globals = () => ({ store: program.opts<{ store?: string }>().store });
 let exitCode = 0;
 registerVolumeCommands(program, globals);
 registerMountCommands(program, globals);
+registerPluginCommand(program, globals);
+registerOciHookCommand(program);
 registerRunCommand(program, globals, (code) => (exitCode = code)).hook('preAction', (run) => {
   // bad values are usage errors (exit 2), caught before any volume is opened
   const o = run.opts<{ volume?: string[]; commitInterval: string }>();

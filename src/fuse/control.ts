@@ -8,7 +8,9 @@
  * and closes. Errors cross the socket faithfully: the client rebuilds a CairnError with the same
  * code, message and context (VOLUME_BUSY keeps the open paths), so callers switch on codes.
  */
+import { promises as fsp } from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { CairnError, asCairnError, type ErrorCode, type ErrorContext } from '../errors.js';
 import { cairnMountAt, findMounts as findMountsInfo, type CairnMount } from './mountinfo.js';
 
@@ -220,6 +222,7 @@ export function requestSocket(socket: string, req: ControlRequest, timeoutMs: nu
         new CairnError('UNAVAILABLE', `no cairn daemon answers for ${where} (${err.code ?? err.message})`, {
           path: where,
           op: req.op,
+          unreachable: true,
           hint: 'the daemon has exited or runs in another network namespace; `fusermount -u DIR` removes a dead mount',
         }, { cause: err }),
       );
@@ -227,8 +230,90 @@ export function requestSocket(socket: string, req: ControlRequest, timeoutMs: nu
   });
 }
 
+/** Name of the control file at a mount root (see control-file.ts; kept here for clients). */
+const CONTROL_FILE = '.cairn-control';
+
 /**
- * Sends `op` to the daemon serving the mount at (or containing) `dir`.
+ * Sends `op` through the control file of the mount at `mountpoint` (works from any network
+ * namespace: containers). Same result and errors as the socket. Nothing here is synchronous.
+ *
+ * @example
+ *   await requestFile('/data', 'commit', 60_000); // CommitResult
+ */
+export async function requestFile(
+  mountpoint: string,
+  op: 'commit' | 'reload' | 'status',
+  timeoutMs: number,
+): Promise<unknown> {
+  const file = path.join(mountpoint, CONTROL_FILE);
+  const unavailable = (why: string, cause?: unknown): CairnError =>
+    new CairnError('UNAVAILABLE', `no cairn daemon answers for ${mountpoint} through ${file} (${why})`, {
+      path: mountpoint,
+      op,
+      hint: 'the daemon has exited (`fusermount -u DIR` removes a dead mount), or it predates the control file',
+    }, cause === undefined ? {} : { cause });
+  let fh: fsp.FileHandle | undefined;
+  let timedOut = false;
+  const talk = async (): Promise<string> => {
+    try {
+      fh = await fsp.open(file, 'r+');
+    } catch (err) {
+      throw unavailable((err as NodeJS.ErrnoException).code ?? String(err), err);
+    }
+    if (timedOut) throw unavailable('timed out');
+    // The reply follows the command in the opener's transcript: read from where the write ended.
+    const cmd = Buffer.from(`${op}\n`);
+    await fh.write(cmd, 0, cmd.length, 0);
+    const chunks: Buffer[] = [];
+    let pos = cmd.length;
+    for (;;) {
+      const buf = Buffer.alloc(64 * 1024);
+      const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+      if (bytesRead === 0) break;
+      chunks.push(buf.subarray(0, bytesRead));
+      pos += bytesRead;
+    }
+    return Buffer.concat(chunks).toString('utf8');
+  };
+  let timer: NodeJS.Timeout | undefined;
+  const exchange = talk();
+  try {
+    // A hung daemon blocks open(2) and read(2) in the thread pool: give up on time regardless.
+    const text = await Promise.race([
+      exchange,
+      new Promise<never>((_r, reject) => {
+        timer = setTimeout(() => {
+          timedOut = true;
+          reject(unavailable(`no answer to ${op} within ${timeoutMs} ms`));
+        }, timeoutMs);
+      }),
+    ]).catch((err: unknown) => {
+      if (err instanceof CairnError) throw err;
+      throw unavailable((err as NodeJS.ErrnoException).code ?? String(err), err);
+    });
+    let res: ControlResponse;
+    try {
+      res = JSON.parse(text.split('\n')[0]) as ControlResponse;
+    } catch {
+      throw new CairnError('IO', `the control file of ${mountpoint} answered ${JSON.stringify(text.slice(0, 80))}`, {
+        path: mountpoint,
+        op,
+        hint: 'is this a cairn mount? check the daemon log',
+      });
+    }
+    if (res.ok) return res.result;
+    throw errorFromWire(res.error);
+  } finally {
+    clearTimeout(timer);
+    // Close once the exchange is over (at once, or when a hung daemon lets go).
+    void exchange.catch(() => undefined).finally(() => void fh?.close().catch(() => undefined));
+  }
+}
+
+/**
+ * Sends `op` to the daemon serving the mount at (or containing) `dir`: over its socket, or, when
+ * the socket is out of reach (another network namespace, e.g. inside a container), through the
+ * mount's control file.
  *
  * @example
  *   const r = await controlRequest('/mnt/vol', 'commit'); // CommitResult
@@ -237,7 +322,20 @@ export function requestSocket(socket: string, req: ControlRequest, timeoutMs: nu
 export async function controlRequest(dir: string, op: ControlOp, opts: ControlOptions = {}): Promise<unknown> {
   const m = await cairnMountAt(dir);
   const timeoutMs = opts.timeoutMs ?? (op === 'status' ? 10_000 : 30 * 60_000);
-  return requestSocket(m.socket, { op, ...(opts.args ? { args: opts.args } : {}) }, timeoutMs, m.mountpoint);
+  try {
+    return await requestSocket(m.socket, { op, ...(opts.args ? { args: opts.args } : {}) }, timeoutMs, m.mountpoint);
+  } catch (err) {
+    const unreachable = err instanceof CairnError && err.code === 'UNAVAILABLE' && !!err.context.unreachable;
+    if (op === 'unmount' || !unreachable) throw err;
+    return requestFile(m.mountpoint, op, timeoutMs).catch((fileErr: unknown) => {
+      // Neither way: report the socket's error (the usual case: the daemon is gone), noting the file's.
+      if (fileErr instanceof CairnError && fileErr.code === 'UNAVAILABLE') {
+        err.context.controlFile = fileErr.message;
+        throw err;
+      }
+      throw fileErr;
+    });
+  }
 }
 
 /**
@@ -272,7 +370,7 @@ export async function statusAll(volumeName?: string, timeoutMs = 5000): Promise<
   return Promise.all(
     mounts.map(async (mount) => {
       try {
-        const status = (await requestSocket(mount.socket, { op: 'status' }, timeoutMs, mount.mountpoint)) as Record<string, unknown>;
+        const status = (await controlRequest(mount.mountpoint, 'status', { timeoutMs })) as Record<string, unknown>;
         return { mount, status };
       } catch (err) {
         return { mount, error: errorToWire(err) };

@@ -17,8 +17,10 @@ import type { CommitResult, FsSession, ReloadResult } from '../volume/types.js';
 import { createOps } from './adapter.js';
 import { Freshness } from './freshness.js';
 import { startControlServer, type ControlRequest, type ControlServer } from './control.js';
+import { ControlFile } from './control-file.js';
+import { isControlFileName, withControlFile } from './control-fuse.js';
 import { HandleTable, processesUsing } from './handles.js';
-import { canonicalPath, fsnameFor, ownMount, readMounts, socketNameFor } from './mountinfo.js';
+import { READ_ONLY_SUBTYPE, canonicalPath, fsnameFor, ownMount, readMounts, socketNameFor } from './mountinfo.js';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type Logger = (level: LogLevel, msg: string, extra?: Record<string, unknown>) => void;
@@ -48,6 +50,11 @@ export interface DaemonOptions {
   nonEmpty?: boolean;
   /** See AdapterOptions.fsyncOnClose (default false). */
   fsyncOnClose?: boolean;
+  /**
+   * The mount is moved into another mount namespace (a container's, by the OCI hook) and then
+   * leaves this one: its absence here is not an external unmount. Shut it down with SIGTERM.
+   */
+  movedAway?: boolean;
 }
 
 export interface CloseResult {
@@ -74,6 +81,9 @@ export interface MountHandle {
   /** Shuts down (idempotent). With open files and no `force`, VOLUME_BUSY. */
   close(reason?: string, opts?: { force?: boolean }): Promise<CloseResult>;
 }
+
+/** fuse-native's timeout for write requests: a control-file command may be a long commit. */
+const CONTROL_WRITE_TIMEOUT_MS = 31 * 60_000;
 
 /** Default logger: one JSON line per event on stderr. */
 export const stderrLogger: Logger = (level, msg, extra) => {
@@ -166,7 +176,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<MountHandle> {
       } catch (err) {
         if (isCairnError(err, 'VOLUME_BUSY')) {
           // Name the processes too: fuse-native does not tell the session who opened what.
-          err.context.processes = await processesUsing(mountpoint).catch(() => []);
+          const users = await processesUsing(mountpoint).catch(() => []);
+          err.context.processes = users.filter((u) => !isControlFileName(u.path));
           err.context.mountpoint = mountpoint;
         }
         throw err;
@@ -174,13 +185,19 @@ export async function runDaemon(opts: DaemonOptions): Promise<MountHandle> {
     });
 
   // --- mount ----------------------------------------------------------------------------
-  const ops = createOps(session, {
+  const uid = process.getuid?.() ?? 0;
+  const gid = process.getgid?.() ?? 0;
+  // The control file (.cairn-control) answers through the same handler as the socket.
+  const controlFile = new ControlFile((op) => handle({ op }));
+  const ops = withControlFile(createOps(session, {
     readOnly,
+    uid,
+    gid,
     handles,
     freshness,
     fsyncOnClose: opts.fsyncOnClose ?? false,
     onError: (op, p, err) => log('error', `${op} ${p} failed`, { error: err instanceof Error ? err.stack : String(err) }),
-  });
+  }), controlFile, { uid, gid });
   if (!opts.nonEmpty) {
     // libfuse refuses with a bare "fuse failed"; say why, and what to do.
     const names = await fsp.readdir(mountpoint).catch(() => [] as string[]);
@@ -192,13 +209,17 @@ export async function runDaemon(opts: DaemonOptions): Promise<MountHandle> {
       });
     }
   }
-  const extra = ['big_writes', 'max_readahead=4194304', ...(readOnly ? ['ro'] : []), ...(opts.nonEmpty ? ['nonempty'] : [])];
+  // Read-only is the adapter's (EROFS), not the kernel's `ro`, which would refuse to open the
+  // control file for writing and so to reload from a container; the subtype marks it read-only.
+  const roMark = readOnly ? [`subtype=${READ_ONLY_SUBTYPE}`] : [];
+  const extra = ['big_writes', 'max_readahead=4194304', ...roMark, ...(opts.nonEmpty ? ['nonempty'] : [])];
   const fuse = new CairnFuse(mountpoint, ops, {
     fsname: fsnameFor(volumeName),
     force: true,
     mkdir: true,
     autoCache: true,
-    timeout: opts.fuseTimeoutMs ?? 30_000,
+    // A write to the control file returns once its command is answered (a commit may take long).
+    timeout: { default: opts.fuseTimeoutMs ?? 30_000, write: Math.max(opts.fuseTimeoutMs ?? 30_000, CONTROL_WRITE_TIMEOUT_MS) },
     // fuse-native drops falsy values, so pass the numbers as strings ("0" is kept).
     attrTimeout: String(opts.attrTimeoutSec ?? 0),
     entryTimeout: String(opts.entryTimeoutSec ?? 0),
@@ -305,7 +326,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<MountHandle> {
   }
 
   const stillMounted = async (): Promise<boolean> =>
-    (await readMounts().catch(() => [])).some((e) => e.device === device && e.mountpoint === mountpoint);
+    !!opts.movedAway || (await readMounts().catch(() => [])).some((e) => e.device === device && e.mountpoint === mountpoint);
 
   async function handle(req: ControlRequest): Promise<unknown> {
     // The socket name follows the device number, which the kernel reuses once a mount is gone:
@@ -348,7 +369,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<MountHandle> {
     };
     commitTimer = setTimeout(tick, interval);
   }
-  watchTimer = setInterval(() => {
+  if (!opts.movedAway) watchTimer = setInterval(() => {
     readMounts()
       .then((all) => {
         if (!core && !all.some((e) => e.device === device && e.mountpoint === mountpoint)) {

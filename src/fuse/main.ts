@@ -31,6 +31,8 @@ export interface DaemonConfig {
   nonEmpty?: boolean;
   /** fsync a written file's session data on close (default true). */
   fsyncOnClose?: boolean;
+  /** The mount moves to a container's mount namespace (see DaemonOptions.movedAway). */
+  movedAway?: boolean;
   /**
    * Module (path or URL) exporting `openSession`; default the volume layer (`../volume/index.js`).
    * Tests point it at an in-memory session factory.
@@ -113,6 +115,7 @@ export async function startDaemon(cfg: DaemonConfig, o: { onLog?: Logger; handle
       fuseTimeoutMs: cfg.fuseTimeoutMs,
       nonEmpty: cfg.nonEmpty,
       fsyncOnClose: cfg.fsyncOnClose,
+      movedAway: cfg.movedAway,
     });
   } catch (err) {
     await session.close().catch(() => undefined);

@@ -42,6 +42,8 @@ export interface MountOptions {
   nonEmpty?: boolean;
   /** fsync a written file's session data on close (default true; off trades crash safety of closed files for speed). */
   fsyncOnClose?: boolean;
+  /** The caller moves the mount into a container's namespace (see DaemonOptions.movedAway). */
+  movedAway?: boolean;
   /** Test hook: module exporting `openSession` (see main.ts). */
   sessionModule?: string;
   sessionOptions?: Record<string, unknown>;
@@ -75,6 +77,7 @@ function configFor(o: MountOptions, mountpoint: string): DaemonConfig {
     ...(o.entryTimeoutSec !== undefined ? { entryTimeoutSec: o.entryTimeoutSec } : {}),
     ...(o.nonEmpty ? { nonEmpty: true } : {}),
     ...(o.fsyncOnClose ? { fsyncOnClose: true } : {}),
+    ...(o.movedAway ? { movedAway: true } : {}),
     ...(o.sessionModule ? { sessionModule: o.sessionModule } : {}),
     ...(o.sessionOptions ? { sessionOptions: o.sessionOptions } : {}),
   };

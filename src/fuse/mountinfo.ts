@@ -40,6 +40,12 @@ export interface CairnMount {
 }
 
 export const FSNAME_PREFIX = 'cairn:';
+/**
+ * The fstype of a read-only Cairn mount. Such a mount is not `ro` for the kernel (the adapter
+ * answers EROFS to every write) so that its control file can still be opened to reload it.
+ */
+export const READ_ONLY_SUBTYPE = 'cairn-ro';
+export const READ_ONLY_FSTYPE = `fuse.${READ_ONLY_SUBTYPE}`;
 
 /** The `fsname` a daemon mounts a volume with. */
 export function fsnameFor(volume: string): string {
@@ -109,7 +115,7 @@ function toCairnMount(e: MountEntry): CairnMount {
     volume: e.source.slice(FSNAME_PREFIX.length),
     mountpoint: e.mountpoint,
     device: e.device,
-    readOnly: e.options.includes('ro'),
+    readOnly: e.options.includes('ro') || e.fstype === READ_ONLY_FSTYPE,
     socket: socketNameFor(e.device),
   };
 }

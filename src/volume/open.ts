@@ -17,6 +17,8 @@ export interface OpenSessionOptions {
   /** Use this session directory instead of the mount's default one. */
   sessionDir?: string;
   createIfMissing?: boolean;
+  /** A past snapshot, read-only (`cairn plugin -o seq=N`). */
+  seq?: number;
 }
 
 /** A session for a mount, with what the daemon reports in `cairn status`. */
@@ -35,12 +37,12 @@ export async function openSession(opts: OpenSessionOptions): Promise<MountSessio
     // A daemon's whole-snapshot work (bootstrap, checkpoints) runs in child processes: its memory
     // then stays flat in the volume size and its event loop never stalls on it.
     const offload = /^(file|s3):/.test(store.url);
-    const session = await Session.open({ store, volume: meta, dir, readOnly: opts.readOnly, offload });
+    const session = await Session.open({ store, volume: meta, dir, readOnly: opts.readOnly || opts.seq !== undefined, offload, seq: opts.seq });
     // Changes left by a previous daemon of this directory (crash, SIGKILL) are published now, and
-    // a reused journal moves to the newest snapshot: a new mount always starts there.
+    // a reused journal moves to the newest snapshot (unless pinned): a new mount always starts there.
     try {
       if (!session.readOnly && session.pendingCount() > 0) await session.commit();
-      if (session.bootstrapped === undefined) await session.reload();
+      if (session.bootstrapped === undefined && opts.seq === undefined) await session.reload();
     } catch (err) {
       await session.close();
       throw err;
