@@ -10,11 +10,11 @@
  *   so nothing written through the mount is left out of it;
  * - nothing here blocks the event loop, which also serves the kernel.
  */
-import Fuse from 'fuse-native';
 import { promises as fsp } from 'node:fs';
 import { CairnError, asCairnError, isCairnError } from '../errors.js';
 import type { CommitResult, FsSession, ReloadResult } from '../volume/types.js';
 import { createOps } from './adapter.js';
+import { chooseBinding, mountBinding, type BindingName } from './binding.js';
 import { startControlServer, type ControlRequest, type ControlServer } from './control.js';
 import { HandleTable, processesUsing } from './handles.js';
 import { canonicalPath, fsnameFor, ownMount, readMounts, socketNameFor } from './mountinfo.js';
@@ -47,6 +47,8 @@ export interface DaemonOptions {
   nonEmpty?: boolean;
   /** See AdapterOptions.fsyncOnClose (default false). */
   fsyncOnClose?: boolean;
+  /** FUSE binding (default: `$CAIRN_FUSE_BINDING`, else see binding.ts). */
+  binding?: BindingName;
 }
 
 export interface CloseResult {
@@ -78,41 +80,6 @@ export interface MountHandle {
 export const stderrLogger: Logger = (level, msg, extra) => {
   process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, msg, ...extra })}\n`);
 };
-
-/** fuse-native with a few libfuse options it does not expose. */
-class CairnFuse extends Fuse {
-  constructor(mnt: string, ops: Record<string, (...args: any[]) => void>, opts: Record<string, unknown>, private readonly extra: string[]) {
-    super(mnt, ops, opts);
-  }
-  override _fuseOptions(): string {
-    const base = super._fuseOptions();
-    if (!this.extra.length) return base;
-    return base ? `${base},${this.extra.join(',')}` : `-o${this.extra.join(',')}`;
-  }
-}
-
-function fuseCall(f: (cb: (err: Error | null) => void) => void): Promise<void> {
-  return new Promise((resolve, reject) => f((err) => (err ? reject(err) : resolve())));
-}
-
-/** Explains a failed mount as a CairnError. */
-async function mountError(err: unknown, mountpoint: string, volume: string): Promise<CairnError> {
-  const msg = err instanceof Error ? err.message : String(err);
-  const ctx = { volume, path: mountpoint };
-  if (/in use/i.test(msg)) {
-    return new CairnError('ALREADY_EXISTS', `${mountpoint} is already a mount point`, { ...ctx, hint: 'unmount it first or choose another directory' }, { cause: err });
-  }
-  if (/not a directory/i.test(msg)) {
-    return new CairnError('NOT_A_DIRECTORY', `${mountpoint} is not a directory`, { ...ctx, hint: 'mount on an (empty) directory' }, { cause: err });
-  }
-  const dev = await fsp.access('/dev/fuse').then(() => true, () => false);
-  return new CairnError('UNAVAILABLE', `could not mount ${volume} at ${mountpoint}: ${msg}`, {
-    ...ctx,
-    hint: dev
-      ? 'check that fusermount (Debian: fuse) and libfuse2 are installed and that you may mount (root or SYS_ADMIN)'
-      : '/dev/fuse is missing: in a container run with --device /dev/fuse --cap-add SYS_ADMIN',
-  }, { cause: err });
-}
 
 /**
  * Mounts `session` at `mountpoint` and serves it until shutdown.
@@ -188,27 +155,22 @@ export async function runDaemon(opts: DaemonOptions): Promise<MountHandle> {
       });
     }
   }
-  const extra = ['big_writes', 'max_readahead=4194304', ...(readOnly ? ['ro'] : []), ...(opts.nonEmpty ? ['nonempty'] : [])];
-  const fuse = new CairnFuse(mountpoint, ops, {
-    fsname: fsnameFor(volumeName),
-    force: true,
-    mkdir: true,
-    autoCache: true,
-    timeout: opts.fuseTimeoutMs ?? 30_000,
-    // fuse-native drops falsy values, so pass the numbers as strings ("0" is kept).
-    attrTimeout: String(opts.attrTimeoutSec ?? 0),
-    entryTimeout: String(opts.entryTimeoutSec ?? 0),
+  const binding = await mountBinding(chooseBinding(opts.binding), ops, {
+    mountpoint,
+    volumeName,
+    readOnly,
+    nonEmpty: !!opts.nonEmpty,
     allowOther: !!opts.allowOther,
-  }, extra);
-  try {
-    await Promise.race([
-      fuseCall((cb) => fuse.mount(cb)),
-      new Promise((_r, reject) => setTimeout(() => reject(new Error('timed out waiting for the kernel')), 15_000).unref()),
-    ]);
-  } catch (err) {
-    await fuseCall((cb) => Fuse.unmount(mountpoint, cb)).catch(() => undefined);
-    throw await mountError(err, mountpoint, volumeName);
-  }
+    fuseTimeoutMs: opts.fuseTimeoutMs ?? 30_000,
+    attrTimeoutSec: opts.attrTimeoutSec ?? 0,
+    entryTimeoutSec: opts.entryTimeoutSec ?? 0,
+    // The kernel ended the mount (unmounted from outside); the watcher would notice it too.
+    onExit: () => setImmediate(() => {
+      if (!core) void shutdown('unmounted externally', true);
+    }),
+    onError: (op, p, err) => log('error', `${op} ${p} failed`, { error: err instanceof Error ? err.stack : String(err) }),
+  });
+  if (binding.note) log('warn', binding.note);
 
   let own = await ownMount(mountpoint, volumeName);
   for (let i = 0; !own && i < 50; i++) {
@@ -216,7 +178,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<MountHandle> {
     own = await ownMount(mountpoint, volumeName);
   }
   if (!own) {
-    await fuseCall((cb) => fuse.unmount(cb)).catch(() => undefined);
+    await binding.unmount().catch(() => undefined);
     throw new CairnError('IO', `mounted ${mountpoint} but cannot find it in /proc/self/mountinfo`, { volume: volumeName, path: mountpoint });
   }
   const device = own.device;
@@ -264,7 +226,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<MountHandle> {
     clearTimeout(commitTimer);
     clearInterval(watchTimer);
     // Stop the kernel first so the final commit holds every write made through the mount.
-    await fuseCall((cb) => fuse.unmount(cb)).catch((err: Error) => {
+    await binding.unmount().catch((err: Error) => {
       if (reason !== 'unmounted externally') log('warn', `unmount of ${mountpoint} reported: ${err.message}`);
     });
     // The device number (and so the socket name) may go to a new mount now: free the name.
@@ -288,6 +250,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<MountHandle> {
       mountpoint,
       device,
       pid: process.pid,
+      binding: binding.name,
       readOnly,
       seq: session.seq,
       pending: session.pendingCount(),
@@ -327,7 +290,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<MountHandle> {
   try {
     control = await startControlServer(socket, handle);
   } catch (err) {
-    await fuseCall((cb) => fuse.unmount(cb)).catch(() => undefined);
+    await binding.unmount().catch(() => undefined);
     throw new CairnError('UNAVAILABLE', `cannot listen on the control socket of ${mountpoint}: ${String(err)}`, { volume: volumeName, path: mountpoint }, { cause: err });
   }
 
@@ -358,7 +321,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<MountHandle> {
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   }
-  log('info', `mounted ${volumeName} at ${mountpoint}`, { device, readOnly, commitIntervalSec: opts.commitIntervalSec ?? 0 });
+  log('info', `mounted ${volumeName} at ${mountpoint}`, { device, binding: binding.name, readOnly, commitIntervalSec: opts.commitIntervalSec ?? 0 });
 
   return {
     volumeName,

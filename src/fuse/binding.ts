@@ -1,0 +1,156 @@
+/**
+ * The FUSE binding of a mount: the native libfuse3 low-level addon (`native/`, see lowlevel.ts) or
+ * fuse-native (libfuse 2, high-level, path-based), the fallback. Both serve the same adapter
+ * operations (adapter.ts): one errno table, one open-file table.
+ *
+ * Selection: `CAIRN_FUSE_BINDING=native|fuse-native` (or DaemonOptions.binding). Unset: native
+ * when the addon loads, else fuse-native with a note saying why (the daemon logs it and `status`
+ * names the binding in use).
+ */
+import Fuse from 'fuse-native';
+import { promises as fsp } from 'node:fs';
+import { CairnError } from '../errors.js';
+import type { FuseOps } from './adapter.js';
+import { loadError, loadNative, mountLowLevel, type LowLevelMount } from './lowlevel.js';
+import { fsnameFor } from './mountinfo.js';
+
+export type BindingName = 'native' | 'fuse-native';
+
+export interface BindingOptions {
+  mountpoint: string;
+  volumeName: string;
+  readOnly: boolean;
+  nonEmpty: boolean;
+  allowOther: boolean;
+  /** fuse-native only: per-operation timeout. */
+  fuseTimeoutMs: number;
+  attrTimeoutSec: number;
+  entryTimeoutSec: number;
+  /** The kernel ended the mount by itself (unmounted from outside). Native only. */
+  onExit?: () => void;
+  onError?: (op: string, path: string, err: unknown) => void;
+}
+
+/** A mounted binding. */
+export interface Binding {
+  readonly name: BindingName;
+  /** Why the binding is not the one asked for or the default (logged by the daemon). */
+  readonly note?: string;
+  /** Stops the kernel sending requests and detaches the mount. */
+  unmount(): Promise<void>;
+  /** The native mount (kernel cache invalidation), when native. */
+  readonly native?: LowLevelMount;
+}
+
+/** What to try: an explicit choice (option, then `$CAIRN_FUSE_BINDING`), or 'auto'. */
+export function chooseBinding(explicit?: string): BindingName | 'auto' {
+  const want = explicit ?? process.env.CAIRN_FUSE_BINDING ?? '';
+  if (want === 'native' || want === 'fuse-native') return want;
+  if (want === '' || want === 'auto') return 'auto';
+  throw new CairnError('INVALID_ARGUMENT', `unknown FUSE binding ${JSON.stringify(want)}`, {
+    hint: 'set CAIRN_FUSE_BINDING to native or fuse-native (or leave it unset)',
+  });
+}
+
+/** fuse-native with a few libfuse options it does not expose. */
+class CairnFuse extends Fuse {
+  constructor(mnt: string, ops: FuseOps, opts: Record<string, unknown>, private readonly extra: string[]) {
+    super(mnt, ops, opts);
+  }
+  override _fuseOptions(): string {
+    const base = super._fuseOptions();
+    if (!this.extra.length) return base;
+    return base ? `${base},${this.extra.join(',')}` : `-o${this.extra.join(',')}`;
+  }
+}
+
+function fuseCall(f: (cb: (err: Error | null) => void) => void): Promise<void> {
+  return new Promise((resolve, reject) => f((err) => (err ? reject(err) : resolve())));
+}
+
+/** Explains a failed mount as a CairnError. */
+async function mountError(err: unknown, mountpoint: string, volume: string, binding: BindingName): Promise<CairnError> {
+  const msg = err instanceof Error ? err.message : String(err);
+  const ctx = { volume, path: mountpoint, binding };
+  if (/in use/i.test(msg)) {
+    return new CairnError('ALREADY_EXISTS', `${mountpoint} is already a mount point`, { ...ctx, hint: 'unmount it first or choose another directory' }, { cause: err });
+  }
+  if (/not a directory/i.test(msg)) {
+    return new CairnError('NOT_A_DIRECTORY', `${mountpoint} is not a directory`, { ...ctx, hint: 'mount on an (empty) directory' }, { cause: err });
+  }
+  const dev = await fsp.access('/dev/fuse').then(() => true, () => false);
+  const libs = binding === 'native' ? 'libfuse3 (Debian: libfuse3-3)' : 'fusermount (Debian: fuse) and libfuse2';
+  return new CairnError('UNAVAILABLE', `could not mount ${volume} at ${mountpoint}: ${msg}`, {
+    ...ctx,
+    hint: dev
+      ? `check that ${libs} are installed and that you may mount (root or SYS_ADMIN)`
+      : '/dev/fuse is missing: in a container run with --device /dev/fuse --cap-add SYS_ADMIN',
+  }, { cause: err });
+}
+
+async function mountFuseNative(ops: FuseOps, o: BindingOptions, note?: string): Promise<Binding> {
+  const extra = ['big_writes', 'max_readahead=4194304', ...(o.readOnly ? ['ro'] : []), ...(o.nonEmpty ? ['nonempty'] : [])];
+  const fuse = new CairnFuse(o.mountpoint, ops, {
+    fsname: fsnameFor(o.volumeName),
+    force: true,
+    mkdir: true,
+    autoCache: true,
+    timeout: o.fuseTimeoutMs,
+    // fuse-native drops falsy values, so pass the numbers as strings ("0" is kept).
+    attrTimeout: String(o.attrTimeoutSec),
+    entryTimeout: String(o.entryTimeoutSec),
+    allowOther: o.allowOther,
+  }, extra);
+  try {
+    await Promise.race([
+      fuseCall((cb) => fuse.mount(cb)),
+      new Promise((_r, reject) => setTimeout(() => reject(new Error('timed out waiting for the kernel')), 15_000).unref()),
+    ]);
+  } catch (err) {
+    await fuseCall((cb) => Fuse.unmount(o.mountpoint, cb)).catch(() => undefined);
+    throw await mountError(err, o.mountpoint, o.volumeName, 'fuse-native');
+  }
+  return { name: 'fuse-native', ...(note ? { note } : {}), unmount: () => fuseCall((cb) => fuse.unmount(cb)) };
+}
+
+async function mountNative(ops: FuseOps, o: BindingOptions): Promise<Binding> {
+  const addon = loadNative();
+  if (!addon) {
+    throw new CairnError('UNAVAILABLE', `the native FUSE binding does not load: ${loadError()}`, {
+      volume: o.volumeName,
+      path: o.mountpoint,
+      hint: 'build it with `npm run build:native` (needs libfuse3-dev), or set CAIRN_FUSE_BINDING=fuse-native',
+    });
+  }
+  const options = [`fsname=${fsnameFor(o.volumeName)}`, ...(o.readOnly ? ['ro'] : []), ...(o.allowOther ? ['allow_other'] : [])];
+  let m: LowLevelMount;
+  try {
+    m = await mountLowLevel(addon, ops, {
+      mountpoint: o.mountpoint,
+      options,
+      attrTimeoutSec: o.attrTimeoutSec,
+      entryTimeoutSec: o.entryTimeoutSec,
+      uid: process.getuid?.() ?? 0,
+      gid: process.getgid?.() ?? 0,
+      ...(o.onExit ? { onExit: o.onExit } : {}),
+      ...(o.onError ? { onError: o.onError } : {}),
+    });
+  } catch (err) {
+    throw await mountError(err, o.mountpoint, o.volumeName, 'native');
+  }
+  return { name: 'native', native: m, unmount: () => m.unmount() };
+}
+
+/**
+ * Mounts `ops` with the chosen binding ('auto': native when the addon loads, else fuse-native).
+ *
+ * @example
+ *   const b = await mountBinding(chooseBinding(), createOps(session, { readOnly: false }), opts);
+ *   await b.unmount();
+ */
+export async function mountBinding(choice: BindingName | 'auto', ops: FuseOps, o: BindingOptions): Promise<Binding> {
+  if (choice === 'fuse-native') return mountFuseNative(ops, o);
+  if (choice === 'native') return mountNative(ops, o);
+  if (loadNative()) return mountNative(ops, o);
+  return mountFuseNative(ops, o, `native FUSE binding unavailable (${loadError()}); using fuse-native`);
+}
