@@ -30,6 +30,8 @@ fi
 node_mod=native/build/Release/cairn_fuse.node
 if [ ! -f "$node_mod" ] || [ native/cairn_fuse.c -nt "$node_mod" ] || [ native/binding.gyp -nt "$node_mod" ]; then
   echo "setup: build native FUSE binding"
+  node_prefix=$(dirname "$(dirname "$(command -v node)")")
+  [ -f "$node_prefix/include/node/node_api.h" ] && export npm_config_nodedir="$node_prefix"  # no header download
   npm run --silent build:native >/dev/null 2>native/build.log || echo "setup: native FUSE binding not built (see native/build.log); mounts use fuse-native" >&2
 fi
 

@@ -11,6 +11,7 @@ import Fuse from 'fuse-native';
 import { promises as fsp } from 'node:fs';
 import { CairnError } from '../errors.js';
 import type { FuseOps } from './adapter.js';
+import type { HandleTable } from './handles.js';
 import { loadError, loadNative, mountLowLevel, type LowLevelMount } from './lowlevel.js';
 import { fsnameFor } from './mountinfo.js';
 
@@ -26,6 +27,8 @@ export interface BindingOptions {
   fuseTimeoutMs: number;
   attrTimeoutSec: number;
   entryTimeoutSec: number;
+  /** The adapter's open-file table. */
+  handles: HandleTable;
   /** The kernel ended the mount by itself (unmounted from outside). Native only. */
   onExit?: () => void;
   onError?: (op: string, path: string, err: unknown) => void;
@@ -125,6 +128,7 @@ async function mountNative(ops: FuseOps, o: BindingOptions): Promise<Binding> {
   const options = [`fsname=${fsnameFor(o.volumeName)}`, ...(o.readOnly ? ['ro'] : []), ...(o.allowOther ? ['allow_other'] : [])];
   let m: LowLevelMount;
   try {
+    await fsp.mkdir(o.mountpoint, { recursive: true }); // as fuse-native's `mkdir` option does
     m = await mountLowLevel(addon, ops, {
       mountpoint: o.mountpoint,
       options,
@@ -132,6 +136,7 @@ async function mountNative(ops: FuseOps, o: BindingOptions): Promise<Binding> {
       entryTimeoutSec: o.entryTimeoutSec,
       uid: process.getuid?.() ?? 0,
       gid: process.getgid?.() ?? 0,
+      handles: o.handles,
       ...(o.onExit ? { onExit: o.onExit } : {}),
       ...(o.onError ? { onError: o.onError } : {}),
     });

@@ -164,6 +164,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<MountHandle> {
     fuseTimeoutMs: opts.fuseTimeoutMs ?? 30_000,
     attrTimeoutSec: opts.attrTimeoutSec ?? 0,
     entryTimeoutSec: opts.entryTimeoutSec ?? 0,
+    handles,
     // The kernel ended the mount (unmounted from outside); the watcher would notice it too.
     onExit: () => setImmediate(() => {
       if (!core) void shutdown('unmounted externally', true);

@@ -18,6 +18,7 @@
 import { createRequire } from 'node:module';
 import { Errno } from '../errors.js';
 import type { FuseOps } from './adapter.js';
+import type { HandleTable } from './handles.js';
 
 /** The addon's exports (see native/cairn_fuse.c). */
 export interface NativeAddon {
@@ -207,6 +208,8 @@ export interface LowLevelOptions {
   uid: number;
   gid: number;
   native?: NativeMountOptions;
+  /** The adapter's open-file table (unlink of an open file hides it until the last close). */
+  handles: HandleTable;
   /** The kernel ended the mount (unmounted from outside). */
   onExit?: () => void;
   onError?: (op: string, path: string, err: unknown) => void;
@@ -241,6 +244,10 @@ export async function mountLowLevel(addon: NativeAddon, ops: FuseOps, o: LowLeve
   const inodes = new InodeTable();
   const dirs = new Map<number, DirHandle>();
   let nextDir = 1;
+  /** Open files unlinked while open: kept under a hidden name until their last close (as libfuse 2 does). */
+  const hidden = new Set<string>();
+  let hideSeq = 0;
+  const isOpen = (p: string): boolean => o.handles.list().some((h) => h.path === p);
   const at = o.attrTimeoutSec;
   const et = o.entryTimeoutSec;
 
@@ -388,6 +395,14 @@ export async function mountLowLevel(addon: NativeAddon, ops: FuseOps, o: LowLeve
       case OP.UNLINK:
       case OP.RMDIR: {
         const p = child(path, s1!);
+        if (op === OP.UNLINK && isOpen(p)) {
+          const h = child(path, `.fuse_hidden${(inodes.peek(p) ?? 0).toString(16)}${(++hideSeq).toString(16).padStart(8, '0')}`);
+          return step(req, (cb) => ops.rename(p, h, cb), () => {
+            inodes.rename(p, h);
+            hidden.add(h);
+            addon.replyErr(req, 0);
+          });
+        }
         const f = op === OP.UNLINK ? ops.unlink : ops.rmdir;
         return step(req, (cb) => f(p, cb), () => {
           inodes.detach(p);
@@ -437,8 +452,17 @@ export async function mountLowLevel(addon: NativeAddon, ops: FuseOps, o: LowLeve
       }
       case OP.FLUSH:
         return ops.flush(path, n2, (code: number) => addon.replyErr(req, code < 0 ? -code : 0));
-      case OP.RELEASE:
-        return ops.release(path, n2, () => addon.replyErr(req, 0));
+      case OP.RELEASE: {
+        const hp = o.handles.get(n2)?.path;
+        return ops.release(path, n2, () => {
+          if (hp === undefined || !hidden.has(hp) || isOpen(hp)) return addon.replyErr(req, 0);
+          hidden.delete(hp);
+          ops.unlink(hp, () => {
+            inodes.detach(hp);
+            addon.replyErr(req, 0);
+          });
+        });
+      }
       case OP.FSYNC:
         return ops.fsync(path, n0, n2, (code: number) => addon.replyErr(req, code < 0 ? -code : 0));
       case OP.OPENDIR:
