@@ -17,6 +17,12 @@ import { fsnameFor } from './mountinfo.js';
 
 export type BindingName = 'native' | 'fuse-native';
 
+/**
+ * Kernel entry/attribute cache of a native mount, seconds: a mounted volume is a fixed snapshot
+ * until reload, and reload invalidates exactly what changed, so the kernel may keep it long.
+ */
+export const NATIVE_CACHE_SEC = 3600;
+
 export interface BindingOptions {
   mountpoint: string;
   volumeName: string;
@@ -25,8 +31,9 @@ export interface BindingOptions {
   allowOther: boolean;
   /** fuse-native only: per-operation timeout. */
   fuseTimeoutMs: number;
-  attrTimeoutSec: number;
-  entryTimeoutSec: number;
+  /** Kernel caches, seconds (defaults: NATIVE_CACHE_SEC native, 0 fuse-native). */
+  attrTimeoutSec?: number;
+  entryTimeoutSec?: number;
   /** The adapter's open-file table. */
   handles: HandleTable;
   /** The kernel ended the mount by itself (unmounted from outside). Native only. */
@@ -100,8 +107,8 @@ async function mountFuseNative(ops: FuseOps, o: BindingOptions, note?: string): 
     autoCache: true,
     timeout: o.fuseTimeoutMs,
     // fuse-native drops falsy values, so pass the numbers as strings ("0" is kept).
-    attrTimeout: String(o.attrTimeoutSec),
-    entryTimeout: String(o.entryTimeoutSec),
+    attrTimeout: String(o.attrTimeoutSec ?? 0),
+    entryTimeout: String(o.entryTimeoutSec ?? 0),
     allowOther: o.allowOther,
   }, extra);
   try {
@@ -132,8 +139,8 @@ async function mountNative(ops: FuseOps, o: BindingOptions): Promise<Binding> {
     m = await mountLowLevel(addon, ops, {
       mountpoint: o.mountpoint,
       options,
-      attrTimeoutSec: o.attrTimeoutSec,
-      entryTimeoutSec: o.entryTimeoutSec,
+      attrTimeoutSec: o.attrTimeoutSec ?? NATIVE_CACHE_SEC,
+      entryTimeoutSec: o.entryTimeoutSec ?? NATIVE_CACHE_SEC,
       uid: process.getuid?.() ?? 0,
       gid: process.getgid?.() ?? 0,
       handles: o.handles,

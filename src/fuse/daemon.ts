@@ -36,7 +36,10 @@ export interface DaemonOptions {
   handleSignals?: boolean;
   /** Per-operation FUSE timeout in ms (fuse-native's `timeout`, default 30 s). */
   fuseTimeoutMs?: number;
-  /** Kernel attribute and entry cache, seconds (default 0: a reload is visible at once). */
+  /**
+   * Kernel attribute and entry cache, seconds. Default: long with the native binding (a reload
+   * invalidates exactly what changed), 0 with fuse-native (which cannot invalidate).
+   */
   attrTimeoutSec?: number;
   entryTimeoutSec?: number;
   /** Let other users reach the mount (`allow_other`). */
@@ -124,8 +127,10 @@ export async function runDaemon(opts: DaemonOptions): Promise<MountHandle> {
   const reload = (): Promise<ReloadResult> =>
     serial(async () => {
       try {
-        const r = await session.reload();
-        log('info', `reloaded from seq ${r.from} to ${r.seq}`, { from: r.from, seq: r.seq });
+        const { changed, ...r } = await session.reload();
+        // The kernel may cache names, attributes and pages (native binding): drop what changed.
+        const dropped = await binding.native?.refresh(changed?.map((p) => (p.startsWith('/') ? p : `/${p}`)));
+        log('info', `reloaded from seq ${r.from} to ${r.seq}`, { from: r.from, seq: r.seq, changed: changed?.length, ...dropped });
         return r;
       } catch (err) {
         if (isCairnError(err, 'VOLUME_BUSY')) {
@@ -162,8 +167,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<MountHandle> {
     nonEmpty: !!opts.nonEmpty,
     allowOther: !!opts.allowOther,
     fuseTimeoutMs: opts.fuseTimeoutMs ?? 30_000,
-    attrTimeoutSec: opts.attrTimeoutSec ?? 0,
-    entryTimeoutSec: opts.entryTimeoutSec ?? 0,
+    ...(opts.attrTimeoutSec !== undefined ? { attrTimeoutSec: opts.attrTimeoutSec } : {}),
+    ...(opts.entryTimeoutSec !== undefined ? { entryTimeoutSec: opts.entryTimeoutSec } : {}),
     handles,
     // The kernel ended the mount (unmounted from outside); the watcher would notice it too.
     onExit: () => setImmediate(() => {

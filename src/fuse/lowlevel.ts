@@ -90,11 +90,13 @@ interface Inode {
   /** Current path, or null once the name is gone (unlinked, replaced). */
   path: string | null;
   nlookup: number;
+  /** File-type bits last told to the kernel (0: not yet). */
+  type: number;
 }
 
 /** The kernel's inodes: number <-> path, with lookup counts. */
 export class InodeTable {
-  private readonly byIno = new Map<number, Inode>([[ROOT, { path: '/', nlookup: 1 }]]);
+  private readonly byIno = new Map<number, Inode>([[ROOT, { path: '/', nlookup: 1, type: 0o040000 }]]);
   private readonly byPath = new Map<string, number>([['/', ROOT]]);
   private next = ROOT + 1;
 
@@ -107,7 +109,7 @@ export class InodeTable {
     let ino = this.byPath.get(path);
     if (ino === undefined) {
       ino = this.next++;
-      this.byIno.set(ino, { path, nlookup: 0 });
+      this.byIno.set(ino, { path, nlookup: 0, type: 0 });
       this.byPath.set(path, ino);
     }
     return ino;
@@ -115,6 +117,23 @@ export class InodeTable {
 
   peek(path: string): number | undefined {
     return this.byPath.get(path);
+  }
+
+  /** Records the file type (mode & S_IFMT) the kernel was told for `ino`. */
+  setType(ino: number, mode: number): void {
+    const e = this.byIno.get(ino);
+    if (e) e.type = mode & 0o170000;
+  }
+
+  type(ino: number): number {
+    return this.byIno.get(ino)?.type ?? 0;
+  }
+
+  /** Inodes of `path` and of every known path under it. */
+  subtree(path: string): number[] {
+    const out: number[] = [];
+    for (const [p, ino] of this.byPath) if (p === path || p.startsWith(path === '/' ? '/' : `${path}/`)) out.push(ino);
+    return out;
   }
 
   /** One more kernel reference (a lookup, create, mkdir... answered with this inode). */
@@ -197,6 +216,9 @@ function attrArgs(ino: number, st: FuseStat): AttrArgs {
   return [ino, st.mode, st.nlink, st.uid, st.gid, st.size, st.mtime.getTime()];
 }
 
+/** Negative entries remembered for invalidation; beyond this, absent names are not cached. */
+const MAX_NEGATIVE = 50_000;
+
 export interface LowLevelOptions {
   mountpoint: string;
   /** libfuse options (`-o` values): fsname, ro, allow_other... */
@@ -220,10 +242,13 @@ export interface LowLevelMount {
   readonly inodes: InodeTable;
   unmount(): Promise<void>;
   /**
-   * Drops what the kernel caches for `paths`: their directory entries (names, also negative ones)
-   * and their inodes' attributes and pages. Resolves once the kernel has done it.
+   * After the session's view changed under the kernel (a reload): drops from the kernel's caches
+   * exactly what changed among `changed` (FUSE paths; undefined: anything the kernel knows may
+   * have changed). A path now absent, or of another type, loses its name and inode (a later lookup
+   * gets a new inode); a changed path loses its attributes and pages; a new path loses a cached
+   * "absent" answer. Resolves once the kernel has done it.
    */
-  invalidate(paths: Iterable<string>): Promise<void>;
+  refresh(changed?: Iterable<string>): Promise<{ entries: number; inodes: number }>;
 }
 
 interface DirHandle {
@@ -244,6 +269,8 @@ export async function mountLowLevel(addon: NativeAddon, ops: FuseOps, o: LowLeve
   const inodes = new InodeTable();
   const dirs = new Map<number, DirHandle>();
   let nextDir = 1;
+  /** Paths answered as absent with a cacheable negative entry. */
+  const negatives = new Set<string>();
   /** Open files unlinked while open: kept under a hidden name until their last close (as libfuse 2 does). */
   const hidden = new Set<string>();
   let hideSeq = 0;
@@ -257,14 +284,17 @@ export async function mountLowLevel(addon: NativeAddon, ops: FuseOps, o: LowLeve
   function replyEntryFor(req: Req, path: string, negativeOk: boolean): void {
     ops.getattr(path, (code: number, st?: FuseStat) => {
       if (code < 0) {
-        if (negativeOk && code === -Errno.ENOENT && et > 0) {
-          // A negative entry: the kernel remembers the name is absent for entry_timeout.
+        if (negativeOk && code === -Errno.ENOENT && et > 0 && negatives.size < MAX_NEGATIVE) {
+          // A negative entry: the kernel remembers the name is absent for entry_timeout (and a
+          // refresh drops it).
+          negatives.add(path);
           return addon.replyEntry(req, 0, 0, 0, 0, 0, 0, 0, 0, et);
         }
         return fail(req, code);
       }
       const ino = inodes.ensure(path);
       inodes.ref(ino);
+      inodes.setType(ino, st!.mode);
       addon.replyEntry(req, ...attrArgs(ino, st!), at, et);
     });
   }
@@ -314,7 +344,9 @@ export async function mountLowLevel(addon: NativeAddon, ops: FuseOps, o: LowLeve
       const packed = addon.replyDir(req, plus, size, off, names, nums, o.uid, o.gid, at, et);
       if (plus) {
         for (let i = 0; i < packed; i++) {
-          if (names[i] !== '.' && names[i] !== '..') inodes.ref(nums[i * 5]);
+          if (names[i] === '.' || names[i] === '..') continue;
+          inodes.ref(nums[i * 5]);
+          inodes.setType(nums[i * 5], nums[i * 5 + 1]);
         }
       }
       for (const m of made) inodes.dropIfUnused(m);
@@ -438,6 +470,7 @@ export async function mountLowLevel(addon: NativeAddon, ops: FuseOps, o: LowLeve
             }
             const cino = inodes.ensure(p);
             inodes.ref(cino);
+            inodes.setType(cino, st!.mode);
             addon.replyCreate(req, ...attrArgs(cino, st!), at, et, fh, 1, 0);
           });
         });
@@ -496,21 +529,40 @@ export async function mountLowLevel(addon: NativeAddon, ops: FuseOps, o: LowLeve
       unmounting ??= addon.unmount(ctx);
       return unmounting;
     },
-    invalidate(paths) {
+    async refresh(changed) {
+      const stat = (p: string): Promise<FuseStat | null> =>
+        new Promise((resolve) => ops.getattr(p, (code: number, st?: FuseStat) => resolve(code < 0 ? null : st!)));
+      const paths = new Set<string>(changed ?? [...[...inodes.entries()].map(([p]) => p), ...negatives]);
+      paths.delete('/');
       const parents: number[] = [];
       const names: string[] = [];
-      const inos: number[] = [];
+      const inos = new Set<number>();
+      const entry = (p: string): void => {
+        const parent = inodes.peek(parentOf(p));
+        if (parent === undefined) return; // the kernel cannot have a name under an unknown directory
+        parents.push(parent);
+        names.push(p.slice(p.lastIndexOf('/') + 1));
+      };
       for (const p of paths) {
         const ino = inodes.peek(p);
-        if (ino !== undefined) inos.push(ino);
-        const parent = inodes.peek(parentOf(p));
-        if (parent !== undefined && p !== '/') {
-          parents.push(parent);
-          names.push(p.slice(p.lastIndexOf('/') + 1));
+        const st = await stat(p);
+        if (ino === undefined) {
+          if (st && negatives.delete(p)) entry(p);
+          else if (st && changed) entry(p);
+          continue;
+        }
+        if (!st || (st.mode & 0o170000) !== inodes.type(ino)) {
+          entry(p);
+          for (const i of inodes.subtree(p)) inos.add(i);
+          inodes.detach(p);
+        } else {
+          inos.add(ino);
         }
       }
-      if (unmounting || (!parents.length && !inos.length)) return Promise.resolve();
-      return new Promise((resolve) => addon.invalidate(ctx, parents, names, inos, () => resolve()));
+      if (!changed) negatives.clear();
+      if (unmounting || (!parents.length && !inos.size)) return { entries: 0, inodes: 0 };
+      await new Promise<void>((resolve) => addon.invalidate(ctx, parents, names, [...inos], () => resolve()));
+      return { entries: parents.length, inodes: inos.size };
     },
   };
 }

@@ -351,14 +351,16 @@ export class Syncer {
   // ---- reload --------------------------------------------------------------------------------
 
   /** Applies every record after the view's seq (pending ops must have been committed first). */
-  reload(): Promise<{ from: number; seq: number }> {
+  reload(): Promise<{ from: number; seq: number; changed: string[] }> {
     return this.serial(async () => {
       const from = this.seq;
       const records = await this.log.recordsAfter(from);
       this.applyRecords(records, this.journal.pending().at(-1)?.id ?? 0);
       this.foreignSince.clear();
       await this.afterChange();
-      return { from, seq: this.seq };
+      const changed = new Set<string>();
+      for (const r of records) for (const op of r.ops) changed.add(op.path);
+      return { from, seq: this.seq, changed: [...changed] };
     });
   }
 

@@ -48,6 +48,12 @@ export interface ReloadResult {
   seq: number;
   /** The commit that reload made first, if there was anything pending. */
   commit?: CommitResult;
+  /**
+   * Volume paths whose entry the reload changed in this session's view (put or deleted by the
+   * records it applied), so a mount can drop exactly those from the kernel's caches. Absent when
+   * the session cannot tell: then anything may have changed.
+   */
+  changed?: string[];
 }
 
 export interface OpenFile {
