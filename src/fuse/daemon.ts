@@ -257,6 +257,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<MountHandle> {
       device,
       pid: process.pid,
       binding: binding.name,
+      ...(binding.note ? { bindingNote: binding.note } : {}),
       readOnly,
       seq: session.seq,
       pending: session.pendingCount(),
