@@ -29,7 +29,7 @@ export interface BindingOptions {
   readOnly: boolean;
   nonEmpty: boolean;
   allowOther: boolean;
-  /** fuse-native only: per-operation timeout. */
+  /** Per-operation time limit (ETIMEDOUT). */
   fuseTimeoutMs: number;
   /** Kernel caches, seconds (defaults: NATIVE_CACHE_SEC native, 0 fuse-native). */
   attrTimeoutSec?: number;
@@ -144,6 +144,7 @@ async function mountNative(ops: FuseOps, o: BindingOptions): Promise<Binding> {
       uid: process.getuid?.() ?? 0,
       gid: process.getgid?.() ?? 0,
       handles: o.handles,
+      timeoutMs: o.fuseTimeoutMs,
       ...(o.onExit ? { onExit: o.onExit } : {}),
       ...(o.onError ? { onError: o.onError } : {}),
     });

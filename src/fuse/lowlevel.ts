@@ -57,6 +57,9 @@ const OP = {
 
 const SET_ATTR = { MODE: 1, UID: 2, GID: 4, SIZE: 8, ATIME: 16, MTIME: 32, ATIME_NOW: 128, MTIME_NOW: 256 } as const;
 const RENAME_NOREPLACE = 1;
+const ETIMEDOUT = 110;
+const REPLIES = ['replyErr', 'replyEntry', 'replyCreate', 'replyAttr', 'replyOpen', 'replyBuf', 'replyWrite',
+  'replyReadlink', 'replyDir'] as const;
 const ROOT = 1;
 
 let loaded: { addon?: NativeAddon; error?: string } | undefined;
@@ -230,6 +233,8 @@ export interface LowLevelOptions {
   uid: number;
   gid: number;
   native?: NativeMountOptions;
+  /** Answer ETIMEDOUT to a request not answered within this many ms (0: no limit). */
+  timeoutMs?: number;
   /** The adapter's open-file table (unlink of an open file hides it until the last close). */
   handles: HandleTable;
   /** The kernel ended the mount (unmounted from outside). */
@@ -265,7 +270,24 @@ interface DirHandle {
  *     attrTimeoutSec: 0, entryTimeoutSec: 0, uid: 0, gid: 0 });
  *   await m.unmount();
  */
-export async function mountLowLevel(addon: NativeAddon, ops: FuseOps, o: LowLevelOptions): Promise<LowLevelMount> {
+export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelOptions): Promise<LowLevelMount> {
+  // Per-request time limit: a request not answered within timeoutMs gets ETIMEDOUT, and its late
+  // answer is dropped (the reply functions below answer only requests still waiting).
+  const waiting = new Map<Req, number>();
+  const addon: NativeAddon = { ...raw };
+  for (const k of REPLIES) {
+    (addon as any)[k] = (req: Req, ...a: unknown[]) => (waiting.delete(req) ? (raw as any)[k](req, ...a) : 0);
+  }
+  const limit = o.timeoutMs ?? 0;
+  const sweep = limit > 0 ? setInterval(() => {
+    const now = Date.now();
+    for (const [req, deadline] of waiting) {
+      if (deadline > now) break; // in arrival order, so in deadline order
+      waiting.delete(req);
+      raw.replyErr(req, ETIMEDOUT);
+    }
+  }, Math.min(1000, Math.max(50, limit / 4))) : undefined;
+  sweep?.unref();
   const inodes = new InodeTable();
   const dirs = new Map<number, DirHandle>();
   let nextDir = 1;
@@ -365,6 +387,7 @@ export async function mountLowLevel(addon: NativeAddon, ops: FuseOps, o: LowLeve
     if (op === OP.FORGET) return inodes.forget(ino, n0);
     if (op === OP.EXITED) return o.onExit?.();
     if (!req) return;
+    waiting.set(req, limit > 0 ? Date.now() + limit : Infinity);
     try {
       dispatch(req, op, ino, ino2, n0, n1, n2, n3, s1, s2, data, pid);
     } catch (err) {
@@ -526,6 +549,7 @@ export async function mountLowLevel(addon: NativeAddon, ops: FuseOps, o: LowLeve
   return {
     inodes,
     unmount() {
+      clearInterval(sweep);
       unmounting ??= addon.unmount(ctx);
       return unmounting;
     },
