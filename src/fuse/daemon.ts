@@ -16,7 +16,7 @@ import type { CommitResult, FsSession, ReloadResult } from '../volume/types.js';
 import { createOps } from './adapter.js';
 import { chooseBinding, mountBinding, type BindingName } from './binding.js';
 import { startControlServer, type ControlRequest, type ControlServer } from './control.js';
-import { HandleTable, processesUsing } from './handles.js';
+import { HandleTable, processesOfHandles, processesUsing } from './handles.js';
 import { canonicalPath, fsnameFor, ownMount, readMounts, socketNameFor } from './mountinfo.js';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
@@ -134,8 +134,11 @@ export async function runDaemon(opts: DaemonOptions): Promise<MountHandle> {
         return r;
       } catch (err) {
         if (isCairnError(err, 'VOLUME_BUSY')) {
-          // Name the processes too: fuse-native does not tell the session who opened what.
-          err.context.processes = await processesUsing(mountpoint).catch(() => []);
+          // Name the processes too: from the openers' pids (native binding), else by scanning /proc.
+          const list = handles.list();
+          err.context.processes = list.length && list.every((h) => h.pid)
+            ? await processesOfHandles(mountpoint, list)
+            : await processesUsing(mountpoint).catch(() => []);
           err.context.mountpoint = mountpoint;
         }
         throw err;
@@ -188,6 +191,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<MountHandle> {
     throw new CairnError('IO', `mounted ${mountpoint} but cannot find it in /proc/self/mountinfo`, { volume: volumeName, path: mountpoint });
   }
   const device = own.device;
+  await binding.tune(device);
   const socket = socketNameFor(device);
 
   // --- shutdown ------------------------------------------------------------------------
