@@ -178,23 +178,27 @@ export function createOps(session: FsSession, opts: AdapterOptions): FuseOps {
       }, (fh) => cb(0, fh));
     },
 
-    read(path: string, fh: number, buf: Buffer, len: number, pos: number, cb: Cb) {
+    /** `buf` null (native binding): no copy; `cb(n, bytes)` hands over a buffer holding the bytes. */
+    read(path: string, fh: number, buf: Buffer | null, len: number, pos: number, cb: Cb) {
       const h = handles.get(fh);
       // Fast path: bytes already in memory are copied into the kernel's buffer synchronously.
-      const n = session.readCached?.(h?.path ?? path, pos, len, buf.length >= len ? buf.subarray(0, len) : buf);
-      if (n !== undefined) return cb(n);
+      const into = buf ?? Buffer.allocUnsafe(len);
+      const n = session.readCached?.(h?.path ?? path, pos, len, into.length >= len ? into.subarray(0, len) : into);
+      if (n !== undefined) return cb(n, into);
       run('read', path, cb, () => session.read(h?.path ?? path, pos, len), (data) => {
         const n = Math.min(data.length, len);
+        if (!buf) return cb(n, data);
         data.copy(buf, 0, 0, n);
         cb(n);
       });
     },
 
-    write(path: string, fh: number, buf: Buffer, len: number, pos: number, cb: Cb) {
+    /** `owned`: the buffer is the caller's to give (native binding), so it is not copied. */
+    write(path: string, fh: number, buf: Buffer, len: number, pos: number, cb: Cb, owned = false) {
       if (rofs(cb)) return;
       const h = handles.get(fh);
       // Copy: fuse-native's buffer is kernel memory that is detached once we answer.
-      const data = Buffer.from(buf.subarray(0, len));
+      const data = owned ? buf.subarray(0, len) : Buffer.from(buf.subarray(0, len));
       run('write', path, cb, () => session.write(h?.path ?? path, pos, data), () => {
         if (h) h.dirty = true;
         cb(len);

@@ -499,12 +499,12 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
         });
       }
       case OP.READ: {
-        const buf = Buffer.allocUnsafe(n0);
-        return ops.read(path, n2, buf, n0, n1, (code: number) => (code < 0 ? fail(req, code) : addon.replyBuf(req, buf, code)));
+        return ops.read(path, n2, null, n0, n1, (code: number, bytes?: Buffer) =>
+          (code < 0 ? fail(req, code) : addon.replyBuf(req, bytes ?? null, code)));
       }
       case OP.WRITE: {
         const b = data as Buffer;
-        return ops.write(path, n2, b, b.length, n1, (code: number) => (code < 0 ? fail(req, code) : addon.replyWrite(req, code)));
+        return ops.write(path, n2, b, b.length, n1, (code: number) => (code < 0 ? fail(req, code) : addon.replyWrite(req, code)), true);
       }
       case OP.FLUSH:
         return ops.flush(path, n2, (code: number) => addon.replyErr(req, code < 0 ? -code : 0));
