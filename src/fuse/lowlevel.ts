@@ -335,6 +335,16 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
     return p;
   }
 
+  /** Moves an open file out of the way to a hidden name, removed at its last close. */
+  function hide(req: Req, p: string, next: () => void): void {
+    const h = child(parentOf(p), `.fuse_hidden${(inodes.peek(p) ?? 0).toString(16)}${(++hideSeq).toString(16).padStart(8, '0')}`);
+    step(req, (cb) => ops.rename(p, h, cb), () => {
+      inodes.rename(p, h);
+      hidden.add(h);
+      next();
+    });
+  }
+
   /** Runs the adapter step `f` and continues with `next` on success. */
   function step(req: Req, f: (cb: (code: number, ...r: any[]) => void) => void, next: (...r: any[]) => void): void {
     f((code, ...r) => (code < 0 ? fail(req, code) : next(...r)));
@@ -450,14 +460,7 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
       case OP.UNLINK:
       case OP.RMDIR: {
         const p = child(path, s1!);
-        if (op === OP.UNLINK && isOpen(p)) {
-          const h = child(path, `.fuse_hidden${(inodes.peek(p) ?? 0).toString(16)}${(++hideSeq).toString(16).padStart(8, '0')}`);
-          return step(req, (cb) => ops.rename(p, h, cb), () => {
-            inodes.rename(p, h);
-            hidden.add(h);
-            addon.replyErr(req, 0);
-          });
-        }
+        if (op === OP.UNLINK && isOpen(p)) return hide(req, p, () => addon.replyErr(req, 0));
         const f = op === OP.UNLINK ? ops.unlink : ops.rmdir;
         return step(req, (cb) => f(p, cb), () => {
           inodes.detach(p);
@@ -472,10 +475,12 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
         // RENAME_NOREPLACE is checked here (best effort: no other writer shares this session);
         // RENAME_EXCHANGE and RENAME_WHITEOUT are not supported (EINVAL).
         if (n0 & ~RENAME_NOREPLACE) return addon.replyErr(req, Errno.EINVAL);
-        const go = (): void => step(req, (cb) => ops.rename(from, dest, cb), () => {
+        const move = (): void => step(req, (cb) => ops.rename(from, dest, cb), () => {
           inodes.rename(from, dest);
           addon.replyErr(req, 0);
         });
+        // A replaced file that is open keeps its bytes for its readers: hide it first (as unlink does).
+        const go = (): void => (from !== dest && isOpen(dest) ? hide(req, dest, move) : move());
         if (!(n0 & RENAME_NOREPLACE)) return go();
         return ops.getattr(dest, (code: number) => (code === 0 ? addon.replyErr(req, Errno.EEXIST) : go()));
       }
