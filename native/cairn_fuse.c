@@ -787,16 +787,20 @@ static napi_value reply_dir(napi_env env, napi_callback_info info) {
   gid_t gid = (gid_t)num(env, argv[7]);
   double at = num(env, argv[8]), et = num(env, argv[9]);
   if (nlen < (size_t)count * 5) count = (uint32_t)(nlen / 5);
+  /* Names first, outside the lock (a JS call may run a GC finalizer that takes it). */
+  char **names = calloc(count + 1, sizeof(char *));
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value nv;
+    napi_get_element(env, argv[4], i, &nv);
+    names[i] = str(env, nv);
+    if (!names[i]) names[i] = strdup("?");
+  }
   char *buf = malloc(size ? size : 1);
   size_t used = 0;
   uint32_t packed = 0;
   if (begin_reply(r)) {
     for (uint32_t i = 0; i < count; i++) {
-      napi_value nv;
-      napi_get_element(env, argv[4], i, &nv);
-      char name[1024];
-      size_t nl = 0;
-      napi_get_value_string_utf8(env, nv, name, sizeof name, &nl);
+      const char *name = names[i];
       double *e = nums + (size_t)i * 5;
       struct fuse_entry_param ep;
       memset(&ep, 0, sizeof ep);
@@ -840,6 +844,8 @@ static napi_value reply_dir(napi_env env, napi_callback_info info) {
   } else {
     drop_reply(r);
   }
+  for (uint32_t i = 0; i < count; i++) free(names[i]);
+  free(names);
   free(buf);
   napi_value out;
   napi_create_uint32(env, packed, &out);
