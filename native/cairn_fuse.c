@@ -79,6 +79,7 @@ struct cmount {
   notify_job *jobs_head, *jobs_tail;
   /* options */
   unsigned max_write, max_readahead;
+  int writeback; /* measurement only: the kernel's writeback cache (docs/SEMANTICS.md: off) */
   /* async work */
   napi_async_work work;
   napi_deferred deferred;
@@ -231,7 +232,8 @@ static void ll_init(void *ud, struct fuse_conn_info *conn) {
   conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
   if (conn->capable & FUSE_CAP_ASYNC_READ) conn->want |= FUSE_CAP_ASYNC_READ;
   if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
-  conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+  if (m->writeback && (conn->capable & FUSE_CAP_WRITEBACK_CACHE)) conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+  else conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
   conn->want &= ~FUSE_CAP_POSIX_LOCKS;
   conn->want &= ~FUSE_CAP_FLOCK_LOCKS;
 }
@@ -942,6 +944,11 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
   if (has) {
     napi_get_named_property(env, argv[3], "maxWrite", &opt);
     m->max_write = (unsigned)num(env, opt);
+  }
+  napi_has_named_property(env, argv[3], "writeback", &has);
+  if (has) {
+    napi_get_named_property(env, argv[3], "writeback", &opt);
+    m->writeback = num(env, opt) != 0;
   }
   napi_has_named_property(env, argv[3], "maxReadahead", &has);
   if (has) {

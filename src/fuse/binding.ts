@@ -158,7 +158,9 @@ async function mountNative(ops: FuseOps, o: BindingOptions): Promise<Binding> {
       gid: process.getgid?.() ?? 0,
       handles: o.handles,
       timeoutMs: o.fuseTimeoutMs,
-      native: { maxReadahead: NATIVE_READAHEAD_KB * 1024 },
+      // CAIRN_FUSE_WRITEBACK=1: the kernel's writeback cache, for measuring only (it breaks the
+      // SIGKILL guarantee: docs/SEMANTICS.md).
+      native: { maxReadahead: NATIVE_READAHEAD_KB * 1024, ...(process.env.CAIRN_FUSE_WRITEBACK === '1' ? { writeback: 1 } : {}) },
       ...(o.onExit ? { onExit: o.onExit } : {}),
       ...(o.onError ? { onError: o.onError } : {}),
     });

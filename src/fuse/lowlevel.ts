@@ -46,6 +46,8 @@ export interface NativeMountOptions {
   workers?: number;
   maxWrite?: number;
   maxReadahead?: number;
+  /** 1: ask for the kernel's writeback cache (measurement only). */
+  writeback?: number;
 }
 
 /** Request codes (native/cairn_fuse.c). */
