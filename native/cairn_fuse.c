@@ -285,7 +285,9 @@ static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
   post(r->m, r);
 }
 
-static void ll_readlink(fuse_req_t req, fuse_ino_t ino) { post(fuse_req_userdata(req), new_req(OP_READLINK, req, ino)); }
+static void ll_readlink(fuse_req_t req, fuse_ino_t ino) {
+  post(fuse_req_userdata(req), new_req(OP_READLINK, req, ino));
+}
 
 static void ll_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev) {
   creq *r = new_req(OP_MKNOD, req, parent);
@@ -629,6 +631,16 @@ static void drop_reply(creq *r) {
     }                           \
   } while (0)
 
+/* Milliseconds since the epoch as a timespec. */
+static struct timespec ms_ts(double ms) {
+  time_t sec = (time_t)(ms / 1e3);
+  long nsec = (long)((ms - (double)sec * 1e3) * 1e6);
+  if (nsec < 0) nsec = 0;
+  if (nsec > 999999999) nsec = 999999999;
+  struct timespec t = {.tv_sec = sec, .tv_nsec = nsec};
+  return t;
+}
+
 /* attr from (ino, mode, nlink, uid, gid, size, mtimeMs) at argv[0..6] */
 static void attr_from(napi_env env, napi_value *argv, struct stat *st) {
   memset(st, 0, sizeof *st);
@@ -640,10 +652,7 @@ static void attr_from(napi_env env, napi_value *argv, struct stat *st) {
   st->st_size = (off_t)num(env, argv[5]);
   st->st_blksize = 4096;
   st->st_blocks = (st->st_size + 511) / 512;
-  double ms = num(env, argv[6]);
-  struct timespec t = {.tv_sec = (time_t)(ms / 1e3), .tv_nsec = (long)((ms - (double)(time_t)(ms / 1e3) * 1e3) * 1e6)};
-  if (t.tv_nsec < 0) t.tv_nsec = 0;
-  if (t.tv_nsec > 999999999) t.tv_nsec = 999999999;
+  struct timespec t = ms_ts(num(env, argv[6]));
   st->st_atim = st->st_mtim = st->st_ctim = t;
 }
 
@@ -815,9 +824,7 @@ static napi_value reply_dir(napi_env env, napi_callback_info info) {
       ep.attr.st_size = (off_t)e[3];
       ep.attr.st_blksize = 4096;
       ep.attr.st_blocks = (ep.attr.st_size + 511) / 512;
-      double ms = e[4];
-      struct timespec t = {.tv_sec = (time_t)(ms / 1e3), .tv_nsec = (long)((ms - (double)(time_t)(ms / 1e3) * 1e3) * 1e6)};
-      if (t.tv_nsec < 0 || t.tv_nsec > 999999999) t.tv_nsec = 0;
+      struct timespec t = ms_ts(e[4]);
       ep.attr.st_atim = ep.attr.st_mtim = ep.attr.st_ctim = t;
       int dot = strcmp(name, ".") == 0 || strcmp(name, "..") == 0;
       ep.attr_timeout = at;

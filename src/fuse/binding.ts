@@ -91,10 +91,12 @@ async function mountError(err: unknown, mountpoint: string, volume: string, bind
   const msg = err instanceof Error ? err.message : String(err);
   const ctx = { volume, path: mountpoint, binding };
   if (/in use/i.test(msg)) {
-    return new CairnError('ALREADY_EXISTS', `${mountpoint} is already a mount point`, { ...ctx, hint: 'unmount it first or choose another directory' }, { cause: err });
+    const hint = 'unmount it first or choose another directory';
+    return new CairnError('ALREADY_EXISTS', `${mountpoint} is already a mount point`, { ...ctx, hint }, { cause: err });
   }
   if (/not a directory/i.test(msg)) {
-    return new CairnError('NOT_A_DIRECTORY', `${mountpoint} is not a directory`, { ...ctx, hint: 'mount on an (empty) directory' }, { cause: err });
+    const hint = 'mount on an (empty) directory';
+    return new CairnError('NOT_A_DIRECTORY', `${mountpoint} is not a directory`, { ...ctx, hint }, { cause: err });
   }
   const dev = await fsp.access('/dev/fuse').then(() => true, () => false);
   const libs = binding === 'native' ? 'libfuse3 (Debian: libfuse3-3)' : 'fusermount (Debian: fuse) and libfuse2';
@@ -107,7 +109,8 @@ async function mountError(err: unknown, mountpoint: string, volume: string, bind
 }
 
 async function mountFuseNative(ops: FuseOps, o: BindingOptions, note?: string): Promise<Binding> {
-  const extra = ['big_writes', 'max_readahead=4194304', ...(o.readOnly ? ['ro'] : []), ...(o.nonEmpty ? ['nonempty'] : [])];
+  const extra = ['big_writes', 'max_readahead=4194304', ...(o.readOnly ? ['ro'] : [])];
+  if (o.nonEmpty) extra.push('nonempty');
   const fuse = new CairnFuse(o.mountpoint, ops, {
     fsname: fsnameFor(o.volumeName),
     force: true,
@@ -122,7 +125,9 @@ async function mountFuseNative(ops: FuseOps, o: BindingOptions, note?: string): 
   try {
     await Promise.race([
       fuseCall((cb) => fuse.mount(cb)),
-      new Promise((_r, reject) => setTimeout(() => reject(new Error('timed out waiting for the kernel')), 15_000).unref()),
+      new Promise((_r, reject) => {
+        setTimeout(() => reject(new Error('timed out waiting for the kernel')), 15_000).unref();
+      }),
     ]);
   } catch (err) {
     await fuseCall((cb) => Fuse.unmount(o.mountpoint, cb)).catch(() => undefined);
@@ -145,7 +150,9 @@ async function mountNative(ops: FuseOps, o: BindingOptions): Promise<Binding> {
       hint: 'build it with `npm run build:native` (needs libfuse3-dev), or set CAIRN_FUSE_BINDING=fuse-native',
     });
   }
-  const options = [`fsname=${fsnameFor(o.volumeName)}`, ...(o.readOnly ? ['ro'] : []), ...(o.allowOther ? ['allow_other'] : [])];
+  const options = [`fsname=${fsnameFor(o.volumeName)}`];
+  if (o.readOnly) options.push('ro');
+  if (o.allowOther) options.push('allow_other');
   let m: LowLevelMount;
   try {
     await fsp.mkdir(o.mountpoint, { recursive: true }); // as fuse-native's `mkdir` option does
@@ -160,7 +167,10 @@ async function mountNative(ops: FuseOps, o: BindingOptions): Promise<Binding> {
       timeoutMs: o.fuseTimeoutMs,
       // CAIRN_FUSE_WRITEBACK=1: the kernel's writeback cache, for measuring only (it breaks the
       // SIGKILL guarantee: docs/SEMANTICS.md).
-      native: { maxReadahead: NATIVE_READAHEAD_KB * 1024, ...(process.env.CAIRN_FUSE_WRITEBACK === '1' ? { writeback: 1 } : {}) },
+      native: {
+        maxReadahead: NATIVE_READAHEAD_KB * 1024,
+        ...(process.env.CAIRN_FUSE_WRITEBACK === '1' ? { writeback: 1 } : {}),
+      },
       ...(o.onExit ? { onExit: o.onExit } : {}),
       ...(o.onError ? { onError: o.onError } : {}),
     });
@@ -172,7 +182,8 @@ async function mountNative(ops: FuseOps, o: BindingOptions): Promise<Binding> {
     native: m,
     unmount: () => m.unmount(),
     // sysfs, not the mount: this never waits on the mount itself.
-    tune: (device) => fsp.writeFile(`/sys/class/bdi/${device}/read_ahead_kb`, `${NATIVE_READAHEAD_KB}\n`).catch(() => undefined),
+    tune: (device) =>
+      fsp.writeFile(`/sys/class/bdi/${device}/read_ahead_kb`, `${NATIVE_READAHEAD_KB}\n`).catch(() => undefined),
   };
 }
 

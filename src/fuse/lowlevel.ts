@@ -268,7 +268,8 @@ interface DirHandle {
  * Mounts with the native binding and serves `ops` (the adapter's path operations).
  *
  * @example
- *   const m = await mountLowLevel(addon, createOps(session, { readOnly: false }), { mountpoint, options: ['fsname=cairn:v'],
+ *   const ops = createOps(session, { readOnly: false, handles });
+ *   const m = await mountLowLevel(addon, ops, { mountpoint, options: ['fsname=cairn:v'], handles,
  *     attrTimeoutSec: 0, entryTimeoutSec: 0, uid: 0, gid: 0 });
  *   await m.unmount();
  */
@@ -339,7 +340,8 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
 
   /** Moves an open file out of the way to a hidden name, removed at its last close. */
   function hide(req: Req, p: string, next: () => void): void {
-    const h = child(parentOf(p), `.fuse_hidden${(inodes.peek(p) ?? 0).toString(16)}${(++hideSeq).toString(16).padStart(8, '0')}`);
+    const tag = `${(inodes.peek(p) ?? 0).toString(16)}${(++hideSeq).toString(16).padStart(8, '0')}`;
+    const h = child(parentOf(p), `.fuse_hidden${tag}`);
     step(req, (cb) => ops.rename(p, h, cb), () => {
       inodes.rename(p, h);
       hidden.add(h);
@@ -433,7 +435,9 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
           steps.push((cb) => (fh >= 0 ? ops.ftruncate(path, fh, n2, cb) : ops.truncate(path, n2, cb)));
         }
         if (set & (SET_ATTR.UID | SET_ATTR.GID)) {
-          steps.push((cb) => ops.chown(path, set & SET_ATTR.UID ? newUid : NO_ID, set & SET_ATTR.GID ? newGid : NO_ID, cb));
+          const u = set & SET_ATTR.UID ? newUid : NO_ID;
+          const g = set & SET_ATTR.GID ? newGid : NO_ID;
+          steps.push((cb) => ops.chown(path, u, g, cb));
         }
         if (set & (SET_ATTR.MTIME | SET_ATTR.MTIME_NOW | SET_ATTR.ATIME | SET_ATTR.ATIME_NOW)) {
           const m = set & SET_ATTR.MTIME_NOW ? 'now' : set & SET_ATTR.MTIME ? mtimeMs : null;
@@ -487,7 +491,8 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
         return ops.getattr(dest, (code: number) => (code === 0 ? addon.replyErr(req, Errno.EEXIST) : go()));
       }
       case OP.LINK:
-        return step(req, (cb) => ops.link(path, child(inodes.path(ino2) ?? '/', s1!), cb), () => addon.replyErr(req, 0));
+        return step(req, (cb) => ops.link(path, child(inodes.path(ino2) ?? '/', s1!), cb), () =>
+          addon.replyErr(req, 0));
       case OP.OPEN:
         return step(req, (cb) => ops.open(path, n0, cb, pid), (fh: number) => addon.replyOpen(req, fh, 1, 0));
       case OP.CREATE: {
@@ -511,7 +516,8 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
       }
       case OP.WRITE: {
         const b = data as Buffer;
-        return ops.write(path, n2, b, b.length, n1, (code: number) => (code < 0 ? fail(req, code) : addon.replyWrite(req, code)), true);
+        const done = (code: number): void => (code < 0 ? fail(req, code) : addon.replyWrite(req, code));
+        return ops.write(path, n2, b, b.length, n1, done, true);
       }
       case OP.FLUSH:
         return ops.flush(path, n2, (code: number) => addon.replyErr(req, code < 0 ? -code : 0));

@@ -49,7 +49,8 @@ describe('native binding through a mount', { skip: loadNative() ? false : 'nativ
   it('honours UTIME_OMIT and UTIME_NOW for mtime, RENAME_NOREPLACE, and open files replaced by rename', async () => {
     const base = await tmpDir();
     const mnt = path.join(base, 'mnt');
-    const d = await spawnDaemon(MEM_DAEMON, { mountpoint: mnt, volume: 'llvol' }, { mountpoint: mnt }, { CAIRN_FUSE_BINDING: 'native' });
+    const env = { CAIRN_FUSE_BINDING: 'native' };
+    const d = await spawnDaemon(MEM_DAEMON, { mountpoint: mnt, volume: 'llvol' }, { mountpoint: mnt }, env);
     let reader: ReturnType<typeof spawn> | undefined;
     try {
       const st = (await controlRequest(mnt, 'status')) as { binding?: string };
@@ -67,7 +68,8 @@ describe('native binding through a mount', { skip: loadNative() ? false : 'nativ
       assert.equal(await shOk(`cd ${q(mnt)} && cat b`), 'B');
 
       // A reader of b keeps b's bytes after a rename replaces b.
-      reader = spawn('bash', ['-c', `exec 3<${q(`${mnt}/b`)}; echo open; read _; cat <&3`], { stdio: ['pipe', 'pipe', 'inherit'] });
+      const script = `exec 3<${q(`${mnt}/b`)}; echo open; read _; cat <&3`;
+      reader = spawn('bash', ['-c', script], { stdio: ['pipe', 'pipe', 'inherit'] });
       let out = '';
       reader.stdout!.setEncoding('utf8');
       await new Promise<void>((resolve) => reader!.stdout!.once('data', (c: string) => ((out += c), resolve())));
