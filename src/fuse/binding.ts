@@ -60,6 +60,9 @@ export interface Binding {
  */
 export const NATIVE_READAHEAD_KB = 4096;
 
+/** The mount-root control file (design: "Control"), served uncached by the native binding. */
+const CONTROL_FILE = '/.cairn-control';
+
 /** What to try: an explicit choice (option, then `$CAIRN_FUSE_BINDING`), or 'auto'. */
 export function chooseBinding(explicit?: string): BindingName | 'auto' {
   const want = explicit ?? process.env.CAIRN_FUSE_BINDING ?? '';
@@ -165,6 +168,8 @@ async function mountNative(ops: FuseOps, o: BindingOptions): Promise<Binding> {
       gid: process.getgid?.() ?? 0,
       handles: o.handles,
       timeoutMs: o.fuseTimeoutMs,
+      // The control file at the mount root (its replies are made per request) is never cached.
+      uncached: (p) => p === CONTROL_FILE,
       // CAIRN_FUSE_WRITEBACK=1: the kernel's writeback cache, for measuring only (it breaks the
       // SIGKILL guarantee: docs/SEMANTICS.md).
       native: {

@@ -235,6 +235,11 @@ export interface LowLevelOptions {
   uid: number;
   gid: number;
   native?: NativeMountOptions;
+  /**
+   * Paths the kernel must not cache (no entry/attribute timeouts, direct I/O): files whose
+   * content the daemon makes up per request, like a control file.
+   */
+  uncached?: (path: string) => boolean;
   /** Answer ETIMEDOUT to a request not answered within this many ms (0: no limit). */
   timeoutMs?: number;
   /** The adapter's open-file table (unlink of an open file hides it until the last close). */
@@ -301,6 +306,7 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
   let hideSeq = 0;
   const isOpen = (p: string): boolean => o.handles.list().some((h) => h.path === p);
   const at = o.attrTimeoutSec;
+  const uncached = o.uncached ?? ((): boolean => false);
   const et = o.entryTimeoutSec;
 
   const fail = (req: Req, code: number): void => addon.replyErr(req, -code > 0 ? -code : Errno.EIO);
@@ -320,14 +326,15 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
       const ino = inodes.ensure(path);
       inodes.ref(ino);
       inodes.setType(ino, st!.mode);
-      addon.replyEntry(req, ...attrArgs(ino, st!), at, et);
+      const live = uncached(path);
+      addon.replyEntry(req, ...attrArgs(ino, st!), live ? 0 : at, live ? 0 : et);
     });
   }
 
   function replyAttrFor(req: Req, ino: number, path: string): void {
     ops.getattr(path, (code: number, st?: FuseStat) => {
       if (code < 0) return fail(req, code);
-      addon.replyAttr(req, ...attrArgs(ino, st!), at);
+      addon.replyAttr(req, ...attrArgs(ino, st!), uncached(path) ? 0 : at);
     });
   }
 
@@ -494,7 +501,8 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
         return step(req, (cb) => ops.link(path, child(inodes.path(ino2) ?? '/', s1!), cb), () =>
           addon.replyErr(req, 0));
       case OP.OPEN:
-        return step(req, (cb) => ops.open(path, n0, cb, pid), (fh: number) => addon.replyOpen(req, fh, 1, 0));
+        return step(req, (cb) => ops.open(path, n0, cb, pid), (fh: number) =>
+          (uncached(path) ? addon.replyOpen(req, fh, 0, 1) : addon.replyOpen(req, fh, 1, 0)));
       case OP.CREATE: {
         const p = child(path, s1!);
         return step(req, (cb) => ops.create(p, n0, cb, pid), (fh: number) => {
@@ -506,7 +514,9 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
             const cino = inodes.ensure(p);
             inodes.ref(cino);
             inodes.setType(cino, st!.mode);
-            addon.replyCreate(req, ...attrArgs(cino, st!), at, et, fh, 1, 0);
+            const live = uncached(p);
+            const [t1, t2, keep, direct] = live ? [0, 0, 0, 1] : [at, et, 1, 0];
+            addon.replyCreate(req, ...attrArgs(cino, st!), t1, t2, fh, keep, direct);
           });
         });
       }
