@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in libfuse2 fuse; do
+for pkg in libfuse2 fuse libfuse3-dev pkg-config; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -41,6 +41,16 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   npm ci --no-fund --no-audit 2>&1 | grep -v 'Unknown user config' || true
   [ -d node_modules/better-sqlite3 ] || { echo "setup: npm ci failed" >&2; exit 1; }
   echo "$want" > "$stamp"
+fi
+
+# The native FUSE binding (libfuse3 low-level; npm's own node-gyp, offline against the Node
+# headers here). A failed build is not fatal: mounts then use fuse-native and say so.
+node_mod=native/build/Release/cairn_fuse.node
+if [ ! -f "$node_mod" ] || [ native/cairn_fuse.c -nt "$node_mod" ] || [ native/binding.gyp -nt "$node_mod" ]; then
+  echo "setup: build native FUSE binding"
+  node_prefix=$(dirname "$(dirname "$(command -v node)")")
+  [ -f "$node_prefix/include/node/node_api.h" ] && export npm_config_nodedir="$node_prefix"  # no header download
+  npm run --silent build:native >/dev/null 2>native/build.log || echo "setup: native FUSE binding not built (see native/build.log); mounts use fuse-native" >&2
 fi
 
 echo "setup: build"

@@ -20,6 +20,9 @@ export interface DaemonStatus {
   commits: number;
   lastCommit: { at: string; why: string; seq?: number; error?: { code: string; message: string } } | null;
   startedAt: string;
+  /** FUSE binding in use (`native` or `fuse-native`), and why it is not native when it is not. */
+  binding?: string;
+  bindingNote?: string;
   session?: {
     store?: string;
     chunks?: {
@@ -62,6 +65,7 @@ export function describeStatus(r: DaemonStatus): string {
     ['commits', describeCommits(r)],
     ['open files', shown.length ? shown.join(' ') : 'none'],
   ];
+  if (r.binding) rows.push(['fuse', r.bindingNote ? `${r.binding} (${r.bindingNote})` : r.binding]);
   if (ch) {
     rows.push(
       ['store', `${r.session?.store ?? '?'}: ${plural(ch.storeGets ?? 0, 'GET')}`],

@@ -115,9 +115,19 @@ export function createOps(session: FsSession, opts: AdapterOptions): FuseOps {
   }
 
   /** Opens in the session and the table; returns the FUSE handle. */
-  function openHandle(path: string, flags: number): number {
-    const sh = session.open(path);
-    return handles.add(path, flags, sh);
+  function openHandle(path: string, flags: number, pid?: number): number {
+    const sh = session.open(path, pid);
+    return handles.add(path, flags, sh, pid);
+  }
+
+  /** Sets the modification time: a time in ms, 'now', or null (leave it; atime is not stored). */
+  function setTimes(path: string, mtime: number | 'now' | null, cb: Cb): void {
+    if (rofs(cb)) return;
+    if (mtime === null) {
+      run('utimens', path, cb, () => session.stat(path));
+      return;
+    }
+    run('utimens', path, cb, () => session.utimes(path, mtime === 'now' ? Date.now() : mtime));
   }
 
   const ops: FuseOps = {
@@ -155,7 +165,8 @@ export function createOps(session: FsSession, opts: AdapterOptions): FuseOps {
       }, (r) => cb(0, r.names, r.stats));
     },
 
-    open(path: string, flags: number, cb: Cb) {
+    /** `pid`: the opener, when the binding knows it (the native binding does). */
+    open(path: string, flags: number, cb: Cb, pid?: number) {
       if (wantsWrite(flags) && rofs(cb)) return;
       run('open', path, cb, async () => {
         const st = await session.stat(path);
@@ -163,35 +174,39 @@ export function createOps(session: FsSession, opts: AdapterOptions): FuseOps {
           throw new CairnError('IS_A_DIRECTORY', `${path} is a directory`, { path });
         }
         if (flags & O_TRUNC && st.type === 'file' && st.size > 0) await session.truncate(path, 0);
-        return openHandle(path, flags);
+        return openHandle(path, flags, pid);
       }, (fh) => cb(0, fh));
     },
 
-    create(path: string, mode: number, cb: Cb) {
+    create(path: string, mode: number, cb: Cb, pid?: number) {
       if (rofs(cb)) return;
       run('create', path, cb, async () => {
         await session.create(path, mode & 0o7777);
-        return openHandle(path, 0o2 /* O_RDWR */);
+        return openHandle(path, 0o2 /* O_RDWR */, pid);
       }, (fh) => cb(0, fh));
     },
 
-    read(path: string, fh: number, buf: Buffer, len: number, pos: number, cb: Cb) {
+    /** `buf` null (native binding): no copy; `cb(n, bytes)` hands over a buffer holding the bytes. */
+    read(path: string, fh: number, buf: Buffer | null, len: number, pos: number, cb: Cb) {
       const h = handles.get(fh);
       // Fast path: bytes already in memory are copied into the kernel's buffer synchronously.
-      const n = session.readCached?.(h?.path ?? path, pos, len, buf.length >= len ? buf.subarray(0, len) : buf);
-      if (n !== undefined) return cb(n);
+      const into = buf ?? Buffer.allocUnsafe(len);
+      const n = session.readCached?.(h?.path ?? path, pos, len, into.length >= len ? into.subarray(0, len) : into);
+      if (n !== undefined) return cb(n, into);
       run('read', path, cb, () => session.read(h?.path ?? path, pos, len), (data) => {
         const n = Math.min(data.length, len);
+        if (!buf) return cb(n, data);
         data.copy(buf, 0, 0, n);
         cb(n);
       });
     },
 
-    write(path: string, fh: number, buf: Buffer, len: number, pos: number, cb: Cb) {
+    /** `owned`: the buffer is the caller's to give (native binding), so it is not copied. */
+    write(path: string, fh: number, buf: Buffer, len: number, pos: number, cb: Cb, owned = false) {
       if (rofs(cb)) return;
       const h = handles.get(fh);
       // Copy: fuse-native's buffer is kernel memory that is detached once we answer.
-      const data = Buffer.from(buf.subarray(0, len));
+      const data = owned ? buf.subarray(0, len) : Buffer.from(buf.subarray(0, len));
       run('write', path, cb, () => session.write(h?.path ?? path, pos, data), () => {
         if (h) h.dirty = true;
         cb(len);
@@ -280,12 +295,15 @@ export function createOps(session: FsSession, opts: AdapterOptions): FuseOps {
 
     utimens(path: string, atime: number, mtime: number, cb: Cb) {
       if (rofs(cb)) return;
-      // UTIME_NOW and UTIME_OMIT are indistinguishable here; both mean "now" for mtime unless
-      // only atime was given a real time (touch -a -d ...), which leaves mtime alone.
+      // fuse-native: UTIME_NOW and UTIME_OMIT are indistinguishable here; both mean "now" for
+      // mtime unless only atime was given a real time (touch -a -d ...), which leaves mtime alone.
       const special = mtime === UTIME_SPECIAL_MS;
       if (special && atime !== UTIME_SPECIAL_MS) return cb(0);
-      run('utimens', path, cb, () => session.utimes(path, special ? Date.now() : mtime));
+      setTimes(path, special ? 'now' : mtime, cb);
     },
+
+    /** utimens with UTIME_NOW / UTIME_OMIT told apart (the native binding's setattr). */
+    setTimes,
 
     chown(path: string, newUid: number, newGid: number, cb: Cb) {
       // Ownership is not stored: accept "no change", refuse anything else.

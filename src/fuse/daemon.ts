@@ -10,17 +10,17 @@
  *   so nothing written through the mount is left out of it;
  * - nothing here blocks the event loop, which also serves the kernel.
  */
-import Fuse from 'fuse-native';
 import { promises as fsp } from 'node:fs';
 import { CairnError, asCairnError, isCairnError } from '../errors.js';
 import type { CommitResult, FsSession, ReloadResult } from '../volume/types.js';
 import { createOps } from './adapter.js';
+import { chooseBinding, mountBinding, type BindingName } from './binding.js';
 import { Freshness } from './freshness.js';
 import { startControlServer, type ControlRequest, type ControlServer } from './control.js';
 import { ControlFile } from './control-file.js';
 import { isControlFileName, withControlFile } from './control-fuse.js';
-import { HandleTable, processesUsing } from './handles.js';
-import { READ_ONLY_SUBTYPE, canonicalPath, fsnameFor, ownMount, readMounts, socketNameFor } from './mountinfo.js';
+import { HandleTable, processesOfHandles, processesUsing } from './handles.js';
+import { canonicalPath, fsnameFor, ownMount, readMounts, socketNameFor } from './mountinfo.js';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type Logger = (level: LogLevel, msg: string, extra?: Record<string, unknown>) => void;
@@ -39,7 +39,10 @@ export interface DaemonOptions {
   handleSignals?: boolean;
   /** Per-operation FUSE timeout in ms (fuse-native's `timeout`, default 30 s). */
   fuseTimeoutMs?: number;
-  /** Kernel attribute and entry cache, seconds (default 0: a reload is visible at once). */
+  /**
+   * Kernel attribute and entry cache, seconds. Default: long with the native binding (a reload
+   * invalidates exactly what changed), 0 with fuse-native (which cannot invalidate).
+   */
   attrTimeoutSec?: number;
   entryTimeoutSec?: number;
   /** Let other users reach the mount (`allow_other`). */
@@ -55,6 +58,8 @@ export interface DaemonOptions {
    * leaves this one: its absence here is not an external unmount. Shut it down with SIGTERM.
    */
   movedAway?: boolean;
+  /** FUSE binding (default: `$CAIRN_FUSE_BINDING`, else see binding.ts). */
+  binding?: BindingName;
 }
 
 export interface CloseResult {
@@ -82,48 +87,10 @@ export interface MountHandle {
   close(reason?: string, opts?: { force?: boolean }): Promise<CloseResult>;
 }
 
-/** fuse-native's timeout for write requests: a control-file command may be a long commit. */
-const CONTROL_WRITE_TIMEOUT_MS = 31 * 60_000;
-
 /** Default logger: one JSON line per event on stderr. */
 export const stderrLogger: Logger = (level, msg, extra) => {
   process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, msg, ...extra })}\n`);
 };
-
-/** fuse-native with a few libfuse options it does not expose. */
-class CairnFuse extends Fuse {
-  constructor(mnt: string, ops: Record<string, (...args: any[]) => void>, opts: Record<string, unknown>, private readonly extra: string[]) {
-    super(mnt, ops, opts);
-  }
-  override _fuseOptions(): string {
-    const base = super._fuseOptions();
-    if (!this.extra.length) return base;
-    return base ? `${base},${this.extra.join(',')}` : `-o${this.extra.join(',')}`;
-  }
-}
-
-function fuseCall(f: (cb: (err: Error | null) => void) => void): Promise<void> {
-  return new Promise((resolve, reject) => f((err) => (err ? reject(err) : resolve())));
-}
-
-/** Explains a failed mount as a CairnError. */
-async function mountError(err: unknown, mountpoint: string, volume: string): Promise<CairnError> {
-  const msg = err instanceof Error ? err.message : String(err);
-  const ctx = { volume, path: mountpoint };
-  if (/in use/i.test(msg)) {
-    return new CairnError('ALREADY_EXISTS', `${mountpoint} is already a mount point`, { ...ctx, hint: 'unmount it first or choose another directory' }, { cause: err });
-  }
-  if (/not a directory/i.test(msg)) {
-    return new CairnError('NOT_A_DIRECTORY', `${mountpoint} is not a directory`, { ...ctx, hint: 'mount on an (empty) directory' }, { cause: err });
-  }
-  const dev = await fsp.access('/dev/fuse').then(() => true, () => false);
-  return new CairnError('UNAVAILABLE', `could not mount ${volume} at ${mountpoint}: ${msg}`, {
-    ...ctx,
-    hint: dev
-      ? 'check that fusermount (Debian: fuse) and libfuse2 are installed and that you may mount (root or SYS_ADMIN)'
-      : '/dev/fuse is missing: in a container run with --device /dev/fuse --cap-add SYS_ADMIN',
-  }, { cause: err });
-}
 
 /**
  * Mounts `session` at `mountpoint` and serves it until shutdown.
@@ -169,14 +136,20 @@ export async function runDaemon(opts: DaemonOptions): Promise<MountHandle> {
   const reload = (): Promise<ReloadResult> =>
     serial(async () => {
       try {
-        const r = await session.reload();
-        freshness.changed(r.paths ?? []);
-        log('info', `reloaded from seq ${r.from} to ${r.seq}`, { from: r.from, seq: r.seq });
+        const { changed, ...r } = await session.reload();
+        // fuse-native keeps pages while size and mtime stay (auto_cache): a file others changed
+        // is reported newer. The native binding drops exactly what changed from the kernel.
+        if (!binding.native) freshness.changed(r.paths ?? []);
+        const dropped = await binding.native?.refresh(changed?.map((p) => (p.startsWith('/') ? p : `/${p}`)));
+        log('info', `reloaded from seq ${r.from} to ${r.seq}`, { from: r.from, seq: r.seq, changed: changed?.length, ...dropped });
         return r;
       } catch (err) {
         if (isCairnError(err, 'VOLUME_BUSY')) {
-          // Name the processes too: fuse-native does not tell the session who opened what.
-          const users = await processesUsing(mountpoint).catch(() => []);
+          // Name the processes too: from the openers' pids (native binding), else by scanning /proc.
+          const list = handles.list();
+          const users = list.length && list.every((h) => h.pid)
+            ? await processesOfHandles(mountpoint, list)
+            : await processesUsing(mountpoint).catch(() => []);
           err.context.processes = users.filter((u) => !isControlFileName(u.path));
           err.context.mountpoint = mountpoint;
         }
@@ -209,31 +182,23 @@ export async function runDaemon(opts: DaemonOptions): Promise<MountHandle> {
       });
     }
   }
-  // Read-only is the adapter's (EROFS), not the kernel's `ro`, which would refuse to open the
-  // control file for writing and so to reload from a container; the subtype marks it read-only.
-  const roMark = readOnly ? [`subtype=${READ_ONLY_SUBTYPE}`] : [];
-  const extra = ['big_writes', 'max_readahead=4194304', ...roMark, ...(opts.nonEmpty ? ['nonempty'] : [])];
-  const fuse = new CairnFuse(mountpoint, ops, {
-    fsname: fsnameFor(volumeName),
-    force: true,
-    mkdir: true,
-    autoCache: true,
-    // A write to the control file returns once its command is answered (a commit may take long).
-    timeout: { default: opts.fuseTimeoutMs ?? 30_000, write: Math.max(opts.fuseTimeoutMs ?? 30_000, CONTROL_WRITE_TIMEOUT_MS) },
-    // fuse-native drops falsy values, so pass the numbers as strings ("0" is kept).
-    attrTimeout: String(opts.attrTimeoutSec ?? 0),
-    entryTimeout: String(opts.entryTimeoutSec ?? 0),
+  const binding = await mountBinding(chooseBinding(opts.binding), ops, {
+    mountpoint,
+    volumeName,
+    readOnly,
+    nonEmpty: !!opts.nonEmpty,
     allowOther: !!opts.allowOther,
-  }, extra);
-  try {
-    await Promise.race([
-      fuseCall((cb) => fuse.mount(cb)),
-      new Promise((_r, reject) => setTimeout(() => reject(new Error('timed out waiting for the kernel')), 15_000).unref()),
-    ]);
-  } catch (err) {
-    await fuseCall((cb) => Fuse.unmount(mountpoint, cb)).catch(() => undefined);
-    throw await mountError(err, mountpoint, volumeName);
-  }
+    fuseTimeoutMs: opts.fuseTimeoutMs ?? 30_000,
+    ...(opts.attrTimeoutSec !== undefined ? { attrTimeoutSec: opts.attrTimeoutSec } : {}),
+    ...(opts.entryTimeoutSec !== undefined ? { entryTimeoutSec: opts.entryTimeoutSec } : {}),
+    handles,
+    // The kernel ended the mount (unmounted from outside); the watcher would notice it too.
+    onExit: () => setImmediate(() => {
+      if (!core) void shutdown('unmounted externally', true);
+    }),
+    onError: (op, p, err) => log('error', `${op} ${p} failed`, { error: err instanceof Error ? err.stack : String(err) }),
+  });
+  if (binding.note) log('warn', binding.note);
 
   let own = await ownMount(mountpoint, volumeName);
   for (let i = 0; !own && i < 50; i++) {
@@ -241,10 +206,11 @@ export async function runDaemon(opts: DaemonOptions): Promise<MountHandle> {
     own = await ownMount(mountpoint, volumeName);
   }
   if (!own) {
-    await fuseCall((cb) => fuse.unmount(cb)).catch(() => undefined);
+    await binding.unmount().catch(() => undefined);
     throw new CairnError('IO', `mounted ${mountpoint} but cannot find it in /proc/self/mountinfo`, { volume: volumeName, path: mountpoint });
   }
   const device = own.device;
+  await binding.tune(device);
   const socket = socketNameFor(device);
 
   // --- shutdown ------------------------------------------------------------------------
@@ -289,7 +255,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<MountHandle> {
     clearTimeout(commitTimer);
     clearInterval(watchTimer);
     // Stop the kernel first so the final commit holds every write made through the mount.
-    await fuseCall((cb) => fuse.unmount(cb)).catch((err: Error) => {
+    await binding.unmount().catch((err: Error) => {
       if (reason !== 'unmounted externally') log('warn', `unmount of ${mountpoint} reported: ${err.message}`);
     });
     // The device number (and so the socket name) may go to a new mount now: free the name.
@@ -313,6 +279,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<MountHandle> {
       mountpoint,
       device,
       pid: process.pid,
+      binding: binding.name,
+      ...(binding.note ? { bindingNote: binding.note } : {}),
       readOnly,
       seq: session.seq,
       pending: session.pendingCount(),
@@ -352,7 +320,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<MountHandle> {
   try {
     control = await startControlServer(socket, handle);
   } catch (err) {
-    await fuseCall((cb) => fuse.unmount(cb)).catch(() => undefined);
+    await binding.unmount().catch(() => undefined);
     throw new CairnError('UNAVAILABLE', `cannot listen on the control socket of ${mountpoint}: ${String(err)}`, { volume: volumeName, path: mountpoint }, { cause: err });
   }
 
@@ -383,7 +351,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<MountHandle> {
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   }
-  log('info', `mounted ${volumeName} at ${mountpoint}`, { device, readOnly, commitIntervalSec: opts.commitIntervalSec ?? 0 });
+  log('info', `mounted ${volumeName} at ${mountpoint}`, { device, binding: binding.name, readOnly, commitIntervalSec: opts.commitIntervalSec ?? 0 });
 
   return {
     volumeName,

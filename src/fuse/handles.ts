@@ -87,6 +87,26 @@ export class HandleTable {
   }
 }
 
+/**
+ * The processes holding `entries` open, from the opener's id the binding recorded (a thread id:
+ * mapped to its process through /proc/ID/status). Openers that are gone are left out.
+ *
+ * @example
+ *   await processesOfHandles('/mnt/vol', table.list()); // [{ pid: 4242, command: 'python', path: '/mnt/vol/w.bin' }]
+ */
+export async function processesOfHandles(mountpoint: string, entries: HandleEntry[]): Promise<OpenByProcess[]> {
+  const seen = new Map<string, OpenByProcess>();
+  await Promise.all(entries.map(async (e) => {
+    const status = await fsp.readFile(`/proc/${e.pid}/status`, 'utf8').catch(() => '');
+    const tgid = Number(/^Tgid:\s*(\d+)/m.exec(status)?.[1] ?? 0);
+    if (!tgid) return;
+    const command = (await fsp.readFile(`/proc/${tgid}/comm`, 'utf8').catch(() => '')).trim();
+    const full = mountpoint.replace(/\/$/, '') + e.path;
+    seen.set(`${tgid} ${full}`, { pid: tgid, command, path: full });
+  }));
+  return [...seen.values()].sort((a, b) => a.pid - b.pid || a.path.localeCompare(b.path));
+}
+
 export interface OpenByProcess {
   pid: number;
   /** Short command name (`/proc/PID/comm`). */

@@ -351,15 +351,19 @@ export class Syncer {
   // ---- reload --------------------------------------------------------------------------------
 
   /** Applies every record after the view's seq (pending ops must have been committed first). */
-  reload(): Promise<{ from: number; seq: number; paths: string[] }> {
+  reload(): Promise<{ from: number; seq: number; paths: string[]; changed: string[] }> {
     return this.serial(async () => {
       const from = this.seq;
       const records = await this.log.recordsAfter(from);
       this.applyRecords(records, this.journal.pending().at(-1)?.id ?? 0);
       this.foreignSince.clear();
       await this.afterChange();
+      // `changed`: every path the applied records touched (what a kernel cache must drop);
+      // `paths`: those of other writers' records only (what really changed under this view).
       const paths = records.filter((r) => !this.isOurs(r)).flatMap((r) => r.ops.map((o) => o.path));
-      return { from, seq: this.seq, paths };
+      const changed = new Set<string>();
+      for (const r of records) for (const op of r.ops) changed.add(op.path);
+      return { from, seq: this.seq, paths, changed: [...changed] };
     });
   }
 

@@ -50,6 +50,12 @@ export interface ReloadResult {
   commit?: CommitResult;
   /** Paths that other writers' records applied by this reload changed (normalised). */
   paths?: string[];
+  /**
+   * Volume paths whose entry the reload changed in this session's view (put or deleted by the
+   * records it applied), so a mount can drop exactly those from the kernel's caches. Absent when
+   * the session cannot tell: then anything may have changed.
+   */
+  changed?: string[];
 }
 
 export interface OpenFile {

@@ -1,0 +1,218 @@
+/**
+ * The FUSE binding of a mount: the native libfuse3 low-level addon (`native/`, see lowlevel.ts) or
+ * fuse-native (libfuse 2, high-level, path-based), the fallback. Both serve the same adapter
+ * operations (adapter.ts): one errno table, one open-file table.
+ *
+ * Selection: `CAIRN_FUSE_BINDING=native|fuse-native` (or DaemonOptions.binding). Unset: native
+ * when the addon loads, else fuse-native with a note saying why (the daemon logs it and `status`
+ * names the binding in use).
+ */
+import Fuse from 'fuse-native';
+import { promises as fsp } from 'node:fs';
+import { CairnError } from '../errors.js';
+import type { FuseOps } from './adapter.js';
+import type { HandleTable } from './handles.js';
+import { loadError, loadNative, mountLowLevel, type LowLevelMount } from './lowlevel.js';
+import { isControlPath } from './control-fuse.js';
+import { READ_ONLY_SUBTYPE, fsnameFor } from './mountinfo.js';
+
+export type BindingName = 'native' | 'fuse-native';
+
+/**
+ * Kernel entry/attribute cache of a native mount, seconds: a mounted volume is a fixed snapshot
+ * until reload, and reload invalidates exactly what changed, so the kernel may keep it long.
+ */
+export const NATIVE_CACHE_SEC = 3600;
+
+export interface BindingOptions {
+  mountpoint: string;
+  volumeName: string;
+  readOnly: boolean;
+  nonEmpty: boolean;
+  allowOther: boolean;
+  /** Per-operation time limit (ETIMEDOUT). */
+  fuseTimeoutMs: number;
+  /** Kernel caches, seconds (defaults: NATIVE_CACHE_SEC native, 0 fuse-native). */
+  attrTimeoutSec?: number;
+  entryTimeoutSec?: number;
+  /** The adapter's open-file table. */
+  handles: HandleTable;
+  /** The kernel ended the mount by itself (unmounted from outside). Native only. */
+  onExit?: () => void;
+  onError?: (op: string, path: string, err: unknown) => void;
+}
+
+/** A mounted binding. */
+export interface Binding {
+  readonly name: BindingName;
+  /** Why the binding is not the one asked for or the default (logged by the daemon). */
+  readonly note?: string;
+  /** Stops the kernel sending requests and detaches the mount. */
+  unmount(): Promise<void>;
+  /** The native mount (kernel cache invalidation), when native. */
+  readonly native?: LowLevelMount;
+  /** Tuning once the mount's device number (`major:minor`) is known; best effort. */
+  tune(device: string): Promise<void>;
+}
+
+/**
+ * Kernel readahead of a native mount, KiB. The kernel starts a FUSE mount at 128 KiB whatever
+ * libfuse asks; a 4 MiB window lets a sequential reader keep four 1 MiB requests in flight.
+ */
+export const NATIVE_READAHEAD_KB = 4096;
+
+/** The time limit of a write to the control file: its command may be a long commit. */
+export const CONTROL_WRITE_TIMEOUT_MS = 31 * 60_000;
+
+/**
+ * Mount options of a read-only mount. Read-only is the adapter's (EROFS), not the kernel's `ro`,
+ * which would refuse to open the control file for writing and so to reload from a container;
+ * the subtype marks the mount read-only (mountinfo.ts).
+ */
+function readOnlyOptions(readOnly: boolean): string[] {
+  return readOnly ? [`subtype=${READ_ONLY_SUBTYPE}`] : [];
+}
+
+/** What to try: an explicit choice (option, then `$CAIRN_FUSE_BINDING`), or 'auto'. */
+export function chooseBinding(explicit?: string): BindingName | 'auto' {
+  const want = explicit ?? process.env.CAIRN_FUSE_BINDING ?? '';
+  if (want === 'native' || want === 'fuse-native') return want;
+  if (want === '' || want === 'auto') return 'auto';
+  throw new CairnError('INVALID_ARGUMENT', `unknown FUSE binding ${JSON.stringify(want)}`, {
+    hint: 'set CAIRN_FUSE_BINDING to native or fuse-native (or leave it unset)',
+  });
+}
+
+/** fuse-native with a few libfuse options it does not expose. */
+class CairnFuse extends Fuse {
+  constructor(mnt: string, ops: FuseOps, opts: Record<string, unknown>, private readonly extra: string[]) {
+    super(mnt, ops, opts);
+  }
+  override _fuseOptions(): string {
+    const base = super._fuseOptions();
+    if (!this.extra.length) return base;
+    return base ? `${base},${this.extra.join(',')}` : `-o${this.extra.join(',')}`;
+  }
+}
+
+function fuseCall(f: (cb: (err: Error | null) => void) => void): Promise<void> {
+  return new Promise((resolve, reject) => f((err) => (err ? reject(err) : resolve())));
+}
+
+/** Explains a failed mount as a CairnError. */
+async function mountError(err: unknown, mountpoint: string, volume: string, binding: BindingName): Promise<CairnError> {
+  const msg = err instanceof Error ? err.message : String(err);
+  const ctx = { volume, path: mountpoint, binding };
+  if (/in use/i.test(msg)) {
+    const hint = 'unmount it first or choose another directory';
+    return new CairnError('ALREADY_EXISTS', `${mountpoint} is already a mount point`, { ...ctx, hint }, { cause: err });
+  }
+  if (/not a directory/i.test(msg)) {
+    const hint = 'mount on an (empty) directory';
+    return new CairnError('NOT_A_DIRECTORY', `${mountpoint} is not a directory`, { ...ctx, hint }, { cause: err });
+  }
+  const dev = await fsp.access('/dev/fuse').then(() => true, () => false);
+  const libs = binding === 'native' ? 'libfuse3 (Debian: libfuse3-3)' : 'fusermount (Debian: fuse) and libfuse2';
+  return new CairnError('UNAVAILABLE', `could not mount ${volume} at ${mountpoint}: ${msg}`, {
+    ...ctx,
+    hint: dev
+      ? `check that ${libs} are installed and that you may mount (root or SYS_ADMIN)`
+      : '/dev/fuse is missing: in a container run with --device /dev/fuse --cap-add SYS_ADMIN',
+  }, { cause: err });
+}
+
+async function mountFuseNative(ops: FuseOps, o: BindingOptions, note?: string): Promise<Binding> {
+  const extra = ['big_writes', 'max_readahead=4194304', ...readOnlyOptions(o.readOnly)];
+  if (o.nonEmpty) extra.push('nonempty');
+  const fuse = new CairnFuse(o.mountpoint, ops, {
+    fsname: fsnameFor(o.volumeName),
+    force: true,
+    mkdir: true,
+    autoCache: true,
+    timeout: { default: o.fuseTimeoutMs, write: Math.max(o.fuseTimeoutMs, CONTROL_WRITE_TIMEOUT_MS) },
+    // fuse-native drops falsy values, so pass the numbers as strings ("0" is kept).
+    attrTimeout: String(o.attrTimeoutSec ?? 0),
+    entryTimeout: String(o.entryTimeoutSec ?? 0),
+    allowOther: o.allowOther,
+  }, extra);
+  try {
+    await Promise.race([
+      fuseCall((cb) => fuse.mount(cb)),
+      new Promise((_r, reject) => {
+        setTimeout(() => reject(new Error('timed out waiting for the kernel')), 15_000).unref();
+      }),
+    ]);
+  } catch (err) {
+    await fuseCall((cb) => Fuse.unmount(o.mountpoint, cb)).catch(() => undefined);
+    throw await mountError(err, o.mountpoint, o.volumeName, 'fuse-native');
+  }
+  return {
+    name: 'fuse-native',
+    ...(note ? { note } : {}),
+    unmount: () => fuseCall((cb) => fuse.unmount(cb)),
+    tune: () => Promise.resolve(),
+  };
+}
+
+async function mountNative(ops: FuseOps, o: BindingOptions): Promise<Binding> {
+  const addon = loadNative();
+  if (!addon) {
+    throw new CairnError('UNAVAILABLE', `the native FUSE binding does not load: ${loadError()}`, {
+      volume: o.volumeName,
+      path: o.mountpoint,
+      hint: 'build it with `npm run build:native` (needs libfuse3-dev), or set CAIRN_FUSE_BINDING=fuse-native',
+    });
+  }
+  const options = [`fsname=${fsnameFor(o.volumeName)}`, ...readOnlyOptions(o.readOnly)];
+  if (o.allowOther) options.push('allow_other');
+  let m: LowLevelMount;
+  try {
+    await fsp.mkdir(o.mountpoint, { recursive: true }); // as fuse-native's `mkdir` option does
+    m = await mountLowLevel(addon, ops, {
+      mountpoint: o.mountpoint,
+      options,
+      attrTimeoutSec: o.attrTimeoutSec ?? NATIVE_CACHE_SEC,
+      entryTimeoutSec: o.entryTimeoutSec ?? NATIVE_CACHE_SEC,
+      uid: process.getuid?.() ?? 0,
+      gid: process.getgid?.() ?? 0,
+      handles: o.handles,
+      timeoutMs: o.fuseTimeoutMs,
+      controlWriteTimeoutMs: Math.max(o.fuseTimeoutMs, CONTROL_WRITE_TIMEOUT_MS),
+      // The control file at the mount root and its per-open aliases (control-fuse.ts: replies are
+      // made per request) are never cached and opened with direct_io.
+      uncached: isControlPath,
+      // CAIRN_FUSE_WRITEBACK=1: the kernel's writeback cache, for measuring only (it breaks the
+      // SIGKILL guarantee: docs/SEMANTICS.md).
+      native: {
+        maxReadahead: NATIVE_READAHEAD_KB * 1024,
+        ...(process.env.CAIRN_FUSE_WRITEBACK === '1' ? { writeback: 1 } : {}),
+      },
+      ...(o.onExit ? { onExit: o.onExit } : {}),
+      ...(o.onError ? { onError: o.onError } : {}),
+    });
+  } catch (err) {
+    throw await mountError(err, o.mountpoint, o.volumeName, 'native');
+  }
+  return {
+    name: 'native',
+    native: m,
+    unmount: () => m.unmount(),
+    // sysfs, not the mount: this never waits on the mount itself.
+    tune: (device) =>
+      fsp.writeFile(`/sys/class/bdi/${device}/read_ahead_kb`, `${NATIVE_READAHEAD_KB}\n`).catch(() => undefined),
+  };
+}
+
+/**
+ * Mounts `ops` with the chosen binding ('auto': native when the addon loads, else fuse-native).
+ *
+ * @example
+ *   const b = await mountBinding(chooseBinding(), createOps(session, { readOnly: false }), opts);
+ *   await b.unmount();
+ */
+export async function mountBinding(choice: BindingName | 'auto', ops: FuseOps, o: BindingOptions): Promise<Binding> {
+  if (choice === 'fuse-native') return mountFuseNative(ops, o);
+  if (choice === 'native') return mountNative(ops, o);
+  if (loadNative()) return mountNative(ops, o);
+  return mountFuseNative(ops, o, `native FUSE binding unavailable (${loadError()}); using fuse-native`);
+}

@@ -1,0 +1,93 @@
+/**
+ * The native binding's own parts: the inode table (unit), and through a native mount of the
+ * in-memory fixture what only the low-level API can do right — UTIME_NOW/UTIME_OMIT for atime
+ * and mtime separately, RENAME_NOREPLACE, a file replaced by rename while open keeps its bytes
+ * for its reader, and the binding named by status. Skipped when the addon is not built.
+ */
+import './../helpers/env.js';
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { controlRequest } from '../../src/fuse/control.js';
+import { InodeTable, loadNative } from '../../src/fuse/lowlevel.js';
+import { cleanupAll, MEM_DAEMON, q, sh, shOk, spawnDaemon, tmpDir } from '../helpers/mount.js';
+
+describe('InodeTable', () => {
+  it('keeps numbers per path, moves subtrees on rename, frees at lookup count 0', () => {
+    const t = new InodeTable();
+    const a = t.ensure('/a');
+    const ab = t.ensure('/a/b');
+    t.ref(a);
+    t.ref(ab, 2);
+    assert.equal(t.ensure('/a'), a);
+    t.rename('/a', '/z');
+    assert.equal(t.path(a), '/z');
+    assert.equal(t.path(ab), '/z/b');
+    assert.equal(t.peek('/a/b'), undefined);
+    // Rename over an existing name detaches what was there.
+    const y = t.ensure('/y');
+    t.ref(y);
+    t.rename('/z/b', '/y');
+    assert.equal(t.path(y), null);
+    assert.equal(t.peek('/y'), ab);
+    t.forget(ab, 1);
+    assert.equal(t.path(ab), '/y');
+    t.forget(ab, 1);
+    assert.equal(t.path(ab), null);
+    assert.equal(t.peek('/y'), undefined);
+    // The root is never forgotten; numbers are never reused.
+    t.forget(1, 10);
+    assert.equal(t.path(1), '/');
+    assert.ok(t.ensure('/new') > y);
+  });
+});
+
+describe('native binding through a mount', { skip: loadNative() ? false : 'native addon not built' }, () => {
+  after(() => cleanupAll());
+
+  it('honours UTIME_OMIT and UTIME_NOW for mtime, RENAME_NOREPLACE, and open files replaced by rename', async () => {
+    const base = await tmpDir();
+    const mnt = path.join(base, 'mnt');
+    const env = { CAIRN_FUSE_BINDING: 'native' };
+    const d = await spawnDaemon(MEM_DAEMON, { mountpoint: mnt, volume: 'llvol' }, { mountpoint: mnt }, env);
+    let reader: ReturnType<typeof spawn> | undefined;
+    try {
+      const st = (await controlRequest(mnt, 'status')) as { binding?: string };
+      assert.equal(st.binding, 'native');
+
+      // touch -a with a time leaves mtime alone (UTIME_OMIT); touch -m sets it; touch sets now.
+      await shOk(`cd ${q(mnt)} && printf x > t && touch -m -d @1600000000 t && touch -a -d @1700000000 t`);
+      assert.equal((await shOk(`stat -c %Y ${q(`${mnt}/t`)}`)).trim(), '1600000000');
+      await shOk(`touch ${q(`${mnt}/t`)}`);
+      assert.ok(Math.abs(Number((await shOk(`stat -c %Y ${q(`${mnt}/t`)}`)).trim()) - Date.now() / 1000) < 120);
+
+      // mv --no-clobber (renameat2 RENAME_NOREPLACE where coreutils uses it) never replaces.
+      await shOk(`cd ${q(mnt)} && printf A > a && printf B > b`);
+      await sh(`cd ${q(mnt)} && mv -n a b`);
+      assert.equal(await shOk(`cd ${q(mnt)} && cat b`), 'B');
+
+      // A reader of b keeps b's bytes after a rename replaces b.
+      const script = `exec 3<${q(`${mnt}/b`)}; echo open; read _; cat <&3`;
+      reader = spawn('bash', ['-c', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+      let out = '';
+      reader.stdout!.setEncoding('utf8');
+      await new Promise<void>((resolve) => reader!.stdout!.once('data', (c: string) => ((out += c), resolve())));
+      reader.stdout!.on('data', (c: string) => (out += c));
+      await shOk(`cd ${q(mnt)} && printf C > c && mv c b && cat b`);
+      const done = new Promise((resolve) => reader!.on('exit', resolve));
+      reader.stdin!.end('go\n');
+      await done;
+      assert.equal(out, 'open\nB');
+      assert.equal(await shOk(`cat ${q(`${mnt}/b`)}`), 'C');
+      // The hidden copy goes at the last close.
+      for (let i = 0; i < 50 && (await shOk(`ls -A ${q(mnt)}`)).includes('.fuse_hidden'); i++) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.equal((await shOk(`ls -A ${q(mnt)}`)).includes('.fuse_hidden'), false);
+    } finally {
+      reader?.kill('SIGKILL');
+      await d.stop();
+    }
+  });
+});
