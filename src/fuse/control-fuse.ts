@@ -88,9 +88,11 @@ export function withControlFile(inner: FuseOps, control: ControlFile, ids: { uid
     byAlias.set(p, fh);
     cb(0, fh);
   });
-  guard('read', (_p: string, fh: number, buf: Buffer, len: number, pos: number, cb: Cb) => {
+  // `buf` is null when the binding takes the bytes from the callback (native: no copy).
+  guard('read', (_p: string, fh: number, buf: Buffer | null, len: number, pos: number, cb: Cb) => {
     try {
       const data = control.read(fh, pos, len);
+      if (!buf) return cb(data.length, data);
       data.copy(buf);
       cb(data.length);
     } catch (err) {

@@ -95,7 +95,8 @@ describe('OCI hook: a session per container', { skip: missing }, () => {
     const held = await sh(b, `exec 4</data/a.txt; ${control('reload')}`);
     const busy = JSON.parse(held.stdout.trim());
     assert.equal(busy.error?.code, 'VOLUME_BUSY', held.stdout);
-    assert.deepEqual(busy.error.context.openFiles, [{ path: '/a.txt' }]);
+    // (the native binding also names the opener's pid)
+    assert.deepEqual(busy.error.context.openFiles.map((o: { path: string }) => o.path), ['/a.txt']);
 
     // A container that stops without committing still publishes (poststop: final commit).
     assert.equal((await sh(a, 'echo late > /data/late.txt')).code, 0);

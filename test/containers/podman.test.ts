@@ -85,7 +85,8 @@ describe('podman containers on host mounts', { skip: missing }, () => {
     const [busy, status] = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
     assert.equal(busy.ok, false);
     assert.equal(busy.error.code, 'VOLUME_BUSY');
-    assert.deepEqual(busy.error.context.openFiles, [{ path: '/held.txt' }]);
+    // (the native binding also names the opener's pid)
+    assert.deepEqual(busy.error.context.openFiles.map((o: { path: string }) => o.path), ['/held.txt']);
     assert.equal(status.ok, true);
     assert.deepEqual(status.result.openFiles, [], 'the control file is not an open file');
   });
