@@ -6,8 +6,11 @@
  * shows with what B shows. Runs over the real session (file store: reload names the changed
  * paths) and the in-memory session (reload does not: everything known is re-checked).
  *
- * Under fuse-native (no invalidation, zero timeouts) the same-size same-mtime rewrite can stay
- * stale in the page cache: that one comparison is made for the native binding only.
+ * Under fuse-native (no invalidation, zero timeouts, pages kept by auto_cache while size and mtime
+ * stay) a file another writer changed without changing its size and mtime is reported 1 ms newer
+ * (src/fuse/freshness.ts) so that its stale pages are dropped: A then shows B's view with those
+ * mtimes up to a few ms ahead; a file written through A itself and rewritten by B at the same
+ * size and mtime can still be served from A's pages there (compared on native only).
  */
 import './../helpers/env.js';
 import { after, describe, it } from 'node:test';
@@ -24,6 +27,26 @@ async function view(dir: string): Promise<string> {
     `cd ${q(dir)} && find . -mindepth 1 -printf '%p %y %s %m %T@ %l\\n' | sort && ` +
       `find . -type f -print0 | sort -z | xargs -0 -r md5sum`,
   );
+}
+
+/**
+ * `a` with each mtime (`%T@`) that is at most 2 ms ahead of the same path's in `b` set to b's: what
+ * fuse-native's freshness bump (1 ms per reload) may add, nothing more.
+ */
+function withoutFreshnessBump(a: string, b: string): string {
+  const mtimes = new Map<string, number>();
+  for (const l of b.split('\n')) {
+    const f = l.split(' ');
+    if (f.length >= 5) mtimes.set(f[0]!, Number(f[4]));
+  }
+  return a.split('\n').map((l) => {
+    const f = l.split(' ');
+    const want = f.length >= 5 ? mtimes.get(f[0]!) : undefined;
+    if (want === undefined || f[4] === undefined) return l;
+    const ahead = Number(f[4]) - want;
+    if (ahead > 0 && ahead <= 0.002) f[4] = b.split('\n').find((x) => x.startsWith(`${f[0]} `))!.split(' ')[4]!;
+    return f.join(' ');
+  }).join('\n');
 }
 
 /** Until `fn` stops failing with VOLUME_BUSY (a release reaches the daemon asynchronously). */
@@ -80,9 +103,11 @@ function staleSuite(name: string, start: StartDaemon): void {
         if (binding === 'native') {
           assert.equal(aView, bView);
         } else {
-          // fuse-native: only the same-size same-mtime rewrite may be served from stale pages.
+          // fuse-native: the freshness bump (≤ 2 ms ahead, on files changed at the same size and
+          // mtime), and a file written through A and rewritten by B at the same size and mtime may
+          // still be served from A's pages (a known limit of the fallback: docs/SEMANTICS.md).
           const drop = (v: string): string => v.split('\n').filter((l) => !l.endsWith('./same')).join('\n');
-          assert.equal(drop(aView), drop(bView));
+          assert.equal(drop(withoutFreshnessBump(aView, bView)), drop(bView));
         }
         const seen = await shOk(`cd ${q(A)} && cat grow new dir2/sub/new && readlink link && ls -d retype/`);
         assert.equal(seen, '0123456789abcdeffreshdeepergrow\nretype/\n');
