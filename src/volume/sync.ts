@@ -350,12 +350,16 @@ export class Syncer {
 
   // ---- reload --------------------------------------------------------------------------------
 
-  /** Applies every record after the view's seq (pending ops must have been committed first). */
+  /**
+   * Applies every record after the view's seq. Pending ops stay on top (their entries are
+   * re-applied after each record): Session.reload commits first, but a write may land while
+   * the log is read, and the view must keep it for the next commit.
+   */
   reload(): Promise<{ from: number; seq: number; paths: string[]; changed: string[] }> {
     return this.serial(async () => {
       const from = this.seq;
       const records = await this.log.recordsAfter(from);
-      this.applyRecords(records, this.journal.pending().at(-1)?.id ?? 0);
+      this.applyRecords(records);
       this.foreignSince.clear();
       await this.afterChange();
       // `changed`: every path the applied records touched (what a kernel cache must drop);

@@ -1,7 +1,8 @@
 /**
  * Faults inside a commit, injected by a store wrapper around a real file store: a batch upload
  * whose Nth pack PUT fails lands nothing (all-or-nothing), and a write made while a commit is
- * uploading is not dropped: it is published by the next commit. (Kills at each commit step:
+ * uploading is not dropped: it is published by the next commit, nor one made while a reload
+ * reads the log (after its commit). (Kills at each commit step:
  * ./crashpoints.test.ts.)
  */
 import '../helpers/env.js';
@@ -20,6 +21,7 @@ import { VolumeLog } from '../../src/volume/log.js';
 /** A real store whose puts first go through `beforePut` (which may throw or wait). */
 class HookedStore implements ObjectStore {
   beforePut: (key: string) => void | Promise<void> = () => undefined;
+  beforeList: (prefix: string) => void | Promise<void> = () => undefined;
   constructor(readonly inner: ObjectStore) {}
   get url() {
     return this.inner.url;
@@ -37,7 +39,8 @@ class HookedStore implements ObjectStore {
   head(key: string) {
     return this.inner.head(key);
   }
-  list(prefix: string, options?: ListOptions) {
+  async list(prefix: string, options?: ListOptions) {
+    await this.beforeList(prefix);
     return this.inner.list(prefix, options);
   }
   delete(key: string) {
@@ -136,6 +139,34 @@ describe('faults inside a commit', () => {
     assert.ok((await readAll(vol, '/a.bin')).equals(v2), 'the later write of a.bin won');
     assert.ok((await readAll(vol, '/b.bin')).equals(v1));
     assert.deepEqual((await vol.listdir('/')).map((e) => e.path).sort(), ['a.bin', 'b.bin', 'd']);
+    await vol.close();
+  });
+
+  it('a write made while a reload reads the log stays in the view and is published by the next commit', async () => {
+    const store = await hookedStore();
+    const vol = await Volume.fromName('reloadwin', { store, createIfMissing: true });
+    await vol.batchUpload({}, (b) => b.putFile(Buffer.from('v0'), '/p.txt'));
+    const mine = await vol.session();
+    const other = await vol.session();
+    await other.write('/p.txt', 0, Buffer.from('OTHER'));
+    await other.commit();
+    // Our reload has nothing to commit; while it lists the log, a write to /p.txt lands.
+    let fired = false;
+    store.beforeList = async (prefix) => {
+      if (fired || !prefix.endsWith('/log/')) return;
+      fired = true;
+      await mine.write('/p.txt', 0, Buffer.from('MINE!'));
+    };
+    await mine.reload();
+    store.beforeList = () => undefined;
+    assert.ok(fired, 'the write was injected during the reload');
+    assert.equal((await mine.read('/p.txt', 0, 100)).toString(), 'MINE!', 'the view keeps the write');
+    const r = await mine.commit();
+    assert.deepEqual(r.paths, ['p.txt']);
+    assert.deepEqual(r.overwrote, []);
+    await mine.close();
+    await other.close();
+    assert.equal((await readAll(vol, '/p.txt')).toString(), 'MINE!', 'the later write won');
     await vol.close();
   });
 });
