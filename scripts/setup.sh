@@ -4,16 +4,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need=()
-for pkg in libfuse2 fuse libfuse3-dev pkg-config; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
-done
-if [ ${#need[@]} -gt 0 ]; then
+# Installs the Debian packages named that are missing (apt-get update first), with sudo unless root.
+apt_need() {
+  local pkg need=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
+  done
+  [ ${#need[@]} -gt 0 ] || return 0
   echo "setup: installing Debian packages: ${need[*]}"
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  local SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+}
+
+apt_need libfuse2 fuse libfuse3-dev pkg-config
 
 # Ceph RGW for the S3 suites (scripts/ceph.sh install: ~30 s once; skipped with CAIRN_CEPH=0).
 [ "${CAIRN_CEPH:-1}" = 0 ] || bash scripts/ceph.sh install
@@ -22,16 +26,7 @@ fi
 # root filesystem of test containers (no image registry needed). Never the `fuse3` package (it
 # removes `fuse`, whose fusermount the mounts use); --no-install-recommends keeps fuse-overlayfs
 # (which pulls fuse3) out.
-need_ct=()
-for pkg in podman runc busybox-static; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_ct+=("$pkg")
-done
-if [ ${#need_ct[@]} -gt 0 ]; then
-  echo "setup: installing Debian packages for containers: ${need_ct[*]}"
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_ct[@]}" >/dev/null
-fi
+apt_need podman runc busybox-static
 
 # npm ci only when the lockfile changed since the last install (better-sqlite3 builds from source).
 stamp=node_modules/.cairn-lock-stamp

@@ -7,20 +7,17 @@
 import '../helpers/env.js';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { DIST, forceUnmount, q, shOk, tmpDir } from '../helpers/mount.js';
+import { cairn as runCli } from '../cli/harness.js';
 
-const CLI = path.join(DIST, 'src', 'cli', 'main.js');
 let store = '';
 
-function cairn(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, '--store', store, ...args], { timeout: 120_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof (err as any).code === 'number' ? (err as any).code : 1) : 0, stdout, stderr });
-    });
-  });
+/** The built CLI against this file's store (test/cli/harness.ts runs it). */
+async function cairn(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const r = await runCli(['--store', store, ...args]);
+  return { code: r.code, stdout: r.out, stderr: r.err };
 }
 
 async function ok(...args: string[]): Promise<string> {

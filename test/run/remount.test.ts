@@ -6,21 +6,17 @@
 import '../helpers/env.js';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { CLI, cairn as runCli } from '../cli/harness.js';
 
-const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'main.js');
 let store = '';
 
-function cairn(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, '--store', store, ...args], { timeout: 120_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof (err as any).code === 'number' ? (err as any).code : 1) : 0, stdout, stderr });
-    });
-  });
+/** The built CLI against this file's store (test/cli/harness.ts runs it). */
+async function cairn(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const r = await runCli(['--store', store, ...args]);
+  return { code: r.code, stdout: r.out, stderr: r.err };
 }
 
 async function ok(...args: string[]): Promise<string> {
