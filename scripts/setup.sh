@@ -26,7 +26,7 @@ apt_need libfuse2 fuse libfuse3-dev pkg-config
 # root filesystem of test containers (no image registry needed). Never the `fuse3` package (it
 # removes `fuse`, whose fusermount the mounts use); --no-install-recommends keeps fuse-overlayfs
 # (which pulls fuse3) out.
-apt_need podman runc busybox-static
+[ "${CAIRN_CONTAINERS:-1}" = 0 ] || apt_need podman runc busybox-static  # CAIRN_CONTAINERS=0 skips
 
 # npm ci only when the lockfile changed since the last install (better-sqlite3 builds from source).
 stamp=node_modules/.cairn-lock-stamp
