@@ -19,6 +19,7 @@ import {
   keys,
   seqOfKey,
 } from './records.js';
+import { prunedError, readFloor } from './retention.js';
 
 export class VolumeLog {
   constructor(
@@ -43,6 +44,11 @@ export class VolumeLog {
    */
   async recordsAfter(seq: number, upTo = Infinity): Promise<CommitRecord[]> {
     const seqs = await this.seqsAfter(seq, upTo);
+    if (seqs.length && seqs[0] !== seq + 1) {
+      // A view older than the pruned floor cannot catch up record by record.
+      const floor = await readFloor(this.store, this.volumeId);
+      if (seq < floor) throw prunedError(this.volumeId, seq, floor);
+    }
     this.checkContiguous(seqs, seq + 1);
     return Promise.all(seqs.map((s) => this.read(s)));
   }

@@ -1,0 +1,109 @@
+/**
+ * History retention: which snapshots of a volume stay readable (docs/ARCHITECTURE.md, "History
+ * retention and garbage collection").
+ *
+ * Invariants: the retained snapshots are always a suffix `[floor, head]` of the log: the newest
+ * `keepLast`, and every one committed (by the store's clock: the record's LastModified) within
+ * `keepDays`, and everything after the oldest of those; the floor written to `volumes/<id>/pruned`
+ * only rises, and it is written before GC deletes anything below it, so a reader of a pruned seq
+ * always gets PRUNED, never a damaged snapshot.
+ */
+import { CairnError, isCairnError } from '../errors.js';
+import type { ObjectInfo, ObjectStore } from '../store/types.js';
+import { checkInteger } from '../util/limits.js';
+import {
+  MAX_KEEP_DAYS,
+  type RetentionPolicy,
+  decodePruned,
+  decodeRetention,
+  encodeRetention,
+  keys,
+  seqOfKey,
+} from './records.js';
+
+export type { RetentionPolicy } from './records.js';
+
+/** Without a policy on the store: time travel over the last week, and at least 100 snapshots. */
+export const DEFAULT_RETENTION: Readonly<RetentionPolicy> = Object.freeze({ keepLast: 100, keepDays: 7 });
+
+const DAY_MS = 86_400_000;
+
+/** Checks a (partial) policy given by a caller: INVALID_ARGUMENT, nothing written, when bad. */
+export function checkRetention(p: Partial<RetentionPolicy>): void {
+  if (p.keepLast !== undefined) checkInteger(p.keepLast, 'keepLast', { min: 1 });
+  if (p.keepDays !== undefined) {
+    if (typeof p.keepDays !== 'number' || !Number.isFinite(p.keepDays) || p.keepDays < 0 || p.keepDays > MAX_KEEP_DAYS) {
+      throw new CairnError('INVALID_ARGUMENT', `keepDays ${JSON.stringify(p.keepDays)} is not a number of days in [0, ${MAX_KEEP_DAYS}]`, {
+        hint: 'e.g. 7 (a week); 0 keeps only the newest keepLast snapshots',
+      });
+    }
+  }
+}
+
+/** The volume's policy (DEFAULT_RETENTION when none was set). */
+export async function readRetention(store: ObjectStore, id: string): Promise<RetentionPolicy> {
+  const key = keys.retention(id);
+  try {
+    return decodeRetention(await store.get(key), key, id);
+  } catch (err) {
+    if (isCairnError(err, 'NOT_FOUND')) return { ...DEFAULT_RETENTION };
+    throw err;
+  }
+}
+
+/** Replaces the volume's policy; fields not given keep their current value. Returns the new policy. */
+export async function writeRetention(store: ObjectStore, id: string, p: Partial<RetentionPolicy>): Promise<RetentionPolicy> {
+  checkRetention(p);
+  const next = { ...(await readRetention(store, id)), ...definedOnly(p) };
+  await store.put(keys.retention(id), encodeRetention(next));
+  return next;
+}
+
+function definedOnly(p: Partial<RetentionPolicy>): Partial<RetentionPolicy> {
+  const out: Partial<RetentionPolicy> = {};
+  if (p.keepLast !== undefined) out.keepLast = p.keepLast;
+  if (p.keepDays !== undefined) out.keepDays = p.keepDays;
+  return out;
+}
+
+/** The pruned floor: snapshots below it are gone (0: nothing was ever pruned). */
+export async function readFloor(store: ObjectStore, id: string): Promise<number> {
+  const key = keys.pruned(id);
+  try {
+    return decodePruned(await store.get(key), key, id).seq;
+  } catch (err) {
+    if (isCairnError(err, 'NOT_FOUND')) return 0;
+    throw err;
+  }
+}
+
+/**
+ * The oldest retained seq given the log's objects as listed (`log`, in order), the policy and
+ * the store's time `now`: the smallest seq that is among the newest `keepLast` or was written
+ * within `keepDays`; every seq after it is retained too. 0 for an empty log.
+ */
+export function retainedFrom(log: readonly ObjectInfo[], policy: RetentionPolicy, now: number): number {
+  if (log.length === 0) return 0;
+  const head = seqOfKey(log[log.length - 1]!.key);
+  let from = Math.max(1, head - policy.keepLast + 1);
+  const cutoff = now - policy.keepDays * DAY_MS;
+  for (const o of log) {
+    const s = seqOfKey(o.key);
+    if (s >= from) break;
+    if (policy.keepDays > 0 && (o.lastModified ?? now) >= cutoff) {
+      from = s;
+      break;
+    }
+  }
+  return from;
+}
+
+/** PRUNED for a snapshot below the volume's floor. */
+export function prunedError(volume: string, seq: number, floor: number): CairnError {
+  return new CairnError('PRUNED', `snapshot ${seq} of volume ${volume} was pruned by its retention policy (the oldest kept is ${floor})`, {
+    volume,
+    seq,
+    floor,
+    hint: `open a snapshot at or after seq ${floor} (see vol.history()); \`cairn volume retention\` sets what is kept`,
+  });
+}
