@@ -9,7 +9,8 @@
  *    unreferenced, then that condemnation;
  *  - condemn (one new `gc/<time>-<rand>` object) the unreferenced packs older than the grace that
  *    no condemnation lists yet;
- *  - delete the records at or below the floor and the checkpoints below it.
+ *  - delete the records and checkpoints below the floor (the record at the floor stays: the log
+ *    head is found by listing the log, so it must never be emptied).
  * Writers never publish a record referencing a condemned or missing pack (`CommitGuard`, used by
  * sync.ts right before every append), so a pack is deleted only when no record can still name it.
  *
@@ -267,11 +268,12 @@ export async function gcVolume(
     }
   }
 
-  // 5. Prune: records at or below the floor (oldest first, so the log stays a suffix), then the
-  // checkpoints below it. Only once the checkpoint at the floor exists.
+  // 5. Prune: records below the floor (oldest first, so the log stays a suffix; the one at the
+  // floor stays, so the log never empties and its head is never lost), then the checkpoints
+  // below it. Only once the checkpoint at the floor exists.
   progress('prune');
   if (from > 0 && hasCp(from)) {
-    const oldRecords = logs.filter((o) => seqOfKey(o.key) <= from);
+    const oldRecords = logs.filter((o) => seqOfKey(o.key) < from);
     const oldCps = cps.filter((o) => seqOfKey(o.key) < from);
     for (const o of oldRecords) report.records.deletedBytes += o.size;
     for (const o of oldCps) report.checkpoints.deletedBytes += o.size;
@@ -284,7 +286,7 @@ export async function gcVolume(
       await Promise.all(oldCps.map((o) => limit(() => store.delete(o.key))));
     }
   } else if (from > 0 && dryRun && prunable) {
-    report.records.deleted = logs.filter((o) => seqOfKey(o.key) <= from).length;
+    report.records.deleted = logs.filter((o) => seqOfKey(o.key) < from).length;
     report.checkpoints.deleted = cps.filter((o) => seqOfKey(o.key) < from).length;
   }
   report.elapsedMs = Date.now() - started;

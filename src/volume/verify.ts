@@ -204,7 +204,7 @@ export async function verifyVolume(
     if (o.key === metaKey || o.key === keys.retention(id) || o.key === keys.pruned(id)) continue;
     if (more === undefined && dir === 'gc' && CONDEMNED_NAME_RE.test(name ?? '')) continue;
     const s = seqOfKey(o.key);
-    if (more === undefined && ((dir === 'log' && s <= floor) || (dir === 'checkpoint' && s < floor))) {
+    if (more === undefined && ((dir === 'log' && s < floor) || (dir === 'checkpoint' && s < floor))) {
       report.orphans.push({ kind: 'pruned', key: o.key, size: o.size });
       continue;
     }
