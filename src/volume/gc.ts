@@ -37,7 +37,6 @@ import {
   decodeCondemnation,
   decodeMeta,
   encodeCondemnation,
-  encodePruned,
   keys,
   seqOfKey,
 } from './records.js';
@@ -45,7 +44,7 @@ import { VolumeLog } from './log.js';
 import { Syncer, entryData } from './sync.js';
 import { putEntries } from './gcguard.js';
 import { Staging } from './staging.js';
-import { type RetentionPolicy, checkRetention, readFloor, readRetention, retainedFrom } from './retention.js';
+import { type RetentionPolicy, checkRetention, raiseFloor, readFloor, readRetention, retainedFrom } from './retention.js';
 import { type PackRefs, addRefs } from './verify.js';
 import { DEFAULT_GRACE_MS, MIN_GRACE_MS } from './gcguard.js';
 
@@ -153,6 +152,22 @@ export async function gcVolume(
   volume: { id: string; name: string },
   options: GcOptions = {},
 ): Promise<GcReport> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await gcVolumeOnce(store, volume, options);
+    } catch (err) {
+      // Another GC pruned past the snapshot this one started marking from: start again (nothing
+      // was deleted yet: deletions come after the mark).
+      if (!isCairnError(err, 'PRUNED') || attempt >= 3) throw err;
+    }
+  }
+}
+
+async function gcVolumeOnce(
+  store: ObjectStore,
+  volume: { id: string; name: string },
+  options: GcOptions,
+): Promise<GcReport> {
   const started = Date.now();
   const graceMs = checkGrace(options.graceMs);
   checkRetention({ keepLast: options.keepLast, keepDays: options.keepDays });
@@ -177,7 +192,7 @@ export async function gcVolume(
   const floor0 = await readFloor(store, id);
   const head = logs.length ? seqOfKey(logs[logs.length - 1]!.key) : 0;
   const from = head === 0 ? floor0 : Math.max(retainedFrom(logs, policy, now), floor0);
-  if (!dryRun && from > floor0) await store.put(keys.pruned(id), encodePruned({ seq: from, time: now }));
+  if (!dryRun && from > floor0) await raiseFloor(store, id, from, now);
   let cps = await store.list(keys.checkpointPrefix(id));
   const report: GcReport = {
     volume: volume.name,

@@ -82,7 +82,8 @@ export const keys = {
   checkpoint: (id: string, seq: number) => `volumes/${id}/checkpoint/${padSeq(seq)}`,
   packPrefix: (id: string) => `volumes/${id}/packs/`,
   retention: (id: string) => `volumes/${id}/retention`,
-  pruned: (id: string) => `volumes/${id}/pruned`,
+  prunedPrefix: (id: string) => `volumes/${id}/pruned/`,
+  pruned: (id: string, seq: number) => `volumes/${id}/pruned/${padSeq(seq)}`,
   condemnedPrefix: (id: string) => `volumes/${id}/gc/`,
 };
 
@@ -498,7 +499,11 @@ export interface RetentionPolicy {
   keepDays: number;
 }
 
-/** `volumes/<id>/pruned`: snapshots below `seq` were pruned by retention (the floor only rises). */
+/**
+ * `volumes/<id>/pruned/<seq>`: snapshots below `seq` were pruned by retention. The floor is the
+ * greatest such key (so concurrent GCs can only raise it: each creates its own key, then removes
+ * the lower ones).
+ */
 export interface PrunedFloor {
   seq: number;
   /** When GC wrote it (store clock, ms). */
@@ -551,7 +556,9 @@ export function encodePruned(p: PrunedFloor): Buffer {
 export function decodePruned(body: Buffer, key: string, volume: string): PrunedFloor {
   return decoding('pruned floor', key, volume, () => {
     const raw = openJson(body, key, volume, 'pruned floor', ['seq', 'time']);
-    return { seq: int(raw.seq, 'seq'), time: num(raw.time, 'time', 0, MAX_MTIME_MS) };
+    const seq = int(raw.seq, 'seq');
+    if (seq !== seqOfKey(key)) damaged(`it says seq ${seq}, its key says ${seqOfKey(key)}`);
+    return { seq, time: num(raw.time, 'time', 0, MAX_MTIME_MS) };
   });
 }
 

@@ -4,7 +4,7 @@
  *
  * Invariants: the retained snapshots are always a suffix `[floor, head]` of the log: the newest
  * `keepLast`, and every one committed (by the store's clock: the record's LastModified) within
- * `keepDays`, and everything after the oldest of those; the floor written to `volumes/<id>/pruned`
+ * `keepDays`, and everything after the oldest of those; the floor written to `volumes/<id>/pruned/`
  * only rises, and it is written before GC deletes anything below it, so a reader of a pruned seq
  * always gets PRUNED, never a damaged snapshot.
  */
@@ -14,8 +14,8 @@ import { checkInteger } from '../util/limits.js';
 import {
   MAX_KEEP_DAYS,
   type RetentionPolicy,
-  decodePruned,
   decodeRetention,
+  encodePruned,
   encodeRetention,
   keys,
   seqOfKey,
@@ -66,15 +66,31 @@ function definedOnly(p: Partial<RetentionPolicy>): Partial<RetentionPolicy> {
   return out;
 }
 
-/** The pruned floor: snapshots below it are gone (0: nothing was ever pruned). */
+/** The pruned floor: snapshots below it are gone (0: nothing was ever pruned). One LIST. */
 export async function readFloor(store: ObjectStore, id: string): Promise<number> {
-  const key = keys.pruned(id);
-  try {
-    return decodePruned(await store.get(key), key, id).seq;
-  } catch (err) {
-    if (isCairnError(err, 'NOT_FOUND')) return 0;
-    throw err;
+  let floor = 0;
+  for (const o of await store.list(keys.prunedPrefix(id))) {
+    const s = seqOfKey(o.key);
+    if (Number.isSafeInteger(s) && s > floor) floor = s;
   }
+  return floor;
+}
+
+/**
+ * Raises the floor to `seq` (a no-op when it is there already): creates `pruned/<seq>`, then
+ * removes the lower floor keys. Returns the floor afterwards (another GC may have raised it more).
+ */
+export async function raiseFloor(store: ObjectStore, id: string, seq: number, now: number): Promise<number> {
+  try {
+    await store.put(keys.pruned(id, seq), encodePruned({ seq, time: now }), { ifAbsent: true });
+  } catch (err) {
+    if (!isCairnError(err, 'ALREADY_EXISTS')) throw err;
+  }
+  let floor = seq;
+  const found = await store.list(keys.prunedPrefix(id));
+  for (const o of found) floor = Math.max(floor, seqOfKey(o.key) || 0);
+  for (const o of found) if (seqOfKey(o.key) < floor) await store.delete(o.key);
+  return floor;
 }
 
 /**

@@ -137,13 +137,25 @@ export class Syncer {
       const floor = await readFloor(this.log.store, this.log.volumeId);
       if (upTo < floor) throw prunedError(this.volumeName ?? this.log.volumeId, upTo, floor);
     }
-    const cp = await this.log.latestCheckpoint(upTo);
+    let cp: number | undefined;
+    let state: [string, EntryData][] | undefined;
+    let records: CommitRecord[];
+    for (let attempt = 1; ; attempt++) {
+      try {
+        cp = await this.log.latestCheckpoint(upTo);
+        state = cp !== undefined ? (await this.log.readCheckpoint(cp)).entries : undefined;
+        records = await this.log.recordsAfter(cp ?? 0, upTo);
+        break;
+      } catch (err) {
+        // A GC pruned past the checkpoint picked (it wrote a newer one first): pick again.
+        const raced = isCairnError(err, 'PRUNED') || isCairnError(err, 'CORRUPT') || isCairnError(err, 'NOT_FOUND');
+        if (!raced || attempt >= 5 || (await readFloor(this.log.store, this.log.volumeId)) <= (cp ?? 0)) throw err;
+      }
+    }
     if (cp !== undefined) {
-      const { entries } = await this.log.readCheckpoint(cp);
-      this.journal.loadState(cp, entries);
+      this.journal.loadState(cp, state!);
       this.journal.setMeta('checkpoint', String(cp));
     }
-    const records = await this.log.recordsAfter(cp ?? 0, upTo);
     if (upTo !== Infinity && upTo > 0 && (records.length ? records[records.length - 1]!.seq : (cp ?? 0)) !== upTo) {
       throw new CairnError('NOT_FOUND', `snapshot ${upTo} does not exist`, { hint: 'see vol.history() for the seqs there are' });
     }

@@ -201,7 +201,8 @@ export async function verifyVolume(
   for (const o of await store.list(keys.volume(id))) {
     const rest = o.key.slice(keys.volume(id).length);
     const [dir, name, more] = rest.split('/');
-    if (o.key === metaKey || o.key === keys.retention(id) || o.key === keys.pruned(id)) continue;
+    if (o.key === metaKey || o.key === keys.retention(id)) continue;
+    if (more === undefined && dir === 'pruned' && Number.isSafeInteger(seqOfKey(o.key))) continue;
     if (more === undefined && dir === 'gc' && CONDEMNED_NAME_RE.test(name ?? '')) continue;
     const s = seqOfKey(o.key);
     if (more === undefined && ((dir === 'log' && s < floor) || (dir === 'checkpoint' && s < floor))) {
