@@ -9,7 +9,7 @@
  * every write. `commit()`/`reload()` reach the FUSE daemon when the volume is mounted here.
  */
 import type { Writable } from 'node:stream';
-import { CairnError } from '../errors.js';
+import { CairnError, isCairnError } from '../errors.js';
 import { openStore } from '../store/open.js';
 import type { ObjectStore } from '../store/types.js';
 import { ChunkStore } from '../chunks/index.js';
@@ -172,10 +172,17 @@ export class Volume implements AsyncDisposable {
       if (write && this.isReadOnly) {
         throw new CairnError('READ_ONLY', `volume ${this.name} was opened read-only`, { volume: this.name, hint: 'use a handle without readOnly()' });
       }
+      if (this.own) {
+        try {
+          await this.own.reload();
+        } catch (err) {
+          // The view fell below the retention floor (gc pruned it): start from the newest snapshot.
+          if (!isCairnError(err, 'PRUNED')) throw err;
+          await this.discardSession();
+        }
+      }
       if (!this.own) {
         this.own = await Session.open({ store: this.store, volume: this.meta, dir: await privateSessionDir(this.meta.id), ephemeral: true, chunks: this.chunks });
-      } else {
-        await this.own.reload();
       }
       try {
         const out = await fn(this.own);

@@ -131,6 +131,43 @@ forEachBackend((b) =>
       await vol.close();
     });
 
+    it('a commit carrying over an entry whose pack is condemned copies its chunks to a new pack', async () => {
+      const vol = await Volume.fromName('carry', { store, createIfMissing: true });
+      const w = await vol.session();
+      const old = crypto.randomBytes(300_000);
+      await putFile(w, 'f.bin', old);
+      const a = await vol.session(); // its view holds f.bin = old
+      await putFile(w, 'f.bin', crypto.randomBytes(300_000));
+      await w.close();
+      const t0 = await storeNow(store);
+      await storeClockPast(store, t0, AGED);
+      assert.equal((await vol.gc({ keepLast: 1, graceMs: GRACE })).packs.condemned, 1);
+      // A chmod publishes f.bin's whole entry, refs into the condemned pack included.
+      await a.chmod('f.bin', 0o600);
+      const seq = (await a.commit()).seq;
+      await a.close();
+      const t1 = await storeNow(store);
+      await storeClockPast(store, t1, AGED);
+      assert.equal((await vol.gc({ keepLast: 1, graceMs: GRACE })).packs.deleted, 1);
+      assert.deepEqual(await readAt(vol, seq, 'f.bin'), old, 'last writer wins: the chmod put the old content back');
+      assert.deepEqual((await vol.verify({ data: true })).problems, []);
+      await vol.close();
+    });
+
+    it('a handle whose view was pruned reopens its session; history starts at the floor', async () => {
+      const vol = await Volume.fromName('handle', { store, createIfMissing: true });
+      const other = await Volume.fromName('handle', { store });
+      assert.deepEqual(await other.listdir('/'), []); // its private session is at seq 0
+      const s = await vol.session();
+      for (let i = 0; i < 4; i++) await putFile(s, `f${i}`, Buffer.from(`v${i}`));
+      await s.close();
+      await vol.gc({ keepLast: 2, graceMs: GRACE });
+      assert.deepEqual((await other.listdir('/')).map((e) => e.path).sort(), ['f0', 'f1', 'f2', 'f3']);
+      assert.deepEqual((await vol.history()).map((h) => h.seq), [3, 4]);
+      await other.close();
+      await vol.close();
+    });
+
     it('dry runs change nothing; retention is stored, validated and used by gc', async () => {
       const vol = await Volume.fromName('dry', { store, createIfMissing: true });
       assert.deepEqual(await vol.retention(), { keepLast: 100, keepDays: 7 });
