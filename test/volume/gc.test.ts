@@ -228,3 +228,30 @@ forEachBackend((b) =>
     });
   }),
 );
+
+describe('retention and gc objects', () => {
+  it('round-trip, and every damage or unknown field is CORRUPT, a newer version UNSUPPORTED', async () => {
+    const r = await import('../../src/volume/records.js');
+    const key = 'volumes/vo-x/gc/000001796031459-0123456789abcdef';
+    const c = { time: 1796031459000, graceMs: 2000, packs: ['0123456789abcdef0123456789abcdef'] };
+    assert.deepEqual(r.decodeCondemnation(r.encodeCondemnation(c), key, 'v'), c);
+    const p = { keepLast: 3, keepDays: 0.5 };
+    assert.deepEqual(r.decodeRetention(r.encodeRetention(p), 'volumes/vo-x/retention', 'v'), p);
+    const f = { seq: 57, time: 1 };
+    assert.deepEqual(r.decodePruned(r.encodePruned(f), r.keys.pruned('vo-x', 57), 'v'), f);
+    const corrupt = (fn: () => unknown) => assert.throws(fn, (e) => isCairnError(e, 'CORRUPT'));
+    corrupt(() => r.decodePruned(r.encodePruned(f), r.keys.pruned('vo-x', 58), 'v'));
+    const flipped = r.encodeCondemnation(c);
+    flipped[20] ^= 1;
+    corrupt(() => r.decodeCondemnation(flipped, key, 'v'));
+    corrupt(() => r.decodeCondemnation(Buffer.from(JSON.stringify({ version: 2, ...c })), key, 'v'));
+    corrupt(() => r.decodeCondemnation(r.encodeCondemnation({ ...c, packs: ['nope'] }), key, 'v'));
+    corrupt(() => r.decodeRetention(r.encodeRetention({ keepLast: 0, keepDays: 1 }), 'volumes/vo-x/retention', 'v'));
+    const extra = Buffer.from(`${JSON.stringify({ version: 2, ...p, more: 1 })}\n`);
+    const { hashChunk } = await import('../../src/chunks/hash.js');
+    const sealed = (b: Buffer) => Buffer.concat([b, Buffer.from(`{"blake3":"${hashChunk(b)}"}`)]);
+    corrupt(() => r.decodeRetention(sealed(extra), 'volumes/vo-x/retention', 'v'));
+    const newer = sealed(Buffer.from(`${JSON.stringify({ version: 3, ...p })}\n`));
+    assert.throws(() => r.decodeRetention(newer, 'volumes/vo-x/retention', 'v'), (e) => isCairnError(e, 'UNSUPPORTED'));
+  });
+});
