@@ -79,12 +79,19 @@ export function registerVolumeCommands(program: Command, g: Globals): void {
     .command('list')
     .description('list volumes, newest first')
     .option('--json', 'machine-readable output')
-    .addHelpText('after', '\nExamples:\n  cairn volume list\n  cairn volume list --json')
-    .action(async (o: { json?: boolean }) => {
-      const vols = await Volume.objects.list({ store: g().store });
-      if (o.json) return printJson(vols.map((v) => ({ name: v.name, id: v.id, createdAt: v.createdAt.toISOString(), createdBy: v.createdBy })));
-      if (!process.stdout.isTTY) return void process.stdout.write(vols.map((v) => `${v.name}\n`).join(''));
-      process.stdout.write(table(vols.map((v) => [v.name, formatTime(v.createdAt.getTime()), v.createdBy]), ['NAME', 'CREATED', 'BY']));
+    .option('--sizes', 'also the bytes each volume stores (one LIST of its objects each)')
+    .addHelpText('after', '\nExamples:\n  cairn volume list\n  cairn volume list --json\n  cairn volume list --sizes')
+    .action(async (o: { json?: boolean; sizes?: boolean }) => {
+      const vols = await Volume.objects.list({ store: g().store, sizes: !!o.sizes });
+      if (o.json) {
+        return printJson(vols.map((v) => ({
+          name: v.name, id: v.id, createdAt: v.createdAt.toISOString(), createdBy: v.createdBy,
+          ...(o.sizes ? { storedBytes: v.storedBytes } : {}),
+        })));
+      }
+      if (!process.stdout.isTTY && !o.sizes) return void process.stdout.write(vols.map((v) => `${v.name}\n`).join(''));
+      const rows = vols.map((v) => [v.name, formatTime(v.createdAt.getTime()), v.createdBy, ...(o.sizes ? [formatBytes(v.storedBytes ?? 0)] : [])]);
+      process.stdout.write(table(rows, ['NAME', 'CREATED', 'BY', ...(o.sizes ? ['STORED'] : [])]));
     });
 
   volume

@@ -114,12 +114,14 @@ export function retainedFrom(log: readonly ObjectInfo[], policy: RetentionPolicy
   return from;
 }
 
+export const PRUNED_HINT = 'open a newer snapshot (vol.history() lists the seqs kept); vol.setRetention() sets what is kept';
+
 /** PRUNED for a snapshot below the volume's floor. */
 export function prunedError(volume: string, seq: number, floor: number): CairnError {
   return new CairnError('PRUNED', `snapshot ${seq} of volume ${volume} was pruned by its retention policy (the oldest kept is ${floor})`, {
     volume,
     seq,
     floor,
-    hint: `open a snapshot at or after seq ${floor} (see vol.history()); \`cairn volume retention\` sets what is kept`,
+    hint: PRUNED_HINT,
   });
 }

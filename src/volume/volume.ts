@@ -106,15 +106,28 @@ export class Volume implements AsyncDisposable {
     async create(name: string, options: StoreOption & { allowExisting?: boolean } = {}): Promise<void> {
       await withStore(options.store, (s) => new Catalog(s).create(name, options));
     },
-    /** Newest first. @example const vols = await Volume.objects.list({ maxObjects: 10 }); */
-    async list(options: StoreOption & { maxObjects?: number; createdBefore?: Date | number } = {}) {
+    /**
+     * Newest first; with `sizes`, each with `storedBytes` (every object of the volume: one LIST each).
+     * @example const vols = await Volume.objects.list({ maxObjects: 10 });
+     */
+    async list(options: StoreOption & { maxObjects?: number; createdBefore?: Date | number; sizes?: boolean } = {}) {
       if (options.maxObjects !== undefined) checkInteger(options.maxObjects, 'maxObjects', { min: 0 });
       if (options.createdBefore !== undefined) {
         const t = options.createdBefore;
         checkTimeMs(t instanceof Date ? t.getTime() : t, 'createdBefore');
       }
-      const metas = await withStore(options.store, (s) => new Catalog(s).list(options));
-      return metas.map((m) => ({ name: m.name, id: m.id, createdAt: new Date(m.createdAt), createdBy: m.createdBy }));
+      return withStore(options.store, async (s) => {
+        const metas = await new Catalog(s).list(options);
+        return Promise.all(
+          metas.map(async (m) => ({
+            name: m.name,
+            id: m.id,
+            createdAt: new Date(m.createdAt),
+            createdBy: m.createdBy,
+            ...(options.sizes ? { storedBytes: (await s.list(keys.volume(m.id))).reduce((n, o) => n + o.size, 0) } : {}),
+          })),
+        );
+      });
     },
     /**
      * Verifies a volume by name, like `vol.verify()`, and also when its name object is damaged
