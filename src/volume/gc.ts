@@ -390,7 +390,7 @@ export async function gcStore(store: ObjectStore, options: GcOptions = {}): Prom
   for (const [vid, objects] of byId) {
     if (!objects.every((o) => ageOf(o, now) >= graceMs + CLOCK_SLACK_MS)) continue;
     // Named meanwhile (a create that was slow between its meta and its name)?
-    if ((await store.list(keys.names())).length !== named.size && (await namesId(store, vid))) continue;
+    if (await namesId(store, vid)) continue;
     deletedVolumes.ids.push(vid);
     deletedVolumes.objects += objects.length;
     for (const o of objects) deletedVolumes.bytes += o.size;
