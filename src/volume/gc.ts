@@ -30,6 +30,7 @@ import { ChunkStore } from '../chunks/chunkstore.js';
 import { Journal } from '../journal/journal.js';
 import { checkInteger } from '../util/limits.js';
 import {
+  CONDEMNED_NAME_RE,
   type EntryData,
   type Op,
   PACK_ID_RE,
@@ -246,6 +247,8 @@ async function gcVolumeOnce(
   const listed = new Set<string>();
   const doomed: { key: string; packs: string[] }[] = [];
   for (const o of condemnedObjects) {
+    // Only well-named ones, as writers read only those (gcguard.ts).
+    if (!CONDEMNED_NAME_RE.test(o.key.slice(keys.condemnedPrefix(id).length))) continue;
     let c;
     try {
       c = decodeCondemnation(await store.get(o.key), o.key, volume.name);

@@ -58,7 +58,9 @@ export class VolumeLog {
    * (a session starts from the checkpoint), so the first one may be past seq 1; no holes after it.
    */
   async retainedRecords(): Promise<CommitRecord[]> {
-    const seqs = await this.seqsAfter(0);
+    // Below the pruned floor, a GC stopped half-way may have left some records: not history.
+    const floor = await readFloor(this.store, this.volumeId);
+    const seqs = (await this.seqsAfter(0)).filter((s) => s >= floor);
     this.checkContiguous(seqs, seqs[0] ?? 1);
     return Promise.all(seqs.map((s) => this.read(s)));
   }

@@ -288,9 +288,8 @@ export class Syncer {
 
   /**
    * Checks `ops` against GC (gcguard.ts) and, while some pack they reference is condemned or
-   * gone, rewrites the entries using it: from their staging file when the session still has it,
-   * else by copying the chunks out of the condemned pack into a new one. CORRUPT when the bytes
-   * are gone (the view is older than the volume's retention and GC reclaimed them).
+   * gone, rewrites the entries using it (`rewrite`) and checks again. CORRUPT when the bytes are
+   * gone (the view is older than the volume's retention and GC reclaimed them).
    */
   private async guardOps(ops: Op[], uploaded: ReadonlySet<string>, uploadStart: number) {
     let bytesUploaded = 0;
@@ -309,12 +308,7 @@ export class Syncer {
             out.push(op);
             continue;
           }
-          const staged = this.journal.get(op.path)?.staged;
-          const size = staged ? (await this.staging.size(staged))?.size : undefined;
-          let chunks: ChunkRef[];
-          if (staged && size === op.entry.size) chunks = await writer.writeFile(this.staging.pathOf(staged));
-          else chunks = await this.copyChunks(op.path, op.entry.chunks, bad, writer);
-          out.push({ op: 'put', path: op.path, entry: { ...op.entry, chunks } });
+          out.push({ op: 'put', path: op.path, entry: { ...op.entry, chunks: await this.rewrite(op.path, op.entry.chunks, bad, writer) } });
         }
         const done = await writer.finish();
         this.journal.transaction(() => this.journal.addChunks(done.newChunks));
@@ -328,8 +322,12 @@ export class Syncer {
     }
   }
 
-  /** `refs` with those into `bad` packs copied into `writer` (CORRUPT when their bytes are gone). */
-  private async copyChunks(path: string, refs: ChunkRef[], bad: Set<string>, writer: PackWriter): Promise<ChunkRef[]> {
+  /**
+   * `refs` with those into `bad` packs written again into `writer`: copied (the exact bytes, from
+   * the pack or the chunk cache) or, when the pack is gone, chunked again from the path's staging
+   * file if that still holds exactly those chunks; CORRUPT when the bytes are nowhere.
+   */
+  private async rewrite(path: string, refs: ChunkRef[], bad: Set<string>, writer: PackWriter): Promise<ChunkRef[]> {
     const out: ChunkRef[] = [];
     for (const r of refs) {
       if (!bad.has(r.pack)) {
@@ -341,6 +339,11 @@ export class Syncer {
         bytes = await this.chunks.read([r], 0, r.length);
       } catch (err) {
         if (!isCairnError(err, 'NOT_FOUND')) throw err;
+        const staged = this.journal.get(path)?.staged;
+        if (staged) {
+          const again = await writer.writeFile(this.staging.pathOf(staged));
+          if (again.length === refs.length && again.every((x, i) => x.hash === refs[i]!.hash)) return again;
+        }
         throw new CairnError('CORRUPT', `the data of /${path} was reclaimed by gc: nothing was committed`, {
           path: `/${path}`,
           volume: this.volumeName ?? this.log.volumeId,

@@ -131,6 +131,25 @@ forEachBackend((b) =>
       await vol.close();
     });
 
+    it('a commit whose dedup hits a pack gc deleted uploads the chunks again', async () => {
+      const vol = await Volume.fromName('gone', { store, createIfMissing: true });
+      const s = await vol.session();
+      const a = crypto.randomBytes(300_000);
+      await putFile(s, 'f.bin', a);
+      await putFile(s, 'f.bin', crypto.randomBytes(300_000));
+      for (let run = 0; run < 2; run++) {
+        const t = await storeNow(store);
+        await storeClockPast(store, t, AGED);
+        await vol.gc({ keepLast: 1, graceMs: GRACE });
+      }
+      // a's pack is gone; the session still knows its chunks.
+      const seq = await putFile(s, 'g.bin', a);
+      await s.close();
+      assert.deepEqual(await readAt(vol, seq, 'g.bin'), a);
+      assert.deepEqual((await vol.verify({ data: true })).problems, []);
+      await vol.close();
+    });
+
     it('a commit carrying over an entry whose pack is condemned copies its chunks to a new pack', async () => {
       const vol = await Volume.fromName('carry', { store, createIfMissing: true });
       const w = await vol.session();
