@@ -159,7 +159,7 @@ export async function gcVolume(
     } catch (err) {
       // Another GC pruned past the snapshot this one started marking from: start again (nothing
       // was deleted yet: deletions come after the mark).
-      if (!isCairnError(err, 'PRUNED') || attempt >= 3) throw err;
+      if (!isCairnError(err, 'PRUNED') || attempt >= 10) throw err;
     }
   }
 }
@@ -192,8 +192,9 @@ async function gcVolumeOnce(
   const logs = await store.list(keys.logPrefix(id));
   const floor0 = await readFloor(store, id);
   const head = logs.length ? seqOfKey(logs[logs.length - 1]!.key) : 0;
-  const from = head === 0 ? floor0 : Math.max(retainedFrom(logs, policy, now), floor0);
-  if (!dryRun && from > floor0) await raiseFloor(store, id, from, now);
+  let from = head === 0 ? floor0 : Math.max(retainedFrom(logs, policy, now), floor0);
+  // Another GC may have raised the floor further meanwhile: start from there.
+  if (!dryRun && from > floor0) from = Math.min(head, await raiseFloor(store, id, from, now));
   let cps = await store.list(keys.checkpointPrefix(id));
   const report: GcReport = {
     volume: volume.name,

@@ -11,7 +11,8 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { execFile } from 'node:child_process';
 import { Volume } from '../../src/index.js';
 import { isCairnError } from '../../src/errors.js';
 import { openStore } from '../../src/store/open.js';
@@ -247,6 +248,41 @@ forEachBackend((b) =>
     });
   }),
 );
+
+describe('cairn volume gc / du / retention', () => {
+  const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'main.js');
+  const run = (args: string[]) =>
+    new Promise<{ code: number; out: string; err: string }>((resolve) => {
+      execFile(process.execPath, [CLI, ...args], { env: process.env }, (error, out, err) => {
+        const status = (error as { code?: unknown } | null)?.code;
+        resolve({ code: error ? (typeof status === 'number' ? status : 1) : 0, out, err });
+      });
+    });
+
+  it('sets and shows retention, reports gc and du as JSON, refuses bad values', async () => {
+    const dir = await fs.mkdtemp(path.join((await import('node:os')).tmpdir(), 'cairn-gc-cli-'));
+    try {
+      const store = ['--store', pathToFileURL(dir).href];
+      assert.equal((await run([...store, 'volume', 'create', 'v'])).code, 0);
+      const set = await run([...store, 'volume', 'retention', 'v', '--keep-last', '1', '--keep-days', '0', '--json']);
+      assert.deepEqual(JSON.parse(set.out), { keepLast: 1, keepDays: 0 });
+      const bad = await run([...store, 'volume', 'retention', 'v', '--keep-last', '0']);
+      assert.equal(bad.code, 1);
+      assert.match(bad.err, /INVALID_ARGUMENT/);
+      assert.equal((await run([...store, 'volume', 'gc', 'v', '--keep-last', 'x'])).code, 2);
+      const dry = JSON.parse((await run([...store, 'volume', 'gc', 'v', '--dry-run', '--json', '--grace', '2'])).out);
+      assert.equal(dry.dryRun, true);
+      assert.equal(dry.graceMs, 2000);
+      const all = JSON.parse((await run([...store, 'volume', 'gc', '--json', '--grace', '2'])).out);
+      assert.deepEqual(all.volumes.map((r: { volume: string }) => r.volume), ['v']);
+      const du = JSON.parse((await run([...store, 'volume', 'du', 'v', '--json'])).out);
+      assert.equal(du.liveBytes, 0);
+      assert.equal(du.policy.keepLast, 1);
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+});
 
 describe('retention and gc objects', () => {
   it('round-trip, and every damage or unknown field is CORRUPT, a newer version UNSUPPORTED', async () => {
