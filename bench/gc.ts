@@ -34,7 +34,8 @@ if (process.argv[2] === '--child-gc') {
   const vol = await Volume.fromName('scale', { store: process.argv[3]! });
   const r = await vol.gc({ keepLast: 1, graceMs: GRACE });
   await vol.close();
-  const out = { ms: Math.round(performance.now() - t), maxRssMiB: Math.round(process.resourceUsage().maxRSS / 1024), report: r };
+  const maxRssMiB = Math.round(process.resourceUsage().maxRSS / 1024);
+  const out = { ms: Math.round(performance.now() - t), maxRssMiB, report: r };
   process.stdout.write(`${JSON.stringify(out)}\n`);
   process.exit(0);
 }
@@ -88,7 +89,8 @@ try {
     for (let k = 0; k < 3; k++) {
       await graceLater(store);
       const r = await vol.gc({ keepLast: 1, graceMs: GRACE });
-      runs.push({ ms: r.elapsedMs, condemned: r.packs.condemned, deleted: r.packs.deleted, deletedMiB: +(r.packs.deletedBytes / MiB).toFixed(1) });
+      const { condemned, deleted, deletedBytes } = r.packs;
+      runs.push({ ms: r.elapsedMs, condemned, deleted, deletedMiB: +(deletedBytes / MiB).toFixed(1) });
     }
     const after = await vol.usage();
     const fig = (u: typeof before) => ({
@@ -111,7 +113,8 @@ try {
     const n = Math.min(1000, files - done);
     const entries = Array.from({ length: n }, (_, k): [string, EntryData] => {
       const i = done + k;
-      return [`d${Math.floor(i / 1000)}/f${i}`, { type: 'file', mode: 0o644, mtimeMs: Date.now(), size: 64, inline: body }];
+      const entry: EntryData = { type: 'file', mode: 0o644, mtimeMs: Date.now(), size: 64, inline: body };
+      return [`d${Math.floor(i / 1000)}/f${i}`, entry];
     });
     s.putEntries([], entries);
     await s.commit();
@@ -146,7 +149,11 @@ try {
     gcMs: g.ms,
     gcMaxRssMiB: g.maxRssMiB,
     recordsDeleted: g.report.records.deleted,
-    commit4MiBMs: { alone: median(alone), duringGc: during.length ? median(during) : null, samplesDuringGc: during.length },
+    commit4MiBMs: {
+      alone: median(alone),
+      duringGc: during.length ? median(during) : null,
+      samplesDuringGc: during.length,
+    },
   };
   await vol.close();
   await store.close();

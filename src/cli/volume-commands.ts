@@ -90,7 +90,10 @@ export function registerVolumeCommands(program: Command, g: Globals): void {
         })));
       }
       if (!process.stdout.isTTY && !o.sizes) return void process.stdout.write(vols.map((v) => `${v.name}\n`).join(''));
-      const rows = vols.map((v) => [v.name, formatTime(v.createdAt.getTime()), v.createdBy, ...(o.sizes ? [formatBytes(v.storedBytes ?? 0)] : [])]);
+      const rows = vols.map((v) => {
+        const size = o.sizes ? [formatBytes(v.storedBytes ?? 0)] : [];
+        return [v.name, formatTime(v.createdAt.getTime()), v.createdBy, ...size];
+      });
       process.stdout.write(table(rows, ['NAME', 'CREATED', 'BY', ...(o.sizes ? ['STORED'] : [])]));
     });
 
@@ -298,24 +301,25 @@ export function registerVolumeCommands(program: Command, g: Globals): void {
   volume
     .command('gc [volume]')
     .description('delete what no retained snapshot needs: pruned history, unreferenced packs (after a grace period)')
-    .option('--keep-last <n>', "for this run: keep the newest N snapshots (instead of the volume's retention)")
-    .option('--keep-days <d>', "for this run: keep the snapshots of the last D days (instead of the volume's retention)")
+    .option('--keep-last <n>', "for this run: keep the newest N snapshots (not the volume's retention)")
+    .option('--keep-days <d>', "for this run: keep the snapshots of the last D days (not the volume's retention)")
     .option('--dry-run', 'report what would go; change nothing')
-    .option('--grace <seconds>', 'age (store clock) before an unreferenced pack goes; default 3600 (tests only: shorter)')
+    .option('--grace <seconds>', 'age (store clock) before an unreferenced pack goes; default 3600 (shorter: tests)')
     .option('--json', 'machine-readable report')
     .addHelpText(
       'after',
       '\nWithout VOLUME: every volume of the store, the data of deleted volumes and stale temporary files.\n'
         + 'Packs are condemned by one run and deleted by a run at least a grace period later.\n'
-        + '\nExamples:\n  cairn volume gc data --dry-run\n  cairn volume gc data --keep-last 1\n  cairn volume gc --json',
+        + '\nExamples:\n  cairn volume gc data --dry-run\n  cairn volume gc data --keep-last 1\n'
+        + '  cairn volume gc --json',
     )
-    .action(async (name: string | undefined, o: { keepLast?: string; keepDays?: string; dryRun?: boolean; grace?: string; json?: boolean }) => {
+    .action(async (name: string | undefined, o: GcFlags) => {
       const opts = {
         ...(o.keepLast !== undefined ? { keepLast: numberOption(o.keepLast, '--keep-last') } : {}),
         ...(o.keepDays !== undefined ? { keepDays: numberOption(o.keepDays, '--keep-days') } : {}),
         ...(o.grace !== undefined ? { graceMs: Math.round(numberOption(o.grace, '--grace') * 1000) } : {}),
         dryRun: !!o.dryRun,
-        ...(o.json || !process.stderr.isTTY ? {} : { onProgress: (phase: string) => process.stderr.write(`\r${phase}…   `) }),
+        ...(o.json || !process.stderr.isTTY ? {} : { onProgress: (phase: string) => showPhase(phase) }),
       };
       const clear = () => { if (opts.onProgress) process.stderr.write('\r\x1b[K'); };
       if (name !== undefined) {
@@ -330,7 +334,8 @@ export function registerVolumeCommands(program: Command, g: Globals): void {
       const d = r.deletedVolumes;
       const verb = r.dryRun ? 'would delete' : 'deleted';
       out.push(`deleted volumes: ${verb} ${d.ids.length} (${d.objects} objects, ${formatBytes(d.bytes)})\n`);
-      if (r.temporary.count) out.push(`temporary files: ${verb} ${r.temporary.count} (${formatBytes(r.temporary.bytes)})\n`);
+      const tmp = r.temporary;
+      if (tmp.count) out.push(`temporary files: ${verb} ${tmp.count} (${formatBytes(tmp.bytes)})\n`);
       process.stdout.write(out.join(''));
     });
 
@@ -359,7 +364,10 @@ export function registerVolumeCommands(program: Command, g: Globals): void {
     .option('--keep-last <n>', 'keep at least the newest N snapshots (N >= 1)')
     .option('--keep-days <d>', 'keep every snapshot of the last D days (0: none by age)')
     .option('--json', 'machine-readable output')
-    .addHelpText('after', '\nExamples:\n  cairn volume retention data\n  cairn volume retention data --keep-last 10 --keep-days 1')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  cairn volume retention data\n  cairn volume retention data --keep-last 10 --keep-days 1',
+    )
     .action(async (name: string, o: { keepLast?: string; keepDays?: string; json?: boolean }) => {
       const set = {
         ...(o.keepLast !== undefined ? { keepLast: numberOption(o.keepLast, '--keep-last') } : {}),
@@ -367,8 +375,22 @@ export function registerVolumeCommands(program: Command, g: Globals): void {
       };
       const p = await withVolume(name, g, (v) => (Object.keys(set).length ? v.setRetention(set) : v.retention()));
       if (o.json) return printJson(p);
-      process.stdout.write(`volume ${name} keeps the newest ${p.keepLast} snapshots and those of the last ${p.keepDays} days\n`);
+      const what = `the newest ${p.keepLast} snapshots and those of the last ${p.keepDays} days`;
+      process.stdout.write(`volume ${name} keeps ${what}\n`);
     });
+}
+
+/** gc's progress on a terminal: the phase it is in. */
+function showPhase(phase: string): void {
+  process.stderr.write(`\r${phase}…`);
+}
+
+interface GcFlags {
+  keepLast?: string;
+  keepDays?: string;
+  dryRun?: boolean;
+  grace?: string;
+  json?: boolean;
 }
 
 /** A numeric option's value, or UsageError. */
@@ -382,11 +404,13 @@ function numberOption(v: string, flag: string): number {
 function gcSummary(r: GcReport): string {
   const verb = r.dryRun ? 'would delete' : 'deleted';
   const p = r.packs;
+  const kept = `seq ${r.retainedFrom}-${r.head} (newest ${r.policy.keepLast}, last ${r.policy.keepDays} days)`;
   const lines = [
-    `volume ${r.volume}: keeps seq ${r.retainedFrom}-${r.head} (newest ${r.policy.keepLast}, last ${r.policy.keepDays} days)`,
+    `volume ${r.volume}: keeps ${kept}`,
     `  history: ${verb} ${r.records.deleted} records, ${r.checkpoints.deleted} checkpoints`
       + ` (${formatBytes(r.records.deletedBytes + r.checkpoints.deletedBytes)})`,
-    `  packs: ${p.live} live of ${p.total} (${formatBytes(p.liveBytes)} live); ${verb} ${p.deleted} (${formatBytes(p.deletedBytes)});`
+    `  packs: ${p.live} live of ${p.total} (${formatBytes(p.liveBytes)} live);`
+      + ` ${verb} ${p.deleted} (${formatBytes(p.deletedBytes)});`
       + ` ${r.dryRun ? 'would condemn' : 'condemned'} ${p.condemned} (${formatBytes(p.condemnedBytes)}, deleted by a gc`
       + ` ${Math.round(r.graceMs / 1000)} s or more from now); ${p.young} unreferenced but young`,
   ];

@@ -45,7 +45,14 @@ import { VolumeLog } from './log.js';
 import { Syncer, entryData } from './sync.js';
 import { putEntries } from './gcguard.js';
 import { Staging } from './staging.js';
-import { type RetentionPolicy, checkRetention, raiseFloor, readFloor, readRetention, retainedFrom } from './retention.js';
+import {
+  type RetentionPolicy,
+  checkRetention,
+  raiseFloor,
+  readFloor,
+  readRetention,
+  retainedFrom,
+} from './retention.js';
 import { type PackRefs, addRefs } from './verify.js';
 import { DEFAULT_GRACE_MS, MIN_GRACE_MS } from './gcguard.js';
 
@@ -282,7 +289,8 @@ async function gcVolumeOnce(
     await Promise.all([...deleting].map((p) => limit(() => store.delete(packs.get(p)!.key))));
     await Promise.all(doomed.map((d) => limit(() => store.delete(d.key))));
     if (condemn.length) {
-      const key = `${keys.condemnedPrefix(id)}${String(Math.floor(now)).padStart(15, '0')}-${crypto.randomBytes(8).toString('hex')}`;
+      const name = `${String(Math.floor(now)).padStart(15, '0')}-${crypto.randomBytes(8).toString('hex')}`;
+      const key = keys.condemnedPrefix(id) + name;
       await store.put(key, encodeCondemnation({ time: now, graceMs, packs: condemn }));
     }
   }
@@ -317,7 +325,12 @@ async function gcVolumeOnce(
  * Marks (into `refs`) every chunk the snapshots from `from` on reference: the newest checkpoint
  * at or below `from` (among `cps`, as listed) and every record after it. Returns the last seq marked.
  */
-export async function markRetained(log: VolumeLog, cps: readonly ObjectInfo[], from: number, refs: PackRefs): Promise<number> {
+export async function markRetained(
+  log: VolumeLog,
+  cps: readonly ObjectInfo[],
+  from: number,
+  refs: PackRefs,
+): Promise<number> {
   const base = [...cps].reverse().find((o) => seqOfKey(o.key) <= from);
   const baseSeq = base ? seqOfKey(base.key) : 0;
   if (base) {

@@ -32,8 +32,10 @@ const DAY_MS = 86_400_000;
 export function checkRetention(p: Partial<RetentionPolicy>): void {
   if (p.keepLast !== undefined) checkInteger(p.keepLast, 'keepLast', { min: 1 });
   if (p.keepDays !== undefined) {
-    if (typeof p.keepDays !== 'number' || !Number.isFinite(p.keepDays) || p.keepDays < 0 || p.keepDays > MAX_KEEP_DAYS) {
-      throw new CairnError('INVALID_ARGUMENT', `keepDays ${JSON.stringify(p.keepDays)} is not a number of days in [0, ${MAX_KEEP_DAYS}]`, {
+    const d = p.keepDays;
+    if (typeof d !== 'number' || !Number.isFinite(d) || d < 0 || d > MAX_KEEP_DAYS) {
+      const message = `keepDays ${JSON.stringify(d)} is not a number of days in [0, ${MAX_KEEP_DAYS}]`;
+      throw new CairnError('INVALID_ARGUMENT', message, {
         hint: 'e.g. 7 (a week); 0 keeps only the newest keepLast snapshots',
       });
     }
@@ -52,7 +54,11 @@ export async function readRetention(store: ObjectStore, id: string): Promise<Ret
 }
 
 /** Replaces the volume's policy; fields not given keep their current value. Returns the new policy. */
-export async function writeRetention(store: ObjectStore, id: string, p: Partial<RetentionPolicy>): Promise<RetentionPolicy> {
+export async function writeRetention(
+  store: ObjectStore,
+  id: string,
+  p: Partial<RetentionPolicy>,
+): Promise<RetentionPolicy> {
   checkRetention(p);
   const next = { ...(await readRetention(store, id)), ...definedOnly(p) };
   await store.put(keys.retention(id), encodeRetention(next));
@@ -114,11 +120,14 @@ export function retainedFrom(log: readonly ObjectInfo[], policy: RetentionPolicy
   return from;
 }
 
-export const PRUNED_HINT = 'open a newer snapshot (vol.history() lists the seqs kept); vol.setRetention() sets what is kept';
+export const PRUNED_HINT =
+  'open a newer snapshot (vol.history() lists the seqs kept); vol.setRetention() sets what is kept';
 
 /** PRUNED for a snapshot below the volume's floor. */
 export function prunedError(volume: string, seq: number, floor: number): CairnError {
-  return new CairnError('PRUNED', `snapshot ${seq} of volume ${volume} was pruned by its retention policy (the oldest kept is ${floor})`, {
+  const why = `was pruned by its retention policy (the oldest kept is ${floor})`;
+  const message = `snapshot ${seq} of volume ${volume} ${why}`;
+  return new CairnError('PRUNED', message, {
     volume,
     seq,
     floor,

@@ -308,7 +308,8 @@ export class Syncer {
             out.push(op);
             continue;
           }
-          out.push({ op: 'put', path: op.path, entry: { ...op.entry, chunks: await this.rewrite(op.path, op.entry.chunks, bad, writer) } });
+          const chunks = await this.rewrite(op.path, op.entry.chunks, bad, writer);
+          out.push({ op: 'put', path: op.path, entry: { ...op.entry, chunks } });
         }
         const done = await writer.finish();
         this.journal.transaction(() => this.journal.addChunks(done.newChunks));
@@ -347,7 +348,8 @@ export class Syncer {
         throw new CairnError('CORRUPT', `the data of /${path} was reclaimed by gc: nothing was committed`, {
           path: `/${path}`,
           volume: this.volumeName ?? this.log.volumeId,
-          hint: 'this session\'s view is older than the volume\'s retention: reload it (or write the file again) and commit',
+          hint: "this session's view is older than the volume's retention: "
+            + 'reload it (or write the file again) and commit',
         }, { cause: err });
       }
       out.push(...(await writer.write(bytes)));

@@ -64,7 +64,8 @@ export async function volumeUsage(store: ObjectStore, volume: { id: string; name
   const all = await store.list(keys.volume(id));
   const logs = all.filter((o) => o.key.startsWith(keys.logPrefix(id)) && Number.isSafeInteger(seqOfKey(o.key)));
   const cps = all.filter((o) => o.key.startsWith(keys.checkpointPrefix(id)) && Number.isSafeInteger(seqOfKey(o.key)));
-  const packs = all.filter((o) => PACK_ID_RE.test(o.key.slice(keys.packPrefix(id).length)) && o.key.startsWith(keys.packPrefix(id)));
+  const packPrefix = keys.packPrefix(id);
+  const packs = all.filter((o) => o.key.startsWith(packPrefix) && PACK_ID_RE.test(o.key.slice(packPrefix.length)));
   const head = logs.length ? seqOfKey(logs[logs.length - 1]!.key) : 0;
   const floor = await readFloor(store, id);
   const from = head === 0 ? floor : Math.max(retainedFrom(logs, policy, now), floor);

@@ -124,7 +124,7 @@ export class Volume implements AsyncDisposable {
             id: m.id,
             createdAt: new Date(m.createdAt),
             createdBy: m.createdBy,
-            ...(options.sizes ? { storedBytes: (await s.list(keys.volume(m.id))).reduce((n, o) => n + o.size, 0) } : {}),
+            ...(options.sizes ? { storedBytes: await storedBytes(s, m.id) } : {}),
           })),
         );
       });
@@ -303,12 +303,16 @@ export class Volume implements AsyncDisposable {
   async gc(options: GcOptions = {}): Promise<GcReport> {
     this.checkOpen();
     if (!options.dryRun && this.isReadOnly) {
-      throw new CairnError('READ_ONLY', `volume ${this.name} was opened read-only`, { volume: this.name, hint: 'use dryRun, or a handle without readOnly()' });
+      const hint = 'use dryRun, or a handle without readOnly()';
+      throw new CairnError('READ_ONLY', `volume ${this.name} was opened read-only`, { volume: this.name, hint });
     }
     return gcVolume(this.store, { id: this.meta.id, name: this.meta.name }, options);
   }
 
-  /** The volume's history retention (the default when none was set). @example const { keepLast } = await vol.retention(); */
+  /**
+   * The volume's history retention (the default when none was set).
+   * @example const { keepLast } = await vol.retention();
+   */
   async retention(): Promise<RetentionPolicy> {
     this.checkOpen();
     return readRetention(this.store, this.meta.id);
@@ -321,7 +325,10 @@ export class Volume implements AsyncDisposable {
    */
   async setRetention(policy: Partial<RetentionPolicy>): Promise<RetentionPolicy> {
     this.checkOpen();
-    if (this.isReadOnly) throw new CairnError('READ_ONLY', `volume ${this.name} was opened read-only`, { volume: this.name, hint: 'use a handle without readOnly()' });
+    if (this.isReadOnly) {
+      const hint = 'use a handle without readOnly()';
+      throw new CairnError('READ_ONLY', `volume ${this.name} was opened read-only`, { volume: this.name, hint });
+    }
     return writeRetention(this.store, this.meta.id, policy);
   }
 
@@ -462,6 +469,11 @@ export class Volume implements AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
+}
+
+/** Bytes of every object of volume `id` (one LIST). */
+async function storedBytes(store: ObjectStore, id: string): Promise<number> {
+  return (await store.list(keys.volume(id))).reduce((n, o) => n + o.size, 0);
 }
 
 async function withStore<T>(opt: StoreOption['store'], fn: (s: ObjectStore) => Promise<T>): Promise<T> {

@@ -118,7 +118,8 @@ forEachBackend((b) =>
         assert.ok(deleted > 0, 'gc deleted packs');
 
         // Every retained snapshot against what the writer committed.
-        const commits = (await fs.readFile(log, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { seq: number; i: number });
+        const lines = (await fs.readFile(log, 'utf8')).trim().split('\n');
+        const commits = lines.map((l) => JSON.parse(l) as { seq: number; i: number });
         const floor = await readFloor(store, vol.id);
         const head = commits[commits.length - 1]!.seq;
         assert.ok(floor > 1 && floor <= head - 2, `floor ${floor}, head ${head}`);
