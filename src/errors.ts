@@ -23,6 +23,7 @@ export type ErrorCode =
   | 'UNSUPPORTED'
   | 'PERMISSION_DENIED'
   | 'CLOSED'
+  | 'PRUNED'
   | 'IO';
 
 export interface ErrorContext {
@@ -97,6 +98,7 @@ const ERRNO: { [C in ErrorCode]: number } = {
   UNSUPPORTED: Errno.ENOTSUP,
   PERMISSION_DENIED: Errno.EACCES,
   CLOSED: Errno.EBADF,
+  PRUNED: Errno.ENOENT,
   IO: Errno.EIO,
 };
 

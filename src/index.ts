@@ -18,6 +18,7 @@ Volume.mountControl = async (volumeName, op) => {
 export { Volume, Batch, Session, openSession } from './volume/index.js';
 export type { FileEntry, EntryType, Stat, CommitResult, ReloadResult, OpenFile, HistoryEntry, FsSession, MountSession } from './volume/index.js';
 export type { VerifyReport, VerifyProblem, VerifyOrphan, VerifyOptions, VerifyKind } from './volume/index.js';
+export type { GcOptions, GcReport, StoreGcReport, RetentionPolicy, VolumeUsage } from './volume/index.js';
 export { CairnError, isCairnError, type ErrorCode } from './errors.js';
 export { openStore } from './store/index.js';
 export type { ObjectStore } from './store/index.js';

@@ -39,6 +39,8 @@ export const CLI_HINTS: Readonly<Record<string, Rewrite>> = {
   'files are open or a process has its cwd there; close them or use force (lazy unmount)':
     'files are open or a process has its cwd there; close them or pass --force (lazy unmount)',
   'see vol.history() for the seqs there are': (e) => `see the seqs with cairn volume history ${volumeName(e)}`,
+  'open a newer snapshot (vol.history() lists the seqs kept); vol.setRetention() sets what is kept': (e) =>
+    `see the seqs kept with cairn volume history ${volumeName(e)}; cairn volume retention sets what is kept`,
 };
 
 /** The hint to show for `e` in the CLI: the library's, rewritten when the table knows it. */

@@ -1,5 +1,6 @@
 /**
- * `cairn volume …`: create, list, ls, put, get, rm, cp, rename, delete, info, history, verify — each
+ * `cairn volume …`: create, list, ls, put, get, rm, cp, rename, delete, info, history, verify, gc,
+ * du, retention — each
  * a thin wrapper over the Volume API (no storage logic here).
  *
  * Invariants: an existing local or remote target is never overwritten without --force; a
@@ -12,7 +13,7 @@ import readline from 'node:readline/promises';
 import { Command } from 'commander';
 import { CairnError, isCairnError } from '../errors.js';
 import { Volume } from '../volume/index.js';
-import type { FileEntry } from '../volume/index.js';
+import type { FileEntry, GcReport } from '../volume/index.js';
 import { UsageError, counts, formatBytes, formatTime, notice, printJson, progressBar, table } from './output.js';
 import { download } from './download.js';
 
@@ -78,12 +79,22 @@ export function registerVolumeCommands(program: Command, g: Globals): void {
     .command('list')
     .description('list volumes, newest first')
     .option('--json', 'machine-readable output')
-    .addHelpText('after', '\nExamples:\n  cairn volume list\n  cairn volume list --json')
-    .action(async (o: { json?: boolean }) => {
-      const vols = await Volume.objects.list({ store: g().store });
-      if (o.json) return printJson(vols.map((v) => ({ name: v.name, id: v.id, createdAt: v.createdAt.toISOString(), createdBy: v.createdBy })));
-      if (!process.stdout.isTTY) return void process.stdout.write(vols.map((v) => `${v.name}\n`).join(''));
-      process.stdout.write(table(vols.map((v) => [v.name, formatTime(v.createdAt.getTime()), v.createdBy]), ['NAME', 'CREATED', 'BY']));
+    .option('--sizes', 'also the bytes each volume stores (one LIST of its objects each)')
+    .addHelpText('after', '\nExamples:\n  cairn volume list\n  cairn volume list --json\n  cairn volume list --sizes')
+    .action(async (o: { json?: boolean; sizes?: boolean }) => {
+      const vols = await Volume.objects.list({ store: g().store, sizes: !!o.sizes });
+      if (o.json) {
+        return printJson(vols.map((v) => ({
+          name: v.name, id: v.id, createdAt: v.createdAt.toISOString(), createdBy: v.createdBy,
+          ...(o.sizes ? { storedBytes: v.storedBytes } : {}),
+        })));
+      }
+      if (!process.stdout.isTTY && !o.sizes) return void process.stdout.write(vols.map((v) => `${v.name}\n`).join(''));
+      const rows = vols.map((v) => {
+        const size = o.sizes ? [formatBytes(v.storedBytes ?? 0)] : [];
+        return [v.name, formatTime(v.createdAt.getTime()), v.createdBy, ...size];
+      });
+      process.stdout.write(table(rows, ['NAME', 'CREATED', 'BY', ...(o.sizes ? ['STORED'] : [])]));
     });
 
   volume
@@ -286,4 +297,122 @@ export function registerVolumeCommands(program: Command, g: Globals): void {
         });
       }
     });
+
+  volume
+    .command('gc [volume]')
+    .description('delete what no retained snapshot needs: pruned history, unreferenced packs (after a grace period)')
+    .option('--keep-last <n>', "for this run: keep the newest N snapshots (not the volume's retention)")
+    .option('--keep-days <d>', "for this run: keep the snapshots of the last D days (not the volume's retention)")
+    .option('--dry-run', 'report what would go; change nothing')
+    .option('--grace <seconds>', 'age (store clock) before an unreferenced pack goes; default 3600 (shorter: tests)')
+    .option('--json', 'machine-readable report')
+    .addHelpText(
+      'after',
+      '\nWithout VOLUME: every volume of the store, the data of deleted volumes and stale temporary files.\n'
+        + 'Packs are condemned by one run and deleted by a run at least a grace period later.\n'
+        + '\nExamples:\n  cairn volume gc data --dry-run\n  cairn volume gc data --keep-last 1\n'
+        + '  cairn volume gc --json',
+    )
+    .action(async (name: string | undefined, o: GcFlags) => {
+      const opts = {
+        ...(o.keepLast !== undefined ? { keepLast: numberOption(o.keepLast, '--keep-last') } : {}),
+        ...(o.keepDays !== undefined ? { keepDays: numberOption(o.keepDays, '--keep-days') } : {}),
+        ...(o.grace !== undefined ? { graceMs: Math.round(numberOption(o.grace, '--grace') * 1000) } : {}),
+        dryRun: !!o.dryRun,
+        ...(o.json || !process.stderr.isTTY ? {} : { onProgress: (phase: string) => showPhase(phase) }),
+      };
+      const clear = () => { if (opts.onProgress) process.stderr.write('\r\x1b[K'); };
+      if (name !== undefined) {
+        const r = await withVolume(name, g, (v) => v.gc(opts));
+        clear();
+        return o.json ? printJson(r) : void process.stdout.write(gcSummary(r));
+      }
+      const r = await Volume.objects.gc({ store: g().store, ...opts });
+      clear();
+      if (o.json) return printJson(r);
+      const out = r.volumes.map(gcSummary);
+      const d = r.deletedVolumes;
+      const verb = r.dryRun ? 'would delete' : 'deleted';
+      out.push(`deleted volumes: ${verb} ${d.ids.length} (${d.objects} objects, ${formatBytes(d.bytes)})\n`);
+      const tmp = r.temporary;
+      if (tmp.count) out.push(`temporary files: ${verb} ${tmp.count} (${formatBytes(tmp.bytes)})\n`);
+      process.stdout.write(out.join(''));
+    });
+
+  volume
+    .command('du <volume>')
+    .description('what a volume stores: live bytes, deduplicated, history, stored, reclaimable')
+    .option('--json', 'machine-readable report')
+    .addHelpText('after', '\nExamples:\n  cairn volume du data\n  cairn volume du data --json')
+    .action(async (name: string, o: { json?: boolean }) => {
+      const u = await withVolume(name, g, (v) => v.usage());
+      if (o.json) return printJson(u);
+      const rows = [
+        ['live', formatBytes(u.liveBytes), `${u.files} files in the newest snapshot (seq ${u.head})`],
+        ['shared', formatBytes(u.sharedBytes), 'saved by deduplication in the newest snapshot'],
+        ['retained', formatBytes(u.retainedBytes), `chunks of the snapshots kept (seq ${u.retainedFrom}-${u.head})`],
+        ['stored', formatBytes(u.storedBytes), `${u.objects} objects (${u.packs} packs, ${formatBytes(u.packBytes)})`],
+        ['reclaimable', formatBytes(u.reclaimableBytes), 'packs no kept snapshot references (gc deletes them)'],
+        ['dead in packs', formatBytes(u.deadInLivePacksBytes), 'unreferenced bytes inside referenced packs'],
+      ];
+      process.stdout.write(table(rows, ['', 'BYTES', '']));
+    });
+
+  volume
+    .command('retention <volume>')
+    .description('show or set which snapshots of a volume stay readable (gc prunes the rest)')
+    .option('--keep-last <n>', 'keep at least the newest N snapshots (N >= 1)')
+    .option('--keep-days <d>', 'keep every snapshot of the last D days (0: none by age)')
+    .option('--json', 'machine-readable output')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  cairn volume retention data\n  cairn volume retention data --keep-last 10 --keep-days 1',
+    )
+    .action(async (name: string, o: { keepLast?: string; keepDays?: string; json?: boolean }) => {
+      const set = {
+        ...(o.keepLast !== undefined ? { keepLast: numberOption(o.keepLast, '--keep-last') } : {}),
+        ...(o.keepDays !== undefined ? { keepDays: numberOption(o.keepDays, '--keep-days') } : {}),
+      };
+      const p = await withVolume(name, g, (v) => (Object.keys(set).length ? v.setRetention(set) : v.retention()));
+      if (o.json) return printJson(p);
+      const what = `the newest ${p.keepLast} snapshots and those of the last ${p.keepDays} days`;
+      process.stdout.write(`volume ${name} keeps ${what}\n`);
+    });
+}
+
+/** gc's progress on a terminal: the phase it is in. */
+function showPhase(phase: string): void {
+  process.stderr.write(`\r${phase}…`);
+}
+
+interface GcFlags {
+  keepLast?: string;
+  keepDays?: string;
+  dryRun?: boolean;
+  grace?: string;
+  json?: boolean;
+}
+
+/** A numeric option's value, or UsageError. */
+function numberOption(v: string, flag: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n)) throw new UsageError(`${flag} needs a number, not ${JSON.stringify(v)}`);
+  return n;
+}
+
+/** One volume's gc report, for a terminal. */
+function gcSummary(r: GcReport): string {
+  const verb = r.dryRun ? 'would delete' : 'deleted';
+  const p = r.packs;
+  const kept = `seq ${r.retainedFrom}-${r.head} (newest ${r.policy.keepLast}, last ${r.policy.keepDays} days)`;
+  const lines = [
+    `volume ${r.volume}: keeps ${kept}`,
+    `  history: ${verb} ${r.records.deleted} records, ${r.checkpoints.deleted} checkpoints`
+      + ` (${formatBytes(r.records.deletedBytes + r.checkpoints.deletedBytes)})`,
+    `  packs: ${p.live} live of ${p.total} (${formatBytes(p.liveBytes)} live);`
+      + ` ${verb} ${p.deleted} (${formatBytes(p.deletedBytes)});`
+      + ` ${r.dryRun ? 'would condemn' : 'condemned'} ${p.condemned} (${formatBytes(p.condemnedBytes)}, deleted by a gc`
+      + ` ${Math.round(r.graceMs / 1000)} s or more from now); ${p.young} unreferenced but young`,
+  ];
+  return `${lines.join('\n')}\n`;
 }

@@ -239,7 +239,7 @@ export class FileStore implements ObjectStore {
     this.checkOpen();
     try {
       const st = await fs.stat(this.locate(key).file);
-      return st.isFile() ? { key, size: st.size } : undefined;
+      return st.isFile() ? { key, size: st.size, lastModified: st.mtimeMs } : undefined;
     } catch (err) {
       if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ENOTDIR') return undefined;
       throw this.ioError(err, `cannot stat ${key}`, key);
@@ -285,13 +285,14 @@ export class FileStore implements ObjectStore {
           if (!e.key.startsWith(prefix)) continue;
           if (startAfter !== undefined && compareBytes(e.key, startAfter) <= 0) continue;
           let size: number;
+          let lastModified: number;
           try {
-            size = (await fs.stat(path.join(dir, e.name))).size;
+            ({ size, mtimeMs: lastModified } = await fs.stat(path.join(dir, e.name)));
           } catch (err) {
             if (errnoOf(err) === 'ENOENT') continue; // deleted while listing
             throw this.ioError(err, `cannot list ${e.key}`, e.key);
           }
-          out.push({ key: e.key, size });
+          out.push({ key: e.key, size, lastModified });
           if (out.length >= limit) return false;
         }
       }
@@ -322,6 +323,38 @@ export class FileStore implements ObjectStore {
         break; // not empty (or already gone, or in use by a concurrent put): stop pruning
       }
     }
+  }
+
+  /**
+   * Removes the `.tmp-…` files a crashed writer left (written before `before`, by mtime: a
+   * writer in progress keeps its file younger than that), and counts them; `dryRun` only counts.
+   * @example await store.sweepTemporary(Date.now() - 3_600_000);
+   */
+  async sweepTemporary(before: number, options: { dryRun?: boolean } = {}): Promise<{ count: number; bytes: number }> {
+    this.checkOpen();
+    const found = { count: 0, bytes: 0 };
+    const walk = async (dir: string): Promise<void> => {
+      let entries: import('node:fs').Dirent[];
+      try {
+        entries = await fs.readdir(dir, { withFileTypes: true });
+      } catch (err) {
+        if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ENOTDIR') return;
+        throw this.ioError(err, `cannot list ${dir}`);
+      }
+      for (const e of entries) {
+        const full = path.join(dir, e.name);
+        if (e.isDirectory() && e.name.endsWith('%')) await walk(full);
+        else if (e.isFile() && e.name.startsWith(TMP_PREFIX)) {
+          const st = await fs.stat(full).catch(() => undefined);
+          if (!st || st.mtimeMs >= before) continue;
+          found.count++;
+          found.bytes += st.size;
+          if (!options.dryRun) await fs.unlink(full).catch(() => undefined);
+        }
+      }
+    };
+    await walk(this.root);
+    return found;
   }
 
   /** Marks the store closed; later calls fail with CLOSED. */

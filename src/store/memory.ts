@@ -10,6 +10,7 @@ export class MemoryStore implements ObjectStore {
   readonly url = 'memory://';
   readonly conditionalWrites = true;
   private readonly objects = new Map<string, Buffer>();
+  private readonly times = new Map<string, number>();
 
   async get(key: string, range?: ByteRange): Promise<Buffer> {
     const body = this.objects.get(checkKey(key));
@@ -23,11 +24,12 @@ export class MemoryStore implements ObjectStore {
       throw new CairnError('ALREADY_EXISTS', `object ${key} already exists`, { key, store: this.url });
     }
     this.objects.set(key, Buffer.from(body));
+    this.times.set(key, Date.now());
   }
 
   async head(key: string): Promise<ObjectInfo | undefined> {
     const body = this.objects.get(checkKey(key));
-    return body ? { key, size: body.length } : undefined;
+    return body ? { key, size: body.length, lastModified: this.times.get(key) } : undefined;
   }
 
   async list(prefix: string, options: ListOptions = {}): Promise<ObjectInfo[]> {
@@ -35,11 +37,16 @@ export class MemoryStore implements ObjectStore {
     const keys = [...this.objects.keys()]
       .filter((k) => k.startsWith(prefix) && (options.startAfter === undefined || k > options.startAfter))
       .sort();
-    return keys.slice(0, options.limit ?? keys.length).map((key) => ({ key, size: this.objects.get(key)!.length }));
+    return keys.slice(0, options.limit ?? keys.length).map((key) => ({
+      key,
+      size: this.objects.get(key)!.length,
+      lastModified: this.times.get(key),
+    }));
   }
 
   async delete(key: string): Promise<void> {
     this.objects.delete(checkKey(key));
+    this.times.delete(key);
   }
 
   async close(): Promise<void> {}

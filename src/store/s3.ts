@@ -446,7 +446,7 @@ export class S3Store implements ObjectStore {
     try {
       const out = await this.retrying(`cannot head ${key}`, key, () =>
         this.client.send(new HeadObjectCommand({ Bucket: this.loc.bucket, Key: this.fullKey(key) })));
-      return { key, size: out.ContentLength ?? 0 };
+      return { key, size: out.ContentLength ?? 0, lastModified: out.LastModified?.getTime() };
     } catch (err) {
       const e = err as SdkError;
       if (e.name === 'NotFound' || e.name === 'NoSuchKey' || e.$metadata?.httpStatusCode === 404) return undefined;
@@ -481,7 +481,7 @@ export class S3Store implements ObjectStore {
       }
       for (const o of page.Contents ?? []) {
         if (o.Key === undefined) continue;
-        out.push({ key: o.Key.slice(strip), size: o.Size ?? 0 });
+        out.push({ key: o.Key.slice(strip), size: o.Size ?? 0, lastModified: o.LastModified?.getTime() });
       }
       if (!page.IsTruncated || !page.NextContinuationToken) break;
       token = page.NextContinuationToken;

@@ -17,6 +17,12 @@ export interface ByteRange {
 export interface ObjectInfo {
   key: string;
   size: number;
+  /**
+   * When the object was written, in ms since the epoch, by the store's own clock (S3:
+   * LastModified; file store: the file's mtime). `list` and `head` always set it; GC measures
+   * ages only by it (docs/ARCHITECTURE.md, "Garbage collection"), never by a host's clock.
+   */
+  lastModified?: number;
 }
 
 export interface PutOptions {
@@ -49,4 +55,9 @@ export interface ObjectStore {
   /** Removes a key; removing a missing key is not an error. */
   delete(key: string): Promise<void>;
   close(): Promise<void>;
+  /**
+   * Stores that write through temporary files (the file store) remove those a crashed writer
+   * left, when written before `before` (a store-clock time, ms); with `dryRun` they only count.
+   */
+  sweepTemporary?(before: number, options?: { dryRun?: boolean }): Promise<{ count: number; bytes: number }>;
 }

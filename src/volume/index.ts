@@ -5,6 +5,9 @@
 export { Volume, type StoreOption, type MountControl } from './volume.js';
 export { Batch, type BatchResult } from './batch.js';
 export type { VerifyReport, VerifyProblem, VerifyOrphan, VerifyOptions, VerifyKind } from './verify.js';
+export type { GcOptions, GcReport, StoreGcReport } from './gc.js';
+export type { RetentionPolicy } from './retention.js';
+export type { VolumeUsage } from './usage.js';
 export { Session, type SessionOptions } from './session.js';
 export { openSession, type OpenSessionOptions, type MountSession } from './open.js';
 export { Catalog } from './catalog.js';

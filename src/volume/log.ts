@@ -19,6 +19,7 @@ import {
   keys,
   seqOfKey,
 } from './records.js';
+import { prunedError, readFloor } from './retention.js';
 
 export class VolumeLog {
   constructor(
@@ -43,6 +44,11 @@ export class VolumeLog {
    */
   async recordsAfter(seq: number, upTo = Infinity): Promise<CommitRecord[]> {
     const seqs = await this.seqsAfter(seq, upTo);
+    if (seqs.length && seqs[0] !== seq + 1) {
+      // A view older than the pruned floor cannot catch up record by record.
+      const floor = await readFloor(this.store, this.volumeId);
+      if (seq < floor) throw prunedError(this.volumeId, seq, floor);
+    }
     this.checkContiguous(seqs, seq + 1);
     return Promise.all(seqs.map((s) => this.read(s)));
   }
@@ -52,7 +58,9 @@ export class VolumeLog {
    * (a session starts from the checkpoint), so the first one may be past seq 1; no holes after it.
    */
   async retainedRecords(): Promise<CommitRecord[]> {
-    const seqs = await this.seqsAfter(0);
+    // Below the pruned floor, a GC stopped half-way may have left some records: not history.
+    const floor = await readFloor(this.store, this.volumeId);
+    const seqs = (await this.seqsAfter(0)).filter((s) => s >= floor);
     this.checkContiguous(seqs, seqs[0] ?? 1);
     return Promise.all(seqs.map((s) => this.read(s)));
   }

@@ -17,7 +17,11 @@
  *   journal first, so a session killed after its record landed recognises it on restart.
  */
 import crypto from 'node:crypto';
-import { CairnError } from '../errors.js';
+import { CairnError, isCairnError } from '../errors.js';
+import type { ChunkRef } from '../chunks/types.js';
+import type { PackWriter } from '../chunks/pack.js';
+import { APPEND_WINDOW_MS, CommitGuard } from './gcguard.js';
+import { prunedError, readFloor } from './retention.js';
 import type { ChunkStore } from '../chunks/index.js';
 import type { Journal, JournalEntry } from '../journal/journal.js';
 import type { CommitResult } from './types.js';
@@ -92,6 +96,9 @@ export class Syncer {
   private queue: Promise<unknown> = Promise.resolve();
   /** The volume's name, for messages (set by the session). */
   volumeName?: string;
+  /** Packs found condemned or gone by GC: never reused by dedup again in this process. */
+  private readonly avoidPacks = new Set<string>();
+  private readonly guard: CommitGuard;
 
   constructor(
     private readonly journal: Journal,
@@ -99,7 +106,9 @@ export class Syncer {
     private readonly chunks: ChunkStore,
     private readonly staging: Staging,
     private readonly sessionId: string,
-  ) {}
+  ) {
+    this.guard = new CommitGuard(log.store, log.volumeId);
+  }
 
   get seq(): number {
     return this.journal.seq;
@@ -124,13 +133,29 @@ export class Syncer {
 
   /** Fills an empty journal with the snapshot at `upTo` (default: the newest). */
   async bootstrap(upTo = Infinity): Promise<void> {
-    const cp = await this.log.latestCheckpoint(upTo);
+    if (upTo !== Infinity) {
+      const floor = await readFloor(this.log.store, this.log.volumeId);
+      if (upTo < floor) throw prunedError(this.volumeName ?? this.log.volumeId, upTo, floor);
+    }
+    let cp: number | undefined;
+    let state: [string, EntryData][] | undefined;
+    let records: CommitRecord[];
+    for (let attempt = 1; ; attempt++) {
+      try {
+        cp = await this.log.latestCheckpoint(upTo);
+        state = cp !== undefined ? (await this.log.readCheckpoint(cp)).entries : undefined;
+        records = await this.log.recordsAfter(cp ?? 0, upTo);
+        break;
+      } catch (err) {
+        // A GC pruned past the checkpoint picked (it wrote a newer one first): pick again.
+        const raced = isCairnError(err, 'PRUNED') || isCairnError(err, 'CORRUPT') || isCairnError(err, 'NOT_FOUND');
+        if (!raced || attempt >= 5 || (await readFloor(this.log.store, this.log.volumeId)) <= (cp ?? 0)) throw err;
+      }
+    }
     if (cp !== undefined) {
-      const { entries } = await this.log.readCheckpoint(cp);
-      this.journal.loadState(cp, entries);
+      this.journal.loadState(cp, state!);
       this.journal.setMeta('checkpoint', String(cp));
     }
-    const records = await this.log.recordsAfter(cp ?? 0, upTo);
     if (upTo !== Infinity && upTo > 0 && (records.length ? records[records.length - 1]!.seq : (cp ?? 0)) !== upTo) {
       throw new CairnError('NOT_FOUND', `snapshot ${upTo} does not exist`, { hint: 'see vol.history() for the seqs there are' });
     }
@@ -196,8 +221,15 @@ export class Syncer {
     const exists = this.log.store.head(keys.meta(this.log.volumeId));
     exists.catch(() => undefined);
     try {
-      const { ops, published, bytesUploaded } = await this.buildOps(pending);
+      const uploadStart = performance.now();
+      const built = await this.buildOps(pending);
+      const { published } = built;
+      let { ops, bytesUploaded } = built;
       if (!(await exists)) throw this.deletedError(pending.length);
+      // GC: no condemned or deleted pack in the record, checked right before the append (gcguard.ts).
+      let checked = await this.guardOps(ops, built.uploaded, uploadStart);
+      ops = checked.ops;
+      bytesUploaded += checked.bytesUploaded;
       const commitId = `${this.sessionId}.${Date.now().toString(36)}.${crypto.randomBytes(4).toString('hex')}`;
       const base = this.seq;
       this.journal.setMeta('inflight', JSON.stringify({ commitId, fence, from: base }));
@@ -205,6 +237,11 @@ export class Syncer {
       const foreign: CommitRecord[] = [];
       let record: CommitRecord;
       for (;;) {
+        if (performance.now() - checked.at > APPEND_WINDOW_MS) {
+          checked = await this.guardOps(ops, checked.uploaded, checked.uploadStart);
+          ops = checked.ops;
+          bytesUploaded += checked.bytesUploaded;
+        }
         record = { version: FORMAT_VERSION, seq: target, base, time: Date.now(), author: currentAuthor(), commitId, ops };
         if (await this.log.tryAppend(record)) break;
         // Taken: by another writer, or by this very record (an attempt whose reply was lost landed).
@@ -243,9 +280,86 @@ export class Syncer {
     });
   }
 
+  /** A known chunk to reuse, unless its pack was found condemned or gone (then it is uploaded again). */
+  private reusable(hash: string): ChunkRef | undefined {
+    const r = this.journal.knownChunk(hash);
+    return r && !this.avoidPacks.has(r.pack) ? r : undefined;
+  }
+
+  /**
+   * Checks `ops` against GC (gcguard.ts) and, while some pack they reference is condemned or
+   * gone, rewrites the entries using it (`rewrite`) and checks again. CORRUPT when the bytes are
+   * gone (the view is older than the volume's retention and GC reclaimed them).
+   */
+  private async guardOps(ops: Op[], uploaded: ReadonlySet<string>, uploadStart: number) {
+    let bytesUploaded = 0;
+    let fresh = new Set(uploaded);
+    let start = uploadStart;
+    for (;;) {
+      const { at, bad } = await this.guard.check(ops, fresh, start);
+      if (bad.size === 0) return { at, ops, bytesUploaded, uploaded: fresh, uploadStart: start };
+      for (const p of bad) this.avoidPacks.add(p);
+      start = performance.now();
+      const writer = this.chunks.writer({ known: (h) => this.reusable(h) });
+      try {
+        const out: Op[] = [];
+        for (const op of ops) {
+          if (op.op !== 'put' || !op.entry.chunks?.some((r) => bad.has(r.pack))) {
+            out.push(op);
+            continue;
+          }
+          const chunks = await this.rewrite(op.path, op.entry.chunks, bad, writer);
+          out.push({ op: 'put', path: op.path, entry: { ...op.entry, chunks } });
+        }
+        const done = await writer.finish();
+        this.journal.transaction(() => this.journal.addChunks(done.newChunks));
+        bytesUploaded += done.bytesUploaded;
+        fresh = new Set(done.newChunks.map((r) => r.pack));
+        ops = out;
+      } catch (err) {
+        writer.abort();
+        throw err;
+      }
+    }
+  }
+
+  /**
+   * `refs` with those into `bad` packs written again into `writer`: copied (the exact bytes, from
+   * the pack or the chunk cache) or, when the pack is gone, chunked again from the path's staging
+   * file if that still holds exactly those chunks; CORRUPT when the bytes are nowhere.
+   */
+  private async rewrite(path: string, refs: ChunkRef[], bad: Set<string>, writer: PackWriter): Promise<ChunkRef[]> {
+    const out: ChunkRef[] = [];
+    for (const r of refs) {
+      if (!bad.has(r.pack)) {
+        out.push(r);
+        continue;
+      }
+      let bytes: Buffer;
+      try {
+        bytes = await this.chunks.read([r], 0, r.length);
+      } catch (err) {
+        if (!isCairnError(err, 'NOT_FOUND')) throw err;
+        const staged = this.journal.get(path)?.staged;
+        if (staged) {
+          const again = await writer.writeFile(this.staging.pathOf(staged));
+          if (again.length === refs.length && again.every((x, i) => x.hash === refs[i]!.hash)) return again;
+        }
+        throw new CairnError('CORRUPT', `the data of /${path} was reclaimed by gc: nothing was committed`, {
+          path: `/${path}`,
+          volume: this.volumeName ?? this.log.volumeId,
+          hint: "this session's view is older than the volume's retention: "
+            + 'reload it (or write the file again) and commit',
+        }, { cause: err });
+      }
+      out.push(...(await writer.write(bytes)));
+    }
+    return out;
+  }
+
   /** Turns pending ops into record ops, chunking and uploading staged files. */
   private async buildOps(pending: PendingRow[]) {
-    const writer = this.chunks.writer({ known: (h) => this.journal.knownChunk(h) });
+    const writer = this.chunks.writer({ known: (h) => this.reusable(h) });
     const ops: Op[] = [];
     const published = new Map<string, string>();
     // Staged files' sizes (and small files' bytes), READ_AHEAD pending ops ahead, by staging name:
@@ -293,7 +407,8 @@ export class Syncer {
       }
       const done = await writer.finish();
       this.journal.transaction(() => this.journal.addChunks(done.newChunks));
-      return { ops, published, bytesUploaded: done.bytesUploaded };
+      const uploaded = new Set(done.newChunks.map((r) => r.pack));
+      return { ops, published, bytesUploaded: done.bytesUploaded, uploaded };
     } catch (err) {
       writer.abort();
       throw err;

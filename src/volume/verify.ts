@@ -24,6 +24,7 @@ import type { ChunkRef } from '../chunks/types.js';
 import {
   type EntryData,
   type VolumeMeta,
+  CONDEMNED_NAME_RE,
   PACK_ID_RE,
   VOLUME_ID_RE,
   decodeCheckpoint,
@@ -32,6 +33,7 @@ import {
   keys,
   seqOfKey,
 } from './records.js';
+import { readFloor } from './retention.js';
 
 export type VerifyKind = 'name' | 'meta' | 'record' | 'checkpoint' | 'pack' | 'chunk';
 
@@ -44,9 +46,12 @@ export interface VerifyProblem {
   code: ErrorCode;
 }
 
-/** An object nobody needs: a pack no record or checkpoint references, or a key Cairn never writes. */
+/**
+ * An object nobody needs: a pack no record or checkpoint references, a record or checkpoint below
+ * the pruned floor (a GC stopped before removing it), or a key Cairn never writes.
+ */
 export interface VerifyOrphan {
-  kind: 'pack' | 'unknown';
+  kind: 'pack' | 'pruned' | 'unknown';
   key: string;
   size: number;
 }
@@ -103,6 +108,21 @@ interface Findings {
 /** Errors that say an object is damaged, missing or too new (a problem), not that the store failed. */
 function isDamage(err: unknown): err is CairnError {
   return isCairnError(err) && (err.code === 'CORRUPT' || err.code === 'UNSUPPORTED' || err.code === 'NOT_FOUND');
+}
+
+/** Pack id -> the distinct chunk refs into it (by offset, length, hash) and the first object referencing it. */
+export type PackRefs = Map<string, { by: string; chunks: Map<string, ChunkRef> }>;
+
+/** The one walk of references (verify and gc): adds the chunk refs of `entries`, found in object `by`. */
+export function addRefs(refs: PackRefs, by: string, entries: Iterable<EntryData>): void {
+  for (const e of entries) {
+    for (const r of e.chunks ?? []) {
+      let p = refs.get(r.pack);
+      if (!p) refs.set(r.pack, (p = { by, chunks: new Map() }));
+      const k = `${r.offset}+${r.length}:${r.hash}`;
+      if (!p.chunks.has(k)) p.chunks.set(k, r);
+    }
+  }
 }
 
 /** Longest run of chunks fetched with one read when verifying data. */
@@ -175,28 +195,27 @@ export async function verifyVolume(
   const logs: ObjectInfo[] = [];
   const checkpoints: ObjectInfo[] = [];
   const packs = new Map<string, ObjectInfo>();
+  // Below the pruned floor, records and checkpoints are leftovers of a GC that was stopped: their
+  // packs may be gone by design, so they are listed as orphans, not checked.
+  const floor = await readFloor(store, id);
   for (const o of await store.list(keys.volume(id))) {
     const rest = o.key.slice(keys.volume(id).length);
     const [dir, name, more] = rest.split('/');
-    if (o.key === metaKey) continue;
+    if (o.key === metaKey || o.key === keys.retention(id)) continue;
+    if (more === undefined && dir === 'pruned' && Number.isSafeInteger(seqOfKey(o.key))) continue;
+    if (more === undefined && dir === 'gc' && CONDEMNED_NAME_RE.test(name ?? '')) continue;
+    const s = seqOfKey(o.key);
+    if (more === undefined && ((dir === 'log' && s < floor) || (dir === 'checkpoint' && s < floor))) {
+      report.orphans.push({ kind: 'pruned', key: o.key, size: o.size });
+      continue;
+    }
     if (more === undefined && dir === 'log' && Number.isSafeInteger(seqOfKey(o.key))) logs.push(o);
     else if (more === undefined && dir === 'checkpoint' && Number.isSafeInteger(seqOfKey(o.key))) checkpoints.push(o);
     else if (more === undefined && dir === 'packs' && PACK_ID_RE.test(name ?? '')) packs.set(name!, o);
     else report.orphans.push({ kind: 'unknown', key: o.key, size: o.size });
   }
 
-  /** Pack id -> the distinct chunk refs into it (by offset, length, hash) and the first object referencing it. */
-  const refs = new Map<string, { by: string; chunks: Map<string, ChunkRef> }>();
-  const addRefs = (by: string, entries: Iterable<EntryData>): void => {
-    for (const e of entries) {
-      for (const r of e.chunks ?? []) {
-        let p = refs.get(r.pack);
-        if (!p) refs.set(r.pack, (p = { by, chunks: new Map() }));
-        const k = `${r.offset}+${r.length}:${r.hash}`;
-        if (!p.chunks.has(k)) p.chunks.set(k, r);
-      }
-    }
-  };
+  const refs: PackRefs = new Map();
   const limit = pLimit(Math.max(1, options.concurrency ?? 16));
 
   // Records, and holes in the log.
@@ -208,7 +227,7 @@ export async function verifyVolume(
           const r = decodeRecord(await store.get(o.key), o.key, report.volume);
           counted(r.version);
           report.checked.entries += r.ops.length;
-          addRefs(o.key, r.ops.flatMap((op) => (op.op === 'put' ? [op.entry] : [])));
+          addRefs(refs, o.key, r.ops.flatMap((op) => (op.op === 'put' ? [op.entry] : [])));
         } catch (err) {
           if (!isDamage(err)) throw err;
           if (err.code === 'NOT_FOUND') flag('record', o.key, 'NOT_FOUND', `${o.key} vanished while verifying`);
@@ -237,7 +256,7 @@ export async function verifyVolume(
       if (seqs.length && cp.seq > head) {
         flag('checkpoint', o.key, 'CORRUPT', `the checkpoint is at seq ${cp.seq}, beyond the log's head ${head}`);
       }
-      addRefs(o.key, cp.entries.map(([, e]) => e));
+      addRefs(refs, o.key, cp.entries.map(([, e]) => e));
     } catch (err) {
       if (!isDamage(err)) throw err;
       problem('checkpoint', o.key, err);

@@ -9,7 +9,7 @@
  * every write. `commit()`/`reload()` reach the FUSE daemon when the volume is mounted here.
  */
 import type { Writable } from 'node:stream';
-import { CairnError } from '../errors.js';
+import { CairnError, isCairnError } from '../errors.js';
 import { openStore } from '../store/open.js';
 import type { ObjectStore } from '../store/types.js';
 import { ChunkStore } from '../chunks/index.js';
@@ -23,6 +23,9 @@ import { baseName, checkNoGlob, joinPath, normalizePath, parentOf } from './path
 import { Batch, type BatchProgress, type BatchResult, uploadBatch } from './batch.js';
 import { checkInteger, checkTimeMs } from '../util/limits.js';
 import { type VerifyOptions, type VerifyReport, verifyVolume } from './verify.js';
+import { type GcOptions, type GcReport, type StoreGcReport, gcStore, gcVolume } from './gc.js';
+import { type RetentionPolicy, readRetention, writeRetention } from './retention.js';
+import { type VolumeUsage, volumeUsage } from './usage.js';
 
 export interface StoreOption {
   /** A store URL (`file:///…`, `s3://bucket/prefix?…`) or an open store; default `$CAIRN_STORE` or the embedded file store. */
@@ -103,15 +106,28 @@ export class Volume implements AsyncDisposable {
     async create(name: string, options: StoreOption & { allowExisting?: boolean } = {}): Promise<void> {
       await withStore(options.store, (s) => new Catalog(s).create(name, options));
     },
-    /** Newest first. @example const vols = await Volume.objects.list({ maxObjects: 10 }); */
-    async list(options: StoreOption & { maxObjects?: number; createdBefore?: Date | number } = {}) {
+    /**
+     * Newest first; with `sizes`, each with `storedBytes` (every object of the volume: one LIST each).
+     * @example const vols = await Volume.objects.list({ maxObjects: 10 });
+     */
+    async list(options: StoreOption & { maxObjects?: number; createdBefore?: Date | number; sizes?: boolean } = {}) {
       if (options.maxObjects !== undefined) checkInteger(options.maxObjects, 'maxObjects', { min: 0 });
       if (options.createdBefore !== undefined) {
         const t = options.createdBefore;
         checkTimeMs(t instanceof Date ? t.getTime() : t, 'createdBefore');
       }
-      const metas = await withStore(options.store, (s) => new Catalog(s).list(options));
-      return metas.map((m) => ({ name: m.name, id: m.id, createdAt: new Date(m.createdAt), createdBy: m.createdBy }));
+      return withStore(options.store, async (s) => {
+        const metas = await new Catalog(s).list(options);
+        return Promise.all(
+          metas.map(async (m) => ({
+            name: m.name,
+            id: m.id,
+            createdAt: new Date(m.createdAt),
+            createdBy: m.createdBy,
+            ...(options.sizes ? { storedBytes: await storedBytes(s, m.id) } : {}),
+          })),
+        );
+      });
     },
     /**
      * Verifies a volume by name, like `vol.verify()`, and also when its name object is damaged
@@ -123,6 +139,14 @@ export class Volume implements AsyncDisposable {
      */
     async verify(name: string, options: StoreOption & VerifyOptions = {}): Promise<VerifyReport> {
       return withStore(options.store, (s) => verifyVolume(s, { name }, options));
+    },
+    /**
+     * Garbage collection of the whole store: every volume (as `vol.gc()`), the objects of deleted
+     * volumes, and (file store) temporary files crashed writers left; all older than the grace.
+     * @example const report = await Volume.objects.gc({ dryRun: true });
+     */
+    async gc(options: StoreOption & GcOptions = {}): Promise<StoreGcReport> {
+      return withStore(options.store, (s) => gcStore(s, options));
     },
     /** Irreversible. @example await Volume.objects.delete('data', { allowMissing: true }); */
     async delete(name: string, options: StoreOption & { allowMissing?: boolean } = {}): Promise<void> {
@@ -161,10 +185,17 @@ export class Volume implements AsyncDisposable {
       if (write && this.isReadOnly) {
         throw new CairnError('READ_ONLY', `volume ${this.name} was opened read-only`, { volume: this.name, hint: 'use a handle without readOnly()' });
       }
+      if (this.own) {
+        try {
+          await this.own.reload();
+        } catch (err) {
+          // The view fell below the retention floor (gc pruned it): start from the newest snapshot.
+          if (!isCairnError(err, 'PRUNED')) throw err;
+          await this.discardSession();
+        }
+      }
       if (!this.own) {
         this.own = await Session.open({ store: this.store, volume: this.meta, dir: await privateSessionDir(this.meta.id), ephemeral: true, chunks: this.chunks });
-      } else {
-        await this.own.reload();
       }
       try {
         const out = await fn(this.own);
@@ -255,6 +286,64 @@ export class Volume implements AsyncDisposable {
   async verify(options: VerifyOptions = {}): Promise<VerifyReport> {
     if (this.closed) throw new CairnError('CLOSED', 'the volume handle is closed', { volume: this.name });
     return verifyVolume(this.store, { name: this.meta.name, id: this.meta.id }, options);
+  }
+
+  /**
+   * Garbage collection of this volume: applies its retention (or `keepLast`/`keepDays` given
+   * here, for this run), deletes pruned records and old checkpoints, and deletes packs no retained
+   * snapshot references once they are older than the grace period (by the store's clock; the
+   * default is an hour) — over two runs: the first condemns them, a run one grace later deletes
+   * them. Safe with commits and other GCs running anywhere (docs/ARCHITECTURE.md). `dryRun`
+   * reports only.
+   *
+   * @example
+   * const report = await vol.gc({ keepLast: 10, dryRun: true });
+   * console.log(report.packs.condemnedBytes, report.records.deleted);
+   */
+  async gc(options: GcOptions = {}): Promise<GcReport> {
+    this.checkOpen();
+    if (!options.dryRun && this.isReadOnly) {
+      const hint = 'use dryRun, or a handle without readOnly()';
+      throw new CairnError('READ_ONLY', `volume ${this.name} was opened read-only`, { volume: this.name, hint });
+    }
+    return gcVolume(this.store, { id: this.meta.id, name: this.meta.name }, options);
+  }
+
+  /**
+   * The volume's history retention (the default when none was set).
+   * @example const { keepLast } = await vol.retention();
+   */
+  async retention(): Promise<RetentionPolicy> {
+    this.checkOpen();
+    return readRetention(this.store, this.meta.id);
+  }
+
+  /**
+   * Sets the volume's history retention (fields not given stay): the newest `keepLast` snapshots
+   * (≥ 1) and every snapshot of the last `keepDays` days (≥ 0) stay readable; gc prunes the rest.
+   * @example await vol.setRetention({ keepLast: 10, keepDays: 1 });
+   */
+  async setRetention(policy: Partial<RetentionPolicy>): Promise<RetentionPolicy> {
+    this.checkOpen();
+    if (this.isReadOnly) {
+      const hint = 'use a handle without readOnly()';
+      throw new CairnError('READ_ONLY', `volume ${this.name} was opened read-only`, { volume: this.name, hint });
+    }
+    return writeRetention(this.store, this.meta.id, policy);
+  }
+
+  /**
+   * What the volume stores: live bytes of the newest snapshot, bytes deduplication saves, bytes
+   * the retained history needs, stored bytes and objects, and what gc would reclaim.
+   * @example const { liveBytes, storedBytes, reclaimableBytes } = await vol.usage();
+   */
+  async usage(): Promise<VolumeUsage> {
+    this.checkOpen();
+    return volumeUsage(this.store, { id: this.meta.id, name: this.meta.name });
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new CairnError('CLOSED', 'the volume handle is closed', { volume: this.name });
   }
 
   /**
@@ -380,6 +469,11 @@ export class Volume implements AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
+}
+
+/** Bytes of every object of volume `id` (one LIST). */
+async function storedBytes(store: ObjectStore, id: string): Promise<number> {
+  return (await store.list(keys.volume(id))).reduce((n, o) => n + o.size, 0);
 }
 
 async function withStore<T>(opt: StoreOption['store'], fn: (s: ObjectStore) => Promise<T>): Promise<T> {

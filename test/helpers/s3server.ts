@@ -169,6 +169,13 @@ export async function startS3(opts: S3ServerOptions = {}): Promise<S3Server> {
 
   const forward = (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> =>
     new Promise((resolve) => {
+      // A client killed while its request waited for a lock: its 'close' came already, and its
+      // body never will (forwarding it would hang s3rver's side, and every lock, for ever).
+      if (req.socket.destroyed || res.destroyed) {
+        req.resume();
+        resolve();
+        return;
+      }
       const headers = { ...req.headers };
       delete headers.expect; // answered by this proxy already; never signed
       const up = http.request(

@@ -1,0 +1,435 @@
+/**
+ * Garbage collection without a server (docs/ARCHITECTURE.md, "History retention and garbage
+ * collection", has the protocol and the argument for its safety).
+ *
+ * A GC run of one volume: probe the store's clock (`now`), apply retention (write the pruned
+ * floor, make sure a checkpoint exists at the oldest retained seq), mark every pack referenced by
+ * that checkpoint and the records after it, then
+ *  - delete the packs listed in a condemnation at least its grace old (store clock) that are still
+ *    unreferenced, then that condemnation;
+ *  - condemn (one new `gc/<time>-<rand>` object) the unreferenced packs older than the grace that
+ *    no condemnation lists yet;
+ *  - delete the records and checkpoints below the floor (the record at the floor stays: the log
+ *    head is found by listing the log, so it must never be emptied).
+ * Writers never publish a record referencing a condemned or missing pack (`CommitGuard`, used by
+ * sync.ts right before every append), so a pack is deleted only when no record can still name it.
+ *
+ * Invariants: every age is a difference of two store-clock times (LastModified), never a host's
+ * clock; a damaged record or checkpoint in the marked range aborts the run before anything is
+ * deleted; each step is idempotent, so a GC killed anywhere (or several at once) leaves a store
+ * the next run finishes; `dryRun` reads only.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import pLimit from 'p-limit';
+import { CairnError, isCairnError } from '../errors.js';
+import type { ObjectInfo, ObjectStore } from '../store/types.js';
+import { ChunkStore } from '../chunks/chunkstore.js';
+import { Journal } from '../journal/journal.js';
+import { checkInteger } from '../util/limits.js';
+import {
+  CONDEMNED_NAME_RE,
+  type EntryData,
+  type Op,
+  PACK_ID_RE,
+  VOLUME_ID_RE,
+  decodeCondemnation,
+  decodeMeta,
+  encodeCondemnation,
+  keys,
+  seqOfKey,
+} from './records.js';
+import { VolumeLog } from './log.js';
+import { Syncer, entryData } from './sync.js';
+import { putEntries } from './gcguard.js';
+import { Staging } from './staging.js';
+import {
+  type RetentionPolicy,
+  checkRetention,
+  raiseFloor,
+  readFloor,
+  readRetention,
+  retainedFrom,
+} from './retention.js';
+import { type PackRefs, addRefs } from './verify.js';
+import { DEFAULT_GRACE_MS, MIN_GRACE_MS } from './gcguard.js';
+
+export { APPEND_WINDOW_MS, CommitGuard, DEFAULT_GRACE_MS, MIN_GRACE_MS } from './gcguard.js';
+
+/** LastModified has 1 s resolution on S3: ages are compared with this much slack. */
+const CLOCK_SLACK_MS = 1_000;
+
+export interface GcOptions {
+  /**
+   * Override the volume's retention for this run: given either, the run keeps exactly that (the
+   * other at its least: keepLast 1, keepDays 0).
+   */
+  keepLast?: number;
+  keepDays?: number;
+  /** Report only; change nothing. */
+  dryRun?: boolean;
+  /** Grace period in ms (default DEFAULT_GRACE_MS, at least MIN_GRACE_MS). */
+  graceMs?: number;
+  /** Objects deleted or read at once (default 16). */
+  concurrency?: number;
+  /** Called as the run goes (phase names: retention, mark, sweep, prune). */
+  onProgress?: (phase: string) => void;
+}
+
+export interface GcReport {
+  volume: string;
+  id: string;
+  dryRun: boolean;
+  /** The newest seq when marking, and the oldest retained one (0: empty volume). */
+  head: number;
+  retainedFrom: number;
+  policy: RetentionPolicy;
+  graceMs: number;
+  records: { deleted: number; deletedBytes: number };
+  checkpoints: { deleted: number; deletedBytes: number; written: number };
+  packs: {
+    total: number;
+    live: number;
+    liveBytes: number;
+    /** Unreferenced but younger than the grace (a commit may still publish them). */
+    young: number;
+    /** Newly condemned this run (deleted by a run at least one grace later). */
+    condemned: number;
+    condemnedBytes: number;
+    deleted: number;
+    deletedBytes: number;
+  };
+  elapsedMs: number;
+}
+
+export interface StoreGcReport {
+  volumes: GcReport[];
+  /** Volume ids with no name (deleted volumes, or a create that died), older than the grace. */
+  deletedVolumes: { ids: string[]; objects: number; bytes: number };
+  /** The file store's `.tmp-…` files left by crashed writers. */
+  temporary: { count: number; bytes: number };
+  dryRun: boolean;
+  elapsedMs: number;
+}
+
+/**
+ * The store's clock now (ms): writes a probe object and lists it back for its LastModified.
+ * @example const now = await storeNow(store);
+ */
+export async function storeNow(store: ObjectStore): Promise<number> {
+  const key = `_cairn/clock/${Date.now()}-${crypto.randomBytes(8).toString('hex')}`;
+  await store.put(key, Buffer.from('cairn gc clock probe\n'));
+  try {
+    // Listed, as the ages it is compared with are (HEAD's Last-Modified header has 1 s resolution).
+    const [info] = await store.list(key, { limit: 1 });
+    if (info?.key !== key || info.lastModified === undefined) {
+      throw new CairnError('UNSUPPORTED', `store ${store.url} reports no LastModified; gc cannot measure ages`, {
+        store: store.url,
+        hint: 'gc needs a store whose listings carry modification times',
+      });
+    }
+    return info.lastModified;
+  } finally {
+    await store.delete(key).catch(() => undefined);
+  }
+}
+
+function checkGrace(graceMs: number | undefined): number {
+  const g = graceMs ?? DEFAULT_GRACE_MS;
+  checkInteger(g, 'graceMs', { min: MIN_GRACE_MS });
+  return g;
+}
+
+/** Age of `o` at store time `now`, by the store's clock; NaN (never old) when it has no time. */
+function ageOf(o: ObjectInfo, now: number): number {
+  return o.lastModified === undefined ? NaN : now - o.lastModified;
+}
+
+/**
+ * Collects garbage of one volume (see the module comment); returns what it did (or, with
+ * `dryRun`, would do).
+ *
+ * @example
+ * const report = await gcVolume(store, { id, name: 'data' }, { keepLast: 10 });
+ * console.log(report.packs.deletedBytes);
+ */
+export async function gcVolume(
+  store: ObjectStore,
+  volume: { id: string; name: string },
+  options: GcOptions = {},
+): Promise<GcReport> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await gcVolumeOnce(store, volume, options);
+    } catch (err) {
+      // Another GC pruned past the snapshot this one started marking from: start again (nothing
+      // was deleted yet: deletions come after the mark).
+      if (!isCairnError(err, 'PRUNED') || attempt >= 10) throw err;
+    }
+  }
+}
+
+async function gcVolumeOnce(
+  store: ObjectStore,
+  volume: { id: string; name: string },
+  options: GcOptions,
+): Promise<GcReport> {
+  const started = Date.now();
+  const graceMs = checkGrace(options.graceMs);
+  checkRetention({ keepLast: options.keepLast, keepDays: options.keepDays });
+  const dryRun = !!options.dryRun;
+  const { id } = volume;
+  const limit = pLimit(Math.max(1, options.concurrency ?? 16));
+  const progress = options.onProgress ?? (() => undefined);
+  const log = new VolumeLog(store, id);
+
+  // 1. The store's clock, before anything is listed: every listing below happens after `now`.
+  const now = await storeNow(store);
+
+  // 2. Retention: the oldest retained seq, the floor, a checkpoint at it.
+  progress('retention');
+  const stored = await readRetention(store, id);
+  // Either flag given: the run's policy is exactly what was given (the other one at its least).
+  const override = options.keepLast !== undefined || options.keepDays !== undefined;
+  const policy: RetentionPolicy = override
+    ? { keepLast: options.keepLast ?? 1, keepDays: options.keepDays ?? 0 }
+    : stored;
+  const logs = await store.list(keys.logPrefix(id));
+  const floor0 = await readFloor(store, id);
+  const head = logs.length ? seqOfKey(logs[logs.length - 1]!.key) : 0;
+  let from = head === 0 ? floor0 : Math.max(retainedFrom(logs, policy, now), floor0);
+  // Another GC may have raised the floor further meanwhile: start from there.
+  if (!dryRun && from > floor0) from = Math.min(head, await raiseFloor(store, id, from, now));
+  let cps = await store.list(keys.checkpointPrefix(id));
+  const report: GcReport = {
+    volume: volume.name,
+    id,
+    dryRun,
+    head,
+    retainedFrom: from,
+    policy,
+    graceMs,
+    records: { deleted: 0, deletedBytes: 0 },
+    checkpoints: { deleted: 0, deletedBytes: 0, written: 0 },
+    packs: { total: 0, live: 0, liveBytes: 0, young: 0, condemned: 0, condemnedBytes: 0, deleted: 0, deletedBytes: 0 },
+    elapsedMs: 0,
+  };
+  const hasCp = (s: number) => cps.some((o) => seqOfKey(o.key) === s);
+  const prunable = from > 1 && (logs.some((o) => seqOfKey(o.key) < from) || cps.some((o) => seqOfKey(o.key) < from));
+
+  // 3. Mark: the snapshot the retained ones start from (its checkpoint, written now when missing;
+  // a dry run only computes it) and every record after it.
+  progress('mark');
+  const refs: PackRefs = new Map();
+  let marked: number;
+  if (prunable && !hasCp(from)) {
+    const entries = await snapshotEntries(store, id, from);
+    addRefs(refs, keys.checkpoint(id, from), entries.map(([, e]) => e));
+    if (!dryRun) {
+      await log.writeCheckpoint(from, entries);
+      report.checkpoints.written++;
+      cps = await store.list(keys.checkpointPrefix(id));
+    }
+    marked = await markRecords_(log, from, refs);
+  } else marked = await markRetained(log, cps, from, refs);
+  const markRecords = (after: number) => markRecords_(log, after, refs);
+
+  // 4. Sweep: packs and condemnations as they are now (listed after `now`), records that landed
+  // meanwhile marked too (not needed for safety, but it spares their writers a re-upload).
+  progress('sweep');
+  const packs = new Map<string, ObjectInfo>();
+  for (const o of await store.list(keys.packPrefix(id))) {
+    const name = o.key.slice(keys.packPrefix(id).length);
+    if (PACK_ID_RE.test(name)) packs.set(name, o);
+  }
+  const condemnedObjects = await store.list(keys.condemnedPrefix(id));
+  marked = await markRecords(marked);
+  report.packs.total = packs.size;
+  for (const [pack, { chunks }] of refs) {
+    if (!packs.has(pack)) continue;
+    report.packs.live++;
+    for (const r of chunks.values()) report.packs.liveBytes += r.length;
+  }
+  const listed = new Set<string>();
+  const doomed: { key: string; packs: string[] }[] = [];
+  for (const o of condemnedObjects) {
+    // Only well-named ones, as writers read only those (gcguard.ts).
+    if (!CONDEMNED_NAME_RE.test(o.key.slice(keys.condemnedPrefix(id).length))) continue;
+    let c;
+    try {
+      c = decodeCondemnation(await store.get(o.key), o.key, volume.name);
+    } catch (err) {
+      if (isCairnError(err, 'NOT_FOUND')) continue; // another GC finished it
+      if (!isCairnError(err, 'CORRUPT') && !isCairnError(err, 'UNSUPPORTED')) throw err;
+      // A damaged condemnation never authorises a deletion; writers refuse to commit past it.
+      if (!dryRun && isCairnError(err, 'CORRUPT')) await store.delete(o.key);
+      continue;
+    }
+    if (ageOf(o, now) >= c.graceMs + CLOCK_SLACK_MS) doomed.push({ key: o.key, packs: c.packs });
+    else for (const p of c.packs) listed.add(p);
+  }
+  const deleting = new Set<string>();
+  for (const d of doomed) for (const p of d.packs) if (!refs.has(p) && packs.has(p)) deleting.add(p);
+  for (const p of deleting) {
+    report.packs.deleted++;
+    report.packs.deletedBytes += packs.get(p)!.size;
+  }
+  const condemn: string[] = [];
+  for (const [pack, o] of packs) {
+    if (refs.has(pack) || deleting.has(pack) || listed.has(pack)) continue;
+    if (ageOf(o, now) >= graceMs + CLOCK_SLACK_MS) {
+      condemn.push(pack);
+      report.packs.condemnedBytes += o.size;
+    } else report.packs.young++;
+  }
+  report.packs.condemned = condemn.length;
+  if (!dryRun) {
+    await Promise.all([...deleting].map((p) => limit(() => store.delete(packs.get(p)!.key))));
+    await Promise.all(doomed.map((d) => limit(() => store.delete(d.key))));
+    if (condemn.length) {
+      const name = `${String(Math.floor(now)).padStart(15, '0')}-${crypto.randomBytes(8).toString('hex')}`;
+      const key = keys.condemnedPrefix(id) + name;
+      await store.put(key, encodeCondemnation({ time: now, graceMs, packs: condemn }));
+    }
+  }
+
+  // 5. Prune: records below the floor (oldest first, so the log stays a suffix; the one at the
+  // floor stays, so the log never empties and its head is never lost), then the checkpoints
+  // below it. Only once the checkpoint at the floor exists.
+  progress('prune');
+  if (from > 0 && hasCp(from)) {
+    const oldRecords = logs.filter((o) => seqOfKey(o.key) < from);
+    const oldCps = cps.filter((o) => seqOfKey(o.key) < from);
+    for (const o of oldRecords) report.records.deletedBytes += o.size;
+    for (const o of oldCps) report.checkpoints.deletedBytes += o.size;
+    report.records.deleted = oldRecords.length;
+    report.checkpoints.deleted = oldCps.length;
+    if (!dryRun) {
+      for (let i = 0; i < oldRecords.length; i += 256) {
+        await Promise.all(oldRecords.slice(i, i + 256).map((o) => limit(() => store.delete(o.key))));
+      }
+      await Promise.all(oldCps.map((o) => limit(() => store.delete(o.key))));
+    }
+  } else if (from > 0 && dryRun && prunable) {
+    report.records.deleted = logs.filter((o) => seqOfKey(o.key) < from).length;
+    report.checkpoints.deleted = cps.filter((o) => seqOfKey(o.key) < from).length;
+  }
+  report.elapsedMs = Date.now() - started;
+  return report;
+}
+
+
+/**
+ * Marks (into `refs`) every chunk the snapshots from `from` on reference: the newest checkpoint
+ * at or below `from` (among `cps`, as listed) and every record after it. Returns the last seq marked.
+ */
+export async function markRetained(
+  log: VolumeLog,
+  cps: readonly ObjectInfo[],
+  from: number,
+  refs: PackRefs,
+): Promise<number> {
+  const base = [...cps].reverse().find((o) => seqOfKey(o.key) <= from);
+  const baseSeq = base ? seqOfKey(base.key) : 0;
+  if (base) {
+    const cp = await log.readCheckpoint(baseSeq);
+    addRefs(refs, base.key, cp.entries.map(([, e]) => e));
+  }
+  return markRecords_(log, baseSeq, refs);
+}
+
+async function markRecords_(log: VolumeLog, after: number, refs: PackRefs): Promise<number> {
+  const records = await log.recordsAfter(after);
+  for (const r of records) addRefs(refs, keys.log(log.volumeId, r.seq), putEntries(r.ops));
+  return records.length ? records[records.length - 1]!.seq : after;
+}
+
+/** The entries of snapshot `seq` (bootstrapped in a private temp journal). */
+async function snapshotEntries(store: ObjectStore, id: string, seq: number): Promise<[string, EntryData][]> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-gc-'));
+  const journal = new Journal(path.join(dir, 'journal.db'));
+  try {
+    const log = new VolumeLog(store, id);
+    const chunks = new ChunkStore({ store, packPrefix: keys.packPrefix(id), cache: null });
+    const staging = new Staging(dir);
+    await staging.init();
+    await new Syncer(journal, log, chunks, staging, 'gc').bootstrap(seq);
+    const entries: [string, EntryData][] = [];
+    for (const e of journal.iterateAll()) entries.push([e.path, entryData(e)]);
+    return entries;
+  } finally {
+    journal.close();
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * GC of a whole store: every named volume, then the objects of volume ids no name points at
+ * (deleted volumes; a volume being created writes its meta before its name, so only ids whose
+ * every object is older than the grace go), then the file store's stale temporary files.
+ *
+ * @example const report = await gcStore(store, { dryRun: true });
+ */
+export async function gcStore(store: ObjectStore, options: GcOptions = {}): Promise<StoreGcReport> {
+  const started = Date.now();
+  const graceMs = checkGrace(options.graceMs);
+  const dryRun = !!options.dryRun;
+  const named = new Map<string, string>();
+  for (const o of await store.list(keys.names())) {
+    const name = o.key.slice(keys.names().length);
+    try {
+      named.set(decodeMeta(await store.get(o.key), o.key, name).id, name);
+    } catch (err) {
+      if (isCairnError(err, 'NOT_FOUND')) continue;
+      // A damaged name object: its id is unknown, so no nameless volume can be proven dead.
+      throw new CairnError('CORRUPT', `name object ${o.key} is damaged; gc of the whole store stops`, {
+        key: o.key,
+        hint: '`cairn volume verify` names what is wrong; gc a volume by name meanwhile',
+      }, { cause: err });
+    }
+  }
+  const volumes: GcReport[] = [];
+  for (const [id, name] of named) volumes.push(await gcVolume(store, { id, name }, options));
+
+  const now = await storeNow(store);
+  const byId = new Map<string, ObjectInfo[]>();
+  for (const o of await store.list('volumes/')) {
+    const vid = o.key.split('/')[1]!;
+    if (named.has(vid) || !VOLUME_ID_RE.test(vid)) continue;
+    let list = byId.get(vid);
+    if (!list) byId.set(vid, (list = []));
+    list.push(o);
+  }
+  const deletedVolumes = { ids: [] as string[], objects: 0, bytes: 0 };
+  const limit = pLimit(Math.max(1, options.concurrency ?? 16));
+  for (const [vid, objects] of byId) {
+    if (!objects.every((o) => ageOf(o, now) >= graceMs + CLOCK_SLACK_MS)) continue;
+    // Named meanwhile (a create that was slow between its meta and its name)?
+    if (await namesId(store, vid)) continue;
+    deletedVolumes.ids.push(vid);
+    deletedVolumes.objects += objects.length;
+    for (const o of objects) deletedVolumes.bytes += o.size;
+    if (dryRun) continue;
+    const meta = keys.meta(vid);
+    await Promise.all(objects.filter((o) => o.key !== meta).map((o) => limit(() => store.delete(o.key))));
+    await store.delete(meta);
+  }
+  const temporary = store.sweepTemporary
+    ? await store.sweepTemporary(now - graceMs - CLOCK_SLACK_MS, { dryRun })
+    : { count: 0, bytes: 0 };
+  return { volumes, deletedVolumes, temporary, dryRun, elapsedMs: Date.now() - started };
+}
+
+/** Whether some name object now points at volume id `id`. */
+async function namesId(store: ObjectStore, id: string): Promise<boolean> {
+  for (const o of await store.list(keys.names())) {
+    try {
+      if (decodeMeta(await store.get(o.key), o.key, o.key.slice(keys.names().length)).id === id) return true;
+    } catch {
+      return true; // unreadable: assume it might
+    }
+  }
+  return false;
+}

@@ -1,0 +1,126 @@
+/**
+ * `usage`: how much a volume stores and why (the library's `vol.usage()`, `cairn volume du`).
+ *
+ * Invariants: only reads; uses the same mark as GC (gc.ts `markRetained`), so `reclaimableBytes`
+ * is exactly what `gc` with the volume's retention would (eventually: after the grace) delete from
+ * the packs; memory is the distinct chunk refs of the retained snapshots.
+ */
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { ObjectStore } from '../store/types.js';
+import { ChunkStore } from '../chunks/chunkstore.js';
+import { Journal } from '../journal/journal.js';
+import { PACK_ID_RE, keys, seqOfKey } from './records.js';
+import { VolumeLog } from './log.js';
+import { Syncer } from './sync.js';
+import { Staging } from './staging.js';
+import { readFloor, readRetention, retainedFrom, type RetentionPolicy } from './retention.js';
+import { type PackRefs, addRefs } from './verify.js';
+import { markRetained, storeNow } from './gc.js';
+
+export interface VolumeUsage {
+  volume: string;
+  id: string;
+  head: number;
+  retainedFrom: number;
+  policy: RetentionPolicy;
+  /** Files and symlinks in the newest snapshot. */
+  files: number;
+  /** The sum of their sizes: what a copy of the newest snapshot would take. */
+  liveBytes: number;
+  /** Distinct chunk bytes (plus inline bytes) of the newest snapshot. */
+  uniqueBytes: number;
+  /** liveBytes - uniqueBytes: bytes deduplication saves in the newest snapshot. */
+  sharedBytes: number;
+  /** Distinct chunk bytes every retained snapshot together references (history included). */
+  retainedBytes: number;
+  /** Every object of the volume on the store. */
+  storedBytes: number;
+  objects: number;
+  packs: number;
+  packBytes: number;
+  /** Bytes of packs no retained snapshot references: gc deletes them. */
+  reclaimableBytes: number;
+  /** Unreferenced bytes inside packs that are still referenced (only compaction would free them). */
+  deadInLivePacksBytes: number;
+}
+
+function distinctBytes(refs: PackRefs): number {
+  let n = 0;
+  for (const { chunks } of refs.values()) for (const r of chunks.values()) n += r.length;
+  return n;
+}
+
+/**
+ * The usage report of volume `volume` on `store` (see VolumeUsage).
+ * @example const u = await volumeUsage(store, { id, name: 'data' }); console.log(u.storedBytes / u.liveBytes);
+ */
+export async function volumeUsage(store: ObjectStore, volume: { id: string; name: string }): Promise<VolumeUsage> {
+  const { id } = volume;
+  const log = new VolumeLog(store, id);
+  const now = await storeNow(store);
+  const policy = await readRetention(store, id);
+  const all = await store.list(keys.volume(id));
+  const logs = all.filter((o) => o.key.startsWith(keys.logPrefix(id)) && Number.isSafeInteger(seqOfKey(o.key)));
+  const cps = all.filter((o) => o.key.startsWith(keys.checkpointPrefix(id)) && Number.isSafeInteger(seqOfKey(o.key)));
+  const packPrefix = keys.packPrefix(id);
+  const packs = all.filter((o) => o.key.startsWith(packPrefix) && PACK_ID_RE.test(o.key.slice(packPrefix.length)));
+  const head = logs.length ? seqOfKey(logs[logs.length - 1]!.key) : 0;
+  const floor = await readFloor(store, id);
+  const from = head === 0 ? floor : Math.max(retainedFrom(logs, policy, now), floor);
+  const retained: PackRefs = new Map();
+  await markRetained(log, cps, from, retained);
+
+  // The newest snapshot, bootstrapped in a private temp journal.
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-du-'));
+  const journal = new Journal(path.join(dir, 'journal.db'));
+  let files = 0;
+  let liveBytes = 0;
+  let inlineBytes = 0;
+  const current: PackRefs = new Map();
+  try {
+    const staging = new Staging(dir);
+    await staging.init();
+    const chunks = new ChunkStore({ store, packPrefix: keys.packPrefix(id), cache: null });
+    await new Syncer(journal, log, chunks, staging, 'du').bootstrap(head);
+    for (const e of journal.iterateAll()) {
+      if (e.type !== 'file' && e.type !== 'symlink') continue;
+      files++;
+      liveBytes += e.size;
+      if (e.inline) inlineBytes += e.inline.length;
+      addRefs(current, e.path, [e]);
+    }
+  } finally {
+    journal.close();
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+  const uniqueBytes = distinctBytes(current) + inlineBytes;
+  let packBytes = 0;
+  let reclaimableBytes = 0;
+  let livePackBytes = 0;
+  for (const o of packs) {
+    packBytes += o.size;
+    if (retained.has(o.key.slice(keys.packPrefix(id).length))) livePackBytes += o.size;
+    else reclaimableBytes += o.size;
+  }
+  const retainedBytes = distinctBytes(retained);
+  return {
+    volume: volume.name,
+    id,
+    head,
+    retainedFrom: from,
+    policy,
+    files,
+    liveBytes,
+    uniqueBytes,
+    sharedBytes: Math.max(0, liveBytes - uniqueBytes),
+    retainedBytes,
+    storedBytes: all.reduce((n, o) => n + o.size, 0),
+    objects: all.length,
+    packs: packs.length,
+    packBytes,
+    reclaimableBytes,
+    deadInLivePacksBytes: Math.max(0, livePackBytes - retainedBytes),
+  };
+}
