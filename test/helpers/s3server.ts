@@ -250,18 +250,40 @@ export async function startS3(opts: S3ServerOptions = {}): Promise<S3Server> {
       return;
     }
     if (req.method !== 'PUT' && req.method !== 'POST' && req.method !== 'DELETE') {
-      void forward(req, res);
+      void afterPuts(u.pathname).then(() => forward(req, res));
       return;
     }
     const isDelete = req.method === 'DELETE' || (req.method === 'POST' && u.searchParams.has('delete'));
     void writes.run(isDelete, () => write(req, res, u));
   });
 
+  // s3rver writes an object in place, so a GET (or a LIST, which reads its disk) during the PUT of
+  // a key would see part of it, its Content-Length agreeing: real stores make a PUT visible whole.
+  // So GETs and HEADs of a key wait for the PUTs of that key in flight.
+  const putting = new Map<string, Set<Promise<void>>>();
+  const afterPuts = async (key: string): Promise<void> => {
+    const inFlight = putting.get(key);
+    if (inFlight) await Promise.allSettled([...inFlight]);
+  };
+  const whilePutting = (key: string, fn: () => Promise<void>): Promise<void> => {
+    const done = fn();
+    const set = putting.get(key) ?? new Set<Promise<void>>();
+    putting.set(key, set.add(done));
+    return done.finally(() => {
+      set.delete(done);
+      if (set.size === 0 && putting.get(key) === set) putting.delete(key);
+    });
+  };
+
   /** A PUT, POST or DELETE, under `writes`; conditional PUTs are checked here (see the header). */
   const write = (req: http.IncomingMessage, res: http.ServerResponse, u: URL): Promise<void> => {
     const isPut = req.method === 'PUT' && !u.searchParams.has('partNumber') && !req.headers['x-amz-copy-source'];
     const isComplete = req.method === 'POST' && u.searchParams.has('uploadId');
-    if (!conditional || req.headers['if-none-match'] !== '*' || !(isPut || isComplete)) return forward(req, res);
+    if (isPut || isComplete) return whilePutting(u.pathname, () => conditionalWrite(req, res, u, isPut || isComplete));
+    return forward(req, res);
+  };
+  const conditionalWrite = (req: http.IncomingMessage, res: http.ServerResponse, u: URL, creates: boolean): Promise<void> => {
+    if (!conditional || req.headers['if-none-match'] !== '*' || !creates) return forward(req, res);
     return locks.run(u.pathname, async () => {
       let present: boolean;
       try {
