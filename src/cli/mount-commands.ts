@@ -9,6 +9,7 @@ import { CairnError, type ErrorCode } from '../errors.js';
 import type { CommitResult, ReloadResult } from '../volume/index.js';
 import { UsageError, formatBytes, notice, printJson } from './output.js';
 import { type DaemonStatus, describeStatus, listMounts } from './status.js';
+import { parseSeq } from './time-travel.js';
 
 type Globals = () => { store?: string };
 
@@ -33,6 +34,7 @@ interface MountFlags {
   commitInterval: string;
   foreground?: boolean;
   nonEmpty?: boolean;
+  seq?: number;
 }
 
 export function registerMountCommands(program: Command, g: Globals): void {
@@ -43,18 +45,25 @@ export function registerMountCommands(program: Command, g: Globals): void {
     .option('--commit-interval <seconds>', 'commit in the background every N seconds (0: only on demand and at unmount)', '5')
     .option('--foreground', 'serve the mount in this process until it is unmounted or gets SIGTERM/SIGINT')
     .option('--non-empty', 'mount over a directory that has files (they are hidden while mounted)')
-    .addHelpText('after', '\nExamples:\n  cairn mount data /mnt/data\n  cairn mount weights /mnt/weights --read-only\n  cairn mount data /mnt/data --commit-interval 0 --foreground')
+    .option('--seq <n>', 'mount the snapshot of that seq, read-only (time travel; see cairn volume history)', parseSeq)
+    .addHelpText(
+      'after',
+      '\nExamples:\n  cairn mount data /mnt/data\n  cairn mount weights /mnt/weights --read-only' +
+        '\n  cairn mount data /mnt/data --commit-interval 0 --foreground\n  cairn mount data /mnt/data-12 --seq 12',
+    )
     .action(async (volume: string, dir: string, o: MountFlags) => {
       const m = await mount({
         volume,
         mountpoint: path.resolve(dir),
         store: g().store,
-        readOnly: !!o.readOnly,
+        readOnly: !!o.readOnly || o.seq !== undefined,
+        ...(o.seq !== undefined ? { sessionOptions: { seq: o.seq } } : {}),
         commitIntervalSec: interval(o.commitInterval),
         foreground: !!o.foreground,
         nonEmpty: !!o.nonEmpty,
       });
-      notice(`mounted ${volume} at ${m.mountpoint}${o.readOnly ? ' (read-only)' : ''} (daemon pid ${m.pid}${m.logFile ? `, log ${m.logFile}` : ''})`);
+      const mode = o.seq !== undefined ? ` (seq ${o.seq}, read-only)` : o.readOnly ? ' (read-only)' : '';
+      notice(`mounted ${volume} at ${m.mountpoint}${mode} (daemon pid ${m.pid}${m.logFile ? `, log ${m.logFile}` : ''})`);
       if (m.closed) {
         const r = await m.closed;
         if (r.commit) notice(describeCommit(r.commit));
