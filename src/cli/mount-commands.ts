@@ -1,5 +1,5 @@
 /**
- * `cairn mount / unmount / commit / reload / status`: the mount daemon's controls (src/fuse).
+ * `cairn mount / unmount / commit / reload / mounts / status`: the mount daemon's controls (src/fuse).
  */
 import path from 'node:path';
 import { Command } from 'commander';
@@ -106,6 +106,13 @@ export function registerMountCommands(program: Command, g: Globals): void {
       if (o.json) return printJson(r);
       process.stdout.write(`${r.commit?.committed ? `${describeCommit(r.commit)}; ` : ''}reloaded: seq ${r.from} -> ${r.seq}\n`);
     });
+
+  program
+    .command('mounts')
+    .description('every cairn mount in this mount namespace: volume, mount point, seq, pending changes, open files, mode, binding')
+    .option('--json', 'machine-readable output')
+    .addHelpText('after', '\nExamples:\n  cairn mounts\n  cairn mounts --json | jq \'.[] | select(.pending > 0)\'')
+    .action((o: { json?: boolean }) => listMounts(!!o.json));
 
   program
     .command('status [dir]')

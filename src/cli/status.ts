@@ -79,7 +79,7 @@ export function describeStatus(r: DaemonStatus): string {
   return head + table(rows.map(([k, v]) => [`  ${k}`, v!]));
 }
 
-/** `cairn status` without DIR: every Cairn mount in this mount namespace, with what its daemon reports. */
+/** `cairn mounts` (and `cairn status` without DIR): every Cairn mount in this mount namespace, with what its daemon reports. */
 export async function listMounts(json: boolean): Promise<void> {
   const rows = await Promise.all(
     (await findMounts()).map(async (m) => {
@@ -93,6 +93,7 @@ export async function listMounts(json: boolean): Promise<void> {
         seq: s.seq ?? null,
         pending: s.pending ?? null,
         openFiles: s.openFiles?.length ?? null,
+        binding: s.binding ?? null,
         ...(s.error ? { error: s.error } : {}),
       };
     }),
@@ -103,8 +104,8 @@ export async function listMounts(json: boolean): Promise<void> {
   const n = (v: number | null) => (v === null ? '?' : String(v));
   process.stdout.write(
     table(
-      rows.map((r) => [r.volume, r.mountpoint, n(r.seq), n(r.pending), n(r.openFiles), r.readOnly ? 'ro' : 'rw']),
-      ['VOLUME', 'MOUNTPOINT', 'SEQ', 'PENDING', 'OPEN', 'MODE'],
+      rows.map((r) => [r.volume, r.mountpoint, n(r.seq), n(r.pending), n(r.openFiles), r.readOnly ? 'ro' : 'rw', r.binding ?? '?']),
+      ['VOLUME', 'MOUNTPOINT', 'SEQ', 'PENDING', 'OPEN', 'MODE', 'BINDING'],
     ),
   );
 }
