@@ -100,7 +100,7 @@ _cairn() {
   local cur=\${COMP_WORDS[COMP_CWORD]}
 ${pathFinder('COMP_WORDS', 1, 'COMP_CWORD')}  COMPREPLY=()
   # the value of a flag that takes one: leave it to the shell (files)
-  if [[ " $(_cairn_valued "$cmdpath") " == *" $prev "* && $cur != -* ]]; then return 0; fi
+  if [[ -n $prev && " $(_cairn_valued "$cmdpath") " == *" $prev "* && $cur != -* ]]; then return 0; fi
   if [[ $cur == -* ]]; then
     COMPREPLY=($(compgen -W "$(_cairn_flags "$cmdpath")" -- "$cur"))
   else
@@ -127,7 +127,7 @@ ${tables(nodes)}${described('_cairn_subs_described', (n) => n.subs.map((s) => ({
   )}
 _cairn() {
   local cur=\${words[CURRENT]}
-${pathFinder('words', 2, 'CURRENT')}  if [[ " $(_cairn_valued "$cmdpath") " == *" $prev "* && $cur != -* ]]; then _files; return; fi
+${pathFinder('words', 2, 'CURRENT')}  if [[ -n $prev && " $(_cairn_valued "$cmdpath") " == *" $prev "* && $cur != -* ]]; then _files; return; fi
   local -a items
   if [[ $cur == -* ]]; then
     items=("\${(@f)$(_cairn_flags_described "$cmdpath")}")
