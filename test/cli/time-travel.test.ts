@@ -98,6 +98,9 @@ describe('time travel from the CLI (issue 19)', () => {
       assert.equal(mine.openFiles, 0);
       assert.match(String(mine.binding), /^(native|fuse-native)$/);
       assert.ok((await ok(['mounts'])).split('\n').includes(mnt), 'piped: bare mount points');
+      const reload = await cairn(['reload', mnt]);
+      assert.equal(reload.code, 1);
+      assert.match(reload.err, /^cairn: INVALID_ARGUMENT: .*pinned at snapshot 2 \(a mount with --seq stays at that snapshot/);
     } finally {
       await unmountQuietly(mnt);
     }
