@@ -118,16 +118,18 @@ export function zshScript(program: Command): string {
   const esc = (s: string) => s.replace(/\\/g, '\\\\').replace(/:/g, '\\:').replace(/\n/g, ' ');
   const described = (name: string, value: (n: Node) => { k: string; d: string }[]) =>
     caseFunction(name, nodes, (n) => value(n).map(({ k, d }) => `${esc(k)}:${esc(d)}`), '\n');
+  const subsDescribed = described('_cairn_subs_described', (n) => n.subs.map((s) => ({ k: s.name, d: s.description })));
+  const flagsDescribed = described('_cairn_flags_described', (n) =>
+    n.flags.map((f) => ({ k: f.flag, d: f.description })),
+  );
+  const valued = '[[ -n $prev && " $(_cairn_valued "$cmdpath") " == *" $prev "* && $cur != -* ]]';
   return `#compdef cairn
 # cairn completion for zsh: eval "$(cairn completion zsh)" after compinit (e.g. in ~/.zshrc),
 # or save it as _cairn in a directory of $fpath
-${tables(nodes)}${described('_cairn_subs_described', (n) => n.subs.map((s) => ({ k: s.name, d: s.description })))}${described(
-    '_cairn_flags_described',
-    (n) => n.flags.map((f) => ({ k: f.flag, d: f.description })),
-  )}
+${tables(nodes)}${subsDescribed}${flagsDescribed}
 _cairn() {
   local cur=\${words[CURRENT]}
-${pathFinder('words', 2, 'CURRENT')}  if [[ -n $prev && " $(_cairn_valued "$cmdpath") " == *" $prev "* && $cur != -* ]]; then _files; return; fi
+${pathFinder('words', 2, 'CURRENT')}  if ${valued}; then _files; return; fi
   local -a items
   if [[ $cur == -* ]]; then
     items=("\${(@f)$(_cairn_flags_described "$cmdpath")}")
@@ -147,7 +149,8 @@ export function registerCompletionCommand(program: Command): void {
     .description('print a completion script for bash or zsh (commands, subcommands, flags)')
     .addHelpText(
       'after',
-      '\nExamples:\n  eval "$(cairn completion bash)"      # in ~/.bashrc\n  eval "$(cairn completion zsh)"       # in ~/.zshrc, after compinit' +
+      '\nExamples:\n  eval "$(cairn completion bash)"      # in ~/.bashrc' +
+        '\n  eval "$(cairn completion zsh)"       # in ~/.zshrc, after compinit' +
         '\n  cairn completion bash > /etc/bash_completion.d/cairn',
     )
     .action((shell: string) => {

@@ -78,7 +78,10 @@ export function describeStatus(r: DaemonStatus): string {
   return head + table(rows.map(([k, v]) => [`  ${k}`, v!]));
 }
 
-/** `cairn mounts` (and `cairn status` without DIR): every Cairn mount in this mount namespace, with what its daemon reports. */
+/**
+ * `cairn mounts` (and `cairn status` without DIR): every Cairn mount in this mount namespace, with
+ * what its daemon reports.
+ */
 export async function listMounts(json: boolean): Promise<void> {
   const rows = (await statusAll()).map(({ mount: m, status, error }) => {
     const s = (status ?? {}) as Partial<DaemonStatus>;

@@ -19,7 +19,9 @@ type Globals = () => { store?: string };
 
 /** A --seq value: an integer >= 0 (a UsageError, exit 2, otherwise). */
 export function parseSeq(v: string): number {
-  if (!/^\d+$/.test(v) || !Number.isSafeInteger(Number(v))) throw new UsageError(`--seq must be a snapshot number (an integer >= 0), not ${JSON.stringify(v)}`);
+  if (!/^\d+$/.test(v) || !Number.isSafeInteger(Number(v))) {
+    throw new UsageError(`--seq must be a snapshot number (an integer >= 0), not ${JSON.stringify(v)}`);
+  }
   return Number(v);
 }
 
@@ -148,9 +150,13 @@ export async function restore(vol: Volume, from: number, paths: string[]): Promi
   }
 }
 
-const shown = (paths: string[]) => (paths.length > 5 ? `${paths.slice(0, 5).join(' ')} (+${paths.length - 5} more)` : paths.join(' '));
+const shown = (paths: string[]) =>
+  paths.length > 5 ? `${paths.slice(0, 5).join(' ')} (+${paths.length - 5} more)` : paths.join(' ');
 
-export function registerRestoreCommand(volume: Command, g: Globals, withVolume: <T>(name: string, g: Globals, fn: (v: Volume) => Promise<T>) => Promise<T>): void {
+type WithVolume = <T>(name: string, g: Globals, fn: (v: Volume) => Promise<T>) => Promise<T>;
+
+/** `cairn volume restore` (registered under `volume`, sharing its volume opener). */
+export function registerRestoreCommand(volume: Command, g: Globals, withVolume: WithVolume): void {
   volume
     .command('restore <volume> [paths...]')
     .description('commit the content of PATHS (default: everything) as it was at --seq N, as a new snapshot')
@@ -160,12 +166,14 @@ export function registerRestoreCommand(volume: Command, g: Globals, withVolume: 
       'after',
       '\nHistory is never rewritten: the restore is a new commit, and seq N and every later one stay readable.' +
         '\nFiles that did not exist at seq N are removed from the restored paths.' +
-        '\n\nExamples:\n  cairn volume restore data --seq 12\n  cairn volume restore data /models /config.json --seq 12',
+        '\n\nExamples:\n  cairn volume restore data --seq 12' +
+        '\n  cairn volume restore data /models /config.json --seq 12',
     )
     .action(async (name: string, paths: string[], o: { seq: number; json?: boolean }) => {
       const r = await withVolume(name, g, (v) => restore(v, o.seq, paths));
       if (o.json) return printJson(r);
-      if (!r.committed) return notice(`nothing to restore: ${paths.length ? shown(paths) : name} already as at seq ${r.from} (seq ${r.seq})`);
+      const what = paths.length ? shown(paths) : name;
+      if (!r.committed) return notice(`nothing to restore: ${what} already as at seq ${r.from} (seq ${r.seq})`);
       const parts = [`${r.restored.length} restored`, `${r.removed.length} removed`];
       process.stdout.write(`restored ${name} to seq ${r.from} as seq ${r.seq}: ${parts.join(', ')}\n`);
       if (r.restored.length) process.stdout.write(`  restored: ${shown(r.restored)}\n`);
