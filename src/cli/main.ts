@@ -12,6 +12,7 @@ import { isCairnError } from '../errors.js';
 import { registerRunCommand } from '../run/command.js';
 import { registerPluginCommand } from './plugin-command.js';
 import { registerOciHookCommand } from './oci-hook-command.js';
+import { registerCompletionCommand } from './completion.js';
 import { UsageError, describeFailure, flags, guardStdout, isBrokenPipe } from './output.js';
 import { running } from './hints.js';
 
@@ -66,6 +67,7 @@ registerRunCommand(program, globals, (code) => (exitCode = code)).hook('preActio
     throw err;
   }
 });
+registerCompletionCommand(program);
 for (const c of program.commands) {
   c.exitOverride();
   for (const sub of c.commands) sub.exitOverride();

@@ -1,5 +1,5 @@
 /**
- * `cairn mount / unmount / commit / reload / status`: the mount daemon's controls (src/fuse).
+ * `cairn mount / unmount / commit / reload / mounts / status`: the mount daemon's controls (src/fuse).
  */
 import path from 'node:path';
 import { Command } from 'commander';
@@ -9,6 +9,7 @@ import { CairnError, type ErrorCode } from '../errors.js';
 import type { CommitResult, ReloadResult } from '../volume/index.js';
 import { UsageError, formatBytes, notice, printJson } from './output.js';
 import { type DaemonStatus, describeStatus, listMounts } from './status.js';
+import { parseSeq } from './time-travel.js';
 
 type Globals = () => { store?: string };
 
@@ -33,6 +34,7 @@ interface MountFlags {
   commitInterval: string;
   foreground?: boolean;
   nonEmpty?: boolean;
+  seq?: number;
 }
 
 export function registerMountCommands(program: Command, g: Globals): void {
@@ -43,18 +45,25 @@ export function registerMountCommands(program: Command, g: Globals): void {
     .option('--commit-interval <seconds>', 'commit in the background every N seconds (0: only on demand and at unmount)', '5')
     .option('--foreground', 'serve the mount in this process until it is unmounted or gets SIGTERM/SIGINT')
     .option('--non-empty', 'mount over a directory that has files (they are hidden while mounted)')
-    .addHelpText('after', '\nExamples:\n  cairn mount data /mnt/data\n  cairn mount weights /mnt/weights --read-only\n  cairn mount data /mnt/data --commit-interval 0 --foreground')
+    .option('--seq <n>', 'mount the snapshot of that seq, read-only (time travel; see cairn volume history)', parseSeq)
+    .addHelpText(
+      'after',
+      '\nExamples:\n  cairn mount data /mnt/data\n  cairn mount weights /mnt/weights --read-only' +
+        '\n  cairn mount data /mnt/data --commit-interval 0 --foreground\n  cairn mount data /mnt/data-12 --seq 12',
+    )
     .action(async (volume: string, dir: string, o: MountFlags) => {
       const m = await mount({
         volume,
         mountpoint: path.resolve(dir),
         store: g().store,
-        readOnly: !!o.readOnly,
+        readOnly: !!o.readOnly || o.seq !== undefined,
+        ...(o.seq !== undefined ? { sessionOptions: { seq: o.seq } } : {}),
         commitIntervalSec: interval(o.commitInterval),
         foreground: !!o.foreground,
         nonEmpty: !!o.nonEmpty,
       });
-      notice(`mounted ${volume} at ${m.mountpoint}${o.readOnly ? ' (read-only)' : ''} (daemon pid ${m.pid}${m.logFile ? `, log ${m.logFile}` : ''})`);
+      const mode = o.seq !== undefined ? ` (seq ${o.seq}, read-only)` : o.readOnly ? ' (read-only)' : '';
+      notice(`mounted ${volume} at ${m.mountpoint}${mode} (daemon pid ${m.pid}${m.logFile ? `, log ${m.logFile}` : ''})`);
       if (m.closed) {
         const r = await m.closed;
         if (r.commit) notice(describeCommit(r.commit));
@@ -97,6 +106,13 @@ export function registerMountCommands(program: Command, g: Globals): void {
       if (o.json) return printJson(r);
       process.stdout.write(`${r.commit?.committed ? `${describeCommit(r.commit)}; ` : ''}reloaded: seq ${r.from} -> ${r.seq}\n`);
     });
+
+  program
+    .command('mounts')
+    .description('every cairn mount in this mount namespace: volume, mount point, seq, pending changes, open files, mode, binding')
+    .option('--json', 'machine-readable output')
+    .addHelpText('after', '\nExamples:\n  cairn mounts\n  cairn mounts --json | jq \'.[] | select(.pending > 0)\'')
+    .action((o: { json?: boolean }) => listMounts(!!o.json));
 
   program
     .command('status [dir]')

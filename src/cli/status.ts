@@ -3,8 +3,7 @@
  * mount of this mount namespace as a table (bare mount points when piped). `--json` prints what
  * the daemons report, unabridged.
  */
-import { controlRequest } from '../fuse/control.js';
-import { findMounts } from '../fuse/mountinfo.js';
+import { statusAll } from '../fuse/control.js';
 import { formatBytes, notice, printJson, table } from './output.js';
 
 /** What a mount daemon's `status` reports (the fields the human layout shows; --json prints all). */
@@ -79,32 +78,32 @@ export function describeStatus(r: DaemonStatus): string {
   return head + table(rows.map(([k, v]) => [`  ${k}`, v!]));
 }
 
-/** `cairn status` without DIR: every Cairn mount in this mount namespace, with what its daemon reports. */
+/**
+ * `cairn mounts` (and `cairn status` without DIR): every Cairn mount in this mount namespace, with
+ * what its daemon reports.
+ */
 export async function listMounts(json: boolean): Promise<void> {
-  const rows = await Promise.all(
-    (await findMounts()).map(async (m) => {
-      const s = (await controlRequest(m.mountpoint, 'status').catch((err: unknown) => ({
-        error: err instanceof Error ? err.message : String(err),
-      }))) as Partial<DaemonStatus> & { error?: string };
-      return {
-        volume: m.volume,
-        mountpoint: m.mountpoint,
-        readOnly: m.readOnly,
-        seq: s.seq ?? null,
-        pending: s.pending ?? null,
-        openFiles: s.openFiles?.length ?? null,
-        ...(s.error ? { error: s.error } : {}),
-      };
-    }),
-  );
+  const rows = (await statusAll()).map(({ mount: m, status, error }) => {
+    const s = (status ?? {}) as Partial<DaemonStatus>;
+    return {
+      volume: m.volume,
+      mountpoint: m.mountpoint,
+      readOnly: m.readOnly,
+      seq: s.seq ?? null,
+      pending: s.pending ?? null,
+      openFiles: s.openFiles?.length ?? null,
+      binding: s.binding ?? null,
+      ...(error ? { error: `${error.code}: ${error.message}` } : {}),
+    };
+  });
   if (json) return printJson(rows);
   if (!process.stdout.isTTY) return void process.stdout.write(rows.map((r) => `${r.mountpoint}\n`).join(''));
   if (rows.length === 0) return notice('no cairn mounts here (cairn mount VOLUME DIR makes one)');
   const n = (v: number | null) => (v === null ? '?' : String(v));
   process.stdout.write(
     table(
-      rows.map((r) => [r.volume, r.mountpoint, n(r.seq), n(r.pending), n(r.openFiles), r.readOnly ? 'ro' : 'rw']),
-      ['VOLUME', 'MOUNTPOINT', 'SEQ', 'PENDING', 'OPEN', 'MODE'],
+      rows.map((r) => [r.volume, r.mountpoint, n(r.seq), n(r.pending), n(r.openFiles), r.readOnly ? 'ro' : 'rw', r.binding ?? '?']),
+      ['VOLUME', 'MOUNTPOINT', 'SEQ', 'PENDING', 'OPEN', 'MODE', 'BINDING'],
     ),
   );
 }

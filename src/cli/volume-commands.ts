@@ -16,6 +16,7 @@ import { Volume } from '../volume/index.js';
 import type { FileEntry, GcReport } from '../volume/index.js';
 import { UsageError, counts, formatBytes, formatTime, notice, printJson, progressBar, table } from './output.js';
 import { download } from './download.js';
+import { listAt, registerRestoreCommand, seqOption, sessionAt } from './time-travel.js';
 
 type Globals = () => { store?: string };
 
@@ -97,13 +98,19 @@ export function registerVolumeCommands(program: Command, g: Globals): void {
       process.stdout.write(table(rows, ['NAME', 'CREATED', 'BY', ...(o.sizes ? ['STORED'] : [])]));
     });
 
-  volume
-    .command('ls <volume> [path]')
-    .description('list the files of a volume directory (bare paths when piped)')
-    .option('--json', 'machine-readable output')
-    .addHelpText('after', '\nExamples:\n  cairn volume ls data\n  cairn volume ls data /models --json')
-    .action(async (name: string, p: string | undefined, o: { json?: boolean }) => {
-      const entries = await withVolume(name, g, (v) => v.listdir(p ?? '/'));
+  seqOption(
+    volume
+      .command('ls <volume> [path]')
+      .description('list the files of a volume directory (bare paths when piped)')
+      .option('--json', 'machine-readable output'),
+  )
+    .addHelpText('after', '\nExamples:\n  cairn volume ls data\n  cairn volume ls data /models --json\n  cairn volume ls data /models --seq 12')
+    .action(async (name: string, p: string | undefined, o: { json?: boolean; seq?: number }) => {
+      const entries = await withVolume(name, g, async (v) => {
+        if (o.seq === undefined) return v.listdir(p ?? '/');
+        const s = await sessionAt(v, o.seq);
+        return listAt(s, p ?? '/').finally(() => s.close());
+      });
       if (o.json) return printJson(entries);
       if (!process.stdout.isTTY) return void process.stdout.write(entries.map((e) => `${e.path}\n`).join(''));
       process.stdout.write(
@@ -145,14 +152,16 @@ export function registerVolumeCommands(program: Command, g: Globals): void {
       });
     });
 
-  volume
-    .command('get <volume> <remote> [dest]')
-    .description('download a file or a directory (recursively); "-" writes a file to stdout')
-    .option('-f, --force', 'overwrite existing local files')
-    .addHelpText('after', '\nExamples:\n  cairn volume get data /models/model.bin .\n  cairn volume get data /config.json - | jq .\n  cairn volume get data /dataset ./restore --force')
-    .action(async (name: string, remote: string, dest: string | undefined, o: { force?: boolean }) => {
+  seqOption(
+    volume
+      .command('get <volume> <remote> [dest]')
+      .description('download a file or a directory (recursively); "-" writes a file to stdout')
+      .option('-f, --force', 'overwrite existing local files'),
+  )
+    .addHelpText('after', '\nExamples:\n  cairn volume get data /models/model.bin .\n  cairn volume get data /config.json - | jq .\n  cairn volume get data /dataset ./restore --force\n  cairn volume get data /config.json old.json --seq 12')
+    .action(async (name: string, remote: string, dest: string | undefined, o: { force?: boolean; seq?: number }) => {
       await withVolume(name, g, async (vol) => {
-        const s = await vol.session({ readOnly: true });
+        const s = await sessionAt(vol, o.seq);
         try {
           await download(s, name, remote, dest, !!o.force);
         } finally {
@@ -259,6 +268,8 @@ export function registerVolumeCommands(program: Command, g: Globals): void {
       const shown = (ps: string[]) => (ps.length > 4 ? `${ps.slice(0, 4).join(' ')} (+${ps.length - 4} more)` : ps.join(' '));
       process.stdout.write(table(h.map((x) => [String(x.seq), formatTime(x.time), x.author, shown(x.paths)]), ['SEQ', 'TIME', 'AUTHOR', 'PATHS']));
     });
+
+  registerRestoreCommand(volume, g, withVolume);
 
   volume
     .command('verify <volume>')
