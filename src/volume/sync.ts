@@ -74,6 +74,16 @@ function overlaps(a: string, b: string): boolean {
   return isWithin(a, b) || isWithin(b, a);
 }
 
+/** Where a reload or catch-up moved the view, and the paths the records it applied touched. */
+export interface MoveResult {
+  from: number;
+  seq: number;
+  /** Paths of other writers' records. */
+  paths: string[];
+  /** Paths of every applied record. */
+  changed: string[];
+}
+
 /** A checkpoint written by someone else (a child process: ./offload.ts). */
 export interface CheckpointJob {
   /** `written <seq>` (the snapshot written), or `stale` when the view had pending ops. */
@@ -468,36 +478,36 @@ export class Syncer {
   /**
    * Applies every record after the view's seq. Pending ops stay on top (their entries are
    * re-applied after each record): Session.reload commits first, but a write may land while
-   * the log is read, and the view must keep it for the next commit.
+   * the log is read, and the view must keep it for the next commit. Forgets which paths others
+   * changed (the view shows them now).
    */
-  reload(): Promise<{ from: number; seq: number; paths: string[]; changed: string[] }> {
-    return this.serial(async () => {
-      const from = this.seq;
-      const records = await this.log.recordsAfter(from);
-      this.applyRecords(records);
-      this.foreignSince.clear();
-      await this.afterChange();
-      // `changed`: every path the applied records touched (what a kernel cache must drop);
-      // `paths`: those of other writers' records only (what really changed under this view).
-      const paths = records.filter((r) => !this.isOurs(r)).flatMap((r) => r.ops.map((o) => o.path));
-      const changed = new Set<string>();
-      for (const r of records) for (const op of r.ops) changed.add(op.path);
-      return { from, seq: this.seq, paths, changed: [...changed] };
-    });
+  reload(): Promise<MoveResult> {
+    return this.moveToHead(false);
   }
 
   /**
-   * Moves the view of a reopened session to the newest snapshot, keeping every pending op on top
-   * (they stay pending; the paths others changed meanwhile count as overwritten by their commit).
+   * Moves the view of a reopened session to the newest snapshot, as `reload`, but its pending ops
+   * (recovered, to be committed) count the paths others changed meanwhile as overwritten.
    */
-  catchUp(): Promise<{ from: number; seq: number }> {
+  catchUp(): Promise<MoveResult> {
+    return this.moveToHead(true);
+  }
+
+  private moveToHead(rememberForeign: boolean): Promise<MoveResult> {
     return this.serial(async () => {
       const from = this.seq;
       const records = await this.log.recordsAfter(from);
-      for (const r of records) if (!this.isOurs(r)) for (const op of r.ops) this.foreignSince.add(op.path);
+      const foreign = records.filter((r) => !this.isOurs(r));
       this.applyRecords(records);
+      if (!rememberForeign) this.foreignSince.clear();
+      else for (const r of foreign) for (const op of r.ops) this.foreignSince.add(op.path);
       await this.afterChange();
-      return { from, seq: this.seq };
+      // `changed`: every path the applied records touched (what a kernel cache must drop);
+      // `paths`: those of other writers' records only (what really changed under this view).
+      const paths = foreign.flatMap((r) => r.ops.map((o) => o.path));
+      const changed = new Set<string>();
+      for (const r of records) for (const op of r.ops) changed.add(op.path);
+      return { from, seq: this.seq, paths, changed: [...changed] };
     });
   }
 
