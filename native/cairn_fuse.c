@@ -675,17 +675,22 @@ static napi_value reply_err(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* The entry of argv[1..9]: ino, mode, nlink, uid, gid, size, mtimeMs, attrTimeout, entryTimeout. */
+static void entry_from(napi_env env, napi_value *argv, struct fuse_entry_param *e) {
+  memset(e, 0, sizeof *e);
+  e->ino = (fuse_ino_t)num(env, argv[1]);
+  attr_from(env, argv + 1, &e->attr);
+  e->attr_timeout = num(env, argv[8]);
+  e->entry_timeout = num(env, argv[9]);
+}
+
 /* replyEntry(req, ino, mode, nlink, uid, gid, size, mtimeMs, attrTimeout, entryTimeout) */
 static napi_value reply_entry(napi_env env, napi_callback_info info) {
   ARGS(10);
   creq *r = take(env, argv[0]);
   if (!r) return NULL;
   struct fuse_entry_param e;
-  memset(&e, 0, sizeof e);
-  e.ino = (fuse_ino_t)num(env, argv[1]);
-  attr_from(env, argv + 1, &e.attr);
-  e.attr_timeout = num(env, argv[8]);
-  e.entry_timeout = num(env, argv[9]);
+  entry_from(env, argv, &e);
   REPLY(r, fuse_reply_entry(r->req, &e));
   return NULL;
 }
@@ -696,11 +701,7 @@ static napi_value reply_create(napi_env env, napi_callback_info info) {
   creq *r = take(env, argv[0]);
   if (!r) return NULL;
   struct fuse_entry_param e;
-  memset(&e, 0, sizeof e);
-  e.ino = (fuse_ino_t)num(env, argv[1]);
-  attr_from(env, argv + 1, &e.attr);
-  e.attr_timeout = num(env, argv[8]);
-  e.entry_timeout = num(env, argv[9]);
+  entry_from(env, argv, &e);
   struct fuse_file_info fi;
   memset(&fi, 0, sizeof fi);
   fi.fh = (uint64_t)num(env, argv[10]);

@@ -31,6 +31,27 @@ export function cairn(args: string[], opts: { input?: string; env?: NodeJS.Proce
 }
 
 /**
+ * `cairn --store STORE …` for tests that drive one store: `run` gives code and text output, `ok`
+ * fails the test on a non-zero exit and returns stdout.
+ * @example const { ok } = cliWithStore(() => store); await ok('volume', 'create', 'v1');
+ */
+export function cliWithStore(store: () => string): {
+  run: (...args: string[]) => Promise<{ code: number; stdout: string; stderr: string }>;
+  ok: (...args: string[]) => Promise<string>;
+} {
+  const run = async (...args: string[]) => {
+    const r = await cairn(['--store', store(), ...args]);
+    return { code: r.code, stdout: r.out, stderr: r.err };
+  };
+  const ok = async (...args: string[]) => {
+    const r = await run(...args);
+    if (r.code !== 0) throw new Error(`cairn ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+    return r.stdout;
+  };
+  return { run, ok };
+}
+
+/**
  * Runs the binary with a stdout whose reader goes away after `keep` bytes (0: before anything is
  * written), as `cairn … | head -c KEEP` does; resolves with the exit code (or signal) and stderr.
  */

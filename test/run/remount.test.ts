@@ -9,21 +9,11 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { CLI, cairn as runCli } from '../cli/harness.js';
+import { CLI, cliWithStore } from '../cli/harness.js';
 
 let store = '';
 
-/** The built CLI against this file's store (test/cli/harness.ts runs it). */
-async function cairn(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const r = await runCli(['--store', store, ...args]);
-  return { code: r.code, stdout: r.out, stderr: r.err };
-}
-
-async function ok(...args: string[]): Promise<string> {
-  const r = await cairn(...args);
-  assert.equal(r.code, 0, `cairn ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-}
+const { run: cairn, ok } = cliWithStore(() => store);
 
 describe('cairn run again at the same path', () => {
   let base = '';
