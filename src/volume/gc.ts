@@ -376,6 +376,9 @@ export async function gcStore(store: ObjectStore, options: GcOptions = {}): Prom
   const started = Date.now();
   const graceMs = checkGrace(options.graceMs);
   const dryRun = !!options.dryRun;
+  // The store's clock at the start: ages are measured from here, however long the per-volume gcs
+  // below take (a volume created while they run is never old enough).
+  const now = await storeNow(store);
   const named = new Map<string, string>();
   for (const o of await store.list(keys.names())) {
     const name = o.key.slice(keys.names().length);
@@ -393,7 +396,6 @@ export async function gcStore(store: ObjectStore, options: GcOptions = {}): Prom
   const volumes: GcReport[] = [];
   for (const [id, name] of named) volumes.push(await gcVolume(store, { id, name }, options));
 
-  const now = await storeNow(store);
   const byId = new Map<string, ObjectInfo[]>();
   for (const o of await store.list('volumes/')) {
     const vid = o.key.split('/')[1]!;
