@@ -17,7 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { pathToFileURL } from 'node:url';
-import type { EntryData } from '../src/volume/records.js';
+import type { EntryData } from '../src/format/records.js';
 
 function arg(name: string, dflt: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -34,7 +34,7 @@ process.env.CAIRN_HOME = path.join(root, 'home');
 // Imported after CAIRN_HOME is set: the chunk cache and session directories live there.
 const { Volume } = await import('../src/volume/index.js');
 const { openStore } = await import('../src/store/open.js');
-const { keys, decodeCheckpoint } = await import('../src/volume/records.js');
+const { keys, decodeCheckpoint } = await import('../src/format/records.js');
 const { hashChunk } = await import('../src/chunks/hash.js');
 
 const ms = (t: number) => Math.round(performance.now() - t);

@@ -11,8 +11,8 @@ import { Command } from 'commander';
 import { CairnError, isCairnError } from '../errors.js';
 import type { Session, Volume, FileEntry } from '../volume/index.js';
 import { normalizePath } from '../volume/index.js';
-import type { JournalEntry } from '../journal/journal.js';
-import type { EntryData } from '../volume/records.js';
+import type { JournalEntry } from '../session/journal.js';
+import type { EntryData } from '../format/records.js';
 import { UsageError, notice, printJson } from './output.js';
 
 type Globals = () => { store?: string };

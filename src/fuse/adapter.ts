@@ -12,7 +12,7 @@
  * Unsupported operations and their errno are listed in docs/SEMANTICS.md.
  */
 import { CairnError, Errno, errnoFor } from '../errors.js';
-import type { FsSession, Stat, EntryType } from '../volume/types.js';
+import type { FsSession, Stat, EntryType } from '../format/types.js';
 import { HandleTable, O_TRUNC, wantsWrite } from './handles.js';
 import type { Freshness } from './freshness.js';
 

@@ -10,9 +10,10 @@
  *   so nothing written through the mount is left out of it;
  * - nothing here blocks the event loop, which also serves the kernel.
  */
+import { SerialQueue } from '../util/serial.js';
 import { promises as fsp } from 'node:fs';
 import { CairnError, asCairnError, isCairnError } from '../errors.js';
-import type { CommitResult, FsSession, ReloadResult } from '../volume/types.js';
+import type { CommitResult, FsSession, ReloadResult } from '../format/types.js';
 import { createOps } from './adapter.js';
 import { chooseBinding, mountBinding, type BindingName } from './binding.js';
 import { Freshness } from './freshness.js';
@@ -109,12 +110,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<MountHandle> {
   let lastCommit: Record<string, unknown> | undefined;
 
   // --- the commit/reload queue ----------------------------------------------------------
-  let queue: Promise<unknown> = Promise.resolve();
-  function serial<T>(fn: () => Promise<T>): Promise<T> {
-    const p = queue.then(fn, fn);
-    queue = p.catch(() => undefined);
-    return p;
-  }
+  const queue = new SerialQueue();
+  const serial = <T>(fn: () => Promise<T>): Promise<T> => queue.run(fn);
   const commit = (why: string): Promise<CommitResult> =>
     serial(async () => {
       const t0 = Date.now();

@@ -11,7 +11,7 @@
  */
 import { pathToFileURL } from 'node:url';
 import { CairnError } from '../errors.js';
-import type { FsSession } from '../volume/types.js';
+import type { FsSession } from '../format/types.js';
 import { errorToWire } from './control.js';
 import { runDaemon, stderrLogger, type Logger, type MountHandle } from './daemon.js';
 

@@ -15,7 +15,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cairnHome } from '../config.js';
 import { CairnError, isCairnError } from '../errors.js';
-import { checkVolumeName } from '../volume/paths.js';
+import { checkVolumeName } from '../format/paths.js';
 import { controlRequest, errorFromWire, type WireError } from './control.js';
 import type { CloseResult, MountHandle } from './daemon.js';
 import type { DaemonConfig } from './main.js';

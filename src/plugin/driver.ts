@@ -22,7 +22,7 @@ import { mount, unmount, fusermount } from '../fuse/mount.js';
 import { cairnMountAt } from '../fuse/mountinfo.js';
 import { controlRequest } from '../fuse/control.js';
 import { Volume } from '../volume/index.js';
-import { checkVolumeName } from '../volume/paths.js';
+import { checkVolumeName } from '../format/paths.js';
 
 /** Options a volume is created with (`podman volume create -o KEY=VALUE`). */
 export interface PluginVolumeOptions {

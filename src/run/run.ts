@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { cacheDir, cairnHome, defaultStoreUrl } from '../config.js';
 import { CairnError } from '../errors.js';
 import { openStore, parseFileUrl } from '../store/open.js';
-import { Catalog } from '../volume/catalog.js';
+import { Catalog } from '../format/catalog.js';
 import { exitStatus, holdSignals, STOP_SIGNALS } from './signals.js';
 import { type VolumeSpec, parseVolumeSpecs, pathsOverlap } from './spec.js';
 

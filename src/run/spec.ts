@@ -8,7 +8,7 @@
  */
 import path from 'node:path';
 import { CairnError } from '../errors.js';
-import { checkVolumeName } from '../volume/paths.js';
+import { checkVolumeName } from '../format/paths.js';
 
 export interface VolumeSpec {
   volume: string;

@@ -12,10 +12,10 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { CairnError, asCairnError } from '../errors.js';
 import type { ChunkStore } from '../chunks/index.js';
-import type { EntryData } from './records.js';
-import type { Session } from './session.js';
-import { INLINE_MAX, READ_AHEAD, WHOLE_READ_MAX } from './sync.js';
-import { ancestors, joinPath, normalizePath } from './paths.js';
+import type { EntryData } from '../format/records.js';
+import type { Session } from '../session/session.js';
+import { INLINE_MAX, READ_AHEAD, WHOLE_READ_MAX } from '../session/sync.js';
+import { ancestors, joinPath, normalizePath } from '../format/paths.js';
 import { checkFileEnd, checkMode } from '../util/limits.js';
 
 type Source = string | Uint8Array;

@@ -27,7 +27,7 @@ import pLimit from 'p-limit';
 import { CairnError, isCairnError } from '../errors.js';
 import type { ObjectInfo, ObjectStore } from '../store/types.js';
 import { ChunkStore } from '../chunks/chunkstore.js';
-import { Journal } from '../journal/journal.js';
+import { Journal } from '../session/journal.js';
 import { checkInteger } from '../util/limits.js';
 import {
   CONDEMNED_NAME_RE,
@@ -40,11 +40,11 @@ import {
   encodeCondemnation,
   keys,
   seqOfKey,
-} from './records.js';
-import { VolumeLog } from './log.js';
-import { Syncer, entryData } from './sync.js';
-import { putEntries } from './gcguard.js';
-import { Staging } from './staging.js';
+} from '../format/records.js';
+import { VolumeLog } from '../format/log.js';
+import { Syncer, entryData } from '../session/sync.js';
+import { putEntries } from '../session/gcguard.js';
+import { Staging } from '../session/staging.js';
 import {
   type RetentionPolicy,
   checkRetention,
@@ -52,11 +52,11 @@ import {
   readFloor,
   readRetention,
   retainedFrom,
-} from './retention.js';
+} from '../format/retention.js';
 import { type PackRefs, addRefs } from './verify.js';
-import { DEFAULT_GRACE_MS, MIN_GRACE_MS } from './gcguard.js';
+import { DEFAULT_GRACE_MS, MIN_GRACE_MS } from '../session/gcguard.js';
 
-export { APPEND_WINDOW_MS, CommitGuard, DEFAULT_GRACE_MS, MIN_GRACE_MS } from './gcguard.js';
+export { APPEND_WINDOW_MS, CommitGuard, DEFAULT_GRACE_MS, MIN_GRACE_MS } from '../session/gcguard.js';
 
 /** LastModified has 1 s resolution on S3: ages are compared with this much slack. */
 const CLOCK_SLACK_MS = 1_000;

@@ -3,9 +3,9 @@
  * that a daemon restarted after a crash finds and recovers its pending changes.
  */
 import { openStore } from '../store/open.js';
-import { Catalog } from './catalog.js';
-import { Session } from './session.js';
-import { mountSessionDir } from './sessiondir.js';
+import { Catalog } from '../format/catalog.js';
+import { Session } from '../session/session.js';
+import { mountSessionDir } from '../session/sessiondir.js';
 
 export interface OpenSessionOptions {
   volume: string;

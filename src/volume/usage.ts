@@ -10,12 +10,12 @@ import os from 'node:os';
 import path from 'node:path';
 import type { ObjectStore } from '../store/types.js';
 import { ChunkStore } from '../chunks/chunkstore.js';
-import { Journal } from '../journal/journal.js';
-import { PACK_ID_RE, keys, seqOfKey } from './records.js';
-import { VolumeLog } from './log.js';
-import { Syncer } from './sync.js';
-import { Staging } from './staging.js';
-import { readFloor, readRetention, retainedFrom, type RetentionPolicy } from './retention.js';
+import { Journal } from '../session/journal.js';
+import { PACK_ID_RE, keys, seqOfKey } from '../format/records.js';
+import { VolumeLog } from '../format/log.js';
+import { Syncer } from '../session/sync.js';
+import { Staging } from '../session/staging.js';
+import { readFloor, readRetention, retainedFrom, type RetentionPolicy } from '../format/retention.js';
 import { type PackRefs, addRefs } from './verify.js';
 import { markRetained, storeNow } from './gc.js';
 

@@ -32,8 +32,8 @@ import {
   decodeRecord,
   keys,
   seqOfKey,
-} from './records.js';
-import { readFloor } from './retention.js';
+} from '../format/records.js';
+import { readFloor } from '../format/retention.js';
 
 export type VerifyKind = 'name' | 'meta' | 'record' | 'checkpoint' | 'pack' | 'chunk';
 

@@ -8,23 +8,24 @@
  * is discarded, never committed later by accident); a read-only handle throws READ_ONLY on
  * every write. `commit()`/`reload()` reach the FUSE daemon when the volume is mounted here.
  */
+import { SerialQueue } from '../util/serial.js';
 import type { Writable } from 'node:stream';
 import { CairnError, isCairnError } from '../errors.js';
 import { openStore } from '../store/open.js';
 import type { ObjectStore } from '../store/types.js';
 import { ChunkStore } from '../chunks/index.js';
-import type { EntryType, FileEntry, HistoryEntry, Stat } from './types.js';
-import { Catalog } from './catalog.js';
-import { VolumeLog } from './log.js';
-import { type VolumeMeta, keys } from './records.js';
-import { Session } from './session.js';
-import { privateSessionDir } from './sessiondir.js';
-import { baseName, checkNoGlob, joinPath, normalizePath, parentOf } from './paths.js';
+import type { EntryType, FileEntry, HistoryEntry, Stat } from '../format/types.js';
+import { Catalog } from '../format/catalog.js';
+import { VolumeLog } from '../format/log.js';
+import { type VolumeMeta, keys } from '../format/records.js';
+import { Session } from '../session/session.js';
+import { privateSessionDir } from '../session/sessiondir.js';
+import { baseName, checkNoGlob, joinPath, normalizePath, parentOf } from '../format/paths.js';
 import { Batch, type BatchProgress, type BatchResult, uploadBatch } from './batch.js';
 import { checkInteger, checkTimeMs } from '../util/limits.js';
 import { type VerifyOptions, type VerifyReport, verifyVolume } from './verify.js';
 import { type GcOptions, type GcReport, type StoreGcReport, gcStore, gcVolume } from './gc.js';
-import { type RetentionPolicy, readRetention, writeRetention } from './retention.js';
+import { type RetentionPolicy, readRetention, writeRetention } from '../format/retention.js';
 import { type VolumeUsage, volumeUsage } from './usage.js';
 
 export interface StoreOption {
@@ -49,7 +50,7 @@ export class Volume implements AsyncDisposable {
   static mountControl: MountControl | undefined;
 
   private own: Session | undefined;
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
   private closed = false;
   private readonly chunks: ChunkStore;
 
@@ -206,9 +207,7 @@ export class Volume implements AsyncDisposable {
         throw err;
       }
     };
-    const p = this.queue.then(task, task);
-    this.queue = p.catch(() => undefined);
-    return p;
+    return this.queue.run(task);
   }
 
   private async discardSession(): Promise<void> {
@@ -459,7 +458,7 @@ export class Volume implements AsyncDisposable {
   /** Releases the handle; an ephemeral volume is deleted. */
   async close(): Promise<void> {
     if (this.closed) return;
-    await this.queue;
+    await this.queue.idle();
     this.closed = true;
     await this.discardSession();
     if (this.owned.ephemeral) await new Catalog(this.store).delete(this.meta.name, { allowMissing: true });

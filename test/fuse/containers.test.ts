@@ -13,7 +13,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { Volume } from '../../src/volume/index.js';
-import { VolumeLog } from '../../src/volume/log.js';
+import { VolumeLog } from '../../src/format/log.js';
 import { q, tmpDir } from '../helpers/mount.js';
 import { waitFor } from '../helpers/wait.js';
 

@@ -4,7 +4,7 @@
  * and mtime separately, RENAME_NOREPLACE, a file replaced by rename while open keeps its bytes
  * for its reader, and the binding named by status. Skipped when the addon is not built.
  */
-import './../helpers/env.js';
+import '../helpers/env.js';
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';

@@ -12,7 +12,7 @@
  * mtimes up to a few ms ahead; a file written through A itself and rewritten by B at the same
  * size and mtime can still be served from A's pages there (compared on native only).
  */
-import './../helpers/env.js';
+import '../helpers/env.js';
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';

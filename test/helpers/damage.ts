@@ -3,10 +3,10 @@
  * byte, and write a checkpoint of a session's view as a session does every 100 seqs.
  */
 import type { ObjectStore } from '../../src/store/types.js';
-import { VolumeLog } from '../../src/volume/log.js';
-import type { EntryData } from '../../src/volume/records.js';
-import type { Session } from '../../src/volume/session.js';
-import { entryData } from '../../src/volume/sync.js';
+import { VolumeLog } from '../../src/format/log.js';
+import type { EntryData } from '../../src/format/records.js';
+import type { Session } from '../../src/session/session.js';
+import { entryData } from '../../src/session/sync.js';
 
 /** A copy of `body` with one bit of byte `i` flipped (for '0'-'9', a different digit). */
 export function flip(body: Buffer, i: number): Buffer {

@@ -11,8 +11,8 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { CairnError } from '../../src/errors.js';
-import { normalizePath, parentOf, isWithin } from '../../src/volume/paths.js';
-import type { CommitResult, EntryType, FsSession, OpenFile, ReloadResult, Stat } from '../../src/volume/types.js';
+import { normalizePath, parentOf, isWithin } from '../../src/format/paths.js';
+import type { CommitResult, EntryType, FsSession, OpenFile, ReloadResult, Stat } from '../../src/format/types.js';
 
 interface Node {
   type: EntryType;

@@ -16,7 +16,7 @@ import { CairnError } from '../../src/errors.js';
 import { FileStore } from '../../src/store/file.js';
 import type { ByteRange, ListOptions, ObjectStore, PutOptions } from '../../src/store/types.js';
 import { Volume } from '../../src/volume/index.js';
-import { VolumeLog } from '../../src/volume/log.js';
+import { VolumeLog } from '../../src/format/log.js';
 
 /** A real store whose puts first go through `beforePut` (which may throw or wait). */
 class HookedStore implements ObjectStore {

@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { Volume } from '../../src/index.js';
 import { openStore } from '../../src/store/open.js';
 import type { ObjectStore } from '../../src/store/types.js';
-import { readFloor } from '../../src/volume/retention.js';
+import { readFloor } from '../../src/format/retention.js';
 import { storeNow } from '../../src/volume/gc.js';
 import { content, opOf } from '../fixtures/gc-actor.js';
 import { forEachBackend } from '../helpers/backends.js';

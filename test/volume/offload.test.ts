@@ -5,13 +5,13 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { isCairnError } from '../../src/errors.js';
-import { Journal } from '../../src/journal/journal.js';
-import { OFFLOAD_MIN_BYTES, Session } from '../../src/volume/session.js';
-import { VolumeLog } from '../../src/volume/log.js';
+import { Journal } from '../../src/session/journal.js';
+import { OFFLOAD_MIN_BYTES, Session } from '../../src/session/session.js';
+import { VolumeLog } from '../../src/format/log.js';
 import { Volume } from '../../src/volume/index.js';
-import { Catalog } from '../../src/volume/catalog.js';
-import { keys } from '../../src/volume/records.js';
-import { CHECKPOINT_EVERY } from '../../src/volume/sync.js';
+import { Catalog } from '../../src/format/catalog.js';
+import { keys } from '../../src/format/records.js';
+import { CHECKPOINT_EVERY } from '../../src/session/sync.js';
 import { forEachBackend } from '../helpers/backends.js';
 
 forEachBackend((b) => {

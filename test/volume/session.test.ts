@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { Volume } from '../../src/volume/index.js';
-import type { Session } from '../../src/volume/session.js';
+import type { Session } from '../../src/session/session.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { MAX_FILE_SIZE } from '../../src/util/limits.js';
 

@@ -13,17 +13,17 @@ import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import { CairnError } from '../errors.js';
 import { ChunkStore, type ReadHints } from '../chunks/index.js';
-import { Journal, type JournalEntry } from '../journal/journal.js';
+import { Journal, type JournalEntry } from './journal.js';
 import type { ObjectStore } from '../store/types.js';
-import type { CommitResult, FsSession, OpenFile, ReloadResult, Stat } from './types.js';
-import type { EntryData, VolumeMeta } from './records.js';
-import { keys } from './records.js';
-import { VolumeLog } from './log.js';
+import type { CommitResult, FsSession, OpenFile, ReloadResult, Stat } from '../format/types.js';
+import type { EntryData, VolumeMeta } from '../format/records.js';
+import { keys } from '../format/records.js';
+import { VolumeLog } from '../format/log.js';
 import { Staging } from './staging.js';
 import { Syncer } from './sync.js';
 import { bootstrapInChild, checkpointInChild } from './offload.js';
 import { lockSessionDir } from './sessiondir.js';
-import { baseName, isWithin, joinPath, normalizePath, parentOf } from './paths.js';
+import { baseName, isWithin, joinPath, normalizePath, parentOf } from '../format/paths.js';
 import {
   checkByteCount,
   checkFileEnd,

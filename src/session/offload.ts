@@ -21,16 +21,16 @@
  *   the checkpoint object is written `ifAbsent` in one put, so killing the child loses nothing
  *   but the checkpoint.
  *
- * Usage (by the functions below only): node dist/src/volume/offload.js '<json Job>'
+ * Usage (by the functions below only): node dist/src/session/offload.js '<json Job>'
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ChunkStore } from '../chunks/chunkstore.js';
 import { asCairnError, CairnError, type ErrorCode, type ErrorContext } from '../errors.js';
-import { Journal } from '../journal/journal.js';
+import { Journal } from './journal.js';
 import { openStore } from '../store/open.js';
-import { VolumeLog } from './log.js';
-import { keys, type EntryData } from './records.js';
+import { VolumeLog } from '../format/log.js';
+import { keys, type EntryData } from '../format/records.js';
 import { Staging } from './staging.js';
 import { entryData, Syncer } from './sync.js';
 

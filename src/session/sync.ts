@@ -17,19 +17,20 @@
  *   journal first, so a session killed after its record landed recognises it on restart.
  */
 import crypto from 'node:crypto';
+import { SerialQueue } from '../util/serial.js';
 import { CairnError, isCairnError } from '../errors.js';
 import type { ChunkRef } from '../chunks/types.js';
 import type { PackWriter } from '../chunks/pack.js';
 import { APPEND_WINDOW_MS, CommitGuard } from './gcguard.js';
-import { prunedError, readFloor } from './retention.js';
+import { prunedError, readFloor } from '../format/retention.js';
 import type { ChunkStore } from '../chunks/index.js';
-import type { Journal, JournalEntry } from '../journal/journal.js';
-import type { CommitResult } from './types.js';
-import type { VolumeLog } from './log.js';
-import { type CommitRecord, type EntryData, FORMAT_VERSION, type Op, keys } from './records.js';
+import type { Journal, JournalEntry } from './journal.js';
+import type { CommitResult } from '../format/types.js';
+import type { VolumeLog } from '../format/log.js';
+import { type CommitRecord, type EntryData, FORMAT_VERSION, type Op, keys } from '../format/records.js';
 import type { Staging } from './staging.js';
-import { baseName, isWithin } from './paths.js';
-import { currentAuthor } from './catalog.js';
+import { baseName, isWithin } from '../format/paths.js';
+import { currentAuthor } from '../format/catalog.js';
 
 /** Files up to this size are stored inside their entry instead of in a pack. */
 export const INLINE_MAX = 4096;
@@ -103,7 +104,7 @@ export class Syncer {
   private readonly foreignSince = new Set<string>();
   /** The fence of the commit in flight: pending ops above it are not part of it. */
   fence = 0;
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
   /** The volume's name, for messages (set by the session). */
   volumeName?: string;
   /** Packs found condemned or gone by GC: never reused by dedup again in this process. */
@@ -134,9 +135,7 @@ export class Syncer {
 
   /** Runs commit/reload one at a time. */
   private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn, fn);
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.queue.run(fn);
   }
 
   // ---- bootstrap -----------------------------------------------------------------------------

@@ -14,8 +14,8 @@
 import Database from 'better-sqlite3';
 import type BetterSqlite3 from 'better-sqlite3';
 import type { ChunkRef } from '../chunks/types.js';
-import type { EntryData, Op } from '../volume/records.js';
-import { ancestors, parentOf } from '../volume/paths.js';
+import type { EntryData, Op } from '../format/records.js';
+import { ancestors, parentOf } from '../format/paths.js';
 import { migrate } from './schema.js';
 
 /** An entry as the journal stores it: the committed data, or a staging file for written data. */
