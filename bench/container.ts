@@ -21,7 +21,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { execFio, type FioProcess } from './fio.js';
+import { execFio, type FioProcess } from './fioexec.js';
 import { readSpecArg, specArg } from './specarg.js';
 import type { ReaderSpec } from './reader.js';
 

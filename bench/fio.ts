@@ -18,13 +18,13 @@
  * bypasses or drops the page cache itself (`--direct=0 --invalidate=0`), and every job is bounded
  * by `--io_size` and `--runtime` (the row says when the runtime cut it short).
  */
-import { spawn } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { ContainerSpec } from './container.js';
 import type { Dataset } from './dataset.js';
 import { atCleanup, dropCaches, isStopping as stopping, MiB, mountDir, runContainer } from './harness.js';
-import type { Cache, System } from './reads.js';
+import { execFio } from './fioexec.js';
+import type { Cache, System } from './systems.js';
 
 export type FioSystem = Exclude<System, 's3get'>;
 export type FioJob = 'seq' | 'rand';
@@ -70,67 +70,6 @@ export interface FioOptions {
   env: NodeJS.ProcessEnv;
   sessionsDir: string;
   log: (msg: string) => void;
-}
-
-/** A running fio process: its parsed JSON report, and a way to stop it early. */
-export interface FioProcess {
-  report: Promise<unknown>;
-  kill(): void;
-}
-
-/** After killing a fio that overran, how long to wait for its exit before giving up on it. */
-const GRACE_MS = 5_000;
-
-/**
- * Runs fio (its arguments include `--output-format=json`) with a hard time limit. fio may print
- * notes before the JSON report: parsing starts at the first `{`. fio runs in its own process
- * group, and `kill()` kills the whole group: no fio process outlives a stopped benchmark.
- */
-export function execFio(args: string[], timeoutMs = fioTimeoutMs(args)): FioProcess {
-  const child = spawn('fio', args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  const kill = (): void => {
-    if (!child.pid || child.exitCode !== null || child.signalCode !== null) return;
-    try {
-      process.kill(-child.pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  };
-  let out = '';
-  let stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (c: string) => (out += c));
-  child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr = (stderr + c).slice(-4000)));
-  const report = new Promise<unknown>((resolve, reject) => {
-    // A fio thread stuck in a FUSE request (a peer daemon that stopped answering) keeps fio a
-    // zombie that never reports its exit, and SIGKILL cannot free it: give up GRACE_MS after the kill.
-    const timer = setTimeout(() => {
-      kill();
-      setTimeout(() => reject(new Error(`fio did not finish within ${timeoutMs / 1000} s (stuck in a read of the mount?)`)), GRACE_MS).unref();
-    }, timeoutMs);
-    child.once('error', (err) => {
-      clearTimeout(timer);
-      reject(new Error(`fio: ${err.message}`));
-    });
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      if (code !== 0) return reject(new Error(`fio ${args.join(' ')} exited ${code ?? signal}: ${stderr.trim() || out.slice(0, 400)}`));
-      try {
-        resolve(JSON.parse(out.slice(out.indexOf('{'))));
-      } catch {
-        reject(new Error(`fio printed no JSON report: ${out.slice(0, 400)} ${stderr.slice(0, 400)}`));
-      }
-    });
-  });
-  return { report, kill };
-}
-
-/**
- * A job's time limit: its `--runtime` plus 20 s (60 s without one). fio stops reading at the
- * runtime; a job still running 20 s later is stuck in a read of the mount, not slow.
- */
-export function fioTimeoutMs(args: readonly string[]): number {
-  const runtime = Number(args.find((a) => a.startsWith('--runtime='))?.slice(10));
-  return Number.isFinite(runtime) && runtime > 0 ? (runtime + 20) * 1000 : 60_000;
 }
 
 /** fio's arguments for one job over a file of `fileBytes` (everything but `--filename`). */

@@ -17,16 +17,8 @@ import path from 'node:path';
 import type { Dataset } from './dataset.js';
 import { dropCaches, median, mountDir, runGroup, type GroupResult, type Member } from './harness.js';
 import type { ReaderSpec } from './reader.js';
+import { isCairn, SYSTEMS, type Cache, type System, type Workload } from './systems.js';
 
-export type System = 'cairn' | 'cairn-file' | 'local' | 's3get' | 's3fs' | 'rclone';
-
-/** Systems in table order: Cairn's, then the references. */
-export const SYSTEMS: readonly System[] = ['cairn', 'cairn-file', 'local', 's3get', 's3fs', 'rclone'];
-
-/** Whether a system is a Cairn mount (on either store). */
-export const isCairn = (s: System): s is 'cairn' | 'cairn-file' => s === 'cairn' || s === 'cairn-file';
-export type Workload = 'big' | 'small';
-export type Cache = 'cold' | 'warm';
 
 export interface ReadRow {
   workload: Workload;

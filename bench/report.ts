@@ -1,6 +1,5 @@
 /**
- * Presenting benchmark results: the goals check (ratios of Cairn to each reference), a plain
- * text table for stdout, and the published page: docs/benchmarks.json (the results of one run),
+ * The published page of benchmark results: docs/benchmarks.json (the results of one run),
  * and docs/BENCHMARKS.md plus docs/benchmarks.svg rendered from it
  * (`node dist/bench/report.js bench/results/X.json` publishes a results file without re-running).
  *
@@ -11,290 +10,12 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { FioResults, FioRow } from './fio.js';
-import { isCairn, SYSTEMS, type Cache, type ReadRow, type System, type Workload } from './reads.js';
-import type { WriteResults } from './writes.js';
-
-export interface Goal {
-  goal: string;
-  workload: string;
-  readers: number;
-  cairn: number;
-  reference?: number;
-  ratio?: number;
-  target: string;
-  met: boolean;
-}
-
-export interface BenchResults {
-  version: 1;
-  timestamp: string;
-  mode: 'quick' | 'full';
-  durationSec: number;
-  machine: Record<string, unknown>;
-  peers: { s3fs: string | null; rclone: string | null };
-  dataset: { bigBytes: number; smallCount: number; smallBytes: number; cairnUploadSec: number; plainUploadSec: number; cairnFileUploadSec?: number };
-  method: Record<string, unknown>;
-  /** Seconds per step of the suite (dataset, reads, fio, writes). */
-  stepSec?: Record<string, number>;
-  reads: ReadRow[];
-  /** fio jobs through each mount (absent in results written before fio was added). */
-  fio?: FioResults;
-  writes?: WriteResults;
-  failures: string[];
-  goals: Goal[];
-  /** How this file came to be, when it is not a run's output as written (shown on the page). */
-  provenance?: string;
-  profile?: { file: string; totalMs: number; top: { fn: string; ms: number; pct: number }[]; modules?: { fn: string; ms: number; pct: number }[] }[];
-}
-
-const NAMES: Record<System, string> = {
-  cairn: 'Cairn',
-  'cairn-file': 'Cairn (file store)',
-  local: 'local disk',
-  s3get: 'raw GetObject',
-  s3fs: 's3fs',
-  rclone: 'rclone mount',
-};
-const r2 = (x: number): number => Math.round(x * 100) / 100;
-
-function find(rows: ReadRow[], w: string, sys: System, cache: string, n: number): ReadRow | undefined {
-  return rows.find((r) => r.workload === w && r.system === sys && r.cache === cache && r.readers === n);
-}
-
-/** The goals of the brief, per reader count, from the read rows. */
-export function summarizeGoals(res: BenchResults): Goal[] {
-  const goals: Goal[] = [];
-  const counts = [...new Set(res.reads.map((r) => r.readers))].sort((a, b) => a - b);
-  for (const n of counts) {
-    const c = find(res.reads, 'big', 'cairn', 'cold', n);
-    if (c) {
-      for (const [ref, factor, target] of [['s3fs', 2, '≥ 2x'], ['rclone', 2, '≥ 2x'], ['s3get', 0.9, '≥ 90%']] as [System, number, string][]) {
-        const p = find(res.reads, 'big', ref, 'cold', n);
-        if (!p) continue;
-        const ratio = c.MiBps / p.MiBps;
-        goals.push({ goal: `cold big-file reads vs ${NAMES[ref]}`, workload: 'big', readers: n, cairn: c.MiBps, reference: p.MiBps, ratio: r2(ratio), target, met: ratio >= factor });
-      }
-    }
-    const w = find(res.reads, 'big', 'cairn', 'warm', n);
-    if (w) {
-      const per = w.MiBps / n;
-      goals.push({ goal: 'warm reads per reader', workload: 'big', readers: n, cairn: r2(per), target: '≥ 1024 MiB/s', met: per >= 1024 });
-    }
-    const s = find(res.reads, 'small', 'cairn', 'cold', n);
-    const sp = find(res.reads, 'small', 's3fs', 'cold', n);
-    if (s && sp) {
-      const ratio = s.filesPerSec / sp.filesPerSec;
-      goals.push({ goal: 'cold small files vs s3fs (files/s)', workload: 'small', readers: n, cairn: s.filesPerSec, reference: sp.filesPerSec, ratio: r2(ratio), target: '≥ 10x', met: ratio >= 10 });
-    }
-  }
-  goals.push(...writeGoals(res));
-  return goals;
-}
-
-/** Volume sizes measured by the metadata workload, from its row names ("volume of 1,000 files: …"). */
-function volumeRows(res: BenchResults, measure: string): { files: number; value: number }[] {
-  const out: { files: number; value: number }[] = [];
-  for (const row of res.writes?.rows ?? []) {
-    const m = /^volume of ([\d,]+) files: (.+)$/.exec(row.name);
-    if (m && m[2] === measure) out.push({ files: Number(m[1]!.replace(/,/g, '')), value: row.value });
-  }
-  return out.sort((a, b) => a.files - b.files);
-}
-
-/** Commit and reload latency flat in the volume size (within 2x), daemon RSS under 300 MiB. */
-function writeGoals(res: BenchResults): Goal[] {
-  const goals: Goal[] = [];
-  for (const [measure, label] of [
-    ['commit of 1 file', 'commit of 1 file'],
-    ['reload (1 new file)', 'reload after 1 new file'],
-  ] as const) {
-    const rows = volumeRows(res, measure);
-    if (rows.length < 2) continue;
-    const values = rows.map((r) => r.value);
-    const ratio = Math.max(...values) / Math.min(...values);
-    const big = rows[rows.length - 1]!;
-    goals.push({
-      goal: `${label}: ${rows[0]!.files.toLocaleString('en-US')} vs ${big.files.toLocaleString('en-US')} files (ms; ratio max/min over all sizes)`,
-      workload: 'metadata',
-      readers: 1,
-      cairn: big.value,
-      reference: rows[0]!.value,
-      ratio: r2(ratio),
-      target: '≤ 2x',
-      met: ratio <= 2,
-    });
-  }
-  const rss = volumeRows(res, 'daemon peak RSS');
-  const big = rss[rss.length - 1];
-  if (big) {
-    goals.push({ goal: `daemon peak RSS at ${big.files.toLocaleString('en-US')} files (MiB)`, workload: 'metadata', readers: 1, cairn: big.value, target: '< 300 MiB', met: big.value < 300 });
-  }
-  return goals;
-}
-
-function pad(cells: string[][]): string {
-  const widths = cells[0].map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
-  return cells.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ')).join('\n');
-}
-
-const fmt = (x: number | undefined, d = 1): string => (x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(d));
-
-/**
- * Ratio of a Cairn row to the same workload/cache/readers of each reference (Cairn on the file
- * store: to local disk only, the other references read from s3rver).
- */
-function ratios(res: BenchResults, r: ReadRow): string {
-  if (!isCairn(r.system)) return '';
-  const parts: string[] = [];
-  for (const ref of (r.system === 'cairn' ? ['local', 's3get', 's3fs', 'rclone'] : ['local']) as System[]) {
-    const p = find(res.reads, r.workload, ref, r.cache, r.readers);
-    if (!p) continue;
-    const key = r.workload === 'big' ? 'MiBps' : 'filesPerSec';
-    parts.push(`${ref} ${fmt(r[key] / p[key], 2)}x`);
-  }
-  return parts.join(', ');
-}
-
-function readTable(res: BenchResults): string[][] {
-  const head = ['workload', 'cache', 'readers', 'system', 'MiB/s', 'files/s', 'TTFB ms', 'mount ms', 'daemon MiB', 'Cairn vs'];
-  const rows = [...res.reads].sort(
-    (a, b) => a.workload.localeCompare(b.workload) || a.cache.localeCompare(b.cache) || a.readers - b.readers || order(a.system) - order(b.system),
-  );
-  return [
-    head,
-    ...rows.map((r) => [
-      r.workload === 'big' ? `big ${r.bytesPerReader / 2 ** 20} MiB` : `small ${r.filesPerReader}x${r.bytesPerReader / r.filesPerReader / 1024}K`,
-      r.cache,
-      String(r.readers),
-      NAMES[r.system],
-      fmt(r.MiBps),
-      fmt(r.filesPerSec, 0),
-      fmt(r.ttfbMs, 1),
-      fmt(r.mountMs, 0),
-      fmt(r.daemonHwmMiB, 0),
-      ratios(res, r),
-    ]),
-  ];
-}
-
-function order(s: System): number {
-  return SYSTEMS.indexOf(s);
-}
-
-/** Ratios of a Cairn fio row (MiB/s) to the same job on local disk (same cache state), s3fs and rclone (cold). */
-function fioRatios(rows: FioRow[], r: FioRow): string {
-  if (!isCairn(r.system)) return '';
-  const parts: string[] = [];
-  for (const ref of ['local', 's3fs', 'rclone'] as const) {
-    const p = rows.find((x) => x.system === ref && x.job === r.job && x.cache === r.cache);
-    if (p && p.MiBps > 0) parts.push(`${ref} ${fmt(r.MiBps / p.MiBps, 2)}x`);
-  }
-  return parts.join(', ');
-}
-
-function fioTable(fio: FioResults): string[][] {
-  const rows = [...fio.rows].sort((a, b) => b.job.localeCompare(a.job) || a.cache.localeCompare(b.cache) || order(a.system) - order(b.system));
-  return [
-    ['job', 'cache', 'system', 'MiB/s', 'IOPS', 'p50 ms', 'p99 ms', 'MiB read', 's', 'Cairn vs'],
-    ...rows.map((r) => [
-      r.job === 'seq' ? 'seq 1M x1' : 'rand 128k x4',
-      r.cache,
-      NAMES[r.system],
-      fmt(r.MiBps),
-      fmt(r.iops, 0),
-      fmt(r.p50Ms, 2),
-      fmt(r.p99Ms, 2),
-      fmt(r.MiB, 0),
-      `${fmt(r.seconds, 1)}${r.capped ? '*' : ''}`,
-      fioRatios(fio.rows, r),
-    ]),
-  ];
-}
-
-/** The stdout table. */
-export function table(res: BenchResults): string {
-  const out = [`Cairn benchmarks (${res.mode}, ${res.durationSec} s)`, '', pad(readTable(res))];
-  if (res.fio?.rows.length) out.push('', `fio through each mount (${res.fio.version}; * = stopped by --runtime)`, pad(fioTable(res.fio)));
-  else if (res.fio?.skipped) out.push('', `fio: skipped (${res.fio.skipped})`);
-  if (res.writes?.rows.length) {
-    out.push('', pad([['write / metadata', 'value', 'unit'], ...res.writes.rows.map((w) => [w.name, fmt(w.value, w.value < 10 ? 2 : 1), w.unit])]));
-  }
-  const goals = summarizeGoals(res);
-  if (goals.length) out.push('', pad(goalTable(goals, 'NO')));
-  if (res.failures.length) out.push('', 'failures:', ...res.failures.map((f) => `  ${f}`));
-  return out.join('\n');
-}
-
-/** The goals as table cells (`no` spells a missed goal). */
-function goalTable(goals: Goal[], no: string): string[][] {
-  return [
-    ['goal', 'readers', 'Cairn', 'reference', 'ratio', 'target', 'met'],
-    ...goals.map((g) => [
-      g.goal, String(g.readers), fmt(g.cairn), fmt(g.reference), fmt(g.ratio, 2), g.target, g.met ? 'yes' : no,
-    ]),
-  ];
-}
-
-function mdTable(cells: string[][]): string {
-  const esc = (s: string): string => s.replace(/\|/g, '\\|');
-  return [`| ${cells[0].map(esc).join(' | ')} |`, `|${cells[0].map((_, i) => (i === 0 ? ' --- ' : ' ---: ')).join('|')}|`, ...cells.slice(1).map((r) => `| ${r.map(esc).join(' | ')} |`)].join('\n');
-}
-
-/** A bar chart (SVG, no dependencies): MiB/s of each system per read workload. */
-export function svgChart(res: BenchResults): string {
-  const groups: { label: string; bars: { sys: System; v: number }[] }[] = [];
-  const keys = [...new Set(res.reads.map((r) => `${r.workload}|${r.cache}|${r.readers}`))];
-  keys.sort((a, b) => {
-    const [wa, ca, na] = a.split('|');
-    const [wb, cb, nb] = b.split('|');
-    return wa.localeCompare(wb) || ca.localeCompare(cb) || Number(na) - Number(nb);
-  });
-  for (const k of keys) {
-    const [w, c, n] = k.split('|');
-    const bars = res.reads.filter((r) => r.workload === w && r.cache === c && r.readers === Number(n)).sort((a, b) => order(a.system) - order(b.system)).map((r) => ({ sys: r.system, v: r.MiBps }));
-    groups.push({ label: `${w} ${c} ×${n}`, bars });
-  }
-  const colors: Record<System, string> = { cairn: '#2b6cb0', 'cairn-file': '#63b3ed', local: '#718096', s3get: '#38a169', s3fs: '#dd6b20', rclone: '#b83280' };
-  const max = Math.max(1, ...groups.flatMap((g) => g.bars.map((b) => b.v)));
-  const logMax = Math.log10(max * 1.2);
-  const bw = 14;
-  const gap = 22;
-  const left = 60;
-  const top = 40;
-  const h = 260;
-  let x = left;
-  const parts: string[] = [];
-  for (const g of groups) {
-    const gx = x;
-    for (const b of g.bars) {
-      const bh = b.v > 1 ? (Math.log10(b.v) / logMax) * h : 1;
-      parts.push(`<rect x="${x}" y="${(top + h - bh).toFixed(1)}" width="${bw - 2}" height="${bh.toFixed(1)}" fill="${colors[b.sys]}"><title>${NAMES[b.sys]}: ${b.v} MiB/s</title></rect>`);
-      x += bw;
-    }
-    parts.push(`<text x="${((gx + x) / 2).toFixed(1)}" y="${top + h + 14}" font-size="10" text-anchor="end" transform="rotate(-35 ${((gx + x) / 2).toFixed(1)} ${top + h + 14})">${g.label}</text>`);
-    x += gap;
-  }
-  const width = x + 20;
-  const ticks: string[] = [];
-  for (let p = 0; 10 ** p <= max * 1.2; p++) {
-    const y = top + h - (p / logMax) * h;
-    ticks.push(`<line x1="${left - 4}" x2="${width - 10}" y1="${y.toFixed(1)}" y2="${y.toFixed(1)}" stroke="#e2e8f0"/><text x="${left - 6}" y="${(y + 3).toFixed(1)}" font-size="10" text-anchor="end">${10 ** p}</text>`);
-  }
-  const legend = (Object.keys(colors) as System[])
-    .filter((s) => res.reads.some((r) => r.system === s))
-    .map((s, i) => `<rect x="${left + i * 120}" y="10" width="10" height="10" fill="${colors[s]}"/><text x="${left + i * 120 + 14}" y="19" font-size="11">${NAMES[s]}</text>`);
-  const height = top + h + 90;
-  return [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif">`,
-    `<rect width="100%" height="100%" fill="white"/>`,
-    ...ticks,
-    ...parts,
-    ...legend,
-    `<text x="12" y="${top + h / 2}" font-size="11" transform="rotate(-90 12 ${top + h / 2})" text-anchor="middle">aggregate MiB/s (log scale)</text>`,
-    '</svg>',
-  ].join('\n');
-}
+import { svgChart } from './chart.js';
+import { summarizeGoals, volumeRows } from './goals.js';
+import type { ReadRow } from './reads.js';
+import { findRead, type BenchResults, type Goal } from './results.js';
+import { NAMES, type Cache, type System, type Workload } from './systems.js';
+import { fioTable, fmt, goalTable, mdTable, readTable, table } from './tables.js';
 
 /**
  * Where goals are missed: what this run's own figures (and daemon profiles, when recorded) show
@@ -308,7 +29,7 @@ function bottlenecks(res: BenchResults, goals: Goal[]): string[] {
   const pctOf = (x: number, y: number): string => `${Math.round((x / y) * 100)}%`;
   const times = (x: number, y: number): string => `${fmt(x / y, 2)}×`;
   const rows = (w: Workload, cache: Cache, systems: System[]): ReadRow[] =>
-    systems.map((sys) => find(res.reads, w, sys, cache, 1)).filter((r): r is ReadRow => !!r);
+    systems.map((sys) => findRead(res.reads, w, sys, cache, 1)).filter((r): r is ReadRow => !!r);
   const prof = (name: string) => res.profile?.find((p) => p.file.startsWith(name));
   const profText = (p: ReturnType<typeof prof>): string => {
     if (!p) return '';
@@ -319,10 +40,10 @@ function bottlenecks(res: BenchResults, goals: Goal[]): string[] {
   const cpus = String(res.machine.cpus);
   const load = res.machine.loadAvg as number[] | undefined;
 
-  const c1 = find(res.reads, 'big', 'cairn', 'cold', 1);
+  const c1 = findRead(res.reads, 'big', 'cairn', 'cold', 1);
   if (c1 && missed.some((g) => g.goal.startsWith('cold big'))) {
     const refs = rows('big', 'cold', ['s3get', 's3fs', 'rclone', 'local']);
-    const cf = find(res.reads, 'big', 'cairn-file', 'cold', 1);
+    const cf = findRead(res.reads, 'big', 'cairn-file', 'cold', 1);
     const s3refs = refs.filter((r) => r.system !== 'local');
     const fileKeepsUp = !!cf && s3refs.length > 0 && s3refs.every((r) => cf.MiBps >= r.MiBps);
     notes.push(
@@ -340,7 +61,7 @@ function bottlenecks(res: BenchResults, goals: Goal[]): string[] {
         profText(prof('cairn-big-cold-1r')),
     );
   }
-  const w1 = find(res.reads, 'big', 'cairn', 'warm', 1);
+  const w1 = findRead(res.reads, 'big', 'cairn', 'warm', 1);
   if (w1 && missed.some((g) => g.goal.startsWith('warm'))) {
     const others = rows('big', 'warm', ['cairn-file', 'local']).map((r) => `${NAMES[r.system]} ${r.MiBps} MiB/s`);
     notes.push(
@@ -353,11 +74,11 @@ function bottlenecks(res: BenchResults, goals: Goal[]): string[] {
         profText(prof('cairn-big-warm-1r')),
     );
   }
-  const s1 = find(res.reads, 'small', 'cairn', 'cold', 1);
+  const s1 = findRead(res.reads, 'small', 'cairn', 'cold', 1);
   if (s1 && missed.some((g) => g.goal.startsWith('cold small'))) {
-    const sg = find(res.reads, 'small', 's3get', 'cold', 1);
-    const sf = find(res.reads, 'small', 's3fs', 'cold', 1);
-    const sw = find(res.reads, 'small', 'cairn', 'warm', 1);
+    const sg = findRead(res.reads, 'small', 's3get', 'cold', 1);
+    const sf = findRead(res.reads, 'small', 's3fs', 'cold', 1);
+    const sw = findRead(res.reads, 'small', 'cairn', 'warm', 1);
     const warmBest = rows('small', 'warm', ['cairn', 'cairn-file']).sort((a, b) => b.filesPerSec - a.filesPerSec)[0];
     const fps = (r: ReadRow): string => `${fmt(r.filesPerSec, 0)} files/s`;
     const inFlight = res.method.smallConcurrency ? `, ${String(res.method.smallConcurrency)} in flight` : '';

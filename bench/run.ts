@@ -31,8 +31,12 @@ import { fileURLToPath } from 'node:url';
 import { prepareDataset } from './dataset.js';
 import { cleanup, MiB, sh, startS3Process, stopS3Process, type S3Endpoint } from './harness.js';
 import { fioBench, type FioSystem } from './fio.js';
-import { readBench, type System, type Workload } from './reads.js';
-import { renderDocs, summarizeGoals, table, type BenchResults } from './report.js';
+import { readBench } from './reads.js';
+import type { System, Workload } from './systems.js';
+import { summarizeGoals } from './goals.js';
+import { renderDocs } from './report.js';
+import type { BenchResults } from './results.js';
+import { table } from './tables.js';
 import { writeBench } from './writes.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
