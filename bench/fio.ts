@@ -99,20 +99,37 @@ export function fioArgs(job: FioJob, fileBytes: number, quick: boolean): string[
 
 const round = (x: number, d = 1): number => Math.round(x * 10 ** d) / 10 ** d;
 
+/** The parts of fio's JSON report (`--output-format=json`) that parseFio reads. */
+interface FioReport {
+  jobs?: { error?: number; read?: FioReadStats }[];
+}
+
+interface FioReadStats {
+  bw_bytes?: number;
+  iops?: number;
+  io_bytes?: number;
+  /** ms */
+  runtime?: number;
+  /** Completion (clat) or total (lat) latency percentiles, ns, keyed like "99.000000". */
+  clat_ns?: { percentile?: Record<string, number> };
+  lat_ns?: { percentile?: Record<string, number> };
+}
+
 /** The figures of fio's JSON report (one group: `--group_reporting`). */
 export function parseFio(report: unknown, expectBytes: number): Omit<FioRow, 'system' | 'job' | 'cache' | 'mountMs' | 'daemonHwmMiB'> {
-  const job = (report as { jobs?: Record<string, any>[] })?.jobs?.[0];
-  const read = job?.read as Record<string, any> | undefined;
-  if (!read || typeof read.bw_bytes !== 'number') throw new Error(`fio report without read figures: ${JSON.stringify(report).slice(0, 300)}`);
+  const job = (report as FioReport | null)?.jobs?.[0];
+  const read = job?.read;
+  if (!read || typeof read.bw_bytes !== 'number')
+    throw new Error(`fio report without read figures: ${JSON.stringify(report).slice(0, 300)}`);
   if (job!.error) throw new Error(`fio job error ${job!.error}`);
-  const pct = (read.clat_ns?.percentile ?? read.lat_ns?.percentile) as Record<string, number> | undefined;
+  const pct = read.clat_ns?.percentile ?? read.lat_ns?.percentile;
   const ms = (key: string): number | undefined => (pct && typeof pct[key] === 'number' ? round(pct[key] / 1e6, 3) : undefined);
   const p50Ms = ms('50.000000');
   const p99Ms = ms('99.000000');
   const bytes = Number(read.io_bytes ?? 0);
   return {
     MiBps: round(read.bw_bytes / MiB),
-    iops: round(read.iops, 0),
+    iops: round(Number(read.iops), 0),
     ...(p50Ms !== undefined ? { p50Ms } : {}),
     ...(p99Ms !== undefined ? { p99Ms } : {}),
     MiB: round(bytes / MiB),
@@ -125,10 +142,20 @@ export function parseFio(report: unknown, expectBytes: number): Omit<FioRow, 'sy
 function mountOf(ds: Dataset, sys: FioSystem, o: FioOptions): { spec: Omit<ContainerSpec, 'mountpoint'>; file: string } | null {
   if (sys === 'local') return null;
   if (sys === 'cairn' || sys === 'cairn-file') {
-    return { spec: { kind: 'cairn', volume: ds.volume, store: sys === 'cairn' ? ds.storeUrl : ds.fileStoreUrl, cacheDir: o.cacheDirs[sys] }, file: ds.bigRel };
+    return {
+      spec: { kind: 'cairn', volume: ds.volume, store: sys === 'cairn' ? ds.storeUrl : ds.fileStoreUrl, cacheDir: o.cacheDirs[sys] },
+      file: ds.bigRel,
+    };
   }
   return {
-    spec: { kind: sys, bucket: ds.bucket, prefix: `${ds.peerPrefix}/big`, endpoint: ds.endpoint, passwdFile: ds.passwdFile, rcloneConfig: ds.rcloneConfig },
+    spec: {
+      kind: sys,
+      bucket: ds.bucket,
+      prefix: `${ds.peerPrefix}/big`,
+      endpoint: ds.endpoint,
+      passwdFile: ds.passwdFile,
+      rcloneConfig: ds.rcloneConfig,
+    },
     file: path.basename(ds.bigRel),
   };
 }
@@ -177,19 +204,35 @@ async function once(ds: Dataset, sys: FioSystem, job: FioJob, cache: Cache, o: F
  */
 export async function fioBench(ds: Dataset, o: FioOptions): Promise<FioResults> {
   const jobs = { seq: fioArgs('seq', ds.bigBytes, o.quick).join(' '), rand: fioArgs('rand', ds.bigBytes, o.quick).join(' ') };
-  if (!o.version) return { version: null, skipped: 'fio is not installed (scripts/bench-setup.sh installs it from Debian)', jobs, rows: [], failures: [] };
+  if (!o.version)
+    return {
+      version: null,
+      skipped: 'fio is not installed (scripts/bench-setup.sh installs it from Debian)',
+      jobs,
+      rows: [],
+      failures: [],
+    };
   const rows: FioRow[] = [];
   const failures: string[] = [];
   for (const job of ['seq', 'rand'] as FioJob[]) {
     const broken = new Set<FioSystem>();
     // Warm right after the same system's cold job: its chunk cache and the page cache still hold the data.
-    const plan = o.systems.flatMap((s): [FioSystem, Cache][] => (o.warm.includes(s) ? [[s, 'cold'], [s, 'warm']] : [[s, 'cold']]));
+    const plan = o.systems.flatMap((s): [FioSystem, Cache][] =>
+      o.warm.includes(s)
+        ? [
+            [s, 'cold'],
+            [s, 'warm'],
+          ]
+        : [[s, 'cold']],
+    );
     for (const [sys, cache] of plan) {
       if (broken.has(sys)) continue;
       try {
         const row = await once(ds, sys, job, cache, o);
         rows.push(row);
-        o.log(`  fio ${job.padEnd(4)} ${sys.padEnd(10)} ${cache}: ${row.MiBps} MiB/s, ${row.iops} IOPS, p99 ${row.p99Ms ?? '-'} ms${row.capped ? ' (runtime cap)' : ''}`);
+        o.log(
+          `  fio ${job.padEnd(4)} ${sys.padEnd(10)} ${cache}: ${row.MiBps} MiB/s, ${row.iops} IOPS, p99 ${row.p99Ms ?? '-'} ms${row.capped ? ' (runtime cap)' : ''}`,
+        );
       } catch (err) {
         broken.add(sys);
         const msg = `fio ${job} ${sys} ${cache}: ${(err as Error).message.split('\n').slice(0, 6).join(' | ')}`;

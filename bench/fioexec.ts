@@ -38,7 +38,10 @@ export function execFio(args: string[], timeoutMs = fioTimeoutMs(args)): FioProc
     // zombie that never reports its exit, and SIGKILL cannot free it: give up GRACE_MS after the kill.
     const timer = setTimeout(() => {
       kill();
-      setTimeout(() => reject(new Error(`fio did not finish within ${timeoutMs / 1000} s (stuck in a read of the mount?)`)), GRACE_MS).unref();
+      setTimeout(
+        () => reject(new Error(`fio did not finish within ${timeoutMs / 1000} s (stuck in a read of the mount?)`)),
+        GRACE_MS,
+      ).unref();
     }, timeoutMs);
     child.once('error', (err) => {
       clearTimeout(timer);

@@ -8,7 +8,6 @@ import { NAMES, type System } from './systems.js';
 
 const r2 = (x: number): number => Math.round(x * 100) / 100;
 
-
 /** The goals of the brief, per reader count, from the read rows. */
 export function summarizeGoals(res: BenchResults): Goal[] {
   const goals: Goal[] = [];
@@ -16,11 +15,24 @@ export function summarizeGoals(res: BenchResults): Goal[] {
   for (const n of counts) {
     const c = findRead(res.reads, 'big', 'cairn', 'cold', n);
     if (c) {
-      for (const [ref, factor, target] of [['s3fs', 2, '≥ 2x'], ['rclone', 2, '≥ 2x'], ['s3get', 0.9, '≥ 90%']] as [System, number, string][]) {
+      for (const [ref, factor, target] of [
+        ['s3fs', 2, '≥ 2x'],
+        ['rclone', 2, '≥ 2x'],
+        ['s3get', 0.9, '≥ 90%'],
+      ] as [System, number, string][]) {
         const p = findRead(res.reads, 'big', ref, 'cold', n);
         if (!p) continue;
         const ratio = c.MiBps / p.MiBps;
-        goals.push({ goal: `cold big-file reads vs ${NAMES[ref]}`, workload: 'big', readers: n, cairn: c.MiBps, reference: p.MiBps, ratio: r2(ratio), target, met: ratio >= factor });
+        goals.push({
+          goal: `cold big-file reads vs ${NAMES[ref]}`,
+          workload: 'big',
+          readers: n,
+          cairn: c.MiBps,
+          reference: p.MiBps,
+          ratio: r2(ratio),
+          target,
+          met: ratio >= factor,
+        });
       }
     }
     const w = findRead(res.reads, 'big', 'cairn', 'warm', n);
@@ -32,7 +44,16 @@ export function summarizeGoals(res: BenchResults): Goal[] {
     const sp = findRead(res.reads, 'small', 's3fs', 'cold', n);
     if (s && sp) {
       const ratio = s.filesPerSec / sp.filesPerSec;
-      goals.push({ goal: 'cold small files vs s3fs (files/s)', workload: 'small', readers: n, cairn: s.filesPerSec, reference: sp.filesPerSec, ratio: r2(ratio), target: '≥ 10x', met: ratio >= 10 });
+      goals.push({
+        goal: 'cold small files vs s3fs (files/s)',
+        workload: 'small',
+        readers: n,
+        cairn: s.filesPerSec,
+        reference: sp.filesPerSec,
+        ratio: r2(ratio),
+        target: '≥ 10x',
+        met: ratio >= 10,
+      });
     }
   }
   goals.push(...writeGoals(res));
@@ -75,7 +96,14 @@ function writeGoals(res: BenchResults): Goal[] {
   const rss = volumeRows(res, 'daemon peak RSS');
   const big = rss[rss.length - 1];
   if (big) {
-    goals.push({ goal: `daemon peak RSS at ${big.files.toLocaleString('en-US')} files (MiB)`, workload: 'metadata', readers: 1, cairn: big.value, target: '< 300 MiB', met: big.value < 300 });
+    goals.push({
+      goal: `daemon peak RSS at ${big.files.toLocaleString('en-US')} files (MiB)`,
+      workload: 'metadata',
+      readers: 1,
+      cairn: big.value,
+      target: '< 300 MiB',
+      met: big.value < 300,
+    });
   }
   return goals;
 }

@@ -53,7 +53,7 @@ function bottlenecks(res: BenchResults, goals: Goal[]): string[] {
           ? ` Cairn on the file store, the same mount code with another store, reads ${cf.MiBps} MiB/s cold` +
             ` (${times(cf.MiBps, c1.MiBps)} Cairn on s3rver)` +
             (fileKeepsUp
-              ? ', faster than every reference reading from s3rver: the gap is on Cairn\'s path to s3rver, not in the mount'
+              ? ", faster than every reference reading from s3rver: the gap is on Cairn's path to s3rver, not in the mount"
               : '') +
             '.'
           : '') +
@@ -70,7 +70,7 @@ function bottlenecks(res: BenchResults, goals: Goal[]): string[] {
         'A warm read is served from the chunk cache through FUSE: libfuse 2 passes at most 128 KiB per read request, ' +
         'and each request crosses the kernel, a fuse-native thread and the event loop, which also verifies each chunk ' +
         'read from the cache (BLAKE3). Candidate fixes (not measured here): the kernel page cache across opens for ' +
-        'committed files (libfuse\'s `auto_cache`), and a libfuse 3 binding with 1 MiB requests (`max_pages`).' +
+        "committed files (libfuse's `auto_cache`), and a libfuse 3 binding with 1 MiB requests (`max_pages`)." +
         profText(prof('cairn-big-warm-1r')),
     );
   }
@@ -87,7 +87,7 @@ function bottlenecks(res: BenchResults, goals: Goal[]): string[] {
         (sg ? `, ${times(s1.filesPerSec, sg.filesPerSec)} raw GetObject (${fps(sg)}, one GET per file${inFlight})` : '') +
         (sf ? `, ${times(s1.filesPerSec, sf.filesPerSec)} s3fs (${fps(sf)})` : '') +
         (sw ? `; warm ${fps(sw)}, so cold reaches ${pctOf(s1.filesPerSec, sw.filesPerSec)} of warm` : '') +
-        '. Cairn fetches a small file\'s pack neighbours with it (one range GET per 4 MiB of pack), so it is not ' +
+        ". Cairn fetches a small file's pack neighbours with it (one range GET per 4 MiB of pack), so it is not " +
         'bound by one GET per file. Each file also costs about five FUSE requests (lookup, open, read, flush, ' +
         'release: the kernel caches no entries or attributes, so that a reload is visible at once)' +
         (warmBest
@@ -100,7 +100,7 @@ function bottlenecks(res: BenchResults, goals: Goal[]): string[] {
   if (missed.some((g) => g.workload === 'metadata')) {
     notes.push(
       'Metadata goals: commit and reload cost O(change) (one record), and bootstrap and checkpoints run in child ' +
-        'processes, so neither latency nor the daemon\'s memory is meant to grow with the volume; a miss here needs ' +
+        "processes, so neither latency nor the daemon's memory is meant to grow with the volume; a miss here needs " +
         'a look at the rows above.',
     );
   }
@@ -130,17 +130,19 @@ function fioSection(res: BenchResults): string[] {
   if (!fio.rows.length) return [...out, `Not run: ${fio.skipped ?? 'every job failed (see Failures)'}.`, ''];
   out.push(
     `${fio.version}, read-only jobs over the big file (${res.dataset.bigBytes / 2 ** 20} MiB), each inside a ` +
-      'container\'s mount namespace (the same `bench/container.ts` as the readers, fio in place of the reader) for ' +
+      "container's mount namespace (the same `bench/container.ts` as the readers, fio in place of the reader) for " +
       'Cairn on both stores, s3fs and rclone mount, and directly on the local copy for local disk:',
     '',
     '- **seq**: sequential read, 1 MiB blocks, one job: `fio ' + fio.jobs.seq + '`',
-    '- **rand**: random read, 128 KiB blocks (the largest request FUSE passes by default, so one fio read is one FUSE request), 4 jobs with psync (iodepth 1 each), aggregated: `fio ' + fio.jobs.rand + '`',
+    '- **rand**: random read, 128 KiB blocks (the largest request FUSE passes by default, so one fio read is one FUSE request), 4 jobs with psync (iodepth 1 each), aggregated: `fio ' +
+      fio.jobs.rand +
+      '`',
     '',
     'Cold and warm as for the read matrix (cold: chunk cache deleted for Cairn, `drop_caches` for every system; ' +
-      'warm: right after the same system\'s cold job, same offsets). One run per figure. Latencies are fio\'s ' +
+      "warm: right after the same system's cold job, same offsets). One run per figure. Latencies are fio's " +
       'completion latency percentiles of one read; `*` marks a job stopped by `--runtime` before its `--io_size`. ' +
       'fio counts the bytes it reads but cannot check random data, so unlike the readers these jobs do not verify ' +
-      'content. Cairn\'s ratios are of MiB/s, to the same job and cache state (s3fs and rclone: cold only).',
+      "content. Cairn's ratios are of MiB/s, to the same job and cache state (s3fs and rclone: cold only).",
     '',
     mdTable(fioTable(fio)),
     '',
@@ -190,20 +192,22 @@ export function renderMarkdown(res: BenchResults): string {
     'npm run bench -- --quick      # 64 MiB / 200 files, 1 and 4 readers, one round each',
     'npm run bench -- --no-peers   # skip s3fs and rclone (and their installation)',
     'npm run bench -- --no-fio     # skip the fio jobs (skipped anyway, with the reason recorded, when fio is missing)',
-    'npm run bench -- --big-mib 512  # a smaller big file: the main lever on the suite\'s duration',
+    "npm run bench -- --big-mib 512  # a smaller big file: the main lever on the suite's duration",
     'npm run bench -- --profile    # also `node --cpu-prof` one Cairn daemon (1 reader, big file, cold and warm)',
     'node dist/bench/report.js bench/results/<timestamp>.json   # publish a results file: docs/benchmarks.json and this page',
     '```',
     '',
-    'Modules: `bench/run.ts` (driver), `bench/reads.ts` (read matrix), `bench/fio.ts` (fio jobs through each mount), `bench/fioexec.ts` (one fio process), `bench/writes.ts` (writes, commits, metadata), `bench/container.ts` (one reader in its own mount namespace), `bench/reader.ts` (the reader), `bench/verify.ts` (what readers check), `bench/harness.ts` (processes, barrier, teardown), `bench/dataset.ts`, `bench/s3serve.ts`, `bench/systems.ts` (systems, workloads, cache states), `bench/results.ts` (the results file), `bench/goals.ts`, `bench/tables.ts`, `bench/chart.ts`, `bench/report.ts` (this page). `test/bench/quick.test.ts` runs the quick mode and checks the JSON (never speed); `test/bench/report.test.ts` checks goals and tables on a fixed results file; `test/bench/verify.test.ts` the readers\' checks. `bench/store.ts` and `bench/chunks.ts` are separate micro-benchmarks of the store and chunk layers.',
+    "Modules: `bench/run.ts` (driver), `bench/reads.ts` (read matrix), `bench/fio.ts` (fio jobs through each mount), `bench/fioexec.ts` (one fio process), `bench/writes.ts` (writes, commits, metadata), `bench/container.ts` (one reader in its own mount namespace), `bench/reader.ts` (the reader), `bench/verify.ts` (what readers check), `bench/harness.ts` (processes, barrier, teardown), `bench/dataset.ts`, `bench/s3serve.ts`, `bench/systems.ts` (systems, workloads, cache states), `bench/results.ts` (the results file), `bench/goals.ts`, `bench/tables.ts`, `bench/chart.ts`, `bench/report.ts` (this page). `test/bench/quick.test.ts` runs the quick mode and checks the JSON (never speed); `test/bench/report.test.ts` checks goals and tables on a fixed results file; `test/bench/verify.test.ts` the readers' checks. `bench/store.ts` and `bench/chunks.ts` are separate micro-benchmarks of the store and chunk layers.",
     '',
     '## Method',
     '',
-    '`npm run bench` (or `npm run bench -- --quick`) installs the peers if missing (`scripts/bench-setup.sh`: s3fs, rclone, fio), starts s3rver on loopback behind the test harness\'s conditional-write proxy, uses a fresh temporary `CAIRN_HOME`, and generates random data:',
+    "`npm run bench` (or `npm run bench -- --quick`) installs the peers if missing (`scripts/bench-setup.sh`: s3fs, rclone, fio), starts s3rver on loopback behind the test harness's conditional-write proxy, uses a fresh temporary `CAIRN_HOME`, and generates random data:",
     '',
     `- **big**: one ${ds.bigBytes / 2 ** 20} MiB file; **small**: ${ds.smallCount} files of ${ds.smallBytes / 1024} KiB in one directory; the peers mount the prefix of each workload (plain/big, plain/small).`,
     `- The same bytes are uploaded twice to the same bucket: into a Cairn volume with \`vol.batchUpload\` (${ds.cairnUploadSec} s) and as plain objects under another prefix (${ds.plainUploadSec} s) for the references.` +
-      (ds.cairnFileUploadSec !== undefined ? ` They also go into a Cairn volume on the embedded file store (\`file://\`, a directory on the same temp disk; ${ds.cairnFileUploadSec} s), so Cairn runs on both stores side by side: "Cairn" is Cairn on s3rver, "Cairn (file store)" Cairn on the file store, each with its own chunk cache.` : ''),
+      (ds.cairnFileUploadSec !== undefined
+        ? ` They also go into a Cairn volume on the embedded file store (\`file://\`, a directory on the same temp disk; ${ds.cairnFileUploadSec} s), so Cairn runs on both stores side by side: "Cairn" is Cairn on s3rver, "Cairn (file store)" Cairn on the file store, each with its own chunk cache.`
+        : ''),
     '',
     'Each reader is a "container": a process started with `unshare --mount --propagation private` that mounts the filesystem itself (Cairn: `mount({ foreground: true })` served by that process; s3fs; `rclone mount --daemon`) and runs one reader process inside its namespace. All readers of a group are released together after every mount is ready; aggregate throughput is all bytes read over first start → last finish. TTFB is the time from `open` to the first bytes of the first file (median over readers). Big files are read sequentially with 1 MiB `read`s; small files 8 at a time per reader.',
     '',
@@ -212,20 +216,25 @@ export function renderMarkdown(res: BenchResults): string {
     res.method.verify
       ? '- Every reader checks what it reads against the dataset (`bench/verify.ts`): the size of every file, and ' +
         'the SHA-256 of the first 4 KiB of every MiB and the last 4 KiB of every file (sampled: hashing every byte ' +
-        'would slow the readers down); a group\'s totals must be its readers × the workload\'s bytes and files. A ' +
+        "would slow the readers down); a group's totals must be its readers × the workload's bytes and files. A " +
         'group that fails a check records a failure, and its figure is left out.'
-      : '- The readers of this run counted the bytes they read but did not check them against the dataset ' +
-        '(the check came later).',
+      : '- The readers of this run counted the bytes they read but did not check them against the dataset ' + '(the check came later).',
     `- Each figure is the median of its rounds (${String(res.method.runs)}); ` +
       (res.reads.some((r) => r.runs?.length) ? 'the JSON keeps every round.' : 'this results file keeps no rounds.') +
       (res.method.warmReaderCounts ? ` Warm at ${String(res.method.warmReaderCounts)}.` : ''),
-    ...(res.stepSec ? [`- Time per step of this run: ${Object.entries(res.stepSec).map(([k, v]) => `${k} ${v} s`).join(', ')}.`] : []),
+    ...(res.stepSec
+      ? [
+          `- Time per step of this run: ${Object.entries(res.stepSec)
+            .map(([k, v]) => `${k} ${v} s`)
+            .join(', ')}.`,
+        ]
+      : []),
     '',
     '## Machine',
     '',
     `${m.cpus} × ${m.cpuModel}, ${m.memGiB} GiB RAM, ${m.kernel}, Node ${m.node}, temp disk ${m.tmpDisk}. s3fs: ${res.peers.s3fs ?? 'not run'}; rclone: ${res.peers.rclone ?? 'not run'}.`,
     'The object store (s3rver, one Node.js process), the daemons and the readers all share these cores, so the ' +
-      'absolute figures are this machine\'s, not those of a real S3 endpoint; compare systems by their ratios ' +
+      "absolute figures are this machine's, not those of a real S3 endpoint; compare systems by their ratios " +
       'within one run.',
     '',
     '## Parallel reads',
@@ -241,9 +250,14 @@ export function renderMarkdown(res: BenchResults): string {
       '## Writes, commits, metadata',
       '',
       `Each on a fresh volume of the same s3rver, with a detached mount daemon (\`mount()\`), files copied in by \`cp\` in a child process, then a commit over the control socket (what \`cairn commit DIR\` does); the same bytes with \`vol.batchUpload\`, and with the CLI (\`cairn volume create\` + \`cairn volume put\`, two processes).` +
-        (volumes.length ? ` For volumes of ${listOf(volumes)} files (64 B each, inlined, in directories of 1,000): mount time (a fresh session: the journal is filled from the log), the commit of one new file and a reload after another writer committed one file (medians of 5, in ms), \`ls -R\` over the mount, \`find DIR -type f\` (stat + readdir of every file; up to 100,000 files), and the daemon's peak RSS (VmHWM) over all of it.` : ''),
+        (volumes.length
+          ? ` For volumes of ${listOf(volumes)} files (64 B each, inlined, in directories of 1,000): mount time (a fresh session: the journal is filled from the log), the commit of one new file and a reload after another writer committed one file (medians of 5, in ms), \`ls -R\` over the mount, \`find DIR -type f\` (stat + readdir of every file; up to 100,000 files), and the daemon's peak RSS (VmHWM) over all of it.`
+          : ''),
       '',
-      mdTable([['measure', 'value', 'unit', 'note'], ...res.writes.rows.map((w) => [w.name, fmt(w.value, w.value < 10 ? 2 : 1), w.unit, w.note ?? ''])]),
+      mdTable([
+        ['measure', 'value', 'unit', 'note'],
+        ...res.writes.rows.map((w) => [w.name, fmt(w.value, w.value < 10 ? 2 : 1), w.unit, w.note ?? '']),
+      ]),
       '',
     );
   }

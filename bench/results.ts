@@ -25,7 +25,14 @@ export interface BenchResults {
   durationSec: number;
   machine: Record<string, unknown>;
   peers: { s3fs: string | null; rclone: string | null };
-  dataset: { bigBytes: number; smallCount: number; smallBytes: number; cairnUploadSec: number; plainUploadSec: number; cairnFileUploadSec?: number };
+  dataset: {
+    bigBytes: number;
+    smallCount: number;
+    smallBytes: number;
+    cairnUploadSec: number;
+    plainUploadSec: number;
+    cairnFileUploadSec?: number;
+  };
   method: Record<string, unknown>;
   /** Seconds per step of the suite (dataset, reads, fio, writes). */
   stepSec?: Record<string, number>;
@@ -37,7 +44,12 @@ export interface BenchResults {
   goals: Goal[];
   /** How this file came to be, when it is not a run's output as written (shown on the page). */
   provenance?: string;
-  profile?: { file: string; totalMs: number; top: { fn: string; ms: number; pct: number }[]; modules?: { fn: string; ms: number; pct: number }[] }[];
+  profile?: {
+    file: string;
+    totalMs: number;
+    top: { fn: string; ms: number; pct: number }[];
+    modules?: { fn: string; ms: number; pct: number }[];
+  }[];
 }
 
 /** The read row of one workload, system, cache state and reader count. */

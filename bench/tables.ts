@@ -34,12 +34,18 @@ function ratios(res: BenchResults, r: ReadRow): string {
 export function readTable(res: BenchResults): string[][] {
   const head = ['workload', 'cache', 'readers', 'system', 'MiB/s', 'files/s', 'TTFB ms', 'mount ms', 'daemon MiB', 'Cairn vs'];
   const rows = [...res.reads].sort(
-    (a, b) => a.workload.localeCompare(b.workload) || a.cache.localeCompare(b.cache) || a.readers - b.readers || systemOrder(a.system) - systemOrder(b.system),
+    (a, b) =>
+      a.workload.localeCompare(b.workload) ||
+      a.cache.localeCompare(b.cache) ||
+      a.readers - b.readers ||
+      systemOrder(a.system) - systemOrder(b.system),
   );
   return [
     head,
     ...rows.map((r) => [
-      r.workload === 'big' ? `big ${r.bytesPerReader / 2 ** 20} MiB` : `small ${r.filesPerReader}x${r.bytesPerReader / r.filesPerReader / 1024}K`,
+      r.workload === 'big'
+        ? `big ${r.bytesPerReader / 2 ** 20} MiB`
+        : `small ${r.filesPerReader}x${r.bytesPerReader / r.filesPerReader / 1024}K`,
       r.cache,
       String(r.readers),
       NAMES[r.system],
@@ -65,7 +71,9 @@ function fioRatios(rows: FioRow[], r: FioRow): string {
 }
 
 export function fioTable(fio: FioResults): string[][] {
-  const rows = [...fio.rows].sort((a, b) => b.job.localeCompare(a.job) || a.cache.localeCompare(b.cache) || systemOrder(a.system) - systemOrder(b.system));
+  const rows = [...fio.rows].sort(
+    (a, b) => b.job.localeCompare(a.job) || a.cache.localeCompare(b.cache) || systemOrder(a.system) - systemOrder(b.system),
+  );
   return [
     ['job', 'cache', 'system', 'MiB/s', 'IOPS', 'p50 ms', 'p99 ms', 'MiB read', 's', 'Cairn vs'],
     ...rows.map((r) => [
@@ -87,15 +95,17 @@ export function fioTable(fio: FioResults): string[][] {
 export function goalTable(goals: Goal[], no: string): string[][] {
   return [
     ['goal', 'readers', 'Cairn', 'reference', 'ratio', 'target', 'met'],
-    ...goals.map((g) => [
-      g.goal, String(g.readers), fmt(g.cairn), fmt(g.reference), fmt(g.ratio, 2), g.target, g.met ? 'yes' : no,
-    ]),
+    ...goals.map((g) => [g.goal, String(g.readers), fmt(g.cairn), fmt(g.reference), fmt(g.ratio, 2), g.target, g.met ? 'yes' : no]),
   ];
 }
 
 export function mdTable(cells: string[][]): string {
   const esc = (s: string): string => s.replace(/\|/g, '\\|');
-  return [`| ${cells[0].map(esc).join(' | ')} |`, `|${cells[0].map((_, i) => (i === 0 ? ' --- ' : ' ---: ')).join('|')}|`, ...cells.slice(1).map((r) => `| ${r.map(esc).join(' | ')} |`)].join('\n');
+  return [
+    `| ${cells[0].map(esc).join(' | ')} |`,
+    `|${cells[0].map((_, i) => (i === 0 ? ' --- ' : ' ---: ')).join('|')}|`,
+    ...cells.slice(1).map((r) => `| ${r.map(esc).join(' | ')} |`),
+  ].join('\n');
 }
 
 /** The stdout table. */
@@ -104,7 +114,10 @@ export function table(res: BenchResults): string {
   if (res.fio?.rows.length) out.push('', `fio through each mount (${res.fio.version}; * = stopped by --runtime)`, pad(fioTable(res.fio)));
   else if (res.fio?.skipped) out.push('', `fio: skipped (${res.fio.skipped})`);
   if (res.writes?.rows.length) {
-    out.push('', pad([['write / metadata', 'value', 'unit'], ...res.writes.rows.map((w) => [w.name, fmt(w.value, w.value < 10 ? 2 : 1), w.unit])]));
+    out.push(
+      '',
+      pad([['write / metadata', 'value', 'unit'], ...res.writes.rows.map((w) => [w.name, fmt(w.value, w.value < 10 ? 2 : 1), w.unit])]),
+    );
   }
   const goals = summarizeGoals(res);
   if (goals.length) out.push('', pad(goalTable(goals, 'NO')));
