@@ -21,7 +21,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { execFio, type FioProcess } from './fio.js';
+import { execFio, type FioProcess } from './fioexec.js';
 import { readSpecArg, specArg } from './specarg.js';
 import type { ReaderSpec } from './reader.js';
 
@@ -56,7 +56,9 @@ const emit = (o: object): void => {
 
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<void> {
   return new Promise((resolve, reject) =>
-    execFile(cmd, args, { env, timeout: 120_000 }, (err, _o, stderr) => (err ? reject(new Error(`${cmd} ${args.join(' ')}: ${stderr || err.message}`)) : resolve())),
+    execFile(cmd, args, { env, timeout: 120_000 }, (err, _o, stderr) =>
+      err ? reject(new Error(`${cmd} ${args.join(' ')}: ${stderr || err.message}`)) : resolve(),
+    ),
   );
 }
 
@@ -134,7 +136,14 @@ async function main(): Promise<void> {
       // Before the first import of the chunk layer: the cache reads it lazily, once per process.
       if (spec.cacheDir) process.env.CAIRN_CACHE_DIR = spec.cacheDir;
       const { mount } = await import('../src/fuse/mount.js');
-      const m = await mount({ volume: spec.volume!, mountpoint: mnt, store: spec.store, readOnly: true, commitIntervalSec: 0, foreground: true });
+      const m = await mount({
+        volume: spec.volume!,
+        mountpoint: mnt,
+        store: spec.store,
+        readOnly: true,
+        commitIntervalSec: 0,
+        foreground: true,
+      });
       daemonPid = process.pid;
       close = async () => {
         await m.handle!.close('bench', { force: true });

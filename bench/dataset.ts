@@ -65,10 +65,17 @@ export async function writeRandomFile(file: string, bytes: number): Promise<void
 /** Uploads a local file as one PutObject whose body streams from disk (S3's single-PUT limit is 5 GiB). */
 async function putStreamed(s3: { endpoint: string; bucket: string }, key: string, file: string): Promise<void> {
   const { S3Client, PutObjectCommand } = await import('@aws-sdk/client-s3');
-  const client = new S3Client({ endpoint: s3.endpoint, forcePathStyle: true, region: process.env.AWS_REGION ?? 'us-east-1', requestChecksumCalculation: 'WHEN_REQUIRED' });
+  const client = new S3Client({
+    endpoint: s3.endpoint,
+    forcePathStyle: true,
+    region: process.env.AWS_REGION ?? 'us-east-1',
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+  });
   try {
     const { size } = await fsp.stat(file);
-    await client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: key, Body: createReadStream(file, { highWaterMark: 4 * MiB }), ContentLength: size }));
+    await client.send(
+      new PutObjectCommand({ Bucket: s3.bucket, Key: key, Body: createReadStream(file, { highWaterMark: 4 * MiB }), ContentLength: size }),
+    );
   } finally {
     client.destroy();
   }
@@ -77,7 +84,9 @@ async function putStreamed(s3: { endpoint: string; bucket: string }, key: string
 /** Relative paths of `count` small files, in `dir` directly or spread over directories of 500. */
 export function smallNames(count: number, dir = 'small', flat = false): string[] {
   return Array.from({ length: count }, (_, i) =>
-    flat ? `${dir}/f${String(i).padStart(6, '0')}.bin` : `${dir}/d${String(Math.floor(i / 500)).padStart(3, '0')}/f${String(i).padStart(6, '0')}.bin`,
+    flat
+      ? `${dir}/f${String(i).padStart(6, '0')}.bin`
+      : `${dir}/d${String(Math.floor(i / 500)).padStart(3, '0')}/f${String(i).padStart(6, '0')}.bin`,
   );
 }
 
@@ -160,7 +169,34 @@ export async function prepareDataset(
   const rcloneConfig = path.join(work, 'rclone.conf');
   await fsp.writeFile(
     rcloneConfig,
-    ['[bench]', 'type = s3', 'provider = Other', 'access_key_id = S3RVER', 'secret_access_key = S3RVER', `endpoint = ${s3.endpoint}`, 'force_path_style = true', 'region = us-east-1', ''].join('\n'),
+    [
+      '[bench]',
+      'type = s3',
+      'provider = Other',
+      'access_key_id = S3RVER',
+      'secret_access_key = S3RVER',
+      `endpoint = ${s3.endpoint}`,
+      'force_path_style = true',
+      'region = us-east-1',
+      '',
+    ].join('\n'),
   );
-  return { ...spec, localDir, bigRel, smallRels, checks, volume, storeUrl, fileStoreUrl, cairnFileUploadSec, bucket: s3.bucket, peerPrefix, endpoint: s3.endpoint, passwdFile, rcloneConfig, cairnUploadSec, peerUploadSec };
+  return {
+    ...spec,
+    localDir,
+    bigRel,
+    smallRels,
+    checks,
+    volume,
+    storeUrl,
+    fileStoreUrl,
+    cairnFileUploadSec,
+    bucket: s3.bucket,
+    peerPrefix,
+    endpoint: s3.endpoint,
+    passwdFile,
+    rcloneConfig,
+    cairnUploadSec,
+    peerUploadSec,
+  };
 }

@@ -18,13 +18,13 @@
  * bypasses or drops the page cache itself (`--direct=0 --invalidate=0`), and every job is bounded
  * by `--io_size` and `--runtime` (the row says when the runtime cut it short).
  */
-import { spawn } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { ContainerSpec } from './container.js';
 import type { Dataset } from './dataset.js';
 import { atCleanup, dropCaches, isStopping as stopping, MiB, mountDir, runContainer } from './harness.js';
-import type { Cache, System } from './reads.js';
+import { execFio } from './fioexec.js';
+import type { Cache, System } from './systems.js';
 
 export type FioSystem = Exclude<System, 's3get'>;
 export type FioJob = 'seq' | 'rand';
@@ -72,67 +72,6 @@ export interface FioOptions {
   log: (msg: string) => void;
 }
 
-/** A running fio process: its parsed JSON report, and a way to stop it early. */
-export interface FioProcess {
-  report: Promise<unknown>;
-  kill(): void;
-}
-
-/** After killing a fio that overran, how long to wait for its exit before giving up on it. */
-const GRACE_MS = 5_000;
-
-/**
- * Runs fio (its arguments include `--output-format=json`) with a hard time limit. fio may print
- * notes before the JSON report: parsing starts at the first `{`. fio runs in its own process
- * group, and `kill()` kills the whole group: no fio process outlives a stopped benchmark.
- */
-export function execFio(args: string[], timeoutMs = fioTimeoutMs(args)): FioProcess {
-  const child = spawn('fio', args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  const kill = (): void => {
-    if (!child.pid || child.exitCode !== null || child.signalCode !== null) return;
-    try {
-      process.kill(-child.pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  };
-  let out = '';
-  let stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (c: string) => (out += c));
-  child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr = (stderr + c).slice(-4000)));
-  const report = new Promise<unknown>((resolve, reject) => {
-    // A fio thread stuck in a FUSE request (a peer daemon that stopped answering) keeps fio a
-    // zombie that never reports its exit, and SIGKILL cannot free it: give up GRACE_MS after the kill.
-    const timer = setTimeout(() => {
-      kill();
-      setTimeout(() => reject(new Error(`fio did not finish within ${timeoutMs / 1000} s (stuck in a read of the mount?)`)), GRACE_MS).unref();
-    }, timeoutMs);
-    child.once('error', (err) => {
-      clearTimeout(timer);
-      reject(new Error(`fio: ${err.message}`));
-    });
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      if (code !== 0) return reject(new Error(`fio ${args.join(' ')} exited ${code ?? signal}: ${stderr.trim() || out.slice(0, 400)}`));
-      try {
-        resolve(JSON.parse(out.slice(out.indexOf('{'))));
-      } catch {
-        reject(new Error(`fio printed no JSON report: ${out.slice(0, 400)} ${stderr.slice(0, 400)}`));
-      }
-    });
-  });
-  return { report, kill };
-}
-
-/**
- * A job's time limit: its `--runtime` plus 20 s (60 s without one). fio stops reading at the
- * runtime; a job still running 20 s later is stuck in a read of the mount, not slow.
- */
-export function fioTimeoutMs(args: readonly string[]): number {
-  const runtime = Number(args.find((a) => a.startsWith('--runtime='))?.slice(10));
-  return Number.isFinite(runtime) && runtime > 0 ? (runtime + 20) * 1000 : 60_000;
-}
-
 /** fio's arguments for one job over a file of `fileBytes` (everything but `--filename`). */
 export function fioArgs(job: FioJob, fileBytes: number, quick: boolean): string[] {
   const runtime = quick ? 5 : 8;
@@ -160,20 +99,37 @@ export function fioArgs(job: FioJob, fileBytes: number, quick: boolean): string[
 
 const round = (x: number, d = 1): number => Math.round(x * 10 ** d) / 10 ** d;
 
+/** The parts of fio's JSON report (`--output-format=json`) that parseFio reads. */
+interface FioReport {
+  jobs?: { error?: number; read?: FioReadStats }[];
+}
+
+interface FioReadStats {
+  bw_bytes?: number;
+  iops?: number;
+  io_bytes?: number;
+  /** ms */
+  runtime?: number;
+  /** Completion (clat) or total (lat) latency percentiles, ns, keyed like "99.000000". */
+  clat_ns?: { percentile?: Record<string, number> };
+  lat_ns?: { percentile?: Record<string, number> };
+}
+
 /** The figures of fio's JSON report (one group: `--group_reporting`). */
 export function parseFio(report: unknown, expectBytes: number): Omit<FioRow, 'system' | 'job' | 'cache' | 'mountMs' | 'daemonHwmMiB'> {
-  const job = (report as { jobs?: Record<string, any>[] })?.jobs?.[0];
-  const read = job?.read as Record<string, any> | undefined;
-  if (!read || typeof read.bw_bytes !== 'number') throw new Error(`fio report without read figures: ${JSON.stringify(report).slice(0, 300)}`);
+  const job = (report as FioReport | null)?.jobs?.[0];
+  const read = job?.read;
+  if (!read || typeof read.bw_bytes !== 'number')
+    throw new Error(`fio report without read figures: ${JSON.stringify(report).slice(0, 300)}`);
   if (job!.error) throw new Error(`fio job error ${job!.error}`);
-  const pct = (read.clat_ns?.percentile ?? read.lat_ns?.percentile) as Record<string, number> | undefined;
+  const pct = read.clat_ns?.percentile ?? read.lat_ns?.percentile;
   const ms = (key: string): number | undefined => (pct && typeof pct[key] === 'number' ? round(pct[key] / 1e6, 3) : undefined);
   const p50Ms = ms('50.000000');
   const p99Ms = ms('99.000000');
   const bytes = Number(read.io_bytes ?? 0);
   return {
     MiBps: round(read.bw_bytes / MiB),
-    iops: round(read.iops, 0),
+    iops: round(Number(read.iops), 0),
     ...(p50Ms !== undefined ? { p50Ms } : {}),
     ...(p99Ms !== undefined ? { p99Ms } : {}),
     MiB: round(bytes / MiB),
@@ -186,10 +142,20 @@ export function parseFio(report: unknown, expectBytes: number): Omit<FioRow, 'sy
 function mountOf(ds: Dataset, sys: FioSystem, o: FioOptions): { spec: Omit<ContainerSpec, 'mountpoint'>; file: string } | null {
   if (sys === 'local') return null;
   if (sys === 'cairn' || sys === 'cairn-file') {
-    return { spec: { kind: 'cairn', volume: ds.volume, store: sys === 'cairn' ? ds.storeUrl : ds.fileStoreUrl, cacheDir: o.cacheDirs[sys] }, file: ds.bigRel };
+    return {
+      spec: { kind: 'cairn', volume: ds.volume, store: sys === 'cairn' ? ds.storeUrl : ds.fileStoreUrl, cacheDir: o.cacheDirs[sys] },
+      file: ds.bigRel,
+    };
   }
   return {
-    spec: { kind: sys, bucket: ds.bucket, prefix: `${ds.peerPrefix}/big`, endpoint: ds.endpoint, passwdFile: ds.passwdFile, rcloneConfig: ds.rcloneConfig },
+    spec: {
+      kind: sys,
+      bucket: ds.bucket,
+      prefix: `${ds.peerPrefix}/big`,
+      endpoint: ds.endpoint,
+      passwdFile: ds.passwdFile,
+      rcloneConfig: ds.rcloneConfig,
+    },
     file: path.basename(ds.bigRel),
   };
 }
@@ -238,19 +204,35 @@ async function once(ds: Dataset, sys: FioSystem, job: FioJob, cache: Cache, o: F
  */
 export async function fioBench(ds: Dataset, o: FioOptions): Promise<FioResults> {
   const jobs = { seq: fioArgs('seq', ds.bigBytes, o.quick).join(' '), rand: fioArgs('rand', ds.bigBytes, o.quick).join(' ') };
-  if (!o.version) return { version: null, skipped: 'fio is not installed (scripts/bench-setup.sh installs it from Debian)', jobs, rows: [], failures: [] };
+  if (!o.version)
+    return {
+      version: null,
+      skipped: 'fio is not installed (scripts/bench-setup.sh installs it from Debian)',
+      jobs,
+      rows: [],
+      failures: [],
+    };
   const rows: FioRow[] = [];
   const failures: string[] = [];
   for (const job of ['seq', 'rand'] as FioJob[]) {
     const broken = new Set<FioSystem>();
     // Warm right after the same system's cold job: its chunk cache and the page cache still hold the data.
-    const plan = o.systems.flatMap((s): [FioSystem, Cache][] => (o.warm.includes(s) ? [[s, 'cold'], [s, 'warm']] : [[s, 'cold']]));
+    const plan = o.systems.flatMap((s): [FioSystem, Cache][] =>
+      o.warm.includes(s)
+        ? [
+            [s, 'cold'],
+            [s, 'warm'],
+          ]
+        : [[s, 'cold']],
+    );
     for (const [sys, cache] of plan) {
       if (broken.has(sys)) continue;
       try {
         const row = await once(ds, sys, job, cache, o);
         rows.push(row);
-        o.log(`  fio ${job.padEnd(4)} ${sys.padEnd(10)} ${cache}: ${row.MiBps} MiB/s, ${row.iops} IOPS, p99 ${row.p99Ms ?? '-'} ms${row.capped ? ' (runtime cap)' : ''}`);
+        o.log(
+          `  fio ${job.padEnd(4)} ${sys.padEnd(10)} ${cache}: ${row.MiBps} MiB/s, ${row.iops} IOPS, p99 ${row.p99Ms ?? '-'} ms${row.capped ? ' (runtime cap)' : ''}`,
+        );
       } catch (err) {
         broken.add(sys);
         const msg = `fio ${job} ${sys} ${cache}: ${(err as Error).message.split('\n').slice(0, 6).join(' | ')}`;

@@ -113,10 +113,25 @@ function firstLine(child: ChildProcess, timeoutMs: number): Promise<string> {
   });
 }
 
+/**
+ * One JSON line of a participant (bench/reader.ts, bench/container.ts): `ready` (with the mount
+ * time and the peer daemon's pid), then `result` (a reader's figures, or a container's fio
+ * report), or `error` with a message.
+ */
+export interface Message extends Partial<ReaderResult> {
+  event?: string;
+  message?: string;
+  peer?: boolean;
+  daemonPid?: number;
+  mountMs?: number;
+  daemonHwmKiB?: number;
+  fio?: unknown;
+}
+
 /** A started participant of a group: waits for `ready`, then `go`, then yields its result. */
 interface Participant {
   child: ChildProcess;
-  next(): Promise<Record<string, any>>;
+  next(): Promise<Message>;
 }
 
 function participant(cmd: string, args: string[], env: NodeJS.ProcessEnv): Participant {
@@ -142,9 +157,10 @@ function participant(cmd: string, args: string[], env: NodeJS.ProcessEnv): Parti
     child,
     async next() {
       const l = queue.length ? queue.shift()! : await new Promise<string | null>((r) => (closed ? r(null) : waiters.push(r)));
-      if (l === null) throw new Error(`participant exited (${child.exitCode}) without a report: ${stderr.trim().split('\n').slice(-6).join('\n')}`);
+      if (l === null)
+        throw new Error(`participant exited (${child.exitCode}) without a report: ${stderr.trim().split('\n').slice(-6).join('\n')}`);
       try {
-        return JSON.parse(l) as Record<string, any>;
+        return JSON.parse(l) as Message;
       } catch {
         throw new Error(`participant said: ${l}`);
       }
@@ -183,7 +199,11 @@ export async function runGroup(members: Member[], env: NodeJS.ProcessEnv): Promi
   const parts = members.map((m) =>
     m.kind === 'plain'
       ? participant(process.execPath, [READER_JS, specArg(m.reader)], env)
-      : participant('unshare', ['--mount', '--propagation', 'private', process.execPath, ...(m.nodeArgs ?? []), CONTAINER_JS, specArg(m.spec)], env),
+      : participant(
+          'unshare',
+          ['--mount', '--propagation', 'private', process.execPath, ...(m.nodeArgs ?? []), CONTAINER_JS, specArg(m.spec)],
+          env,
+        ),
   );
   try {
     const ready = await Promise.all(parts.map((p) => p.next()));
@@ -196,7 +216,7 @@ export async function runGroup(members: Member[], env: NodeJS.ProcessEnv): Promi
     for (const r of results) if (r.event !== 'result') throw new Error(`reader failed: ${r.message ?? JSON.stringify(r)}`);
     await Promise.all(parts.map((p) => waitExit(p.child, 30_000)));
     const out: GroupMember[] = results.map((r, i) => ({
-      result: { startMs: r.startMs, firstByteMs: r.firstByteMs, endMs: r.endMs, bytes: r.bytes, files: r.files },
+      result: readerResult(r),
       mountMs: ready[i].mountMs,
       daemonHwmKiB: r.daemonHwmKiB,
     }));
@@ -208,12 +228,21 @@ export async function runGroup(members: Member[], env: NodeJS.ProcessEnv): Promi
   }
 }
 
+/** A reader's figures from its `result` line (a line without all of them is a failure). */
+function readerResult(r: Message): ReaderResult {
+  const { startMs, firstByteMs, endMs, bytes, files } = r;
+  if (startMs === undefined || firstByteMs === undefined || endMs === undefined || bytes === undefined || files === undefined) {
+    throw new Error(`reader result without its figures: ${JSON.stringify(r)}`);
+  }
+  return { startMs, firstByteMs, endMs, bytes, files };
+}
+
 /**
  * Runs one container (bench/container.ts) alone: waits for `ready`, sends `go`, returns both
  * reports (the result is the container's raw `result` message, e.g. a fio report). Failures kill
  * the container (it unmounts on SIGTERM) and rethrow.
  */
-export async function runContainer(spec: ContainerSpec, env: NodeJS.ProcessEnv): Promise<{ ready: Record<string, any>; result: Record<string, any> }> {
+export async function runContainer(spec: ContainerSpec, env: NodeJS.ProcessEnv): Promise<{ ready: Message; result: Message }> {
   const p = participant('unshare', ['--mount', '--propagation', 'private', process.execPath, CONTAINER_JS, JSON.stringify(spec)], env);
   try {
     const ready = await p.next();

@@ -17,16 +17,7 @@ import path from 'node:path';
 import type { Dataset } from './dataset.js';
 import { dropCaches, median, mountDir, runGroup, type GroupResult, type Member } from './harness.js';
 import type { ReaderSpec } from './reader.js';
-
-export type System = 'cairn' | 'cairn-file' | 'local' | 's3get' | 's3fs' | 'rclone';
-
-/** Systems in table order: Cairn's, then the references. */
-export const SYSTEMS: readonly System[] = ['cairn', 'cairn-file', 'local', 's3get', 's3fs', 'rclone'];
-
-/** Whether a system is a Cairn mount (on either store). */
-export const isCairn = (s: System): s is 'cairn' | 'cairn-file' => s === 'cairn' || s === 'cairn-file';
-export type Workload = 'big' | 'small';
-export type Cache = 'cold' | 'warm';
+import { isCairn, SYSTEMS, type Cache, type System, type Workload } from './systems.js';
 
 export interface ReadRow {
   workload: Workload;
@@ -81,7 +72,10 @@ async function members(ds: Dataset, sys: System, w: Workload, n: number, o: Read
     if (sys === 'local') {
       out.push({ kind: 'plain', reader: { ...spec, files: rels.map((r) => path.join(ds.localDir, r)) } });
     } else if (sys === 's3get') {
-      out.push({ kind: 'plain', reader: { ...spec, s3: { endpoint: ds.endpoint, bucket: ds.bucket, keys: rels.map((r) => `${ds.peerPrefix}/${r}`) } } });
+      out.push({
+        kind: 'plain',
+        reader: { ...spec, s3: { endpoint: ds.endpoint, bucket: ds.bucket, keys: rels.map((r) => `${ds.peerPrefix}/${r}`) } },
+      });
     } else {
       const mnt = await mountDir(path.join(o.work, 'mnt'), `${sys}-${++seq}`);
       out.push({
@@ -100,7 +94,9 @@ async function members(ds: Dataset, sys: System, w: Workload, n: number, o: Read
           rcloneConfig: ds.rcloneConfig,
           reader: { ...spec, files: isCairn(sys) ? rels : rels.map((r) => path.basename(r)) },
         },
-        ...(profile && i === 0 ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`, `--cpu-prof-name=${profile}.cpuprofile`] } : {}),
+        ...(profile && i === 0
+          ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`, `--cpu-prof-name=${profile}.cpuprofile`] }
+          : {}),
       });
     }
   }
@@ -108,7 +104,15 @@ async function members(ds: Dataset, sys: System, w: Workload, n: number, o: Read
 }
 
 /** Runs one group of one system, preparing the cache state first. */
-async function once(ds: Dataset, sys: System, w: Workload, cache: Cache, n: number, o: ReadOptions, profile: string | undefined): Promise<GroupResult> {
+async function once(
+  ds: Dataset,
+  sys: System,
+  w: Workload,
+  cache: Cache,
+  n: number,
+  o: ReadOptions,
+  profile: string | undefined,
+): Promise<GroupResult> {
   const cacheDir = o.cacheDirs[sys];
   if (cache === 'cold') {
     if (cacheDir) await fsp.rm(cacheDir, { recursive: true, force: true });
@@ -183,7 +187,9 @@ export async function readBench(ds: Dataset, o: ReadOptions): Promise<{ rows: Re
           try {
             const g = await once(ds, sys, w, cache, n, o, profile);
             acc.set(key, [...(acc.get(key) ?? []), g]);
-            o.log(`  ${w.padEnd(5)} ${String(n).padStart(2)} reader(s) ${sys.padEnd(10)} ${cache}: ${g.MiBps} MiB/s, ${g.filesPerSec} files/s, ttfb ${g.ttfbMs} ms`);
+            o.log(
+              `  ${w.padEnd(5)} ${String(n).padStart(2)} reader(s) ${sys.padEnd(10)} ${cache}: ${g.MiBps} MiB/s, ${g.filesPerSec} files/s, ttfb ${g.ttfbMs} ms`,
+            );
           } catch (err) {
             // A failed round (a reader that got short or wrong data included) voids the figure:
             // its other rounds are dropped too, and the system is not run again at this size.

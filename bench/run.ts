@@ -31,8 +31,12 @@ import { fileURLToPath } from 'node:url';
 import { prepareDataset } from './dataset.js';
 import { cleanup, MiB, sh, startS3Process, stopS3Process, type S3Endpoint } from './harness.js';
 import { fioBench, type FioSystem } from './fio.js';
-import { readBench, type System, type Workload } from './reads.js';
-import { renderDocs, summarizeGoals, table, type BenchResults } from './report.js';
+import { readBench } from './reads.js';
+import type { System, Workload } from './systems.js';
+import { summarizeGoals } from './goals.js';
+import { renderDocs } from './report.js';
+import type { BenchResults } from './results.js';
+import { table } from './tables.js';
 import { writeBench } from './writes.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -73,8 +77,7 @@ function parseArgs(argv: string[]): Args {
       const v = x.includes('=') ? x.slice(x.indexOf('=') + 1) : argv[++i];
       if (v !== 's3rver' && v !== 'ceph') throw new Error('--store takes s3rver or ceph');
       a.store = v;
-    }
-    else throw new Error(`unknown option ${x} (see the header of bench/run.ts)`);
+    } else throw new Error(`unknown option ${x} (see the header of bench/run.ts)`);
   }
   a.docs = docs ?? !a.quick;
   return a;
@@ -111,14 +114,19 @@ async function main(): Promise<number> {
   const mode = args.quick ? 'quick' : 'full';
 
   if (args.peers) {
-    await sh('bash', [path.join(ROOT, 'scripts', 'bench-setup.sh')], { timeoutMs: 600_000 }).catch((err) => log(`bench-setup: ${(err as Error).message}`));
+    await sh('bash', [path.join(ROOT, 'scripts', 'bench-setup.sh')], { timeoutMs: 600_000 }).catch((err) =>
+      log(`bench-setup: ${(err as Error).message}`),
+    );
   }
   const peers = {
     s3fs: args.peers ? await has('s3fs') : null,
     rclone: args.peers ? await has('rclone') : null,
   };
   const fioVersion = args.fio ? await has('fio') : null;
-  const fuseOk = await fsp.access('/dev/fuse').then(() => true, () => false);
+  const fuseOk = await fsp.access('/dev/fuse').then(
+    () => true,
+    () => false,
+  );
 
   const work = await fsp.mkdtemp(path.join(os.tmpdir(), 'cairn-bench-'));
   workDir = work;
@@ -139,7 +147,9 @@ async function main(): Promise<number> {
   let s3: S3Endpoint | undefined;
   let code = 0;
   try {
-    log(`mode ${mode}; work dir ${work}; peers: s3fs ${peers.s3fs ? 'yes' : 'no'}, rclone ${peers.rclone ? 'yes' : 'no'}; fio ${fioVersion ?? 'no'}`);
+    log(
+      `mode ${mode}; work dir ${work}; peers: s3fs ${peers.s3fs ? 'yes' : 'no'}, rclone ${peers.rclone ? 'yes' : 'no'}; fio ${fioVersion ?? 'no'}`,
+    );
     if (args.store === 'ceph') {
       await sh('bash', [path.join(ROOT, 'scripts', 'ceph.sh'), 'install'], { timeoutMs: 600_000 });
     }
@@ -153,7 +163,9 @@ async function main(): Promise<number> {
       tStep = performance.now();
     };
     const ds = await prepareDataset(
-      args.quick ? { bigBytes: (args.bigMiB ?? 64) * MiB, smallCount: 200, smallBytes: 16 * 1024 } : { bigBytes: (args.bigMiB ?? 2048) * MiB, smallCount: 5000, smallBytes: 64 * 1024 },
+      args.quick
+        ? { bigBytes: (args.bigMiB ?? 64) * MiB, smallCount: 200, smallBytes: 16 * 1024 }
+        : { bigBytes: (args.bigMiB ?? 2048) * MiB, smallCount: 5000, smallBytes: 64 * 1024 },
       work,
       s3,
       log,
@@ -166,10 +178,11 @@ async function main(): Promise<number> {
     const counts = args.quick ? [1, 4] : [1, 4, 16];
     const peerCounts = [1, 4];
     const threeRounds = (w: Workload, sys: System): boolean => sys === 'cairn' || (sys === 's3get' && w === 'big');
-    const runs = (w: Workload, n: number, sys: System, cache: string): number => (!args.quick && n === 1 && cache === 'cold' && threeRounds(w, sys) ? 3 : 1);
+    const runs = (w: Workload, n: number, sys: System, cache: string): number =>
+      !args.quick && n === 1 && cache === 'cold' && threeRounds(w, sys) ? 3 : 1;
     const runsText = args.quick
       ? '1 per figure'
-      : '3 for 1-reader cold reads through s3rver by Cairn (both workloads) and raw GetObject (big file); 1 for everything else'
+      : '3 for 1-reader cold reads through s3rver by Cairn (both workloads) and raw GetObject (big file); 1 for everything else';
     const readers: Partial<Record<System, number[]>> = { cairn: counts, 'cairn-file': peerCounts, local: counts, s3get: peerCounts };
     if (peers.s3fs) readers.s3fs = peerCounts;
     if (peers.rclone) readers.rclone = peerCounts;
@@ -184,7 +197,9 @@ async function main(): Promise<number> {
       readers,
       // s3fs and rclone read small files at ~300 files/s: at 4 readers that is ~2 minutes of the budget.
       only: (w, n, sys) => args.quick || !(w === 'small' && n > 1 && (sys === 's3fs' || sys === 'rclone')),
-      warm: args.quick ? { cairn: peerCounts, 'cairn-file': peerCounts, local: peerCounts, s3get: peerCounts } : { cairn: peerCounts, 'cairn-file': peerCounts, local: peerCounts },
+      warm: args.quick
+        ? { cairn: peerCounts, 'cairn-file': peerCounts, local: peerCounts, s3get: peerCounts }
+        : { cairn: peerCounts, 'cairn-file': peerCounts, local: peerCounts },
       smallConcurrency: 8,
       work,
       env,
@@ -212,13 +227,16 @@ async function main(): Promise<number> {
       method: {
         runs: runsText,
         readerCounts: readers,
-        warmReaderCounts: args.quick ? '1 and 4 (Cairn on both stores, local disk, raw GetObject)' : '1 and 4 (Cairn on both stores, local disk); 16 readers cold only',
+        warmReaderCounts: args.quick
+          ? '1 and 4 (Cairn on both stores, local disk, raw GetObject)'
+          : '1 and 4 (Cairn on both stores, local disk); 16 readers cold only',
         fio: 'seq (bs=1M, 1 job) and rand (bs=128k, 4 psync jobs) over the big file, 1 run each; Cairn (both stores) and local disk cold and warm, s3fs and rclone cold',
         smallConcurrency: 8,
         verify: 'size of every file; SHA-256 of the first 4 KiB of every MiB and the last 4 KiB of every file',
-        store: args.store === 'ceph'
-          ? 'Ceph RGW 16 (single node: one mon, one bluestore OSD on a sparse file, radosgw beast), on loopback'
-          : 's3rver (local, one process) behind the conditional-write proxy, on loopback',
+        store:
+          args.store === 'ceph'
+            ? 'Ceph RGW 16 (single node: one mon, one bluestore OSD on a sparse file, radosgw beast), on loopback'
+            : 's3rver (local, one process) behind the conditional-write proxy, on loopback',
       },
       stepSec: steps,
       reads: reads.rows,
@@ -238,17 +256,38 @@ async function main(): Promise<number> {
 
     if (args.writes && fuseOk) {
       log('writes, commits, metadata');
-      results.writes = await writeBench({ quick: args.quick, work, env, storeUrl: (p: string) => `s3://${s3!.bucket}/${p}?endpoint=${s3!.endpoint}&path_style=true`, log });
+      results.writes = await writeBench({
+        quick: args.quick,
+        work,
+        env,
+        storeUrl: (p: string) => `s3://${s3!.bucket}/${p}?endpoint=${s3!.endpoint}&path_style=true`,
+        log,
+      });
       results.failures.push(...results.writes.failures);
       results.goals = summarizeGoals(results);
       stepDone('writes');
       await save();
     }
     // fio last: a peer that stops answering FUSE requests cannot hold up the other workloads.
-    const fioSystems: FioSystem[] = [...(fuseOk ? (['cairn', 'cairn-file'] as const) : []), 'local', ...(peers.s3fs ? (['s3fs'] as const) : []), ...(peers.rclone ? (['rclone'] as const) : [])];
+    const fioSystems: FioSystem[] = [
+      ...(fuseOk ? (['cairn', 'cairn-file'] as const) : []),
+      'local',
+      ...(peers.s3fs ? (['s3fs'] as const) : []),
+      ...(peers.rclone ? (['rclone'] as const) : []),
+    ];
     if (args.fio) {
       log(fioVersion ? 'fio through each mount' : 'fio: not installed, skipped');
-      results.fio = await fioBench(ds, { quick: args.quick, version: fioVersion, systems: fioSystems, warm: ['cairn', 'cairn-file', 'local'], cacheDirs, work, env, sessionsDir: path.join(home, 'sessions'), log });
+      results.fio = await fioBench(ds, {
+        quick: args.quick,
+        version: fioVersion,
+        systems: fioSystems,
+        warm: ['cairn', 'cairn-file', 'local'],
+        cacheDirs,
+        work,
+        env,
+        sessionsDir: path.join(home, 'sessions'),
+        log,
+      });
       results.failures.push(...results.fio.failures);
       stepDone('fio');
       await save();
@@ -300,14 +339,22 @@ async function summarizeProfile(dir: string): Promise<BenchResults['profile']> {
     const mods = new Map<string, number>();
     for (const [key, ms] of self) {
       const file = key.slice(key.indexOf(' ') + 1).replace(/:\d+$/, '') || key;
-      const mod = file.startsWith('node_modules/') ? file.split('/').slice(0, file.startsWith('node_modules/@') ? 3 : 2).join('/') : file;
+      const mod = file.startsWith('node_modules/')
+        ? file
+            .split('/')
+            .slice(0, file.startsWith('node_modules/@') ? 3 : 2)
+            .join('/')
+        : file;
       mods.set(mod, (mods.get(mod) ?? 0) + ms);
     }
     out.push({
       file: f,
       totalMs: Math.round(total),
       top: top.map(([fn, ms]) => ({ fn, ms: Math.round(ms), pct: pct(ms) })),
-      modules: [...mods.entries()].sort((a, b) => b[1] - a[1]).slice(0, 10).map(([fn, ms]) => ({ fn, ms: Math.round(ms), pct: pct(ms) })),
+      modules: [...mods.entries()]
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 10)
+        .map(([fn, ms]) => ({ fn, ms: Math.round(ms), pct: pct(ms) })),
     });
   }
   return out;

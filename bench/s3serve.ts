@@ -50,7 +50,7 @@ async function serveCeph(): Promise<Served> {
     ({ stdout: out } = await run('bash', [script, 'up', dir], { timeout: 600_000, maxBuffer: 1 << 24 }));
   } catch (err) {
     await purge();
-    throw new Error(`cannot start Ceph RGW: ${(err as { stderr?: string }).stderr ?? String(err)}`);
+    throw new Error(`cannot start Ceph RGW: ${(err as { stderr?: string }).stderr ?? String(err)}`, { cause: err });
   }
   const vars = parseCephEnv(out);
   const endpoint = vars.CAIRN_CEPH_ENDPOINT;

@@ -54,7 +54,15 @@ async function time(fn: () => Promise<void>): Promise<number> {
 
 function row(backend: string, name: string, bytes: number, putSeconds: number, getSeconds: number): Row {
   const r = (s: number): number => Math.round((bytes / MiB / s) * 10) / 10;
-  return { backend, case: name, bytes, putSeconds: +putSeconds.toFixed(3), getSeconds: +getSeconds.toFixed(3), putMiBps: r(putSeconds), getMiBps: r(getSeconds) };
+  return {
+    backend,
+    case: name,
+    bytes,
+    putSeconds: +putSeconds.toFixed(3),
+    getSeconds: +getSeconds.toFixed(3),
+    putMiBps: r(putSeconds),
+    getMiBps: r(getSeconds),
+  };
 }
 
 const bigCase = `1 object x ${BIG / MiB} MiB`;
@@ -67,6 +75,7 @@ async function benchStore(name: string, store: ObjectStore, big: Buffer, small: 
     got = await store.get('bench/big');
   });
   if (!got || !got.equals(big)) throw new Error(`${name}: large object read back differs`);
+  // eslint-disable-next-line no-useless-assignment -- frees the large object before the small-object runs
   got = undefined;
   await store.delete('bench/big');
 
@@ -77,16 +86,17 @@ async function benchStore(name: string, store: ObjectStore, big: Buffer, small: 
   });
   let bad = 0;
   const getSmall = await time(async () => {
-    await Promise.all(small.map((b, i) => limit(async () => {
-      if (!(await store.get(key(i))).equals(b)) bad++;
-    })));
+    await Promise.all(
+      small.map((b, i) =>
+        limit(async () => {
+          if (!(await store.get(key(i))).equals(b)) bad++;
+        }),
+      ),
+    );
   });
   if (bad) throw new Error(`${name}: ${bad} small objects read back differ`);
   await Promise.all(small.map((_, i) => limit(() => store.delete(key(i)))));
-  return [
-    row(name, bigCase, BIG, putBig, getBig),
-    row(name, smallCase, SMALL_COUNT * SMALL_SIZE, putSmall, getSmall),
-  ];
+  return [row(name, bigCase, BIG, putBig, getBig), row(name, smallCase, SMALL_COUNT * SMALL_SIZE, putSmall, getSmall)];
 }
 
 /** Reference: the same bytes through plain fs (write + fsync each file, then read), on the same disk. */
@@ -112,9 +122,13 @@ async function benchFs(dir: string, big: Buffer, small: Buffer[]): Promise<Row[]
     await Promise.all(small.map((b, i) => limit(() => writeDurable(path.join(dir, `s${i}`), b))));
   });
   const getSmall = await time(async () => {
-    await Promise.all(small.map((_, i) => limit(async () => {
-      await fs.readFile(path.join(dir, `s${i}`));
-    })));
+    await Promise.all(
+      small.map((_, i) =>
+        limit(async () => {
+          await fs.readFile(path.join(dir, `s${i}`));
+        }),
+      ),
+    );
   });
   await fs.rm(dir, { recursive: true, force: true });
   return [

@@ -61,7 +61,13 @@ async function hwmMiB(pid: number): Promise<number | undefined> {
 }
 
 /** Mounts `volume` (detached daemon), runs `fn`, always unmounts. */
-async function withMount<T>(lib: Lib, o: WriteOptions, volume: string, store: string, fn: (mnt: string, pid: number, mountSec: number) => Promise<T>): Promise<T> {
+async function withMount<T>(
+  lib: Lib,
+  o: WriteOptions,
+  volume: string,
+  store: string,
+  fn: (mnt: string, pid: number, mountSec: number) => Promise<T>,
+): Promise<T> {
   const mnt = await mountDir(path.join(o.work, 'wmnt'), `${volume}-${Date.now().toString(36)}`);
   const t0 = performance.now();
   const m = await lib.mount({ volume, mountpoint: mnt, store, commitIntervalSec: 0, env: o.env });
@@ -113,7 +119,8 @@ async function writeWorkloads(lib: Lib, o: WriteOptions, rows: WriteRow[]): Prom
       const total = writeSec + commitSec;
       rows.push({ name: `mount write ${what}: write (cp)`, value: r3(writeSec), unit: 's' });
       rows.push({ name: `mount write ${what}: commit`, value: r3(commitSec), unit: 's' });
-      if (label === 'big') rows.push({ name: `mount write ${what}: write+commit`, value: Math.round((bigMiB / total) * 10) / 10, unit: 'MiB/s' });
+      if (label === 'big')
+        rows.push({ name: `mount write ${what}: write+commit`, value: Math.round((bigMiB / total) * 10) / 10, unit: 'MiB/s' });
       else rows.push({ name: `mount write ${what}: write+commit`, value: Math.round(count / total), unit: 'files/s' });
       const hwm = await hwmMiB(pid);
       if (hwm) rows.push({ name: `mount write ${what}: daemon peak RSS`, value: hwm, unit: 'MiB' });
@@ -141,13 +148,18 @@ async function writeWorkloads(lib: Lib, o: WriteOptions, rows: WriteRow[]): Prom
     const cstore = o.storeUrl(`c-${label}-${Date.now().toString(36)}`);
     const t0 = performance.now();
     await sh(process.execPath, [CLI_JS, '--quiet', '--store', cstore, 'volume', 'create', `cp-${label}`], { env: o.env });
-    await sh(process.execPath, [CLI_JS, '--quiet', '--store', cstore, 'volume', 'put', `cp-${label}`, label === 'big' ? big : path.join(src, 'many'), '/'], {
-      env: o.env,
-      timeoutMs: 600_000,
-    });
+    await sh(
+      process.execPath,
+      [CLI_JS, '--quiet', '--store', cstore, 'volume', 'put', `cp-${label}`, label === 'big' ? big : path.join(src, 'many'), '/'],
+      {
+        env: o.env,
+        timeoutMs: 600_000,
+      },
+    );
     const s = secs(t0);
     rows.push({ name: `cairn volume put ${what}`, value: r3(s), unit: 's', note: 'create + put, two CLI processes' });
-    if (label === 'big') rows.push({ name: `cairn volume put ${what}: throughput`, value: Math.round((bigMiB / s) * 10) / 10, unit: 'MiB/s' });
+    if (label === 'big')
+      rows.push({ name: `cairn volume put ${what}: throughput`, value: Math.round((bigMiB / s) * 10) / 10, unit: 'MiB/s' });
     else rows.push({ name: `cairn volume put ${what}: throughput`, value: Math.round(count / s), unit: 'files/s' });
     o.log(`  cairn volume put ${what} done`);
   }
@@ -177,7 +189,12 @@ async function metadataWorkloads(lib: Lib, o: WriteOptions, n: number, rows: Wri
       await sh('sh', ['-c', `echo hello > ${JSON.stringify(path.join(mnt, `one-new-file-${i}.txt`))}`]);
       commits.push(await commitVia(lib, mnt));
     }
-    rows.push({ name: `volume of ${tag}: commit of 1 file`, value: ms1(median(commits)), unit: 'ms', note: `median of ${REPEAT}, max ${ms1(Math.max(...commits))} ms` });
+    rows.push({
+      name: `volume of ${tag}: commit of 1 file`,
+      value: ms1(median(commits)),
+      unit: 'ms',
+      note: `median of ${REPEAT}, max ${ms1(Math.max(...commits))} ms`,
+    });
 
     const other = await lib.Volume.fromName(volume, { store });
     const reloads: number[] = [];
@@ -191,7 +208,12 @@ async function metadataWorkloads(lib: Lib, o: WriteOptions, n: number, rows: Wri
     } finally {
       await other.close();
     }
-    rows.push({ name: `volume of ${tag}: reload (1 new file)`, value: ms1(median(reloads)), unit: 'ms', note: `median of ${REPEAT}, max ${ms1(Math.max(...reloads))} ms` });
+    rows.push({
+      name: `volume of ${tag}: reload (1 new file)`,
+      value: ms1(median(reloads)),
+      unit: 'ms',
+      note: `median of ${REPEAT}, max ${ms1(Math.max(...reloads))} ms`,
+    });
 
     let t0 = performance.now();
     const listed = await sh('sh', ['-c', `ls -R ${JSON.stringify(mnt)} | wc -l`], { timeoutMs: 1_200_000 });
@@ -202,7 +224,12 @@ async function metadataWorkloads(lib: Lib, o: WriteOptions, n: number, rows: Wri
       const out = await sh('find', [mnt, '-type', 'f', '-printf', '%s\n'], { timeoutMs: 1_200_000 });
       const s = secs(t0);
       const seen = out.split('\n').filter(Boolean).length;
-      rows.push({ name: `volume of ${tag}: stat+readdir all (find)`, value: r3(s), unit: 's', note: `${seen} files, ${Math.round(seen / s)} files/s` });
+      rows.push({
+        name: `volume of ${tag}: stat+readdir all (find)`,
+        value: r3(s),
+        unit: 's',
+        note: `${seen} files, ${Math.round(seen / s)} files/s`,
+      });
     }
     const hwm = await hwmMiB(pid);
     if (hwm) rows.push({ name: `volume of ${tag}: daemon peak RSS`, value: hwm, unit: 'MiB' });
@@ -218,9 +245,17 @@ export async function writeBench(o: WriteOptions): Promise<WriteResults> {
   const step = async (name: string, fn: () => Promise<void>, timeoutMs = 15 * 60_000): Promise<void> => {
     let timer: NodeJS.Timeout | undefined;
     try {
-      await Promise.race([fn(), new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs / 1000} s`)), timeoutMs)))]);
+      await Promise.race([
+        fn(),
+        new Promise<never>(
+          (_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs / 1000} s`)), timeoutMs)),
+        ),
+      ]);
     } catch (err) {
-      const msg = `${name}: ${String((err as Error)?.message ?? err).split('\n').slice(0, 4).join(' | ')}`;
+      const msg = `${name}: ${String((err as Error)?.message ?? err)
+        .split('\n')
+        .slice(0, 4)
+        .join(' | ')}`;
       failures.push(msg);
       o.log(`  FAILED ${msg}`);
     } finally {

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# The full test suite: set-up, strict type-check of the whole tree (the build), then every test.
+# The full test suite: set-up, strict type-check of the whole tree (the build), the lint
+# (scripts/lint.sh: a finding fails the run before any test starts), then every test.
 # The S3 suites run against s3rver (in-repo harness) and against a real Ceph RGW, brought up here
 # once for the whole run (scripts/ceph.sh) and stopped on exit whatever happens; CAIRN_CEPH=0 skips Ceph.
-# Usage: npm test [-- test-file-filter]
+# Usage: npm test [-- test-file-filter]   (CAIRN_LINT=0 skips the lint, e.g. while iterating on a test)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+[ "${CAIRN_LINT:-1}" = 0 ] || bash scripts/lint.sh
 filter="${1:-}"
 mapfile -t files < <(find dist/test -name '*.test.js' | sort | grep -- "$filter")
 echo "test: ${#files[@]} test files"

@@ -11,7 +11,8 @@ import { promises as fsp, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fioArgs, fioBench, fioTimeoutMs, parseFio } from '../../bench/fio.js';
+import { fioArgs, fioBench, parseFio } from '../../bench/fio.js';
+import { fioTimeoutMs } from '../../bench/fioexec.js';
 
 const DIST = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const RUN_JS = path.join(DIST, 'bench', 'run.js');

@@ -11,7 +11,11 @@ import os from 'node:os';
 import path from 'node:path';
 import test from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { PUBLISHED_JSON, renderDocs, renderMarkdown, summarizeGoals, svgChart, table, type BenchResults } from '../../bench/report.js';
+import { svgChart } from '../../bench/chart.js';
+import { summarizeGoals } from '../../bench/goals.js';
+import { PUBLISHED_JSON, renderDocs, renderMarkdown } from '../../bench/report.js';
+import type { BenchResults } from '../../bench/results.js';
+import { table } from '../../bench/tables.js';
 
 /** The repository root (this file is dist/test/bench/report.test.js). */
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');

@@ -9,7 +9,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { cleanupAll, nodeScript, q, sh, shOk, tmpDir, type RunningDaemon, type StartDaemon } from '../helpers/mount.js';
+import { cleanupAll, nodeScript, q, shOk, tmpDir, type RunningDaemon, type StartDaemon } from '../helpers/mount.js';
 
 /** Errno code (e.g. 'ENOTEMPTY') of a Node fs.promises call run in a child; 'OK' on success. */
 export async function errnoOf(call: string): Promise<string> {

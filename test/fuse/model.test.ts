@@ -356,7 +356,7 @@ class Run {
         }
         return;
       }
-      case 'remount':
+      case 'remount': {
         await this.closeHeld();
         assert.equal(await this.d.stop(), 0, `clean unmount: ${this.d.logs()}`);
         this.d = await Run.start(this.spec);
@@ -365,6 +365,7 @@ class Run {
         await this.seeExternal(); // a new mount starts at the newest snapshot
         sameTree(await this.committed(), await describeTree(this.ref), 'the committed snapshot after remount');
         return;
+      }
       case 'kill9':
         // Every write has returned: the staging files hold it, nothing may be lost.
         this.d.child.kill('SIGKILL');

@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { DIST, forceUnmount, q, shOk, tmpDir } from '../helpers/mount.js';
+import { forceUnmount, q, shOk, tmpDir } from '../helpers/mount.js';
 import { cliWithStore } from '../cli/harness.js';
 
 let store = '';

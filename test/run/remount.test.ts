@@ -13,7 +13,7 @@ import { CLI, cliWithStore } from '../cli/harness.js';
 
 let store = '';
 
-const { run: cairn, ok } = cliWithStore(() => store);
+const { ok } = cliWithStore(() => store);
 
 describe('cairn run again at the same path', () => {
   let base = '';

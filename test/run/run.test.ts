@@ -153,10 +153,9 @@ describe('cairn run', () => {
   after(() => fs.rm(base, { recursive: true, force: true }));
 
   it('mounts the volume for the command only, and the next run sees what it wrote', async () => {
-    let outside = '';
     const first = cairn(['run', '-v', 'v:/data', '--', 'sh', '-c', 'echo x > /data/a && grep -c " /data " /proc/self/mountinfo && sleep 1']);
     await new Promise((r) => setTimeout(r, 700));
-    outside = await fs.readFile('/proc/self/mountinfo', 'utf8');
+    const outside = await fs.readFile('/proc/self/mountinfo', 'utf8');
     const r1 = await first;
     assert.equal(r1.code, 0, r1.stderr);
     assert.equal(r1.stdout.trim(), '1');

@@ -1,0 +1,58 @@
+/**
+ * The results of one benchmark run, as written to bench/results/*.json and published as
+ * docs/benchmarks.json: their shape, and the one lookup of a read row every view uses.
+ */
+import type { FioResults } from './fio.js';
+import type { ReadRow } from './reads.js';
+import type { System } from './systems.js';
+import type { WriteResults } from './writes.js';
+
+export interface Goal {
+  goal: string;
+  workload: string;
+  readers: number;
+  cairn: number;
+  reference?: number;
+  ratio?: number;
+  target: string;
+  met: boolean;
+}
+
+export interface BenchResults {
+  version: 1;
+  timestamp: string;
+  mode: 'quick' | 'full';
+  durationSec: number;
+  machine: Record<string, unknown>;
+  peers: { s3fs: string | null; rclone: string | null };
+  dataset: {
+    bigBytes: number;
+    smallCount: number;
+    smallBytes: number;
+    cairnUploadSec: number;
+    plainUploadSec: number;
+    cairnFileUploadSec?: number;
+  };
+  method: Record<string, unknown>;
+  /** Seconds per step of the suite (dataset, reads, fio, writes). */
+  stepSec?: Record<string, number>;
+  reads: ReadRow[];
+  /** fio jobs through each mount (absent in results written before fio was added). */
+  fio?: FioResults;
+  writes?: WriteResults;
+  failures: string[];
+  goals: Goal[];
+  /** How this file came to be, when it is not a run's output as written (shown on the page). */
+  provenance?: string;
+  profile?: {
+    file: string;
+    totalMs: number;
+    top: { fn: string; ms: number; pct: number }[];
+    modules?: { fn: string; ms: number; pct: number }[];
+  }[];
+}
+
+/** The read row of one workload, system, cache state and reader count. */
+export function findRead(rows: ReadRow[], w: string, sys: System, cache: string, n: number): ReadRow | undefined {
+  return rows.find((r) => r.workload === w && r.system === sys && r.cache === cache && r.readers === n);
+}

@@ -1,0 +1,126 @@
+/**
+ * Results as tables: cells of the read, fio and goal tables, rendered as aligned plain text for
+ * stdout or as Markdown for the published page.
+ */
+import type { FioResults, FioRow } from './fio.js';
+import { summarizeGoals } from './goals.js';
+import type { ReadRow } from './reads.js';
+import { findRead, type BenchResults, type Goal } from './results.js';
+import { isCairn, NAMES, systemOrder, type System } from './systems.js';
+
+export function pad(cells: string[][]): string {
+  const widths = cells[0].map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
+  return cells.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ')).join('\n');
+}
+
+export const fmt = (x: number | undefined, d = 1): string => (x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(d));
+
+/**
+ * Ratio of a Cairn row to the same workload/cache/readers of each reference (Cairn on the file
+ * store: to local disk only, the other references read from s3rver).
+ */
+function ratios(res: BenchResults, r: ReadRow): string {
+  if (!isCairn(r.system)) return '';
+  const parts: string[] = [];
+  for (const ref of (r.system === 'cairn' ? ['local', 's3get', 's3fs', 'rclone'] : ['local']) as System[]) {
+    const p = findRead(res.reads, r.workload, ref, r.cache, r.readers);
+    if (!p) continue;
+    const key = r.workload === 'big' ? 'MiBps' : 'filesPerSec';
+    parts.push(`${ref} ${fmt(r[key] / p[key], 2)}x`);
+  }
+  return parts.join(', ');
+}
+
+export function readTable(res: BenchResults): string[][] {
+  const head = ['workload', 'cache', 'readers', 'system', 'MiB/s', 'files/s', 'TTFB ms', 'mount ms', 'daemon MiB', 'Cairn vs'];
+  const rows = [...res.reads].sort(
+    (a, b) =>
+      a.workload.localeCompare(b.workload) ||
+      a.cache.localeCompare(b.cache) ||
+      a.readers - b.readers ||
+      systemOrder(a.system) - systemOrder(b.system),
+  );
+  return [
+    head,
+    ...rows.map((r) => [
+      r.workload === 'big'
+        ? `big ${r.bytesPerReader / 2 ** 20} MiB`
+        : `small ${r.filesPerReader}x${r.bytesPerReader / r.filesPerReader / 1024}K`,
+      r.cache,
+      String(r.readers),
+      NAMES[r.system],
+      fmt(r.MiBps),
+      fmt(r.filesPerSec, 0),
+      fmt(r.ttfbMs, 1),
+      fmt(r.mountMs, 0),
+      fmt(r.daemonHwmMiB, 0),
+      ratios(res, r),
+    ]),
+  ];
+}
+
+/** Ratios of a Cairn fio row (MiB/s) to the same job on local disk (same cache state), s3fs and rclone (cold). */
+function fioRatios(rows: FioRow[], r: FioRow): string {
+  if (!isCairn(r.system)) return '';
+  const parts: string[] = [];
+  for (const ref of ['local', 's3fs', 'rclone'] as const) {
+    const p = rows.find((x) => x.system === ref && x.job === r.job && x.cache === r.cache);
+    if (p && p.MiBps > 0) parts.push(`${ref} ${fmt(r.MiBps / p.MiBps, 2)}x`);
+  }
+  return parts.join(', ');
+}
+
+export function fioTable(fio: FioResults): string[][] {
+  const rows = [...fio.rows].sort(
+    (a, b) => b.job.localeCompare(a.job) || a.cache.localeCompare(b.cache) || systemOrder(a.system) - systemOrder(b.system),
+  );
+  return [
+    ['job', 'cache', 'system', 'MiB/s', 'IOPS', 'p50 ms', 'p99 ms', 'MiB read', 's', 'Cairn vs'],
+    ...rows.map((r) => [
+      r.job === 'seq' ? 'seq 1M x1' : 'rand 128k x4',
+      r.cache,
+      NAMES[r.system],
+      fmt(r.MiBps),
+      fmt(r.iops, 0),
+      fmt(r.p50Ms, 2),
+      fmt(r.p99Ms, 2),
+      fmt(r.MiB, 0),
+      `${fmt(r.seconds, 1)}${r.capped ? '*' : ''}`,
+      fioRatios(fio.rows, r),
+    ]),
+  ];
+}
+
+/** The goals as table cells (`no` spells a missed goal). */
+export function goalTable(goals: Goal[], no: string): string[][] {
+  return [
+    ['goal', 'readers', 'Cairn', 'reference', 'ratio', 'target', 'met'],
+    ...goals.map((g) => [g.goal, String(g.readers), fmt(g.cairn), fmt(g.reference), fmt(g.ratio, 2), g.target, g.met ? 'yes' : no]),
+  ];
+}
+
+export function mdTable(cells: string[][]): string {
+  const esc = (s: string): string => s.replace(/\|/g, '\\|');
+  return [
+    `| ${cells[0].map(esc).join(' | ')} |`,
+    `|${cells[0].map((_, i) => (i === 0 ? ' --- ' : ' ---: ')).join('|')}|`,
+    ...cells.slice(1).map((r) => `| ${r.map(esc).join(' | ')} |`),
+  ].join('\n');
+}
+
+/** The stdout table. */
+export function table(res: BenchResults): string {
+  const out = [`Cairn benchmarks (${res.mode}, ${res.durationSec} s)`, '', pad(readTable(res))];
+  if (res.fio?.rows.length) out.push('', `fio through each mount (${res.fio.version}; * = stopped by --runtime)`, pad(fioTable(res.fio)));
+  else if (res.fio?.skipped) out.push('', `fio: skipped (${res.fio.skipped})`);
+  if (res.writes?.rows.length) {
+    out.push(
+      '',
+      pad([['write / metadata', 'value', 'unit'], ...res.writes.rows.map((w) => [w.name, fmt(w.value, w.value < 10 ? 2 : 1), w.unit])]),
+    );
+  }
+  const goals = summarizeGoals(res);
+  if (goals.length) out.push('', pad(goalTable(goals, 'NO')));
+  if (res.failures.length) out.push('', 'failures:', ...res.failures.map((f) => `  ${f}`));
+  return out.join('\n');
+}
