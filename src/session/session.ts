@@ -4,7 +4,8 @@
  *
  * Invariants: every call validates its paths and numbers first (../util/limits.ts: INVALID_ARGUMENT,
  * TOO_LARGE past the maximum file size) and changes nothing when it throws; every
- * change to the view is one journal transaction that also records the pending op; written data
+ * change to the view is one whole journal operation (./journal.ts: one transaction that also
+ * records the pending op); written data
  * lives in staging files (copy-on-write of committed files on first write); a read-only session
  * throws READ_ONLY on every write; reload is refused while files are open (VOLUME_BUSY naming
  * them). Commit/reload/recovery are in sync.ts.
@@ -12,9 +13,10 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import { CairnError } from '../errors.js';
-import { ChunkStore, type ReadHints } from '../chunks/index.js';
-import { Journal, type JournalEntry } from './journal.js';
-import type { ObjectStore } from '../store/types.js';
+import { type ChunkRef, ChunkStore, type ReadHints } from '../chunks/index.js';
+import { Journal } from './journal.js';
+import { type JournalEntry, toStat } from './entry.js';
+import type { ObjectStore } from '../store/index.js';
 import type { CommitResult, FsSession, OpenFile, ReloadResult, Stat } from '../format/types.js';
 import type { EntryData, VolumeMeta } from '../format/records.js';
 import { keys } from '../format/records.js';
@@ -23,7 +25,7 @@ import { Staging } from './staging.js';
 import { Syncer } from './sync.js';
 import { bootstrapInChild, checkpointInChild } from './offload.js';
 import { lockSessionDir } from './sessiondir.js';
-import { baseName, isWithin, joinPath, normalizePath, parentOf } from '../format/paths.js';
+import { ancestors, isWithin, normalizePath, parentOf } from '../format/paths.js';
 import {
   checkByteCount,
   checkFileEnd,
@@ -114,18 +116,14 @@ export class Session implements FsSession {
       await staging.init();
       const chunks = opts.chunks ?? new ChunkStore({ store: opts.store, packPrefix: keys.packPrefix(opts.volume.id) });
       const log = new VolumeLog(opts.store, opts.volume.id);
-      const known = journal.getMeta('volumeId');
+      const known = journal.volumeId;
       if (known !== undefined && known !== opts.volume.id) {
         throw new CairnError('CONFLICT', `session directory ${opts.dir} belongs to volume ${known}`, {
           path: opts.dir,
           hint: 'use another session directory',
         });
       }
-      let sessionId = journal.getMeta('sessionId');
-      if (!sessionId) {
-        sessionId = crypto.randomBytes(8).toString('hex');
-        journal.setMeta('sessionId', sessionId);
-      }
+      const sessionId = journal.sessionId(() => crypto.randomBytes(8).toString('hex'));
       if (known === undefined && opts.offload && (await log.bootstrapBytes(opts.seq ?? Infinity)) >= (opts.offloadMinBytes ?? OFFLOAD_MIN_BYTES)) {
         journal.close();
         journal = undefined;
@@ -133,15 +131,16 @@ export class Session implements FsSession {
         journal = new Journal(`${opts.dir}/journal.db`);
         bootstrapped = 'child';
       }
-      const sync = new Syncer(journal, log, chunks, staging, sessionId);
-      sync.volumeName = opts.volume.name;
-      if (opts.offload) sync.checkpointJob = (seq) => checkpointInChild({ dir: opts.dir, storeUrl: opts.store.url, volumeId: opts.volume.id, seq });
-      if (journal.getMeta('volumeId') === undefined) {
+      const checkpointJob = opts.offload
+        ? (seq: number) => checkpointInChild({ dir: opts.dir, storeUrl: opts.store.url, volumeId: opts.volume.id, seq })
+        : undefined;
+      const sync = new Syncer(journal, log, chunks, staging, sessionId, { volumeName: opts.volume.name, checkpointJob });
+      if (journal.volumeId === undefined) {
         await sync.bootstrap(opts.seq ?? Infinity);
-        journal.setMeta('volumeId', opts.volume.id);
+        journal.claim(opts.volume.id);
         bootstrapped = 'in-process';
       } else {
-        await reconcileStaged(journal, staging);
+        await journal.reconcileStaged(staging);
         await sync.recover();
         // A new session starts at the newest snapshot, even in a directory it used before (its
         // recovered pending changes stay on top, for the owner to commit): see docs/SEMANTICS.md.
@@ -176,6 +175,21 @@ export class Session implements FsSession {
     const e = this.entry(path);
     if (e.type !== 'directory') throw new CairnError('NOT_A_DIRECTORY', `/${path} is not a directory`, { path: `/${path}` });
     return e;
+  }
+
+  /**
+   * The stored entry of a path (chunk refs, inline bytes), for readers that fetch its content
+   * themselves; undefined when there is none.
+   * @example const e = s.entryAt('data/a.bin'); if (e?.chunks) yield* chunks.stream(e.chunks);
+   */
+  entryAt(path: string): JournalEntry | undefined {
+    this.checkOpen();
+    return this.journal.get(normalizePath(path));
+  }
+
+  /** A chunk this session's volume already stores (dedup for uploads that bypass commit). */
+  knownChunk(hash: string): ChunkRef | undefined {
+    return this.journal.knownChunk(hash);
   }
 
   /** Looks up one path without throwing. */
@@ -295,11 +309,6 @@ export class Session implements FsSession {
     this.dirEntry(parentOf(path));
   }
 
-  /** Marks `path` as changed (one pending put per path per commit). */
-  private markPut(path: string): void {
-    this.journal.addPending('put', path, this.sync.fence);
-  }
-
   /**
    * Creates an empty file (replacing a file there) with permission bits `mode` (0 to 0o7777).
    * @example await s.create('/data/new.txt', 0o644);
@@ -311,13 +320,7 @@ export class Session implements FsSession {
     this.checkParent(p);
     const cur = this.journal.get(p);
     if (cur?.type === 'directory') throw new CairnError('IS_A_DIRECTORY', `/${p} is a directory`, { path: `/${p}` });
-    await this.staging.create((staged) => {
-      this.journal.transaction(() => {
-        const entry = { type: 'file' as const, mode, mtimeMs: Date.now(), size: 0, staged };
-        this.journal.applyOp({ op: 'put', path: p, entry });
-        this.markPut(p);
-      });
-    });
+    await this.staging.create((staged) => this.journal.put(p, { type: 'file', mode, mtimeMs: Date.now(), size: 0, staged }));
   }
 
   /** The staging file of a file, copying committed content into a new one on first write. */
@@ -339,9 +342,7 @@ export class Session implements FsSession {
           }
           await this.staging.truncate(name, e.size);
         }
-        const now = this.journal.get(p);
-        if (now && now.type === 'file' && !now.staged) this.journal.putRaw(p, { ...now, staged: name });
-        return this.journal.get(p)?.staged ?? name;
+        return this.journal.attachStaged(p, name);
       })().finally(() => this.materializing.delete(p));
       this.materializing.set(p, pending);
     }
@@ -364,10 +365,7 @@ export class Session implements FsSession {
     const name = await this.staged(p);
     await this.staging.write(name, offset, data);
     const e = this.entry(p);
-    this.journal.transaction(() => {
-      this.journal.putRaw(p, { ...e, size: Math.max(e.size, offset + data.length), mtimeMs: Date.now() });
-      this.markPut(p);
-    });
+    this.journal.update(p, { ...e, size: Math.max(e.size, offset + data.length), mtimeMs: Date.now() });
   }
 
   /**
@@ -382,10 +380,7 @@ export class Session implements FsSession {
     const name = await this.staged(p, size > 0);
     await this.staging.truncate(name, size);
     const e = this.entry(p);
-    this.journal.transaction(() => {
-      this.journal.putRaw(p, { ...e, size, mtimeMs: Date.now() });
-      this.markPut(p);
-    });
+    this.journal.update(p, { ...e, size, mtimeMs: Date.now() });
   }
 
   async fsync(path: string): Promise<void> {
@@ -406,10 +401,7 @@ export class Session implements FsSession {
     this.checkWritable(p);
     this.checkParent(p);
     if (this.journal.get(p)) throw new CairnError('ALREADY_EXISTS', `/${p} already exists`, { path: `/${p}` });
-    this.journal.transaction(() => {
-      this.journal.applyOp({ op: 'put', path: p, entry: { type: 'directory', mode, mtimeMs: Date.now(), size: 0 } });
-      this.markPut(p);
-    });
+    this.journal.put(p, { type: 'directory', mode, mtimeMs: Date.now(), size: 0 });
   }
 
   /** Creates a directory and its missing parents; an existing directory is fine. */
@@ -427,19 +419,12 @@ export class Session implements FsSession {
     }
   }
 
-  private remove(p: string): void {
-    this.journal.transaction(() => {
-      this.journal.applyOp({ op: 'delete', path: p });
-      this.journal.addPending('delete', p, this.sync.fence);
-    });
-  }
-
   async unlink(path: string): Promise<void> {
     const p = normalizePath(path);
     this.checkWritable(p);
     const e = this.entry(p);
     if (e.type === 'directory') throw new CairnError('IS_A_DIRECTORY', `/${p} is a directory`, { path: `/${p}`, hint: 'use rmdir, or remove recursively' });
-    this.remove(p);
+    this.journal.remove(p);
   }
 
   async rmdir(path: string): Promise<void> {
@@ -448,7 +433,7 @@ export class Session implements FsSession {
     this.dirEntry(p);
     if (p === '') throw new CairnError('PERMISSION_DENIED', 'the root directory cannot be removed', { path: '/' });
     if (this.journal.hasChildren(p)) throw new CairnError('NOT_EMPTY', `/${p} is not empty`, { path: `/${p}`, hint: 'remove its contents first, or remove recursively' });
-    this.remove(p);
+    this.journal.remove(p);
   }
 
   /** Removes a path and, for a directory, everything inside it. */
@@ -457,10 +442,10 @@ export class Session implements FsSession {
     this.checkWritable(p);
     this.entry(p);
     if (p === '') {
-      for (const c of this.journal.children('')) this.remove(c.path);
+      for (const c of this.journal.children('')) this.journal.remove(c.path);
       return;
     }
-    this.remove(p);
+    this.journal.remove(p);
   }
 
   async rename(from: string, to: string): Promise<void> {
@@ -478,20 +463,7 @@ export class Session implements FsSession {
       if (e.type !== 'directory' && existing.type === 'directory') throw new CairnError('IS_A_DIRECTORY', `/${dst} is a directory`, { path: `/${dst}` });
       if (existing.type === 'directory' && this.journal.hasChildren(dst)) throw new CairnError('NOT_EMPTY', `/${dst} is not empty`, { path: `/${dst}` });
     }
-    this.journal.transaction(() => {
-      const moved = [e, ...(e.type === 'directory' ? this.journal.descendants(src) : [])];
-      this.journal.applyOp({ op: 'delete', path: src });
-      this.journal.addPending('delete', src, this.sync.fence);
-      if (existing) {
-        this.journal.applyOp({ op: 'delete', path: dst });
-        this.journal.addPending('delete', dst, this.sync.fence);
-      }
-      for (const m of moved) {
-        const np = dst + m.path.slice(src.length);
-        this.journal.putRaw(np, { ...m, path: np } as JournalEntry);
-        this.markPut(np);
-      }
-    });
+    this.journal.move(src, dst);
     for (const h of this.handles.values()) if (isWithin(h.path, src)) h.path = dst + h.path.slice(src.length);
   }
 
@@ -520,10 +492,7 @@ export class Session implements FsSession {
     const p = normalizePath(path);
     this.checkWritable(p);
     const e = this.entry(p);
-    this.journal.transaction(() => {
-      this.journal.putRaw(p, change(e));
-      this.markPut(p);
-    });
+    this.journal.update(p, change(e));
   }
 
   /**
@@ -536,26 +505,31 @@ export class Session implements FsSession {
 
   /**
    * `mkdirp` of every directory in `dirs`, then `putEntry` of every entry (with its missing
-   * parents), all in one journal transaction: all land or none does. How a batch upload lands.
+   * parents), all in one journal operation: all land or none does. How a batch upload lands.
    */
   putEntries(dirs: readonly string[], entries: readonly (readonly [string, EntryData])[]): void {
     for (const [path, entry] of entries) checkEntryNumbers(path, entry);
+    const items: [string, EntryData][] = [];
     const made = new Set<string>();
+    // Every missing directory, checked as mkdirp checks (NOT_A_DIRECTORY on a non-directory).
     const ensureDir = (d: string): void => {
-      if (made.has(d)) return;
-      this.mkdirpNow(d);
-      made.add(d);
-    };
-    this.journal.transaction(() => {
-      for (const d of dirs) ensureDir(normalizePath(d));
-      for (const [path, entry] of entries) {
-        const p = normalizePath(path);
-        this.checkWritable(p);
-        ensureDir(p.slice(0, Math.max(0, p.lastIndexOf('/'))));
-        this.journal.applyOp({ op: 'put', path: p, entry });
-        this.markPut(p);
+      for (const a of [...ancestors(d), ...(d === '' ? [] : [d])]) {
+        if (made.has(a)) continue;
+        const e = this.journal.get(a);
+        if (e && e.type !== 'directory') throw new CairnError('NOT_A_DIRECTORY', `/${a} is not a directory`, { path: `/${a}` });
+        if (!e) items.push([a, { type: 'directory', mode: 0o755, mtimeMs: Date.now(), size: 0 }]);
+        made.add(a);
       }
-    });
+    };
+    for (const d of dirs) ensureDir(normalizePath(d));
+    for (const [path, entry] of entries) {
+      const p = normalizePath(path);
+      this.checkWritable(p);
+      ensureDir(parentOf(p));
+      items.push([p, entry]);
+    }
+    if (items.length > 0) this.checkWritable();
+    this.journal.putAll(items);
   }
 
   /** Copies a file, symlink or (recursively) a directory by reference; written data is copied. */
@@ -576,12 +550,7 @@ export class Session implements FsSession {
       }
       copies.push([dst + m.path.slice(src.length), copyStaged ? { ...data, staged: copyStaged } : data]);
     }
-    this.journal.transaction(() => {
-      for (const [p, data] of copies) {
-        this.journal.applyOp({ op: 'put', path: p, entry: data });
-        this.markPut(p);
-      }
-    });
+    this.journal.putAll(copies);
   }
 
   // ---- open files, commit, reload ------------------------------------------------------------
@@ -663,21 +632,4 @@ function checkEntryNumbers(path: string, e: EntryData): void {
   checkFileEnd(checkInteger(e.size, 'size', { min: 0 }, ctx), ctx);
 }
 
-/** After a crash: every staged entry takes its size from its staging file (the truth). */
-async function reconcileStaged(journal: Journal, staging: Staging): Promise<void> {
-  for (const { path, staged } of journal.allStaged()) {
-    const st = await staging.size(staged);
-    const e = journal.get(path);
-    if (!e) continue;
-    if (!st) journal.putRaw(path, { ...e, staged: undefined, size: 0 } as JournalEntry);
-    else if (st.size !== e.size) journal.putRaw(path, { ...e, size: st.size });
-  }
-}
-
-export function toStat(e: JournalEntry): Stat {
-  const s: Stat = { path: e.path, type: e.type, mode: e.mode, size: e.size, mtimeMs: e.mtimeMs };
-  if (e.target !== undefined) s.target = e.target;
-  return s;
-}
-
-export { baseName, joinPath };
+export { toStat };

@@ -2,7 +2,7 @@
  * The volume layer's public surface: the Volume API, sessions, and what a mount needs.
  * Layers above import from here only.
  */
-export { Volume, type StoreOption, type MountControl } from './volume.js';
+export { Volume, type StoreOption, type MountControl, type VolumeOptions } from './volume.js';
 export { Batch, type BatchResult } from './batch.js';
 export type { VerifyReport, VerifyProblem, VerifyOrphan, VerifyOptions, VerifyKind } from './verify.js';
 export type { GcOptions, GcReport, StoreGcReport } from './gc.js';
