@@ -9,7 +9,7 @@
 import crypto from 'node:crypto';
 import os from 'node:os';
 import { CairnError, isCairnError } from '../errors.js';
-import type { ObjectStore } from '../store/types.js';
+import type { ObjectStore } from '../store/index.js';
 import { FORMAT_VERSION, type VolumeMeta, VOLUME_ID_RE, decodeMeta, encodeMeta, keys } from './records.js';
 import { checkVolumeName } from './paths.js';
 

@@ -20,8 +20,7 @@
 import { gunzip, gzip } from 'node:zlib';
 import { promisify } from 'node:util';
 import { CairnError } from '../errors.js';
-import { hashChunk, isChunkHash } from '../chunks/hash.js';
-import type { ChunkRef } from '../chunks/types.js';
+import { hashChunk, isChunkHash, type ChunkRef } from '../chunks/index.js';
 import type { EntryType } from './types.js';
 import { checkVolumeName, normalizePath, parentOf } from './paths.js';
 

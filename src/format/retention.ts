@@ -9,7 +9,7 @@
  * always gets PRUNED, never a damaged snapshot.
  */
 import { CairnError, isCairnError } from '../errors.js';
-import type { ObjectInfo, ObjectStore } from '../store/types.js';
+import type { ObjectInfo, ObjectStore } from '../store/index.js';
 import { checkInteger } from '../util/limits.js';
 import {
   MAX_KEEP_DAYS,

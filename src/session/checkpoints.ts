@@ -7,7 +7,7 @@
  * runs at a time, and its result is recorded only while the session is open (`stop` kills it
  * before the journal closes). Losing a checkpoint loses nothing: a later change writes another.
  */
-import type { VolumeLog } from '../format/log.js';
+import type { VolumeLog } from '../format/index.js';
 import type { Journal } from './journal.js';
 
 /** A session whose view is the log head writes a checkpoint every this many seqs. */

@@ -6,8 +6,7 @@
  * written in this session, the name of its staging file (session-local: `entryData` strips it
  * before anything leaves the session).
  */
-import type { EntryData } from '../format/records.js';
-import type { Stat } from '../format/types.js';
+import type { EntryData, Stat } from '../format/index.js';
 
 /** An entry as the journal stores it: the committed data, or a staging file for written data. */
 export interface JournalEntry extends EntryData {

@@ -16,9 +16,8 @@
  */
 import Database from 'better-sqlite3';
 import type BetterSqlite3 from 'better-sqlite3';
-import type { ChunkRef } from '../chunks/types.js';
-import type { CommitRecord, EntryData, Op } from '../format/records.js';
-import { ancestors } from '../format/paths.js';
+import type { ChunkRef } from '../chunks/index.js';
+import { type CommitRecord, type EntryData, type Op, ancestors } from '../format/index.js';
 import { entryData, type JournalEntry, sameContent, sameEntry } from './entry.js';
 import { fromRow, migrate, type PendingOp, type Row, subtreeEnd, toRow } from './schema.js';
 import type { Staging } from './staging.js';

@@ -28,7 +28,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { asCairnError, CairnError, type ErrorCode, type ErrorContext } from '../errors.js';
 import { Journal } from './journal.js';
 import { openStore } from '../store/index.js';
-import { VolumeLog } from '../format/log.js';
+import { VolumeLog } from '../format/index.js';
 import { bootstrap } from './snapshot.js';
 
 interface JobBase {

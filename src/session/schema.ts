@@ -7,8 +7,7 @@
  */
 import type BetterSqlite3 from 'better-sqlite3';
 import { CairnError } from '../errors.js';
-import type { EntryData } from '../format/records.js';
-import { parentOf } from '../format/paths.js';
+import { type EntryData, parentOf } from '../format/index.js';
 import type { JournalEntry } from './entry.js';
 
 const MIGRATIONS: string[] = [

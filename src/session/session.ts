@@ -17,15 +17,25 @@ import { type ChunkRef, ChunkStore, type ReadHints } from '../chunks/index.js';
 import { Journal } from './journal.js';
 import { type JournalEntry, toStat } from './entry.js';
 import type { ObjectStore } from '../store/index.js';
-import type { CommitResult, FsSession, OpenFile, ReloadResult, Stat } from '../format/types.js';
-import type { EntryData, VolumeMeta } from '../format/records.js';
-import { keys } from '../format/records.js';
-import { VolumeLog } from '../format/log.js';
+import {
+  type CommitResult,
+  type FsSession,
+  type OpenFile,
+  type ReloadResult,
+  type Stat,
+  type EntryData,
+  type VolumeMeta,
+  keys,
+  VolumeLog,
+  ancestors,
+  isWithin,
+  normalizePath,
+  parentOf,
+} from '../format/index.js';
 import { Staging } from './staging.js';
 import { Syncer } from './sync.js';
 import { bootstrapInChild, checkpointInChild } from './offload.js';
 import { lockSessionDir } from './sessiondir.js';
-import { ancestors, isWithin, normalizePath, parentOf } from '../format/paths.js';
 import {
   checkByteCount,
   checkFileEnd,

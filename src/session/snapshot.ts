@@ -12,9 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { CairnError, isCairnError } from '../errors.js';
 import type { ObjectStore } from '../store/index.js';
-import { type CommitRecord, type EntryData } from '../format/records.js';
-import { VolumeLog } from '../format/log.js';
-import { prunedError, readFloor } from '../format/retention.js';
+import { type CommitRecord, type EntryData, VolumeLog, prunedError, readFloor } from '../format/index.js';
 import { entryData, type JournalEntry } from './entry.js';
 import { Journal } from './journal.js';
 

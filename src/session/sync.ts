@@ -22,12 +22,18 @@ import { CairnError, isCairnError } from '../errors.js';
 import type { ChunkRef, ChunkStore, PackWriter } from '../chunks/index.js';
 import { APPEND_WINDOW_MS, CommitGuard } from './gcguard.js';
 import type { Journal, PendingOp } from './journal.js';
-import type { CommitResult } from '../format/types.js';
-import type { VolumeLog } from '../format/log.js';
-import { type CommitRecord, FORMAT_VERSION, type Op, keys } from '../format/records.js';
+import {
+  type CommitResult,
+  type VolumeLog,
+  type CommitRecord,
+  FORMAT_VERSION,
+  type Op,
+  keys,
+  baseName,
+  isWithin,
+  currentAuthor,
+} from '../format/index.js';
 import type { Staging } from './staging.js';
-import { baseName, isWithin } from '../format/paths.js';
-import { currentAuthor } from '../format/catalog.js';
 import { entryData } from './entry.js';
 import { type ContentSource, WHOLE_READ_MAX, contentEncoder } from './content.js';
 import { bootstrap } from './snapshot.js';

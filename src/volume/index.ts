@@ -6,10 +6,10 @@ export { Volume, type StoreOption, type MountControl, type VolumeOptions } from 
 export { Batch, type BatchResult } from './batch.js';
 export type { VerifyReport, VerifyProblem, VerifyOrphan, VerifyOptions, VerifyKind } from './verify.js';
 export type { GcOptions, GcReport, StoreGcReport } from './gc.js';
-export type { RetentionPolicy } from '../format/retention.js';
+export type { RetentionPolicy } from '../format/index.js';
 export type { VolumeUsage } from './usage.js';
-export { Session, type SessionOptions } from '../session/session.js';
+export { Session, type SessionOptions } from '../session/index.js';
 export { openSession, type OpenSessionOptions, type MountSession } from './open.js';
-export { Catalog } from '../format/catalog.js';
-export { normalizePath, checkVolumeName } from '../format/paths.js';
-export type { FileEntry, EntryType, Stat, CommitResult, ReloadResult, OpenFile, HistoryEntry, FsSession } from '../format/types.js';
+export { Catalog } from '../format/index.js';
+export { normalizePath, checkVolumeName } from '../format/index.js';
+export type { FileEntry, EntryType, Stat, CommitResult, ReloadResult, OpenFile, HistoryEntry, FsSession } from '../format/index.js';

@@ -27,13 +27,15 @@ import {
   joinPath,
   normalizePath,
   parentOf,
+  type RetentionPolicy,
+  readRetention,
+  writeRetention,
 } from '../format/index.js';
 import { Session, privateSessionDir } from '../session/index.js';
 import { Batch, type BatchProgress, type BatchResult, uploadBatch } from './batch.js';
 import { checkInteger, checkTimeMs } from '../util/limits.js';
 import { type VerifyOptions, type VerifyReport, verifyVolume } from './verify.js';
 import { type GcOptions, type GcReport, type StoreGcReport, gcStore, gcVolume } from './gc.js';
-import { type RetentionPolicy, readRetention, writeRetention } from '../format/index.js';
 import { type VolumeUsage, volumeUsage } from './usage.js';
 
 export interface StoreOption {
