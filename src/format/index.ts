@@ -4,7 +4,10 @@
  * names, retention, and the FsSession/Stat types. Layers above import from here only.
  */
 export * from './paths.js';
+export * from './keys.js';
+export { encodeEntry } from './entries.js';
 export * from './records.js';
+export * from './gcobjects.js';
 export * from './types.js';
 export { VolumeLog } from './log.js';
 export { Catalog, currentAuthor } from './catalog.js';

@@ -16,9 +16,8 @@ import {
   decodeRecord,
   encodeCheckpoint,
   encodeRecord,
-  keys,
-  seqOfKey,
 } from './records.js';
+import { keys, seqOfKey } from './keys.js';
 import { prunedError, readFloor } from './retention.js';
 
 export class VolumeLog {

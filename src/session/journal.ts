@@ -4,8 +4,8 @@
  * chunk index used for dedup, and typed metadata (volume id, seq, log head, in-flight commit).
  *
  * Invariants:
- * - `entries` always holds a tree: every entry's parent exists and is a directory; the root is
- *   the row with path ''.
+ * - The view (`entries`, ./view.ts) always holds a tree: every entry's parent exists and is a
+ *   directory; the root is the row with path ''.
  * - A pending `put P` means "at commit, P's state is its current entry"; a pending `delete P`
  *   removes P's subtree. Compaction keeps one `put` per path above the fence and drops ops a
  *   later `delete` covers, so the op list is always the shortest equivalent one.
@@ -17,9 +17,10 @@
 import Database from 'better-sqlite3';
 import type BetterSqlite3 from 'better-sqlite3';
 import type { ChunkRef } from '../chunks/index.js';
-import { type CommitRecord, type EntryData, type Op, ancestors } from '../format/index.js';
+import type { CommitRecord, EntryData, Op } from '../format/index.js';
 import { entryData, type JournalEntry, sameContent, sameEntry } from './entry.js';
-import { fromRow, migrate, type PendingOp, type Row, subtreeEnd, toRow } from './schema.js';
+import { migrate, type PendingOp, subtreeEnd } from './schema.js';
+import { type EntryIn, EntryTable } from './view.js';
 import type { Staging } from './staging.js';
 
 export type { JournalEntry } from './entry.js';
@@ -34,30 +35,17 @@ export interface Inflight {
   from?: number;
 }
 
-/** Every statement the journal runs, prepared once. */
-function prepareStatements(db: BetterSqlite3.Database) {
+function prepare(db: BetterSqlite3.Database) {
   return {
-    get: db.prepare<[string], Row>('SELECT * FROM entries WHERE path = ?'),
-    insert: db.prepare<[Row]>(
-      'INSERT OR REPLACE INTO entries (path, parent, type, mode, mtime, size, chunks, inline, target, staged) VALUES (@path, @parent, @type, @mode, @mtime, @size, @chunks, @inline, @target, @staged)',
-    ),
-    children: db.prepare<[string], Row>('SELECT * FROM entries WHERE parent = ? ORDER BY path'),
-    hasChild: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM entries WHERE parent = ? LIMIT 1'),
-    subtree: db.prepare<[string, string], Row>('SELECT * FROM entries WHERE path > ? AND path < ? ORDER BY path'),
-    all: db.prepare<[], Row>("SELECT * FROM entries WHERE path != '' ORDER BY path"),
-    deleteOne: db.prepare<[string]>('DELETE FROM entries WHERE path = ?'),
-    deleteSubtree: db.prepare<[string, string]>('DELETE FROM entries WHERE path > ? AND path < ?'),
-    stagedInSubtree: db.prepare<[string, string], { staged: string }>(
-      'SELECT staged FROM entries WHERE staged IS NOT NULL AND path > ? AND path < ?',
-    ),
-    allStaged: db.prepare<[], { path: string; staged: string }>('SELECT path, staged FROM entries WHERE staged IS NOT NULL'),
     metaGet: db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
     metaSet: db.prepare<[string, string]>('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)'),
     metaDel: db.prepare<[string]>('DELETE FROM meta WHERE key = ?'),
     pendingAll: db.prepare<[], PendingOp>('SELECT * FROM pending ORDER BY id'),
     pendingCount: db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM pending'),
     pendingInsert: db.prepare<[string, string]>('INSERT INTO pending (op, path) VALUES (?, ?)'),
-    pendingHasPut: db.prepare<[string, number], { one: number }>("SELECT 1 AS one FROM pending WHERE op = 'put' AND path = ? AND id > ? LIMIT 1"),
+    pendingHasPut: db.prepare<[string, number], { one: number }>(
+      "SELECT 1 AS one FROM pending WHERE op = 'put' AND path = ? AND id > ? LIMIT 1",
+    ),
     pendingDropPut: db.prepare<[string]>("DELETE FROM pending WHERE op = 'put' AND path = ?"),
     pendingDropUnder: db.prepare<[string, string, string]>('DELETE FROM pending WHERE path = ? OR (path > ? AND path < ?)'),
     pendingClear: db.prepare<[number]>('DELETE FROM pending WHERE id <= ?'),
@@ -66,16 +54,11 @@ function prepareStatements(db: BetterSqlite3.Database) {
   };
 }
 
-/** Entries memoised by `get` (cleared on every change). */
-const MEMO_ENTRIES = 4096;
-const DIR_MODE = 0o755;
-
-type EntryIn = EntryData & { staged?: string };
-
 export class Journal {
   private readonly db: BetterSqlite3.Database;
-  private readonly st: ReturnType<typeof prepareStatements>;
-  private readonly memo = new Map<string, JournalEntry>();
+  private readonly st: ReturnType<typeof prepare>;
+  /** The entries of the view (./view.ts). */
+  private readonly view: EntryTable;
   private fenceId = 0;
 
   /** @example const j = new Journal('/tmp/s1/journal.db'); */
@@ -85,8 +68,8 @@ export class Journal {
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 5000');
     migrate(this.db);
-    this.st = prepareStatements(this.db);
-    if (!this.get('')) this.st.insert.run(toRow('', { type: 'directory', mode: DIR_MODE, mtimeMs: Date.now(), size: 0 }));
+    this.st = prepare(this.db);
+    this.view = new EntryTable(this.db);
   }
 
   // ---- metadata ------------------------------------------------------------------------------
@@ -151,51 +134,38 @@ export class Journal {
     this.setMeta('inflight', value && JSON.stringify(value));
   }
 
-  // ---- reading the view ----------------------------------------------------------------------
+  // ---- reading the view (./view.ts) --------------------------------------------------------
 
-  /**
-   * One entry, or undefined. Entries are memoised until the next change to any entry (reads of
-   * a big file would otherwise parse its chunk list on every FUSE read); they are frozen, so
-   * callers copy (`{ ...e, … }`) to change one.
-   */
+  /** One entry, or undefined; memoised and frozen (copy it to change it). */
   get(path: string): JournalEntry | undefined {
-    const hit = this.memo.get(path);
-    if (hit) return hit;
-    const r = this.st.get.get(path);
-    if (!r) return undefined;
-    const e = Object.freeze(fromRow(r));
-    if (this.memo.size >= MEMO_ENTRIES) this.memo.clear();
-    this.memo.set(path, e);
-    return e;
+    return this.view.get(path);
   }
 
   children(dir: string): JournalEntry[] {
-    return this.st.children.all(dir).map(fromRow);
+    return this.view.children(dir);
   }
 
   hasChildren(dir: string): boolean {
-    return this.st.hasChild.get(dir) !== undefined;
+    return this.view.hasChildren(dir);
   }
 
   /** Every entry strictly inside `dir`, in path order. */
   descendants(dir: string): JournalEntry[] {
-    return dir === '' ? this.st.all.all().map(fromRow) : this.st.subtree.all(`${dir}/`, subtreeEnd(dir)).map(fromRow);
+    return this.view.descendants(dir);
   }
 
   /** Every entry but the root, in path order, without loading them all at once. */
-  *iterateAll(): Generator<JournalEntry> {
-    for (const r of this.st.all.iterate()) yield fromRow(r as Row);
+  iterateAll(): Generator<JournalEntry> {
+    return this.view.iterateAll();
   }
 
   /** Staging files referenced by the subtree at `path` (including `path`). */
   stagedUnder(path: string): string[] {
-    const own = this.get(path)?.staged;
-    const inner = path === '' ? this.st.allStaged.all() : this.st.stagedInSubtree.all(`${path}/`, subtreeEnd(path));
-    return [...(own ? [own] : []), ...inner.map((r) => r.staged)];
+    return this.view.stagedUnder(path);
   }
 
   allStaged(): { path: string; staged: string }[] {
-    return this.st.allStaged.all();
+    return this.view.allStaged();
   }
 
   /**
@@ -227,7 +197,7 @@ export class Journal {
   putAll(items: Iterable<readonly [string, EntryIn]>): void {
     this.transaction(() => {
       for (const [path, entry] of items) {
-        this.place(path, entry);
+        this.view.place(path, entry);
         this.addPending('put', path);
       }
     });
@@ -236,7 +206,7 @@ export class Journal {
   /** Replaces the entry of an existing path (no tree changes: its parent stays) and records a pending put. */
   update(path: string, entry: EntryIn): void {
     this.transaction(() => {
-      this.putRaw(path, entry);
+      this.view.set(path, entry);
       this.addPending('put', path);
     });
   }
@@ -244,7 +214,7 @@ export class Journal {
   /** Removes `path` and its subtree and records a pending delete. */
   remove(path: string): void {
     this.transaction(() => {
-      this.drop(path);
+      this.view.drop(path);
       this.addPending('delete', path);
     });
   }
@@ -262,7 +232,7 @@ export class Journal {
       if (this.get(dst)) this.remove(dst);
       for (const m of moved) {
         const np = dst + m.path.slice(src.length);
-        this.putRaw(np, { ...m, path: np } as JournalEntry);
+        this.view.set(np, { ...m, path: np } as JournalEntry);
         this.addPending('put', np);
       }
     });
@@ -275,7 +245,7 @@ export class Journal {
    */
   attachStaged(path: string, name: string): string {
     const now = this.get(path);
-    if (now && now.type === 'file' && !now.staged) this.putRaw(path, { ...now, staged: name });
+    if (now && now.type === 'file' && !now.staged) this.view.set(path, { ...now, staged: name });
     return this.get(path)?.staged ?? name;
   }
 
@@ -285,48 +255,9 @@ export class Journal {
       const st = await staging.size(staged);
       const e = this.get(path);
       if (!e) continue;
-      if (!st) this.putRaw(path, { ...e, staged: undefined, size: 0 } as JournalEntry);
-      else if (st.size !== e.size) this.putRaw(path, { ...e, size: st.size });
+      if (!st) this.view.set(path, { ...e, staged: undefined, size: 0 } as JournalEntry);
+      else if (st.size !== e.size) this.view.set(path, { ...e, size: st.size });
     }
-  }
-
-  // ---- view primitives -----------------------------------------------------------------------
-
-  /** Replaces (or creates) one entry, with no tree checks: callers keep the tree invariant. */
-  private putRaw(path: string, e: EntryIn): void {
-    this.memo.clear();
-    this.st.insert.run(toRow(path, e));
-  }
-
-  /**
-   * Sets one entry, keeping the tree: creates missing parents (and replaces non-directory
-   * parents by directories), replaces a non-directory or, when the new entry is not a directory,
-   * a whole subtree; a directory over a directory only updates its metadata.
-   */
-  private place(path: string, entry: EntryIn): void {
-    this.memo.clear();
-    for (const dir of ancestors(path)) {
-      const cur = this.st.get.get(dir);
-      if (cur && cur.type === 'directory') continue;
-      this.putRaw(dir, { type: 'directory', mode: DIR_MODE, mtimeMs: entry.mtimeMs, size: 0 });
-    }
-    const cur = this.st.get.get(path);
-    if (cur && cur.type === 'directory' && entry.type !== 'directory') {
-      this.st.deleteSubtree.run(`${path}/`, subtreeEnd(path));
-    }
-    this.putRaw(path, entry);
-  }
-
-  /** Removes a subtree (the root: everything under it, the root stays). */
-  private drop(path: string): void {
-    this.memo.clear();
-    if (path === '') {
-      this.st.deleteSubtree.run('', '\uffff');
-      this.putRaw('', { type: 'directory', mode: DIR_MODE, mtimeMs: Date.now(), size: 0 });
-      return;
-    }
-    this.st.deleteOne.run(path);
-    this.st.deleteSubtree.run(`${path}/`, subtreeEnd(path));
   }
 
   // ---- pending ops and the fence -------------------------------------------------------------
@@ -380,7 +311,7 @@ export class Journal {
    */
   private applyOp(op: Op, published?: ReadonlyMap<string, string>): void {
     if (op.op === 'delete') {
-      this.drop(op.path);
+      this.view.drop(op.path);
       return;
     }
     if (op.entry.chunks) this.indexChunks(op.entry.chunks);
@@ -389,7 +320,7 @@ export class Journal {
     // Our own record landing on the view it came from (batch uploads): nothing to change.
     if (!staged && cur && sameEntry(cur, op.entry)) return;
     if (!staged && cur?.staged && sameContent(cur, op.entry)) staged = cur.staged;
-    this.place(op.path, staged ? { ...op.entry, staged } : op.entry);
+    this.view.place(op.path, staged ? { ...op.entry, staged } : op.entry);
   }
 
   /**
@@ -403,10 +334,10 @@ export class Journal {
       for (const p of later) if (p.op === 'put' && !saved.has(p.path)) saved.set(p.path, this.get(p.path));
       for (const op of r.ops) this.applyOp(op, published);
       for (const p of later) {
-        if (p.op === 'delete') this.drop(p.path);
+        if (p.op === 'delete') this.view.drop(p.path);
         else {
           const e = saved.get(p.path);
-          if (e) this.place(p.path, e);
+          if (e) this.view.place(p.path, e);
         }
       }
       this.setMeta('seq', String(Math.max(this.seq, r.seq)));
@@ -449,11 +380,9 @@ export class Journal {
   /** Replaces the whole view by a checkpoint's entries at `seq` (no pending ops may exist). */
   loadState(seq: number, entries: Iterable<[string, EntryData]>): void {
     this.transaction(() => {
-      this.st.deleteSubtree.run('', '\uffff');
-      this.st.deleteOne.run('');
-      this.putRaw('', { type: 'directory', mode: DIR_MODE, mtimeMs: Date.now(), size: 0 });
+      this.view.clear();
       for (const [path, e] of entries) {
-        this.putRaw(path, e);
+        this.view.set(path, e);
         if (e.chunks) this.indexChunks(e.chunks);
       }
       this.setMeta('seq', String(seq));
@@ -482,7 +411,7 @@ export class Journal {
     try {
       return this.db.transaction(fn)();
     } catch (err) {
-      this.memo.clear();
+      this.view.forget();
       throw err;
     }
   }

@@ -3,20 +3,18 @@
  * calls a mount makes (FsSession) and the few extra ones the Volume API needs.
  *
  * Invariants: every call validates its paths and numbers first (../util/limits.ts: INVALID_ARGUMENT,
- * TOO_LARGE past the maximum file size) and changes nothing when it throws; every
- * change to the view is one whole journal operation (./journal.ts: one transaction that also
- * records the pending op); written data
- * lives in staging files (copy-on-write of committed files on first write); a read-only session
- * throws READ_ONLY on every write; reload is refused while files are open (VOLUME_BUSY naming
- * them). Commit/reload/recovery are in sync.ts.
+ * TOO_LARGE past the maximum file size) and changes nothing when it throws; every change to the
+ * view is one whole journal operation (./journal.ts: one transaction that also records the
+ * pending op); written data lives in staging files (copy-on-write of committed files on first
+ * write: ./filedata.ts); a read-only session throws READ_ONLY on every write; reload is refused
+ * while files are open (VOLUME_BUSY naming them: ./openfiles.ts). Opening is in ./opening.ts,
+ * commit/reload/recovery in ./sync.ts.
  */
-import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import { CairnError } from '../errors.js';
-import { type ChunkRef, ChunkStore, type ReadHints } from '../chunks/index.js';
-import { Journal } from './journal.js';
+import type { ChunkRef, ChunkStore } from '../chunks/index.js';
+import type { Journal } from './journal.js';
 import { type JournalEntry, toStat } from './entry.js';
-import type { ObjectStore } from '../store/index.js';
 import {
   type CommitResult,
   type FsSession,
@@ -25,20 +23,18 @@ import {
   type Stat,
   type EntryData,
   type VolumeMeta,
-  keys,
-  VolumeLog,
-  ancestors,
   isWithin,
   normalizePath,
   parentOf,
 } from '../format/index.js';
-import { Staging } from './staging.js';
-import { Syncer } from './sync.js';
-import { bootstrapInChild, checkpointInChild } from './offload.js';
-import { lockSessionDir } from './sessiondir.js';
+import type { Staging } from './staging.js';
+import type { Syncer } from './sync.js';
+import { type SessionOptions, openParts } from './opening.js';
+import { FileData } from './filedata.js';
+import { OpenFiles } from './openfiles.js';
+import { planCopy, planPut } from './bulk.js';
 import {
   checkByteCount,
-  checkFileEnd,
   checkFileSize,
   checkInteger,
   checkMode,
@@ -47,41 +43,9 @@ import {
   isByteRange,
 } from '../util/limits.js';
 
-export interface SessionOptions {
-  store: ObjectStore;
-  volume: VolumeMeta;
-  /** The session directory (journal + staging). Reopening one recovers its pending changes. */
-  dir: string;
-  readOnly?: boolean;
-  /** Open read-only at this past snapshot (time travel). */
-  seq?: number;
-  /** Remove the directory at close (library sessions). */
-  ephemeral?: boolean;
-  chunks?: ChunkStore;
-  /**
-   * Bootstrap a fresh journal and write checkpoints in child processes (./offload.ts), so that
-   * this process's memory does not grow with the volume and its event loop never stalls on a
-   * whole-snapshot encode: for long-lived daemons. Needs a store reachable by URL (file, s3).
-   */
-  offload?: boolean;
-  /**
-   * With `offload`: a bootstrap that reads fewer bytes than this (checkpoint plus records, as
-   * listed) runs in-process, where it is cheaper than starting a child (default OFFLOAD_MIN_BYTES).
-   */
-  offloadMinBytes?: number;
-}
-
-/** Below this many bytes of checkpoint and records, an offloaded session bootstraps in-process. */
-export const OFFLOAD_MIN_BYTES = 4 * 1024 * 1024;
-
 const FILE_MODE = 0o644;
-/**
- * Chunks kept in flight ahead of a sequential reader (about 1 MiB each; started 4 at a time, one
- * range GET per batch when cold: see ChunkStore.read).
- */
-const READAHEAD_CHUNKS = 16;
-/** Files up to this size also prefetch their pack neighbours (siblings uploaded with them). */
-const SMALL_FILE_BYTES = 1024 * 1024;
+
+export { OFFLOAD_MIN_BYTES, type SessionOptions } from './opening.js';
 
 export class Session implements FsSession {
   readonly readOnly: boolean;
@@ -89,10 +53,9 @@ export class Session implements FsSession {
   readonly chunks: ChunkStore;
   /** How this open filled a fresh journal (undefined: it reopened one). */
   readonly bootstrapped: 'child' | 'in-process' | undefined;
-  private readonly handles = new Map<number, OpenFile>();
-  private nextHandle = 1;
-  private readonly materializing = new Map<string, Promise<string>>();
-  private readonly lastReadEnd = new Map<string, number>();
+  private readonly files = new OpenFiles();
+  /** File bytes: reads with fetching hints, copy-on-write into staging (./filedata.ts). */
+  private readonly data: FileData;
   private closed = false;
 
   private constructor(
@@ -108,6 +71,7 @@ export class Session implements FsSession {
     this.readOnly = !!opts.readOnly || opts.seq !== undefined;
     this.volume = opts.volume;
     this.chunks = chunks;
+    this.data = new FileData(journal, staging, chunks);
   }
 
   /**
@@ -115,53 +79,8 @@ export class Session implements FsSession {
    * @example const s = await Session.open({ store, volume: meta, dir: '/tmp/s1' });
    */
   static async open(opts: SessionOptions): Promise<Session> {
-    if (opts.seq !== undefined) checkInteger(opts.seq, 'seq', { min: 0 }, { volume: opts.volume.name });
-    if (opts.offloadMinBytes !== undefined) checkInteger(opts.offloadMinBytes, 'offloadMinBytes', { min: 0 });
-    const unlock = await lockSessionDir(opts.dir);
-    let journal: Journal | undefined;
-    let bootstrapped: Session['bootstrapped'];
-    try {
-      journal = new Journal(`${opts.dir}/journal.db`);
-      const staging = new Staging(opts.dir);
-      await staging.init();
-      const chunks = opts.chunks ?? new ChunkStore({ store: opts.store, packPrefix: keys.packPrefix(opts.volume.id) });
-      const log = new VolumeLog(opts.store, opts.volume.id);
-      const known = journal.volumeId;
-      if (known !== undefined && known !== opts.volume.id) {
-        throw new CairnError('CONFLICT', `session directory ${opts.dir} belongs to volume ${known}`, {
-          path: opts.dir,
-          hint: 'use another session directory',
-        });
-      }
-      const sessionId = journal.sessionId(() => crypto.randomBytes(8).toString('hex'));
-      if (known === undefined && opts.offload && (await log.bootstrapBytes(opts.seq ?? Infinity)) >= (opts.offloadMinBytes ?? OFFLOAD_MIN_BYTES)) {
-        journal.close();
-        journal = undefined;
-        await bootstrapInChild({ dir: opts.dir, storeUrl: opts.store.url, volumeId: opts.volume.id, ...(opts.seq !== undefined ? { upTo: opts.seq } : {}) });
-        journal = new Journal(`${opts.dir}/journal.db`);
-        bootstrapped = 'child';
-      }
-      const checkpointJob = opts.offload
-        ? (seq: number) => checkpointInChild({ dir: opts.dir, storeUrl: opts.store.url, volumeId: opts.volume.id, seq })
-        : undefined;
-      const sync = new Syncer(journal, log, chunks, staging, sessionId, { volumeName: opts.volume.name, checkpointJob });
-      if (journal.volumeId === undefined) {
-        await sync.bootstrap(opts.seq ?? Infinity);
-        journal.claim(opts.volume.id);
-        bootstrapped = 'in-process';
-      } else {
-        await journal.reconcileStaged(staging);
-        await sync.recover();
-        // A new session starts at the newest snapshot, even in a directory it used before (its
-        // recovered pending changes stay on top, for the owner to commit): see docs/SEMANTICS.md.
-        if (opts.seq === undefined) await sync.catchUp();
-      }
-      return new Session(opts, journal, staging, sync, unlock, chunks, bootstrapped);
-    } catch (err) {
-      journal?.close();
-      await unlock();
-      throw err;
-    }
+    const parts = await openParts(opts);
+    return new Session(opts, parts.journal, parts.staging, parts.sync, parts.unlock, parts.chunks, parts.bootstrapped);
   }
 
   get seq(): number {
@@ -238,13 +157,7 @@ export class Session implements FsSession {
     const e = this.entry(p);
     if (e.type === 'directory') throw new CairnError('IS_A_DIRECTORY', `/${e.path} is a directory`, { path: `/${e.path}` });
     if (e.type !== 'file') throw new CairnError('INVALID_ARGUMENT', `/${e.path} is a ${e.type}, not a file`, { path: `/${e.path}` });
-    const n = Math.max(0, Math.min(length, e.size - offset));
-    if (n === 0) return Buffer.alloc(0);
-    if (e.staged) return this.staging.read(e.staged, offset, n);
-    if (e.inline) return Buffer.from(e.inline.subarray(offset, offset + n));
-    const opts = this.readOptions(e, offset);
-    this.noteRead(e.path, offset + n);
-    return this.chunks.read(e.chunks ?? [], offset, n, opts);
+    return this.data.read(e, offset, length);
   }
 
   readCached(path: string, offset: number, length: number, into: Buffer): number | undefined {
@@ -256,29 +169,7 @@ export class Session implements FsSession {
       return undefined; // a bad path: `read` reports it
     }
     if (!e || e.type !== 'file' || e.staged) return undefined;
-    const n = Math.max(0, Math.min(length, e.size - offset, into.length));
-    if (n === 0) return 0;
-    if (e.inline) return e.inline.copy(into, 0, offset, offset + n);
-    const got = this.chunks.readCached(e.chunks ?? [], offset, n, into, this.readOptions(e, offset));
-    if (got !== undefined) this.noteRead(e.path, offset + n);
-    return got;
-  }
-
-  /**
-   * Fetching hints for a read of a committed file at `offset`: readahead for sequential readers
-   * (this read starts where the last one of the file ended), pack neighbours for small files.
-   */
-  private readOptions(e: JournalEntry, offset: number): ReadHints {
-    const sequential = this.lastReadEnd.get(e.path) === offset || offset === 0;
-    return {
-      ...(sequential ? { readahead: READAHEAD_CHUNKS } : {}),
-      ...(e.size <= SMALL_FILE_BYTES ? { neighbours: true } : {}),
-    };
-  }
-
-  private noteRead(path: string, end: number): void {
-    this.lastReadEnd.set(path, end);
-    if (this.lastReadEnd.size > 1024) this.lastReadEnd.delete(this.lastReadEnd.keys().next().value!);
+    return this.data.readCached(e, offset, length, into);
   }
 
   /** The whole committed content of a file, chunk by chunk (parallel fetch). */
@@ -337,26 +228,7 @@ export class Session implements FsSession {
   private async staged(p: string, keepContent = true): Promise<string> {
     const e = this.entry(p);
     if (e.type !== 'file') throw new CairnError(e.type === 'directory' ? 'IS_A_DIRECTORY' : 'INVALID_ARGUMENT', `/${p} is not a regular file`, { path: `/${p}` });
-    if (e.staged) return e.staged;
-    let pending = this.materializing.get(p);
-    if (!pending) {
-      pending = (async () => {
-        let name = '';
-        await this.staging.create((n) => (name = n));
-        if (keepContent && e.size > 0) {
-          let off = 0;
-          if (e.inline) await this.staging.write(name, 0, e.inline);
-          else for await (const buf of this.chunks.stream(e.chunks ?? [])) {
-            await this.staging.write(name, off, buf);
-            off += buf.length;
-          }
-          await this.staging.truncate(name, e.size);
-        }
-        return this.journal.attachStaged(p, name);
-      })().finally(() => this.materializing.delete(p));
-      this.materializing.set(p, pending);
-    }
-    return pending;
+    return this.data.staged(p, e, keepContent);
   }
 
   /**
@@ -474,7 +346,7 @@ export class Session implements FsSession {
       if (existing.type === 'directory' && this.journal.hasChildren(dst)) throw new CairnError('NOT_EMPTY', `/${dst} is not empty`, { path: `/${dst}` });
     }
     this.journal.move(src, dst);
-    for (const h of this.handles.values()) if (isWithin(h.path, src)) h.path = dst + h.path.slice(src.length);
+    this.files.follow(src, dst);
   }
 
   async symlink(target: string, path: string): Promise<void> {
@@ -518,27 +390,8 @@ export class Session implements FsSession {
    * parents), all in one journal operation: all land or none does. How a batch upload lands.
    */
   putEntries(dirs: readonly string[], entries: readonly (readonly [string, EntryData])[]): void {
-    for (const [path, entry] of entries) checkEntryNumbers(path, entry);
-    const items: [string, EntryData][] = [];
-    const made = new Set<string>();
-    // Every missing directory, checked as mkdirp checks (NOT_A_DIRECTORY on a non-directory).
-    const ensureDir = (d: string): void => {
-      for (const a of [...ancestors(d), ...(d === '' ? [] : [d])]) {
-        if (made.has(a)) continue;
-        const e = this.journal.get(a);
-        if (e && e.type !== 'directory') throw new CairnError('NOT_A_DIRECTORY', `/${a} is not a directory`, { path: `/${a}` });
-        if (!e) items.push([a, { type: 'directory', mode: 0o755, mtimeMs: Date.now(), size: 0 }]);
-        made.add(a);
-      }
-    };
-    for (const d of dirs) ensureDir(normalizePath(d));
-    for (const [path, entry] of entries) {
-      const p = normalizePath(path);
-      this.checkWritable(p);
-      ensureDir(parentOf(p));
-      items.push([p, entry]);
-    }
-    if (items.length > 0) this.checkWritable();
+    const items = planPut(this.journal, dirs, entries);
+    if (items.length > 0) this.checkWritable(items[items.length - 1]![0]);
     this.journal.putAll(items);
   }
 
@@ -549,18 +402,7 @@ export class Session implements FsSession {
     this.checkWritable(dst);
     const e = this.entry(src);
     if (isWithin(dst, src)) throw new CairnError('INVALID_ARGUMENT', `cannot copy /${src} into itself`, { path: `/${dst}` });
-    const all = [e, ...(e.type === 'directory' ? this.journal.descendants(src) : [])];
-    const copies: [string, EntryData & { staged?: string }][] = [];
-    for (const m of all) {
-      const { path: _p, staged, ...data } = m;
-      let copyStaged: string | undefined;
-      if (staged) {
-        copyStaged = await this.staging.create(() => {});
-        await fs.copyFile(this.staging.pathOf(staged), this.staging.pathOf(copyStaged));
-      }
-      copies.push([dst + m.path.slice(src.length), copyStaged ? { ...data, staged: copyStaged } : data]);
-    }
-    this.journal.putAll(copies);
+    this.journal.putAll(await planCopy(this.journal, this.staging, e, src, dst));
   }
 
   // ---- open files, commit, reload ------------------------------------------------------------
@@ -572,17 +414,15 @@ export class Session implements FsSession {
   open(path: string, pid?: number): number {
     const p = normalizePath(path);
     if (pid !== undefined) checkInteger(pid, 'pid', { min: 1, max: 2 ** 31 - 1 }, { path: `/${p}` });
-    const h = this.nextHandle++;
-    this.handles.set(h, pid === undefined ? { path: p } : { path: p, pid });
-    return h;
+    return this.files.open(p, pid);
   }
 
   release(handle: number): void {
-    this.handles.delete(handle);
+    this.files.release(handle);
   }
 
   openFiles(): OpenFile[] {
-    return [...this.handles.values()].map((h) => ({ ...h, path: `/${h.path}` }));
+    return this.files.list();
   }
 
   pendingCount(): number {
@@ -603,16 +443,8 @@ export class Session implements FsSession {
     if (this.opts.seq !== undefined) {
       throw new CairnError('INVALID_ARGUMENT', `this session is pinned at snapshot ${this.opts.seq}`, { hint: 'open a new session to see newer snapshots' });
     }
-    const open = this.openFiles();
-    if (open.length > 0) {
-      const list = open.map((o) => (o.pid ? `${o.path} (pid ${o.pid})` : o.path)).join(', ');
-      throw new CairnError('VOLUME_BUSY', `cannot reload while files are open: ${list}`, {
-        volume: this.volume.name,
-        path: open[0]!.path,
-        openFiles: open,
-        hint: 'close these files, then reload again',
-      });
-    }
+    const busy = this.files.busyError(this.volume.name);
+    if (busy) throw busy;
     const commit = this.journal.pendingCount() > 0 ? await this.commit() : undefined;
     const r = await this.sync.reload();
     return commit ? { ...r, commit } : r;
@@ -632,14 +464,6 @@ export class Session implements FsSession {
     await this.unlock();
     if (this.opts.ephemeral) await fs.rm(this.opts.dir, { recursive: true, force: true });
   }
-}
-
-/** The numbers of an entry handed to putEntries: mode, mtime, size (INVALID_ARGUMENT / TOO_LARGE). */
-function checkEntryNumbers(path: string, e: EntryData): void {
-  const ctx = { path: String(path) };
-  checkMode(e.mode, ctx);
-  checkTimeMs(e.mtimeMs, 'mtime', ctx);
-  checkFileEnd(checkInteger(e.size, 'size', { min: 0 }, ctx), ctx);
 }
 
 export { toStat };

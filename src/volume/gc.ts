@@ -20,9 +20,6 @@
  * the next run finishes; `dryRun` reads only.
  */
 import crypto from 'node:crypto';
-import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import pLimit from 'p-limit';
 import { CairnError, isCairnError } from '../errors.js';
 import type { ObjectInfo, ObjectStore } from '../store/index.js';
@@ -30,7 +27,6 @@ import { checkInteger } from '../util/limits.js';
 import {
   CONDEMNED_NAME_RE,
   type EntryData,
-  type Op,
   PACK_ID_RE,
   VOLUME_ID_RE,
   decodeCondemnation,

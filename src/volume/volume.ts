@@ -11,7 +11,7 @@
 import { SerialQueue } from '../util/serial.js';
 import type { Writable } from 'node:stream';
 import { CairnError, isCairnError } from '../errors.js';
-import { type ObjectStore, openStore } from '../store/index.js';
+import type { ObjectStore } from '../store/index.js';
 import { ChunkStore } from '../chunks/index.js';
 import {
   type EntryType,
@@ -33,15 +33,13 @@ import {
 } from '../format/index.js';
 import { Session, privateSessionDir } from '../session/index.js';
 import { Batch, type BatchProgress, type BatchResult, uploadBatch } from './batch.js';
-import { checkInteger, checkTimeMs } from '../util/limits.js';
-import { type VerifyOptions, type VerifyReport, verifyVolume } from './verify.js';
-import { type GcOptions, type GcReport, type StoreGcReport, gcStore, gcVolume } from './gc.js';
-import { type VolumeUsage, volumeUsage } from './usage.js';
+import { checkInteger } from '../util/limits.js';
+import { type StoreOption, resolveStore, volumeObjects, withStore } from './objects.js';
 
-export interface StoreOption {
-  /** A store URL (`file:///…`, `s3://bucket/prefix?…`) or an open store; default `$CAIRN_STORE` or the embedded file store. */
-  store?: string | ObjectStore;
-}
+export type { StoreOption } from './objects.js';
+import { type VerifyOptions, type VerifyReport, verifyVolume } from './verify.js';
+import { type GcOptions, type GcReport, gcVolume } from './gc.js';
+import { type VolumeUsage, volumeUsage } from './usage.js';
 
 /**
  * How `vol.commit()`/`vol.reload()` reach a mount of the volume (the package entry, src/index.ts,
@@ -53,11 +51,6 @@ export type MountControl = (volumeName: string, op: 'commit' | 'reload') => Prom
 export interface VolumeOptions extends StoreOption {
   /** How commit/reload reach a mount of the volume (default: the class's `defaultMountControl`). */
   mountControl?: MountControl;
-}
-
-async function resolveStore(opt: StoreOption['store']): Promise<{ store: ObjectStore; owned: boolean }> {
-  if (opt && typeof opt !== 'string') return { store: opt, owned: false };
-  return { store: await openStore(opt), owned: true };
 }
 
 function toFileEntry(s: Stat): FileEntry {
@@ -125,59 +118,8 @@ export class Volume implements AsyncDisposable {
     return new this(store, meta, false, { store: owned, ephemeral: true }, options.mountControl ?? this.defaultMountControl);
   }
 
-  /** Volume management, as Modal's `Volume.objects`. */
-  static readonly objects = {
-    /** @example await Volume.objects.create('data', { allowExisting: true }); */
-    async create(name: string, options: StoreOption & { allowExisting?: boolean } = {}): Promise<void> {
-      await withStore(options.store, (s) => new Catalog(s).create(name, options));
-    },
-    /**
-     * Newest first; with `sizes`, each with `storedBytes` (every object of the volume: one LIST each).
-     * @example const vols = await Volume.objects.list({ maxObjects: 10 });
-     */
-    async list(options: StoreOption & { maxObjects?: number; createdBefore?: Date | number; sizes?: boolean } = {}) {
-      if (options.maxObjects !== undefined) checkInteger(options.maxObjects, 'maxObjects', { min: 0 });
-      if (options.createdBefore !== undefined) {
-        const t = options.createdBefore;
-        checkTimeMs(t instanceof Date ? t.getTime() : t, 'createdBefore');
-      }
-      return withStore(options.store, async (s) => {
-        const metas = await new Catalog(s).list(options);
-        return Promise.all(
-          metas.map(async (m) => ({
-            name: m.name,
-            id: m.id,
-            createdAt: new Date(m.createdAt),
-            createdBy: m.createdBy,
-            ...(options.sizes ? { storedBytes: await storedBytes(s, m.id) } : {}),
-          })),
-        );
-      });
-    },
-    /**
-     * Verifies a volume by name, like `vol.verify()`, and also when its name object is damaged
-     * (the handle `fromName` would refuse): the report then names it, and goes on when the
-     * volume's id can still be found. NOT_FOUND when there is no such volume.
-     * @example
-     * const report = await Volume.objects.verify('data', { data: true });
-     * process.exitCode = report.ok ? 0 : 1;
-     */
-    async verify(name: string, options: StoreOption & VerifyOptions = {}): Promise<VerifyReport> {
-      return withStore(options.store, (s) => verifyVolume(s, { name }, options));
-    },
-    /**
-     * Garbage collection of the whole store: every volume (as `vol.gc()`), the objects of deleted
-     * volumes, and (file store) temporary files crashed writers left; all older than the grace.
-     * @example const report = await Volume.objects.gc({ dryRun: true });
-     */
-    async gc(options: StoreOption & GcOptions = {}): Promise<StoreGcReport> {
-      return withStore(options.store, (s) => gcStore(s, options));
-    },
-    /** Irreversible. @example await Volume.objects.delete('data', { allowMissing: true }); */
-    async delete(name: string, options: StoreOption & { allowMissing?: boolean } = {}): Promise<void> {
-      await withStore(options.store, (s) => new Catalog(s).delete(name, options));
-    },
-  };
+  /** Volume management, as Modal's `Volume.objects` (./objects.ts). */
+  static readonly objects = volumeObjects;
 
   /** @example await Volume.rename('old', 'new'); */
   static async rename(oldName: string, newName: string, options: StoreOption = {}): Promise<void> {
@@ -492,19 +434,5 @@ export class Volume implements AsyncDisposable {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
-  }
-}
-
-/** Bytes of every object of volume `id` (one LIST). */
-async function storedBytes(store: ObjectStore, id: string): Promise<number> {
-  return (await store.list(keys.volume(id))).reduce((n, o) => n + o.size, 0);
-}
-
-async function withStore<T>(opt: StoreOption['store'], fn: (s: ObjectStore) => Promise<T>): Promise<T> {
-  const { store, owned } = await resolveStore(opt);
-  try {
-    return await fn(store);
-  } finally {
-    if (owned) await store.close();
   }
 }

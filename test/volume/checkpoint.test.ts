@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Volume } from '../../src/volume/index.js';
 import { openStore } from '../../src/store/open.js';
-import { keys } from '../../src/format/records.js';
+import { keys } from '../../src/format/index.js';
 import { CHECKPOINT_EVERY } from '../../src/session/index.js';
 
 describe('checkpoints', () => {

@@ -10,7 +10,7 @@ import { OFFLOAD_MIN_BYTES, Session } from '../../src/session/session.js';
 import { VolumeLog } from '../../src/format/log.js';
 import { Volume } from '../../src/volume/index.js';
 import { Catalog } from '../../src/format/catalog.js';
-import { keys } from '../../src/format/records.js';
+import { keys } from '../../src/format/index.js';
 import { CHECKPOINT_EVERY } from '../../src/session/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 
