@@ -17,7 +17,7 @@
 import Database from 'better-sqlite3';
 import type BetterSqlite3 from 'better-sqlite3';
 import type { ChunkRef } from '../chunks/index.js';
-import type { CommitRecord, EntryData, Op } from '../format/index.js';
+import { type CommitRecord, type EntryData, type Op, ancestors } from '../format/index.js';
 import { entryData, type JournalEntry, sameContent, sameEntry } from './entry.js';
 import { migrate, type PendingOp, subtreeEnd } from './schema.js';
 import { type EntryIn, EntryTable } from './view.js';
@@ -337,7 +337,13 @@ export class Journal {
         if (p.op === 'delete') this.view.drop(p.path);
         else {
           const e = saved.get(p.path);
-          if (e) this.view.place(p.path, e);
+          if (!e) continue;
+          // Parents the record replaced or removed come back as directories: they are then part
+          // of what the next commit publishes, so that the view stays "snapshot + pending ops"
+          // even once this put is dropped (a later delete or move of the path).
+          const made = ancestors(p.path).filter((a) => this.view.get(a)?.type !== 'directory');
+          this.view.place(p.path, e);
+          for (const a of made) this.addPending('put', a);
         }
       }
       this.setMeta('seq', String(Math.max(this.seq, r.seq)));
