@@ -60,6 +60,10 @@ export class Session implements FsSession {
 
   private constructor(
     private readonly opts: SessionOptions,
+    /**
+     * The session's journal. Not for layers above: use `entryAt`/`knownChunk` (still read by the
+     * CLI's time travel, src/cli/time-travel.ts, and a test helper, until they move to `entryAt`).
+     */
     readonly journal: Journal,
     private readonly staging: Staging,
     private readonly sync: Syncer,
