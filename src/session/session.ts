@@ -394,6 +394,7 @@ export class Session implements FsSession {
    * parents), all in one journal operation: all land or none does. How a batch upload lands.
    */
   putEntries(dirs: readonly string[], entries: readonly (readonly [string, EntryData])[]): void {
+    this.checkOpen();
     const items = planPut(this.journal, dirs, entries);
     if (items.length > 0) this.checkWritable(items[items.length - 1]![0]);
     this.journal.putAll(items);
