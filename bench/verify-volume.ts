@@ -34,7 +34,7 @@ process.env.CAIRN_HOME = path.join(root, 'home');
 // Imported after CAIRN_HOME is set: the chunk cache and session directories live there.
 const { Volume } = await import('../src/volume/index.js');
 const { openStore } = await import('../src/store/open.js');
-const { keys, decodeCheckpoint } = await import('../src/format/records.js');
+const { keys, decodeCheckpoint } = await import('../src/format/index.js');
 const { hashChunk } = await import('../src/chunks/hash.js');
 
 const ms = (t: number) => Math.round(performance.now() - t);

@@ -9,8 +9,9 @@
 import crypto from 'node:crypto';
 import os from 'node:os';
 import { CairnError, isCairnError } from '../errors.js';
-import type { ObjectStore } from '../store/types.js';
-import { FORMAT_VERSION, type VolumeMeta, VOLUME_ID_RE, decodeMeta, encodeMeta, keys } from './records.js';
+import type { ObjectStore } from '../store/index.js';
+import { type VolumeMeta, decodeMeta, encodeMeta } from './records.js';
+import { FORMAT_VERSION, VOLUME_ID_RE, keys } from './keys.js';
 import { checkVolumeName } from './paths.js';
 
 /** Who is acting, for `createdBy` and commit authors: `$CAIRN_AUTHOR`, else user@host. */

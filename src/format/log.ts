@@ -7,7 +7,7 @@
  * decoders of records.ts (CORRUPT with `{ key, volume }`: the volume id here).
  */
 import { CairnError, isCairnError } from '../errors.js';
-import type { ObjectStore } from '../store/types.js';
+import type { ObjectStore } from '../store/index.js';
 import {
   type Checkpoint,
   type CommitRecord,
@@ -16,9 +16,8 @@ import {
   decodeRecord,
   encodeCheckpoint,
   encodeRecord,
-  keys,
-  seqOfKey,
 } from './records.js';
+import { keys, seqOfKey } from './keys.js';
 import { prunedError, readFloor } from './retention.js';
 
 export class VolumeLog {

@@ -9,19 +9,12 @@
  * always gets PRUNED, never a damaged snapshot.
  */
 import { CairnError, isCairnError } from '../errors.js';
-import type { ObjectInfo, ObjectStore } from '../store/types.js';
+import type { ObjectInfo, ObjectStore } from '../store/index.js';
 import { checkInteger } from '../util/limits.js';
-import {
-  MAX_KEEP_DAYS,
-  type RetentionPolicy,
-  decodeRetention,
-  encodePruned,
-  encodeRetention,
-  keys,
-  seqOfKey,
-} from './records.js';
+import { MAX_KEEP_DAYS, type RetentionPolicy, decodeRetention, encodePruned, encodeRetention } from './gcobjects.js';
+import { keys, seqOfKey } from './keys.js';
 
-export type { RetentionPolicy } from './records.js';
+export type { RetentionPolicy } from './gcobjects.js';
 
 /** Without a policy on the store: time travel over the last week, and at least 100 snapshots. */
 export const DEFAULT_RETENTION: Readonly<RetentionPolicy> = Object.freeze({ keepLast: 100, keepDays: 7 });

@@ -8,8 +8,8 @@
  */
 import pLimit from 'p-limit';
 import { isCairnError } from '../errors.js';
-import type { ObjectStore } from '../store/types.js';
-import { CONDEMNED_NAME_RE, type EntryData, type Op, decodeCondemnation, keys } from '../format/records.js';
+import type { ObjectStore } from '../store/index.js';
+import { CONDEMNED_NAME_RE, type EntryData, type Op, decodeCondemnation, keys } from '../format/index.js';
 
 /** Default grace: a pack (or condemnation) must be this old by the store's clock before it goes. */
 export const DEFAULT_GRACE_MS = 3_600_000;

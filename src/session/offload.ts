@@ -25,14 +25,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { ChunkStore } from '../chunks/chunkstore.js';
 import { asCairnError, CairnError, type ErrorCode, type ErrorContext } from '../errors.js';
 import { Journal } from './journal.js';
-import { openStore } from '../store/open.js';
-import { VolumeLog } from '../format/log.js';
-import { keys, type EntryData } from '../format/records.js';
-import { Staging } from './staging.js';
-import { entryData, Syncer } from './sync.js';
+import { openStore } from '../store/index.js';
+import { VolumeLog } from '../format/index.js';
+import { bootstrap } from './snapshot.js';
 
 interface JobBase {
   /** Session directory holding `journal.db` (its lock is the caller's). */
@@ -112,29 +109,19 @@ async function runJob(job: Job): Promise<string> {
   const store = await openStore(job.storeUrl);
   const journal = new Journal(`${job.dir}/journal.db`);
   try {
+    const log = new VolumeLog(store, job.volumeId);
     if (job.kind === 'bootstrap') {
-      const sessionId = journal.getMeta('sessionId');
-      if (!sessionId) throw new CairnError('INVALID_ARGUMENT', `journal in ${job.dir} has no session id`, { path: job.dir });
-      const chunks = new ChunkStore({ store, packPrefix: keys.packPrefix(job.volumeId), cache: null });
-      const sync = new Syncer(journal, new VolumeLog(store, job.volumeId), chunks, new Staging(job.dir), sessionId);
-      await sync.bootstrap(job.upTo ?? Infinity);
-      journal.setMeta('volumeId', job.volumeId);
+      if (!journal.knownSessionId) throw new CairnError('INVALID_ARGUMENT', `journal in ${job.dir} has no session id`, { path: job.dir });
+      await bootstrap(journal, log, job.upTo ?? Infinity);
+      journal.claim(job.volumeId);
       return 'bootstrapped';
     }
     // One read transaction: a consistent view while the daemon goes on writing (WAL). Without
     // pending ops the view is exactly snapshot `seq` (sync.ts), which may be past job.seq by now.
-    const entries: [string, EntryData][] = [];
-    let seq: number;
-    journal.db.exec('BEGIN');
-    try {
-      seq = journal.seq;
-      if (seq < job.seq || journal.pendingCount() > 0) return 'stale';
-      for (const e of journal.iterateAll()) entries.push([e.path, entryData(e)]);
-    } finally {
-      journal.db.exec('COMMIT');
-    }
-    await new VolumeLog(store, job.volumeId).writeCheckpoint(seq, entries);
-    return `written ${seq}`;
+    const snap = journal.cleanSnapshot(job.seq);
+    if (!snap) return 'stale';
+    await log.writeCheckpoint(snap.seq, snap.entries);
+    return `written ${snap.seq}`;
   } finally {
     journal.close();
     await store.close();

@@ -1,5 +1,5 @@
 /**
- * The journal's SQLite schema and its migrations.
+ * The journal's SQLite schema, its migrations, its rows and the statements the journal runs.
  *
  * Invariant: `PRAGMA user_version` is the number of migrations applied; migrations only ever
  * append to this list, so an old journal opens under a newer Cairn and is brought up to date
@@ -7,6 +7,8 @@
  */
 import type BetterSqlite3 from 'better-sqlite3';
 import { CairnError } from '../errors.js';
+import { type EntryData, parentOf } from '../format/index.js';
+import type { JournalEntry } from './entry.js';
 
 const MIGRATIONS: string[] = [
   // 1: snapshot entries (plus this session's applied pending changes), pending ops, chunk index.
@@ -55,4 +57,64 @@ export function migrate(db: BetterSqlite3.Database): void {
     for (let v = current; v < SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v]!);
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
   })();
+}
+
+/** One `entries` row. */
+export interface Row {
+  path: string;
+  parent: string;
+  type: string;
+  mode: number;
+  mtime: number;
+  size: number;
+  chunks: string | null;
+  inline: Buffer | null;
+  target: string | null;
+  staged: string | null;
+}
+
+/** One `pending` row: an op not yet committed, in the order it was recorded. */
+export interface PendingOp {
+  id: number;
+  op: 'put' | 'delete';
+  path: string;
+}
+
+/** The `parent` of the root row. */
+export const ROOT_PARENT = '/';
+
+/** The exclusive upper bound of paths inside `dir` ('/' + 1 is '0'). */
+export function subtreeEnd(dir: string): string {
+  return `${dir}0`;
+}
+
+export function fromRow(r: Row): JournalEntry {
+  const e: JournalEntry = { path: r.path, type: r.type as EntryData['type'], mode: r.mode, mtimeMs: r.mtime, size: r.size };
+  if (r.chunks !== null) {
+    e.chunks = (JSON.parse(r.chunks) as [string, string, number, number][]).map(([hash, pack, offset, length]) => ({
+      hash,
+      pack,
+      offset,
+      length,
+    }));
+  }
+  if (r.inline !== null) e.inline = r.inline;
+  if (r.target !== null) e.target = r.target;
+  if (r.staged !== null) e.staged = r.staged;
+  return e;
+}
+
+export function toRow(path: string, e: EntryData & { staged?: string }): Row {
+  return {
+    path,
+    parent: path === '' ? ROOT_PARENT : parentOf(path),
+    type: e.type,
+    mode: e.mode,
+    mtime: Math.round(e.mtimeMs),
+    size: e.size,
+    chunks: e.chunks ? JSON.stringify(e.chunks.map((r) => [r.hash, r.pack, r.offset, r.length])) : null,
+    inline: e.inline ?? null,
+    target: e.target ?? null,
+    staged: e.staged ?? null,
+  };
 }

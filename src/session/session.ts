@@ -3,30 +3,38 @@
  * calls a mount makes (FsSession) and the few extra ones the Volume API needs.
  *
  * Invariants: every call validates its paths and numbers first (../util/limits.ts: INVALID_ARGUMENT,
- * TOO_LARGE past the maximum file size) and changes nothing when it throws; every
- * change to the view is one journal transaction that also records the pending op; written data
- * lives in staging files (copy-on-write of committed files on first write); a read-only session
- * throws READ_ONLY on every write; reload is refused while files are open (VOLUME_BUSY naming
- * them). Commit/reload/recovery are in sync.ts.
+ * TOO_LARGE past the maximum file size) and changes nothing when it throws; every change to the
+ * view is one whole journal operation (./journal.ts: one transaction that also records the
+ * pending op); written data lives in staging files (copy-on-write of committed files on first
+ * write: ./filedata.ts); a read-only session throws READ_ONLY on every write; reload is refused
+ * while files are open (VOLUME_BUSY naming them: ./openfiles.ts). Opening is in ./opening.ts,
+ * commit/reload/recovery in ./sync.ts.
  */
-import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import { CairnError } from '../errors.js';
-import { ChunkStore, type ReadHints } from '../chunks/index.js';
-import { Journal, type JournalEntry } from './journal.js';
-import type { ObjectStore } from '../store/types.js';
-import type { CommitResult, FsSession, OpenFile, ReloadResult, Stat } from '../format/types.js';
-import type { EntryData, VolumeMeta } from '../format/records.js';
-import { keys } from '../format/records.js';
-import { VolumeLog } from '../format/log.js';
-import { Staging } from './staging.js';
-import { Syncer } from './sync.js';
-import { bootstrapInChild, checkpointInChild } from './offload.js';
-import { lockSessionDir } from './sessiondir.js';
-import { baseName, isWithin, joinPath, normalizePath, parentOf } from '../format/paths.js';
+import type { ChunkRef, ChunkStore } from '../chunks/index.js';
+import type { Journal } from './journal.js';
+import { type JournalEntry, toStat } from './entry.js';
+import {
+  type CommitResult,
+  type FsSession,
+  type OpenFile,
+  type ReloadResult,
+  type Stat,
+  type EntryData,
+  type VolumeMeta,
+  isWithin,
+  normalizePath,
+  parentOf,
+} from '../format/index.js';
+import type { Staging } from './staging.js';
+import type { Syncer } from './sync.js';
+import { type SessionOptions, openParts } from './opening.js';
+import { FileData } from './filedata.js';
+import { OpenFiles } from './openfiles.js';
+import { planCopy, planPut } from './bulk.js';
 import {
   checkByteCount,
-  checkFileEnd,
   checkFileSize,
   checkInteger,
   checkMode,
@@ -35,41 +43,9 @@ import {
   isByteRange,
 } from '../util/limits.js';
 
-export interface SessionOptions {
-  store: ObjectStore;
-  volume: VolumeMeta;
-  /** The session directory (journal + staging). Reopening one recovers its pending changes. */
-  dir: string;
-  readOnly?: boolean;
-  /** Open read-only at this past snapshot (time travel). */
-  seq?: number;
-  /** Remove the directory at close (library sessions). */
-  ephemeral?: boolean;
-  chunks?: ChunkStore;
-  /**
-   * Bootstrap a fresh journal and write checkpoints in child processes (./offload.ts), so that
-   * this process's memory does not grow with the volume and its event loop never stalls on a
-   * whole-snapshot encode: for long-lived daemons. Needs a store reachable by URL (file, s3).
-   */
-  offload?: boolean;
-  /**
-   * With `offload`: a bootstrap that reads fewer bytes than this (checkpoint plus records, as
-   * listed) runs in-process, where it is cheaper than starting a child (default OFFLOAD_MIN_BYTES).
-   */
-  offloadMinBytes?: number;
-}
-
-/** Below this many bytes of checkpoint and records, an offloaded session bootstraps in-process. */
-export const OFFLOAD_MIN_BYTES = 4 * 1024 * 1024;
-
 const FILE_MODE = 0o644;
-/**
- * Chunks kept in flight ahead of a sequential reader (about 1 MiB each; started 4 at a time, one
- * range GET per batch when cold: see ChunkStore.read).
- */
-const READAHEAD_CHUNKS = 16;
-/** Files up to this size also prefetch their pack neighbours (siblings uploaded with them). */
-const SMALL_FILE_BYTES = 1024 * 1024;
+
+export { OFFLOAD_MIN_BYTES, type SessionOptions } from './opening.js';
 
 export class Session implements FsSession {
   readonly readOnly: boolean;
@@ -77,14 +53,17 @@ export class Session implements FsSession {
   readonly chunks: ChunkStore;
   /** How this open filled a fresh journal (undefined: it reopened one). */
   readonly bootstrapped: 'child' | 'in-process' | undefined;
-  private readonly handles = new Map<number, OpenFile>();
-  private nextHandle = 1;
-  private readonly materializing = new Map<string, Promise<string>>();
-  private readonly lastReadEnd = new Map<string, number>();
+  private readonly files = new OpenFiles();
+  /** File bytes: reads with fetching hints, copy-on-write into staging (./filedata.ts). */
+  private readonly data: FileData;
   private closed = false;
 
   private constructor(
     private readonly opts: SessionOptions,
+    /**
+     * The session's journal. Not for layers above: use `entryAt`/`knownChunk` (still read by the
+     * CLI's time travel, src/cli/time-travel.ts, and a test helper, until they move to `entryAt`).
+     */
     readonly journal: Journal,
     private readonly staging: Staging,
     private readonly sync: Syncer,
@@ -96,6 +75,7 @@ export class Session implements FsSession {
     this.readOnly = !!opts.readOnly || opts.seq !== undefined;
     this.volume = opts.volume;
     this.chunks = chunks;
+    this.data = new FileData(journal, staging, chunks);
   }
 
   /**
@@ -103,56 +83,8 @@ export class Session implements FsSession {
    * @example const s = await Session.open({ store, volume: meta, dir: '/tmp/s1' });
    */
   static async open(opts: SessionOptions): Promise<Session> {
-    if (opts.seq !== undefined) checkInteger(opts.seq, 'seq', { min: 0 }, { volume: opts.volume.name });
-    if (opts.offloadMinBytes !== undefined) checkInteger(opts.offloadMinBytes, 'offloadMinBytes', { min: 0 });
-    const unlock = await lockSessionDir(opts.dir);
-    let journal: Journal | undefined;
-    let bootstrapped: Session['bootstrapped'];
-    try {
-      journal = new Journal(`${opts.dir}/journal.db`);
-      const staging = new Staging(opts.dir);
-      await staging.init();
-      const chunks = opts.chunks ?? new ChunkStore({ store: opts.store, packPrefix: keys.packPrefix(opts.volume.id) });
-      const log = new VolumeLog(opts.store, opts.volume.id);
-      const known = journal.getMeta('volumeId');
-      if (known !== undefined && known !== opts.volume.id) {
-        throw new CairnError('CONFLICT', `session directory ${opts.dir} belongs to volume ${known}`, {
-          path: opts.dir,
-          hint: 'use another session directory',
-        });
-      }
-      let sessionId = journal.getMeta('sessionId');
-      if (!sessionId) {
-        sessionId = crypto.randomBytes(8).toString('hex');
-        journal.setMeta('sessionId', sessionId);
-      }
-      if (known === undefined && opts.offload && (await log.bootstrapBytes(opts.seq ?? Infinity)) >= (opts.offloadMinBytes ?? OFFLOAD_MIN_BYTES)) {
-        journal.close();
-        journal = undefined;
-        await bootstrapInChild({ dir: opts.dir, storeUrl: opts.store.url, volumeId: opts.volume.id, ...(opts.seq !== undefined ? { upTo: opts.seq } : {}) });
-        journal = new Journal(`${opts.dir}/journal.db`);
-        bootstrapped = 'child';
-      }
-      const sync = new Syncer(journal, log, chunks, staging, sessionId);
-      sync.volumeName = opts.volume.name;
-      if (opts.offload) sync.checkpointJob = (seq) => checkpointInChild({ dir: opts.dir, storeUrl: opts.store.url, volumeId: opts.volume.id, seq });
-      if (journal.getMeta('volumeId') === undefined) {
-        await sync.bootstrap(opts.seq ?? Infinity);
-        journal.setMeta('volumeId', opts.volume.id);
-        bootstrapped = 'in-process';
-      } else {
-        await reconcileStaged(journal, staging);
-        await sync.recover();
-        // A new session starts at the newest snapshot, even in a directory it used before (its
-        // recovered pending changes stay on top, for the owner to commit): see docs/SEMANTICS.md.
-        if (opts.seq === undefined) await sync.catchUp();
-      }
-      return new Session(opts, journal, staging, sync, unlock, chunks, bootstrapped);
-    } catch (err) {
-      journal?.close();
-      await unlock();
-      throw err;
-    }
+    const parts = await openParts(opts);
+    return new Session(opts, parts.journal, parts.staging, parts.sync, parts.unlock, parts.chunks, parts.bootstrapped);
   }
 
   get seq(): number {
@@ -176,6 +108,21 @@ export class Session implements FsSession {
     const e = this.entry(path);
     if (e.type !== 'directory') throw new CairnError('NOT_A_DIRECTORY', `/${path} is not a directory`, { path: `/${path}` });
     return e;
+  }
+
+  /**
+   * The stored entry of a path (chunk refs, inline bytes), for readers that fetch its content
+   * themselves; undefined when there is none.
+   * @example const e = s.entryAt('data/a.bin'); if (e?.chunks) yield* chunks.stream(e.chunks);
+   */
+  entryAt(path: string): JournalEntry | undefined {
+    this.checkOpen();
+    return this.journal.get(normalizePath(path));
+  }
+
+  /** A chunk this session's volume already stores (dedup for uploads that bypass commit). */
+  knownChunk(hash: string): ChunkRef | undefined {
+    return this.journal.knownChunk(hash);
   }
 
   /** Looks up one path without throwing. */
@@ -214,13 +161,7 @@ export class Session implements FsSession {
     const e = this.entry(p);
     if (e.type === 'directory') throw new CairnError('IS_A_DIRECTORY', `/${e.path} is a directory`, { path: `/${e.path}` });
     if (e.type !== 'file') throw new CairnError('INVALID_ARGUMENT', `/${e.path} is a ${e.type}, not a file`, { path: `/${e.path}` });
-    const n = Math.max(0, Math.min(length, e.size - offset));
-    if (n === 0) return Buffer.alloc(0);
-    if (e.staged) return this.staging.read(e.staged, offset, n);
-    if (e.inline) return Buffer.from(e.inline.subarray(offset, offset + n));
-    const opts = this.readOptions(e, offset);
-    this.noteRead(e.path, offset + n);
-    return this.chunks.read(e.chunks ?? [], offset, n, opts);
+    return this.data.read(e, offset, length);
   }
 
   readCached(path: string, offset: number, length: number, into: Buffer): number | undefined {
@@ -232,29 +173,7 @@ export class Session implements FsSession {
       return undefined; // a bad path: `read` reports it
     }
     if (!e || e.type !== 'file' || e.staged) return undefined;
-    const n = Math.max(0, Math.min(length, e.size - offset, into.length));
-    if (n === 0) return 0;
-    if (e.inline) return e.inline.copy(into, 0, offset, offset + n);
-    const got = this.chunks.readCached(e.chunks ?? [], offset, n, into, this.readOptions(e, offset));
-    if (got !== undefined) this.noteRead(e.path, offset + n);
-    return got;
-  }
-
-  /**
-   * Fetching hints for a read of a committed file at `offset`: readahead for sequential readers
-   * (this read starts where the last one of the file ended), pack neighbours for small files.
-   */
-  private readOptions(e: JournalEntry, offset: number): ReadHints {
-    const sequential = this.lastReadEnd.get(e.path) === offset || offset === 0;
-    return {
-      ...(sequential ? { readahead: READAHEAD_CHUNKS } : {}),
-      ...(e.size <= SMALL_FILE_BYTES ? { neighbours: true } : {}),
-    };
-  }
-
-  private noteRead(path: string, end: number): void {
-    this.lastReadEnd.set(path, end);
-    if (this.lastReadEnd.size > 1024) this.lastReadEnd.delete(this.lastReadEnd.keys().next().value!);
+    return this.data.readCached(e, offset, length, into);
   }
 
   /** The whole committed content of a file, chunk by chunk (parallel fetch). */
@@ -295,11 +214,6 @@ export class Session implements FsSession {
     this.dirEntry(parentOf(path));
   }
 
-  /** Marks `path` as changed (one pending put per path per commit). */
-  private markPut(path: string): void {
-    this.journal.addPending('put', path, this.sync.fence);
-  }
-
   /**
    * Creates an empty file (replacing a file there) with permission bits `mode` (0 to 0o7777).
    * @example await s.create('/data/new.txt', 0o644);
@@ -311,41 +225,14 @@ export class Session implements FsSession {
     this.checkParent(p);
     const cur = this.journal.get(p);
     if (cur?.type === 'directory') throw new CairnError('IS_A_DIRECTORY', `/${p} is a directory`, { path: `/${p}` });
-    await this.staging.create((staged) => {
-      this.journal.transaction(() => {
-        const entry = { type: 'file' as const, mode, mtimeMs: Date.now(), size: 0, staged };
-        this.journal.applyOp({ op: 'put', path: p, entry });
-        this.markPut(p);
-      });
-    });
+    await this.staging.create((staged) => this.journal.put(p, { type: 'file', mode, mtimeMs: Date.now(), size: 0, staged }));
   }
 
   /** The staging file of a file, copying committed content into a new one on first write. */
   private async staged(p: string, keepContent = true): Promise<string> {
     const e = this.entry(p);
     if (e.type !== 'file') throw new CairnError(e.type === 'directory' ? 'IS_A_DIRECTORY' : 'INVALID_ARGUMENT', `/${p} is not a regular file`, { path: `/${p}` });
-    if (e.staged) return e.staged;
-    let pending = this.materializing.get(p);
-    if (!pending) {
-      pending = (async () => {
-        let name = '';
-        await this.staging.create((n) => (name = n));
-        if (keepContent && e.size > 0) {
-          let off = 0;
-          if (e.inline) await this.staging.write(name, 0, e.inline);
-          else for await (const buf of this.chunks.stream(e.chunks ?? [])) {
-            await this.staging.write(name, off, buf);
-            off += buf.length;
-          }
-          await this.staging.truncate(name, e.size);
-        }
-        const now = this.journal.get(p);
-        if (now && now.type === 'file' && !now.staged) this.journal.putRaw(p, { ...now, staged: name });
-        return this.journal.get(p)?.staged ?? name;
-      })().finally(() => this.materializing.delete(p));
-      this.materializing.set(p, pending);
-    }
-    return pending;
+    return this.data.staged(p, e, keepContent);
   }
 
   /**
@@ -364,10 +251,7 @@ export class Session implements FsSession {
     const name = await this.staged(p);
     await this.staging.write(name, offset, data);
     const e = this.entry(p);
-    this.journal.transaction(() => {
-      this.journal.putRaw(p, { ...e, size: Math.max(e.size, offset + data.length), mtimeMs: Date.now() });
-      this.markPut(p);
-    });
+    this.journal.update(p, { ...e, size: Math.max(e.size, offset + data.length), mtimeMs: Date.now() });
   }
 
   /**
@@ -382,10 +266,7 @@ export class Session implements FsSession {
     const name = await this.staged(p, size > 0);
     await this.staging.truncate(name, size);
     const e = this.entry(p);
-    this.journal.transaction(() => {
-      this.journal.putRaw(p, { ...e, size, mtimeMs: Date.now() });
-      this.markPut(p);
-    });
+    this.journal.update(p, { ...e, size, mtimeMs: Date.now() });
   }
 
   async fsync(path: string): Promise<void> {
@@ -406,10 +287,7 @@ export class Session implements FsSession {
     this.checkWritable(p);
     this.checkParent(p);
     if (this.journal.get(p)) throw new CairnError('ALREADY_EXISTS', `/${p} already exists`, { path: `/${p}` });
-    this.journal.transaction(() => {
-      this.journal.applyOp({ op: 'put', path: p, entry: { type: 'directory', mode, mtimeMs: Date.now(), size: 0 } });
-      this.markPut(p);
-    });
+    this.journal.put(p, { type: 'directory', mode, mtimeMs: Date.now(), size: 0 });
   }
 
   /** Creates a directory and its missing parents; an existing directory is fine. */
@@ -427,19 +305,12 @@ export class Session implements FsSession {
     }
   }
 
-  private remove(p: string): void {
-    this.journal.transaction(() => {
-      this.journal.applyOp({ op: 'delete', path: p });
-      this.journal.addPending('delete', p, this.sync.fence);
-    });
-  }
-
   async unlink(path: string): Promise<void> {
     const p = normalizePath(path);
     this.checkWritable(p);
     const e = this.entry(p);
     if (e.type === 'directory') throw new CairnError('IS_A_DIRECTORY', `/${p} is a directory`, { path: `/${p}`, hint: 'use rmdir, or remove recursively' });
-    this.remove(p);
+    this.journal.remove(p);
   }
 
   async rmdir(path: string): Promise<void> {
@@ -448,7 +319,7 @@ export class Session implements FsSession {
     this.dirEntry(p);
     if (p === '') throw new CairnError('PERMISSION_DENIED', 'the root directory cannot be removed', { path: '/' });
     if (this.journal.hasChildren(p)) throw new CairnError('NOT_EMPTY', `/${p} is not empty`, { path: `/${p}`, hint: 'remove its contents first, or remove recursively' });
-    this.remove(p);
+    this.journal.remove(p);
   }
 
   /** Removes a path and, for a directory, everything inside it. */
@@ -457,10 +328,10 @@ export class Session implements FsSession {
     this.checkWritable(p);
     this.entry(p);
     if (p === '') {
-      for (const c of this.journal.children('')) this.remove(c.path);
+      for (const c of this.journal.children('')) this.journal.remove(c.path);
       return;
     }
-    this.remove(p);
+    this.journal.remove(p);
   }
 
   async rename(from: string, to: string): Promise<void> {
@@ -478,21 +349,8 @@ export class Session implements FsSession {
       if (e.type !== 'directory' && existing.type === 'directory') throw new CairnError('IS_A_DIRECTORY', `/${dst} is a directory`, { path: `/${dst}` });
       if (existing.type === 'directory' && this.journal.hasChildren(dst)) throw new CairnError('NOT_EMPTY', `/${dst} is not empty`, { path: `/${dst}` });
     }
-    this.journal.transaction(() => {
-      const moved = [e, ...(e.type === 'directory' ? this.journal.descendants(src) : [])];
-      this.journal.applyOp({ op: 'delete', path: src });
-      this.journal.addPending('delete', src, this.sync.fence);
-      if (existing) {
-        this.journal.applyOp({ op: 'delete', path: dst });
-        this.journal.addPending('delete', dst, this.sync.fence);
-      }
-      for (const m of moved) {
-        const np = dst + m.path.slice(src.length);
-        this.journal.putRaw(np, { ...m, path: np } as JournalEntry);
-        this.markPut(np);
-      }
-    });
-    for (const h of this.handles.values()) if (isWithin(h.path, src)) h.path = dst + h.path.slice(src.length);
+    this.journal.move(src, dst);
+    this.files.follow(src, dst);
   }
 
   async symlink(target: string, path: string): Promise<void> {
@@ -520,10 +378,7 @@ export class Session implements FsSession {
     const p = normalizePath(path);
     this.checkWritable(p);
     const e = this.entry(p);
-    this.journal.transaction(() => {
-      this.journal.putRaw(p, change(e));
-      this.markPut(p);
-    });
+    this.journal.update(p, change(e));
   }
 
   /**
@@ -536,26 +391,13 @@ export class Session implements FsSession {
 
   /**
    * `mkdirp` of every directory in `dirs`, then `putEntry` of every entry (with its missing
-   * parents), all in one journal transaction: all land or none does. How a batch upload lands.
+   * parents), all in one journal operation: all land or none does. How a batch upload lands.
    */
   putEntries(dirs: readonly string[], entries: readonly (readonly [string, EntryData])[]): void {
-    for (const [path, entry] of entries) checkEntryNumbers(path, entry);
-    const made = new Set<string>();
-    const ensureDir = (d: string): void => {
-      if (made.has(d)) return;
-      this.mkdirpNow(d);
-      made.add(d);
-    };
-    this.journal.transaction(() => {
-      for (const d of dirs) ensureDir(normalizePath(d));
-      for (const [path, entry] of entries) {
-        const p = normalizePath(path);
-        this.checkWritable(p);
-        ensureDir(p.slice(0, Math.max(0, p.lastIndexOf('/'))));
-        this.journal.applyOp({ op: 'put', path: p, entry });
-        this.markPut(p);
-      }
-    });
+    this.checkOpen();
+    const items = planPut(this.journal, dirs, entries);
+    if (items.length > 0) this.checkWritable(items[items.length - 1]![0]);
+    this.journal.putAll(items);
   }
 
   /** Copies a file, symlink or (recursively) a directory by reference; written data is copied. */
@@ -565,23 +407,7 @@ export class Session implements FsSession {
     this.checkWritable(dst);
     const e = this.entry(src);
     if (isWithin(dst, src)) throw new CairnError('INVALID_ARGUMENT', `cannot copy /${src} into itself`, { path: `/${dst}` });
-    const all = [e, ...(e.type === 'directory' ? this.journal.descendants(src) : [])];
-    const copies: [string, EntryData & { staged?: string }][] = [];
-    for (const m of all) {
-      const { path: _p, staged, ...data } = m;
-      let copyStaged: string | undefined;
-      if (staged) {
-        copyStaged = await this.staging.create(() => {});
-        await fs.copyFile(this.staging.pathOf(staged), this.staging.pathOf(copyStaged));
-      }
-      copies.push([dst + m.path.slice(src.length), copyStaged ? { ...data, staged: copyStaged } : data]);
-    }
-    this.journal.transaction(() => {
-      for (const [p, data] of copies) {
-        this.journal.applyOp({ op: 'put', path: p, entry: data });
-        this.markPut(p);
-      }
-    });
+    this.journal.putAll(await planCopy(this.journal, this.staging, e, src, dst));
   }
 
   // ---- open files, commit, reload ------------------------------------------------------------
@@ -593,17 +419,15 @@ export class Session implements FsSession {
   open(path: string, pid?: number): number {
     const p = normalizePath(path);
     if (pid !== undefined) checkInteger(pid, 'pid', { min: 1, max: 2 ** 31 - 1 }, { path: `/${p}` });
-    const h = this.nextHandle++;
-    this.handles.set(h, pid === undefined ? { path: p } : { path: p, pid });
-    return h;
+    return this.files.open(p, pid);
   }
 
   release(handle: number): void {
-    this.handles.delete(handle);
+    this.files.release(handle);
   }
 
   openFiles(): OpenFile[] {
-    return [...this.handles.values()].map((h) => ({ ...h, path: `/${h.path}` }));
+    return this.files.list();
   }
 
   pendingCount(): number {
@@ -624,16 +448,8 @@ export class Session implements FsSession {
     if (this.opts.seq !== undefined) {
       throw new CairnError('INVALID_ARGUMENT', `this session is pinned at snapshot ${this.opts.seq}`, { hint: 'open a new session to see newer snapshots' });
     }
-    const open = this.openFiles();
-    if (open.length > 0) {
-      const list = open.map((o) => (o.pid ? `${o.path} (pid ${o.pid})` : o.path)).join(', ');
-      throw new CairnError('VOLUME_BUSY', `cannot reload while files are open: ${list}`, {
-        volume: this.volume.name,
-        path: open[0]!.path,
-        openFiles: open,
-        hint: 'close these files, then reload again',
-      });
-    }
+    const busy = this.files.busyError(this.volume.name);
+    if (busy) throw busy;
     const commit = this.journal.pendingCount() > 0 ? await this.commit() : undefined;
     const r = await this.sync.reload();
     return commit ? { ...r, commit } : r;
@@ -655,29 +471,4 @@ export class Session implements FsSession {
   }
 }
 
-/** The numbers of an entry handed to putEntries: mode, mtime, size (INVALID_ARGUMENT / TOO_LARGE). */
-function checkEntryNumbers(path: string, e: EntryData): void {
-  const ctx = { path: String(path) };
-  checkMode(e.mode, ctx);
-  checkTimeMs(e.mtimeMs, 'mtime', ctx);
-  checkFileEnd(checkInteger(e.size, 'size', { min: 0 }, ctx), ctx);
-}
-
-/** After a crash: every staged entry takes its size from its staging file (the truth). */
-async function reconcileStaged(journal: Journal, staging: Staging): Promise<void> {
-  for (const { path, staged } of journal.allStaged()) {
-    const st = await staging.size(staged);
-    const e = journal.get(path);
-    if (!e) continue;
-    if (!st) journal.putRaw(path, { ...e, staged: undefined, size: 0 } as JournalEntry);
-    else if (st.size !== e.size) journal.putRaw(path, { ...e, size: st.size });
-  }
-}
-
-export function toStat(e: JournalEntry): Stat {
-  const s: Stat = { path: e.path, type: e.type, mode: e.mode, size: e.size, mtimeMs: e.mtimeMs };
-  if (e.target !== undefined) s.target = e.target;
-  return s;
-}
-
-export { baseName, joinPath };
+export { toStat };

@@ -19,57 +19,25 @@
 import crypto from 'node:crypto';
 import { SerialQueue } from '../util/serial.js';
 import { CairnError, isCairnError } from '../errors.js';
-import type { ChunkRef } from '../chunks/types.js';
-import type { PackWriter } from '../chunks/pack.js';
+import type { ChunkRef, ChunkStore, PackWriter } from '../chunks/index.js';
 import { APPEND_WINDOW_MS, CommitGuard } from './gcguard.js';
-import { prunedError, readFloor } from '../format/retention.js';
-import type { ChunkStore } from '../chunks/index.js';
-import type { Journal, JournalEntry } from './journal.js';
-import type { CommitResult } from '../format/types.js';
-import type { VolumeLog } from '../format/log.js';
-import { type CommitRecord, type EntryData, FORMAT_VERSION, type Op, keys } from '../format/records.js';
+import type { Journal, PendingOp } from './journal.js';
+import {
+  type CommitResult,
+  type VolumeLog,
+  type CommitRecord,
+  FORMAT_VERSION,
+  type Op,
+  keys,
+  baseName,
+  isWithin,
+  currentAuthor,
+} from '../format/index.js';
 import type { Staging } from './staging.js';
-import { baseName, isWithin } from '../format/paths.js';
-import { currentAuthor } from '../format/catalog.js';
-
-/** Files up to this size are stored inside their entry instead of in a pack. */
-export const INLINE_MAX = 4096;
-/**
- * Files up to this size are read whole, up to READ_AHEAD files ahead of the chunker (commits and
- * batch uploads); bigger ones stream. One by one, the reads of many small files would dominate.
- */
-export const WHOLE_READ_MAX = 1 << 20;
-export const READ_AHEAD = 16;
-/** A session whose view is the log head writes a checkpoint every this many seqs. */
-export const CHECKPOINT_EVERY = 100;
-
-type PendingRow = { id: number; op: 'put' | 'delete'; path: string };
-
-/** Strips session-local fields: what a record or checkpoint stores of an entry. */
-export function entryData(e: JournalEntry): EntryData {
-  const d: EntryData = { type: e.type, mode: e.mode, mtimeMs: e.mtimeMs, size: e.size };
-  if (e.chunks) d.chunks = e.chunks;
-  if (e.inline) d.inline = e.inline;
-  if (e.target !== undefined) d.target = e.target;
-  return d;
-}
-
-function sameContent(a: EntryData, b: EntryData): boolean {
-  if (a.type !== b.type || a.size !== b.size) return false;
-  if (a.inline || b.inline) return !!a.inline && !!b.inline && a.inline.equals(b.inline);
-  const ca = a.chunks ?? [];
-  const cb = b.chunks ?? [];
-  return ca.length === cb.length && ca.every((r, i) => r.hash === cb[i]!.hash);
-}
-
-/** Whether the journal's entry `cur` already holds exactly `e` (as the journal stores it: whole ms). */
-function sameEntry(cur: JournalEntry, e: EntryData): boolean {
-  if (cur.staged || cur.type !== e.type || cur.mode !== e.mode || cur.mtimeMs !== Math.round(e.mtimeMs) || cur.size !== e.size) return false;
-  if (cur.target !== e.target || !cur.inline !== !e.inline || (cur.inline && !cur.inline.equals(e.inline!))) return false;
-  const a = cur.chunks ?? [];
-  const b = e.chunks ?? [];
-  return a.length === b.length && a.every((r, i) => r.hash === b[i]!.hash && r.pack === b[i]!.pack && r.offset === b[i]!.offset && r.length === b[i]!.length);
-}
+import { entryData } from './entry.js';
+import { type ContentSource, WHOLE_READ_MAX, contentEncoder } from './content.js';
+import { bootstrap } from './snapshot.js';
+import { Checkpointer, type CheckpointJob } from './checkpoints.js';
 
 function overlaps(a: string, b: string): boolean {
   return isWithin(a, b) || isWithin(b, a);
@@ -85,40 +53,35 @@ export interface MoveResult {
   changed: string[];
 }
 
-/** A checkpoint written by someone else (a child process: ./offload.ts). */
-export interface CheckpointJob {
-  /** `written <seq>` (the snapshot written), or `stale` when the view had pending ops. */
-  readonly done: Promise<string>;
-  kill(): void;
+export interface SyncerOptions {
+  /** The volume's name, for messages. */
+  volumeName?: string;
+  /** Checkpoints are written by the job this starts (a child process) instead of in this process. */
+  checkpointJob?: (seq: number) => CheckpointJob;
 }
 
 export class Syncer {
-  /**
-   * When set, periodic checkpoints are written by the job this starts (not awaited by the commit
-   * that triggers it; one at a time) instead of in this process.
-   */
-  checkpointJob?: (seq: number) => CheckpointJob;
-  private checkpointing: CheckpointJob | undefined;
-  private stopped = false;
   /** Paths other writers' records changed after the view's seq, as learned by our commits. */
   private readonly foreignSince = new Set<string>();
-  /** The fence of the commit in flight: pending ops above it are not part of it. */
-  fence = 0;
   private readonly queue = new SerialQueue();
-  /** The volume's name, for messages (set by the session). */
-  volumeName?: string;
   /** Packs found condemned or gone by GC: never reused by dedup again in this process. */
   private readonly avoidPacks = new Set<string>();
   private readonly guard: CommitGuard;
+  private readonly checkpoints: Checkpointer;
+  private readonly volumeName: string;
 
+  /** @example const sync = new Syncer(journal, log, chunks, staging, sessionId, { volumeName: 'data' }); */
   constructor(
     private readonly journal: Journal,
     private readonly log: VolumeLog,
     private readonly chunks: ChunkStore,
     private readonly staging: Staging,
     private readonly sessionId: string,
+    options: SyncerOptions = {},
   ) {
     this.guard = new CommitGuard(log.store, log.volumeId);
+    this.checkpoints = new Checkpointer(journal, log, options.checkpointJob);
+    this.volumeName = options.volumeName ?? log.volumeId;
   }
 
   get seq(): number {
@@ -126,7 +89,7 @@ export class Syncer {
   }
 
   get logHead(): number {
-    return Math.max(this.journal.seq, Number(this.journal.getMeta('logHead') ?? 0));
+    return this.journal.logHead;
   }
 
   private isOurs(r: CommitRecord): boolean {
@@ -138,78 +101,9 @@ export class Syncer {
     return this.queue.run(fn);
   }
 
-  // ---- bootstrap -----------------------------------------------------------------------------
-
-  /** Fills an empty journal with the snapshot at `upTo` (default: the newest). */
-  async bootstrap(upTo = Infinity): Promise<void> {
-    if (upTo !== Infinity) {
-      const floor = await readFloor(this.log.store, this.log.volumeId);
-      if (upTo < floor) throw prunedError(this.volumeName ?? this.log.volumeId, upTo, floor);
-    }
-    let cp: number | undefined;
-    let state: [string, EntryData][] | undefined;
-    let records: CommitRecord[];
-    for (let attempt = 1; ; attempt++) {
-      try {
-        cp = await this.log.latestCheckpoint(upTo);
-        state = cp !== undefined ? (await this.log.readCheckpoint(cp)).entries : undefined;
-        records = await this.log.recordsAfter(cp ?? 0, upTo);
-        break;
-      } catch (err) {
-        // A GC pruned past the checkpoint picked (it wrote a newer one first): pick again.
-        const raced = isCairnError(err, 'PRUNED') || isCairnError(err, 'CORRUPT') || isCairnError(err, 'NOT_FOUND');
-        if (!raced || attempt >= 5 || (await readFloor(this.log.store, this.log.volumeId)) <= (cp ?? 0)) throw err;
-      }
-    }
-    if (cp !== undefined) {
-      this.journal.loadState(cp, state!);
-      this.journal.setMeta('checkpoint', String(cp));
-    }
-    if (upTo !== Infinity && upTo > 0 && (records.length ? records[records.length - 1]!.seq : (cp ?? 0)) !== upTo) {
-      throw new CairnError('NOT_FOUND', `snapshot ${upTo} does not exist`, { hint: 'see vol.history() for the seqs there are' });
-    }
-    this.applyRecords(records);
-  }
-
-  // ---- applying records ----------------------------------------------------------------------
-
-  /**
-   * Applies records to the view in order, each in one transaction, keeping pending ops above
-   * `fence` on top (their entries are saved and re-applied). `published` names the staging files
-   * that stay attached to the paths a just-landed commit of ours published.
-   */
-  private applyRecords(records: CommitRecord[], fence = 0, published?: Map<string, string>): void {
-    for (const r of records) {
-      this.journal.transaction(() => {
-        const later = this.journal.pending().filter((p) => p.id > fence);
-        const saved = new Map<string, JournalEntry | undefined>();
-        for (const p of later) if (p.op === 'put' && !saved.has(p.path)) saved.set(p.path, this.journal.get(p.path));
-        for (const op of r.ops) this.applyOp(op, published);
-        for (const p of later) {
-          if (p.op === 'delete') this.journal.applyOp({ op: 'delete', path: p.path });
-          else {
-            const e = saved.get(p.path);
-            if (e) this.journal.applyOp({ op: 'put', path: p.path, entry: e });
-          }
-        }
-        this.journal.seq = Math.max(this.journal.seq, r.seq);
-        this.journal.setMeta('logHead', String(Math.max(this.logHead, r.seq)));
-      });
-    }
-  }
-
-  private applyOp(op: Op, published?: Map<string, string>): void {
-    if (op.op === 'delete') {
-      this.journal.applyOp(op);
-      return;
-    }
-    if (op.entry.chunks) this.journal.addChunks(op.entry.chunks);
-    const cur = this.journal.get(op.path);
-    let staged = published?.get(op.path);
-    // Our own record landing on the view it came from (batch uploads): nothing to change.
-    if (!staged && cur && sameEntry(cur, op.entry)) return;
-    if (!staged && cur?.staged && sameContent(cur, op.entry)) staged = cur.staged;
-    this.journal.applyOp({ op: 'put', path: op.path, entry: staged ? { ...op.entry, staged } : op.entry });
+  /** Fills an empty journal with the snapshot at `upTo` (default: the newest): ./snapshot.ts. */
+  bootstrap(upTo = Infinity): Promise<void> {
+    return bootstrap(this.journal, this.log, upTo, this.volumeName);
   }
 
   // ---- commit --------------------------------------------------------------------------------
@@ -220,11 +114,10 @@ export class Syncer {
 
   private async commitNow(): Promise<CommitResult> {
     // An earlier commit that failed may have landed (its reply lost): finish it, never publish it twice.
-    if (this.journal.getMeta('inflight')) await this.recover();
-    const pending = this.journal.pending();
+    if (this.journal.inflight) await this.recover();
+    const pending = this.journal.fencePending();
     if (pending.length === 0) return { seq: this.seq, committed: false, paths: [], overwrote: [], bytesUploaded: 0 };
-    const fence = pending[pending.length - 1]!.id;
-    this.fence = fence;
+    const fence = this.journal.fence;
     // A deleted volume takes no commits (its record would sit where nothing reads it): one HEAD
     // of its metadata, in parallel with the pack upload.
     const exists = this.log.store.head(keys.meta(this.log.volumeId));
@@ -241,7 +134,7 @@ export class Syncer {
       bytesUploaded += checked.bytesUploaded;
       const commitId = `${this.sessionId}.${Date.now().toString(36)}.${crypto.randomBytes(4).toString('hex')}`;
       const base = this.seq;
-      this.journal.setMeta('inflight', JSON.stringify({ commitId, fence, from: base }));
+      this.journal.inflight = { commitId, fence, from: base };
       let target = this.logHead + 1;
       const foreign: CommitRecord[] = [];
       let record: CommitRecord;
@@ -265,19 +158,19 @@ export class Syncer {
       }
       for (const r of foreign) for (const op of r.ops) this.foreignSince.add(op.path);
       const viewWasHead = this.logHead === base && foreign.length === 0;
-      this.finishCommit(record, fence, published, viewWasHead);
+      this.journal.landCommit(record, fence, published, viewWasHead);
       const paths = ops.map((o) => o.path);
       const overwrote = paths.filter((p) => [...this.foreignSince].some((q) => overlaps(p, q)));
       await this.afterChange();
       return { seq: record.seq, committed: true, paths, overwrote, bytesUploaded };
     } finally {
-      this.fence = 0;
+      this.journal.unfence();
     }
   }
 
   /** NOT_FOUND for a commit to a volume that was deleted; the pending changes stay. */
   private deletedError(pending: number): CairnError {
-    const name = this.volumeName ?? this.log.volumeId;
+    const name = this.volumeName;
     const what = `volume ${name} (${this.log.volumeId}) no longer exists`;
     return new CairnError('NOT_FOUND', `${what}: it was deleted, and nothing was committed`, {
       volume: name,
@@ -321,7 +214,7 @@ export class Syncer {
           out.push({ op: 'put', path: op.path, entry: { ...op.entry, chunks } });
         }
         const done = await writer.finish();
-        this.journal.transaction(() => this.journal.addChunks(done.newChunks));
+        this.journal.addChunks(done.newChunks);
         bytesUploaded += done.bytesUploaded;
         fresh = new Set(done.newChunks.map((r) => r.pack));
         ops = out;
@@ -356,7 +249,7 @@ export class Syncer {
         }
         throw new CairnError('CORRUPT', `the data of /${path} was reclaimed by gc: nothing was committed`, {
           path: `/${path}`,
-          volume: this.volumeName ?? this.log.volumeId,
+          volume: this.volumeName,
           hint: "this session's view is older than the volume's retention: "
             + 'reload it (or write the file again) and commit',
         }, { cause: err });
@@ -366,56 +259,36 @@ export class Syncer {
     return out;
   }
 
-  /** Turns pending ops into record ops, chunking and uploading staged files. */
-  private async buildOps(pending: PendingRow[]) {
+  /** Turns pending ops into record ops, chunking and uploading staged files (./content.ts). */
+  private async buildOps(pending: PendingOp[]) {
     const writer = this.chunks.writer({ known: (h) => this.reusable(h) });
     const ops: Op[] = [];
     const published = new Map<string, string>();
-    // Staged files' sizes (and small files' bytes), READ_AHEAD pending ops ahead, by staging name:
-    // a file restaged meanwhile is read again below.
-    const ahead = new Map<number, { staged: string; read: Promise<Buffer | undefined> }>();
-    const readAhead = (from: number): void => {
-      for (let j = from; j < Math.min(pending.length, from + READ_AHEAD); j++) {
-        const e = pending[j]!.op === 'put' && !ahead.has(j) ? this.journal.get(pending[j]!.path) : undefined;
-        if (e?.type !== 'file' || !e.staged) continue;
-        const read = this.readStaged(e.staged);
-        read.catch(() => {});
-        ahead.set(j, { staged: e.staged, read });
-      }
+    const stagedAt = (i: number): ContentSource | undefined => {
+      const e = pending[i]!.op === 'put' ? this.journal.get(pending[i]!.path) : undefined;
+      return e?.type === 'file' && e.staged ? this.stagedSource(e.staged) : undefined;
     };
+    const encode = contentEncoder(writer, pending.length, stagedAt);
     try {
       for (const [i, p] of pending.entries()) {
         if (p.op === 'delete') {
           ops.push({ op: 'delete', path: p.path });
           continue;
         }
-        readAhead(i);
-        const pre = ahead.get(i);
-        ahead.delete(i);
         const e = this.journal.get(p.path);
         // libfuse keeps unlinked-but-open files as .fuse_hidden*: local until their last close.
         if (!e || baseName(p.path).startsWith('.fuse_hidden')) continue;
         const entry = entryData(e);
         if (e.type === 'file' && e.staged) {
-          const bytes = await (pre?.staged === e.staged ? pre.read : this.readStaged(e.staged));
           delete entry.chunks;
           delete entry.inline;
-          if (bytes && bytes.length <= INLINE_MAX) {
-            entry.inline = bytes;
-            entry.size = bytes.length;
-          } else if (bytes) {
-            entry.chunks = await writer.write(bytes);
-            entry.size = bytes.length;
-          } else {
-            entry.chunks = await writer.writeFile(this.staging.pathOf(e.staged));
-            entry.size = entry.chunks.reduce((n, r) => n + r.length, 0);
-          }
+          Object.assign(entry, await encode(i, this.stagedSource(e.staged)));
           published.set(p.path, e.staged);
         }
         ops.push({ op: 'put', path: p.path, entry });
       }
       const done = await writer.finish();
-      this.journal.transaction(() => this.journal.addChunks(done.newChunks));
+      this.journal.addChunks(done.newChunks);
       const uploaded = new Set(done.newChunks.map((r) => r.pack));
       return { ops, published, bytesUploaded: done.bytesUploaded, uploaded };
     } catch (err) {
@@ -424,21 +297,16 @@ export class Syncer {
     }
   }
 
-  /** A staging file's bytes when it holds at most WHOLE_READ_MAX (else undefined: stream it). */
-  private async readStaged(name: string): Promise<Buffer | undefined> {
-    const size = (await this.staging.size(name))?.size ?? 0;
-    return size <= WHOLE_READ_MAX ? this.staging.read(name, 0, size) : undefined;
-  }
-
-  private finishCommit(record: CommitRecord, fence: number, published: Map<string, string>, viewWasHead: boolean): void {
-    const before = this.journal.seq;
-    this.journal.transaction(() => {
-      this.applyRecords([record], fence, published);
-      this.journal.clearPending(fence);
-      this.journal.setMeta('inflight', undefined);
-      this.journal.seq = viewWasHead ? record.seq : before;
-      this.journal.setMeta('logHead', String(record.seq));
-    });
+  /** A staging file as a content source: read whole when it holds at most WHOLE_READ_MAX. */
+  private stagedSource(name: string): ContentSource {
+    return {
+      key: name,
+      readWhole: async () => {
+        const size = (await this.staging.size(name))?.size ?? 0;
+        return size <= WHOLE_READ_MAX ? this.staging.read(name, 0, size) : undefined;
+      },
+      streamed: () => this.staging.pathOf(name),
+    };
   }
 
   /**
@@ -446,21 +314,18 @@ export class Syncer {
    * is in the log after the view it started from) before the process died or its reply was lost.
    */
   async recover(): Promise<void> {
-    const raw = this.journal.getMeta('inflight');
-    if (!raw) return;
-    const { commitId, fence, from } = JSON.parse(raw) as { commitId: string; fence: number; from?: number };
+    const inflight = this.journal.inflight;
+    if (!inflight) return;
+    const { commitId, fence, from } = inflight;
     const records = await this.log.recordsAfter(Math.min(from ?? this.seq, this.seq));
     const i = records.findIndex((r) => r.commitId === commitId);
     if (i < 0) {
-      this.journal.setMeta('inflight', undefined); // it never landed: the pending ops are still there
+      this.journal.inflight = undefined; // it never landed: the pending ops are still there
       return;
     }
     if (records[i]!.seq <= this.seq) {
       // A reload applied it already (as someone else's): its ops are no longer pending.
-      this.journal.transaction(() => {
-        this.journal.clearPending(fence);
-        this.journal.setMeta('inflight', undefined);
-      });
+      this.journal.forgetCommit(fence);
       return;
     }
     const viewWasHead = records.slice(0, i).every((r) => this.isOurs(r));
@@ -469,7 +334,7 @@ export class Syncer {
       const staged = op.op === 'put' ? this.journal.get(op.path)?.staged : undefined;
       if (staged) published.set(op.path, staged);
     }
-    this.finishCommit(records[i]!, fence, published, viewWasHead);
+    this.journal.landCommit(records[i]!, fence, published, viewWasHead);
   }
 
   // ---- reload --------------------------------------------------------------------------------
@@ -497,7 +362,7 @@ export class Syncer {
       const from = this.seq;
       const records = await this.log.recordsAfter(from);
       const foreign = records.filter((r) => !this.isOurs(r));
-      this.applyRecords(records);
+      this.journal.applyRecords(records);
       if (!rememberForeign) this.foreignSince.clear();
       else for (const r of foreign) for (const op of r.ops) this.foreignSince.add(op.path);
       await this.afterChange();
@@ -517,43 +382,11 @@ export class Syncer {
       if (referenced.size === 0) for (const s of this.journal.allStaged()) referenced.add(s.staged);
       return referenced.has(name);
     });
-    const seq = this.seq;
-    const last = Number(this.journal.getMeta('checkpoint') ?? 0);
-    if (seq === this.logHead && seq - last >= CHECKPOINT_EVERY && this.journal.pendingCount() === 0) {
-      if (this.checkpointJob) return this.startCheckpointJob(seq);
-      const entries: [string, EntryData][] = [];
-      for (const e of this.journal.iterateAll()) entries.push([e.path, entryData(e)]);
-      await this.log.writeCheckpoint(seq, entries);
-      this.journal.setMeta('checkpoint', String(seq));
-    }
-  }
-
-  /** Starts a checkpoint job for `seq` unless one runs; records it once written. */
-  private startCheckpointJob(seq: number): void {
-    if (this.checkpointing || this.stopped) return;
-    const job = this.checkpointJob!(seq);
-    this.checkpointing = job;
-    void job.done
-      .then(
-        (result) => {
-          const written = /^written (\d+)$/.exec(result);
-          if (written && !this.stopped && Number(written[1]) > Number(this.journal.getMeta('checkpoint') ?? 0)) {
-            this.journal.setMeta('checkpoint', written[1]!);
-          }
-        },
-        () => undefined, // a later commit starts another
-      )
-      .finally(() => {
-        if (this.checkpointing === job) this.checkpointing = undefined;
-      });
+    await this.checkpoints.afterChange();
   }
 
   /** Stops a checkpoint job in progress (before the journal closes) and waits for it to end. */
-  async stop(): Promise<void> {
-    this.stopped = true;
-    const job = this.checkpointing;
-    if (!job) return;
-    job.kill();
-    await job.done.catch(() => undefined);
+  stop(): Promise<void> {
+    return this.checkpoints.stop();
   }
 }

@@ -21,6 +21,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { asCairnError, CairnError } from '../errors.js';
+import { checkByteRange } from '../util/limits.js';
 import { checkKey, checkPrefix } from './keys.js';
 import type { ByteRange, ListOptions, ObjectInfo, ObjectStore, PutOptions } from './types.js';
 
@@ -46,14 +47,9 @@ function compareBytes(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }
 
-/** Throws INVALID_ARGUMENT unless the range is two non-negative safe integers. */
+/** Throws INVALID_ARGUMENT unless the range is two non-negative safe integers (../util/limits.ts). */
 function checkRange(key: string, range: ByteRange): void {
-  if (!Number.isSafeInteger(range.offset) || range.offset < 0 || !Number.isSafeInteger(range.length) || range.length < 0) {
-    throw new CairnError('INVALID_ARGUMENT', `invalid byte range ${JSON.stringify(range)} for ${key}`, {
-      key,
-      hint: 'offset and length are non-negative integers',
-    });
-  }
+  checkByteRange(range.offset, range.length, { what: `for ${key}`, max: Number.MAX_SAFE_INTEGER, context: { key } });
 }
 
 export class FileStore implements ObjectStore {

@@ -34,6 +34,7 @@ import {
 } from '@aws-sdk/client-s3';
 import pLimit from 'p-limit';
 import { CairnError, type ErrorContext } from '../errors.js';
+import { checkByteRange } from '../util/limits.js';
 import { checkKey, checkPrefix } from './keys.js';
 import type { ByteRange, ListOptions, ObjectInfo, ObjectStore, PutOptions } from './types.js';
 import { type S3Location, parseS3Url, parseTimeoutMs, TIMEOUT_MS_RANGE } from './s3url.js';
@@ -130,14 +131,9 @@ function transientKind(err: unknown): 'timeout' | 'fault' | undefined {
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Throws INVALID_ARGUMENT unless the range is two non-negative safe integers. */
+/** Throws INVALID_ARGUMENT unless the range is two non-negative safe integers (../util/limits.ts). */
 function checkRange(key: string, range: ByteRange): void {
-  if (!Number.isSafeInteger(range.offset) || range.offset < 0 || !Number.isSafeInteger(range.length) || range.length < 0) {
-    throw new CairnError('INVALID_ARGUMENT', `invalid byte range ${JSON.stringify(range)} for ${key}`, {
-      key,
-      hint: 'offset and length are non-negative integers',
-    });
-  }
+  checkByteRange(range.offset, range.length, { what: `for ${key}`, max: Number.MAX_SAFE_INTEGER, context: { key } });
 }
 
 export class S3Store implements ObjectStore {

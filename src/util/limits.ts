@@ -56,10 +56,33 @@ export function checkByteCount(value: unknown, what: string, context: ErrorConte
   return checkInteger(value, what, { min: 0, max: MAX_FILE_SIZE }, context);
 }
 
-/** True when `offset` and `length` would pass `checkByteCount` (for paths that must not throw). */
-export function isByteRange(offset: unknown, length: unknown): boolean {
-  const ok = (v: unknown) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v <= MAX_FILE_SIZE;
+/**
+ * The one byte-range check: true when `offset` and `length` are safe integers from 0 to `max`
+ * (default MAX_FILE_SIZE: what `checkByteCount` accepts; stores pass Number.MAX_SAFE_INTEGER).
+ * For paths that must not throw; `checkByteRange` throws.
+ * @example if (!isByteRange(offset, length)) return undefined;
+ */
+export function isByteRange(offset: unknown, length: unknown, max = MAX_FILE_SIZE): boolean {
+  const ok = (v: unknown) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v <= max;
   return ok(offset) && ok(length);
+}
+
+/**
+ * INVALID_ARGUMENT unless `isByteRange(offset, length, max)`; `what` names the thing read.
+ * @example checkByteRange(range.offset, range.length, { what: `for ${key}`, max: Number.MAX_SAFE_INTEGER, context: { key } });
+ */
+export function checkByteRange(
+  offset: unknown,
+  length: unknown,
+  options: { what?: string; max?: number; context?: ErrorContext } = {},
+): void {
+  const max = options.max ?? MAX_FILE_SIZE;
+  if (isByteRange(offset, length, max)) return;
+  const range = `offset=${describe(offset)} length=${describe(length)}`;
+  throw new CairnError('INVALID_ARGUMENT', `invalid byte range ${range}${options.what ? ` ${options.what}` : ''}`, {
+    ...options.context,
+    hint: max === MAX_FILE_SIZE ? `offset and length are integers from 0 to ${max} (the maximum file size)` : 'offset and length are non-negative integers',
+  });
 }
 
 /**

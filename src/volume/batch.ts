@@ -12,10 +12,8 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { CairnError, asCairnError } from '../errors.js';
 import type { ChunkStore } from '../chunks/index.js';
-import type { EntryData } from '../format/records.js';
-import type { Session } from '../session/session.js';
-import { INLINE_MAX, READ_AHEAD, WHOLE_READ_MAX } from '../session/sync.js';
-import { ancestors, joinPath, normalizePath } from '../format/paths.js';
+import { type EntryData, ancestors, joinPath, normalizePath } from '../format/index.js';
+import { type ContentSource, type Session, WHOLE_READ_MAX, contentEncoder } from '../session/index.js';
 import { checkFileEnd, checkMode } from '../util/limits.js';
 
 type Source = string | Uint8Array;
@@ -178,37 +176,24 @@ export async function uploadBatch(s: Session, chunks: ChunkStore, batch: Batch, 
       throw new CairnError('NOT_A_DIRECTORY', `/${p} is a file, not a directory`, { path: `/${p}`, volume: s.volume.name });
     }
   }
-  const writer = chunks.writer({ known: (h) => s.journal.knownChunk(h) });
+  const writer = chunks.writer({ known: (h) => s.knownChunk(h) });
   const entries: [string, EntryData][] = [];
-  // Small local files are read whole and ahead (many small reads would otherwise run one by one);
-  // bigger ones stream through the chunker.
-  const reads = new Map<number, Promise<Buffer>>();
-  const readAhead = (from: number): void => {
-    for (let j = from; j < Math.min(files.length, from + READ_AHEAD); j++) {
-      const src = files[j]!.source;
-      if (typeof src !== 'string' || sizes[j]! > WHOLE_READ_MAX || reads.has(j)) continue;
-      const r = readLocal(src);
-      r.catch(() => {}); // awaited (and thrown) in order below
-      reads.set(j, r);
-    }
+  // Small local files are read whole and ahead, bigger ones stream (../session/content.ts).
+  const sourceAt = (j: number): ContentSource => {
+    const src = files[j]!.source;
+    if (typeof src !== 'string') return { key: String(j), readWhole: async () => src, streamed: () => src as never };
+    return {
+      key: String(j),
+      readWhole: async () => (sizes[j]! <= WHOLE_READ_MAX ? readLocal(src) : undefined),
+      streamed: () => counted(src, progress),
+    };
   };
+  const encode = contentEncoder(writer, files.length, sourceAt);
   try {
     for (const [i, f] of files.entries()) {
-      readAhead(i);
-      const whole = typeof f.source === 'string' ? reads.get(i) : Promise.resolve(f.source);
-      reads.delete(i);
-      const e: EntryData = { type: 'file', mode: f.mode, mtimeMs: f.mtimeMs, size: 0 };
-      if (whole) {
-        const bytes = await whole;
-        if (bytes.length <= INLINE_MAX) e.inline = Buffer.from(bytes);
-        else e.chunks = await writer.write(bytes);
-        e.size = bytes.length;
-        progress(bytes.length);
-      } else {
-        e.chunks = await writer.write(counted(f.source as string, progress));
-        e.size = e.chunks.reduce((n, r) => n + r.length, 0);
-      }
-      entries.push([f.remote, e]);
+      const content = await encode(i, sourceAt(i));
+      if (typeof f.source !== 'string' || sizes[i]! <= WHOLE_READ_MAX) progress(content.size);
+      entries.push([f.remote, { type: 'file', mode: f.mode, mtimeMs: f.mtimeMs, ...content }]);
     }
     await writer.finish();
   } catch (err) {

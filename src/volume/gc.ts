@@ -20,19 +20,13 @@
  * the next run finishes; `dryRun` reads only.
  */
 import crypto from 'node:crypto';
-import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import pLimit from 'p-limit';
 import { CairnError, isCairnError } from '../errors.js';
-import type { ObjectInfo, ObjectStore } from '../store/types.js';
-import { ChunkStore } from '../chunks/chunkstore.js';
-import { Journal } from '../session/journal.js';
+import type { ObjectInfo, ObjectStore } from '../store/index.js';
 import { checkInteger } from '../util/limits.js';
 import {
   CONDEMNED_NAME_RE,
   type EntryData,
-  type Op,
   PACK_ID_RE,
   VOLUME_ID_RE,
   decodeCondemnation,
@@ -40,23 +34,18 @@ import {
   encodeCondemnation,
   keys,
   seqOfKey,
-} from '../format/records.js';
-import { VolumeLog } from '../format/log.js';
-import { Syncer, entryData } from '../session/sync.js';
-import { putEntries } from '../session/gcguard.js';
-import { Staging } from '../session/staging.js';
-import {
+  VolumeLog,
   type RetentionPolicy,
   checkRetention,
   raiseFloor,
   readFloor,
   readRetention,
   retainedFrom,
-} from '../format/retention.js';
+} from '../format/index.js';
+import { DEFAULT_GRACE_MS, MIN_GRACE_MS, putEntries, readSnapshot } from '../session/index.js';
 import { type PackRefs, addRefs } from './verify.js';
-import { DEFAULT_GRACE_MS, MIN_GRACE_MS } from '../session/gcguard.js';
 
-export { APPEND_WINDOW_MS, CommitGuard, DEFAULT_GRACE_MS, MIN_GRACE_MS } from '../session/gcguard.js';
+export { APPEND_WINDOW_MS, DEFAULT_GRACE_MS, MIN_GRACE_MS } from '../session/index.js';
 
 /** LastModified has 1 s resolution on S3: ages are compared with this much slack. */
 const CLOCK_SLACK_MS = 1_000;
@@ -346,23 +335,11 @@ async function markRecords_(log: VolumeLog, after: number, refs: PackRefs): Prom
   return records.length ? records[records.length - 1]!.seq : after;
 }
 
-/** The entries of snapshot `seq` (bootstrapped in a private temp journal). */
+/** The entries of snapshot `seq` (../session/snapshot.ts). */
 async function snapshotEntries(store: ObjectStore, id: string, seq: number): Promise<[string, EntryData][]> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-gc-'));
-  const journal = new Journal(path.join(dir, 'journal.db'));
-  try {
-    const log = new VolumeLog(store, id);
-    const chunks = new ChunkStore({ store, packPrefix: keys.packPrefix(id), cache: null });
-    const staging = new Staging(dir);
-    await staging.init();
-    await new Syncer(journal, log, chunks, staging, 'gc').bootstrap(seq);
-    const entries: [string, EntryData][] = [];
-    for (const e of journal.iterateAll()) entries.push([e.path, entryData(e)]);
-    return entries;
-  } finally {
-    journal.close();
-    await fs.rm(dir, { recursive: true, force: true });
-  }
+  const entries: [string, EntryData][] = [];
+  await readSnapshot(store, id, seq, (e, data) => entries.push([e.path, data]));
+  return entries;
 }
 
 /**

@@ -2,10 +2,9 @@
  * Opening the session a mount serves: by volume name, in the mount's own session directory, so
  * that a daemon restarted after a crash finds and recovers its pending changes.
  */
-import { openStore } from '../store/open.js';
-import { Catalog } from '../format/catalog.js';
-import { Session } from '../session/session.js';
-import { mountSessionDir } from '../session/sessiondir.js';
+import { openStore } from '../store/index.js';
+import { Catalog } from '../format/index.js';
+import { Session, mountSessionDir } from '../session/index.js';
 
 export interface OpenSessionOptions {
   volume: string;

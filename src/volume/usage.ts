@@ -5,17 +5,9 @@
  * is exactly what `gc` with the volume's retention would (eventually: after the grace) delete from
  * the packs; memory is the distinct chunk refs of the retained snapshots.
  */
-import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import type { ObjectStore } from '../store/types.js';
-import { ChunkStore } from '../chunks/chunkstore.js';
-import { Journal } from '../session/journal.js';
-import { PACK_ID_RE, keys, seqOfKey } from '../format/records.js';
-import { VolumeLog } from '../format/log.js';
-import { Syncer } from '../session/sync.js';
-import { Staging } from '../session/staging.js';
-import { readFloor, readRetention, retainedFrom, type RetentionPolicy } from '../format/retention.js';
+import type { ObjectStore } from '../store/index.js';
+import { PACK_ID_RE, VolumeLog, keys, readFloor, readRetention, retainedFrom, seqOfKey, type RetentionPolicy } from '../format/index.js';
+import { readSnapshot } from '../session/index.js';
 import { type PackRefs, addRefs } from './verify.js';
 import { markRetained, storeNow } from './gc.js';
 
@@ -72,29 +64,18 @@ export async function volumeUsage(store: ObjectStore, volume: { id: string; name
   const retained: PackRefs = new Map();
   await markRetained(log, cps, from, retained);
 
-  // The newest snapshot, bootstrapped in a private temp journal.
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-du-'));
-  const journal = new Journal(path.join(dir, 'journal.db'));
+  // The newest snapshot (../session/snapshot.ts).
   let files = 0;
   let liveBytes = 0;
   let inlineBytes = 0;
   const current: PackRefs = new Map();
-  try {
-    const staging = new Staging(dir);
-    await staging.init();
-    const chunks = new ChunkStore({ store, packPrefix: keys.packPrefix(id), cache: null });
-    await new Syncer(journal, log, chunks, staging, 'du').bootstrap(head);
-    for (const e of journal.iterateAll()) {
-      if (e.type !== 'file' && e.type !== 'symlink') continue;
-      files++;
-      liveBytes += e.size;
-      if (e.inline) inlineBytes += e.inline.length;
-      addRefs(current, e.path, [e]);
-    }
-  } finally {
-    journal.close();
-    await fs.rm(dir, { recursive: true, force: true });
-  }
+  await readSnapshot(store, id, head, (e) => {
+    if (e.type !== 'file' && e.type !== 'symlink') return;
+    files++;
+    liveBytes += e.size;
+    if (e.inline) inlineBytes += e.inline.length;
+    addRefs(current, e.path, [e]);
+  });
   const uniqueBytes = distinctBytes(current) + inlineBytes;
   let packBytes = 0;
   let reclaimableBytes = 0;

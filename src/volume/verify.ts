@@ -17,10 +17,8 @@
  */
 import pLimit from 'p-limit';
 import { CairnError, type ErrorCode, isCairnError } from '../errors.js';
-import type { ObjectInfo, ObjectStore } from '../store/types.js';
-import { ChunkStore } from '../chunks/chunkstore.js';
-import { readPackIndex } from '../chunks/pack.js';
-import type { ChunkRef } from '../chunks/types.js';
+import type { ObjectInfo, ObjectStore } from '../store/index.js';
+import { ChunkStore, readPackIndex, type ChunkRef } from '../chunks/index.js';
 import {
   type EntryData,
   type VolumeMeta,
@@ -32,8 +30,8 @@ import {
   decodeRecord,
   keys,
   seqOfKey,
-} from '../format/records.js';
-import { readFloor } from '../format/retention.js';
+  readFloor,
+} from '../format/index.js';
 
 export type VerifyKind = 'name' | 'meta' | 'record' | 'checkpoint' | 'pack' | 'chunk';
 

@@ -11,34 +11,46 @@
 import { SerialQueue } from '../util/serial.js';
 import type { Writable } from 'node:stream';
 import { CairnError, isCairnError } from '../errors.js';
-import { openStore } from '../store/open.js';
-import type { ObjectStore } from '../store/types.js';
+import type { ObjectStore } from '../store/index.js';
 import { ChunkStore } from '../chunks/index.js';
-import type { EntryType, FileEntry, HistoryEntry, Stat } from '../format/types.js';
-import { Catalog } from '../format/catalog.js';
-import { VolumeLog } from '../format/log.js';
-import { type VolumeMeta, keys } from '../format/records.js';
-import { Session } from '../session/session.js';
-import { privateSessionDir } from '../session/sessiondir.js';
-import { baseName, checkNoGlob, joinPath, normalizePath, parentOf } from '../format/paths.js';
+import {
+  type EntryType,
+  type FileEntry,
+  type HistoryEntry,
+  type Stat,
+  type VolumeMeta,
+  Catalog,
+  VolumeLog,
+  keys,
+  baseName,
+  checkNoGlob,
+  joinPath,
+  normalizePath,
+  parentOf,
+  type RetentionPolicy,
+  readRetention,
+  writeRetention,
+} from '../format/index.js';
+import { Session, privateSessionDir } from '../session/index.js';
 import { Batch, type BatchProgress, type BatchResult, uploadBatch } from './batch.js';
-import { checkInteger, checkTimeMs } from '../util/limits.js';
+import { checkInteger } from '../util/limits.js';
+import { type StoreOption, resolveStore, volumeObjects, withStore } from './objects.js';
+
+export type { StoreOption } from './objects.js';
 import { type VerifyOptions, type VerifyReport, verifyVolume } from './verify.js';
-import { type GcOptions, type GcReport, type StoreGcReport, gcStore, gcVolume } from './gc.js';
-import { type RetentionPolicy, readRetention, writeRetention } from '../format/retention.js';
+import { type GcOptions, type GcReport, gcVolume } from './gc.js';
 import { type VolumeUsage, volumeUsage } from './usage.js';
 
-export interface StoreOption {
-  /** A store URL (`file:///…`, `s3://bucket/prefix?…`) or an open store; default `$CAIRN_STORE` or the embedded file store. */
-  store?: string | ObjectStore;
-}
-
-/** How `vol.commit()`/`vol.reload()` reach a mount of the volume; installed by the package entry. */
+/**
+ * How `vol.commit()`/`vol.reload()` reach a mount of the volume (the package entry, src/index.ts,
+ * passes the one that reaches this host's FUSE mounts; without one they do nothing).
+ */
 export type MountControl = (volumeName: string, op: 'commit' | 'reload') => Promise<unknown | undefined>;
 
-async function resolveStore(opt: StoreOption['store']): Promise<{ store: ObjectStore; owned: boolean }> {
-  if (opt && typeof opt !== 'string') return { store: opt, owned: false };
-  return { store: await openStore(opt), owned: true };
+/** Options of the calls that open a Volume handle. */
+export interface VolumeOptions extends StoreOption {
+  /** How commit/reload reach a mount of the volume (default: the class's `defaultMountControl`). */
+  mountControl?: MountControl;
 }
 
 function toFileEntry(s: Stat): FileEntry {
@@ -46,19 +58,23 @@ function toFileEntry(s: Stat): FileEntry {
 }
 
 export class Volume implements AsyncDisposable {
-  /** Set by the package entry so that commit/reload reach a FUSE mount of this volume. */
-  static mountControl: MountControl | undefined;
+  /**
+   * The mount control of handles opened without a `mountControl` option: none here; the
+   * package entry's Volume (src/index.ts) reaches this host's FUSE mounts.
+   */
+  protected static readonly defaultMountControl: MountControl | undefined = undefined;
 
   private own: Session | undefined;
   private readonly queue = new SerialQueue();
   private closed = false;
   private readonly chunks: ChunkStore;
 
-  private constructor(
+  protected constructor(
     readonly store: ObjectStore,
     private meta: VolumeMeta,
     readonly isReadOnly: boolean,
     private readonly owned: { store: boolean; ephemeral: boolean },
+    private readonly mountControl: MountControl | undefined,
   ) {
     this.chunks = new ChunkStore({ store, packPrefix: keys.packPrefix(meta.id) });
   }
@@ -67,12 +83,12 @@ export class Volume implements AsyncDisposable {
    * A volume by name.
    * @example const vol = await Volume.fromName('data', { createIfMissing: true });
    */
-  static async fromName(name: string, options: StoreOption & { createIfMissing?: boolean; readOnly?: boolean } = {}): Promise<Volume> {
+  static async fromName(name: string, options: VolumeOptions & { createIfMissing?: boolean; readOnly?: boolean } = {}): Promise<Volume> {
     const { store, owned } = await resolveStore(options.store);
     try {
       const catalog = new Catalog(store);
       const meta = options.createIfMissing ? (await catalog.create(name, { allowExisting: true })).meta : await catalog.lookup(name);
-      return new Volume(store, meta, !!options.readOnly, { store: owned, ephemeral: false });
+      return new this(store, meta, !!options.readOnly, { store: owned, ephemeral: false }, options.mountControl ?? this.defaultMountControl);
     } catch (err) {
       if (owned) await store.close();
       throw err;
@@ -80,10 +96,11 @@ export class Volume implements AsyncDisposable {
   }
 
   /** A volume by its id (`vo-…`). @example const vol = await Volume.fromId(id); */
-  static async fromId(id: string, options: StoreOption = {}): Promise<Volume> {
+  static async fromId(id: string, options: VolumeOptions = {}): Promise<Volume> {
     const { store, owned } = await resolveStore(options.store);
     try {
-      return new Volume(store, await new Catalog(store).byId(id), false, { store: owned, ephemeral: false });
+      const meta = await new Catalog(store).byId(id);
+      return new this(store, meta, false, { store: owned, ephemeral: false }, options.mountControl ?? this.defaultMountControl);
     } catch (err) {
       if (owned) await store.close();
       throw err;
@@ -94,66 +111,15 @@ export class Volume implements AsyncDisposable {
    * A temporary volume, deleted on close.
    * @example await using vol = await Volume.ephemeral();
    */
-  static async ephemeral(options: StoreOption = {}): Promise<Volume> {
+  static async ephemeral(options: VolumeOptions = {}): Promise<Volume> {
     const { store, owned } = await resolveStore(options.store);
     const name = `ephemeral-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
     const { meta } = await new Catalog(store).create(name);
-    return new Volume(store, meta, false, { store: owned, ephemeral: true });
+    return new this(store, meta, false, { store: owned, ephemeral: true }, options.mountControl ?? this.defaultMountControl);
   }
 
-  /** Volume management, as Modal's `Volume.objects`. */
-  static readonly objects = {
-    /** @example await Volume.objects.create('data', { allowExisting: true }); */
-    async create(name: string, options: StoreOption & { allowExisting?: boolean } = {}): Promise<void> {
-      await withStore(options.store, (s) => new Catalog(s).create(name, options));
-    },
-    /**
-     * Newest first; with `sizes`, each with `storedBytes` (every object of the volume: one LIST each).
-     * @example const vols = await Volume.objects.list({ maxObjects: 10 });
-     */
-    async list(options: StoreOption & { maxObjects?: number; createdBefore?: Date | number; sizes?: boolean } = {}) {
-      if (options.maxObjects !== undefined) checkInteger(options.maxObjects, 'maxObjects', { min: 0 });
-      if (options.createdBefore !== undefined) {
-        const t = options.createdBefore;
-        checkTimeMs(t instanceof Date ? t.getTime() : t, 'createdBefore');
-      }
-      return withStore(options.store, async (s) => {
-        const metas = await new Catalog(s).list(options);
-        return Promise.all(
-          metas.map(async (m) => ({
-            name: m.name,
-            id: m.id,
-            createdAt: new Date(m.createdAt),
-            createdBy: m.createdBy,
-            ...(options.sizes ? { storedBytes: await storedBytes(s, m.id) } : {}),
-          })),
-        );
-      });
-    },
-    /**
-     * Verifies a volume by name, like `vol.verify()`, and also when its name object is damaged
-     * (the handle `fromName` would refuse): the report then names it, and goes on when the
-     * volume's id can still be found. NOT_FOUND when there is no such volume.
-     * @example
-     * const report = await Volume.objects.verify('data', { data: true });
-     * process.exitCode = report.ok ? 0 : 1;
-     */
-    async verify(name: string, options: StoreOption & VerifyOptions = {}): Promise<VerifyReport> {
-      return withStore(options.store, (s) => verifyVolume(s, { name }, options));
-    },
-    /**
-     * Garbage collection of the whole store: every volume (as `vol.gc()`), the objects of deleted
-     * volumes, and (file store) temporary files crashed writers left; all older than the grace.
-     * @example const report = await Volume.objects.gc({ dryRun: true });
-     */
-    async gc(options: StoreOption & GcOptions = {}): Promise<StoreGcReport> {
-      return withStore(options.store, (s) => gcStore(s, options));
-    },
-    /** Irreversible. @example await Volume.objects.delete('data', { allowMissing: true }); */
-    async delete(name: string, options: StoreOption & { allowMissing?: boolean } = {}): Promise<void> {
-      await withStore(options.store, (s) => new Catalog(s).delete(name, options));
-    },
-  };
+  /** Volume management, as Modal's `Volume.objects` (./objects.ts). */
+  static readonly objects = volumeObjects;
 
   /** @example await Volume.rename('old', 'new'); */
   static async rename(oldName: string, newName: string, options: StoreOption = {}): Promise<void> {
@@ -175,7 +141,8 @@ export class Volume implements AsyncDisposable {
 
   /** A handle whose writes fail with READ_ONLY (a mount of it is read-only). */
   readOnly(): Volume {
-    return new Volume(this.store, this.meta, true, { store: false, ephemeral: false });
+    const Class = this.constructor as typeof Volume;
+    return new Class(this.store, this.meta, true, { store: false, ephemeral: false }, this.mountControl);
   }
 
   // ---- the private session -------------------------------------------------------------------
@@ -246,7 +213,7 @@ export class Volume implements AsyncDisposable {
     const entry = await this.run(false, async (s) => {
       const st = await s.stat(p);
       if (st.type === 'directory') throw new CairnError('IS_A_DIRECTORY', `/${p} is a directory`, { path: `/${p}`, volume: this.name });
-      return s.journal.get(p)!;
+      return s.entryAt(p)!;
     });
     if (entry.inline) {
       yield Buffer.from(entry.inline);
@@ -447,12 +414,12 @@ export class Volume implements AsyncDisposable {
 
   /** Commits the mount of this volume here, if there is one; otherwise every call already committed. */
   async commit(): Promise<void> {
-    await Volume.mountControl?.(this.name, 'commit');
+    await this.mountControl?.(this.name, 'commit');
   }
 
   /** Reloads the mount of this volume here, if there is one; this handle always reads the latest state. */
   async reload(): Promise<void> {
-    await Volume.mountControl?.(this.name, 'reload');
+    await this.mountControl?.(this.name, 'reload');
   }
 
   /** Releases the handle; an ephemeral volume is deleted. */
@@ -467,19 +434,5 @@ export class Volume implements AsyncDisposable {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
-  }
-}
-
-/** Bytes of every object of volume `id` (one LIST). */
-async function storedBytes(store: ObjectStore, id: string): Promise<number> {
-  return (await store.list(keys.volume(id))).reduce((n, o) => n + o.size, 0);
-}
-
-async function withStore<T>(opt: StoreOption['store'], fn: (s: ObjectStore) => Promise<T>): Promise<T> {
-  const { store, owned } = await resolveStore(opt);
-  try {
-    return await fn(store);
-  } finally {
-    if (owned) await store.close();
   }
 }

@@ -6,7 +6,7 @@ import type { ObjectStore } from '../../src/store/types.js';
 import { VolumeLog } from '../../src/format/log.js';
 import type { EntryData } from '../../src/format/records.js';
 import type { Session } from '../../src/session/session.js';
-import { entryData } from '../../src/session/sync.js';
+import { entryData } from '../../src/session/index.js';
 
 /** A copy of `body` with one bit of byte `i` flipped (for '0'-'9', a different digit). */
 export function flip(body: Buffer, i: number): Buffer {

@@ -16,7 +16,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Volume } from '../../src/volume/index.js';
 import { VolumeLog } from '../../src/format/log.js';
-import type { CommitRecord } from '../../src/format/records.js';
+import type { CommitRecord } from '../../src/format/index.js';
 import { controlRequest } from '../../src/fuse/control.js';
 import { contentOf } from '../fixtures/crash-writer.js';
 import { cleanupAll, DIST, forceUnmount, q, shOk, startMainDaemon, tmpDir, type DaemonSpec } from '../helpers/mount.js';

@@ -18,7 +18,7 @@ import { isCairnError } from '../../src/errors.js';
 import { openStore } from '../../src/store/open.js';
 import type { ObjectStore } from '../../src/store/types.js';
 import type { Session } from '../../src/session/session.js';
-import { keys } from '../../src/format/records.js';
+import { keys } from '../../src/format/index.js';
 import { storeNow } from '../../src/volume/gc.js';
 import { forEachBackend } from '../helpers/backends.js';
 
@@ -292,7 +292,7 @@ describe('cairn volume gc / du / retention', () => {
 
 describe('retention and gc objects', () => {
   it('round-trip, and every damage or unknown field is CORRUPT, a newer version UNSUPPORTED', async () => {
-    const r = await import('../../src/format/records.js');
+    const r = await import('../../src/format/index.js');
     const key = 'volumes/vo-x/gc/000001796031459-0123456789abcdef';
     const c = { time: 1796031459000, graceMs: 2000, packs: ['0123456789abcdef0123456789abcdef'] };
     assert.deepEqual(r.decodeCondemnation(r.encodeCondemnation(c), key, 'v'), c);

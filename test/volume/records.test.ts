@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { Volume } from '../../src/index.js';
 import type { ObjectStore } from '../../src/store/types.js';
-import { type CommitRecord, decodeRecord, encodeRecord, keys } from '../../src/format/records.js';
+import { type CommitRecord, decodeRecord, encodeRecord, keys } from '../../src/format/index.js';
 import { hashChunk } from '../../src/chunks/hash.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { flip, writeCheckpoint } from '../helpers/damage.js';

@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs';
 import { Volume } from '../../src/index.js';
 import type { VerifyReport } from '../../src/index.js';
 import type { ObjectStore } from '../../src/store/types.js';
-import { keys } from '../../src/format/records.js';
+import { keys } from '../../src/format/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { flip, writeCheckpoint } from '../helpers/damage.js';
 

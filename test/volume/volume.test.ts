@@ -6,7 +6,8 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
-import { Volume } from '../../src/index.js';
+import { Volume, mountControl } from '../../src/index.js';
+import { Volume as VolumeApi, type MountControl } from '../../src/volume/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -36,6 +37,31 @@ forEachBackend((b) =>
     after(async () => {
       await b.stop();
       await fs.rm(local, { recursive: true, force: true });
+    });
+
+    it('commit/reload reach mounts through the mount control option; the package Volume passes the host one', async () => {
+      const calls: string[] = [];
+      const control: MountControl = async (name, op) => {
+        calls.push(`${op} ${name}`);
+        return undefined;
+      };
+      const name = `mc-${crypto.randomBytes(4).toString('hex')}`;
+      const vol = await VolumeApi.fromName(name, { store: url, createIfMissing: true, mountControl: control });
+      await vol.commit();
+      await vol.readOnly().reload();
+      assert.deepEqual(calls, [`commit ${name}`, `reload ${name}`]);
+      await vol.close();
+      const plain = await VolumeApi.fromName(name, { store: url });
+      assert.equal((plain as unknown as { mountControl?: MountControl }).mountControl, undefined, 'the layer has no default');
+      await plain.commit();
+      await plain.close();
+      const pkg = await Volume.fromName(name, { store: url });
+      assert.ok(pkg instanceof Volume && pkg instanceof VolumeApi);
+      assert.equal((pkg as unknown as { mountControl?: MountControl }).mountControl, mountControl, 'the package entry passes the host mounts');
+      assert.equal((pkg.readOnly() as unknown as { mountControl?: MountControl }).mountControl, mountControl);
+      await pkg.close();
+      assert.equal(calls.length, 2);
+      await Volume.objects.delete(name, { store: url });
     });
 
     it('creates, lists newest first, renames and deletes volumes', async () => {

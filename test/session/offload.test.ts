@@ -10,8 +10,8 @@ import { OFFLOAD_MIN_BYTES, Session } from '../../src/session/session.js';
 import { VolumeLog } from '../../src/format/log.js';
 import { Volume } from '../../src/volume/index.js';
 import { Catalog } from '../../src/format/catalog.js';
-import { keys } from '../../src/format/records.js';
-import { CHECKPOINT_EVERY } from '../../src/session/sync.js';
+import { keys } from '../../src/format/index.js';
+import { CHECKPOINT_EVERY } from '../../src/session/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 
 forEachBackend((b) => {
@@ -124,7 +124,7 @@ forEachBackend((b) => {
       await fs.mkdir(dir);
       await assert.rejects(Session.open({ store, volume: await new Catalog(store).lookup('broken'), dir, offload: true, offloadMinBytes: 0 }), (e: unknown) => isCairnError(e, 'CORRUPT'));
       const j = new Journal(path.join(dir, 'journal.db'));
-      assert.equal(j.getMeta('volumeId'), undefined, 'a failed bootstrap leaves the journal unclaimed');
+      assert.equal(j.volumeId, undefined, 'a failed bootstrap leaves the journal unclaimed');
       j.close();
       await store.put(key, good);
       const s = await Session.open({ store, volume: await new Catalog(store).lookup('broken'), dir, offload: true, offloadMinBytes: 0 });

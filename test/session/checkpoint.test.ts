@@ -6,8 +6,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { Volume } from '../../src/volume/index.js';
 import { openStore } from '../../src/store/open.js';
-import { keys } from '../../src/format/records.js';
-import { CHECKPOINT_EVERY } from '../../src/session/sync.js';
+import { keys } from '../../src/format/index.js';
+import { CHECKPOINT_EVERY } from '../../src/session/index.js';
 
 describe('checkpoints', () => {
   it('are written every CHECKPOINT_EVERY seqs and let a new session start without the whole log', async () => {

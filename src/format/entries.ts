@@ -1,0 +1,163 @@
+/**
+ * A stored entry (the state of one path) and an op of a commit record: their types, the one
+ * validator of a stored entry (records and checkpoints share it) and the entry codec.
+ *
+ * Invariants: a decoded entry's size agrees with its content (inline length, or the sum of its
+ * chunk lengths), its chunk refs are well-formed and its type, mode and mtime in range; the encoder
+ * runs the same validator and refuses (INVALID_ARGUMENT) an entry that would not read back.
+ */
+import { CairnError } from '../errors.js';
+import { isChunkHash, type ChunkRef } from '../chunks/index.js';
+import type { EntryType } from './types.js';
+import { normalizePath } from './paths.js';
+import { PACK_ID_RE } from './keys.js';
+import { Damage, damaged, int, num, object, onlyKeys, str } from './wire.js';
+
+/** The stored state of one path. */
+export interface EntryData {
+  type: EntryType;
+  mode: number;
+  mtimeMs: number;
+  size: number;
+  chunks?: ChunkRef[];
+  inline?: Buffer;
+  target?: string;
+}
+
+export type Op = { op: 'put'; path: string; entry: EntryData } | { op: 'delete'; path: string };
+
+/**
+ * Paths of letters, digits, `_`, `-` and `.` whose segments do not start with `.`, at most 255
+ * characters: valid by the rules of `normalizePath` at a glance (the common case, and a checkpoint
+ * has a million of them); every other path goes through `normalizePath` itself.
+ */
+const PLAIN_PATH_RE = /^[\w-][\w.-]*(?:\/[\w-][\w.-]*)*$/;
+
+/** A stored path: already normalised (no leading `/`, no empty, `.` or `..` segment, no NUL). */
+export function checkPath(v: unknown, what = 'path'): string {
+  const p = str(v, what);
+  if (p.length <= 255 && PLAIN_PATH_RE.test(p)) return p;
+  let norm: string | undefined;
+  try {
+    norm = normalizePath(p);
+  } catch {
+    norm = undefined;
+  }
+  if (norm !== p) damaged(`${what} ${JSON.stringify(p)} is not a valid volume path`);
+  return p;
+}
+
+const ENTRY_TYPES: readonly EntryType[] = ['file', 'directory', 'symlink', 'fifo', 'socket'];
+const ENTRY_KEYS = ['t', 'm', 'mt', 's', 'c', 'i', 'l'];
+/** mtimes within the range of a JS Date (±8.64e15 ms). */
+export const MAX_MTIME_MS = 8.64e15;
+/** Base64 as Buffer writes it: the alphabet, then up to two `=`; the length a multiple of 4. */
+const BASE64_RE = /^[A-Za-z0-9+/]*={0,2}$/;
+
+type WireRef = [string, string, number, number];
+type WireEntry = { t: EntryType; m: number; mt: number; s: number; c?: WireRef[]; i?: string; l?: string };
+
+/**
+ * The one validator of a stored entry (records and checkpoints): decodes wire entry `w` of `path`,
+ * or throws Damage saying what is wrong. Sizes agree with the content (inline length, or the sum
+ * of the chunk lengths), chunk refs are well-formed, types, modes and mtimes are in range.
+ */
+export function checkEntry(w: unknown, path: string): EntryData {
+  try {
+    return entryOf(w, path);
+  } catch (err) {
+    if (err instanceof Damage) damaged(`entry of ${JSON.stringify(path)}: ${err.message}`);
+    throw err;
+  }
+}
+
+function entryOf(w: unknown, path: string): EntryData {
+  const o = object(w, 'it');
+  onlyKeys(o, ENTRY_KEYS, 'it');
+  const type = o.t as EntryType;
+  if (!ENTRY_TYPES.includes(type)) damaged(`type ${JSON.stringify(o.t)}`);
+  if (path === '' && type !== 'directory') damaged(`the root is a ${type}`);
+  const e: EntryData = {
+    type,
+    // Permission bits; a caller of putEntries may have stored a whole st_mode (type bits too).
+    mode: int(o.m, 'mode', 0, 0o177777),
+    mtimeMs: num(o.mt, 'mtime', -MAX_MTIME_MS, MAX_MTIME_MS),
+    size: int(o.s, 'size'),
+  };
+  if (type !== 'file' && (o.c !== undefined || o.i !== undefined)) damaged(`a ${type} with file content`);
+  if (type !== 'symlink' && o.l !== undefined) damaged(`a ${type} with a symlink target`);
+  if (type === 'file') {
+    if (o.c !== undefined && o.i !== undefined) damaged('both chunks and inline data');
+    if (o.i !== undefined) {
+      const b64 = str(o.i, 'inline data');
+      if (b64.length % 4 !== 0 || !BASE64_RE.test(b64)) damaged('inline data is not base64');
+      e.inline = Buffer.from(b64, 'base64');
+      if (e.inline.length !== e.size) damaged(`size ${e.size} but ${e.inline.length} inline bytes`);
+    } else if (o.c !== undefined) {
+      if (!Array.isArray(o.c)) damaged('chunks is not a list');
+      let sum = 0;
+      e.chunks = (o.c as unknown[]).map((r, n) => {
+        const ref = checkRef(r, n);
+        sum += ref.length;
+        return ref;
+      });
+      if (sum !== e.size) damaged(`size ${e.size} but its chunks hold ${sum} bytes`);
+    } else if (e.size !== 0) damaged(`size ${e.size} but no content`);
+  } else if (type === 'symlink') {
+    e.target = str(o.l, 'symlink target', true);
+    if (e.target.includes('\0')) damaged('symlink target contains NUL');
+    const bytes = Buffer.byteLength(e.target);
+    if (bytes !== e.size) damaged(`size ${e.size} but a ${bytes}-byte target`);
+  }
+  return e;
+}
+
+function checkRef(r: unknown, n: number): ChunkRef {
+  const what = `chunk ${n}`;
+  if (!Array.isArray(r) || r.length !== 4) damaged(`${what} is not [hash, pack, offset, length]`);
+  const [hash, pack, offset, length] = r as unknown[];
+  if (!isChunkHash(hash)) damaged(`${what}: hash ${JSON.stringify(hash)} is not 64 lowercase hex characters`);
+  if (typeof pack !== 'string' || !PACK_ID_RE.test(pack)) {
+    damaged(`${what}: pack id ${JSON.stringify(pack)} is malformed`);
+  }
+  return { hash, pack, offset: int(offset, `${what}: offset`), length: int(length, `${what}: length`) };
+}
+
+export function encodeEntry(e: EntryData): WireEntry {
+  const w: WireEntry = { t: e.type, m: e.mode, mt: e.mtimeMs, s: e.size };
+  if (e.chunks) w.c = e.chunks.map((r) => [r.hash, r.pack, r.offset, r.length]);
+  if (e.inline) w.i = e.inline.toString('base64');
+  if (e.target !== undefined) w.l = e.target;
+  return w;
+}
+
+/** Encodes an entry, refusing one that would not read back (INVALID_ARGUMENT, nothing written). */
+export function encodeChecked(path: string, e: EntryData): WireEntry {
+  const w = encodeEntry(e);
+  try {
+    checkPath(path);
+    checkEntry(w, path);
+  } catch (err) {
+    if (!(err instanceof Damage)) throw err;
+    throw new CairnError('INVALID_ARGUMENT', `cannot store /${path}: ${err.message}`, {
+      path: `/${path}`,
+      hint: 'this is a bug or bad input to putEntries; nothing was written',
+    });
+  }
+  return w;
+}
+
+/** Runs a decoder, turning Damage (and anything unexpected) into CORRUPT naming the object. */
+export function decoding<T>(what: string, key: string, volume: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof CairnError) throw err;
+    const why = err instanceof Damage ? err.message : `it is not readable (${String((err as Error)?.message ?? err)})`;
+    throw new CairnError('CORRUPT', `${what} ${key} of volume ${volume} is damaged: ${why}`, {
+      key,
+      volume,
+      hint: `the object was changed on the store; \`cairn volume verify\` lists every damaged object`,
+    }, { cause: err });
+  }
+}

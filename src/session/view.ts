@@ -1,0 +1,147 @@
+/**
+ * The session's view as a table: every entry of its snapshot with its pending changes applied,
+ * indexed by path and by parent (`stat` and `readdir` are one indexed query each, whatever the
+ * volume's size). The journal (./journal.ts) owns it and runs every change inside its
+ * transactions.
+ *
+ * Invariants: `place` and `drop` keep the tree (every entry's parent exists and is a directory;
+ * the root is the row with path ''); `set` does not, and its callers keep it. Entries returned by
+ * `get` are memoised and frozen until the next change to any entry.
+ */
+import type BetterSqlite3 from 'better-sqlite3';
+import { type EntryData, ancestors } from '../format/index.js';
+import type { JournalEntry } from './entry.js';
+import { fromRow, type Row, subtreeEnd, toRow } from './schema.js';
+
+/** Entries memoised by `get` (cleared on every change). */
+const MEMO_ENTRIES = 4096;
+const DIR_MODE = 0o755;
+
+/** An entry to store: committed data, and the staging file of data written in this session. */
+export type EntryIn = EntryData & { staged?: string };
+
+function prepare(db: BetterSqlite3.Database) {
+  return {
+    get: db.prepare<[string], Row>('SELECT * FROM entries WHERE path = ?'),
+    insert: db.prepare<[Row]>(
+      'INSERT OR REPLACE INTO entries (path, parent, type, mode, mtime, size, chunks, inline, target, staged) '
+        + 'VALUES (@path, @parent, @type, @mode, @mtime, @size, @chunks, @inline, @target, @staged)',
+    ),
+    children: db.prepare<[string], Row>('SELECT * FROM entries WHERE parent = ? ORDER BY path'),
+    hasChild: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM entries WHERE parent = ? LIMIT 1'),
+    subtree: db.prepare<[string, string], Row>('SELECT * FROM entries WHERE path > ? AND path < ? ORDER BY path'),
+    all: db.prepare<[], Row>("SELECT * FROM entries WHERE path != '' ORDER BY path"),
+    deleteOne: db.prepare<[string]>('DELETE FROM entries WHERE path = ?'),
+    deleteSubtree: db.prepare<[string, string]>('DELETE FROM entries WHERE path > ? AND path < ?'),
+    stagedInSubtree: db.prepare<[string, string], { staged: string }>(
+      'SELECT staged FROM entries WHERE staged IS NOT NULL AND path > ? AND path < ?',
+    ),
+    allStaged: db.prepare<[], { path: string; staged: string }>('SELECT path, staged FROM entries WHERE staged IS NOT NULL'),
+  };
+}
+
+export class EntryTable {
+  private readonly st: ReturnType<typeof prepare>;
+  private readonly memo = new Map<string, JournalEntry>();
+
+  /** @example const view = new EntryTable(db); view.get(''); */
+  constructor(db: BetterSqlite3.Database) {
+    this.st = prepare(db);
+    if (!this.get('')) this.st.insert.run(toRow('', { type: 'directory', mode: DIR_MODE, mtimeMs: Date.now(), size: 0 }));
+  }
+
+  /**
+   * One entry, or undefined. Entries are memoised until the next change to any entry (reads of
+   * a big file would otherwise parse its chunk list on every FUSE read); they are frozen, so
+   * callers copy (`{ ...e, … }`) to change one.
+   */
+  get(path: string): JournalEntry | undefined {
+    const hit = this.memo.get(path);
+    if (hit) return hit;
+    const r = this.st.get.get(path);
+    if (!r) return undefined;
+    const e = Object.freeze(fromRow(r));
+    if (this.memo.size >= MEMO_ENTRIES) this.memo.clear();
+    this.memo.set(path, e);
+    return e;
+  }
+
+  children(dir: string): JournalEntry[] {
+    return this.st.children.all(dir).map(fromRow);
+  }
+
+  hasChildren(dir: string): boolean {
+    return this.st.hasChild.get(dir) !== undefined;
+  }
+
+  /** Every entry strictly inside `dir`, in path order. */
+  descendants(dir: string): JournalEntry[] {
+    return dir === '' ? this.st.all.all().map(fromRow) : this.st.subtree.all(`${dir}/`, subtreeEnd(dir)).map(fromRow);
+  }
+
+  /** Every entry but the root, in path order, without loading them all at once. */
+  *iterateAll(): Generator<JournalEntry> {
+    for (const r of this.st.all.iterate()) yield fromRow(r as Row);
+  }
+
+  /** Staging files referenced by the subtree at `path` (including `path`). */
+  stagedUnder(path: string): string[] {
+    const own = this.get(path)?.staged;
+    const inner = path === '' ? this.st.allStaged.all() : this.st.stagedInSubtree.all(`${path}/`, subtreeEnd(path));
+    return [...(own ? [own] : []), ...inner.map((r) => r.staged)];
+  }
+
+  allStaged(): { path: string; staged: string }[] {
+    return this.st.allStaged.all();
+  }
+
+  /** Replaces (or creates) one entry, with no tree checks: callers keep the tree invariant. */
+  set(path: string, e: EntryIn): void {
+    this.memo.clear();
+    this.st.insert.run(toRow(path, e));
+  }
+
+  /**
+   * Sets one entry, keeping the tree: creates missing parents (and replaces non-directory
+   * parents by directories), replaces a non-directory or, when the new entry is not a directory,
+   * a whole subtree; a directory over a directory only updates its metadata.
+   */
+  place(path: string, entry: EntryIn): void {
+    this.memo.clear();
+    for (const dir of ancestors(path)) {
+      const cur = this.st.get.get(dir);
+      if (cur && cur.type === 'directory') continue;
+      this.set(dir, { type: 'directory', mode: DIR_MODE, mtimeMs: entry.mtimeMs, size: 0 });
+    }
+    const cur = this.st.get.get(path);
+    if (cur && cur.type === 'directory' && entry.type !== 'directory') {
+      this.st.deleteSubtree.run(`${path}/`, subtreeEnd(path));
+    }
+    this.set(path, entry);
+  }
+
+  /** Removes a subtree (the root: everything under it, the root stays). */
+  drop(path: string): void {
+    this.memo.clear();
+    if (path === '') {
+      this.st.deleteSubtree.run('', '\uffff');
+      this.set('', { type: 'directory', mode: DIR_MODE, mtimeMs: Date.now(), size: 0 });
+      return;
+    }
+    this.st.deleteOne.run(path);
+    this.st.deleteSubtree.run(`${path}/`, subtreeEnd(path));
+  }
+
+  /** Empties the table but for a fresh root (before a checkpoint's entries are loaded). */
+  clear(): void {
+    this.memo.clear();
+    this.st.deleteSubtree.run('', '\uffff');
+    this.st.deleteOne.run('');
+    this.set('', { type: 'directory', mode: DIR_MODE, mtimeMs: Date.now(), size: 0 });
+  }
+
+  /** Drops the memo (after a rolled-back transaction). */
+  forget(): void {
+    this.memo.clear();
+  }
+}
