@@ -12,7 +12,7 @@
  */
 import { SerialQueue } from '../util/serial.js';
 import { promises as fsp } from 'node:fs';
-import { CairnError, asCairnError, isCairnError } from '../errors.js';
+import { CairnError, asCairnError, describeError, isCairnError } from '../errors.js';
 import type { CommitResult, FsSession, ReloadResult } from '../format/types.js';
 import { createOps } from './adapter.js';
 import { chooseBinding, mountBinding, type BindingName } from './binding.js';
@@ -125,7 +125,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<MountHandle> {
         return r;
       } catch (err) {
         const e = asCairnError(err, 'IO', 'commit failed', { volume: volumeName });
-        lastCommit = { at: new Date().toISOString(), why, error: { code: e.code, message: e.message } };
+        lastCommit = { at: new Date().toISOString(), why, error: { code: e.code, message: describeError(e) } };
         throw e;
       }
     });
@@ -261,8 +261,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<MountHandle> {
       if (!readOnly && session.pendingCount() > 0) result.commit = await commit(`shutdown (${reason})`);
     } catch (err) {
       const e = asCairnError(err, 'IO', 'final commit failed');
-      result.error = { code: e.code, message: e.message };
-      log('error', `final commit failed: ${e.message}`, { code: e.code });
+      result.error = { code: e.code, message: describeError(e) };
+      log('error', `final commit failed: ${describeError(e)}`, { code: e.code });
     }
     await session.close().catch((err: unknown) => log('warn', `session close failed: ${String(err)}`));
     log('info', `unmounted ${mountpoint}`, { reason });
@@ -327,7 +327,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<MountHandle> {
     const tick = (): void => {
       const run = session.pendingCount() > 0 ? commit('background') : Promise.resolve();
       run
-        .catch((err: unknown) => log('error', `background commit failed: ${err instanceof Error ? err.message : String(err)}`, { code: isCairnError(err) ? err.code : undefined }))
+        .catch((err: unknown) => log('error', `background commit failed: ${describeError(err)}`, { code: isCairnError(err) ? err.code : undefined }))
         .finally(() => {
           if (!core) commitTimer = setTimeout(tick, interval);
         });

@@ -10,9 +10,8 @@
  * The process exits when the mount is gone: 0 after a clean shutdown, 1 if the final commit failed.
  */
 import { pathToFileURL } from 'node:url';
-import { CairnError } from '../errors.js';
+import { CairnError, describeError, encodeError } from '../errors.js';
 import type { FsSession } from '../format/types.js';
-import { errorToWire } from './control.js';
 import { runDaemon, stderrLogger, type Logger, type MountHandle } from './daemon.js';
 
 /** What a daemon is started with (JSON). */
@@ -136,8 +135,8 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
     const cfg = parseConfig(argv[0] ?? process.env.CAIRN_MOUNT_CONFIG);
     handle = await startDaemon(cfg);
   } catch (err) {
-    const w = errorToWire(err);
-    stderrLogger('error', `mount failed: ${w.message}`, { code: w.code });
+    const w = encodeError(err);
+    stderrLogger('error', `mount failed: ${describeError(err)}`, { code: w.code });
     announce({ event: 'error', error: w });
     return 1;
   }

@@ -14,9 +14,9 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cairnHome } from '../config.js';
-import { CairnError, isCairnError } from '../errors.js';
+import { CairnError, decodeError, isCairnError, type WireError } from '../errors.js';
 import { checkVolumeName } from '../format/paths.js';
-import { controlRequest, errorFromWire, type WireError } from './control.js';
+import { controlRequest } from './control.js';
 import type { CloseResult, MountHandle } from './daemon.js';
 import type { DaemonConfig } from './main.js';
 import { cairnMountAt, canonicalPath, readMounts } from './mountinfo.js';
@@ -141,7 +141,7 @@ export async function mount(o: MountOptions): Promise<MountResult> {
     child.stdout?.destroy();
     child.unref();
     if (report.event === 'error') {
-      const e = errorFromWire(report.error as WireError);
+      const e = decodeError(report.error as WireError);
       e.context.logFile = logFile; // libfuse's own complaint, if any, is there
       throw e;
     }

@@ -15,7 +15,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { CairnError, isCairnError } from '../errors.js';
+import { CairnError, describeError, isCairnError } from '../errors.js';
 import { sessionsDir } from '../config.js';
 import { openSession, type MountSession } from '../volume/open.js';
 import { runDaemon, type MountHandle } from '../fuse/daemon.js';
@@ -93,7 +93,7 @@ async function main(): Promise<number> {
   const closeAll = async (): Promise<boolean> => {
     let ok = true;
     for (const m of mounts.reverse()) {
-      const r = await m.close('exit', { force: true }).catch((err) => ({ reason: 'exit', error: { code: err.code ?? 'IO', message: String(err.message ?? err) } }));
+      const r = await m.close('exit', { force: true }).catch((err) => ({ reason: 'exit', error: { code: err.code ?? 'IO', message: describeError(err) } }));
       if (r.error) {
         ok = false;
         say(`FINAL COMMIT OF ${m.volumeName} AT ${m.mountpoint} FAILED: ${r.error.code}: ${r.error.message}`);
@@ -129,7 +129,7 @@ async function main(): Promise<number> {
     }
     if (cfg.workdir && !stopped) await checkWorkdir(cfg.workdir);
   } catch (err) {
-    say(`${isCairnError(err) ? `${err.code}: ` : ''}${(err as Error).message}`);
+    say(`${isCairnError(err) ? `${err.code}: ` : ''}${describeError(err)}`);
     await closeAll();
     return 1;
   }
