@@ -1,7 +1,7 @@
 /**
  * Process entry of a mount daemon: `node dist/src/fuse/main.js '<json config>'` (or the config in
  * `$CAIRN_MOUNT_CONFIG`). Opens the session with the volume layer's `openSession`, mounts it with
- * `runDaemon`, then reports on stdout with one JSON line:
+ * `runDaemon`, then reports on stdout with one line (the protocol of util/child.ts):
  *
  *   {"event":"ready","pid":..,"volume":..,"mountpoint":..,"device":"0:55"}
  *   {"event":"error","error":{"code":..,"message":..,"context":{..}}}
@@ -10,7 +10,8 @@
  * The process exits when the mount is gone: 0 after a clean shutdown, 1 if the final commit failed.
  */
 import { pathToFileURL } from 'node:url';
-import { CairnError, describeError, encodeError } from '../errors.js';
+import { CairnError, describeError, isCairnError } from '../errors.js';
+import { isEntry, reportError, reportReady } from '../util/child.js';
 import type { FsSession } from '../format/types.js';
 import { runDaemon, stderrLogger, type Logger, type MountHandle } from './daemon.js';
 
@@ -122,30 +123,23 @@ export async function startDaemon(cfg: DaemonConfig, o: { onLog?: Logger; handle
   }
 }
 
-/** Writes the one status line for the parent; later stdout failures (closed pipe) are ignored. */
-export function announce(obj: object): void {
-  process.stdout.on('error', () => undefined);
-  process.stdout.write(`${JSON.stringify(obj)}\n`);
-}
-
 /** Runs a daemon process until its mount is gone. */
-export async function main(argv = process.argv.slice(2)): Promise<number> {
+export async function main(argv = process.argv): Promise<number> {
   let handle: MountHandle;
   try {
-    const cfg = parseConfig(argv[0] ?? process.env.CAIRN_MOUNT_CONFIG);
+    const cfg = parseConfig(argv[2] ?? process.env.CAIRN_MOUNT_CONFIG);
     handle = await startDaemon(cfg);
   } catch (err) {
-    const w = encodeError(err);
-    stderrLogger('error', `mount failed: ${describeError(err)}`, { code: w.code });
-    announce({ event: 'error', error: w });
+    stderrLogger('error', `mount failed: ${describeError(err)}`, { code: isCairnError(err) ? err.code : 'IO' });
+    reportError(err, 'the mount failed');
     return 1;
   }
-  announce({ event: 'ready', pid: process.pid, volume: handle.volumeName, mountpoint: handle.mountpoint, device: handle.device });
+  reportReady({ pid: process.pid, volume: handle.volumeName, mountpoint: handle.mountpoint, device: handle.device });
   const result = await handle.closed;
   return result.error ? 1 : 0;
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+if (isEntry(import.meta.url)) {
   main().then(
     (code) => process.exit(code),
     (err: unknown) => {

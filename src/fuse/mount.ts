@@ -2,19 +2,20 @@
  * Starting and stopping mount daemons: what `cairn mount` / `cairn unmount` call.
  *
  * `mount` spawns `node dist/src/fuse/main.js CONFIG` detached (its own session, stderr to a log
- * file), waits for its one-line ready/error report, and returns; the daemon keeps running after
+ * file), waits for its ready/error report (util/child.ts), and returns; the daemon keeps running after
  * the caller exits. `unmount` asks the daemon over the control socket (it unmounts, makes the
  * final commit and exits) and falls back to `fusermount -u` when no daemon answers.
  *
  * Invariants: mount() either returns with the directory mounted or throws the daemon's own typed
  * error; unmount() returns only once the mount is gone from this mount namespace.
  */
-import { spawn, execFile } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cairnHome } from '../config.js';
-import { CairnError, decodeError, isCairnError, type WireError } from '../errors.js';
+import { CairnError, isCairnError } from '../errors.js';
+import { spawnNode, waitReport } from '../util/child.js';
 import { checkVolumeName } from '../format/paths.js';
 import { controlRequest } from './control.js';
 import type { CloseResult, MountHandle } from './daemon.js';
@@ -132,59 +133,26 @@ export async function mount(o: MountOptions): Promise<MountResult> {
   await fsp.mkdir(path.dirname(logFile), { recursive: true });
   const log = await fsp.open(logFile, 'a');
   try {
-    const child = spawn(process.execPath, [MAIN_JS, JSON.stringify(cfg)], {
-      detached: true,
-      stdio: ['ignore', 'pipe', log.fd],
-      env: { ...process.env, ...o.env },
-    });
-    const report = await readReport(child, o.readyTimeoutMs ?? 60_000, logFile);
-    child.stdout?.destroy();
-    child.unref();
-    if (report.event === 'error') {
-      const e = decodeError(report.error as WireError);
-      e.context.logFile = logFile; // libfuse's own complaint, if any, is there
-      throw e;
+    const child = spawnNode(MAIN_JS, cfg, { detached: true, stdio: ['ignore', 'pipe', log.fd], env: { ...process.env, ...o.env } });
+    try {
+      // The daemon's own error gets `logFile` too: libfuse's own complaint, if any, is there.
+      const ready = await waitReport(child, {
+        name: 'the mount daemon',
+        code: 'UNAVAILABLE',
+        context: { logFile },
+        childContext: { logFile },
+        hint: `see ${logFile}`,
+        timeoutMs: o.readyTimeoutMs ?? 60_000,
+        tail: async () => (await fsp.readFile(logFile, 'utf8').catch(() => '')).trim().split('\n').slice(-5).join('\n'),
+      });
+      return { volume: String(ready.volume), mountpoint, pid: Number(ready.pid), device: String(ready.device), logFile };
+    } finally {
+      child.stdout?.destroy();
+      child.unref();
     }
-    return { volume: String(report.volume), mountpoint, pid: Number(report.pid), device: String(report.device), logFile };
   } finally {
     await log.close();
   }
-}
-
-/** Waits for the daemon's first stdout line (or its exit). */
-function readReport(child: ReturnType<typeof spawn>, timeoutMs: number, logFile: string): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    const timer = setTimeout(() => {
-      child.kill('SIGTERM');
-      reject(new CairnError('UNAVAILABLE', `the mount daemon did not report within ${timeoutMs} ms`, { logFile, hint: `see ${logFile}` }));
-    }, timeoutMs);
-    const done = (f: () => void): void => {
-      clearTimeout(timer);
-      child.off('exit', onExit);
-      f();
-    };
-    const onExit = (code: number | null, signal: string | null): void => {
-      void fsp.readFile(logFile, 'utf8').catch(() => '').then((text) => {
-        const tail = text.trim().split('\n').slice(-5).join('\n');
-        done(() => reject(new CairnError('UNAVAILABLE', `the mount daemon exited (${signal ?? code}) before it was ready${tail ? `: ${tail}` : ''}`, { logFile, hint: `see ${logFile}` })));
-      });
-    };
-    child.on('exit', onExit);
-    child.on('error', (err) => done(() => reject(new CairnError('UNAVAILABLE', `cannot start the mount daemon: ${err.message}`, { logFile }, { cause: err }))));
-    child.stdout!.setEncoding('utf8');
-    child.stdout!.on('data', (chunk: string) => {
-      buf += chunk;
-      const nl = buf.indexOf('\n');
-      if (nl < 0) return;
-      try {
-        const report = JSON.parse(buf.slice(0, nl)) as Record<string, unknown>;
-        done(() => resolve(report));
-      } catch {
-        done(() => reject(new CairnError('IO', `the mount daemon reported garbage: ${buf.slice(0, 200)}`, { logFile })));
-      }
-    });
-  });
 }
 
 export interface UnmountOptions {

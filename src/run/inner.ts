@@ -8,7 +8,7 @@
  * stderr and its changes stay in the session directory, which the next run of the same volume
  * and path picks up (recovered and committed at mount); the exit code is the command's
  * (128 + signal when killed), or 1 when it succeeded but a final commit failed; no signal
- * kills this process (signals.ts); this process, which serves the mounts, never spawns a child
+ * kills this process (util/signals.ts); this process, which serves the mounts, never spawns a child
  * that touches one before exec (`startCommand`) nor blocks its event loop.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -20,7 +20,8 @@ import { sessionsDir } from '../config.js';
 import { openSession, type MountSession } from '../volume/open.js';
 import { runDaemon, type MountHandle } from '../fuse/daemon.js';
 import type { InnerConfig } from './run.js';
-import { exitStatus, holdSignals, STOP_SIGNALS } from './signals.js';
+import { childInput } from '../util/child.js';
+import { exitStatus, holdSignals, STOP_SIGNALS } from '../util/signals.js';
 import type { VolumeSpec } from './spec.js';
 
 const say = (msg: string) => process.stderr.write(`cairn run: ${msg}\n`);
@@ -67,7 +68,7 @@ async function checkWorkdir(dir: string): Promise<void> {
 }
 
 async function main(): Promise<number> {
-  const cfg = JSON.parse(process.argv[2] ?? '{}') as InnerConfig;
+  const cfg = childInput<InnerConfig>();
   // A terminal that went away (SIGHUP) must not crash this process through a failed write.
   process.stderr.on('error', () => undefined);
   // Signals: held from here to exit, so this process never dies of one before its final commit.
