@@ -3,8 +3,9 @@
  * talking to mount daemons, and running a daemon in-process. Internals (adapter, handle table)
  * are imported from their modules by tests only.
  */
-export { mount, unmount, fusermount, type MountOptions, type MountResult, type UnmountOptions } from './mount.js';
+export { mount, unmount, fusermount, type MountOptions, type LaunchOptions, type MountResult, type UnmountOptions } from './mount.js';
 export { controlRequest, findMounts, statusAll, type ControlOp, type ControlOptions, type MountStatus, type CairnMount } from './control.js';
-export { runDaemon, type DaemonOptions, type MountHandle, type CloseResult, type Logger } from './daemon.js';
-export { startDaemon, type DaemonConfig, type OpenSession, type DaemonSession } from './main.js';
+export { runDaemon, type DaemonRuntime, type MountHandle, type CloseResult, type Logger } from './daemon.js';
+export type { MountConfig } from './config.js';
+export { startMount, type OpenSession, type DaemonSession, type StartOptions } from './start.js';
 export { cairnMountAt } from './mountinfo.js';

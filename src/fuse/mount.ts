@@ -19,38 +19,24 @@ import { spawnNode, waitReport } from '../util/child.js';
 import { checkVolumeName } from '../format/paths.js';
 import { controlRequest } from './control.js';
 import type { CloseResult, MountHandle } from './daemon.js';
-import type { DaemonConfig } from './main.js';
+import type { MountConfig } from './config.js';
+import { startMount } from './start.js';
 import { cairnMountAt, canonicalPath, readMounts } from './mountinfo.js';
 
-export interface MountOptions {
-  volume: string;
-  mountpoint: string;
-  /** Store URL (default `$CAIRN_STORE` or the embedded file store). */
-  store?: string;
-  readOnly?: boolean;
-  /** Background commit period in seconds (default 5; 0 disables). */
-  commitIntervalSec?: number;
+/** How a mount is started; the rest is its MountConfig, passed to the daemon unchanged. */
+export interface LaunchOptions {
   /** Run the daemon in this process instead of a detached one (`closed` tells when it ends). */
   foreground?: boolean;
   /** Where a detached daemon logs (default `$CAIRN_HOME/logs/mount-<volume>-<time>.log`). */
   logFile?: string;
   /** How long to wait for the daemon to report (default 60 s). */
   readyTimeoutMs?: number;
-  allowOther?: boolean;
-  attrTimeoutSec?: number;
-  entryTimeoutSec?: number;
-  /** Mount over a directory that has entries (they are hidden while mounted). */
-  nonEmpty?: boolean;
-  /** fsync a written file's session data on close (default true; off trades crash safety of closed files for speed). */
-  fsyncOnClose?: boolean;
-  /** The caller moves the mount into a container's namespace (see DaemonOptions.movedAway). */
-  movedAway?: boolean;
-  /** Test hook: module exporting `openSession` (see main.ts). */
-  sessionModule?: string;
-  sessionOptions?: Record<string, unknown>;
   /** Extra environment for the daemon process. */
   env?: NodeJS.ProcessEnv;
 }
+
+/** What `mount()` takes: the mount's config and how to start it. */
+export type MountOptions = MountConfig & LaunchOptions;
 
 export interface MountResult {
   volume: string;
@@ -65,24 +51,6 @@ export interface MountResult {
 }
 
 const MAIN_JS = fileURLToPath(new URL('./main.js', import.meta.url));
-
-function configFor(o: MountOptions, mountpoint: string): DaemonConfig {
-  return {
-    volume: o.volume,
-    mountpoint,
-    ...(o.store ? { store: o.store } : {}),
-    readOnly: !!o.readOnly,
-    commitIntervalSec: o.commitIntervalSec ?? 5,
-    ...(o.allowOther ? { allowOther: true } : {}),
-    ...(o.attrTimeoutSec !== undefined ? { attrTimeoutSec: o.attrTimeoutSec } : {}),
-    ...(o.entryTimeoutSec !== undefined ? { entryTimeoutSec: o.entryTimeoutSec } : {}),
-    ...(o.nonEmpty ? { nonEmpty: true } : {}),
-    ...(o.fsyncOnClose ? { fsyncOnClose: true } : {}),
-    ...(o.movedAway ? { movedAway: true } : {}),
-    ...(o.sessionModule ? { sessionModule: o.sessionModule } : {}),
-    ...(o.sessionOptions ? { sessionOptions: o.sessionOptions } : {}),
-  };
-}
 
 async function checkMountpoint(dir: string): Promise<void> {
   const st = await fsp.stat(dir).catch(async (err: NodeJS.ErrnoException) => {
@@ -121,19 +89,19 @@ export async function mount(o: MountOptions): Promise<MountResult> {
   checkVolumeName(o.volume);
   const mountpoint = await canonicalPath(o.mountpoint);
   await checkMountpoint(mountpoint);
-  const cfg = configFor(o, mountpoint);
+  const { foreground, logFile: givenLog, readyTimeoutMs, env, ...config } = o;
+  const cfg: MountConfig = { ...config, mountpoint, commitIntervalSec: config.commitIntervalSec ?? 5 };
 
-  if (o.foreground) {
-    const { startDaemon } = await import('./main.js');
-    const handle = await startDaemon(cfg);
+  if (foreground) {
+    const handle = await startMount(cfg);
     return { volume: handle.volumeName, mountpoint, pid: process.pid, device: handle.device, closed: handle.closed, handle };
   }
 
-  const logFile = o.logFile ?? path.join(cairnHome(), 'logs', `mount-${o.volume}-${new Date().toISOString().replace(/[:.]/g, '-')}.log`);
+  const logFile = givenLog ?? path.join(cairnHome(), 'logs', `mount-${o.volume}-${new Date().toISOString().replace(/[:.]/g, '-')}.log`);
   await fsp.mkdir(path.dirname(logFile), { recursive: true });
   const log = await fsp.open(logFile, 'a');
   try {
-    const child = spawnNode(MAIN_JS, cfg, { detached: true, stdio: ['ignore', 'pipe', log.fd], env: { ...process.env, ...o.env } });
+    const child = spawnNode(MAIN_JS, cfg, { detached: true, stdio: ['ignore', 'pipe', log.fd], env: { ...process.env, ...env } });
     try {
       // The daemon's own error gets `logFile` too: libfuse's own complaint, if any, is there.
       const ready = await waitReport(child, {
@@ -142,7 +110,7 @@ export async function mount(o: MountOptions): Promise<MountResult> {
         context: { logFile },
         childContext: { logFile },
         hint: `see ${logFile}`,
-        timeoutMs: o.readyTimeoutMs ?? 60_000,
+        timeoutMs: readyTimeoutMs ?? 60_000,
         tail: async () => (await fsp.readFile(logFile, 'utf8').catch(() => '')).trim().split('\n').slice(-5).join('\n'),
       });
       return { volume: String(ready.volume), mountpoint, pid: Number(ready.pid), device: String(ready.device), logFile };

@@ -18,7 +18,9 @@ import path from 'node:path';
 import { CairnError, describeError, isCairnError } from '../errors.js';
 import { sessionsDir } from '../config.js';
 import { openSession, type MountSession } from '../volume/open.js';
-import { runDaemon, type MountHandle } from '../fuse/daemon.js';
+import type { MountConfig } from '../fuse/config.js';
+import type { MountHandle } from '../fuse/daemon.js';
+import { startMount } from '../fuse/start.js';
 import type { InnerConfig } from './run.js';
 import { childInput } from '../util/child.js';
 import { exitStatus, holdSignals, STOP_SIGNALS } from '../util/signals.js';
@@ -107,26 +109,22 @@ async function main(): Promise<number> {
     for (const spec of cfg.mounts) {
       if (stopped) break;
       await fs.mkdir(spec.path, { recursive: true });
-      const session = await openRunSession(spec, cfg.store);
-      try {
-        mounts.push(
-          await runDaemon({
-            session,
-            mountpoint: spec.path,
-            volumeName: spec.volume,
-            readOnly: spec.readOnly,
-            commitIntervalSec: spec.readOnly ? 0 : cfg.commitIntervalSec,
-            status: () => session.status(),
-            handleSignals: false,
-            onLog: (level, msg) => {
-              if (level === 'error' || level === 'warn') say(msg);
-            },
-          }),
-        );
-      } catch (err) {
-        await session.close();
-        throw err;
-      }
+      const config: MountConfig = {
+        volume: spec.volume,
+        mountpoint: spec.path,
+        ...(cfg.store ? { store: cfg.store } : {}),
+        readOnly: spec.readOnly,
+        commitIntervalSec: spec.readOnly ? 0 : cfg.commitIntervalSec,
+      };
+      mounts.push(
+        await startMount(config, {
+          open: () => openRunSession(spec, cfg.store),
+          handleSignals: false,
+          onLog: (level, msg) => {
+            if (level === 'error' || level === 'warn') say(msg);
+          },
+        }),
+      );
     }
     if (cfg.workdir && !stopped) await checkWorkdir(cfg.workdir);
   } catch (err) {
