@@ -17,7 +17,7 @@ import { holdSignals, SHUTDOWN_SIGNALS } from '../util/signals.js';
 import { createOps } from './adapter.js';
 import { chooseBinding, mountBinding } from './binding.js';
 import type { MountConfig } from './config.js';
-import { startControlServer, type ControlServer } from './control.js';
+import { startControlServer, type ControlRequest, type ControlServer } from './control.js';
 import { ControlFile } from './control-file.js';
 import { controlHandler, mountStatus, type ControlContext } from './control-handler.js';
 import { withControlFile } from './control-fuse.js';
@@ -117,8 +117,12 @@ export async function runDaemon(
   // --- mount ----------------------------------------------------------------------------
   const uid = process.getuid?.() ?? 0;
   const gid = process.getgid?.() ?? 0;
-  // The control file (.cairn-control) answers through the same handler as the socket.
-  const controlFile = new ControlFile((op) => handle({ op }));
+  // The control file (.cairn-control) answers through the same handler as the socket (from the
+  // moment the mount is known: until then, UNAVAILABLE).
+  let handle: ((req: ControlRequest) => Promise<unknown>) | undefined;
+  const controlFile = new ControlFile((op) =>
+    handle ? handle({ op }) : Promise.reject(new CairnError('UNAVAILABLE', `the daemon of ${mountpoint} is starting`, { path: mountpoint, hint: 'retry in a moment' })),
+  );
   const ops = withControlFile(createOps(session, config, { uid, gid, handles, freshness, onError: logError }), controlFile, { uid, gid });
   if (!config.nonEmpty) await checkEmpty(mountpoint, volumeName);
   const binding = await mountBinding(chooseBinding(config.binding), ops, {
@@ -213,7 +217,7 @@ export async function runDaemon(
     shutdown,
     stillMounted: async () => !!config.movedAway || (await isMounted()),
   };
-  const handle = controlHandler(ctx);
+  handle = controlHandler(ctx);
   try {
     control = await startControlServer(socket, handle);
   } catch (err) {
