@@ -1,7 +1,7 @@
 /**
  * The FUSE layer's public surface, for the CLI and embedders: mounting and unmounting volumes,
- * talking to mount daemons, and running a daemon in-process. Internals (adapter, handle table)
- * are imported from their modules by tests only.
+ * talking to mount daemons, and running a mount in-process (startMount). Internals (adapter,
+ * open-file table) are imported from their modules by tests only.
  */
 export { mount, unmount, fusermount, type MountOptions, type LaunchOptions, type MountResult, type UnmountOptions } from './mount.js';
 export { controlRequest, findMounts, statusAll, type ControlOp, type ControlOptions, type MountStatus, type CairnMount } from './control.js';
