@@ -70,14 +70,19 @@ export function controlHandler(c: ControlContext): (req: ControlRequest) => Prom
     if (closing && req.op === 'unmount') return closing;
     if (closing || !(await c.stillMounted())) {
       if (!c.closing()) void c.shutdown('unmounted externally', true);
-      throw new CairnError('UNAVAILABLE', `the daemon of ${c.mountpoint} is shutting down`, { volume: c.volumeName, path: c.mountpoint, hint: 'retry in a moment' });
+      throw new CairnError('UNAVAILABLE', `the daemon of ${c.mountpoint} is shutting down`, {
+        volume: c.volumeName,
+        path: c.mountpoint,
+        hint: 'retry in a moment',
+      });
     }
     switch (req.op) {
       case 'status':
         return mountStatus(c);
       case 'commit':
         if (c.readOnly) {
-          throw new CairnError('READ_ONLY', `${c.mountpoint} is mounted read-only; there is nothing to commit`, { volume: c.volumeName, path: c.mountpoint });
+          const where = { volume: c.volumeName, path: c.mountpoint };
+          throw new CairnError('READ_ONLY', `${c.mountpoint} is mounted read-only; there is nothing to commit`, where);
         }
         return c.scheduler.commit('request');
       case 'reload':

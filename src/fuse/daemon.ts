@@ -121,7 +121,9 @@ export async function runDaemon(
   // moment the mount is known: until then, UNAVAILABLE).
   let handle: ((req: ControlRequest) => Promise<unknown>) | undefined;
   const controlFile = new ControlFile((op) =>
-    handle ? handle({ op }) : Promise.reject(new CairnError('UNAVAILABLE', `the daemon of ${mountpoint} is starting`, { path: mountpoint, hint: 'retry in a moment' })),
+    handle
+      ? handle({ op })
+      : Promise.reject(new CairnError('UNAVAILABLE', `the daemon of ${mountpoint} is starting`, { path: mountpoint, hint: 'retry in a moment' })),
   );
   const ops = withControlFile(createOps(session, config, { uid, gid, handles, freshness, onError: logError }), controlFile, { uid, gid });
   if (!config.nonEmpty) await checkEmpty(mountpoint, volumeName);
@@ -223,7 +225,8 @@ export async function runDaemon(
   } catch (err) {
     await binding.unmount().catch(() => undefined);
     signals?.release();
-    throw new CairnError('UNAVAILABLE', `cannot listen on the control socket of ${mountpoint}: ${String(err)}`, { volume: volumeName, path: mountpoint }, { cause: err });
+    const why = `cannot listen on the control socket of ${mountpoint}: ${String(err)}`;
+    throw new CairnError('UNAVAILABLE', why, { volume: volumeName, path: mountpoint }, { cause: err });
   }
 
   // --- background work ---------------------------------------------------------------
@@ -240,7 +243,8 @@ export async function runDaemon(
         .catch(() => undefined);
     }, config.watchIntervalMs ?? 1000);
   }
-  log('info', `mounted ${volumeName} at ${mountpoint}`, { device, binding: binding.name, readOnly, commitIntervalSec: config.commitIntervalSec ?? 0 });
+  const commitIntervalSec = config.commitIntervalSec ?? 0;
+  log('info', `mounted ${volumeName} at ${mountpoint}`, { device, binding: binding.name, readOnly, commitIntervalSec });
 
   return {
     volumeName,

@@ -108,7 +108,8 @@ export class HandleTable {
   busy(action: string, where: { volume: string; mountpoint: string }, hint: string): CairnError {
     const open = this.openFiles();
     const named = open.map((o) => (o.pid ? `${o.path} (pid ${o.pid})` : o.path));
-    return new CairnError('VOLUME_BUSY', `cannot ${action} ${where.mountpoint}: ${open.length} file(s) open: ${[...new Set(named)].join(', ')}`, {
+    const list = [...new Set(named)].join(', ');
+    return new CairnError('VOLUME_BUSY', `cannot ${action} ${where.mountpoint}: ${open.length} file(s) open: ${list}`, {
       volume: where.volume,
       path: where.mountpoint,
       openFiles: open,

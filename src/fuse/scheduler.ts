@@ -58,7 +58,8 @@ export class CommitScheduler {
             why, seq: r.seq, paths: r.paths.length, overwrote: r.overwrote, bytesUploaded: r.bytesUploaded, ms: Date.now() - t0,
           });
         }
-        this.lastCommit = { at: new Date().toISOString(), why, seq: r.seq, committed: r.committed, paths: r.paths.length, overwrote: r.overwrote };
+        const at = new Date().toISOString();
+        this.lastCommit = { at, why, seq: r.seq, committed: r.committed, paths: r.paths.length, overwrote: r.overwrote };
         return r;
       } catch (err) {
         const e = asCairnError(err, 'IO', 'commit failed', { volume: o.volumeName });
@@ -100,7 +101,9 @@ export class CommitScheduler {
     const tick = (): void => {
       const run = this.session.pendingCount() > 0 ? this.commit('background') : Promise.resolve();
       run
-        .catch((err: unknown) => this.o.log('error', `background commit failed: ${describeError(err)}`, { code: isCairnError(err) ? err.code : undefined }))
+        .catch((err: unknown) =>
+          this.o.log('error', `background commit failed: ${describeError(err)}`, { code: isCairnError(err) ? err.code : undefined }),
+        )
         .finally(() => {
           if (!this.stopped) this.timer = setTimeout(tick, ms);
         });

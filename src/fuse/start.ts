@@ -38,7 +38,9 @@ async function loadOpenSession(spec: string): Promise<OpenSession> {
   const target = spec.startsWith('file:') ? spec : pathToFileURL(spec).href;
   const mod = (await import(target)) as { openSession?: OpenSession };
   if (typeof mod.openSession !== 'function') {
-    throw new CairnError('UNSUPPORTED', `${target} does not export openSession`, { hint: 'point sessionModule at a module that exports openSession' });
+    throw new CairnError('UNSUPPORTED', `${target} does not export openSession`, {
+      hint: 'point sessionModule at a module that exports openSession',
+    });
   }
   return mod.openSession;
 }

@@ -139,7 +139,9 @@ export function waitReport(child: ChildProcess, o: WaitOptions): Promise<Record<
       });
     };
     child.on('exit', onExit);
-    child.on('error', (err) => done(() => reject(new CairnError(o.code, `cannot start ${o.name}: ${err.message}`, { ...own }, { cause: err }))));
+    child.on('error', (err) =>
+      done(() => reject(new CairnError(o.code, `cannot start ${o.name}: ${err.message}`, { ...own }, { cause: err }))),
+    );
     child.stdout!.setEncoding('utf8');
     child.stdout!.on('data', (chunk: string) => {
       if (settled) return;

@@ -41,7 +41,10 @@ export const SHUTDOWN_SIGNALS: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT']
  * `on` gets each one.
  * @example const hold = holdSignals((sig) => child?.kill(sig)); try { ... } finally { hold.release(); }
  */
-export function holdSignals(on: (sig: NodeJS.Signals) => void, signals: readonly NodeJS.Signals[] = FORWARDED_SIGNALS): { release(): void } {
+export function holdSignals(
+  on: (sig: NodeJS.Signals) => void,
+  signals: readonly NodeJS.Signals[] = FORWARDED_SIGNALS,
+): { release(): void } {
   for (const s of signals) process.on(s, on);
   let held = true;
   return {
