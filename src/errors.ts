@@ -2,8 +2,10 @@
  * The one error class of Cairn, its stable codes, and the one errno table.
  *
  * Invariants: every error Cairn raises on purpose is a `CairnError` whose `code` is one of
- * `ErrorCode`; codes never change meaning (tests and callers switch on them); messages say what
- * to do next; `errnoFor` is exhaustive over the codes (the compiler checks it).
+ * `ErrorCode`; codes never change meaning (tests and callers switch on them); what to do next is
+ * the `hint` (kept in `context.hint`, never inside `message`: whoever prints an error decides how
+ * to show it, see `describeError`); `encodeError`/`decodeError` carry an error across a process
+ * boundary without losing anything; `errnoFor` is exhaustive over the codes (the compiler checks it).
  */
 
 export type ErrorCode =
@@ -41,16 +43,85 @@ export class CairnError extends Error {
   readonly context: ErrorContext;
 
   constructor(code: ErrorCode, message: string, context: ErrorContext = {}, options: { cause?: unknown } = {}) {
-    super(context.hint ? `${message} (${context.hint})` : message, options.cause === undefined ? undefined : { cause: options.cause });
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'CairnError';
     this.code = code;
     this.context = context;
   }
 
-  /** One line for humans: `CODE: message`. */
-  override toString(): string {
-    return `${this.code}: ${this.message}`;
+  /** What the user can do about it (`context.hint`), when known. */
+  get hint(): string | undefined {
+    return typeof this.context.hint === 'string' ? this.context.hint : undefined;
   }
+
+  /** One line for humans: `CODE: message (hint)`. */
+  override toString(): string {
+    return `${this.code}: ${describeError(this)}`;
+  }
+}
+
+/**
+ * The message of an error followed by its hint in parentheses: how a log line or a terminal shows
+ * it (the CLI rewrites hints first, see cli/hints.ts).
+ *
+ * @example
+ *   describeError(new CairnError('NOT_FOUND', 'no /a', { hint: 'list the directory' })); // "no /a (list the directory)"
+ */
+export function describeError(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const hint = err instanceof CairnError ? err.hint : undefined;
+  return hint ? `${err.message} (${hint})` : err.message;
+}
+
+/** A CairnError as JSON, to cross a process boundary (a socket, a child's stdout). */
+export interface WireError {
+  code: ErrorCode;
+  message: string;
+  /** The context, hint included, without what JSON cannot carry. */
+  context: ErrorContext;
+  /** The cause's message (its own code and context, if any, are folded into it). */
+  cause?: string;
+}
+
+/**
+ * Encodes an error for JSON: a CairnError as it is; anything else as an `IO` CairnError (with
+ * `fallback: ` before its message). `decodeError(encodeError(e))` has e's code, message, context
+ * (what JSON can carry of it; an entry that cannot be serialised is dropped, not the whole
+ * context) and cause message.
+ *
+ * @example
+ *   process.stdout.write(JSON.stringify({ event: 'error', error: encodeError(err) }));
+ */
+export function encodeError(err: unknown, fallback = 'failed'): WireError {
+  const e = asCairnError(err, 'IO', fallback);
+  let context: ErrorContext;
+  try {
+    context = JSON.parse(JSON.stringify(e.context)) as ErrorContext;
+  } catch {
+    context = {};
+    for (const [k, v] of Object.entries(e.context)) {
+      try {
+        const json = JSON.stringify(v);
+        if (json !== undefined) context[k] = JSON.parse(json) as unknown;
+      } catch {
+        // not serialisable (a cycle, a BigInt): left out
+      }
+    }
+  }
+  const w: WireError = { code: e.code, message: e.message, context };
+  if (e.cause !== undefined) w.cause = describeError(e.cause);
+  return w;
+}
+
+/**
+ * Rebuilds the CairnError `encodeError` encoded (its cause as a plain Error with the message).
+ *
+ * @example
+ *   throw decodeError(JSON.parse(line).error);
+ */
+export function decodeError(w: WireError): CairnError {
+  const cause = typeof w.cause === 'string' ? { cause: new Error(w.cause) } : {};
+  return new CairnError(w.code, String(w.message), w.context ?? {}, cause);
 }
 
 export function isCairnError(err: unknown, code?: ErrorCode): err is CairnError {

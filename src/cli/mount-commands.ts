@@ -57,7 +57,7 @@ export function registerMountCommands(program: Command, g: Globals): void {
         mountpoint: path.resolve(dir),
         store: g().store,
         readOnly: !!o.readOnly || o.seq !== undefined,
-        ...(o.seq !== undefined ? { sessionOptions: { seq: o.seq } } : {}),
+        ...(o.seq !== undefined ? { seq: o.seq } : {}),
         commitIntervalSec: interval(o.commitInterval),
         foreground: !!o.foreground,
         nonEmpty: !!o.nonEmpty,

@@ -105,11 +105,8 @@ export function describeFailure(err: unknown): { line: string; code: number } {
     const procs = Array.isArray(e.context.processes)
       ? ` [${(e.context.processes as { pid: number; command?: string }[]).map((p) => `pid ${p.pid}${p.command ? ` ${p.command}` : ''}`).join(', ')}]`
       : '';
-    const libHint = e.context.hint;
-    const suffix = typeof libHint === 'string' ? ` (${libHint})` : undefined;
-    const bare = suffix && e.message.endsWith(suffix) ? e.message.slice(0, -suffix.length) : e.message;
     const hint = cliHint(e);
-    return { line: `cairn: ${e.code}: ${bare}${procs}${hint ? ` (${hint})` : ''}`, code: 1 };
+    return { line: `cairn: ${e.code}: ${e.message}${procs}${hint ? ` (${hint})` : ''}`, code: 1 };
   }
   return { line: `cairn: ${err instanceof Error ? err.message : String(err)}`, code: 1 };
 }

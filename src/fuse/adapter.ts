@@ -13,27 +13,28 @@
  */
 import { CairnError, Errno, errnoFor } from '../errors.js';
 import type { FsSession, Stat, EntryType } from '../format/types.js';
-import { HandleTable, O_TRUNC, wantsWrite } from './handles.js';
+import { HandleTable, O_TRUNC, wantsWrite, type HandleEntry } from './handles.js';
 import type { Freshness } from './freshness.js';
+import type { MountConfig } from './config.js';
 
 type Cb = (code: number, ...result: unknown[]) => void;
 /** fuse-native's op table. */
 export type FuseOps = Record<string, (...args: any[]) => void>;
 
-export interface AdapterOptions {
-  /** Reject writes with EROFS (the session does too; this answers before asking it). */
-  readOnly: boolean;
+/**
+ * What the adapter reads of the mount's config (a MountConfig is passed as it is): `readOnly`
+ * (writes answer EROFS before the session is asked; a read-only session counts too) and
+ * `fsyncOnClose` (see config.ts; default false).
+ */
+export type AdapterConfig = Pick<MountConfig, 'readOnly' | 'fsyncOnClose'>;
+
+/** What the daemon gives the adapter besides the config. */
+export interface AdapterRuntime {
   /** Owner reported for every entry (default: the daemon's uid/gid). */
   uid?: number;
   gid?: number;
-  /** Shared handle table (the daemon reads it for status and busy errors). */
+  /** The mount's open-file table (the daemon reads it for status and busy errors). */
   handles?: HandleTable;
-  /**
-   * On close(2) of a written file, call `session.fsync` so its data survives a machine crash
-   * (default false). Written data always survives a daemon SIGKILL without it: it is in the
-   * staging file (kernel page cache) as soon as write(2) returns. Off: only fsync(2) does.
-   */
-  fsyncOnClose?: boolean;
   /** Reported mtimes that change when a reload changed a file (see ./freshness.ts). */
   freshness?: Freshness;
   /** Called for failures that are not CairnErrors (they reach the kernel as EIO). */
@@ -81,14 +82,15 @@ export function statfsResult(): Record<string, number> {
  * Builds the fuse-native operations of a mount of `session`.
  *
  * @example
- *   const ops = createOps(session, { readOnly: false });
+ *   const ops = createOps(session, { readOnly: false }, { handles });
  *   const fuse = new Fuse('/mnt/vol', ops, { fsname: 'cairn:vol' });
  */
-export function createOps(session: FsSession, opts: AdapterOptions): FuseOps {
+export function createOps(session: FsSession, config: AdapterConfig, opts: AdapterRuntime = {}): FuseOps {
   const uid = opts.uid ?? process.getuid?.() ?? 0;
   const gid = opts.gid ?? process.getgid?.() ?? 0;
   const handles = opts.handles ?? new HandleTable();
-  const readOnly = opts.readOnly;
+  const readOnly = !!config.readOnly || session.readOnly;
+  const fsyncOnClose = !!config.fsyncOnClose;
   const fresh = opts.freshness;
   const fuseStat = (st: Stat) => {
     const shown = fresh && st.type === 'file' ? { ...st, mtimeMs: fresh.mtimeOf(st.path, st.mtimeMs, st.size) } : st;
@@ -114,10 +116,21 @@ export function createOps(session: FsSession, opts: AdapterOptions): FuseOps {
     return readOnly;
   }
 
-  /** Opens in the session and the table; returns the FUSE handle. */
+  /** Records an open file in the mount's table; returns the FUSE handle. */
   function openHandle(path: string, flags: number, pid?: number): number {
-    const sh = session.open(path, pid);
-    return handles.add(path, flags, sh, pid);
+    return handles.add(path, flags, pid);
+  }
+
+  /**
+   * Reads go by handle: the handle's current path (renames followed) and its read state. The
+   * chunk layer's per-reader cursor is `h.cursor` (passed as the reads' last argument once the
+   * session takes it).
+   */
+  function readCached(h: HandleEntry | undefined, path: string, pos: number, len: number, into: Buffer): number | undefined {
+    return session.readCached?.(h?.path ?? path, pos, len, into);
+  }
+  function readAt(h: HandleEntry | undefined, path: string, pos: number, len: number): Promise<Buffer> {
+    return session.read(h?.path ?? path, pos, len);
   }
 
   /** Sets the modification time: a time in ms, 'now', or null (leave it; atime is not stored). */
@@ -191,9 +204,9 @@ export function createOps(session: FsSession, opts: AdapterOptions): FuseOps {
       const h = handles.get(fh);
       // Fast path: bytes already in memory are copied into the kernel's buffer synchronously.
       const into = buf ?? Buffer.allocUnsafe(len);
-      const n = session.readCached?.(h?.path ?? path, pos, len, into.length >= len ? into.subarray(0, len) : into);
+      const n = readCached(h, path, pos, len, into.length >= len ? into.subarray(0, len) : into);
       if (n !== undefined) return cb(n, into);
-      run('read', path, cb, () => session.read(h?.path ?? path, pos, len), (data) => {
+      run('read', path, cb, () => readAt(h, path, pos, len), (data) => {
         const n = Math.min(data.length, len);
         if (!buf) return cb(n, data);
         data.copy(buf, 0, 0, n);
@@ -230,7 +243,7 @@ export function createOps(session: FsSession, opts: AdapterOptions): FuseOps {
     flush(path: string, fh: number, cb: Cb) {
       // close(2): with fsyncOnClose, make written data durable locally (not committed).
       const h = handles.get(fh);
-      if (!h || !h.dirty || readOnly || !opts.fsyncOnClose) return cb(0);
+      if (!h || !h.dirty || readOnly || !fsyncOnClose) return cb(0);
       run('flush', path, cb, () => session.fsync(h.path), () => {
         h.dirty = false;
         cb(0);
@@ -247,12 +260,7 @@ export function createOps(session: FsSession, opts: AdapterOptions): FuseOps {
     },
 
     release(path: string, fh: number, cb: Cb) {
-      const h = handles.remove(fh);
-      try {
-        if (h) session.release(h.session);
-      } catch (err) {
-        if (!(err instanceof CairnError) && opts.onError) opts.onError('release', path, err);
-      }
+      handles.remove(fh);
       cb(0);
     },
 

@@ -3,7 +3,7 @@
  * fuse-native (libfuse 2, high-level, path-based), the fallback. Both serve the same adapter
  * operations (adapter.ts): one errno table, one open-file table.
  *
- * Selection: `CAIRN_FUSE_BINDING=native|fuse-native` (or DaemonOptions.binding). Unset: native
+ * Selection: `CAIRN_FUSE_BINDING=native|fuse-native` (or MountConfig.binding). Unset: native
  * when the addon loads, else fuse-native with a note saying why (the daemon logs it and `status`
  * names the binding in use).
  */

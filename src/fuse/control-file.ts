@@ -22,7 +22,8 @@
  * - a handle holds at most MAX_TRANSCRIPT bytes (a runaway writer gets EFBIG).
  */
 import { CairnError, Errno } from '../errors.js';
-import { errorToWire, type ControlResponse } from './control.js';
+import { encodeError } from '../errors.js';
+import type { ControlResponse } from './control.js';
 
 /** Name of the control file at the mount root (never listed by readdir). */
 export const CONTROL_NAME = '.cairn-control';
@@ -44,7 +45,7 @@ export function formatReply(op: string, outcome: { result: unknown } | { error: 
     const seq = (outcome.result as { seq?: unknown } | null)?.seq;
     reply = { ok: true, op, ...(typeof seq === 'number' ? { seq } : {}), result: outcome.result ?? null };
   } else {
-    reply = { ok: false, op, error: errorToWire(outcome.error) };
+    reply = { ok: false, op, error: encodeError(outcome.error) };
   }
   return `${JSON.stringify(reply)}\n`;
 }

@@ -4,14 +4,14 @@
  * device (see mountinfo.ts).
  *
  * Protocol: the client sends one JSON line `{"op": OP, "args"?: {...}}`; the server answers one
- * JSON line, `{"ok": true, "result": ...}` or `{"ok": false, "error": {code, message, context}}`,
+ * JSON line, `{"ok": true, "result": ...}` or `{"ok": false, "error": WireError}` (errors.ts),
  * and closes. Errors cross the socket faithfully: the client rebuilds a CairnError with the same
  * code, message and context (VOLUME_BUSY keeps the open paths), so callers switch on codes.
  */
 import { promises as fsp } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { CairnError, asCairnError, type ErrorCode, type ErrorContext } from '../errors.js';
+import { CairnError, decodeError, encodeError, type WireError } from '../errors.js';
 import { cairnMountAt, findMounts as findMountsInfo, type CairnMount } from './mountinfo.js';
 
 export type ControlOp = 'commit' | 'reload' | 'status' | 'unmount';
@@ -22,37 +22,10 @@ export interface ControlRequest {
   args?: Record<string, unknown>;
 }
 
-export interface WireError {
-  code: ErrorCode;
-  message: string;
-  context: ErrorContext;
-}
-
 export type ControlResponse = { ok: true; result: unknown } | { ok: false; error: WireError };
 
 /** Largest request line the server accepts. */
 const MAX_REQUEST = 64 * 1024;
-
-/** A CairnError as it travels: the message without the hint suffix the constructor appends. */
-export function errorToWire(err: unknown): WireError {
-  const e = asCairnError(err, 'IO', 'the daemon failed');
-  const hint = e.context.hint;
-  const suffix = hint ? ` (${hint})` : '';
-  const message = suffix && e.message.endsWith(suffix) ? e.message.slice(0, -suffix.length) : e.message;
-  // Keep the context JSON-safe (drop what cannot be serialised rather than fail the answer).
-  let context: ErrorContext;
-  try {
-    context = JSON.parse(JSON.stringify(e.context)) as ErrorContext;
-  } catch {
-    context = { hint };
-  }
-  return { code: e.code, message, context };
-}
-
-/** Rebuilds the CairnError a daemon reported. */
-export function errorFromWire(w: WireError): CairnError {
-  return new CairnError(w.code, w.message, w.context ?? {});
-}
 
 export interface ControlServer {
   readonly socket: string;
@@ -89,7 +62,7 @@ export async function startControlServer(
       buf += chunk;
       const nl = buf.indexOf('\n');
       if (nl < 0) {
-        if (buf.length > MAX_REQUEST) reply(conn, { ok: false, error: errorToWire(badRequest('request too long')) });
+        if (buf.length > MAX_REQUEST) reply(conn, { ok: false, error: encodeError(badRequest('request too long')) });
         return;
       }
       done = true;
@@ -112,7 +85,7 @@ export async function startControlServer(
       if (!req || !CONTROL_OPS.includes(req.op)) throw badRequest(`unknown op ${JSON.stringify(req?.op)}`);
       return { ok: true, result: (await handler(req)) ?? null };
     } catch (err) {
-      return { ok: false, error: errorToWire(err) };
+      return { ok: false, error: encodeError(err, 'the daemon failed') };
     }
   }
 
@@ -215,7 +188,7 @@ export function requestSocket(socket: string, req: ControlRequest, timeoutMs: nu
         );
       }
       if (res.ok) finish(null, res.result);
-      else finish(errorFromWire(res.error));
+      else finish(decodeError(res.error));
     });
     conn.on('error', (err: NodeJS.ErrnoException) => {
       finish(
@@ -302,7 +275,7 @@ export async function requestFile(
       });
     }
     if (res.ok) return res.result;
-    throw errorFromWire(res.error);
+    throw decodeError(res.error);
   } finally {
     clearTimeout(timer);
     // Close once the exchange is over (at once, or when a hung daemon lets go).
@@ -348,7 +321,7 @@ export async function findMounts(volumeName?: string): Promise<CairnMount[]> {
   return findMountsInfo(volumeName);
 }
 
-export type { CairnMount };
+export type { CairnMount, WireError };
 
 export interface MountStatus {
   mount: CairnMount;
@@ -373,7 +346,7 @@ export async function statusAll(volumeName?: string, timeoutMs = 5000): Promise<
         const status = (await controlRequest(mount.mountpoint, 'status', { timeoutMs })) as Record<string, unknown>;
         return { mount, status };
       } catch (err) {
-        return { mount, error: errorToWire(err) };
+        return { mount, error: encodeError(err) };
       }
     }),
   );

@@ -1,14 +1,16 @@
 /**
- * The FUSE file-handle table, and finding which processes hold files of a mount open.
+ * The open-file table of a mount: the one record of which files are open through it.
  *
- * A FUSE handle (the `fh` the kernel passes back on read/write/release) maps to the session's
- * open-file handle and the path the file has *now*: rename of an open file updates the entry, so
- * the daemon always knows the current name of every open file.
+ * A FUSE handle (the `fh` the kernel passes back on read/write/release) maps to the path the file
+ * has *now* (rename of an open file updates the entry), its open flags, its opener and its read
+ * state (`cursor`). The daemon refuses reload and unmount from it (`busy`, the one VOLUME_BUSY of
+ * open files) and reports it in `status`; the session keeps no list of its own (only a mount has
+ * open files; the Volume API has none).
  *
  * Invariants: handle numbers are positive 32-bit integers, never reused while open; every entry
- * made by `add` is removed by exactly one `remove`.
+ * made by `add` is removed by exactly one `remove`; the control file is never in the table.
  */
-import { promises as fsp } from 'node:fs';
+import { CairnError } from '../errors.js';
 
 export interface HandleEntry {
   fh: number;
@@ -16,12 +18,15 @@ export interface HandleEntry {
   path: string;
   /** open(2) flags. */
   flags: number;
-  /** The session's open-file handle (from `FsSession.open`). */
-  session: number;
   /** Opener, when known. */
   pid?: number;
   /** Written since the last flush/fsync. */
   dirty?: boolean;
+  /**
+   * Read state of this handle (the chunk layer's read cursor: sequential detection and the
+   * read-ahead window follow one reader, not one path). Opaque here; reads pass it along.
+   */
+  cursor?: unknown;
 }
 
 /** O_ACCMODE bits of open(2) flags. */
@@ -43,12 +48,15 @@ export class HandleTable {
   private readonly entries = new Map<number, HandleEntry>();
   private next = 1;
 
-  /** Records an open file and returns its FUSE handle. */
-  add(path: string, flags: number, session: number, pid?: number): number {
+  /**
+   * Records an open file and returns its FUSE handle.
+   * @example const fh = table.add('/a.bin', O_RDONLY, 4242);
+   */
+  add(path: string, flags: number, pid?: number): number {
     while (this.entries.has(this.next) || this.next === 0) this.next = (this.next + 1) >>> 0;
     const fh = this.next;
     this.next = (this.next + 1) >>> 0;
-    this.entries.set(fh, { fh, path, flags, session, ...(pid !== undefined ? { pid } : {}) });
+    this.entries.set(fh, { fh, path, flags, ...(pid !== undefined ? { pid } : {}) });
     return fh;
   }
 
@@ -85,73 +93,28 @@ export class HandleTable {
   paths(): string[] {
     return [...new Set(this.list().map((e) => e.path))];
   }
-}
 
-/**
- * The processes holding `entries` open, from the opener's id the binding recorded (a thread id:
- * mapped to its process through /proc/ID/status). Openers that are gone are left out.
- *
- * @example
- *   await processesOfHandles('/mnt/vol', table.list()); // [{ pid: 4242, command: 'python', path: '/mnt/vol/w.bin' }]
- */
-export async function processesOfHandles(mountpoint: string, entries: HandleEntry[]): Promise<OpenByProcess[]> {
-  const seen = new Map<string, OpenByProcess>();
-  await Promise.all(entries.map(async (e) => {
-    const status = await fsp.readFile(`/proc/${e.pid}/status`, 'utf8').catch(() => '');
-    const tgid = Number(/^Tgid:\s*(\d+)/m.exec(status)?.[1] ?? 0);
-    if (!tgid) return;
-    const command = (await fsp.readFile(`/proc/${tgid}/comm`, 'utf8').catch(() => '')).trim();
-    const full = mountpoint.replace(/\/$/, '') + e.path;
-    seen.set(`${tgid} ${full}`, { pid: tgid, command, path: full });
-  }));
-  return [...seen.values()].sort((a, b) => a.pid - b.pid || a.path.localeCompare(b.path));
-}
-
-export interface OpenByProcess {
-  pid: number;
-  /** Short command name (`/proc/PID/comm`). */
-  command: string;
-  /** Absolute path as the process sees it. */
-  path: string;
-}
-
-/**
- * Processes that hold files under `mountpoint` open, found through `/proc/PID/fd` (fuse-native
- * does not pass the caller's pid to the adapter, so this is how an open file is tied to a pid).
- * Best effort: processes we may not inspect are skipped. Never touches the mount itself.
- *
- * @example
- *   await processesUsing('/mnt/vol'); // [{ pid: 4242, command: 'python', path: '/mnt/vol/w.bin' }]
- */
-export async function processesUsing(mountpoint: string, exceptPid = process.pid): Promise<OpenByProcess[]> {
-  const prefix = mountpoint.endsWith('/') ? mountpoint : `${mountpoint}/`;
-  const out: OpenByProcess[] = [];
-  let pids: string[];
-  try {
-    pids = (await fsp.readdir('/proc')).filter((n) => /^\d+$/.test(n));
-  } catch {
-    return out;
+  /** The open files as `status` and errors show them: path, and opener when known. */
+  openFiles(): { path: string; pid?: number }[] {
+    return this.list().map((e) => (e.pid === undefined ? { path: e.path } : { path: e.path, pid: e.pid }));
   }
-  await Promise.all(
-    pids.map(async (p) => {
-      const pid = Number(p);
-      if (pid === exceptPid) return;
-      let fds: string[];
-      try {
-        fds = await fsp.readdir(`/proc/${p}/fd`);
-      } catch {
-        return;
-      }
-      const seen = new Set<string>();
-      for (const fd of fds) {
-        const target = await fsp.readlink(`/proc/${p}/fd/${fd}`).catch(() => '');
-        const clean = target.replace(/ \(deleted\)$/, '');
-        if (!clean.startsWith(prefix) || seen.has(clean)) continue;
-        seen.add(clean);
-        const command = (await fsp.readFile(`/proc/${p}/comm`, 'utf8').catch(() => '')).trim();
-        out.push({ pid, command, path: clean });
-      }
-    }),
-  );
-  return out.sort((a, b) => a.pid - b.pid || a.path.localeCompare(b.path));
+
+  /**
+   * The one VOLUME_BUSY of open files: `action` (reload, unmount) of the mount at `mountpoint` is
+   * refused while any file is open; the error names them (`context.openFiles`).
+   *
+   * @example if (table.size) throw table.busy('reload', { volume: 'v', mountpoint: '/mnt/v' }, 'close these files, then reload again');
+   */
+  busy(action: string, where: { volume: string; mountpoint: string }, hint: string): CairnError {
+    const open = this.openFiles();
+    const named = open.map((o) => (o.pid ? `${o.path} (pid ${o.pid})` : o.path));
+    const list = [...new Set(named)].join(', ');
+    return new CairnError('VOLUME_BUSY', `cannot ${action} ${where.mountpoint}: ${open.length} file(s) open: ${list}`, {
+      volume: where.volume,
+      path: where.mountpoint,
+      openFiles: open,
+      hint,
+    });
+  }
 }
+

@@ -2,54 +2,41 @@
  * Starting and stopping mount daemons: what `cairn mount` / `cairn unmount` call.
  *
  * `mount` spawns `node dist/src/fuse/main.js CONFIG` detached (its own session, stderr to a log
- * file), waits for its one-line ready/error report, and returns; the daemon keeps running after
+ * file), waits for its ready/error report (util/child.ts), and returns; the daemon keeps running after
  * the caller exits. `unmount` asks the daemon over the control socket (it unmounts, makes the
  * final commit and exits) and falls back to `fusermount -u` when no daemon answers.
  *
  * Invariants: mount() either returns with the directory mounted or throws the daemon's own typed
  * error; unmount() returns only once the mount is gone from this mount namespace.
  */
-import { spawn, execFile } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cairnHome } from '../config.js';
 import { CairnError, isCairnError } from '../errors.js';
+import { spawnNode, waitReport } from '../util/child.js';
 import { checkVolumeName } from '../format/paths.js';
-import { controlRequest, errorFromWire, type WireError } from './control.js';
+import { controlRequest } from './control.js';
 import type { CloseResult, MountHandle } from './daemon.js';
-import type { DaemonConfig } from './main.js';
+import type { MountConfig } from './config.js';
+import { startMount } from './start.js';
 import { cairnMountAt, canonicalPath, readMounts } from './mountinfo.js';
 
-export interface MountOptions {
-  volume: string;
-  mountpoint: string;
-  /** Store URL (default `$CAIRN_STORE` or the embedded file store). */
-  store?: string;
-  readOnly?: boolean;
-  /** Background commit period in seconds (default 5; 0 disables). */
-  commitIntervalSec?: number;
+/** How a mount is started; the rest is its MountConfig, passed to the daemon unchanged. */
+export interface LaunchOptions {
   /** Run the daemon in this process instead of a detached one (`closed` tells when it ends). */
   foreground?: boolean;
   /** Where a detached daemon logs (default `$CAIRN_HOME/logs/mount-<volume>-<time>.log`). */
   logFile?: string;
   /** How long to wait for the daemon to report (default 60 s). */
   readyTimeoutMs?: number;
-  allowOther?: boolean;
-  attrTimeoutSec?: number;
-  entryTimeoutSec?: number;
-  /** Mount over a directory that has entries (they are hidden while mounted). */
-  nonEmpty?: boolean;
-  /** fsync a written file's session data on close (default true; off trades crash safety of closed files for speed). */
-  fsyncOnClose?: boolean;
-  /** The caller moves the mount into a container's namespace (see DaemonOptions.movedAway). */
-  movedAway?: boolean;
-  /** Test hook: module exporting `openSession` (see main.ts). */
-  sessionModule?: string;
-  sessionOptions?: Record<string, unknown>;
   /** Extra environment for the daemon process. */
   env?: NodeJS.ProcessEnv;
 }
+
+/** What `mount()` takes: the mount's config and how to start it. */
+export type MountOptions = MountConfig & LaunchOptions;
 
 export interface MountResult {
   volume: string;
@@ -64,24 +51,6 @@ export interface MountResult {
 }
 
 const MAIN_JS = fileURLToPath(new URL('./main.js', import.meta.url));
-
-function configFor(o: MountOptions, mountpoint: string): DaemonConfig {
-  return {
-    volume: o.volume,
-    mountpoint,
-    ...(o.store ? { store: o.store } : {}),
-    readOnly: !!o.readOnly,
-    commitIntervalSec: o.commitIntervalSec ?? 5,
-    ...(o.allowOther ? { allowOther: true } : {}),
-    ...(o.attrTimeoutSec !== undefined ? { attrTimeoutSec: o.attrTimeoutSec } : {}),
-    ...(o.entryTimeoutSec !== undefined ? { entryTimeoutSec: o.entryTimeoutSec } : {}),
-    ...(o.nonEmpty ? { nonEmpty: true } : {}),
-    ...(o.fsyncOnClose ? { fsyncOnClose: true } : {}),
-    ...(o.movedAway ? { movedAway: true } : {}),
-    ...(o.sessionModule ? { sessionModule: o.sessionModule } : {}),
-    ...(o.sessionOptions ? { sessionOptions: o.sessionOptions } : {}),
-  };
-}
 
 async function checkMountpoint(dir: string): Promise<void> {
   const st = await fsp.stat(dir).catch(async (err: NodeJS.ErrnoException) => {
@@ -120,71 +89,38 @@ export async function mount(o: MountOptions): Promise<MountResult> {
   checkVolumeName(o.volume);
   const mountpoint = await canonicalPath(o.mountpoint);
   await checkMountpoint(mountpoint);
-  const cfg = configFor(o, mountpoint);
+  const { foreground, logFile: givenLog, readyTimeoutMs, env, ...config } = o;
+  const cfg: MountConfig = { ...config, mountpoint, commitIntervalSec: config.commitIntervalSec ?? 5 };
 
-  if (o.foreground) {
-    const { startDaemon } = await import('./main.js');
-    const handle = await startDaemon(cfg);
+  if (foreground) {
+    const handle = await startMount(cfg);
     return { volume: handle.volumeName, mountpoint, pid: process.pid, device: handle.device, closed: handle.closed, handle };
   }
 
-  const logFile = o.logFile ?? path.join(cairnHome(), 'logs', `mount-${o.volume}-${new Date().toISOString().replace(/[:.]/g, '-')}.log`);
+  const logFile = givenLog ?? path.join(cairnHome(), 'logs', `mount-${o.volume}-${new Date().toISOString().replace(/[:.]/g, '-')}.log`);
   await fsp.mkdir(path.dirname(logFile), { recursive: true });
   const log = await fsp.open(logFile, 'a');
   try {
-    const child = spawn(process.execPath, [MAIN_JS, JSON.stringify(cfg)], {
-      detached: true,
-      stdio: ['ignore', 'pipe', log.fd],
-      env: { ...process.env, ...o.env },
-    });
-    const report = await readReport(child, o.readyTimeoutMs ?? 60_000, logFile);
-    child.stdout?.destroy();
-    child.unref();
-    if (report.event === 'error') {
-      const e = errorFromWire(report.error as WireError);
-      e.context.logFile = logFile; // libfuse's own complaint, if any, is there
-      throw e;
+    const child = spawnNode(MAIN_JS, cfg, { detached: true, stdio: ['ignore', 'pipe', log.fd], env: { ...process.env, ...env } });
+    try {
+      // The daemon's own error gets `logFile` too: libfuse's own complaint, if any, is there.
+      const ready = await waitReport(child, {
+        name: 'the mount daemon',
+        code: 'UNAVAILABLE',
+        context: { logFile },
+        childContext: { logFile },
+        hint: `see ${logFile}`,
+        timeoutMs: readyTimeoutMs ?? 60_000,
+        tail: async () => (await fsp.readFile(logFile, 'utf8').catch(() => '')).trim().split('\n').slice(-5).join('\n'),
+      });
+      return { volume: String(ready.volume), mountpoint, pid: Number(ready.pid), device: String(ready.device), logFile };
+    } finally {
+      child.stdout?.destroy();
+      child.unref();
     }
-    return { volume: String(report.volume), mountpoint, pid: Number(report.pid), device: String(report.device), logFile };
   } finally {
     await log.close();
   }
-}
-
-/** Waits for the daemon's first stdout line (or its exit). */
-function readReport(child: ReturnType<typeof spawn>, timeoutMs: number, logFile: string): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    const timer = setTimeout(() => {
-      child.kill('SIGTERM');
-      reject(new CairnError('UNAVAILABLE', `the mount daemon did not report within ${timeoutMs} ms`, { logFile, hint: `see ${logFile}` }));
-    }, timeoutMs);
-    const done = (f: () => void): void => {
-      clearTimeout(timer);
-      child.off('exit', onExit);
-      f();
-    };
-    const onExit = (code: number | null, signal: string | null): void => {
-      void fsp.readFile(logFile, 'utf8').catch(() => '').then((text) => {
-        const tail = text.trim().split('\n').slice(-5).join('\n');
-        done(() => reject(new CairnError('UNAVAILABLE', `the mount daemon exited (${signal ?? code}) before it was ready${tail ? `: ${tail}` : ''}`, { logFile, hint: `see ${logFile}` })));
-      });
-    };
-    child.on('exit', onExit);
-    child.on('error', (err) => done(() => reject(new CairnError('UNAVAILABLE', `cannot start the mount daemon: ${err.message}`, { logFile }, { cause: err }))));
-    child.stdout!.setEncoding('utf8');
-    child.stdout!.on('data', (chunk: string) => {
-      buf += chunk;
-      const nl = buf.indexOf('\n');
-      if (nl < 0) return;
-      try {
-        const report = JSON.parse(buf.slice(0, nl)) as Record<string, unknown>;
-        done(() => resolve(report));
-      } catch {
-        done(() => reject(new CairnError('IO', `the mount daemon reported garbage: ${buf.slice(0, 200)}`, { logFile })));
-      }
-    });
-  });
 }
 
 export interface UnmountOptions {

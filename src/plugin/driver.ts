@@ -177,7 +177,7 @@ export class VolumeDriver {
       ...(store ? { store } : {}),
       readOnly: !!rec.options.readOnly || rec.options.seq !== undefined,
       commitIntervalSec: rec.options.commitIntervalSec ?? 5,
-      ...(rec.options.seq !== undefined ? { sessionOptions: { seq: rec.options.seq } } : {}),
+      ...(rec.options.seq !== undefined ? { seq: rec.options.seq } : {}),
     });
   }
 

@@ -89,7 +89,7 @@ export async function servePlugin(
         (answer) => send(res, answer),
         (err: unknown) => {
           const e = asCairnError(err, 'IO', `${route} failed`);
-          const msg = redactUrl(`${e.code}: ${e.message}`);
+          const msg = redactUrl(String(e));
           log(`${route} ${body.Name ?? ''}: ${msg}`);
           send(res, { Err: msg });
         },

@@ -8,19 +8,22 @@
  * stderr and its changes stay in the session directory, which the next run of the same volume
  * and path picks up (recovered and committed at mount); the exit code is the command's
  * (128 + signal when killed), or 1 when it succeeded but a final commit failed; no signal
- * kills this process (signals.ts); this process, which serves the mounts, never spawns a child
+ * kills this process (util/signals.ts); this process, which serves the mounts, never spawns a child
  * that touches one before exec (`startCommand`) nor blocks its event loop.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { CairnError, isCairnError } from '../errors.js';
+import { CairnError, describeError, isCairnError } from '../errors.js';
 import { sessionsDir } from '../config.js';
 import { openSession, type MountSession } from '../volume/open.js';
-import { runDaemon, type MountHandle } from '../fuse/daemon.js';
+import type { MountConfig } from '../fuse/config.js';
+import type { MountHandle } from '../fuse/daemon.js';
+import { startMount } from '../fuse/start.js';
 import type { InnerConfig } from './run.js';
-import { exitStatus, holdSignals, STOP_SIGNALS } from './signals.js';
+import { childInput } from '../util/child.js';
+import { exitStatus, holdSignals, STOP_SIGNALS } from '../util/signals.js';
 import type { VolumeSpec } from './spec.js';
 
 const say = (msg: string) => process.stderr.write(`cairn run: ${msg}\n`);
@@ -67,7 +70,7 @@ async function checkWorkdir(dir: string): Promise<void> {
 }
 
 async function main(): Promise<number> {
-  const cfg = JSON.parse(process.argv[2] ?? '{}') as InnerConfig;
+  const cfg = childInput<InnerConfig>();
   // A terminal that went away (SIGHUP) must not crash this process through a failed write.
   process.stderr.on('error', () => undefined);
   // Signals: held from here to exit, so this process never dies of one before its final commit.
@@ -93,7 +96,7 @@ async function main(): Promise<number> {
   const closeAll = async (): Promise<boolean> => {
     let ok = true;
     for (const m of mounts.reverse()) {
-      const r = await m.close('exit', { force: true }).catch((err) => ({ reason: 'exit', error: { code: err.code ?? 'IO', message: String(err.message ?? err) } }));
+      const r = await m.close('exit', { force: true }).catch((err) => ({ reason: 'exit', error: { code: err.code ?? 'IO', message: describeError(err) } }));
       if (r.error) {
         ok = false;
         say(`FINAL COMMIT OF ${m.volumeName} AT ${m.mountpoint} FAILED: ${r.error.code}: ${r.error.message}`);
@@ -106,30 +109,26 @@ async function main(): Promise<number> {
     for (const spec of cfg.mounts) {
       if (stopped) break;
       await fs.mkdir(spec.path, { recursive: true });
-      const session = await openRunSession(spec, cfg.store);
-      try {
-        mounts.push(
-          await runDaemon({
-            session,
-            mountpoint: spec.path,
-            volumeName: spec.volume,
-            readOnly: spec.readOnly,
-            commitIntervalSec: spec.readOnly ? 0 : cfg.commitIntervalSec,
-            status: () => session.status(),
-            handleSignals: false,
-            onLog: (level, msg) => {
-              if (level === 'error' || level === 'warn') say(msg);
-            },
-          }),
-        );
-      } catch (err) {
-        await session.close();
-        throw err;
-      }
+      const config: MountConfig = {
+        volume: spec.volume,
+        mountpoint: spec.path,
+        ...(cfg.store ? { store: cfg.store } : {}),
+        readOnly: spec.readOnly,
+        commitIntervalSec: spec.readOnly ? 0 : cfg.commitIntervalSec,
+      };
+      mounts.push(
+        await startMount(config, {
+          open: () => openRunSession(spec, cfg.store),
+          handleSignals: false,
+          onLog: (level, msg) => {
+            if (level === 'error' || level === 'warn') say(msg);
+          },
+        }),
+      );
     }
     if (cfg.workdir && !stopped) await checkWorkdir(cfg.workdir);
   } catch (err) {
-    say(`${isCairnError(err) ? `${err.code}: ` : ''}${(err as Error).message}`);
+    say(`${isCairnError(err) ? `${err.code}: ` : ''}${describeError(err)}`);
     await closeAll();
     return 1;
   }

@@ -6,7 +6,8 @@
  * The outer half (`runInContainer`, in the caller's process) checks every spec and volume
  * before anything starts, then starts `unshare --mount --propagation private` running the inner
  * half (inner.ts), forwarding signals to it and returning its exit code. The inner half mounts,
- * runs the command, makes the final commits and unmounts. Signals: see signals.ts.
+ * runs the command, makes the final commits and unmounts. Its input is the JSON argument of
+ * util/child.ts; it sends no report line (its stdio is the command's). Signals: util/signals.ts.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
@@ -15,7 +16,8 @@ import { cacheDir, cairnHome, defaultStoreUrl } from '../config.js';
 import { CairnError } from '../errors.js';
 import { openStore, parseFileUrl } from '../store/open.js';
 import { Catalog } from '../format/catalog.js';
-import { exitStatus, holdSignals, STOP_SIGNALS } from './signals.js';
+import { nodeArgs } from '../util/child.js';
+import { exitStatus, holdSignals, STOP_SIGNALS } from '../util/signals.js';
 import { type VolumeSpec, parseVolumeSpecs, pathsOverlap } from './spec.js';
 
 export interface RunOptions {
@@ -101,7 +103,7 @@ export async function runInContainer(o: RunOptions): Promise<number> {
     const cfg = await prepareRun(o);
     if (early) return exitStatus(null, early);
     const userns = typeof process.getuid === 'function' && process.getuid() !== 0 ? ['--user', '--map-root-user'] : [];
-    const inner = [process.execPath, INNER_JS, JSON.stringify(cfg)];
+    const inner = [process.execPath, ...nodeArgs(INNER_JS, cfg)];
     const args = [...userns, '--mount', '--propagation', 'private', '--', ...inner];
     const started = spawn('unshare', args, { stdio: 'inherit', env: process.env });
     child = started;

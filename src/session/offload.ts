@@ -21,11 +21,12 @@
  *   the checkpoint object is written `ifAbsent` in one put, so killing the child loses nothing
  *   but the checkpoint.
  *
- * Usage (by the functions below only): node dist/src/session/offload.js '<json Job>'
+ * Usage (by the functions below only): node dist/src/session/offload.js '<json Job>'; the child
+ * reports `{"event":"ready","result":..}` or its error (the protocol of util/child.ts).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { asCairnError, CairnError, type ErrorCode, type ErrorContext } from '../errors.js';
+import { fileURLToPath } from 'node:url';
+import { CairnError } from '../errors.js';
+import { childInput, exited, isEntry, reportError, reportReady, spawnNode, waitReport } from '../util/child.js';
 import { Journal } from './journal.js';
 import { openStore } from '../store/index.js';
 import { VolumeLog } from '../format/index.js';
@@ -43,9 +44,6 @@ export type BootstrapJob = JobBase & { kind: 'bootstrap'; /** Snapshot to stop a
 export type CheckpointJob = JobBase & { kind: 'checkpoint'; /** The snapshot the view must be at. */ seq: number };
 type Job = BootstrapJob | CheckpointJob;
 
-/** What a child prints last on stdout: its result, or its error. */
-type Outcome = { ok: true; result: string } | { ok: false; code: ErrorCode; message: string; context?: ErrorContext };
-
 const SELF = fileURLToPath(import.meta.url);
 
 /** A running child job: its result (the child's result word) and a way to stop it. */
@@ -55,33 +53,26 @@ export interface ChildJob {
 }
 
 function runChild(job: Job): ChildJob {
-  let child: ChildProcess | undefined;
-  const done = new Promise<string>((resolve, reject) => {
-    child = spawn(process.execPath, [SELF, JSON.stringify(job)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
-    child.stderr!.on('data', (b: Buffer) => (err = (err + b.toString()).slice(-4000)));
-    child.on('error', (e) => reject(asCairnError(e, 'IO', `cannot start a ${job.kind} process`)));
-    child.on('close', (code, signal) => {
-      let outcome: Outcome | undefined;
-      try {
-        outcome = JSON.parse(out.trim().split('\n').pop() ?? '') as Outcome;
-      } catch {
-        outcome = undefined;
-      }
-      if (code === 0 && outcome?.ok) return resolve(outcome.result);
-      if (outcome && !outcome.ok && outcome.code) return reject(new CairnError(outcome.code, outcome.message, outcome.context ?? {}));
-      reject(
-        new CairnError('IO', `the ${job.kind} process of ${job.dir} failed (${signal ?? `exit ${code}`}): ${err.trim().split('\n').slice(-3).join(' | ')}`, {
-          path: job.dir,
-          hint: job.kind === 'bootstrap' ? 'see the message; mounting again retries from scratch' : 'a later commit writes the checkpoint again',
-        }),
-      );
-    });
-  });
+  const child = spawnNode(SELF, job, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (b: Buffer) => (err = (err + b.toString()).slice(-4000)));
+  const name = `the ${job.kind} process of ${job.dir}`;
+  const done = (async () => {
+    const [ready, exit] = await Promise.all([
+      waitReport(child, {
+        name,
+        code: 'IO',
+        context: { path: job.dir },
+        hint: job.kind === 'bootstrap' ? 'see the message; mounting again retries from scratch' : 'a later commit writes the checkpoint again',
+        tail: () => err.trim().split('\n').slice(-3).join(' | '),
+      }),
+      exited(child),
+    ]);
+    if (exit.code !== 0) throw new CairnError('IO', `${name} failed (${exit.signal ?? `exit ${exit.code}`}) after it reported`, { path: job.dir });
+    return String(ready.result);
+  })();
   done.catch(() => {});
-  return { done, kill: () => child?.kill('SIGTERM') };
+  return { done, kill: () => child.kill('SIGTERM') };
 }
 
 /**
@@ -128,24 +119,14 @@ async function runJob(job: Job): Promise<string> {
   }
 }
 
-if (process.argv[1] && pathToFileURL(process.argv[1]).href === import.meta.url) {
-  const say = (o: Outcome): void => {
-    process.stdout.write(`${JSON.stringify(o)}\n`);
-  };
-  runJob(JSON.parse(process.argv[2] ?? '{}') as Job).then(
+if (isEntry(import.meta.url)) {
+  runJob(childInput<Job>()).then(
     (result) => {
-      say({ ok: true, result });
+      reportReady({ result });
       process.exit(0);
     },
     (e: unknown) => {
-      const c = asCairnError(e, 'IO', 'journal job failed');
-      let context: ErrorContext = {};
-      try {
-        context = JSON.parse(JSON.stringify(c.context)) as ErrorContext;
-      } catch {
-        // not serialisable: drop it
-      }
-      say({ ok: false, code: c.code, message: c.message, context });
+      reportError(e, 'journal job failed');
       process.exit(1);
     },
   );

@@ -237,7 +237,7 @@ export class S3Store implements ObjectStore {
     if (err instanceof CairnError) {
       if (!suffix) return err;
       // A transfer cut short (readBody), every attempt: say where and how often.
-      return new CairnError(err.code, `${message}: ${err.message.replace(/ \([^()]*\)$/, '')}${suffix}`, {
+      return new CairnError(err.code, `${message}: ${err.message}${suffix}`, {
         ...err.context, store: this.url, key,
         hint: `${this.endpointName} keeps cutting transfers short; check the network and the server, then retry`,
       }, { cause: err });

@@ -55,7 +55,6 @@ export async function openSession(opts: OpenSessionOptions): Promise<MountSessio
         store: store.url,
         seq: session.seq,
         pending: session.pendingCount(),
-        openFiles: session.openFiles(),
         readOnly: session.readOnly,
         sessionDir: dir,
         chunks: session.chunks.stats(),

@@ -2,8 +2,8 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { CairnError, type ErrorCode } from '../../src/errors.js';
-import { errorFromWire, errorToWire, requestSocket, startControlServer, type ControlServer } from '../../src/fuse/control.js';
+import { CairnError, decodeError, encodeError, type ErrorCode } from '../../src/errors.js';
+import { requestSocket, startControlServer, type ControlServer } from '../../src/fuse/control.js';
 
 const servers: ControlServer[] = [];
 after(async () => {
@@ -37,7 +37,8 @@ describe('control protocol', () => {
     const err = (await requestSocket(socket, { op: 'reload' }, 5000).catch((e: unknown) => e)) as CairnError;
     assert.ok(err instanceof CairnError);
     assert.equal(err.code, 'VOLUME_BUSY');
-    assert.equal(err.message, 'cannot reload v: 1 file(s) open: /a (close these files, then reload)');
+    assert.equal(err.message, 'cannot reload v: 1 file(s) open: /a');
+    assert.equal(err.hint, 'close these files, then reload');
     assert.deepEqual(err.context.openFiles, [{ path: '/a', pid: 7 }]);
     const io = (await requestSocket(socket, { op: 'commit' }, 5000).catch((e: unknown) => e)) as CairnError;
     assert.equal(io.code, 'IO');
@@ -64,10 +65,33 @@ describe('control protocol', () => {
   it('wire form keeps every error code', () => {
     const codes: ErrorCode[] = ['NOT_FOUND', 'READ_ONLY', 'VOLUME_BUSY', 'CONFLICT', 'CORRUPT'];
     for (const code of codes) {
-      const e = errorFromWire(errorToWire(new CairnError(code, 'm', { path: '/p' })));
+      const e = decodeError(encodeError(new CairnError(code, 'm', { path: '/p' })));
       assert.equal(e.code, code);
       assert.equal(e.message, 'm');
       assert.equal(e.context.path, '/p');
     }
+  });
+
+  it('wire form is lossless: message without the hint, hint and context apart, cause message kept', () => {
+    const cause = new Error('disk on fire');
+    const orig = new CairnError('NOT_FOUND', 'snapshot 9 does not exist', { volume: 'v', hint: 'see vol.history()', n: 3 }, { cause });
+    assert.equal(orig.message, 'snapshot 9 does not exist');
+    const back = decodeError(JSON.parse(JSON.stringify(encodeError(orig))));
+    assert.equal(back.code, 'NOT_FOUND');
+    assert.equal(back.message, 'snapshot 9 does not exist');
+    assert.deepEqual(back.context, { volume: 'v', hint: 'see vol.history()', n: 3 });
+    assert.equal((back.cause as Error).message, 'disk on fire');
+    // Twice across a boundary (a child's error relayed by a daemon): still one hint.
+    const twice = decodeError(encodeError(back));
+    assert.equal(String(twice), 'NOT_FOUND: snapshot 9 does not exist (see vol.history())');
+    // A context entry JSON cannot carry is dropped alone.
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    const partial = decodeError(encodeError(new CairnError('IO', 'x', { path: '/p', hint: 'h', bad: cyclic })));
+    assert.deepEqual(partial.context, { path: '/p', hint: 'h' });
+    // A plain error becomes IO with the fallback before its message.
+    const plain = decodeError(encodeError(new Error('boom'), 'the daemon failed'));
+    assert.equal(plain.code, 'IO');
+    assert.equal(plain.message, 'the daemon failed: boom');
   });
 });

@@ -5,13 +5,14 @@ import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
-import { HandleTable, processesUsing, wantsWrite } from '../../src/fuse/handles.js';
+import { HandleTable, wantsWrite } from '../../src/fuse/handles.js';
+import { processesUsing } from '../../src/fuse/processes.js';
 
 describe('HandleTable', () => {
   it('adds, follows renames of files and directories, and removes', () => {
     const t = new HandleTable();
     const a = t.add('/d/a', 0, 11);
-    const b = t.add('/d/sub/b', 1, 12);
+    const b = t.add('/d/sub/b', 1);
     const c = t.add('/other', 2, 13);
     assert.notEqual(a, 0);
     assert.equal(new Set([a, b, c]).size, 3);
@@ -23,9 +24,23 @@ describe('HandleTable', () => {
     assert.equal(t.get(c)?.path, '/o2');
     t.rename('/e/su', '/x'); // a prefix that is not a path component changes nothing
     assert.equal(t.get(b)?.path, '/e/sub/b');
-    assert.equal(t.remove(b)?.session, 12);
+    assert.equal(t.remove(b)?.path, '/e/sub/b');
     assert.equal(t.remove(b), undefined);
     assert.equal(t.size, 2);
+  });
+
+  it('builds the one VOLUME_BUSY naming the open files and their openers', () => {
+    const t = new HandleTable();
+    const a = t.add('/a', 0, 4242);
+    t.add('/b', 0);
+    const h = t.get(a)!;
+    h.cursor = { next: 8 }; // per-handle read state rides along with the handle
+    assert.deepEqual(t.get(a)?.cursor, { next: 8 });
+    const e = t.busy('reload', { volume: 'v', mountpoint: '/mnt/v' }, 'close these files, then reload again');
+    assert.equal(e.code, 'VOLUME_BUSY');
+    assert.equal(e.message, 'cannot reload /mnt/v: 2 file(s) open: /a (pid 4242), /b');
+    assert.equal(e.hint, 'close these files, then reload again');
+    assert.deepEqual(e.context.openFiles, [{ path: '/a', pid: 4242 }, { path: '/b' }]);
   });
 
   it('classifies open flags', () => {

@@ -10,6 +10,7 @@ import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { spawnNode, waitReport } from '../../src/util/child.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 /** dist/ of the compiled tree (this file is dist/test/helpers/mount.js). */
@@ -56,39 +57,20 @@ export function forceUnmount(dir: string): Promise<void> {
   return new Promise((resolve) => execFile('fusermount', ['-uz', dir], () => resolve()));
 }
 
-/** Spawns `node SCRIPT JSON` and waits for its ready/error line. */
+/** Spawns `node SCRIPT JSON` and waits for its ready/error report (src/util/child.ts). */
 export async function spawnDaemon(script: string, config: object, spec: DaemonSpec, env: NodeJS.ProcessEnv = {}): Promise<RunningDaemon> {
-  const child = spawn(process.execPath, [script, JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  const child = spawnNode(script, config, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let err = '';
   child.stderr!.setEncoding('utf8');
   child.stderr!.on('data', (c: string) => (err += c));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const report = await new Promise<Record<string, any>>((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`daemon did not report within 20 s: ${err}`)), 20_000);
-    child.stdout!.setEncoding('utf8');
-    child.stdout!.on('data', (c: string) => {
-      out += c;
-      const nl = out.indexOf('\n');
-      if (nl >= 0) {
-        clearTimeout(timer);
-        try {
-          resolve(JSON.parse(out.slice(0, nl)));
-        } catch (e) {
-          reject(e);
-        }
-      }
-    });
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`daemon exited (${code}) before reporting: ${err}`));
-    });
-  });
-  if (report.event !== 'ready') {
+  let report: Record<string, unknown>;
+  try {
+    report = await waitReport(child, { name: 'the test daemon', code: 'UNAVAILABLE', timeoutMs: 20_000, tail: () => err });
+  } catch (e) {
+    // Its own error (a CairnError with its code), or it died or hung: leave nothing mounted.
     await forceUnmount(spec.mountpoint);
     child.kill('SIGKILL');
-    const e = new Error(`daemon failed: ${JSON.stringify(report.error)}`) as Error & { report: unknown };
-    e.report = report;
     throw e;
   }
   const d: RunningDaemon = {
