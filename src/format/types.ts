@@ -113,11 +113,6 @@ export interface FsSession {
   chmod(path: string, mode: number): Promise<void>;
   utimes(path: string, mtimeMs: number): Promise<void>;
 
-  /** Open-file tracking, so that reload can be refused (VOLUME_BUSY names the paths). */
-  open(path: string, pid?: number): number;
-  release(handle: number): void;
-  openFiles(): OpenFile[];
-
   commit(): Promise<CommitResult>;
   /** Commits pending changes, then moves to the newest snapshot; VOLUME_BUSY with open files. */
   reload(): Promise<ReloadResult>;

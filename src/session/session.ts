@@ -31,7 +31,6 @@ import type { Staging } from './staging.js';
 import type { Syncer } from './sync.js';
 import { type SessionOptions, openParts } from './opening.js';
 import { FileData } from './filedata.js';
-import { OpenFiles } from './openfiles.js';
 import { planCopy, planPut } from './bulk.js';
 import {
   checkByteCount,
@@ -53,7 +52,6 @@ export class Session implements FsSession {
   readonly chunks: ChunkStore;
   /** How this open filled a fresh journal (undefined: it reopened one). */
   readonly bootstrapped: 'child' | 'in-process' | undefined;
-  private readonly files = new OpenFiles();
   /** File bytes: reads with fetching hints, copy-on-write into staging (./filedata.ts). */
   private readonly data: FileData;
   private closed = false;
@@ -350,7 +348,6 @@ export class Session implements FsSession {
       if (existing.type === 'directory' && this.journal.hasChildren(dst)) throw new CairnError('NOT_EMPTY', `/${dst} is not empty`, { path: `/${dst}` });
     }
     this.journal.move(src, dst);
-    this.files.follow(src, dst);
   }
 
   async symlink(target: string, path: string): Promise<void> {
@@ -410,25 +407,7 @@ export class Session implements FsSession {
     this.journal.putAll(await planCopy(this.journal, this.staging, e, src, dst));
   }
 
-  // ---- open files, commit, reload ------------------------------------------------------------
-
-  /**
-   * Notes an open file (reload is refused while any is open); `pid` names its process.
-   * @example const h = s.open('/data/a.bin', process.pid); ...; s.release(h);
-   */
-  open(path: string, pid?: number): number {
-    const p = normalizePath(path);
-    if (pid !== undefined) checkInteger(pid, 'pid', { min: 1, max: 2 ** 31 - 1 }, { path: `/${p}` });
-    return this.files.open(p, pid);
-  }
-
-  release(handle: number): void {
-    this.files.release(handle);
-  }
-
-  openFiles(): OpenFile[] {
-    return this.files.list();
-  }
+  // ---- commit, reload ------------------------------------------------------------------------
 
   pendingCount(): number {
     this.checkOpen();
@@ -442,14 +421,15 @@ export class Session implements FsSession {
     return this.sync.commit();
   }
 
-  /** Commits pending changes, then moves to the newest snapshot. Refused while files are open. */
+  /**
+   * Commits pending changes, then moves to the newest snapshot. (A mount refuses it while files
+   * are open: its open-file table, src/fuse/handles.ts, decides.)
+   */
   async reload(): Promise<ReloadResult> {
     this.checkOpen();
     if (this.opts.seq !== undefined) {
       throw new CairnError('INVALID_ARGUMENT', `this session is pinned at snapshot ${this.opts.seq}`, { hint: 'open a new session to see newer snapshots' });
     }
-    const busy = this.files.busyError(this.volume.name);
-    if (busy) throw busy;
     const commit = this.journal.pendingCount() > 0 ? await this.commit() : undefined;
     const r = await this.sync.reload();
     return commit ? { ...r, commit } : r;

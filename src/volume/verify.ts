@@ -88,11 +88,9 @@ export interface VerifyOptions {
   concurrency?: number;
 }
 
-/** An error's message without the hint CairnError appends (the report is a list, not advice). */
-function withoutHint(err: unknown): string {
-  if (!(err instanceof Error)) return String(err);
-  const hint = isCairnError(err) ? err.context.hint : undefined;
-  return hint && err.message.endsWith(` (${hint})`) ? err.message.slice(0, -hint.length - 3) : err.message;
+/** An error's message (the hint is a field of its own: the report is a list, not advice). */
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 /** Where the checks write what they find. */
@@ -155,7 +153,7 @@ export async function verifyVolume(
     report.problems.push({ kind, key, problem, code });
   };
   const problem = (kind: VerifyKind, key: string, err: unknown): void =>
-    flag(kind, key, isCairnError(err) ? err.code : 'CORRUPT', withoutHint(err));
+    flag(kind, key, isCairnError(err) ? err.code : 'CORRUPT', messageOf(err));
   const counted = (version: number): void => {
     report.formats[version] = (report.formats[version] ?? 0) + 1;
   };
@@ -408,7 +406,7 @@ async function verifyData(
               await readOne([r]);
             } catch (err) {
               if (!isCairnError(err) || err.code === 'UNAVAILABLE' || err.code === 'IO') throw err;
-              flag('chunk', prefix + r.pack, err.code, `chunk at ${r.offset}+${r.length}: ${withoutHint(err)}`);
+              flag('chunk', prefix + r.pack, err.code, `chunk at ${r.offset}+${r.length}: ${messageOf(err)}`);
             }
           }
         }

@@ -12,7 +12,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { CairnError } from '../../src/errors.js';
 import { normalizePath, parentOf, isWithin } from '../../src/format/paths.js';
-import type { CommitResult, EntryType, FsSession, OpenFile, ReloadResult, Stat } from '../../src/format/types.js';
+import type { CommitResult, EntryType, FsSession, ReloadResult, Stat } from '../../src/format/types.js';
 
 interface Node {
   type: EntryType;
@@ -47,8 +47,6 @@ export class MemSession implements FsSession {
   seq = 0;
   private tree: Tree = new Map([['', dirNode()]]);
   private dirty = new Set<string>();
-  private handles = new Map<number, OpenFile>();
-  private nextHandle = 1;
   private closed = false;
   private readonly storeDir?: string;
   commits = 0;
@@ -294,24 +292,7 @@ export class MemSession implements FsSession {
     this.mark(p);
   }
 
-  // --- open files, commit, reload ---------------------------------------------------------
-
-  open(p0: string, pid?: number): number {
-    this.live();
-    const p = normalizePath(p0);
-    this.get(p);
-    const h = this.nextHandle++;
-    this.handles.set(h, { path: `/${p}`, ...(pid !== undefined ? { pid } : {}) });
-    return h;
-  }
-
-  release(handle: number): void {
-    this.handles.delete(handle);
-  }
-
-  openFiles(): OpenFile[] {
-    return [...this.handles.values()];
-  }
+  // --- commit, reload ----------------------------------------------------------------------
 
   pendingCount(): number {
     return this.dirty.size;
@@ -352,14 +333,6 @@ export class MemSession implements FsSession {
 
   async reload(): Promise<ReloadResult> {
     this.live();
-    if (this.handles.size) {
-      const open = this.openFiles();
-      throw new CairnError('VOLUME_BUSY', `cannot reload ${this.volumeName}: ${open.length} file(s) open: ${open.map((o) => o.path).join(', ')}`, {
-        volume: this.volumeName,
-        openFiles: open,
-        hint: 'close these files, then reload',
-      });
-    }
     const from = this.seq;
     const commit = this.dirty.size ? await this.commit() : undefined;
     if (this.storeDir) {

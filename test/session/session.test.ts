@@ -166,7 +166,7 @@ forEachBackend((b) =>
       await vol.close();
     });
 
-    it('refuses reload with open files, naming them; time travel; history', async () => {
+    it('time travel; history', async () => {
       const vol = await fresh();
       const a = await vol.session();
       await writeFile(a, '/one', '1');
@@ -175,13 +175,6 @@ forEachBackend((b) =>
       await a.symlink('one', '/link');
       await a.chmod('/one', 0o600);
       await a.commit();
-      const h = a.open('/one', 4242);
-      await rejectsCode(a.reload(), 'VOLUME_BUSY');
-      await a.reload().catch((e) => {
-        assert.match(e.message, /\/one \(pid 4242\)/);
-        assert.deepEqual(e.context.openFiles, [{ path: '/one', pid: 4242 }]);
-      });
-      a.release(h);
       await a.reload();
       const old = await vol.session({ seq: first.seq });
       assert.equal(await text(old, '/one'), '1');
@@ -238,7 +231,6 @@ forEachBackend((b) =>
         }
         for (const mode of [-1, 0o10000, 1.5, NaN]) await rejectsCode(a.chmod(f, mode), 'INVALID_ARGUMENT');
         for (const t of [NaN, Infinity, 1e300]) await rejectsCode(a.utimes(f, t), 'INVALID_ARGUMENT');
-        assert.throws(() => a.open(f, -3), (e: any) => e.code === 'INVALID_ARGUMENT');
       }
       for (const mode of [-1, 0o100644, 0.5]) {
         await rejectsCode(a.create('/new', mode), 'INVALID_ARGUMENT');
