@@ -18,15 +18,21 @@ import { ChunkFetcher, type LeaseStats } from './fetch.js';
 import { LeaseDir, type LeaseOptions } from './lease.js';
 import { ChunkLru } from './memlru.js';
 import { PackWriter } from './pack.js';
-import { Prefetcher } from './prefetch.js';
+import { Prefetcher, ReadCursor } from './prefetch.js';
 import type { ChunkRef, KnownChunks } from './types.js';
 
 export type { LeaseStats } from './fetch.js';
+export { ReadCursor } from './prefetch.js';
 
 /** What a read may start fetching besides its own chunks (see `ChunkStore.read`). */
 export interface ReadHints {
   /** Keep this many chunks after the range in flight (sequential readers). */
   readahead?: number;
+  /**
+   * The reader's own read state (one per open file handle): sequential detection and an adaptive
+   * read-ahead window (see ReadCursor). Used instead of `readahead` when given.
+   */
+  cursor?: ReadCursor;
   /** Fetch the pack blocks around the range's chunks (small files). */
   neighbours?: boolean;
 }
@@ -128,7 +134,7 @@ export class ChunkStore {
     const first = upperBound(starts, offset) - 1;
     const last = upperBound(starts, end - 1) - 1;
     const wanted = this.fetcher.fetchEach(refs.slice(first, last + 1));
-    this.hint(refs, first, last, opts);
+    this.hint(refs, offset, end, first, last, opts);
     const chunks = await Promise.all(wanted);
     const out = Buffer.allocUnsafe(end - offset);
     copyRange(chunks, starts, first, offset, end, out);
@@ -156,13 +162,14 @@ export class ChunkStore {
       if (!c) return undefined;
       chunks.push(c);
     }
-    this.hint(refs, first, last, opts);
+    this.hint(refs, offset, end, first, last, opts);
     return copyRange(chunks, starts, first, offset, end, into);
   }
 
   /** Starts the readahead and neighbour fetches a read of chunks first..last asks for. */
-  private hint(refs: readonly ChunkRef[], first: number, last: number, opts: ReadHints): void {
-    if (opts.readahead && opts.readahead > 0) this.prefetcher.readAhead(refs.slice(last + 1, last + 1 + opts.readahead), opts.readahead);
+  private hint(refs: readonly ChunkRef[], offset: number, end: number, first: number, last: number, opts: ReadHints): void {
+    const ahead = opts.cursor ? opts.cursor.advance(offset, end, first, last) : (opts.readahead ?? 0);
+    if (ahead > 0) this.prefetcher.readAhead(refs.slice(last + 1, last + 1 + ahead), ahead);
     if (opts.neighbours) for (let i = first; i <= last; i++) this.prefetcher.neighbours(refs[i]);
   }
 
@@ -206,6 +213,16 @@ export class ChunkStore {
     } finally {
       for (const p of queue) p.catch(() => {});
     }
+  }
+
+  /**
+   * A fresh read state for one reader (one per open file handle): pass it as `{ cursor }` to every
+   * `read`/`readCached` of that reader.
+   *
+   * @example const cursor = chunks.cursor(); await chunks.read(refs, 0, 131072, { cursor });
+   */
+  cursor(): ReadCursor {
+    return new ReadCursor();
   }
 
   /**

@@ -123,3 +123,66 @@ function lowerBoundOffset(refs: readonly ChunkRef[], offset: number): number {
   }
   return lo;
 }
+
+/** Read-ahead window of a fresh cursor, and after a seek, in chunks (about 1 MiB each). */
+export const INITIAL_WINDOW_CHUNKS = 4;
+/** Largest read-ahead window, in chunks: well inside the memory LRU's default 64 MiB. */
+export const MAX_WINDOW_CHUNKS = 32;
+/** A read starting this far before where the last one ended still counts as sequential (reordered reads). */
+const BACKWARD_SLACK_BYTES = 256 * 1024;
+
+/**
+ * The read state of one reader of one file (one per open file handle): sequential detection and an
+ * adaptive read-ahead window. Like mountpoint-s3's prefetcher, the window starts small, doubles
+ * each time a sequential reader moves into a new chunk, up to a cap, and falls back to the start
+ * size on a seek; a random reader gets no read-ahead. Two readers of one file each keep their
+ * own cursor, so neither resets the other's window.
+ *
+ * Sequential means: the first read starts at 0, or a read starts where the last one ended, a little
+ * before (reads that arrive reordered, as FUSE's parallel readahead sends them), or forward inside
+ * the window already being fetched (a skip the read-ahead covers).
+ *
+ * @example
+ * const cursor = new ReadCursor();
+ * await chunks.read(refs, 0, 131072, { cursor });      // window 4 chunks
+ * await chunks.read(refs, 131072, 131072, { cursor }); // sequential: same window until a new chunk
+ */
+export class ReadCursor {
+  /** Read-ahead window in chunks (what the next sequential read keeps in flight after it). */
+  window: number;
+  private readonly initial: number;
+  private readonly max: number;
+  /** Furthest file offset read so far in this run (-1: nothing read yet). */
+  private next = -1;
+  /** Furthest chunk index read so far in this run. */
+  private chunk = -1;
+
+  constructor(opts: { initial?: number; max?: number } = {}) {
+    this.max = Math.max(1, opts.max ?? MAX_WINDOW_CHUNKS);
+    this.initial = Math.min(this.max, Math.max(1, opts.initial ?? INITIAL_WINDOW_CHUNKS));
+    this.window = this.initial;
+  }
+
+  /**
+   * Records a read of file bytes [offset, end) that covers chunks first..last, and returns how many
+   * chunks after `last` to keep fetching (0: a random read, no read-ahead).
+   *
+   * @example const ahead = cursor.advance(0, 131072, 0, 0); // 4
+   */
+  advance(offset: number, end: number, first: number, last: number): number {
+    const sequential =
+      this.next < 0
+        ? offset === 0
+        : offset >= this.next - BACKWARD_SLACK_BYTES && (offset <= this.next || first <= this.chunk + this.window);
+    if (!sequential) {
+      this.window = this.initial;
+      this.next = end;
+      this.chunk = last;
+      return 0;
+    }
+    if (this.chunk >= 0 && last > this.chunk) this.window = Math.min(this.max, this.window * 2);
+    this.next = Math.max(this.next, end);
+    this.chunk = Math.max(this.chunk, last);
+    return this.window;
+  }
+}
