@@ -12,7 +12,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import { CairnError } from '../errors.js';
-import { ChunkStore, type ReadHints } from '../chunks/index.js';
+import { ChunkStore, ReadCursor, type ReadHints } from '../chunks/index.js';
 import { Journal, type JournalEntry } from './journal.js';
 import type { ObjectStore } from '../store/types.js';
 import type { CommitResult, FsSession, OpenFile, ReloadResult, Stat } from '../format/types.js';
@@ -63,11 +63,6 @@ export interface SessionOptions {
 export const OFFLOAD_MIN_BYTES = 4 * 1024 * 1024;
 
 const FILE_MODE = 0o644;
-/**
- * Chunks kept in flight ahead of a sequential reader (about 1 MiB each; started 4 at a time, one
- * range GET per batch when cold: see ChunkStore.read).
- */
-const READAHEAD_CHUNKS = 16;
 /** Files up to this size also prefetch their pack neighbours (siblings uploaded with them). */
 const SMALL_FILE_BYTES = 1024 * 1024;
 
@@ -80,7 +75,8 @@ export class Session implements FsSession {
   private readonly handles = new Map<number, OpenFile>();
   private nextHandle = 1;
   private readonly materializing = new Map<string, Promise<string>>();
-  private readonly lastReadEnd = new Map<string, number>();
+  /** Read state per path, for callers that pass no cursor of their own (see `read`). */
+  private readonly pathCursors = new Map<string, ReadCursor>();
   private closed = false;
 
   private constructor(
@@ -204,10 +200,11 @@ export class Session implements FsSession {
 
   /**
    * Up to `length` bytes at `offset` (fewer at the end of the file). Both are integers from 0 to
-   * the maximum file size (INVALID_ARGUMENT otherwise).
+   * the maximum file size (INVALID_ARGUMENT otherwise). `cursor` is the reader's own read state
+   * (one per open file handle: `s.chunks.cursor()`); without one, readers of a path share one.
    * @example const head = await s.read('/data/a.bin', 0, 4096);
    */
-  async read(path: string, offset: number, length: number): Promise<Buffer> {
+  async read(path: string, offset: number, length: number, cursor?: ReadCursor): Promise<Buffer> {
     const p = normalizePath(path);
     checkByteCount(offset, 'offset', { path: `/${p}` });
     checkByteCount(length, 'length', { path: `/${p}` });
@@ -218,12 +215,10 @@ export class Session implements FsSession {
     if (n === 0) return Buffer.alloc(0);
     if (e.staged) return this.staging.read(e.staged, offset, n);
     if (e.inline) return Buffer.from(e.inline.subarray(offset, offset + n));
-    const opts = this.readOptions(e, offset);
-    this.noteRead(e.path, offset + n);
-    return this.chunks.read(e.chunks ?? [], offset, n, opts);
+    return this.chunks.read(e.chunks ?? [], offset, n, this.readOptions(e, cursor));
   }
 
-  readCached(path: string, offset: number, length: number, into: Buffer): number | undefined {
+  readCached(path: string, offset: number, length: number, into: Buffer, cursor?: ReadCursor): number | undefined {
     if (this.closed || !isByteRange(offset, length)) return undefined;
     let e: JournalEntry | undefined;
     try {
@@ -235,26 +230,21 @@ export class Session implements FsSession {
     const n = Math.max(0, Math.min(length, e.size - offset, into.length));
     if (n === 0) return 0;
     if (e.inline) return e.inline.copy(into, 0, offset, offset + n);
-    const got = this.chunks.readCached(e.chunks ?? [], offset, n, into, this.readOptions(e, offset));
-    if (got !== undefined) this.noteRead(e.path, offset + n);
-    return got;
+    return this.chunks.readCached(e.chunks ?? [], offset, n, into, this.readOptions(e, cursor));
   }
 
   /**
-   * Fetching hints for a read of a committed file at `offset`: readahead for sequential readers
-   * (this read starts where the last one of the file ended), pack neighbours for small files.
+   * Fetching hints for a read of a committed file: the reader's cursor (else the path's) for
+   * sequential read-ahead, pack neighbours for small files.
    */
-  private readOptions(e: JournalEntry, offset: number): ReadHints {
-    const sequential = this.lastReadEnd.get(e.path) === offset || offset === 0;
-    return {
-      ...(sequential ? { readahead: READAHEAD_CHUNKS } : {}),
-      ...(e.size <= SMALL_FILE_BYTES ? { neighbours: true } : {}),
-    };
-  }
-
-  private noteRead(path: string, end: number): void {
-    this.lastReadEnd.set(path, end);
-    if (this.lastReadEnd.size > 1024) this.lastReadEnd.delete(this.lastReadEnd.keys().next().value!);
+  private readOptions(e: JournalEntry, cursor: ReadCursor | undefined): ReadHints {
+    let c = cursor ?? this.pathCursors.get(e.path);
+    if (!c) {
+      c = this.chunks.cursor();
+      this.pathCursors.set(e.path, c);
+      if (this.pathCursors.size > 1024) this.pathCursors.delete(this.pathCursors.keys().next().value!);
+    }
+    return { cursor: c, ...(e.size <= SMALL_FILE_BYTES ? { neighbours: true } : {}) };
   }
 
   /** The whole committed content of a file, chunk by chunk (parallel fetch). */
