@@ -55,6 +55,10 @@ export interface ChunkStoreOptions {
    * process's fetch (default 10 s), `staleMs` when an unrefreshed lease is abandoned (10 s).
    */
   leases?: LeaseOptions | false;
+  /** Longest run of adjacent chunks fetched with one range GET (default 8 MiB; longer runs: several GETs in parallel). */
+  rangeBytes?: number;
+  /** Hand each chunk of a range GET to its readers as soon as its bytes arrive (default true). */
+  streamRuns?: boolean;
 }
 
 function checkRange(offset: number, length: number): void {
@@ -111,7 +115,15 @@ export class ChunkStore {
     this.mem = memoryBytes > 0 ? new ChunkLru(memoryBytes) : null;
     this.chunker = opts.chunker;
     const leases = this.cache && opts.leases !== false ? new LeaseDir(this.cache.dir, opts.leases) : null;
-    this.fetcher = new ChunkFetcher({ store: this.store, packPrefix: this.packPrefix, cache: this.cache, mem: this.mem, leases });
+    this.fetcher = new ChunkFetcher({
+      store: this.store,
+      packPrefix: this.packPrefix,
+      cache: this.cache,
+      mem: this.mem,
+      leases,
+      rangeBytes: opts.rangeBytes,
+      streamRuns: opts.streamRuns,
+    });
     this.prefetcher = new Prefetcher(this.fetcher, this.store, this.packPrefix);
   }
 

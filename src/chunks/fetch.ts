@@ -10,7 +10,9 @@
  * - single flight: concurrent readers of one chunk in this process share one fetch, and (with a
  *   cache) the processes sharing the host cache fetch a cold chunk once;
  * - chunks adjacent in one pack and needed together are fetched with ONE range GET (up to
- *   `MERGE_BYTES`) and split; longer runs become several range GETs in parallel;
+ *   `rangeBytes`, default MERGE_BYTES) and split; longer runs become several range GETs in parallel;
+ * - streaming: a chunk of a run is verified and handed to its readers as soon as its bytes have
+ *   arrived (stores that stream bodies: S3), not after the whole run;
  * - store errors propagate unchanged (the store's CairnError); a failed fetch is forgotten, so the
  *   next read retries it;
  * - the cache write after a fetch is not awaited by the read; the cache makes it atomic (temp +
@@ -41,7 +43,7 @@ export interface LeaseStats {
   errors: number;
 }
 
-/** Longest run of adjacent chunks fetched with one range GET. */
+/** Longest run of adjacent chunks fetched with one range GET (default of `rangeBytes`). */
 export const MERGE_BYTES = 8 * 1024 * 1024;
 
 interface Deferred {
@@ -71,6 +73,10 @@ export interface ChunkFetcherOptions {
   cache: ChunkCache | null;
   mem: ChunkLru | null;
   leases: LeaseDir | null;
+  /** Longest run of adjacent chunks fetched with one range GET (default MERGE_BYTES). */
+  rangeBytes?: number;
+  /** Hand each chunk of a run to its readers as soon as its bytes arrive (default true). */
+  streamRuns?: boolean;
 }
 
 /**
@@ -86,6 +92,8 @@ export class ChunkFetcher {
   private readonly cache: ChunkCache | null;
   private readonly mem: ChunkLru | null;
   private readonly leases: LeaseDir | null;
+  private readonly rangeBytes: number;
+  private readonly streamRuns: boolean;
   private readonly inflight = new Map<string, Promise<Buffer>>();
   private readonly cacheWrites = new Set<Promise<void>>();
   /** Range GETs issued (for tests and stats). */
@@ -99,6 +107,8 @@ export class ChunkFetcher {
     this.cache = opts.cache;
     this.mem = opts.mem;
     this.leases = opts.leases;
+    this.rangeBytes = Math.max(1, opts.rangeBytes ?? MERGE_BYTES);
+    this.streamRuns = opts.streamRuns ?? true;
   }
 
   /**
@@ -167,7 +177,7 @@ export class ChunkFetcher {
     }
     if (misses.length === 0) return;
     if (!this.leases) {
-      await Promise.all(groupRuns(misses).map((run) => this.fetchRun(run)));
+      await Promise.all(groupRuns(misses, this.rangeBytes).map((run) => this.fetchRun(run)));
       return;
     }
     const leases = this.leases;
@@ -187,7 +197,7 @@ export class ChunkFetcher {
       const recheck = await Promise.all(mine.map((d) => (d.lease ? this.fromCache(d) : false)));
       fetch = mine.filter((_, i) => !recheck[i]);
     }
-    await Promise.all([...groupRuns(fetch).map((run) => this.fetchRun(run)), ...others.map((d) => this.awaitOther(d))]);
+    await Promise.all([...groupRuns(fetch, this.rangeBytes).map((run) => this.fetchRun(run)), ...others.map((d) => this.awaitOther(d))]);
   }
 
   /**
@@ -262,23 +272,36 @@ export class ChunkFetcher {
     await this.fetchRun([d]);
   }
 
-  /** One range GET for a run of adjacent chunks of one pack, split and verified per chunk. */
+  /**
+   * One range GET for a run of adjacent chunks of one pack, split and verified per chunk. With
+   * `streamRuns`, each chunk is verified and settled as soon as its bytes have arrived; a failure
+   * after that fails only the chunks not yet settled.
+   */
   private async fetchRun(run: Deferred[]): Promise<void> {
     const first = run[0].ref;
     const lastRef = run[run.length - 1].ref;
     const key = this.packPrefix + first.pack;
     const want = lastRef.offset + lastRef.length - first.offset;
+    const settling: Promise<void>[] = [];
+    let next = 0; // run[next] is the first chunk not yet handed to verifyAndSettle
+    const onProgress = (body: Buffer, received: number): void => {
+      while (next < run.length && run[next].ref.offset + run[next].ref.length - first.offset <= received) {
+        settling.push(this.verifyAndSettle(run[next++], body, first.offset, key));
+      }
+    };
     let body: Buffer;
     try {
       this.gets++;
-      body = await this.store.get(key, { offset: first.offset, length: want });
+      body = await this.store.get(key, { offset: first.offset, length: want }, this.streamRuns && run.length > 1 ? { onProgress } : undefined);
       // Some servers ignore the end of a range (s3rver does for `bytes=0-0`): keep what we asked for.
       if (body.length > want) body = body.subarray(0, want);
     } catch (err) {
-      for (const d of run) this.fail(d, err);
+      for (const d of run.slice(next)) this.fail(d, err);
+      await Promise.all(settling);
       return;
     }
-    await Promise.all(run.map((d) => this.verifyAndSettle(d, body, first.offset, key)));
+    for (; next < run.length; next++) settling.push(this.verifyAndSettle(run[next], body, first.offset, key));
+    await Promise.all(settling);
   }
 
   /** Cuts one chunk out of a fetched run, verifies it (worker pool), settles it and caches it. */
@@ -325,7 +348,7 @@ export class ChunkFetcher {
 }
 
 /** Groups loads into runs of chunks adjacent in the same pack (sorted by pack, offset). */
-function groupRuns(items: Deferred[]): Deferred[][] {
+function groupRuns(items: Deferred[], maxBytes: number): Deferred[][] {
   const sorted = [...items].sort((a, b) => (a.ref.pack < b.ref.pack ? -1 : a.ref.pack > b.ref.pack ? 1 : a.ref.offset - b.ref.offset));
   const runs: Deferred[][] = [];
   let run: Deferred[] = [];
@@ -333,7 +356,7 @@ function groupRuns(items: Deferred[]): Deferred[][] {
   for (const d of sorted) {
     const prev = run[run.length - 1]?.ref;
     const adjacent = prev && prev.pack === d.ref.pack && prev.offset + prev.length === d.ref.offset;
-    if (!adjacent || runBytes + d.ref.length > MERGE_BYTES) {
+    if (!adjacent || runBytes + d.ref.length > maxBytes) {
       if (run.length > 0) runs.push(run);
       run = [];
       runBytes = 0;

@@ -35,7 +35,7 @@ import {
 import pLimit from 'p-limit';
 import { CairnError, type ErrorContext } from '../errors.js';
 import { checkKey, checkPrefix } from './keys.js';
-import type { ByteRange, ListOptions, ObjectInfo, ObjectStore, PutOptions } from './types.js';
+import type { ByteRange, GetOptions, ListOptions, ObjectInfo, ObjectStore, PutOptions } from './types.js';
 import { type S3Location, parseS3Url } from './s3url.js';
 import { attemptLimits, backoffMs, makeClient, MAX_ATTEMPTS, NETWORK_CODES, OPEN_ATTEMPTS, THROTTLE_NAMES, readBody, s3TimeoutMs, sleep, transientKind, type SdkError } from './s3transport.js';
 
@@ -241,10 +241,10 @@ export class S3Store implements ObjectStore {
   }
 
   /**
-   * Reads a whole object or a byte range (`Range: bytes=a-b`).
+   * Reads a whole object or a byte range (`Range: bytes=a-b`); `onProgress` sees the body as it arrives.
    * @example const bytes = await store.get('volumes/v1/packs/abc', { offset: 1024, length: 4096 });
    */
-  async get(key: string, range?: ByteRange): Promise<Buffer> {
+  async get(key: string, range?: ByteRange, options: GetOptions = {}): Promise<Buffer> {
     checkKey(key);
     if (range) checkRange(key, range);
     this.checkOpen();
@@ -260,7 +260,7 @@ export class S3Store implements ObjectStore {
           Range: range ? `bytes=${range.offset}-${range.offset + range.length - 1}` : undefined,
         }));
         // Some servers ignore the end of a range (s3rver does for `bytes=0-0`): never return more than asked.
-        return await readBody(out.Body as AsyncIterable<Uint8Array>, out.ContentLength, range?.length);
+        return await readBody(out.Body as AsyncIterable<Uint8Array>, out.ContentLength, range?.length, options.onProgress);
       });
     } catch (err) {
       const e = err as SdkError;

@@ -93,8 +93,14 @@ export const sleep = (ms: number): Promise<void> => new Promise((resolve) => set
  * pieces are copied straight into a buffer of that size: no list of pieces, no second copy
  * (`transformToByteArray` makes both), which cold reads of 4 MiB ranges pay for in CPU and GC.
  * A body that does not match its Content-Length is UNAVAILABLE (a dropped or garbled transfer).
+ * `onProgress(out, n)` is called after each piece: the first n bytes of `out` are final.
  */
-export async function readBody(body: AsyncIterable<Uint8Array>, contentLength: number | undefined, max = Infinity): Promise<Buffer> {
+export async function readBody(
+  body: AsyncIterable<Uint8Array>,
+  contentLength: number | undefined,
+  max = Infinity,
+  onProgress?: (body: Buffer, received: number) => void,
+): Promise<Buffer> {
   if (contentLength === undefined || !Number.isSafeInteger(contentLength) || contentLength < 0) {
     const pieces: Buffer[] = [];
     for await (const piece of body) pieces.push(Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength));
@@ -109,6 +115,7 @@ export async function readBody(body: AsyncIterable<Uint8Array>, contentLength: n
     if (n + piece.byteLength > contentLength) throw bad(`longer than announced`);
     if (n < out.length) out.set(piece.subarray(0, out.length - n), n);
     n += piece.byteLength;
+    onProgress?.(out, Math.min(n, out.length));
   }
   if (n !== contentLength) throw bad(`ended after ${n} bytes`);
   return out;
