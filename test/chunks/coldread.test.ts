@@ -6,6 +6,10 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { ChunkCache } from '../../src/chunks/cache.js';
 import { ChunkStore } from '../../src/chunks/chunkstore.js';
 import type { ChunkRef } from '../../src/chunks/types.js';
 import { isCairnError } from '../../src/errors.js';
@@ -100,5 +104,30 @@ describe('cold reads on S3', () => {
       if (i === 2) assert.ok(g.status === 'rejected' && isCairnError(g.reason, 'CORRUPT'), `chunk 2: ${g.status}`);
       else assert.ok(g.status === 'fulfilled' && g.value.equals(data.subarray(refs[i].offset - refs[0].offset, refs[i].offset - refs[0].offset + refs[i].length)));
     });
+  });
+
+  it('warm fills the host cache: a later cold reader of the file makes no GET', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-warm-'));
+    try {
+      const cache = (): ChunkCache => new ChunkCache({ dir, maxBytes: 1 << 30 });
+      const obs = observed(store);
+      const cs = new ChunkStore({ store: obs, packPrefix: PREFIX, cache: cache(), memoryBytes: 0 });
+      const seen: number[] = [];
+      const r = await cs.warm(refs, { onProgress: (done, total) => seen.push(done / total) });
+      assert.equal(r.bytes, data.length);
+      assert.equal(r.fetched, r.chunks);
+      assert.equal(seen[seen.length - 1], 1);
+      assert.ok(seen.every((x, i) => i === 0 || x >= seen[i - 1]), 'progress only grows');
+      assert.ok(obs.log.length <= Math.ceil(data.length / (8 * MiB)) + 2, `${obs.log.length} GETs`);
+      const again = await cs.warm(refs);
+      assert.equal(again.fetched, 0, 'all cached');
+
+      const reader = observed(store);
+      const cold = new ChunkStore({ store: reader, packPrefix: PREFIX, cache: cache(), memoryBytes: 0 });
+      assert.deepEqual(await cold.read(refs, 0, data.length), data);
+      assert.equal(reader.log.length, 0, 'served by the host cache');
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
   });
 });
