@@ -126,7 +126,7 @@ export class ChunkStore {
       rangeBytes: this.rangeBytes,
       streamRuns: opts.streamRuns,
     });
-    this.prefetcher = new Prefetcher(this.fetcher, this.store, this.packPrefix);
+    this.prefetcher = new Prefetcher(this.fetcher, this.store, this.packPrefix, this.rangeBytes);
   }
 
   /**

@@ -3,7 +3,8 @@
  *
  * - Sequential read-ahead over a window of the chunks after a read: the chunks not yet held or in
  *   flight are started once there are at least window/4 of them (or the window reaches the end of
- *   the file), in batches of window/4 adjacent chunks — one range GET each when cold — so a cold
+ *   the file), in batches of window/4 adjacent chunks and at most one range GET's bytes — one
+ *   range GET each when cold — so a cold
  *   sequential reader issues a few large range GETs in parallel rather than one small GET per chunk.
  * - Pack neighbours (small files): the 4 MiB block of the pack around a chunk, and the next block,
  *   are fetched with one range GET each (their chunks named by the pack's trailer index, read once
@@ -13,7 +14,7 @@
  * flight like any read.
  */
 import type { ObjectStore } from '../store/types.js';
-import type { ChunkFetcher } from './fetch.js';
+import { MERGE_BYTES, type ChunkFetcher } from './fetch.js';
 import { readPackIndex } from './pack.js';
 import type { ChunkRef } from './types.js';
 
@@ -41,6 +42,8 @@ export class Prefetcher {
     private readonly fetcher: ChunkFetcher,
     private readonly store: ObjectStore,
     private readonly packPrefix: string,
+    /** Bytes of the longest range GET (the fetcher's `rangeBytes`): read-ahead batches stay within it. */
+    private readonly rangeBytes: number = MERGE_BYTES,
   ) {}
 
   /**
@@ -55,7 +58,8 @@ export class Prefetcher {
   /**
    * Readahead over `window` (the next chunks of a sequential reader, `size` of them unless the file
    * ends first): starts the chunks not yet held or in flight once there are at least size/4 of
-   * them (or the window reaches the end of the file), in batches of size/4 adjacent chunks.
+   * them (or the window reaches the end of the file), in batches of size/4 adjacent chunks (and at
+   * most `rangeBytes`).
    *
    * @example pre.readAhead(refs.slice(last + 1, last + 1 + 16), 16);
    */
@@ -63,7 +67,19 @@ export class Prefetcher {
     const step = Math.max(1, Math.floor(size / 4));
     const missing = window.filter((r) => this.fetcher.idle(r.hash));
     if (missing.length === 0 || (missing.length < step && window.length === size)) return;
-    for (let i = 0; i < missing.length; i += step) this.prefetch(missing.slice(i, i + step));
+    let batch: ChunkRef[] = [];
+    let bytes = 0;
+    for (const r of missing) {
+      // A batch longer than one range GET would be split into a full GET and a small one.
+      if (batch.length === step || (batch.length > 0 && bytes + r.length > this.rangeBytes)) {
+        this.prefetch(batch);
+        batch = [];
+        bytes = 0;
+      }
+      batch.push(r);
+      bytes += r.length;
+    }
+    if (batch.length > 0) this.prefetch(batch);
   }
 
   /**
