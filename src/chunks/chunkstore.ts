@@ -147,9 +147,14 @@ export class ChunkStore {
     if (offset >= end) return Buffer.alloc(0);
     const first = upperBound(starts, offset) - 1;
     const last = upperBound(starts, end - 1) - 1;
-    const wanted = this.fetcher.fetchEach(refs.slice(first, last + 1));
-    this.hint(refs, offset, end, first, last, opts);
-    const chunks = await Promise.all(wanted);
+    // A read that starts a fetch of its own (cold) starts its hints once its bytes are in, so its
+    // GET does not share the store with read-ahead GETs: time to first byte is one GET's.
+    const cold = refs.slice(first, last + 1).some((r) => this.fetcher.idle(r.hash));
+    const wanted = Promise.all(this.fetcher.fetchEach(refs.slice(first, last + 1)));
+    const startHints = this.hint(refs, offset, end, first, last, opts);
+    if (cold) wanted.then(startHints, () => {});
+    else startHints();
+    const chunks = await wanted;
     const out = Buffer.allocUnsafe(end - offset);
     copyRange(chunks, starts, first, offset, end, out);
     return out;
@@ -176,15 +181,20 @@ export class ChunkStore {
       if (!c) return undefined;
       chunks.push(c);
     }
-    this.hint(refs, offset, end, first, last, opts);
+    this.hint(refs, offset, end, first, last, opts)();
     return copyRange(chunks, starts, first, offset, end, into);
   }
 
-  /** Starts the readahead and neighbour fetches a read of chunks first..last asks for. */
-  private hint(refs: readonly ChunkRef[], offset: number, end: number, first: number, last: number, opts: ReadHints): void {
+  /**
+   * Records the read in the cursor now, and returns what starts the readahead and neighbour fetches
+   * a read of chunks first..last asks for.
+   */
+  private hint(refs: readonly ChunkRef[], offset: number, end: number, first: number, last: number, opts: ReadHints): () => void {
     const ahead = opts.cursor ? opts.cursor.advance(offset, end, first, last) : (opts.readahead ?? 0);
-    if (ahead > 0) this.prefetcher.readAhead(refs.slice(last + 1, last + 1 + ahead), ahead);
-    if (opts.neighbours) for (let i = first; i <= last; i++) this.prefetcher.neighbours(refs[i]);
+    return () => {
+      if (ahead > 0) this.prefetcher.readAhead(refs.slice(last + 1, last + 1 + ahead), ahead);
+      if (opts.neighbours) for (let i = first; i <= last; i++) this.prefetcher.neighbours(refs[i]);
+    };
   }
 
   /**

@@ -21,20 +21,22 @@ const PREFIX = 'volumes/v1/packs/';
 const MiB = 1024 * 1024;
 
 /** Wraps a real store: records each GET's range, when it settled, and how many ran at once. */
-function observed(inner: ObjectStore): ObjectStore & { log: { range?: ByteRange; done: boolean }[]; peak: number } {
+function observed(inner: ObjectStore): ObjectStore & { log: { range?: ByteRange; done: boolean; doneBefore: number }[]; peak: number } {
   let running = 0;
-  const log: { range?: ByteRange; done: boolean }[] = [];
+  let done = 0;
+  const log: { range?: ByteRange; done: boolean; doneBefore: number }[] = [];
   const o = Object.create(inner) as ObjectStore & { log: typeof log; peak: number };
   o.log = log;
   o.peak = 0;
   o.get = async (key: string, range?: ByteRange, opts?: GetOptions) => {
-    const rec = { range, done: false };
+    const rec = { range, done: false, doneBefore: done };
     log.push(rec);
     o.peak = Math.max(o.peak, ++running);
     try {
       return await inner.get(key, range, opts);
     } finally {
       running--;
+      done++;
       rec.done = true;
     }
   };
@@ -81,6 +83,18 @@ describe('cold reads on S3', () => {
     cs.prefetch(refs.slice(0, 6));
     await cs.readChunk(refs[0]);
     assert.equal(obs.log[0].done, true);
+  });
+
+  it("a cold read's own GET runs alone: its read-ahead starts when its bytes are in", async () => {
+    const obs = observed(store);
+    const cs = new ChunkStore({ store: obs, packPrefix: PREFIX, cache: null });
+    const cursor = cs.cursor();
+    assert.deepEqual(await cs.read(refs, 0, 128 * 1024, { cursor }), data.subarray(0, 128 * 1024));
+    assert.ok(obs.log.length > 1, 'read-ahead started');
+    assert.equal(obs.log[0].range?.offset, refs[0].offset);
+    assert.ok(obs.log.slice(1).every((g) => g.doneBefore >= 1), 'read-ahead GETs started after the read\'s own');
+    // Warm now (chunk 1 in flight or held): the next read's hints start at once.
+    await cs.read(refs, refs[0].length, 128 * 1024, { cursor });
   });
 
   it('splits a long read into parallel range GETs of at most rangeBytes', async () => {
