@@ -4,7 +4,8 @@
  * one reader (1 MiB requests, the native FUSE request size, each awaited), time to first byte,
  * and random 128 KiB reads by 4 jobs. Every Cairn read starts cold: a fresh ChunkStore, no host
  * cache. Variants: the adaptive per-reader cursor vs the old fixed 16-chunk readahead, streamed
- * runs on/off, range GETs of 8 or 16 MiB. Figures are medians of 3 runs (sequential: of 5 interleaved rounds with --quick, 3 without). Prints one JSON object.
+ * runs on/off, range GETs of 8 or 16 MiB. Figures are medians of 3 runs (sequential: of 5
+ * interleaved rounds with --quick, 3 without). Prints one JSON object.
  *
  * Usage: node dist/bench/coldread.js [--quick] [--store s3rver|ceph]
  */
@@ -120,9 +121,11 @@ async function main(): Promise<void> {
     // A cold read verifies the whole chunk it falls in (about 1 MiB), so that is its floor.
     const ttfbRawChunk = await rawTtfb(refs[0].length);
     const ttfb: number[] = [];
-    for (let k = 0; k < RUNS; k++) {
+    for (let k = 0; k < 7; k++) {
       const cs = new ChunkStore({ store, packPrefix: PACKS, cache: null });
-      ttfb.push(await timed(() => cs.read(refs, 0, RANDOM_READ, { cursor: cs.cursor() })));
+      const cursor = cs.cursor();
+      ttfb.push(await timed(() => cs.read(refs, 0, RANDOM_READ, { cursor })));
+      await cs.read(refs, 0, 8 * MiB); // let its read-ahead finish before the next sample
     }
     out.ttfbMs = { rawGet128KiB: round(ttfbRaw), rawGetFirstChunk: round(ttfbRawChunk), cairn128KiB: round(median(ttfb)) };
 

@@ -185,7 +185,9 @@ export class ChunkFetcher {
     const others: Deferred[] = [];
     await Promise.all(
       misses.map(async (d) => {
-        const got = await this.lease(() => (isChunkHash(d.ref.hash) ? leases.tryAcquire(d.ref.hash) : Promise.resolve('error' as const)), d);
+        const acquire = (): Promise<Lease | 'held' | 'error'> =>
+          isChunkHash(d.ref.hash) ? leases.tryAcquire(d.ref.hash) : Promise.resolve('error' as const);
+        const got = await this.lease(acquire, d);
         if (got === 'held') others.push(d);
         else mine.push(d);
       }),
@@ -292,7 +294,8 @@ export class ChunkFetcher {
     let body: Buffer;
     try {
       this.gets++;
-      body = await this.store.get(key, { offset: first.offset, length: want }, this.streamRuns && run.length > 1 ? { onProgress } : undefined);
+      const progress = this.streamRuns && run.length > 1 ? { onProgress } : undefined;
+      body = await this.store.get(key, { offset: first.offset, length: want }, progress);
       // Some servers ignore the end of a range (s3rver does for `bytes=0-0`): keep what we asked for.
       if (body.length > want) body = body.subarray(0, want);
     } catch (err) {

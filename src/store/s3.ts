@@ -37,10 +37,12 @@ import { CairnError, type ErrorContext } from '../errors.js';
 import { checkKey, checkPrefix } from './keys.js';
 import type { ByteRange, GetOptions, ListOptions, ObjectInfo, ObjectStore, PutOptions } from './types.js';
 import { type S3Location, parseS3Url } from './s3url.js';
-import { attemptLimits, backoffMs, makeClient, MAX_ATTEMPTS, NETWORK_CODES, OPEN_ATTEMPTS, THROTTLE_NAMES, readBody, s3TimeoutMs, sleep, transientKind, type SdkError } from './s3transport.js';
+import { attemptLimits, backoffMs, makeClient, MAX_ATTEMPTS, NETWORK_CODES, OPEN_ATTEMPTS, readBody } from './s3transport.js';
+import { s3TimeoutMs, sleep, THROTTLE_NAMES, transientKind, type SdkError } from './s3transport.js';
 
 export { S3_URL_FORMS, parseS3Url, type S3Location } from './s3url.js';
-export { MAX_ATTEMPTS, OPEN_ATTEMPTS, BACKOFF_BASE_MS, BACKOFF_CAP_MS, DEFAULT_TIMEOUT_MS, attemptLimits, readBody, s3TimeoutMs } from './s3transport.js';
+export { MAX_ATTEMPTS, OPEN_ATTEMPTS, BACKOFF_BASE_MS, BACKOFF_CAP_MS, DEFAULT_TIMEOUT_MS } from './s3transport.js';
+export { attemptLimits, readBody, s3TimeoutMs } from './s3transport.js';
 
 
 /** Bodies larger than this are uploaded in parts. */

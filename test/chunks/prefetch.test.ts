@@ -97,3 +97,18 @@ describe('ChunkStore reads with a cursor per reader', () => {
     assert.equal(cursor.advance(0, STEP, 0, 0), INITIAL_WINDOW_CHUNKS, 'the miss did not count as a read at 5 MiB');
   });
 });
+
+describe('ChunkStore.cursor', () => {
+  it('bounds the window by half the memory LRU (a bigger window would be evicted before it is read)', () => {
+    const store = new MemoryStore();
+    assert.equal(readAll(new ChunkStore({ store, packPrefix: PREFIX, cache: null }).cursor()), MAX_WINDOW_CHUNKS);
+    assert.equal(readAll(new ChunkStore({ store, packPrefix: PREFIX, cache: null, memoryBytes: 16 * MiB }).cursor()), 8);
+    assert.equal(readAll(new ChunkStore({ store, packPrefix: PREFIX, cache: null, memoryBytes: 0 }).cursor()), INITIAL_WINDOW_CHUNKS);
+  });
+});
+
+/** The window a cursor reaches after a long sequential read of 1 MiB chunks. */
+function readAll(c: ReadCursor): number {
+  for (let i = 0; i < 100; i++) c.advance(i * MiB, (i + 1) * MiB, i, i);
+  return c.window;
+}
