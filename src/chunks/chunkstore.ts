@@ -1,41 +1,41 @@
 /**
- * ChunkStore: reads file content given its ChunkRefs, and creates PackWriters for commits.
- *
- * Read path for each needed chunk: in-process memory LRU -> host chunk cache (verified) ->
- * fetch lease (./lease.ts) -> store range GET. Invariants:
- * - every byte returned was verified against its chunk's BLAKE3 (bytes from the store here,
- *   bytes from the disk cache by the cache); a mismatch is CairnError('CORRUPT'), never data;
- * - single flight: concurrent readers of one chunk in this process share one fetch, and (with a
- *   cache) the processes sharing the host cache fetch a cold chunk once: the holder of its lease
- *   fetches, the others wait (bounded) for it to appear in the cache;
- * - chunks adjacent in one pack and needed together are fetched with ONE range GET (up to
- *   `MERGE_BYTES`) and split;
- * - sequential readahead (`read(…, { readahead: n })`) keeps up to n chunks ahead in flight and
- *   starts them in batches of n/4 adjacent chunks, so a cold sequential reader issues a few large
- *   range GETs in parallel rather than one small GET per chunk;
- * - pack neighbours (`read(…, { neighbours: true })`, for small files): the 4 MiB block of the pack
- *   around the chunk, and the next block, are fetched with one range GET each (their chunks named
- *   by the pack's trailer index), so files uploaded together cost a few GETs, not one each;
- * - store errors propagate unchanged (the store's CairnError); a failed fetch is forgotten, so
- *   the next read retries it;
- * - the cache write after a fetch is not awaited by the read; the cache makes it atomic (temp +
- *   rename); a chunk's lease is released only after its cache write (LEASE_LINGER_MS after);
- * - leases are an optimisation: a lease error means fetching directly, never a failed read.
+ * ChunkStore: reads file content given its ChunkRefs, and creates PackWriters for commits. A facade
+ * over three parts, one concept each:
+ * - `memlru.ts`: the in-process memory LRU of verified chunks (byte-bounded);
+ * - `fetch.ts`: the read path of one chunk — memory LRU -> host chunk cache (verified) -> fetch
+ *   lease (./lease.ts) -> store range GET — single flight, coalesced range GETs, BLAKE3 checks;
+ * - `prefetch.ts`: sequential read-ahead and pack neighbours.
+ * Invariants: every byte returned was verified against its chunk's BLAKE3 (a mismatch is
+ * CairnError('CORRUPT'), never data); hints (`readahead`, `neighbours`) never fail a read; store
+ * errors propagate unchanged and a failed fetch is retried by the next read.
+ * A read of part of a chunk fetches and verifies the whole chunk: a chunk is named by the BLAKE3 of
+ * all its bytes and packs carry no BLAKE3 tree (Bao outboard) to check a part against, so a part
+ * alone cannot be verified (docs/FORMAT.md); partial-chunk reads need that tree in the pack format.
  * Buffers from `readChunk` and `stream` may be shared with the memory LRU: do not modify them.
  */
 import { CairnError } from '../errors.js';
 import type { ObjectStore } from '../store/types.js';
 import { ChunkCache, type ChunkCacheStats } from './cache.js';
 import type { ChunkerParams } from './chunker.js';
-import { isChunkHash, verifyChunkAsync } from './hash.js';
-import { LEASE_LINGER_MS, LeaseDir, type Lease, type LeaseHolder, type LeaseOptions } from './lease.js';
-import { PackWriter, readPackIndex } from './pack.js';
+import { ChunkFetcher, MERGE_BYTES, type LeaseStats } from './fetch.js';
+import { LeaseDir, type LeaseOptions } from './lease.js';
+import { ChunkLru } from './memlru.js';
+import { PackWriter } from './pack.js';
+import { INITIAL_WINDOW_CHUNKS, MAX_WINDOW_CHUNKS, Prefetcher, ReadCursor } from './prefetch.js';
 import type { ChunkRef, KnownChunks } from './types.js';
+
+export type { LeaseStats } from './fetch.js';
+export { ReadCursor } from './prefetch.js';
 
 /** What a read may start fetching besides its own chunks (see `ChunkStore.read`). */
 export interface ReadHints {
   /** Keep this many chunks after the range in flight (sequential readers). */
   readahead?: number;
+  /**
+   * The reader's own read state (one per open file handle): sequential detection and an adaptive
+   * read-ahead window (see ReadCursor). Used instead of `readahead` when given.
+   */
+  cursor?: ReadCursor;
   /** Fetch the pack blocks around the range's chunks (small files). */
   neighbours?: boolean;
 }
@@ -58,109 +58,10 @@ export interface ChunkStoreOptions {
    * process's fetch (default 10 s), `staleMs` when an unrefreshed lease is abandoned (10 s).
    */
   leases?: LeaseOptions | false;
-}
-
-/** What the fetch leases did in this ChunkStore (for tests and stats). */
-export interface LeaseStats {
-  /** Leases taken (first try, after waiting, or by takeover). */
-  acquired: number;
-  /** Chunks whose lease another process held when we needed them. */
-  waited: number;
-  /** Of those, chunks then read from the cache (fetched by the other process). */
-  fromOthers: number;
-  /** Stale leases (dead holder, or not refreshed for staleMs) taken over. */
-  takeovers: number;
-  /** Waits that reached waitMs: the chunk was then fetched without a lease. */
-  timeouts: number;
-  /** Lease operations that failed (the chunk was then fetched without a lease). */
-  errors: number;
-}
-
-/** Longest run of adjacent chunks fetched with one range GET. */
-const MERGE_BYTES = 8 * 1024 * 1024;
-/** Pack neighbours are fetched by blocks of this many pack bytes (chunks by start offset). */
-const BLOCK_BYTES = 4 * 1024 * 1024;
-/** Pack indexes kept in memory for neighbour prefetch (each ~100 bytes per chunk). */
-const MAX_PACK_INDEXES = 32;
-/** Pack blocks remembered as prefetched (then the memory is cleared and they may be fetched again). */
-const MAX_BLOCKS_DONE = 100_000;
-
-interface Deferred {
-  ref: ChunkRef;
-  /** The fetch lease this process holds for the chunk, released after its cache write. */
-  lease?: Lease;
-  promise: Promise<Buffer>;
-  resolve(b: Buffer): void;
-  reject(e: unknown): void;
-}
-
-function deferred(ref: ChunkRef): Deferred {
-  let resolve!: (b: Buffer) => void;
-  let reject!: (e: unknown) => void;
-  const promise = new Promise<Buffer>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  promise.catch(() => {}); // callers handle it; never an unhandled rejection
-  return { ref, promise, resolve, reject };
-}
-
-/**
- * A byte-bounded LRU of verified chunks, keyed by hash (Map order = recency). Chunks may be views
- * into one fetched run (see `verifyAndSettle`): the bound counts the memory really held, each
- * backing ArrayBuffer once while any chunk still views it.
- */
-class ChunkLru {
-  private readonly map = new Map<string, Buffer>();
-  /** Chunks held per backing ArrayBuffer. */
-  private readonly backing = new Map<ArrayBufferLike, number>();
-  private bytes = 0;
-  constructor(private readonly max: number) {}
-
-  private hold(b: Buffer): void {
-    const n = this.backing.get(b.buffer) ?? 0;
-    if (n === 0) this.bytes += b.buffer.byteLength;
-    this.backing.set(b.buffer, n + 1);
-  }
-
-  private release(b: Buffer): void {
-    const n = this.backing.get(b.buffer) ?? 1;
-    if (n > 1) this.backing.set(b.buffer, n - 1);
-    else {
-      this.backing.delete(b.buffer);
-      this.bytes -= b.buffer.byteLength;
-    }
-  }
-
-  get(hash: string): Buffer | undefined {
-    const b = this.map.get(hash);
-    if (b) {
-      this.map.delete(hash);
-      this.map.set(hash, b);
-    }
-    return b;
-  }
-
-  /** Whether `hash` is held, without touching its recency. */
-  has(hash: string): boolean {
-    return this.map.has(hash);
-  }
-
-  set(hash: string, b: Buffer): void {
-    if (b.buffer.byteLength > this.max / 2 || this.map.has(hash)) return;
-    this.map.set(hash, b);
-    this.hold(b);
-    for (const [h, old] of this.map) {
-      if (this.bytes <= this.max) break;
-      this.map.delete(h);
-      this.release(old);
-    }
-  }
-
-  /** Bytes of memory the held chunks keep alive (for tests). */
-  get heldBytes(): number {
-    return this.bytes;
-  }
+  /** Longest run of adjacent chunks fetched with one range GET (default 8 MiB; longer runs: several GETs in parallel). */
+  rangeBytes?: number;
+  /** Hand each chunk of a range GET to its readers as soon as its bytes arrive (default true). */
+  streamRuns?: boolean;
 }
 
 function checkRange(offset: number, length: number): void {
@@ -178,18 +79,26 @@ export class ChunkStore {
   private readonly concurrency: number;
   private readonly chunker?: ChunkerParams;
   private readonly mem: ChunkLru | null;
-  private readonly inflight = new Map<string, Promise<Buffer>>();
+  private readonly fetcher: ChunkFetcher;
+  private readonly prefetcher: Prefetcher;
+  private readonly rangeBytes: number;
+  /**
+   * Largest read-ahead window of this store's cursors, in chunks: MAX_WINDOW_CHUNKS, or fewer so
+   * that the window fits in half the memory LRU (read ahead of a bigger window is evicted before
+   * it is read: measured, a 64-chunk window over a 64 MiB LRU read at a quarter of the speed).
+   */
+  private readonly maxWindow: number;
   private readonly starts = new WeakMap<readonly ChunkRef[], Float64Array>();
-  private readonly cacheWrites = new Set<Promise<void>>();
-  private readonly leases: LeaseDir | null;
-  /** Pack id -> its chunks in pack order (from the trailer index), for neighbour prefetch. */
-  private readonly packIndexes = new Map<string, Promise<ChunkRef[]>>();
-  /** `pack:block` of the pack blocks already prefetched as neighbours. */
-  private readonly blocksDone = new Set<string>();
+
   /** Range GETs issued (for tests and stats). */
-  gets = 0;
+  get gets(): number {
+    return this.fetcher.gets;
+  }
+
   /** What the cross-process fetch leases did. */
-  readonly leaseStats: LeaseStats = { acquired: 0, waited: 0, fromOthers: 0, takeovers: 0, timeouts: 0, errors: 0 };
+  get leaseStats(): LeaseStats {
+    return this.fetcher.leaseStats;
+  }
 
   /**
    * What this store's reads did: range GETs, memory the in-process LRU holds, fetch leases, and the host cache's hits and misses
@@ -214,8 +123,20 @@ export class ChunkStore {
     this.concurrency = Math.max(1, opts.concurrency ?? 8);
     const memoryBytes = opts.memoryBytes ?? 64 * 1024 * 1024;
     this.mem = memoryBytes > 0 ? new ChunkLru(memoryBytes) : null;
+    this.maxWindow = Math.max(INITIAL_WINDOW_CHUNKS, Math.min(MAX_WINDOW_CHUNKS, Math.floor(memoryBytes / 2 / (1024 * 1024))));
     this.chunker = opts.chunker;
-    this.leases = this.cache && opts.leases !== false ? new LeaseDir(this.cache.dir, opts.leases) : null;
+    this.rangeBytes = Math.max(1, opts.rangeBytes ?? MERGE_BYTES);
+    const leases = this.cache && opts.leases !== false ? new LeaseDir(this.cache.dir, opts.leases) : null;
+    this.fetcher = new ChunkFetcher({
+      store: this.store,
+      packPrefix: this.packPrefix,
+      cache: this.cache,
+      mem: this.mem,
+      leases,
+      rangeBytes: this.rangeBytes,
+      streamRuns: opts.streamRuns,
+    });
+    this.prefetcher = new Prefetcher(this.fetcher, this.store, this.packPrefix, this.rangeBytes);
   }
 
   /**
@@ -236,9 +157,14 @@ export class ChunkStore {
     if (offset >= end) return Buffer.alloc(0);
     const first = upperBound(starts, offset) - 1;
     const last = upperBound(starts, end - 1) - 1;
-    const wanted = this.fetchEach(refs.slice(first, last + 1));
-    this.hint(refs, first, last, opts);
-    const chunks = await Promise.all(wanted);
+    // A read that starts a fetch of its own (cold) starts its hints once its bytes are in, so its
+    // GET does not share the store with read-ahead GETs: time to first byte is one GET's.
+    const cold = refs.slice(first, last + 1).some((r) => this.fetcher.idle(r.hash));
+    const wanted = Promise.all(this.fetcher.fetchEach(refs.slice(first, last + 1)));
+    const startHints = this.hint(refs, offset, end, first, last, opts);
+    if (cold) wanted.then(startHints, () => {});
+    else startHints();
+    const chunks = await wanted;
     const out = Buffer.allocUnsafe(end - offset);
     copyRange(chunks, starts, first, offset, end, out);
     return out;
@@ -265,14 +191,20 @@ export class ChunkStore {
       if (!c) return undefined;
       chunks.push(c);
     }
-    this.hint(refs, first, last, opts);
+    this.hint(refs, offset, end, first, last, opts)();
     return copyRange(chunks, starts, first, offset, end, into);
   }
 
-  /** Starts the readahead and neighbour fetches a read of chunks first..last asks for. */
-  private hint(refs: readonly ChunkRef[], first: number, last: number, opts: ReadHints): void {
-    if (opts.readahead && opts.readahead > 0) this.readAhead(refs.slice(last + 1, last + 1 + opts.readahead), opts.readahead);
-    if (opts.neighbours) for (let i = first; i <= last; i++) this.prefetchNeighbours(refs[i]);
+  /**
+   * Records the read in the cursor now, and returns what starts the readahead and neighbour fetches
+   * a read of chunks first..last asks for.
+   */
+  private hint(refs: readonly ChunkRef[], offset: number, end: number, first: number, last: number, opts: ReadHints): () => void {
+    const ahead = opts.cursor ? opts.cursor.advance(offset, end, first, last) : (opts.readahead ?? 0);
+    return () => {
+      if (ahead > 0) this.prefetcher.readAhead(refs.slice(last + 1, last + 1 + ahead), ahead);
+      if (opts.neighbours) for (let i = first; i <= last; i++) this.prefetcher.neighbours(refs[i]);
+    };
   }
 
   /**
@@ -282,62 +214,7 @@ export class ChunkStore {
    * @example chunks.prefetch(entry.chunks.slice(i + 1, i + 3));
    */
   prefetch(refs: readonly ChunkRef[]): void {
-    for (const p of this.fetchEach(refs)) p.catch(() => {});
-  }
-
-  /**
-   * Readahead over `window` (the next chunks of a sequential reader): starts the chunks not yet
-   * held or in flight once there are at least window/4 of them (or the window reaches the end of
-   * the file), in batches of window/4 adjacent chunks — one range GET each when cold.
-   */
-  private readAhead(window: readonly ChunkRef[], size: number): void {
-    const step = Math.max(1, Math.floor(size / 4));
-    const missing = window.filter((r) => !this.inflight.has(r.hash) && !this.mem?.has(r.hash));
-    if (missing.length === 0 || (missing.length < step && window.length === size)) return;
-    for (let i = 0; i < missing.length; i += step) this.prefetch(missing.slice(i, i + step));
-  }
-
-  /**
-   * Starts fetching the chunks of the pack block holding `ref` and of the next block (once per
-   * block), named by the pack's trailer index (read once per pack). Errors are ignored: this only
-   * warms the memory LRU and the cache.
-   */
-  private prefetchNeighbours(ref: ChunkRef): void {
-    const block = Math.floor(ref.offset / BLOCK_BYTES);
-    for (const b of [block, block + 1]) {
-      const key = `${ref.pack}:${b}`;
-      if (this.blocksDone.has(key)) continue;
-      if (this.blocksDone.size >= MAX_BLOCKS_DONE) this.blocksDone.clear();
-      this.blocksDone.add(key);
-      this.packIndex(ref.pack).then(
-        (index) => {
-          const lo = lowerBoundOffset(index, b * BLOCK_BYTES);
-          const hi = lowerBoundOffset(index, (b + 1) * BLOCK_BYTES);
-          const wanted = index.slice(lo, hi).filter((r) => !this.inflight.has(r.hash) && !this.mem?.has(r.hash));
-          if (wanted.length > 0) this.prefetch(wanted);
-        },
-        () => this.blocksDone.delete(key),
-      );
-    }
-  }
-
-  /** The chunks of a pack in pack order, from its trailer index (memoised; a failure is forgotten). */
-  private packIndex(pack: string): Promise<ChunkRef[]> {
-    let p = this.packIndexes.get(pack);
-    if (p) {
-      this.packIndexes.delete(pack);
-      this.packIndexes.set(pack, p);
-      return p;
-    }
-    p = readPackIndex(this.store, this.packPrefix + pack).then((entries) =>
-      entries.map((e) => ({ hash: e.hash, pack, offset: e.offset, length: e.length })).sort((a, b) => a.offset - b.offset),
-    );
-    p.catch(() => {
-      if (this.packIndexes.get(pack) === p) this.packIndexes.delete(pack);
-    });
-    this.packIndexes.set(pack, p);
-    if (this.packIndexes.size > MAX_PACK_INDEXES) this.packIndexes.delete(this.packIndexes.keys().next().value!);
-    return p;
+    this.prefetcher.prefetch(refs);
   }
 
   /**
@@ -346,7 +223,7 @@ export class ChunkStore {
    * @example const bytes = await chunks.readChunk(ref);
    */
   readChunk(ref: ChunkRef): Promise<Buffer> {
-    return this.fetchEach([ref])[0];
+    return this.fetcher.fetchEach([ref])[0];
   }
 
   /**
@@ -363,13 +240,70 @@ export class ChunkStore {
         if (queue.length < ahead && next < refs.length) {
           const batch = refs.slice(next, next + ahead - queue.length);
           next += batch.length;
-          queue.push(...this.fetchEach(batch));
+          queue.push(...this.fetcher.fetchEach(batch));
         }
         yield await queue.shift()!;
       }
     } finally {
       for (const p of queue) p.catch(() => {});
     }
+  }
+
+  /**
+   * Fills the host cache with these chunks ahead of readers (`cairn volume warmup`): each distinct
+   * chunk not yet in the cache is fetched (verified, merged into range GETs of adjacent chunks,
+   * batches of up to `rangeBytes`, `concurrency` GETs at once, default 4) and written to the cache before this returns.
+   * `onProgress(done, total)` counts bytes of distinct chunks, those already cached included.
+   * Without a cache it only fetches (and verifies) them.
+   *
+   * @example const r = await chunks.warm(entry.chunks, { onProgress: (d, t) => bar.update(d) });
+   */
+  async warm(
+    refs: readonly ChunkRef[],
+    opts: { concurrency?: number; onProgress?: (doneBytes: number, totalBytes: number) => void } = {},
+  ): Promise<{ chunks: number; bytes: number; fetched: number; fetchedBytes: number }> {
+    const distinct = [...new Map(refs.map((r) => [r.hash, r])).values()];
+    const total = distinct.reduce((n, r) => n + r.length, 0);
+    const cache = this.cache;
+    const cached = cache ? await Promise.all(distinct.map((r) => cache.has(r.hash))) : distinct.map(() => false);
+    const todo = distinct.filter((_, i) => !cached[i]).sort((a, b) => (a.pack < b.pack ? -1 : a.pack > b.pack ? 1 : a.offset - b.offset));
+    let done = total - todo.reduce((n, r) => n + r.length, 0);
+    opts.onProgress?.(done, total);
+    const batches: ChunkRef[][] = [];
+    let batch: ChunkRef[] = [];
+    let bytes = 0;
+    for (const r of todo) {
+      if (batch.length > 0 && bytes + r.length > this.rangeBytes) {
+        batches.push(batch);
+        batch = [];
+        bytes = 0;
+      }
+      batch.push(r);
+      bytes += r.length;
+    }
+    if (batch.length > 0) batches.push(batch);
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < batches.length) {
+        const batch = batches[next++];
+        await Promise.all(this.fetcher.fetchEach(batch));
+        done += batch.reduce((n, r) => n + r.length, 0);
+        opts.onProgress?.(done, total);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, opts.concurrency ?? 4) }, worker));
+    await this.flush();
+    return { chunks: distinct.length, bytes: total, fetched: todo.length, fetchedBytes: todo.reduce((n, r) => n + r.length, 0) };
+  }
+
+  /**
+   * A fresh read state for one reader (one per open file handle): pass it as `{ cursor }` to every
+   * `read`/`readCached` of that reader.
+   *
+   * @example const cursor = chunks.cursor(); await chunks.read(refs, 0, 131072, { cursor });
+   */
+  cursor(): ReadCursor {
+    return new ReadCursor({ max: this.maxWindow });
   }
 
   /**
@@ -387,8 +321,7 @@ export class ChunkStore {
    * @example await chunks.flush(); // before exiting, so fetched chunks land in the host cache
    */
   async flush(): Promise<void> {
-    while (this.cacheWrites.size > 0) await Promise.all([...this.cacheWrites]);
-    await this.cache?.flush();
+    await this.fetcher.flush();
   }
 
   /** Prefix sums of chunk lengths: starts[i] = file offset of chunk i; starts[n] = size. */
@@ -400,205 +333,6 @@ export class ChunkStore {
       this.starts.set(refs, s);
     }
     return s;
-  }
-
-  /** One promise per ref (same order): memory, joins in-flight fetches, else starts a load. */
-  private fetchEach(refs: readonly ChunkRef[]): Promise<Buffer>[] {
-    const local = new Map<string, Promise<Buffer>>();
-    const toLoad: Deferred[] = [];
-    const out = refs.map((ref) => {
-      let p = local.get(ref.hash) ?? this.inflight.get(ref.hash);
-      if (!p) {
-        const hit = this.mem?.get(ref.hash);
-        if (hit) {
-          p = Promise.resolve(hit);
-        } else {
-          const d = deferred(ref);
-          this.inflight.set(ref.hash, d.promise);
-          toLoad.push(d);
-          p = d.promise;
-        }
-      }
-      local.set(ref.hash, p);
-      return p;
-    });
-    if (toLoad.length > 0) this.load(toLoad).catch((err: unknown) => toLoad.forEach((d) => this.fail(d, err)));
-    return out;
-  }
-
-  /**
-   * Settles every deferred: cache hits first, then the misses in merged range GETs — with leases,
-   * only the misses this process could lease; the others are waited for in the cache.
-   */
-  private async load(items: Deferred[]): Promise<void> {
-    const lookedUp = performance.now();
-    let misses = items;
-    if (this.cache) {
-      const cache = this.cache;
-      const hits = await Promise.all(items.map((d) => cache.get(d.ref.hash)));
-      misses = [];
-      items.forEach((d, i) => {
-        const hit = hits[i];
-        if (hit && hit.length === d.ref.length) this.settle(d, hit);
-        else misses.push(d);
-      });
-    }
-    if (misses.length === 0) return;
-    if (!this.leases) {
-      await Promise.all(groupRuns(misses).map((run) => this.fetchRun(run)));
-      return;
-    }
-    const leases = this.leases;
-    const mine: Deferred[] = [];
-    const others: Deferred[] = [];
-    await Promise.all(
-      misses.map(async (d) => {
-        const got = await this.lease(() => (isChunkHash(d.ref.hash) ? leases.tryAcquire(d.ref.hash) : Promise.resolve('error' as const)), d);
-        if (got === 'held') others.push(d);
-        else mine.push(d);
-      }),
-    );
-    // A holder may have cached a chunk between our miss and our lease. Holders keep their leases
-    // LEASE_LINGER_MS after the cache write, so that cannot have happened if we got the lease sooner.
-    let fetch = mine;
-    if (performance.now() - lookedUp >= LEASE_LINGER_MS / 2) {
-      const recheck = await Promise.all(mine.map((d) => (d.lease ? this.fromCache(d) : false)));
-      fetch = mine.filter((_, i) => !recheck[i]);
-    }
-    await Promise.all([...groupRuns(fetch).map((run) => this.fetchRun(run)), ...others.map((d) => this.awaitOther(d))]);
-  }
-
-  /**
-   * Runs a lease operation for `d`: a lease taken is recorded on `d`; 'error' is counted (the
-   * caller then fetches without a lease). Returns 'held' when another process has the lease.
-   */
-  private async lease(op: () => Promise<Lease | 'held' | 'error'>, d: Deferred): Promise<'mine' | 'held' | 'error'> {
-    const got = await op();
-    if (got === 'held') return 'held';
-    if (got === 'error') {
-      this.leaseStats.errors++;
-      return 'error';
-    }
-    d.lease = got;
-    this.leaseStats.acquired++;
-    return 'mine';
-  }
-
-  /** Settles `d` from the cache if its entry is there (verified); then lets its lease linger out. */
-  private async fromCache(d: Deferred): Promise<boolean> {
-    const cache = this.cache!;
-    if (!(await cache.has(d.ref.hash))) return false;
-    const hit = await cache.get(d.ref.hash);
-    if (!hit || hit.length !== d.ref.length) return false;
-    this.settle(d, hit);
-    // The chunk is cached: the lease lingers like any other, or a reader that missed the cache
-    // before it was written could take the lease at once and skip its recheck (see load).
-    d.lease?.releaseLater();
-    d.lease = undefined;
-    return true;
-  }
-
-  /**
-   * Another process holds the lease of `d`: polls the cache for the chunk (2 ms, backing off to
-   * 20 ms) and reads it from there. If the lease is released without the chunk appearing, or is
-   * stale, takes it and fetches; after `waitMs` (or on a lease error) fetches without a lease.
-   */
-  private async awaitOther(d: Deferred): Promise<void> {
-    const leases = this.leases!;
-    const { hash } = d.ref;
-    this.leaseStats.waited++;
-    const deadline = Date.now() + leases.waitMs;
-    const holder: LeaseHolder = { ino: -1, pid: 0, ns: '' };
-    let delay = 2;
-    for (;;) {
-      if (await this.fromCache(d)) {
-        this.leaseStats.fromOthers++;
-        return;
-      }
-      if (Date.now() >= deadline) {
-        this.leaseStats.timeouts++;
-        break;
-      }
-      const state = await leases.inspect(hash, holder);
-      let got: 'mine' | 'held' | 'error' = 'held';
-      if (state.kind === 'free') got = await this.lease(() => leases.tryAcquire(hash), d);
-      else if (state.kind === 'stale') {
-        got = await this.lease(() => leases.takeOver(hash, state.ino), d);
-        if (got === 'mine') this.leaseStats.takeovers++;
-      } else if (state.kind === 'error') {
-        this.leaseStats.errors++;
-        got = 'error';
-      }
-      if (got === 'error') break;
-      if (got === 'mine') {
-        if (await this.fromCache(d)) return; // the holder finished just before we took the lease
-        break;
-      }
-      await new Promise((r) => setTimeout(r, Math.max(1, Math.min(delay, deadline - Date.now()))));
-      delay = Math.min(20, delay * 1.5);
-    }
-    await this.fetchRun([d]);
-  }
-
-  /** One range GET for a run of adjacent chunks of one pack, split and verified per chunk. */
-  private async fetchRun(run: Deferred[]): Promise<void> {
-    const first = run[0].ref;
-    const lastRef = run[run.length - 1].ref;
-    const key = this.packPrefix + first.pack;
-    const want = lastRef.offset + lastRef.length - first.offset;
-    let body: Buffer;
-    try {
-      this.gets++;
-      body = await this.store.get(key, { offset: first.offset, length: want });
-      // Some servers ignore the end of a range (s3rver does for `bytes=0-0`): keep what we asked for.
-      if (body.length > want) body = body.subarray(0, want);
-    } catch (err) {
-      for (const d of run) this.fail(d, err);
-      return;
-    }
-    await Promise.all(run.map((d) => this.verifyAndSettle(d, body, first.offset, key)));
-  }
-
-  /** Cuts one chunk out of a fetched run, verifies it (worker pool), settles it and caches it. */
-  private async verifyAndSettle(d: Deferred, body: Buffer, bodyOffset: number, key: string): Promise<void> {
-    const { ref } = d;
-    const start = ref.offset - bodyOffset;
-    // A view, not a copy (copies cost ~8% of a cold read's speed): the memory LRU counts the whole
-    // run's buffer while any of its chunks is held.
-    const bytes = body.subarray(start, Math.min(body.length, start + ref.length));
-    try {
-      await verifyChunkAsync(bytes, ref.hash, ref.length, { key, pack: ref.pack, offset: ref.offset, store: this.store.url });
-    } catch (err) {
-      this.fail(d, err);
-      return;
-    }
-    this.settle(d, bytes);
-    const lease = d.lease;
-    d.lease = undefined;
-    if (this.cache) {
-      // A leased chunk's lease goes only once its cache entry is in place (waiters poll the cache),
-      // and lingers LEASE_LINGER_MS more (see load).
-      const w: Promise<void> = this.cache
-        .put(ref.hash, bytes)
-        .catch(() => {})
-        .then(() => lease?.releaseLater())
-        .finally(() => this.cacheWrites.delete(w));
-      this.cacheWrites.add(w);
-    }
-  }
-
-  private settle(d: Deferred, bytes: Buffer): void {
-    this.mem?.set(d.ref.hash, bytes);
-    if (this.inflight.get(d.ref.hash) === d.promise) this.inflight.delete(d.ref.hash);
-    d.resolve(bytes);
-  }
-
-  private fail(d: Deferred, err: unknown): void {
-    if (this.inflight.get(d.ref.hash) === d.promise) this.inflight.delete(d.ref.hash);
-    // Let a waiting process try the fetch itself.
-    d.lease?.release().catch(() => {});
-    d.lease = undefined;
-    d.reject(err);
   }
 }
 
@@ -624,35 +358,3 @@ function upperBound(a: Float64Array, x: number): number {
   return lo;
 }
 
-/** Index of the first ref of `refs` (sorted by offset) whose offset is at least `offset`. */
-function lowerBoundOffset(refs: readonly ChunkRef[], offset: number): number {
-  let lo = 0;
-  let hi = refs.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (refs[mid].offset < offset) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
-
-/** Groups loads into runs of chunks adjacent in the same pack (sorted by pack, offset). */
-function groupRuns(items: Deferred[]): Deferred[][] {
-  const sorted = [...items].sort((a, b) => (a.ref.pack < b.ref.pack ? -1 : a.ref.pack > b.ref.pack ? 1 : a.ref.offset - b.ref.offset));
-  const runs: Deferred[][] = [];
-  let run: Deferred[] = [];
-  let runBytes = 0;
-  for (const d of sorted) {
-    const prev = run[run.length - 1]?.ref;
-    const adjacent = prev && prev.pack === d.ref.pack && prev.offset + prev.length === d.ref.offset;
-    if (!adjacent || runBytes + d.ref.length > MERGE_BYTES) {
-      if (run.length > 0) runs.push(run);
-      run = [];
-      runBytes = 0;
-    }
-    run.push(d);
-    runBytes += d.ref.length;
-  }
-  if (run.length > 0) runs.push(run);
-  return runs;
-}

@@ -19,5 +19,5 @@ export {
   type PackEntry,
   type PackWriterOptions,
 } from './pack.js';
-export { ChunkStore, type ChunkStoreOptions, type ReadHints } from './chunkstore.js';
+export { ChunkStore, ReadCursor, type ChunkStoreOptions, type ReadHints, type LeaseStats } from './chunkstore.js';
 export type { LeaseOptions } from './lease.js';

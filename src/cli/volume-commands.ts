@@ -12,6 +12,8 @@ import path from 'node:path';
 import readline from 'node:readline/promises';
 import { Command } from 'commander';
 import { CairnError, isCairnError } from '../errors.js';
+import { normalizePath } from '../format/paths.js';
+import type { ChunkRef } from '../chunks/index.js';
 import { Volume } from '../volume/index.js';
 import type { FileEntry, GcReport } from '../volume/index.js';
 import { UsageError, counts, formatBytes, formatTime, notice, printJson, progressBar, table } from './output.js';
@@ -367,6 +369,34 @@ export function registerVolumeCommands(program: Command, g: Globals): void {
         ['dead in packs', formatBytes(u.deadInLivePacksBytes), 'unreferenced bytes inside referenced packs'],
       ];
       process.stdout.write(table(rows, ['', 'BYTES', '']));
+    });
+
+  volume
+    .command('warmup <volume> [paths...]')
+    .description('fetch files (directories: all files inside) into the host chunk cache ahead of readers')
+    .option('--json', 'machine-readable report')
+    .addHelpText('after', '\nExamples:\n  cairn volume warmup data /models\n  cairn volume warmup data /a.bin /b.bin --json')
+    .action(async (name: string, paths: string[], o: { json?: boolean }) => {
+      await withVolume(name, g, async (vol) => {
+        const s = await vol.session({ readOnly: true });
+        try {
+          const refs: ChunkRef[] = [];
+          let files = 0;
+          for (const p of paths.length > 0 ? paths : ['/']) {
+            const dir = (await s.stat(p)).type === 'directory';
+            for (const e of dir ? s.journal.descendants(normalizePath(p)) : [s.journal.get(normalizePath(p))!]) {
+              if (e.type === 'file' && e.chunks) (files++, refs.push(...e.chunks));
+            }
+          }
+          let bar: ReturnType<typeof progressBar> | undefined;
+          const r = await s.chunks.warm(refs, { onProgress: (done, total) => (bar ??= progressBar('warmup', total)).update(done) });
+          bar?.stop();
+          if (o.json) printJson({ files, ...r });
+          else notice(`warmed ${name}: ${counts(files, r.bytes)} in the host cache (${formatBytes(r.fetchedBytes)} fetched now)`);
+        } finally {
+          await s.close();
+        }
+      });
     });
 
   volume

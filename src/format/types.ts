@@ -4,6 +4,7 @@
  * Paths handed to a Session are volume paths: `/`-separated, relative to the volume root, and
  * normalised by `normalizePath` (leading `/` optional, `''` or `/` is the root).
  */
+import type { ReadCursor } from '../chunks/index.js';
 
 export type EntryType = 'file' | 'directory' | 'symlink' | 'fifo' | 'socket';
 
@@ -85,14 +86,19 @@ export interface FsSession {
   stat(path: string): Promise<Stat>;
   /** Direct children of a directory (NOT_FOUND, NOT_A_DIRECTORY). */
   readdir(path: string): Promise<Stat[]>;
-  /** Up to `length` bytes at `offset` (short at end of file). */
-  read(path: string, offset: number, length: number): Promise<Buffer>;
+  /**
+   * Up to `length` bytes at `offset` (short at end of file). `cursor` is the reader's own read
+   * state (`cursor()`: one per open file handle); without one, the readers of a path share one.
+   */
+  read(path: string, offset: number, length: number, cursor?: ReadCursor): Promise<Buffer>;
   /**
    * Fast path of `read` for the FUSE adapter: when the bytes are at hand in memory (no I/O),
    * copies them into `into` synchronously and returns their count (0 at end of file); otherwise
    * (or on any error) returns undefined and changes nothing: the caller then uses `read`.
    */
-  readCached?(path: string, offset: number, length: number, into: Buffer): number | undefined;
+  readCached?(path: string, offset: number, length: number, into: Buffer, cursor?: ReadCursor): number | undefined;
+  /** A new read state for one reader (sequential detection, its read-ahead window). */
+  cursor?(): ReadCursor;
   readlink(path: string): Promise<string>;
 
   /** Creates an empty file, replacing an existing file (IS_A_DIRECTORY if a directory is there). */

@@ -12,6 +12,7 @@
  * Unsupported operations and their errno are listed in docs/SEMANTICS.md.
  */
 import { CairnError, Errno, errnoFor } from '../errors.js';
+import type { ReadCursor } from '../chunks/index.js';
 import type { FsSession, Stat, EntryType } from '../format/types.js';
 import { HandleTable, O_TRUNC, wantsWrite, type HandleEntry } from './handles.js';
 import type { Freshness } from './freshness.js';
@@ -122,15 +123,18 @@ export function createOps(session: FsSession, config: AdapterConfig, opts: Adapt
   }
 
   /**
-   * Reads go by handle: the handle's current path (renames followed) and its read state. The
-   * chunk layer's per-reader cursor is `h.cursor` (passed as the reads' last argument once the
-   * session takes it).
+   * Reads go by handle: the handle's current path (renames followed) and its read state (the
+   * chunk layer's per-reader cursor, made on the handle's first read).
    */
+  function cursorOf(h: HandleEntry | undefined): ReadCursor | undefined {
+    if (h && !h.cursor) h.cursor = session.cursor?.();
+    return h?.cursor;
+  }
   function readCached(h: HandleEntry | undefined, path: string, pos: number, len: number, into: Buffer): number | undefined {
-    return session.readCached?.(h?.path ?? path, pos, len, into);
+    return session.readCached?.(h?.path ?? path, pos, len, into, cursorOf(h));
   }
   function readAt(h: HandleEntry | undefined, path: string, pos: number, len: number): Promise<Buffer> {
-    return session.read(h?.path ?? path, pos, len);
+    return session.read(h?.path ?? path, pos, len, cursorOf(h));
   }
 
   /** Sets the modification time: a time in ms, 'now', or null (leave it; atime is not stored). */

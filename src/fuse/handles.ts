@@ -10,6 +10,7 @@
  * Invariants: handle numbers are positive 32-bit integers, never reused while open; every entry
  * made by `add` is removed by exactly one `remove`; the control file is never in the table.
  */
+import type { ReadCursor } from '../chunks/index.js';
 import { CairnError } from '../errors.js';
 
 export interface HandleEntry {
@@ -24,9 +25,9 @@ export interface HandleEntry {
   dirty?: boolean;
   /**
    * Read state of this handle (the chunk layer's read cursor: sequential detection and the
-   * read-ahead window follow one reader, not one path). Opaque here; reads pass it along.
+   * read-ahead window follow one reader, not one path), made at open; reads pass it along.
    */
-  cursor?: unknown;
+  cursor?: ReadCursor;
 }
 
 /** O_ACCMODE bits of open(2) flags. */

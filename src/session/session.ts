@@ -12,7 +12,7 @@
  */
 import fs from 'node:fs/promises';
 import { CairnError } from '../errors.js';
-import type { ChunkRef, ChunkStore } from '../chunks/index.js';
+import type { ChunkRef, ChunkStore, ReadCursor } from '../chunks/index.js';
 import type { Journal } from './journal.js';
 import { type JournalEntry, toStat } from './entry.js';
 import {
@@ -149,20 +149,26 @@ export class Session implements FsSession {
 
   /**
    * Up to `length` bytes at `offset` (fewer at the end of the file). Both are integers from 0 to
-   * the maximum file size (INVALID_ARGUMENT otherwise).
+   * the maximum file size (INVALID_ARGUMENT otherwise). `cursor` is the reader's own read state
+   * (`s.cursor()`, one per open file handle); without one, the readers of a path share one.
    * @example const head = await s.read('/data/a.bin', 0, 4096);
    */
-  async read(path: string, offset: number, length: number): Promise<Buffer> {
+  async read(path: string, offset: number, length: number, cursor?: ReadCursor): Promise<Buffer> {
     const p = normalizePath(path);
     checkByteCount(offset, 'offset', { path: `/${p}` });
     checkByteCount(length, 'length', { path: `/${p}` });
     const e = this.entry(p);
     if (e.type === 'directory') throw new CairnError('IS_A_DIRECTORY', `/${e.path} is a directory`, { path: `/${e.path}` });
     if (e.type !== 'file') throw new CairnError('INVALID_ARGUMENT', `/${e.path} is a ${e.type}, not a file`, { path: `/${e.path}` });
-    return this.data.read(e, offset, length);
+    return this.data.read(e, offset, length, cursor);
   }
 
-  readCached(path: string, offset: number, length: number, into: Buffer): number | undefined {
+  /** A new read state for one reader. @example const c = s.cursor(); await s.read(p, 0, n, c); */
+  cursor(): ReadCursor {
+    return this.chunks.cursor();
+  }
+
+  readCached(path: string, offset: number, length: number, into: Buffer, cursor?: ReadCursor): number | undefined {
     if (this.closed || !isByteRange(offset, length)) return undefined;
     let e: JournalEntry | undefined;
     try {
@@ -171,7 +177,7 @@ export class Session implements FsSession {
       return undefined; // a bad path: `read` reports it
     }
     if (!e || e.type !== 'file' || e.staged) return undefined;
-    return this.data.readCached(e, offset, length, into);
+    return this.data.readCached(e, offset, length, into, cursor);
   }
 
   /** The whole committed content of a file, chunk by chunk (parallel fetch). */

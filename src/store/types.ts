@@ -14,6 +14,17 @@ export interface ByteRange {
   length: number;
 }
 
+export interface GetOptions {
+  /**
+   * Called as a body arrives, with the buffer the result is being written into and how many of
+   * its first bytes have arrived so far (only by stores that stream bodies: S3). Those bytes are
+   * final for this attempt; a retried attempt starts again with a new buffer and `received` from 0.
+   * The buffer becomes the result when the call succeeds. Lets a reader use the head of a long
+   * range before its tail arrives.
+   */
+  onProgress?(body: Buffer, received: number): void;
+}
+
 export interface ObjectInfo {
   key: string;
   size: number;
@@ -46,7 +57,7 @@ export interface ObjectStore {
    */
   readonly conditionalWrites: boolean;
   /** Whole object, or a byte range of it. Missing key -> CairnError('NOT_FOUND'). */
-  get(key: string, range?: ByteRange): Promise<Buffer>;
+  get(key: string, range?: ByteRange, options?: GetOptions): Promise<Buffer>;
   put(key: string, body: Uint8Array, options?: PutOptions): Promise<void>;
   /** Size of an object, or undefined when it does not exist. */
   head(key: string): Promise<ObjectInfo | undefined>;

@@ -1,4 +1,5 @@
 /** Unit tests of the FUSE handle table and the /proc open-file scan. */
+import { ReadCursor } from '../../src/chunks/index.js';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fsp } from 'node:fs';
@@ -34,8 +35,8 @@ describe('HandleTable', () => {
     const a = t.add('/a', 0, 4242);
     t.add('/b', 0);
     const h = t.get(a)!;
-    h.cursor = { next: 8 }; // per-handle read state rides along with the handle
-    assert.deepEqual(t.get(a)?.cursor, { next: 8 });
+    h.cursor = new ReadCursor(); // per-handle read state rides along with the handle
+    assert.equal(t.get(a)?.cursor, h.cursor);
     const e = t.busy('reload', { volume: 'v', mountpoint: '/mnt/v' }, 'close these files, then reload again');
     assert.equal(e.code, 'VOLUME_BUSY');
     assert.equal(e.message, 'cannot reload /mnt/v: 2 file(s) open: /a (pid 4242), /b');

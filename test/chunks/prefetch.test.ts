@@ -1,0 +1,114 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import { ChunkStore } from '../../src/chunks/chunkstore.js';
+import { INITIAL_WINDOW_CHUNKS, MAX_WINDOW_CHUNKS, ReadCursor } from '../../src/chunks/prefetch.js';
+import type { ChunkRef } from '../../src/chunks/types.js';
+import { MemoryStore } from '../../src/store/memory.js';
+import type { ByteRange } from '../../src/store/types.js';
+
+const PREFIX = 'volumes/v1/packs/';
+const MiB = 1024 * 1024;
+const STEP = 128 * 1024;
+
+/** A MemoryStore that counts range GETs and delays them a little (as a real store would). */
+class CountingStore extends MemoryStore {
+  gets = 0;
+  override async get(key: string, range?: ByteRange): Promise<Buffer> {
+    this.gets++;
+    await new Promise((r) => setTimeout(r, 2));
+    return super.get(key, range);
+  }
+}
+
+async function fixture(size: number): Promise<{ store: CountingStore; refs: ChunkRef[]; data: Buffer }> {
+  const store = new CountingStore();
+  const data = crypto.randomBytes(size);
+  const w = new ChunkStore({ store, packPrefix: PREFIX, cache: null }).writer();
+  const refs = await w.write(data);
+  await w.finish();
+  return { store, refs, data };
+}
+
+describe('ReadCursor', () => {
+  it('starts small, doubles as a sequential reader enters new chunks, up to the cap', () => {
+    const c = new ReadCursor();
+    assert.equal(c.advance(0, STEP, 0, 0), INITIAL_WINDOW_CHUNKS);
+    assert.equal(c.advance(STEP, 2 * STEP, 0, 0), INITIAL_WINDOW_CHUNKS, 'same chunk: same window');
+    const seen: number[] = [];
+    for (let i = 1; i < 10; i++) seen.push(c.advance(i * MiB, (i + 1) * MiB, i, i));
+    assert.deepEqual(seen.slice(0, 3), [2 * INITIAL_WINDOW_CHUNKS, 4 * INITIAL_WINDOW_CHUNKS, 8 * INITIAL_WINDOW_CHUNKS]);
+    assert.equal(seen[seen.length - 1], MAX_WINDOW_CHUNKS, 'capped');
+    assert.ok(seen.every((w) => w <= MAX_WINDOW_CHUNKS));
+  });
+
+  it('resets on a seek: a random read gets no read-ahead, the next sequential one the start window', () => {
+    const c = new ReadCursor();
+    for (let i = 0; i < 8; i++) c.advance(i * MiB, (i + 1) * MiB, i, i);
+    assert.equal(c.window, MAX_WINDOW_CHUNKS);
+    assert.equal(c.advance(100 * MiB, 100 * MiB + STEP, 100, 100), 0, 'far forward seek');
+    assert.equal(c.window, INITIAL_WINDOW_CHUNKS);
+    assert.equal(c.advance(100 * MiB + STEP, 100 * MiB + 2 * STEP, 100, 100), INITIAL_WINDOW_CHUNKS);
+    assert.equal(c.advance(3 * MiB, 3 * MiB + STEP, 3, 3), 0, 'backward seek');
+    assert.equal(new ReadCursor().advance(5 * MiB, 6 * MiB, 5, 5), 0, 'a first read not at 0 is random');
+  });
+
+  it('counts reordered reads and skips inside the window as sequential', () => {
+    const c = new ReadCursor();
+    c.advance(0, 2 * STEP, 0, 0);
+    assert.equal(c.advance(STEP, 3 * STEP, 0, 0), INITIAL_WINDOW_CHUNKS, 'a little before the end: reordered');
+    assert.equal(c.advance(3 * MiB, 3 * MiB + STEP, 3, 3), 2 * INITIAL_WINDOW_CHUNKS, 'skip inside the window');
+  });
+});
+
+describe('ChunkStore reads with a cursor per reader', () => {
+  it('two interleaved sequential readers of one file keep their own windows (a shared one resets)', async () => {
+    const { store, refs, data } = await fixture(96 * MiB);
+    const half = Math.floor(data.length / 2 / STEP) * STEP;
+    async function run(cursors: [ReadCursor, ReadCursor]): Promise<number> {
+      const cs = new ChunkStore({ store, packPrefix: PREFIX, cache: null });
+      const before = store.gets;
+      for (let off = 0; off < half; off += STEP) {
+        for (const [k, base] of [[0, 0], [1, half]] as const) {
+          const at = base + off;
+          assert.deepEqual(await cs.read(refs, at, STEP, { cursor: cursors[k] }), data.subarray(at, at + STEP));
+        }
+      }
+      return store.gets - before;
+    }
+    const a = new ReadCursor();
+    const b = new ReadCursor();
+    const own = await run([a, b]);
+    assert.equal(a.window, MAX_WINDOW_CHUNKS);
+    assert.equal(b.window, MAX_WINDOW_CHUNKS);
+    const shared = new ReadCursor();
+    const one = await run([shared, shared]);
+    assert.equal(shared.window, INITIAL_WINDOW_CHUNKS, 'the other reader reset it');
+    // Own cursors: read-ahead batches (window/4 chunks per GET); shared: about one GET per chunk.
+    assert.ok(own * 2 < one, `own cursors ${own} GETs, shared ${one} GETs, ${refs.length} chunks`);
+  });
+
+  it('readCached advances the cursor only when it serves the read', async () => {
+    const { refs, store } = await fixture(8 * MiB);
+    const cs = new ChunkStore({ store, packPrefix: PREFIX, cache: null });
+    const cursor = cs.cursor();
+    const buf = Buffer.alloc(STEP);
+    assert.equal(cs.readCached(refs, 5 * MiB, STEP, buf, { cursor }), undefined, 'cold');
+    assert.equal(cursor.advance(0, STEP, 0, 0), INITIAL_WINDOW_CHUNKS, 'the miss did not count as a read at 5 MiB');
+  });
+});
+
+describe('ChunkStore.cursor', () => {
+  it('bounds the window by half the memory LRU (a bigger window would be evicted before it is read)', () => {
+    const store = new MemoryStore();
+    assert.equal(readAll(new ChunkStore({ store, packPrefix: PREFIX, cache: null }).cursor()), MAX_WINDOW_CHUNKS);
+    assert.equal(readAll(new ChunkStore({ store, packPrefix: PREFIX, cache: null, memoryBytes: 16 * MiB }).cursor()), 8);
+    assert.equal(readAll(new ChunkStore({ store, packPrefix: PREFIX, cache: null, memoryBytes: 0 }).cursor()), INITIAL_WINDOW_CHUNKS);
+  });
+});
+
+/** The window a cursor reaches after a long sequential read of 1 MiB chunks. */
+function readAll(c: ReadCursor): number {
+  for (let i = 0; i < 100; i++) c.advance(i * MiB, (i + 1) * MiB, i, i);
+  return c.window;
+}
