@@ -1,15 +1,17 @@
 /**
- * `cairn mount / unmount / commit / reload / mounts / status`: the mount daemon's controls (src/fuse).
+ * `cairn mount / unmount / commit / reload / mounts / status / stats`: the mount daemon's controls (src/fuse).
  */
 import path from 'node:path';
 import { Command } from 'commander';
 import { mount, unmount } from '../fuse/mount.js';
 import { controlRequest } from '../fuse/control.js';
-import { CairnError, type ErrorCode } from '../errors.js';
+import { CairnError, describeError, type ErrorCode } from '../errors.js';
 import type { CommitResult, ReloadResult } from '../volume/index.js';
 import { UsageError, formatBytes, notice, printJson } from './output.js';
 import { type DaemonStatus, describeStatus, listMounts } from './status.js';
 import { parseSeq } from './time-travel.js';
+import { runStats } from './stats.js';
+import { type MetricsSnapshot, parseListen } from '../util/metrics.js';
 
 type Globals = () => { store?: string };
 
@@ -35,6 +37,21 @@ interface MountFlags {
   foreground?: boolean;
   nonEmpty?: boolean;
   seq?: number;
+  metrics?: string;
+}
+
+/** A positive number of seconds (`--interval`); a UsageError (exit 2) otherwise. */
+function seconds(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0.1 || n > 3600) throw new UsageError(`--interval must be seconds from 0.1 to 3600, not ${JSON.stringify(v)}`);
+  return n;
+}
+
+/** A count of rows (`--count`); a UsageError (exit 2) otherwise. */
+function count(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--count must be a whole number >= 1, not ${JSON.stringify(v)}`);
+  return n;
 }
 
 export function registerMountCommands(program: Command, g: Globals): void {
@@ -46,12 +63,21 @@ export function registerMountCommands(program: Command, g: Globals): void {
     .option('--foreground', 'serve the mount in this process until it is unmounted or gets SIGTERM/SIGINT')
     .option('--non-empty', 'mount over a directory that has files (they are hidden while mounted)')
     .option('--seq <n>', 'mount the snapshot of that seq, read-only (time travel; see cairn volume history)', parseSeq)
+    .option('--metrics <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (cairn status shows the address)')
     .addHelpText(
       'after',
       '\nExamples:\n  cairn mount data /mnt/data\n  cairn mount weights /mnt/weights --read-only' +
-        '\n  cairn mount data /mnt/data --commit-interval 0 --foreground\n  cairn mount data /mnt/data-12 --seq 12',
+        '\n  cairn mount data /mnt/data --commit-interval 0 --foreground\n  cairn mount data /mnt/data-12 --seq 12' +
+        '\n  cairn mount data /mnt/data --metrics 127.0.0.1:9567',
     )
     .action(async (volume: string, dir: string, o: MountFlags) => {
+      if (o.metrics !== undefined) {
+        try {
+          parseListen(o.metrics);
+        } catch (err) {
+          throw new UsageError(describeError(err), { cause: err });
+        }
+      }
       const m = await mount({
         volume,
         mountpoint: path.resolve(dir),
@@ -61,6 +87,7 @@ export function registerMountCommands(program: Command, g: Globals): void {
         commitIntervalSec: interval(o.commitInterval),
         foreground: !!o.foreground,
         nonEmpty: !!o.nonEmpty,
+        ...(o.metrics !== undefined ? { metrics: o.metrics } : {}),
       });
       const mode = o.seq !== undefined ? ` (seq ${o.seq}, read-only)` : o.readOnly ? ' (read-only)' : '';
       notice(`mounted ${volume} at ${m.mountpoint}${mode} (daemon pid ${m.pid}${m.logFile ? `, log ${m.logFile}` : ''})`);
@@ -124,5 +151,24 @@ export function registerMountCommands(program: Command, g: Globals): void {
       const r = (await controlRequest(path.resolve(dir), 'status')) as DaemonStatus;
       if (o.json) return printJson(r);
       process.stdout.write(describeStatus(r));
+    });
+
+  program
+    .command('stats <dir>')
+    .description("a mount's live figures, one line per interval: operations, bytes, cache hits, store GETs, commits")
+    .option('--interval <seconds>', 'seconds between lines', seconds, 1)
+    .option('--count <n>', 'stop after N lines (default: until interrupted)', count)
+    .option('--json', 'one JSON object per line')
+    .addHelpText('after', '\nExamples:\n  cairn stats /mnt/data\n  cairn stats /mnt/data --interval 5 --count 12 --json')
+    .action(async (dir: string, o: { interval: number; count?: number; json?: boolean }) => {
+      const mountpoint = path.resolve(dir);
+      const sample = async (): Promise<MetricsSnapshot> => {
+        const r = (await controlRequest(mountpoint, 'status')) as { metrics?: MetricsSnapshot };
+        if (!r.metrics) throw new CairnError('UNSUPPORTED', `the daemon of ${mountpoint} reports no figures`, { path: mountpoint, hint: 'remount it with this version of cairn' });
+        return r.metrics;
+      };
+      await runStats(sample, { interval: o.interval, json: !!o.json, ...(o.count !== undefined ? { count: o.count } : {}) }, (line) =>
+        process.stdout.write(`${line}\n`),
+      );
     });
 }

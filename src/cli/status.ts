@@ -19,6 +19,8 @@ export interface DaemonStatus {
   commits: number;
   lastCommit: { at: string; why: string; seq?: number; error?: { code: string; message: string } } | null;
   startedAt: string;
+  /** Where the daemon serves Prometheus metrics (`--metrics`), or null. */
+  metricsUrl?: string | null;
   /** FUSE binding in use (`native` or `fuse-native`), and why it is not native when it is not. */
   binding?: string;
   bindingNote?: string;
@@ -73,6 +75,7 @@ export function describeStatus(r: DaemonStatus): string {
       ['fetches', `${ch.leases?.waited ?? 0} waited for another reader, ${ch.leases?.fromOthers ?? 0} from others`],
     );
   }
+  if (r.metricsUrl) rows.push(['metrics', `${r.metricsUrl} (live: cairn stats ${r.mountpoint})`]);
   const mode = r.readOnly ? 'read-only' : 'read-write';
   const head = `${r.volume} at ${r.mountpoint} (${mode}), daemon pid ${r.pid}, up ${ago(r.startedAt)}\n`;
   return head + table(rows.map(([k, v]) => [`  ${k}`, v!]));

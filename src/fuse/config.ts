@@ -9,6 +9,7 @@
  * is not part of it (see mount.ts `MountOptions`).
  */
 import { CairnError } from '../errors.js';
+import { parseListen } from '../util/metrics.js';
 import type { BindingName } from './binding.js';
 
 export interface MountConfig {
@@ -60,6 +61,8 @@ export interface MountConfig {
   sessionModule?: string;
   /** Extra options for `openSession`. */
   sessionOptions?: Record<string, unknown>;
+  /** Serve Prometheus metrics at `http://HOST:PORT/metrics` (`cairn status` shows the URL). */
+  metrics?: string;
 }
 
 /**
@@ -75,5 +78,6 @@ export function checkMountConfig(raw: unknown): MountConfig {
   if (!cfg || typeof cfg !== 'object') return bad('not an object');
   if (typeof cfg.volume !== 'string' || !cfg.volume) bad('"volume" is required');
   if (typeof cfg.mountpoint !== 'string' || !cfg.mountpoint) bad('"mountpoint" is required');
+  if (cfg.metrics !== undefined) parseListen(cfg.metrics);
   return cfg;
 }

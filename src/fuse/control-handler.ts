@@ -7,6 +7,7 @@
  * or once its mount is gone from this namespace, every request but `unmount` is UNAVAILABLE;
  * open files are reported once, from the mount's open-file table.
  */
+import type { MountMetrics } from '../util/metrics.js';
 import { CairnError } from '../errors.js';
 import type { FsSession } from '../format/types.js';
 import type { MountConfig } from './config.js';
@@ -26,6 +27,10 @@ export interface ControlContext {
   handles: HandleTable;
   scheduler: CommitScheduler;
   startedAt: string;
+  /** The mount's figures (reported in `status`, served on `--metrics`). */
+  metrics: MountMetrics;
+  /** Where the figures are served, when they are. */
+  metricsUrl(): string | undefined;
   /** The shutdown in progress, if any. */
   closing(): Promise<CloseResult> | undefined;
   /** Starts (or joins) the shutdown; with open files and no `force`, VOLUME_BUSY. */
@@ -56,6 +61,8 @@ export async function mountStatus(c: ControlContext): Promise<Record<string, unk
     lastCommit: c.scheduler.lastCommit ?? null,
     startedAt: c.startedAt,
     session: c.session.status ? c.session.status() : null,
+    metricsUrl: c.metricsUrl() ?? null,
+    metrics: await c.metrics.snapshot(),
   };
 }
 

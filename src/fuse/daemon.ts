@@ -14,6 +14,7 @@ import { promises as fsp } from 'node:fs';
 import { CairnError, asCairnError, describeError } from '../errors.js';
 import type { CommitResult, FsSession, ReloadResult } from '../format/types.js';
 import { holdSignals, SHUTDOWN_SIGNALS } from '../util/signals.js';
+import { MountMetrics, serveMetrics, type ChunkFigures, type MetricsServer } from '../util/metrics.js';
 import { createOps } from './adapter.js';
 import { chooseBinding, mountBinding } from './binding.js';
 import type { MountConfig } from './config.js';
@@ -25,6 +26,7 @@ import { Freshness } from './freshness.js';
 import { HandleTable } from './handles.js';
 import { canonicalPath, ownMount, readMounts, socketNameFor } from './mountinfo.js';
 import { CommitScheduler } from './scheduler.js';
+import { withMetrics } from './metered.js';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type Logger = (level: LogLevel, msg: string, extra?: Record<string, unknown>) => void;
@@ -67,6 +69,12 @@ export const stderrLogger: Logger = (level, msg, extra) => {
   process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, msg, ...extra })}\n`);
 };
 
+/** The chunk layer's counts, from a session's status (zeros when it reports none). */
+function chunkFigures(status: object | undefined): ChunkFigures {
+  const c = (status as { chunks?: { storeGets?: number; cache?: { hits?: number; misses?: number } | null } } | undefined)?.chunks;
+  return { storeGets: c?.storeGets ?? 0, cacheHits: c?.cache?.hits ?? 0, cacheMisses: c?.cache?.misses ?? 0 };
+}
+
 /** Refuses a non-empty mount point unless `nonEmpty` (libfuse says only "fuse failed"). */
 async function checkEmpty(mountpoint: string, volumeName: string): Promise<void> {
   const names = await fsp.readdir(mountpoint).catch(() => [] as string[]);
@@ -99,7 +107,9 @@ export async function runDaemon(
   const handles = new HandleTable();
   const startedAt = new Date().toISOString();
   const freshness = new Freshness();
+  const metrics = new MountMetrics({ volume: volumeName, chunks: () => chunkFigures(session.status?.()) });
   const scheduler = new CommitScheduler(session, {
+    onSync: (kind, seconds, ok) => metrics.sync(kind, seconds, ok),
     volumeName,
     mountpoint,
     handles,
@@ -125,7 +135,11 @@ export async function runDaemon(
       ? handle({ op })
       : Promise.reject(new CairnError('UNAVAILABLE', `the daemon of ${mountpoint} is starting`, { path: mountpoint, hint: 'retry in a moment' })),
   );
-  const ops = withControlFile(createOps(session, config, { uid, gid, handles, freshness, onError: logError }), controlFile, { uid, gid });
+  const ops = withControlFile(
+    withMetrics(createOps(session, config, { uid, gid, handles, freshness, onError: logError }), metrics),
+    controlFile,
+    { uid, gid },
+  );
   if (!config.nonEmpty) await checkEmpty(mountpoint, volumeName);
   const binding = await mountBinding(chooseBinding(config.binding), ops, {
     mountpoint,
@@ -163,6 +177,7 @@ export async function runDaemon(
   let resolveClosed!: (r: CloseResult) => void;
   const closed = new Promise<CloseResult>((r) => (resolveClosed = r));
   let control: ControlServer | undefined;
+  let metricsServer: MetricsServer | undefined;
   let watchTimer: NodeJS.Timeout | undefined;
   // Held until shutdown is over: a second signal during the final commit must not kill the process.
   const signals = runtime.handleSignals === false
@@ -181,6 +196,7 @@ export async function runDaemon(
       core = closeCore(reason);
       void core.then(async (r) => {
         await control?.close().catch(() => undefined);
+        await metricsServer?.close().catch(() => undefined);
         signals?.release();
         resolveClosed(r);
       });
@@ -214,7 +230,8 @@ export async function runDaemon(
   const isMounted = async (): Promise<boolean> =>
     (await readMounts().catch(() => [])).some((e) => e.device === device && e.mountpoint === mountpoint);
   const ctx: ControlContext = {
-    session, config, volumeName, mountpoint, readOnly, device, binding, handles, scheduler, startedAt,
+    session, config, volumeName, mountpoint, readOnly, device, binding, handles, scheduler, startedAt, metrics,
+    metricsUrl: () => metricsServer?.url,
     closing: () => core,
     shutdown,
     stillMounted: async () => !!config.movedAway || (await isMounted()),
@@ -227,6 +244,18 @@ export async function runDaemon(
     signals?.release();
     const why = `cannot listen on the control socket of ${mountpoint}: ${String(err)}`;
     throw new CairnError('UNAVAILABLE', why, { volume: volumeName, path: mountpoint }, { cause: err });
+  }
+
+  if (config.metrics !== undefined) {
+    try {
+      metricsServer = await serveMetrics(metrics, config.metrics);
+    } catch (err) {
+      control.close().catch(() => undefined);
+      await binding.unmount().catch(() => undefined);
+      signals?.release();
+      throw err;
+    }
+    log('info', `metrics at ${metricsServer.url}`);
   }
 
   // --- background work ---------------------------------------------------------------

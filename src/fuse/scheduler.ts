@@ -27,6 +27,8 @@ export interface SchedulerOptions {
    * changed; `paths`: what the reload reports), and returns figures for the log.
    */
   afterReload: (changed: string[] | undefined, paths: string[]) => Promise<object | undefined>;
+  /** Told of every commit and reload: how long it took and whether it succeeded. */
+  onSync?: (kind: 'commit' | 'reload', seconds: number, ok: boolean) => void;
 }
 
 /** The last commit as `status` shows it. */
@@ -52,6 +54,7 @@ export class CommitScheduler {
       const t0 = Date.now();
       try {
         const r = await session.commit();
+        o.onSync?.('commit', (Date.now() - t0) / 1000, true);
         if (r.committed) {
           this.commits++;
           o.log('info', `committed ${r.paths.length} path(s) as seq ${r.seq}`, {
@@ -62,6 +65,7 @@ export class CommitScheduler {
         this.lastCommit = { at, why, seq: r.seq, committed: r.committed, paths: r.paths.length, overwrote: r.overwrote };
         return r;
       } catch (err) {
+        o.onSync?.('commit', (Date.now() - t0) / 1000, false);
         const e = asCairnError(err, 'IO', 'commit failed', { volume: o.volumeName });
         this.lastCommit = { at: new Date().toISOString(), why, error: { code: e.code, message: describeError(e) } };
         throw e;
@@ -87,7 +91,16 @@ export class CommitScheduler {
         err.context.mountpoint = o.mountpoint;
         throw err;
       }
-      const { changed, ...r } = await session.reload();
+      const t0 = Date.now();
+      let reloaded: ReloadResult;
+      try {
+        reloaded = await session.reload();
+        o.onSync?.('reload', (Date.now() - t0) / 1000, true);
+      } catch (err) {
+        o.onSync?.('reload', (Date.now() - t0) / 1000, false);
+        throw err;
+      }
+      const { changed, ...r } = reloaded;
       const dropped = await o.afterReload(changed, r.paths ?? []);
       o.log('info', `reloaded from seq ${r.from} to ${r.seq}`, { from: r.from, seq: r.seq, changed: changed?.length, ...dropped });
       return r;
