@@ -385,7 +385,10 @@ export function registerVolumeCommands(program: Command, g: Globals): void {
           for (const p of paths.length > 0 ? paths : ['/']) {
             const dir = (await s.stat(p)).type === 'directory';
             for (const e of dir ? s.journal.descendants(normalizePath(p)) : [s.journal.get(normalizePath(p))!]) {
-              if (e.type === 'file' && e.chunks) (files++, refs.push(...e.chunks));
+              if (e.type === 'file' && e.chunks) {
+                files++;
+                refs.push(...e.chunks);
+              }
             }
           }
           let bar: ReturnType<typeof progressBar> | undefined;

@@ -3,7 +3,7 @@
  * floor and condemnations of packs (gc.ts, retention.ts, gcguard.ts). Sealed JSON like the
  * volume metadata, and decoded as strictly.
  */
-import { damaged, int, num, object, onlyKeys, parseObject, seal, str, unseal, version } from './wire.js';
+import { damaged, int, num, onlyKeys, parseObject, seal, unseal, version } from './wire.js';
 import { decoding, MAX_MTIME_MS } from './entries.js';
 import { FORMAT_VERSION, PACK_ID_RE, seqOfKey } from './keys.js';
 

@@ -15,8 +15,9 @@ import type { HandleTable } from './handles.js';
 import { loadError, loadNative, mountLowLevel, type LowLevelMount } from './lowlevel.js';
 import { isControlPath } from './control-fuse.js';
 import { READ_ONLY_SUBTYPE, fsnameFor } from './mountinfo.js';
+import type { BindingName } from './config.js';
 
-export type BindingName = 'native' | 'fuse-native';
+export type { BindingName } from './config.js';
 
 /**
  * Kernel entry/attribute cache of a native mount, seconds: a mounted volume is a fixed snapshot

@@ -10,7 +10,9 @@
  */
 import { CairnError } from '../errors.js';
 import { parseListen } from '../util/metrics.js';
-import type { BindingName } from './binding.js';
+
+/** A FUSE binding (binding.ts). */
+export type BindingName = 'native' | 'fuse-native';
 
 export interface MountConfig {
   volume: string;

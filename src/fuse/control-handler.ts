@@ -9,12 +9,20 @@
  */
 import type { MountMetrics } from '../util/metrics.js';
 import { CairnError } from '../errors.js';
-import type { FsSession } from '../format/types.js';
+import type { CommitResult, FsSession } from '../format/types.js';
 import type { MountConfig } from './config.js';
 import type { ControlRequest } from './control.js';
-import type { CloseResult } from './daemon.js';
 import type { HandleTable } from './handles.js';
 import type { CommitScheduler } from './scheduler.js';
+
+/** How a mount ended. */
+export interface CloseResult {
+  reason: string;
+  /** The final commit, when there was something to commit. */
+  commit?: CommitResult;
+  /** What went wrong during shutdown (the mount is gone regardless). */
+  error?: { code: string; message: string };
+}
 
 export interface ControlContext {
   session: FsSession & { status?(): object };

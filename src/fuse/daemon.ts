@@ -27,9 +27,12 @@ import { HandleTable } from './handles.js';
 import { canonicalPath, ownMount, readMounts, socketNameFor } from './mountinfo.js';
 import { CommitScheduler } from './scheduler.js';
 import { withMetrics } from './metered.js';
+import type { CloseResult } from './control-handler.js';
+import { stderrLogger, type Logger } from './log.js';
 
-export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
-export type Logger = (level: LogLevel, msg: string, extra?: Record<string, unknown>) => void;
+export type { CloseResult } from './control-handler.js';
+export { stderrLogger, type Logger, type LogLevel } from './log.js';
+
 
 /** What the process running a daemon gives it besides the session and the config. */
 export interface DaemonRuntime {
@@ -38,13 +41,6 @@ export interface DaemonRuntime {
   handleSignals?: boolean;
 }
 
-export interface CloseResult {
-  reason: string;
-  /** The final commit, when there was something to commit. */
-  commit?: CommitResult;
-  /** What went wrong during shutdown (the mount is gone regardless). */
-  error?: { code: string; message: string };
-}
 
 export interface MountHandle {
   readonly volumeName: string;
@@ -64,10 +60,6 @@ export interface MountHandle {
   close(reason?: string, opts?: { force?: boolean }): Promise<CloseResult>;
 }
 
-/** Default logger: one JSON line per event on stderr. */
-export const stderrLogger: Logger = (level, msg, extra) => {
-  process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, msg, ...extra })}\n`);
-};
 
 /** The chunk layer's counts, from a session's status (zeros when it reports none). */
 function chunkFigures(status: object | undefined): ChunkFigures {
@@ -129,6 +121,7 @@ export async function runDaemon(
   const gid = process.getgid?.() ?? 0;
   // The control file (.cairn-control) answers through the same handler as the socket (from the
   // moment the mount is known: until then, UNAVAILABLE).
+  // eslint-disable-next-line prefer-const -- set once the mount is known; the control file reads it before
   let handle: ((req: ControlRequest) => Promise<unknown>) | undefined;
   const controlFile = new ControlFile((op) =>
     handle

@@ -4,8 +4,6 @@
  * count for read/write.
  */
 declare module 'fuse-native' {
-  type Cb = (code: number, ...result: unknown[]) => void;
-
   interface FuseOptions {
     force?: boolean;
     mkdir?: boolean;

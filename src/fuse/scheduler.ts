@@ -12,7 +12,7 @@
 import { asCairnError, describeError, isCairnError } from '../errors.js';
 import type { CommitResult, FsSession, ReloadResult } from '../format/types.js';
 import { SerialQueue } from '../util/serial.js';
-import type { Logger } from './daemon.js';
+import type { Logger } from './log.js';
 import type { HandleTable } from './handles.js';
 import { isControlFileName } from './control-fuse.js';
 import { processesOfHandles, processesUsing } from './processes.js';

@@ -77,6 +77,7 @@ async function main(): Promise<number> {
   // Before the command starts a stop signal cancels the run; while it runs every signal goes to it;
   // after it has ended they are ignored (a Ctrl-C reaches this process twice: from the terminal
   // and forwarded by the outer half).
+  // eslint-disable-next-line prefer-const -- set when the command starts; the signal handler reads it before
   let child: ChildProcess | undefined;
   let stopped: NodeJS.Signals | undefined;
   let endedAt = 0;

@@ -18,7 +18,6 @@ import { type JournalEntry, toStat } from './entry.js';
 import {
   type CommitResult,
   type FsSession,
-  type OpenFile,
   type ReloadResult,
   type Stat,
   type EntryData,

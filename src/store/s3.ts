@@ -30,7 +30,6 @@ import {
   PutObjectCommand,
   S3Client,
   UploadPartCommand,
-  type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import pLimit from 'p-limit';
 import { CairnError, type ErrorContext } from '../errors.js';

@@ -221,9 +221,8 @@ async function gcVolumeOnce(
       report.checkpoints.written++;
       cps = await store.list(keys.checkpointPrefix(id));
     }
-    marked = await markRecords_(log, from, refs);
+    marked = await markRecords(log, from, refs);
   } else marked = await markRetained(log, cps, from, refs);
-  const markRecords = (after: number) => markRecords_(log, after, refs);
 
   // 4. Sweep: packs and condemnations as they are now (listed after `now`), records that landed
   // meanwhile marked too (not needed for safety, but it spares their writers a re-upload).
@@ -234,7 +233,7 @@ async function gcVolumeOnce(
     if (PACK_ID_RE.test(name)) packs.set(name, o);
   }
   const condemnedObjects = await store.list(keys.condemnedPrefix(id));
-  marked = await markRecords(marked);
+  await markRecords(log, marked, refs);
   report.packs.total = packs.size;
   for (const [pack, { chunks }] of refs) {
     if (!packs.has(pack)) continue;
@@ -326,10 +325,10 @@ export async function markRetained(
     const cp = await log.readCheckpoint(baseSeq);
     addRefs(refs, base.key, cp.entries.map(([, e]) => e));
   }
-  return markRecords_(log, baseSeq, refs);
+  return markRecords(log, baseSeq, refs);
 }
 
-async function markRecords_(log: VolumeLog, after: number, refs: PackRefs): Promise<number> {
+async function markRecords(log: VolumeLog, after: number, refs: PackRefs): Promise<number> {
   const records = await log.recordsAfter(after);
   for (const r of records) addRefs(refs, keys.log(log.volumeId, r.seq), putEntries(r.ops));
   return records.length ? records[records.length - 1]!.seq : after;

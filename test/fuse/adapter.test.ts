@@ -22,7 +22,7 @@ async function setup(readOnly = false): Promise<{ ops: FuseOps; s: MemSession; h
 
 describe('FUSE adapter', () => {
   it('creates, writes, reads and stats through handles', async () => {
-    const { ops, s, handles } = await setup();
+    const { ops, handles } = await setup();
     const [code, fh] = await call(ops, 'create', '/f', 0o100640);
     assert.equal(code, 0);
     assert.equal(typeof fh, 'number');

@@ -5,7 +5,7 @@
  * Invariant: the test process never touches a mount synchronously and never serves one; every
  * daemon is a child process, and `stop()` (or `cleanupAll()`) always ends with `fusermount -uz`.
  */
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';

@@ -91,14 +91,12 @@ async function workload(store: ObjectStore, seed: number): Promise<{ tally: Tall
 describe('S3Store under injected faults', () => {
   let s3: S3Server;
   let fp: FaultProxy;
-  let direct: ObjectStore | undefined;
   const lines: string[] = [];
   before(async () => {
     s3 = await startS3();
     fp = await startFaultProxy({ upstream: s3.endpoint, bucket: s3.bucket, seed: 12 });
   });
   after(async () => {
-    await direct?.close();
     await fp?.stop();
     await s3?.stop();
     if (lines.length) console.log(lines.join('\n'));
