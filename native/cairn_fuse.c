@@ -41,7 +41,7 @@ enum {
   OP_MKDIR = 7, OP_UNLINK = 8, OP_RMDIR = 9, OP_SYMLINK = 10, OP_RENAME = 11, OP_LINK = 12,
   OP_OPEN = 13, OP_READ = 14, OP_WRITE = 15, OP_RELEASE = 17, OP_FSYNC = 18, OP_FLUSH = 19,
   OP_OPENDIR = 20, OP_READDIR = 21, OP_RELEASEDIR = 22, OP_ACCESS = 24, OP_CREATE = 25,
-  OP_READDIRPLUS = 26, OP_NOTIFY_DONE = 90, OP_EXITED = 91
+  OP_READDIRPLUS = 26, OP_FALLOCATE = 27, OP_NOTIFY_DONE = 90, OP_EXITED = 91
 };
 
 #define MAX_WORKERS 16
@@ -449,6 +449,17 @@ static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
   post(r->m, r);
 }
 
+/* fallocate: n0 mode, n1 offset, n2 fh, n3 length. */
+static void ll_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+                         struct fuse_file_info *fi) {
+  creq *r = new_req(OP_FALLOCATE, req, ino);
+  r->n[0] = mode;
+  r->n[1] = (double)offset;
+  r->n[2] = fh_of(fi);
+  r->n[3] = (double)length;
+  post(r->m, r);
+}
+
 static const struct fuse_lowlevel_ops ll_ops = {
   .init = ll_init,
   .lookup = ll_lookup,
@@ -478,6 +489,7 @@ static const struct fuse_lowlevel_ops ll_ops = {
   .statfs = ll_statfs,
   .access = ll_access,
   .create = ll_create,
+  .fallocate = ll_fallocate,
 };
 
 /* ---------------------------------------------------------------------------------------------- */
