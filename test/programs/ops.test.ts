@@ -63,6 +63,20 @@ describe('renameat2 and fallocate through a mount', () => {
     }
   });
 
+  it("keeps the mount root's mode and mtime set through the mount across commit and remount", async () => {
+    const m = await programMount('root');
+    try {
+      await shOk(`cd ${q(m.dir)} && touch f && chmod 750 . && touch -d 2017-01-01T00:00:00Z .`);
+      const root = (): Promise<string> => shOk(`stat -c '%a %Y' ${q(m.dir)}`);
+      assert.equal(await root(), `750 ${Date.parse('2017-01-01T00:00:00Z') / 1000}\n`);
+      await controlRequest(m.dir, 'commit');
+      await m.remount();
+      assert.equal(await root(), `750 ${Date.parse('2017-01-01T00:00:00Z') / 1000}\n`);
+    } finally {
+      await m.stop();
+    }
+  });
+
   it('fallocate mode 0 grows the file with zeros, KEEP_SIZE keeps its size, other modes are EOPNOTSUPP', async () => {
     const m = await programMount('falloc');
     try {
