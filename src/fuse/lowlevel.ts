@@ -30,6 +30,7 @@ import {
 import { child, InodeTable, parentOf } from './lowlevel-inodes.js';
 import { Names } from './lowlevel-names.js';
 import { refreshKernel } from './lowlevel-refresh.js';
+import { OpStats } from './lowlevel-stats.js';
 
 export { loadError, loadNative, type NativeAddon, type NativeMountOptions } from './lowlevel-addon.js';
 export { InodeTable, parentOf } from './lowlevel-inodes.js';
@@ -100,8 +101,13 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
   // answer is dropped (the reply functions below answer only requests still waiting).
   const waiting = new Map<Req, number>();
   const addon: NativeAddon = { ...raw };
+  const stats = OpStats.fromEnv();
   for (const k of REPLIES) {
-    (addon as any)[k] = (req: Req, ...a: unknown[]) => (waiting.delete(req) ? (raw as any)[k](req, ...a) : 0);
+    (addon as any)[k] = (req: Req, ...a: unknown[]) => {
+      if (!waiting.delete(req)) return 0;
+      stats?.end(req);
+      return (raw as any)[k](req, ...a);
+    };
   }
   const limit = o.timeoutMs ?? 0;
   const sweep = limit > 0 ? setInterval(() => {
@@ -208,6 +214,7 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
     if (op === OP.EXITED) return o.onExit?.();
     if (!req) return;
     const slow = op === OP.WRITE && uncached(inodes.path(ino) ?? '');
+    stats?.start(req, op);
     waiting.set(req, limit > 0 ? Date.now() + (slow ? Math.max(limit, o.controlWriteTimeoutMs ?? 0) : limit) : Infinity);
     try {
       dispatch(req, op, ino, ino2, n0, n1, n2, n3, s1, s2, data, pid);
@@ -347,6 +354,7 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
     inodes,
     unmount() {
       clearInterval(sweep);
+      if (!unmounting && stats) process.stderr.write(`${JSON.stringify({ fuseOpStats: stats.summary() })}\n`);
       unmounting ??= addon.unmount(ctx);
       return unmounting;
     },
