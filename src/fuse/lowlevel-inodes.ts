@@ -16,10 +16,19 @@ interface Inode {
   type: number;
 }
 
-/** The kernel's inodes: number <-> path, with lookup counts. */
+/**
+ * The kernel's inodes: number <-> path, with lookup counts. Known paths are also indexed by their
+ * parent, so a rename, unlink or refresh costs the size of the subtree it touches, not the number
+ * of inodes the kernel holds.
+ */
 export class InodeTable {
   private readonly byIno = new Map<number, Inode>([[ROOT, { path: '/', nlookup: 1, type: 0o040000 }]]);
   private readonly byPath = new Map<string, number>([['/', ROOT]]);
+  /**
+   * The paths under each directory path that lead to a known path (known paths, and directories
+   * without an inode that have known paths under them).
+   */
+  private readonly kids = new Map<string, Set<string>>();
   private next = ROOT + 1;
 
   path(ino: number): string | null {
@@ -32,7 +41,7 @@ export class InodeTable {
     if (ino === undefined) {
       ino = this.next++;
       this.byIno.set(ino, { path, nlookup: 0, type: 0 });
-      this.byPath.set(path, ino);
+      this.setPath(path, ino);
     }
     return ino;
   }
@@ -53,9 +62,7 @@ export class InodeTable {
 
   /** Inodes of `path` and of every known path under it. */
   subtree(path: string): number[] {
-    const out: number[] = [];
-    for (const [p, ino] of this.byPath) if (p === path || p.startsWith(path === '/' ? '/' : `${path}/`)) out.push(ino);
-    return out;
+    return this.under(path).map(([, ino]) => ino);
   }
 
   /** One more kernel reference (a lookup, create, mkdir... answered with this inode). */
@@ -81,53 +88,97 @@ export class InodeTable {
   private drop(ino: number): void {
     const e = this.byIno.get(ino)!;
     this.byIno.delete(ino);
-    if (e.path !== null && this.byPath.get(e.path) === ino) this.byPath.delete(e.path);
+    if (e.path !== null && this.byPath.get(e.path) === ino) this.deletePath(e.path);
+  }
+
+  private setPath(path: string, ino: number): void {
+    this.byPath.set(path, ino);
+    this.link(path);
+  }
+
+  private deletePath(path: string): void {
+    this.byPath.delete(path);
+    this.prune(path);
+  }
+
+  /** Enters `path` in its parent's set, and the parent in its own, up to the first one already entered. */
+  private link(path: string): void {
+    for (let p = path; p !== '/';) {
+      const parent = parentOf(p);
+      let set = this.kids.get(parent);
+      if (!set) this.kids.set(parent, (set = new Set()));
+      if (set.has(p)) return;
+      set.add(p);
+      p = parent;
+    }
+  }
+
+  /** Removes `path` from the index when it has no inode and nothing under it, then its parent likewise. */
+  private prune(path: string): void {
+    for (let p = path; p !== '/' && !this.byPath.has(p) && !this.kids.has(p);) {
+      const parent = parentOf(p);
+      const set = this.kids.get(parent);
+      if (!set?.delete(p) || set.size > 0) return;
+      this.kids.delete(parent);
+      p = parent;
+    }
+  }
+
+  /** (path, inode) of `path` and every known path under it, parents first. */
+  private under(path: string): [string, number][] {
+    const out: [string, number][] = [];
+    const own = this.byPath.get(path);
+    if (own !== undefined) out.push([path, own]);
+    // Known paths may sit under a directory without an inode: the walk goes through those too.
+    const stack = [path];
+    while (stack.length) {
+      const set = this.kids.get(stack.pop()!);
+      if (!set) continue;
+      for (const p of set) {
+        const ino = this.byPath.get(p);
+        if (ino !== undefined) out.push([p, ino]);
+        stack.push(p);
+      }
+    }
+    return out;
   }
 
   /** The name is gone: the inode (and those under it) keep living until forgotten, nameless. */
   detach(path: string): void {
-    for (const [p, ino] of this.byPath) {
-      if (p === path || p.startsWith(`${path}/`)) {
-        this.byPath.delete(p);
-        const e = this.byIno.get(ino);
-        if (e) e.path = null;
-      }
+    for (const [p, ino] of this.under(path)) {
+      this.deletePath(p);
+      const e = this.byIno.get(ino);
+      if (e) e.path = null;
     }
   }
 
   /** Follows a rename of `from` (and everything under it) to `to`; whatever was at `to` is detached. */
   rename(from: string, to: string): void {
-    const moved: [string, number][] = [];
-    for (const [p, ino] of this.byPath) {
-      if (p === from || p.startsWith(`${from}/`)) moved.push([p, ino]);
-    }
+    const moved = this.under(from);
     this.detach(to);
-    for (const [p] of moved) this.byPath.delete(p);
-    for (const [p, ino] of moved) {
-      const np = to + p.slice(from.length);
-      this.byPath.set(np, ino);
-      const e = this.byIno.get(ino);
-      if (e) e.path = np;
-    }
+    this.place(moved, from, to);
   }
 
   /** Follows a RENAME_EXCHANGE: the inodes of `a` and everything under it trade places with `b`'s. */
   exchange(a: string, b: string): void {
-    const under = (root: string): [string, number][] =>
-      [...this.byPath].filter(([p]) => p === root || p.startsWith(`${root}/`));
-    const fromA = under(a);
-    const fromB = under(b);
-    for (const [p] of [...fromA, ...fromB]) this.byPath.delete(p);
-    const place = (moved: [string, number][], from: string, to: string): void => {
-      for (const [p, ino] of moved) {
-        const np = to + p.slice(from.length);
-        this.byPath.set(np, ino);
+    const fromA = this.under(a);
+    const fromB = this.under(b);
+    this.place(fromA, a, b, fromB);
+  }
+
+  /** Moves `moved` (taken from under `from`) to under `to`; `back` (from under `to`) goes the other way. */
+  private place(moved: [string, number][], from: string, to: string, back: [string, number][] = []): void {
+    for (const [p] of [...moved, ...back]) this.deletePath(p);
+    const put = (list: [string, number][], src: string, dst: string): void => {
+      for (const [p, ino] of list) {
+        const np = dst + p.slice(src.length);
+        this.setPath(np, ino);
         const e = this.byIno.get(ino);
         if (e) e.path = np;
       }
     };
-    place(fromA, a, b);
-    place(fromB, b, a);
+    put(moved, from, to);
+    put(back, to, from);
   }
 
   /** Every live (path, inode) pair. */
