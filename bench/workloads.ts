@@ -2,12 +2,12 @@
  * Real-program workloads on a mount and on local disk in the same run (issue 20): git (init,
  * add, commit, status, clone over N files), SQLite (rows in transactions, rollback journal and
  * WAL), tar extract and create of a generated tree, `rsync -a` in and a no-op second `rsync -a`,
- * and N creates then `ls -l`. Each step is timed on local disk and on a fresh Cairn mount (the
+ * N creates then `ls -l`, `make -j2` of C files and a no-op rebuild, `python3 -m venv`. Each step is timed on local disk and on a fresh Cairn mount (the
  * real session on the embedded file store, `src/fuse/main.js` as `cairn mount` starts it); one
  * JSON line per step with the ratio mount/local, then one line of integrity checks made after a
- * commit and a remount (git fsck, integrity_check, tar -d, the no-op rsync, counts).
+ * commit and a remount (git fsck, integrity_check, tar -d, the no-op rsync, make -q, counts).
  *
- * Usage: node dist/bench/workloads.js [--quick] [--only=git,sqlite,tar,rsync,creates] [--cpu-prof]
+ * Usage: node dist/bench/workloads.js [--quick] [--only=git,sqlite,tar,rsync,creates,make,venv] [--cpu-prof]
  *   --quick      smaller sizes (CI)
  *   --cpu-prof   the daemon runs with `node --cpu-prof`; the profile directory is printed
  *   CAIRN_FUSE_OPSTATS=1 (passed to the daemon): per-FUSE-op counts and µs in the last JSON line
@@ -31,10 +31,12 @@ export interface WorkloadSizes {
   sqliteRows: number;
   treeEntries: number;
   creates: number;
+  /** C files of the make workload. */
+  cFiles: number;
 }
 
-export const FULL: WorkloadSizes = { gitFiles: 2000, sqliteRows: 100_000, treeEntries: 18_000, creates: 10_000 };
-export const QUICK: WorkloadSizes = { gitFiles: 300, sqliteRows: 10_000, treeEntries: 2_000, creates: 1_000 };
+export const FULL: WorkloadSizes = { gitFiles: 2000, sqliteRows: 100_000, treeEntries: 18_000, creates: 10_000, cFiles: 50 };
+export const QUICK: WorkloadSizes = { gitFiles: 300, sqliteRows: 10_000, treeEntries: 2_000, creates: 1_000, cFiles: 10 };
 
 /** One timed step, on local disk and on the mount. */
 export interface StepResult {
@@ -96,6 +98,17 @@ while made < n:
     d += 1
 `;
 
+/** A Makefile and `n` C files (each a few functions) in $1. */
+const MAKE_SH = `
+mkdir -p "$1" && cd "$1"
+for i in $(seq 1 "$2"); do
+  { echo "#include <stdio.h>"; for j in $(seq 1 40); do echo "int f\${i}_\${j}(int x) { return x * $j + $i; }"; done; } > "c$i.c"
+done
+{ echo 'SRC := $(wildcard *.c)'; echo 'all: prog'
+  echo 'prog: $(SRC:.c=.o)'; printf '\tcc -shared -o $@ $^\n'
+  echo '%.o: %.c'; printf '\tcc -O1 -fPIC -c -o $@ $<\n'; } > Makefile
+`;
+
 /** The SQLite load: `rows` rows in transactions of 1,000, then an update and a rolled-back delete. */
 const SQLITE_PY = `
 import sqlite3, sys, os
@@ -150,6 +163,19 @@ function workloads(z: WorkloadSizes): Workload[] {
         { name: 'clone', cmd: `${git} clone -q "$W/g" "$W/g2"` },
       ],
       verify: `cd "$W/g" && git fsck --no-progress && test -z "$(git status --porcelain)" && cd "$W/g2" && git fsck --no-progress`,
+    },
+    {
+      name: 'make',
+      steps: [
+        { name: `make -j2 ${z.cFiles} C files`, cmd: `cp -a "$S/mk" "$W/mk" && make -s -C "$W/mk" -j2` },
+        { name: 'no-op make', cmd: `make -C "$W/mk" -j2 --no-print-directory | { grep -c '^cc' || true; }`, report: true },
+      ],
+      verify: `make -q -C "$W/mk"`,
+    },
+    {
+      name: 'venv',
+      steps: [{ name: 'python3 -m venv', cmd: `python3 -m venv "$W/venv"` }],
+      verify: `"$W/venv/bin/python" -c 'import pip'`,
     },
     ...(['delete', 'wal'] as const).map((mode) => ({
       name: `sqlite-${mode}`,
@@ -230,8 +256,9 @@ export async function runWorkloads(o: { sizes: WorkloadSizes; only?: string[]; c
   try {
     await fsp.writeFile(path.join(S, 'tree.py'), TREE_PY);
     await fsp.writeFile(path.join(S, 'load.py'), SQLITE_PY);
+    await fsp.writeFile(path.join(S, 'make.sh'), MAKE_SH);
     await bash(`cd ${q(S)} && python3 tree.py tree ${o.sizes.treeEntries} && tar -C tree -cf tree.tar . && ` +
-      `python3 tree.py gitsrc ${o.sizes.gitFiles}`);
+      `python3 tree.py gitsrc ${o.sizes.gitFiles} && bash make.sh mk ${o.sizes.cFiles}`);
     await daemon.start();
     for (const w of list) {
       for (const st of w.steps) {
