@@ -48,6 +48,10 @@ describe('utimens through a mount (touch, os.utime, utimensat)', () => {
           `touch -d 2001-01-01T00:00:00Z a && touch -a -d 2010-01-01T00:00:00Z a && ` +
           `touch u && python3 -c "import os; os.utime('u', (1e9, 2e9))" && ` +
           `touch ns && python3 -c "import os; os.utime('ns', ns=(1, 1234567891234000000))" && ` +
+          // Sub-millisecond parts are cut, never rounded up into the next second (rsync compares seconds).
+          `touch end && python3 -c "import os; os.utime('end', ns=(1, 1600000000999999999))" && ` +
+          `mkdir enddir && python3 -c "import os; os.utime('enddir', ns=(1, 1600000000999500000))" && ` +
+          `touch neg && python3 -c "import os; os.utime('neg', ns=(1, -1500000))" && ` +
           `touch -d 2001-01-01T00:00:00Z mnow && ${utimensat('mnow', 'omit', 'now')} && ` +
           `touch -d 2001-01-01T00:00:00Z anow && ${utimensat('anow', 'now', 'omit')} && ` +
           `touch -d 2001-01-01T00:00:00Z aset && ${utimensat('aset', [5, 0], 'omit')} && ` +
@@ -55,12 +59,15 @@ describe('utimens through a mount (touch, os.utime, utimensat)', () => {
           `mkdir d && touch -m -d 2003-03-03T00:00:00Z d && ln -s f l && touch -h -m -d 2004-04-04T00:00:00Z l && ` +
           `touch -d 2001-01-01T00:00:00Z r && touch -r u r && cp -p u cpp`,
       );
-      const names = ['f', 'a', 'u', 'ns', 'mnow', 'anow', 'aset', 'both', 'd', 'l', 'r', 'cpp'];
+      const names = ['end', 'enddir', 'neg', 'f', 'a', 'u', 'ns', 'mnow', 'anow', 'aset', 'both', 'd', 'l', 'r', 'cpp'];
       const want = {
         f: Date.parse('2005-05-05T00:00:00Z') * 1e6,
         a: Date.parse('2001-01-01T00:00:00Z') * 1e6,
         u: 2e9 * S,
         ns: 1234567891234000000,
+        end: 1600000000999000000,
+        enddir: 1600000000999000000,
+        neg: -2000000,
         anow: Date.parse('2001-01-01T00:00:00Z') * 1e6,
         aset: Date.parse('2001-01-01T00:00:00Z') * 1e6,
         both: Date.parse('2001-01-01T00:00:00Z') * 1e6,

@@ -18,8 +18,9 @@ function makeTree(dir: string): string {
     `for i in $(seq 1 40); do printf "file $i\\n%.0s" $(seq 1 $i) > a/f$i; done && ` +
     `head -c 300000 /dev/urandom > a/b/big && printf x > a/b/c/one && chmod 600 a/b/c/one && ` +
     `printf '#!/bin/sh\\n' > e/run && chmod 755 e/run && ln -s ../a/f1 e/link && ` +
-    `touch -d '2019-06-01 10:00:00.123456789' a/f1 && touch -h -d '2018-01-01 00:00:01' e/link && ` +
-    `touch -d 2017-01-01 a/b/c a/b e && touch -d 2016-01-01 a`
+    `touch -d '2019-06-01 10:00:00.123456789' a/f1 && touch -h -d '2018-01-01 00:00:01.9999999' e/link && ` +
+    `touch -d '2019-06-01 10:00:00.9999999' a/f2 && `+
+    `touch -d 2017-01-01 a/b/c a/b && touch -d '2017-01-01 00:00:00.9996' e && touch -d 2016-01-01 a`
   );
 }
 
