@@ -24,6 +24,7 @@
 #include <node_api.h>
 
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -270,7 +271,10 @@ static void ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
   post(r->m, r);
 }
 
-static double ts_ms(const struct timespec *t) { return (double)t->tv_sec * 1e3 + (double)t->tv_nsec / 1e6; }
+/* Whole milliseconds, cut toward the past in integers: a double sum would round 35.999999999 s to 36 s. */
+static double ts_ms(const struct timespec *t) {
+  return (double)((int64_t)t->tv_sec * 1000 + (int64_t)(t->tv_nsec / 1000000));
+}
 
 static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *fi) {
   creq *r = new_req(OP_SETATTR, req, ino);
@@ -645,7 +649,8 @@ static void drop_reply(creq *r) {
 
 /* Milliseconds since the epoch as a timespec. */
 static struct timespec ms_ts(double ms) {
-  time_t sec = (time_t)(ms / 1e3);
+  /* floor, not truncation: -2 ms is -1 s + 998 ms. */
+  time_t sec = (time_t)floor(ms / 1e3);
   long nsec = (long)((ms - (double)sec * 1e3) * 1e6);
   if (nsec < 0) nsec = 0;
   if (nsec > 999999999) nsec = 999999999;

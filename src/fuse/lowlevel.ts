@@ -254,7 +254,9 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
           steps.push((cb) => ops.chown(path, u, g, cb));
         }
         if (set & (SET_ATTR.MTIME | SET_ATTR.MTIME_NOW | SET_ATTR.ATIME | SET_ATTR.ATIME_NOW)) {
-          const m = set & SET_ATTR.MTIME_NOW ? 'now' : set & SET_ATTR.MTIME ? mtimeMs : null;
+          // Cut to whole ms toward the past, as the kernel cuts times to a file system's
+          // granularity: rounding could move a time into the next second (rsync compares seconds).
+          const m = set & SET_ATTR.MTIME_NOW ? 'now' : set & SET_ATTR.MTIME ? Math.floor(mtimeMs) : null;
           steps.push((cb) => ops.setTimes(path, m, cb));
         }
         const runSteps = (i: number): void => {
