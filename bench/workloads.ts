@@ -109,21 +109,38 @@ done
   echo '%.o: %.c'; printf '\tcc -O1 -fPIC -c -o $@ $<\n'; } > Makefile
 `;
 
-/** The SQLite load: `rows` rows in transactions of 1,000, then an update and a rolled-back delete. */
+/**
+ * The SQLite load: `rows` rows in transactions of 1,000, then a rolled-back delete and an index
+ * (`--append`: into the table an earlier run made, with 0 rows).
+ */
 const SQLITE_PY = `
 import sqlite3, sys, os
 db, mode, rows = sys.argv[1], sys.argv[2], int(sys.argv[3])
-con = sqlite3.connect(db, isolation_level=None)
+con = sqlite3.connect(db, isolation_level=None, timeout=30)
 con.execute('PRAGMA journal_mode=' + mode)
-con.execute('CREATE TABLE t(id INTEGER PRIMARY KEY, k TEXT, v BLOB)')
+if '--append' not in sys.argv: con.execute('CREATE TABLE t(id INTEGER PRIMARY KEY, k TEXT, v BLOB)')
 for s in range(0, rows, 1000):
     con.execute('BEGIN')
     con.executemany('INSERT INTO t(k, v) VALUES (?, ?)', ((f'k{i}', os.urandom(64)) for i in range(s, min(rows, s + 1000))))
     con.execute('COMMIT')
 con.execute('BEGIN'); con.execute('DELETE FROM t WHERE id % 2 = 0'); con.execute('ROLLBACK')
-con.execute('CREATE INDEX tk ON t(k)')
+con.execute('CREATE INDEX IF NOT EXISTS tk ON t(k)')
 print(con.execute('SELECT count(*) FROM t').fetchone()[0])
 con.close()
+`;
+
+/** A reader polling the table's row count every 10 ms until killed (the concurrent-reader case). */
+const READER_PY = `
+import sqlite3, sys, time
+con = sqlite3.connect(sys.argv[1], timeout=30)
+n = 0
+while True:
+    try:
+        con.execute('SELECT count(*) FROM t').fetchone()
+        n += 1
+    except sqlite3.OperationalError:
+        pass
+    time.sleep(0.01)
 `;
 
 function workloads(z: WorkloadSizes): Workload[] {
@@ -184,6 +201,18 @@ function workloads(z: WorkloadSizes): Workload[] {
       verify: `test "$(sqlite3 "$W/${mode}.db" 'PRAGMA integrity_check; SELECT count(*) FROM t')" = "ok
 ${z.sqliteRows}"`,
     })),
+    {
+      name: 'sqlite-wal-reader',
+      steps: [{
+        name: `${z.sqliteRows} rows, a reader polling`,
+        // The reader is killed however the load ends (and holds no pipe the bench waits on).
+        cmd: `python3 "$S/load.py" "$W/rd.db" wal 0 >/dev/null; python3 "$S/reader.py" "$W/rd.db" >/dev/null 2>&1 & ` +
+          `trap "kill $! 2>/dev/null" EXIT; python3 "$S/load.py" "$W/rd.db" wal ${z.sqliteRows} --append`,
+        report: true,
+      }],
+      verify: `test "$(sqlite3 "$W/rd.db" 'PRAGMA integrity_check; SELECT count(*) FROM t')" = "ok
+${z.sqliteRows}"`,
+    },
   ];
 }
 
@@ -258,6 +287,7 @@ export async function runWorkloads(o: { sizes: WorkloadSizes; only?: string[]; c
     await fsp.writeFile(path.join(S, 'tree.py'), TREE_PY);
     await fsp.writeFile(path.join(S, 'load.py'), SQLITE_PY);
     await fsp.writeFile(path.join(S, 'make.sh'), MAKE_SH);
+    await fsp.writeFile(path.join(S, 'reader.py'), READER_PY);
     await bash(`cd ${q(S)} && python3 tree.py tree ${o.sizes.treeEntries} && tar -C tree -cf tree.tar . && ` +
       `python3 tree.py gitsrc ${o.sizes.gitFiles} && bash make.sh mk ${o.sizes.cFiles}`);
     await daemon.start();
