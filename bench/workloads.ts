@@ -263,14 +263,25 @@ function opStats(log: string): unknown {
   return line ? JSON.parse(line).fuseOpStats : undefined;
 }
 
+/** What a run measured: the steps, and the checks after commit and remount. */
+export interface WorkloadsResult {
+  steps: StepResult[];
+  /** Workload name -> 'ok' or 'FAILED …'. */
+  verify: Record<string, string>;
+  /** The commit of everything the workloads wrote. */
+  commitMs: number;
+  /** Per-FUSE-op counts and times (CAIRN_FUSE_OPSTATS=1 in the environment), if any. */
+  fuseOpStats?: unknown;
+}
+
 /**
  * Runs the workloads and prints JSON lines: one per step, then `{ "verify": ... }`.
  *
  * @example
- *   const rows = await runWorkloads({ sizes: QUICK });
+ *   const { steps, verify } = await runWorkloads({ sizes: QUICK });
  */
 export async function runWorkloads(o: { sizes: WorkloadSizes; only?: string[]; cpuProf?: boolean; print?: (l: string) => void }):
-  Promise<StepResult[]> {
+  Promise<WorkloadsResult> {
   const print = o.print ?? ((l: string) => console.log(l));
   const base = await fsp.mkdtemp(path.join(os.tmpdir(), 'cairn-workloads-'));
   const S = path.join(base, 'src');
@@ -311,8 +322,9 @@ export async function runWorkloads(o: { sizes: WorkloadSizes; only?: string[]; c
     for (const w of list) {
       verify[w.name] = await bash(w.verify, { W: M, S }).then(() => 'ok', (e: Error) => `FAILED ${e.message.slice(0, 300)}`);
     }
-    print(JSON.stringify({ verify, commitMs, fuseOpStats: opStats(log), ...(o.cpuProf ? { cpuProfDir: profDir } : {}) }));
-    return results;
+    const fuseOpStats = opStats(log);
+    print(JSON.stringify({ verify, commitMs, fuseOpStats, ...(o.cpuProf ? { cpuProfDir: profDir } : {}) }));
+    return { steps: results, verify, commitMs, fuseOpStats };
   } finally {
     await daemon.stop();
     if (!o.cpuProf) await fsp.rm(base, { recursive: true, force: true }).catch(() => undefined);
@@ -323,7 +335,9 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const args = process.argv.slice(2);
   const only = args.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
   runWorkloads({ sizes: args.includes('--quick') ? QUICK : FULL, only, cpuProf: args.includes('--cpu-prof') })
-    .catch((err: unknown) => {
+    .then((r) => {
+      if (Object.values(r.verify).some((v) => v !== 'ok')) process.exitCode = 1;
+    }, (err: unknown) => {
       console.error(err instanceof Error ? err.message : err);
       process.exitCode = 1;
     });
