@@ -24,6 +24,7 @@
 #include <node_api.h>
 
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -41,7 +42,7 @@ enum {
   OP_MKDIR = 7, OP_UNLINK = 8, OP_RMDIR = 9, OP_SYMLINK = 10, OP_RENAME = 11, OP_LINK = 12,
   OP_OPEN = 13, OP_READ = 14, OP_WRITE = 15, OP_RELEASE = 17, OP_FSYNC = 18, OP_FLUSH = 19,
   OP_OPENDIR = 20, OP_READDIR = 21, OP_RELEASEDIR = 22, OP_ACCESS = 24, OP_CREATE = 25,
-  OP_READDIRPLUS = 26, OP_NOTIFY_DONE = 90, OP_EXITED = 91
+  OP_READDIRPLUS = 26, OP_FALLOCATE = 27, OP_NOTIFY_DONE = 90, OP_EXITED = 91
 };
 
 #define MAX_WORKERS 16
@@ -270,7 +271,10 @@ static void ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
   post(r->m, r);
 }
 
-static double ts_ms(const struct timespec *t) { return (double)t->tv_sec * 1e3 + (double)t->tv_nsec / 1e6; }
+/* Whole milliseconds, cut toward the past in integers: a double sum would round 35.999999999 s to 36 s. */
+static double ts_ms(const struct timespec *t) {
+  return (double)((int64_t)t->tv_sec * 1000 + (int64_t)(t->tv_nsec / 1000000));
+}
 
 static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *fi) {
   creq *r = new_req(OP_SETATTR, req, ino);
@@ -449,6 +453,17 @@ static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
   post(r->m, r);
 }
 
+/* fallocate: n0 mode, n1 offset, n2 fh, n3 length. */
+static void ll_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+                         struct fuse_file_info *fi) {
+  creq *r = new_req(OP_FALLOCATE, req, ino);
+  r->n[0] = mode;
+  r->n[1] = (double)offset;
+  r->n[2] = fh_of(fi);
+  r->n[3] = (double)length;
+  post(r->m, r);
+}
+
 static const struct fuse_lowlevel_ops ll_ops = {
   .init = ll_init,
   .lookup = ll_lookup,
@@ -478,6 +493,7 @@ static const struct fuse_lowlevel_ops ll_ops = {
   .statfs = ll_statfs,
   .access = ll_access,
   .create = ll_create,
+  .fallocate = ll_fallocate,
 };
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -633,7 +649,8 @@ static void drop_reply(creq *r) {
 
 /* Milliseconds since the epoch as a timespec. */
 static struct timespec ms_ts(double ms) {
-  time_t sec = (time_t)(ms / 1e3);
+  /* floor, not truncation: -2 ms is -1 s + 998 ms. */
+  time_t sec = (time_t)floor(ms / 1e3);
   long nsec = (long)((ms - (double)sec * 1e3) * 1e6);
   if (nsec < 0) nsec = 0;
   if (nsec > 999999999) nsec = 999999999;
