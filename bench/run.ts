@@ -180,11 +180,11 @@ async function main(): Promise<number> {
       s3,
       log,
     );
-    // Full mode, to fit the time budget on 2 cores shared with one s3rver process:
-    //  - 16 readers only for Cairn (s3rver) and local disk, and cold only;
+    // Full mode, to fit the time budget on 2 cores shared with the object store's processes:
+    //  - 16 readers only for Cairn (S3 store) and local disk, and cold only;
     //  - s3fs and rclone read the small files with 1 reader only (the big file with 1 and 4);
     //  - 3 rounds only for the headline comparison, which varies most: 1-reader cold reads through
-    //    s3rver by Cairn (both workloads) and raw GetObject (big file); 1 round for everything else.
+    //    the S3 store by Cairn (both workloads) and raw GetObject (big file); 1 round for everything else.
     const counts = args.quick ? [1, 4] : [1, 4, 16];
     const peerCounts = [1, 4];
     const threeRounds = (w: Workload, sys: System): boolean => sys === 'cairn' || (sys === 's3get' && w === 'big');
