@@ -4,7 +4,6 @@
  * store was recorded ran on s3rver.
  */
 import fs from 'node:fs';
-import type { BenchResults } from './results.js';
 
 /** The object stores `npm run bench` can serve from (bench/s3serve.ts). */
 export type StoreKind = 's3rver' | 'ceph';
@@ -27,7 +26,7 @@ export function defaultStore(env: NodeJS.ProcessEnv, radosgw = RADOSGW): StoreKi
 }
 
 /** The store a results object was measured on. */
-export function storeOf(res: Pick<BenchResults, 'store'>): StoreKind {
+export function storeOf(res: { store?: StoreKind }): StoreKind {
   return res.store ?? 's3rver';
 }
 
