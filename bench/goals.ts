@@ -109,7 +109,14 @@ function programGoals(res: BenchResults): Goal[] {
   }
   const changes = noopRsyncChanges(res);
   if (changes !== undefined) {
-    goals.push({ goal: 'no-op rsync -a: files transferred', workload: 'programs', readers: 1, cairn: changes, target: '0', met: changes === 0 });
+    goals.push({
+      goal: 'no-op rsync -a: files transferred',
+      workload: 'programs',
+      readers: 1,
+      cairn: changes,
+      target: '0',
+      met: changes === 0,
+    });
   }
   const checks = Object.values(w.verify);
   if (checks.length) {

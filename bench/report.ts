@@ -269,7 +269,7 @@ export function renderMarkdown(res: BenchResults): string {
     '',
     '## Method',
     '',
-    "`npm run bench` (or `npm run bench -- --quick`) installs the peers if missing (`scripts/bench-setup.sh`: s3fs, rclone, fio), " +
+    '`npm run bench` (or `npm run bench -- --quick`) installs the peers if missing (`scripts/bench-setup.sh`: s3fs, rclone, fio), ' +
       (storeOf(res) === 'ceph'
         ? 'brings up a Ceph RGW of its own on loopback (`scripts/ceph.sh`: one monitor, one bluestore OSD on a sparse file, radosgw; pools of size 1)'
         : "starts s3rver on loopback behind the test harness's conditional-write proxy") +

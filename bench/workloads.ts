@@ -71,8 +71,12 @@ const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 function bash(cmd: string, env: NodeJS.ProcessEnv = {}): Promise<{ out: string; ms: number }> {
   const t0 = performance.now();
   return new Promise((resolve, reject) =>
-    execFile('bash', ['-c', `set -eo pipefail\n${cmd}`], { env: { ...process.env, ...env }, maxBuffer: 256 << 20, timeout: 3_600_000 },
-      (err, out, stderr) => (err ? reject(new Error(`failed: ${cmd}\n${stderr}`)) : resolve({ out, ms: performance.now() - t0 }))),
+    execFile(
+      'bash',
+      ['-c', `set -eo pipefail\n${cmd}`],
+      { env: { ...process.env, ...env }, maxBuffer: 256 << 20, timeout: 3_600_000 },
+      (err, out, stderr) => (err ? reject(new Error(`failed: ${cmd}\n${stderr}`)) : resolve({ out, ms: performance.now() - t0 })),
+    ),
   );
 }
 
@@ -149,7 +153,10 @@ function workloads(z: WorkloadSizes): Workload[] {
     {
       name: 'creates',
       steps: [
-        { name: `create ${z.creates}`, cmd: `mkdir "$W/c" && cd "$W/c" && python3 -c "import sys\nfor i in range(${z.creates}): open('f%05d' % i, 'w').close()"` },
+        {
+          name: `create ${z.creates}`,
+          cmd: `mkdir "$W/c" && cd "$W/c" && python3 -c "import sys\nfor i in range(${z.creates}): open('f%05d' % i, 'w').close()"`,
+        },
         { name: `ls -l ${z.creates}`, cmd: `ls -l "$W/c" | wc -l`, report: true },
       ],
       verify: `test "$(ls "$W/c" | wc -l)" = ${z.creates}`,
@@ -167,7 +174,11 @@ function workloads(z: WorkloadSizes): Workload[] {
       steps: [
         { name: `rsync -a ${z.treeEntries}`, cmd: `rsync -a "$S/tree/" "$W/r/"` },
         // Prints the number of changes, then the first few (none expected).
-        { name: 'no-op rsync -a', cmd: `rsync -a --itemize-changes "$S/tree/" "$W/r/" | awk '{ n++; if (n <= 5) l = l " " $0 } END { print n + 0 l }'`, report: true },
+        {
+          name: 'no-op rsync -a',
+          cmd: `rsync -a --itemize-changes "$S/tree/" "$W/r/" | awk '{ n++; if (n <= 5) l = l " " $0 } END { print n + 0 l }'`,
+          report: true,
+        },
       ],
       verify: `c=$(rsync -a --itemize-changes "$S/tree/" "$W/r/"); test -z "$c" || { echo "$c" | head -5 >&2; false; }`,
     },
@@ -203,13 +214,16 @@ ${z.sqliteRows}"`,
     })),
     {
       name: 'sqlite-wal-reader',
-      steps: [{
-        name: `${z.sqliteRows} rows, a reader polling`,
-        // The reader is killed however the load ends (and holds no pipe the bench waits on).
-        cmd: `python3 "$S/load.py" "$W/rd.db" wal 0 >/dev/null; python3 "$S/reader.py" "$W/rd.db" >/dev/null 2>&1 & ` +
-          `trap "kill $! 2>/dev/null" EXIT; python3 "$S/load.py" "$W/rd.db" wal ${z.sqliteRows} --append`,
-        report: true,
-      }],
+      steps: [
+        {
+          name: `${z.sqliteRows} rows, a reader polling`,
+          // The reader is killed however the load ends (and holds no pipe the bench waits on).
+          cmd:
+            `python3 "$S/load.py" "$W/rd.db" wal 0 >/dev/null; python3 "$S/reader.py" "$W/rd.db" >/dev/null 2>&1 & ` +
+            `trap "kill $! 2>/dev/null" EXIT; python3 "$S/load.py" "$W/rd.db" wal ${z.sqliteRows} --append`,
+          report: true,
+        },
+      ],
       verify: `test "$(sqlite3 "$W/rd.db" 'PRAGMA integrity_check; SELECT count(*) FROM t')" = "ok
 ${z.sqliteRows}"`,
     },
@@ -220,14 +234,25 @@ ${z.sqliteRows}"`,
 class Daemon {
   private child?: ChildProcess;
   private err = '';
-  constructor(private readonly mountpoint: string, private readonly store: string, private readonly env: NodeJS.ProcessEnv,
-    private readonly nodeArgs: string[]) {}
+  constructor(
+    private readonly mountpoint: string,
+    private readonly store: string,
+    private readonly env: NodeJS.ProcessEnv,
+    private readonly nodeArgs: string[],
+  ) {}
 
   async start(): Promise<void> {
-    const config = { volume: 'workloads', mountpoint: this.mountpoint, store: `file://${this.store}`, commitIntervalSec: 0,
-      sessionOptions: { createIfMissing: true } };
-    const child = spawn(process.execPath, [...this.nodeArgs, MAIN_JS, JSON.stringify(config)],
-      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...this.env } });
+    const config = {
+      volume: 'workloads',
+      mountpoint: this.mountpoint,
+      store: `file://${this.store}`,
+      commitIntervalSec: 0,
+      sessionOptions: { createIfMissing: true },
+    };
+    const child = spawn(process.execPath, [...this.nodeArgs, MAIN_JS, JSON.stringify(config)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...this.env },
+    });
     this.child = child;
     child.stderr!.setEncoding('utf8').on('data', (c: string) => (this.err += c));
     const line = await new Promise<string>((resolve, reject) => {
@@ -259,7 +284,10 @@ class Daemon {
 
 /** Per-op FUSE statistics the daemon logged at unmount (CAIRN_FUSE_OPSTATS=1), if any. */
 function opStats(log: string): unknown {
-  const line = log.split('\n').reverse().find((l) => l.includes('"fuseOpStats"'));
+  const line = log
+    .split('\n')
+    .reverse()
+    .find((l) => l.includes('"fuseOpStats"'));
   return line ? JSON.parse(line).fuseOpStats : undefined;
 }
 
@@ -280,8 +308,12 @@ export interface WorkloadsResult {
  * @example
  *   const { steps, verify } = await runWorkloads({ sizes: QUICK });
  */
-export async function runWorkloads(o: { sizes: WorkloadSizes; only?: string[]; cpuProf?: boolean; print?: (l: string) => void }):
-  Promise<WorkloadsResult> {
+export async function runWorkloads(o: {
+  sizes: WorkloadSizes;
+  only?: string[];
+  cpuProf?: boolean;
+  print?: (l: string) => void;
+}): Promise<WorkloadsResult> {
   const print = o.print ?? ((l: string) => console.log(l));
   const base = await fsp.mkdtemp(path.join(os.tmpdir(), 'cairn-workloads-'));
   const S = path.join(base, 'src');
@@ -299,15 +331,22 @@ export async function runWorkloads(o: { sizes: WorkloadSizes; only?: string[]; c
     await fsp.writeFile(path.join(S, 'load.py'), SQLITE_PY);
     await fsp.writeFile(path.join(S, 'make.sh'), MAKE_SH);
     await fsp.writeFile(path.join(S, 'reader.py'), READER_PY);
-    await bash(`cd ${q(S)} && python3 tree.py tree ${o.sizes.treeEntries} && tar -C tree -cf tree.tar . && ` +
-      `python3 tree.py gitsrc ${o.sizes.gitFiles} && bash make.sh mk ${o.sizes.cFiles}`);
+    await bash(
+      `cd ${q(S)} && python3 tree.py tree ${o.sizes.treeEntries} && tar -C tree -cf tree.tar . && ` +
+        `python3 tree.py gitsrc ${o.sizes.gitFiles} && bash make.sh mk ${o.sizes.cFiles}`,
+    );
     await daemon.start();
     for (const w of list) {
       for (const st of w.steps) {
         const l = await bash(st.cmd, { W: local, S });
         const m = await bash(st.cmd, { W: M, S });
-        const r: StepResult = { workload: w.name, step: st.name, localMs: Math.round(l.ms), mountMs: Math.round(m.ms),
-          ratio: Math.round((m.ms / l.ms) * 100) / 100 };
+        const r: StepResult = {
+          workload: w.name,
+          step: st.name,
+          localMs: Math.round(l.ms),
+          mountMs: Math.round(m.ms),
+          ratio: Math.round((m.ms / l.ms) * 100) / 100,
+        };
         if (st.report) r.out = m.out.trim() === l.out.trim() ? m.out.trim() : `${m.out.trim()} (local ${l.out.trim()})`;
         results.push(r);
         print(JSON.stringify(r));
@@ -320,7 +359,10 @@ export async function runWorkloads(o: { sizes: WorkloadSizes; only?: string[]; c
     await daemon.start();
     const verify: Record<string, string> = {};
     for (const w of list) {
-      verify[w.name] = await bash(w.verify, { W: M, S }).then(() => 'ok', (e: Error) => `FAILED ${e.message.slice(0, 300)}`);
+      verify[w.name] = await bash(w.verify, { W: M, S }).then(
+        () => 'ok',
+        (e: Error) => `FAILED ${e.message.slice(0, 300)}`,
+      );
     }
     const fuseOpStats = opStats(log);
     print(JSON.stringify({ verify, commitMs, fuseOpStats, ...(o.cpuProf ? { cpuProfDir: profDir } : {}) }));
@@ -333,12 +375,17 @@ export async function runWorkloads(o: { sizes: WorkloadSizes; only?: string[]; c
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const args = process.argv.slice(2);
-  const only = args.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
-  runWorkloads({ sizes: args.includes('--quick') ? QUICK : FULL, only, cpuProf: args.includes('--cpu-prof') })
-    .then((r) => {
+  const only = args
+    .find((a) => a.startsWith('--only='))
+    ?.slice('--only='.length)
+    .split(',');
+  runWorkloads({ sizes: args.includes('--quick') ? QUICK : FULL, only, cpuProf: args.includes('--cpu-prof') }).then(
+    (r) => {
       if (Object.values(r.verify).some((v) => v !== 'ok')) process.exitCode = 1;
-    }, (err: unknown) => {
+    },
+    (err: unknown) => {
       console.error(err instanceof Error ? err.message : err);
       process.exitCode = 1;
-    });
+    },
+  );
 }

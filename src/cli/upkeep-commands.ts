@@ -27,18 +27,30 @@ export function registerUpkeepCommands(volume: Command, g: Globals): void {
         const c = r.checked;
         const what = [n(c.records, 'record'), n(c.checkpoints, 'checkpoint'), n(c.packs, 'pack')];
         if (r.data) what.push(`${n(c.chunks, 'chunk')} (${formatBytes(c.chunkBytes)})`);
-        const formats = Object.entries(r.formats).map(([v, k]) => `${k} in format ${v}`).join(', ');
+        const formats = Object.entries(r.formats)
+          .map(([v, k]) => `${k} in format ${v}`)
+          .join(', ');
         const took = `${(r.elapsedMs / 1000).toFixed(1)} s`;
         const head = `volume ${name} (${r.id || 'id unknown'}): ${what.join(', ')} in ${took}`;
         const out = [`${head}${formats ? ` [${formats}]` : ''}\n`];
         if (r.problems.length) {
           out.push(`\n${n(r.problems.length, 'problem')}:\n`);
-          out.push(table(r.problems.map((p) => [p.kind, p.code, p.key, p.problem]), ['KIND', 'CODE', 'KEY', 'PROBLEM']));
+          out.push(
+            table(
+              r.problems.map((p) => [p.kind, p.code, p.key, p.problem]),
+              ['KIND', 'CODE', 'KEY', 'PROBLEM'],
+            ),
+          );
         }
         if (r.orphans.length) {
           const why = 'not problems: packs of failed or running commits, unknown keys';
           out.push(`\n${n(r.orphans.length, 'orphan')} (${why}):\n`);
-          out.push(table(r.orphans.map((x) => [x.kind, formatBytes(x.size), x.key]), ['KIND', 'SIZE', 'KEY']));
+          out.push(
+            table(
+              r.orphans.map((x) => [x.kind, formatBytes(x.size), x.key]),
+              ['KIND', 'SIZE', 'KEY'],
+            ),
+          );
         }
         if (r.ok) out.push('ok\n');
         process.stdout.write(out.join(''));
@@ -61,10 +73,10 @@ export function registerUpkeepCommands(volume: Command, g: Globals): void {
     .option('--json', 'machine-readable report')
     .addHelpText(
       'after',
-      '\nWithout VOLUME: every volume of the store, the data of deleted volumes and stale temporary files.\n'
-        + 'Packs are condemned by one run and deleted by a run at least a grace period later.\n'
-        + '\nExamples:\n  cairn volume gc data --dry-run\n  cairn volume gc data --keep-last 1\n'
-        + '  cairn volume gc --json',
+      '\nWithout VOLUME: every volume of the store, the data of deleted volumes and stale temporary files.\n' +
+        'Packs are condemned by one run and deleted by a run at least a grace period later.\n' +
+        '\nExamples:\n  cairn volume gc data --dry-run\n  cairn volume gc data --keep-last 1\n' +
+        '  cairn volume gc --json',
     )
     .action(async (name: string | undefined, o: GcFlags) => {
       const opts = {
@@ -74,7 +86,9 @@ export function registerUpkeepCommands(volume: Command, g: Globals): void {
         dryRun: !!o.dryRun,
         ...(o.json || !process.stderr.isTTY ? {} : { onProgress: (phase: string) => showPhase(phase) }),
       };
-      const clear = () => { if (opts.onProgress) process.stderr.write('\r\x1b[K'); };
+      const clear = () => {
+        if (opts.onProgress) process.stderr.write('\r\x1b[K');
+      };
       if (name !== undefined) {
         const r = await withVolume(name, g, (v) => v.gc(opts));
         clear();
@@ -148,10 +162,7 @@ export function registerUpkeepCommands(volume: Command, g: Globals): void {
     .option('--keep-last <n>', 'keep at least the newest N snapshots (N >= 1)')
     .option('--keep-days <d>', 'keep every snapshot of the last D days (0: none by age)')
     .option('--json', 'machine-readable output')
-    .addHelpText(
-      'after',
-      '\nExamples:\n  cairn volume retention data\n  cairn volume retention data --keep-last 10 --keep-days 1',
-    )
+    .addHelpText('after', '\nExamples:\n  cairn volume retention data\n  cairn volume retention data --keep-last 10 --keep-days 1')
     .action(async (name: string, o: { keepLast?: string; keepDays?: string; json?: boolean }) => {
       const set = {
         ...(o.keepLast !== undefined ? { keepLast: numberOption(o.keepLast, '--keep-last') } : {}),
@@ -163,7 +174,6 @@ export function registerUpkeepCommands(volume: Command, g: Globals): void {
       process.stdout.write(`volume ${name} keeps ${what}\n`);
     });
 }
-
 
 /** gc's progress on a terminal: the phase it is in. */
 function showPhase(phase: string): void {
@@ -192,12 +202,12 @@ function gcSummary(r: GcReport): string {
   const kept = `seq ${r.retainedFrom}-${r.head} (newest ${r.policy.keepLast}, last ${r.policy.keepDays} days)`;
   const lines = [
     `volume ${r.volume}: keeps ${kept}`,
-    `  history: ${verb} ${r.records.deleted} records, ${r.checkpoints.deleted} checkpoints`
-      + ` (${formatBytes(r.records.deletedBytes + r.checkpoints.deletedBytes)})`,
-    `  packs: ${p.live} live of ${p.total} (${formatBytes(p.liveBytes)} live);`
-      + ` ${verb} ${p.deleted} (${formatBytes(p.deletedBytes)});`
-      + ` ${r.dryRun ? 'would condemn' : 'condemned'} ${p.condemned} (${formatBytes(p.condemnedBytes)}, deleted by a gc`
-      + ` ${Math.round(r.graceMs / 1000)} s or more from now); ${p.young} unreferenced but young`,
+    `  history: ${verb} ${r.records.deleted} records, ${r.checkpoints.deleted} checkpoints` +
+      ` (${formatBytes(r.records.deletedBytes + r.checkpoints.deletedBytes)})`,
+    `  packs: ${p.live} live of ${p.total} (${formatBytes(p.liveBytes)} live);` +
+      ` ${verb} ${p.deleted} (${formatBytes(p.deletedBytes)});` +
+      ` ${r.dryRun ? 'would condemn' : 'condemned'} ${p.condemned} (${formatBytes(p.condemnedBytes)}, deleted by a gc` +
+      ` ${Math.round(r.graceMs / 1000)} s or more from now); ${p.young} unreferenced but young`,
   ];
   return `${lines.join('\n')}\n`;
 }

@@ -76,10 +76,15 @@ export function registerVolumeCommands(program: Command, g: Globals): Command {
     .action(async (o: { json?: boolean; sizes?: boolean }) => {
       const vols = await Volume.objects.list({ store: g().store, sizes: !!o.sizes });
       if (o.json) {
-        return printJson(vols.map((v) => ({
-          name: v.name, id: v.id, createdAt: v.createdAt.toISOString(), createdBy: v.createdBy,
-          ...(o.sizes ? { storedBytes: v.storedBytes } : {}),
-        })));
+        return printJson(
+          vols.map((v) => ({
+            name: v.name,
+            id: v.id,
+            createdAt: v.createdAt.toISOString(),
+            createdBy: v.createdBy,
+            ...(o.sizes ? { storedBytes: v.storedBytes } : {}),
+          })),
+        );
       }
       if (!process.stdout.isTTY && !o.sizes) return void process.stdout.write(vols.map((v) => `${v.name}\n`).join(''));
       const rows = vols.map((v) => {
@@ -95,7 +100,10 @@ export function registerVolumeCommands(program: Command, g: Globals): Command {
       .description('list the files of a volume directory (bare paths when piped)')
       .option('--json', 'machine-readable output'),
   )
-    .addHelpText('after', '\nExamples:\n  cairn volume ls data\n  cairn volume ls data /models --json\n  cairn volume ls data /models --seq 12')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  cairn volume ls data\n  cairn volume ls data /models --json\n  cairn volume ls data /models --seq 12',
+    )
     .action(async (name: string, p: string | undefined, o: { json?: boolean; seq?: number }) => {
       const entries = await withVolume(name, g, async (v) => {
         if (o.seq === undefined) return v.listdir(p ?? '/');
@@ -106,7 +114,12 @@ export function registerVolumeCommands(program: Command, g: Globals): Command {
       if (!process.stdout.isTTY) return void process.stdout.write(entries.map((e) => `${e.path}\n`).join(''));
       process.stdout.write(
         table(
-          entries.map((e) => [e.type, e.type === 'directory' ? '-' : formatBytes(e.size), formatTime(e.mtime * 1000), e.type === 'directory' ? `${e.path}/` : e.path]),
+          entries.map((e) => [
+            e.type,
+            e.type === 'directory' ? '-' : formatBytes(e.size),
+            formatTime(e.mtime * 1000),
+            e.type === 'directory' ? `${e.path}/` : e.path,
+          ]),
           ['TYPE', 'SIZE', 'MODIFIED', 'PATH'],
         ),
       );
@@ -149,7 +162,10 @@ export function registerVolumeCommands(program: Command, g: Globals): Command {
       .description('download a file or a directory (recursively); "-" writes a file to stdout')
       .option('-f, --force', 'overwrite existing local files'),
   )
-    .addHelpText('after', '\nExamples:\n  cairn volume get data /models/model.bin .\n  cairn volume get data /config.json - | jq .\n  cairn volume get data /dataset ./restore --force\n  cairn volume get data /config.json old.json --seq 12')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  cairn volume get data /models/model.bin .\n  cairn volume get data /config.json - | jq .\n  cairn volume get data /dataset ./restore --force\n  cairn volume get data /config.json old.json --seq 12',
+    )
     .action(async (name: string, remote: string, dest: string | undefined, o: { force?: boolean; seq?: number }) => {
       await withVolume(name, g, async (vol) => {
         const s = await sessionAt(vol, o.seq);
@@ -218,7 +234,7 @@ export function registerVolumeCommands(program: Command, g: Globals): Command {
 
   volume
     .command('info <volume>')
-    .description('a volume\'s id, creation, current seq, and its files and bytes')
+    .description("a volume's id, creation, current seq, and its files and bytes")
     .option('--json', 'machine-readable output')
     .addHelpText('after', '\nExamples:\n  cairn volume info data\n  cairn volume info data --json')
     .action(async (name: string, o: { json?: boolean }) => {
@@ -257,7 +273,12 @@ export function registerVolumeCommands(program: Command, g: Globals): Command {
       const h = await withVolume(name, g, (v) => v.history());
       if (o.json) return printJson(h.map((x) => ({ seq: x.seq, time: new Date(x.time).toISOString(), author: x.author, paths: x.paths })));
       const shown = (ps: string[]) => (ps.length > 4 ? `${ps.slice(0, 4).join(' ')} (+${ps.length - 4} more)` : ps.join(' '));
-      process.stdout.write(table(h.map((x) => [String(x.seq), formatTime(x.time), x.author, shown(x.paths)]), ['SEQ', 'TIME', 'AUTHOR', 'PATHS']));
+      process.stdout.write(
+        table(
+          h.map((x) => [String(x.seq), formatTime(x.time), x.author, shown(x.paths)]),
+          ['SEQ', 'TIME', 'AUTHOR', 'PATHS'],
+        ),
+      );
     });
 
   registerRestoreCommand(volume, g, withVolume);

@@ -62,9 +62,7 @@ const RECORD_KEYS = ['version', 'seq', 'base', 'time', 'author', 'commitId', 'op
 /** A record as stored: one JSON line in format FORMAT_VERSION, sealed with its checksum. */
 export function encodeRecord(r: CommitRecord): Buffer {
   const ops = r.ops.map((o) =>
-    o.op === 'put'
-      ? { op: 'put', path: o.path, entry: encodeChecked(o.path, o.entry) }
-      : { op: 'delete', path: o.path },
+    o.op === 'put' ? { op: 'put', path: o.path, entry: encodeChecked(o.path, o.entry) } : { op: 'delete', path: o.path },
   );
   const { seq, base, time, author, commitId } = r;
   const body = { version: FORMAT_VERSION, seq, base, time, author, commitId, ops };

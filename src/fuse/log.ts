@@ -29,7 +29,8 @@ export function humanLine(level: LogLevel, msg: string, extra: Record<string, un
     .filter(([, v]) => v !== undefined)
     .map(([k, v]) => figure(k, v))
     .join(' ');
-  const stack = typeof error === 'string' && error.includes('\n') ? `\n${error}` : error !== undefined ? ` error=${JSON.stringify(error)}` : '';
+  const stack =
+    typeof error === 'string' && error.includes('\n') ? `\n${error}` : error !== undefined ? ` error=${JSON.stringify(error)}` : '';
   return `${at.toTimeString().slice(0, 8)} ${level.toUpperCase().padEnd(5)} ${msg}${figures ? `  ${figures}` : ''}${stack}\n`;
 }
 

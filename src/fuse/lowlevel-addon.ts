@@ -17,14 +17,36 @@ export interface NativeAddon {
   replyBuf(req: Req, buf: Buffer | null, len: number): void;
   replyWrite(req: Req, count: number): void;
   replyReadlink(req: Req, target: string): void;
-  replyDir(req: Req, plus: boolean, size: number, first: number, names: string[], nums: Float64Array, uid: number,
-    gid: number, attrTimeout: number, entryTimeout: number): number;
+  replyDir(
+    req: Req,
+    plus: boolean,
+    size: number,
+    first: number,
+    names: string[],
+    nums: Float64Array,
+    uid: number,
+    gid: number,
+    attrTimeout: number,
+    entryTimeout: number,
+  ): number;
 }
 export type Req = object;
 /** ino, mode, nlink, uid, gid, size, mtimeMs */
 export type AttrArgs = [number, number, number, number, number, number, number];
-export type NativeHandler = (op: number, req: Req | null, ino: number, ino2: number, n0: number, n1: number, n2: number,
-  n3: number, s1: string | undefined, s2: string | undefined, data: Buffer | number[] | undefined, pid: number) => void;
+export type NativeHandler = (
+  op: number,
+  req: Req | null,
+  ino: number,
+  ino2: number,
+  n0: number,
+  n1: number,
+  n2: number,
+  n3: number,
+  s1: string | undefined,
+  s2: string | undefined,
+  data: Buffer | number[] | undefined,
+  pid: number,
+) => void;
 
 export interface NativeMountOptions {
   workers?: number;
@@ -36,14 +58,46 @@ export interface NativeMountOptions {
 
 /** Request codes (native/cairn_fuse.c). */
 export const OP = {
-  LOOKUP: 1, FORGET: 2, GETATTR: 3, SETATTR: 4, READLINK: 5, MKNOD: 6, MKDIR: 7, UNLINK: 8, RMDIR: 9, SYMLINK: 10,
-  RENAME: 11, LINK: 12, OPEN: 13, READ: 14, WRITE: 15, RELEASE: 17, FSYNC: 18, FLUSH: 19, OPENDIR: 20, READDIR: 21,
-  RELEASEDIR: 22, ACCESS: 24, CREATE: 25, READDIRPLUS: 26, FALLOCATE: 27, EXITED: 91,
+  LOOKUP: 1,
+  FORGET: 2,
+  GETATTR: 3,
+  SETATTR: 4,
+  READLINK: 5,
+  MKNOD: 6,
+  MKDIR: 7,
+  UNLINK: 8,
+  RMDIR: 9,
+  SYMLINK: 10,
+  RENAME: 11,
+  LINK: 12,
+  OPEN: 13,
+  READ: 14,
+  WRITE: 15,
+  RELEASE: 17,
+  FSYNC: 18,
+  FLUSH: 19,
+  OPENDIR: 20,
+  READDIR: 21,
+  RELEASEDIR: 22,
+  ACCESS: 24,
+  CREATE: 25,
+  READDIRPLUS: 26,
+  FALLOCATE: 27,
+  EXITED: 91,
 } as const;
 
 export const SET_ATTR = { MODE: 1, UID: 2, GID: 4, SIZE: 8, ATIME: 16, MTIME: 32, ATIME_NOW: 128, MTIME_NOW: 256 } as const;
-export const REPLIES = ['replyErr', 'replyEntry', 'replyCreate', 'replyAttr', 'replyOpen', 'replyBuf', 'replyWrite',
-  'replyReadlink', 'replyDir'] as const;
+export const REPLIES = [
+  'replyErr',
+  'replyEntry',
+  'replyCreate',
+  'replyAttr',
+  'replyOpen',
+  'replyBuf',
+  'replyWrite',
+  'replyReadlink',
+  'replyDir',
+] as const;
 /** The root's inode number. */
 export const ROOT = 1;
 

@@ -70,31 +70,44 @@ export class Names {
   /** Moves an open file out of the way to a hidden name, removed at its last close. */
   private hide(req: Req, p: string, next: () => void): void {
     const h = this.hiddenName(p);
-    this.step(req, (cb) => this.ops.rename(p, h, cb), () => {
-      this.inodes.rename(p, h);
-      this.hidden.add(h);
-      next();
-    });
+    this.step(
+      req,
+      (cb) => this.ops.rename(p, h, cb),
+      () => {
+        this.inodes.rename(p, h);
+        this.hidden.add(h);
+        next();
+      },
+    );
   }
 
   /** unlink / rmdir of `p`. */
   remove(req: Req, p: string, dir: boolean): void {
     if (!dir && this.isOpen(p)) return this.hide(req, p, () => this.addon.replyErr(req, 0));
     const f = dir ? this.ops.rmdir : this.ops.unlink;
-    this.step(req, (cb) => f(p, cb), () => {
-      this.inodes.detach(p);
-      this.addon.replyErr(req, 0);
-    });
+    this.step(
+      req,
+      (cb) => f(p, cb),
+      () => {
+        this.inodes.detach(p);
+        this.addon.replyErr(req, 0);
+      },
+    );
   }
 
   /** rename / renameat2 of `from` to `to` with `flags`. */
   rename(req: Req, from: string, to: string, flags: number): void {
     if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) return this.addon.replyErr(req, Errno.EINVAL);
     if (flags & RENAME_EXCHANGE) return this.exchange(req, from, to);
-    const move = (): void => this.step(req, (cb) => this.ops.rename(from, to, cb), () => {
-      this.inodes.rename(from, to);
-      this.addon.replyErr(req, 0);
-    });
+    const move = (): void =>
+      this.step(
+        req,
+        (cb) => this.ops.rename(from, to, cb),
+        () => {
+          this.inodes.rename(from, to);
+          this.addon.replyErr(req, 0);
+        },
+      );
     // A replaced file that is open keeps its bytes for its readers: hide it first (as unlink does).
     const go = (): void => (from !== to && this.isOpen(to) ? this.hide(req, to, move) : move());
     if (!(flags & RENAME_NOREPLACE)) return go();
@@ -106,20 +119,32 @@ export class Names {
   private exchange(req: Req, a: string, b: string): void {
     if (a === b) return this.addon.replyErr(req, 0);
     if (b.startsWith(`${a}/`) || a.startsWith(`${b}/`)) return this.addon.replyErr(req, Errno.EINVAL);
-    const rn = (x: string, y: string): Step => (cb) => this.ops.rename(x, y, cb);
-    this.step(req, (cb) => this.ops.getattr(a, cb), () => this.step(req, (cb) => this.ops.getattr(b, cb), () => {
-      const tmp = this.hiddenName(a);
-      this.step(req, rn(a, tmp), () => {
-        this.ops.rename(b, a, (c2: number) => {
-          if (c2 < 0) return this.ops.rename(tmp, a, () => this.fail(req, c2));
-          this.ops.rename(tmp, b, (c3: number) => {
-            if (c3 < 0) return this.ops.rename(a, b, () => this.ops.rename(tmp, a, () => this.fail(req, c3)));
-            this.inodes.exchange(a, b);
-            this.addon.replyErr(req, 0);
-          });
-        });
-      });
-    }));
+    const rn =
+      (x: string, y: string): Step =>
+      (cb) =>
+        this.ops.rename(x, y, cb);
+    this.step(
+      req,
+      (cb) => this.ops.getattr(a, cb),
+      () =>
+        this.step(
+          req,
+          (cb) => this.ops.getattr(b, cb),
+          () => {
+            const tmp = this.hiddenName(a);
+            this.step(req, rn(a, tmp), () => {
+              this.ops.rename(b, a, (c2: number) => {
+                if (c2 < 0) return this.ops.rename(tmp, a, () => this.fail(req, c2));
+                this.ops.rename(tmp, b, (c3: number) => {
+                  if (c3 < 0) return this.ops.rename(a, b, () => this.ops.rename(tmp, a, () => this.fail(req, c3)));
+                  this.inodes.exchange(a, b);
+                  this.addon.replyErr(req, 0);
+                });
+              });
+            });
+          },
+        ),
+    );
   }
 
   /** release of handle `fh` of `path`: removes a hidden file at its last close. */
@@ -139,12 +164,16 @@ export class Names {
   fallocate(req: Req, path: string, fh: number, mode: number, offset: number, length: number): void {
     if (mode & ~FALLOC_FL_KEEP_SIZE) return this.addon.replyErr(req, Errno.ENOTSUP);
     if (offset < 0 || length <= 0) return this.addon.replyErr(req, Errno.EINVAL);
-    this.step(req, (cb) => this.ops.getattr(path, cb), (st: FuseStat) => {
-      if ((st.mode & 0o170000) !== 0o100000) return this.addon.replyErr(req, ENODEV);
-      const end = offset + length;
-      if (mode & FALLOC_FL_KEEP_SIZE || end <= st.size) return this.addon.replyErr(req, 0);
-      const grow: Step = (cb) => (fh >= 0 ? this.ops.ftruncate(path, fh, end, cb) : this.ops.truncate(path, end, cb));
-      this.step(req, grow, () => this.addon.replyErr(req, 0));
-    });
+    this.step(
+      req,
+      (cb) => this.ops.getattr(path, cb),
+      (st: FuseStat) => {
+        if ((st.mode & 0o170000) !== 0o100000) return this.addon.replyErr(req, ENODEV);
+        const end = offset + length;
+        if (mode & FALLOC_FL_KEEP_SIZE || end <= st.size) return this.addon.replyErr(req, 0);
+        const grow: Step = (cb) => (fh >= 0 ? this.ops.ftruncate(path, fh, end, cb) : this.ops.truncate(path, end, cb));
+        this.step(req, grow, () => this.addon.replyErr(req, 0));
+      },
+    );
   }
 }

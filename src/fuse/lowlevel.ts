@@ -24,7 +24,15 @@ import { Errno } from '../errors.js';
 import type { FuseOps } from './adapter.js';
 import type { HandleTable } from './handles.js';
 import {
-  attrArgs, OP, REPLIES, ROOT, SET_ATTR, type FuseStat, type NativeAddon, type NativeHandler, type NativeMountOptions,
+  attrArgs,
+  OP,
+  REPLIES,
+  ROOT,
+  SET_ATTR,
+  type FuseStat,
+  type NativeAddon,
+  type NativeHandler,
+  type NativeMountOptions,
   type Req,
 } from './lowlevel-addon.js';
 import { child, InodeTable, parentOf } from './lowlevel-inodes.js';
@@ -110,14 +118,20 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
     };
   }
   const limit = o.timeoutMs ?? 0;
-  const sweep = limit > 0 ? setInterval(() => {
-    const now = Date.now();
-    for (const [req, deadline] of waiting) {
-      if (deadline > now) continue;
-      waiting.delete(req);
-      raw.replyErr(req, ETIMEDOUT);
-    }
-  }, Math.min(1000, Math.max(50, limit / 4))) : undefined;
+  const sweep =
+    limit > 0
+      ? setInterval(
+          () => {
+            const now = Date.now();
+            for (const [req, deadline] of waiting) {
+              if (deadline > now) continue;
+              waiting.delete(req);
+              raw.replyErr(req, ETIMEDOUT);
+            }
+          },
+          Math.min(1000, Math.max(50, limit / 4)),
+        )
+      : undefined;
   sweep?.unref();
   const inodes = new InodeTable();
   const dirs = new Map<number, DirHandle>();
@@ -228,8 +242,20 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
     }
   };
 
-  function dispatch(req: Req, op: number, ino: number, ino2: number, n0: number, n1: number, n2: number, n3: number,
-    s1: string | undefined, s2: string | undefined, data: Buffer | number[] | undefined, pid: number): void {
+  function dispatch(
+    req: Req,
+    op: number,
+    ino: number,
+    ino2: number,
+    n0: number,
+    n1: number,
+    n2: number,
+    n3: number,
+    s1: string | undefined,
+    s2: string | undefined,
+    data: Buffer | number[] | undefined,
+    pid: number,
+  ): void {
     const path = pathOf(req, ino);
     if (path === null) return;
     switch (op) {
@@ -266,18 +292,34 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
         return runSteps(0);
       }
       case OP.READLINK:
-        return step(req, (cb) => ops.readlink(path, cb), (t: string) => addon.replyReadlink(req, t));
+        return step(
+          req,
+          (cb) => ops.readlink(path, cb),
+          (t: string) => addon.replyReadlink(req, t),
+        );
       case OP.MKNOD: {
         const p = child(path, s1!);
-        return step(req, (cb) => ops.mknod(p, n0, n1, cb), () => replyEntryFor(req, p, false));
+        return step(
+          req,
+          (cb) => ops.mknod(p, n0, n1, cb),
+          () => replyEntryFor(req, p, false),
+        );
       }
       case OP.MKDIR: {
         const p = child(path, s1!);
-        return step(req, (cb) => ops.mkdir(p, n0, cb), () => replyEntryFor(req, p, false));
+        return step(
+          req,
+          (cb) => ops.mkdir(p, n0, cb),
+          () => replyEntryFor(req, p, false),
+        );
       }
       case OP.SYMLINK: {
         const p = child(path, s1!);
-        return step(req, (cb) => ops.symlink(s2!, p, cb), () => replyEntryFor(req, p, false));
+        return step(
+          req,
+          (cb) => ops.symlink(s2!, p, cb),
+          () => replyEntryFor(req, p, false),
+        );
       }
       case OP.UNLINK:
       case OP.RMDIR:
@@ -288,31 +330,42 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
         return names.rename(req, child(path, s1!), child(to, s2!), n0);
       }
       case OP.LINK:
-        return step(req, (cb) => ops.link(path, child(inodes.path(ino2) ?? '/', s1!), cb), () =>
-          addon.replyErr(req, 0));
+        return step(
+          req,
+          (cb) => ops.link(path, child(inodes.path(ino2) ?? '/', s1!), cb),
+          () => addon.replyErr(req, 0),
+        );
       case OP.OPEN:
-        return step(req, (cb) => ops.open(path, n0, cb, pid), (fh: number) =>
-          (uncached(path) ? addon.replyOpen(req, fh, 0, 1) : addon.replyOpen(req, fh, 1, 0)));
+        return step(
+          req,
+          (cb) => ops.open(path, n0, cb, pid),
+          (fh: number) => (uncached(path) ? addon.replyOpen(req, fh, 0, 1) : addon.replyOpen(req, fh, 1, 0)),
+        );
       case OP.CREATE: {
         const p = child(path, s1!);
-        return step(req, (cb) => ops.create(p, n0, cb, pid), (fh: number) => {
-          ops.getattr(p, (code: number, st?: FuseStat) => {
-            if (code < 0) {
-              ops.release(p, fh, () => undefined);
-              return fail(req, code);
-            }
-            const cino = inodes.ensure(p);
-            inodes.ref(cino);
-            inodes.setType(cino, st!.mode);
-            const live = uncached(p);
-            const [t1, t2, keep, direct] = live ? [0, 0, 0, 1] : [at, et, 1, 0];
-            addon.replyCreate(req, ...attrArgs(cino, st!), t1, t2, fh, keep, direct);
-          });
-        });
+        return step(
+          req,
+          (cb) => ops.create(p, n0, cb, pid),
+          (fh: number) => {
+            ops.getattr(p, (code: number, st?: FuseStat) => {
+              if (code < 0) {
+                ops.release(p, fh, () => undefined);
+                return fail(req, code);
+              }
+              const cino = inodes.ensure(p);
+              inodes.ref(cino);
+              inodes.setType(cino, st!.mode);
+              const live = uncached(p);
+              const [t1, t2, keep, direct] = live ? [0, 0, 0, 1] : [at, et, 1, 0];
+              addon.replyCreate(req, ...attrArgs(cino, st!), t1, t2, fh, keep, direct);
+            });
+          },
+        );
       }
       case OP.READ: {
         return ops.read(path, n2, null, n0, n1, (code: number, bytes?: Buffer) =>
-          (code < 0 ? fail(req, code) : addon.replyBuf(req, bytes ?? null, code)));
+          code < 0 ? fail(req, code) : addon.replyBuf(req, bytes ?? null, code),
+        );
       }
       case OP.WRITE: {
         const b = data as Buffer;
@@ -328,12 +381,16 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
       case OP.FSYNC:
         return ops.fsync(path, n0, n2, (code: number) => addon.replyErr(req, code < 0 ? -code : 0));
       case OP.OPENDIR:
-        return step(req, (cb) => ops.getattr(path, cb), (st: FuseStat) => {
-          if ((st.mode & 0o170000) !== 0o040000) return addon.replyErr(req, Errno.ENOTDIR);
-          const fh = nextDir++;
-          dirs.set(fh, { path, names: [], stats: [] });
-          addon.replyOpen(req, fh, 0, 0);
-        });
+        return step(
+          req,
+          (cb) => ops.getattr(path, cb),
+          (st: FuseStat) => {
+            if ((st.mode & 0o170000) !== 0o040000) return addon.replyErr(req, Errno.ENOTDIR);
+            const fh = nextDir++;
+            dirs.set(fh, { path, names: [], stats: [] });
+            addon.replyOpen(req, fh, 0, 0);
+          },
+        );
       case OP.READDIR:
       case OP.READDIRPLUS:
         return readdir(req, ino, n0, n1, n2, op === OP.READDIRPLUS);

@@ -12,7 +12,10 @@ describe('mount log layouts', () => {
   it('JSON lines carry every figure; human lines read as a sentence with key=value figures', () => {
     const extra = { device: '0:52', binding: 'native', readOnly: false, note: 'two words' };
     assert.deepEqual(JSON.parse(jsonLine('info', 'mounted v at /mnt', extra, at)), {
-      time: '2026-11-30T12:01:02.000Z', level: 'info', msg: 'mounted v at /mnt', ...extra,
+      time: '2026-11-30T12:01:02.000Z',
+      level: 'info',
+      msg: 'mounted v at /mnt',
+      ...extra,
     });
     const h = humanLine('warn', 'mounted v at /mnt', extra, at);
     assert.match(h, /^\d\d:\d\d:\d\d WARN  mounted v at \/mnt  device=0:52 binding=native readOnly=false note="two words"\n$/);

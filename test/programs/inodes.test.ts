@@ -34,7 +34,7 @@ class Model {
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;
-  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
 }
 
 describe('InodeTable at scale', () => {
@@ -73,7 +73,14 @@ describe('InodeTable at scale', () => {
         m.paths.delete(p);
       }
       assert.deepEqual(new Map(t.entries()), m.paths, `after op ${i}`);
-      assert.deepEqual(t.subtree(q).sort(), m.under(q).map(([, n]) => n).sort(), `subtree after op ${i}`);
+      assert.deepEqual(
+        t.subtree(q).sort(),
+        m
+          .under(q)
+          .map(([, n]) => n)
+          .sort(),
+        `subtree after op ${i}`,
+      );
     }
   });
 

@@ -40,9 +40,12 @@ describe('renameat2 and fallocate through a mount', () => {
   it('renameat2: RENAME_NOREPLACE to a new name works, to an existing one is EEXIST; RENAME_EXCHANGE swaps', async () => {
     const m = await programMount('rename2');
     try {
-      await shOk(`cd ${q(m.dir)} && printf A > a && printf B > b && printf C > c && mkdir d e && printf D > d/in && ` +
-        `printf E > e/in && touch -d 2001-01-01 a && touch -d 2002-02-02 b`);
-      const out = await py(m.dir,
+      await shOk(
+        `cd ${q(m.dir)} && printf A > a && printf B > b && printf C > c && mkdir d e && printf D > d/in && ` +
+          `printf E > e/in && touch -d 2001-01-01 a && touch -d 2002-02-02 b`,
+      );
+      const out = await py(
+        m.dir,
         `print(rename2('a', 'a2', ${NOREPLACE}), rename2('a2', 'b', ${NOREPLACE}), rd('a2'), rd('b'))\n` +
           `print(rename2('a2', 'b', ${EXCHANGE}), rd('a2'), rd('b'))\n` +
           `print(rename2('d', 'e', ${EXCHANGE}), rd('d/in'), rd('e/in'))\n` +
@@ -52,7 +55,8 @@ describe('renameat2 and fallocate through a mount', () => {
           `f = open('a2'); print(rename2('a2', 'b', ${EXCHANGE}), f.read(), rd('a2'), rd('b')); f.close()\n`,
       );
       assert.equal(out, '0 17 A B\n0 B A\n0 E D\n0 E C\n2 22\n0 B A B\n');
-      const view = (): Promise<string> => shOk(`cd ${q(m.dir)} && find . -mindepth 1 -not -name '.cairn*' -printf '%p %y %TY-%Tm-%Td\\n' | sort && cat a2 b c/in d e/in`);
+      const view = (): Promise<string> =>
+        shOk(`cd ${q(m.dir)} && find . -mindepth 1 -not -name '.cairn*' -printf '%p %y %TY-%Tm-%Td\\n' | sort && cat a2 b c/in d e/in`);
       const before = await view();
       assert.match(before, /^\.\/a2 f 2001-01-01\n\.\/b f 2002-02-02\n/);
       await controlRequest(m.dir, 'commit');
@@ -80,7 +84,8 @@ describe('renameat2 and fallocate through a mount', () => {
   it('fallocate mode 0 grows the file with zeros, KEEP_SIZE keeps its size, other modes are EOPNOTSUPP', async () => {
     const m = await programMount('falloc');
     try {
-      const out = await py(m.dir,
+      const out = await py(
+        m.dir,
         `open('f', 'w').write('abc')\n` +
           `print(falloc('f', 0, 0, 2), os.stat('f').st_size)\n` +
           `print(falloc('f', 0, 10, 4086), os.stat('f').st_size)\n` +
@@ -93,9 +98,11 @@ describe('renameat2 and fallocate through a mount', () => {
       await shOk(`fallocate -l 8192 ${q(`${m.dir}/g`)} && fallocate -n -l 65536 ${q(`${m.dir}/g`)}`);
       await controlRequest(m.dir, 'commit');
       await m.remount();
-      assert.equal(await shOk(`cd ${q(m.dir)} && stat -c '%n %s' f g new && md5sum < f && head -c 4096 /dev/zero | md5sum`),
+      assert.equal(
+        await shOk(`cd ${q(m.dir)} && stat -c '%n %s' f g new && md5sum < f && head -c 4096 /dev/zero | md5sum`),
         `f 4096\ng 8192\nnew 100\n${await shOk(`(printf abc; head -c 4093 /dev/zero) | md5sum`)}` +
-        `${await shOk('head -c 4096 /dev/zero | md5sum')}`);
+          `${await shOk('head -c 4096 /dev/zero | md5sum')}`,
+      );
     } finally {
       await m.stop();
     }

@@ -27,9 +27,11 @@ function utimensat(p: string, at: [number, number] | 'now' | 'omit', mt: [number
 
 /** "name mtime_ns" lines (lstat) of `names` in `dir`. */
 async function mtimes(dir: string, names: string[]): Promise<Record<string, number>> {
-  const out = await shOk(`cd ${q(dir)} && python3 -c ${q(
-    `import os, sys, json\nprint(json.dumps({n: os.lstat(n).st_mtime_ns for n in sys.argv[1:]}))`,
-  )} ${names.map(q).join(' ')}`);
+  const out = await shOk(
+    `cd ${q(dir)} && python3 -c ${q(
+      `import os, sys, json\nprint(json.dumps({n: os.lstat(n).st_mtime_ns for n in sys.argv[1:]}))`,
+    )} ${names.map(q).join(' ')}`,
+  );
   return JSON.parse(out) as Record<string, number>;
 }
 

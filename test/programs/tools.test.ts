@@ -19,7 +19,7 @@ function makeTree(dir: string): string {
     `head -c 300000 /dev/urandom > a/b/big && printf x > a/b/c/one && chmod 600 a/b/c/one && ` +
     `printf '#!/bin/sh\\n' > e/run && chmod 755 e/run && ln -s ../a/f1 e/link && ` +
     `touch -d '2019-06-01 10:00:00.123456789' a/f1 && touch -h -d '2018-01-01 00:00:01.9999999' e/link && ` +
-    `touch -d '2019-06-01 10:00:00.9999999' a/f2 && `+
+    `touch -d '2019-06-01 10:00:00.9999999' a/f2 && ` +
     `touch -d 2017-01-01 a/b/c a/b && touch -d '2017-01-01 00:00:00.9996' e && touch -d 2016-01-01 a`
   );
 }
@@ -77,8 +77,10 @@ describe('real programs in a mount', () => {
     try {
       const git = 'git -c user.name=t -c user.email=t@e -c init.defaultBranch=main -c core.fsync=all';
       await shOk(makeTree(`${m.dir}/repo`));
-      await shOk(`cd ${q(`${m.dir}/repo`)} && ${git} init -q && ${git} add -A && ${git} commit -qm one && ` +
-        `printf more >> a/f2 && ${git} mv a/f3 a/f3b && ${git} commit -qam two && ${git} gc -q`);
+      await shOk(
+        `cd ${q(`${m.dir}/repo`)} && ${git} init -q && ${git} add -A && ${git} commit -qm one && ` +
+          `printf more >> a/f2 && ${git} mv a/f3 a/f3b && ${git} commit -qam two && ${git} gc -q`,
+      );
       const check = async (): Promise<string> => {
         await shOk(`cd ${q(`${m.dir}/repo`)} && git fsck --strict --no-progress`);
         assert.equal(await shOk(`cd ${q(`${m.dir}/repo`)} && git status --porcelain`), '');
@@ -98,16 +100,17 @@ describe('real programs in a mount', () => {
       const m = await programMount(`sqlite-${mode}`);
       try {
         const db = q(`${m.dir}/t.db`);
-        await shOk(`sqlite3 ${db} ${q(
-          `PRAGMA journal_mode=${mode}; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);` +
-            `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 5000) ` +
-            `INSERT INTO t(v) SELECT hex(randomblob(40)) FROM n;` +
-            `BEGIN; DELETE FROM t WHERE id % 2 = 0; UPDATE t SET v = 'x'; ROLLBACK;` +
-            `BEGIN; UPDATE t SET v = 'y' WHERE id <= 100; COMMIT; CREATE INDEX tv ON t(v);`,
-        )}`);
-        const state = (): Promise<string> => shOk(`sqlite3 ${db} ${q(
-          `PRAGMA integrity_check; SELECT count(*), sum(v = 'y'), sum(v = 'x') FROM t; PRAGMA journal_mode;`,
-        )}`);
+        await shOk(
+          `sqlite3 ${db} ${q(
+            `PRAGMA journal_mode=${mode}; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);` +
+              `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 5000) ` +
+              `INSERT INTO t(v) SELECT hex(randomblob(40)) FROM n;` +
+              `BEGIN; DELETE FROM t WHERE id % 2 = 0; UPDATE t SET v = 'x'; ROLLBACK;` +
+              `BEGIN; UPDATE t SET v = 'y' WHERE id <= 100; COMMIT; CREATE INDEX tv ON t(v);`,
+          )}`,
+        );
+        const state = (): Promise<string> =>
+          shOk(`sqlite3 ${db} ${q(`PRAGMA integrity_check; SELECT count(*), sum(v = 'y'), sum(v = 'x') FROM t; PRAGMA journal_mode;`)}`);
         const want = `ok\n5000|100|0\n${mode}\n`;
         assert.equal(await state(), want);
         await controlRequest(m.dir, 'commit');
