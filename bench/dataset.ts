@@ -10,7 +10,7 @@
  * local copy once it is written; every reader verifies what it reads against it.
  *
  * Invariant: every system under test reads exactly the same bytes; every S3 reader reads them
- * from the same s3rver.
+ * from the same object store (Ceph RGW or s3rver).
  */
 import { randomBytes } from 'node:crypto';
 import { createReadStream, promises as fsp } from 'node:fs';
@@ -33,7 +33,7 @@ export interface Dataset extends DatasetSpec {
   smallRels: string[];
   /** What each file holds, by relative path (bigRel and every smallRels entry). */
   checks: Record<string, FileCheck>;
-  /** Cairn volume name and store URL (s3rver). */
+  /** Cairn volume name and store URL (the run's S3 store). */
   volume: string;
   storeUrl: string;
   /** The same volume name on the embedded file store (`file:///…`, under the work directory). */

@@ -9,7 +9,7 @@
  *     rate (4 KiB would mostly measure per-request overhead, where every FUSE mount loses).
  *
  * Each job runs on local disk (the dataset's local copy) directly, and inside a "container"
- * (bench/container.ts, its own mount namespace) for Cairn on s3rver, Cairn on the file store,
+ * (bench/container.ts, its own mount namespace) for Cairn on the run's S3 store, Cairn on the file store,
  * s3fs and rclone. Cold: Cairn's chunk cache directory deleted and `drop_caches` before the job;
  * warm (Cairn, local disk): right after the same system's cold job, same offsets (fio's random
  * sequence is seeded the same way each run).

@@ -1,10 +1,12 @@
 /**
  * The goals check: the targets of the brief (ratios of Cairn to each reference, warm reads per
- * reader, commit and reload latency flat in the volume size, daemon memory), always recomputed
- * from the rows of a results object (test/bench/report.test.ts pins them on a fixture).
+ * reader, commit and reload latency flat in the volume size, daemon memory, real programs in a
+ * mount within a small factor of local disk), always recomputed from the rows of a results object
+ * (test/bench/report.test.ts pins them on a fixture).
  */
 import { findRead, type BenchResults, type Goal } from './results.js';
 import { NAMES, type System } from './systems.js';
+import type { StepResult } from './workloads.js';
 
 const r2 = (x: number): number => Math.round(x * 100) / 100;
 
@@ -57,6 +59,78 @@ export function summarizeGoals(res: BenchResults): Goal[] {
     }
   }
   goals.push(...writeGoals(res));
+  goals.push(...programGoals(res));
+  return goals;
+}
+
+/**
+ * The ratio goal of one real-program step (issue 20), if it has one: metadata workloads (git add
+ * and clone, creates, `ls -l`, `tar -x`, both `rsync -a`) at most 3x local disk, SQLite at most 4x.
+ *
+ * @example
+ *   stepTarget({ workload: 'git', step: 'clone', ... }) // { factor: 3, target: '≤ 3x' }
+ */
+export function stepTarget(s: Pick<StepResult, 'workload' | 'step'>): { factor: number; target: string } | undefined {
+  const metadata =
+    s.workload === 'creates' ||
+    s.workload === 'rsync' ||
+    (s.workload === 'git' && (s.step.startsWith('add') || s.step === 'clone')) ||
+    (s.workload === 'tar' && s.step.startsWith('extract'));
+  if (metadata) return { factor: 3, target: '≤ 3x' };
+  if (s.workload.startsWith('sqlite')) return { factor: 4, target: '≤ 4x' };
+  return undefined;
+}
+
+/** Files the no-op `rsync -a` changed on the mount (the first number it printed), if it ran. */
+export function noopRsyncChanges(res: BenchResults): number | undefined {
+  const s = res.workloads?.steps.find((x) => x.workload === 'rsync' && x.step.startsWith('no-op'));
+  const m = /^\d+/.exec(s?.out ?? '');
+  return s ? (m ? Number(m[0]) : NaN) : undefined;
+}
+
+/** Real programs in a mount: each step's ratio, the no-op rsync's 0, every check after remount. */
+function programGoals(res: BenchResults): Goal[] {
+  const w = res.workloads;
+  if (!w) return [];
+  const goals: Goal[] = [];
+  for (const s of w.steps) {
+    const t = stepTarget(s);
+    if (!t) continue;
+    goals.push({
+      goal: `${s.workload}: ${s.step} (ms, mount vs local disk)`,
+      workload: 'programs',
+      readers: 1,
+      cairn: s.mountMs,
+      reference: s.localMs,
+      ratio: s.ratio,
+      target: t.target,
+      met: s.ratio <= t.factor,
+    });
+  }
+  const changes = noopRsyncChanges(res);
+  if (changes !== undefined) {
+    goals.push({
+      goal: 'no-op rsync -a: files transferred',
+      workload: 'programs',
+      readers: 1,
+      cairn: changes,
+      target: '0',
+      met: changes === 0,
+    });
+  }
+  const checks = Object.values(w.verify);
+  if (checks.length) {
+    const ok = checks.filter((v) => v === 'ok').length;
+    goals.push({
+      goal: 'workloads intact after commit and remount (of all)',
+      workload: 'programs',
+      readers: 1,
+      cairn: ok,
+      reference: checks.length,
+      target: 'all',
+      met: ok === checks.length,
+    });
+  }
   return goals;
 }
 

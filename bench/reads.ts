@@ -3,7 +3,8 @@
  * 16) readers, each reader a "container" — its own mount namespace with its own mount — cold
  * (empty host chunk cache, dropped page cache) and warm (cache filled), next to the references
  * measured in the same run and alternating with Cairn: local disk, raw GetObject from the same
- * s3rver, s3fs and rclone mounts of a plain copy of the same bytes. Cairn runs on s3rver
+ * object store (Ceph RGW or s3rver, bench/stores.ts), s3fs and rclone mounts of a plain copy of
+ * the same bytes. Cairn runs on that store
  * (`cairn`) and on the embedded file store (`cairn-file`), each with its own chunk cache.
  *
  * Every figure is the median of its rounds (`runs(workload, readers, system, cache)` groups). A

@@ -11,11 +11,12 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { svgChart } from './chart.js';
-import { summarizeGoals, volumeRows } from './goals.js';
+import { noopRsyncChanges, summarizeGoals, volumeRows } from './goals.js';
 import type { ReadRow } from './reads.js';
 import { findRead, type BenchResults, type Goal } from './results.js';
+import { storeOf, STORE_NAMES } from './stores.js';
 import { NAMES, type Cache, type System, type Workload } from './systems.js';
-import { fioTable, fmt, goalTable, mdTable, readTable, table } from './tables.js';
+import { fioTable, fmt, goalTable, mdTable, readTable, table, workloadTable } from './tables.js';
 
 /**
  * Where goals are missed: what this run's own figures (and daemon profiles, when recorded) show
@@ -39,6 +40,7 @@ function bottlenecks(res: BenchResults, goals: Goal[]): string[] {
   };
   const cpus = String(res.machine.cpus);
   const load = res.machine.loadAvg as number[] | undefined;
+  const store = STORE_NAMES[storeOf(res)];
 
   const c1 = findRead(res.reads, 'big', 'cairn', 'cold', 1);
   if (c1 && missed.some((g) => g.goal.startsWith('cold big'))) {
@@ -47,17 +49,19 @@ function bottlenecks(res: BenchResults, goals: Goal[]): string[] {
     const s3refs = refs.filter((r) => r.system !== 'local');
     const fileKeepsUp = !!cf && s3refs.length > 0 && s3refs.every((r) => cf.MiBps >= r.MiBps);
     notes.push(
-      `**Cold big-file reads**, 1 reader: Cairn on s3rver ${c1.MiBps} MiB/s; ` +
+      `**Cold big-file reads**, 1 reader: Cairn on ${store} ${c1.MiBps} MiB/s; ` +
         `${refs.map((r) => `${NAMES[r.system]} ${r.MiBps} MiB/s (Cairn ${pctOf(c1.MiBps, r.MiBps)} of it)`).join(', ')}.` +
         (cf
           ? ` Cairn on the file store, the same mount code with another store, reads ${cf.MiBps} MiB/s cold` +
-            ` (${times(cf.MiBps, c1.MiBps)} Cairn on s3rver)` +
+            ` (${times(cf.MiBps, c1.MiBps)} Cairn on ${store})` +
             (fileKeepsUp
-              ? ", faster than every reference reading from s3rver: the gap is on Cairn's path to s3rver, not in the mount"
+              ? `, faster than every reference reading from ${store}: the gap is on Cairn's path to ${store}, not in the mount`
               : '') +
             '.'
           : '') +
-        ` s3rver is one Node.js process sharing the ${cpus} cores with the daemon and the reader.` +
+        (storeOf(res) === 'ceph'
+          ? ` Ceph RGW (a monitor, an OSD and radosgw) shares the ${cpus} cores with the daemon and the reader.`
+          : ` s3rver is one Node.js process sharing the ${cpus} cores with the daemon and the reader.`) +
         profText(prof('cairn-big-cold-1r')),
     );
   }
@@ -97,6 +101,21 @@ function bottlenecks(res: BenchResults, goals: Goal[]): string[] {
         '(`fuse_lowlevel_notify_inval_entry`, not exposed by fuse-native) or a lower-overhead binding.',
     );
   }
+  const slow = missed.filter((g) => g.workload === 'programs' && g.ratio !== undefined && g.target.startsWith('≤'));
+  if (slow.length) {
+    const worst = [...slow].sort((a, b) => b.ratio! - a.ratio!).slice(0, 3);
+    const ops = Object.entries((res.workloads?.fuseOpStats ?? {}) as Record<string, { n: number; totalMs: number }>)
+      .sort((a, b) => b[1].totalMs - a[1].totalMs)
+      .slice(0, 5)
+      .map(([op, x]) => `${op} ${x.n} × (${fmt(x.totalMs, 0)} ms)`);
+    notes.push(
+      `**Real programs in a mount**: ${slow.length} timed step(s) over their goal; the slowest against local disk: ` +
+        `${worst.map((g) => `${g.goal.replace(/ \(ms, mount vs local disk\)$/, '')} ${fmt(g.ratio, 2)}× (${fmt(g.cairn, 0)} vs ${fmt(g.reference, 0)} ms)`).join('; ')}. ` +
+        'Each step is a few thousand to a few hundred thousand FUSE requests (lookups, creates, setattrs, fsyncs), each a ' +
+        'round trip through the kernel and the daemon, where local disk answers from the kernel alone' +
+        (ops.length ? `; the FUSE requests of this run that took longest in total: ${ops.join(', ')}.` : '.'),
+    );
+  }
   if (missed.some((g) => g.workload === 'metadata')) {
     notes.push(
       'Metadata goals: commit and reload cost O(change) (one record), and bootstrap and checkpoints run in child ' +
@@ -114,7 +133,7 @@ function bottlenecks(res: BenchResults, goals: Goal[]): string[] {
       });
     notes.push(
       `Load average ${load.join(' / ')} on ${cpus} cores at the end of the read matrix (the benchmark's own ` +
-        'groups included: s3rver, the daemons and the readers share the cores), so rounds vary: single-round ' +
+        `groups included: ${store}, the daemons and the readers share the cores), so rounds vary: single-round ` +
         'figures are less reliable than medians.' +
         (spreads.length ? ` Rounds of the figures measured more than once ranged: ${spreads.join('; ')}.` : ''),
     );
@@ -150,6 +169,52 @@ function fioSection(res: BenchResults): string[] {
   return out;
 }
 
+/**
+ * The "Real programs in a mount" section: each step on local disk and in a mount, its goal and
+ * verdict, and the checks after commit and remount; "not measured" when the results lack them.
+ */
+function programsSection(res: BenchResults): string[] {
+  const out = ['## Real programs in a mount', ''];
+  const w = res.workloads;
+  if (!w?.steps.length) {
+    const failed = res.failures.some((f) => f.startsWith('workloads:'));
+    return [
+      ...out,
+      failed
+        ? 'Not measured in this run: the workloads failed (see Failures in this run).'
+        : 'Not measured in this run (run without the workloads: `--no-workloads`, or results from before `bench/workloads.ts`).',
+      '',
+    ];
+  }
+  const z = w.sizes;
+  const checks = Object.entries(w.verify);
+  const failed = checks.filter(([, v]) => v !== 'ok').map(([k]) => k);
+  const changes = noopRsyncChanges(res);
+  out.push(
+    '`bench/workloads.ts`: each step is a bash child process, run first in a directory on local disk (the temp disk) ' +
+      `and then in a Cairn mount of a fresh volume on ${w.store === 'file' ? 'the embedded file store (`file://`, on the same disk)' : w.store}, ` +
+      'served by the daemon `cairn mount` starts; the ratio is mount / local. ' +
+      `Sizes: git over ${z.gitFiles.toLocaleString('en-US')} files (init, add, commit, status, clone); ` +
+      `SQLite ${z.sqliteRows.toLocaleString('en-US')} rows in transactions of 1,000 with a rolled-back delete and an index, ` +
+      'with the rollback journal (`sqlite-delete`), WAL, and WAL with a reader polling every 10 ms; ' +
+      `\`tar -x\` and \`tar -c\` of a generated tree of ${z.treeEntries.toLocaleString('en-US')} entries, \`rsync -a\` of the same tree in ` +
+      `and a second, no-op \`rsync -a\`; ${z.creates.toLocaleString('en-US')} creates then \`ls -l\`; \`make -j2\` of ` +
+      `${z.cFiles} C files and a no-op rebuild; \`python3 -m venv\`.`,
+    '',
+    `Then one commit of everything the steps wrote (${w.commitMs} ms) and a remount, and the checks: git fsck and a clean ` +
+      'status, SQLite `integrity_check` and row counts, `tar -d` against the archive (contents and mtimes), a further ' +
+      '`rsync -a --itemize-changes` that must list nothing, `make -q`, the venv importing pip, the count of created files. ' +
+      (failed.length ? `Failed: ${failed.join(', ')} (see Failures in this run); ` : 'All passed; ') +
+      `the no-op \`rsync -a\` changed ${changes === undefined ? 'nothing measured' : `${changes} file(s)`}. ` +
+      'Goals (issue 20): metadata steps (git add and clone, creates, `ls -l`, `tar -x`, `rsync -a`) ≤ 3x local, SQLite ≤ 4x, ' +
+      'the no-op rsync transfers 0 files, every check passes; the other steps are shown without a goal.',
+    '',
+    mdTable(workloadTable(w, '**no**')),
+    '',
+  );
+  return out;
+}
+
 /** Where the published results live, relative to the repository root; the page is rendered from it. */
 export const PUBLISHED_JSON = 'docs/benchmarks.json';
 
@@ -177,6 +242,7 @@ export function renderMarkdown(res: BenchResults): string {
     peerSmall.every((r) => r.readers === 1) &&
     res.reads.some((r) => r.workload === 'big' && (r.system === 's3fs' || r.system === 'rclone') && r.readers > 1);
   const volumes = volumeRows(res, 'mount').map((v) => v.files);
+  const store = STORE_NAMES[storeOf(res)];
   const md: string[] = [
     '# Benchmarks',
     '',
@@ -192,27 +258,33 @@ export function renderMarkdown(res: BenchResults): string {
     'npm run bench -- --quick      # 64 MiB / 200 files, 1 and 4 readers, one round each',
     'npm run bench -- --no-peers   # skip s3fs and rclone (and their installation)',
     'npm run bench -- --no-fio     # skip the fio jobs (skipped anyway, with the reason recorded, when fio is missing)',
+    'npm run bench -- --no-workloads  # skip the real programs in a mount (git, SQLite, tar, rsync, creates, make, venv)',
+    'npm run bench -- --store s3rver  # the object store: ceph (Ceph RGW, the default when /usr/bin/radosgw exists) or s3rver',
     "npm run bench -- --big-mib 512  # a smaller big file: the main lever on the suite's duration",
     'npm run bench -- --profile    # also `node --cpu-prof` one Cairn daemon (1 reader, big file, cold and warm)',
     'node dist/bench/report.js bench/results/<timestamp>.json   # publish a results file: docs/benchmarks.json and this page',
     '```',
     '',
-    "Modules: `bench/run.ts` (driver), `bench/reads.ts` (read matrix), `bench/fio.ts` (fio jobs through each mount), `bench/fioexec.ts` (one fio process), `bench/writes.ts` (writes, commits, metadata), `bench/container.ts` (one reader in its own mount namespace), `bench/reader.ts` (the reader), `bench/verify.ts` (what readers check), `bench/harness.ts` (processes, barrier, teardown), `bench/dataset.ts`, `bench/s3serve.ts`, `bench/systems.ts` (systems, workloads, cache states), `bench/results.ts` (the results file), `bench/goals.ts`, `bench/tables.ts`, `bench/chart.ts`, `bench/report.ts` (this page). `test/bench/quick.test.ts` runs the quick mode and checks the JSON (never speed); `test/bench/report.test.ts` checks goals and tables on a fixed results file; `test/bench/verify.test.ts` the readers' checks. `bench/store.ts` and `bench/chunks.ts` are separate micro-benchmarks of the store and chunk layers.",
+    "Modules: `bench/run.ts` (driver), `bench/reads.ts` (read matrix), `bench/fio.ts` (fio jobs through each mount), `bench/fioexec.ts` (one fio process), `bench/writes.ts` (writes, commits, metadata), `bench/workloads.ts` (real programs in a mount), `bench/container.ts` (one reader in its own mount namespace), `bench/reader.ts` (the reader), `bench/verify.ts` (what readers check), `bench/harness.ts` (processes, barrier, teardown), `bench/dataset.ts`, `bench/s3serve.ts`, `bench/stores.ts` (which object store), `bench/systems.ts` (systems, workloads, cache states), `bench/results.ts` (the results file), `bench/goals.ts`, `bench/tables.ts`, `bench/chart.ts`, `bench/report.ts` (this page). `test/bench/quick.test.ts` runs the quick mode and checks the JSON (never speed); `test/bench/report.test.ts` checks goals and tables on a fixed results file; `test/bench/verify.test.ts` the readers' checks. `bench/store.ts` and `bench/chunks.ts` are separate micro-benchmarks of the store and chunk layers.",
     '',
     '## Method',
     '',
-    "`npm run bench` (or `npm run bench -- --quick`) installs the peers if missing (`scripts/bench-setup.sh`: s3fs, rclone, fio), starts s3rver on loopback behind the test harness's conditional-write proxy, uses a fresh temporary `CAIRN_HOME`, and generates random data:",
+    '`npm run bench` (or `npm run bench -- --quick`) installs the peers if missing (`scripts/bench-setup.sh`: s3fs, rclone, fio), ' +
+      (storeOf(res) === 'ceph'
+        ? 'brings up a Ceph RGW of its own on loopback (`scripts/ceph.sh`: one monitor, one bluestore OSD on a sparse file, radosgw; pools of size 1)'
+        : "starts s3rver on loopback behind the test harness's conditional-write proxy") +
+      ', uses a fresh temporary `CAIRN_HOME`, and generates random data:',
     '',
     `- **big**: one ${ds.bigBytes / 2 ** 20} MiB file; **small**: ${ds.smallCount} files of ${ds.smallBytes / 1024} KiB in one directory; the peers mount the prefix of each workload (plain/big, plain/small).`,
     `- The same bytes are uploaded twice to the same bucket: into a Cairn volume with \`vol.batchUpload\` (${ds.cairnUploadSec} s) and as plain objects under another prefix (${ds.plainUploadSec} s) for the references.` +
       (ds.cairnFileUploadSec !== undefined
-        ? ` They also go into a Cairn volume on the embedded file store (\`file://\`, a directory on the same temp disk; ${ds.cairnFileUploadSec} s), so Cairn runs on both stores side by side: "Cairn" is Cairn on s3rver, "Cairn (file store)" Cairn on the file store, each with its own chunk cache.`
+        ? ` They also go into a Cairn volume on the embedded file store (\`file://\`, a directory on the same temp disk; ${ds.cairnFileUploadSec} s), so Cairn runs on both stores side by side: "Cairn" is Cairn on ${store}, "Cairn (file store)" Cairn on the file store, each with its own chunk cache.`
         : ''),
     '',
     'Each reader is a "container": a process started with `unshare --mount --propagation private` that mounts the filesystem itself (Cairn: `mount({ foreground: true })` served by that process; s3fs; `rclone mount --daemon`) and runs one reader process inside its namespace. All readers of a group are released together after every mount is ready; aggregate throughput is all bytes read over first start → last finish. TTFB is the time from `open` to the first bytes of the first file (median over readers). Big files are read sequentially with 1 MiB `read`s; small files 8 at a time per reader.',
     '',
     `- **cold**: host chunk cache directory deleted (Cairn) and \`sync; echo 3 > /proc/sys/vm/drop_caches\` before the group (for Cairn on the file store the store's own files are then cold on disk too, as local disk's are); **warm**: right after, the cache filled (new mounts, new processes).`,
-    `- References, in the same run and alternating with Cairn (each round runs every system once): local disk (same files after drop_caches), raw AWS SDK GetObject of the same objects from the same s3rver (same reader count, one process each), s3fs and rclone mount of the plain copy (default options, read-only, cold only${peerSmallOnlyOne ? '; small files with 1 reader only' : ''}).`,
+    `- References, in the same run and alternating with Cairn (each round runs every system once): local disk (same files after drop_caches), raw AWS SDK GetObject of the same objects from the same ${store} (same reader count, one process each), s3fs and rclone mount of the plain copy (default options, read-only, cold only${peerSmallOnlyOne ? '; small files with 1 reader only' : ''}).`,
     res.method.verify
       ? '- Every reader checks what it reads against the dataset (`bench/verify.ts`): the size of every file, and ' +
         'the SHA-256 of the first 4 KiB of every MiB and the last 4 KiB of every file (sampled: hashing every byte ' +
@@ -233,7 +305,7 @@ export function renderMarkdown(res: BenchResults): string {
     '## Machine',
     '',
     `${m.cpus} × ${m.cpuModel}, ${m.memGiB} GiB RAM, ${m.kernel}, Node ${m.node}, temp disk ${m.tmpDisk}. s3fs: ${res.peers.s3fs ?? 'not run'}; rclone: ${res.peers.rclone ?? 'not run'}.`,
-    'The object store (s3rver, one Node.js process), the daemons and the readers all share these cores, so the ' +
+    `The object store (${storeOf(res) === 'ceph' ? 'Ceph RGW: a monitor, an OSD and radosgw' : 's3rver, one Node.js process'}), the daemons and the readers all share these cores, so the ` +
       "absolute figures are this machine's, not those of a real S3 endpoint; compare systems by their ratios " +
       'within one run.',
     '',
@@ -249,7 +321,7 @@ export function renderMarkdown(res: BenchResults): string {
     md.push(
       '## Writes, commits, metadata',
       '',
-      `Each on a fresh volume of the same s3rver, with a detached mount daemon (\`mount()\`), files copied in by \`cp\` in a child process, then a commit over the control socket (what \`cairn commit DIR\` does); the same bytes with \`vol.batchUpload\`, and with the CLI (\`cairn volume create\` + \`cairn volume put\`, two processes).` +
+      `Each on a fresh volume of the same ${store}, with a detached mount daemon (\`mount()\`), files copied in by \`cp\` in a child process, then a commit over the control socket (what \`cairn commit DIR\` does); the same bytes with \`vol.batchUpload\`, and with the CLI (\`cairn volume create\` + \`cairn volume put\`, two processes).` +
         (volumes.length
           ? ` For volumes of ${listOf(volumes)} files (64 B each, inlined, in directories of 1,000): mount time (a fresh session: the journal is filled from the log), the commit of one new file and a reload after another writer committed one file (medians of 5, in ms), \`ls -R\` over the mount, \`find DIR -type f\` (stat + readdir of every file; up to 100,000 files), and the daemon's peak RSS (VmHWM) over all of it.`
           : ''),
@@ -261,6 +333,7 @@ export function renderMarkdown(res: BenchResults): string {
       '',
     );
   }
+  md.push(...programsSection(res));
   md.push('## Goals', '');
   if (goals.length) md.push(mdTable(goalTable(goals, '**no**')), '');
   else md.push('No goal could be evaluated (references missing).', '');

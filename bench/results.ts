@@ -4,8 +4,18 @@
  */
 import type { FioResults } from './fio.js';
 import type { ReadRow } from './reads.js';
+import type { StoreKind } from './stores.js';
 import type { System } from './systems.js';
+import type { WorkloadSizes, WorkloadsResult } from './workloads.js';
 import type { WriteResults } from './writes.js';
+
+/** The real-program workloads of a run (bench/workloads.ts): each step on the mount and on local disk. */
+export interface ProgramResults extends WorkloadsResult {
+  /** The sizes run (QUICK or FULL of bench/workloads.ts). */
+  sizes: WorkloadSizes;
+  /** What the mount's volume lives on (the workloads mount a volume on the embedded file store). */
+  store: string;
+}
 
 export interface Goal {
   goal: string;
@@ -33,6 +43,8 @@ export interface BenchResults {
     plainUploadSec: number;
     cairnFileUploadSec?: number;
   };
+  /** The object store of the read matrix and the writes (absent in results written before it was chosen: s3rver). */
+  store?: StoreKind;
   method: Record<string, unknown>;
   /** Seconds per step of the suite (dataset, reads, fio, writes). */
   stepSec?: Record<string, number>;
@@ -40,6 +52,8 @@ export interface BenchResults {
   /** fio jobs through each mount (absent in results written before fio was added). */
   fio?: FioResults;
   writes?: WriteResults;
+  /** Real programs in a mount (absent when not measured: `--no-workloads`, or results from before the workload bench). */
+  workloads?: ProgramResults;
   failures: string[];
   goals: Goal[];
   /** How this file came to be, when it is not a run's output as written (shown on the page). */

@@ -1,10 +1,11 @@
 /**
  * `npm run bench [-- --quick]`: Cairn's benchmark suite in one command.
  *
- * Installs the peers when missing (scripts/bench-setup.sh), starts s3rver (bench/s3serve.ts)
- * with a fresh temporary CAIRN_HOME, generates the data, then runs the parallel-read matrix
- * (bench/reads.ts), the write/commit/metadata workloads (bench/writes.ts) and fio jobs through
- * each mount (bench/fio.ts), prints a table,
+ * Installs the peers when missing (scripts/bench-setup.sh), starts the object store (bench/s3serve.ts:
+ * Ceph RGW when installed, s3rver otherwise) with a fresh temporary CAIRN_HOME, generates the data,
+ * then runs the parallel-read matrix (bench/reads.ts), the write/commit/metadata workloads
+ * (bench/writes.ts), real programs in a mount against local disk (bench/workloads.ts) and fio jobs
+ * through each mount (bench/fio.ts), prints a table,
  * writes JSON to bench/results/<timestamp>.json and, for full runs, publishes it: a copy in
  * docs/benchmarks.json, and docs/BENCHMARKS.md and docs/benchmarks.svg rendered from it
  * (bench/report.ts). Every reader verifies what it reads (bench/verify.ts).
@@ -13,13 +14,16 @@
  *   --quick          small data, 1 run per figure (< 3 minutes)
  *   --no-peers       skip s3fs and rclone (and their installation)
  *   --no-writes      skip the write/commit/metadata workloads
+ *   --no-workloads   skip the real programs in a mount (git, SQLite, tar, rsync, creates + ls -l, make, venv;
+ *                    QUICK sizes with --quick, FULL otherwise)
  *   --no-fio         skip the fio jobs (they are skipped, with the reason recorded, when fio is missing)
  *   --big-mib N      size of the big file in MiB (default 1024; quick 64): the main lever on the suite's duration
  *   --out PATH       JSON file (or directory) to write instead of bench/results/<timestamp>.json
  *   --docs / --no-docs  render docs/ (default: full runs only)
  *   --profile        `node --cpu-prof` one Cairn daemon (cold, 1 reader, big file)
- *   --store s3rver|ceph  the object store (default s3rver): `ceph` is a real Ceph RGW of the run's
- *                    own (scripts/ceph.sh; installed if missing, ~20 s to bootstrap), see bench/s3serve.ts
+ *   --store s3rver|ceph  the object store: `ceph` is a real Ceph RGW of the run's own (scripts/ceph.sh;
+ *                    installed if missing, ~20 s to bootstrap), see bench/s3serve.ts. Default: ceph when
+ *                    /usr/bin/radosgw exists, s3rver otherwise; CAIRN_CEPH=0 forces s3rver (bench/stores.ts)
  *
  * Invariant: whatever fails, every mount is unmounted and every child is stopped before exit.
  */
@@ -37,6 +41,8 @@ import { summarizeGoals } from './goals.js';
 import { renderDocs } from './report.js';
 import type { BenchResults } from './results.js';
 import { table } from './tables.js';
+import { defaultStore, STORE_DESCRIPTIONS, STORE_NAMES, type StoreKind } from './stores.js';
+import { FULL, QUICK, runWorkloads } from './workloads.js';
 import { writeBench } from './writes.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -47,22 +53,25 @@ interface Args {
   quick: boolean;
   peers: boolean;
   writes: boolean;
+  workloads: boolean;
   fio: boolean;
   bigMiB?: number;
   out?: string;
   docs: boolean;
   profile: boolean;
-  store: 's3rver' | 'ceph';
+  /** As given; undefined: defaultStore(). */
+  store?: StoreKind;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { quick: false, peers: true, writes: true, fio: true, docs: false, profile: false, store: 's3rver' };
+  const a: Args = { quick: false, peers: true, writes: true, workloads: true, fio: true, docs: false, profile: false };
   let docs: boolean | undefined;
   for (let i = 0; i < argv.length; i++) {
     const x = argv[i];
     if (x === '--quick') a.quick = true;
     else if (x === '--no-peers') a.peers = false;
     else if (x === '--no-writes') a.writes = false;
+    else if (x === '--no-workloads') a.workloads = false;
     else if (x === '--no-fio') a.fio = false;
     else if (x === '--docs') docs = true;
     else if (x === '--no-docs') docs = false;
@@ -112,6 +121,7 @@ async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
   const t0 = performance.now();
   const mode = args.quick ? 'quick' : 'full';
+  const store = args.store ?? defaultStore(process.env);
 
   if (args.peers) {
     await sh('bash', [path.join(ROOT, 'scripts', 'bench-setup.sh')], { timeoutMs: 600_000 }).catch((err) =>
@@ -141,20 +151,20 @@ async function main(): Promise<number> {
   process.env.AWS_SECRET_ACCESS_KEY = 'S3RVER';
   process.env.AWS_REGION ??= 'us-east-1';
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
-  process.env.CAIRN_BENCH_STORE = args.store; // read by bench/s3serve.ts
+  process.env.CAIRN_BENCH_STORE = store; // read by bench/s3serve.ts
   const env = { ...process.env };
 
   let s3: S3Endpoint | undefined;
   let code = 0;
   try {
     log(
-      `mode ${mode}; work dir ${work}; peers: s3fs ${peers.s3fs ? 'yes' : 'no'}, rclone ${peers.rclone ? 'yes' : 'no'}; fio ${fioVersion ?? 'no'}`,
+      `mode ${mode}; store ${store}; work dir ${work}; peers: s3fs ${peers.s3fs ? 'yes' : 'no'}, rclone ${peers.rclone ? 'yes' : 'no'}; fio ${fioVersion ?? 'no'}`,
     );
-    if (args.store === 'ceph') {
+    if (store === 'ceph') {
       await sh('bash', [path.join(ROOT, 'scripts', 'ceph.sh'), 'install'], { timeoutMs: 600_000 });
     }
     s3 = await startS3Process(env);
-    log(`${args.store === 'ceph' ? 'Ceph RGW' : 's3rver'} at ${s3.endpoint}`);
+    log(`${STORE_NAMES[store]} at ${s3.endpoint}`);
     // Seconds each step took (the suite has a time budget: this shows where it goes).
     const steps: Record<string, number> = {};
     let tStep = performance.now();
@@ -170,11 +180,11 @@ async function main(): Promise<number> {
       s3,
       log,
     );
-    // Full mode, to fit the time budget on 2 cores shared with one s3rver process:
-    //  - 16 readers only for Cairn (s3rver) and local disk, and cold only;
+    // Full mode, to fit the time budget on 2 cores shared with the object store's processes:
+    //  - 16 readers only for Cairn (S3 store) and local disk, and cold only;
     //  - s3fs and rclone read the small files with 1 reader only (the big file with 1 and 4);
     //  - 3 rounds only for the headline comparison, which varies most: 1-reader cold reads through
-    //    s3rver by Cairn (both workloads) and raw GetObject (big file); 1 round for everything else.
+    //    the S3 store by Cairn (both workloads) and raw GetObject (big file); 1 round for everything else.
     const counts = args.quick ? [1, 4] : [1, 4, 16];
     const peerCounts = [1, 4];
     const threeRounds = (w: Workload, sys: System): boolean => sys === 'cairn' || (sys === 's3get' && w === 'big');
@@ -182,7 +192,7 @@ async function main(): Promise<number> {
       !args.quick && n === 1 && cache === 'cold' && threeRounds(w, sys) ? 3 : 1;
     const runsText = args.quick
       ? '1 per figure'
-      : '3 for 1-reader cold reads through s3rver by Cairn (both workloads) and raw GetObject (big file); 1 for everything else';
+      : `3 for 1-reader cold reads through ${STORE_NAMES[store]} by Cairn (both workloads) and raw GetObject (big file); 1 for everything else`;
     const readers: Partial<Record<System, number[]>> = { cairn: counts, 'cairn-file': peerCounts, local: counts, s3get: peerCounts };
     if (peers.s3fs) readers.s3fs = peerCounts;
     if (peers.rclone) readers.rclone = peerCounts;
@@ -216,6 +226,7 @@ async function main(): Promise<number> {
       durationSec: 0,
       machine: await machine(),
       peers,
+      store,
       dataset: {
         bigBytes: ds.bigBytes,
         smallCount: ds.smallCount,
@@ -233,10 +244,7 @@ async function main(): Promise<number> {
         fio: 'seq (bs=1M, 1 job) and rand (bs=128k, 4 psync jobs) over the big file, 1 run each; Cairn (both stores) and local disk cold and warm, s3fs and rclone cold',
         smallConcurrency: 8,
         verify: 'size of every file; SHA-256 of the first 4 KiB of every MiB and the last 4 KiB of every file',
-        store:
-          args.store === 'ceph'
-            ? 'Ceph RGW 16 (single node: one mon, one bluestore OSD on a sparse file, radosgw beast), on loopback'
-            : 's3rver (local, one process) behind the conditional-write proxy, on loopback',
+        store: STORE_DESCRIPTIONS[store],
       },
       stepSec: steps,
       reads: reads.rows,
@@ -266,6 +274,23 @@ async function main(): Promise<number> {
       results.failures.push(...results.writes.failures);
       results.goals = summarizeGoals(results);
       stepDone('writes');
+      await save();
+    }
+    if (args.workloads && fuseOk) {
+      log('real programs in a mount (bench/workloads.ts)');
+      const sizes = args.quick ? QUICK : FULL;
+      try {
+        const w = await runWorkloads({ sizes, print: (line) => log(`workload ${line}`) });
+        results.workloads = { ...w, sizes, store: 'file' };
+        for (const [name, v] of Object.entries(w.verify)) {
+          if (v !== 'ok') results.failures.push(`workloads: ${name} after commit and remount: ${v}`);
+        }
+      } catch (err) {
+        // A step that exits non-zero ends the workloads: the run goes on, the failure is recorded.
+        results.failures.push(`workloads: ${(err as Error).message.slice(0, 1000)}`);
+      }
+      results.goals = summarizeGoals(results);
+      stepDone('workloads');
       await save();
     }
     // fio last: a peer that stops answering FUSE requests cannot hold up the other workloads.

@@ -1,5 +1,5 @@
 /**
- * The benchmark's vocabulary: the systems measured (Cairn on s3rver and on the file store, and the
+ * The benchmark's vocabulary: the systems measured (Cairn on the run's S3 store and on the file store, and the
  * references), the read workloads and the cache states. Shared by the suites and the report.
  */
 export type System = 'cairn' | 'cairn-file' | 'local' | 's3get' | 's3fs' | 'rclone';

@@ -1,11 +1,12 @@
 /**
- * Results as tables: cells of the read, fio and goal tables, rendered as aligned plain text for
- * stdout or as Markdown for the published page.
+ * Results as tables: cells of the read, fio, real-program and goal tables, rendered as aligned
+ * plain text for stdout or as Markdown for the published page.
  */
 import type { FioResults, FioRow } from './fio.js';
-import { summarizeGoals } from './goals.js';
+import { stepTarget, summarizeGoals } from './goals.js';
 import type { ReadRow } from './reads.js';
-import { findRead, type BenchResults, type Goal } from './results.js';
+import { findRead, type BenchResults, type Goal, type ProgramResults } from './results.js';
+import { storeOf, STORE_NAMES } from './stores.js';
 import { isCairn, NAMES, systemOrder, type System } from './systems.js';
 
 export function pad(cells: string[][]): string {
@@ -17,7 +18,7 @@ export const fmt = (x: number | undefined, d = 1): string => (x === undefined ||
 
 /**
  * Ratio of a Cairn row to the same workload/cache/readers of each reference (Cairn on the file
- * store: to local disk only, the other references read from s3rver).
+ * store: to local disk only, the other references read from the run's object store).
  */
 function ratios(res: BenchResults, r: ReadRow): string {
   if (!isCairn(r.system)) return '';
@@ -91,6 +92,29 @@ export function fioTable(fio: FioResults): string[][] {
   ];
 }
 
+/**
+ * Real programs in a mount: each step's local and mount milliseconds, the ratio, its goal and
+ * verdict (`no` spells a missed goal; steps without a goal show '-'), and what it printed.
+ */
+export function workloadTable(w: ProgramResults, no: string): string[][] {
+  return [
+    ['workload', 'step', 'local ms', 'mount ms', 'ratio', 'goal', 'met', 'output'],
+    ...w.steps.map((s) => {
+      const t = stepTarget(s);
+      return [
+        s.workload,
+        s.step,
+        fmt(s.localMs, 0),
+        fmt(s.mountMs, 0),
+        fmt(s.ratio, 2),
+        t?.target ?? '-',
+        t ? (s.ratio <= t.factor ? 'yes' : no) : '',
+        s.out ?? '',
+      ];
+    }),
+  ];
+}
+
 /** The goals as table cells (`no` spells a missed goal). */
 export function goalTable(goals: Goal[], no: string): string[][] {
   return [
@@ -110,7 +134,7 @@ export function mdTable(cells: string[][]): string {
 
 /** The stdout table. */
 export function table(res: BenchResults): string {
-  const out = [`Cairn benchmarks (${res.mode}, ${res.durationSec} s)`, '', pad(readTable(res))];
+  const out = [`Cairn benchmarks (${res.mode}, ${res.durationSec} s, ${STORE_NAMES[storeOf(res)]})`, '', pad(readTable(res))];
   if (res.fio?.rows.length) out.push('', `fio through each mount (${res.fio.version}; * = stopped by --runtime)`, pad(fioTable(res.fio)));
   else if (res.fio?.skipped) out.push('', `fio: skipped (${res.fio.skipped})`);
   if (res.writes?.rows.length) {
@@ -118,6 +142,11 @@ export function table(res: BenchResults): string {
       '',
       pad([['write / metadata', 'value', 'unit'], ...res.writes.rows.map((w) => [w.name, fmt(w.value, w.value < 10 ? 2 : 1), w.unit])]),
     );
+  }
+  if (res.workloads?.steps.length) {
+    const checks = Object.entries(res.workloads.verify).map(([k, v]) => `${k} ${v === 'ok' ? 'ok' : 'FAILED'}`);
+    out.push('', 'real programs in a mount vs local disk', pad(workloadTable(res.workloads, 'NO')));
+    out.push(`after commit (${res.workloads.commitMs} ms) and remount: ${checks.join(', ')}`);
   }
   const goals = summarizeGoals(res);
   if (goals.length) out.push('', pad(goalTable(goals, 'NO')));

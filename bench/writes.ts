@@ -1,5 +1,5 @@
 /**
- * Write-side and metadata workloads, each against a fresh volume on the benchmark's s3rver:
+ * Write-side and metadata workloads, each against a fresh volume on the benchmark's S3 store (Ceph RGW or s3rver):
  *
  * - writes + commit through a mount: one big file (1 GiB; 64 MiB quick) and many 16 KiB files
  *   (10,000; 1,000 quick) copied in by `cp` in a child process, then a commit over the control

@@ -2,7 +2,9 @@
  * The benchmark suite's smoke test: `node dist/bench/run.js --quick` exits 0 and writes a results
  * JSON with the expected keys and positive figures. It never asserts speed. s3fs and rclone are
  * measured when installed (`--no-peers` otherwise, so CI need not install them); fio jobs are
- * checked when fio is installed, and otherwise the run must still pass and record the skip.
+ * checked when fio is installed, and otherwise the run must still pass and record the skip. The real
+ * programs in a mount (bench/workloads.ts, QUICK sizes) must all run, pass every check after commit
+ * and remount, and the no-op rsync must change nothing; the store is the default one (bench/stores.ts).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,20 +15,22 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fioArgs, fioBench, parseFio } from '../../bench/fio.js';
 import { fioTimeoutMs } from '../../bench/fioexec.js';
+import { defaultStore } from '../../bench/stores.js';
+import { QUICK } from '../../bench/workloads.js';
 
 const DIST = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const RUN_JS = path.join(DIST, 'bench', 'run.js');
 
 const onPath = (cmd: string): boolean => (process.env.PATH ?? '').split(':').some((d) => existsSync(path.join(d, cmd)));
 
-test('npm run bench -- --quick writes complete results', { timeout: 10 * 60_000 }, async () => {
+test('npm run bench -- --quick writes complete results', { timeout: 20 * 60_000 }, async () => {
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'cairn-bench-test-'));
   const out = path.join(dir, 'results.json');
   const peers = onPath('s3fs') && onPath('rclone');
   const args = [RUN_JS, '--quick', '--no-docs', '--out', out, ...(peers ? [] : ['--no-peers'])];
   try {
     const { code, stdout, stderr } = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
-      execFile(process.execPath, args, { timeout: 9 * 60_000, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) =>
+      execFile(process.execPath, args, { timeout: 19 * 60_000, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) =>
         resolve({
           code: err ? (typeof (err as { code?: unknown }).code === 'number' ? Number((err as { code?: unknown }).code) : 1) : 0,
           stdout,
@@ -44,16 +48,19 @@ test('npm run bench -- --quick writes complete results', { timeout: 10 * 60_000 
       'durationSec',
       'machine',
       'peers',
+      'store',
       'dataset',
       'method',
       'reads',
       'writes',
+      'workloads',
       'failures',
       'goals',
     ]) {
       assert.ok(key in res, `results lack ${key}`);
     }
     assert.equal(res.mode, 'quick');
+    assert.equal(res.store, defaultStore(process.env), 'Ceph RGW when installed (and CAIRN_CEPH is not 0), s3rver otherwise');
     // Every row below comes from readers that checked what they read (bench/verify.ts): a reader
     // that got wrong bytes would have left its row out and recorded a failure.
     assert.match(String(res.method.verify), /size of every file/);
@@ -108,6 +115,27 @@ test('npm run bench -- --quick writes complete results', { timeout: 10 * 60_000 
     }
     assert.ok(res.writes.rows.length > 0, 'no write rows');
     for (const w of res.writes.rows) assert.ok(typeof w.name === 'string' && w.value > 0 && typeof w.unit === 'string', JSON.stringify(w));
+    // Real programs in a mount: every workload ran at QUICK sizes, on the mount and on local disk.
+    const wl = res.workloads;
+    assert.deepEqual(wl.sizes, QUICK);
+    const names = ['creates', 'tar', 'rsync', 'git', 'make', 'venv', 'sqlite-delete', 'sqlite-wal', 'sqlite-wal-reader'];
+    assert.deepEqual([...new Set(wl.steps.map((s: any) => s.workload))].sort(), [...names].sort(), `workload steps${why}`);
+    for (const s of wl.steps) assert.ok(s.localMs > 0 && s.mountMs > 0 && s.ratio > 0, JSON.stringify(s));
+    // Identical results after commit and remount: git fsck, integrity_check, tar -d, rsync, make -q, counts.
+    assert.deepEqual(Object.keys(wl.verify).sort(), [...names].sort());
+    for (const [name, v] of Object.entries(wl.verify)) assert.equal(v, 'ok', `${name} after commit and remount: ${v}`);
+    const noop = wl.steps.find((s: any) => s.workload === 'rsync' && s.step === 'no-op rsync -a');
+    assert.match(noop?.out ?? '', /^0$/, `the no-op rsync -a changed files: ${noop?.out}`);
+    assert.ok(wl.commitMs > 0);
+    const noopGoal = res.goals.find((g: any) => g.goal === 'no-op rsync -a: files transferred');
+    assert.ok(noopGoal?.met === true && noopGoal.cairn === 0);
+    assert.ok(res.goals.find((g: any) => g.goal.startsWith('workloads intact'))?.met === true);
+    assert.ok(
+      res.goals.some((g: any) => g.workload === 'programs' && g.target === '≤ 4x'),
+      'SQLite ratio goals',
+    );
+    assert.match(stdout, /real programs in a mount vs local disk/);
+    assert.ok(!res.failures.some((f: string) => f.startsWith('workloads:')), why);
     assert.ok(res.goals.length > 0);
     for (const g of res.goals) assert.equal(typeof g.met, 'boolean');
   } finally {

@@ -15,7 +15,9 @@ import { svgChart } from '../../bench/chart.js';
 import { summarizeGoals } from '../../bench/goals.js';
 import { PUBLISHED_JSON, renderDocs, renderMarkdown } from '../../bench/report.js';
 import type { BenchResults } from '../../bench/results.js';
+import { defaultStore, storeOf } from '../../bench/stores.js';
 import { table } from '../../bench/tables.js';
+import type { StepResult } from '../../bench/workloads.js';
 
 /** The repository root (this file is dist/test/bench/report.test.js). */
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -147,4 +149,112 @@ test('renderDocs publishes the results file, the page and the chart together', a
   } finally {
     await fsp.rm(dir, { recursive: true, force: true });
   }
+});
+
+/** The fixture with a hand-made workloads part: ratios at, under and over each goal's threshold. */
+async function withWorkloads(): Promise<BenchResults> {
+  const res = await fixture();
+  const step = (workload: string, step: string, localMs: number, mountMs: number, out?: string): StepResult => ({
+    workload,
+    step,
+    localMs,
+    mountMs,
+    ratio: Math.round((mountMs / localMs) * 100) / 100,
+    ...(out === undefined ? {} : { out }),
+  });
+  res.workloads = {
+    sizes: { gitFiles: 300, sqliteRows: 10_000, treeEntries: 2_000, creates: 1_000, cFiles: 10 },
+    store: 'file',
+    steps: [
+      step('creates', 'create 1000', 100, 300), // exactly 3x: met
+      step('creates', 'ls -l 1000', 10, 40, '1001'),
+      step('tar', 'extract 2000', 200, 400),
+      step('tar', 'create 2000', 10, 100, '2017280'), // no goal
+      step('rsync', 'rsync -a 2000', 100, 301),
+      step('rsync', 'no-op rsync -a', 20, 30, '0'),
+      step('git', 'init', 10, 80), // no goal
+      step('git', 'add -A 300', 100, 200),
+      step('git', 'clone', 100, 350),
+      step('sqlite-delete', '10000 rows', 100, 400, '10000'), // exactly 4x: met
+      step('sqlite-wal', '10000 rows', 100, 450, '10000'),
+      step('venv', 'python3 -m venv', 1000, 1500),
+    ],
+    verify: { creates: 'ok', tar: 'ok', rsync: 'ok', git: 'FAILED fsck', 'sqlite-delete': 'ok', 'sqlite-wal': 'ok', venv: 'ok' },
+    commitMs: 1234,
+  };
+  return res;
+}
+
+test('goals: real programs in a mount, each step against its threshold; the no-op rsync; the checks', async () => {
+  const res = await withWorkloads();
+  const got = summarizeGoals(res)
+    .filter((g) => g.workload === 'programs')
+    .map((g) => [g.goal, g.cairn, g.reference, g.ratio, g.target, g.met]);
+  assert.deepEqual(got, [
+    ['creates: create 1000 (ms, mount vs local disk)', 300, 100, 3, '≤ 3x', true],
+    ['creates: ls -l 1000 (ms, mount vs local disk)', 40, 10, 4, '≤ 3x', false],
+    ['tar: extract 2000 (ms, mount vs local disk)', 400, 200, 2, '≤ 3x', true],
+    ['rsync: rsync -a 2000 (ms, mount vs local disk)', 301, 100, 3.01, '≤ 3x', false],
+    ['rsync: no-op rsync -a (ms, mount vs local disk)', 30, 20, 1.5, '≤ 3x', true],
+    ['git: add -A 300 (ms, mount vs local disk)', 200, 100, 2, '≤ 3x', true],
+    ['git: clone (ms, mount vs local disk)', 350, 100, 3.5, '≤ 3x', false],
+    ['sqlite-delete: 10000 rows (ms, mount vs local disk)', 400, 100, 4, '≤ 4x', true],
+    ['sqlite-wal: 10000 rows (ms, mount vs local disk)', 450, 100, 4.5, '≤ 4x', false],
+    ['no-op rsync -a: files transferred', 0, undefined, undefined, '0', true],
+    ['workloads intact after commit and remount (of all)', 6, 7, undefined, 'all', false],
+  ]);
+  // A no-op rsync that changed files misses its goal (the first number it printed is the count).
+  res.workloads!.steps.find((s) => s.step === 'no-op rsync -a')!.out = '3 >f.st...... d000/e000/f01.txt';
+  const noop = summarizeGoals(res).find((g) => g.goal === 'no-op rsync -a: files transferred')!;
+  assert.deepEqual([noop.cairn, noop.met], [3, false]);
+  // Results without the workloads have no such goals.
+  assert.ok(!summarizeGoals(await fixture()).some((g) => g.workload === 'programs'));
+});
+
+test('page: "Real programs in a mount", each step with its goal and verdict; "not measured" when absent', async () => {
+  const res = await withWorkloads();
+  const md = renderMarkdown(res);
+  const sec = section(md, '## Real programs in a mount');
+  assert.ok(sec.includes('| workload | step | local ms | mount ms | ratio | goal | met | output |'));
+  assert.ok(sec.includes('| creates | create 1000 | 100 | 300 | 3.00 | ≤ 3x | yes |  |'));
+  assert.ok(sec.includes('| creates | ls -l 1000 | 10 | 40 | 4.00 | ≤ 3x | **no** | 1001 |'));
+  assert.ok(sec.includes('| tar | create 2000 | 10 | 100 | 10.00 | - |  | 2017280 |'));
+  assert.ok(sec.includes('| sqlite-wal | 10000 rows | 100 | 450 | 4.50 | ≤ 4x | **no** | 10000 |'));
+  assert.ok(sec.includes('one commit of everything the steps wrote (1234 ms)'));
+  assert.ok(sec.includes('Failed: git (see Failures in this run)'));
+  assert.ok(sec.includes('the no-op `rsync -a` changed 0 file(s)'));
+  assert.ok(sec.includes('git over 300 files') && sec.includes('SQLite 10,000 rows'));
+  assert.ok(section(md, '## Goals').includes('| git: clone (ms, mount vs local disk) | 1 | 350.0 | 100.0 | 3.50 | ≤ 3x | **no** |'));
+  const notes = section(md, '### Where goals are missed');
+  assert.ok(
+    notes.includes(
+      '**Real programs in a mount**: 4 timed step(s) over their goal; the slowest against local disk: ' +
+        'sqlite-wal: 10000 rows 4.50× (450 vs 100 ms); creates: ls -l 1000 4.00× (40 vs 10 ms); git: clone 3.50× (350 vs 100 ms).',
+    ),
+  );
+  assert.match(table(res), /^creates +ls -l 1000 +10 +40 +4\.00 +≤ 3x +NO +1001$/m);
+  assert.match(table(res), /^after commit \(1234 ms\) and remount: creates ok, tar ok, rsync ok, git FAILED, /m);
+
+  delete res.workloads;
+  assert.ok(section(renderMarkdown(res), '## Real programs in a mount').includes('Not measured in this run (run without the workloads'));
+  res.failures.push('workloads: failed: tar -x');
+  assert.ok(section(renderMarkdown(res), '## Real programs in a mount').includes('Not measured in this run: the workloads failed'));
+});
+
+test('store: Ceph RGW the default when radosgw is installed (CAIRN_CEPH=0 forces s3rver), named on the page', async () => {
+  assert.equal(defaultStore({}, process.execPath), 'ceph', 'an existing radosgw');
+  assert.equal(defaultStore({}, path.join(os.tmpdir(), 'no-such-radosgw')), 's3rver');
+  assert.equal(defaultStore({ CAIRN_CEPH: '0' }, process.execPath), 's3rver');
+  assert.equal(defaultStore({ CAIRN_CEPH: '1' }, path.join(os.tmpdir(), 'no-such-radosgw')), 'ceph');
+
+  const res = await fixture();
+  assert.equal(storeOf(res), 's3rver', 'results from before the store was recorded ran on s3rver');
+  res.store = 'ceph';
+  const md = renderMarkdown(res);
+  assert.ok(section(md, '### Where goals are missed').includes('**Cold big-file reads**, 1 reader: Cairn on Ceph RGW 288 MiB/s'));
+  assert.ok(md.includes('brings up a Ceph RGW of its own on loopback'));
+  assert.ok(md.includes('"Cairn" is Cairn on Ceph RGW'));
+  // Outside the command lines of "Running" (which list `--store s3rver`), a Ceph run never says s3rver.
+  assert.doesNotMatch(md.replace(section(md, '## Running'), ''), /s3rver/);
+  assert.match(table(res), /^Cairn benchmarks \(quick, [\d.]+ s, Ceph RGW\)$/m);
 });
