@@ -27,13 +27,16 @@ export function planPut(
 ): [string, EntryData][] {
   for (const [path, entry] of entries) checkEntryNumbers(path, entry);
   const items: [string, EntryData][] = [];
+  // Types of the paths this batch places (earlier items are parents of later ones: a directory
+  // put before its children lands with its own mode and mtime, not a made-up one).
+  const planned = new Map<string, EntryData['type']>();
   const made = new Set<string>();
   const ensureDir = (d: string): void => {
     for (const a of [...ancestors(d), ...(d === '' ? [] : [d])]) {
       if (made.has(a)) continue;
-      const e = journal.get(a);
-      if (e && e.type !== 'directory') throw new CairnError('NOT_A_DIRECTORY', `/${a} is not a directory`, { path: `/${a}` });
-      if (!e) items.push([a, { type: 'directory', mode: 0o755, mtimeMs: Date.now(), size: 0 }]);
+      const type = planned.get(a) ?? journal.get(a)?.type;
+      if (type && type !== 'directory') throw new CairnError('NOT_A_DIRECTORY', `/${a} is not a directory`, { path: `/${a}` });
+      if (!type) items.push([a, { type: 'directory', mode: 0o755, mtimeMs: Date.now(), size: 0 }]);
       made.add(a);
     }
   };
@@ -42,6 +45,8 @@ export function planPut(
     const p = normalizePath(path);
     ensureDir(parentOf(p));
     items.push([p, entry]);
+    planned.set(p, entry.type);
+    made.delete(p); // a file placed over an ensured directory is no parent any more
   }
   return items;
 }
