@@ -323,32 +323,38 @@ export class Journal {
     this.view.place(op.path, staged ? { ...op.entry, staged } : op.entry);
   }
 
-  /**
-   * Applies one record, in one transaction, keeping the pending ops above `fence` on top (their
-   * entries are saved and set again after it), and moves seq and log head to it.
-   */
+  /** Applies one record, in one transaction, under the pending ops above `fence`; seq and log head move to it. */
   private applyRecord(r: CommitRecord, fence: number, published?: ReadonlyMap<string, string>): void {
     this.transaction(() => {
-      const later = this.pending().filter((p) => p.id > fence);
-      const saved = new Map<string, JournalEntry | undefined>();
-      for (const p of later) if (p.op === 'put' && !saved.has(p.path)) saved.set(p.path, this.get(p.path));
-      for (const op of r.ops) this.applyOp(op, published);
-      for (const p of later) {
-        if (p.op === 'delete') this.view.drop(p.path);
-        else {
-          const e = saved.get(p.path);
-          if (!e) continue;
-          // Parents the record replaced or removed come back as directories: they are then part
-          // of what the next commit publishes, so that the view stays "snapshot + pending ops"
-          // even once this put is dropped (a later delete or move of the path).
-          const made = ancestors(p.path).filter((a) => this.view.get(a)?.type !== 'directory');
-          this.view.place(p.path, e);
-          for (const a of made) this.addPending('put', a);
-        }
-      }
+      this.underPending(fence, () => {
+        for (const op of r.ops) this.applyOp(op, published);
+      });
       this.setMeta('seq', String(Math.max(this.seq, r.seq)));
       this.setMeta('logHead', String(Math.max(this.logHead, r.seq)));
     });
+  }
+
+  /**
+   * Runs `change` (inside the caller's transaction) under the pending ops above `fence`: their
+   * entries are saved before and set again after it, so they stay on top of whatever it did.
+   */
+  private underPending(fence: number, change: () => void): void {
+    const later = this.pending().filter((p) => p.id > fence);
+    const saved = new Map<string, JournalEntry | undefined>();
+    for (const p of later) if (p.op === 'put' && !saved.has(p.path)) saved.set(p.path, this.get(p.path));
+    change();
+    for (const p of later) {
+      if (p.op === 'delete') this.view.drop(p.path);
+      else {
+        const e = saved.get(p.path);
+        if (!e) continue;
+        // Parents the change replaced or removed come back as directories, published by the next
+        // commit: the view stays "snapshot + pending ops" even once this put is dropped.
+        const made = ancestors(p.path).filter((a) => this.view.get(a)?.type !== 'directory');
+        this.view.place(p.path, e);
+        for (const a of made) this.addPending('put', a);
+      }
+    }
   }
 
   /**
@@ -380,6 +386,22 @@ export class Journal {
     this.transaction(() => {
       this.st.pendingClear.run(fence);
       this.inflight = undefined;
+    });
+  }
+
+  /** The view replaced by a checkpoint's entries at `seq`, pending ops on top (a view below the pruned floor). */
+  rebase(seq: number, entries: Iterable<[string, EntryData]>): void {
+    this.transaction(() => {
+      this.underPending(0, () => {
+        this.view.clear();
+        for (const [path, e] of entries) {
+          this.view.set(path, e);
+          if (e.chunks) this.indexChunks(e.chunks);
+        }
+      });
+      this.setMeta('seq', String(seq));
+      this.setMeta('logHead', String(Math.max(this.logHead, seq)));
+      this.checkpoint = seq;
     });
   }
 
