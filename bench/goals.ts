@@ -1,10 +1,11 @@
 /**
  * The goals check: the targets of the brief (ratios of Cairn to each reference, warm reads per
- * reader, commit and reload latency flat in the volume size, daemon memory), always recomputed
+ * reader, commit and reload latency flat in the volume size, daemon memory, gc: ./gcreport.ts), always recomputed
  * from the rows of a results object (test/bench/report.test.ts pins them on a fixture).
  */
 import { findRead, type BenchResults, type Goal } from './results.js';
 import { NAMES, type System } from './systems.js';
+import { gcGoals } from './gcreport.js';
 
 const r2 = (x: number): number => Math.round(x * 100) / 100;
 
@@ -56,7 +57,7 @@ export function summarizeGoals(res: BenchResults): Goal[] {
       });
     }
   }
-  goals.push(...writeGoals(res));
+  goals.push(...writeGoals(res), ...gcGoals(res));
   return goals;
 }
 

@@ -6,6 +6,7 @@ import type { FioResults } from './fio.js';
 import type { ReadRow } from './reads.js';
 import type { System } from './systems.js';
 import type { WriteResults } from './writes.js';
+import type { GcResults } from './gcreport.js';
 
 export interface Goal {
   goal: string;
@@ -40,6 +41,8 @@ export interface BenchResults {
   /** fio jobs through each mount (absent in results written before fio was added). */
   fio?: FioResults;
   writes?: WriteResults;
+  /** The output of a separate `node dist/bench/gc.js` run (./gcreport.ts), when one was published. */
+  gc?: GcResults;
   failures: string[];
   goals: Goal[];
   /** How this file came to be, when it is not a run's output as written (shown on the page). */
