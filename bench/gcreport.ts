@@ -1,68 +1,13 @@
 /**
  * The GC part of the published benchmarks: the results of `node dist/bench/gc.js` (space reclaimed,
- * gc of a big volume in a child process, a commit during it), kept in docs/benchmarks.json as `gc`,
- * their goals (issue 17) and their section of docs/BENCHMARKS.md. Every figure and verdict comes
- * from those results.
+ * gc of a big volume in a child process, a commit during it), kept in docs/benchmarks.json as `gc`
+ * (their shape: `GcResults` in ./results.ts, their goals: ./goals.ts), and their section of
+ * docs/BENCHMARKS.md. Every figure comes from those results.
  */
-import type { BenchResults, Goal } from './results.js';
+import type { BenchResults } from './results.js';
 import { fmt, mdTable } from './tables.js';
 
-/** One space figure: bytes live and stored, as `cairn volume du` reports them. */
-export interface GcSpace {
-  liveMiB: number;
-  storedMiB: number;
-  ratio: number;
-  deadInLivePacksMiB: number;
-}
-
-/** What bench/gc.ts prints (the `space` part is absent with `--skip-space`). */
-export interface GcResults {
-  /** When, where and how it ran (bench/gc.ts adds it). */
-  timestamp?: string;
-  machine?: { cpus: number; loadAvg: number[] };
-  command?: string;
-  buildMs?: number;
-  rewriteMs?: number;
-  space?: {
-    small: number;
-    bigMiB: number;
-    rewrites: number;
-    before: GcSpace;
-    after: GcSpace;
-    gcRuns: { ms: number; condemned: number; deleted: number; deletedMiB: number }[];
-  };
-  scale: {
-    files: number;
-    gcMs: number;
-    gcMaxRssMiB: number;
-    recordsDeleted: number;
-    commit4MiBMs: { alone: number; duringGc: number | null; samplesDuringGc: number };
-  };
-}
-
-const r2 = (x: number): number => Math.round(x * 100) / 100;
 const n = (x: number): string => x.toLocaleString('en-US');
-
-/** The goals of issue 17 from the gc results: space after gc, gc time at scale, a commit during gc. */
-export function gcGoals(res: BenchResults): Goal[] {
-  const g = res.gc;
-  if (!g) return [];
-  const goals: Goal[] = [];
-  if (g.space) {
-    const a = g.space.after;
-    goals.push({ goal: 'gc: stored / live bytes after gc --keep-last 1', workload: 'gc', readers: 1, cairn: a.storedMiB, reference: a.liveMiB, ratio: r2(a.ratio), target: '≤ 1.2x', met: a.ratio <= 1.2 });
-  }
-  const s = g.scale;
-  const sec = s.gcMs / 1000;
-  goals.push({ goal: `gc of ${n(s.files)} files (s)`, workload: 'gc', readers: 1, cairn: r2(sec), target: '≤ 60 s', met: sec <= 60 });
-  goals.push({ goal: `gc of ${n(s.files)} files: peak RSS (MiB)`, workload: 'gc', readers: 1, cairn: s.gcMaxRssMiB, target: '< 300 MiB', met: s.gcMaxRssMiB < 300 });
-  const c = s.commit4MiBMs;
-  if (c.duringGc !== null) {
-    const ratio = c.duringGc / c.alone;
-    goals.push({ goal: 'commit of 4 MiB during gc vs alone (ms)', workload: 'gc', readers: 1, cairn: c.duringGc, reference: c.alone, ratio: r2(ratio), target: '≤ 2x', met: ratio <= 2 });
-  }
-  return goals;
-}
 
 /** The "Garbage collection" section of the page (empty without gc results). */
 export function gcSection(res: BenchResults): string[] {

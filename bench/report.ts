@@ -13,10 +13,10 @@ import { fileURLToPath } from 'node:url';
 import { svgChart } from './chart.js';
 import { summarizeGoals, volumeRows } from './goals.js';
 import type { ReadRow } from './reads.js';
-import { findRead, type BenchResults, type Goal } from './results.js';
+import { findRead, type BenchResults, type GcResults, type Goal } from './results.js';
 import { NAMES, type Cache, type System, type Workload } from './systems.js';
 import { fioTable, fmt, goalTable, mdTable, readTable, table } from './tables.js';
-import { gcSection, type GcResults } from './gcreport.js';
+import { gcSection } from './gcreport.js';
 
 /**
  * Where goals are missed: what this run's own figures (and daemon profiles, when recorded) show

@@ -6,7 +6,6 @@ import type { FioResults } from './fio.js';
 import type { ReadRow } from './reads.js';
 import type { System } from './systems.js';
 import type { WriteResults } from './writes.js';
-import type { GcResults } from './gcreport.js';
 
 export interface Goal {
   goal: string;
@@ -58,4 +57,37 @@ export interface BenchResults {
 /** The read row of one workload, system, cache state and reader count. */
 export function findRead(rows: ReadRow[], w: string, sys: System, cache: string, n: number): ReadRow | undefined {
   return rows.find((r) => r.workload === w && r.system === sys && r.cache === cache && r.readers === n);
+}
+
+/** One space figure: bytes live and stored, as `cairn volume du` reports them. */
+export interface GcSpace {
+  liveMiB: number;
+  storedMiB: number;
+  ratio: number;
+  deadInLivePacksMiB: number;
+}
+
+/** What bench/gc.ts prints (the `space` part is absent with `--skip-space`). */
+export interface GcResults {
+  /** When, where and how it ran (bench/gc.ts adds it). */
+  timestamp?: string;
+  machine?: { cpus: number; loadAvg: number[] };
+  command?: string;
+  buildMs?: number;
+  rewriteMs?: number;
+  space?: {
+    small: number;
+    bigMiB: number;
+    rewrites: number;
+    before: GcSpace;
+    after: GcSpace;
+    gcRuns: { ms: number; condemned: number; deleted: number; deletedMiB: number }[];
+  };
+  scale: {
+    files: number;
+    gcMs: number;
+    gcMaxRssMiB: number;
+    recordsDeleted: number;
+    commit4MiBMs: { alone: number; duringGc: number | null; samplesDuringGc: number };
+  };
 }
