@@ -194,7 +194,7 @@ export async function streamCheckpoint(
       onlyKeys(rawHead, ['version', 'seq'], 'the header');
       const seq = int(rawHead.seq, 'seq');
       if (seq !== seqOfKey(key)) damaged(`it says seq ${seq}, its key says ${seqOfKey(key)}`);
-      for (const p of parents) if (!dirs.has(p)) damaged(`the parent of a path in ${JSON.stringify(p)} is not a directory in it`);
+      for (const p of parents) if (!dirs.has(p)) damaged(`${JSON.stringify(p)}, the parent of paths in it, is not a directory in it`);
       if (batch.length) visit(batch);
       return { version: v, seq, count };
     });
