@@ -1,11 +1,14 @@
 /**
  * Filling a journal with a whole snapshot (bootstrap: the newest checkpoint at or below it plus
- * the records after that), and reading a snapshot's entries through a private temporary journal
- * (GC, usage): the one way a snapshot is assembled from the log.
+ * the records after that), moving a view that fell below the pruned floor to the newest snapshot
+ * (rebootstrap), and reading a snapshot's entries or its checkpoint through a private temporary
+ * journal (GC, usage): the one way a snapshot is assembled from the log.
  *
- * Invariants: a bootstrap that picked a checkpoint a concurrent GC then pruned past picks again
- * (up to 5 times); a snapshot below the pruned floor is PRUNED, one that does not exist NOT_FOUND;
- * the temporary journal of `readSnapshot` is removed whatever happens.
+ * Invariants: checkpoints stream in (bounded memory) and land only in a journal nothing uses
+ * before their checksum matched (a fresh one, claimed by the caller afterwards, or a temporary
+ * one, adopted afterwards); a bootstrap that picked a checkpoint a concurrent GC then pruned past
+ * picks again (up to 5 times); a snapshot below the pruned floor is PRUNED, one that does not
+ * exist NOT_FOUND; temporary journals are removed whatever happens.
  */
 import fs from 'node:fs/promises';
 import os from 'node:os';
