@@ -39,5 +39,14 @@ export function gcSection(res: BenchResults): string[] {
     [`a commit of one 4 MiB file alone / during that gc (median of 5${s.commit4MiBMs.samplesDuringGc < 5 ? `; ${s.commit4MiBMs.samplesDuringGc} during gc` : ''})`, `${n(s.commit4MiBMs.alone)} / ${s.commit4MiBMs.duringGc === null ? '-' : n(s.commit4MiBMs.duringGc)} ms`],
   );
   out.push(mdTable(rows), '');
+  const c = s.commit4MiBMs;
+  if (c.duringGc !== null && c.duringGc > 2 * c.alone) {
+    out.push(
+      `The commit during gc took ${fmt(c.duringGc / c.alone, 2)}× as long as alone: gc is one CPU-bound process ` +
+        '(reading, assembling and writing the checkpoint at the floor) that shares the cores with the committing process' +
+        `${g.machine ? ` (${g.machine.cpus} cores, at load average ${fmt(g.machine.loadAvg[0]!, 1)} when the run started)` : ''}.`,
+      '',
+    );
+  }
   return out;
 }

@@ -164,6 +164,10 @@ test('gc: goals and section from the output of bench/gc.ts, published into the r
   assert.ok(s.includes('| the same: peak RSS of the gc process | 150 MiB |'));
   assert.ok(s.includes('| a commit of one 4 MiB file alone / during that gc (median of 5) | 50 / 100 ms |'));
   assert.ok(section(md, '## Goals').includes('| gc of 1,000,000 files (s) | 1 | 60.5 | - | - | ≤ 60 s | **no** |'));
+  assert.ok(!s.includes('The commit during gc took'), 'at exactly 2x, no note');
+  res.gc = { ...gc, scale: { ...gc.scale, commit4MiBMs: { alone: 50, duringGc: 150, samplesDuringGc: 5 } } };
+  assert.ok(renderMarkdown(res).includes('The commit during gc took 3.00× as long as alone'));
+  assert.ok(renderMarkdown(res).includes('(2 cores, at load average 6.0 when the run started)'));
 
   // report.js --gc adds it to the published results and renders the page again.
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'cairn-bench-gc-'));
