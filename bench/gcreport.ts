@@ -29,14 +29,26 @@ export function gcSection(res: BenchResults): string[] {
     const deleted = sp.gcRuns.reduce((x, r) => x + r.deleted, 0);
     const deletedMiB = sp.gcRuns.reduce((x, r) => x + r.deletedMiB, 0);
     rows.push(
-      [`${n(sp.small)} files of 8 KiB, a ${sp.bigMiB} MiB file rewritten ${sp.rewrites}× with fresh content, half the small files deleted: stored / live before gc (MiB)`, `${fmt(sp.before.storedMiB)} / ${fmt(sp.before.liveMiB)} (${fmt(sp.before.ratio, 2)}×)`],
-      [`the same after \`gc --keep-last 1\` (${sp.gcRuns.length} runs a grace apart: ${n(deleted)} packs, ${fmt(deletedMiB)} MiB deleted)`, `${fmt(sp.after.storedMiB)} / ${fmt(sp.after.liveMiB)} (${fmt(sp.after.ratio, 3)}×; ${fmt(sp.after.deadInLivePacksMiB)} MiB dead inside live packs)`],
+      [
+        `${n(sp.small)} files of 8 KiB, a ${sp.bigMiB} MiB file rewritten ${sp.rewrites}× with fresh content, half the small files deleted: stored / live before gc (MiB)`,
+        `${fmt(sp.before.storedMiB)} / ${fmt(sp.before.liveMiB)} (${fmt(sp.before.ratio, 2)}×)`,
+      ],
+      [
+        `the same after \`gc --keep-last 1\` (${sp.gcRuns.length} runs a grace apart: ${n(deleted)} packs, ${fmt(deletedMiB)} MiB deleted)`,
+        `${fmt(sp.after.storedMiB)} / ${fmt(sp.after.liveMiB)} (${fmt(sp.after.ratio, 3)}×; ${fmt(sp.after.deadInLivePacksMiB)} MiB dead inside live packs)`,
+      ],
     );
   }
   rows.push(
-    [`gc (first run: writes the checkpoint at the floor, prunes ${n(s.recordsDeleted)} records) of ${n(s.files)} files, child process: wall time`, `${fmt(s.gcMs / 1000, 1)} s`],
+    [
+      `gc (first run: writes the checkpoint at the floor, prunes ${n(s.recordsDeleted)} records) of ${n(s.files)} files, child process: wall time`,
+      `${fmt(s.gcMs / 1000, 1)} s`,
+    ],
     ['the same: peak RSS of the gc process', `${n(s.gcMaxRssMiB)} MiB`],
-    [`a commit of one 4 MiB file alone / during that gc (median of 5${s.commit4MiBMs.samplesDuringGc < 5 ? `; ${s.commit4MiBMs.samplesDuringGc} during gc` : ''})`, `${n(s.commit4MiBMs.alone)} / ${s.commit4MiBMs.duringGc === null ? '-' : n(s.commit4MiBMs.duringGc)} ms`],
+    [
+      `a commit of one 4 MiB file alone / during that gc (median of 5${s.commit4MiBMs.samplesDuringGc < 5 ? `; ${s.commit4MiBMs.samplesDuringGc} during gc` : ''})`,
+      `${n(s.commit4MiBMs.alone)} / ${s.commit4MiBMs.duringGc === null ? '-' : n(s.commit4MiBMs.duringGc)} ms`,
+    ],
   );
   out.push(mdTable(rows), '');
   const c = s.commit4MiBMs;

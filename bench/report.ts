@@ -291,13 +291,17 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.a
   const args = process.argv.slice(gcMode ? 3 : 2);
   const file = args[0];
   if (!file) {
-    process.stderr.write('usage: node dist/bench/report.js RESULTS.json [DOCS_DIR]\n       node dist/bench/report.js --gc GC.json [DOCS_DIR]\n');
+    process.stderr.write(
+      'usage: node dist/bench/report.js RESULTS.json [DOCS_DIR]\n       node dist/bench/report.js --gc GC.json [DOCS_DIR]\n',
+    );
     process.exit(2);
   }
   const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
   const docs = args[1] ?? path.join(root, 'docs');
   const read = async (f: string): Promise<unknown> => JSON.parse(await fsp.readFile(f, 'utf8')) as unknown;
-  const res = gcMode ? (await read(path.join(docs, path.basename(PUBLISHED_JSON)))) as BenchResults : (await read(file)) as BenchResults;
+  const res = gcMode
+    ? ((await read(path.join(docs, path.basename(PUBLISHED_JSON)))) as BenchResults)
+    : ((await read(file)) as BenchResults);
   if (gcMode) res.gc = (await read(file)) as GcResults;
   res.goals = summarizeGoals(res);
   await renderDocs(res, docs);

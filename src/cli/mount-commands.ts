@@ -43,7 +43,8 @@ interface MountFlags {
 /** A positive number of seconds (`--interval`); a UsageError (exit 2) otherwise. */
 function seconds(v: string): number {
   const n = Number(v);
-  if (!Number.isFinite(n) || n < 0.1 || n > 3600) throw new UsageError(`--interval must be seconds from 0.1 to 3600, not ${JSON.stringify(v)}`);
+  if (!Number.isFinite(n) || n < 0.1 || n > 3600)
+    throw new UsageError(`--interval must be seconds from 0.1 to 3600, not ${JSON.stringify(v)}`);
   return n;
 }
 
@@ -138,7 +139,7 @@ export function registerMountCommands(program: Command, g: Globals): void {
     .command('mounts')
     .description('every cairn mount in this mount namespace: volume, mount point, seq, pending changes, open files, mode, binding')
     .option('--json', 'machine-readable output')
-    .addHelpText('after', '\nExamples:\n  cairn mounts\n  cairn mounts --json | jq \'.[] | select(.pending > 0)\'')
+    .addHelpText('after', "\nExamples:\n  cairn mounts\n  cairn mounts --json | jq '.[] | select(.pending > 0)'")
     .action((o: { json?: boolean }) => listMounts(!!o.json));
 
   program
@@ -164,7 +165,11 @@ export function registerMountCommands(program: Command, g: Globals): void {
       const mountpoint = path.resolve(dir);
       const sample = async (): Promise<MetricsSnapshot> => {
         const r = (await controlRequest(mountpoint, 'status')) as { metrics?: MetricsSnapshot };
-        if (!r.metrics) throw new CairnError('UNSUPPORTED', `the daemon of ${mountpoint} reports no figures`, { path: mountpoint, hint: 'remount it with this version of cairn' });
+        if (!r.metrics)
+          throw new CairnError('UNSUPPORTED', `the daemon of ${mountpoint} reports no figures`, {
+            path: mountpoint,
+            hint: 'remount it with this version of cairn',
+          });
         return r.metrics;
       };
       await runStats(sample, { interval: o.interval, json: !!o.json, ...(o.count !== undefined ? { count: o.count } : {}) }, (line) =>

@@ -87,10 +87,15 @@ export function registerVolumeCommands(program: Command, g: Globals): void {
     .action(async (o: { json?: boolean; sizes?: boolean }) => {
       const vols = await Volume.objects.list({ store: g().store, sizes: !!o.sizes });
       if (o.json) {
-        return printJson(vols.map((v) => ({
-          name: v.name, id: v.id, createdAt: v.createdAt.toISOString(), createdBy: v.createdBy,
-          ...(o.sizes ? { storedBytes: v.storedBytes } : {}),
-        })));
+        return printJson(
+          vols.map((v) => ({
+            name: v.name,
+            id: v.id,
+            createdAt: v.createdAt.toISOString(),
+            createdBy: v.createdBy,
+            ...(o.sizes ? { storedBytes: v.storedBytes } : {}),
+          })),
+        );
       }
       if (!process.stdout.isTTY && !o.sizes) return void process.stdout.write(vols.map((v) => `${v.name}\n`).join(''));
       const rows = vols.map((v) => {
@@ -106,7 +111,10 @@ export function registerVolumeCommands(program: Command, g: Globals): void {
       .description('list the files of a volume directory (bare paths when piped)')
       .option('--json', 'machine-readable output'),
   )
-    .addHelpText('after', '\nExamples:\n  cairn volume ls data\n  cairn volume ls data /models --json\n  cairn volume ls data /models --seq 12')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  cairn volume ls data\n  cairn volume ls data /models --json\n  cairn volume ls data /models --seq 12',
+    )
     .action(async (name: string, p: string | undefined, o: { json?: boolean; seq?: number }) => {
       const entries = await withVolume(name, g, async (v) => {
         if (o.seq === undefined) return v.listdir(p ?? '/');
@@ -117,7 +125,12 @@ export function registerVolumeCommands(program: Command, g: Globals): void {
       if (!process.stdout.isTTY) return void process.stdout.write(entries.map((e) => `${e.path}\n`).join(''));
       process.stdout.write(
         table(
-          entries.map((e) => [e.type, e.type === 'directory' ? '-' : formatBytes(e.size), formatTime(e.mtime * 1000), e.type === 'directory' ? `${e.path}/` : e.path]),
+          entries.map((e) => [
+            e.type,
+            e.type === 'directory' ? '-' : formatBytes(e.size),
+            formatTime(e.mtime * 1000),
+            e.type === 'directory' ? `${e.path}/` : e.path,
+          ]),
           ['TYPE', 'SIZE', 'MODIFIED', 'PATH'],
         ),
       );
@@ -160,7 +173,10 @@ export function registerVolumeCommands(program: Command, g: Globals): void {
       .description('download a file or a directory (recursively); "-" writes a file to stdout')
       .option('-f, --force', 'overwrite existing local files'),
   )
-    .addHelpText('after', '\nExamples:\n  cairn volume get data /models/model.bin .\n  cairn volume get data /config.json - | jq .\n  cairn volume get data /dataset ./restore --force\n  cairn volume get data /config.json old.json --seq 12')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  cairn volume get data /models/model.bin .\n  cairn volume get data /config.json - | jq .\n  cairn volume get data /dataset ./restore --force\n  cairn volume get data /config.json old.json --seq 12',
+    )
     .action(async (name: string, remote: string, dest: string | undefined, o: { force?: boolean; seq?: number }) => {
       await withVolume(name, g, async (vol) => {
         const s = await sessionAt(vol, o.seq);
@@ -229,7 +245,7 @@ export function registerVolumeCommands(program: Command, g: Globals): void {
 
   volume
     .command('info <volume>')
-    .description('a volume\'s id, creation, current seq, and its files and bytes')
+    .description("a volume's id, creation, current seq, and its files and bytes")
     .option('--json', 'machine-readable output')
     .addHelpText('after', '\nExamples:\n  cairn volume info data\n  cairn volume info data --json')
     .action(async (name: string, o: { json?: boolean }) => {
@@ -268,7 +284,12 @@ export function registerVolumeCommands(program: Command, g: Globals): void {
       const h = await withVolume(name, g, (v) => v.history());
       if (o.json) return printJson(h.map((x) => ({ seq: x.seq, time: new Date(x.time).toISOString(), author: x.author, paths: x.paths })));
       const shown = (ps: string[]) => (ps.length > 4 ? `${ps.slice(0, 4).join(' ')} (+${ps.length - 4} more)` : ps.join(' '));
-      process.stdout.write(table(h.map((x) => [String(x.seq), formatTime(x.time), x.author, shown(x.paths)]), ['SEQ', 'TIME', 'AUTHOR', 'PATHS']));
+      process.stdout.write(
+        table(
+          h.map((x) => [String(x.seq), formatTime(x.time), x.author, shown(x.paths)]),
+          ['SEQ', 'TIME', 'AUTHOR', 'PATHS'],
+        ),
+      );
     });
 
   registerRestoreCommand(volume, g, withVolume);
@@ -287,18 +308,30 @@ export function registerVolumeCommands(program: Command, g: Globals): void {
         const c = r.checked;
         const what = [n(c.records, 'record'), n(c.checkpoints, 'checkpoint'), n(c.packs, 'pack')];
         if (r.data) what.push(`${n(c.chunks, 'chunk')} (${formatBytes(c.chunkBytes)})`);
-        const formats = Object.entries(r.formats).map(([v, k]) => `${k} in format ${v}`).join(', ');
+        const formats = Object.entries(r.formats)
+          .map(([v, k]) => `${k} in format ${v}`)
+          .join(', ');
         const took = `${(r.elapsedMs / 1000).toFixed(1)} s`;
         const head = `volume ${name} (${r.id || 'id unknown'}): ${what.join(', ')} in ${took}`;
         const out = [`${head}${formats ? ` [${formats}]` : ''}\n`];
         if (r.problems.length) {
           out.push(`\n${n(r.problems.length, 'problem')}:\n`);
-          out.push(table(r.problems.map((p) => [p.kind, p.code, p.key, p.problem]), ['KIND', 'CODE', 'KEY', 'PROBLEM']));
+          out.push(
+            table(
+              r.problems.map((p) => [p.kind, p.code, p.key, p.problem]),
+              ['KIND', 'CODE', 'KEY', 'PROBLEM'],
+            ),
+          );
         }
         if (r.orphans.length) {
           const why = 'not problems: packs of failed or running commits, unknown keys';
           out.push(`\n${n(r.orphans.length, 'orphan')} (${why}):\n`);
-          out.push(table(r.orphans.map((x) => [x.kind, formatBytes(x.size), x.key]), ['KIND', 'SIZE', 'KEY']));
+          out.push(
+            table(
+              r.orphans.map((x) => [x.kind, formatBytes(x.size), x.key]),
+              ['KIND', 'SIZE', 'KEY'],
+            ),
+          );
         }
         if (r.ok) out.push('ok\n');
         process.stdout.write(out.join(''));
@@ -321,10 +354,10 @@ export function registerVolumeCommands(program: Command, g: Globals): void {
     .option('--json', 'machine-readable report')
     .addHelpText(
       'after',
-      '\nWithout VOLUME: every volume of the store, the data of deleted volumes and stale temporary files.\n'
-        + 'Packs are condemned by one run and deleted by a run at least a grace period later.\n'
-        + '\nExamples:\n  cairn volume gc data --dry-run\n  cairn volume gc data --keep-last 1\n'
-        + '  cairn volume gc --json',
+      '\nWithout VOLUME: every volume of the store, the data of deleted volumes and stale temporary files.\n' +
+        'Packs are condemned by one run and deleted by a run at least a grace period later.\n' +
+        '\nExamples:\n  cairn volume gc data --dry-run\n  cairn volume gc data --keep-last 1\n' +
+        '  cairn volume gc --json',
     )
     .action(async (name: string | undefined, o: GcFlags) => {
       const opts = {
@@ -334,7 +367,9 @@ export function registerVolumeCommands(program: Command, g: Globals): void {
         dryRun: !!o.dryRun,
         ...(o.json || !process.stderr.isTTY ? {} : { onProgress: (phase: string) => showPhase(phase) }),
       };
-      const clear = () => { if (opts.onProgress) process.stderr.write('\r\x1b[K'); };
+      const clear = () => {
+        if (opts.onProgress) process.stderr.write('\r\x1b[K');
+      };
       if (name !== undefined) {
         const r = await withVolume(name, g, (v) => v.gc(opts));
         clear();
@@ -408,10 +443,7 @@ export function registerVolumeCommands(program: Command, g: Globals): void {
     .option('--keep-last <n>', 'keep at least the newest N snapshots (N >= 1)')
     .option('--keep-days <d>', 'keep every snapshot of the last D days (0: none by age)')
     .option('--json', 'machine-readable output')
-    .addHelpText(
-      'after',
-      '\nExamples:\n  cairn volume retention data\n  cairn volume retention data --keep-last 10 --keep-days 1',
-    )
+    .addHelpText('after', '\nExamples:\n  cairn volume retention data\n  cairn volume retention data --keep-last 10 --keep-days 1')
     .action(async (name: string, o: { keepLast?: string; keepDays?: string; json?: boolean }) => {
       const set = {
         ...(o.keepLast !== undefined ? { keepLast: numberOption(o.keepLast, '--keep-last') } : {}),
@@ -451,12 +483,12 @@ function gcSummary(r: GcReport): string {
   const kept = `seq ${r.retainedFrom}-${r.head} (newest ${r.policy.keepLast}, last ${r.policy.keepDays} days)`;
   const lines = [
     `volume ${r.volume}: keeps ${kept}`,
-    `  history: ${verb} ${r.records.deleted} records, ${r.checkpoints.deleted} checkpoints`
-      + ` (${formatBytes(r.records.deletedBytes + r.checkpoints.deletedBytes)})`,
-    `  packs: ${p.live} live of ${p.total} (${formatBytes(p.liveBytes)} live);`
-      + ` ${verb} ${p.deleted} (${formatBytes(p.deletedBytes)});`
-      + ` ${r.dryRun ? 'would condemn' : 'condemned'} ${p.condemned} (${formatBytes(p.condemnedBytes)}, deleted by a gc`
-      + ` ${Math.round(r.graceMs / 1000)} s or more from now); ${p.young} unreferenced but young`,
+    `  history: ${verb} ${r.records.deleted} records, ${r.checkpoints.deleted} checkpoints` +
+      ` (${formatBytes(r.records.deletedBytes + r.checkpoints.deletedBytes)})`,
+    `  packs: ${p.live} live of ${p.total} (${formatBytes(p.liveBytes)} live);` +
+      ` ${verb} ${p.deleted} (${formatBytes(p.deletedBytes)});` +
+      ` ${r.dryRun ? 'would condemn' : 'condemned'} ${p.condemned} (${formatBytes(p.condemnedBytes)}, deleted by a gc` +
+      ` ${Math.round(r.graceMs / 1000)} s or more from now); ${p.young} unreferenced but young`,
   ];
   return `${lines.join('\n')}\n`;
 }

@@ -23,7 +23,14 @@ import { type Op, MAX_MTIME_MS, checkEntry, checkPath, decoding, encodeChecked }
 import { damaged, int, num, object, onlyKeys, parseObject, seal, str, unseal, version } from './wire.js';
 
 export type { EntryData, Op } from './entries.js';
-export { type Checkpoint, checkpointDamage, decodeCheckpoint, encodeCheckpoint, encodeCheckpointSync, streamCheckpoint } from './checkpoint.js';
+export {
+  type Checkpoint,
+  checkpointDamage,
+  decodeCheckpoint,
+  encodeCheckpoint,
+  encodeCheckpointSync,
+  streamCheckpoint,
+} from './checkpoint.js';
 
 export interface CommitRecord {
   /** Format version (as read; records are always written in FORMAT_VERSION). */
@@ -54,9 +61,7 @@ const RECORD_KEYS = ['version', 'seq', 'base', 'time', 'author', 'commitId', 'op
 /** A record as stored: one JSON line in format FORMAT_VERSION, sealed with its checksum. */
 export function encodeRecord(r: CommitRecord): Buffer {
   const ops = r.ops.map((o) =>
-    o.op === 'put'
-      ? { op: 'put', path: o.path, entry: encodeChecked(o.path, o.entry) }
-      : { op: 'delete', path: o.path },
+    o.op === 'put' ? { op: 'put', path: o.path, entry: encodeChecked(o.path, o.entry) } : { op: 'delete', path: o.path },
   );
   const { seq, base, time, author, commitId } = r;
   const body = { version: FORMAT_VERSION, seq, base, time, author, commitId, ops };

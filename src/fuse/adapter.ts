@@ -76,7 +76,19 @@ export function toFuseStat(st: Stat, uid: number, gid: number): Record<string, n
 /** fuse-native statfs object: large, fixed figures (the store has no meaningful capacity). */
 export function statfsResult(): Record<string, number> {
   const big = 0x7fffffff;
-  return { bsize: 4096, frsize: 4096, blocks: big, bfree: big, bavail: big, files: big, ffree: big, favail: big, fsid: 0, flag: 0, namemax: 255 };
+  return {
+    bsize: 4096,
+    frsize: 4096,
+    blocks: big,
+    bfree: big,
+    bavail: big,
+    files: big,
+    ffree: big,
+    favail: big,
+    fsid: 0,
+    flag: 0,
+    namemax: 255,
+  };
 }
 
 /**
@@ -157,11 +169,23 @@ export function createOps(session: FsSession, config: AdapterConfig, opts: Adapt
     },
 
     access(path: string, mode: number, cb: Cb) {
-      run('access', path, cb, () => session.stat(path), () => cb(readOnly && mode & 2 ? -Errno.EROFS : 0));
+      run(
+        'access',
+        path,
+        cb,
+        () => session.stat(path),
+        () => cb(readOnly && mode & 2 ? -Errno.EROFS : 0),
+      );
     },
 
     getattr(path: string, cb: Cb) {
-      run('getattr', path, cb, () => session.stat(path), (st) => cb(0, fuseStat(st)));
+      run(
+        'getattr',
+        path,
+        cb,
+        () => session.stat(path),
+        (st) => cb(0, fuseStat(st)),
+      );
     },
 
     fgetattr(path: string, _fh: number, cb: Cb) {
@@ -169,38 +193,56 @@ export function createOps(session: FsSession, config: AdapterConfig, opts: Adapt
     },
 
     readdir(path: string, cb: Cb) {
-      run('readdir', path, cb, async () => {
-        const [self, children] = await Promise.all([session.stat(path), session.readdir(path)]);
-        const dot = fuseStat(self);
-        const names = ['.', '..'];
-        const stats = [dot, dot];
-        for (const c of children) {
-          names.push(c.path.slice(c.path.lastIndexOf('/') + 1));
-          stats.push(fuseStat(c));
-        }
-        return { names, stats };
-      }, (r) => cb(0, r.names, r.stats));
+      run(
+        'readdir',
+        path,
+        cb,
+        async () => {
+          const [self, children] = await Promise.all([session.stat(path), session.readdir(path)]);
+          const dot = fuseStat(self);
+          const names = ['.', '..'];
+          const stats = [dot, dot];
+          for (const c of children) {
+            names.push(c.path.slice(c.path.lastIndexOf('/') + 1));
+            stats.push(fuseStat(c));
+          }
+          return { names, stats };
+        },
+        (r) => cb(0, r.names, r.stats),
+      );
     },
 
     /** `pid`: the opener, when the binding knows it (the native binding does). */
     open(path: string, flags: number, cb: Cb, pid?: number) {
       if (wantsWrite(flags) && rofs(cb)) return;
-      run('open', path, cb, async () => {
-        const st = await session.stat(path);
-        if (st.type === 'directory' && wantsWrite(flags)) {
-          throw new CairnError('IS_A_DIRECTORY', `${path} is a directory`, { path });
-        }
-        if (flags & O_TRUNC && st.type === 'file' && st.size > 0) await session.truncate(path, 0);
-        return openHandle(path, flags, pid);
-      }, (fh) => cb(0, fh));
+      run(
+        'open',
+        path,
+        cb,
+        async () => {
+          const st = await session.stat(path);
+          if (st.type === 'directory' && wantsWrite(flags)) {
+            throw new CairnError('IS_A_DIRECTORY', `${path} is a directory`, { path });
+          }
+          if (flags & O_TRUNC && st.type === 'file' && st.size > 0) await session.truncate(path, 0);
+          return openHandle(path, flags, pid);
+        },
+        (fh) => cb(0, fh),
+      );
     },
 
     create(path: string, mode: number, cb: Cb, pid?: number) {
       if (rofs(cb)) return;
-      run('create', path, cb, async () => {
-        await session.create(path, mode & 0o7777);
-        return openHandle(path, 0o2 /* O_RDWR */, pid);
-      }, (fh) => cb(0, fh));
+      run(
+        'create',
+        path,
+        cb,
+        async () => {
+          await session.create(path, mode & 0o7777);
+          return openHandle(path, 0o2 /* O_RDWR */, pid);
+        },
+        (fh) => cb(0, fh),
+      );
     },
 
     /** `buf` null (native binding): no copy; `cb(n, bytes)` hands over a buffer holding the bytes. */
@@ -210,12 +252,18 @@ export function createOps(session: FsSession, config: AdapterConfig, opts: Adapt
       const into = buf ?? Buffer.allocUnsafe(len);
       const n = readCached(h, path, pos, len, into.length >= len ? into.subarray(0, len) : into);
       if (n !== undefined) return cb(n, into);
-      run('read', path, cb, () => readAt(h, path, pos, len), (data) => {
-        const n = Math.min(data.length, len);
-        if (!buf) return cb(n, data);
-        data.copy(buf, 0, 0, n);
-        cb(n);
-      });
+      run(
+        'read',
+        path,
+        cb,
+        () => readAt(h, path, pos, len),
+        (data) => {
+          const n = Math.min(data.length, len);
+          if (!buf) return cb(n, data);
+          data.copy(buf, 0, 0, n);
+          cb(n);
+        },
+      );
     },
 
     /** `owned`: the buffer is the caller's to give (native binding), so it is not copied. */
@@ -224,10 +272,16 @@ export function createOps(session: FsSession, config: AdapterConfig, opts: Adapt
       const h = handles.get(fh);
       // Copy: fuse-native's buffer is kernel memory that is detached once we answer.
       const data = owned ? buf.subarray(0, len) : Buffer.from(buf.subarray(0, len));
-      run('write', path, cb, () => session.write(h?.path ?? path, pos, data), () => {
-        if (h) h.dirty = true;
-        cb(len);
-      });
+      run(
+        'write',
+        path,
+        cb,
+        () => session.write(h?.path ?? path, pos, data),
+        () => {
+          if (h) h.dirty = true;
+          cb(len);
+        },
+      );
     },
 
     truncate(path: string, size: number, cb: Cb) {
@@ -238,29 +292,47 @@ export function createOps(session: FsSession, config: AdapterConfig, opts: Adapt
     ftruncate(path: string, fh: number, size: number, cb: Cb) {
       if (rofs(cb)) return;
       const h = handles.get(fh);
-      run('ftruncate', path, cb, () => session.truncate(h?.path ?? path, size), () => {
-        if (h) h.dirty = true;
-        cb(0);
-      });
+      run(
+        'ftruncate',
+        path,
+        cb,
+        () => session.truncate(h?.path ?? path, size),
+        () => {
+          if (h) h.dirty = true;
+          cb(0);
+        },
+      );
     },
 
     flush(path: string, fh: number, cb: Cb) {
       // close(2): with fsyncOnClose, make written data durable locally (not committed).
       const h = handles.get(fh);
       if (!h || !h.dirty || readOnly || !fsyncOnClose) return cb(0);
-      run('flush', path, cb, () => session.fsync(h.path), () => {
-        h.dirty = false;
-        cb(0);
-      });
+      run(
+        'flush',
+        path,
+        cb,
+        () => session.fsync(h.path),
+        () => {
+          h.dirty = false;
+          cb(0);
+        },
+      );
     },
 
     fsync(path: string, _datasync: number, fh: number, cb: Cb) {
       if (readOnly) return cb(0);
       const h = handles.get(fh);
-      run('fsync', path, cb, () => session.fsync(h?.path ?? path), () => {
-        if (h) h.dirty = false;
-        cb(0);
-      });
+      run(
+        'fsync',
+        path,
+        cb,
+        () => session.fsync(h?.path ?? path),
+        () => {
+          if (h) h.dirty = false;
+          cb(0);
+        },
+      );
     },
 
     release(path: string, fh: number, cb: Cb) {
@@ -285,10 +357,16 @@ export function createOps(session: FsSession, config: AdapterConfig, opts: Adapt
 
     rename(from: string, to: string, cb: Cb) {
       if (rofs(cb)) return;
-      run('rename', from, cb, () => session.rename(from, to), () => {
-        handles.rename(from, to);
-        cb(0);
-      });
+      run(
+        'rename',
+        from,
+        cb,
+        () => session.rename(from, to),
+        () => {
+          handles.rename(from, to);
+          cb(0);
+        },
+      );
     },
 
     symlink(target: string, path: string, cb: Cb) {
@@ -297,7 +375,13 @@ export function createOps(session: FsSession, config: AdapterConfig, opts: Adapt
     },
 
     readlink(path: string, cb: Cb) {
-      run('readlink', path, cb, () => session.readlink(path), (t) => cb(0, t));
+      run(
+        'readlink',
+        path,
+        cb,
+        () => session.readlink(path),
+        (t) => cb(0, t),
+      );
     },
 
     chmod(path: string, mode: number, cb: Cb) {
@@ -321,7 +405,13 @@ export function createOps(session: FsSession, config: AdapterConfig, opts: Adapt
       // Ownership is not stored: accept "no change", refuse anything else.
       if (rofs(cb)) return;
       const same = (newUid === NO_ID || newUid === uid) && (newGid === NO_ID || newGid === gid);
-      run('chown', path, cb, () => session.stat(path), () => cb(same ? 0 : -Errno.EPERM));
+      run(
+        'chown',
+        path,
+        cb,
+        () => session.stat(path),
+        () => cb(same ? 0 : -Errno.EPERM),
+      );
     },
 
     link(_from: string, _to: string, cb: Cb) {

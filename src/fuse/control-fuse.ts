@@ -52,11 +52,7 @@ export function withControlFile(inner: FuseOps, control: ControlFile, ids: { uid
     toFuseStat({ type: 'file', mode: 0o600, size, mtimeMs: now() } as never, ids.uid, ids.gid);
   const linkTarget = (n: number): string => `${CONTROL_NAME}@${String(n).padStart(ALIAS_DIGITS, '0')}`;
   const linkStat = (): Record<string, number | Date> =>
-    toFuseStat(
-      { type: 'symlink', mode: 0o777, size: 0, target: linkTarget(0), mtimeMs: now() } as never,
-      ids.uid,
-      ids.gid,
-    );
+    toFuseStat({ type: 'symlink', mode: 0o777, size: 0, target: linkTarget(0), mtimeMs: now() } as never, ids.uid, ids.gid);
 
   const eperm = (cb: Cb): void => cb(-Errno.EPERM);
   const ops: FuseOps = { ...inner };
@@ -101,7 +97,10 @@ export function withControlFile(inner: FuseOps, control: ControlFile, ids: { uid
   });
   guard('write', (_p: string, fh: number, buf: Buffer, len: number, pos: number, cb: Cb) => {
     // Copy: fuse-native's buffer is detached once we answer.
-    control.write(fh, pos, Buffer.from(buf.subarray(0, len))).then((n) => cb(n), (err: unknown) => cb(-errnoOf(err)));
+    control.write(fh, pos, Buffer.from(buf.subarray(0, len))).then(
+      (n) => cb(n),
+      (err: unknown) => cb(-errnoOf(err)),
+    );
   });
   guard('release', (p: string, fh: number, cb: Cb) => {
     control.release(fh);

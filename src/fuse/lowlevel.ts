@@ -33,14 +33,36 @@ export interface NativeAddon {
   replyBuf(req: Req, buf: Buffer | null, len: number): void;
   replyWrite(req: Req, count: number): void;
   replyReadlink(req: Req, target: string): void;
-  replyDir(req: Req, plus: boolean, size: number, first: number, names: string[], nums: Float64Array, uid: number,
-    gid: number, attrTimeout: number, entryTimeout: number): number;
+  replyDir(
+    req: Req,
+    plus: boolean,
+    size: number,
+    first: number,
+    names: string[],
+    nums: Float64Array,
+    uid: number,
+    gid: number,
+    attrTimeout: number,
+    entryTimeout: number,
+  ): number;
 }
 type Req = object;
 /** ino, mode, nlink, uid, gid, size, mtimeMs */
 type AttrArgs = [number, number, number, number, number, number, number];
-type NativeHandler = (op: number, req: Req | null, ino: number, ino2: number, n0: number, n1: number, n2: number,
-  n3: number, s1: string | undefined, s2: string | undefined, data: Buffer | number[] | undefined, pid: number) => void;
+type NativeHandler = (
+  op: number,
+  req: Req | null,
+  ino: number,
+  ino2: number,
+  n0: number,
+  n1: number,
+  n2: number,
+  n3: number,
+  s1: string | undefined,
+  s2: string | undefined,
+  data: Buffer | number[] | undefined,
+  pid: number,
+) => void;
 
 export interface NativeMountOptions {
   workers?: number;
@@ -52,16 +74,47 @@ export interface NativeMountOptions {
 
 /** Request codes (native/cairn_fuse.c). */
 const OP = {
-  LOOKUP: 1, FORGET: 2, GETATTR: 3, SETATTR: 4, READLINK: 5, MKNOD: 6, MKDIR: 7, UNLINK: 8, RMDIR: 9, SYMLINK: 10,
-  RENAME: 11, LINK: 12, OPEN: 13, READ: 14, WRITE: 15, RELEASE: 17, FSYNC: 18, FLUSH: 19, OPENDIR: 20, READDIR: 21,
-  RELEASEDIR: 22, ACCESS: 24, CREATE: 25, READDIRPLUS: 26, EXITED: 91,
+  LOOKUP: 1,
+  FORGET: 2,
+  GETATTR: 3,
+  SETATTR: 4,
+  READLINK: 5,
+  MKNOD: 6,
+  MKDIR: 7,
+  UNLINK: 8,
+  RMDIR: 9,
+  SYMLINK: 10,
+  RENAME: 11,
+  LINK: 12,
+  OPEN: 13,
+  READ: 14,
+  WRITE: 15,
+  RELEASE: 17,
+  FSYNC: 18,
+  FLUSH: 19,
+  OPENDIR: 20,
+  READDIR: 21,
+  RELEASEDIR: 22,
+  ACCESS: 24,
+  CREATE: 25,
+  READDIRPLUS: 26,
+  EXITED: 91,
 } as const;
 
 const SET_ATTR = { MODE: 1, UID: 2, GID: 4, SIZE: 8, ATIME: 16, MTIME: 32, ATIME_NOW: 128, MTIME_NOW: 256 } as const;
 const RENAME_NOREPLACE = 1;
 const ETIMEDOUT = 110;
-const REPLIES = ['replyErr', 'replyEntry', 'replyCreate', 'replyAttr', 'replyOpen', 'replyBuf', 'replyWrite',
-  'replyReadlink', 'replyDir'] as const;
+const REPLIES = [
+  'replyErr',
+  'replyEntry',
+  'replyCreate',
+  'replyAttr',
+  'replyOpen',
+  'replyBuf',
+  'replyWrite',
+  'replyReadlink',
+  'replyDir',
+] as const;
 const ROOT = 1;
 
 let loaded: { addon?: NativeAddon; error?: string } | undefined;
@@ -289,14 +342,20 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
     (addon as any)[k] = (req: Req, ...a: unknown[]) => (waiting.delete(req) ? (raw as any)[k](req, ...a) : 0);
   }
   const limit = o.timeoutMs ?? 0;
-  const sweep = limit > 0 ? setInterval(() => {
-    const now = Date.now();
-    for (const [req, deadline] of waiting) {
-      if (deadline > now) continue;
-      waiting.delete(req);
-      raw.replyErr(req, ETIMEDOUT);
-    }
-  }, Math.min(1000, Math.max(50, limit / 4))) : undefined;
+  const sweep =
+    limit > 0
+      ? setInterval(
+          () => {
+            const now = Date.now();
+            for (const [req, deadline] of waiting) {
+              if (deadline > now) continue;
+              waiting.delete(req);
+              raw.replyErr(req, ETIMEDOUT);
+            }
+          },
+          Math.min(1000, Math.max(50, limit / 4)),
+        )
+      : undefined;
   sweep?.unref();
   const inodes = new InodeTable();
   const dirs = new Map<number, DirHandle>();
@@ -351,11 +410,15 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
   function hide(req: Req, p: string, next: () => void): void {
     const tag = `${(inodes.peek(p) ?? 0).toString(16)}${(++hideSeq).toString(16).padStart(8, '0')}`;
     const h = child(parentOf(p), `.fuse_hidden${tag}`);
-    step(req, (cb) => ops.rename(p, h, cb), () => {
-      inodes.rename(p, h);
-      hidden.add(h);
-      next();
-    });
+    step(
+      req,
+      (cb) => ops.rename(p, h, cb),
+      () => {
+        inodes.rename(p, h);
+        hidden.add(h);
+        next();
+      },
+    );
   }
 
   /** Runs the adapter step `f` and continues with `next` on success. */
@@ -424,8 +487,20 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
     }
   };
 
-  function dispatch(req: Req, op: number, ino: number, ino2: number, n0: number, n1: number, n2: number, n3: number,
-    s1: string | undefined, s2: string | undefined, data: Buffer | number[] | undefined, pid: number): void {
+  function dispatch(
+    req: Req,
+    op: number,
+    ino: number,
+    ino2: number,
+    n0: number,
+    n1: number,
+    n2: number,
+    n3: number,
+    s1: string | undefined,
+    s2: string | undefined,
+    data: Buffer | number[] | undefined,
+    pid: number,
+  ): void {
     const path = pathOf(req, ino);
     if (path === null) return;
     switch (op) {
@@ -460,28 +535,48 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
         return runSteps(0);
       }
       case OP.READLINK:
-        return step(req, (cb) => ops.readlink(path, cb), (t: string) => addon.replyReadlink(req, t));
+        return step(
+          req,
+          (cb) => ops.readlink(path, cb),
+          (t: string) => addon.replyReadlink(req, t),
+        );
       case OP.MKNOD: {
         const p = child(path, s1!);
-        return step(req, (cb) => ops.mknod(p, n0, n1, cb), () => replyEntryFor(req, p, false));
+        return step(
+          req,
+          (cb) => ops.mknod(p, n0, n1, cb),
+          () => replyEntryFor(req, p, false),
+        );
       }
       case OP.MKDIR: {
         const p = child(path, s1!);
-        return step(req, (cb) => ops.mkdir(p, n0, cb), () => replyEntryFor(req, p, false));
+        return step(
+          req,
+          (cb) => ops.mkdir(p, n0, cb),
+          () => replyEntryFor(req, p, false),
+        );
       }
       case OP.SYMLINK: {
         const p = child(path, s1!);
-        return step(req, (cb) => ops.symlink(s2!, p, cb), () => replyEntryFor(req, p, false));
+        return step(
+          req,
+          (cb) => ops.symlink(s2!, p, cb),
+          () => replyEntryFor(req, p, false),
+        );
       }
       case OP.UNLINK:
       case OP.RMDIR: {
         const p = child(path, s1!);
         if (op === OP.UNLINK && isOpen(p)) return hide(req, p, () => addon.replyErr(req, 0));
         const f = op === OP.UNLINK ? ops.unlink : ops.rmdir;
-        return step(req, (cb) => f(p, cb), () => {
-          inodes.detach(p);
-          addon.replyErr(req, 0);
-        });
+        return step(
+          req,
+          (cb) => f(p, cb),
+          () => {
+            inodes.detach(p);
+            addon.replyErr(req, 0);
+          },
+        );
       }
       case OP.RENAME: {
         const to = inodes.path(ino2);
@@ -491,41 +586,57 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
         // RENAME_NOREPLACE is checked here (best effort: no other writer shares this session);
         // RENAME_EXCHANGE and RENAME_WHITEOUT are not supported (EINVAL).
         if (n0 & ~RENAME_NOREPLACE) return addon.replyErr(req, Errno.EINVAL);
-        const move = (): void => step(req, (cb) => ops.rename(from, dest, cb), () => {
-          inodes.rename(from, dest);
-          addon.replyErr(req, 0);
-        });
+        const move = (): void =>
+          step(
+            req,
+            (cb) => ops.rename(from, dest, cb),
+            () => {
+              inodes.rename(from, dest);
+              addon.replyErr(req, 0);
+            },
+          );
         // A replaced file that is open keeps its bytes for its readers: hide it first (as unlink does).
         const go = (): void => (from !== dest && isOpen(dest) ? hide(req, dest, move) : move());
         if (!(n0 & RENAME_NOREPLACE)) return go();
         return ops.getattr(dest, (code: number) => (code === 0 ? addon.replyErr(req, Errno.EEXIST) : go()));
       }
       case OP.LINK:
-        return step(req, (cb) => ops.link(path, child(inodes.path(ino2) ?? '/', s1!), cb), () =>
-          addon.replyErr(req, 0));
+        return step(
+          req,
+          (cb) => ops.link(path, child(inodes.path(ino2) ?? '/', s1!), cb),
+          () => addon.replyErr(req, 0),
+        );
       case OP.OPEN:
-        return step(req, (cb) => ops.open(path, n0, cb, pid), (fh: number) =>
-          (uncached(path) ? addon.replyOpen(req, fh, 0, 1) : addon.replyOpen(req, fh, 1, 0)));
+        return step(
+          req,
+          (cb) => ops.open(path, n0, cb, pid),
+          (fh: number) => (uncached(path) ? addon.replyOpen(req, fh, 0, 1) : addon.replyOpen(req, fh, 1, 0)),
+        );
       case OP.CREATE: {
         const p = child(path, s1!);
-        return step(req, (cb) => ops.create(p, n0, cb, pid), (fh: number) => {
-          ops.getattr(p, (code: number, st?: FuseStat) => {
-            if (code < 0) {
-              ops.release(p, fh, () => undefined);
-              return fail(req, code);
-            }
-            const cino = inodes.ensure(p);
-            inodes.ref(cino);
-            inodes.setType(cino, st!.mode);
-            const live = uncached(p);
-            const [t1, t2, keep, direct] = live ? [0, 0, 0, 1] : [at, et, 1, 0];
-            addon.replyCreate(req, ...attrArgs(cino, st!), t1, t2, fh, keep, direct);
-          });
-        });
+        return step(
+          req,
+          (cb) => ops.create(p, n0, cb, pid),
+          (fh: number) => {
+            ops.getattr(p, (code: number, st?: FuseStat) => {
+              if (code < 0) {
+                ops.release(p, fh, () => undefined);
+                return fail(req, code);
+              }
+              const cino = inodes.ensure(p);
+              inodes.ref(cino);
+              inodes.setType(cino, st!.mode);
+              const live = uncached(p);
+              const [t1, t2, keep, direct] = live ? [0, 0, 0, 1] : [at, et, 1, 0];
+              addon.replyCreate(req, ...attrArgs(cino, st!), t1, t2, fh, keep, direct);
+            });
+          },
+        );
       }
       case OP.READ: {
         return ops.read(path, n2, null, n0, n1, (code: number, bytes?: Buffer) =>
-          (code < 0 ? fail(req, code) : addon.replyBuf(req, bytes ?? null, code)));
+          code < 0 ? fail(req, code) : addon.replyBuf(req, bytes ?? null, code),
+        );
       }
       case OP.WRITE: {
         const b = data as Buffer;
@@ -548,12 +659,16 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
       case OP.FSYNC:
         return ops.fsync(path, n0, n2, (code: number) => addon.replyErr(req, code < 0 ? -code : 0));
       case OP.OPENDIR:
-        return step(req, (cb) => ops.getattr(path, cb), (st: FuseStat) => {
-          if ((st.mode & 0o170000) !== 0o040000) return addon.replyErr(req, Errno.ENOTDIR);
-          const fh = nextDir++;
-          dirs.set(fh, { path, names: [], stats: [] });
-          addon.replyOpen(req, fh, 0, 0);
-        });
+        return step(
+          req,
+          (cb) => ops.getattr(path, cb),
+          (st: FuseStat) => {
+            if ((st.mode & 0o170000) !== 0o040000) return addon.replyErr(req, Errno.ENOTDIR);
+            const fh = nextDir++;
+            dirs.set(fh, { path, names: [], stats: [] });
+            addon.replyOpen(req, fh, 0, 0);
+          },
+        );
       case OP.READDIR:
       case OP.READDIRPLUS:
         return readdir(req, ino, n0, n1, n2, op === OP.READDIRPLUS);

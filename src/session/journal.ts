@@ -173,11 +173,22 @@ export class Journal {
    * when it is exactly snapshot `seq` (no pending ops) and `seq ≥ minSeq`; otherwise undefined.
    * @example const snap = journal.cleanSnapshot(0, encodeCheckpointSync); if (snap) await log.putCheckpoint(snap.seq, snap.body);
    */
-  cleanSnapshot<T>(minSeq: number, encode: (seq: number, entries: Iterable<[string, EntryData]>) => T): { seq: number; body: T } | undefined {
+  cleanSnapshot<T>(
+    minSeq: number,
+    encode: (seq: number, entries: Iterable<[string, EntryData]>) => T,
+  ): { seq: number; body: T } | undefined {
     return this.transaction(() => {
       const seq = this.seq;
       if (seq < minSeq || this.pendingCount() > 0) return undefined;
-      return { seq, body: encode(seq, (function* (all) { for (const e of all) yield [e.path, entryData(e)] as [string, EntryData]; })(this.iterateAll())) };
+      return {
+        seq,
+        body: encode(
+          seq,
+          (function* (all) {
+            for (const e of all) yield [e.path, entryData(e)] as [string, EntryData];
+          })(this.iterateAll()),
+        ),
+      };
     });
   }
 

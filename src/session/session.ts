@@ -31,15 +31,7 @@ import type { Syncer } from './sync.js';
 import { type SessionOptions, openParts } from './opening.js';
 import { FileData } from './filedata.js';
 import { planCopy, planPut } from './bulk.js';
-import {
-  checkByteCount,
-  checkFileSize,
-  checkInteger,
-  checkMode,
-  checkTimeMs,
-  checkWriteRange,
-  isByteRange,
-} from '../util/limits.js';
+import { checkByteCount, checkFileSize, checkInteger, checkMode, checkTimeMs, checkWriteRange, isByteRange } from '../util/limits.js';
 
 const FILE_MODE = 0o644;
 
@@ -234,7 +226,10 @@ export class Session implements FsSession {
   /** The staging file of a file, copying committed content into a new one on first write. */
   private async staged(p: string, keepContent = true): Promise<string> {
     const e = this.entry(p);
-    if (e.type !== 'file') throw new CairnError(e.type === 'directory' ? 'IS_A_DIRECTORY' : 'INVALID_ARGUMENT', `/${p} is not a regular file`, { path: `/${p}` });
+    if (e.type !== 'file')
+      throw new CairnError(e.type === 'directory' ? 'IS_A_DIRECTORY' : 'INVALID_ARGUMENT', `/${p} is not a regular file`, {
+        path: `/${p}`,
+      });
     return this.data.staged(p, e, keepContent);
   }
 
@@ -312,7 +307,8 @@ export class Session implements FsSession {
     const p = normalizePath(path);
     this.checkWritable(p);
     const e = this.entry(p);
-    if (e.type === 'directory') throw new CairnError('IS_A_DIRECTORY', `/${p} is a directory`, { path: `/${p}`, hint: 'use rmdir, or remove recursively' });
+    if (e.type === 'directory')
+      throw new CairnError('IS_A_DIRECTORY', `/${p} is a directory`, { path: `/${p}`, hint: 'use rmdir, or remove recursively' });
     this.journal.remove(p);
   }
 
@@ -321,7 +317,8 @@ export class Session implements FsSession {
     this.checkWritable(p);
     this.dirEntry(p);
     if (p === '') throw new CairnError('PERMISSION_DENIED', 'the root directory cannot be removed', { path: '/' });
-    if (this.journal.hasChildren(p)) throw new CairnError('NOT_EMPTY', `/${p} is not empty`, { path: `/${p}`, hint: 'remove its contents first, or remove recursively' });
+    if (this.journal.hasChildren(p))
+      throw new CairnError('NOT_EMPTY', `/${p} is not empty`, { path: `/${p}`, hint: 'remove its contents first, or remove recursively' });
     this.journal.remove(p);
   }
 
@@ -342,15 +339,19 @@ export class Session implements FsSession {
     const dst = normalizePath(to);
     this.checkWritable(src);
     const e = this.entry(src);
-    if (src === '' || dst === '') throw new CairnError('PERMISSION_DENIED', 'the root directory cannot be renamed or replaced', { path: '/' });
+    if (src === '' || dst === '')
+      throw new CairnError('PERMISSION_DENIED', 'the root directory cannot be renamed or replaced', { path: '/' });
     this.checkParent(dst);
     if (src === dst) return;
     if (isWithin(dst, src)) throw new CairnError('INVALID_ARGUMENT', `cannot move /${src} into itself (/${dst})`, { path: `/${dst}` });
     const existing = this.journal.get(dst);
     if (existing) {
-      if (e.type === 'directory' && existing.type !== 'directory') throw new CairnError('NOT_A_DIRECTORY', `/${dst} is not a directory`, { path: `/${dst}` });
-      if (e.type !== 'directory' && existing.type === 'directory') throw new CairnError('IS_A_DIRECTORY', `/${dst} is a directory`, { path: `/${dst}` });
-      if (existing.type === 'directory' && this.journal.hasChildren(dst)) throw new CairnError('NOT_EMPTY', `/${dst} is not empty`, { path: `/${dst}` });
+      if (e.type === 'directory' && existing.type !== 'directory')
+        throw new CairnError('NOT_A_DIRECTORY', `/${dst} is not a directory`, { path: `/${dst}` });
+      if (e.type !== 'directory' && existing.type === 'directory')
+        throw new CairnError('IS_A_DIRECTORY', `/${dst} is a directory`, { path: `/${dst}` });
+      if (existing.type === 'directory' && this.journal.hasChildren(dst))
+        throw new CairnError('NOT_EMPTY', `/${dst} is not empty`, { path: `/${dst}` });
     }
     this.journal.move(src, dst);
   }
@@ -360,7 +361,8 @@ export class Session implements FsSession {
     this.checkWritable(p);
     this.checkParent(p);
     if (this.journal.get(p)) throw new CairnError('ALREADY_EXISTS', `/${p} already exists`, { path: `/${p}` });
-    if (typeof target !== 'string' || target === '' || target.includes('\0')) throw new CairnError('INVALID_ARGUMENT', 'invalid symlink target', { path: `/${p}` });
+    if (typeof target !== 'string' || target === '' || target.includes('\0'))
+      throw new CairnError('INVALID_ARGUMENT', 'invalid symlink target', { path: `/${p}` });
     this.putEntry(p, { type: 'symlink', mode: 0o777, mtimeMs: Date.now(), size: Buffer.byteLength(target), target });
   }
 
@@ -433,7 +435,9 @@ export class Session implements FsSession {
   async reload(): Promise<ReloadResult> {
     this.checkOpen();
     if (this.opts.seq !== undefined) {
-      throw new CairnError('INVALID_ARGUMENT', `this session is pinned at snapshot ${this.opts.seq}`, { hint: 'open a new session to see newer snapshots' });
+      throw new CairnError('INVALID_ARGUMENT', `this session is pinned at snapshot ${this.opts.seq}`, {
+        hint: 'open a new session to see newer snapshots',
+      });
     }
     const commit = this.journal.pendingCount() > 0 ? await this.commit() : undefined;
     const r = await this.sync.reload();

@@ -123,7 +123,15 @@ export async function checkpointOf(store: ObjectStore, volumeId: string, seq: nu
   return withTemporaryJournal(async (journal) => {
     await bootstrap(journal, new VolumeLog(store, volumeId), seq);
     const snap = journal.cleanSnapshot(seq, (s, entries) =>
-      encodeCheckpointSync(s, (function* () { for (const x of entries) { visit(x[1]); yield x; } })()),
+      encodeCheckpointSync(
+        s,
+        (function* () {
+          for (const x of entries) {
+            visit(x[1]);
+            yield x;
+          }
+        })(),
+      ),
     );
     return snap!.body;
   });

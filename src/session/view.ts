@@ -24,8 +24,8 @@ function prepare(db: BetterSqlite3.Database) {
   return {
     get: db.prepare<[string], Row>('SELECT * FROM entries WHERE path = ?'),
     insert: db.prepare<[Row]>(
-      'INSERT OR REPLACE INTO entries (path, parent, type, mode, mtime, size, chunks, inline, target, staged) '
-        + 'VALUES (@path, @parent, @type, @mode, @mtime, @size, @chunks, @inline, @target, @staged)',
+      'INSERT OR REPLACE INTO entries (path, parent, type, mode, mtime, size, chunks, inline, target, staged) ' +
+        'VALUES (@path, @parent, @type, @mode, @mtime, @size, @chunks, @inline, @target, @staged)',
     ),
     children: db.prepare<[string], Row>('SELECT * FROM entries WHERE parent = ? ORDER BY path'),
     hasChild: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM entries WHERE parent = ? LIMIT 1'),

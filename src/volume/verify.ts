@@ -223,7 +223,11 @@ export async function verifyVolume(
           const r = decodeRecord(await store.get(o.key), o.key, report.volume);
           counted(r.version);
           report.checked.entries += r.ops.length;
-          addRefs(refs, o.key, r.ops.flatMap((op) => (op.op === 'put' ? [op.entry] : [])));
+          addRefs(
+            refs,
+            o.key,
+            r.ops.flatMap((op) => (op.op === 'put' ? [op.entry] : [])),
+          );
         } catch (err) {
           if (!isDamage(err)) throw err;
           if (err.code === 'NOT_FOUND') flag('record', o.key, 'NOT_FOUND', `${o.key} vanished while verifying`);
@@ -252,7 +256,11 @@ export async function verifyVolume(
       if (seqs.length && cp.seq > head) {
         flag('checkpoint', o.key, 'CORRUPT', `the checkpoint is at seq ${cp.seq}, beyond the log's head ${head}`);
       }
-      addRefs(refs, o.key, cp.entries.map(([, e]) => e));
+      addRefs(
+        refs,
+        o.key,
+        cp.entries.map(([, e]) => e),
+      );
     } catch (err) {
       if (!isDamage(err)) throw err;
       problem('checkpoint', o.key, err);
@@ -288,12 +296,7 @@ export async function verifyVolume(
 }
 
 /** Checks `names/<name>`; returns the volume id to go on with, or undefined when there is none. */
-async function verifyName(
-  store: ObjectStore,
-  name: string,
-  knownId: string | undefined,
-  log: Findings,
-): Promise<string | undefined> {
+async function verifyName(store: ObjectStore, name: string, knownId: string | undefined, log: Findings): Promise<string | undefined> {
   const { report, problem, counted } = log;
   const key = keys.name(name);
   let body: Buffer;

@@ -88,7 +88,13 @@ export class Volume implements AsyncDisposable {
     try {
       const catalog = new Catalog(store);
       const meta = options.createIfMissing ? (await catalog.create(name, { allowExisting: true })).meta : await catalog.lookup(name);
-      return new this(store, meta, !!options.readOnly, { store: owned, ephemeral: false }, options.mountControl ?? this.defaultMountControl);
+      return new this(
+        store,
+        meta,
+        !!options.readOnly,
+        { store: owned, ephemeral: false },
+        options.mountControl ?? this.defaultMountControl,
+      );
     } catch (err) {
       if (owned) await store.close();
       throw err;
@@ -151,7 +157,10 @@ export class Volume implements AsyncDisposable {
     const task = async () => {
       if (this.closed) throw new CairnError('CLOSED', 'the volume handle is closed', { volume: this.name });
       if (write && this.isReadOnly) {
-        throw new CairnError('READ_ONLY', `volume ${this.name} was opened read-only`, { volume: this.name, hint: 'use a handle without readOnly()' });
+        throw new CairnError('READ_ONLY', `volume ${this.name} was opened read-only`, {
+          volume: this.name,
+          hint: 'use a handle without readOnly()',
+        });
       }
       if (this.own) {
         try {
@@ -163,7 +172,13 @@ export class Volume implements AsyncDisposable {
         }
       }
       if (!this.own) {
-        this.own = await Session.open({ store: this.store, volume: this.meta, dir: await privateSessionDir(this.meta.id), ephemeral: true, chunks: this.chunks });
+        this.own = await Session.open({
+          store: this.store,
+          volume: this.meta,
+          dir: await privateSessionDir(this.meta.id),
+          ephemeral: true,
+          chunks: this.chunks,
+        });
       }
       try {
         const out = await fn(this.own);
@@ -353,7 +368,11 @@ export class Volume implements AsyncDisposable {
     await this.run(true, async (s) => {
       const st = await s.stat(p);
       if (st.type === 'directory' && !options.recursive) {
-        throw new CairnError('IS_A_DIRECTORY', `/${p} is a directory`, { path: `/${p}`, volume: this.name, hint: 'pass recursive: true to remove it and its contents' });
+        throw new CairnError('IS_A_DIRECTORY', `/${p} is a directory`, {
+          path: `/${p}`,
+          volume: this.name,
+          hint: 'pass recursive: true to remove it and its contents',
+        });
       }
       await s.removeTree(p);
     });
@@ -365,7 +384,8 @@ export class Volume implements AsyncDisposable {
    * @example await vol.copyFiles(['/a.txt', '/b.txt'], '/backup/');
    */
   async copyFiles(srcPaths: string[], dstPath: string, options: { recursive?: boolean } = {}): Promise<void> {
-    if (!Array.isArray(srcPaths) || srcPaths.length === 0) throw new CairnError('INVALID_ARGUMENT', 'copyFiles needs at least one source path');
+    if (!Array.isArray(srcPaths) || srcPaths.length === 0)
+      throw new CairnError('INVALID_ARGUMENT', 'copyFiles needs at least one source path');
     const srcs = srcPaths.map((p) => normalizePath(p, 'source path'));
     const dst = normalizePath(dstPath, 'destination path');
     const dirDst = dstPath.endsWith('/');
@@ -376,19 +396,29 @@ export class Volume implements AsyncDisposable {
       }
       const into = dirDst || dstStat?.type === 'directory';
       if (!into && srcs.length > 1) {
-        throw new CairnError(dstStat ? 'NOT_A_DIRECTORY' : 'NOT_FOUND', `copying several files needs an existing directory as the destination: /${dst}`, { path: `/${dst}` });
+        throw new CairnError(
+          dstStat ? 'NOT_A_DIRECTORY' : 'NOT_FOUND',
+          `copying several files needs an existing directory as the destination: /${dst}`,
+          { path: `/${dst}` },
+        );
       }
       const plan: [string, string][] = [];
       for (const src of srcs) {
         const st = await s.stat(src);
         if (st.type === 'directory' && !options.recursive) {
-          throw new CairnError('IS_A_DIRECTORY', `/${src} is a directory`, { path: `/${src}`, hint: 'pass recursive: true to copy directories' });
+          throw new CairnError('IS_A_DIRECTORY', `/${src} is a directory`, {
+            path: `/${src}`,
+            hint: 'pass recursive: true to copy directories',
+          });
         }
         const target = into ? joinPath(dst, baseName(src)) : dst;
         const existing = s.lookup(target);
-        if (existing?.type === 'directory' && st.type !== 'directory') throw new CairnError('IS_A_DIRECTORY', `/${target} is a directory`, { path: `/${target}` });
-        if (existing && existing.type !== 'directory' && st.type === 'directory') throw new CairnError('NOT_A_DIRECTORY', `/${target} is not a directory`, { path: `/${target}` });
-        if (!into && !s.lookup(parentOf(target))) throw new CairnError('NOT_FOUND', `no such directory: /${parentOf(target)}`, { path: `/${parentOf(target)}` });
+        if (existing?.type === 'directory' && st.type !== 'directory')
+          throw new CairnError('IS_A_DIRECTORY', `/${target} is a directory`, { path: `/${target}` });
+        if (existing && existing.type !== 'directory' && st.type === 'directory')
+          throw new CairnError('NOT_A_DIRECTORY', `/${target} is not a directory`, { path: `/${target}` });
+        if (!into && !s.lookup(parentOf(target)))
+          throw new CairnError('NOT_FOUND', `no such directory: /${parentOf(target)}`, { path: `/${parentOf(target)}` });
         plan.push([src, target]);
       }
       if (dirDst && !dstStat) await s.mkdirp(dst);
@@ -404,7 +434,10 @@ export class Volume implements AsyncDisposable {
    * Uploads files and directories in one all-or-nothing commit; resolves with the files and bytes put.
    * @example await vol.batchUpload({ force: true }, async (b) => { b.putFile('./a.txt', '/a.txt'); b.putDirectory('./dir', '/dir'); });
    */
-  async batchUpload(options: { force?: boolean; onProgress?: BatchProgress }, fn: (batch: Batch) => unknown | Promise<unknown>): Promise<BatchResult> {
+  async batchUpload(
+    options: { force?: boolean; onProgress?: BatchProgress },
+    fn: (batch: Batch) => unknown | Promise<unknown>,
+  ): Promise<BatchResult> {
     const batch = new Batch();
     await fn(batch);
     return await this.run(true, (s) => uploadBatch(s, this.chunks, batch, !!options.force, options.onProgress));

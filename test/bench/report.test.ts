@@ -65,8 +65,12 @@ test('page: table cells, goal verdicts and failures; goals recomputed, never tak
   res.goals = summarizeGoals(res).map((g) => ({ ...g, met: true, ratio: 99 }));
   const md = renderMarkdown(res);
   const reads = section(md, '## Parallel reads');
-  assert.ok(reads.includes('| big 64 MiB | cold | 1 | Cairn | 288.0 | 5 | 10.0 | 400 | 200 | local 0.58x, s3get 0.90x, s3fs 3.00x, rclone 1.50x |'));
-  assert.ok(reads.includes('| big 64 MiB | cold | 4 | Cairn | 300.0 | 5 | 10.0 | 400 | 200 | local 0.25x, s3get 0.75x, s3fs 2.00x, rclone 3.00x |'));
+  assert.ok(
+    reads.includes('| big 64 MiB | cold | 1 | Cairn | 288.0 | 5 | 10.0 | 400 | 200 | local 0.58x, s3get 0.90x, s3fs 3.00x, rclone 1.50x |'),
+  );
+  assert.ok(
+    reads.includes('| big 64 MiB | cold | 4 | Cairn | 300.0 | 5 | 10.0 | 400 | 200 | local 0.25x, s3get 0.75x, s3fs 2.00x, rclone 3.00x |'),
+  );
   assert.ok(reads.includes('| small 200x16K | cold | 1 | Cairn | 18.8 | 1200 | 5.0 | 400 | 200 | local 0.13x, s3get 3.00x, s3fs 12.00x |'));
   assert.ok(reads.includes('| big 64 MiB | cold | 1 | s3fs | 96.0 | 2 | 10.0 | 80 | 10 |  |'));
   const fio = section(md, '## fio through each mount');
@@ -79,9 +83,15 @@ test('page: table cells, goal verdicts and failures; goals recomputed, never tak
   assert.ok(goals.includes('| cold big-file reads vs raw GetObject | 4 | 300.0 | 400.0 | 0.75 | ≥ 90% | **no** |'));
   assert.ok(goals.includes('| warm reads per reader | 4 | 500.0 | - | - | ≥ 1024 MiB/s | **no** |'));
   assert.ok(goals.includes('| cold small files vs s3fs (files/s) | 1 | 1200.0 | 100.0 | 12.00 | ≥ 10x | yes |'));
-  assert.ok(goals.includes('| reload after 1 new file: 1,000 vs 100,000 files (ms; ratio max/min over all sizes) | 1 | 11.0 | 5.0 | 2.20 | ≤ 2x | **no** |'));
+  assert.ok(
+    goals.includes(
+      '| reload after 1 new file: 1,000 vs 100,000 files (ms; ratio max/min over all sizes) | 1 | 11.0 | 5.0 | 2.20 | ≤ 2x | **no** |',
+    ),
+  );
   assert.equal((goals.match(/\*\*no\*\*/g) ?? []).length, 5);
-  assert.ok(section(md, '## Failures in this run').includes('- small 4 reader(s) rclone cold: f000007.bin: read 16383 bytes, expected 16384'));
+  assert.ok(
+    section(md, '## Failures in this run').includes('- small 4 reader(s) rclone cold: f000007.bin: read 16383 bytes, expected 16384'),
+  );
   assert.ok(md.includes('For volumes of 1,000 and 100,000 files'));
   assert.ok(md.includes('Every reader checks what it reads against the dataset'));
 
@@ -94,10 +104,18 @@ test('page: table cells, goal verdicts and failures; goals recomputed, never tak
 test('page: the notes on missed goals are computed from the figures', async () => {
   const res = await fixture();
   const notes = section(renderMarkdown(res), '### Where goals are missed');
-  assert.ok(notes.includes('**Cold big-file reads**, 1 reader: Cairn on s3rver 288 MiB/s; raw GetObject 320 MiB/s (Cairn 90% of it), s3fs 96 MiB/s (Cairn 300% of it)'));
+  assert.ok(
+    notes.includes(
+      '**Cold big-file reads**, 1 reader: Cairn on s3rver 288 MiB/s; raw GetObject 320 MiB/s (Cairn 90% of it), s3fs 96 MiB/s (Cairn 300% of it)',
+    ),
+  );
   // 400 MiB/s on the file store is faster than every reference from s3rver (at most 320).
   assert.ok(notes.includes('reads 400 MiB/s cold (1.39× Cairn on s3rver), faster than every reference reading from s3rver'));
-  assert.ok(notes.includes('Cairn 1200 files/s, 3.00× raw GetObject (400 files/s, one GET per file, 8 in flight), 12.00× s3fs (100 files/s); warm 2400 files/s, so cold reaches 50% of warm'));
+  assert.ok(
+    notes.includes(
+      'Cairn 1200 files/s, 3.00× raw GetObject (400 files/s, one GET per file, 8 in flight), 12.00× s3fs (100 files/s); warm 2400 files/s, so cold reaches 50% of warm',
+    ),
+  );
   assert.ok(notes.includes('reach 2600 files/s at best in this run (Cairn (file store))'));
   assert.ok(notes.includes('Rounds of the figures measured more than once ranged: Cairn big cold ×1 250.0–300.0 MiB/s.'));
   assert.ok(notes.includes('Load average 1.5 / 1.25 / 1 on 2 cores'));
@@ -114,7 +132,10 @@ test('page: the notes on missed goals are computed from the figures', async () =
 test('docs/BENCHMARKS.md and docs/benchmarks.svg are exactly the rendering of docs/benchmarks.json', async () => {
   const published = JSON.parse(await fsp.readFile(path.join(ROOT, PUBLISHED_JSON), 'utf8')) as BenchResults;
   const md = await fsp.readFile(path.join(ROOT, 'docs', 'BENCHMARKS.md'), 'utf8');
-  assert.ok(md === renderMarkdown(published), 'docs/BENCHMARKS.md differs from its rendering: run `node dist/bench/report.js docs/benchmarks.json`');
+  assert.ok(
+    md === renderMarkdown(published),
+    'docs/BENCHMARKS.md differs from its rendering: run `node dist/bench/report.js docs/benchmarks.json`',
+  );
   assert.equal(await fsp.readFile(path.join(ROOT, 'docs', 'benchmarks.svg'), 'utf8'), `${svgChart(published)}\n`);
   assert.deepEqual(published.goals, summarizeGoals(published), 'the goals stored with the results are the computed ones');
 });
@@ -143,14 +164,25 @@ test('gc: goals and section from the output of bench/gc.ts, published into the r
       rewrites: 10,
       before: { liveMiB: 300, storedMiB: 2700, ratio: 9, deadInLivePacksMiB: 0 },
       after: { liveMiB: 300, storedMiB: 360, ratio: 1.2, deadInLivePacksMiB: 40 },
-      gcRuns: [{ ms: 900, condemned: 72, deleted: 0, deletedMiB: 0 }, { ms: 800, condemned: 0, deleted: 72, deletedMiB: 2304 }],
+      gcRuns: [
+        { ms: 900, condemned: 72, deleted: 0, deletedMiB: 0 },
+        { ms: 800, condemned: 0, deleted: 72, deletedMiB: 2304 },
+      ],
     },
-    scale: { files: 1000000, gcMs: 60500, gcMaxRssMiB: 150, recordsDeleted: 1007, commit4MiBMs: { alone: 50, duringGc: 100, samplesDuringGc: 5 } },
+    scale: {
+      files: 1000000,
+      gcMs: 60500,
+      gcMaxRssMiB: 150,
+      recordsDeleted: 1007,
+      commit4MiBMs: { alone: 50, duringGc: 100, samplesDuringGc: 5 },
+    },
   };
   const res = await fixture();
   assert.deepEqual(gcGoals(res), [], 'no gc results, no gc goals');
   res.gc = gc;
-  const got = summarizeGoals(res).filter((g) => g.workload === 'gc').map((g) => [g.goal, g.cairn, g.reference, g.ratio, g.target, g.met]);
+  const got = summarizeGoals(res)
+    .filter((g) => g.workload === 'gc')
+    .map((g) => [g.goal, g.cairn, g.reference, g.ratio, g.target, g.met]);
   assert.deepEqual(got, [
     ['gc: stored / live bytes after gc --keep-last 1', 360, 300, 1.2, '≤ 1.2x', true],
     ['gc of 1,000,000 files (s)', 60.5, undefined, undefined, '≤ 60 s', false],
@@ -160,7 +192,11 @@ test('gc: goals and section from the output of bench/gc.ts, published into the r
   const md = renderMarkdown(res);
   const s = section(md, '## Garbage collection');
   assert.ok(s.includes('`node dist/bench/gc.js --files 1000000` (2026-11-30T12:00:00.000Z, 2 cores at load average 6.0 / 5.5 / 5.0)'));
-  assert.ok(s.includes('| the same after `gc --keep-last 1` (2 runs a grace apart: 72 packs, 2304.0 MiB deleted) | 360.0 / 300.0 (1.200×; 40.0 MiB dead inside live packs) |'));
+  assert.ok(
+    s.includes(
+      '| the same after `gc --keep-last 1` (2 runs a grace apart: 72 packs, 2304.0 MiB deleted) | 360.0 / 300.0 (1.200×; 40.0 MiB dead inside live packs) |',
+    ),
+  );
   assert.ok(s.includes('| the same: peak RSS of the gc process | 150 MiB |'));
   assert.ok(s.includes('| a commit of one 4 MiB file alone / during that gc (median of 5) | 50 / 100 ms |'));
   assert.ok(section(md, '## Goals').includes('| gc of 1,000,000 files (s) | 1 | 60.5 | - | - | ≤ 60 s | **no** |'));

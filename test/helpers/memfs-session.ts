@@ -122,7 +122,14 @@ export class MemSession implements FsSession {
   }
 
   private toStat(p: string, n: Node): Stat {
-    return { path: p, type: n.type, mode: n.mode, size: n.type === 'file' ? n.size : 0, mtimeMs: n.mtimeMs, ...(n.target !== undefined ? { target: n.target } : {}) };
+    return {
+      path: p,
+      type: n.type,
+      mode: n.mode,
+      size: n.type === 'file' ? n.size : 0,
+      mtimeMs: n.mtimeMs,
+      ...(n.target !== undefined ? { target: n.target } : {}),
+    };
   }
 
   // --- reads -----------------------------------------------------------------------------
@@ -138,7 +145,9 @@ export class MemSession implements FsSession {
     const p = normalizePath(p0);
     const n = this.get(p);
     if (n.type !== 'directory') throw err('NOT_A_DIRECTORY', `/${p} is not a directory`, p);
-    return this.children(p).sort().map((c) => this.toStat(c, this.tree.get(c)!));
+    return this.children(p)
+      .sort()
+      .map((c) => this.toStat(c, this.tree.get(c)!));
   }
 
   async read(p0: string, offset: number, length: number): Promise<Buffer> {
@@ -362,7 +371,10 @@ export class MemSession implements FsSession {
   }
 
   private async loadSnap(seq: number): Promise<Tree> {
-    const raw = JSON.parse(await fsp.readFile(path.join(this.storeDir!, `snap-${seq}.json`), 'utf8')) as [string, Node & { b64?: string }][];
+    const raw = JSON.parse(await fsp.readFile(path.join(this.storeDir!, `snap-${seq}.json`), 'utf8')) as [
+      string,
+      Node & { b64?: string },
+    ][];
     return new Map(
       raw.map(([p, n]) => {
         const { b64, ...rest } = n;

@@ -23,13 +23,19 @@ describe('checkpoints', () => {
       await s.commit();
     }
     const cps = await store.list(keys.checkpointPrefix(vol.id));
-    assert.deepEqual(cps.map((o) => Number(o.key.split('/').pop())), [CHECKPOINT_EVERY]);
+    assert.deepEqual(
+      cps.map((o) => Number(o.key.split('/').pop())),
+      [CHECKPOINT_EVERY],
+    );
     // remove the early records: a new session must not need them
     for (let seq = 1; seq <= CHECKPOINT_EVERY; seq++) await store.delete(keys.log(vol.id, seq));
     const fresh = await vol.session();
     assert.equal(fresh.seq, CHECKPOINT_EVERY + 3);
     for (let k = 0; k < 7; k++) {
-      const last = [...Array(CHECKPOINT_EVERY + 3).keys()].map((i) => i + 1).filter((i) => i % 7 === k).pop()!;
+      const last = [...Array(CHECKPOINT_EVERY + 3).keys()]
+        .map((i) => i + 1)
+        .filter((i) => i % 7 === k)
+        .pop()!;
       assert.equal((await fresh.read(`/f${k}`, 0, 100)).toString(), `v${last}`);
     }
     await Promise.all([s.close(), fresh.close()]);
@@ -43,7 +49,8 @@ describe('checkpoints', () => {
     const vol = await Volume.fromName('big', { store, createIfMissing: true });
     const n = 30_000;
     const all: [string, EntryData][] = [['d', { type: 'directory', mode: 0o755, mtimeMs: 1, size: 0 }]];
-    for (let i = 0; i < n; i++) all.push([`d/f${i}`, { type: 'file', mode: 0o644, mtimeMs: 2, size: 40, inline: Buffer.alloc(40, i % 251) }]);
+    for (let i = 0; i < n; i++)
+      all.push([`d/f${i}`, { type: 'file', mode: 0o644, mtimeMs: 2, size: 40, inline: Buffer.alloc(40, i % 251) }]);
     const body = encodeCheckpointSync(1, all);
     const text = gunzipSync(body);
     assert.ok(text.length > 3 << 20, `${text.length} bytes of text`);
