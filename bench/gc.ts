@@ -11,6 +11,7 @@
  * 3. a commit (of one 4 MiB file) during a gc of that volume vs without one (median of 5).
  *
  * Usage: node dist/bench/gc.js [--small N] [--big-mib N] [--rewrites N] [--files N] [--skip-space]
+ * Its JSON goes on the published page with `node dist/bench/report.js --gc OUT.json` (./gcreport.ts).
  */
 import crypto from 'node:crypto';
 import { spawn } from 'node:child_process';
@@ -48,7 +49,11 @@ const { storeNow } = await import('../src/volume/gc.js');
 
 const MiB = 1 << 20;
 const ms = (t: number) => Math.round(performance.now() - t);
-const out: Record<string, unknown> = {};
+const out: Record<string, unknown> = {
+  timestamp: new Date().toISOString(),
+  machine: { cpus: os.cpus().length, loadAvg: os.loadavg().map((x) => +x.toFixed(1)) },
+  command: `node dist/bench/gc.js ${process.argv.slice(2).join(' ')}`.trim(),
+};
 
 async function graceLater(store: import('../src/store/types.js').ObjectStore): Promise<void> {
   const t = await storeNow(store);

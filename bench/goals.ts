@@ -1,8 +1,8 @@
 /**
  * The goals check: the targets of the brief (ratios of Cairn to each reference, warm reads per
  * reader, commit and reload latency flat in the volume size, daemon memory, real programs in a
- * mount within a small factor of local disk), always recomputed from the rows of a results object
- * (test/bench/report.test.ts pins them on a fixture).
+ * mount within a small factor of local disk, gc: ./gcreport.ts), always recomputed from the rows
+ * of a results object (test/bench/report.test.ts pins them on a fixture).
  */
 import { findRead, type BenchResults, type Goal } from './results.js';
 import { NAMES, type System } from './systems.js';
@@ -58,7 +58,7 @@ export function summarizeGoals(res: BenchResults): Goal[] {
       });
     }
   }
-  goals.push(...writeGoals(res));
+  goals.push(...writeGoals(res), ...gcGoals(res));
   goals.push(...programGoals(res));
   return goals;
 }
@@ -177,6 +177,54 @@ function writeGoals(res: BenchResults): Goal[] {
       cairn: big.value,
       target: '< 300 MiB',
       met: big.value < 300,
+    });
+  }
+  return goals;
+}
+
+const n = (x: number): string => x.toLocaleString('en-US');
+
+/** The goals of issue 17 from the gc results: space after gc, gc time at scale, a commit during gc. */
+export function gcGoals(res: BenchResults): Goal[] {
+  const g = res.gc;
+  if (!g) return [];
+  const goals: Goal[] = [];
+  if (g.space) {
+    const a = g.space.after;
+    goals.push({
+      goal: 'gc: stored / live bytes after gc --keep-last 1',
+      workload: 'gc',
+      readers: 1,
+      cairn: a.storedMiB,
+      reference: a.liveMiB,
+      ratio: r2(a.ratio),
+      target: '≤ 1.2x',
+      met: a.ratio <= 1.2,
+    });
+  }
+  const s = g.scale;
+  const sec = s.gcMs / 1000;
+  goals.push({ goal: `gc of ${n(s.files)} files (s)`, workload: 'gc', readers: 1, cairn: r2(sec), target: '≤ 60 s', met: sec <= 60 });
+  goals.push({
+    goal: `gc of ${n(s.files)} files: peak RSS (MiB)`,
+    workload: 'gc',
+    readers: 1,
+    cairn: s.gcMaxRssMiB,
+    target: '< 300 MiB',
+    met: s.gcMaxRssMiB < 300,
+  });
+  const c = s.commit4MiBMs;
+  if (c.duringGc !== null) {
+    const ratio = c.duringGc / c.alone;
+    goals.push({
+      goal: 'commit of 4 MiB during gc vs alone (ms)',
+      workload: 'gc',
+      readers: 1,
+      cairn: c.duringGc,
+      reference: c.alone,
+      ratio: r2(ratio),
+      target: '≤ 2x',
+      met: ratio <= 2,
     });
   }
   return goals;

@@ -13,10 +13,11 @@ import { fileURLToPath } from 'node:url';
 import { svgChart } from './chart.js';
 import { noopRsyncChanges, summarizeGoals, volumeRows } from './goals.js';
 import type { ReadRow } from './reads.js';
-import { findRead, type BenchResults, type Goal } from './results.js';
+import { findRead, type BenchResults, type GcResults, type Goal } from './results.js';
 import { storeOf, STORE_NAMES } from './stores.js';
 import { NAMES, type Cache, type System, type Workload } from './systems.js';
 import { fioTable, fmt, goalTable, mdTable, readTable, table, workloadTable } from './tables.js';
+import { gcSection } from './gcreport.js';
 
 /**
  * Where goals are missed: what this run's own figures (and daemon profiles, when recorded) show
@@ -334,6 +335,7 @@ export function renderMarkdown(res: BenchResults): string {
     );
   }
   md.push(...programsSection(res));
+  md.push(...gcSection(res));
   md.push('## Goals', '');
   if (goals.length) md.push(mdTable(goalTable(goals, '**no**')), '');
   else md.push('No goal could be evaluated (references missing).', '');
@@ -355,15 +357,26 @@ export async function renderDocs(res: BenchResults, docsDir: string): Promise<vo
 
 // `node dist/bench/report.js RESULTS.json [DOCS_DIR]` publishes a results file: it becomes
 // docs/benchmarks.json, and docs/BENCHMARKS.md and docs/benchmarks.svg are rendered from it.
+// `node dist/bench/report.js --gc GC.json [DOCS_DIR]` adds the output of bench/gc.ts to the
+// published results (as `gc`) and renders the page again.
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
-  const file = process.argv[2];
+  const gcMode = process.argv[2] === '--gc';
+  const args = process.argv.slice(gcMode ? 3 : 2);
+  const file = args[0];
   if (!file) {
-    process.stderr.write('usage: node dist/bench/report.js RESULTS.json [DOCS_DIR]\n');
+    process.stderr.write(
+      'usage: node dist/bench/report.js RESULTS.json [DOCS_DIR]\n       node dist/bench/report.js --gc GC.json [DOCS_DIR]\n',
+    );
     process.exit(2);
   }
-  const res = JSON.parse(await fsp.readFile(file, 'utf8')) as BenchResults;
-  res.goals = summarizeGoals(res);
   const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-  await renderDocs(res, process.argv[3] ?? path.join(root, 'docs'));
+  const docs = args[1] ?? path.join(root, 'docs');
+  const read = async (f: string): Promise<unknown> => JSON.parse(await fsp.readFile(f, 'utf8')) as unknown;
+  const res = gcMode
+    ? ((await read(path.join(docs, path.basename(PUBLISHED_JSON)))) as BenchResults)
+    : ((await read(file)) as BenchResults);
+  if (gcMode) res.gc = (await read(file)) as GcResults;
+  res.goals = summarizeGoals(res);
+  await renderDocs(res, docs);
   process.stdout.write(`${table(res)}\n`);
 }

@@ -54,6 +54,8 @@ export interface BenchResults {
   writes?: WriteResults;
   /** Real programs in a mount (absent when not measured: `--no-workloads`, or results from before the workload bench). */
   workloads?: ProgramResults;
+  /** The output of a separate `node dist/bench/gc.js` run (./gcreport.ts), when one was published. */
+  gc?: GcResults;
   failures: string[];
   goals: Goal[];
   /** How this file came to be, when it is not a run's output as written (shown on the page). */
@@ -69,4 +71,37 @@ export interface BenchResults {
 /** The read row of one workload, system, cache state and reader count. */
 export function findRead(rows: ReadRow[], w: string, sys: System, cache: string, n: number): ReadRow | undefined {
   return rows.find((r) => r.workload === w && r.system === sys && r.cache === cache && r.readers === n);
+}
+
+/** One space figure: bytes live and stored, as `cairn volume du` reports them. */
+export interface GcSpace {
+  liveMiB: number;
+  storedMiB: number;
+  ratio: number;
+  deadInLivePacksMiB: number;
+}
+
+/** What bench/gc.ts prints (the `space` part is absent with `--skip-space`). */
+export interface GcResults {
+  /** When, where and how it ran (bench/gc.ts adds it). */
+  timestamp?: string;
+  machine?: { cpus: number; loadAvg: number[] };
+  command?: string;
+  buildMs?: number;
+  rewriteMs?: number;
+  space?: {
+    small: number;
+    bigMiB: number;
+    rewrites: number;
+    before: GcSpace;
+    after: GcSpace;
+    gcRuns: { ms: number; condemned: number; deleted: number; deletedMiB: number }[];
+  };
+  scale: {
+    files: number;
+    gcMs: number;
+    gcMaxRssMiB: number;
+    recordsDeleted: number;
+    commit4MiBMs: { alone: number; duringGc: number | null; samplesDuringGc: number };
+  };
 }

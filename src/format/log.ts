@@ -16,6 +16,7 @@ import {
   decodeRecord,
   encodeCheckpoint,
   encodeRecord,
+  streamCheckpoint,
 } from './records.js';
 import { keys, seqOfKey } from './keys.js';
 import { prunedError, readFloor } from './retention.js';
@@ -119,8 +120,22 @@ export class VolumeLog {
     return decodeCheckpoint(await this.store.get(key), key, this.volumeId);
   }
 
+  /**
+   * Streams the checkpoint at `seq` into `visit` (./checkpoint.ts: what `visit` got is untrusted
+   * until this resolves). Returns its seq, the number of entries and its key.
+   */
+  async streamCheckpoint(seq: number, visit: (batch: [string, EntryData][]) => void): Promise<{ seq: number; count: number; key: string }> {
+    const key = keys.checkpoint(this.volumeId, seq);
+    const r = await streamCheckpoint(await this.store.get(key), key, this.volumeId, visit);
+    return { seq: r.seq, count: r.count, key };
+  }
+
   async writeCheckpoint(seq: number, entries: Iterable<[string, EntryData]>): Promise<void> {
-    const body = await encodeCheckpoint(seq, entries);
+    await this.putCheckpoint(seq, await encodeCheckpoint(seq, entries));
+  }
+
+  /** Stores checkpoint `body` (from encodeCheckpointSync) at `seq`, unless one is there. */
+  async putCheckpoint(seq: number, body: Buffer): Promise<void> {
     try {
       await this.store.put(keys.checkpoint(this.volumeId, seq), body, { ifAbsent: true });
     } catch (err) {

@@ -17,14 +17,20 @@
  * - the encoders run the same validator and refuse (INVALID_ARGUMENT) an entry that would not
  *   read back, so Cairn never writes an object it would reject.
  */
-import { gunzip, gzip } from 'node:zlib';
-import { promisify } from 'node:util';
-import { checkVolumeName, parentOf } from './paths.js';
+import { checkVolumeName } from './paths.js';
 import { FORMAT_VERSION, VOLUME_ID_RE, keys, seqOfKey } from './keys.js';
-import { type EntryData, type Op, MAX_MTIME_MS, checkEntry, checkPath, decoding, encodeChecked } from './entries.js';
-import { Damage, damaged, int, num, object, onlyKeys, parseObject, seal, str, unseal, version } from './wire.js';
+import { type Op, MAX_MTIME_MS, checkEntry, checkPath, decoding, encodeChecked } from './entries.js';
+import { damaged, int, num, object, onlyKeys, parseObject, seal, str, unseal, version } from './wire.js';
 
 export type { EntryData, Op } from './entries.js';
+export {
+  type Checkpoint,
+  checkpointDamage,
+  decodeCheckpoint,
+  encodeCheckpoint,
+  encodeCheckpointSync,
+  streamCheckpoint,
+} from './checkpoint.js';
 
 export interface CommitRecord {
   /** Format version (as read; records are always written in FORMAT_VERSION). */
@@ -46,13 +52,6 @@ export interface VolumeMeta {
   name: string;
   createdAt: number;
   createdBy: string;
-}
-
-export interface Checkpoint {
-  /** Format version (as read). */
-  version: number;
-  seq: number;
-  entries: [string, EntryData][];
 }
 
 // ---- commit records --------------------------------------------------------------------------
@@ -102,71 +101,7 @@ export function decodeRecord(body: Buffer, key: string, volume: string): CommitR
   });
 }
 
-// ---- checkpoints -----------------------------------------------------------------------------
-
-const gzipAsync = promisify(gzip);
-const gunzipAsync = promisify(gunzip);
-
-/**
- * A checkpoint: the full state at `seq`, as gzip'd JSON lines: a header, one `[path, entry]` line
- * per path, and (format 2) the checksum line over the lines before it.
- */
-export async function encodeCheckpoint(seq: number, entries: Iterable<[string, EntryData]>): Promise<Buffer> {
-  const lines = [JSON.stringify({ version: FORMAT_VERSION, seq })];
-  for (const [path, e] of entries) lines.push(JSON.stringify([path, encodeChecked(path, e)]));
-  lines.push('');
-  return gzipAsync(seal(Buffer.from(lines.join('\n'))));
-}
-
-/**
- * Decodes and validates the checkpoint at `key` of volume `volume`: the gzip stream (its CRC),
- * the checksum, the header (its seq must be the key's), every line, unique paths, and every
- * path's parent present as a directory. CORRUPT names the key; UNSUPPORTED for a newer format.
- */
-export async function decodeCheckpoint(body: Buffer, key: string, volume: string): Promise<Checkpoint> {
-  let text: Buffer | undefined;
-  let gzipError: unknown;
-  try {
-    text = await gunzipAsync(body);
-  } catch (err) {
-    gzipError = err;
-  }
-  return decoding('checkpoint', key, volume, () => {
-    if (!text) damaged(`its gzip stream is broken (${(gzipError as Error).message})`);
-    const payload = unseal(text);
-    const lines = (payload ?? text).toString('utf8').split('\n');
-    if (payload) lines.pop(); // the payload's lines each end with '\n'
-    const head = parseObject(lines[0]!, 'the header');
-    const v = version(head.version, payload !== undefined, 'checkpoint', key, volume);
-    onlyKeys(head, ['version', 'seq'], 'the header');
-    const seq = int(head.seq, 'seq');
-    if (seq !== seqOfKey(key)) damaged(`it says seq ${seq}, its key says ${seqOfKey(key)}`);
-    const entries: [string, EntryData][] = [];
-    const seen = new Set<string>();
-    const dirs = new Set<string>(['']);
-    for (let n = 1; n < lines.length; n++) {
-      try {
-        const line: unknown = JSON.parse(lines[n]!);
-        if (!Array.isArray(line) || line.length !== 2) damaged('it is not [path, entry]');
-        const path = checkPath(line[0]);
-        if (seen.has(path)) damaged(`path ${JSON.stringify(path)} appears twice`);
-        seen.add(path);
-        const e = checkEntry(line[1], path);
-        if (e.type === 'directory') dirs.add(path);
-        entries.push([path, e]);
-      } catch (err) {
-        const why = err instanceof Damage ? err.message : `it is not valid JSON (${(err as Error).message})`;
-        damaged(`line ${n + 1}: ${why}`);
-      }
-    }
-    for (const [path] of entries) {
-      if (path !== '' && !dirs.has(parentOf(path))) {
-        damaged(`the parent of ${JSON.stringify(path)} is not a directory in it`);
-      }
-    }
-    return { version: v, seq, entries };
-  });
-}
+// ---- checkpoints: ./checkpoint.ts ----------------------------------------------------------
 
 // ---- volume metadata -------------------------------------------------------------------------
 

@@ -57,6 +57,11 @@ export interface ReloadResult {
    * the session cannot tell: then anything may have changed.
    */
   changed?: string[];
+  /**
+   * Set when the view was below the volume's pruned floor (a gc pruned the records it would have
+   * applied): the reload re-bootstrapped from the newest checkpoint (its seq), pending changes kept.
+   */
+  rebootstrapped?: { floor: number; checkpoint: number };
 }
 
 export interface OpenFile {

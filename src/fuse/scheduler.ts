@@ -110,6 +110,11 @@ export class CommitScheduler {
       }
       const { changed, ...r } = reloaded;
       const dropped = await o.afterReload(changed, r.paths ?? []);
+      const rb = r.rebootstrapped;
+      if (rb) {
+        const why = `the view at seq ${r.from} was below the volume's pruned floor ${rb.floor}`;
+        o.log('warn', `${why}: re-bootstrapped from checkpoint ${rb.checkpoint}, pending changes kept`, { from: r.from, ...rb });
+      }
       o.log('info', `reloaded from seq ${r.from} to ${r.seq}`, { from: r.from, seq: r.seq, changed: changed?.length, ...dropped });
       return r;
     });

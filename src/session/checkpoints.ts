@@ -7,7 +7,7 @@
  * runs at a time, and its result is recorded only while the session is open (`stop` kills it
  * before the journal closes). Losing a checkpoint loses nothing: a later change writes another.
  */
-import type { VolumeLog } from '../format/index.js';
+import { type VolumeLog, encodeCheckpointSync } from '../format/index.js';
 import type { Journal } from './journal.js';
 
 /** A session whose view is the log head writes a checkpoint every this many seqs. */
@@ -40,9 +40,10 @@ export class Checkpointer {
     const seq = this.journal.seq;
     if (seq !== this.journal.logHead || seq - this.journal.checkpoint < CHECKPOINT_EVERY || this.journal.pendingCount() > 0) return;
     if (this.startJob) return this.startChild(seq);
-    const snap = this.journal.cleanSnapshot();
+    // Encoded one entry at a time, in the journal's read transaction: memory stays bounded.
+    const snap = this.journal.cleanSnapshot(0, encodeCheckpointSync);
     if (!snap) return;
-    await this.log.writeCheckpoint(snap.seq, snap.entries);
+    await this.log.putCheckpoint(snap.seq, snap.body);
     this.journal.checkpoint = snap.seq;
   }
 

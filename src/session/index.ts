@@ -8,6 +8,6 @@ export { Session, OFFLOAD_MIN_BYTES, type SessionOptions } from './session.js';
 export { type JournalEntry, entryData, toStat } from './entry.js';
 export { contentEncoder, INLINE_MAX, WHOLE_READ_MAX, READ_AHEAD, type ContentSource, type EncodedContent } from './content.js';
 export { CHECKPOINT_EVERY } from './checkpoints.js';
-export { readSnapshot } from './snapshot.js';
+export { checkpointOf, readSnapshot } from './snapshot.js';
 export { mountSessionDir, privateSessionDir } from './sessiondir.js';
 export { putEntries, DEFAULT_GRACE_MS, MIN_GRACE_MS, APPEND_WINDOW_MS } from './gcguard.js';

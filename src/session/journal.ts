@@ -169,17 +169,26 @@ export class Journal {
   }
 
   /**
-   * The whole view as a checkpoint stores it, read in one transaction, when it is exactly
-   * snapshot `seq` (no pending ops) and `seq ≥ minSeq`; otherwise undefined.
-   * @example const snap = journal.cleanSnapshot(); if (snap) await log.writeCheckpoint(snap.seq, snap.entries);
+   * `encode(seq, entries)` of the whole view, read one entry at a time in one read transaction,
+   * when it is exactly snapshot `seq` (no pending ops) and `seq ≥ minSeq`; otherwise undefined.
+   * @example const snap = journal.cleanSnapshot(0, encodeCheckpointSync); if (snap) await log.putCheckpoint(snap.seq, snap.body);
    */
-  cleanSnapshot(minSeq = 0): { seq: number; entries: [string, EntryData][] } | undefined {
+  cleanSnapshot<T>(
+    minSeq: number,
+    encode: (seq: number, entries: Iterable<[string, EntryData]>) => T,
+  ): { seq: number; body: T } | undefined {
     return this.transaction(() => {
       const seq = this.seq;
       if (seq < minSeq || this.pendingCount() > 0) return undefined;
-      const entries: [string, EntryData][] = [];
-      for (const e of this.iterateAll()) entries.push([e.path, entryData(e)]);
-      return { seq, entries };
+      return {
+        seq,
+        body: encode(
+          seq,
+          (function* (all) {
+            for (const e of all) yield [e.path, entryData(e)] as [string, EntryData];
+          })(this.iterateAll()),
+        ),
+      };
     });
   }
 
@@ -323,38 +332,38 @@ export class Journal {
     this.view.place(op.path, staged ? { ...op.entry, staged } : op.entry);
   }
 
-  /**
-   * Applies one record, in one transaction, keeping the pending ops above `fence` on top (their
-   * entries are saved and set again after it), and moves seq and log head to it.
-   */
+  /** Applies one record, in one transaction, under the pending ops above `fence`; seq and log head move to it. */
   private applyRecord(r: CommitRecord, fence: number, published?: ReadonlyMap<string, string>): void {
     this.transaction(() => {
-      const later = this.pending().filter((p) => p.id > fence);
-      const saved = new Map<string, JournalEntry | undefined>();
-      for (const p of later) if (p.op === 'put' && !saved.has(p.path)) saved.set(p.path, this.get(p.path));
-      for (const op of r.ops) this.applyOp(op, published);
-      for (const p of later) {
-        if (p.op === 'delete') this.view.drop(p.path);
-        else {
-          const e = saved.get(p.path);
-          if (!e) continue;
-          // Parents the record replaced or removed come back as directories: they are then part
-          // of what the next commit publishes, so that the view stays "snapshot + pending ops"
-          // even once this put is dropped (a later delete or move of the path).
-          const made = ancestors(p.path).filter((a) => this.view.get(a)?.type !== 'directory');
-          this.view.place(p.path, e);
-          for (const a of made) this.addPending('put', a);
-        }
-      }
+      this.underPending(fence, () => {
+        for (const op of r.ops) this.applyOp(op, published);
+      });
       this.setMeta('seq', String(Math.max(this.seq, r.seq)));
       this.setMeta('logHead', String(Math.max(this.logHead, r.seq)));
     });
   }
 
-  /**
-   * Applies records in log order (others' and ours alike: last writer wins per path), one
-   * transaction each, every pending op staying on top. How reload and bootstrap move the view.
-   */
+  /** Runs `change` (in the caller's transaction) with the pending ops above `fence` kept on top of it. */
+  private underPending(fence: number, change: () => void): void {
+    const later = this.pending().filter((p) => p.id > fence);
+    const saved = new Map<string, JournalEntry | undefined>();
+    for (const p of later) if (p.op === 'put' && !saved.has(p.path)) saved.set(p.path, this.get(p.path));
+    change();
+    for (const p of later) {
+      if (p.op === 'delete') this.view.drop(p.path);
+      else {
+        const e = saved.get(p.path);
+        if (!e) continue;
+        // Parents the change replaced or removed come back as directories, published by the next
+        // commit: the view stays "snapshot + pending ops" even once this put is dropped.
+        const made = ancestors(p.path).filter((a) => this.view.get(a)?.type !== 'directory');
+        this.view.place(p.path, e);
+        for (const a of made) this.addPending('put', a);
+      }
+    }
+  }
+
+  /** Applies records in log order (last writer wins per path), one transaction each, pending ops on top. */
   applyRecords(records: readonly CommitRecord[]): void {
     for (const r of records) this.applyRecord(r, 0);
   }
@@ -383,17 +392,41 @@ export class Journal {
     });
   }
 
-  /** Replaces the whole view by a checkpoint's entries at `seq` (no pending ops may exist). */
-  loadState(seq: number, entries: Iterable<[string, EntryData]>): void {
+  /** The view replaced by that of journal `file` (snapshot `seq`), pending ops on top: snapshot.ts's rebootstrap. */
+  adopt(file: string, seq: number): void {
+    this.db.prepare('ATTACH DATABASE ? AS other').run(file);
+    try {
+      this.transaction(() => {
+        this.underPending(0, () => this.view.copyFrom('other'));
+        this.db.exec('INSERT OR IGNORE INTO chunks SELECT * FROM other.chunks');
+        this.setBase(seq);
+      });
+    } finally {
+      this.db.exec('DETACH DATABASE other');
+    }
+  }
+
+  /** Adds a checkpoint's entries to the view (first emptying it when `fresh`), in one transaction. */
+  loadEntries(entries: Iterable<[string, EntryData]>, fresh = false): void {
     this.transaction(() => {
-      this.view.clear();
+      if (fresh) this.view.clear();
       for (const [path, e] of entries) {
         this.view.set(path, e);
         if (e.chunks) this.indexChunks(e.chunks);
       }
-      this.setMeta('seq', String(seq));
-      this.checkpoint = seq;
     });
+  }
+
+  /** The view is snapshot `seq`, loaded from its checkpoint. */
+  setBase(seq: number): void {
+    this.setMeta('seq', String(seq));
+    this.setMeta('logHead', String(Math.max(this.logHead, seq)));
+    this.checkpoint = seq;
+  }
+
+  /** Entries in the view, the root aside. */
+  entryCount(): number {
+    return this.view.count();
   }
 
   // ---- chunk index ---------------------------------------------------------------------------

@@ -2,9 +2,8 @@
  * Journal work offloaded to short-lived child processes: bootstrapping a fresh session journal,
  * and writing a checkpoint of a session's view.
  *
- * Both decode or encode a whole snapshot at once, so they cost memory and CPU in proportion to
- * the volume: about 1 GB of heap and 5–10 s at 1,000,000 files, and a V8 heap that grew once does
- * not give the memory back. A mount daemon lives for hours in a container with a memory limit and
+ * Both stream a whole snapshot (the checkpoint codec reads and writes one entry at a time, so
+ * memory stays bounded), but cost CPU in proportion to the volume: 5–10 s at 1,000,000 files. A mount daemon lives for hours in a container with a memory limit and
  * answers FUSE requests on one event loop: it has a child do this work on the journal (SQLite, on
  * disk, WAL: the child reads a consistent snapshot with its own connection while the daemon goes
  * on) and stays small (~70–100 MiB at 1,000,000 files) and responsive.
@@ -29,7 +28,7 @@ import { CairnError } from '../errors.js';
 import { childInput, exited, isEntry, reportError, reportReady, spawnNode, waitReport } from '../util/child.js';
 import { Journal } from './journal.js';
 import { openStore } from '../store/index.js';
-import { VolumeLog } from '../format/index.js';
+import { VolumeLog, encodeCheckpointSync } from '../format/index.js';
 import { bootstrap } from './snapshot.js';
 
 interface JobBase {
@@ -111,9 +110,9 @@ async function runJob(job: Job): Promise<string> {
     }
     // One read transaction: a consistent view while the daemon goes on writing (WAL). Without
     // pending ops the view is exactly snapshot `seq` (sync.ts), which may be past job.seq by now.
-    const snap = journal.cleanSnapshot(job.seq);
+    const snap = journal.cleanSnapshot(job.seq, encodeCheckpointSync);
     if (!snap) return 'stale';
-    await log.writeCheckpoint(snap.seq, snap.entries);
+    await log.putCheckpoint(snap.seq, snap.body);
     return `written ${snap.seq}`;
   } finally {
     journal.close();

@@ -32,11 +32,12 @@ import {
   baseName,
   isWithin,
   currentAuthor,
+  readFloor,
 } from '../format/index.js';
 import type { Staging } from './staging.js';
 import { entryData } from './entry.js';
 import { type ContentSource, WHOLE_READ_MAX, contentEncoder } from './content.js';
-import { bootstrap } from './snapshot.js';
+import { bootstrap, rebootstrap } from './snapshot.js';
 import { Checkpointer, type CheckpointJob } from './checkpoints.js';
 
 function overlaps(a: string, b: string): boolean {
@@ -49,8 +50,10 @@ export interface MoveResult {
   seq: number;
   /** Paths of other writers' records. */
   paths: string[];
-  /** Paths of every applied record. */
-  changed: string[];
+  /** Paths of every applied record; undefined after a re-bootstrap (anything may have changed). */
+  changed?: string[];
+  /** Set when the view was below the pruned floor and started again from the newest checkpoint. */
+  rebootstrapped?: { floor: number; checkpoint: number };
 }
 
 export interface SyncerOptions {
@@ -122,6 +125,10 @@ export class Syncer {
     // of its metadata, in parallel with the pack upload.
     const exists = this.log.store.head(keys.meta(this.log.volumeId));
     exists.catch(() => undefined);
+    // A seq below the pruned floor may be free again (GC deleted its record): never append there,
+    // where no reader looks. One LIST, in parallel with the upload too.
+    const floorNow = readFloor(this.log.store, this.log.volumeId);
+    floorNow.catch(() => undefined);
     try {
       const uploadStart = performance.now();
       const built = await this.buildOps(pending);
@@ -135,7 +142,10 @@ export class Syncer {
       const commitId = `${this.sessionId}.${Date.now().toString(36)}.${crypto.randomBytes(4).toString('hex')}`;
       const base = this.seq;
       this.journal.inflight = { commitId, fence, from: base };
-      let target = this.logHead + 1;
+      const floor = await floorNow;
+      // Records a GC pruned lie between the view and the seq taken: others changed what we cannot know.
+      let skipped = this.logHead < floor;
+      let target = Math.max(this.logHead + 1, floor);
       const foreign: CommitRecord[] = [];
       let record: CommitRecord;
       for (;;) {
@@ -147,7 +157,8 @@ export class Syncer {
         record = { version: FORMAT_VERSION, seq: target, base, time: Date.now(), author: currentAuthor(), commitId, ops };
         if (await this.log.tryAppend(record)) break;
         // Taken: by another writer, or by this very record (an attempt whose reply was lost landed).
-        const newer = await this.log.recordsAfter(target - 1);
+        const { records: newer, pruned } = await this.recordsSince(target - 1);
+        if (pruned) skipped = true;
         const mine = newer.findIndex((r) => r.commitId === commitId);
         for (const r of mine < 0 ? newer : newer.slice(0, mine)) if (!this.isOurs(r)) foreign.push(r);
         if (mine >= 0) {
@@ -157,7 +168,7 @@ export class Syncer {
         target = (newer.length ? newer[newer.length - 1]!.seq : target) + 1;
       }
       for (const r of foreign) for (const op of r.ops) this.foreignSince.add(op.path);
-      const viewWasHead = this.logHead === base && foreign.length === 0;
+      const viewWasHead = this.logHead === base && foreign.length === 0 && !skipped;
       this.journal.landCommit(record, fence, published, viewWasHead);
       const paths = ops.map((o) => o.path);
       const overwrote = paths.filter((p) => [...this.foreignSince].some((q) => overlaps(p, q)));
@@ -165,6 +176,28 @@ export class Syncer {
       return { seq: record.seq, committed: true, paths, overwrote, bytesUploaded };
     } finally {
       this.journal.unfence();
+    }
+  }
+
+  /**
+   * The records after `seq`; for a seq below the pruned floor (a GC deleted the records after
+   * it), those from the floor on, `pruned` set (the paths of the records pruned are unknown).
+   */
+  private async recordsSince(seq: number): Promise<{ records: CommitRecord[]; pruned: boolean }> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return { records: await this.log.recordsAfter(seq), pruned: false };
+      } catch (err) {
+        if (!isCairnError(err, 'PRUNED') || attempt >= 5) throw err;
+        const floor = await readFloor(this.log.store, this.log.volumeId);
+        if (floor > seq + 1) {
+          try {
+            return { records: await this.log.recordsAfter(floor - 1), pruned: true };
+          } catch (again) {
+            if (!isCairnError(again, 'PRUNED') || attempt >= 5) throw again; // the floor rose again
+          }
+        }
+      }
     }
   }
 
@@ -365,7 +398,18 @@ export class Syncer {
   private moveToHead(rememberForeign: boolean): Promise<MoveResult> {
     return this.serial(async () => {
       const from = this.seq;
-      const records = await this.log.recordsAfter(from);
+      let records: CommitRecord[];
+      try {
+        records = await this.log.recordsAfter(from);
+      } catch (err) {
+        if (!isCairnError(err, 'PRUNED')) throw err;
+        // A GC pruned the records after the view: start again from the newest checkpoint, the
+        // pending ops on top. What others changed is unknown: no paths, anything may have changed.
+        const rebootstrapped = await rebootstrap(this.journal, this.log);
+        this.foreignSince.clear();
+        await this.afterChange();
+        return { from, seq: this.seq, paths: [], rebootstrapped };
+      }
       const foreign = records.filter((r) => !this.isOurs(r));
       this.journal.applyRecords(records);
       if (!rememberForeign) this.foreignSince.clear();

@@ -36,6 +36,7 @@ function prepare(db: BetterSqlite3.Database) {
     stagedInSubtree: db.prepare<[string, string], { staged: string }>(
       'SELECT staged FROM entries WHERE staged IS NOT NULL AND path > ? AND path < ?',
     ),
+    count: db.prepare<[], { n: number }>("SELECT COUNT(*) AS n FROM entries WHERE path != ''"),
     allStaged: db.prepare<[], { path: string; staged: string }>('SELECT path, staged FROM entries WHERE staged IS NOT NULL'),
   };
 }
@@ -45,7 +46,7 @@ export class EntryTable {
   private readonly memo = new Map<string, JournalEntry>();
 
   /** @example const view = new EntryTable(db); view.get(''); */
-  constructor(db: BetterSqlite3.Database) {
+  constructor(private readonly db: BetterSqlite3.Database) {
     this.st = prepare(db);
     if (!this.get('')) this.st.insert.run(toRow('', { type: 'directory', mode: DIR_MODE, mtimeMs: Date.now(), size: 0 }));
   }
@@ -138,6 +139,17 @@ export class EntryTable {
     this.st.deleteSubtree.run('', '\uffff');
     this.st.deleteOne.run('');
     this.set('', { type: 'directory', mode: DIR_MODE, mtimeMs: Date.now(), size: 0 });
+  }
+
+  /** Replaces every entry by those of the attached database `schema`'s table (its root aside). */
+  copyFrom(schema: string): void {
+    this.clear();
+    this.db.exec(`INSERT OR REPLACE INTO entries SELECT * FROM ${schema}.entries WHERE path != ''`);
+  }
+
+  /** Entries but the root. */
+  count(): number {
+    return this.st.count.get()!.n;
   }
 
   /** Drops the memo (after a rolled-back transaction). */

@@ -26,7 +26,6 @@ import type { ObjectInfo, ObjectStore } from '../store/index.js';
 import { checkInteger } from '../util/limits.js';
 import {
   CONDEMNED_NAME_RE,
-  type EntryData,
   PACK_ID_RE,
   VOLUME_ID_RE,
   decodeCondemnation,
@@ -42,7 +41,7 @@ import {
   readRetention,
   retainedFrom,
 } from '../format/index.js';
-import { DEFAULT_GRACE_MS, MIN_GRACE_MS, putEntries, readSnapshot } from '../session/index.js';
+import { DEFAULT_GRACE_MS, MIN_GRACE_MS, checkpointOf, putEntries } from '../session/index.js';
 import { type PackRefs, addRefs } from './verify.js';
 
 export { APPEND_WINDOW_MS, DEFAULT_GRACE_MS, MIN_GRACE_MS } from '../session/index.js';
@@ -204,14 +203,11 @@ async function gcVolumeOnce(store: ObjectStore, volume: { id: string; name: stri
   const refs: PackRefs = new Map();
   let marked: number;
   if (prunable && !hasCp(from)) {
-    const entries = await snapshotEntries(store, id, from);
-    addRefs(
-      refs,
-      keys.checkpoint(id, from),
-      entries.map(([, e]) => e),
-    );
+    // Encoded one entry at a time from a temporary journal, each entry marked as it goes.
+    const cpKey = keys.checkpoint(id, from);
+    const body = await checkpointOf(store, id, from, (e) => addRefs(refs, cpKey, [e]));
     if (!dryRun) {
-      await log.writeCheckpoint(from, entries);
+      await log.putCheckpoint(from, body);
       report.checkpoints.written++;
       cps = await store.list(keys.checkpointPrefix(id));
     }
@@ -309,14 +305,16 @@ async function gcVolumeOnce(store: ObjectStore, volume: { id: string; name: stri
 export async function markRetained(log: VolumeLog, cps: readonly ObjectInfo[], from: number, refs: PackRefs): Promise<number> {
   const base = [...cps].reverse().find((o) => seqOfKey(o.key) <= from);
   const baseSeq = base ? seqOfKey(base.key) : 0;
-  if (base) {
-    const cp = await log.readCheckpoint(baseSeq);
-    addRefs(
-      refs,
-      base.key,
-      cp.entries.map(([, e]) => e),
+  // Streamed: a damaged checkpoint throws at its end, before anything is deleted (marking
+  // more than needed until then only keeps more).
+  if (base)
+    await log.streamCheckpoint(baseSeq, (batch) =>
+      addRefs(
+        refs,
+        base.key,
+        batch.map(([, e]) => e),
+      ),
     );
-  }
   return markRecords(log, baseSeq, refs);
 }
 
@@ -324,13 +322,6 @@ async function markRecords(log: VolumeLog, after: number, refs: PackRefs): Promi
   const records = await log.recordsAfter(after);
   for (const r of records) addRefs(refs, keys.log(log.volumeId, r.seq), putEntries(r.ops));
   return records.length ? records[records.length - 1]!.seq : after;
-}
-
-/** The entries of snapshot `seq` (../session/snapshot.ts). */
-async function snapshotEntries(store: ObjectStore, id: string, seq: number): Promise<[string, EntryData][]> {
-  const entries: [string, EntryData][] = [];
-  await readSnapshot(store, id, seq, (e, data) => entries.push([e.path, data]));
-  return entries;
 }
 
 /**

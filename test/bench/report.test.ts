@@ -13,6 +13,10 @@ import test from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { svgChart } from '../../bench/chart.js';
 import { summarizeGoals } from '../../bench/goals.js';
+import { gcGoals } from '../../bench/goals.js';
+import type { GcResults } from '../../bench/results.js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { PUBLISHED_JSON, renderDocs, renderMarkdown } from '../../bench/report.js';
 import type { BenchResults } from '../../bench/results.js';
 import { defaultStore, storeOf } from '../../bench/stores.js';
@@ -257,4 +261,73 @@ test('store: Ceph RGW the default when radosgw is installed (CAIRN_CEPH=0 forces
   // Outside the command lines of "Running" (which list `--store s3rver`), a Ceph run never says s3rver.
   assert.doesNotMatch(md.replace(section(md, '## Running'), ''), /s3rver/);
   assert.match(table(res), /^Cairn benchmarks \(quick, [\d.]+ s, Ceph RGW\)$/m);
+});
+
+test('gc: goals and section from the output of bench/gc.ts, published into the results by report.js --gc', async () => {
+  const gc: GcResults = {
+    timestamp: '2026-11-30T12:00:00.000Z',
+    machine: { cpus: 2, loadAvg: [6, 5.5, 5] },
+    command: 'node dist/bench/gc.js --files 1000000',
+    space: {
+      small: 10000,
+      bigMiB: 256,
+      rewrites: 10,
+      before: { liveMiB: 300, storedMiB: 2700, ratio: 9, deadInLivePacksMiB: 0 },
+      after: { liveMiB: 300, storedMiB: 360, ratio: 1.2, deadInLivePacksMiB: 40 },
+      gcRuns: [
+        { ms: 900, condemned: 72, deleted: 0, deletedMiB: 0 },
+        { ms: 800, condemned: 0, deleted: 72, deletedMiB: 2304 },
+      ],
+    },
+    scale: {
+      files: 1000000,
+      gcMs: 60500,
+      gcMaxRssMiB: 150,
+      recordsDeleted: 1007,
+      commit4MiBMs: { alone: 50, duringGc: 100, samplesDuringGc: 5 },
+    },
+  };
+  const res = await fixture();
+  assert.deepEqual(gcGoals(res), [], 'no gc results, no gc goals');
+  res.gc = gc;
+  const got = summarizeGoals(res)
+    .filter((g) => g.workload === 'gc')
+    .map((g) => [g.goal, g.cairn, g.reference, g.ratio, g.target, g.met]);
+  assert.deepEqual(got, [
+    ['gc: stored / live bytes after gc --keep-last 1', 360, 300, 1.2, '≤ 1.2x', true],
+    ['gc of 1,000,000 files (s)', 60.5, undefined, undefined, '≤ 60 s', false],
+    ['gc of 1,000,000 files: peak RSS (MiB)', 150, undefined, undefined, '< 300 MiB', true],
+    ['commit of 4 MiB during gc vs alone (ms)', 100, 50, 2, '≤ 2x', true],
+  ]);
+  const md = renderMarkdown(res);
+  const s = section(md, '## Garbage collection');
+  assert.ok(s.includes('`node dist/bench/gc.js --files 1000000` (2026-11-30T12:00:00.000Z, 2 cores at load average 6.0 / 5.5 / 5.0)'));
+  assert.ok(
+    s.includes(
+      '| the same after `gc --keep-last 1` (2 runs a grace apart: 72 packs, 2304.0 MiB deleted) | 360.0 / 300.0 (1.200×; 40.0 MiB dead inside live packs) |',
+    ),
+  );
+  assert.ok(s.includes('| the same: peak RSS of the gc process | 150 MiB |'));
+  assert.ok(s.includes('| a commit of one 4 MiB file alone / during that gc (median of 5) | 50 / 100 ms |'));
+  assert.ok(section(md, '## Goals').includes('| gc of 1,000,000 files (s) | 1 | 60.5 | - | - | ≤ 60 s | **no** |'));
+  assert.ok(!s.includes('The commit during gc took'), 'at exactly 2x, no note');
+  res.gc = { ...gc, scale: { ...gc.scale, commit4MiBMs: { alone: 50, duringGc: 150, samplesDuringGc: 5 } } };
+  assert.ok(renderMarkdown(res).includes('The commit during gc took 3.00× as long as alone'));
+  assert.ok(renderMarkdown(res).includes('(2 cores, at load average 6.0 when the run started)'));
+
+  // report.js --gc adds it to the published results and renders the page again.
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'cairn-bench-gc-'));
+  try {
+    delete res.gc;
+    await renderDocs(res, dir);
+    await fsp.writeFile(path.join(dir, 'gc.json'), JSON.stringify(gc));
+    const script = path.join(ROOT, 'dist', 'bench', 'report.js');
+    await promisify(execFile)(process.execPath, [script, '--gc', path.join(dir, 'gc.json'), dir]);
+    const published = JSON.parse(await fsp.readFile(path.join(dir, path.basename(PUBLISHED_JSON)), 'utf8')) as BenchResults;
+    assert.deepEqual(published.gc, gc);
+    assert.deepEqual(published.goals, summarizeGoals(published));
+    assert.equal(await fsp.readFile(path.join(dir, 'BENCHMARKS.md'), 'utf8'), renderMarkdown(published));
+  } finally {
+    await fsp.rm(dir, { recursive: true, force: true });
+  }
 });

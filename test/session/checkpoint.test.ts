@@ -6,7 +6,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { Volume } from '../../src/volume/index.js';
 import { openStore } from '../../src/store/open.js';
-import { keys } from '../../src/format/index.js';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { type EntryData, VolumeLog, encodeCheckpointSync, keys, streamCheckpoint } from '../../src/format/index.js';
+import { isCairnError } from '../../src/errors.js';
 import { CHECKPOINT_EVERY } from '../../src/session/index.js';
 
 describe('checkpoints', () => {
@@ -37,6 +39,50 @@ describe('checkpoints', () => {
       assert.equal((await fresh.read(`/f${k}`, 0, 100)).toString(), `v${last}`);
     }
     await Promise.all([s.close(), fresh.close()]);
+    await vol.close();
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  it('stream: many gzip members, entries one batch at a time, damage anywhere CORRUPT before a session uses any', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-cp-stream-'));
+    const store = await openStore(`file://${dir}`);
+    const vol = await Volume.fromName('big', { store, createIfMissing: true });
+    const n = 30_000;
+    const all: [string, EntryData][] = [['d', { type: 'directory', mode: 0o755, mtimeMs: 1, size: 0 }]];
+    for (let i = 0; i < n; i++)
+      all.push([`d/f${i}`, { type: 'file', mode: 0o644, mtimeMs: 2, size: 40, inline: Buffer.alloc(40, i % 251) }]);
+    const body = encodeCheckpointSync(1, all);
+    const text = gunzipSync(body);
+    assert.ok(text.length > 3 << 20, `${text.length} bytes of text`);
+    let members = 0;
+    for (let i = body.indexOf(Buffer.from([0x1f, 0x8b, 0x08])); i >= 0; i = body.indexOf(Buffer.from([0x1f, 0x8b, 0x08]), i + 1)) members++;
+    assert.ok(members >= 3, `${members} gzip members`);
+    const key = keys.checkpoint(vol.id, 1);
+    const got: [string, EntryData][] = [];
+    let batches = 0;
+    const r = await streamCheckpoint(body, key, vol.id, (b) => {
+      batches++;
+      got.push(...b);
+    });
+    assert.deepEqual(r, { version: 2, seq: 1, count: n + 1 });
+    assert.ok(batches > 10);
+    assert.deepEqual(got, all);
+    // A session starts from it.
+    const log = new VolumeLog(store, vol.id);
+    await log.putCheckpoint(1, body);
+    const s = await vol.session();
+    assert.equal((await s.readdir('d')).length, n);
+    assert.deepEqual(await s.read(`d/f${n - 1}`, 0, 40), Buffer.alloc(40, (n - 1) % 251));
+    await s.close();
+    // A byte of text changed in its last entry (gzip intact): the checksum says so, no session opens.
+    const bad = Buffer.from(text);
+    bad[bad.lastIndexOf(Buffer.from('"m":420')) + 5] = 0x31;
+    const damaged = Buffer.concat([gzipSync(bad.subarray(0, 1 << 20)), gzipSync(bad.subarray(1 << 20))]);
+    await store.put(key, damaged);
+    await assert.rejects(vol.session(), (e) => isCairnError(e, 'CORRUPT') && /checksum does not match/.test(e.message));
+    // A path twice (a well-sealed checkpoint): CORRUPT too.
+    await store.put(key, encodeCheckpointSync(1, [...all, all[5]!]));
+    await assert.rejects(vol.session(), (e) => isCairnError(e, 'CORRUPT') && /appears twice/.test(e.message));
     await vol.close();
     await fs.rm(dir, { recursive: true, force: true });
   });

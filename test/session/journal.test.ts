@@ -221,18 +221,28 @@ describe('journal', () => {
 
     it('gives a clean snapshot only without pending ops and at the seq asked', () => {
       const j = open();
-      j.loadState(4, [
-        ['d', dir(1)],
-        ['d/f', file(2)],
-      ]);
+      j.loadEntries(
+        [
+          ['d', dir(1)],
+          ['d/f', file(2)],
+        ],
+        true,
+      );
+      j.setBase(4);
       assert.equal(j.checkpoint, 4);
       assert.deepEqual(
-        j.cleanSnapshot()?.entries.map(([p]) => p),
+        j.cleanSnapshot(0, (_s, entries) => [...entries])?.body.map(([p]) => p),
         ['d', 'd/f'],
       );
-      assert.equal(j.cleanSnapshot(5), undefined);
+      assert.equal(
+        j.cleanSnapshot(5, () => 0),
+        undefined,
+      );
       j.put('g', file(3));
-      assert.equal(j.cleanSnapshot(), undefined);
+      assert.equal(
+        j.cleanSnapshot(0, () => 0),
+        undefined,
+      );
       j.close();
     });
   });

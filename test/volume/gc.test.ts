@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { execFile } from 'node:child_process';
@@ -188,6 +189,62 @@ forEachBackend((b) =>
         [3, 4],
       );
       await other.close();
+      await vol.close();
+    });
+
+    it('a session whose view fell below the pruned floor re-bootstraps at reload and commits its changes', async () => {
+      const vol = await Volume.fromName('rebase', { store, createIfMissing: true });
+      const old = await vol.session();
+      await putFile(old, 'mine', Buffer.from('v0')); // seq 1: old's view
+      const w = await vol.session();
+      for (let i = 0; i < 4; i++) await putFile(w, `f${i}`, Buffer.from(`w${i}`)); // seqs 2..5
+      await w.close();
+      await old.create('local', 0o644);
+      await old.write('local', 0, Buffer.from('L')); // pending in old
+      const r = await vol.gc({ keepLast: 1, graceMs: GRACE });
+      assert.equal(r.retainedFrom, 5);
+      const res = await old.reload();
+      assert.equal(res.commit?.committed, true);
+      assert.equal(res.commit?.seq, 6);
+      assert.deepEqual(res.rebootstrapped, { floor: 5, checkpoint: 5 });
+      assert.equal(res.from, 1);
+      assert.equal(res.seq, 6);
+      assert.equal(res.changed, undefined); // anything may have changed
+      assert.deepEqual((await old.readdir('')).map((e) => e.path).sort(), ['f0', 'f1', 'f2', 'f3', 'local', 'mine']);
+      assert.equal((await old.read('local', 0, 1)).toString(), 'L');
+      assert.equal(old.pendingCount(), 0);
+      // A later reload goes record by record again.
+      const again = await old.reload();
+      assert.equal(again.rebootstrapped, undefined);
+      await old.close();
+      assert.equal((await readAt(vol, 6, 'local')).toString(), 'L');
+      await vol.close();
+    });
+
+    it('a reopened session directory below the pruned floor re-bootstraps with its pending changes on top', async () => {
+      const vol = await Volume.fromName('rebase-dir', { store, createIfMissing: true });
+      const dir = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-rebase-')), 's');
+      let s = await vol.session({ dir });
+      await putFile(s, 'keep', Buffer.from('k0')); // seq 1
+      await putFile(s, 'gone', Buffer.from('g0')); // seq 2
+      await s.write('keep', 0, Buffer.from('k1')); // pending: keep = k1
+      await s.unlink('gone'); // pending: delete gone
+      await s.close(); // the directory keeps the pending ops
+      const w = await vol.session();
+      await putFile(w, 'other', Buffer.from('o')); // seq 3
+      await putFile(w, 'keep', Buffer.from('kw')); // seq 4
+      await w.close();
+      await vol.gc({ keepLast: 1, graceMs: GRACE });
+      s = await vol.session({ dir });
+      assert.equal(s.seq, 4);
+      assert.equal(s.pendingCount(), 2);
+      assert.equal((await s.read('keep', 0, 2)).toString(), 'k1');
+      assert.equal(s.lookup('gone'), undefined);
+      assert.equal((await s.read('other', 0, 1)).toString(), 'o');
+      assert.equal((await s.commit()).seq, 5);
+      await s.close();
+      assert.equal((await readAt(vol, 5, 'keep')).toString(), 'k1');
+      await assert.rejects(readAt(vol, 5, 'gone'), (e) => isCairnError(e, 'NOT_FOUND'));
       await vol.close();
     });
 
