@@ -82,7 +82,10 @@ describe('cairn stats and --metrics (issue 19)', () => {
       await new Promise((res) => writer.once('exit', res));
     }
     assert.equal(r.code, 0, r.err);
-    const rows = r.out.trim().split('\n').map((l) => JSON.parse(l) as { opsPerSec: number; writeBytesPerSec: number });
+    const rows = r.out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { opsPerSec: number; writeBytesPerSec: number });
     assert.equal(rows.length, 2);
     for (const row of rows) {
       assert.ok(row.writeBytesPerSec > 0 && row.opsPerSec > 0, `the writer's work in each interval: ${r.out}`);

@@ -409,10 +409,26 @@ forEachBackend((b) =>
       // A directory put before its children keeps its own mode and mtime (a restore does this);
       // a file put in the batch is no parent for a later item.
       const dir = { type: 'directory' as const, mode: 0o700, mtimeMs: 1_600_000_000_000, size: 0 };
-      c.putEntries([], [['/r', dir], ['/r/f', entry('f')]]);
+      c.putEntries(
+        [],
+        [
+          ['/r', dir],
+          ['/r/f', entry('f')],
+        ],
+      );
       assert.equal((await c.stat('/r')).mtimeMs, 1_600_000_000_000);
       assert.equal((await c.stat('/r')).mode & 0o777, 0o700);
-      assert.throws(() => c.putEntries([], [['/g', entry('g')], ['/g/h', entry('h')]]), (e: any) => e.code === 'NOT_A_DIRECTORY');
+      assert.throws(
+        () =>
+          c.putEntries(
+            [],
+            [
+              ['/g', entry('g')],
+              ['/g/h', entry('h')],
+            ],
+          ),
+        (e: any) => e.code === 'NOT_A_DIRECTORY',
+      );
       await rejectsCode(c.stat('/g'), 'NOT_FOUND');
       await Promise.all([a.close(), c.close()]);
       await vol.close();
