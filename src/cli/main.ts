@@ -3,6 +3,7 @@
  * The `cairn` command: argument parsing (commander), global options, and the one place where
  * failures become a one-line message and an exit code (0 ok, 1 failure, 2 usage).
  */
+import { parseListen } from '../util/metrics.js';
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { registerVolumeCommands } from './volume-commands.js';
@@ -59,10 +60,11 @@ registerPluginCommand(program, globals);
 registerOciHookCommand(program);
 registerRunCommand(program, globals, (code) => (exitCode = code)).hook('preAction', (run) => {
   // bad values are usage errors (exit 2), caught before any volume is opened
-  const o = run.opts<{ volume?: string[]; commitInterval: string }>();
+  const o = run.opts<{ volume?: string[]; commitInterval: string; metrics?: string }>();
   interval(o.commitInterval);
   try {
     parseVolumeSpecs(o.volume ?? []);
+    if (o.metrics !== undefined) parseListen(o.metrics);
   } catch (err) {
     if (isCairnError(err, 'INVALID_ARGUMENT')) throw new UsageError(err.message, { cause: err });
     throw err;

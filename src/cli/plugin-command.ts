@@ -9,7 +9,10 @@ import { Command } from 'commander';
 import { cairnHome } from '../config.js';
 import { VolumeDriver } from '../plugin/driver.js';
 import { DEFAULT_SOCKET, servePlugin } from '../plugin/server.js';
-import { notice } from './output.js';
+import { notice, UsageError } from './output.js';
+import { describeError } from '../errors.js';
+import { statusAll } from '../fuse/control.js';
+import { serveMountsMetrics, parseListen, type MetricsSnapshot } from '../util/metrics.js';
 
 type Globals = () => { store?: string };
 
@@ -20,6 +23,7 @@ export function registerPluginCommand(program: Command, g: Globals): void {
     .option('--socket <path>', 'the plugin socket (podman: [engine.volume_plugins] cairn = "PATH")', DEFAULT_SOCKET)
     .option('--state-dir <dir>', 'plugin state and mount points (default $CAIRN_HOME/plugin)')
     .option('--unmount-on-exit', 'commit and unmount every plugin mount when the plugin stops')
+    .option('--metrics <host:port>', "serve the plugin mounts' Prometheus metrics at http://HOST:PORT/metrics")
     .addHelpText(
       'after',
       `
@@ -30,7 +34,14 @@ Example (podman):
   podman run --rm -v data:/data --rootfs /srv/rootfs /bin/sh -c 'echo hi > /data/x'
 Volume options (-o): store=URL, volume=NAME (attach another Cairn volume), ro=true, commit_interval=SECONDS`,
     )
-    .action(async (o: { socket: string; stateDir?: string; unmountOnExit?: boolean }) => {
+    .action(async (o: { socket: string; stateDir?: string; unmountOnExit?: boolean; metrics?: string }) => {
+      if (o.metrics !== undefined) {
+        try {
+          parseListen(o.metrics);
+        } catch (err) {
+          throw new UsageError(describeError(err), { cause: err });
+        }
+      }
       const log = (msg: string): void => {
         process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), msg })}\n`);
       };
@@ -39,11 +50,23 @@ Volume options (-o): store=URL, volume=NAME (attach another Cairn volume), ro=tr
       await driver.start();
       const server = await servePlugin(driver, path.resolve(o.socket), log);
       notice(`cairn plugin serving ${server.socket}`);
+      // The plugin's mounts are daemons of their own: each scrape asks them for their figures.
+      const mountsDir = path.join(stateDir, 'mounts') + path.sep;
+      const metrics =
+        o.metrics === undefined
+          ? undefined
+          : await serveMountsMetrics(o.metrics, async () =>
+              (await statusAll())
+                .filter((s) => s.mount.mountpoint.startsWith(mountsDir) && s.status?.metrics)
+                .map((s) => ({ volume: s.mount.volume, mountpoint: s.mount.mountpoint, metrics: s.status!.metrics as MetricsSnapshot })),
+            );
+      if (metrics) notice(`metrics at ${metrics.url}`);
       await new Promise<void>((resolve) => {
         process.once('SIGTERM', () => resolve());
         process.once('SIGINT', () => resolve());
       });
       await server.close();
+      await metrics?.close();
       if (o.unmountOnExit) await driver.unmountAll();
       log('plugin stopped');
     });

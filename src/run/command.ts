@@ -20,6 +20,7 @@ export function registerRunCommand(program: Command, globals: () => { store?: st
     .option('--commit-interval <seconds>', 'background commit period, 0 to disable', '5')
     .option('--workdir <dir>', 'working directory of the command (absolute)')
     .option('--create', 'create volumes that do not exist yet')
+    .option('--metrics <host:port>', "serve the mounts' Prometheus metrics at http://HOST:PORT/metrics while the command runs")
     .argument('<command...>', 'the command and its arguments (after --)')
     .addHelpText(
       'after',
@@ -35,15 +36,21 @@ Examples:
   cairn run -v weights:/weights:ro -v out:/out --commit-interval 10 -- python train.py
   cairn run --create -v scratch:/scratch --workdir /scratch -- make`,
     )
-    .action(async (command: string[], opts: { volume?: string[]; commitInterval: string; workdir?: string; create?: boolean }) => {
-      const code = await runInContainer({
-        volumes: opts.volume ?? [],
-        command,
-        commitIntervalSec: Number(opts.commitInterval),
-        workdir: opts.workdir,
-        store: globals().store,
-        createIfMissing: !!opts.create,
-      });
-      exit(code);
-    });
+    .action(
+      async (
+        command: string[],
+        opts: { volume?: string[]; commitInterval: string; workdir?: string; create?: boolean; metrics?: string },
+      ) => {
+        const code = await runInContainer({
+          volumes: opts.volume ?? [],
+          command,
+          commitIntervalSec: Number(opts.commitInterval),
+          workdir: opts.workdir,
+          store: globals().store,
+          createIfMissing: !!opts.create,
+          ...(opts.metrics !== undefined ? { metrics: opts.metrics } : {}),
+        });
+        exit(code);
+      },
+    );
 }

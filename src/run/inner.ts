@@ -21,6 +21,7 @@ import { openSession, type MountSession } from '../volume/open.js';
 import type { MountConfig } from '../fuse/config.js';
 import type { MountHandle } from '../fuse/daemon.js';
 import { startMount } from '../fuse/start.js';
+import { serveMountsMetrics, type MetricsServer, type MetricsSnapshot } from '../util/metrics.js';
 import type { InnerConfig } from './run.js';
 import { childInput } from '../util/child.js';
 import { exitStatus, holdSignals, STOP_SIGNALS } from '../util/signals.js';
@@ -94,7 +95,9 @@ async function main(): Promise<number> {
   });
 
   const mounts: MountHandle[] = [];
+  let metrics: MetricsServer | undefined;
   const closeAll = async (): Promise<boolean> => {
+    await metrics?.close();
     let ok = true;
     for (const m of mounts.reverse()) {
       const r = await m
@@ -130,6 +133,18 @@ async function main(): Promise<number> {
       );
     }
     if (cfg.workdir && !stopped) await checkWorkdir(cfg.workdir);
+    if (cfg.metrics !== undefined && !stopped) {
+      metrics = await serveMountsMetrics(cfg.metrics, () =>
+        Promise.all(
+          mounts.map(async (m) => ({
+            volume: m.volumeName,
+            mountpoint: m.mountpoint,
+            metrics: ((await m.status()).metrics ?? {}) as MetricsSnapshot,
+          })),
+        ),
+      );
+      say(`metrics at ${metrics.url}`);
+    }
   } catch (err) {
     say(`${isCairnError(err) ? `${err.code}: ` : ''}${describeError(err)}`);
     await closeAll();

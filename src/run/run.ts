@@ -18,6 +18,7 @@ import { openStore, parseFileUrl } from '../store/open.js';
 import { Catalog } from '../format/catalog.js';
 import { nodeArgs } from '../util/child.js';
 import { exitStatus, holdSignals, STOP_SIGNALS } from '../util/signals.js';
+import { parseListen } from '../util/metrics.js';
 import { type VolumeSpec, parseVolumeSpecs, pathsOverlap } from './spec.js';
 
 export interface RunOptions {
@@ -29,6 +30,8 @@ export interface RunOptions {
   store?: string;
   /** Create missing volumes instead of failing. */
   createIfMissing?: boolean;
+  /** Serve the mounts' Prometheus metrics at http://HOST:PORT/metrics. */
+  metrics?: string;
 }
 
 /** What the inner half is started with (JSON in argv). */
@@ -38,6 +41,7 @@ export interface InnerConfig {
   commitIntervalSec: number;
   workdir?: string;
   store?: string;
+  metrics?: string;
 }
 
 const INNER_JS = fileURLToPath(new URL('./inner.js', import.meta.url));
@@ -48,6 +52,7 @@ export async function prepareRun(o: RunOptions): Promise<InnerConfig> {
     throw new CairnError('INVALID_ARGUMENT', 'no command to run', { hint: 'cairn run -v VOL:/data -- COMMAND [ARGS...]' });
   }
   const mounts = parseVolumeSpecs(o.volumes ?? []);
+  if (o.metrics !== undefined) parseListen(o.metrics);
   const interval = o.commitIntervalSec ?? 5;
   if (!Number.isFinite(interval) || interval < 0) {
     throw new CairnError('INVALID_ARGUMENT', `bad commit interval ${o.commitIntervalSec}`, {
@@ -88,6 +93,7 @@ export async function prepareRun(o: RunOptions): Promise<InnerConfig> {
     commitIntervalSec: interval,
     ...(o.workdir ? { workdir: o.workdir } : {}),
     ...(o.store ? { store: o.store } : {}),
+    ...(o.metrics !== undefined ? { metrics: o.metrics } : {}),
   };
 }
 

@@ -159,15 +159,79 @@ export interface MetricsServer {
  * Serves `metrics` as Prometheus text at `/metrics` on `listen` (`HOST:PORT`).
  * @example const srv = await serveMetrics(metrics, '127.0.0.1:9567'); … await srv.close();
  */
-export async function serveMetrics(metrics: MountMetrics, listen: string): Promise<MetricsServer> {
+export function serveMetrics(metrics: MountMetrics, listen: string): Promise<MetricsServer> {
+  return serveText(listen, async () => ({ body: await metrics.text(), type: metrics.registry.contentType }));
+}
+
+/** One mount's figures as its daemon reports them in `status`. */
+export interface MountFigures {
+  volume: string;
+  mountpoint: string;
+  metrics: MetricsSnapshot;
+}
+
+/**
+ * Serves the figures of several mounts (each daemon's `status` snapshot, gathered by `collect` at
+ * every scrape) as one Prometheus page, each series labelled with its volume and mount point:
+ * the endpoint of `cairn run --metrics` and `cairn plugin --metrics`.
+ *
+ * @example const srv = await serveMountsMetrics('127.0.0.1:9567', async () => figuresOfMyMounts());
+ */
+export function serveMountsMetrics(listen: string, collect: () => Promise<MountFigures[]>): Promise<MetricsServer> {
+  return serveText(listen, async () => ({ body: renderMounts(await collect()), type: PROMETHEUS_TEXT }));
+}
+
+const PROMETHEUS_TEXT = 'text/plain; version=0.0.4; charset=utf-8';
+
+/** HELP and TYPE of each metric, from the one definition of them (MountMetrics). */
+let definitions: Map<string, { help: string; type: string }> | undefined;
+function definitionOf(name: string): { help: string; type: string } | undefined {
+  definitions ??= new Map(
+    new MountMetrics({ volume: '' }).registry.getMetricsAsArray().map((m) => [m.name, { help: m.help, type: String(m.type) }]),
+  );
+  return definitions.get(name);
+}
+
+const escapeLabel = (v: string): string => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+
+/**
+ * Prometheus text of several mounts' snapshots: counters as they are, each histogram as a
+ * summary of its `_sum` and `_count` (the snapshot keeps no buckets).
+ */
+export function renderMounts(mounts: readonly MountFigures[]): string {
+  const series = new Map<string, string[]>();
+  for (const m of mounts) {
+    const own = `volume="${escapeLabel(m.volume)}",mountpoint="${escapeLabel(m.mountpoint)}"`;
+    for (const [key, value] of Object.entries(m.metrics)) {
+      const at = key.indexOf('{');
+      const name = at < 0 ? key : key.slice(0, at);
+      const labels = at < 0 ? own : `${key.slice(at + 1, -1)},${own}`;
+      const base = name.replace(/_(sum|count)$/, '');
+      const family = definitionOf(name) ? name : base;
+      let lines = series.get(family);
+      if (!lines) series.set(family, (lines = []));
+      lines.push(`${name}{${labels}} ${value}`);
+    }
+  }
+  const out: string[] = [];
+  for (const [family, lines] of series) {
+    const d = definitionOf(family);
+    if (d) out.push(`# HELP ${family} ${d.help}`, `# TYPE ${family} ${d.type === 'histogram' ? 'summary' : d.type}`);
+    out.push(...lines);
+  }
+  return `${out.join('\n')}\n`;
+}
+
+/** An HTTP server answering GET /metrics with `render()`'s text. */
+async function serveText(listen: string, render: () => Promise<{ body: string; type: string }>): Promise<MetricsServer> {
   const { host, port } = parseListen(listen);
   const server = http.createServer((req, res) => {
     if (req.method !== 'GET' || (req.url !== '/metrics' && req.url !== '/')) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics\n');
       return;
     }
-    metrics.text().then(
-      (body) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(body),
+    render().then(
+      ({ body, type }) => res.writeHead(200, { 'content-type': type }).end(body),
       (err: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${String(err)}\n`),
     );
   });

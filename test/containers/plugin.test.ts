@@ -86,6 +86,7 @@ describe('cairn plugin under podman', { skip: missing }, () => {
   let image = '';
   let plugin: ChildProcess | undefined;
   let pluginLog = '';
+  let metricsUrl = '';
   const vol = `cairn-t${process.pid}`;
   const env = (): NodeJS.ProcessEnv => ({
     ...process.env,
@@ -97,7 +98,7 @@ describe('cairn plugin under podman', { skip: missing }, () => {
     runBusybox(rootfs, script, { image, env: env(), volumes: [`${vol}:/data`], ...o });
 
   async function startPlugin(): Promise<void> {
-    const args = [CLI, 'plugin', '--socket', socket, '--state-dir', stateDir];
+    const args = [CLI, 'plugin', '--socket', socket, '--state-dir', stateDir, '--metrics', '127.0.0.1:0'];
     const child = spawn(process.execPath, args, { env: env(), stdio: ['ignore', 'ignore', 'pipe'] });
     let own = '';
     child.stderr!.setEncoding('utf8');
@@ -107,10 +108,11 @@ describe('cairn plugin under podman', { skip: missing }, () => {
     });
     plugin = child;
     const deadline = Date.now() + 20_000;
-    while (!own.includes('serving')) {
+    while (!own.includes('serving') || !/metrics at (\S+)/.test(own)) {
       if (child.exitCode !== null || Date.now() > deadline) throw new Error(`plugin did not start: ${pluginLog}`);
       await new Promise((r) => setTimeout(r, 50));
     }
+    metricsUrl = /metrics at (\S+)/.exec(own)![1]!;
   }
   async function stopPlugin(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     const p = plugin;
@@ -166,6 +168,14 @@ describe('cairn plugin under podman', { skip: missing }, () => {
     assert.ok(one && two && one !== two, `${one} ${two}`);
     await fsp.writeFile(path.join(one, 'd.txt'), 'docker');
     await assert.rejects(fsp.access(path.join(two, 'd.txt')), { code: 'ENOENT' });
+    // The plugin's --metrics page has the figures of each of its mounts.
+    const page = await (await fetch(metricsUrl)).text();
+    const series = (op: string, mnt: string) => `cairn_fuse_ops_total{op="${op}",volume="${dv}",mountpoint="${mnt}"}`;
+    assert.ok(page.includes(`${series('write', one)} 1`), page.slice(0, 3000));
+    assert.ok(
+      page.includes(series('getattr', two)) || page.includes(series('lookup', two)) || page.includes(`mountpoint="${two}"`),
+      'the other ID too',
+    );
     assert.equal((await call(socket, '/VolumeDriver.Unmount', { Name: dv, ID: 'ctr-one' })).Err, '');
     assert.equal(await storeFile('/d.txt', dv), 'docker', 'committed at the Unmount of its ID');
     const busy = await call(socket, '/VolumeDriver.Remove', { Name: dv });

@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -171,6 +172,39 @@ describe('cairn run', () => {
     const r2 = await cairn(['run', '-v', 'v:/data:ro', '--', 'cat', '/data/a']);
     assert.equal(r2.code, 0, r2.stderr);
     assert.equal(r2.stdout, 'x\n');
+  });
+
+  it("serves the mounts' metrics with --metrics while the command runs", async () => {
+    const port = await new Promise<number>((resolve) => {
+      const srv = net.createServer().listen(0, '127.0.0.1', () => {
+        const p = (srv.address() as net.AddressInfo).port;
+        srv.close(() => resolve(p));
+      });
+    });
+    const scrape = `fetch("http://127.0.0.1:${port}/metrics").then((r) => r.text()).then((t) => process.stdout.write(t))`;
+    const r = await cairn([
+      'run',
+      '-v',
+      'v:/data',
+      '-v',
+      'w:/w',
+      '--create',
+      '--metrics',
+      `127.0.0.1:${port}`,
+      '--',
+      'sh',
+      '-c',
+      `echo m > /data/m.txt && cat /data/m.txt > /dev/null && ls -la /w > /dev/null && ${JSON.stringify(process.execPath)} -e '${scrape}'`,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, new RegExp(`metrics at http://127\\.0\\.0\\.1:${port}/metrics`));
+    assert.match(r.stdout, /^# TYPE cairn_fuse_ops_total counter$/m);
+    assert.match(r.stdout, /^cairn_fuse_ops_total\{op="write",volume="v",mountpoint="\/data"\} [1-9]\d*$/m);
+    assert.match(r.stdout, /^cairn_write_bytes_total\{volume="v",mountpoint="\/data"\} 2$/m);
+    assert.match(r.stdout, /^cairn_fuse_ops_total\{op="getattr",volume="w",mountpoint="\/w"\} \d+$/m, 'every mount of the run');
+    assert.match(r.stdout, /^# TYPE cairn_fuse_op_seconds summary$/m);
+    const bad = await cairn(['run', '-v', 'v:/data', '--metrics', 'nope', '--', 'true']);
+    assert.equal(bad.code, 2, bad.stderr);
   });
 
   it('passes the exit code through, and CAIRN_MOUNTS', async () => {

@@ -7,7 +7,7 @@ import '../helpers/env.js';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { MountMetrics, metricTotal, parseListen, serveMetrics } from '../../src/util/metrics.js';
+import { MountMetrics, metricTotal, parseListen, renderMounts, serveMetrics } from '../../src/util/metrics.js';
 import { formatStatsRow, statsHeader, statsRow } from '../../src/cli/stats.js';
 import { isCairnError } from '../../src/errors.js';
 
@@ -86,5 +86,24 @@ describe('mount metrics', () => {
     assert.equal(line.length, statsHeader().length);
     assert.match(line, /5\.0MiB/);
     assert.match(line, /75\.0%/);
+  });
+
+  it("renders several mounts' snapshots as one page, labelled by volume and mount point", async () => {
+    const a = new MountMetrics({ volume: 'a' });
+    a.op('read', 0.5, false, { read: 10 });
+    const b = new MountMetrics({ volume: 'b' });
+    b.op('read', 0.25, true, { read: 5 });
+    const text = renderMounts([
+      { volume: 'a', mountpoint: '/mnt/a', metrics: await a.snapshot() },
+      { volume: 'b"x', mountpoint: '/mnt/b', metrics: await b.snapshot() },
+    ]);
+    assert.match(text, /^# HELP cairn_fuse_ops_total FUSE operations answered\n# TYPE cairn_fuse_ops_total counter$/m);
+    assert.match(text, /^cairn_fuse_ops_total\{op="read",volume="a",mountpoint="\/mnt\/a"\} 1$/m);
+    assert.match(text, /^cairn_fuse_ops_total\{op="read",volume="b\\"x",mountpoint="\/mnt\/b"\} 1$/m, 'label values escaped');
+    assert.match(text, /^cairn_fuse_errors_total\{op="read",volume="b\\"x",mountpoint="\/mnt\/b"\} 1$/m);
+    assert.match(text, /^# TYPE cairn_fuse_op_seconds summary$/m);
+    assert.match(text, /^cairn_fuse_op_seconds_sum\{op="read",volume="a",mountpoint="\/mnt\/a"\} 0\.5$/m);
+    assert.equal(text.match(/^# TYPE cairn_fuse_ops_total /gm)?.length, 1, 'one family header for every mount');
+    assert.equal(renderMounts([]), '\n');
   });
 });
