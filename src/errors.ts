@@ -24,6 +24,8 @@ export type ErrorCode =
   | 'UNAVAILABLE'
   | 'UNSUPPORTED'
   | 'PERMISSION_DENIED'
+  | 'NOT_PERMITTED'
+  | 'NO_ATTRIBUTE'
   | 'CLOSED'
   | 'PRUNED'
   | 'IO';
@@ -168,6 +170,8 @@ const ERRNO: { [C in ErrorCode]: number } = {
   UNAVAILABLE: Errno.EIO,
   UNSUPPORTED: Errno.ENOTSUP,
   PERMISSION_DENIED: Errno.EACCES,
+  NOT_PERMITTED: Errno.EPERM,
+  NO_ATTRIBUTE: Errno.ENODATA,
   CLOSED: Errno.EBADF,
   PRUNED: Errno.ENOENT,
   IO: Errno.EIO,
