@@ -98,7 +98,7 @@ export function decodeRecord(body: Buffer, key: string, volume: string): CommitR
       }
       if (o.op !== 'put') damaged(`op ${n} is ${JSON.stringify(o.op)}, not put or delete`);
       onlyKeys(o, ['op', 'path', 'entry'], `op ${n}`);
-      return { op: 'put', path, entry: checkEntry(o.entry, path) };
+      return { op: 'put', path, entry: checkEntry(o.entry, path, v) };
     });
     return { version: v, seq, base, time, author, commitId, ops };
   });
@@ -153,7 +153,7 @@ export async function decodeCheckpoint(body: Buffer, key: string, volume: string
         const path = checkPath(line[0]);
         if (seen.has(path)) damaged(`path ${JSON.stringify(path)} appears twice`);
         seen.add(path);
-        const e = checkEntry(line[1], path);
+        const e = checkEntry(line[1], path, v);
         if (e.type === 'directory') dirs.add(path);
         entries.push([path, e]);
       } catch (err) {

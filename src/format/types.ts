@@ -6,14 +6,24 @@
  */
 import type { ReadCursor } from '../chunks/index.js';
 
-export type EntryType = 'file' | 'directory' | 'symlink' | 'fifo' | 'socket';
+export type EntryType = 'file' | 'directory' | 'symlink' | 'fifo' | 'socket' | 'chardev' | 'blockdev';
 
-/** Modal's FileEntry: `mtime` in whole seconds, `size` in bytes. */
+/**
+ * Modal's FileEntry (`mtime` in whole seconds, `size` in bytes), with what `fs.stat` users expect
+ * besides: permission bits, owner, group, link count, and the other two times (whole seconds too).
+ */
 export interface FileEntry {
   path: string;
   type: EntryType;
   mtime: number;
   size: number;
+  /** Permission bits (0 to 0o7777). */
+  mode: number;
+  uid: number;
+  gid: number;
+  nlink: number;
+  atime: number;
+  ctime: number;
 }
 
 /** What a session knows about one path. */
@@ -26,8 +36,29 @@ export interface Stat {
   size: number;
   /** Modification time in milliseconds since the epoch. */
   mtimeMs: number;
+  /** Access and change times (ms); equal to the mtime for entries that never stored them. */
+  atimeMs: number;
+  ctimeMs: number;
+  /** Owner and group; for entries that never stored them, the user and group of the process serving the session. */
+  uid: number;
+  gid: number;
+  /** Link count: 1, or for a directory 2 plus its subdirectories. */
+  nlink: number;
+  /** Device number, for character and block devices. */
+  rdev?: number;
   /** Symlink target, for symlinks. */
   target?: string;
+}
+
+/**
+ * Who asks for a change (a FUSE request's caller). Calls made without credentials act with
+ * full rights (the library's own calls; a mount passes the caller's).
+ */
+export interface Credentials {
+  uid: number;
+  gid: number;
+  /** Supplementary groups (the primary `gid` counts too). */
+  groups?: readonly number[];
 }
 
 export interface CommitResult {

@@ -48,6 +48,8 @@ const TYPE_BITS: Record<EntryType, number> = {
   symlink: 0o120000,
   fifo: 0o010000,
   socket: 0o140000,
+  chardev: 0o020000,
+  blockdev: 0o060000,
 };
 
 /** `UTIME_NOW`/`UTIME_OMIT` arrive from fuse-native as 1073 ms (tv_sec 0, tv_nsec ~2^30). */

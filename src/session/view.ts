@@ -11,7 +11,7 @@
 import type BetterSqlite3 from 'better-sqlite3';
 import { type EntryData, ancestors } from '../format/index.js';
 import type { JournalEntry } from './entry.js';
-import { fromRow, type Row, subtreeEnd, toRow } from './schema.js';
+import { fromRow, ROW_COLUMNS, type Row, subtreeEnd, toRow } from './schema.js';
 
 /** Entries memoised by `get` (cleared on every change). */
 const MEMO_ENTRIES = 4096;
@@ -24,8 +24,7 @@ function prepare(db: BetterSqlite3.Database) {
   return {
     get: db.prepare<[string], Row>('SELECT * FROM entries WHERE path = ?'),
     insert: db.prepare<[Row]>(
-      'INSERT OR REPLACE INTO entries (path, parent, type, mode, mtime, size, chunks, inline, target, staged) '
-        + 'VALUES (@path, @parent, @type, @mode, @mtime, @size, @chunks, @inline, @target, @staged)',
+      `INSERT OR REPLACE INTO entries (${ROW_COLUMNS.join(', ')}) VALUES (${ROW_COLUMNS.map((c) => `@${c}`).join(', ')})`,
     ),
     children: db.prepare<[string], Row>('SELECT * FROM entries WHERE parent = ? ORDER BY path'),
     hasChild: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM entries WHERE parent = ? LIMIT 1'),

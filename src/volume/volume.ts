@@ -31,7 +31,7 @@ import {
   readRetention,
   writeRetention,
 } from '../format/index.js';
-import { Session, privateSessionDir } from '../session/index.js';
+import { Session, privateSessionDir, toFileEntry } from '../session/index.js';
 import { Batch, type BatchProgress, type BatchResult, uploadBatch } from './batch.js';
 import { checkInteger } from '../util/limits.js';
 import { type StoreOption, resolveStore, volumeObjects, withStore } from './objects.js';
@@ -53,9 +53,6 @@ export interface VolumeOptions extends StoreOption {
   mountControl?: MountControl;
 }
 
-function toFileEntry(s: Stat): FileEntry {
-  return { path: s.path, type: s.type as EntryType, mtime: Math.floor(s.mtimeMs / 1000), size: s.size };
-}
 
 export class Volume implements AsyncDisposable {
   /**
