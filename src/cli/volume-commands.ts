@@ -35,9 +35,8 @@ async function remoteStat(vol: Volume, p: string): Promise<FileEntry | undefined
   try {
     const entries = await vol.listdir(p);
     const norm = p.replace(/^\/+|\/+$/g, '');
-    const dir = (path: string): FileEntry => ({ path, type: 'directory', mtime: 0, size: 0, mode: 0o755, uid: 0, gid: 0, nlink: 2, atime: 0, ctime: 0 });
-    if (norm === '') return dir('');
-    return entries.length === 1 && entries[0]!.path === norm ? entries[0] : dir(norm);
+    const dir: FileEntry = { path: norm, type: 'directory', mtime: 0, size: 0, mode: 0o755, uid: 0, gid: 0, nlink: 2, atime: 0, ctime: 0 };
+    return norm !== '' && entries.length === 1 && entries[0]!.path === norm ? entries[0] : dir;
   } catch (err) {
     if (isCairnError(err, 'NOT_FOUND')) return undefined;
     throw err;

@@ -43,7 +43,15 @@ export interface EntryData {
   xattrs?: Xattrs;
 }
 
-export type Op = { op: 'put'; path: string; entry: EntryData } | { op: 'delete'; path: string };
+/**
+ * A record op: `put` sets a path to a whole entry, `delete` removes a subtree, `times` (format 3)
+ * sets only the mtime and ctime of an existing entry (a directory whose entries changed), so that
+ * it merges with other writers' changes to that entry's other fields.
+ */
+export type Op =
+  | { op: 'put'; path: string; entry: EntryData }
+  | { op: 'delete'; path: string }
+  | { op: 'times'; path: string; mtimeMs: number; ctimeMs: number };
 
 /**
  * Paths of letters, digits, `_`, `-` and `.` whose segments do not start with `.`, at most 255

@@ -18,6 +18,7 @@
  *   read back, so Cairn never writes an object it would reject.
  */
 import { gunzip, gzip } from 'node:zlib';
+import { CairnError } from '../errors.js';
 import { promisify } from 'node:util';
 import { checkVolumeName, parentOf } from './paths.js';
 import { FORMAT_VERSION, VOLUME_ID_RE, keys, seqOfKey } from './keys.js';
@@ -64,11 +65,24 @@ export function encodeRecord(r: CommitRecord): Buffer {
   const ops = r.ops.map((o) =>
     o.op === 'put'
       ? { op: 'put', path: o.path, entry: encodeChecked(o.path, o.entry) }
-      : { op: 'delete', path: o.path },
+      : o.op === 'times'
+        ? { op: 'times', path: checkedTimes(o.path, o.mtimeMs, o.ctimeMs), mt: o.mtimeMs, ct: o.ctimeMs }
+        : { op: 'delete', path: o.path },
   );
   const { seq, base, time, author, commitId } = r;
   const body = { version: FORMAT_VERSION, seq, base, time, author, commitId, ops };
   return seal(Buffer.from(`${JSON.stringify(body)}\n`));
+}
+
+/** The path of a `times` op, its times checked as a decoder would (INVALID_ARGUMENT otherwise). */
+function checkedTimes(path: string, mt: number, ct: number): string {
+  const ok = (t: number) => typeof t === 'number' && Number.isFinite(t) && Math.abs(t) <= MAX_MTIME_MS;
+  if (!ok(mt) || !ok(ct)) throw new CairnError('INVALID_ARGUMENT', `cannot store times ${mt}, ${ct} of /${path}`, { path: `/${path}` });
+  try {
+    return checkPath(path);
+  } catch {
+    throw new CairnError('INVALID_ARGUMENT', `cannot store /${path}: not a valid volume path`, { path: `/${path}` });
+  }
 }
 
 /**
@@ -95,6 +109,10 @@ export function decodeRecord(body: Buffer, key: string, volume: string): CommitR
       if (o.op === 'delete') {
         onlyKeys(o, ['op', 'path'], `op ${n}`);
         return { op: 'delete', path };
+      }
+      if (o.op === 'times' && v >= 3) {
+        onlyKeys(o, ['op', 'path', 'mt', 'ct'], `op ${n}`);
+        return { op: 'times', path, mtimeMs: num(o.mt, `op ${n}: mtime`, -MAX_MTIME_MS, MAX_MTIME_MS), ctimeMs: num(o.ct, `op ${n}: ctime`, -MAX_MTIME_MS, MAX_MTIME_MS) };
       }
       if (o.op !== 'put') damaged(`op ${n} is ${JSON.stringify(o.op)}, not put or delete`);
       onlyKeys(o, ['op', 'path', 'entry'], `op ${n}`);

@@ -50,6 +50,18 @@ const MIGRATIONS: string[] = [
   ALTER TABLE entries ADD COLUMN rdev INTEGER;
   ALTER TABLE entries ADD COLUMN xattrs TEXT;
   `,
+  // 3: pending 'times' ops (a directory's mtime/ctime changed by its entries).
+  `
+  CREATE TABLE pending_new (
+    id   INTEGER PRIMARY KEY AUTOINCREMENT,
+    op   TEXT NOT NULL CHECK (op IN ('put', 'delete', 'times')),
+    path TEXT NOT NULL
+  );
+  INSERT INTO pending_new (id, op, path) SELECT id, op, path FROM pending;
+  DROP TABLE pending;
+  ALTER TABLE pending_new RENAME TO pending;
+  CREATE INDEX pending_path ON pending(path);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -95,7 +107,8 @@ export const ROW_COLUMNS = ['path', 'parent', 'type', 'mode', 'mtime', 'size', '
 /** One `pending` row: an op not yet committed, in the order it was recorded. */
 export interface PendingOp {
   id: number;
-  op: 'put' | 'delete';
+  /** `times`: only the entry's mtime and ctime changed (see Op in ../format/entries.ts). */
+  op: 'put' | 'delete' | 'times';
   path: string;
 }
 

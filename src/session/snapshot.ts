@@ -48,8 +48,9 @@ export async function bootstrap(journal: Journal, log: VolumeLog, upTo = Infinit
 }
 
 /**
- * Visits every entry (but the root) of snapshot `seq` of a volume, in path order, assembled in a
- * private temporary journal.
+ * Visits every entry (but the root, unless `withRoot`: a checkpoint keeps the root's owner, mode,
+ * times and xattrs) of snapshot `seq` of a volume, in path order, assembled in a private
+ * temporary journal.
  * @example await readSnapshot(store, id, head, (e, data) => { files++; });
  */
 export async function readSnapshot(
@@ -57,11 +58,14 @@ export async function readSnapshot(
   volumeId: string,
   seq: number,
   visit: (e: JournalEntry, data: EntryData) => void,
+  withRoot = false,
 ): Promise<void> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-snapshot-'));
   const journal = new Journal(path.join(dir, 'journal.db'));
   try {
     await bootstrap(journal, new VolumeLog(store, volumeId), seq);
+    const root = journal.get('');
+    if (withRoot && root) visit(root, entryData(root));
     for (const e of journal.iterateAll()) visit(e, entryData(e));
   } finally {
     journal.close();

@@ -27,6 +27,7 @@ function prepare(db: BetterSqlite3.Database) {
       `INSERT OR REPLACE INTO entries (${ROW_COLUMNS.join(', ')}) VALUES (${ROW_COLUMNS.map((c) => `@${c}`).join(', ')})`,
     ),
     children: db.prepare<[string], Row>('SELECT * FROM entries WHERE parent = ? ORDER BY path'),
+    subdirCount: db.prepare<[string], { n: number }>("SELECT COUNT(*) AS n FROM entries WHERE parent = ? AND type = 'directory'"),
     hasChild: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM entries WHERE parent = ? LIMIT 1'),
     subtree: db.prepare<[string, string], Row>('SELECT * FROM entries WHERE path > ? AND path < ? ORDER BY path'),
     all: db.prepare<[], Row>("SELECT * FROM entries WHERE path != '' ORDER BY path"),
@@ -67,6 +68,10 @@ export class EntryTable {
 
   children(dir: string): JournalEntry[] {
     return this.st.children.all(dir).map(fromRow);
+  }
+
+  subdirCount(dir: string): number {
+    return this.st.subdirCount.get(dir)!.n;
   }
 
   hasChildren(dir: string): boolean {

@@ -337,7 +337,7 @@ async function markRecords(log: VolumeLog, after: number, refs: PackRefs): Promi
 /** The entries of snapshot `seq` (../session/snapshot.ts). */
 async function snapshotEntries(store: ObjectStore, id: string, seq: number): Promise<[string, EntryData][]> {
   const entries: [string, EntryData][] = [];
-  await readSnapshot(store, id, seq, (e, data) => entries.push([e.path, data]));
+  await readSnapshot(store, id, seq, (e, data) => entries.push([e.path, data]), true);
   return entries;
 }
 

@@ -14,10 +14,8 @@ import { CairnError, isCairnError } from '../errors.js';
 import type { ObjectStore } from '../store/index.js';
 import { ChunkStore } from '../chunks/index.js';
 import {
-  type EntryType,
   type FileEntry,
   type HistoryEntry,
-  type Stat,
   type VolumeMeta,
   Catalog,
   VolumeLog,
@@ -317,7 +315,7 @@ export class Volume implements AsyncDisposable {
   async history(options: { limit?: number } = {}): Promise<HistoryEntry[]> {
     if (options.limit !== undefined) checkInteger(options.limit, 'limit', { min: 1 });
     const records = await new VolumeLog(this.store, this.id).retainedRecords();
-    const out = records.map((r) => ({ seq: r.seq, time: r.time, author: r.author, paths: r.ops.map((o) => `/${o.path}`) }));
+    const out = records.map((r) => ({ seq: r.seq, time: r.time, author: r.author, paths: r.ops.filter((o) => o.op !== 'times').map((o) => `/${o.path}`) }));
     return options.limit ? out.slice(-options.limit) : out;
   }
 
