@@ -100,7 +100,9 @@ async function main(): Promise<void> {
       ['cursor+stream', {}, 'cursor'],
       ['cursor, 16 MiB ranges', { streamRuns: false, rangeBytes: 16 * MiB }, 'cursor'],
       ['cursor+stream, 16 MiB ranges', { rangeBytes: 16 * MiB }, 'cursor'],
-      ...(process.argv.includes('--window64') ? [['cursor 8..64 +stream', {}, { initial: 8, max: 64 }] as [string, Partial<ChunkStoreOptions>, Window]] : []),
+      ...(process.argv.includes('--window64')
+        ? [['cursor 8..64 +stream', {}, { initial: 8, max: 64 }] as [string, Partial<ChunkStoreOptions>, Window]]
+        : []),
     ];
     // Rounds interleave the variants, so that a load change on the machine hits them all alike.
     const times: number[][] = variants.map(() => []);

@@ -82,7 +82,7 @@ async function main(): Promise<void> {
   await cairnIn(a, 'A', `mount ${volume} ${q(mnt)} --commit-interval 0`);
   await cairnIn(b, 'B', `mount ${volume} ${q(mnt)} --commit-interval 0`);
   const hostSees = await run('sh', ['-c', `grep -c ' ${mnt} ' /proc/self/mountinfo || true`]);
-  check(hostSees.stdout.trim() === '0', 'the host does not see the containers\' mounts');
+  check(hostSees.stdout.trim() === '0', "the host does not see the containers' mounts");
   check((await inside(a, 'A', `cat ${q(mnt)}/data/README.txt`)) === 'a small dataset\n', 'container A reads the volume');
 
   title('write in A: invisible in B until A commits and B reloads');
@@ -91,13 +91,15 @@ async function main(): Promise<void> {
   check(before.trim() === 'no', 'B does not see the uncommitted file');
   say((await cairnIn(a, 'A', `commit ${q(mnt)}`)).trimEnd().replace(/^/gm, '   '));
   const stillNot = await inside(b, 'B', `test -e ${q(mnt)}/hello.txt && echo yes || echo no`);
-  check(stillNot.trim() === 'no', 'B still sees its own snapshot after A\'s commit');
+  check(stillNot.trim() === 'no', "B still sees its own snapshot after A's commit");
   await cairnIn(b, 'B', `reload ${q(mnt)}`);
   const seen = await inside(b, 'B', `cat ${q(mnt)}/hello.txt`);
   check(seen === 'hello from A\n', `B reads A's file after reload: ${JSON.stringify(seen.trim())}`);
 
   title('a reload is refused while a file is open, and names it');
-  const holder = spawn('nsenter', ['-t', String(b), '-m', '--', 'sh', '-c', `exec 3< ${q(mnt)}/hello.txt; exec sleep 60`], { stdio: 'ignore' });
+  const holder = spawn('nsenter', ['-t', String(b), '-m', '--', 'sh', '-c', `exec 3< ${q(mnt)}/hello.txt; exec sleep 60`], {
+    stdio: 'ignore',
+  });
   sleepers.push(holder);
   await new Promise((r) => setTimeout(r, 500));
   const refused = await cairnIn(b, 'B', `reload ${q(mnt)}`).then(
@@ -117,7 +119,14 @@ async function main(): Promise<void> {
   const t0 = process.hrtime.bigint();
   const results = await Promise.all(
     [a, b].map(async (pid, i) =>
-      JSON.parse(await inside(pid, i ? 'B' : 'A', `${q(process.execPath)} -e ${q(reader)} ${q(`${mnt}/data/big.bin`)}`, `sha256 + time of ${mnt}/data/big.bin`)),
+      JSON.parse(
+        await inside(
+          pid,
+          i ? 'B' : 'A',
+          `${q(process.execPath)} -e ${q(reader)} ${q(`${mnt}/data/big.bin`)}`,
+          `sha256 + time of ${mnt}/data/big.bin`,
+        ),
+      ),
     ),
   );
   const wall = Number(process.hrtime.bigint() - t0) / 1e9;
@@ -125,8 +134,12 @@ async function main(): Promise<void> {
     say(`   ${i ? 'B' : 'A'}: ${(r.bytes / 1048576 / r.sec).toFixed(0)} MiB/s (${r.sec.toFixed(2)} s)`);
     check(r.sha256 === bigHash, `${i ? 'B' : 'A'} read the file byte for byte`);
   }
-  say(`   aggregate: ${((2 * MB) / wall).toFixed(0)} MiB/s over ${wall.toFixed(2)} s (cold: the chunks came from the store once, then from the host cache)`);
-  say(`   RESULT ${JSON.stringify({ mib: MB, readers: 2, aggregateMiBps: Math.round((2 * MB) / wall), perReaderMiBps: results.map((r) => Math.round(r.bytes / 1048576 / r.sec)) })}`);
+  say(
+    `   aggregate: ${((2 * MB) / wall).toFixed(0)} MiB/s over ${wall.toFixed(2)} s (cold: the chunks came from the store once, then from the host cache)`,
+  );
+  say(
+    `   RESULT ${JSON.stringify({ mib: MB, readers: 2, aggregateMiBps: Math.round((2 * MB) / wall), perReaderMiBps: results.map((r) => Math.round(r.bytes / 1048576 / r.sec)) })}`,
+  );
 
   title('unmount both (final commit) and show the history');
   await cairnIn(a, 'A', `unmount ${q(mnt)}`);

@@ -6,7 +6,7 @@
       "target_name": "cairn_fuse",
       "sources": ["cairn_fuse.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "<!@(pkg-config --cflags fuse3)"],
-      "libraries": ["<!@(pkg-config --libs fuse3)"],
+      "libraries": ["<!@(pkg-config --libs fuse3)", "-lm"],
       "defines": ["NAPI_VERSION=8"]
     }
   ]

@@ -19,6 +19,9 @@ apt_need() {
 
 apt_need libfuse2 fuse libfuse3-dev pkg-config
 
+# Real programs the workload bench and test/programs run inside mounts (bench/workloads.ts).
+apt_need git sqlite3 rsync tar make python3 python3-venv
+
 # Ceph RGW for the S3 suites (scripts/ceph.sh install: ~30 s once; skipped with CAIRN_CEPH=0).
 [ "${CAIRN_CEPH:-1}" = 0 ] || bash scripts/ceph.sh install
 

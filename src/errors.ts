@@ -133,6 +133,7 @@ export function isCairnError(err: unknown, code?: ErrorCode): err is CairnError 
 /** errno values (Linux) used by the FUSE adapter. */
 export const Errno = {
   EPERM: 1,
+  E2BIG: 7,
   ENOENT: 2,
   EIO: 5,
   EBADF: 9,
@@ -150,6 +151,7 @@ export const Errno = {
   ENAMETOOLONG: 36,
   ENOSYS: 38,
   ENOTEMPTY: 39,
+  ERANGE: 34,
   ENODATA: 61,
   ENOTSUP: 95,
 } as const;

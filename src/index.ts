@@ -27,7 +27,17 @@ export class Volume extends VolumeApi {
 
 export { Batch, Session, openSession } from './volume/index.js';
 export type { MountControl, VolumeOptions, StoreOption } from './volume/index.js';
-export type { FileEntry, EntryType, Stat, CommitResult, ReloadResult, OpenFile, HistoryEntry, FsSession, MountSession } from './volume/index.js';
+export type {
+  FileEntry,
+  EntryType,
+  Stat,
+  CommitResult,
+  ReloadResult,
+  OpenFile,
+  HistoryEntry,
+  FsSession,
+  MountSession,
+} from './volume/index.js';
 export type { VerifyReport, VerifyProblem, VerifyOrphan, VerifyOptions, VerifyKind } from './volume/index.js';
 export type { GcOptions, GcReport, StoreGcReport, RetentionPolicy, VolumeUsage } from './volume/index.js';
 export { CairnError, isCairnError, type ErrorCode } from './errors.js';

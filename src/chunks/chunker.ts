@@ -80,7 +80,7 @@ function scan(d: Uint8Array, i: number, stop: number, h: number, m: number, st: 
   const g = GEAR;
   while (i < stop && ((d.byteOffset + i) & 3) !== 0) {
     h = ((h << 1) + g[d[i++]]) | 0;
-    if ((h & m) === 0) return (st[0] = h), i;
+    if ((h & m) === 0) return ((st[0] = h), i);
   }
   const words = (stop - i) >>> 2;
   if (words > 0 && LITTLE_ENDIAN) {
@@ -88,19 +88,19 @@ function scan(d: Uint8Array, i: number, stop: number, h: number, m: number, st: 
     for (let j = 0; j < words; j++) {
       const w = w32[j];
       h = ((h << 1) + g[w & 255]) | 0;
-      if ((h & m) === 0) return (st[0] = h), i + 4 * j + 1;
+      if ((h & m) === 0) return ((st[0] = h), i + 4 * j + 1);
       h = ((h << 1) + g[(w >>> 8) & 255]) | 0;
-      if ((h & m) === 0) return (st[0] = h), i + 4 * j + 2;
+      if ((h & m) === 0) return ((st[0] = h), i + 4 * j + 2);
       h = ((h << 1) + g[(w >>> 16) & 255]) | 0;
-      if ((h & m) === 0) return (st[0] = h), i + 4 * j + 3;
+      if ((h & m) === 0) return ((st[0] = h), i + 4 * j + 3);
       h = ((h << 1) + g[w >>> 24]) | 0;
-      if ((h & m) === 0) return (st[0] = h), i + 4 * j + 4;
+      if ((h & m) === 0) return ((st[0] = h), i + 4 * j + 4);
     }
     i += 4 * words;
   }
   while (i < stop) {
     h = ((h << 1) + g[d[i++]]) | 0;
-    if ((h & m) === 0) return (st[0] = h), i;
+    if ((h & m) === 0) return ((st[0] = h), i);
   }
   st[0] = h;
   return -1;
@@ -117,23 +117,23 @@ function findCut(r: Resolved, data: Uint8Array, from: number, end: number, have:
   // Sub-minimum skipping: bytes before min are neither hashed nor considered.
   if (i - base < r.min) {
     i = base + r.min;
-    if (i > end) return (state[0] = h), -1;
+    if (i > end) return ((state[0] = h), -1);
   }
   let stop = Math.min(end, base + r.avg);
   if (i < stop) {
     const cut = scan(data, i, stop, h, r.maskS, state);
-    if (cut >= 0) return (state[0] = 0), cut;
+    if (cut >= 0) return ((state[0] = 0), cut);
     h = state[0];
     i = stop;
   }
   stop = Math.min(end, base + r.max);
   if (i < stop) {
     const cut = scan(data, i, stop, h, r.maskL, state);
-    if (cut >= 0) return (state[0] = 0), cut;
+    if (cut >= 0) return ((state[0] = 0), cut);
     h = state[0];
     i = stop;
   }
-  if (i - base >= r.max) return (state[0] = 0), i;
+  if (i - base >= r.max) return ((state[0] = 0), i);
   state[0] = h;
   return -1;
 }

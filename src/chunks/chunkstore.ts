@@ -357,4 +357,3 @@ function upperBound(a: Float64Array, x: number): number {
   }
   return lo;
 }
-

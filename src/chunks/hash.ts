@@ -113,7 +113,12 @@ export function verifyChunk<T extends Uint8Array>(data: T, expected: string, exp
 }
 
 /** Like `verifyChunk`, hashing on the worker pool (see `hashChunkAsync`). */
-export async function verifyChunkAsync<T extends Uint8Array>(data: T, expected: string, expectedLength?: number, context: ErrorContext = {}): Promise<T> {
+export async function verifyChunkAsync<T extends Uint8Array>(
+  data: T,
+  expected: string,
+  expectedLength?: number,
+  context: ErrorContext = {},
+): Promise<T> {
   checkLength(data, expected, expectedLength, context);
   checkHash(await hashChunkAsync(data), expected, context);
   return data;

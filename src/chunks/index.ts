@@ -5,7 +5,16 @@
  */
 export type { ChunkRef, KnownChunks } from './types.js';
 export { Chunker, chunkBuffer, cutPoints, DEFAULT_CHUNKER, type ChunkerParams } from './chunker.js';
-export { hashChunk, hashChunkAsync, isChunkHash, verifyChunk, verifyChunkAsync, hashPoolStats, hashImplementation, HASH_HEX_LENGTH } from './hash.js';
+export {
+  hashChunk,
+  hashChunkAsync,
+  isChunkHash,
+  verifyChunk,
+  verifyChunkAsync,
+  hashPoolStats,
+  hashImplementation,
+  HASH_HEX_LENGTH,
+} from './hash.js';
 export { ChunkCache, type ChunkCacheOptions, type ChunkCacheStats } from './cache.js';
 export {
   PackWriter,

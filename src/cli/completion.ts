@@ -119,9 +119,7 @@ export function zshScript(program: Command): string {
   const described = (name: string, value: (n: Node) => { k: string; d: string }[]) =>
     caseFunction(name, nodes, (n) => value(n).map(({ k, d }) => `${esc(k)}:${esc(d)}`), '\n');
   const subsDescribed = described('_cairn_subs_described', (n) => n.subs.map((s) => ({ k: s.name, d: s.description })));
-  const flagsDescribed = described('_cairn_flags_described', (n) =>
-    n.flags.map((f) => ({ k: f.flag, d: f.description })),
-  );
+  const flagsDescribed = described('_cairn_flags_described', (n) => n.flags.map((f) => ({ k: f.flag, d: f.description })));
   const valued = '[[ -n $prev && " $(_cairn_valued "$cmdpath") " == *" $prev "* && $cur != -* ]]';
   return `#compdef cairn
 # cairn completion for zsh: eval "$(cairn completion zsh)" after compinit (e.g. in ~/.zshrc),

@@ -20,16 +20,14 @@ import { counts, notice, progressBar } from './output.js';
 /** Files written at once: enough to hide per-file latency (store GETs, open/rename), few enough for fds. */
 const PARALLEL_FILES = 16;
 
-const exists = (p: string) => fs.lstat(p).then(() => true, () => false);
+const exists = (p: string) =>
+  fs.lstat(p).then(
+    () => true,
+    () => false,
+  );
 
 /** Downloads `remote` of session `s` (volume `name`) to `dest` ("-": stdout). */
-export async function download(
-  s: Session,
-  name: string,
-  remote: string,
-  dest: string | undefined,
-  force: boolean,
-): Promise<void> {
+export async function download(s: Session, name: string, remote: string, dest: string | undefined, force: boolean): Promise<void> {
   const entry = s.lookup(remote);
   if (!entry) {
     throw new CairnError('NOT_FOUND', `no such file or directory: ${name}:${remote}`, { volume: name, path: remote });

@@ -39,7 +39,9 @@ export const CLI_HINTS: Readonly<Record<string, Rewrite>> = {
   'files are open or a process has its cwd there; close them or use force (lazy unmount)':
     'files are open or a process has its cwd there; close them or pass --force (lazy unmount)',
   'open a new session to see newer snapshots': (_e, cmd) =>
-    cmd === 'reload' ? 'a mount with --seq stays at that snapshot: unmount it, then mount without --seq for the newest' : 'open a new session to see newer snapshots',
+    cmd === 'reload'
+      ? 'a mount with --seq stays at that snapshot: unmount it, then mount without --seq for the newest'
+      : 'open a new session to see newer snapshots',
   'see vol.history() for the seqs there are': (e) => `see the seqs with cairn volume history ${volumeName(e)}`,
   'open a newer snapshot (vol.history() lists the seqs kept); vol.setRetention() sets what is kept': (e) =>
     `see the seqs kept with cairn volume history ${volumeName(e)}; cairn volume retention sets what is kept`,

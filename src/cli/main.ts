@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { registerVolumeCommands } from './volume-commands.js';
+import { registerUpkeepCommands } from './upkeep-commands.js';
 import { interval, registerMountCommands } from './mount-commands.js';
 import { parseVolumeSpecs } from '../run/spec.js';
 import { isCairnError } from '../errors.js';
@@ -52,7 +53,7 @@ program.hook('preAction', (_program, action) => {
 
 const globals = () => ({ store: program.opts<{ store?: string }>().store });
 let exitCode = 0;
-registerVolumeCommands(program, globals);
+registerUpkeepCommands(registerVolumeCommands(program, globals), globals);
 registerMountCommands(program, globals);
 registerPluginCommand(program, globals);
 registerOciHookCommand(program);

@@ -36,6 +36,7 @@ interface MountFlags {
   commitInterval: string;
   foreground?: boolean;
   nonEmpty?: boolean;
+  allowOther?: boolean;
   seq?: number;
   metrics?: string;
 }
@@ -43,7 +44,8 @@ interface MountFlags {
 /** A positive number of seconds (`--interval`); a UsageError (exit 2) otherwise. */
 function seconds(v: string): number {
   const n = Number(v);
-  if (!Number.isFinite(n) || n < 0.1 || n > 3600) throw new UsageError(`--interval must be seconds from 0.1 to 3600, not ${JSON.stringify(v)}`);
+  if (!Number.isFinite(n) || n < 0.1 || n > 3600)
+    throw new UsageError(`--interval must be seconds from 0.1 to 3600, not ${JSON.stringify(v)}`);
   return n;
 }
 
@@ -62,6 +64,7 @@ export function registerMountCommands(program: Command, g: Globals): void {
     .option('--commit-interval <seconds>', 'commit in the background every N seconds (0: only on demand and at unmount)', '5')
     .option('--foreground', 'serve the mount in this process until it is unmounted or gets SIGTERM/SIGINT')
     .option('--non-empty', 'mount over a directory that has files (they are hidden while mounted)')
+    .option('--allow-other', "let every user of the host reach the mount (the kernel checks each entry's owner and mode)")
     .option('--seq <n>', 'mount the snapshot of that seq, read-only (time travel; see cairn volume history)', parseSeq)
     .option('--metrics <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (cairn status shows the address)')
     .addHelpText(
@@ -87,6 +90,7 @@ export function registerMountCommands(program: Command, g: Globals): void {
         commitIntervalSec: interval(o.commitInterval),
         foreground: !!o.foreground,
         nonEmpty: !!o.nonEmpty,
+        allowOther: !!o.allowOther,
         ...(o.metrics !== undefined ? { metrics: o.metrics } : {}),
       });
       const mode = o.seq !== undefined ? ` (seq ${o.seq}, read-only)` : o.readOnly ? ' (read-only)' : '';
@@ -138,7 +142,7 @@ export function registerMountCommands(program: Command, g: Globals): void {
     .command('mounts')
     .description('every cairn mount in this mount namespace: volume, mount point, seq, pending changes, open files, mode, binding')
     .option('--json', 'machine-readable output')
-    .addHelpText('after', '\nExamples:\n  cairn mounts\n  cairn mounts --json | jq \'.[] | select(.pending > 0)\'')
+    .addHelpText('after', "\nExamples:\n  cairn mounts\n  cairn mounts --json | jq '.[] | select(.pending > 0)'")
     .action((o: { json?: boolean }) => listMounts(!!o.json));
 
   program
@@ -164,7 +168,11 @@ export function registerMountCommands(program: Command, g: Globals): void {
       const mountpoint = path.resolve(dir);
       const sample = async (): Promise<MetricsSnapshot> => {
         const r = (await controlRequest(mountpoint, 'status')) as { metrics?: MetricsSnapshot };
-        if (!r.metrics) throw new CairnError('UNSUPPORTED', `the daemon of ${mountpoint} reports no figures`, { path: mountpoint, hint: 'remount it with this version of cairn' });
+        if (!r.metrics)
+          throw new CairnError('UNSUPPORTED', `the daemon of ${mountpoint} reports no figures`, {
+            path: mountpoint,
+            hint: 'remount it with this version of cairn',
+          });
         return r.metrics;
       };
       await runStats(sample, { interval: o.interval, json: !!o.json, ...(o.count !== undefined ? { count: o.count } : {}) }, (line) =>

@@ -21,8 +21,7 @@ export interface StatsRow {
   reloads: number;
 }
 
-const delta = (a: MetricsSnapshot, b: MetricsSnapshot, name: string): number =>
-  Math.max(0, metricTotal(b, name) - metricTotal(a, name));
+const delta = (a: MetricsSnapshot, b: MetricsSnapshot, name: string): number => Math.max(0, metricTotal(b, name) - metricTotal(a, name));
 
 /**
  * The per-second figures between two snapshots taken `seconds` apart.
@@ -50,7 +49,16 @@ export function statsRow(prev: MetricsSnapshot, cur: MetricsSnapshot, seconds: n
 }
 
 const COLUMNS: [string, number][] = [
-  ['time', 8], ['ops/s', 8], ['err/s', 6], ['avg ms', 7], ['read/s', 9], ['write/s', 9], ['cache hit', 9], ['GET/s', 7], ['commits', 7], ['reloads', 7],
+  ['time', 8],
+  ['ops/s', 8],
+  ['err/s', 6],
+  ['avg ms', 7],
+  ['read/s', 9],
+  ['write/s', 9],
+  ['cache hit', 9],
+  ['GET/s', 7],
+  ['commits', 7],
+  ['reloads', 7],
 ];
 
 function rate(bytes: number): string {
@@ -102,11 +110,7 @@ export interface StatsOptions {
  * Prints a row every `interval` seconds from the snapshots `sample` returns (the mount's status).
  * @example await runStats(() => mountSnapshot('/data'), { interval: 1, json: false }, console.log);
  */
-export async function runStats(
-  sample: () => Promise<MetricsSnapshot>,
-  opts: StatsOptions,
-  print: (line: string) => void,
-): Promise<void> {
+export async function runStats(sample: () => Promise<MetricsSnapshot>, opts: StatsOptions, print: (line: string) => void): Promise<void> {
   let prev = await sample();
   let prevAt = performance.now();
   for (let i = 0; opts.count === undefined || i < opts.count; i++) {

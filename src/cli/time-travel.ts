@@ -41,10 +41,15 @@ export async function sessionAt(vol: Volume, seq: number | undefined): Promise<S
     return await vol.session({ seq });
   } catch (err) {
     if (isCairnError(err, 'NOT_FOUND') && !err.context.path) {
-      throw new CairnError('NOT_FOUND', `volume ${vol.name} has no snapshot ${seq}`, {
-        volume: vol.name,
-        hint: `see the seqs with cairn volume history ${vol.name}`,
-      }, { cause: err });
+      throw new CairnError(
+        'NOT_FOUND',
+        `volume ${vol.name} has no snapshot ${seq}`,
+        {
+          volume: vol.name,
+          hint: `see the seqs with cairn volume history ${vol.name}`,
+        },
+        { cause: err },
+      );
     }
     throw err;
   }
@@ -72,8 +77,15 @@ const dataOf = ({ path: _p, staged: _s, ...data }: JournalEntry): EntryData => d
 function same(a: EntryData, b: EntryData): boolean {
   const refs = (e: EntryData) => JSON.stringify(e.chunks ?? null);
   const inline = (e: EntryData) => (e.inline ? Buffer.from(e.inline).toString('base64') : null);
-  return a.type === b.type && a.mode === b.mode && a.mtimeMs === b.mtimeMs && a.size === b.size &&
-    a.target === b.target && refs(a) === refs(b) && inline(a) === inline(b);
+  return (
+    a.type === b.type &&
+    a.mode === b.mode &&
+    a.mtimeMs === b.mtimeMs &&
+    a.size === b.size &&
+    a.target === b.target &&
+    refs(a) === refs(b) &&
+    inline(a) === inline(b)
+  );
 }
 
 export interface RestoreResult {
@@ -145,8 +157,7 @@ export async function restore(vol: Volume, from: number, paths: string[]): Promi
   }
 }
 
-const shown = (paths: string[]) =>
-  paths.length > 5 ? `${paths.slice(0, 5).join(' ')} (+${paths.length - 5} more)` : paths.join(' ');
+const shown = (paths: string[]) => (paths.length > 5 ? `${paths.slice(0, 5).join(' ')} (+${paths.length - 5} more)` : paths.join(' '));
 
 type WithVolume = <T>(name: string, g: Globals, fn: (v: Volume) => Promise<T>) => Promise<T>;
 

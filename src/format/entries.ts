@@ -225,10 +225,15 @@ export function decoding<T>(what: string, key: string, volume: string, fn: () =>
   } catch (err) {
     if (err instanceof CairnError) throw err;
     const why = err instanceof Damage ? err.message : `it is not readable (${String((err as Error)?.message ?? err)})`;
-    throw new CairnError('CORRUPT', `${what} ${key} of volume ${volume} is damaged: ${why}`, {
-      key,
-      volume,
-      hint: `the object was changed on the store; \`cairn volume verify\` lists every damaged object`,
-    }, { cause: err });
+    throw new CairnError(
+      'CORRUPT',
+      `${what} ${key} of volume ${volume} is damaged: ${why}`,
+      {
+        key,
+        volume,
+        hint: `the object was changed on the store; \`cairn volume verify\` lists every damaged object`,
+      },
+      { cause: err },
+    );
   }
 }

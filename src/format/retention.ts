@@ -47,11 +47,7 @@ export async function readRetention(store: ObjectStore, id: string): Promise<Ret
 }
 
 /** Replaces the volume's policy; fields not given keep their current value. Returns the new policy. */
-export async function writeRetention(
-  store: ObjectStore,
-  id: string,
-  p: Partial<RetentionPolicy>,
-): Promise<RetentionPolicy> {
+export async function writeRetention(store: ObjectStore, id: string, p: Partial<RetentionPolicy>): Promise<RetentionPolicy> {
   checkRetention(p);
   const next = { ...(await readRetention(store, id)), ...definedOnly(p) };
   await store.put(keys.retention(id), encodeRetention(next));
@@ -113,8 +109,7 @@ export function retainedFrom(log: readonly ObjectInfo[], policy: RetentionPolicy
   return from;
 }
 
-export const PRUNED_HINT =
-  'open a newer snapshot (vol.history() lists the seqs kept); vol.setRetention() sets what is kept';
+export const PRUNED_HINT = 'open a newer snapshot (vol.history() lists the seqs kept); vol.setRetention() sets what is kept';
 
 /** PRUNED for a snapshot below the volume's floor. */
 export function prunedError(volume: string, seq: number, floor: number): CairnError {

@@ -13,7 +13,7 @@
  */
 import { CairnError, Errno, errnoFor } from '../errors.js';
 import type { ReadCursor } from '../chunks/index.js';
-import type { FsSession, Stat, EntryType } from '../format/types.js';
+import type { Credentials, FsSession, Stat, EntryType } from '../format/types.js';
 import { HandleTable, O_TRUNC, wantsWrite, type HandleEntry } from './handles.js';
 import type { Freshness } from './freshness.js';
 import type { MountConfig } from './config.js';
@@ -63,22 +63,53 @@ export function toFuseStat(st: Stat, uid: number, gid: number): Record<string, n
   const size = st.type === 'symlink' ? Buffer.byteLength(st.target ?? '') : st.size;
   return {
     mode: TYPE_BITS[st.type] | (st.mode & 0o7777),
-    uid,
-    gid,
+    // The stored owner; `uid`/`gid` for stats without one (the control file).
+    uid: st.uid ?? uid,
+    gid: st.gid ?? gid,
     size,
-    nlink: st.type === 'directory' ? 2 : 1,
+    nlink: st.nlink ?? (st.type === 'directory' ? 2 : 1),
+    rdev: st.rdev ?? 0,
     blksize: 4096,
     blocks: Math.ceil(size / 512),
-    atime: time,
+    atime: st.atimeMs === undefined ? time : new Date(st.atimeMs),
     mtime: time,
-    ctime: time,
+    ctime: st.ctimeMs === undefined ? time : new Date(st.ctimeMs),
   };
+}
+
+/** mknod's file type bits -> entry type (undefined: not one a volume stores). */
+function typeOfMode(mode: number): EntryType | undefined {
+  const bits = mode & 0o170000;
+  return (Object.keys(TYPE_BITS) as EntryType[]).find((t) => TYPE_BITS[t] === bits && t !== 'directory' && t !== 'symlink');
+}
+
+/** setxattr(2) flags. */
+const XATTR_CREATE = 1;
+const XATTR_REPLACE = 2;
+
+/** The errno of an xattr call: sizes past the limits E2BIG, names outside the namespaces ENOTSUP. */
+function xattrErrno(err: unknown): number {
+  if (err instanceof CairnError && err.code === 'TOO_LARGE') return /name/.test(err.message) ? Errno.ERANGE : Errno.E2BIG;
+  if (err instanceof CairnError && err.code === 'INVALID_ARGUMENT') return Errno.ENOTSUP;
+  return errnoFor(err);
 }
 
 /** fuse-native statfs object: large, fixed figures (the store has no meaningful capacity). */
 export function statfsResult(): Record<string, number> {
   const big = 0x7fffffff;
-  return { bsize: 4096, frsize: 4096, blocks: big, bfree: big, bavail: big, files: big, ffree: big, favail: big, fsid: 0, flag: 0, namemax: 255 };
+  return {
+    bsize: 4096,
+    frsize: 4096,
+    blocks: big,
+    bfree: big,
+    bavail: big,
+    files: big,
+    ffree: big,
+    favail: big,
+    fsid: 0,
+    flag: 0,
+    namemax: 255,
+  };
 }
 
 /**
@@ -139,14 +170,30 @@ export function createOps(session: FsSession, config: AdapterConfig, opts: Adapt
     return session.read(h?.path ?? path, pos, len, cursorOf(h));
   }
 
-  /** Sets the modification time: a time in ms, 'now', or null (leave it; atime is not stored). */
-  function setTimes(path: string, mtime: number | 'now' | null, cb: Cb): void {
+  /** Sets the modification and access times: a time in ms, 'now', or null (leave it). */
+  function setTimes(path: string, mtime: number | 'now' | null, cb: Cb, atime: number | 'now' | null = null): void {
     if (rofs(cb)) return;
-    if (mtime === null) {
+    const ms = (t: number | 'now' | null) => (t === 'now' ? Date.now() : (t ?? undefined));
+    if (mtime === null && atime === null) {
       run('utimens', path, cb, () => session.stat(path));
       return;
     }
-    run('utimens', path, cb, () => session.utimes(path, mtime === 'now' ? Date.now() : mtime));
+    if (session.setTimes) {
+      const set = session.setTimes.bind(session);
+      run('utimens', path, cb, () => set(path, { mtimeMs: ms(mtime), atimeMs: ms(atime) }));
+      return;
+    }
+    if (mtime === null) return run('utimens', path, cb, () => session.stat(path));
+    run('utimens', path, cb, () => session.utimes(path, ms(mtime)!));
+  }
+
+  /** Runs an xattr call of the session (ENOTSUP when it has none), with xattr errnos. */
+  function xattr<T>(path: string, cb: Cb, work: (() => Promise<T>) | undefined, ok: (v: T) => void = () => cb(0)): void {
+    if (!work) return cb(-Errno.ENOTSUP);
+    work().then(ok, (err: unknown) => {
+      if (!(err instanceof CairnError) && opts.onError) opts.onError('xattr', path, err);
+      cb(-xattrErrno(err));
+    });
   }
 
   const ops: FuseOps = {
@@ -159,11 +206,23 @@ export function createOps(session: FsSession, config: AdapterConfig, opts: Adapt
     },
 
     access(path: string, mode: number, cb: Cb) {
-      run('access', path, cb, () => session.stat(path), () => cb(readOnly && mode & 2 ? -Errno.EROFS : 0));
+      run(
+        'access',
+        path,
+        cb,
+        () => session.stat(path),
+        () => cb(readOnly && mode & 2 ? -Errno.EROFS : 0),
+      );
     },
 
     getattr(path: string, cb: Cb) {
-      run('getattr', path, cb, () => session.stat(path), (st) => cb(0, fuseStat(st)));
+      run(
+        'getattr',
+        path,
+        cb,
+        () => session.stat(path),
+        (st) => cb(0, fuseStat(st)),
+      );
     },
 
     fgetattr(path: string, _fh: number, cb: Cb) {
@@ -171,38 +230,57 @@ export function createOps(session: FsSession, config: AdapterConfig, opts: Adapt
     },
 
     readdir(path: string, cb: Cb) {
-      run('readdir', path, cb, async () => {
-        const [self, children] = await Promise.all([session.stat(path), session.readdir(path)]);
-        const dot = fuseStat(self);
-        const names = ['.', '..'];
-        const stats = [dot, dot];
-        for (const c of children) {
-          names.push(c.path.slice(c.path.lastIndexOf('/') + 1));
-          stats.push(fuseStat(c));
-        }
-        return { names, stats };
-      }, (r) => cb(0, r.names, r.stats));
+      run(
+        'readdir',
+        path,
+        cb,
+        async () => {
+          const [self, children] = await Promise.all([session.stat(path), session.readdir(path)]);
+          const dot = fuseStat(self);
+          const names = ['.', '..'];
+          const stats = [dot, dot];
+          for (const c of children) {
+            names.push(c.path.slice(c.path.lastIndexOf('/') + 1));
+            stats.push(fuseStat(c));
+          }
+          return { names, stats };
+        },
+        (r) => cb(0, r.names, r.stats),
+      );
     },
 
     /** `pid`: the opener, when the binding knows it (the native binding does). */
     open(path: string, flags: number, cb: Cb, pid?: number) {
       if (wantsWrite(flags) && rofs(cb)) return;
-      run('open', path, cb, async () => {
-        const st = await session.stat(path);
-        if (st.type === 'directory' && wantsWrite(flags)) {
-          throw new CairnError('IS_A_DIRECTORY', `${path} is a directory`, { path });
-        }
-        if (flags & O_TRUNC && st.type === 'file' && st.size > 0) await session.truncate(path, 0);
-        return openHandle(path, flags, pid);
-      }, (fh) => cb(0, fh));
+      run(
+        'open',
+        path,
+        cb,
+        async () => {
+          const st = await session.stat(path);
+          if (st.type === 'directory' && wantsWrite(flags)) {
+            throw new CairnError('IS_A_DIRECTORY', `${path} is a directory`, { path });
+          }
+          if (flags & O_TRUNC && st.type === 'file' && st.size > 0) await session.truncate(path, 0);
+          return openHandle(path, flags, pid);
+        },
+        (fh) => cb(0, fh),
+      );
     },
 
-    create(path: string, mode: number, cb: Cb, pid?: number) {
+    /** `cred`: the caller (native binding), owner of the new file. */
+    create(path: string, mode: number, cb: Cb, pid?: number, cred?: Credentials) {
       if (rofs(cb)) return;
-      run('create', path, cb, async () => {
-        await session.create(path, mode & 0o7777);
-        return openHandle(path, 0o2 /* O_RDWR */, pid);
-      }, (fh) => cb(0, fh));
+      run(
+        'create',
+        path,
+        cb,
+        async () => {
+          await session.create(path, mode & 0o7777, cred);
+          return openHandle(path, 0o2 /* O_RDWR */, pid);
+        },
+        (fh) => cb(0, fh),
+      );
     },
 
     /** `buf` null (native binding): no copy; `cb(n, bytes)` hands over a buffer holding the bytes. */
@@ -212,12 +290,18 @@ export function createOps(session: FsSession, config: AdapterConfig, opts: Adapt
       const into = buf ?? Buffer.allocUnsafe(len);
       const n = readCached(h, path, pos, len, into.length >= len ? into.subarray(0, len) : into);
       if (n !== undefined) return cb(n, into);
-      run('read', path, cb, () => readAt(h, path, pos, len), (data) => {
-        const n = Math.min(data.length, len);
-        if (!buf) return cb(n, data);
-        data.copy(buf, 0, 0, n);
-        cb(n);
-      });
+      run(
+        'read',
+        path,
+        cb,
+        () => readAt(h, path, pos, len),
+        (data) => {
+          const n = Math.min(data.length, len);
+          if (!buf) return cb(n, data);
+          data.copy(buf, 0, 0, n);
+          cb(n);
+        },
+      );
     },
 
     /** `owned`: the buffer is the caller's to give (native binding), so it is not copied. */
@@ -226,10 +310,16 @@ export function createOps(session: FsSession, config: AdapterConfig, opts: Adapt
       const h = handles.get(fh);
       // Copy: fuse-native's buffer is kernel memory that is detached once we answer.
       const data = owned ? buf.subarray(0, len) : Buffer.from(buf.subarray(0, len));
-      run('write', path, cb, () => session.write(h?.path ?? path, pos, data), () => {
-        if (h) h.dirty = true;
-        cb(len);
-      });
+      run(
+        'write',
+        path,
+        cb,
+        () => session.write(h?.path ?? path, pos, data),
+        () => {
+          if (h) h.dirty = true;
+          cb(len);
+        },
+      );
     },
 
     truncate(path: string, size: number, cb: Cb) {
@@ -240,29 +330,47 @@ export function createOps(session: FsSession, config: AdapterConfig, opts: Adapt
     ftruncate(path: string, fh: number, size: number, cb: Cb) {
       if (rofs(cb)) return;
       const h = handles.get(fh);
-      run('ftruncate', path, cb, () => session.truncate(h?.path ?? path, size), () => {
-        if (h) h.dirty = true;
-        cb(0);
-      });
+      run(
+        'ftruncate',
+        path,
+        cb,
+        () => session.truncate(h?.path ?? path, size),
+        () => {
+          if (h) h.dirty = true;
+          cb(0);
+        },
+      );
     },
 
     flush(path: string, fh: number, cb: Cb) {
       // close(2): with fsyncOnClose, make written data durable locally (not committed).
       const h = handles.get(fh);
       if (!h || !h.dirty || readOnly || !fsyncOnClose) return cb(0);
-      run('flush', path, cb, () => session.fsync(h.path), () => {
-        h.dirty = false;
-        cb(0);
-      });
+      run(
+        'flush',
+        path,
+        cb,
+        () => session.fsync(h.path),
+        () => {
+          h.dirty = false;
+          cb(0);
+        },
+      );
     },
 
     fsync(path: string, _datasync: number, fh: number, cb: Cb) {
       if (readOnly) return cb(0);
       const h = handles.get(fh);
-      run('fsync', path, cb, () => session.fsync(h?.path ?? path), () => {
-        if (h) h.dirty = false;
-        cb(0);
-      });
+      run(
+        'fsync',
+        path,
+        cb,
+        () => session.fsync(h?.path ?? path),
+        () => {
+          if (h) h.dirty = false;
+          cb(0);
+        },
+      );
     },
 
     release(path: string, fh: number, cb: Cb) {
@@ -270,9 +378,9 @@ export function createOps(session: FsSession, config: AdapterConfig, opts: Adapt
       cb(0);
     },
 
-    mkdir(path: string, mode: number, cb: Cb) {
+    mkdir(path: string, mode: number, cb: Cb, cred?: Credentials) {
       if (rofs(cb)) return;
-      run('mkdir', path, cb, () => session.mkdir(path, mode & 0o7777));
+      run('mkdir', path, cb, () => session.mkdir(path, mode & 0o7777, cred));
     },
 
     rmdir(path: string, cb: Cb) {
@@ -287,19 +395,31 @@ export function createOps(session: FsSession, config: AdapterConfig, opts: Adapt
 
     rename(from: string, to: string, cb: Cb) {
       if (rofs(cb)) return;
-      run('rename', from, cb, () => session.rename(from, to), () => {
-        handles.rename(from, to);
-        cb(0);
-      });
+      run(
+        'rename',
+        from,
+        cb,
+        () => session.rename(from, to),
+        () => {
+          handles.rename(from, to);
+          cb(0);
+        },
+      );
     },
 
-    symlink(target: string, path: string, cb: Cb) {
+    symlink(target: string, path: string, cb: Cb, cred?: Credentials) {
       if (rofs(cb)) return;
-      run('symlink', path, cb, () => session.symlink(target, path));
+      run('symlink', path, cb, () => session.symlink(target, path, cred));
     },
 
     readlink(path: string, cb: Cb) {
-      run('readlink', path, cb, () => session.readlink(path), (t) => cb(0, t));
+      run(
+        'readlink',
+        path,
+        cb,
+        () => session.readlink(path),
+        (t) => cb(0, t),
+      );
     },
 
     chmod(path: string, mode: number, cb: Cb) {
@@ -320,10 +440,40 @@ export function createOps(session: FsSession, config: AdapterConfig, opts: Adapt
     setTimes,
 
     chown(path: string, newUid: number, newGid: number, cb: Cb) {
-      // Ownership is not stored: accept "no change", refuse anything else.
       if (rofs(cb)) return;
+      if (session.chown) {
+        // No credentials: the kernel (default_permissions) already applied chown's rules to the caller.
+        const chown = session.chown.bind(session);
+        return run('chown', path, cb, () => chown(path, newUid, newGid));
+      }
+      // A session that stores no owners: accept "no change", refuse anything else.
       const same = (newUid === NO_ID || newUid === uid) && (newGid === NO_ID || newGid === gid);
-      run('chown', path, cb, () => session.stat(path), () => cb(same ? 0 : -Errno.EPERM));
+      run(
+        'chown',
+        path,
+        cb,
+        () => session.stat(path),
+        () => cb(same ? 0 : -Errno.EPERM),
+      );
+    },
+
+    setxattr(path: string, name: string, value: Buffer, _position: number, flags: number, cb: Cb, cred?: Credentials) {
+      if (rofs(cb)) return;
+      const how = flags & XATTR_CREATE ? 'create' : flags & XATTR_REPLACE ? 'replace' : undefined;
+      xattr(path, cb, session.setxattr && (() => session.setxattr!(path, name, Buffer.from(value), how, cred)));
+    },
+
+    getxattr(path: string, name: string, _position: number, cb: Cb, cred?: Credentials) {
+      xattr(path, cb, session.getxattr && (() => session.getxattr!(path, name, cred)), (v) => cb(0, v));
+    },
+
+    listxattr(path: string, cb: Cb, cred?: Credentials) {
+      xattr(path, cb, session.listxattr && (() => session.listxattr!(path, cred)), (v) => cb(0, v));
+    },
+
+    removexattr(path: string, name: string, cb: Cb, cred?: Credentials) {
+      if (rofs(cb)) return;
+      xattr(path, cb, session.removexattr && (() => session.removexattr!(path, name, cred)));
     },
 
     link(_from: string, _to: string, cb: Cb) {
@@ -331,10 +481,13 @@ export function createOps(session: FsSession, config: AdapterConfig, opts: Adapt
       cb(readOnly ? -Errno.EROFS : -Errno.EPERM);
     },
 
-    mknod(path: string, mode: number, _dev: number, cb: Cb) {
+    mknod(path: string, mode: number, dev: number, cb: Cb, cred?: Credentials) {
       if (rofs(cb)) return;
-      if ((mode & 0o170000) !== TYPE_BITS.file) return cb(-Errno.EPERM);
-      run('mknod', path, cb, () => session.create(path, mode & 0o7777));
+      const type = typeOfMode(mode);
+      if (type === 'file') return run('mknod', path, cb, () => session.create(path, mode & 0o7777, cred));
+      if (!type || !session.mknod) return cb(-Errno.EPERM);
+      const mknod = session.mknod.bind(session);
+      run('mknod', path, cb, () => mknod(path, type, mode & 0o7777, dev, cred));
     },
   };
   return ops;

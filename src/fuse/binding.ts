@@ -86,7 +86,12 @@ export function chooseBinding(explicit?: string): BindingName | 'auto' {
 
 /** fuse-native with a few libfuse options it does not expose. */
 class CairnFuse extends Fuse {
-  constructor(mnt: string, ops: FuseOps, opts: Record<string, unknown>, private readonly extra: string[]) {
+  constructor(
+    mnt: string,
+    ops: FuseOps,
+    opts: Record<string, unknown>,
+    private readonly extra: string[],
+  ) {
     super(mnt, ops, opts);
   }
   override _fuseOptions(): string {
@@ -112,30 +117,43 @@ async function mountError(err: unknown, mountpoint: string, volume: string, bind
     const hint = 'mount on an (empty) directory';
     return new CairnError('NOT_A_DIRECTORY', `${mountpoint} is not a directory`, { ...ctx, hint }, { cause: err });
   }
-  const dev = await fsp.access('/dev/fuse').then(() => true, () => false);
+  const dev = await fsp.access('/dev/fuse').then(
+    () => true,
+    () => false,
+  );
   const libs = binding === 'native' ? 'libfuse3 (Debian: libfuse3-3)' : 'fusermount (Debian: fuse) and libfuse2';
-  return new CairnError('UNAVAILABLE', `could not mount ${volume} at ${mountpoint}: ${msg}`, {
-    ...ctx,
-    hint: dev
-      ? `check that ${libs} are installed and that you may mount (root or SYS_ADMIN)`
-      : '/dev/fuse is missing: in a container run with --device /dev/fuse --cap-add SYS_ADMIN',
-  }, { cause: err });
+  return new CairnError(
+    'UNAVAILABLE',
+    `could not mount ${volume} at ${mountpoint}: ${msg}`,
+    {
+      ...ctx,
+      hint: dev
+        ? `check that ${libs} are installed and that you may mount (root or SYS_ADMIN)`
+        : '/dev/fuse is missing: in a container run with --device /dev/fuse --cap-add SYS_ADMIN',
+    },
+    { cause: err },
+  );
 }
 
 async function mountFuseNative(ops: FuseOps, o: BindingOptions, note?: string): Promise<Binding> {
   const extra = ['big_writes', 'max_readahead=4194304', ...readOnlyOptions(o.readOnly)];
   if (o.nonEmpty) extra.push('nonempty');
-  const fuse = new CairnFuse(o.mountpoint, ops, {
-    fsname: fsnameFor(o.volumeName),
-    force: true,
-    mkdir: true,
-    autoCache: true,
-    timeout: { default: o.fuseTimeoutMs, write: Math.max(o.fuseTimeoutMs, CONTROL_WRITE_TIMEOUT_MS) },
-    // fuse-native drops falsy values, so pass the numbers as strings ("0" is kept).
-    attrTimeout: String(o.attrTimeoutSec ?? 0),
-    entryTimeout: String(o.entryTimeoutSec ?? 0),
-    allowOther: o.allowOther,
-  }, extra);
+  const fuse = new CairnFuse(
+    o.mountpoint,
+    ops,
+    {
+      fsname: fsnameFor(o.volumeName),
+      force: true,
+      mkdir: true,
+      autoCache: true,
+      timeout: { default: o.fuseTimeoutMs, write: Math.max(o.fuseTimeoutMs, CONTROL_WRITE_TIMEOUT_MS) },
+      // fuse-native drops falsy values, so pass the numbers as strings ("0" is kept).
+      attrTimeout: String(o.attrTimeoutSec ?? 0),
+      entryTimeout: String(o.entryTimeoutSec ?? 0),
+      allowOther: o.allowOther,
+    },
+    extra,
+  );
   try {
     await Promise.race([
       fuseCall((cb) => fuse.mount(cb)),
@@ -165,6 +183,8 @@ async function mountNative(ops: FuseOps, o: BindingOptions): Promise<Binding> {
     });
   }
   const options = [`fsname=${fsnameFor(o.volumeName)}`, ...readOnlyOptions(o.readOnly)];
+  // The kernel checks permissions by the stored owners and modes (docs/SEMANTICS.md, "Owners and permissions").
+  options.push('default_permissions');
   if (o.allowOther) options.push('allow_other');
   let m: LowLevelMount;
   try {
@@ -199,8 +219,7 @@ async function mountNative(ops: FuseOps, o: BindingOptions): Promise<Binding> {
     native: m,
     unmount: () => m.unmount(),
     // sysfs, not the mount: this never waits on the mount itself.
-    tune: (device) =>
-      fsp.writeFile(`/sys/class/bdi/${device}/read_ahead_kb`, `${NATIVE_READAHEAD_KB}\n`).catch(() => undefined),
+    tune: (device) => fsp.writeFile(`/sys/class/bdi/${device}/read_ahead_kb`, `${NATIVE_READAHEAD_KB}\n`).catch(() => undefined),
   };
 }
 

@@ -108,8 +108,7 @@ export async function startControlServer(
     }
   }
   let stopped: Promise<void> | undefined;
-  const stopListening = (): Promise<void> =>
-    (stopped ??= new Promise<void>((resolve) => server.close(() => resolve())));
+  const stopListening = (): Promise<void> => (stopped ??= new Promise<void>((resolve) => server.close(() => resolve())));
   return {
     socket,
     stopListening: () => {
@@ -192,12 +191,17 @@ export function requestSocket(socket: string, req: ControlRequest, timeoutMs: nu
     });
     conn.on('error', (err: NodeJS.ErrnoException) => {
       finish(
-        new CairnError('UNAVAILABLE', `no cairn daemon answers for ${where} (${err.code ?? err.message})`, {
-          path: where,
-          op: req.op,
-          unreachable: true,
-          hint: 'the daemon has exited or runs in another network namespace; `fusermount -u DIR` removes a dead mount',
-        }, { cause: err }),
+        new CairnError(
+          'UNAVAILABLE',
+          `no cairn daemon answers for ${where} (${err.code ?? err.message})`,
+          {
+            path: where,
+            op: req.op,
+            unreachable: true,
+            hint: 'the daemon has exited or runs in another network namespace; `fusermount -u DIR` removes a dead mount',
+          },
+          { cause: err },
+        ),
       );
     });
   });
@@ -213,18 +217,19 @@ const CONTROL_FILE = '.cairn-control';
  * @example
  *   await requestFile('/data', 'commit', 60_000); // CommitResult
  */
-export async function requestFile(
-  mountpoint: string,
-  op: 'commit' | 'reload' | 'status',
-  timeoutMs: number,
-): Promise<unknown> {
+export async function requestFile(mountpoint: string, op: 'commit' | 'reload' | 'status', timeoutMs: number): Promise<unknown> {
   const file = path.join(mountpoint, CONTROL_FILE);
   const unavailable = (why: string, cause?: unknown): CairnError =>
-    new CairnError('UNAVAILABLE', `no cairn daemon answers for ${mountpoint} through ${file} (${why})`, {
-      path: mountpoint,
-      op,
-      hint: 'the daemon has exited (`fusermount -u DIR` removes a dead mount), or it predates the control file',
-    }, cause === undefined ? {} : { cause });
+    new CairnError(
+      'UNAVAILABLE',
+      `no cairn daemon answers for ${mountpoint} through ${file} (${why})`,
+      {
+        path: mountpoint,
+        op,
+        hint: 'the daemon has exited (`fusermount -u DIR` removes a dead mount), or it predates the control file',
+      },
+      cause === undefined ? {} : { cause },
+    );
   let fh: fsp.FileHandle | undefined;
   let timedOut = false;
   const talk = async (): Promise<string> => {

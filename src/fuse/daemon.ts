@@ -33,14 +33,12 @@ import { stderrLogger, type Logger } from './log.js';
 export type { CloseResult } from './control-handler.js';
 export { stderrLogger, type Logger, type LogLevel } from './log.js';
 
-
 /** What the process running a daemon gives it besides the session and the config. */
 export interface DaemonRuntime {
   onLog?: Logger;
   /** Shut down on SIGTERM/SIGINT (default true). */
   handleSignals?: boolean;
 }
-
 
 export interface MountHandle {
   readonly volumeName: string;
@@ -59,7 +57,6 @@ export interface MountHandle {
   /** Shuts down (idempotent). With open files and no `force`, VOLUME_BUSY. */
   close(reason?: string, opts?: { force?: boolean }): Promise<CloseResult>;
 }
-
 
 /** The chunk layer's counts, from a session's status (zeros when it reports none). */
 function chunkFigures(status: object | undefined): ChunkFigures {
@@ -126,7 +123,9 @@ export async function runDaemon(
   const controlFile = new ControlFile((op) =>
     handle
       ? handle({ op })
-      : Promise.reject(new CairnError('UNAVAILABLE', `the daemon of ${mountpoint} is starting`, { path: mountpoint, hint: 'retry in a moment' })),
+      : Promise.reject(
+          new CairnError('UNAVAILABLE', `the daemon of ${mountpoint} is starting`, { path: mountpoint, hint: 'retry in a moment' }),
+        ),
   );
   const ops = withControlFile(
     withMetrics(createOps(session, config, { uid, gid, handles, freshness, onError: logError }), metrics),
@@ -145,9 +144,10 @@ export async function runDaemon(
     ...(config.entryTimeoutSec !== undefined ? { entryTimeoutSec: config.entryTimeoutSec } : {}),
     handles,
     // The kernel ended the mount (unmounted from outside); the watcher would notice it too.
-    onExit: () => setImmediate(() => {
-      if (!core) void shutdown('unmounted externally', true);
-    }),
+    onExit: () =>
+      setImmediate(() => {
+        if (!core) void shutdown('unmounted externally', true);
+      }),
     onError: logError,
   });
   if (binding.note) log('warn', binding.note);
@@ -159,7 +159,10 @@ export async function runDaemon(
   }
   if (!own) {
     await binding.unmount().catch(() => undefined);
-    throw new CairnError('IO', `mounted ${mountpoint} but cannot find it in /proc/self/mountinfo`, { volume: volumeName, path: mountpoint });
+    throw new CairnError('IO', `mounted ${mountpoint} but cannot find it in /proc/self/mountinfo`, {
+      volume: volumeName,
+      path: mountpoint,
+    });
   }
   const device = own.device;
   await binding.tune(device);
@@ -173,13 +176,14 @@ export async function runDaemon(
   let metricsServer: MetricsServer | undefined;
   let watchTimer: NodeJS.Timeout | undefined;
   // Held until shutdown is over: a second signal during the final commit must not kill the process.
-  const signals = runtime.handleSignals === false
-    ? undefined
-    : holdSignals((sig) => {
-        const what = core ? 'already shutting down, finishing the final commit' : `unmounting ${mountpoint}`;
-        log('info', `${sig}: ${what}`);
-        void shutdown(sig, true);
-      }, SHUTDOWN_SIGNALS);
+  const signals =
+    runtime.handleSignals === false
+      ? undefined
+      : holdSignals((sig) => {
+          const what = core ? 'already shutting down, finishing the final commit' : `unmounting ${mountpoint}`;
+          log('info', `${sig}: ${what}`);
+          void shutdown(sig, true);
+        }, SHUTDOWN_SIGNALS);
 
   function shutdown(reason: string, force: boolean): Promise<CloseResult> {
     if (!core) {
@@ -223,7 +227,17 @@ export async function runDaemon(
   const isMounted = async (): Promise<boolean> =>
     (await readMounts().catch(() => [])).some((e) => e.device === device && e.mountpoint === mountpoint);
   const ctx: ControlContext = {
-    session, config, volumeName, mountpoint, readOnly, device, binding, handles, scheduler, startedAt, metrics,
+    session,
+    config,
+    volumeName,
+    mountpoint,
+    readOnly,
+    device,
+    binding,
+    handles,
+    scheduler,
+    startedAt,
+    metrics,
     metricsUrl: () => metricsServer?.url,
     closing: () => core,
     shutdown,

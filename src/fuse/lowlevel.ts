@@ -5,6 +5,11 @@
  * operations (the same errno table and open-file table as the fuse-native binding) and answers
  * with the addon's reply functions.
  *
+ * The parts: the addon's interface (lowlevel-addon.ts), the inode table (lowlevel-inodes.ts),
+ * multi-step namespace requests — open files unlinked or replaced, renameat2, fallocate
+ * (lowlevel-names.ts) — and kernel cache invalidation after a reload (lowlevel-refresh.ts). This
+ * module mounts, enforces the per-request time limit and dispatches.
+ *
  * Invariants:
  * - every request is answered exactly once (a request dropped unanswered is answered EIO by the
  *   addon when it is garbage-collected; a second answer throws);
@@ -15,211 +20,33 @@
  * - kernel cache invalidation runs on the addon's notifier thread, never on a worker or on this
  *   thread (it can wait on inode locks held by a process waiting for one of our answers).
  */
-import { createRequire } from 'node:module';
 import { Errno } from '../errors.js';
 import type { FuseOps } from './adapter.js';
 import type { HandleTable } from './handles.js';
+import type { Credentials } from '../format/types.js';
+import {
+  attrArgs,
+  dirNums,
+  DIR_STRIDE,
+  OP,
+  REPLIES,
+  ROOT,
+  SET_ATTR,
+  type FuseStat,
+  type NativeAddon,
+  type NativeHandler,
+  type NativeMountOptions,
+  type Req,
+} from './lowlevel-addon.js';
+import { child, InodeTable, parentOf } from './lowlevel-inodes.js';
+import { Names } from './lowlevel-names.js';
+import { refreshKernel } from './lowlevel-refresh.js';
+import { OpStats } from './lowlevel-stats.js';
 
-/** The addon's exports (see native/cairn_fuse.c). */
-export interface NativeAddon {
-  mount(mountpoint: string, args: string[], handler: NativeHandler, opts: NativeMountOptions): [unknown, Promise<void>];
-  unmount(ctx: unknown): Promise<void>;
-  invalidate(ctx: unknown, parents: number[], names: string[], inodes: number[], done: (failed: number) => void): void;
-  replyErr(req: Req, errno: number): void;
-  replyEntry(req: Req, ...a: [...AttrArgs, number, number]): void;
-  replyCreate(req: Req, ...a: [...AttrArgs, number, number, number, number, number]): void;
-  replyAttr(req: Req, ...a: [...AttrArgs, number]): void;
-  replyOpen(req: Req, fh: number, keepCache: number, directIo: number): void;
-  replyBuf(req: Req, buf: Buffer | null, len: number): void;
-  replyWrite(req: Req, count: number): void;
-  replyReadlink(req: Req, target: string): void;
-  replyDir(req: Req, plus: boolean, size: number, first: number, names: string[], nums: Float64Array, uid: number,
-    gid: number, attrTimeout: number, entryTimeout: number): number;
-}
-type Req = object;
-/** ino, mode, nlink, uid, gid, size, mtimeMs */
-type AttrArgs = [number, number, number, number, number, number, number];
-type NativeHandler = (op: number, req: Req | null, ino: number, ino2: number, n0: number, n1: number, n2: number,
-  n3: number, s1: string | undefined, s2: string | undefined, data: Buffer | number[] | undefined, pid: number) => void;
+export { loadError, loadNative, type NativeAddon, type NativeMountOptions } from './lowlevel-addon.js';
+export { InodeTable, parentOf } from './lowlevel-inodes.js';
 
-export interface NativeMountOptions {
-  workers?: number;
-  maxWrite?: number;
-  maxReadahead?: number;
-  /** 1: ask for the kernel's writeback cache (measurement only). */
-  writeback?: number;
-}
-
-/** Request codes (native/cairn_fuse.c). */
-const OP = {
-  LOOKUP: 1, FORGET: 2, GETATTR: 3, SETATTR: 4, READLINK: 5, MKNOD: 6, MKDIR: 7, UNLINK: 8, RMDIR: 9, SYMLINK: 10,
-  RENAME: 11, LINK: 12, OPEN: 13, READ: 14, WRITE: 15, RELEASE: 17, FSYNC: 18, FLUSH: 19, OPENDIR: 20, READDIR: 21,
-  RELEASEDIR: 22, ACCESS: 24, CREATE: 25, READDIRPLUS: 26, EXITED: 91,
-} as const;
-
-const SET_ATTR = { MODE: 1, UID: 2, GID: 4, SIZE: 8, ATIME: 16, MTIME: 32, ATIME_NOW: 128, MTIME_NOW: 256 } as const;
-const RENAME_NOREPLACE = 1;
 const ETIMEDOUT = 110;
-const REPLIES = ['replyErr', 'replyEntry', 'replyCreate', 'replyAttr', 'replyOpen', 'replyBuf', 'replyWrite',
-  'replyReadlink', 'replyDir'] as const;
-const ROOT = 1;
-
-let loaded: { addon?: NativeAddon; error?: string } | undefined;
-
-/**
- * Loads the addon once; undefined (with `loadError()` saying why) when it is not built or libfuse3
- * is missing.
- *
- * @example
- *   const addon = loadNative(); if (!addon) console.log(loadError());
- */
-export function loadNative(): NativeAddon | undefined {
-  if (!loaded) {
-    try {
-      const req = createRequire(import.meta.url);
-      const file = new URL('../../../native/build/Release/cairn_fuse.node', import.meta.url);
-      loaded = { addon: req(file.pathname) as NativeAddon };
-    } catch (err) {
-      loaded = { error: err instanceof Error ? err.message.split('\n')[0] : String(err) };
-    }
-  }
-  return loaded.addon;
-}
-
-/** Why the addon did not load (undefined when it did, or was not tried). */
-export function loadError(): string | undefined {
-  return loaded?.error;
-}
-
-interface Inode {
-  /** Current path, or null once the name is gone (unlinked, replaced). */
-  path: string | null;
-  nlookup: number;
-  /** File-type bits last told to the kernel (0: not yet). */
-  type: number;
-}
-
-/** The kernel's inodes: number <-> path, with lookup counts. */
-export class InodeTable {
-  private readonly byIno = new Map<number, Inode>([[ROOT, { path: '/', nlookup: 1, type: 0o040000 }]]);
-  private readonly byPath = new Map<string, number>([['/', ROOT]]);
-  private next = ROOT + 1;
-
-  path(ino: number): string | null {
-    return this.byIno.get(ino)?.path ?? null;
-  }
-
-  /** The inode of `path` (made with lookup count 0 when new). */
-  ensure(path: string): number {
-    let ino = this.byPath.get(path);
-    if (ino === undefined) {
-      ino = this.next++;
-      this.byIno.set(ino, { path, nlookup: 0, type: 0 });
-      this.byPath.set(path, ino);
-    }
-    return ino;
-  }
-
-  peek(path: string): number | undefined {
-    return this.byPath.get(path);
-  }
-
-  /** Records the file type (mode & S_IFMT) the kernel was told for `ino`. */
-  setType(ino: number, mode: number): void {
-    const e = this.byIno.get(ino);
-    if (e) e.type = mode & 0o170000;
-  }
-
-  type(ino: number): number {
-    return this.byIno.get(ino)?.type ?? 0;
-  }
-
-  /** Inodes of `path` and of every known path under it. */
-  subtree(path: string): number[] {
-    const out: number[] = [];
-    for (const [p, ino] of this.byPath) if (p === path || p.startsWith(path === '/' ? '/' : `${path}/`)) out.push(ino);
-    return out;
-  }
-
-  /** One more kernel reference (a lookup, create, mkdir... answered with this inode). */
-  ref(ino: number, n = 1): void {
-    const e = this.byIno.get(ino);
-    if (e) e.nlookup += n;
-  }
-
-  /** The kernel dropped `n` references; the inode goes at 0. */
-  forget(ino: number, n: number): void {
-    const e = this.byIno.get(ino);
-    if (!e || ino === ROOT) return;
-    e.nlookup -= n;
-    if (e.nlookup <= 0) this.drop(ino);
-  }
-
-  /** Drops an inode the kernel holds no reference to (an unsent readdirplus entry). */
-  dropIfUnused(ino: number): void {
-    const e = this.byIno.get(ino);
-    if (e && e.nlookup <= 0 && ino !== ROOT) this.drop(ino);
-  }
-
-  private drop(ino: number): void {
-    const e = this.byIno.get(ino)!;
-    this.byIno.delete(ino);
-    if (e.path !== null && this.byPath.get(e.path) === ino) this.byPath.delete(e.path);
-  }
-
-  /** The name is gone: the inode (and those under it) keep living until forgotten, nameless. */
-  detach(path: string): void {
-    for (const [p, ino] of this.byPath) {
-      if (p === path || p.startsWith(`${path}/`)) {
-        this.byPath.delete(p);
-        const e = this.byIno.get(ino);
-        if (e) e.path = null;
-      }
-    }
-  }
-
-  /** Follows a rename of `from` (and everything under it) to `to`; whatever was at `to` is detached. */
-  rename(from: string, to: string): void {
-    const moved: [string, number][] = [];
-    for (const [p, ino] of this.byPath) {
-      if (p === from || p.startsWith(`${from}/`)) moved.push([p, ino]);
-    }
-    this.detach(to);
-    for (const [p] of moved) this.byPath.delete(p);
-    for (const [p, ino] of moved) {
-      const np = to + p.slice(from.length);
-      this.byPath.set(np, ino);
-      const e = this.byIno.get(ino);
-      if (e) e.path = np;
-    }
-  }
-
-  /** Every live (path, inode) pair. */
-  entries(): IterableIterator<[string, number]> {
-    return this.byPath.entries();
-  }
-
-  get size(): number {
-    return this.byIno.size;
-  }
-}
-
-/** `parent/name` as a FUSE path. */
-function child(parent: string, name: string): string {
-  return parent === '/' ? `/${name}` : `${parent}/${name}`;
-}
-
-/** The parent path of a FUSE path ('/' for top-level names). */
-export function parentOf(path: string): string {
-  const i = path.lastIndexOf('/');
-  return i <= 0 ? '/' : path.slice(0, i);
-}
-
-type FuseStat = { mode: number; nlink: number; uid: number; gid: number; size: number; mtime: Date };
-
-function attrArgs(ino: number, st: FuseStat): AttrArgs {
-  return [ino, st.mode, st.nlink, st.uid, st.gid, st.size, st.mtime.getTime()];
-}
 
 /** Negative entries remembered for invalidation; beyond this, absent names are not cached. */
 const MAX_NEGATIVE = 50_000;
@@ -280,38 +107,50 @@ interface DirHandle {
  *     attrTimeoutSec: 0, entryTimeoutSec: 0, uid: 0, gid: 0 });
  *   await m.unmount();
  */
+/** The addon's reply functions, by name (each answers one request). */
+type Replies = Record<string, (req: Req, ...a: unknown[]) => number>;
+
 export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelOptions): Promise<LowLevelMount> {
   // Per-request time limit: a request not answered within timeoutMs gets ETIMEDOUT, and its late
   // answer is dropped (the reply functions below answer only requests still waiting).
   const waiting = new Map<Req, number>();
   const addon: NativeAddon = { ...raw };
+  const stats = OpStats.fromEnv();
   for (const k of REPLIES) {
-    (addon as any)[k] = (req: Req, ...a: unknown[]) => (waiting.delete(req) ? (raw as any)[k](req, ...a) : 0);
+    (addon as unknown as Replies)[k] = (req: Req, ...a: unknown[]) => {
+      if (!waiting.delete(req)) return 0;
+      stats?.end(req);
+      return (raw as unknown as Replies)[k]!(req, ...a);
+    };
   }
   const limit = o.timeoutMs ?? 0;
-  const sweep = limit > 0 ? setInterval(() => {
-    const now = Date.now();
-    for (const [req, deadline] of waiting) {
-      if (deadline > now) continue;
-      waiting.delete(req);
-      raw.replyErr(req, ETIMEDOUT);
-    }
-  }, Math.min(1000, Math.max(50, limit / 4))) : undefined;
+  const sweep =
+    limit > 0
+      ? setInterval(
+          () => {
+            const now = Date.now();
+            for (const [req, deadline] of waiting) {
+              if (deadline > now) continue;
+              waiting.delete(req);
+              raw.replyErr(req, ETIMEDOUT);
+            }
+          },
+          Math.min(1000, Math.max(50, limit / 4)),
+        )
+      : undefined;
   sweep?.unref();
   const inodes = new InodeTable();
   const dirs = new Map<number, DirHandle>();
   let nextDir = 1;
   /** Paths answered as absent with a cacheable negative entry. */
   const negatives = new Set<string>();
-  /** Open files unlinked while open: kept under a hidden name until their last close (as libfuse 2 does). */
-  const hidden = new Set<string>();
-  let hideSeq = 0;
-  const isOpen = (p: string): boolean => o.handles.list().some((h) => h.path === p);
   const at = o.attrTimeoutSec;
   const uncached = o.uncached ?? ((): boolean => false);
   const et = o.entryTimeoutSec;
 
-  const fail = (req: Req, code: number): void => addon.replyErr(req, -code > 0 ? -code : Errno.EIO);
+  const names = new Names(addon, ops, inodes, o.handles);
+  const fail = (req: Req, code: number): void => names.fail(req, code);
+  const step = names.step.bind(names);
 
   /** Answers an entry for `path` (lookup, mkdir, symlink, mknod): stat, then one reference. */
   function replyEntryFor(req: Req, path: string, negativeOk: boolean): void {
@@ -333,6 +172,13 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
     });
   }
 
+  /** An xattr value or name list: its size for a query (`size` 0), ERANGE when it does not fit. */
+  function replySized(req: Req, v: Buffer, size: number): void {
+    if (size === 0) return addon.replyXattr(req, v.length);
+    if (v.length > size) return addon.replyErr(req, Errno.ERANGE);
+    addon.replyBuf(req, v, v.length);
+  }
+
   function replyAttrFor(req: Req, ino: number, path: string): void {
     ops.getattr(path, (code: number, st?: FuseStat) => {
       if (code < 0) return fail(req, code);
@@ -347,22 +193,6 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
     return p;
   }
 
-  /** Moves an open file out of the way to a hidden name, removed at its last close. */
-  function hide(req: Req, p: string, next: () => void): void {
-    const tag = `${(inodes.peek(p) ?? 0).toString(16)}${(++hideSeq).toString(16).padStart(8, '0')}`;
-    const h = child(parentOf(p), `.fuse_hidden${tag}`);
-    step(req, (cb) => ops.rename(p, h, cb), () => {
-      inodes.rename(p, h);
-      hidden.add(h);
-      next();
-    });
-  }
-
-  /** Runs the adapter step `f` and continues with `next` on success. */
-  function step(req: Req, f: (cb: (code: number, ...r: any[]) => void) => void, next: (...r: any[]) => void): void {
-    f((code, ...r) => (code < 0 ? fail(req, code) : next(...r)));
-  }
-
   function readdir(req: Req, ino: number, size: number, off: number, fh: number, plus: boolean): void {
     const d = dirs.get(fh);
     if (!d) return addon.replyErr(req, Errno.EBADF);
@@ -370,7 +200,7 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
       // An entry costs at least 24 bytes (readdir) or ~150 (readdirplus): offer no more than fit.
       const max = Math.ceil(size / (plus ? 136 : 24)) + 1;
       const names = d.names.slice(off, off + max);
-      const nums = new Float64Array(names.length * 5);
+      const nums = new Float64Array(names.length * DIR_STRIDE);
       const made: number[] = [];
       for (let i = 0; i < names.length; i++) {
         const name = names[i];
@@ -384,14 +214,14 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
           eino = known ?? inodes.ensure(p);
           if (known === undefined) made.push(eino);
         }
-        nums.set([eino, st.mode, st.nlink, st.size, st.mtime.getTime()], i * 5);
+        nums.set(dirNums(eino, st), i * DIR_STRIDE);
       }
       const packed = addon.replyDir(req, plus, size, off, names, nums, o.uid, o.gid, at, et);
       if (plus) {
         for (let i = 0; i < packed; i++) {
           if (names[i] === '.' || names[i] === '..') continue;
-          inodes.ref(nums[i * 5]);
-          inodes.setType(nums[i * 5], nums[i * 5 + 1]);
+          inodes.ref(nums[i * DIR_STRIDE]);
+          inodes.setType(nums[i * DIR_STRIDE], nums[i * DIR_STRIDE + 1]);
         }
       }
       for (const m of made) inodes.dropIfUnused(m);
@@ -406,14 +236,15 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
     });
   }
 
-  const handler: NativeHandler = (op, req, ino, ino2, n0, n1, n2, n3, s1, s2, data, pid) => {
+  const handler: NativeHandler = (op, req, ino, ino2, n0, n1, n2, n3, s1, s2, data, pid, uid, gid) => {
     if (op === OP.FORGET) return inodes.forget(ino, n0);
     if (op === OP.EXITED) return o.onExit?.();
     if (!req) return;
     const slow = op === OP.WRITE && uncached(inodes.path(ino) ?? '');
+    stats?.start(req, op);
     waiting.set(req, limit > 0 ? Date.now() + (slow ? Math.max(limit, o.controlWriteTimeoutMs ?? 0) : limit) : Infinity);
     try {
-      dispatch(req, op, ino, ino2, n0, n1, n2, n3, s1, s2, data, pid);
+      dispatch(req, op, ino, ino2, n0, n1, n2, n3, s1, s2, data, pid, { uid, gid });
     } catch (err) {
       o.onError?.(`op ${op}`, inodes.path(ino) ?? `#${ino}`, err);
       try {
@@ -424,8 +255,21 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
     }
   };
 
-  function dispatch(req: Req, op: number, ino: number, ino2: number, n0: number, n1: number, n2: number, n3: number,
-    s1: string | undefined, s2: string | undefined, data: Buffer | number[] | undefined, pid: number): void {
+  function dispatch(
+    req: Req,
+    op: number,
+    ino: number,
+    ino2: number,
+    n0: number,
+    n1: number,
+    n2: number,
+    n3: number,
+    s1: string | undefined,
+    s2: string | undefined,
+    data: Buffer | number[] | undefined,
+    pid: number,
+    cred: Credentials,
+  ): void {
     const path = pathOf(req, ino);
     if (path === null) return;
     switch (op) {
@@ -435,7 +279,7 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
         return replyAttrFor(req, ino, path);
       case OP.SETATTR: {
         // atime is not stored: only mtime (a time, UTIME_NOW, or UTIME_OMIT when unset) changes.
-        const [, mtimeMs, newUid, newGid] = data as number[];
+        const [atimeMs, mtimeMs, newUid, newGid] = data as number[];
         const set = n0;
         const fh = n3;
         const NO_ID = 0xffffffff;
@@ -450,8 +294,11 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
           steps.push((cb) => ops.chown(path, u, g, cb));
         }
         if (set & (SET_ATTR.MTIME | SET_ATTR.MTIME_NOW | SET_ATTR.ATIME | SET_ATTR.ATIME_NOW)) {
-          const m = set & SET_ATTR.MTIME_NOW ? 'now' : set & SET_ATTR.MTIME ? mtimeMs : null;
-          steps.push((cb) => ops.setTimes(path, m, cb));
+          // Cut to whole ms toward the past, as the kernel cuts times to a file system's
+          // granularity: rounding could move a time into the next second (rsync compares seconds).
+          const m = set & SET_ATTR.MTIME_NOW ? 'now' : set & SET_ATTR.MTIME ? Math.floor(mtimeMs) : null;
+          const a = set & SET_ATTR.ATIME_NOW ? 'now' : set & SET_ATTR.ATIME ? Math.floor(atimeMs) : null;
+          steps.push((cb) => ops.setTimes(path, m, cb, a));
         }
         const runSteps = (i: number): void => {
           if (i === steps.length) return replyAttrFor(req, ino, path);
@@ -460,72 +307,80 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
         return runSteps(0);
       }
       case OP.READLINK:
-        return step(req, (cb) => ops.readlink(path, cb), (t: string) => addon.replyReadlink(req, t));
+        return step(
+          req,
+          (cb) => ops.readlink(path, cb),
+          (t: string) => addon.replyReadlink(req, t),
+        );
       case OP.MKNOD: {
         const p = child(path, s1!);
-        return step(req, (cb) => ops.mknod(p, n0, n1, cb), () => replyEntryFor(req, p, false));
+        return step(
+          req,
+          (cb) => ops.mknod(p, n0, n1, cb, cred),
+          () => replyEntryFor(req, p, false),
+        );
       }
       case OP.MKDIR: {
         const p = child(path, s1!);
-        return step(req, (cb) => ops.mkdir(p, n0, cb), () => replyEntryFor(req, p, false));
+        return step(
+          req,
+          (cb) => ops.mkdir(p, n0, cb, cred),
+          () => replyEntryFor(req, p, false),
+        );
       }
       case OP.SYMLINK: {
         const p = child(path, s1!);
-        return step(req, (cb) => ops.symlink(s2!, p, cb), () => replyEntryFor(req, p, false));
+        return step(
+          req,
+          (cb) => ops.symlink(s2!, p, cb, cred),
+          () => replyEntryFor(req, p, false),
+        );
       }
       case OP.UNLINK:
-      case OP.RMDIR: {
-        const p = child(path, s1!);
-        if (op === OP.UNLINK && isOpen(p)) return hide(req, p, () => addon.replyErr(req, 0));
-        const f = op === OP.UNLINK ? ops.unlink : ops.rmdir;
-        return step(req, (cb) => f(p, cb), () => {
-          inodes.detach(p);
-          addon.replyErr(req, 0);
-        });
-      }
+      case OP.RMDIR:
+        return names.remove(req, child(path, s1!), op === OP.RMDIR);
       case OP.RENAME: {
         const to = inodes.path(ino2);
         if (to === null) return addon.replyErr(req, Errno.ENOENT);
-        const from = child(path, s1!);
-        const dest = child(to, s2!);
-        // RENAME_NOREPLACE is checked here (best effort: no other writer shares this session);
-        // RENAME_EXCHANGE and RENAME_WHITEOUT are not supported (EINVAL).
-        if (n0 & ~RENAME_NOREPLACE) return addon.replyErr(req, Errno.EINVAL);
-        const move = (): void => step(req, (cb) => ops.rename(from, dest, cb), () => {
-          inodes.rename(from, dest);
-          addon.replyErr(req, 0);
-        });
-        // A replaced file that is open keeps its bytes for its readers: hide it first (as unlink does).
-        const go = (): void => (from !== dest && isOpen(dest) ? hide(req, dest, move) : move());
-        if (!(n0 & RENAME_NOREPLACE)) return go();
-        return ops.getattr(dest, (code: number) => (code === 0 ? addon.replyErr(req, Errno.EEXIST) : go()));
+        return names.rename(req, child(path, s1!), child(to, s2!), n0);
       }
       case OP.LINK:
-        return step(req, (cb) => ops.link(path, child(inodes.path(ino2) ?? '/', s1!), cb), () =>
-          addon.replyErr(req, 0));
+        return step(
+          req,
+          (cb) => ops.link(path, child(inodes.path(ino2) ?? '/', s1!), cb),
+          () => addon.replyErr(req, 0),
+        );
       case OP.OPEN:
-        return step(req, (cb) => ops.open(path, n0, cb, pid), (fh: number) =>
-          (uncached(path) ? addon.replyOpen(req, fh, 0, 1) : addon.replyOpen(req, fh, 1, 0)));
+        return step(
+          req,
+          (cb) => ops.open(path, n0, cb, pid),
+          (fh: number) => (uncached(path) ? addon.replyOpen(req, fh, 0, 1) : addon.replyOpen(req, fh, 1, 0)),
+        );
       case OP.CREATE: {
         const p = child(path, s1!);
-        return step(req, (cb) => ops.create(p, n0, cb, pid), (fh: number) => {
-          ops.getattr(p, (code: number, st?: FuseStat) => {
-            if (code < 0) {
-              ops.release(p, fh, () => undefined);
-              return fail(req, code);
-            }
-            const cino = inodes.ensure(p);
-            inodes.ref(cino);
-            inodes.setType(cino, st!.mode);
-            const live = uncached(p);
-            const [t1, t2, keep, direct] = live ? [0, 0, 0, 1] : [at, et, 1, 0];
-            addon.replyCreate(req, ...attrArgs(cino, st!), t1, t2, fh, keep, direct);
-          });
-        });
+        return step(
+          req,
+          (cb) => ops.create(p, n0, cb, pid, cred),
+          (fh: number) => {
+            ops.getattr(p, (code: number, st?: FuseStat) => {
+              if (code < 0) {
+                ops.release(p, fh, () => undefined);
+                return fail(req, code);
+              }
+              const cino = inodes.ensure(p);
+              inodes.ref(cino);
+              inodes.setType(cino, st!.mode);
+              const live = uncached(p);
+              const [t1, t2, keep, direct] = live ? [0, 0, 0, 1] : [at, et, 1, 0];
+              addon.replyCreate(req, ...attrArgs(cino, st!), t1, t2, fh, keep, direct);
+            });
+          },
+        );
       }
       case OP.READ: {
         return ops.read(path, n2, null, n0, n1, (code: number, bytes?: Buffer) =>
-          (code < 0 ? fail(req, code) : addon.replyBuf(req, bytes ?? null, code)));
+          code < 0 ? fail(req, code) : addon.replyBuf(req, bytes ?? null, code),
+        );
       }
       case OP.WRITE: {
         const b = data as Buffer;
@@ -534,32 +389,41 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
       }
       case OP.FLUSH:
         return ops.flush(path, n2, (code: number) => addon.replyErr(req, code < 0 ? -code : 0));
-      case OP.RELEASE: {
-        const hp = o.handles.get(n2)?.path;
-        return ops.release(path, n2, () => {
-          if (hp === undefined || !hidden.has(hp) || isOpen(hp)) return addon.replyErr(req, 0);
-          hidden.delete(hp);
-          ops.unlink(hp, () => {
-            inodes.detach(hp);
-            addon.replyErr(req, 0);
-          });
-        });
-      }
+      case OP.RELEASE:
+        return names.release(req, path, n2);
+      case OP.FALLOCATE:
+        return names.fallocate(req, path, n2, n0, n1, n3);
       case OP.FSYNC:
         return ops.fsync(path, n0, n2, (code: number) => addon.replyErr(req, code < 0 ? -code : 0));
       case OP.OPENDIR:
-        return step(req, (cb) => ops.getattr(path, cb), (st: FuseStat) => {
-          if ((st.mode & 0o170000) !== 0o040000) return addon.replyErr(req, Errno.ENOTDIR);
-          const fh = nextDir++;
-          dirs.set(fh, { path, names: [], stats: [] });
-          addon.replyOpen(req, fh, 0, 0);
-        });
+        return step(
+          req,
+          (cb) => ops.getattr(path, cb),
+          (st: FuseStat) => {
+            if ((st.mode & 0o170000) !== 0o040000) return addon.replyErr(req, Errno.ENOTDIR);
+            const fh = nextDir++;
+            dirs.set(fh, { path, names: [], stats: [] });
+            addon.replyOpen(req, fh, 0, 0);
+          },
+        );
       case OP.READDIR:
       case OP.READDIRPLUS:
         return readdir(req, ino, n0, n1, n2, op === OP.READDIRPLUS);
       case OP.RELEASEDIR:
         dirs.delete(n2);
         return addon.replyErr(req, 0);
+      case OP.SETXATTR:
+        return ops.setxattr(path, s1!, data as Buffer, 0, n0, (code: number) => addon.replyErr(req, code < 0 ? -code : 0), cred);
+      case OP.GETXATTR:
+        return ops.getxattr(path, s1!, 0, (code: number, v?: Buffer) => (code < 0 ? fail(req, code) : replySized(req, v!, n0)), cred);
+      case OP.LISTXATTR:
+        return ops.listxattr(
+          path,
+          (code: number, list?: string[]) => (code < 0 ? fail(req, code) : replySized(req, Buffer.from(list!.map((n) => `${n}\0`).join('')), n0)),
+          cred,
+        );
+      case OP.REMOVEXATTR:
+        return ops.removexattr(path, s1!, (code: number) => addon.replyErr(req, code < 0 ? -code : 0), cred);
       case OP.ACCESS:
         return ops.access(path, n0, (code: number) => addon.replyErr(req, code < 0 ? -code : 0));
       default:
@@ -576,43 +440,10 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
     inodes,
     unmount() {
       clearInterval(sweep);
+      if (!unmounting && stats) process.stderr.write(`${JSON.stringify({ fuseOpStats: stats.summary() })}\n`);
       unmounting ??= addon.unmount(ctx);
       return unmounting;
     },
-    async refresh(changed) {
-      const stat = (p: string): Promise<FuseStat | null> =>
-        new Promise((resolve) => ops.getattr(p, (code: number, st?: FuseStat) => resolve(code < 0 ? null : st!)));
-      const paths = new Set<string>(changed ?? [...[...inodes.entries()].map(([p]) => p), ...negatives]);
-      paths.delete('/');
-      const parents: number[] = [];
-      const names: string[] = [];
-      const inos = new Set<number>();
-      const entry = (p: string): void => {
-        const parent = inodes.peek(parentOf(p));
-        if (parent === undefined) return; // the kernel cannot have a name under an unknown directory
-        parents.push(parent);
-        names.push(p.slice(p.lastIndexOf('/') + 1));
-      };
-      for (const p of paths) {
-        const ino = inodes.peek(p);
-        const st = await stat(p);
-        if (ino === undefined) {
-          if (st && negatives.delete(p)) entry(p);
-          else if (st && changed) entry(p);
-          continue;
-        }
-        if (!st || (st.mode & 0o170000) !== inodes.type(ino)) {
-          entry(p);
-          for (const i of inodes.subtree(p)) inos.add(i);
-          inodes.detach(p);
-        } else {
-          inos.add(ino);
-        }
-      }
-      if (!changed) negatives.clear();
-      if (unmounting || (!parents.length && !inos.size)) return { entries: 0, inodes: 0 };
-      await new Promise<void>((resolve) => addon.invalidate(ctx, parents, names, [...inos], () => resolve()));
-      return { entries: parents.length, inodes: inos.size };
-    },
+    refresh: (changed) => refreshKernel({ addon, ctx, ops, inodes, negatives, live: () => !unmounting }, changed),
   };
 }

@@ -60,13 +60,17 @@ async function checkMountpoint(dir: string): Promise<void> {
       await fusermount(dir, true).catch(() => undefined);
       return fsp.stat(dir);
     }
-    throw new CairnError('UNAVAILABLE', `cannot use ${dir} as a mount point: ${err.message}`, { path: dir, hint: 'if a dead mount is there, run `fusermount -uz DIR`' });
+    throw new CairnError('UNAVAILABLE', `cannot use ${dir} as a mount point: ${err.message}`, {
+      path: dir,
+      hint: 'if a dead mount is there, run `fusermount -uz DIR`',
+    });
   });
   if (st === null) {
     await fsp.mkdir(dir, { recursive: true });
     return;
   }
-  if (!st.isDirectory()) throw new CairnError('NOT_A_DIRECTORY', `${dir} is not a directory`, { path: dir, hint: 'mount on an (empty) directory' });
+  if (!st.isDirectory())
+    throw new CairnError('NOT_A_DIRECTORY', `${dir} is not a directory`, { path: dir, hint: 'mount on an (empty) directory' });
   const mounts = await readMounts();
   const there = mounts.filter((m) => m.mountpoint === dir).pop();
   if (there) {
@@ -137,7 +141,10 @@ export interface UnmountOptions {
  * @example
  *   const r = await unmount('/mnt/vol'); // { mountpoint, commit?: CommitResult, viaDaemon: true }
  */
-export async function unmount(dir: string, o: UnmountOptions = {}): Promise<{ mountpoint: string; viaDaemon: boolean; result?: CloseResult }> {
+export async function unmount(
+  dir: string,
+  o: UnmountOptions = {},
+): Promise<{ mountpoint: string; viaDaemon: boolean; result?: CloseResult }> {
   const m = await cairnMountAt(dir);
   try {
     const result = (await controlRequest(m.mountpoint, 'unmount', { timeoutMs: o.timeoutMs, args: { force: !!o.force } })) as CloseResult;
@@ -158,10 +165,14 @@ export function fusermount(dir: string, lazy = false): Promise<void> {
     execFile('fusermount', [lazy ? '-uz' : '-u', dir], (err, _out, stderr) => {
       if (!err) return resolve();
       const busy = /busy/i.test(stderr);
-      reject(new CairnError(busy ? 'VOLUME_BUSY' : 'IO', `fusermount -u ${dir} failed: ${stderr.trim() || err.message}`, {
-        path: dir,
-        hint: busy ? 'files are open or a process has its cwd there; close them or use force (lazy unmount)' : 'run it as the user who mounted, or as root',
-      }));
+      reject(
+        new CairnError(busy ? 'VOLUME_BUSY' : 'IO', `fusermount -u ${dir} failed: ${stderr.trim() || err.message}`, {
+          path: dir,
+          hint: busy
+            ? 'files are open or a process has its cwd there; close them or use force (lazy unmount)'
+            : 'run it as the user who mounted, or as root',
+        }),
+      );
     });
   });
 }
@@ -172,7 +183,10 @@ async function waitGone(mountpoint: string, device: string, timeoutMs: number): 
     const all = await readMounts();
     if (!all.some((e) => e.mountpoint === mountpoint && e.device === device)) return;
     if (Date.now() > end) {
-      throw new CairnError('IO', `${mountpoint} is still mounted ${timeoutMs} ms after unmount`, { path: mountpoint, hint: 'run `fusermount -uz DIR`' });
+      throw new CairnError('IO', `${mountpoint} is still mounted ${timeoutMs} ms after unmount`, {
+        path: mountpoint,
+        hint: 'run `fusermount -uz DIR`',
+      });
     }
     await new Promise((r) => setTimeout(r, 50));
   }

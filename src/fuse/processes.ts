@@ -17,14 +17,16 @@ import type { HandleEntry } from './handles.js';
  */
 export async function processesOfHandles(mountpoint: string, entries: HandleEntry[]): Promise<OpenByProcess[]> {
   const seen = new Map<string, OpenByProcess>();
-  await Promise.all(entries.map(async (e) => {
-    const status = await fsp.readFile(`/proc/${e.pid}/status`, 'utf8').catch(() => '');
-    const tgid = Number(/^Tgid:\s*(\d+)/m.exec(status)?.[1] ?? 0);
-    if (!tgid) return;
-    const command = (await fsp.readFile(`/proc/${tgid}/comm`, 'utf8').catch(() => '')).trim();
-    const full = mountpoint.replace(/\/$/, '') + e.path;
-    seen.set(`${tgid} ${full}`, { pid: tgid, command, path: full });
-  }));
+  await Promise.all(
+    entries.map(async (e) => {
+      const status = await fsp.readFile(`/proc/${e.pid}/status`, 'utf8').catch(() => '');
+      const tgid = Number(/^Tgid:\s*(\d+)/m.exec(status)?.[1] ?? 0);
+      if (!tgid) return;
+      const command = (await fsp.readFile(`/proc/${tgid}/comm`, 'utf8').catch(() => '')).trim();
+      const full = mountpoint.replace(/\/$/, '') + e.path;
+      seen.set(`${tgid} ${full}`, { pid: tgid, command, path: full });
+    }),
+  );
   return [...seen.values()].sort((a, b) => a.pid - b.pid || a.path.localeCompare(b.path));
 }
 

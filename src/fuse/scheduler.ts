@@ -42,7 +42,10 @@ export class CommitScheduler {
   commits = 0;
   lastCommit: LastCommit | undefined;
 
-  constructor(private readonly session: FsSession, private readonly o: SchedulerOptions) {}
+  constructor(
+    private readonly session: FsSession,
+    private readonly o: SchedulerOptions,
+  ) {}
 
   /**
    * Commits the session's pending changes (after any commit or reload in progress).
@@ -58,7 +61,12 @@ export class CommitScheduler {
         if (r.committed) {
           this.commits++;
           o.log('info', `committed ${r.paths.length} path(s) as seq ${r.seq}`, {
-            why, seq: r.seq, paths: r.paths.length, overwrote: r.overwrote, bytesUploaded: r.bytesUploaded, ms: Date.now() - t0,
+            why,
+            seq: r.seq,
+            paths: r.paths.length,
+            overwrote: r.overwrote,
+            bytesUploaded: r.bytesUploaded,
+            ms: Date.now() - t0,
           });
         }
         const at = new Date().toISOString();

@@ -164,7 +164,10 @@ export class VolumeDriver {
   private async alive(mountpoint: string): Promise<boolean> {
     const m = await cairnMountAt(mountpoint).catch(() => undefined);
     if (m?.mountpoint !== mountpoint) return false;
-    return controlRequest(mountpoint, 'status', { timeoutMs: 5000 }).then(() => true, () => false);
+    return controlRequest(mountpoint, 'status', { timeoutMs: 5000 }).then(
+      () => true,
+      () => false,
+    );
   }
 
   /** Starts a `cairn mount` of a volume at `mountpoint` (detaching a dead mount there first). */
@@ -303,9 +306,7 @@ export class VolumeDriver {
   }
 
   list(): Promise<{ Name: string; Mountpoint: string }[]> {
-    return this.serial(async () =>
-      Object.values(this.state.volumes).map((r) => ({ Name: r.name, Mountpoint: mainMountpoint(r) })),
-    );
+    return this.serial(async () => Object.values(this.state.volumes).map((r) => ({ Name: r.name, Mountpoint: mainMountpoint(r) })));
   }
 
   private describe(rec: VolumeRecord): VolumeInfo {

@@ -63,7 +63,12 @@ function run(cmd: string, args: string[]): Promise<string> {
 
 /** Parses the annotation's value (specs separated by commas). */
 export function parseAnnotation(value: string): VolumeSpec[] {
-  return parseVolumeSpecs(value.split(',').map((s) => s.trim()).filter(Boolean));
+  return parseVolumeSpecs(
+    value
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
 }
 
 /** Makes the base directory a shared mount (idempotent). Containers created afterwards can receive mounts. */
@@ -167,11 +172,7 @@ export async function poststop(input: string, log: (msg: string) => void = () =>
   await fsp.rm(dir, { recursive: true, force: true });
 }
 
-async function stopDaemons(
-  mounts: HookMount[],
-  log: (msg: string) => void = () => undefined,
-  timeoutMs = 30 * 60_000,
-): Promise<void> {
+async function stopDaemons(mounts: HookMount[], log: (msg: string) => void = () => undefined, timeoutMs = 30 * 60_000): Promise<void> {
   for (const m of mounts) {
     try {
       process.kill(m.pid, 'SIGTERM');
@@ -181,7 +182,13 @@ async function stopDaemons(
       continue;
     }
     const end = Date.now() + timeoutMs;
-    while (Date.now() < end && (await fsp.access(`/proc/${m.pid}`).then(() => true, () => false))) {
+    while (
+      Date.now() < end &&
+      (await fsp.access(`/proc/${m.pid}`).then(
+        () => true,
+        () => false,
+      ))
+    ) {
       await new Promise((r) => setTimeout(r, 50));
     }
     await run('umount', ['-l', m.staging]).catch(() => undefined);
@@ -224,7 +231,10 @@ export async function installHooks(o: { hooksDir?: string; command: string[] }):
     if (process.env[k]) env.push(`${k}=${process.env[k]}`);
   }
   const files: string[] = [];
-  for (const [stage, arg] of [['createRuntime', 'createRuntime'], ['poststop', 'poststop']] as const) {
+  for (const [stage, arg] of [
+    ['createRuntime', 'createRuntime'],
+    ['poststop', 'poststop'],
+  ] as const) {
     const file = path.join(hooksDir, `cairn-${arg.toLowerCase()}.json`);
     const hook = {
       version: '1.0.0',

@@ -12,7 +12,11 @@ export function registerRunCommand(program: Command, globals: () => { store?: st
   return program
     .command('run')
     .description('run a command in its own container (a private mount namespace) with volumes mounted')
-    .addOption(new Option('-v, --volume <spec>', 'mount VOLUME at /path inside the container; add :ro for read-only (repeatable)').argParser((v: string, prev: string[] = []) => [...prev, v]))
+    .addOption(
+      new Option('-v, --volume <spec>', 'mount VOLUME at /path inside the container; add :ro for read-only (repeatable)').argParser(
+        (v: string, prev: string[] = []) => [...prev, v],
+      ),
+    )
     .option('--commit-interval <seconds>', 'background commit period, 0 to disable', '5')
     .option('--workdir <dir>', 'working directory of the command (absolute)')
     .option('--create', 'create volumes that do not exist yet')

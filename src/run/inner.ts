@@ -97,7 +97,9 @@ async function main(): Promise<number> {
   const closeAll = async (): Promise<boolean> => {
     let ok = true;
     for (const m of mounts.reverse()) {
-      const r = await m.close('exit', { force: true }).catch((err) => ({ reason: 'exit', error: { code: err.code ?? 'IO', message: describeError(err) } }));
+      const r = await m
+        .close('exit', { force: true })
+        .catch((err) => ({ reason: 'exit', error: { code: err.code ?? 'IO', message: describeError(err) } }));
       if (r.error) {
         ok = false;
         say(`FINAL COMMIT OF ${m.volumeName} AT ${m.mountpoint} FAILED: ${r.error.code}: ${r.error.message}`);

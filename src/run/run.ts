@@ -50,7 +50,9 @@ export async function prepareRun(o: RunOptions): Promise<InnerConfig> {
   const mounts = parseVolumeSpecs(o.volumes ?? []);
   const interval = o.commitIntervalSec ?? 5;
   if (!Number.isFinite(interval) || interval < 0) {
-    throw new CairnError('INVALID_ARGUMENT', `bad commit interval ${o.commitIntervalSec}`, { hint: 'seconds >= 0 (0 disables background commits)' });
+    throw new CairnError('INVALID_ARGUMENT', `bad commit interval ${o.commitIntervalSec}`, {
+      hint: 'seconds >= 0 (0 disables background commits)',
+    });
   }
   // The run's process serves its mounts and writes Cairn's state (journal, cache, a file store)
   // synchronously in places: none of that may lie on, or hide, one of its mounts.
@@ -80,7 +82,13 @@ export async function prepareRun(o: RunOptions): Promise<InnerConfig> {
       await store.close();
     }
   }
-  return { mounts, command: o.command, commitIntervalSec: interval, ...(o.workdir ? { workdir: o.workdir } : {}), ...(o.store ? { store: o.store } : {}) };
+  return {
+    mounts,
+    command: o.command,
+    commitIntervalSec: interval,
+    ...(o.workdir ? { workdir: o.workdir } : {}),
+    ...(o.store ? { store: o.store } : {}),
+  };
 }
 
 /**
@@ -109,7 +117,14 @@ export async function runInContainer(o: RunOptions): Promise<number> {
     child = started;
     return await new Promise<number>((resolve, reject) => {
       started.once('error', (err) =>
-        reject(new CairnError('UNAVAILABLE', `cannot start a mount namespace: ${err.message}`, { hint: 'cairn run needs unshare (util-linux) and CAP_SYS_ADMIN or user namespaces' }, { cause: err })),
+        reject(
+          new CairnError(
+            'UNAVAILABLE',
+            `cannot start a mount namespace: ${err.message}`,
+            { hint: 'cairn run needs unshare (util-linux) and CAP_SYS_ADMIN or user namespaces' },
+            { cause: err },
+          ),
+        ),
       );
       started.once('exit', (code, signal) => resolve(exitStatus(code, signal)));
     });

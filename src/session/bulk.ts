@@ -20,7 +20,11 @@ import type { Staging } from './staging.js';
  * parents), in order, over the view in `journal`.
  * @example journal.putAll(planPut(journal, ['/out'], [['/out/a.bin', entry]]));
  */
-export function planPut(journal: Journal, dirs: readonly string[], entries: readonly (readonly [string, EntryData])[]): [string, EntryData][] {
+export function planPut(
+  journal: Journal,
+  dirs: readonly string[],
+  entries: readonly (readonly [string, EntryData])[],
+): [string, EntryData][] {
   for (const [path, entry] of entries) checkEntryNumbers(path, entry);
   const items: [string, EntryData][] = [];
   const made = new Set<string>();

@@ -50,14 +50,18 @@ export function sameContent(a: EntryData, b: EntryData): boolean {
 
 /** Whether the journal's entry `cur` already holds exactly `e` (as the journal stores it: whole ms). */
 export function sameEntry(cur: JournalEntry, e: EntryData): boolean {
-  if (cur.staged || cur.type !== e.type || cur.mode !== e.mode || cur.mtimeMs !== Math.round(e.mtimeMs) || cur.size !== e.size) return false;
+  if (cur.staged || cur.type !== e.type || cur.mode !== e.mode || cur.mtimeMs !== Math.round(e.mtimeMs) || cur.size !== e.size)
+    return false;
   if (cur.target !== e.target || !cur.inline !== !e.inline || (cur.inline && !cur.inline.equals(e.inline!))) return false;
   if (cur.uid !== e.uid || cur.gid !== e.gid || cur.rdev !== e.rdev || !sameXattrs(cur.xattrs, e.xattrs)) return false;
   const ms = (t: number | undefined) => (t === undefined ? undefined : Math.round(t));
   if (cur.atimeMs !== ms(e.atimeMs) || cur.ctimeMs !== ms(e.ctimeMs)) return false;
   const a = cur.chunks ?? [];
   const b = e.chunks ?? [];
-  return a.length === b.length && a.every((r, i) => r.hash === b[i]!.hash && r.pack === b[i]!.pack && r.offset === b[i]!.offset && r.length === b[i]!.length);
+  return (
+    a.length === b.length &&
+    a.every((r, i) => r.hash === b[i]!.hash && r.pack === b[i]!.pack && r.offset === b[i]!.offset && r.length === b[i]!.length)
+  );
 }
 
 /**

@@ -76,10 +76,11 @@ export class FileData {
         if (keepContent && e.size > 0) {
           let off = 0;
           if (e.inline) await this.staging.write(name, 0, e.inline);
-          else for await (const buf of this.chunks.stream(e.chunks ?? [])) {
-            await this.staging.write(name, off, buf);
-            off += buf.length;
-          }
+          else
+            for await (const buf of this.chunks.stream(e.chunks ?? [])) {
+              await this.staging.write(name, off, buf);
+              off += buf.length;
+            }
           await this.staging.truncate(name, e.size);
         }
         return this.journal.attachStaged(p, name);

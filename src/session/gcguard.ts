@@ -72,11 +72,7 @@ export class CommitGuard {
    * `uploadStart` (performance.now()); they count as fresh (cannot have been condemned: younger
    * than any grace) only while that is less than MIN_GRACE_MS / 2 ago, and are HEADed otherwise.
    */
-  async check(
-    ops: readonly Op[],
-    uploaded: ReadonlySet<string>,
-    uploadStart: number,
-  ): Promise<{ at: number; bad: Set<string> }> {
+  async check(ops: readonly Op[], uploaded: ReadonlySet<string>, uploadStart: number): Promise<{ at: number; bad: Set<string> }> {
     const at = performance.now();
     if (at - uploadStart >= MIN_GRACE_MS / 2) uploaded = new Set();
     const condemned = await this.condemned();

@@ -63,12 +63,14 @@ function runChild(job: Job): ChildJob {
         name,
         code: 'IO',
         context: { path: job.dir },
-        hint: job.kind === 'bootstrap' ? 'see the message; mounting again retries from scratch' : 'a later commit writes the checkpoint again',
+        hint:
+          job.kind === 'bootstrap' ? 'see the message; mounting again retries from scratch' : 'a later commit writes the checkpoint again',
         tail: () => err.trim().split('\n').slice(-3).join(' | '),
       }),
       exited(child),
     ]);
-    if (exit.code !== 0) throw new CairnError('IO', `${name} failed (${exit.signal ?? `exit ${exit.code}`}) after it reported`, { path: job.dir });
+    if (exit.code !== 0)
+      throw new CairnError('IO', `${name} failed (${exit.signal ?? `exit ${exit.code}`}) after it reported`, { path: job.dir });
     return String(ready.result);
   })();
   done.catch(() => {});

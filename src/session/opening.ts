@@ -81,10 +81,19 @@ export async function openParts(opts: SessionOptions): Promise<SessionParts> {
       });
     }
     const sessionId = journal.sessionId(() => crypto.randomBytes(8).toString('hex'));
-    if (known === undefined && opts.offload && (await log.bootstrapBytes(opts.seq ?? Infinity)) >= (opts.offloadMinBytes ?? OFFLOAD_MIN_BYTES)) {
+    if (
+      known === undefined &&
+      opts.offload &&
+      (await log.bootstrapBytes(opts.seq ?? Infinity)) >= (opts.offloadMinBytes ?? OFFLOAD_MIN_BYTES)
+    ) {
       journal.close();
       journal = undefined;
-      await bootstrapInChild({ dir: opts.dir, storeUrl: opts.store.url, volumeId: opts.volume.id, ...(opts.seq !== undefined ? { upTo: opts.seq } : {}) });
+      await bootstrapInChild({
+        dir: opts.dir,
+        storeUrl: opts.store.url,
+        volumeId: opts.volume.id,
+        ...(opts.seq !== undefined ? { upTo: opts.seq } : {}),
+      });
       journal = new Journal(`${opts.dir}/journal.db`);
       bootstrapped = 'child';
     }

@@ -139,7 +139,10 @@ export class Session extends SessionReads implements FsSession {
   /** The staging file of a file, copying committed content into a new one on first write. */
   private async staged(p: string, keepContent = true): Promise<string> {
     const e = this.entry(p);
-    if (e.type !== 'file') throw new CairnError(e.type === 'directory' ? 'IS_A_DIRECTORY' : 'INVALID_ARGUMENT', `/${p} is not a regular file`, { path: `/${p}` });
+    if (e.type !== 'file')
+      throw new CairnError(e.type === 'directory' ? 'IS_A_DIRECTORY' : 'INVALID_ARGUMENT', `/${p} is not a regular file`, {
+        path: `/${p}`,
+      });
     return this.data.staged(p, e, keepContent);
   }
 
@@ -270,15 +273,19 @@ export class Session extends SessionReads implements FsSession {
     const dst = normalizePath(to);
     this.checkWritable(src);
     const e = this.entry(src);
-    if (src === '' || dst === '') throw new CairnError('PERMISSION_DENIED', 'the root directory cannot be renamed or replaced', { path: '/' });
+    if (src === '' || dst === '')
+      throw new CairnError('PERMISSION_DENIED', 'the root directory cannot be renamed or replaced', { path: '/' });
     this.checkParent(dst);
     if (src === dst) return;
     if (isWithin(dst, src)) throw new CairnError('INVALID_ARGUMENT', `cannot move /${src} into itself (/${dst})`, { path: `/${dst}` });
     const existing = this.journal.get(dst);
     if (existing) {
-      if (e.type === 'directory' && existing.type !== 'directory') throw new CairnError('NOT_A_DIRECTORY', `/${dst} is not a directory`, { path: `/${dst}` });
-      if (e.type !== 'directory' && existing.type === 'directory') throw new CairnError('IS_A_DIRECTORY', `/${dst} is a directory`, { path: `/${dst}` });
-      if (existing.type === 'directory' && this.journal.hasChildren(dst)) throw new CairnError('NOT_EMPTY', `/${dst} is not empty`, { path: `/${dst}` });
+      if (e.type === 'directory' && existing.type !== 'directory')
+        throw new CairnError('NOT_A_DIRECTORY', `/${dst} is not a directory`, { path: `/${dst}` });
+      if (e.type !== 'directory' && existing.type === 'directory')
+        throw new CairnError('IS_A_DIRECTORY', `/${dst} is a directory`, { path: `/${dst}` });
+      if (existing.type === 'directory' && this.journal.hasChildren(dst))
+        throw new CairnError('NOT_EMPTY', `/${dst} is not empty`, { path: `/${dst}` });
     }
     this.journal.move(src, dst, this.parentTouch(src, dst));
   }
@@ -394,7 +401,9 @@ export class Session extends SessionReads implements FsSession {
   async reload(): Promise<ReloadResult> {
     this.checkOpen();
     if (this.opts.seq !== undefined) {
-      throw new CairnError('INVALID_ARGUMENT', `this session is pinned at snapshot ${this.opts.seq}`, { hint: 'open a new session to see newer snapshots' });
+      throw new CairnError('INVALID_ARGUMENT', `this session is pinned at snapshot ${this.opts.seq}`, {
+        hint: 'open a new session to see newer snapshots',
+      });
     }
     const commit = this.journal.pendingCount() > 0 ? await this.commit() : undefined;
     const r = await this.sync.reload();

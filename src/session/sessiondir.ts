@@ -17,7 +17,11 @@ import { sessionsDir } from '../config.js';
 /** The directory of a mount's session: stable across restarts of the same mount. */
 export async function mountSessionDir(volumeId: string, mountpoint: string): Promise<string> {
   const ns = await fs.readlink('/proc/self/ns/mnt').catch(() => 'mnt:[host]');
-  const key = crypto.createHash('sha256').update(`${path.resolve(mountpoint)}\0${ns}`).digest('hex').slice(0, 16);
+  const key = crypto
+    .createHash('sha256')
+    .update(`${path.resolve(mountpoint)}\0${ns}`)
+    .digest('hex')
+    .slice(0, 16);
   return path.join(sessionsDir(), volumeId, `mount-${key}`);
 }
 

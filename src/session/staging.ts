@@ -68,7 +68,8 @@ export class Staging {
   /** Runs `fn` with the file's descriptor (cached, opened on demand), which stays open meanwhile. */
   private async using<T>(name: string, fn: (fh: fs.FileHandle) => Promise<T>): Promise<T> {
     let h = this.handles.get(name);
-    if (h) this.handles.delete(name); // re-inserted below: most recently used
+    if (h)
+      this.handles.delete(name); // re-inserted below: most recently used
     else {
       h = fs.open(this.pathOf(name), fsc.O_RDWR);
       h.catch(() => {

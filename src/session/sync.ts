@@ -177,9 +177,10 @@ export class Syncer {
       volume: name,
       volumeId: this.log.volumeId,
       pending,
-      hint: `the ${pending} pending change(s) are kept in this session: copy the files out `
-        + '(for a mount, `cp -a DIR/. SAVE/`), then put them in another volume '
-        + '(`cairn volume create NEW && cairn volume put NEW SAVE /`)',
+      hint:
+        `the ${pending} pending change(s) are kept in this session: copy the files out ` +
+        '(for a mount, `cp -a DIR/. SAVE/`), then put them in another volume ' +
+        '(`cairn volume create NEW && cairn volume put NEW SAVE /`)',
     });
   }
 
@@ -248,12 +249,16 @@ export class Syncer {
           const again = await writer.writeFile(this.staging.pathOf(staged));
           if (again.length === refs.length && again.every((x, i) => x.hash === refs[i]!.hash)) return again;
         }
-        throw new CairnError('CORRUPT', `the data of /${path} was reclaimed by gc: nothing was committed`, {
-          path: `/${path}`,
-          volume: this.volumeName,
-          hint: "this session's view is older than the volume's retention: "
-            + 'reload it (or write the file again) and commit',
-        }, { cause: err });
+        throw new CairnError(
+          'CORRUPT',
+          `the data of /${path} was reclaimed by gc: nothing was committed`,
+          {
+            path: `/${path}`,
+            volume: this.volumeName,
+            hint: "this session's view is older than the volume's retention: " + 'reload it (or write the file again) and commit',
+          },
+          { cause: err },
+        );
       }
       out.push(...(await writer.write(bytes)));
     }

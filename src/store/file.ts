@@ -94,16 +94,26 @@ export class FileStore implements ObjectStore {
     const code = errnoOf(err);
     const context = { key, store: this.url };
     if (code === 'ENAMETOOLONG') {
-      return new CairnError('INVALID_ARGUMENT', `${message}: key segment too long for the file system`, {
-        ...context,
-        hint: 'keep each key segment under 255 bytes',
-      }, { cause: err });
+      return new CairnError(
+        'INVALID_ARGUMENT',
+        `${message}: key segment too long for the file system`,
+        {
+          ...context,
+          hint: 'keep each key segment under 255 bytes',
+        },
+        { cause: err },
+      );
     }
     if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
-      return new CairnError('PERMISSION_DENIED', `${message}: ${(err as Error).message}`, {
-        ...context,
-        hint: `check the permissions of ${this.root}`,
-      }, { cause: err });
+      return new CairnError(
+        'PERMISSION_DENIED',
+        `${message}: ${(err as Error).message}`,
+        {
+          ...context,
+          hint: `check the permissions of ${this.root}`,
+        },
+        { cause: err },
+      );
     }
     return asCairnError(err, 'IO', message, { ...context, hint: `check the disk holding ${this.root}` });
   }

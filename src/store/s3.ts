@@ -32,18 +32,18 @@ import {
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import pLimit from 'p-limit';
-import { CairnError, type ErrorContext } from '../errors.js';
+import { CairnError } from '../errors.js';
 import { checkByteRange } from '../util/limits.js';
 import { checkKey, checkPrefix } from './keys.js';
 import type { ByteRange, GetOptions, ListOptions, ObjectInfo, ObjectStore, PutOptions } from './types.js';
 import { type S3Location, parseS3Url } from './s3url.js';
-import { attemptLimits, backoffMs, makeClient, MAX_ATTEMPTS, NETWORK_CODES, OPEN_ATTEMPTS, readBody } from './s3transport.js';
-import { s3TimeoutMs, sleep, THROTTLE_NAMES, transientKind, type SdkError } from './s3transport.js';
+import { attemptLimits, backoffMs, makeClient, MAX_ATTEMPTS, OPEN_ATTEMPTS, readBody } from './s3transport.js';
+import { s3TimeoutMs, sleep, transientKind, type SdkError } from './s3transport.js';
+import { mapS3Error } from './s3errors.js';
 
 export { S3_URL_FORMS, parseS3Url, type S3Location } from './s3url.js';
 export { MAX_ATTEMPTS, OPEN_ATTEMPTS, BACKOFF_BASE_MS, BACKOFF_CAP_MS, DEFAULT_TIMEOUT_MS } from './s3transport.js';
 export { attemptLimits, readBody, s3TimeoutMs } from './s3transport.js';
-
 
 /** Bodies larger than this are uploaded in parts. */
 export const MULTIPART_THRESHOLD = 64 * 1024 * 1024;
@@ -53,7 +53,6 @@ export const PART_SIZE = 16 * 1024 * 1024;
 export const PART_CONCURRENCY = 4;
 /** The largest single PutObject S3 accepts (5 GiB): the cap for `ifAbsent` bodies, which never go up in parts. */
 export const MAX_SINGLE_PUT = 5 * 1024 * 1024 * 1024;
-
 
 /** Throws INVALID_ARGUMENT unless the range is two non-negative safe integers (../util/limits.ts). */
 function checkRange(key: string, range: ByteRange): void {
@@ -75,7 +74,11 @@ export class S3Store implements ObjectStore {
     private readonly loc: S3Location,
   ) {
     this.url = url;
-    this.endpointName = loc.endpoint ?? process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL ?? `AWS S3 (region ${loc.region ?? 'from the environment'})`;
+    this.endpointName =
+      loc.endpoint ??
+      process.env.AWS_ENDPOINT_URL_S3 ??
+      process.env.AWS_ENDPOINT_URL ??
+      `AWS S3 (region ${loc.region ?? 'from the environment'})`;
     this.timeoutMs = s3TimeoutMs(loc);
   }
 
@@ -120,11 +123,16 @@ export class S3Store implements ObjectStore {
     } catch (err) {
       const e = err as SdkError;
       if (e.$metadata?.httpStatusCode === 404 || e.name === 'NotFound' || e.name === 'NoSuchBucket') {
-        throw new CairnError('NOT_FOUND', `bucket ${this.loc.bucket} does not exist at ${this.endpointName}`, {
-          store: this.url,
-          bucket: this.loc.bucket,
-          hint: `create the bucket first (e.g. aws s3 mb s3://${this.loc.bucket}), or check the endpoint`,
-        }, { cause: err });
+        throw new CairnError(
+          'NOT_FOUND',
+          `bucket ${this.loc.bucket} does not exist at ${this.endpointName}`,
+          {
+            store: this.url,
+            bucket: this.loc.bucket,
+            hint: `create the bucket first (e.g. aws s3 mb s3://${this.loc.bucket}), or check the endpoint`,
+          },
+          { cause: err },
+        );
       }
       throw this.mapError(err, 'cannot open bucket');
     }
@@ -156,38 +164,9 @@ export class S3Store implements ObjectStore {
     }
   }
 
-  /** Maps an SDK/network failure to a CairnError (`suffix` ends the message: how often it was tried). */
+  /** Maps an SDK/network failure to a CairnError (./s3errors.ts). */
   private mapError(err: unknown, message: string, key?: string, suffix = ''): CairnError {
-    if (err instanceof CairnError) {
-      if (!suffix) return err;
-      // A transfer cut short (readBody), every attempt: say where and how often.
-      return new CairnError(err.code, `${message}: ${err.message}${suffix}`, {
-        ...err.context, store: this.url, key,
-        hint: `${this.endpointName} keeps cutting transfers short; check the network and the server, then retry`,
-      }, { cause: err });
-    }
-    const e = (err ?? {}) as SdkError;
-    const status = e.$metadata?.httpStatusCode;
-    const name = e.name ?? e.Code ?? '';
-    const netCode = e.code ?? (err as { cause?: { code?: string } })?.cause?.code ?? '';
-    const detail = e.message ?? String(err);
-    const ctx: ErrorContext = { store: this.url, key, status, s3Code: name };
-    const make = (code: CairnError['code'], hint: string): CairnError =>
-      new CairnError(code, `${message}: ${detail}${suffix}`, { ...ctx, hint }, { cause: err });
-    if (name === 'NoSuchBucket') return make('NOT_FOUND', `bucket ${this.loc.bucket} does not exist; create it first`);
-    if (name === 'NoSuchKey' || status === 404) return make('NOT_FOUND', 'the object does not exist');
-    if (status === 403 || name === 'AccessDenied' || name === 'InvalidAccessKeyId' || name === 'SignatureDoesNotMatch') {
-      return make('PERMISSION_DENIED', 'check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (or the profile) and the bucket policy');
-    }
-    const transientNoStatus = transientKind(err) !== undefined && (status === undefined || status < 300);
-    if (NETWORK_CODES.has(netCode) || NETWORK_CODES.has(name) || transientNoStatus ||
-      (status === undefined && /ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|timed? ?out/i.test(detail))) {
-      return make('UNAVAILABLE', `cannot reach ${this.endpointName}; check the endpoint and that the server is running`);
-    }
-    if (status !== undefined && (status >= 500 || status === 429) || THROTTLE_NAMES.has(name)) {
-      return make('UNAVAILABLE', `${this.endpointName} is failing (HTTP ${status ?? '?'} ${name}); retry later`);
-    }
-    return make('IO', `unexpected S3 error from ${this.endpointName}`);
+    return mapS3Error(err, { store: this.url, bucket: this.loc.bucket, endpoint: this.endpointName }, message, key, suffix);
   }
 
   /**
@@ -195,12 +174,7 @@ export class S3Store implements ObjectStore {
    * runs out of attempts; a silent endpoint stops it once `timeout_ms` would be exceeded. What
    * is not transient is thrown as it came (the caller maps it); giving up is UNAVAILABLE.
    */
-  private async retrying<T>(
-    what: string,
-    key: string | undefined,
-    attempt: () => Promise<T>,
-    maxAttempts = MAX_ATTEMPTS,
-  ): Promise<T> {
+  private async retrying<T>(what: string, key: string | undefined, attempt: () => Promise<T>, maxAttempts = MAX_ATTEMPTS): Promise<T> {
     const start = Date.now();
     const { boundMs, idleMs } = attemptLimits(this.timeoutMs);
     for (let n = 1; ; n++) {
@@ -214,13 +188,20 @@ export class S3Store implements ObjectStore {
         const outOfTime = kind === 'timeout' && elapsed + delay + boundMs > this.timeoutMs;
         if (n >= maxAttempts || outOfTime || this.closed) {
           if (kind === 'timeout') {
-            const message = `${what}: ${this.endpointName} did not answer ` +
-              `(nothing for ${idleMs} ms; ${n} attempts in ${elapsed} ms)`;
-            throw new CairnError('UNAVAILABLE', message, {
-              store: this.url, key, attempts: n,
-              hint: `check that ${this.endpointName} is up and reachable; a call waits at most ` +
-                `timeout_ms=${this.timeoutMs} (set it in the store URL, or CAIRN_S3_TIMEOUT_MS)`,
-            }, { cause: err });
+            const message = `${what}: ${this.endpointName} did not answer ` + `(nothing for ${idleMs} ms; ${n} attempts in ${elapsed} ms)`;
+            throw new CairnError(
+              'UNAVAILABLE',
+              message,
+              {
+                store: this.url,
+                key,
+                attempts: n,
+                hint:
+                  `check that ${this.endpointName} is up and reachable; a call waits at most ` +
+                  `timeout_ms=${this.timeoutMs} (set it in the store URL, or CAIRN_S3_TIMEOUT_MS)`,
+              },
+              { cause: err },
+            );
           }
           throw this.mapError(err, what, key, ` (gave up after ${n} attempts in ${elapsed} ms)`);
         }
@@ -251,18 +232,20 @@ export class S3Store implements ObjectStore {
     }
     try {
       return await this.retrying(`cannot get ${key}`, key, async () => {
-        const out = await this.client.send(new GetObjectCommand({
-          Bucket: this.loc.bucket,
-          Key: this.fullKey(key),
-          Range: range ? `bytes=${range.offset}-${range.offset + range.length - 1}` : undefined,
-        }));
+        const out = await this.client.send(
+          new GetObjectCommand({
+            Bucket: this.loc.bucket,
+            Key: this.fullKey(key),
+            Range: range ? `bytes=${range.offset}-${range.offset + range.length - 1}` : undefined,
+          }),
+        );
         // Some servers ignore the end of a range (s3rver does for `bytes=0-0`): never return more than asked.
         return await readBody(out.Body as AsyncIterable<Uint8Array>, out.ContentLength, range?.length, options.onProgress);
       });
     } catch (err) {
       const e = err as SdkError;
       if (range && (e.$metadata?.httpStatusCode === 416 || e.name === 'InvalidRange')) return Buffer.alloc(0);
-      if (e.name === 'NoSuchKey' || e.$metadata?.httpStatusCode === 404 && e.name !== 'NoSuchBucket') {
+      if (e.name === 'NoSuchKey' || (e.$metadata?.httpStatusCode === 404 && e.name !== 'NoSuchBucket')) {
         throw new CairnError('NOT_FOUND', `no object ${key}`, { key, store: this.url }, { cause: err });
       }
       throw this.mapError(err, `cannot get ${key}`, key);
@@ -283,7 +266,9 @@ export class S3Store implements ObjectStore {
     if (options.ifAbsent && body.byteLength > MAX_SINGLE_PUT) {
       const why = `${body.byteLength} bytes is over 5 GiB`;
       throw new CairnError('INVALID_ARGUMENT', `cannot create ${key} if absent: ${why}`, {
-        key, store: this.url, hint: 'create-if-absent objects go up in one PutObject; keep them under 5 GiB',
+        key,
+        store: this.url,
+        hint: 'create-if-absent objects go up in one PutObject; keep them under 5 GiB',
       });
     }
     if (body.byteLength > MULTIPART_THRESHOLD && !options.ifAbsent) return this.putMultipart(key, body);
@@ -291,13 +276,15 @@ export class S3Store implements ObjectStore {
     try {
       await this.retrying(`cannot put ${key}`, key, () => {
         attempts++;
-        return this.client.send(new PutObjectCommand({
-          Bucket: this.loc.bucket,
-          Key: this.fullKey(key),
-          Body: body,
-          ContentLength: body.byteLength,
-          IfNoneMatch: options.ifAbsent ? '*' : undefined,
-        }));
+        return this.client.send(
+          new PutObjectCommand({
+            Bucket: this.loc.bucket,
+            Key: this.fullKey(key),
+            Body: body,
+            ContentLength: body.byteLength,
+            IfNoneMatch: options.ifAbsent ? '*' : undefined,
+          }),
+        );
       });
     } catch (err) {
       const mapped = this.putError(err, key);
@@ -309,7 +296,7 @@ export class S3Store implements ObjectStore {
   private putError(err: unknown, key: string): CairnError {
     const e = err as SdkError;
     const status = e.$metadata?.httpStatusCode;
-    if (status === 412 || e.name === 'PreconditionFailed' || status === 409 && e.name === 'ConditionalRequestConflict') {
+    if (status === 412 || e.name === 'PreconditionFailed' || (status === 409 && e.name === 'ConditionalRequestConflict')) {
       return new CairnError('ALREADY_EXISTS', `object ${key} already exists`, { key, store: this.url }, { cause: err });
     }
     return this.mapError(err, `cannot put ${key}`, key);
@@ -323,7 +310,8 @@ export class S3Store implements ObjectStore {
     try {
       // A retried create may leave an unused upload behind; bucket lifecycle rules expire those.
       const created = await this.retrying(`cannot start upload of ${key}`, key, () =>
-        this.client.send(new CreateMultipartUploadCommand({ Bucket, Key })));
+        this.client.send(new CreateMultipartUploadCommand({ Bucket, Key })),
+      );
       uploadId = created.UploadId!;
     } catch (err) {
       throw this.mapError(err, `cannot start upload of ${key}`, key);
@@ -332,20 +320,36 @@ export class S3Store implements ObjectStore {
     try {
       const limit = pLimit(PART_CONCURRENCY);
       const count = Math.ceil(body.byteLength / PART_SIZE);
-      const parts = await Promise.all(Array.from({ length: count }, (_, i) => limit(async () => {
-        const part = body.subarray(i * PART_SIZE, Math.min(body.byteLength, (i + 1) * PART_SIZE));
-        const out = await this.retrying(`cannot upload part ${i + 1} of ${key}`, key, () =>
-          this.client.send(new UploadPartCommand({
-            Bucket, Key, UploadId: uploadId, PartNumber: i + 1, Body: part, ContentLength: part.byteLength,
-          })));
-        return { PartNumber: i + 1, ETag: out.ETag };
-      })));
+      const parts = await Promise.all(
+        Array.from({ length: count }, (_, i) =>
+          limit(async () => {
+            const part = body.subarray(i * PART_SIZE, Math.min(body.byteLength, (i + 1) * PART_SIZE));
+            const out = await this.retrying(`cannot upload part ${i + 1} of ${key}`, key, () =>
+              this.client.send(
+                new UploadPartCommand({
+                  Bucket,
+                  Key,
+                  UploadId: uploadId,
+                  PartNumber: i + 1,
+                  Body: part,
+                  ContentLength: part.byteLength,
+                }),
+              ),
+            );
+            return { PartNumber: i + 1, ETag: out.ETag };
+          }),
+        ),
+      );
       await this.retrying(`cannot complete upload of ${key}`, key, () => {
         completions++;
-        return this.client.send(new CompleteMultipartUploadCommand({
-          Bucket, Key, UploadId: uploadId,
-          MultipartUpload: { Parts: parts },
-        }));
+        return this.client.send(
+          new CompleteMultipartUploadCommand({
+            Bucket,
+            Key,
+            UploadId: uploadId,
+            MultipartUpload: { Parts: parts },
+          }),
+        );
       });
     } catch (err) {
       // A completion whose reply was lost: the retry finds the upload gone (NoSuchUpload).
@@ -365,7 +369,8 @@ export class S3Store implements ObjectStore {
     this.checkOpen();
     try {
       const out = await this.retrying(`cannot head ${key}`, key, () =>
-        this.client.send(new HeadObjectCommand({ Bucket: this.loc.bucket, Key: this.fullKey(key) })));
+        this.client.send(new HeadObjectCommand({ Bucket: this.loc.bucket, Key: this.fullKey(key) })),
+      );
       return { key, size: out.ContentLength ?? 0, lastModified: out.LastModified?.getTime() };
     } catch (err) {
       const e = err as SdkError;
@@ -418,10 +423,11 @@ export class S3Store implements ObjectStore {
     this.checkOpen();
     try {
       await this.retrying(`cannot delete ${key}`, key, () =>
-        this.client.send(new DeleteObjectCommand({ Bucket: this.loc.bucket, Key: this.fullKey(key) })));
+        this.client.send(new DeleteObjectCommand({ Bucket: this.loc.bucket, Key: this.fullKey(key) })),
+      );
     } catch (err) {
       const e = err as SdkError;
-      if (e.name === 'NoSuchKey' || e.$metadata?.httpStatusCode === 404 && e.name !== 'NoSuchBucket') return;
+      if (e.name === 'NoSuchKey' || (e.$metadata?.httpStatusCode === 404 && e.name !== 'NoSuchBucket')) return;
       throw this.mapError(err, `cannot delete ${key}`, key);
     }
   }

@@ -29,8 +29,8 @@ export function s3TimeoutMs(loc: { timeoutMs?: number }): number {
   const ms = parseTimeoutMs(env);
   if (ms === undefined) {
     throw new CairnError('INVALID_ARGUMENT', `CAIRN_S3_TIMEOUT_MS=${JSON.stringify(env)} is not a timeout`, {
-      hint: `set it to milliseconds from ${TIMEOUT_MS_RANGE.min} to ${TIMEOUT_MS_RANGE.max}, ` +
-        `or unset it (default ${DEFAULT_TIMEOUT_MS})`,
+      hint:
+        `set it to milliseconds from ${TIMEOUT_MS_RANGE.min} to ${TIMEOUT_MS_RANGE.max}, ` + `or unset it (default ${DEFAULT_TIMEOUT_MS})`,
     });
   }
   return ms;
@@ -59,13 +59,43 @@ export interface SdkError {
   Code?: string;
 }
 
-export const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'EAI_AGAIN', 'EPIPE', 'TimeoutError', 'RequestTimeout']);
+export const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ETIMEDOUT',
+  'EAI_AGAIN',
+  'EPIPE',
+  'TimeoutError',
+  'RequestTimeout',
+]);
 /** Network failures worth another attempt (ENOTFOUND is not: a wrong host name stays wrong). */
-const RETRY_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EPIPE',
-  'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE', 'UND_ERR_SOCKET', 'RequestTimeout']);
+const RETRY_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'EPIPE',
+  'ECONNABORTED',
+  'ERR_STREAM_PREMATURE_CLOSE',
+  'UND_ERR_SOCKET',
+  'RequestTimeout',
+]);
 /** S3 error names that mean "slow down / try again". */
-export const THROTTLE_NAMES = new Set(['SlowDown', 'Throttling', 'ThrottlingException', 'RequestThrottled',
-  'TooManyRequestsException', 'ServiceUnavailable', 'InternalError', 'RequestTimeout', 'RequestTimeTooSkewed']);
+export const THROTTLE_NAMES = new Set([
+  'SlowDown',
+  'Throttling',
+  'ThrottlingException',
+  'RequestThrottled',
+  'TooManyRequestsException',
+  'ServiceUnavailable',
+  'InternalError',
+  'RequestTimeout',
+  'RequestTimeTooSkewed',
+]);
 
 /**
  * Whether a failed attempt is worth another: `timeout` (nothing heard for the idle limit), `fault`
@@ -110,7 +140,9 @@ export async function readBody(
   const out = Buffer.allocUnsafe(Math.min(contentLength, max));
   let n = 0;
   const bad = (what: string): CairnError =>
-    new CairnError('UNAVAILABLE', `response body ${what} (Content-Length ${contentLength})`, { hint: 'the transfer was cut or garbled; retry' });
+    new CairnError('UNAVAILABLE', `response body ${what} (Content-Length ${contentLength})`, {
+      hint: 'the transfer was cut or garbled; retry',
+    });
   for await (const piece of body) {
     if (n + piece.byteLength > contentLength) throw bad(`longer than announced`);
     if (n < out.length) out.set(piece.subarray(0, out.length - n), n);

@@ -5,8 +5,7 @@
 import { CairnError } from '../errors.js';
 import { checkKey } from './keys.js';
 
-export const S3_URL_FORMS =
-  's3://BUCKET[/PREFIX][?endpoint=http://HOST:PORT&region=REGION&path_style=true&timeout_ms=N]';
+export const S3_URL_FORMS = 's3://BUCKET[/PREFIX][?endpoint=http://HOST:PORT&region=REGION&path_style=true&timeout_ms=N]';
 
 /** Bounds of `timeout_ms` (and CAIRN_S3_TIMEOUT_MS): 100 ms … 1 hour. */
 export const TIMEOUT_MS_RANGE = { min: 100, max: 3_600_000 } as const;

@@ -30,12 +30,7 @@ const describe = (v: unknown): string =>
  * Checks that `value` is a safe integer in `[min, max]`: INVALID_ARGUMENT otherwise.
  * @example const n = checkInteger(opts.limit, 'limit', { min: 1 });
  */
-export function checkInteger(
-  value: unknown,
-  what: string,
-  range: { min?: number; max?: number } = {},
-  context: ErrorContext = {},
-): number {
+export function checkInteger(value: unknown, what: string, range: { min?: number; max?: number } = {}, context: ErrorContext = {}): number {
   const min = range.min ?? 0;
   const max = range.max ?? Number.MAX_SAFE_INTEGER;
   const limit = max === MAX_FILE_SIZE ? `${max} (the maximum file size)` : String(max);
@@ -81,7 +76,10 @@ export function checkByteRange(
   const range = `offset=${describe(offset)} length=${describe(length)}`;
   throw new CairnError('INVALID_ARGUMENT', `invalid byte range ${range}${options.what ? ` ${options.what}` : ''}`, {
     ...options.context,
-    hint: max === MAX_FILE_SIZE ? `offset and length are integers from 0 to ${max} (the maximum file size)` : 'offset and length are non-negative integers',
+    hint:
+      max === MAX_FILE_SIZE
+        ? `offset and length are integers from 0 to ${max} (the maximum file size)`
+        : 'offset and length are non-negative integers',
   });
 }
 

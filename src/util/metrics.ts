@@ -40,22 +40,40 @@ export class MountMetrics {
     const registers = [this.registry];
     this.registry.setDefaultLabels({ volume: opts.volume });
     this.ops = new Counter({ name: 'cairn_fuse_ops_total', help: 'FUSE operations answered', labelNames: ['op'], registers });
-    this.opErrors = new Counter({ name: 'cairn_fuse_errors_total', help: 'FUSE operations answered with an error', labelNames: ['op'], registers });
+    this.opErrors = new Counter({
+      name: 'cairn_fuse_errors_total',
+      help: 'FUSE operations answered with an error',
+      labelNames: ['op'],
+      registers,
+    });
     this.opSeconds = new Histogram({
-      name: 'cairn_fuse_op_seconds', help: 'Time to answer a FUSE operation', labelNames: ['op'], buckets: LATENCY_BUCKETS, registers,
+      name: 'cairn_fuse_op_seconds',
+      help: 'Time to answer a FUSE operation',
+      labelNames: ['op'],
+      buckets: LATENCY_BUCKETS,
+      registers,
     });
     this.readBytes = new Counter({ name: 'cairn_read_bytes_total', help: 'Bytes read through the mount', registers });
     this.writeBytes = new Counter({ name: 'cairn_write_bytes_total', help: 'Bytes written through the mount', registers });
     this.syncs = new Counter({
-      name: 'cairn_syncs_total', help: 'Commits and reloads, by result', labelNames: ['kind', 'result'], registers,
+      name: 'cairn_syncs_total',
+      help: 'Commits and reloads, by result',
+      labelNames: ['kind', 'result'],
+      registers,
     });
     this.syncSeconds = new Histogram({
-      name: 'cairn_sync_seconds', help: 'Latency of commits and reloads', labelNames: ['kind'], buckets: LATENCY_BUCKETS, registers,
+      name: 'cairn_sync_seconds',
+      help: 'Latency of commits and reloads',
+      labelNames: ['kind'],
+      buckets: LATENCY_BUCKETS,
+      registers,
     });
     const chunks = opts.chunks;
     const fromChunks = (name: string, help: string, pick: (f: ChunkFigures) => number): void => {
       new Counter({
-        name, help, registers,
+        name,
+        help,
+        registers,
         collect() {
           if (!chunks) return;
           this.reset();

@@ -137,13 +137,18 @@ async function plan(batch: Batch): Promise<{ files: Planned[]; dirs: string[] }>
     if (s.kind === 'file') {
       if (typeof s.source === 'string') {
         const st = await localStat(s.source);
-        if (!st.isFile()) throw new CairnError('IS_A_DIRECTORY', `${s.source} is not a regular file`, { path: s.source, hint: 'use putDirectory for directories' });
+        if (!st.isFile())
+          throw new CairnError('IS_A_DIRECTORY', `${s.source} is not a regular file`, {
+            path: s.source,
+            hint: 'use putDirectory for directories',
+          });
         checkFileEnd(st.size, { path: s.source });
         files.push({ remote: s.remote, source: s.source, mode: s.mode ?? st.mode & 0o7777, mtimeMs: st.mtimeMs });
       } else files.push({ remote: s.remote, source: s.source, mode: s.mode ?? 0o644, mtimeMs: Date.now() });
     } else {
       const st = await localStat(s.local);
-      if (!st.isDirectory()) throw new CairnError('NOT_A_DIRECTORY', `${s.local} is not a directory`, { path: s.local, hint: 'use putFile for files' });
+      if (!st.isDirectory())
+        throw new CairnError('NOT_A_DIRECTORY', `${s.local} is not a directory`, { path: s.local, hint: 'use putFile for files' });
       await walk(s.local, s.remote, s.recursive);
     }
   }
@@ -151,9 +156,17 @@ async function plan(batch: Batch): Promise<{ files: Planned[]; dirs: string[] }>
 }
 
 /** Checks every target against the session, uploads the data, then applies everything. */
-export async function uploadBatch(s: Session, chunks: ChunkStore, batch: Batch, force: boolean, onProgress?: BatchProgress): Promise<BatchResult> {
+export async function uploadBatch(
+  s: Session,
+  chunks: ChunkStore,
+  batch: Batch,
+  force: boolean,
+  onProgress?: BatchProgress,
+): Promise<BatchResult> {
   const { files, dirs } = await plan(batch);
-  const sizes = await Promise.all(files.map(async (f) => (typeof f.source === 'string' ? (await localStat(f.source)).size : f.source.length)));
+  const sizes = await Promise.all(
+    files.map(async (f) => (typeof f.source === 'string' ? (await localStat(f.source)).size : f.source.length)),
+  );
   const total = sizes.reduce((a, b) => a + b, 0);
   let done = 0;
   const progress = (n: number) => {
@@ -164,10 +177,17 @@ export async function uploadBatch(s: Session, chunks: ChunkStore, batch: Batch, 
   for (const f of files) {
     const cur = s.lookup(f.remote);
     if (cur?.type === 'directory') {
-      throw new CairnError('IS_A_DIRECTORY', `/${f.remote} is a directory and is never overwritten`, { path: `/${f.remote}`, volume: s.volume.name });
+      throw new CairnError('IS_A_DIRECTORY', `/${f.remote} is a directory and is never overwritten`, {
+        path: `/${f.remote}`,
+        volume: s.volume.name,
+      });
     }
     if (cur && !force) {
-      throw new CairnError('ALREADY_EXISTS', `/${f.remote} already exists`, { path: `/${f.remote}`, volume: s.volume.name, hint: 'pass force: true to overwrite' });
+      throw new CairnError('ALREADY_EXISTS', `/${f.remote} already exists`, {
+        path: `/${f.remote}`,
+        volume: s.volume.name,
+        hint: 'pass force: true to overwrite',
+      });
     }
   }
   for (const p of [...dirs, ...files.flatMap((f) => ancestors(f.remote))]) {

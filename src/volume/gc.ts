@@ -144,11 +144,7 @@ function ageOf(o: ObjectInfo, now: number): number {
  * const report = await gcVolume(store, { id, name: 'data' }, { keepLast: 10 });
  * console.log(report.packs.deletedBytes);
  */
-export async function gcVolume(
-  store: ObjectStore,
-  volume: { id: string; name: string },
-  options: GcOptions = {},
-): Promise<GcReport> {
+export async function gcVolume(store: ObjectStore, volume: { id: string; name: string }, options: GcOptions = {}): Promise<GcReport> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await gcVolumeOnce(store, volume, options);
@@ -160,11 +156,7 @@ export async function gcVolume(
   }
 }
 
-async function gcVolumeOnce(
-  store: ObjectStore,
-  volume: { id: string; name: string },
-  options: GcOptions,
-): Promise<GcReport> {
+async function gcVolumeOnce(store: ObjectStore, volume: { id: string; name: string }, options: GcOptions): Promise<GcReport> {
   const started = Date.now();
   const graceMs = checkGrace(options.graceMs);
   checkRetention({ keepLast: options.keepLast, keepDays: options.keepDays });
@@ -182,9 +174,7 @@ async function gcVolumeOnce(
   const stored = await readRetention(store, id);
   // Either flag given: the run's policy is exactly what was given (the other one at its least).
   const override = options.keepLast !== undefined || options.keepDays !== undefined;
-  const policy: RetentionPolicy = override
-    ? { keepLast: options.keepLast ?? 1, keepDays: options.keepDays ?? 0 }
-    : stored;
+  const policy: RetentionPolicy = override ? { keepLast: options.keepLast ?? 1, keepDays: options.keepDays ?? 0 } : stored;
   const logs = await store.list(keys.logPrefix(id));
   const floor0 = await readFloor(store, id);
   const head = logs.length ? seqOfKey(logs[logs.length - 1]!.key) : 0;
@@ -215,7 +205,11 @@ async function gcVolumeOnce(
   let marked: number;
   if (prunable && !hasCp(from)) {
     const entries = await snapshotEntries(store, id, from);
-    addRefs(refs, keys.checkpoint(id, from), entries.map(([, e]) => e));
+    addRefs(
+      refs,
+      keys.checkpoint(id, from),
+      entries.map(([, e]) => e),
+    );
     if (!dryRun) {
       await log.writeCheckpoint(from, entries);
       report.checkpoints.written++;
@@ -308,22 +302,20 @@ async function gcVolumeOnce(
   return report;
 }
 
-
 /**
  * Marks (into `refs`) every chunk the snapshots from `from` on reference: the newest checkpoint
  * at or below `from` (among `cps`, as listed) and every record after it. Returns the last seq marked.
  */
-export async function markRetained(
-  log: VolumeLog,
-  cps: readonly ObjectInfo[],
-  from: number,
-  refs: PackRefs,
-): Promise<number> {
+export async function markRetained(log: VolumeLog, cps: readonly ObjectInfo[], from: number, refs: PackRefs): Promise<number> {
   const base = [...cps].reverse().find((o) => seqOfKey(o.key) <= from);
   const baseSeq = base ? seqOfKey(base.key) : 0;
   if (base) {
     const cp = await log.readCheckpoint(baseSeq);
-    addRefs(refs, base.key, cp.entries.map(([, e]) => e));
+    addRefs(
+      refs,
+      base.key,
+      cp.entries.map(([, e]) => e),
+    );
   }
   return markRecords(log, baseSeq, refs);
 }
@@ -363,10 +355,15 @@ export async function gcStore(store: ObjectStore, options: GcOptions = {}): Prom
     } catch (err) {
       if (isCairnError(err, 'NOT_FOUND')) continue;
       // A damaged name object: its id is unknown, so no nameless volume can be proven dead.
-      throw new CairnError('CORRUPT', `name object ${o.key} is damaged; gc of the whole store stops`, {
-        key: o.key,
-        hint: '`cairn volume verify` names what is wrong; gc a volume by name meanwhile',
-      }, { cause: err });
+      throw new CairnError(
+        'CORRUPT',
+        `name object ${o.key} is damaged; gc of the whole store stops`,
+        {
+          key: o.key,
+          hint: '`cairn volume verify` names what is wrong; gc a volume by name meanwhile',
+        },
+        { cause: err },
+      );
     }
   }
   const volumes: GcReport[] = [];
@@ -394,9 +391,7 @@ export async function gcStore(store: ObjectStore, options: GcOptions = {}): Prom
     await Promise.all(objects.filter((o) => o.key !== meta).map((o) => limit(() => store.delete(o.key))));
     await store.delete(meta);
   }
-  const temporary = store.sweepTemporary
-    ? await store.sweepTemporary(now - graceMs - CLOCK_SLACK_MS, { dryRun })
-    : { count: 0, bytes: 0 };
+  const temporary = store.sweepTemporary ? await store.sweepTemporary(now - graceMs - CLOCK_SLACK_MS, { dryRun }) : { count: 0, bytes: 0 };
   return { volumes, deletedVolumes, temporary, dryRun, elapsedMs: Date.now() - started };
 }
 

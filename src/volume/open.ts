@@ -31,12 +31,21 @@ export async function openSession(opts: OpenSessionOptions): Promise<MountSessio
   const store = await openStore(opts.store);
   try {
     const catalog = new Catalog(store);
-    const meta = opts.createIfMissing ? (await catalog.create(opts.volume, { allowExisting: true })).meta : await catalog.lookup(opts.volume);
+    const meta = opts.createIfMissing
+      ? (await catalog.create(opts.volume, { allowExisting: true })).meta
+      : await catalog.lookup(opts.volume);
     const dir = opts.sessionDir ?? (await mountSessionDir(meta.id, opts.mountpoint));
     // A daemon's whole-snapshot work (bootstrap, checkpoints) runs in child processes: its memory
     // then stays flat in the volume size and its event loop never stalls on it.
     const offload = /^(file|s3):/.test(store.url);
-    const session = await Session.open({ store, volume: meta, dir, readOnly: opts.readOnly || opts.seq !== undefined, offload, seq: opts.seq });
+    const session = await Session.open({
+      store,
+      volume: meta,
+      dir,
+      readOnly: opts.readOnly || opts.seq !== undefined,
+      offload,
+      seq: opts.seq,
+    });
     // Changes left by a previous daemon of this directory (crash, SIGKILL) are published now, and
     // a reused journal moves to the newest snapshot (unless pinned): a new mount always starts there.
     try {

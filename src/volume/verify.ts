@@ -252,7 +252,11 @@ export async function verifyVolume(
       if (seqs.length && cp.seq > head) {
         flag('checkpoint', o.key, 'CORRUPT', `the checkpoint is at seq ${cp.seq}, beyond the log's head ${head}`);
       }
-      addRefs(refs, o.key, cp.entries.map(([, e]) => e));
+      addRefs(
+        refs,
+        o.key,
+        cp.entries.map(([, e]) => e),
+      );
     } catch (err) {
       if (!isDamage(err)) throw err;
       problem('checkpoint', o.key, err);
@@ -288,12 +292,7 @@ export async function verifyVolume(
 }
 
 /** Checks `names/<name>`; returns the volume id to go on with, or undefined when there is none. */
-async function verifyName(
-  store: ObjectStore,
-  name: string,
-  knownId: string | undefined,
-  log: Findings,
-): Promise<string | undefined> {
+async function verifyName(store: ObjectStore, name: string, knownId: string | undefined, log: Findings): Promise<string | undefined> {
   const { report, problem, counted } = log;
   const key = keys.name(name);
   let body: Buffer;

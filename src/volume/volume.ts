@@ -8,6 +8,7 @@
  * is discarded, never committed later by accident); a read-only handle throws READ_ONLY on
  * every write. `commit()`/`reload()` reach the FUSE daemon when the volume is mounted here.
  */
+import { copyFiles, planCopyFiles } from './copy.js';
 import { SerialQueue } from '../util/serial.js';
 import type { Writable } from 'node:stream';
 import { CairnError, isCairnError } from '../errors.js';
@@ -20,11 +21,8 @@ import {
   Catalog,
   VolumeLog,
   keys,
-  baseName,
   checkNoGlob,
-  joinPath,
   normalizePath,
-  parentOf,
   type RetentionPolicy,
   readRetention,
   writeRetention,
@@ -83,7 +81,13 @@ export class Volume implements AsyncDisposable {
     try {
       const catalog = new Catalog(store);
       const meta = options.createIfMissing ? (await catalog.create(name, { allowExisting: true })).meta : await catalog.lookup(name);
-      return new this(store, meta, !!options.readOnly, { store: owned, ephemeral: false }, options.mountControl ?? this.defaultMountControl);
+      return new this(
+        store,
+        meta,
+        !!options.readOnly,
+        { store: owned, ephemeral: false },
+        options.mountControl ?? this.defaultMountControl,
+      );
     } catch (err) {
       if (owned) await store.close();
       throw err;
@@ -146,7 +150,10 @@ export class Volume implements AsyncDisposable {
     const task = async () => {
       if (this.closed) throw new CairnError('CLOSED', 'the volume handle is closed', { volume: this.name });
       if (write && this.isReadOnly) {
-        throw new CairnError('READ_ONLY', `volume ${this.name} was opened read-only`, { volume: this.name, hint: 'use a handle without readOnly()' });
+        throw new CairnError('READ_ONLY', `volume ${this.name} was opened read-only`, {
+          volume: this.name,
+          hint: 'use a handle without readOnly()',
+        });
       }
       if (this.own) {
         try {
@@ -158,7 +165,13 @@ export class Volume implements AsyncDisposable {
         }
       }
       if (!this.own) {
-        this.own = await Session.open({ store: this.store, volume: this.meta, dir: await privateSessionDir(this.meta.id), ephemeral: true, chunks: this.chunks });
+        this.own = await Session.open({
+          store: this.store,
+          volume: this.meta,
+          dir: await privateSessionDir(this.meta.id),
+          ephemeral: true,
+          chunks: this.chunks,
+        });
       }
       try {
         const out = await fn(this.own);
@@ -348,7 +361,11 @@ export class Volume implements AsyncDisposable {
     await this.run(true, async (s) => {
       const st = await s.stat(p);
       if (st.type === 'directory' && !options.recursive) {
-        throw new CairnError('IS_A_DIRECTORY', `/${p} is a directory`, { path: `/${p}`, volume: this.name, hint: 'pass recursive: true to remove it and its contents' });
+        throw new CairnError('IS_A_DIRECTORY', `/${p} is a directory`, {
+          path: `/${p}`,
+          volume: this.name,
+          hint: 'pass recursive: true to remove it and its contents',
+        });
       }
       await s.removeTree(p);
     });
@@ -360,46 +377,18 @@ export class Volume implements AsyncDisposable {
    * @example await vol.copyFiles(['/a.txt', '/b.txt'], '/backup/');
    */
   async copyFiles(srcPaths: string[], dstPath: string, options: { recursive?: boolean } = {}): Promise<void> {
-    if (!Array.isArray(srcPaths) || srcPaths.length === 0) throw new CairnError('INVALID_ARGUMENT', 'copyFiles needs at least one source path');
-    const srcs = srcPaths.map((p) => normalizePath(p, 'source path'));
-    const dst = normalizePath(dstPath, 'destination path');
-    const dirDst = dstPath.endsWith('/');
-    await this.run(true, async (s) => {
-      const dstStat = s.lookup(dst);
-      if (dirDst && dstStat && dstStat.type !== 'directory') {
-        throw new CairnError('NOT_A_DIRECTORY', `/${dst} is not a directory`, { path: `/${dst}` });
-      }
-      const into = dirDst || dstStat?.type === 'directory';
-      if (!into && srcs.length > 1) {
-        throw new CairnError(dstStat ? 'NOT_A_DIRECTORY' : 'NOT_FOUND', `copying several files needs an existing directory as the destination: /${dst}`, { path: `/${dst}` });
-      }
-      const plan: [string, string][] = [];
-      for (const src of srcs) {
-        const st = await s.stat(src);
-        if (st.type === 'directory' && !options.recursive) {
-          throw new CairnError('IS_A_DIRECTORY', `/${src} is a directory`, { path: `/${src}`, hint: 'pass recursive: true to copy directories' });
-        }
-        const target = into ? joinPath(dst, baseName(src)) : dst;
-        const existing = s.lookup(target);
-        if (existing?.type === 'directory' && st.type !== 'directory') throw new CairnError('IS_A_DIRECTORY', `/${target} is a directory`, { path: `/${target}` });
-        if (existing && existing.type !== 'directory' && st.type === 'directory') throw new CairnError('NOT_A_DIRECTORY', `/${target} is not a directory`, { path: `/${target}` });
-        if (!into && !s.lookup(parentOf(target))) throw new CairnError('NOT_FOUND', `no such directory: /${parentOf(target)}`, { path: `/${parentOf(target)}` });
-        plan.push([src, target]);
-      }
-      if (dirDst && !dstStat) await s.mkdirp(dst);
-      for (const [src, target] of plan) {
-        if (s.lookup(target)?.type === 'directory') {
-          for (const child of await s.readdir(src)) await s.copy(child.path, joinPath(target, baseName(child.path)));
-        } else await s.copy(src, target);
-      }
-    });
+    const plan = planCopyFiles(srcPaths, dstPath, !!options.recursive);
+    await this.run(true, (s) => copyFiles(s, plan));
   }
 
   /**
    * Uploads files and directories in one all-or-nothing commit; resolves with the files and bytes put.
    * @example await vol.batchUpload({ force: true }, async (b) => { b.putFile('./a.txt', '/a.txt'); b.putDirectory('./dir', '/dir'); });
    */
-  async batchUpload(options: { force?: boolean; onProgress?: BatchProgress }, fn: (batch: Batch) => unknown | Promise<unknown>): Promise<BatchResult> {
+  async batchUpload(
+    options: { force?: boolean; onProgress?: BatchProgress },
+    fn: (batch: Batch) => unknown | Promise<unknown>,
+  ): Promise<BatchResult> {
     const batch = new Batch();
     await fn(batch);
     return await this.run(true, (s) => uploadBatch(s, this.chunks, batch, !!options.force, options.onProgress));

@@ -27,13 +27,30 @@ test('npm run bench -- --quick writes complete results', { timeout: 10 * 60_000 
   try {
     const { code, stdout, stderr } = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
       execFile(process.execPath, args, { timeout: 9 * 60_000, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) =>
-        resolve({ code: err ? (typeof (err as { code?: unknown }).code === 'number' ? Number((err as { code?: unknown }).code) : 1) : 0, stdout, stderr }),
+        resolve({
+          code: err ? (typeof (err as { code?: unknown }).code === 'number' ? Number((err as { code?: unknown }).code) : 1) : 0,
+          stdout,
+          stderr,
+        }),
       ),
     );
     assert.equal(code, 0, `bench failed:\n${stderr.slice(-3000)}`);
     assert.match(stdout, /Cairn benchmarks \(quick/);
     const res = JSON.parse(await fsp.readFile(out, 'utf8'));
-    for (const key of ['version', 'timestamp', 'mode', 'durationSec', 'machine', 'peers', 'dataset', 'method', 'reads', 'writes', 'failures', 'goals']) {
+    for (const key of [
+      'version',
+      'timestamp',
+      'mode',
+      'durationSec',
+      'machine',
+      'peers',
+      'dataset',
+      'method',
+      'reads',
+      'writes',
+      'failures',
+      'goals',
+    ]) {
       assert.ok(key in res, `results lack ${key}`);
     }
     assert.equal(res.mode, 'quick');
@@ -47,7 +64,9 @@ test('npm run bench -- --quick writes complete results', { timeout: 10 * 60_000 
     for (const workload of ['big', 'small']) {
       for (const system of systems) {
         for (const readers of [1, 4]) {
-          const row = res.reads.find((r: any) => r.workload === workload && r.system === system && r.readers === readers && r.cache === 'cold');
+          const row = res.reads.find(
+            (r: any) => r.workload === workload && r.system === system && r.readers === readers && r.cache === 'cold',
+          );
           assert.ok(row, `no cold ${workload} row for ${system} x${readers}${why}`);
           for (const k of ['MiBps', 'filesPerSec', 'ttfbMs']) assert.ok(row[k] > 0, `${system} ${workload} x${readers}: ${k} = ${row[k]}`);
           assert.ok(row.runs.length >= 1);
@@ -55,7 +74,9 @@ test('npm run bench -- --quick writes complete results', { timeout: 10 * 60_000 
       }
       for (const readers of [1, 4]) {
         for (const system of ['cairn', 'cairn-file']) {
-          const warm = res.reads.find((r: any) => r.workload === workload && r.system === system && r.readers === readers && r.cache === 'warm');
+          const warm = res.reads.find(
+            (r: any) => r.workload === workload && r.system === system && r.readers === readers && r.cache === 'warm',
+          );
           assert.ok(warm && warm.MiBps > 0, `no warm ${system} ${workload} row x${readers}${why}`);
           assert.ok(warm.mountMs > 0 && warm.daemonHwmMiB > 0);
         }
@@ -67,7 +88,12 @@ test('npm run bench -- --quick writes complete results', { timeout: 10 * 60_000 
       assert.match(res.fio.version, /fio/);
       const fioSystems = ['cairn', 'cairn-file', 'local', ...(peers ? ['s3fs', 'rclone'] : [])];
       for (const job of ['seq', 'rand']) {
-        for (const [system, cache] of [...fioSystems.map((s) => [s, 'cold']), ['cairn', 'warm'], ['cairn-file', 'warm'], ['local', 'warm']]) {
+        for (const [system, cache] of [
+          ...fioSystems.map((s) => [s, 'cold']),
+          ['cairn', 'warm'],
+          ['cairn-file', 'warm'],
+          ['local', 'warm'],
+        ]) {
           const row = res.fio.rows.find((r: any) => r.job === job && r.system === system && r.cache === cache);
           assert.ok(row, `no fio ${job} ${cache} row for ${system}${why}`);
           for (const k of ['MiBps', 'iops', 'MiB', 'seconds']) assert.ok(row[k] > 0, `fio ${job} ${system} ${cache}: ${k} = ${row[k]}`);
@@ -92,7 +118,8 @@ test('npm run bench -- --quick writes complete results', { timeout: 10 * 60_000 
 test('fio: jobs are read-only and bounded; a missing fio is a recorded skip; reports parse', async () => {
   for (const job of ['seq', 'rand'] as const) {
     const args = fioArgs(job, 1024 * 2 ** 20, false);
-    for (const a of ['--readonly', '--direct=0', '--invalidate=0', '--output-format=json']) assert.ok(args.includes(a), `${job} lacks ${a}`);
+    for (const a of ['--readonly', '--direct=0', '--invalidate=0', '--output-format=json'])
+      assert.ok(args.includes(a), `${job} lacks ${a}`);
     assert.ok(args.some((a) => a.startsWith('--io_size=')) && args.some((a) => a.startsWith('--runtime=')));
     assert.ok(!args.some((a) => /^--rw=.*write|^--filename=/.test(a)));
     assert.equal(fioTimeoutMs(args), 28_000, 'a job stuck past its 8 s runtime is abandoned 20 s later');
@@ -112,7 +139,20 @@ test('fio: jobs are read-only and bounded; a missing fio is a recorded skip; rep
   assert.equal(skipped.rows.length, 0);
   assert.match(skipped.skipped ?? '', /not installed/);
   const row = parseFio(
-    { jobs: [{ error: 0, read: { bw_bytes: 100 * 2 ** 20, iops: 800, io_bytes: 2 ** 30, runtime: 10_240, clat_ns: { percentile: { '50.000000': 1_000_000, '99.000000': 9_000_000 } } } }] },
+    {
+      jobs: [
+        {
+          error: 0,
+          read: {
+            bw_bytes: 100 * 2 ** 20,
+            iops: 800,
+            io_bytes: 2 ** 30,
+            runtime: 10_240,
+            clat_ns: { percentile: { '50.000000': 1_000_000, '99.000000': 9_000_000 } },
+          },
+        },
+      ],
+    },
     2 ** 30,
   );
   assert.deepEqual(row, { MiBps: 100, iops: 800, p50Ms: 1, p99Ms: 9, MiB: 1024, seconds: 10.24, capped: false });

@@ -61,8 +61,12 @@ test('page: table cells, goal verdicts and failures; goals recomputed, never tak
   res.goals = summarizeGoals(res).map((g) => ({ ...g, met: true, ratio: 99 }));
   const md = renderMarkdown(res);
   const reads = section(md, '## Parallel reads');
-  assert.ok(reads.includes('| big 64 MiB | cold | 1 | Cairn | 288.0 | 5 | 10.0 | 400 | 200 | local 0.58x, s3get 0.90x, s3fs 3.00x, rclone 1.50x |'));
-  assert.ok(reads.includes('| big 64 MiB | cold | 4 | Cairn | 300.0 | 5 | 10.0 | 400 | 200 | local 0.25x, s3get 0.75x, s3fs 2.00x, rclone 3.00x |'));
+  assert.ok(
+    reads.includes('| big 64 MiB | cold | 1 | Cairn | 288.0 | 5 | 10.0 | 400 | 200 | local 0.58x, s3get 0.90x, s3fs 3.00x, rclone 1.50x |'),
+  );
+  assert.ok(
+    reads.includes('| big 64 MiB | cold | 4 | Cairn | 300.0 | 5 | 10.0 | 400 | 200 | local 0.25x, s3get 0.75x, s3fs 2.00x, rclone 3.00x |'),
+  );
   assert.ok(reads.includes('| small 200x16K | cold | 1 | Cairn | 18.8 | 1200 | 5.0 | 400 | 200 | local 0.13x, s3get 3.00x, s3fs 12.00x |'));
   assert.ok(reads.includes('| big 64 MiB | cold | 1 | s3fs | 96.0 | 2 | 10.0 | 80 | 10 |  |'));
   const fio = section(md, '## fio through each mount');
@@ -75,9 +79,15 @@ test('page: table cells, goal verdicts and failures; goals recomputed, never tak
   assert.ok(goals.includes('| cold big-file reads vs raw GetObject | 4 | 300.0 | 400.0 | 0.75 | ≥ 90% | **no** |'));
   assert.ok(goals.includes('| warm reads per reader | 4 | 500.0 | - | - | ≥ 1024 MiB/s | **no** |'));
   assert.ok(goals.includes('| cold small files vs s3fs (files/s) | 1 | 1200.0 | 100.0 | 12.00 | ≥ 10x | yes |'));
-  assert.ok(goals.includes('| reload after 1 new file: 1,000 vs 100,000 files (ms; ratio max/min over all sizes) | 1 | 11.0 | 5.0 | 2.20 | ≤ 2x | **no** |'));
+  assert.ok(
+    goals.includes(
+      '| reload after 1 new file: 1,000 vs 100,000 files (ms; ratio max/min over all sizes) | 1 | 11.0 | 5.0 | 2.20 | ≤ 2x | **no** |',
+    ),
+  );
   assert.equal((goals.match(/\*\*no\*\*/g) ?? []).length, 5);
-  assert.ok(section(md, '## Failures in this run').includes('- small 4 reader(s) rclone cold: f000007.bin: read 16383 bytes, expected 16384'));
+  assert.ok(
+    section(md, '## Failures in this run').includes('- small 4 reader(s) rclone cold: f000007.bin: read 16383 bytes, expected 16384'),
+  );
   assert.ok(md.includes('For volumes of 1,000 and 100,000 files'));
   assert.ok(md.includes('Every reader checks what it reads against the dataset'));
 
@@ -90,10 +100,18 @@ test('page: table cells, goal verdicts and failures; goals recomputed, never tak
 test('page: the notes on missed goals are computed from the figures', async () => {
   const res = await fixture();
   const notes = section(renderMarkdown(res), '### Where goals are missed');
-  assert.ok(notes.includes('**Cold big-file reads**, 1 reader: Cairn on s3rver 288 MiB/s; raw GetObject 320 MiB/s (Cairn 90% of it), s3fs 96 MiB/s (Cairn 300% of it)'));
+  assert.ok(
+    notes.includes(
+      '**Cold big-file reads**, 1 reader: Cairn on s3rver 288 MiB/s; raw GetObject 320 MiB/s (Cairn 90% of it), s3fs 96 MiB/s (Cairn 300% of it)',
+    ),
+  );
   // 400 MiB/s on the file store is faster than every reference from s3rver (at most 320).
   assert.ok(notes.includes('reads 400 MiB/s cold (1.39× Cairn on s3rver), faster than every reference reading from s3rver'));
-  assert.ok(notes.includes('Cairn 1200 files/s, 3.00× raw GetObject (400 files/s, one GET per file, 8 in flight), 12.00× s3fs (100 files/s); warm 2400 files/s, so cold reaches 50% of warm'));
+  assert.ok(
+    notes.includes(
+      'Cairn 1200 files/s, 3.00× raw GetObject (400 files/s, one GET per file, 8 in flight), 12.00× s3fs (100 files/s); warm 2400 files/s, so cold reaches 50% of warm',
+    ),
+  );
   assert.ok(notes.includes('reach 2600 files/s at best in this run (Cairn (file store))'));
   assert.ok(notes.includes('Rounds of the figures measured more than once ranged: Cairn big cold ×1 250.0–300.0 MiB/s.'));
   assert.ok(notes.includes('Load average 1.5 / 1.25 / 1 on 2 cores'));
@@ -110,7 +128,10 @@ test('page: the notes on missed goals are computed from the figures', async () =
 test('docs/BENCHMARKS.md and docs/benchmarks.svg are exactly the rendering of docs/benchmarks.json', async () => {
   const published = JSON.parse(await fsp.readFile(path.join(ROOT, PUBLISHED_JSON), 'utf8')) as BenchResults;
   const md = await fsp.readFile(path.join(ROOT, 'docs', 'BENCHMARKS.md'), 'utf8');
-  assert.ok(md === renderMarkdown(published), 'docs/BENCHMARKS.md differs from its rendering: run `node dist/bench/report.js docs/benchmarks.json`');
+  assert.ok(
+    md === renderMarkdown(published),
+    'docs/BENCHMARKS.md differs from its rendering: run `node dist/bench/report.js docs/benchmarks.json`',
+  );
   assert.equal(await fsp.readFile(path.join(ROOT, 'docs', 'benchmarks.svg'), 'utf8'), `${svgChart(published)}\n`);
   assert.deepEqual(published.goals, summarizeGoals(published), 'the goals stored with the results are the computed ones');
 });

@@ -29,10 +29,19 @@ function stream(name: string, check: FileCheck, data: Buffer, pieces: number[]):
 test('sampled ranges: the first 4 KiB of every MiB and the last 4 KiB, never overlapping', () => {
   assert.deepEqual(sampleRanges(0), []);
   assert.deepEqual(sampleRanges(100), [{ offset: 0, length: 100 }]);
-  assert.deepEqual(sampleRanges(65536), [{ offset: 0, length: 4096 }, { offset: 61440, length: 4096 }]);
-  assert.deepEqual(sampleRanges(6000), [{ offset: 0, length: 4096 }, { offset: 4096, length: 1904 }]);
+  assert.deepEqual(sampleRanges(65536), [
+    { offset: 0, length: 4096 },
+    { offset: 61440, length: 4096 },
+  ]);
+  assert.deepEqual(sampleRanges(6000), [
+    { offset: 0, length: 4096 },
+    { offset: 4096, length: 1904 },
+  ]);
   const big = sampleRanges(3 * MiB + 10);
-  assert.deepEqual(big.map((r) => r.offset), [0, MiB, 2 * MiB, 3 * MiB]);
+  assert.deepEqual(
+    big.map((r) => r.offset),
+    [0, MiB, 2 * MiB, 3 * MiB],
+  );
   assert.equal(big[3]!.length, 10);
 });
 

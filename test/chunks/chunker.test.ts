@@ -88,7 +88,10 @@ describe('chunker', () => {
     const whole = chunkBuffer(buf, SMALL).map((c) => hashChunk(c));
     fc.assert(
       fc.property(fc.array(fc.integer({ min: 0, max: 9000 }), { maxLength: 20 }), (pieces) => {
-        assert.deepEqual(streamChunks(buf, pieces, SMALL).map((c) => hashChunk(c)), whole);
+        assert.deepEqual(
+          streamChunks(buf, pieces, SMALL).map((c) => hashChunk(c)),
+          whole,
+        );
       }),
       { numRuns: 200 },
     );
@@ -107,19 +110,34 @@ describe('chunker', () => {
   it('handles empty, 1-byte, == min and == max inputs', () => {
     assert.deepEqual(chunkBuffer(new Uint8Array(0)), []);
     assert.deepEqual(new Chunker().finish(), []);
-    assert.deepEqual(chunkBuffer(new Uint8Array([42])).map((c) => c.length), [1]);
-    assert.deepEqual(chunkBuffer(prng(DEFAULT_CHUNKER.min)).map((c) => c.length), [DEFAULT_CHUNKER.min]);
+    assert.deepEqual(
+      chunkBuffer(new Uint8Array([42])).map((c) => c.length),
+      [1],
+    );
+    assert.deepEqual(
+      chunkBuffer(prng(DEFAULT_CHUNKER.min)).map((c) => c.length),
+      [DEFAULT_CHUNKER.min],
+    );
     const zerosMax = new Uint8Array(DEFAULT_CHUNKER.max);
-    assert.deepEqual(chunkBuffer(zerosMax).map((c) => c.length), [DEFAULT_CHUNKER.max]);
+    assert.deepEqual(
+      chunkBuffer(zerosMax).map((c) => c.length),
+      [DEFAULT_CHUNKER.max],
+    );
   });
 
   it('cuts zeros at max size (no content boundaries in a constant run)', () => {
     const zeros = new Uint8Array(10 * 1024 * 1024);
     const sizes = chunkBuffer(zeros).map((c) => c.length);
-    assert.deepEqual(sizes, [4, 4, 2].map((m) => m * 1024 * 1024));
+    assert.deepEqual(
+      sizes,
+      [4, 4, 2].map((m) => m * 1024 * 1024),
+    );
     const c = new Chunker();
     const streamed = [...c.push(zeros.subarray(0, 5_000_000)), ...c.push(zeros.subarray(5_000_000)), ...c.finish()];
-    assert.deepEqual(streamed.map((x) => x.length), sizes);
+    assert.deepEqual(
+      streamed.map((x) => x.length),
+      sizes,
+    );
   });
 
   it('returns copies from push, views from chunkBuffer', () => {
@@ -144,7 +162,10 @@ describe('chunker', () => {
     assert.ok(after.length >= 5, `only ${after.length} chunks after the edit`);
     assert.ok(shared / after.length >= 0.8, `${shared}/${after.length} chunks after the edit shared`);
     const before = ha.filter((_, i) => cutsA[i] <= mid);
-    assert.ok(before.every((h) => hb.has(h)), 'chunks before the edit are all shared');
+    assert.ok(
+      before.every((h) => hb.has(h)),
+      'chunks before the edit are all shared',
+    );
   });
 
   it('averages near the target size on random data', () => {
@@ -155,8 +176,16 @@ describe('chunker', () => {
   });
 
   it('rejects bad parameters with INVALID_ARGUMENT', () => {
-    for (const p of [{ min: 0, avg: 1, max: 2 }, { min: 1024, avg: 512, max: 4096 }, { min: 1024, avg: 2048, max: 1000 }, { min: 1.5, avg: 4096, max: 8192 }]) {
-      assert.throws(() => new Chunker(p), (e: unknown) => isCairnError(e, 'INVALID_ARGUMENT'));
+    for (const p of [
+      { min: 0, avg: 1, max: 2 },
+      { min: 1024, avg: 512, max: 4096 },
+      { min: 1024, avg: 2048, max: 1000 },
+      { min: 1.5, avg: 4096, max: 8192 },
+    ]) {
+      assert.throws(
+        () => new Chunker(p),
+        (e: unknown) => isCairnError(e, 'INVALID_ARGUMENT'),
+      );
     }
   });
 });

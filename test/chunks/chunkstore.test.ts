@@ -65,7 +65,13 @@ async function checkRanges(cs: ChunkStore, refs: ChunkRef[], data: Buffer): Prom
   for (const r of refs) bounds.push((b += r.length));
   assert.equal(b, n);
   for (const at of bounds) {
-    for (const [d, len] of [[-1, 2], [-3, 10], [0, 1], [-1, 1], [-100, 5000]]) {
+    for (const [d, len] of [
+      [-1, 2],
+      [-3, 10],
+      [0, 1],
+      [-1, 1],
+      [-100, 5000],
+    ]) {
       const off = Math.max(0, at + d);
       assert.deepEqual(await cs.read(refs, off, len), data.subarray(off, off + len), `read(${off}, ${len})`);
     }
@@ -296,7 +302,10 @@ describe('ChunkStore read path', () => {
     // Chunk 0 alone (first byte fast), then batches of 16/4 = 4 adjacent chunks, one GET each.
     const gets = store.gets - before;
     assert.ok(gets <= 2 + Math.ceil((refs.length - 1) / 4), `${gets} GETs for ${refs.length} chunks`);
-    assert.ok(store.ranges.slice(before + 1).some((r) => (r.range?.length ?? 0) > 3 * DEFAULT_CHUNKER.avg), 'no multi-chunk GET');
+    assert.ok(
+      store.ranges.slice(before + 1).some((r) => (r.range?.length ?? 0) > 3 * DEFAULT_CHUNKER.avg),
+      'no multi-chunk GET',
+    );
   });
 
   it("fetches a small file's pack neighbours: 300 small files cost a few GETs", async () => {
@@ -340,7 +349,10 @@ describe('ChunkStore read path', () => {
     const buf = Buffer.alloc(128 * 1024);
     const before = store.gets;
     assert.equal(cs.readCached(refs, 0, buf.length, buf), undefined, 'cold: nothing in memory');
-    assert.ok(buf.every((b) => b === 0), 'a miss copies nothing');
+    assert.ok(
+      buf.every((b) => b === 0),
+      'a miss copies nothing',
+    );
     assert.equal(store.gets, before, 'readCached never fetches');
     await cs.read(refs, 0, data.length); // every chunk now in memory
     for (const off of [0, 1, refs[0].length - 5, data.length - 100]) {
@@ -387,7 +399,12 @@ describe('ChunkStore read path', () => {
 
   it('rejects bad ranges with INVALID_ARGUMENT', async () => {
     const cs = new ChunkStore({ store: new MemoryStore(), packPrefix: PREFIX, cache: null });
-    for (const [o, l] of [[-1, 1], [0, -1], [0.5, 1], [Number.NaN, 1]]) {
+    for (const [o, l] of [
+      [-1, 1],
+      [0, -1],
+      [0.5, 1],
+      [Number.NaN, 1],
+    ]) {
       await assert.rejects(cs.read([], o, l), (e: unknown) => isCairnError(e, 'INVALID_ARGUMENT'));
     }
   });
@@ -395,12 +412,13 @@ describe('ChunkStore read path', () => {
 
 /** How many times each chunk of `refs` was covered by one of the recorded GETs. */
 function fetchCounts(refs: ChunkRef[], gets: { key: string; range?: ByteRange }[]): number[] {
-  return refs.map((r) =>
-    gets.filter((g) => {
-      const from = g.range?.offset ?? 0;
-      const to = g.range ? from + g.range.length : Infinity;
-      return g.key === PREFIX + r.pack && r.offset >= from && r.offset + r.length <= to;
-    }).length,
+  return refs.map(
+    (r) =>
+      gets.filter((g) => {
+        const from = g.range?.offset ?? 0;
+        const to = g.range ? from + g.range.length : Infinity;
+        return g.key === PREFIX + r.pack && r.offset >= from && r.offset + r.length <= to;
+      }).length,
   );
 }
 
@@ -519,7 +537,10 @@ describe('ChunkStore fetch leases: one fetch per host', () => {
     const [ra, rb] = await Promise.all([a.read(rs, 0, d.length), b.read(rs, 0, d.length)]);
     assert.deepEqual(ra, d);
     assert.deepEqual(rb, d);
-    assert.deepEqual(fetchCounts(rs, store.ranges), rs.map(() => 1));
+    assert.deepEqual(
+      fetchCounts(rs, store.ranges),
+      rs.map(() => 1),
+    );
     assert.equal(a.leaseStats.acquired + b.leaseStats.acquired, rs.length);
     assert.equal(a.leaseStats.fromOthers + b.leaseStats.fromOthers, rs.length);
     await Promise.all([a.flush(), b.flush()]); // leases go after their cache writes…
@@ -582,7 +603,7 @@ describe('ChunkStore fetch leases: stale, stuck and broken leases', () => {
       const dirs = Array.from({ length: 4 }, () => new LeaseDir(cache.dir));
       const got = await Promise.all(dirs.map((d) => d.takeOver(refs[0].hash, ino)));
       const held = got.filter((g) => typeof g === 'object');
-      assert.equal(held.length, 1, `round ${round}: ${got.map((g) => (typeof g === 'object' ? 'lease' : g)).join(",")}`);
+      assert.equal(held.length, 1, `round ${round}: ${got.map((g) => (typeof g === 'object' ? 'lease' : g)).join(',')}`);
       assert.notEqual((await fs.stat(lease)).ino, ino);
       for (const g of held) await (g as Lease).release();
     }

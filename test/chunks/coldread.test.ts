@@ -72,7 +72,11 @@ describe('cold reads on S3', () => {
     assert.deepEqual(first, data.subarray(0, run[0].length));
     assert.equal(obs.log.length, 1, 'one GET for the run');
     assert.equal(obs.log[0].done, false, 'chunk 0 arrived while the GET was still receiving');
-    const all = await cs.read(refs, 0, run.reduce((n, r) => n + r.length, 0));
+    const all = await cs.read(
+      refs,
+      0,
+      run.reduce((n, r) => n + r.length, 0),
+    );
     assert.deepEqual(all, data.subarray(0, all.length));
     assert.equal(obs.log.length, 1, 'the rest joined the same GET');
   });
@@ -92,7 +96,10 @@ describe('cold reads on S3', () => {
     assert.deepEqual(await cs.read(refs, 0, 128 * 1024, { cursor }), data.subarray(0, 128 * 1024));
     assert.ok(obs.log.length > 1, 'read-ahead started');
     assert.equal(obs.log[0].range?.offset, refs[0].offset);
-    assert.ok(obs.log.slice(1).every((g) => g.doneBefore >= 1), 'read-ahead GETs started after the read\'s own');
+    assert.ok(
+      obs.log.slice(1).every((g) => g.doneBefore >= 1),
+      "read-ahead GETs started after the read's own",
+    );
     // Warm now (chunk 1 in flight or held): the next read's hints start at once.
     await cs.read(refs, refs[0].length, 128 * 1024, { cursor });
   });
@@ -102,7 +109,10 @@ describe('cold reads on S3', () => {
     const cs = new ChunkStore({ store: obs, packPrefix: PREFIX, cache: null, rangeBytes: 8 * MiB });
     assert.deepEqual(await cs.read(refs, 0, data.length), data);
     const lengths = obs.log.map((g) => g.range?.length ?? 0);
-    assert.ok(lengths.every((n) => n <= 8 * MiB), `${lengths}`);
+    assert.ok(
+      lengths.every((n) => n <= 8 * MiB),
+      `${lengths}`,
+    );
     assert.ok(obs.log.length >= 5 && obs.peak >= 4, `${obs.log.length} GETs, ${obs.peak} at once`);
   });
 
@@ -134,7 +144,10 @@ describe('cold reads on S3', () => {
       assert.equal(r.bytes, data.length);
       assert.equal(r.fetched, r.chunks);
       assert.equal(seen[seen.length - 1], 1);
-      assert.ok(seen.every((x, i) => i === 0 || x >= seen[i - 1]), 'progress only grows');
+      assert.ok(
+        seen.every((x, i) => i === 0 || x >= seen[i - 1]),
+        'progress only grows',
+      );
       assert.ok(obs.log.length <= Math.ceil(data.length / (8 * MiB)) + 2, `${obs.log.length} GETs`);
       const again = await cs.warm(refs);
       assert.equal(again.fetched, 0, 'all cached');

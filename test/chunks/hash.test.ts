@@ -34,8 +34,14 @@ describe('hash', () => {
     const data = Buffer.from('hello');
     const h = hashChunk(data);
     assert.equal(verifyChunk(data, h, 5), data);
-    assert.throws(() => verifyChunk(Buffer.from('hellp'), h), (e: unknown) => isCairnError(e, 'CORRUPT'));
-    assert.throws(() => verifyChunk(data, h, 6), (e: unknown) => isCairnError(e, 'CORRUPT'));
+    assert.throws(
+      () => verifyChunk(Buffer.from('hellp'), h),
+      (e: unknown) => isCairnError(e, 'CORRUPT'),
+    );
+    assert.throws(
+      () => verifyChunk(data, h, 6),
+      (e: unknown) => isCairnError(e, 'CORRUPT'),
+    );
   });
 });
 
@@ -43,11 +49,16 @@ describe('hash worker pool', () => {
   it('gives the same names as hashChunk, for views and under concurrency', async () => {
     const { hashChunkAsync, ASYNC_HASH_MIN_BYTES } = await import('../../src/chunks/hash.js');
     const big = crypto.randomBytes(8 * 1024 * 1024);
-    const views = [0, 1, ASYNC_HASH_MIN_BYTES - 1, ASYNC_HASH_MIN_BYTES, 300_000, 1 << 20, 4 << 20].map((n, i) => big.subarray(i * 3, i * 3 + n));
+    const views = [0, 1, ASYNC_HASH_MIN_BYTES - 1, ASYNC_HASH_MIN_BYTES, 300_000, 1 << 20, 4 << 20].map((n, i) =>
+      big.subarray(i * 3, i * 3 + n),
+    );
     const many = Array.from({ length: 40 }, (_, i) => big.subarray(i * 150_000, i * 150_000 + 200_000 + i));
     const all = [...views, ...many];
     const got = await Promise.all(all.map((v) => hashChunkAsync(v)));
-    assert.deepEqual(got, all.map((v) => hashChunk(v)));
+    assert.deepEqual(
+      got,
+      all.map((v) => hashChunk(v)),
+    );
     assert.equal(big.length, 8 * 1024 * 1024, 'input untouched (a copy is transferred)');
   });
 
@@ -66,7 +77,10 @@ describe('hash worker pool', () => {
     const script = `import { hashChunkAsync } from ${JSON.stringify(mod)};
       import { hashPoolStats } from ${JSON.stringify(mod)};
       const h = await hashChunkAsync(new Uint8Array(1 << 20)); console.log(h, hashPoolStats().jobs);`;
-    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { timeout: 20_000, env: { ...process.env, CAIRN_HASH_THREADS: '2' } });
+    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], {
+      timeout: 20_000,
+      env: { ...process.env, CAIRN_HASH_THREADS: '2' },
+    });
     assert.equal(stdout.trim(), `${hashChunk(new Uint8Array(1 << 20))} 1`, 'hashed by a worker');
   });
 });
@@ -77,7 +91,8 @@ describe('hash implementations (native @napi-rs/blake-hash, WASM blake3 fallback
 
   it('uses the native hash on linux-x64 unless $CAIRN_BLAKE3=wasm', async () => {
     const { hashImplementation } = await import('../../src/chunks/hash.js');
-    const expected = process.env.CAIRN_BLAKE3 === 'wasm' || process.platform !== 'linux' || process.arch !== 'x64' ? hashImplementation() : 'native';
+    const expected =
+      process.env.CAIRN_BLAKE3 === 'wasm' || process.platform !== 'linux' || process.arch !== 'x64' ? hashImplementation() : 'native';
     assert.equal(hashImplementation(), expected);
     assert.ok(['native', 'wasm'].includes(hashImplementation()));
   });
@@ -118,7 +133,10 @@ describe('hash implementations (native @napi-rs/blake-hash, WASM blake3 fallback
     return [h, h];
   });
   async function child(env: Record<string, string | undefined>): Promise<{ impl: string; out: string[][]; jobs: number; stderr: string }> {
-    const { stdout, stderr } = await run(process.execPath, ['--input-type=module', '-e', script], { timeout: 60_000, env: { ...process.env, CAIRN_BLAKE3: undefined, CAIRN_HASH_THREADS: undefined, ...env } });
+    const { stdout, stderr } = await run(process.execPath, ['--input-type=module', '-e', script], {
+      timeout: 60_000,
+      env: { ...process.env, CAIRN_BLAKE3: undefined, CAIRN_HASH_THREADS: undefined, ...env },
+    });
     return { ...(JSON.parse(stdout) as { impl: string; out: string[][]; jobs: number }), stderr };
   }
 

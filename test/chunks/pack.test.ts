@@ -65,7 +65,10 @@ describe('pack format', () => {
     const pack = b.seal();
     assert.equal(pack.toString('latin1', pack.length - 8), PACK_MAGIC);
     const entries = parsePack(pack);
-    assert.deepEqual(entries, chunks.map((c, i) => ({ hash: hashChunk(c), offset: offsets[i], length: c.length })));
+    assert.deepEqual(
+      entries,
+      chunks.map((c, i) => ({ hash: hashChunk(c), offset: offsets[i], length: c.length })),
+    );
     for (const e of entries) assert.equal(hashChunk(pack.subarray(e.offset, e.offset + e.length)), e.hash);
   });
 
@@ -87,11 +90,17 @@ describe('pack format', () => {
     const badLen = Buffer.from(pack);
     badLen.writeUInt32LE(1_000_000, badLen.length - 16);
     for (const bad of [badMagic, badLen, Buffer.from('short')]) {
-      assert.throws(() => parsePack(bad), (e: unknown) => isCairnError(e, 'CORRUPT'));
+      assert.throws(
+        () => parsePack(bad),
+        (e: unknown) => isCairnError(e, 'CORRUPT'),
+      );
     }
     const future = Buffer.from(pack);
     future.writeUInt32LE(2, future.length - 12);
-    assert.throws(() => parsePack(future), (e: unknown) => isCairnError(e, 'UNSUPPORTED'));
+    assert.throws(
+      () => parsePack(future),
+      (e: unknown) => isCairnError(e, 'UNSUPPORTED'),
+    );
   });
 });
 
@@ -149,7 +158,10 @@ describe('PackWriter', () => {
     }
     const refs = await Promise.all(files.map((f, i) => w.write(i % 2 ? f : pieces(f))));
     const res = await w.finish();
-    assert.deepEqual(refs[6].map((r) => r.hash), refs[2].map((r) => r.hash));
+    assert.deepEqual(
+      refs[6].map((r) => r.hash),
+      refs[2].map((r) => r.hash),
+    );
     assert.equal(new Set(res.newChunks.map((r) => r.hash)).size, res.newChunks.length, 'each new chunk stored once');
     const cs = chunkStore(store);
     for (let i = 0; i < files.length; i++) assert.deepEqual(await cs.read(refs[i], 0, files[i].length), files[i]);
@@ -176,7 +188,10 @@ describe('PackWriter', () => {
       await fs.writeFile(path.join(dir, 'f'), data);
       const refs = await w.writeFile(path.join(dir, 'f'));
       const direct = await chunkStore(new MemoryStore()).writer().write(data);
-      assert.deepEqual(refs.map((r) => [r.hash, r.length]), direct.map((r) => [r.hash, r.length]));
+      assert.deepEqual(
+        refs.map((r) => [r.hash, r.length]),
+        direct.map((r) => [r.hash, r.length]),
+      );
       await assert.rejects(w.writeFile(path.join(dir, 'nope')), (e: unknown) => isCairnError(e, 'NOT_FOUND'));
       await w.finish();
       assert.deepEqual(await chunkStore(store).read(refs, 0, data.length + 1), data);

@@ -69,7 +69,10 @@ describe('ChunkStore reads with a cursor per reader', () => {
       const cs = new ChunkStore({ store, packPrefix: PREFIX, cache: null });
       const before = store.gets;
       for (let off = 0; off < half; off += STEP) {
-        for (const [k, base] of [[0, 0], [1, half]] as const) {
+        for (const [k, base] of [
+          [0, 0],
+          [1, half],
+        ] as const) {
           const at = base + off;
           assert.deepEqual(await cs.read(refs, at, STEP, { cursor: cursors[k] }), data.subarray(at, at + STEP));
         }

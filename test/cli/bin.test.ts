@@ -58,7 +58,10 @@ describe('cairn on PATH (issue 19)', () => {
   });
 
   it('the cairn that scripts/setup.sh put on PATH runs (npm test always runs the set-up)', async () => {
-    const found = await run('sh', ['-c', 'command -v cairn']).then((r) => r.stdout.trim(), () => '');
+    const found = await run('sh', ['-c', 'command -v cairn']).then(
+      (r) => r.stdout.trim(),
+      () => '',
+    );
     assert.ok(found, 'no cairn on PATH: run scripts/setup.sh (npm test does)');
     assert.equal((await run(found, ['--version'])).stdout.trim(), pkg.version);
   });

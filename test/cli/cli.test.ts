@@ -22,7 +22,13 @@ describe('cairn (no store needed)', () => {
       assert.equal(h.code, 0, args.join(' '));
       assert.match(h.out, /Example/);
     }
-    for (const args of [['bogus'], ['volume', 'ls'], ['volume', 'create', 'x', '--nope'], ['mount', 'v'], ['mount', 'v', '/tmp/x', '--commit-interval', 'soon']]) {
+    for (const args of [
+      ['bogus'],
+      ['volume', 'ls'],
+      ['volume', 'create', 'x', '--nope'],
+      ['mount', 'v'],
+      ['mount', 'v', '/tmp/x', '--commit-interval', 'soon'],
+    ]) {
       const r = await cairn(args);
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.err}`);
     }
@@ -63,7 +69,10 @@ forEachBackend((b) =>
       assert.equal(dup.code, 1);
       assert.match(dup.err, /ALREADY_EXISTS/);
       const list = JSON.parse((await c('volume', 'list', '--json')).out);
-      assert.deepEqual(list.map((v: { name: string }) => v.name), ['beta', 'alpha']);
+      assert.deepEqual(
+        list.map((v: { name: string }) => v.name),
+        ['beta', 'alpha'],
+      );
       assert.deepEqual(Object.keys(list[0]).sort(), ['createdAt', 'createdBy', 'id', 'name']);
       assert.equal((await c('volume', 'list')).out, 'beta\nalpha\n', 'bare names when piped');
       assert.equal((await c('volume', 'rename', 'beta', 'gamma')).code, 0);

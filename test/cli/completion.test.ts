@@ -51,7 +51,7 @@ _cairn; printf '%s\\n' "\${COMPREPLY[@]}"`;
     assert.deepEqual(await complete('cairn', 'completion', ''), [], 'an argument: left to file completion');
     assert.deepEqual(await complete('cairn', 'volume', 'ls', '--seq', ''), [], 'a flag value is not a command');
     assert.ok((await complete('cairn', '')).includes('completion'));
-    assert.ok(!(await complete('cairn', 'volume', '--')).includes('--version'), '--version is the program\'s alone');
+    assert.ok(!(await complete('cairn', 'volume', '--')).includes('--version'), "--version is the program's alone");
   });
 
   it('offers every subcommand --help lists', async () => {

@@ -118,10 +118,16 @@ describe('hints (issue 19)', () => {
     const vol = await Volume.fromName('lib', { store, createIfMissing: true });
     try {
       await vol.batchUpload({}, (b) => b.putDirectory(path.join(local, 'dir'), '/dir'));
-      const err = await vol.removeFile('/dir').then(() => undefined, (e: unknown) => e);
+      const err = await vol.removeFile('/dir').then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       assert.ok(isCairnError(err, 'IS_A_DIRECTORY'));
       assert.match(String(err.context.hint), /recursive: true/);
-      const missing = await Volume.fromName('nope', { store }).then(() => undefined, (e: unknown) => e);
+      const missing = await Volume.fromName('nope', { store }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       assert.ok(isCairnError(missing, 'NOT_FOUND'));
       assert.match(String(missing.context.hint), /createIfMissing/);
       assert.doesNotMatch(String(missing.context.hint), /cairn volume/);

@@ -83,7 +83,11 @@ describe('cairn stats and --metrics (issue 19)', () => {
     assert.equal(bad.code, 2, bad.err);
     assert.match(bad.err, /--metrics wants HOST:PORT/);
     assert.equal((await ok(['mounts', '--json'])).includes(mnt), false, 'nothing mounted');
-    for (const args of [['--interval', '0'], ['--count', '1.5'], ['--interval', 'x']]) {
+    for (const args of [
+      ['--interval', '0'],
+      ['--count', '1.5'],
+      ['--interval', 'x'],
+    ]) {
       assert.equal((await cairn(['stats', mnt, ...args])).code, 2, args.join(' '));
     }
     const none = await cairn(['stats', local, '--count', '1']);

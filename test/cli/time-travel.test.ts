@@ -33,7 +33,10 @@ describe('time travel from the CLI (issue 19)', () => {
     await ok(['volume', 'put', 'tt', path.join(local, 'a.txt'), '/new.txt']);
     await ok(['volume', 'rm', 'tt', '/d', '-r']);
     const seqs = JSON.parse(await ok(['volume', 'history', 'tt', '--json'])) as { seq: number }[];
-    assert.deepEqual(seqs.map((h) => h.seq), [1, 2, 3, 4, 5]);
+    assert.deepEqual(
+      seqs.map((h) => h.seq),
+      [1, 2, 3, 4, 5],
+    );
   });
   after(async () => {
     await fs.rm(local, { recursive: true, force: true });
@@ -44,7 +47,10 @@ describe('time travel from the CLI (issue 19)', () => {
     assert.equal(await ok(['volume', 'ls', 'tt', '/', '--seq', '2']), 'a.txt\nd\n');
     assert.equal(await ok(['volume', 'ls', 'tt', '/']), 'a.txt\nnew.txt\n');
     const json = JSON.parse(await ok(['volume', 'ls', 'tt', '/d', '--seq', '4', '--json'])) as { path: string }[];
-    assert.deepEqual(json.map((e) => e.path), ['d/x']);
+    assert.deepEqual(
+      json.map((e) => e.path),
+      ['d/x'],
+    );
     assert.equal(await ok(['volume', 'get', 'tt', '/a.txt', '-', '--seq', '1']), 'v1\n');
     assert.equal(await ok(['volume', 'get', 'tt', '/a.txt', '-']), 'v2\n');
     const dest = path.join(local, 'back');

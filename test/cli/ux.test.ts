@@ -175,7 +175,12 @@ describe('messages and exit codes that do not mislead (issue 19)', () => {
 
   it('run: a bad -v spec or --commit-interval is a usage error (2); a missing volume a failure (1)', async () => {
     const marker = path.join(local, 'started');
-    const bad = [['-v', 'v'], ['-v', 'v:data'], ['-v', 'bad name:/data'], ['-v', 'v:/data:rx']];
+    const bad = [
+      ['-v', 'v'],
+      ['-v', 'v:data'],
+      ['-v', 'bad name:/data'],
+      ['-v', 'v:/data:rx'],
+    ];
     bad.push(['-v', 'a:/x', '-v', 'b:/x']);
     for (const args of [...bad, ['--commit-interval', 'soon']]) {
       const r = await cairn(['run', ...args, '--', 'touch', marker]);

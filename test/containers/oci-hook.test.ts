@@ -96,7 +96,10 @@ describe('OCI hook: a session per container', { skip: missing }, () => {
     const busy = JSON.parse(held.stdout.trim());
     assert.equal(busy.error?.code, 'VOLUME_BUSY', held.stdout);
     // (the native binding also names the opener's pid)
-    assert.deepEqual(busy.error.context.openFiles.map((o: { path: string }) => o.path), ['/a.txt']);
+    assert.deepEqual(
+      busy.error.context.openFiles.map((o: { path: string }) => o.path),
+      ['/a.txt'],
+    );
 
     // A container that stops without committing still publishes (poststop: final commit).
     assert.equal((await sh(a, 'echo late > /data/late.txt')).code, 0);
@@ -129,7 +132,13 @@ describe('OCI hook: a session per container', { skip: missing }, () => {
     process.kill(pid, 'SIGKILL');
     const before = await cairn(['volume', 'get', vol, '/killed.txt', '-'], { env: env() });
     assert.notEqual(before.code, 0, 'not committed before the stop');
-    while (await fsp.access(`/proc/${pid}`).then(() => true, () => false)) await new Promise((r) => setTimeout(r, 20));
+    while (
+      await fsp.access(`/proc/${pid}`).then(
+        () => true,
+        () => false,
+      )
+    )
+      await new Promise((r) => setTimeout(r, 20));
     assert.equal((await podman('rm', '-f', '-t', '0', c)).code, 0);
     const got = await cairn(['volume', 'get', vol, '/killed.txt', '-'], { env: env() });
     assert.equal(got.code, 0, got.err);

@@ -61,10 +61,19 @@ describe('plugin options', () => {
       commitIntervalSec: 2,
       volume: 'data',
     });
-    assert.throws(() => parseOptions({ colour: 'blue' }), (e: CairnError) => e.code === 'INVALID_ARGUMENT');
-    assert.throws(() => parseOptions({ store: 'ftp://x' }), (e: CairnError) => e.code === 'INVALID_ARGUMENT');
+    assert.throws(
+      () => parseOptions({ colour: 'blue' }),
+      (e: CairnError) => e.code === 'INVALID_ARGUMENT',
+    );
+    assert.throws(
+      () => parseOptions({ store: 'ftp://x' }),
+      (e: CairnError) => e.code === 'INVALID_ARGUMENT',
+    );
     assert.deepEqual(parseOptions({ seq: '3' }), { seq: 3, readOnly: true });
-    assert.throws(() => parseOptions({ seq: '-1' }), (e: CairnError) => e.code === 'INVALID_ARGUMENT');
+    assert.throws(
+      () => parseOptions({ seq: '-1' }),
+      (e: CairnError) => e.code === 'INVALID_ARGUMENT',
+    );
   });
 });
 
@@ -251,7 +260,13 @@ describe('cairn plugin under podman', { skip: missing }, () => {
     assert.equal(st.code, 0, st.err);
     const pid = JSON.parse(st.out).pid as number;
     process.kill(pid, 'SIGKILL');
-    while (await fsp.access(`/proc/${pid}`).then(() => true, () => false)) await new Promise((r) => setTimeout(r, 20));
+    while (
+      await fsp.access(`/proc/${pid}`).then(
+        () => true,
+        () => false,
+      )
+    )
+      await new Promise((r) => setTimeout(r, 20));
 
     await stopPlugin();
     await startPlugin();

@@ -64,11 +64,9 @@ describe('podman containers on host mounts', { skip: missing }, () => {
     for await (const b of v.readFile('/a.txt')) got.push(b);
     assert.equal(Buffer.concat(got).toString(), 'from-a\n');
 
-    const b = await runBusybox(
-      rootfs,
-      `if test -e /data/a.txt; then echo early; fi; ${control('reload')}; cat /data/a.txt`,
-      { volumes: [`${m2}:/data`] },
-    );
+    const b = await runBusybox(rootfs, `if test -e /data/a.txt; then echo early; fi; ${control('reload')}; cat /data/a.txt`, {
+      volumes: [`${m2}:/data`],
+    });
     assert.equal(b.code, 0, b.stderr);
     const [reload, content, ...rest] = b.stdout.trim().split('\n');
     assert.equal(JSON.parse(reload).seq, seq, b.stdout);
@@ -82,11 +80,17 @@ describe('podman containers on host mounts', { skip: missing }, () => {
       volumes: [`${m2}:/data`],
     });
     assert.equal(r.code, 0, r.stderr);
-    const [busy, status] = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const [busy, status] = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     assert.equal(busy.ok, false);
     assert.equal(busy.error.code, 'VOLUME_BUSY');
     // (the native binding also names the opener's pid)
-    assert.deepEqual(busy.error.context.openFiles.map((o: { path: string }) => o.path), ['/held.txt']);
+    assert.deepEqual(
+      busy.error.context.openFiles.map((o: { path: string }) => o.path),
+      ['/held.txt'],
+    );
     assert.equal(status.ok, true);
     assert.deepEqual(status.result.openFiles, [], 'the control file is not an open file');
   });

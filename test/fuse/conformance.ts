@@ -13,7 +13,9 @@ import { cleanupAll, nodeScript, q, shOk, tmpDir, type RunningDaemon, type Start
 
 /** Errno code (e.g. 'ENOTEMPTY') of a Node fs.promises call run in a child; 'OK' on success. */
 export async function errnoOf(call: string): Promise<string> {
-  const out = await nodeScript(`import fs from 'node:fs/promises'; try { await ${call}; console.log('OK'); } catch (e) { console.log(e.code); }`);
+  const out = await nodeScript(
+    `import fs from 'node:fs/promises'; try { await ${call}; console.log('OK'); } catch (e) { console.log(e.code); }`,
+  );
   return out.trim();
 }
 
@@ -162,14 +164,17 @@ export function conformanceSuite(name: string, start: StartDaemon): void {
 
     it('lists 10,000 files in one directory', async () => {
       const t = await fresh();
-      await nodeScript(`
+      await nodeScript(
+        `
         import fs from 'node:fs/promises';
         const dir = ${JSON.stringify(`${t}/many`)};
         await fs.mkdir(dir);
         const N = 10000, C = 64; let next = 0;
         await Promise.all(Array.from({ length: C }, async () => {
           for (let i = next++; i < N; i = next++) await fs.writeFile(dir + '/f' + i, String(i));
-        }));`, { timeoutMs: 300_000 });
+        }));`,
+        { timeoutMs: 300_000 },
+      );
       assert.equal((await shOk(`ls ${q(`${t}/many`)} | wc -l`)).trim(), '10000');
       assert.equal(await shOk(`cat ${q(`${t}/many/f9999`)}`), '9999');
     });

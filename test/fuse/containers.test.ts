@@ -49,7 +49,9 @@ class Container {
   }
 
   async mount(volume: string, mnt: string, store: string): Promise<void> {
-    const r = await this.node(`const m = await import(${JSON.stringify(MOUNT_JS)}); await m.mount({ volume: ${JSON.stringify(volume)}, mountpoint: ${JSON.stringify(mnt)}, store: ${JSON.stringify(store)}, commitIntervalSec: 0 }); process.exit(0);`);
+    const r = await this.node(
+      `const m = await import(${JSON.stringify(MOUNT_JS)}); await m.mount({ volume: ${JSON.stringify(volume)}, mountpoint: ${JSON.stringify(mnt)}, store: ${JSON.stringify(store)}, commitIntervalSec: 0 }); process.exit(0);`,
+    );
     assert.equal(r.code, 0, r.stderr);
   }
 

@@ -37,19 +37,33 @@ describe('ControlFile transcript', () => {
     const r1 = JSON.parse(cf.read(a, 7, 1 << 16).toString());
     assert.deepEqual(r1, { ok: true, op: 'commit', seq: 3, result: { seq: 3, op: 'commit' } });
     await cf.write(b, 0, Buffer.from('reload\nstatus\nformat\n'));
-    const lines = cf.read(b, 21, 1 << 16).toString().trim().split('\n').map((l) => JSON.parse(l));
-    assert.deepEqual(lines.map((l) => [l.op, l.ok, l.error?.code]), [
-      ['reload', false, 'VOLUME_BUSY'],
-      ['status', true, undefined],
-      ['format', false, 'INVALID_ARGUMENT'],
-    ]);
+    const lines = cf
+      .read(b, 21, 1 << 16)
+      .toString()
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(
+      lines.map((l) => [l.op, l.ok, l.error?.code]),
+      [
+        ['reload', false, 'VOLUME_BUSY'],
+        ['status', true, undefined],
+        ['format', false, 'INVALID_ARGUMENT'],
+      ],
+    );
     // (the native binding also names the opener's pid)
-    assert.deepEqual(lines[0].error.context.openFiles.map((o: { path: string }) => o.path), ['/a']);
+    assert.deepEqual(
+      lines[0].error.context.openFiles.map((o: { path: string }) => o.path),
+      ['/a'],
+    );
     assert.equal(cf.read(a, cf.size(a), 10).length, 0, 'EOF after the reply');
     assert.equal(cf.read(a, 0, 7).toString(), 'commit\n', 'the transcript starts with what was written');
     cf.release(a);
     assert.equal(cf.openCount, 1);
-    assert.throws(() => cf.read(a, 0, 1), (e: CairnError) => e.code === 'CLOSED');
+    assert.throws(
+      () => cf.read(a, 0, 1),
+      (e: CairnError) => e.code === 'CLOSED',
+    );
   });
 });
 
@@ -126,21 +140,32 @@ describe('control file on a real mount, from another network namespace', () => {
     const r = await netns(`exec 4<${q(mnt)}/held.txt; exec 3<>${ctl}; echo reload >&3; cat <&3; exec 4<&-; exec 3<&-;
       exec 3<>${ctl}; echo reload >&3; cat <&3`);
     assert.equal(r.code, 0, r.stderr);
-    const [busy, ok] = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const [busy, ok] = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     assert.equal(busy.ok, false);
     assert.equal(busy.error.code, 'VOLUME_BUSY');
     // (the native binding also names the opener's pid)
-    assert.deepEqual(busy.error.context.openFiles.map((o: { path: string }) => o.path), ['/held.txt']);
+    assert.deepEqual(
+      busy.error.context.openFiles.map((o: { path: string }) => o.path),
+      ['/held.txt'],
+    );
     const procs = busy.error.context.processes as { path: string }[];
-    assert.ok(procs.every((p) => !p.path.includes('.cairn-control')), JSON.stringify(busy));
+    assert.ok(
+      procs.every((p) => !p.path.includes('.cairn-control')),
+      JSON.stringify(busy),
+    );
     assert.equal(ok.ok, true, JSON.stringify(ok));
     assert.equal(ok.op, 'reload');
   });
 
   it('gives concurrent users their own replies', async () => {
     const n = 8;
-    const cmds = Array.from({ length: n }, (_, i) =>
-      `(exec 3<>${q(mnt)}/.cairn-control; echo ${i % 2 ? 'status' : 'commit'} >&3; cat <&3 > ${q(base)}/out.${i}) &`);
+    const cmds = Array.from(
+      { length: n },
+      (_, i) => `(exec 3<>${q(mnt)}/.cairn-control; echo ${i % 2 ? 'status' : 'commit'} >&3; cat <&3 > ${q(base)}/out.${i}) &`,
+    );
     const r = await netns(`${cmds.join('\n')}\nwait`);
     assert.equal(r.code, 0, r.stderr);
     for (let i = 0; i < n; i++) {

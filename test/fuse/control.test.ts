@@ -28,7 +28,11 @@ describe('control protocol', () => {
     const srv = await startControlServer(socket, async (req) => {
       if (req.op === 'status') return { ok: 1, args: req.args ?? null };
       if (req.op === 'reload') {
-        throw new CairnError('VOLUME_BUSY', 'cannot reload v: 1 file(s) open: /a', { volume: 'v', openFiles: [{ path: '/a', pid: 7 }], hint: 'close these files, then reload' });
+        throw new CairnError('VOLUME_BUSY', 'cannot reload v: 1 file(s) open: /a', {
+          volume: 'v',
+          openFiles: [{ path: '/a', pid: 7 }],
+          hint: 'close these files, then reload',
+        });
       }
       throw new Error('plain failure');
     });
@@ -56,10 +60,16 @@ describe('control protocol', () => {
   });
 
   it('reports UNAVAILABLE when nobody listens, and on timeout', async () => {
-    await assert.rejects(requestSocket(`\0cairn-test-nobody-${process.pid}`, { op: 'status' }, 2000), (e: CairnError) => e.code === 'UNAVAILABLE');
+    await assert.rejects(
+      requestSocket(`\0cairn-test-nobody-${process.pid}`, { op: 'status' }, 2000),
+      (e: CairnError) => e.code === 'UNAVAILABLE',
+    );
     const socket = `\0cairn-test-${process.pid}-3`;
     servers.push(await startControlServer(socket, () => new Promise(() => undefined)));
-    await assert.rejects(requestSocket(socket, { op: 'commit' }, 200), (e: CairnError) => e.code === 'UNAVAILABLE' && /did not answer/.test(e.message));
+    await assert.rejects(
+      requestSocket(socket, { op: 'commit' }, 200),
+      (e: CairnError) => e.code === 'UNAVAILABLE' && /did not answer/.test(e.message),
+    );
   });
 
   it('wire form keeps every error code', () => {

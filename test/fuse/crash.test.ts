@@ -40,7 +40,9 @@ describe('SIGKILL of the daemon (real session)', () => {
     const src = path.join(base, 'payload.bin');
     await fs.writeFile(src, payload);
     let d = await start(spec);
-    await shOk(`cd ${q(spec.mountpoint)} && mkdir -p dir && dd if=${q(src)} of=dir/flushed.bin bs=1M conv=fsync status=none && printf small > small.txt && sync small.txt`);
+    await shOk(
+      `cd ${q(spec.mountpoint)} && mkdir -p dir && dd if=${q(src)} of=dir/flushed.bin bs=1M conv=fsync status=none && printf small > small.txt && sync small.txt`,
+    );
     // a writer still busy when the daemon dies
     const writer = shOk(`dd if=/dev/urandom of=${q(spec.mountpoint)}/busy.bin bs=64k count=100000 status=none`).catch(() => 'killed');
     const busySize = async () => (await fs.stat(path.join(spec.mountpoint, 'busy.bin'))).size;

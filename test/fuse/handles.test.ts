@@ -57,11 +57,16 @@ describe('processesUsing', () => {
   it('finds a process holding a file open under a directory', async () => {
     const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'cairn-handles-'));
     await fsp.writeFile(path.join(dir, 'held'), 'x');
-    const child = spawn('bash', ['-c', `exec 3<${path.join(dir, 'held')}; echo open; exec sleep 30`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn('bash', ['-c', `exec 3<${path.join(dir, 'held')}; echo open; exec sleep 30`], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
     try {
       const found = await processesUsing(dir);
-      assert.ok(found.some((p) => p.pid === child.pid && p.path === path.join(dir, 'held') && p.command === 'sleep'), JSON.stringify(found));
+      assert.ok(
+        found.some((p) => p.pid === child.pid && p.path === path.join(dir, 'held') && p.command === 'sleep'),
+        JSON.stringify(found),
+      );
       assert.deepEqual(await processesUsing(path.join(dir, 'nothing-here')), []);
     } finally {
       child.kill('SIGKILL');

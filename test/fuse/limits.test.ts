@@ -41,7 +41,7 @@ describe('FUSE limits (real session)', () => {
     // (a write across the limit is cut short by the kernel, as write(2) allows: the unit tests cover it)
     assert.equal(await write(MAX_FILE_SIZE), 'EFBIG');
     assert.equal(await write(MAX_FILE_SIZE + 4096), 'EFBIG');
-    assert.equal((await shOk(`stat -c %s ${q(f)}; cat ${q(f)}`)), '5\nhello');
+    assert.equal(await shOk(`stat -c %s ${q(f)}; cat ${q(f)}`), '5\nhello');
     // the largest size is allowed (a sparse file; removed before the final commit could read it)
     const big = path.join(m, 'big');
     try {

@@ -379,7 +379,10 @@ class Run {
       case 'external': {
         const remote = `/x/${op.name}`;
         if (op.remove) {
-          const there = await this.vol.listdir(remote).then(() => true, () => false);
+          const there = await this.vol.listdir(remote).then(
+            () => true,
+            () => false,
+          );
           if (there) await this.vol.removeFile(remote);
           this.external.push(() => fs.rm(path.join(this.ref, 'x', op.name), { force: true }));
           return;
@@ -508,6 +511,11 @@ describe('model-based test of a mount (real session)', () => {
       },
     );
     t.diagnostic(`${ops} operations in ${runs} runs, ${((Date.now() - started) / 1000).toFixed(1)} s`);
-    t.diagnostic([...Run.outcomes].sort().map(([k, n]) => `${k}: ${n}`).join(', '));
+    t.diagnostic(
+      [...Run.outcomes]
+        .sort()
+        .map(([k, n]) => `${k}: ${n}`)
+        .join(', '),
+    );
   });
 });

@@ -37,7 +37,14 @@ describe('mount() / unmount()', () => {
     const mnt = path.join(base, 'mnt');
     cleanup.push(mnt);
     const storeDir = path.join(base, 'store');
-    const m = await mount({ volume: 'mvol', mountpoint: mnt, sessionModule: MEM_FACTORY, sessionOptions: { storeDir }, logFile: path.join(base, 'log'), commitIntervalSec: 0 });
+    const m = await mount({
+      volume: 'mvol',
+      mountpoint: mnt,
+      sessionModule: MEM_FACTORY,
+      sessionOptions: { storeDir },
+      logFile: path.join(base, 'log'),
+      commitIntervalSec: 0,
+    });
     assert.equal(m.volume, 'mvol');
     assert.equal(m.mountpoint, mnt);
     assert.ok(await pidAlive(m.pid));
@@ -55,7 +62,13 @@ describe('mount() / unmount()', () => {
     assert.equal(await pidAlive(m.pid), false);
 
     // The committed data is there for the next mount.
-    const m2 = await mount({ volume: 'mvol', mountpoint: mnt, sessionModule: MEM_FACTORY, sessionOptions: { storeDir }, logFile: path.join(base, 'log2') });
+    const m2 = await mount({
+      volume: 'mvol',
+      mountpoint: mnt,
+      sessionModule: MEM_FACTORY,
+      sessionOptions: { storeDir },
+      logFile: path.join(base, 'log2'),
+    });
     assert.equal(await shOk(`cat ${q(`${mnt}/x`)}`), 'hi');
     await unmount(mnt);
     await waitDead(m2.pid);
@@ -78,7 +91,13 @@ describe('mount() / unmount()', () => {
       (e: CairnError) => e.code === 'INVALID_ARGUMENT' && /not empty/.test(e.message),
     );
     cleanup.push(full);
-    const m = await mount({ volume: 'nevol', mountpoint: full, nonEmpty: true, sessionModule: MEM_FACTORY, logFile: path.join(base, 'log4') });
+    const m = await mount({
+      volume: 'nevol',
+      mountpoint: full,
+      nonEmpty: true,
+      sessionModule: MEM_FACTORY,
+      logFile: path.join(base, 'log4'),
+    });
     assert.equal((await shOk(`ls -A ${q(full)}`)).trim(), '');
     await unmount(full);
     await waitDead(m.pid);
@@ -90,7 +109,10 @@ describe('mount() / unmount()', () => {
     const mnt = path.join(base, 'mnt');
     cleanup.push(mnt);
     const m = await mount({ volume: 'ovol', mountpoint: mnt, sessionModule: MEM_FACTORY, logFile: path.join(base, 'log') });
-    await assert.rejects(mount({ volume: 'ovol', mountpoint: mnt, sessionModule: MEM_FACTORY }), (e: CairnError) => e.code === 'ALREADY_EXISTS');
+    await assert.rejects(
+      mount({ volume: 'ovol', mountpoint: mnt, sessionModule: MEM_FACTORY }),
+      (e: CairnError) => e.code === 'ALREADY_EXISTS',
+    );
     await shOk(`printf x > ${q(`${mnt}/f`)}`);
     const { spawn } = await import('node:child_process');
     const holder = spawn('bash', ['-c', `exec 3<${q(`${mnt}/f`)}; echo open; exec sleep 60`], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -112,7 +134,12 @@ describe('mount() / unmount()', () => {
     await fsp.mkdir(real);
     await fsp.symlink(real, path.join(base, 'link'));
     cleanup.push(real);
-    const m = await mount({ volume: 'lnvol', mountpoint: path.join(base, 'link'), sessionModule: MEM_FACTORY, logFile: path.join(base, 'log') });
+    const m = await mount({
+      volume: 'lnvol',
+      mountpoint: path.join(base, 'link'),
+      sessionModule: MEM_FACTORY,
+      logFile: path.join(base, 'log'),
+    });
     assert.equal(m.mountpoint, real);
     await shOk(`printf l > ${q(`${base}/link/f`)}`);
     const st = (await controlRequest(path.join(base, 'link'), 'status')) as Record<string, unknown>;
@@ -193,7 +220,13 @@ describe('mount() / unmount()', () => {
     await fsp.writeFile(path.join(base, 'ns.mjs'), script);
     const child = sh(`unshare --mount --propagation private ${q(process.execPath)} ${q(path.join(base, 'ns.mjs'))}`, { timeoutMs: 60_000 });
     for (let i = 0; i < 200; i++) {
-      if (await fsp.access(path.join(base, 'ready')).then(() => true, () => false)) break;
+      if (
+        await fsp.access(path.join(base, 'ready')).then(
+          () => true,
+          () => false,
+        )
+      )
+        break;
       await new Promise((r) => setTimeout(r, 50));
     }
     // Outside the namespace the directory is not a mount.

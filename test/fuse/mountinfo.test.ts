@@ -29,10 +29,13 @@ describe('mountinfo', () => {
   it('finds Cairn mounts, topmost per directory, by volume', async () => {
     const entries = parseMountinfo(SAMPLE);
     const all = await findMounts(undefined, entries);
-    assert.deepEqual(all.map((m) => [m.volume, m.mountpoint, m.device, m.readOnly]), [
-      ['weights', '/mnt/vol', '0:42', false],
-      ['data', '/mnt/with space', '0:40', true],
-    ]);
+    assert.deepEqual(
+      all.map((m) => [m.volume, m.mountpoint, m.device, m.readOnly]),
+      [
+        ['weights', '/mnt/vol', '0:42', false],
+        ['data', '/mnt/with space', '0:40', true],
+      ],
+    );
     assert.equal((await findMounts('data', entries)).length, 1);
     assert.equal(all[0].socket, '\0cairn-0:42');
     assert.equal(socketNameFor('0:39'), '\0cairn-0:39');
@@ -43,7 +46,10 @@ describe('mountinfo', () => {
     assert.equal(mountOf('/mnt/vol/a/b', entries)?.device, '0:42');
     assert.equal(mountOf('/mnt/volume', entries)?.device, '8:1');
     assert.equal((await cairnMountAt('/mnt/with space/x', entries)).volume, 'data');
-    await assert.rejects(cairnMountAt('/mnt/other', entries), (e: CairnError) => e.code === 'NOT_FOUND' && /not a cairn mount/.test(e.message));
+    await assert.rejects(
+      cairnMountAt('/mnt/other', entries),
+      (e: CairnError) => e.code === 'NOT_FOUND' && /not a cairn mount/.test(e.message),
+    );
     await assert.rejects(cairnMountAt('/proc', entries), (e: CairnError) => e.code === 'NOT_FOUND');
   });
 });

@@ -18,8 +18,7 @@ const { run: cairn, ok } = cliWithStore(() => store);
 
 type Status = { seq: number; pending: number; pid: number };
 const status = async (dir: string) => JSON.parse(await ok('status', dir, '--json')) as Status;
-const head = async (vol: string) =>
-  (JSON.parse(await ok('volume', 'history', vol, '--json')) as { seq: number }[]).at(-1)!.seq;
+const head = async (vol: string) => (JSON.parse(await ok('volume', 'history', vol, '--json')) as { seq: number }[]).at(-1)!.seq;
 
 async function waitDead(pid: number): Promise<void> {
   const alive = () => {

@@ -17,9 +17,7 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { controlRequest } from '../../src/fuse/control.js';
-import {
-  cleanupAll, q, shOk, startMainDaemon, startMainMemDaemon, tmpDir, type StartDaemon,
-} from '../helpers/mount.js';
+import { cleanupAll, q, shOk, startMainDaemon, startMainMemDaemon, tmpDir, type StartDaemon } from '../helpers/mount.js';
 
 /** Everything a process sees under `dir`: names, types, sizes, modes, mtimes, contents, targets. */
 async function view(dir: string): Promise<string> {
@@ -39,14 +37,21 @@ function withoutFreshnessBump(a: string, b: string): string {
     const f = l.split(' ');
     if (f.length >= 5) mtimes.set(f[0]!, Number(f[4]));
   }
-  return a.split('\n').map((l) => {
-    const f = l.split(' ');
-    const want = f.length >= 5 ? mtimes.get(f[0]!) : undefined;
-    if (want === undefined || f[4] === undefined) return l;
-    const ahead = Number(f[4]) - want;
-    if (ahead > 0 && ahead <= 0.002) f[4] = b.split('\n').find((x) => x.startsWith(`${f[0]} `))!.split(' ')[4]!;
-    return f.join(' ');
-  }).join('\n');
+  return a
+    .split('\n')
+    .map((l) => {
+      const f = l.split(' ');
+      const want = f.length >= 5 ? mtimes.get(f[0]!) : undefined;
+      if (want === undefined || f[4] === undefined) return l;
+      const ahead = Number(f[4]) - want;
+      if (ahead > 0 && ahead <= 0.002)
+        f[4] = b
+          .split('\n')
+          .find((x) => x.startsWith(`${f[0]} `))!
+          .split(' ')[4]!;
+      return f.join(' ');
+    })
+    .join('\n');
 }
 
 /** Until `fn` stops failing with VOLUME_BUSY (a release reaches the daemon asynchronously). */
@@ -106,7 +111,11 @@ function staleSuite(name: string, start: StartDaemon): void {
           // fuse-native: the freshness bump (≤ 2 ms ahead, on files changed at the same size and
           // mtime), and a file written through A and rewritten by B at the same size and mtime may
           // still be served from A's pages (a known limit of the fallback: docs/SEMANTICS.md).
-          const drop = (v: string): string => v.split('\n').filter((l) => !l.endsWith('./same')).join('\n');
+          const drop = (v: string): string =>
+            v
+              .split('\n')
+              .filter((l) => !l.endsWith('./same'))
+              .join('\n');
           assert.equal(drop(withoutFreshnessBump(aView, bView)), drop(bView));
         }
         const seen = await shOk(`cd ${q(A)} && cat grow new dir2/sub/new && readlink link && ls -d retype/`);

@@ -103,7 +103,10 @@ export function visibilitySuite(name: string, start: StartDaemon): void {
 
     it('says NOT_FOUND for a directory that is not a cairn mount', async () => {
       const dir = await tmpDir();
-      await assert.rejects(controlRequest(dir, 'status'), (e: CairnError) => e.code === 'NOT_FOUND' && /not a cairn mount/.test(e.message) && !!e.context.hint);
+      await assert.rejects(
+        controlRequest(dir, 'status'),
+        (e: CairnError) => e.code === 'NOT_FOUND' && /not a cairn mount/.test(e.message) && !!e.context.hint,
+      );
     });
 
     it('transports VOLUME_BUSY naming the open paths and the processes', async () => {
@@ -112,7 +115,9 @@ export function visibilitySuite(name: string, start: StartDaemon): void {
       let h2: ReturnType<typeof spawn> | undefined;
       try {
         await shOk(`printf data > ${q(`${d.mountpoint}/held.txt`)}`);
-        h2 = spawn('bash', ['-c', `exec 3<${q(`${d.mountpoint}/held.txt`)}; echo open; exec sleep 60`], { stdio: ['ignore', 'pipe', 'inherit'] });
+        h2 = spawn('bash', ['-c', `exec 3<${q(`${d.mountpoint}/held.txt`)}; echo open; exec sleep 60`], {
+          stdio: ['ignore', 'pipe', 'inherit'],
+        });
         await new Promise<void>((resolve) => h2!.stdout!.once('data', () => resolve()));
         try {
           const err = (await controlRequest(d.mountpoint, 'reload').then(
@@ -124,7 +129,10 @@ export function visibilitySuite(name: string, start: StartDaemon): void {
           const openFiles = err.context.openFiles as { path: string }[];
           assert.ok(openFiles.some((o) => o.path.endsWith('held.txt')));
           const procs = err.context.processes as { pid: number; path: string }[];
-          assert.ok(procs.some((p) => p.pid === h2!.pid && p.path.endsWith('held.txt')), JSON.stringify(procs));
+          assert.ok(
+            procs.some((p) => p.pid === h2!.pid && p.path.endsWith('held.txt')),
+            JSON.stringify(procs),
+          );
           const st = (await controlRequest(d.mountpoint, 'status')) as Record<string, any>;
           assert.ok(st.openFiles.some((o: { path: string }) => o.path.endsWith('held.txt')));
         } finally {
@@ -196,7 +204,12 @@ export function visibilitySuite(name: string, start: StartDaemon): void {
 
     it('commits in the background every commitIntervalSec', async () => {
       const base = await tmpDir();
-      const a = await start({ mountpoint: path.join(base, 'a'), volume: 'bgvol', storeDir: path.join(base, 'store'), commitIntervalSec: 1 });
+      const a = await start({
+        mountpoint: path.join(base, 'a'),
+        volume: 'bgvol',
+        storeDir: path.join(base, 'store'),
+        commitIntervalSec: 1,
+      });
       try {
         await shOk(`printf bg > ${q(`${a.mountpoint}/bg.txt`)}`);
         let st: Record<string, any> = {};

@@ -21,9 +21,7 @@ import { pathToFileURL } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { openStore } from '../../src/store/open.js';
 import type { ObjectStore } from '../../src/store/types.js';
-import {
-  S3Client, CreateBucketCommand, DeleteBucketCommand, DeleteObjectsCommand, ListObjectsV2Command,
-} from '@aws-sdk/client-s3';
+import { S3Client, CreateBucketCommand, DeleteBucketCommand, DeleteObjectsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { startS3, type S3Server } from './s3server.js';
 import { acquireCeph, cephWanted, type CephHandle } from './ceph.js';
 

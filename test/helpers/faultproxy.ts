@@ -28,8 +28,7 @@ import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 
 export type FaultMode = '500-before' | '500-after' | '503' | 'reset' | 'truncate' | 'stall' | 'stall-body';
-export const FAULT_MODES: readonly FaultMode[] =
-  ['500-before', '500-after', '503', 'reset', 'truncate', 'stall', 'stall-body'];
+export const FAULT_MODES: readonly FaultMode[] = ['500-before', '500-after', '503', 'reset', 'truncate', 'stall', 'stall-body'];
 
 /** What a filter sees of a request. `key` is the object key without the bucket (URL-decoded). */
 export interface RequestInfo {
@@ -114,7 +113,14 @@ function emptyCounters(): FaultCounters {
     requests: 0,
     forwarded: 0,
     injected: {
-      '500-before': 0, '500-after': 0, '503': 0, reset: 0, truncate: 0, stall: 0, 'stall-body': 0, outage: 0,
+      '500-before': 0,
+      '500-after': 0,
+      '503': 0,
+      reset: 0,
+      truncate: 0,
+      stall: 0,
+      'stall-body': 0,
+      outage: 0,
     },
     byMethod: {},
   };
@@ -177,8 +183,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
         { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers, agent },
         (res) => {
           readAll(res).then(
-            (b) =>
-              resolve({ status: res.statusCode ?? 502, message: res.statusMessage, headers: res.headers, body: b }),
+            (b) => resolve({ status: res.statusCode ?? 502, message: res.statusMessage, headers: res.headers, body: b }),
             reject,
           );
         },

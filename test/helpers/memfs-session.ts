@@ -138,7 +138,9 @@ export class MemSession implements FsSession {
     const p = normalizePath(p0);
     const n = this.get(p);
     if (n.type !== 'directory') throw err('NOT_A_DIRECTORY', `/${p} is not a directory`, p);
-    return this.children(p).sort().map((c) => this.toStat(c, this.tree.get(c)!));
+    return this.children(p)
+      .sort()
+      .map((c) => this.toStat(c, this.tree.get(c)!));
   }
 
   async read(p0: string, offset: number, length: number): Promise<Buffer> {
@@ -362,7 +364,10 @@ export class MemSession implements FsSession {
   }
 
   private async loadSnap(seq: number): Promise<Tree> {
-    const raw = JSON.parse(await fsp.readFile(path.join(this.storeDir!, `snap-${seq}.json`), 'utf8')) as [string, Node & { b64?: string }][];
+    const raw = JSON.parse(await fsp.readFile(path.join(this.storeDir!, `snap-${seq}.json`), 'utf8')) as [
+      string,
+      Node & { b64?: string },
+    ][];
     return new Map(
       raw.map(([p, n]) => {
         const { b64, ...rest } = n;

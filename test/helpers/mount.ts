@@ -98,8 +98,7 @@ export async function spawnDaemon(script: string, config: object, spec: DaemonSp
 }
 
 /** Starts the in-memory daemon fixture. */
-export const startMemDaemon: StartDaemon = (spec) =>
-  spawnDaemon(MEM_DAEMON, { ...spec, volume: spec.volume ?? 'memvol' }, spec);
+export const startMemDaemon: StartDaemon = (spec) => spawnDaemon(MEM_DAEMON, { ...spec, volume: spec.volume ?? 'memvol' }, spec);
 
 /**
  * Starts `src/fuse/main.js` with a config: how the lead reruns the suites against the real
@@ -108,7 +107,10 @@ export const startMemDaemon: StartDaemon = (spec) =>
  * @example
  *   conformanceSuite('real session', startMainDaemon((s) => ({ store: `file://${s.storeDir}` })));
  */
-export function startMainDaemon(extra: (spec: DaemonSpec) => Record<string, unknown> = () => ({}), env: NodeJS.ProcessEnv = {}): StartDaemon {
+export function startMainDaemon(
+  extra: (spec: DaemonSpec) => Record<string, unknown> = () => ({}),
+  env: NodeJS.ProcessEnv = {},
+): StartDaemon {
   return (spec) =>
     spawnDaemon(
       MAIN_JS,
@@ -144,10 +146,15 @@ export interface ShResult {
 /** Runs a bash command in a child process; never throws for a non-zero exit. */
 export function sh(cmd: string, opts: { cwd?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<ShResult> {
   return new Promise((resolve) => {
-    execFile('bash', ['-c', cmd], { cwd: opts.cwd, timeout: opts.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024, env: { ...process.env, ...opts.env } }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as any).code === 'number' ? (err as any).code : 1) : 0;
-      resolve({ code, stdout, stderr });
-    });
+    execFile(
+      'bash',
+      ['-c', cmd],
+      { cwd: opts.cwd, timeout: opts.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024, env: { ...process.env, ...opts.env } },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof (err as any).code === 'number' ? (err as any).code : 1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -161,10 +168,15 @@ export async function shOk(cmd: string, opts: { cwd?: string; timeoutMs?: number
 /** Runs a Node script (ESM) in a child process; returns its stdout. */
 export async function nodeScript(code: string, opts: { timeoutMs?: number } = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, ['--input-type=module', '-e', code], { timeout: opts.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`node script failed: ${stderr || err.message}`));
-      else resolve(stdout);
-    });
+    execFile(
+      process.execPath,
+      ['--input-type=module', '-e', code],
+      { timeout: opts.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        if (err) reject(new Error(`node script failed: ${stderr || err.message}`));
+        else resolve(stdout);
+      },
+    );
   });
 }
 

@@ -22,11 +22,7 @@ export interface Run {
 }
 
 /** Runs a program; never throws for a non-zero exit. */
-export function exec(
-  cmd: string,
-  args: string[],
-  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
-): Promise<Run> {
+export function exec(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<Run> {
   const options = { env: { ...process.env, ...opts.env }, timeout: opts.timeoutMs ?? 120_000, maxBuffer: 16 << 20 };
   return new Promise((resolve) => {
     execFile(cmd, args, options, (err, stdout, stderr) => {
@@ -41,14 +37,27 @@ export function exec(
 export async function podmanMissing(): Promise<string | undefined> {
   const p = await exec('podman', ['--version']);
   if (p.code !== 0) return 'podman is not installed (scripts/setup.sh installs it)';
-  if (!(await fsp.access(RUNC).then(() => true, () => false))) return `${RUNC} is missing (apt-get install runc)`;
+  if (
+    !(await fsp.access(RUNC).then(
+      () => true,
+      () => false,
+    ))
+  )
+    return `${RUNC} is missing (apt-get install runc)`;
   if (!(await busyboxPath())) return 'busybox-static is not installed';
   if (process.getuid?.() !== 0) return 'podman tests run as root';
   return undefined;
 }
 
 async function busyboxPath(): Promise<string | undefined> {
-  for (const p of BUSYBOX) if (await fsp.access(p).then(() => true, () => false)) return p;
+  for (const p of BUSYBOX)
+    if (
+      await fsp.access(p).then(
+        () => true,
+        () => false,
+      )
+    )
+      return p;
   return undefined;
 }
 

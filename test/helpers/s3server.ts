@@ -178,15 +178,12 @@ export async function startS3(opts: S3ServerOptions = {}): Promise<S3Server> {
       }
       const headers = { ...req.headers };
       delete headers.expect; // answered by this proxy already; never signed
-      const up = http.request(
-        { host: '127.0.0.1', port: upstreamPort, method: req.method, path: req.url, headers, agent },
-        (upRes) => {
-          res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, upRes.headers);
-          upRes.pipe(res);
-          upRes.on('end', () => resolve());
-          upRes.on('error', () => resolve());
-        },
-      );
+      const up = http.request({ host: '127.0.0.1', port: upstreamPort, method: req.method, path: req.url, headers, agent }, (upRes) => {
+        res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, upRes.headers);
+        upRes.pipe(res);
+        upRes.on('end', () => resolve());
+        upRes.on('error', () => resolve());
+      });
       // A client that goes away mid-request must not hold the locks above for ever.
       res.on('close', () => {
         if (!res.writableFinished) up.destroy();
@@ -215,7 +212,7 @@ export async function startS3(opts: S3ServerOptions = {}): Promise<S3Server> {
   const listSorted = async (u: URL, res: http.ServerResponse): Promise<void> => {
     const prefix = u.searchParams.get('prefix') ?? '';
     const token = u.searchParams.get('continuation-token');
-    const after = token !== null ? Buffer.from(token, 'base64url').toString() : u.searchParams.get('start-after') ?? '';
+    const after = token !== null ? Buffer.from(token, 'base64url').toString() : (u.searchParams.get('start-after') ?? '');
     const maxKeys = Math.min(1000, Number(u.searchParams.get('max-keys') ?? 1000));
     // s3rver caps pages at 1000 and cannot page reliably (nor mint V2 tokens: it uses DES, which
     // OpenSSL 3 lacks), so read its on-disk layout (BUCKET/<key>._S3rver_object) directly.
@@ -241,7 +238,12 @@ export async function startS3(opts: S3ServerOptions = {}): Promise<S3Server> {
 
   const proxy = http.createServer((req, res) => {
     const u = new URL(req.url ?? '/', 'http://proxy');
-    if (req.method === 'GET' && u.pathname.replace(/\/$/, '') === `/${bucket}` && u.searchParams.get('list-type') === '2' && !u.searchParams.has('delimiter')) {
+    if (
+      req.method === 'GET' &&
+      u.pathname.replace(/\/$/, '') === `/${bucket}` &&
+      u.searchParams.get('list-type') === '2' &&
+      !u.searchParams.has('delimiter')
+    ) {
       req.resume();
       listSorted(u, res).catch((err) => {
         if (!res.headersSent) res.writeHead(502);
@@ -305,8 +307,7 @@ export async function startS3(opts: S3ServerOptions = {}): Promise<S3Server> {
   };
   const port = await listen(proxy);
   const endpoint = `http://127.0.0.1:${port}`;
-  const freshUrl = (): string =>
-    `s3://${bucket}/t-${randomBytes(6).toString('hex')}?endpoint=${endpoint}&path_style=true`;
+  const freshUrl = (): string => `s3://${bucket}/t-${randomBytes(6).toString('hex')}?endpoint=${endpoint}&path_style=true`;
 
   return {
     url: freshUrl(),

@@ -153,7 +153,15 @@ describe('cairn run', () => {
   after(() => fs.rm(base, { recursive: true, force: true }));
 
   it('mounts the volume for the command only, and the next run sees what it wrote', async () => {
-    const first = cairn(['run', '-v', 'v:/data', '--', 'sh', '-c', 'echo x > /data/a && grep -c " /data " /proc/self/mountinfo && sleep 1']);
+    const first = cairn([
+      'run',
+      '-v',
+      'v:/data',
+      '--',
+      'sh',
+      '-c',
+      'echo x > /data/a && grep -c " /data " /proc/self/mountinfo && sleep 1',
+    ]);
     await new Promise((r) => setTimeout(r, 700));
     const outside = await fs.readFile('/proc/self/mountinfo', 'utf8');
     const r1 = await first;
@@ -173,14 +181,27 @@ describe('cairn run', () => {
 
   it('on SIGTERM forwards it, commits, and exits with the command status', async () => {
     let sent = false;
-    const r = await cairn(['run', '-v', 'v:/data', '--commit-interval', '0', '--', 'sh', '-c', 'echo t > /data/term.txt; trap "exit 5" TERM; echo started; sleep 30 & wait'], {
-      onStdout: (pid, out) => {
-        if (!sent && out.includes('started')) {
-          sent = true;
-          process.kill(pid, 'SIGTERM');
-        }
+    const r = await cairn(
+      [
+        'run',
+        '-v',
+        'v:/data',
+        '--commit-interval',
+        '0',
+        '--',
+        'sh',
+        '-c',
+        'echo t > /data/term.txt; trap "exit 5" TERM; echo started; sleep 30 & wait',
+      ],
+      {
+        onStdout: (pid, out) => {
+          if (!sent && out.includes('started')) {
+            sent = true;
+            process.kill(pid, 'SIGTERM');
+          }
+        },
       },
-    });
+    );
     assert.equal(r.code, 5, r.stderr);
     assert.equal(await readVol('v', '/term.txt'), 't\n');
   });
@@ -198,7 +219,15 @@ describe('cairn run', () => {
   });
 
   it('a reload with a file open inside the run is refused with VOLUME_BUSY naming it', async () => {
-    const r = await cairn(['run', '-v', 'v:/data', '--', 'sh', '-c', `exec 3< /data/a; ${process.execPath} ${CLI} reload /data; echo "reload exit $?"`]);
+    const r = await cairn([
+      'run',
+      '-v',
+      'v:/data',
+      '--',
+      'sh',
+      '-c',
+      `exec 3< /data/a; ${process.execPath} ${CLI} reload /data; echo "reload exit $?"`,
+    ]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /VOLUME_BUSY/);
     assert.match(r.stderr, /\/a\b/);

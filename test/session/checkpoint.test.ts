@@ -27,13 +27,19 @@ describe('checkpoints', () => {
       await s.commit();
     }
     const cps = await store.list(keys.checkpointPrefix(vol.id));
-    assert.deepEqual(cps.map((o) => Number(o.key.split('/').pop())), [CHECKPOINT_EVERY]);
+    assert.deepEqual(
+      cps.map((o) => Number(o.key.split('/').pop())),
+      [CHECKPOINT_EVERY],
+    );
     // remove the early records: a new session must not need them
     for (let seq = 1; seq <= CHECKPOINT_EVERY; seq++) await store.delete(keys.log(vol.id, seq));
     const fresh = await vol.session();
     assert.equal(fresh.seq, CHECKPOINT_EVERY + 3);
     for (let k = 0; k < 7; k++) {
-      const last = [...Array(CHECKPOINT_EVERY + 3).keys()].map((i) => i + 1).filter((i) => i % 7 === k).pop()!;
+      const last = [...Array(CHECKPOINT_EVERY + 3).keys()]
+        .map((i) => i + 1)
+        .filter((i) => i % 7 === k)
+        .pop()!;
       assert.equal((await fresh.read(`/f${k}`, 0, 100)).toString(), `v${last}`);
     }
     const root = await fresh.stat('/');

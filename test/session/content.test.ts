@@ -36,7 +36,10 @@ describe('content encoder', () => {
     const out = [];
     for (let i = 0; i < files.length; i++) out.push(await encode(i, source(i)));
     await writer.finish();
-    assert.deepEqual(out.map((c) => c.size), files.map((f) => f.length));
+    assert.deepEqual(
+      out.map((c) => c.size),
+      files.map((f) => f.length),
+    );
     assert.ok(out[0]!.inline?.equals(files[0]!) && !out[0]!.chunks, 'INLINE_MAX bytes are inlined');
     assert.ok(out[4]!.inline?.length === 0, 'an empty file is inlined');
     for (const i of [1, 2, 3]) {

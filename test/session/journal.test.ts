@@ -46,7 +46,9 @@ function rows(j: Journal): string[] {
 
 /** The pending ops as a record's ops (puts carry the view's entry: what a commit publishes). */
 function pendingOps(j: Journal): Op[] {
-  return j.pending().map((p) => (p.op === 'delete' ? { op: 'delete', path: p.path } : { op: 'put', path: p.path, entry: entryData(j.get(p.path)!) }));
+  return j
+    .pending()
+    .map((p) => (p.op === 'delete' ? { op: 'delete', path: p.path } : { op: 'put', path: p.path, entry: entryData(j.get(p.path)!) }));
 }
 
 function ops(j: Journal): string[] {
@@ -99,12 +101,18 @@ describe('journal', () => {
       j.put('a', file(1));
       j.put('b', file(2));
       const fenced = j.fencePending();
-      assert.deepEqual(fenced.map((p) => p.path), ['a', 'b']);
+      assert.deepEqual(
+        fenced.map((p) => p.path),
+        ['a', 'b'],
+      );
       assert.equal(j.fence, fenced[1]!.id);
       j.update('a', file(3));
       j.update('a', file(4));
       const after = j.pending();
-      assert.deepEqual(after.map((p) => `${p.op} ${p.path}`), ['put b', 'put a']);
+      assert.deepEqual(
+        after.map((p) => `${p.op} ${p.path}`),
+        ['put b', 'put a'],
+      );
       assert.ok(after[1]!.id > j.fence, 'the new put is above the fence');
       j.unfence();
       assert.equal(j.fence, 0);
@@ -201,7 +209,10 @@ describe('journal', () => {
       j.inflight = { commitId: 'abc.1', fence: 3, from: 2 };
       j.close();
       const k = new Journal(f);
-      assert.equal(k.sessionId(() => 'other'), id);
+      assert.equal(
+        k.sessionId(() => 'other'),
+        id,
+      );
       assert.equal(k.volumeId, 'vo-1');
       assert.equal(k.checkpoint, 7);
       assert.deepEqual(k.inflight, { commitId: 'abc.1', fence: 3, from: 2 });
@@ -210,7 +221,10 @@ describe('journal', () => {
 
     it('gives a clean snapshot only without pending ops and at the seq asked', () => {
       const j = open();
-      j.loadState(4, [['d', dir(1)], ['d/f', file(2)]]);
+      j.loadState(4, [
+        ['d', dir(1)],
+        ['d/f', file(2)],
+      ]);
       assert.equal(j.checkpoint, 4);
       assert.deepEqual(j.cleanSnapshot()?.entries.map(([p]) => p), ['', 'd', 'd/f']); // the root first: its metadata is part of the snapshot
       assert.equal(j.cleanSnapshot(5), undefined);
@@ -330,7 +344,10 @@ describe('journal', () => {
           j.unfence();
           taken.push(r);
           trace.push('land');
-          assert.ok(j.pending().every((p) => p.id > inFlight!.fence), 'a landed commit leaves no op at or below its fence');
+          assert.ok(
+            j.pending().every((p) => p.id > inFlight!.fence),
+            'a landed commit leaves no op at or below its fence',
+          );
           inFlight = undefined;
         } else if (what < 9 && !inFlight) foreign();
         try {

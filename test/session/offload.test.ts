@@ -59,7 +59,11 @@ forEachBackend((b) => {
       const meta = await new Catalog(store).lookup('small');
       const bytes = await new VolumeLog(store, meta.id).bootstrapBytes();
       assert.ok(bytes > 0 && bytes < OFFLOAD_MIN_BYTES, `${bytes} bytes`);
-      for (const [name, min, how] of [['s1', undefined, 'in-process'], ['s2', bytes, 'child'], ['s3', bytes + 1, 'in-process']] as const) {
+      for (const [name, min, how] of [
+        ['s1', undefined, 'in-process'],
+        ['s2', bytes, 'child'],
+        ['s3', bytes + 1, 'in-process'],
+      ] as const) {
         const dir = path.join(tmp, name);
         await fs.mkdir(dir);
         const s = await Session.open({ store, volume: meta, dir, offload: true, ...(min !== undefined ? { offloadMinBytes: min } : {}) });
@@ -95,7 +99,10 @@ forEachBackend((b) => {
           if (cps.length > 0) break;
           await new Promise((r) => setTimeout(r, 100));
         }
-        assert.deepEqual(cps.map((k) => Number(k.split('/').pop())), [CHECKPOINT_EVERY]);
+        assert.deepEqual(
+          cps.map((k) => Number(k.split('/').pop())),
+          [CHECKPOINT_EVERY],
+        );
       } finally {
         await s.close();
       }
@@ -122,7 +129,10 @@ forEachBackend((b) => {
       await store.put(key, Buffer.from('{ not json'));
       const dir = path.join(tmp, 'b');
       await fs.mkdir(dir);
-      await assert.rejects(Session.open({ store, volume: await new Catalog(store).lookup('broken'), dir, offload: true, offloadMinBytes: 0 }), (e: unknown) => isCairnError(e, 'CORRUPT'));
+      await assert.rejects(
+        Session.open({ store, volume: await new Catalog(store).lookup('broken'), dir, offload: true, offloadMinBytes: 0 }),
+        (e: unknown) => isCairnError(e, 'CORRUPT'),
+      );
       const j = new Journal(path.join(dir, 'journal.db'));
       assert.equal(j.volumeId, undefined, 'a failed bootstrap leaves the journal unclaimed');
       j.close();

@@ -160,7 +160,10 @@ forEachBackend((b) =>
       await rejectsCode(a.rmdir('/full'), 'NOT_EMPTY');
       await a.commit();
       const v = await vol.session();
-      assert.deepEqual((await v.readdir('/')).map((s) => s.path), ['e', 'full', 'y']);
+      assert.deepEqual(
+        (await v.readdir('/')).map((s) => s.path),
+        ['e', 'full', 'y'],
+      );
       assert.equal(await text(v, '/e/f'), 'f');
       await Promise.all([a.close(), v.close()]);
       await vol.close();
@@ -182,7 +185,10 @@ forEachBackend((b) =>
       await rejectsCode(old.create('/new', 0o644), 'READ_ONLY');
       await rejectsCode(vol.session({ seq: 99 }), 'NOT_FOUND');
       const hist = await vol.history();
-      assert.deepEqual(hist.map((x) => x.seq), [1, 2]);
+      assert.deepEqual(
+        hist.map((x) => x.seq),
+        [1, 2],
+      );
       assert.deepEqual(hist[1]!.paths.sort(), ['/link', '/one']);
       assert.equal(await a.readlink('/link'), 'one');
       assert.equal((await a.stat('/one')).mode, 0o600);
@@ -225,7 +231,14 @@ forEachBackend((b) =>
         for (const size of [MAX_FILE_SIZE + 1, 999_999_999_999_999]) {
           await rejectsCode(a.truncate(f, size), 'TOO_LARGE');
         }
-        for (const [off, len] of [[-10, 100], [0, -1], [0, NaN], [1.5, 2], [0, 2 ** 53], [MAX_FILE_SIZE + 1, 1]]) {
+        for (const [off, len] of [
+          [-10, 100],
+          [0, -1],
+          [0, NaN],
+          [1.5, 2],
+          [0, 2 ** 53],
+          [MAX_FILE_SIZE + 1, 1],
+        ]) {
           await rejectsCode(a.read(f, off!, len!), 'INVALID_ARGUMENT');
           assert.equal(a.readCached(f, off!, len!, Buffer.alloc(16)), undefined);
         }
@@ -237,9 +250,20 @@ forEachBackend((b) =>
         await rejectsCode(a.mkdir('/newdir', mode), 'INVALID_ARGUMENT');
       }
       const sized = (size: number) => ({ type: 'file' as const, mode: 0o644, mtimeMs: 0, size });
-      assert.throws(() => a.putEntry('/e', sized(-1)), (e: any) => e.code === 'INVALID_ARGUMENT');
-      assert.throws(() => a.putEntry('/e', sized(MAX_FILE_SIZE + 1)), (e: any) => e.code === 'TOO_LARGE');
-      await rejectsCode((async () => { for await (const _ of a.stream('/f', 0)); })(), 'INVALID_ARGUMENT');
+      assert.throws(
+        () => a.putEntry('/e', sized(-1)),
+        (e: any) => e.code === 'INVALID_ARGUMENT',
+      );
+      assert.throws(
+        () => a.putEntry('/e', sized(MAX_FILE_SIZE + 1)),
+        (e: any) => e.code === 'TOO_LARGE',
+      );
+      await rejectsCode(
+        (async () => {
+          for await (const _ of a.stream('/f', 0));
+        })(),
+        'INVALID_ARGUMENT',
+      );
       // nothing changed: the same content, sizes, pending ops; the committed file is still clean
       assert.equal(await text(a, '/f'), 'hello');
       assert.equal(await text(a, '/p'), 'abc');
@@ -345,14 +369,36 @@ forEachBackend((b) =>
     it('putEntries lands every entry with its parents in one go, or none of them', async () => {
       const vol = await fresh();
       const a = await vol.session();
-      const entry = (text: string) => ({ type: 'file' as const, mode: 0o644, mtimeMs: 1_700_000_000_123.4, size: text.length, inline: Buffer.from(text) });
+      const entry = (text: string) => ({
+        type: 'file' as const,
+        mode: 0o644,
+        mtimeMs: 1_700_000_000_123.4,
+        size: text.length,
+        inline: Buffer.from(text),
+      });
       await writeFile(a, '/blocker', 'a file');
       const before = a.pendingCount();
-      assert.throws(() => a.putEntries(['/empty'], [['/d/x', entry('x')], ['/blocker/y', entry('y')]]), (e: any) => e.code === 'NOT_A_DIRECTORY');
+      assert.throws(
+        () =>
+          a.putEntries(
+            ['/empty'],
+            [
+              ['/d/x', entry('x')],
+              ['/blocker/y', entry('y')],
+            ],
+          ),
+        (e: any) => e.code === 'NOT_A_DIRECTORY',
+      );
       assert.equal(a.pendingCount(), before);
       await rejectsCode(a.stat('/d'), 'NOT_FOUND');
       await rejectsCode(a.stat('/empty'), 'NOT_FOUND');
-      a.putEntries(['/empty'], [['/d/x', entry('x')], ['/d/e/z', entry('z')]]);
+      a.putEntries(
+        ['/empty'],
+        [
+          ['/d/x', entry('x')],
+          ['/d/e/z', entry('z')],
+        ],
+      );
       const res = await a.commit();
       assert.deepEqual([...res.paths].sort(), ['d', 'd/e', 'd/e/z', 'd/x', 'empty', 'blocker'].sort());
       assert.equal(await text(a, '/d/e/z'), 'z');

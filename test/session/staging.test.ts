@@ -70,8 +70,11 @@ describe('Staging', () => {
       console.log(JSON.stringify({ paths: r.paths.length, ok }));
     `;
     const out = await new Promise<string>((resolve, reject) =>
-      execFile('bash', ['-c', `ulimit -n 400 && exec "${process.execPath}" --input-type=module -e "$0"`, script], { env: { ...process.env, CAIRN_HOME: path.join(tmp, 'home') } }, (err, stdout, stderr) =>
-        err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout),
+      execFile(
+        'bash',
+        ['-c', `ulimit -n 400 && exec "${process.execPath}" --input-type=module -e "$0"`, script],
+        { env: { ...process.env, CAIRN_HOME: path.join(tmp, 'home') } },
+        (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)),
       ),
     );
     assert.deepEqual(JSON.parse(out.trim().split('\n').pop()!), { paths: 1501, ok: Math.ceil(1500 / 7) });

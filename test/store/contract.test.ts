@@ -76,7 +76,7 @@ forEachBackend((b) => {
       // lastModified is the store's clock (GC's only clock): a time, close to this host's here.
       assert.ok(Math.abs(info!.lastModified! - Date.now()) < 60_000, `lastModified ${info!.lastModified}`);
       const [listed] = await store.list('basic/one');
-      assert.ok(Math.abs(listed!.lastModified! - info!.lastModified!) < 1_500, 'list and head agree (to S3\'s 1 s)');
+      assert.ok(Math.abs(listed!.lastModified! - info!.lastModified!) < 1_500, "list and head agree (to S3's 1 s)");
       assert.equal(await store.head('basic/missing'), undefined);
       await rejectsWith(store.get('basic/missing'), 'NOT_FOUND');
     });
@@ -108,13 +108,28 @@ forEachBackend((b) => {
       for (const k of keys) await store.put(k, Buffer.from(k));
       const sorted = keys.filter((k) => k.startsWith('ls/')).sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)));
       const all = await store.list('ls/');
-      assert.deepEqual(all.map((o) => o.key), sorted);
+      assert.deepEqual(
+        all.map((o) => o.key),
+        sorted,
+      );
       assert.deepEqual({ key: all[0]!.key, size: all[0]!.size }, { key: 'ls/Z', size: 4 });
       assert.ok(all.every((o) => typeof o.lastModified === 'number'));
-      assert.deepEqual((await store.list('ls/a')).map((o) => o.key), sorted.filter((k) => k.startsWith('ls/a')));
-      assert.deepEqual((await store.list('ls/', { startAfter: 'ls/a/b' })).map((o) => o.key), sorted.slice(sorted.indexOf('ls/a/b') + 1));
-      assert.deepEqual((await store.list('ls/', { startAfter: 'ls/a', limit: 3 })).map((o) => o.key), sorted.slice(sorted.indexOf('ls/a') + 1, sorted.indexOf('ls/a') + 4));
-      assert.deepEqual((await store.list('ls/', { limit: 2 })).map((o) => o.key), sorted.slice(0, 2));
+      assert.deepEqual(
+        (await store.list('ls/a')).map((o) => o.key),
+        sorted.filter((k) => k.startsWith('ls/a')),
+      );
+      assert.deepEqual(
+        (await store.list('ls/', { startAfter: 'ls/a/b' })).map((o) => o.key),
+        sorted.slice(sorted.indexOf('ls/a/b') + 1),
+      );
+      assert.deepEqual(
+        (await store.list('ls/', { startAfter: 'ls/a', limit: 3 })).map((o) => o.key),
+        sorted.slice(sorted.indexOf('ls/a') + 1, sorted.indexOf('ls/a') + 4),
+      );
+      assert.deepEqual(
+        (await store.list('ls/', { limit: 2 })).map((o) => o.key),
+        sorted.slice(0, 2),
+      );
       assert.deepEqual(await store.list('nothing/'), []);
       assert.ok((await store.list('')).some((o) => o.key === 'lsx/other'));
     });
@@ -123,8 +138,14 @@ forEachBackend((b) => {
       const keys = Array.from({ length: 1100 }, (_, i) => `page/${String(i).padStart(5, '0')}`);
       for (let i = 0; i < keys.length; i += 50) await Promise.all(keys.slice(i, i + 50).map((k) => store.put(k, Buffer.from('x'))));
       const listed = await store.list('page/');
-      assert.deepEqual(listed.map((o) => o.key), keys);
-      assert.deepEqual((await store.list('page/', { startAfter: keys[999], limit: 50 })).map((o) => o.key), keys.slice(1000, 1050));
+      assert.deepEqual(
+        listed.map((o) => o.key),
+        keys,
+      );
+      assert.deepEqual(
+        (await store.list('page/', { startAfter: keys[999], limit: 50 })).map((o) => o.key),
+        keys.slice(1000, 1050),
+      );
     });
 
     it('deletes keys; deleting a missing key is fine', async () => {
@@ -146,7 +167,10 @@ forEachBackend((b) => {
       await store.put('cond/k', Buffer.from('first'), { ifAbsent: true });
       await rejectsWith(store.put('cond/k', Buffer.from('second'), { ifAbsent: true }), 'ALREADY_EXISTS');
       assert.equal((await store.get('cond/k')).toString(), 'first');
-      assert.deepEqual((await store.list('cond/')).map((o) => o.key), ['cond/k']);
+      assert.deepEqual(
+        (await store.list('cond/')).map((o) => o.key),
+        ['cond/k'],
+      );
     });
 
     it('ifAbsent: concurrent puts from one process, exactly one wins', async () => {
@@ -189,7 +213,10 @@ forEachBackend((b) => {
       const url = b.url();
       const results = await race(url, 'race/key', 8);
       const wins = results.filter((r) => r.result === 'win');
-      assert.deepEqual(results.filter((r) => r.result === 'error'), []);
+      assert.deepEqual(
+        results.filter((r) => r.result === 'error'),
+        [],
+      );
       assert.equal(wins.length, 1, JSON.stringify(results));
       assert.equal(results.filter((r) => r.result === 'lose').length, 7);
       const { openStore } = await import('../../src/store/open.js');

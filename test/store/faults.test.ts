@@ -12,9 +12,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import crypto from 'node:crypto';
 import { startS3, type S3Server } from '../helpers/s3server.js';
-import {
-  startFaultProxy, seededRandom, type FaultProxy, type FaultRule, type RequestInfo,
-} from '../helpers/faultproxy.js';
+import { startFaultProxy, seededRandom, type FaultProxy, type FaultRule, type RequestInfo } from '../helpers/faultproxy.js';
 import { openStore } from '../../src/store/open.js';
 import { MULTIPART_THRESHOLD, attemptLimits, parseS3Url, s3TimeoutMs } from '../../src/store/s3.js';
 import { isCairnError } from '../../src/errors.js';
@@ -50,26 +48,30 @@ async function workload(store: ObjectStore, seed: number): Promise<{ tally: Tall
     return [`obj/k${String(i).padStart(2, '0')}`, crypto.randomBytes(size)] as const;
   });
   const attempted = new Set<string>(bodies.map(([key]) => key));
-  await Promise.all(bodies.map(async ([key, body], i) => {
-    const ok = await call(async () => {
-      await store.put(key, body, { ifAbsent: i % 2 === 0 });
-      return true;
-    });
-    if (ok) expect.set(key, body);
-  }));
-  await Promise.all([...expect].map(async ([key, body]) => {
-    const got = await call(() => store.get(key));
-    if (got) check(got.equals(body), `whole ${key}: ${got.length} bytes, wrote ${body.length}`);
-    // (s3rver answers a range of an empty object with Content-Length 1 and no byte: no range there)
-    if (body.length > 0) {
-      const offset = Math.floor(body.length / 3);
-      const length = Math.floor(body.length / 2) + 1;
-      const part = await call(() => store.get(key, { offset, length }));
-      if (part) check(part.equals(body.subarray(offset, offset + length)), `range of ${key}`);
-    }
-    const info = await call(() => store.head(key));
-    if (info) check(info.size === body.length, `head ${key}`);
-  }));
+  await Promise.all(
+    bodies.map(async ([key, body], i) => {
+      const ok = await call(async () => {
+        await store.put(key, body, { ifAbsent: i % 2 === 0 });
+        return true;
+      });
+      if (ok) expect.set(key, body);
+    }),
+  );
+  await Promise.all(
+    [...expect].map(async ([key, body]) => {
+      const got = await call(() => store.get(key));
+      if (got) check(got.equals(body), `whole ${key}: ${got.length} bytes, wrote ${body.length}`);
+      // (s3rver answers a range of an empty object with Content-Length 1 and no byte: no range there)
+      if (body.length > 0) {
+        const offset = Math.floor(body.length / 3);
+        const length = Math.floor(body.length / 2) + 1;
+        const part = await call(() => store.get(key, { offset, length }));
+        if (part) check(part.equals(body.subarray(offset, offset + length)), `range of ${key}`);
+      }
+      const info = await call(() => store.head(key));
+      if (info) check(info.size === body.length, `head ${key}`);
+    }),
+  );
   for (let i = 0; i < 4; i++) {
     const listed = await call(() => store.list('obj/'));
     // Every key written is listed, in order; a key whose put failed may be there too (it may have landed).
@@ -78,13 +80,15 @@ async function workload(store: ObjectStore, seed: number): Promise<{ tally: Tall
     if (listed) check([...expect.keys()].every((k) => got.includes(k)) && sorted, 'listing');
   }
   const doomed = [...expect.keys()].filter((_, i) => i % 3 === 0);
-  await Promise.all(doomed.map(async (key) => {
-    const ok = await call(async () => {
-      await store.delete(key);
-      return true;
-    });
-    if (ok) expect.delete(key);
-  }));
+  await Promise.all(
+    doomed.map(async (key) => {
+      const ok = await call(async () => {
+        await store.delete(key);
+        return true;
+      });
+      if (ok) expect.delete(key);
+    }),
+  );
   return { tally, expect };
 }
 
@@ -117,7 +121,8 @@ describe('S3Store under injected faults', () => {
       fp.rules = [];
     }
     const { tally, expect } = result;
-    const line = `faults: ${name}: failed ${tally.failed}/${tally.calls} calls ${JSON.stringify(tally.codes)}, ` +
+    const line =
+      `faults: ${name}: failed ${tally.failed}/${tally.calls} calls ${JSON.stringify(tally.codes)}, ` +
       `${tally.wrong.length} wrong results; ` +
       `${fp.counters.requests} requests, ${fp.injectedTotal()} faults injected, ${Date.now() - t0} ms`;
     lines.push(line);
@@ -136,7 +141,13 @@ describe('S3Store under injected faults', () => {
     assert.deepEqual(tally.wrong, [], line);
   }
 
-  const single = [['500-before', 0.2], ['500-after', 0.2], ['503', 0.2], ['reset', 0.2], ['truncate', 0.25]] as const;
+  const single = [
+    ['500-before', 0.2],
+    ['500-after', 0.2],
+    ['503', 0.2],
+    ['reset', 0.2],
+    ['truncate', 0.25],
+  ] as const;
   for (const [mode, rate] of single) {
     it(`survives ${mode} at ${rate * 100}%`, async () => {
       await scenario(`${mode} ${rate * 100}%`, [{ mode, rate }]);
@@ -157,7 +168,7 @@ describe('S3Store under injected faults', () => {
     await scenario('stall-body 15%', [{ mode: 'stall-body', rate: 0.15 }], 'timeout_ms=6000', 10);
   });
 
-  it('probes conditional writes right though the probe\'s replies are lost', async () => {
+  it("probes conditional writes right though the probe's replies are lost", async () => {
     fp.rules = [{ mode: '500-after', rate: 0.4, methods: ['PUT'] }];
     try {
       for (let i = 0; i < 6; i++) {
@@ -254,7 +265,10 @@ describe('S3Store under injected faults', () => {
         assert.throws(() => parseS3Url(`s3://bucket/p?timeout_ms=${bad}`), invalid, bad);
       }
       process.env.CAIRN_S3_TIMEOUT_MS = 'soon';
-      assert.throws(() => s3TimeoutMs({}), (e: unknown) => isCairnError(e, 'INVALID_ARGUMENT'));
+      assert.throws(
+        () => s3TimeoutMs({}),
+        (e: unknown) => isCairnError(e, 'INVALID_ARGUMENT'),
+      );
     } finally {
       if (saved === undefined) delete process.env.CAIRN_S3_TIMEOUT_MS;
       else process.env.CAIRN_S3_TIMEOUT_MS = saved;

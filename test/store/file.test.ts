@@ -48,7 +48,10 @@ describe('FileStore', () => {
     for (const k of keys) await store.put(k, Buffer.from(`v:${k}`));
     for (const k of keys) assert.equal((await store.get(k)).toString(), `v:${k}`);
     const listed = (await store.list('')).map((o) => o.key);
-    assert.deepEqual(listed, [...keys].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y))));
+    assert.deepEqual(
+      listed,
+      [...keys].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y))),
+    );
   });
 
   it('never lists temp files left by a crash, and leaves none behind itself', async () => {
@@ -57,7 +60,10 @@ describe('FileStore', () => {
     await store.put('d/k', Buffer.from('ok'));
     await fs.writeFile(path.join(root, 'd%', '.tmp-999-deadbeef'), 'half a write');
     await fs.writeFile(path.join(root, '.tmp-1-cafe'), 'half a write');
-    assert.deepEqual((await store.list('')).map((o) => o.key), ['d/k']);
+    assert.deepEqual(
+      (await store.list('')).map((o) => o.key),
+      ['d/k'],
+    );
     for (let i = 0; i < 20; i++) await store.put(`d/n${i}`, Buffer.from(`${i}`), { ifAbsent: i % 2 === 0 });
     const files = await allFiles(root);
     assert.equal(files.filter((f) => f.startsWith('.tmp-')).length, 2, files.join(' '));
@@ -77,7 +83,10 @@ describe('FileStore', () => {
       const got = await store.get('obj');
       const fill = got[0];
       assert.equal(got.length, sizes[fill % sizes.length], 'length matches the version read');
-      assert.ok(got.every((b) => b === fill), 'every byte from one version');
+      assert.ok(
+        got.every((b) => b === fill),
+        'every byte from one version',
+      );
       reads++;
     }
     await writer;
@@ -88,7 +97,9 @@ describe('FileStore', () => {
     const root = path.join(tmp, 'killed');
     const store = await FileStore.open(root);
     const size = 256 * 1024 * 1024;
-    const child = spawn(process.execPath, [RACE_SCRIPT, store.url, 'big/key', 'victim', String(size)], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [RACE_SCRIPT, store.url, 'big/key', 'victim', String(size)], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
     await new Promise<void>((resolve) => child.stdout.on('data', (d: Buffer) => d.toString().includes('ready') && resolve()));
     child.stdin.write('go\n');
     // kill it once its temp file holds some bytes, well before all 256 MiB

@@ -46,7 +46,10 @@ describe('openStore', () => {
       const store = await openStore();
       assert.equal(store.url, pathToFileURL(path.join(tmp, 'home', 'store')).href);
     } finally {
-      for (const [k, v] of [['CAIRN_STORE', saved.store], ['CAIRN_HOME', saved.home]] as const) {
+      for (const [k, v] of [
+        ['CAIRN_STORE', saved.store],
+        ['CAIRN_HOME', saved.home],
+      ] as const) {
         if (v === undefined) delete process.env[k];
         else process.env[k] = v;
       }
@@ -55,8 +58,22 @@ describe('openStore', () => {
 
   it('refuses malformed URLs with INVALID_ARGUMENT and a hint, creating nothing', async () => {
     const before = await fs.readdir(tmp);
-    const bad = ['', 'nonsense', 'ftp://host/x', 'file://relative/path', 'file:relative', 'file:///x?y=1', 'file:///x#f',
-      'memory://x', 's3://', 's3://ab', 's3://bucket?nope=1', 's3://bucket?path_style=maybe', 's3://bucket?endpoint=::', 'S4://bucket'];
+    const bad = [
+      '',
+      'nonsense',
+      'ftp://host/x',
+      'file://relative/path',
+      'file:relative',
+      'file:///x?y=1',
+      'file:///x#f',
+      'memory://x',
+      's3://',
+      's3://ab',
+      's3://bucket?nope=1',
+      's3://bucket?path_style=maybe',
+      's3://bucket?endpoint=::',
+      'S4://bucket',
+    ];
     for (const url of bad) {
       await assert.rejects(openStore(url), (e: unknown) => {
         assert.ok(isCairnError(e), `${url}: ${String(e)}`);

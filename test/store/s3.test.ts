@@ -53,13 +53,16 @@ describe('S3Store', () => {
     await store.close();
   });
 
-  it('survives deletes racing with writes in one directory (as concurrent opens\' probes do)', async () => {
+  it("survives deletes racing with writes in one directory (as concurrent opens' probes do)", async () => {
     // s3rver prunes a directory its delete empties; a write into it at that moment used to kill
     // s3rver (ENOENT on open). The harness's proxy keeps deletes apart from writes.
     const store = await openStore(s3.freshUrl());
     await store.put('d/k0', Buffer.from('0'));
     for (let i = 1; i <= 150; i++) await Promise.all([store.put(`d/k${i}`, Buffer.from(String(i))), store.delete(`d/k${i - 1}`)]);
-    assert.deepEqual((await store.list('d/')).map((o) => o.key), ['d/k150']);
+    assert.deepEqual(
+      (await store.list('d/')).map((o) => o.key),
+      ['d/k150'],
+    );
     const stores = await Promise.all(Array.from({ length: 12 }, () => openStore(s3.freshUrl())));
     await Promise.all([store, ...stores].map((st) => st.close()));
   });
@@ -68,9 +71,15 @@ describe('S3Store', () => {
     const prefixed = await openStore(`s3://${s3.bucket}/pre/fix?endpoint=${s3.endpoint}&path_style=true`);
     await prefixed.put('a/b', Buffer.from('1'));
     const root = await openStore(`s3://${s3.bucket}?endpoint=${s3.endpoint}&path_style=true`);
-    assert.deepEqual((await root.list('pre/')).map((o) => o.key), ['pre/fix/a/b']);
+    assert.deepEqual(
+      (await root.list('pre/')).map((o) => o.key),
+      ['pre/fix/a/b'],
+    );
     assert.equal((await root.get('pre/fix/a/b')).toString(), '1');
-    assert.deepEqual((await prefixed.list('')).map((o) => o.key), ['a/b']);
+    assert.deepEqual(
+      (await prefixed.list('')).map((o) => o.key),
+      ['a/b'],
+    );
     await prefixed.delete('a/b');
     await Promise.all([prefixed.close(), root.close()]);
   });
@@ -106,7 +115,11 @@ describe('S3Store', () => {
       await store.put('k', Buffer.from('v'));
       await store.close();
     } finally {
-      for (const [k, v] of [['AWS_REGION', saved.r], ['AWS_DEFAULT_REGION', saved.d], ['AWS_CONFIG_FILE', saved.c]] as const) {
+      for (const [k, v] of [
+        ['AWS_REGION', saved.r],
+        ['AWS_DEFAULT_REGION', saved.d],
+        ['AWS_CONFIG_FILE', saved.c],
+      ] as const) {
         if (v === undefined) delete process.env[k];
         else process.env[k] = v;
       }
@@ -129,13 +142,35 @@ describe('S3Store', () => {
     assert.deepEqual(parseS3Url('s3://bucket'), { bucket: 'bucket', prefix: '' });
     assert.deepEqual(parseS3Url('s3://bucket/a/b/'), { bucket: 'bucket', prefix: 'a/b' });
     assert.deepEqual(parseS3Url('s3://my.bucket/p?endpoint=http://127.0.0.1:9000&region=eu-west-1&path_style=true'), {
-      bucket: 'my.bucket', prefix: 'p', endpoint: 'http://127.0.0.1:9000', region: 'eu-west-1', pathStyle: true,
+      bucket: 'my.bucket',
+      prefix: 'p',
+      endpoint: 'http://127.0.0.1:9000',
+      region: 'eu-west-1',
+      pathStyle: true,
     });
     assert.equal(parseS3Url('s3://bucket?path_style=false').pathStyle, false);
-    for (const bad of ['s3://', 's3:///p', 's3://ab', 's3://Bucket', 's3://b_k', 's3://bucket:9000/p', 's3://u:p@bucket',
-      's3://bucket?x=1', 's3://bucket?path_style=yes', 's3://bucket?endpoint=nope', 's3://bucket?endpoint=ftp://h',
-      's3://bucket/a/../b', 's3://bucket/%zz', 's3://bucket#frag', 's3://bucket?region=EU%20WEST']) {
-      assert.throws(() => parseS3Url(bad), (e: unknown) => isCairnError(e, 'INVALID_ARGUMENT') && !!e.context.hint, bad);
+    for (const bad of [
+      's3://',
+      's3:///p',
+      's3://ab',
+      's3://Bucket',
+      's3://b_k',
+      's3://bucket:9000/p',
+      's3://u:p@bucket',
+      's3://bucket?x=1',
+      's3://bucket?path_style=yes',
+      's3://bucket?endpoint=nope',
+      's3://bucket?endpoint=ftp://h',
+      's3://bucket/a/../b',
+      's3://bucket/%zz',
+      's3://bucket#frag',
+      's3://bucket?region=EU%20WEST',
+    ]) {
+      assert.throws(
+        () => parseS3Url(bad),
+        (e: unknown) => isCairnError(e, 'INVALID_ARGUMENT') && !!e.context.hint,
+        bad,
+      );
     }
   });
 });

@@ -27,7 +27,10 @@ const opts = { name: 'the test child', code: 'UNAVAILABLE' as const, context: { 
 
 describe('child-process protocol', () => {
   it('passes the input as JSON and returns the ready line', async () => {
-    const js = await script('ready', `const i = childInput(); process.stderr.write('log line\\n'); reportReady({ got: i, pid: process.pid });`);
+    const js = await script(
+      'ready',
+      `const i = childInput(); process.stderr.write('log line\\n'); reportReady({ got: i, pid: process.pid });`,
+    );
     const child = spawnNode(js, { a: [1, 'two'] }, { stdio: ['ignore', 'pipe', 'pipe'] });
     const ready = await waitReport(child, opts);
     assert.deepEqual(ready.got, { a: [1, 'two'] });
@@ -36,9 +39,14 @@ describe('child-process protocol', () => {
   });
 
   it("rebuilds the child's own CairnError: code, message, hint and context, plus childContext", async () => {
-    const js = await script('error', `reportError(new CairnError('NOT_FOUND', 'snapshot 9 does not exist', { volume: 'v', hint: 'see vol.history()' })); process.exit(1);`);
+    const js = await script(
+      'error',
+      `reportError(new CairnError('NOT_FOUND', 'snapshot 9 does not exist', { volume: 'v', hint: 'see vol.history()' })); process.exit(1);`,
+    );
     const child = spawnNode(js, {}, { stdio: ['ignore', 'pipe', 'pipe'] });
-    const err = (await waitReport(child, { ...opts, childContext: { logFile: '/l', volume: 'not-this' } }).catch((e: unknown) => e)) as CairnError;
+    const err = (await waitReport(child, { ...opts, childContext: { logFile: '/l', volume: 'not-this' } }).catch(
+      (e: unknown) => e,
+    )) as CairnError;
     assert.ok(err instanceof CairnError);
     assert.equal(err.code, 'NOT_FOUND');
     assert.equal(err.message, 'snapshot 9 does not exist');
@@ -62,7 +70,10 @@ describe('child-process protocol', () => {
   it('gives up after the timeout, and refuses garbage', async () => {
     const slow = await script('slow', `setTimeout(() => undefined, 60_000);`);
     const a = spawnNode(slow, {}, { stdio: ['ignore', 'pipe', 'pipe'] });
-    await assert.rejects(waitReport(a, { ...opts, timeoutMs: 200 }), (e: CairnError) => e.code === 'UNAVAILABLE' && /did not report within 200 ms/.test(e.message));
+    await assert.rejects(
+      waitReport(a, { ...opts, timeoutMs: 200 }),
+      (e: CairnError) => e.code === 'UNAVAILABLE' && /did not report within 200 ms/.test(e.message),
+    );
     assert.equal((await exited(a)).signal, 'SIGTERM');
     const junk = await script('junk', `process.stdout.write('hello\\n');`);
     const b = spawnNode(junk, {}, { stdio: ['ignore', 'pipe', 'pipe'] });

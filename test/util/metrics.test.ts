@@ -43,12 +43,19 @@ describe('mount metrics', () => {
       assert.match(body, /# TYPE cairn_fuse_op_seconds histogram/);
       assert.equal((await fetch(srv.url.replace('/metrics', '/nope'))).status, 404);
       const port = Number(new URL(srv.url).port);
-      await assert.rejects(serveMetrics(m, `127.0.0.1:${port}`), (e) => isCairnError(e, 'INVALID_ARGUMENT') && /EADDRINUSE/.test(e.message));
+      await assert.rejects(
+        serveMetrics(m, `127.0.0.1:${port}`),
+        (e) => isCairnError(e, 'INVALID_ARGUMENT') && /EADDRINUSE/.test(e.message),
+      );
     } finally {
       await srv.close();
     }
     for (const bad of ['9100', 'host:', 'a:b', '1.2.3.4:70000', '']) {
-      assert.throws(() => parseListen(bad), (e) => isCairnError(e, 'INVALID_ARGUMENT'), bad);
+      assert.throws(
+        () => parseListen(bad),
+        (e) => isCairnError(e, 'INVALID_ARGUMENT'),
+        bad,
+      );
     }
     assert.deepEqual(parseListen(':9100'), { host: '0.0.0.0', port: 9100 });
     assert.deepEqual(parseListen('[::1]:9100'), { host: '::1', port: 9100 });

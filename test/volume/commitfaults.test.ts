@@ -93,7 +93,10 @@ describe('faults inside a commit', () => {
     assert.ok(packPuts >= 2, `the failure was injected (${packPuts} pack PUTs)`);
     store.beforePut = () => undefined;
     assert.equal(await log.head(), headBefore, 'no record was published');
-    assert.deepEqual((await vol.listdir('/')).map((e) => e.path), ['keep.txt']);
+    assert.deepEqual(
+      (await vol.listdir('/')).map((e) => e.path),
+      ['keep.txt'],
+    );
     // The handle still works, and a retry uploads everything.
     await vol.batchUpload({}, (b) => b.putDirectory(local, '/data'));
     assert.equal((await vol.listdir('/data')).length, 40);

@@ -44,7 +44,11 @@ async function logOf(store: ObjectStore, vol: Volume) {
   const records = await new VolumeLog(store, vol.id).recordsAfter(0);
   const ids = records.map((r) => r.commitId);
   assert.equal(new Set(ids).size, ids.length, `a commit was published twice: ${ids.join(' ')}`);
-  assert.deepEqual(records.map((r) => r.seq), records.map((_, i) => i + 1), 'seqs are 1..n');
+  assert.deepEqual(
+    records.map((r) => r.seq),
+    records.map((_, i) => i + 1),
+    'seqs are 1..n',
+  );
   return records;
 }
 
@@ -126,7 +130,10 @@ describe('a commit whose reply is lost is published once (memory store, reply re
       assert.equal(bSeq, 2);
       const records = await logOf(inner, volA);
       const expected = code === 'ALREADY_EXISTS' ? ['p,only-a', 'p'] : ['p,only-a', 'p', 'later'];
-      assert.deepEqual(records.map((r) => r.ops.map((o) => o.path).join()), expected);
+      assert.deepEqual(
+        records.map((r) => r.ops.map((o) => o.path).join()),
+        expected,
+      );
       await a.reload();
       assert.equal(await text(a, '/p'), 'B2');
       assert.equal((await readAll(volB, '/p')).toString(), 'B2');
@@ -149,7 +156,10 @@ describe('a commit whose reply is lost is published once (memory store, reply re
       const r = await a2.commit();
       assert.equal(r.committed, false, 'nothing left to publish');
       const records = await logOf(inner, volA);
-      assert.deepEqual(records.map((x) => x.ops.map((o) => o.path).join()), ['p,only-a', 'p', 'q']);
+      assert.deepEqual(
+        records.map((x) => x.ops.map((o) => o.path).join()),
+        ['p,only-a', 'p', 'q'],
+      );
       await a2.reload();
       assert.equal(await text(a2, '/p'), 'B2');
       assert.equal(await text(a2, '/only-a'), 'a');
@@ -250,7 +260,12 @@ describe('volumes through the fault-injecting proxy (S3)', () => {
   });
 
   const single = [
-    ['500-before', 0.2], ['500-after', 0.2], ['503', 0.2], ['reset', 0.2], ['truncate', 0.25], ['stall', 0.15],
+    ['500-before', 0.2],
+    ['500-after', 0.2],
+    ['503', 0.2],
+    ['reset', 0.2],
+    ['truncate', 0.25],
+    ['stall', 0.15],
   ] as const;
   for (const [mode, rate] of single) {
     it(`volume operations at ${rate * 100}% ${mode}: none fails, each commit once`, { timeout: 300_000 }, async () => {
@@ -299,7 +314,8 @@ describe('volumes through the fault-injecting proxy (S3)', () => {
       } finally {
         fp.rules = [];
       }
-      const line = `faults: volume ops, ${mode} ${rate * 100}%: ` +
+      const line =
+        `faults: volume ops, ${mode} ${rate * 100}%: ` +
         `failed ${failed}/${calls} operations ${JSON.stringify(codes)}; ` +
         `${fp.counters.requests} requests, ${fp.injectedTotal()} faults injected, ${Date.now() - t0} ms`;
       lines.push(line);
@@ -325,8 +341,10 @@ describe('volumes through the fault-injecting proxy (S3)', () => {
     const storeA = await openStore(url);
     const storeB = await openStore(url);
     const clean = await openStore(url.replace(fp.endpoint, s3.endpoint));
-    const rules: FaultRule[] = (['500-before', '500-after', '503', 'reset', 'truncate', 'stall'] as const)
-      .map((mode) => ({ mode, rate: mode === 'stall' ? 0.03 : 0.045 }));
+    const rules: FaultRule[] = (['500-before', '500-after', '503', 'reset', 'truncate', 'stall'] as const).map((mode) => ({
+      mode,
+      rate: mode === 'stall' ? 0.03 : 0.045,
+    }));
     fp.resetCounters();
     fp.rules = rules;
     const t0 = Date.now();
@@ -363,7 +381,10 @@ describe('volumes through the fault-injecting proxy (S3)', () => {
         await watching;
         await watcher.close();
       }
-      assert.ok([...seen].every((n) => n === 0 || n === files.length), `partial batch visible: ${[...seen]}`);
+      assert.ok(
+        [...seen].every((n) => n === 0 || n === files.length),
+        `partial batch visible: ${[...seen]}`,
+      );
       const volB = await Volume.fromName('faulty', { store: storeB });
       const a = await volA.session();
       const b = await volB.session();
@@ -380,7 +401,10 @@ describe('volumes through the fault-injecting proxy (S3)', () => {
         };
         const wa = plan('a');
         const wb = plan('b');
-        for (const [s, w] of [[a, wa], [b, wb]] as const) {
+        for (const [s, w] of [
+          [a, wa],
+          [b, wb],
+        ] as const) {
           await s.mkdirp(`/${[...w.keys()][0]!.split('/')[0]}`);
           await s.mkdirp('/shared');
           for (const [p, data] of w) await writeFile(s, `/${p}`, data);
@@ -396,17 +420,17 @@ describe('volumes through the fault-injecting proxy (S3)', () => {
         assert.ok((await a.read(`/${p}`, 0, data.length + 1)).equals(data), `session a /${p}`);
         assert.ok((await b.read(`/${p}`, 0, data.length + 1)).equals(data), `session b /${p}`);
       }
-      const listed = (await volB.listdir('/', { recursive: true }))
-        .filter((e) => e.type === 'file')
-        .map((e) => e.path.replace(/^\//, ''));
+      const listed = (await volB.listdir('/', { recursive: true })).filter((e) => e.type === 'file').map((e) => e.path.replace(/^\//, ''));
       assert.deepEqual(listed.sort(), [...model.keys()].sort());
       const history = await volA.history();
       fp.rules = [];
       const faults = fp.injectedTotal();
       const requests = fp.counters.requests;
-      lines.push(`faults: volume suite, 6 modes (stall 3%, others 4.5% each): ${requests} requests, ${faults} faults ` +
-        `injected ${JSON.stringify(fp.counters.injected)}, ${retriesOf(storeA) + retriesOf(storeB)} retries, ` +
-        `0 failed operations, ${Date.now() - t0} ms`);
+      lines.push(
+        `faults: volume suite, 6 modes (stall 3%, others 4.5% each): ${requests} requests, ${faults} faults ` +
+          `injected ${JSON.stringify(fp.counters.injected)}, ${retriesOf(storeA) + retriesOf(storeB)} retries, ` +
+          `0 failed operations, ${Date.now() - t0} ms`,
+      );
       // The log, read without faults: the batch and every commit exactly once, in the order of their seqs.
       const records = await logOf(clean, volA);
       assert.equal(records.length, 1 + commits.length, 'the batch and each commit once');

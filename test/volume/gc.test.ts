@@ -183,7 +183,10 @@ forEachBackend((b) =>
       await s.close();
       await vol.gc({ keepLast: 2, graceMs: GRACE });
       assert.deepEqual((await other.listdir('/')).map((e) => e.path).sort(), ['f0', 'f1', 'f2', 'f3']);
-      assert.deepEqual((await vol.history()).map((h) => h.seq), [3, 4]);
+      assert.deepEqual(
+        (await vol.history()).map((h) => h.seq),
+        [3, 4],
+      );
       await other.close();
       await vol.close();
     });
@@ -204,7 +207,10 @@ forEachBackend((b) =>
       assert.equal(dry.retainedFrom, 3);
       assert.equal(dry.packs.condemned, 2);
       assert.equal(dry.records.deleted, 2, 'records 1-2 (3 stays: the log head)');
-      assert.deepEqual((await store.list(keys.volume(vol.id))).map((o) => o.key), keysBefore);
+      assert.deepEqual(
+        (await store.list(keys.volume(vol.id))).map((o) => o.key),
+        keysBefore,
+      );
       const real = await vol.gc({ graceMs: GRACE });
       assert.equal(real.retainedFrom, 3);
       assert.equal(real.packs.condemned, 2);
@@ -280,7 +286,10 @@ describe('cairn volume gc / du / retention', () => {
       assert.equal(dry.dryRun, true);
       assert.equal(dry.graceMs, 2000);
       const all = JSON.parse((await run([...store, 'volume', 'gc', '--json', '--grace', '2'])).out);
-      assert.deepEqual(all.volumes.map((r: { volume: string }) => r.volume), ['v']);
+      assert.deepEqual(
+        all.volumes.map((r: { volume: string }) => r.volume),
+        ['v'],
+      );
       const du = JSON.parse((await run([...store, 'volume', 'du', 'v', '--json'])).out);
       assert.equal(du.liveBytes, 0);
       assert.equal(du.policy.keepLast, 1);

@@ -183,7 +183,15 @@ forEachBackend((b) =>
         const pristine = await store.get(key);
         assert.match(pristine.toString(), /\n\{"blake3":"[0-9a-f]{64}"\}$/);
         try {
-          for (const i of positions(pristine, [['"id":"', 8], ['"version":', 10], ['"name":"', 9]], 12)) {
+          for (const i of positions(
+            pristine,
+            [
+              ['"id":"', 8],
+              ['"version":', 10],
+              ['"name":"', 9],
+            ],
+            12,
+          )) {
             await store.put(key, flip(pristine, i));
             await expectCorrupt(readAll(store, name), key, `${key} byte ${i}`);
           }
@@ -268,7 +276,10 @@ forEachBackend((b) =>
         assert.deepEqual(await readAll(store, name), expected);
         const vol = await Volume.fromName(name, { store });
         const history = (await vol.history()).map((h) => [h.seq, h.author, h.paths.length]);
-        assert.deepEqual(history, [[1, 'fixture@host', 5], [2, 'fixture@host', 1]]);
+        assert.deepEqual(history, [
+          [1, 'fixture@host', 5],
+          [2, 'fixture@host', 1],
+        ]);
         await vol.close();
       } finally {
         await store.put(cp, v1(cp));
@@ -354,7 +365,11 @@ describe('format: encoding', () => {
       { type: 'symlink', mode: 0o777, mtimeMs: 1, size: 1, target: 'ab' },
       { type: 'file', mode: 0o644, mtimeMs: 1, size: 1, chunks: [{ hash: 'x', pack: 'p', offset: 0, length: 1 }] },
     ]) {
-      assert.throws(() => encodeRecord(record(bad)), (e: any) => e.code === 'INVALID_ARGUMENT', JSON.stringify(bad));
+      assert.throws(
+        () => encodeRecord(record(bad)),
+        (e: any) => e.code === 'INVALID_ARGUMENT',
+        JSON.stringify(bad),
+      );
     }
   });
 });

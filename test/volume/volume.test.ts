@@ -57,7 +57,11 @@ forEachBackend((b) =>
       await plain.close();
       const pkg = await Volume.fromName(name, { store: url });
       assert.ok(pkg instanceof Volume && pkg instanceof VolumeApi);
-      assert.equal((pkg as unknown as { mountControl?: MountControl }).mountControl, mountControl, 'the package entry passes the host mounts');
+      assert.equal(
+        (pkg as unknown as { mountControl?: MountControl }).mountControl,
+        mountControl,
+        'the package entry passes the host mounts',
+      );
       assert.equal((pkg.readOnly() as unknown as { mountControl?: MountControl }).mountControl, mountControl);
       await pkg.close();
       assert.equal(calls.length, 2);
@@ -77,9 +81,18 @@ forEachBackend((b) =>
       assert.ok(info.createdAt instanceof Date && info.createdBy.includes('@'));
       await second.close();
       let list = await Volume.objects.list({ store: url });
-      assert.deepEqual(list.map((v) => v.name), ['second', 'first']);
-      assert.deepEqual((await Volume.objects.list({ store: url, maxObjects: 1 })).map((v) => v.name), ['second']);
-      assert.deepEqual((await Volume.objects.list({ store: url, createdBefore: list[0]!.createdAt })).map((v) => v.name), ['first']);
+      assert.deepEqual(
+        list.map((v) => v.name),
+        ['second', 'first'],
+      );
+      assert.deepEqual(
+        (await Volume.objects.list({ store: url, maxObjects: 1 })).map((v) => v.name),
+        ['second'],
+      );
+      assert.deepEqual(
+        (await Volume.objects.list({ store: url, createdBefore: list[0]!.createdAt })).map((v) => v.name),
+        ['first'],
+      );
       await Volume.rename('first', 'renamed', { store: url });
       await rejectsCode(Volume.rename('renamed', 'second', { store: url }), 'ALREADY_EXISTS');
       const byId = await Volume.fromId(list[1]!.id, { store: url });
@@ -89,11 +102,17 @@ forEachBackend((b) =>
       await rejectsCode(Volume.objects.delete('renamed', { store: url }), 'NOT_FOUND');
       await Volume.objects.delete('renamed', { store: url, allowMissing: true });
       list = await Volume.objects.list({ store: url });
-      assert.deepEqual(list.map((v) => v.name), ['second']);
+      assert.deepEqual(
+        list.map((v) => v.name),
+        ['second'],
+      );
       for (const bad of ['', 'has space', 'a/b', 'x'.repeat(64), '..']) {
         await rejectsCode(Volume.objects.create(bad, { store: url }), 'INVALID_ARGUMENT');
       }
-      assert.deepEqual((await Volume.objects.list({ store: url })).map((v) => v.name), ['second']);
+      assert.deepEqual(
+        (await Volume.objects.list({ store: url })).map((v) => v.name),
+        ['second'],
+      );
     });
 
     it('batch uploads all or nothing, with force and directory rules', async () => {
@@ -104,7 +123,10 @@ forEachBackend((b) =>
         batch.putDirectory(path.join(local, 'tree'), '/tree');
       });
       const all = await vol.listdir('/', { recursive: true });
-      assert.deepEqual(all.map((e) => e.path), ['docs', 'docs/bytes.txt', 'docs/one.txt', 'tree', 'tree/a.txt', 'tree/sub', 'tree/sub/b.bin']);
+      assert.deepEqual(
+        all.map((e) => e.path),
+        ['docs', 'docs/bytes.txt', 'docs/one.txt', 'tree', 'tree/a.txt', 'tree/sub', 'tree/sub/b.bin'],
+      );
       const bin = all.find((e) => e.path === 'tree/sub/b.bin')!;
       assert.equal(bin.type, 'file');
       assert.equal(bin.size, 300_000);
@@ -121,9 +143,18 @@ forEachBackend((b) =>
       );
       await rejectsCode(vol.listdir('/fresh.txt'), 'NOT_FOUND');
       // a directory is never overwritten, even with force
-      await rejectsCode(vol.batchUpload({ force: true }, (batch) => batch.putFile(Buffer.from('x'), '/tree')), 'IS_A_DIRECTORY');
-      await rejectsCode(vol.batchUpload({}, (batch) => batch.putFile(Buffer.from('x'), '/dir/')), 'INVALID_ARGUMENT');
-      await rejectsCode(vol.batchUpload({}, (batch) => batch.putFile(path.join(local, 'nope'), '/nope')), 'NOT_FOUND');
+      await rejectsCode(
+        vol.batchUpload({ force: true }, (batch) => batch.putFile(Buffer.from('x'), '/tree')),
+        'IS_A_DIRECTORY',
+      );
+      await rejectsCode(
+        vol.batchUpload({}, (batch) => batch.putFile(Buffer.from('x'), '/dir/')),
+        'INVALID_ARGUMENT',
+      );
+      await rejectsCode(
+        vol.batchUpload({}, (batch) => batch.putFile(path.join(local, 'nope'), '/nope')),
+        'NOT_FOUND',
+      );
       assert.equal((await vol.history()).length, seqBefore);
       await vol.batchUpload({ force: true }, (batch) => batch.putFile(Buffer.from('clobbered'), '/docs/one.txt'));
       assert.equal((await readAll(vol, '/docs/one.txt')).toString(), 'clobbered');
@@ -132,8 +163,17 @@ forEachBackend((b) =>
 
     it('listdir, iterdir, readFile, readFileInto and their errors', async () => {
       const vol = await Volume.fromName('batch', { store: url });
-      assert.deepEqual((await vol.listdir('/')).map((e) => [e.path, e.type]), [['docs', 'directory'], ['tree', 'directory']]);
-      assert.deepEqual((await vol.listdir('/docs/one.txt')).map((e) => e.path), ['docs/one.txt']);
+      assert.deepEqual(
+        (await vol.listdir('/')).map((e) => [e.path, e.type]),
+        [
+          ['docs', 'directory'],
+          ['tree', 'directory'],
+        ],
+      );
+      assert.deepEqual(
+        (await vol.listdir('/docs/one.txt')).map((e) => e.path),
+        ['docs/one.txt'],
+      );
       const it: string[] = [];
       for await (const e of vol.iterdir('/tree')) it.push(e.path);
       assert.deepEqual(it, ['tree/a.txt', 'tree/sub', 'tree/sub/b.bin']);
@@ -159,7 +199,10 @@ forEachBackend((b) =>
       await vol.copyFiles(['/docs/one.txt'], '/copy.txt');
       assert.equal((await readAll(vol, '/copy.txt')).toString(), 'clobbered');
       await vol.copyFiles(['/docs/one.txt', '/docs/bytes.txt'], '/tree');
-      assert.deepEqual((await vol.listdir('/tree')).map((e) => e.path), ['tree/a.txt', 'tree/bytes.txt', 'tree/one.txt', 'tree/sub']);
+      assert.deepEqual(
+        (await vol.listdir('/tree')).map((e) => e.path),
+        ['tree/a.txt', 'tree/bytes.txt', 'tree/one.txt', 'tree/sub'],
+      );
       await rejectsCode(vol.copyFiles(['/tree'], '/tree2'), 'IS_A_DIRECTORY');
       await vol.copyFiles(['/tree'], '/tree2', { recursive: true });
       assert.ok((await readAll(vol, '/tree2/sub/b.bin')).equals(await readAll(vol, '/tree/sub/b.bin')));
@@ -169,7 +212,10 @@ forEachBackend((b) =>
       await rejectsCode(vol.removeFile('/missing'), 'NOT_FOUND');
       await vol.removeFile('/tree2', { recursive: true });
       await vol.removeFile('/copy.txt');
-      assert.deepEqual((await vol.listdir('/')).map((e) => e.path), ['docs', 'tree']);
+      assert.deepEqual(
+        (await vol.listdir('/')).map((e) => e.path),
+        ['docs', 'tree'],
+      );
       await vol.close();
     });
 
@@ -179,7 +225,10 @@ forEachBackend((b) =>
       const before = (await vol.history()).length;
       await rejectsCode(ro.removeFile('/docs/one.txt'), 'READ_ONLY');
       await rejectsCode(ro.copyFiles(['/docs/one.txt'], '/c'), 'READ_ONLY');
-      await rejectsCode(ro.batchUpload({}, (bt) => bt.putFile(Buffer.from('x'), '/x')), 'READ_ONLY');
+      await rejectsCode(
+        ro.batchUpload({}, (bt) => bt.putFile(Buffer.from('x'), '/x')),
+        'READ_ONLY',
+      );
       const s = await ro.session();
       await rejectsCode(s.create('/x', 0o644), 'READ_ONLY');
       await s.close();
@@ -202,7 +251,10 @@ forEachBackend((b) =>
         const upload = vol.batchUpload({}, (bt) => bt.putFile(Buffer.from('y'), '/y', { mode }));
         await rejectsCode(upload, 'INVALID_ARGUMENT');
       }
-      assert.deepEqual((await vol.listdir('/')).map((e) => e.path), ['x']);
+      assert.deepEqual(
+        (await vol.listdir('/')).map((e) => e.path),
+        ['x'],
+      );
       assert.equal((await vol.history()).length, 1);
       assert.equal((await vol.history({ limit: 1 }))[0]!.seq, 1);
       assert.equal((await Volume.objects.list({ store: url, maxObjects: 0 })).length, 0);
@@ -214,7 +266,10 @@ forEachBackend((b) =>
       const vol = await Volume.fromName('gone', { store, createIfMissing: true });
       await vol.batchUpload({}, (bt) => bt.putFile(Buffer.from('1'), '/one'));
       await Volume.objects.delete('gone', { store });
-      await rejectsCode(vol.batchUpload({}, (bt) => bt.putFile(Buffer.from('2'), '/two')), 'NOT_FOUND');
+      await rejectsCode(
+        vol.batchUpload({}, (bt) => bt.putFile(Buffer.from('2'), '/two')),
+        'NOT_FOUND',
+      );
       await rejectsCode(vol.removeFile('/one'), 'NOT_FOUND');
       assert.deepEqual(await store.list(`volumes/${vol.id}/`), []);
       await vol.close();

@@ -1,0 +1,171 @@
+/**
+ * The native addon's interface (native/cairn_fuse.c): its exports, the request codes and argument
+ * layout it hands to JavaScript, and loading it once.
+ */
+import { createRequire } from 'node:module';
+
+/** The addon's exports (see native/cairn_fuse.c). */
+export interface NativeAddon {
+  mount(mountpoint: string, args: string[], handler: NativeHandler, opts: NativeMountOptions): [unknown, Promise<void>];
+  unmount(ctx: unknown): Promise<void>;
+  invalidate(ctx: unknown, parents: number[], names: string[], inodes: number[], done: (failed: number) => void): void;
+  replyErr(req: Req, errno: number): void;
+  replyEntry(req: Req, ...a: [...AttrArgs, number, number]): void;
+  replyCreate(req: Req, ...a: [...AttrArgs, number, number, number, number, number]): void;
+  replyAttr(req: Req, ...a: [...AttrArgs, number]): void;
+  replyOpen(req: Req, fh: number, keepCache: number, directIo: number): void;
+  replyBuf(req: Req, buf: Buffer | null, len: number): void;
+  replyWrite(req: Req, count: number): void;
+  replyReadlink(req: Req, target: string): void;
+  /** The size an xattr value or name list needs (answer to a query of size 0). */
+  replyXattr(req: Req, size: number): void;
+  replyDir(
+    req: Req,
+    plus: boolean,
+    size: number,
+    first: number,
+    names: string[],
+    nums: Float64Array,
+    uid: number,
+    gid: number,
+    attrTimeout: number,
+    entryTimeout: number,
+  ): number;
+}
+export type Req = object;
+/** ino, mode, nlink, uid, gid, size, times ([mtimeMs, atimeMs, ctimeMs, rdev]) */
+export type AttrArgs = [number, number, number, number, number, number, Float64Array | number];
+export type NativeHandler = (
+  op: number,
+  req: Req | null,
+  ino: number,
+  ino2: number,
+  n0: number,
+  n1: number,
+  n2: number,
+  n3: number,
+  s1: string | undefined,
+  s2: string | undefined,
+  data: Buffer | number[] | undefined,
+  pid: number,
+  uid: number,
+  gid: number,
+) => void;
+
+export interface NativeMountOptions {
+  workers?: number;
+  maxWrite?: number;
+  maxReadahead?: number;
+  /** 1: ask for the kernel's writeback cache (measurement only). */
+  writeback?: number;
+}
+
+/** Request codes (native/cairn_fuse.c). */
+export const OP = {
+  LOOKUP: 1,
+  FORGET: 2,
+  GETATTR: 3,
+  SETATTR: 4,
+  READLINK: 5,
+  MKNOD: 6,
+  MKDIR: 7,
+  UNLINK: 8,
+  RMDIR: 9,
+  SYMLINK: 10,
+  RENAME: 11,
+  LINK: 12,
+  OPEN: 13,
+  READ: 14,
+  WRITE: 15,
+  RELEASE: 17,
+  FSYNC: 18,
+  FLUSH: 19,
+  OPENDIR: 20,
+  READDIR: 21,
+  RELEASEDIR: 22,
+  ACCESS: 24,
+  CREATE: 25,
+  READDIRPLUS: 26,
+  FALLOCATE: 27,
+  SETXATTR: 28,
+  GETXATTR: 29,
+  LISTXATTR: 30,
+  REMOVEXATTR: 31,
+  EXITED: 91,
+} as const;
+
+export const SET_ATTR = { MODE: 1, UID: 2, GID: 4, SIZE: 8, ATIME: 16, MTIME: 32, ATIME_NOW: 128, MTIME_NOW: 256 } as const;
+export const REPLIES = [
+  'replyErr',
+  'replyEntry',
+  'replyCreate',
+  'replyAttr',
+  'replyOpen',
+  'replyBuf',
+  'replyWrite',
+  'replyReadlink',
+  'replyDir',
+  'replyXattr',
+] as const;
+/** The root's inode number. */
+export const ROOT = 1;
+
+let loaded: { addon?: NativeAddon; error?: string } | undefined;
+
+/**
+ * Loads the addon once; undefined (with `loadError()` saying why) when it is not built or libfuse3
+ * is missing.
+ *
+ * @example
+ *   const addon = loadNative(); if (!addon) console.log(loadError());
+ */
+export function loadNative(): NativeAddon | undefined {
+  if (!loaded) {
+    try {
+      const req = createRequire(import.meta.url);
+      const file = new URL('../../../native/build/Release/cairn_fuse.node', import.meta.url);
+      loaded = { addon: req(file.pathname) as NativeAddon };
+    } catch (err) {
+      loaded = { error: err instanceof Error ? err.message.split('\n')[0] : String(err) };
+    }
+  }
+  return loaded.addon;
+}
+
+/** Why the addon did not load (undefined when it did, or was not tried). */
+export function loadError(): string | undefined {
+  return loaded?.error;
+}
+
+/** A stat as the adapter answers it. */
+export type FuseStat = {
+  mode: number;
+  nlink: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime: Date;
+  atime?: Date;
+  ctime?: Date;
+  rdev?: number;
+};
+
+/** The reply arguments of a stat (ino first). */
+export function attrArgs(ino: number, st: FuseStat): AttrArgs {
+  return [ino, st.mode, st.nlink, st.uid, st.gid, st.size, timesOf(st)];
+}
+
+/** [mtimeMs, atimeMs, ctimeMs, rdev] of a stat (atime and ctime default to the mtime). */
+export function timesOf(st: FuseStat): Float64Array {
+  const m = st.mtime.getTime();
+  return Float64Array.of(m, st.atime?.getTime() ?? m, st.ctime?.getTime() ?? m, st.rdev ?? 0);
+}
+
+/** Numbers per entry of replyDir's list: ino, mode, nlink, size, mtimeMs, uid, gid, atimeMs, ctimeMs, rdev. */
+export const DIR_STRIDE = 10;
+
+/** One entry of replyDir's list. */
+export function dirNums(ino: number, st: FuseStat): number[] {
+  const t = timesOf(st);
+  return [ino, st.mode, st.nlink, st.size, t[0]!, st.uid, st.gid, t[1]!, t[2]!, t[3]!];
+}

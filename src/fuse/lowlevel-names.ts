@@ -1,0 +1,179 @@
+/**
+ * The namespace requests of a native mount that need more than one adapter step: unlink and
+ * rename of open files (hidden until their last close, as libfuse 2 does), renameat2's
+ * RENAME_NOREPLACE and RENAME_EXCHANGE, and fallocate.
+ *
+ * Invariants:
+ * - an open file that loses its name (unlink, replaced by a rename) is moved to a hidden name
+ *   `.fuse_hidden…` in its directory and removed at its last close; commits never publish it;
+ * - RENAME_EXCHANGE is three renames through a hidden name (a → hidden, b → a, hidden → b), undone
+ *   step by step when one fails; the inode table swaps the two subtrees, the open-file table
+ *   follows each rename. Within the mount no request sees the middle state (the kernel holds both
+ *   parents' locks); a commit that runs in between may publish it (docs/SEMANTICS.md);
+ * - fallocate mode 0 grows the file (zeros) to offset + length; FALLOC_FL_KEEP_SIZE reserves
+ *   nothing (there is no space to reserve) and succeeds; other modes are EOPNOTSUPP.
+ */
+import { Errno } from '../errors.js';
+import type { FuseOps } from './adapter.js';
+import type { HandleTable } from './handles.js';
+import type { FuseStat, NativeAddon, Req } from './lowlevel-addon.js';
+import { child, parentOf, type InodeTable } from './lowlevel-inodes.js';
+
+const RENAME_NOREPLACE = 1;
+const RENAME_EXCHANGE = 2;
+const FALLOC_FL_KEEP_SIZE = 1;
+/** fallocate(2) on something that is not a regular file. */
+const ENODEV = 19;
+
+type Cb = (code: number, ...r: any[]) => void;
+type Step = (cb: Cb) => void;
+
+/**
+ * The namespace requests of one mount.
+ *
+ * @example
+ *   const names = new Names(addon, ops, inodes, handles);
+ *   names.rename(req, '/a', '/b', 0);
+ */
+export class Names {
+  /** Open files unlinked while open, under their hidden names. */
+  private readonly hidden = new Set<string>();
+  private hideSeq = 0;
+
+  constructor(
+    private readonly addon: NativeAddon,
+    private readonly ops: FuseOps,
+    private readonly inodes: InodeTable,
+    private readonly handles: HandleTable,
+  ) {}
+
+  /** Answers an error (a negative adapter code) or EIO. */
+  fail(req: Req, code: number): void {
+    this.addon.replyErr(req, -code > 0 ? -code : Errno.EIO);
+  }
+
+  /** Runs the adapter step `f` and continues with `next` on success (answers the error otherwise). */
+  step(req: Req, f: Step, next: (...r: any[]) => void): void {
+    f((code, ...r) => (code < 0 ? this.fail(req, code) : next(...r)));
+  }
+
+  isOpen(p: string): boolean {
+    return this.handles.list().some((h) => h.path === p);
+  }
+
+  /** A fresh hidden name beside `p`. */
+  private hiddenName(p: string): string {
+    const tag = `${(this.inodes.peek(p) ?? 0).toString(16)}${(++this.hideSeq).toString(16).padStart(8, '0')}`;
+    return child(parentOf(p), `.fuse_hidden${tag}`);
+  }
+
+  /** Moves an open file out of the way to a hidden name, removed at its last close. */
+  private hide(req: Req, p: string, next: () => void): void {
+    const h = this.hiddenName(p);
+    this.step(
+      req,
+      (cb) => this.ops.rename(p, h, cb),
+      () => {
+        this.inodes.rename(p, h);
+        this.hidden.add(h);
+        next();
+      },
+    );
+  }
+
+  /** unlink / rmdir of `p`. */
+  remove(req: Req, p: string, dir: boolean): void {
+    if (!dir && this.isOpen(p)) return this.hide(req, p, () => this.addon.replyErr(req, 0));
+    const f = dir ? this.ops.rmdir : this.ops.unlink;
+    this.step(
+      req,
+      (cb) => f(p, cb),
+      () => {
+        this.inodes.detach(p);
+        this.addon.replyErr(req, 0);
+      },
+    );
+  }
+
+  /** rename / renameat2 of `from` to `to` with `flags`. */
+  rename(req: Req, from: string, to: string, flags: number): void {
+    if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) return this.addon.replyErr(req, Errno.EINVAL);
+    if (flags & RENAME_EXCHANGE) return this.exchange(req, from, to);
+    const move = (): void =>
+      this.step(
+        req,
+        (cb) => this.ops.rename(from, to, cb),
+        () => {
+          this.inodes.rename(from, to);
+          this.addon.replyErr(req, 0);
+        },
+      );
+    // A replaced file that is open keeps its bytes for its readers: hide it first (as unlink does).
+    const go = (): void => (from !== to && this.isOpen(to) ? this.hide(req, to, move) : move());
+    if (!(flags & RENAME_NOREPLACE)) return go();
+    // The kernel checked it too; within this session nothing can create `to` in between.
+    this.ops.getattr(to, (code: number) => (code === 0 ? this.addon.replyErr(req, Errno.EEXIST) : go()));
+  }
+
+  /** RENAME_EXCHANGE: both must exist; a directory may be exchanged with a file. */
+  private exchange(req: Req, a: string, b: string): void {
+    if (a === b) return this.addon.replyErr(req, 0);
+    if (b.startsWith(`${a}/`) || a.startsWith(`${b}/`)) return this.addon.replyErr(req, Errno.EINVAL);
+    const rn =
+      (x: string, y: string): Step =>
+      (cb) =>
+        this.ops.rename(x, y, cb);
+    this.step(
+      req,
+      (cb) => this.ops.getattr(a, cb),
+      () =>
+        this.step(
+          req,
+          (cb) => this.ops.getattr(b, cb),
+          () => {
+            const tmp = this.hiddenName(a);
+            this.step(req, rn(a, tmp), () => {
+              this.ops.rename(b, a, (c2: number) => {
+                if (c2 < 0) return this.ops.rename(tmp, a, () => this.fail(req, c2));
+                this.ops.rename(tmp, b, (c3: number) => {
+                  if (c3 < 0) return this.ops.rename(a, b, () => this.ops.rename(tmp, a, () => this.fail(req, c3)));
+                  this.inodes.exchange(a, b);
+                  this.addon.replyErr(req, 0);
+                });
+              });
+            });
+          },
+        ),
+    );
+  }
+
+  /** release of handle `fh` of `path`: removes a hidden file at its last close. */
+  release(req: Req, path: string, fh: number): void {
+    const hp = this.handles.get(fh)?.path;
+    this.ops.release(path, fh, () => {
+      if (hp === undefined || !this.hidden.has(hp) || this.isOpen(hp)) return this.addon.replyErr(req, 0);
+      this.hidden.delete(hp);
+      this.ops.unlink(hp, () => {
+        this.inodes.detach(hp);
+        this.addon.replyErr(req, 0);
+      });
+    });
+  }
+
+  /** fallocate(fd, mode, offset, length) on open handle `fh` of `path`. */
+  fallocate(req: Req, path: string, fh: number, mode: number, offset: number, length: number): void {
+    if (mode & ~FALLOC_FL_KEEP_SIZE) return this.addon.replyErr(req, Errno.ENOTSUP);
+    if (offset < 0 || length <= 0) return this.addon.replyErr(req, Errno.EINVAL);
+    this.step(
+      req,
+      (cb) => this.ops.getattr(path, cb),
+      (st: FuseStat) => {
+        if ((st.mode & 0o170000) !== 0o100000) return this.addon.replyErr(req, ENODEV);
+        const end = offset + length;
+        if (mode & FALLOC_FL_KEEP_SIZE || end <= st.size) return this.addon.replyErr(req, 0);
+        const grow: Step = (cb) => (fh >= 0 ? this.ops.ftruncate(path, fh, end, cb) : this.ops.truncate(path, end, cb));
+        this.step(req, grow, () => this.addon.replyErr(req, 0));
+      },
+    );
+  }
+}

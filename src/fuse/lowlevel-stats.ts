@@ -1,0 +1,47 @@
+/**
+ * Per-request-type counts and times of a native mount, for profiling (`CAIRN_FUSE_OPSTATS=1`):
+ * from the request reaching JavaScript to its answer. Written as one JSON line on stderr
+ * (`{"fuseOpStats":{"LOOKUP":{"n":..,"totalMs":..,"avgUs":..}}}`) when the mount ends.
+ */
+import { OP, type Req } from './lowlevel-addon.js';
+
+const NAMES = new Map<number, string>(Object.entries(OP).map(([k, v]) => [v, k]));
+
+/**
+ * Times requests by type.
+ *
+ * @example
+ *   const s = OpStats.fromEnv(); s?.start(req, OP.LOOKUP); s?.end(req); console.log(s?.summary());
+ */
+export class OpStats {
+  private readonly open = new WeakMap<Req, [number, number]>();
+  private readonly byOp = new Map<number, { n: number; ms: number }>();
+
+  /** An instance when `CAIRN_FUSE_OPSTATS=1`, else undefined. */
+  static fromEnv(): OpStats | undefined {
+    return process.env.CAIRN_FUSE_OPSTATS === '1' ? new OpStats() : undefined;
+  }
+
+  start(req: Req, op: number): void {
+    this.open.set(req, [op, performance.now()]);
+  }
+
+  end(req: Req): void {
+    const s = this.open.get(req);
+    if (!s) return;
+    this.open.delete(req);
+    const e = this.byOp.get(s[0]) ?? { n: 0, ms: 0 };
+    e.n++;
+    e.ms += performance.now() - s[1];
+    this.byOp.set(s[0], e);
+  }
+
+  summary(): Record<string, { n: number; totalMs: number; avgUs: number }> {
+    const out: Record<string, { n: number; totalMs: number; avgUs: number }> = {};
+    const sorted = [...this.byOp].sort((a, b) => b[1].ms - a[1].ms);
+    for (const [op, e] of sorted) {
+      out[NAMES.get(op) ?? String(op)] = { n: e.n, totalMs: Math.round(e.ms), avgUs: Math.round((e.ms / e.n) * 1000) };
+    }
+    return out;
+  }
+}
