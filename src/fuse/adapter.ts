@@ -13,7 +13,8 @@
  */
 import { CairnError, Errno, errnoFor } from '../errors.js';
 import type { ReadCursor } from '../chunks/index.js';
-import type { Credentials, FsSession, Stat, EntryType } from '../format/types.js';
+import type { Credentials, FsSession, Stat } from '../format/types.js';
+import { metadataOps, TYPE_BITS } from './adapter-meta.js';
 import { HandleTable, O_TRUNC, wantsWrite, type HandleEntry } from './handles.js';
 import type { Freshness } from './freshness.js';
 import type { MountConfig } from './config.js';
@@ -42,20 +43,8 @@ export interface AdapterRuntime {
   onError?: (op: string, path: string, err: unknown) => void;
 }
 
-const TYPE_BITS: Record<EntryType, number> = {
-  file: 0o100000,
-  directory: 0o040000,
-  symlink: 0o120000,
-  fifo: 0o010000,
-  socket: 0o140000,
-  chardev: 0o020000,
-  blockdev: 0o060000,
-};
-
 /** `UTIME_NOW`/`UTIME_OMIT` arrive from fuse-native as 1073 ms (tv_sec 0, tv_nsec ~2^30). */
 const UTIME_SPECIAL_MS = Math.floor(((1 << 30) - 1) / 1e6);
-/** `(uid_t)-1`: "leave unchanged" in chown. */
-const NO_ID = 0xffffffff;
 
 /** fuse-native stat object for a session Stat. */
 export function toFuseStat(st: Stat, uid: number, gid: number): Record<string, number | Date> {
@@ -75,23 +64,6 @@ export function toFuseStat(st: Stat, uid: number, gid: number): Record<string, n
     mtime: time,
     ctime: st.ctimeMs === undefined ? time : new Date(st.ctimeMs),
   };
-}
-
-/** mknod's file type bits -> entry type (undefined: not one a volume stores). */
-function typeOfMode(mode: number): EntryType | undefined {
-  const bits = mode & 0o170000;
-  return (Object.keys(TYPE_BITS) as EntryType[]).find((t) => TYPE_BITS[t] === bits && t !== 'directory' && t !== 'symlink');
-}
-
-/** setxattr(2) flags. */
-const XATTR_CREATE = 1;
-const XATTR_REPLACE = 2;
-
-/** The errno of an xattr call: sizes past the limits E2BIG, names outside the namespaces ENOTSUP. */
-function xattrErrno(err: unknown): number {
-  if (err instanceof CairnError && err.code === 'TOO_LARGE') return /name/.test(err.message) ? Errno.ERANGE : Errno.E2BIG;
-  if (err instanceof CairnError && err.code === 'INVALID_ARGUMENT') return Errno.ENOTSUP;
-  return errnoFor(err);
 }
 
 /** fuse-native statfs object: large, fixed figures (the store has no meaningful capacity). */
@@ -187,16 +159,9 @@ export function createOps(session: FsSession, config: AdapterConfig, opts: Adapt
     run('utimens', path, cb, () => session.utimes(path, ms(mtime)!));
   }
 
-  /** Runs an xattr call of the session (ENOTSUP when it has none), with xattr errnos. */
-  function xattr<T>(path: string, cb: Cb, work: (() => Promise<T>) | undefined, ok: (v: T) => void = () => cb(0)): void {
-    if (!work) return cb(-Errno.ENOTSUP);
-    work().then(ok, (err: unknown) => {
-      if (!(err instanceof CairnError) && opts.onError) opts.onError('xattr', path, err);
-      cb(-xattrErrno(err));
-    });
-  }
-
   const ops: FuseOps = {
+    // chown, mknod and extended attributes (./adapter-meta.ts).
+    ...metadataOps(session, { run, rofs, uid, gid, onError: opts.onError }),
     init(cb: Cb) {
       cb(0);
     },
@@ -439,56 +404,11 @@ export function createOps(session: FsSession, config: AdapterConfig, opts: Adapt
     /** utimens with UTIME_NOW / UTIME_OMIT told apart (the native binding's setattr). */
     setTimes,
 
-    chown(path: string, newUid: number, newGid: number, cb: Cb) {
-      if (rofs(cb)) return;
-      if (session.chown) {
-        // No credentials: the kernel (default_permissions) already applied chown's rules to the caller.
-        const chown = session.chown.bind(session);
-        return run('chown', path, cb, () => chown(path, newUid, newGid));
-      }
-      // A session that stores no owners: accept "no change", refuse anything else.
-      const same = (newUid === NO_ID || newUid === uid) && (newGid === NO_ID || newGid === gid);
-      run(
-        'chown',
-        path,
-        cb,
-        () => session.stat(path),
-        () => cb(same ? 0 : -Errno.EPERM),
-      );
-    },
-
-    setxattr(path: string, name: string, value: Buffer, _position: number, flags: number, cb: Cb, cred?: Credentials) {
-      if (rofs(cb)) return;
-      const how = flags & XATTR_CREATE ? 'create' : flags & XATTR_REPLACE ? 'replace' : undefined;
-      xattr(path, cb, session.setxattr && (() => session.setxattr!(path, name, Buffer.from(value), how, cred)));
-    },
-
-    getxattr(path: string, name: string, _position: number, cb: Cb, cred?: Credentials) {
-      xattr(path, cb, session.getxattr && (() => session.getxattr!(path, name, cred)), (v) => cb(0, v));
-    },
-
-    listxattr(path: string, cb: Cb, cred?: Credentials) {
-      xattr(path, cb, session.listxattr && (() => session.listxattr!(path, cred)), (v) => cb(0, v));
-    },
-
-    removexattr(path: string, name: string, cb: Cb, cred?: Credentials) {
-      if (rofs(cb)) return;
-      xattr(path, cb, session.removexattr && (() => session.removexattr!(path, name, cred)));
-    },
-
     link(_from: string, _to: string, cb: Cb) {
       // Hard links are not supported; EPERM is link(2)'s "file system does not support links".
       cb(readOnly ? -Errno.EROFS : -Errno.EPERM);
     },
 
-    mknod(path: string, mode: number, dev: number, cb: Cb, cred?: Credentials) {
-      if (rofs(cb)) return;
-      const type = typeOfMode(mode);
-      if (type === 'file') return run('mknod', path, cb, () => session.create(path, mode & 0o7777, cred));
-      if (!type || !session.mknod) return cb(-Errno.EPERM);
-      const mknod = session.mknod.bind(session);
-      run('mknod', path, cb, () => mknod(path, type, mode & 0o7777, dev, cred));
-    },
   };
   return ops;
 }
