@@ -32,7 +32,7 @@ export type AdapterConfig = Pick<MountConfig, 'readOnly' | 'fsyncOnClose'>;
 
 /** What the daemon gives the adapter besides the config. */
 export interface AdapterRuntime {
-  /** Owner reported for every entry (default: the daemon's uid/gid). */
+  /** Owner reported for stats that carry none (default: the daemon's uid/gid); entries report their own. */
   uid?: number;
   gid?: number;
   /** The mount's open-file table (the daemon reads it for status and busy errors). */
