@@ -96,6 +96,14 @@ describe('POSIX metadata through a mount', () => {
       assert.match((await as('chown 0 tmp/mine')).stderr, /Operation not permitted/);
       assert.equal((await as('chmod 600 tmp/mine && rm tmp/mine')).code, 0);
       assert.match((await as('chmod 777 tmp/root')).stderr, /Operation not permitted/);
+      // setuid/setgid go when someone other than root writes; a setgid directory passes its group down.
+      await shOk(`cd ${q(D)} && echo s > tmp/suid && chmod 6777 tmp/suid && mkdir -m 2777 tmp/sg && chgrp 50 tmp/sg`);
+      const w = await as('echo more >> tmp/suid && touch tmp/sg/x && mkdir tmp/sg/sub && stat -c "%a" tmp/suid && stat -c "%g %a" tmp/sg/x tmp/sg/sub');
+      assert.equal(w.code, 0, w.stderr);
+      const [suid, x, sub] = w.stdout.trim().split('\n');
+      assert.equal(suid, '777');
+      assert.equal(x!.split(' ')[0], '50');
+      assert.deepEqual(sub!.split(' ').map((v, i) => (i === 1 ? v.length === 4 && v.startsWith('2') : v)), ['50', true]);
     } finally {
       await daemon.stop();
     }
