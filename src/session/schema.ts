@@ -49,6 +49,7 @@ const MIGRATIONS: string[] = [
   ALTER TABLE entries ADD COLUMN ctime INTEGER;
   ALTER TABLE entries ADD COLUMN rdev INTEGER;
   ALTER TABLE entries ADD COLUMN xattrs TEXT;
+  CREATE INDEX entries_subdirs ON entries(parent) WHERE type = 'directory';
   `,
   // 3: pending 'times' ops (a directory's mtime/ctime changed by its entries).
   `
