@@ -112,7 +112,12 @@ export function decodeRecord(body: Buffer, key: string, volume: string): CommitR
       }
       if (o.op === 'times' && v >= 3) {
         onlyKeys(o, ['op', 'path', 'mt', 'ct'], `op ${n}`);
-        return { op: 'times', path, mtimeMs: num(o.mt, `op ${n}: mtime`, -MAX_MTIME_MS, MAX_MTIME_MS), ctimeMs: num(o.ct, `op ${n}: ctime`, -MAX_MTIME_MS, MAX_MTIME_MS) };
+        return {
+          op: 'times',
+          path,
+          mtimeMs: num(o.mt, `op ${n}: mtime`, -MAX_MTIME_MS, MAX_MTIME_MS),
+          ctimeMs: num(o.ct, `op ${n}: ctime`, -MAX_MTIME_MS, MAX_MTIME_MS),
+        };
       }
       if (o.op !== 'put') damaged(`op ${n} is ${JSON.stringify(o.op)}, not put or delete`);
       onlyKeys(o, ['op', 'path', 'entry'], `op ${n}`);

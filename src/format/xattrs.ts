@@ -22,7 +22,8 @@ const BASE64_RE = /^[A-Za-z0-9+/]*={0,2}$/;
 /** Why a name is not storable (undefined when it is), and whether that is its length. */
 function nameProblem(name: string): { why: string; tooLong?: boolean } | undefined {
   const ns = XATTR_NAMESPACES.find((p) => name.startsWith(p));
-  if (!ns || name.length === ns.length) return { why: `attribute name ${JSON.stringify(name)} is not in the user., trusted. or security. namespace` };
+  if (!ns || name.length === ns.length)
+    return { why: `attribute name ${JSON.stringify(name)} is not in the user., trusted. or security. namespace` };
   if (name.includes('\0')) return { why: 'attribute name contains NUL' };
   if (Buffer.byteLength(name) > XATTR_LIMITS.name) return { why: `attribute name longer than ${XATTR_LIMITS.name} bytes`, tooLong: true };
   return undefined;
@@ -35,7 +36,11 @@ function nameProblem(name: string): { why: string; tooLong?: boolean } | undefin
 export function checkXattrName(name: unknown, path = ''): string {
   if (typeof name !== 'string') throw new CairnError('INVALID_ARGUMENT', 'an attribute name is a string', { path: `/${path}` });
   const p = nameProblem(name);
-  if (p) throw new CairnError(p.tooLong ? 'TOO_LARGE' : 'INVALID_ARGUMENT', `/${path}: ${p.why}`, { path: `/${path}`, hint: 'names are user.*, trusted.* or security.*, at most 255 bytes' });
+  if (p)
+    throw new CairnError(p.tooLong ? 'TOO_LARGE' : 'INVALID_ARGUMENT', `/${path}: ${p.why}`, {
+      path: `/${path}`,
+      hint: 'names are user.*, trusted.* or security.*, at most 255 bytes',
+    });
   return name;
 }
 
@@ -48,14 +53,20 @@ export function checkXattrs(x: Xattrs, path = ''): void {
   let total = 0;
   for (const [name, value] of Object.entries(x)) {
     checkXattrName(name, path);
-    if (!Buffer.isBuffer(value)) throw new CairnError('INVALID_ARGUMENT', `/${path}: attribute ${name} is not a Buffer`, { path: `/${path}` });
+    if (!Buffer.isBuffer(value))
+      throw new CairnError('INVALID_ARGUMENT', `/${path}: attribute ${name} is not a Buffer`, { path: `/${path}` });
     if (value.length > XATTR_LIMITS.value) {
-      throw new CairnError('TOO_LARGE', `/${path}: attribute ${name} holds ${value.length} bytes, more than ${XATTR_LIMITS.value}`, { path: `/${path}` });
+      throw new CairnError('TOO_LARGE', `/${path}: attribute ${name} holds ${value.length} bytes, more than ${XATTR_LIMITS.value}`, {
+        path: `/${path}`,
+      });
     }
     total += Buffer.byteLength(name) + value.length;
   }
   if (total > XATTR_LIMITS.total) {
-    throw new CairnError('TOO_LARGE', `/${path}: the attributes take ${total} bytes, more than ${XATTR_LIMITS.total}`, { path: `/${path}`, hint: 'remove attributes first' });
+    throw new CairnError('TOO_LARGE', `/${path}: the attributes take ${total} bytes, more than ${XATTR_LIMITS.total}`, {
+      path: `/${path}`,
+      hint: 'remove attributes first',
+    });
   }
 }
 

@@ -408,7 +408,6 @@ export function createOps(session: FsSession, config: AdapterConfig, opts: Adapt
       // Hard links are not supported; EPERM is link(2)'s "file system does not support links".
       cb(readOnly ? -Errno.EROFS : -Errno.EPERM);
     },
-
   };
   return ops;
 }

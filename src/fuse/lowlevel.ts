@@ -419,7 +419,8 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
       case OP.LISTXATTR:
         return ops.listxattr(
           path,
-          (code: number, list?: string[]) => (code < 0 ? fail(req, code) : replySized(req, Buffer.from(list!.map((n) => `${n}\0`).join('')), n0)),
+          (code: number, list?: string[]) =>
+            code < 0 ? fail(req, code) : replySized(req, Buffer.from(list!.map((n) => `${n}\0`).join('')), n0),
           cred,
         );
       case OP.REMOVEXATTR:

@@ -28,7 +28,6 @@ export type { JournalEntry } from './entry.js';
 export type { PendingOp } from './schema.js';
 export type { Inflight } from './journalmeta.js';
 
-
 function prepare(db: BetterSqlite3.Database) {
   return {
     pendingAll: db.prepare<[], PendingOp>('SELECT * FROM pending ORDER BY id'),

@@ -43,9 +43,16 @@ function notPermitted(e: JournalEntry, what: string): never {
  * setgid too). Without credentials, no owner is stored (the entry belongs to whoever serves it).
  * @example const o = newOwner(journal.get('dir')!, { uid: 1000, gid: 1000 }, true);
  */
-export function newOwner(parent: JournalEntry | undefined, cred: Credentials | undefined, isDir: boolean): { uid?: number; gid?: number; modeBits: number } {
+export function newOwner(
+  parent: JournalEntry | undefined,
+  cred: Credentials | undefined,
+  isDir: boolean,
+): { uid?: number; gid?: number; modeBits: number } {
   const sgid = !!parent && (parent.mode & S_ISGID) !== 0;
-  if (!cred) return sgid && parent?.gid !== undefined ? { gid: parent.gid, modeBits: isDir ? S_ISGID : 0 } : { modeBits: isDir && sgid ? S_ISGID : 0 };
+  if (!cred)
+    return sgid && parent?.gid !== undefined
+      ? { gid: parent.gid, modeBits: isDir ? S_ISGID : 0 }
+      : { modeBits: isDir && sgid ? S_ISGID : 0 };
   return { uid: cred.uid, gid: sgid ? groupOf(parent!) : cred.gid, modeBits: isDir && sgid ? S_ISGID : 0 };
 }
 
@@ -62,7 +69,13 @@ export function killPrivs(mode: number): number {
  * clears setuid (and setgid when group-executable); ctime becomes `now`.
  * @example journal.update(p, chownEntry(e, 0, 100, undefined, Date.now()));
  */
-export function chownEntry(e: JournalEntry, uid: number | undefined, gid: number | undefined, cred: Credentials | undefined, now: number): JournalEntry {
+export function chownEntry(
+  e: JournalEntry,
+  uid: number | undefined,
+  gid: number | undefined,
+  cred: Credentials | undefined,
+  now: number,
+): JournalEntry {
   const nu = uid === undefined || uid === NO_ID || uid === -1 ? undefined : checkId(uid, 'uid', e);
   const ng = gid === undefined || gid === NO_ID || gid === -1 ? undefined : checkId(gid, 'gid', e);
   if (!isRoot(cred)) {
@@ -80,7 +93,10 @@ export function chownEntry(e: JournalEntry, uid: number | undefined, gid: number
 
 function checkId(id: number, what: string, e: JournalEntry): number {
   if (!Number.isSafeInteger(id) || id < 0 || id > MAX_ID) {
-    throw new CairnError('INVALID_ARGUMENT', `invalid ${what} ${id} for /${e.path}`, { path: `/${e.path}`, hint: `a ${what} is an integer from 0 to ${MAX_ID}` });
+    throw new CairnError('INVALID_ARGUMENT', `invalid ${what} ${id} for /${e.path}`, {
+      path: `/${e.path}`,
+      hint: `a ${what} is an integer from 0 to ${MAX_ID}`,
+    });
   }
   return id;
 }
@@ -117,7 +133,14 @@ function checkXattrWrite(e: JournalEntry, name: string, cred: Credentials | unde
  * NO_ATTRIBUTE when it does not; names and sizes are checked (../format/xattrs.ts); ctime `now`.
  * @example journal.update(p, setXattr(e, 'user.a', Buffer.from('1'), undefined, undefined, Date.now()));
  */
-export function setXattr(e: JournalEntry, name: string, value: Buffer, flags: 'create' | 'replace' | undefined, cred: Credentials | undefined, now: number): JournalEntry {
+export function setXattr(
+  e: JournalEntry,
+  name: string,
+  value: Buffer,
+  flags: 'create' | 'replace' | undefined,
+  cred: Credentials | undefined,
+  now: number,
+): JournalEntry {
   checkXattrName(name, e.path);
   if (!Buffer.isBuffer(value)) throw new CairnError('INVALID_ARGUMENT', 'an attribute value is a Buffer', { path: `/${e.path}` });
   checkXattrWrite(e, name, cred);

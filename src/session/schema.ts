@@ -103,7 +103,24 @@ export interface Row {
 }
 
 /** The columns of a row, in the order of the insert statement. */
-export const ROW_COLUMNS = ['path', 'parent', 'type', 'mode', 'mtime', 'size', 'chunks', 'inline', 'target', 'staged', 'uid', 'gid', 'atime', 'ctime', 'rdev', 'xattrs'];
+export const ROW_COLUMNS = [
+  'path',
+  'parent',
+  'type',
+  'mode',
+  'mtime',
+  'size',
+  'chunks',
+  'inline',
+  'target',
+  'staged',
+  'uid',
+  'gid',
+  'atime',
+  'ctime',
+  'rdev',
+  'xattrs',
+];
 
 /** One `pending` row: an op not yet committed, in the order it was recorded. */
 export interface PendingOp {

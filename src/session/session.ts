@@ -33,13 +33,7 @@ import { type SessionOptions, openParts } from './opening.js';
 import { FileData } from './filedata.js';
 import { SessionReads } from './reads.js';
 import { planCopy, planPut } from './bulk.js';
-import {
-  checkFileSize,
-  checkInteger,
-  checkMode,
-  checkTimeMs,
-  checkWriteRange,
-} from '../util/limits.js';
+import { checkFileSize, checkInteger, checkMode, checkTimeMs, checkWriteRange } from '../util/limits.js';
 
 const FILE_MODE = 0o644;
 /** What mknod makes besides regular files. */
@@ -243,7 +237,8 @@ export class Session extends SessionReads implements FsSession {
     const p = normalizePath(path);
     this.checkWritable(p);
     const e = this.entry(p);
-    if (e.type === 'directory') throw new CairnError('IS_A_DIRECTORY', `/${p} is a directory`, { path: `/${p}`, hint: 'use rmdir, or remove recursively' });
+    if (e.type === 'directory')
+      throw new CairnError('IS_A_DIRECTORY', `/${p} is a directory`, { path: `/${p}`, hint: 'use rmdir, or remove recursively' });
     this.journal.remove(p, this.parentTouch(p));
   }
 
@@ -252,7 +247,8 @@ export class Session extends SessionReads implements FsSession {
     this.checkWritable(p);
     this.dirEntry(p);
     if (p === '') throw new CairnError('PERMISSION_DENIED', 'the root directory cannot be removed', { path: '/' });
-    if (this.journal.hasChildren(p)) throw new CairnError('NOT_EMPTY', `/${p} is not empty`, { path: `/${p}`, hint: 'remove its contents first, or remove recursively' });
+    if (this.journal.hasChildren(p))
+      throw new CairnError('NOT_EMPTY', `/${p} is not empty`, { path: `/${p}`, hint: 'remove its contents first, or remove recursively' });
     this.journal.remove(p, this.parentTouch(p));
   }
 
@@ -292,7 +288,8 @@ export class Session extends SessionReads implements FsSession {
 
   async symlink(target: string, path: string, cred?: Credentials): Promise<void> {
     const p = normalizePath(path);
-    if (typeof target !== 'string' || target === '' || target.includes('\0')) throw new CairnError('INVALID_ARGUMENT', 'invalid symlink target', { path: `/${p}` });
+    if (typeof target !== 'string' || target === '' || target.includes('\0'))
+      throw new CairnError('INVALID_ARGUMENT', 'invalid symlink target', { path: `/${p}` });
     this.makeNode(p, { ...this.newEntry(p, 'symlink', 0o777, cred), size: Buffer.byteLength(target), target });
   }
 

@@ -223,7 +223,11 @@ export async function verifyVolume(
           const r = decodeRecord(await store.get(o.key), o.key, report.volume);
           counted(r.version);
           report.checked.entries += r.ops.filter((op) => op.op !== 'times').length;
-          addRefs(refs, o.key, r.ops.flatMap((op) => (op.op === 'put' ? [op.entry] : [])));
+          addRefs(
+            refs,
+            o.key,
+            r.ops.flatMap((op) => (op.op === 'put' ? [op.entry] : [])),
+          );
         } catch (err) {
           if (!isDamage(err)) throw err;
           if (err.code === 'NOT_FOUND') flag('record', o.key, 'NOT_FOUND', `${o.key} vanished while verifying`);

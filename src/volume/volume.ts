@@ -49,7 +49,6 @@ export interface VolumeOptions extends StoreOption {
   mountControl?: MountControl;
 }
 
-
 export class Volume implements AsyncDisposable {
   /**
    * The mount control of handles opened without a `mountControl` option: none here; the
@@ -328,7 +327,12 @@ export class Volume implements AsyncDisposable {
   async history(options: { limit?: number } = {}): Promise<HistoryEntry[]> {
     if (options.limit !== undefined) checkInteger(options.limit, 'limit', { min: 1 });
     const records = await new VolumeLog(this.store, this.id).retainedRecords();
-    const out = records.map((r) => ({ seq: r.seq, time: r.time, author: r.author, paths: r.ops.filter((o) => o.op !== 'times').map((o) => `/${o.path}`) }));
+    const out = records.map((r) => ({
+      seq: r.seq,
+      time: r.time,
+      author: r.author,
+      paths: r.ops.filter((o) => o.op !== 'times').map((o) => `/${o.path}`),
+    }));
     return options.limit ? out.slice(-options.limit) : out;
   }
 

@@ -122,7 +122,19 @@ export class MemSession implements FsSession {
   }
 
   private toStat(p: string, n: Node): Stat {
-    return { path: p, type: n.type, mode: n.mode, size: n.type === 'file' ? n.size : 0, mtimeMs: n.mtimeMs, atimeMs: n.mtimeMs, ctimeMs: n.mtimeMs, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, nlink: n.type === 'directory' ? 2 : 1, ...(n.target !== undefined ? { target: n.target } : {}) };
+    return {
+      path: p,
+      type: n.type,
+      mode: n.mode,
+      size: n.type === 'file' ? n.size : 0,
+      mtimeMs: n.mtimeMs,
+      atimeMs: n.mtimeMs,
+      ctimeMs: n.mtimeMs,
+      uid: process.getuid?.() ?? 0,
+      gid: process.getgid?.() ?? 0,
+      nlink: n.type === 'directory' ? 2 : 1,
+      ...(n.target !== undefined ? { target: n.target } : {}),
+    };
   }
 
   // --- reads -----------------------------------------------------------------------------

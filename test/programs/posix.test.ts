@@ -56,8 +56,14 @@ describe('POSIX metadata through a mount', () => {
       await new Promise((r) => setTimeout(r, 1100));
       await shOk(`cd ${q(D)} && chmod 4755 f && touch d/new`);
       const afterCh = await shOk(`cd ${q(D)} && stat -c '%Z %Y' f d`);
-      const [[fc0], [, dm0]] = before.trim().split('\n').map((l) => l.split(' ').map(Number));
-      const [[fc1], [, dm1]] = afterCh.trim().split('\n').map((l) => l.split(' ').map(Number));
+      const [[fc0], [, dm0]] = before
+        .trim()
+        .split('\n')
+        .map((l) => l.split(' ').map(Number));
+      const [[fc1], [, dm1]] = afterCh
+        .trim()
+        .split('\n')
+        .map((l) => l.split(' ').map(Number));
       assert.ok(fc1! > fc0!, `ctime of f: ${fc0} -> ${fc1}`);
       assert.ok(dm1! > dm0!, `mtime of d: ${dm0} -> ${dm1}`);
       await m.remount();
@@ -87,7 +93,7 @@ describe('POSIX metadata through a mount', () => {
       );
       const as = (cmd: string) => sh(`cd ${q(D)} && ${NOBODY} sh -c ${q(cmd)}`);
       assert.match((await as('cat secret')).stderr, /Permission denied/);
-      assert.notEqual((await as('rm -f tmp/root')).code, 0, 'a sticky directory protects root\'s file');
+      assert.notEqual((await as('rm -f tmp/root')).code, 0, "a sticky directory protects root's file");
       assert.equal((await shOk(`cat ${q(path.join(D, 'tmp/root'))}`)).trim(), 'mine');
       assert.notEqual((await as('echo x > new')).code, 0, 'the root directory is not writable for others');
       const made = await as('echo x > tmp/mine && mkdir tmp/dir && stat -c "%u %g" tmp/mine tmp/dir');
@@ -98,12 +104,17 @@ describe('POSIX metadata through a mount', () => {
       assert.match((await as('chmod 777 tmp/root')).stderr, /Operation not permitted/);
       // setuid/setgid go when someone other than root writes; a setgid directory passes its group down.
       await shOk(`cd ${q(D)} && echo s > tmp/suid && chmod 6777 tmp/suid && mkdir -m 2777 tmp/sg && chgrp 50 tmp/sg`);
-      const w = await as('echo more >> tmp/suid && touch tmp/sg/x && mkdir tmp/sg/sub && stat -c "%a" tmp/suid && stat -c "%g %a" tmp/sg/x tmp/sg/sub');
+      const w = await as(
+        'echo more >> tmp/suid && touch tmp/sg/x && mkdir tmp/sg/sub && stat -c "%a" tmp/suid && stat -c "%g %a" tmp/sg/x tmp/sg/sub',
+      );
       assert.equal(w.code, 0, w.stderr);
       const [suid, x, sub] = w.stdout.trim().split('\n');
       assert.equal(suid, '777');
       assert.equal(x!.split(' ')[0], '50');
-      assert.deepEqual(sub!.split(' ').map((v, i) => (i === 1 ? v.length === 4 && v.startsWith('2') : v)), ['50', true]);
+      assert.deepEqual(
+        sub!.split(' ').map((v, i) => (i === 1 ? v.length === 4 && v.startsWith('2') : v)),
+        ['50', true],
+      );
     } finally {
       await daemon.stop();
     }

@@ -226,7 +226,10 @@ describe('journal', () => {
         ['d/f', file(2)],
       ]);
       assert.equal(j.checkpoint, 4);
-      assert.deepEqual(j.cleanSnapshot()?.entries.map(([p]) => p), ['', 'd', 'd/f']); // the root first: its metadata is part of the snapshot
+      assert.deepEqual(
+        j.cleanSnapshot()?.entries.map(([p]) => p),
+        ['', 'd', 'd/f'],
+      ); // the root first: its metadata is part of the snapshot
       assert.equal(j.cleanSnapshot(5), undefined);
       j.put('g', file(3));
       assert.equal(j.cleanSnapshot(), undefined);

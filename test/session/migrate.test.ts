@@ -44,11 +44,19 @@ describe('journal schema migration', () => {
           j.pending().map((p) => [p.op, p.path]),
           [['put', 'd/f']],
         );
-        j.put('d/g', { type: 'fifo', mode: 0o600, mtimeMs: 4, size: 0, uid: 7, gid: 8, xattrs: { 'user.a': Buffer.from('1') } }, { dirs: ['d'], now: 5 });
+        j.put(
+          'd/g',
+          { type: 'fifo', mode: 0o600, mtimeMs: 4, size: 0, uid: 7, gid: 8, xattrs: { 'user.a': Buffer.from('1') } },
+          { dirs: ['d'], now: 5 },
+        );
         assert.deepEqual([j.get('d/g')!.uid, j.get('d/g')!.xattrs!['user.a']!.toString(), j.get('d')!.mtimeMs], [7, '1', 5]);
         assert.deepEqual(
           j.pending().map((p) => [p.op, p.path]),
-          [['put', 'd/f'], ['put', 'd/g'], ['times', 'd']],
+          [
+            ['put', 'd/f'],
+            ['put', 'd/g'],
+            ['times', 'd'],
+          ],
         );
       } finally {
         j.close();

@@ -126,7 +126,14 @@ forEachBackend((b) =>
       await s.mknod('/s', 'socket', 0o755);
       await s.mknod('/b', 'blockdev', 0o660, 0x0801);
       await s.mknod('/r', 'file', 0o600);
-      assert.deepEqual((await s.readdir('/')).map((e) => [e.path, e.type]), [['b', 'blockdev'], ['r', 'file'], ['s', 'socket']]);
+      assert.deepEqual(
+        (await s.readdir('/')).map((e) => [e.path, e.type]),
+        [
+          ['b', 'blockdev'],
+          ['r', 'file'],
+          ['s', 'socket'],
+        ],
+      );
       await rejectsCode(s.mknod('/s', 'fifo', 0o644), 'ALREADY_EXISTS');
       await rejectsCode(s.mknod('/x', 'directory' as any, 0o644), 'INVALID_ARGUMENT');
       await rejectsCode(s.read('/s', 0, 1), 'INVALID_ARGUMENT');
@@ -169,7 +176,7 @@ forEachBackend((b) =>
       await vol.close();
     });
 
-    it('ctime follows chmod, chown, rename, truncate and xattr changes; a parent directory\'s mtime/ctime follow its entries', async () => {
+    it("ctime follows chmod, chown, rename, truncate and xattr changes; a parent directory's mtime/ctime follow its entries", async () => {
       const vol = await fresh();
       const s = await vol.session();
       await s.mkdir('/d');
@@ -208,7 +215,7 @@ forEachBackend((b) =>
       const before = await ctime('/d/f');
       await s.rename('/d/f', '/e/f');
       assert.ok((await s.stat('/d')).mtimeMs > 1000 && (await s.stat('/e')).mtimeMs > 1000, 'rename changes both parents');
-      assert.ok((await ctime('/e/f')) > before, 'rename changes the moved entry\'s ctime');
+      assert.ok((await ctime('/e/f')) > before, "rename changes the moved entry's ctime");
       await s.commit();
       // A directory's new times are committed, merged with other writers' changes to it, and not
       // reported as a change of its own.

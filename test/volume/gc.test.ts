@@ -322,6 +322,9 @@ describe('retention and gc objects', () => {
     const sealed = (b: Buffer) => Buffer.concat([b, Buffer.from(`{"blake3":"${hashChunk(b)}"}`)]);
     corrupt(() => r.decodeRetention(sealed(extra), 'volumes/vo-x/retention', 'v'));
     const newer = sealed(Buffer.from(`${JSON.stringify({ version: r.FORMAT_VERSION + 1, ...p })}\n`));
-    assert.throws(() => r.decodeRetention(newer, 'volumes/vo-x/retention', 'v'), (e) => isCairnError(e, 'UNSUPPORTED'));
+    assert.throws(
+      () => r.decodeRetention(newer, 'volumes/vo-x/retention', 'v'),
+      (e) => isCairnError(e, 'UNSUPPORTED'),
+    );
   });
 });

@@ -56,7 +56,10 @@ describe('format 3: POSIX metadata of entries', () => {
   });
 
   it('round-trips them through a checkpoint', async () => {
-    const body = await encodeCheckpoint(4, [['d', { type: 'directory', mode: 0o1777, mtimeMs: 1, size: 0, uid: 7, gid: 8 }], ['d/f', FULL]]);
+    const body = await encodeCheckpoint(4, [
+      ['d', { type: 'directory', mode: 0o1777, mtimeMs: 1, size: 0, uid: 7, gid: 8 }],
+      ['d/f', FULL],
+    ]);
     const cp = await decodeCheckpoint(body, keys.checkpoint('vo-x', 4), 'vo-x');
     assert.equal(cp.version, 3);
     assert.deepEqual(cp.entries[1], ['d/f', FULL]);
@@ -79,7 +82,11 @@ describe('format 3: POSIX metadata of entries', () => {
       [{ ...FULL, xattrs: Object.fromEntries(Array.from({ length: 5 }, (_, i) => [`user.${i}`, Buffer.alloc(60 << 10)])) }, 'TOO_LARGE'],
     ];
     for (const [bad, code] of cases) {
-      assert.throws(() => encodeRecord(record(bad)), (e: any) => e.code === code, JSON.stringify(bad).slice(0, 200));
+      assert.throws(
+        () => encodeRecord(record(bad)),
+        (e: any) => e.code === code,
+        JSON.stringify(bad).slice(0, 200),
+      );
     }
     // At the limits exactly: fine.
     const edge = { ...FULL, xattrs: { [`user.${'n'.repeat(250)}`]: Buffer.alloc(XATTR_LIMITS.value) } };
@@ -89,22 +96,47 @@ describe('format 3: POSIX metadata of entries', () => {
   it('decodes strictly: bad or misplaced new fields are CORRUPT', () => {
     const w = { t: 'file', m: 420, mt: 1, s: 0 };
     const corrupt = (v: number, entry: object): void =>
-      assert.throws(() => decodeRecord(sealed(v, entry), KEY, 'vo-x'), (e: any) => e.code === 'CORRUPT', `${v} ${JSON.stringify(entry)}`);
+      assert.throws(
+        () => decodeRecord(sealed(v, entry), KEY, 'vo-x'),
+        (e: any) => e.code === 'CORRUPT',
+        `${v} ${JSON.stringify(entry)}`,
+      );
     // The new fields are format 3's: a format 2 record carrying one is damaged.
     for (const extra of [{ u: 0 }, { g: 0 }, { at: 1 }, { ct: 1 }, { x: {} }]) corrupt(2, { ...w, ...extra });
     corrupt(2, { t: 'chardev', m: 420, mt: 1, s: 0, rd: 1 });
     // Format 3: each field in its range and place.
     for (const bad of [
-      { u: -1 }, { u: 1.5 }, { g: 2 ** 32 }, { u: '0' }, { at: 'x' }, { ct: 9e15 }, { rd: 1 }, { m: 0o10000 },
-      { x: [] }, { x: { 'user.a': 'not base64!' } }, { x: { 'other.a': '' } }, { x: { 'user.a\u0000': '' } },
-    ]) corrupt(3, { ...w, ...bad });
+      { u: -1 },
+      { u: 1.5 },
+      { g: 2 ** 32 },
+      { u: '0' },
+      { at: 'x' },
+      { ct: 9e15 },
+      { rd: 1 },
+      { m: 0o10000 },
+      { x: [] },
+      { x: { 'user.a': 'not base64!' } },
+      { x: { 'other.a': '' } },
+      { x: { 'user.a\u0000': '' } },
+    ])
+      corrupt(3, { ...w, ...bad });
     corrupt(3, { t: 'blockdev', m: 420, mt: 1, s: 0 });
     corrupt(3, { t: 'chardev', m: 420, mt: 1, s: 1, rd: 1 });
     corrupt(3, { t: 'pipe', m: 420, mt: 1, s: 0 });
     const ok = decodeRecord(sealed(3, { ...w, u: 5, g: 6, at: 2, ct: 3, x: { 'user.k': 'dg==' } }), KEY, 'vo-x');
     const op = ok.ops[0]!;
     assert.ok(op.op === 'put');
-    assert.deepEqual(op.entry, { type: 'file', mode: 420, mtimeMs: 1, size: 0, uid: 5, gid: 6, atimeMs: 2, ctimeMs: 3, xattrs: { 'user.k': Buffer.from('v') } });
+    assert.deepEqual(op.entry, {
+      type: 'file',
+      mode: 420,
+      mtimeMs: 1,
+      size: 0,
+      uid: 5,
+      gid: 6,
+      atimeMs: 2,
+      ctimeMs: 3,
+      xattrs: { 'user.k': Buffer.from('v') },
+    });
   });
 
   it('a format 2 record and checkpoint still read, without owners (the reader supplies them)', async () => {
@@ -114,7 +146,11 @@ describe('format 3: POSIX metadata of entries', () => {
     assert.ok(op.op === 'put');
     assert.deepEqual(op.entry, { type: 'file', mode: 0o644, mtimeMs: 1, size: 0 });
     const text = `{"version":2,"seq":3}\n["a",{"t":"file","m":420,"mt":1,"s":0}]\n`;
-    const cp = await decodeCheckpoint(gzipSync(Buffer.from(`${text}{"blake3":"${hashChunk(Buffer.from(text))}"}`)), keys.checkpoint('vo-x', 3), 'vo-x');
+    const cp = await decodeCheckpoint(
+      gzipSync(Buffer.from(`${text}{"blake3":"${hashChunk(Buffer.from(text))}"}`)),
+      keys.checkpoint('vo-x', 3),
+      'vo-x',
+    );
     assert.deepEqual(cp.entries, [['a', { type: 'file', mode: 0o644, mtimeMs: 1, size: 0 }]]);
     const bad = `{"version":2,"seq":3}\n["a",{"t":"file","m":420,"mt":1,"s":0,"u":0}]\n`;
     await assert.rejects(

@@ -350,8 +350,15 @@ forEachBackend((b) =>
 
 describe('format: encoding', () => {
   const record = (entry: object): CommitRecord =>
-    ({ version: FORMAT_VERSION, seq: 1, base: 0, time: 1, author: 'a', commitId: 'c', ops: [{ op: 'put', path: 'f', entry }] }) as
-      CommitRecord;
+    ({
+      version: FORMAT_VERSION,
+      seq: 1,
+      base: 0,
+      time: 1,
+      author: 'a',
+      commitId: 'c',
+      ops: [{ op: 'put', path: 'f', entry }],
+    }) as CommitRecord;
 
   it('round-trips a record, and refuses to write an entry that would not read back (INVALID_ARGUMENT)', () => {
     const r = record({ type: 'file', mode: 0o644, mtimeMs: 1.5, size: 3, inline: Buffer.from('abc') });
