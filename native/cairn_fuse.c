@@ -42,11 +42,14 @@ enum {
   OP_MKDIR = 7, OP_UNLINK = 8, OP_RMDIR = 9, OP_SYMLINK = 10, OP_RENAME = 11, OP_LINK = 12,
   OP_OPEN = 13, OP_READ = 14, OP_WRITE = 15, OP_RELEASE = 17, OP_FSYNC = 18, OP_FLUSH = 19,
   OP_OPENDIR = 20, OP_READDIR = 21, OP_RELEASEDIR = 22, OP_ACCESS = 24, OP_CREATE = 25,
-  OP_READDIRPLUS = 26, OP_FALLOCATE = 27, OP_NOTIFY_DONE = 90, OP_EXITED = 91
+  OP_READDIRPLUS = 26, OP_FALLOCATE = 27, OP_SETXATTR = 28, OP_GETXATTR = 29, OP_LISTXATTR = 30,
+  OP_REMOVEXATTR = 31, OP_NOTIFY_DONE = 90, OP_EXITED = 91
 };
 
 #define MAX_WORKERS 16
 #define NARGS 8
+/* Numbers per entry of replyDir's list. */
+#define DIR_STRIDE 10
 
 typedef struct cmount cmount;
 
@@ -99,7 +102,7 @@ typedef struct creq {
   char *s1, *s2;
   char *data;
   size_t len;
-  uint32_t pid;
+  uint32_t pid, uid, gid;
   napi_ref done; /* OP_NOTIFY_DONE */
 } creq;
 
@@ -114,7 +117,10 @@ static creq *new_req(int op, fuse_req_t req, fuse_ino_t ino) {
   for (int i = 0; i < NARGS; i++) r->n[i] = -1;
   if (req) {
     r->m = fuse_req_userdata(req);
-    r->pid = (uint32_t)fuse_req_ctx(req)->pid;
+    const struct fuse_ctx *c = fuse_req_ctx(req);
+    r->pid = (uint32_t)c->pid;
+    r->uid = (uint32_t)c->uid;
+    r->gid = (uint32_t)c->gid;
   }
   return r;
 }
@@ -176,7 +182,7 @@ static void call_js(napi_env env, napi_value fn, void *context, void *data) {
     free_req(r);
     return;
   }
-  napi_value undef, argv[12];
+  napi_value undef, argv[14];
   napi_get_undefined(env, &undef);
   if (r->op == OP_NOTIFY_DONE) {
     napi_value cb;
@@ -214,7 +220,10 @@ static void call_js(napi_env env, napi_value fn, void *context, void *data) {
     argv[10] = undef;
   }
   napi_create_uint32(env, r->pid, &argv[11]);
-  napi_call_function(env, undef, fn, 12, argv, NULL);
+  /* The caller's credentials: owner of what it creates. */
+  napi_create_uint32(env, r->uid, &argv[12]);
+  napi_create_uint32(env, r->gid, &argv[13]);
+  napi_call_function(env, undef, fn, 14, argv, NULL);
   if (!r->req) free_req(r);
 }
 
@@ -464,7 +473,41 @@ static void ll_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
   post(r->m, r);
 }
 
+/* Extended attributes: s1 the name; setxattr's value as data, n0 its flags; n0 the caller's buffer size for get/list. */
+static void ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size, int flags) {
+  creq *r = new_req(OP_SETXATTR, req, ino);
+  r->s1 = dupstr(name);
+  r->n[0] = flags;
+  r->data = malloc(size ? size : 1);
+  if (size) memcpy(r->data, value, size);
+  r->len = size;
+  post(r->m, r);
+}
+
+static void ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
+  creq *r = new_req(OP_GETXATTR, req, ino);
+  r->s1 = dupstr(name);
+  r->n[0] = (double)size;
+  post(r->m, r);
+}
+
+static void ll_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  creq *r = new_req(OP_LISTXATTR, req, ino);
+  r->n[0] = (double)size;
+  post(r->m, r);
+}
+
+static void ll_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name) {
+  creq *r = new_req(OP_REMOVEXATTR, req, ino);
+  r->s1 = dupstr(name);
+  post(r->m, r);
+}
+
 static const struct fuse_lowlevel_ops ll_ops = {
+  .setxattr = ll_setxattr,
+  .getxattr = ll_getxattr,
+  .listxattr = ll_listxattr,
+  .removexattr = ll_removexattr,
   .init = ll_init,
   .lookup = ll_lookup,
   .forget = ll_forget,
@@ -658,7 +701,10 @@ static struct timespec ms_ts(double ms) {
   return t;
 }
 
-/* attr from (ino, mode, nlink, uid, gid, size, mtimeMs) at argv[0..6] */
+/*
+ * attr from (ino, mode, nlink, uid, gid, size, times) at argv[0..6]; times is mtimeMs, or a
+ * Float64Array [mtimeMs, atimeMs, ctimeMs, rdev].
+ */
 static void attr_from(napi_env env, napi_value *argv, struct stat *st) {
   memset(st, 0, sizeof *st);
   st->st_ino = (ino_t)num(env, argv[0]);
@@ -669,6 +715,22 @@ static void attr_from(napi_env env, napi_value *argv, struct stat *st) {
   st->st_size = (off_t)num(env, argv[5]);
   st->st_blksize = 4096;
   st->st_blocks = (st->st_size + 511) / 512;
+  bool typed = false;
+  napi_is_typedarray(env, argv[6], &typed);
+  if (typed) {
+    napi_typedarray_type tt;
+    size_t n = 0;
+    void *d = NULL;
+    napi_get_typedarray_info(env, argv[6], &tt, &n, &d, NULL, NULL);
+    double *t4 = d;
+    if (tt == napi_float64_array && n >= 4) {
+      st->st_mtim = ms_ts(t4[0]);
+      st->st_atim = ms_ts(t4[1]);
+      st->st_ctim = ms_ts(t4[2]);
+      st->st_rdev = (dev_t)t4[3];
+      return;
+    }
+  }
   struct timespec t = ms_ts(num(env, argv[6]));
   st->st_atim = st->st_mtim = st->st_ctim = t;
 }
@@ -681,6 +743,16 @@ static void attr_from(napi_env env, napi_value *argv, struct stat *st) {
     napi_throw_type_error(env, NULL, "cairn_fuse: too few arguments"); \
     return NULL;                                              \
   }
+
+/* replyXattr(req, size): the size an attribute value or the name list needs (a query with size 0). */
+static napi_value reply_xattr(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  creq *r = take(env, argv[0]);
+  if (!r) return NULL;
+  size_t n = (size_t)num(env, argv[1]);
+  REPLY(r, fuse_reply_xattr(r->req, n));
+  return NULL;
+}
 
 /* replyErr(req, errno) */
 static napi_value reply_err(napi_env env, napi_callback_info info) {
@@ -793,7 +865,8 @@ static napi_value reply_readlink(napi_env env, napi_callback_info info) {
 
 /*
  * replyDir(req, plus, size, firstOffset, names, nums, uid, gid, attrTimeout, entryTimeout) -> count
- * nums: Float64Array of 5 per entry (ino, mode, nlink, size, mtimeMs). Entry i gets the offset
+ * nums: Float64Array of DIR_STRIDE per entry (ino, mode, nlink, size, mtimeMs, uid, gid, atimeMs,
+ * ctimeMs, rdev); uid and gid arguments are unused (entries carry their own). Entry i gets the offset
  * firstOffset + i + 1. Packs as many as fit in size bytes and returns how many it packed (for
  * readdirplus each packed entry other than "." and ".." counts as a lookup).
  */
@@ -815,7 +888,9 @@ static napi_value reply_dir(napi_env env, napi_callback_info info) {
   uid_t uid = (uid_t)num(env, argv[6]);
   gid_t gid = (gid_t)num(env, argv[7]);
   double at = num(env, argv[8]), et = num(env, argv[9]);
-  if (nlen < (size_t)count * 5) count = (uint32_t)(nlen / 5);
+  (void)uid;
+  (void)gid;
+  if (nlen < (size_t)count * DIR_STRIDE) count = (uint32_t)(nlen / DIR_STRIDE);
   /* Names first, outside the lock (a JS call may run a GC finalizer that takes it). */
   char **names = calloc(count + 1, sizeof(char *));
   for (uint32_t i = 0; i < count; i++) {
@@ -830,20 +905,22 @@ static napi_value reply_dir(napi_env env, napi_callback_info info) {
   if (begin_reply(r)) {
     for (uint32_t i = 0; i < count; i++) {
       const char *name = names[i];
-      double *e = nums + (size_t)i * 5;
+      double *e = nums + (size_t)i * DIR_STRIDE;
       struct fuse_entry_param ep;
       memset(&ep, 0, sizeof ep);
       ep.ino = (fuse_ino_t)e[0];
       ep.attr.st_ino = ep.ino;
       ep.attr.st_mode = (mode_t)e[1];
       ep.attr.st_nlink = (nlink_t)e[2];
-      ep.attr.st_uid = uid;
-      ep.attr.st_gid = gid;
+      ep.attr.st_uid = (uid_t)e[5];
+      ep.attr.st_gid = (gid_t)e[6];
       ep.attr.st_size = (off_t)e[3];
       ep.attr.st_blksize = 4096;
       ep.attr.st_blocks = (ep.attr.st_size + 511) / 512;
-      struct timespec t = ms_ts(e[4]);
-      ep.attr.st_atim = ep.attr.st_mtim = ep.attr.st_ctim = t;
+      ep.attr.st_mtim = ms_ts(e[4]);
+      ep.attr.st_atim = ms_ts(e[7]);
+      ep.attr.st_ctim = ms_ts(e[8]);
+      ep.attr.st_rdev = (dev_t)e[9];
       int dot = strcmp(name, ".") == 0 || strcmp(name, "..") == 0;
       ep.attr_timeout = at;
       ep.entry_timeout = et;
@@ -1114,6 +1191,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"replyWrite", NULL, reply_write, NULL, NULL, NULL, napi_enumerable, NULL},
     {"replyReadlink", NULL, reply_readlink, NULL, NULL, NULL, napi_enumerable, NULL},
     {"replyDir", NULL, reply_dir, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"replyXattr", NULL, reply_xattr, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -24,6 +24,8 @@ export type ErrorCode =
   | 'UNAVAILABLE'
   | 'UNSUPPORTED'
   | 'PERMISSION_DENIED'
+  | 'NOT_PERMITTED'
+  | 'NO_ATTRIBUTE'
   | 'CLOSED'
   | 'PRUNED'
   | 'IO';
@@ -131,6 +133,7 @@ export function isCairnError(err: unknown, code?: ErrorCode): err is CairnError 
 /** errno values (Linux) used by the FUSE adapter. */
 export const Errno = {
   EPERM: 1,
+  E2BIG: 7,
   ENOENT: 2,
   EIO: 5,
   EBADF: 9,
@@ -148,6 +151,7 @@ export const Errno = {
   ENAMETOOLONG: 36,
   ENOSYS: 38,
   ENOTEMPTY: 39,
+  ERANGE: 34,
   ENODATA: 61,
   ENOTSUP: 95,
 } as const;
@@ -168,6 +172,8 @@ const ERRNO: { [C in ErrorCode]: number } = {
   UNAVAILABLE: Errno.EIO,
   UNSUPPORTED: Errno.ENOTSUP,
   PERMISSION_DENIED: Errno.EACCES,
+  NOT_PERMITTED: Errno.EPERM,
+  NO_ATTRIBUTE: Errno.ENODATA,
   CLOSED: Errno.EBADF,
   PRUNED: Errno.ENOENT,
   IO: Errno.EIO,

@@ -36,6 +36,7 @@ interface MountFlags {
   commitInterval: string;
   foreground?: boolean;
   nonEmpty?: boolean;
+  allowOther?: boolean;
   seq?: number;
   metrics?: string;
 }
@@ -63,6 +64,7 @@ export function registerMountCommands(program: Command, g: Globals): void {
     .option('--commit-interval <seconds>', 'commit in the background every N seconds (0: only on demand and at unmount)', '5')
     .option('--foreground', 'serve the mount in this process until it is unmounted or gets SIGTERM/SIGINT')
     .option('--non-empty', 'mount over a directory that has files (they are hidden while mounted)')
+    .option('--allow-other', "let every user of the host reach the mount (the kernel checks each entry's owner and mode)")
     .option('--seq <n>', 'mount the snapshot of that seq, read-only (time travel; see cairn volume history)', parseSeq)
     .option('--metrics <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (cairn status shows the address)')
     .addHelpText(
@@ -88,6 +90,7 @@ export function registerMountCommands(program: Command, g: Globals): void {
         commitIntervalSec: interval(o.commitInterval),
         foreground: !!o.foreground,
         nonEmpty: !!o.nonEmpty,
+        allowOther: !!o.allowOther,
         ...(o.metrics !== undefined ? { metrics: o.metrics } : {}),
       });
       const mode = o.seq !== undefined ? ` (seq ${o.seq}, read-only)` : o.readOnly ? ' (read-only)' : '';

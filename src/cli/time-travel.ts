@@ -12,6 +12,7 @@ import { CairnError, isCairnError } from '../errors.js';
 import type { Session, Volume, FileEntry } from '../volume/index.js';
 import { normalizePath } from '../volume/index.js';
 import type { JournalEntry } from '../session/journal.js';
+import { toFileEntry } from '../session/index.js';
 import type { EntryData } from '../format/records.js';
 import { UsageError, notice, printJson } from './output.js';
 
@@ -56,15 +57,9 @@ export async function sessionAt(vol: Volume, seq: number | undefined): Promise<S
 
 /** `listdir` of a session (what `vol.listdir` returns, at that session's snapshot). */
 export async function listAt(s: Session, p: string): Promise<FileEntry[]> {
-  const toEntry = (e: { path: string; type: string; mtimeMs: number; size: number }): FileEntry => ({
-    path: e.path,
-    type: e.type as FileEntry['type'],
-    mtime: Math.floor(e.mtimeMs / 1000),
-    size: e.size,
-  });
   const st = await s.stat(p);
-  if (st.type !== 'directory') return [toEntry(st)];
-  return (await s.readdir(p)).map(toEntry);
+  if (st.type !== 'directory') return [toFileEntry(st)];
+  return (await s.readdir(p)).map(toFileEntry);
 }
 
 /** An entry and everything under it, by path (without the root's own entry: the root always exists). */

@@ -23,8 +23,8 @@ async function remoteStat(vol: Volume, p: string): Promise<FileEntry | undefined
   try {
     const entries = await vol.listdir(p);
     const norm = p.replace(/^\/+|\/+$/g, '');
-    if (norm === '') return { path: '', type: 'directory', mtime: 0, size: 0 };
-    return entries.length === 1 && entries[0]!.path === norm ? entries[0] : { path: norm, type: 'directory', mtime: 0, size: 0 };
+    const dir: FileEntry = { path: norm, type: 'directory', mtime: 0, size: 0, mode: 0o755, uid: 0, gid: 0, nlink: 2, atime: 0, ctime: 0 };
+    return norm !== '' && entries.length === 1 && entries[0]!.path === norm ? entries[0] : dir;
   } catch (err) {
     if (isCairnError(err, 'NOT_FOUND')) return undefined;
     throw err;

@@ -120,6 +120,8 @@ export async function streamCheckpoint(
   // The newest complete line is held back (unhashed) until the next one ends: the last line may be
   // the checksum, which is not part of what it covers.
   let held: Buffer | undefined;
+  let entryVersion = FORMAT_VERSION;
+  let sawRoot = false;
   let carry: Buffer = Buffer.alloc(0);
   const parseLine = (line: Buffer) => {
     lineNo++;
@@ -127,6 +129,8 @@ export async function streamCheckpoint(
     try {
       if (lineNo === 1) {
         rawHead = parseObject(line.toString('utf8'), 'the header');
+        // Entries are read by the rules of their format (checked against the seal at the end).
+        if (typeof rawHead.version === 'number' && Number.isInteger(rawHead.version)) entryVersion = rawHead.version;
         return;
       }
       let v: unknown;
@@ -137,10 +141,16 @@ export async function streamCheckpoint(
       }
       if (!Array.isArray(v) || v.length !== 2) damaged('it is not [path, entry]');
       const path = checkPath(v[0]);
-      const e = checkEntry(v[1], path);
+      const e = checkEntry(v[1], path, entryVersion);
       if (e.type === 'directory') dirs.add(path);
-      if (path !== '') parents.add(parentOf(path));
-      count++;
+      // The root's line (format 3) is not counted: callers compare the count with their rows but the root.
+      if (path === '') {
+        if (sawRoot) damaged('the root appears twice');
+        sawRoot = true;
+      } else {
+        parents.add(parentOf(path));
+        count++;
+      }
       batch.push([path, e]);
       if (batch.length >= BATCH) {
         visit(batch);

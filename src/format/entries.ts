@@ -3,28 +3,55 @@
  * validator of a stored entry (records and checkpoints share it) and the entry codec.
  *
  * Invariants: a decoded entry's size agrees with its content (inline length, or the sum of its
- * chunk lengths), its chunk refs are well-formed and its type, mode and mtime in range; the encoder
- * runs the same validator and refuses (INVALID_ARGUMENT) an entry that would not read back.
+ * chunk lengths), its chunk refs are well-formed and its type, mode and times in range; the fields
+ * of format 3 (owner, group, atime, ctime, rdev, xattrs; device types) appear only in format 3
+ * objects; a decoded mode holds permission bits only (0–0o7777: format 1 and 2 objects may hold a
+ * whole st_mode, whose type bits are dropped on read); the encoder runs the same validator and
+ * refuses (INVALID_ARGUMENT, TOO_LARGE for attributes past their limits) an entry that would not
+ * read back.
  */
 import { CairnError } from '../errors.js';
 import { isChunkHash, type ChunkRef } from '../chunks/index.js';
 import type { EntryType } from './types.js';
 import { normalizePath } from './paths.js';
-import { PACK_ID_RE } from './keys.js';
+import { FORMAT_VERSION, PACK_ID_RE } from './keys.js';
 import { Damage, damaged, int, num, object, onlyKeys, str } from './wire.js';
+import { type Xattrs, checkXattrs, decodeXattrs, encodeXattrs } from './xattrs.js';
 
-/** The stored state of one path. */
+/**
+ * The stored state of one path. Times are milliseconds since the epoch (whole ms as a session
+ * stores them). `uid`/`gid` absent (format 1 and 2, or an entry written by the library without
+ * credentials): owned by whoever serves the volume (the mounting user); `atimeMs`/`ctimeMs`
+ * absent: equal to `mtimeMs`.
+ */
 export interface EntryData {
   type: EntryType;
+  /** Permission bits, 0 to 0o7777 (setuid, setgid and sticky included). */
   mode: number;
   mtimeMs: number;
   size: number;
   chunks?: ChunkRef[];
   inline?: Buffer;
   target?: string;
+  uid?: number;
+  gid?: number;
+  atimeMs?: number;
+  ctimeMs?: number;
+  /** Device number (Linux's encoding, 32 bits), for character and block devices only. */
+  rdev?: number;
+  /** Extended attributes (./xattrs.ts): name -> value. */
+  xattrs?: Xattrs;
 }
 
-export type Op = { op: 'put'; path: string; entry: EntryData } | { op: 'delete'; path: string };
+/**
+ * A record op: `put` sets a path to a whole entry, `delete` removes a subtree, `times` (format 3)
+ * sets only the mtime and ctime of an existing entry (a directory whose entries changed), so that
+ * it merges with other writers' changes to that entry's other fields.
+ */
+export type Op =
+  | { op: 'put'; path: string; entry: EntryData }
+  | { op: 'delete'; path: string }
+  | { op: 'times'; path: string; mtimeMs: number; ctimeMs: number };
 
 /**
  * Paths of letters, digits, `_`, `-` and `.` whose segments do not start with `.`, at most 255
@@ -47,43 +74,77 @@ export function checkPath(v: unknown, what = 'path'): string {
   return p;
 }
 
-const ENTRY_TYPES: readonly EntryType[] = ['file', 'directory', 'symlink', 'fifo', 'socket'];
-const ENTRY_KEYS = ['t', 'm', 'mt', 's', 'c', 'i', 'l'];
+const ENTRY_TYPES_V2: readonly EntryType[] = ['file', 'directory', 'symlink', 'fifo', 'socket'];
+const ENTRY_TYPES_V3: readonly EntryType[] = [...ENTRY_TYPES_V2, 'chardev', 'blockdev'];
+const ENTRY_KEYS_V2 = ['t', 'm', 'mt', 's', 'c', 'i', 'l'];
+const ENTRY_KEYS_V3 = [...ENTRY_KEYS_V2, 'u', 'g', 'at', 'ct', 'rd', 'x'];
+/** Owner and group ids: 32 bits, but for (uid_t)-1, which means "unchanged" to chown(2). */
+export const MAX_ID = 0xfffffffe;
+const MAX_RDEV = 0xffffffff;
+const PERMISSION_BITS = 0o7777;
+const isDevice = (t: EntryType): boolean => t === 'chardev' || t === 'blockdev';
 /** mtimes within the range of a JS Date (±8.64e15 ms). */
 export const MAX_MTIME_MS = 8.64e15;
 /** Base64 as Buffer writes it: the alphabet, then up to two `=`; the length a multiple of 4. */
 const BASE64_RE = /^[A-Za-z0-9+/]*={0,2}$/;
 
 type WireRef = [string, string, number, number];
-type WireEntry = { t: EntryType; m: number; mt: number; s: number; c?: WireRef[]; i?: string; l?: string };
+type WireEntry = {
+  t: EntryType;
+  m: number;
+  mt: number;
+  s: number;
+  c?: WireRef[];
+  i?: string;
+  l?: string;
+  u?: number;
+  g?: number;
+  at?: number;
+  ct?: number;
+  rd?: number;
+  x?: Record<string, string>;
+};
 
 /**
  * The one validator of a stored entry (records and checkpoints): decodes wire entry `w` of `path`,
  * or throws Damage saying what is wrong. Sizes agree with the content (inline length, or the sum
- * of the chunk lengths), chunk refs are well-formed, types, modes and mtimes are in range.
+ * of the chunk lengths), chunk refs are well-formed, types, modes and times are in range; the
+ * object's format `version` decides which fields and types may appear.
  */
-export function checkEntry(w: unknown, path: string): EntryData {
+export function checkEntry(w: unknown, path: string, version = FORMAT_VERSION): EntryData {
   try {
-    return entryOf(w, path);
+    return entryOf(w, path, version);
   } catch (err) {
     if (err instanceof Damage) damaged(`entry of ${JSON.stringify(path)}: ${err.message}`);
     throw err;
   }
 }
 
-function entryOf(w: unknown, path: string): EntryData {
+function entryOf(w: unknown, path: string, version: number): EntryData {
   const o = object(w, 'it');
-  onlyKeys(o, ENTRY_KEYS, 'it');
+  const v3 = version >= 3;
+  onlyKeys(o, v3 ? ENTRY_KEYS_V3 : ENTRY_KEYS_V2, 'it');
   const type = o.t as EntryType;
-  if (!ENTRY_TYPES.includes(type)) damaged(`type ${JSON.stringify(o.t)}`);
+  if (!(v3 ? ENTRY_TYPES_V3 : ENTRY_TYPES_V2).includes(type)) damaged(`type ${JSON.stringify(o.t)}`);
   if (path === '' && type !== 'directory') damaged(`the root is a ${type}`);
   const e: EntryData = {
     type,
-    // Permission bits; a caller of putEntries may have stored a whole st_mode (type bits too).
-    mode: int(o.m, 'mode', 0, 0o177777),
+    // Format 1 and 2 writers may have stored a whole st_mode (type bits too): kept as its permission bits.
+    mode: v3 ? int(o.m, 'mode', 0, PERMISSION_BITS) : int(o.m, 'mode', 0, 0o177777) & PERMISSION_BITS,
     mtimeMs: num(o.mt, 'mtime', -MAX_MTIME_MS, MAX_MTIME_MS),
     size: int(o.s, 'size'),
   };
+  if (o.u !== undefined) e.uid = int(o.u, 'uid', 0, MAX_ID);
+  if (o.g !== undefined) e.gid = int(o.g, 'gid', 0, MAX_ID);
+  if (o.at !== undefined) e.atimeMs = num(o.at, 'atime', -MAX_MTIME_MS, MAX_MTIME_MS);
+  if (o.ct !== undefined) e.ctimeMs = num(o.ct, 'ctime', -MAX_MTIME_MS, MAX_MTIME_MS);
+  if (isDevice(type)) e.rdev = int(o.rd, 'rdev', 0, MAX_RDEV);
+  else if (o.rd !== undefined) damaged(`a ${type} with a device number`);
+  if (o.x !== undefined) {
+    const x = decodeXattrs(o.x);
+    if (x) e.xattrs = x;
+  }
+  if (v3 && type !== 'file' && type !== 'symlink' && type !== 'directory' && e.size !== 0) damaged(`a ${type} of size ${e.size}`);
   if (type !== 'file' && (o.c !== undefined || o.i !== undefined)) damaged(`a ${type} with file content`);
   if (type !== 'symlink' && o.l !== undefined) damaged(`a ${type} with a symlink target`);
   if (type === 'file') {
@@ -128,11 +189,21 @@ export function encodeEntry(e: EntryData): WireEntry {
   if (e.chunks) w.c = e.chunks.map((r) => [r.hash, r.pack, r.offset, r.length]);
   if (e.inline) w.i = e.inline.toString('base64');
   if (e.target !== undefined) w.l = e.target;
+  if (e.uid !== undefined) w.u = e.uid;
+  if (e.gid !== undefined) w.g = e.gid;
+  if (e.atimeMs !== undefined) w.at = e.atimeMs;
+  if (e.ctimeMs !== undefined) w.ct = e.ctimeMs;
+  if (e.rdev !== undefined) w.rd = e.rdev;
+  if (e.xattrs && Object.keys(e.xattrs).length) w.x = encodeXattrs(e.xattrs);
   return w;
 }
 
-/** Encodes an entry, refusing one that would not read back (INVALID_ARGUMENT, nothing written). */
+/**
+ * Encodes an entry, refusing one that would not read back (INVALID_ARGUMENT; TOO_LARGE for
+ * attributes past their limits; nothing written).
+ */
 export function encodeChecked(path: string, e: EntryData): WireEntry {
+  if (e.xattrs) checkXattrs(e.xattrs, path);
   const w = encodeEntry(e);
   try {
     checkPath(path);

@@ -5,7 +5,8 @@
  */
 export * from './paths.js';
 export * from './keys.js';
-export { encodeEntry } from './entries.js';
+export { encodeEntry, MAX_ID } from './entries.js';
+export * from './xattrs.js';
 export * from './records.js';
 export * from './gcobjects.js';
 export * from './types.js';

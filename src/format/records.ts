@@ -17,6 +17,7 @@
  * - the encoders run the same validator and refuse (INVALID_ARGUMENT) an entry that would not
  *   read back, so Cairn never writes an object it would reject.
  */
+import { CairnError } from '../errors.js';
 import { checkVolumeName } from './paths.js';
 import { FORMAT_VERSION, VOLUME_ID_RE, keys, seqOfKey } from './keys.js';
 import { type Op, MAX_MTIME_MS, checkEntry, checkPath, decoding, encodeChecked } from './entries.js';
@@ -61,11 +62,26 @@ const RECORD_KEYS = ['version', 'seq', 'base', 'time', 'author', 'commitId', 'op
 /** A record as stored: one JSON line in format FORMAT_VERSION, sealed with its checksum. */
 export function encodeRecord(r: CommitRecord): Buffer {
   const ops = r.ops.map((o) =>
-    o.op === 'put' ? { op: 'put', path: o.path, entry: encodeChecked(o.path, o.entry) } : { op: 'delete', path: o.path },
+    o.op === 'put'
+      ? { op: 'put', path: o.path, entry: encodeChecked(o.path, o.entry) }
+      : o.op === 'times'
+        ? { op: 'times', path: checkedTimes(o.path, o.mtimeMs, o.ctimeMs), mt: o.mtimeMs, ct: o.ctimeMs }
+        : { op: 'delete', path: o.path },
   );
   const { seq, base, time, author, commitId } = r;
   const body = { version: FORMAT_VERSION, seq, base, time, author, commitId, ops };
   return seal(Buffer.from(`${JSON.stringify(body)}\n`));
+}
+
+/** The path of a `times` op, its times checked as a decoder would (INVALID_ARGUMENT otherwise). */
+function checkedTimes(path: string, mt: number, ct: number): string {
+  const ok = (t: number) => typeof t === 'number' && Number.isFinite(t) && Math.abs(t) <= MAX_MTIME_MS;
+  if (!ok(mt) || !ok(ct)) throw new CairnError('INVALID_ARGUMENT', `cannot store times ${mt}, ${ct} of /${path}`, { path: `/${path}` });
+  try {
+    return checkPath(path);
+  } catch {
+    throw new CairnError('INVALID_ARGUMENT', `cannot store /${path}: not a valid volume path`, { path: `/${path}` });
+  }
 }
 
 /**
@@ -93,9 +109,18 @@ export function decodeRecord(body: Buffer, key: string, volume: string): CommitR
         onlyKeys(o, ['op', 'path'], `op ${n}`);
         return { op: 'delete', path };
       }
+      if (o.op === 'times' && v >= 3) {
+        onlyKeys(o, ['op', 'path', 'mt', 'ct'], `op ${n}`);
+        return {
+          op: 'times',
+          path,
+          mtimeMs: num(o.mt, `op ${n}: mtime`, -MAX_MTIME_MS, MAX_MTIME_MS),
+          ctimeMs: num(o.ct, `op ${n}: ctime`, -MAX_MTIME_MS, MAX_MTIME_MS),
+        };
+      }
       if (o.op !== 'put') damaged(`op ${n} is ${JSON.stringify(o.op)}, not put or delete`);
       onlyKeys(o, ['op', 'path', 'entry'], `op ${n}`);
-      return { op: 'put', path, entry: checkEntry(o.entry, path) };
+      return { op: 'put', path, entry: checkEntry(o.entry, path, v) };
     });
     return { version: v, seq, base, time, author, commitId, ops };
   });

@@ -6,14 +6,24 @@
  */
 import type { ReadCursor } from '../chunks/index.js';
 
-export type EntryType = 'file' | 'directory' | 'symlink' | 'fifo' | 'socket';
+export type EntryType = 'file' | 'directory' | 'symlink' | 'fifo' | 'socket' | 'chardev' | 'blockdev';
 
-/** Modal's FileEntry: `mtime` in whole seconds, `size` in bytes. */
+/**
+ * Modal's FileEntry (`mtime` in whole seconds, `size` in bytes), with what `fs.stat` users expect
+ * besides: permission bits, owner, group, link count, and the other two times (whole seconds too).
+ */
 export interface FileEntry {
   path: string;
   type: EntryType;
   mtime: number;
   size: number;
+  /** Permission bits (0 to 0o7777). */
+  mode: number;
+  uid: number;
+  gid: number;
+  nlink: number;
+  atime: number;
+  ctime: number;
 }
 
 /** What a session knows about one path. */
@@ -26,8 +36,29 @@ export interface Stat {
   size: number;
   /** Modification time in milliseconds since the epoch. */
   mtimeMs: number;
+  /** Access and change times (ms); equal to the mtime for entries that never stored them. */
+  atimeMs: number;
+  ctimeMs: number;
+  /** Owner and group; for entries that never stored them, the user and group of the process serving the session. */
+  uid: number;
+  gid: number;
+  /** Link count: 1, or for a directory 2 plus its subdirectories. */
+  nlink: number;
+  /** Device number, for character and block devices. */
+  rdev?: number;
   /** Symlink target, for symlinks. */
   target?: string;
+}
+
+/**
+ * Who asks for a change (a FUSE request's caller). Calls made without credentials act with
+ * full rights (the library's own calls; a mount passes the caller's).
+ */
+export interface Credentials {
+  uid: number;
+  gid: number;
+  /** Supplementary groups (the primary `gid` counts too). */
+  groups?: readonly number[];
 }
 
 export interface CommitResult {
@@ -107,22 +138,32 @@ export interface FsSession {
   readlink(path: string): Promise<string>;
 
   /** Creates an empty file, replacing an existing file (IS_A_DIRECTORY if a directory is there). */
-  create(path: string, mode: number): Promise<void>;
+  create(path: string, mode: number, cred?: Credentials): Promise<void>;
   /** Writes bytes at an offset of an existing file, extending it as needed. */
   write(path: string, offset: number, data: Uint8Array): Promise<void>;
   truncate(path: string, size: number): Promise<void>;
   /** Makes this path's written data durable in the session directory (survives SIGKILL). */
   fsync(path: string): Promise<void>;
-  mkdir(path: string, mode: number): Promise<void>;
+  mkdir(path: string, mode: number, cred?: Credentials): Promise<void>;
   /** Removes a file or symlink (IS_A_DIRECTORY for directories). */
   unlink(path: string): Promise<void>;
   /** Removes an empty directory (NOT_EMPTY otherwise). */
   rmdir(path: string): Promise<void>;
   /** POSIX rename: replaces a file, or an empty directory with a directory. */
   rename(from: string, to: string): Promise<void>;
-  symlink(target: string, path: string): Promise<void>;
-  chmod(path: string, mode: number): Promise<void>;
+  symlink(target: string, path: string, cred?: Credentials): Promise<void>;
+  chmod(path: string, mode: number, cred?: Credentials): Promise<void>;
   utimes(path: string, mtimeMs: number): Promise<void>;
+  /** Sets atime and/or mtime (an absent one stays). */
+  setTimes?(path: string, t: { atimeMs?: number; mtimeMs?: number }): Promise<void>;
+  /** chown(2): -1 leaves an id unchanged; with `cred`, POSIX rules (NOT_PERMITTED). */
+  chown?(path: string, uid: number, gid: number, cred?: Credentials): Promise<void>;
+  /** mknod(2) of a FIFO, socket or device (`rdev`), or a regular file. */
+  mknod?(path: string, type: EntryType, mode: number, rdev?: number, cred?: Credentials): Promise<void>;
+  setxattr?(path: string, name: string, value: Buffer, flags?: 'create' | 'replace', cred?: Credentials): Promise<void>;
+  getxattr?(path: string, name: string, cred?: Credentials): Promise<Buffer>;
+  listxattr?(path: string, cred?: Credentials): Promise<string[]>;
+  removexattr?(path: string, name: string, cred?: Credentials): Promise<void>;
 
   commit(): Promise<CommitResult>;
   /** Commits pending changes, then moves to the newest snapshot; VOLUME_BUSY with open files. */

@@ -13,7 +13,8 @@
  */
 import { CairnError, Errno, errnoFor } from '../errors.js';
 import type { ReadCursor } from '../chunks/index.js';
-import type { FsSession, Stat, EntryType } from '../format/types.js';
+import type { Credentials, FsSession, Stat } from '../format/types.js';
+import { metadataOps, TYPE_BITS } from './adapter-meta.js';
 import { HandleTable, O_TRUNC, wantsWrite, type HandleEntry } from './handles.js';
 import type { Freshness } from './freshness.js';
 import type { MountConfig } from './config.js';
@@ -31,7 +32,7 @@ export type AdapterConfig = Pick<MountConfig, 'readOnly' | 'fsyncOnClose'>;
 
 /** What the daemon gives the adapter besides the config. */
 export interface AdapterRuntime {
-  /** Owner reported for every entry (default: the daemon's uid/gid). */
+  /** Owner reported for stats that carry none (default: the daemon's uid/gid); entries report their own. */
   uid?: number;
   gid?: number;
   /** The mount's open-file table (the daemon reads it for status and busy errors). */
@@ -42,18 +43,8 @@ export interface AdapterRuntime {
   onError?: (op: string, path: string, err: unknown) => void;
 }
 
-const TYPE_BITS: Record<EntryType, number> = {
-  file: 0o100000,
-  directory: 0o040000,
-  symlink: 0o120000,
-  fifo: 0o010000,
-  socket: 0o140000,
-};
-
 /** `UTIME_NOW`/`UTIME_OMIT` arrive from fuse-native as 1073 ms (tv_sec 0, tv_nsec ~2^30). */
 const UTIME_SPECIAL_MS = Math.floor(((1 << 30) - 1) / 1e6);
-/** `(uid_t)-1`: "leave unchanged" in chown. */
-const NO_ID = 0xffffffff;
 
 /** fuse-native stat object for a session Stat. */
 export function toFuseStat(st: Stat, uid: number, gid: number): Record<string, number | Date> {
@@ -61,15 +52,17 @@ export function toFuseStat(st: Stat, uid: number, gid: number): Record<string, n
   const size = st.type === 'symlink' ? Buffer.byteLength(st.target ?? '') : st.size;
   return {
     mode: TYPE_BITS[st.type] | (st.mode & 0o7777),
-    uid,
-    gid,
+    // The stored owner; `uid`/`gid` for stats without one (the control file).
+    uid: st.uid ?? uid,
+    gid: st.gid ?? gid,
     size,
-    nlink: st.type === 'directory' ? 2 : 1,
+    nlink: st.nlink ?? (st.type === 'directory' ? 2 : 1),
+    rdev: st.rdev ?? 0,
     blksize: 4096,
     blocks: Math.ceil(size / 512),
-    atime: time,
+    atime: st.atimeMs === undefined ? time : new Date(st.atimeMs),
     mtime: time,
-    ctime: time,
+    ctime: st.ctimeMs === undefined ? time : new Date(st.ctimeMs),
   };
 }
 
@@ -149,17 +142,26 @@ export function createOps(session: FsSession, config: AdapterConfig, opts: Adapt
     return session.read(h?.path ?? path, pos, len, cursorOf(h));
   }
 
-  /** Sets the modification time: a time in ms, 'now', or null (leave it; atime is not stored). */
-  function setTimes(path: string, mtime: number | 'now' | null, cb: Cb): void {
+  /** Sets the modification and access times: a time in ms, 'now', or null (leave it). */
+  function setTimes(path: string, mtime: number | 'now' | null, cb: Cb, atime: number | 'now' | null = null): void {
     if (rofs(cb)) return;
-    if (mtime === null) {
+    const ms = (t: number | 'now' | null) => (t === 'now' ? Date.now() : (t ?? undefined));
+    if (mtime === null && atime === null) {
       run('utimens', path, cb, () => session.stat(path));
       return;
     }
-    run('utimens', path, cb, () => session.utimes(path, mtime === 'now' ? Date.now() : mtime));
+    if (session.setTimes) {
+      const set = session.setTimes.bind(session);
+      run('utimens', path, cb, () => set(path, { mtimeMs: ms(mtime), atimeMs: ms(atime) }));
+      return;
+    }
+    if (mtime === null) return run('utimens', path, cb, () => session.stat(path));
+    run('utimens', path, cb, () => session.utimes(path, ms(mtime)!));
   }
 
   const ops: FuseOps = {
+    // chown, mknod and extended attributes (./adapter-meta.ts).
+    ...metadataOps(session, { run, rofs, uid, gid, onError: opts.onError }),
     init(cb: Cb) {
       cb(0);
     },
@@ -231,14 +233,15 @@ export function createOps(session: FsSession, config: AdapterConfig, opts: Adapt
       );
     },
 
-    create(path: string, mode: number, cb: Cb, pid?: number) {
+    /** `cred`: the caller (native binding), owner of the new file. */
+    create(path: string, mode: number, cb: Cb, pid?: number, cred?: Credentials) {
       if (rofs(cb)) return;
       run(
         'create',
         path,
         cb,
         async () => {
-          await session.create(path, mode & 0o7777);
+          await session.create(path, mode & 0o7777, cred);
           return openHandle(path, 0o2 /* O_RDWR */, pid);
         },
         (fh) => cb(0, fh),
@@ -340,9 +343,9 @@ export function createOps(session: FsSession, config: AdapterConfig, opts: Adapt
       cb(0);
     },
 
-    mkdir(path: string, mode: number, cb: Cb) {
+    mkdir(path: string, mode: number, cb: Cb, cred?: Credentials) {
       if (rofs(cb)) return;
-      run('mkdir', path, cb, () => session.mkdir(path, mode & 0o7777));
+      run('mkdir', path, cb, () => session.mkdir(path, mode & 0o7777, cred));
     },
 
     rmdir(path: string, cb: Cb) {
@@ -369,9 +372,9 @@ export function createOps(session: FsSession, config: AdapterConfig, opts: Adapt
       );
     },
 
-    symlink(target: string, path: string, cb: Cb) {
+    symlink(target: string, path: string, cb: Cb, cred?: Credentials) {
       if (rofs(cb)) return;
-      run('symlink', path, cb, () => session.symlink(target, path));
+      run('symlink', path, cb, () => session.symlink(target, path, cred));
     },
 
     readlink(path: string, cb: Cb) {
@@ -401,28 +404,9 @@ export function createOps(session: FsSession, config: AdapterConfig, opts: Adapt
     /** utimens with UTIME_NOW / UTIME_OMIT told apart (the native binding's setattr). */
     setTimes,
 
-    chown(path: string, newUid: number, newGid: number, cb: Cb) {
-      // Ownership is not stored: accept "no change", refuse anything else.
-      if (rofs(cb)) return;
-      const same = (newUid === NO_ID || newUid === uid) && (newGid === NO_ID || newGid === gid);
-      run(
-        'chown',
-        path,
-        cb,
-        () => session.stat(path),
-        () => cb(same ? 0 : -Errno.EPERM),
-      );
-    },
-
     link(_from: string, _to: string, cb: Cb) {
       // Hard links are not supported; EPERM is link(2)'s "file system does not support links".
       cb(readOnly ? -Errno.EROFS : -Errno.EPERM);
-    },
-
-    mknod(path: string, mode: number, _dev: number, cb: Cb) {
-      if (rofs(cb)) return;
-      if ((mode & 0o170000) !== TYPE_BITS.file) return cb(-Errno.EPERM);
-      run('mknod', path, cb, () => session.create(path, mode & 0o7777));
     },
   };
   return ops;

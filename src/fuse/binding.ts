@@ -183,6 +183,8 @@ async function mountNative(ops: FuseOps, o: BindingOptions): Promise<Binding> {
     });
   }
   const options = [`fsname=${fsnameFor(o.volumeName)}`, ...readOnlyOptions(o.readOnly)];
+  // The kernel checks permissions by the stored owners and modes (docs/SEMANTICS.md, "Owners and permissions").
+  options.push('default_permissions');
   if (o.allowOther) options.push('allow_other');
   let m: LowLevelMount;
   try {

@@ -49,7 +49,8 @@ export function withControlFile(inner: FuseOps, control: ControlFile, ids: { uid
   const byAlias = new Map<string, number>();
   const now = (): number => Date.now();
   const fileStat = (size: number): Record<string, number | Date> =>
-    toFuseStat({ type: 'file', mode: 0o600, size, mtimeMs: now() } as never, ids.uid, ids.gid);
+    // 0o666: with default_permissions the kernel checks modes, and every user who reaches the mount may commit it.
+    toFuseStat({ type: 'file', mode: 0o666, size, mtimeMs: now() } as never, ids.uid, ids.gid);
   const linkTarget = (n: number): string => `${CONTROL_NAME}@${String(n).padStart(ALIAS_DIGITS, '0')}`;
   const linkStat = (): Record<string, number | Date> =>
     toFuseStat({ type: 'symlink', mode: 0o777, size: 0, target: linkTarget(0), mtimeMs: now() } as never, ids.uid, ids.gid);
@@ -113,8 +114,11 @@ export function withControlFile(inner: FuseOps, control: ControlFile, ids: { uid
   guard('utimens', (_p: string, _a: number, _m: number, cb: Cb) => cb(0));
   guard('flush', (_p: string, _fh: number, cb: Cb) => cb(0));
   guard('fsync', (_p: string, _d: number, _fh: number, cb: Cb) => cb(0));
-  for (const name of ['create', 'unlink', 'mkdir', 'rmdir', 'chmod', 'chown', 'mknod']) {
-    guard(name, (...args: any[]) => eperm(args[args.length - 1] as Cb));
+  guard('getxattr', (_p: string, _n: string, _pos: number, cb: Cb) => cb(-Errno.ENODATA));
+  guard('listxattr', (_p: string, cb: Cb) => cb(0, []));
+  for (const name of ['create', 'unlink', 'mkdir', 'rmdir', 'chmod', 'chown', 'mknod', 'setxattr', 'removexattr']) {
+    // The callback is the first function argument (create and the native binding's ops pass more after it).
+    guard(name, (...args: any[]) => eperm(args.find((x) => typeof x === 'function') as Cb));
   }
   // Two-path ops: refused when either side is a control name.
   guard('rename', (_a: string, _b: string, cb: Cb) => eperm(cb), [0, 1]);

@@ -17,6 +17,8 @@ export interface NativeAddon {
   replyBuf(req: Req, buf: Buffer | null, len: number): void;
   replyWrite(req: Req, count: number): void;
   replyReadlink(req: Req, target: string): void;
+  /** The size an xattr value or name list needs (answer to a query of size 0). */
+  replyXattr(req: Req, size: number): void;
   replyDir(
     req: Req,
     plus: boolean,
@@ -31,8 +33,8 @@ export interface NativeAddon {
   ): number;
 }
 export type Req = object;
-/** ino, mode, nlink, uid, gid, size, mtimeMs */
-export type AttrArgs = [number, number, number, number, number, number, number];
+/** ino, mode, nlink, uid, gid, size, times ([mtimeMs, atimeMs, ctimeMs, rdev]) */
+export type AttrArgs = [number, number, number, number, number, number, Float64Array | number];
 export type NativeHandler = (
   op: number,
   req: Req | null,
@@ -46,6 +48,8 @@ export type NativeHandler = (
   s2: string | undefined,
   data: Buffer | number[] | undefined,
   pid: number,
+  uid: number,
+  gid: number,
 ) => void;
 
 export interface NativeMountOptions {
@@ -83,6 +87,10 @@ export const OP = {
   CREATE: 25,
   READDIRPLUS: 26,
   FALLOCATE: 27,
+  SETXATTR: 28,
+  GETXATTR: 29,
+  LISTXATTR: 30,
+  REMOVEXATTR: 31,
   EXITED: 91,
 } as const;
 
@@ -97,6 +105,7 @@ export const REPLIES = [
   'replyWrite',
   'replyReadlink',
   'replyDir',
+  'replyXattr',
 ] as const;
 /** The root's inode number. */
 export const ROOT = 1;
@@ -129,9 +138,34 @@ export function loadError(): string | undefined {
 }
 
 /** A stat as the adapter answers it. */
-export type FuseStat = { mode: number; nlink: number; uid: number; gid: number; size: number; mtime: Date };
+export type FuseStat = {
+  mode: number;
+  nlink: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime: Date;
+  atime?: Date;
+  ctime?: Date;
+  rdev?: number;
+};
 
 /** The reply arguments of a stat (ino first). */
 export function attrArgs(ino: number, st: FuseStat): AttrArgs {
-  return [ino, st.mode, st.nlink, st.uid, st.gid, st.size, st.mtime.getTime()];
+  return [ino, st.mode, st.nlink, st.uid, st.gid, st.size, timesOf(st)];
+}
+
+/** [mtimeMs, atimeMs, ctimeMs, rdev] of a stat (atime and ctime default to the mtime). */
+export function timesOf(st: FuseStat): Float64Array {
+  const m = st.mtime.getTime();
+  return Float64Array.of(m, st.atime?.getTime() ?? m, st.ctime?.getTime() ?? m, st.rdev ?? 0);
+}
+
+/** Numbers per entry of replyDir's list: ino, mode, nlink, size, mtimeMs, uid, gid, atimeMs, ctimeMs, rdev. */
+export const DIR_STRIDE = 10;
+
+/** One entry of replyDir's list. */
+export function dirNums(ino: number, st: FuseStat): number[] {
+  const t = timesOf(st);
+  return [ino, st.mode, st.nlink, st.size, t[0]!, st.uid, st.gid, t[1]!, t[2]!, t[3]!];
 }

@@ -23,8 +23,11 @@
 import { Errno } from '../errors.js';
 import type { FuseOps } from './adapter.js';
 import type { HandleTable } from './handles.js';
+import type { Credentials } from '../format/types.js';
 import {
   attrArgs,
+  dirNums,
+  DIR_STRIDE,
   OP,
   REPLIES,
   ROOT,
@@ -169,6 +172,13 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
     });
   }
 
+  /** An xattr value or name list: its size for a query (`size` 0), ERANGE when it does not fit. */
+  function replySized(req: Req, v: Buffer, size: number): void {
+    if (size === 0) return addon.replyXattr(req, v.length);
+    if (v.length > size) return addon.replyErr(req, Errno.ERANGE);
+    addon.replyBuf(req, v, v.length);
+  }
+
   function replyAttrFor(req: Req, ino: number, path: string): void {
     ops.getattr(path, (code: number, st?: FuseStat) => {
       if (code < 0) return fail(req, code);
@@ -190,7 +200,7 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
       // An entry costs at least 24 bytes (readdir) or ~150 (readdirplus): offer no more than fit.
       const max = Math.ceil(size / (plus ? 136 : 24)) + 1;
       const names = d.names.slice(off, off + max);
-      const nums = new Float64Array(names.length * 5);
+      const nums = new Float64Array(names.length * DIR_STRIDE);
       const made: number[] = [];
       for (let i = 0; i < names.length; i++) {
         const name = names[i];
@@ -204,14 +214,14 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
           eino = known ?? inodes.ensure(p);
           if (known === undefined) made.push(eino);
         }
-        nums.set([eino, st.mode, st.nlink, st.size, st.mtime.getTime()], i * 5);
+        nums.set(dirNums(eino, st), i * DIR_STRIDE);
       }
       const packed = addon.replyDir(req, plus, size, off, names, nums, o.uid, o.gid, at, et);
       if (plus) {
         for (let i = 0; i < packed; i++) {
           if (names[i] === '.' || names[i] === '..') continue;
-          inodes.ref(nums[i * 5]);
-          inodes.setType(nums[i * 5], nums[i * 5 + 1]);
+          inodes.ref(nums[i * DIR_STRIDE]);
+          inodes.setType(nums[i * DIR_STRIDE], nums[i * DIR_STRIDE + 1]);
         }
       }
       for (const m of made) inodes.dropIfUnused(m);
@@ -226,7 +236,7 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
     });
   }
 
-  const handler: NativeHandler = (op, req, ino, ino2, n0, n1, n2, n3, s1, s2, data, pid) => {
+  const handler: NativeHandler = (op, req, ino, ino2, n0, n1, n2, n3, s1, s2, data, pid, uid, gid) => {
     if (op === OP.FORGET) return inodes.forget(ino, n0);
     if (op === OP.EXITED) return o.onExit?.();
     if (!req) return;
@@ -234,7 +244,7 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
     stats?.start(req, op);
     waiting.set(req, limit > 0 ? Date.now() + (slow ? Math.max(limit, o.controlWriteTimeoutMs ?? 0) : limit) : Infinity);
     try {
-      dispatch(req, op, ino, ino2, n0, n1, n2, n3, s1, s2, data, pid);
+      dispatch(req, op, ino, ino2, n0, n1, n2, n3, s1, s2, data, pid, { uid, gid });
     } catch (err) {
       o.onError?.(`op ${op}`, inodes.path(ino) ?? `#${ino}`, err);
       try {
@@ -258,6 +268,7 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
     s2: string | undefined,
     data: Buffer | number[] | undefined,
     pid: number,
+    cred: Credentials,
   ): void {
     const path = pathOf(req, ino);
     if (path === null) return;
@@ -268,7 +279,7 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
         return replyAttrFor(req, ino, path);
       case OP.SETATTR: {
         // atime is not stored: only mtime (a time, UTIME_NOW, or UTIME_OMIT when unset) changes.
-        const [, mtimeMs, newUid, newGid] = data as number[];
+        const [atimeMs, mtimeMs, newUid, newGid] = data as number[];
         const set = n0;
         const fh = n3;
         const NO_ID = 0xffffffff;
@@ -286,7 +297,8 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
           // Cut to whole ms toward the past, as the kernel cuts times to a file system's
           // granularity: rounding could move a time into the next second (rsync compares seconds).
           const m = set & SET_ATTR.MTIME_NOW ? 'now' : set & SET_ATTR.MTIME ? Math.floor(mtimeMs) : null;
-          steps.push((cb) => ops.setTimes(path, m, cb));
+          const a = set & SET_ATTR.ATIME_NOW ? 'now' : set & SET_ATTR.ATIME ? Math.floor(atimeMs) : null;
+          steps.push((cb) => ops.setTimes(path, m, cb, a));
         }
         const runSteps = (i: number): void => {
           if (i === steps.length) return replyAttrFor(req, ino, path);
@@ -304,7 +316,7 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
         const p = child(path, s1!);
         return step(
           req,
-          (cb) => ops.mknod(p, n0, n1, cb),
+          (cb) => ops.mknod(p, n0, n1, cb, cred),
           () => replyEntryFor(req, p, false),
         );
       }
@@ -312,7 +324,7 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
         const p = child(path, s1!);
         return step(
           req,
-          (cb) => ops.mkdir(p, n0, cb),
+          (cb) => ops.mkdir(p, n0, cb, cred),
           () => replyEntryFor(req, p, false),
         );
       }
@@ -320,7 +332,7 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
         const p = child(path, s1!);
         return step(
           req,
-          (cb) => ops.symlink(s2!, p, cb),
+          (cb) => ops.symlink(s2!, p, cb, cred),
           () => replyEntryFor(req, p, false),
         );
       }
@@ -348,7 +360,7 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
         const p = child(path, s1!);
         return step(
           req,
-          (cb) => ops.create(p, n0, cb, pid),
+          (cb) => ops.create(p, n0, cb, pid, cred),
           (fh: number) => {
             ops.getattr(p, (code: number, st?: FuseStat) => {
               if (code < 0) {
@@ -400,6 +412,19 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
       case OP.RELEASEDIR:
         dirs.delete(n2);
         return addon.replyErr(req, 0);
+      case OP.SETXATTR:
+        return ops.setxattr(path, s1!, data as Buffer, 0, n0, (code: number) => addon.replyErr(req, code < 0 ? -code : 0), cred);
+      case OP.GETXATTR:
+        return ops.getxattr(path, s1!, 0, (code: number, v?: Buffer) => (code < 0 ? fail(req, code) : replySized(req, v!, n0)), cred);
+      case OP.LISTXATTR:
+        return ops.listxattr(
+          path,
+          (code: number, list?: string[]) =>
+            code < 0 ? fail(req, code) : replySized(req, Buffer.from(list!.map((n) => `${n}\0`).join('')), n0),
+          cred,
+        );
+      case OP.REMOVEXATTR:
+        return ops.removexattr(path, s1!, (code: number) => addon.replyErr(req, code < 0 ? -code : 0), cred);
       case OP.ACCESS:
         return ops.access(path, n0, (code: number) => addon.replyErr(req, code < 0 ? -code : 0));
       default:

@@ -38,7 +38,7 @@ export class Checkpointer {
   /** Writes (or starts writing) a checkpoint when the policy says the view deserves one. */
   async afterChange(): Promise<void> {
     const seq = this.journal.seq;
-    if (seq !== this.journal.logHead || seq - this.journal.checkpoint < CHECKPOINT_EVERY || this.journal.pendingCount() > 0) return;
+    if (seq !== this.journal.logHead || seq - this.journal.checkpoint < CHECKPOINT_EVERY || this.journal.hasPending()) return;
     if (this.startJob) return this.startChild(seq);
     // Encoded one entry at a time, in the journal's read transaction: memory stays bounded.
     const snap = this.journal.cleanSnapshot(0, encodeCheckpointSync);

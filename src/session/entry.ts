@@ -6,7 +6,13 @@
  * written in this session, the name of its staging file (session-local: `entryData` strips it
  * before anything leaves the session).
  */
-import type { EntryData, Stat } from '../format/index.js';
+import { type EntryData, type FileEntry, type Stat, sameXattrs } from '../format/index.js';
+
+/**
+ * The owner and group reported for entries that store none (written by format 1 or 2, or by the
+ * library without credentials): the user and group of this process, i.e. whoever mounts.
+ */
+export const DEFAULT_OWNER = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
 
 /** An entry as the journal stores it: the committed data, or a staging file for written data. */
 export interface JournalEntry extends EntryData {
@@ -24,6 +30,12 @@ export function entryData(e: JournalEntry): EntryData {
   if (e.chunks) d.chunks = e.chunks;
   if (e.inline) d.inline = e.inline;
   if (e.target !== undefined) d.target = e.target;
+  if (e.uid !== undefined) d.uid = e.uid;
+  if (e.gid !== undefined) d.gid = e.gid;
+  if (e.atimeMs !== undefined) d.atimeMs = e.atimeMs;
+  if (e.ctimeMs !== undefined) d.ctimeMs = e.ctimeMs;
+  if (e.rdev !== undefined) d.rdev = e.rdev;
+  if (e.xattrs && Object.keys(e.xattrs).length) d.xattrs = e.xattrs;
   return d;
 }
 
@@ -41,6 +53,9 @@ export function sameEntry(cur: JournalEntry, e: EntryData): boolean {
   if (cur.staged || cur.type !== e.type || cur.mode !== e.mode || cur.mtimeMs !== Math.round(e.mtimeMs) || cur.size !== e.size)
     return false;
   if (cur.target !== e.target || !cur.inline !== !e.inline || (cur.inline && !cur.inline.equals(e.inline!))) return false;
+  if (cur.uid !== e.uid || cur.gid !== e.gid || cur.rdev !== e.rdev || !sameXattrs(cur.xattrs, e.xattrs)) return false;
+  const ms = (t: number | undefined) => (t === undefined ? undefined : Math.round(t));
+  if (cur.atimeMs !== ms(e.atimeMs) || cur.ctimeMs !== ms(e.ctimeMs)) return false;
   const a = cur.chunks ?? [];
   const b = e.chunks ?? [];
   return (
@@ -50,11 +65,44 @@ export function sameEntry(cur: JournalEntry, e: EntryData): boolean {
 }
 
 /**
- * What `stat` reports of an entry.
+ * What `stat` reports of an entry: stored fields, defaults for those it does not store (owner:
+ * DEFAULT_OWNER; atime and ctime: its mtime), and `nlink` (directories: 2 + `subdirs`).
  * @example const st = toStat(journal.get('a.txt')!);
  */
-export function toStat(e: JournalEntry): Stat {
-  const s: Stat = { path: e.path, type: e.type, mode: e.mode, size: e.size, mtimeMs: e.mtimeMs };
+export function toStat(e: JournalEntry, subdirs = 0): Stat {
+  const s: Stat = {
+    path: e.path,
+    type: e.type,
+    mode: e.mode,
+    size: e.size,
+    mtimeMs: e.mtimeMs,
+    atimeMs: e.atimeMs ?? e.mtimeMs,
+    ctimeMs: e.ctimeMs ?? e.mtimeMs,
+    uid: e.uid ?? DEFAULT_OWNER.uid,
+    gid: e.gid ?? DEFAULT_OWNER.gid,
+    nlink: e.type === 'directory' ? 2 + subdirs : 1,
+  };
+  if (e.rdev !== undefined) s.rdev = e.rdev;
   if (e.target !== undefined) s.target = e.target;
   return s;
+}
+
+/**
+ * The library's FileEntry of a Stat (times in whole seconds, as Modal's).
+ * @example const entries = (await s.readdir('/')).map(toFileEntry);
+ */
+export function toFileEntry(s: Stat): FileEntry {
+  const sec = (ms: number) => Math.floor(ms / 1000);
+  return {
+    path: s.path,
+    type: s.type,
+    mtime: sec(s.mtimeMs),
+    size: s.size,
+    mode: s.mode,
+    uid: s.uid,
+    gid: s.gid,
+    nlink: s.nlink,
+    atime: sec(s.atimeMs),
+    ctime: sec(s.ctimeMs),
+  };
 }

@@ -5,7 +5,7 @@
  * them reaches the journal.
  */
 export { Session, OFFLOAD_MIN_BYTES, type SessionOptions } from './session.js';
-export { type JournalEntry, entryData, toStat } from './entry.js';
+export { type JournalEntry, DEFAULT_OWNER, entryData, toFileEntry, toStat } from './entry.js';
 export { contentEncoder, INLINE_MAX, WHOLE_READ_MAX, READ_AHEAD, type ContentSource, type EncodedContent } from './content.js';
 export { CHECKPOINT_EVERY } from './checkpoints.js';
 export { checkpointOf, readSnapshot } from './snapshot.js';

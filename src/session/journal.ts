@@ -20,33 +20,27 @@ import type { ChunkRef } from '../chunks/index.js';
 import { type CommitRecord, type EntryData, type Op, ancestors } from '../format/index.js';
 import { entryData, type JournalEntry, sameContent, sameEntry } from './entry.js';
 import { migrate, type PendingOp, subtreeEnd } from './schema.js';
+import { JournalMeta } from './journalmeta.js';
 import { type EntryIn, EntryTable } from './view.js';
 import type { Staging } from './staging.js';
 
 export type { JournalEntry } from './entry.js';
 export type { PendingOp } from './schema.js';
-
-/** A commit noted before its record is appended, so that a restarted session recognises it. */
-export interface Inflight {
-  commitId: string;
-  /** The last pending op the commit publishes. */
-  fence: number;
-  /** The view's seq when the commit started. */
-  from?: number;
-}
+export type { Inflight } from './journalmeta.js';
 
 function prepare(db: BetterSqlite3.Database) {
   return {
-    metaGet: db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
-    metaSet: db.prepare<[string, string]>('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)'),
-    metaDel: db.prepare<[string]>('DELETE FROM meta WHERE key = ?'),
     pendingAll: db.prepare<[], PendingOp>('SELECT * FROM pending ORDER BY id'),
-    pendingCount: db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM pending'),
+    pendingCount: db.prepare<[], { n: number }>("SELECT COUNT(*) AS n FROM pending WHERE op != 'times'"),
+    pendingAny: db.prepare<[], { one: number }>('SELECT 1 AS one FROM pending LIMIT 1'),
     pendingInsert: db.prepare<[string, string]>('INSERT INTO pending (op, path) VALUES (?, ?)'),
     pendingHasPut: db.prepare<[string, number], { one: number }>(
       "SELECT 1 AS one FROM pending WHERE op = 'put' AND path = ? AND id > ? LIMIT 1",
     ),
-    pendingDropPut: db.prepare<[string]>("DELETE FROM pending WHERE op = 'put' AND path = ?"),
+    pendingHasTimes: db.prepare<[string, number], { one: number }>(
+      "SELECT 1 AS one FROM pending WHERE op IN ('put', 'times') AND path = ? AND id > ? LIMIT 1",
+    ),
+    pendingDropPut: db.prepare<[string]>("DELETE FROM pending WHERE op IN ('put', 'times') AND path = ?"),
     pendingDropUnder: db.prepare<[string, string, string]>('DELETE FROM pending WHERE path = ? OR (path > ? AND path < ?)'),
     pendingClear: db.prepare<[number]>('DELETE FROM pending WHERE id <= ?'),
     chunkGet: db.prepare<[string], { hash: string; pack: string; off: number; len: number }>('SELECT * FROM chunks WHERE hash = ?'),
@@ -54,8 +48,13 @@ function prepare(db: BetterSqlite3.Database) {
   };
 }
 
-export class Journal {
-  private readonly db: BetterSqlite3.Database;
+/** Directories whose mtime and ctime become `now` with an operation (entries created or removed in them). */
+export interface DirTouch {
+  dirs: readonly string[];
+  now: number;
+}
+
+export class Journal extends JournalMeta {
   private readonly st: ReturnType<typeof prepare>;
   /** The entries of the view (./view.ts). */
   private readonly view: EntryTable;
@@ -63,75 +62,14 @@ export class Journal {
 
   /** @example const j = new Journal('/tmp/s1/journal.db'); */
   constructor(file: string) {
-    this.db = new Database(file);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = NORMAL');
-    this.db.pragma('busy_timeout = 5000');
-    migrate(this.db);
+    const db = new Database(file);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.pragma('busy_timeout = 5000');
+    migrate(db);
+    super(db);
     this.st = prepare(this.db);
     this.view = new EntryTable(this.db);
-  }
-
-  // ---- metadata ------------------------------------------------------------------------------
-
-  private getMeta(key: string): string | undefined {
-    return this.st.metaGet.get(key)?.value;
-  }
-
-  private setMeta(key: string, value: string | undefined): void {
-    if (value === undefined) this.st.metaDel.run(key);
-    else this.st.metaSet.run(key, value);
-  }
-
-  /** The volume this journal holds a view of; undefined until a bootstrap completed. */
-  get volumeId(): string | undefined {
-    return this.getMeta('volumeId');
-  }
-
-  /** Marks the journal complete (a bootstrap sets it last) and owned by `volumeId`. */
-  claim(volumeId: string): void {
-    this.setMeta('volumeId', volumeId);
-  }
-
-  /** This session's id (prefix of its commit ids), created on first use. */
-  sessionId(make: () => string): string {
-    let id = this.getMeta('sessionId');
-    if (!id) this.setMeta('sessionId', (id = make()));
-    return id;
-  }
-
-  /** The session id when one was made, without making one. */
-  get knownSessionId(): string | undefined {
-    return this.getMeta('sessionId');
-  }
-
-  /** The snapshot the view is based on. */
-  get seq(): number {
-    return Number(this.getMeta('seq') ?? 0);
-  }
-
-  /** The newest log seq this session has seen (≥ seq). */
-  get logHead(): number {
-    return Math.max(this.seq, Number(this.getMeta('logHead') ?? 0));
-  }
-
-  /** The newest checkpoint written or loaded by this session (0: none). */
-  get checkpoint(): number {
-    return Number(this.getMeta('checkpoint') ?? 0);
-  }
-
-  set checkpoint(seq: number) {
-    this.setMeta('checkpoint', String(seq));
-  }
-
-  /** The commit in flight, if one was started and not finished. */
-  get inflight(): Inflight | undefined {
-    const raw = this.getMeta('inflight');
-    return raw ? (JSON.parse(raw) as Inflight) : undefined;
-  }
-
-  set inflight(value: Inflight | undefined) {
-    this.setMeta('inflight', value && JSON.stringify(value));
   }
 
   // ---- reading the view (./view.ts) --------------------------------------------------------
@@ -179,14 +117,16 @@ export class Journal {
   ): { seq: number; body: T } | undefined {
     return this.transaction(() => {
       const seq = this.seq;
-      if (seq < minSeq || this.pendingCount() > 0) return undefined;
+      if (seq < minSeq || this.hasPending()) return undefined;
       return {
         seq,
         body: encode(
           seq,
-          (function* (all) {
-            for (const e of all) yield [e.path, entryData(e)] as [string, EntryData];
-          })(this.iterateAll()),
+          (function* (j: Journal) {
+            // The root first: its owner, mode, times and xattrs are part of the snapshot.
+            yield ['', entryData(j.get('')!)] as [string, EntryData];
+            for (const e of j.iterateAll()) yield [e.path, entryData(e)] as [string, EntryData];
+          })(this),
         ),
       };
     });
@@ -198,18 +138,34 @@ export class Journal {
    * Sets `path` to `entry`, creating missing parents (see `place`), and records a pending put.
    * @example journal.put('dir/a.txt', { type: 'file', mode: 0o644, mtimeMs: Date.now(), size: 0, staged });
    */
-  put(path: string, entry: EntryIn): void {
-    this.putAll([[path, entry]]);
+  put(path: string, entry: EntryIn, touch?: DirTouch): void {
+    this.putAll([[path, entry]], touch);
   }
 
   /** `put` of every item in order, in one transaction: all land or none does. */
-  putAll(items: Iterable<readonly [string, EntryIn]>): void {
+  putAll(items: Iterable<readonly [string, EntryIn]>, touch?: DirTouch): void {
     this.transaction(() => {
       for (const [path, entry] of items) {
         this.view.place(path, entry);
         this.addPending('put', path);
       }
+      this.touchDirs(touch);
     });
+  }
+
+  /** Sets the mtime and ctime of existing `dirs` and records pending `times` ops (inside a transaction). */
+  private touchDirs(touch: DirTouch | undefined): void {
+    for (const dir of touch?.dirs ?? []) {
+      const e = this.get(dir);
+      if (!e) continue;
+      this.view.set(dir, { ...e, mtimeMs: touch!.now, ctimeMs: touch!.now });
+      this.addPending('times', dir);
+    }
+  }
+
+  /** The number of directories directly inside `dir` (its link count is 2 more). */
+  subdirCount(dir: string): number {
+    return this.view.subdirCount(dir);
   }
 
   /** Replaces the entry of an existing path (no tree changes: its parent stays) and records a pending put. */
@@ -221,18 +177,20 @@ export class Journal {
   }
 
   /** Removes `path` and its subtree and records a pending delete. */
-  remove(path: string): void {
+  remove(path: string, touch?: DirTouch): void {
     this.transaction(() => {
       this.view.drop(path);
       this.addPending('delete', path);
+      this.touchDirs(touch);
     });
   }
 
   /**
    * Moves `src` (and its subtree) to `dst`, replacing what is at `dst` (callers checked it may
    * be replaced): pending deletes of both, pending puts of every moved path, one transaction.
+   * With `touch`, the moved entry's ctime becomes `touch.now` too.
    */
-  move(src: string, dst: string): void {
+  move(src: string, dst: string, touch?: DirTouch): void {
     this.transaction(() => {
       const e = this.get(src);
       if (!e) return;
@@ -241,9 +199,11 @@ export class Journal {
       if (this.get(dst)) this.remove(dst);
       for (const m of moved) {
         const np = dst + m.path.slice(src.length);
-        this.view.set(np, { ...m, path: np } as JournalEntry);
+        const ctime = touch && m.path === src ? { ctimeMs: touch.now } : {};
+        this.view.set(np, { ...m, path: np, ...ctime } as JournalEntry);
         this.addPending('put', np);
       }
+      this.touchDirs(touch);
     });
   }
 
@@ -272,8 +232,11 @@ export class Journal {
   // ---- pending ops and the fence -------------------------------------------------------------
 
   /** Records a pending op, compacting (see the module invariants). Runs inside a transaction. */
-  private addPending(op: 'put' | 'delete', path: string): void {
-    if (op === 'put') {
+  private addPending(op: PendingOp['op'], path: string): void {
+    if (op === 'times') {
+      // A put or times above the fence publishes the entry's times already.
+      if (this.st.pendingHasTimes.get(path, this.fenceId)) return;
+    } else if (op === 'put') {
       // A put means "the path's state at commit": one above the in-flight commit's fence is enough.
       if (this.st.pendingHasPut.get(path, this.fenceId)) return;
       this.st.pendingDropPut.run(path);
@@ -287,6 +250,12 @@ export class Journal {
     return this.st.pendingAll.all();
   }
 
+  /** Whether any op is pending (`times` included): the view is then not exactly its snapshot. */
+  hasPending(): boolean {
+    return this.st.pendingAny.get() !== undefined;
+  }
+
+  /** Pending ops but `times` (which only ever come with a put or delete of an entry inside the directory). */
   pendingCount(): number {
     return this.st.pendingCount.get()!.n;
   }
@@ -323,6 +292,11 @@ export class Journal {
       this.view.drop(op.path);
       return;
     }
+    if (op.op === 'times') {
+      const cur = this.get(op.path);
+      if (cur) this.view.set(op.path, { ...cur, mtimeMs: op.mtimeMs, ctimeMs: op.ctimeMs });
+      return;
+    }
     if (op.entry.chunks) this.indexChunks(op.entry.chunks);
     const cur = this.get(op.path);
     let staged = published?.get(op.path);
@@ -347,11 +321,15 @@ export class Journal {
   private underPending(fence: number, change: () => void): void {
     const later = this.pending().filter((p) => p.id > fence);
     const saved = new Map<string, JournalEntry | undefined>();
-    for (const p of later) if (p.op === 'put' && !saved.has(p.path)) saved.set(p.path, this.get(p.path));
+    for (const p of later) if (p.op !== 'delete' && !saved.has(p.path)) saved.set(p.path, this.get(p.path));
     change();
     for (const p of later) {
       if (p.op === 'delete') this.view.drop(p.path);
-      else {
+      else if (p.op === 'times') {
+        const e = saved.get(p.path);
+        const cur = this.get(p.path);
+        if (e && cur) this.view.set(p.path, { ...cur, mtimeMs: e.mtimeMs, ctimeMs: e.ctimeMs ?? e.mtimeMs });
+      } else {
         const e = saved.get(p.path);
         if (!e) continue;
         // Parents the change replaced or removed come back as directories, published by the next

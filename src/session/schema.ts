@@ -7,7 +7,7 @@
  */
 import type BetterSqlite3 from 'better-sqlite3';
 import { CairnError } from '../errors.js';
-import { type EntryData, parentOf } from '../format/index.js';
+import { type EntryData, decodeXattrs, encodeXattrs, parentOf } from '../format/index.js';
 import type { JournalEntry } from './entry.js';
 
 const MIGRATIONS: string[] = [
@@ -41,6 +41,28 @@ const MIGRATIONS: string[] = [
     len  INTEGER NOT NULL
   ) WITHOUT ROWID;
   `,
+  // 2: format 3's POSIX metadata (NULL: not stored; see EntryData).
+  `
+  ALTER TABLE entries ADD COLUMN uid INTEGER;
+  ALTER TABLE entries ADD COLUMN gid INTEGER;
+  ALTER TABLE entries ADD COLUMN atime INTEGER;
+  ALTER TABLE entries ADD COLUMN ctime INTEGER;
+  ALTER TABLE entries ADD COLUMN rdev INTEGER;
+  ALTER TABLE entries ADD COLUMN xattrs TEXT;
+  CREATE INDEX entries_subdirs ON entries(parent) WHERE type = 'directory';
+  `,
+  // 3: pending 'times' ops (a directory's mtime/ctime changed by its entries).
+  `
+  CREATE TABLE pending_new (
+    id   INTEGER PRIMARY KEY AUTOINCREMENT,
+    op   TEXT NOT NULL CHECK (op IN ('put', 'delete', 'times')),
+    path TEXT NOT NULL
+  );
+  INSERT INTO pending_new (id, op, path) SELECT id, op, path FROM pending;
+  DROP TABLE pending;
+  ALTER TABLE pending_new RENAME TO pending;
+  CREATE INDEX pending_path ON pending(path);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -71,12 +93,40 @@ export interface Row {
   inline: Buffer | null;
   target: string | null;
   staged: string | null;
+  uid: number | null;
+  gid: number | null;
+  atime: number | null;
+  ctime: number | null;
+  rdev: number | null;
+  /** JSON of name -> base64 (the stored form). */
+  xattrs: string | null;
 }
+
+/** The columns of a row, in the order of the insert statement. */
+export const ROW_COLUMNS = [
+  'path',
+  'parent',
+  'type',
+  'mode',
+  'mtime',
+  'size',
+  'chunks',
+  'inline',
+  'target',
+  'staged',
+  'uid',
+  'gid',
+  'atime',
+  'ctime',
+  'rdev',
+  'xattrs',
+];
 
 /** One `pending` row: an op not yet committed, in the order it was recorded. */
 export interface PendingOp {
   id: number;
-  op: 'put' | 'delete';
+  /** `times`: only the entry's mtime and ctime changed (see Op in ../format/entries.ts). */
+  op: 'put' | 'delete' | 'times';
   path: string;
 }
 
@@ -101,6 +151,15 @@ export function fromRow(r: Row): JournalEntry {
   if (r.inline !== null) e.inline = r.inline;
   if (r.target !== null) e.target = r.target;
   if (r.staged !== null) e.staged = r.staged;
+  if (r.uid !== null) e.uid = r.uid;
+  if (r.gid !== null) e.gid = r.gid;
+  if (r.atime !== null) e.atimeMs = r.atime;
+  if (r.ctime !== null) e.ctimeMs = r.ctime;
+  if (r.rdev !== null) e.rdev = r.rdev;
+  if (r.xattrs !== null) {
+    const x = decodeXattrs(JSON.parse(r.xattrs));
+    if (x) e.xattrs = x;
+  }
   return e;
 }
 
@@ -116,5 +175,11 @@ export function toRow(path: string, e: EntryData & { staged?: string }): Row {
     inline: e.inline ?? null,
     target: e.target ?? null,
     staged: e.staged ?? null,
+    uid: e.uid ?? null,
+    gid: e.gid ?? null,
+    atime: e.atimeMs === undefined ? null : Math.round(e.atimeMs),
+    ctime: e.ctimeMs === undefined ? null : Math.round(e.ctimeMs),
+    rdev: e.rdev ?? null,
+    xattrs: e.xattrs && Object.keys(e.xattrs).length ? JSON.stringify(encodeXattrs(e.xattrs)) : null,
   };
 }

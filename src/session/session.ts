@@ -12,16 +12,17 @@
  */
 import fs from 'node:fs/promises';
 import { CairnError } from '../errors.js';
-import type { ChunkRef, ChunkStore, ReadCursor } from '../chunks/index.js';
+import type { ChunkStore } from '../chunks/index.js';
 import type { Journal } from './journal.js';
 import { type JournalEntry, toStat } from './entry.js';
+import * as meta from './metadata.js';
 import {
   type CommitResult,
+  type Credentials,
+  type EntryType,
   type FsSession,
   type ReloadResult,
-  type Stat,
   type EntryData,
-  type VolumeMeta,
   isWithin,
   normalizePath,
   parentOf,
@@ -30,41 +31,33 @@ import type { Staging } from './staging.js';
 import type { Syncer } from './sync.js';
 import { type SessionOptions, openParts } from './opening.js';
 import { FileData } from './filedata.js';
+import { SessionReads } from './reads.js';
 import { planCopy, planPut } from './bulk.js';
-import { checkByteCount, checkFileSize, checkInteger, checkMode, checkTimeMs, checkWriteRange, isByteRange } from '../util/limits.js';
+import { checkFileSize, checkInteger, checkMode, checkTimeMs, checkWriteRange } from '../util/limits.js';
 
 const FILE_MODE = 0o644;
+/** What mknod makes besides regular files. */
+const SPECIAL_TYPES: readonly EntryType[] = ['fifo', 'socket', 'chardev', 'blockdev'];
 
 export { OFFLOAD_MIN_BYTES, type SessionOptions } from './opening.js';
 
-export class Session implements FsSession {
+export class Session extends SessionReads implements FsSession {
   readonly readOnly: boolean;
-  readonly volume: VolumeMeta;
-  readonly chunks: ChunkStore;
   /** How this open filled a fresh journal (undefined: it reopened one). */
   readonly bootstrapped: 'child' | 'in-process' | undefined;
-  /** File bytes: reads with fetching hints, copy-on-write into staging (./filedata.ts). */
-  private readonly data: FileData;
-  private closed = false;
 
   private constructor(
     private readonly opts: SessionOptions,
-    /**
-     * The session's journal. Not for layers above: use `entryAt`/`knownChunk` (still read by the
-     * CLI's time travel, src/cli/time-travel.ts, and a test helper, until they move to `entryAt`).
-     */
-    readonly journal: Journal,
+    journal: Journal,
     private readonly staging: Staging,
     private readonly sync: Syncer,
     private readonly unlock: () => Promise<void>,
     chunks: ChunkStore,
     bootstrapped?: 'child' | 'in-process',
   ) {
+    super(journal, chunks, new FileData(journal, staging, chunks), opts.volume);
     this.bootstrapped = bootstrapped;
     this.readOnly = !!opts.readOnly || opts.seq !== undefined;
-    this.volume = opts.volume;
-    this.chunks = chunks;
-    this.data = new FileData(journal, staging, chunks);
   }
 
   /**
@@ -82,112 +75,6 @@ export class Session implements FsSession {
 
   get dir(): string {
     return this.opts.dir;
-  }
-
-  // ---- reads ---------------------------------------------------------------------------------
-
-  private entry(path: string): JournalEntry {
-    this.checkOpen();
-    const e = this.journal.get(path);
-    if (!e) throw new CairnError('NOT_FOUND', `no such file or directory: /${path}`, { path: `/${path}`, volume: this.volume.name });
-    return e;
-  }
-
-  private dirEntry(path: string): JournalEntry {
-    const e = this.entry(path);
-    if (e.type !== 'directory') throw new CairnError('NOT_A_DIRECTORY', `/${path} is not a directory`, { path: `/${path}` });
-    return e;
-  }
-
-  /**
-   * The stored entry of a path (chunk refs, inline bytes), for readers that fetch its content
-   * themselves; undefined when there is none.
-   * @example const e = s.entryAt('data/a.bin'); if (e?.chunks) yield* chunks.stream(e.chunks);
-   */
-  entryAt(path: string): JournalEntry | undefined {
-    this.checkOpen();
-    return this.journal.get(normalizePath(path));
-  }
-
-  /** A chunk this session's volume already stores (dedup for uploads that bypass commit). */
-  knownChunk(hash: string): ChunkRef | undefined {
-    return this.journal.knownChunk(hash);
-  }
-
-  /** Looks up one path without throwing. */
-  lookup(path: string): Stat | undefined {
-    this.checkOpen();
-    const e = this.journal.get(normalizePath(path));
-    return e && toStat(e);
-  }
-
-  async stat(path: string): Promise<Stat> {
-    return toStat(this.entry(normalizePath(path)));
-  }
-
-  async readdir(path: string): Promise<Stat[]> {
-    const p = normalizePath(path);
-    this.dirEntry(p);
-    return this.journal.children(p).map(toStat);
-  }
-
-  /** Every entry strictly inside a directory, in path order. */
-  descendants(path: string): Stat[] {
-    const p = normalizePath(path);
-    this.dirEntry(p);
-    return this.journal.descendants(p).map(toStat);
-  }
-
-  /**
-   * Up to `length` bytes at `offset` (fewer at the end of the file). Both are integers from 0 to
-   * the maximum file size (INVALID_ARGUMENT otherwise). `cursor` is the reader's own read state
-   * (`s.cursor()`, one per open file handle); without one, the readers of a path share one.
-   * @example const head = await s.read('/data/a.bin', 0, 4096);
-   */
-  async read(path: string, offset: number, length: number, cursor?: ReadCursor): Promise<Buffer> {
-    const p = normalizePath(path);
-    checkByteCount(offset, 'offset', { path: `/${p}` });
-    checkByteCount(length, 'length', { path: `/${p}` });
-    const e = this.entry(p);
-    if (e.type === 'directory') throw new CairnError('IS_A_DIRECTORY', `/${e.path} is a directory`, { path: `/${e.path}` });
-    if (e.type !== 'file') throw new CairnError('INVALID_ARGUMENT', `/${e.path} is a ${e.type}, not a file`, { path: `/${e.path}` });
-    return this.data.read(e, offset, length, cursor);
-  }
-
-  /** A new read state for one reader. @example const c = s.cursor(); await s.read(p, 0, n, c); */
-  cursor(): ReadCursor {
-    return this.chunks.cursor();
-  }
-
-  readCached(path: string, offset: number, length: number, into: Buffer, cursor?: ReadCursor): number | undefined {
-    if (this.closed || !isByteRange(offset, length)) return undefined;
-    let e: JournalEntry | undefined;
-    try {
-      e = this.journal.get(normalizePath(path));
-    } catch {
-      return undefined; // a bad path: `read` reports it
-    }
-    if (!e || e.type !== 'file' || e.staged) return undefined;
-    return this.data.readCached(e, offset, length, into, cursor);
-  }
-
-  /** The whole committed content of a file, chunk by chunk (parallel fetch). */
-  async *stream(path: string, concurrency?: number): AsyncGenerator<Buffer> {
-    if (concurrency !== undefined) checkInteger(concurrency, 'concurrency', { min: 1, max: 1024 });
-    const e = this.entry(normalizePath(path));
-    if (e.type !== 'file') throw new CairnError('IS_A_DIRECTORY', `/${e.path} is not a file`, { path: `/${e.path}` });
-    if (e.staged || e.inline) {
-      const step = 4 << 20;
-      for (let off = 0; off < e.size; off += step) yield await this.read(e.path, off, step);
-      return;
-    }
-    yield* this.chunks.stream(e.chunks ?? [], { concurrency });
-  }
-
-  async readlink(path: string): Promise<string> {
-    const e = this.entry(normalizePath(path));
-    if (e.type !== 'symlink') throw new CairnError('INVALID_ARGUMENT', `/${e.path} is not a symlink`, { path: `/${e.path}` });
-    return e.target ?? '';
   }
 
   // ---- writes --------------------------------------------------------------------------------
@@ -210,17 +97,37 @@ export class Session implements FsSession {
   }
 
   /**
-   * Creates an empty file (replacing a file there) with permission bits `mode` (0 to 0o7777).
+   * Creates an empty file (replacing a file there) with permission bits `mode` (0 to 0o7777),
+   * owned by `cred` (see ./metadata.ts; without credentials no owner is stored).
    * @example await s.create('/data/new.txt', 0o644);
    */
-  async create(path: string, mode = FILE_MODE): Promise<void> {
+  async create(path: string, mode = FILE_MODE, cred?: Credentials): Promise<void> {
     const p = normalizePath(path);
     checkMode(mode, { path: `/${p}` });
     this.checkWritable(p);
     this.checkParent(p);
     const cur = this.journal.get(p);
     if (cur?.type === 'directory') throw new CairnError('IS_A_DIRECTORY', `/${p} is a directory`, { path: `/${p}` });
-    await this.staging.create((staged) => this.journal.put(p, { type: 'file', mode, mtimeMs: Date.now(), size: 0, staged }));
+    const e = this.newEntry(p, 'file', mode, cred);
+    await this.staging.create((staged) => this.journal.put(p, { ...e, staged }, this.parentTouch(p, e.mtimeMs)));
+  }
+
+  /** A new entry of `type` at `p` made by `cred`: owner and group (./metadata.ts), all three times now. */
+  private newEntry(p: string, type: EntryType, mode: number, cred: Credentials | undefined): EntryData {
+    const now = Date.now();
+    const o = meta.newOwner(this.journal.get(parentOf(p)), cred, type === 'directory');
+    const e: EntryData = { type, mode: mode | o.modeBits, mtimeMs: now, atimeMs: now, ctimeMs: now, size: 0 };
+    if (o.uid !== undefined) e.uid = o.uid;
+    if (o.gid !== undefined) e.gid = o.gid;
+    return e;
+  }
+
+  /** The parents of `paths`, whose mtime and ctime an entry created or removed in them changes. */
+  private parentTouch(...paths: string[]): { dirs: string[]; now: number };
+  private parentTouch(p: string, now: number): { dirs: string[]; now: number };
+  private parentTouch(...args: (string | number)[]): { dirs: string[]; now: number } {
+    const now = typeof args[args.length - 1] === 'number' ? (args.pop() as number) : Date.now();
+    return { dirs: [...new Set((args as string[]).map(parentOf))], now };
   }
 
   /** The staging file of a file, copying committed content into a new one on first write. */
@@ -239,7 +146,7 @@ export class Session implements FsSession {
    * it throws.
    * @example await s.write('/data/a.bin', 0, Buffer.from('hello'));
    */
-  async write(path: string, offset: number, data: Uint8Array): Promise<void> {
+  async write(path: string, offset: number, data: Uint8Array, cred?: Credentials): Promise<void> {
     const p = normalizePath(path);
     this.checkWritable(p);
     if (!(data instanceof Uint8Array)) {
@@ -249,7 +156,7 @@ export class Session implements FsSession {
     const name = await this.staged(p);
     await this.staging.write(name, offset, data);
     const e = this.entry(p);
-    this.journal.update(p, { ...e, size: Math.max(e.size, offset + data.length), mtimeMs: Date.now() });
+    this.journal.update(p, { ...meta.writtenEntry(e, cred, Date.now()), size: Math.max(e.size, offset + data.length) });
   }
 
   /**
@@ -257,14 +164,14 @@ export class Session implements FsSession {
    * size): shrinking drops the tail, growing adds zeros.
    * @example await s.truncate('/data/a.bin', 0);
    */
-  async truncate(path: string, size: number): Promise<void> {
+  async truncate(path: string, size: number, cred?: Credentials): Promise<void> {
     const p = normalizePath(path);
     this.checkWritable(p);
     checkFileSize(size, { path: `/${p}`, volume: this.volume.name });
     const name = await this.staged(p, size > 0);
     await this.staging.truncate(name, size);
     const e = this.entry(p);
-    this.journal.update(p, { ...e, size, mtimeMs: Date.now() });
+    this.journal.update(p, { ...meta.writtenEntry(e, cred, Date.now()), size });
   }
 
   async fsync(path: string): Promise<void> {
@@ -276,16 +183,39 @@ export class Session implements FsSession {
    * Creates a directory with permission bits `mode` (0 to 0o7777); its parent must exist.
    * @example await s.mkdir('/data/out', 0o755);
    */
-  async mkdir(path: string, mode = 0o755): Promise<void> {
+  async mkdir(path: string, mode = 0o755, cred?: Credentials): Promise<void> {
     const p = normalizePath(path);
-    this.mkdirNow(p, checkMode(mode, { path: `/${p}` }));
+    this.mkdirNow(p, checkMode(mode, { path: `/${p}` }), cred);
   }
 
-  private mkdirNow(p: string, mode = 0o755): void {
+  private mkdirNow(p: string, mode = 0o755, cred?: Credentials): void {
+    this.makeNode(p, this.newEntry(p, 'directory', mode, cred));
+  }
+
+  /** Puts a new entry where nothing is (ALREADY_EXISTS), touching its parent. */
+  private makeNode(p: string, e: EntryData): void {
     this.checkWritable(p);
     this.checkParent(p);
     if (this.journal.get(p)) throw new CairnError('ALREADY_EXISTS', `/${p} already exists`, { path: `/${p}` });
-    this.journal.put(p, { type: 'directory', mode, mtimeMs: Date.now(), size: 0 });
+    this.journal.put(p, e, this.parentTouch(p, e.mtimeMs));
+  }
+
+  /**
+   * mknod(2): a FIFO, socket, character or block device (`rdev`, Linux's encoding) with
+   * permission bits `mode`; a regular file is `create`. ALREADY_EXISTS when the path exists.
+   * @example await s.mknod('/run/pipe', 'fifo', 0o644);
+   */
+  async mknod(path: string, type: EntryType, mode: number, rdev = 0, cred?: Credentials): Promise<void> {
+    const p = normalizePath(path);
+    checkMode(mode, { path: `/${p}` });
+    if (type === 'file') {
+      if (this.journal.get(p)) throw new CairnError('ALREADY_EXISTS', `/${p} already exists`, { path: `/${p}` });
+      return this.create(p, mode, cred);
+    }
+    if (!SPECIAL_TYPES.includes(type)) throw new CairnError('INVALID_ARGUMENT', `mknod cannot make a ${String(type)}`, { path: `/${p}` });
+    const e = this.newEntry(p, type, mode, cred);
+    if (type === 'chardev' || type === 'blockdev') e.rdev = checkInteger(rdev, 'rdev', { min: 0, max: 0xffffffff }, { path: `/${p}` });
+    this.makeNode(p, e);
   }
 
   /** Creates a directory and its missing parents; an existing directory is fine. */
@@ -309,7 +239,7 @@ export class Session implements FsSession {
     const e = this.entry(p);
     if (e.type === 'directory')
       throw new CairnError('IS_A_DIRECTORY', `/${p} is a directory`, { path: `/${p}`, hint: 'use rmdir, or remove recursively' });
-    this.journal.remove(p);
+    this.journal.remove(p, this.parentTouch(p));
   }
 
   async rmdir(path: string): Promise<void> {
@@ -319,7 +249,7 @@ export class Session implements FsSession {
     if (p === '') throw new CairnError('PERMISSION_DENIED', 'the root directory cannot be removed', { path: '/' });
     if (this.journal.hasChildren(p))
       throw new CairnError('NOT_EMPTY', `/${p} is not empty`, { path: `/${p}`, hint: 'remove its contents first, or remove recursively' });
-    this.journal.remove(p);
+    this.journal.remove(p, this.parentTouch(p));
   }
 
   /** Removes a path and, for a directory, everything inside it. */
@@ -328,10 +258,10 @@ export class Session implements FsSession {
     this.checkWritable(p);
     this.entry(p);
     if (p === '') {
-      for (const c of this.journal.children('')) this.journal.remove(c.path);
+      for (const c of this.journal.children('')) this.journal.remove(c.path, this.parentTouch(c.path));
       return;
     }
-    this.journal.remove(p);
+    this.journal.remove(p, this.parentTouch(p));
   }
 
   async rename(from: string, to: string): Promise<void> {
@@ -353,29 +283,62 @@ export class Session implements FsSession {
       if (existing.type === 'directory' && this.journal.hasChildren(dst))
         throw new CairnError('NOT_EMPTY', `/${dst} is not empty`, { path: `/${dst}` });
     }
-    this.journal.move(src, dst);
+    this.journal.move(src, dst, this.parentTouch(src, dst));
   }
 
-  async symlink(target: string, path: string): Promise<void> {
+  async symlink(target: string, path: string, cred?: Credentials): Promise<void> {
     const p = normalizePath(path);
-    this.checkWritable(p);
-    this.checkParent(p);
-    if (this.journal.get(p)) throw new CairnError('ALREADY_EXISTS', `/${p} already exists`, { path: `/${p}` });
     if (typeof target !== 'string' || target === '' || target.includes('\0'))
       throw new CairnError('INVALID_ARGUMENT', 'invalid symlink target', { path: `/${p}` });
-    this.putEntry(p, { type: 'symlink', mode: 0o777, mtimeMs: Date.now(), size: Buffer.byteLength(target), target });
+    this.makeNode(p, { ...this.newEntry(p, 'symlink', 0o777, cred), size: Buffer.byteLength(target), target });
   }
 
-  /** Sets the permission bits (0 to 0o7777). @example await s.chmod('/data/run.sh', 0o755); */
-  async chmod(path: string, mode: number): Promise<void> {
+  /**
+   * Sets the permission bits (0 to 0o7777); with `cred`, only its owner may (NOT_PERMITTED).
+   * @example await s.chmod('/data/run.sh', 0o755);
+   */
+  async chmod(path: string, mode: number, cred?: Credentials): Promise<void> {
     checkMode(mode, { path: String(path) });
-    this.touch(path, (e) => ({ ...e, mode }));
+    this.touch(path, (e) => meta.chmodEntry(e, mode, cred, Date.now()));
+  }
+
+  /**
+   * chown(2): `uid`/`gid` of -1 stay; with `cred`, POSIX rules (./metadata.ts: NOT_PERMITTED).
+   * @example await s.chown('/data/a', 1000, 1000);
+   */
+  async chown(path: string, uid: number, gid: number, cred?: Credentials): Promise<void> {
+    this.touch(path, (e) => meta.chownEntry(e, uid, gid, cred, Date.now()));
   }
 
   /** Sets the mtime (ms since the epoch, a finite number). @example await s.utimes('/a', Date.now()); */
   async utimes(path: string, mtimeMs: number): Promise<void> {
-    const ms = checkTimeMs(mtimeMs, 'mtime', { path: String(path) });
-    this.touch(path, (e) => ({ ...e, mtimeMs: ms }));
+    await this.setTimes(path, { mtimeMs });
+  }
+
+  /**
+   * Sets the access and/or modification time (ms, finite; an absent one stays); ctime becomes now.
+   * @example await s.setTimes('/a', { atimeMs: 0, mtimeMs: Date.parse('2001-01-01') });
+   */
+  async setTimes(path: string, t: { atimeMs?: number; mtimeMs?: number }): Promise<void> {
+    const ctx = { path: String(path) };
+    const at = t.atimeMs === undefined ? undefined : checkTimeMs(t.atimeMs, 'atime', ctx);
+    const mt = t.mtimeMs === undefined ? undefined : checkTimeMs(t.mtimeMs, 'mtime', ctx);
+    this.touch(path, (e) => ({ ...e, atimeMs: at ?? e.atimeMs ?? e.mtimeMs, mtimeMs: mt ?? e.mtimeMs, ctimeMs: Date.now() }));
+  }
+
+  // ---- extended attributes (./metadata.ts) ---------------------------------------------------
+
+  /**
+   * Sets an extended attribute (user.*, trusted.*, security.*; sizes in ../format/xattrs.ts).
+   * @example await s.setxattr('/a', 'user.origin', Buffer.from('https://…'));
+   */
+  async setxattr(path: string, name: string, value: Buffer, flags?: 'create' | 'replace', cred?: Credentials): Promise<void> {
+    this.touch(path, (e) => meta.setXattr(e, name, value, flags, cred, Date.now()));
+  }
+
+  /** Removes an extended attribute (NO_ATTRIBUTE when absent). @example await s.removexattr('/a', 'user.k'); */
+  async removexattr(path: string, name: string, cred?: Credentials): Promise<void> {
+    this.touch(path, (e) => meta.removeXattr(e, name, cred, Date.now()));
   }
 
   private touch(path: string, change: (e: JournalEntry) => JournalEntry): void {
@@ -442,10 +405,6 @@ export class Session implements FsSession {
     const commit = this.journal.pendingCount() > 0 ? await this.commit() : undefined;
     const r = await this.sync.reload();
     return commit ? { ...r, commit } : r;
-  }
-
-  private checkOpen(): void {
-    if (this.closed) throw new CairnError('CLOSED', 'the session is closed', { volume: this.volume.name, hint: 'open a new session' });
   }
 
   /** Closes the journal; pending changes stay in the directory unless it is ephemeral. */

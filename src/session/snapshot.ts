@@ -98,8 +98,9 @@ export async function rebootstrap(journal: Journal, log: VolumeLog): Promise<{ f
 }
 
 /**
- * Visits every entry (but the root) of snapshot `seq` of a volume, in path order, assembled in a
- * private temporary journal.
+ * Visits every entry (but the root, unless `withRoot`: a checkpoint keeps the root's owner, mode,
+ * times and xattrs) of snapshot `seq` of a volume, in path order, assembled in a private
+ * temporary journal.
  * @example await readSnapshot(store, id, head, (e, data) => { files++; });
  */
 export async function readSnapshot(
@@ -107,9 +108,12 @@ export async function readSnapshot(
   volumeId: string,
   seq: number,
   visit: (e: JournalEntry, data: EntryData) => void,
+  withRoot = false,
 ): Promise<void> {
   await withTemporaryJournal(async (journal) => {
     await bootstrap(journal, new VolumeLog(store, volumeId), seq);
+    const root = journal.get('');
+    if (withRoot && root) visit(root, entryData(root));
     for (const e of journal.iterateAll()) visit(e, entryData(e));
   });
 }

@@ -167,10 +167,11 @@ export class Syncer {
         }
         target = (newer.length ? newer[newer.length - 1]!.seq : target) + 1;
       }
-      for (const r of foreign) for (const op of r.ops) this.foreignSince.add(op.path);
+      for (const r of foreign) for (const op of r.ops) if (op.op !== 'times') this.foreignSince.add(op.path);
       const viewWasHead = this.logHead === base && foreign.length === 0 && !skipped;
       this.journal.landCommit(record, fence, published, viewWasHead);
-      const paths = ops.map((o) => o.path);
+      // A directory's times changed by its entries are published, not reported as a change of its own.
+      const paths = ops.filter((o) => o.op !== 'times').map((o) => o.path);
       const overwrote = paths.filter((p) => [...this.foreignSince].some((q) => overlaps(p, q)));
       await this.afterChange();
       return { seq: record.seq, committed: true, paths, overwrote, bytesUploaded };
@@ -316,6 +317,10 @@ export class Syncer {
         const e = this.journal.get(p.path);
         // libfuse keeps unlinked-but-open files as .fuse_hidden*: local until their last close.
         if (!e || baseName(p.path).startsWith('.fuse_hidden')) continue;
+        if (p.op === 'times') {
+          ops.push({ op: 'times', path: p.path, mtimeMs: e.mtimeMs, ctimeMs: e.ctimeMs ?? e.mtimeMs });
+          continue;
+        }
         const entry = entryData(e);
         if (e.type === 'file' && e.staged) {
           delete entry.chunks;
@@ -413,11 +418,11 @@ export class Syncer {
       const foreign = records.filter((r) => !this.isOurs(r));
       this.journal.applyRecords(records);
       if (!rememberForeign) this.foreignSince.clear();
-      else for (const r of foreign) for (const op of r.ops) this.foreignSince.add(op.path);
+      else for (const r of foreign) for (const op of r.ops) if (op.op !== 'times') this.foreignSince.add(op.path);
       await this.afterChange();
       // `changed`: every path the applied records touched (what a kernel cache must drop);
       // `paths`: those of other writers' records only (what really changed under this view).
-      const paths = foreign.flatMap((r) => r.ops.map((o) => o.path));
+      const paths = foreign.flatMap((r) => r.ops.filter((o) => o.op !== 'times').map((o) => o.path));
       const changed = new Set<string>();
       for (const r of records) for (const op of r.ops) changed.add(op.path);
       return { from, seq: this.seq, paths, changed: [...changed] };

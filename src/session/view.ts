@@ -11,7 +11,7 @@
 import type BetterSqlite3 from 'better-sqlite3';
 import { type EntryData, ancestors } from '../format/index.js';
 import type { JournalEntry } from './entry.js';
-import { fromRow, type Row, subtreeEnd, toRow } from './schema.js';
+import { fromRow, ROW_COLUMNS, type Row, subtreeEnd, toRow } from './schema.js';
 
 /** Entries memoised by `get` (cleared on every change). */
 const MEMO_ENTRIES = 4096;
@@ -24,10 +24,10 @@ function prepare(db: BetterSqlite3.Database) {
   return {
     get: db.prepare<[string], Row>('SELECT * FROM entries WHERE path = ?'),
     insert: db.prepare<[Row]>(
-      'INSERT OR REPLACE INTO entries (path, parent, type, mode, mtime, size, chunks, inline, target, staged) ' +
-        'VALUES (@path, @parent, @type, @mode, @mtime, @size, @chunks, @inline, @target, @staged)',
+      `INSERT OR REPLACE INTO entries (${ROW_COLUMNS.join(', ')}) VALUES (${ROW_COLUMNS.map((c) => `@${c}`).join(', ')})`,
     ),
     children: db.prepare<[string], Row>('SELECT * FROM entries WHERE parent = ? ORDER BY path'),
+    subdirCount: db.prepare<[string], { n: number }>("SELECT COUNT(*) AS n FROM entries WHERE parent = ? AND type = 'directory'"),
     hasChild: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM entries WHERE parent = ? LIMIT 1'),
     subtree: db.prepare<[string, string], Row>('SELECT * FROM entries WHERE path > ? AND path < ? ORDER BY path'),
     all: db.prepare<[], Row>("SELECT * FROM entries WHERE path != '' ORDER BY path"),
@@ -69,6 +69,10 @@ export class EntryTable {
 
   children(dir: string): JournalEntry[] {
     return this.st.children.all(dir).map(fromRow);
+  }
+
+  subdirCount(dir: string): number {
+    return this.st.subdirCount.get(dir)!.n;
   }
 
   hasChildren(dir: string): boolean {

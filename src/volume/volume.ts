@@ -15,10 +15,8 @@ import { CairnError, isCairnError } from '../errors.js';
 import type { ObjectStore } from '../store/index.js';
 import { ChunkStore } from '../chunks/index.js';
 import {
-  type EntryType,
   type FileEntry,
   type HistoryEntry,
-  type Stat,
   type VolumeMeta,
   Catalog,
   VolumeLog,
@@ -29,7 +27,7 @@ import {
   readRetention,
   writeRetention,
 } from '../format/index.js';
-import { Session, privateSessionDir } from '../session/index.js';
+import { Session, privateSessionDir, toFileEntry } from '../session/index.js';
 import { Batch, type BatchProgress, type BatchResult, uploadBatch } from './batch.js';
 import { checkInteger } from '../util/limits.js';
 import { type StoreOption, resolveStore, volumeObjects, withStore } from './objects.js';
@@ -49,10 +47,6 @@ export type MountControl = (volumeName: string, op: 'commit' | 'reload') => Prom
 export interface VolumeOptions extends StoreOption {
   /** How commit/reload reach a mount of the volume (default: the class's `defaultMountControl`). */
   mountControl?: MountControl;
-}
-
-function toFileEntry(s: Stat): FileEntry {
-  return { path: s.path, type: s.type as EntryType, mtime: Math.floor(s.mtimeMs / 1000), size: s.size };
 }
 
 export class Volume implements AsyncDisposable {
@@ -333,7 +327,12 @@ export class Volume implements AsyncDisposable {
   async history(options: { limit?: number } = {}): Promise<HistoryEntry[]> {
     if (options.limit !== undefined) checkInteger(options.limit, 'limit', { min: 1 });
     const records = await new VolumeLog(this.store, this.id).retainedRecords();
-    const out = records.map((r) => ({ seq: r.seq, time: r.time, author: r.author, paths: r.ops.map((o) => `/${o.path}`) }));
+    const out = records.map((r) => ({
+      seq: r.seq,
+      time: r.time,
+      author: r.author,
+      paths: r.ops.filter((o) => o.op !== 'times').map((o) => `/${o.path}`),
+    }));
     return options.limit ? out.slice(-options.limit) : out;
   }
 

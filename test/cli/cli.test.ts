@@ -94,7 +94,11 @@ forEachBackend((b) =>
       assert.equal((await c('volume', 'put', 'alpha', path.join(local, 'one.txt'), '/data/')).code, 0);
       assert.equal((await c('volume', 'ls', 'alpha', '/data')).out, 'data/a.txt\ndata/one.txt\ndata/sub\n');
       const ls = JSON.parse((await c('volume', 'ls', 'alpha', '/data/sub', '--json')).out);
-      assert.deepEqual(ls, [{ path: 'data/sub/big.bin', type: 'file', mtime: ls[0].mtime, size: big.length }]);
+      const { mtime, atime, ctime, uid, gid } = ls[0];
+      assert.deepEqual(ls, [
+        { path: 'data/sub/big.bin', type: 'file', mtime, size: big.length, mode: 0o644, uid, gid, nlink: 1, atime, ctime },
+      ]);
+      assert.deepEqual([uid, gid], [process.getuid!(), process.getgid!()], 'no stored owner: the user running cairn');
       const again = await c('volume', 'put', 'alpha', path.join(local, 'one.txt'), '/data/one.txt');
       assert.equal(again.code, 1);
       assert.match(again.err, /ALREADY_EXISTS.*--force/);

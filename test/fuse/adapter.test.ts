@@ -35,8 +35,9 @@ describe('FUSE adapter', () => {
     assert.equal(c2, 0);
     assert.equal(st.mode, 0o100640);
     assert.equal(st.size, 5);
-    assert.equal(st.uid, 1000);
-    assert.equal(st.gid, 100);
+    // The session's owner (MemSession: this process's), not the adapter's fallback (1000:100).
+    assert.equal(st.uid, process.getuid!());
+    assert.equal(st.gid, process.getgid!());
     assert.equal(st.nlink, 1);
     assert.deepEqual(handles.paths(), ['/f']);
     assert.deepEqual(await call(ops, 'flush', '/f', fh), [0]);
@@ -143,10 +144,18 @@ describe('FUSE adapter', () => {
   });
 
   it('translates stats: type bits, symlink size, blocks', () => {
-    const st = toFuseStat({ path: 'f', type: 'file', mode: 0o644, size: 1000, mtimeMs: 5000 }, 1, 2);
+    const st = toFuseStat(
+      { path: 'f', type: 'file', mode: 0o644, size: 1000, mtimeMs: 5000, atimeMs: 5000, ctimeMs: 5000, uid: 1, gid: 2, nlink: 1 },
+      1,
+      2,
+    );
     assert.equal(st.mode, 0o100644);
     assert.equal(st.blocks, 2);
     assert.equal((st.mtime as Date).getTime(), 5000);
-    assert.equal(toFuseStat({ path: '', type: 'directory', mode: 0o755, size: 0, mtimeMs: 0 }, 1, 2).nlink, 2);
+    assert.equal(
+      toFuseStat({ path: '', type: 'directory', mode: 0o755, size: 0, mtimeMs: 0, atimeMs: 0, ctimeMs: 0, uid: 1, gid: 2, nlink: 2 }, 1, 2)
+        .nlink,
+      2,
+    );
   });
 });

@@ -128,6 +128,11 @@ export class MemSession implements FsSession {
       mode: n.mode,
       size: n.type === 'file' ? n.size : 0,
       mtimeMs: n.mtimeMs,
+      atimeMs: n.mtimeMs,
+      ctimeMs: n.mtimeMs,
+      uid: process.getuid?.() ?? 0,
+      gid: process.getgid?.() ?? 0,
+      nlink: n.type === 'directory' ? 2 : 1,
       ...(n.target !== undefined ? { target: n.target } : {}),
     };
   }

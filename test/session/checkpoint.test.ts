@@ -17,6 +17,12 @@ describe('checkpoints', () => {
     const store = await openStore(`file://${dir}`);
     const vol = await Volume.fromName('cp', { store, createIfMissing: true });
     const s = await vol.session();
+    // POSIX metadata, the root's included, must survive the checkpoint too.
+    await s.chown('/', 7, 8);
+    await s.chmod('/', 0o1777);
+    await s.setxattr('/', 'user.root', Buffer.from('r'));
+    await s.mknod('/dev0', 'chardev', 0o600, 0x0103, { uid: 9, gid: 9 });
+    await s.setTimes('/dev0', { atimeMs: 5000, mtimeMs: 6000 });
     for (let i = 1; i <= CHECKPOINT_EVERY + 3; i++) {
       await s.create(`/f${i % 7}`, 0o644);
       await s.write(`/f${i % 7}`, 0, Buffer.from(`v${i}`));
@@ -38,6 +44,11 @@ describe('checkpoints', () => {
         .pop()!;
       assert.equal((await fresh.read(`/f${k}`, 0, 100)).toString(), `v${last}`);
     }
+    const root = await fresh.stat('/');
+    assert.deepEqual([root.uid, root.gid, root.mode], [7, 8, 0o1777]);
+    assert.equal((await fresh.getxattr('/', 'user.root')).toString(), 'r');
+    const dev = await fresh.stat('/dev0');
+    assert.deepEqual([dev.type, dev.rdev, dev.uid, dev.atimeMs, dev.mtimeMs], ['chardev', 0x0103, 9, 5000, 6000]);
     await Promise.all([s.close(), fresh.close()]);
     await vol.close();
     await fs.rm(dir, { recursive: true, force: true });

@@ -378,7 +378,7 @@ describe('retention and gc objects', () => {
     const { hashChunk } = await import('../../src/chunks/hash.js');
     const sealed = (b: Buffer) => Buffer.concat([b, Buffer.from(`{"blake3":"${hashChunk(b)}"}`)]);
     corrupt(() => r.decodeRetention(sealed(extra), 'volumes/vo-x/retention', 'v'));
-    const newer = sealed(Buffer.from(`${JSON.stringify({ version: 3, ...p })}\n`));
+    const newer = sealed(Buffer.from(`${JSON.stringify({ version: r.FORMAT_VERSION + 1, ...p })}\n`));
     assert.throws(
       () => r.decodeRetention(newer, 'volumes/vo-x/retention', 'v'),
       (e) => isCairnError(e, 'UNSUPPORTED'),

@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { Volume } from '../../src/index.js';
 import type { ObjectStore } from '../../src/store/types.js';
-import { type CommitRecord, decodeRecord, encodeRecord, keys } from '../../src/format/index.js';
+import { type CommitRecord, FORMAT_VERSION, decodeRecord, encodeRecord, keys } from '../../src/format/index.js';
 import { hashChunk } from '../../src/chunks/hash.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { flip, writeCheckpoint } from '../helpers/damage.js';
@@ -208,14 +208,14 @@ forEachBackend((b) =>
       const line = pristine
         .subarray(0, pristine.lastIndexOf(0x0a) + 1)
         .toString()
-        .replace('"version":2', '"version":3');
+        .replace(`"version":${FORMAT_VERSION}`, `"version":${FORMAT_VERSION + 1}`);
       try {
         await store.put(key, Buffer.from(`${line}{"blake3":"${hashChunk(Buffer.from(line))}"}`));
         await assert.rejects(readAll(store, name), (e: any) => e.code === 'UNSUPPORTED' && e.context.key === key);
         await store.put(key, Buffer.from(`${line}{"blake3":"${hashChunk(pristine)}"}`));
-        await expectCorrupt(readAll(store, name), key, 'version 3 with a wrong checksum');
+        await expectCorrupt(readAll(store, name), key, 'a newer version with a wrong checksum');
         await store.put(key, Buffer.from(line.trimEnd()));
-        await expectCorrupt(readAll(store, name), key, 'version 3 without a checksum');
+        await expectCorrupt(readAll(store, name), key, 'a newer version without a checksum');
       } finally {
         await store.put(key, pristine);
       }
@@ -350,7 +350,15 @@ forEachBackend((b) =>
 
 describe('format: encoding', () => {
   const record = (entry: object): CommitRecord =>
-    ({ version: 2, seq: 1, base: 0, time: 1, author: 'a', commitId: 'c', ops: [{ op: 'put', path: 'f', entry }] }) as CommitRecord;
+    ({
+      version: FORMAT_VERSION,
+      seq: 1,
+      base: 0,
+      time: 1,
+      author: 'a',
+      commitId: 'c',
+      ops: [{ op: 'put', path: 'f', entry }],
+    }) as CommitRecord;
 
   it('round-trips a record, and refuses to write an entry that would not read back (INVALID_ARGUMENT)', () => {
     const r = record({ type: 'file', mode: 0o644, mtimeMs: 1.5, size: 3, inline: Buffer.from('abc') });
