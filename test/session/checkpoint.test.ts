@@ -7,7 +7,7 @@ import path from 'node:path';
 import { Volume } from '../../src/volume/index.js';
 import { openStore } from '../../src/store/open.js';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { type EntryData, VolumeLog, encodeCheckpointSync, keys, streamCheckpoint } from '../../src/format/index.js';
+import { type EntryData, FORMAT_VERSION, VolumeLog, encodeCheckpointSync, keys, streamCheckpoint } from '../../src/format/index.js';
 import { isCairnError } from '../../src/errors.js';
 import { CHECKPOINT_EVERY } from '../../src/session/index.js';
 
@@ -75,7 +75,7 @@ describe('checkpoints', () => {
       batches++;
       got.push(...b);
     });
-    assert.deepEqual(r, { version: 2, seq: 1, count: n + 1 });
+    assert.deepEqual(r, { version: FORMAT_VERSION, seq: 1, count: n + 1 });
     assert.ok(batches > 10);
     assert.deepEqual(got, all);
     // A session starts from it.
