@@ -117,10 +117,7 @@ describe('mount() / unmount()', () => {
     cleanup.push(mnt);
     const store = await fileStore(base, 'ovol');
     const m = await mount({ volume: 'ovol', mountpoint: mnt, store, logFile: path.join(base, 'log') });
-    await assert.rejects(
-      mount({ volume: 'ovol', mountpoint: mnt, store }),
-      (e: CairnError) => e.code === 'ALREADY_EXISTS',
-    );
+    await assert.rejects(mount({ volume: 'ovol', mountpoint: mnt, store }), (e: CairnError) => e.code === 'ALREADY_EXISTS');
     await shOk(`printf x > ${q(`${mnt}/f`)}`);
     const { spawn } = await import('node:child_process');
     const holder = spawn('bash', ['-c', `exec 3<${q(`${mnt}/f`)}; echo open; exec sleep 60`], { stdio: ['ignore', 'pipe', 'inherit'] });

@@ -143,7 +143,10 @@ export function fileStoreOf(spec: DaemonSpec): string {
  * @example
  *   conformanceSuite('real session, file store', startFileDaemon());
  */
-export function startFileDaemon(extra: (spec: DaemonSpec) => Record<string, unknown> = () => ({}), env: NodeJS.ProcessEnv = {}): StartDaemon {
+export function startFileDaemon(
+  extra: (spec: DaemonSpec) => Record<string, unknown> = () => ({}),
+  env: NodeJS.ProcessEnv = {},
+): StartDaemon {
   return async (spec) => {
     const store = fileStoreOf(spec);
     const volume = spec.volume ?? 'vol';
