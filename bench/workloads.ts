@@ -22,6 +22,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { controlRequest } from '../src/fuse/control.js';
+import { Volume } from '../src/index.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const MAIN_JS = path.resolve(HERE, '..', 'src', 'fuse', 'main.js');
@@ -247,8 +248,9 @@ class Daemon {
       mountpoint: this.mountpoint,
       store: `file://${this.store}`,
       commitIntervalSec: 0,
-      sessionOptions: { createIfMissing: true },
     };
+    // The daemon serves an existing volume only.
+    await (await Volume.fromName(config.volume, { store: config.store, createIfMissing: true })).close();
     const child = spawn(process.execPath, [...this.nodeArgs, MAIN_JS, JSON.stringify(config)], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, ...this.env },

@@ -56,13 +56,6 @@ export interface MountConfig {
   seq?: number;
   /** Use this session directory instead of the mount's default one (`cairn run`). */
   sessionDir?: string;
-  /**
-   * Test hook: a module (path or URL) exporting `openSession`, used instead of the volume layer's
-   * (test/fixtures/fuse-mem-factory.ts: the in-memory session).
-   */
-  sessionModule?: string;
-  /** Extra options for `openSession`. */
-  sessionOptions?: Record<string, unknown>;
   /** Serve Prometheus metrics at `http://HOST:PORT/metrics` (`cairn status` shows the URL). */
   metrics?: string;
 }

@@ -15,5 +15,5 @@ export {
 } from './control.js';
 export { runDaemon, type DaemonRuntime, type MountHandle, type CloseResult, type Logger } from './daemon.js';
 export type { MountConfig } from './config.js';
-export { startMount, type OpenSession, type DaemonSession, type StartOptions } from './start.js';
+export { startMount, type DaemonSession, type StartOptions } from './start.js';
 export { cairnMountAt } from './mountinfo.js';

@@ -3,12 +3,10 @@
  * daemon process (main.ts), a foreground `mount()`, and `cairn run`'s inner half all start their
  * mounts here.
  *
- * Invariants: the session is opened from the MountConfig (the volume layer's `openSession`,
- * imported statically; a test may name another module in `sessionModule`); a session whose mount
- * fails is closed before the error reaches the caller.
+ * Invariants: the session is opened from the MountConfig by the volume layer's `openSession`
+ * (imported statically; only a programmatic caller may pass its own `open`); a session whose
+ * mount fails is closed before the error reaches the caller.
  */
-import { pathToFileURL } from 'node:url';
-import { CairnError } from '../errors.js';
 import type { FsSession } from '../format/types.js';
 import { openSession as openVolumeSession } from '../volume/open.js';
 import type { MountConfig } from './config.js';
@@ -16,15 +14,6 @@ import { runDaemon, stderrLogger, type Logger, type MountHandle } from './daemon
 
 /** A session as the daemon needs it from `openSession`. */
 export type DaemonSession = FsSession & { volumeName?: string; status?(): object };
-
-/** How a mount's session is opened (the volume layer's `openSession`, or a test's). */
-export type OpenSession = (opts: {
-  volume: string;
-  store?: string;
-  readOnly: boolean;
-  mountpoint: string;
-  [extra: string]: unknown;
-}) => Promise<DaemonSession>;
 
 export interface StartOptions {
   onLog?: Logger;
@@ -34,22 +23,9 @@ export interface StartOptions {
   open?: () => Promise<DaemonSession>;
 }
 
-async function loadOpenSession(spec: string): Promise<OpenSession> {
-  const target = spec.startsWith('file:') ? spec : pathToFileURL(spec).href;
-  const mod = (await import(target)) as { openSession?: OpenSession };
-  if (typeof mod.openSession !== 'function') {
-    throw new CairnError('UNSUPPORTED', `${target} does not export openSession`, {
-      hint: 'point sessionModule at a module that exports openSession',
-    });
-  }
-  return mod.openSession;
-}
-
 /** Opens the session a MountConfig names. */
 async function openFor(cfg: MountConfig): Promise<DaemonSession> {
-  const open: OpenSession = cfg.sessionModule ? await loadOpenSession(cfg.sessionModule) : openVolumeSession;
-  return open({
-    ...(cfg.sessionOptions ?? {}),
+  return openVolumeSession({
     volume: cfg.volume,
     ...(cfg.store ? { store: cfg.store } : {}),
     readOnly: !!cfg.readOnly || cfg.seq !== undefined,

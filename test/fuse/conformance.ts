@@ -1,7 +1,6 @@
 /**
- * The POSIX conformance suite of a Cairn mount, parameterised by how a daemon is started, so the
- * same tests run against the in-memory session (conformance.test.ts) and the real one (the volume
- * layer's tests call `conformanceSuite('real', startMainDaemon(...))`).
+ * The POSIX conformance suite of a Cairn mount, parameterised by how a daemon is started
+ * (real.test.ts: `conformanceSuite('real session, file store', startFileDaemon())`).
  *
  * Every check drives the mount from child processes (shell tools, or Node scripts), never from
  * this process; teardown always unmounts.

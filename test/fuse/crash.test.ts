@@ -11,10 +11,10 @@ import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Volume } from '../../src/volume/index.js';
-import { cleanupAll, forceUnmount, q, shOk, startMainDaemon, tmpDir, type DaemonSpec, type RunningDaemon } from '../helpers/mount.js';
+import { cleanupAll, forceUnmount, q, shOk, startFileDaemon, tmpDir, type DaemonSpec, type RunningDaemon } from '../helpers/mount.js';
 import { waitFor } from '../helpers/wait.js';
 
-const start = startMainDaemon((spec) => ({ store: `file://${spec.storeDir}`, sessionOptions: { createIfMissing: true } }));
+const start = startFileDaemon();
 
 async function readVolumeFile(storeDir: string, volume: string, p: string): Promise<Buffer> {
   const vol = await Volume.fromName(volume, { store: `file://${storeDir}` });

@@ -8,12 +8,9 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { cleanupAll, q, shOk, startMainDaemon, tmpDir, type RunningDaemon } from '../helpers/mount.js';
+import { cleanupAll, q, shOk, startFileDaemon, tmpDir, type RunningDaemon } from '../helpers/mount.js';
 
-const start = startMainDaemon((spec) => ({
-  store: `file://${spec.storeDir}`,
-  sessionOptions: { createIfMissing: true },
-}));
+const start = startFileDaemon();
 
 /** Resolves once the daemon has written `text` on stderr. */
 function logged(d: RunningDaemon, text: string): Promise<void> {

@@ -7,14 +7,11 @@ import '../helpers/env.js';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { cleanupAll, q, sh, shOk, startMainDaemon, tmpDir, type RunningDaemon } from '../helpers/mount.js';
+import { cleanupAll, q, sh, shOk, startFileDaemon, tmpDir, type RunningDaemon } from '../helpers/mount.js';
 import { errnoOf } from './conformance.js';
 import { MAX_FILE_SIZE } from '../../src/util/limits.js';
 
-const start = startMainDaemon((spec) => ({
-  store: `file://${spec.storeDir}`,
-  sessionOptions: { createIfMissing: true },
-}));
+const start = startFileDaemon();
 
 describe('FUSE limits (real session)', () => {
   let d: RunningDaemon;

@@ -1,6 +1,6 @@
 /**
- * The native binding's own parts: the inode table (unit), and through a native mount of the
- * in-memory fixture what only the low-level API can do right — UTIME_NOW/UTIME_OMIT for atime
+ * The native binding's own parts: the inode table (unit), and through a native mount (real
+ * session, file store) what only the low-level API can do right — UTIME_NOW/UTIME_OMIT for atime
  * and mtime separately, RENAME_NOREPLACE, a file replaced by rename while open keeps its bytes
  * for its reader, and the binding named by status. Skipped when the addon is not built.
  */
@@ -11,7 +11,7 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { controlRequest } from '../../src/fuse/control.js';
 import { InodeTable, loadNative } from '../../src/fuse/lowlevel.js';
-import { cleanupAll, MEM_DAEMON, q, sh, shOk, spawnDaemon, tmpDir } from '../helpers/mount.js';
+import { cleanupAll, q, sh, shOk, startFileDaemon, tmpDir } from '../helpers/mount.js';
 
 describe('InodeTable', () => {
   it('keeps numbers per path, moves subtrees on rename, frees at lookup count 0', () => {
@@ -50,7 +50,7 @@ describe('native binding through a mount', { skip: loadNative() ? false : 'nativ
     const base = await tmpDir();
     const mnt = path.join(base, 'mnt');
     const env = { CAIRN_FUSE_BINDING: 'native' };
-    const d = await spawnDaemon(MEM_DAEMON, { mountpoint: mnt, volume: 'llvol' }, { mountpoint: mnt }, env);
+    const d = await startFileDaemon(() => ({}), env)({ mountpoint: mnt, volume: 'llvol' });
     let reader: ReturnType<typeof spawn> | undefined;
     try {
       const st = (await controlRequest(mnt, 'status')) as { binding?: string };

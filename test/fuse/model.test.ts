@@ -22,7 +22,7 @@ import path from 'node:path';
 import fc from 'fast-check';
 import { controlRequest } from '../../src/fuse/control.js';
 import { Volume } from '../../src/volume/index.js';
-import { cleanupAll, forceUnmount, startMainDaemon, tmpDir } from '../helpers/mount.js';
+import { cleanupAll, forceUnmount, startFileDaemon, tmpDir } from '../helpers/mount.js';
 import type { DaemonSpec, RunningDaemon } from '../helpers/mount.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -297,10 +297,7 @@ class Run {
   static n = 0;
   /** How often each operation succeeded or failed with each errno (the coverage of a run). */
   static readonly outcomes = new Map<string, number>();
-  static readonly start = startMainDaemon((s) => ({
-    store: `file://${s.storeDir}`,
-    sessionOptions: { createIfMissing: true },
-  }));
+  static readonly start = startFileDaemon();
 
   static async open(): Promise<Run> {
     const base = await tmpDir('cairn-model-');

@@ -1,7 +1,8 @@
 /**
- * mount()/unmount() end to end: detached daemons started through src/fuse/main.ts (over the
- * in-memory session factory), typed errors from the daemon, the fusermount fallback, and a mount
- * inside its own mount namespace (`unshare --mount`, the container model).
+ * mount()/unmount() end to end: detached daemons started through src/fuse/main.ts (the real
+ * session, on a file store in the test's temp directory), typed errors from the daemon, the
+ * fusermount fallback, and a mount inside its own mount namespace (`unshare --mount`, the
+ * container model).
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,7 +12,7 @@ import { mount, unmount } from '../../src/fuse/mount.js';
 import { controlRequest, findMounts, statusAll } from '../../src/fuse/control.js';
 import { readMounts } from '../../src/fuse/mountinfo.js';
 import type { CairnError } from '../../src/errors.js';
-import { DIST, MEM_FACTORY, forceUnmount, nodeScript, q, sh, shOk, tmpDir } from '../helpers/mount.js';
+import { DIST, createVolumes, forceUnmount, nodeScript, q, sh, shOk, tmpDir } from '../helpers/mount.js';
 
 const cleanup: string[] = [];
 after(async () => {
@@ -27,6 +28,13 @@ async function pidAlive(pid: number): Promise<boolean> {
   }
 }
 
+/** A file store in `base` holding these (empty) volumes. */
+async function fileStore(base: string, ...volumes: string[]): Promise<string> {
+  const store = `file://${path.join(base, 'store')}`;
+  await createVolumes(store, ...volumes);
+  return store;
+}
+
 async function waitDead(pid: number): Promise<void> {
   for (let i = 0; i < 100 && (await pidAlive(pid)); i++) await new Promise((r) => setTimeout(r, 50));
 }
@@ -36,12 +44,11 @@ describe('mount() / unmount()', () => {
     const base = await tmpDir();
     const mnt = path.join(base, 'mnt');
     cleanup.push(mnt);
-    const storeDir = path.join(base, 'store');
+    const store = await fileStore(base, 'mvol');
     const m = await mount({
       volume: 'mvol',
       mountpoint: mnt,
-      sessionModule: MEM_FACTORY,
-      sessionOptions: { storeDir },
+      store,
       logFile: path.join(base, 'log'),
       commitIntervalSec: 0,
     });
@@ -65,8 +72,7 @@ describe('mount() / unmount()', () => {
     const m2 = await mount({
       volume: 'mvol',
       mountpoint: mnt,
-      sessionModule: MEM_FACTORY,
-      sessionOptions: { storeDir },
+      store,
       logFile: path.join(base, 'log2'),
     });
     assert.equal(await shOk(`cat ${q(`${mnt}/x`)}`), 'hi');
@@ -76,8 +82,9 @@ describe('mount() / unmount()', () => {
 
   it('reports the daemon error as a typed CairnError', async () => {
     const base = await tmpDir();
+    const store = await fileStore(base, 'nevol');
     await assert.rejects(
-      mount({ volume: 'does-not-exist', mountpoint: path.join(base, 'mnt'), sessionModule: MEM_FACTORY, logFile: path.join(base, 'log') }),
+      mount({ volume: 'does-not-exist', mountpoint: path.join(base, 'mnt'), store, logFile: path.join(base, 'log') }),
       (e: CairnError) => e.code === 'NOT_FOUND' && e.context.volume === 'does-not-exist',
     );
     assert.ok(!(await readMounts()).some((e) => e.mountpoint === path.join(base, 'mnt')));
@@ -87,7 +94,7 @@ describe('mount() / unmount()', () => {
     await fsp.mkdir(full);
     await fsp.writeFile(path.join(full, 'x'), 'x');
     await assert.rejects(
-      mount({ volume: 'nevol', mountpoint: full, sessionModule: MEM_FACTORY, logFile: path.join(base, 'log3') }),
+      mount({ volume: 'nevol', mountpoint: full, store, logFile: path.join(base, 'log3') }),
       (e: CairnError) => e.code === 'INVALID_ARGUMENT' && /not empty/.test(e.message),
     );
     cleanup.push(full);
@@ -95,7 +102,7 @@ describe('mount() / unmount()', () => {
       volume: 'nevol',
       mountpoint: full,
       nonEmpty: true,
-      sessionModule: MEM_FACTORY,
+      store,
       logFile: path.join(base, 'log4'),
     });
     assert.equal((await shOk(`ls -A ${q(full)}`)).trim(), '');
@@ -108,11 +115,9 @@ describe('mount() / unmount()', () => {
     const base = await tmpDir();
     const mnt = path.join(base, 'mnt');
     cleanup.push(mnt);
-    const m = await mount({ volume: 'ovol', mountpoint: mnt, sessionModule: MEM_FACTORY, logFile: path.join(base, 'log') });
-    await assert.rejects(
-      mount({ volume: 'ovol', mountpoint: mnt, sessionModule: MEM_FACTORY }),
-      (e: CairnError) => e.code === 'ALREADY_EXISTS',
-    );
+    const store = await fileStore(base, 'ovol');
+    const m = await mount({ volume: 'ovol', mountpoint: mnt, store, logFile: path.join(base, 'log') });
+    await assert.rejects(mount({ volume: 'ovol', mountpoint: mnt, store }), (e: CairnError) => e.code === 'ALREADY_EXISTS');
     await shOk(`printf x > ${q(`${mnt}/f`)}`);
     const { spawn } = await import('node:child_process');
     const holder = spawn('bash', ['-c', `exec 3<${q(`${mnt}/f`)}; echo open; exec sleep 60`], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -134,10 +139,11 @@ describe('mount() / unmount()', () => {
     await fsp.mkdir(real);
     await fsp.symlink(real, path.join(base, 'link'));
     cleanup.push(real);
+    const store = await fileStore(base, 'lnvol');
     const m = await mount({
       volume: 'lnvol',
       mountpoint: path.join(base, 'link'),
-      sessionModule: MEM_FACTORY,
+      store,
       logFile: path.join(base, 'log'),
     });
     assert.equal(m.mountpoint, real);
@@ -152,7 +158,8 @@ describe('mount() / unmount()', () => {
     const base = await tmpDir();
     const mnt = path.join(base, 'mnt');
     cleanup.push(mnt);
-    const m = await mount({ volume: 'deadvol', mountpoint: mnt, sessionModule: MEM_FACTORY, logFile: path.join(base, 'log') });
+    const store = await fileStore(base, 'deadvol');
+    const m = await mount({ volume: 'deadvol', mountpoint: mnt, store, logFile: path.join(base, 'log') });
     process.kill(m.pid, 'SIGKILL');
     await waitDead(m.pid);
     await assert.rejects(controlRequest(mnt, 'status'), (e: CairnError) => e.code === 'UNAVAILABLE');
@@ -168,11 +175,12 @@ describe('mount() / unmount()', () => {
     const base = await tmpDir();
     const mnt = path.join(base, 'mnt');
     cleanup.push(mnt);
-    const m = await mount({ volume: 'revol', mountpoint: mnt, sessionModule: MEM_FACTORY, logFile: path.join(base, 'log') });
+    const store = await fileStore(base, 'revol');
+    const m = await mount({ volume: 'revol', mountpoint: mnt, store, logFile: path.join(base, 'log') });
     process.kill(m.pid, 'SIGKILL');
     await waitDead(m.pid);
     assert.equal((await sh(`ls ${q(mnt)}`)).code, 2); // Transport endpoint is not connected
-    const m2 = await mount({ volume: 'revol', mountpoint: mnt, sessionModule: MEM_FACTORY, logFile: path.join(base, 'log2') });
+    const m2 = await mount({ volume: 'revol', mountpoint: mnt, store, logFile: path.join(base, 'log2') });
     await shOk(`printf ok > ${q(`${mnt}/f`)}`);
     await unmount(mnt);
     await waitDead(m2.pid);
@@ -182,11 +190,12 @@ describe('mount() / unmount()', () => {
     const base = await tmpDir();
     const mnt = path.join(base, 'mnt');
     cleanup.push(mnt);
+    const store = await fileStore(base, 'fgvol');
     // The daemon serves the kernel on this child's event loop; the shell command runs elsewhere.
     const out = await nodeScript(`
       import { mount } from ${JSON.stringify(path.join(DIST, 'src', 'fuse', 'mount.js'))};
       import { execFile } from 'node:child_process';
-      const m = await mount({ volume: 'fgvol', mountpoint: ${JSON.stringify(mnt)}, foreground: true, sessionModule: ${JSON.stringify(MEM_FACTORY)} });
+      const m = await mount({ volume: 'fgvol', mountpoint: ${JSON.stringify(mnt)}, foreground: true, store: ${JSON.stringify(store)} });
       const text = await new Promise((res) => execFile('bash', ['-c', 'printf fg > ${mnt}/f; cat ${mnt}/f'], (e, o) => res(o)));
       const closing = m.handle.close('test');
       const r = await m.closed;
@@ -199,6 +208,7 @@ describe('mount() / unmount()', () => {
     const base = await tmpDir();
     const mnt = path.join(base, 'mnt');
     await fsp.mkdir(mnt);
+    const store = await fileStore(base, 'nsvol');
     const mountJs = path.join(DIST, 'src', 'fuse', 'mount.js');
     const controlJs = path.join(DIST, 'src', 'fuse', 'control.js');
     const script = `
@@ -207,7 +217,7 @@ describe('mount() / unmount()', () => {
       import { execFile } from 'node:child_process';
       import fs from 'node:fs/promises';
       const run = (c) => new Promise((res) => execFile('bash', ['-c', c], (e, o) => res(o)));
-      await mount({ volume: 'nsvol', mountpoint: ${JSON.stringify(mnt)}, sessionModule: ${JSON.stringify(MEM_FACTORY)}, logFile: ${JSON.stringify(path.join(base, 'log'))} });
+      await mount({ volume: 'nsvol', mountpoint: ${JSON.stringify(mnt)}, store: ${JSON.stringify(store)}, logFile: ${JSON.stringify(path.join(base, 'log'))} });
       await run('printf inside > ${mnt}/f');
       await fs.writeFile(${JSON.stringify(path.join(base, 'ready'))}, 'x');
       // Wait for the outer test to look, then check status and unmount.

@@ -5,8 +5,8 @@
 import '../helpers/env.js';
 import { conformanceSuite } from './conformance.js';
 import { visibilitySuite } from './visibility.js';
-import { startMainDaemon } from '../helpers/mount.js';
+import { startFileDaemon } from '../helpers/mount.js';
 
-const real = startMainDaemon((spec) => ({ store: `file://${spec.storeDir}`, sessionOptions: { createIfMissing: true } }));
+const real = startFileDaemon();
 conformanceSuite('real session, file store', real);
 visibilitySuite('real session, file store', real);

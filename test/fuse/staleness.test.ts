@@ -3,8 +3,8 @@
  * and pages for long and invalidates exactly what a reload changed; this suite changes, deletes,
  * creates, renames, retypes and truncates files in mount B, commits, reloads mount A that had all
  * of it cached (contents read, every name stat'ed, an absent name looked up), and compares what A
- * shows with what B shows. Runs over the real session (file store: reload names the changed
- * paths) and the in-memory session (reload does not: everything known is re-checked).
+ * shows with what B shows. Runs over the real session on the file store (reload names the
+ * changed paths).
  *
  * Under fuse-native (no invalidation, zero timeouts, pages kept by auto_cache while size and mtime
  * stay) a file another writer changed without changing its size and mtime is reported 1 ms newer
@@ -17,7 +17,7 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { controlRequest } from '../../src/fuse/control.js';
-import { cleanupAll, q, shOk, startMainDaemon, startMainMemDaemon, tmpDir, type StartDaemon } from '../helpers/mount.js';
+import { cleanupAll, q, shOk, startFileDaemon, tmpDir, type StartDaemon } from '../helpers/mount.js';
 
 /** Everything a process sees under `dir`: names, types, sizes, modes, mtimes, contents, targets. */
 async function view(dir: string): Promise<string> {
@@ -152,9 +152,4 @@ function staleSuite(name: string, start: StartDaemon): void {
   });
 }
 
-const realSession = startMainDaemon((spec) => ({
-  store: `file://${spec.storeDir}`,
-  sessionOptions: { createIfMissing: true },
-}));
-staleSuite('real session, file store', realSession);
-staleSuite('memory session', startMainMemDaemon);
+staleSuite('real session, file store', startFileDaemon());

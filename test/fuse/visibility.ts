@@ -3,7 +3,7 @@
  * conformance.ts): read-only mounts, the control socket (status, commit, reload, VOLUME_BUSY
  * transport), and commit/reload visibility between two mounts of one volume.
  *
- * The daemons of one suite share `storeDir`, which the daemon kind maps to its store.
+ * The daemons of one suite share `storeDir`, their file store.
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';

@@ -2,14 +2,9 @@
  * An in-memory FsSession for tests: entries in a Map, file bytes in Buffers. It is small but
  * keeps the session contract the adapter relies on (typed errors, POSIX rename, read-only,
  * open-file tracking, VOLUME_BUSY on reload with open files), so the FUSE layer can be tested
- * before, and independently of, the real session.
- *
- * With `storeDir`, commits are whole-state snapshots `snap-<seq>.json` created exclusively
- * (`wx`), re-applied last-writer-wins per path on top of the newest snapshot, so several daemon
- * processes can share a "volume" and exercise commit/reload visibility.
+ * before, and independently of, the real session. A unit-test stand-in driven directly
+ * (test/fuse/adapter.test.ts); mounts always serve the real session.
  */
-import { promises as fsp } from 'node:fs';
-import path from 'node:path';
 import { CairnError } from '../../src/errors.js';
 import { normalizePath, parentOf, isWithin } from '../../src/format/paths.js';
 import type { CommitResult, EntryType, FsSession, ReloadResult, Stat } from '../../src/format/types.js';
@@ -28,8 +23,6 @@ type Tree = Map<string, Node>;
 export interface MemSessionOptions {
   volumeName?: string;
   readOnly?: boolean;
-  /** Directory of shared snapshots (commit/reload across processes). */
-  storeDir?: string;
 }
 
 function dirNode(mode = 0o755): Node {
@@ -48,26 +41,11 @@ export class MemSession implements FsSession {
   private tree: Tree = new Map([['', dirNode()]]);
   private dirty = new Set<string>();
   private closed = false;
-  private readonly storeDir?: string;
   commits = 0;
 
   constructor(opts: MemSessionOptions = {}) {
     this.readOnly = !!opts.readOnly;
     this.volumeName = opts.volumeName ?? 'mem';
-    this.storeDir = opts.storeDir;
-  }
-
-  /** Loads the newest shared snapshot (when a storeDir is set). */
-  async init(): Promise<this> {
-    if (this.storeDir) {
-      await fsp.mkdir(this.storeDir, { recursive: true });
-      const latest = await this.latestSeq();
-      if (latest > 0) {
-        this.tree = await this.loadSnap(latest);
-        this.seq = latest;
-      }
-    }
-    return this;
   }
 
   status(): object {
@@ -318,28 +296,7 @@ export class MemSession implements FsSession {
     if (!this.dirty.size) return { seq: this.seq, committed: false, paths: [], overwrote: [], bytesUploaded: 0 };
     let bytes = 0;
     for (const p of this.dirty) bytes += this.tree.get(p)?.size ?? 0;
-    if (this.storeDir) {
-      for (;;) {
-        const latest = await this.latestSeq();
-        const merged = latest > 0 ? await this.loadSnap(latest) : new Map([['', dirNode()]]);
-        for (const p of [...this.dirty].sort()) {
-          const mine = this.tree.get(p);
-          if (mine) merged.set(p, mine);
-          else for (const k of [...merged.keys()]) if (k !== '' && isWithin(k, p)) merged.delete(k);
-        }
-        try {
-          await this.saveSnap(latest + 1, merged);
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code === 'EEXIST') continue;
-          throw e;
-        }
-        this.tree = merged;
-        this.seq = latest + 1;
-        break;
-      }
-    } else {
-      this.seq += 1;
-    }
+    this.seq += 1;
     this.dirty.clear();
     this.commits += 1;
     return { seq: this.seq, committed: true, paths, overwrote: [], bytesUploaded: bytes };
@@ -349,55 +306,10 @@ export class MemSession implements FsSession {
     this.live();
     const from = this.seq;
     const commit = this.dirty.size ? await this.commit() : undefined;
-    if (this.storeDir) {
-      const latest = await this.latestSeq();
-      if (latest > this.seq) {
-        this.tree = await this.loadSnap(latest);
-        this.seq = latest;
-      }
-    }
     return { from, seq: this.seq, ...(commit ? { commit } : {}) };
   }
 
   async close(): Promise<void> {
     this.closed = true;
   }
-
-  // --- shared snapshots -----------------------------------------------------------------
-
-  private async latestSeq(): Promise<number> {
-    const names = await fsp.readdir(this.storeDir!);
-    let max = 0;
-    for (const n of names) {
-      const m = /^snap-(\d+)\.json$/.exec(n);
-      if (m) max = Math.max(max, Number(m[1]));
-    }
-    return max;
-  }
-
-  private async loadSnap(seq: number): Promise<Tree> {
-    const raw = JSON.parse(await fsp.readFile(path.join(this.storeDir!, `snap-${seq}.json`), 'utf8')) as [
-      string,
-      Node & { b64?: string },
-    ][];
-    return new Map(
-      raw.map(([p, n]) => {
-        const { b64, ...rest } = n;
-        return [p, { ...rest, ...(b64 !== undefined ? { data: Buffer.from(b64, 'base64') } : {}) }];
-      }),
-    );
-  }
-
-  private async saveSnap(seq: number, tree: Tree): Promise<void> {
-    const rows = [...tree].map(([p, n]) => {
-      const { data, ...rest } = n;
-      return [p, { ...rest, ...(data ? { b64: data.subarray(0, n.size).toString('base64') } : {}) }];
-    });
-    await fsp.writeFile(path.join(this.storeDir!, `snap-${seq}.json`), JSON.stringify(rows), { flag: 'wx' });
-  }
-}
-
-/** Creates (and initialises) an in-memory session. */
-export async function openMemSession(opts: MemSessionOptions = {}): Promise<MemSession> {
-  return new MemSession(opts).init();
 }

@@ -10,20 +10,19 @@ import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Volume } from '../../src/index.js';
 import { spawnNode, waitReport } from '../../src/util/child.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 /** dist/ of the compiled tree (this file is dist/test/helpers/mount.js). */
 export const DIST = path.resolve(HERE, '..', '..');
-export const MEM_DAEMON = path.join(DIST, 'test', 'fixtures', 'fuse-mem-daemon.js');
-export const MEM_FACTORY = path.join(DIST, 'test', 'fixtures', 'fuse-mem-factory.js');
 export const MAIN_JS = path.join(DIST, 'src', 'fuse', 'main.js');
 
 export interface DaemonSpec {
   mountpoint: string;
   volume?: string;
   readOnly?: boolean;
-  /** Shared snapshot directory / store location for the session, when the daemon kind uses one. */
+  /** The file store's directory (daemons of one test share it; default: `store` beside the mount point). */
   storeDir?: string;
   commitIntervalSec?: number;
 }
@@ -42,7 +41,7 @@ export interface RunningDaemon {
   exited: Promise<number | null>;
 }
 
-/** How a suite starts a daemon: the in-memory one, or the real session (see startMainDaemon). */
+/** How a suite starts a daemon (see startFileDaemon). */
 export type StartDaemon = (spec: DaemonSpec) => Promise<RunningDaemon>;
 
 const live = new Set<RunningDaemon>();
@@ -97,15 +96,21 @@ export async function spawnDaemon(script: string, config: object, spec: DaemonSp
   return d;
 }
 
-/** Starts the in-memory daemon fixture. */
-export const startMemDaemon: StartDaemon = (spec) => spawnDaemon(MEM_DAEMON, { ...spec, volume: spec.volume ?? 'memvol' }, spec);
+/**
+ * Creates these volumes in a store if they are missing (a mount serves only an existing volume).
+ *
+ * @example await createVolumes(`file://${dir}/store`, 'vol');
+ */
+export async function createVolumes(store: string, ...names: string[]): Promise<void> {
+  for (const name of names) await (await Volume.fromName(name, { store, createIfMissing: true })).close();
+}
 
 /**
- * Starts `src/fuse/main.js` with a config: how the lead reruns the suites against the real
- * session (`sessionModule` omitted, `store` set) or against the memory factory.
+ * Starts `src/fuse/main.js` with a config (`volume`, `mountpoint`, `readOnly`, `commitIntervalSec`
+ * from the spec, then `extra(spec)`), as is: the volume must exist in the store `extra` names.
  *
  * @example
- *   conformanceSuite('real session', startMainDaemon((s) => ({ store: `file://${s.storeDir}` })));
+ *   const d = await startMainDaemon(() => ({ store }))({ mountpoint: mnt, volume: 'vol' });
  */
 export function startMainDaemon(
   extra: (spec: DaemonSpec) => Record<string, unknown> = () => ({}),
@@ -115,7 +120,7 @@ export function startMainDaemon(
     spawnDaemon(
       MAIN_JS,
       {
-        volume: spec.volume ?? 'memvol',
+        volume: spec.volume ?? 'vol',
         mountpoint: spec.mountpoint,
         readOnly: !!spec.readOnly,
         commitIntervalSec: spec.commitIntervalSec ?? 0,
@@ -126,11 +131,29 @@ export function startMainDaemon(
     );
 }
 
-/** main.js over the in-memory factory (exercises main.ts's config path). */
-export const startMainMemDaemon: StartDaemon = startMainDaemon((spec) => ({
-  sessionModule: MEM_FACTORY,
-  sessionOptions: spec.storeDir ? { storeDir: spec.storeDir } : {},
-}));
+/** The file store URL of a spec: `storeDir`, or `store` beside the mount point. */
+export function fileStoreOf(spec: DaemonSpec): string {
+  return `file://${spec.storeDir ?? path.join(path.dirname(spec.mountpoint), 'store')}`;
+}
+
+/**
+ * Starts `src/fuse/main.js`, the real session, over the file store of the spec (see fileStoreOf),
+ * creating the volume first when it is missing.
+ *
+ * @example
+ *   conformanceSuite('real session, file store', startFileDaemon());
+ */
+export function startFileDaemon(
+  extra: (spec: DaemonSpec) => Record<string, unknown> = () => ({}),
+  env: NodeJS.ProcessEnv = {},
+): StartDaemon {
+  return async (spec) => {
+    const store = fileStoreOf(spec);
+    const volume = spec.volume ?? 'vol';
+    await createVolumes(store, volume);
+    return startMainDaemon(() => ({ store, ...extra(spec) }), env)({ ...spec, volume });
+  };
+}
 
 /** Stops every daemon still running (call in `after`). */
 export async function cleanupAll(): Promise<void> {

@@ -7,9 +7,9 @@
  * processes (`sh`), never synchronously.
  */
 import path from 'node:path';
-import { startMainDaemon, tmpDir, type RunningDaemon } from '../helpers/mount.js';
+import { startFileDaemon, tmpDir, type RunningDaemon } from '../helpers/mount.js';
 
-const start = startMainDaemon((spec) => ({ store: `file://${spec.storeDir}`, sessionOptions: { createIfMissing: true } }));
+const start = startFileDaemon();
 
 export interface ProgramMount {
   /** The mount point. */
