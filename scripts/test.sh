@@ -25,10 +25,10 @@ if [ "${CAIRN_CEPH:-1}" != 0 ] && [ -z "${CAIRN_CEPH_ENDPOINT:-}" ]; then  # an 
   echo "test: Ceph RGW at $CAIRN_CEPH_ENDPOINT (up in $((SECONDS - start)) s)"
 fi
 node --test --test-concurrency=2 --test-timeout=600000 "${files[@]}"
-# Mounts use the native FUSE binding when it loads: run the conformance, visibility, staleness,
+# Mounts use the native FUSE binding when it loads: run the conformance (real.test), visibility, staleness,
 # control-file and limits suites again with the fallback binding, so both stay correct.
 if [ -z "$filter" ] && [ -f native/build/Release/cairn_fuse.node ]; then
   echo "test: FUSE suites again with CAIRN_FUSE_BINDING=fuse-native"
   CAIRN_FUSE_BINDING=fuse-native node --test --test-concurrency=2 --test-timeout=600000 \
-    dist/test/fuse/{conformance,real,staleness,mount,daemon,control-file,limits}.test.js
+    dist/test/fuse/{real,staleness,mount,control-file,limits}.test.js
 fi
