@@ -9,7 +9,7 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { cleanupAll, q, sh, shOk, startMainDaemon, tmpDir } from '../helpers/mount.js';
+import { cleanupAll, q, sh, shOk, startFileDaemon, tmpDir } from '../helpers/mount.js';
 import { programMount } from './harness.js';
 
 const NOBODY = 'setpriv --reuid=65534 --regid=65534 --clear-groups';
@@ -84,7 +84,7 @@ describe('POSIX metadata through a mount', () => {
     const base = await tmpDir('posix-other-');
     await fs.chmod(base, 0o755);
     const spec = { mountpoint: path.join(base, 'm'), volume: 'other', storeDir: path.join(base, 'store') };
-    const start = startMainDaemon((s) => ({ store: `file://${s.storeDir}`, sessionOptions: { createIfMissing: true }, allowOther: true }));
+    const start = startFileDaemon(() => ({ allowOther: true }));
     const daemon = await start(spec);
     try {
       const D = spec.mountpoint;
