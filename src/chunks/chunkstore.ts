@@ -21,7 +21,7 @@ import { ChunkFetcher, MERGE_BYTES, type LeaseStats } from './fetch.js';
 import { LeaseDir, type LeaseOptions } from './lease.js';
 import { ChunkLru } from './memlru.js';
 import { PackWriter } from './pack.js';
-import { INITIAL_WINDOW_CHUNKS, MAX_WINDOW_CHUNKS, Prefetcher, ReadCursor } from './prefetch.js';
+import { INITIAL_WINDOW_CHUNKS, MAX_WINDOW_CHUNKS, Prefetcher, ReadCursor, splitRuns } from './prefetch.js';
 import type { ChunkRef, KnownChunks } from './types.js';
 
 export type { LeaseStats } from './fetch.js';
@@ -269,19 +269,7 @@ export class ChunkStore {
     const todo = distinct.filter((_, i) => !cached[i]).sort((a, b) => (a.pack < b.pack ? -1 : a.pack > b.pack ? 1 : a.offset - b.offset));
     let done = total - todo.reduce((n, r) => n + r.length, 0);
     opts.onProgress?.(done, total);
-    const batches: ChunkRef[][] = [];
-    let batch: ChunkRef[] = [];
-    let bytes = 0;
-    for (const r of todo) {
-      if (batch.length > 0 && bytes + r.length > this.rangeBytes) {
-        batches.push(batch);
-        batch = [];
-        bytes = 0;
-      }
-      batch.push(r);
-      bytes += r.length;
-    }
-    if (batch.length > 0) batches.push(batch);
+    const batches = splitRuns(todo, this.rangeBytes);
     let next = 0;
     const worker = async (): Promise<void> => {
       while (next < batches.length) {

@@ -67,19 +67,8 @@ export class Prefetcher {
     const step = Math.max(1, Math.floor(size / 4));
     const missing = window.filter((r) => this.fetcher.idle(r.hash));
     if (missing.length === 0 || (missing.length < step && window.length === size)) return;
-    let batch: ChunkRef[] = [];
-    let bytes = 0;
-    for (const r of missing) {
-      // A batch longer than one range GET would be split into a full GET and a small one.
-      if (batch.length === step || (batch.length > 0 && bytes + r.length > this.rangeBytes)) {
-        this.prefetch(batch);
-        batch = [];
-        bytes = 0;
-      }
-      batch.push(r);
-      bytes += r.length;
-    }
-    if (batch.length > 0) this.prefetch(batch);
+    // A batch longer than one range GET would be split into a full GET and a small one.
+    for (const batch of splitRuns(missing, this.rangeBytes, step)) this.prefetch(batch);
   }
 
   /**
@@ -201,4 +190,27 @@ export class ReadCursor {
     this.chunk = Math.max(this.chunk, last);
     return this.window;
   }
+}
+
+/**
+ * `refs` in order, cut into batches of at most `maxCount` chunks and `maxBytes` bytes (a chunk
+ * bigger than `maxBytes` is a batch of its own): one range GET each.
+ *
+ * @example splitRuns(refs, 8 << 20) // [[r0, r1, …], [r7, …]]
+ */
+export function splitRuns(refs: readonly ChunkRef[], maxBytes: number, maxCount = Infinity): ChunkRef[][] {
+  const batches: ChunkRef[][] = [];
+  let batch: ChunkRef[] = [];
+  let bytes = 0;
+  for (const r of refs) {
+    if (batch.length > 0 && (batch.length >= maxCount || bytes + r.length > maxBytes)) {
+      batches.push(batch);
+      batch = [];
+      bytes = 0;
+    }
+    batch.push(r);
+    bytes += r.length;
+  }
+  if (batch.length > 0) batches.push(batch);
+  return batches;
 }

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { ChunkStore } from '../../src/chunks/chunkstore.js';
-import { INITIAL_WINDOW_CHUNKS, MAX_WINDOW_CHUNKS, ReadCursor } from '../../src/chunks/prefetch.js';
+import { INITIAL_WINDOW_CHUNKS, MAX_WINDOW_CHUNKS, ReadCursor, splitRuns } from '../../src/chunks/prefetch.js';
 import type { ChunkRef } from '../../src/chunks/types.js';
 import { MemoryStore } from '../../src/store/memory.js';
 import type { ByteRange } from '../../src/store/types.js';
@@ -115,3 +115,15 @@ function readAll(c: ReadCursor): number {
   for (let i = 0; i < 100; i++) c.advance(i * MiB, (i + 1) * MiB, i, i);
   return c.window;
 }
+
+describe('splitRuns', () => {
+  const ref = (i: number, length: number): ChunkRef => ({ hash: `h${i}`, pack: 'p', offset: i * 10, length });
+  const sizes = (b: ChunkRef[][]) => b.map((x) => x.map((r) => r.length));
+  it('cuts a run at the byte bound and the count bound; an oversized chunk is a batch of its own', () => {
+    const refs = [ref(0, 3), ref(1, 3), ref(2, 3), ref(3, 10), ref(4, 1), ref(5, 1), ref(6, 1)];
+    assert.deepEqual(sizes(splitRuns(refs, 6)), [[3, 3], [3], [10], [1, 1, 1]]);
+    assert.deepEqual(sizes(splitRuns(refs, 100, 2)), [[3, 3], [3, 10], [1, 1], [1]]);
+    assert.deepEqual(splitRuns([], 6), []);
+    assert.deepEqual(splitRuns(refs, 100).flat(), refs, 'every chunk once, in order');
+  });
+});
