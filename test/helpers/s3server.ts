@@ -167,13 +167,14 @@ export async function startS3(opts: S3ServerOptions = {}): Promise<S3Server> {
   const locks = new KeyLock();
   const writes = new SharedLock();
 
-  const forward = (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> =>
+  /** Forwards a request to s3rver; resolves false when the client went away before the answer. */
+  const forward = (req: http.IncomingMessage, res: http.ServerResponse): Promise<boolean> =>
     new Promise((resolve) => {
       // A client killed while its request waited for a lock: its 'close' came already, and its
       // body never will (forwarding it would hang s3rver's side, and every lock, for ever).
       if (req.socket.destroyed || res.destroyed) {
         req.resume();
-        resolve();
+        resolve(false);
         return;
       }
       const headers = { ...req.headers };
@@ -181,18 +182,18 @@ export async function startS3(opts: S3ServerOptions = {}): Promise<S3Server> {
       const up = http.request({ host: '127.0.0.1', port: upstreamPort, method: req.method, path: req.url, headers, agent }, (upRes) => {
         res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, upRes.headers);
         upRes.pipe(res);
-        upRes.on('end', () => resolve());
-        upRes.on('error', () => resolve());
+        upRes.on('end', () => resolve(true));
+        upRes.on('error', () => resolve(false));
       });
       // A client that goes away mid-request must not hold the locks above for ever.
       res.on('close', () => {
         if (!res.writableFinished) up.destroy();
-        resolve();
+        resolve(res.writableFinished);
       });
       up.on('error', (err) => {
         if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' });
         res.end(String(err));
-        resolve();
+        resolve(false);
       });
       req.pipe(up);
     });
@@ -282,10 +283,32 @@ export async function startS3(opts: S3ServerOptions = {}): Promise<S3Server> {
     const isPut = req.method === 'PUT' && !u.searchParams.has('partNumber') && !req.headers['x-amz-copy-source'];
     const isComplete = req.method === 'POST' && u.searchParams.has('uploadId');
     if (isPut || isComplete) return whilePutting(u.pathname, () => conditionalWrite(req, res, u, isPut || isComplete));
-    return forward(req, res);
+    return forward(req, res).then(() => undefined);
   };
+  // s3rver writes a PUT's body in place: a client killed mid-body leaves part of an object that
+  // real stores never show (an aborted PUT is discarded). A PUT that created its key and was cut
+  // short is removed again, still under the key's PUT lock, so no GET sees it.
+  const putAtomically = async (req: http.IncomingMessage, res: http.ServerResponse, u: URL, existed: boolean): Promise<void> => {
+    const completed = await forward(req, res);
+    if (!completed && !existed && req.method === 'PUT') await removeUpstream(u.pathname).catch(() => undefined);
+  };
+  const removeUpstream = (urlPath: string): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const r = http.request({ host: '127.0.0.1', port: upstreamPort, method: 'DELETE', path: urlPath, agent }, (res) => {
+        res.resume();
+        res.on('end', () => resolve());
+      });
+      r.on('error', reject);
+      r.end();
+    });
   const conditionalWrite = (req: http.IncomingMessage, res: http.ServerResponse, u: URL, creates: boolean): Promise<void> => {
-    if (!conditional || req.headers['if-none-match'] !== '*' || !creates) return forward(req, res);
+    if (!conditional || req.headers['if-none-match'] !== '*' || !creates) {
+      if (req.method !== 'PUT') return forward(req, res).then(() => undefined);
+      return exists(u.pathname).then(
+        (existed) => putAtomically(req, res, u, existed),
+        () => putAtomically(req, res, u, true),
+      );
+    }
     return locks.run(u.pathname, async () => {
       let present: boolean;
       try {
@@ -302,7 +325,7 @@ export async function startS3(opts: S3ServerOptions = {}): Promise<S3Server> {
         res.end(body);
         return;
       }
-      await forward(req, res);
+      await putAtomically(req, res, u, false);
     });
   };
   const port = await listen(proxy);
