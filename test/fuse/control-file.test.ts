@@ -14,6 +14,7 @@ import { Volume } from '../../src/volume/index.js';
 import { ControlFile } from '../../src/fuse/control-file.js';
 import { CairnError } from '../../src/errors.js';
 import { CLI } from '../cli/harness.js';
+import { assertBusyWith, controlReplies } from '../helpers/control.js';
 import { DIST, cleanupAll, q, sh, startMainDaemon, tmpDir, type RunningDaemon } from '../helpers/mount.js';
 
 const INDEX_JS = path.join(DIST, 'src', 'index.js');
@@ -140,18 +141,9 @@ describe('control file on a real mount, from another network namespace', () => {
     const r = await netns(`exec 4<${q(mnt)}/held.txt; exec 3<>${ctl}; echo reload >&3; cat <&3; exec 4<&-; exec 3<&-;
       exec 3<>${ctl}; echo reload >&3; cat <&3`);
     assert.equal(r.code, 0, r.stderr);
-    const [busy, ok] = r.stdout
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l));
-    assert.equal(busy.ok, false);
-    assert.equal(busy.error.code, 'VOLUME_BUSY');
-    // (the native binding also names the opener's pid)
-    assert.deepEqual(
-      busy.error.context.openFiles.map((o: { path: string }) => o.path),
-      ['/held.txt'],
-    );
-    const procs = busy.error.context.processes as { path: string }[];
+    const [busy, ok] = controlReplies(r.stdout);
+    assertBusyWith(busy, ['/held.txt']);
+    const procs = (busy.error as { context: { processes: unknown } }).context.processes as { path: string }[];
     assert.ok(
       procs.every((p) => !p.path.includes('.cairn-control')),
       JSON.stringify(busy),

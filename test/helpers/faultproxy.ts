@@ -26,6 +26,8 @@ import http from 'node:http';
 import type net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
+import { before, after } from 'node:test';
+import { startS3, type S3Server } from './s3server.js';
 
 export type FaultMode = '500-before' | '500-after' | '503' | 'reset' | 'truncate' | 'stall' | 'stall-body';
 export const FAULT_MODES: readonly FaultMode[] = ['500-before', '500-after', '503', 'reset', 'truncate', 'stall', 'stall-body'];
@@ -299,4 +301,35 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
       agent.destroy();
     },
   } satisfies FaultProxy & { rules: FaultRule[] };
+}
+
+/** An S3 server with a fault proxy in front of it, for one `describe` block; `lines` are printed at its end. */
+export interface FaultedS3 {
+  s3: S3Server;
+  fp: FaultProxy;
+  lines: string[];
+}
+
+/**
+ * Starts s3rver and a seeded fault proxy before the enclosing suite's tests and stops both after
+ * them (also when a test failed), then prints the lines the tests collected (their fault tallies).
+ *
+ * @example
+ *   describe('under faults', () => {
+ *     const env = useFaultedS3(12);
+ *     it('…', async () => { const url = env.fp.freshUrl(); … });
+ *   });
+ */
+export function useFaultedS3(seed: number): FaultedS3 {
+  const env = { lines: [] as string[] } as FaultedS3;
+  before(async () => {
+    env.s3 = await startS3();
+    env.fp = await startFaultProxy({ upstream: env.s3.endpoint, bucket: env.s3.bucket, seed });
+  });
+  after(async () => {
+    await env.fp?.stop();
+    await env.s3?.stop();
+    if (env.lines.length) console.log(env.lines.join('\n'));
+  });
+  return env;
 }

@@ -7,12 +7,11 @@
  * Each scenario prints `faults: <mode> <rate>: failed F/T calls` (the figures in docs/STORE.md):
  *   node --test dist/test/store/faults.test.js 2>&1 | grep 'faults:'
  */
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import crypto from 'node:crypto';
-import { startS3, type S3Server } from '../helpers/s3server.js';
-import { startFaultProxy, seededRandom, type FaultProxy, type FaultRule, type RequestInfo } from '../helpers/faultproxy.js';
+import { seededRandom, useFaultedS3, type FaultRule, type RequestInfo } from '../helpers/faultproxy.js';
 import { openStore } from '../../src/store/open.js';
 import { MULTIPART_THRESHOLD, attemptLimits, parseS3Url, s3TimeoutMs } from '../../src/store/s3.js';
 import { isCairnError } from '../../src/errors.js';
@@ -93,41 +92,30 @@ async function workload(store: ObjectStore, seed: number): Promise<{ tally: Tall
 }
 
 describe('S3Store under injected faults', () => {
-  let s3: S3Server;
-  let fp: FaultProxy;
-  const lines: string[] = [];
-  before(async () => {
-    s3 = await startS3();
-    fp = await startFaultProxy({ upstream: s3.endpoint, bucket: s3.bucket, seed: 12 });
-  });
-  after(async () => {
-    await fp?.stop();
-    await s3?.stop();
-    if (lines.length) console.log(lines.join('\n'));
-  });
+  const env = useFaultedS3(12);
 
   /** Opens a store through the proxy with faults off, then runs the workload with `rules` on. */
   async function scenario(name: string, rules: FaultRule[], urlExtra?: string, seed = 7): Promise<void> {
-    fp.rules = [];
-    const url = fp.freshUrl(urlExtra);
+    env.fp.rules = [];
+    const url = env.fp.freshUrl(urlExtra);
     const store = await openStore(url);
-    fp.resetCounters();
-    fp.rules = rules;
+    env.fp.resetCounters();
+    env.fp.rules = rules;
     const t0 = Date.now();
     let result;
     try {
       result = await workload(store, seed);
     } finally {
-      fp.rules = [];
+      env.fp.rules = [];
     }
     const { tally, expect } = result;
     const line =
       `faults: ${name}: failed ${tally.failed}/${tally.calls} calls ${JSON.stringify(tally.codes)}, ` +
       `${tally.wrong.length} wrong results; ` +
-      `${fp.counters.requests} requests, ${fp.injectedTotal()} faults injected, ${Date.now() - t0} ms`;
-    lines.push(line);
+      `${env.fp.counters.requests} requests, ${env.fp.injectedTotal()} faults injected, ${Date.now() - t0} ms`;
+    env.lines.push(line);
     // Faults off: what the workload believes it wrote is exactly what the bucket holds.
-    const check = await openStore(url.replace(fp.endpoint, s3.endpoint));
+    const check = await openStore(url.replace(env.fp.endpoint, env.s3.endpoint));
     try {
       const keys = (await check.list('obj/')).map((o) => o.key);
       if (tally.failed === 0) assert.deepEqual(keys, [...expect.keys()].sort());
@@ -136,7 +124,7 @@ describe('S3Store under injected faults', () => {
       await check.close();
       await store.close();
     }
-    assert.ok(fp.injectedTotal() > 0, 'faults were injected');
+    assert.ok(env.fp.injectedTotal() > 0, 'faults were injected');
     assert.equal(tally.failed, 0, line);
     assert.deepEqual(tally.wrong, [], line);
   }
@@ -172,35 +160,35 @@ describe('S3Store under injected faults', () => {
   });
 
   it("probes conditional writes right though the probe's replies are lost", async () => {
-    fp.rules = [{ mode: '500-after', rate: 0.4, methods: ['PUT'] }];
+    env.fp.rules = [{ mode: '500-after', rate: 0.4, methods: ['PUT'] }];
     try {
       for (let i = 0; i < 6; i++) {
-        const store = await openStore(fp.freshUrl());
+        const store = await openStore(env.fp.freshUrl());
         assert.equal(store.conditionalWrites, true);
         await store.close();
       }
-      assert.ok(fp.counters.injected['500-after'] > 0);
+      assert.ok(env.fp.counters.injected['500-after'] > 0);
     } finally {
-      fp.rules = [];
+      env.fp.rules = [];
     }
   });
 
   it('survives an outage of 1.5 s', async () => {
-    fp.rules = [];
-    const url = fp.freshUrl();
+    env.fp.rules = [];
+    const url = env.fp.freshUrl();
     const store = await openStore(url);
     let outage: Promise<void> | undefined;
     try {
       await store.put('before', Buffer.from('x'));
-      fp.resetCounters();
-      outage = fp.outage(1500);
+      env.fp.resetCounters();
+      outage = env.fp.outage(1500);
       const t0 = Date.now();
       const body = crypto.randomBytes(10_000);
       await store.put('during', body);
       assert.ok((await store.get('during')).equals(body));
-      assert.ok(fp.counters.injected.outage > 0, 'connections were refused');
-      const refused = fp.counters.injected.outage;
-      lines.push(`faults: outage 1.5 s: put+get succeeded after ${refused} refused connections, ${Date.now() - t0} ms`);
+      assert.ok(env.fp.counters.injected.outage > 0, 'connections were refused');
+      const refused = env.fp.counters.injected.outage;
+      env.lines.push(`faults: outage 1.5 s: put+get succeeded after ${refused} refused connections, ${Date.now() - t0} ms`);
     } finally {
       await outage;
       await store.close();
@@ -208,24 +196,24 @@ describe('S3Store under injected faults', () => {
   });
 
   it('retries multipart parts and the completion', { timeout: 180_000 }, async () => {
-    fp.rules = [];
-    const store = await openStore(fp.freshUrl());
+    env.fp.rules = [];
+    const store = await openStore(env.fp.freshUrl());
     try {
       const body = crypto.randomBytes(MULTIPART_THRESHOLD + 1024);
-      fp.resetCounters();
+      env.fp.resetCounters();
       const multipart = (r: RequestInfo) => r.query.has('partNumber') || r.query.has('uploadId');
-      fp.rules = [
+      env.fp.rules = [
         { mode: '500-after', rate: 0.3, methods: ['PUT', 'POST'], match: multipart },
         { mode: 'reset', rate: 0.2, methods: ['PUT', 'POST'], match: multipart },
       ];
       await store.put('big', body); // ifAbsent bodies never go up in parts (see S3Store.put)
-      fp.rules = [];
-      assert.ok(fp.injectedTotal() > 0, 'faults were injected');
-      const { requests } = fp.counters;
-      lines.push(`faults: multipart ${body.length} bytes: ${requests} requests, ${fp.injectedTotal()} faults injected`);
+      env.fp.rules = [];
+      assert.ok(env.fp.injectedTotal() > 0, 'faults were injected');
+      const { requests } = env.fp.counters;
+      env.lines.push(`faults: multipart ${body.length} bytes: ${requests} requests, ${env.fp.injectedTotal()} faults injected`);
       assert.ok((await store.get('big')).equals(body));
     } finally {
-      fp.rules = [];
+      env.fp.rules = [];
       await store.close();
     }
   });
@@ -245,7 +233,7 @@ describe('S3Store under injected faults', () => {
       });
       const took = Date.now() - t0;
       assert.ok(took <= 2_500, `took ${took} ms`);
-      lines.push(`faults: silent endpoint, timeout_ms=2000: UNAVAILABLE after ${took} ms`);
+      env.lines.push(`faults: silent endpoint, timeout_ms=2000: UNAVAILABLE after ${took} ms`);
     } finally {
       silent.close();
     }

@@ -9,7 +9,7 @@
  *   node --test dist/test/volume/faults.test.js 2>&1 | grep 'faults:'
  */
 import '../helpers/env.js';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
@@ -22,8 +22,7 @@ import { CairnError, isCairnError } from '../../src/errors.js';
 import { MemoryStore } from '../../src/store/memory.js';
 import { openStore } from '../../src/store/open.js';
 import type { ByteRange, ListOptions, ObjectStore, PutOptions } from '../../src/store/types.js';
-import { startS3, type S3Server } from '../helpers/s3server.js';
-import { startFaultProxy, seededRandom, type FaultProxy, type FaultRule } from '../helpers/faultproxy.js';
+import { seededRandom, useFaultedS3, type FaultRule } from '../helpers/faultproxy.js';
 
 const LOG_KEY = /\/log\/\d+$/;
 const retriesOf = (store: ObjectStore): number => (store as { retries?: number }).retries ?? NaN;
@@ -183,23 +182,12 @@ describe('a commit whose reply is lost is published once (memory store, reply re
 });
 
 describe('volumes through the fault-injecting proxy (S3)', () => {
-  let s3: S3Server;
-  let fp: FaultProxy;
-  const lines: string[] = [];
-  before(async () => {
-    s3 = await startS3();
-    fp = await startFaultProxy({ upstream: s3.endpoint, bucket: s3.bucket, seed: 5 });
-  });
-  after(async () => {
-    await fp?.stop();
-    await s3?.stop();
-    if (lines.length) console.log(lines.join('\n'));
-  });
+  const env = useFaultedS3(5);
 
   it('500 after the log PUT landed: the commit is published once, the newer value survives', async () => {
-    const url = fp.freshUrl();
+    const url = env.fp.freshUrl();
     const storeA = await openStore(url);
-    const storeB = await openStore(url.replace(fp.endpoint, s3.endpoint));
+    const storeB = await openStore(url.replace(env.fp.endpoint, env.s3.endpoint));
     const volA = await Volume.fromName('dup', { createIfMissing: true, store: storeA });
     const volB = await Volume.fromName('dup', { store: storeB });
     const a = await volA.session();
@@ -208,7 +196,7 @@ describe('volumes through the fault-injecting proxy (S3)', () => {
     await writeFile(b, '/p', 'B2');
     let bSeq = 0;
     const hook = async () => void (bSeq = (await b.commit()).seq);
-    fp.once({ mode: '500-after', methods: ['PUT'], key: LOG_KEY, hook });
+    env.fp.once({ mode: '500-after', methods: ['PUT'], key: LOG_KEY, hook });
     const ra = await a.commit();
     assert.equal(ra.seq, 1);
     assert.equal(bSeq, 2);
@@ -223,8 +211,8 @@ describe('volumes through the fault-injecting proxy (S3)', () => {
   });
 
   it('a commit and reads during a 2 s outage succeed once the store is back', async () => {
-    fp.rules = [];
-    const store = await openStore(fp.freshUrl());
+    env.fp.rules = [];
+    const store = await openStore(env.fp.freshUrl());
     const vol = await Volume.fromName('outage', { createIfMissing: true, store });
     const s = await vol.session();
     let outage: Promise<void> | undefined;
@@ -234,10 +222,10 @@ describe('volumes through the fault-injecting proxy (S3)', () => {
       await s.commit();
       const during = crypto.randomBytes(50_000);
       await writeFile(s, '/during', during);
-      fp.resetCounters();
-      outage = fp.outage(2_000);
+      env.fp.resetCounters();
+      outage = env.fp.outage(2_000);
       const [r, got] = await Promise.all([s.commit(), readAll(vol, '/before')]);
-      assert.ok(fp.counters.injected.outage > 0, 'connections were refused');
+      assert.ok(env.fp.counters.injected.outage > 0, 'connections were refused');
       assert.equal(r.committed, true);
       assert.ok(got.equals(before));
       assert.ok((await readAll(vol, '/during')).equals(during));
@@ -251,20 +239,20 @@ describe('volumes through the fault-injecting proxy (S3)', () => {
   });
 
   it('a name object cut short on every read is UNAVAILABLE, never CORRUPT; a damaged one is CORRUPT', async () => {
-    fp.rules = [];
-    const url = fp.freshUrl();
+    env.fp.rules = [];
+    const url = env.fp.freshUrl();
     const store = await openStore(url);
     try {
       await (await Volume.fromName('cut', { createIfMissing: true, store })).close();
-      fp.rules = [{ mode: 'truncate', rate: 1, methods: ['GET'], key: /names\/cut$/ }];
+      env.fp.rules = [{ mode: 'truncate', rate: 1, methods: ['GET'], key: /names\/cut$/ }];
       const is = (code: string) => (e: unknown) => isCairnError(e, code as 'CORRUPT') || assert.fail(String(e));
       await assert.rejects(Volume.fromName('cut', { store }), is('UNAVAILABLE'));
-      fp.rules = [];
+      env.fp.rules = [];
       await store.put('names/bad', Buffer.from('{"id": "vo-'));
       await assert.rejects(Volume.fromName('bad', { store }), is('CORRUPT'));
       assert.equal((await Volume.fromName('cut', { store })).name, 'cut', 'whole again once the network is');
     } finally {
-      fp.rules = [];
+      env.fp.rules = [];
       await store.close();
     }
   });
@@ -279,10 +267,10 @@ describe('volumes through the fault-injecting proxy (S3)', () => {
   ] as const;
   for (const [mode, rate] of single) {
     it(`volume operations at ${rate * 100}% ${mode}: none fails, each commit once`, { timeout: 300_000 }, async () => {
-      fp.rules = [];
-      const url = fp.freshUrl(mode === 'stall' ? 'timeout_ms=3000' : undefined);
+      env.fp.rules = [];
+      const url = env.fp.freshUrl(mode === 'stall' ? 'timeout_ms=3000' : undefined);
       const store = await openStore(url);
-      const clean = await openStore(url.replace(fp.endpoint, s3.endpoint));
+      const clean = await openStore(url.replace(env.fp.endpoint, env.s3.endpoint));
       const vol = await Volume.fromName('ops', { createIfMissing: true, store });
       const s = await vol.session();
       const model = new Map<string, Buffer>();
@@ -300,8 +288,8 @@ describe('volumes through the fault-injecting proxy (S3)', () => {
           return undefined;
         }
       };
-      fp.resetCounters();
-      fp.rules = [{ mode, rate }];
+      env.fp.resetCounters();
+      env.fp.rules = [{ mode, rate }];
       const t0 = Date.now();
       try {
         for (let i = 0; i < 10; i++) {
@@ -322,20 +310,20 @@ describe('volumes through the fault-injecting proxy (S3)', () => {
           await op(() => s.reload());
         }
       } finally {
-        fp.rules = [];
+        env.fp.rules = [];
       }
       const line =
         `faults: volume ops, ${mode} ${rate * 100}%: ` +
         `failed ${failed}/${calls} operations ${JSON.stringify(codes)}; ` +
-        `${fp.counters.requests} requests, ${fp.injectedTotal()} faults injected, ${Date.now() - t0} ms`;
-      lines.push(line);
+        `${env.fp.counters.requests} requests, ${env.fp.injectedTotal()} faults injected, ${Date.now() - t0} ms`;
+      env.lines.push(line);
       const records = await logOf(clean, vol);
       const committedPaths = records.flatMap((r) => r.ops.filter((o) => o.op !== 'times').map((o) => o.path)).sort();
       assert.deepEqual(committedPaths, [...model.keys()].sort(), 'every file committed once');
       await s.close();
       await vol.close();
       await Promise.all([store.close(), clean.close()]);
-      assert.ok(fp.injectedTotal() > 0, 'faults were injected');
+      assert.ok(env.fp.injectedTotal() > 0, 'faults were injected');
       assert.equal(failed, 0, line);
     });
   }
@@ -345,18 +333,18 @@ describe('volumes through the fault-injecting proxy (S3)', () => {
     const rnd = seededRandom(42);
     const bytes = (n: number) => Buffer.from(Array.from({ length: n }, () => Math.floor(rnd() * 256)));
     const local = await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-faults-local-'));
-    const url = fp.freshUrl('timeout_ms=3000');
+    const url = env.fp.freshUrl('timeout_ms=3000');
     const model = new Map<string, Buffer>();
-    fp.rules = [];
+    env.fp.rules = [];
     const storeA = await openStore(url);
     const storeB = await openStore(url);
-    const clean = await openStore(url.replace(fp.endpoint, s3.endpoint));
+    const clean = await openStore(url.replace(env.fp.endpoint, env.s3.endpoint));
     const rules: FaultRule[] = (['500-before', '500-after', '503', 'reset', 'truncate', 'stall'] as const).map((mode) => ({
       mode,
       rate: mode === 'stall' ? 0.03 : 0.045,
     }));
-    fp.resetCounters();
-    fp.rules = rules;
+    env.fp.resetCounters();
+    env.fp.rules = rules;
     const t0 = Date.now();
     try {
       // batchUpload: small (inline), medium (packed) and one 3 MB file.
@@ -433,12 +421,12 @@ describe('volumes through the fault-injecting proxy (S3)', () => {
       const listed = (await volB.listdir('/', { recursive: true })).filter((e) => e.type === 'file').map((e) => e.path.replace(/^\//, ''));
       assert.deepEqual(listed.sort(), [...model.keys()].sort());
       const history = await volA.history();
-      fp.rules = [];
-      const faults = fp.injectedTotal();
-      const requests = fp.counters.requests;
-      lines.push(
+      env.fp.rules = [];
+      const faults = env.fp.injectedTotal();
+      const requests = env.fp.counters.requests;
+      env.lines.push(
         `faults: volume suite, 6 modes (stall 3%, others 4.5% each): ${requests} requests, ${faults} faults ` +
-          `injected ${JSON.stringify(fp.counters.injected)}, ${retriesOf(storeA) + retriesOf(storeB)} retries, ` +
+          `injected ${JSON.stringify(env.fp.counters.injected)}, ${retriesOf(storeA) + retriesOf(storeB)} retries, ` +
           `0 failed operations, ${Date.now() - t0} ms`,
       );
       // The log, read without faults: the batch and every commit exactly once, in the order of their seqs.
@@ -454,7 +442,7 @@ describe('volumes through the fault-injecting proxy (S3)', () => {
       for (const x of [a, b]) await x.close();
       for (const v of [volA, volB]) await v.close();
     } finally {
-      fp.rules = [];
+      env.fp.rules = [];
       await Promise.all([storeA.close(), storeB.close(), clean.close()]);
       await fs.rm(local, { recursive: true, force: true });
     }
