@@ -33,6 +33,7 @@ import { type SessionOptions, openParts } from './opening.js';
 import { FileData } from './filedata.js';
 import { SessionReads } from './reads.js';
 import { planCopy, planPut } from './bulk.js';
+import { planLink } from './links.js';
 import { checkFileSize, checkInteger, checkMode, checkTimeMs, checkWriteRange } from '../util/limits.js';
 
 const FILE_MODE = 0o644;
@@ -231,6 +232,19 @@ export class Session extends SessionReads implements FsSession {
       if (!e) this.mkdirNow(d);
       else if (e.type !== 'directory') throw new CairnError('NOT_A_DIRECTORY', `/${d} is not a directory`, { path: `/${d}` });
     }
+  }
+
+  /**
+   * link(2): `newPath` becomes another name of the file at `existing` (./links.ts): NOT_PERMITTED
+   * for a directory, ALREADY_EXISTS when `newPath` exists, NOT_FOUND without its parent.
+   * @example await s.link('/data/a.bin', '/data/b.bin'); (await s.stat('/data/a.bin')).nlink === 2;
+   */
+  async link(existing: string, newPath: string): Promise<void> {
+    const [src, dst] = [normalizePath(existing), normalizePath(newPath)];
+    this.checkWritable(dst);
+    const e = this.entry(src);
+    if (e.type !== 'directory') this.checkParent(dst);
+    this.journal.putAll(planLink(e, src, dst, this.journal.get(dst), Date.now()), this.parentTouch(dst));
   }
 
   async unlink(path: string): Promise<void> {
