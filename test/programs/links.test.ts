@@ -164,3 +164,25 @@ os.close(fd)
     assert.equal(new Set(await stat('%i %h', `${m}/r/a`, `${m}/r/d/a2`)).size, 1);
   });
 });
+
+describe('hard links through a fuse-native (fallback) mount', () => {
+  const startFallback = startFileDaemon(() => ({}), { CAIRN_FUSE_BINDING: 'fuse-native' });
+  after(() => cleanupAll());
+
+  it('links with shared content and link counts (inode numbers are libfuse 2\'s, one per path)', async () => {
+    const base = await tmpDir('links-fn-');
+    const spec = { mountpoint: path.join(base, 'm'), volume: 'links', storeDir: path.join(base, 'store') };
+    const d = await startFallback(spec);
+    try {
+      const m = spec.mountpoint;
+      await shOk(`printf one > ${q(`${m}/f`)} && ln ${q(`${m}/f`)} ${q(`${m}/h`)} && printf +two >> ${q(`${m}/h`)}`);
+      assert.equal(await shOk(`cat ${q(`${m}/f`)}`), 'one+two');
+      assert.deepEqual(await stat('%h', `${m}/f`, `${m}/h`), ['2', '2']);
+      await shOk(`rm ${q(`${m}/f`)}`);
+      assert.deepEqual(await stat('%h', `${m}/h`), ['1']);
+      assert.match(d.logs(), /fuse-native/);
+    } finally {
+      await d.stop();
+    }
+  });
+});
