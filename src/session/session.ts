@@ -289,6 +289,7 @@ export class Session extends SessionReads implements FsSession {
     if (src === dst) return;
     if (isWithin(dst, src)) throw new CairnError('INVALID_ARGUMENT', `cannot move /${src} into itself (/${dst})`, { path: `/${dst}` });
     const existing = this.journal.get(dst);
+    if (existing?.ino !== undefined && existing.ino === e.ino) return; // two names of one file: rename(2) does nothing
     if (existing) {
       if (e.type === 'directory' && existing.type !== 'directory')
         throw new CairnError('NOT_A_DIRECTORY', `/${dst} is not a directory`, { path: `/${dst}` });

@@ -69,6 +69,8 @@ forEachBackend((b) =>
       await a.link('/b', '/c');
       assert.equal((await a.stat('/a')).nlink, 3);
       await a.mkdir('/sub');
+      await a.rename('/b', '/c'); // two names of one file: rename(2) does nothing
+      assert.deepEqual([(await a.stat('/b')).nlink, (await a.stat('/c')).nlink], [3, 3]);
       await a.rename('/b', '/sub/b2');
       assert.equal((await a.stat('/sub/b2')).nlink, 3);
       await a.unlink('/a');
