@@ -60,6 +60,27 @@ forEachBackend((b) =>
       for (const s of [a, c, old]) await s.close();
     });
 
+    it('survives gc (a checkpoint at the floor) and verify', async () => {
+      const vol = await fresh();
+      const a = await vol.session();
+      await a.create('/a');
+      await a.write('/a', 0, Buffer.alloc(300_000, 7)); // chunked, not inline
+      await a.link('/a', '/b');
+      await a.commit();
+      await a.write('/b', 0, Buffer.from('x'));
+      await a.commit();
+      const g = await vol.gc({ keepLast: 1, graceMs: 2000 });
+      assert.equal(g.checkpoints.written, 1, "a checkpoint at the floor, read by the next session");
+      const report = await vol.verify({ data: true });
+      assert.ok(report.ok, JSON.stringify(report).slice(0, 500));
+      const c = await vol.session(); // from the checkpoint gc wrote at the floor
+      assert.deepEqual([(await c.stat('/a')).nlink, (await c.stat('/b')).nlink], [2, 2]);
+      assert.equal((await c.read('/a', 0, 2)).toString('hex'), '7807');
+      await c.write('/a', 1, Buffer.from('y'));
+      assert.equal((await c.read('/b', 0, 2)).toString(), 'xy');
+      for (const s of [a, c]) await s.close();
+    });
+
     it('unlink drops one name; rename keeps the link; the last name lives on', async () => {
       const vol = await fresh();
       const a = await vol.session();
