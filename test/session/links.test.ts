@@ -81,6 +81,25 @@ forEachBackend((b) =>
       for (const s of [a, c]) await s.close();
     });
 
+    it('recovers a linked file written through one name from a reopened session directory (one staging file)', async () => {
+      const vol = await fresh();
+      const dir = `${process.env.CAIRN_HOME}/links-recover-${b.name}-${n}`;
+      const a = await vol.session({ dir });
+      await a.create('/a');
+      await a.link('/a', '/b');
+      await a.write('/b', 0, Buffer.from('pending'));
+      assert.equal(a.journal.get('a')?.staged, a.journal.get('b')?.staged);
+      await a.close();
+      const again = await vol.session({ dir });
+      assert.equal(await text(again, '/a'), 'pending');
+      await again.write('/a', 7, Buffer.from('!'));
+      await again.commit();
+      await again.close();
+      const c = await vol.session();
+      assert.deepEqual([await text(c, '/b'), (await c.stat('/b')).nlink], ['pending!', 2]);
+      await c.close();
+    });
+
     it('unlink drops one name; rename keeps the link; the last name lives on', async () => {
       const vol = await fresh();
       const a = await vol.session();
