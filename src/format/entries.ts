@@ -154,7 +154,8 @@ function entryOf(w: unknown, path: string, version: number): EntryData {
     if (x) e.xattrs = x;
   }
   if (o.ino !== undefined) {
-    if (typeof o.ino !== 'string' || !INO_RE.test(o.ino)) damaged(`inode id ${JSON.stringify(o.ino)} is not 16 to 64 lowercase hex characters`);
+    if (typeof o.ino !== 'string' || !INO_RE.test(o.ino))
+      damaged(`inode id ${JSON.stringify(o.ino)} is not 16 to 64 lowercase hex characters`);
     if (type === 'directory') damaged('a directory with an inode id (directories have no hard links)');
     e.ino = o.ino;
   }

@@ -169,7 +169,7 @@ describe('hard links through a fuse-native (fallback) mount', () => {
   const startFallback = startFileDaemon(() => ({}), { CAIRN_FUSE_BINDING: 'fuse-native' });
   after(() => cleanupAll());
 
-  it('links with shared content and link counts (inode numbers are libfuse 2\'s, one per path)', async () => {
+  it("links with shared content and link counts (inode numbers are libfuse 2's, one per path)", async () => {
     const base = await tmpDir('links-fn-');
     const spec = { mountpoint: path.join(base, 'm'), volume: 'links', storeDir: path.join(base, 'store') };
     const d = await startFallback(spec);

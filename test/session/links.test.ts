@@ -70,7 +70,7 @@ forEachBackend((b) =>
       await a.write('/b', 0, Buffer.from('x'));
       await a.commit();
       const g = await vol.gc({ keepLast: 1, graceMs: 2000 });
-      assert.equal(g.checkpoints.written, 1, "a checkpoint at the floor, read by the next session");
+      assert.equal(g.checkpoints.written, 1, 'a checkpoint at the floor, read by the next session');
       const report = await vol.verify({ data: true });
       assert.ok(report.ok, JSON.stringify(report).slice(0, 500));
       const c = await vol.session(); // from the checkpoint gc wrote at the floor
@@ -238,7 +238,7 @@ forEachBackend((b) =>
       for (const s of [w1, w2, fresh1, w3, w4, last, w5, end]) await s.close();
     });
 
-    it('keeps pending changes of one name on top of a reload that brings another writer\'s change to the file', async () => {
+    it("keeps pending changes of one name on top of a reload that brings another writer's change to the file", async () => {
       const vol = await fresh();
       const s0 = await vol.session();
       await s0.create('/a');
