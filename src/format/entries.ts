@@ -8,7 +8,7 @@
  * objects; a decoded mode holds permission bits only (0–0o7777: format 1 and 2 objects may hold a
  * whole st_mode, whose type bits are dropped on read); the encoder runs the same validator and
  * refuses (INVALID_ARGUMENT, TOO_LARGE for attributes past their limits) an entry that would not
- * read back.
+ * read back. The inode id of format 4 (`ino`) appears only in format 4 objects, never on a directory.
  */
 import { CairnError } from '../errors.js';
 import { isChunkHash, type ChunkRef } from '../chunks/index.js';
@@ -41,6 +41,11 @@ export interface EntryData {
   rdev?: number;
   /** Extended attributes (./xattrs.ts): name -> value. */
   xattrs?: Xattrs;
+  /**
+   * Inode identity (format 4): entries with the same `ino` are names of one file (hard links,
+   * ../session/links.ts); absent: the entry is its own file.
+   */
+  ino?: string;
 }
 
 /**
@@ -78,6 +83,9 @@ const ENTRY_TYPES_V2: readonly EntryType[] = ['file', 'directory', 'symlink', 'f
 const ENTRY_TYPES_V3: readonly EntryType[] = [...ENTRY_TYPES_V2, 'chardev', 'blockdev'];
 const ENTRY_KEYS_V2 = ['t', 'm', 'mt', 's', 'c', 'i', 'l'];
 const ENTRY_KEYS_V3 = [...ENTRY_KEYS_V2, 'u', 'g', 'at', 'ct', 'rd', 'x'];
+const ENTRY_KEYS_V4 = [...ENTRY_KEYS_V3, 'ino'];
+/** Inode identities: 16 to 64 lowercase hex characters (Cairn makes 32: ../session/links.ts). */
+export const INO_RE = /^[0-9a-f]{16,64}$/;
 /** Owner and group ids: 32 bits, but for (uid_t)-1, which means "unchanged" to chown(2). */
 export const MAX_ID = 0xfffffffe;
 const MAX_RDEV = 0xffffffff;
@@ -103,6 +111,7 @@ type WireEntry = {
   ct?: number;
   rd?: number;
   x?: Record<string, string>;
+  ino?: string;
 };
 
 /**
@@ -123,7 +132,7 @@ export function checkEntry(w: unknown, path: string, version = FORMAT_VERSION): 
 function entryOf(w: unknown, path: string, version: number): EntryData {
   const o = object(w, 'it');
   const v3 = version >= 3;
-  onlyKeys(o, v3 ? ENTRY_KEYS_V3 : ENTRY_KEYS_V2, 'it');
+  onlyKeys(o, version >= 4 ? ENTRY_KEYS_V4 : v3 ? ENTRY_KEYS_V3 : ENTRY_KEYS_V2, 'it');
   const type = o.t as EntryType;
   if (!(v3 ? ENTRY_TYPES_V3 : ENTRY_TYPES_V2).includes(type)) damaged(`type ${JSON.stringify(o.t)}`);
   if (path === '' && type !== 'directory') damaged(`the root is a ${type}`);
@@ -143,6 +152,12 @@ function entryOf(w: unknown, path: string, version: number): EntryData {
   if (o.x !== undefined) {
     const x = decodeXattrs(o.x);
     if (x) e.xattrs = x;
+  }
+  if (o.ino !== undefined) {
+    if (typeof o.ino !== 'string' || !INO_RE.test(o.ino))
+      damaged(`inode id ${JSON.stringify(o.ino)} is not 16 to 64 lowercase hex characters`);
+    if (type === 'directory') damaged('a directory with an inode id (directories have no hard links)');
+    e.ino = o.ino;
   }
   if (v3 && type !== 'file' && type !== 'symlink' && type !== 'directory' && e.size !== 0) damaged(`a ${type} of size ${e.size}`);
   if (type !== 'file' && (o.c !== undefined || o.i !== undefined)) damaged(`a ${type} with file content`);
@@ -195,6 +210,7 @@ export function encodeEntry(e: EntryData): WireEntry {
   if (e.ctimeMs !== undefined) w.ct = e.ctimeMs;
   if (e.rdev !== undefined) w.rd = e.rdev;
   if (e.xattrs && Object.keys(e.xattrs).length) w.x = encodeXattrs(e.xattrs);
+  if (e.ino !== undefined) w.ino = e.ino;
   return w;
 }
 

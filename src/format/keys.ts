@@ -5,8 +5,8 @@
  * Invariant: seqs are zero-padded to 12 digits in keys, so byte order is numeric order.
  */
 
-/** The format version this code writes; it reads this one and every older one (1, 2). */
-export const FORMAT_VERSION = 3;
+/** The format version this code writes; it reads this one and every older one (1, 2, 3). */
+export const FORMAT_VERSION = 4;
 const SEQ_DIGITS = 12;
 
 export const keys = {

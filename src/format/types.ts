@@ -42,8 +42,13 @@ export interface Stat {
   /** Owner and group; for entries that never stored them, the user and group of the process serving the session. */
   uid: number;
   gid: number;
-  /** Link count: 1, or for a directory 2 plus its subdirectories. */
+  /**
+   * Link count: the names of the file (hard links: 1 unless linked), or for a directory 2 plus
+   * its subdirectories.
+   */
   nlink: number;
+  /** The inode identity shared by every name of a hard-linked file (absent: a file with one name). */
+  linkId?: string;
   /** Device number, for character and block devices. */
   rdev?: number;
   /** Symlink target, for symlinks. */
@@ -145,6 +150,11 @@ export interface FsSession {
   /** Makes this path's written data durable in the session directory (survives SIGKILL). */
   fsync(path: string): Promise<void>;
   mkdir(path: string, mode: number, cred?: Credentials): Promise<void>;
+  /**
+   * link(2): a second name `newPath` for the non-directory `existing` (NOT_PERMITTED for a
+   * directory, ALREADY_EXISTS, NOT_FOUND); both names are one file from then on.
+   */
+  link?(existing: string, newPath: string): Promise<void>;
   /** Removes a file or symlink (IS_A_DIRECTORY for directories). */
   unlink(path: string): Promise<void>;
   /** Removes an empty directory (NOT_EMPTY otherwise). */

@@ -100,7 +100,8 @@ export function createOps(session: FsSession, config: AdapterConfig, opts: Adapt
   const fresh = opts.freshness;
   const fuseStat = (st: Stat) => {
     const shown = fresh && st.type === 'file' ? { ...st, mtimeMs: fresh.mtimeOf(st.path, st.mtimeMs, st.size) } : st;
-    return toFuseStat(shown, uid, gid);
+    // The inode id of a hard-linked file: the native binding gives its names one inode number.
+    return st.linkId === undefined ? toFuseStat(shown, uid, gid) : { ...toFuseStat(shown, uid, gid), link: st.linkId };
   };
 
   /** Answers cb from a promise: `ok(value)` on success, the errno of the error otherwise. */
@@ -404,9 +405,12 @@ export function createOps(session: FsSession, config: AdapterConfig, opts: Adapt
     /** utimens with UTIME_NOW / UTIME_OMIT told apart (the native binding's setattr). */
     setTimes,
 
-    link(_from: string, _to: string, cb: Cb) {
-      // Hard links are not supported; EPERM is link(2)'s "file system does not support links".
-      cb(readOnly ? -Errno.EROFS : -Errno.EPERM);
+    /** link(2): `to` becomes another name of the file at `from` (src/session/links.ts). */
+    link(from: string, to: string, cb: Cb) {
+      if (rofs(cb)) return;
+      if (!session.link) return cb(-Errno.EPERM);
+      const link = session.link.bind(session);
+      run('link', to, cb, () => link(from, to));
     },
   };
   return ops;

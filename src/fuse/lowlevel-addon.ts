@@ -148,6 +148,8 @@ export type FuseStat = {
   atime?: Date;
   ctime?: Date;
   rdev?: number;
+  /** The session's inode id of a hard-linked file (Stat.linkId): its names share one inode. */
+  link?: string;
 };
 
 /** The reply arguments of a stat (ino first). */

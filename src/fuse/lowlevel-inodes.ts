@@ -1,19 +1,23 @@
 /**
- * The kernel's inodes of a native mount: number <-> path, with lookup counts, and FUSE path
+ * The kernel's inodes of a native mount: number <-> paths, with lookup counts, and FUSE path
  * helpers.
  *
  * Invariants: inode numbers are never reused; an inode lives from its first lookup until the
  * kernel forgets it (lookup count 0); the root is inode 1 and never forgotten; a rename moves the
- * inodes of the renamed path and everything under it; unlink/rmdir detach the name.
+ * inodes of the renamed path and everything under it; unlink/rmdir detach the name. A hard-linked
+ * file is one inode with several paths: the session's inode id (`link`, Stat.linkId) maps every
+ * name of the file to the inode the first one got, and `link` adds the new name to it.
  */
 import { ROOT } from './lowlevel-addon.js';
 
 interface Inode {
-  /** Current path, or null once the name is gone (unlinked, replaced). */
-  path: string | null;
+  /** Current paths (several for a hard-linked file); none once every name is gone (unlinked, replaced). */
+  paths: Set<string>;
   nlookup: number;
   /** File-type bits last told to the kernel (0: not yet). */
   type: number;
+  /** The session's inode id of a hard-linked file (Stat.linkId). */
+  link?: string;
 }
 
 /**
@@ -22,8 +26,10 @@ interface Inode {
  * of inodes the kernel holds.
  */
 export class InodeTable {
-  private readonly byIno = new Map<number, Inode>([[ROOT, { path: '/', nlookup: 1, type: 0o040000 }]]);
+  private readonly byIno = new Map<number, Inode>([[ROOT, { paths: new Set(['/']), nlookup: 1, type: 0o040000 }]]);
   private readonly byPath = new Map<string, number>([['/', ROOT]]);
+  /** Inode ids of hard-linked files -> their inode. */
+  private readonly byLink = new Map<string, number>();
   /**
    * The paths under each directory path that lead to a known path (known paths, and directories
    * without an inode that have known paths under them).
@@ -31,19 +37,45 @@ export class InodeTable {
   private readonly kids = new Map<string, Set<string>>();
   private next = ROOT + 1;
 
+  /** A current path of `ino` (any name of a hard-linked file), or null once none is left. */
   path(ino: number): string | null {
-    return this.byIno.get(ino)?.path ?? null;
+    const e = this.byIno.get(ino);
+    if (!e) return null;
+    for (const p of e.paths) return p;
+    return null;
   }
 
-  /** The inode of `path` (made with lookup count 0 when new). */
-  ensure(path: string): number {
+  /**
+   * The inode of `path` (made with lookup count 0 when new): for a name of a hard-linked file
+   * (`link`, its Stat.linkId), the inode of the file's other names when the kernel knows one.
+   */
+  ensure(path: string, link?: string): number {
     let ino = this.byPath.get(path);
+    if (ino === undefined && link !== undefined) {
+      ino = this.byLink.get(link);
+      if (ino !== undefined) this.setPath(path, ino);
+    }
     if (ino === undefined) {
       ino = this.next++;
-      this.byIno.set(ino, { path, nlookup: 0, type: 0 });
+      this.byIno.set(ino, { paths: new Set(), nlookup: 0, type: 0 });
       this.setPath(path, ino);
     }
+    const e = this.byIno.get(ino)!;
+    if (link !== undefined && e.link === undefined && !this.byLink.has(link)) {
+      e.link = link;
+      this.byLink.set(link, ino);
+    }
     return ino;
+  }
+
+  /** `path` is a new name of `ino` (link(2)). */
+  alias(ino: number, path: string): void {
+    if (this.byIno.has(ino) && !this.byPath.has(path)) this.setPath(path, ino);
+  }
+
+  /** The session's inode id the kernel's inode `ino` stands for (a hard-linked file), if any. */
+  linkOf(ino: number): string | undefined {
+    return this.byIno.get(ino)?.link;
   }
 
   peek(path: string): number | undefined {
@@ -87,22 +119,26 @@ export class InodeTable {
 
   private drop(ino: number): void {
     const e = this.byIno.get(ino)!;
+    for (const p of [...e.paths]) if (this.byPath.get(p) === ino) this.deletePath(p);
     this.byIno.delete(ino);
-    if (e.path !== null && this.byPath.get(e.path) === ino) this.deletePath(e.path);
+    if (e.link !== undefined && this.byLink.get(e.link) === ino) this.byLink.delete(e.link);
   }
 
   private setPath(path: string, ino: number): void {
     this.byPath.set(path, ino);
-    this.link(path);
+    this.byIno.get(ino)?.paths.add(path);
+    this.index(path);
   }
 
   private deletePath(path: string): void {
+    const ino = this.byPath.get(path);
     this.byPath.delete(path);
+    if (ino !== undefined) this.byIno.get(ino)?.paths.delete(path);
     this.prune(path);
   }
 
   /** Enters `path` in its parent's set, and the parent in its own, up to the first one already entered. */
-  private link(path: string): void {
+  private index(path: string): void {
     for (let p = path; p !== '/';) {
       const parent = parentOf(p);
       let set = this.kids.get(parent);
@@ -143,13 +179,9 @@ export class InodeTable {
     return out;
   }
 
-  /** The name is gone: the inode (and those under it) keep living until forgotten, nameless. */
+  /** The name is gone: the inode (and those under it) keep living until forgotten, nameless (or under their other names). */
   detach(path: string): void {
-    for (const [p, ino] of this.under(path)) {
-      this.deletePath(p);
-      const e = this.byIno.get(ino);
-      if (e) e.path = null;
-    }
+    for (const [p] of this.under(path)) this.deletePath(p);
   }
 
   /** Follows a rename of `from` (and everything under it) to `to`; whatever was at `to` is detached. */
@@ -170,12 +202,7 @@ export class InodeTable {
   private place(moved: [string, number][], from: string, to: string, back: [string, number][] = []): void {
     for (const [p] of [...moved, ...back]) this.deletePath(p);
     const put = (list: [string, number][], src: string, dst: string): void => {
-      for (const [p, ino] of list) {
-        const np = dst + p.slice(src.length);
-        this.setPath(np, ino);
-        const e = this.byIno.get(ino);
-        if (e) e.path = np;
-      }
+      for (const [p, ino] of list) this.setPath(dst + p.slice(src.length), ino);
     };
     put(moved, from, to);
     put(back, to, from);

@@ -22,8 +22,8 @@ export interface RefreshTarget {
 
 /**
  * Drops from the kernel's caches exactly what changed among `changed` (FUSE paths; undefined:
- * anything the kernel knows may have changed). A path now absent, or of another type, loses its
- * name and inode (a later lookup gets a new inode); a changed path loses its attributes and
+ * anything the kernel knows may have changed). A path now absent, of another type, or a name of
+ * another hard-linked file (inode id), loses its name and inode (a later lookup gets a new inode); a changed path loses its attributes and
  * pages; a new path loses a cached "absent" answer. Resolves once the kernel has done it.
  *
  * @example
@@ -52,7 +52,8 @@ export async function refreshKernel(t: RefreshTarget, changed?: Iterable<string>
       else if (st && changed) entry(p);
       continue;
     }
-    if (!st || (st.mode & 0o170000) !== inodes.type(ino)) {
+    // A name now of another file (linked or unlinked by the reload: another inode id) is replaced too.
+    if (!st || (st.mode & 0o170000) !== inodes.type(ino) || st.link !== inodes.linkOf(ino)) {
       entry(p);
       for (const i of inodes.subtree(p)) inos.add(i);
       inodes.detach(p);

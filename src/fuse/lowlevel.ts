@@ -164,7 +164,7 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
         }
         return fail(req, code);
       }
-      const ino = inodes.ensure(path);
+      const ino = inodes.ensure(path, st!.link);
       inodes.ref(ino);
       inodes.setType(ino, st!.mode);
       const live = uncached(path);
@@ -211,7 +211,7 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
         else {
           const p = child(d.path, name);
           const known = inodes.peek(p);
-          eino = known ?? inodes.ensure(p);
+          eino = known ?? inodes.ensure(p, st?.link);
           if (known === undefined) made.push(eino);
         }
         nums.set(dirNums(eino, st), i * DIR_STRIDE);
@@ -344,12 +344,12 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
         if (to === null) return addon.replyErr(req, Errno.ENOENT);
         return names.rename(req, child(path, s1!), child(to, s2!), n0);
       }
-      case OP.LINK:
-        return step(
-          req,
-          (cb) => ops.link(path, child(inodes.path(ino2) ?? '/', s1!), cb),
-          () => addon.replyErr(req, 0),
-        );
+      case OP.LINK: {
+        // A new name of inode `ino`, answered with that inode (every name of a file is one inode).
+        const p = child(inodes.path(ino2) ?? '/', s1!);
+        const linked = (): void => (inodes.alias(ino, p), replyEntryFor(req, p, false));
+        return step(req, (cb) => ops.link(path, p, cb), linked);
+      }
       case OP.OPEN:
         return step(
           req,

@@ -59,7 +59,8 @@ export async function planCopy(journal: Journal, staging: Staging, e: JournalEnt
   const all = [e, ...(e.type === 'directory' ? journal.descendants(src) : [])];
   const copies: [string, EntryData & { staged?: string }][] = [];
   for (const m of all) {
-    const { path: _p, staged, ...data } = m;
+    // A copy is a new, independent file: no inode id (hard links) of its source.
+    const { path: _p, staged, ino: _ino, ...data } = m;
     let copyStaged: string | undefined;
     if (staged) {
       copyStaged = await staging.create(() => {});

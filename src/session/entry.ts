@@ -36,6 +36,7 @@ export function entryData(e: JournalEntry): EntryData {
   if (e.ctimeMs !== undefined) d.ctimeMs = e.ctimeMs;
   if (e.rdev !== undefined) d.rdev = e.rdev;
   if (e.xattrs && Object.keys(e.xattrs).length) d.xattrs = e.xattrs;
+  if (e.ino !== undefined) d.ino = e.ino;
   return d;
 }
 
@@ -54,6 +55,7 @@ export function sameEntry(cur: JournalEntry, e: EntryData): boolean {
     return false;
   if (cur.target !== e.target || !cur.inline !== !e.inline || (cur.inline && !cur.inline.equals(e.inline!))) return false;
   if (cur.uid !== e.uid || cur.gid !== e.gid || cur.rdev !== e.rdev || !sameXattrs(cur.xattrs, e.xattrs)) return false;
+  if (cur.ino !== e.ino) return false;
   const ms = (t: number | undefined) => (t === undefined ? undefined : Math.round(t));
   if (cur.atimeMs !== ms(e.atimeMs) || cur.ctimeMs !== ms(e.ctimeMs)) return false;
   const a = cur.chunks ?? [];
@@ -66,10 +68,11 @@ export function sameEntry(cur: JournalEntry, e: EntryData): boolean {
 
 /**
  * What `stat` reports of an entry: stored fields, defaults for those it does not store (owner:
- * DEFAULT_OWNER; atime and ctime: its mtime), and `nlink` (directories: 2 + `subdirs`).
+ * DEFAULT_OWNER; atime and ctime: its mtime), and `nlink` (directories: 2 + `subdirs`; others:
+ * `names`, the names of a hard-linked file).
  * @example const st = toStat(journal.get('a.txt')!);
  */
-export function toStat(e: JournalEntry, subdirs = 0): Stat {
+export function toStat(e: JournalEntry, subdirs = 0, names = 1): Stat {
   const s: Stat = {
     path: e.path,
     type: e.type,
@@ -80,8 +83,9 @@ export function toStat(e: JournalEntry, subdirs = 0): Stat {
     ctimeMs: e.ctimeMs ?? e.mtimeMs,
     uid: e.uid ?? DEFAULT_OWNER.uid,
     gid: e.gid ?? DEFAULT_OWNER.gid,
-    nlink: e.type === 'directory' ? 2 + subdirs : 1,
+    nlink: e.type === 'directory' ? 2 + subdirs : names,
   };
+  if (e.ino !== undefined) s.linkId = e.ino;
   if (e.rdev !== undefined) s.rdev = e.rdev;
   if (e.target !== undefined) s.target = e.target;
   return s;

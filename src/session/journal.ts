@@ -12,6 +12,7 @@
  * - Every change to the view that the next commit must publish (put, update, remove, move) records
  *   its pending op in the same transaction; every record lands in one transaction, with the
  *   pending ops above the fence re-applied on top of it.
+ * - The names of a hard-linked file hold one entry (./view.ts); a change through one pends a put of each.
  * - The journal survives SIGKILL (WAL).
  */
 import Database from 'better-sqlite3';
@@ -148,6 +149,7 @@ export class Journal extends JournalMeta {
       for (const [path, entry] of items) {
         this.view.place(path, entry);
         this.addPending('put', path);
+        this.pendNames(entry);
       }
       this.touchDirs(touch);
     });
@@ -173,6 +175,7 @@ export class Journal extends JournalMeta {
     this.transaction(() => {
       this.view.set(path, entry);
       this.addPending('put', path);
+      this.pendNames(entry);
     });
   }
 
@@ -202,6 +205,7 @@ export class Journal extends JournalMeta {
         const ctime = touch && m.path === src ? { ctimeMs: touch.now } : {};
         this.view.set(np, { ...m, path: np, ...ctime } as JournalEntry);
         this.addPending('put', np);
+        this.pendNames(m);
       }
       this.touchDirs(touch);
     });
@@ -230,6 +234,13 @@ export class Journal extends JournalMeta {
   }
 
   // ---- pending ops and the fence -------------------------------------------------------------
+
+  /** The names of the file with inode id `ino` (hard links: ./links.ts), in path order. */
+  names = (ino: string): string[] => this.view.names(ino);
+  /** A pending put of every name of a hard-linked `entry`'s file (inside a transaction). */
+  private pendNames(e: EntryIn): void {
+    if (e.ino !== undefined) for (const p of this.view.names(e.ino)) this.addPending('put', p);
+  }
 
   /** Records a pending op, compacting (see the module invariants). Runs inside a transaction. */
   private addPending(op: PendingOp['op'], path: string): void {

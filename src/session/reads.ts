@@ -13,6 +13,7 @@ import type { Journal } from './journal.js';
 import { type JournalEntry, toStat } from './entry.js';
 import type { FileData } from './filedata.js';
 import * as meta from './metadata.js';
+import { linkCount } from './links.js';
 
 export abstract class SessionReads {
   protected closed = false;
@@ -68,9 +69,9 @@ export abstract class SessionReads {
     return e && this.toStat(e);
   }
 
-  /** An entry's Stat: a directory's link count counts its subdirectories. */
+  /** An entry's Stat: a directory's link count counts its subdirectories, a file's its names (./links.ts). */
   protected toStat(e: JournalEntry): Stat {
-    return toStat(e, e.type === 'directory' ? this.journal.subdirCount(e.path) : 0);
+    return toStat(e, e.type === 'directory' ? this.journal.subdirCount(e.path) : 0, linkCount(this.journal, e));
   }
 
   async stat(path: string): Promise<Stat> {

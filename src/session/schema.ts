@@ -63,6 +63,11 @@ const MIGRATIONS: string[] = [
   ALTER TABLE pending_new RENAME TO pending;
   CREATE INDEX pending_path ON pending(path);
   `,
+  // 4: format 4's inode identity (hard links: every row with the same ino is one file).
+  `
+  ALTER TABLE entries ADD COLUMN ino TEXT;
+  CREATE INDEX entries_ino ON entries(ino) WHERE ino IS NOT NULL;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -100,6 +105,8 @@ export interface Row {
   rdev: number | null;
   /** JSON of name -> base64 (the stored form). */
   xattrs: string | null;
+  /** Inode identity (format 4): rows with the same one are names of one file. */
+  ino: string | null;
 }
 
 /** The columns of a row, in the order of the insert statement. */
@@ -120,6 +127,7 @@ export const ROW_COLUMNS = [
   'ctime',
   'rdev',
   'xattrs',
+  'ino',
 ];
 
 /** One `pending` row: an op not yet committed, in the order it was recorded. */
@@ -160,6 +168,7 @@ export function fromRow(r: Row): JournalEntry {
     const x = decodeXattrs(JSON.parse(r.xattrs));
     if (x) e.xattrs = x;
   }
+  if (r.ino !== null) e.ino = r.ino;
   return e;
 }
 
@@ -181,5 +190,6 @@ export function toRow(path: string, e: EntryData & { staged?: string }): Row {
     ctime: e.ctimeMs === undefined ? null : Math.round(e.ctimeMs),
     rdev: e.rdev ?? null,
     xattrs: e.xattrs && Object.keys(e.xattrs).length ? JSON.stringify(encodeXattrs(e.xattrs)) : null,
+    ino: e.ino ?? null,
   };
 }

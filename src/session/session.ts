@@ -33,6 +33,7 @@ import { type SessionOptions, openParts } from './opening.js';
 import { FileData } from './filedata.js';
 import { SessionReads } from './reads.js';
 import { planCopy, planPut } from './bulk.js';
+import { planLink } from './links.js';
 import { checkFileSize, checkInteger, checkMode, checkTimeMs, checkWriteRange } from '../util/limits.js';
 
 const FILE_MODE = 0o644;
@@ -233,6 +234,19 @@ export class Session extends SessionReads implements FsSession {
     }
   }
 
+  /**
+   * link(2): `newPath` becomes another name of the file at `existing` (./links.ts): NOT_PERMITTED
+   * for a directory, ALREADY_EXISTS when `newPath` exists, NOT_FOUND without its parent.
+   * @example await s.link('/data/a.bin', '/data/b.bin'); (await s.stat('/data/a.bin')).nlink === 2;
+   */
+  async link(existing: string, newPath: string): Promise<void> {
+    const [src, dst] = [normalizePath(existing), normalizePath(newPath)];
+    this.checkWritable(dst);
+    const e = this.entry(src);
+    if (e.type !== 'directory') this.checkParent(dst);
+    this.journal.putAll(planLink(e, src, dst, this.journal.get(dst), Date.now()), this.parentTouch(dst));
+  }
+
   async unlink(path: string): Promise<void> {
     const p = normalizePath(path);
     this.checkWritable(p);
@@ -275,6 +289,7 @@ export class Session extends SessionReads implements FsSession {
     if (src === dst) return;
     if (isWithin(dst, src)) throw new CairnError('INVALID_ARGUMENT', `cannot move /${src} into itself (/${dst})`, { path: `/${dst}` });
     const existing = this.journal.get(dst);
+    if (existing?.ino !== undefined && existing.ino === e.ino) return; // two names of one file: rename(2) does nothing
     if (existing) {
       if (e.type === 'directory' && existing.type !== 'directory')
         throw new CairnError('NOT_A_DIRECTORY', `/${dst} is not a directory`, { path: `/${dst}` });

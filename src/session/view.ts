@@ -5,7 +5,8 @@
  * transactions.
  *
  * Invariants: `place` and `drop` keep the tree (every entry's parent exists and is a directory;
- * the root is the row with path ''); `set` does not, and its callers keep it. Entries returned by
+ * the root is the row with path ''); `set` does not, and its callers keep it. Rows with the same
+ * inode id (hard links) hold the same entry but for their path: `set` copies one to the others. Entries returned by
  * `get` are memoised and frozen until the next change to any entry.
  */
 import type BetterSqlite3 from 'better-sqlite3';
@@ -38,6 +39,13 @@ function prepare(db: BetterSqlite3.Database) {
     ),
     count: db.prepare<[], { n: number }>("SELECT COUNT(*) AS n FROM entries WHERE path != ''"),
     allStaged: db.prepare<[], { path: string; staged: string }>('SELECT path, staged FROM entries WHERE staged IS NOT NULL'),
+    names: db.prepare<[string], { path: string }>('SELECT path FROM entries WHERE ino = ? ORDER BY path'),
+    // Every name of one file holds the same entry (hard links: ./links.ts).
+    share: db.prepare<[Row]>(
+      `UPDATE entries SET ${ROW_COLUMNS.filter((c) => c !== 'path' && c !== 'parent' && c !== 'ino')
+        .map((c) => `${c} = @${c}`)
+        .join(', ')} WHERE ino = @ino AND path != @path`,
+    ),
   };
 }
 
@@ -100,10 +108,21 @@ export class EntryTable {
     return this.st.allStaged.all();
   }
 
-  /** Replaces (or creates) one entry, with no tree checks: callers keep the tree invariant. */
+  /**
+   * Replaces (or creates) one entry, with no tree checks: callers keep the tree invariant. An
+   * entry with an inode id is copied to every other name of that file too (hard links: every
+   * name of one file holds the same entry, whichever name was changed).
+   */
   set(path: string, e: EntryIn): void {
     this.memo.clear();
-    this.st.insert.run(toRow(path, e));
+    const row = toRow(path, e);
+    this.st.insert.run(row);
+    if (row.ino !== null) this.st.share.run(row);
+  }
+
+  /** The names of the file with inode id `ino`, in path order. */
+  names(ino: string): string[] {
+    return this.st.names.all(ino).map((r) => r.path);
   }
 
   /**

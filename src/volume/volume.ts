@@ -376,6 +376,15 @@ export class Volume implements AsyncDisposable {
   }
 
   /**
+   * Makes `newPath` a hard link to the file at `existing` (one commit): both names are one file
+   * from then on (docs/SEMANTICS.md, "Hard links"). NOT_PERMITTED for a directory, ALREADY_EXISTS.
+   * @example await vol.link('/models/w.bin', '/current/w.bin');
+   */
+  async link(existing: string, newPath: string): Promise<void> {
+    await this.run(true, (s) => s.link(existing, newPath));
+  }
+
+  /**
    * Copies files inside the volume with `cp` semantics; only references are copied. A `dstPath`
    * ending in `/` is a directory, created with its parents when missing (as batchUpload's paths are).
    * @example await vol.copyFiles(['/a.txt', '/b.txt'], '/backup/');

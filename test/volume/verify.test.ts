@@ -83,7 +83,7 @@ forEachBackend((b) =>
       assert.deepEqual(r.orphans, []);
       const checked = { names: 1, metas: 1, records: 5, checkpoints: 1, entries: 11, packs: 1 };
       assert.deepEqual(r.checked, { ...checked, chunks: 0, chunkBytes: 0 });
-      assert.deepEqual(r.formats, { 3: 8 });
+      assert.deepEqual(r.formats, { 4: 8 });
       const d = await vol.verify({ data: true });
       assert.equal(d.ok, true);
       assert.ok(d.checked.chunks >= 1);
