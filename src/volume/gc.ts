@@ -37,6 +37,7 @@ import {
   type RetentionPolicy,
   checkRetention,
   raiseFloor,
+  prunedError,
   readFloor,
   readRetention,
   retainedFrom,
@@ -201,18 +202,24 @@ async function gcVolumeOnce(store: ObjectStore, volume: { id: string; name: stri
   // a dry run only computes it) and every record after it.
   progress('mark');
   const refs: PackRefs = new Map();
-  let marked: number;
-  if (prunable && !hasCp(from)) {
-    // Encoded one entry at a time from a temporary journal, each entry marked as it goes.
-    const cpKey = keys.checkpoint(id, from);
-    const body = await checkpointOf(store, id, from, (e) => addRefs(refs, cpKey, [e]));
-    if (!dryRun) {
-      await log.putCheckpoint(from, body);
-      report.checkpoints.written++;
-      cps = await store.list(keys.checkpointPrefix(id));
+  const marked = await underFloor(store, volume, from, async () => {
+    if (prunable && !hasCp(from)) {
+      // Encoded one entry at a time from a temporary journal, each entry marked as it goes.
+      const cpKey = keys.checkpoint(id, from);
+      const body = await checkpointOf(store, id, from, (e) => addRefs(refs, cpKey, [e]));
+      if (!dryRun) {
+        await log.putCheckpoint(from, body);
+        report.checkpoints.written++;
+        // Another GC may have pruned past `from` while this one encoded it: then the checkpoint
+        // just written is below the floor, and the run starts again (and deletes it).
+        const floor = await readFloor(store, id);
+        if (floor > from) throw prunedError(volume.name, from, floor);
+        cps = await store.list(keys.checkpointPrefix(id));
+      }
+      return markRecords(log, from, refs);
     }
-    marked = await markRecords(log, from, refs);
-  } else marked = await markRetained(log, cps, from, refs);
+    return markRetained(log, cps, from, refs);
+  });
 
   // 4. Sweep: packs and condemnations as they are now (listed after `now`), records that landed
   // meanwhile marked too (not needed for safety, but it spares their writers a re-upload).
@@ -223,7 +230,7 @@ async function gcVolumeOnce(store: ObjectStore, volume: { id: string; name: stri
     if (PACK_ID_RE.test(name)) packs.set(name, o);
   }
   const condemnedObjects = await store.list(keys.condemnedPrefix(id));
-  await markRecords(log, marked, refs);
+  await underFloor(store, volume, from, () => markRecords(log, marked, refs));
   report.packs.total = packs.size;
   for (const [pack, { chunks }] of refs) {
     if (!packs.has(pack)) continue;
@@ -316,6 +323,23 @@ export async function markRetained(log: VolumeLog, cps: readonly ObjectInfo[], f
       ),
     );
   return markRecords(log, baseSeq, refs);
+}
+
+/**
+ * Runs `mark`, which reads the snapshots from `from` on. A checkpoint or record it reads may be
+ * deleted under it by a concurrent GC that raised the floor past `from` (NOT_FOUND, or CORRUPT
+ * for a hole a listing then shows): then PRUNED, and gcVolume starts again from the new floor.
+ * Any other failure, or one with the floor still at most `from`, is real and stays as it is.
+ */
+async function underFloor<T>(store: ObjectStore, volume: { id: string; name: string }, from: number, mark: () => Promise<T>): Promise<T> {
+  try {
+    return await mark();
+  } catch (err) {
+    if (!isCairnError(err, 'NOT_FOUND') && !isCairnError(err, 'CORRUPT')) throw err;
+    const floor = await readFloor(store, volume.id);
+    if (floor > from) throw prunedError(volume.name, from, floor);
+    throw err;
+  }
 }
 
 async function markRecords(log: VolumeLog, after: number, refs: PackRefs): Promise<number> {
