@@ -14,6 +14,7 @@ import type { ObjectStore } from '../../src/store/types.js';
 import { keys } from '../../src/format/index.js';
 import { gcVolume } from '../../src/volume/gc.js';
 import { forEachBackend } from '../helpers/backends.js';
+import { pausedAt } from '../helpers/paused.js';
 import type { Session } from '../../src/session/session.js';
 
 const GRACE = 2_000;
@@ -22,29 +23,6 @@ async function putFile(s: Session, p: string, data: Buffer): Promise<number> {
   await s.create(p, 0o644);
   await s.write(p, 0, data);
   return (await s.commit()).seq;
-}
-
-/**
- * `store`, with `hook` run once (awaited) before the first GET whose key `when` accepts: the
- * interleaving point. Everything else goes to the real store.
- */
-export function pausedAt(store: ObjectStore, when: (key: string) => boolean, hook: () => Promise<void>): ObjectStore {
-  let fired = false;
-  return new Proxy(store, {
-    get(target, prop, receiver) {
-      const v = Reflect.get(target, prop, receiver) as unknown;
-      if (prop === 'get') {
-        return async (key: string, ...rest: unknown[]) => {
-          if (!fired && when(key)) {
-            fired = true;
-            await hook();
-          }
-          return (target.get as (...a: unknown[]) => unknown).call(target, key, ...rest);
-        };
-      }
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-    },
-  });
 }
 
 forEachBackend((b) =>
@@ -83,6 +61,7 @@ forEachBackend((b) =>
       // first record read, keeps 1: floor 5, checkpoint 5, records 1-4 gone.
       const paused = pausedAt(
         store,
+        'get',
         (k) => k.startsWith(keys.logPrefix(id)),
         async () => {
           const rb = await gcVolume(store, { id, name }, { keepLast: 1, graceMs: GRACE });
@@ -101,6 +80,7 @@ forEachBackend((b) =>
       await gcVolume(store, { id, name }, { keepLast: 3, graceMs: GRACE }); // checkpoint at 3
       const paused = pausedAt(
         store,
+        'get',
         (k) => k.startsWith(keys.checkpointPrefix(id)),
         async () => void (await gcVolume(store, { id, name }, { keepLast: 1, graceMs: GRACE })),
       );
@@ -116,6 +96,7 @@ forEachBackend((b) =>
       await gcVolume(store, { id, name }, { keepLast: 3, graceMs: GRACE }); // checkpoint at 3
       const paused = pausedAt(
         store,
+        'get',
         (k) => k === keys.log(id, 4),
         async () => void (await gcVolume(store, { id, name }, { keepLast: 1, graceMs: GRACE })),
       );
