@@ -8,9 +8,10 @@
  *    before and after.
  * 2. scale: a volume of `--files` inline files (default 100,000, 1,000 per commit) pruned to the
  *    newest snapshot by `gc --keep-last 1`, run in a child process: its wall time and peak RSS.
- * 3. a commit (of one 4 MiB file) during a gc of that volume vs without one (median of 5).
+ * 3. a commit (of one 4 MiB file) during a gc of that volume vs without one (median of 5). The gc
+ *    process runs at nice `--gc-nice` (default 10, as `cairn volume gc` does; 0: normal priority).
  *
- * Usage: node dist/bench/gc.js [--small N] [--big-mib N] [--rewrites N] [--files N] [--skip-space]
+ * Usage: node dist/bench/gc.js [--small N] [--big-mib N] [--rewrites N] [--files N] [--gc-nice N] [--skip-space]
  * Its JSON goes on the published page with `node dist/bench/report.js --gc OUT.json` (./gcreport.ts).
  */
 import crypto from 'node:crypto';
@@ -33,7 +34,7 @@ if (process.argv[2] === '--child-gc') {
   const { Volume } = await import('../src/volume/index.js');
   const t = performance.now();
   const vol = await Volume.fromName('scale', { store: process.argv[3]! });
-  const r = await vol.gc({ keepLast: 1, graceMs: GRACE });
+  const r = await vol.gc({ keepLast: 1, graceMs: GRACE, nice: Number(process.argv[4] ?? 0) });
   await vol.close();
   const maxRssMiB = Math.round(process.resourceUsage().maxRSS / 1024);
   const out = { ms: Math.round(performance.now() - t), maxRssMiB, report: r };
@@ -140,7 +141,8 @@ try {
   await graceLater(store);
   const self = fileURLToPath(import.meta.url);
   t = performance.now();
-  const child = spawn(process.execPath, [self, '--child-gc', storeUrl], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const nice = String(arg('gc-nice', 10));
+  const child = spawn(process.execPath, [self, '--child-gc', storeUrl, nice], { stdio: ['ignore', 'pipe', 'inherit'] });
   let text = '';
   child.stdout.on('data', (d: Buffer) => (text += d.toString()));
   const exited = new Promise((resolve) => child.on('exit', resolve));
@@ -158,6 +160,7 @@ try {
       alone: median(alone),
       duringGc: during.length ? median(during) : null,
       samplesDuringGc: during.length,
+      gcNice: Number(nice),
     },
   };
   await vol.close();

@@ -10,6 +10,7 @@ import { Volume } from '../volume/index.js';
 import type { GcReport } from '../volume/index.js';
 import { UsageError, counts, formatBytes, notice, printJson, progressBar, table } from './output.js';
 import { type Globals, withVolume } from './with-volume.js';
+import { BACKGROUND_NICE } from '../util/priority.js';
 
 /** Registers the upkeep subcommands under `cairn volume`. */
 export function registerUpkeepCommands(volume: Command, g: Globals): void {
@@ -71,6 +72,7 @@ export function registerUpkeepCommands(volume: Command, g: Globals): void {
     .option('--dry-run', 'report what would go; change nothing')
     .option('--grace <seconds>', 'age (store clock) before an unreferenced pack goes; default 3600 (shorter: tests)')
     .option('--compact-threshold <f>', 'rewrite a referenced pack once this share of its bytes is dead; default 0.5, 1 = never')
+    .option('--nice <n>', `CPU priority of this gc process (nice 0-19; default ${BACKGROUND_NICE}: commits and reads go first)`)
     .option('--json', 'machine-readable report')
     .addHelpText(
       'after',
@@ -87,6 +89,7 @@ export function registerUpkeepCommands(volume: Command, g: Globals): void {
         ...(o.keepDays !== undefined ? { keepDays: numberOption(o.keepDays, '--keep-days') } : {}),
         ...(o.grace !== undefined ? { graceMs: Math.round(numberOption(o.grace, '--grace') * 1000) } : {}),
         ...(o.compactThreshold !== undefined ? { compactThreshold: numberOption(o.compactThreshold, '--compact-threshold') } : {}),
+        nice: o.nice !== undefined ? numberOption(o.nice, '--nice') : BACKGROUND_NICE,
         dryRun: !!o.dryRun,
         ...(o.json || !process.stderr.isTTY ? {} : { onProgress: (phase: string) => showPhase(phase) }),
       };
@@ -185,6 +188,7 @@ function showPhase(phase: string): void {
 }
 
 interface GcFlags {
+  nice?: string;
   compactThreshold?: string;
   keepLast?: string;
   keepDays?: string;

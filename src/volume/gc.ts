@@ -24,6 +24,7 @@ import pLimit from 'p-limit';
 import { CairnError, isCairnError } from '../errors.js';
 import type { ObjectInfo, ObjectStore } from '../store/index.js';
 import { checkInteger } from '../util/limits.js';
+import { lowerPriority } from '../util/priority.js';
 import {
   CONDEMNED_NAME_RE,
   PACK_ID_RE,
@@ -67,6 +68,12 @@ export interface GcOptions {
    * in (0, 1]: 1 never compacts (a referenced pack is never all dead).
    */
   compactThreshold?: number;
+  /**
+   * Lower this process's CPU priority to this nice value (0-19) for the run and after (never
+   * raised back): for a process that exists to gc (`cairn volume gc` passes BACKGROUND_NICE, 10),
+   * so commits and reads on the host go first. Default: unchanged.
+   */
+  nice?: number;
   /** Objects deleted or read at once (default 16). */
   concurrency?: number;
   /** Called as the run goes (phase names: retention, mark, sweep, prune). */
@@ -166,6 +173,7 @@ export async function gcVolume(store: ObjectStore, volume: { id: string; name: s
 
 async function gcVolumeOnce(store: ObjectStore, volume: { id: string; name: string }, options: GcOptions): Promise<GcReport> {
   const started = Date.now();
+  if (options.nice !== undefined) await lowerPriority(options.nice);
   const graceMs = checkGrace(options.graceMs);
   const threshold = options.compactThreshold ?? DEFAULT_COMPACT_THRESHOLD;
   if (!(threshold > 0 && threshold <= 1)) {
