@@ -8,7 +8,8 @@
  *    before and after.
  * 2. scale: a volume of `--files` inline files (default 100,000, 1,000 per commit) pruned to the
  *    newest snapshot by `gc --keep-last 1`, run in a child process: its wall time and peak RSS.
- * 3. a commit (of one 4 MiB file) during a gc of that volume vs without one (median of 5). The gc
+ * 3. a commit (of one 4 MiB file) during a gc of that volume (every one from the start of gc's work
+ *    to its end, at most 30) vs without one (5 before, 5 after), medians. The gc
  *    process runs at nice `--gc-nice` (default 10, as `cairn volume gc` does; 0: normal priority).
  *
  * Usage: node dist/bench/gc.js [--small N] [--big-mib N] [--rewrites N] [--files N] [--gc-nice N] [--skip-space]
@@ -34,7 +35,9 @@ if (process.argv[2] === '--child-gc') {
   const { Volume } = await import('../src/volume/index.js');
   const t = performance.now();
   const vol = await Volume.fromName('scale', { store: process.argv[3]! });
-  const r = await vol.gc({ keepLast: 1, graceMs: GRACE, nice: Number(process.argv[4] ?? 0) });
+  // `started` when gc's work begins (after this process's start-up): the parent times commits from there.
+  const onProgress = (phase: string) => void (phase === 'retention' && process.stdout.write('started\n'));
+  const r = await vol.gc({ keepLast: 1, graceMs: GRACE, nice: Number(process.argv[4] ?? 0), onProgress });
   await vol.close();
   const maxRssMiB = Math.round(process.resourceUsage().maxRSS / 1024);
   const out = { ms: Math.round(performance.now() - t), maxRssMiB, report: r };
@@ -126,7 +129,8 @@ try {
     await s.commit();
   }
   out.buildMs = ms(t);
-  // A commit of one 4 MiB file, alone and during the gc (median of up to 5).
+  // A commit of one 4 MiB file, alone (5 before and 5 after the gc) and during the gc: every
+  // commit from gc's start (not its process's) to its end, at most 30 (medians).
   const oneCommit = async (): Promise<number> => {
     const name = `c${crypto.randomBytes(4).toString('hex')}`;
     const t0 = performance.now();
@@ -147,10 +151,12 @@ try {
   child.stdout.on('data', (d: Buffer) => (text += d.toString()));
   const exited = new Promise((resolve) => child.on('exit', resolve));
   const during: number[] = [];
-  while (child.exitCode === null && during.length < 5) during.push(await oneCommit());
+  while (!text.includes('started\n') && child.exitCode === null) await new Promise((r) => setTimeout(r, 5));
+  while (child.exitCode === null && during.length < 30) during.push(await oneCommit());
   await exited;
+  for (let i = 0; i < 5; i++) alone.push(await oneCommit());
   await s.close();
-  const g = JSON.parse(text) as { ms: number; maxRssMiB: number; report: { records: { deleted: number } } };
+  const g = JSON.parse(text.replace('started\n', '')) as { ms: number; maxRssMiB: number; report: { records: { deleted: number } } };
   out.scale = {
     files,
     gcMs: g.ms,
