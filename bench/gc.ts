@@ -8,8 +8,8 @@
  *    before and after.
  * 2. scale: a volume of `--files` inline files (default 100,000, 1,000 per commit) pruned to the
  *    newest snapshot by `gc --keep-last 1`, run in a child process: its wall time and peak RSS.
- * 3. a commit (of one 4 MiB file) during a gc of that volume (every one from the start of gc's work
- *    to its end, at most 30) vs without one (5 before, 5 after), medians. The gc
+ * 3. a commit (of one 4 MiB file) during a gc of that volume (one every 250 ms from the start of
+ *    gc's work to its end, at most 60) vs without one (5 before, 5 after), medians. The gc
  *    process runs at nice `--gc-nice` (default 10, as `cairn volume gc` does; 0: normal priority).
  *
  * Usage: node dist/bench/gc.js [--small N] [--big-mib N] [--rewrites N] [--files N] [--gc-nice N] [--skip-space]
@@ -129,8 +129,10 @@ try {
     await s.commit();
   }
   out.buildMs = ms(t);
-  // A commit of one 4 MiB file, alone (5 before and 5 after the gc) and during the gc: every
-  // commit from gc's start (not its process's) to its end, at most 30 (medians).
+  // A commit of one 4 MiB file, alone (5 before and 5 after the gc) and during the gc: from gc's
+  // start (not its process's) to its end, one every PACE ms, at most 60 (medians).
+  const PACE = 250;
+  const pause = () => new Promise((r) => setTimeout(r, PACE));
   const oneCommit = async (): Promise<number> => {
     const name = `c${crypto.randomBytes(4).toString('hex')}`;
     const t0 = performance.now();
@@ -141,7 +143,10 @@ try {
   };
   const median = (xs: number[]) => Math.round([...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!);
   const alone: number[] = [];
-  for (let i = 0; i < 5; i++) alone.push(await oneCommit());
+  for (let i = 0; i < 5; i++) {
+    alone.push(await oneCommit());
+    await pause();
+  }
   await graceLater(store);
   const self = fileURLToPath(import.meta.url);
   t = performance.now();
@@ -152,9 +157,15 @@ try {
   const exited = new Promise((resolve) => child.on('exit', resolve));
   const during: number[] = [];
   while (!text.includes('started\n') && child.exitCode === null) await new Promise((r) => setTimeout(r, 5));
-  while (child.exitCode === null && during.length < 30) during.push(await oneCommit());
+  while (child.exitCode === null && during.length < 60) {
+    during.push(await oneCommit());
+    await pause();
+  }
   await exited;
-  for (let i = 0; i < 5; i++) alone.push(await oneCommit());
+  for (let i = 0; i < 5; i++) {
+    alone.push(await oneCommit());
+    await pause();
+  }
   await s.close();
   const g = JSON.parse(text.replace('started\n', '')) as { ms: number; maxRssMiB: number; report: { records: { deleted: number } } };
   out.scale = {
