@@ -99,7 +99,9 @@ try {
       await graceLater(store);
       const r = await vol.gc({ keepLast: 1, graceMs: GRACE });
       const { condemned, deleted, deletedBytes } = r.packs;
-      runs.push({ ms: r.elapsedMs, condemned, deleted, deletedMiB: +(deletedBytes / MiB).toFixed(1) });
+      const compacted = r.compaction.packs;
+      const copiedMiB = +(r.compaction.copiedBytes / MiB).toFixed(1);
+      runs.push({ ms: r.elapsedMs, condemned, deleted, deletedMiB: +(deletedBytes / MiB).toFixed(1), compacted, copiedMiB });
     }
     const after = await vol.usage();
     const fig = (u: typeof before) => ({
