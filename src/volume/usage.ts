@@ -34,7 +34,7 @@ export interface VolumeUsage {
   packBytes: number;
   /** Bytes of packs no retained snapshot references: gc deletes them. */
   reclaimableBytes: number;
-  /** Unreferenced bytes inside packs that are still referenced (only compaction would free them). */
+  /** Unreferenced bytes inside packs that are still referenced (gc's compaction frees those of mostly-dead packs). */
   deadInLivePacksBytes: number;
 }
 
