@@ -1,8 +1,8 @@
 /**
  * Reads through forwarding objects (src/chunks/forward.ts) with a real ChunkStore: a chunk whose
  * pack is gone is read where its forwarding object says, through a chain of two compactions, and
- * verified; a pack gone without a forwarding object fails as its GET did (NOT_FOUND); a
- * forwarding object that does not name the chunk, or names wrong bytes, is CORRUPT, never data.
+ * verified; a pack gone without a forwarding object, or one that does not name the chunk, fails
+ * as its GET did (NOT_FOUND); a forwarding object naming other bytes is CORRUPT, never data.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -45,8 +45,8 @@ describe('forwarding', () => {
     await forward(store, mid[0]!.pack, last);
     await store.delete(PREFIX + mid[0]!.pack);
     assert.deepEqual(await fresh(store).read([old[1]!], 0, 2000), b);
-    // a was not forwarded: CORRUPT, not bytes.
-    await assert.rejects(fresh(store).read([old[0]!], 0, 1000), (e) => isCairnError(e, 'CORRUPT'));
+    // a was not forwarded: gone, as the pack's GET says (NOT_FOUND), never other bytes.
+    await assert.rejects(fresh(store).read([old[0]!], 0, 1000), (e) => isCairnError(e, 'NOT_FOUND'));
   });
 
   it('a pack gone without forwarding is NOT_FOUND; a forwarding object pointing at other bytes is CORRUPT', async () => {
