@@ -89,7 +89,8 @@ export function decodeForward(body: Buffer, key: string): Forward {
   }
   const fields = Object.keys(raw).sort().join(',');
   if (fields !== 'chunks,pack,time,version') throw damaged(key, `unexpected fields ${fields}`);
-  if (typeof raw.pack !== 'string' || !PACK_RE.test(raw.pack) || !key.endsWith(`/${raw.pack}`)) throw damaged(key, 'its pack is not its key');
+  if (typeof raw.pack !== 'string' || !PACK_RE.test(raw.pack) || !key.endsWith(`/${raw.pack}`))
+    throw damaged(key, 'its pack is not its key');
   if (typeof raw.time !== 'number' || !Number.isFinite(raw.time) || raw.time < 0) throw damaged(key, 'bad time');
   if (!Array.isArray(raw.chunks)) throw damaged(key, 'chunks is not a list');
   const chunks = new Map<string, ChunkRef>();

@@ -82,7 +82,7 @@ export async function compactPack(
   const key = prefix + plan.pack;
   const builder = new PackBuilder();
   const moved = new Map<string, ChunkRef>();
-  for (let i = 0; i < plan.live.length; ) {
+  for (let i = 0; i < plan.live.length;) {
     let j = i + 1;
     while (
       j < plan.live.length &&

@@ -117,7 +117,6 @@ export interface GcReport {
   elapsedMs: number;
 }
 
-
 /**
  * The store's clock now (ms): writes a probe object and lists it back for its LastModified.
  * @example const now = await storeNow(store);

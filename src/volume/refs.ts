@@ -70,7 +70,7 @@ export async function resolveForwards(
 ): Promise<Map<string, ForwardState>> {
   const states = new Map<string, ForwardState>();
   const done = new Set<string>();
-  for (let changed = true; changed; ) {
+  for (let changed = true; changed;) {
     changed = false;
     for (const [pack, { chunks }] of [...refs]) {
       const info = forwards.get(pack);
@@ -108,4 +108,3 @@ export async function resolveForwards(
 export function covers(state: ForwardState | undefined): boolean {
   return !!state?.forward && !state.error && state.missing.length === 0;
 }
-

@@ -279,7 +279,12 @@ export async function verifyVolume(
       const state = forwarded.get(pack);
       if (state?.forward) {
         const eg = state.missing[0]!;
-        flag('pack', key, 'CORRUPT', `the pack was compacted and is gone; ${state.missing.length} chunk(s) referenced in it (e.g. ${eg.hash}, by ${by}) are not forwarded`);
+        flag(
+          'pack',
+          key,
+          'CORRUPT',
+          `the pack was compacted and is gone; ${state.missing.length} chunk(s) referenced in it (e.g. ${eg.hash}, by ${by}) are not forwarded`,
+        );
         continue;
       }
       flag('pack', key, 'NOT_FOUND', `the pack is missing; ${chunks.size} chunk(s) in it are referenced (by ${by}, …)`);

@@ -7,7 +7,12 @@
  */
 import type { ObjectStore } from '../../src/store/types.js';
 
-export function pausedAt(store: ObjectStore, method: 'get' | 'put' | 'delete', when: (key: string) => boolean, hook: () => Promise<void>): ObjectStore {
+export function pausedAt(
+  store: ObjectStore,
+  method: 'get' | 'put' | 'delete',
+  when: (key: string) => boolean,
+  hook: () => Promise<void>,
+): ObjectStore {
   let fired = false;
   return new Proxy(store, {
     get(target, prop, receiver) {

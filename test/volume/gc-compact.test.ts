@@ -64,7 +64,12 @@ async function packBytes(store: ObjectStore, id: string): Promise<number> {
 async function halfDead(store: ObjectStore, name: string) {
   const vol = await Volume.fromName(name, { store, createIfMissing: true });
   const w = await vol.session();
-  const data = { a: crypto.randomBytes(300_000), b: crypto.randomBytes(400_000), c: crypto.randomBytes(5_000), d: crypto.randomBytes(6_000) };
+  const data = {
+    a: crypto.randomBytes(300_000),
+    b: crypto.randomBytes(400_000),
+    c: crypto.randomBytes(5_000),
+    d: crypto.randomBytes(6_000),
+  };
   await w.create('a', 0o644);
   await w.write('a', 0, data.a);
   await w.create('b', 0o644);
@@ -201,7 +206,9 @@ forEachBackend((b) =>
         const { vol, w, P, expect } = await halfDead(store, `kill${at.replaceAll('/', '')}`);
         await w.close();
         await aged(store);
-        const child = spawn(process.execPath, [KILLER, store.url, vol.name, '2', String(GRACE), at], { stdio: ['ignore', 'pipe', 'inherit'] });
+        const child = spawn(process.execPath, [KILLER, store.url, vol.name, '2', String(GRACE), at], {
+          stdio: ['ignore', 'pipe', 'inherit'],
+        });
         let out = '';
         child.stdout.on('data', (d: Buffer) => (out += d.toString()));
         const signal = await new Promise((resolve) => child.on('exit', (_code, sig) => resolve(sig)));
