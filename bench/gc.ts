@@ -8,9 +8,11 @@
  *    before and after.
  * 2. scale: a volume of `--files` inline files (default 100,000, 1,000 per commit) pruned to the
  *    newest snapshot by `gc --keep-last 1`, run in a child process: its wall time and peak RSS.
- * 3. a commit (of one 4 MiB file) during a gc of that volume vs without one (median of 5).
+ * 3. a commit (of one 4 MiB file) during a gc of that volume (one every 250 ms from the start of
+ *    gc's work to its end, at most 60) vs without one (5 before, 5 after), medians. The gc
+ *    process runs at nice `--gc-nice` (default 10, as `cairn volume gc` does; 0: normal priority).
  *
- * Usage: node dist/bench/gc.js [--small N] [--big-mib N] [--rewrites N] [--files N] [--skip-space]
+ * Usage: node dist/bench/gc.js [--small N] [--big-mib N] [--rewrites N] [--files N] [--gc-nice N] [--skip-space]
  * Its JSON goes on the published page with `node dist/bench/report.js --gc OUT.json` (./gcreport.ts).
  */
 import crypto from 'node:crypto';
@@ -33,7 +35,9 @@ if (process.argv[2] === '--child-gc') {
   const { Volume } = await import('../src/volume/index.js');
   const t = performance.now();
   const vol = await Volume.fromName('scale', { store: process.argv[3]! });
-  const r = await vol.gc({ keepLast: 1, graceMs: GRACE });
+  // `started` when gc's work begins (after this process's start-up): the parent times commits from there.
+  const onProgress = (phase: string) => void (phase === 'retention' && process.stdout.write('started\n'));
+  const r = await vol.gc({ keepLast: 1, graceMs: GRACE, nice: Number(process.argv[4] ?? 0), onProgress });
   await vol.close();
   const maxRssMiB = Math.round(process.resourceUsage().maxRSS / 1024);
   const out = { ms: Math.round(performance.now() - t), maxRssMiB, report: r };
@@ -95,7 +99,9 @@ try {
       await graceLater(store);
       const r = await vol.gc({ keepLast: 1, graceMs: GRACE });
       const { condemned, deleted, deletedBytes } = r.packs;
-      runs.push({ ms: r.elapsedMs, condemned, deleted, deletedMiB: +(deletedBytes / MiB).toFixed(1) });
+      const compacted = r.compaction.packs;
+      const copiedMiB = +(r.compaction.copiedBytes / MiB).toFixed(1);
+      runs.push({ ms: r.elapsedMs, condemned, deleted, deletedMiB: +(deletedBytes / MiB).toFixed(1), compacted, copiedMiB });
     }
     const after = await vol.usage();
     const fig = (u: typeof before) => ({
@@ -125,7 +131,10 @@ try {
     await s.commit();
   }
   out.buildMs = ms(t);
-  // A commit of one 4 MiB file, alone and during the gc (median of up to 5).
+  // A commit of one 4 MiB file, alone (5 before and 5 after the gc) and during the gc: from gc's
+  // start (not its process's) to its end, one every PACE ms, at most 60 (medians).
+  const PACE = 250;
+  const pause = () => new Promise((r) => setTimeout(r, PACE));
   const oneCommit = async (): Promise<number> => {
     const name = `c${crypto.randomBytes(4).toString('hex')}`;
     const t0 = performance.now();
@@ -136,19 +145,31 @@ try {
   };
   const median = (xs: number[]) => Math.round([...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!);
   const alone: number[] = [];
-  for (let i = 0; i < 5; i++) alone.push(await oneCommit());
+  for (let i = 0; i < 5; i++) {
+    alone.push(await oneCommit());
+    await pause();
+  }
   await graceLater(store);
   const self = fileURLToPath(import.meta.url);
   t = performance.now();
-  const child = spawn(process.execPath, [self, '--child-gc', storeUrl], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const nice = String(arg('gc-nice', 10));
+  const child = spawn(process.execPath, [self, '--child-gc', storeUrl, nice], { stdio: ['ignore', 'pipe', 'inherit'] });
   let text = '';
   child.stdout.on('data', (d: Buffer) => (text += d.toString()));
   const exited = new Promise((resolve) => child.on('exit', resolve));
   const during: number[] = [];
-  while (child.exitCode === null && during.length < 5) during.push(await oneCommit());
+  while (!text.includes('started\n') && child.exitCode === null) await new Promise((r) => setTimeout(r, 5));
+  while (child.exitCode === null && during.length < 60) {
+    during.push(await oneCommit());
+    await pause();
+  }
   await exited;
+  for (let i = 0; i < 5; i++) {
+    alone.push(await oneCommit());
+    await pause();
+  }
   await s.close();
-  const g = JSON.parse(text) as { ms: number; maxRssMiB: number; report: { records: { deleted: number } } };
+  const g = JSON.parse(text.replace('started\n', '')) as { ms: number; maxRssMiB: number; report: { records: { deleted: number } } };
   out.scale = {
     files,
     gcMs: g.ms,
@@ -158,6 +179,7 @@ try {
       alone: median(alone),
       duringGc: during.length ? median(during) : null,
       samplesDuringGc: during.length,
+      gcNice: Number(nice),
     },
   };
   await vol.close();

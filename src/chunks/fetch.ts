@@ -21,7 +21,9 @@
  * Buffers settled may be shared with the memory LRU: do not modify them.
  */
 import type { ObjectStore } from '../store/types.js';
+import { isCairnError } from '../errors.js';
 import type { ChunkCache } from './cache.js';
+import { Forwarder } from './forward.js';
 import { isChunkHash, verifyChunkAsync } from './hash.js';
 import { LEASE_LINGER_MS, type LeaseDir, type Lease, type LeaseHolder } from './lease.js';
 import type { ChunkLru } from './memlru.js';
@@ -96,6 +98,8 @@ export class ChunkFetcher {
   private readonly streamRuns: boolean;
   private readonly inflight = new Map<string, Promise<Buffer>>();
   private readonly cacheWrites = new Set<Promise<void>>();
+  /** Reads chunks of packs GC compacted and deleted (./forward.ts). */
+  readonly forwarder: Forwarder;
   /** Range GETs issued (for tests and stats). */
   gets = 0;
   /** What the cross-process fetch leases did. */
@@ -109,6 +113,7 @@ export class ChunkFetcher {
     this.leases = opts.leases;
     this.rangeBytes = Math.max(1, opts.rangeBytes ?? MERGE_BYTES);
     this.streamRuns = opts.streamRuns ?? true;
+    this.forwarder = new Forwarder(opts.store, opts.packPrefix);
   }
 
   /**
@@ -299,7 +304,12 @@ export class ChunkFetcher {
       // Some servers ignore the end of a range (s3rver does for `bytes=0-0`): keep what we asked for.
       if (body.length > want) body = body.subarray(0, want);
     } catch (err) {
-      for (const d of run.slice(next)) this.fail(d, err);
+      const rest = run.slice(next);
+      if (isCairnError(err, 'NOT_FOUND')) {
+        // The pack is gone: GC compacted it. Each chunk is read where it went, verified as ever.
+        const moved = (d: Deferred) => this.forwarder.read(d.ref, err).then((b) => this.verifyAndSettle(d, b, d.ref.offset, key));
+        settling.push(...rest.map((d) => moved(d).catch((e: unknown) => this.fail(d, e))));
+      } else for (const d of rest) this.fail(d, err);
       await Promise.all(settling);
       return;
     }

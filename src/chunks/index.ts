@@ -30,3 +30,4 @@ export {
 } from './pack.js';
 export { ChunkStore, ReadCursor, type ChunkStoreOptions, type ReadHints, type LeaseStats } from './chunkstore.js';
 export type { LeaseOptions } from './lease.js';
+export { Forwarder, encodeForward, decodeForward, forwardKey, type Forward } from './forward.js';

@@ -10,6 +10,7 @@ import { Volume } from '../volume/index.js';
 import type { GcReport } from '../volume/index.js';
 import { UsageError, counts, formatBytes, notice, printJson, progressBar, table } from './output.js';
 import { type Globals, withVolume } from './with-volume.js';
+import { BACKGROUND_NICE } from '../util/priority.js';
 
 /** Registers the upkeep subcommands under `cairn volume`. */
 export function registerUpkeepCommands(volume: Command, g: Globals): void {
@@ -70,11 +71,15 @@ export function registerUpkeepCommands(volume: Command, g: Globals): void {
     .option('--keep-days <d>', "for this run: keep the snapshots of the last D days (not the volume's retention)")
     .option('--dry-run', 'report what would go; change nothing')
     .option('--grace <seconds>', 'age (store clock) before an unreferenced pack goes; default 3600 (shorter: tests)')
+    .option('--compact-threshold <f>', 'rewrite a referenced pack once this share of its bytes is dead; default 0.5, 1 = never')
+    .option('--nice <n>', `CPU priority of this gc process (nice 0-19; default ${BACKGROUND_NICE}: commits and reads go first)`)
     .option('--json', 'machine-readable report')
     .addHelpText(
       'after',
       '\nWithout VOLUME: every volume of the store, the data of deleted volumes and stale temporary files.\n' +
         'Packs are condemned by one run and deleted by a run at least a grace period later.\n' +
+        'Compaction: the live chunks of a referenced pack at least half dead are copied to a new pack\n' +
+        '(reads of the old one are forwarded there), and the old pack goes like an unreferenced one.\n' +
         '\nExamples:\n  cairn volume gc data --dry-run\n  cairn volume gc data --keep-last 1\n' +
         '  cairn volume gc --json',
     )
@@ -83,6 +88,8 @@ export function registerUpkeepCommands(volume: Command, g: Globals): void {
         ...(o.keepLast !== undefined ? { keepLast: numberOption(o.keepLast, '--keep-last') } : {}),
         ...(o.keepDays !== undefined ? { keepDays: numberOption(o.keepDays, '--keep-days') } : {}),
         ...(o.grace !== undefined ? { graceMs: Math.round(numberOption(o.grace, '--grace') * 1000) } : {}),
+        ...(o.compactThreshold !== undefined ? { compactThreshold: numberOption(o.compactThreshold, '--compact-threshold') } : {}),
+        nice: o.nice !== undefined ? numberOption(o.nice, '--nice') : BACKGROUND_NICE,
         dryRun: !!o.dryRun,
         ...(o.json || !process.stderr.isTTY ? {} : { onProgress: (phase: string) => showPhase(phase) }),
       };
@@ -181,6 +188,8 @@ function showPhase(phase: string): void {
 }
 
 interface GcFlags {
+  nice?: string;
+  compactThreshold?: string;
   keepLast?: string;
   keepDays?: string;
   dryRun?: boolean;
@@ -208,6 +217,9 @@ function gcSummary(r: GcReport): string {
       ` ${verb} ${p.deleted} (${formatBytes(p.deletedBytes)});` +
       ` ${r.dryRun ? 'would condemn' : 'condemned'} ${p.condemned} (${formatBytes(p.condemnedBytes)}, deleted by a gc` +
       ` ${Math.round(r.graceMs / 1000)} s or more from now); ${p.young} unreferenced but young`,
+    `  compaction: ${r.dryRun ? 'would rewrite' : 'rewrote'} ${r.compaction.packs} pack(s) at least` +
+      ` ${Math.round(r.compaction.threshold * 100)}% dead (${formatBytes(r.compaction.packBytes)}, ` +
+      `${formatBytes(r.compaction.copiedBytes)} live copied); ${r.compaction.forwardsDeleted} forwarding object(s) ${verb}`,
   ];
   return `${lines.join('\n')}\n`;
 }

@@ -23,6 +23,8 @@ export const keys = {
   prunedPrefix: (id: string) => `volumes/${id}/pruned/`,
   pruned: (id: string, seq: number) => `volumes/${id}/pruned/${padSeq(seq)}`,
   condemnedPrefix: (id: string) => `volumes/${id}/gc/`,
+  /** Forwarding objects of compacted packs (chunks/forward.ts, whose forwardKey agrees). */
+  forwardPrefix: (id: string) => `volumes/${id}/forward/`,
 };
 
 /** Condemnation keys: `gc/<store time, 15 digits>-<16 hex>` (byte order is time order). */

@@ -61,6 +61,9 @@ export async function bootstrap(journal: Journal, log: VolumeLog, upTo = Infinit
   }
   const { last } = await fill(journal, log, upTo);
   if (upTo !== Infinity && upTo > 0 && last !== upTo) {
+    // A GC pruned past `upTo` while it was read (its records went): PRUNED, as if it had been first.
+    const floor = await readFloor(log.store, log.volumeId);
+    if (upTo < floor) throw prunedError(volumeName, upTo, floor);
     throw new CairnError('NOT_FOUND', `snapshot ${upTo} does not exist`, { hint: 'see vol.history() for the seqs there are' });
   }
 }

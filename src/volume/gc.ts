@@ -24,12 +24,11 @@ import pLimit from 'p-limit';
 import { CairnError, isCairnError } from '../errors.js';
 import type { ObjectInfo, ObjectStore } from '../store/index.js';
 import { checkInteger } from '../util/limits.js';
+import { lowerPriority } from '../util/priority.js';
 import {
   CONDEMNED_NAME_RE,
   PACK_ID_RE,
-  VOLUME_ID_RE,
   decodeCondemnation,
-  decodeMeta,
   encodeCondemnation,
   keys,
   seqOfKey,
@@ -37,17 +36,20 @@ import {
   type RetentionPolicy,
   checkRetention,
   raiseFloor,
+  prunedError,
   readFloor,
   readRetention,
   retainedFrom,
 } from '../format/index.js';
 import { DEFAULT_GRACE_MS, MIN_GRACE_MS, checkpointOf, putEntries } from '../session/index.js';
-import { type PackRefs, addRefs } from './verify.js';
+import { type PackRefs, addRefs } from './refs.js';
+import { DEFAULT_COMPACT_THRESHOLD, compactPack, compactionPlans } from './compact.js';
+import { covers, listForwards, resolveForwards } from './refs.js';
 
 export { APPEND_WINDOW_MS, DEFAULT_GRACE_MS, MIN_GRACE_MS } from '../session/index.js';
 
 /** LastModified has 1 s resolution on S3: ages are compared with this much slack. */
-const CLOCK_SLACK_MS = 1_000;
+export const CLOCK_SLACK_MS = 1_000;
 
 export interface GcOptions {
   /**
@@ -60,6 +62,18 @@ export interface GcOptions {
   dryRun?: boolean;
   /** Grace period in ms (default DEFAULT_GRACE_MS, at least MIN_GRACE_MS). */
   graceMs?: number;
+  /**
+   * Compaction: a referenced pack whose dead share of bytes is at least this is rewritten (its
+   * live chunks copied to a new pack, reads forwarded), default DEFAULT_COMPACT_THRESHOLD (0.5);
+   * in (0, 1]: 1 never compacts (a referenced pack is never all dead).
+   */
+  compactThreshold?: number;
+  /**
+   * Lower this process's CPU priority to this nice value (0-19) for the run and after (never
+   * raised back): for a process that exists to gc (`cairn volume gc` passes BACKGROUND_NICE, 10),
+   * so commits and reads on the host go first. Default: unchanged.
+   */
+  nice?: number;
   /** Objects deleted or read at once (default 16). */
   concurrency?: number;
   /** Called as the run goes (phase names: retention, mark, sweep, prune). */
@@ -89,16 +103,17 @@ export interface GcReport {
     deleted: number;
     deletedBytes: number;
   };
-  elapsedMs: number;
-}
-
-export interface StoreGcReport {
-  volumes: GcReport[];
-  /** Volume ids with no name (deleted volumes, or a create that died), older than the grace. */
-  deletedVolumes: { ids: string[]; objects: number; bytes: number };
-  /** The file store's `.tmp-…` files left by crashed writers. */
-  temporary: { count: number; bytes: number };
-  dryRun: boolean;
+  /** Compaction (./compact.ts): with `dryRun`, what it would rewrite. */
+  compaction: {
+    threshold: number;
+    /** Mostly-dead packs rewritten (their live chunks copied, the pack condemned). */
+    packs: number;
+    packBytes: number;
+    /** Live bytes copied into new packs. */
+    copiedBytes: number;
+    /** Forwarding objects deleted (their pack gone and referenced by no retained snapshot). */
+    forwardsDeleted: number;
+  };
   elapsedMs: number;
 }
 
@@ -124,14 +139,14 @@ export async function storeNow(store: ObjectStore): Promise<number> {
   }
 }
 
-function checkGrace(graceMs: number | undefined): number {
+export function checkGrace(graceMs: number | undefined): number {
   const g = graceMs ?? DEFAULT_GRACE_MS;
   checkInteger(g, 'graceMs', { min: MIN_GRACE_MS });
   return g;
 }
 
 /** Age of `o` at store time `now`, by the store's clock; NaN (never old) when it has no time. */
-function ageOf(o: ObjectInfo, now: number): number {
+export function ageOf(o: ObjectInfo, now: number): number {
   return o.lastModified === undefined ? NaN : now - o.lastModified;
 }
 
@@ -157,7 +172,14 @@ export async function gcVolume(store: ObjectStore, volume: { id: string; name: s
 
 async function gcVolumeOnce(store: ObjectStore, volume: { id: string; name: string }, options: GcOptions): Promise<GcReport> {
   const started = Date.now();
+  if (options.nice !== undefined) await lowerPriority(options.nice);
   const graceMs = checkGrace(options.graceMs);
+  const threshold = options.compactThreshold ?? DEFAULT_COMPACT_THRESHOLD;
+  if (!(threshold > 0 && threshold <= 1)) {
+    throw new CairnError('INVALID_ARGUMENT', `compactThreshold ${JSON.stringify(threshold)} is not in (0, 1]`, {
+      hint: 'the share of a pack that must be dead for gc to rewrite it, e.g. 0.5; 1 never compacts',
+    });
+  }
   checkRetention({ keepLast: options.keepLast, keepDays: options.keepDays });
   const dryRun = !!options.dryRun;
   const { id } = volume;
@@ -192,6 +214,7 @@ async function gcVolumeOnce(store: ObjectStore, volume: { id: string; name: stri
     records: { deleted: 0, deletedBytes: 0 },
     checkpoints: { deleted: 0, deletedBytes: 0, written: 0 },
     packs: { total: 0, live: 0, liveBytes: 0, young: 0, condemned: 0, condemnedBytes: 0, deleted: 0, deletedBytes: 0 },
+    compaction: { threshold, packs: 0, packBytes: 0, copiedBytes: 0, forwardsDeleted: 0 },
     elapsedMs: 0,
   };
   const hasCp = (s: number) => cps.some((o) => seqOfKey(o.key) === s);
@@ -201,18 +224,24 @@ async function gcVolumeOnce(store: ObjectStore, volume: { id: string; name: stri
   // a dry run only computes it) and every record after it.
   progress('mark');
   const refs: PackRefs = new Map();
-  let marked: number;
-  if (prunable && !hasCp(from)) {
-    // Encoded one entry at a time from a temporary journal, each entry marked as it goes.
-    const cpKey = keys.checkpoint(id, from);
-    const body = await checkpointOf(store, id, from, (e) => addRefs(refs, cpKey, [e]));
-    if (!dryRun) {
-      await log.putCheckpoint(from, body);
-      report.checkpoints.written++;
-      cps = await store.list(keys.checkpointPrefix(id));
+  const marked = await underFloor(store, volume, from, async () => {
+    if (prunable && !hasCp(from)) {
+      // Encoded one entry at a time from a temporary journal, each entry marked as it goes.
+      const cpKey = keys.checkpoint(id, from);
+      const body = await checkpointOf(store, id, from, (e) => addRefs(refs, cpKey, [e]));
+      if (!dryRun) {
+        await log.putCheckpoint(from, body);
+        report.checkpoints.written++;
+        // Another GC may have pruned past `from` while this one encoded it: then the checkpoint
+        // just written is below the floor, and the run starts again (and deletes it).
+        const floor = await readFloor(store, id);
+        if (floor > from) throw prunedError(volume.name, from, floor);
+        cps = await store.list(keys.checkpointPrefix(id));
+      }
+      return markRecords(log, from, refs);
     }
-    marked = await markRecords(log, from, refs);
-  } else marked = await markRetained(log, cps, from, refs);
+    return markRetained(log, cps, from, refs);
+  });
 
   // 4. Sweep: packs and condemnations as they are now (listed after `now`), records that landed
   // meanwhile marked too (not needed for safety, but it spares their writers a re-upload).
@@ -223,7 +252,10 @@ async function gcVolumeOnce(store: ObjectStore, volume: { id: string; name: stri
     if (PACK_ID_RE.test(name)) packs.set(name, o);
   }
   const condemnedObjects = await store.list(keys.condemnedPrefix(id));
-  await markRecords(log, marked, refs);
+  await underFloor(store, volume, from, () => markRecords(log, marked, refs));
+  // Compaction's forwarding: a referenced chunk of a compacted pack marks its new place too.
+  const forwards = await listForwards(store, id);
+  const forwarded = await resolveForwards(store, id, refs, forwards);
   report.packs.total = packs.size;
   for (const [pack, { chunks }] of refs) {
     if (!packs.has(pack)) continue;
@@ -249,21 +281,43 @@ async function gcVolumeOnce(store: ObjectStore, volume: { id: string; name: stri
     else for (const p of c.packs) listed.add(p);
   }
   const deleting = new Set<string>();
-  for (const d of doomed) for (const p of d.packs) if (!refs.has(p) && packs.has(p)) deleting.add(p);
+  // A referenced pack goes only when compaction forwarded every chunk of it the mark references.
+  for (const d of doomed) for (const p of d.packs) if (packs.has(p) && (!refs.has(p) || covers(forwarded.get(p)))) deleting.add(p);
   for (const p of deleting) {
     report.packs.deleted++;
     report.packs.deletedBytes += packs.get(p)!.size;
   }
   const condemn: string[] = [];
   for (const [pack, o] of packs) {
-    if (refs.has(pack) || deleting.has(pack) || listed.has(pack)) continue;
+    if (deleting.has(pack) || listed.has(pack)) continue;
+    // Forwarded but not (or no longer) condemned: a compaction that died before condemning it,
+    // or one whose delete found a reference it does not cover. Condemned (again).
+    if (refs.has(pack) && forwards.has(pack)) condemn.push(pack);
+    if (refs.has(pack)) continue;
     if (ageOf(o, now) >= graceMs + CLOCK_SLACK_MS) {
       condemn.push(pack);
       report.packs.condemnedBytes += o.size;
     } else report.packs.young++;
   }
+  const old = (o: ObjectInfo) => ageOf(o, now) >= graceMs + CLOCK_SLACK_MS;
+  const skip = new Set([...forwards.keys(), ...listed, ...deleting, ...doomed.flatMap((d) => d.packs)]);
+  const plans = threshold < 1 ? compactionPlans(packs, refs, threshold, old, (p) => skip.has(p)) : [];
+  for (const plan of plans) {
+    // Rewritten, then condemned with the unreferenced packs (in the same condemnation).
+    const done = dryRun ? { won: true, copiedBytes: plan.liveBytes } : await compactPack(store, id, plan, now);
+    if (!done?.won) continue;
+    condemn.push(plan.pack);
+    report.packs.condemnedBytes += plan.info.size;
+    report.compaction.packs++;
+    report.compaction.packBytes += plan.info.size;
+    report.compaction.copiedBytes += done.copiedBytes;
+  }
   report.packs.condemned = condemn.length;
+  // Forwarding objects of packs that are gone and that no retained snapshot references.
+  const staleForwards = [...forwards].filter(([p]) => !packs.has(p) && !refs.has(p)).map(([, o]) => o.key);
+  report.compaction.forwardsDeleted = staleForwards.length;
   if (!dryRun) {
+    await Promise.all(staleForwards.map((k) => limit(() => store.delete(k))));
     await Promise.all([...deleting].map((p) => limit(() => store.delete(packs.get(p)!.key))));
     await Promise.all(doomed.map((d) => limit(() => store.delete(d.key))));
     if (condemn.length) {
@@ -318,82 +372,25 @@ export async function markRetained(log: VolumeLog, cps: readonly ObjectInfo[], f
   return markRecords(log, baseSeq, refs);
 }
 
+/**
+ * Runs `mark`, which reads the snapshots from `from` on. A checkpoint or record it reads may be
+ * deleted under it by a concurrent GC that raised the floor past `from` (NOT_FOUND, or CORRUPT
+ * for a hole a listing then shows): then PRUNED, and gcVolume starts again from the new floor.
+ * Any other failure, or one with the floor still at most `from`, is real and stays as it is.
+ */
+async function underFloor<T>(store: ObjectStore, volume: { id: string; name: string }, from: number, mark: () => Promise<T>): Promise<T> {
+  try {
+    return await mark();
+  } catch (err) {
+    if (!isCairnError(err, 'NOT_FOUND') && !isCairnError(err, 'CORRUPT')) throw err;
+    const floor = await readFloor(store, volume.id);
+    if (floor > from) throw prunedError(volume.name, from, floor);
+    throw err;
+  }
+}
+
 async function markRecords(log: VolumeLog, after: number, refs: PackRefs): Promise<number> {
   const records = await log.recordsAfter(after);
   for (const r of records) addRefs(refs, keys.log(log.volumeId, r.seq), putEntries(r.ops));
   return records.length ? records[records.length - 1]!.seq : after;
-}
-
-/**
- * GC of a whole store: every named volume, then the objects of volume ids no name points at
- * (deleted volumes; a volume being created writes its meta before its name, so only ids whose
- * every object is older than the grace go), then the file store's stale temporary files.
- *
- * @example const report = await gcStore(store, { dryRun: true });
- */
-export async function gcStore(store: ObjectStore, options: GcOptions = {}): Promise<StoreGcReport> {
-  const started = Date.now();
-  const graceMs = checkGrace(options.graceMs);
-  const dryRun = !!options.dryRun;
-  // The store's clock at the start: ages are measured from here, however long the per-volume gcs
-  // below take (a volume created while they run is never old enough).
-  const now = await storeNow(store);
-  const named = new Map<string, string>();
-  for (const o of await store.list(keys.names())) {
-    const name = o.key.slice(keys.names().length);
-    try {
-      named.set(decodeMeta(await store.get(o.key), o.key, name).id, name);
-    } catch (err) {
-      if (isCairnError(err, 'NOT_FOUND')) continue;
-      // A damaged name object: its id is unknown, so no nameless volume can be proven dead.
-      throw new CairnError(
-        'CORRUPT',
-        `name object ${o.key} is damaged; gc of the whole store stops`,
-        {
-          key: o.key,
-          hint: '`cairn volume verify` names what is wrong; gc a volume by name meanwhile',
-        },
-        { cause: err },
-      );
-    }
-  }
-  const volumes: GcReport[] = [];
-  for (const [id, name] of named) volumes.push(await gcVolume(store, { id, name }, options));
-
-  const byId = new Map<string, ObjectInfo[]>();
-  for (const o of await store.list('volumes/')) {
-    const vid = o.key.split('/')[1]!;
-    if (named.has(vid) || !VOLUME_ID_RE.test(vid)) continue;
-    let list = byId.get(vid);
-    if (!list) byId.set(vid, (list = []));
-    list.push(o);
-  }
-  const deletedVolumes = { ids: [] as string[], objects: 0, bytes: 0 };
-  const limit = pLimit(Math.max(1, options.concurrency ?? 16));
-  for (const [vid, objects] of byId) {
-    if (!objects.every((o) => ageOf(o, now) >= graceMs + CLOCK_SLACK_MS)) continue;
-    // Named meanwhile (a create that was slow between its meta and its name)?
-    if (await namesId(store, vid)) continue;
-    deletedVolumes.ids.push(vid);
-    deletedVolumes.objects += objects.length;
-    for (const o of objects) deletedVolumes.bytes += o.size;
-    if (dryRun) continue;
-    const meta = keys.meta(vid);
-    await Promise.all(objects.filter((o) => o.key !== meta).map((o) => limit(() => store.delete(o.key))));
-    await store.delete(meta);
-  }
-  const temporary = store.sweepTemporary ? await store.sweepTemporary(now - graceMs - CLOCK_SLACK_MS, { dryRun }) : { count: 0, bytes: 0 };
-  return { volumes, deletedVolumes, temporary, dryRun, elapsedMs: Date.now() - started };
-}
-
-/** Whether some name object now points at volume id `id`. */
-async function namesId(store: ObjectStore, id: string): Promise<boolean> {
-  for (const o of await store.list(keys.names())) {
-    try {
-      if (decodeMeta(await store.get(o.key), o.key, o.key.slice(keys.names().length)).id === id) return true;
-    } catch {
-      return true; // unreadable: assume it might
-    }
-  }
-  return false;
 }

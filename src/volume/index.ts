@@ -5,7 +5,8 @@
 export { Volume, type StoreOption, type MountControl, type VolumeOptions } from './volume.js';
 export { Batch, type BatchResult } from './batch.js';
 export type { VerifyReport, VerifyProblem, VerifyOrphan, VerifyOptions, VerifyKind } from './verify.js';
-export type { GcOptions, GcReport, StoreGcReport } from './gc.js';
+export type { GcOptions, GcReport } from './gc.js';
+export type { StoreGcReport } from './gcstore.js';
 export type { RetentionPolicy } from '../format/index.js';
 export type { VolumeUsage } from './usage.js';
 export { Session, type SessionOptions } from '../session/index.js';

@@ -9,7 +9,8 @@ import { type ObjectStore, openStore } from '../store/index.js';
 import { Catalog, keys } from '../format/index.js';
 import { checkInteger, checkTimeMs } from '../util/limits.js';
 import { type VerifyOptions, type VerifyReport, verifyVolume } from './verify.js';
-import { type GcOptions, type StoreGcReport, gcStore } from './gc.js';
+import type { GcOptions } from './gc.js';
+import { type StoreGcReport, gcStore } from './gcstore.js';
 
 export interface StoreOption {
   /** A store URL (`file:///…`, `s3://bucket/prefix?…`) or an open store; default `$CAIRN_STORE` or the embedded file store. */

@@ -8,7 +8,7 @@
 import type { ObjectStore } from '../store/index.js';
 import { PACK_ID_RE, VolumeLog, keys, readFloor, readRetention, retainedFrom, seqOfKey, type RetentionPolicy } from '../format/index.js';
 import { readSnapshot } from '../session/index.js';
-import { type PackRefs, addRefs } from './verify.js';
+import { type PackRefs, addRefs, listForwards, resolveForwards } from './refs.js';
 import { markRetained, storeNow } from './gc.js';
 
 export interface VolumeUsage {
@@ -34,7 +34,7 @@ export interface VolumeUsage {
   packBytes: number;
   /** Bytes of packs no retained snapshot references: gc deletes them. */
   reclaimableBytes: number;
-  /** Unreferenced bytes inside packs that are still referenced (only compaction would free them). */
+  /** Unreferenced bytes inside packs that are still referenced (gc's compaction frees those of mostly-dead packs). */
   deadInLivePacksBytes: number;
 }
 
@@ -63,6 +63,9 @@ export async function volumeUsage(store: ObjectStore, volume: { id: string; name
   const from = head === 0 ? floor : Math.max(retainedFrom(logs, policy, now), floor);
   const retained: PackRefs = new Map();
   await markRetained(log, cps, from, retained);
+  const retainedBytes = distinctBytes(retained);
+  // Packs compaction wrote are live while the chunks forwarded to them are (./refs.ts).
+  await resolveForwards(store, id, retained, await listForwards(store, id));
 
   // The newest snapshot (../session/snapshot.ts).
   let files = 0;
@@ -85,7 +88,6 @@ export async function volumeUsage(store: ObjectStore, volume: { id: string; name
     if (retained.has(o.key.slice(keys.packPrefix(id).length))) livePackBytes += o.size;
     else reclaimableBytes += o.size;
   }
-  const retainedBytes = distinctBytes(retained);
   return {
     volume: volume.name,
     id,

@@ -19,8 +19,8 @@ import pLimit from 'p-limit';
 import { CairnError, type ErrorCode, isCairnError } from '../errors.js';
 import type { ObjectInfo, ObjectStore } from '../store/index.js';
 import { ChunkStore, readPackIndex, type ChunkRef } from '../chunks/index.js';
+import { type PackRefs, addRefs, covers, listForwards, resolveForwards } from './refs.js';
 import {
-  type EntryData,
   type VolumeMeta,
   CONDEMNED_NAME_RE,
   PACK_ID_RE,
@@ -33,7 +33,7 @@ import {
   readFloor,
 } from '../format/index.js';
 
-export type VerifyKind = 'name' | 'meta' | 'record' | 'checkpoint' | 'pack' | 'chunk';
+export type VerifyKind = 'name' | 'meta' | 'record' | 'checkpoint' | 'pack' | 'chunk' | 'forward';
 
 /** One thing wrong: the object (`key`), what kind it is, and what is wrong with it. */
 export interface VerifyProblem {
@@ -49,7 +49,7 @@ export interface VerifyProblem {
  * the pruned floor (a GC stopped before removing it), or a key Cairn never writes.
  */
 export interface VerifyOrphan {
-  kind: 'pack' | 'pruned' | 'unknown';
+  kind: 'pack' | 'pruned' | 'unknown' | 'forward';
   key: string;
   size: number;
 }
@@ -106,20 +106,7 @@ function isDamage(err: unknown): err is CairnError {
   return isCairnError(err) && (err.code === 'CORRUPT' || err.code === 'UNSUPPORTED' || err.code === 'NOT_FOUND');
 }
 
-/** Pack id -> the distinct chunk refs into it (by offset, length, hash) and the first object referencing it. */
-export type PackRefs = Map<string, { by: string; chunks: Map<string, ChunkRef> }>;
-
-/** The one walk of references (verify and gc): adds the chunk refs of `entries`, found in object `by`. */
-export function addRefs(refs: PackRefs, by: string, entries: Iterable<EntryData>): void {
-  for (const e of entries) {
-    for (const r of e.chunks ?? []) {
-      let p = refs.get(r.pack);
-      if (!p) refs.set(r.pack, (p = { by, chunks: new Map() }));
-      const k = `${r.offset}+${r.length}:${r.hash}`;
-      if (!p.chunks.has(k)) p.chunks.set(k, r);
-    }
-  }
-}
+export { type PackRefs, addRefs } from './refs.js';
 
 /** Longest run of chunks fetched with one read when verifying data. */
 const DATA_BATCH_BYTES = 8 * 1024 * 1024;
@@ -200,6 +187,7 @@ export async function verifyVolume(
     if (o.key === metaKey || o.key === keys.retention(id)) continue;
     if (more === undefined && dir === 'pruned' && Number.isSafeInteger(seqOfKey(o.key))) continue;
     if (more === undefined && dir === 'gc' && CONDEMNED_NAME_RE.test(name ?? '')) continue;
+    if (more === undefined && dir === 'forward' && PACK_ID_RE.test(name ?? '')) continue; // listForwards below
     const s = seqOfKey(o.key);
     if (more === undefined && ((dir === 'log' && s < floor) || (dir === 'checkpoint' && s < floor))) {
       report.orphans.push({ kind: 'pruned', key: o.key, size: o.size });
@@ -267,6 +255,16 @@ export async function verifyVolume(
     }
   }
 
+  // Compaction: referenced chunks of forwarded packs are checked where they went, too; a pack
+  // that is gone is fine when its forwarding object names every chunk referenced in it.
+  const forwards = await listForwards(store, id);
+  const forwarded = await resolveForwards(store, id, refs, forwards);
+  for (const [pack, o] of forwards) {
+    const state = forwarded.get(pack);
+    if (!state) report.orphans.push({ kind: 'forward', key: o.key, size: o.size });
+    else if (state.error && !isCairnError(state.error, 'NOT_FOUND')) problem('forward', o.key, state.error);
+  }
+
   // Packs: present, and long enough for every range referenced in them.
   const prefix = keys.packPrefix(id);
   for (const [pack, info] of packs) {
@@ -276,7 +274,19 @@ export async function verifyVolume(
   for (const [pack, { by, chunks }] of refs) {
     const info = packs.get(pack);
     const key = prefix + pack;
+    if (!info && covers(forwarded.get(pack))) continue; // compacted: its chunks are checked where they went
     if (!info) {
+      const state = forwarded.get(pack);
+      if (state?.forward) {
+        const eg = state.missing[0]!;
+        flag(
+          'pack',
+          key,
+          'CORRUPT',
+          `the pack was compacted and is gone; ${state.missing.length} chunk(s) referenced in it (e.g. ${eg.hash}, by ${by}) are not forwarded`,
+        );
+        continue;
+      }
       flag('pack', key, 'NOT_FOUND', `the pack is missing; ${chunks.size} chunk(s) in it are referenced (by ${by}, …)`);
       continue;
     }

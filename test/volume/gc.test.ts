@@ -342,6 +342,12 @@ describe('cairn volume gc / du / retention', () => {
       const dry = JSON.parse((await run([...store, 'volume', 'gc', 'v', '--dry-run', '--json', '--grace', '2'])).out);
       assert.equal(dry.dryRun, true);
       assert.equal(dry.graceMs, 2000);
+      assert.deepEqual(dry.compaction, { threshold: 0.5, packs: 0, packBytes: 0, copiedBytes: 0, forwardsDeleted: 0 });
+      const badThreshold = await run([...store, 'volume', 'gc', 'v', '--compact-threshold', '0', '--nice', '0']);
+      assert.equal(badThreshold.code, 1);
+      assert.match(badThreshold.err, /INVALID_ARGUMENT/);
+      const set2 = JSON.parse((await run([...store, 'volume', 'gc', 'v', '--json', '--grace', '2', '--compact-threshold', '0.8'])).out);
+      assert.equal(set2.compaction.threshold, 0.8);
       const all = JSON.parse((await run([...store, 'volume', 'gc', '--json', '--grace', '2'])).out);
       assert.deepEqual(
         all.volumes.map((r: { volume: string }) => r.volume),
