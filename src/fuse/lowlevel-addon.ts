@@ -3,9 +3,10 @@
  * layout it hands to JavaScript, and loading it once.
  */
 import { createRequire } from 'node:module';
+import type { NreadAddon } from './lowlevel-nread.js';
 
 /** The addon's exports (see native/cairn_fuse.c). */
-export interface NativeAddon {
+export interface NativeAddon extends NreadAddon {
   mount(mountpoint: string, args: string[], handler: NativeHandler, opts: NativeMountOptions): [unknown, Promise<void>];
   unmount(ctx: unknown): Promise<void>;
   invalidate(ctx: unknown, parents: number[], names: string[], inodes: number[], done: (failed: number) => void): void;
@@ -58,6 +59,8 @@ export interface NativeMountOptions {
   maxReadahead?: number;
   /** 1: ask for the kernel's writeback cache (measurement only). */
   writeback?: number;
+  /** Budget in bytes of native cached reads (lowlevel-nread.ts; 0 or absent: off). */
+  nreadBytes?: number;
 }
 
 /** Request codes (native/cairn_fuse.c). */
@@ -92,6 +95,8 @@ export const OP = {
   LISTXATTR: 30,
   REMOVEXATTR: 31,
   EXITED: 91,
+  /** Not a request: a natively served reader (handle in `ino`) entered chunk n0 (lowlevel-nread.ts). */
+  NREAD_AHEAD: 92,
 } as const;
 
 export const SET_ATTR = { MODE: 1, UID: 2, GID: 4, SIZE: 8, ATIME: 16, MTIME: 32, ATIME_NOW: 128, MTIME_NOW: 256 } as const;

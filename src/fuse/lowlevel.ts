@@ -42,6 +42,8 @@ import { child, InodeTable, parentOf } from './lowlevel-inodes.js';
 import { Names } from './lowlevel-names.js';
 import { refreshKernel } from './lowlevel-refresh.js';
 import { OpStats } from './lowlevel-stats.js';
+import { NativeReads, type ChunkSource, type NreadStats } from './lowlevel-nread.js';
+import { wantsWrite } from './handles.js';
 
 export { loadError, loadNative, type NativeAddon, type NativeMountOptions } from './lowlevel-addon.js';
 export { InodeTable, parentOf } from './lowlevel-inodes.js';
@@ -76,6 +78,8 @@ export interface LowLevelOptions {
   /** The kernel ended the mount (unmounted from outside). */
   onExit?: () => void;
   onError?: (op: string, path: string, err: unknown) => void;
+  /** Committed files' chunks for native cached reads (with `native.nreadBytes` > 0; lowlevel-nread.ts). */
+  chunkSource?: ChunkSource;
 }
 
 /** A live native mount. */
@@ -90,6 +94,8 @@ export interface LowLevelMount {
    * "absent" answer. Resolves once the kernel has done it.
    */
   refresh(changed?: Iterable<string>): Promise<{ entries: number; inodes: number }>;
+  /** Figures of reads served natively (undefined when native cached reads are off). */
+  nreadStats(): NreadStats | undefined;
 }
 
 interface DirHandle {
@@ -236,8 +242,12 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
     });
   }
 
+  /** Native cached reads (lowlevel-nread.ts); set once the mount context exists. */
+  let nread: NativeReads | undefined;
+
   const handler: NativeHandler = (op, req, ino, ino2, n0, n1, n2, n3, s1, s2, data, pid, uid, gid) => {
     if (op === OP.FORGET) return inodes.forget(ino, n0);
+    if (op === OP.NREAD_AHEAD) return nread?.ahead(ino, n0);
     if (op === OP.EXITED) return o.onExit?.();
     if (!req) return;
     const slow = op === OP.WRITE && uncached(inodes.path(ino) ?? '');
@@ -286,6 +296,7 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
         const steps: ((cb: (code: number) => void) => void)[] = [];
         if (set & SET_ATTR.MODE) steps.push((cb) => ops.chmod(path, n1 & 0o7777, cb));
         if (set & SET_ATTR.SIZE) {
+          nread?.drop(ino);
           steps.push((cb) => (fh >= 0 ? ops.ftruncate(path, fh, n2, cb) : ops.truncate(path, n2, cb)));
         }
         if (set & (SET_ATTR.UID | SET_ATTR.GID)) {
@@ -351,13 +362,21 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
           () => addon.replyErr(req, 0),
         );
       case OP.OPEN:
+        if (wantsWrite(n0)) nread?.drop(ino);
         return step(
           req,
           (cb) => ops.open(path, n0, cb, pid),
-          (fh: number) => (uncached(path) ? addon.replyOpen(req, fh, 0, 1) : addon.replyOpen(req, fh, 1, 0)),
+          (fh: number) => {
+            if (uncached(path)) return addon.replyOpen(req, fh, 0, 1);
+            if (!nread) return addon.replyOpen(req, fh, 1, 0);
+            const reply = (): void => addon.replyOpen(req, fh, 1, 0);
+            nread.open(fh, ino, path, n0).then(reply, reply);
+          },
         );
       case OP.CREATE: {
         const p = child(path, s1!);
+        const over = inodes.peek(p);
+        if (over !== undefined) nread?.drop(over);
         return step(
           req,
           (cb) => ops.create(p, n0, cb, pid, cred),
@@ -378,6 +397,7 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
         );
       }
       case OP.READ: {
+        nread?.missed(n2, n1);
         return ops.read(path, n2, null, n0, n1, (code: number, bytes?: Buffer) =>
           code < 0 ? fail(req, code) : addon.replyBuf(req, bytes ?? null, code),
         );
@@ -390,6 +410,7 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
       case OP.FLUSH:
         return ops.flush(path, n2, (code: number) => addon.replyErr(req, code < 0 ? -code : 0));
       case OP.RELEASE:
+        nread?.release(n2);
         return names.release(req, path, n2);
       case OP.FALLOCATE:
         return names.fallocate(req, path, n2, n0, n1, n3);
@@ -434,6 +455,7 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
 
   const args = o.options.length ? ['-o', o.options.join(',')] : [];
   const [ctx, mounted] = addon.mount(o.mountpoint, args, handler, o.native ?? {});
+  if (o.chunkSource && (o.native?.nreadBytes ?? 0) > 0) nread = new NativeReads(raw, ctx, o.chunkSource, o.handles);
   await mounted;
   let unmounting: Promise<void> | undefined;
 
@@ -441,10 +463,15 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
     inodes,
     unmount() {
       clearInterval(sweep);
-      if (!unmounting && stats) process.stderr.write(`${JSON.stringify({ fuseOpStats: stats.summary() })}\n`);
+      if (!unmounting && stats) process.stderr.write(`${JSON.stringify({ fuseOpStats: stats.summary(nread?.stats()) })}\n`);
       unmounting ??= addon.unmount(ctx);
       return unmounting;
     },
-    refresh: (changed) => refreshKernel({ addon, ctx, ops, inodes, negatives, live: () => !unmounting }, changed),
+    refresh: (changed) => {
+      // Layouts of changed files go first (open files block a reload, so normally there are none).
+      if (nread) for (const i of changed ? [...changed].map((p) => inodes.peek(p)) : nread.inodes()) if (i !== undefined) nread.drop(i);
+      return refreshKernel({ addon, ctx, ops, inodes, negatives, live: () => !unmounting }, changed);
+    },
+    nreadStats: () => nread?.stats(),
   };
 }
