@@ -3,9 +3,8 @@
  * layout it hands to JavaScript, and loading it once.
  */
 import { createRequire } from 'node:module';
-import type { NreadAddon } from './lowlevel-nread.js';
 
-/** The addon's exports (see native/cairn_fuse.c). */
+/** The addon's exports (see native/cairn_fuse.c; native reads: native/nread.c). */
 export interface NativeAddon extends NreadAddon {
   mount(mountpoint: string, args: string[], handler: NativeHandler, opts: NativeMountOptions): [unknown, Promise<void>];
   unmount(ctx: unknown): Promise<void>;
@@ -33,6 +32,31 @@ export interface NativeAddon extends NreadAddon {
     entryTimeout: number,
   ): number;
 }
+/** The addon's figures of native reads. */
+export interface NreadStats {
+  served: number;
+  servedBytes: number;
+  servedNs: number;
+  misses: number;
+  puts: number;
+  putBytes: number;
+  evictions: number;
+  bytes: number;
+  chunks: number;
+  files: number;
+  budget: number;
+}
+
+/** The nread* exports of the addon. */
+export interface NreadAddon {
+  nreadOpen(ctx: unknown, fh: number, ino: number, size: number, offsets: Float64Array, names: Buffer): void;
+  nreadClose(ctx: unknown, fh: number): void;
+  nreadDrop(ctx: unknown, ino: number): number;
+  nreadHas(ctx: unknown, name: Buffer): boolean;
+  nreadPut(ctx: unknown, name: Buffer, bytes: Buffer): boolean;
+  nreadStats(ctx: unknown): NreadStats;
+}
+
 export type Req = object;
 /** ino, mode, nlink, uid, gid, size, times ([mtimeMs, atimeMs, ctimeMs, rdev]) */
 export type AttrArgs = [number, number, number, number, number, number, Float64Array | number];

@@ -22,6 +22,7 @@
  */
 import type { ChunkRef } from '../chunks/index.js';
 import { wantsWrite, type HandleTable } from './handles.js';
+import { OP, SET_ATTR, type NreadAddon, type NreadStats } from './lowlevel-addon.js';
 
 /** Chunks loaded ahead of a sequential reader. */
 const WINDOW = 8;
@@ -44,21 +45,6 @@ export function nreadBudget(env: NodeJS.ProcessEnv = process.env): number {
   return Number.isFinite(n) && n >= 0 ? Math.floor(n) : NREAD_DEFAULT_BYTES;
 }
 
-/** The addon's figures of native reads. */
-export interface NreadStats {
-  served: number;
-  servedBytes: number;
-  servedNs: number;
-  misses: number;
-  puts: number;
-  putBytes: number;
-  evictions: number;
-  bytes: number;
-  chunks: number;
-  files: number;
-  budget: number;
-}
-
 interface OpenFile {
   ino: number;
   refs: readonly ChunkRef[];
@@ -69,22 +55,12 @@ interface OpenFile {
   last: number;
 }
 
-/** The nread* exports of the addon. */
-export interface NreadAddon {
-  nreadOpen(ctx: unknown, fh: number, ino: number, size: number, offsets: Float64Array, names: Buffer): void;
-  nreadClose(ctx: unknown, fh: number): void;
-  nreadDrop(ctx: unknown, ino: number): number;
-  nreadHas(ctx: unknown, name: Buffer): boolean;
-  nreadPut(ctx: unknown, name: Buffer, bytes: Buffer): boolean;
-  nreadStats(ctx: unknown): NreadStats;
-}
-
 /**
  * The registry of natively served handles of one mount.
  *
  * @example
  *   const nr = new NativeReads(addon, ctx, session, handles);
- *   await nr.open(fh, ino, '/a.bin', O_RDONLY); // then replyOpen; reads may now be served natively
+ *   nr.open(fh, ino, '/a.bin', O_RDONLY, () => addon.replyOpen(req, fh, 1, 0)); // reads may now be served natively
  */
 export class NativeReads {
   private readonly files = new Map<number, OpenFile>();
@@ -97,10 +73,35 @@ export class NativeReads {
   ) {}
 
   /**
-   * Registers handle `fh` (just opened with `flags`) when its file may be served natively;
-   * resolves once a small file's chunks are loaded (failures are left to the reads).
+   * Before JavaScript runs request `op` (the handler's numbers): drops the layouts of a file about
+   * to change (an open for writing or truncating, a truncate, a create over `child()`), loads what
+   * a READ the addon could not answer needs, forgets a released handle.
    */
-  async open(fh: number, ino: number, path: string, flags: number): Promise<void> {
+  before(op: number, ino: number, n0: number, n1: number, n2: number, child: () => number | undefined): void {
+    if (op === OP.READ) return this.missed(n2, n1);
+    if (op === OP.RELEASE) return void this.files.delete(n2);
+    if ((op === OP.OPEN && wantsWrite(n0)) || (op === OP.SETATTR && n0 & SET_ATTR.SIZE)) return this.drop(ino);
+    if (op === OP.CREATE) {
+      const c = child();
+      if (c !== undefined) this.drop(c);
+    }
+  }
+
+  /**
+   * Answers an open (`reply`) once handle `fh` is registered, when its file may be served
+   * natively, and a small file's chunks are loaded (failures are left to the reads).
+   */
+  open(fh: number, ino: number, path: string, flags: number, reply: () => void): void {
+    this.register(fh, ino, path, flags).then(reply, reply);
+  }
+
+  /** After a reload: drops the layouts of the changed paths (`peek`: their inodes), or all of them. */
+  dropChanged(changed: Iterable<string> | undefined, peek: (path: string) => number | undefined): void {
+    const inos = changed ? [...changed].map(peek) : [...new Set([...this.files.values()].map((f) => f.ino))];
+    for (const i of inos) if (i !== undefined) this.drop(i);
+  }
+
+  private async register(fh: number, ino: number, path: string, flags: number): Promise<void> {
     if (wantsWrite(flags)) return;
     const e = this.source.entryAt(path);
     if (!e || e.type !== 'file' || e.staged || !e.chunks?.length || e.size <= 0) return;
@@ -149,16 +150,6 @@ export class NativeReads {
       mine = true;
     }
     if (mine) this.addon.nreadDrop(this.ctx, ino);
-  }
-
-  /** Every registered inode (a reload that cannot name its changes drops them all). */
-  inodes(): number[] {
-    return [...new Set([...this.files.values()].map((f) => f.ino))];
-  }
-
-  /** Handle `fh` was released (the addon already forgot its layout). */
-  release(fh: number): void {
-    this.files.delete(fh);
   }
 
   stats(): NreadStats {

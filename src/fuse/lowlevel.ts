@@ -36,14 +36,14 @@ import {
   type NativeAddon,
   type NativeHandler,
   type NativeMountOptions,
+  type NreadStats,
   type Req,
 } from './lowlevel-addon.js';
 import { child, InodeTable, parentOf } from './lowlevel-inodes.js';
 import { Names } from './lowlevel-names.js';
 import { refreshKernel } from './lowlevel-refresh.js';
 import { OpStats } from './lowlevel-stats.js';
-import { NativeReads, type ChunkSource, type NreadStats } from './lowlevel-nread.js';
-import { wantsWrite } from './handles.js';
+import { NativeReads, type ChunkSource } from './lowlevel-nread.js';
 
 export { loadError, loadNative, type NativeAddon, type NativeMountOptions } from './lowlevel-addon.js';
 export { InodeTable, parentOf } from './lowlevel-inodes.js';
@@ -242,14 +242,13 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
     });
   }
 
-  /** Native cached reads (lowlevel-nread.ts); set once the mount context exists. */
-  let nread: NativeReads | undefined;
-
+  let nread: NativeReads | undefined; // native cached reads (lowlevel-nread.ts), once the mount context exists
   const handler: NativeHandler = (op, req, ino, ino2, n0, n1, n2, n3, s1, s2, data, pid, uid, gid) => {
     if (op === OP.FORGET) return inodes.forget(ino, n0);
     if (op === OP.NREAD_AHEAD) return nread?.ahead(ino, n0);
     if (op === OP.EXITED) return o.onExit?.();
     if (!req) return;
+    nread?.before(op, ino, n0, n1, n2, () => inodes.peek(child(inodes.path(ino) ?? '/', s1 ?? '')));
     const slow = op === OP.WRITE && uncached(inodes.path(ino) ?? '');
     stats?.start(req, op);
     waiting.set(req, limit > 0 ? Date.now() + (slow ? Math.max(limit, o.controlWriteTimeoutMs ?? 0) : limit) : Infinity);
@@ -296,7 +295,6 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
         const steps: ((cb: (code: number) => void) => void)[] = [];
         if (set & SET_ATTR.MODE) steps.push((cb) => ops.chmod(path, n1 & 0o7777, cb));
         if (set & SET_ATTR.SIZE) {
-          nread?.drop(ino);
           steps.push((cb) => (fh >= 0 ? ops.ftruncate(path, fh, n2, cb) : ops.truncate(path, n2, cb)));
         }
         if (set & (SET_ATTR.UID | SET_ATTR.GID)) {
@@ -362,21 +360,13 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
           () => addon.replyErr(req, 0),
         );
       case OP.OPEN:
-        if (wantsWrite(n0)) nread?.drop(ino);
         return step(
           req,
           (cb) => ops.open(path, n0, cb, pid),
-          (fh: number) => {
-            if (uncached(path)) return addon.replyOpen(req, fh, 0, 1);
-            if (!nread) return addon.replyOpen(req, fh, 1, 0);
-            const reply = (): void => addon.replyOpen(req, fh, 1, 0);
-            nread.open(fh, ino, path, n0).then(reply, reply);
-          },
+          (fh: number) => (uncached(path) ? addon.replyOpen(req, fh, 0, 1) : nread?.open(fh, ino, path, n0, () => addon.replyOpen(req, fh, 1, 0)) ?? addon.replyOpen(req, fh, 1, 0)),
         );
       case OP.CREATE: {
         const p = child(path, s1!);
-        const over = inodes.peek(p);
-        if (over !== undefined) nread?.drop(over);
         return step(
           req,
           (cb) => ops.create(p, n0, cb, pid, cred),
@@ -397,7 +387,6 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
         );
       }
       case OP.READ: {
-        nread?.missed(n2, n1);
         return ops.read(path, n2, null, n0, n1, (code: number, bytes?: Buffer) =>
           code < 0 ? fail(req, code) : addon.replyBuf(req, bytes ?? null, code),
         );
@@ -410,7 +399,6 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
       case OP.FLUSH:
         return ops.flush(path, n2, (code: number) => addon.replyErr(req, code < 0 ? -code : 0));
       case OP.RELEASE:
-        nread?.release(n2);
         return names.release(req, path, n2);
       case OP.FALLOCATE:
         return names.fallocate(req, path, n2, n0, n1, n3);
@@ -467,11 +455,7 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
       unmounting ??= addon.unmount(ctx);
       return unmounting;
     },
-    refresh: (changed) => {
-      // Layouts of changed files go first (open files block a reload, so normally there are none).
-      if (nread) for (const i of changed ? [...changed].map((p) => inodes.peek(p)) : nread.inodes()) if (i !== undefined) nread.drop(i);
-      return refreshKernel({ addon, ctx, ops, inodes, negatives, live: () => !unmounting }, changed);
-    },
+    refresh: (changed) => (nread?.dropChanged(changed, (p) => inodes.peek(p)), refreshKernel({ addon, ctx, ops, inodes, negatives, live: () => !unmounting }, changed)),
     nreadStats: () => nread?.stats(),
   };
 }
