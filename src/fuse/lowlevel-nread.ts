@@ -89,10 +89,11 @@ export class NativeReads {
 
   /**
    * Answers an open (`reply`) once handle `fh` is registered, when its file may be served
-   * natively, and a small file's chunks are loaded (failures are left to the reads).
+   * natively, and a small file's chunks are loaded (failures are left to the reads). Returns true.
    */
-  open(fh: number, ino: number, path: string, flags: number, reply: () => void): void {
+  open(fh: number, ino: number, path: string, flags: number, reply: () => void): true {
     this.register(fh, ino, path, flags).then(reply, reply);
+    return true;
   }
 
   /** After a reload: drops the layouts of the changed paths (`peek`: their inodes), or all of them. */
