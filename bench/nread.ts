@@ -9,7 +9,7 @@
  * cat`); fio random 128 KiB × 4 jobs (64 MiB each). Per run: MiB/s or files/s, the daemon's CPU
  * seconds per GiB read (/proc/PID/stat) and µs per request by type (its fuseOpStats line, with
  * READ_NATIVE for reads the addon answered). Local disk runs the same commands on the local copy
- * after `drop_caches` (as the main bench's local disk).
+ * after `drop_caches` (as the main bench's local disk). `--profile DIR`: a CPU profile of each daemon.
  */
 import { execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -17,7 +17,8 @@ import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { spawnNode, waitReport } from '../src/util/child.js';
+import { spawn } from 'node:child_process';
+import { nodeArgs, waitReport } from '../src/util/child.js';
 import { execFio } from './fioexec.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -54,7 +55,10 @@ async function startDaemon(store: string, mountpoint: string, nread: boolean): P
   await fsp.mkdir(mountpoint, { recursive: true });
   const env = { ...process.env, CAIRN_FUSE_BINDING: 'native', CAIRN_FUSE_OPSTATS: '1', ...(nread ? {} : { CAIRN_FUSE_NREAD_BYTES: '0' }) };
   const config = { volume: 'bench', store, mountpoint, readOnly: true, commitIntervalSec: 0 };
-  const child = spawnNode(MAIN_JS, config, { stdio: ['ignore', 'pipe', 'pipe'], env });
+  // --profile DIR: `node --cpu-prof` each daemon into DIR.
+  const prof = process.argv.indexOf('--profile');
+  const flags = prof > 0 ? ['--cpu-prof', `--cpu-prof-dir=${process.argv[prof + 1]}`] : [];
+  const child = spawn(process.execPath, [...flags, ...nodeArgs(MAIN_JS, config)], { stdio: ['ignore', 'pipe', 'pipe'], env });
   let err = '';
   child.stderr!.setEncoding('utf8').on('data', (c: string) => (err += c));
   const ready = await waitReport(child, { name: 'the bench daemon', code: 'UNAVAILABLE', timeoutMs: 60_000, tail: () => err });
