@@ -29,7 +29,7 @@ const WINDOW = 8;
 /** Files up to this size have all their chunks loaded before the open is answered. */
 const SMALL_FILE = 1 << 20;
 /** Default budget of the addon's store (`CAIRN_FUSE_NREAD_BYTES`; 0 turns native reads off). */
-export const NREAD_DEFAULT_BYTES = 256 << 20;
+export const NREAD_DEFAULT_BYTES = 64 << 20;
 
 /** What native reads need of a session: a file's stored entry and verified chunk bytes. */
 export interface ChunkSource {

@@ -362,3 +362,24 @@ test('issue 14: find, cp and fio goals from their rows; daemon CPU per GiB and �
   );
   assert.ok(costs.includes('| fio rand 128k x4 | warm | 4 | Cairn | 3.50 | read 900 µs ×100 |'));
 });
+
+test('costs: request counts and mean µs from two status snapshots (read_native from the addon), merged by count', async () => {
+  const { measureCosts, mergeRequests } = await import('../../bench/costs.js');
+  let st: Record<string, unknown> = {
+    metrics: { 'cairn_fuse_op_seconds_sum{op="read"}': 1, 'cairn_fuse_op_seconds_count{op="read"}': 10, 'cairn_fuse_ops_total{op="read"}': 10 },
+    nativeReads: { served: 5, servedNs: 5e5 },
+  };
+  const done = await measureCosts(async () => st);
+  st = {
+    metrics: { 'cairn_fuse_op_seconds_sum{op="read"}': 1.004, 'cairn_fuse_op_seconds_count{op="read"}': 14, 'cairn_fuse_op_seconds_sum{op="open"}': 0.0003, 'cairn_fuse_op_seconds_count{op="open"}': 1 },
+    nativeReads: { served: 105, servedNs: 5e5 + 100 * 40e3 },
+  };
+  const c = await done();
+  assert.ok(c.cpuSec >= 0);
+  assert.deepEqual(c.requests, { read: { n: 4, us: 1000 }, open: { n: 1, us: 300 }, read_native: { n: 100, us: 40 } });
+  assert.deepEqual(mergeRequests([c.requests, { read: { n: 4, us: 2000 } }]), {
+    read: { n: 8, us: 1500 },
+    read_native: { n: 100, us: 40 },
+    open: { n: 1, us: 300 },
+  });
+});
