@@ -6,6 +6,7 @@
  * report renders from docs/benchmarks.json (so no figure on the page is typed in).
  */
 import assert from 'node:assert/strict';
+import { measureCosts, mergeRequests } from '../../bench/costs.js';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -364,7 +365,6 @@ test('issue 14: find, cp and fio goals from their rows; daemon CPU per GiB and Â
 });
 
 test('costs: request counts and mean Âµs from two status snapshots (read_native from the addon), merged by count', async () => {
-  const { measureCosts, mergeRequests } = await import('../../bench/costs.js');
   let st: Record<string, unknown> = {
     metrics: { 'cairn_fuse_op_seconds_sum{op="read"}': 1, 'cairn_fuse_op_seconds_count{op="read"}': 10, 'cairn_fuse_ops_total{op="read"}': 10 },
     nativeReads: { served: 5, servedNs: 5e5 },
