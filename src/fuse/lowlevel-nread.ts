@@ -74,13 +74,17 @@ export class NativeReads {
 
   /**
    * Before JavaScript runs request `op` (the handler's numbers): drops the layouts of a file about
-   * to change (an open for writing or truncating, a truncate, a create over `child()`), loads what
+   * to change (an open for writing or truncating, a write, a truncate, a fallocate, a create over
+   * `child()`), loads what
    * a READ the addon could not answer needs, forgets a released handle.
    */
   before(op: number, ino: number, n0: number, n1: number, n2: number, child: () => number | undefined): void {
     if (op === OP.READ) return this.missed(n2, n1);
     if (op === OP.RELEASE) return void this.files.delete(n2);
-    if ((op === OP.OPEN && wantsWrite(n0)) || (op === OP.SETATTR && n0 & SET_ATTR.SIZE)) return this.drop(ino);
+    // A write or fallocate too: a handle opened for writing under another name of the inode (a hard link).
+    if ((op === OP.OPEN && wantsWrite(n0)) || (op === OP.SETATTR && n0 & SET_ATTR.SIZE) || op === OP.WRITE || op === OP.FALLOCATE) {
+      return this.drop(ino);
+    }
     if (op === OP.CREATE) {
       const c = child();
       if (c !== undefined) this.drop(c);
