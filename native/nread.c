@@ -56,6 +56,7 @@ struct nstore {
   nchunk *head, *tail; /* head: most recent */
   nfile *files[FBUCKETS];
   size_t nfiles, nchunks;
+  int closed; /* unmounted: nothing more is kept */
   /* figures */
   uint64_t served, served_bytes, served_ns, misses, puts, put_bytes, evictions;
 };
@@ -144,7 +145,7 @@ static uint64_t now_ns(void) {
 
 int nread_serve(nstore *s, fuse_req_t req, uint64_t fh, uint64_t ino, size_t size, off_t off, double *ahead) {
   *ahead = -1;
-  if (!s || s->budget == 0 || off < 0) return 0;
+  if (!s || s->budget == 0 || s->closed || off < 0) return 0;
   uint64_t t0 = now_ns();
   nchunk *pieces[MAX_PIECES];
   struct iovec iov[MAX_PIECES];
@@ -232,6 +233,7 @@ void nread_free(nstore *s) {
     }
   }
   s->nfiles = 0;
+  s->closed = 1;
   pthread_mutex_unlock(&s->lock);
 }
 
@@ -304,6 +306,10 @@ static napi_value nread_open(napi_env env, napi_callback_info info) {
   f->hashes = malloc(hlen ? hlen : 1);
   memcpy(f->hashes, hd, hlen);
   f->ahead = -1;
+  if (s->closed) {
+    file_free(f);
+    return NULL;
+  }
   if (f->offs[f->n] != f->size || f->offs[0] != 0) {
     file_free(f);
     napi_throw_range_error(env, NULL, "cairn_fuse: nreadOpen: offsets must run from 0 to the size");
@@ -385,7 +391,7 @@ static napi_value nread_put(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "cairn_fuse: nreadPut(ctx, hash, Buffer)");
     return NULL;
   }
-  if (s->budget == 0 || len > s->budget / 4) return boolean(env, 0);
+  if (s->budget == 0 || s->closed || len > s->budget / 4) return boolean(env, 0);
   pthread_mutex_lock(&s->lock);
   int have = chunk_find(s, h) != NULL;
   pthread_mutex_unlock(&s->lock);
@@ -397,7 +403,7 @@ static napi_value nread_put(napi_env env, napi_callback_info info) {
   c->len = len;
   c->refs = 1;
   pthread_mutex_lock(&s->lock);
-  if (chunk_find(s, h)) {
+  if (s->closed || chunk_find(s, h)) {
     pthread_mutex_unlock(&s->lock);
     free(c->data);
     free(c);
