@@ -64,6 +64,8 @@ interface OpenFile {
  */
 export class NativeReads {
   private readonly files = new Map<number, OpenFile>();
+  /** Registered handles per inode (a write costs one lookup, not a scan of every open file). */
+  private readonly byIno = new Map<number, Set<number>>();
 
   constructor(
     private readonly addon: NreadAddon,
@@ -80,7 +82,7 @@ export class NativeReads {
    */
   before(op: number, ino: number, n0: number, n1: number, n2: number, child: () => number | undefined): void {
     if (op === OP.READ) return this.missed(n2, n1);
-    if (op === OP.RELEASE) return void this.files.delete(n2);
+    if (op === OP.RELEASE) return this.forget(n2);
     // A write or fallocate too: a handle opened for writing under another name of the inode (a hard link).
     if ((op === OP.OPEN && wantsWrite(n0)) || (op === OP.SETATTR && n0 & SET_ATTR.SIZE) || op === OP.WRITE || op === OP.FALLOCATE) {
       return this.drop(ino);
@@ -102,7 +104,7 @@ export class NativeReads {
 
   /** After a reload: drops the layouts of the changed paths (`peek`: their inodes), or all of them. */
   dropChanged(changed: Iterable<string> | undefined, peek: (path: string) => number | undefined): void {
-    const inos = changed ? [...changed].map(peek) : [...new Set([...this.files.values()].map((f) => f.ino))];
+    const inos = changed ? [...changed].map(peek) : [...this.byIno.keys()];
     for (const i of inos) if (i !== undefined) this.drop(i);
   }
 
@@ -119,7 +121,9 @@ export class NativeReads {
     if (names.some((n) => n.length !== 32)) return;
     this.addon.nreadOpen(this.ctx, fh, ino, e.size, offsets, Buffer.concat(names));
     const f: OpenFile = { ino, refs, names, next: 0, last: -2 };
+    this.forget(fh);
     this.files.set(fh, f);
+    this.byIno.set(ino, (this.byIno.get(ino) ?? new Set()).add(fh));
     const loads = this.load(f, 0, e.size <= SMALL_FILE ? refs.length : WINDOW);
     if (e.size <= SMALL_FILE) await Promise.all(loads);
   }
@@ -148,13 +152,21 @@ export class NativeReads {
 
   /** The file of inode `ino` is about to change: no more native reads of its old layout. */
   drop(ino: number): void {
-    let mine = false;
-    for (const [fh, f] of this.files) {
-      if (f.ino !== ino) continue;
-      this.files.delete(fh);
-      mine = true;
-    }
-    if (mine) this.addon.nreadDrop(this.ctx, ino);
+    const fhs = this.byIno.get(ino);
+    if (!fhs) return;
+    this.byIno.delete(ino);
+    for (const fh of fhs) this.files.delete(fh);
+    this.addon.nreadDrop(this.ctx, ino);
+  }
+
+  /** Handle `fh` was released (the addon forgot its layout itself). */
+  private forget(fh: number): void {
+    const f = this.files.get(fh);
+    if (!f) return;
+    this.files.delete(fh);
+    const fhs = this.byIno.get(f.ino);
+    fhs?.delete(fh);
+    if (fhs?.size === 0) this.byIno.delete(f.ino);
   }
 
   stats(): NreadStats {
