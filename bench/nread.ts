@@ -9,7 +9,8 @@
  * cat`); fio random 128 KiB × 4 jobs (64 MiB each). Per run: MiB/s or files/s, the daemon's CPU
  * seconds per GiB read (/proc/PID/stat) and µs per request by type (its fuseOpStats line, with
  * READ_NATIVE for reads the addon answered). Local disk runs the same commands on the local copy
- * after `drop_caches` (as the main bench's local disk). `--profile DIR`: a CPU profile of each daemon.
+ * after `drop_caches` (as the main bench's local disk). `--profile DIR`: a CPU profile of each daemon;
+ * `--only big|small|fio`: one workload.
  */
 import { execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -135,9 +136,13 @@ async function main(): Promise<void> {
   await vol.close();
   const bigBytes = bigMiB << 20;
   const runs: Run[] = [];
+  // --only big|small|fio: one workload.
+  const onlyAt = process.argv.indexOf('--only');
+  const only = onlyAt > 0 ? process.argv[onlyAt + 1] : undefined;
+  const workloads = WORKLOADS.filter((w) => !only || w.startsWith(only));
 
   log('local disk (after drop_caches)');
-  for (const w of WORKLOADS) {
+  for (const w of workloads) {
     await sh('sync; echo 3 > /proc/sys/vm/drop_caches');
     const r = await runWorkload(w, local, bigBytes);
     runs.push({ system: 'local disk', workload: w, mibps: r.bytes / 2 ** 20 / r.sec, ...(r.files ? { filesPerSec: r.files / r.sec } : {}) });
@@ -155,7 +160,7 @@ async function main(): Promise<void> {
   }
   for (let round = 0; round < rounds; round++) {
     for (const on of round % 2 ? [false, true] : [true, false]) {
-      for (const w of WORKLOADS) {
+      for (const w of workloads) {
         const m = mnt();
         const d = await startDaemon(store, m, on);
         const cpu0 = await cpuOf(d.pid);
