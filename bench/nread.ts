@@ -36,7 +36,9 @@ const log = (m: string): void => void process.stderr.write(`[nread] ${m}\n`);
 
 function sh(cmd: string): Promise<string> {
   return new Promise((resolve, reject) =>
-    execFile('bash', ['-c', cmd], { maxBuffer: 64 << 20 }, (err, out, errOut) => (err ? reject(new Error(`${cmd}: ${errOut}`)) : resolve(out))),
+    execFile('bash', ['-c', cmd], { maxBuffer: 64 << 20 }, (err, out, errOut) =>
+      err ? reject(new Error(`${cmd}: ${errOut}`)) : resolve(out),
+    ),
   );
 }
 
@@ -71,7 +73,10 @@ async function startDaemon(store: string, mountpoint: string, nread: boolean): P
       child.kill('SIGTERM');
       await exited;
       const line = err.split('\n').find((l) => l.includes('"fuseOpStats"'));
-      return line ? (JSON.parse(line.slice(line.indexOf('{'))) as { fuseOpStats: Record<string, { n: number; totalMs: number; avgUs: number }> }).fuseOpStats : {};
+      return line
+        ? (JSON.parse(line.slice(line.indexOf('{'))) as { fuseOpStats: Record<string, { n: number; totalMs: number; avgUs: number }> })
+            .fuseOpStats
+        : {};
     },
   };
 }
@@ -103,9 +108,22 @@ async function runWorkload(w: Workload, dir: string, bigBytes: number): Promise<
   }
   const io = 64 << 20;
   const args = [
-    '--name=rand', '--readonly', '--allow_file_create=0', '--ioengine=psync', '--thread', '--direct=0', '--invalidate=0',
-    `--size=${bigBytes}`, '--group_reporting', '--output-format=json', '--rw=randread', '--bs=128k', '--numjobs=4',
-    `--io_size=${io}`, `--filename=${dir}/big.bin`, '--randseed=42',
+    '--name=rand',
+    '--readonly',
+    '--allow_file_create=0',
+    '--ioengine=psync',
+    '--thread',
+    '--direct=0',
+    '--invalidate=0',
+    `--size=${bigBytes}`,
+    '--group_reporting',
+    '--output-format=json',
+    '--rw=randread',
+    '--bs=128k',
+    '--numjobs=4',
+    `--io_size=${io}`,
+    `--filename=${dir}/big.bin`,
+    '--randseed=42',
   ];
   const t0 = performance.now();
   await execFio(args).report;
@@ -123,7 +141,8 @@ async function main(): Promise<void> {
   const fh = await fsp.open(path.join(local, 'big.bin'), 'w');
   for (let i = 0; i < bigMiB; i += 16) await fh.write(randomBytes(16 << 20));
   await fh.close();
-  for (let i = 0; i < SMALL_FILES; i++) await fsp.writeFile(path.join(local, 'small', `f${String(i).padStart(5, '0')}`), randomBytes(SMALL_BYTES));
+  for (let i = 0; i < SMALL_FILES; i++)
+    await fsp.writeFile(path.join(local, 'small', `f${String(i).padStart(5, '0')}`), randomBytes(SMALL_BYTES));
   const storeDir = path.join(work, 'store');
   await fsp.mkdir(storeDir);
   const store = pathToFileURL(storeDir).href;
@@ -145,7 +164,12 @@ async function main(): Promise<void> {
   for (const w of workloads) {
     await sh('sync; echo 3 > /proc/sys/vm/drop_caches');
     const r = await runWorkload(w, local, bigBytes);
-    runs.push({ system: 'local disk', workload: w, mibps: r.bytes / 2 ** 20 / r.sec, ...(r.files ? { filesPerSec: r.files / r.sec } : {}) });
+    runs.push({
+      system: 'local disk',
+      workload: w,
+      mibps: r.bytes / 2 ** 20 / r.sec,
+      ...(r.files ? { filesPerSec: r.files / r.sec } : {}),
+    });
   }
 
   let n = 0;

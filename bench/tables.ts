@@ -165,19 +165,40 @@ const COST_FIRST = ['read', 'read_native', 'open', 'lookup', 'getattr', 'readdir
  * @example const t = costTable(res); if (t) lines.push(mdTable(t));
  */
 export function costTable(res: BenchResults): string[][] | undefined {
-  type Costly = { label: string; cache: string; readers: string; system: System; cpu?: number; requests?: Record<string, { n: number; us: number }> };
+  type Costly = {
+    label: string;
+    cache: string;
+    readers: string;
+    system: System;
+    cpu?: number;
+    requests?: Record<string, { n: number; us: number }>;
+  };
   const rows: Costly[] = [];
   const reads = [...res.reads].sort(
-    (a, b) => a.workload.localeCompare(b.workload) || a.cache.localeCompare(b.cache) || a.readers - b.readers || systemOrder(a.system) - systemOrder(b.system),
+    (a, b) =>
+      a.workload.localeCompare(b.workload) ||
+      a.cache.localeCompare(b.cache) ||
+      a.readers - b.readers ||
+      systemOrder(a.system) - systemOrder(b.system),
   );
   for (const r of reads) {
     if (r.cpuSecPerGiB === undefined && !r.requests) continue;
-    const label = r.workload === 'big' ? `big ${r.bytesPerReader / 2 ** 20} MiB` : `small ${r.filesPerReader}x${r.bytesPerReader / r.filesPerReader / 1024}K`;
+    const label =
+      r.workload === 'big'
+        ? `big ${r.bytesPerReader / 2 ** 20} MiB`
+        : `small ${r.filesPerReader}x${r.bytesPerReader / r.filesPerReader / 1024}K`;
     rows.push({ label, cache: r.cache, readers: String(r.readers), system: r.system, cpu: r.cpuSecPerGiB, requests: r.requests });
   }
   for (const r of res.fio?.rows ?? []) {
     if (r.cpuSecPerGiB === undefined && !r.requests) continue;
-    rows.push({ label: `fio ${r.job === 'seq' ? 'seq 1M x1' : 'rand 128k x4'}`, cache: r.cache, readers: r.job === 'seq' ? '1' : '4', system: r.system, cpu: r.cpuSecPerGiB, requests: r.requests });
+    rows.push({
+      label: `fio ${r.job === 'seq' ? 'seq 1M x1' : 'rand 128k x4'}`,
+      cache: r.cache,
+      readers: r.job === 'seq' ? '1' : '4',
+      system: r.system,
+      cpu: r.cpuSecPerGiB,
+      requests: r.requests,
+    });
   }
   if (!rows.length) return undefined;
   const reqCell = (q: Record<string, { n: number; us: number }> | undefined): string => {

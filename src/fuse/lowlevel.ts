@@ -363,7 +363,10 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
         return step(
           req,
           (cb) => ops.open(path, n0, cb, pid),
-          (fh: number) => (uncached(path) ? addon.replyOpen(req, fh, 0, 1) : nread?.open(fh, ino, path, n0, () => addon.replyOpen(req, fh, 1, 0)) ?? addon.replyOpen(req, fh, 1, 0)),
+          (fh: number) =>
+            uncached(path)
+              ? addon.replyOpen(req, fh, 0, 1)
+              : (nread?.open(fh, ino, path, n0, () => addon.replyOpen(req, fh, 1, 0)) ?? addon.replyOpen(req, fh, 1, 0)),
         );
       case OP.CREATE: {
         const p = child(path, s1!);
@@ -455,7 +458,10 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
       unmounting ??= addon.unmount(ctx);
       return unmounting;
     },
-    refresh: (changed) => (nread?.dropChanged(changed, (p) => inodes.peek(p)), refreshKernel({ addon, ctx, ops, inodes, negatives, live: () => !unmounting }, changed)),
+    refresh: (changed) => (
+      nread?.dropChanged(changed, (p) => inodes.peek(p)),
+      refreshKernel({ addon, ctx, ops, inodes, negatives, live: () => !unmounting }, changed)
+    ),
     nreadStats: () => nread?.stats(),
   };
 }

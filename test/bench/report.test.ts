@@ -345,11 +345,24 @@ test('issue 14: find, cp and fio goals from their rows; daemon CPU per GiB and �
     { name: 'volume of 100,000 files: stat+readdir all (find)', value: 2.5, unit: 's' },
     { name: 'mount write 10000 files x 16 KiB: write (cp)', value: 4, unit: 's' },
   );
-  res.fio!.rows.push({ system: 'cairn', job: 'rand', cache: 'warm', MiBps: 1000, iops: 8000, MiB: 256, seconds: 0.256, capped: false, cpuSecPerGiB: 3.5, requests: { read: { n: 100, us: 900 } } });
+  res.fio!.rows.push({
+    system: 'cairn',
+    job: 'rand',
+    cache: 'warm',
+    MiBps: 1000,
+    iops: 8000,
+    MiB: 256,
+    seconds: 0.256,
+    capped: false,
+    cpuSecPerGiB: 3.5,
+    requests: { read: { n: 100, us: 900 } },
+  });
   const big = res.reads.find((r) => r.workload === 'big' && r.system === 'cairn' && r.cache === 'warm' && r.readers === 1)!;
   big.cpuSecPerGiB = 1.25;
   big.requests = { open: { n: 1, us: 300 }, read_native: { n: 60, us: 40.5 }, read: { n: 4, us: 2000 }, getattr: { n: 2, us: 10 } };
-  const got = summarizeGoals(res).filter((g) => /find|cp -r|fio/.test(g.goal)).map((g) => [g.goal, g.cairn, g.target, g.met]);
+  const got = summarizeGoals(res)
+    .filter((g) => /find|cp -r|fio/.test(g.goal))
+    .map((g) => [g.goal, g.cairn, g.target, g.met]);
   assert.deepEqual(got, [
     ['find over 100,000 files (s)', 2.5, '≤ 3 s', true],
     ['cp -r of 10,000 × 16 KiB into a mount (files/s)', 2500, '≥ 5,000', false],
@@ -366,12 +379,21 @@ test('issue 14: find, cp and fio goals from their rows; daemon CPU per GiB and �
 
 test('costs: request counts and mean µs from two status snapshots (read_native from the addon), merged by count', async () => {
   let st: Record<string, unknown> = {
-    metrics: { 'cairn_fuse_op_seconds_sum{op="read"}': 1, 'cairn_fuse_op_seconds_count{op="read"}': 10, 'cairn_fuse_ops_total{op="read"}': 10 },
+    metrics: {
+      'cairn_fuse_op_seconds_sum{op="read"}': 1,
+      'cairn_fuse_op_seconds_count{op="read"}': 10,
+      'cairn_fuse_ops_total{op="read"}': 10,
+    },
     nativeReads: { served: 5, servedNs: 5e5 },
   };
   const done = await measureCosts(async () => st);
   st = {
-    metrics: { 'cairn_fuse_op_seconds_sum{op="read"}': 1.004, 'cairn_fuse_op_seconds_count{op="read"}': 14, 'cairn_fuse_op_seconds_sum{op="open"}': 0.0003, 'cairn_fuse_op_seconds_count{op="open"}': 1 },
+    metrics: {
+      'cairn_fuse_op_seconds_sum{op="read"}': 1.004,
+      'cairn_fuse_op_seconds_count{op="read"}': 14,
+      'cairn_fuse_op_seconds_sum{op="open"}': 0.0003,
+      'cairn_fuse_op_seconds_count{op="open"}': 1,
+    },
     nativeReads: { served: 105, servedNs: 5e5 + 100 * 40e3 },
   };
   const c = await done();

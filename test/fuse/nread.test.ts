@@ -161,8 +161,10 @@ describe('native cached reads', { skip: loadNative() ? false : 'native addon not
       assert.equal(await h.hash(), sha(small));
       const w = Buffer.from(small);
       w.fill(7, 1000);
-      await shOk(`python3 -c ${q(`import os,sys
-fd=os.open(sys.argv[1],os.O_WRONLY); os.pwrite(fd,bytes([7])*(65536-1000),1000); os.close(fd)`)} ${q(path.join(mnt, 'w.bin'))}`);
+      await shOk(
+        `python3 -c ${q(`import os,sys
+fd=os.open(sys.argv[1],os.O_WRONLY); os.pwrite(fd,bytes([7])*(65536-1000),1000); os.close(fd)`)} ${q(path.join(mnt, 'w.bin'))}`,
+      );
       assert.equal(await h.hash(), sha(w));
       h.proc.stdin!.end();
       await new Promise((r) => h!.proc.on('exit', r));
