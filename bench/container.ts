@@ -22,6 +22,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { execFio, type FioProcess } from './fioexec.js';
+import { measureCosts, type DaemonCosts } from './costs.js';
 import { readSpecArg, specArg } from './specarg.js';
 import type { ReaderSpec } from './reader.js';
 
@@ -132,6 +133,8 @@ async function main(): Promise<void> {
   try {
     const t0 = performance.now();
     let daemonPid: number | undefined;
+    /** Cairn: the daemon's CPU and request costs over the group (bench/costs.ts). */
+    let costsOf: (() => Promise<() => Promise<DaemonCosts>>) | undefined;
     if (spec.kind === 'cairn') {
       // Before the first import of the chunk layer: the cache reads it lazily, once per process.
       if (spec.cacheDir) process.env.CAIRN_CACHE_DIR = spec.cacheDir;
@@ -145,6 +148,7 @@ async function main(): Promise<void> {
         foreground: true,
       });
       daemonPid = process.pid;
+      costsOf = () => measureCosts(() => m.handle!.status());
       close = async () => {
         await m.handle!.close('bench', { force: true });
       };
@@ -166,11 +170,13 @@ async function main(): Promise<void> {
     if (spec.fio) {
       emit({ event: 'ready', mountMs, daemonPid, peer: spec.kind !== 'cairn' });
       await waitGo();
+      const costsDone = await costsOf?.();
       fioRun = execFio([...spec.fio.args, `--filename=${path.join(mnt, spec.fio.file)}`]);
       const fio = await fioRun.report;
+      const costs = await costsDone?.();
       const daemonHwmKiB = daemonPid ? await hwmKiB(daemonPid) : undefined;
       await teardown();
-      emit({ event: 'result', fio, daemonHwmKiB });
+      emit({ event: 'result', fio, daemonHwmKiB, ...(costs ? { costs } : {}) });
       setTimeout(() => process.exit(), 200).unref();
       return;
     }
@@ -197,12 +203,14 @@ async function main(): Promise<void> {
     emit({ event: 'ready', mountMs, daemonPid, peer: spec.kind !== 'cairn' });
 
     await waitGo();
+    const costsDone = await costsOf?.();
     reader.stdin!.write('go\n');
     const result = await next();
     if (result.event !== 'result') throw new Error(`reader: ${String(result.message ?? JSON.stringify(result))}`);
+    const costs = await costsDone?.();
     const daemonHwmKiB = daemonPid ? await hwmKiB(daemonPid) : undefined;
     await teardown();
-    emit({ ...result, daemonHwmKiB });
+    emit({ ...result, daemonHwmKiB, ...(costs ? { costs } : {}) });
   } catch (err) {
     await teardown();
     emit({ event: 'error', message: String((err as Error)?.stack ?? err) });

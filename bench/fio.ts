@@ -22,6 +22,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { ContainerSpec } from './container.js';
 import type { Dataset } from './dataset.js';
+import type { RequestCost } from './costs.js';
 import { atCleanup, dropCaches, isStopping as stopping, MiB, mountDir, runContainer } from './harness.js';
 import { execFio } from './fioexec.js';
 import type { Cache, System } from './systems.js';
@@ -45,6 +46,9 @@ export interface FioRow {
   capped: boolean;
   mountMs?: number;
   daemonHwmMiB?: number;
+  /** Cairn: daemon CPU seconds per GiB read, and its requests by type (bench/costs.ts). */
+  cpuSecPerGiB?: number;
+  requests?: Record<string, RequestCost>;
 }
 
 export interface FioResults {
@@ -185,11 +189,14 @@ async function once(ds: Dataset, sys: FioSystem, job: FioJob, cache: Cache, o: F
   const mountpoint = await mountDir(path.join(o.work, 'mnt'), `fio-${sys}-${++seq}`);
   try {
     const { ready, result } = await runContainer({ ...m.spec, mountpoint, fio: { args, file: m.file } }, o.env);
+    const parsed = parseFio(result.fio, expect);
+    const costs = result.costs;
     return {
       system: sys,
       job,
       cache,
-      ...parseFio(result.fio, expect),
+      ...parsed,
+      ...(costs && parsed.MiB > 0 ? { cpuSecPerGiB: round(costs.cpuSec / (parsed.MiB / 1024), 2), requests: costs.requests } : {}),
       ...(typeof ready.mountMs === 'number' ? { mountMs: round(ready.mountMs, 0) } : {}),
       ...(typeof result.daemonHwmKiB === 'number' ? { daemonHwmMiB: round(result.daemonHwmKiB / 1024) } : {}),
     };

@@ -58,6 +58,7 @@ export function summarizeGoals(res: BenchResults): Goal[] {
       });
     }
   }
+  goals.push(...fuseGoals(res));
   goals.push(...writeGoals(res), ...gcGoals(res));
   goals.push(...programGoals(res));
   return goals;
@@ -131,6 +132,85 @@ function programGoals(res: BenchResults): Goal[] {
       met: ok === checks.length,
     });
   }
+  return goals;
+}
+
+/** The warm aggregate of 4 readers of the big file when issue 14 was filed (fuse-native, s3rver, MiB/s). */
+export const ISSUE14_WARM4_MIBPS = 659.6;
+
+/**
+ * The goals of issue 14 (the native FUSE binding): warm big-file reads (1 reader; 4 readers
+ * against the aggregate of the run that filed it), warm small files, `find` over 100,000 files,
+ * `cp` of 10,000 small files into a mount before the commit, fio random 128 KiB × 4 warm.
+ */
+function fuseGoals(res: BenchResults): Goal[] {
+  const goals: Goal[] = [];
+  const w1 = findRead(res.reads, 'big', 'cairn', 'warm', 1);
+  if (w1)
+    goals.push({
+      goal: 'warm big-file read, fresh mount (MiB/s)',
+      workload: 'big',
+      readers: 1,
+      cairn: w1.MiBps,
+      target: '≥ 1,500',
+      met: w1.MiBps >= 1500,
+    });
+  const w4 = findRead(res.reads, 'big', 'cairn', 'warm', 4);
+  if (w4) {
+    const ratio = w4.MiBps / ISSUE14_WARM4_MIBPS;
+    goals.push({
+      goal: 'warm big-file reads, aggregate vs issue 14 (MiB/s)',
+      workload: 'big',
+      readers: 4,
+      cairn: w4.MiBps,
+      reference: ISSUE14_WARM4_MIBPS,
+      ratio: r2(ratio),
+      target: '≥ 3x',
+      met: ratio >= 3,
+    });
+  }
+  for (const s of res.reads.filter((r) => r.workload === 'small' && r.system === 'cairn' && r.cache === 'warm' && r.readers === 1)) {
+    goals.push({
+      goal: 'warm small files, 8 in flight (files/s)',
+      workload: 'small',
+      readers: 1,
+      cairn: s.filesPerSec,
+      target: '≥ 8,000',
+      met: s.filesPerSec >= 8000,
+    });
+  }
+  const find = volumeRows(res, 'stat+readdir all (find)').find((r) => r.files === 100_000);
+  if (find)
+    goals.push({
+      goal: 'find over 100,000 files (s)',
+      workload: 'find',
+      readers: 1,
+      cairn: find.value,
+      target: '≤ 3 s',
+      met: find.value <= 3,
+    });
+  const cp = res.writes?.rows.find((r) => /^mount write 10000 files x 16 KiB: write \(cp\)$/.test(r.name));
+  if (cp && cp.value > 0) {
+    const rate = Math.round(10_000 / cp.value);
+    goals.push({
+      goal: 'cp -r of 10,000 × 16 KiB into a mount (files/s)',
+      workload: 'writes',
+      readers: 1,
+      cairn: rate,
+      target: '≥ 5,000',
+      met: rate >= 5000,
+    });
+  }
+  const rand = res.fio?.rows.find((r) => r.system === 'cairn' && r.job === 'rand' && r.cache === 'warm');
+  if (rand)
+    goals.push({
+      goal: 'fio random 128 KiB × 4 jobs, warm (MiB/s)',
+      workload: 'fio',
+      readers: 4,
+      cairn: rand.MiBps,
+      target: '≥ 1,000',
+      met: rand.MiBps >= 1000,
+    });
   return goals;
 }
 

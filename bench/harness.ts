@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import type { ContainerSpec } from './container.js';
 import type { ReaderResult, ReaderSpec } from './reader.js';
 import { specArg } from './specarg.js';
+import { mergeRequests, type DaemonCosts, type RequestCost } from './costs.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const READER_JS = path.join(HERE, 'reader.js');
@@ -126,6 +127,8 @@ export interface Message extends Partial<ReaderResult> {
   mountMs?: number;
   daemonHwmKiB?: number;
   fio?: unknown;
+  /** A Cairn container's daemon CPU and request costs (bench/costs.ts). */
+  costs?: DaemonCosts;
 }
 
 /** A started participant of a group: waits for `ready`, then `go`, then yields its result. */
@@ -172,6 +175,7 @@ export interface GroupMember {
   result: ReaderResult;
   mountMs?: number;
   daemonHwmKiB?: number;
+  costs?: DaemonCosts;
 }
 
 export interface GroupResult {
@@ -186,6 +190,9 @@ export interface GroupResult {
   ttfbMs: number;
   mountMs?: number;
   daemonHwmMiB?: number;
+  /** Cairn: CPU seconds of the serving daemons per GiB read, and their requests by type. */
+  cpuSecPerGiB?: number;
+  requests?: Record<string, RequestCost>;
 }
 
 export type Member = { kind: 'plain'; reader: ReaderSpec } | { kind: 'container'; spec: ContainerSpec; nodeArgs?: string[] };
@@ -219,6 +226,7 @@ export async function runGroup(members: Member[], env: NodeJS.ProcessEnv): Promi
       result: readerResult(r),
       mountMs: ready[i].mountMs,
       daemonHwmKiB: r.daemonHwmKiB,
+      ...(r.costs ? { costs: r.costs } : {}),
     }));
     return aggregate(out);
   } catch (err) {
@@ -277,6 +285,7 @@ function aggregate(members: GroupMember[]): GroupResult {
   const files = members.reduce((a, m) => a + m.result.files, 0);
   const mounts = members.map((m) => m.mountMs).filter((x): x is number => typeof x === 'number');
   const hwm = members.map((m) => m.daemonHwmKiB).filter((x): x is number => typeof x === 'number');
+  const costs = members.map((m) => m.costs).filter((x): x is DaemonCosts => !!x);
   return {
     members,
     seconds: round(seconds, 3),
@@ -287,6 +296,8 @@ function aggregate(members: GroupMember[]): GroupResult {
     ttfbMs: round(median(members.map((m) => m.result.firstByteMs - m.result.startMs)), 2),
     ...(mounts.length ? { mountMs: round(median(mounts)) } : {}),
     ...(hwm.length ? { daemonHwmMiB: round(Math.max(...hwm) / 1024) } : {}),
+    ...(costs.length && bytes > 0 ? { cpuSecPerGiB: round(costs.reduce((a, c) => a + c.cpuSec, 0) / (bytes / 2 ** 30), 2) } : {}),
+    ...(costs.length ? { requests: mergeRequests(costs.map((c) => c.requests)) } : {}),
   };
 }
 

@@ -19,6 +19,7 @@ import type { Dataset } from './dataset.js';
 import { dropCaches, median, mountDir, runGroup, type GroupResult, type Member } from './harness.js';
 import type { ReaderSpec } from './reader.js';
 import { isCairn, SYSTEMS, type Cache, type System, type Workload } from './systems.js';
+import { mergeRequests, type RequestCost } from './costs.js';
 
 export interface ReadRow {
   workload: Workload;
@@ -31,6 +32,9 @@ export interface ReadRow {
   ttfbMs: number;
   mountMs?: number;
   daemonHwmMiB?: number;
+  /** Cairn: daemon CPU seconds per GiB read (median over the runs), requests by type (all runs). */
+  cpuSecPerGiB?: number;
+  requests?: Record<string, RequestCost>;
   /** Bytes and files each reader read. */
   bytesPerReader: number;
   filesPerReader: number;
@@ -141,6 +145,8 @@ function summarize(w: Workload, sys: System, cache: Cache, n: number, ds: Datase
     return xs.length ? median(xs) : undefined;
   };
   const mountMs = pick((g) => g.mountMs);
+  const cpu = pick((g) => g.cpuSecPerGiB);
+  const reqs = runs.map((g) => g.requests).filter((x): x is Record<string, RequestCost> => !!x);
   const hwm = runs.map((g) => g.daemonHwmMiB).filter((x): x is number => typeof x === 'number');
   return {
     workload: w,
@@ -152,6 +158,8 @@ function summarize(w: Workload, sys: System, cache: Cache, n: number, ds: Datase
     ttfbMs: pick((g) => g.ttfbMs)!,
     ...(mountMs !== undefined ? { mountMs } : {}),
     ...(hwm.length ? { daemonHwmMiB: Math.max(...hwm) } : {}),
+    ...(cpu !== undefined ? { cpuSecPerGiB: cpu } : {}),
+    ...(reqs.length ? { requests: mergeRequests(reqs) } : {}),
     bytesPerReader: perReader(ds, w).bytes,
     filesPerReader: perReader(ds, w).files,
     runs: runs.map(({ members: _m, ...rest }) => rest),

@@ -16,7 +16,7 @@ import type { ReadRow } from './reads.js';
 import { findRead, type BenchResults, type GcResults, type Goal } from './results.js';
 import { storeOf, STORE_NAMES } from './stores.js';
 import { NAMES, type Cache, type System, type Workload } from './systems.js';
-import { fioTable, fmt, goalTable, mdTable, readTable, table, workloadTable } from './tables.js';
+import { costTable, fioTable, fmt, goalTable, mdTable, readTable, table, workloadTable } from './tables.js';
 import { gcSection } from './gcreport.js';
 
 /**
@@ -143,6 +143,20 @@ function bottlenecks(res: BenchResults, goals: Goal[]): string[] {
 }
 
 /** The "fio through each mount" section of docs/BENCHMARKS.md (empty for results without fio). */
+/** Cairn's daemon CPU per GiB and µs per request by type (issue 14), when the run recorded them. */
+function costSection(res: BenchResults): string[] {
+  const t = costTable(res);
+  if (!t) return [];
+  return [
+    '## Daemon costs per request',
+    '',
+    "Cairn's serving daemon (the benchmark container's own process) over each group: CPU seconds (`process.cpuUsage`) per GiB read, and per FUSE request type the mean time from the adapter's call to its answer and the count (the mount's metrics; `read_native`: READs the native addon answered from verified chunks on its own threads, never entering JavaScript, timed there). Summed over the group's daemons and its rounds.",
+    '',
+    mdTable(t),
+    '',
+  ];
+}
+
 function fioSection(res: BenchResults): string[] {
   const fio = res.fio;
   if (!fio) return [];
@@ -266,7 +280,7 @@ export function renderMarkdown(res: BenchResults): string {
     'node dist/bench/report.js bench/results/<timestamp>.json   # publish a results file: docs/benchmarks.json and this page',
     '```',
     '',
-    "Modules: `bench/run.ts` (driver), `bench/reads.ts` (read matrix), `bench/fio.ts` (fio jobs through each mount), `bench/fioexec.ts` (one fio process), `bench/writes.ts` (writes, commits, metadata), `bench/workloads.ts` (real programs in a mount), `bench/container.ts` (one reader in its own mount namespace), `bench/reader.ts` (the reader), `bench/verify.ts` (what readers check), `bench/harness.ts` (processes, barrier, teardown), `bench/dataset.ts`, `bench/s3serve.ts`, `bench/stores.ts` (which object store), `bench/systems.ts` (systems, workloads, cache states), `bench/results.ts` (the results file), `bench/goals.ts`, `bench/tables.ts`, `bench/chart.ts`, `bench/report.ts` (this page). `test/bench/quick.test.ts` runs the quick mode and checks the JSON (never speed); `test/bench/report.test.ts` checks goals and tables on a fixed results file; `test/bench/verify.test.ts` the readers' checks. `bench/store.ts` and `bench/chunks.ts` are separate micro-benchmarks of the store and chunk layers.",
+    "Modules: `bench/run.ts` (driver), `bench/reads.ts` (read matrix), `bench/fio.ts` (fio jobs through each mount), `bench/fioexec.ts` (one fio process), `bench/writes.ts` (writes, commits, metadata), `bench/workloads.ts` (real programs in a mount), `bench/container.ts` (one reader in its own mount namespace), `bench/reader.ts` (the reader), `bench/costs.ts` (a Cairn daemon's CPU and µs per request), `bench/verify.ts` (what readers check), `bench/harness.ts` (processes, barrier, teardown), `bench/dataset.ts`, `bench/s3serve.ts`, `bench/stores.ts` (which object store), `bench/systems.ts` (systems, workloads, cache states), `bench/results.ts` (the results file), `bench/goals.ts`, `bench/tables.ts`, `bench/chart.ts`, `bench/report.ts` (this page). `test/bench/quick.test.ts` runs the quick mode and checks the JSON (never speed); `test/bench/report.test.ts` checks goals and tables on a fixed results file; `test/bench/verify.test.ts` the readers' checks. `bench/store.ts` and `bench/chunks.ts` are separate micro-benchmarks of the store and chunk layers; `bench/nread.ts` compares warm reads through fresh native mounts with native cached reads on and off.",
     '',
     '## Method',
     '',
@@ -317,6 +331,7 @@ export function renderMarkdown(res: BenchResults): string {
     mdTable(readTable(res)),
     '',
     ...fioSection(res),
+    ...costSection(res),
   ];
   if (res.writes?.rows.length) {
     md.push(

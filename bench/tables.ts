@@ -153,3 +153,65 @@ export function table(res: BenchResults): string {
   if (res.failures.length) out.push('', 'failures:', ...res.failures.map((f) => `  ${f}`));
   return out.join('\n');
 }
+
+/** Request types shown first in the costs table (others follow by total time). */
+const COST_FIRST = ['read', 'read_native', 'open', 'lookup', 'getattr', 'readdir', 'release'];
+
+/**
+ * Cairn's daemon costs, per read group and fio job that recorded them: CPU seconds per GiB read
+ * and, per FUSE request type, mean µs and count (`read_native`: READs the native addon answered
+ * without JavaScript). Undefined when no row has them (older results files).
+ *
+ * @example const t = costTable(res); if (t) lines.push(mdTable(t));
+ */
+export function costTable(res: BenchResults): string[][] | undefined {
+  type Costly = {
+    label: string;
+    cache: string;
+    readers: string;
+    system: System;
+    cpu?: number;
+    requests?: Record<string, { n: number; us: number }>;
+  };
+  const rows: Costly[] = [];
+  const reads = [...res.reads].sort(
+    (a, b) =>
+      a.workload.localeCompare(b.workload) ||
+      a.cache.localeCompare(b.cache) ||
+      a.readers - b.readers ||
+      systemOrder(a.system) - systemOrder(b.system),
+  );
+  for (const r of reads) {
+    if (r.cpuSecPerGiB === undefined && !r.requests) continue;
+    const label =
+      r.workload === 'big'
+        ? `big ${r.bytesPerReader / 2 ** 20} MiB`
+        : `small ${r.filesPerReader}x${r.bytesPerReader / r.filesPerReader / 1024}K`;
+    rows.push({ label, cache: r.cache, readers: String(r.readers), system: r.system, cpu: r.cpuSecPerGiB, requests: r.requests });
+  }
+  for (const r of res.fio?.rows ?? []) {
+    if (r.cpuSecPerGiB === undefined && !r.requests) continue;
+    rows.push({
+      label: `fio ${r.job === 'seq' ? 'seq 1M x1' : 'rand 128k x4'}`,
+      cache: r.cache,
+      readers: r.job === 'seq' ? '1' : '4',
+      system: r.system,
+      cpu: r.cpuSecPerGiB,
+      requests: r.requests,
+    });
+  }
+  if (!rows.length) return undefined;
+  const reqCell = (q: Record<string, { n: number; us: number }> | undefined): string => {
+    if (!q) return '-';
+    const ops = Object.keys(q).sort((a, b) => {
+      const ia = COST_FIRST.indexOf(a);
+      const ib = COST_FIRST.indexOf(b);
+      return (ia < 0 ? 99 : ia) - (ib < 0 ? 99 : ib) || q[b]!.n * q[b]!.us - q[a]!.n * q[a]!.us;
+    });
+    return ops.map((op) => `${op} ${fmt(q[op]!.us, 0)} µs ×${q[op]!.n}`).join(', ');
+  };
+  return [
+    ['workload', 'cache', 'readers', 'system', 'daemon CPU s/GiB', 'µs per request (count)'],
+    ...rows.map((r) => [r.label, r.cache, r.readers, NAMES[r.system], fmt(r.cpu, 2), reqCell(r.requests)]),
+  ];
+}

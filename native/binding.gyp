@@ -4,7 +4,7 @@
   "targets": [
     {
       "target_name": "cairn_fuse",
-      "sources": ["cairn_fuse.c"],
+      "sources": ["cairn_fuse.c", "nread.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "<!@(pkg-config --cflags fuse3)"],
       "libraries": ["<!@(pkg-config --libs fuse3)", "-lm"],
       "defines": ["NAPI_VERSION=8"]

@@ -23,6 +23,8 @@
 #include <fuse_lowlevel.h>
 #include <node_api.h>
 
+#include "nread.h"
+
 #include <errno.h>
 #include <math.h>
 #include <fcntl.h>
@@ -43,7 +45,8 @@ enum {
   OP_OPEN = 13, OP_READ = 14, OP_WRITE = 15, OP_RELEASE = 17, OP_FSYNC = 18, OP_FLUSH = 19,
   OP_OPENDIR = 20, OP_READDIR = 21, OP_RELEASEDIR = 22, OP_ACCESS = 24, OP_CREATE = 25,
   OP_READDIRPLUS = 26, OP_FALLOCATE = 27, OP_SETXATTR = 28, OP_GETXATTR = 29, OP_LISTXATTR = 30,
-  OP_REMOVEXATTR = 31, OP_NOTIFY_DONE = 90, OP_EXITED = 91
+  OP_REMOVEXATTR = 31, OP_NOTIFY_DONE = 90, OP_EXITED = 91,
+  OP_NREAD_AHEAD = 92 /* nread.h: a natively served reader entered chunk n0 of handle ino */
 };
 
 #define MAX_WORKERS 16
@@ -84,6 +87,7 @@ struct cmount {
   /* options */
   unsigned max_write, max_readahead;
   int writeback; /* measurement only: the kernel's writeback cache (docs/SEMANTICS.md: off) */
+  nstore *ns;    /* native cached reads (nread.c) */
   /* async work */
   napi_async_work work;
   napi_deferred deferred;
@@ -228,6 +232,28 @@ static void call_js(napi_env env, napi_value fn, void *context, void *data) {
 }
 
 /* ---------------------------------------------------------------------------------------------- */
+/* Native cached reads (nread.c): the worker-thread side                                           */
+
+/* Answers a READ from verified resident chunks (1), else 0; tells JavaScript when to load ahead. */
+static int nread_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
+  cmount *m = fuse_req_userdata(req);
+  double ahead = -1;
+  if (!fi || !nread_serve(m->ns, req, fi->fh, ino, size, off, &ahead)) return 0;
+  if (ahead >= 0) {
+    creq *r = new_req(OP_NREAD_AHEAD, NULL, (fuse_ino_t)fi->fh);
+    r->n[0] = ahead;
+    post(m, r);
+  }
+  return 1;
+}
+
+nstore *cairn_nstore(napi_env env, napi_value ctx) {
+  cmount *m = NULL;
+  if (napi_get_value_external(env, ctx, (void **)&m) != napi_ok || !m) return NULL;
+  return m->ns;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
 /* Low-level operations                                                                            */
 
 static char *dupstr(const char *s) { return s ? strdup(s) : NULL; }
@@ -360,6 +386,7 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
 }
 
 static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
+  if (nread_read(req, ino, size, off, fi)) return;
   creq *r = new_req(OP_READ, req, ino);
   r->n[0] = (double)size;
   r->n[1] = (double)off;
@@ -381,12 +408,17 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 }
 
 static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  if (fi && nread_registered(((cmount *)fuse_req_userdata(req))->ns, fi->fh)) {
+    fuse_reply_err(req, 0); /* a read-only handle of an unchanged file: nothing to flush */
+    return;
+  }
   creq *r = new_req(OP_FLUSH, req, ino);
   r->n[2] = fh_of(fi);
   post(r->m, r);
 }
 
 static void ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  nread_release(((cmount *)fuse_req_userdata(req))->ns, fi->fh);
   creq *r = new_req(OP_RELEASE, req, ino);
   r->n[0] = fi->flags;
   r->n[2] = fh_of(fi);
@@ -1052,6 +1084,14 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
     napi_get_named_property(env, argv[3], "writeback", &opt);
     m->writeback = num(env, opt) != 0;
   }
+  /* nreadBytes: the budget of native cached reads (nread.c; 0: off). */
+  size_t nread_bytes = 0;
+  napi_has_named_property(env, argv[3], "nreadBytes", &has);
+  if (has) {
+    napi_get_named_property(env, argv[3], "nreadBytes", &opt);
+    nread_bytes = (size_t)num(env, opt);
+  }
+  m->ns = nread_new(nread_bytes);
   napi_has_named_property(env, argv[3], "maxReadahead", &has);
   if (has) {
     napi_get_named_property(env, argv[3], "maxReadahead", &opt);
@@ -1110,6 +1150,7 @@ static void unmount_execute(napi_env env, void *data) {
   }
   m->destroyed = 1;
   pthread_mutex_unlock(&m->lock);
+  nread_free(m->ns); /* every worker has stopped: no reply holds chunk bytes */
   fuse_session_destroy(m->se);
   close(m->exitfd);
 }
@@ -1194,6 +1235,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"replyXattr", NULL, reply_xattr, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  nread_define(env, exports);
   return exports;
 }
 

@@ -16,6 +16,7 @@ import { loadError, loadNative, mountLowLevel, type LowLevelMount } from './lowl
 import { isControlPath } from './control-fuse.js';
 import { READ_ONLY_SUBTYPE, fsnameFor } from './mountinfo.js';
 import type { BindingName } from './config.js';
+import { nreadBudget, type ChunkSource } from './lowlevel-nread.js';
 
 export type { BindingName } from './config.js';
 
@@ -41,6 +42,8 @@ export interface BindingOptions {
   /** The kernel ended the mount by itself (unmounted from outside). Native only. */
   onExit?: () => void;
   onError?: (op: string, path: string, err: unknown) => void;
+  /** Committed files' chunks, for reads served by the native addon's threads (native only). */
+  chunkSource?: ChunkSource;
 }
 
 /** A mounted binding. */
@@ -207,7 +210,10 @@ async function mountNative(ops: FuseOps, o: BindingOptions): Promise<Binding> {
       native: {
         maxReadahead: NATIVE_READAHEAD_KB * 1024,
         ...(process.env.CAIRN_FUSE_WRITEBACK === '1' ? { writeback: 1 } : {}),
+        // Reads of verified resident chunks answered on the addon's threads (lowlevel-nread.ts).
+        nreadBytes: o.chunkSource ? nreadBudget() : 0,
       },
+      ...(o.chunkSource ? { chunkSource: o.chunkSource } : {}),
       ...(o.onExit ? { onExit: o.onExit } : {}),
       ...(o.onError ? { onError: o.onError } : {}),
     });

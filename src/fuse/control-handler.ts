@@ -31,7 +31,7 @@ export interface ControlContext {
   mountpoint: string;
   readOnly: boolean;
   device: string;
-  binding: { name: string; note?: string };
+  binding: { name: string; note?: string; native?: { nreadStats(): object | undefined } };
   handles: HandleTable;
   scheduler: CommitScheduler;
   startedAt: string;
@@ -60,6 +60,8 @@ export async function mountStatus(c: ControlContext): Promise<Record<string, unk
     pid: process.pid,
     binding: c.binding.name,
     ...(c.binding.note ? { bindingNote: c.binding.note } : {}),
+    // Reads answered by the native addon's threads from verified chunks (src/fuse/lowlevel-nread.ts).
+    nativeReads: c.binding.native?.nreadStats() ?? null,
     readOnly: c.readOnly,
     seq: c.session.seq,
     pending: c.session.pendingCount(),

@@ -29,6 +29,7 @@ import { CommitScheduler } from './scheduler.js';
 import { withMetrics } from './metered.js';
 import type { CloseResult } from './control-handler.js';
 import { stderrLogger, type Logger } from './log.js';
+import { chunkSourceOf } from './lowlevel-nread.js';
 
 export type { CloseResult } from './control-handler.js';
 export { stderrLogger, type Logger, type LogLevel } from './log.js';
@@ -143,6 +144,7 @@ export async function runDaemon(
     ...(config.attrTimeoutSec !== undefined ? { attrTimeoutSec: config.attrTimeoutSec } : {}),
     ...(config.entryTimeoutSec !== undefined ? { entryTimeoutSec: config.entryTimeoutSec } : {}),
     handles,
+    chunkSource: chunkSourceOf(session),
     // The kernel ended the mount (unmounted from outside); the watcher would notice it too.
     onExit: () =>
       setImmediate(() => {

@@ -4,8 +4,8 @@
  */
 import { createRequire } from 'node:module';
 
-/** The addon's exports (see native/cairn_fuse.c). */
-export interface NativeAddon {
+/** The addon's exports (see native/cairn_fuse.c; native reads: native/nread.c). */
+export interface NativeAddon extends NreadAddon {
   mount(mountpoint: string, args: string[], handler: NativeHandler, opts: NativeMountOptions): [unknown, Promise<void>];
   unmount(ctx: unknown): Promise<void>;
   invalidate(ctx: unknown, parents: number[], names: string[], inodes: number[], done: (failed: number) => void): void;
@@ -32,6 +32,31 @@ export interface NativeAddon {
     entryTimeout: number,
   ): number;
 }
+/** The addon's figures of native reads. */
+export interface NreadStats {
+  served: number;
+  servedBytes: number;
+  servedNs: number;
+  misses: number;
+  puts: number;
+  putBytes: number;
+  evictions: number;
+  bytes: number;
+  chunks: number;
+  files: number;
+  budget: number;
+}
+
+/** The nread* exports of the addon. */
+export interface NreadAddon {
+  nreadOpen(ctx: unknown, fh: number, ino: number, size: number, offsets: Float64Array, names: Buffer): void;
+  nreadClose(ctx: unknown, fh: number): void;
+  nreadDrop(ctx: unknown, ino: number): number;
+  nreadHas(ctx: unknown, name: Buffer): boolean;
+  nreadPut(ctx: unknown, name: Buffer, bytes: Buffer): boolean;
+  nreadStats(ctx: unknown): NreadStats;
+}
+
 export type Req = object;
 /** ino, mode, nlink, uid, gid, size, times ([mtimeMs, atimeMs, ctimeMs, rdev]) */
 export type AttrArgs = [number, number, number, number, number, number, Float64Array | number];
@@ -58,6 +83,8 @@ export interface NativeMountOptions {
   maxReadahead?: number;
   /** 1: ask for the kernel's writeback cache (measurement only). */
   writeback?: number;
+  /** Budget in bytes of native cached reads (lowlevel-nread.ts; 0 or absent: off). */
+  nreadBytes?: number;
 }
 
 /** Request codes (native/cairn_fuse.c). */
@@ -92,6 +119,8 @@ export const OP = {
   LISTXATTR: 30,
   REMOVEXATTR: 31,
   EXITED: 91,
+  /** Not a request: a natively served reader (handle in `ino`) entered chunk n0 (lowlevel-nread.ts). */
+  NREAD_AHEAD: 92,
 } as const;
 
 export const SET_ATTR = { MODE: 1, UID: 2, GID: 4, SIZE: 8, ATIME: 16, MTIME: 32, ATIME_NOW: 128, MTIME_NOW: 256 } as const;

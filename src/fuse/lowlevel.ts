@@ -36,12 +36,14 @@ import {
   type NativeAddon,
   type NativeHandler,
   type NativeMountOptions,
+  type NreadStats,
   type Req,
 } from './lowlevel-addon.js';
 import { child, InodeTable, parentOf } from './lowlevel-inodes.js';
 import { Names } from './lowlevel-names.js';
 import { refreshKernel } from './lowlevel-refresh.js';
 import { OpStats } from './lowlevel-stats.js';
+import { NativeReads, type ChunkSource } from './lowlevel-nread.js';
 
 export { loadError, loadNative, type NativeAddon, type NativeMountOptions } from './lowlevel-addon.js';
 export { InodeTable, parentOf } from './lowlevel-inodes.js';
@@ -76,6 +78,8 @@ export interface LowLevelOptions {
   /** The kernel ended the mount (unmounted from outside). */
   onExit?: () => void;
   onError?: (op: string, path: string, err: unknown) => void;
+  /** Committed files' chunks for native cached reads (with `native.nreadBytes` > 0; lowlevel-nread.ts). */
+  chunkSource?: ChunkSource;
 }
 
 /** A live native mount. */
@@ -90,6 +94,8 @@ export interface LowLevelMount {
    * "absent" answer. Resolves once the kernel has done it.
    */
   refresh(changed?: Iterable<string>): Promise<{ entries: number; inodes: number }>;
+  /** Figures of reads served natively (undefined when native cached reads are off). */
+  nreadStats(): NreadStats | undefined;
 }
 
 interface DirHandle {
@@ -236,10 +242,13 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
     });
   }
 
+  let nread: NativeReads | undefined; // native cached reads (lowlevel-nread.ts), once the mount context exists
   const handler: NativeHandler = (op, req, ino, ino2, n0, n1, n2, n3, s1, s2, data, pid, uid, gid) => {
     if (op === OP.FORGET) return inodes.forget(ino, n0);
+    if (op === OP.NREAD_AHEAD) return nread?.ahead(ino, n0);
     if (op === OP.EXITED) return o.onExit?.();
     if (!req) return;
+    nread?.before(op, ino, n0, n1, n2, () => inodes.peek(child(inodes.path(ino) ?? '/', s1 ?? '')));
     const slow = op === OP.WRITE && uncached(inodes.path(ino) ?? '');
     stats?.start(req, op);
     waiting.set(req, limit > 0 ? Date.now() + (slow ? Math.max(limit, o.controlWriteTimeoutMs ?? 0) : limit) : Infinity);
@@ -354,7 +363,10 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
         return step(
           req,
           (cb) => ops.open(path, n0, cb, pid),
-          (fh: number) => (uncached(path) ? addon.replyOpen(req, fh, 0, 1) : addon.replyOpen(req, fh, 1, 0)),
+          (fh: number) =>
+            uncached(path)
+              ? addon.replyOpen(req, fh, 0, 1)
+              : (nread?.open(fh, ino, path, n0, () => addon.replyOpen(req, fh, 1, 0)) ?? addon.replyOpen(req, fh, 1, 0)),
         );
       case OP.CREATE: {
         const p = child(path, s1!);
@@ -434,6 +446,7 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
 
   const args = o.options.length ? ['-o', o.options.join(',')] : [];
   const [ctx, mounted] = addon.mount(o.mountpoint, args, handler, o.native ?? {});
+  if (o.chunkSource && (o.native?.nreadBytes ?? 0) > 0) nread = new NativeReads(raw, ctx, o.chunkSource, o.handles);
   await mounted;
   let unmounting: Promise<void> | undefined;
 
@@ -441,10 +454,14 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
     inodes,
     unmount() {
       clearInterval(sweep);
-      if (!unmounting && stats) process.stderr.write(`${JSON.stringify({ fuseOpStats: stats.summary() })}\n`);
+      if (!unmounting && stats) process.stderr.write(`${JSON.stringify({ fuseOpStats: stats.summary(nread?.stats()) })}\n`);
       unmounting ??= addon.unmount(ctx);
       return unmounting;
     },
-    refresh: (changed) => refreshKernel({ addon, ctx, ops, inodes, negatives, live: () => !unmounting }, changed),
+    refresh: (changed) => (
+      nread?.dropChanged(changed, (p) => inodes.peek(p)),
+      refreshKernel({ addon, ctx, ops, inodes, negatives, live: () => !unmounting }, changed)
+    ),
+    nreadStats: () => nread?.stats(),
   };
 }

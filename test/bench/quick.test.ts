@@ -86,6 +86,10 @@ test('npm run bench -- --quick writes complete results', { timeout: 20 * 60_000 
           );
           assert.ok(warm && warm.MiBps > 0, `no warm ${system} ${workload} row x${readers}${why}`);
           assert.ok(warm.mountMs > 0 && warm.daemonHwmMiB > 0);
+          // Issue 14: the daemon's CPU per GiB and its requests by type (reads in JS or natively).
+          assert.ok(warm.cpuSecPerGiB > 0, `${system} ${workload} x${readers}: cpuSecPerGiB = ${warm.cpuSecPerGiB}`);
+          const reads = (warm.requests?.read?.n ?? 0) + (warm.requests?.read_native?.n ?? 0);
+          assert.ok(reads > 0 && Object.values(warm.requests).every((c: any) => c.n > 0 && c.us >= 0), JSON.stringify(warm.requests));
         }
       }
     }

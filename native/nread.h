@@ -1,0 +1,45 @@
+/*
+ * nread: reads served on the native worker threads from verified chunk bytes, never entering
+ * JavaScript (docs/CHUNKS.md, "Native cached reads"; docs/ARCHITECTURE.md, the native/JS split).
+ *
+ * JavaScript registers, per open file handle, the chunk layout of a committed, unchanged file
+ * (offsets and BLAKE3 names) and hands over the bytes of chunks it has verified. A READ on a
+ * registered handle whose range is covered entirely by resident chunks is answered here with
+ * fuse_reply_iov; anything else goes to JavaScript as before.
+ */
+#ifndef CAIRN_NREAD_H
+#define CAIRN_NREAD_H
+
+#define FUSE_USE_VERSION 34
+#include <fuse_lowlevel.h>
+#include <node_api.h>
+#include <stdint.h>
+
+typedef struct nstore nstore;
+
+/* A store bounded by `budget` bytes of chunk data (0: disabled, never serves). */
+nstore *nread_new(size_t budget);
+
+/*
+ * Answers READ(size, off) on handle fh from resident chunks: 1 when answered, 0 when the request
+ * must go to JavaScript. *ahead is set to the index of the chunk where a natively served read
+ * ended when the reader entered a new chunk (JavaScript then loads the chunks after it), else -1.
+ */
+int nread_serve(nstore *s, fuse_req_t req, uint64_t fh, uint64_t ino, size_t size, off_t off, double *ahead);
+
+/* Forgets handle fh (release). */
+void nread_release(nstore *s, uint64_t fh);
+
+/* 1 when fh is a registered (read-only, unchanged) handle: a flush has nothing to do. */
+int nread_registered(nstore *s, uint64_t fh);
+
+/* Frees every chunk and layout (after every worker has stopped). */
+void nread_free(nstore *s);
+
+/* The store of a mount context (the External the mount returned); NULL when not one. Defined in cairn_fuse.c. */
+nstore *cairn_nstore(napi_env env, napi_value ctx);
+
+/* Adds the nread* exports. */
+void nread_define(napi_env env, napi_value exports);
+
+#endif

@@ -1,0 +1,209 @@
+/**
+ * Native cached reads, the JavaScript half (native/nread.c is the other): which open files the
+ * addon's worker threads may answer READs for without entering JavaScript, and the verified chunk
+ * bytes they answer from.
+ *
+ * - An open for reading of a committed, unchanged file (not staged, not open for writing in this
+ *   mount) registers the handle's chunk layout (offsets and BLAKE3 names) with the addon before the
+ *   open is answered. A small file (up to 1 MiB) has its chunks loaded first, so its reads never
+ *   reach JavaScript; a larger one starts loading its first chunks.
+ * - Chunks are loaded with the chunk layer's `readChunk`, which verifies each against its name
+ *   (memory LRU, host cache, store), and then copied into the addon's bounded store (`nreadPut`).
+ *   Nothing else ever fills it: a damaged cache file is caught by that verification and never
+ *   reaches a reply.
+ * - The addon tells us when a natively served reader enters a new chunk (`ahead`); we load the
+ *   chunks after it (a window of WINDOW chunks). A READ the addon could not serve reaches
+ *   JavaScript as before (`missed`), and we load the chunk it needed (and, for a sequential
+ *   reader, the window after it).
+ * - Before anything changes a file's bytes (an open for writing, write, truncate, fallocate, a
+ *   create over it) and for every inode a reload changed, its layouts are dropped (`drop`):
+ *   reads then go to JavaScript, which sees the new bytes. Release drops the handle's layout in
+ *   the addon itself.
+ */
+import type { ChunkRef } from '../chunks/index.js';
+import { wantsWrite, type HandleTable } from './handles.js';
+import { OP, SET_ATTR, type NreadAddon, type NreadStats } from './lowlevel-addon.js';
+
+/** Chunks loaded ahead of a sequential reader. */
+const WINDOW = 8;
+/** Files up to this size have all their chunks loaded before the open is answered. */
+const SMALL_FILE = 1 << 20;
+/** Default budget of the addon's store (`CAIRN_FUSE_NREAD_BYTES`; 0 turns native reads off). */
+export const NREAD_DEFAULT_BYTES = 64 << 20;
+
+/** What native reads need of a session: a file's stored entry and verified chunk bytes. */
+export interface ChunkSource {
+  entryAt(path: string): { type: string; size: number; staged?: unknown; chunks?: readonly ChunkRef[] } | undefined;
+  readonly chunks: { readChunk(ref: ChunkRef): Promise<Buffer> };
+}
+
+/** The budget of native cached reads from the environment (`CAIRN_FUSE_NREAD_BYTES`). */
+export function nreadBudget(env: NodeJS.ProcessEnv = process.env): number {
+  const v = env.CAIRN_FUSE_NREAD_BYTES;
+  if (v === undefined || v === '') return NREAD_DEFAULT_BYTES;
+  const n = Number(v);
+  return Number.isFinite(n) && n >= 0 ? Math.floor(n) : NREAD_DEFAULT_BYTES;
+}
+
+interface OpenFile {
+  ino: number;
+  refs: readonly ChunkRef[];
+  names: Buffer[];
+  /** Chunks before this index have been loaded (or started). */
+  next: number;
+  /** The chunk of the last read JavaScript served (sequential detection). */
+  last: number;
+}
+
+/**
+ * The registry of natively served handles of one mount.
+ *
+ * @example
+ *   const nr = new NativeReads(addon, ctx, session, handles);
+ *   nr.open(fh, ino, '/a.bin', O_RDONLY, () => addon.replyOpen(req, fh, 1, 0)); // reads may now be served natively
+ */
+export class NativeReads {
+  private readonly files = new Map<number, OpenFile>();
+  /** Registered handles per inode (a write costs one lookup, not a scan of every open file). */
+  private readonly byIno = new Map<number, Set<number>>();
+
+  constructor(
+    private readonly addon: NreadAddon,
+    private readonly ctx: unknown,
+    private readonly source: ChunkSource,
+    private readonly handles: HandleTable,
+  ) {}
+
+  /**
+   * Before JavaScript runs request `op` (the handler's numbers): drops the layouts of a file about
+   * to change (an open for writing or truncating, a write, a truncate, a fallocate, a create over
+   * `child()`), loads what
+   * a READ the addon could not answer needs, forgets a released handle.
+   */
+  before(op: number, ino: number, n0: number, n1: number, n2: number, child: () => number | undefined): void {
+    if (op === OP.READ) return this.missed(n2, n1);
+    if (op === OP.RELEASE) return this.forget(n2);
+    // A write or fallocate too: a handle opened for writing under another name of the inode (a hard link).
+    if ((op === OP.OPEN && wantsWrite(n0)) || (op === OP.SETATTR && n0 & SET_ATTR.SIZE) || op === OP.WRITE || op === OP.FALLOCATE) {
+      return this.drop(ino);
+    }
+    if (op === OP.CREATE) {
+      const c = child();
+      if (c !== undefined) this.drop(c);
+    }
+  }
+
+  /**
+   * Answers an open (`reply`) once handle `fh` is registered, when its file may be served
+   * natively, and a small file's chunks are loaded (failures are left to the reads). Returns true.
+   */
+  open(fh: number, ino: number, path: string, flags: number, reply: () => void): true {
+    this.register(fh, ino, path, flags).then(reply, reply);
+    return true;
+  }
+
+  /** After a reload: drops the layouts of the changed paths (`peek`: their inodes), or all of them. */
+  dropChanged(changed: Iterable<string> | undefined, peek: (path: string) => number | undefined): void {
+    const inos = changed ? [...changed].map(peek) : [...this.byIno.keys()];
+    for (const i of inos) if (i !== undefined) this.drop(i);
+  }
+
+  private async register(fh: number, ino: number, path: string, flags: number): Promise<void> {
+    if (wantsWrite(flags)) return;
+    const e = this.source.entryAt(path);
+    if (!e || e.type !== 'file' || e.staged || !e.chunks?.length || e.size <= 0) return;
+    if (this.handles.list().some((h) => h.fh !== fh && h.path === path && wantsWrite(h.flags))) return;
+    const refs = e.chunks;
+    const offsets = new Float64Array(refs.length + 1);
+    for (let i = 0; i < refs.length; i++) offsets[i + 1] = offsets[i]! + refs[i]!.length;
+    if (offsets[refs.length] !== e.size) return;
+    const names = refs.map((r) => Buffer.from(r.hash, 'hex'));
+    if (names.some((n) => n.length !== 32)) return;
+    this.addon.nreadOpen(this.ctx, fh, ino, e.size, offsets, Buffer.concat(names));
+    const f: OpenFile = { ino, refs, names, next: 0, last: -2 };
+    this.forget(fh);
+    this.files.set(fh, f);
+    this.byIno.set(ino, (this.byIno.get(ino) ?? new Set()).add(fh));
+    const loads = this.load(f, 0, e.size <= SMALL_FILE ? refs.length : WINDOW);
+    if (e.size <= SMALL_FILE) await Promise.all(loads);
+  }
+
+  /** A natively served reader of `fh` entered chunk `idx`: load the window after it. */
+  ahead(fh: number, idx: number): void {
+    const f = this.files.get(fh);
+    if (f) void this.load(f, Math.max(f.next, idx + 1), idx + 1 + WINDOW);
+  }
+
+  /** JavaScript served a READ of `fh` at `offset` (the addon could not): load what it needs. */
+  missed(fh: number, offset: number): void {
+    const f = this.files.get(fh);
+    if (!f) return;
+    let i = 0;
+    let end = 0;
+    for (; i < f.refs.length; i++) {
+      end += f.refs[i]!.length;
+      if (offset < end) break;
+    }
+    if (i >= f.refs.length) return;
+    const sequential = i === f.last || i === f.last + 1;
+    f.last = i;
+    void this.load(f, i, sequential ? i + 1 + WINDOW : i + 1, true);
+  }
+
+  /** The file of inode `ino` is about to change: no more native reads of its old layout. */
+  drop(ino: number): void {
+    const fhs = this.byIno.get(ino);
+    if (!fhs) return;
+    this.byIno.delete(ino);
+    for (const fh of fhs) this.files.delete(fh);
+    this.addon.nreadDrop(this.ctx, ino);
+  }
+
+  /** Handle `fh` was released (the addon forgot its layout itself). */
+  private forget(fh: number): void {
+    const f = this.files.get(fh);
+    if (!f) return;
+    this.files.delete(fh);
+    const fhs = this.byIno.get(f.ino);
+    fhs?.delete(fh);
+    if (fhs?.size === 0) this.byIno.delete(f.ino);
+  }
+
+  stats(): NreadStats {
+    return this.addon.nreadStats(this.ctx);
+  }
+
+  /**
+   * Loads chunks [from, to) of `f` into the addon's store (verified by the chunk layer first).
+   * `again`: also chunks before `f.next` (a seek back), else only new ones.
+   */
+  private load(f: OpenFile, from: number, to: number, again = false): Promise<void>[] {
+    const out: Promise<void>[] = [];
+    const end = Math.min(to, f.refs.length);
+    for (let i = again ? from : Math.max(from, f.next); i < end; i++) {
+      if (this.addon.nreadHas(this.ctx, f.names[i]!)) continue;
+      const ref = f.refs[i]!;
+      const name = f.names[i]!;
+      out.push(
+        this.source.chunks.readChunk(ref).then(
+          (bytes) => {
+            if (bytes.length === ref.length) this.addon.nreadPut(this.ctx, name, bytes);
+          },
+          () => undefined, // the read that needs it reports the error
+        ),
+      );
+    }
+    if (end > f.next) f.next = end;
+    return out;
+  }
+}
+
+/**
+ * The session as a chunk source when it is one (a full session is; a test's stand-in may not be).
+ *
+ * @example const source = chunkSourceOf(session); // pass as the binding's chunkSource
+ */
+export function chunkSourceOf(s: unknown): ChunkSource | undefined {
+  const c = s as Partial<ChunkSource> | undefined;
+  return typeof c?.entryAt === 'function' && typeof c.chunks?.readChunk === 'function' ? (c as ChunkSource) : undefined;
+}
