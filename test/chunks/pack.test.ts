@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ChunkStore } from '../../src/chunks/chunkstore.js';
 import { hashChunk } from '../../src/chunks/hash.js';
-import { PackBuilder, PACK_MAGIC, parsePack, readPackIndex } from '../../src/chunks/pack.js';
+import { PackBuilder, PACK_MAGIC, PACK_VERSION, parsePack, readPackIndex } from '../../src/chunks/pack.js';
 import type { ChunkRef } from '../../src/chunks/types.js';
 import { CairnError, isCairnError } from '../../src/errors.js';
 import { MemoryStore } from '../../src/store/memory.js';
@@ -96,7 +96,7 @@ describe('pack format', () => {
       );
     }
     const future = Buffer.from(pack);
-    future.writeUInt32LE(2, future.length - 12);
+    future.writeUInt32LE(PACK_VERSION + 1, future.length - 12);
     assert.throws(
       () => parsePack(future),
       (e: unknown) => isCairnError(e, 'UNSUPPORTED'),
