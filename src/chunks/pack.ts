@@ -24,7 +24,7 @@ import pLimit from 'p-limit';
 import { CairnError, asCairnError } from '../errors.js';
 import type { ObjectStore } from '../store/types.js';
 import { Chunker, DEFAULT_CHUNKER, type ChunkerParams } from './chunker.js';
-import { hashChunkAsync } from './hash.js';
+import { hashChunkAsync, outboardAsync } from './hash.js';
 import { blockCount, chunkOutboard, CV_BYTES, isBlockSize } from './outboard.js';
 import type { ChunkRef, KnownChunks } from './types.js';
 
@@ -56,7 +56,7 @@ export class PackBuilder {
   readonly id = newPackId();
   readonly entries: PackEntry[] = [];
   private readonly parts: Uint8Array[] = [];
-  private readonly outboards: (Uint8Array | undefined)[] = [];
+  private readonly outboards: (Uint8Array | Promise<Uint8Array> | undefined)[] = [];
   /** Bytes of chunk data so far (= offset of the next chunk). */
   size = 0;
 
@@ -67,22 +67,36 @@ export class PackBuilder {
   }
 
   /**
-   * Appends a chunk; returns its offset in the pack. `outboard`, when the caller has it (a chunk
-   * copied from another pack with the same block size), saves computing it at `seal`.
+   * Appends a chunk; returns its offset in the pack. `outboard` (its block CVs for this block size,
+   * or their promise: `outboardAsync`) saves computing them at `seal` — e.g. a chunk copied from a
+   * pack with the same block size, whose outboard was checked against the chunk's name.
    */
-  add(hash: string, data: Uint8Array, outboard?: Uint8Array): number {
+  add(hash: string, data: Uint8Array, outboard?: Uint8Array | Promise<Uint8Array>): number {
     const offset = this.size;
     this.parts.push(data);
-    this.outboards.push(outboard?.length === blockCount(data.length, this.blockBytes) * CV_BYTES ? outboard : undefined);
+    this.outboards.push(outboard);
     this.entries.push({ hash, offset, length: data.length });
     this.size += data.length;
     return offset;
   }
 
-  /** The complete pack object: data, index, outboards, footer. The builder must not be used afterwards. */
+  /** `seal` once the outboards given as promises are in. */
+  async sealed(): Promise<Buffer> {
+    for (let i = 0; i < this.outboards.length; i++) this.outboards[i] = await this.outboards[i];
+    return this.seal();
+  }
+
+  /**
+   * The complete pack object: data, index, outboards, footer (outboards not given, or still
+   * pending, are computed here). The builder must not be used afterwards.
+   */
   seal(): Buffer {
     const index = encodeIndex(this.entries, this.blockBytes);
-    const outboards = this.parts.map((p, i) => this.outboards[i] ?? chunkOutboard(p, this.blockBytes));
+    const outboards = this.parts.map((p, i) => {
+      const given = this.outboards[i];
+      const ok = given instanceof Uint8Array && given.length === blockCount(p.length, this.blockBytes) * CV_BYTES;
+      return ok ? given : chunkOutboard(p, this.blockBytes);
+    });
     const outBytes = outboards.reduce((n, o) => n + o.length, 0);
     const footer = Buffer.alloc(PACK_FOOTER_BYTES);
     footer.writeUInt32LE(index.length + outBytes, 0);
@@ -357,7 +371,7 @@ export class PackWriter {
     let ref = this.seen.get(hash) ?? this.known?.(hash);
     if (!ref) {
       const pack = (this.current ??= new PackBuilder(this.blockBytes));
-      ref = { hash, pack: pack.id, offset: pack.add(hash, chunk), length: chunk.length };
+      ref = { hash, pack: pack.id, offset: pack.add(hash, chunk, outboardAsync(chunk, this.blockBytes)), length: chunk.length };
       this.newChunks.push(ref);
       this.seen.set(hash, ref);
       refs.push(ref);
@@ -374,7 +388,7 @@ export class PackWriter {
 
   private startUpload(pack: PackBuilder): void {
     const p = this.limit(async () => {
-      const body = pack.seal();
+      const body = await pack.sealed();
       await this.store.put(this.prefix + pack.id, body);
       this.bytesUploaded += body.length;
       this.uploaded.push(pack.id);
