@@ -2,8 +2,8 @@
  * Cold reads through the chunk layer against raw GETs of the same bytes, in one run on one store
  * (s3rver in its own process, or Ceph RGW with `--store ceph`): a big file read sequentially by
  * one reader (1 MiB requests, the native FUSE request size, each awaited), time to first byte,
- * and random 128 KiB reads by 4 jobs (whole chunks, and verified 64 KiB blocks of chunks: partial
- * reads; `--blocks` also 16, 32 and 128 KiB blocks). Every Cairn read starts cold: a fresh ChunkStore, no host
+ * and random 128 KiB reads by 4 jobs (whole chunks, and verified 32 KiB blocks of chunks: partial
+ * reads; `--blocks` also 16, 64 and 128 KiB blocks). Every Cairn read starts cold: a fresh ChunkStore, no host
  * cache. Variants: the adaptive per-reader cursor vs the old fixed 16-chunk readahead, streamed
  * runs on/off, range GETs of 8 or 16 MiB. Figures are medians of 3 runs (sequential: of 5
  * interleaved rounds with --quick, 3 without). Prints one JSON object.
@@ -170,9 +170,9 @@ async function sequentialAndTtfb(store: ObjectStore, refs: ChunkRef[], out: Reco
 async function randomReads(store: ObjectStore, refs: ChunkRef[], data: Buffer, out: Record<string, unknown>): Promise<void> {
   const offsets = Array.from({ length: RANDOM_COUNT }, () => Math.floor(Math.random() * ((SIZE - RANDOM_READ) / 4096)) * 4096);
   const bytes = RANDOM_COUNT * RANDOM_READ;
-  const layouts: [string, string, ChunkRef[]][] = [['64 KiB', PACKS, refs]];
+  const layouts: [string, string, ChunkRef[]][] = [['32 KiB', PACKS, refs]];
   if (process.argv.includes('--blocks')) {
-    for (const kib of [16, 32, 128]) {
+    for (const kib of [16, 64, 128]) {
       const prefix = `bench/coldread/packs-${kib}k/`;
       const w = new ChunkStore({ store, packPrefix: prefix, cache: null, blockBytes: kib * 1024 }).writer();
       const r = await w.write(data);

@@ -34,7 +34,7 @@ export const PACK_FOOTER_BYTES = 16;
 export const PACK_VERSION = 2;
 const ENTRY_BYTES = 32 + 8 + 4;
 /** Block size of the outboards this code writes: partial reads fetch and verify whole blocks of this size. */
-export const DEFAULT_BLOCK_BYTES = 64 * 1024;
+export const DEFAULT_BLOCK_BYTES = 32 * 1024;
 /** Chunks of one file being hashed ahead of the one being added (bounds memory to ~this × max chunk). */
 const HASH_AHEAD = 4;
 /** Default size at which a pack is sealed and uploaded. */

@@ -2,7 +2,7 @@
  * Partial-chunk reads: the blocks of a chunk a random read needs, fetched and verified without the
  * rest of the chunk.
  *
- * A v2 pack carries, per chunk, its outboard: the BLAKE3 chaining values of its blocks (64 KiB by
+ * A v2 pack carries, per chunk, its outboard: the BLAKE3 chaining values of its blocks (32 KiB by
  * default; ./outboard.ts). A partial read of chunk `ref`:
  * 1. reads the pack's trailer once per pack (HEAD + 2 range GETs; memoised, single flight), finds the
  *    ref's entry (same offset, hash and length) and its outboard;
