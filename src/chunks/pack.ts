@@ -306,6 +306,27 @@ export class PackWriter {
     return refs;
   }
 
+  /**
+   * Appends one chunk as it is (no chunking), e.g. a chunk copied out of another pack by
+   * compaction: `hash` must be its BLAKE3 (the caller verified it). `outboard`, its block CVs when
+   * the caller has them for this writer's block size (checked with `verifyOutboard`), saves
+   * computing them; without, they are computed. Deduped like `write` (a hash already in this writer,
+   * or `known`, is not uploaded again). Returns the chunk's ref (durable after `finish()`).
+   *
+   * @example const ref = await w.addChunk(old.hash, await chunks.readChunk(old));
+   */
+  async addChunk(hash: string, data: Uint8Array, outboard?: Uint8Array): Promise<ChunkRef> {
+    this.checkOpen();
+    const refs: ChunkRef[] = [];
+    await this.add(data, hash, refs, outboard);
+    return refs[0];
+  }
+
+  /** Block size of the outboards this writer writes. */
+  get outboardBlockBytes(): number {
+    return this.blockBytes;
+  }
+
   /** Like `write`, streaming a local file (never loaded whole). Missing file -> NOT_FOUND. */
   async writeFile(localPath: string): Promise<ChunkRef[]> {
     this.checkOpen();
@@ -366,12 +387,12 @@ export class PackWriter {
   }
 
   /** Hashes one chunk, dedupes it, appends it to the open pack when new; pushes its ref. */
-  private async add(chunk: Uint8Array, hash: string, refs: ChunkRef[]): Promise<void> {
+  private async add(chunk: Uint8Array, hash: string, refs: ChunkRef[], outboard?: Uint8Array): Promise<void> {
     this.checkOpen();
     let ref = this.seen.get(hash) ?? this.known?.(hash);
     if (!ref) {
       const pack = (this.current ??= new PackBuilder(this.blockBytes));
-      ref = { hash, pack: pack.id, offset: pack.add(hash, chunk, outboardAsync(chunk, this.blockBytes)), length: chunk.length };
+      ref = { hash, pack: pack.id, offset: pack.add(hash, chunk, outboard ?? outboardAsync(chunk, this.blockBytes)), length: chunk.length };
       this.newChunks.push(ref);
       this.seen.set(hash, ref);
       refs.push(ref);
