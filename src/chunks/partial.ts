@@ -164,9 +164,10 @@ export class PartialReader {
     });
   }
 
-  /** The verified outboard of `ref`, or undefined when it has none usable (memoised per chunk). */
+  /** The verified outboard of `ref`, or undefined when it has none usable (memoised per chunk and place). */
   private async locate(ref: ChunkRef): Promise<Located | undefined> {
-    const memo = this.verified.get(ref.hash);
+    const id = `${ref.hash}@${ref.pack}:${ref.offset}`; // a chunk copied to another pack has its own trailer
+    const memo = this.verified.get(id);
     if (memo !== undefined) return memo ?? undefined;
     const index = await this.trailer(ref.pack);
     if (!index) return undefined; // not memoised: the trailer read is retried by a later read
@@ -182,7 +183,7 @@ export class PartialReader {
       }
     }
     if (this.verified.size >= MAX_VERIFIED) this.verified.delete(this.verified.keys().next().value!);
-    this.verified.set(ref.hash, loc);
+    this.verified.set(id, loc);
     return loc ?? undefined;
   }
 
