@@ -156,7 +156,7 @@ export class ChunkStore {
     });
     this.prefetcher = new Prefetcher(this.fetcher, this.store, this.packPrefix, this.rangeBytes);
     const partialBytes = opts.partialMemoryBytes ?? 16 * 1024 * 1024;
-    this.partial = opts.partialReads !== false && partialBytes > 0 ? new PartialReader(this.store, this.packPrefix, new ChunkLru(partialBytes)) : null;
+    this.partial = opts.partialReads !== false && partialBytes > 0 ? new PartialReader(this.store, this.packPrefix, new ChunkLru(partialBytes), this.cache) : null;
     this.blockBytes = opts.blockBytes;
   }
 
@@ -351,7 +351,7 @@ export class ChunkStore {
    * @example await chunks.flush(); // before exiting, so fetched chunks land in the host cache
    */
   async flush(): Promise<void> {
-    await this.fetcher.flush();
+    await Promise.all([this.fetcher.flush(), this.partial?.flush()]);
   }
 
   /** Prefix sums of chunk lengths: starts[i] = file offset of chunk i; starts[n] = size. */

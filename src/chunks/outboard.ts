@@ -190,6 +190,7 @@ export function chunkOutboard(chunk: Uint8Array, blockBytes: number): Uint8Array
  * @example if (!verifyOutboard(ob, ref.hash, ref.length, 65536)) fetchWhole(ref);
  */
 export function verifyOutboard(outboard: Uint8Array, hash: string, length: number, blockBytes: number): boolean {
+  if (!isBlockSize(blockBytes)) return false;
   const n = blockCount(length, blockBytes);
   if (n < 2 || outboard.length !== n * CV_BYTES) return false;
   const words = new Uint32Array(n * 8);

@@ -8,9 +8,13 @@
  *    ref's entry (same offset, hash and length) and its outboard;
  * 2. checks the outboard against the ref's hash (the chunk's name, trusted: it comes from a verified
  *    record) — merged as BLAKE3 merges subtrees it must give that name (memoised per chunk);
- * 3. fetches the blocks covering the bytes wanted that are not held (one range GET per run of
- *    adjacent missing blocks), checks each block's CV (its bytes and its position) against the
- *    verified outboard, and keeps it in a block LRU keyed `hash/block`, apart from whole chunks.
+ * 3. takes the blocks covering the bytes wanted from the block LRU (keyed `hash/blockBytes/index`,
+ *    apart from whole chunks), else the host cache, else fetches them (one range GET per run of
+ *    adjacent missing blocks); checks each block's CV (its bytes, length and position) against the
+ *    verified outboard; keeps it in the LRU and (in the background) the host cache.
+ * With a host cache, verified outboards and blocks are side entries there (`<hash>.ob`,
+ * `<hash>.b<blockBytes>.<index>`), re-verified when read back (an outboard against the name, a block
+ * against the outboard), so a new process reads them without the store (warm random reads).
  * Invariants: bytes returned were verified against a CV verified against the chunk's name, so a
  * read never returns wrong bytes (a block that does not match is CORRUPT); anything else that goes
  * wrong (a v1 pack, a chunk of one block, a trailer that cannot be read or parsed, an entry that does
@@ -21,6 +25,7 @@
  */
 import { CairnError, isCairnError } from '../errors.js';
 import type { ObjectStore } from '../store/types.js';
+import type { ChunkCache } from './cache.js';
 import type { ChunkLru } from './memlru.js';
 import { blockCv, CV_BYTES, verifyOutboard } from './outboard.js';
 import { readPackTrailer, type PackTrailer } from './pack.js';
@@ -49,6 +54,25 @@ export interface PartialStats {
   fallbacks: number;
 }
 
+/** A block being loaded by one read, awaited by any. */
+interface Block {
+  g: number;
+  promise: Promise<Buffer>;
+  resolve(b: Buffer): void;
+  reject(e: unknown): void;
+}
+
+function block(g: number): Block {
+  let resolve!: (b: Buffer) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<Buffer>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => {});
+  return { g, promise, resolve, reject };
+}
+
 interface Located {
   blockBytes: number;
   /** Verified block CVs of the chunk. */
@@ -68,21 +92,15 @@ export class PartialReader {
   private readonly inflight = new Map<string, Promise<Buffer>>();
   readonly stats: PartialStats = { reads: 0, blocks: 0, bytes: 0, gets: 0, trailers: 0, badOutboards: 0, fallbacks: 0 };
 
+  private readonly cacheWrites = new Set<Promise<void>>();
+
   constructor(
     private readonly store: ObjectStore,
     private readonly packPrefix: string,
     private readonly blocks: ChunkLru,
+    /** The host cache: verified blocks and outboards are kept there as side entries (never as the whole chunk). */
+    private readonly cache: ChunkCache | null = null,
   ) {}
-
-  /**
-   * The block size of `ref`'s outboard once it is known and verified (memoised), else undefined
-   * (no usable outboard: read the chunk whole).
-   *
-   * @example const b = await pr.blockBytes(ref); if (b && b * 2 < ref.length) …
-   */
-  async blockBytes(ref: ChunkRef): Promise<number | undefined> {
-    return (await this.locate(ref))?.blockBytes;
-  }
 
   /**
    * Bytes [from, to) of the chunk `ref` (0 ≤ from < to ≤ ref.length), from verified blocks; or
@@ -101,21 +119,25 @@ export class PartialReader {
     const g0 = Math.floor(from / B);
     const g1 = Math.floor((to - 1) / B);
     const got: Promise<Buffer>[] = [];
-    let run: number[] = [];
-    const flush = (): void => {
-      if (run.length > 0) got.push(...this.fetchBlocks(ref, loc, run));
-      run = [];
-    };
+    const mine: Block[] = [];
     for (let g = g0; g <= g1; g++) {
-      const key = `${ref.hash}/${g}`;
-      const held = this.blocks.get(key);
-      const pending = held ? Promise.resolve(held) : this.inflight.get(key);
-      if (pending) {
-        flush();
-        got.push(pending);
-      } else run.push(g);
+      const id = `${ref.hash}/${B}/${g}`;
+      const held = this.blocks.get(id);
+      const pending = held ? Promise.resolve(held) : this.inflight.get(id);
+      if (pending) got.push(pending);
+      else {
+        const blk = block(g);
+        this.inflight.set(id, blk.promise);
+        blk.promise
+          .catch(() => {})
+          .finally(() => {
+            if (this.inflight.get(id) === blk.promise) this.inflight.delete(id);
+          });
+        mine.push(blk);
+        got.push(blk.promise);
+      }
     }
-    flush();
+    if (mine.length > 0) this.load(ref, loc, mine).catch((err: unknown) => mine.forEach((m) => m.reject(err)));
     const parts = await Promise.all(got);
     this.stats.reads++;
     const out = Buffer.allocUnsafe(to - from);
@@ -127,41 +149,90 @@ export class PartialReader {
     return out;
   }
 
-  /** One range GET for blocks `gs` (adjacent) of `ref`; one promise per block, verified. */
-  private fetchBlocks(ref: ChunkRef, loc: Located, gs: number[]): Promise<Buffer>[] {
+  /** Settles blocks of `ref` (in order): from the host cache, else one range GET per run of adjacent ones. */
+  private async load(ref: ChunkRef, loc: Located, blocks: Block[]): Promise<void> {
     const B = loc.blockBytes;
-    const start = gs[0] * B;
-    const end = Math.min(ref.length, (gs[gs.length - 1] + 1) * B);
+    let missing = blocks;
+    if (this.cache) {
+      const cache = this.cache;
+      const hits = await Promise.all(blocks.map((b) => cache.getPart(ref.hash, `b${B}.${b.g}`, (d) => this.matches(ref, loc, b.g, d))));
+      missing = [];
+      blocks.forEach((b, i) => {
+        const hit = hits[i];
+        if (hit) this.settle(ref, B, b, hit);
+        else missing.push(b);
+      });
+    }
+    const runs: Block[][] = [];
+    for (const b of missing) {
+      const run = runs[runs.length - 1];
+      if (run && run[run.length - 1].g === b.g - 1) run.push(b);
+      else runs.push([b]);
+    }
+    await Promise.all(runs.map((run) => this.fetchRun(ref, loc, run)));
+  }
+
+  /** One range GET for adjacent blocks of `ref`; each verified against its CV, settled, cached. */
+  private async fetchRun(ref: ChunkRef, loc: Located, run: Block[]): Promise<void> {
+    const B = loc.blockBytes;
+    const start = run[0].g * B;
+    const end = Math.min(ref.length, (run[run.length - 1].g + 1) * B);
     const key = this.packPrefix + ref.pack;
     this.stats.gets++;
-    const body = this.store.get(key, { offset: ref.offset + start, length: end - start }).then((b) => b.subarray(0, end - start));
-    return gs.map((g) => {
-      const id = `${ref.hash}/${g}`;
-      const p = body.then((b) => {
-        const bytes = b.subarray(g * B - start, Math.min(ref.length, (g + 1) * B) - start);
-        const cv = blockCv(bytes, g, B);
-        const want = loc.cvs.subarray(g * CV_BYTES, (g + 1) * CV_BYTES);
-        if (bytes.length !== Math.min(B, ref.length - g * B) || !Buffer.from(cv).equals(want)) {
-          throw new CairnError('CORRUPT', `block ${g} of chunk ${ref.hash} does not match its hash`, {
+    let body: Buffer;
+    try {
+      body = (await this.store.get(key, { offset: ref.offset + start, length: end - start })).subarray(0, end - start);
+    } catch (err) {
+      for (const b of run) b.reject(err);
+      return;
+    }
+    for (const b of run) {
+      const bytes = body.subarray(b.g * B - start, Math.min(ref.length, (b.g + 1) * B) - start);
+      if (!this.matches(ref, loc, b.g, bytes)) {
+        b.reject(
+          new CairnError('CORRUPT', `block ${b.g} of chunk ${ref.hash} does not match its hash`, {
             key,
             pack: ref.pack,
-            offset: ref.offset + g * B,
+            offset: ref.offset + b.g * B,
             hash: ref.hash,
             store: this.store.url,
             hint: 'the stored object is damaged; restore it from a replica or re-upload the file',
-          });
-        }
-        this.stats.blocks++;
-        this.stats.bytes += bytes.length;
-        this.blocks.set(id, bytes);
-        return bytes;
-      });
-      p.catch(() => {}).finally(() => {
-        if (this.inflight.get(id) === p) this.inflight.delete(id);
-      });
-      this.inflight.set(id, p);
-      return p;
-    });
+          }),
+        );
+        continue;
+      }
+      this.stats.blocks++;
+      this.stats.bytes += bytes.length;
+      this.settle(ref, B, b, bytes);
+      if (this.cache) this.background(this.cache.putPart(ref.hash, `b${B}.${b.g}`, bytes));
+    }
+  }
+
+  /** Whether `bytes` are block `g` of `ref`: its exact length, and its CV the verified one. */
+  private matches(ref: ChunkRef, loc: Located, g: number, bytes: Uint8Array): boolean {
+    const B = loc.blockBytes;
+    if (bytes.length !== Math.min(B, ref.length - g * B)) return false;
+    return Buffer.from(blockCv(bytes, g, B)).equals(loc.cvs.subarray(g * CV_BYTES, (g + 1) * CV_BYTES));
+  }
+
+  private settle(ref: ChunkRef, B: number, b: Block, bytes: Buffer): void {
+    this.blocks.set(`${ref.hash}/${B}/${b.g}`, bytes);
+    b.resolve(bytes);
+  }
+
+  /** Tracks a cache write that reads do not wait for (`flush` does). */
+  private background(p: Promise<void>): void {
+    const w: Promise<void> = p.catch(() => {}).finally(() => this.cacheWrites.delete(w));
+    this.cacheWrites.add(w);
+  }
+
+  /**
+   * Waits for the cache writes started so far.
+   *
+   * @example await pr.flush();
+   */
+  async flush(): Promise<void> {
+    while (this.cacheWrites.size > 0) await Promise.all([...this.cacheWrites]);
   }
 
   /** The verified outboard of `ref`, or undefined when it has none usable (memoised per chunk and place). */
@@ -169,6 +240,8 @@ export class PartialReader {
     const id = `${ref.hash}@${ref.pack}:${ref.offset}`; // a chunk copied to another pack has its own trailer
     const memo = this.verified.get(id);
     if (memo !== undefined) return memo ?? undefined;
+    const cached = await this.cache?.getPart(ref.hash, 'ob', (d) => d.length > 4 && verifyOutboard(d.subarray(4), ref.hash, ref.length, d.readUInt32LE(0)));
+    if (cached) return this.memo(id, { blockBytes: cached.readUInt32LE(0), cvs: cached.subarray(4) });
     const index = await this.trailer(ref.pack);
     if (!index) return undefined; // not memoised: the trailer read is retried by a later read
     const hit = index.get(ref.offset);
@@ -182,6 +255,16 @@ export class PartialReader {
         else this.stats.badOutboards++;
       }
     }
+    if (loc && this.cache) {
+      const entry = Buffer.alloc(4 + loc.cvs.length);
+      entry.writeUInt32LE(loc.blockBytes, 0);
+      entry.set(loc.cvs, 4);
+      this.background(this.cache.putPart(ref.hash, 'ob', entry));
+    }
+    return this.memo(id, loc);
+  }
+
+  private memo(id: string, loc: Located | null): Located | undefined {
     if (this.verified.size >= MAX_VERIFIED) this.verified.delete(this.verified.keys().next().value!);
     this.verified.set(id, loc);
     return loc ?? undefined;

@@ -7,9 +7,13 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { ChunkCache } from '../../src/chunks/cache.js';
 import { ChunkStore } from '../../src/chunks/chunkstore.js';
 import { hashChunk } from '../../src/chunks/hash.js';
-import { newPackId, PACK_FOOTER_BYTES, PACK_MAGIC, readPackTrailer } from '../../src/chunks/pack.js';
+import { DEFAULT_BLOCK_BYTES, newPackId, PACK_FOOTER_BYTES, PACK_MAGIC, readPackTrailer } from '../../src/chunks/pack.js';
 import type { ChunkRef } from '../../src/chunks/types.js';
 import { isCairnError } from '../../src/errors.js';
 import type { ObjectStore } from '../../src/store/types.js';
@@ -127,6 +131,37 @@ forEachBackend((b) => {
       const second = refs[0].length + 200_000;
       assert.deepEqual(await randomRead(cs, refs, second), data.subarray(second, second + READ));
       assert.ok(cs.partialStats.blocks > 0);
+    });
+
+    it('keeps verified blocks and outboards in the host cache, re-verified, never as whole chunks', async () => {
+      const data = crypto.randomBytes(4 * MiB);
+      const refs = await writeOne(store, data);
+      const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-partial-'));
+      try {
+        const cache = new ChunkCache({ dir, maxBytes: 1 << 30 });
+        const offs = [70_000, 1_500_000, 3_000_000];
+        const cold = new ChunkStore({ store, packPrefix: PREFIX, cache });
+        for (const off of offs) assert.deepEqual(await randomRead(cold, refs, off), data.subarray(off, off + READ));
+        await cold.flush();
+        assert.ok(cold.partialStats.gets > 0);
+        for (const r of refs) assert.equal(await cache.has(r.hash), false, 'no whole chunk entry from blocks');
+        // A new store on the same cache: no GET, no trailer read.
+        const warm = new ChunkStore({ store, packPrefix: PREFIX, cache });
+        for (const off of offs) assert.deepEqual(await randomRead(warm, refs, off), data.subarray(off, off + READ));
+        assert.deepEqual([warm.partialStats.gets, warm.partialStats.trailers], [0, 0]);
+        // A damaged block entry is refused (and deleted), the block fetched again: right bytes.
+        const sub = path.join(dir, refs[0].hash.slice(0, 2));
+        const entry = `${refs[0].hash}.b${DEFAULT_BLOCK_BYTES}.${Math.floor(offs[0] / DEFAULT_BLOCK_BYTES)}`; // read by offs[0]
+        const bytes = await fs.readFile(path.join(sub, entry));
+        bytes[5] ^= 1;
+        await fs.writeFile(path.join(sub, entry), bytes);
+        const again = new ChunkStore({ store, packPrefix: PREFIX, cache });
+        assert.deepEqual(await randomRead(again, refs, offs[0]), data.subarray(offs[0], offs[0] + READ));
+        assert.equal(again.partialStats.gets, 1);
+        assert.ok(cache.stats().corrupt >= 1);
+      } finally {
+        await fs.rm(dir, { recursive: true, force: true });
+      }
     });
 
     it('reads old (v1) packs: whole chunks, right bytes', async () => {
