@@ -202,11 +202,14 @@ export class ChunkStore {
 
   /**
    * Bytes [from, to) of one chunk for a random reader: from verified blocks when the chunk is cold
-   * (neither held nor in flight, nor in the host cache) and its pack has an outboard; else the whole chunk.
+   * (neither held nor in flight, nor in the host cache), at most half of it is wanted, and its pack
+   * has an outboard; else the whole chunk.
    */
   private async readPart(ref: ChunkRef, from: number, to: number, at: number): Promise<Piece> {
     const whole = async (): Promise<Piece> => ({ bytes: await this.fetcher.fetchEach([ref])[0], at });
-    if (!this.fetcher.idle(ref.hash) || (this.cache && (await this.cache.has(ref.hash)))) return whole();
+    // More than half of a chunk costs about as much whole (one GET either way), and whole is hashed natively.
+    if (to - from > ref.length / 2 || !this.fetcher.idle(ref.hash)) return whole();
+    if (this.cache && (await this.cache.has(ref.hash))) return whole();
     const bytes = await this.partial!.read(ref, from, to);
     return bytes ? { bytes, at: at + from } : whole();
   }
