@@ -37,6 +37,8 @@ const ENTRY_BYTES = 32 + 8 + 4;
 export const DEFAULT_BLOCK_BYTES = 32 * 1024;
 /** Chunks of one file being hashed ahead of the one being added (bounds memory to ~this × max chunk). */
 const HASH_AHEAD = 4;
+/** Bytes at the end of a pack read by one GET to find its footer and, usually, its whole trailer. */
+const TAIL_BYTES = 64 * 1024;
 /** Default size at which a pack is sealed and uploaded. */
 export const DEFAULT_PACK_BYTES = 32 * 1024 * 1024;
 
@@ -191,7 +193,8 @@ export function parsePack(pack: Uint8Array, key?: string): PackEntry[] {
 }
 
 /**
- * Reads a stored pack's trailer with range GETs (HEAD, footer, trailer), without its data: its
+ * Reads a stored pack's trailer with a HEAD and a range GET of its last 64 KiB (a second GET when the
+ * trailer is longer), without its data: its
  * chunks and, in a v2 pack, their outboards (untrusted: see ./outboard.ts `verifyOutboard`).
  *
  * @example const { entries, outboards, blockBytes } = await readPackTrailer(store, 'volumes/v1/packs/' + id);
@@ -200,15 +203,21 @@ export async function readPackTrailer(store: ObjectStore, key: string): Promise<
   const info = await store.head(key);
   if (!info) throw new CairnError('NOT_FOUND', `no pack ${key}`, { key, store: store.url });
   if (info.size < PACK_FOOTER_BYTES) throw corrupt('shorter than its footer', key);
-  const footer = await store.get(key, { offset: info.size - PACK_FOOTER_BYTES, length: PACK_FOOTER_BYTES });
-  const { trailerLength, version } = parseFooter(footer, key);
+  // One GET for the tail usually holds footer and trailer (a 32 MiB pack's: ~34 KiB); else a second.
+  const tailBytes = Math.min(info.size, TAIL_BYTES);
+  const tail = (await store.get(key, { offset: info.size - tailBytes, length: tailBytes })).subarray(0, tailBytes);
+  const { trailerLength, version } = parseFooter(tail.subarray(tailBytes - PACK_FOOTER_BYTES), key);
   const dataBytes = info.size - PACK_FOOTER_BYTES - trailerLength;
   if (dataBytes < 0) throw corrupt('index longer than the pack', key);
-  return parseTrailer(await store.get(key, { offset: dataBytes, length: trailerLength }), version, dataBytes, key);
+  const trailer =
+    trailerLength + PACK_FOOTER_BYTES <= tailBytes
+      ? tail.subarray(tailBytes - PACK_FOOTER_BYTES - trailerLength, tailBytes - PACK_FOOTER_BYTES)
+      : await store.get(key, { offset: dataBytes, length: trailerLength });
+  return parseTrailer(trailer, version, dataBytes, key);
 }
 
 /**
- * Reads a stored pack's index with range GETs (HEAD, footer, trailer), without its data.
+ * Reads a stored pack's index (HEAD and one or two range GETs: `readPackTrailer`), without its data.
  *
  * @example for (const e of await readPackIndex(store, 'volumes/v1/packs/' + id)) live.has(e.hash) || …
  */

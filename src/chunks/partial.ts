@@ -4,7 +4,7 @@
  *
  * A v2 pack carries, per chunk, its outboard: the BLAKE3 chaining values of its blocks (32 KiB by
  * default; ./outboard.ts). A partial read of chunk `ref`:
- * 1. reads the pack's trailer once per pack (HEAD + 2 range GETs; memoised, single flight), finds the
+ * 1. reads the pack's trailer once per pack (HEAD + a tail GET; memoised, single flight), finds the
  *    ref's entry (same offset, hash and length) and its outboard;
  * 2. checks the outboard against the ref's hash (the chunk's name, trusted: it comes from a verified
  *    record) — merged as BLAKE3 merges subtrees it must give that name (memoised per chunk);
@@ -46,7 +46,7 @@ export interface PartialStats {
   bytes: number;
   /** Range GETs of blocks. */
   gets: number;
-  /** Trailer reads (HEAD + footer + trailer GETs) of packs. */
+  /** Trailer reads (HEAD + tail GET) of packs. */
   trailers: number;
   /** Outboards that did not merge to their chunk's name (damaged trailers): read whole instead. */
   badOutboards: number;
