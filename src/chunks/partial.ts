@@ -9,7 +9,8 @@
  * 2. checks the outboard against the ref's hash (the chunk's name, trusted: it comes from a verified
  *    record) — merged as BLAKE3 merges subtrees it must give that name (memoised per chunk);
  * 3. takes the blocks covering the bytes wanted from the block LRU (keyed `hash/blockBytes/index`,
- *    apart from whole chunks), else the host cache, else fetches them (one range GET per run of
+ *    apart from whole chunks), else the host cache (when the outboard was found there too), else
+ *    fetches them (one range GET per run of
  *    adjacent missing blocks); checks each block's CV (its bytes, length and position) against the
  *    verified outboard; keeps it in the LRU and (in the background) the host cache.
  * With a host cache, verified outboards and blocks are side entries there (`<hash>.ob`,
@@ -74,6 +75,8 @@ function block(g: number): Block {
 }
 
 interface Located {
+  /** Whether the outboard came from the host cache: only then are blocks looked up there (cold chunks cost no cache misses). */
+  cached?: boolean;
   blockBytes: number;
   /** Verified block CVs of the chunk. */
   cvs: Uint8Array;
@@ -153,7 +156,7 @@ export class PartialReader {
   private async load(ref: ChunkRef, loc: Located, blocks: Block[]): Promise<void> {
     const B = loc.blockBytes;
     let missing = blocks;
-    if (this.cache) {
+    if (this.cache && loc.cached) {
       const cache = this.cache;
       const hits = await Promise.all(blocks.map((b) => cache.getPart(ref.hash, `b${B}.${b.g}`, (d) => this.matches(ref, loc, b.g, d))));
       missing = [];
@@ -241,7 +244,7 @@ export class PartialReader {
     const memo = this.verified.get(id);
     if (memo !== undefined) return memo ?? undefined;
     const cached = await this.cache?.getPart(ref.hash, 'ob', (d) => d.length > 4 && verifyOutboard(d.subarray(4), ref.hash, ref.length, d.readUInt32LE(0)));
-    if (cached) return this.memo(id, { blockBytes: cached.readUInt32LE(0), cvs: cached.subarray(4) });
+    if (cached) return this.memo(id, { cached: true, blockBytes: cached.readUInt32LE(0), cvs: cached.subarray(4) });
     const index = await this.trailer(ref.pack);
     if (!index) return undefined; // not memoised: the trailer read is retried by a later read
     const hit = index.get(ref.offset);
