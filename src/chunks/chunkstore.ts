@@ -14,7 +14,7 @@
  * verifies whole chunks.
  * Buffers from `readChunk` and `stream` may be shared with the memory LRU: do not modify them.
  */
-import { CairnError } from '../errors.js';
+import { CairnError, isCairnError } from '../errors.js';
 import type { ObjectStore } from '../store/types.js';
 import { ChunkCache, type ChunkCacheStats } from './cache.js';
 import type { ChunkerParams } from './chunker.js';
@@ -210,7 +210,13 @@ export class ChunkStore {
     // More than half of a chunk costs about as much whole (one GET either way), and whole is hashed natively.
     if (to - from > ref.length / 2 || !this.fetcher.idle(ref.hash)) return whole();
     if (this.cache && (await this.cache.has(ref.hash))) return whole();
-    const bytes = await this.partial!.read(ref, from, to);
+    let bytes: Buffer | undefined;
+    try {
+      bytes = await this.partial!.read(ref, from, to);
+    } catch (err) {
+      // A pack gone since its trailer was read (compaction moved the chunk): the whole-chunk path knows where it went.
+      if (!isCairnError(err, 'NOT_FOUND')) throw err;
+    }
     return bytes ? { bytes, at: at + from } : whole();
   }
 
