@@ -162,7 +162,6 @@ async function sequentialAndTtfb(store: ObjectStore, refs: ChunkRef[], out: Reco
       await cs.read(refs, 0, 8 * MiB); // let its read-ahead finish before the next sample
     }
     out.ttfbMs = { rawGet128KiB: round(ttfbRaw), rawGetFirstChunk: round(ttfbRawChunk), cairn128KiB: round(median(ttfb)) };
-
   }
 }
 

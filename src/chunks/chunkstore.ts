@@ -156,7 +156,10 @@ export class ChunkStore {
     });
     this.prefetcher = new Prefetcher(this.fetcher, this.store, this.packPrefix, this.rangeBytes);
     const partialBytes = opts.partialMemoryBytes ?? 16 * 1024 * 1024;
-    this.partial = opts.partialReads !== false && partialBytes > 0 ? new PartialReader(this.store, this.packPrefix, new ChunkLru(partialBytes), this.cache) : null;
+    this.partial =
+      opts.partialReads !== false && partialBytes > 0
+        ? new PartialReader(this.store, this.packPrefix, new ChunkLru(partialBytes), this.cache)
+        : null;
     this.blockBytes = opts.blockBytes;
   }
 
@@ -196,7 +199,8 @@ export class ChunkStore {
     else startHints();
     const got = await wanted;
     const out = Buffer.allocUnsafe(end - offset);
-    for (const p of got) p.bytes.copy(out, p.at - offset + Math.max(0, offset - p.at), Math.max(0, offset - p.at), Math.min(p.bytes.length, end - p.at));
+    for (const p of got)
+      p.bytes.copy(out, p.at - offset + Math.max(0, offset - p.at), Math.max(0, offset - p.at), Math.min(p.bytes.length, end - p.at));
     return out;
   }
 

@@ -277,7 +277,9 @@ export class PackWriter {
     this.maxInFlight = Math.max(1, opts.maxInFlight ?? 3);
     this.blockBytes = opts.blockBytes ?? DEFAULT_BLOCK_BYTES;
     if (!isBlockSize(this.blockBytes)) {
-      throw new CairnError('INVALID_ARGUMENT', `invalid blockBytes ${this.blockBytes}`, { hint: 'use a power of two from 1024, e.g. 65536' });
+      throw new CairnError('INVALID_ARGUMENT', `invalid blockBytes ${this.blockBytes}`, {
+        hint: 'use a power of two from 1024, e.g. 65536',
+      });
     }
     this.limit = pLimit(this.maxInFlight);
   }

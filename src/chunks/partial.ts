@@ -243,7 +243,11 @@ export class PartialReader {
     const id = `${ref.hash}@${ref.pack}:${ref.offset}`; // a chunk copied to another pack has its own trailer
     const memo = this.verified.get(id);
     if (memo !== undefined) return memo ?? undefined;
-    const cached = await this.cache?.getPart(ref.hash, 'ob', (d) => d.length > 4 && verifyOutboard(d.subarray(4), ref.hash, ref.length, d.readUInt32LE(0)));
+    const cached = await this.cache?.getPart(
+      ref.hash,
+      'ob',
+      (d) => d.length > 4 && verifyOutboard(d.subarray(4), ref.hash, ref.length, d.readUInt32LE(0)),
+    );
     if (cached) return this.memo(id, { cached: true, blockBytes: cached.readUInt32LE(0), cvs: cached.subarray(4) });
     const index = await this.trailer(ref.pack);
     if (!index) return undefined; // not memoised: the trailer read is retried by a later read

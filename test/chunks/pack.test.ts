@@ -6,7 +6,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { ChunkStore } from '../../src/chunks/chunkstore.js';
 import { hashChunk } from '../../src/chunks/hash.js';
-import { DEFAULT_BLOCK_BYTES, PackBuilder, PACK_MAGIC, PACK_VERSION, parsePack, readPackIndex, readPackTrailer } from '../../src/chunks/pack.js';
+import {
+  DEFAULT_BLOCK_BYTES,
+  PackBuilder,
+  PACK_MAGIC,
+  PACK_VERSION,
+  parsePack,
+  readPackIndex,
+  readPackTrailer,
+} from '../../src/chunks/pack.js';
 import { chunkOutboard, verifyOutboard } from '../../src/chunks/outboard.js';
 import type { ChunkRef } from '../../src/chunks/types.js';
 import { CairnError, isCairnError } from '../../src/errors.js';

@@ -35,7 +35,8 @@ function fresh(store: ObjectStore, partialReads = true): ChunkStore {
   return new ChunkStore({ store, packPrefix: PREFIX, cache: null, partialReads });
 }
 
-const randomRead = (cs: ChunkStore, refs: ChunkRef[], off: number, len = READ): Promise<Buffer> => cs.read(refs, off, len, { cursor: cs.cursor() });
+const randomRead = (cs: ChunkStore, refs: ChunkRef[], off: number, len = READ): Promise<Buffer> =>
+  cs.read(refs, off, len, { cursor: cs.cursor() });
 
 async function flipByte(store: ObjectStore, key: string, at: number): Promise<void> {
   const body = await store.get(key);
@@ -121,7 +122,8 @@ forEachBackend((b) => {
       const trailer = await readPackTrailer(store, key);
       assert.equal(trailer.version, 2);
       // The first chunk's outboard: after the index (8 + 44 per entry), before the footer.
-      const trailerStart = head!.size - PACK_FOOTER_BYTES - (trailer.outboards.reduce((n, o) => n + o.length, 0) + 8 + 44 * trailer.entries.length);
+      const trailerStart =
+        head!.size - PACK_FOOTER_BYTES - (trailer.outboards.reduce((n, o) => n + o.length, 0) + 8 + 44 * trailer.entries.length);
       await flipByte(store, key, trailerStart + 8 + 44 * trailer.entries.length + 40);
       const cs = fresh(store);
       assert.deepEqual(await randomRead(cs, refs, 100_000), data.subarray(100_000, 100_000 + READ));
@@ -169,7 +171,8 @@ forEachBackend((b) => {
       const refs = await writeV1Pack(store, chunks);
       const data = Buffer.concat(chunks);
       const cs = fresh(store);
-      for (const off of [5, 699_990, 1_000_000, data.length - 1, 0]) assert.deepEqual(await randomRead(cs, refs, off), data.subarray(off, off + READ));
+      for (const off of [5, 699_990, 1_000_000, data.length - 1, 0])
+        assert.deepEqual(await randomRead(cs, refs, off), data.subarray(off, off + READ));
       assert.equal(cs.partialStats.blocks, 0);
       assert.ok(cs.partialStats.fallbacks > 0);
       assert.equal((await readPackTrailer(store, PREFIX + refs[0].pack)).version, 1);
