@@ -2,12 +2,13 @@
  * Cold reads through the chunk layer against raw GETs of the same bytes, in one run on one store
  * (s3rver in its own process, or Ceph RGW with `--store ceph`): a big file read sequentially by
  * one reader (1 MiB requests, the native FUSE request size, each awaited), time to first byte,
- * and random 128 KiB reads by 4 jobs. Every Cairn read starts cold: a fresh ChunkStore, no host
+ * and random 128 KiB reads by 4 jobs (whole chunks, and verified 32 KiB blocks of chunks: partial
+ * reads; `--blocks` also 16, 64 and 128 KiB blocks). Every Cairn read starts cold: a fresh ChunkStore, no host
  * cache. Variants: the adaptive per-reader cursor vs the old fixed 16-chunk readahead, streamed
  * runs on/off, range GETs of 8 or 16 MiB. Figures are medians of 3 runs (sequential: of 5
  * interleaved rounds with --quick, 3 without). Prints one JSON object.
  *
- * Usage: node dist/bench/coldread.js [--quick] [--store s3rver|ceph] [--window64]
+ * Usage: node dist/bench/coldread.js [--quick] [--store s3rver|ceph] [--window64] [--random-only] [--blocks]
  */
 import crypto from 'node:crypto';
 import { ChunkStore, ReadCursor, type ChunkStoreOptions, type ReadHints } from '../src/chunks/chunkstore.js';
@@ -27,6 +28,7 @@ const RANDOM_READ = 128 * 1024;
 const RANDOM_COUNT = quick ? 64 : 200;
 const RANDOM_JOBS = 4;
 const PACKS = 'bench/coldread/packs/';
+const randomOnly = process.argv.includes('--random-only');
 const RAW = 'bench/coldread/raw';
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -84,6 +86,18 @@ async function main(): Promise<void> {
     await w.finish();
 
     const out: Record<string, unknown> = { store: env.CAIRN_BENCH_STORE ?? 's3rver', fileMiB: SIZE / MiB, chunks: refs.length };
+    if (!randomOnly) await sequentialAndTtfb(store, refs, out);
+    await randomReads(store, refs, data, out);
+    console.log(JSON.stringify(out, null, 1));
+  } finally {
+    await store.close();
+    await stopS3Process(s3);
+  }
+}
+
+/** The sequential variants and time to first byte, into `out`. */
+async function sequentialAndTtfb(store: ObjectStore, refs: ChunkRef[], out: Record<string, unknown>): Promise<void> {
+  {
     const c0 = process.cpuUsage();
     const raw1 = await rate(SIZE, () => store.get(RAW));
     const rawCpu = process.cpuUsage(c0);
@@ -148,20 +162,45 @@ async function main(): Promise<void> {
       await cs.read(refs, 0, 8 * MiB); // let its read-ahead finish before the next sample
     }
     out.ttfbMs = { rawGet128KiB: round(ttfbRaw), rawGetFirstChunk: round(ttfbRawChunk), cairn128KiB: round(median(ttfb)) };
-
-    const offsets = Array.from({ length: RANDOM_COUNT }, () => Math.floor(Math.random() * ((SIZE - RANDOM_READ) / 4096)) * 4096);
-    const bytes = RANDOM_COUNT * RANDOM_READ;
-    const rawRandom = await rate(bytes, () => random(offsets, (off) => store.get(RAW, { offset: off, length: RANDOM_READ })));
-    const cairnRandom = await rate(bytes, () => {
-      const cs = new ChunkStore({ store, packPrefix: PACKS, cache: null });
-      return random(offsets, (off) => cs.read(refs, off, RANDOM_READ, { cursor: cs.cursor() }));
-    });
-    out.random128KiBx4 = { rawRangeGet: rawRandom, cairn: cairnRandom, ratio: Math.round((cairnRandom / rawRandom) * 100) / 100 };
-    console.log(JSON.stringify(out, null, 1));
-  } finally {
-    await store.close();
-    await stopS3Process(s3);
   }
+}
+
+/** Random 128 KiB reads by 4 jobs: raw range GETs, Cairn whole chunks, Cairn partial (verified blocks), into `out`. */
+async function randomReads(store: ObjectStore, refs: ChunkRef[], data: Buffer, out: Record<string, unknown>): Promise<void> {
+  const offsets = Array.from({ length: RANDOM_COUNT }, () => Math.floor(Math.random() * ((SIZE - RANDOM_READ) / 4096)) * 4096);
+  const bytes = RANDOM_COUNT * RANDOM_READ;
+  const layouts: [string, string, ChunkRef[]][] = [['32 KiB', PACKS, refs]];
+  if (process.argv.includes('--blocks')) {
+    for (const kib of [16, 64, 128]) {
+      const prefix = `bench/coldread/packs-${kib}k/`;
+      const w = new ChunkStore({ store, packPrefix: prefix, cache: null, blockBytes: kib * 1024 }).writer();
+      const r = await w.write(data);
+      await w.finish();
+      layouts.push([`${kib} KiB`, prefix, r]);
+    }
+  }
+  const fetched: Record<string, number> = {};
+  const cairnRandom = (prefix: string, r: ChunkRef[], partialReads: boolean, name: string): Promise<number> =>
+    rate(bytes, async () => {
+      const cs = new ChunkStore({ store, packPrefix: prefix, cache: null, partialReads });
+      await random(offsets, (off) => cs.read(r, off, RANDOM_READ, { cursor: cs.cursor() }));
+      const st = cs.partialStats;
+      fetched[name] = Math.round(st.bytes / RANDOM_COUNT / 1024);
+    });
+  // Rounds interleave the variants, so that a load change on the machine hits them all alike.
+  const rows: Record<string, number[]> = { rawRangeGet: [], cairnWholeChunks: [] };
+  for (let k = 0; k < RUNS; k++) {
+    rows.rawRangeGet.push(await rate(bytes, () => random(offsets, (off) => store.get(RAW, { offset: off, length: RANDOM_READ }))));
+    rows.cairnWholeChunks.push(await cairnRandom(PACKS, refs, false, 'whole'));
+    for (const [name, prefix, r] of layouts) (rows[`cairnPartial ${name}`] ??= []).push(await cairnRandom(prefix, r, true, name));
+  }
+  const res = Object.fromEntries(Object.entries(rows).map(([k, v]) => [k, median(v)]));
+  const raw = res.rawRangeGet;
+  out.random128KiBx4 = {
+    ...res,
+    ratioToRaw: Object.fromEntries(Object.entries(res).map(([k, v]) => [k, Math.round((v / raw) * 100) / 100])),
+    partialKiBFetchedPerRead: fetched,
+  };
 }
 
 await main();

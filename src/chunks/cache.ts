@@ -11,6 +11,9 @@
  * removes the least recently touched entries until the total is under 90% of the bound.
  * Each process tracks an approximate total in memory and rescans when it exceeds the bound or
  * after putting bound/8 bytes since its last scan; `trim()` enforces the bound as of now.
+ * Side entries `<dir>/<hh>/<hash>.<suffix>` hold parts of a chunk read partially (./partial.ts: its
+ * outboard, verified blocks); the caller verifies them on read (`getPart`); they are counted and
+ * evicted like entries, and never served as the whole chunk.
  * `<dir>/leases/` holds the fetch leases of ./lease.ts (not entries: never counted or evicted);
  * a scan removes leases and holder files left for 10 minutes by crashed processes.
  */
@@ -37,9 +40,13 @@ export interface ChunkCacheStats {
   puts: number;
   evicted: number;
   corrupt: number;
+  /** Side entries (blocks and outboards of chunks read partially) served. */
+  partHits: number;
 }
 
 const TMP_PREFIX = '.tmp-';
+/** Suffixes of side entries (`<hash>.<suffix>`): letters, digits and dots. */
+const PART_SUFFIX = /^[a-z0-9][a-z0-9.]{0,31}$/;
 /** Temp files older than this are leftovers of crashed writers and are removed by a scan. */
 const STALE_TMP_MS = 10 * 60 * 1000;
 /** Eviction stops at this fraction of the bound, so that it runs rarely. */
@@ -59,6 +66,7 @@ export class ChunkCache {
   private puts = 0;
   private evicted = 0;
   private corrupt = 0;
+  private partHits = 0;
   /** Approximate total, from the last scan plus this process's puts since; undefined before the first scan. */
   private approx: number | undefined;
   private sinceScan = 0;
@@ -116,12 +124,7 @@ export class ChunkCache {
       return undefined;
     }
     this.hits++;
-    const now = new Date();
-    const touch: Promise<void> = fs
-      .utimes(file, now, now)
-      .catch(() => {})
-      .finally(() => this.touches.delete(touch));
-    this.touches.add(touch);
+    this.touch(file);
     return data;
   }
 
@@ -148,6 +151,49 @@ export class ChunkCache {
    */
   async put(hash: string, data: Uint8Array): Promise<void> {
     if (!isChunkHash(hash)) return;
+    await this.write(hash, this.pathOf(hash), data);
+  }
+
+  /**
+   * A side entry of chunk `hash` (`<hash>.<suffix>`: a verified block or the outboard of a chunk
+   * read partially, ./partial.ts), or undefined (missing, or `valid` refused it: then it is deleted).
+   * Never served by `get`/`has`, which name the whole chunk only. Never throws.
+   *
+   * @example const b = await cache.getPart(ref.hash, 'b32768.3', (d) => cvMatches(d));
+   */
+  async getPart(hash: string, suffix: string, valid: (data: Buffer) => boolean): Promise<Buffer | undefined> {
+    if (!isChunkHash(hash) || !PART_SUFFIX.test(suffix)) return undefined;
+    const file = `${this.pathOf(hash)}.${suffix}`;
+    let data: Buffer;
+    try {
+      data = await fs.readFile(file);
+    } catch {
+      return undefined;
+    }
+    let ok = false;
+    try {
+      ok = valid(data);
+    } catch {
+      // a check that throws refuses the entry
+    }
+    if (!ok) {
+      this.corrupt++;
+      await fs.unlink(file).catch(() => {});
+      return undefined;
+    }
+    this.partHits++;
+    this.touch(file);
+    return data;
+  }
+
+  /** Stores a side entry of chunk `hash` the caller has verified (see `getPart`), like `put`. */
+  async putPart(hash: string, suffix: string, data: Uint8Array): Promise<void> {
+    if (!isChunkHash(hash) || !PART_SUFFIX.test(suffix)) return;
+    await this.write(hash, `${this.pathOf(hash)}.${suffix}`, data);
+  }
+
+  /** Writes an entry atomically (temp file + rename) into the sub-directory of `hash`, then evicts if over the bound. */
+  private async write(hash: string, file: string, data: Uint8Array): Promise<void> {
     const sub = path.join(this.dir, hash.slice(0, 2));
     const tmp = path.join(sub, `${TMP_PREFIX}${hash}-${process.pid}-${crypto.randomBytes(6).toString('hex')}`);
     try {
@@ -156,7 +202,7 @@ export class ChunkCache {
         this.madeDirs.add(sub);
       }
       await fs.writeFile(tmp, data);
-      await fs.rename(tmp, this.pathOf(hash));
+      await fs.rename(tmp, file);
     } catch (err) {
       await fs.unlink(tmp).catch(() => {});
       if (isENOENT(err)) this.madeDirs.delete(sub); // the directory vanished (e.g. cache wiped): retry next time
@@ -168,6 +214,15 @@ export class ChunkCache {
     if (this.approx === undefined || this.approx > this.maxBytes || this.sinceScan > this.maxBytes / 8) await this.scan();
   }
 
+  private touch(file: string): void {
+    const now = new Date();
+    const touch: Promise<void> = fs
+      .utimes(file, now, now)
+      .catch(() => {})
+      .finally(() => this.touches.delete(touch));
+    this.touches.add(touch);
+  }
+
   /** Waits for the LRU touches (mtime updates) of earlier hits, which `get` does not await. */
   async flush(): Promise<void> {
     while (this.touches.size > 0) await Promise.all([...this.touches]);
@@ -175,7 +230,15 @@ export class ChunkCache {
 
   /** Counters of this process, and its estimate of the cache size. */
   stats(): ChunkCacheStats {
-    return { hits: this.hits, misses: this.misses, bytes: this.approx, puts: this.puts, evicted: this.evicted, corrupt: this.corrupt };
+    return {
+      hits: this.hits,
+      misses: this.misses,
+      bytes: this.approx,
+      puts: this.puts,
+      evicted: this.evicted,
+      corrupt: this.corrupt,
+      partHits: this.partHits,
+    };
   }
 
   /**

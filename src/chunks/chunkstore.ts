@@ -8,12 +8,13 @@
  * Invariants: every byte returned was verified against its chunk's BLAKE3 (a mismatch is
  * CairnError('CORRUPT'), never data); hints (`readahead`, `neighbours`) never fail a read; store
  * errors propagate unchanged and a failed fetch is retried by the next read.
- * A read of part of a chunk fetches and verifies the whole chunk: a chunk is named by the BLAKE3 of
- * all its bytes and packs carry no BLAKE3 tree (Bao outboard) to check a part against, so a part
- * alone cannot be verified (docs/FORMAT.md); partial-chunk reads need that tree in the pack format.
+ * A random reader (its cursor saw a seek) reads only the blocks of a cold chunk it needs, verified
+ * against the chunk's BLAKE3 tree (`partial.ts`, `outboard.ts`: pack format v2), when the chunk is
+ * neither held nor being fetched whole and its pack has an outboard; every other read fetches and
+ * verifies whole chunks.
  * Buffers from `readChunk` and `stream` may be shared with the memory LRU: do not modify them.
  */
-import { CairnError } from '../errors.js';
+import { CairnError, isCairnError } from '../errors.js';
 import type { ObjectStore } from '../store/types.js';
 import { ChunkCache, type ChunkCacheStats } from './cache.js';
 import type { ChunkerParams } from './chunker.js';
@@ -21,6 +22,7 @@ import { ChunkFetcher, MERGE_BYTES, type LeaseStats } from './fetch.js';
 import { LeaseDir, type LeaseOptions } from './lease.js';
 import { ChunkLru } from './memlru.js';
 import { PackWriter } from './pack.js';
+import { PartialReader, type PartialStats } from './partial.js';
 import { INITIAL_WINDOW_CHUNKS, MAX_WINDOW_CHUNKS, Prefetcher, ReadCursor, splitRuns } from './prefetch.js';
 import type { ChunkRef, KnownChunks } from './types.js';
 
@@ -62,6 +64,15 @@ export interface ChunkStoreOptions {
   rangeBytes?: number;
   /** Hand each chunk of a range GET to its readers as soon as its bytes arrive (default true). */
   streamRuns?: boolean;
+  /**
+   * Random readers (a `cursor` that saw a seek) fetch only the verified blocks of a cold chunk they
+   * need (default true; false = always whole chunks). `partialMemoryBytes` bounds the blocks kept
+   * in memory (default 16 MiB).
+   */
+  partialReads?: boolean;
+  partialMemoryBytes?: number;
+  /** Block size of the outboards this store's writers write (default DEFAULT_BLOCK_BYTES, 32 KiB). */
+  blockBytes?: number;
 }
 
 function checkRange(offset: number, length: number): void {
@@ -81,6 +92,8 @@ export class ChunkStore {
   private readonly mem: ChunkLru | null;
   private readonly fetcher: ChunkFetcher;
   private readonly prefetcher: Prefetcher;
+  private readonly partial: PartialReader | null;
+  private readonly blockBytes?: number;
   private readonly rangeBytes: number;
   /**
    * Largest read-ahead window of this store's cursors, in chunks: MAX_WINDOW_CHUNKS, or fewer so
@@ -98,6 +111,11 @@ export class ChunkStore {
   /** What the cross-process fetch leases did. */
   get leaseStats(): LeaseStats {
     return this.fetcher.leaseStats;
+  }
+
+  /** What the partial-chunk reads did (zeros when they are off). */
+  get partialStats(): PartialStats {
+    return { ...(this.partial?.stats ?? { reads: 0, blocks: 0, bytes: 0, gets: 0, trailers: 0, badOutboards: 0, fallbacks: 0 }) };
   }
 
   /**
@@ -137,6 +155,12 @@ export class ChunkStore {
       streamRuns: opts.streamRuns,
     });
     this.prefetcher = new Prefetcher(this.fetcher, this.store, this.packPrefix, this.rangeBytes);
+    const partialBytes = opts.partialMemoryBytes ?? 16 * 1024 * 1024;
+    this.partial =
+      opts.partialReads !== false && partialBytes > 0
+        ? new PartialReader(this.store, this.packPrefix, new ChunkLru(partialBytes), this.cache)
+        : null;
+    this.blockBytes = opts.blockBytes;
   }
 
   /**
@@ -157,17 +181,47 @@ export class ChunkStore {
     if (offset >= end) return Buffer.alloc(0);
     const first = upperBound(starts, offset) - 1;
     const last = upperBound(starts, end - 1) - 1;
+    const ahead = this.ahead(offset, end, first, last, opts);
     // A read that starts a fetch of its own (cold) starts its hints once its bytes are in, so its
     // GET does not share the store with read-ahead GETs: time to first byte is one GET's.
     const cold = refs.slice(first, last + 1).some((r) => this.fetcher.idle(r.hash));
-    const wanted = Promise.all(this.fetcher.fetchEach(refs.slice(first, last + 1)));
-    const startHints = this.hint(refs, offset, end, first, last, opts);
+    const random = opts.cursor !== undefined && ahead === 0 && this.partial !== null && cold;
+    const wanted = Promise.all(
+      random
+        ? refs.slice(first, last + 1).map((r, k) => {
+            const at = starts[first + k];
+            return this.readPart(r, Math.max(0, offset - at), Math.min(r.length, end - at), at);
+          })
+        : this.fetcher.fetchEach(refs.slice(first, last + 1)).map((p, k) => p.then((bytes) => ({ bytes, at: starts[first + k] }))),
+    );
+    const startHints = this.startHints(refs, first, last, ahead, opts);
     if (cold) wanted.then(startHints, () => {});
     else startHints();
-    const chunks = await wanted;
+    const got = await wanted;
     const out = Buffer.allocUnsafe(end - offset);
-    copyRange(chunks, starts, first, offset, end, out);
+    for (const p of got)
+      p.bytes.copy(out, p.at - offset + Math.max(0, offset - p.at), Math.max(0, offset - p.at), Math.min(p.bytes.length, end - p.at));
     return out;
+  }
+
+  /**
+   * Bytes [from, to) of one chunk for a random reader: from verified blocks when the chunk is cold
+   * (neither held nor in flight, nor in the host cache), at most half of it is wanted, and its pack
+   * has an outboard; else the whole chunk.
+   */
+  private async readPart(ref: ChunkRef, from: number, to: number, at: number): Promise<Piece> {
+    const whole = async (): Promise<Piece> => ({ bytes: await this.fetcher.fetchEach([ref])[0], at });
+    // More than half of a chunk costs about as much whole (one GET either way), and whole is hashed natively.
+    if (to - from > ref.length / 2 || !this.fetcher.idle(ref.hash)) return whole();
+    if (this.cache && (await this.cache.has(ref.hash))) return whole();
+    let bytes: Buffer | undefined;
+    try {
+      bytes = await this.partial!.read(ref, from, to);
+    } catch (err) {
+      // A pack gone since its trailer was read (compaction moved the chunk): the whole-chunk path knows where it went.
+      if (!isCairnError(err, 'NOT_FOUND')) throw err;
+    }
+    return bytes ? { bytes, at: at + from } : whole();
   }
 
   /**
@@ -191,16 +245,17 @@ export class ChunkStore {
       if (!c) return undefined;
       chunks.push(c);
     }
-    this.hint(refs, offset, end, first, last, opts)();
+    this.startHints(refs, first, last, this.ahead(offset, end, first, last, opts), opts)();
     return copyRange(chunks, starts, first, offset, end, into);
   }
 
-  /**
-   * Records the read in the cursor now, and returns what starts the readahead and neighbour fetches
-   * a read of chunks first..last asks for.
-   */
-  private hint(refs: readonly ChunkRef[], offset: number, end: number, first: number, last: number, opts: ReadHints): () => void {
-    const ahead = opts.cursor ? opts.cursor.advance(offset, end, first, last) : (opts.readahead ?? 0);
+  /** Records the read in the cursor; returns how many chunks after `last` to read ahead (0: a random read with a cursor). */
+  private ahead(offset: number, end: number, first: number, last: number, opts: ReadHints): number {
+    return opts.cursor ? opts.cursor.advance(offset, end, first, last) : (opts.readahead ?? 0);
+  }
+
+  /** What starts the readahead and neighbour fetches a read of chunks first..last asks for. */
+  private startHints(refs: readonly ChunkRef[], first: number, last: number, ahead: number, opts: ReadHints): () => void {
     return () => {
       if (ahead > 0) this.prefetcher.readAhead(refs.slice(last + 1, last + 1 + ahead), ahead);
       if (opts.neighbours) for (let i = first; i <= last; i++) this.prefetcher.neighbours(refs[i]);
@@ -300,7 +355,7 @@ export class ChunkStore {
    * @example const w = chunks.writer({ known }); const refs = await w.write(bytes); await w.finish();
    */
   writer(opts: { known?: KnownChunks; packBytes?: number; maxInFlight?: number } = {}): PackWriter {
-    return new PackWriter({ store: this.store, packPrefix: this.packPrefix, chunker: this.chunker, ...opts });
+    return new PackWriter({ store: this.store, packPrefix: this.packPrefix, chunker: this.chunker, blockBytes: this.blockBytes, ...opts });
   }
 
   /**
@@ -309,7 +364,7 @@ export class ChunkStore {
    * @example await chunks.flush(); // before exiting, so fetched chunks land in the host cache
    */
   async flush(): Promise<void> {
-    await this.fetcher.flush();
+    await Promise.all([this.fetcher.flush(), this.partial?.flush()]);
   }
 
   /** Prefix sums of chunk lengths: starts[i] = file offset of chunk i; starts[n] = size. */
@@ -322,6 +377,12 @@ export class ChunkStore {
     }
     return s;
   }
+}
+
+/** Bytes of the file starting at file offset `at`: a whole chunk, or part of one. */
+interface Piece {
+  bytes: Buffer;
+  at: number;
 }
 
 /** Copies file bytes [offset, end) out of `chunks` (chunks[0] is chunk `first`) into `out`. */

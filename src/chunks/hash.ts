@@ -25,6 +25,7 @@ import { Worker, isMainThread, parentPort, workerData } from 'node:worker_thread
 import { createRequire } from 'node:module';
 import { CairnError, type ErrorContext } from '../errors.js';
 import { loadNativeBlake3, type Blake3Fn } from './blake3-native.js';
+import { chunkOutboard } from './outboard.js';
 
 /** Length of a chunk name in hex characters. */
 export const HASH_HEX_LENGTH = 64;
@@ -131,8 +132,9 @@ const WORKER_ROLE = 'cairn-blake3-worker';
 export const ASYNC_HASH_MIN_BYTES = 128 * 1024;
 
 interface Job {
-  data: Uint8Array;
-  resolve(hash: string): void;
+  /** Computes the result inline (when the worker fails). */
+  inline(): unknown;
+  resolve(result: unknown): void;
   slot: Slot;
 }
 
@@ -158,14 +160,23 @@ class HashPool {
 
   /** Hashes a copy of `data` on a worker; if the worker dies, hashes `data` inline instead. */
   hash(data: Uint8Array): Promise<string> {
+    return this.run(data, undefined, () => hashChunk(data)) as Promise<string>;
+  }
+
+  /** The outboard of a copy of `data` (./outboard.ts) on a worker; inline if the worker dies. */
+  outboard(data: Uint8Array, blockBytes: number): Promise<Uint8Array> {
+    return this.run(data, blockBytes, () => chunkOutboard(data, blockBytes)) as Promise<Uint8Array>;
+  }
+
+  private run(data: Uint8Array, blockBytes: number | undefined, inline: () => unknown): Promise<unknown> {
     const slot = this.broken ? undefined : this.pick();
-    if (!slot) return Promise.resolve(hashChunk(data));
+    if (!slot) return Promise.resolve(inline());
     const id = this.nextId++;
     const copy = new Uint8Array(data); // only the view's bytes, never a whole backing slab
-    return new Promise<string>((resolve) => {
-      this.jobs.set(id, { data, resolve, slot });
+    return new Promise<unknown>((resolve) => {
+      this.jobs.set(id, { inline, resolve, slot });
       if (slot.pending++ === 0) slot.worker.ref();
-      slot.worker.postMessage({ id, data: copy }, [copy.buffer]);
+      slot.worker.postMessage({ id, data: copy, blockBytes }, [copy.buffer]);
     });
   }
 
@@ -187,13 +198,13 @@ class HashPool {
     const worker = new Worker(new URL(import.meta.url), { workerData: { role: WORKER_ROLE }, execArgv: workerExecArgv() });
     worker.unref();
     const slot: Slot = { worker, pending: 0 };
-    worker.on('message', (m: { id: number; hash?: string; error?: string }) => {
+    worker.on('message', (m: { id: number; result?: unknown; error?: string }) => {
       const job = this.jobs.get(m.id);
       if (!job) return;
       this.jobs.delete(m.id);
       if (--slot.pending === 0) worker.unref();
-      if (m.hash !== undefined) this.done++;
-      job.resolve(m.hash ?? hashChunk(job.data));
+      if (m.result !== undefined) this.done++;
+      job.resolve(m.result ?? job.inline());
     });
     // A worker that fails (or cannot start) is dropped; its jobs are hashed inline. One that never
     // answered anything marks the pool broken: this process hashes inline from then on.
@@ -207,7 +218,7 @@ class HashPool {
       for (const [id, job] of this.jobs) {
         if (job.slot !== slot) continue;
         this.jobs.delete(id);
-        job.resolve(hashChunk(job.data));
+        job.resolve(job.inline());
       }
     };
     worker.on('error', fail);
@@ -264,11 +275,44 @@ export function hashChunkAsync(data: Uint8Array): Promise<string> {
   return pool.hash(data);
 }
 
+let outboardPool: HashPool | undefined;
+/** Chunks up to this size get their outboard inline (~1-1.5 ms in JavaScript here). */
+const OUTBOARD_INLINE_BYTES = 192 * 1024;
+
+/**
+ * Pool size for outboards: `$CAIRN_OUTBOARD_THREADS` when set (0 = inline); else the number of
+ * CPUs, at most 4. Block CVs are hashed in JavaScript (./outboard.ts, ~150-250 MiB/s), ten times
+ * slower than the native chunk hash, so a commit computes them beside its main thread.
+ */
+function outboardThreads(): number {
+  const v = Number(process.env.CAIRN_OUTBOARD_THREADS);
+  if (process.env.CAIRN_OUTBOARD_THREADS !== undefined && Number.isInteger(v) && v >= 0) return v;
+  return Math.min(4, typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length);
+}
+
+/**
+ * The outboard of a chunk (./outboard.ts `chunkOutboard`), computed on a worker thread (see
+ * `outboardThreads`); same result as inline. Never rejects.
+ *
+ * @example builder.add(hash, chunk, outboardAsync(chunk, 65536));
+ */
+export function outboardAsync(data: Uint8Array, blockBytes: number): Promise<Uint8Array> {
+  // Small chunks (small files: a commit of one is latency-bound) inline: ~1 ms, less than a worker's start.
+  if (!isMainThread || data.length <= Math.max(blockBytes, OUTBOARD_INLINE_BYTES)) return Promise.resolve(chunkOutboard(data, blockBytes));
+  outboardPool ??= new HashPool(outboardThreads());
+  if (outboardPool.size === 0) return Promise.resolve(chunkOutboard(data, blockBytes));
+  return outboardPool.outboard(data, blockBytes);
+}
+
 // When this module is a pool worker, serve hash jobs.
 if (!isMainThread && (workerData as { role?: string } | null)?.role === WORKER_ROLE) {
-  parentPort!.on('message', (m: { id: number; data: Uint8Array }) => {
+  parentPort!.on('message', (m: { id: number; data: Uint8Array; blockBytes?: number }) => {
     try {
-      parentPort!.postMessage({ id: m.id, hash: hashChunk(m.data) });
+      if (m.blockBytes === undefined) parentPort!.postMessage({ id: m.id, result: hashChunk(m.data) });
+      else {
+        const ob = chunkOutboard(m.data, m.blockBytes);
+        parentPort!.postMessage({ id: m.id, result: ob }, [ob.buffer as ArrayBuffer]);
+      }
     } catch (err) {
       parentPort!.postMessage({ id: m.id, error: err instanceof Error ? err.message : String(err) });
     }

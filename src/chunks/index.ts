@@ -21,13 +21,18 @@ export {
   PackBuilder,
   parsePack,
   readPackIndex,
+  readPackTrailer,
   newPackId,
+  DEFAULT_BLOCK_BYTES,
   DEFAULT_PACK_BYTES,
   PACK_MAGIC,
   PACK_VERSION,
   type PackEntry,
+  type PackTrailer,
   type PackWriterOptions,
 } from './pack.js';
+export { verifyOutboard, chunkOutboard, blockCount } from './outboard.js';
+export type { PartialStats } from './partial.js';
 export { ChunkStore, ReadCursor, type ChunkStoreOptions, type ReadHints, type LeaseStats } from './chunkstore.js';
 export type { LeaseOptions } from './lease.js';
 export { Forwarder, encodeForward, decodeForward, forwardKey, type Forward } from './forward.js';

@@ -18,7 +18,7 @@
 import pLimit from 'p-limit';
 import { CairnError, type ErrorCode, isCairnError } from '../errors.js';
 import type { ObjectInfo, ObjectStore } from '../store/index.js';
-import { ChunkStore, readPackIndex, type ChunkRef } from '../chunks/index.js';
+import { ChunkStore, readPackTrailer, verifyOutboard, type ChunkRef } from '../chunks/index.js';
 import { type PackRefs, addRefs, covers, listForwards, resolveForwards } from './refs.js';
 import {
   type VolumeMeta,
@@ -372,14 +372,24 @@ async function verifyData(
       limit(async () => {
         const key = prefix + pack;
         try {
-          const index = new Map((await readPackIndex(store, key)).map((e) => [e.offset, e]));
+          const trailer = await readPackTrailer(store, key);
+          const index = new Map(trailer.entries.map((e, i) => [e.offset, i]));
           const unlisted = refs.filter((r) => {
-            const e = index.get(r.offset);
+            const e = trailer.entries[index.get(r.offset) ?? -1];
             return !e || e.hash !== r.hash || e.length !== r.length;
           });
           if (unlisted.length) {
             const eg = `${unlisted[0]!.hash} at ${unlisted[0]!.offset}`;
             flag('pack', key, 'CORRUPT', `the pack's index lacks ${unlisted.length} chunk(s) referenced (${eg})`);
+          }
+          // Outboards (pack v2) are checked against the chunk names: a damaged one only costs partial reads.
+          const badOutboards = trailer.entries.filter((e, i) => {
+            const ob = trailer.outboards[i]!;
+            return ob.length > 0 && !verifyOutboard(ob, e.hash, e.length, trailer.blockBytes);
+          });
+          if (badOutboards.length) {
+            const eg = `${badOutboards[0]!.hash} at ${badOutboards[0]!.offset}`;
+            flag('pack', key, 'CORRUPT', `${badOutboards.length} chunk outboard(s) in the pack's trailer do not match their chunk (${eg})`);
           }
         } catch (err) {
           if (!isDamage(err)) throw err;

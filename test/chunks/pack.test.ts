@@ -6,7 +6,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { ChunkStore } from '../../src/chunks/chunkstore.js';
 import { hashChunk } from '../../src/chunks/hash.js';
-import { PackBuilder, PACK_MAGIC, parsePack, readPackIndex } from '../../src/chunks/pack.js';
+import {
+  DEFAULT_BLOCK_BYTES,
+  PackBuilder,
+  PACK_MAGIC,
+  PACK_VERSION,
+  parsePack,
+  readPackIndex,
+  readPackTrailer,
+} from '../../src/chunks/pack.js';
+import { chunkOutboard, verifyOutboard } from '../../src/chunks/outboard.js';
 import type { ChunkRef } from '../../src/chunks/types.js';
 import { CairnError, isCairnError } from '../../src/errors.js';
 import { MemoryStore } from '../../src/store/memory.js';
@@ -96,7 +105,7 @@ describe('pack format', () => {
       );
     }
     const future = Buffer.from(pack);
-    future.writeUInt32LE(2, future.length - 12);
+    future.writeUInt32LE(PACK_VERSION + 1, future.length - 12);
     assert.throws(
       () => parsePack(future),
       (e: unknown) => isCairnError(e, 'UNSUPPORTED'),
@@ -105,6 +114,25 @@ describe('pack format', () => {
 });
 
 describe('PackWriter', () => {
+  it('addChunk copies a chunk into a new pack, with its outboard given or computed', async () => {
+    const store = new MemoryStore();
+    const chunk = crypto.randomBytes(300_000);
+    const hash = hashChunk(chunk);
+    const ob = chunkOutboard(chunk, DEFAULT_BLOCK_BYTES);
+    for (const given of [ob, undefined]) {
+      const w = chunkStore(store).writer();
+      const ref = await w.addChunk(hash, chunk, given);
+      assert.equal(w.outboardBlockBytes, DEFAULT_BLOCK_BYTES);
+      assert.deepEqual(await w.addChunk(hash, chunk), ref); // deduped
+      await w.finish();
+      const t = await readPackTrailer(store, PREFIX + ref.pack);
+      assert.equal(t.version, PACK_VERSION);
+      assert.deepEqual(t.entries, [{ hash, offset: 0, length: chunk.length }]);
+      assert.ok(verifyOutboard(t.outboards[0], hash, chunk.length, t.blockBytes));
+      assert.deepEqual(await chunkStore(store).readChunk(ref), chunk);
+    }
+  });
+
   it('puts 10,000 small files into a few packs', async () => {
     const store = new CountingStore();
     const w = chunkStore(store).writer();

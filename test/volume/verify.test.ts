@@ -15,6 +15,7 @@ import { Volume } from '../../src/index.js';
 import type { VerifyReport } from '../../src/index.js';
 import type { ObjectStore } from '../../src/store/types.js';
 import { keys } from '../../src/format/index.js';
+import { readPackTrailer } from '../../src/chunks/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { flip, writeCheckpoint } from '../helpers/damage.js';
 
@@ -104,6 +105,7 @@ forEachBackend((b) =>
         { kind: 'checkpoint', key: cp, code: 'CORRUPT', harm: () => flipOn(cp, 40) },
         { kind: 'chunk', key: packKey, code: 'CORRUPT', data: true, harm: () => flipOn(packKey, 1000) },
         { kind: 'pack', key: packKey, code: 'NOT_FOUND', harm: () => remove(packKey) },
+        { kind: 'pack', key: packKey, code: 'CORRUPT', data: true, harm: async () => flipOn(packKey, await outboardByte(packKey)) },
         { kind: 'record', key: keys.log(vol.id, 3), code: 'CORRUPT', harm: () => remove(keys.log(vol.id, 3)) },
       ];
       for (const d of damage) {
@@ -190,6 +192,17 @@ forEachBackend((b) =>
       const pristine = await store.get(key);
       await store.put(key, flip(pristine, i));
       return pristine;
+    }
+
+    /** The offset in a pack of a byte of the first non-empty chunk outboard in its trailer. */
+    async function outboardByte(key: string): Promise<number> {
+      const t = await readPackTrailer(store, key);
+      const size = (await store.head(key))!.size;
+      let at = size - 16 - t.outboards.reduce((n, o) => n + o.length, 0);
+      const i = t.outboards.findIndex((o) => o.length > 0);
+      assert.ok(i >= 0, 'the pack has a chunk of more than one block');
+      for (const o of t.outboards.slice(0, i)) at += o.length;
+      return at + 3;
     }
 
     async function remove(key: string): Promise<Buffer> {
