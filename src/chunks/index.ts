@@ -11,6 +11,7 @@ export {
   isChunkHash,
   verifyChunk,
   verifyChunkAsync,
+  outboardAsync,
   hashPoolStats,
   hashImplementation,
   HASH_HEX_LENGTH,

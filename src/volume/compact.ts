@@ -21,7 +21,7 @@
  */
 import { isCairnError } from '../errors.js';
 import type { ObjectInfo, ObjectStore } from '../store/index.js';
-import { type ChunkRef, PackBuilder, encodeForward, verifyChunkAsync } from '../chunks/index.js';
+import { type ChunkRef, PackBuilder, encodeForward, outboardAsync, verifyChunkAsync } from '../chunks/index.js';
 import { keys } from '../format/index.js';
 import type { PackRefs } from './refs.js';
 
@@ -105,14 +105,15 @@ export async function compactPack(
         pack: plan.pack,
         offset: c.offset,
       });
-      const offset = builder.add(c.hash, Buffer.from(bytes));
+      const copy = Buffer.from(bytes);
+      const offset = builder.add(c.hash, copy, outboardAsync(copy, builder.blockBytes));
       moved.set(c.hash, { hash: c.hash, pack: builder.id, offset, length: c.length });
     }
     i = j;
   }
   const newPack = builder.id;
   const copiedBytes = builder.size;
-  await store.put(prefix + newPack, builder.seal());
+  await store.put(prefix + newPack, await builder.sealed());
   try {
     await store.put(keys.forwardPrefix(id) + plan.pack, encodeForward({ pack: plan.pack, time: now, chunks: moved }), { ifAbsent: true });
   } catch (err) {
