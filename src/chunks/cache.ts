@@ -7,7 +7,7 @@
  *   or none; two writers of one hash rename identical bytes over each other);
  * - every read is verified against the name; a damaged entry is deleted and is a miss;
  * - ENOENT is tolerated everywhere (another process may evict or replace an entry at any time).
- * LRU: a hit touches the entry's mtime (best effort, not awaited); eviction scans the tree and
+ * LRU: a hit touches the entry's mtime (best effort, not awaited; at most once per 10 s per entry and process); eviction scans the tree and
  * removes the least recently touched entries until the total is under 90% of the bound.
  * Each process tracks an approximate total in memory and rescans when it exceeds the bound or
  * after putting bound/8 bytes since its last scan; `trim()` enforces the bound as of now.
@@ -51,6 +51,9 @@ const PART_SUFFIX = /^[a-z0-9][a-z0-9.]{0,31}$/;
 const STALE_TMP_MS = 10 * 60 * 1000;
 /** Eviction stops at this fraction of the bound, so that it runs rarely. */
 const LOW_WATER = 0.9;
+/** A hit touches its entry's mtime (the LRU clock) at most this often per process. */
+const TOUCH_EVERY_MS = 10_000;
+const TOUCH_MEMO_MAX = 65_536;
 
 let shared: ChunkCache | undefined;
 
@@ -74,6 +77,8 @@ export class ChunkCache {
   private rescanWanted = false;
   private readonly madeDirs = new Set<string>();
   private readonly touches = new Set<Promise<void>>();
+  /** When this process last touched each entry file (bounded: cleared when full). */
+  private readonly touchedAt = new Map<string, number>();
 
   /**
    * The one cache of this process, at `config.cacheDir()` bounded by `config.cacheBytes()`
@@ -215,7 +220,13 @@ export class ChunkCache {
   }
 
   private touch(file: string): void {
-    const now = new Date();
+    // One touch per entry per TOUCH_EVERY_MS is enough for an LRU evicting by age (a hot chunk read
+    // a thousand times a second was a thousand utimes, each a trip through the thread pool).
+    const nowMs = Date.now();
+    if (nowMs - (this.touchedAt.get(file) ?? -Infinity) < TOUCH_EVERY_MS) return;
+    if (this.touchedAt.size >= TOUCH_MEMO_MAX) this.touchedAt.clear();
+    this.touchedAt.set(file, nowMs);
+    const now = new Date(nowMs);
     const touch: Promise<void> = fs
       .utimes(file, now, now)
       .catch(() => {})
