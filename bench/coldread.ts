@@ -13,6 +13,7 @@
 import crypto from 'node:crypto';
 import { ChunkStore, ReadCursor, type ChunkStoreOptions, type ReadHints } from '../src/chunks/chunkstore.js';
 import type { ChunkRef } from '../src/chunks/types.js';
+import { DEFAULT_BLOCK_BYTES } from '../src/chunks/pack.js';
 import { openStore } from '../src/store/open.js';
 import type { ObjectStore } from '../src/store/types.js';
 import { startS3Process, stopS3Process } from './harness.js';
@@ -81,7 +82,8 @@ async function main(): Promise<void> {
   try {
     const data = crypto.randomBytes(SIZE);
     await store.put(RAW, data);
-    const w = new ChunkStore({ store, packPrefix: PACKS, cache: null }).writer();
+    // With outboards (opt-in for volumes: CAIRN_PACK_OUTBOARDS), so the random reads can compare partial and whole.
+    const w = new ChunkStore({ store, packPrefix: PACKS, cache: null, blockBytes: DEFAULT_BLOCK_BYTES }).writer();
     const refs = await w.write(data);
     await w.finish();
 

@@ -4,6 +4,7 @@
  */
 import os from 'node:os';
 import path from 'node:path';
+import { CairnError } from './errors.js';
 
 export function cairnHome(): string {
   return path.resolve(process.env.CAIRN_HOME || path.join(os.homedir(), '.cairn'));
@@ -28,4 +29,27 @@ export function cacheBytes(): number {
 /** Directory of local session state (journals, staging files). */
 export function sessionsDir(): string {
   return path.join(cairnHome(), 'sessions');
+}
+
+/**
+ * Block size of the chunk outboards new packs carry (`$CAIRN_PACK_OUTBOARDS`): `0` (the default)
+ * writes none, so every chunk is read whole; `on` or `1` gives 32 KiB blocks; a power of two from
+ * 1024 gives that. Outboards let random readers fetch only the blocks they need (docs/CHUNKS.md,
+ * "Partial-chunk reads") but cost the writer a JavaScript BLAKE3 pass over every byte (about 0.65x
+ * the upload throughput on a 2-core host), so they are opt-in.
+ *
+ * @example process.env.CAIRN_PACK_OUTBOARDS = 'on'; packBlockBytes(); // 32768
+ */
+export function packBlockBytes(): number {
+  const v = (process.env.CAIRN_PACK_OUTBOARDS ?? '').trim().toLowerCase();
+  if (v === '' || v === '0' || v === 'off' || v === 'false') return 0;
+  if (v === '1' || v === 'on' || v === 'true') return 32 * 1024;
+  const n = Number(v);
+  const ok = Number.isInteger(n) && n >= 1024 && n <= 1 << 24 && (n & (n - 1)) === 0;
+  if (!ok) {
+    throw new CairnError('INVALID_ARGUMENT', `CAIRN_PACK_OUTBOARDS=${v} is not a block size`, {
+      hint: 'use 0 (off), on (32 KiB blocks) or a power of two from 1024 to 16777216',
+    });
+  }
+  return n;
 }

@@ -71,7 +71,7 @@ export interface ChunkStoreOptions {
    */
   partialReads?: boolean;
   partialMemoryBytes?: number;
-  /** Block size of the outboards this store's writers write (default DEFAULT_BLOCK_BYTES, 32 KiB). */
+  /** Block size of the outboards this store's writers write (default `packBlockBytes()`, `$CAIRN_PACK_OUTBOARDS`: 0, none, unless asked; DEFAULT_BLOCK_BYTES when on). */
   blockBytes?: number;
 }
 

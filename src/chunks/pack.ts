@@ -24,6 +24,7 @@ import pLimit from 'p-limit';
 import { CairnError, asCairnError } from '../errors.js';
 import type { ObjectStore } from '../store/types.js';
 import { Chunker, DEFAULT_CHUNKER, type ChunkerParams } from './chunker.js';
+import { packBlockBytes } from '../config.js';
 import { hashChunkAsync, outboardAsync } from './hash.js';
 import { blockCount, chunkOutboard, CV_BYTES, isBlockSize } from './outboard.js';
 import type { ChunkRef, KnownChunks } from './types.js';
@@ -62,8 +63,8 @@ export class PackBuilder {
   /** Bytes of chunk data so far (= offset of the next chunk). */
   size = 0;
 
-  constructor(readonly blockBytes: number = DEFAULT_BLOCK_BYTES) {
-    if (!isBlockSize(blockBytes)) {
+  constructor(readonly blockBytes: number = packBlockBytes()) {
+    if (blockBytes !== 0 && !isBlockSize(blockBytes)) {
       throw new CairnError('INVALID_ARGUMENT', `invalid blockBytes ${blockBytes}`, { hint: 'use a power of two from 1024, e.g. 65536' });
     }
   }
@@ -95,6 +96,7 @@ export class PackBuilder {
   seal(): Buffer {
     const index = encodeIndex(this.entries, this.blockBytes);
     const outboards = this.parts.map((p, i) => {
+      if (this.blockBytes === 0) return new Uint8Array(0);
       const given = this.outboards[i];
       const ok = given instanceof Uint8Array && given.length === blockCount(p.length, this.blockBytes) * CV_BYTES;
       return ok ? given : chunkOutboard(p, this.blockBytes);
@@ -164,7 +166,7 @@ export function parseTrailer(trailer: Uint8Array, version: number, dataBytes?: n
   if (b.length < head) throw corrupt('index too short', key);
   const count = b.readUInt32LE(0);
   const blockBytes = version >= 2 ? b.readUInt32LE(4) : 0;
-  if (version >= 2 && !isBlockSize(blockBytes)) throw corrupt(`bad block size ${blockBytes}`, key);
+  if (version >= 2 && blockBytes !== 0 && !isBlockSize(blockBytes)) throw corrupt(`bad block size ${blockBytes}`, key);
   const indexEnd = head + count * ENTRY_BYTES;
   if (b.length < indexEnd || (version < 2 && b.length !== indexEnd)) throw corrupt('index length does not match its count', key);
   const entries: PackEntry[] = [];
@@ -175,7 +177,7 @@ export function parseTrailer(trailer: Uint8Array, version: number, dataBytes?: n
     const length = b.readUInt32LE(o + 40);
     if (dataBytes !== undefined && offset + length > dataBytes) throw corrupt('index entry beyond the data', key);
     entries.push({ hash: b.toString('hex', o, o + 32), offset, length });
-    const n = version >= 2 ? blockCount(length, blockBytes) * CV_BYTES : 0;
+    const n = version >= 2 && blockBytes > 0 ? blockCount(length, blockBytes) * CV_BYTES : 0;
     outboards.push(trailer.subarray(ob, ob + n));
     ob += n;
   }
@@ -233,7 +235,7 @@ export interface PackWriterOptions {
   chunker?: ChunkerParams;
   /** Sealed packs uploading (or waiting to) at once; bounds memory to ~packBytes × this. */
   maxInFlight?: number;
-  /** Block size of the outboards written (default DEFAULT_BLOCK_BYTES): the unit of partial reads. */
+  /** Block size of the outboards written (default `packBlockBytes()`, `$CAIRN_PACK_OUTBOARDS`: 0, none, unless asked): the unit of partial reads. */
   blockBytes?: number;
 }
 
@@ -275,8 +277,8 @@ export class PackWriter {
     this.packBytes = packBytes;
     this.chunkerParams = opts.chunker ?? DEFAULT_CHUNKER;
     this.maxInFlight = Math.max(1, opts.maxInFlight ?? 3);
-    this.blockBytes = opts.blockBytes ?? DEFAULT_BLOCK_BYTES;
-    if (!isBlockSize(this.blockBytes)) {
+    this.blockBytes = opts.blockBytes ?? packBlockBytes();
+    if (this.blockBytes !== 0 && !isBlockSize(this.blockBytes)) {
       throw new CairnError('INVALID_ARGUMENT', `invalid blockBytes ${this.blockBytes}`, {
         hint: 'use a power of two from 1024, e.g. 65536',
       });
@@ -403,7 +405,12 @@ export class PackWriter {
     let ref = this.seen.get(hash) ?? this.known?.(hash);
     if (!ref) {
       const pack = (this.current ??= new PackBuilder(this.blockBytes));
-      ref = { hash, pack: pack.id, offset: pack.add(hash, chunk, outboard ?? outboardAsync(chunk, this.blockBytes)), length: chunk.length };
+      ref = {
+        hash,
+        pack: pack.id,
+        offset: pack.add(hash, chunk, this.blockBytes ? (outboard ?? outboardAsync(chunk, this.blockBytes)) : undefined),
+        length: chunk.length,
+      };
       this.newChunks.push(ref);
       this.seen.set(hash, ref);
       refs.push(ref);

@@ -106,7 +106,7 @@ export async function compactPack(
         offset: c.offset,
       });
       const copy = Buffer.from(bytes);
-      const offset = builder.add(c.hash, copy, outboardAsync(copy, builder.blockBytes));
+      const offset = builder.add(c.hash, copy, builder.blockBytes ? outboardAsync(copy, builder.blockBytes) : undefined);
       moved.set(c.hash, { hash: c.hash, pack: builder.id, offset, length: c.length });
     }
     i = j;

@@ -114,7 +114,35 @@ describe('pack format', () => {
 });
 
 describe('PackWriter', () => {
-  it('addChunk copies a chunk into a new pack, with its outboard given or computed', async () => {
+  it('writes no outboards unless asked (CAIRN_PACK_OUTBOARDS): a v2 pack of block size 0, read whole', async () => {
+    const store = new MemoryStore();
+    const chunk = crypto.randomBytes(300_000);
+    const w = chunkStore(store).writer();
+    assert.equal(w.outboardBlockBytes, 0);
+    const ref = await w.addChunk(hashChunk(chunk), chunk);
+    await w.finish();
+    const t = await readPackTrailer(store, PREFIX + ref.pack);
+    assert.equal(t.version, PACK_VERSION);
+    assert.equal(t.blockBytes, 0);
+    assert.deepEqual(
+      t.outboards.map((o) => o.length),
+      [0],
+    );
+    assert.deepEqual(await chunkStore(store).readChunk(ref), chunk);
+    process.env.CAIRN_PACK_OUTBOARDS = '3000';
+    try {
+      assert.throws(
+        () => chunkStore(store).writer(),
+        (e: unknown) => isCairnError(e, 'INVALID_ARGUMENT'),
+      );
+    } finally {
+      delete process.env.CAIRN_PACK_OUTBOARDS;
+    }
+  });
+
+  it('addChunk copies a chunk into a new pack, with its outboard given or computed', async (t) => {
+    process.env.CAIRN_PACK_OUTBOARDS = 'on';
+    t.after(() => void delete process.env.CAIRN_PACK_OUTBOARDS);
     const store = new MemoryStore();
     const chunk = crypto.randomBytes(300_000);
     const hash = hashChunk(chunk);

@@ -19,6 +19,9 @@ import { isCairnError } from '../../src/errors.js';
 import type { ObjectStore } from '../../src/store/types.js';
 import { forEachBackend } from '../helpers/backends.js';
 
+// Outboards are opt-in (config.ts packBlockBytes): these tests write packs that carry them.
+process.env.CAIRN_PACK_OUTBOARDS = 'on';
+
 const PREFIX = 'volumes/v1/packs/';
 const MiB = 1024 * 1024;
 const READ = 128 * 1024;

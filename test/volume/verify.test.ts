@@ -19,6 +19,9 @@ import { readPackTrailer } from '../../src/chunks/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { flip, writeCheckpoint } from '../helpers/damage.js';
 
+// Outboards are opt-in (config.ts packBlockBytes): the damaged-outboard case needs packs that carry them.
+process.env.CAIRN_PACK_OUTBOARDS = 'on';
+
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'main.js');
 
 function cairn(args: string[]): Promise<{ code: number; out: string; err: string }> {
