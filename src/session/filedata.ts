@@ -16,7 +16,7 @@ import type { Staging } from './staging.js';
 const SMALL_FILE_BYTES = 1024 * 1024;
 
 export class FileData {
-  private readonly materializing = new Map<string, Promise<string>>();
+  private readonly copying = new Map<string, Promise<string>>();
   /** Read state per path, for callers that pass no cursor of their own (see `read`). */
   private readonly pathCursors = new Map<string, ReadCursor>();
 
@@ -62,13 +62,18 @@ export class FileData {
     return { cursor: c, ...(e.size <= SMALL_FILE_BYTES ? { neighbours: true } : {}) };
   }
 
+  /** Whether `p`'s content is being copied into a new staging file now (its first staged write). */
+  materializing(p: string): boolean {
+    return this.copying.has(p);
+  }
+
   /**
    * The staging file of the file `e` at `p`, copying its committed content (unless
    * `keepContent` is false: a truncate to 0) into a new one on first write.
    */
   async staged(p: string, e: JournalEntry, keepContent = true): Promise<string> {
     if (e.staged) return e.staged;
-    let pending = this.materializing.get(p);
+    let pending = this.copying.get(p);
     if (!pending) {
       pending = (async () => {
         let name = '';
@@ -84,8 +89,8 @@ export class FileData {
           await this.staging.truncate(name, e.size);
         }
         return this.journal.attachStaged(p, name);
-      })().finally(() => this.materializing.delete(p));
-      this.materializing.set(p, pending);
+      })().finally(() => this.copying.delete(p));
+      this.copying.set(p, pending);
     }
     return pending;
   }

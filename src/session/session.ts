@@ -33,6 +33,7 @@ import { type SessionOptions, openParts } from './opening.js';
 import { FileData } from './filedata.js';
 import { SessionReads } from './reads.js';
 import { planCopy, planPut } from './bulk.js';
+import { INLINE_MAX } from './content.js';
 import { checkFileSize, checkInteger, checkMode, checkTimeMs, checkWriteRange } from '../util/limits.js';
 
 const FILE_MODE = 0o644;
@@ -108,8 +109,9 @@ export class Session extends SessionReads implements FsSession {
     this.checkParent(p);
     const cur = this.journal.get(p);
     if (cur?.type === 'directory') throw new CairnError('IS_A_DIRECTORY', `/${p} is a directory`, { path: `/${p}` });
-    const e = this.newEntry(p, 'file', mode, cred);
-    await this.staging.create((staged) => this.journal.put(p, { ...e, staged }, this.parentTouch(p, e.mtimeMs)));
+    // No staging file yet: a new file's bytes live in its entry until they outgrow INLINE_MAX (see `write`).
+    const e = { ...this.newEntry(p, 'file', mode, cred), inline: Buffer.alloc(0) };
+    this.journal.put(p, e, this.parentTouch(p, e.mtimeMs));
   }
 
   /** A new entry of `type` at `p` made by `cred`: owner and group (./metadata.ts), all three times now. */
@@ -153,6 +155,8 @@ export class Session extends SessionReads implements FsSession {
       throw new CairnError('INVALID_ARGUMENT', 'write takes its data as a Buffer or Uint8Array', { path: `/${p}` });
     }
     checkWriteRange(offset, data.length, { path: `/${p}`, volume: this.volume.name });
+    const end = offset + data.length;
+    if (this.inlineChange(p, end, Math.max(this.entry(p).size, end), (b) => b.set(data, offset), cred)) return;
     const name = await this.staged(p);
     await this.staging.write(name, offset, data);
     const e = this.entry(p);
@@ -168,15 +172,39 @@ export class Session extends SessionReads implements FsSession {
     const p = normalizePath(path);
     this.checkWritable(p);
     checkFileSize(size, { path: `/${p}`, volume: this.volume.name });
+    if (this.inlineChange(p, size, size, () => undefined, cred)) return;
     const name = await this.staged(p, size > 0);
     await this.staging.truncate(name, size);
     const e = this.entry(p);
     this.journal.update(p, { ...meta.writtenEntry(e, cred, Date.now()), size });
   }
 
+  /** Makes a file's written bytes durable locally: its staging file, or the journal holding them inline. */
   async fsync(path: string): Promise<void> {
     const e = this.journal.get(normalizePath(path));
     if (e?.staged) await this.staging.fsync(e.staged);
+    else if (e?.type === 'file') this.journal.sync();
+  }
+
+  /**
+   * A write or truncate of a file whose bytes stay in its entry (`inline`, in the journal: no
+   * staging file): a file without a staging file, holding inline bytes (or nothing), that ends at
+   * most at INLINE_MAX after the change (`end`: the furthest byte the change touches). `edit`
+   * writes into the new bytes (`size` long, the old ones copied, zeros past them). False, changing
+   * nothing, for any other file (the caller stages it). No await: concurrent changes see it whole.
+   */
+  private inlineChange(p: string, end: number, size: number, edit: (bytes: Buffer) => void, cred?: Credentials): boolean {
+    const e = this.entry(p);
+    if (e.type !== 'file' || e.staged || end > INLINE_MAX || size > INLINE_MAX || this.data.materializing(p)) return false;
+    const old = e.inline ?? (e.size === 0 && !e.chunks?.length ? Buffer.alloc(0) : undefined);
+    if (!old) return false;
+    const bytes = Buffer.alloc(size);
+    old.copy(bytes, 0, 0, Math.min(old.length, size));
+    edit(bytes);
+    const out = { ...meta.writtenEntry(e, cred, Date.now()), size, inline: bytes } as JournalEntry;
+    delete out.chunks;
+    this.journal.update(p, out);
+    return true;
   }
 
   /**
