@@ -6,14 +6,14 @@
  *
  * Invariants: `place` and `drop` keep the tree (every entry's parent exists and is a directory;
  * the root is the row with path ''); `set` does not, and its callers keep it. Entries returned by
- * `get` are memoised and frozen until the next change to any entry.
+ * `get` are memoised and frozen until the next change to that entry (or to a subtree holding it).
  */
 import type BetterSqlite3 from 'better-sqlite3';
 import { type EntryData, ancestors } from '../format/index.js';
 import type { JournalEntry } from './entry.js';
 import { fromRow, ROW_COLUMNS, type Row, subtreeEnd, toRow } from './schema.js';
 
-/** Entries memoised by `get` (cleared on every change). */
+/** Entries memoised by `get` (each dropped when it changes; all of them when a subtree goes). */
 const MEMO_ENTRIES = 4096;
 const DIR_MODE = 0o755;
 
@@ -61,8 +61,8 @@ export class EntryTable {
   }
 
   /**
-   * One entry, or undefined. Entries are memoised until the next change to any entry (reads of
-   * a big file would otherwise parse its chunk list on every FUSE read); they are frozen, so
+   * One entry, or undefined. Entries are memoised until they change (reads of a big file would
+   * otherwise parse its chunk list on every FUSE read, a create re-read its parent); they are frozen, so
    * callers copy (`{ ...e, … }`) to change one.
    */
   get(path: string): JournalEntry | undefined {
@@ -111,12 +111,19 @@ export class EntryTable {
 
   /** Replaces (or creates) one entry, with no tree checks: callers keep the tree invariant. */
   set(path: string, e: EntryIn): void {
-    this.memo.clear();
+    // One row changes: only its memo goes (callers that change more, place and drop, clear it all).
+    this.memo.delete(path);
     const row = toRow(path, e);
     // Most changes (a write's size and times, chmod, a directory's times) keep the indexed
     // columns: an in-place UPDATE writes the row's page only (about half the cost of a replace,
     // which deletes and re-inserts every index entry).
     if (this.st.update.run(row).changes === 0) this.st.insert.run(row);
+  }
+
+  /** `set` of a row a bulk load (a checkpoint's entries) writes whole: a replace, no update first. */
+  load(path: string, e: EntryIn): void {
+    this.memo.delete(path);
+    this.st.insert.run(toRow(path, e));
   }
 
   /**
@@ -125,7 +132,6 @@ export class EntryTable {
    * a whole subtree; a directory over a directory only updates its metadata.
    */
   place(path: string, entry: EntryIn): void {
-    this.memo.clear();
     for (const dir of ancestors(path)) {
       const cur = this.st.get.get(dir);
       if (cur && cur.type === 'directory') continue;
@@ -133,6 +139,7 @@ export class EntryTable {
     }
     const cur = this.st.get.get(path);
     if (cur && cur.type === 'directory' && entry.type !== 'directory') {
+      this.memo.clear();
       this.st.deleteSubtree.run(`${path}/`, subtreeEnd(path));
     }
     this.set(path, entry);
