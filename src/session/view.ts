@@ -71,8 +71,7 @@ export class EntryTable {
     const r = this.st.get.get(path);
     if (!r) return undefined;
     const e = Object.freeze(fromRow(r));
-    if (this.memo.size >= MEMO_ENTRIES) this.memo.clear();
-    this.memo.set(path, e);
+    this.remember(path, e);
     return e;
   }
 
@@ -111,13 +110,19 @@ export class EntryTable {
 
   /** Replaces (or creates) one entry, with no tree checks: callers keep the tree invariant. */
   set(path: string, e: EntryIn): void {
-    // One row changes: only its memo goes (callers that change more, place and drop, clear it all).
-    this.memo.delete(path);
     const row = toRow(path, e);
     // Most changes (a write's size and times, chmod, a directory's times) keep the indexed
     // columns: an in-place UPDATE writes the row's page only (about half the cost of a replace,
     // which deletes and re-inserts every index entry).
     if (this.st.update.run(row).changes === 0) this.st.insert.run(row);
+    // One row changed: its memo is the row as `get` would read it back (the stat that answers
+    // the request needs no query); callers that change more (place, drop) clear the memo.
+    this.remember(path, Object.freeze(fromRow(row)));
+  }
+
+  private remember(path: string, e: JournalEntry): void {
+    if (this.memo.size >= MEMO_ENTRIES) this.memo.clear();
+    this.memo.set(path, e);
   }
 
   /** `set` of a row a bulk load (a checkpoint's entries) writes whole: a replace, no update first. */
