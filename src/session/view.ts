@@ -138,7 +138,7 @@ export class EntryTable {
    */
   place(path: string, entry: EntryIn): void {
     for (const dir of ancestors(path)) {
-      const cur = this.st.get.get(dir);
+      const cur = this.get(dir);
       if (cur && cur.type === 'directory') continue;
       this.set(dir, { type: 'directory', mode: DIR_MODE, mtimeMs: entry.mtimeMs, size: 0 });
     }
