@@ -13,7 +13,7 @@
  * `SYNC_IO_MAX` bytes, run on the calling thread (page-cache copies of microseconds, like the
  * journal's SQLite calls), because a trip through libuv's thread pool costs two thread hand-offs,
  * which on a loaded host cost more than the I/O itself and sit on every FUSE request's path (a
- * create, a 16 KiB write). Bigger reads and writes, truncate, fsync and stat stay asynchronous.
+ * create, a 16 KiB write); so is stat. Bigger reads and writes, truncate and fsync stay asynchronous.
  */
 import crypto from 'node:crypto';
 import fsSync, { constants as fsc } from 'node:fs';
@@ -179,10 +179,11 @@ export class Staging {
     await this.using(name, (fd) => ftruncateAsync(fd, size));
   }
 
+  /** The file's size and mtime (undefined: no such file); a synchronous stat, asked once per staged file a commit reads. */
   async size(name: string): Promise<{ size: number; mtimeMs: number } | undefined> {
     try {
-      const st = await fs.stat(this.pathOf(name));
-      return { size: st.size, mtimeMs: st.mtimeMs };
+      const st = fsSync.statSync(this.pathOf(name), { throwIfNoEntry: false });
+      return st && { size: st.size, mtimeMs: st.mtimeMs };
     } catch {
       return undefined;
     }
