@@ -33,7 +33,6 @@ import { type SessionOptions, openParts } from './opening.js';
 import { FileData } from './filedata.js';
 import { SessionReads } from './reads.js';
 import { planCopy, planPut } from './bulk.js';
-import { INLINE_MAX } from './content.js';
 import { checkFileSize, checkInteger, checkMode, checkTimeMs, checkWriteRange } from '../util/limits.js';
 
 const FILE_MODE = 0o644;
@@ -155,8 +154,12 @@ export class Session extends SessionReads implements FsSession {
       throw new CairnError('INVALID_ARGUMENT', 'write takes its data as a Buffer or Uint8Array', { path: `/${p}` });
     }
     checkWriteRange(offset, data.length, { path: `/${p}`, volume: this.volume.name });
+    // A file held inline stays so, or moves to a staging file, in one synchronous step (./filedata.ts).
+    const cur = this.entry(p);
     const end = offset + data.length;
-    if (this.inlineChange(p, end, Math.max(this.entry(p).size, end), (b) => b.set(data, offset), cred)) return;
+    const written = meta.writtenEntry(cur, cred, Date.now());
+    if (this.data.inlineChange(p, cur, end, Math.max(cur.size, end), (b) => b.set(data, offset), written)) return;
+    if (this.data.stageNow(p, cur, offset, data, written)) return;
     const name = await this.staged(p);
     await this.staging.write(name, offset, data);
     const e = this.entry(p);
@@ -172,7 +175,8 @@ export class Session extends SessionReads implements FsSession {
     const p = normalizePath(path);
     this.checkWritable(p);
     checkFileSize(size, { path: `/${p}`, volume: this.volume.name });
-    if (this.inlineChange(p, size, size, () => undefined, cred)) return;
+    const cur = this.entry(p);
+    if (this.data.inlineChange(p, cur, size, size, () => undefined, meta.writtenEntry(cur, cred, Date.now()))) return;
     const name = await this.staged(p, size > 0);
     await this.staging.truncate(name, size);
     const e = this.entry(p);
@@ -183,29 +187,10 @@ export class Session extends SessionReads implements FsSession {
   async fsync(path: string): Promise<void> {
     const e = this.journal.get(normalizePath(path));
     if (e?.staged) await this.staging.fsync(e.staged);
-    else if (e?.type === 'file') this.journal.sync();
+    else if (e?.type === 'file' && e.inline) this.journal.sync();
   }
 
-  /**
-   * A write or truncate of a file whose bytes stay in its entry (`inline`, in the journal: no
-   * staging file): a file without a staging file, holding inline bytes (or nothing), that ends at
-   * most at INLINE_MAX after the change (`end`: the furthest byte the change touches). `edit`
-   * writes into the new bytes (`size` long, the old ones copied, zeros past them). False, changing
-   * nothing, for any other file (the caller stages it). No await: concurrent changes see it whole.
-   */
-  private inlineChange(p: string, end: number, size: number, edit: (bytes: Buffer) => void, cred?: Credentials): boolean {
-    const e = this.entry(p);
-    if (e.type !== 'file' || e.staged || end > INLINE_MAX || size > INLINE_MAX || this.data.materializing(p)) return false;
-    const old = e.inline ?? (e.size === 0 && !e.chunks?.length ? Buffer.alloc(0) : undefined);
-    if (!old) return false;
-    const bytes = Buffer.alloc(size);
-    old.copy(bytes, 0, 0, Math.min(old.length, size));
-    edit(bytes);
-    const out = { ...meta.writtenEntry(e, cred, Date.now()), size, inline: bytes } as JournalEntry;
-    delete out.chunks;
-    this.journal.update(p, out);
-    return true;
-  }
+
 
   /**
    * Creates a directory with permission bits `mode` (0 to 0o7777); its parent must exist.

@@ -74,6 +74,11 @@ export class Staging {
    * after the file exists, so that a concurrent `sweep` never sees it unreferenced.
    */
   async create(register: (name: string) => void): Promise<string> {
+    return this.createNow(register);
+  }
+
+  /** `create`, synchronously (see the module header). */
+  createNow(register: (name: string) => void = () => undefined): string {
     const name = crypto.randomBytes(12).toString('hex');
     this.creating.add(name);
     try {
@@ -163,15 +168,18 @@ export class Staging {
   }
 
   async write(name: string, offset: number, data: Uint8Array): Promise<void> {
+    if (data.length <= SYNC_IO_MAX) return this.writeNow(name, offset, data);
     let done = 0;
-    if (data.length <= SYNC_IO_MAX) {
-      this.now(name, (fd) => {
-        while (done < data.length) done += fsSync.writeSync(fd, data, done, data.length - done, offset + done);
-      });
-      return;
-    }
     await this.using(name, async (fd) => {
       while (done < data.length) done += (await writeAsync(fd, data, done, data.length - done, offset + done)).bytesWritten;
+    });
+  }
+
+  /** A write of up to SYNC_IO_MAX bytes, synchronously. */
+  writeNow(name: string, offset: number, data: Uint8Array): void {
+    let done = 0;
+    this.now(name, (fd) => {
+      while (done < data.length) done += fsSync.writeSync(fd, data, done, data.length - done, offset + done);
     });
   }
 
