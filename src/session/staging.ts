@@ -13,7 +13,9 @@
  * `SYNC_IO_MAX` bytes, run on the calling thread (page-cache copies of microseconds, like the
  * journal's SQLite calls), because a trip through libuv's thread pool costs two thread hand-offs,
  * which on a loaded host cost more than the I/O itself and sit on every FUSE request's path (a
- * create, a 16 KiB write); so is stat. Bigger reads and writes, truncate and fsync stay asynchronous.
+ * create, a 16 KiB write); so is stat. Bigger reads and writes, truncate and fsync stay asynchronous,
+ * and a few empty files are made ahead in the thread pool (`refill`), so that a create rarely
+ * waits for the file system's own create.
  */
 import crypto from 'node:crypto';
 import fsSync, { constants as fsc } from 'node:fs';
@@ -27,6 +29,10 @@ export const STAGING_MAX_OPEN = 256;
 /** Reads and writes up to this many bytes run synchronously (see the module header). */
 export const SYNC_IO_MAX = 128 * 1024;
 
+/** Empty staging files kept made ahead (see the module header). */
+export const STAGING_SPARES = 8;
+
+const openAsync = promisify(fsSync.open);
 const readAsync = promisify(fsSync.read);
 const writeAsync = promisify(fsSync.write);
 const ftruncateAsync = promisify(fsSync.ftruncate);
@@ -47,6 +53,11 @@ export class Staging {
   /** Asynchronous operations using each cached descriptor now. */
   private readonly busy = new Map<string, number>();
   private readonly creating = new Set<string>();
+  /** Empty files made ahead, in the thread pool (their names are in `creating` until used). */
+  private readonly spares: { name: string; fd: number }[] = [];
+  private refilling = false;
+  /** Bumped by `closeAll`: a refill running then keeps nothing it makes. */
+  private generation = 0;
   /** Descriptors `closeAll` took out of the cache while an operation used them: closed when it ends. */
   private readonly closing = new Map<string, number>();
   private readonly maxOpen: number;
@@ -79,10 +90,12 @@ export class Staging {
 
   /** `create`, synchronously (see the module header). */
   createNow(register: (name: string) => void = () => undefined): string {
-    const name = crypto.randomBytes(12).toString('hex');
+    const spare = this.spares.pop();
+    const name = spare?.name ?? crypto.randomBytes(12).toString('hex');
     this.creating.add(name);
+    this.refill();
     try {
-      const fd = fsSync.openSync(this.pathOf(name), fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL, 0o600);
+      const fd = spare?.fd ?? fsSync.openSync(this.pathOf(name), fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL, 0o600);
       this.handles.set(name, fd);
       register(name);
       this.trim();
@@ -92,6 +105,40 @@ export class Staging {
     } finally {
       this.creating.delete(name);
     }
+  }
+
+  /**
+   * Makes empty files ahead, up to STAGING_SPARES, in the thread pool: creating a file costs the
+   * file system's journal and directory locks (up to milliseconds on a busy disk), which then stay
+   * off the write that needs the file. A failure just stops the refill (creates are synchronous then).
+   */
+  private refill(): void {
+    if (this.refilling || this.spares.length >= STAGING_SPARES) return;
+    this.refilling = true;
+    const gen = this.generation;
+    void (async () => {
+      try {
+        while (this.spares.length < STAGING_SPARES && gen === this.generation) {
+          const name = crypto.randomBytes(12).toString('hex');
+          this.creating.add(name);
+          const fd = await openAsync(this.pathOf(name), fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL, 0o600).catch(() => undefined);
+          if (fd === undefined || gen !== this.generation) {
+            if (fd !== undefined) this.discard(name, fd);
+            this.creating.delete(name);
+            return;
+          }
+          this.spares.push({ name, fd });
+        }
+      } finally {
+        this.refilling = false;
+      }
+    })();
+  }
+
+  /** Closes and removes an unused spare. */
+  private discard(name: string, fd: number): void {
+    closeQuietly(fd);
+    fsSync.rmSync(this.pathOf(name), { force: true });
   }
 
   /** The file's cached descriptor (opened on demand), now the most recently used. */
@@ -203,6 +250,11 @@ export class Staging {
 
   /** Closes cached descriptors (they are reopened on demand). */
   async closeAll(): Promise<void> {
+    this.generation++;
+    for (const { name, fd } of this.spares.splice(0)) {
+      this.discard(name, fd);
+      this.creating.delete(name);
+    }
     // A raw descriptor closed under a running operation could be reused by the next open and
     // take its bytes: one in use is closed when its operation ends.
     for (const [name, fd] of this.handles) {

@@ -72,7 +72,8 @@ describe('inline files of a session', () => {
     const big = crypto.randomBytes(100_000);
     // The big write starts the copy into staging; the small one lands while it runs.
     await Promise.all([s.write('/g', INLINE_MAX, big), s.write('/g', 10, Buffer.from('XY'))]);
-    assert.equal(await staged(dir), 1);
+    // Its staging file (and empty spares the staging area makes ahead).
+    assert.ok((await staged(dir)) >= 1);
     const want = Buffer.concat([head, big]);
     want.write('XY', 10);
     assert.ok((await s.read('/g', 0, 1 << 20)).equals(want));
