@@ -190,8 +190,6 @@ export class Session extends SessionReads implements FsSession {
     else if (e?.type === 'file' && e.inline) this.journal.sync();
   }
 
-
-
   /**
    * Creates a directory with permission bits `mode` (0 to 0o7777); its parent must exist.
    * @example await s.mkdir('/data/out', 0o755);
