@@ -109,8 +109,9 @@ export class Session extends SessionReads implements FsSession {
     this.checkParent(p);
     const cur = this.journal.get(p);
     if (cur?.type === 'directory') throw new CairnError('IS_A_DIRECTORY', `/${p} is a directory`, { path: `/${p}` });
-    const e = this.newEntry(p, 'file', mode, cred);
-    await this.staging.create((staged) => this.journal.put(p, { ...e, staged }, this.parentTouch(p, e.mtimeMs)));
+    // No staging file yet: a new file's bytes live in its entry until they outgrow INLINE_MAX (see `write`).
+    const e = { ...this.newEntry(p, 'file', mode, cred), inline: Buffer.alloc(0) };
+    this.journal.put(p, e, this.parentTouch(p, e.mtimeMs));
   }
 
   /** A new entry of `type` at `p` made by `cred`: owner and group (./metadata.ts), all three times now. */
@@ -154,6 +155,12 @@ export class Session extends SessionReads implements FsSession {
       throw new CairnError('INVALID_ARGUMENT', 'write takes its data as a Buffer or Uint8Array', { path: `/${p}` });
     }
     checkWriteRange(offset, data.length, { path: `/${p}`, volume: this.volume.name });
+    // A file held inline stays so, or moves to a staging file, in one synchronous step (./filedata.ts).
+    const cur = this.entry(p);
+    const end = offset + data.length;
+    const written = meta.writtenEntry(cur, cred, Date.now());
+    if (this.data.inlineChange(p, cur, end, Math.max(cur.size, end), (b) => b.set(data, offset), written)) return;
+    if (this.data.stageNow(p, cur, offset, data, written)) return;
     const name = await this.staged(p);
     await this.staging.write(name, offset, data);
     const e = this.entry(p);
@@ -169,15 +176,19 @@ export class Session extends SessionReads implements FsSession {
     const p = normalizePath(path);
     this.checkWritable(p);
     checkFileSize(size, { path: `/${p}`, volume: this.volume.name });
+    const cur = this.entry(p);
+    if (this.data.inlineChange(p, cur, size, size, () => undefined, meta.writtenEntry(cur, cred, Date.now()))) return;
     const name = await this.staged(p, size > 0);
     await this.staging.truncate(name, size);
     const e = this.entry(p);
     this.journal.update(p, { ...meta.writtenEntry(e, cred, Date.now()), size });
   }
 
+  /** Makes a file's written bytes durable locally: its staging file, or the journal holding them inline. */
   async fsync(path: string): Promise<void> {
     const e = this.journal.get(normalizePath(path));
     if (e?.staged) await this.staging.fsync(e.staged);
+    else if (e?.type === 'file' && e.inline) this.journal.sync();
   }
 
   /**

@@ -6,17 +6,21 @@
  *
  * Invariants: `place` and `drop` keep the tree (every entry's parent exists and is a directory;
  * the root is the row with path ''); `set` does not, and its callers keep it. Rows with the same
- * inode id (hard links) hold the same entry but for their path: `set` copies one to the others. Entries returned by
- * `get` are memoised and frozen until the next change to any entry.
+ * inode id (hard links) hold the same entry but for their path: `set` copies one to the others.
+ * Entries returned by `get` are memoised and frozen until the next change to that entry (or to a
+ * subtree holding it, or to any name of a linked file).
  */
 import type BetterSqlite3 from 'better-sqlite3';
 import { type EntryData, ancestors } from '../format/index.js';
 import type { JournalEntry } from './entry.js';
 import { fromRow, ROW_COLUMNS, type Row, subtreeEnd, toRow } from './schema.js';
 
-/** Entries memoised by `get` (cleared on every change). */
+/** Entries memoised by `get` (each dropped when it changes; all of them when a subtree goes). */
 const MEMO_ENTRIES = 4096;
 const DIR_MODE = 0o755;
+
+/** Columns some index covers (besides the primary key): a change to them rewrites index entries. */
+const INDEXED = ['path', 'parent', 'type', 'staged'];
 
 /** An entry to store: committed data, and the staging file of data written in this session. */
 export type EntryIn = EntryData & { staged?: string };
@@ -26,6 +30,12 @@ function prepare(db: BetterSqlite3.Database) {
     get: db.prepare<[string], Row>('SELECT * FROM entries WHERE path = ?'),
     insert: db.prepare<[Row]>(
       `INSERT OR REPLACE INTO entries (${ROW_COLUMNS.join(', ')}) VALUES (${ROW_COLUMNS.map((c) => `@${c}`).join(', ')})`,
+    ),
+    // The row of a path whose indexed columns (parent, type, staged) stay: no index is written.
+    update: db.prepare<[Row]>(
+      `UPDATE entries SET ${ROW_COLUMNS.filter((c) => !INDEXED.includes(c))
+        .map((c) => `${c} = @${c}`)
+        .join(', ')} WHERE path = @path AND type = @type AND staged IS @staged`,
     ),
     children: db.prepare<[string], Row>('SELECT * FROM entries WHERE parent = ? ORDER BY path'),
     subdirCount: db.prepare<[string], { n: number }>("SELECT COUNT(*) AS n FROM entries WHERE parent = ? AND type = 'directory'"),
@@ -60,8 +70,8 @@ export class EntryTable {
   }
 
   /**
-   * One entry, or undefined. Entries are memoised until the next change to any entry (reads of
-   * a big file would otherwise parse its chunk list on every FUSE read); they are frozen, so
+   * One entry, or undefined. Entries are memoised until they change (reads of a big file would
+   * otherwise parse its chunk list on every FUSE read, a create re-read its parent); they are frozen, so
    * callers copy (`{ ...e, … }`) to change one.
    */
   get(path: string): JournalEntry | undefined {
@@ -70,8 +80,7 @@ export class EntryTable {
     const r = this.st.get.get(path);
     if (!r) return undefined;
     const e = Object.freeze(fromRow(r));
-    if (this.memo.size >= MEMO_ENTRIES) this.memo.clear();
-    this.memo.set(path, e);
+    this.remember(path, e);
     return e;
   }
 
@@ -114,15 +123,35 @@ export class EntryTable {
    * name of one file holds the same entry, whichever name was changed).
    */
   set(path: string, e: EntryIn): void {
-    this.memo.clear();
     const row = toRow(path, e);
-    this.st.insert.run(row);
-    if (row.ino !== null) this.st.share.run(row);
+    // Most changes (a write's size and times, chmod, a directory's times) keep the indexed
+    // columns: an in-place UPDATE writes the row's page only (about half the cost of a replace,
+    // which deletes and re-inserts every index entry).
+    if (this.st.update.run(row).changes === 0) this.st.insert.run(row);
+    if (row.ino !== null) {
+      // The file's other names changed too: their memos go with everything else's (links are rare).
+      this.st.share.run(row);
+      this.memo.clear();
+    }
+    // One row changed: its memo is the row as `get` would read it back (the stat that answers
+    // the request needs no query); callers that change more (place, drop) clear the memo.
+    this.remember(path, Object.freeze(fromRow(row)));
   }
 
   /** The names of the file with inode id `ino`, in path order. */
   names(ino: string): string[] {
     return this.st.names.all(ino).map((r) => r.path);
+  }
+
+  private remember(path: string, e: JournalEntry): void {
+    if (this.memo.size >= MEMO_ENTRIES) this.memo.clear();
+    this.memo.set(path, e);
+  }
+
+  /** `set` of a row a bulk load (a checkpoint's entries) writes whole: a replace, no update first. */
+  load(path: string, e: EntryIn): void {
+    this.memo.delete(path);
+    this.st.insert.run(toRow(path, e));
   }
 
   /**
@@ -131,14 +160,14 @@ export class EntryTable {
    * a whole subtree; a directory over a directory only updates its metadata.
    */
   place(path: string, entry: EntryIn): void {
-    this.memo.clear();
     for (const dir of ancestors(path)) {
-      const cur = this.st.get.get(dir);
+      const cur = this.get(dir);
       if (cur && cur.type === 'directory') continue;
       this.set(dir, { type: 'directory', mode: DIR_MODE, mtimeMs: entry.mtimeMs, size: 0 });
     }
     const cur = this.st.get.get(path);
     if (cur && cur.type === 'directory' && entry.type !== 'directory') {
+      this.memo.clear();
       this.st.deleteSubtree.run(`${path}/`, subtreeEnd(path));
     }
     this.set(path, entry);

@@ -22,6 +22,28 @@ forEachBackend((b) =>
     let n = 0;
     const fresh = async () => Volume.fromName(`links${++n}`, { createIfMissing: true, store: await b.open() });
 
+    it('a linked file held in the journal (small) keeps both names equal as it grows into a staging file', async () => {
+      const vol = await fresh();
+      const a = await vol.session();
+      await a.create('/small');
+      await a.write('/small', 0, Buffer.from('tiny'));
+      await a.link('/small', '/alias');
+      await a.write('/alias', 4, Buffer.from('+more'));
+      assert.equal(await text(a, '/small'), 'tiny+more');
+      const big = Buffer.alloc(10_000, 'x'); // past the 4 KiB held in the journal: moves to a staging file
+      await a.write('/small', 9, big);
+      assert.equal((await a.stat('/alias')).size, 9 + big.length);
+      assert.equal(await text(a, '/alias'), 'tiny+more' + big.toString());
+      await a.write('/alias', 0, Buffer.from('TINY'));
+      assert.equal((await a.read('/small', 0, 4)).toString(), 'TINY');
+      await a.commit();
+      const b = await vol.session();
+      assert.equal(await text(b, '/small'), 'TINY+more' + big.toString());
+      assert.deepEqual([(await b.stat('/small')).nlink, (await b.stat('/alias')).nlink], [2, 2]);
+      for (const s of [a, b]) await s.close();
+      await vol.close();
+    });
+
     it('shares content, metadata and a link count between names, kept by commit, a new session and time travel', async () => {
       const vol = await fresh();
       const a = await vol.session();
