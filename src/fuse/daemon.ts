@@ -14,7 +14,7 @@ import { promises as fsp } from 'node:fs';
 import { CairnError, asCairnError, describeError } from '../errors.js';
 import type { CommitResult, FsSession, ReloadResult } from '../format/types.js';
 import { holdSignals, SHUTDOWN_SIGNALS } from '../util/signals.js';
-import { MountMetrics, serveMetrics, type ChunkFigures, type MetricsServer } from '../util/metrics.js';
+import { MountMetrics, serveMetrics, type ChunkFigures, type MetricsServer, type NativeReadFigures } from '../util/metrics.js';
 import { createOps } from './adapter.js';
 import { chooseBinding, mountBinding } from './binding.js';
 import type { MountConfig } from './config.js';
@@ -97,7 +97,13 @@ export async function runDaemon(
   const handles = new HandleTable();
   const startedAt = new Date().toISOString();
   const freshness = new Freshness();
-  const metrics = new MountMetrics({ volume: volumeName, chunks: () => chunkFigures(session.status?.()) });
+  const metrics = new MountMetrics({
+    volume: volumeName,
+    chunks: () => chunkFigures(session.status?.()),
+    native: () => nativeReads(),
+  });
+  // The binding's native reads, once it is mounted (metrics may be read before).
+  let nativeReads: () => NativeReadFigures | undefined = () => undefined;
   const scheduler = new CommitScheduler(session, {
     onSync: (kind, seconds, ok) => metrics.sync(kind, seconds, ok),
     volumeName,
@@ -152,6 +158,7 @@ export async function runDaemon(
       }),
     onError: logError,
   });
+  nativeReads = () => binding.native?.nreadStats();
   if (binding.note) log('warn', binding.note);
 
   let own = await ownMount(mountpoint, volumeName);

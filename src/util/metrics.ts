@@ -26,17 +26,24 @@ const LATENCY_BUCKETS = [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 
  * const m = new MountMetrics({ volume: 'data', chunks: () => ({ storeGets: 0, cacheHits: 0, cacheMisses: 0 }) });
  * m.op('read', 0.0002, undefined, 4096);
  */
+/** What the native binding's reads add up to (src/fuse's NreadStats, the fields counted here). */
+export interface NativeReadFigures {
+  served: number;
+  servedBytes: number;
+}
+
 export class MountMetrics {
   readonly registry = new Registry();
   private readonly ops: Counter<'op'>;
   private readonly opErrors: Counter<'op'>;
   private readonly opSeconds: Histogram<'op'>;
-  private readonly readBytes: Counter;
+  /** Bytes JavaScript answered READs with; `cairn_read_bytes_total` adds the native ones. */
+  private jsReadBytes = 0;
   private readonly writeBytes: Counter;
   private readonly syncs: Counter<'kind' | 'result'>;
   private readonly syncSeconds: Histogram<'kind'>;
 
-  constructor(opts: { volume: string; chunks?: () => ChunkFigures }) {
+  constructor(opts: { volume: string; chunks?: () => ChunkFigures; native?: () => NativeReadFigures | undefined }) {
     const registers = [this.registry];
     this.registry.setDefaultLabels({ volume: opts.volume });
     this.ops = new Counter({ name: 'cairn_fuse_ops_total', help: 'FUSE operations answered', labelNames: ['op'], registers });
@@ -53,7 +60,26 @@ export class MountMetrics {
       buckets: LATENCY_BUCKETS,
       registers,
     });
-    this.readBytes = new Counter({ name: 'cairn_read_bytes_total', help: 'Bytes read through the mount', registers });
+    const native = opts.native;
+    const jsBytes = (): number => this.jsReadBytes;
+    new Counter({
+      name: 'cairn_read_bytes_total',
+      help: 'Bytes read through the mount (READs answered by JavaScript or natively)',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(jsBytes() + (native?.()?.servedBytes ?? 0));
+      },
+    });
+    new Counter({
+      name: 'cairn_fuse_native_reads_total',
+      help: 'READs the native binding answered from verified chunk bytes without JavaScript (not in cairn_fuse_ops_total)',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(native?.()?.served ?? 0);
+      },
+    });
     this.writeBytes = new Counter({ name: 'cairn_write_bytes_total', help: 'Bytes written through the mount', registers });
     this.syncs = new Counter({
       name: 'cairn_syncs_total',
@@ -91,7 +117,7 @@ export class MountMetrics {
     this.ops.inc({ op: name });
     this.opSeconds.observe({ op: name }, seconds);
     if (failed) this.opErrors.inc({ op: name });
-    if (bytes?.read) this.readBytes.inc(bytes.read);
+    if (bytes?.read) this.jsReadBytes += bytes.read;
     if (bytes?.written) this.writeBytes.inc(bytes.written);
   }
 
