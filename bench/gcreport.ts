@@ -46,7 +46,9 @@ export function gcSection(res: BenchResults): string[] {
     ],
     ['the same: peak RSS of the gc process', `${n(s.gcMaxRssMiB)} MiB`],
     [
-      `a commit of one 4 MiB file alone / during that gc (median of 5${s.commit4MiBMs.samplesDuringGc < 5 ? `; ${s.commit4MiBMs.samplesDuringGc} during gc` : ''})`,
+      s.commit4MiBMs.gcNice === undefined
+        ? `a commit of one 4 MiB file alone / during that gc (median of 5${s.commit4MiBMs.samplesDuringGc < 5 ? `; ${s.commit4MiBMs.samplesDuringGc} during gc` : ''})`
+        : `a commit of one 4 MiB file alone / during that gc (medians of 10 alone and ${s.commit4MiBMs.samplesDuringGc} during gc; gc at nice ${s.commit4MiBMs.gcNice})`,
       `${n(s.commit4MiBMs.alone)} / ${s.commit4MiBMs.duringGc === null ? '-' : n(s.commit4MiBMs.duringGc)} ms`,
     ],
   );

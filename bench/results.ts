@@ -102,6 +102,6 @@ export interface GcResults {
     gcMs: number;
     gcMaxRssMiB: number;
     recordsDeleted: number;
-    commit4MiBMs: { alone: number; duringGc: number | null; samplesDuringGc: number };
+    commit4MiBMs: { alone: number; duringGc: number | null; samplesDuringGc: number; gcNice?: number };
   };
 }

@@ -20,6 +20,7 @@
  * the next run finishes; `dryRun` reads only.
  */
 import crypto from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import pLimit from 'p-limit';
 import { CairnError, isCairnError } from '../errors.js';
 import type { ObjectInfo, ObjectStore } from '../store/index.js';
@@ -50,6 +51,8 @@ export { APPEND_WINDOW_MS, DEFAULT_GRACE_MS, MIN_GRACE_MS } from '../session/ind
 
 /** LastModified has 1 s resolution on S3: ages are compared with this much slack. */
 export const CLOCK_SLACK_MS = 1_000;
+/** Runs of one gc that other GCs may cut short by pruning past its mark before it gives up (PRUNED). */
+const PRUNED_RETRIES = 20;
 
 export interface GcOptions {
   /**
@@ -164,8 +167,10 @@ export async function gcVolume(store: ObjectStore, volume: { id: string; name: s
       return await gcVolumeOnce(store, volume, options);
     } catch (err) {
       // Another GC pruned past the snapshot this one started marking from: start again (nothing
-      // was deleted yet: deletions come after the mark).
-      if (!isCairnError(err, 'PRUNED') || attempt >= 10) throw err;
+      // was deleted yet: deletions come after the mark), after a jittered pause that grows, so
+      // that GCs running back to back on other hosts (each raising the floor) cannot starve it.
+      if (!isCairnError(err, 'PRUNED') || attempt >= PRUNED_RETRIES) throw err;
+      await sleep(Math.random() * Math.min(5_000, 100 * 2 ** attempt));
     }
   }
 }
