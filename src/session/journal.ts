@@ -240,9 +240,7 @@ export class Journal extends JournalMeta {
   /** The names of the file with inode id `ino` (hard links: ./links.ts), in path order. */
   names = (ino: string): string[] => this.view.names(ino);
   /** A pending put of every name of a hard-linked `entry`'s file (inside a transaction). */
-  private pendNames(e: EntryIn): void {
-    if (e.ino !== undefined) for (const p of this.view.names(e.ino)) this.addPending('put', p);
-  }
+  private pendNames = (e: EntryIn): void => void (e.ino !== undefined && this.view.names(e.ino).forEach((p) => this.addPending('put', p)));
 
   /** Records a pending op, compacting (see the module invariants). Runs inside a transaction. */
   private addPending(op: PendingOp['op'], path: string): void {
