@@ -88,6 +88,7 @@ struct cmount {
   unsigned max_write, max_readahead;
   int writeback; /* measurement only: the kernel's writeback cache (docs/SEMANTICS.md: off) */
   nstore *ns;    /* native cached reads (nread.c) */
+  int caps_absent; /* JavaScript said no entry has security.capability (atomic; 0 until it says so) */
   /* async work */
   napi_async_work work;
   napi_deferred deferred;
@@ -517,6 +518,13 @@ static void ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 }
 
 static void ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
+  /* The kernel asks for security.capability before every write (file_remove_privs: libfuse 3.14
+     has no FUSE_CAP_HANDLE_KILLPRIV_V2 to stop it). While no entry carries it, answer here. */
+  cmount *m = fuse_req_userdata(req);
+  if (__atomic_load_n(&m->caps_absent, __ATOMIC_ACQUIRE) && strcmp(name, "security.capability") == 0) {
+    fuse_reply_err(req, ENODATA);
+    return;
+  }
   creq *r = new_req(OP_GETXATTR, req, ino);
   r->s1 = dupstr(name);
   r->n[0] = (double)size;
@@ -1218,11 +1226,23 @@ static napi_value js_invalidate(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* setCapsAbsent(ctx, absent): whether getxattr of security.capability may be answered ENODATA natively. */
+static napi_value js_set_caps_absent(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  cmount *m = NULL;
+  CHECK(napi_get_value_external(env, argv[0], (void **)&m));
+  bool absent = false;
+  CHECK(napi_get_value_bool(env, argv[1], &absent));
+  __atomic_store_n(&m->caps_absent, absent ? 1 : 0, __ATOMIC_RELEASE);
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"mount", NULL, js_mount, NULL, NULL, NULL, napi_enumerable, NULL},
     {"unmount", NULL, js_unmount, NULL, NULL, NULL, napi_enumerable, NULL},
     {"invalidate", NULL, js_invalidate, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"setCapsAbsent", NULL, js_set_caps_absent, NULL, NULL, NULL, napi_enumerable, NULL},
     {"replyErr", NULL, reply_err, NULL, NULL, NULL, napi_enumerable, NULL},
     {"replyEntry", NULL, reply_entry, NULL, NULL, NULL, napi_enumerable, NULL},
     {"replyCreate", NULL, reply_create, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -174,6 +174,8 @@ export interface FsSession {
   getxattr?(path: string, name: string, cred?: Credentials): Promise<Buffer>;
   listxattr?(path: string, cred?: Credentials): Promise<string[]>;
   removexattr?(path: string, name: string, cred?: Credentials): Promise<void>;
+  /** Whether an entry (of `paths`, or of the whole view) has extended attribute `name`. */
+  hasXattr?(name: string, paths?: Iterable<string>): boolean;
 
   commit(): Promise<CommitResult>;
   /** Commits pending changes, then moves to the newest snapshot; VOLUME_BUSY with open files. */

@@ -85,6 +85,8 @@ async function checkEmpty(mountpoint: string, volumeName: string): Promise<void>
  *   const h = await runDaemon(session, { volume: 'vol', mountpoint: '/mnt/vol', commitIntervalSec: 5 });
  *   await h.closed; // after SIGTERM, `cairn unmount`, or fusermount -u
  */
+const CAPS = 'security.capability';
+
 export async function runDaemon(
   session: FsSession & { volumeName?: string; status?(): object },
   config: MountConfig,
@@ -114,6 +116,9 @@ export async function runDaemon(
       // fuse-native keeps pages while size and mtime stay (auto_cache): a file others changed
       // is reported newer. The native binding drops exactly what changed from the kernel.
       if (!binding.native) freshness.changed(paths);
+      // Entries that gained file capabilities: the addon stops answering their getxattr itself.
+      const has = session.hasXattr?.bind(session);
+      if (has) binding.native?.capsAbsent((was) => (changed ? was && !has(CAPS, changed) : !has(CAPS)));
       return binding.native?.refresh(changed?.map((p) => (p.startsWith('/') ? p : `/${p}`)));
     },
   });
@@ -159,6 +164,9 @@ export async function runDaemon(
     onError: logError,
   });
   nativeReads = () => binding.native?.nreadStats();
+  // The kernel asks for security.capability before every write: while no entry has it (one scan of
+  // the view, here; then the changed paths of each reload), the addon answers it (lowlevel.ts).
+  if (session.hasXattr) binding.native?.capsAbsent(() => !session.hasXattr!(CAPS));
   if (binding.note) log('warn', binding.note);
 
   let own = await ownMount(mountpoint, volumeName);

@@ -9,6 +9,8 @@ export interface NativeAddon extends NreadAddon {
   mount(mountpoint: string, args: string[], handler: NativeHandler, opts: NativeMountOptions): [unknown, Promise<void>];
   unmount(ctx: unknown): Promise<void>;
   invalidate(ctx: unknown, parents: number[], names: string[], inodes: number[], done: (failed: number) => void): void;
+  /** Whether the addon may answer getxattr of security.capability itself, with ENODATA. */
+  setCapsAbsent(ctx: unknown, absent: boolean): void;
   replyErr(req: Req, errno: number): void;
   replyEntry(req: Req, ...a: [...AttrArgs, number, number]): void;
   replyCreate(req: Req, ...a: [...AttrArgs, number, number, number, number, number]): void;

@@ -96,6 +96,12 @@ export interface LowLevelMount {
   refresh(changed?: Iterable<string>): Promise<{ entries: number; inodes: number }>;
   /** Figures of reads served natively (undefined when native cached reads are off). */
   nreadStats(): NreadStats | undefined;
+  /**
+   * Whether no entry has `security.capability` (`decide` gets the current answer: false at the
+   * start and after a setxattr of it through the mount): while true, the addon answers the
+   * kernel's getxattr of it, made before every write, with ENODATA itself.
+   */
+  capsAbsent(decide: (was: boolean) => boolean): void;
 }
 
 interface DirHandle {
@@ -150,6 +156,8 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
   let nextDir = 1;
   /** Paths answered as absent with a cacheable negative entry. */
   const negatives = new Set<string>();
+  /** Whether the addon answers getxattr of security.capability itself (capsAbsent). */
+  let caps = false;
   const at = o.attrTimeoutSec;
   const uncached = o.uncached ?? ((): boolean => false);
   const et = o.entryTimeoutSec;
@@ -425,6 +433,7 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
         dirs.delete(n2);
         return addon.replyErr(req, 0);
       case OP.SETXATTR:
+        if (s1 === 'security.capability') setCaps(false);
         return ops.setxattr(path, s1!, data as Buffer, 0, n0, (code: number) => addon.replyErr(req, code < 0 ? -code : 0), cred);
       case OP.GETXATTR:
         return ops.getxattr(path, s1!, 0, (code: number, v?: Buffer) => (code < 0 ? fail(req, code) : replySized(req, v!, n0)), cred);
@@ -446,6 +455,7 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
 
   const args = o.options.length ? ['-o', o.options.join(',')] : [];
   const [ctx, mounted] = addon.mount(o.mountpoint, args, handler, o.native ?? {});
+  const setCaps = (absent: boolean): void => void ((caps = absent), addon.setCapsAbsent(ctx, absent));
   if (o.chunkSource && (o.native?.nreadBytes ?? 0) > 0) nread = new NativeReads(raw, ctx, o.chunkSource, o.handles);
   await mounted;
   let unmounting: Promise<void> | undefined;
@@ -463,5 +473,6 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
       refreshKernel({ addon, ctx, ops, inodes, negatives, live: () => !unmounting }, changed)
     ),
     nreadStats: () => nread?.stats(),
+    capsAbsent: (decide) => setCaps(decide(caps)),
   };
 }

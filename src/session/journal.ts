@@ -82,13 +82,10 @@ export class Journal extends JournalMeta {
     return this.view.get(path);
   }
 
-  children(dir: string): JournalEntry[] {
-    return this.view.children(dir);
-  }
-
-  hasChildren(dir: string): boolean {
-    return this.view.hasChildren(dir);
-  }
+  children = (dir: string): JournalEntry[] => this.view.children(dir);
+  hasChildren = (dir: string): boolean => this.view.hasChildren(dir);
+  /** Whether some entry has extended attribute `name` (a scan of the view: not per request). */
+  hasXattr = (name: string): boolean => this.view.hasXattr(name);
 
   /** Every entry strictly inside `dir`, in path order. */
   descendants(dir: string): JournalEntry[] {

@@ -148,6 +148,19 @@ export abstract class SessionReads {
     return meta.getXattr(this.entry(normalizePath(path)), name, cred);
   }
 
+  /**
+   * Whether an entry of the view has extended attribute `name`: all of them (a scan of the view,
+   * for a mount's start), or only those of `paths` (after a reload, its changed paths).
+   *
+   * @example if (!s.hasXattr('security.capability')) console.log('no file capabilities here');
+   */
+  hasXattr(name: string, paths?: Iterable<string>): boolean {
+    this.checkOpen();
+    if (!paths) return this.journal.hasXattr(name);
+    for (const p of paths) if (this.journal.get(normalizePath(p))?.xattrs?.[name] !== undefined) return true;
+    return false;
+  }
+
   /** The names of a path's extended attributes. @example await s.listxattr('/a'); */
   async listxattr(path: string, cred?: Credentials): Promise<string[]> {
     return meta.listXattrs(this.entry(normalizePath(path)), cred);

@@ -50,6 +50,10 @@ function prepare(db: BetterSqlite3.Database) {
     count: db.prepare<[], { n: number }>("SELECT COUNT(*) AS n FROM entries WHERE path != ''"),
     allStaged: db.prepare<[], { path: string; staged: string }>('SELECT path, staged FROM entries WHERE staged IS NOT NULL'),
     names: db.prepare<[string], { path: string }>('SELECT path FROM entries WHERE ino = ? ORDER BY path'),
+    // xattrs is the JSON of name -> base64 value: `"name":` occurs only as that attribute's key.
+    withXattr: db.prepare<[string], { one: number }>(
+      'SELECT 1 AS one FROM entries WHERE xattrs IS NOT NULL AND instr(xattrs, ?) > 0 LIMIT 1',
+    ),
     // Every name of one file holds the same entry (hard links: ./links.ts).
     share: db.prepare<[Row]>(
       `UPDATE entries SET ${ROW_COLUMNS.filter((c) => c !== 'path' && c !== 'parent' && c !== 'ino')
@@ -136,6 +140,11 @@ export class EntryTable {
     // One row changed: its memo is the row as `get` would read it back (the stat that answers
     // the request needs no query); callers that change more (place, drop) clear the memo.
     this.remember(path, Object.freeze(fromRow(row)));
+  }
+
+  /** Whether some entry has the extended attribute `name` (one scan of the table). */
+  hasXattr(name: string): boolean {
+    return this.st.withXattr.get(`${JSON.stringify(name)}:`) !== undefined;
   }
 
   /** The names of the file with inode id `ino`, in path order. */
