@@ -273,12 +273,15 @@ export class ChunkStore {
   }
 
   /**
-   * One whole chunk, verified. Do not modify the buffer (it may be shared).
+   * One whole chunk, verified. Do not modify the buffer (it may be shared). `neighbours: true`
+   * also fetches the pack block around it, as `read` does for small files.
    *
    * @example const bytes = await chunks.readChunk(ref);
    */
-  readChunk(ref: ChunkRef): Promise<Buffer> {
-    return this.fetcher.fetchEach([ref])[0];
+  readChunk(ref: ChunkRef, opts: { neighbours?: boolean } = {}): Promise<Buffer> {
+    const bytes = this.fetcher.fetchEach([ref])[0];
+    if (opts.neighbours) this.prefetcher.neighbours(ref);
+    return bytes;
   }
 
   /**

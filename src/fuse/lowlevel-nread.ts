@@ -34,7 +34,7 @@ export const NREAD_DEFAULT_BYTES = 64 << 20;
 /** What native reads need of a session: a file's stored entry and verified chunk bytes. */
 export interface ChunkSource {
   entryAt(path: string): { type: string; size: number; staged?: unknown; chunks?: readonly ChunkRef[] } | undefined;
-  readonly chunks: { readChunk(ref: ChunkRef): Promise<Buffer> };
+  readonly chunks: { readChunk(ref: ChunkRef, opts?: { neighbours?: boolean }): Promise<Buffer> };
 }
 
 /** The budget of native cached reads from the environment (`CAIRN_FUSE_NREAD_BYTES`). */
@@ -124,7 +124,9 @@ export class NativeReads {
     this.forget(fh);
     this.files.set(fh, f);
     this.byIno.set(ino, (this.byIno.get(ino) ?? new Set()).add(fh));
-    const loads = this.load(f, 0, e.size <= SMALL_FILE ? refs.length : WINDOW);
+    // A small file is loaded whole before the open is answered, with the pack block around it (as
+    // JavaScript's reads of small files do): a cold directory of small files costs a GET per block, not per file.
+    const loads = this.load(f, 0, e.size <= SMALL_FILE ? refs.length : WINDOW, false, e.size <= SMALL_FILE);
     if (e.size <= SMALL_FILE) await Promise.all(loads);
   }
 
@@ -175,9 +177,10 @@ export class NativeReads {
 
   /**
    * Loads chunks [from, to) of `f` into the addon's store (verified by the chunk layer first).
-   * `again`: also chunks before `f.next` (a seek back), else only new ones.
+   * `again`: also chunks before `f.next` (a seek back), else only new ones; `neighbours`: with the
+   * pack blocks around them (small files).
    */
-  private load(f: OpenFile, from: number, to: number, again = false): Promise<void>[] {
+  private load(f: OpenFile, from: number, to: number, again = false, neighbours = false): Promise<void>[] {
     const out: Promise<void>[] = [];
     const end = Math.min(to, f.refs.length);
     for (let i = again ? from : Math.max(from, f.next); i < end; i++) {
@@ -185,7 +188,7 @@ export class NativeReads {
       const ref = f.refs[i]!;
       const name = f.names[i]!;
       out.push(
-        this.source.chunks.readChunk(ref).then(
+        this.source.chunks.readChunk(ref, { neighbours }).then(
           (bytes) => {
             if (bytes.length === ref.length) this.addon.nreadPut(this.ctx, name, bytes);
           },

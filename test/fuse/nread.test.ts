@@ -187,4 +187,27 @@ fd=os.open(sys.argv[1],os.O_WRONLY); os.pwrite(fd,bytes([7])*(65536-1000),1000);
       await d.stop();
     }
   });
+
+  it('opens of cold small files fetch their pack blocks, not one GET per file', async () => {
+    const base = await tmpDir();
+    const [mnt, mntW] = [path.join(base, 'mnt'), path.join(base, 'mntW')];
+    const storeDir = path.join(base, 'store');
+    const start = startFileDaemon(() => ({}), env);
+    const files = Array.from({ length: 40 }, () => randomBytes(16 << 10));
+    const dW = await start({ mountpoint: mntW, volume: 'cold', storeDir });
+    await fs.mkdir(path.join(mntW, 'd'));
+    for (const [i, b] of files.entries()) await fs.writeFile(path.join(mntW, 'd', `f${i}`), b);
+    await controlRequest(mntW, 'commit'); // one commit: the 40 files share a pack
+    await dW.stop();
+    await fs.rm(path.join(testHome, 'cache'), { recursive: true, force: true });
+    const d = await start({ mountpoint: mnt, volume: 'cold', storeDir });
+    try {
+      for (const [i, b] of files.entries()) assert.equal(sha(await fs.readFile(path.join(mnt, 'd', `f${i}`))), sha(b), `f${i}`);
+      const st = (await controlRequest(mnt, 'status')) as { metrics: Record<string, number> };
+      const gets = st.metrics.cairn_store_gets_total ?? 0;
+      assert.ok(gets > 0 && gets < files.length / 4, `${gets} GETs for ${files.length} cold small files`);
+    } finally {
+      await d.stop();
+    }
+  });
 });
