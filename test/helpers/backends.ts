@@ -19,6 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { randomBytes } from 'node:crypto';
+import { after, before } from 'node:test';
 import { openStore } from '../../src/store/open.js';
 import type { ObjectStore } from '../../src/store/types.js';
 import { S3Client, CreateBucketCommand, DeleteBucketCommand, DeleteObjectsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
@@ -169,4 +170,25 @@ export const backends: Backend[] = makeBackends();
  */
 export function forEachBackend(fn: (backend: Backend) => void): void {
   for (const b of backends) fn(b);
+}
+
+/**
+ * For one `describe` on backend `b`: starts it and opens one store at a fresh URL before the
+ * suite's tests (handed to `set`), closes the store and stops the backend after them.
+ *
+ * @example
+ *   let store: ObjectStore;
+ *   useBackendStore(b, (s) => (store = s));
+ */
+export function useBackendStore(b: Backend, set: (store: ObjectStore) => void): void {
+  let store: ObjectStore | undefined;
+  before(async () => {
+    await b.start();
+    store = await b.open();
+    set(store);
+  });
+  after(async () => {
+    await store?.close();
+    await b.stop();
+  });
 }

@@ -8,7 +8,7 @@
  * the next runs finish the work; forwarding objects go once nothing retained references their pack.
  */
 import '../helpers/env.js';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -16,14 +16,13 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Volume } from '../../src/index.js';
-import { openStore } from '../../src/store/open.js';
 import type { ObjectStore } from '../../src/store/types.js';
 import { ChunkCache, ChunkStore, type ChunkRef, decodeForward, encodeForward, hashChunk } from '../../src/chunks/index.js';
 import { keys } from '../../src/format/index.js';
 import { readSnapshot } from '../../src/session/index.js';
 import type { Session } from '../../src/session/session.js';
 import { gcVolume, storeNow } from '../../src/volume/gc.js';
-import { forEachBackend } from '../helpers/backends.js';
+import { forEachBackend, useBackendStore } from '../helpers/backends.js';
 import { pausedAt } from '../helpers/paused.js';
 import { isCairnError } from '../../src/errors.js';
 
@@ -106,14 +105,7 @@ async function checkRetained(store: ObjectStore, vol: Volume, expect: (seq: numb
 forEachBackend((b) =>
   describe(`gc compaction (${b.name})`, () => {
     let store: ObjectStore;
-    before(async () => {
-      await b.start();
-      store = await openStore(b.url());
-    });
-    after(async () => {
-      await store?.close();
-      await b.stop();
-    });
+    useBackendStore(b, (s) => (store = s));
 
     it('compacts a half-dead pack; retained snapshots read exactly, a stale view reads through forwarding', async () => {
       const { vol, w, data, P, refsA, expect } = await halfDead(store, 'half');

@@ -6,14 +6,13 @@
  * never fail; afterwards every retained snapshot reads back and verify is clean.
  */
 import '../helpers/env.js';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Volume } from '../../src/index.js';
-import { openStore } from '../../src/store/open.js';
 import type { ObjectStore } from '../../src/store/types.js';
 import { keys } from '../../src/format/index.js';
 import { gcVolume } from '../../src/volume/gc.js';
-import { forEachBackend } from '../helpers/backends.js';
+import { forEachBackend, useBackendStore } from '../helpers/backends.js';
 import { pausedAt } from '../helpers/paused.js';
 import type { Session } from '../../src/session/session.js';
 
@@ -28,14 +27,7 @@ async function putFile(s: Session, p: string, data: Buffer): Promise<number> {
 forEachBackend((b) =>
   describe(`gc interleaved (${b.name})`, () => {
     let store: ObjectStore;
-    before(async () => {
-      await b.start();
-      store = await openStore(b.url());
-    });
-    after(async () => {
-      await store?.close();
-      await b.stop();
-    });
+    useBackendStore(b, (s) => (store = s));
 
     async function fiveCommits(name: string): Promise<Volume> {
       const vol = await Volume.fromName(name, { store, createIfMissing: true });

@@ -6,7 +6,7 @@
  * clean throughout and every retained snapshot reads back exactly.
  */
 import '../helpers/env.js';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
@@ -16,12 +16,11 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { execFile } from 'node:child_process';
 import { Volume } from '../../src/index.js';
 import { isCairnError } from '../../src/errors.js';
-import { openStore } from '../../src/store/open.js';
 import type { ObjectStore } from '../../src/store/types.js';
 import type { Session } from '../../src/session/session.js';
 import { keys } from '../../src/format/index.js';
 import { storeNow } from '../../src/volume/gc.js';
-import { forEachBackend } from '../helpers/backends.js';
+import { forEachBackend, useBackendStore } from '../helpers/backends.js';
 
 /** The grace the tests use (the minimum); the default (an hour) is never used here. */
 export const GRACE = 2_000;
@@ -58,14 +57,7 @@ async function packBytes(store: ObjectStore, id: string): Promise<number> {
 forEachBackend((b) =>
   describe(`gc (${b.name})`, () => {
     let store: ObjectStore;
-    before(async () => {
-      await b.start();
-      store = await openStore(b.url());
-    });
-    after(async () => {
-      await store?.close();
-      await b.stop();
-    });
+    useBackendStore(b, (s) => (store = s));
 
     it('prunes by retention, deletes dead packs a grace after condemning them, keeps the rest exact', async () => {
       const vol = await Volume.fromName('prune', { store, createIfMissing: true });
