@@ -7,42 +7,78 @@
  * inodes of the renamed path and everything under it; unlink/rmdir detach the name. A hard-linked
  * file is one inode with several paths: the session's inode id (`link`, Stat.linkId) maps every
  * name of the file to the inode the first one got, and `link` adds the new name to it.
+ *
+ * Layout (the kernel may hold an inode for every file of a volume: with readdirplus, every entry
+ * listed is one; ~170 bytes each here, ~360 with a path string and a Set of paths per inode): the
+ * known paths are a tree of names, one `Node` per name, each holding its parent and its name (no
+ * path strings), so a path is resolved by walking its components and built on demand from the
+ * parents; a rename moves one node, not its subtree. A node is also the record of its inode (the
+ * lookup count, type, inode id); a hard-linked file's other names are nodes of the same number,
+ * listed in `extra` (rare). A name the kernel forgot stays in the tree as a bare directory
+ * (number 0) while known names sit under it.
  */
 import { ROOT } from './lowlevel-addon.js';
 
-interface Inode {
-  /** Current paths (several for a hard-linked file); none once every name is gone (unlinked, replaced). */
-  paths: Set<string>;
-  nlookup: number;
+/**
+ * A name as a string of its own: V8 keeps a slice of 13 or more characters as a view of the whole
+ * string it came from (a path), which would keep that alive as long as the name.
+ */
+function own(name: string): string {
+  return name.length >= 13 ? name.split('').join('') : name;
+}
+
+/** One name in the tree of known paths; the record of its inode when `byIno` points to it. */
+class Node {
+  /** Null for the root and for the record of an inode whose every name is gone. */
+  parent: Node | null;
+  name: string;
+  /** 0: a directory the kernel holds no inode for, with known names under it. */
+  ino: number;
+  kids: Map<string, Node> | undefined = undefined;
+  nlookup = 0;
   /** File-type bits last told to the kernel (0: not yet). */
-  type: number;
+  type = 0;
   /** The session's inode id of a hard-linked file (Stat.linkId). */
-  link?: string;
+  link: string | undefined = undefined;
+  constructor(parent: Node | null, name: string, ino: number) {
+    this.parent = parent;
+    // Names come sliced from paths: keep a copy, not a view that holds the whole path.
+    this.name = own(name);
+    this.ino = ino;
+  }
 }
 
 /**
- * The kernel's inodes: number <-> path, with lookup counts. Known paths are also indexed by their
- * parent, so a rename, unlink or refresh costs the size of the subtree it touches, not the number
- * of inodes the kernel holds.
+ * The kernel's inodes: number <-> path, with lookup counts. A lookup, rename or unlink walks the
+ * components of its path; a rename moves one node, an unlink or refresh costs the subtree it
+ * touches, never the number of inodes the kernel holds.
+ *
+ * @example
+ *   const t = new InodeTable();
+ *   const ino = t.ensure('/d/f');
+ *   t.ref(ino);
+ *   t.rename('/d', '/e'); // t.path(ino) === '/e/f'
  */
 export class InodeTable {
-  private readonly byIno = new Map<number, Inode>([[ROOT, { paths: new Set(['/']), nlookup: 1, type: 0o040000 }]]);
-  private readonly byPath = new Map<string, number>([['/', ROOT]]);
+  private readonly root = new Node(null, '', ROOT);
+  /** Inode number -> its record (one of its names, or a nameless node). */
+  private readonly byIno = new Map<number, Node>();
   /** Inode ids of hard-linked files -> their inode. */
   private readonly byLink = new Map<string, number>();
-  /**
-   * The paths under each directory path that lead to a known path (known paths, and directories
-   * without an inode that have known paths under them).
-   */
-  private readonly kids = new Map<string, Set<string>>();
+  /** The other names of an inode with more than one (hard links). */
+  private readonly extra = new Map<number, Set<Node>>();
   private next = ROOT + 1;
+
+  constructor() {
+    this.root.nlookup = 1;
+    this.root.type = 0o040000;
+    this.byIno.set(ROOT, this.root);
+  }
 
   /** A current path of `ino` (any name of a hard-linked file), or null once none is left. */
   path(ino: number): string | null {
-    const e = this.byIno.get(ino);
-    if (!e) return null;
-    for (const p of e.paths) return p;
-    return null;
+    const n = this.byIno.get(ino);
+    return n && this.attached(n) ? pathOf(n) : null;
   }
 
   /**
@@ -50,27 +86,27 @@ export class InodeTable {
    * (`link`, its Stat.linkId), the inode of the file's other names when the kernel knows one.
    */
   ensure(path: string, link?: string): number {
-    let ino = this.byPath.get(path);
-    if (ino === undefined && link !== undefined) {
-      ino = this.byLink.get(link);
-      if (ino !== undefined) this.setPath(path, ino);
+    const n = this.find(path, true)!;
+    if (n.ino === 0) {
+      const linked = link === undefined ? undefined : this.byLink.get(link);
+      if (linked !== undefined) this.addName(linked, n);
+      else {
+        n.ino = this.next++;
+        this.byIno.set(n.ino, n);
+      }
     }
-    if (ino === undefined) {
-      ino = this.next++;
-      this.byIno.set(ino, { paths: new Set(), nlookup: 0, type: 0 });
-      this.setPath(path, ino);
+    const r = this.byIno.get(n.ino)!;
+    if (link !== undefined && r.link === undefined && !this.byLink.has(link)) {
+      r.link = link;
+      this.byLink.set(link, n.ino);
     }
-    const e = this.byIno.get(ino)!;
-    if (link !== undefined && e.link === undefined && !this.byLink.has(link)) {
-      e.link = link;
-      this.byLink.set(link, ino);
-    }
-    return ino;
+    return n.ino;
   }
 
   /** `path` is a new name of `ino` (link(2)). */
   alias(ino: number, path: string): void {
-    if (this.byIno.has(ino) && !this.byPath.has(path)) this.setPath(path, ino);
+    if (!this.byIno.has(ino) || this.peek(path) !== undefined) return;
+    this.addName(ino, this.find(path, true)!);
   }
 
   /** The session's inode id the kernel's inode `ino` stands for (a hard-linked file), if any. */
@@ -79,142 +115,210 @@ export class InodeTable {
   }
 
   peek(path: string): number | undefined {
-    return this.byPath.get(path);
+    return this.find(path, false)?.ino || undefined;
   }
 
   /** Records the file type (mode & S_IFMT) the kernel was told for `ino`. */
   setType(ino: number, mode: number): void {
-    const e = this.byIno.get(ino);
-    if (e) e.type = mode & 0o170000;
+    const n = this.byIno.get(ino);
+    if (n) n.type = mode & 0o170000;
   }
 
   type(ino: number): number {
     return this.byIno.get(ino)?.type ?? 0;
   }
 
-  /** Inodes of `path` and of every known path under it. */
+  /** Inodes of `path` and of every known path under it, parents first. */
   subtree(path: string): number[] {
-    return this.under(path).map(([, ino]) => ino);
+    const out: number[] = [];
+    const n = this.find(path, false);
+    if (n) for (const x of walk(n)) if (x.ino) out.push(x.ino);
+    return out;
   }
 
   /** One more kernel reference (a lookup, create, mkdir... answered with this inode). */
   ref(ino: number, n = 1): void {
-    const e = this.byIno.get(ino);
-    if (e) e.nlookup += n;
+    const r = this.byIno.get(ino);
+    if (r) r.nlookup += n;
   }
 
   /** The kernel dropped `n` references; the inode goes at 0. */
   forget(ino: number, n: number): void {
-    const e = this.byIno.get(ino);
-    if (!e || ino === ROOT) return;
-    e.nlookup -= n;
-    if (e.nlookup <= 0) this.drop(ino);
+    const r = this.byIno.get(ino);
+    if (!r || ino === ROOT) return;
+    r.nlookup -= n;
+    if (r.nlookup <= 0) this.drop(ino);
   }
 
   /** Drops an inode the kernel holds no reference to (an unsent readdirplus entry). */
   dropIfUnused(ino: number): void {
-    const e = this.byIno.get(ino);
-    if (e && e.nlookup <= 0 && ino !== ROOT) this.drop(ino);
-  }
-
-  private drop(ino: number): void {
-    const e = this.byIno.get(ino)!;
-    for (const p of [...e.paths]) if (this.byPath.get(p) === ino) this.deletePath(p);
-    this.byIno.delete(ino);
-    if (e.link !== undefined && this.byLink.get(e.link) === ino) this.byLink.delete(e.link);
-  }
-
-  private setPath(path: string, ino: number): void {
-    this.byPath.set(path, ino);
-    this.byIno.get(ino)?.paths.add(path);
-    this.index(path);
-  }
-
-  private deletePath(path: string): void {
-    const ino = this.byPath.get(path);
-    this.byPath.delete(path);
-    if (ino !== undefined) this.byIno.get(ino)?.paths.delete(path);
-    this.prune(path);
-  }
-
-  /** Enters `path` in its parent's set, and the parent in its own, up to the first one already entered. */
-  private index(path: string): void {
-    for (let p = path; p !== '/';) {
-      const parent = parentOf(p);
-      let set = this.kids.get(parent);
-      if (!set) this.kids.set(parent, (set = new Set()));
-      if (set.has(p)) return;
-      set.add(p);
-      p = parent;
-    }
-  }
-
-  /** Removes `path` from the index when it has no inode and nothing under it, then its parent likewise. */
-  private prune(path: string): void {
-    for (let p = path; p !== '/' && !this.byPath.has(p) && !this.kids.has(p);) {
-      const parent = parentOf(p);
-      const set = this.kids.get(parent);
-      if (!set?.delete(p) || set.size > 0) return;
-      this.kids.delete(parent);
-      p = parent;
-    }
-  }
-
-  /** (path, inode) of `path` and every known path under it, parents first. */
-  private under(path: string): [string, number][] {
-    const out: [string, number][] = [];
-    const own = this.byPath.get(path);
-    if (own !== undefined) out.push([path, own]);
-    // Known paths may sit under a directory without an inode: the walk goes through those too.
-    const stack = [path];
-    while (stack.length) {
-      const set = this.kids.get(stack.pop()!);
-      if (!set) continue;
-      for (const p of set) {
-        const ino = this.byPath.get(p);
-        if (ino !== undefined) out.push([p, ino]);
-        stack.push(p);
-      }
-    }
-    return out;
+    const r = this.byIno.get(ino);
+    if (r && r.nlookup <= 0 && ino !== ROOT) this.drop(ino);
   }
 
   /** The name is gone: the inode (and those under it) keep living until forgotten, nameless (or under their other names). */
   detach(path: string): void {
-    for (const [p] of this.under(path)) this.deletePath(p);
+    const n = this.find(path, false);
+    if (!n || n === this.root) return;
+    this.unhook(n);
+    const nodes = [...walk(n)];
+    // Names of linked files inside go first, so that no record moves to a name also going.
+    for (const x of nodes) if (x.ino && this.byIno.get(x.ino) !== x) this.dropName(x);
+    for (const x of nodes) {
+      x.parent = null;
+      x.kids = undefined;
+      if (x.ino && this.byIno.get(x.ino) === x) this.orphan(x);
+    }
   }
 
   /** Follows a rename of `from` (and everything under it) to `to`; whatever was at `to` is detached. */
   rename(from: string, to: string): void {
-    const moved = this.under(from);
+    if (from === to) return;
+    const moved = this.find(from, false);
     this.detach(to);
-    this.place(moved, from, to);
+    if (!moved || moved === this.root) return;
+    this.unhook(moved);
+    this.hook(moved, to);
   }
 
   /** Follows a RENAME_EXCHANGE: the inodes of `a` and everything under it trade places with `b`'s. */
   exchange(a: string, b: string): void {
-    const fromA = this.under(a);
-    const fromB = this.under(b);
-    this.place(fromA, a, b, fromB);
-  }
-
-  /** Moves `moved` (taken from under `from`) to under `to`; `back` (from under `to`) goes the other way. */
-  private place(moved: [string, number][], from: string, to: string, back: [string, number][] = []): void {
-    for (const [p] of [...moved, ...back]) this.deletePath(p);
-    const put = (list: [string, number][], src: string, dst: string): void => {
-      for (const [p, ino] of list) this.setPath(dst + p.slice(src.length), ino);
-    };
-    put(moved, from, to);
-    put(back, to, from);
+    const na = this.find(a, false);
+    const nb = this.find(b, false);
+    if (na) this.unhook(na);
+    if (nb) this.unhook(nb);
+    if (na) this.hook(na, b);
+    if (nb) this.hook(nb, a);
   }
 
   /** Every live (path, inode) pair. */
-  entries(): IterableIterator<[string, number]> {
-    return this.byPath.entries();
+  *entries(): IterableIterator<[string, number]> {
+    for (const n of walk(this.root)) if (n.ino) yield [pathOf(n), n.ino];
   }
 
   get size(): number {
     return this.byIno.size;
+  }
+
+  private attached(n: Node): boolean {
+    return n.parent !== null || n === this.root;
+  }
+
+  /** The node of `path`; with `make`, made (with the bare directories above it) when missing. */
+  private find(path: string, make: boolean): Node | undefined {
+    let n = this.root;
+    if (path === '/') return n;
+    for (let i = 1; i <= path.length; ) {
+      let j = path.indexOf('/', i);
+      if (j < 0) j = path.length;
+      const name = path.slice(i, j);
+      let k = n.kids?.get(name);
+      if (!k) {
+        if (!make) return undefined;
+        k = new Node(n, name, 0);
+        (n.kids ??= new Map()).set(k.name, k);
+      }
+      n = k;
+      i = j + 1;
+    }
+    return n;
+  }
+
+  /** Takes `n` (and its subtree) out of its parent, dropping bare directories left empty. */
+  private unhook(n: Node): void {
+    let p = n.parent;
+    n.parent = null;
+    if (!p) return;
+    let name = n.name;
+    while (p) {
+      p.kids?.delete(name);
+      if (p.kids?.size === 0) p.kids = undefined;
+      if (p.ino !== 0 || p.kids || p === this.root) return;
+      const up: Node | null = p.parent;
+      p.parent = null;
+      name = p.name;
+      p = up;
+    }
+  }
+
+  /** Puts `n` (taken out of the tree) at `path`, whose node must not exist. */
+  private hook(n: Node, path: string): void {
+    const i = path.lastIndexOf('/');
+    const parent = this.find(i <= 0 ? '/' : path.slice(0, i), true)!;
+    const name = path.slice(i + 1);
+    n.name = own(name);
+    n.parent = parent;
+    (parent.kids ??= new Map()).set(n.name, n);
+  }
+
+  /** Node `n` (no inode yet) becomes one more name of inode `ino`. */
+  private addName(ino: number, n: Node): void {
+    n.ino = ino;
+    const r = this.byIno.get(ino)!;
+    if (!this.attached(r)) {
+      // Every other name is gone: this one becomes the record.
+      n.nlookup = r.nlookup;
+      n.type = r.type;
+      n.link = r.link;
+      this.byIno.set(ino, n);
+      return;
+    }
+    let set = this.extra.get(ino);
+    if (!set) this.extra.set(ino, (set = new Set()));
+    set.add(n);
+  }
+
+  /** An extra name (not the record) of a linked file is gone. */
+  private dropName(n: Node): void {
+    const set = this.extra.get(n.ino);
+    if (set?.delete(n) && set.size === 0) this.extra.delete(n.ino);
+  }
+
+  /** The record `r` lost its name (already out of the tree): another name takes over, or the inode lives on nameless. */
+  private orphan(r: Node): void {
+    const set = this.extra.get(r.ino);
+    if (!set) return;
+    const [heir] = set;
+    set.delete(heir);
+    if (set.size === 0) this.extra.delete(r.ino);
+    heir.nlookup = r.nlookup;
+    heir.type = r.type;
+    heir.link = r.link;
+    this.byIno.set(r.ino, heir);
+  }
+
+  /** The inode goes (forgotten): its names leave the tree, except those with known names under them (bare directories). */
+  private drop(ino: number): void {
+    const r = this.byIno.get(ino)!;
+    this.byIno.delete(ino);
+    if (r.link !== undefined && this.byLink.get(r.link) === ino) this.byLink.delete(r.link);
+    const names = [r, ...(this.extra.get(ino) ?? [])];
+    this.extra.delete(ino);
+    for (const n of names) {
+      n.ino = 0;
+      n.nlookup = 0;
+      n.type = 0;
+      n.link = undefined;
+      if (!n.kids && this.attached(n)) this.unhook(n);
+    }
+  }
+}
+
+/** The path of a node in the tree. */
+function pathOf(n: Node): string {
+  if (n.parent === null) return '/';
+  let p = `/${n.name}`;
+  for (let x = n.parent; x.parent !== null; x = x.parent) p = `/${x.name}${p}`;
+  return p;
+}
+
+/** `n` and every node under it, parents first. */
+function* walk(n: Node): Generator<Node> {
+  const stack = [n];
+  while (stack.length) {
+    const x = stack.pop()!;
+    yield x;
+    if (x.kids) for (const k of x.kids.values()) stack.push(k);
   }
 }
 
