@@ -164,6 +164,8 @@ export async function runDaemon(
     onError: logError,
   });
   nativeReads = () => binding.native?.nreadStats();
+  // Reported mtimes that move after a reload are fuse-native's answer to stale pages only.
+  if (binding.native) freshness.stop();
   // The kernel asks for security.capability before every write: while no entry has it (one scan of
   // the view, here; then the changed paths of each reload), the addon answers it (lowlevel.ts).
   if (session.hasXattr) binding.native?.capsAbsent(() => !session.hasXattr!(CAPS));

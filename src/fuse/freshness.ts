@@ -34,6 +34,17 @@ const MAX_SHOWN = 1 << 18;
 
 export class Freshness {
   private readonly shown = new Map<string, Shown>();
+  private stopped = false;
+
+  /**
+   * Not needed (the native binding invalidates the kernel's pages itself): remembers nothing from
+   * now on and reports entries' own mtimes (at 262,144 files the map held ~58 MB).
+   * @example if (binding.native) freshness.stop();
+   */
+  stop(): void {
+    this.stopped = true;
+    this.shown.clear();
+  }
 
   /**
    * Notes the files (normalised paths) whose content a reload may have changed.
@@ -47,13 +58,27 @@ export class Freshness {
   }
 
   /**
+   * Forgets the oldest quarter in one pass. Deleting the first key one at a time was quadratic: a
+   * Map keeps deleted slots until it rehashes, and each `keys().next()` walked over all of them
+   * (118 µs per new file past the bound; `ls -R` of 1,000,000 files spent 65 s here).
+   */
+  private evict(): void {
+    let n = MAX_SHOWN >> 2;
+    for (const k of this.shown.keys()) {
+      if (n-- <= 0) break;
+      this.shown.delete(k);
+    }
+  }
+
+  /**
    * The mtime to report for a regular file (normalised path) with these entry attributes.
    * @example const mtimeMs = freshness.mtimeOf(st.path, st.mtimeMs, st.size);
    */
   mtimeOf(path: string, mtimeMs: number, size: number): number {
+    if (this.stopped) return mtimeMs;
     let s = this.shown.get(path);
     if (!s) {
-      if (this.shown.size >= MAX_SHOWN) this.shown.delete(this.shown.keys().next().value!);
+      if (this.shown.size >= MAX_SHOWN) this.evict();
       s = { mtimeMs, size, nudge: 0, reported: mtimeMs, changed: false };
       this.shown.set(path, s);
       return mtimeMs;
