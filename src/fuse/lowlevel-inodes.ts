@@ -9,7 +9,7 @@
  * name of the file to the inode the first one got, and `link` adds the new name to it.
  *
  * Layout (the kernel may hold an inode for every file of a volume: with readdirplus, every entry
- * listed is one; ~170 bytes each here, ~360 with a path string and a Set of paths per inode): the
+ * listed is one; ~175 bytes each here, ~360 with a path string and a Set of paths per inode): the
  * known paths are a tree of names, one `Node` per name, each holding its parent and its name (no
  * path strings), so a path is resolved by walking its components and built on demand from the
  * parents; a rename moves one node, not its subtree. A node is also the record of its inode (the
@@ -35,11 +35,8 @@ class Node {
   /** 0: a directory the kernel holds no inode for, with known names under it. */
   ino: number;
   kids: Map<string, Node> | undefined = undefined;
-  nlookup = 0;
-  /** File-type bits last told to the kernel (0: not yet). */
-  type = 0;
-  /** The session's inode id of a hard-linked file (Stat.linkId). */
-  link: string | undefined = undefined;
+  /** The kernel's lookup count × 16 + the file type last told to it (mode >> 12; 0: not yet), one small integer. */
+  refs = 0;
   constructor(parent: Node | null, name: string, ino: number) {
     this.parent = parent;
     // Names come sliced from paths: keep a copy, not a view that holds the whole path.
@@ -63,15 +60,15 @@ export class InodeTable {
   private readonly root = new Node(null, '', ROOT);
   /** Inode number -> its record (one of its names, or a nameless node). */
   private readonly byIno = new Map<number, Node>();
-  /** Inode ids of hard-linked files -> their inode. */
+  /** Inode ids of hard-linked files -> their inode, and back (Stat.linkId; rare, so not in every node). */
   private readonly byLink = new Map<string, number>();
+  private readonly links = new Map<number, string>();
   /** The other names of an inode with more than one (hard links). */
   private readonly extra = new Map<number, Set<Node>>();
   private next = ROOT + 1;
 
   constructor() {
-    this.root.nlookup = 1;
-    this.root.type = 0o040000;
+    this.root.refs = 16 + (0o040000 >> 12);
     this.byIno.set(ROOT, this.root);
   }
 
@@ -95,9 +92,8 @@ export class InodeTable {
         this.byIno.set(n.ino, n);
       }
     }
-    const r = this.byIno.get(n.ino)!;
-    if (link !== undefined && r.link === undefined && !this.byLink.has(link)) {
-      r.link = link;
+    if (link !== undefined && !this.links.has(n.ino) && !this.byLink.has(link)) {
+      this.links.set(n.ino, link);
       this.byLink.set(link, n.ino);
     }
     return n.ino;
@@ -111,7 +107,7 @@ export class InodeTable {
 
   /** The session's inode id the kernel's inode `ino` stands for (a hard-linked file), if any. */
   linkOf(ino: number): string | undefined {
-    return this.byIno.get(ino)?.link;
+    return this.links.get(ino);
   }
 
   peek(path: string): number | undefined {
@@ -121,11 +117,11 @@ export class InodeTable {
   /** Records the file type (mode & S_IFMT) the kernel was told for `ino`. */
   setType(ino: number, mode: number): void {
     const n = this.byIno.get(ino);
-    if (n) n.type = mode & 0o170000;
+    if (n) n.refs = n.refs - (n.refs % 16) + ((mode & 0o170000) >> 12);
   }
 
   type(ino: number): number {
-    return this.byIno.get(ino)?.type ?? 0;
+    return ((this.byIno.get(ino)?.refs ?? 0) % 16) << 12;
   }
 
   /** Inodes of `path` and of every known path under it, parents first. */
@@ -139,21 +135,21 @@ export class InodeTable {
   /** One more kernel reference (a lookup, create, mkdir... answered with this inode). */
   ref(ino: number, n = 1): void {
     const r = this.byIno.get(ino);
-    if (r) r.nlookup += n;
+    if (r) r.refs += 16 * n;
   }
 
   /** The kernel dropped `n` references; the inode goes at 0. */
   forget(ino: number, n: number): void {
     const r = this.byIno.get(ino);
     if (!r || ino === ROOT) return;
-    r.nlookup -= n;
-    if (r.nlookup <= 0) this.drop(ino);
+    r.refs -= 16 * n;
+    if (r.refs < 16) this.drop(ino);
   }
 
   /** Drops an inode the kernel holds no reference to (an unsent readdirplus entry). */
   dropIfUnused(ino: number): void {
     const r = this.byIno.get(ino);
-    if (r && r.nlookup <= 0 && ino !== ROOT) this.drop(ino);
+    if (r && r.refs < 16 && ino !== ROOT) this.drop(ino);
   }
 
   /** The name is gone: the inode (and those under it) keep living until forgotten, nameless (or under their other names). */
@@ -257,9 +253,7 @@ export class InodeTable {
     const r = this.byIno.get(ino)!;
     if (!this.attached(r)) {
       // Every other name is gone: this one becomes the record.
-      n.nlookup = r.nlookup;
-      n.type = r.type;
-      n.link = r.link;
+      n.refs = r.refs;
       this.byIno.set(ino, n);
       return;
     }
@@ -281,9 +275,7 @@ export class InodeTable {
     const [heir] = set;
     set.delete(heir);
     if (set.size === 0) this.extra.delete(r.ino);
-    heir.nlookup = r.nlookup;
-    heir.type = r.type;
-    heir.link = r.link;
+    heir.refs = r.refs;
     this.byIno.set(r.ino, heir);
   }
 
@@ -291,14 +283,16 @@ export class InodeTable {
   private drop(ino: number): void {
     const r = this.byIno.get(ino)!;
     this.byIno.delete(ino);
-    if (r.link !== undefined && this.byLink.get(r.link) === ino) this.byLink.delete(r.link);
+    const link = this.links.get(ino);
+    if (link !== undefined) {
+      this.links.delete(ino);
+      if (this.byLink.get(link) === ino) this.byLink.delete(link);
+    }
     const names = [r, ...(this.extra.get(ino) ?? [])];
     this.extra.delete(ino);
     for (const n of names) {
       n.ino = 0;
-      n.nlookup = 0;
-      n.type = 0;
-      n.link = undefined;
+      n.refs = 0;
       if (!n.kids && this.attached(n)) this.unhook(n);
     }
   }
