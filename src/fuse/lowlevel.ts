@@ -7,7 +7,8 @@
  *
  * The parts: the addon's interface (lowlevel-addon.ts), the inode table (lowlevel-inodes.ts),
  * multi-step namespace requests — open files unlinked or replaced, renameat2, fallocate
- * (lowlevel-names.ts) — and kernel cache invalidation after a reload (lowlevel-refresh.ts). This
+ * (lowlevel-names.ts) — directory handles and their listings (lowlevel-dirs.ts) and kernel cache
+ * invalidation after a reload (lowlevel-refresh.ts). This
  * module mounts, enforces the per-request time limit and dispatches.
  *
  * Invariants:
@@ -26,11 +27,8 @@ import type { HandleTable } from './handles.js';
 import type { Credentials } from '../format/types.js';
 import {
   attrArgs,
-  dirNums,
-  DIR_STRIDE,
   OP,
   REPLIES,
-  ROOT,
   SET_ATTR,
   type FuseStat,
   type NativeAddon,
@@ -39,8 +37,9 @@ import {
   type NreadStats,
   type Req,
 } from './lowlevel-addon.js';
-import { child, InodeTable, parentOf } from './lowlevel-inodes.js';
+import { child, InodeTable } from './lowlevel-inodes.js';
 import { Names } from './lowlevel-names.js';
+import { DirHandles } from './lowlevel-dirs.js';
 import { refreshKernel } from './lowlevel-refresh.js';
 import { OpStats } from './lowlevel-stats.js';
 import { NativeReads, type ChunkSource } from './lowlevel-nread.js';
@@ -104,12 +103,6 @@ export interface LowLevelMount {
   capsAbsent(decide: (was: boolean) => boolean): void;
 }
 
-interface DirHandle {
-  path: string;
-  names: string[];
-  stats: FuseStat[];
-}
-
 /**
  * Mounts with the native binding and serves `ops` (the adapter's path operations).
  *
@@ -152,8 +145,6 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
       : undefined;
   sweep?.unref();
   const inodes = new InodeTable();
-  const dirs = new Map<number, DirHandle>();
-  let nextDir = 1;
   /** Paths answered as absent with a cacheable negative entry. */
   const negatives = new Set<string>();
   /** Whether the addon answers getxattr of security.capability itself (capsAbsent). */
@@ -163,6 +154,7 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
   const et = o.entryTimeoutSec;
 
   const names = new Names(addon, ops, inodes, o.handles);
+  const dirs = new DirHandles(addon, ops, inodes, { uid: o.uid, gid: o.gid, attrTimeoutSec: at, entryTimeoutSec: et });
   const fail = (req: Req, code: number): void => names.fail(req, code);
   const step = names.step.bind(names);
 
@@ -205,49 +197,6 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
     const p = inodes.path(ino);
     if (p === null) addon.replyErr(req, Errno.ENOENT);
     return p;
-  }
-
-  function readdir(req: Req, ino: number, size: number, off: number, fh: number, plus: boolean): void {
-    const d = dirs.get(fh);
-    if (!d) return addon.replyErr(req, Errno.EBADF);
-    const send = (): void => {
-      // An entry costs at least 24 bytes (readdir) or ~150 (readdirplus): offer no more than fit.
-      const max = Math.ceil(size / (plus ? 136 : 24)) + 1;
-      const names = d.names.slice(off, off + max);
-      const nums = new Float64Array(names.length * DIR_STRIDE);
-      const made: number[] = [];
-      for (let i = 0; i < names.length; i++) {
-        const name = names[i];
-        const st = d.stats[off + i];
-        let eino: number;
-        if (name === '.') eino = ino;
-        else if (name === '..') eino = inodes.peek(parentOf(d.path)) ?? ROOT;
-        else {
-          const p = child(d.path, name);
-          const known = inodes.peek(p);
-          eino = known ?? inodes.ensure(p, st?.link);
-          if (known === undefined) made.push(eino);
-        }
-        nums.set(dirNums(eino, st), i * DIR_STRIDE);
-      }
-      const packed = addon.replyDir(req, plus, size, off, names, nums, o.uid, o.gid, at, et);
-      if (plus) {
-        for (let i = 0; i < packed; i++) {
-          if (names[i] === '.' || names[i] === '..') continue;
-          inodes.ref(nums[i * DIR_STRIDE]);
-          inodes.setType(nums[i * DIR_STRIDE], nums[i * DIR_STRIDE + 1]);
-        }
-      }
-      for (const m of made) inodes.dropIfUnused(m);
-    };
-    if (off !== 0) return send();
-    // From the start (first call, or rewinddir): take a fresh listing.
-    ops.readdir(d.path, (code: number, names?: string[], stats?: FuseStat[]) => {
-      if (code < 0) return fail(req, code);
-      d.names = names!;
-      d.stats = stats!;
-      send();
-    });
   }
 
   let nread: NativeReads | undefined; // native cached reads (lowlevel-nread.ts), once the mount context exists
@@ -421,16 +370,14 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
           (cb) => ops.getattr(path, cb),
           (st: FuseStat) => {
             if ((st.mode & 0o170000) !== 0o040000) return addon.replyErr(req, Errno.ENOTDIR);
-            const fh = nextDir++;
-            dirs.set(fh, { path, names: [], stats: [] });
-            addon.replyOpen(req, fh, 0, 0);
+            addon.replyOpen(req, dirs.open(path), 0, 0);
           },
         );
       case OP.READDIR:
       case OP.READDIRPLUS:
-        return readdir(req, ino, n0, n1, n2, op === OP.READDIRPLUS);
+        return dirs.read(req, ino, n0, n1, n2, op === OP.READDIRPLUS, (code) => fail(req, code));
       case OP.RELEASEDIR:
-        dirs.delete(n2);
+        dirs.release(n2);
         return addon.replyErr(req, 0);
       case OP.SETXATTR:
         if (s1 === 'security.capability') setCaps(false);
