@@ -36,14 +36,14 @@ function fill(t: InodeTable, dirs: number): void {
 }
 
 describe('InodeTable memory', () => {
-  it('holds 200,000 inodes in under 220 bytes each, names longer than a slice view included', () => {
+  it('holds 200,000 inodes in under 160 bytes each, names longer than a slice view included', () => {
     const before = heapUsed();
     const t = new InodeTable();
     fill(t, 200);
     const per = (heapUsed() - before) / t.size;
     assert.equal(t.size, 200_201);
     assert.equal(t.path(t.peek('/d0007/file-number-7001.txt')!), '/d0007/file-number-7001.txt');
-    assert.ok(per < 220, `${per.toFixed(0)} bytes per inode`);
+    assert.ok(per < 160, `${per.toFixed(0)} bytes per inode`);
   });
 
   it('forgetting every inode gives the memory back (no bare directories or names left)', () => {
