@@ -246,7 +246,7 @@ export class InodeTable {
   private find(path: string, make: boolean): Node | undefined {
     let n = this.root;
     if (path === '/') return n;
-    for (let i = 1; i <= path.length; ) {
+    for (let i = 1; i <= path.length;) {
       let j = path.indexOf('/', i);
       if (j < 0) j = path.length;
       const name = path.slice(i, j);
