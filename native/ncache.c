@@ -112,8 +112,7 @@ static void remove_bad(ncache *c, const char *path, const struct stat *read) {
   add(&c->corrupt, 1);
 }
 
-int ncache_load(ncache *c, const uint8_t *hash, size_t len, char **out) {
-  *out = NULL;
+int ncache_load(ncache *c, const uint8_t *hash, size_t len, char *buf) {
   if (!ncache_on(c)) return NCACHE_MISS;
   uint64_t t0 = mono_ns();
   char path[PATH_MAX];
@@ -130,18 +129,16 @@ int ncache_load(ncache *c, const uint8_t *hash, size_t len, char **out) {
     remove_bad(c, path, &st);
     return NCACHE_BAD;
   }
-  char *buf = malloc(len ? len : 1);
   size_t got = 0;
   int err = 0;
-  while (buf && got < len) {
+  while (got < len) {
     ssize_t r = pread(fd, buf + got, len - got, (off_t)got);
     if (r < 0 && errno == EINTR) continue;
     if (r < 0) err = 1;
     if (r <= 0) break;
     got += (size_t)r;
   }
-  if (!buf || err) { /* unreadable (no memory, an I/O error): a miss, as in cache.ts */
-    free(buf);
+  if (err) { /* unreadable (an I/O error): a miss, as in cache.ts */
     close(fd);
     add(&c->misses, 1);
     return NCACHE_MISS;
@@ -149,7 +146,6 @@ int ncache_load(ncache *c, const uint8_t *hash, size_t len, char **out) {
   uint8_t d[32];
   if (got == len) digest(buf, len, d);
   if (got != len || memcmp(d, hash, 32) != 0) {
-    free(buf);
     close(fd);
     remove_bad(c, path, &st);
     return NCACHE_BAD;
@@ -159,7 +155,6 @@ int ncache_load(ncache *c, const uint8_t *hash, size_t len, char **out) {
   add(&c->loads, 1);
   add(&c->load_bytes, len);
   add(&c->load_ns, mono_ns() - t0);
-  *out = buf;
   return NCACHE_OK;
 }
 

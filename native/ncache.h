@@ -28,11 +28,11 @@ ncache *ncache_new(void);
 int ncache_on(const ncache *c);
 
 /*
- * Reads and verifies the entry of chunk `hash` (`len` bytes): NCACHE_OK with *out a malloc'd copy
- * of exactly the chunk's bytes (the caller frees it), else NCACHE_MISS or NCACHE_BAD (*out NULL).
- * Thread-safe; blocks on file I/O (worker threads only).
+ * Reads and verifies the entry of chunk `hash` (`len` bytes) into buf (len bytes, the caller's):
+ * NCACHE_OK when buf then holds exactly the chunk's bytes, else NCACHE_MISS or NCACHE_BAD (buf's
+ * contents are then garbage: never use them). Thread-safe; blocks on file I/O (worker threads only).
  */
-int ncache_load(ncache *c, const uint8_t *hash, size_t len, char **out);
+int ncache_load(ncache *c, const uint8_t *hash, size_t len, char *buf);
 
 /* 1 when an entry for `hash` exists now (no read, no verification: for read-ahead decisions). */
 int ncache_has(ncache *c, const uint8_t *hash);

@@ -21,60 +21,13 @@
  * wanting it wait on `loaded`).
  */
 #define _GNU_SOURCE
-#include "nread.h"
-#include "ncache.h"
+#include "nstore.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
 #include <time.h>
-
-#define NBUCKETS (1u << 16)
-#define FBUCKETS 1024u
-/* Pieces per natively served read: more (tiny chunks) go to JavaScript. */
-#define MAX_PIECES 32
-/* Chunks one READ may load from the host cache; chunks being loaded at once (per mount). */
-#define MAX_LOADS 4
-#define INFLIGHT 32
-/* Chunks after a reader's that must be at hand (resident or in the host cache) before JavaScript is asked to load. */
-#define WINDOW 8
-
-typedef struct nchunk {
-  uint8_t hash[32];
-  char *data;
-  size_t len;
-  int refs;     /* 1 while in the store, +1 per reply being written */
-  int resident; /* in the table and the LRU */
-  struct nchunk *hnext, *prev, *next;
-} nchunk;
-
-typedef struct nfile {
-  uint64_t fh, ino, size;
-  size_t n;
-  uint64_t *offs; /* n + 1: chunk i covers [offs[i], offs[i+1]) */
-  uint8_t *hashes;
-  long ahead;    /* last chunk index reported to JavaScript */
-  long entered;  /* last chunk a natively served read reached */
-  long checked;  /* chunks up to here were found resident or in the host cache */
-  struct nfile *next;
-} nfile;
-
-struct nstore {
-  pthread_mutex_t lock;
-  size_t budget, bytes;
-  nchunk **buckets;
-  nchunk *head, *tail; /* head: most recent */
-  nfile *files[FBUCKETS];
-  size_t nfiles, nchunks;
-  int closed; /* unmounted: nothing more is kept */
-  ncache *cache; /* the host chunk cache, read and verified here (ncache.c) */
-  pthread_cond_t loaded; /* a load from the host cache ended */
-  uint8_t inflight[INFLIGHT][32];
-  uint8_t inflight_used[INFLIGHT];
-  /* figures */
-  uint64_t served, served_bytes, served_ns, misses, puts, put_bytes, evictions;
-};
 
 nstore *nread_new(size_t budget) {
   nstore *s = calloc(1, sizeof *s);
@@ -84,78 +37,6 @@ nstore *nread_new(size_t budget) {
   s->cache = ncache_new();
   s->buckets = calloc(NBUCKETS, sizeof(nchunk *));
   return s;
-}
-
-static uint32_t bucket_of(const uint8_t *hash) {
-  uint32_t b;
-  memcpy(&b, hash, sizeof b);
-  return b & (NBUCKETS - 1);
-}
-
-static nchunk *chunk_find(nstore *s, const uint8_t *hash) {
-  for (nchunk *c = s->buckets[bucket_of(hash)]; c; c = c->hnext)
-    if (memcmp(c->hash, hash, 32) == 0) return c;
-  return NULL;
-}
-
-static void lru_unlink(nstore *s, nchunk *c) {
-  if (c->prev) c->prev->next = c->next; else s->head = c->next;
-  if (c->next) c->next->prev = c->prev; else s->tail = c->prev;
-  c->prev = c->next = NULL;
-}
-
-static void lru_front(nstore *s, nchunk *c) {
-  c->prev = NULL;
-  c->next = s->head;
-  if (s->head) s->head->prev = c;
-  s->head = c;
-  if (!s->tail) s->tail = c;
-}
-
-static void chunk_unref(nchunk *c) {
-  if (--c->refs == 0) {
-    free(c->data);
-    free(c);
-  }
-}
-
-/* Takes c out of the table and the LRU (its bytes live on while a reply holds them). */
-static void chunk_evict(nstore *s, nchunk *c) {
-  nchunk **p = &s->buckets[bucket_of(c->hash)];
-  while (*p && *p != c) p = &(*p)->hnext;
-  if (*p) *p = c->hnext;
-  lru_unlink(s, c);
-  c->resident = 0;
-  s->bytes -= c->len;
-  s->nchunks--;
-  s->evictions++;
-  chunk_unref(c);
-}
-
-/* A chunk of bytes `data` (taken over), referenced once by the caller. */
-static nchunk *chunk_new(const uint8_t *hash, char *data, size_t len) {
-  nchunk *c = calloc(1, sizeof *c);
-  memcpy(c->hash, hash, 32);
-  c->data = data;
-  c->len = len;
-  c->refs = 1;
-  return c;
-}
-
-/* Keeps c (its caller's reference becomes the store's); 0 when not kept (closed, too big, present). */
-static int chunk_insert(nstore *s, nchunk *c) {
-  if (s->closed || c->len > s->budget / 4 || chunk_find(s, c->hash)) return 0;
-  uint32_t b = bucket_of(c->hash);
-  c->hnext = s->buckets[b];
-  s->buckets[b] = c;
-  c->resident = 1;
-  lru_front(s, c);
-  s->bytes += c->len;
-  s->nchunks++;
-  s->puts++;
-  s->put_bytes += c->len;
-  while (s->bytes > s->budget && s->tail && s->tail != c) chunk_evict(s, s->tail);
-  return 1;
 }
 
 static nfile *file_find(nstore *s, uint64_t fh) {
@@ -204,7 +85,7 @@ static int cover(nstore *s, nfile *f, uint64_t start, uint64_t end, nchunk **own
   for (uint64_t pos = start; pos < end; i++) {
     if (i >= f->n || n == MAX_PIECES) return -1;
     const uint8_t *h = f->hashes + 32 * i;
-    nchunk *c = chunk_find(s, h);
+    nchunk *c = nc_find(s, h);
     for (int k = 0; !c && k < nown; k++) c = memcmp(own[k]->hash, h, 32) == 0 ? own[k] : NULL;
     if (!c || c->len != f->offs[i + 1] - f->offs[i]) {
       *miss = i;
@@ -220,10 +101,7 @@ static int cover(nstore *s, nfile *f, uint64_t start, uint64_t end, nchunk **own
   }
   for (int k = 0; k < n; k++) {
     pieces[k]->refs++;
-    if (pieces[k]->resident) {
-      lru_unlink(s, pieces[k]);
-      lru_front(s, pieces[k]);
-    }
+    nc_touch(s, pieces[k]);
   }
   *np = n;
   *last = (long)i - 1;
@@ -237,35 +115,49 @@ static int inflight_at(nstore *s, const uint8_t *hash) {
 }
 
 /*
- * Loads chunk i of f from the host cache for a READ (called and returning with the lock held; it
- * is released during the load). 1: the chunk is at hand (own[*nown] or resident: cover again),
- * 0: go to JavaScript. One load per chunk at a time: a READ wanting a chunk another is loading waits.
+ * Loads chunk i of f from the host cache into the store (called and returning with the lock held;
+ * it is released during the load): the chunk with a reference for the caller, or NULL. One load per
+ * chunk at a time: while another is loading it, NULL (*waited set) after waiting for it when
+ * `wait`, at once otherwise.
  */
-static int load(nstore *s, nfile *f, size_t i, nchunk **own, int *nown) {
+static nchunk *load(nstore *s, nfile *f, size_t i, int wait, int *waited) {
   uint8_t want[32];
   memcpy(want, f->hashes + 32 * i, 32);
-  size_t len = (size_t)(f->offs[i + 1] - f->offs[i]);
+  size_t len = (size_t)(f->offs[i + 1] - f->offs[i]), cap = 0;
   if (inflight_at(s, want) >= 0) {
-    while (inflight_at(s, want) >= 0) pthread_cond_wait(&s->loaded, &s->lock);
-    return 1;
+    while (wait && inflight_at(s, want) >= 0) pthread_cond_wait(&s->loaded, &s->lock);
+    *waited = 1;
+    return NULL;
   }
   int slot = 0;
   for (; slot < INFLIGHT && s->inflight_used[slot]; slot++) {}
-  if (slot == INFLIGHT || len > s->budget) return 0;
+  if (slot == INFLIGHT || len > s->budget) return NULL;
   s->inflight_used[slot] = 1;
   memcpy(s->inflight[slot], want, 32);
+  char *data = nc_take(s, len, &cap);
   pthread_mutex_unlock(&s->lock);
-  char *data = NULL;
-  int rc = ncache_load(s->cache, want, len, &data);
+  if (!data) data = malloc(cap = len ? len : 1);
+  int rc = data ? ncache_load(s->cache, want, len, data) : NCACHE_MISS;
   pthread_mutex_lock(&s->lock);
   s->inflight_used[slot] = 0;
   pthread_cond_broadcast(&s->loaded);
-  if (rc != NCACHE_OK) return 0;
-  nchunk *c = chunk_new(want, data, len);
-  c->refs++; /* this read's */
-  if (!chunk_insert(s, c)) chunk_unref(c);
-  own[(*nown)++] = c;
-  return 1;
+  if (rc != NCACHE_OK) {
+    if (data) nc_give(s, data, cap);
+    return NULL;
+  }
+  nchunk *c = nc_new(want, data, len, cap);
+  c->refs++; /* the caller's */
+  if (!nc_insert(s, c)) nc_unref(s, c);
+  return c;
+}
+
+/* After a reply: loads chunk i of handle fh ahead of its reader, unless it is at hand or being loaded. */
+static void load_ahead(nstore *s, uint64_t fh, uint64_t ino, long i) {
+  int waited = 0;
+  nfile *f = file_find(s, fh);
+  if (!f || f->ino != ino || i < 0 || (size_t)i >= f->n || nc_find(s, f->hashes + 32 * i)) return;
+  nchunk *c = load(s, f, (size_t)i, 0, &waited);
+  if (c) nc_unref(s, c);
 }
 
 int nread_serve(nstore *s, fuse_req_t req, uint64_t fh, uint64_t ino, size_t size, off_t off, double *ahead) {
@@ -278,7 +170,7 @@ int nread_serve(nstore *s, fuse_req_t req, uint64_t fh, uint64_t ino, size_t siz
   long probe_at[WINDOW];
   int n = 0, nown = 0, nprobe = 0, ok = 0, cached = ncache_on(s->cache);
   size_t sent = 0;
-  long last = -1, window_end = -1;
+  long last = -1, window_end = -1, entered = -1;
   pthread_mutex_lock(&s->lock);
   for (int tries = 0; tries < 4 * MAX_LOADS; tries++) {
     nfile *f = file_find(s, fh);
@@ -294,19 +186,23 @@ int nread_serve(nstore *s, fuse_req_t req, uint64_t fh, uint64_t ino, size_t siz
     if (r == 1) {
       ok = 1;
       if (last > f->entered) { /* a reader entered a new chunk: look ahead */
-        f->entered = last;
+        f->entered = entered = last;
         if (!cached && last > f->ahead) *ahead = (double)(f->ahead = last);
         /* With the host cache: JavaScript loads only from the first chunk that is neither here nor there. */
         for (long j = (f->checked > last ? f->checked : last) + 1; cached && j <= last + WINDOW && j < (long)f->n; j++) {
           window_end = j;
-          if (chunk_find(s, f->hashes + 32 * j)) continue;
+          if (nc_find(s, f->hashes + 32 * j)) continue;
           memcpy(probe[nprobe], f->hashes + 32 * j, 32);
           probe_at[nprobe++] = j;
         }
       }
       break;
     }
-    if (r < 0 || !cached || nown == MAX_LOADS || !load(s, f, miss, own, &nown)) break;
+    if (r < 0 || !cached || nown == MAX_LOADS) break;
+    int waited = 0;
+    nchunk *c = load(s, f, miss, 1, &waited);
+    if (c) own[nown++] = c;
+    else if (!waited) break;
   }
   if (!ok) s->misses++;
   pthread_mutex_unlock(&s->lock);
@@ -315,6 +211,7 @@ int nread_serve(nstore *s, fuse_req_t req, uint64_t fh, uint64_t ino, size_t siz
     if (n == 0) fuse_reply_buf(req, NULL, 0);
     else fuse_reply_iov(req, iov, n);
   }
+  uint64_t t1 = now_ns();
   long first_missing = window_end + 1;
   for (int k = 0; k < nprobe; k++) {
     if (!ncache_has(s->cache, probe[k])) {
@@ -323,8 +220,9 @@ int nread_serve(nstore *s, fuse_req_t req, uint64_t fh, uint64_t ino, size_t siz
     }
   }
   pthread_mutex_lock(&s->lock);
-  for (int k = 0; k < n; k++) chunk_unref(pieces[k]);
-  for (int k = 0; k < nown; k++) chunk_unref(own[k]);
+  if (cached && entered >= 0) load_ahead(s, fh, ino, entered + 1);
+  for (int k = 0; k < n; k++) nc_unref(s, pieces[k]);
+  for (int k = 0; k < nown; k++) nc_unref(s, own[k]);
   nfile *f = window_end >= 0 ? file_find(s, fh) : NULL;
   if (f && f->ino == ino) {
     if (first_missing - 1 > f->checked) f->checked = first_missing - 1;
@@ -333,7 +231,7 @@ int nread_serve(nstore *s, fuse_req_t req, uint64_t fh, uint64_t ino, size_t siz
   if (ok) {
     s->served++;
     s->served_bytes += sent;
-    s->served_ns += now_ns() - t0;
+    s->served_ns += t1 - t0;
   }
   pthread_mutex_unlock(&s->lock);
   return ok;
@@ -357,7 +255,8 @@ int nread_registered(nstore *s, uint64_t fh) {
 void nread_free(nstore *s) {
   if (!s) return;
   pthread_mutex_lock(&s->lock);
-  while (s->head) chunk_evict(s, s->head);
+  s->closed = 1;
+  nc_free_all(s);
   for (unsigned b = 0; b < FBUCKETS; b++) {
     while (s->files[b]) {
       nfile *f = s->files[b];
@@ -366,7 +265,6 @@ void nread_free(nstore *s) {
     }
   }
   s->nfiles = 0;
-  s->closed = 1;
   pthread_mutex_unlock(&s->lock);
 }
 
@@ -418,25 +316,6 @@ uint32_t nread_drop_ino(nstore *s, uint64_t ino) {
   }
   pthread_mutex_unlock(&s->lock);
   return dropped;
-}
-
-int nread_has(nstore *s, const uint8_t *hash) {
-  pthread_mutex_lock(&s->lock);
-  int yes = chunk_find(s, hash) != NULL;
-  pthread_mutex_unlock(&s->lock);
-  return yes;
-}
-
-int nread_put(nstore *s, const uint8_t *hash, const void *bytes, size_t len) {
-  if (s->budget == 0 || s->closed || len > s->budget / 4 || nread_has(s, hash)) return 0;
-  char *data = malloc(len ? len : 1);
-  memcpy(data, bytes, len); /* outside the lock */
-  nchunk *c = chunk_new(hash, data, len);
-  pthread_mutex_lock(&s->lock);
-  int kept = chunk_insert(s, c);
-  if (!kept) chunk_unref(c);
-  pthread_mutex_unlock(&s->lock);
-  return kept;
 }
 
 void nread_figures(nstore *s, uint64_t out[NREAD_FIGURES]) {
