@@ -73,7 +73,7 @@ static uint64_t now_ns(void) {
  * the range needs more than MAX_PIECES pieces.
  */
 static int cover(nstore *s, nfile *f, uint64_t start, uint64_t end, nchunk **own, int nown, nchunk **pieces,
-                 struct iovec *iov, int *np, size_t *miss, long *last) {
+                 struct iovec *iov, int *np, size_t *miss, long *first, long *last) {
   /* The chunk holding `start`: the last i with offs[i] <= start. */
   size_t lo = 0, hi = f->n;
   while (hi - lo > 1) {
@@ -104,6 +104,7 @@ static int cover(nstore *s, nfile *f, uint64_t start, uint64_t end, nchunk **own
     nc_touch(s, pieces[k]);
   }
   *np = n;
+  *first = (long)lo;
   *last = (long)i - 1;
   return 1;
 }
@@ -182,14 +183,19 @@ int nread_serve(nstore *s, fuse_req_t req, uint64_t fh, uint64_t ino, size_t siz
       break;
     }
     size_t miss = 0;
-    int r = cover(s, f, start, end, own, nown, pieces, iov, &n, &miss, &last);
+    long first = -1;
+    int r = cover(s, f, start, end, own, nown, pieces, iov, &n, &miss, &first, &last);
     if (r == 1) {
       ok = 1;
-      if (last > f->entered) { /* a reader entered a new chunk: look ahead */
-        f->entered = entered = last;
-        if (!cached && last > f->ahead) *ahead = (double)(f->ahead = last);
-        /* With the host cache: JavaScript loads only from the first chunk that is neither here nor there. */
-        for (long j = (f->checked > last ? f->checked : last) + 1; cached && j <= last + WINDOW && j < (long)f->n; j++) {
+      if (!cached && last > f->ahead) *ahead = (double)(f->ahead = last); /* a reader entered a new chunk */
+      /* With the host cache, a sequential reader that entered a new chunk: the next one is loaded
+       * after the reply, and JavaScript loads only from the first chunk within WINDOW that is
+       * neither here nor there. A random reader loads nothing ahead. */
+      int seq = first == f->entered || first == f->entered + 1, fresh = last > f->entered;
+      f->entered = last;
+      if (cached && seq && fresh) {
+        entered = last;
+        for (long j = (f->checked > last ? f->checked : last) + 1; j <= last + WINDOW && j < (long)f->n; j++) {
           window_end = j;
           if (nc_find(s, f->hashes + 32 * j)) continue;
           memcpy(probe[nprobe], f->hashes + 32 * j, 32);

@@ -40,7 +40,7 @@ typedef struct nfile {
   uint64_t *offs; /* n + 1: chunk i covers [offs[i], offs[i+1]) */
   uint8_t *hashes;
   long ahead;    /* last chunk index reported to JavaScript */
-  long entered;  /* last chunk a natively served read reached */
+  long entered;  /* last chunk of the latest natively served read (the next is sequential when it starts there or just after) */
   long checked;  /* chunks up to here were found resident or in the host cache */
   struct nfile *next;
 } nfile;
