@@ -16,11 +16,12 @@
  *   name (memory LRU, host cache, store), and then copies them into the addon's bounded store
  *   (`nreadPut`). Those and the addon's own verified loads are all that fill it: a damaged cache
  *   file is refused by one verification or the other and never reaches a reply.
- * - The addon tells us when a natively served reader enters a new chunk (`ahead`), or, with the
- *   host cache, when a chunk within WINDOW after it is in neither (its index - 1); we load the
- *   chunks after it (a window of WINDOW chunks). A READ the addon could not serve (a cold chunk, a
- *   damaged or vanished cache entry) reaches JavaScript as before (`missed`), and we load the
- *   chunk it needed (and, for a sequential reader, the window after it).
+ * - The addon tells us when a natively served reader enters a new chunk (`ahead`): we load the
+ *   chunks after it (a window of WINDOW chunks). With the host cache it tells us instead when a
+ *   chunk within WINDOW after a sequential reader's is in neither its store nor the cache (its
+ *   index - 1), and we load that one chunk. A READ the addon could not serve (a cold chunk, a
+ *   damaged or vanished cache entry) reaches JavaScript as before (`missed`), and we load the chunk
+ *   it needed (without the host cache, for a sequential reader, and the window after it).
  * - Before anything changes a file's bytes (an open for writing, write, truncate, fallocate, a
  *   create over it) and for every inode a reload changed, its layouts are dropped (`drop`):
  *   reads then go to JavaScript, which sees the new bytes. Release drops the handle's layout in
@@ -150,7 +151,11 @@ export class NativeReads {
   /** A natively served reader of `fh` entered chunk `idx`: load the window after it. */
   ahead(fh: number, idx: number): void {
     const f = this.files.get(fh);
-    if (f) void this.load(f, Math.max(f.next, idx + 1), idx + 1 + WINDOW);
+    if (!f) return;
+    // With the host cache, the addon names the first chunk in neither its store nor the cache: load
+    // that one (the addon loads the warm ones itself, and names the next cold one when it finds it).
+    if (this.fromCache) void this.load(f, idx + 1, idx + 2, true);
+    else void this.load(f, Math.max(f.next, idx + 1), idx + 1 + WINDOW);
   }
 
   /** JavaScript served a READ of `fh` at `offset` (the addon could not): load what it needs. */
@@ -166,7 +171,9 @@ export class NativeReads {
     if (i >= f.refs.length) return;
     const sequential = i === f.last || i === f.last + 1;
     f.last = i;
-    void this.load(f, i, sequential ? i + 1 + WINDOW : i + 1, true);
+    // With the host cache only the chunk needed: the chunk layer's read-ahead of this READ fills the
+    // host cache ahead of the reader, and the addon loads from there.
+    void this.load(f, i, sequential && !this.fromCache ? i + 1 + WINDOW : i + 1, true);
   }
 
   /** The file of inode `ino` is about to change: no more native reads of its old layout. */

@@ -298,9 +298,12 @@ fd=os.open(sys.argv[1],os.O_WRONLY); os.pwrite(fd,bytes([7])*(65536-1000),1000);
       assert.equal(f1.n.cacheCorrupt, 0);
       await d.stop();
 
-      // 2. One flipped byte in one entry: the right bytes all the same; the entry counted and removed
-      // (JavaScript fetched the chunk from the store instead, and may have cached it again, whole).
-      const victim = entries.reduce((a, b) => (b.size > a.size ? b : a));
+      // 2. One flipped byte in one entry (the big file's first chunk: the first READ needs it, before
+      // any look-ahead): the right bytes all the same; the entry counted and removed (JavaScript
+      // fetched the chunk from the store instead, and may have cached it again, whole).
+      let victim: (typeof entries)[number] | undefined;
+      for (const e of entries) if ((await fs.readFile(e.file)).equals(big.subarray(0, e.size))) victim = e;
+      assert.ok(victim && victim.size < big.length);
       const bad = await fs.readFile(victim.file);
       bad[bad.length >> 1]! ^= 0x01;
       await fs.writeFile(victim.file, bad);
