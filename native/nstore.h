@@ -17,7 +17,7 @@
 /* Pieces per natively served read: more (tiny chunks) go to JavaScript. */
 #define MAX_PIECES 32
 /* Chunks one READ may load from the host cache; chunks being loaded at once (per mount). */
-#define MAX_LOADS 4
+#define MAX_LOADS 8
 #define INFLIGHT 32
 /* Chunks after a reader's that must be at hand (resident or in the host cache) before JavaScript is asked to load. */
 #define WINDOW 8

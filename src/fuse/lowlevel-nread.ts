@@ -148,7 +148,10 @@ export class NativeReads {
     if (e.size <= SMALL_FILE) await Promise.all(loads);
   }
 
-  /** A natively served reader of `fh` entered chunk `idx`: load the window after it. */
+  /**
+   * A natively served reader of `fh` entered chunk `idx`: load the window after it (with the host
+   * cache: chunk `idx + 1` is in neither the addon's store nor the cache: load it).
+   */
   ahead(fh: number, idx: number): void {
     const f = this.files.get(fh);
     if (!f) return;
