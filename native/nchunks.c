@@ -41,7 +41,7 @@ char *nc_take(nstore *s, size_t len, size_t *cap) {
   int best = -1;
   for (int k = 0; k < s->npool; k++) {
     size_t c = s->pool[k].cap;
-    if (c >= len && c <= len + len / 2 + 4096 && (best < 0 || c < s->pool[best].cap)) best = k;
+    if (c >= len && c <= len + len / 2 + POOL_STEP && (best < 0 || c < s->pool[best].cap)) best = k;
   }
   if (best < 0) return NULL;
   char *d = s->pool[best].data;
@@ -50,6 +50,8 @@ char *nc_take(nstore *s, size_t len, size_t *cap) {
   s->pool[best] = s->pool[--s->npool];
   return d;
 }
+
+size_t nc_size(size_t len) { return len == 0 ? POOL_STEP : (len + POOL_STEP - 1) / POOL_STEP * POOL_STEP; }
 
 void nc_give(nstore *s, char *data, size_t cap) {
   if (!s->closed && s->npool < POOL_MAX && s->pool_bytes + cap <= POOL_BYTES) {
@@ -119,7 +121,7 @@ int nread_put(nstore *s, const uint8_t *hash, const void *bytes, size_t len) {
   pthread_mutex_lock(&s->lock);
   char *data = nc_take(s, len, &cap);
   pthread_mutex_unlock(&s->lock);
-  if (!data) data = malloc(cap = len ? len : 1);
+  if (!data) data = malloc(cap = nc_size(len));
   memcpy(data, bytes, len); /* outside the lock */
   nchunk *c = nc_new(hash, data, len, cap);
   pthread_mutex_lock(&s->lock);

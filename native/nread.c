@@ -137,7 +137,7 @@ static nchunk *load(nstore *s, nfile *f, size_t i, int wait, int *waited) {
   memcpy(s->inflight[slot], want, 32);
   char *data = nc_take(s, len, &cap);
   pthread_mutex_unlock(&s->lock);
-  if (!data) data = malloc(cap = len ? len : 1);
+  if (!data) data = malloc(cap = nc_size(len));
   int rc = data ? ncache_load(s->cache, want, len, data) : NCACHE_MISS;
   pthread_mutex_lock(&s->lock);
   s->inflight_used[slot] = 0;

@@ -22,8 +22,10 @@
 /* Chunks after a reader's that must be at hand (resident or in the host cache) before JavaScript is asked to load. */
 #define WINDOW 8
 /* Buffers of evicted chunks kept for the next loads (fresh memory costs a page fault per 4 KiB). */
-#define POOL_MAX 16
-#define POOL_BYTES ((size_t)16 << 20)
+#define POOL_MAX 32
+#define POOL_BYTES ((size_t)24 << 20)
+/* Chunk buffers are allocated in steps of this (chunks vary in size: a pooled buffer then fits more). */
+#define POOL_STEP ((size_t)256 << 10)
 
 typedef struct nchunk {
   uint8_t hash[32];
@@ -80,6 +82,8 @@ void nc_unref(nstore *s, nchunk *c);
 /* A pooled buffer for len bytes (not over 1.5 len), with *cap its size; NULL: none fits. */
 char *nc_take(nstore *s, size_t len, size_t *cap);
 void nc_give(nstore *s, char *data, size_t cap);
+/* The size to allocate for a chunk of len bytes (a multiple of POOL_STEP). */
+size_t nc_size(size_t len);
 /* Frees every chunk and pooled buffer (unmount). */
 void nc_free_all(nstore *s);
 
