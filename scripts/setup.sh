@@ -44,7 +44,7 @@ fi
 # The native FUSE binding (libfuse3 low-level; npm's own node-gyp, offline against the Node
 # headers here). A failed build is not fatal: mounts then use fuse-native and say so.
 node_mod=native/build/Release/cairn_fuse.node
-if [ ! -f "$node_mod" ] || find native -maxdepth 1 -type f \( -name '*.[ch]' -o -name '*.gyp' -o -name '*.sh' \) -newer "$node_mod" | grep -q .; then
+if [ ! -f "$node_mod" ] || [ -n "$(find native -maxdepth 1 -type f \( -name '*.[ch]' -o -name '*.gyp' -o -name '*.sh' \) -newer "$node_mod")" ]; then
   echo "setup: build native FUSE binding"
   node_prefix=$(dirname "$(dirname "$(command -v node)")")
   [ -f "$node_prefix/include/node/node_api.h" ] && export npm_config_nodedir="$node_prefix"  # no header download
