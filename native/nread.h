@@ -3,9 +3,12 @@
  * JavaScript (docs/CHUNKS.md, "Native cached reads"; docs/ARCHITECTURE.md, the native/JS split).
  *
  * JavaScript registers, per open file handle, the chunk layout of a committed, unchanged file
- * (offsets and BLAKE3 names) and hands over the bytes of chunks it has verified. A READ on a
- * registered handle whose range is covered entirely by resident chunks is answered here with
- * fuse_reply_iov; anything else goes to JavaScript as before.
+ * (offsets and BLAKE3 names) and hands over the bytes of chunks it has verified; with the host
+ * chunk cache (ncache.h) the worker threads also load chunks from it themselves, verified by the
+ * addon's BLAKE3 against the layout's names. A READ on a registered handle whose range is covered
+ * entirely by chunks at hand is answered here with fuse_reply_iov; anything else goes to
+ * JavaScript as before. Files: nread.c (layouts, serving), nchunks.c (the chunk store),
+ * nread_api.c (the Node-API exports), nstore.h (their shared internals).
  */
 #ifndef CAIRN_NREAD_H
 #define CAIRN_NREAD_H
