@@ -57,7 +57,11 @@ interface Daemon {
 }
 
 type Mode = 'ncache' | 'nread' | 'js';
-const MODE_ENV: Record<Mode, Record<string, string>> = { ncache: {}, nread: { CAIRN_FUSE_NCACHE: '0' }, js: { CAIRN_FUSE_NREAD_BYTES: '0' } };
+const MODE_ENV: Record<Mode, Record<string, string>> = {
+  ncache: {},
+  nread: { CAIRN_FUSE_NCACHE: '0' },
+  js: { CAIRN_FUSE_NREAD_BYTES: '0' },
+};
 const MODE_NAME: Record<Mode, string> = {
   ncache: 'Cairn, native reads + host cache',
   nread: 'Cairn, native reads fed by JS',

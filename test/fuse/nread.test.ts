@@ -275,7 +275,8 @@ fd=os.open(sys.argv[1],os.O_WRONLY); os.pwrite(fd,bytes([7])*(65536-1000),1000);
     try {
       await readBoth();
       const want = big.length + small.length;
-      for (let i = 0; i < 200 && (await cacheEntries()).reduce((n, e) => n + e.size, 0) < want; i++) await new Promise((r) => setTimeout(r, 50));
+      for (let i = 0; i < 200 && (await cacheEntries()).reduce((n, e) => n + e.size, 0) < want; i++)
+        await new Promise((r) => setTimeout(r, 50));
       await d.stop();
       const entries = await cacheEntries();
       assert.equal(
