@@ -3,7 +3,9 @@
  * `node dist/bench/nread.js [--big-mib 1024] [--rounds 2]`. Prints one JSON object on stdout.
  *
  * A file-store volume holds one big file and 5,000 × 64 KiB files (batchUpload). The host chunk
- * cache is filled once; then, alternating `CAIRN_FUSE_NREAD_BYTES` default (on) and 0 (off), each
+ * cache is filled once; then, rotating three modes — native reads loading warm chunks from the host
+ * cache on the addon's threads (the default), native reads fed by JavaScript only
+ * (`CAIRN_FUSE_NCACHE=0`), reads in JavaScript (`CAIRN_FUSE_NREAD_BYTES=0`) — each
  * workload runs against a new mount daemon (`src/fuse/main.js`, read-only, native binding,
  * `CAIRN_FUSE_OPSTATS=1`): big file, 1 reader (`dd bs=1M`); small files, 8 readers (`xargs -P 8
  * cat`); fio random 128 KiB × 4 jobs (64 MiB each). Per run: MiB/s or files/s, the daemon's CPU
@@ -54,9 +56,21 @@ interface Daemon {
   stop(): Promise<Record<string, { n: number; totalMs: number; avgUs: number }>>;
 }
 
-async function startDaemon(store: string, mountpoint: string, nread: boolean): Promise<Daemon> {
+type Mode = 'ncache' | 'nread' | 'js';
+const MODE_ENV: Record<Mode, Record<string, string>> = {
+  ncache: {},
+  nread: { CAIRN_FUSE_NCACHE: '0' },
+  js: { CAIRN_FUSE_NREAD_BYTES: '0' },
+};
+const MODE_NAME: Record<Mode, string> = {
+  ncache: 'Cairn, native reads + host cache',
+  nread: 'Cairn, native reads fed by JS',
+  js: 'Cairn, reads in JS',
+};
+
+async function startDaemon(store: string, mountpoint: string, mode: Mode): Promise<Daemon> {
   await fsp.mkdir(mountpoint, { recursive: true });
-  const env = { ...process.env, CAIRN_FUSE_BINDING: 'native', CAIRN_FUSE_OPSTATS: '1', ...(nread ? {} : { CAIRN_FUSE_NREAD_BYTES: '0' }) };
+  const env = { ...process.env, CAIRN_FUSE_BINDING: 'native', CAIRN_FUSE_OPSTATS: '1', ...MODE_ENV[mode] };
   const config = { volume: 'bench', store, mountpoint, readOnly: true, commitIntervalSec: 0 };
   // --profile DIR: `node --cpu-prof` each daemon into DIR.
   const prof = process.argv.indexOf('--profile');
@@ -177,13 +191,14 @@ async function main(): Promise<void> {
   log('filling the host chunk cache');
   {
     const m = mnt();
-    const d = await startDaemon(store, m, false);
+    const d = await startDaemon(store, m, 'js');
     await sh(`cat ${m}/big.bin > /dev/null; cat ${m}/small/* > /dev/null`);
     await d.stop();
     log(`host chunk cache: ${(await sh(`du -sm ${process.env.CAIRN_HOME}/cache | cut -f1`)).trim()} MiB`);
   }
   for (let round = 0; round < rounds; round++) {
-    for (const on of round % 2 ? [false, true] : [true, false]) {
+    const modes: Mode[] = ['ncache', 'nread', 'js'];
+    for (const on of [...modes.slice(round % 3), ...modes.slice(0, round % 3)]) {
       for (const w of workloads) {
         const m = mnt();
         const d = await startDaemon(store, m, on);
@@ -192,7 +207,7 @@ async function main(): Promise<void> {
         const cpu = (await cpuOf(d.pid)) - cpu0;
         const ops = await d.stop();
         const run: Run = {
-          system: on ? 'Cairn, native reads' : 'Cairn, reads in JS',
+          system: MODE_NAME[on],
           workload: w,
           mibps: r.bytes / 2 ** 20 / r.sec,
           ...(r.files ? { filesPerSec: r.files / r.sec } : {}),

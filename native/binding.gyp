@@ -1,13 +1,15 @@
 # The libfuse3 low-level binding (cairn_fuse.node). Built by `npm run build:native` (npm's own
-# node-gyp, against the Node headers on the machine) from scripts/setup.sh; needs libfuse3-dev.
+# node-gyp, against the Node headers on the machine) from scripts/setup.sh; needs libfuse3-dev, and
+# for native host-cache reads the BLAKE3 C sources of librust-blake3-dev (blake3.sh finds them).
 {
   "targets": [
     {
       "target_name": "cairn_fuse",
-      "sources": ["cairn_fuse.c", "nread.c"],
+      "sources": ["cairn_fuse.c", "nread.c", "nchunks.c", "nread_api.c", "ncache.c", "<!@(sh blake3.sh sources)"],
+      "include_dirs": ["<!@(sh blake3.sh dir)"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "<!@(pkg-config --cflags fuse3)"],
       "libraries": ["<!@(pkg-config --libs fuse3)", "-lm"],
-      "defines": ["NAPI_VERSION=8"]
+      "defines": ["NAPI_VERSION=8", "<!@(sh blake3.sh defines)"]
     }
   ]
 }

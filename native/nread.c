@@ -1,11 +1,12 @@
 /*
  * nread: native cached reads (see nread.h).
  *
- * Integrity: the store only ever holds bytes JavaScript verified against their BLAKE3 name
- * (ChunkStore.readChunk) and copied in with nreadPut; nothing here reads the host chunk cache or
- * any other file, so a damaged cache file can never reach a reply through this path. Keys are the
- * 32-byte names; a layout maps a handle's file offsets to names, so a reply is the bytes of exactly
- * the chunks the file's committed entry names.
+ * Integrity: the store only ever holds verified bytes: those JavaScript verified against their
+ * BLAKE3 name (ChunkStore.readChunk) and copied in with nreadPut, and those ncache_load read from
+ * the host chunk cache and verified here with the C BLAKE3 against the name the layout gives
+ * (ncache.c). Bytes that fail (missing, short, wrong digest) are never kept: the READ goes to
+ * JavaScript as before. Keys are the 32-byte names; a layout maps a handle's file offsets to
+ * names, so a reply is the bytes of exactly the chunks the file's committed entry names.
  *
  * Invalidation: a layout belongs to one open handle of a committed file nobody in this mount is
  * writing; release drops it (here, before JavaScript hears of the release), and JavaScript drops
@@ -14,11 +15,13 @@
  * their content, so a resident chunk is never stale; only layouts are.
  *
  * Memory: chunk bytes are bounded by the budget (LRU; a chunk over a quarter of the budget is not
- * kept). A chunk being sent keeps a reference, so eviction never frees bytes under a reply.
- * One mutex guards everything; it is never held while a reply is written.
+ * kept, but one loaded for a READ still answers it). A chunk being sent keeps a reference, so
+ * eviction never frees bytes under a reply. One mutex guards everything; it is never held while a
+ * reply is written or a cache file is read (a chunk is loaded by one worker at a time; others
+ * wanting it wait on `loaded`).
  */
 #define _GNU_SOURCE
-#include "nread.h"
+#include "nstore.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -26,93 +29,14 @@
 #include <sys/uio.h>
 #include <time.h>
 
-#define NBUCKETS (1u << 16)
-#define FBUCKETS 1024u
-/* Pieces per natively served read: more (tiny chunks) go to JavaScript. */
-#define MAX_PIECES 32
-
-typedef struct nchunk {
-  uint8_t hash[32];
-  char *data;
-  size_t len;
-  int refs;     /* 1 while in the store, +1 per reply being written */
-  int resident; /* in the table and the LRU */
-  struct nchunk *hnext, *prev, *next;
-} nchunk;
-
-typedef struct nfile {
-  uint64_t fh, ino, size;
-  size_t n;
-  uint64_t *offs; /* n + 1: chunk i covers [offs[i], offs[i+1]) */
-  uint8_t *hashes;
-  long ahead; /* last chunk index reported to JavaScript */
-  struct nfile *next;
-} nfile;
-
-struct nstore {
-  pthread_mutex_t lock;
-  size_t budget, bytes;
-  nchunk **buckets;
-  nchunk *head, *tail; /* head: most recent */
-  nfile *files[FBUCKETS];
-  size_t nfiles, nchunks;
-  int closed; /* unmounted: nothing more is kept */
-  /* figures */
-  uint64_t served, served_bytes, served_ns, misses, puts, put_bytes, evictions;
-};
-
 nstore *nread_new(size_t budget) {
   nstore *s = calloc(1, sizeof *s);
   pthread_mutex_init(&s->lock, NULL);
+  pthread_cond_init(&s->loaded, NULL);
   s->budget = budget;
+  s->cache = ncache_new();
   s->buckets = calloc(NBUCKETS, sizeof(nchunk *));
   return s;
-}
-
-static uint32_t bucket_of(const uint8_t *hash) {
-  uint32_t b;
-  memcpy(&b, hash, sizeof b);
-  return b & (NBUCKETS - 1);
-}
-
-static nchunk *chunk_find(nstore *s, const uint8_t *hash) {
-  for (nchunk *c = s->buckets[bucket_of(hash)]; c; c = c->hnext)
-    if (memcmp(c->hash, hash, 32) == 0) return c;
-  return NULL;
-}
-
-static void lru_unlink(nstore *s, nchunk *c) {
-  if (c->prev) c->prev->next = c->next; else s->head = c->next;
-  if (c->next) c->next->prev = c->prev; else s->tail = c->prev;
-  c->prev = c->next = NULL;
-}
-
-static void lru_front(nstore *s, nchunk *c) {
-  c->prev = NULL;
-  c->next = s->head;
-  if (s->head) s->head->prev = c;
-  s->head = c;
-  if (!s->tail) s->tail = c;
-}
-
-static void chunk_unref(nchunk *c) {
-  if (--c->refs == 0) {
-    free(c->data);
-    free(c);
-  }
-}
-
-/* Takes c out of the table and the LRU (its bytes live on while a reply holds them). */
-static void chunk_evict(nstore *s, nchunk *c) {
-  nchunk **p = &s->buckets[bucket_of(c->hash)];
-  while (*p && *p != c) p = &(*p)->hnext;
-  if (*p) *p = c->hnext;
-  lru_unlink(s, c);
-  c->resident = 0;
-  s->bytes -= c->len;
-  s->nchunks--;
-  s->evictions++;
-  chunk_unref(c);
 }
 
 static nfile *file_find(nstore *s, uint64_t fh) {
@@ -143,67 +67,180 @@ static uint64_t now_ns(void) {
   return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
 }
 
+/*
+ * Finds the chunks of f covering [start, end): 1 with their pieces referenced when every one is at
+ * hand (resident, or in own[]: loaded by this read), 0 with *miss the first that is not, -1 when
+ * the range needs more than MAX_PIECES pieces.
+ */
+static int cover(nstore *s, nfile *f, uint64_t start, uint64_t end, nchunk **own, int nown, nchunk **pieces,
+                 struct iovec *iov, int *np, size_t *miss, long *first, long *last) {
+  /* The chunk holding `start`: the last i with offs[i] <= start. */
+  size_t lo = 0, hi = f->n;
+  while (hi - lo > 1) {
+    size_t mid = (lo + hi) / 2;
+    if (f->offs[mid] <= start) lo = mid; else hi = mid;
+  }
+  int n = 0;
+  size_t i = lo;
+  for (uint64_t pos = start; pos < end; i++) {
+    if (i >= f->n || n == MAX_PIECES) return -1;
+    const uint8_t *h = f->hashes + 32 * i;
+    nchunk *c = nc_find(s, h);
+    for (int k = 0; !c && k < nown; k++) c = memcmp(own[k]->hash, h, 32) == 0 ? own[k] : NULL;
+    if (!c || c->len != f->offs[i + 1] - f->offs[i]) {
+      *miss = i;
+      return 0;
+    }
+    uint64_t from = pos - f->offs[i];
+    uint64_t to = (end < f->offs[i + 1] ? end : f->offs[i + 1]) - f->offs[i];
+    pieces[n] = c;
+    iov[n].iov_base = c->data + from;
+    iov[n].iov_len = (size_t)(to - from);
+    n++;
+    pos = f->offs[i] + to;
+  }
+  for (int k = 0; k < n; k++) {
+    pieces[k]->refs++;
+    nc_touch(s, pieces[k]);
+  }
+  *np = n;
+  *first = (long)lo;
+  *last = (long)i - 1;
+  return 1;
+}
+
+static int inflight_at(nstore *s, const uint8_t *hash) {
+  for (int k = 0; k < INFLIGHT; k++)
+    if (s->inflight_used[k] && memcmp(s->inflight[k], hash, 32) == 0) return k;
+  return -1;
+}
+
+/*
+ * Loads chunk i of f from the host cache into the store (called and returning with the lock held;
+ * it is released during the load): the chunk with a reference for the caller, or NULL. One load per
+ * chunk at a time: while another is loading it, NULL (*waited set) after waiting for it when
+ * `wait`, at once otherwise.
+ */
+static nchunk *load(nstore *s, nfile *f, size_t i, int wait, int *waited) {
+  uint8_t want[32];
+  memcpy(want, f->hashes + 32 * i, 32);
+  size_t len = (size_t)(f->offs[i + 1] - f->offs[i]), cap = 0;
+  if (inflight_at(s, want) >= 0) {
+    while (wait && inflight_at(s, want) >= 0) pthread_cond_wait(&s->loaded, &s->lock);
+    *waited = 1;
+    return NULL;
+  }
+  int slot = 0;
+  for (; slot < INFLIGHT && s->inflight_used[slot]; slot++) {}
+  if (slot == INFLIGHT || len > s->budget) return NULL;
+  s->inflight_used[slot] = 1;
+  memcpy(s->inflight[slot], want, 32);
+  char *data = nc_take(s, len, &cap);
+  pthread_mutex_unlock(&s->lock);
+  if (!data) data = malloc(cap = nc_size(len));
+  int rc = data ? ncache_load(s->cache, want, len, data) : NCACHE_MISS;
+  pthread_mutex_lock(&s->lock);
+  s->inflight_used[slot] = 0;
+  pthread_cond_broadcast(&s->loaded);
+  if (rc != NCACHE_OK) {
+    if (data) nc_give(s, data, cap);
+    return NULL;
+  }
+  nchunk *c = nc_new(want, data, len, cap);
+  c->refs++; /* the caller's */
+  if (!nc_insert(s, c)) nc_unref(s, c);
+  return c;
+}
+
+/* After a reply: loads chunk i of handle fh ahead of its reader, unless it is at hand or being loaded. */
+static void load_ahead(nstore *s, uint64_t fh, uint64_t ino, long i) {
+  int waited = 0;
+  nfile *f = file_find(s, fh);
+  if (!f || f->ino != ino || i < 0 || (size_t)i >= f->n || nc_find(s, f->hashes + 32 * i)) return;
+  nchunk *c = load(s, f, (size_t)i, 0, &waited);
+  if (c) nc_unref(s, c);
+}
+
 int nread_serve(nstore *s, fuse_req_t req, uint64_t fh, uint64_t ino, size_t size, off_t off, double *ahead) {
   *ahead = -1;
   if (!s || s->budget == 0 || s->closed || off < 0) return 0;
   uint64_t t0 = now_ns();
-  nchunk *pieces[MAX_PIECES];
+  nchunk *pieces[MAX_PIECES], *own[MAX_LOADS];
   struct iovec iov[MAX_PIECES];
-  int n = 0;
-  pthread_mutex_lock(&s->lock);
-  nfile *f = file_find(s, fh);
-  if (!f || f->ino != ino) {
-    pthread_mutex_unlock(&s->lock);
-    return 0;
-  }
-  uint64_t start = (uint64_t)off, end = start + size;
-  if (end > f->size) end = f->size;
-  if (start < end) {
-    /* The chunk holding `start`: the last i with offs[i] <= start. */
-    size_t lo = 0, hi = f->n;
-    while (hi - lo > 1) {
-      size_t mid = (lo + hi) / 2;
-      if (f->offs[mid] <= start) lo = mid; else hi = mid;
-    }
-    size_t i = lo;
-    uint64_t pos = start;
-    for (; pos < end; i++) {
-      nchunk *c = i < f->n && n < MAX_PIECES ? chunk_find(s, f->hashes + 32 * i) : NULL;
-      if (!c || c->len != f->offs[i + 1] - f->offs[i]) {
-        for (int k = 0; k < n; k++) chunk_unref(pieces[k]);
-        s->misses++;
-        pthread_mutex_unlock(&s->lock);
-        return 0;
-      }
-      uint64_t from = pos - f->offs[i];
-      uint64_t to = (end < f->offs[i + 1] ? end : f->offs[i + 1]) - f->offs[i];
-      c->refs++;
-      lru_unlink(s, c);
-      lru_front(s, c);
-      pieces[n] = c;
-      iov[n].iov_base = c->data + from;
-      iov[n].iov_len = (size_t)(to - from);
-      n++;
-      pos = f->offs[i] + to;
-    }
-    long last = (long)i - 1;
-    if (last > f->ahead) {
-      f->ahead = last;
-      *ahead = (double)last;
-    }
-  }
-  pthread_mutex_unlock(&s->lock);
+  uint8_t probe[WINDOW][32];
+  long probe_at[WINDOW];
+  int n = 0, nown = 0, nprobe = 0, ok = 0, cached = ncache_on(s->cache);
   size_t sent = 0;
-  for (int k = 0; k < n; k++) sent += iov[k].iov_len;
-  if (n == 0) fuse_reply_buf(req, NULL, 0);
-  else fuse_reply_iov(req, iov, n);
+  long last = -1, window_end = -1, entered = -1;
   pthread_mutex_lock(&s->lock);
-  for (int k = 0; k < n; k++) chunk_unref(pieces[k]);
-  s->served++;
-  s->served_bytes += sent;
-  s->served_ns += now_ns() - t0;
+  for (int tries = 0; tries < 4 * MAX_LOADS; tries++) {
+    nfile *f = file_find(s, fh);
+    if (!f || f->ino != ino) break;
+    uint64_t start = (uint64_t)off, end = start + size;
+    if (end > f->size) end = f->size;
+    if (start >= end) {
+      ok = 1;
+      break;
+    }
+    size_t miss = 0;
+    long first = -1;
+    int r = cover(s, f, start, end, own, nown, pieces, iov, &n, &miss, &first, &last);
+    if (r == 1) {
+      ok = 1;
+      if (!cached && last > f->ahead) *ahead = (double)(f->ahead = last); /* a reader entered a new chunk */
+      /* With the host cache, a sequential reader that entered a new chunk: the next one is loaded
+       * after the reply, and JavaScript loads only from the first chunk within WINDOW that is
+       * neither here nor there. A random reader loads nothing ahead. */
+      int seq = first == f->entered || first == f->entered + 1, fresh = last > f->entered;
+      f->entered = last;
+      if (cached && seq && fresh) {
+        entered = last;
+        for (long j = (f->checked > last ? f->checked : last) + 1; j <= last + WINDOW && j < (long)f->n; j++) {
+          window_end = j;
+          if (nc_find(s, f->hashes + 32 * j)) continue;
+          memcpy(probe[nprobe], f->hashes + 32 * j, 32);
+          probe_at[nprobe++] = j;
+        }
+      }
+      break;
+    }
+    if (r < 0 || !cached || nown == MAX_LOADS) break;
+    int waited = 0;
+    nchunk *c = load(s, f, miss, 1, &waited);
+    if (c) own[nown++] = c;
+    else if (!waited) break;
+  }
+  if (!ok) s->misses++;
   pthread_mutex_unlock(&s->lock);
-  return 1;
+  if (ok) {
+    for (int k = 0; k < n; k++) sent += iov[k].iov_len;
+    if (n == 0) fuse_reply_buf(req, NULL, 0);
+    else fuse_reply_iov(req, iov, n);
+  }
+  uint64_t t1 = now_ns();
+  long first_missing = window_end + 1;
+  for (int k = 0; k < nprobe; k++) {
+    if (!ncache_has(s->cache, probe[k])) {
+      first_missing = probe_at[k];
+      break;
+    }
+  }
+  pthread_mutex_lock(&s->lock);
+  if (cached && entered >= 0) load_ahead(s, fh, ino, entered + 1);
+  for (int k = 0; k < n; k++) nc_unref(s, pieces[k]);
+  for (int k = 0; k < nown; k++) nc_unref(s, own[k]);
+  nfile *f = window_end >= 0 ? file_find(s, fh) : NULL;
+  if (f && f->ino == ino) {
+    if (first_missing - 1 > f->checked) f->checked = first_missing - 1;
+    if (first_missing <= window_end && first_missing - 1 > f->ahead) *ahead = (double)(f->ahead = first_missing - 1);
+  }
+  if (ok) {
+    s->served++;
+    s->served_bytes += sent;
+    s->served_ns += t1 - t0;
+  }
+  pthread_mutex_unlock(&s->lock);
+  return ok;
 }
 
 void nread_release(nstore *s, uint64_t fh) {
@@ -224,7 +261,8 @@ int nread_registered(nstore *s, uint64_t fh) {
 void nread_free(nstore *s) {
   if (!s) return;
   pthread_mutex_lock(&s->lock);
-  while (s->head) chunk_evict(s, s->head);
+  s->closed = 1;
+  nc_free_all(s);
   for (unsigned b = 0; b < FBUCKETS; b++) {
     while (s->files[b]) {
       nfile *f = s->files[b];
@@ -233,112 +271,39 @@ void nread_free(nstore *s) {
     }
   }
   s->nfiles = 0;
-  s->closed = 1;
   pthread_mutex_unlock(&s->lock);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
-/* Node-API: nreadOpen, nreadPut, nreadHas, nreadDrop, nreadClose, nreadStats                      */
+/* What the Node-API exports (nread_api.c) do, on the JavaScript thread                            */
 
-#define NARGS_OR_THROW(n)                                                      \
-  size_t argc = n;                                                             \
-  napi_value argv[n];                                                          \
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < n) { \
-    napi_throw_type_error(env, NULL, "cairn_fuse: too few arguments");         \
-    return NULL;                                                               \
-  }
-
-static double dnum(napi_env env, napi_value v) {
-  double d = 0;
-  napi_get_value_double(env, v, &d);
-  return d;
-}
-
-static nstore *store_arg(napi_env env, napi_value v) {
-  nstore *s = cairn_nstore(env, v);
-  if (!s) napi_throw_type_error(env, NULL, "cairn_fuse: not a mount");
-  return s;
-}
-
-/* A 32-byte name from a Buffer; NULL (and a thrown error) otherwise. */
-static const uint8_t *hash_arg(napi_env env, napi_value v) {
-  void *d = NULL;
-  size_t len = 0;
-  if (napi_get_buffer_info(env, v, &d, &len) != napi_ok || len != 32) {
-    napi_throw_type_error(env, NULL, "cairn_fuse: a chunk name is a 32-byte Buffer");
-    return NULL;
-  }
-  return d;
-}
-
-static napi_value boolean(napi_env env, int b) {
-  napi_value v;
-  napi_get_boolean(env, b != 0, &v);
-  return v;
-}
-
-/*
- * nreadOpen(ctx, fh, ino, size, offsets: Float64Array(n + 1), hashes: Buffer(32 n)): registers the
- * layout of the file open as fh (replacing one registered before). Chunk i covers
- * [offsets[i], offsets[i+1]); offsets[n] is the size.
- */
-static napi_value nread_open(napi_env env, napi_callback_info info) {
-  NARGS_OR_THROW(6);
-  nstore *s = store_arg(env, argv[0]);
-  if (!s) return NULL;
-  napi_typedarray_type tt;
-  size_t noffs = 0;
-  void *od = NULL;
-  void *hd = NULL;
-  size_t hlen = 0;
-  if (napi_get_typedarray_info(env, argv[4], &tt, &noffs, &od, NULL, NULL) != napi_ok || tt != napi_float64_array || noffs < 1 ||
-      napi_get_buffer_info(env, argv[5], &hd, &hlen) != napi_ok || hlen != 32 * (noffs - 1)) {
-    napi_throw_type_error(env, NULL, "cairn_fuse: nreadOpen(ctx, fh, ino, size, Float64Array(n+1), Buffer(32n))");
-    return NULL;
-  }
+int nread_register(nstore *s, uint64_t fh, uint64_t ino, uint64_t size, size_t n, const double *offs, const uint8_t *hashes) {
+  if (offs[0] != 0 || (uint64_t)offs[n] != size) return -1;
   nfile *f = calloc(1, sizeof *f);
-  f->fh = (uint64_t)dnum(env, argv[1]);
-  f->ino = (uint64_t)dnum(env, argv[2]);
-  f->size = (uint64_t)dnum(env, argv[3]);
-  f->n = noffs - 1;
-  f->offs = malloc(noffs * sizeof(uint64_t));
-  for (size_t i = 0; i < noffs; i++) f->offs[i] = (uint64_t)((double *)od)[i];
-  f->hashes = malloc(hlen ? hlen : 1);
-  memcpy(f->hashes, hd, hlen);
-  f->ahead = -1;
-  if (s->closed) {
-    file_free(f);
-    return NULL;
-  }
-  if (f->offs[f->n] != f->size || f->offs[0] != 0) {
-    file_free(f);
-    napi_throw_range_error(env, NULL, "cairn_fuse: nreadOpen: offsets must run from 0 to the size");
-    return NULL;
-  }
+  f->fh = fh;
+  f->ino = ino;
+  f->size = size;
+  f->n = n;
+  f->offs = malloc((n + 1) * sizeof(uint64_t));
+  for (size_t i = 0; i <= n; i++) f->offs[i] = (uint64_t)offs[i];
+  f->hashes = malloc(n ? 32 * n : 1);
+  memcpy(f->hashes, hashes, 32 * n);
+  f->ahead = f->entered = f->checked = -1;
   pthread_mutex_lock(&s->lock);
-  file_remove(s, f->fh);
-  f->next = s->files[f->fh % FBUCKETS];
-  s->files[f->fh % FBUCKETS] = f;
+  if (s->closed) {
+    pthread_mutex_unlock(&s->lock);
+    file_free(f);
+    return 0;
+  }
+  file_remove(s, fh);
+  f->next = s->files[fh % FBUCKETS];
+  s->files[fh % FBUCKETS] = f;
   s->nfiles++;
   pthread_mutex_unlock(&s->lock);
-  return NULL;
+  return 0;
 }
 
-/* nreadClose(ctx, fh): forgets a handle's layout. */
-static napi_value nread_close(napi_env env, napi_callback_info info) {
-  NARGS_OR_THROW(2);
-  nstore *s = store_arg(env, argv[0]);
-  if (!s) return NULL;
-  nread_release(s, (uint64_t)dnum(env, argv[1]));
-  return NULL;
-}
-
-/* nreadDrop(ctx, ino) -> count: forgets every layout of an inode (its file is about to change). */
-static napi_value nread_drop(napi_env env, napi_callback_info info) {
-  NARGS_OR_THROW(2);
-  nstore *s = store_arg(env, argv[0]);
-  if (!s) return NULL;
-  uint64_t ino = (uint64_t)dnum(env, argv[1]);
+uint32_t nread_drop_ino(nstore *s, uint64_t ino) {
   uint32_t dropped = 0;
   pthread_mutex_lock(&s->lock);
   for (unsigned b = 0; b < FBUCKETS; b++) {
@@ -356,104 +321,15 @@ static napi_value nread_drop(napi_env env, napi_callback_info info) {
     }
   }
   pthread_mutex_unlock(&s->lock);
-  napi_value out;
-  napi_create_uint32(env, dropped, &out);
-  return out;
+  return dropped;
 }
 
-/* nreadHas(ctx, hash) -> boolean */
-static napi_value nread_has(napi_env env, napi_callback_info info) {
-  NARGS_OR_THROW(2);
-  nstore *s = store_arg(env, argv[0]);
-  if (!s) return NULL;
-  const uint8_t *h = hash_arg(env, argv[1]);
-  if (!h) return NULL;
+void nread_figures(nstore *s, uint64_t out[NREAD_FIGURES]) {
   pthread_mutex_lock(&s->lock);
-  int yes = chunk_find(s, h) != NULL;
+  uint64_t v[NREAD_FIGURES] = {s->served, s->served_bytes, s->served_ns, s->misses,  s->puts, s->put_bytes,
+                               s->evictions, s->bytes, s->nchunks, s->nfiles, s->budget};
   pthread_mutex_unlock(&s->lock);
-  return boolean(env, yes);
+  memcpy(out, v, sizeof v);
 }
 
-/*
- * nreadPut(ctx, hash, bytes) -> boolean: keeps a copy of a chunk JavaScript has verified against
- * `hash` (the caller's promise: only ChunkStore's verified bytes are put). False when not kept
- * (disabled, too big for the budget, or already resident).
- */
-static napi_value nread_put(napi_env env, napi_callback_info info) {
-  NARGS_OR_THROW(3);
-  nstore *s = store_arg(env, argv[0]);
-  if (!s) return NULL;
-  const uint8_t *h = hash_arg(env, argv[1]);
-  if (!h) return NULL;
-  void *d = NULL;
-  size_t len = 0;
-  if (napi_get_buffer_info(env, argv[2], &d, &len) != napi_ok) {
-    napi_throw_type_error(env, NULL, "cairn_fuse: nreadPut(ctx, hash, Buffer)");
-    return NULL;
-  }
-  if (s->budget == 0 || s->closed || len > s->budget / 4) return boolean(env, 0);
-  pthread_mutex_lock(&s->lock);
-  int have = chunk_find(s, h) != NULL;
-  pthread_mutex_unlock(&s->lock);
-  if (have) return boolean(env, 0);
-  nchunk *c = calloc(1, sizeof *c);
-  memcpy(c->hash, h, 32);
-  c->data = malloc(len ? len : 1);
-  memcpy(c->data, d, len); /* outside the lock */
-  c->len = len;
-  c->refs = 1;
-  pthread_mutex_lock(&s->lock);
-  if (s->closed || chunk_find(s, h)) {
-    pthread_mutex_unlock(&s->lock);
-    free(c->data);
-    free(c);
-    return boolean(env, 0);
-  }
-  uint32_t b = bucket_of(h);
-  c->hnext = s->buckets[b];
-  s->buckets[b] = c;
-  c->resident = 1;
-  lru_front(s, c);
-  s->bytes += len;
-  s->nchunks++;
-  s->puts++;
-  s->put_bytes += len;
-  while (s->bytes > s->budget && s->tail && s->tail != c) chunk_evict(s, s->tail);
-  pthread_mutex_unlock(&s->lock);
-  return boolean(env, 1);
-}
-
-static void set_num(napi_env env, napi_value obj, const char *k, double v) {
-  napi_value x;
-  napi_create_double(env, v, &x);
-  napi_set_named_property(env, obj, k, x);
-}
-
-/* nreadStats(ctx) -> { served, servedBytes, servedNs, misses, puts, putBytes, evictions, bytes, chunks, files, budget } */
-static napi_value nread_stats(napi_env env, napi_callback_info info) {
-  NARGS_OR_THROW(1);
-  nstore *s = store_arg(env, argv[0]);
-  if (!s) return NULL;
-  pthread_mutex_lock(&s->lock);
-  uint64_t v[11] = {s->served, s->served_bytes, s->served_ns, s->misses,  s->puts, s->put_bytes,
-                    s->evictions, s->bytes, s->nchunks, s->nfiles, s->budget};
-  pthread_mutex_unlock(&s->lock);
-  static const char *keys[11] = {"served", "servedBytes", "servedNs", "misses", "puts", "putBytes",
-                                 "evictions", "bytes", "chunks", "files", "budget"};
-  napi_value out;
-  napi_create_object(env, &out);
-  for (int i = 0; i < 11; i++) set_num(env, out, keys[i], (double)v[i]);
-  return out;
-}
-
-void nread_define(napi_env env, napi_value exports) {
-  napi_property_descriptor props[] = {
-    {"nreadOpen", NULL, nread_open, NULL, NULL, NULL, napi_enumerable, NULL},
-    {"nreadClose", NULL, nread_close, NULL, NULL, NULL, napi_enumerable, NULL},
-    {"nreadDrop", NULL, nread_drop, NULL, NULL, NULL, napi_enumerable, NULL},
-    {"nreadHas", NULL, nread_has, NULL, NULL, NULL, napi_enumerable, NULL},
-    {"nreadPut", NULL, nread_put, NULL, NULL, NULL, napi_enumerable, NULL},
-    {"nreadStats", NULL, nread_stats, NULL, NULL, NULL, napi_enumerable, NULL},
-  };
-  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
-}
+ncache *nread_cache(nstore *s) { return s ? s->cache : NULL; }

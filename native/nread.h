@@ -3,9 +3,12 @@
  * JavaScript (docs/CHUNKS.md, "Native cached reads"; docs/ARCHITECTURE.md, the native/JS split).
  *
  * JavaScript registers, per open file handle, the chunk layout of a committed, unchanged file
- * (offsets and BLAKE3 names) and hands over the bytes of chunks it has verified. A READ on a
- * registered handle whose range is covered entirely by resident chunks is answered here with
- * fuse_reply_iov; anything else goes to JavaScript as before.
+ * (offsets and BLAKE3 names) and hands over the bytes of chunks it has verified; with the host
+ * chunk cache (ncache.h) the worker threads also load chunks from it themselves, verified by the
+ * addon's BLAKE3 against the layout's names. A READ on a registered handle whose range is covered
+ * entirely by chunks at hand is answered here with fuse_reply_iov; anything else goes to
+ * JavaScript as before. Files: nread.c (layouts, serving), nchunks.c (the chunk store),
+ * nread_api.c (the Node-API exports), nstore.h (their shared internals).
  */
 #ifndef CAIRN_NREAD_H
 #define CAIRN_NREAD_H
@@ -35,6 +38,21 @@ int nread_registered(nstore *s, uint64_t fh);
 
 /* Frees every chunk and layout (after every worker has stopped). */
 void nread_free(nstore *s);
+
+/* What the Node-API exports (nread_api.c) call, on the JavaScript thread. */
+/* Registers the layout of handle fh: chunk i covers [offs[i], offs[i+1]) and is named hashes[32 i..]; -1: bad offsets. */
+int nread_register(nstore *s, uint64_t fh, uint64_t ino, uint64_t size, size_t n, const double *offs, const uint8_t *hashes);
+/* Forgets every layout of inode ino; returns how many. */
+uint32_t nread_drop_ino(nstore *s, uint64_t ino);
+/* 1 when the chunk named hash is resident. */
+int nread_has(nstore *s, const uint8_t *hash);
+/* Keeps a copy of verified chunk bytes; 0 when not kept (off, too big, resident). */
+int nread_put(nstore *s, const uint8_t *hash, const void *bytes, size_t len);
+/* served, servedBytes, servedNs, misses, puts, putBytes, evictions, bytes, chunks, files, budget */
+#define NREAD_FIGURES 11
+void nread_figures(nstore *s, uint64_t out[NREAD_FIGURES]);
+/* The host cache reader of a store (ncache.h). */
+struct ncache *nread_cache(nstore *s);
 
 /* The store of a mount context (the External the mount returned); NULL when not one. Defined in cairn_fuse.c. */
 nstore *cairn_nstore(napi_env env, napi_value ctx);

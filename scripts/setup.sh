@@ -17,7 +17,7 @@ apt_need() {
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 }
 
-apt_need libfuse2 fuse libfuse3-dev pkg-config
+apt_need libfuse2 fuse libfuse3-dev pkg-config librust-blake3-dev  # the last: BLAKE3 C sources for the addon (native/blake3.sh)
 
 # Real programs the workload bench and test/programs run inside mounts (bench/workloads.ts).
 apt_need git sqlite3 rsync tar make python3 python3-venv
@@ -44,7 +44,7 @@ fi
 # The native FUSE binding (libfuse3 low-level; npm's own node-gyp, offline against the Node
 # headers here). A failed build is not fatal: mounts then use fuse-native and say so.
 node_mod=native/build/Release/cairn_fuse.node
-if [ ! -f "$node_mod" ] || [ native/cairn_fuse.c -nt "$node_mod" ] || [ native/binding.gyp -nt "$node_mod" ]; then
+if [ ! -f "$node_mod" ] || [ -n "$(find native -maxdepth 1 -type f \( -name '*.[ch]' -o -name '*.gyp' -o -name '*.sh' \) -newer "$node_mod")" ]; then
   echo "setup: build native FUSE binding"
   node_prefix=$(dirname "$(dirname "$(command -v node)")")
   [ -f "$node_prefix/include/node/node_api.h" ] && export npm_config_nodedir="$node_prefix"  # no header download

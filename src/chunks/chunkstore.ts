@@ -108,6 +108,11 @@ export class ChunkStore {
     return this.fetcher.gets;
   }
 
+  /** Directory of this store's host chunk cache (`<dir>/<hash[0:2]>/<hash>`, ./cache.ts), or undefined without one. */
+  get cacheDir(): string | undefined {
+    return this.cache?.dir;
+  }
+
   /** What the cross-process fetch leases did. */
   get leaseStats(): LeaseStats {
     return this.fetcher.leaseStats;

@@ -47,6 +47,14 @@ export interface NreadStats {
   chunks: number;
   files: number;
   budget: number;
+  /** Host cache reads on the addon's threads (native/ncache.c): on, chunks loaded and verified, bytes, time, absent, damaged (removed), mtime touches. */
+  cacheOn?: boolean;
+  cacheLoads?: number;
+  cacheLoadBytes?: number;
+  cacheLoadNs?: number;
+  cacheMisses?: number;
+  cacheCorrupt?: number;
+  cacheTouches?: number;
 }
 
 /** The nread* exports of the addon. */
@@ -57,6 +65,11 @@ export interface NreadAddon {
   nreadHas(ctx: unknown, name: Buffer): boolean;
   nreadPut(ctx: unknown, name: Buffer, bytes: Buffer): boolean;
   nreadStats(ctx: unknown): NreadStats;
+  /**
+   * Lets the addon's threads read chunks from the host cache at `dir`, each verified with the
+   * addon's C BLAKE3 before use; false when they may not (its BLAKE3 missing or failing its self-test).
+   */
+  nreadCache?(ctx: unknown, dir: string): boolean;
 }
 
 export type Req = object;

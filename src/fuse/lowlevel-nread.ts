@@ -5,16 +5,23 @@
  *
  * - An open for reading of a committed, unchanged file (not staged, not open for writing in this
  *   mount) registers the handle's chunk layout (offsets and BLAKE3 names) with the addon before the
- *   open is answered. A small file (up to 1 MiB) has its chunks loaded first, so its reads never
- *   reach JavaScript; a larger one starts loading its first chunks.
- * - Chunks are loaded with the chunk layer's `readChunk`, which verifies each against its name
- *   (memory LRU, host cache, store), and then copied into the addon's bounded store (`nreadPut`).
- *   Nothing else ever fills it: a damaged cache file is caught by that verification and never
- *   reaches a reply.
- * - The addon tells us when a natively served reader enters a new chunk (`ahead`); we load the
- *   chunks after it (a window of WINDOW chunks). A READ the addon could not serve reaches
- *   JavaScript as before (`missed`), and we load the chunk it needed (and, for a sequential
- *   reader, the window after it).
+ *   open is answered.
+ * - With the host cache (the session's `chunks.cacheDir`, given once per mount: `nreadCache`), the
+ *   addon's threads load a chunk they lack from its cache entry themselves and verify it with the
+ *   addon's C BLAKE3 against the name in the layout (native/ncache.c): a warm read never enters
+ *   JavaScript. Nothing is loaded at open then. Without it (no cache, the addon's BLAKE3 missing or
+ *   failing its self-test, `CAIRN_FUSE_NCACHE=0`), a small file (up to 1 MiB) has its chunks loaded
+ *   at open, so its reads never reach JavaScript, and a larger one starts loading its first chunks.
+ * - JavaScript loads chunks with the chunk layer's `readChunk`, which verifies each against its
+ *   name (memory LRU, host cache, store), and then copies them into the addon's bounded store
+ *   (`nreadPut`). Those and the addon's own verified loads are all that fill it: a damaged cache
+ *   file is refused by one verification or the other and never reaches a reply.
+ * - The addon tells us when a natively served reader enters a new chunk (`ahead`): we load the
+ *   chunks after it (a window of WINDOW chunks). With the host cache it tells us instead when a
+ *   chunk within WINDOW after a sequential reader's is in neither its store nor the cache (its
+ *   index - 1), and we load that one chunk. A READ the addon could not serve (a cold chunk, a
+ *   damaged or vanished cache entry) reaches JavaScript as before (`missed`), and we load the chunk
+ *   it needed (without the host cache, for a sequential reader, and the window after it).
  * - Before anything changes a file's bytes (an open for writing, write, truncate, fallocate, a
  *   create over it) and for every inode a reload changed, its layouts are dropped (`drop`):
  *   reads then go to JavaScript, which sees the new bytes. Release drops the handle's layout in
@@ -34,7 +41,7 @@ export const NREAD_DEFAULT_BYTES = 64 << 20;
 /** What native reads need of a session: a file's stored entry and verified chunk bytes. */
 export interface ChunkSource {
   entryAt(path: string): { type: string; size: number; staged?: unknown; chunks?: readonly ChunkRef[] } | undefined;
-  readonly chunks: { readChunk(ref: ChunkRef, opts?: { neighbours?: boolean }): Promise<Buffer> };
+  readonly chunks: { readChunk(ref: ChunkRef, opts?: { neighbours?: boolean }): Promise<Buffer>; readonly cacheDir?: string };
 }
 
 /** The budget of native cached reads from the environment (`CAIRN_FUSE_NREAD_BYTES`). */
@@ -43,6 +50,11 @@ export function nreadBudget(env: NodeJS.ProcessEnv = process.env): number {
   if (v === undefined || v === '') return NREAD_DEFAULT_BYTES;
   const n = Number(v);
   return Number.isFinite(n) && n >= 0 ? Math.floor(n) : NREAD_DEFAULT_BYTES;
+}
+
+/** Whether the addon may read the host cache itself (`CAIRN_FUSE_NCACHE=0` turns it off, to compare). */
+export function ncacheAllowed(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env.CAIRN_FUSE_NCACHE !== '0';
 }
 
 interface OpenFile {
@@ -66,13 +78,18 @@ export class NativeReads {
   private readonly files = new Map<number, OpenFile>();
   /** Registered handles per inode (a write costs one lookup, not a scan of every open file). */
   private readonly byIno = new Map<number, Set<number>>();
+  /** The addon loads chunks from the host cache itself (verified by its C BLAKE3): nothing is loaded at open. */
+  readonly fromCache: boolean;
 
   constructor(
     private readonly addon: NreadAddon,
     private readonly ctx: unknown,
     private readonly source: ChunkSource,
     private readonly handles: HandleTable,
-  ) {}
+  ) {
+    const dir = source.chunks.cacheDir;
+    this.fromCache = dir !== undefined && ncacheAllowed() && addon.nreadCache?.(ctx, dir) === true;
+  }
 
   /**
    * Before JavaScript runs request `op` (the handler's numbers): drops the layouts of a file about
@@ -124,16 +141,24 @@ export class NativeReads {
     this.forget(fh);
     this.files.set(fh, f);
     this.byIno.set(ino, (this.byIno.get(ino) ?? new Set()).add(fh));
+    if (this.fromCache) return; // the addon loads warm chunks itself; a cold one's READ comes here (`missed`)
     // A small file is loaded whole before the open is answered, with the pack block around it (as
     // JavaScript's reads of small files do): a cold directory of small files costs a GET per block, not per file.
     const loads = this.load(f, 0, e.size <= SMALL_FILE ? refs.length : WINDOW, false, e.size <= SMALL_FILE);
     if (e.size <= SMALL_FILE) await Promise.all(loads);
   }
 
-  /** A natively served reader of `fh` entered chunk `idx`: load the window after it. */
+  /**
+   * A natively served reader of `fh` entered chunk `idx`: load the window after it (with the host
+   * cache: chunk `idx + 1` is in neither the addon's store nor the cache: load it).
+   */
   ahead(fh: number, idx: number): void {
     const f = this.files.get(fh);
-    if (f) void this.load(f, Math.max(f.next, idx + 1), idx + 1 + WINDOW);
+    if (!f) return;
+    // With the host cache, the addon names the first chunk in neither its store nor the cache: load
+    // that one (the addon loads the warm ones itself, and names the next cold one when it finds it).
+    if (this.fromCache) void this.load(f, idx + 1, idx + 2, true);
+    else void this.load(f, Math.max(f.next, idx + 1), idx + 1 + WINDOW);
   }
 
   /** JavaScript served a READ of `fh` at `offset` (the addon could not): load what it needs. */
@@ -149,7 +174,9 @@ export class NativeReads {
     if (i >= f.refs.length) return;
     const sequential = i === f.last || i === f.last + 1;
     f.last = i;
-    void this.load(f, i, sequential ? i + 1 + WINDOW : i + 1, true);
+    // With the host cache only the chunk needed: the chunk layer's read-ahead of this READ fills the
+    // host cache ahead of the reader, and the addon loads from there.
+    void this.load(f, i, sequential && !this.fromCache ? i + 1 + WINDOW : i + 1, true);
   }
 
   /** The file of inode `ino` is about to change: no more native reads of its old layout. */

@@ -1,9 +1,13 @@
 /**
- * Native cached reads (native/nread.c, src/fuse/lowlevel-nread.ts) through real native mounts of a
- * file store: reads answered on the addon's threads return the file's bytes; a damaged host chunk
- * cache never yields wrong bytes (while a natively served file is open, and in a new mount that
- * loads from the damaged cache); a write through the mount to a file open for reading, and a
- * reload that changed a file, stop native reads of the old bytes. Skipped without the addon.
+ * Native cached reads (native/nread.c, native/ncache.c, src/fuse/lowlevel-nread.ts) through real
+ * native mounts of a file store: reads answered on the addon's threads return the file's bytes; a
+ * warm read through a new mount loads its chunks from the host cache on the addon's threads,
+ * verified by its C BLAKE3, without a READ or a chunk load in JavaScript; a damaged host cache
+ * entry (one flipped byte, or every entry) never yields wrong bytes (while a natively served file
+ * is open, and in a new mount that loads from the damaged cache): it is counted, removed, and the
+ * read falls back to JavaScript, as does one whose entry is missing; a write through the mount to a
+ * file open for reading, and a reload that changed a file, stop native reads of the old bytes.
+ * Skipped without the addon.
  */
 import { testHome } from '../helpers/env.js';
 import { after, describe, it } from 'node:test';
@@ -12,6 +16,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { hashChunk } from '../../src/chunks/hash.js';
 import { controlRequest } from '../../src/fuse/control.js';
 import { loadNative } from '../../src/fuse/lowlevel.js';
 import { cleanupAll, q, shOk, startFileDaemon, tmpDir } from '../helpers/mount.js';
@@ -24,6 +29,10 @@ interface Nread {
   servedBytes: number;
   misses: number;
   puts: number;
+  cacheOn: boolean;
+  cacheLoads: number;
+  cacheMisses: number;
+  cacheCorrupt: number;
 }
 async function nread(mnt: string): Promise<Nread> {
   const st = (await controlRequest(mnt, 'status')) as { binding: string; nativeReads: Nread | null };
@@ -86,6 +95,36 @@ for line in sys.stdin:
   };
 }
 
+/** The host cache's chunk entries (not side entries, temp files or leases). */
+async function cacheEntries(): Promise<{ file: string; name: string; size: number }[]> {
+  const dir = path.join(testHome, 'cache');
+  const out: { file: string; name: string; size: number }[] = [];
+  for (const sub of await fs.readdir(dir).catch(() => [] as string[])) {
+    if (sub.length !== 2) continue;
+    for (const name of await fs.readdir(path.join(dir, sub)).catch(() => [] as string[])) {
+      if (!/^[0-9a-f]{64}$/.test(name)) continue;
+      const file = path.join(dir, sub, name);
+      const st = await fs.stat(file).catch(() => undefined);
+      if (st) out.push({ file, name, size: st.size });
+    }
+  }
+  return out;
+}
+
+/** The figures a test compares around a read: native reads, and JavaScript's READs and chunk loads. */
+async function figures(mnt: string): Promise<{ n: Nread; jsReads: number; cacheHits: number; cacheMisses: number; gets: number }> {
+  const st = (await controlRequest(mnt, 'status')) as { nativeReads: Nread | null; metrics: Record<string, number> };
+  assert.ok(st.nativeReads);
+  const m = st.metrics;
+  return {
+    n: st.nativeReads,
+    jsReads: m['cairn_fuse_ops_total{op="read"}'] ?? 0,
+    cacheHits: m.cairn_cache_hits_total ?? 0,
+    cacheMisses: m.cairn_cache_misses_total ?? 0,
+    gets: m.cairn_store_gets_total ?? 0,
+  };
+}
+
 async function corruptCache(): Promise<number> {
   const dir = path.join(testHome, 'cache');
   let n = 0;
@@ -126,9 +165,12 @@ describe('native cached reads', { skip: loadNative() ? false : 'native addon not
     let d = await start({ mountpoint: mnt, volume: 'nr', storeDir });
     let h: ReturnType<typeof holder> | undefined;
     try {
-      // 1. The bytes are right, and reads were answered natively.
-      assert.equal(await fresh(path.join(mnt, 'big.bin')), sha(big));
-      assert.equal(await fresh(path.join(mnt, 'small.bin')), sha(small));
+      // 1. The bytes are right, and reads were answered natively (the first read is cold: JavaScript
+      // fetches the chunks, verifies them and hands them over; the second is served from them).
+      for (let round = 0; round < 2; round++) {
+        assert.equal(await fresh(path.join(mnt, 'big.bin')), sha(big));
+        assert.equal(await fresh(path.join(mnt, 'small.bin')), sha(small));
+      }
       const s1 = await nread(mnt);
       assert.ok(s1.served > 0 && s1.servedBytes > 0, `native reads served: ${JSON.stringify(s1)}`);
       // A small file's chunks are loaded at open: none of its reads reach JavaScript.
@@ -206,6 +248,84 @@ fd=os.open(sys.argv[1],os.O_WRONLY); os.pwrite(fd,bytes([7])*(65536-1000),1000);
       const st = (await controlRequest(mnt, 'status')) as { metrics: Record<string, number> };
       const gets = st.metrics.cairn_store_gets_total ?? 0;
       assert.ok(gets > 0 && gets < files.length / 4, `${gets} GETs for ${files.length} cold small files`);
+    } finally {
+      await d.stop();
+    }
+  });
+
+  it('warm reads through a new mount load verified chunks from the host cache natively; a damaged or missing entry falls back', async () => {
+    const base = await tmpDir();
+    const [mnt, mntW] = [path.join(base, 'mnt'), path.join(base, 'mntW')];
+    const storeDir = path.join(base, 'store');
+    const start = startFileDaemon(() => ({}), env);
+    const big = randomBytes(6 << 20);
+    const small = randomBytes(64 << 10);
+    const dW = await start({ mountpoint: mntW, volume: 'warm', storeDir });
+    await fs.writeFile(path.join(mntW, 'big.bin'), big);
+    await fs.writeFile(path.join(mntW, 'small.bin'), small);
+    await controlRequest(mntW, 'commit');
+    await dW.stop();
+    await fs.rm(path.join(testHome, 'cache'), { recursive: true, force: true });
+    const readBoth = async (): Promise<void> => {
+      assert.equal(await fresh(path.join(mnt, 'big.bin')), sha(big));
+      assert.equal(await fresh(path.join(mnt, 'small.bin')), sha(small));
+    };
+    // A first mount reads the files cold: JavaScript fetches the chunks and writes them to the host cache.
+    let d = await start({ mountpoint: mnt, volume: 'warm', storeDir });
+    try {
+      await readBoth();
+      const want = big.length + small.length;
+      for (let i = 0; i < 200 && (await cacheEntries()).reduce((n, e) => n + e.size, 0) < want; i++)
+        await new Promise((r) => setTimeout(r, 50));
+      await d.stop();
+      const entries = await cacheEntries();
+      assert.equal(
+        entries.reduce((n, e) => n + e.size, 0),
+        want,
+      );
+
+      // 1. Warm, through a new mount: every READ answered by the addon, every chunk loaded from the
+      // host cache and verified there; JavaScript served no READ and loaded no chunk.
+      d = await start({ mountpoint: mnt, volume: 'warm', storeDir });
+      const f0 = await figures(mnt);
+      assert.equal(f0.n.cacheOn, true, 'the addon reads the host cache (its C BLAKE3 passed its self-test)');
+      await readBoth();
+      const f1 = await figures(mnt);
+      assert.ok(f1.n.served > f0.n.served, 'read natively');
+      assert.equal(f1.n.cacheLoads - f0.n.cacheLoads, entries.length, 'each chunk loaded once from the host cache');
+      assert.equal(f1.n.misses, f0.n.misses, 'no READ went to JavaScript');
+      assert.equal(f1.jsReads, f0.jsReads, 'JavaScript answered no READ');
+      assert.deepEqual([f1.cacheHits, f1.cacheMisses, f1.gets], [f0.cacheHits, f0.cacheMisses, f0.gets], 'JavaScript loaded no chunk');
+      assert.equal(f1.n.cacheCorrupt, 0);
+      await d.stop();
+
+      // 2. One flipped byte in one entry (the big file's first chunk: the first READ needs it, before
+      // any look-ahead): the right bytes all the same; the entry counted and removed (JavaScript
+      // fetched the chunk from the store instead, and may have cached it again, whole).
+      let victim: (typeof entries)[number] | undefined;
+      for (const e of entries) if ((await fs.readFile(e.file)).equals(big.subarray(0, e.size))) victim = e;
+      assert.ok(victim && victim.size < big.length);
+      const bad = await fs.readFile(victim.file);
+      bad[bad.length >> 1]! ^= 0x01;
+      await fs.writeFile(victim.file, bad);
+      d = await start({ mountpoint: mnt, volume: 'warm', storeDir });
+      await readBoth();
+      const f2 = await figures(mnt);
+      assert.equal(f2.n.cacheCorrupt, 1, 'the damaged entry was counted');
+      assert.ok(f2.n.misses >= 1 && f2.jsReads >= 1, 'its READ fell back to JavaScript');
+      assert.equal(f2.n.cacheLoads, entries.length - 1, 'every other chunk was loaded natively');
+      const again = await fs.readFile(victim.file).catch(() => undefined);
+      assert.ok(again === undefined || hashChunk(again) === victim.name, 'the damaged entry is gone (or whole again)');
+      await d.stop();
+
+      // 3. A missing entry: a miss, read through JavaScript.
+      await fs.rm(victim.file, { force: true });
+      d = await start({ mountpoint: mnt, volume: 'warm', storeDir });
+      await readBoth();
+      const f3 = await figures(mnt);
+      assert.ok(f3.n.cacheMisses >= 1 && f3.n.misses >= 1, `the missing entry fell back: ${JSON.stringify(f3.n)}`);
+      assert.equal(f3.n.cacheCorrupt, 0);
+      assert.equal(f3.n.cacheLoads, entries.length - 1);
     } finally {
       await d.stop();
     }

@@ -1,0 +1,248 @@
+/*
+ * ncache: the host chunk cache, read and verified on the native worker threads (see ncache.h).
+ *
+ * Integrity: bytes leave ncache_load only after the BLAKE3 of exactly those bytes, in memory that
+ * is ours (read with pread, never mapped: a file written in place after the check cannot change
+ * them), equalled the 32-byte name the layout gave for the chunk. The BLAKE3 is the official C
+ * implementation (Debian's librust-blake3-dev, runtime SIMD dispatch), checked against the
+ * official test vectors when the addon loads; if it fails, or the addon was built without it
+ * (CAIRN_NO_BLAKE3), the cache is never read here and every such read goes to JavaScript.
+ *
+ * LRU: src/chunks/cache.ts evicts by mtime and a hit touches its entry at most once per 10 s per
+ * entry and process; a load here does the same (futimens on the descriptor it read, best effort),
+ * remembered per chunk in a small direct-mapped table.
+ */
+#define _GNU_SOURCE
+#include "ncache.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef CAIRN_NO_BLAKE3
+#include "blake3.h"
+#endif
+
+#define TOUCH_EVERY_NS (10ull * 1000000000ull)
+#define TOUCH_SLOTS 4096u
+
+struct ncache {
+  char *dir; /* set once (ncache_set_dir); NULL: off */
+  pthread_mutex_t touch_lock;
+  struct {
+    uint64_t key, at;
+  } touched[TOUCH_SLOTS];
+  /* figures (atomic) */
+  uint64_t loads, load_bytes, load_ns, misses, corrupt, touches;
+};
+
+/* 1 once the C BLAKE3 reproduced the official vectors (ncache_define). */
+static int blake3_ok;
+
+ncache *ncache_new(void) {
+  ncache *c = calloc(1, sizeof *c);
+  pthread_mutex_init(&c->touch_lock, NULL);
+  return c;
+}
+
+int ncache_on(const ncache *c) {
+  return c && blake3_ok && __atomic_load_n(&c->dir, __ATOMIC_ACQUIRE) != NULL;
+}
+
+static uint64_t mono_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+static void add(uint64_t *v, uint64_t n) { __atomic_fetch_add(v, n, __ATOMIC_RELAXED); }
+
+static void digest(const void *data, size_t len, uint8_t out[32]) {
+#ifndef CAIRN_NO_BLAKE3
+  blake3_hasher h;
+  blake3_hasher_init(&h);
+  blake3_hasher_update(&h, data, len);
+  blake3_hasher_finalize(&h, out, 32);
+#else
+  (void)data;
+  (void)len;
+  memset(out, 0, 32);
+#endif
+}
+
+/* <dir>/<hh>/<64 hex> into buf; 0 when it does not fit. */
+static int entry_path(const ncache *c, const uint8_t *hash, char *buf, size_t cap) {
+  static const char hex[] = "0123456789abcdef";
+  char name[65];
+  for (int i = 0; i < 32; i++) {
+    name[2 * i] = hex[hash[i] >> 4];
+    name[2 * i + 1] = hex[hash[i] & 15];
+  }
+  name[64] = 0;
+  int n = snprintf(buf, cap, "%s/%.2s/%s", c->dir, name, name);
+  return n > 0 && (size_t)n < cap;
+}
+
+/* Touches the entry's mtime (the cache's LRU clock) unless this process did in the last 10 s. */
+static void touch(ncache *c, const uint8_t *hash, int fd) {
+  uint64_t key, now = mono_ns();
+  memcpy(&key, hash, sizeof key);
+  unsigned slot = (unsigned)(key % TOUCH_SLOTS);
+  pthread_mutex_lock(&c->touch_lock);
+  int due = c->touched[slot].key != key || now - c->touched[slot].at >= TOUCH_EVERY_NS;
+  if (due) {
+    c->touched[slot].key = key;
+    c->touched[slot].at = now;
+  }
+  pthread_mutex_unlock(&c->touch_lock);
+  if (due && futimens(fd, NULL) == 0) add(&c->touches, 1);
+}
+
+/* Removes a damaged entry, unless the name was meanwhile renamed over with another file. */
+static void remove_bad(ncache *c, const char *path, const struct stat *read) {
+  struct stat now;
+  if (stat(path, &now) == 0 && now.st_ino == read->st_ino && now.st_dev == read->st_dev) unlink(path);
+  add(&c->corrupt, 1);
+}
+
+int ncache_load(ncache *c, const uint8_t *hash, size_t len, char *buf) {
+  if (!ncache_on(c)) return NCACHE_MISS;
+  uint64_t t0 = mono_ns();
+  char path[PATH_MAX];
+  if (!entry_path(c, hash, path, sizeof path)) return NCACHE_MISS;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fd >= 0) close(fd);
+    add(&c->misses, 1);
+    return NCACHE_MISS;
+  }
+  if ((uint64_t)st.st_size != (uint64_t)len) { /* an entry is exactly the chunk's bytes */
+    close(fd);
+    remove_bad(c, path, &st);
+    return NCACHE_BAD;
+  }
+  size_t got = 0;
+  int err = 0;
+  while (got < len) {
+    ssize_t r = pread(fd, buf + got, len - got, (off_t)got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) err = 1;
+    if (r <= 0) break;
+    got += (size_t)r;
+  }
+  if (err) { /* unreadable (an I/O error): a miss, as in cache.ts */
+    close(fd);
+    add(&c->misses, 1);
+    return NCACHE_MISS;
+  }
+  uint8_t d[32];
+  if (got == len) digest(buf, len, d);
+  if (got != len || memcmp(d, hash, 32) != 0) {
+    close(fd);
+    remove_bad(c, path, &st);
+    return NCACHE_BAD;
+  }
+  touch(c, hash, fd);
+  close(fd);
+  add(&c->loads, 1);
+  add(&c->load_bytes, len);
+  add(&c->load_ns, mono_ns() - t0);
+  return NCACHE_OK;
+}
+
+int ncache_has(ncache *c, const uint8_t *hash) {
+  char path[PATH_MAX];
+  return ncache_on(c) && entry_path(c, hash, path, sizeof path) && access(path, F_OK) == 0;
+}
+
+static void set_num(napi_env env, napi_value obj, const char *k, double v) {
+  napi_value x;
+  napi_create_double(env, v, &x);
+  napi_set_named_property(env, obj, k, x);
+}
+
+void ncache_stats(napi_env env, napi_value obj, const ncache *c) {
+  static const char *keys[6] = {"cacheLoads", "cacheLoadBytes", "cacheLoadNs", "cacheMisses", "cacheCorrupt", "cacheTouches"};
+  const uint64_t *v[6] = {&c->loads, &c->load_bytes, &c->load_ns, &c->misses, &c->corrupt, &c->touches};
+  for (int i = 0; i < 6; i++) set_num(env, obj, keys[i], (double)__atomic_load_n(v[i], __ATOMIC_RELAXED));
+  napi_value on;
+  napi_get_boolean(env, ncache_on(c), &on);
+  napi_set_named_property(env, obj, "cacheOn", on);
+}
+
+/*
+ * nreadCache(ctx, dir) -> boolean: native reads of this mount may read chunk <h> from the host
+ * cache at dir/<h[0:2]>/<h> (set once per mount; later calls keep the first directory). False when
+ * they may not (no C BLAKE3, or it failed its self-test): every miss then goes to JavaScript.
+ */
+static napi_value nread_cache_js(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  ncache *c = argc == 2 ? cairn_ncache(env, argv[0]) : NULL;
+  size_t n = 0;
+  if (!c || napi_get_value_string_utf8(env, argv[1], NULL, 0, &n) != napi_ok || n == 0 || n > PATH_MAX - 80) {
+    napi_throw_type_error(env, NULL, "cairn_fuse: nreadCache(ctx, dir)");
+    return NULL;
+  }
+  char *dir = malloc(n + 1);
+  napi_get_value_string_utf8(env, argv[1], dir, n + 1, &n);
+  char *none = NULL;
+  if (!blake3_ok || !__atomic_compare_exchange_n(&c->dir, &none, dir, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) free(dir);
+  napi_value out;
+  napi_get_boolean(env, ncache_on(c), &out);
+  return out;
+}
+
+/* Official BLAKE3 test vectors: input bytes i % 251 of the given length (the larger ones take the SIMD paths). */
+static const struct {
+  size_t len;
+  const char *hex;
+} VECTORS[] = {
+  {0, "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"},
+  {1, "2d3adedff11b61f14c886e35afa036736dcd87a74d27b5c1510225d0f592e213"},
+  {1023, "10108970eeda3eb932baac1428c7a2163b0e924c9a9e25b35bba72b28f70bd11"},
+  {1025, "d00278ae47eb27b34faecf67b4fe263f82d5412916c1ffd97c8cb7fb814b8444"},
+  {8193, "bab6c09cb8ce8cf459261398d2e7aef35700bf488116ceb94a36d0f5f1b7bc3b"},
+  {31744, "62b6960e1a44bcc1eb1a611a8d6235b6b4b78f32e7abc4fb4c6cdcce94895c47"},
+  {102400, "bc3e3d41a1146b069abffad3c0d44860cf664390afce4d9661f7902e7943e085"},
+};
+
+static int self_test(void) {
+#ifdef CAIRN_NO_BLAKE3
+  return 0;
+#else
+  uint8_t *in = malloc(102400 + 1);
+  if (!in) return 0;
+  for (size_t i = 0; i < 102400; i++) in[i + 1] = (uint8_t)(i % 251);
+  int ok = 1;
+  for (size_t v = 0; v < sizeof VECTORS / sizeof VECTORS[0]; v++) {
+    uint8_t d[32];
+    char hex[65];
+    digest(in + 1, VECTORS[v].len, d); /* at an odd address, as a read buffer may be */
+    for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    if (strcmp(hex, VECTORS[v].hex) != 0) ok = 0;
+  }
+  free(in);
+  return ok;
+#endif
+}
+
+void ncache_define(napi_env env, napi_value exports) {
+  blake3_ok = self_test();
+  napi_property_descriptor props[] = {
+    {"nreadCache", NULL, nread_cache_js, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  napi_define_properties(env, exports, 1, props);
+  napi_value ok;
+  napi_get_boolean(env, blake3_ok, &ok);
+  napi_set_named_property(env, exports, "nreadBlake3", ok);
+}

@@ -1,0 +1,49 @@
+/*
+ * ncache: the host chunk cache read on the native worker threads, each chunk verified with the
+ * official BLAKE3 C implementation before a byte of it is served (docs/CHUNKS.md, "Native cached
+ * reads").
+ *
+ * The host cache (src/chunks/cache.ts) keeps chunk <hash> in <dir>/<hash[0:2]>/<hash>, exactly its
+ * bytes; entries may vanish or be replaced (renamed over) at any time. ncache_load reads an entry
+ * whole into memory of its own, hashes it and compares the digest with the name it was asked for:
+ * only a match is returned. A missing or unreadable entry is a miss; one of the wrong size or
+ * digest is damage: it is removed (when the name still points at the file that was read) and
+ * counted. Either way the caller falls back to JavaScript.
+ */
+#ifndef CAIRN_NCACHE_H
+#define CAIRN_NCACHE_H
+
+#include <node_api.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ncache ncache;
+
+enum { NCACHE_OK = 0, NCACHE_MISS = 1, NCACHE_BAD = 2 };
+
+/* A reader of no cache yet (off until ncache_set_dir). */
+ncache *ncache_new(void);
+
+/* 1 when the cache may be read: a directory was given and the C BLAKE3 passed its self-test. */
+int ncache_on(const ncache *c);
+
+/*
+ * Reads and verifies the entry of chunk `hash` (`len` bytes) into buf (len bytes, the caller's):
+ * NCACHE_OK when buf then holds exactly the chunk's bytes, else NCACHE_MISS or NCACHE_BAD (buf's
+ * contents are then garbage: never use them). Thread-safe; blocks on file I/O (worker threads only).
+ */
+int ncache_load(ncache *c, const uint8_t *hash, size_t len, char *buf);
+
+/* 1 when an entry for `hash` exists now (no read, no verification: for read-ahead decisions). */
+int ncache_has(ncache *c, const uint8_t *hash);
+
+/* Sets the counters of `c` on a stats object (cacheLoads, cacheLoadBytes, cacheLoadNs, cacheMisses, cacheCorrupt, cacheTouches, cacheOn). */
+void ncache_stats(napi_env env, napi_value obj, const ncache *c);
+
+/* The cache reader of a mount context; NULL when not one. Defined in nread.c. */
+ncache *cairn_ncache(napi_env env, napi_value ctx);
+
+/* Checks the C BLAKE3 against the official vectors (once, at addon load); adds the exports. */
+void ncache_define(napi_env env, napi_value exports);
+
+#endif

@@ -1,0 +1,90 @@
+/*
+ * nstore: the internals of native cached reads shared by nread.c (layouts, serving READs) and
+ * nchunks.c (the bounded store of verified chunk bytes). Not an interface: see nread.h.
+ */
+#ifndef CAIRN_NSTORE_H
+#define CAIRN_NSTORE_H
+
+#include "nread.h"
+#include "ncache.h"
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define NBUCKETS (1u << 16)
+#define FBUCKETS 1024u
+/* Pieces per natively served read: more (tiny chunks) go to JavaScript. */
+#define MAX_PIECES 32
+/* Chunks one READ may load from the host cache; chunks being loaded at once (per mount). */
+#define MAX_LOADS 8
+#define INFLIGHT 32
+/* Chunks after a reader's that must be at hand (resident or in the host cache) before JavaScript is asked to load. */
+#define WINDOW 8
+/* Buffers of evicted chunks kept for the next loads (fresh memory costs a page fault per 4 KiB). */
+#define POOL_MAX 32
+#define POOL_BYTES ((size_t)24 << 20)
+/* Chunk buffers are allocated in steps of this (chunks vary in size: a pooled buffer then fits more). */
+#define POOL_STEP ((size_t)256 << 10)
+
+typedef struct nchunk {
+  uint8_t hash[32];
+  char *data;
+  size_t len, cap;
+  int refs;     /* 1 while in the store, +1 per reply being written */
+  int resident; /* in the table and the LRU */
+  struct nchunk *hnext, *prev, *next;
+} nchunk;
+
+typedef struct nfile {
+  uint64_t fh, ino, size;
+  size_t n;
+  uint64_t *offs; /* n + 1: chunk i covers [offs[i], offs[i+1]) */
+  uint8_t *hashes;
+  long ahead;    /* last chunk index reported to JavaScript */
+  long entered;  /* last chunk of the latest natively served read (the next is sequential when it starts there or just after) */
+  long checked;  /* chunks up to here were found resident or in the host cache */
+  struct nfile *next;
+} nfile;
+
+struct nstore {
+  pthread_mutex_t lock;
+  size_t budget, bytes;
+  nchunk **buckets;
+  nchunk *head, *tail; /* head: most recent */
+  nfile *files[FBUCKETS];
+  size_t nfiles, nchunks;
+  int closed; /* unmounted: nothing more is kept */
+  ncache *cache; /* the host chunk cache, read and verified here (ncache.c) */
+  pthread_cond_t loaded; /* a load from the host cache ended */
+  uint8_t inflight[INFLIGHT][32];
+  uint8_t inflight_used[INFLIGHT];
+  struct {
+    char *data;
+    size_t cap;
+  } pool[POOL_MAX];
+  int npool;
+  size_t pool_bytes;
+  /* figures */
+  uint64_t served, served_bytes, served_ns, misses, puts, put_bytes, evictions;
+};
+
+/* nchunks.c; every one with the lock held. */
+nchunk *nc_find(nstore *s, const uint8_t *hash);
+/* Moves a resident chunk to the front of the LRU. */
+void nc_touch(nstore *s, nchunk *c);
+/* A chunk of bytes `data` (taken over; `cap` bytes of memory), referenced once by the caller. */
+nchunk *nc_new(const uint8_t *hash, char *data, size_t len, size_t cap);
+/* Keeps c (its caller's reference becomes the store's); 0 when not kept (closed, too big, present). */
+int nc_insert(nstore *s, nchunk *c);
+/* Drops a reference; the last one frees the chunk, its buffer to the pool. */
+void nc_unref(nstore *s, nchunk *c);
+/* A pooled buffer for len bytes (not over 1.5 len), with *cap its size; NULL: none fits. */
+char *nc_take(nstore *s, size_t len, size_t *cap);
+void nc_give(nstore *s, char *data, size_t cap);
+/* The size to allocate for a chunk of len bytes (a multiple of POOL_STEP). */
+size_t nc_size(size_t len);
+/* Frees every chunk and pooled buffer (unmount). */
+void nc_free_all(nstore *s);
+
+#endif
