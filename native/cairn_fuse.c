@@ -273,7 +273,6 @@ static void ll_init(void *ud, struct fuse_conn_info *conn) {
   else conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
   conn->want &= ~FUSE_CAP_POSIX_LOCKS;
   conn->want &= ~FUSE_CAP_FLOCK_LOCKS;
-  if (getenv("CAIRN_DEBUG_CAPS")) fprintf(stderr, "caps capable=%x want=%x killpriv=%d\n", conn->capable, conn->want, !!(conn->capable & FUSE_CAP_HANDLE_KILLPRIV));
 }
 
 static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {

@@ -13,11 +13,6 @@ import type { ChunkRef, PackWriter } from '../chunks/index.js';
 
 /** Files up to this size are stored inside their entry instead of in a pack. */
 export const INLINE_MAX = 4096;
-/**
- * A file written in a session keeps its bytes in its journal entry (no staging file) up to this
- * size; a commit publishes those past INLINE_MAX as chunks (session/filedata.ts, sync.ts).
- */
-export const SESSION_INLINE_MAX = 32 * 1024;
 /** Files up to this size are read whole (and ahead); bigger ones stream. */
 export const WHOLE_READ_MAX = 1 << 20;
 /** How many files ahead of the chunker whole reads run. */
@@ -31,21 +26,6 @@ export interface ContentSource {
   readWhole(): Promise<Uint8Array | undefined>;
   /** The bytes of a big file: a local path for the chunker to read, or the pieces. */
   streamed(): string | AsyncIterable<Uint8Array>;
-}
-
-/**
- * Bytes in memory as a content source (at most WHOLE_READ_MAX: read whole).
- * @example const c = await encode(i, bytesSource('inline:a', e.inline));
- */
-export function bytesSource(key: string, bytes: Uint8Array): ContentSource {
-  return {
-    key,
-    readWhole: async () => bytes,
-    streamed: () =>
-      (async function* () {
-        yield bytes;
-      })(),
-  };
 }
 
 /** A file's content as an entry holds it. */

@@ -11,7 +11,7 @@ import type { ChunkStore, ReadCursor, ReadHints } from '../chunks/index.js';
 import type { JournalEntry } from './entry.js';
 import type { Journal } from './journal.js';
 import { type Staging, SYNC_IO_MAX } from './staging.js';
-import { SESSION_INLINE_MAX } from './content.js';
+import { INLINE_MAX } from './content.js';
 
 /** Files up to this size also prefetch their pack neighbours (siblings uploaded with them). */
 const SMALL_FILE_BYTES = 1024 * 1024;
@@ -66,13 +66,13 @@ export class FileData {
   /**
    * A write or truncate of a file whose bytes stay in its entry (`inline`, in the journal: no
    * staging file): a file without a staging file, holding inline bytes (or nothing), that ends at
-   * most at SESSION_INLINE_MAX after the change (`end`: the furthest byte the change touches). `edit`
+   * most at INLINE_MAX after the change (`end`: the furthest byte the change touches). `edit`
    * writes into the new bytes (`size` long, the old ones copied, zeros past them); `written` is
    * the entry with the change's metadata (times, mode). False, changing nothing, for any other
    * file (the caller stages it). No await: concurrent changes of the file see it whole.
    */
   inlineChange(p: string, e: JournalEntry, end: number, size: number, edit: (b: Buffer) => void, written: JournalEntry): boolean {
-    if (e.type !== 'file' || e.staged || end > SESSION_INLINE_MAX || size > SESSION_INLINE_MAX || this.copying.has(p)) return false;
+    if (e.type !== 'file' || e.staged || end > INLINE_MAX || size > INLINE_MAX || this.copying.has(p)) return false;
     const old = e.inline ?? (e.size === 0 && !e.chunks?.length ? Buffer.alloc(0) : undefined);
     if (!old) return false;
     const bytes = Buffer.alloc(size);

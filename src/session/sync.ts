@@ -36,7 +36,7 @@ import {
 } from '../format/index.js';
 import type { Staging } from './staging.js';
 import { entryData } from './entry.js';
-import { type ContentSource, INLINE_MAX, WHOLE_READ_MAX, bytesSource, contentEncoder } from './content.js';
+import { type ContentSource, WHOLE_READ_MAX, contentEncoder } from './content.js';
 import { bootstrap, rebootstrap } from './snapshot.js';
 import { Checkpointer, type CheckpointJob } from './checkpoints.js';
 
@@ -327,10 +327,6 @@ export class Syncer {
           delete entry.inline;
           Object.assign(entry, await encode(i, this.stagedSource(e.staged)));
           published.set(p.path, e.staged);
-        } else if (e.type === 'file' && e.inline && e.inline.length > INLINE_MAX) {
-          // Held in the journal while written (up to SESSION_INLINE_MAX): published as chunks.
-          delete entry.inline;
-          Object.assign(entry, await encode(i, bytesSource(`inline:${p.path}`, e.inline)));
         }
         ops.push({ op: 'put', path: p.path, entry });
       }

@@ -1,7 +1,6 @@
 /**
- * Small files written in a session live in their journal entry (inline, up to SESSION_INLINE_MAX) and
- * need no staging file: creates and small writes cost one journal transaction each; a commit
- * publishes those past INLINE_MAX as chunks, like any written file. Their bytes
+ * Small files written in a session live in their journal entry (inline, up to INLINE_MAX) and
+ * need no staging file: creates and small writes cost one journal transaction each. Their bytes
  * survive a reopen of the session directory, move to a staging file intact when they outgrow the
  * limit (also with a small write racing the move), and commit like any other file.
  */
@@ -13,7 +12,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Volume } from '../../src/volume/index.js';
-import { INLINE_MAX, SESSION_INLINE_MAX } from '../../src/session/content.js';
+import { INLINE_MAX } from '../../src/session/content.js';
 
 describe('inline files of a session', () => {
   let tmp: string;
@@ -62,56 +61,17 @@ describe('inline files of a session', () => {
     await vol.close();
   });
 
-  it('keeps files up to SESSION_INLINE_MAX in the journal, written in pieces as tar does, and commits them as chunks', async () => {
-    const vol = await Volume.fromName('mid', { store, createIfMissing: true });
-    const dir = path.join(tmp, 's3');
-    const s = await vol.session({ dir });
-    const sizes = [INLINE_MAX + 1, 6656 + 7467, SESSION_INLINE_MAX];
-    const want = sizes.map((n) => crypto.randomBytes(n));
-    for (const [i, b] of want.entries()) {
-      await s.create(`/m${i}`, 0o644);
-      // tar writes a file in pieces: the first ends where its 10 KiB record ends.
-      await s.write(`/m${i}`, 0, b.subarray(0, 6656));
-      if (b.length > 6656) await s.write(`/m${i}`, 6656, b.subarray(6656));
-    }
-    assert.equal(await staged(dir), 0, 'no staging file for files up to SESSION_INLINE_MAX');
-    for (const [i, b] of want.entries()) {
-      assert.equal(s.entryAt(`/m${i}`)?.staged, undefined);
-      assert.ok((await s.read(`/m${i}`, 0, 1 << 20)).equals(b));
-    }
-    await s.close();
-    const again = await vol.session({ dir });
-    for (const [i, b] of want.entries()) assert.ok((await again.read(`/m${i}`, 0, 1 << 20)).equals(b), 'kept across a reopen');
-    const c = await again.commit();
-    assert.deepEqual([...c.paths].sort(), ['m0', 'm1', 'm2']);
-    assert.ok(c.bytesUploaded >= sizes.reduce((a, b) => a + b, 0), 'published as chunks in a pack');
-    for (const [i, b] of want.entries()) {
-      const e = again.entryAt(`/m${i}`)!;
-      assert.equal(e.inline, undefined, 'the view holds what was published');
-      assert.ok(e.chunks?.length);
-      assert.ok((await again.read(`/m${i}`, 0, 1 << 20)).equals(b));
-    }
-    await again.close();
-    const other = await vol.session();
-    for (const [i, b] of want.entries()) {
-      assert.ok(other.entryAt(`/m${i}`)!.chunks?.length);
-      assert.ok((await other.read(`/m${i}`, 0, 1 << 20)).equals(b));
-    }
-    await other.close();
-    await vol.close();
-  });
-
   it('moves a file that outgrows the limit to a staging file, racing small writes included', async () => {
     const vol = await Volume.fromName('grow', { store, createIfMissing: true });
     const dir = path.join(tmp, 's2');
     const s = await vol.session({ dir });
     await s.create('/g', 0o644);
-    const head = crypto.randomBytes(SESSION_INLINE_MAX);
+    const head = crypto.randomBytes(INLINE_MAX);
     await s.write('/g', 0, head);
     assert.equal(await staged(dir), 0);
     const big = crypto.randomBytes(100_000);
     // The big write starts the copy into staging; the small one lands while it runs.
-    await Promise.all([s.write('/g', SESSION_INLINE_MAX, big), s.write('/g', 10, Buffer.from('XY'))]);
+    await Promise.all([s.write('/g', INLINE_MAX, big), s.write('/g', 10, Buffer.from('XY'))]);
     // Its staging file (and empty spares the staging area makes ahead).
     assert.ok((await staged(dir)) >= 1);
     const want = Buffer.concat([head, big]);
