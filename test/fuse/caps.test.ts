@@ -103,7 +103,10 @@ describe('file capabilities on the native binding', { skip: loadNative() ? false
       // One set through the mount is never hidden.
       const f = path.join(mnt, 'd', 'f1');
       await py(`import os,sys; os.setxattr(sys.argv[1],'security.selinux',b'system_u:object_r:x_t:s0')`, f);
-      assert.equal((await py(`import os,sys; print(os.getxattr(sys.argv[1],'security.selinux').decode())`, f)).trim(), 'system_u:object_r:x_t:s0');
+      assert.equal(
+        (await py(`import os,sys; print(os.getxattr(sys.argv[1],'security.selinux').decode())`, f)).trim(),
+        'system_u:object_r:x_t:s0',
+      );
     } finally {
       await d.stop();
     }

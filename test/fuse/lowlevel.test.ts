@@ -102,7 +102,10 @@ describe('native binding through a mount', { skip: loadNative() ? false : 'nativ
     const writeFiles = `for i in $(seq 1 30); do printf x > f$i; cat f$i > /dev/null; done`;
     for (const fsyncOnClose of [false, true]) {
       const mnt = path.join(base, `mnt-${fsyncOnClose}`);
-      const d = await startFileDaemon(() => ({ fsyncOnClose }), { CAIRN_FUSE_BINDING: 'native' })({ mountpoint: mnt, volume: `fl${fsyncOnClose}` });
+      const d = await startFileDaemon(() => ({ fsyncOnClose }), { CAIRN_FUSE_BINDING: 'native' })({
+        mountpoint: mnt,
+        volume: `fl${fsyncOnClose}`,
+      });
       try {
         await shOk(`cd ${q(mnt)} && ${writeFiles}`);
         const n = await flushes(mnt);
