@@ -521,7 +521,9 @@ static void ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
   /* The kernel asks for security.capability before every write (file_remove_privs: libfuse 3.14
      has no FUSE_CAP_HANDLE_KILLPRIV_V2 to stop it). While no entry carries it, answer here. */
   cmount *m = fuse_req_userdata(req);
-  if (__atomic_load_n(&m->caps_absent, __ATOMIC_ACQUIRE) && strcmp(name, "security.capability") == 0) {
+  /* security.selinux: what `ls -l` asks of every entry it lists; under the same flag (no entry has either). */
+  if (__atomic_load_n(&m->caps_absent, __ATOMIC_ACQUIRE) &&
+      (strcmp(name, "security.capability") == 0 || strcmp(name, "security.selinux") == 0)) {
     fuse_reply_err(req, ENODATA);
     return;
   }

@@ -309,7 +309,10 @@ export function createOps(session: FsSession, config: AdapterConfig, opts: Adapt
     },
 
     flush(path: string, fh: number, cb: Cb) {
-      // close(2): with fsyncOnClose, make written data durable locally (not committed).
+      // close(2): with fsyncOnClose, make written data durable locally (not committed). Without
+      // it a flush has nothing to do: ENOSYS tells the kernel to send no more (a round trip per
+      // close(2) saved; the close still returns 0).
+      if (!fsyncOnClose) return cb(-Errno.ENOSYS);
       const h = handles.get(fh);
       if (!h || !h.dirty || readOnly || !fsyncOnClose) return cb(0);
       run(

@@ -85,7 +85,8 @@ async function checkEmpty(mountpoint: string, volumeName: string): Promise<void>
  *   const h = await runDaemon(session, { volume: 'vol', mountpoint: '/mnt/vol', commitIntervalSec: 5 });
  *   await h.closed; // after SIGTERM, `cairn unmount`, or fusermount -u
  */
-const CAPS = 'security.capability';
+/** Attributes the addon answers ENODATA for while no entry has any (lowlevel.ts: capsAbsent). */
+const CAPS = ['security.capability', 'security.selinux'];
 
 export async function runDaemon(
   session: FsSession & { volumeName?: string; status?(): object },
@@ -118,7 +119,7 @@ export async function runDaemon(
       if (!binding.native) freshness.changed(paths);
       // Entries that gained file capabilities: the addon stops answering their getxattr itself.
       const has = session.hasXattr?.bind(session);
-      if (has) binding.native?.capsAbsent((was) => (changed ? was && !has(CAPS, changed) : !has(CAPS)));
+      if (has) binding.native?.capsAbsent((was) => (changed ? was && !CAPS.some((n) => has(n, changed)) : !CAPS.some((n) => has(n))));
       return binding.native?.refresh(changed?.map((p) => (p.startsWith('/') ? p : `/${p}`)));
     },
   });
@@ -166,9 +167,10 @@ export async function runDaemon(
   nativeReads = () => binding.native?.nreadStats();
   // Reported mtimes that move after a reload are fuse-native's answer to stale pages only.
   if (binding.native) freshness.stop();
-  // The kernel asks for security.capability before every write: while no entry has it (one scan of
-  // the view, here; then the changed paths of each reload), the addon answers it (lowlevel.ts).
-  if (session.hasXattr) binding.native?.capsAbsent(() => !session.hasXattr!(CAPS));
+  // The kernel asks for security.capability before every write, ls -l for security.selinux of every
+  // entry: while no entry has either (a scan of the view each, here; then the changed paths of each
+  // reload), the addon answers them (lowlevel.ts).
+  if (session.hasXattr) binding.native?.capsAbsent(() => !CAPS.some((n) => session.hasXattr!(n)));
   if (binding.note) log('warn', binding.note);
 
   let own = await ownMount(mountpoint, volumeName);

@@ -96,9 +96,9 @@ export interface LowLevelMount {
   /** Figures of reads served natively (undefined when native cached reads are off). */
   nreadStats(): NreadStats | undefined;
   /**
-   * Whether no entry has `security.capability` (`decide` gets the current answer: false at the
-   * start and after a setxattr of it through the mount): while true, the addon answers the
-   * kernel's getxattr of it, made before every write, with ENODATA itself.
+   * Whether no entry has `security.capability` nor `security.selinux` (`decide` gets the current answer:
+   * false at the start and after a setxattr of either through the mount): while true, the addon answers
+   * their getxattr (the kernel's before every write, `ls -l`'s per entry) with ENODATA itself.
    */
   capsAbsent(decide: (was: boolean) => boolean): void;
 }
@@ -380,7 +380,7 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
         dirs.release(n2);
         return addon.replyErr(req, 0);
       case OP.SETXATTR:
-        if (s1 === 'security.capability') setCaps(false);
+        if (s1 === 'security.capability' || s1 === 'security.selinux') setCaps(false);
         return ops.setxattr(path, s1!, data as Buffer, 0, n0, (code: number) => addon.replyErr(req, code < 0 ? -code : 0), cred);
       case OP.GETXATTR:
         return ops.getxattr(path, s1!, 0, (code: number, v?: Buffer) => (code < 0 ? fail(req, code) : replySized(req, v!, n0)), cred);

@@ -3,6 +3,7 @@
  * attribute before every write; while no entry has it the addon answers ENODATA itself (no request
  * reaches JavaScript), and it never hides a capability that exists — one set through the mount,
  * one that a reload brought in from another mount — and a write removes one as on the local disk.
+ * The same for `security.selinux`, which `ls -l` asks of every entry it lists.
  */
 import '../helpers/env.js';
 import { after, describe, it } from 'node:test';
@@ -86,5 +87,28 @@ describe('file capabilities on the native binding', { skip: loadNative() ? false
     assert.equal(await capOf(path.join(mnt, 'g')), CAP, 'a capability brought by a reload is not hidden');
     await c.stop();
     await b.stop();
+  });
+
+  it('answers the getxattr of security.selinux that ls -l makes per entry natively while no entry has one', async () => {
+    const base = await tmpDir();
+    const mnt = path.join(base, 'mnt');
+    const d = await startFileDaemon(() => ({}), { CAIRN_FUSE_BINDING: 'native' })({ mountpoint: mnt, volume: 'selinux' });
+    try {
+      await shOk(`cd ${q(mnt)} && mkdir d && cd d && for i in $(seq 1 40); do printf x > f$i; done`);
+      const before = await getxattrs(mnt);
+      assert.equal((await shOk(`ls -l ${q(`${mnt}/d`)} | wc -l`)).trim(), '41');
+      // Before: one per file. What is left is the listed directory's system.posix_acl_access.
+      const n = (await getxattrs(mnt)) - before;
+      assert.ok(n <= 1, `${n} getxattr requests reached JavaScript for ls -l of 40 files`);
+      // One set through the mount is never hidden.
+      const f = path.join(mnt, 'd', 'f1');
+      await py(`import os,sys; os.setxattr(sys.argv[1],'security.selinux',b'system_u:object_r:x_t:s0')`, f);
+      assert.equal(
+        (await py(`import os,sys; print(os.getxattr(sys.argv[1],'security.selinux').decode())`, f)).trim(),
+        'system_u:object_r:x_t:s0',
+      );
+    } finally {
+      await d.stop();
+    }
   });
 });

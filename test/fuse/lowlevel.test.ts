@@ -2,7 +2,8 @@
  * The native binding's own parts: the inode table (unit), and through a native mount (real
  * session, file store) what only the low-level API can do right — UTIME_NOW/UTIME_OMIT for atime
  * and mtime separately, RENAME_NOREPLACE, a file replaced by rename while open keeps its bytes
- * for its reader, and the binding named by status. Skipped when the addon is not built.
+ * for its reader, the binding named by status, and the round trips a close costs (no FLUSH
+ * without fsyncOnClose: the kernel stops sending it). Skipped when the addon is not built.
  */
 import '../helpers/env.js';
 import { after, describe, it } from 'node:test';
@@ -12,6 +13,7 @@ import { spawn } from 'node:child_process';
 import { controlRequest } from '../../src/fuse/control.js';
 import { InodeTable, loadNative } from '../../src/fuse/lowlevel.js';
 import { cleanupAll, q, sh, shOk, startFileDaemon, tmpDir } from '../helpers/mount.js';
+import type { MetricsSnapshot } from '../../src/util/metrics.js';
 
 describe('InodeTable', () => {
   it('keeps numbers per path, moves subtrees on rename, frees at lookup count 0', () => {
@@ -88,6 +90,32 @@ describe('native binding through a mount', { skip: loadNative() ? false : 'nativ
     } finally {
       reader?.kill('SIGKILL');
       await d.stop();
+    }
+  });
+
+  it('sends no FLUSH per close(2) unless fsyncOnClose asks for one', async () => {
+    const base = await tmpDir();
+    const flushes = async (mnt: string): Promise<number> => {
+      const st = (await controlRequest(mnt, 'status')) as { metrics: MetricsSnapshot };
+      return st.metrics['cairn_fuse_ops_total{op="flush"}'] ?? 0;
+    };
+    const writeFiles = `for i in $(seq 1 30); do printf x > f$i; cat f$i > /dev/null; done`;
+    for (const fsyncOnClose of [false, true]) {
+      const mnt = path.join(base, `mnt-${fsyncOnClose}`);
+      const d = await startFileDaemon(() => ({ fsyncOnClose }), { CAIRN_FUSE_BINDING: 'native' })({
+        mountpoint: mnt,
+        volume: `fl${fsyncOnClose}`,
+      });
+      try {
+        await shOk(`cd ${q(mnt)} && ${writeFiles}`);
+        const n = await flushes(mnt);
+        // Without fsyncOnClose a FLUSH answers nothing: the first is answered ENOSYS and the kernel sends no more.
+        if (!fsyncOnClose) assert.ok(n <= 1, `${n} FLUSH requests for 30 closes of written files`);
+        else assert.ok(n >= 30, `${n} FLUSH requests: fsyncOnClose needs each close of a written file`);
+        assert.equal(await shOk(`cd ${q(mnt)} && cat f1 f30`), 'xx');
+      } finally {
+        await d.stop();
+      }
     }
   });
 });

@@ -1,13 +1,15 @@
 /**
  * Staging files: the descriptor cache stays within its bound while many files are written, read,
  * truncated and synced at once, and a session writing more files than the process may open
- * descriptors for (a container's `ulimit -n`) still works end to end.
+ * descriptors for (a container's `ulimit -n`) still works end to end; the spare files made ahead
+ * are started only once the caller's synchronous work is over (after its request is answered).
  */
 import '../helpers/env.js';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import crypto from 'node:crypto';
+import { readdirSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -52,6 +54,23 @@ describe('Staging', () => {
     assert.ok(staging.openHandles <= 4);
     await staging.closeAll();
     assert.equal(staging.openHandles, 0);
+  });
+
+  it('makes its spare files after the create that used one has returned, not during it', async () => {
+    const dir = path.join(tmp, 'spares');
+    const staging = new Staging(dir);
+    await staging.init();
+    const first = staging.createNow();
+    // The caller goes on working (a FUSE answer, the next request) without yielding: nothing is
+    // created behind its back, so no thread-pool wake-up competes with it for a CPU.
+    const until = Date.now() + 300;
+    while (Date.now() < until) {
+      // busy
+    }
+    assert.deepEqual(readdirSync(path.join(dir, 'staging')), [first]);
+    for (let i = 0; i < 100 && (await fs.readdir(path.join(dir, 'staging'))).length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.ok((await fs.readdir(path.join(dir, 'staging'))).length > 1, 'spares are made once the event loop turns');
+    await staging.closeAll();
   });
 
   it('a session writes and commits more files than `ulimit -n` allows descriptors', { timeout: 120_000 }, async () => {
