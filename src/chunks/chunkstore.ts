@@ -71,6 +71,12 @@ export interface ChunkStoreOptions {
    */
   partialReads?: boolean;
   partialMemoryBytes?: number;
+  /**
+   * `readChunk` batches the cold chunks asked for in one tick into merged range GETs, and reads
+   * ahead in pack order while a reader asks for chunks in order (default true, unless
+   * `$CAIRN_PACK_READAHEAD=0`).
+   */
+  packReadahead?: boolean;
   /** Block size of the outboards this store's writers write (default `packBlockBytes()`, `$CAIRN_PACK_OUTBOARDS`: 0, none, unless asked; DEFAULT_BLOCK_BYTES when on). */
   blockBytes?: number;
 }
@@ -102,6 +108,10 @@ export class ChunkStore {
    */
   private readonly maxWindow: number;
   private readonly starts = new WeakMap<readonly ChunkRef[], Float64Array>();
+  /** `readChunk`: same-tick batching and pack-order read-ahead (`$CAIRN_PACK_READAHEAD=0` turns both off, for comparisons). */
+  private readonly packReadahead: boolean;
+  /** Cold chunks `readChunk` was asked for in this tick, fetched together at its end. */
+  private batch: Map<string, { ref: ChunkRef; promise: Promise<Buffer>; resolve(p: Promise<Buffer>): void }> | undefined;
 
   /** Range GETs issued (for tests and stats). */
   get gets(): number {
@@ -161,6 +171,7 @@ export class ChunkStore {
         ? new PartialReader(this.store, this.packPrefix, new ChunkLru(partialBytes), this.cache)
         : null;
     this.blockBytes = opts.blockBytes;
+    this.packReadahead = opts.packReadahead ?? process.env.CAIRN_PACK_READAHEAD !== '0';
   }
 
   /**
@@ -279,9 +290,36 @@ export class ChunkStore {
    * @example const bytes = await chunks.readChunk(ref);
    */
   readChunk(ref: ChunkRef, opts: { neighbours?: boolean } = {}): Promise<Buffer> {
-    const bytes = this.fetcher.fetchEach([ref])[0];
+    const bytes = this.packReadahead ? this.batched(ref) : this.fetcher.fetchEach([ref])[0];
     if (opts.neighbours) this.prefetcher.neighbours(ref);
+    else if (this.packReadahead) this.prefetcher.packAhead(ref, this.maxWindow);
     return bytes;
+  }
+
+  /**
+   * `fetchEach([ref])`, except that cold chunks asked for in the same tick are fetched together
+   * (adjacent ones with one range GET): a reader that asks for several chunks one call at a time.
+   */
+  private batched(ref: ChunkRef): Promise<Buffer> {
+    if (!this.fetcher.idle(ref.hash)) return this.fetcher.fetchEach([ref])[0];
+    let batch = this.batch;
+    if (!batch) {
+      const b = (batch = this.batch = new Map());
+      queueMicrotask(() => {
+        this.batch = undefined;
+        const items = [...b.values()];
+        const got = this.fetcher.fetchEach(items.map((x) => x.ref));
+        items.forEach((x, k) => x.resolve(got[k]));
+      });
+    }
+    let item = batch.get(ref.hash);
+    if (!item) {
+      let resolve!: (p: Promise<Buffer>) => void;
+      const promise = new Promise<Buffer>((res) => (resolve = res));
+      item = { ref, promise, resolve };
+      batch.set(ref.hash, item);
+    }
+    return item.promise;
   }
 
   /**

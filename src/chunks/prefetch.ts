@@ -6,6 +6,10 @@
  *   the file), in batches of window/4 adjacent chunks and at most one range GET's bytes — one
  *   range GET each when cold — so a cold
  *   sequential reader issues a few large range GETs in parallel rather than one small GET per chunk.
+ * - Pack-order read-ahead (`packAhead`, for readers that ask for one chunk at a time, as the native
+ *   read path does): a ReadCursor per pack in the order of the pack's trailer index, so a file
+ *   read chunk by chunk in order (its chunks sit in pack order) gets the same growing window and
+ *   large range GETs as a `read` with a cursor; chunks asked for out of order get none.
  * - Pack neighbours (small files): the 4 MiB block of the pack around a chunk, and the next block,
  *   are fetched with one range GET each (their chunks named by the pack's trailer index, read once
  *   per pack), so files uploaded together cost a few GETs, not one each.
@@ -20,8 +24,10 @@ import type { ChunkRef } from './types.js';
 
 /** Pack neighbours are fetched by blocks of this many pack bytes (chunks by start offset). */
 const BLOCK_BYTES = 4 * 1024 * 1024;
-/** Pack indexes kept in memory for neighbour prefetch (each ~100 bytes per chunk). */
-const MAX_PACK_INDEXES = 32;
+/** Pack indexes kept in memory for neighbour prefetch and pack-order read-ahead (each ~100 bytes per chunk). */
+const MAX_PACK_INDEXES = 64;
+/** Packs with a pack-order read cursor (the most recently used are kept). */
+const MAX_PACK_CURSORS = 64;
 /** Pack blocks remembered as prefetched (then the memory is cleared and they may be fetched again). */
 const MAX_BLOCKS_DONE = 100_000;
 
@@ -37,6 +43,8 @@ export class Prefetcher {
   private readonly packIndexes = new Map<string, Promise<ChunkRef[]>>();
   /** `pack:block` of the pack blocks already prefetched as neighbours. */
   private readonly blocksDone = new Set<string>();
+  /** Pack id -> the read state of the chunk-by-chunk reader of that pack (`packAhead`). */
+  private readonly packCursors = new Map<string, ReadCursor>();
 
   constructor(
     private readonly fetcher: ChunkFetcher,
@@ -69,6 +77,32 @@ export class Prefetcher {
     if (missing.length === 0 || (missing.length < step && window.length === size)) return;
     // A batch longer than one range GET would be split into a full GET and a small one.
     for (const batch of splitRuns(missing, this.rangeBytes, step)) this.prefetch(batch);
+  }
+
+  /**
+   * Read-ahead for a reader asking for one chunk at a time (`readChunk`): records `ref` in its
+   * pack's cursor (pack order, from the pack's trailer index) and, while those requests stay
+   * sequential, keeps the cursor's window of the chunks after it fetching, as `readAhead` does.
+   * A pack whose index cannot be read, or a chunk not in it, gets no read-ahead. `maxWindow`
+   * bounds the window (chunks).
+   *
+   * @example pre.packAhead(ref, 32); // then readChunk(ref)
+   */
+  packAhead(ref: ChunkRef, maxWindow: number): void {
+    this.packIndex(ref.pack).then(
+      (index) => {
+        const i = lowerBoundOffset(index, ref.offset);
+        if (index[i]?.offset !== ref.offset || index[i].hash !== ref.hash) return;
+        let cursor = this.packCursors.get(ref.pack);
+        if (cursor) this.packCursors.delete(ref.pack);
+        else cursor = new ReadCursor({ max: maxWindow });
+        this.packCursors.set(ref.pack, cursor);
+        if (this.packCursors.size > MAX_PACK_CURSORS) this.packCursors.delete(this.packCursors.keys().next().value!);
+        const ahead = cursor.advance(ref.offset, ref.offset + ref.length, i, i);
+        if (ahead > 0) this.readAhead(index.slice(i + 1, i + 1 + ahead), ahead);
+      },
+      () => undefined,
+    );
   }
 
   /**
