@@ -60,7 +60,7 @@ export interface ChunkStoreOptions {
    * process's fetch (default 10 s), `staleMs` when an unrefreshed lease is abandoned (10 s).
    */
   leases?: LeaseOptions | false;
-  /** Longest run of adjacent chunks fetched with one range GET (default 8 MiB; longer runs: several GETs in parallel). */
+  /** Longest run of adjacent chunks fetched with one range GET (default 8 MiB, or `$CAIRN_RANGE_MIB`; longer runs: several GETs in parallel). */
   rangeBytes?: number;
   /** Hand each chunk of a range GET to its readers as soon as its bytes arrive (default true). */
   streamRuns?: boolean;
@@ -79,6 +79,12 @@ export interface ChunkStoreOptions {
   packReadahead?: boolean;
   /** Block size of the outboards this store's writers write (default `packBlockBytes()`, `$CAIRN_PACK_OUTBOARDS`: 0, none, unless asked; DEFAULT_BLOCK_BYTES when on). */
   blockBytes?: number;
+}
+
+/** `$CAIRN_RANGE_MIB` (1–64): the longest range GET, for measuring other sizes than MERGE_BYTES without a rebuild. */
+function envRangeBytes(): number | undefined {
+  const mib = Number(process.env.CAIRN_RANGE_MIB);
+  return Number.isInteger(mib) && mib >= 1 && mib <= 64 ? mib * 1024 * 1024 : undefined;
 }
 
 function checkRange(offset: number, length: number): void {
@@ -153,7 +159,7 @@ export class ChunkStore {
     this.mem = memoryBytes > 0 ? new ChunkLru(memoryBytes) : null;
     this.maxWindow = Math.max(INITIAL_WINDOW_CHUNKS, Math.min(MAX_WINDOW_CHUNKS, Math.floor(memoryBytes / 2 / (1024 * 1024))));
     this.chunker = opts.chunker;
-    this.rangeBytes = Math.max(1, opts.rangeBytes ?? MERGE_BYTES);
+    this.rangeBytes = Math.max(1, opts.rangeBytes ?? envRangeBytes() ?? MERGE_BYTES);
     const leases = this.cache && opts.leases !== false ? new LeaseDir(this.cache.dir, opts.leases) : null;
     this.fetcher = new ChunkFetcher({
       store: this.store,

@@ -1,6 +1,6 @@
 /**
  * A timeline of store GETs for profiling cold reads (`CAIRN_S3_TRACE=FILE`): one line per GET,
- * `start_ms first_byte_ms end_ms bytes in_flight_at_start key`, times from the process's start
+ * `pid start_ms first_byte_ms end_ms bytes in_flight_at_start key`, times from the process's start
  * (performance.now()). Lines are buffered and appended every second (unref'd timer) and at exit,
  * never on a read's path. Off (no cost beyond one check) when the variable is unset.
  */
@@ -44,7 +44,7 @@ export function traceGet(key: string): { firstByte(): void; end(bytes: number): 
     },
     end(bytes: number): void {
       inFlight--;
-      lines.push(`${start.toFixed(1)} ${(first < 0 ? start : first).toFixed(1)} ${performance.now().toFixed(1)} ${bytes} ${at} ${key}\n`);
+      lines.push(`${process.pid} ${start.toFixed(1)} ${(first < 0 ? start : first).toFixed(1)} ${performance.now().toFixed(1)} ${bytes} ${at} ${key}\n`);
     },
   };
 }
