@@ -116,8 +116,6 @@ export class ChunkStore {
   private readonly starts = new WeakMap<readonly ChunkRef[], Float64Array>();
   /** `readChunk`: same-tick batching and pack-order read-ahead (`$CAIRN_PACK_READAHEAD=0` turns both off, for comparisons). */
   private readonly packReadahead: boolean;
-  /** Cold chunks `readChunk` was asked for in this tick, fetched together at its end. */
-  private batch: Map<string, { ref: ChunkRef; promise: Promise<Buffer>; resolve(p: Promise<Buffer>): void }> | undefined;
 
   /** Range GETs issued (for tests and stats). */
   get gets(): number {
@@ -296,36 +294,20 @@ export class ChunkStore {
    * @example const bytes = await chunks.readChunk(ref);
    */
   readChunk(ref: ChunkRef, opts: { neighbours?: boolean } = {}): Promise<Buffer> {
-    const bytes = this.packReadahead ? this.batched(ref) : this.fetcher.fetchEach([ref])[0];
-    if (opts.neighbours) this.prefetcher.neighbours(ref);
-    else if (this.packReadahead) this.prefetcher.packAhead(ref, this.maxWindow);
-    return bytes;
-  }
-
-  /**
-   * `fetchEach([ref])`, except that cold chunks asked for in the same tick are fetched together
-   * (adjacent ones with one range GET): a reader that asks for several chunks one call at a time.
-   */
-  private batched(ref: ChunkRef): Promise<Buffer> {
-    if (!this.fetcher.idle(ref.hash)) return this.fetcher.fetchEach([ref])[0];
-    let batch = this.batch;
-    if (!batch) {
-      const b = (batch = this.batch = new Map());
-      queueMicrotask(() => {
-        this.batch = undefined;
-        const items = [...b.values()];
-        const got = this.fetcher.fetchEach(items.map((x) => x.ref));
-        items.forEach((x, k) => x.resolve(got[k]));
-      });
+    if (!this.packReadahead) {
+      if (opts.neighbours) this.prefetcher.neighbours(ref);
+      return this.fetcher.fetchEach([ref])[0];
     }
-    let item = batch.get(ref.hash);
-    if (!item) {
-      let resolve!: (p: Promise<Buffer>) => void;
-      const promise = new Promise<Buffer>((res) => (resolve = res));
-      item = { ref, promise, resolve };
-      batch.set(ref.hash, item);
+    if (opts.neighbours) {
+      this.prefetcher.neighbours(ref);
+      return this.fetcher.fetchBatched(ref);
     }
-    return item.promise;
+    // The next chunk of a pack whose index is on its way: with the read-ahead the index allows, not alone.
+    const pending = this.fetcher.idle(ref.hash) ? this.prefetcher.indexPendingFor(ref) : undefined;
+    this.prefetcher.packAhead(ref, this.maxWindow);
+    if (!pending) return this.fetcher.fetchBatched(ref);
+    const go = (): Promise<Buffer> => this.fetcher.fetchBatched(ref);
+    return pending.then(go, go);
   }
 
   /**

@@ -98,6 +98,8 @@ export class ChunkFetcher {
   private readonly streamRuns: boolean;
   private readonly inflight = new Map<string, Promise<Buffer>>();
   private readonly cacheWrites = new Set<Promise<void>>();
+  /** Cold chunks `fetchBatched` was asked for in this tick, fetched together at its end. */
+  private batch: Map<string, { ref: ChunkRef; promise: Promise<Buffer>; resolve(p: Promise<Buffer>): void }> | undefined;
   /** Reads chunks of packs GC compacted and deleted (./forward.ts). */
   readonly forwarder: Forwarder;
   /** Range GETs issued (for tests and stats). */
@@ -161,6 +163,34 @@ export class ChunkFetcher {
     });
     if (toLoad.length > 0) this.load(toLoad).catch((err: unknown) => toLoad.forEach((d) => this.fail(d, err)));
     return out;
+  }
+
+  /**
+   * `fetchEach([ref])[0]`, except that cold chunks asked for in the same tick are fetched together
+   * (adjacent ones with one range GET): for a reader that asks for several chunks one call at a time.
+   *
+   * @example const [a, b] = await Promise.all([f.fetchBatched(refA), f.fetchBatched(refB)]); // one GET
+   */
+  fetchBatched(ref: ChunkRef): Promise<Buffer> {
+    if (!this.idle(ref.hash)) return this.fetchEach([ref])[0];
+    let batch = this.batch;
+    if (!batch) {
+      const b = (batch = this.batch = new Map());
+      queueMicrotask(() => {
+        this.batch = undefined;
+        const items = [...b.values()];
+        const got = this.fetchEach(items.map((x) => x.ref));
+        items.forEach((x, k) => x.resolve(got[k]));
+      });
+    }
+    let item = batch.get(ref.hash);
+    if (!item) {
+      let resolve!: (p: Promise<Buffer>) => void;
+      const promise = new Promise<Buffer>((res) => (resolve = res));
+      item = { ref, promise, resolve };
+      batch.set(ref.hash, item);
+    }
+    return item.promise;
   }
 
   /**

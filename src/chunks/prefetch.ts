@@ -26,6 +26,11 @@ import type { ChunkRef } from './types.js';
 const BLOCK_BYTES = 4 * 1024 * 1024;
 /** Pack indexes kept in memory for neighbour prefetch and pack-order read-ahead (each ~100 bytes per chunk). */
 const MAX_PACK_INDEXES = 64;
+/**
+ * Pack-order read-ahead fetches in batches of at least this / 4 chunks, even while its cursor's
+ * window is smaller (window/4 of the first window, 4, gave single-chunk GETs at every pack start).
+ */
+const PACK_BATCH_WINDOW = 16;
 /** Packs with a pack-order read cursor (the most recently used are kept). */
 const MAX_PACK_CURSORS = 64;
 /** Pack blocks remembered as prefetched (then the memory is cleared and they may be fetched again). */
@@ -45,6 +50,16 @@ export class Prefetcher {
   private readonly blocksDone = new Set<string>();
   /** Pack id -> the read state of the chunk-by-chunk reader of that pack (`packAhead`). */
   private readonly packCursors = new Map<string, ReadCursor>();
+  /** Pack id -> its index, once read (`packIndexes` holds the promises). */
+  private readonly indexReady = new Map<string, ChunkRef[]>();
+  /** Pack id -> end (pack offset) of the chunk last asked for through `packAhead`. */
+  private readonly lastAsk = new Map<string, number>();
+  /** Window of the cursor `packAhead` advanced last (a new pack's cursor starts with it). */
+  private lastWindow = INITIAL_WINDOW_CHUNKS;
+  /** Pack id -> the tick its index read started in (see `tick`). */
+  private readonly indexTick = new Map<string, number>();
+  private ticks = 0;
+  private tickQueued = false;
 
   constructor(
     private readonly fetcher: ChunkFetcher,
@@ -89,20 +104,53 @@ export class Prefetcher {
    * @example pre.packAhead(ref, 32); // then readChunk(ref)
    */
   packAhead(ref: ChunkRef, maxWindow: number): void {
-    this.packIndex(ref.pack).then(
-      (index) => {
-        const i = lowerBoundOffset(index, ref.offset);
-        if (index[i]?.offset !== ref.offset || index[i].hash !== ref.hash) return;
-        let cursor = this.packCursors.get(ref.pack);
-        if (cursor) this.packCursors.delete(ref.pack);
-        else cursor = new ReadCursor({ max: maxWindow });
-        this.packCursors.set(ref.pack, cursor);
-        if (this.packCursors.size > MAX_PACK_CURSORS) this.packCursors.delete(this.packCursors.keys().next().value!);
-        const ahead = cursor.advance(ref.offset, ref.offset + ref.length, i, i);
-        if (ahead > 0) this.readAhead(index.slice(i + 1, i + 1 + ahead), ahead);
-      },
-      () => undefined,
-    );
+    const known = this.indexReady.get(ref.pack);
+    if (known) this.packAheadIn(known, ref, maxWindow);
+    else this.packIndex(ref.pack).then((index) => this.packAheadIn(index, ref, maxWindow), () => undefined);
+    this.lastAsk.delete(ref.pack);
+    this.lastAsk.set(ref.pack, ref.offset + ref.length);
+    if (this.lastAsk.size > MAX_PACK_CURSORS) this.lastAsk.delete(this.lastAsk.keys().next().value!);
+  }
+
+  /**
+   * When `ref` continues the chunks last asked for in its pack (`packAhead`) and that pack's index
+   * is still being read: a promise settled once it is (either way), so that the caller fetches
+   * `ref` with the read-ahead the index allows rather than alone. Else undefined.
+   *
+   * @example const wait = pre.indexPendingFor(ref); if (wait) await wait;
+   */
+  indexPendingFor(ref: ChunkRef): Promise<unknown> | undefined {
+    if (this.indexReady.has(ref.pack) || this.lastAsk.get(ref.pack) !== ref.offset) return undefined;
+    // Chunks asked for in the tick that started the index go out together (fetchBatched), now.
+    if (this.indexTick.get(ref.pack) === this.tick()) return undefined;
+    return this.packIndexes.get(ref.pack);
+  }
+
+  /** A number that changes between ticks (synchronous runs) of the event loop. */
+  private tick(): number {
+    if (!this.tickQueued) {
+      this.tickQueued = true;
+      queueMicrotask(() => {
+        this.ticks++;
+        this.tickQueued = false;
+      });
+    }
+    return this.ticks;
+  }
+
+  private packAheadIn(index: readonly ChunkRef[], ref: ChunkRef, maxWindow: number): void {
+    const i = lowerBoundOffset(index, ref.offset);
+    if (index[i]?.offset !== ref.offset || index[i].hash !== ref.hash) return;
+    let cursor = this.packCursors.get(ref.pack);
+    if (cursor) this.packCursors.delete(ref.pack);
+    // A file read on from the end of another pack into this one keeps its window.
+    else cursor = new ReadCursor({ max: maxWindow, initial: i === 0 ? this.lastWindow : undefined });
+    this.packCursors.set(ref.pack, cursor);
+    if (this.packCursors.size > MAX_PACK_CURSORS) this.packCursors.delete(this.packCursors.keys().next().value!);
+    const ahead = cursor.advance(ref.offset, ref.offset + ref.length, i, i);
+    this.lastWindow = ahead > 0 ? cursor.window : INITIAL_WINDOW_CHUNKS;
+    // Batches of at least PACK_BATCH_WINDOW/4 chunks while the window is small: its asks are contiguous.
+    if (ahead > 0) this.readAhead(index.slice(i + 1, i + 1 + ahead), Math.max(ahead, PACK_BATCH_WINDOW));
   }
 
   /**
@@ -142,11 +190,23 @@ export class Prefetcher {
     p = readPackIndex(this.store, this.packPrefix + pack).then((entries) =>
       entries.map((e) => ({ hash: e.hash, pack, offset: e.offset, length: e.length })).sort((a, b) => a.offset - b.offset),
     );
-    p.catch(() => {
-      if (this.packIndexes.get(pack) === p) this.packIndexes.delete(pack);
-    });
+    this.indexTick.set(pack, this.tick());
+    p.then(
+      (index) => {
+        this.indexTick.delete(pack);
+        if (this.packIndexes.get(pack) === p) this.indexReady.set(pack, index);
+      },
+      () => {
+        this.indexTick.delete(pack);
+        if (this.packIndexes.get(pack) === p) this.packIndexes.delete(pack);
+      },
+    );
     this.packIndexes.set(pack, p);
-    if (this.packIndexes.size > MAX_PACK_INDEXES) this.packIndexes.delete(this.packIndexes.keys().next().value!);
+    if (this.packIndexes.size > MAX_PACK_INDEXES) {
+      const oldest = this.packIndexes.keys().next().value!;
+      this.packIndexes.delete(oldest);
+      this.indexReady.delete(oldest);
+    }
     return p;
   }
 }
