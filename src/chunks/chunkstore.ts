@@ -23,7 +23,7 @@ import { LeaseDir, type LeaseOptions } from './lease.js';
 import { ChunkLru } from './memlru.js';
 import { PackWriter } from './pack.js';
 import { PartialReader, type PartialStats } from './partial.js';
-import { INITIAL_WINDOW_CHUNKS, MAX_WINDOW_CHUNKS, Prefetcher, ReadCursor, splitRuns } from './prefetch.js';
+import { BATCH_WINDOW, INITIAL_WINDOW_CHUNKS, MAX_WINDOW_CHUNKS, Prefetcher, ReadCursor, splitRuns } from './prefetch.js';
 import type { ChunkRef, KnownChunks } from './types.js';
 
 export type { LeaseStats } from './fetch.js';
@@ -272,7 +272,9 @@ export class ChunkStore {
   /** What starts the readahead and neighbour fetches a read of chunks first..last asks for. */
   private startHints(refs: readonly ChunkRef[], first: number, last: number, ahead: number, opts: ReadHints): () => void {
     return () => {
-      if (ahead > 0) this.prefetcher.readAhead(refs.slice(last + 1, last + 1 + ahead), ahead);
+      // A cursor's window starts at 4 chunks: its read-ahead still goes in batches of BATCH_WINDOW/4.
+      const size = opts.cursor ? Math.max(ahead, BATCH_WINDOW) : ahead;
+      if (ahead > 0) this.prefetcher.readAhead(refs.slice(last + 1, last + 1 + ahead), size);
       if (opts.neighbours) for (let i = first; i <= last; i++) this.prefetcher.neighbours(refs[i]);
     };
   }

@@ -27,10 +27,11 @@ const BLOCK_BYTES = 4 * 1024 * 1024;
 /** Pack indexes kept in memory for neighbour prefetch and pack-order read-ahead (each ~100 bytes per chunk). */
 const MAX_PACK_INDEXES = 64;
 /**
- * Pack-order read-ahead fetches in batches of at least this / 4 chunks, even while its cursor's
- * window is smaller (window/4 of the first window, 4, gave single-chunk GETs at every pack start).
+ * A cursor's read-ahead goes in batches of at least this / 4 chunks, even while its window is
+ * smaller (window/4 of the first window, 4, gave single-chunk GETs at every pack start and at the
+ * start of every file: a third of a cold read's GETs on Ceph RGW).
  */
-const PACK_BATCH_WINDOW = 16;
+export const BATCH_WINDOW = 16;
 /** Packs with a pack-order read cursor (the most recently used are kept). */
 const MAX_PACK_CURSORS = 64;
 /** Pack blocks remembered as prefetched (then the memory is cleared and they may be fetched again). */
@@ -149,8 +150,8 @@ export class Prefetcher {
     if (this.packCursors.size > MAX_PACK_CURSORS) this.packCursors.delete(this.packCursors.keys().next().value!);
     const ahead = cursor.advance(ref.offset, ref.offset + ref.length, i, i);
     this.lastWindow = ahead > 0 ? cursor.window : INITIAL_WINDOW_CHUNKS;
-    // Batches of at least PACK_BATCH_WINDOW/4 chunks while the window is small: its asks are contiguous.
-    if (ahead > 0) this.readAhead(index.slice(i + 1, i + 1 + ahead), Math.max(ahead, PACK_BATCH_WINDOW));
+    // Batches of at least BATCH_WINDOW/4 chunks while the window is small: its asks are contiguous.
+    if (ahead > 0) this.readAhead(index.slice(i + 1, i + 1 + ahead), Math.max(ahead, BATCH_WINDOW));
   }
 
   /**

@@ -207,3 +207,19 @@ describe('ChunkStore.readChunk for a sequential reader (native reads)', () => {
     assert.ok(store.gets - before <= 5 + 2, `${store.gets - before} GETs`);
   });
 });
+
+describe('ChunkStore.read with a fresh cursor', () => {
+  it('reads ahead its first window (4 chunks) with one range GET, not one per chunk', async () => {
+    const { store, refs, data } = await timedFixture(24 * MiB);
+    const cs = new ChunkStore({ store, packPrefix: PREFIX, cache: null });
+    const cursor = cs.cursor();
+    assert.deepEqual(await cs.read(refs, 0, STEP, { cursor }), data.subarray(0, STEP));
+    await new Promise((r) => setTimeout(r, 100));
+    const after = (i: number): number => refs[i]!.offset;
+    // The read's own chunk, then chunks 1-4 in one GET.
+    assert.deepEqual(store.ranges, [
+      { offset: 0, length: refs[0]!.length },
+      { offset: after(1), length: after(5) - after(1) },
+    ]);
+  });
+});
