@@ -210,7 +210,9 @@ export class ChunkStore {
         : this.fetcher.fetchEach(refs.slice(first, last + 1)).map((p, k) => p.then((bytes) => ({ bytes, at: starts[first + k] }))),
     );
     const startHints = this.startHints(refs, first, last, ahead, opts);
-    if (cold) wanted.then(startHints, () => {});
+    // A read that waits for its own chunks (cold, or in flight: the native path loads a file's first
+    // chunks at open) starts its read-ahead once they are in, so their GETs have the store to itself.
+    if (cold || refs.slice(first, last + 1).some((r) => !this.fetcher.held(r.hash))) wanted.then(startHints, () => {});
     else startHints();
     const got = await wanted;
     const out = Buffer.allocUnsafe(end - offset);

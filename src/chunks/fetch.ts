@@ -127,6 +127,11 @@ export class ChunkFetcher {
     return !this.inflight.has(hash) && !this.mem?.has(hash);
   }
 
+  /** Whether a chunk is in the memory LRU. @example if (!fetcher.held(ref.hash)) await bytes; */
+  held(hash: string): boolean {
+    return this.mem?.has(hash) ?? false;
+  }
+
   /**
    * Waits for the background cache writes started so far (reads never wait for them).
    *

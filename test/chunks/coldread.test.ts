@@ -107,6 +107,19 @@ describe('cold reads on S3', () => {
     await cs.read(refs, refs[0].length, 128 * 1024, { cursor });
   });
 
+  it("a read of a chunk already being fetched (the native path's loads at open) starts its read-ahead when that chunk is in", async () => {
+    const obs = observed(store);
+    const cs = new ChunkStore({ store: obs, packPrefix: PREFIX, cache: null, packReadahead: false });
+    cs.prefetch(refs.slice(0, 1)); // in flight, not held
+    const cursor = cs.cursor();
+    assert.deepEqual(await cs.read(refs, 0, 128 * 1024, { cursor }), data.subarray(0, 128 * 1024));
+    assert.ok(obs.log.length > 1, 'read-ahead started');
+    assert.ok(
+      obs.log.slice(1).every((g) => g.doneBefore >= 1),
+      'read-ahead GETs started after the GET of the chunk the reader waits for',
+    );
+  });
+
   it('splits a long read into parallel range GETs of at most rangeBytes', async () => {
     const obs = observed(store);
     const cs = new ChunkStore({ store: obs, packPrefix: PREFIX, cache: null, rangeBytes: 8 * MiB });
