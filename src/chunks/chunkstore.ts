@@ -308,10 +308,14 @@ export class ChunkStore {
     }
     // The next chunk of a pack whose index is on its way: with the read-ahead the index allows, not alone.
     const pending = this.fetcher.idle(ref.hash) ? this.prefetcher.indexPendingFor(ref) : undefined;
-    this.prefetcher.packAhead(ref, this.maxWindow);
-    if (!pending) return this.fetcher.fetchBatched(ref);
     const go = (): Promise<Buffer> => this.fetcher.fetchBatched(ref);
-    return pending.then(go, go);
+    if (pending) {
+      this.prefetcher.packAhead(ref, this.maxWindow);
+      return pending.then(go, go);
+    }
+    const bytes = go();
+    this.prefetcher.packAhead(ref, this.maxWindow, this.fetcher.held(ref.hash) ? undefined : bytes);
+    return bytes;
   }
 
   /**

@@ -53,6 +53,8 @@ export class Prefetcher {
   private readonly packCursors = new Map<string, ReadCursor>();
   /** Pack id -> its index, once read (`packIndexes` holds the promises). */
   private readonly indexReady = new Map<string, ChunkRef[]>();
+  /** Pack id -> the chunk the read-ahead of the asks that started its index waits for (see `packAhead`). */
+  private readonly gates = new Map<string, Promise<unknown>>();
   /** Pack id -> end (pack offset) of the chunk last asked for through `packAhead`. */
   private readonly lastAsk = new Map<string, number>();
   /** Window of the cursor `packAhead` advanced last (a new pack's cursor starts with it). */
@@ -104,10 +106,25 @@ export class Prefetcher {
    *
    * @example pre.packAhead(ref, 32); // then readChunk(ref)
    */
-  packAhead(ref: ChunkRef, maxWindow: number): void {
+  packAhead(ref: ChunkRef, maxWindow: number, own?: Promise<unknown>): void {
     const known = this.indexReady.get(ref.pack);
     if (known) this.packAheadIn(known, ref, maxWindow);
-    else this.packIndex(ref.pack).then((index) => this.packAheadIn(index, ref, maxWindow), () => undefined);
+    else {
+      // The asks that start a pack's index (a file's first chunks, loaded at open) read ahead once
+      // their own chunk (`own`) is in, so that its GET has the store to itself (time to first byte).
+      const first = !this.packIndexes.has(ref.pack) || this.indexTick.get(ref.pack) === this.tick();
+      const index = this.packIndex(ref.pack);
+      // All of them wait for the first one's chunk (the file's first chunk: what the reader needs first).
+      let gate: Promise<unknown> | undefined;
+      if (first && own) this.gates.set(ref.pack, (gate = this.gates.get(ref.pack) ?? own));
+      index.then(
+        (i) => {
+          this.gates.delete(ref.pack);
+          this.packAheadIn(i, ref, maxWindow, gate);
+        },
+        () => this.gates.delete(ref.pack),
+      );
+    }
     this.lastAsk.delete(ref.pack);
     this.lastAsk.set(ref.pack, ref.offset + ref.length);
     if (this.lastAsk.size > MAX_PACK_CURSORS) this.lastAsk.delete(this.lastAsk.keys().next().value!);
@@ -139,7 +156,8 @@ export class Prefetcher {
     return this.ticks;
   }
 
-  private packAheadIn(index: readonly ChunkRef[], ref: ChunkRef, maxWindow: number): void {
+  /** Advances the pack's cursor for `ref` now; its read-ahead starts now, or once `own` (the ask's chunk) is in. */
+  private packAheadIn(index: readonly ChunkRef[], ref: ChunkRef, maxWindow: number, own?: Promise<unknown>): void {
     const i = lowerBoundOffset(index, ref.offset);
     if (index[i]?.offset !== ref.offset || index[i].hash !== ref.hash) return;
     let cursor = this.packCursors.get(ref.pack);
@@ -151,7 +169,9 @@ export class Prefetcher {
     const ahead = cursor.advance(ref.offset, ref.offset + ref.length, i, i);
     this.lastWindow = ahead > 0 ? cursor.window : INITIAL_WINDOW_CHUNKS;
     // Batches of at least BATCH_WINDOW/4 chunks while the window is small: its asks are contiguous.
-    if (ahead > 0) this.readAhead(index.slice(i + 1, i + 1 + ahead), Math.max(ahead, BATCH_WINDOW));
+    const start = (): void => this.readAhead(index.slice(i + 1, i + 1 + ahead), Math.max(ahead, BATCH_WINDOW));
+    if (ahead > 0 && own) own.then(start, () => undefined);
+    else if (ahead > 0) start();
   }
 
   /**

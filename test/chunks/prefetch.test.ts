@@ -154,9 +154,14 @@ async function nativeStyleRead(cs: ChunkStore, refs: readonly ChunkRef[]): Promi
 /** A store with a latency and a bandwidth (2 ms + 1 ms per MiB per GET) that records the ranges it was asked for. */
 class TimedStore extends MemoryStore {
   readonly ranges: ByteRange[] = [];
+  /** When each GET of `ranges` started (performance.now()). */
+  readonly starts: number[] = [];
   override async get(key: string, range?: ByteRange): Promise<Buffer> {
     const body = await super.get(key, range);
-    if (range) this.ranges.push(range);
+    if (range) {
+      this.ranges.push(range);
+      this.starts.push(performance.now());
+    }
     await new Promise((r) => setTimeout(r, 2 + body.length / MiB));
     return body;
   }
@@ -194,6 +199,26 @@ describe('ChunkStore.readChunk for a sequential reader (native reads)', () => {
     assert.deepEqual(
       store.ranges.filter((r) => r.offset < end),
       [{ offset: 0, length: end }],
+    );
+  });
+
+  it('at open, the read-ahead starts once the first chunk is in: its GET has the store to itself', async () => {
+    const { store, refs } = await timedFixture(40 * MiB);
+    const cs = new ChunkStore({ store, packPrefix: PREFIX, cache: null });
+    const opened = refs.slice(0, 8).map((r) => cs.readChunk(r)); // what the native path loads at open
+    await opened[0];
+    const firstIn = performance.now();
+    await Promise.all(opened);
+    await new Promise((r) => setTimeout(r, 100));
+    const end8 = refs[7]!.offset + refs[7]!.length;
+    const pack = refs[0]!.pack;
+    const ahead = store.ranges
+      .map((r, k) => ({ r, at: store.starts[k]! }))
+      .filter(({ r }) => r.offset >= end8 && r.length > 64 * 1024 && refs.some((x) => x.pack === pack && x.offset === r.offset));
+    assert.ok(ahead.length > 0, 'read ahead past the first 8 chunks');
+    assert.ok(
+      ahead.every(({ at }) => at >= firstIn - 1),
+      `read-ahead GETs started ${ahead.map(({ at }) => (at - firstIn).toFixed(1))} ms after the first chunk was in`,
     );
   });
 
