@@ -172,7 +172,8 @@ export class ChunkFetcher {
 
   /**
    * `fetchEach([ref])[0]`, except that cold chunks asked for in the same tick are fetched together
-   * (adjacent ones with one range GET): for a reader that asks for several chunks one call at a time.
+   * (adjacent ones with one range GET; the first one asked for in a GET of its own, for the time to
+   * first byte): for a reader that asks for several chunks one call at a time.
    *
    * @example const [a, b] = await Promise.all([f.fetchBatched(refA), f.fetchBatched(refB)]); // one GET
    */
@@ -184,7 +185,9 @@ export class ChunkFetcher {
       queueMicrotask(() => {
         this.batch = undefined;
         const items = [...b.values()];
-        const got = this.fetchEach(items.map((x) => x.ref));
+        // The first chunk asked for goes in a GET of its own (it is what the reader waits for: at an
+        // open, the file's first chunk), the others merged behind it.
+        const got = [...this.fetchEach(items.slice(0, 1).map((x) => x.ref)), ...this.fetchEach(items.slice(1).map((x) => x.ref))];
         items.forEach((x, k) => x.resolve(got[k]));
       });
     }
