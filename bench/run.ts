@@ -90,8 +90,7 @@ function parseArgs(argv: string[]): Args {
       const v = Number(x.includes('=') ? x.slice(x.indexOf('=') + 1) : argv[++i]);
       if (!Number.isInteger(v) || v < 1) throw new Error('--rounds takes a positive whole number');
       a.rounds = v;
-    }
-    else if (x === '--big-mib' || x.startsWith('--big-mib=')) {
+    } else if (x === '--big-mib' || x.startsWith('--big-mib=')) {
       const v = Number(x.includes('=') ? x.slice(x.indexOf('=') + 1) : argv[++i]);
       if (!Number.isInteger(v) || v < 1) throw new Error(`--big-mib takes a positive whole number of MiB`);
       a.bigMiB = v;
@@ -211,7 +210,8 @@ async function main(): Promise<number> {
     const readers: Partial<Record<System, number[]>> = { cairn: counts, 'cairn-file': peerCounts, local: counts, s3get: peerCounts };
     if (peers.s3fs) readers.s3fs = peerCounts;
     if (peers.rclone) readers.rclone = peerCounts;
-    if (args.only === 'cold1') for (const sys of Object.keys(readers) as System[]) readers[sys] = ['cairn', 's3get', 's3fs'].includes(sys) ? [1] : [];
+    if (args.only === 'cold1')
+      for (const sys of Object.keys(readers) as System[]) readers[sys] = ['cairn', 's3get', 's3fs'].includes(sys) ? [1] : [];
     if (!fuseOk) {
       delete readers.cairn;
       delete readers['cairn-file'];
@@ -226,8 +226,8 @@ async function main(): Promise<number> {
       warm: args.only
         ? {}
         : args.quick
-        ? { cairn: peerCounts, 'cairn-file': peerCounts, local: peerCounts, s3get: peerCounts }
-        : { cairn: peerCounts, 'cairn-file': peerCounts, local: peerCounts },
+          ? { cairn: peerCounts, 'cairn-file': peerCounts, local: peerCounts, s3get: peerCounts }
+          : { cairn: peerCounts, 'cairn-file': peerCounts, local: peerCounts },
       smallConcurrency: 8,
       work,
       env,

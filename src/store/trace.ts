@@ -44,7 +44,9 @@ export function traceGet(key: string): { firstByte(): void; end(bytes: number): 
     },
     end(bytes: number): void {
       inFlight--;
-      lines.push(`${process.pid} ${start.toFixed(1)} ${(first < 0 ? start : first).toFixed(1)} ${performance.now().toFixed(1)} ${bytes} ${at} ${key}\n`);
+      lines.push(
+        `${process.pid} ${start.toFixed(1)} ${(first < 0 ? start : first).toFixed(1)} ${performance.now().toFixed(1)} ${bytes} ${at} ${key}\n`,
+      );
     },
   };
 }
