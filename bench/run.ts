@@ -21,6 +21,10 @@
  *   --out PATH       JSON file (or directory) to write instead of bench/results/<timestamp>.json
  *   --docs / --no-docs  render docs/ (default: full runs only)
  *   --profile        `node --cpu-prof` one Cairn daemon (cold, 1 reader, big file)
+ *   --only cold1     only 1-reader cold reads (both workloads) by Cairn on the S3 store, raw GetObject and s3fs
+ *                    (implies --no-writes --no-workloads --no-fio --no-docs): the cheapest measure of the cold read path
+ *   --rounds N       rounds of the 1-reader cold figures (default 3 in full runs, 1 with --quick)
+ *   CAIRN_BENCH_CEPH_ENDPOINT=http://…  reuse a running RGW (keys S3RVER/S3RVER; a fresh bucket) instead of bootstrapping one
  *   --store s3rver|ceph  the object store: `ceph` is a real Ceph RGW of the run's own (scripts/ceph.sh;
  *                    installed if missing, ~20 s to bootstrap), see bench/s3serve.ts. Default: ceph when
  *                    /usr/bin/radosgw exists, s3rver otherwise; CAIRN_CEPH=0 forces s3rver (bench/stores.ts)
@@ -59,6 +63,8 @@ interface Args {
   out?: string;
   docs: boolean;
   profile: boolean;
+  only?: 'cold1';
+  rounds?: number;
   /** As given; undefined: defaultStore(). */
   store?: StoreKind;
 }
@@ -76,7 +82,15 @@ function parseArgs(argv: string[]): Args {
     else if (x === '--docs') docs = true;
     else if (x === '--no-docs') docs = false;
     else if (x === '--profile') a.profile = true;
-    else if (x === '--big-mib' || x.startsWith('--big-mib=')) {
+    else if (x === '--only=cold1' || (x === '--only' && argv[i + 1] === 'cold1')) {
+      if (x === '--only') i++;
+      Object.assign(a, { only: 'cold1', writes: false, workloads: false, fio: false });
+      docs = false;
+    } else if (x === '--rounds' || x.startsWith('--rounds=')) {
+      const v = Number(x.includes('=') ? x.slice(x.indexOf('=') + 1) : argv[++i]);
+      if (!Number.isInteger(v) || v < 1) throw new Error('--rounds takes a positive whole number');
+      a.rounds = v;
+    } else if (x === '--big-mib' || x.startsWith('--big-mib=')) {
       const v = Number(x.includes('=') ? x.slice(x.indexOf('=') + 1) : argv[++i]);
       if (!Number.isInteger(v) || v < 1) throw new Error(`--big-mib takes a positive whole number of MiB`);
       a.bigMiB = v;
@@ -189,13 +203,15 @@ async function main(): Promise<number> {
     const peerCounts = [1, 4];
     const threeRounds = (w: Workload, sys: System): boolean => sys === 'cairn' || (sys === 's3get' && w === 'big');
     const runs = (w: Workload, n: number, sys: System, cache: string): number =>
-      !args.quick && n === 1 && cache === 'cold' && threeRounds(w, sys) ? 3 : 1;
+      n === 1 && cache === 'cold' && (args.rounds !== undefined || (!args.quick && threeRounds(w, sys))) ? (args.rounds ?? 3) : 1;
     const runsText = args.quick
       ? '1 per figure'
       : `3 for 1-reader cold reads through ${STORE_NAMES[store]} by Cairn (both workloads) and raw GetObject (big file); 1 for everything else`;
     const readers: Partial<Record<System, number[]>> = { cairn: counts, 'cairn-file': peerCounts, local: counts, s3get: peerCounts };
     if (peers.s3fs) readers.s3fs = peerCounts;
     if (peers.rclone) readers.rclone = peerCounts;
+    if (args.only === 'cold1')
+      for (const sys of Object.keys(readers) as System[]) readers[sys] = ['cairn', 's3get', 's3fs'].includes(sys) ? [1] : [];
     if (!fuseOk) {
       delete readers.cairn;
       delete readers['cairn-file'];
@@ -207,9 +223,11 @@ async function main(): Promise<number> {
       readers,
       // s3fs and rclone read small files at ~300 files/s: at 4 readers that is ~2 minutes of the budget.
       only: (w, n, sys) => args.quick || !(w === 'small' && n > 1 && (sys === 's3fs' || sys === 'rclone')),
-      warm: args.quick
-        ? { cairn: peerCounts, 'cairn-file': peerCounts, local: peerCounts, s3get: peerCounts }
-        : { cairn: peerCounts, 'cairn-file': peerCounts, local: peerCounts },
+      warm: args.only
+        ? {}
+        : args.quick
+          ? { cairn: peerCounts, 'cairn-file': peerCounts, local: peerCounts, s3get: peerCounts }
+          : { cairn: peerCounts, 'cairn-file': peerCounts, local: peerCounts },
       smallConcurrency: 8,
       work,
       env,

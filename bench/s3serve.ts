@@ -36,7 +36,18 @@ async function serveS3rver(): Promise<Served> {
   return { endpoint: s3.endpoint, bucket: s3.bucket, url: s3.url, stop: () => s3.stop() };
 }
 
+/** An RGW already running (CAIRN_BENCH_CEPH_ENDPOINT, keys S3RVER/S3RVER): a fresh bucket of the run's, left there (the cluster's owner purges it). */
+async function serveRunningCeph(endpoint: string): Promise<Served> {
+  const bucket = `${BUCKET}-${Date.now().toString(36)}`;
+  const client = new S3Client({ endpoint, forcePathStyle: true, region: process.env.AWS_REGION ?? 'us-east-1' });
+  await client.send(new CreateBucketCommand({ Bucket: bucket }));
+  const stop = async (): Promise<void> => client.destroy();
+  return { endpoint, bucket, url: `s3://${bucket}/bench?endpoint=${endpoint}&path_style=true`, stop };
+}
+
 async function serveCeph(): Promise<Served> {
+  const running = process.env.CAIRN_BENCH_CEPH_ENDPOINT;
+  if (running) return serveRunningCeph(running);
   const script = cephScript();
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-ceph-bench-'));
   const purge = (): Promise<void> =>

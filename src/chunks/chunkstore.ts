@@ -23,7 +23,7 @@ import { LeaseDir, type LeaseOptions } from './lease.js';
 import { ChunkLru } from './memlru.js';
 import { PackWriter } from './pack.js';
 import { PartialReader, type PartialStats } from './partial.js';
-import { INITIAL_WINDOW_CHUNKS, MAX_WINDOW_CHUNKS, Prefetcher, ReadCursor, splitRuns } from './prefetch.js';
+import { BATCH_WINDOW, INITIAL_WINDOW_CHUNKS, MAX_WINDOW_CHUNKS, Prefetcher, ReadCursor, splitRuns } from './prefetch.js';
 import type { ChunkRef, KnownChunks } from './types.js';
 
 export type { LeaseStats } from './fetch.js';
@@ -60,7 +60,7 @@ export interface ChunkStoreOptions {
    * process's fetch (default 10 s), `staleMs` when an unrefreshed lease is abandoned (10 s).
    */
   leases?: LeaseOptions | false;
-  /** Longest run of adjacent chunks fetched with one range GET (default 8 MiB; longer runs: several GETs in parallel). */
+  /** Longest run of adjacent chunks fetched with one range GET (default 8 MiB, or `$CAIRN_RANGE_MIB`; longer runs: several GETs in parallel). */
   rangeBytes?: number;
   /** Hand each chunk of a range GET to its readers as soon as its bytes arrive (default true). */
   streamRuns?: boolean;
@@ -71,8 +71,20 @@ export interface ChunkStoreOptions {
    */
   partialReads?: boolean;
   partialMemoryBytes?: number;
+  /**
+   * `readChunk` batches the cold chunks asked for in one tick into merged range GETs, and reads
+   * ahead in pack order while a reader asks for chunks in order (default true, unless
+   * `$CAIRN_PACK_READAHEAD=0`).
+   */
+  packReadahead?: boolean;
   /** Block size of the outboards this store's writers write (default `packBlockBytes()`, `$CAIRN_PACK_OUTBOARDS`: 0, none, unless asked; DEFAULT_BLOCK_BYTES when on). */
   blockBytes?: number;
+}
+
+/** `$CAIRN_RANGE_MIB` (1–64): the longest range GET, for measuring other sizes than MERGE_BYTES without a rebuild. */
+function envRangeBytes(): number | undefined {
+  const mib = Number(process.env.CAIRN_RANGE_MIB);
+  return Number.isInteger(mib) && mib >= 1 && mib <= 64 ? mib * 1024 * 1024 : undefined;
 }
 
 function checkRange(offset: number, length: number): void {
@@ -102,6 +114,8 @@ export class ChunkStore {
    */
   private readonly maxWindow: number;
   private readonly starts = new WeakMap<readonly ChunkRef[], Float64Array>();
+  /** `readChunk`: same-tick batching and pack-order read-ahead (`$CAIRN_PACK_READAHEAD=0` turns both off, for comparisons). */
+  private readonly packReadahead: boolean;
 
   /** Range GETs issued (for tests and stats). */
   get gets(): number {
@@ -148,7 +162,7 @@ export class ChunkStore {
     this.mem = memoryBytes > 0 ? new ChunkLru(memoryBytes) : null;
     this.maxWindow = Math.max(INITIAL_WINDOW_CHUNKS, Math.min(MAX_WINDOW_CHUNKS, Math.floor(memoryBytes / 2 / (1024 * 1024))));
     this.chunker = opts.chunker;
-    this.rangeBytes = Math.max(1, opts.rangeBytes ?? MERGE_BYTES);
+    this.rangeBytes = Math.max(1, opts.rangeBytes ?? envRangeBytes() ?? MERGE_BYTES);
     const leases = this.cache && opts.leases !== false ? new LeaseDir(this.cache.dir, opts.leases) : null;
     this.fetcher = new ChunkFetcher({
       store: this.store,
@@ -166,6 +180,7 @@ export class ChunkStore {
         ? new PartialReader(this.store, this.packPrefix, new ChunkLru(partialBytes), this.cache)
         : null;
     this.blockBytes = opts.blockBytes;
+    this.packReadahead = opts.packReadahead ?? process.env.CAIRN_PACK_READAHEAD !== '0';
   }
 
   /**
@@ -200,7 +215,9 @@ export class ChunkStore {
         : this.fetcher.fetchEach(refs.slice(first, last + 1)).map((p, k) => p.then((bytes) => ({ bytes, at: starts[first + k] }))),
     );
     const startHints = this.startHints(refs, first, last, ahead, opts);
-    if (cold) wanted.then(startHints, () => {});
+    // A read that waits for its own chunks (cold, or in flight: the native path loads a file's first
+    // chunks at open) starts its read-ahead once they are in, so their GETs have the store to itself.
+    if (cold || refs.slice(first, last + 1).some((r) => !this.fetcher.held(r.hash))) wanted.then(startHints, () => {});
     else startHints();
     const got = await wanted;
     const out = Buffer.allocUnsafe(end - offset);
@@ -262,7 +279,9 @@ export class ChunkStore {
   /** What starts the readahead and neighbour fetches a read of chunks first..last asks for. */
   private startHints(refs: readonly ChunkRef[], first: number, last: number, ahead: number, opts: ReadHints): () => void {
     return () => {
-      if (ahead > 0) this.prefetcher.readAhead(refs.slice(last + 1, last + 1 + ahead), ahead);
+      // A cursor's window starts at 4 chunks: its read-ahead still goes in batches of BATCH_WINDOW/4.
+      const size = opts.cursor ? Math.max(ahead, BATCH_WINDOW) : ahead;
+      if (ahead > 0) this.prefetcher.readAhead(refs.slice(last + 1, last + 1 + ahead), size);
       if (opts.neighbours) for (let i = first; i <= last; i++) this.prefetcher.neighbours(refs[i]);
     };
   }
@@ -284,8 +303,23 @@ export class ChunkStore {
    * @example const bytes = await chunks.readChunk(ref);
    */
   readChunk(ref: ChunkRef, opts: { neighbours?: boolean } = {}): Promise<Buffer> {
-    const bytes = this.fetcher.fetchEach([ref])[0];
-    if (opts.neighbours) this.prefetcher.neighbours(ref);
+    if (!this.packReadahead) {
+      if (opts.neighbours) this.prefetcher.neighbours(ref);
+      return this.fetcher.fetchEach([ref])[0];
+    }
+    if (opts.neighbours) {
+      this.prefetcher.neighbours(ref);
+      return this.fetcher.fetchBatched(ref);
+    }
+    // The next chunk of a pack whose index is on its way: with the read-ahead the index allows, not alone.
+    const pending = this.fetcher.idle(ref.hash) ? this.prefetcher.indexPendingFor(ref) : undefined;
+    const go = (): Promise<Buffer> => this.fetcher.fetchBatched(ref);
+    if (pending) {
+      this.prefetcher.packAhead(ref, this.maxWindow);
+      return pending.then(go, go);
+    }
+    const bytes = go();
+    this.prefetcher.packAhead(ref, this.maxWindow, this.fetcher.held(ref.hash) ? undefined : bytes);
     return bytes;
   }
 

@@ -40,6 +40,7 @@ import { type S3Location, parseS3Url } from './s3url.js';
 import { attemptLimits, backoffMs, makeClient, MAX_ATTEMPTS, OPEN_ATTEMPTS, readBody } from './s3transport.js';
 import { s3TimeoutMs, sleep, transientKind, type SdkError } from './s3transport.js';
 import { mapS3Error } from './s3errors.js';
+import { traceGet, tracing } from './trace.js';
 
 export { S3_URL_FORMS, parseS3Url, type S3Location } from './s3url.js';
 export { MAX_ATTEMPTS, OPEN_ATTEMPTS, BACKOFF_BASE_MS, BACKOFF_CAP_MS, DEFAULT_TIMEOUT_MS } from './s3transport.js';
@@ -230,6 +231,7 @@ export class S3Store implements ObjectStore {
       if (!(await this.head(key))) throw new CairnError('NOT_FOUND', `no object ${key}`, { key, store: this.url });
       return Buffer.alloc(0);
     }
+    const trace = tracing ? traceGet(key) : undefined;
     try {
       return await this.retrying(`cannot get ${key}`, key, async () => {
         const out = await this.client.send(
@@ -240,9 +242,13 @@ export class S3Store implements ObjectStore {
           }),
         );
         // Some servers ignore the end of a range (s3rver does for `bytes=0-0`): never return more than asked.
-        return await readBody(out.Body as AsyncIterable<Uint8Array>, out.ContentLength, range?.length, options.onProgress);
+        trace?.firstByte();
+        const body = await readBody(out.Body as AsyncIterable<Uint8Array>, out.ContentLength, range?.length, options.onProgress);
+        trace?.end(body.length);
+        return body;
       });
     } catch (err) {
+      trace?.end(-1);
       const e = err as SdkError;
       if (range && (e.$metadata?.httpStatusCode === 416 || e.name === 'InvalidRange')) return Buffer.alloc(0);
       if (e.name === 'NoSuchKey' || (e.$metadata?.httpStatusCode === 404 && e.name !== 'NoSuchBucket')) {

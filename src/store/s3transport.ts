@@ -3,6 +3,7 @@
  * timeouts from `timeout_ms`), which failures are transient, the retry backoff, and reading a
  * response body into one buffer (whole, or cut as a network fault — never short data).
  */
+import { finished, type Readable } from 'node:stream';
 import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { CairnError } from '../errors.js';
 import { type S3Location, parseTimeoutMs, TIMEOUT_MS_RANGE } from './s3url.js';
@@ -143,14 +144,48 @@ export async function readBody(
     new CairnError('UNAVAILABLE', `response body ${what} (Content-Length ${contentLength})`, {
       hint: 'the transfer was cut or garbled; retry',
     });
-  for await (const piece of body) {
+  const take = (piece: Uint8Array): void => {
     if (n + piece.byteLength > contentLength) throw bad(`longer than announced`);
     if (n < out.length) out.set(piece.subarray(0, out.length - n), n);
     n += piece.byteLength;
     onProgress?.(out, Math.min(n, out.length));
-  }
+  };
+  if (isReadable(body)) await eachPiece(body, take);
+  else for await (const piece of body) take(piece);
   if (n !== contentLength) throw bad(`ended after ${n} bytes`);
   return out;
+}
+
+function isReadable(body: unknown): body is Readable {
+  const b = body as Partial<Readable> | null;
+  return typeof b?.on === 'function' && typeof b.destroy === 'function' && typeof b.pipe === 'function';
+}
+
+/**
+ * Calls `take` on each piece of a Node stream through 'data' events: the async iterator costs a
+ * promise and a result object per 64 KiB piece (measured on Ceph RGW, 512 MiB in 64 MiB ranges:
+ * 1.13–1.32 vs 1.22–1.84 user CPU s/GiB). Rejects with the stream's error (a cut connection is
+ * "aborted" or "premature close", retried by the store) or what `take` threw (the stream is then destroyed).
+ */
+function eachPiece(body: Readable, take: (piece: Uint8Array) => void): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let failed = false;
+    body.on('data', (piece: Uint8Array) => {
+      if (failed) return;
+      try {
+        take(piece);
+      } catch (err) {
+        failed = true;
+        body.destroy();
+        reject(err);
+      }
+    });
+    finished(body, (err) => {
+      if (failed) return;
+      if (err) reject(err);
+      else resolve();
+    });
+  });
 }
 
 /**

@@ -66,8 +66,9 @@ describe('cold reads on S3', () => {
   it('hands the first chunk of a range GET to its reader before the rest of the body arrives', async () => {
     const obs = observed(store);
     // Content-defined chunks of random data vary in size: a range limit above the run's bytes
-    // keeps it one GET whatever sizes this run drew.
-    const cs = new ChunkStore({ store: obs, packPrefix: PREFIX, cache: null, rangeBytes: 64 * MiB });
+    // keeps it one GET whatever sizes this run drew. (No pack-order read-ahead: its index GET and
+    // read-ahead would be further GETs; prefetch.test.ts covers it.)
+    const cs = new ChunkStore({ store: obs, packPrefix: PREFIX, cache: null, rangeBytes: 64 * MiB, packReadahead: false });
     const run = refs.slice(0, 6);
     cs.prefetch(run); // one run: one range GET of ~6 MiB
     const first = await cs.readChunk(run[0]);
@@ -104,6 +105,19 @@ describe('cold reads on S3', () => {
     );
     // Warm now (chunk 1 in flight or held): the next read's hints start at once.
     await cs.read(refs, refs[0].length, 128 * 1024, { cursor });
+  });
+
+  it("a read of a chunk already being fetched (the native path's loads at open) starts its read-ahead when that chunk is in", async () => {
+    const obs = observed(store);
+    const cs = new ChunkStore({ store: obs, packPrefix: PREFIX, cache: null, packReadahead: false });
+    cs.prefetch(refs.slice(0, 1)); // in flight, not held
+    const cursor = cs.cursor();
+    assert.deepEqual(await cs.read(refs, 0, 128 * 1024, { cursor }), data.subarray(0, 128 * 1024));
+    assert.ok(obs.log.length > 1, 'read-ahead started');
+    assert.ok(
+      obs.log.slice(1).every((g) => g.doneBefore >= 1),
+      'read-ahead GETs started after the GET of the chunk the reader waits for',
+    );
   });
 
   it('splits a long read into parallel range GETs of at most rangeBytes', async () => {

@@ -127,3 +127,128 @@ describe('splitRuns', () => {
     assert.deepEqual(splitRuns(refs, 100).flat(), refs, 'every chunk once, in order');
   });
 });
+
+/**
+ * A sequential reader fed chunk by chunk through `readChunk`, as the native read path loads them
+ * (src/fuse/lowlevel-nread.ts): the first 8 chunks at open, then, each time the reader enters a new
+ * chunk, the 8th chunk after it; the reader waits for the chunk it is in, then takes 1 ms to use it
+ * (the kernel's copy: a reader no faster than the store).
+ */
+async function nativeStyleRead(cs: ChunkStore, refs: readonly ChunkRef[]): Promise<Buffer[]> {
+  const WINDOW = 8;
+  const loads = new Map<number, Promise<Buffer>>();
+  const load = (i: number): void => {
+    if (i < refs.length && !loads.has(i)) loads.set(i, cs.readChunk(refs[i]!));
+  };
+  for (let i = 0; i < WINDOW; i++) load(i);
+  const out: Buffer[] = [];
+  for (let i = 0; i < refs.length; i++) {
+    load(i);
+    for (let k = i + 1; k <= i + WINDOW; k++) load(k);
+    out.push(await loads.get(i)!);
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  return out;
+}
+
+/** A store with a latency and a bandwidth (2 ms + 1 ms per MiB per GET) that records the ranges it was asked for. */
+class TimedStore extends MemoryStore {
+  readonly ranges: ByteRange[] = [];
+  /** When each GET of `ranges` started (performance.now()). */
+  readonly starts: number[] = [];
+  override async get(key: string, range?: ByteRange): Promise<Buffer> {
+    const body = await super.get(key, range);
+    if (range) {
+      this.ranges.push(range);
+      this.starts.push(performance.now());
+    }
+    await new Promise((r) => setTimeout(r, 2 + body.length / MiB));
+    return body;
+  }
+}
+
+async function timedFixture(size: number): Promise<{ store: TimedStore; refs: ChunkRef[]; data: Buffer }> {
+  const store = new TimedStore();
+  const data = crypto.randomBytes(size);
+  const w = new ChunkStore({ store, packPrefix: PREFIX, cache: null }).writer();
+  const refs = await w.write(data);
+  await w.finish();
+  store.ranges.length = 0;
+  return { store, refs, data };
+}
+
+describe('ChunkStore.readChunk for a sequential reader (native reads)', () => {
+  it('fetches the chunks in large range GETs, not one GET per chunk', async () => {
+    const { store, refs, data } = await timedFixture(48 * MiB);
+    const cs = new ChunkStore({ store, packPrefix: PREFIX, cache: null });
+    const got = await nativeStyleRead(cs, refs);
+    assert.deepEqual(Buffer.concat(got), data);
+    const gets = store.ranges.length;
+    // Chunks average ~1.15 MiB: one GET per chunk would be ~40. With read-ahead in pack order,
+    // batches of up to 8 chunks (8 MiB) per GET; a pack's next asks wait for its index (one RTT) instead of
+    // going alone; the first chunk of each batch of asks goes alone (time to first byte). At most 0.4 GETs per chunk.
+    assert.ok(gets * 5 <= refs.length * 2, `${gets} GETs for ${refs.length} chunks`);
+  });
+
+  it('chunks asked for in one tick go out as two range GETs: the first chunk alone, then the rest', async () => {
+    const { store, refs } = await timedFixture(6 * MiB);
+    assert.ok(refs.length >= 3);
+    const cs = new ChunkStore({ store, packPrefix: PREFIX, cache: null });
+    await Promise.all(refs.slice(0, 3).map((r) => cs.readChunk(r)));
+    const end = refs[2]!.offset + refs[2]!.length;
+    // The pack's index (its last bytes, for read-ahead) aside: chunk 0 alone, chunks 1-2 in one GET.
+    assert.deepEqual(
+      store.ranges.filter((r) => r.offset < end),
+      [
+        { offset: 0, length: refs[0]!.length },
+        { offset: refs[1]!.offset, length: end - refs[1]!.offset },
+      ],
+    );
+  });
+
+  it('at open, the read-ahead starts once the first chunk is in: its GET has the store to itself', async () => {
+    const { store, refs } = await timedFixture(40 * MiB);
+    const cs = new ChunkStore({ store, packPrefix: PREFIX, cache: null });
+    const opened = refs.slice(0, 8).map((r) => cs.readChunk(r)); // what the native path loads at open
+    await opened[0];
+    const firstIn = performance.now();
+    await Promise.all(opened);
+    await new Promise((r) => setTimeout(r, 100));
+    const end8 = refs[7]!.offset + refs[7]!.length;
+    const pack = refs[0]!.pack;
+    const ahead = store.ranges
+      .map((r, k) => ({ r, at: store.starts[k]! }))
+      .filter(({ r }) => r.offset >= end8 && r.length > 64 * 1024 && refs.some((x) => x.pack === pack && x.offset === r.offset));
+    assert.ok(ahead.length > 0, 'read ahead past the first 8 chunks');
+    assert.ok(
+      ahead.every(({ at }) => at >= firstIn - 1),
+      `read-ahead GETs started ${ahead.map(({ at }) => (at - firstIn).toFixed(1))} ms after the first chunk was in`,
+    );
+  });
+
+  it('a random reader (chunks out of order) gets no read-ahead', async () => {
+    const { store, refs } = await fixture(24 * MiB);
+    const cs = new ChunkStore({ store, packPrefix: PREFIX, cache: null });
+    const before = store.gets;
+    for (const i of [15, 3, 11, 7, 19]) await cs.readChunk(refs[i]!);
+    await new Promise((r) => setTimeout(r, 50));
+    // 5 chunks, plus at most the pack's index (HEAD + GET): nothing read ahead.
+    assert.ok(store.gets - before <= 5 + 2, `${store.gets - before} GETs`);
+  });
+});
+
+describe('ChunkStore.read with a fresh cursor', () => {
+  it('reads ahead its first window (4 chunks) with one range GET, not one per chunk', async () => {
+    const { store, refs, data } = await timedFixture(24 * MiB);
+    const cs = new ChunkStore({ store, packPrefix: PREFIX, cache: null });
+    const cursor = cs.cursor();
+    assert.deepEqual(await cs.read(refs, 0, STEP, { cursor }), data.subarray(0, STEP));
+    await new Promise((r) => setTimeout(r, 100));
+    const after = (i: number): number => refs[i]!.offset;
+    // The read's own chunk, then chunks 1-4 in one GET.
+    assert.deepEqual(store.ranges, [
+      { offset: 0, length: refs[0]!.length },
+      { offset: after(1), length: after(5) - after(1) },
+    ]);
+  });
+});
