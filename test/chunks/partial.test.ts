@@ -4,7 +4,7 @@
  * to a block (CORRUPT, for partial and whole reads) and to an outboard (detected: the chunk is read
  * whole) and old v1 packs (read whole).
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
@@ -17,7 +17,7 @@ import { DEFAULT_BLOCK_BYTES, newPackId, PACK_FOOTER_BYTES, PACK_MAGIC, readPack
 import type { ChunkRef } from '../../src/chunks/types.js';
 import { isCairnError } from '../../src/errors.js';
 import type { ObjectStore } from '../../src/store/types.js';
-import { forEachBackend } from '../helpers/backends.js';
+import { forEachBackend, useBackendStore } from '../helpers/backends.js';
 
 // Outboards are opt-in (config.ts packBlockBytes): these tests write packs that carry them.
 process.env.CAIRN_PACK_OUTBOARDS = 'on';
@@ -74,14 +74,7 @@ async function writeV1Pack(store: ObjectStore, chunks: Buffer[]): Promise<ChunkR
 forEachBackend((b) => {
   describe(`partial-chunk reads on the ${b.name} store`, () => {
     let store: ObjectStore;
-    before(async () => {
-      await b.start();
-      store = await b.open();
-    });
-    after(async () => {
-      await store?.close();
-      await b.stop();
-    });
+    useBackendStore(b, (s) => (store = s));
 
     it('random reads return the source bytes and fetch blocks, not whole chunks', async () => {
       const data = crypto.randomBytes(24 * MiB);

@@ -3,13 +3,13 @@
  * put/get/range/head/list/delete, ifAbsent, large bodies (multipart on s3), a real multi-process
  * ifAbsent race, and bad keys that must be refused before anything is written.
  */
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { forEachBackend } from '../helpers/backends.js';
+import { forEachBackend, useBackendStore } from '../helpers/backends.js';
 import { isCairnError, type ErrorCode } from '../../src/errors.js';
 import type { ObjectStore } from '../../src/store/types.js';
 
@@ -58,14 +58,7 @@ async function race(url: string, key: string, n: number): Promise<RaceResult[]> 
 forEachBackend((b) => {
   describe(`ObjectStore contract: ${b.name}`, () => {
     let store: ObjectStore;
-    before(async () => {
-      await b.start();
-      store = await b.open();
-    });
-    after(async () => {
-      await store?.close();
-      await b.stop();
-    });
+    useBackendStore(b, (s) => (store = s));
 
     it('puts, gets and heads an object', async () => {
       const body = randomBytes(1000);
