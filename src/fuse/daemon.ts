@@ -209,7 +209,14 @@ export async function runDaemon(
   function shutdown(reason: string, force: boolean): Promise<CloseResult> {
     if (!core) {
       if (!force && handles.size) {
-        return Promise.reject(handles.busy('unmount', { volume: volumeName, mountpoint }, 'close the files, or unmount with force'));
+        // Releases of files closed just before still on their way: wait for them, then decide.
+        return handles
+          .settle()
+          .then(() =>
+            handles.size
+              ? Promise.reject(handles.busy('unmount', { volume: volumeName, mountpoint }, 'close the files, or unmount with force'))
+              : shutdown(reason, force),
+          );
       }
       core = closeCore(reason);
       void core.then(async (r) => {

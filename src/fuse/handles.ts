@@ -44,6 +44,20 @@ export function wantsWrite(flags: number): boolean {
   return acc === O_WRONLY || acc === O_RDWR || (flags & O_TRUNC) !== 0;
 }
 
+/** Bound of `HandleTable.settle`: a RELEASE in flight arrives within milliseconds. */
+const SETTLE_MS = 1000;
+
+/** Whether process `pid` exists (unknown: false). */
+function alive(pid: number | undefined): boolean {
+  if (pid === undefined) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /** Handle table of one mount. */
 export class HandleTable {
   private readonly entries = new Map<number, HandleEntry>();
@@ -93,6 +107,22 @@ export class HandleTable {
   /** Distinct open paths. */
   paths(): string[] {
     return [...new Set(this.list().map((e) => e.path))];
+  }
+
+  /**
+   * Waits, at most `ms`, while a handle is open whose opener has exited or is unknown: the kernel
+   * sends RELEASE after close(2) has returned, so a reload or unmount asked for right after a
+   * program closed its files (`cat f; cairn volume reload`) could otherwise see them still open.
+   * Returns at once when nothing is open or every open handle's opener is alive (a file really
+   * held open is refused without delay).
+   *
+   * @example await table.settle(); if (table.size) throw table.busy('reload', where, hint);
+   */
+  async settle(ms = SETTLE_MS): Promise<void> {
+    const end = Date.now() + ms;
+    while (this.size && Date.now() < end && this.list().some((e) => !alive(e.pid))) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
   }
 
   /** The open files as `status` and errors show them: path, and opener when known. */

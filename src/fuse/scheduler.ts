@@ -88,6 +88,7 @@ export class CommitScheduler {
   reload(): Promise<ReloadResult> {
     const { session, o } = this;
     return this.queue.run(async () => {
+      await o.handles.settle();
       if (o.handles.size) {
         const err = o.handles.busy('reload', { volume: o.volumeName, mountpoint: o.mountpoint }, 'close these files, then reload again');
         // Name the processes too: from the openers' pids (native binding), else by scanning /proc.

@@ -44,6 +44,27 @@ describe('HandleTable', () => {
     assert.deepEqual(e.context.openFiles, [{ path: '/a', pid: 4242 }, { path: '/b' }]);
   });
 
+  it('settle waits for the release of a handle whose opener has exited, not of one still held', async () => {
+    // The kernel sends RELEASE after close(2) returned: `cat f; reload` must not see cat's file open.
+    const t = new HandleTable();
+    const gone = spawn(process.execPath, ['-e', '0']);
+    const deadPid = await new Promise<number>((res) => gone.on('exit', () => res(gone.pid!)));
+    const fh = t.add('/f', 0, deadPid);
+    setTimeout(() => t.remove(fh), 60);
+    await t.settle();
+    assert.equal(t.size, 0, 'the in-flight release was waited for');
+    t.add('/held', 0, process.pid);
+    const t0 = Date.now();
+    await t.settle();
+    assert.equal(t.size, 1);
+    assert.ok(Date.now() - t0 < 50, 'a file held by a live process is refused at once');
+    const t1 = Date.now();
+    const stuck = new HandleTable();
+    stuck.add('/g', 0, deadPid);
+    await stuck.settle(200);
+    assert.ok(Date.now() - t1 >= 190 && stuck.size === 1, 'bounded: a release that never comes is waited for at most the bound');
+  });
+
   it('classifies open flags', () => {
     assert.equal(wantsWrite(0), false); // O_RDONLY
     assert.equal(wantsWrite(1), true); // O_WRONLY
