@@ -53,10 +53,15 @@ async function descendants(root: number): Promise<number[]> {
   return out;
 }
 
-/** The pid of the descendant of `root` named `comm` (the command of a run). */
+/**
+ * The pid of the descendant of `root` named `comm` (the command of a run), waited for (at most
+ * 10 s): a shell that printed its last line may not have exec'd the command yet.
+ */
 async function commandPid(root: number, comm: string): Promise<number> {
-  for (const pid of await descendants(root)) {
-    if ((await fs.readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '')).trim() === comm) return pid;
+  for (const deadline = Date.now() + 10_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 5))) {
+    for (const pid of await descendants(root)) {
+      if ((await fs.readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '')).trim() === comm) return pid;
+    }
   }
   throw new Error(`no ${comm} under ${root}`);
 }
@@ -312,6 +317,7 @@ describe('cairn run', () => {
    */
   async function interrupted(name: string, send: (pid: number) => void | Promise<void>): Promise<Result> {
     let sent = false;
+    let failed: unknown;
     const cmd = `echo ${name} > /data/${name} && echo written && exec sleep 30`;
     const r = await cairn(['run', '-v', 'v:/data', '--commit-interval', '0', '--', 'sh', '-c', cmd], {
       detached: true,
@@ -321,10 +327,14 @@ describe('cairn run', () => {
           sent = true;
           Promise.resolve()
             .then(() => send(pid))
-            .catch(() => undefined); // the run may be gone already: the result says what happened
+            .catch((err) => {
+              // The run may be gone already (the result says what happened); anything else is the test's own failure.
+              if (err?.code !== 'ESRCH') failed = err;
+            });
         }
       },
     });
+    if (failed) throw failed;
     assert.ok(sent && !r.timedOut, r.stderr);
     return r;
   }
