@@ -37,8 +37,16 @@ export class OpStats {
   }
 
   /** Per type; with `native`, the READs answered by the addon without JavaScript as READ_NATIVE. */
-  summary(native?: { served: number; servedNs: number }): Record<string, { n: number; totalMs: number; avgUs: number }> {
-    const out: Record<string, { n: number; totalMs: number; avgUs: number }> = {};
+  summary(
+    native?: { served: number; servedNs: number },
+    dispatch?: { attrHits: number; wakeups: number; idleWakeups: number },
+  ): Record<string, { n: number; totalMs?: number; avgUs?: number }> {
+    const out: Record<string, { n: number; totalMs?: number; avgUs?: number }> = {};
+    // GETATTRs the addon answered from attributes JavaScript left (native/nattr.h); worker wake-ups without a request.
+    if (dispatch) {
+      out.GETATTR_NATIVE = { n: dispatch.attrHits };
+      out.IDLE_WAKEUPS = { n: dispatch.idleWakeups };
+    }
     if (native && native.served > 0) {
       const ms = native.servedNs / 1e6;
       out.READ_NATIVE = { n: native.served, totalMs: Math.round(ms), avgUs: Math.round((ms / native.served) * 1000) };

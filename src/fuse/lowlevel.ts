@@ -34,6 +34,7 @@ import {
   type NativeAddon,
   type NativeHandler,
   type NativeMountOptions,
+  type DispatchStats,
   type NreadStats,
   type Req,
 } from './lowlevel-addon.js';
@@ -95,6 +96,13 @@ export interface LowLevelMount {
   refresh(changed?: Iterable<string>): Promise<{ entries: number; inodes: number }>;
   /** Figures of reads served natively (undefined when native cached reads are off). */
   nreadStats(): NreadStats | undefined;
+  /** Figures of the addon's dispatch: worker wake-ups, GETATTRs answered natively. */
+  dispatchStats(): DispatchStats;
+  /**
+   * The session's view changed outside a request (a commit or reload): attributes the addon keeps
+   * for GETATTRs it answers itself (native/nattr.h) are dropped. Requests need no call: their answers do it.
+   */
+  attrsChanged(): void;
   /**
    * Whether no entry has `security.capability` nor `security.selinux` (`decide` gets the current answer:
    * false at the start and after a setxattr of either through the mount): while true, the addon answers
@@ -123,7 +131,9 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
   const stats = OpStats.fromEnv();
   for (const k of REPLIES) {
     (addon as unknown as Replies)[k] = (req: Req, ...a: unknown[]) => {
-      if (!waiting.delete(req)) return 0;
+      // A late answer (after ETIMEDOUT) is dropped, but what its request changed is not: the
+      // addon's attributes from before it must go (native/nattr.h).
+      if (!waiting.delete(req)) return (raw.attrBump(ctx), 0);
       stats?.end(req);
       return (raw as unknown as Replies)[k]!(req, ...a);
     };
@@ -153,7 +163,14 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
   const uncached = o.uncached ?? ((): boolean => false);
   const et = o.entryTimeoutSec;
 
-  const names = new Names(addon, ops, inodes, o.handles);
+  const names = new Names(
+    addon,
+    ops,
+    inodes,
+    o.handles,
+    () => addon.attrBump(ctx),
+    (req, paths, next) => withAttrs(req, paths.flatMap((p) => (inodes.peek(p) ? [[inodes.peek(p)!, p] as [number, string]] : [])), next),
+  );
   const dirs = new DirHandles(addon, ops, inodes, { uid: o.uid, gid: o.gid, attrTimeoutSec: at, entryTimeoutSec: et });
   const fail = (req: Req, code: number): void => names.fail(req, code);
   const step = names.step.bind(names);
@@ -190,6 +207,26 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
       if (code < 0) return fail(req, code);
       addon.replyAttr(req, ...attrArgs(ino, st!), uncached(path) ? 0 : at);
     });
+  }
+
+  /**
+   * Runs `next` (which answers `req`) once the current attributes of `items` ([inode, path]) are
+   * left with the answer for GETATTRs the addon answers itself (native/nattr.h; kept only while
+   * nothing that may change them happens): the kernel drops a directory's attributes when an entry
+   * in it is made, removed or renamed (and a renamed inode's), and asks at its next permission check.
+   */
+  function withAttrs(req: Req, items: [number, string][], next: () => void): void {
+    let i = 0;
+    const one = (): void => {
+      if (at <= 0 || i === items.length) return next();
+      const [dino, dpath] = items[i++]!;
+      if (uncached(dpath)) return one();
+      ops.getattr(dpath, (code: number, st?: FuseStat) => {
+        if (code === 0) addon.attrStage(req, ...attrArgs(dino, st!), at);
+        one();
+      });
+    };
+    one();
   }
 
   /** The path of an inode for a request, or answers ENOENT (the name is gone) and returns null. */
@@ -341,7 +378,7 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
               inodes.setType(cino, st!.mode);
               const live = uncached(p);
               const [t1, t2, keep, direct] = live ? [0, 0, 0, 1] : [at, et, 1, 0];
-              addon.replyCreate(req, ...attrArgs(cino, st!), t1, t2, fh, keep, direct);
+              withAttrs(req, [[ino, path]], () => addon.replyCreate(req, ...attrArgs(cino, st!), t1, t2, fh, keep, direct));
             });
           },
         );
@@ -411,15 +448,20 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
     inodes,
     unmount() {
       clearInterval(sweep);
-      if (!unmounting && stats) process.stderr.write(`${JSON.stringify({ fuseOpStats: stats.summary(nread?.stats()) })}\n`);
+      if (!unmounting && stats) {
+        process.stderr.write(`${JSON.stringify({ fuseOpStats: stats.summary(nread?.stats(), addon.dispatchStats(ctx)) })}\n`);
+      }
       unmounting ??= addon.unmount(ctx);
       return unmounting;
     },
     refresh: (changed) => (
+      addon.attrBump(ctx),
       nread?.dropChanged(changed, (p) => inodes.peek(p)),
       refreshKernel({ addon, ctx, ops, inodes, negatives, live: () => !unmounting }, changed)
     ),
     nreadStats: () => nread?.stats(),
+    dispatchStats: () => addon.dispatchStats(ctx),
+    attrsChanged: () => addon.attrBump(ctx),
     capsAbsent: (decide) => setCaps(decide(caps)),
   };
 }
