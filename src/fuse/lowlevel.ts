@@ -7,8 +7,9 @@
  *
  * The parts: the addon's interface (lowlevel-addon.ts), the inode table (lowlevel-inodes.ts),
  * multi-step namespace requests — open files unlinked or replaced, renameat2, fallocate
- * (lowlevel-names.ts) — directory handles and their listings (lowlevel-dirs.ts) and kernel cache
- * invalidation after a reload (lowlevel-refresh.ts). This
+ * (lowlevel-names.ts) — directory handles and their listings (lowlevel-dirs.ts), kernel cache
+ * invalidation after a reload (lowlevel-refresh.ts), setattr's steps and the attributes answers
+ * leave for the GETATTRs the addon answers itself (lowlevel-attrs.ts, native/nattr.h). This
  * module mounts, enforces the per-request time limit and dispatches.
  *
  * Invariants:
@@ -29,7 +30,6 @@ import {
   attrArgs,
   OP,
   REPLIES,
-  SET_ATTR,
   type FuseStat,
   type NativeAddon,
   type NativeHandler,
@@ -43,6 +43,7 @@ import { Names } from './lowlevel-names.js';
 import { DirHandles } from './lowlevel-dirs.js';
 import { refreshKernel } from './lowlevel-refresh.js';
 import { OpStats } from './lowlevel-stats.js';
+import { leaveAttrs, setattrSteps } from './lowlevel-attrs.js';
 import { NativeReads, type ChunkSource } from './lowlevel-nread.js';
 
 export { loadError, loadNative, type NativeAddon, type NativeMountOptions } from './lowlevel-addon.js';
@@ -209,25 +210,7 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
     });
   }
 
-  /**
-   * Runs `next` (which answers `req`) once the current attributes of `items` ([inode, path]) are
-   * left with the answer for GETATTRs the addon answers itself (native/nattr.h; kept only while
-   * nothing that may change them happens): the kernel drops a directory's attributes when an entry
-   * in it is made, removed or renamed (and a renamed inode's), and asks at its next permission check.
-   */
-  function withAttrs(req: Req, items: [number, string][], next: () => void): void {
-    let i = 0;
-    const one = (): void => {
-      if (at <= 0 || i === items.length) return next();
-      const [dino, dpath] = items[i++]!;
-      if (uncached(dpath)) return one();
-      ops.getattr(dpath, (code: number, st?: FuseStat) => {
-        if (code === 0) addon.attrStage(req, ...attrArgs(dino, st!), at);
-        one();
-      });
-    };
-    one();
-  }
+  const withAttrs = (req: Req, items: [number, string][], next: () => void): void => leaveAttrs(addon, ops, uncached, at, req, items, next);
 
   /** The path of an inode for a request, or answers ENOENT (the name is gone) and returns null. */
   function pathOf(req: Req, ino: number): string | null {
@@ -281,32 +264,8 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
       case OP.GETATTR:
         return replyAttrFor(req, ino, path);
       case OP.SETATTR: {
-        // atime is not stored: only mtime (a time, UTIME_NOW, or UTIME_OMIT when unset) changes.
-        const [atimeMs, mtimeMs, newUid, newGid] = data as number[];
-        const set = n0;
-        const fh = n3;
-        const NO_ID = 0xffffffff;
-        const steps: ((cb: (code: number) => void) => void)[] = [];
-        if (set & SET_ATTR.MODE) steps.push((cb) => ops.chmod(path, n1 & 0o7777, cb));
-        if (set & SET_ATTR.SIZE) {
-          steps.push((cb) => (fh >= 0 ? ops.ftruncate(path, fh, n2, cb) : ops.truncate(path, n2, cb)));
-        }
-        if (set & (SET_ATTR.UID | SET_ATTR.GID)) {
-          const u = set & SET_ATTR.UID ? newUid : NO_ID;
-          const g = set & SET_ATTR.GID ? newGid : NO_ID;
-          steps.push((cb) => ops.chown(path, u, g, cb));
-        }
-        if (set & (SET_ATTR.MTIME | SET_ATTR.MTIME_NOW | SET_ATTR.ATIME | SET_ATTR.ATIME_NOW)) {
-          // Cut to whole ms toward the past, as the kernel cuts times to a file system's
-          // granularity: rounding could move a time into the next second (rsync compares seconds).
-          const m = set & SET_ATTR.MTIME_NOW ? 'now' : set & SET_ATTR.MTIME ? Math.floor(mtimeMs) : null;
-          const a = set & SET_ATTR.ATIME_NOW ? 'now' : set & SET_ATTR.ATIME ? Math.floor(atimeMs) : null;
-          steps.push((cb) => ops.setTimes(path, m, cb, a));
-        }
-        const runSteps = (i: number): void => {
-          if (i === steps.length) return replyAttrFor(req, ino, path);
-          step(req, steps[i], () => runSteps(i + 1));
-        };
+        const steps = setattrSteps(ops, path, n0, n1, n2, n3, data as number[]);
+        const runSteps = (i: number): void => (i === steps.length ? replyAttrFor(req, ino, path) : step(req, steps[i]!, () => runSteps(i + 1)));
         return runSteps(0);
       }
       case OP.READLINK:
