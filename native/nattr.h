@@ -8,10 +8,10 @@
  *
  * - changes are numbered: every answer to a request that may change something is one, numbered
  *   before the kernel gets the answer: of its inode's attributes only (write, setattr, fallocate,
- *   fsync, flush, xattr changes, an open for writing, release), or of anything (create, mkdir,
+ *   fsync, flush, xattr changes, an open for writing), or of anything (create, mkdir,
  *   mknod, symlink, link, unlink, rmdir, rename, and any other request but those that change
  *   nothing: lookup, getattr, read, readdir, readlink, xattr reads, access, opendir, releasedir,
- *   an open for reading without O_TRUNC); JavaScript numbers changes of its own (reload, commit,
+ *   an open for reading without O_TRUNC, a release); JavaScript numbers changes of its own (reload, commit,
  *   the removal of a hidden file at a release: `attrBump`, of anything). Attributes kept before a
  *   change that may touch them are never answered again;
  * - a request notes the number of the last change when a worker receives it; an attribute its
