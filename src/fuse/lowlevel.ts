@@ -349,8 +349,7 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
       }
       case OP.WRITE: {
         const b = data as Buffer;
-        // The kernel drops a file's attributes at a write; the stat before a chown (rsync) is answered natively.
-        const done = (code: number): void => (code < 0 ? fail(req, code) : withAttrs(req, [[ino, path]], () => addon.replyWrite(req, code)));
+        const done = (code: number): void => (code < 0 ? fail(req, code) : addon.replyWrite(req, code));
         return ops.write(path, n2, b, b.length, n1, done, true);
       }
       case OP.FLUSH:
