@@ -1,7 +1,9 @@
 /**
  * Per-request-type counts and times of a native mount, for profiling (`CAIRN_FUSE_OPSTATS=1`):
  * from the request reaching JavaScript to its answer. Written as one JSON line on stderr
- * (`{"fuseOpStats":{"LOOKUP":{"n":..,"totalMs":..,"avgUs":..}}}`) when the mount ends.
+ * (`{"fuseOpStats":{"LOOKUP":{"n":..,"totalMs":..,"avgUs":..}}}`) when the mount ends, with the
+ * counts of READs and GETATTRs the addon answered itself (READ_NATIVE, GETATTR_NATIVE) and of
+ * workers woken with no request to read (IDLE_WAKEUPS).
  */
 import { OP, type Req } from './lowlevel-addon.js';
 
