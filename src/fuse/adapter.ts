@@ -104,6 +104,9 @@ export function createOps(session: FsSession, config: AdapterConfig, opts: Adapt
     return st.linkId === undefined ? toFuseStat(shown, uid, gid) : { ...toFuseStat(shown, uid, gid), link: st.linkId };
   };
 
+  /** `stat` without a promise: the entry, or undefined when absent (what stat answers with NOT_FOUND). */
+  const lookup = (session as { lookup?: (path: string) => Stat | undefined }).lookup?.bind(session);
+
   /** Answers cb from a promise: `ok(value)` on success, the errno of the error otherwise. */
   function run<T>(op: string, path: string, cb: Cb, work: () => Promise<T>, ok: (v: T) => void = () => cb(0)): void {
     let p: Promise<T>;
@@ -182,6 +185,18 @@ export function createOps(session: FsSession, config: AdapterConfig, opts: Adapt
     },
 
     getattr(path: string, cb: Cb) {
+      // A session that can look a path up without throwing answers at once: no promise, and no
+      // error object for an absent name (a LOOKUP per file created by tar, cp and rsync).
+      if (lookup) {
+        let st: Stat | undefined;
+        try {
+          st = lookup(path);
+        } catch (err) {
+          if (!(err instanceof CairnError) && opts.onError) opts.onError('getattr', path, err);
+          return cb(-errnoFor(err));
+        }
+        return st ? cb(0, fuseStat(st)) : cb(-Errno.ENOENT);
+      }
       run(
         'getattr',
         path,

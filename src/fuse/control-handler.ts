@@ -31,7 +31,7 @@ export interface ControlContext {
   mountpoint: string;
   readOnly: boolean;
   device: string;
-  binding: { name: string; note?: string; native?: { nreadStats(): object | undefined } };
+  binding: { name: string; note?: string; native?: { nreadStats(): object | undefined; dispatchStats(): object } };
   handles: HandleTable;
   scheduler: CommitScheduler;
   startedAt: string;
@@ -62,6 +62,8 @@ export async function mountStatus(c: ControlContext): Promise<Record<string, unk
     ...(c.binding.note ? { bindingNote: c.binding.note } : {}),
     // Reads answered by the native addon's threads from verified chunks (src/fuse/lowlevel-nread.ts).
     nativeReads: c.binding.native?.nreadStats() ?? null,
+    // Worker wake-ups and GETATTRs the addon answered itself (native/nattr.h).
+    nativeDispatch: c.binding.native?.dispatchStats() ?? null,
     readOnly: c.readOnly,
     seq: c.session.seq,
     pending: c.session.pendingCount(),

@@ -107,8 +107,10 @@ export async function runDaemon(
   });
   // The binding's native reads, once it is mounted (metrics may be read before).
   let nativeReads: () => NativeReadFigures | undefined = () => undefined;
+  let attrsChanged = (): void => undefined;
   const scheduler = new CommitScheduler(session, {
-    onSync: (kind, seconds, ok) => metrics.sync(kind, seconds, ok),
+    // A commit or reload changed the view outside any request: the addon's attributes go (native/nattr.h).
+    onSync: (kind, seconds, ok) => (attrsChanged(), metrics.sync(kind, seconds, ok)),
     volumeName,
     mountpoint,
     handles,
@@ -165,6 +167,7 @@ export async function runDaemon(
     onError: logError,
   });
   nativeReads = () => binding.native?.nreadStats();
+  attrsChanged = () => binding.native?.attrsChanged();
   // Reported mtimes that move after a reload are fuse-native's answer to stale pages only.
   if (binding.native) freshness.stop();
   // The kernel asks for security.capability before every write, ls -l for security.selinux of every

@@ -11,6 +11,15 @@ export interface NativeAddon extends NreadAddon {
   invalidate(ctx: unknown, parents: number[], names: string[], inodes: number[], done: (failed: number) => void): void;
   /** Whether the addon may answer getxattr of security.capability itself, with ENODATA. */
   setCapsAbsent(ctx: unknown, absent: boolean): void;
+  /**
+   * Attributes `req`'s answer leaves for GETATTRs the addon answers itself (native/nattr.h), besides
+   * the attributes the answer carries (which replyAttr, replyEntry and replyCreate leave anyway).
+   */
+  attrStage(req: Req, ...a: [...AttrArgs, number]): void;
+  /** A change made outside any request (reload, commit): no attributes from before it are answered natively. */
+  attrBump(ctx: unknown): void;
+  /** Workers woken with a request and with none; GETATTRs the addon answered itself and not. */
+  dispatchStats(ctx: unknown): DispatchStats;
   replyErr(req: Req, errno: number): void;
   replyEntry(req: Req, ...a: [...AttrArgs, number, number]): void;
   replyCreate(req: Req, ...a: [...AttrArgs, number, number, number, number, number]): void;
@@ -34,6 +43,16 @@ export interface NativeAddon extends NreadAddon {
     entryTimeout: number,
   ): number;
 }
+/** The addon's figures of its request dispatch (native/cairn_fuse.c, nattr.c). */
+export interface DispatchStats {
+  wakeups: number;
+  idleWakeups: number;
+  attrHits: number;
+  attrMisses: number;
+  attrKept: number;
+  attrBumps: number;
+}
+
 /** The addon's figures of native reads. */
 export interface NreadStats {
   served: number;

@@ -45,6 +45,10 @@ export class Names {
     private readonly ops: FuseOps,
     private readonly inodes: InodeTable,
     private readonly handles: HandleTable,
+    /** The view changed in a way the request's answer does not say (native/nattr.h: a hidden file removed at a release). */
+    private readonly changed: () => void = () => undefined,
+    /** Before a rename's answer: leaves current attributes of these paths with it (native/nattr.h), then `next`. */
+    private readonly withAttrs: (req: Req, paths: string[], next: () => void) => void = (_r, _p, next) => next(),
   ) {}
 
   /** Answers an error (a negative adapter code) or EIO. */
@@ -105,7 +109,7 @@ export class Names {
         (cb) => this.ops.rename(from, to, cb),
         () => {
           this.inodes.rename(from, to);
-          this.addon.replyErr(req, 0);
+          this.withAttrs(req, [parentOf(from), parentOf(to), to], () => this.addon.replyErr(req, 0));
         },
       );
     // A replaced file that is open keeps its bytes for its readers: hide it first (as unlink does).
@@ -155,6 +159,7 @@ export class Names {
       this.hidden.delete(hp);
       this.ops.unlink(hp, () => {
         this.inodes.detach(hp);
+        this.changed();
         this.addon.replyErr(req, 0);
       });
     });

@@ -1,7 +1,9 @@
 /**
  * Per-request-type counts and times of a native mount, for profiling (`CAIRN_FUSE_OPSTATS=1`):
  * from the request reaching JavaScript to its answer. Written as one JSON line on stderr
- * (`{"fuseOpStats":{"LOOKUP":{"n":..,"totalMs":..,"avgUs":..}}}`) when the mount ends.
+ * (`{"fuseOpStats":{"LOOKUP":{"n":..,"totalMs":..,"avgUs":..}}}`) when the mount ends, with the
+ * counts of READs and GETATTRs the addon answered itself (READ_NATIVE, GETATTR_NATIVE) and of
+ * workers woken with no request to read (IDLE_WAKEUPS).
  */
 import { OP, type Req } from './lowlevel-addon.js';
 
@@ -37,8 +39,16 @@ export class OpStats {
   }
 
   /** Per type; with `native`, the READs answered by the addon without JavaScript as READ_NATIVE. */
-  summary(native?: { served: number; servedNs: number }): Record<string, { n: number; totalMs: number; avgUs: number }> {
-    const out: Record<string, { n: number; totalMs: number; avgUs: number }> = {};
+  summary(
+    native?: { served: number; servedNs: number },
+    dispatch?: { attrHits: number; wakeups: number; idleWakeups: number },
+  ): Record<string, { n: number; totalMs?: number; avgUs?: number }> {
+    const out: Record<string, { n: number; totalMs?: number; avgUs?: number }> = {};
+    // GETATTRs the addon answered from attributes JavaScript left (native/nattr.h); worker wake-ups without a request.
+    if (dispatch) {
+      out.GETATTR_NATIVE = { n: dispatch.attrHits };
+      out.IDLE_WAKEUPS = { n: dispatch.idleWakeups };
+    }
     if (native && native.served > 0) {
       const ms = native.servedNs / 1e6;
       out.READ_NATIVE = { n: native.served, totalMs: Math.round(ms), avgUs: Math.round((ms / native.served) * 1000) };

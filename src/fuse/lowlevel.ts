@@ -7,8 +7,9 @@
  *
  * The parts: the addon's interface (lowlevel-addon.ts), the inode table (lowlevel-inodes.ts),
  * multi-step namespace requests — open files unlinked or replaced, renameat2, fallocate
- * (lowlevel-names.ts) — directory handles and their listings (lowlevel-dirs.ts) and kernel cache
- * invalidation after a reload (lowlevel-refresh.ts). This
+ * (lowlevel-names.ts) — directory handles and their listings (lowlevel-dirs.ts), kernel cache
+ * invalidation after a reload (lowlevel-refresh.ts), setattr's steps and the attributes answers
+ * leave for the GETATTRs the addon answers itself (lowlevel-attrs.ts, native/nattr.h). This
  * module mounts, enforces the per-request time limit and dispatches.
  *
  * Invariants:
@@ -29,11 +30,11 @@ import {
   attrArgs,
   OP,
   REPLIES,
-  SET_ATTR,
   type FuseStat,
   type NativeAddon,
   type NativeHandler,
   type NativeMountOptions,
+  type DispatchStats,
   type NreadStats,
   type Req,
 } from './lowlevel-addon.js';
@@ -42,6 +43,7 @@ import { Names } from './lowlevel-names.js';
 import { DirHandles } from './lowlevel-dirs.js';
 import { refreshKernel } from './lowlevel-refresh.js';
 import { OpStats } from './lowlevel-stats.js';
+import { leaveAttrs, setattrSteps } from './lowlevel-attrs.js';
 import { NativeReads, type ChunkSource } from './lowlevel-nread.js';
 
 export { loadError, loadNative, type NativeAddon, type NativeMountOptions } from './lowlevel-addon.js';
@@ -95,6 +97,13 @@ export interface LowLevelMount {
   refresh(changed?: Iterable<string>): Promise<{ entries: number; inodes: number }>;
   /** Figures of reads served natively (undefined when native cached reads are off). */
   nreadStats(): NreadStats | undefined;
+  /** Figures of the addon's dispatch: worker wake-ups, GETATTRs answered natively. */
+  dispatchStats(): DispatchStats;
+  /**
+   * The session's view changed outside a request (a commit or reload): attributes the addon keeps
+   * for GETATTRs it answers itself (native/nattr.h) are dropped. Requests need no call: their answers do it.
+   */
+  attrsChanged(): void;
   /**
    * Whether no entry has `security.capability` nor `security.selinux` (`decide` gets the current answer:
    * false at the start and after a setxattr of either through the mount): while true, the addon answers
@@ -123,7 +132,9 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
   const stats = OpStats.fromEnv();
   for (const k of REPLIES) {
     (addon as unknown as Replies)[k] = (req: Req, ...a: unknown[]) => {
-      if (!waiting.delete(req)) return 0;
+      // A late answer (after ETIMEDOUT) is dropped, but what its request changed is not: the
+      // addon's attributes from before it must go (native/nattr.h).
+      if (!waiting.delete(req)) return (raw.attrBump(ctx), 0);
       stats?.end(req);
       return (raw as unknown as Replies)[k]!(req, ...a);
     };
@@ -153,7 +164,14 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
   const uncached = o.uncached ?? ((): boolean => false);
   const et = o.entryTimeoutSec;
 
-  const names = new Names(addon, ops, inodes, o.handles);
+  const names = new Names(
+    addon,
+    ops,
+    inodes,
+    o.handles,
+    () => addon.attrBump(ctx),
+    (req, paths, next) => withAttrs(req, paths.flatMap((p) => (inodes.peek(p) ? [[inodes.peek(p)!, p] as [number, string]] : [])), next),
+  );
   const dirs = new DirHandles(addon, ops, inodes, { uid: o.uid, gid: o.gid, attrTimeoutSec: at, entryTimeoutSec: et });
   const fail = (req: Req, code: number): void => names.fail(req, code);
   const step = names.step.bind(names);
@@ -191,6 +209,8 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
       addon.replyAttr(req, ...attrArgs(ino, st!), uncached(path) ? 0 : at);
     });
   }
+
+  const withAttrs = (req: Req, items: [number, string][], next: () => void): void => leaveAttrs(addon, ops, uncached, at, req, items, next);
 
   /** The path of an inode for a request, or answers ENOENT (the name is gone) and returns null. */
   function pathOf(req: Req, ino: number): string | null {
@@ -244,32 +264,8 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
       case OP.GETATTR:
         return replyAttrFor(req, ino, path);
       case OP.SETATTR: {
-        // atime is not stored: only mtime (a time, UTIME_NOW, or UTIME_OMIT when unset) changes.
-        const [atimeMs, mtimeMs, newUid, newGid] = data as number[];
-        const set = n0;
-        const fh = n3;
-        const NO_ID = 0xffffffff;
-        const steps: ((cb: (code: number) => void) => void)[] = [];
-        if (set & SET_ATTR.MODE) steps.push((cb) => ops.chmod(path, n1 & 0o7777, cb));
-        if (set & SET_ATTR.SIZE) {
-          steps.push((cb) => (fh >= 0 ? ops.ftruncate(path, fh, n2, cb) : ops.truncate(path, n2, cb)));
-        }
-        if (set & (SET_ATTR.UID | SET_ATTR.GID)) {
-          const u = set & SET_ATTR.UID ? newUid : NO_ID;
-          const g = set & SET_ATTR.GID ? newGid : NO_ID;
-          steps.push((cb) => ops.chown(path, u, g, cb));
-        }
-        if (set & (SET_ATTR.MTIME | SET_ATTR.MTIME_NOW | SET_ATTR.ATIME | SET_ATTR.ATIME_NOW)) {
-          // Cut to whole ms toward the past, as the kernel cuts times to a file system's
-          // granularity: rounding could move a time into the next second (rsync compares seconds).
-          const m = set & SET_ATTR.MTIME_NOW ? 'now' : set & SET_ATTR.MTIME ? Math.floor(mtimeMs) : null;
-          const a = set & SET_ATTR.ATIME_NOW ? 'now' : set & SET_ATTR.ATIME ? Math.floor(atimeMs) : null;
-          steps.push((cb) => ops.setTimes(path, m, cb, a));
-        }
-        const runSteps = (i: number): void => {
-          if (i === steps.length) return replyAttrFor(req, ino, path);
-          step(req, steps[i], () => runSteps(i + 1));
-        };
+        const steps = setattrSteps(ops, path, n0, n1, n2, n3, data as number[]);
+        const runSteps = (i: number): void => (i === steps.length ? replyAttrFor(req, ino, path) : step(req, steps[i]!, () => runSteps(i + 1)));
         return runSteps(0);
       }
       case OP.READLINK:
@@ -341,7 +337,7 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
               inodes.setType(cino, st!.mode);
               const live = uncached(p);
               const [t1, t2, keep, direct] = live ? [0, 0, 0, 1] : [at, et, 1, 0];
-              addon.replyCreate(req, ...attrArgs(cino, st!), t1, t2, fh, keep, direct);
+              withAttrs(req, [[ino, path]], () => addon.replyCreate(req, ...attrArgs(cino, st!), t1, t2, fh, keep, direct));
             });
           },
         );
@@ -411,15 +407,20 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
     inodes,
     unmount() {
       clearInterval(sweep);
-      if (!unmounting && stats) process.stderr.write(`${JSON.stringify({ fuseOpStats: stats.summary(nread?.stats()) })}\n`);
+      if (!unmounting && stats) {
+        process.stderr.write(`${JSON.stringify({ fuseOpStats: stats.summary(nread?.stats(), addon.dispatchStats(ctx)) })}\n`);
+      }
       unmounting ??= addon.unmount(ctx);
       return unmounting;
     },
     refresh: (changed) => (
+      addon.attrBump(ctx),
       nread?.dropChanged(changed, (p) => inodes.peek(p)),
       refreshKernel({ addon, ctx, ops, inodes, negatives, live: () => !unmounting }, changed)
     ),
     nreadStats: () => nread?.stats(),
+    dispatchStats: () => addon.dispatchStats(ctx),
+    attrsChanged: () => addon.attrBump(ctx),
     capsAbsent: (decide) => setCaps(decide(caps)),
   };
 }
