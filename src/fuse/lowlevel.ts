@@ -170,7 +170,12 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
     inodes,
     o.handles,
     () => addon.attrBump(ctx),
-    (req, paths, next) => withAttrs(req, paths.flatMap((p) => (inodes.peek(p) ? [[inodes.peek(p)!, p] as [number, string]] : [])), next),
+    (req, paths, next) =>
+      withAttrs(
+        req,
+        paths.flatMap((p) => (inodes.peek(p) ? [[inodes.peek(p)!, p] as [number, string]] : [])),
+        next,
+      ),
   );
   const dirs = new DirHandles(addon, ops, inodes, { uid: o.uid, gid: o.gid, attrTimeoutSec: at, entryTimeoutSec: et });
   const fail = (req: Req, code: number): void => names.fail(req, code);
@@ -265,7 +270,8 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
         return replyAttrFor(req, ino, path);
       case OP.SETATTR: {
         const steps = setattrSteps(ops, path, n0, n1, n2, n3, data as number[]);
-        const runSteps = (i: number): void => (i === steps.length ? replyAttrFor(req, ino, path) : step(req, steps[i]!, () => runSteps(i + 1)));
+        const runSteps = (i: number): void =>
+          i === steps.length ? replyAttrFor(req, ino, path) : step(req, steps[i]!, () => runSteps(i + 1));
         return runSteps(0);
       }
       case OP.READLINK:
