@@ -23,6 +23,7 @@
 import type { ObjectStore } from '../store/types.js';
 import { isCairnError } from '../errors.js';
 import type { ChunkCache } from './cache.js';
+import { FetchPool, WorkerLost, type RunFailure } from './fetchpool.js';
 import { Forwarder } from './forward.js';
 import { isChunkHash, verifyChunkAsync } from './hash.js';
 import { LEASE_LINGER_MS, type LeaseDir, type Lease, type LeaseHolder } from './lease.js';
@@ -79,6 +80,8 @@ export interface ChunkFetcherOptions {
   rangeBytes?: number;
   /** Hand each chunk of a run to its readers as soon as its bytes arrive (default true). */
   streamRuns?: boolean;
+  /** Worker threads that receive, verify and cache runs (./fetchpool.ts; default none: on the event loop). */
+  pool?: FetchPool | null;
 }
 
 /**
@@ -96,6 +99,7 @@ export class ChunkFetcher {
   private readonly leases: LeaseDir | null;
   private readonly rangeBytes: number;
   private readonly streamRuns: boolean;
+  private readonly pool: FetchPool | null;
   private readonly inflight = new Map<string, Promise<Buffer>>();
   private readonly cacheWrites = new Set<Promise<void>>();
   /** Cold chunks `fetchBatched` was asked for in this tick, fetched together at its end. */
@@ -115,6 +119,7 @@ export class ChunkFetcher {
     this.leases = opts.leases;
     this.rangeBytes = Math.max(1, opts.rangeBytes ?? MERGE_BYTES);
     this.streamRuns = opts.streamRuns ?? true;
+    this.pool = opts.pool ?? null;
     this.forwarder = new Forwarder(opts.store, opts.packPrefix);
   }
 
@@ -334,6 +339,47 @@ export class ChunkFetcher {
         settling.push(this.verifyAndSettle(run[next++], body, first.offset, key));
       }
     };
+    if (this.pool?.ready()) {
+      this.gets++;
+      const done = this.pool.run(
+        {
+          key,
+          pack: first.pack,
+          offset: first.offset,
+          length: want,
+          chunks: run.map((d) => ({ hash: d.ref.hash, offset: d.ref.offset, length: d.ref.length })),
+          stream: this.streamRuns,
+        },
+        {
+          chunk: (i, bytes) => this.settle(run[i], bytes),
+          bad: (i, err) => this.fail(run[i], err),
+          cached: (i) => {
+            run[i].lease?.releaseLater();
+            run[i].lease = undefined;
+          },
+        },
+      );
+      // The worker's cache writes are done when the job is (flush waits for them).
+      const w: Promise<void> = done.then(
+        () => {},
+        () => {},
+      );
+      this.cacheWrites.add(w);
+      void w.finally(() => this.cacheWrites.delete(w));
+      try {
+        await done;
+        return;
+      } catch (e) {
+        const f = e as RunFailure | WorkerLost;
+        next = f.next;
+        // A lost worker: the rest of the run is fetched here, as without workers.
+        if (f instanceof WorkerLost) {
+          for (const d of run.slice(0, next)) d.lease?.releaseLater();
+          return next < run.length ? this.fetchRun(run.slice(next)) : undefined;
+        }
+        return this.runFailed(run.slice(next), f.error, key, settling);
+      }
+    }
     let body: Buffer;
     try {
       this.gets++;
@@ -342,16 +388,19 @@ export class ChunkFetcher {
       // Some servers ignore the end of a range (s3rver does for `bytes=0-0`): keep what we asked for.
       if (body.length > want) body = body.subarray(0, want);
     } catch (err) {
-      const rest = run.slice(next);
-      if (isCairnError(err, 'NOT_FOUND')) {
-        // The pack is gone: GC compacted it. Each chunk is read where it went, verified as ever.
-        const moved = (d: Deferred) => this.forwarder.read(d.ref, err).then((b) => this.verifyAndSettle(d, b, d.ref.offset, key));
-        settling.push(...rest.map((d) => moved(d).catch((e: unknown) => this.fail(d, e))));
-      } else for (const d of rest) this.fail(d, err);
-      await Promise.all(settling);
-      return;
+      return this.runFailed(run.slice(next), err, key, settling);
     }
     for (; next < run.length; next++) settling.push(this.verifyAndSettle(run[next], body, first.offset, key));
+    await Promise.all(settling);
+  }
+
+  /** The GET of a run failed: chunks of a pack GC deleted are read where they went, the others fail. */
+  private async runFailed(rest: Deferred[], err: unknown, key: string, settling: Promise<void>[]): Promise<void> {
+    if (isCairnError(err, 'NOT_FOUND')) {
+      // The pack is gone: GC compacted it. Each chunk is read where it went, verified as ever.
+      const moved = (d: Deferred) => this.forwarder.read(d.ref, err).then((b) => this.verifyAndSettle(d, b, d.ref.offset, key));
+      settling.push(...rest.map((d) => moved(d).catch((e: unknown) => this.fail(d, e))));
+    } else for (const d of rest) this.fail(d, err);
     await Promise.all(settling);
   }
 
