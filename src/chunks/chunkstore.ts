@@ -18,8 +18,7 @@ import { CairnError, isCairnError } from '../errors.js';
 import type { ObjectStore } from '../store/types.js';
 import { ChunkCache, type ChunkCacheStats } from './cache.js';
 import type { ChunkerParams } from './chunker.js';
-import { FetchPool, fetchThreads } from './fetchpool.js';
-import { ChunkFetcher, MERGE_BYTES, type LeaseStats } from './fetch.js';
+import { ChunkFetcher, envRangeBytes, MERGE_BYTES, type LeaseStats } from './fetch.js';
 import { LeaseDir, type LeaseOptions } from './lease.js';
 import { ChunkLru } from './memlru.js';
 import { PackWriter } from './pack.js';
@@ -78,20 +77,10 @@ export interface ChunkStoreOptions {
    * `$CAIRN_PACK_READAHEAD=0`).
    */
   packReadahead?: boolean;
-  /**
-   * Worker threads that receive, verify and cache-write fetched runs off the event loop
-   * (./fetchpool.ts; default `fetchThreads(store)`: `$CAIRN_FETCH_THREADS`, else 2 for a plain S3
-   * store, 0 otherwise; 0 = on the event loop).
-   */
+  /** Threads that receive, verify and cache fetched runs off the event loop (./fetchpool.ts; default `fetchThreads(store)`; 0 = none). */
   fetchThreads?: number;
   /** Block size of the outboards this store's writers write (default `packBlockBytes()`, `$CAIRN_PACK_OUTBOARDS`: 0, none, unless asked; DEFAULT_BLOCK_BYTES when on). */
   blockBytes?: number;
-}
-
-/** `$CAIRN_RANGE_MIB` (1–64): the longest range GET, for measuring other sizes than MERGE_BYTES without a rebuild. */
-function envRangeBytes(): number | undefined {
-  const mib = Number(process.env.CAIRN_RANGE_MIB);
-  return Number.isInteger(mib) && mib >= 1 && mib <= 64 ? mib * 1024 * 1024 : undefined;
 }
 
 function checkRange(offset: number, length: number): void {
@@ -110,7 +99,6 @@ export class ChunkStore {
   private readonly chunker?: ChunkerParams;
   private readonly mem: ChunkLru | null;
   private readonly fetcher: ChunkFetcher;
-  private readonly pool: FetchPool | null;
   private readonly prefetcher: Prefetcher;
   private readonly partial: PartialReader | null;
   private readonly blockBytes?: number;
@@ -146,22 +134,15 @@ export class ChunkStore {
   }
 
   /**
-   * What this store's reads did: range GETs (`fetchWorkerJobs` of them on fetch workers), memory the in-process LRU holds, fetch leases, and the host cache's hits and misses
+   * What this store's reads did: range GETs, memory the in-process LRU holds, fetch leases, and the host cache's hits and misses
    * in this process (`hitRate` is hits / lookups, or null before any lookup).
    *
    * @example const { cache: { hitRate } } = chunks.stats();
    */
-  stats(): {
-    storeGets: number;
-    fetchWorkerJobs: number;
-    memoryBytes: number;
-    leases: LeaseStats;
-    cache: (ChunkCacheStats & { hitRate: number | null }) | null;
-  } {
+  stats(): { storeGets: number; memoryBytes: number; leases: LeaseStats; cache: (ChunkCacheStats & { hitRate: number | null }) | null } {
     const c = this.cache?.stats();
     return {
       storeGets: this.gets,
-      fetchWorkerJobs: this.pool?.jobs ?? 0,
       memoryBytes: this.mem?.heldBytes ?? 0,
       leases: { ...this.leaseStats },
       cache: c ? { ...c, hitRate: c.hits + c.misses > 0 ? c.hits / (c.hits + c.misses) : null } : null,
@@ -178,8 +159,6 @@ export class ChunkStore {
     this.maxWindow = Math.max(INITIAL_WINDOW_CHUNKS, Math.min(MAX_WINDOW_CHUNKS, Math.floor(memoryBytes / 2 / (1024 * 1024))));
     this.chunker = opts.chunker;
     this.rangeBytes = Math.max(1, opts.rangeBytes ?? envRangeBytes() ?? MERGE_BYTES);
-    const threads = opts.fetchThreads ?? fetchThreads(this.store);
-    this.pool = threads > 0 ? new FetchPool(threads, this.store.url, this.cache?.dir, this.cache?.maxBytes) : null;
     const leases = this.cache && opts.leases !== false ? new LeaseDir(this.cache.dir, opts.leases) : null;
     this.fetcher = new ChunkFetcher({
       store: this.store,
@@ -189,7 +168,7 @@ export class ChunkStore {
       leases,
       rangeBytes: this.rangeBytes,
       streamRuns: opts.streamRuns,
-      pool: this.pool,
+      fetchThreads: opts.fetchThreads,
     });
     this.prefetcher = new Prefetcher(this.fetcher, this.store, this.packPrefix, this.rangeBytes);
     const partialBytes = opts.partialMemoryBytes ?? 16 * 1024 * 1024;

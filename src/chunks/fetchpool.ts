@@ -19,6 +19,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { ObjectStore } from '../store/types.js';
+import type { ChunkRef } from './types.js';
 import { FETCH_WORKER_ROLE, fromWire, type FetchWorkerData, type FetchWorkerMessage, type RunJob } from './fetchworker.js';
 
 /** What a job's owner is told, in order per chunk: `chunk` or `bad`, then (with a cache) `cached`. */
@@ -33,6 +34,7 @@ export interface RunCallbacks {
 
 /** A job's rejection when its worker died: chunks from `next` on were not handed over. */
 export class WorkerLost extends Error {
+  readonly error = undefined;
   constructor(readonly next: number) {
     super('fetch worker lost');
   }
@@ -83,6 +85,8 @@ export class FetchPool {
   private readonly slots: Slot[] = [];
   private nextId = 0;
   private started = false;
+  /** Jobs run by the workers of every pool of this process (for tests and stats). */
+  static jobs = 0;
   private idleTimer: NodeJS.Timeout | undefined;
   /** Jobs run by workers so far (for tests and stats). */
   jobs = 0;
@@ -101,11 +105,15 @@ export class FetchPool {
   }
 
   /**
-   * Runs one job on the least busy ready worker: resolves after its last message (every chunk
+   * Runs one range GET of `refs` (adjacent chunks of one pack, in pack order) on the least busy ready worker: resolves after its last message (every chunk
    * handed over and cached); rejects with a RunFailure (the store's error) or WorkerLost.
    * Call only when `ready()`.
    */
-  run(job: Omit<RunJob, 'id'>, cb: RunCallbacks): Promise<void> {
+  run(key: string, refs: readonly ChunkRef[], stream: boolean, cb: RunCallbacks): Promise<void> {
+    const first = refs[0];
+    const last = refs[refs.length - 1];
+    const chunks = refs.map((r) => ({ hash: r.hash, offset: r.offset, length: r.length }));
+    const job: Omit<RunJob, 'id'> = { key, pack: first.pack, offset: first.offset, length: last.offset + last.length - first.offset, chunks, stream };
     let slot: Slot | undefined;
     for (const s of this.slots) if (s.ready && (!slot || s.jobs.size < slot.jobs.size)) slot = s;
     if (!slot) return Promise.reject(new WorkerLost(0));
@@ -117,6 +125,7 @@ export class FetchPool {
       s.jobs.set(id, { cb, next: 0, resolve, reject });
       if (s.jobs.size === 1) s.worker.ref();
       this.jobs++;
+      FetchPool.jobs++;
       s.worker.postMessage({ ...job, id });
     });
   }
