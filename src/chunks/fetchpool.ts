@@ -1,10 +1,9 @@
 /**
  * Fetch workers: the cold read's per-byte work — receiving S3 bodies, BLAKE3 verification, host
  * cache writes — on worker threads (./fetchworker.ts), so that the event loop, which also answers
- * FUSE requests, only receives verified chunks (a transferred buffer each, no copy).
- *
- * Measured on Ceph RGW (docs/CHUNKS.md, "Cold reads on Ceph RGW"): before, the daemon's one thread
- * spent 5.3–5.7 CPU s per GiB of a cold read, mostly on exactly this work.
+ * FUSE requests, only receives verified chunks (views of a run's body, transferred: no copy).
+ * Off by default (`fetchThreads`): measured on Ceph RGW here, they cost more CPU in all than they
+ * take off the event loop (docs/CHUNKS.md, "Fetch workers").
  *
  * Invariants:
  * - integrity is the worker's (fetchworker.ts): a chunk reaches `onChunk` only verified, and is
@@ -22,9 +21,9 @@ import type { ObjectStore } from '../store/types.js';
 import type { ChunkRef } from './types.js';
 import { FETCH_WORKER_ROLE, fromWire, type FetchWorkerData, type FetchWorkerMessage, type RunJob } from './fetchworker.js';
 
-/** What a job's owner is told, in order per chunk: `chunk` or `bad`, then (with a cache) `cached`. */
+/** What a job's owner is told: `bad` as soon as a chunk fails, `cached` after each cache write, `chunk` for the good ones at the end. */
 export interface RunCallbacks {
-  /** Chunk `i` of the job, verified, in a buffer of its own. */
+  /** Chunk `i` of the job, verified: a view of the run's body (transferred from the worker). */
   chunk(i: number, bytes: Buffer): void;
   /** Chunk `i` did not verify (the CORRUPT error). */
   bad(i: number, err: Error): void;
@@ -50,6 +49,7 @@ export interface RunFailure {
 export const IDLE_MS = 3000;
 
 interface Pending {
+  job: Omit<RunJob, 'id'>;
   cb: RunCallbacks;
   next: number;
   resolve(): void;
@@ -63,15 +63,16 @@ interface Slot {
 }
 
 /**
- * `$CAIRN_FETCH_THREADS` (0 = fetch on the event loop), else 2 for a plain S3 store (the
- * `S3Store` itself, not a wrapper of it: tests wrap stores to count or break GETs), else 0.
+ * Worker threads for `store`: `$CAIRN_FETCH_THREADS` (at most 8) for a plain S3 store (the
+ * `S3Store` itself, not a wrapper of it: tests wrap stores to count or break GETs); else 0, the
+ * default: on this 2-core machine the workers cost more CPU per GiB in all than the event loop
+ * (a second isolate receiving, its own GC), and a cold read is bound by the machine's CPU, not by
+ * the event loop's (docs/CHUNKS.md, "Fetch workers").
  */
 export function fetchThreads(store: ObjectStore): number {
-  const env = process.env.CAIRN_FETCH_THREADS;
-  const v = Number(env);
-  if (env !== undefined && env !== '' && Number.isInteger(v) && v >= 0) return Math.min(v, 8);
-  const plainS3 = Object.prototype.hasOwnProperty.call(store, 'url') && store.constructor?.name === 'S3Store';
-  return plainS3 && store.url.startsWith('s3://') ? 2 : 0;
+  const v = Number(process.env.CAIRN_FETCH_THREADS);
+  const plainS3 = Object.prototype.hasOwnProperty.call(store, 'url') && store.constructor?.name === 'S3Store' && store.url.startsWith('s3://');
+  return plainS3 && Number.isInteger(v) && v > 0 ? Math.min(v, 8) : 0;
 }
 
 /**
@@ -122,7 +123,7 @@ export class FetchPool {
     clearTimeout(this.idleTimer);
     this.idleTimer = undefined;
     return new Promise<void>((resolve, reject) => {
-      s.jobs.set(id, { cb, next: 0, resolve, reject });
+      s.jobs.set(id, { job, cb, next: 0, resolve, reject });
       if (s.jobs.size === 1) s.worker.ref();
       this.jobs++;
       FetchPool.jobs++;
@@ -181,9 +182,12 @@ export class FetchPool {
       }
       const p = slot.jobs.get(m.id);
       if (!p) return;
-      if (m.t === 'chunk') {
-        p.next = m.i + 1;
-        p.cb.chunk(m.i, Buffer.from(m.bytes));
+      if (m.t === 'body') {
+        for (const i of m.good) {
+          const c = p.job.chunks[i];
+          p.next = Math.max(p.next, i + 1);
+          p.cb.chunk(i, Buffer.from(m.bytes, c.offset - m.at, c.length));
+        }
       } else if (m.t === 'bad') {
         p.next = m.i + 1;
         p.cb.bad(m.i, fromWire(m.error));

@@ -56,9 +56,18 @@ describe('fetch workers', () => {
     await fs.rm(dir, { recursive: true, force: true });
   });
 
-  it('are on by default for a plain S3 store only (not a wrapper of one), unless $CAIRN_FETCH_THREADS says', () => {
-    assert.equal(fetchThreads(store), process.env.CAIRN_FETCH_THREADS === undefined ? 2 : Number(process.env.CAIRN_FETCH_THREADS));
-    assert.equal(fetchThreads(Object.create(store) as ObjectStore), process.env.CAIRN_FETCH_THREADS === undefined ? 0 : Number(process.env.CAIRN_FETCH_THREADS));
+  it('are off unless $CAIRN_FETCH_THREADS asks, and only for a plain S3 store (not a wrapper of one)', () => {
+    const saved = process.env.CAIRN_FETCH_THREADS;
+    try {
+      delete process.env.CAIRN_FETCH_THREADS;
+      assert.equal(fetchThreads(store), 0);
+      process.env.CAIRN_FETCH_THREADS = '2';
+      assert.equal(fetchThreads(store), 2);
+      assert.equal(fetchThreads(Object.create(store) as ObjectStore), 0);
+    } finally {
+      if (saved === undefined) delete process.env.CAIRN_FETCH_THREADS;
+      else process.env.CAIRN_FETCH_THREADS = saved;
+    }
   });
 
   it('fetch runs on a worker: verified bytes to the reader, then into the host cache', async () => {
