@@ -152,11 +152,12 @@ export class ChunkCache {
   /**
    * Stores a chunk the caller has verified (`hash` must be its BLAKE3), atomically (temp file +
    * rename), then evicts if over the bound. Cache failures (disk full, permissions) are
-   * swallowed: the cache is an optimisation, never a source of errors.
+   * swallowed: the cache is an optimisation, never a source of errors. With `evictLater`, the
+   * eviction scan this put may start is not waited for (the entry is in place when it resolves).
    */
-  async put(hash: string, data: Uint8Array): Promise<void> {
+  async put(hash: string, data: Uint8Array, opts: { evictLater?: boolean } = {}): Promise<void> {
     if (!isChunkHash(hash)) return;
-    await this.write(hash, this.pathOf(hash), data);
+    await this.write(hash, this.pathOf(hash), data, opts.evictLater);
   }
 
   /**
@@ -198,7 +199,7 @@ export class ChunkCache {
   }
 
   /** Writes an entry atomically (temp file + rename) into the sub-directory of `hash`, then evicts if over the bound. */
-  private async write(hash: string, file: string, data: Uint8Array): Promise<void> {
+  private async write(hash: string, file: string, data: Uint8Array, evictLater = false): Promise<void> {
     const sub = path.join(this.dir, hash.slice(0, 2));
     const tmp = path.join(sub, `${TMP_PREFIX}${hash}-${process.pid}-${crypto.randomBytes(6).toString('hex')}`);
     try {
@@ -216,7 +217,11 @@ export class ChunkCache {
     this.puts++;
     this.sinceScan += data.length;
     if (this.approx !== undefined) this.approx += data.length;
-    if (this.approx === undefined || this.approx > this.maxBytes || this.sinceScan > this.maxBytes / 8) await this.scan();
+    if (this.approx === undefined || this.approx > this.maxBytes || this.sinceScan > this.maxBytes / 8) {
+      const scan = this.scan();
+      if (!evictLater) await scan;
+      else scan.catch(() => {});
+    }
   }
 
   private touch(file: string): void {

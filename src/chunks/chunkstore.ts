@@ -18,7 +18,7 @@ import { CairnError, isCairnError } from '../errors.js';
 import type { ObjectStore } from '../store/types.js';
 import { ChunkCache, type ChunkCacheStats } from './cache.js';
 import type { ChunkerParams } from './chunker.js';
-import { ChunkFetcher, MERGE_BYTES, type LeaseStats } from './fetch.js';
+import { ChunkFetcher, envRangeBytes, MERGE_BYTES, type LeaseStats } from './fetch.js';
 import { LeaseDir, type LeaseOptions } from './lease.js';
 import { ChunkLru } from './memlru.js';
 import { PackWriter } from './pack.js';
@@ -77,14 +77,10 @@ export interface ChunkStoreOptions {
    * `$CAIRN_PACK_READAHEAD=0`).
    */
   packReadahead?: boolean;
+  /** Threads that receive, verify and cache fetched runs off the event loop (./fetchpool.ts; default `fetchThreads(store)`; 0 = none). */
+  fetchThreads?: number;
   /** Block size of the outboards this store's writers write (default `packBlockBytes()`, `$CAIRN_PACK_OUTBOARDS`: 0, none, unless asked; DEFAULT_BLOCK_BYTES when on). */
   blockBytes?: number;
-}
-
-/** `$CAIRN_RANGE_MIB` (1–64): the longest range GET, for measuring other sizes than MERGE_BYTES without a rebuild. */
-function envRangeBytes(): number | undefined {
-  const mib = Number(process.env.CAIRN_RANGE_MIB);
-  return Number.isInteger(mib) && mib >= 1 && mib <= 64 ? mib * 1024 * 1024 : undefined;
 }
 
 function checkRange(offset: number, length: number): void {
@@ -172,6 +168,7 @@ export class ChunkStore {
       leases,
       rangeBytes: this.rangeBytes,
       streamRuns: opts.streamRuns,
+      fetchThreads: opts.fetchThreads,
     });
     this.prefetcher = new Prefetcher(this.fetcher, this.store, this.packPrefix, this.rangeBytes);
     const partialBytes = opts.partialMemoryBytes ?? 16 * 1024 * 1024;

@@ -23,6 +23,7 @@
 import type { ObjectStore } from '../store/types.js';
 import { isCairnError } from '../errors.js';
 import type { ChunkCache } from './cache.js';
+import { FetchPool, fetchThreads, type RunFailure } from './fetchpool.js';
 import { Forwarder } from './forward.js';
 import { isChunkHash, verifyChunkAsync } from './hash.js';
 import { LEASE_LINGER_MS, type LeaseDir, type Lease, type LeaseHolder } from './lease.js';
@@ -47,6 +48,12 @@ export interface LeaseStats {
 
 /** Longest run of adjacent chunks fetched with one range GET (default of `rangeBytes`). */
 export const MERGE_BYTES = 8 * 1024 * 1024;
+
+/** `$CAIRN_RANGE_MIB` (1–64): the longest range GET, for measuring other sizes than MERGE_BYTES without a rebuild. */
+export function envRangeBytes(): number | undefined {
+  const mib = Number(process.env.CAIRN_RANGE_MIB);
+  return Number.isInteger(mib) && mib >= 1 && mib <= 64 ? mib * 1024 * 1024 : undefined;
+}
 
 interface Deferred {
   ref: ChunkRef;
@@ -79,6 +86,8 @@ export interface ChunkFetcherOptions {
   rangeBytes?: number;
   /** Hand each chunk of a run to its readers as soon as its bytes arrive (default true). */
   streamRuns?: boolean;
+  /** Threads that receive, verify and cache runs off the event loop (./fetchpool.ts; default `fetchThreads(store)`; 0 = none). */
+  fetchThreads?: number;
 }
 
 /**
@@ -96,10 +105,11 @@ export class ChunkFetcher {
   private readonly leases: LeaseDir | null;
   private readonly rangeBytes: number;
   private readonly streamRuns: boolean;
+  private readonly pool: FetchPool | null;
   private readonly inflight = new Map<string, Promise<Buffer>>();
   private readonly cacheWrites = new Set<Promise<void>>();
-  /** Cold chunks `fetchBatched` was asked for in this tick, fetched together at its end. */
-  private batch: Map<string, { ref: ChunkRef; promise: Promise<Buffer>; resolve(p: Promise<Buffer>): void }> | undefined;
+  /** Cold chunks `fetchBatched` was asked for in this tick (in flight already), loaded together at its end. */
+  private batch: Deferred[] | undefined;
   /** Reads chunks of packs GC compacted and deleted (./forward.ts). */
   readonly forwarder: Forwarder;
   /** Range GETs issued (for tests and stats). */
@@ -115,6 +125,8 @@ export class ChunkFetcher {
     this.leases = opts.leases;
     this.rangeBytes = Math.max(1, opts.rangeBytes ?? MERGE_BYTES);
     this.streamRuns = opts.streamRuns ?? true;
+    const threads = opts.fetchThreads ?? fetchThreads(opts.store);
+    this.pool = threads > 0 ? new FetchPool(threads, opts.store.url, opts.cache?.dir, opts.cache?.maxBytes) : null;
     this.forwarder = new Forwarder(opts.store, opts.packPrefix);
   }
 
@@ -179,26 +191,20 @@ export class ChunkFetcher {
    */
   fetchBatched(ref: ChunkRef): Promise<Buffer> {
     if (!this.idle(ref.hash)) return this.fetchEach([ref])[0];
-    let batch = this.batch;
-    if (!batch) {
-      const b = (batch = this.batch = new Map());
+    const d = deferred(ref);
+    this.inflight.set(ref.hash, d.promise);
+    if (!this.batch) {
+      const batch: Deferred[] = (this.batch = []);
       queueMicrotask(() => {
         this.batch = undefined;
-        const items = [...b.values()];
         // The first chunk asked for goes in a GET of its own (it is what the reader waits for: at an
         // open, the file's first chunk), the others merged behind it.
-        const got = [...this.fetchEach(items.slice(0, 1).map((x) => x.ref)), ...this.fetchEach(items.slice(1).map((x) => x.ref))];
-        items.forEach((x, k) => x.resolve(got[k]));
+        for (const part of [batch.slice(0, 1), batch.slice(1)])
+          if (part.length > 0) this.load(part).catch((err: unknown) => part.forEach((x) => this.fail(x, err)));
       });
     }
-    let item = batch.get(ref.hash);
-    if (!item) {
-      let resolve!: (p: Promise<Buffer>) => void;
-      const promise = new Promise<Buffer>((res) => (resolve = res));
-      item = { ref, promise, resolve };
-      batch.set(ref.hash, item);
-    }
-    return item.promise;
+    this.batch.push(d);
+    return d.promise;
   }
 
   /**
@@ -334,6 +340,7 @@ export class ChunkFetcher {
         settling.push(this.verifyAndSettle(run[next++], body, first.offset, key));
       }
     };
+    if (this.pool?.ready()) return this.fetchRunOnPool(this.pool, run, key);
     let body: Buffer;
     try {
       this.gets++;
@@ -342,16 +349,39 @@ export class ChunkFetcher {
       // Some servers ignore the end of a range (s3rver does for `bytes=0-0`): keep what we asked for.
       if (body.length > want) body = body.subarray(0, want);
     } catch (err) {
-      const rest = run.slice(next);
-      if (isCairnError(err, 'NOT_FOUND')) {
-        // The pack is gone: GC compacted it. Each chunk is read where it went, verified as ever.
-        const moved = (d: Deferred) => this.forwarder.read(d.ref, err).then((b) => this.verifyAndSettle(d, b, d.ref.offset, key));
-        settling.push(...rest.map((d) => moved(d).catch((e: unknown) => this.fail(d, e))));
-      } else for (const d of rest) this.fail(d, err);
-      await Promise.all(settling);
-      return;
+      return this.runFailed(run.slice(next), err, key, settling);
     }
     for (; next < run.length; next++) settling.push(this.verifyAndSettle(run[next], body, first.offset, key));
+    await Promise.all(settling);
+  }
+
+  /** `fetchRun` on a fetch worker (./fetchpool.ts), which verifies and caches (`flush` waits for that); a lost worker's rest is fetched here. */
+  private async fetchRunOnPool(pool: FetchPool, run: Deferred[], key: string): Promise<void> {
+    this.gets++;
+    const done = pool.run(key, run.map((d) => d.ref), this.streamRuns, {
+      chunk: (i, bytes) => this.settle(run[i], bytes),
+      bad: (i, err) => this.fail(run[i], err),
+      cached: (i) => void (run[i].lease?.releaseLater(), (run[i].lease = undefined)),
+    });
+    const w: Promise<void> = done.catch(() => {}).finally(() => this.cacheWrites.delete(w));
+    this.cacheWrites.add(w);
+    try {
+      await done;
+    } catch (e) {
+      const { error, next } = e as RunFailure; // no error: WorkerLost
+      if (error) return this.runFailed(run.slice(next), error, key, []);
+      for (const d of run.slice(0, next)) d.lease?.releaseLater();
+      if (next < run.length) await this.fetchRun(run.slice(next));
+    }
+  }
+
+  /** The GET of a run failed: chunks of a pack GC deleted are read where they went, the others fail. */
+  private async runFailed(rest: Deferred[], err: unknown, key: string, settling: Promise<void>[]): Promise<void> {
+    if (isCairnError(err, 'NOT_FOUND')) {
+      // The pack is gone: GC compacted it. Each chunk is read where it went, verified as ever.
+      const moved = (d: Deferred) => this.forwarder.read(d.ref, err).then((b) => this.verifyAndSettle(d, b, d.ref.offset, key));
+      settling.push(...rest.map((d) => moved(d).catch((e: unknown) => this.fail(d, e))));
+    } else for (const d of rest) this.fail(d, err);
     await Promise.all(settling);
   }
 

@@ -91,6 +91,18 @@ describe('ChunkCache', () => {
     assert.ok((await du(dir)).bytes <= 1_000_000);
   });
 
+  it('a put with evictLater resolves with its entry in place and leaves the eviction to run behind it', async () => {
+    const dir = freshDir();
+    const cache = new ChunkCache({ dir, maxBytes: 1_000_000 });
+    const xs = [chunk(300_000), chunk(300_000), chunk(300_000), chunk(300_000)];
+    for (const x of xs) {
+      await cache.put(x.hash, x.data, { evictLater: true });
+      assert.ok(await cache.has(x.hash), 'in place when put resolves');
+    }
+    assert.ok((await cache.trim()) <= 1_000_000);
+    assert.ok((await du(dir)).bytes <= 1_000_000);
+  });
+
   it('stays within its bound under many concurrent puts', async () => {
     const dir = freshDir();
     const max = 1024 * 1024;
