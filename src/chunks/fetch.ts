@@ -358,11 +358,16 @@ export class ChunkFetcher {
   /** `fetchRun` on a fetch worker (./fetchpool.ts), which verifies and caches (`flush` waits for that); a lost worker's rest is fetched here. */
   private async fetchRunOnPool(pool: FetchPool, run: Deferred[], key: string): Promise<void> {
     this.gets++;
-    const done = pool.run(key, run.map((d) => d.ref), this.streamRuns, {
-      chunk: (i, bytes) => this.settle(run[i], bytes),
-      bad: (i, err) => this.fail(run[i], err),
-      cached: (i) => void (run[i].lease?.releaseLater(), (run[i].lease = undefined)),
-    });
+    const done = pool.run(
+      key,
+      run.map((d) => d.ref),
+      this.streamRuns,
+      {
+        chunk: (i, bytes) => this.settle(run[i], bytes),
+        bad: (i, err) => this.fail(run[i], err),
+        cached: (i) => void (run[i].lease?.releaseLater(), (run[i].lease = undefined)),
+      },
+    );
     const w: Promise<void> = done.catch(() => {}).finally(() => this.cacheWrites.delete(w));
     this.cacheWrites.add(w);
     try {

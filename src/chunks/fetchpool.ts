@@ -71,7 +71,8 @@ interface Slot {
  */
 export function fetchThreads(store: ObjectStore): number {
   const v = Number(process.env.CAIRN_FETCH_THREADS);
-  const plainS3 = Object.prototype.hasOwnProperty.call(store, 'url') && store.constructor?.name === 'S3Store' && store.url.startsWith('s3://');
+  const plainS3 =
+    Object.prototype.hasOwnProperty.call(store, 'url') && store.constructor?.name === 'S3Store' && store.url.startsWith('s3://');
   return plainS3 && Number.isInteger(v) && v > 0 ? Math.min(v, 8) : 0;
 }
 
@@ -114,7 +115,14 @@ export class FetchPool {
     const first = refs[0];
     const last = refs[refs.length - 1];
     const chunks = refs.map((r) => ({ hash: r.hash, offset: r.offset, length: r.length }));
-    const job: Omit<RunJob, 'id'> = { key, pack: first.pack, offset: first.offset, length: last.offset + last.length - first.offset, chunks, stream };
+    const job: Omit<RunJob, 'id'> = {
+      key,
+      pack: first.pack,
+      offset: first.offset,
+      length: last.offset + last.length - first.offset,
+      chunks,
+      stream,
+    };
     let slot: Slot | undefined;
     for (const s of this.slots) if (s.ready && (!slot || s.jobs.size < slot.jobs.size)) slot = s;
     if (!slot) return Promise.reject(new WorkerLost(0));
@@ -157,7 +165,12 @@ export class FetchPool {
   }
 
   private spawn(): void {
-    const data: FetchWorkerData = { role: FETCH_WORKER_ROLE, storeUrl: this.storeUrl, cacheDir: this.cacheDir, cacheBytes: this.cacheBytes };
+    const data: FetchWorkerData = {
+      role: FETCH_WORKER_ROLE,
+      storeUrl: this.storeUrl,
+      cacheDir: this.cacheDir,
+      cacheBytes: this.cacheBytes,
+    };
     const worker = new Worker(new URL('./fetchworker.js', import.meta.url), { workerData: data, execArgv: workerExecArgv() });
     worker.unref();
     const slot: Slot = { worker, ready: false, jobs: new Map() };

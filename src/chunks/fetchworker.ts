@@ -135,7 +135,12 @@ async function runJob(store: ObjectStore, cache: ChunkCache | null, job: RunJob,
 /** The CORRUPT error of chunk `c` at `start` in `body`, or undefined when it verifies. */
 function check(body: Buffer, start: number, c: RunJob['chunks'][number], job: RunJob, store: ObjectStore): unknown {
   try {
-    verifyChunk(body.subarray(start, start + c.length), c.hash, c.length, { key: job.key, pack: job.pack, offset: c.offset, store: store.url });
+    verifyChunk(body.subarray(start, start + c.length), c.hash, c.length, {
+      key: job.key,
+      pack: job.pack,
+      offset: c.offset,
+      store: store.url,
+    });
     return undefined;
   } catch (err) {
     return err;
