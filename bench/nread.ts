@@ -12,7 +12,8 @@
  * seconds per GiB read (/proc/PID/stat) and µs per request by type (its fuseOpStats line, with
  * READ_NATIVE for reads the addon answered). Local disk runs the same commands on the local copy
  * after `drop_caches` (as the main bench's local disk). `--profile DIR`: a CPU profile of each daemon;
- * `--only big|small|fio`: one workload.
+ * `--only big|small|fio`: one workload; `--modes ncache,js`: only those modes;
+ * `--base DIR --modes ncache,base`: before/after against another build's daemon.
  */
 import { execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -56,9 +57,10 @@ interface Daemon {
   stop(): Promise<Record<string, { n: number; totalMs: number; avgUs: number }>>;
 }
 
-type Mode = 'ncache' | 'nread' | 'js';
+type Mode = 'ncache' | 'nread' | 'js' | 'base';
 const MODE_ENV: Record<Mode, Record<string, string>> = {
   ncache: {},
+  base: {},
   nread: { CAIRN_FUSE_NCACHE: '0' },
   js: { CAIRN_FUSE_NREAD_BYTES: '0' },
 };
@@ -66,7 +68,11 @@ const MODE_NAME: Record<Mode, string> = {
   ncache: 'Cairn, native reads + host cache',
   nread: 'Cairn, native reads fed by JS',
   js: 'Cairn, reads in JS',
+  base: 'Cairn, native reads + host cache, --base build',
 };
+/** `--base DIR`: mode `base` runs the daemon of another build (a worktree copy with dist/ and native/build) for before/after. */
+const baseAt = process.argv.indexOf('--base');
+const BASE_MAIN_JS = baseAt > 0 ? path.join(process.argv[baseAt + 1]!, 'dist', 'src', 'fuse', 'main.js') : MAIN_JS;
 
 async function startDaemon(store: string, mountpoint: string, mode: Mode): Promise<Daemon> {
   await fsp.mkdir(mountpoint, { recursive: true });
@@ -75,7 +81,7 @@ async function startDaemon(store: string, mountpoint: string, mode: Mode): Promi
   // --profile DIR: `node --cpu-prof` each daemon into DIR.
   const prof = process.argv.indexOf('--profile');
   const flags = prof > 0 ? ['--cpu-prof', `--cpu-prof-dir=${process.argv[prof + 1]}`] : [];
-  const child = spawn(process.execPath, [...flags, ...nodeArgs(MAIN_JS, config)], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  const child = spawn(process.execPath, [...flags, ...nodeArgs(mode === 'base' ? BASE_MAIN_JS : MAIN_JS, config)], { stdio: ['ignore', 'pipe', 'pipe'], env });
   let err = '';
   child.stderr!.setEncoding('utf8').on('data', (c: string) => (err += c));
   const ready = await waitReport(child, { name: 'the bench daemon', code: 'UNAVAILABLE', timeoutMs: 60_000, tail: () => err });
@@ -197,8 +203,10 @@ async function main(): Promise<void> {
     log(`host chunk cache: ${(await sh(`du -sm ${process.env.CAIRN_HOME}/cache | cut -f1`)).trim()} MiB`);
   }
   for (let round = 0; round < rounds; round++) {
-    const modes: Mode[] = ['ncache', 'nread', 'js'];
-    for (const on of [...modes.slice(round % 3), ...modes.slice(0, round % 3)]) {
+    // --modes ncache,js: only those modes (default all three).
+    const modesAt = process.argv.indexOf('--modes');
+    const modes: Mode[] = modesAt > 0 ? (process.argv[modesAt + 1]!.split(',') as Mode[]) : ['ncache', 'nread', 'js'];
+    for (const on of [...modes.slice(round % modes.length), ...modes.slice(0, round % modes.length)]) {
       for (const w of workloads) {
         const m = mnt();
         const d = await startDaemon(store, m, on);
