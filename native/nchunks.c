@@ -3,10 +3,12 @@
  * a hash table keyed by the 32-byte BLAKE3 name, an LRU bounded by the budget in bytes (a chunk
  * over a quarter of it is not kept), reference counts (a chunk being sent is never freed under its
  * reply), and a small pool of the buffers of evicted chunks for the next loads (fresh memory costs
- * a page fault per 4 KiB). Everything here runs with the store's lock held, except where a
+ * a page fault per 4 KiB), and the verified outboards of chunks (direct-mapped by name, bounded by
+ * OB_SLOTS; for partial loads of random reads, nread.c). Everything here runs with the store's lock held, except where a
  * function takes it itself (nread_has, nread_put).
  */
 #include "nstore.h"
+#include "ntree.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -137,8 +139,36 @@ void nc_touch(nstore *s, nchunk *c) {
   lru_front(s, c);
 }
 
+size_t nob_get(nstore *s, const uint8_t *hash, uint64_t len, uint8_t *cvs, size_t max) {
+  if (!s->obs) return 0;
+  nob *o = &s->obs[bucket_of(hash) % OB_SLOTS];
+  if (o->n == 0 || memcmp(o->hash, hash, 32) != 0 || o->n > max || o->n != ntree_blocks(len, o->block)) return 0;
+  memcpy(cvs, o->cvs, 32 * (size_t)o->n);
+  return o->block;
+}
+
+void nob_put(nstore *s, const uint8_t *hash, size_t block, const uint8_t *cvs, size_t n) {
+  if (!s->obs || s->closed || n < 2 || n > OB_MAX_BLOCKS) return;
+  nob *o = &s->obs[bucket_of(hash) % OB_SLOTS];
+  if (o->n != 0 && memcmp(o->hash, hash, 32) == 0) return;
+  uint8_t *copy = realloc(o->n ? o->cvs : NULL, 32 * n);
+  if (!copy) return;
+  s->ob_bytes += 32 * n - 32 * (size_t)o->n;
+  memcpy(o->hash, hash, 32);
+  memcpy(copy, cvs, 32 * n);
+  o->cvs = copy;
+  o->block = (uint32_t)block;
+  o->n = (uint32_t)n;
+}
+
 void nc_free_all(nstore *s) {
   while (s->head) chunk_evict(s, s->head);
+  for (unsigned k = 0; s->obs && k < OB_SLOTS; k++) {
+    free(s->obs[k].cvs);
+    s->obs[k].cvs = NULL;
+    s->obs[k].n = 0;
+  }
+  s->ob_bytes = 0;
   while (s->npool > 0) free(s->pool[--s->npool].data);
   s->pool_bytes = 0;
 }

@@ -48,8 +48,8 @@ uint32_t nread_drop_ino(nstore *s, uint64_t ino);
 int nread_has(nstore *s, const uint8_t *hash);
 /* Keeps a copy of verified chunk bytes; 0 when not kept (off, too big, resident). */
 int nread_put(nstore *s, const uint8_t *hash, const void *bytes, size_t len);
-/* served, servedBytes, servedNs, misses, puts, putBytes, evictions, bytes, chunks, files, budget */
-#define NREAD_FIGURES 11
+/* served, servedBytes, servedNs, misses, puts, putBytes, evictions, bytes, chunks, files, budget, partServed, outboardBytes */
+#define NREAD_FIGURES 13
 void nread_figures(nstore *s, uint64_t out[NREAD_FIGURES]);
 /* The host cache reader of a store (ncache.h). */
 struct ncache *nread_cache(nstore *s);

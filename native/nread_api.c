@@ -115,7 +115,8 @@ static napi_value nread_put_js(napi_env env, napi_callback_info info) {
 
 /*
  * nreadStats(ctx) -> { served, servedBytes, servedNs, misses, puts, putBytes, evictions, bytes,
- * chunks, files, budget, and the host cache's (ncache_stats) }
+ * chunks, files, budget, partServed (READs answered from verified blocks), outboardBytes, and the
+ * host cache's (ncache_stats) }
  */
 static napi_value nread_stats(napi_env env, napi_callback_info info) {
   NARGS_OR_THROW(1);
@@ -124,7 +125,7 @@ static napi_value nread_stats(napi_env env, napi_callback_info info) {
   uint64_t v[NREAD_FIGURES];
   nread_figures(s, v);
   static const char *keys[NREAD_FIGURES] = {"served", "servedBytes", "servedNs", "misses", "puts", "putBytes",
-                                            "evictions", "bytes", "chunks", "files", "budget"};
+                                            "evictions", "bytes", "chunks", "files", "budget", "partServed", "outboardBytes"};
   napi_value out;
   napi_create_object(env, &out);
   for (int i = 0; i < NREAD_FIGURES; i++) {

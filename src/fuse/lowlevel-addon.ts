@@ -47,6 +47,9 @@ export interface NreadStats {
   chunks: number;
   files: number;
   budget: number;
+  /** READs answered (in part) from blocks verified against a chunk's outboard (random readers); bytes of the verified outboards kept. */
+  partServed?: number;
+  outboardBytes?: number;
   /** Host cache reads on the addon's threads (native/ncache.c): on, chunks loaded and verified, bytes, time, absent, damaged (removed), mtime touches. */
   cacheOn?: boolean;
   cacheLoads?: number;
@@ -55,6 +58,11 @@ export interface NreadStats {
   cacheMisses?: number;
   cacheCorrupt?: number;
   cacheTouches?: number;
+  /** Bytes hashed to verify host cache reads; partial loads (blocks); outboards read (`<hash>.ob`, verified) and written. */
+  cacheHashed?: number;
+  cachePartLoads?: number;
+  cacheOutboardLoads?: number;
+  cacheOutboardPuts?: number;
 }
 
 /** The nread* exports of the addon. */
