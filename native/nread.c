@@ -20,8 +20,8 @@
  * reply is written or a cache file is read (a chunk is loaded by one worker at a time; others
  * wanting it wait on `loaded`).
  *
- * Random readers: a READ of a reader that is not sequential (it does not start in or just after
- * the chunk its last READ ended in) needing a chunk that is not resident loads only the blocks it
+ * Random readers: a READ of a reader that is not sequential (it starts more than 2 chunks before or
+ * after the chunk its last READ ended in) needing a chunk that is not resident loads only the blocks it
  * needs (32 KiB by default), each verified against the chunk's outboard, itself verified against
  * the chunk's name (ntree.h): from the store's table of verified outboards, else the host cache's
  * `<hash>.ob` side entry. Those parts live in the worker thread's own buffers for that one reply
@@ -267,7 +267,7 @@ int nread_serve(nstore *s, fuse_req_t req, uint64_t fh, uint64_t ino, size_t siz
   long probe_at[WINDOW];
   int n = 0, nown = 0, nparts = 0, nprobe = 0, ok = 0, cached = ncache_on(s->cache), whole = 0;
   size_t sent = 0;
-  long last = -1, window_end = -1, entered = -1;
+  long last = -1, window_end = -1, entered = -1, miss_at = -1;
   pthread_mutex_lock(&s->lock);
   for (int tries = 0; tries < 4 * MAX_LOADS; tries++) {
     nfile *f = file_find(s, fh);
@@ -300,9 +300,12 @@ int nread_serve(nstore *s, fuse_req_t req, uint64_t fh, uint64_t ino, size_t siz
       }
       break;
     }
+    miss_at = first;
     if (r < 0 || !cached || nown == MAX_LOADS) break;
-    /* A random reader loads the blocks it needs when the chunk has an outboard (else it is loaded whole, once). */
-    int random = first != f->entered && first != f->entered + 1;
+    /* A random reader (its READ starts more than 2 chunks from where its last one ended: a sequential
+     * reader's READs may arrive out of order on the workers) loads the blocks it needs when the
+     * chunk has an outboard (else it is loaded whole, once). */
+    int random = first > f->entered + 2 || first < f->entered - 2;
     uint64_t c0 = f->offs[miss], c1 = f->offs[miss + 1];
     if (random && !whole && nparts < MAX_PARTS && c1 - c0 > NTREE_BLOCK) {
       uint64_t from = (start > c0 ? start : c0) - c0, to = (end < c1 ? end : c1) - c0;
@@ -316,7 +319,12 @@ int nread_serve(nstore *s, fuse_req_t req, uint64_t fh, uint64_t ino, size_t siz
     if (c) own[nown++] = c;
     else if (!waited) break;
   }
-  if (!ok) s->misses++;
+  if (!ok) {
+    s->misses++;
+    /* JavaScript answers this READ: the reader is there now (its next READs are sequential from it). */
+    nfile *f = miss_at >= 0 ? file_find(s, fh) : NULL;
+    if (f && f->ino == ino) f->entered = miss_at;
+  }
   pthread_mutex_unlock(&s->lock);
   if (ok) {
     for (int k = 0; k < n; k++) sent += iov[k].iov_len;

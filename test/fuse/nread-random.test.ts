@@ -68,7 +68,7 @@ describe('native random reads', { skip: loadNative() ? false : 'native addon not
     await dW.stop();
     await fs.rm(path.join(testHome, 'cache'), { recursive: true, force: true });
     // Offsets jumping between chunks (never the chunk of the last read or the next): a random reader.
-    const reads = [7.3, 0.6, 4.1, 2.2, 6.05, 1.4, 5.2, 3.3, 0.05, 7.8].map((m) => Math.floor(m * (1 << 20)) + 4321);
+    const reads = [7.3, 0.6, 4.1, 0.05, 6.05, 1.4, 7.8, 3.3, 0.3, 5.2].map((m) => Math.floor(m * (1 << 20)) + 4321);
     const want = sha(Buffer.concat(reads.map((o) => big.subarray(o, o + READ))));
     const file = path.join(mnt, 'big.bin');
 
@@ -128,7 +128,6 @@ describe('native random reads', { skip: loadNative() ? false : 'native addon not
       d = await start({ mountpoint: mnt, volume: 'rand', storeDir });
       assert.equal(await readAt(file, reads), want);
       const s4 = await stats(mnt);
-      if (process.env.SHOW) console.error(JSON.stringify({ s1, s2, s3, s4 }));
       assert.ok(s4.cacheCorrupt >= 1 && s4.cacheOutboardLoads === 0, `damaged outboards refused: ${JSON.stringify(s4)}`);
     } finally {
       await d.stop();
