@@ -62,7 +62,14 @@ static void file_free(nfile *f) {
   free(f);
 }
 
-static void file_remove(nstore *s, uint64_t fh) {
+void nf_insert(nstore *s, nfile *f) {
+  nf_remove(s, f->fh);
+  f->next = s->files[f->fh % FBUCKETS];
+  s->files[f->fh % FBUCKETS] = f;
+  s->nfiles++;
+}
+
+void nf_remove(nstore *s, uint64_t fh) {
   nfile **p = &s->files[fh % FBUCKETS];
   while (*p && (*p)->fh != fh) p = &(*p)->next;
   if (!*p) return;
@@ -362,7 +369,7 @@ int nread_serve(nstore *s, fuse_req_t req, uint64_t fh, uint64_t ino, size_t siz
 void nread_release(nstore *s, uint64_t fh) {
   if (!s) return;
   pthread_mutex_lock(&s->lock);
-  file_remove(s, fh);
+  nf_remove(s, fh);
   pthread_mutex_unlock(&s->lock);
 }
 
@@ -379,6 +386,7 @@ void nread_free(nstore *s) {
   pthread_mutex_lock(&s->lock);
   s->closed = 1;
   nc_free_all(s);
+  nopen_free(s);
   for (unsigned b = 0; b < FBUCKETS; b++) {
     while (s->files[b]) {
       nfile *f = s->files[b];
@@ -411,10 +419,7 @@ int nread_register(nstore *s, uint64_t fh, uint64_t ino, uint64_t size, size_t n
     file_free(f);
     return 0;
   }
-  file_remove(s, fh);
-  f->next = s->files[fh % FBUCKETS];
-  s->files[fh % FBUCKETS] = f;
-  s->nfiles++;
+  nf_insert(s, f);
   pthread_mutex_unlock(&s->lock);
   return 0;
 }
@@ -422,7 +427,8 @@ int nread_register(nstore *s, uint64_t fh, uint64_t ino, uint64_t size, size_t n
 uint32_t nread_drop_ino(nstore *s, uint64_t ino) {
   uint32_t dropped = 0;
   pthread_mutex_lock(&s->lock);
-  for (unsigned b = 0; b < FBUCKETS; b++) {
+  nopen_forget(s, ino);
+  for (unsigned b = 0; s->nfiles > 0 && b < FBUCKETS; b++) {
     nfile **p = &s->files[b];
     while (*p) {
       if ((*p)->ino == ino) {

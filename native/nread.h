@@ -36,6 +36,17 @@ void nread_release(nstore *s, uint64_t fh);
 /* 1 when fh is a registered (read-only, unchanged) handle: a flush has nothing to do. */
 int nread_registered(nstore *s, uint64_t fh);
 
+/*
+ * Native opens (nopen.c): an OPEN for reading only of an inode whose layout JavaScript registered
+ * (nreadLayout) is answered on the worker thread: 1 with *fh set (the caller replies, keep_cache),
+ * else 0 (to JavaScript). A RELEASE of such a handle: 1 when released here (the caller replies).
+ */
+int nopen_open(nstore *s, uint64_t ino, int flags, uint32_t pid, uint64_t *fh);
+int nopen_release(nstore *s, uint64_t fh);
+/* Adds nativeOpens, nativeReleases, nativeOpen, layoutBytes to a stats object; the nopen exports. */
+void nopen_stats(napi_env env, napi_value obj, nstore *s);
+void nopen_define(napi_env env, napi_value exports);
+
 /* Frees every chunk and layout (after every worker has stopped). */
 void nread_free(nstore *s);
 

@@ -134,6 +134,7 @@ static napi_value nread_stats(napi_env env, napi_callback_info info) {
     napi_set_named_property(env, out, keys[i], x);
   }
   ncache_stats(env, out, nread_cache(s));
+  nopen_stats(env, out, s);
   return out;
 }
 
@@ -148,6 +149,7 @@ void nread_define(napi_env env, napi_value exports) {
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   ncache_define(env, exports);
+  nopen_define(env, exports);
 }
 
 ncache *cairn_ncache(napi_env env, napi_value ctx) { return nread_cache(cairn_nstore(env, ctx)); }

@@ -60,6 +60,22 @@ typedef struct nfile {
   struct nfile *next;
 } nfile;
 
+/* A file's layout registered by inode for native opens (nopen.c); offs NULL: empty slot. */
+typedef struct nlayout {
+  uint64_t ino, size;
+  size_t n;
+  uint64_t *offs;
+  uint8_t *hashes;
+} nlayout;
+
+/* An open handle answered natively (nopen.c): the one record JavaScript's open-file table reads. */
+typedef struct nopen {
+  uint64_t fh, ino;
+  uint32_t pid;
+  struct nopen *next;
+} nopen;
+#define OBUCKETS 256u
+
 struct nstore {
   pthread_mutex_t lock;
   size_t budget, bytes;
@@ -78,11 +94,24 @@ struct nstore {
   } pool[POOL_MAX];
   int npool;
   size_t pool_bytes;
+  nlayout *layouts; /* nopen.c: layouts by inode (direct-mapped) */
+  size_t layout_bytes;
+  nopen *opens[OBUCKETS];
+  size_t nopens;
+  uint64_t next_fh, native_opens, native_releases;
   nob *obs;        /* OB_SLOTS verified outboards */
   size_t ob_bytes; /* their CVs' bytes */
   /* figures */
   uint64_t part_served, served, served_bytes, served_ns, misses, puts, put_bytes, evictions;
 };
+
+/* nread.c, with the lock held: adds a layout of handle f->fh (replacing one); removes one. */
+void nf_insert(nstore *s, nfile *f);
+void nf_remove(nstore *s, uint64_t fh);
+
+/* nopen.c, with the lock held: forgets the layout of inode ino (every one: ino 0); frees everything (unmount). */
+void nopen_forget(nstore *s, uint64_t ino);
+void nopen_free(nstore *s);
 
 /* nchunks.c; every one with the lock held. */
 nchunk *nc_find(nstore *s, const uint8_t *hash);

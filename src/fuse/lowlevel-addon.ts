@@ -63,6 +63,11 @@ export interface NreadStats {
   cachePartLoads?: number;
   cacheOutboardLoads?: number;
   cacheOutboardPuts?: number;
+  /** Native opens (native/nopen.c): answered, their releases, open now, bytes of registered layouts. */
+  nativeOpens?: number;
+  nativeReleases?: number;
+  nativeOpen?: number;
+  layoutBytes?: number;
 }
 
 /** The nread* exports of the addon. */
@@ -78,6 +83,14 @@ export interface NreadAddon {
    * addon's C BLAKE3 before use; false when they may not (its BLAKE3 missing or failing its self-test).
    */
   nreadCache?(ctx: unknown, dir: string): boolean;
+  /**
+   * Native opens (native/nopen.c): an OPEN for reading only of inode `ino` may be answered on the
+   * addon's threads with this layout (false: not kept); `nreadForget` drops every such layout;
+   * `nreadOpened` lists the handles open natively now as [fh, ino, pid, ...].
+   */
+  nreadLayout?(ctx: unknown, ino: number, size: number, offsets: Float64Array, names: Buffer): boolean;
+  nreadForget?(ctx: unknown): void;
+  nreadOpened?(ctx: unknown): Float64Array;
 }
 
 export type Req = object;
