@@ -427,11 +427,12 @@ static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) 
 }
 
 static void ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-  if (nopen_release(((cmount *)fuse_req_userdata(req))->ns, fi->fh)) {
+  int native = nopen_release(((cmount *)fuse_req_userdata(req))->ns, fi->fh);
+  if (native == 1) { /* opened natively (nopen.c) */
     fuse_reply_err(req, 0);
     return;
   }
-  nread_release(((cmount *)fuse_req_userdata(req))->ns, fi->fh);
+  if (!native) nread_release(((cmount *)fuse_req_userdata(req))->ns, fi->fh);
   creq *r = new_req(OP_RELEASE, req, ino);
   r->n[0] = fi->flags;
   r->n[2] = fh_of(fi);

@@ -16,7 +16,9 @@
  *
  * Invalidation: an inode's layout is dropped with its handles' (nreadDrop: before anything changes
  * the file, and for every inode a reload changed; nreadForget: all of them); a handle opened
- * natively whose layout was dropped stays open (and counted) and its READs go to JavaScript.
+ * natively whose layout was dropped stays open (and counted), its READs go to JavaScript, and its
+ * RELEASE reaches JavaScript too (JavaScript drops the layout of a file it hides: unlinked or
+ * renamed over while open, removed at its last close).
  *
  * Memory: layouts are direct-mapped by inode in LAYOUT_SLOTS slots (a collision replaces), of at
  * most LAYOUT_CHUNKS chunks each, LAYOUT_BYTES in all; records cost one small allocation per
@@ -111,10 +113,16 @@ int nopen_open(nstore *s, uint64_t ino, int flags, uint32_t pid, uint64_t *fh) {
   return 1;
 }
 
-/* On a worker thread: 1 when fh was opened natively (now released: the caller replies), else 0. */
+/*
+ * On a worker thread: 0 when fh was not opened natively; else it is released here and 1 (the
+ * caller replies), or 2 when its layout had been dropped (the file changed, or lost its name while
+ * open): JavaScript then hears of the release as of any other (a hidden file is removed at its last close).
+ */
 int nopen_release(nstore *s, uint64_t fh) {
   if (!s || fh < NATIVE_FH) return 0;
   pthread_mutex_lock(&s->lock);
+  int dropped = 1;
+  for (nfile *f = s->files[fh % FBUCKETS]; f; f = f->next) dropped = dropped && f->fh != fh;
   nopen **p = &s->opens[fh % OBUCKETS];
   while (*p && (*p)->fh != fh) p = &(*p)->next;
   nopen *o = *p;
@@ -126,7 +134,7 @@ int nopen_release(nstore *s, uint64_t fh) {
   nf_remove(s, fh);
   pthread_mutex_unlock(&s->lock);
   free(o);
-  return 1;
+  return dropped ? 2 : 1;
 }
 
 /* ---------------------------------------------------------------------------------------------- */

@@ -39,7 +39,8 @@ int nread_registered(nstore *s, uint64_t fh);
 /*
  * Native opens (nopen.c): an OPEN for reading only of an inode whose layout JavaScript registered
  * (nreadLayout) is answered on the worker thread: 1 with *fh set (the caller replies, keep_cache),
- * else 0 (to JavaScript). A RELEASE of such a handle: 1 when released here (the caller replies).
+ * else 0 (to JavaScript). A RELEASE of such a handle: 1 when released here (the caller replies),
+ * 2 when released here but JavaScript must hear of it (its layout was dropped), 0: not one.
  */
 int nopen_open(nstore *s, uint64_t ino, int flags, uint32_t pid, uint64_t *fh);
 int nopen_release(nstore *s, uint64_t fh);

@@ -404,6 +404,7 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
   const [ctx, mounted] = addon.mount(o.mountpoint, args, handler, o.native ?? {});
   const setCaps = (absent: boolean): void => void ((caps = absent), addon.setCapsAbsent(ctx, absent));
   if (o.chunkSource && (o.native?.nreadBytes ?? 0) > 0) nread = new NativeReads(raw, ctx, o.chunkSource, o.handles, inodes);
+  if (nread?.nativeOpens) names.onHide = (i) => nread!.drop(i);
   await mounted;
   let unmounting: Promise<void> | undefined;
 
