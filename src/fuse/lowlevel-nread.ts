@@ -164,10 +164,13 @@ export class NativeReads {
   }
 
   /** The layout of a committed, unchanged file at `path` that may be served natively, or undefined. */
-  private layoutOf(path: string, exceptFh?: number): { size: number; refs: readonly ChunkRef[]; offsets: Float64Array; names: Buffer[] } | undefined {
+  private layoutOf(
+    path: string,
+    exceptFh?: number,
+    writing = this.writing(exceptFh),
+  ): { size: number; refs: readonly ChunkRef[]; offsets: Float64Array; names: Buffer[] } | undefined {
     const e = this.source.entryAt(path);
-    if (!e || e.type !== 'file' || e.staged || !e.chunks?.length || e.size <= 0) return undefined;
-    if (this.handles.list().some((h) => h.fh !== exceptFh && h.path === path && wantsWrite(h.flags))) return undefined;
+    if (!e || e.type !== 'file' || e.staged || !e.chunks?.length || e.size <= 0 || writing.has(path)) return undefined;
     const refs = e.chunks;
     const offsets = new Float64Array(refs.length + 1);
     for (let i = 0; i < refs.length; i++) offsets[i + 1] = offsets[i]! + refs[i]!.length;
@@ -175,6 +178,11 @@ export class NativeReads {
     const names = refs.map((r) => Buffer.from(r.hash, 'hex'));
     if (names.some((n) => n.length !== 32)) return undefined;
     return { size: e.size, refs, offsets, names };
+  }
+
+  /** The paths open for writing in this mount (but through handle `exceptFh`). */
+  private writing(exceptFh?: number): Set<string> {
+    return new Set(this.handles.list().flatMap((h) => (h.fh !== exceptFh && wantsWrite(h.flags) ? [h.path] : [])));
   }
 
   /**
@@ -190,20 +198,24 @@ export class NativeReads {
     this.dirsDone.add(dir);
     const kids = await this.source.readdir(dir);
     let n = 0;
+    let writing = this.writing();
     for (const k of kids) {
       if (k.type !== 'file') continue;
       const p = `${dir === '/' ? '' : dir}/${k.path.slice(k.path.lastIndexOf('/') + 1)}`;
       const i = this.inodes!.peek(p);
       if (i === undefined || p === path) continue;
-      this.layout(p, i);
+      this.layout(p, i, writing);
       if (++n >= DIR_FILES) break;
-      if (n % 256 === 0) await new Promise((r) => setImmediate(r));
+      if (n % 256 === 0) {
+        await new Promise((r) => setImmediate(r));
+        writing = this.writing(); // opens for writing meanwhile
+      }
     }
   }
 
   /** Registers the layout of `path` (inode `ino`) for native opens when it may be served natively. */
-  private layout(path: string, ino: number): void {
-    const l = this.layoutOf(path);
+  private layout(path: string, ino: number, writing?: Set<string>): void {
+    const l = this.layoutOf(path, undefined, writing);
     if (!l || l.refs.length > LAYOUT_CHUNKS) return;
     this.addon.nreadLayout!(this.ctx, ino, l.size, l.offsets, Buffer.concat(l.names));
   }
