@@ -71,9 +71,27 @@ static void short_leaf(const uint8_t *p, size_t n, uint64_t counter, uint8_t out
   store_cv_words(out, cv);
 }
 
+/*
+ * A full block of 2^k leaves (k >= 1, at most BATCH): the leaves' CVs with SIMD, then each level of
+ * parents with SIMD too (as blake3.c's compress_parents_parallel): the cost of the plain hash.
+ */
+static void full_block(const uint8_t *bytes, size_t leaves, uint64_t first, uint8_t out[32]) {
+  uint8_t cvs[BATCH * 32], next[BATCH * 16];
+  const uint8_t *in[BATCH] = {0};
+  for (size_t j = 0; j < leaves; j++) in[j] = bytes + j * LEAF;
+  blake3_hash_many(in, leaves, LEAF / 64, IV, first, true, 0, CHUNK_START, CHUNK_END, cvs);
+  for (size_t n = leaves; n > 1; n /= 2) {
+    for (size_t j = 0; j < n / 2; j++) in[j] = cvs + 64 * j;
+    blake3_hash_many(in, n / 2, 1, IV, 0, false, PARENT, 0, 0, next);
+    memcpy(cvs, next, 32 * (n / 2));
+  }
+  memcpy(out, cvs, 32);
+}
+
 void ntree_block_cv(const uint8_t *bytes, size_t n, uint64_t index, size_t block, uint8_t out[32]) {
   uint64_t first = index * (block / LEAF);
   size_t full = n / LEAF, leaves = (n + LEAF - 1) / LEAF;
+  if (n == block && leaves >= 2 && leaves <= BATCH) return full_block(bytes, leaves, first, out);
   merger m = {.sp = 0, .count = 0};
   uint8_t cvs[BATCH * 32];
   const uint8_t *in[BATCH];
