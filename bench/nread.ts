@@ -24,6 +24,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { spawn } from 'node:child_process';
 import { nodeArgs, waitReport } from '../src/util/child.js';
 import { execFio } from './fioexec.js';
+import { controlRequest } from '../src/fuse/control.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const MAIN_JS = path.join(HERE, '..', 'src', 'fuse', 'main.js');
@@ -109,6 +110,8 @@ interface Run {
   cpuSecPerGiB?: number;
   usPerRequest?: Record<string, number>;
   requests?: Record<string, number>;
+  /** Bytes the addon hashed (verifying host-cache loads) per byte it served. */
+  hashedPerServed?: number;
 }
 
 async function timed(cmd: string): Promise<number> {
@@ -213,6 +216,10 @@ async function main(): Promise<void> {
         const cpu0 = await cpuOf(d.pid);
         const r = await runWorkload(w, m, bigBytes);
         const cpu = (await cpuOf(d.pid)) - cpu0;
+        // Bytes the addon hashed per byte it served (host-cache loads: whole chunks, or verified blocks).
+        const st = (await controlRequest(m, 'status').catch(() => undefined)) as { nativeReads?: Record<string, number> } | undefined;
+        const nr = st?.nativeReads;
+        const hashed = nr ? (nr.cacheHashed ?? nr.cacheLoadBytes ?? 0) : 0;
         const ops = await d.stop();
         const run: Run = {
           system: MODE_NAME[on],
@@ -222,6 +229,7 @@ async function main(): Promise<void> {
           cpuSecPerGiB: cpu / (r.bytes / 2 ** 30),
           usPerRequest: Object.fromEntries(Object.entries(ops).map(([k, v]) => [k, v.avgUs])),
           requests: Object.fromEntries(Object.entries(ops).map(([k, v]) => [k, v.n])),
+          ...(nr?.servedBytes ? { hashedPerServed: Math.round((hashed / nr.servedBytes) * 100) / 100 } : {}),
         };
         runs.push(run);
         log(JSON.stringify(run));
