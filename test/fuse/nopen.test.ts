@@ -6,7 +6,7 @@
  * an open file: reload and unmount are refused with VOLUME_BUSY naming it and its opener's pid,
  * and allowed once it is closed; one unlinked while open natively stays readable, hidden, and is
  * removed at its last close; a file opened for writing is no longer opened natively (its new
- * bytes are read). Skipped without the addon.
+ * bytes are read); a file another mount changed is read new after a reload. Skipped without the addon.
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -116,6 +116,19 @@ print(hashlib.sha256(os.pread(fd,1<<20,0)).hexdigest(),flush=True); sys.stdin.re
       const s3 = await status(mnt);
       assert.equal(s3.nativeReads!.nativeOpens, s2.nativeReads!.nativeOpens, 'the changed file went to JavaScript');
       assert.equal(sha(await fs.readFile(f(11))), sha(files[11]!));
+
+      // Another mount changes f9 (read natively above) and commits; this one reloads: the new bytes,
+      // never the old layout; the unchanged f10 is still opened natively.
+      const dB = await start({ mountpoint: mntW, volume: 'nopen', storeDir });
+      const newer = randomBytes(70_000);
+      await fs.writeFile(path.join(mntW, 'd', 'f9'), newer);
+      await controlRequest(mntW, 'commit');
+      await dB.stop();
+      await controlRequest(mnt, 'reload');
+      assert.equal(sha(await fs.readFile(f(9))), sha(newer), 'the reloaded bytes');
+      const s4 = await status(mnt);
+      assert.equal(sha(await fs.readFile(f(10))), sha(files[10]!));
+      assert.equal((await status(mnt)).nativeReads!.nativeOpens, s4.nativeReads!.nativeOpens + 1, 'f10 opened natively');
     } finally {
       await d.stop();
     }
