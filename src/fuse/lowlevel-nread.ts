@@ -168,9 +168,11 @@ export class NativeReads {
     path: string,
     exceptFh?: number,
     writing = this.writing(exceptFh),
+    ino?: number,
   ): { size: number; refs: readonly ChunkRef[]; offsets: Float64Array; names: Buffer[] } | undefined {
     const e = this.source.entryAt(path);
-    if (!e || e.type !== 'file' || e.staged || !e.chunks?.length || e.size <= 0 || writing.has(path)) return undefined;
+    if (!e || e.type !== 'file' || e.staged || !e.chunks?.length || e.size <= 0) return undefined;
+    if (writing.has(path) || (ino !== undefined && writing.has(ino))) return undefined;
     const refs = e.chunks;
     const offsets = new Float64Array(refs.length + 1);
     for (let i = 0; i < refs.length; i++) offsets[i + 1] = offsets[i]! + refs[i]!.length;
@@ -180,9 +182,16 @@ export class NativeReads {
     return { size: e.size, refs, offsets, names };
   }
 
-  /** The paths open for writing in this mount (but through handle `exceptFh`). */
-  private writing(exceptFh?: number): Set<string> {
-    return new Set(this.handles.list().flatMap((h) => (h.fh !== exceptFh && wantsWrite(h.flags) ? [h.path] : [])));
+  /** The paths open for writing in this mount (but through handle `exceptFh`), and their inodes (hard links: other names). */
+  private writing(exceptFh?: number): Set<string | number> {
+    const out = new Set<string | number>();
+    for (const h of this.handles.list()) {
+      if (h.fh === exceptFh || !wantsWrite(h.flags)) continue;
+      out.add(h.path);
+      const i = this.inodes?.peek(h.path);
+      if (i !== undefined) out.add(i);
+    }
+    return out;
   }
 
   /**
@@ -214,8 +223,8 @@ export class NativeReads {
   }
 
   /** Registers the layout of `path` (inode `ino`) for native opens when it may be served natively. */
-  private layout(path: string, ino: number, writing?: Set<string>): void {
-    const l = this.layoutOf(path, undefined, writing);
+  private layout(path: string, ino: number, writing?: Set<string | number>): void {
+    const l = this.layoutOf(path, undefined, writing, ino);
     if (!l || l.refs.length > LAYOUT_CHUNKS) return;
     this.addon.nreadLayout!(this.ctx, ino, l.size, l.offsets, Buffer.concat(l.names));
   }
@@ -230,7 +239,7 @@ export class NativeReads {
 
   private async register(fh: number, ino: number, path: string, flags: number): Promise<void> {
     if (wantsWrite(flags)) return;
-    const l = this.layoutOf(path, fh);
+    const l = this.layoutOf(path, fh, undefined, ino);
     if (!l) return;
     const { refs, names, size } = l;
     this.addon.nreadOpen(this.ctx, fh, ino, size, l.offsets, Buffer.concat(names));
