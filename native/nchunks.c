@@ -133,6 +133,64 @@ int nread_put(nstore *s, const uint8_t *hash, const void *bytes, size_t len) {
   return kept;
 }
 
+/* The outboard of a resident chunk, computed on a thread of libuv's pool (nread_outboard). */
+typedef struct obwork {
+  nstore *s;
+  nchunk *c;
+  napi_async_work work;
+} obwork;
+
+static void ob_execute(napi_env env, void *data) {
+  (void)env;
+  obwork *w = data;
+  size_t n = ntree_blocks(w->c->len, NTREE_BLOCK);
+  uint8_t *cvs = malloc(32 * n), d[32];
+  if (!cvs) return;
+  ntree_hash((const uint8_t *)w->c->data, w->c->len, NTREE_BLOCK, cvs, d);
+  if (memcmp(d, w->c->hash, 32) == 0) { /* as it must (the bytes were verified): else nothing is kept */
+    ncache_put_outboard(w->s->cache, w->c->hash, NTREE_BLOCK, cvs, n);
+    pthread_mutex_lock(&w->s->lock);
+    nob_put(w->s, w->c->hash, NTREE_BLOCK, cvs, n);
+    pthread_mutex_unlock(&w->s->lock);
+  }
+  free(cvs);
+}
+
+static void ob_complete(napi_env env, napi_status status, void *data) {
+  (void)status;
+  obwork *w = data;
+  pthread_mutex_lock(&w->s->lock);
+  nc_unref(w->s, w->c);
+  pthread_mutex_unlock(&w->s->lock);
+  napi_delete_async_work(env, w->work);
+  free(w);
+}
+
+int nread_outboard(napi_env env, nstore *s, const uint8_t *hash) {
+  if (!ncache_on(s->cache)) return 0;
+  pthread_mutex_lock(&s->lock);
+  nchunk *c = s->closed ? NULL : nc_find(s, hash);
+  size_t n = c ? ntree_blocks(c->len, NTREE_BLOCK) : 0;
+  nob *o = s->obs ? &s->obs[bucket_of(hash) % OB_SLOTS] : NULL;
+  int known = o && o->n && memcmp(o->hash, hash, 32) == 0;
+  obwork *w = n >= 2 && n <= OB_MAX_BLOCKS && !known ? calloc(1, sizeof *w) : NULL;
+  if (w) c->refs++;
+  pthread_mutex_unlock(&s->lock);
+  if (!w) return 0;
+  w->s = s;
+  w->c = c;
+  napi_value name;
+  napi_create_string_utf8(env, "cairn_outboard", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_async_work(env, NULL, name, ob_execute, ob_complete, w, &w->work) != napi_ok || napi_queue_async_work(env, w->work) != napi_ok) {
+    pthread_mutex_lock(&s->lock);
+    nc_unref(s, c);
+    pthread_mutex_unlock(&s->lock);
+    free(w);
+    return 0;
+  }
+  return 1;
+}
+
 void nc_touch(nstore *s, nchunk *c) {
   if (!c->resident) return;
   lru_unlink(s, c);

@@ -60,6 +60,12 @@ uint32_t nread_drop_ino(nstore *s, uint64_t ino);
 int nread_has(nstore *s, const uint8_t *hash);
 /* Keeps a copy of verified chunk bytes; 0 when not kept (off, too big, resident). */
 int nread_put(nstore *s, const uint8_t *hash, const void *bytes, size_t len);
+/*
+ * Computes the outboard of resident chunk `hash` on a thread of libuv's pool (a random reader's
+ * chunk JavaScript verified and put): kept in the table and written to the host cache as
+ * `<hash>.ob`, so random readers load blocks. 1 when started; 0: not resident, small, or known.
+ */
+int nread_outboard(napi_env env, nstore *s, const uint8_t *hash);
 /* served, servedBytes, servedNs, misses, puts, putBytes, evictions, bytes, chunks, files, budget, partServed, outboardBytes */
 #define NREAD_FIGURES 13
 void nread_figures(nstore *s, uint64_t out[NREAD_FIGURES]);

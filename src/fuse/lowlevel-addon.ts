@@ -91,6 +91,8 @@ export interface NreadAddon {
   nreadLayout?(ctx: unknown, ino: number, size: number, offsets: Float64Array, names: Buffer): boolean;
   nreadForget?(ctx: unknown): void;
   nreadOpened?(ctx: unknown): Float64Array;
+  /** Computes a resident chunk's outboard off the JavaScript thread, kept and written as `<hash>.ob` (random readers). */
+  nreadOutboard?(ctx: unknown, name: Buffer): boolean;
 }
 
 export type Req = object;

@@ -282,7 +282,9 @@ export class NativeReads {
     f.last = i;
     // With the host cache only the chunk needed: the chunk layer's read-ahead of this READ fills the
     // host cache ahead of the reader, and the addon loads from there.
-    void this.load(f, i, sequential && !this.fromCache ? i + 1 + WINDOW : i + 1, true);
+    // A random reader's chunk: its outboard too (computed off this thread, written as `<hash>.ob`),
+    // so random readers, in this mount and the next, load verified blocks instead of whole chunks.
+    void this.load(f, i, sequential && !this.fromCache ? i + 1 + WINDOW : i + 1, true, false, this.fromCache && !sequential);
   }
 
   /** The file of inode `ino` is about to change: no more native reads of its old layout. */
@@ -311,9 +313,9 @@ export class NativeReads {
   /**
    * Loads chunks [from, to) of `f` into the addon's store (verified by the chunk layer first).
    * `again`: also chunks before `f.next` (a seek back), else only new ones; `neighbours`: with the
-   * pack blocks around them (small files).
+   * pack blocks around them (small files); `outboard`: and their outboards (native/nchunks.c).
    */
-  private load(f: OpenFile, from: number, to: number, again = false, neighbours = false): Promise<void>[] {
+  private load(f: OpenFile, from: number, to: number, again = false, neighbours = false, outboard = false): Promise<void>[] {
     const out: Promise<void>[] = [];
     const end = Math.min(to, f.refs.length);
     for (let i = again ? from : Math.max(from, f.next); i < end; i++) {
@@ -323,7 +325,9 @@ export class NativeReads {
       out.push(
         this.source.chunks.readChunk(ref, { neighbours }).then(
           (bytes) => {
-            if (bytes.length === ref.length) this.addon.nreadPut(this.ctx, name, bytes);
+            if (bytes.length !== ref.length) return;
+            this.addon.nreadPut(this.ctx, name, bytes);
+            if (outboard) this.addon.nreadOutboard?.(this.ctx, name);
           },
           () => undefined, // the read that needs it reports the error
         ),

@@ -5,7 +5,8 @@
  * whole chunks (their verification yields the outboards, written to the host cache as `<hash>.ob`);
  * a reader in a new mount then loads verified blocks, hashing a fraction of the bytes; one flipped
  * byte in a chunk entry or in an outboard never yields wrong bytes (counted, removed, read right).
- * Skipped without the addon.
+ * A cold random reader (served by JavaScript) leaves the outboards of its chunks behind (computed
+ * by the addon off the JavaScript thread), so a new mount loads only blocks. Skipped without the addon.
  */
 import { testHome } from '../helpers/env.js';
 import { after, describe, it } from 'node:test';
@@ -129,6 +130,37 @@ describe('native random reads', { skip: loadNative() ? false : 'native addon not
       assert.equal(await readAt(file, reads), want);
       const s4 = await stats(mnt);
       assert.ok(s4.cacheCorrupt >= 1 && s4.cacheOutboardLoads === 0, `damaged outboards refused: ${JSON.stringify(s4)}`);
+    } finally {
+      await d.stop();
+    }
+  });
+
+  it('a cold random reader leaves outboards behind: the next mount loads only blocks from its first read', async () => {
+    const base = await tmpDir();
+    const [mnt, mntW] = [path.join(base, 'mnt'), path.join(base, 'mntW')];
+    const storeDir = path.join(base, 'store');
+    const start = startFileDaemon(() => ({}), env);
+    const big = randomBytes(24 << 20);
+    const dW = await start({ mountpoint: mntW, volume: 'cold', storeDir });
+    await fs.writeFile(path.join(mntW, 'big.bin'), big);
+    await controlRequest(mntW, 'commit');
+    await dW.stop();
+    await fs.rm(path.join(testHome, 'cache'), { recursive: true, force: true });
+    const reads = [20.3, 2.6, 12.1, 22.05, 4.05, 16.4, 0.8, 9.3, 23.3, 6.2].map((m) => Math.floor(m * (1 << 20)) + 777);
+    const want = sha(Buffer.concat(reads.map((o) => big.subarray(o, o + READ))));
+    const file = path.join(mnt, 'big.bin');
+    let d = await start({ mountpoint: mnt, volume: 'cold', storeDir });
+    try {
+      assert.equal(await readAt(file, reads), want); // cold: JavaScript fetches, verifies, caches; the addon computes outboards
+      for (let i = 0; i < 200 && (await entries()).outboards.length < 5; i++) await new Promise((r) => setTimeout(r, 50));
+      await d.stop();
+      assert.ok((await entries()).outboards.length >= 5, 'outboards of the cold random reader');
+      d = await start({ mountpoint: mnt, volume: 'cold', storeDir });
+      assert.equal(await readAt(file, reads), want);
+      const s = await stats(mnt);
+      assert.ok(s.cachePartLoads >= 5 && s.cacheOutboardLoads >= 5, JSON.stringify(s));
+      assert.ok(s.cacheHashed <= 2 * s.servedBytes, `hashed ${s.cacheHashed} bytes for ${s.servedBytes} served`);
+      assert.equal(s.cacheCorrupt, 0);
     } finally {
       await d.stop();
     }
