@@ -13,7 +13,8 @@
  * READ_NATIVE for reads the addon answered). Local disk runs the same commands on the local copy
  * after `drop_caches` (as the main bench's local disk). `--profile DIR`: a CPU profile of each daemon;
  * `--only big|small|fio`: one workload; `--modes ncache,js`: only those modes;
- * `--base DIR --modes ncache,base`: before/after against another build's daemon.
+ * `--base DIR --modes ncache,base`: before/after against another build's daemon; `--fio-after-cold`:
+ * each fio run follows the same fio through a mount of its mode with the host cache emptied (as the main bench's warm fio).
  */
 import { execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -211,6 +212,14 @@ async function main(): Promise<void> {
     const modes: Mode[] = modesAt > 0 ? (process.argv[modesAt + 1]!.split(',') as Mode[]) : ['ncache', 'nread', 'js'];
     for (const on of [...modes.slice(round % modes.length), ...modes.slice(0, round % modes.length)]) {
       for (const w of workloads) {
+        if (w === 'fio rand 128k x4' && process.argv.includes('--fio-after-cold')) {
+          // As the main bench: the host cache emptied, the same fio cold through a mount of this mode, then warm through a new one.
+          await fsp.rm(path.join(process.env.CAIRN_HOME!, 'cache'), { recursive: true, force: true });
+          const mc = mnt();
+          const dc = await startDaemon(store, mc, on);
+          await runWorkload(w, mc, bigBytes);
+          await dc.stop();
+        }
         const m = mnt();
         const d = await startDaemon(store, m, on);
         const cpu0 = await cpuOf(d.pid);
