@@ -14,7 +14,8 @@
  * after `drop_caches` (as the main bench's local disk). `--profile DIR`: a CPU profile of each daemon;
  * `--only big|small|fio`: one workload; `--modes ncache,js`: only those modes;
  * `--base DIR --modes ncache,base`: before/after against another build's daemon; `--fio-after-cold`:
- * each fio run follows the same fio through a mount of its mode with the host cache emptied (as the main bench's warm fio).
+ * each fio run follows the same fio through a mount of its mode with the host cache emptied (as the main bench's warm
+ * fio; with `--only fio`).
  */
 import { execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -183,6 +184,7 @@ async function main(): Promise<void> {
   const onlyAt = process.argv.indexOf('--only');
   const only = onlyAt > 0 ? process.argv[onlyAt + 1] : undefined;
   const workloads = WORKLOADS.filter((w) => !only || w.startsWith(only));
+  if (process.argv.includes('--fio-after-cold') && only !== 'fio') throw new Error('--fio-after-cold empties the host cache: use it with --only fio');
 
   log('local disk (after drop_caches)');
   for (const w of workloads) {
