@@ -141,7 +141,7 @@ export class NativeReads {
    * a READ the addon could not answer needs, forgets a released handle.
    */
   before(op: number, ino: number, n0: number, n1: number, n2: number, child: () => number | undefined): void {
-    if (op === OP.READ) return this.missed(n2, n1);
+    if (op === OP.READ) return this.missed(n2, n1, n0);
     if (op === OP.RELEASE) return this.forget(n2);
     // A write or fallocate too: a handle opened for writing under another name of the inode (a hard link).
     if ((op === OP.OPEN && wantsWrite(n0)) || (op === OP.SETATTR && n0 & SET_ATTR.SIZE) || op === OP.WRITE || op === OP.FALLOCATE) {
@@ -268,7 +268,7 @@ export class NativeReads {
   }
 
   /** JavaScript served a READ of `fh` at `offset` (the addon could not): load what it needs. */
-  missed(fh: number, offset: number): void {
+  missed(fh: number, offset: number, size = 1): void {
     const f = this.files.get(fh);
     if (!f) return;
     let i = 0;
@@ -278,13 +278,18 @@ export class NativeReads {
       if (offset < end) break;
     }
     if (i >= f.refs.length) return;
+    // The chunks the READ covers: [i, j).
+    let j = i + 1;
+    for (let at = end; j < f.refs.length && at < offset + size; j++) at += f.refs[j]!.length;
     const sequential = i === f.last || i === f.last + 1;
+    // A random reader (with the host cache): not sequential, and not a first READ at the start.
+    const random = this.fromCache && !sequential && !(f.last === -2 && i === 0);
     f.last = i;
     // With the host cache only the chunk needed: the chunk layer's read-ahead of this READ fills the
     // host cache ahead of the reader, and the addon loads from there.
-    // A random reader's chunk: its outboard too (computed off this thread, written as `<hash>.ob`),
-    // so random readers, in this mount and the next, load verified blocks instead of whole chunks.
-    void this.load(f, i, sequential && !this.fromCache ? i + 1 + WINDOW : i + 1, true, false, this.fromCache && !sequential);
+    // A random reader's chunks (all the READ covers): their outboards too (computed off this thread,
+    // written as `<hash>.ob`), so random readers, in this mount and the next, load verified blocks.
+    void this.load(f, i, random ? j : sequential && !this.fromCache ? i + 1 + WINDOW : i + 1, true, false, random);
   }
 
   /** The file of inode `ino` is about to change: no more native reads of its old layout. */

@@ -152,14 +152,22 @@ describe('native random reads', { skip: loadNative() ? false : 'native addon not
     let d = await start({ mountpoint: mnt, volume: 'cold', storeDir });
     try {
       assert.equal(await readAt(file, reads), want); // cold: JavaScript fetches, verifies, caches; the addon computes outboards
-      for (let i = 0; i < 200 && (await entries()).outboards.length < 5; i++) await new Promise((r) => setTimeout(r, 50));
+      // The outboards are written off the JavaScript thread: wait until there are some and no more come.
+      let seen = -1;
+      for (let i = 0; i < 200; i++) {
+        const n = (await entries()).outboards.length;
+        if (n >= 5 && n === seen) break;
+        seen = n;
+        await new Promise((r) => setTimeout(r, 150));
+      }
       await d.stop();
       assert.ok((await entries()).outboards.length >= 5, 'outboards of the cold random reader');
       d = await start({ mountpoint: mnt, volume: 'cold', storeDir });
       assert.equal(await readAt(file, reads), want);
       const s = await stats(mnt);
       assert.ok(s.cachePartLoads >= 5 && s.cacheOutboardLoads >= 5, JSON.stringify(s));
-      assert.ok(s.cacheHashed <= 2 * s.servedBytes, `hashed ${s.cacheHashed} bytes for ${s.servedBytes} served`);
+      // Whole chunks would be ~8 bytes hashed per byte served (1 MiB per 128 KiB); blocks ~1.3.
+      assert.ok(s.cacheHashed <= 3 * s.servedBytes, `hashed ${s.cacheHashed} bytes for ${s.servedBytes} served`);
       assert.equal(s.cacheCorrupt, 0);
     } finally {
       await d.stop();
