@@ -60,7 +60,15 @@ describe('native opens', { skip: loadNative() ? false : 'native addon not built'
     try {
       await shOk(`ls -l ${q(path.join(mnt, 'd'))} > /dev/null`); // the kernel knows the files (readdirplus)
       assert.equal(sha(await fs.readFile(f(0))), sha(files[0]!)); // opened through JavaScript: registers the directory
-      await until('the layouts', async () => ((await status(mnt)).nativeReads?.layoutBytes ?? 0) > 0);
+      // The opened file's layout first, then its directory's (off the request): until they stop growing.
+      let last = -1;
+      let same = 0;
+      await until('the layouts', async () => {
+        const b = (await status(mnt)).nativeReads?.layoutBytes ?? 0;
+        same = b > 0 && b === last ? same + 1 : 0;
+        last = b;
+        return same >= 3;
+      });
       const s0 = await status(mnt);
       for (let i = 1; i < 10; i++) assert.equal(sha(await fs.readFile(f(i))), sha(files[i]!), `f${i}`);
       const s1 = await status(mnt);
