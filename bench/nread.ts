@@ -12,7 +12,10 @@
  * seconds per GiB read (/proc/PID/stat) and µs per request by type (its fuseOpStats line, with
  * READ_NATIVE for reads the addon answered). Local disk runs the same commands on the local copy
  * after `drop_caches` (as the main bench's local disk). `--profile DIR`: a CPU profile of each daemon;
- * `--only big|small|fio`: one workload.
+ * `--only big|small|fio`: one workload; `--modes ncache,js`: only those modes;
+ * `--base DIR --modes ncache,base`: before/after against another build's daemon; `--fio-after-cold`:
+ * each fio run follows the same fio through a mount of its mode with the host cache emptied (as the main bench's warm
+ * fio; with `--only fio`).
  */
 import { execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -23,6 +26,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { spawn } from 'node:child_process';
 import { nodeArgs, waitReport } from '../src/util/child.js';
 import { execFio } from './fioexec.js';
+import { controlRequest } from '../src/fuse/control.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const MAIN_JS = path.join(HERE, '..', 'src', 'fuse', 'main.js');
@@ -56,9 +60,10 @@ interface Daemon {
   stop(): Promise<Record<string, { n: number; totalMs: number; avgUs: number }>>;
 }
 
-type Mode = 'ncache' | 'nread' | 'js';
+type Mode = 'ncache' | 'nread' | 'js' | 'base';
 const MODE_ENV: Record<Mode, Record<string, string>> = {
   ncache: {},
+  base: {},
   nread: { CAIRN_FUSE_NCACHE: '0' },
   js: { CAIRN_FUSE_NREAD_BYTES: '0' },
 };
@@ -66,7 +71,11 @@ const MODE_NAME: Record<Mode, string> = {
   ncache: 'Cairn, native reads + host cache',
   nread: 'Cairn, native reads fed by JS',
   js: 'Cairn, reads in JS',
+  base: 'Cairn, native reads + host cache, --base build',
 };
+/** `--base DIR`: mode `base` runs the daemon of another build (a worktree copy with dist/ and native/build) for before/after. */
+const baseAt = process.argv.indexOf('--base');
+const BASE_MAIN_JS = baseAt > 0 ? path.join(process.argv[baseAt + 1]!, 'dist', 'src', 'fuse', 'main.js') : MAIN_JS;
 
 async function startDaemon(store: string, mountpoint: string, mode: Mode): Promise<Daemon> {
   await fsp.mkdir(mountpoint, { recursive: true });
@@ -75,7 +84,7 @@ async function startDaemon(store: string, mountpoint: string, mode: Mode): Promi
   // --profile DIR: `node --cpu-prof` each daemon into DIR.
   const prof = process.argv.indexOf('--profile');
   const flags = prof > 0 ? ['--cpu-prof', `--cpu-prof-dir=${process.argv[prof + 1]}`] : [];
-  const child = spawn(process.execPath, [...flags, ...nodeArgs(MAIN_JS, config)], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  const child = spawn(process.execPath, [...flags, ...nodeArgs(mode === 'base' ? BASE_MAIN_JS : MAIN_JS, config)], { stdio: ['ignore', 'pipe', 'pipe'], env });
   let err = '';
   child.stderr!.setEncoding('utf8').on('data', (c: string) => (err += c));
   const ready = await waitReport(child, { name: 'the bench daemon', code: 'UNAVAILABLE', timeoutMs: 60_000, tail: () => err });
@@ -103,6 +112,8 @@ interface Run {
   cpuSecPerGiB?: number;
   usPerRequest?: Record<string, number>;
   requests?: Record<string, number>;
+  /** Bytes the addon hashed (verifying host-cache loads) per byte it served. */
+  hashedPerServed?: number;
 }
 
 async function timed(cmd: string): Promise<number> {
@@ -173,6 +184,7 @@ async function main(): Promise<void> {
   const onlyAt = process.argv.indexOf('--only');
   const only = onlyAt > 0 ? process.argv[onlyAt + 1] : undefined;
   const workloads = WORKLOADS.filter((w) => !only || w.startsWith(only));
+  if (process.argv.includes('--fio-after-cold') && only !== 'fio') throw new Error('--fio-after-cold empties the host cache: use it with --only fio');
 
   log('local disk (after drop_caches)');
   for (const w of workloads) {
@@ -197,14 +209,28 @@ async function main(): Promise<void> {
     log(`host chunk cache: ${(await sh(`du -sm ${process.env.CAIRN_HOME}/cache | cut -f1`)).trim()} MiB`);
   }
   for (let round = 0; round < rounds; round++) {
-    const modes: Mode[] = ['ncache', 'nread', 'js'];
-    for (const on of [...modes.slice(round % 3), ...modes.slice(0, round % 3)]) {
+    // --modes ncache,js: only those modes (default all three).
+    const modesAt = process.argv.indexOf('--modes');
+    const modes: Mode[] = modesAt > 0 ? (process.argv[modesAt + 1]!.split(',') as Mode[]) : ['ncache', 'nread', 'js'];
+    for (const on of [...modes.slice(round % modes.length), ...modes.slice(0, round % modes.length)]) {
       for (const w of workloads) {
+        if (w === 'fio rand 128k x4' && process.argv.includes('--fio-after-cold')) {
+          // As the main bench: the host cache emptied, the same fio cold through a mount of this mode, then warm through a new one.
+          await fsp.rm(path.join(process.env.CAIRN_HOME!, 'cache'), { recursive: true, force: true });
+          const mc = mnt();
+          const dc = await startDaemon(store, mc, on);
+          await runWorkload(w, mc, bigBytes);
+          await dc.stop();
+        }
         const m = mnt();
         const d = await startDaemon(store, m, on);
         const cpu0 = await cpuOf(d.pid);
         const r = await runWorkload(w, m, bigBytes);
         const cpu = (await cpuOf(d.pid)) - cpu0;
+        // Bytes the addon hashed per byte it served (host-cache loads: whole chunks, or verified blocks).
+        const st = (await controlRequest(m, 'status').catch(() => undefined)) as { nativeReads?: Record<string, number> } | undefined;
+        const nr = st?.nativeReads;
+        const hashed = nr ? (nr.cacheHashed ?? nr.cacheLoadBytes ?? 0) : 0;
         const ops = await d.stop();
         const run: Run = {
           system: MODE_NAME[on],
@@ -214,6 +240,7 @@ async function main(): Promise<void> {
           cpuSecPerGiB: cpu / (r.bytes / 2 ** 30),
           usPerRequest: Object.fromEntries(Object.entries(ops).map(([k, v]) => [k, v.avgUs])),
           requests: Object.fromEntries(Object.entries(ops).map(([k, v]) => [k, v.n])),
+          ...(nr?.servedBytes ? { hashedPerServed: Math.round((hashed / nr.servedBytes) * 100) / 100 } : {}),
         };
         runs.push(run);
         log(JSON.stringify(run));

@@ -419,6 +419,14 @@ static void ll_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 }
 
 static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  uint64_t fh; /* a read-only open of a committed, unchanged file: answered natively (nopen.c) */
+  if (nopen_open(((cmount *)fuse_req_userdata(req))->ns, ino, fi->flags, (uint32_t)fuse_req_ctx(req)->pid, &fh)) {
+    fi->fh = fh;
+    fi->keep_cache = 1;
+    fi->noflush = 1; /* nothing to flush: the kernel skips FLUSH on close */
+    fuse_reply_open(req, fi);
+    return;
+  }
   creq *r = new_req(OP_OPEN, req, ino);
   r->n[0] = fi->flags;
   post(r->m, r);
@@ -457,7 +465,12 @@ static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) 
 }
 
 static void ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-  nread_release(((cmount *)fuse_req_userdata(req))->ns, fi->fh);
+  int native = nopen_release(((cmount *)fuse_req_userdata(req))->ns, fi->fh);
+  if (native == 1) { /* opened natively (nopen.c) */
+    fuse_reply_err(req, 0);
+    return;
+  }
+  if (!native) nread_release(((cmount *)fuse_req_userdata(req))->ns, fi->fh);
   creq *r = new_req(OP_RELEASE, req, ino);
   r->n[0] = fi->flags;
   r->n[2] = fh_of(fi);

@@ -29,6 +29,7 @@
 #ifndef CAIRN_NO_BLAKE3
 #include "blake3.h"
 #endif
+#include "ntree.h"
 
 #define TOUCH_EVERY_NS (10ull * 1000000000ull)
 #define TOUCH_SLOTS 4096u
@@ -40,7 +41,7 @@ struct ncache {
     uint64_t key, at;
   } touched[TOUCH_SLOTS];
   /* figures (atomic) */
-  uint64_t loads, load_bytes, load_ns, misses, corrupt, touches;
+  uint64_t loads, load_bytes, load_ns, misses, corrupt, touches, hashed, part_loads, outboards, outboard_puts;
 };
 
 /* 1 once the C BLAKE3 reproduced the official vectors (ncache_define). */
@@ -112,7 +113,7 @@ static void remove_bad(ncache *c, const char *path, const struct stat *read) {
   add(&c->corrupt, 1);
 }
 
-int ncache_load(ncache *c, const uint8_t *hash, size_t len, char *buf) {
+int ncache_load(ncache *c, const uint8_t *hash, size_t len, char *buf, uint8_t *cvs) {
   if (!ncache_on(c)) return NCACHE_MISS;
   uint64_t t0 = mono_ns();
   char path[PATH_MAX];
@@ -144,7 +145,8 @@ int ncache_load(ncache *c, const uint8_t *hash, size_t len, char *buf) {
     return NCACHE_MISS;
   }
   uint8_t d[32];
-  if (got == len) digest(buf, len, d);
+  if (got == len && cvs) ntree_hash((const uint8_t *)buf, len, NTREE_BLOCK, cvs, d); /* the hash, and the block CVs on the way */
+  else if (got == len) digest(buf, len, d);
   if (got != len || memcmp(d, hash, 32) != 0) {
     close(fd);
     remove_bad(c, path, &st);
@@ -154,6 +156,122 @@ int ncache_load(ncache *c, const uint8_t *hash, size_t len, char *buf) {
   close(fd);
   add(&c->loads, 1);
   add(&c->load_bytes, len);
+  add(&c->hashed, len);
+  add(&c->load_ns, mono_ns() - t0);
+  return NCACHE_OK;
+}
+
+/* Reads a whole small file (at most cap bytes) into buf: its size, or -1. */
+static ssize_t read_small(const char *path, uint8_t *buf, size_t cap, struct stat *st) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = -1;
+  if (fstat(fd, st) == 0 && S_ISREG(st->st_mode) && (uint64_t)st->st_size <= cap) {
+    n = pread(fd, buf, (size_t)st->st_size, 0);
+    if (n != st->st_size) n = -1;
+  }
+  close(fd);
+  return n;
+}
+
+int ncache_outboard(ncache *c, const uint8_t *hash, uint64_t len, size_t *block, uint8_t *cvs, size_t max) {
+  char path[PATH_MAX];
+  if (!ncache_on(c) || !entry_path(c, hash, path, sizeof path - 4)) return NCACHE_MISS;
+  strcat(path, ".ob");
+  uint8_t *buf = malloc(4 + 32 * max);
+  struct stat st;
+  ssize_t got = buf ? read_small(path, buf, 4 + 32 * max, &st) : -1;
+  if (got < 0) {
+    free(buf);
+    return NCACHE_MISS;
+  }
+  uint32_t b = got >= 4 ? (uint32_t)buf[0] | (uint32_t)buf[1] << 8 | (uint32_t)buf[2] << 16 | (uint32_t)buf[3] << 24 : 0;
+  size_t n = ntree_block_ok(b) ? ntree_blocks(len, b) : 0;
+  uint8_t root[32];
+  int ok = n >= 2 && n <= max && (size_t)got == 4 + 32 * n;
+  if (ok) ntree_root(buf + 4, n, root);
+  if (!ok || memcmp(root, hash, 32) != 0) { /* not this chunk's outboard: damage */
+    free(buf);
+    remove_bad(c, path, &st);
+    return NCACHE_BAD;
+  }
+  memcpy(cvs, buf + 4, 32 * n);
+  *block = b;
+  free(buf);
+  add(&c->outboards, 1);
+  return NCACHE_OK;
+}
+
+void ncache_put_outboard(ncache *c, const uint8_t *hash, size_t block, const uint8_t *cvs, size_t n) {
+  char path[PATH_MAX], tmp[PATH_MAX];
+  if (!ncache_on(c) || !entry_path(c, hash, path, sizeof path - 4)) return;
+  strcat(path, ".ob");
+  /* A temp name as cache.ts makes them (`.tmp-` in the entry's directory: its scans skip them). */
+  char *slash = strrchr(path, '/');
+  static uint64_t seq;
+  uint64_t k = __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED);
+  int m = snprintf(tmp, sizeof tmp, "%.*s/.tmp-%.64s-%d-n%llu", (int)(slash - path), path, slash + 1, (int)getpid(), (unsigned long long)k);
+  if (m <= 0 || (size_t)m >= sizeof tmp) return;
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return;
+  uint8_t head[4] = {(uint8_t)block, (uint8_t)(block >> 8), (uint8_t)(block >> 16), (uint8_t)(block >> 24)};
+  int ok = write(fd, head, 4) == 4 && write(fd, cvs, 32 * n) == (ssize_t)(32 * n);
+  close(fd);
+  if (!ok || rename(tmp, path) != 0) unlink(tmp);
+  else add(&c->outboard_puts, 1);
+}
+
+int ncache_load_part(ncache *c, const uint8_t *hash, uint64_t len, size_t block, const uint8_t *cvs, size_t b0, size_t b1, char *buf) {
+  if (!ncache_on(c)) return NCACHE_MISS;
+  uint64_t t0 = mono_ns();
+  char path[PATH_MAX];
+  if (!entry_path(c, hash, path, sizeof path)) return NCACHE_MISS;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fd >= 0) close(fd);
+    add(&c->misses, 1);
+    return NCACHE_MISS;
+  }
+  uint64_t from = (uint64_t)b0 * block, to = (uint64_t)(b1 + 1) * block;
+  if (to > len) to = len;
+  if ((uint64_t)st.st_size != len || from >= to) {
+    close(fd);
+    remove_bad(c, path, &st);
+    return NCACHE_BAD;
+  }
+  size_t want = (size_t)(to - from), got = 0;
+  int err = 0;
+  while (got < want) {
+    ssize_t r = pread(fd, buf + got, want - got, (off_t)(from + got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) err = 1;
+    if (r <= 0) break;
+    got += (size_t)r;
+  }
+  if (err) {
+    close(fd);
+    add(&c->misses, 1);
+    return NCACHE_MISS;
+  }
+  int ok = got == want;
+  for (size_t b = b0; ok && b <= b1; b++) { /* each block against its verified CV */
+    uint8_t cv[32];
+    uint64_t at = (uint64_t)(b - b0) * block;
+    size_t n = (size_t)(want - at < block ? want - at : block);
+    ntree_block_cv((const uint8_t *)buf + at, n, b, block, cv);
+    ok = memcmp(cv, cvs + 32 * b, 32) == 0;
+  }
+  if (!ok) {
+    close(fd);
+    remove_bad(c, path, &st);
+    return NCACHE_BAD;
+  }
+  touch(c, hash, fd);
+  close(fd);
+  add(&c->part_loads, 1);
+  add(&c->load_bytes, want);
+  add(&c->hashed, want);
   add(&c->load_ns, mono_ns() - t0);
   return NCACHE_OK;
 }
@@ -170,9 +288,11 @@ static void set_num(napi_env env, napi_value obj, const char *k, double v) {
 }
 
 void ncache_stats(napi_env env, napi_value obj, const ncache *c) {
-  static const char *keys[6] = {"cacheLoads", "cacheLoadBytes", "cacheLoadNs", "cacheMisses", "cacheCorrupt", "cacheTouches"};
-  const uint64_t *v[6] = {&c->loads, &c->load_bytes, &c->load_ns, &c->misses, &c->corrupt, &c->touches};
-  for (int i = 0; i < 6; i++) set_num(env, obj, keys[i], (double)__atomic_load_n(v[i], __ATOMIC_RELAXED));
+  static const char *keys[10] = {"cacheLoads",    "cacheLoadBytes", "cacheLoadNs",    "cacheMisses",         "cacheCorrupt",
+                                 "cacheTouches",  "cacheHashed",    "cachePartLoads", "cacheOutboardLoads", "cacheOutboardPuts"};
+  const uint64_t *v[10] = {&c->loads,   &c->load_bytes, &c->load_ns,    &c->misses,    &c->corrupt,
+                           &c->touches, &c->hashed,     &c->part_loads, &c->outboards, &c->outboard_puts};
+  for (int i = 0; i < 10; i++) set_num(env, obj, keys[i], (double)__atomic_load_n(v[i], __ATOMIC_RELAXED));
   napi_value on;
   napi_get_boolean(env, ncache_on(c), &on);
   napi_set_named_property(env, obj, "cacheOn", on);
@@ -237,7 +357,7 @@ static int self_test(void) {
 }
 
 void ncache_define(napi_env env, napi_value exports) {
-  blake3_ok = self_test();
+  blake3_ok = self_test() && ntree_self_test();
   napi_property_descriptor props[] = {
     {"nreadCache", NULL, nread_cache_js, NULL, NULL, NULL, napi_enumerable, NULL},
   };

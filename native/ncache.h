@@ -30,14 +30,36 @@ int ncache_on(const ncache *c);
 /*
  * Reads and verifies the entry of chunk `hash` (`len` bytes) into buf (len bytes, the caller's):
  * NCACHE_OK when buf then holds exactly the chunk's bytes, else NCACHE_MISS or NCACHE_BAD (buf's
- * contents are then garbage: never use them). Thread-safe; blocks on file I/O (worker threads only).
+ * contents are then garbage: never use them). With `cvs` (ntree_blocks(len, NTREE_BLOCK) × 32
+ * bytes, when len > NTREE_BLOCK), the chunk's outboard comes out of the same hash: verified with
+ * it on OK. Thread-safe; blocks on file I/O (worker threads only).
  */
-int ncache_load(ncache *c, const uint8_t *hash, size_t len, char *buf);
+int ncache_load(ncache *c, const uint8_t *hash, size_t len, char *buf, uint8_t *cvs);
+
+/*
+ * Reads the outboard side entry `<hash>.ob` (cache.ts, partial.ts: u32le block size, then the
+ * block CVs) of a chunk of `len` bytes and verifies it against the name `hash` (ntree_root): OK
+ * with *block and cvs (at most `max` CVs) set; MISS when absent; BAD (removed) when it does not
+ * give the name.
+ */
+int ncache_outboard(ncache *c, const uint8_t *hash, uint64_t len, size_t *block, uint8_t *cvs, size_t max);
+
+/* Stores a verified outboard as `<hash>.ob` (temp file, rename; best effort). */
+void ncache_put_outboard(ncache *c, const uint8_t *hash, size_t block, const uint8_t *cvs, size_t n);
+
+/*
+ * Reads blocks b0..b1 of the entry of chunk `hash` (`len` bytes, blocks of `block` bytes) into
+ * buf and checks each against its CV in `cvs` (an outboard verified against the name): OK when
+ * buf then holds exactly chunk bytes [b0 × block, min((b1 + 1) × block, len)); MISS; BAD (the
+ * entry is removed, as in ncache_load).
+ */
+int ncache_load_part(ncache *c, const uint8_t *hash, uint64_t len, size_t block, const uint8_t *cvs, size_t b0, size_t b1, char *buf);
 
 /* 1 when an entry for `hash` exists now (no read, no verification: for read-ahead decisions). */
 int ncache_has(ncache *c, const uint8_t *hash);
 
-/* Sets the counters of `c` on a stats object (cacheLoads, cacheLoadBytes, cacheLoadNs, cacheMisses, cacheCorrupt, cacheTouches, cacheOn). */
+/* Sets the counters of `c` on a stats object (cacheLoads, cacheLoadBytes, cacheLoadNs, cacheMisses, cacheCorrupt, cacheTouches,
+ * cacheHashed: bytes hashed, cachePartLoads, cacheOutboardLoads, cacheOutboardPuts, cacheOn). */
 void ncache_stats(napi_env env, napi_value obj, const ncache *c);
 
 /* The cache reader of a mount context; NULL when not one. Defined in nread.c. */

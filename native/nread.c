@@ -19,9 +19,19 @@
  * eviction never frees bytes under a reply. One mutex guards everything; it is never held while a
  * reply is written or a cache file is read (a chunk is loaded by one worker at a time; others
  * wanting it wait on `loaded`).
+ *
+ * Random readers: a READ of a reader that is not sequential (it starts more than 2 chunks before or
+ * after the chunk its last READ ended in) needing a chunk that is not resident loads only the blocks it
+ * needs (32 KiB by default), each verified against the chunk's outboard, itself verified against
+ * the chunk's name (ntree.h): from the store's table of verified outboards, else the host cache's
+ * `<hash>.ob` side entry. Those parts live in the worker thread's own buffers for that one reply
+ * and are never kept in the store. Without an outboard the whole chunk is loaded (and kept) as
+ * before; its verification yields the outboard on the way (kept in the table, and for a random
+ * reader written as `<hash>.ob`, so the next mount reads parts from the start).
  */
 #define _GNU_SOURCE
 #include "nstore.h"
+#include "ntree.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -36,6 +46,7 @@ nstore *nread_new(size_t budget) {
   s->budget = budget;
   s->cache = ncache_new();
   s->buckets = calloc(NBUCKETS, sizeof(nchunk *));
+  s->obs = calloc(OB_SLOTS, sizeof(nob));
   return s;
 }
 
@@ -51,7 +62,14 @@ static void file_free(nfile *f) {
   free(f);
 }
 
-static void file_remove(nstore *s, uint64_t fh) {
+void nf_insert(nstore *s, nfile *f) {
+  nf_remove(s, f->fh);
+  f->next = s->files[f->fh % FBUCKETS];
+  s->files[f->fh % FBUCKETS] = f;
+  s->nfiles++;
+}
+
+void nf_remove(nstore *s, uint64_t fh) {
   nfile **p = &s->files[fh % FBUCKETS];
   while (*p && (*p)->fh != fh) p = &(*p)->next;
   if (!*p) return;
@@ -59,6 +77,48 @@ static void file_remove(nstore *s, uint64_t fh) {
   *p = f->next;
   s->nfiles--;
   file_free(f);
+}
+
+/* Chunk i's bytes [lo, hi) (offsets in the chunk), verified, in buf (a worker thread's, for one reply). */
+typedef struct part {
+  size_t i;
+  uint64_t lo, hi;
+  char *buf;
+} part;
+
+/* A worker thread's buffers: MAX_PARTS parts of chunks, and room for one outboard. */
+typedef struct tlbufs {
+  char *buf[MAX_PARTS];
+  size_t cap[MAX_PARTS];
+  uint8_t cvs[32 * OB_MAX_BLOCKS];
+} tlbufs;
+
+static pthread_key_t tl_key;
+static pthread_once_t tl_once = PTHREAD_ONCE_INIT;
+
+static void tl_free(void *p) {
+  tlbufs *t = p;
+  for (int k = 0; k < MAX_PARTS; k++) free(t->buf[k]);
+  free(t);
+}
+
+static void tl_init(void) { pthread_key_create(&tl_key, tl_free); }
+
+static tlbufs *tl_get(void) {
+  pthread_once(&tl_once, tl_init);
+  tlbufs *t = pthread_getspecific(tl_key);
+  if (!t && (t = calloc(1, sizeof *t)) != NULL) pthread_setspecific(tl_key, t);
+  return t;
+}
+
+/* Part buffer k of this thread, at least len bytes; NULL when out of memory. */
+static char *tl_buf(tlbufs *t, int k, size_t len) {
+  if (t->cap[k] < len) {
+    free(t->buf[k]);
+    t->buf[k] = malloc(len);
+    t->cap[k] = t->buf[k] ? len : 0;
+  }
+  return t->buf[k];
 }
 
 static uint64_t now_ns(void) {
@@ -69,11 +129,12 @@ static uint64_t now_ns(void) {
 
 /*
  * Finds the chunks of f covering [start, end): 1 with their pieces referenced when every one is at
- * hand (resident, or in own[]: loaded by this read), 0 with *miss the first that is not, -1 when
- * the range needs more than MAX_PIECES pieces.
+ * hand (resident, in own[]: loaded by this read, or the part of it needed in parts[]; a part's
+ * piece is NULL), 0 with *miss the first that is not, -1 when the range needs more than
+ * MAX_PIECES pieces. *first: the chunk holding start.
  */
-static int cover(nstore *s, nfile *f, uint64_t start, uint64_t end, nchunk **own, int nown, nchunk **pieces,
-                 struct iovec *iov, int *np, size_t *miss, long *first, long *last) {
+static int cover(nstore *s, nfile *f, uint64_t start, uint64_t end, nchunk **own, int nown, const part *parts, int nparts,
+                 nchunk **pieces, struct iovec *iov, int *np, size_t *miss, long *first, long *last) {
   /* The chunk holding `start`: the last i with offs[i] <= start. */
   size_t lo = 0, hi = f->n;
   while (hi - lo > 1) {
@@ -82,29 +143,34 @@ static int cover(nstore *s, nfile *f, uint64_t start, uint64_t end, nchunk **own
   }
   int n = 0;
   size_t i = lo;
+  *first = (long)lo;
   for (uint64_t pos = start; pos < end; i++) {
     if (i >= f->n || n == MAX_PIECES) return -1;
     const uint8_t *h = f->hashes + 32 * i;
+    uint64_t from = pos - f->offs[i];
+    uint64_t to = (end < f->offs[i + 1] ? end : f->offs[i + 1]) - f->offs[i];
     nchunk *c = nc_find(s, h);
     for (int k = 0; !c && k < nown; k++) c = memcmp(own[k]->hash, h, 32) == 0 ? own[k] : NULL;
-    if (!c || c->len != f->offs[i + 1] - f->offs[i]) {
+    if (c && c->len != f->offs[i + 1] - f->offs[i]) c = NULL;
+    const part *p = NULL;
+    for (int k = 0; !c && k < nparts; k++)
+      if (parts[k].i == i && parts[k].lo <= from && to <= parts[k].hi) p = &parts[k];
+    if (!c && !p) {
       *miss = i;
       return 0;
     }
-    uint64_t from = pos - f->offs[i];
-    uint64_t to = (end < f->offs[i + 1] ? end : f->offs[i + 1]) - f->offs[i];
     pieces[n] = c;
-    iov[n].iov_base = c->data + from;
+    iov[n].iov_base = c ? c->data + from : p->buf + (from - p->lo);
     iov[n].iov_len = (size_t)(to - from);
     n++;
     pos = f->offs[i] + to;
   }
   for (int k = 0; k < n; k++) {
+    if (!pieces[k]) continue;
     pieces[k]->refs++;
     nc_touch(s, pieces[k]);
   }
   *np = n;
-  *first = (long)lo;
   *last = (long)i - 1;
   return 1;
 }
@@ -119,9 +185,10 @@ static int inflight_at(nstore *s, const uint8_t *hash) {
  * Loads chunk i of f from the host cache into the store (called and returning with the lock held;
  * it is released during the load): the chunk with a reference for the caller, or NULL. One load per
  * chunk at a time: while another is loading it, NULL (*waited set) after waiting for it when
- * `wait`, at once otherwise.
+ * `wait`, at once otherwise. The chunk's outboard comes out of its verification: kept, and with
+ * `store_ob` (a random reader) written to the host cache.
  */
-static nchunk *load(nstore *s, nfile *f, size_t i, int wait, int *waited) {
+static nchunk *load(nstore *s, nfile *f, size_t i, int wait, int *waited, int store_ob) {
   uint8_t want[32];
   memcpy(want, f->hashes + 32 * i, 32);
   size_t len = (size_t)(f->offs[i + 1] - f->offs[i]), cap = 0;
@@ -138,8 +205,13 @@ static nchunk *load(nstore *s, nfile *f, size_t i, int wait, int *waited) {
   char *data = nc_take(s, len, &cap);
   pthread_mutex_unlock(&s->lock);
   if (!data) data = malloc(cap = nc_size(len));
-  int rc = data ? ncache_load(s->cache, want, len, data) : NCACHE_MISS;
+  size_t nb = ntree_blocks(len, NTREE_BLOCK);
+  tlbufs *t = nb <= OB_MAX_BLOCKS ? tl_get() : NULL;
+  uint8_t *cvs = t && nb ? t->cvs : NULL;
+  int rc = data ? ncache_load(s->cache, want, len, data, cvs) : NCACHE_MISS;
+  if (rc == NCACHE_OK && cvs && store_ob) ncache_put_outboard(s->cache, want, NTREE_BLOCK, cvs, nb);
   pthread_mutex_lock(&s->lock);
+  if (rc == NCACHE_OK && cvs) nob_put(s, want, NTREE_BLOCK, cvs, nb);
   s->inflight_used[slot] = 0;
   pthread_cond_broadcast(&s->loaded);
   if (rc != NCACHE_OK) {
@@ -157,8 +229,38 @@ static void load_ahead(nstore *s, uint64_t fh, uint64_t ino, long i) {
   int waited = 0;
   nfile *f = file_find(s, fh);
   if (!f || f->ino != ino || i < 0 || (size_t)i >= f->n || nc_find(s, f->hashes + 32 * i)) return;
-  nchunk *c = load(s, f, (size_t)i, 0, &waited);
+  nchunk *c = load(s, f, (size_t)i, 0, &waited, 0);
   if (c) nc_unref(s, c);
+}
+
+/*
+ * Loads the blocks of chunk i of f holding chunk bytes [from, to) into part buffer k of this
+ * thread, verified against the chunk's outboard (the table's, else the host cache's `.ob`, which is
+ * verified against the name and then kept): 1 with *p set; 0 when there is no outboard or the
+ * blocks are missing or damaged. Called and returning with the lock held (released during I/O).
+ */
+static int load_part(nstore *s, nfile *f, size_t i, uint64_t from, uint64_t to, int k, part *p) {
+  tlbufs *t = tl_get();
+  if (!t) return 0;
+  uint8_t want[32];
+  memcpy(want, f->hashes + 32 * i, 32);
+  uint64_t len = f->offs[i + 1] - f->offs[i];
+  size_t block = nob_get(s, want, len, t->cvs, OB_MAX_BLOCKS);
+  int fetched = 0, rc = NCACHE_OK;
+  pthread_mutex_unlock(&s->lock);
+  if (!block) fetched = (rc = ncache_outboard(s->cache, want, len, &block, t->cvs, OB_MAX_BLOCKS)) == NCACHE_OK;
+  if (rc == NCACHE_OK) {
+    size_t b0 = (size_t)(from / block), b1 = (size_t)((to - 1) / block);
+    char *buf = tl_buf(t, k, (b1 - b0 + 1) * block);
+    rc = buf ? ncache_load_part(s->cache, want, len, block, t->cvs, b0, b1, buf) : NCACHE_MISS;
+    p->i = i;
+    p->lo = (uint64_t)b0 * block;
+    p->hi = (uint64_t)(b1 + 1) * block < len ? (uint64_t)(b1 + 1) * block : len;
+    p->buf = buf;
+  }
+  pthread_mutex_lock(&s->lock);
+  if (fetched) nob_put(s, want, block, t->cvs, ntree_blocks(len, block));
+  return rc == NCACHE_OK;
 }
 
 int nread_serve(nstore *s, fuse_req_t req, uint64_t fh, uint64_t ino, size_t size, off_t off, double *ahead) {
@@ -166,12 +268,13 @@ int nread_serve(nstore *s, fuse_req_t req, uint64_t fh, uint64_t ino, size_t siz
   if (!s || s->budget == 0 || s->closed || off < 0) return 0;
   uint64_t t0 = now_ns();
   nchunk *pieces[MAX_PIECES], *own[MAX_LOADS];
+  part parts[MAX_PARTS];
   struct iovec iov[MAX_PIECES];
   uint8_t probe[WINDOW][32];
   long probe_at[WINDOW];
-  int n = 0, nown = 0, nprobe = 0, ok = 0, cached = ncache_on(s->cache);
+  int n = 0, nown = 0, nparts = 0, nprobe = 0, ok = 0, cached = ncache_on(s->cache), whole = 0;
   size_t sent = 0;
-  long last = -1, window_end = -1, entered = -1;
+  long last = -1, window_end = -1, entered = -1, miss_at = -1;
   pthread_mutex_lock(&s->lock);
   for (int tries = 0; tries < 4 * MAX_LOADS; tries++) {
     nfile *f = file_find(s, fh);
@@ -184,7 +287,7 @@ int nread_serve(nstore *s, fuse_req_t req, uint64_t fh, uint64_t ino, size_t siz
     }
     size_t miss = 0;
     long first = -1;
-    int r = cover(s, f, start, end, own, nown, pieces, iov, &n, &miss, &first, &last);
+    int r = cover(s, f, start, end, own, nown, parts, nparts, pieces, iov, &n, &miss, &first, &last);
     if (r == 1) {
       ok = 1;
       if (!cached && last > f->ahead) *ahead = (double)(f->ahead = last); /* a reader entered a new chunk */
@@ -204,13 +307,31 @@ int nread_serve(nstore *s, fuse_req_t req, uint64_t fh, uint64_t ino, size_t siz
       }
       break;
     }
+    miss_at = first;
     if (r < 0 || !cached || nown == MAX_LOADS) break;
+    /* A random reader (its READ starts more than 2 chunks from where its last one ended: a sequential
+     * reader's READs may arrive out of order on the workers) loads the blocks it needs when the
+     * chunk has an outboard (else it is loaded whole, once). */
+    int random = first > f->entered + 2 || first < f->entered - 2;
+    uint64_t c0 = f->offs[miss], c1 = f->offs[miss + 1];
+    if (random && !whole && nparts < MAX_PARTS && c1 - c0 > NTREE_BLOCK) {
+      uint64_t from = (start > c0 ? start : c0) - c0, to = (end < c1 ? end : c1) - c0;
+      if (load_part(s, f, miss, from, to, nparts, &parts[nparts])) nparts++;
+      else whole = 1;
+      continue; /* f may be gone: found again */
+    }
+    whole = 0;
     int waited = 0;
-    nchunk *c = load(s, f, miss, 1, &waited);
+    nchunk *c = load(s, f, miss, 1, &waited, random);
     if (c) own[nown++] = c;
     else if (!waited) break;
   }
-  if (!ok) s->misses++;
+  if (!ok) {
+    s->misses++;
+    /* JavaScript answers this READ: the reader is there now (its next READs are sequential from it). */
+    nfile *f = miss_at >= 0 ? file_find(s, fh) : NULL;
+    if (f && f->ino == ino) f->entered = miss_at;
+  }
   pthread_mutex_unlock(&s->lock);
   if (ok) {
     for (int k = 0; k < n; k++) sent += iov[k].iov_len;
@@ -227,7 +348,8 @@ int nread_serve(nstore *s, fuse_req_t req, uint64_t fh, uint64_t ino, size_t siz
   }
   pthread_mutex_lock(&s->lock);
   if (cached && entered >= 0) load_ahead(s, fh, ino, entered + 1);
-  for (int k = 0; k < n; k++) nc_unref(s, pieces[k]);
+  for (int k = 0; k < n; k++)
+    if (pieces[k]) nc_unref(s, pieces[k]);
   for (int k = 0; k < nown; k++) nc_unref(s, own[k]);
   nfile *f = window_end >= 0 ? file_find(s, fh) : NULL;
   if (f && f->ino == ino) {
@@ -235,6 +357,7 @@ int nread_serve(nstore *s, fuse_req_t req, uint64_t fh, uint64_t ino, size_t siz
     if (first_missing <= window_end && first_missing - 1 > f->ahead) *ahead = (double)(f->ahead = first_missing - 1);
   }
   if (ok) {
+    s->part_served += nparts > 0;
     s->served++;
     s->served_bytes += sent;
     s->served_ns += t1 - t0;
@@ -246,7 +369,7 @@ int nread_serve(nstore *s, fuse_req_t req, uint64_t fh, uint64_t ino, size_t siz
 void nread_release(nstore *s, uint64_t fh) {
   if (!s) return;
   pthread_mutex_lock(&s->lock);
-  file_remove(s, fh);
+  nf_remove(s, fh);
   pthread_mutex_unlock(&s->lock);
 }
 
@@ -263,6 +386,7 @@ void nread_free(nstore *s) {
   pthread_mutex_lock(&s->lock);
   s->closed = 1;
   nc_free_all(s);
+  nopen_free(s);
   for (unsigned b = 0; b < FBUCKETS; b++) {
     while (s->files[b]) {
       nfile *f = s->files[b];
@@ -295,10 +419,7 @@ int nread_register(nstore *s, uint64_t fh, uint64_t ino, uint64_t size, size_t n
     file_free(f);
     return 0;
   }
-  file_remove(s, fh);
-  f->next = s->files[fh % FBUCKETS];
-  s->files[fh % FBUCKETS] = f;
-  s->nfiles++;
+  nf_insert(s, f);
   pthread_mutex_unlock(&s->lock);
   return 0;
 }
@@ -306,7 +427,8 @@ int nread_register(nstore *s, uint64_t fh, uint64_t ino, uint64_t size, size_t n
 uint32_t nread_drop_ino(nstore *s, uint64_t ino) {
   uint32_t dropped = 0;
   pthread_mutex_lock(&s->lock);
-  for (unsigned b = 0; b < FBUCKETS; b++) {
+  nopen_forget(s, ino);
+  for (unsigned b = 0; s->nfiles > 0 && b < FBUCKETS; b++) {
     nfile **p = &s->files[b];
     while (*p) {
       if ((*p)->ino == ino) {
@@ -326,8 +448,8 @@ uint32_t nread_drop_ino(nstore *s, uint64_t ino) {
 
 void nread_figures(nstore *s, uint64_t out[NREAD_FIGURES]) {
   pthread_mutex_lock(&s->lock);
-  uint64_t v[NREAD_FIGURES] = {s->served, s->served_bytes, s->served_ns, s->misses,  s->puts, s->put_bytes,
-                               s->evictions, s->bytes, s->nchunks, s->nfiles, s->budget};
+  uint64_t v[NREAD_FIGURES] = {s->served,   s->served_bytes, s->served_ns, s->misses, s->puts,   s->put_bytes,   s->evictions,
+                               s->bytes,    s->nchunks,      s->nfiles,    s->budget, s->part_served, s->ob_bytes};
   pthread_mutex_unlock(&s->lock);
   memcpy(out, v, sizeof v);
 }

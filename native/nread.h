@@ -36,6 +36,18 @@ void nread_release(nstore *s, uint64_t fh);
 /* 1 when fh is a registered (read-only, unchanged) handle: a flush has nothing to do. */
 int nread_registered(nstore *s, uint64_t fh);
 
+/*
+ * Native opens (nopen.c): an OPEN for reading only of an inode whose layout JavaScript registered
+ * (nreadLayout) is answered on the worker thread: 1 with *fh set (the caller replies, keep_cache),
+ * else 0 (to JavaScript). A RELEASE of such a handle: 1 when released here (the caller replies),
+ * 2 when released here but JavaScript must hear of it (its layout was dropped), 0: not one.
+ */
+int nopen_open(nstore *s, uint64_t ino, int flags, uint32_t pid, uint64_t *fh);
+int nopen_release(nstore *s, uint64_t fh);
+/* Adds nativeOpens, nativeReleases, nativeOpen, layoutBytes to a stats object; the nopen exports. */
+void nopen_stats(napi_env env, napi_value obj, nstore *s);
+void nopen_define(napi_env env, napi_value exports);
+
 /* Frees every chunk and layout (after every worker has stopped). */
 void nread_free(nstore *s);
 
@@ -48,8 +60,14 @@ uint32_t nread_drop_ino(nstore *s, uint64_t ino);
 int nread_has(nstore *s, const uint8_t *hash);
 /* Keeps a copy of verified chunk bytes; 0 when not kept (off, too big, resident). */
 int nread_put(nstore *s, const uint8_t *hash, const void *bytes, size_t len);
-/* served, servedBytes, servedNs, misses, puts, putBytes, evictions, bytes, chunks, files, budget */
-#define NREAD_FIGURES 11
+/*
+ * Computes the outboard of resident chunk `hash` on a thread of libuv's pool (a random reader's
+ * chunk JavaScript verified and put): kept in the table and written to the host cache as
+ * `<hash>.ob`, so random readers load blocks. 1 when started; 0: not resident, small, or known.
+ */
+int nread_outboard(napi_env env, nstore *s, const uint8_t *hash);
+/* served, servedBytes, servedNs, misses, puts, putBytes, evictions, bytes, chunks, files, budget, partServed, outboardBytes */
+#define NREAD_FIGURES 13
 void nread_figures(nstore *s, uint64_t out[NREAD_FIGURES]);
 /* The host cache reader of a store (ncache.h). */
 struct ncache *nread_cache(nstore *s);

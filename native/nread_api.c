@@ -1,6 +1,6 @@
 /*
  * nread_api: the Node-API exports of native cached reads (nreadOpen, nreadClose, nreadDrop,
- * nreadHas, nreadPut, nreadStats; ncache.c adds nreadCache): argument checks and conversions
+ * nreadHas, nreadPut, nreadOutboard, nreadStats; ncache.c adds nreadCache): argument checks and conversions
  * around nread.c, on the JavaScript thread.
  */
 #include "nread.h"
@@ -113,9 +113,18 @@ static napi_value nread_put_js(napi_env env, napi_callback_info info) {
   return boolean(env, nread_put(s, h, d, len));
 }
 
+/* nreadOutboard(ctx, hash) -> boolean: computes a resident chunk's outboard off the JavaScript thread (nread_outboard). */
+static napi_value nread_outboard_js(napi_env env, napi_callback_info info) {
+  NARGS_OR_THROW(2);
+  nstore *s = store_arg(env, argv[0]);
+  const uint8_t *h = s ? hash_arg(env, argv[1]) : NULL;
+  return h ? boolean(env, nread_outboard(env, s, h)) : NULL;
+}
+
 /*
  * nreadStats(ctx) -> { served, servedBytes, servedNs, misses, puts, putBytes, evictions, bytes,
- * chunks, files, budget, and the host cache's (ncache_stats) }
+ * chunks, files, budget, partServed (READs answered from verified blocks), outboardBytes, and the
+ * host cache's (ncache_stats) }
  */
 static napi_value nread_stats(napi_env env, napi_callback_info info) {
   NARGS_OR_THROW(1);
@@ -124,7 +133,7 @@ static napi_value nread_stats(napi_env env, napi_callback_info info) {
   uint64_t v[NREAD_FIGURES];
   nread_figures(s, v);
   static const char *keys[NREAD_FIGURES] = {"served", "servedBytes", "servedNs", "misses", "puts", "putBytes",
-                                            "evictions", "bytes", "chunks", "files", "budget"};
+                                            "evictions", "bytes", "chunks", "files", "budget", "partServed", "outboardBytes"};
   napi_value out;
   napi_create_object(env, &out);
   for (int i = 0; i < NREAD_FIGURES; i++) {
@@ -133,6 +142,7 @@ static napi_value nread_stats(napi_env env, napi_callback_info info) {
     napi_set_named_property(env, out, keys[i], x);
   }
   ncache_stats(env, out, nread_cache(s));
+  nopen_stats(env, out, s);
   return out;
 }
 
@@ -144,9 +154,11 @@ void nread_define(napi_env env, napi_value exports) {
     {"nreadHas", NULL, nread_has_js, NULL, NULL, NULL, napi_enumerable, NULL},
     {"nreadPut", NULL, nread_put_js, NULL, NULL, NULL, napi_enumerable, NULL},
     {"nreadStats", NULL, nread_stats, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"nreadOutboard", NULL, nread_outboard_js, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   ncache_define(env, exports);
+  nopen_define(env, exports);
 }
 
 ncache *cairn_ncache(napi_env env, napi_value ctx) { return nread_cache(cairn_nstore(env, ctx)); }

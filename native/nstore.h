@@ -27,6 +27,19 @@
 /* Chunk buffers are allocated in steps of this (chunks vary in size: a pooled buffer then fits more). */
 #define POOL_STEP ((size_t)256 << 10)
 
+/* Verified outboards kept (direct-mapped by name; a collision replaces): 32 bytes per 32 KiB block,
+ * so ~1 KiB per MiB of chunk, ~16 MiB at most for 1 MiB chunks. Bigger outboards are not kept. */
+#define OB_SLOTS 16384u
+#define OB_MAX_BLOCKS 2048u
+/* Chunk parts one READ may load (blocks verified against an outboard, held by the worker thread). */
+#define MAX_PARTS 2
+
+typedef struct nob {
+  uint8_t hash[32];
+  uint32_t block, n; /* n = 0: empty slot */
+  uint8_t *cvs;
+} nob;
+
 typedef struct nchunk {
   uint8_t hash[32];
   char *data;
@@ -47,6 +60,22 @@ typedef struct nfile {
   struct nfile *next;
 } nfile;
 
+/* A file's layout registered by inode for native opens (nopen.c); offs NULL: empty slot. */
+typedef struct nlayout {
+  uint64_t ino, size;
+  size_t n;
+  uint64_t *offs;
+  uint8_t *hashes;
+} nlayout;
+
+/* An open handle answered natively (nopen.c): the one record JavaScript's open-file table reads. */
+typedef struct nopen {
+  uint64_t fh, ino;
+  uint32_t pid;
+  struct nopen *next;
+} nopen;
+#define OBUCKETS 256u
+
 struct nstore {
   pthread_mutex_t lock;
   size_t budget, bytes;
@@ -65,9 +94,24 @@ struct nstore {
   } pool[POOL_MAX];
   int npool;
   size_t pool_bytes;
+  nlayout *layouts; /* nopen.c: layouts by inode (direct-mapped) */
+  size_t layout_bytes;
+  nopen *opens[OBUCKETS];
+  size_t nopens;
+  uint64_t next_fh, native_opens, native_releases;
+  nob *obs;        /* OB_SLOTS verified outboards */
+  size_t ob_bytes; /* their CVs' bytes */
   /* figures */
-  uint64_t served, served_bytes, served_ns, misses, puts, put_bytes, evictions;
+  uint64_t part_served, served, served_bytes, served_ns, misses, puts, put_bytes, evictions;
 };
+
+/* nread.c, with the lock held: adds a layout of handle f->fh (replacing one); removes one. */
+void nf_insert(nstore *s, nfile *f);
+void nf_remove(nstore *s, uint64_t fh);
+
+/* nopen.c, with the lock held: forgets the layout of inode ino (every one: ino 0); frees everything (unmount). */
+void nopen_forget(nstore *s, uint64_t ino);
+void nopen_free(nstore *s);
 
 /* nchunks.c; every one with the lock held. */
 nchunk *nc_find(nstore *s, const uint8_t *hash);
@@ -84,7 +128,11 @@ char *nc_take(nstore *s, size_t len, size_t *cap);
 void nc_give(nstore *s, char *data, size_t cap);
 /* The size to allocate for a chunk of len bytes (a multiple of POOL_STEP). */
 size_t nc_size(size_t len);
-/* Frees every chunk and pooled buffer (unmount). */
+/* The verified outboard of chunk `hash` (`len` bytes) into cvs (at most max CVs): its block size, 0 when none is kept. */
+size_t nob_get(nstore *s, const uint8_t *hash, uint64_t len, uint8_t *cvs, size_t max);
+/* Keeps a verified outboard (n CVs of blocks of `block` bytes). */
+void nob_put(nstore *s, const uint8_t *hash, size_t block, const uint8_t *cvs, size_t n);
+/* Frees every chunk, outboard and pooled buffer (unmount). */
 void nc_free_all(nstore *s);
 
 #endif

@@ -62,6 +62,17 @@ function alive(pid: number | undefined): boolean {
 export class HandleTable {
   private readonly entries = new Map<number, HandleEntry>();
   private next = 1;
+  /** Handles opened outside this table, read when asked (the native binding's read-only opens, native/nopen.c). */
+  private external?: () => HandleEntry[];
+
+  /**
+   * Counts the handles `list` returns (opened and released without this table: read-only opens
+   * answered by the native binding) as open files too: size, list, busy, settle and status see them.
+   * @example table.setExternal(() => [{ fh: 2 ** 32 + 1, path: '/a.bin', flags: 0, pid: 4242 }]);
+   */
+  setExternal(list: (() => HandleEntry[]) | undefined): void {
+    this.external = list;
+  }
 
   /**
    * Records an open file and returns its FUSE handle.
@@ -96,12 +107,13 @@ export class HandleTable {
 
   /** Number of open handles. */
   get size(): number {
-    return this.entries.size;
+    return this.entries.size + (this.external?.().length ?? 0);
   }
 
-  /** Every open handle, oldest first. */
+  /** Every open handle, oldest first (then those opened natively). */
   list(): HandleEntry[] {
-    return [...this.entries.values()];
+    const out = [...this.entries.values()];
+    return this.external ? out.concat(this.external()) : out;
   }
 
   /** Distinct open paths. */

@@ -66,6 +66,9 @@ export interface NreadStats {
   chunks: number;
   files: number;
   budget: number;
+  /** READs answered (in part) from blocks verified against a chunk's outboard (random readers); bytes of the verified outboards kept. */
+  partServed?: number;
+  outboardBytes?: number;
   /** Host cache reads on the addon's threads (native/ncache.c): on, chunks loaded and verified, bytes, time, absent, damaged (removed), mtime touches. */
   cacheOn?: boolean;
   cacheLoads?: number;
@@ -74,6 +77,16 @@ export interface NreadStats {
   cacheMisses?: number;
   cacheCorrupt?: number;
   cacheTouches?: number;
+  /** Bytes hashed to verify host cache reads; partial loads (blocks); outboards read (`<hash>.ob`, verified) and written. */
+  cacheHashed?: number;
+  cachePartLoads?: number;
+  cacheOutboardLoads?: number;
+  cacheOutboardPuts?: number;
+  /** Native opens (native/nopen.c): answered, their releases, open now, bytes of registered layouts. */
+  nativeOpens?: number;
+  nativeReleases?: number;
+  nativeOpen?: number;
+  layoutBytes?: number;
 }
 
 /** The nread* exports of the addon. */
@@ -89,6 +102,16 @@ export interface NreadAddon {
    * addon's C BLAKE3 before use; false when they may not (its BLAKE3 missing or failing its self-test).
    */
   nreadCache?(ctx: unknown, dir: string): boolean;
+  /**
+   * Native opens (native/nopen.c): an OPEN for reading only of inode `ino` may be answered on the
+   * addon's threads with this layout (false: not kept); `nreadForget` drops every such layout;
+   * `nreadOpened` lists the handles open natively now as [fh, ino, pid, ...].
+   */
+  nreadLayout?(ctx: unknown, ino: number, size: number, offsets: Float64Array, names: Buffer): boolean;
+  nreadForget?(ctx: unknown): void;
+  nreadOpened?(ctx: unknown): Float64Array;
+  /** Computes a resident chunk's outboard off the JavaScript thread, kept and written as `<hash>.ob` (random readers). */
+  nreadOutboard?(ctx: unknown, name: Buffer): boolean;
 }
 
 export type Req = object;

@@ -71,9 +71,14 @@ export class Names {
     return child(parentOf(p), `.fuse_hidden${tag}`);
   }
 
+  /** Told the inode of a file being hidden (native opens: its handles' releases must reach JavaScript). */
+  onHide?: (ino: number) => void;
+
   /** Moves an open file out of the way to a hidden name, removed at its last close. */
   private hide(req: Req, p: string, next: () => void): void {
     const h = this.hiddenName(p);
+    const ino = this.inodes.peek(p);
+    if (ino !== undefined) this.onHide?.(ino);
     this.step(
       req,
       (cb) => this.ops.rename(p, h, cb),
@@ -153,7 +158,8 @@ export class Names {
 
   /** release of handle `fh` of `path`: removes a hidden file at its last close. */
   release(req: Req, path: string, fh: number): void {
-    const hp = this.handles.get(fh)?.path;
+    // A handle the addon opened (native/nopen.c, numbers from 2^32) is not in the table: its inode's path.
+    const hp = this.handles.get(fh)?.path ?? (fh >= 2 ** 32 ? path : undefined);
     this.ops.release(path, fh, () => {
       if (hp === undefined || !this.hidden.has(hp) || this.isOpen(hp)) return this.addon.replyErr(req, 0);
       this.hidden.delete(hp);

@@ -26,21 +26,35 @@
  *   create over it) and for every inode a reload changed, its layouts are dropped (`drop`):
  *   reads then go to JavaScript, which sees the new bytes. Release drops the handle's layout in
  *   the addon itself.
+ * - Native opens (native/nopen.c; with the host cache, unless `CAIRN_FUSE_NOPEN=0`): once
+ *   JavaScript has answered a read-only open of a committed, unchanged file, it registers by inode
+ *   the layouts of that file and of the other files of its directory the kernel knows (up to
+ *   DIR_FILES, LAYOUT_CHUNKS chunks each; in slices, between other work), so their OPENs and
+ *   RELEASEs are answered by the addon too: a warm small file then costs JavaScript nothing. The
+ *   same checks decide as for a handle; the same drops (by inode) remove them; the handles opened
+ *   so are read back into the open-file table (`opened`), so reload and unmount see them.
  */
 import type { ChunkRef } from '../chunks/index.js';
-import { wantsWrite, type HandleTable } from './handles.js';
+import { wantsWrite, type HandleEntry, type HandleTable } from './handles.js';
 import { OP, SET_ATTR, type NreadAddon, type NreadStats } from './lowlevel-addon.js';
 
 /** Chunks loaded ahead of a sequential reader. */
 const WINDOW = 8;
 /** Files up to this size have all their chunks loaded before the open is answered. */
 const SMALL_FILE = 1 << 20;
+/** Files of a directory registered for native opens after one of them was opened; chunks of each at most (nopen.c's bound). */
+const DIR_FILES = 8192;
+const LAYOUT_CHUNKS = 16;
+/** Directories remembered as registered (then forgotten all at once). */
+const DIRS_REMEMBERED = 4096;
 /** Default budget of the addon's store (`CAIRN_FUSE_NREAD_BYTES`; 0 turns native reads off). */
 export const NREAD_DEFAULT_BYTES = 64 << 20;
 
 /** What native reads need of a session: a file's stored entry and verified chunk bytes. */
 export interface ChunkSource {
   entryAt(path: string): { type: string; size: number; staged?: unknown; chunks?: readonly ChunkRef[] } | undefined;
+  /** A directory's entries (for native opens of its files); without it, only opened files are registered. */
+  readdir?(path: string): Promise<readonly { path: string; type: string }[]>;
   readonly chunks: { readChunk(ref: ChunkRef, opts?: { neighbours?: boolean }): Promise<Buffer>; readonly cacheDir?: string };
 }
 
@@ -50,6 +64,11 @@ export function nreadBudget(env: NodeJS.ProcessEnv = process.env): number {
   if (v === undefined || v === '') return NREAD_DEFAULT_BYTES;
   const n = Number(v);
   return Number.isFinite(n) && n >= 0 ? Math.floor(n) : NREAD_DEFAULT_BYTES;
+}
+
+/** Whether read-only opens may be answered natively (`CAIRN_FUSE_NOPEN=0` turns them off, to compare). */
+export function nopenAllowed(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env.CAIRN_FUSE_NOPEN !== '0';
 }
 
 /** Whether the addon may read the host cache itself (`CAIRN_FUSE_NCACHE=0` turns it off, to compare). */
@@ -80,15 +99,39 @@ export class NativeReads {
   private readonly byIno = new Map<number, Set<number>>();
   /** The addon loads chunks from the host cache itself (verified by its C BLAKE3): nothing is loaded at open. */
   readonly fromCache: boolean;
+  /** Read-only opens of registered inodes are answered by the addon (native/nopen.c). */
+  readonly nativeOpens: boolean;
+  /** Directories whose files were registered for native opens. */
+  private readonly dirsDone = new Set<string>();
 
   constructor(
     private readonly addon: NreadAddon,
     private readonly ctx: unknown,
     private readonly source: ChunkSource,
     private readonly handles: HandleTable,
+    /** The inode of a path the kernel knows (else undefined), and the current path of an inode. */
+    private readonly inodes?: { peek(path: string): number | undefined; path(ino: number): string | null },
   ) {
     const dir = source.chunks.cacheDir;
     this.fromCache = dir !== undefined && ncacheAllowed() && addon.nreadCache?.(ctx, dir) === true;
+    this.nativeOpens = this.fromCache && !!inodes && nopenAllowed() && typeof addon.nreadLayout === 'function';
+    if (this.nativeOpens) handles.setExternal(() => this.opened());
+  }
+
+  /** The handles the addon opened itself, as open-file table entries (their current paths). */
+  opened(): HandleEntry[] {
+    const a = this.addon.nreadOpened?.(this.ctx);
+    const out: HandleEntry[] = [];
+    for (let i = 0; a && i + 2 < a.length; i += 3) {
+      const path = this.inodes?.path(a[i + 1]!) ?? `(inode ${a[i + 1]})`;
+      out.push({ fh: a[i]!, path, flags: 0, ...(a[i + 2]! > 0 ? { pid: a[i + 2]! } : {}) });
+    }
+    return out;
+  }
+
+  /** The mount ends: the table stops reading the addon. */
+  close(): void {
+    if (this.nativeOpens) this.handles.setExternal(undefined);
   }
 
   /**
@@ -98,7 +141,7 @@ export class NativeReads {
    * a READ the addon could not answer needs, forgets a released handle.
    */
   before(op: number, ino: number, n0: number, n1: number, n2: number, child: () => number | undefined): void {
-    if (op === OP.READ) return this.missed(n2, n1);
+    if (op === OP.READ) return this.missed(n2, n1, n0);
     if (op === OP.RELEASE) return this.forget(n2);
     // A write or fallocate too: a handle opened for writing under another name of the inode (a hard link).
     if ((op === OP.OPEN && wantsWrite(n0)) || (op === OP.SETATTR && n0 & SET_ATTR.SIZE) || op === OP.WRITE || op === OP.FALLOCATE) {
@@ -116,27 +159,90 @@ export class NativeReads {
    */
   open(fh: number, ino: number, path: string, flags: number, reply: () => void): true {
     this.register(fh, ino, path, flags).then(reply, reply);
+    if (this.nativeOpens && !wantsWrite(flags)) setImmediate(() => void this.registerDir(path, ino).catch(() => undefined));
     return true;
+  }
+
+  /** The layout of a committed, unchanged file at `path` that may be served natively, or undefined. */
+  private layoutOf(
+    path: string,
+    exceptFh?: number,
+    writing = this.writing(exceptFh),
+    ino?: number,
+  ): { size: number; refs: readonly ChunkRef[]; offsets: Float64Array; names: Buffer[] } | undefined {
+    const e = this.source.entryAt(path);
+    if (!e || e.type !== 'file' || e.staged || !e.chunks?.length || e.size <= 0) return undefined;
+    if (writing.has(path) || (ino !== undefined && writing.has(ino))) return undefined;
+    const refs = e.chunks;
+    const offsets = new Float64Array(refs.length + 1);
+    for (let i = 0; i < refs.length; i++) offsets[i + 1] = offsets[i]! + refs[i]!.length;
+    if (offsets[refs.length] !== e.size) return undefined;
+    const names = refs.map((r) => Buffer.from(r.hash, 'hex'));
+    if (names.some((n) => n.length !== 32)) return undefined;
+    return { size: e.size, refs, offsets, names };
+  }
+
+  /** The paths open for writing in this mount (but through handle `exceptFh`), and their inodes (hard links: other names). */
+  private writing(exceptFh?: number): Set<string | number> {
+    const out = new Set<string | number>();
+    for (const h of this.handles.list()) {
+      if (h.fh === exceptFh || !wantsWrite(h.flags)) continue;
+      out.add(h.path);
+      const i = this.inodes?.peek(h.path);
+      if (i !== undefined) out.add(i);
+    }
+    return out;
+  }
+
+  /**
+   * After a read-only open of `path` (inode `ino`) answered by JavaScript: registers for native
+   * opens that file and the files of its directory the kernel knows (once per directory), in
+   * slices of 256 with the event loop free between them.
+   */
+  private async registerDir(path: string, ino: number): Promise<void> {
+    this.layout(path, ino);
+    const dir = path.slice(0, path.lastIndexOf('/')) || '/';
+    if (this.dirsDone.has(dir) || !this.source.readdir) return;
+    if (this.dirsDone.size >= DIRS_REMEMBERED) this.dirsDone.clear();
+    this.dirsDone.add(dir);
+    const kids = await this.source.readdir(dir);
+    let n = 0;
+    let writing = this.writing();
+    for (const k of kids) {
+      if (k.type !== 'file') continue;
+      const p = `${dir === '/' ? '' : dir}/${k.path.slice(k.path.lastIndexOf('/') + 1)}`;
+      const i = this.inodes!.peek(p);
+      if (i === undefined || p === path) continue;
+      this.layout(p, i, writing);
+      if (++n >= DIR_FILES) break;
+      if (n % 256 === 0) {
+        await new Promise((r) => setImmediate(r));
+        writing = this.writing(); // opens for writing meanwhile
+      }
+    }
+  }
+
+  /** Registers the layout of `path` (inode `ino`) for native opens when it may be served natively. */
+  private layout(path: string, ino: number, writing?: Set<string | number>): void {
+    const l = this.layoutOf(path, undefined, writing, ino);
+    if (!l || l.refs.length > LAYOUT_CHUNKS) return;
+    this.addon.nreadLayout!(this.ctx, ino, l.size, l.offsets, Buffer.concat(l.names));
   }
 
   /** After a reload: drops the layouts of the changed paths (`peek`: their inodes), or all of them. */
   dropChanged(changed: Iterable<string> | undefined, peek: (path: string) => number | undefined): void {
     const inos = changed ? [...changed].map(peek) : [...this.byIno.keys()];
     for (const i of inos) if (i !== undefined) this.drop(i);
+    if (!changed && this.nativeOpens) this.addon.nreadForget?.(this.ctx);
+    this.dirsDone.clear();
   }
 
   private async register(fh: number, ino: number, path: string, flags: number): Promise<void> {
     if (wantsWrite(flags)) return;
-    const e = this.source.entryAt(path);
-    if (!e || e.type !== 'file' || e.staged || !e.chunks?.length || e.size <= 0) return;
-    if (this.handles.list().some((h) => h.fh !== fh && h.path === path && wantsWrite(h.flags))) return;
-    const refs = e.chunks;
-    const offsets = new Float64Array(refs.length + 1);
-    for (let i = 0; i < refs.length; i++) offsets[i + 1] = offsets[i]! + refs[i]!.length;
-    if (offsets[refs.length] !== e.size) return;
-    const names = refs.map((r) => Buffer.from(r.hash, 'hex'));
-    if (names.some((n) => n.length !== 32)) return;
-    this.addon.nreadOpen(this.ctx, fh, ino, e.size, offsets, Buffer.concat(names));
+    const l = this.layoutOf(path, fh, undefined, ino);
+    if (!l) return;
+    const { refs, names, size } = l;
+    this.addon.nreadOpen(this.ctx, fh, ino, size, l.offsets, Buffer.concat(names));
     const f: OpenFile = { ino, refs, names, next: 0, last: -2 };
     this.forget(fh);
     this.files.set(fh, f);
@@ -144,8 +250,8 @@ export class NativeReads {
     if (this.fromCache) return; // the addon loads warm chunks itself; a cold one's READ comes here (`missed`)
     // A small file is loaded whole before the open is answered, with the pack block around it (as
     // JavaScript's reads of small files do): a cold directory of small files costs a GET per block, not per file.
-    const loads = this.load(f, 0, e.size <= SMALL_FILE ? refs.length : WINDOW, false, e.size <= SMALL_FILE);
-    if (e.size <= SMALL_FILE) await Promise.all(loads);
+    const loads = this.load(f, 0, size <= SMALL_FILE ? refs.length : WINDOW, false, size <= SMALL_FILE);
+    if (size <= SMALL_FILE) await Promise.all(loads);
   }
 
   /**
@@ -162,7 +268,7 @@ export class NativeReads {
   }
 
   /** JavaScript served a READ of `fh` at `offset` (the addon could not): load what it needs. */
-  missed(fh: number, offset: number): void {
+  missed(fh: number, offset: number, size = 1): void {
     const f = this.files.get(fh);
     if (!f) return;
     let i = 0;
@@ -172,20 +278,27 @@ export class NativeReads {
       if (offset < end) break;
     }
     if (i >= f.refs.length) return;
+    // The chunks the READ covers: [i, j).
+    let j = i + 1;
+    for (let at = end; j < f.refs.length && at < offset + size; j++) at += f.refs[j]!.length;
     const sequential = i === f.last || i === f.last + 1;
+    // A random reader (with the host cache): not sequential, and not a first READ at the start.
+    const random = this.fromCache && !sequential && !(f.last === -2 && i === 0);
     f.last = i;
     // With the host cache only the chunk needed: the chunk layer's read-ahead of this READ fills the
     // host cache ahead of the reader, and the addon loads from there.
-    void this.load(f, i, sequential && !this.fromCache ? i + 1 + WINDOW : i + 1, true);
+    // A random reader's chunks (all the READ covers): their outboards too (computed off this thread,
+    // written as `<hash>.ob`), so random readers, in this mount and the next, load verified blocks.
+    void this.load(f, i, random ? j : sequential && !this.fromCache ? i + 1 + WINDOW : i + 1, true, false, random);
   }
 
   /** The file of inode `ino` is about to change: no more native reads of its old layout. */
   drop(ino: number): void {
     const fhs = this.byIno.get(ino);
-    if (!fhs) return;
+    if (!fhs && !this.nativeOpens) return;
     this.byIno.delete(ino);
-    for (const fh of fhs) this.files.delete(fh);
-    this.addon.nreadDrop(this.ctx, ino);
+    for (const fh of fhs ?? []) this.files.delete(fh);
+    this.addon.nreadDrop(this.ctx, ino); // also the inode's layout for native opens
   }
 
   /** Handle `fh` was released (the addon forgot its layout itself). */
@@ -205,9 +318,9 @@ export class NativeReads {
   /**
    * Loads chunks [from, to) of `f` into the addon's store (verified by the chunk layer first).
    * `again`: also chunks before `f.next` (a seek back), else only new ones; `neighbours`: with the
-   * pack blocks around them (small files).
+   * pack blocks around them (small files); `outboard`: and their outboards (native/nchunks.c).
    */
-  private load(f: OpenFile, from: number, to: number, again = false, neighbours = false): Promise<void>[] {
+  private load(f: OpenFile, from: number, to: number, again = false, neighbours = false, outboard = false): Promise<void>[] {
     const out: Promise<void>[] = [];
     const end = Math.min(to, f.refs.length);
     for (let i = again ? from : Math.max(from, f.next); i < end; i++) {
@@ -217,7 +330,9 @@ export class NativeReads {
       out.push(
         this.source.chunks.readChunk(ref, { neighbours }).then(
           (bytes) => {
-            if (bytes.length === ref.length) this.addon.nreadPut(this.ctx, name, bytes);
+            if (bytes.length !== ref.length) return;
+            this.addon.nreadPut(this.ctx, name, bytes);
+            if (outboard) this.addon.nreadOutboard?.(this.ctx, name);
           },
           () => undefined, // the read that needs it reports the error
         ),

@@ -40,7 +40,7 @@ export class OpStats {
 
   /** Per type; with `native`, the READs answered by the addon without JavaScript as READ_NATIVE. */
   summary(
-    native?: { served: number; servedNs: number },
+    native?: { served: number; servedNs: number; nativeOpens?: number; nativeReleases?: number },
     dispatch?: { attrHits: number; wakeups: number; idleWakeups: number },
   ): Record<string, { n: number; totalMs?: number; avgUs?: number }> {
     const out: Record<string, { n: number; totalMs?: number; avgUs?: number }> = {};
@@ -53,6 +53,9 @@ export class OpStats {
       const ms = native.servedNs / 1e6;
       out.READ_NATIVE = { n: native.served, totalMs: Math.round(ms), avgUs: Math.round((ms / native.served) * 1000) };
     }
+    // OPENs and RELEASEs the addon answered itself (native/nopen.c; not timed).
+    if (native?.nativeOpens) out.OPEN_NATIVE = { n: native.nativeOpens };
+    if (native?.nativeReleases) out.RELEASE_NATIVE = { n: native.nativeReleases };
     const sorted = [...this.byOp].sort((a, b) => b[1].ms - a[1].ms);
     for (const [op, e] of sorted) {
       out[NAMES.get(op) ?? String(op)] = { n: e.n, totalMs: Math.round(e.ms), avgUs: Math.round((e.ms / e.n) * 1000) };

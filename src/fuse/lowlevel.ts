@@ -405,7 +405,8 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
   const args = o.options.length ? ['-o', o.options.join(',')] : [];
   const [ctx, mounted] = addon.mount(o.mountpoint, args, handler, o.native ?? {});
   const setCaps = (absent: boolean): void => void ((caps = absent), addon.setCapsAbsent(ctx, absent));
-  if (o.chunkSource && (o.native?.nreadBytes ?? 0) > 0) nread = new NativeReads(raw, ctx, o.chunkSource, o.handles);
+  if (o.chunkSource && (o.native?.nreadBytes ?? 0) > 0) nread = new NativeReads(raw, ctx, o.chunkSource, o.handles, inodes);
+  if (nread?.nativeOpens) names.onHide = (i) => nread!.drop(i);
   await mounted;
   let unmounting: Promise<void> | undefined;
 
@@ -416,7 +417,7 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
       if (!unmounting && stats) {
         process.stderr.write(`${JSON.stringify({ fuseOpStats: stats.summary(nread?.stats(), addon.dispatchStats(ctx)) })}\n`);
       }
-      unmounting ??= addon.unmount(ctx);
+      unmounting ??= addon.unmount(ctx).then(() => nread?.close());
       return unmounting;
     },
     refresh: (changed) => (

@@ -44,6 +44,27 @@ describe('HandleTable', () => {
     assert.deepEqual(e.context.openFiles, [{ path: '/a', pid: 4242 }, { path: '/b' }]);
   });
 
+  it('counts handles opened outside it (native opens) in size, list, busy and settle', async () => {
+    const t = new HandleTable();
+    t.add('/js', 0, 11);
+    let native = [{ fh: 2 ** 32 + 1, path: '/d/f5', flags: 0, pid: 4242 }];
+    t.setExternal(() => native);
+    assert.equal(t.size, 2);
+    assert.deepEqual(t.paths(), ['/js', '/d/f5']);
+    const e = t.busy('unmount', { volume: 'v', mountpoint: '/mnt/v' }, 'close the files');
+    assert.equal(e.code, 'VOLUME_BUSY');
+    assert.deepEqual(e.context.openFiles, [{ path: '/js', pid: 11 }, { path: '/d/f5', pid: 4242 }]);
+    // A native release in flight (its opener gone) is waited for like any other.
+    const gone = spawn(process.execPath, ['-e', '0']);
+    const deadPid = await new Promise<number>((res) => gone.on('exit', () => res(gone.pid!)));
+    t.remove(t.list()[0]!.fh);
+    native = [{ fh: 2 ** 32 + 2, path: '/d/f6', flags: 0, pid: deadPid }];
+    setTimeout(() => (native = []), 60);
+    await t.settle();
+    assert.equal(t.size, 0);
+    t.setExternal(undefined);
+  });
+
   it('settle waits for the release of a handle whose opener has exited, not of one still held', async () => {
     // The kernel sends RELEASE after close(2) returned: `cat f; reload` must not see cat's file open.
     const t = new HandleTable();

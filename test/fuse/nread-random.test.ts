@@ -1,0 +1,176 @@
+/**
+ * Native random reads of the host cache (native/nread.c, ncache.c, ntree.c): a random reader's
+ * READ loads only the blocks it needs, each verified against the chunk's outboard, itself verified
+ * against the chunk's name. Through real native mounts of a file store: a first random reader loads
+ * whole chunks (their verification yields the outboards, written to the host cache as `<hash>.ob`);
+ * a reader in a new mount then loads verified blocks, hashing a fraction of the bytes; one flipped
+ * byte in a chunk entry or in an outboard never yields wrong bytes (counted, removed, read right).
+ * A cold random reader (served by JavaScript) leaves the outboards of its chunks behind (computed
+ * by the addon off the JavaScript thread), so a new mount loads only blocks. Skipped without the addon.
+ */
+import { testHome } from '../helpers/env.js';
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { controlRequest } from '../../src/fuse/control.js';
+import { loadNative } from '../../src/fuse/lowlevel.js';
+import type { NreadStats } from '../../src/fuse/lowlevel-addon.js';
+import { cleanupAll, q, shOk, startFileDaemon, tmpDir } from '../helpers/mount.js';
+
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+const env = { CAIRN_FUSE_BINDING: 'native' };
+const READ = 128 << 10;
+
+async function stats(mnt: string): Promise<Required<NreadStats>> {
+  const st = (await controlRequest(mnt, 'status')) as { nativeReads: Required<NreadStats> | null };
+  assert.ok(st.nativeReads);
+  return st.nativeReads;
+}
+
+/** sha256 of the bytes of `reads` (offset, length) read in that order, each after dropping the file's pages. */
+async function readAt(file: string, reads: number[]): Promise<string> {
+  const py = `import os,hashlib,sys
+fd=os.open(sys.argv[1],os.O_RDONLY); h=hashlib.sha256()
+for off in map(int, sys.argv[2:]):
+  os.posix_fadvise(fd,0,0,os.POSIX_FADV_DONTNEED)
+  h.update(os.pread(fd,${READ},off))
+print(h.hexdigest())`;
+  return (await shOk(`python3 -c ${q(py)} ${q(file)} ${reads.join(' ')}`)).trim();
+}
+
+/** Chunk entries of the host cache, and their outboards. */
+async function entries(): Promise<{ chunks: string[]; outboards: string[] }> {
+  const dir = path.join(testHome, 'cache');
+  const out = { chunks: [] as string[], outboards: [] as string[] };
+  for (const sub of await fs.readdir(dir).catch(() => [] as string[])) {
+    if (sub.length !== 2) continue;
+    for (const name of await fs.readdir(path.join(dir, sub)).catch(() => [] as string[])) {
+      if (/^[0-9a-f]{64}$/.test(name)) out.chunks.push(path.join(dir, sub, name));
+      if (/^[0-9a-f]{64}\.ob$/.test(name)) out.outboards.push(path.join(dir, sub, name));
+    }
+  }
+  return out;
+}
+
+describe('native random reads', { skip: loadNative() ? false : 'native addon not built' }, () => {
+  after(() => cleanupAll());
+
+  it('load verified blocks of a chunk, never wrong bytes from a damaged entry or outboard', async () => {
+    const base = await tmpDir();
+    const [mnt, mntW] = [path.join(base, 'mnt'), path.join(base, 'mntW')];
+    const storeDir = path.join(base, 'store');
+    const start = startFileDaemon(() => ({}), env);
+    const big = randomBytes(24 << 20);
+    const dW = await start({ mountpoint: mntW, volume: 'rand', storeDir });
+    await fs.writeFile(path.join(mntW, 'big.bin'), big);
+    await controlRequest(mntW, 'commit');
+    await dW.stop();
+    await fs.rm(path.join(testHome, 'cache'), { recursive: true, force: true });
+    // Offsets at least 8 MiB apart (many chunks from the last read's): a random reader.
+    const reads = [20.3, 2.6, 12.1, 22.05, 4.05, 16.4, 0.8, 9.3, 23.3, 6.2].map((m) => Math.floor(m * (1 << 20)) + 4321);
+    const want = sha(Buffer.concat(reads.map((o) => big.subarray(o, o + READ))));
+    const file = path.join(mnt, 'big.bin');
+
+    // Cold: JavaScript fetches the chunks and writes them to the host cache.
+    let d = await start({ mountpoint: mnt, volume: 'rand', storeDir });
+    try {
+      assert.equal(sha(await fs.readFile(file)), sha(big));
+      for (let i = 0; i < 200 && (await entries()).chunks.length < 15; i++) await new Promise((r) => setTimeout(r, 50));
+      await d.stop();
+      const { chunks } = await entries();
+      assert.ok(chunks.length >= 15, `${chunks.length} chunks cached`);
+
+      // 1. A random reader in a new mount: whole chunks loaded and verified; their outboards written.
+      d = await start({ mountpoint: mnt, volume: 'rand', storeDir });
+      assert.equal(await readAt(file, reads), want);
+      const s1 = await stats(mnt);
+      assert.ok(s1.cacheLoads > 0 && s1.cacheOutboardPuts > 0, JSON.stringify(s1));
+      await d.stop();
+      assert.ok((await entries()).outboards.length > 0, 'outboards in the host cache');
+
+      // 2. The same reads in a new mount: blocks loaded and verified against the outboards, a fraction hashed.
+      d = await start({ mountpoint: mnt, volume: 'rand', storeDir });
+      assert.equal(await readAt(file, reads), want);
+      const s2 = await stats(mnt);
+      assert.ok(s2.partServed > 0 && s2.cachePartLoads > 0 && s2.cacheOutboardLoads > 0, JSON.stringify(s2));
+      assert.equal(s2.cacheCorrupt, 0);
+      assert.ok(s2.cacheHashed * 2 < s1.cacheHashed, `hashed ${s2.cacheHashed} bytes with outboards, ${s1.cacheHashed} without`);
+      assert.ok(s2.cacheHashed <= 2 * s2.servedBytes, `hashed ${s2.cacheHashed} bytes for ${s2.servedBytes} served`);
+      await d.stop();
+
+      // 3. One flipped byte in the block the first read needs: the right bytes all the same; counted.
+      const at = reads[0]! + 100;
+      let victim: string | undefined;
+      let start0 = 0;
+      for (const c of chunks) {
+        const b = await fs.readFile(c);
+        const i = big.indexOf(b.subarray(0, 4096));
+        if (i >= 0 && i <= at && at < i + b.length) [victim, start0] = [c, i];
+      }
+      assert.ok(victim);
+      const bad = await fs.readFile(victim);
+      bad[at - start0]! ^= 0x01;
+      await fs.writeFile(victim, bad);
+      d = await start({ mountpoint: mnt, volume: 'rand', storeDir });
+      assert.equal(await readAt(file, reads), want);
+      const s3 = await stats(mnt);
+      assert.ok(s3.cacheCorrupt >= 1, `the damaged block was counted: ${JSON.stringify(s3)}`);
+      await d.stop();
+
+      // 4. A damaged outboard (one CV byte flipped): refused against the chunk's name; the right bytes.
+      const { outboards } = await entries();
+      for (const ob of outboards) {
+        const b = await fs.readFile(ob);
+        b[b.length - 1]! ^= 0x01;
+        await fs.writeFile(ob, b);
+      }
+      d = await start({ mountpoint: mnt, volume: 'rand', storeDir });
+      assert.equal(await readAt(file, reads), want);
+      const s4 = await stats(mnt);
+      assert.ok(s4.cacheCorrupt >= 1 && s4.cacheOutboardLoads === 0, `damaged outboards refused: ${JSON.stringify(s4)}`);
+    } finally {
+      await d.stop();
+    }
+  });
+
+  it('a cold random reader leaves outboards behind: the next mount loads only blocks from its first read', async () => {
+    const base = await tmpDir();
+    const [mnt, mntW] = [path.join(base, 'mnt'), path.join(base, 'mntW')];
+    const storeDir = path.join(base, 'store');
+    const start = startFileDaemon(() => ({}), env);
+    const big = randomBytes(24 << 20);
+    const dW = await start({ mountpoint: mntW, volume: 'cold', storeDir });
+    await fs.writeFile(path.join(mntW, 'big.bin'), big);
+    await controlRequest(mntW, 'commit');
+    await dW.stop();
+    await fs.rm(path.join(testHome, 'cache'), { recursive: true, force: true });
+    const reads = [20.3, 2.6, 12.1, 22.05, 4.05, 16.4, 0.8, 9.3, 23.3, 6.2].map((m) => Math.floor(m * (1 << 20)) + 777);
+    const want = sha(Buffer.concat(reads.map((o) => big.subarray(o, o + READ))));
+    const file = path.join(mnt, 'big.bin');
+    let d = await start({ mountpoint: mnt, volume: 'cold', storeDir });
+    try {
+      assert.equal(await readAt(file, reads), want); // cold: JavaScript fetches, verifies, caches; the addon computes outboards
+      // The outboards are written off the JavaScript thread: wait until there are some and no more come.
+      let seen = -1;
+      for (let i = 0; i < 200; i++) {
+        const n = (await entries()).outboards.length;
+        if (n >= 5 && n === seen) break;
+        seen = n;
+        await new Promise((r) => setTimeout(r, 150));
+      }
+      await d.stop();
+      assert.ok((await entries()).outboards.length >= 5, 'outboards of the cold random reader');
+      d = await start({ mountpoint: mnt, volume: 'cold', storeDir });
+      assert.equal(await readAt(file, reads), want);
+      const s = await stats(mnt);
+      assert.ok(s.cachePartLoads >= 5 && s.cacheOutboardLoads >= 5, JSON.stringify(s));
+      // Whole chunks would be ~8 bytes hashed per byte served (1 MiB per 128 KiB); blocks ~1.3.
+      assert.ok(s.cacheHashed <= 3 * s.servedBytes, `hashed ${s.cacheHashed} bytes for ${s.servedBytes} served`);
+      assert.equal(s.cacheCorrupt, 0);
+    } finally {
+      await d.stop();
+    }
+  });
+});
