@@ -84,7 +84,10 @@ async function startDaemon(store: string, mountpoint: string, mode: Mode): Promi
   // --profile DIR: `node --cpu-prof` each daemon into DIR.
   const prof = process.argv.indexOf('--profile');
   const flags = prof > 0 ? ['--cpu-prof', `--cpu-prof-dir=${process.argv[prof + 1]}`] : [];
-  const child = spawn(process.execPath, [...flags, ...nodeArgs(mode === 'base' ? BASE_MAIN_JS : MAIN_JS, config)], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  const child = spawn(process.execPath, [...flags, ...nodeArgs(mode === 'base' ? BASE_MAIN_JS : MAIN_JS, config)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env,
+  });
   let err = '';
   child.stderr!.setEncoding('utf8').on('data', (c: string) => (err += c));
   const ready = await waitReport(child, { name: 'the bench daemon', code: 'UNAVAILABLE', timeoutMs: 60_000, tail: () => err });
@@ -184,7 +187,8 @@ async function main(): Promise<void> {
   const onlyAt = process.argv.indexOf('--only');
   const only = onlyAt > 0 ? process.argv[onlyAt + 1] : undefined;
   const workloads = WORKLOADS.filter((w) => !only || w.startsWith(only));
-  if (process.argv.includes('--fio-after-cold') && only !== 'fio') throw new Error('--fio-after-cold empties the host cache: use it with --only fio');
+  if (process.argv.includes('--fio-after-cold') && only !== 'fio')
+    throw new Error('--fio-after-cold empties the host cache: use it with --only fio');
 
   log('local disk (after drop_caches)');
   for (const w of workloads) {

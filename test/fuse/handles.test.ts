@@ -53,7 +53,10 @@ describe('HandleTable', () => {
     assert.deepEqual(t.paths(), ['/js', '/d/f5']);
     const e = t.busy('unmount', { volume: 'v', mountpoint: '/mnt/v' }, 'close the files');
     assert.equal(e.code, 'VOLUME_BUSY');
-    assert.deepEqual(e.context.openFiles, [{ path: '/js', pid: 11 }, { path: '/d/f5', pid: 4242 }]);
+    assert.deepEqual(e.context.openFiles, [
+      { path: '/js', pid: 11 },
+      { path: '/d/f5', pid: 4242 },
+    ]);
     // A native release in flight (its opener gone) is waited for like any other.
     const gone = spawn(process.execPath, ['-e', '0']);
     const deadPid = await new Promise<number>((res) => gone.on('exit', () => res(gone.pid!)));

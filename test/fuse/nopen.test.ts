@@ -30,7 +30,8 @@ interface Status {
 }
 const status = async (mnt: string): Promise<Status> => (await controlRequest(mnt, 'status')) as Status;
 /** OPENs and RELEASEs JavaScript answered. */
-const jsOps = (s: Status): number => (s.metrics['cairn_fuse_ops_total{op="open"}'] ?? 0) + (s.metrics['cairn_fuse_ops_total{op="release"}'] ?? 0);
+const jsOps = (s: Status): number =>
+  (s.metrics['cairn_fuse_ops_total{op="open"}'] ?? 0) + (s.metrics['cairn_fuse_ops_total{op="release"}'] ?? 0);
 
 async function until(what: string, ok: () => Promise<boolean>): Promise<void> {
   for (let i = 0; i < 200; i++) {
@@ -77,13 +78,20 @@ describe('native opens', { skip: loadNative() ? false : 'native addon not built'
       await until('the releases', async () => (await status(mnt)).nativeReads!.nativeOpen === 0);
 
       // A file held open natively: reload and unmount refused, naming it and the holder's pid.
-      const holder = spawn('python3', ['-c', 'import os,sys; fd=os.open(sys.argv[1],os.O_RDONLY); print("open",flush=True); sys.stdin.read()', f(5)], {
-        stdio: ['pipe', 'pipe', 'inherit'],
-      });
+      const holder = spawn(
+        'python3',
+        ['-c', 'import os,sys; fd=os.open(sys.argv[1],os.O_RDONLY); print("open",flush=True); sys.stdin.read()', f(5)],
+        {
+          stdio: ['pipe', 'pipe', 'inherit'],
+        },
+      );
       await new Promise((r) => holder.stdout!.once('data', r));
       const held = await status(mnt);
       assert.equal(held.nativeReads!.nativeOpen, 1, 'opened natively');
-      assert.deepEqual(held.openFiles.map((o) => o.path), ['/d/f5']);
+      assert.deepEqual(
+        held.openFiles.map((o) => o.path),
+        ['/d/f5'],
+      );
       for (const op of ['reload', 'unmount'] as const) {
         const err = await controlRequest(mnt, op).then(
           () => undefined,
@@ -97,9 +105,17 @@ describe('native opens', { skip: loadNative() ? false : 'native addon not built'
       assert.equal((await controlRequest(mnt, 'reload')) !== undefined, true, 'reload once it is closed');
 
       // Unlinked while open natively: hidden, still read right, removed at its last close.
-      const h3 = spawn('python3', ['-c', `import os,sys,hashlib
+      const h3 = spawn(
+        'python3',
+        [
+          '-c',
+          `import os,sys,hashlib
 fd=os.open(sys.argv[1],os.O_RDONLY); print("open",flush=True); sys.stdin.readline()
-print(hashlib.sha256(os.pread(fd,1<<20,0)).hexdigest(),flush=True); sys.stdin.read()`, f(3)], { stdio: ['pipe', 'pipe', 'inherit'] });
+print(hashlib.sha256(os.pread(fd,1<<20,0)).hexdigest(),flush=True); sys.stdin.read()`,
+          f(3),
+        ],
+        { stdio: ['pipe', 'pipe', 'inherit'] },
+      );
       h3.stdout!.setEncoding('utf8');
       const lines: string[] = [];
       h3.stdout!.on('data', (c: string) => lines.push(...c.split('\n').filter(Boolean)));
@@ -114,7 +130,14 @@ print(hashlib.sha256(os.pread(fd,1<<20,0)).hexdigest(),flush=True); sys.stdin.re
       const hidden = path.join(mnt, hiddenAs[0]!);
       h3.stdin!.end();
       await new Promise((r) => h3.once('exit', r));
-      await until('the hidden file removed', async () => !(await fs.stat(hidden).then(() => true, () => false)));
+      await until(
+        'the hidden file removed',
+        async () =>
+          !(await fs.stat(hidden).then(
+            () => true,
+            () => false,
+          )),
+      );
 
       // Opened for writing: no longer opened natively; the new bytes are read.
       const fresh = randomBytes(1000);

@@ -317,7 +317,10 @@ fd=os.open(sys.argv[1],os.O_WRONLY); os.pwrite(fd,bytes([7])*(65536-1000),1000);
       // (Whole, or the blocks a READ needed when it looked random: a sequential reader's READs may
       // reach the workers out of order on a loaded machine.)
       const native2 = f2.n.cacheLoads + (f2.n.cachePartLoads ?? 0);
-      assert.ok(f2.n.cacheLoads <= entries.length - 1 && native2 >= entries.length - 1, `every other chunk was loaded natively: ${JSON.stringify(f2.n)}`);
+      assert.ok(
+        f2.n.cacheLoads <= entries.length - 1 && native2 >= entries.length - 1,
+        `every other chunk was loaded natively: ${JSON.stringify(f2.n)}`,
+      );
       const again = await fs.readFile(victim.file).catch(() => undefined);
       assert.ok(again === undefined || hashChunk(again) === victim.name, 'the damaged entry is gone (or whole again)');
       await d.stop();
@@ -329,7 +332,10 @@ fd=os.open(sys.argv[1],os.O_WRONLY); os.pwrite(fd,bytes([7])*(65536-1000),1000);
       const f3 = await figures(mnt);
       assert.ok(f3.n.cacheMisses >= 1 && f3.n.misses >= 1, `the missing entry fell back: ${JSON.stringify(f3.n)}`);
       assert.equal(f3.n.cacheCorrupt, 0);
-      assert.ok(f3.n.cacheLoads <= entries.length - 1 && f3.n.cacheLoads + (f3.n.cachePartLoads ?? 0) >= entries.length - 1, JSON.stringify(f3.n));
+      assert.ok(
+        f3.n.cacheLoads <= entries.length - 1 && f3.n.cacheLoads + (f3.n.cachePartLoads ?? 0) >= entries.length - 1,
+        JSON.stringify(f3.n),
+      );
     } finally {
       await d.stop();
     }
