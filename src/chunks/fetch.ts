@@ -130,11 +130,7 @@ export class ChunkFetcher {
     this.forwarder = new Forwarder(opts.store, opts.packPrefix);
   }
 
-  /**
-   * Whether a chunk is neither in memory nor being fetched here (so a prefetch would start it).
-   *
-   * @example const missing = refs.filter((r) => fetcher.idle(r.hash));
-   */
+  /** Whether a chunk is neither in memory nor being fetched here (so a prefetch would start it). @example fetcher.idle(r.hash) */
   idle(hash: string): boolean {
     return !this.inflight.has(hash) && !this.mem?.has(hash);
   }
@@ -144,11 +140,7 @@ export class ChunkFetcher {
     return this.mem?.has(hash) ?? false;
   }
 
-  /**
-   * Waits for the background cache writes started so far (reads never wait for them).
-   *
-   * @example await fetcher.flush();
-   */
+  /** Waits for the background cache writes started so far (reads never wait for them). @example await fetcher.flush(); */
   async flush(): Promise<void> {
     while (this.cacheWrites.size > 0) await Promise.all([...this.cacheWrites]);
     await this.cache?.flush();
