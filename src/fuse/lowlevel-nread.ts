@@ -195,6 +195,15 @@ export class NativeReads {
   }
 
   /**
+   * A LOOKUP answered `path`, a regular file (inode `ino`): registered for native opens when its
+   * directory's files are, so files opened by name without a listing (after the directory's first
+   * open) open natively too.
+   */
+  looked(path: string, ino: number): void {
+    if (this.nativeOpens && this.dirsDone.has(path.slice(0, path.lastIndexOf('/')) || '/')) this.layout(path, ino);
+  }
+
+  /**
    * After a read-only open of `path` (inode `ino`) answered by JavaScript: registers for native
    * opens that file and the files of its directory the kernel knows (once per directory), in
    * slices of 256 with the event loop free between them.

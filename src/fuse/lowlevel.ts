@@ -197,6 +197,7 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
       inodes.ref(ino);
       inodes.setType(ino, st!.mode);
       const live = uncached(path);
+      if (negativeOk && (st!.mode & 0o170000) === 0o100000) nread?.looked(path, ino); // before its OPEN can come
       addon.replyEntry(req, ...attrArgs(ino, st!), live ? 0 : at, live ? 0 : et);
     });
   }

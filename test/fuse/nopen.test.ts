@@ -164,4 +164,33 @@ print(hashlib.sha256(os.pread(fd,1<<20,0)).hexdigest(),flush=True); sys.stdin.re
       await d.stop();
     }
   });
+
+  it('opens files natively that are opened by name without a listing, once their directory was', async () => {
+    // A reader that opens paths it already knows (no readdir): each file's LOOKUP comes just
+    // before its OPEN, so the directory's registration at the first open knew none of them.
+    const base = await tmpDir();
+    const [mnt, mntW] = [path.join(base, 'mnt'), path.join(base, 'mntW')];
+    const storeDir = path.join(base, 'store');
+    const start = startFileDaemon(() => ({}), env);
+    const files = Array.from({ length: 6 }, () => randomBytes(20_000));
+    const dW = await start({ mountpoint: mntW, volume: 'byname', storeDir });
+    await fs.mkdir(path.join(mntW, 'd'));
+    for (const [i, b] of files.entries()) await fs.writeFile(path.join(mntW, 'd', `f${i}`), b);
+    await controlRequest(mntW, 'commit');
+    await dW.stop();
+    const d = await start({ mountpoint: mnt, volume: 'byname', storeDir });
+    const f = (i: number): string => path.join(mnt, 'd', `f${i}`);
+    try {
+      assert.equal(sha(await fs.readFile(f(0))), sha(files[0]!)); // through JavaScript: the directory is registered
+      await until('the directory registered', async () => ((await status(mnt)).nativeReads?.layoutBytes ?? 0) > 0);
+      await new Promise((r) => setTimeout(r, 100)); // the registration runs after the open's answer
+      const s0 = await status(mnt);
+      for (let i = 1; i < 6; i++) assert.equal(sha(await fs.readFile(f(i))), sha(files[i]!), `f${i}`);
+      const s1 = await status(mnt);
+      assert.equal(s1.nativeReads!.nativeOpens - s0.nativeReads!.nativeOpens, 5, 'five opens answered natively');
+      assert.equal(jsOps(s1), jsOps(s0), 'no OPEN or RELEASE reached JavaScript');
+    } finally {
+      await d.stop();
+    }
+  });
 });
