@@ -113,18 +113,26 @@ static void remove_bad(ncache *c, const char *path, const struct stat *read) {
   add(&c->corrupt, 1);
 }
 
+/* Opens the cache entry of `hash` (its path in `path`, PATH_MAX bytes; its stat in `st`): the fd, or
+ * -1 when there is no regular file there (counted as a miss). */
+static int open_entry(ncache *c, const uint8_t *hash, char *path, struct stat *st) {
+  if (!entry_path(c, hash, path, PATH_MAX)) return -1;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
+    if (fd >= 0) close(fd);
+    add(&c->misses, 1);
+    return -1;
+  }
+  return fd;
+}
+
 int ncache_load(ncache *c, const uint8_t *hash, size_t len, char *buf, uint8_t *cvs) {
   if (!ncache_on(c)) return NCACHE_MISS;
   uint64_t t0 = mono_ns();
   char path[PATH_MAX];
-  if (!entry_path(c, hash, path, sizeof path)) return NCACHE_MISS;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
   struct stat st;
-  if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    if (fd >= 0) close(fd);
-    add(&c->misses, 1);
-    return NCACHE_MISS;
-  }
+  int fd = open_entry(c, hash, path, &st);
+  if (fd < 0) return NCACHE_MISS;
   if ((uint64_t)st.st_size != (uint64_t)len) { /* an entry is exactly the chunk's bytes */
     close(fd);
     remove_bad(c, path, &st);
@@ -225,14 +233,9 @@ int ncache_load_part(ncache *c, const uint8_t *hash, uint64_t len, size_t block,
   if (!ncache_on(c)) return NCACHE_MISS;
   uint64_t t0 = mono_ns();
   char path[PATH_MAX];
-  if (!entry_path(c, hash, path, sizeof path)) return NCACHE_MISS;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
   struct stat st;
-  if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    if (fd >= 0) close(fd);
-    add(&c->misses, 1);
-    return NCACHE_MISS;
-  }
+  int fd = open_entry(c, hash, path, &st);
+  if (fd < 0) return NCACHE_MISS;
   uint64_t from = (uint64_t)b0 * block, to = (uint64_t)(b1 + 1) * block;
   if (to > len) to = len;
   if ((uint64_t)st.st_size != len || from >= to) {

@@ -19,6 +19,7 @@
 import { Worker } from 'node:worker_threads';
 import type { ObjectStore } from '../store/types.js';
 import type { ChunkRef } from './types.js';
+import { workerExecArgv } from './hash.js';
 import { FETCH_WORKER_ROLE, fromWire, type FetchWorkerData, type FetchWorkerMessage, type RunJob } from './fetchworker.js';
 
 /** What a job's owner is told: `bad` as soon as a chunk fails, `cached` after each cache write, `chunk` for the good ones at the end. */
@@ -218,17 +219,4 @@ export class FetchPool {
     worker.on('error', drop);
     worker.on('exit', drop);
   }
-}
-
-/** The process's flags minus those that stop a worker from starting (-e/-p and their script, --input-type). */
-function workerExecArgv(): string[] {
-  const out: string[] = [];
-  const args = process.execArgv;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    if (a === '-e' || a === '--eval' || a === '-p' || a === '--print') i++;
-    else if (!a.startsWith('--input-type') && !a.startsWith('--eval=') && !a.startsWith('--print=') && !a.startsWith('--cpu-prof'))
-      out.push(a);
-  }
-  return out;
 }
