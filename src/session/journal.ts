@@ -60,6 +60,8 @@ export class Journal extends JournalMeta {
   /** The entries of the view (./view.ts). */
   private readonly view: EntryTable;
   private fenceId = 0;
+  /** One wrapper for every transaction (`db.transaction(fn)` builds four functions per call: ~15% of a create). */
+  private readonly runInTransaction: (fn: () => unknown) => unknown;
 
   /** @example const j = new Journal('/tmp/s1/journal.db'); */
   constructor(file: string) {
@@ -73,6 +75,7 @@ export class Journal extends JournalMeta {
     super(db);
     this.st = prepare(this.db);
     this.view = new EntryTable(this.db);
+    this.runInTransaction = this.db.transaction((fn: () => unknown) => fn());
   }
 
   // ---- reading the view (./view.ts) --------------------------------------------------------
@@ -434,7 +437,7 @@ export class Journal extends JournalMeta {
   /** Runs `fn` in one transaction (nested ones are savepoints); a rollback drops the memo too. */
   private transaction<T>(fn: () => T): T {
     try {
-      return this.db.transaction(fn)();
+      return this.runInTransaction(fn) as T;
     } catch (err) {
       this.view.forget();
       throw err;

@@ -8,7 +8,7 @@
  * the root is the row with path ''); `set` does not, and its callers keep it. Rows with the same
  * inode id (hard links) hold the same entry but for their path: `set` copies one to the others.
  * Entries returned by `get` are memoised and frozen until the next change to that entry (or to a
- * subtree holding it, or to any name of a linked file).
+ * subtree holding it, or to any name of a linked file); so is a path's absence, until it is set.
  */
 import type BetterSqlite3 from 'better-sqlite3';
 import { type EntryData, ancestors } from '../format/index.js';
@@ -69,12 +69,13 @@ function prepare(db: BetterSqlite3.Database) {
 
 export class EntryTable {
   private readonly st: ReturnType<typeof prepare>;
-  private readonly memo = new Map<string, JournalEntry>();
+  /** Memoised entries; `null`: known to be absent (a LOOKUP of a new name, then its create). */
+  private readonly memo = new Map<string, JournalEntry | null>();
 
   /** @example const view = new EntryTable(db); view.get(''); */
   constructor(private readonly db: BetterSqlite3.Database) {
     this.st = prepare(db);
-    if (!this.get('')) this.st.insert.run(toRow('', { type: 'directory', mode: DIR_MODE, mtimeMs: Date.now(), size: 0 }));
+    if (!this.get('')) this.set('', { type: 'directory', mode: DIR_MODE, mtimeMs: Date.now(), size: 0 });
   }
 
   /**
@@ -84,9 +85,12 @@ export class EntryTable {
    */
   get(path: string): JournalEntry | undefined {
     const hit = this.memo.get(path);
-    if (hit) return hit;
+    if (hit !== undefined) return hit ?? undefined;
     const r = this.st.get.get(path);
-    if (!r) return undefined;
+    if (!r) {
+      this.remember(path, null);
+      return undefined;
+    }
     const e = Object.freeze(fromRow(r));
     this.remember(path, e);
     return e;
@@ -136,7 +140,8 @@ export class EntryTable {
     // Most changes (a write's size and times, chmod, a directory's times) keep the indexed
     // columns: an in-place UPDATE writes the row's page only (about half the cost of a replace,
     // which deletes and re-inserts every index entry).
-    if (this.st.update.run(row).changes === 0) this.st.insert.run(row);
+    // A path known to be absent (a create) goes straight to the insert.
+    if (this.memo.get(path) === null || this.st.update.run(row).changes === 0) this.st.insert.run(row);
     if (row.ino !== null) {
       // The file's other names changed too: their memos go with everything else's (links are rare).
       this.st.share.run(row);
@@ -157,7 +162,7 @@ export class EntryTable {
     return this.st.names.all(ino).map((r) => r.path);
   }
 
-  private remember(path: string, e: JournalEntry): void {
+  private remember(path: string, e: JournalEntry | null): void {
     if (this.memo.size >= MEMO_ENTRIES) this.memo.clear();
     this.memo.set(path, e);
   }
@@ -179,7 +184,7 @@ export class EntryTable {
       if (cur && cur.type === 'directory') continue;
       this.set(dir, { type: 'directory', mode: DIR_MODE, mtimeMs: entry.mtimeMs, size: 0 });
     }
-    const cur = this.st.get.get(path);
+    const cur = this.get(path);
     if (cur && cur.type === 'directory' && entry.type !== 'directory') {
       this.memo.clear();
       this.st.deleteSubtree.run(`${path}/`, subtreeEnd(path));
@@ -189,6 +194,13 @@ export class EntryTable {
 
   /** Removes a subtree (the root: everything under it, the root stays). */
   drop(path: string): void {
+    const cur = path === '' ? undefined : this.get(path);
+    if (cur && cur.type !== 'directory') {
+      // One row, no subtree: the other memos stay (an unlink or a rename need not re-read the parents).
+      this.st.deleteOne.run(path);
+      this.remember(path, null);
+      return;
+    }
     this.memo.clear();
     if (path === '') {
       this.st.deleteSubtree.run('', '\uffff');

@@ -385,6 +385,11 @@ describe('journal', () => {
         });
         for (const p of puts) assert.ok(j.get(p), `pending put ${p} names a path of the view`);
         for (const p of all()) if (p !== '') assert.equal(j.get(parentOf(p))?.type, 'directory', `the parent of ${p} is a directory`);
+        // What `get` answers (memoised, absences too) is what the table holds, for paths there and not.
+        const there = new Set(all());
+        for (const p of [...there, ...Array.from({ length: 4 }, anyPath)]) {
+          assert.equal(j.get(p) !== undefined, there.has(p), `get(${p}) agrees with the table`);
+        }
         // The view is its records plus its pending ops.
         const model = new Journal(':memory:');
         model.applyRecords(taken);
