@@ -25,6 +25,7 @@
 
 #include "nattr.h"
 #include "nread.h"
+#include "napi_util.h"
 
 #include <errno.h>
 #include <math.h>
@@ -279,10 +280,16 @@ static int nread_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, st
   return 1;
 }
 
+/* The mount of a context (the External mount returned); NULL (a TypeError thrown) when v is not one. */
+static cmount *mount_arg(napi_env env, napi_value v) {
+  cmount *m = nu_external(env, v);
+  if (!m) napi_throw_type_error(env, NULL, "cairn_fuse: not a mount");
+  return m;
+}
+
 nstore *cairn_nstore(napi_env env, napi_value ctx) {
-  cmount *m = NULL;
-  if (napi_get_value_external(env, ctx, (void **)&m) != napi_ok || !m) return NULL;
-  return m->ns;
+  cmount *m = nu_external(env, ctx);
+  return m ? m->ns : NULL;
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -734,35 +741,17 @@ static void *notifier_main(void *arg) {
 /* ---------------------------------------------------------------------------------------------- */
 /* Node-API helpers                                                                                */
 
-#define CHECK(call)                                                            \
-  do {                                                                         \
-    if ((call) != napi_ok) {                                                   \
-      napi_throw_error(env, NULL, "cairn_fuse: " #call " failed");             \
-      return NULL;                                                             \
-    }                                                                          \
-  } while (0)
-
-static double num(napi_env env, napi_value v) {
-  double d = 0;
-  napi_get_value_double(env, v, &d);
-  return d;
-}
-
-static char *str(napi_env env, napi_value v) {
-  size_t len = 0;
-  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) return NULL;
-  char *s = malloc(len + 1);
-  napi_get_value_string_utf8(env, v, s, len + 1, &len);
-  return s;
+/* The request of an External; NULL (a TypeError thrown) when v is not one. */
+static creq *req_arg(napi_env env, napi_value v) {
+  creq *r = nu_external(env, v);
+  if (!r) napi_throw_type_error(env, NULL, "cairn_fuse: not a request");
+  return r;
 }
 
 /* Takes the request out of its External for answering; throws when it was answered already. */
 static creq *take(napi_env env, napi_value v) {
-  creq *r = NULL;
-  if (napi_get_value_external(env, v, (void **)&r) != napi_ok || !r) {
-    napi_throw_type_error(env, NULL, "cairn_fuse: not a request");
-    return NULL;
-  }
+  creq *r = req_arg(env, v);
+  if (!r) return NULL;
   if (r->replied) {
     napi_throw_error(env, NULL, "cairn_fuse: request answered twice");
     return NULL;
@@ -819,59 +808,43 @@ static struct timespec ms_ts(double ms) {
  */
 static void attr_from(napi_env env, napi_value *argv, struct stat *st) {
   memset(st, 0, sizeof *st);
-  st->st_ino = (ino_t)num(env, argv[0]);
-  st->st_mode = (mode_t)num(env, argv[1]);
-  st->st_nlink = (nlink_t)num(env, argv[2]);
-  st->st_uid = (uid_t)num(env, argv[3]);
-  st->st_gid = (gid_t)num(env, argv[4]);
-  st->st_size = (off_t)num(env, argv[5]);
+  st->st_ino = (ino_t)nu_num(env, argv[0]);
+  st->st_mode = (mode_t)nu_num(env, argv[1]);
+  st->st_nlink = (nlink_t)nu_num(env, argv[2]);
+  st->st_uid = (uid_t)nu_num(env, argv[3]);
+  st->st_gid = (gid_t)nu_num(env, argv[4]);
+  st->st_size = (off_t)nu_num(env, argv[5]);
   st->st_blksize = 4096;
   st->st_blocks = (st->st_size + 511) / 512;
-  bool typed = false;
-  napi_is_typedarray(env, argv[6], &typed);
-  if (typed) {
-    napi_typedarray_type tt;
-    size_t n = 0;
-    void *d = NULL;
-    napi_get_typedarray_info(env, argv[6], &tt, &n, &d, NULL, NULL);
-    double *t4 = d;
-    if (tt == napi_float64_array && n >= 4) {
-      st->st_mtim = ms_ts(t4[0]);
-      st->st_atim = ms_ts(t4[1]);
-      st->st_ctim = ms_ts(t4[2]);
-      st->st_rdev = (dev_t)t4[3];
-      return;
-    }
+  double *t4 = NULL;
+  size_t n = 0;
+  if (nu_f64(env, argv[6], &t4, &n) && n >= 4) {
+    st->st_mtim = ms_ts(t4[0]);
+    st->st_atim = ms_ts(t4[1]);
+    st->st_ctim = ms_ts(t4[2]);
+    st->st_rdev = (dev_t)t4[3];
+    return;
   }
-  struct timespec t = ms_ts(num(env, argv[6]));
+  struct timespec t = ms_ts(nu_num(env, argv[6]));
   st->st_atim = st->st_mtim = st->st_ctim = t;
 }
 
-#define ARGS(n)                                               \
-  size_t argc = n;                                            \
-  napi_value argv[n];                                         \
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL)); \
-  if (argc < n) {                                             \
-    napi_throw_type_error(env, NULL, "cairn_fuse: too few arguments"); \
-    return NULL;                                              \
-  }
-
 /* replyXattr(req, size): the size an attribute value or the name list needs (a query with size 0). */
 static napi_value reply_xattr(napi_env env, napi_callback_info info) {
-  ARGS(2);
+  NU_ARGS(2);
   creq *r = take(env, argv[0]);
   if (!r) return NULL;
-  size_t n = (size_t)num(env, argv[1]);
+  size_t n = (size_t)nu_num(env, argv[1]);
   REPLY(r, fuse_reply_xattr(r->req, n));
   return NULL;
 }
 
 /* replyErr(req, errno) */
 static napi_value reply_err(napi_env env, napi_callback_info info) {
-  ARGS(2);
+  NU_ARGS(2);
   creq *r = take(env, argv[0]);
   if (!r) return NULL;
-  int e = (int)num(env, argv[1]);
+  int e = (int)nu_num(env, argv[1]);
   REPLY(r, fuse_reply_err(r->req, e));
   return NULL;
 }
@@ -879,15 +852,15 @@ static napi_value reply_err(napi_env env, napi_callback_info info) {
 /* The entry of argv[1..9]: ino, mode, nlink, uid, gid, size, mtimeMs, attrTimeout, entryTimeout. */
 static void entry_from(napi_env env, napi_value *argv, struct fuse_entry_param *e) {
   memset(e, 0, sizeof *e);
-  e->ino = (fuse_ino_t)num(env, argv[1]);
+  e->ino = (fuse_ino_t)nu_num(env, argv[1]);
   attr_from(env, argv + 1, &e->attr);
-  e->attr_timeout = num(env, argv[8]);
-  e->entry_timeout = num(env, argv[9]);
+  e->attr_timeout = nu_num(env, argv[8]);
+  e->entry_timeout = nu_num(env, argv[9]);
 }
 
 /* replyEntry(req, ino, mode, nlink, uid, gid, size, mtimeMs, attrTimeout, entryTimeout) */
 static napi_value reply_entry(napi_env env, napi_callback_info info) {
-  ARGS(10);
+  NU_ARGS(10);
   creq *r = take(env, argv[0]);
   if (!r) return NULL;
   struct fuse_entry_param e;
@@ -899,16 +872,16 @@ static napi_value reply_entry(napi_env env, napi_callback_info info) {
 
 /* replyCreate(req, ino, mode, nlink, uid, gid, size, mtimeMs, attrTimeout, entryTimeout, fh, keepCache, directIo) */
 static napi_value reply_create(napi_env env, napi_callback_info info) {
-  ARGS(13);
+  NU_ARGS(13);
   creq *r = take(env, argv[0]);
   if (!r) return NULL;
   struct fuse_entry_param e;
   entry_from(env, argv, &e);
   struct fuse_file_info fi;
   memset(&fi, 0, sizeof fi);
-  fi.fh = (uint64_t)num(env, argv[10]);
-  fi.keep_cache = num(env, argv[11]) != 0;
-  fi.direct_io = num(env, argv[12]) != 0;
+  fi.fh = (uint64_t)nu_num(env, argv[10]);
+  fi.keep_cache = nu_num(env, argv[11]) != 0;
+  fi.direct_io = nu_num(env, argv[12]) != 0;
   nattr_push(&r->attrs, e.ino, &e.attr, e.attr_timeout);
   REPLY(r, fuse_reply_create(r->req, &e, &fi));
   return NULL;
@@ -916,12 +889,12 @@ static napi_value reply_create(napi_env env, napi_callback_info info) {
 
 /* replyAttr(req, ino, mode, nlink, uid, gid, size, mtimeMs, attrTimeout) */
 static napi_value reply_attr(napi_env env, napi_callback_info info) {
-  ARGS(9);
+  NU_ARGS(9);
   creq *r = take(env, argv[0]);
   if (!r) return NULL;
   struct stat st;
   attr_from(env, argv + 1, &st);
-  double t = num(env, argv[8]);
+  double t = nu_num(env, argv[8]);
   nattr_push(&r->attrs, st.st_ino, &st, t);
   REPLY(r, fuse_reply_attr(r->req, &st, t));
   return NULL;
@@ -932,44 +905,39 @@ static napi_value reply_attr(napi_env env, napi_callback_info info) {
  * leaves for native GETATTRs besides its own (nattr.h), e.g. a create's parent directory.
  */
 static napi_value attr_stage(napi_env env, napi_callback_info info) {
-  ARGS(9);
-  creq *r = NULL;
-  if (napi_get_value_external(env, argv[0], (void **)&r) != napi_ok || !r) {
-    napi_throw_type_error(env, NULL, "cairn_fuse: not a request");
-    return NULL;
-  }
+  NU_ARGS(9);
+  creq *r = req_arg(env, argv[0]);
+  if (!r) return NULL;
   if (r->replied) return NULL; /* answered already (a time limit): nothing to leave */
   struct stat st;
   attr_from(env, argv + 1, &st);
-  nattr_push(&r->attrs, st.st_ino, &st, num(env, argv[8]));
+  nattr_push(&r->attrs, st.st_ino, &st, nu_num(env, argv[8]));
   return NULL;
 }
 
 /* replyOpen(req, fh, keepCache, directIo) */
 static napi_value reply_open(napi_env env, napi_callback_info info) {
-  ARGS(4);
+  NU_ARGS(4);
   creq *r = take(env, argv[0]);
   if (!r) return NULL;
   struct fuse_file_info fi;
   memset(&fi, 0, sizeof fi);
-  fi.fh = (uint64_t)num(env, argv[1]);
-  fi.keep_cache = num(env, argv[2]) != 0;
-  fi.direct_io = num(env, argv[3]) != 0;
+  fi.fh = (uint64_t)nu_num(env, argv[1]);
+  fi.keep_cache = nu_num(env, argv[2]) != 0;
+  fi.direct_io = nu_num(env, argv[3]) != 0;
   REPLY(r, fuse_reply_open(r->req, &fi));
   return NULL;
 }
 
 /* replyBuf(req, buffer, length) */
 static napi_value reply_buf(napi_env env, napi_callback_info info) {
-  ARGS(3);
+  NU_ARGS(3);
   creq *r = take(env, argv[0]);
   if (!r) return NULL;
   void *data = NULL;
   size_t len = 0;
-  napi_valuetype t;
-  napi_typeof(env, argv[1], &t);
-  if (t != napi_null && t != napi_undefined) napi_get_buffer_info(env, argv[1], &data, &len);
-  size_t want = (size_t)num(env, argv[2]);
+  nu_buf(env, argv[1], &data, &len); /* null or undefined: nothing */
+  size_t want = (size_t)nu_num(env, argv[2]);
   if (want < len) len = want;
   REPLY(r, fuse_reply_buf(r->req, data, len));
   return NULL;
@@ -977,20 +945,20 @@ static napi_value reply_buf(napi_env env, napi_callback_info info) {
 
 /* replyWrite(req, count) */
 static napi_value reply_write(napi_env env, napi_callback_info info) {
-  ARGS(2);
+  NU_ARGS(2);
   creq *r = take(env, argv[0]);
   if (!r) return NULL;
-  size_t n = (size_t)num(env, argv[1]);
+  size_t n = (size_t)nu_num(env, argv[1]);
   REPLY(r, fuse_reply_write(r->req, n));
   return NULL;
 }
 
 /* replyReadlink(req, target) */
 static napi_value reply_readlink(napi_env env, napi_callback_info info) {
-  ARGS(2);
+  NU_ARGS(2);
   creq *r = take(env, argv[0]);
   if (!r) return NULL;
-  char *s = str(env, argv[1]);
+  char *s = nu_str(env, argv[1]);
   REPLY(r, fuse_reply_readlink(r->req, s ? s : ""));
   free(s);
   return NULL;
@@ -1004,32 +972,27 @@ static napi_value reply_readlink(napi_env env, napi_callback_info info) {
  * readdirplus each packed entry other than "." and ".." counts as a lookup).
  */
 static napi_value reply_dir(napi_env env, napi_callback_info info) {
-  ARGS(10);
+  NU_ARGS(10);
   creq *r = take(env, argv[0]);
   if (!r) return NULL;
   bool plus = false;
   napi_get_value_bool(env, argv[1], &plus);
-  size_t size = (size_t)num(env, argv[2]);
-  double first = num(env, argv[3]);
+  size_t size = (size_t)nu_num(env, argv[2]);
+  double first = nu_num(env, argv[3]);
   uint32_t count = 0;
   napi_get_array_length(env, argv[4], &count);
-  napi_typedarray_type tt;
   size_t nlen = 0;
-  void *ndata = NULL;
-  napi_get_typedarray_info(env, argv[5], &tt, &nlen, &ndata, NULL, NULL);
-  double *nums = ndata;
-  uid_t uid = (uid_t)num(env, argv[6]);
-  gid_t gid = (gid_t)num(env, argv[7]);
-  double at = num(env, argv[8]), et = num(env, argv[9]);
-  (void)uid;
-  (void)gid;
+  double *nums = NULL;
+  nu_f64(env, argv[5], &nums, &nlen);
+  /* argv[6], argv[7] (uid, gid): unused, the entries carry their own. */
+  double at = nu_num(env, argv[8]), et = nu_num(env, argv[9]);
   if (nlen < (size_t)count * DIR_STRIDE) count = (uint32_t)(nlen / DIR_STRIDE);
   /* Names first, outside the lock (a JS call may run a GC finalizer that takes it). */
   char **names = calloc(count + 1, sizeof(char *));
   for (uint32_t i = 0; i < count; i++) {
     napi_value nv;
     napi_get_element(env, argv[4], i, &nv);
-    names[i] = str(env, nv);
+    names[i] = nu_str(env, nv);
     if (!names[i]) names[i] = strdup("?");
   }
   char *buf = malloc(size ? size : 1);
@@ -1147,12 +1110,12 @@ static void finalize_mount(napi_env env, void *data, void *hint) {
 
 /* mount(mountpoint, args: string[], handler, { workers, maxWrite, maxReadahead }) -> [ctx, Promise] */
 static napi_value js_mount(napi_env env, napi_callback_info info) {
-  ARGS(4);
+  NU_ARGS(4);
   cmount *m = calloc(1, sizeof(cmount));
   pthread_mutex_init(&m->lock, NULL);
   pthread_cond_init(&m->cond, NULL);
   m->exitfd = -1;
-  m->mountpoint = str(env, argv[0]);
+  m->mountpoint = nu_str(env, argv[0]);
   uint32_t n = 0;
   napi_get_array_length(env, argv[1], &n);
   m->argc = (int)n + 1;
@@ -1161,7 +1124,7 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
   for (uint32_t i = 0; i < n; i++) {
     napi_value v;
     napi_get_element(env, argv[1], i, &v);
-    m->argv[i + 1] = str(env, v);
+    m->argv[i + 1] = nu_str(env, v);
   }
   napi_value opt;
   bool has;
@@ -1171,43 +1134,43 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
   napi_has_named_property(env, argv[3], "workers", &has);
   if (has) {
     napi_get_named_property(env, argv[3], "workers", &opt);
-    m->nworkers = (int)num(env, opt);
+    m->nworkers = (int)nu_num(env, opt);
   }
   if (m->nworkers < 1) m->nworkers = 1;
   if (m->nworkers > MAX_WORKERS) m->nworkers = MAX_WORKERS;
   napi_has_named_property(env, argv[3], "maxWrite", &has);
   if (has) {
     napi_get_named_property(env, argv[3], "maxWrite", &opt);
-    m->max_write = (unsigned)num(env, opt);
+    m->max_write = (unsigned)nu_num(env, opt);
   }
   napi_has_named_property(env, argv[3], "writeback", &has);
   if (has) {
     napi_get_named_property(env, argv[3], "writeback", &opt);
-    m->writeback = num(env, opt) != 0;
+    m->writeback = nu_num(env, opt) != 0;
   }
   /* nreadBytes: the budget of native cached reads (nread.c; 0: off). */
   size_t nread_bytes = 0;
   napi_has_named_property(env, argv[3], "nreadBytes", &has);
   if (has) {
     napi_get_named_property(env, argv[3], "nreadBytes", &opt);
-    nread_bytes = (size_t)num(env, opt);
+    nread_bytes = (size_t)nu_num(env, opt);
   }
   m->ns = nread_new(nread_bytes);
   m->na = nattr_new();
   napi_has_named_property(env, argv[3], "maxReadahead", &has);
   if (has) {
     napi_get_named_property(env, argv[3], "maxReadahead", &opt);
-    m->max_readahead = (unsigned)num(env, opt);
+    m->max_readahead = (unsigned)nu_num(env, opt);
   }
   napi_value name;
   napi_create_string_utf8(env, "cairn_fuse", NAPI_AUTO_LENGTH, &name);
-  CHECK(napi_create_threadsafe_function(env, argv[2], NULL, name, 0, 1, NULL, NULL, NULL, call_js, &m->tsfn));
+  NU_CHECK(napi_create_threadsafe_function(env, argv[2], NULL, name, 0, 1, NULL, NULL, NULL, call_js, &m->tsfn));
   napi_value promise, ext, out;
-  CHECK(napi_create_promise(env, &m->deferred, &promise));
-  CHECK(napi_create_async_work(env, NULL, name, mount_execute, mount_complete, m, &m->work));
-  CHECK(napi_queue_async_work(env, m->work));
-  CHECK(napi_create_external(env, m, finalize_mount, NULL, &ext));
-  CHECK(napi_create_array_with_length(env, 2, &out));
+  NU_CHECK(napi_create_promise(env, &m->deferred, &promise));
+  NU_CHECK(napi_create_async_work(env, NULL, name, mount_execute, mount_complete, m, &m->work));
+  NU_CHECK(napi_queue_async_work(env, m->work));
+  NU_CHECK(napi_create_external(env, m, finalize_mount, NULL, &ext));
+  NU_CHECK(napi_create_array_with_length(env, 2, &out));
   napi_set_element(env, out, 0, ext);
   napi_set_element(env, out, 1, promise);
   return out;
@@ -1272,26 +1235,26 @@ static void unmount_complete(napi_env env, napi_status status, void *data) {
 
 /* unmount(ctx) -> Promise; once only. */
 static napi_value js_unmount(napi_env env, napi_callback_info info) {
-  ARGS(1);
-  cmount *m = NULL;
-  CHECK(napi_get_value_external(env, argv[0], (void **)&m));
+  NU_ARGS(1);
+  cmount *m = mount_arg(env, argv[0]);
+  if (!m) return NULL;
   if (!m->se || m->work || m->destroyed) {
     napi_throw_error(env, NULL, "cairn_fuse: not mounted");
     return NULL;
   }
   napi_value promise, name;
-  CHECK(napi_create_promise(env, &m->deferred, &promise));
+  NU_CHECK(napi_create_promise(env, &m->deferred, &promise));
   napi_create_string_utf8(env, "cairn_fuse_unmount", NAPI_AUTO_LENGTH, &name);
-  CHECK(napi_create_async_work(env, NULL, name, unmount_execute, unmount_complete, m, &m->work));
-  CHECK(napi_queue_async_work(env, m->work));
+  NU_CHECK(napi_create_async_work(env, NULL, name, unmount_execute, unmount_complete, m, &m->work));
+  NU_CHECK(napi_queue_async_work(env, m->work));
   return promise;
 }
 
 /* invalidate(ctx, parents: number[], names: string[], inodes: number[], done(failed)) */
 static napi_value js_invalidate(napi_env env, napi_callback_info info) {
-  ARGS(5);
-  cmount *m = NULL;
-  CHECK(napi_get_value_external(env, argv[0], (void **)&m));
+  NU_ARGS(5);
+  cmount *m = mount_arg(env, argv[0]);
+  if (!m) return NULL;
   uint32_t ne = 0, ni = 0;
   napi_get_array_length(env, argv[1], &ne);
   napi_get_array_length(env, argv[3], &ni);
@@ -1304,16 +1267,16 @@ static napi_value js_invalidate(napi_env env, napi_callback_info info) {
   for (uint32_t i = 0; i < ne; i++) {
     napi_value v;
     napi_get_element(env, argv[1], i, &v);
-    j->parents[i] = (uint64_t)num(env, v);
+    j->parents[i] = (uint64_t)nu_num(env, v);
     napi_get_element(env, argv[2], i, &v);
-    j->names[i] = str(env, v);
+    j->names[i] = nu_str(env, v);
   }
   for (uint32_t i = 0; i < ni; i++) {
     napi_value v;
     napi_get_element(env, argv[3], i, &v);
-    j->inodes[i] = (uint64_t)num(env, v);
+    j->inodes[i] = (uint64_t)nu_num(env, v);
   }
-  CHECK(napi_create_reference(env, argv[4], 1, &j->done));
+  NU_CHECK(napi_create_reference(env, argv[4], 1, &j->done));
   pthread_mutex_lock(&m->lock);
   if (m->jobs_tail) m->jobs_tail->next = j; else m->jobs_head = j;
   m->jobs_tail = j;
@@ -1324,20 +1287,20 @@ static napi_value js_invalidate(napi_env env, napi_callback_info info) {
 
 /* setCapsAbsent(ctx, absent): whether getxattr of security.capability may be answered ENODATA natively. */
 static napi_value js_set_caps_absent(napi_env env, napi_callback_info info) {
-  ARGS(2);
-  cmount *m = NULL;
-  CHECK(napi_get_value_external(env, argv[0], (void **)&m));
+  NU_ARGS(2);
+  cmount *m = mount_arg(env, argv[0]);
+  if (!m) return NULL;
   bool absent = false;
-  CHECK(napi_get_value_bool(env, argv[1], &absent));
+  NU_CHECK(napi_get_value_bool(env, argv[1], &absent));
   __atomic_store_n(&m->caps_absent, absent ? 1 : 0, __ATOMIC_RELEASE);
   return NULL;
 }
 
 /* attrBump(ctx): a change made outside any request (reload, commit): no native GETATTR answers from before it. */
 static napi_value js_attr_bump(napi_env env, napi_callback_info info) {
-  ARGS(1);
-  cmount *m = NULL;
-  CHECK(napi_get_value_external(env, argv[0], (void **)&m));
+  NU_ARGS(1);
+  cmount *m = mount_arg(env, argv[0]);
+  if (!m) return NULL;
   pthread_mutex_lock(&m->lock);
   if (m->na) nattr_bump(m->na);
   pthread_mutex_unlock(&m->lock);
@@ -1349,48 +1312,43 @@ static napi_value js_attr_bump(napi_env env, napi_callback_info info) {
  * woken with a request to read and with none; GETATTRs answered natively (nattr.c) and not.
  */
 static napi_value js_dispatch_stats(napi_env env, napi_callback_info info) {
-  ARGS(1);
-  cmount *m = NULL;
-  CHECK(napi_get_value_external(env, argv[0], (void **)&m));
-  napi_value out, v;
-  CHECK(napi_create_object(env, &out));
-  napi_create_double(env, (double)__atomic_load_n(&m->wakeups, __ATOMIC_RELAXED), &v);
-  napi_set_named_property(env, out, "wakeups", v);
-  napi_create_double(env, (double)__atomic_load_n(&m->idle_wakeups, __ATOMIC_RELAXED), &v);
-  napi_set_named_property(env, out, "idleWakeups", v);
+  NU_ARGS(1);
+  cmount *m = mount_arg(env, argv[0]);
+  if (!m) return NULL;
+  napi_value out;
+  NU_CHECK(napi_create_object(env, &out));
+  nu_set_num(env, out, "wakeups", (double)__atomic_load_n(&m->wakeups, __ATOMIC_RELAXED));
+  nu_set_num(env, out, "idleWakeups", (double)__atomic_load_n(&m->idle_wakeups, __ATOMIC_RELAXED));
   uint64_t a[4] = {0, 0, 0, 0};
   pthread_mutex_lock(&m->lock);
   if (m->na) nattr_stats(m->na, a);
   pthread_mutex_unlock(&m->lock);
   const char *names[4] = {"attrHits", "attrMisses", "attrKept", "attrBumps"};
-  for (int i = 0; i < 4; i++) {
-    napi_create_double(env, (double)a[i], &v);
-    napi_set_named_property(env, out, names[i], v);
-  }
+  for (int i = 0; i < 4; i++) nu_set_num(env, out, names[i], (double)a[i]);
   return out;
 }
 
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
-    {"mount", NULL, js_mount, NULL, NULL, NULL, napi_enumerable, NULL},
-    {"unmount", NULL, js_unmount, NULL, NULL, NULL, napi_enumerable, NULL},
-    {"invalidate", NULL, js_invalidate, NULL, NULL, NULL, napi_enumerable, NULL},
-    {"setCapsAbsent", NULL, js_set_caps_absent, NULL, NULL, NULL, napi_enumerable, NULL},
-    {"dispatchStats", NULL, js_dispatch_stats, NULL, NULL, NULL, napi_enumerable, NULL},
-    {"attrBump", NULL, js_attr_bump, NULL, NULL, NULL, napi_enumerable, NULL},
-    {"attrStage", NULL, attr_stage, NULL, NULL, NULL, napi_enumerable, NULL},
-    {"replyErr", NULL, reply_err, NULL, NULL, NULL, napi_enumerable, NULL},
-    {"replyEntry", NULL, reply_entry, NULL, NULL, NULL, napi_enumerable, NULL},
-    {"replyCreate", NULL, reply_create, NULL, NULL, NULL, napi_enumerable, NULL},
-    {"replyAttr", NULL, reply_attr, NULL, NULL, NULL, napi_enumerable, NULL},
-    {"replyOpen", NULL, reply_open, NULL, NULL, NULL, napi_enumerable, NULL},
-    {"replyBuf", NULL, reply_buf, NULL, NULL, NULL, napi_enumerable, NULL},
-    {"replyWrite", NULL, reply_write, NULL, NULL, NULL, napi_enumerable, NULL},
-    {"replyReadlink", NULL, reply_readlink, NULL, NULL, NULL, napi_enumerable, NULL},
-    {"replyDir", NULL, reply_dir, NULL, NULL, NULL, napi_enumerable, NULL},
-    {"replyXattr", NULL, reply_xattr, NULL, NULL, NULL, napi_enumerable, NULL},
+    NU_FN("mount", js_mount),
+    NU_FN("unmount", js_unmount),
+    NU_FN("invalidate", js_invalidate),
+    NU_FN("setCapsAbsent", js_set_caps_absent),
+    NU_FN("dispatchStats", js_dispatch_stats),
+    NU_FN("attrBump", js_attr_bump),
+    NU_FN("attrStage", attr_stage),
+    NU_FN("replyErr", reply_err),
+    NU_FN("replyEntry", reply_entry),
+    NU_FN("replyCreate", reply_create),
+    NU_FN("replyAttr", reply_attr),
+    NU_FN("replyOpen", reply_open),
+    NU_FN("replyBuf", reply_buf),
+    NU_FN("replyWrite", reply_write),
+    NU_FN("replyReadlink", reply_readlink),
+    NU_FN("replyDir", reply_dir),
+    NU_FN("replyXattr", reply_xattr),
   };
-  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  NU_DEFINE(env, exports, props);
   nread_define(env, exports);
   return exports;
 }
