@@ -144,7 +144,7 @@ export interface NativeMountOptions {
   nreadBytes?: number;
 }
 
-/** Request codes (native/cairn_fuse.c). */
+/** Request codes (native/ll.h). */
 export const OP = {
   LOOKUP: 1,
   FORGET: 2,
