@@ -67,14 +67,12 @@ static napi_value js_dispatch_stats(napi_env env, napi_callback_info info) {
   if (!m) return NULL;
   napi_value out;
   NU_CHECK(napi_create_object(env, &out));
-  nu_set_num(env, out, "wakeups", (double)__atomic_load_n(&m->wakeups, __ATOMIC_RELAXED));
-  nu_set_num(env, out, "idleWakeups", (double)__atomic_load_n(&m->idle_wakeups, __ATOMIC_RELAXED));
-  uint64_t a[4] = {0, 0, 0, 0};
+  uint64_t v[6] = {__atomic_load_n(&m->wakeups, __ATOMIC_RELAXED), __atomic_load_n(&m->idle_wakeups, __ATOMIC_RELAXED)};
   pthread_mutex_lock(&m->lock);
-  if (m->na) nattr_stats(m->na, a);
+  if (m->na) nattr_stats(m->na, v + 2);
   pthread_mutex_unlock(&m->lock);
-  const char *names[4] = {"attrHits", "attrMisses", "attrKept", "attrBumps"};
-  for (int i = 0; i < 4; i++) nu_set_num(env, out, names[i], (double)a[i]);
+  static const char *keys[6] = {"wakeups", "idleWakeups", "attrHits", "attrMisses", "attrKept", "attrBumps"};
+  nu_set_figures(env, out, keys, v, 6);
   return out;
 }
 

@@ -138,52 +138,20 @@ napi_value js_mount(napi_env env, napi_callback_info info) {
   pthread_cond_init(&m->cond, NULL);
   m->exitfd = -1;
   m->mountpoint = nu_str(env, argv[0]);
-  uint32_t n = 0;
-  napi_get_array_length(env, argv[1], &n);
+  uint32_t n = nu_len(env, argv[1]);
   m->argc = (int)n + 1;
   m->argv = calloc(n + 2, sizeof(char *));
   m->argv[0] = strdup("cairn");
-  for (uint32_t i = 0; i < n; i++) {
-    napi_value v;
-    napi_get_element(env, argv[1], i, &v);
-    m->argv[i + 1] = nu_str(env, v);
-  }
-  napi_value opt;
-  bool has;
-  m->nworkers = 4;
-  m->max_write = 1 << 20;
-  m->max_readahead = 1 << 20;
-  napi_has_named_property(env, argv[3], "workers", &has);
-  if (has) {
-    napi_get_named_property(env, argv[3], "workers", &opt);
-    m->nworkers = (int)nu_num(env, opt);
-  }
+  for (uint32_t i = 0; i < n; i++) m->argv[i + 1] = nu_str_at(env, argv[1], i);
+  m->nworkers = (int)nu_opt(env, argv[3], "workers", 4);
   if (m->nworkers < 1) m->nworkers = 1;
   if (m->nworkers > MAX_WORKERS) m->nworkers = MAX_WORKERS;
-  napi_has_named_property(env, argv[3], "maxWrite", &has);
-  if (has) {
-    napi_get_named_property(env, argv[3], "maxWrite", &opt);
-    m->max_write = (unsigned)nu_num(env, opt);
-  }
-  napi_has_named_property(env, argv[3], "writeback", &has);
-  if (has) {
-    napi_get_named_property(env, argv[3], "writeback", &opt);
-    m->writeback = nu_num(env, opt) != 0;
-  }
+  m->max_write = (unsigned)nu_opt(env, argv[3], "maxWrite", 1 << 20);
+  m->writeback = nu_opt(env, argv[3], "writeback", 0) != 0;
   /* nreadBytes: the budget of native cached reads (nread.c; 0: off). */
-  size_t nread_bytes = 0;
-  napi_has_named_property(env, argv[3], "nreadBytes", &has);
-  if (has) {
-    napi_get_named_property(env, argv[3], "nreadBytes", &opt);
-    nread_bytes = (size_t)nu_num(env, opt);
-  }
-  m->ns = nread_new(nread_bytes);
+  m->ns = nread_new((size_t)nu_opt(env, argv[3], "nreadBytes", 0));
   m->na = nattr_new();
-  napi_has_named_property(env, argv[3], "maxReadahead", &has);
-  if (has) {
-    napi_get_named_property(env, argv[3], "maxReadahead", &opt);
-    m->max_readahead = (unsigned)nu_num(env, opt);
-  }
+  m->max_readahead = (unsigned)nu_opt(env, argv[3], "maxReadahead", 1 << 20);
   napi_value name;
   napi_create_string_utf8(env, "cairn_fuse", NAPI_AUTO_LENGTH, &name);
   NU_CHECK(napi_create_threadsafe_function(env, argv[2], NULL, name, 0, 1, NULL, NULL, NULL, creq_call_js, &m->tsfn));

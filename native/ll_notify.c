@@ -56,9 +56,7 @@ napi_value js_invalidate(napi_env env, napi_callback_info info) {
   NU_ARGS(5);
   cmount *m = ll_mount_arg(env, argv[0]);
   if (!m) return NULL;
-  uint32_t ne = 0, ni = 0;
-  napi_get_array_length(env, argv[1], &ne);
-  napi_get_array_length(env, argv[3], &ni);
+  uint32_t ne = nu_len(env, argv[1]), ni = nu_len(env, argv[3]);
   notify_job *j = calloc(1, sizeof *j);
   j->n_entries = ne;
   j->n_inodes = ni;
@@ -66,17 +64,10 @@ napi_value js_invalidate(napi_env env, napi_callback_info info) {
   j->names = calloc(ne + 1, sizeof(char *));
   j->inodes = calloc(ni + 1, sizeof(uint64_t));
   for (uint32_t i = 0; i < ne; i++) {
-    napi_value v;
-    napi_get_element(env, argv[1], i, &v);
-    j->parents[i] = (uint64_t)nu_num(env, v);
-    napi_get_element(env, argv[2], i, &v);
-    j->names[i] = nu_str(env, v);
+    j->parents[i] = (uint64_t)nu_num_at(env, argv[1], i);
+    j->names[i] = nu_str_at(env, argv[2], i);
   }
-  for (uint32_t i = 0; i < ni; i++) {
-    napi_value v;
-    napi_get_element(env, argv[3], i, &v);
-    j->inodes[i] = (uint64_t)nu_num(env, v);
-  }
+  for (uint32_t i = 0; i < ni; i++) j->inodes[i] = (uint64_t)nu_num_at(env, argv[3], i);
   NU_CHECK(napi_create_reference(env, argv[4], 1, &j->done));
   pthread_mutex_lock(&m->lock);
   if (m->jobs_tail) m->jobs_tail->next = j; else m->jobs_head = j;

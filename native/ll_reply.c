@@ -38,6 +38,12 @@ static creq *take(napi_env env, napi_value v) {
   return r;
 }
 
+/* NU_ARGS(n), then r: the request of argv[0], taken for answering (returns NULL when it cannot be). */
+#define REQ_ARGS(n)                  \
+  NU_ARGS(n);                        \
+  creq *r = take(env, argv[0]);      \
+  if (!r) return NULL
+
 /* Ends a request's life on our side: the answer was sent (or dropped after destroy). */
 static int begin_reply(creq *r) {
   pthread_mutex_lock(&r->m->lock);
@@ -109,9 +115,7 @@ static void attr_from(napi_env env, napi_value *argv, struct stat *st) {
 
 /* replyXattr(req, size): the size an attribute value or the name list needs (a query with size 0). */
 napi_value js_reply_xattr(napi_env env, napi_callback_info info) {
-  NU_ARGS(2);
-  creq *r = take(env, argv[0]);
-  if (!r) return NULL;
+  REQ_ARGS(2);
   size_t n = (size_t)nu_num(env, argv[1]);
   REPLY(r, fuse_reply_xattr(r->req, n));
   return NULL;
@@ -119,9 +123,7 @@ napi_value js_reply_xattr(napi_env env, napi_callback_info info) {
 
 /* replyErr(req, errno) */
 napi_value js_reply_err(napi_env env, napi_callback_info info) {
-  NU_ARGS(2);
-  creq *r = take(env, argv[0]);
-  if (!r) return NULL;
+  REQ_ARGS(2);
   int e = (int)nu_num(env, argv[1]);
   REPLY(r, fuse_reply_err(r->req, e));
   return NULL;
@@ -138,9 +140,7 @@ static void entry_from(napi_env env, napi_value *argv, struct fuse_entry_param *
 
 /* replyEntry(req, ino, mode, nlink, uid, gid, size, mtimeMs, attrTimeout, entryTimeout) */
 napi_value js_reply_entry(napi_env env, napi_callback_info info) {
-  NU_ARGS(10);
-  creq *r = take(env, argv[0]);
-  if (!r) return NULL;
+  REQ_ARGS(10);
   struct fuse_entry_param e;
   entry_from(env, argv, &e);
   nattr_push(&r->attrs, e.ino, &e.attr, e.attr_timeout);
@@ -150,9 +150,7 @@ napi_value js_reply_entry(napi_env env, napi_callback_info info) {
 
 /* replyCreate(req, ino, mode, nlink, uid, gid, size, mtimeMs, attrTimeout, entryTimeout, fh, keepCache, directIo) */
 napi_value js_reply_create(napi_env env, napi_callback_info info) {
-  NU_ARGS(13);
-  creq *r = take(env, argv[0]);
-  if (!r) return NULL;
+  REQ_ARGS(13);
   struct fuse_entry_param e;
   entry_from(env, argv, &e);
   struct fuse_file_info fi;
@@ -167,9 +165,7 @@ napi_value js_reply_create(napi_env env, napi_callback_info info) {
 
 /* replyAttr(req, ino, mode, nlink, uid, gid, size, mtimeMs, attrTimeout) */
 napi_value js_reply_attr(napi_env env, napi_callback_info info) {
-  NU_ARGS(9);
-  creq *r = take(env, argv[0]);
-  if (!r) return NULL;
+  REQ_ARGS(9);
   struct stat st;
   attr_from(env, argv + 1, &st);
   double t = nu_num(env, argv[8]);
@@ -195,9 +191,7 @@ napi_value js_attr_stage(napi_env env, napi_callback_info info) {
 
 /* replyOpen(req, fh, keepCache, directIo) */
 napi_value js_reply_open(napi_env env, napi_callback_info info) {
-  NU_ARGS(4);
-  creq *r = take(env, argv[0]);
-  if (!r) return NULL;
+  REQ_ARGS(4);
   struct fuse_file_info fi;
   memset(&fi, 0, sizeof fi);
   fi.fh = (uint64_t)nu_num(env, argv[1]);
@@ -209,9 +203,7 @@ napi_value js_reply_open(napi_env env, napi_callback_info info) {
 
 /* replyBuf(req, buffer, length) */
 napi_value js_reply_buf(napi_env env, napi_callback_info info) {
-  NU_ARGS(3);
-  creq *r = take(env, argv[0]);
-  if (!r) return NULL;
+  REQ_ARGS(3);
   void *data = NULL;
   size_t len = 0;
   nu_buf(env, argv[1], &data, &len); /* null or undefined: nothing */
@@ -223,9 +215,7 @@ napi_value js_reply_buf(napi_env env, napi_callback_info info) {
 
 /* replyWrite(req, count) */
 napi_value js_reply_write(napi_env env, napi_callback_info info) {
-  NU_ARGS(2);
-  creq *r = take(env, argv[0]);
-  if (!r) return NULL;
+  REQ_ARGS(2);
   size_t n = (size_t)nu_num(env, argv[1]);
   REPLY(r, fuse_reply_write(r->req, n));
   return NULL;
@@ -233,9 +223,7 @@ napi_value js_reply_write(napi_env env, napi_callback_info info) {
 
 /* replyReadlink(req, target) */
 napi_value js_reply_readlink(napi_env env, napi_callback_info info) {
-  NU_ARGS(2);
-  creq *r = take(env, argv[0]);
-  if (!r) return NULL;
+  REQ_ARGS(2);
   char *s = nu_str(env, argv[1]);
   REPLY(r, fuse_reply_readlink(r->req, s ? s : ""));
   free(s);
@@ -250,15 +238,12 @@ napi_value js_reply_readlink(napi_env env, napi_callback_info info) {
  * readdirplus each packed entry other than "." and ".." counts as a lookup).
  */
 napi_value js_reply_dir(napi_env env, napi_callback_info info) {
-  NU_ARGS(10);
-  creq *r = take(env, argv[0]);
-  if (!r) return NULL;
+  REQ_ARGS(10);
   bool plus = false;
   napi_get_value_bool(env, argv[1], &plus);
   size_t size = (size_t)nu_num(env, argv[2]);
   double first = nu_num(env, argv[3]);
-  uint32_t count = 0;
-  napi_get_array_length(env, argv[4], &count);
+  uint32_t count = nu_len(env, argv[4]);
   size_t nlen = 0;
   double *nums = NULL;
   nu_f64(env, argv[5], &nums, &nlen);
@@ -268,9 +253,7 @@ napi_value js_reply_dir(napi_env env, napi_callback_info info) {
   /* Names first, outside the lock (a JS call may run a GC finalizer that takes it). */
   char **names = calloc(count + 1, sizeof(char *));
   for (uint32_t i = 0; i < count; i++) {
-    napi_value nv;
-    napi_get_element(env, argv[4], i, &nv);
-    names[i] = nu_str(env, nv);
+    names[i] = nu_str_at(env, argv[4], i);
     if (!names[i]) names[i] = strdup("?");
   }
   char *buf = malloc(size ? size : 1);

@@ -46,6 +46,30 @@ void *nu_external(napi_env env, napi_value v) {
   return p;
 }
 
+double nu_opt(napi_env env, napi_value obj, const char *key, double dflt) {
+  bool has = false;
+  napi_value v;
+  if (napi_has_named_property(env, obj, key, &has) != napi_ok || !has) return dflt;
+  napi_get_named_property(env, obj, key, &v);
+  return nu_num(env, v);
+}
+
+uint32_t nu_len(napi_env env, napi_value arr) {
+  uint32_t n = 0;
+  napi_get_array_length(env, arr, &n);
+  return n;
+}
+
+double nu_num_at(napi_env env, napi_value arr, uint32_t i) {
+  napi_value v;
+  return napi_get_element(env, arr, i, &v) == napi_ok ? nu_num(env, v) : 0;
+}
+
+char *nu_str_at(napi_env env, napi_value arr, uint32_t i) {
+  napi_value v;
+  return napi_get_element(env, arr, i, &v) == napi_ok ? nu_str(env, v) : NULL;
+}
+
 napi_value nu_bool(napi_env env, int b) {
   napi_value v;
   napi_get_boolean(env, b != 0, &v);
@@ -56,4 +80,8 @@ void nu_set_num(napi_env env, napi_value obj, const char *key, double v) {
   napi_value x;
   napi_create_double(env, v, &x);
   napi_set_named_property(env, obj, key, x);
+}
+
+void nu_set_figures(napi_env env, napi_value obj, const char *const *keys, const uint64_t *v, int n) {
+  for (int i = 0; i < n; i++) nu_set_num(env, obj, keys[i], (double)v[i]);
 }

@@ -9,6 +9,7 @@
 
 #include <node_api.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Declares argc and argv[n] and fetches the arguments: returns NULL (a TypeError thrown) when fewer than n. */
 #define NU_ARGS(n)                                                                   \
@@ -43,9 +44,18 @@ int nu_buf(napi_env env, napi_value v, void **d, size_t *len);
 int nu_f64(napi_env env, napi_value v, double **d, size_t *n);
 /* The pointer an External holds; NULL when v is not one (nothing thrown). */
 void *nu_external(napi_env env, napi_value v);
+/* obj[key] as a number when obj has that property, else dflt. */
+double nu_opt(napi_env env, napi_value obj, const char *key, double dflt);
+/* The length of an array (0 when v is not one). */
+uint32_t nu_len(napi_env env, napi_value arr);
+/* Element i of an array: a number (as nu_num), a string (as nu_str). */
+double nu_num_at(napi_env env, napi_value arr, uint32_t i);
+char *nu_str_at(napi_env env, napi_value arr, uint32_t i);
 /* A JavaScript boolean. */
 napi_value nu_bool(napi_env env, int b);
 /* Sets obj[key] to the number v. */
 void nu_set_num(napi_env env, napi_value obj, const char *key, double v);
+/* Sets obj[keys[i]] to the number v[i] for i < n: a stats object's figures. */
+void nu_set_figures(napi_env env, napi_value obj, const char *const *keys, const uint64_t *v, int n);
 
 #endif

@@ -225,10 +225,10 @@ static napi_value nread_opened(napi_env env, napi_callback_info info) {
 
 void nopen_stats(napi_env env, napi_value obj, nstore *s) {
   pthread_mutex_lock(&s->lock);
-  double v[4] = {(double)s->native_opens, (double)s->native_releases, (double)s->nopens, (double)s->layout_bytes};
+  uint64_t v[4] = {s->native_opens, s->native_releases, s->nopens, s->layout_bytes};
   pthread_mutex_unlock(&s->lock);
   static const char *keys[4] = {"nativeOpens", "nativeReleases", "nativeOpen", "layoutBytes"};
-  for (int i = 0; i < 4; i++) nu_set_num(env, obj, keys[i], v[i]);
+  nu_set_figures(env, obj, keys, v, 4);
 }
 
 void nopen_define(napi_env env, napi_value exports) {

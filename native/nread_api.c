@@ -130,7 +130,7 @@ static napi_value nread_stats(napi_env env, napi_callback_info info) {
                                             "evictions", "bytes", "chunks", "files", "budget", "partServed", "outboardBytes"};
   napi_value out;
   napi_create_object(env, &out);
-  for (int i = 0; i < NREAD_FIGURES; i++) nu_set_num(env, out, keys[i], (double)v[i]);
+  nu_set_figures(env, out, keys, v, NREAD_FIGURES);
   ncache_stats(env, out, nread_cache(s));
   nopen_stats(env, out, s);
   return out;
