@@ -67,7 +67,8 @@ static napi_value js_dispatch_stats(napi_env env, napi_callback_info info) {
   if (!m) return NULL;
   napi_value out;
   NU_CHECK(napi_create_object(env, &out));
-  uint64_t v[6] = {__atomic_load_n(&m->wakeups, __ATOMIC_RELAXED), __atomic_load_n(&m->idle_wakeups, __ATOMIC_RELAXED)};
+  uint64_t v[6] = {__atomic_load_n(&m->wakeups, __ATOMIC_RELAXED),
+                   __atomic_load_n(&m->idle_wakeups, __ATOMIC_RELAXED)};
   pthread_mutex_lock(&m->lock);
   if (m->na) nattr_stats(m->na, v + 2);
   pthread_mutex_unlock(&m->lock);

@@ -105,8 +105,14 @@ creq *creq_new(int op, fuse_req_t req, fuse_ino_t ino);
 void creq_free(creq *r);
 /* Hands r to JavaScript (answers EIO here when JavaScript is gone); counts it outstanding until answered. */
 void creq_post(cmount *m, creq *r);
-/* Before r's answer reaches the kernel (m->lock held, session not destroyed): nattr's bookkeeping. */
-void creq_settle(creq *r);
+/*
+ * Answering r, which stops counting as outstanding either way: creq_begin_reply returns 1 with
+ * m->lock held and nattr's bookkeeping done when the session still exists (write the answer, then
+ * creq_end_reply releases the lock and wakes unmount), else 0 (creq_drop_reply: the answer is dropped).
+ */
+int creq_begin_reply(creq *r);
+void creq_end_reply(creq *r);
+void creq_drop_reply(creq *r);
 /* The thread-safe function's call: r as the handler's arguments (on the JavaScript thread). */
 void creq_call_js(napi_env env, napi_value fn, void *context, void *data);
 

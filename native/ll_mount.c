@@ -33,7 +33,8 @@ static void *worker_main(void *arg) {
   int ep = epoll_create1(EPOLL_CLOEXEC);
   struct epoll_event req_ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data = {.u32 = 0}};
   struct epoll_event exit_ev = {.events = EPOLLIN, .data = {.u32 = 1}};
-  if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, fd, &req_ev) != 0 || epoll_ctl(ep, EPOLL_CTL_ADD, m->exitfd, &exit_ev) != 0) {
+  if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, fd, &req_ev) != 0 ||
+      epoll_ctl(ep, EPOLL_CTL_ADD, m->exitfd, &exit_ev) != 0) {
     fuse_session_exit(m->se);
   }
   while (!fuse_session_exited(m->se)) {

@@ -295,7 +295,10 @@ static void ll_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
   creq_post(r->m, r);
 }
 
-/* Extended attributes: s1 the name; setxattr's value as data, n0 its flags; n0 the caller's buffer size for get/list. */
+/*
+ * Extended attributes: s1 the name; setxattr's value as data, n0 its flags; n0 the caller's buffer
+ * size for get/list.
+ */
 static void ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size, int flags) {
   creq *r = creq_new(OP_SETXATTR, req, ino);
   r->s1 = dupstr(name);

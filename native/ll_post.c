@@ -4,9 +4,11 @@
  * the handler with the request's numbers and strings and an External that carries it.
  *
  * Invariants: a request that needs an answer is counted outstanding from its post until it is
- * answered (ll_reply.c), answered here with EIO when JavaScript is gone, or answered EIO when its
- * External is collected unanswered (finalize_req); notices (req NULL: forget, exited, notify
- * done, read ahead) are freed once JavaScript has heard of them.
+ * answered (ll_reply.c, through creq_begin_reply/creq_end_reply here, which do nattr's
+ * bookkeeping first and drop the answer once the session is destroyed), answered here with EIO
+ * when JavaScript is gone, or answered EIO when its External is collected unanswered
+ * (finalize_req); notices (req NULL: forget, exited, notify done, read ahead) are freed once
+ * JavaScript has heard of them.
  */
 #define _GNU_SOURCE
 #include "ll.h"
@@ -52,9 +54,7 @@ void creq_post(cmount *m, creq *r) {
     if (r->req) {
       fuse_reply_err(r->req, EIO);
       pthread_mutex_lock(&m->lock);
-      m->outstanding--;
-      pthread_cond_broadcast(&m->cond);
-      pthread_mutex_unlock(&m->lock);
+      creq_end_reply(r);
     }
     creq_free(r);
   }
@@ -80,8 +80,25 @@ static int op_scope(const creq *r) {
   }
 }
 
-/* nattr's bookkeeping before r's answer (ll.h). */
-void creq_settle(creq *r) { nattr_settle(r->m->na, r->gen, op_scope(r), r->ino, &r->attrs); }
+int creq_begin_reply(creq *r) {
+  pthread_mutex_lock(&r->m->lock);
+  int ok = !r->m->destroyed;
+  if (!ok) pthread_mutex_unlock(&r->m->lock);
+  else nattr_settle(r->m->na, r->gen, op_scope(r), r->ino, &r->attrs); /* before the kernel has the answer */
+  return ok; /* lock held when ok: creq_end_reply releases it (destroy cannot run in between) */
+}
+
+void creq_end_reply(creq *r) {
+  r->m->outstanding--;
+  pthread_cond_broadcast(&r->m->cond);
+  pthread_mutex_unlock(&r->m->lock);
+}
+
+void creq_drop_reply(creq *r) {
+  pthread_mutex_lock(&r->m->lock);
+  r->m->outstanding--;
+  pthread_mutex_unlock(&r->m->lock);
+}
 
 static void finalize_req(napi_env env, void *data, void *hint) {
   (void)env;
@@ -89,12 +106,12 @@ static void finalize_req(napi_env env, void *data, void *hint) {
   creq *r = data;
   if (!r->replied && r->req) {
     /* A request JavaScript dropped without answering: answer EIO rather than hang the caller. */
-    cmount *m = r->m;
-    pthread_mutex_lock(&m->lock);
-    if (!m->destroyed) creq_settle(r), fuse_reply_err(r->req, EIO);
-    m->outstanding--;
-    pthread_cond_broadcast(&m->cond);
-    pthread_mutex_unlock(&m->lock);
+    if (creq_begin_reply(r)) {
+      fuse_reply_err(r->req, EIO);
+      creq_end_reply(r);
+    } else {
+      creq_drop_reply(r);
+    }
   }
   creq_free(r);
 }

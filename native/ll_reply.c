@@ -4,9 +4,9 @@
  * a copy into the waiting request, never a wait on the file system).
  *
  * Invariants: a request is answered once (take: a second answer throws); the answer is written
- * under the mount's lock after nattr's bookkeeping (creq_settle) and only while the session
- * exists (after unmount destroyed it, the answer is dropped); either way it stops counting as
- * outstanding.
+ * under the mount's lock after nattr's bookkeeping (creq_begin_reply, ll_post.c) and only while
+ * the session exists (after unmount destroyed it, the answer is dropped); either way it stops
+ * counting as outstanding.
  */
 #define _GNU_SOURCE
 #include "ll.h"
@@ -44,35 +44,15 @@ static creq *take(napi_env env, napi_value v) {
   creq *r = take(env, argv[0]);      \
   if (!r) return NULL
 
-/* Ends a request's life on our side: the answer was sent (or dropped after destroy). */
-static int begin_reply(creq *r) {
-  pthread_mutex_lock(&r->m->lock);
-  int ok = !r->m->destroyed;
-  if (!ok) pthread_mutex_unlock(&r->m->lock);
-  else creq_settle(r);
-  return ok; /* lock held when ok: end_reply releases it (destroy cannot run in between) */
-}
-
-static void end_reply(creq *r) {
-  r->m->outstanding--;
-  pthread_cond_broadcast(&r->m->cond);
-  pthread_mutex_unlock(&r->m->lock);
-}
-
-static void drop_reply(creq *r) {
-  pthread_mutex_lock(&r->m->lock);
-  r->m->outstanding--;
-  pthread_mutex_unlock(&r->m->lock);
-}
-
-#define REPLY(r, expr)          \
-  do {                          \
-    if (begin_reply(r)) {       \
-      (expr);                   \
-      end_reply(r);             \
-    } else {                    \
-      drop_reply(r);            \
-    }                           \
+/* Answers r with expr (a fuse_reply_* call) unless the session is gone (ll.h: creq_begin_reply). */
+#define REPLY(r, expr)             \
+  do {                             \
+    if (creq_begin_reply(r)) {     \
+      (expr);                      \
+      creq_end_reply(r);           \
+    } else {                       \
+      creq_drop_reply(r);          \
+    }                              \
   } while (0)
 
 /* Milliseconds since the epoch as a timespec. */
@@ -259,7 +239,7 @@ napi_value js_reply_dir(napi_env env, napi_callback_info info) {
   char *buf = malloc(size ? size : 1);
   size_t used = 0;
   uint32_t packed = 0;
-  if (begin_reply(r)) {
+  if (creq_begin_reply(r)) {
     for (uint32_t i = 0; i < count; i++) {
       const char *name = names[i];
       double *e = nums + (size_t)i * DIR_STRIDE;
@@ -301,9 +281,9 @@ napi_value js_reply_dir(napi_env env, napi_callback_info info) {
       packed++;
     }
     fuse_reply_buf(r->req, buf, used);
-    end_reply(r);
+    creq_end_reply(r);
   } else {
-    drop_reply(r);
+    creq_drop_reply(r);
   }
   for (uint32_t i = 0; i < count; i++) free(names[i]);
   free(names);

@@ -159,7 +159,8 @@ static napi_value nread_layout(napi_env env, napi_callback_info info) {
   const double *offs = NULL;
   const uint8_t *hd = NULL;
   size_t n = 0;
-  if (!s || napi_get_value_double(env, argv[1], &ino) != napi_ok || napi_get_value_double(env, argv[2], &size) != napi_ok ||
+  if (!s || napi_get_value_double(env, argv[1], &ino) != napi_ok ||
+      napi_get_value_double(env, argv[2], &size) != napi_ok ||
       !nread_layout_args(env, argv[3], argv[4], 1, &offs, &hd, &n) || ino < 1) {
     napi_throw_type_error(env, NULL, "cairn_fuse: nreadLayout(ctx, ino, size, Float64Array(n+1), Buffer(32n))");
     return NULL;

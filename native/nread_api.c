@@ -56,7 +56,8 @@ static napi_value nread_open(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "cairn_fuse: nreadOpen(ctx, fh, ino, size, Float64Array(n+1), Buffer(32n))");
     return NULL;
   }
-  if (nread_register(s, (uint64_t)nu_num(env, argv[1]), (uint64_t)nu_num(env, argv[2]), (uint64_t)nu_num(env, argv[3]), n, offs, hashes) < 0) {
+  uint64_t fh = (uint64_t)nu_num(env, argv[1]), ino = (uint64_t)nu_num(env, argv[2]);
+  if (nread_register(s, fh, ino, (uint64_t)nu_num(env, argv[3]), n, offs, hashes) < 0) {
     napi_throw_range_error(env, NULL, "cairn_fuse: nreadOpen: offsets must run from 0 to the size");
   }
   return NULL;
