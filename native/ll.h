@@ -113,6 +113,16 @@ void creq_post(cmount *m, creq *r);
 int creq_begin_reply(creq *r);
 void creq_end_reply(creq *r);
 void creq_drop_reply(creq *r);
+/* Answers r with expr (a fuse_reply_* call) unless the session is gone. */
+#define REPLY(r, expr)             \
+  do {                             \
+    if (creq_begin_reply(r)) {     \
+      (expr);                      \
+      creq_end_reply(r);           \
+    } else {                       \
+      creq_drop_reply(r);          \
+    }                              \
+  } while (0)
 /* The thread-safe function's call: r as the handler's arguments (on the JavaScript thread). */
 void creq_call_js(napi_env env, napi_value fn, void *context, void *data);
 

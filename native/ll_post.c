@@ -106,12 +106,7 @@ static void finalize_req(napi_env env, void *data, void *hint) {
   creq *r = data;
   if (!r->replied && r->req) {
     /* A request JavaScript dropped without answering: answer EIO rather than hang the caller. */
-    if (creq_begin_reply(r)) {
-      fuse_reply_err(r->req, EIO);
-      creq_end_reply(r);
-    } else {
-      creq_drop_reply(r);
-    }
+    REPLY(r, fuse_reply_err(r->req, EIO));
   }
   creq_free(r);
 }

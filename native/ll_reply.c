@@ -44,17 +44,6 @@ static creq *take(napi_env env, napi_value v) {
   creq *r = take(env, argv[0]);      \
   if (!r) return NULL
 
-/* Answers r with expr (a fuse_reply_* call) unless the session is gone (ll.h: creq_begin_reply). */
-#define REPLY(r, expr)             \
-  do {                             \
-    if (creq_begin_reply(r)) {     \
-      (expr);                      \
-      creq_end_reply(r);           \
-    } else {                       \
-      creq_drop_reply(r);          \
-    }                              \
-  } while (0)
-
 /* Milliseconds since the epoch as a timespec. */
 static struct timespec ms_ts(double ms) {
   /* floor, not truncation: -2 ms is -1 s + 998 ms. */
