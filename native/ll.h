@@ -6,8 +6,8 @@
  *
  * Files: cairn_fuse.c (the module: its export table, the mount context's small exports),
  * ll_ops.c (the libfuse request table: what each request carries, what is answered natively),
- * ll_post.c (requests handed to JavaScript through the thread-safe function; answers left
- * unanswered), ll_reply.c (the reply* exports: answers written back to /dev/fuse),
+ * ll_post.c (a request's life: handed to JavaScript through the thread-safe function, counted
+ * outstanding until answered, answered EIO when dropped), ll_reply.c (the reply* exports: answers written back to /dev/fuse),
  * ll_mount.c (mount and unmount: the session, its worker threads, their shutdown),
  * ll_notify.c (the notifier thread: kernel cache invalidations). Native reads: nread.h; native
  * GETATTRs: nattr.h; Node-API conversions: napi_util.h.
