@@ -5,7 +5,7 @@
   "targets": [
     {
       "target_name": "cairn_fuse",
-      "sources": ["cairn_fuse.c", "nattr.c", "nread.c", "nchunks.c", "nread_api.c", "ncache.c", "ntree.c", "nopen.c", "<!@(sh blake3.sh sources)"],
+      "sources": ["cairn_fuse.c", "ll_ops.c", "ll_post.c", "ll_reply.c", "ll_mount.c", "ll_notify.c", "napi_util.c", "nattr.c", "nread.c", "nchunks.c", "nread_api.c", "ncache.c", "ntree.c", "nopen.c", "<!@(sh blake3.sh sources)"],
       "include_dirs": ["<!@(sh blake3.sh dir)"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "<!@(pkg-config --cflags fuse3)"],
       "libraries": ["<!@(pkg-config --libs fuse3)", "-lm"],

@@ -30,6 +30,7 @@
 #include "blake3.h"
 #endif
 #include "ntree.h"
+#include "napi_util.h"
 
 #define TOUCH_EVERY_NS (10ull * 1000000000ull)
 #define TOUCH_SLOTS 4096u
@@ -284,21 +285,13 @@ int ncache_has(ncache *c, const uint8_t *hash) {
   return ncache_on(c) && entry_path(c, hash, path, sizeof path) && access(path, F_OK) == 0;
 }
 
-static void set_num(napi_env env, napi_value obj, const char *k, double v) {
-  napi_value x;
-  napi_create_double(env, v, &x);
-  napi_set_named_property(env, obj, k, x);
-}
-
 void ncache_stats(napi_env env, napi_value obj, const ncache *c) {
   static const char *keys[10] = {"cacheLoads",    "cacheLoadBytes", "cacheLoadNs",    "cacheMisses",         "cacheCorrupt",
                                  "cacheTouches",  "cacheHashed",    "cachePartLoads", "cacheOutboardLoads", "cacheOutboardPuts"};
   const uint64_t *v[10] = {&c->loads,   &c->load_bytes, &c->load_ns,    &c->misses,    &c->corrupt,
                            &c->touches, &c->hashed,     &c->part_loads, &c->outboards, &c->outboard_puts};
-  for (int i = 0; i < 10; i++) set_num(env, obj, keys[i], (double)__atomic_load_n(v[i], __ATOMIC_RELAXED));
-  napi_value on;
-  napi_get_boolean(env, ncache_on(c), &on);
-  napi_set_named_property(env, obj, "cacheOn", on);
+  for (int i = 0; i < 10; i++) nu_set_num(env, obj, keys[i], (double)__atomic_load_n(v[i], __ATOMIC_RELAXED));
+  napi_set_named_property(env, obj, "cacheOn", nu_bool(env, ncache_on(c)));
 }
 
 /*
@@ -311,18 +304,15 @@ static napi_value nread_cache_js(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   ncache *c = argc == 2 ? cairn_ncache(env, argv[0]) : NULL;
-  size_t n = 0;
-  if (!c || napi_get_value_string_utf8(env, argv[1], NULL, 0, &n) != napi_ok || n == 0 || n > PATH_MAX - 80) {
+  char *dir = c ? nu_str(env, argv[1]) : NULL;
+  if (!dir || !*dir || strlen(dir) > PATH_MAX - 80) {
+    free(dir);
     napi_throw_type_error(env, NULL, "cairn_fuse: nreadCache(ctx, dir)");
     return NULL;
   }
-  char *dir = malloc(n + 1);
-  napi_get_value_string_utf8(env, argv[1], dir, n + 1, &n);
   char *none = NULL;
   if (!blake3_ok || !__atomic_compare_exchange_n(&c->dir, &none, dir, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) free(dir);
-  napi_value out;
-  napi_get_boolean(env, ncache_on(c), &out);
-  return out;
+  return nu_bool(env, ncache_on(c));
 }
 
 /* Official BLAKE3 test vectors: input bytes i % 251 of the given length (the larger ones take the SIMD paths). */
@@ -361,11 +351,7 @@ static int self_test(void) {
 
 void ncache_define(napi_env env, napi_value exports) {
   blake3_ok = self_test() && ntree_self_test();
-  napi_property_descriptor props[] = {
-    {"nreadCache", NULL, nread_cache_js, NULL, NULL, NULL, napi_enumerable, NULL},
-  };
-  napi_define_properties(env, exports, 1, props);
-  napi_value ok;
-  napi_get_boolean(env, blake3_ok, &ok);
-  napi_set_named_property(env, exports, "nreadBlake3", ok);
+  napi_property_descriptor props[] = {NU_FN("nreadCache", nread_cache_js)};
+  NU_DEFINE(env, exports, props);
+  napi_set_named_property(env, exports, "nreadBlake3", nu_bool(env, blake3_ok));
 }

@@ -26,6 +26,7 @@
  */
 #define _GNU_SOURCE
 #include "nstore.h"
+#include "napi_util.h"
 
 #include <fcntl.h>
 #include <stdlib.h>
@@ -152,20 +153,18 @@ static nstore *store_of(napi_env env, napi_callback_info info, size_t want, napi
  * many chunks, the bound reached, bad offsets).
  */
 static napi_value nread_layout(napi_env env, napi_callback_info info) {
-  napi_value argv[5], out;
+  napi_value argv[5];
   nstore *s = store_of(env, info, 5, argv);
   double ino = 0, size = 0;
-  napi_typedarray_type tt;
-  size_t noffs = 0, hlen = 0;
-  void *od = NULL, *hd = NULL;
-  if (!s || napi_get_value_double(env, argv[1], &ino) != napi_ok || napi_get_value_double(env, argv[2], &size) != napi_ok ||
-      napi_get_typedarray_info(env, argv[3], &tt, &noffs, &od, NULL, NULL) != napi_ok || tt != napi_float64_array ||
-      noffs < 2 || napi_get_buffer_info(env, argv[4], &hd, &hlen) != napi_ok || hlen != 32 * (noffs - 1) || ino < 1) {
+  const double *offs = NULL;
+  const uint8_t *hd = NULL;
+  size_t n = 0;
+  if (!s || napi_get_value_double(env, argv[1], &ino) != napi_ok ||
+      napi_get_value_double(env, argv[2], &size) != napi_ok ||
+      !nread_layout_args(env, argv[3], argv[4], 1, &offs, &hd, &n) || ino < 1) {
     napi_throw_type_error(env, NULL, "cairn_fuse: nreadLayout(ctx, ino, size, Float64Array(n+1), Buffer(32n))");
     return NULL;
   }
-  const double *offs = od;
-  size_t n = noffs - 1;
   int kept = 0;
   pthread_mutex_lock(&s->lock);
   if (!s->layouts && !s->closed) s->layouts = calloc(LAYOUT_SLOTS, sizeof(nlayout));
@@ -189,8 +188,7 @@ static napi_value nread_layout(napi_env env, napi_callback_info info) {
     }
   }
   pthread_mutex_unlock(&s->lock);
-  napi_get_boolean(env, kept, &out);
-  return out;
+  return nu_bool(env, kept);
 }
 
 /* nreadForget(ctx): drops every inode's layout (handles stay open; their READs go to JavaScript once dropped too). */
@@ -228,21 +226,17 @@ static napi_value nread_opened(napi_env env, napi_callback_info info) {
 
 void nopen_stats(napi_env env, napi_value obj, nstore *s) {
   pthread_mutex_lock(&s->lock);
-  double v[4] = {(double)s->native_opens, (double)s->native_releases, (double)s->nopens, (double)s->layout_bytes};
+  uint64_t v[4] = {s->native_opens, s->native_releases, s->nopens, s->layout_bytes};
   pthread_mutex_unlock(&s->lock);
   static const char *keys[4] = {"nativeOpens", "nativeReleases", "nativeOpen", "layoutBytes"};
-  for (int i = 0; i < 4; i++) {
-    napi_value x;
-    napi_create_double(env, v[i], &x);
-    napi_set_named_property(env, obj, keys[i], x);
-  }
+  nu_set_figures(env, obj, keys, v, 4);
 }
 
 void nopen_define(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
-    {"nreadLayout", NULL, nread_layout, NULL, NULL, NULL, napi_enumerable, NULL},
-    {"nreadForget", NULL, nread_forget, NULL, NULL, NULL, napi_enumerable, NULL},
-    {"nreadOpened", NULL, nread_opened, NULL, NULL, NULL, napi_enumerable, NULL},
+    NU_FN("nreadLayout", nread_layout),
+    NU_FN("nreadForget", nread_forget),
+    NU_FN("nreadOpened", nread_opened),
   };
-  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  NU_DEFINE(env, exports, props);
 }

@@ -44,6 +44,12 @@ int nread_registered(nstore *s, uint64_t fh);
  */
 int nopen_open(nstore *s, uint64_t ino, int flags, uint32_t pid, uint64_t *fh);
 int nopen_release(nstore *s, uint64_t fh);
+/*
+ * The layout arguments of nreadOpen and nreadLayout (nread_api.c): 1 when offs is a Float64Array(n + 1)
+ * and hashes a Buffer(32 n) with n >= min_chunks, with *offs, *hashes and *n set; else 0 (nothing thrown).
+ */
+int nread_layout_args(napi_env env, napi_value offs, napi_value hashes, size_t min_chunks, const double **offs_out,
+                      const uint8_t **hashes_out, size_t *n);
 /* Adds nativeOpens, nativeReleases, nativeOpen, layoutBytes to a stats object; the nopen exports. */
 void nopen_stats(napi_env env, napi_value obj, nstore *s);
 void nopen_define(napi_env env, napi_value exports);

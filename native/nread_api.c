@@ -5,22 +5,9 @@
  */
 #include "nread.h"
 #include "ncache.h"
+#include "napi_util.h"
 
 #include <stdlib.h>
-
-#define NARGS_OR_THROW(n)                                                      \
-  size_t argc = n;                                                             \
-  napi_value argv[n];                                                          \
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < n) { \
-    napi_throw_type_error(env, NULL, "cairn_fuse: too few arguments");         \
-    return NULL;                                                               \
-  }
-
-static double dnum(napi_env env, napi_value v) {
-  double d = 0;
-  napi_get_value_double(env, v, &d);
-  return d;
-}
 
 static nstore *store_arg(napi_env env, napi_value v) {
   nstore *s = cairn_nstore(env, v);
@@ -32,17 +19,25 @@ static nstore *store_arg(napi_env env, napi_value v) {
 static const uint8_t *hash_arg(napi_env env, napi_value v) {
   void *d = NULL;
   size_t len = 0;
-  if (napi_get_buffer_info(env, v, &d, &len) != napi_ok || len != 32) {
+  if (!nu_buf(env, v, &d, &len) || len != 32) {
     napi_throw_type_error(env, NULL, "cairn_fuse: a chunk name is a 32-byte Buffer");
     return NULL;
   }
   return d;
 }
 
-static napi_value boolean(napi_env env, int b) {
-  napi_value v;
-  napi_get_boolean(env, b != 0, &v);
-  return v;
+int nread_layout_args(napi_env env, napi_value offs_v, napi_value hashes_v, size_t min_chunks, const double **offs,
+                      const uint8_t **hashes, size_t *n) {
+  double *o = NULL;
+  void *h = NULL;
+  size_t noffs = 0, hlen = 0;
+  if (!nu_f64(env, offs_v, &o, &noffs) || noffs < min_chunks + 1 || !nu_buf(env, hashes_v, &h, &hlen) ||
+      hlen != 32 * (noffs - 1))
+    return 0;
+  *offs = o;
+  *hashes = h;
+  *n = noffs - 1;
+  return 1;
 }
 
 /*
@@ -51,18 +46,18 @@ static napi_value boolean(napi_env env, int b) {
  * [offsets[i], offsets[i+1]) and is named hashes[32 i, 32 i + 32); offsets[n] is the size.
  */
 static napi_value nread_open(napi_env env, napi_callback_info info) {
-  NARGS_OR_THROW(6);
+  NU_ARGS(6);
   nstore *s = store_arg(env, argv[0]);
   if (!s) return NULL;
-  napi_typedarray_type tt;
-  size_t noffs = 0, hlen = 0;
-  void *od = NULL, *hd = NULL;
-  if (napi_get_typedarray_info(env, argv[4], &tt, &noffs, &od, NULL, NULL) != napi_ok || tt != napi_float64_array || noffs < 1 ||
-      napi_get_buffer_info(env, argv[5], &hd, &hlen) != napi_ok || hlen != 32 * (noffs - 1)) {
+  const double *offs = NULL;
+  const uint8_t *hashes = NULL;
+  size_t n = 0;
+  if (!nread_layout_args(env, argv[4], argv[5], 0, &offs, &hashes, &n)) {
     napi_throw_type_error(env, NULL, "cairn_fuse: nreadOpen(ctx, fh, ino, size, Float64Array(n+1), Buffer(32n))");
     return NULL;
   }
-  if (nread_register(s, (uint64_t)dnum(env, argv[1]), (uint64_t)dnum(env, argv[2]), (uint64_t)dnum(env, argv[3]), noffs - 1, od, hd) < 0) {
+  uint64_t fh = (uint64_t)nu_num(env, argv[1]), ino = (uint64_t)nu_num(env, argv[2]);
+  if (nread_register(s, fh, ino, (uint64_t)nu_num(env, argv[3]), n, offs, hashes) < 0) {
     napi_throw_range_error(env, NULL, "cairn_fuse: nreadOpen: offsets must run from 0 to the size");
   }
   return NULL;
@@ -70,28 +65,28 @@ static napi_value nread_open(napi_env env, napi_callback_info info) {
 
 /* nreadClose(ctx, fh): forgets a handle's layout. */
 static napi_value nread_close(napi_env env, napi_callback_info info) {
-  NARGS_OR_THROW(2);
+  NU_ARGS(2);
   nstore *s = store_arg(env, argv[0]);
-  if (s) nread_release(s, (uint64_t)dnum(env, argv[1]));
+  if (s) nread_release(s, (uint64_t)nu_num(env, argv[1]));
   return NULL;
 }
 
 /* nreadDrop(ctx, ino) -> count: forgets every layout of an inode (its file is about to change). */
 static napi_value nread_drop(napi_env env, napi_callback_info info) {
-  NARGS_OR_THROW(2);
+  NU_ARGS(2);
   nstore *s = store_arg(env, argv[0]);
   if (!s) return NULL;
   napi_value out;
-  napi_create_uint32(env, nread_drop_ino(s, (uint64_t)dnum(env, argv[1])), &out);
+  napi_create_uint32(env, nread_drop_ino(s, (uint64_t)nu_num(env, argv[1])), &out);
   return out;
 }
 
 /* nreadHas(ctx, hash) -> boolean: the chunk is resident. */
 static napi_value nread_has_js(napi_env env, napi_callback_info info) {
-  NARGS_OR_THROW(2);
+  NU_ARGS(2);
   nstore *s = store_arg(env, argv[0]);
   const uint8_t *h = s ? hash_arg(env, argv[1]) : NULL;
-  return h ? boolean(env, nread_has(s, h)) : NULL;
+  return h ? nu_bool(env, nread_has(s, h)) : NULL;
 }
 
 /*
@@ -100,25 +95,25 @@ static napi_value nread_has_js(napi_env env, napi_callback_info info) {
  * (disabled, too big for the budget, or already resident).
  */
 static napi_value nread_put_js(napi_env env, napi_callback_info info) {
-  NARGS_OR_THROW(3);
+  NU_ARGS(3);
   nstore *s = store_arg(env, argv[0]);
   const uint8_t *h = s ? hash_arg(env, argv[1]) : NULL;
   if (!h) return NULL;
   void *d = NULL;
   size_t len = 0;
-  if (napi_get_buffer_info(env, argv[2], &d, &len) != napi_ok) {
+  if (!nu_buf(env, argv[2], &d, &len)) {
     napi_throw_type_error(env, NULL, "cairn_fuse: nreadPut(ctx, hash, Buffer)");
     return NULL;
   }
-  return boolean(env, nread_put(s, h, d, len));
+  return nu_bool(env, nread_put(s, h, d, len));
 }
 
 /* nreadOutboard(ctx, hash) -> boolean: computes a resident chunk's outboard off the JavaScript thread (nread_outboard). */
 static napi_value nread_outboard_js(napi_env env, napi_callback_info info) {
-  NARGS_OR_THROW(2);
+  NU_ARGS(2);
   nstore *s = store_arg(env, argv[0]);
   const uint8_t *h = s ? hash_arg(env, argv[1]) : NULL;
-  return h ? boolean(env, nread_outboard(env, s, h)) : NULL;
+  return h ? nu_bool(env, nread_outboard(env, s, h)) : NULL;
 }
 
 /*
@@ -127,7 +122,7 @@ static napi_value nread_outboard_js(napi_env env, napi_callback_info info) {
  * host cache's (ncache_stats) }
  */
 static napi_value nread_stats(napi_env env, napi_callback_info info) {
-  NARGS_OR_THROW(1);
+  NU_ARGS(1);
   nstore *s = store_arg(env, argv[0]);
   if (!s) return NULL;
   uint64_t v[NREAD_FIGURES];
@@ -136,11 +131,7 @@ static napi_value nread_stats(napi_env env, napi_callback_info info) {
                                             "evictions", "bytes", "chunks", "files", "budget", "partServed", "outboardBytes"};
   napi_value out;
   napi_create_object(env, &out);
-  for (int i = 0; i < NREAD_FIGURES; i++) {
-    napi_value x;
-    napi_create_double(env, (double)v[i], &x);
-    napi_set_named_property(env, out, keys[i], x);
-  }
+  nu_set_figures(env, out, keys, v, NREAD_FIGURES);
   ncache_stats(env, out, nread_cache(s));
   nopen_stats(env, out, s);
   return out;
@@ -148,15 +139,15 @@ static napi_value nread_stats(napi_env env, napi_callback_info info) {
 
 void nread_define(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
-    {"nreadOpen", NULL, nread_open, NULL, NULL, NULL, napi_enumerable, NULL},
-    {"nreadClose", NULL, nread_close, NULL, NULL, NULL, napi_enumerable, NULL},
-    {"nreadDrop", NULL, nread_drop, NULL, NULL, NULL, napi_enumerable, NULL},
-    {"nreadHas", NULL, nread_has_js, NULL, NULL, NULL, napi_enumerable, NULL},
-    {"nreadPut", NULL, nread_put_js, NULL, NULL, NULL, napi_enumerable, NULL},
-    {"nreadStats", NULL, nread_stats, NULL, NULL, NULL, napi_enumerable, NULL},
-    {"nreadOutboard", NULL, nread_outboard_js, NULL, NULL, NULL, napi_enumerable, NULL},
+    NU_FN("nreadOpen", nread_open),
+    NU_FN("nreadClose", nread_close),
+    NU_FN("nreadDrop", nread_drop),
+    NU_FN("nreadHas", nread_has_js),
+    NU_FN("nreadPut", nread_put_js),
+    NU_FN("nreadStats", nread_stats),
+    NU_FN("nreadOutboard", nread_outboard_js),
   };
-  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  NU_DEFINE(env, exports, props);
   ncache_define(env, exports);
   nopen_define(env, exports);
 }

@@ -1,6 +1,6 @@
 /**
- * The native addon's interface (native/cairn_fuse.c): its exports, the request codes and argument
- * layout it hands to JavaScript, and loading it once.
+ * The native addon's interface (native/cairn_fuse.c, its export table; native/ll.h, the request
+ * codes; native/ll_post.c, the argument layout it hands to JavaScript), and loading it once.
  */
 import { createRequire } from 'node:module';
 
@@ -144,7 +144,7 @@ export interface NativeMountOptions {
   nreadBytes?: number;
 }
 
-/** Request codes (native/cairn_fuse.c). */
+/** Request codes (native/ll.h). */
 export const OP = {
   LOOKUP: 1,
   FORGET: 2,
