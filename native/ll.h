@@ -60,10 +60,11 @@ struct cmount {
   int unmounted;    /* fuse_session_unmount done */
   int ended;        /* the kernel closed the connection (ENODEV) */
   int destroyed;    /* session freed: late answers are dropped */
-  int outstanding;  /* requests waiting for a JavaScript answer */
+  int outstanding;  /* requests waiting for a JavaScript answer (atomic; waiters on cond are told when it reaches 0) */
   napi_threadsafe_function tsfn;
   pthread_mutex_t lock;
-  pthread_cond_t cond;
+  pthread_cond_t cond; /* live_workers fell, or outstanding reached 0 */
+  pthread_cond_t jobs; /* the notifier's: a job queued, or notifier_stop (not cond: answers would wake it) */
   /* notifier */
   pthread_t notifier;
   int notifier_started, notifier_stop;

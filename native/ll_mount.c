@@ -137,6 +137,7 @@ napi_value js_mount(napi_env env, napi_callback_info info) {
   cmount *m = calloc(1, sizeof(cmount));
   pthread_mutex_init(&m->lock, NULL);
   pthread_cond_init(&m->cond, NULL);
+  pthread_cond_init(&m->jobs, NULL);
   m->exitfd = -1;
   m->mountpoint = nu_str(env, argv[0]);
   uint32_t n = nu_len(env, argv[1]);
@@ -194,14 +195,14 @@ static void unmount_execute(napi_env env, void *data) {
   for (int i = 0; i < m->nworkers; i++) pthread_join(m->workers[i], NULL);
   pthread_mutex_lock(&m->lock);
   m->notifier_stop = 1;
-  pthread_cond_broadcast(&m->cond);
+  pthread_cond_broadcast(&m->jobs);
   pthread_mutex_unlock(&m->lock);
   pthread_join(m->notifier, NULL);
   /* Wait (bounded) for the answers JavaScript still owes, then free the session (closes /dev/fuse). */
   pthread_mutex_lock(&m->lock);
   clock_gettime(CLOCK_REALTIME, &until);
   until.tv_sec += 5;
-  while (m->outstanding > 0) {
+  while (__atomic_load_n(&m->outstanding, __ATOMIC_ACQUIRE) > 0) {
     if (pthread_cond_timedwait(&m->cond, &m->lock, &until) == ETIMEDOUT) break;
   }
   m->destroyed = 1;

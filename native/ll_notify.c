@@ -17,7 +17,7 @@ void *ll_notifier_main(void *arg) {
   cmount *m = arg;
   for (;;) {
     pthread_mutex_lock(&m->lock);
-    while (!m->jobs_head && !m->notifier_stop) pthread_cond_wait(&m->cond, &m->lock);
+    while (!m->jobs_head && !m->notifier_stop) pthread_cond_wait(&m->jobs, &m->lock);
     notify_job *j = m->jobs_head;
     if (!j) {
       pthread_mutex_unlock(&m->lock);
@@ -72,7 +72,7 @@ napi_value js_invalidate(napi_env env, napi_callback_info info) {
   pthread_mutex_lock(&m->lock);
   if (m->jobs_tail) m->jobs_tail->next = j; else m->jobs_head = j;
   m->jobs_tail = j;
-  pthread_cond_broadcast(&m->cond);
+  pthread_cond_signal(&m->jobs);
   pthread_mutex_unlock(&m->lock);
   return NULL;
 }

@@ -43,11 +43,8 @@ void creq_free(creq *r) {
 }
 
 void creq_post(cmount *m, creq *r) {
-  if (r->req) {
-    pthread_mutex_lock(&m->lock);
-    m->outstanding++;
-    pthread_mutex_unlock(&m->lock);
-  }
+  /* No lock: the only reader that cares (unmount's drain) runs after the workers, which post, are joined. */
+  if (r->req) __atomic_add_fetch(&m->outstanding, 1, __ATOMIC_ACQ_REL);
   r->m = m;
   if (napi_call_threadsafe_function(m->tsfn, r, napi_tsfn_nonblocking) != napi_ok) {
     /* JavaScript is gone (shutting down): answer here. */
@@ -89,14 +86,14 @@ int creq_begin_reply(creq *r) {
 }
 
 void creq_end_reply(creq *r) {
-  r->m->outstanding--;
-  pthread_cond_broadcast(&r->m->cond);
+  /* Only unmount's drain waits on it, for 0: a broadcast per answer would be a futex call for nothing. */
+  if (__atomic_sub_fetch(&r->m->outstanding, 1, __ATOMIC_ACQ_REL) == 0) pthread_cond_broadcast(&r->m->cond);
   pthread_mutex_unlock(&r->m->lock);
 }
 
 void creq_drop_reply(creq *r) {
   pthread_mutex_lock(&r->m->lock);
-  r->m->outstanding--;
+  __atomic_sub_fetch(&r->m->outstanding, 1, __ATOMIC_ACQ_REL);
   pthread_mutex_unlock(&r->m->lock);
 }
 
