@@ -331,7 +331,7 @@ export class Volume implements AsyncDisposable {
       seq: r.seq,
       time: r.time,
       author: r.author,
-      paths: r.ops.filter((o) => o.op !== 'times').map((o) => `/${o.path}`),
+      paths: [...new Set(r.ops.filter((o) => o.op !== 'times').map((o) => `/${o.path}`))], // each once
     }));
     return options.limit ? out.slice(-options.limit) : out;
   }
