@@ -193,6 +193,8 @@ export interface GroupResult {
   /** Cairn: CPU seconds of the serving daemons per GiB read, and their requests by type. */
   cpuSecPerGiB?: number;
   requests?: Record<string, RequestCost>;
+  /** Idle fraction of the host's CPUs just before the group started (bench/settle.ts). */
+  hostIdle?: number | null;
 }
 
 export type Member = { kind: 'plain'; reader: ReaderSpec } | { kind: 'container'; spec: ContainerSpec; nodeArgs?: string[] };

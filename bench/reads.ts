@@ -18,6 +18,7 @@ import path from 'node:path';
 import type { Dataset } from './dataset.js';
 import { dropCaches, median, mountDir, runGroup, type GroupResult, type Member } from './harness.js';
 import type { ReaderSpec } from './reader.js';
+import { settle } from './settle.js';
 import { isCairn, SYSTEMS, type Cache, type System, type Workload } from './systems.js';
 import { mergeRequests, type RequestCost } from './costs.js';
 
@@ -42,6 +43,8 @@ export interface ReadRow {
 }
 
 export interface ReadOptions {
+  /** The longest wait for a quiet host before each group (bench/settle.ts); 0: only measure. */
+  settleMs?: number;
   /** Rounds of one figure: per workload, reader count, system and cache state (at least 1). */
   runs: (w: Workload, readers: number, sys: System, cache: Cache) => number;
   /** Reader counts per system (a system absent here is skipped). */
@@ -123,7 +126,8 @@ async function once(
     if (cacheDir) await fsp.rm(cacheDir, { recursive: true, force: true });
     await dropCaches();
   }
-  const g = await runGroup(await members(ds, sys, w, n, o, profile), o.env);
+  const quiet = await settle({ maxMs: o.settleMs ?? 0 });
+  const g = { ...(await runGroup(await members(ds, sys, w, n, o, profile), o.env)), hostIdle: quiet.idle };
   // Mount session directories are per mountpoint and never reused: drop them.
   if (isCairn(sys)) await fsp.rm(o.sessionsDir, { recursive: true, force: true }).catch(() => undefined);
   // Each reader verified its files (bench/verify.ts); the totals must add up as well.
@@ -197,7 +201,7 @@ export async function readBench(ds: Dataset, o: ReadOptions): Promise<{ rows: Re
             const g = await once(ds, sys, w, cache, n, o, profile);
             acc.set(key, [...(acc.get(key) ?? []), g]);
             o.log(
-              `  ${w.padEnd(5)} ${String(n).padStart(2)} reader(s) ${sys.padEnd(10)} ${cache}: ${g.MiBps} MiB/s, ${g.filesPerSec} files/s, ttfb ${g.ttfbMs} ms`,
+              `  ${w.padEnd(5)} ${String(n).padStart(2)} reader(s) ${sys.padEnd(10)} ${cache}: ${g.MiBps} MiB/s, ${g.filesPerSec} files/s, ttfb ${g.ttfbMs} ms, host idle before ${g.hostIdle ?? '?'}`,
             );
           } catch (err) {
             // A failed round (a reader that got short or wrong data included) voids the figure:

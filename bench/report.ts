@@ -13,6 +13,19 @@ import { fileURLToPath } from 'node:url';
 import { svgChart } from './chart.js';
 import { noopRsyncChanges, summarizeGoals, volumeRows } from './goals.js';
 import type { ReadRow } from './reads.js';
+
+/** The Method line on how quiet the host was before the read groups (bench/settle.ts), when the results say. */
+function hostIdleLine(reads: ReadRow[]): string[] {
+  const xs = reads.flatMap((r) => (r.runs ?? []).map((g) => g.hostIdle)).filter((x): x is number => typeof x === 'number');
+  if (xs.length === 0) return [];
+  const sorted = [...xs].sort((a, b) => a - b);
+  const pct = (x: number): string => `${Math.round(x * 100)} %`;
+  return [
+    `- Before each group the bench waited (up to 20 s) for the host's CPUs to be 80 % idle (\`bench/settle.ts\`): ` +
+      `idle before the groups, median ${pct(sorted[Math.floor(sorted.length / 2)]!)}, lowest ${pct(sorted[0]!)} ` +
+      `(each group's \`hostIdle\` is in the JSON). Workload steps run \`sync\` and wait the same way before each side.`,
+  ];
+}
 import { findRead, type BenchResults, type GcResults, type Goal } from './results.js';
 import { storeOf, STORE_NAMES } from './stores.js';
 import { NAMES, type Cache, type System, type Workload } from './systems.js';
@@ -309,6 +322,7 @@ export function renderMarkdown(res: BenchResults): string {
     `- Each figure is the median of its rounds (${String(res.method.runs)}); ` +
       (res.reads.some((r) => r.runs?.length) ? 'the JSON keeps every round.' : 'this results file keeps no rounds.') +
       (res.method.warmReaderCounts ? ` Warm at ${String(res.method.warmReaderCounts)}.` : ''),
+    ...hostIdleLine(res.reads),
     ...(res.stepSec
       ? [
           `- Time per step of this run: ${Object.entries(res.stepSec)

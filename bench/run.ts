@@ -232,6 +232,7 @@ async function main(): Promise<number> {
       work,
       env,
       cacheDirs,
+      settleMs: args.quick ? 0 : 20_000,
       sessionsDir: path.join(home, 'sessions'),
       log,
       ...(args.profile ? { cpuProfDir: path.join(work, 'profiles') } : {}),
@@ -298,7 +299,7 @@ async function main(): Promise<number> {
       log('real programs in a mount (bench/workloads.ts)');
       const sizes = args.quick ? QUICK : FULL;
       try {
-        const w = await runWorkloads({ sizes, print: (line) => log(`workload ${line}`) });
+        const w = await runWorkloads({ sizes, print: (line) => log(`workload ${line}`), settleMs: args.quick ? 0 : 20_000 });
         results.workloads = { ...w, sizes, store: 'file' };
         for (const [name, v] of Object.entries(w.verify)) {
           if (v !== 'ok') results.failures.push(`workloads: ${name} after commit and remount: ${v}`);

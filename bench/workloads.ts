@@ -23,6 +23,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { controlRequest } from '../src/fuse/control.js';
 import { Volume } from '../src/index.js';
+import { settle } from './settle.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const MAIN_JS = path.resolve(HERE, '..', 'src', 'fuse', 'main.js');
@@ -47,6 +48,8 @@ export interface StepResult {
   mountMs: number;
   /** mountMs / localMs. */
   ratio: number;
+  /** Idle fraction of the host's CPUs before the local and the mount run (bench/settle.ts). */
+  hostIdle?: [number | null, number | null];
   /** What the step's command printed (trimmed), when it reports a figure (e.g. rsync's changes). */
   out?: string;
 }
@@ -315,6 +318,8 @@ export async function runWorkloads(o: {
   only?: string[];
   cpuProf?: boolean;
   print?: (l: string) => void;
+  /** The longest wait for a quiet host before each side of a step (bench/settle.ts); 0: none. */
+  settleMs?: number;
 }): Promise<WorkloadsResult> {
   const print = o.print ?? ((l: string) => console.log(l));
   const base = await fsp.mkdtemp(path.join(os.tmpdir(), 'cairn-workloads-'));
@@ -340,7 +345,13 @@ export async function runWorkloads(o: {
     await daemon.start();
     for (const w of list) {
       for (const st of w.steps) {
+        // Each side starts with no dirty pages of the step before (the local side's writeback
+        // otherwise lands in the next step: tar -x on local disk took 0.3 to 6 s in one session)
+        // and on a quiet host (bench/settle.ts).
+        const quiet = async () => (await bash('sync', {}), await settle({ maxMs: o.settleMs ?? 0 }));
+        const lIdle = await quiet();
         const l = await bash(st.cmd, { W: local, S });
+        const mIdle = await quiet();
         const m = await bash(st.cmd, { W: M, S });
         const r: StepResult = {
           workload: w.name,
@@ -348,6 +359,7 @@ export async function runWorkloads(o: {
           localMs: Math.round(l.ms),
           mountMs: Math.round(m.ms),
           ratio: Math.round((m.ms / l.ms) * 100) / 100,
+          hostIdle: [lIdle.idle, mIdle.idle],
         };
         if (st.report) r.out = m.out.trim() === l.out.trim() ? m.out.trim() : `${m.out.trim()} (local ${l.out.trim()})`;
         results.push(r);
@@ -381,7 +393,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     .find((a) => a.startsWith('--only='))
     ?.slice('--only='.length)
     .split(',');
-  runWorkloads({ sizes: args.includes('--quick') ? QUICK : FULL, only, cpuProf: args.includes('--cpu-prof') }).then(
+  const quick = args.includes('--quick');
+  runWorkloads({ sizes: quick ? QUICK : FULL, only, cpuProf: args.includes('--cpu-prof'), settleMs: quick ? 0 : 20_000 }).then(
     (r) => {
       if (Object.values(r.verify).some((v) => v !== 'ok')) process.exitCode = 1;
     },
