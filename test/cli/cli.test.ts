@@ -74,7 +74,9 @@ forEachBackend((b) =>
         ['beta', 'alpha'],
       );
       assert.deepEqual(Object.keys(list[0]).sort(), ['createdAt', 'createdBy', 'id', 'name']);
-      assert.equal((await c('volume', 'list')).out, 'beta\nalpha\n', 'bare names when piped');
+      const piped = await c('volume', 'list');
+      assert.equal(piped.out, 'beta\nalpha\n', 'bare names when piped');
+      assert.doesNotMatch(piped.err, /Warning/, "no warning of the AWS SDK's (or Node's) before the output");
       assert.equal((await c('volume', 'rename', 'beta', 'gamma')).code, 0);
       const refused = await c('volume', 'delete', 'gamma');
       assert.equal(refused.code, 2);
