@@ -40,6 +40,8 @@ import { OP, SET_ATTR, type NreadAddon, type NreadStats } from './lowlevel-addon
 
 /** Chunks loaded ahead of a sequential reader. */
 const WINDOW = 8;
+/** A read starting within this many bytes of where the last one ended is sequential (out of order: READs in flight), as nstore.h's SEQ_BYTES. */
+const SEQ_BYTES = 4 << 20;
 /** Files up to this size have all their chunks loaded before the open is answered. */
 const SMALL_FILE = 1 << 20;
 /** Files of a directory registered for native opens after one of them was opened; chunks of each at most (nopen.c's bound). */
@@ -84,6 +86,8 @@ interface OpenFile {
   next: number;
   /** The chunk of the last read JavaScript served (sequential detection). */
   last: number;
+  /** Where the last read JavaScript served ends (sequential detection, in bytes). */
+  end: number;
 }
 
 /**
@@ -252,7 +256,7 @@ export class NativeReads {
     if (!l) return;
     const { refs, names, size } = l;
     this.addon.nreadOpen(this.ctx, fh, ino, size, l.offsets, Buffer.concat(names));
-    const f: OpenFile = { ino, refs, names, next: 0, last: -2 };
+    const f: OpenFile = { ino, refs, names, next: 0, last: -2, end: 0 };
     this.forget(fh);
     this.files.set(fh, f);
     this.byIno.set(ino, (this.byIno.get(ino) ?? new Set()).add(fh));
@@ -291,9 +295,12 @@ export class NativeReads {
     let j = i + 1;
     for (let at = end; j < f.refs.length && at < offset + size; j++) at += f.refs[j]!.length;
     const sequential = i === f.last || i === f.last + 1;
-    // A random reader (with the host cache): not sequential, and not a first READ at the start.
-    const random = this.fromCache && !sequential && !(f.last === -2 && i === 0);
+    // A random reader (with the host cache): not sequential (nor near where the last READ ended: a
+    // sequential reader's READs may reach us out of order), and not a first READ at the start.
+    const near = Math.abs(offset - f.end) <= SEQ_BYTES;
+    const random = this.fromCache && !sequential && !near && !(f.last === -2 && i === 0);
     f.last = i;
+    f.end = offset + size;
     // With the host cache only the chunk needed: the chunk layer's read-ahead of this READ fills the
     // host cache ahead of the reader, and the addon loads from there.
     // A random reader's chunks (all the READ covers): their outboards too (computed off this thread,

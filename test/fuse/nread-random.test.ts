@@ -17,7 +17,7 @@ import path from 'node:path';
 import { controlRequest } from '../../src/fuse/control.js';
 import { loadNative } from '../../src/fuse/lowlevel.js';
 import type { NreadStats } from '../../src/fuse/lowlevel-addon.js';
-import { cleanupAll, q, shOk, startFileDaemon, tmpDir } from '../helpers/mount.js';
+import { cleanupAll, committedFiles, q, shOk } from '../helpers/mount.js';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 const env = { CAIRN_FUSE_BINDING: 'native' };
@@ -54,27 +54,62 @@ async function entries(): Promise<{ chunks: string[]; outboards: string[] }> {
   return out;
 }
 
+/** sha256 of a file read from start to end in 1 MiB reads (a sequential reader), after dropping its pages. */
+async function readAll(file: string): Promise<string> {
+  const py = `import os,hashlib,sys
+fd=os.open(sys.argv[1],os.O_RDONLY); os.posix_fadvise(fd,0,0,os.POSIX_FADV_DONTNEED); h=hashlib.sha256()
+while True:
+  b=os.read(fd,1<<20)
+  if not b: break
+  h.update(b)
+print(h.hexdigest())`;
+  return (await shOk(`python3 -c ${q(py)} ${q(file)}`)).trim();
+}
+
 describe('native random reads', { skip: loadNative() ? false : 'native addon not built' }, () => {
   after(() => cleanupAll());
 
-  it('load verified blocks of a chunk, never wrong bytes from a damaged entry or outboard', async () => {
-    const base = await tmpDir();
-    const [mnt, mntW] = [path.join(base, 'mnt'), path.join(base, 'mntW')];
-    const storeDir = path.join(base, 'store');
-    const start = startFileDaemon(() => ({}), env);
+  it('a sequential reader verifies whole chunks and computes or writes no outboards', async () => {
     const big = randomBytes(24 << 20);
-    const dW = await start({ mountpoint: mntW, volume: 'rand', storeDir });
-    await fs.writeFile(path.join(mntW, 'big.bin'), big);
-    await controlRequest(mntW, 'commit');
-    await dW.stop();
-    await fs.rm(path.join(testHome, 'cache'), { recursive: true, force: true });
+    const { mnt, start } = await committedFiles('seq', { '/big.bin': big }, { env, emptyCache: true });
+    const file = path.join(mnt, 'big.bin');
+    let d = await start();
+    try {
+      assert.equal(await readAll(file), sha(big)); // cold: JavaScript fetches the chunks and caches them
+      let bytes = 0;
+      for (let i = 0; i < 200 && bytes < big.length; i++) {
+        bytes = (await Promise.all((await entries()).chunks.map((c) => fs.stat(c)))).reduce((n, st) => n + st.size, 0);
+        if (bytes < big.length) await new Promise((r) => setTimeout(r, 50));
+      }
+      const cold = await stats(mnt);
+      assert.deepEqual([cold.outboardBytes, cold.cacheOutboardPuts], [0, 0], `no outboards: ${JSON.stringify(cold)}`);
+      await d.stop();
+      assert.equal(bytes, big.length, 'the host cache holds the file');
+      for (let round = 0; round < 2; round++) {
+        d = await start(); // warm, a new mount: every chunk loaded whole from the host cache and verified
+        assert.equal(await readAll(file), sha(big));
+        const s = await stats(mnt);
+        assert.equal(s.servedBytes, big.length, `served natively: ${JSON.stringify(s)}`);
+        assert.equal(s.cacheHashed, big.length, `each chunk hashed once, whole: ${JSON.stringify(s)}`);
+        assert.deepEqual([s.outboardBytes, s.cacheOutboardPuts, s.cachePartLoads], [0, 0, 0], `no outboards: ${JSON.stringify(s)}`);
+        await d.stop();
+        assert.deepEqual((await entries()).outboards, [], 'no `.ob` files written');
+      }
+    } finally {
+      await d.stop();
+    }
+  });
+
+  it('load verified blocks of a chunk, never wrong bytes from a damaged entry or outboard', async () => {
+    const big = randomBytes(24 << 20);
+    const { mnt, start } = await committedFiles('rand', { '/big.bin': big }, { env, emptyCache: true });
     // Offsets at least 8 MiB apart (many chunks from the last read's): a random reader.
     const reads = [20.3, 2.6, 12.1, 22.05, 4.05, 16.4, 0.8, 9.3, 23.3, 6.2].map((m) => Math.floor(m * (1 << 20)) + 4321);
     const want = sha(Buffer.concat(reads.map((o) => big.subarray(o, o + READ))));
     const file = path.join(mnt, 'big.bin');
 
     // Cold: JavaScript fetches the chunks and writes them to the host cache.
-    let d = await start({ mountpoint: mnt, volume: 'rand', storeDir });
+    let d = await start();
     try {
       assert.equal(sha(await fs.readFile(file)), sha(big));
       for (let i = 0; i < 200 && (await entries()).chunks.length < 15; i++) await new Promise((r) => setTimeout(r, 50));
@@ -83,7 +118,7 @@ describe('native random reads', { skip: loadNative() ? false : 'native addon not
       assert.ok(chunks.length >= 15, `${chunks.length} chunks cached`);
 
       // 1. A random reader in a new mount: whole chunks loaded and verified; their outboards written.
-      d = await start({ mountpoint: mnt, volume: 'rand', storeDir });
+      d = await start();
       assert.equal(await readAt(file, reads), want);
       const s1 = await stats(mnt);
       assert.ok(s1.cacheLoads > 0 && s1.cacheOutboardPuts > 0, JSON.stringify(s1));
@@ -91,7 +126,7 @@ describe('native random reads', { skip: loadNative() ? false : 'native addon not
       assert.ok((await entries()).outboards.length > 0, 'outboards in the host cache');
 
       // 2. The same reads in a new mount: blocks loaded and verified against the outboards, a fraction hashed.
-      d = await start({ mountpoint: mnt, volume: 'rand', storeDir });
+      d = await start();
       assert.equal(await readAt(file, reads), want);
       const s2 = await stats(mnt);
       assert.ok(s2.partServed > 0 && s2.cachePartLoads > 0 && s2.cacheOutboardLoads > 0, JSON.stringify(s2));
@@ -113,7 +148,7 @@ describe('native random reads', { skip: loadNative() ? false : 'native addon not
       const bad = await fs.readFile(victim);
       bad[at - start0]! ^= 0x01;
       await fs.writeFile(victim, bad);
-      d = await start({ mountpoint: mnt, volume: 'rand', storeDir });
+      d = await start();
       assert.equal(await readAt(file, reads), want);
       const s3 = await stats(mnt);
       assert.ok(s3.cacheCorrupt >= 1, `the damaged block was counted: ${JSON.stringify(s3)}`);
@@ -126,7 +161,7 @@ describe('native random reads', { skip: loadNative() ? false : 'native addon not
         b[b.length - 1]! ^= 0x01;
         await fs.writeFile(ob, b);
       }
-      d = await start({ mountpoint: mnt, volume: 'rand', storeDir });
+      d = await start();
       assert.equal(await readAt(file, reads), want);
       const s4 = await stats(mnt);
       assert.ok(s4.cacheCorrupt >= 1 && s4.cacheOutboardLoads === 0, `damaged outboards refused: ${JSON.stringify(s4)}`);
@@ -136,20 +171,12 @@ describe('native random reads', { skip: loadNative() ? false : 'native addon not
   });
 
   it('a cold random reader leaves outboards behind: the next mount loads only blocks from its first read', async () => {
-    const base = await tmpDir();
-    const [mnt, mntW] = [path.join(base, 'mnt'), path.join(base, 'mntW')];
-    const storeDir = path.join(base, 'store');
-    const start = startFileDaemon(() => ({}), env);
     const big = randomBytes(24 << 20);
-    const dW = await start({ mountpoint: mntW, volume: 'cold', storeDir });
-    await fs.writeFile(path.join(mntW, 'big.bin'), big);
-    await controlRequest(mntW, 'commit');
-    await dW.stop();
-    await fs.rm(path.join(testHome, 'cache'), { recursive: true, force: true });
+    const { mnt, start } = await committedFiles('cold', { '/big.bin': big }, { env, emptyCache: true });
     const reads = [20.3, 2.6, 12.1, 22.05, 4.05, 16.4, 0.8, 9.3, 23.3, 6.2].map((m) => Math.floor(m * (1 << 20)) + 777);
     const want = sha(Buffer.concat(reads.map((o) => big.subarray(o, o + READ))));
     const file = path.join(mnt, 'big.bin');
-    let d = await start({ mountpoint: mnt, volume: 'cold', storeDir });
+    let d = await start();
     try {
       assert.equal(await readAt(file, reads), want); // cold: JavaScript fetches, verifies, caches; the addon computes outboards
       // The outboards are written off the JavaScript thread: wait until there are some and no more come.
@@ -162,7 +189,7 @@ describe('native random reads', { skip: loadNative() ? false : 'native addon not
       }
       await d.stop();
       assert.ok((await entries()).outboards.length >= 5, 'outboards of the cold random reader');
-      d = await start({ mountpoint: mnt, volume: 'cold', storeDir });
+      d = await start();
       assert.equal(await readAt(file, reads), want);
       const s = await stats(mnt);
       assert.ok(s.cachePartLoads >= 5 && s.cacheOutboardLoads >= 5, JSON.stringify(s));
