@@ -186,10 +186,14 @@ export class NativeReads {
     return { size: e.size, refs, offsets, names };
   }
 
-  /** The paths open for writing in this mount (but through handle `exceptFh`), and their inodes (hard links: other names). */
+  /**
+   * The paths open for writing in this mount (but through handle `exceptFh`), and their inodes
+   * (hard links: other names). Only JavaScript's handles: the addon opens files read-only, so its
+   * list (asked of the addon, per registration and LOOKUP otherwise) never holds one.
+   */
   private writing(exceptFh?: number): Set<string | number> {
     const out = new Set<string | number>();
-    for (const h of this.handles.list()) {
+    for (const h of this.handles.own()) {
       if (h.fh === exceptFh || !wantsWrite(h.flags)) continue;
       out.add(h.path);
       const i = this.inodes?.peek(h.path);
