@@ -170,6 +170,67 @@ describe('native random reads', { skip: loadNative() ? false : 'native addon not
     }
   });
 
+  it("honours the outboards JavaScript's partial reads wrote, and refuses a damaged one", async () => {
+    const big = randomBytes(24 << 20);
+    // Packs with outboards (opt-in), of 64 KiB blocks: not the addon's own 32 KiB.
+    const { mnt, start } = await committedFiles(
+      'jsob',
+      { '/big.bin': big },
+      { env: { ...env, CAIRN_PACK_OUTBOARDS: '65536' }, emptyCache: true },
+    );
+    const reads = [20.3, 2.6, 12.1, 22.05, 4.05, 16.4, 0.8, 9.3, 23.3, 6.2].map((m) => Math.floor(m * (1 << 20)) + 999);
+    const want = sha(Buffer.concat(reads.map((o) => big.subarray(o, o + READ))));
+    const file = path.join(mnt, 'big.bin');
+    const inJs = { CAIRN_FUSE_NREAD_BYTES: '0' }; // reads in JavaScript: the addon writes no outboard
+    const outboards = async (): Promise<Map<string, Buffer>> =>
+      new Map(await Promise.all((await entries()).outboards.map(async (f) => [f, await fs.readFile(f)] as const)));
+    // 1. Cold random reads in JavaScript: its partial reads fetch verified blocks and write the chunks' outboards.
+    let d = await start(mnt, inJs);
+    try {
+      assert.equal(await readAt(file, reads), want);
+      let seen = -1;
+      for (let i = 0; i < 200; i++) {
+        const n = (await entries()).outboards.length; // written in the background: until there are some and no more come
+        if (n >= 5 && n === seen) break;
+        seen = n;
+        await new Promise((r) => setTimeout(r, 150));
+      }
+      const st = (await controlRequest(mnt, 'status')) as { nativeReads: unknown };
+      assert.equal(st.nativeReads, null, 'no native reads in this mount');
+      await d.stop();
+      const written = await outboards();
+      assert.ok(written.size >= 5, `outboards written by JavaScript: ${written.size}`);
+      for (const b of written.values()) assert.equal(b.readUInt32LE(0), 65536, "the pack's block size");
+      // 2. The whole chunks into the host cache: a sequential read, in JavaScript too.
+      d = await start(mnt, inJs);
+      assert.equal(await readAll(file), sha(big));
+      await d.stop();
+      assert.deepEqual(await outboards(), written, 'the outboards are the ones JavaScript wrote');
+
+      // 3. Native random reads through a new mount: blocks verified against JavaScript's outboards; none written.
+      d = await start();
+      assert.equal(await readAt(file, reads), want);
+      const s = await stats(mnt);
+      assert.ok(s.cacheOutboardLoads >= 5 && s.cachePartLoads >= 5 && s.partServed >= 5, JSON.stringify(s));
+      assert.deepEqual([s.cacheOutboardPuts, s.cacheCorrupt], [0, 0], JSON.stringify(s));
+      assert.ok(s.cacheHashed <= 3 * s.servedBytes, `hashed ${s.cacheHashed} bytes for ${s.servedBytes} served`);
+      await d.stop();
+
+      // 4. One CV byte flipped in each of JavaScript's outboards: refused against the chunk's name, never trusted.
+      for (const [f, b] of written) {
+        const bad = Buffer.from(b);
+        bad[bad.length - 1]! ^= 0x01;
+        await fs.writeFile(f, bad);
+      }
+      d = await start();
+      assert.equal(await readAt(file, reads), want);
+      const s4 = await stats(mnt);
+      assert.ok(s4.cacheCorrupt >= 1 && s4.cacheOutboardLoads === 0, `damaged outboards refused: ${JSON.stringify(s4)}`);
+    } finally {
+      await d.stop();
+    }
+  });
+
   it('a cold random reader leaves outboards behind: the next mount loads only blocks from its first read', async () => {
     const big = randomBytes(24 << 20);
     const { mnt, start } = await committedFiles('cold', { '/big.bin': big }, { env, emptyCache: true });

@@ -166,8 +166,8 @@ export interface Committed {
   mntW: string;
   storeDir: string;
   volume: string;
-  /** Starts a daemon of `volume` over `storeDir` (at `mnt` unless told). */
-  start(mountpoint?: string): Promise<RunningDaemon>;
+  /** Starts a daemon of `volume` over `storeDir` (at `mnt` unless told; `env` over the one given). */
+  start(mountpoint?: string, env?: NodeJS.ProcessEnv): Promise<RunningDaemon>;
 }
 
 /**
@@ -187,8 +187,8 @@ export async function committedFiles(
 ): Promise<Committed> {
   const base = await tmpDir();
   const [mnt, mntW, storeDir] = ['mnt', 'mntW', 'store'].map((n) => path.join(base, n)) as [string, string, string];
-  const startAt = startFileDaemon(() => ({}), opts.env ?? {});
-  const start = (mountpoint = mnt): Promise<RunningDaemon> => startAt({ mountpoint, volume, storeDir });
+  const start = (mountpoint = mnt, env: NodeJS.ProcessEnv = {}): Promise<RunningDaemon> =>
+    startFileDaemon(() => ({}), { ...opts.env, ...env })({ mountpoint, volume, storeDir });
   const w = await start(mntW);
   try {
     for (const [p, bytes] of Object.entries(files)) {
