@@ -23,7 +23,7 @@
 #define WINDOW 8
 /* A READ starting within this many bytes of where the handle's latest READ ends is sequential (its
  * READs in flight at once may reach the workers out of order; the kernel's read-ahead is 1 MiB). */
-#define SEQ_BYTES ((uint64_t)4 << 20)
+#define SEQ_BYTES ((uint64_t)2 << 20)
 /* Buffers of evicted chunks kept for the next loads (fresh memory costs a page fault per 4 KiB). */
 #define POOL_MAX 32
 #define POOL_BYTES ((size_t)24 << 20)

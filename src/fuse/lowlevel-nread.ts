@@ -40,7 +40,11 @@ import { OP, SET_ATTR, type NreadAddon, type NreadStats } from './lowlevel-addon
 
 /** Chunks loaded ahead of a sequential reader. */
 const WINDOW = 8;
-/** A read starting within this many bytes of where the last one ended is sequential (out of order: READs in flight), as nstore.h's SEQ_BYTES. */
+/**
+ * A read reaching JavaScript within this many bytes of where the last one it served ended is
+ * sequential: READs in flight arrive out of order, here more than in the addon (nstore.h's
+ * SEQ_BYTES, 2 MiB), since a READ may first wait there for another worker's load.
+ */
 const SEQ_BYTES = 4 << 20;
 /** Files up to this size have all their chunks loaded before the open is answered. */
 const SMALL_FILE = 1 << 20;

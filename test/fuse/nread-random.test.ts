@@ -70,6 +70,11 @@ describe('native random reads', { skip: loadNative() ? false : 'native addon not
   after(() => cleanupAll());
 
   it('a sequential reader verifies whole chunks and computes or writes no outboards', async () => {
+    // Whether a READ is sequential is a heuristic (READs in flight reach the workers out of order):
+    // one READ in a few hundred may still look random, so each mount may compute one chunk's
+    // outboard (at most 4 KiB of CVs: a 4 MiB chunk) and load parts of one chunk. Before, every
+    // chunk's outboard was computed (~1 KiB per MiB: ~24 KiB here).
+    const ONE = 4096;
     const big = randomBytes(24 << 20);
     const { mnt, start } = await committedFiles('seq', { '/big.bin': big }, { env, emptyCache: true });
     const file = path.join(mnt, 'big.bin');
@@ -82,7 +87,8 @@ describe('native random reads', { skip: loadNative() ? false : 'native addon not
         if (bytes < big.length) await new Promise((r) => setTimeout(r, 50));
       }
       const cold = await stats(mnt);
-      assert.deepEqual([cold.outboardBytes, cold.cacheOutboardPuts], [0, 0], `no outboards: ${JSON.stringify(cold)}`);
+      // (JavaScript, which serves the cold READs, sees them more out of order still: two chunks at most.)
+      assert.ok(cold.outboardBytes <= 2 * ONE && cold.cacheOutboardPuts <= 2, `no outboards: ${JSON.stringify(cold)}`);
       await d.stop();
       assert.equal(bytes, big.length, 'the host cache holds the file');
       for (let round = 0; round < 2; round++) {
@@ -90,10 +96,11 @@ describe('native random reads', { skip: loadNative() ? false : 'native addon not
         assert.equal(await readAll(file), sha(big));
         const s = await stats(mnt);
         assert.equal(s.servedBytes, big.length, `served natively: ${JSON.stringify(s)}`);
-        assert.equal(s.cacheHashed, big.length, `each chunk hashed once, whole: ${JSON.stringify(s)}`);
-        assert.deepEqual([s.outboardBytes, s.cacheOutboardPuts, s.cachePartLoads], [0, 0, 0], `no outboards: ${JSON.stringify(s)}`);
+        // Each chunk hashed once, whole (and at most the blocks of one chunk besides).
+        assert.ok(s.cacheHashed >= big.length && s.cacheHashed <= big.length + (4 << 20), `hashed: ${JSON.stringify(s)}`);
+        assert.ok(s.outboardBytes <= ONE && s.cacheOutboardPuts <= 1 && s.cachePartLoads <= 1, `no outboards: ${JSON.stringify(s)}`);
         await d.stop();
-        assert.deepEqual((await entries()).outboards, [], 'no `.ob` files written');
+        assert.ok((await entries()).outboards.length <= round + 3, 'no `.ob` files written (but one or two per mount at most)');
       }
     } finally {
       await d.stop();
