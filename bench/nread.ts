@@ -117,6 +117,8 @@ interface Run {
   requests?: Record<string, number>;
   /** Bytes the addon hashed (verifying host-cache loads) per byte it served. */
   hashedPerServed?: number;
+  /** Outboards (`<hash>.ob`) the addon wrote: a sequential reader should write none. */
+  outboardsWritten?: number;
 }
 
 async function timed(cmd: string): Promise<number> {
@@ -245,6 +247,7 @@ async function main(): Promise<void> {
           usPerRequest: Object.fromEntries(Object.entries(ops).map(([k, v]) => [k, v.avgUs])),
           requests: Object.fromEntries(Object.entries(ops).map(([k, v]) => [k, v.n])),
           ...(nr?.servedBytes ? { hashedPerServed: Math.round((hashed / nr.servedBytes) * 100) / 100 } : {}),
+          ...(nr?.cacheOutboardPuts !== undefined ? { outboardsWritten: nr.cacheOutboardPuts } : {}),
         };
         runs.push(run);
         log(JSON.stringify(run));

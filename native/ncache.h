@@ -31,8 +31,9 @@ int ncache_on(const ncache *c);
  * Reads and verifies the entry of chunk `hash` (`len` bytes) into buf (len bytes, the caller's):
  * NCACHE_OK when buf then holds exactly the chunk's bytes, else NCACHE_MISS or NCACHE_BAD (buf's
  * contents are then garbage: never use them). With `cvs` (ntree_blocks(len, NTREE_BLOCK) × 32
- * bytes, when len > NTREE_BLOCK), the chunk's outboard comes out of the same hash: verified with
- * it on OK. Thread-safe; blocks on file I/O (worker threads only).
+ * bytes, when len > NTREE_BLOCK), the hash goes through the tree and the chunk's outboard comes out
+ * of it: verified with it on OK (for random readers; a few % dearer than the plain hash, which is
+ * used without `cvs`). Thread-safe; blocks on file I/O (worker threads only).
  */
 int ncache_load(ncache *c, const uint8_t *hash, size_t len, char *buf, uint8_t *cvs);
 

@@ -21,13 +21,15 @@
  * wanting it wait on `loaded`).
  *
  * Random readers: a READ of a reader that is not sequential (it starts more than 2 chunks before or
- * after the chunk its last READ ended in) needing a chunk that is not resident loads only the blocks it
- * needs (32 KiB by default), each verified against the chunk's outboard, itself verified against
- * the chunk's name (ntree.h): from the store's table of verified outboards, else the host cache's
- * `<hash>.ob` side entry. Those parts live in the worker thread's own buffers for that one reply
- * and are never kept in the store. Without an outboard the whole chunk is loaded (and kept) as
- * before; its verification yields the outboard on the way (kept in the table, and for a random
- * reader written as `<hash>.ob`, so the next mount reads parts from the start).
+ * after the chunk its last READ ended in, and more than SEQ_BYTES from where its latest READ ends)
+ * needing a chunk that is not resident loads only the blocks it needs (32 KiB by default), each
+ * verified against the chunk's outboard, itself verified against the chunk's name (ntree.h): from
+ * the store's table of verified outboards, else the host cache's `<hash>.ob` side entry (written
+ * by this addon or by JavaScript's partial reads). Those parts live in the worker thread's own
+ * buffers for that one reply and are never kept in the store. Without an outboard the whole chunk
+ * is loaded (and kept) as before, verified through the tree, which yields the outboard on the way:
+ * kept in the table and written as `<hash>.ob`, so the next mount reads parts from the start. A
+ * sequential reader's chunks are verified whole with the plain hash: no outboard computed or written.
  */
 #define _GNU_SOURCE
 #include "nstore.h"
@@ -185,10 +187,12 @@ static int inflight_at(nstore *s, const uint8_t *hash) {
  * Loads chunk i of f from the host cache into the store (called and returning with the lock held;
  * it is released during the load): the chunk with a reference for the caller, or NULL. One load per
  * chunk at a time: while another is loading it, NULL (*waited set) after waiting for it when
- * `wait`, at once otherwise. The chunk's outboard comes out of its verification: kept, and with
- * `store_ob` (a random reader) written to the host cache.
+ * `wait`, at once otherwise. The chunk is verified whole against its name either way; for a random
+ * reader (`random`) that verification goes through the tree and yields the chunk's outboard on the
+ * way: kept in the table and written to the host cache. A sequential reader's chunk is verified
+ * with the plain hash (cheaper, and it will be read whole: no outboard is needed).
  */
-static nchunk *load(nstore *s, nfile *f, size_t i, int wait, int *waited, int store_ob) {
+static nchunk *load(nstore *s, nfile *f, size_t i, int wait, int *waited, int random) {
   uint8_t want[32];
   memcpy(want, f->hashes + 32 * i, 32);
   size_t len = (size_t)(f->offs[i + 1] - f->offs[i]), cap = 0;
@@ -206,10 +210,10 @@ static nchunk *load(nstore *s, nfile *f, size_t i, int wait, int *waited, int st
   pthread_mutex_unlock(&s->lock);
   if (!data) data = malloc(cap = nc_size(len));
   size_t nb = ntree_blocks(len, NTREE_BLOCK);
-  tlbufs *t = nb <= OB_MAX_BLOCKS ? tl_get() : NULL;
-  uint8_t *cvs = t && nb ? t->cvs : NULL;
+  tlbufs *t = random && nb && nb <= OB_MAX_BLOCKS ? tl_get() : NULL;
+  uint8_t *cvs = t ? t->cvs : NULL;
   int rc = data ? ncache_load(s->cache, want, len, data, cvs) : NCACHE_MISS;
-  if (rc == NCACHE_OK && cvs && store_ob) ncache_put_outboard(s->cache, want, NTREE_BLOCK, cvs, nb);
+  if (rc == NCACHE_OK && cvs) ncache_put_outboard(s->cache, want, NTREE_BLOCK, cvs, nb);
   pthread_mutex_lock(&s->lock);
   if (rc == NCACHE_OK && cvs) nob_put(s, want, NTREE_BLOCK, cvs, nb);
   s->inflight_used[slot] = 0;
@@ -276,6 +280,13 @@ int nread_serve(nstore *s, fuse_req_t req, uint64_t fh, uint64_t ino, size_t siz
   size_t sent = 0;
   long last = -1, window_end = -1, entered = -1, miss_at = -1;
   pthread_mutex_lock(&s->lock);
+  /* Near where the handle's latest READ ends (either side): a sequential reader's READ, even out of order. */
+  nfile *f0 = file_find(s, fh);
+  int near = 0;
+  if (f0 && f0->ino == ino) {
+    near = (uint64_t)off <= f0->last_end + SEQ_BYTES && (uint64_t)off + SEQ_BYTES >= f0->last_end;
+    f0->last_end = (uint64_t)off + size;
+  }
   for (int tries = 0; tries < 4 * MAX_LOADS; tries++) {
     nfile *f = file_find(s, fh);
     if (!f || f->ino != ino) break;
@@ -309,10 +320,11 @@ int nread_serve(nstore *s, fuse_req_t req, uint64_t fh, uint64_t ino, size_t siz
     }
     miss_at = first;
     if (r < 0 || !cached || nown == MAX_LOADS) break;
-    /* A random reader (its READ starts more than 2 chunks from where its last one ended: a sequential
-     * reader's READs may arrive out of order on the workers) loads the blocks it needs when the
-     * chunk has an outboard (else it is loaded whole, once). */
-    int random = first > f->entered + 2 || first < f->entered - 2;
+    /* A random reader (its READ starts more than 2 chunks from where its last one ended, and more
+     * than SEQ_BYTES from where the latest READ to arrive ends: a sequential reader's READs may
+     * arrive out of order on the workers) loads the blocks it needs when the chunk has an outboard
+     * (else it is loaded whole, once, and its outboard comes out of the verification). */
+    int random = !near && (first > f->entered + 2 || first < f->entered - 2);
     uint64_t c0 = f->offs[miss], c1 = f->offs[miss + 1];
     if (random && !whole && nparts < MAX_PARTS && c1 - c0 > NTREE_BLOCK) {
       uint64_t from = (start > c0 ? start : c0) - c0, to = (end < c1 ? end : c1) - c0;

@@ -21,6 +21,9 @@
 #define INFLIGHT 32
 /* Chunks after a reader's that must be at hand (resident or in the host cache) before JavaScript is asked to load. */
 #define WINDOW 8
+/* A READ starting within this many bytes of where the handle's latest READ ends is sequential (its
+ * READs in flight at once may reach the workers out of order; the kernel's read-ahead is 1 MiB). */
+#define SEQ_BYTES ((uint64_t)2 << 20)
 /* Buffers of evicted chunks kept for the next loads (fresh memory costs a page fault per 4 KiB). */
 #define POOL_MAX 32
 #define POOL_BYTES ((size_t)24 << 20)
@@ -57,6 +60,7 @@ typedef struct nfile {
   long ahead;    /* last chunk index reported to JavaScript */
   long entered;  /* last chunk of the latest natively served read (the next is sequential when it starts there or just after) */
   long checked;  /* chunks up to here were found resident or in the host cache */
+  uint64_t last_end; /* where the latest READ to arrive ends (sequential detection, in bytes) */
   struct nfile *next;
 } nfile;
 

@@ -116,6 +116,14 @@ export class HandleTable {
     return this.external ? out.concat(this.external()) : out;
   }
 
+  /**
+   * The handles this table opened (not those opened natively: those are read-only, so this is
+   * every handle that may be open for writing), without asking the addon for its list.
+   */
+  own(): HandleEntry[] {
+    return [...this.entries.values()];
+  }
+
   /** Distinct open paths. */
   paths(): string[] {
     return [...new Set(this.list().map((e) => e.path))];

@@ -40,6 +40,12 @@ import { OP, SET_ATTR, type NreadAddon, type NreadStats } from './lowlevel-addon
 
 /** Chunks loaded ahead of a sequential reader. */
 const WINDOW = 8;
+/**
+ * A read reaching JavaScript within this many bytes of where the last one it served ended is
+ * sequential: READs in flight arrive out of order, here more than in the addon (nstore.h's
+ * SEQ_BYTES, 2 MiB), since a READ may first wait there for another worker's load.
+ */
+const SEQ_BYTES = 4 << 20;
 /** Files up to this size have all their chunks loaded before the open is answered. */
 const SMALL_FILE = 1 << 20;
 /** Files of a directory registered for native opens after one of them was opened; chunks of each at most (nopen.c's bound). */
@@ -84,6 +90,8 @@ interface OpenFile {
   next: number;
   /** The chunk of the last read JavaScript served (sequential detection). */
   last: number;
+  /** Where the last read JavaScript served ends (sequential detection, in bytes). */
+  end: number;
 }
 
 /**
@@ -182,10 +190,14 @@ export class NativeReads {
     return { size: e.size, refs, offsets, names };
   }
 
-  /** The paths open for writing in this mount (but through handle `exceptFh`), and their inodes (hard links: other names). */
+  /**
+   * The paths open for writing in this mount (but through handle `exceptFh`), and their inodes
+   * (hard links: other names). Only JavaScript's handles: the addon opens files read-only, so its
+   * list (asked of the addon, per registration and LOOKUP otherwise) never holds one.
+   */
   private writing(exceptFh?: number): Set<string | number> {
     const out = new Set<string | number>();
-    for (const h of this.handles.list()) {
+    for (const h of this.handles.own()) {
       if (h.fh === exceptFh || !wantsWrite(h.flags)) continue;
       out.add(h.path);
       const i = this.inodes?.peek(h.path);
@@ -252,7 +264,7 @@ export class NativeReads {
     if (!l) return;
     const { refs, names, size } = l;
     this.addon.nreadOpen(this.ctx, fh, ino, size, l.offsets, Buffer.concat(names));
-    const f: OpenFile = { ino, refs, names, next: 0, last: -2 };
+    const f: OpenFile = { ino, refs, names, next: 0, last: -2, end: 0 };
     this.forget(fh);
     this.files.set(fh, f);
     this.byIno.set(ino, (this.byIno.get(ino) ?? new Set()).add(fh));
@@ -291,9 +303,12 @@ export class NativeReads {
     let j = i + 1;
     for (let at = end; j < f.refs.length && at < offset + size; j++) at += f.refs[j]!.length;
     const sequential = i === f.last || i === f.last + 1;
-    // A random reader (with the host cache): not sequential, and not a first READ at the start.
-    const random = this.fromCache && !sequential && !(f.last === -2 && i === 0);
+    // A random reader (with the host cache): not sequential (nor near where the last READ ended: a
+    // sequential reader's READs may reach us out of order), and not a first READ at the start.
+    const near = Math.abs(offset - f.end) <= SEQ_BYTES;
+    const random = this.fromCache && !sequential && !near && !(f.last === -2 && i === 0);
     f.last = i;
+    f.end = offset + size;
     // With the host cache only the chunk needed: the chunk layer's read-ahead of this READ fills the
     // host cache ahead of the reader, and the addon loads from there.
     // A random reader's chunks (all the READ covers): their outboards too (computed off this thread,

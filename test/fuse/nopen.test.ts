@@ -18,10 +18,12 @@ import { isCairnError } from '../../src/errors.js';
 import { controlRequest } from '../../src/fuse/control.js';
 import type { NreadStats } from '../../src/fuse/lowlevel-addon.js';
 import { loadNative } from '../../src/fuse/lowlevel.js';
-import { cleanupAll, q, shOk, startFileDaemon, tmpDir } from '../helpers/mount.js';
+import { cleanupAll, committedFiles, q, shOk } from '../helpers/mount.js';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 const env = { CAIRN_FUSE_BINDING: 'native' };
+/** Files `/d/f0`, `/d/f1`, … with these bytes. */
+const inDir = (files: Buffer[]): Record<string, Buffer> => Object.fromEntries(files.map((b, i) => [`/d/f${i}`, b]));
 
 interface Status {
   nativeReads: Required<NreadStats> | null;
@@ -45,18 +47,10 @@ describe('native opens', { skip: loadNative() ? false : 'native addon not built'
   after(() => cleanupAll());
 
   it('answers read-only opens of unchanged files natively; such a file still refuses reload and unmount with its pid', async () => {
-    const base = await tmpDir();
-    const [mnt, mntW] = [path.join(base, 'mnt'), path.join(base, 'mntW')];
-    const storeDir = path.join(base, 'store');
-    const start = startFileDaemon(() => ({}), env);
     const files = Array.from({ length: 12 }, () => randomBytes(64 << 10));
-    const dW = await start({ mountpoint: mntW, volume: 'nopen', storeDir });
-    await fs.mkdir(path.join(mntW, 'd'));
-    for (const [i, b] of files.entries()) await fs.writeFile(path.join(mntW, 'd', `f${i}`), b);
-    await controlRequest(mntW, 'commit');
-    await dW.stop();
+    const { mnt, mntW, start } = await committedFiles('nopen', inDir(files), { env });
 
-    const d = await start({ mountpoint: mnt, volume: 'nopen', storeDir });
+    const d = await start();
     const f = (i: number): string => path.join(mnt, 'd', `f${i}`);
     try {
       await shOk(`ls -l ${q(path.join(mnt, 'd'))} > /dev/null`); // the kernel knows the files (readdirplus)
@@ -150,7 +144,7 @@ print(hashlib.sha256(os.pread(fd,1<<20,0)).hexdigest(),flush=True); sys.stdin.re
 
       // Another mount changes f9 (read natively above) and commits; this one reloads: the new bytes,
       // never the old layout; the unchanged f10 is still opened natively.
-      const dB = await start({ mountpoint: mntW, volume: 'nopen', storeDir });
+      const dB = await start(mntW);
       const newer = randomBytes(70_000);
       await fs.writeFile(path.join(mntW, 'd', 'f9'), newer);
       await controlRequest(mntW, 'commit');
@@ -168,17 +162,9 @@ print(hashlib.sha256(os.pread(fd,1<<20,0)).hexdigest(),flush=True); sys.stdin.re
   it('opens files natively that are opened by name without a listing, once their directory was', async () => {
     // A reader that opens paths it already knows (no readdir): each file's LOOKUP comes just
     // before its OPEN, so the directory's registration at the first open knew none of them.
-    const base = await tmpDir();
-    const [mnt, mntW] = [path.join(base, 'mnt'), path.join(base, 'mntW')];
-    const storeDir = path.join(base, 'store');
-    const start = startFileDaemon(() => ({}), env);
     const files = Array.from({ length: 6 }, () => randomBytes(20_000));
-    const dW = await start({ mountpoint: mntW, volume: 'byname', storeDir });
-    await fs.mkdir(path.join(mntW, 'd'));
-    for (const [i, b] of files.entries()) await fs.writeFile(path.join(mntW, 'd', `f${i}`), b);
-    await controlRequest(mntW, 'commit');
-    await dW.stop();
-    const d = await start({ mountpoint: mnt, volume: 'byname', storeDir });
+    const { mnt, start } = await committedFiles('byname', inDir(files), { env });
+    const d = await start();
     const f = (i: number): string => path.join(mnt, 'd', `f${i}`);
     try {
       assert.equal(sha(await fs.readFile(f(0))), sha(files[0]!)); // through JavaScript: the directory is registered

@@ -17,7 +17,7 @@ import path from 'node:path';
 import { controlRequest } from '../../src/fuse/control.js';
 import { loadNative } from '../../src/fuse/lowlevel.js';
 import type { NreadStats } from '../../src/fuse/lowlevel-addon.js';
-import { cleanupAll, q, shOk, startFileDaemon, tmpDir } from '../helpers/mount.js';
+import { cleanupAll, committedFiles, q, shOk } from '../helpers/mount.js';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 const env = { CAIRN_FUSE_BINDING: 'native' };
@@ -54,27 +54,69 @@ async function entries(): Promise<{ chunks: string[]; outboards: string[] }> {
   return out;
 }
 
+/** sha256 of a file read from start to end in 1 MiB reads (a sequential reader), after dropping its pages. */
+async function readAll(file: string): Promise<string> {
+  const py = `import os,hashlib,sys
+fd=os.open(sys.argv[1],os.O_RDONLY); os.posix_fadvise(fd,0,0,os.POSIX_FADV_DONTNEED); h=hashlib.sha256()
+while True:
+  b=os.read(fd,1<<20)
+  if not b: break
+  h.update(b)
+print(h.hexdigest())`;
+  return (await shOk(`python3 -c ${q(py)} ${q(file)}`)).trim();
+}
+
 describe('native random reads', { skip: loadNative() ? false : 'native addon not built' }, () => {
   after(() => cleanupAll());
 
-  it('load verified blocks of a chunk, never wrong bytes from a damaged entry or outboard', async () => {
-    const base = await tmpDir();
-    const [mnt, mntW] = [path.join(base, 'mnt'), path.join(base, 'mntW')];
-    const storeDir = path.join(base, 'store');
-    const start = startFileDaemon(() => ({}), env);
+  it('a sequential reader verifies whole chunks and computes or writes no outboards', async () => {
+    // Whether a READ is sequential is a heuristic (READs in flight reach the workers out of order):
+    // one READ in a few hundred may still look random, so each mount may compute one chunk's
+    // outboard (at most 4 KiB of CVs: a 4 MiB chunk) and load parts of one chunk. Before, every
+    // chunk's outboard was computed (~1 KiB per MiB: ~24 KiB here).
+    const ONE = 4096;
     const big = randomBytes(24 << 20);
-    const dW = await start({ mountpoint: mntW, volume: 'rand', storeDir });
-    await fs.writeFile(path.join(mntW, 'big.bin'), big);
-    await controlRequest(mntW, 'commit');
-    await dW.stop();
-    await fs.rm(path.join(testHome, 'cache'), { recursive: true, force: true });
+    const { mnt, start } = await committedFiles('seq', { '/big.bin': big }, { env, emptyCache: true });
+    const file = path.join(mnt, 'big.bin');
+    let d = await start();
+    try {
+      assert.equal(await readAll(file), sha(big)); // cold: JavaScript fetches the chunks and caches them
+      let bytes = 0;
+      for (let i = 0; i < 200 && bytes < big.length; i++) {
+        bytes = (await Promise.all((await entries()).chunks.map((c) => fs.stat(c)))).reduce((n, st) => n + st.size, 0);
+        if (bytes < big.length) await new Promise((r) => setTimeout(r, 50));
+      }
+      const cold = await stats(mnt);
+      // (JavaScript, which serves the cold READs, sees them more out of order still: two chunks at most.)
+      assert.ok(cold.outboardBytes <= 2 * ONE && cold.cacheOutboardPuts <= 2, `no outboards: ${JSON.stringify(cold)}`);
+      await d.stop();
+      assert.equal(bytes, big.length, 'the host cache holds the file');
+      for (let round = 0; round < 2; round++) {
+        d = await start(); // warm, a new mount: every chunk loaded whole from the host cache and verified
+        assert.equal(await readAll(file), sha(big));
+        const s = await stats(mnt);
+        assert.equal(s.servedBytes, big.length, `served natively: ${JSON.stringify(s)}`);
+        // Each chunk hashed once, whole (and at most the blocks of one chunk besides).
+        assert.ok(s.cacheHashed >= big.length && s.cacheHashed <= big.length + (4 << 20), `hashed: ${JSON.stringify(s)}`);
+        assert.ok(s.outboardBytes <= ONE && s.cacheOutboardPuts <= 1 && s.cachePartLoads <= 1, `no outboards: ${JSON.stringify(s)}`);
+        await d.stop();
+        assert.ok((await entries()).outboards.length <= round + 3, 'no `.ob` files written (but one or two per mount at most)');
+      }
+    } finally {
+      await d.stop();
+    }
+  });
+
+  it('load verified blocks of a chunk, never wrong bytes from a damaged entry or outboard', async () => {
+    const big = randomBytes(24 << 20);
+    const { mnt, start } = await committedFiles('rand', { '/big.bin': big }, { env, emptyCache: true });
     // Offsets at least 8 MiB apart (many chunks from the last read's): a random reader.
     const reads = [20.3, 2.6, 12.1, 22.05, 4.05, 16.4, 0.8, 9.3, 23.3, 6.2].map((m) => Math.floor(m * (1 << 20)) + 4321);
     const want = sha(Buffer.concat(reads.map((o) => big.subarray(o, o + READ))));
     const file = path.join(mnt, 'big.bin');
 
     // Cold: JavaScript fetches the chunks and writes them to the host cache.
-    let d = await start({ mountpoint: mnt, volume: 'rand', storeDir });
+    let d = await start();
     try {
       assert.equal(sha(await fs.readFile(file)), sha(big));
       for (let i = 0; i < 200 && (await entries()).chunks.length < 15; i++) await new Promise((r) => setTimeout(r, 50));
@@ -83,7 +125,7 @@ describe('native random reads', { skip: loadNative() ? false : 'native addon not
       assert.ok(chunks.length >= 15, `${chunks.length} chunks cached`);
 
       // 1. A random reader in a new mount: whole chunks loaded and verified; their outboards written.
-      d = await start({ mountpoint: mnt, volume: 'rand', storeDir });
+      d = await start();
       assert.equal(await readAt(file, reads), want);
       const s1 = await stats(mnt);
       assert.ok(s1.cacheLoads > 0 && s1.cacheOutboardPuts > 0, JSON.stringify(s1));
@@ -91,7 +133,7 @@ describe('native random reads', { skip: loadNative() ? false : 'native addon not
       assert.ok((await entries()).outboards.length > 0, 'outboards in the host cache');
 
       // 2. The same reads in a new mount: blocks loaded and verified against the outboards, a fraction hashed.
-      d = await start({ mountpoint: mnt, volume: 'rand', storeDir });
+      d = await start();
       assert.equal(await readAt(file, reads), want);
       const s2 = await stats(mnt);
       assert.ok(s2.partServed > 0 && s2.cachePartLoads > 0 && s2.cacheOutboardLoads > 0, JSON.stringify(s2));
@@ -113,7 +155,7 @@ describe('native random reads', { skip: loadNative() ? false : 'native addon not
       const bad = await fs.readFile(victim);
       bad[at - start0]! ^= 0x01;
       await fs.writeFile(victim, bad);
-      d = await start({ mountpoint: mnt, volume: 'rand', storeDir });
+      d = await start();
       assert.equal(await readAt(file, reads), want);
       const s3 = await stats(mnt);
       assert.ok(s3.cacheCorrupt >= 1, `the damaged block was counted: ${JSON.stringify(s3)}`);
@@ -126,7 +168,68 @@ describe('native random reads', { skip: loadNative() ? false : 'native addon not
         b[b.length - 1]! ^= 0x01;
         await fs.writeFile(ob, b);
       }
-      d = await start({ mountpoint: mnt, volume: 'rand', storeDir });
+      d = await start();
+      assert.equal(await readAt(file, reads), want);
+      const s4 = await stats(mnt);
+      assert.ok(s4.cacheCorrupt >= 1 && s4.cacheOutboardLoads === 0, `damaged outboards refused: ${JSON.stringify(s4)}`);
+    } finally {
+      await d.stop();
+    }
+  });
+
+  it("honours the outboards JavaScript's partial reads wrote, and refuses a damaged one", async () => {
+    const big = randomBytes(24 << 20);
+    // Packs with outboards (opt-in), of 64 KiB blocks: not the addon's own 32 KiB.
+    const { mnt, start } = await committedFiles(
+      'jsob',
+      { '/big.bin': big },
+      { env: { ...env, CAIRN_PACK_OUTBOARDS: '65536' }, emptyCache: true },
+    );
+    const reads = [20.3, 2.6, 12.1, 22.05, 4.05, 16.4, 0.8, 9.3, 23.3, 6.2].map((m) => Math.floor(m * (1 << 20)) + 999);
+    const want = sha(Buffer.concat(reads.map((o) => big.subarray(o, o + READ))));
+    const file = path.join(mnt, 'big.bin');
+    const inJs = { CAIRN_FUSE_NREAD_BYTES: '0' }; // reads in JavaScript: the addon writes no outboard
+    const outboards = async (): Promise<Map<string, Buffer>> =>
+      new Map(await Promise.all((await entries()).outboards.map(async (f) => [f, await fs.readFile(f)] as const)));
+    // 1. Cold random reads in JavaScript: its partial reads fetch verified blocks and write the chunks' outboards.
+    let d = await start(mnt, inJs);
+    try {
+      assert.equal(await readAt(file, reads), want);
+      let seen = -1;
+      for (let i = 0; i < 200; i++) {
+        const n = (await entries()).outboards.length; // written in the background: until there are some and no more come
+        if (n >= 5 && n === seen) break;
+        seen = n;
+        await new Promise((r) => setTimeout(r, 150));
+      }
+      const st = (await controlRequest(mnt, 'status')) as { nativeReads: unknown };
+      assert.equal(st.nativeReads, null, 'no native reads in this mount');
+      await d.stop();
+      const written = await outboards();
+      assert.ok(written.size >= 5, `outboards written by JavaScript: ${written.size}`);
+      for (const b of written.values()) assert.equal(b.readUInt32LE(0), 65536, "the pack's block size");
+      // 2. The whole chunks into the host cache: a sequential read, in JavaScript too.
+      d = await start(mnt, inJs);
+      assert.equal(await readAll(file), sha(big));
+      await d.stop();
+      assert.deepEqual(await outboards(), written, 'the outboards are the ones JavaScript wrote');
+
+      // 3. Native random reads through a new mount: blocks verified against JavaScript's outboards; none written.
+      d = await start();
+      assert.equal(await readAt(file, reads), want);
+      const s = await stats(mnt);
+      assert.ok(s.cacheOutboardLoads >= 5 && s.cachePartLoads >= 5 && s.partServed >= 5, JSON.stringify(s));
+      assert.deepEqual([s.cacheOutboardPuts, s.cacheCorrupt], [0, 0], JSON.stringify(s));
+      assert.ok(s.cacheHashed <= 3 * s.servedBytes, `hashed ${s.cacheHashed} bytes for ${s.servedBytes} served`);
+      await d.stop();
+
+      // 4. One CV byte flipped in each of JavaScript's outboards: refused against the chunk's name, never trusted.
+      for (const [f, b] of written) {
+        const bad = Buffer.from(b);
+        bad[bad.length - 1]! ^= 0x01;
+        await fs.writeFile(f, bad);
+      }
+      d = await start();
       assert.equal(await readAt(file, reads), want);
       const s4 = await stats(mnt);
       assert.ok(s4.cacheCorrupt >= 1 && s4.cacheOutboardLoads === 0, `damaged outboards refused: ${JSON.stringify(s4)}`);
@@ -136,20 +239,12 @@ describe('native random reads', { skip: loadNative() ? false : 'native addon not
   });
 
   it('a cold random reader leaves outboards behind: the next mount loads only blocks from its first read', async () => {
-    const base = await tmpDir();
-    const [mnt, mntW] = [path.join(base, 'mnt'), path.join(base, 'mntW')];
-    const storeDir = path.join(base, 'store');
-    const start = startFileDaemon(() => ({}), env);
     const big = randomBytes(24 << 20);
-    const dW = await start({ mountpoint: mntW, volume: 'cold', storeDir });
-    await fs.writeFile(path.join(mntW, 'big.bin'), big);
-    await controlRequest(mntW, 'commit');
-    await dW.stop();
-    await fs.rm(path.join(testHome, 'cache'), { recursive: true, force: true });
+    const { mnt, start } = await committedFiles('cold', { '/big.bin': big }, { env, emptyCache: true });
     const reads = [20.3, 2.6, 12.1, 22.05, 4.05, 16.4, 0.8, 9.3, 23.3, 6.2].map((m) => Math.floor(m * (1 << 20)) + 777);
     const want = sha(Buffer.concat(reads.map((o) => big.subarray(o, o + READ))));
     const file = path.join(mnt, 'big.bin');
-    let d = await start({ mountpoint: mnt, volume: 'cold', storeDir });
+    let d = await start();
     try {
       assert.equal(await readAt(file, reads), want); // cold: JavaScript fetches, verifies, caches; the addon computes outboards
       // The outboards are written off the JavaScript thread: wait until there are some and no more come.
@@ -162,7 +257,7 @@ describe('native random reads', { skip: loadNative() ? false : 'native addon not
       }
       await d.stop();
       assert.ok((await entries()).outboards.length >= 5, 'outboards of the cold random reader');
-      d = await start({ mountpoint: mnt, volume: 'cold', storeDir });
+      d = await start();
       assert.equal(await readAt(file, reads), want);
       const s = await stats(mnt);
       assert.ok(s.cachePartLoads >= 5 && s.cacheOutboardLoads >= 5, JSON.stringify(s));

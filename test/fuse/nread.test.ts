@@ -19,7 +19,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { hashChunk } from '../../src/chunks/hash.js';
 import { controlRequest } from '../../src/fuse/control.js';
 import { loadNative } from '../../src/fuse/lowlevel.js';
-import { cleanupAll, q, shOk, startFileDaemon, tmpDir } from '../helpers/mount.js';
+import { cleanupAll, committedFiles, q, shOk } from '../helpers/mount.js';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 const env = { CAIRN_FUSE_BINDING: 'native' };
@@ -147,23 +147,12 @@ describe('native cached reads', { skip: loadNative() ? false : 'native addon not
   after(() => cleanupAll());
 
   it('serves committed files from verified chunks, never from a damaged cache, and drops old bytes on write and reload', async () => {
-    const base = await tmpDir();
-    const mnt = path.join(base, 'mnt');
-    const mntB = path.join(base, 'mntB');
-    const storeDir = path.join(base, 'store');
-    const start = startFileDaemon(() => ({}), env);
     const big = randomBytes(12 << 20);
     const small = randomBytes(64 << 10);
-    // Write and commit through a first mount, then read through a new one (committed, unchanged files).
-    // (Another mount point: a mount's own session keeps its written files staged, read from local disk.)
-    const dW = await start({ mountpoint: mntB, volume: 'nr', storeDir });
-    await fs.writeFile(path.join(mntB, 'big.bin'), big);
-    await fs.writeFile(path.join(mntB, 'small.bin'), small);
-    await fs.writeFile(path.join(mntB, 'w.bin'), small);
-    await controlRequest(mntB, 'commit');
-    await dW.stop();
+    // Written and committed through a first mount, read through a new one (committed, unchanged files).
+    const { mnt, mntW: mntB, start } = await committedFiles('nr', { '/big.bin': big, '/small.bin': small, '/w.bin': small }, { env });
 
-    let d = await start({ mountpoint: mnt, volume: 'nr', storeDir });
+    let d = await start();
     let h: ReturnType<typeof holder> | undefined;
     try {
       // 1. The bytes are right, and reads were answered natively (the first read is cold: JavaScript
@@ -194,7 +183,7 @@ describe('native cached reads', { skip: loadNative() ? false : 'native addon not
       await d.stop();
       // A new mount loads its chunks from the damaged cache: verification refuses them, the store has them.
       await corruptCache();
-      d = await start({ mountpoint: mnt, volume: 'nr', storeDir });
+      d = await start();
       assert.equal(await fresh(path.join(mnt, 'big.bin')), sha(big));
       assert.equal(await fresh(path.join(mnt, 'small.bin')), sha(small));
       assert.ok((await nread(mnt)).served > 0);
@@ -216,7 +205,7 @@ fd=os.open(sys.argv[1],os.O_WRONLY); os.pwrite(fd,bytes([7])*(65536-1000),1000);
 
       // 4. Another mount changes big.bin and commits; a reload of this one shows the new bytes.
       assert.equal(await fresh(path.join(mnt, 'big.bin')), sha(big));
-      const dB = await start({ mountpoint: mntB, volume: 'nr', storeDir });
+      const dB = await start(mntB);
       const big2 = Buffer.from(big);
       big2.fill(1, 5 << 20, 6 << 20);
       await fs.writeFile(path.join(mntB, 'big.bin'), big2);
@@ -232,18 +221,11 @@ fd=os.open(sys.argv[1],os.O_WRONLY); os.pwrite(fd,bytes([7])*(65536-1000),1000);
   });
 
   it('opens of cold small files fetch their pack blocks, not one GET per file', async () => {
-    const base = await tmpDir();
-    const [mnt, mntW] = [path.join(base, 'mnt'), path.join(base, 'mntW')];
-    const storeDir = path.join(base, 'store');
-    const start = startFileDaemon(() => ({}), env);
     const files = Array.from({ length: 40 }, () => randomBytes(16 << 10));
-    const dW = await start({ mountpoint: mntW, volume: 'cold', storeDir });
-    await fs.mkdir(path.join(mntW, 'd'));
-    for (const [i, b] of files.entries()) await fs.writeFile(path.join(mntW, 'd', `f${i}`), b);
-    await controlRequest(mntW, 'commit'); // one commit: the 40 files share a pack
-    await dW.stop();
-    await fs.rm(path.join(testHome, 'cache'), { recursive: true, force: true });
-    const d = await start({ mountpoint: mnt, volume: 'cold', storeDir });
+    // One commit: the 40 files share a pack.
+    const inDir = Object.fromEntries(files.map((b, i) => [`/d/f${i}`, b]));
+    const { mnt, start } = await committedFiles('cold', inDir, { env, emptyCache: true });
+    const d = await start();
     try {
       for (const [i, b] of files.entries()) assert.equal(sha(await fs.readFile(path.join(mnt, 'd', `f${i}`))), sha(b), `f${i}`);
       const st = (await controlRequest(mnt, 'status')) as { metrics: Record<string, number> };
@@ -255,24 +237,15 @@ fd=os.open(sys.argv[1],os.O_WRONLY); os.pwrite(fd,bytes([7])*(65536-1000),1000);
   });
 
   it('warm reads through a new mount load verified chunks from the host cache natively; a damaged or missing entry falls back', async () => {
-    const base = await tmpDir();
-    const [mnt, mntW] = [path.join(base, 'mnt'), path.join(base, 'mntW')];
-    const storeDir = path.join(base, 'store');
-    const start = startFileDaemon(() => ({}), env);
     const big = randomBytes(6 << 20);
     const small = randomBytes(64 << 10);
-    const dW = await start({ mountpoint: mntW, volume: 'warm', storeDir });
-    await fs.writeFile(path.join(mntW, 'big.bin'), big);
-    await fs.writeFile(path.join(mntW, 'small.bin'), small);
-    await controlRequest(mntW, 'commit');
-    await dW.stop();
-    await fs.rm(path.join(testHome, 'cache'), { recursive: true, force: true });
+    const { mnt, start } = await committedFiles('warm', { '/big.bin': big, '/small.bin': small }, { env, emptyCache: true });
     const readBoth = async (): Promise<void> => {
       assert.equal(await fresh(path.join(mnt, 'big.bin')), sha(big));
       assert.equal(await fresh(path.join(mnt, 'small.bin')), sha(small));
     };
     // A first mount reads the files cold: JavaScript fetches the chunks and writes them to the host cache.
-    let d = await start({ mountpoint: mnt, volume: 'warm', storeDir });
+    let d = await start();
     try {
       await readBoth();
       const want = big.length + small.length;
@@ -287,7 +260,7 @@ fd=os.open(sys.argv[1],os.O_WRONLY); os.pwrite(fd,bytes([7])*(65536-1000),1000);
 
       // 1. Warm, through a new mount: every READ answered by the addon, every chunk loaded from the
       // host cache and verified there; JavaScript served no READ and loaded no chunk.
-      d = await start({ mountpoint: mnt, volume: 'warm', storeDir });
+      d = await start();
       const f0 = await figures(mnt);
       assert.equal(f0.n.cacheOn, true, 'the addon reads the host cache (its C BLAKE3 passed its self-test)');
       await readBoth();
@@ -309,7 +282,7 @@ fd=os.open(sys.argv[1],os.O_WRONLY); os.pwrite(fd,bytes([7])*(65536-1000),1000);
       const bad = await fs.readFile(victim.file);
       bad[bad.length >> 1]! ^= 0x01;
       await fs.writeFile(victim.file, bad);
-      d = await start({ mountpoint: mnt, volume: 'warm', storeDir });
+      d = await start();
       await readBoth();
       const f2 = await figures(mnt);
       assert.equal(f2.n.cacheCorrupt, 1, 'the damaged entry was counted');
@@ -327,7 +300,7 @@ fd=os.open(sys.argv[1],os.O_WRONLY); os.pwrite(fd,bytes([7])*(65536-1000),1000);
 
       // 3. A missing entry: a miss, read through JavaScript.
       await fs.rm(victim.file, { force: true });
-      d = await start({ mountpoint: mnt, volume: 'warm', storeDir });
+      d = await start();
       await readBoth();
       const f3 = await figures(mnt);
       assert.ok(f3.n.cacheMisses >= 1 && f3.n.misses >= 1, `the missing entry fell back: ${JSON.stringify(f3.n)}`);

@@ -10,6 +10,7 @@ import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { controlRequest } from '../../src/fuse/control.js';
 import { Volume } from '../../src/index.js';
 import { spawnNode, waitReport } from '../../src/util/child.js';
 
@@ -153,6 +154,57 @@ export function startFileDaemon(
     await createVolumes(store, volume);
     return startMainDaemon(() => ({ store, ...extra(spec) }), env)({ ...spec, volume });
   };
+}
+
+/** A volume whose files were committed through a first mount (see committedFiles). */
+export interface Committed {
+  /** The test's temp directory: `mnt`, `mntW` and `store` are in it. */
+  base: string;
+  /** The mount point for readers (nothing mounted there yet). */
+  mnt: string;
+  /** The writer's mount point (unmounted again; another writer may use it). */
+  mntW: string;
+  storeDir: string;
+  volume: string;
+  /** Starts a daemon of `volume` over `storeDir` (at `mnt` unless told; `env` over the one given). */
+  start(mountpoint?: string, env?: NodeJS.ProcessEnv): Promise<RunningDaemon>;
+}
+
+/**
+ * Writes `files` (volume path -> bytes; parent directories made) through a first mount of a new
+ * volume in a new temp directory, commits, unmounts it, and with `emptyCache` empties the host
+ * chunk cache (`$CAIRN_HOME/cache`): a new mount then reads them committed and unchanged (a
+ * mount's own written files stay staged, read from local disk), cold when the cache was emptied.
+ *
+ * @example
+ *   const c = await committedFiles('vol', { '/big.bin': big }, { env: { CAIRN_FUSE_BINDING: 'native' } });
+ *   const d = await c.start(); // reads c.mnt/big.bin
+ */
+export async function committedFiles(
+  volume: string,
+  files: Record<string, Buffer>,
+  opts: { env?: NodeJS.ProcessEnv; emptyCache?: boolean } = {},
+): Promise<Committed> {
+  const base = await tmpDir();
+  const [mnt, mntW, storeDir] = ['mnt', 'mntW', 'store'].map((n) => path.join(base, n)) as [string, string, string];
+  const start = (mountpoint = mnt, env: NodeJS.ProcessEnv = {}): Promise<RunningDaemon> =>
+    startFileDaemon(() => ({}), { ...opts.env, ...env })({ mountpoint, volume, storeDir });
+  const w = await start(mntW);
+  try {
+    for (const [p, bytes] of Object.entries(files)) {
+      await fsp.mkdir(path.dirname(path.join(mntW, p)), { recursive: true });
+      await fsp.writeFile(path.join(mntW, p), bytes);
+    }
+    await controlRequest(mntW, 'commit');
+  } finally {
+    await w.stop();
+  }
+  if (opts.emptyCache) {
+    const home = process.env.CAIRN_HOME;
+    if (!home) throw new Error('committedFiles: emptyCache needs CAIRN_HOME (import test/helpers/env.js first)');
+    await fsp.rm(path.join(home, 'cache'), { recursive: true, force: true });
+  }
+  return { base, mnt, mntW, storeDir, volume, start };
 }
 
 /** Stops every daemon still running (call in `after`). */
