@@ -13,7 +13,7 @@
 import { CairnError } from '../errors.js';
 import { isChunkHash, type ChunkRef } from '../chunks/index.js';
 import type { EntryType } from './types.js';
-import { normalizePath } from './paths.js';
+import { isHiddenName, normalizePath } from './paths.js';
 import { FORMAT_VERSION, PACK_ID_RE } from './keys.js';
 import { Damage, damaged, int, num, object, onlyKeys, str } from './wire.js';
 import { type Xattrs, checkXattrs, decodeXattrs, encodeXattrs } from './xattrs.js';
@@ -57,6 +57,16 @@ export type Op =
   | { op: 'put'; path: string; entry: EntryData }
   | { op: 'delete'; path: string }
   | { op: 'times'; path: string; mtimeMs: number; ctimeMs: number };
+
+/**
+ * The paths a list of ops changes, as a commit, a reload and `vol.history()` report them: each
+ * once (a rename over a name is a delete and a put of it), in order, without `times` ops (a
+ * directory's times follow its entries) and without a mount's hidden names (`isHiddenName`).
+ * @example changedPaths([{ op: 'delete', path: 'y' }, { op: 'put', path: 'y', entry }]); // ['y']
+ */
+export function changedPaths(ops: readonly Op[]): string[] {
+  return [...new Set(ops.filter((o) => o.op !== 'times' && !isHiddenName(o.path)).map((o) => o.path))];
+}
 
 /**
  * Paths of letters, digits, `_`, `-` and `.` whose segments do not start with `.`, at most 255

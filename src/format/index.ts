@@ -5,7 +5,7 @@
  */
 export * from './paths.js';
 export * from './keys.js';
-export { encodeEntry, MAX_ID } from './entries.js';
+export { changedPaths, encodeEntry, MAX_ID } from './entries.js';
 export * from './xattrs.js';
 export * from './records.js';
 export * from './gcobjects.js';

@@ -80,6 +80,15 @@ export function baseName(path: string): string {
   return path.slice(path.lastIndexOf('/') + 1);
 }
 
+/**
+ * Whether `path` is a name a mount keeps an open, unlinked file under (`.fuse_hidden…`, as libfuse
+ * does): local to that mount, never published by a commit, left out of the paths a commit reports.
+ * @example isHiddenName('d/.fuse_hidden0000000100000001'); // true
+ */
+export function isHiddenName(path: string): boolean {
+  return baseName(path).startsWith('.fuse_hidden');
+}
+
 export function joinPath(dir: string, name: string): string {
   return dir === '' ? name : `${dir}/${name}`;
 }

@@ -15,7 +15,7 @@
  */
 import crypto from 'node:crypto';
 import { CairnError } from '../errors.js';
-import { baseName } from '../format/index.js';
+import { isHiddenName } from '../format/index.js';
 import type { JournalEntry } from './entry.js';
 import type { Journal } from './journal.js';
 import type { EntryIn } from './view.js';
@@ -31,7 +31,7 @@ export function newInodeId(): string {
  */
 export function linkCount(journal: Journal, e: JournalEntry): number {
   if (e.ino === undefined) return 1;
-  return Math.max(1, journal.names(e.ino).filter((p) => !baseName(p).startsWith('.fuse_hidden')).length);
+  return Math.max(1, journal.names(e.ino).filter((p) => !isHiddenName(p)).length);
 }
 
 /**

@@ -29,7 +29,8 @@ import {
   FORMAT_VERSION,
   type Op,
   keys,
-  baseName,
+  changedPaths,
+  isHiddenName,
   isWithin,
   currentAuthor,
   readFloor,
@@ -171,8 +172,7 @@ export class Syncer {
       const viewWasHead = this.logHead === base && foreign.length === 0 && !skipped;
       this.journal.landCommit(record, fence, published, viewWasHead);
       // A directory's times changed by its entries are published, not reported as a change of its own.
-      // Each path once (a rename over a name is a delete and a put of it).
-      const paths = [...new Set(ops.filter((o) => o.op !== 'times').map((o) => o.path))];
+      const paths = changedPaths(ops);
       const overwrote = paths.filter((p) => [...this.foreignSince].some((q) => overlaps(p, q)));
       await this.afterChange();
       return { seq: record.seq, committed: true, paths, overwrote, bytesUploaded };
@@ -311,14 +311,13 @@ export class Syncer {
     const encode = contentEncoder(writer, pending.length, stagedAt);
     try {
       for (const [i, p] of pending.entries()) {
-        // libfuse keeps unlinked-but-open files as .fuse_hidden*: local until their last close, never published.
-        if (baseName(p.path).startsWith('.fuse_hidden')) continue;
         if (p.op === 'delete') {
           ops.push({ op: 'delete', path: p.path });
           continue;
         }
         const e = this.journal.get(p.path);
-        if (!e) continue;
+        // libfuse keeps unlinked-but-open files as .fuse_hidden*: local until their last close.
+        if (!e || isHiddenName(p.path)) continue;
         if (p.op === 'times') {
           ops.push({ op: 'times', path: p.path, mtimeMs: e.mtimeMs, ctimeMs: e.ctimeMs ?? e.mtimeMs });
           continue;
@@ -424,7 +423,7 @@ export class Syncer {
       await this.afterChange();
       // `changed`: every path the applied records touched (what a kernel cache must drop);
       // `paths`: those of other writers' records only (what really changed under this view).
-      const paths = [...new Set(foreign.flatMap((r) => r.ops.filter((o) => o.op !== 'times').map((o) => o.path)))];
+      const paths = changedPaths(foreign.flatMap((r) => r.ops));
       const changed = new Set<string>();
       for (const r of records) for (const op of r.ops) changed.add(op.path);
       return { from, seq: this.seq, paths, changed: [...changed] };

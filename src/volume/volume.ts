@@ -21,6 +21,7 @@ import {
   Catalog,
   VolumeLog,
   keys,
+  changedPaths,
   checkNoGlob,
   normalizePath,
   type RetentionPolicy,
@@ -331,7 +332,7 @@ export class Volume implements AsyncDisposable {
       seq: r.seq,
       time: r.time,
       author: r.author,
-      paths: [...new Set(r.ops.filter((o) => o.op !== 'times').map((o) => `/${o.path}`))], // each once
+      paths: changedPaths(r.ops).map((p) => `/${p}`),
     }));
     return options.limit ? out.slice(-options.limit) : out;
   }
