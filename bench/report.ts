@@ -85,10 +85,10 @@ function bottlenecks(res: BenchResults, goals: Goal[]): string[] {
     notes.push(
       `**Warm reads** give ${w1.MiBps} MiB/s for 1 reader (goal 1024 per reader)` +
         `${others.length ? `; warm, 1 reader: ${others.join(', ')}` : ''}. ` +
-        'A warm read is served from the chunk cache through FUSE: libfuse 2 passes at most 128 KiB per read request, ' +
-        'and each request crosses the kernel, a fuse-native thread and the event loop, which also verifies each chunk ' +
-        'read from the cache (BLAKE3). Candidate fixes (not measured here): the kernel page cache across opens for ' +
-        "committed files (libfuse's `auto_cache`), and a libfuse 3 binding with 1 MiB requests (`max_pages`)." +
+        "A warm read through a fresh mount is answered by the native addon's worker threads from the host chunk " +
+        'cache, in 1 MiB requests, each chunk verified with BLAKE3 before a byte of it is served (docs/CHUNKS.md, ' +
+        '"Native cached reads"); its CPU goes to the hash, the copy of the cache file into the addon\'s buffer and ' +
+        "the answer's copy into the kernel. Re-reads come from the page cache." +
         profText(prof('cairn-big-warm-1r')),
     );
   }
@@ -106,13 +106,13 @@ function bottlenecks(res: BenchResults, goals: Goal[]): string[] {
         (sf ? `, ${times(s1.filesPerSec, sf.filesPerSec)} s3fs (${fps(sf)})` : '') +
         (sw ? `; warm ${fps(sw)}, so cold reaches ${pctOf(s1.filesPerSec, sw.filesPerSec)} of warm` : '') +
         ". Cairn fetches a small file's pack neighbours with it (one range GET per 4 MiB of pack), so it is not " +
-        'bound by one GET per file. Each file also costs about five FUSE requests (lookup, open, read, flush, ' +
-        'release: the kernel caches no entries or attributes, so that a reload is visible at once)' +
+        'bound by one GET per file. Each file also costs four FUSE requests (a LOOKUP, answered in JavaScript, ' +
+        "which registers the file for native opens; then OPEN, READ and RELEASE, answered on the addon's threads " +
+        'for a committed, unchanged file; the kernel keeps entries and attributes, invalidated exactly on reload)' +
         (warmBest
           ? `; warm reads, which never reach the store, reach ${fps(warmBest)} at best in this run (${NAMES[warmBest.system]})`
           : '') +
-        '. Ten times s3fs needs fewer requests per file: kernel entry/attribute caching with invalidation on reload ' +
-        '(`fuse_lowlevel_notify_inval_entry`, not exposed by fuse-native) or a lower-overhead binding.',
+        ". Ten times s3fs cold is bound by the store round trips of the pack blocks and the daemon's CPU per file.",
     );
   }
   const slow = missed.filter((g) => g.workload === 'programs' && g.ratio !== undefined && g.target.startsWith('≤'));
