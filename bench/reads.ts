@@ -172,8 +172,10 @@ function summarize(w: Workload, sys: System, cache: Cache, n: number, ds: Datase
 
 /**
  * Runs the whole read matrix. Order: for each workload and reader count, rounds; in each round
- * every system runs cold (Cairn first), then the warm systems run warm. Round r runs only the
- * figures with more than r rounds.
+ * every system runs cold (Cairn first), each warm one warm right after its own cold group: before
+ * the next system's cold group drops the page cache (`drop_caches`), which would leave a warm
+ * group reading its files — local disk's, Cairn's host chunk cache — from disk. Round r runs only
+ * the figures with more than r rounds.
  */
 export async function readBench(ds: Dataset, o: ReadOptions): Promise<{ rows: ReadRow[]; failures: string[] }> {
   const rows: ReadRow[] = [];
@@ -187,8 +189,11 @@ export async function readBench(ds: Dataset, o: ReadOptions): Promise<{ rows: Re
       const broken = new Set<System>();
       const plan: [System, Cache][] = [];
       const measured = (sys: System): boolean => !!o.readers[sys]?.includes(n) && (o.only?.(w, n, sys) ?? true);
-      for (const sys of order) if (measured(sys)) plan.push([sys, 'cold']);
-      for (const sys of order) if (measured(sys) && o.warm[sys]?.includes(n)) plan.push([sys, 'warm']);
+      for (const sys of order) {
+        if (!measured(sys)) continue;
+        plan.push([sys, 'cold']);
+        if (o.warm[sys]?.includes(n)) plan.push([sys, 'warm']);
+      }
       const rounds = Math.max(0, ...plan.map(([sys, cache]) => o.runs(w, n, sys, cache)));
       for (let r = 0; r < rounds; r++) {
         for (const [sys, cache] of plan.filter(([s, c]) => r < Math.max(1, o.runs(w, n, s, c)))) {

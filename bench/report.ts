@@ -14,6 +14,14 @@ import { svgChart } from './chart.js';
 import { noopRsyncChanges, summarizeGoals, volumeRows } from './goals.js';
 import type { ReadRow } from './reads.js';
 
+/** When a warm group ran: right after its own cold group, or (results before 2026-12-01) after every cold group. */
+function warmWhen(res: BenchResults): string {
+  return res.method.warmAfterOwnCold
+    ? "right after the same system's cold group (before another system's cold group drops the page cache)"
+    : "after every system's cold group at that size; each cold group starts with `drop_caches`, so a warm group " +
+        "read its files (local disk's, Cairn's host chunk cache) from disk, not from the page cache";
+}
+
 /** The Method line on how quiet the host was before the read groups (bench/settle.ts), when the results say. */
 function hostIdleLine(reads: ReadRow[]): string[] {
   const xs = reads.flatMap((r) => (r.runs ?? []).map((g) => g.hostIdle)).filter((x): x is number => typeof x === 'number');
@@ -311,7 +319,7 @@ export function renderMarkdown(res: BenchResults): string {
     '',
     'Each reader is a "container": a process started with `unshare --mount --propagation private` that mounts the filesystem itself (Cairn: `mount({ foreground: true })` served by that process; s3fs; `rclone mount --daemon`) and runs one reader process inside its namespace. All readers of a group are released together after every mount is ready; aggregate throughput is all bytes read over first start → last finish. TTFB is the time from `open` to the first bytes of the first file (median over readers). Big files are read sequentially with 1 MiB `read`s; small files 8 at a time per reader.',
     '',
-    `- **cold**: host chunk cache directory deleted (Cairn) and \`sync; echo 3 > /proc/sys/vm/drop_caches\` before the group (for Cairn on the file store the store's own files are then cold on disk too, as local disk's are); **warm**: right after, the cache filled (new mounts, new processes).`,
+    `- **cold**: host chunk cache directory deleted (Cairn) and \`sync; echo 3 > /proc/sys/vm/drop_caches\` before the group (for Cairn on the file store the store's own files are then cold on disk too, as local disk's are); **warm**: ${warmWhen(res)}, the cache filled (new mounts, new processes).`,
     `- References, in the same run and alternating with Cairn (each round runs every system once): local disk (same files after drop_caches), raw AWS SDK GetObject of the same objects from the same ${store} (same reader count, one process each), s3fs and rclone mount of the plain copy (default options, read-only, cold only${peerSmallOnlyOne ? '; small files with 1 reader only' : ''}).`,
     res.method.verify
       ? '- Every reader checks what it reads against the dataset (`bench/verify.ts`): the size of every file, and ' +
