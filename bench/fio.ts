@@ -12,7 +12,9 @@
  * (bench/container.ts, its own mount namespace) for Cairn on the run's S3 store, Cairn on the file store,
  * s3fs and rclone. Cold: Cairn's chunk cache directory deleted and `drop_caches` before the job;
  * warm (Cairn, local disk): right after the same system's cold job, same offsets (fio's random
- * sequence is seeded the same way each run).
+ * sequence is seeded the same way each run); for Cairn, the big file's chunks are first put in the
+ * host cache (`cairn volume warmup`): a cold random job cut short by `--runtime` leaves most of
+ * them out, and the warm job would then read from the store.
  *
  * Invariants: fio never writes (`--readonly`, an existing `--filename`, no layout), never
  * bypasses or drops the page cache itself (`--direct=0 --invalidate=0`), and every job is bounded
@@ -23,7 +25,7 @@ import path from 'node:path';
 import type { ContainerSpec } from './container.js';
 import type { Dataset } from './dataset.js';
 import type { RequestCost } from './costs.js';
-import { atCleanup, dropCaches, isStopping as stopping, MiB, mountDir, runContainer } from './harness.js';
+import { atCleanup, CLI_JS, dropCaches, isStopping as stopping, MiB, mountDir, runContainer, sh } from './harness.js';
 import { execFio } from './fioexec.js';
 import type { Cache, System } from './systems.js';
 
@@ -166,12 +168,21 @@ function mountOf(ds: Dataset, sys: FioSystem, o: FioOptions): { spec: Omit<Conta
 
 let seq = 0;
 
+/** Fills a Cairn system's host chunk cache with the big file (`cairn volume warmup`, in a child process). */
+async function warmHostCache(ds: Dataset, sys: FioSystem, o: FioOptions): Promise<void> {
+  const store = sys === 'cairn' ? ds.storeUrl : ds.fileStoreUrl;
+  const env = { ...o.env, CAIRN_CACHE_DIR: o.cacheDirs[sys] };
+  await sh(process.execPath, [CLI_JS, '--store', store, '-q', 'volume', 'warmup', ds.volume, `/${ds.bigRel}`], { env });
+}
+
 /** One job on one system in one cache state. */
 async function once(ds: Dataset, sys: FioSystem, job: FioJob, cache: Cache, o: FioOptions): Promise<FioRow> {
   const cacheDir = o.cacheDirs[sys];
   if (cache === 'cold') {
     if (cacheDir) await fsp.rm(cacheDir, { recursive: true, force: true });
     await dropCaches();
+  } else if (cacheDir) {
+    await warmHostCache(ds, sys, o);
   }
   const args = fioArgs(job, ds.bigBytes, o.quick);
   const expect = Number(args.find((a) => a.startsWith('--io_size='))!.slice(10)) * (job === 'rand' ? 4 : 1);

@@ -21,6 +21,8 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const READER_JS = path.join(HERE, 'reader.js');
 export const CONTAINER_JS = path.join(HERE, 'container.js');
 export const S3SERVE_JS = path.join(HERE, 's3serve.js');
+/** The `cairn` CLI of this build. */
+export const CLI_JS = path.join(HERE, '..', 'src', 'cli', 'main.js');
 export const MiB = 1024 * 1024;
 
 const children = new Set<ChildProcess>();

@@ -194,7 +194,11 @@ function fioSection(res: BenchResults): string[] {
       '`',
     '',
     'Cold and warm as for the read matrix (cold: chunk cache deleted for Cairn, `drop_caches` for every system; ' +
-      "warm: right after the same system's cold job, same offsets). One run per figure. Latencies are fio's " +
+      "warm: right after the same system's cold job, same offsets" +
+      (res.method.fioWarmup
+        ? '; for Cairn the big file is first put in the host cache with `cairn volume warmup`, as a cold random job cut short by `--runtime` leaves most of it out'
+        : '') +
+      "). One run per figure. Latencies are fio's " +
       'completion latency percentiles of one read; `*` marks a job stopped by `--runtime` before its `--io_size`. ' +
       'fio counts the bytes it reads but cannot check random data, so unlike the readers these jobs do not verify ' +
       "content. Cairn's ratios are of MiB/s, to the same job and cache state (s3fs and rclone: cold only).",

@@ -263,6 +263,7 @@ async function main(): Promise<number> {
         fio: 'seq (bs=1M, 1 job) and rand (bs=128k, 4 psync jobs) over the big file, 1 run each; Cairn (both stores) and local disk cold and warm, s3fs and rclone cold',
         smallConcurrency: 8,
         warmAfterOwnCold: true,
+        fioWarmup: true,
         verify: 'size of every file; SHA-256 of the first 4 KiB of every MiB and the last 4 KiB of every file',
         store: STORE_DESCRIPTIONS[store],
       },

@@ -17,14 +17,12 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { smallNames, writeRandomFile, writeSmallFiles } from './dataset.js';
-import { fileURLToPath } from 'node:url';
-import { median, MiB, mountDir, sh } from './harness.js';
+import { CLI_JS, median, MiB, mountDir, sh } from './harness.js';
 
 /** Commits and reloads timed per volume size (the median is reported). */
 const REPEAT = 5;
 
 /** The built CLI (this file is dist/bench/writes.js). */
-const CLI_JS = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
 
 export interface WriteRow {
   name: string;

@@ -17,7 +17,7 @@ import path from 'node:path';
 import { controlRequest } from '../../src/fuse/control.js';
 import { loadNative } from '../../src/fuse/lowlevel.js';
 import type { NreadStats } from '../../src/fuse/lowlevel-addon.js';
-import { cleanupAll, committedFiles, q, shOk } from '../helpers/mount.js';
+import { cleanupAll, committedFiles, freshSha, q, shOk } from '../helpers/mount.js';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 const env = { CAIRN_FUSE_BINDING: 'native' };
@@ -54,16 +54,21 @@ async function entries(): Promise<{ chunks: string[]; outboards: string[] }> {
   return out;
 }
 
-/** sha256 of a file read from start to end in 1 MiB reads (a sequential reader), after dropping its pages. */
-async function readAll(file: string): Promise<string> {
-  const py = `import os,hashlib,sys
-fd=os.open(sys.argv[1],os.O_RDONLY); os.posix_fadvise(fd,0,0,os.POSIX_FADV_DONTNEED); h=hashlib.sha256()
-while True:
-  b=os.read(fd,1<<20)
-  if not b: break
-  h.update(b)
-print(h.hexdigest())`;
-  return (await shOk(`python3 -c ${q(py)} ${q(file)}`)).trim();
+/** Waits until the host cache holds at least 5 outboards and no more come (they are written off the JavaScript thread). */
+async function settledOutboards(): Promise<void> {
+  let seen = -1;
+  for (let i = 0; i < 200; i++) {
+    const n = (await entries()).outboards.length;
+    if (n >= 5 && n === seen) return;
+    seen = n;
+    await new Promise((r) => setTimeout(r, 150));
+  }
+}
+
+/** Ten 128 KiB reads at offsets at least 8 MiB apart (many chunks from the last read's: a random reader) in a 24 MiB file, and the sha256 of what they read. */
+function randomReads(big: Buffer, skew: number): { reads: number[]; want: string } {
+  const reads = [20.3, 2.6, 12.1, 22.05, 4.05, 16.4, 0.8, 9.3, 23.3, 6.2].map((m) => Math.floor(m * (1 << 20)) + skew);
+  return { reads, want: sha(Buffer.concat(reads.map((o) => big.subarray(o, o + READ)))) };
 }
 
 describe('native random reads', { skip: loadNative() ? false : 'native addon not built' }, () => {
@@ -80,7 +85,7 @@ describe('native random reads', { skip: loadNative() ? false : 'native addon not
     const file = path.join(mnt, 'big.bin');
     let d = await start();
     try {
-      assert.equal(await readAll(file), sha(big)); // cold: JavaScript fetches the chunks and caches them
+      assert.equal(await freshSha(file), sha(big)); // cold: JavaScript fetches the chunks and caches them
       let bytes = 0;
       for (let i = 0; i < 200 && bytes < big.length; i++) {
         bytes = (await Promise.all((await entries()).chunks.map((c) => fs.stat(c)))).reduce((n, st) => n + st.size, 0);
@@ -93,7 +98,7 @@ describe('native random reads', { skip: loadNative() ? false : 'native addon not
       assert.equal(bytes, big.length, 'the host cache holds the file');
       for (let round = 0; round < 2; round++) {
         d = await start(); // warm, a new mount: every chunk loaded whole from the host cache and verified
-        assert.equal(await readAll(file), sha(big));
+        assert.equal(await freshSha(file), sha(big));
         const s = await stats(mnt);
         assert.equal(s.servedBytes, big.length, `served natively: ${JSON.stringify(s)}`);
         // Each chunk hashed once, whole (and at most the blocks of one chunk besides).
@@ -110,9 +115,7 @@ describe('native random reads', { skip: loadNative() ? false : 'native addon not
   it('load verified blocks of a chunk, never wrong bytes from a damaged entry or outboard', async () => {
     const big = randomBytes(24 << 20);
     const { mnt, start } = await committedFiles('rand', { '/big.bin': big }, { env, emptyCache: true });
-    // Offsets at least 8 MiB apart (many chunks from the last read's): a random reader.
-    const reads = [20.3, 2.6, 12.1, 22.05, 4.05, 16.4, 0.8, 9.3, 23.3, 6.2].map((m) => Math.floor(m * (1 << 20)) + 4321);
-    const want = sha(Buffer.concat(reads.map((o) => big.subarray(o, o + READ))));
+    const { reads, want } = randomReads(big, 4321);
     const file = path.join(mnt, 'big.bin');
 
     // Cold: JavaScript fetches the chunks and writes them to the host cache.
@@ -185,8 +188,7 @@ describe('native random reads', { skip: loadNative() ? false : 'native addon not
       { '/big.bin': big },
       { env: { ...env, CAIRN_PACK_OUTBOARDS: '65536' }, emptyCache: true },
     );
-    const reads = [20.3, 2.6, 12.1, 22.05, 4.05, 16.4, 0.8, 9.3, 23.3, 6.2].map((m) => Math.floor(m * (1 << 20)) + 999);
-    const want = sha(Buffer.concat(reads.map((o) => big.subarray(o, o + READ))));
+    const { reads, want } = randomReads(big, 999);
     const file = path.join(mnt, 'big.bin');
     const inJs = { CAIRN_FUSE_NREAD_BYTES: '0' }; // reads in JavaScript: the addon writes no outboard
     const outboards = async (): Promise<Map<string, Buffer>> =>
@@ -195,13 +197,7 @@ describe('native random reads', { skip: loadNative() ? false : 'native addon not
     let d = await start(mnt, inJs);
     try {
       assert.equal(await readAt(file, reads), want);
-      let seen = -1;
-      for (let i = 0; i < 200; i++) {
-        const n = (await entries()).outboards.length; // written in the background: until there are some and no more come
-        if (n >= 5 && n === seen) break;
-        seen = n;
-        await new Promise((r) => setTimeout(r, 150));
-      }
+      await settledOutboards();
       const st = (await controlRequest(mnt, 'status')) as { nativeReads: unknown };
       assert.equal(st.nativeReads, null, 'no native reads in this mount');
       await d.stop();
@@ -210,7 +206,7 @@ describe('native random reads', { skip: loadNative() ? false : 'native addon not
       for (const b of written.values()) assert.equal(b.readUInt32LE(0), 65536, "the pack's block size");
       // 2. The whole chunks into the host cache: a sequential read, in JavaScript too.
       d = await start(mnt, inJs);
-      assert.equal(await readAll(file), sha(big));
+      assert.equal(await freshSha(file), sha(big));
       await d.stop();
       assert.deepEqual(await outboards(), written, 'the outboards are the ones JavaScript wrote');
 
@@ -241,20 +237,12 @@ describe('native random reads', { skip: loadNative() ? false : 'native addon not
   it('a cold random reader leaves outboards behind: the next mount loads only blocks from its first read', async () => {
     const big = randomBytes(24 << 20);
     const { mnt, start } = await committedFiles('cold', { '/big.bin': big }, { env, emptyCache: true });
-    const reads = [20.3, 2.6, 12.1, 22.05, 4.05, 16.4, 0.8, 9.3, 23.3, 6.2].map((m) => Math.floor(m * (1 << 20)) + 777);
-    const want = sha(Buffer.concat(reads.map((o) => big.subarray(o, o + READ))));
+    const { reads, want } = randomReads(big, 777);
     const file = path.join(mnt, 'big.bin');
     let d = await start();
     try {
       assert.equal(await readAt(file, reads), want); // cold: JavaScript fetches, verifies, caches; the addon computes outboards
-      // The outboards are written off the JavaScript thread: wait until there are some and no more come.
-      let seen = -1;
-      for (let i = 0; i < 200; i++) {
-        const n = (await entries()).outboards.length;
-        if (n >= 5 && n === seen) break;
-        seen = n;
-        await new Promise((r) => setTimeout(r, 150));
-      }
+      await settledOutboards();
       await d.stop();
       assert.ok((await entries()).outboards.length >= 5, 'outboards of the cold random reader');
       d = await start();

@@ -19,7 +19,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { hashChunk } from '../../src/chunks/hash.js';
 import { controlRequest } from '../../src/fuse/control.js';
 import { loadNative } from '../../src/fuse/lowlevel.js';
-import { cleanupAll, committedFiles, q, shOk } from '../helpers/mount.js';
+import { cleanupAll, committedFiles, freshSha, q, shOk } from '../helpers/mount.js';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 const env = { CAIRN_FUSE_BINDING: 'native' };
@@ -40,19 +40,6 @@ async function nread(mnt: string): Promise<Nread> {
   assert.equal(st.binding, 'native');
   assert.ok(st.nativeReads, 'native reads are on by default');
   return st.nativeReads;
-}
-
-/** sha256 of a file read through the mount after its pages were dropped from the page cache. */
-async function fresh(file: string): Promise<string> {
-  const py = `import os,hashlib,sys
-fd=os.open(sys.argv[1],os.O_RDONLY); os.posix_fadvise(fd,0,0,os.POSIX_FADV_DONTNEED)
-h=hashlib.sha256()
-while True:
-  b=os.read(fd,1<<20)
-  if not b: break
-  h.update(b)
-print(h.hexdigest())`;
-  return (await shOk(`python3 -c ${q(py)} ${q(file)}`)).trim();
 }
 
 /**
@@ -158,14 +145,14 @@ describe('native cached reads', { skip: loadNative() ? false : 'native addon not
       // 1. The bytes are right, and reads were answered natively (the first read is cold: JavaScript
       // fetches the chunks, verifies them and hands them over; the second is served from them).
       for (let round = 0; round < 2; round++) {
-        assert.equal(await fresh(path.join(mnt, 'big.bin')), sha(big));
-        assert.equal(await fresh(path.join(mnt, 'small.bin')), sha(small));
+        assert.equal(await freshSha(path.join(mnt, 'big.bin')), sha(big));
+        assert.equal(await freshSha(path.join(mnt, 'small.bin')), sha(small));
       }
       const s1 = await nread(mnt);
       assert.ok(s1.served > 0 && s1.servedBytes > 0, `native reads served: ${JSON.stringify(s1)}`);
       // A small file's chunks are loaded at open: none of its reads reach JavaScript.
       const before = await nread(mnt);
-      assert.equal(await fresh(path.join(mnt, 'small.bin')), sha(small));
+      assert.equal(await freshSha(path.join(mnt, 'small.bin')), sha(small));
       const after1 = await nread(mnt);
       assert.ok(after1.served > before.served, 'the small file was read natively');
       assert.equal(after1.misses, before.misses, 'and never missed');
@@ -184,8 +171,8 @@ describe('native cached reads', { skip: loadNative() ? false : 'native addon not
       // A new mount loads its chunks from the damaged cache: verification refuses them, the store has them.
       await corruptCache();
       d = await start();
-      assert.equal(await fresh(path.join(mnt, 'big.bin')), sha(big));
-      assert.equal(await fresh(path.join(mnt, 'small.bin')), sha(small));
+      assert.equal(await freshSha(path.join(mnt, 'big.bin')), sha(big));
+      assert.equal(await freshSha(path.join(mnt, 'small.bin')), sha(small));
       assert.ok((await nread(mnt)).served > 0);
 
       // 3. A write through the mount to a file open for reading: the reader sees the new bytes.
@@ -204,7 +191,7 @@ fd=os.open(sys.argv[1],os.O_WRONLY); os.pwrite(fd,bytes([7])*(65536-1000),1000);
       await controlRequest(mnt, 'commit');
 
       // 4. Another mount changes big.bin and commits; a reload of this one shows the new bytes.
-      assert.equal(await fresh(path.join(mnt, 'big.bin')), sha(big));
+      assert.equal(await freshSha(path.join(mnt, 'big.bin')), sha(big));
       const dB = await start(mntB);
       const big2 = Buffer.from(big);
       big2.fill(1, 5 << 20, 6 << 20);
@@ -212,7 +199,7 @@ fd=os.open(sys.argv[1],os.O_WRONLY); os.pwrite(fd,bytes([7])*(65536-1000),1000);
       await controlRequest(mntB, 'commit');
       await dB.stop();
       await controlRequest(mnt, 'reload');
-      assert.equal(await fresh(path.join(mnt, 'big.bin')), sha(big2));
+      assert.equal(await freshSha(path.join(mnt, 'big.bin')), sha(big2));
       assert.equal(sha(await fs.readFile(path.join(mnt, 'big.bin'))), sha(big2));
     } finally {
       h?.proc.kill('SIGKILL');
@@ -241,8 +228,8 @@ fd=os.open(sys.argv[1],os.O_WRONLY); os.pwrite(fd,bytes([7])*(65536-1000),1000);
     const small = randomBytes(64 << 10);
     const { mnt, start } = await committedFiles('warm', { '/big.bin': big, '/small.bin': small }, { env, emptyCache: true });
     const readBoth = async (): Promise<void> => {
-      assert.equal(await fresh(path.join(mnt, 'big.bin')), sha(big));
-      assert.equal(await fresh(path.join(mnt, 'small.bin')), sha(small));
+      assert.equal(await freshSha(path.join(mnt, 'big.bin')), sha(big));
+      assert.equal(await freshSha(path.join(mnt, 'small.bin')), sha(small));
     };
     // A first mount reads the files cold: JavaScript fetches the chunks and writes them to the host cache.
     let d = await start();

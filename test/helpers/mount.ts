@@ -259,3 +259,15 @@ export async function nodeScript(code: string, opts: { timeoutMs?: number } = {}
 export function q(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
+
+/** sha256 of a file read from start to end in 1 MiB reads (a sequential reader, in a child process) after its pages were dropped. */
+export async function freshSha(file: string): Promise<string> {
+  const py = `import os,hashlib,sys
+fd=os.open(sys.argv[1],os.O_RDONLY); os.posix_fadvise(fd,0,0,os.POSIX_FADV_DONTNEED); h=hashlib.sha256()
+while True:
+  b=os.read(fd,1<<20)
+  if not b: break
+  h.update(b)
+print(h.hexdigest())`;
+  return (await shOk(`python3 -c ${q(py)} ${q(file)}`)).trim();
+}
