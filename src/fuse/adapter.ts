@@ -210,6 +210,11 @@ export function createOps(session: FsSession, config: AdapterConfig, opts: Adapt
       ops.getattr(path, cb);
     },
 
+    /** A name's lookup (the native binding's LOOKUP): getattr's answer, counted as its own operation in the metrics. */
+    lookup(path: string, cb: Cb) {
+      ops.getattr(path, cb);
+    },
+
     readdir(path: string, cb: Cb) {
       run(
         'readdir',

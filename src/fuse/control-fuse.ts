@@ -66,11 +66,13 @@ export function withControlFile(inner: FuseOps, control: ControlFile, ids: { uid
     };
   };
 
-  guard('getattr', (p: string, cb: Cb) => {
+  const controlAttr = (p: string, cb: Cb): void => {
     if (p === CONTROL_PATH) return cb(0, linkStat());
     const fh = byAlias.get(p);
     cb(0, fileStat(fh === undefined ? 0 : control.size(fh)));
-  });
+  };
+  guard('getattr', controlAttr);
+  guard('lookup', controlAttr);
   guard('fgetattr', (p: string, fh: number, cb: Cb) => {
     if (p === CONTROL_PATH) return cb(0, linkStat());
     cb(0, fileStat(control.size(fh)));

@@ -183,7 +183,8 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
 
   /** Answers an entry for `path` (lookup, mkdir, symlink, mknod): stat, then one reference. */
   function replyEntryFor(req: Req, path: string, negativeOk: boolean): void {
-    ops.getattr(path, (code: number, st?: FuseStat) => {
+    // A LOOKUP (negativeOk) is counted as `lookup` in the metrics; the others' stat as `getattr`.
+    (negativeOk && ops.lookup ? ops.lookup : ops.getattr)(path, (code: number, st?: FuseStat) => {
       if (code < 0) {
         if (negativeOk && code === -Errno.ENOENT && et > 0 && negatives.size < MAX_NEGATIVE) {
           // A negative entry: the kernel remembers the name is absent for entry_timeout (and a

@@ -118,4 +118,25 @@ describe('native binding through a mount', { skip: loadNative() ? false : 'nativ
       }
     }
   });
+
+  it('counts a LOOKUP as `lookup` in the metrics, not as a getattr', async () => {
+    const base = await tmpDir();
+    const mnt = path.join(base, 'mnt');
+    const d = await startFileDaemon(() => ({}), { CAIRN_FUSE_BINDING: 'native' })({ mountpoint: mnt, volume: 'lk' });
+    const ops = async (): Promise<{ lookup: number; getattr: number }> => {
+      const m = ((await controlRequest(mnt, 'status')) as { metrics: MetricsSnapshot }).metrics;
+      return { lookup: m['cairn_fuse_ops_total{op="lookup"}'] ?? 0, getattr: m['cairn_fuse_ops_total{op="getattr"}'] ?? 0 };
+    };
+    try {
+      await shOk(`cd ${q(mnt)} && stat . >/dev/null`); // the root's attributes, once
+      const before = await ops();
+      // 20 absent names, each looked up once (the kernel then keeps the negative entry).
+      await shOk(`cd ${q(mnt)} && for i in $(seq 1 20); do stat m$i >/dev/null 2>&1 || true; done`);
+      const after = await ops();
+      assert.ok(after.lookup - before.lookup >= 20, `LOOKUPs of 20 absent names: ${JSON.stringify({ before, after })}`);
+      assert.equal(after.getattr, before.getattr, 'no getattr counted for them');
+    } finally {
+      await d.stop();
+    }
+  });
 });
