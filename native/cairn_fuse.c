@@ -86,6 +86,7 @@ static napi_value init(napi_env env, napi_value exports) {
     NU_FN("dispatchStats", js_dispatch_stats),
     NU_FN("attrBump", js_attr_bump),
     NU_FN("attrStage", js_attr_stage),
+    NU_FN("attrTouch", js_attr_touch),
     NU_FN("replyErr", js_reply_err),
     NU_FN("replyEntry", js_reply_entry),
     NU_FN("replyCreate", js_reply_create),

@@ -84,6 +84,8 @@ struct cmount {
   int argc;
 };
 
+#define NTOUCHED 4
+
 typedef struct creq {
   int op;
   fuse_req_t req;
@@ -98,6 +100,9 @@ typedef struct creq {
   napi_ref done; /* OP_NOTIFY_DONE */
   uint64_t gen;       /* nattr's generation when a worker received the request */
   nattr_item *attrs;  /* attributes its answer leaves for native GETATTRs (nattr.h) */
+  /* The inodes a change of the namespace changed besides ino and ino2 (attrTouch; nattr.h); -1: more than NTOUCHED. */
+  uint64_t touched[NTOUCHED];
+  int ntouched;
 } creq;
 
 /* ll_post.c: requests -> JavaScript. */
@@ -141,6 +146,7 @@ napi_value js_mount(napi_env env, napi_callback_info info);
 napi_value js_unmount(napi_env env, napi_callback_info info);
 napi_value js_invalidate(napi_env env, napi_callback_info info);
 napi_value js_attr_stage(napi_env env, napi_callback_info info);
+napi_value js_attr_touch(napi_env env, napi_callback_info info);
 napi_value js_reply_err(napi_env env, napi_callback_info info);
 napi_value js_reply_entry(napi_env env, napi_callback_info info);
 napi_value js_reply_create(napi_env env, napi_callback_info info);

@@ -57,7 +57,8 @@ void creq_post(cmount *m, creq *r) {
   }
 }
 
-/* What answering `r` may have changed (nattr.h): nothing, its inode's attributes, or anything. */
+/* What answering `r` may have changed (nattr.h): nothing, some inodes' attributes (its inode's, or those
+ * a change of the namespace named: `inodes`), or anything. */
 static int op_scope(const creq *r) {
   switch (r->op) {
     case OP_LOOKUP: case OP_GETATTR: case OP_READLINK: case OP_READ: case OP_OPENDIR: case OP_READDIR:
@@ -72,16 +73,31 @@ static int op_scope(const creq *r) {
     case OP_WRITE: case OP_SETATTR: case OP_FALLOCATE: case OP_FSYNC: case OP_FLUSH: case OP_SETXATTR:
     case OP_REMOVEXATTR:
       return NATTR_INODE;
+    case OP_CREATE: case OP_MKNOD: case OP_MKDIR: case OP_SYMLINK: case OP_LINK: case OP_UNLINK: case OP_RMDIR:
+    case OP_RENAME:
+      return r->ntouched > 0 ? NATTR_INODE : NATTR_ALL; /* the inodes JavaScript named, with the request's own */
     default:
       return NATTR_ALL;
   }
+}
+
+/* The inodes a change of scope NATTR_INODE changed: the request's (a namespace change's directories), those named. */
+static int inodes(const creq *r, uint64_t out[NTOUCHED + 2]) {
+  int n = 0;
+  out[n++] = r->ino;
+  if (r->ino2) out[n++] = r->ino2;
+  for (int i = 0; i < r->ntouched; i++) out[n++] = r->touched[i];
+  return n;
 }
 
 int creq_begin_reply(creq *r) {
   pthread_mutex_lock(&r->m->lock);
   int ok = !r->m->destroyed;
   if (!ok) pthread_mutex_unlock(&r->m->lock);
-  else nattr_settle(r->m->na, r->gen, op_scope(r), r->ino, &r->attrs); /* before the kernel has the answer */
+  else {
+    uint64_t inos[NTOUCHED + 2];
+    nattr_settle(r->m->na, r->gen, op_scope(r), inos, inodes(r, inos), &r->attrs); /* before the kernel has the answer */
+  }
   return ok; /* lock held when ok: creq_end_reply releases it (destroy cannot run in between) */
 }
 

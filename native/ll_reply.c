@@ -158,6 +158,20 @@ napi_value js_attr_stage(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * attrTouch(req, ino): an inode whose attributes `req`'s answer (a change of the namespace) changed
+ * besides the request's own; a request that names none changed anything's (nattr.h).
+ */
+napi_value js_attr_touch(napi_env env, napi_callback_info info) {
+  NU_ARGS(2);
+  creq *r = req_arg(env, argv[0]);
+  if (!r || r->replied || r->ntouched < 0) return NULL;
+  double ino = nu_num(env, argv[1]);
+  if (!(ino > 0) || r->ntouched == NTOUCHED) r->ntouched = -1; /* unknown scope: anything */
+  else r->touched[r->ntouched++] = (uint64_t)ino;
+  return NULL;
+}
+
 /* replyOpen(req, fh, keepCache, directIo) */
 napi_value js_reply_open(napi_env env, napi_callback_info info) {
   REQ_ARGS(4);

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NATTR_SLOTS 2048
+#define NATTR_SLOTS 65536
 
 /*
  * Changes are numbered (`gen`). `all` is the number of the last change of unknown scope; a slot's
@@ -68,17 +68,18 @@ int nattr_get(nattr *a, uint64_t ino, struct stat *st, double *timeout) {
   return hit;
 }
 
-/* A change of `scope` (NATTR_INODE: of inode `ino` only), numbered; lock held. */
-static void stamp(nattr *a, int scope, uint64_t ino) {
+/* A change of `scope` (NATTR_INODE: of the n inodes `inos` only), numbered; lock held. */
+static void stamp(nattr *a, int scope, const uint64_t *inos, int n) {
   a->gen++;
   a->bumps++;
-  if (scope == NATTR_INODE) a->slots[ino % NATTR_SLOTS].floor = a->gen;
+  if (scope == NATTR_INODE)
+    for (int i = 0; i < n; i++) a->slots[inos[i] % NATTR_SLOTS].floor = a->gen;
   else a->all = a->gen;
 }
 
 void nattr_bump(nattr *a) {
   pthread_mutex_lock(&a->lock);
-  stamp(a, NATTR_ALL, 0);
+  stamp(a, NATTR_ALL, NULL, 0);
   pthread_mutex_unlock(&a->lock);
 }
 
@@ -93,7 +94,7 @@ void nattr_push(nattr_item **list, uint64_t ino, const struct stat *st, double t
   *list = it;
 }
 
-void nattr_settle(nattr *a, uint64_t since, int scope, uint64_t ino, nattr_item **list) {
+void nattr_settle(nattr *a, uint64_t since, int scope, const uint64_t *inos, int n, nattr_item **list) {
   nattr_item *it = *list;
   *list = NULL;
   if (scope == NATTR_NONE && !it) return;
@@ -102,7 +103,7 @@ void nattr_settle(nattr *a, uint64_t since, int scope, uint64_t ino, nattr_item 
   int clean = a->all <= since;
   for (nattr_item *i = it; i; i = i->next) i->keep = clean && a->slots[i->ino % NATTR_SLOTS].floor <= since;
   /* ...then this request's change, then they are kept as current. */
-  if (scope != NATTR_NONE) stamp(a, scope, ino);
+  if (scope != NATTR_NONE) stamp(a, scope, inos, n);
   for (nattr_item *i = it; i; i = i->next) {
     if (!i->keep) continue;
     slot *s = &a->slots[i->ino % NATTR_SLOTS];

@@ -11,7 +11,10 @@
  *   fsync, flush, xattr changes, an open for writing), or of anything (create, mkdir,
  *   mknod, symlink, link, unlink, rmdir, rename, and any other request but those that change
  *   nothing: lookup, getattr, read, readdir, readlink, xattr reads, access, opendir, releasedir,
- *   an open for reading without O_TRUNC, a release); JavaScript numbers changes of its own (reload, commit,
+ *   an open for reading without O_TRUNC, a release) — unless JavaScript's answer names every
+ *   inode it changed (`attrTouch`: a create's new inode, an unlinked or renamed inode, one a rename
+ *   replaced), when the change is of those and of the request's inodes (the directories) only;
+ *   JavaScript numbers changes of its own (a reload,
  *   the removal of a hidden file at a release: `attrBump`, of anything). Attributes kept before a
  *   change that may touch them are never answered again;
  * - a request notes the number of the last change when a worker receives it; an attribute its
@@ -39,7 +42,7 @@ typedef struct nattr_item {
   int keep; /* nattr_settle's */
 } nattr_item;
 
-/* What answering a request may have changed: nothing, the attributes of its inode only, anything. */
+/* What answering a request may have changed: nothing, the attributes of some inodes only, anything. */
 enum { NATTR_NONE = 0, NATTR_INODE = 1, NATTR_ALL = 2 };
 
 nattr *nattr_new(void);
@@ -48,16 +51,16 @@ void nattr_free(nattr *a);
 uint64_t nattr_gen(nattr *a);
 /* 1 and the attributes of `ino` when they are current, else 0. */
 int nattr_get(nattr *a, uint64_t ino, struct stat *st, double *timeout);
-/* A change not answered through a request (reload, commit): every slot becomes stale. */
+/* A change not answered through a request (a reload): every slot becomes stale. */
 void nattr_bump(nattr *a);
 /* Adds attributes to a request's list (it takes the list's ownership on settle). */
 void nattr_push(nattr_item **list, uint64_t ino, const struct stat *st, double timeout);
 /*
- * A request noted at generation `since` is answered, having changed `scope` (NATTR_INODE: inode
- * `ino`'s attributes): the change is numbered, and each item is kept when nothing that could
- * change it (but this request) was answered since `since`; the items are freed (the list emptied).
+ * A request noted at generation `since` is answered, having changed `scope` (NATTR_INODE: the
+ * attributes of the `n` inodes `inos`): the change is numbered, and each item is kept when nothing
+ * that could change it (but this request) was answered since `since`; the items are freed (the list emptied).
  */
-void nattr_settle(nattr *a, uint64_t since, int scope, uint64_t ino, nattr_item **list);
+void nattr_settle(nattr *a, uint64_t since, int scope, const uint64_t *inos, int n, nattr_item **list);
 /* Figures: GETATTRs answered here, not answered here, attributes kept, generation bumps. */
 void nattr_stats(nattr *a, uint64_t out[4]);
 

@@ -109,8 +109,9 @@ export async function runDaemon(
   let nativeReads: () => NativeReadFigures | undefined = () => undefined;
   let attrsChanged = (): void => undefined;
   const scheduler = new CommitScheduler(session, {
-    // A commit or reload changed the view outside any request: the addon's attributes go (native/nattr.h).
-    onSync: (kind, seconds, ok) => (attrsChanged(), metrics.sync(kind, seconds, ok)),
+    // A reload changed the view outside any request: the addon's attributes go (native/nattr.h). A
+    // commit publishes the view as it is (every attribute stays: test/session/commit-attrs.test.ts).
+    onSync: (kind, seconds, ok) => (kind === 'reload' && attrsChanged(), metrics.sync(kind, seconds, ok)),
     volumeName,
     mountpoint,
     handles,

@@ -16,7 +16,14 @@ export interface NativeAddon extends NreadAddon {
    * the attributes the answer carries (which replyAttr, replyEntry and replyCreate leave anyway).
    */
   attrStage(req: Req, ...a: [...AttrArgs, number]): void;
-  /** A change made outside any request (reload, commit): no attributes from before it are answered natively. */
+  /**
+   * An inode whose attributes `req`'s answer, a change of the namespace, changed besides the
+   * request's own directories (a created, unlinked or renamed inode, one a rename replaced): a
+   * request that names every such inode keeps the addon's attributes of all the others current
+   * (native/nattr.h); one that names none changed anything's.
+   */
+  attrTouch?(req: Req, ino: number): void;
+  /** A change made outside any request (a reload): no attributes from before it are answered natively. */
   attrBump(ctx: unknown): void;
   /** Workers woken with a request and with none; GETATTRs the addon answered itself and not. */
   dispatchStats(ctx: unknown): DispatchStats;

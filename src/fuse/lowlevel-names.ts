@@ -94,11 +94,14 @@ export class Names {
   remove(req: Req, p: string, dir: boolean): void {
     if (!dir && this.isOpen(p)) return this.hide(req, p, () => this.addon.replyErr(req, 0));
     const f = dir ? this.ops.rmdir : this.ops.unlink;
+    const gone = this.inodes.peek(p);
     this.step(
       req,
       (cb) => f(p, cb),
       () => {
         this.inodes.detach(p);
+        // The change: the removed inode (its other names' link count) and the directory. Unknown here: anything.
+        if (gone !== undefined) this.addon.attrTouch?.(req, gone);
         this.addon.replyErr(req, 0);
       },
     );
@@ -108,15 +111,24 @@ export class Names {
   rename(req: Req, from: string, to: string, flags: number): void {
     if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) return this.addon.replyErr(req, Errno.EINVAL);
     if (flags & RENAME_EXCHANGE) return this.exchange(req, from, to);
-    const move = (): void =>
+    // The change: the moved inode, the one it replaced (if any, hidden first when open) and the
+    // directories. Unknown here: anything.
+    const moved = this.inodes.peek(from);
+    const replaced = this.inodes.peek(to);
+    const move = (): void => {
       this.step(
         req,
         (cb) => this.ops.rename(from, to, cb),
         () => {
           this.inodes.rename(from, to);
+          if (moved !== undefined) {
+            this.addon.attrTouch?.(req, moved);
+            if (replaced !== undefined && replaced !== moved) this.addon.attrTouch?.(req, replaced);
+          }
           this.withAttrs(req, [parentOf(from), parentOf(to), to], () => this.addon.replyErr(req, 0));
         },
       );
+    };
     // A replaced file that is open keeps its bytes for its readers: hide it first (as unlink does).
     const go = (): void => (from !== to && this.isOpen(to) ? this.hide(req, to, move) : move());
     if (!(flags & RENAME_NOREPLACE)) return go();

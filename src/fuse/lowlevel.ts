@@ -197,6 +197,7 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
       const ino = inodes.ensure(path, st!.link);
       inodes.ref(ino);
       inodes.setType(ino, st!.mode);
+      if (!negativeOk) addon.attrTouch?.(req, ino); // mknod, mkdir, symlink, link: the new name's inode changed
       const live = uncached(path);
       if (negativeOk && (st!.mode & 0o170000) === 0o100000) nread?.looked(path, ino); // before its OPEN can come
       addon.replyEntry(req, ...attrArgs(ino, st!), live ? 0 : at, live ? 0 : et);
@@ -343,6 +344,7 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
               const cino = inodes.ensure(p);
               inodes.ref(cino);
               inodes.setType(cino, st!.mode);
+              addon.attrTouch?.(req, cino); // the change: the new file and its directory
               const live = uncached(p);
               const [t1, t2, keep, direct] = live ? [0, 0, 0, 1] : [at, et, 1, 0];
               withAttrs(req, [[ino, path]], () => addon.replyCreate(req, ...attrArgs(cino, st!), t1, t2, fh, keep, direct));

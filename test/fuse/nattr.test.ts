@@ -47,6 +47,10 @@ t0; mv d/f d/sub/g; dst d d/sub; fst d/sub/g
 t0; rm -r d/sub; dst d
 t0; mv d/f2 f3; dst d .; fst f3
 t0; exec 3>>f3; printf y >&3; fsm f3; t0; printf z >&3; fsm f3; exec 3>&-
+printf a > x; ln x y; printf b > z; fst x y z
+t0; mv z y; fst x y; dst .
+mkdir e; printf c > e/k; fst e/k; t0; mv e e2; dst .; fst e2/k
+t0; rm e2/k; dst e2; rmdir e2; dst .
 `;
 
 describe('GETATTR answered by the native addon', { skip: loadNative() ? false : 'native addon not built' }, () => {
@@ -91,6 +95,35 @@ describe('GETATTR answered by the native addon', { skip: loadNative() ? false : 
     } finally {
       await a.stop();
       await b.stop();
+    }
+  });
+
+  it("keeps other inodes' attributes across creates and renames: an rsync's temporary files", async () => {
+    const base = await tmpDir();
+    const d = await startFileDaemon(() => ({}), native)({ mountpoint: path.join(base, 'mnt'), volume: 'nattr4' });
+    const figures = async (): Promise<{ hits: number; js: number }> => {
+      const st = (await controlRequest(d.mountpoint, 'status')) as {
+        nativeDispatch: { attrHits: number };
+        metrics: Record<string, number>;
+      };
+      return { hits: st.nativeDispatch.attrHits, js: st.metrics['cairn_fuse_ops_total{op="getattr"}'] ?? 0 };
+    };
+    try {
+      // Each file: written under a temporary name, its mode set, renamed to its own name (the kernel
+      // then drops the renamed inode's ctime: a stat that shows it asks); the renames and creates of the others come after.
+      await shOk(
+        `cd ${q(d.mountpoint)} && mkdir r && for i in $(seq 1 200); do printf x > r/.t$i; chmod 640 r/.t$i; mv r/.t$i r/f$i; done`,
+      );
+      const before = await figures();
+      const sizes = await shOk(
+        `cd ${q(d.mountpoint)}/r && for i in $(seq 1 200); do stat -c '%s %a %Z' f$i | cut -d' ' -f1,2; done | sort | uniq -c`,
+      );
+      const after = await figures();
+      assert.equal(sizes.trim(), '200 1 640');
+      const hits = after.hits - before.hits;
+      assert.ok(hits >= 150, `${hits} of 200 GETATTRs answered natively, ${after.js - before.js} by JavaScript`);
+    } finally {
+      await d.stop();
     }
   });
 
