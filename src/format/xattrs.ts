@@ -19,10 +19,17 @@ export const XATTR_NAMESPACES = ['user.', 'trusted.', 'security.'] as const;
 
 const BASE64_RE = /^[A-Za-z0-9+/]*={0,2}$/;
 
+/**
+ * Whether a name is in one of the namespaces, with something after the prefix.
+ * @example inXattrNamespace('system.posix_acl_access'); // false: `cp -a` asks, the answer is ENOTSUP
+ */
+export function inXattrNamespace(name: string): boolean {
+  return XATTR_NAMESPACES.some((p) => name.length > p.length && name.startsWith(p));
+}
+
 /** Why a name is not storable (undefined when it is), and whether that is its length. */
 function nameProblem(name: string): { why: string; tooLong?: boolean } | undefined {
-  const ns = XATTR_NAMESPACES.find((p) => name.startsWith(p));
-  if (!ns || name.length === ns.length)
+  if (!inXattrNamespace(name))
     return { why: `attribute name ${JSON.stringify(name)} is not in the user., trusted. or security. namespace` };
   if (name.includes('\0')) return { why: 'attribute name contains NUL' };
   if (Buffer.byteLength(name) > XATTR_LIMITS.name) return { why: `attribute name longer than ${XATTR_LIMITS.name} bytes`, tooLong: true };

@@ -9,6 +9,7 @@
  */
 import { CairnError, Errno, errnoFor } from '../errors.js';
 import type { Credentials, EntryType, FsSession } from '../format/types.js';
+import { inXattrNamespace } from '../format/xattrs.js';
 
 type Cb = (code: number, ...result: unknown[]) => void;
 type Run = <T>(op: string, path: string, cb: Cb, work: () => Promise<T>, ok?: (v: T) => void) => void;
@@ -85,6 +86,9 @@ export function metadataOps(
 
     setxattr(path: string, name: string, value: Buffer, _position: number, flags: number, cb: Cb, cred?: Credentials) {
       if (rofs(cb)) return;
+      // A name outside the namespaces (`cp -a` sets system.posix_acl_access on every file it copies)
+      // is refused as the session would refuse it, without an error object and a promise each.
+      if (!inXattrNamespace(name)) return cb(-Errno.ENOTSUP);
       const how = flags & XATTR_CREATE ? 'create' : flags & XATTR_REPLACE ? 'replace' : undefined;
       xattr(path, cb, session.setxattr && (() => session.setxattr!(path, name, Buffer.from(value), how, cred)));
     },

@@ -75,6 +75,12 @@ describe('POSIX metadata through a mount', () => {
       assert.match(big.stderr, /Argument list too long|No space left/);
       const ns = await sh(`cd ${q(D)} && ` + py(`import os\nos.setxattr('f', 'other.x', b'1')`));
       assert.match(ns.stderr, /Operation not supported/);
+      // A POSIX ACL (what `cp -a` sets on every file it copies) is not stored: refused, nothing changed.
+      const acl = `struct.pack('<I', 2) + b''.join(struct.pack('<HHI', t, p, 0xffffffff) for t, p in ((1, 6), (4, 4), (0x20, 4)))`;
+      const set = await sh(`cd ${q(D)} && ` + py(`import os, struct\nos.setxattr('f', 'system.posix_acl_access', ${acl})`));
+      assert.match(set.stderr, /Operation not supported/);
+      assert.equal((await sh(`cd ${q(D)} && ` + py(`import os\nprint(sorted(os.listxattr('f')))`))).stdout.trim(), "['user.mime']");
+      assert.equal((await sh(`cp -a ${q(`${D}/f`)} ${q(`${D}/f2`)} && echo ok`)).stdout.trim(), 'ok');
     } finally {
       await m.stop();
     }
