@@ -110,7 +110,7 @@ export async function runDaemon(
   let attrsChanged = (): void => undefined;
   const scheduler = new CommitScheduler(session, {
     // A reload changed the view outside any request: the addon's attributes go (native/nattr.h). A
-    // commit publishes the view as it is (every attribute stays: test/session/commit-attrs.test.ts).
+    // commit publishes the view as it is (every attribute stays: test/session/commit-paths.test.ts).
     onSync: (kind, seconds, ok) => (kind === 'reload' && attrsChanged(), metrics.sync(kind, seconds, ok)),
     volumeName,
     mountpoint,
