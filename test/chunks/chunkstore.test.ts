@@ -397,6 +397,21 @@ describe('ChunkStore read path', () => {
     assert.equal(n, 3);
   });
 
+  it('streams a file in range GETs of several adjacent chunks, not one GET per chunk', async () => {
+    const store = new CountingStore();
+    const data = crypto.randomBytes(40 * MiB);
+    const refs = await writeOne(new ChunkStore({ store, packPrefix: PREFIX, cache: null }), data);
+    const packs = new Set(refs.map((r) => r.pack)).size;
+    const cs = new ChunkStore({ store, packPrefix: PREFIX, cache: null, memoryBytes: 0 });
+    const before = store.gets;
+    const parts: Buffer[] = [];
+    for await (const p of cs.stream(refs, { concurrency: 8 })) parts.push(p);
+    assert.deepEqual(Buffer.concat(parts), data);
+    const gets = store.gets - before;
+    // Refilled 4 chunks at a time (half of 8 ahead): a GET per run of adjacent ones, one more per pack at most.
+    assert.ok(gets <= Math.ceil(refs.length / 4) + packs + 1, `${gets} GETs for ${refs.length} chunks in ${packs} packs`);
+  });
+
   it('rejects bad ranges with INVALID_ARGUMENT', async () => {
     const cs = new ChunkStore({ store: new MemoryStore(), packPrefix: PREFIX, cache: null });
     for (const [o, l] of [
