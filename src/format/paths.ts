@@ -86,8 +86,11 @@ export function baseName(path: string): string {
  * @example isHiddenName('d/.fuse_hidden0000000100000001'); // true
  */
 export function isHiddenName(path: string): boolean {
-  return baseName(path).startsWith('.fuse_hidden');
+  return baseName(path).startsWith(HIDDEN_PREFIX);
 }
+
+/** How the names of a mount's open, unlinked files begin (src/fuse/lowlevel-names.ts makes them). */
+export const HIDDEN_PREFIX = '.fuse_hidden';
 
 export function joinPath(dir: string, name: string): string {
   return dir === '' ? name : `${dir}/${name}`;

@@ -14,6 +14,7 @@
  *   nothing (there is no space to reserve) and succeeds; other modes are EOPNOTSUPP.
  */
 import { Errno } from '../errors.js';
+import { HIDDEN_PREFIX } from '../format/paths.js';
 import type { FuseOps } from './adapter.js';
 import type { HandleTable } from './handles.js';
 import type { FuseStat, NativeAddon, Req } from './lowlevel-addon.js';
@@ -68,7 +69,7 @@ export class Names {
   /** A fresh hidden name beside `p`. */
   private hiddenName(p: string): string {
     const tag = `${(this.inodes.peek(p) ?? 0).toString(16)}${(++this.hideSeq).toString(16).padStart(8, '0')}`;
-    return child(parentOf(p), `.fuse_hidden${tag}`);
+    return child(parentOf(p), `${HIDDEN_PREFIX}${tag}`);
   }
 
   /** Told the inode of a file being hidden (native opens: its handles' releases must reach JavaScript). */
