@@ -28,6 +28,34 @@ static int nread_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, st
 
 static char *dupstr(const char *s) { return s ? strdup(s) : NULL; }
 
+/* Whether s is well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF). */
+static int utf8_ok(const char *s) {
+  for (const unsigned char *p = (const unsigned char *)s; *p;) {
+    unsigned c = *p;
+    int n = c < 0x80 ? 0 : c >= 0xc2 && c <= 0xdf ? 1 : c >= 0xe0 && c <= 0xef ? 2 : c >= 0xf0 && c <= 0xf4 ? 3 : -1;
+    if (n < 0) return 0;
+    /* the second byte's range where the first byte narrows it (overlongs, surrogates, > U+10FFFF) */
+    unsigned lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80, hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
+    p++;
+    for (int i = 0; i < n; i++, p++) {
+      if (*p < (i ? 0x80 : lo) || *p > (i ? 0xbf : hi)) return 0;
+    }
+  }
+  return 1;
+}
+
+/*
+ * Names and symlink targets are UTF-8 in a volume (its paths are strings: docs/SEMANTICS.md): a
+ * request carrying other bytes is answered here, with err (ENOENT where it looks a name up: no such
+ * name can exist; EILSEQ where it would make one), and 1 returned. JavaScript would receive such
+ * bytes as U+FFFD, so different names would share one entry.
+ */
+static int refuse_non_utf8(fuse_req_t req, const char *s, int err) {
+  if (!s || utf8_ok(s)) return 0;
+  fuse_reply_err(req, err);
+  return 1;
+}
+
 static void ll_init(void *ud, struct fuse_conn_info *conn) {
   cmount *m = ud;
   conn->max_write = m->max_write;
@@ -45,6 +73,7 @@ static void ll_init(void *ud, struct fuse_conn_info *conn) {
 }
 
 static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
+  if (refuse_non_utf8(req, name, ENOENT)) return;
   creq *r = creq_new(OP_LOOKUP, req, parent);
   r->s1 = dupstr(name);
   creq_post(r->m, r);
@@ -106,6 +135,7 @@ static void ll_readlink(fuse_req_t req, fuse_ino_t ino) {
 }
 
 static void ll_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev) {
+  if (refuse_non_utf8(req, name, EILSEQ)) return;
   creq *r = creq_new(OP_MKNOD, req, parent);
   r->s1 = dupstr(name);
   r->n[0] = mode;
@@ -114,6 +144,7 @@ static void ll_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 }
 
 static void ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode) {
+  if (refuse_non_utf8(req, name, EILSEQ)) return;
   creq *r = creq_new(OP_MKDIR, req, parent);
   r->s1 = dupstr(name);
   r->n[0] = mode;
@@ -121,18 +152,21 @@ static void ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 }
 
 static void ll_unlink(fuse_req_t req, fuse_ino_t parent, const char *name) {
+  if (refuse_non_utf8(req, name, ENOENT)) return;
   creq *r = creq_new(OP_UNLINK, req, parent);
   r->s1 = dupstr(name);
   creq_post(r->m, r);
 }
 
 static void ll_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name) {
+  if (refuse_non_utf8(req, name, ENOENT)) return;
   creq *r = creq_new(OP_RMDIR, req, parent);
   r->s1 = dupstr(name);
   creq_post(r->m, r);
 }
 
 static void ll_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name) {
+  if (refuse_non_utf8(req, name, EILSEQ) || refuse_non_utf8(req, link, EILSEQ)) return;
   creq *r = creq_new(OP_SYMLINK, req, parent);
   r->s1 = dupstr(name);
   r->s2 = dupstr(link);
@@ -141,6 +175,7 @@ static void ll_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 
 static void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent, const char *newname,
                       unsigned int flags) {
+  if (refuse_non_utf8(req, name, ENOENT) || refuse_non_utf8(req, newname, EILSEQ)) return;
   creq *r = creq_new(OP_RENAME, req, parent);
   r->s1 = dupstr(name);
   r->ino2 = newparent;
@@ -150,6 +185,7 @@ static void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 }
 
 static void ll_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname) {
+  if (refuse_non_utf8(req, newname, EILSEQ)) return;
   creq *r = creq_new(OP_LINK, req, ino);
   r->ino2 = newparent;
   r->s1 = dupstr(newname);
@@ -277,6 +313,7 @@ static void ll_access(fuse_req_t req, fuse_ino_t ino, int mask) {
 }
 
 static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, struct fuse_file_info *fi) {
+  if (refuse_non_utf8(req, name, EILSEQ)) return;
   creq *r = creq_new(OP_CREATE, req, parent);
   r->s1 = dupstr(name);
   r->n[0] = mode;
@@ -300,6 +337,7 @@ static void ll_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
  * size for get/list.
  */
 static void ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size, int flags) {
+  if (refuse_non_utf8(req, name, EILSEQ)) return;
   creq *r = creq_new(OP_SETXATTR, req, ino);
   r->s1 = dupstr(name);
   r->n[0] = flags;
@@ -310,6 +348,7 @@ static void ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 }
 
 static void ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
+  if (refuse_non_utf8(req, name, ENODATA)) return;
   /* The kernel asks for security.capability before every write (file_remove_privs: libfuse 3.14
      has no FUSE_CAP_HANDLE_KILLPRIV_V2 to stop it). While no entry carries it, answer here. */
   cmount *m = fuse_req_userdata(req);
@@ -332,6 +371,7 @@ static void ll_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
 }
 
 static void ll_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name) {
+  if (refuse_non_utf8(req, name, ENODATA)) return;
   creq *r = creq_new(OP_REMOVEXATTR, req, ino);
   r->s1 = dupstr(name);
   creq_post(r->m, r);

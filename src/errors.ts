@@ -153,6 +153,7 @@ export const Errno = {
   ENOTEMPTY: 39,
   ERANGE: 34,
   ENODATA: 61,
+  EILSEQ: 84,
   ENOTSUP: 95,
 } as const;
 

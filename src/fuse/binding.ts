@@ -9,7 +9,7 @@
  */
 import Fuse from 'fuse-native';
 import { promises as fsp } from 'node:fs';
-import { CairnError } from '../errors.js';
+import { CairnError, Errno } from '../errors.js';
 import type { FuseOps } from './adapter.js';
 import type { HandleTable } from './handles.js';
 import { loadError, loadNative, mountLowLevel, type LowLevelMount } from './lowlevel.js';
@@ -138,12 +138,39 @@ async function mountError(err: unknown, mountpoint: string, volume: string, bind
   );
 }
 
+/** Operations that make the name they are given (all their strings are names to make). */
+const MAKES_NAME = new Set(['create', 'mknod', 'mkdir', 'symlink']);
+/** Operations that make their second name from their first. */
+const MOVES_NAME = new Set(['rename', 'link']);
+
+/**
+ * Names are UTF-8 in a volume. fuse-native hands them to JavaScript already decoded, with bytes
+ * that are not UTF-8 replaced by U+FFFD (the native binding refuses such bytes before: ll_ops.c),
+ * so here a path holding U+FFFD is taken for such a name: ENOENT where it is looked up, EILSEQ
+ * where it would be made. Two different names never share one entry; a name really holding U+FFFD
+ * is out of this binding's reach (docs/SEMANTICS.md).
+ */
+function refuseMangledNames(ops: FuseOps): FuseOps {
+  const out: FuseOps = {};
+  for (const [name, fn] of Object.entries(ops)) {
+    out[name] = (...args: unknown[]) => {
+      const mangled = (i: number) => typeof args[i] === 'string' && (args[i] as string).includes('\uFFFD');
+      const cb = args[args.length - 1] as (err: number) => void;
+      if (MAKES_NAME.has(name) && (mangled(0) || mangled(1))) return cb(-Errno.EILSEQ);
+      if (mangled(0)) return cb(-Errno.ENOENT);
+      if (MOVES_NAME.has(name) && mangled(1)) return cb(-Errno.EILSEQ);
+      fn(...args);
+    };
+  }
+  return out;
+}
+
 async function mountFuseNative(ops: FuseOps, o: BindingOptions, note?: string): Promise<Binding> {
   const extra = ['big_writes', 'max_readahead=4194304', ...readOnlyOptions(o.readOnly)];
   if (o.nonEmpty) extra.push('nonempty');
   const fuse = new CairnFuse(
     o.mountpoint,
-    ops,
+    refuseMangledNames(ops),
     {
       fsname: fsnameFor(o.volumeName),
       force: true,

@@ -102,20 +102,31 @@ export function checkFileEnd(end: number, context: ErrorContext = {}): number {
 }
 
 /**
- * A file size (truncate): an integer ≥ 0 (INVALID_ARGUMENT), at most MAX_FILE_SIZE (TOO_LARGE).
+ * A file size (truncate): an integer ≥ 0 (INVALID_ARGUMENT), at most MAX_FILE_SIZE (TOO_LARGE, also
+ * for an integer past the safe range).
  * @example checkFileSize(size, { path: '/a' });
  */
 export function checkFileSize(size: unknown, context: ErrorContext = {}): number {
-  return checkFileEnd(checkInteger(size, 'size', { min: 0 }, context), context);
+  return checkFileEnd(checkPosition(size, 'size', context), context);
+}
+
+/**
+ * A byte position (a size, a write's offset): a safe integer ≥ 0 (INVALID_ARGUMENT), except that
+ * an integer past the safe range is a position past MAX_FILE_SIZE (TOO_LARGE): the kernel passes
+ * 64-bit offsets, and an lseek to 2^60 then a write must fail with EFBIG, as on a local disk.
+ */
+function checkPosition(value: unknown, what: string, context: ErrorContext): number {
+  if (typeof value === 'number' && Number.isInteger(value) && value > MAX_FILE_SIZE) checkFileEnd(value, context);
+  return checkInteger(value, what, { min: 0 }, context);
 }
 
 /**
  * A byte offset of a write: an integer ≥ 0 (INVALID_ARGUMENT) whose write of `length` bytes ends
- * at most at MAX_FILE_SIZE (TOO_LARGE).
+ * at most at MAX_FILE_SIZE (TOO_LARGE; an offset past the safe integers is TOO_LARGE too).
  * @example checkWriteRange(offset, data.length, { path: '/a' });
  */
 export function checkWriteRange(offset: unknown, length: number, context: ErrorContext = {}): number {
-  return checkFileEnd(checkInteger(offset, 'offset', { min: 0 }, context) + length, context) - length;
+  return checkFileEnd(checkPosition(offset, 'offset', context) + length, context) - length;
 }
 
 /**

@@ -115,15 +115,34 @@ async function localStat(p: string) {
   }
 }
 
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * A local directory entry's name as a string: INVALID_ARGUMENT when its bytes are not UTF-8
+ * (volume paths are UTF-8; decoded loosely, two names could become one, or the file be missed).
+ */
+function localName(name: Buffer, dir: string): string {
+  try {
+    return strictUtf8.decode(name);
+  } catch {
+    const shown = [...name].map((b) => (b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`)).join('');
+    throw new CairnError('INVALID_ARGUMENT', `a local file name is not UTF-8: ${path.join(dir, shown)}`, {
+      path: path.join(dir, shown),
+      hint: 'volume paths are UTF-8: rename the file (convmv -f latin1 -t utf-8 -r --notest DIR converts a tree)',
+    });
+  }
+}
+
 /** Expands the specs into files, checking local sources. */
 async function plan(batch: Batch): Promise<{ files: Planned[]; dirs: string[] }> {
   const files: Planned[] = [];
   const dirs: string[] = [];
   const walk = async (local: string, remote: string, recursive: boolean): Promise<void> => {
     dirs.push(remote);
-    for (const d of await fs.readdir(local, { withFileTypes: true })) {
-      const lp = path.join(local, d.name);
-      const rp = joinPath(remote, normalizePath(d.name, 'file name'));
+    for (const d of await fs.readdir(local, { withFileTypes: true, encoding: 'buffer' })) {
+      const name = localName(d.name, local);
+      const lp = path.join(local, name);
+      const rp = joinPath(remote, normalizePath(name, 'file name'));
       const st = await localStat(lp);
       if (st.isDirectory()) {
         if (recursive) await walk(lp, rp, recursive);

@@ -285,7 +285,7 @@ forEachBackend((b) =>
       await vol.close();
     });
 
-    it('refuses names over 255 bytes and paths over 4096 bytes with NAME_TOO_LONG', async () => {
+    it('refuses names over 255 bytes and paths over 4096 bytes with NAME_TOO_LONG, lone surrogates with INVALID_ARGUMENT', async () => {
       const vol = await fresh();
       const a = await vol.session();
       await a.create(`/${'n'.repeat(255)}`, 0o644);
@@ -293,7 +293,11 @@ forEachBackend((b) =>
       await rejectsCode(a.mkdir(`/${'é'.repeat(128)}`, 0o755), 'NAME_TOO_LONG'); // 256 bytes of UTF-8
       await rejectsCode(a.stat(`/${Array(20).fill('d'.repeat(250)).join('/')}`), 'NAME_TOO_LONG');
       await rejectsCode(a.stat('/a/../b'), 'INVALID_ARGUMENT');
-      assert.equal(a.pendingCount(), 1);
+      // a lone surrogate has no UTF-8 encoding: refused, not stored as U+FFFD
+      await rejectsCode(a.create('/lone-\ud800', 0o644), 'INVALID_ARGUMENT');
+      await rejectsCode(a.mkdir('/x\udc00y', 0o755), 'INVALID_ARGUMENT');
+      await a.create('/pair-\ud83d\ude00', 0o644); // a surrogate pair is one character (U+1F600)
+      assert.equal(a.pendingCount(), 2);
       await a.close();
       await vol.close();
     });

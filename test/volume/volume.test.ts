@@ -6,7 +6,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
-import { Volume, mountControl } from '../../src/index.js';
+import { Volume, mountControl, type CairnError } from '../../src/index.js';
 import { Volume as VolumeApi, type MountControl } from '../../src/volume/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { waitFor } from '../helpers/wait.js';
@@ -155,6 +155,19 @@ forEachBackend((b) =>
         vol.batchUpload({}, (batch) => batch.putFile(path.join(local, 'nope'), '/nope')),
         'NOT_FOUND',
       );
+      // a local name that is not UTF-8 (Latin-1 "café"): named in the error, nothing lands
+      const latin = path.join(local, 'latin1');
+      await fs.mkdir(latin);
+      await fs.writeFile(Buffer.concat([Buffer.from(`${latin}/caf`), Buffer.from([0xe9])]), 'x');
+      const err = await vol
+        .batchUpload({}, (batch) => batch.putDirectory(latin, '/latin1'))
+        .then(
+          () => assert.fail('uploaded a name that is not UTF-8'),
+          (e: CairnError) => e,
+        );
+      assert.equal(err.code, 'INVALID_ARGUMENT');
+      assert.match(err.message, /not UTF-8: .*latin1\/caf\\xe9/);
+      await rejectsCode(vol.listdir('/latin1'), 'NOT_FOUND');
       assert.equal((await vol.history()).length, seqBefore);
       await vol.batchUpload({ force: true }, (batch) => batch.putFile(Buffer.from('clobbered'), '/docs/one.txt'));
       assert.equal((await readAll(vol, '/docs/one.txt')).toString(), 'clobbered');
