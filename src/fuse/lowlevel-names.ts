@@ -6,6 +6,7 @@
  * Invariants:
  * - an open file that loses its name (unlink, replaced by a rename) is moved to a hidden name
  *   `.fuse_hidden…` in its directory and removed at its last close; commits never publish it;
+ *   hidden files never keep their directory from being removed (rmdir moves them to the root);
  * - RENAME_EXCHANGE is three renames through a hidden name (a → hidden, b → a, hidden → b), undone
  *   step by step when one fails; the inode table swaps the two subtrees, the open-file table
  *   follows each rename. Within the mount no request sees the middle state (the kernel holds both
@@ -66,10 +67,10 @@ export class Names {
     return this.handles.list().some((h) => h.path === p);
   }
 
-  /** A fresh hidden name beside `p`. */
-  private hiddenName(p: string): string {
+  /** A fresh hidden name for `p`, in directory `dir` (default: beside it). */
+  private hiddenName(p: string, dir = parentOf(p)): string {
     const tag = `${(this.inodes.peek(p) ?? 0).toString(16)}${(++this.hideSeq).toString(16).padStart(8, '0')}`;
-    return child(parentOf(p), `${HIDDEN_PREFIX}${tag}`);
+    return child(dir, `${HIDDEN_PREFIX}${tag}`);
   }
 
   /** Told the inode of a file being hidden (native opens: its handles' releases must reach JavaScript). */
@@ -94,6 +95,12 @@ export class Names {
   /** unlink / rmdir of `p`. */
   remove(req: Req, p: string, dir: boolean): void {
     if (!dir && this.isOpen(p)) return this.hide(req, p, () => this.addon.replyErr(req, 0));
+    // Hidden files do not keep a directory from being removed (on a local disk an unlinked open
+    // file is in no directory): they move to the root first. Often they are not even open: the
+    // kernel sends RELEASE in the background, so `rm d/f; rmdir d` right after a close may reach
+    // the daemon before the release that would have removed d/f's hidden copy.
+    const held = dir ? [...this.hidden].filter((h) => parentOf(h) === p) : [];
+    if (held.length) return this.moveToRoot(req, held, () => this.remove(req, p, dir));
     const f = dir ? this.ops.rmdir : this.ops.unlink;
     const gone = this.inodes.peek(p);
     this.step(
@@ -104,6 +111,26 @@ export class Names {
         // The change: the removed inode (its other names' link count) and the directory. Unknown here: anything.
         if (gone !== undefined) this.addon.attrTouch?.(req, gone);
         this.addon.replyErr(req, 0);
+      },
+    );
+  }
+
+  /** Moves hidden files `held` to hidden names in the root, then `next`. */
+  private moveToRoot(req: Req, held: string[], next: () => void): void {
+    const [h, ...rest] = held;
+    if (h === undefined) {
+      this.changed(); // the root's and the directory's times, which the request's answer does not name
+      return next();
+    }
+    const to = this.hiddenName(h, '/');
+    this.step(
+      req,
+      (cb) => this.ops.rename(h, to, cb),
+      () => {
+        this.inodes.rename(h, to);
+        this.hidden.delete(h);
+        this.hidden.add(to);
+        this.moveToRoot(req, rest, next);
       },
     );
   }

@@ -93,6 +93,43 @@ describe('native binding through a mount', { skip: loadNative() ? false : 'nativ
     }
   });
 
+  it('removes a directory whose file was unlinked while open, as a local disk does', async () => {
+    const base = await tmpDir();
+    const mnt = path.join(base, 'mnt');
+    const d = await startFileDaemon(() => ({}), { CAIRN_FUSE_BINDING: 'native' })({ mountpoint: mnt, volume: 'llrmdir' });
+    let reader: ReturnType<typeof spawn> | undefined;
+    try {
+      // (stress-ng --readahead and --copy-file hit it without an open file: the kernel sends
+      // RELEASE in the background, so `rm d/f; rmdir d` can reach the daemon before it)
+      const script = `printf kept > ${q(`${mnt}/d/f`)}; exec 3<${q(`${mnt}/d/f`)}; echo open; read _; cat <&3`;
+      await shOk(`mkdir ${q(`${mnt}/d`)}`);
+      reader = spawn('bash', ['-c', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+      let out = '';
+      reader.stdout!.setEncoding('utf8');
+      await new Promise<void>((resolve) => reader!.stdout!.once('data', (c: string) => ((out += c), resolve())));
+      reader.stdout!.on('data', (c: string) => (out += c));
+      const r = await sh(`rm ${q(`${mnt}/d/f`)} && rmdir ${q(`${mnt}/d`)}`);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(await shOk(`ls -A ${q(mnt)} | grep -v '^\\.fuse_hidden' || true`), '');
+      const done = new Promise((resolve) => reader!.on('exit', resolve));
+      reader.stdin!.end('go\n');
+      await done;
+      assert.equal(out, 'open\nkept', 'the open file keeps its bytes');
+      for (let i = 0; i < 50 && (await shOk(`ls -A ${q(mnt)}`)).includes('.fuse_hidden'); i++) {
+        await new Promise((res) => setTimeout(res, 50));
+      }
+      assert.equal(await shOk(`ls -A ${q(mnt)}`), '', 'the hidden copy goes at the last close');
+      // and the race itself, many times over
+      const loop = await sh(
+        `cd ${q(mnt)} && for i in $(seq 200); do mkdir d && printf x > d/f && cat d/f >/dev/null && rm d/f && rmdir d || exit 1; done`,
+      );
+      assert.equal(loop.code, 0, loop.stderr);
+    } finally {
+      reader?.kill('SIGKILL');
+      await d.stop();
+    }
+  });
+
   it('sends no FLUSH per close(2) unless fsyncOnClose asks for one', async () => {
     const base = await tmpDir();
     const flushes = async (mnt: string): Promise<number> => {
