@@ -28,6 +28,7 @@ export type ErrorCode =
   | 'NO_ATTRIBUTE'
   | 'CLOSED'
   | 'PRUNED'
+  | 'NO_SPACE'
   | 'IO';
 
 export interface ErrorContext {
@@ -177,16 +178,29 @@ const ERRNO: { [C in ErrorCode]: number } = {
   NO_ATTRIBUTE: Errno.ENODATA,
   CLOSED: Errno.EBADF,
   PRUNED: Errno.ENOENT,
+  NO_SPACE: Errno.ENOSPC,
   IO: Errno.EIO,
 };
 
-/** The errno a FUSE callback returns for an error: CairnError codes map through the table, anything else is EIO. */
+/**
+ * The errno a FUSE callback returns for an error: CairnError codes map through the table, a full
+ * local disk is ENOSPC, anything else is EIO.
+ */
 export function errnoFor(err: unknown): number {
-  return err instanceof CairnError ? ERRNO[err.code] : Errno.EIO;
+  return err instanceof CairnError ? ERRNO[err.code] : isNoSpace(err) ? Errno.ENOSPC : Errno.EIO;
 }
 
-/** Wraps an unknown failure as a CairnError (keeps CairnErrors as they are). */
+/** Whether `err` says a local disk is full: ENOSPC, EDQUOT, SQLite's SQLITE_FULL, or NO_SPACE. */
+export function isNoSpace(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT' || code === 'SQLITE_FULL' || code === 'NO_SPACE';
+}
+
+/** Wraps an unknown failure as a CairnError (keeps CairnErrors as they are); a full disk is NO_SPACE whatever `code`. */
 export function asCairnError(err: unknown, code: ErrorCode, message: string, context: ErrorContext = {}): CairnError {
   if (err instanceof CairnError) return err;
-  return new CairnError(code, `${message}: ${err instanceof Error ? err.message : String(err)}`, context, { cause: err });
+  const full = isNoSpace(err);
+  const ctx =
+    full && !context.hint ? { ...context, hint: 'free space on the local disk (the session directory, the chunk cache)' } : context;
+  return new CairnError(full ? 'NO_SPACE' : code, `${message}: ${err instanceof Error ? err.message : String(err)}`, ctx, { cause: err });
 }

@@ -11,7 +11,7 @@
  * - nothing here blocks the event loop, which also serves the kernel.
  */
 import { promises as fsp } from 'node:fs';
-import { CairnError, asCairnError, describeError } from '../errors.js';
+import { CairnError, asCairnError, describeError, isNoSpace } from '../errors.js';
 import type { CommitResult, FsSession, ReloadResult } from '../format/types.js';
 import { holdSignals, SHUTDOWN_SIGNALS } from '../util/signals.js';
 import { MountMetrics, serveMetrics, type ChunkFigures, type MetricsServer, type NativeReadFigures } from '../util/metrics.js';
@@ -127,7 +127,9 @@ export async function runDaemon(
     },
   });
   const logError = (op: string, p: string, err: unknown): void =>
-    log('error', `${op} ${p} failed`, { error: err instanceof Error ? err.stack : String(err) });
+    isNoSpace(err)
+      ? log('warn', `${op} ${p}: no space left on the local disk (ENOSPC)`, { error: String(err) })
+      : log('error', `${op} ${p} failed`, { error: err instanceof Error ? err.stack : String(err) });
 
   // --- mount ----------------------------------------------------------------------------
   const uid = process.getuid?.() ?? 0;

@@ -91,23 +91,12 @@ export class Journal extends JournalMeta {
   hasXattr = (name: string): boolean => this.view.hasXattr(name);
 
   /** Every entry strictly inside `dir`, in path order. */
-  descendants(dir: string): JournalEntry[] {
-    return this.view.descendants(dir);
-  }
-
+  descendants = (dir: string): JournalEntry[] => this.view.descendants(dir);
   /** Every entry but the root, in path order, without loading them all at once. */
-  iterateAll(): Generator<JournalEntry> {
-    return this.view.iterateAll();
-  }
-
+  iterateAll = (): Generator<JournalEntry> => this.view.iterateAll();
   /** Staging files referenced by the subtree at `path` (including `path`). */
-  stagedUnder(path: string): string[] {
-    return this.view.stagedUnder(path);
-  }
-
-  allStaged(): { path: string; staged: string }[] {
-    return this.view.allStaged();
-  }
+  stagedUnder = (path: string): string[] => this.view.stagedUnder(path);
+  allStaged = (): { path: string; staged: string }[] => this.view.allStaged();
 
   /**
    * `encode(seq, entries)` of the whole view, read one entry at a time in one read transaction,
@@ -434,12 +423,17 @@ export class Journal extends JournalMeta {
     for (const r of refs) this.st.chunkPut.run(r.hash, r.pack, r.offset, r.length);
   }
 
+  /** Told when a transaction finds the disk full: true when it freed space (./reserve.ts), to run it again. */
+  onFull?: () => boolean;
+
   /** Runs `fn` in one transaction (nested ones are savepoints); a rollback drops the memo too. */
   private transaction<T>(fn: () => T): T {
     try {
       return this.runInTransaction(fn) as T;
     } catch (err) {
       this.view.forget();
+      // (only the outermost transaction tries again: it was rolled back whole)
+      if ((err as { code?: unknown }).code === 'SQLITE_FULL' && !this.db.inTransaction && this.onFull?.()) return this.transaction(fn);
       throw err;
     }
   }

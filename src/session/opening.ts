@@ -17,6 +17,7 @@ import { Journal } from './journal.js';
 import { Staging } from './staging.js';
 import { Syncer } from './sync.js';
 import { bootstrapInChild, checkpointInChild } from './offload.js';
+import { SpaceReserve } from './reserve.js';
 import { lockSessionDir } from './sessiondir.js';
 
 export interface SessionOptions {
@@ -37,6 +38,11 @@ export interface SessionOptions {
    */
   offload?: boolean;
   /**
+   * Hold back RESERVE_BYTES of the session directory's disk for the journal (./reserve.ts), so
+   * that on a full disk deletes and commits still work: for long-lived sessions (mounts).
+   */
+  reserve?: boolean;
+  /**
    * With `offload`: a bootstrap that reads fewer bytes than this (checkpoint plus records, as
    * listed) runs in-process, where it is cheaper than starting a child (default OFFLOAD_MIN_BYTES).
    */
@@ -53,6 +59,8 @@ export interface SessionParts {
   sync: Syncer;
   chunks: ChunkStore;
   unlock: () => Promise<void>;
+  /** Space held back for the journal on a full disk (./reserve.ts). */
+  space: SpaceReserve;
   /** How this open filled a fresh journal (undefined: it reopened one). */
   bootstrapped: 'child' | 'in-process' | undefined;
 }
@@ -112,7 +120,10 @@ export async function openParts(opts: SessionOptions): Promise<SessionParts> {
       // recovered pending changes stay on top, for the owner to commit): see docs/SEMANTICS.md.
       if (opts.seq === undefined) await sync.catchUp();
     }
-    return { journal, staging, sync, unlock, chunks, bootstrapped };
+    const space = new SpaceReserve(opts.dir);
+    if (opts.reserve && !opts.readOnly && opts.seq === undefined) await space.make();
+    journal.onFull = () => space.release();
+    return { journal, staging, sync, unlock, chunks, space, bootstrapped };
   } catch (err) {
     journal?.close();
     await unlock();

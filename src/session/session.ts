@@ -34,6 +34,7 @@ import { FileData } from './filedata.js';
 import { SessionReads } from './reads.js';
 import { planCopy, planPut } from './bulk.js';
 import { planLink } from './links.js';
+import type { SpaceReserve } from './reserve.js';
 import { checkFileSize, checkInteger, checkMode, checkTimeMs, checkWriteRange } from '../util/limits.js';
 
 const FILE_MODE = 0o644;
@@ -54,6 +55,7 @@ export class Session extends SessionReads implements FsSession {
     private readonly sync: Syncer,
     private readonly unlock: () => Promise<void>,
     chunks: ChunkStore,
+    private readonly space: SpaceReserve,
     bootstrapped?: 'child' | 'in-process',
   ) {
     super(journal, chunks, new FileData(journal, staging, chunks), opts.volume);
@@ -67,7 +69,7 @@ export class Session extends SessionReads implements FsSession {
    */
   static async open(opts: SessionOptions): Promise<Session> {
     const parts = await openParts(opts);
-    return new Session(opts, parts.journal, parts.staging, parts.sync, parts.unlock, parts.chunks, parts.bootstrapped);
+    return new Session(opts, parts.journal, parts.staging, parts.sync, parts.unlock, parts.chunks, parts.space, parts.bootstrapped);
   }
 
   get seq(): number {
@@ -109,6 +111,7 @@ export class Session extends SessionReads implements FsSession {
     this.checkParent(p);
     const cur = this.journal.get(p);
     if (cur?.type === 'directory') throw new CairnError('IS_A_DIRECTORY', `/${p} is a directory`, { path: `/${p}` });
+    this.space.check(`/${p}`);
     // No staging file yet: a new file's bytes live in its entry until they outgrow INLINE_MAX (see `write`).
     const e = { ...this.newEntry(p, 'file', mode, cred), inline: Buffer.alloc(0) };
     this.journal.put(p, e, this.parentTouch(p, e.mtimeMs));
@@ -155,6 +158,7 @@ export class Session extends SessionReads implements FsSession {
       throw new CairnError('INVALID_ARGUMENT', 'write takes its data as a Buffer or Uint8Array', { path: `/${p}` });
     }
     checkWriteRange(offset, data.length, { path: `/${p}`, volume: this.volume.name });
+    this.space.check(`/${p}`);
     // A file held inline stays so, or moves to a staging file, in one synchronous step (./filedata.ts).
     const cur = this.entry(p);
     const end = offset + data.length;
@@ -209,6 +213,7 @@ export class Session extends SessionReads implements FsSession {
     this.checkWritable(p);
     this.checkParent(p);
     if (this.journal.get(p)) throw new CairnError('ALREADY_EXISTS', `/${p} already exists`, { path: `/${p}` });
+    this.space.check(`/${p}`);
     this.journal.put(p, e, this.parentTouch(p, e.mtimeMs));
   }
 
@@ -255,6 +260,7 @@ export class Session extends SessionReads implements FsSession {
     this.checkWritable(dst);
     const e = this.entry(src);
     if (e.type !== 'directory') this.checkParent(dst);
+    this.space.check(`/${dst}`);
     this.journal.putAll(planLink(e, src, dst, this.journal.get(dst), Date.now()), this.parentTouch(dst));
   }
 
@@ -359,6 +365,7 @@ export class Session extends SessionReads implements FsSession {
    * @example await s.setxattr('/a', 'user.origin', Buffer.from('https://…'));
    */
   async setxattr(path: string, name: string, value: Buffer, flags?: 'create' | 'replace', cred?: Credentials): Promise<void> {
+    this.space.check(String(path));
     this.touch(path, (e) => meta.setXattr(e, name, value, flags, cred, Date.now()));
   }
 
@@ -374,10 +381,7 @@ export class Session extends SessionReads implements FsSession {
     this.journal.update(p, change(e));
   }
 
-  /**
-   * Sets a path to a committed entry (chunk refs or inline data), creating missing parents:
-   * how batch uploads and copies land. Replaces what is there (callers check first).
-   */
+  /** Sets a path to a committed entry, creating missing parents: how copies land. Replaces what is there (callers check first). */
   putEntry(path: string, entry: EntryData): void {
     this.putEntries([], [[path, entry]]);
   }
@@ -417,10 +421,7 @@ export class Session extends SessionReads implements FsSession {
     return this.sync.commit();
   }
 
-  /**
-   * Commits pending changes, then moves to the newest snapshot. (A mount refuses it while files
-   * are open: its open-file table, src/fuse/handles.ts, decides.)
-   */
+  /** Commits pending changes, then moves to the newest snapshot (a mount refuses it while files are open: src/fuse/handles.ts). */
   async reload(): Promise<ReloadResult> {
     this.checkOpen();
     if (this.opts.seq !== undefined) {

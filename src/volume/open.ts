@@ -44,6 +44,7 @@ export async function openSession(opts: OpenSessionOptions): Promise<MountSessio
       dir,
       readOnly: opts.readOnly || opts.seq !== undefined,
       offload,
+      reserve: true,
       seq: opts.seq,
     });
     // Changes left by a previous daemon of this directory (crash, SIGKILL) are published now, and
