@@ -19,6 +19,11 @@ const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 const GLOB_RE = /[*?[\]{}]/;
 const LONE_SURROGATE = /\p{Cs}/u;
 
+/** Whether `s` holds a lone UTF-16 surrogate: no UTF-8 encodes it (stored, it would become U+FFFD). */
+export function hasLoneSurrogate(s: string): boolean {
+  return LONE_SURROGATE.test(s);
+}
+
 /** Normalises a volume path ('/a//b/' is not accepted: empty segments are rejected). */
 export function normalizePath(input: string, what = 'path'): string {
   if (typeof input !== 'string') {
@@ -32,7 +37,7 @@ export function normalizePath(input: string, what = 'path'): string {
   };
   if (input.includes('\0')) bad('contains NUL');
   // Paths are stored as UTF-8: a lone surrogate has no encoding (it would be stored as U+FFFD).
-  if (LONE_SURROGATE.test(input)) bad('contains a lone UTF-16 surrogate (not Unicode text)');
+  if (hasLoneSurrogate(input)) bad('contains a lone UTF-16 surrogate (not Unicode text)');
   let p = input.startsWith('/') ? input.slice(1) : input;
   if (p.endsWith('/')) p = p.slice(0, -1);
   if (p === '') return '';

@@ -24,6 +24,7 @@ import {
   type ReloadResult,
   type EntryData,
   isWithin,
+  hasLoneSurrogate,
   normalizePath,
   parentOf,
 } from '../format/index.js';
@@ -320,7 +321,7 @@ export class Session extends SessionReads implements FsSession {
 
   async symlink(target: string, path: string, cred?: Credentials): Promise<void> {
     const p = normalizePath(path);
-    if (typeof target !== 'string' || target === '' || target.includes('\0'))
+    if (typeof target !== 'string' || target === '' || target.includes('\0') || hasLoneSurrogate(target))
       throw new CairnError('INVALID_ARGUMENT', 'invalid symlink target', { path: `/${p}` });
     this.makeNode(p, { ...this.newEntry(p, 'symlink', 0o777, cred), size: Buffer.byteLength(target), target });
   }

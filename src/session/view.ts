@@ -142,11 +142,8 @@ export class EntryTable {
     // which deletes and re-inserts every index entry).
     // A path known to be absent (a create) goes straight to the insert.
     if (this.memo.get(path) === null || this.st.update.run(row).changes === 0) this.st.insert.run(row);
-    if (row.ino !== null) {
-      // The file's other names changed too: their memos go with everything else's (links are rare).
-      this.st.share.run(row);
-      this.memo.clear();
-    }
+    // The file's other names changed too (none when it has one name left): their memos go.
+    if (row.ino !== null && this.st.share.run(row).changes > 0) for (const p of this.names(row.ino)) if (p !== path) this.memo.delete(p);
     // One row changed: its memo is the row as `get` would read it back (the stat that answers
     // the request needs no query); callers that change more (place, drop) clear the memo.
     this.remember(path, Object.freeze(fromRow(row)));

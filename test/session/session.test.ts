@@ -298,6 +298,7 @@ forEachBackend((b) =>
       // a lone surrogate has no UTF-8 encoding: refused, not stored as U+FFFD
       await rejectsCode(a.create('/lone-\ud800', 0o644), 'INVALID_ARGUMENT');
       await rejectsCode(a.mkdir('/x\udc00y', 0o755), 'INVALID_ARGUMENT');
+      await rejectsCode(a.symlink('t\ud800', '/lone-link'), 'INVALID_ARGUMENT');
       await a.create('/pair-\ud83d\ude00', 0o644); // a surrogate pair is one character (U+1F600)
       assert.equal(a.pendingCount(), 2);
       await a.close();
