@@ -61,6 +61,9 @@ static void ll_init(void *ud, struct fuse_conn_info *conn) {
   conn->max_write = m->max_write;
   conn->max_readahead = m->max_readahead;
   conn->max_background = 64;
+  /* Times are whole milliseconds in a volume: the kernel's own (a write's mtime with the writeback
+     cache, a UTIME_NOW) are cut to them too, so a stat never shows digits a commit drops. */
+  conn->time_gran = 1000000;
   conn->congestion_threshold = 48;
   if (conn->capable & FUSE_CAP_READDIRPLUS) conn->want |= FUSE_CAP_READDIRPLUS;
   conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;

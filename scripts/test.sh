@@ -31,4 +31,8 @@ if [ -z "$filter" ] && [ -f native/build/Release/cairn_fuse.node ]; then
   echo "test: FUSE suites again with CAIRN_FUSE_BINDING=fuse-native"
   CAIRN_FUSE_BINDING=fuse-native node --test --test-concurrency=2 --test-timeout=600000 \
     dist/test/fuse/{real,staleness,mount,control-file,limits}.test.js
+  # and with the kernel's writeback cache (an opt-in mode of the native binding: src/fuse/writeback.ts)
+  echo "test: FUSE suites again with CAIRN_FUSE_WRITEBACK=1"
+  CAIRN_FUSE_WRITEBACK=1 node --test --test-concurrency=2 --test-timeout=600000 \
+    dist/test/fuse/{real,staleness,mount,control-file}.test.js
 fi

@@ -39,6 +39,7 @@ interface MountFlags {
   allowOther?: boolean;
   seq?: number;
   metrics?: string;
+  writebackCache?: boolean;
 }
 
 /** A positive number of seconds (`--interval`); a UsageError (exit 2) otherwise. */
@@ -67,6 +68,10 @@ export function registerMountCommands(program: Command, g: Globals): void {
     .option('--allow-other', "let every user of the host reach the mount (the kernel checks each entry's owner and mode)")
     .option('--seq <n>', 'mount the snapshot of that seq, read-only (time travel; see cairn volume history)', parseSeq)
     .option('--metrics <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (cairn status shows the address)')
+    .option(
+      '--writeback-cache',
+      'let the kernel cache writes (fast small writes, e.g. SQLite); unclosed, unsynced writes are lost if the daemon is killed',
+    )
     .addHelpText(
       'after',
       '\nExamples:\n  cairn mount data /mnt/data\n  cairn mount weights /mnt/weights --read-only' +
@@ -92,6 +97,7 @@ export function registerMountCommands(program: Command, g: Globals): void {
         nonEmpty: !!o.nonEmpty,
         allowOther: !!o.allowOther,
         ...(o.metrics !== undefined ? { metrics: o.metrics } : {}),
+        ...(o.writebackCache ? { writebackCache: true } : {}),
       });
       const mode = o.seq !== undefined ? ` (seq ${o.seq}, read-only)` : o.readOnly ? ' (read-only)' : '';
       notice(`mounted ${volume} at ${m.mountpoint}${mode} (daemon pid ${m.pid}${m.logFile ? `, log ${m.logFile}` : ''})`);

@@ -144,8 +144,11 @@ export interface FsSession {
 
   /** Creates an empty file, replacing an existing file (IS_A_DIRECTORY if a directory is there). */
   create(path: string, mode: number, cred?: Credentials): Promise<void>;
-  /** Writes bytes at an offset of an existing file, extending it as needed. */
-  write(path: string, offset: number, data: Uint8Array): Promise<void>;
+  /**
+   * Writes bytes at an offset of an existing file, extending it as needed; with `keepTimes` its
+   * mtime and ctime stay (the kernel's writeback cache sets them itself with a setattr).
+   */
+  write(path: string, offset: number, data: Uint8Array, cred?: Credentials, keepTimes?: boolean): Promise<void>;
   truncate(path: string, size: number): Promise<void>;
   /** Makes this path's written data durable in the session directory (survives SIGKILL). */
   fsync(path: string): Promise<void>;

@@ -41,6 +41,8 @@ export interface AdapterRuntime {
   freshness?: Freshness;
   /** Called for failures that are not CairnErrors (they reach the kernel as EIO). */
   onError?: (op: string, path: string, err: unknown) => void;
+  /** True when the kernel's writeback cache is on: it sets a written file's times itself (./writeback.ts). */
+  writeback?: () => boolean;
 }
 
 /** `UTIME_NOW`/`UTIME_OMIT` arrive from fuse-native as 1073 ms (tv_sec 0, tv_nsec ~2^30). */
@@ -96,6 +98,7 @@ export function createOps(session: FsSession, config: AdapterConfig, opts: Adapt
   const gid = opts.gid ?? process.getgid?.() ?? 0;
   const handles = opts.handles ?? new HandleTable();
   const readOnly = !!config.readOnly || session.readOnly;
+  const keepTimes = opts.writeback ?? (() => false);
   const fsyncOnClose = !!config.fsyncOnClose;
   const fresh = opts.freshness;
   const fuseStat = (st: Stat) => {
@@ -300,7 +303,7 @@ export function createOps(session: FsSession, config: AdapterConfig, opts: Adapt
         'write',
         path,
         cb,
-        () => session.write(h?.path ?? path, pos, data),
+        () => session.write(h?.path ?? path, pos, data, undefined, keepTimes()),
         () => {
           if (h) h.dirty = true;
           cb(len);

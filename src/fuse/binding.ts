@@ -44,6 +44,8 @@ export interface BindingOptions {
   onError?: (op: string, path: string, err: unknown) => void;
   /** Committed files' chunks, for reads served by the native addon's threads (native only). */
   chunkSource?: ChunkSource;
+  /** Ask for the kernel's writeback cache (native only: ./writeback.ts). */
+  writeback?: boolean;
 }
 
 /** A mounted binding. */
@@ -232,11 +234,9 @@ async function mountNative(ops: FuseOps, o: BindingOptions): Promise<Binding> {
       // The control file at the mount root and its per-open aliases (control-fuse.ts: replies are
       // made per request) are never cached and opened with direct_io.
       uncached: isControlPath,
-      // CAIRN_FUSE_WRITEBACK=1: the kernel's writeback cache, for measuring only (it breaks the
-      // SIGKILL guarantee: docs/SEMANTICS.md).
       native: {
         maxReadahead: NATIVE_READAHEAD_KB * 1024,
-        ...(process.env.CAIRN_FUSE_WRITEBACK === '1' ? { writeback: 1 } : {}),
+        ...(o.writeback ? { writeback: 1 } : {}),
         // Reads of verified resident chunks answered on the addon's threads (lowlevel-nread.ts).
         nreadBytes: o.chunkSource ? nreadBudget() : 0,
       },

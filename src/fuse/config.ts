@@ -44,6 +44,13 @@ export interface MountConfig {
    */
   fsyncOnClose?: boolean;
   /**
+   * The kernel's writeback cache (native binding; default `$CAIRN_FUSE_WRITEBACK=1`, else off):
+   * written pages stay in the kernel and reach the daemon in big WRITEs at close, fsync, a commit
+   * or the kernel's own write-back — much faster small writes (SQLite, many small files), but
+   * bytes written and not yet closed or synced are lost if the daemon is killed (docs/SEMANTICS.md).
+   */
+  writebackCache?: boolean;
+  /**
    * The mount is moved into another mount namespace (a container's, by the OCI hook) and then
    * leaves this one: its absence here is not an external unmount. Shut it down with SIGTERM.
    */

@@ -32,6 +32,8 @@ export interface ControlContext {
   readOnly: boolean;
   device: string;
   binding: { name: string; note?: string; native?: { nreadStats(): object | undefined; dispatchStats(): object } };
+  /** Whether the kernel's writeback cache is on (./writeback.ts). */
+  writebackCache: boolean;
   handles: HandleTable;
   scheduler: CommitScheduler;
   startedAt: string;
@@ -65,6 +67,7 @@ export async function mountStatus(c: ControlContext): Promise<Record<string, unk
     // Worker wake-ups and GETATTRs the addon answered itself (native/nattr.h).
     nativeDispatch: c.binding.native?.dispatchStats() ?? null,
     readOnly: c.readOnly,
+    writebackCache: c.writebackCache,
     seq: c.session.seq,
     pending: c.session.pendingCount(),
     openFiles: c.handles.list().map((h) => ({ path: h.path, flags: h.flags })),

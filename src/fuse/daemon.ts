@@ -25,6 +25,7 @@ import { withControlFile } from './control-fuse.js';
 import { Freshness } from './freshness.js';
 import { HandleTable } from './handles.js';
 import { canonicalPath, ownMount, readMounts, socketNameFor } from './mountinfo.js';
+import { syncMount, wantsWriteback } from './writeback.js';
 import { CommitScheduler } from './scheduler.js';
 import { withMetrics } from './metered.js';
 import type { CloseResult } from './control-handler.js';
@@ -108,7 +109,14 @@ export async function runDaemon(
   // The binding's native reads, once it is mounted (metrics may be read before).
   let nativeReads: () => NativeReadFigures | undefined = () => undefined;
   let attrsChanged = (): void => undefined;
+  // The kernel's writeback cache (native binding only): its cached writes go to the session first.
+  let writeback = false;
+  const writtenBack = async (): Promise<void> => {
+    const err = writeback ? await syncMount(mountpoint) : undefined;
+    if (err) log('warn', err);
+  };
   const scheduler = new CommitScheduler(session, {
+    beforeSync: writtenBack,
     // A reload changed the view outside any request: the addon's attributes go (native/nattr.h). A
     // commit publishes the view as it is (every attribute stays: test/session/commit-paths.test.ts).
     onSync: (kind, seconds, ok) => (kind === 'reload' && attrsChanged(), metrics.sync(kind, seconds, ok)),
@@ -146,7 +154,7 @@ export async function runDaemon(
         ),
   );
   const ops = withControlFile(
-    withMetrics(createOps(session, config, { uid, gid, handles, freshness, onError: logError }), metrics),
+    withMetrics(createOps(session, config, { uid, gid, handles, freshness, onError: logError, writeback: () => writeback }), metrics),
     controlFile,
     { uid, gid },
   );
@@ -162,6 +170,7 @@ export async function runDaemon(
     ...(config.entryTimeoutSec !== undefined ? { entryTimeoutSec: config.entryTimeoutSec } : {}),
     handles,
     chunkSource: chunkSourceOf(session),
+    writeback: wantsWriteback(config) && !readOnly,
     // The kernel ended the mount (unmounted from outside); the watcher would notice it too.
     onExit: () =>
       setImmediate(() => {
@@ -169,6 +178,8 @@ export async function runDaemon(
       }),
     onError: logError,
   });
+  writeback = wantsWriteback(config) && !readOnly && binding.name === 'native';
+  if (wantsWriteback(config) && !writeback && !readOnly) log('warn', 'the writeback cache needs the native binding: it is off');
   nativeReads = () => binding.native?.nreadStats();
   attrsChanged = () => binding.native?.attrsChanged();
   // Reported mtimes that move after a reload are fuse-native's answer to stale pages only.
@@ -239,7 +250,9 @@ export async function runDaemon(
     const result: CloseResult = { reason };
     scheduler.stop();
     clearInterval(watchTimer);
-    // Stop the kernel first so the final commit holds every write made through the mount.
+    // Stop the kernel first so the final commit holds every write made through the mount (with
+    // the writeback cache: the kernel's cached writes first, while the mount still answers them).
+    await writtenBack();
     await binding.unmount().catch((err: Error) => {
       if (reason !== 'unmounted externally') log('warn', `unmount of ${mountpoint} reported: ${err.message}`);
     });
@@ -268,6 +281,7 @@ export async function runDaemon(
     readOnly,
     device,
     binding,
+    writebackCache: writeback,
     handles,
     scheduler,
     startedAt,
@@ -314,7 +328,7 @@ export async function runDaemon(
     }, config.watchIntervalMs ?? 1000);
   }
   const commitIntervalSec = config.commitIntervalSec ?? 0;
-  log('info', `mounted ${volumeName} at ${mountpoint}`, { device, binding: binding.name, readOnly, commitIntervalSec });
+  log('info', `mounted ${volumeName} at ${mountpoint}`, { device, binding: binding.name, readOnly, commitIntervalSec, writeback });
 
   return {
     volumeName,

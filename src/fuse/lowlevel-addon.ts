@@ -145,7 +145,7 @@ export interface NativeMountOptions {
   workers?: number;
   maxWrite?: number;
   maxReadahead?: number;
-  /** 1: ask for the kernel's writeback cache (measurement only). */
+  /** 1: ask for the kernel's writeback cache (./writeback.ts). */
   writeback?: number;
   /** Budget in bytes of native cached reads (lowlevel-nread.ts; 0 or absent: off). */
   nreadBytes?: number;

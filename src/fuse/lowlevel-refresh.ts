@@ -18,12 +18,17 @@ export interface RefreshTarget {
   negatives: Set<string>;
   /** False once unmounting: nothing is sent to the kernel. */
   live: () => boolean;
+  /**
+   * Every changed regular file gets a new inode too (the writeback cache: the kernel then keeps
+   * its own size and mtime of a cached inode whatever the daemon answers, ./writeback.ts).
+   */
+  renumberFiles?: boolean;
 }
 
 /**
  * Drops from the kernel's caches exactly what changed among `changed` (FUSE paths; undefined:
  * anything the kernel knows may have changed). A path now absent, of another type, or a name of
- * another hard-linked file (inode id), loses its name and inode (a later lookup gets a new inode); a changed path loses its attributes and
+ * another hard-linked file (inode id), or a changed regular file with `renumberFiles`, loses its name and inode (a later lookup gets a new inode); a changed path loses its attributes and
  * pages; a new path loses a cached "absent" answer. Resolves once the kernel has done it.
  *
  * @example
@@ -53,7 +58,8 @@ export async function refreshKernel(t: RefreshTarget, changed?: Iterable<string>
       continue;
     }
     // A name now of another file (linked or unlinked by the reload: another inode id) is replaced too.
-    if (!st || (st.mode & 0o170000) !== inodes.type(ino) || st.link !== inodes.linkOf(ino)) {
+    const renumber = !!t.renumberFiles && !!st && (st.mode & 0o170000) === 0o100000;
+    if (!st || (st.mode & 0o170000) !== inodes.type(ino) || st.link !== inodes.linkOf(ino) || renumber) {
       entry(p);
       for (const i of inodes.subtree(p)) inos.add(i);
       inodes.detach(p);

@@ -427,7 +427,7 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
     refresh: (changed) => (
       addon.attrBump(ctx),
       nread?.dropChanged(changed, (p) => inodes.peek(p)),
-      refreshKernel({ addon, ctx, ops, inodes, negatives, live: () => !unmounting }, changed)
+      refreshKernel({ addon, ctx, ops, inodes, negatives, live: () => !unmounting, renumberFiles: !!o.native?.writeback }, changed)
     ),
     nreadStats: () => nread?.stats(),
     dispatchStats: () => addon.dispatchStats(ctx),

@@ -29,6 +29,8 @@ export interface SchedulerOptions {
   afterReload: (changed: string[] | undefined, paths: string[]) => Promise<object | undefined>;
   /** Told of every commit and reload: how long it took and whether it succeeded. */
   onSync?: (kind: 'commit' | 'reload', seconds: number, ok: boolean) => void;
+  /** Runs before every commit and reload: the kernel's cached writes go to the session (./writeback.ts). */
+  beforeSync?: () => Promise<void>;
 }
 
 /** The last commit as `status` shows it. */
@@ -56,6 +58,7 @@ export class CommitScheduler {
     return this.queue.run(async () => {
       const t0 = Date.now();
       try {
+        await o.beforeSync?.();
         const r = await session.commit();
         o.onSync?.('commit', (Date.now() - t0) / 1000, true);
         if (r.committed) {
@@ -103,6 +106,7 @@ export class CommitScheduler {
       const t0 = Date.now();
       let reloaded: ReloadResult;
       try {
+        await o.beforeSync?.();
         reloaded = await session.reload();
         o.onSync?.('reload', (Date.now() - t0) / 1000, true);
       } catch (err) {

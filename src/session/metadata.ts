@@ -114,9 +114,9 @@ export function chmodEntry(e: JournalEntry, mode: number, cred: Credentials | un
   return { ...e, mode: m, ctimeMs: now };
 }
 
-/** A write or truncate by `cred`: mtime and ctime `now`; a caller other than root clears setuid/setgid. */
-export function writtenEntry(e: JournalEntry, cred: Credentials | undefined, now: number): JournalEntry {
-  const out: JournalEntry = { ...e, mtimeMs: now, ctimeMs: now };
+/** A write or truncate by `cred`: mtime and ctime `now` (undefined: kept); a caller other than root clears setuid/setgid. */
+export function writtenEntry(e: JournalEntry, cred: Credentials | undefined, now: number | undefined): JournalEntry {
+  const out: JournalEntry = now === undefined ? { ...e } : { ...e, mtimeMs: now, ctimeMs: now };
   if (!isRoot(cred)) out.mode = killPrivs(e.mode);
   return out;
 }

@@ -147,12 +147,11 @@ export class Session extends SessionReads implements FsSession {
   }
 
   /**
-   * Writes `data` at `offset` (an integer ≥ 0, else INVALID_ARGUMENT), extending the file as
-   * needed; TOO_LARGE when the file would end past the maximum file size. Nothing changes when
-   * it throws.
+   * Writes `data` at `offset` (an integer ≥ 0, else INVALID_ARGUMENT), extending the file; TOO_LARGE past the maximum
+   * file size; nothing changes when it throws. `keepTimes`: mtime and ctime stay (see FsSession).
    * @example await s.write('/data/a.bin', 0, Buffer.from('hello'));
    */
-  async write(path: string, offset: number, data: Uint8Array, cred?: Credentials): Promise<void> {
+  async write(path: string, offset: number, data: Uint8Array, cred?: Credentials, keepTimes = false): Promise<void> {
     const p = normalizePath(path);
     this.checkWritable(p);
     if (!(data instanceof Uint8Array)) {
@@ -163,13 +162,14 @@ export class Session extends SessionReads implements FsSession {
     // A file held inline stays so, or moves to a staging file, in one synchronous step (./filedata.ts).
     const cur = this.entry(p);
     const end = offset + data.length;
-    const written = meta.writtenEntry(cur, cred, Date.now());
+    const now = (): number | undefined => (keepTimes ? undefined : Date.now());
+    const written = meta.writtenEntry(cur, cred, now());
     if (this.data.inlineChange(p, cur, end, Math.max(cur.size, end), (b) => b.set(data, offset), written)) return;
     if (this.data.stageNow(p, cur, offset, data, written)) return;
     const name = await this.staged(p);
     await this.staging.write(name, offset, data);
     const e = this.entry(p);
-    this.journal.update(p, { ...meta.writtenEntry(e, cred, Date.now()), size: Math.max(e.size, offset + data.length) });
+    this.journal.update(p, { ...meta.writtenEntry(e, cred, now()), size: Math.max(e.size, offset + data.length) });
   }
 
   /**

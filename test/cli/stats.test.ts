@@ -73,7 +73,7 @@ describe('cairn stats and --metrics (issue 19)', () => {
     assert.ok(bytes && Number(bytes[1]) >= 3 * 300_000, 'three whole files read');
     assert.match(text, /^cairn_fuse_op_seconds_count\{[^}]*op="getattr"[^}]*\} \d+$/m);
 
-    // Writes always reach the daemon (no writeback cache): a writer busy for the whole run of
+    // Writes always reach the daemon (the writeback cache is off by default): a writer busy for the whole run of
     // `stats` makes every interval count, however long the CLI takes to start on a loaded machine.
     const writer = spawn('sh', ['-c', 'i=0; while :; do i=$((i+1)); head -c 65536 /dev/zero > "$1/w$((i % 8))"; done', 'sh', mnt], {
       stdio: 'ignore',

@@ -11,18 +11,20 @@ import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Volume } from '../../src/volume/index.js';
-import { cleanupAll, forceUnmount, q, shOk, startFileDaemon, tmpDir, type DaemonSpec, type RunningDaemon } from '../helpers/mount.js';
+import {
+  cleanupAll,
+  forceUnmount,
+  q,
+  readVolumeFile,
+  shOk,
+  startFileDaemon,
+  tmpDir,
+  type DaemonSpec,
+  type RunningDaemon,
+} from '../helpers/mount.js';
 import { waitFor } from '../helpers/wait.js';
 
 const start = startFileDaemon();
-
-async function readVolumeFile(storeDir: string, volume: string, p: string): Promise<Buffer> {
-  const vol = await Volume.fromName(volume, { store: `file://${storeDir}` });
-  const parts: Buffer[] = [];
-  for await (const b of vol.readFile(p)) parts.push(b);
-  await vol.close();
-  return Buffer.concat(parts);
-}
 
 async function kill9(d: RunningDaemon) {
   d.child.kill('SIGKILL');

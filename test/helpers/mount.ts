@@ -271,3 +271,19 @@ while True:
 print(h.hexdigest())`;
   return (await shOk(`python3 -c ${q(py)} ${q(file)}`)).trim();
 }
+
+/**
+ * The committed bytes of `p` in `volume` of the file store at `storeDir`, read by a fresh reader
+ * of the volume (no mount).
+ * @example assert.ok((await readVolumeFile(spec.storeDir!, 'vol', '/a.bin')).equals(payload));
+ */
+export async function readVolumeFile(storeDir: string, volume: string, p: string): Promise<Buffer> {
+  const vol = await Volume.fromName(volume, { store: `file://${storeDir}` });
+  try {
+    const parts: Buffer[] = [];
+    for await (const b of vol.readFile(p)) parts.push(b);
+    return Buffer.concat(parts);
+  } finally {
+    await vol.close();
+  }
+}
