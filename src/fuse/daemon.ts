@@ -252,7 +252,7 @@ export async function runDaemon(
     clearInterval(watchTimer);
     // Stop the kernel first so the final commit holds every write made through the mount (with
     // the writeback cache: the kernel's cached writes first, while the mount still answers them).
-    await writtenBack();
+    if (reason !== 'unmounted externally') await writtenBack();
     await binding.unmount().catch((err: Error) => {
       if (reason !== 'unmounted externally') log('warn', `unmount of ${mountpoint} reported: ${err.message}`);
     });
