@@ -9,7 +9,8 @@
  * (a write, a new entry) is refused with NO_SPACE as long as the disk has less than twice the
  * reserve free, so the space it freed goes to deletes, renames and commits; once there is room the
  * reserve is made again. A disk too full to make it at open leaves the session without one (as
- * without this module). Free space is read with statfs at most every CHECK_MS.
+ * without this module). Free space is read with statfs at each check while the reserve is given up
+ * (only then: a full disk is rare, and a cached figure would refuse writes after space came back).
  */
 import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
@@ -18,7 +19,6 @@ import { CairnError } from '../errors.js';
 
 /** The reserve's size: room for thousands of journal transactions (each writes a few 4 KiB pages). */
 export const RESERVE_BYTES = 8 * 1024 * 1024;
-const CHECK_MS = 200;
 
 export class SpaceReserve {
   private readonly file: string;
@@ -26,8 +26,6 @@ export class SpaceReserve {
   private enabled = false;
   private given = false;
   private making: Promise<void> | undefined;
-  private checkedAt = 0;
-  private free = Infinity;
 
   /** @example const r = new SpaceReserve('/tmp/s1'); await r.make(); */
   constructor(
@@ -67,7 +65,6 @@ export class SpaceReserve {
   release(): boolean {
     if (!this.enabled || this.given) return false;
     this.given = true;
-    this.checkedAt = 0;
     try {
       fsSync.unlinkSync(this.file);
       return true;
@@ -82,17 +79,14 @@ export class SpaceReserve {
    */
   check(what: string): void {
     if (!this.enabled || !this.given || this.making) return;
-    const now = Date.now();
-    if (now - this.checkedAt >= CHECK_MS) {
-      try {
-        const s = fsSync.statfsSync(this.dir);
-        this.free = s.bavail * s.bsize;
-      } catch {
-        this.free = 0;
-      }
-      this.checkedAt = now;
+    let free = 0;
+    try {
+      const s = fsSync.statfsSync(this.dir);
+      free = s.bavail * s.bsize;
+    } catch {
+      // unknown: as full
     }
-    if (this.free < 2 * this.bytes) {
+    if (free < 2 * this.bytes) {
       throw new CairnError('NO_SPACE', `no space left on the disk of the session directory for ${what}`, {
         path: this.dir,
         hint: 'delete files (in the mount, or elsewhere on that disk) or commit, then retry',
