@@ -24,6 +24,8 @@ export interface DaemonStatus {
   /** FUSE binding in use (`native` or `fuse-native`), and why it is not native when it is not. */
   binding?: string;
   bindingNote?: string;
+  /** Whether the kernel's writeback cache is on (`--writeback-cache`). */
+  writebackCache?: boolean;
   session?: {
     store?: string;
     chunks?: {
@@ -66,7 +68,10 @@ export function describeStatus(r: DaemonStatus): string {
     ['commits', describeCommits(r)],
     ['open files', shown.length ? shown.join(' ') : 'none'],
   ];
-  if (r.binding) rows.push(['fuse', r.bindingNote ? `${r.binding} (${r.bindingNote})` : r.binding]);
+  if (r.binding) {
+    const wb = r.writebackCache ? ', writeback cache on' : '';
+    rows.push(['fuse', r.bindingNote ? `${r.binding}${wb} (${r.bindingNote})` : `${r.binding}${wb}`]);
+  }
   if (ch) {
     rows.push(
       ['store', `${r.session?.store ?? '?'}: ${plural(ch.storeGets ?? 0, 'GET')}`],

@@ -12,6 +12,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { controlRequest } from '../../src/fuse/control.js';
+import { cairn } from '../cli/harness.js';
 import { cleanupAll, forceUnmount, q, readVolumeFile, shOk, startFileDaemon, tmpDir, type DaemonSpec } from '../helpers/mount.js';
 
 const start = startFileDaemon(() => ({ writebackCache: true }), { CAIRN_FUSE_BINDING: 'native', CAIRN_FUSE_OPSTATS: '1' });
@@ -28,6 +29,8 @@ describe('the writeback cache (native binding, real session)', () => {
     let d = await start(spec);
     const st = (await controlRequest(m, 'status')) as { writebackCache?: boolean };
     assert.equal(st.writebackCache, true);
+    const shown = await cairn(['status', m]);
+    assert.match(shown.out, /fuse\s+native, writeback cache on/, shown.out + shown.err);
 
     // 16 writes of 4 KiB by a process that keeps the file open (few enough to stay in the
     // kernel's cache: FUSE's share of dirty pages is small, and more are written back at once)
