@@ -27,9 +27,10 @@ export interface RefreshTarget {
 
 /**
  * Drops from the kernel's caches exactly what changed among `changed` (FUSE paths; undefined:
- * anything the kernel knows may have changed). A path now absent, of another type, or a name of
- * another hard-linked file (inode id), or a changed regular file with `renumberFiles`, loses its name and inode (a later lookup gets a new inode); a changed path loses its attributes and
- * pages; a new path loses a cached "absent" answer. Resolves once the kernel has done it.
+ * anything the kernel knows may have changed). A path now absent, of another type, a name of
+ * another hard-linked file (inode id), or with `renumberFiles` any changed regular file, loses
+ * its name and inode (a later lookup gets a new inode); another changed path loses its attributes
+ * and pages; a new path loses a cached "absent" answer. Resolves once the kernel has done it.
  *
  * @example
  *   await refreshKernel({ addon, ctx, ops, inodes, negatives, live: () => true }, ['/a', '/b']);
