@@ -152,7 +152,8 @@ export function registerVolumeCommands(program: Command, g: Globals): Command {
           (b) => (st.isDirectory() ? b.putDirectory(local, target) : b.putFile(local, target)),
         );
         bar?.stop();
-        notice(`uploaded ${local} to ${name}:${target} (${counts(put.files, put.bytes)})`);
+        const skipped = put.skipped ? `; ${put.skipped} skipped: symlinks to directories, dangling symlinks, fifos, sockets, devices` : '';
+        notice(`uploaded ${local} to ${name}:${target} (${counts(put.files, put.bytes)}${skipped})`);
       });
     });
 

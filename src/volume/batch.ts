@@ -71,6 +71,12 @@ export class Batch {
 export interface BatchResult {
   files: number;
   bytes: number;
+  /**
+   * Entries of the directories put that were left out: symlinks to directories (never followed:
+   * a cycle, or a tree elsewhere), dangling symlinks, fifos, sockets and devices. A symlink to a
+   * file is uploaded as that file, as `modal volume put` does.
+   */
+  skipped: number;
 }
 
 /** Progress of a batch upload: bytes read from the sources so far, of the total. */
@@ -134,22 +140,24 @@ function localName(name: Buffer, dir: string): string {
 }
 
 /** Expands the specs into files, checking local sources. */
-async function plan(batch: Batch): Promise<{ files: Planned[]; dirs: string[] }> {
+async function plan(batch: Batch): Promise<{ files: Planned[]; dirs: string[]; skipped: number }> {
   const files: Planned[] = [];
   const dirs: string[] = [];
+  let skipped = 0;
   const walk = async (local: string, remote: string, recursive: boolean): Promise<void> => {
     dirs.push(remote);
     for (const d of await fs.readdir(local, { withFileTypes: true, encoding: 'buffer' })) {
       const name = localName(d.name, local);
       const lp = path.join(local, name);
       const rp = joinPath(remote, normalizePath(name, 'file name'));
-      const st = await localStat(lp);
-      if (st.isDirectory()) {
+      // A symlink is followed to a file only (BatchResult.skipped); a dangling one is no error.
+      const st = d.isSymbolicLink() ? await fs.stat(lp).catch(() => undefined) : await localStat(lp);
+      if (st?.isDirectory() && !d.isSymbolicLink()) {
         if (recursive) await walk(lp, rp, recursive);
-      } else if (st.isFile()) {
+      } else if (st?.isFile()) {
         checkFileEnd(st.size, { path: lp });
         files.push({ remote: rp, source: lp, mode: st.mode & 0o7777, mtimeMs: st.mtimeMs });
-      }
+      } else skipped++;
     }
   };
   for (const s of batch.specs) {
@@ -171,7 +179,7 @@ async function plan(batch: Batch): Promise<{ files: Planned[]; dirs: string[] }>
       await walk(s.local, s.remote, s.recursive);
     }
   }
-  return { files, dirs };
+  return { files, dirs, skipped };
 }
 
 /** Checks every target against the session, uploads the data, then applies everything. */
@@ -182,7 +190,7 @@ export async function uploadBatch(
   force: boolean,
   onProgress?: BatchProgress,
 ): Promise<BatchResult> {
-  const { files, dirs } = await plan(batch);
+  const { files, dirs, skipped } = await plan(batch);
   const sizes = await Promise.all(
     files.map(async (f) => (typeof f.source === 'string' ? (await localStat(f.source)).size : f.source.length)),
   );
@@ -240,5 +248,5 @@ export async function uploadBatch(
     throw err;
   }
   s.putEntries(dirs, entries);
-  return { files: files.length, bytes: total };
+  return { files: files.length, bytes: total, skipped };
 }

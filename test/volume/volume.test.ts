@@ -1,6 +1,7 @@
 import '../helpers/env.js';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -171,6 +172,25 @@ forEachBackend((b) =>
       assert.equal((await vol.history()).length, seqBefore);
       await vol.batchUpload({ force: true }, (batch) => batch.putFile(Buffer.from('clobbered'), '/docs/one.txt'));
       assert.equal((await readAll(vol, '/docs/one.txt')).toString(), 'clobbered');
+      await vol.close();
+    });
+
+    it('batch uploads follow symlinks to files and skip the rest of what is not a file or directory', async () => {
+      const tree = path.join(local, 'links');
+      await fs.mkdir(path.join(tree, 'sub'), { recursive: true });
+      await fs.writeFile(path.join(tree, 'a.txt'), 'aaa');
+      await fs.symlink('a.txt', path.join(tree, 'to-file'));
+      await fs.symlink('nowhere', path.join(tree, 'dangling'));
+      await fs.symlink('..', path.join(tree, 'sub', 'up')); // a cycle, never followed
+      execFileSync('mkfifo', [path.join(tree, 'fifo')]);
+      const vol = await Volume.fromName('batch-links', { store: url, createIfMissing: true });
+      const r = await vol.batchUpload({}, (batch) => batch.putDirectory(tree, '/t'));
+      assert.deepEqual([r.files, r.skipped], [2, 3]);
+      assert.deepEqual(
+        (await vol.listdir('/t', { recursive: true })).map((e) => `${e.path} ${e.type}`),
+        ['t/a.txt file', 't/sub directory', 't/to-file file'],
+      );
+      assert.equal((await readAll(vol, '/t/to-file')).toString(), 'aaa');
       await vol.close();
     });
 
