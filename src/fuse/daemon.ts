@@ -253,6 +253,7 @@ export async function runDaemon(
     // Stop the kernel first so the final commit holds every write made through the mount (with
     // the writeback cache: the kernel's cached writes first, while the mount still answers them).
     if (reason !== 'unmounted externally') await writtenBack();
+    writeback = false; // the final commit below runs after the unmount: nothing left to sync (sync -f would sync the disk under it)
     await binding.unmount().catch((err: Error) => {
       if (reason !== 'unmounted externally') log('warn', `unmount of ${mountpoint} reported: ${err.message}`);
     });
