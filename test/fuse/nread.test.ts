@@ -274,12 +274,14 @@ fd=os.open(sys.argv[1],os.O_WRONLY); os.pwrite(fd,bytes([7])*(65536-1000),1000);
       const f2 = await figures(mnt);
       assert.equal(f2.n.cacheCorrupt, 1, 'the damaged entry was counted');
       assert.ok(f2.n.misses >= 1 && f2.jsReads >= 1, 'its READ fell back to JavaScript');
-      // (Whole, or the blocks a READ needed when it looked random: a sequential reader's READs may
-      // reach the workers out of order on a loaded machine.)
-      const native2 = f2.n.cacheLoads + (f2.n.cachePartLoads ?? 0);
+      // Every other chunk came from the host cache: loaded by the addon (whole, or the blocks a READ
+      // needed when it looked random: a sequential reader's READs may reach the workers out of order
+      // on a loaded machine), or by JavaScript's look-ahead after the fallback, which loads the next
+      // chunks into the addon's store and may get there first.
+      const fromCache2 = f2.n.cacheLoads + (f2.n.cachePartLoads ?? 0) + f2.cacheHits;
       assert.ok(
-        f2.n.cacheLoads <= entries.length - 1 && native2 >= entries.length - 1,
-        `every other chunk was loaded natively: ${JSON.stringify(f2.n)}`,
+        f2.n.cacheLoads <= entries.length - 1 && fromCache2 >= entries.length - 1,
+        `every other chunk came from the host cache: ${JSON.stringify({ ...f2.n, jsCacheHits: f2.cacheHits })}`,
       );
       const again = await fs.readFile(victim.file).catch(() => undefined);
       assert.ok(again === undefined || hashChunk(again) === victim.name, 'the damaged entry is gone (or whole again)');
@@ -293,8 +295,8 @@ fd=os.open(sys.argv[1],os.O_WRONLY); os.pwrite(fd,bytes([7])*(65536-1000),1000);
       assert.ok(f3.n.cacheMisses >= 1 && f3.n.misses >= 1, `the missing entry fell back: ${JSON.stringify(f3.n)}`);
       assert.equal(f3.n.cacheCorrupt, 0);
       assert.ok(
-        f3.n.cacheLoads <= entries.length - 1 && f3.n.cacheLoads + (f3.n.cachePartLoads ?? 0) >= entries.length - 1,
-        JSON.stringify(f3.n),
+        f3.n.cacheLoads <= entries.length - 1 && f3.n.cacheLoads + (f3.n.cachePartLoads ?? 0) + f3.cacheHits >= entries.length - 1,
+        JSON.stringify({ ...f3.n, jsCacheHits: f3.cacheHits }),
       );
     } finally {
       await d.stop();
