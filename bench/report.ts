@@ -11,7 +11,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { svgChart } from './chart.js';
-import { noopRsyncChanges, summarizeGoals, volumeRows } from './goals.js';
+import { summarizeGoals, volumeRows } from './goals.js';
 import type { ReadRow } from './reads.js';
 
 /** When a warm group ran: right after its own cold group, or (results before 2026-12-01) after every cold group. */
@@ -37,7 +37,8 @@ function hostIdleLine(reads: ReadRow[]): string[] {
 import { findRead, type BenchResults, type GcResults, type Goal } from './results.js';
 import { storeOf, STORE_NAMES } from './stores.js';
 import { NAMES, type Cache, type System, type Workload } from './systems.js';
-import { costTable, fioTable, fmt, goalTable, mdTable, readTable, table, workloadTable } from './tables.js';
+import { costTable, fioTable, fmt, goalTable, mdTable, readTable, table } from './tables.js';
+import { floorNote, programsSection } from './programsreport.js';
 import { gcSection } from './gcreport.js';
 
 /**
@@ -135,7 +136,8 @@ function bottlenecks(res: BenchResults, goals: Goal[]): string[] {
         `${worst.map((g) => `${g.goal.replace(/ \(ms, mount vs local disk\)$/, '')} ${fmt(g.ratio, 2)}× (${fmt(g.cairn, 0)} vs ${fmt(g.reference, 0)} ms)`).join('; ')}. ` +
         'Each step is a few thousand to a few hundred thousand FUSE requests (lookups, creates, setattrs, fsyncs), each a ' +
         'round trip through the kernel and the daemon, where local disk answers from the kernel alone' +
-        (ops.length ? `; the FUSE requests of this run that took longest in total: ${ops.join(', ')}.` : '.'),
+        (ops.length ? `; the FUSE requests of this run that took longest in total: ${ops.join(', ')}.` : '.') +
+        floorNote(res, slow),
     );
   }
   if (missed.some((g) => g.workload === 'metadata')) {
@@ -209,52 +211,6 @@ function fioSection(res: BenchResults): string[] {
   return out;
 }
 
-/**
- * The "Real programs in a mount" section: each step on local disk and in a mount, its goal and
- * verdict, and the checks after commit and remount; "not measured" when the results lack them.
- */
-function programsSection(res: BenchResults): string[] {
-  const out = ['## Real programs in a mount', ''];
-  const w = res.workloads;
-  if (!w?.steps.length) {
-    const failed = res.failures.some((f) => f.startsWith('workloads:'));
-    return [
-      ...out,
-      failed
-        ? 'Not measured in this run: the workloads failed (see Failures in this run).'
-        : 'Not measured in this run (run without the workloads: `--no-workloads`, or results from before `bench/workloads.ts`).',
-      '',
-    ];
-  }
-  const z = w.sizes;
-  const checks = Object.entries(w.verify);
-  const failed = checks.filter(([, v]) => v !== 'ok').map(([k]) => k);
-  const changes = noopRsyncChanges(res);
-  out.push(
-    '`bench/workloads.ts`: each step is a bash child process, run first in a directory on local disk (the temp disk) ' +
-      `and then in a Cairn mount of a fresh volume on ${w.store === 'file' ? 'the embedded file store (`file://`, on the same disk)' : w.store}, ` +
-      'served by the daemon `cairn mount` starts; the ratio is mount / local. ' +
-      `Sizes: git over ${z.gitFiles.toLocaleString('en-US')} files (init, add, commit, status, clone); ` +
-      `SQLite ${z.sqliteRows.toLocaleString('en-US')} rows in transactions of 1,000 with a rolled-back delete and an index, ` +
-      'with the rollback journal (`sqlite-delete`), WAL, and WAL with a reader polling every 10 ms; ' +
-      `\`tar -x\` and \`tar -c\` of a generated tree of ${z.treeEntries.toLocaleString('en-US')} entries, \`rsync -a\` of the same tree in ` +
-      `and a second, no-op \`rsync -a\`; ${z.creates.toLocaleString('en-US')} creates then \`ls -l\`; \`make -j2\` of ` +
-      `${z.cFiles} C files and a no-op rebuild; \`python3 -m venv\`.`,
-    '',
-    `Then one commit of everything the steps wrote (${w.commitMs} ms) and a remount, and the checks: git fsck and a clean ` +
-      'status, SQLite `integrity_check` and row counts, `tar -d` against the archive (contents and mtimes), a further ' +
-      '`rsync -a --itemize-changes` that must list nothing, `make -q`, the venv importing pip, the count of created files. ' +
-      (failed.length ? `Failed: ${failed.join(', ')} (see Failures in this run); ` : 'All passed; ') +
-      `the no-op \`rsync -a\` changed ${changes === undefined ? 'nothing measured' : `${changes} file(s)`}. ` +
-      'Goals (issue 20): metadata steps (git add and clone, creates, `ls -l`, `tar -x`, `rsync -a`) ≤ 3x local, SQLite ≤ 4x, ' +
-      'the no-op rsync transfers 0 files, every check passes; the other steps are shown without a goal.',
-    '',
-    mdTable(workloadTable(w, '**no**')),
-    '',
-  );
-  return out;
-}
-
 /** Where the published results live, relative to the repository root; the page is rendered from it. */
 export const PUBLISHED_JSON = 'docs/benchmarks.json';
 
@@ -305,7 +261,7 @@ export function renderMarkdown(res: BenchResults): string {
     'node dist/bench/report.js bench/results/<timestamp>.json   # publish a results file: docs/benchmarks.json and this page',
     '```',
     '',
-    "Modules: `bench/run.ts` (driver), `bench/reads.ts` (read matrix), `bench/fio.ts` (fio jobs through each mount), `bench/fioexec.ts` (one fio process), `bench/writes.ts` (writes, commits, metadata), `bench/workloads.ts` (real programs in a mount), `bench/container.ts` (one reader in its own mount namespace), `bench/reader.ts` (the reader), `bench/costs.ts` (a Cairn daemon's CPU and µs per request), `bench/verify.ts` (what readers check), `bench/harness.ts` (processes, barrier, teardown), `bench/dataset.ts`, `bench/s3serve.ts`, `bench/stores.ts` (which object store), `bench/systems.ts` (systems, workloads, cache states), `bench/results.ts` (the results file), `bench/goals.ts`, `bench/tables.ts`, `bench/chart.ts`, `bench/report.ts` (this page). `test/bench/quick.test.ts` runs the quick mode and checks the JSON (never speed); `test/bench/report.test.ts` checks goals and tables on a fixed results file; `test/bench/verify.test.ts` the readers' checks. `bench/store.ts` and `bench/chunks.ts` are separate micro-benchmarks of the store and chunk layers; `bench/nread.ts` compares warm reads through fresh native mounts with native cached reads on and off.",
+    "Modules: `bench/run.ts` (driver), `bench/reads.ts` (read matrix), `bench/fio.ts` (fio jobs through each mount), `bench/fioexec.ts` (one fio process), `bench/writes.ts` (writes, commits, metadata), `bench/workloads.ts` (real programs in a mount), `bench/fusefloor.ts` (libfuse's C passthrough, the workloads' FUSE floor), `bench/container.ts` (one reader in its own mount namespace), `bench/reader.ts` (the reader), `bench/costs.ts` (a Cairn daemon's CPU and µs per request), `bench/verify.ts` (what readers check), `bench/harness.ts` (processes, barrier, teardown), `bench/dataset.ts`, `bench/s3serve.ts`, `bench/stores.ts` (which object store), `bench/systems.ts` (systems, workloads, cache states), `bench/results.ts` (the results file), `bench/goals.ts`, `bench/tables.ts`, `bench/chart.ts`, `bench/report.ts` (this page, with `bench/programsreport.ts` and `bench/gcreport.ts`). `test/bench/quick.test.ts` runs the quick mode and checks the JSON (never speed); `test/bench/report.test.ts` checks goals and tables on a fixed results file; `test/bench/verify.test.ts` the readers' checks. `bench/store.ts` and `bench/chunks.ts` are separate micro-benchmarks of the store and chunk layers; `bench/nread.ts` compares warm reads through fresh native mounts with native cached reads on and off.",
     '',
     '## Method',
     '',

@@ -94,19 +94,37 @@ export function fioTable(fio: FioResults): string[][] {
 
 /**
  * Real programs in a mount: each step's local and mount milliseconds, the ratio, its goal and
- * verdict (`no` spells a missed goal; steps without a goal show '-'), and what it printed.
+ * verdict (`no` spells a missed goal; steps without a goal show '-'), and what it printed; with
+ * the FUSE floor's milliseconds and Cairn's ratio to them when the run measured the floor.
  */
 export function workloadTable(w: ProgramResults, no: string): string[][] {
+  const floor = w.steps.some((s) => s.floorMs !== undefined);
+  const floorCells = (s: ProgramResults['steps'][number]) =>
+    floor ? [s.floorMs === undefined ? '-' : fmt(s.floorMs, 0), s.floorRatio === undefined ? '-' : fmt(s.floorRatio, 2)] : [];
   return [
-    ['workload', 'step', 'local ms', 'mount ms', 'ratio', 'goal', 'met', 'output'],
+    [
+      'workload',
+      'step',
+      'local ms',
+      ...(floor ? ['FUSE floor ms'] : []),
+      'mount ms',
+      'ratio',
+      ...(floor ? ['vs floor'] : []),
+      'goal',
+      'met',
+      'output',
+    ],
     ...w.steps.map((s) => {
       const t = stepTarget(s);
+      const [floorMs, vsFloor] = floorCells(s);
       return [
         s.workload,
         s.step,
         fmt(s.localMs, 0),
+        ...(floor ? [floorMs!] : []),
         fmt(s.mountMs, 0),
         fmt(s.ratio, 2),
+        ...(floor ? [vsFloor!] : []),
         t?.target ?? '-',
         t ? (s.ratio <= t.factor ? 'yes' : no) : '',
         s.out ?? '',

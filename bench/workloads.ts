@@ -2,10 +2,12 @@
  * Real-program workloads on a mount and on local disk in the same run (issue 20): git (init,
  * add, commit, status, clone over N files), SQLite (rows in transactions, rollback journal and
  * WAL), tar extract and create of a generated tree, `rsync -a` in and a no-op second `rsync -a`,
- * N creates then `ls -l`, `make -j2` of C files and a no-op rebuild, `python3 -m venv`. Each step is timed on local disk and on a fresh Cairn mount (the
- * real session on the embedded file store, `src/fuse/main.js` as `cairn mount` starts it); one
- * JSON line per step with the ratio mount/local, then one line of integrity checks made after a
- * commit and a remount (git fsck, integrity_check, tar -d, the no-op rsync, make -q, counts).
+ * N creates then `ls -l`, `make -j2` of C files and a no-op rebuild, `python3 -m venv`. Each step
+ * is timed on local disk, on the FUSE floor (libfuse's C passthrough over local disk:
+ * bench/fusefloor.ts) and on a fresh Cairn mount (the real session on the embedded file store,
+ * `src/fuse/main.js` as `cairn mount` starts it); one JSON line per step with the ratios
+ * mount/local and mount/floor, then one line of integrity checks made after a commit and a
+ * remount (git fsck, integrity_check, tar -d, the no-op rsync, make -q, counts).
  *
  * Usage: node dist/bench/workloads.js [--quick] [--only=git,sqlite,tar,rsync,creates,make,venv] [--cpu-prof]
  *   --quick      smaller sizes (CI)
@@ -23,6 +25,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { controlRequest } from '../src/fuse/control.js';
 import { Volume } from '../src/index.js';
+import { FuseFloor } from './fusefloor.js';
 import { settle } from './settle.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -48,6 +51,10 @@ export interface StepResult {
   mountMs: number;
   /** mountMs / localMs. */
   ratio: number;
+  /** The same step on the FUSE floor (bench/fusefloor.ts), when it could be built. */
+  floorMs?: number;
+  /** mountMs / floorMs: what Cairn costs beyond any FUSE file system's round trips. */
+  floorRatio?: number;
   /** Idle fraction of the host's CPUs before the local and the mount run (bench/settle.ts). */
   hostIdle?: [number | null, number | null];
   /** What the step's command printed (trimmed), when it reports a figure (e.g. rsync's changes). */
@@ -305,6 +312,8 @@ export interface WorkloadsResult {
   commitMs: number;
   /** Per-FUSE-op counts and times (CAIRN_FUSE_OPSTATS=1 in the environment), if any. */
   fuseOpStats?: unknown;
+  /** Why the FUSE floor was not measured, when it was not. */
+  floorError?: string;
 }
 
 /**
@@ -333,7 +342,12 @@ export async function runWorkloads(o: {
   const daemon = new Daemon(M, path.join(base, 'store'), env, o.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []);
   const list = workloads(o.sizes).filter((w) => !o.only || o.only.some((n) => w.name.startsWith(n)));
   const results: StepResult[] = [];
+  let floor: FuseFloor | undefined;
+  let floorError: string | undefined;
   try {
+    const built = await FuseFloor.build(base);
+    if (built instanceof FuseFloor) await (floor = built).start();
+    else print(JSON.stringify({ floorError: (floorError = built.error) }));
     await fsp.writeFile(path.join(S, 'tree.py'), TREE_PY);
     await fsp.writeFile(path.join(S, 'load.py'), SQLITE_PY);
     await fsp.writeFile(path.join(S, 'make.sh'), MAKE_SH);
@@ -351,6 +365,7 @@ export async function runWorkloads(o: {
         const quiet = async () => (await bash('sync', {}), await settle({ maxMs: o.settleMs ?? 0 }));
         const lIdle = await quiet();
         const l = await bash(st.cmd, { W: local, S });
+        const f = floor && (await quiet(), await bash(st.cmd, { W: floor.mountpoint, S }));
         const mIdle = await quiet();
         const m = await bash(st.cmd, { W: M, S });
         const r: StepResult = {
@@ -359,6 +374,7 @@ export async function runWorkloads(o: {
           localMs: Math.round(l.ms),
           mountMs: Math.round(m.ms),
           ratio: Math.round((m.ms / l.ms) * 100) / 100,
+          ...(f ? { floorMs: Math.round(f.ms), floorRatio: Math.round((m.ms / f.ms) * 100) / 100 } : {}),
           hostIdle: [lIdle.idle, mIdle.idle],
         };
         if (st.report) r.out = m.out.trim() === l.out.trim() ? m.out.trim() : `${m.out.trim()} (local ${l.out.trim()})`;
@@ -380,9 +396,10 @@ export async function runWorkloads(o: {
     }
     const fuseOpStats = opStats(log);
     print(JSON.stringify({ verify, commitMs, fuseOpStats, ...(o.cpuProf ? { cpuProfDir: profDir } : {}) }));
-    return { steps: results, verify, commitMs, fuseOpStats };
+    return { steps: results, verify, commitMs, fuseOpStats, ...(floorError ? { floorError } : {}) };
   } finally {
     await daemon.stop();
+    await floor?.stop();
     if (!o.cpuProf) await fsp.rm(base, { recursive: true, force: true }).catch(() => undefined);
   }
 }

@@ -125,6 +125,9 @@ test('npm run bench -- --quick writes complete results', { timeout: 20 * 60_000 
     const names = ['creates', 'tar', 'rsync', 'git', 'make', 'venv', 'sqlite-delete', 'sqlite-wal', 'sqlite-wal-reader'];
     assert.deepEqual([...new Set(wl.steps.map((s: any) => s.workload))].sort(), [...names].sort(), `workload steps${why}`);
     for (const s of wl.steps) assert.ok(s.localMs > 0 && s.mountMs > 0 && s.ratio > 0, JSON.stringify(s));
+    // The FUSE floor (libfuse's passthrough_ll, built from libfuse3-dev, which the set-up installs) ran every step too.
+    assert.equal(wl.floorError, undefined, `the FUSE floor: ${wl.floorError}`);
+    for (const s of wl.steps) assert.ok(s.floorMs > 0 && s.floorRatio > 0, `FUSE floor: ${JSON.stringify(s)}`);
     // Identical results after commit and remount: git fsck, integrity_check, tar -d, rsync, make -q, counts.
     assert.deepEqual(Object.keys(wl.verify).sort(), [...names].sort());
     for (const [name, v] of Object.entries(wl.verify)) assert.equal(v, 'ok', `${name} after commit and remount: ${v}`);

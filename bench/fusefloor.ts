@@ -1,0 +1,90 @@
+/**
+ * The FUSE floor: libfuse's own low-level passthrough file system (`passthrough_ll.c`, shipped
+ * with libfuse3-dev's examples), built here and mounted over a directory on the same disk. It
+ * answers every request in C, with the kernel caching entries and attributes as long as it
+ * likes (`cache=always`), no writeback cache (as a default Cairn mount): what any FUSE file system
+ * pays on this machine for the round trips a workload makes. A workload's Cairn / floor ratio is
+ * Cairn's own cost; floor / local is the transport's.
+ *
+ * Invariants: `stop` unmounts and ends only the process `start` started; a machine without the
+ * example source or a compiler gets `FuseFloor.build` → a reason, never a throw.
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+/** Where Debian's libfuse3-dev puts the example (and the header it includes). */
+export const FLOOR_SOURCE = '/usr/share/doc/libfuse3-dev/examples/passthrough_ll.c';
+
+export class FuseFloor {
+  private child?: ChildProcess;
+
+  private constructor(
+    private readonly binary: string,
+    /** The directory the floor serves (its files live here, on local disk). */
+    readonly source: string,
+    /** Where it is mounted. */
+    readonly mountpoint: string,
+  ) {}
+
+  /**
+   * Compiles passthrough_ll into `dir` (with its source and mount point directories): the floor,
+   * or why there is none (no example source, no compiler, no libfuse3 headers).
+   *
+   * @example const f = await FuseFloor.build(tmp); if (f instanceof FuseFloor) await f.start();
+   */
+  static async build(dir: string): Promise<FuseFloor | { error: string }> {
+    if (!existsSync(FLOOR_SOURCE)) return { error: `no ${FLOOR_SOURCE} (libfuse3-dev's examples)` };
+    const binary = path.join(dir, 'passthrough_ll');
+    try {
+      const { stdout } = await run('pkg-config', ['--cflags', '--libs', 'fuse3']);
+      const flags = stdout.trim().split(/\s+/).filter(Boolean);
+      await run('cc', ['-O2', '-o', binary, FLOOR_SOURCE, `-I${path.dirname(FLOOR_SOURCE)}`, ...flags]);
+    } catch (err) {
+      return { error: `cannot build passthrough_ll: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}` };
+    }
+    const floor = new FuseFloor(binary, path.join(dir, 'floor-src'), path.join(dir, 'floor'));
+    await Promise.all([floor.source, floor.mountpoint].map((d) => fsp.mkdir(d, { recursive: true })));
+    return floor;
+  }
+
+  /** Mounts it (foreground, in a child process) and waits until the mount answers. */
+  async start(): Promise<void> {
+    let err = '';
+    const child = spawn(this.binary, ['-f', '-o', `source=${this.source}`, '-o', 'cache=always', this.mountpoint], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    this.child = child;
+    child.stderr!.setEncoding('utf8').on('data', (c: string) => (err += c));
+    for (let i = 0; i < 100; i++) {
+      if (child.exitCode !== null) break;
+      if (
+        (await run('mountpoint', ['-q', this.mountpoint]).then(
+          () => true,
+          () => false,
+        )) === true
+      )
+        return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await this.stop();
+    throw new Error(`passthrough_ll did not mount ${this.mountpoint}: ${err.trim()}`);
+  }
+
+  /** Unmounts it and ends its process. */
+  async stop(): Promise<void> {
+    const c = this.child;
+    this.child = undefined;
+    await run('umount', [this.mountpoint]).catch(() => run('umount', ['-l', this.mountpoint]).catch(() => undefined));
+    if (c && c.exitCode === null && c.signalCode === null) {
+      const exited = new Promise((r) => c.on('exit', r));
+      c.kill('SIGTERM');
+      const t = setTimeout(() => c.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(t);
+    }
+  }
+}
