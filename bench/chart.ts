@@ -26,6 +26,7 @@ export function svgChart(res: BenchResults): string {
     cairn: '#2b6cb0',
     'cairn-file': '#63b3ed',
     local: '#718096',
+    floor: '#a0aec0',
     s3get: '#38a169',
     s3fs: '#dd6b20',
     rclone: '#b83280',

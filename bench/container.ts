@@ -1,7 +1,8 @@
 /**
  * One benchmark "container": run under `unshare --mount --propagation private`, so it has its own
  * mount namespace. It mounts the filesystem under test itself (a Cairn mount served on this
- * process's event loop, or an `s3fs` / `rclone mount` daemon), starts one reader process
+ * process's event loop, an `s3fs` / `rclone mount` daemon, or libfuse's passthrough_ll over local
+ * disk: the FUSE floor, ./fusefloor.ts), starts one reader process
  * (bench/reader.ts) inside the namespace, and relays the start barrier and the result.
  * In fio mode (`spec.fio`, bench/fio.ts) it runs one read-only fio job over a file of the mount
  * instead of the reader.
@@ -23,10 +24,11 @@ import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { execFio, type FioProcess } from './fioexec.js';
 import { measureCosts, type DaemonCosts } from './costs.js';
+import { floorArgs } from './fusefloor.js';
 import { readSpecArg, specArg } from './specarg.js';
 import type { ReaderSpec } from './reader.js';
 
-export type MountKind = 'cairn' | 's3fs' | 'rclone';
+export type MountKind = 'cairn' | 's3fs' | 'rclone' | 'floor';
 
 export interface ContainerSpec {
   kind: MountKind;
@@ -42,6 +44,9 @@ export interface ContainerSpec {
   endpoint?: string;
   passwdFile?: string;
   rcloneConfig?: string;
+  /** floor: the passthrough_ll binary (./fusefloor.ts) and the local directory it serves. */
+  floorBinary?: string;
+  source?: string;
   /** Reader spec; `files` are relative to the mountpoint. Exactly one of `reader` and `fio`. */
   reader?: ReaderSpec;
   /** fio mode: fio's arguments (without `--filename`) and the file to read, relative to the mountpoint. */
@@ -152,6 +157,11 @@ async function main(): Promise<void> {
       close = async () => {
         await m.handle!.close('bench', { force: true });
       };
+    } else if (spec.kind === 'floor') {
+      // (without -f it forks into the background once mounted, as s3fs does)
+      await run(spec.floorBinary!, [...floorArgs(spec.source!), mnt]);
+      await waitMounted(mnt);
+      daemonPid = peerPid = await findPid(mnt);
     } else if (spec.kind === 's3fs') {
       const src = spec.prefix ? `${spec.bucket}:/${spec.prefix}` : spec.bucket!;
       await run('s3fs', [src, mnt, '-o', `passwd_file=${spec.passwdFile},url=${spec.endpoint},use_path_request_style,ro`]);

@@ -29,7 +29,7 @@ import { atCleanup, CLI_JS, dropCaches, isStopping as stopping, MiB, mountDir, r
 import { execFio } from './fioexec.js';
 import type { Cache, System } from './systems.js';
 
-export type FioSystem = Exclude<System, 's3get'>;
+export type FioSystem = Exclude<System, 's3get' | 'floor'>;
 export type FioJob = 'seq' | 'rand';
 
 export interface FioRow {

@@ -19,6 +19,28 @@ const run = promisify(execFile);
 /** Where Debian's libfuse3-dev puts the example (and the header it includes). */
 export const FLOOR_SOURCE = '/usr/share/doc/libfuse3-dev/examples/passthrough_ll.c';
 
+/**
+ * Compiles passthrough_ll into `dir`: the binary's path, or why it cannot be built (no example
+ * source, no compiler, no libfuse3 headers).
+ *
+ * @example const bin = await buildFloor(tmp); // then: bin -o source=DIR -o cache=always MOUNTPOINT
+ */
+export async function buildFloor(dir: string): Promise<string | { error: string }> {
+  if (!existsSync(FLOOR_SOURCE)) return { error: `no ${FLOOR_SOURCE} (libfuse3-dev's examples)` };
+  const binary = path.join(dir, 'passthrough_ll');
+  try {
+    const { stdout } = await run('pkg-config', ['--cflags', '--libs', 'fuse3']);
+    const flags = stdout.trim().split(/\s+/).filter(Boolean);
+    await run('cc', ['-O2', '-o', binary, FLOOR_SOURCE, `-I${path.dirname(FLOOR_SOURCE)}`, ...flags]);
+  } catch (err) {
+    return { error: `cannot build passthrough_ll: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}` };
+  }
+  return binary;
+}
+
+/** The floor's options over `source`: the kernel caches entries, attributes and pages as long as it likes. */
+export const floorArgs = (source: string): string[] => ['-o', `source=${source}`, '-o', 'cache=always'];
+
 export class FuseFloor {
   private child?: ChildProcess;
 
@@ -31,21 +53,13 @@ export class FuseFloor {
   ) {}
 
   /**
-   * Compiles passthrough_ll into `dir` (with its source and mount point directories): the floor,
-   * or why there is none (no example source, no compiler, no libfuse3 headers).
+   * The floor, built in `dir` (with its source and mount point directories), or why there is none.
    *
    * @example const f = await FuseFloor.build(tmp); if (f instanceof FuseFloor) await f.start();
    */
   static async build(dir: string): Promise<FuseFloor | { error: string }> {
-    if (!existsSync(FLOOR_SOURCE)) return { error: `no ${FLOOR_SOURCE} (libfuse3-dev's examples)` };
-    const binary = path.join(dir, 'passthrough_ll');
-    try {
-      const { stdout } = await run('pkg-config', ['--cflags', '--libs', 'fuse3']);
-      const flags = stdout.trim().split(/\s+/).filter(Boolean);
-      await run('cc', ['-O2', '-o', binary, FLOOR_SOURCE, `-I${path.dirname(FLOOR_SOURCE)}`, ...flags]);
-    } catch (err) {
-      return { error: `cannot build passthrough_ll: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}` };
-    }
+    const binary = await buildFloor(dir);
+    if (typeof binary !== 'string') return binary;
     const floor = new FuseFloor(binary, path.join(dir, 'floor-src'), path.join(dir, 'floor'));
     await Promise.all([floor.source, floor.mountpoint].map((d) => fsp.mkdir(d, { recursive: true })));
     return floor;
@@ -54,7 +68,7 @@ export class FuseFloor {
   /** Mounts it (foreground, in a child process) and waits until the mount answers. */
   async start(): Promise<void> {
     let err = '';
-    const child = spawn(this.binary, ['-f', '-o', `source=${this.source}`, '-o', 'cache=always', this.mountpoint], {
+    const child = spawn(this.binary, ['-f', ...floorArgs(this.source), this.mountpoint], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     this.child = child;

@@ -61,6 +61,8 @@ export interface ReadOptions {
   cacheDirs: Partial<Record<System, string>>;
   sessionsDir: string;
   log: (msg: string) => void;
+  /** The FUSE floor's binary (./fusefloor.ts), for the `floor` system. */
+  floorBinary?: string;
   /** Directory for `node --cpu-prof` profiles of Cairn daemons (1 reader, big file, cold and warm). */
   cpuProfDir?: string;
 }
@@ -79,6 +81,10 @@ async function members(ds: Dataset, sys: System, w: Workload, n: number, o: Read
   for (let i = 0; i < n; i++) {
     if (sys === 'local') {
       out.push({ kind: 'plain', reader: { ...spec, files: rels.map((r) => path.join(ds.localDir, r)) } });
+    } else if (sys === 'floor') {
+      const mnt = await mountDir(path.join(o.work, 'mnt'), `${sys}-${++seq}`);
+      const floor = { kind: 'floor' as const, mountpoint: mnt, floorBinary: o.floorBinary, source: ds.localDir };
+      out.push({ kind: 'container', spec: { ...floor, reader: { ...spec, files: rels } } });
     } else if (sys === 's3get') {
       out.push({
         kind: 'plain',

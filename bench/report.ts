@@ -261,7 +261,7 @@ export function renderMarkdown(res: BenchResults): string {
     'node dist/bench/report.js bench/results/<timestamp>.json   # publish a results file: docs/benchmarks.json and this page',
     '```',
     '',
-    "Modules: `bench/run.ts` (driver), `bench/reads.ts` (read matrix), `bench/fio.ts` (fio jobs through each mount), `bench/fioexec.ts` (one fio process), `bench/writes.ts` (writes, commits, metadata), `bench/workloads.ts` (real programs in a mount), `bench/fusefloor.ts` (libfuse's C passthrough, the workloads' FUSE floor), `bench/container.ts` (one reader in its own mount namespace), `bench/reader.ts` (the reader), `bench/costs.ts` (a Cairn daemon's CPU and µs per request), `bench/verify.ts` (what readers check), `bench/harness.ts` (processes, barrier, teardown), `bench/dataset.ts`, `bench/s3serve.ts`, `bench/stores.ts` (which object store), `bench/systems.ts` (systems, workloads, cache states), `bench/results.ts` (the results file), `bench/goals.ts`, `bench/tables.ts`, `bench/chart.ts`, `bench/report.ts` (this page, with `bench/programsreport.ts` and `bench/gcreport.ts`). `test/bench/quick.test.ts` runs the quick mode and checks the JSON (never speed); `test/bench/report.test.ts` checks goals and tables on a fixed results file; `test/bench/verify.test.ts` the readers' checks. `bench/store.ts` and `bench/chunks.ts` are separate micro-benchmarks of the store and chunk layers; `bench/nread.ts` compares warm reads through fresh native mounts with native cached reads on and off.",
+    "Modules: `bench/run.ts` (driver), `bench/reads.ts` (read matrix), `bench/fio.ts` (fio jobs through each mount), `bench/fioexec.ts` (one fio process), `bench/writes.ts` (writes, commits, metadata), `bench/workloads.ts` (real programs in a mount), `bench/fusefloor.ts` (the FUSE floor: libfuse's C passthrough over local disk), `bench/container.ts` (one reader in its own mount namespace), `bench/reader.ts` (the reader), `bench/costs.ts` (a Cairn daemon's CPU and µs per request), `bench/verify.ts` (what readers check), `bench/harness.ts` (processes, barrier, teardown), `bench/dataset.ts`, `bench/s3serve.ts`, `bench/stores.ts` (which object store), `bench/systems.ts` (systems, workloads, cache states), `bench/results.ts` (the results file), `bench/goals.ts`, `bench/tables.ts`, `bench/chart.ts`, `bench/report.ts` (this page, with `bench/programsreport.ts` and `bench/gcreport.ts`). `test/bench/quick.test.ts` runs the quick mode and checks the JSON (never speed); `test/bench/report.test.ts` checks goals and tables on a fixed results file; `test/bench/verify.test.ts` the readers' checks. `bench/store.ts` and `bench/chunks.ts` are separate micro-benchmarks of the store and chunk layers; `bench/nread.ts` compares warm reads through fresh native mounts with native cached reads on and off.",
     '',
     '## Method',
     '',
@@ -280,7 +280,10 @@ export function renderMarkdown(res: BenchResults): string {
     'Each reader is a "container": a process started with `unshare --mount --propagation private` that mounts the filesystem itself (Cairn: `mount({ foreground: true })` served by that process; s3fs; `rclone mount --daemon`) and runs one reader process inside its namespace. All readers of a group are released together after every mount is ready; aggregate throughput is all bytes read over first start → last finish. TTFB is the time from `open` to the first bytes of the first file (median over readers). Big files are read sequentially with 1 MiB `read`s; small files 8 at a time per reader.',
     '',
     `- **cold**: host chunk cache directory deleted (Cairn) and \`sync; echo 3 > /proc/sys/vm/drop_caches\` before the group (for Cairn on the file store the store's own files are then cold on disk too, as local disk's are); **warm**: ${warmWhen(res)}, the cache filled (new mounts, new processes).`,
-    `- References, in the same run and alternating with Cairn (each round runs every system once): local disk (same files after drop_caches), raw AWS SDK GetObject of the same objects from the same ${store} (same reader count, one process each), s3fs and rclone mount of the plain copy (default options, read-only, cold only${peerSmallOnlyOne ? '; small files with 1 reader only' : ''}).`,
+    `- References, in the same run and alternating with Cairn (each round runs every system once): local disk (same files after drop_caches), raw AWS SDK GetObject of the same objects from the same ${store} (same reader count, one process each), s3fs and rclone mount of the plain copy (default options, read-only, cold only${peerSmallOnlyOne ? '; small files with 1 reader only' : ''})` +
+      (res.reads.some((r) => r.system === 'floor')
+        ? "; the FUSE floor: the local copy through libfuse's own C passthrough (`passthrough_ll` from libfuse3-dev's examples, built by the bench, `-o cache=always`; `bench/fusefloor.ts`), a fresh mount per group, cold and warm as local disk: what any FUSE file system reaches on this machine."
+        : '.'),
     res.method.verify
       ? '- Every reader checks what it reads against the dataset (`bench/verify.ts`): the size of every file, and ' +
         'the SHA-256 of the first 4 KiB of every MiB and the last 4 KiB of every file (sampled: hashing every byte ' +
@@ -334,6 +337,12 @@ export function renderMarkdown(res: BenchResults): string {
   md.push(...programsSection(res));
   md.push(...gcSection(res));
   md.push('## Goals', '');
+  if (res.reads.some((r) => r.system === 'floor'))
+    md.push(
+      "Where a goal is an absolute figure of warm reads, its reference is the FUSE floor's figure for the same reads " +
+        "(libfuse's C passthrough over local disk, fresh mount, files in the page cache: what any FUSE mount reaches here).",
+      '',
+    );
   if (goals.length) md.push(mdTable(goalTable(goals, '**no**')), '');
   else md.push('No goal could be evaluated (references missing).', '');
   const notes = bottlenecks(res, goals);

@@ -39,6 +39,7 @@ import { fileURLToPath } from 'node:url';
 import { prepareDataset } from './dataset.js';
 import { cleanup, MiB, sh, startS3Process, stopS3Process, type S3Endpoint } from './harness.js';
 import { fioBench, type FioSystem } from './fio.js';
+import { buildFloor } from './fusefloor.js';
 import { readBench } from './reads.js';
 import type { System, Workload } from './systems.js';
 import { summarizeGoals } from './goals.js';
@@ -212,6 +213,11 @@ async function main(): Promise<number> {
     if (peers.rclone) readers.rclone = peerCounts;
     if (args.only === 'cold1')
       for (const sys of Object.keys(readers) as System[]) readers[sys] = ['cairn', 's3get', 's3fs'].includes(sys) ? [1] : [];
+    // The FUSE floor (libfuse's C passthrough over the local copy): what any FUSE mount gets here.
+    const floor = fuseOk ? await buildFloor(work) : { error: 'no /dev/fuse' };
+    if (typeof floor === 'string') readers.floor = peerCounts;
+    else log(`FUSE floor: ${floor.error}`);
+    if (args.only === 'cold1') delete readers.floor;
     if (!fuseOk) {
       delete readers.cairn;
       delete readers['cairn-file'];
@@ -226,8 +232,8 @@ async function main(): Promise<number> {
       warm: args.only
         ? {}
         : args.quick
-          ? { cairn: peerCounts, 'cairn-file': peerCounts, local: peerCounts, s3get: peerCounts }
-          : { cairn: peerCounts, 'cairn-file': peerCounts, local: peerCounts },
+          ? { cairn: peerCounts, 'cairn-file': peerCounts, local: peerCounts, floor: peerCounts, s3get: peerCounts }
+          : { cairn: peerCounts, 'cairn-file': peerCounts, local: peerCounts, floor: peerCounts },
       smallConcurrency: 8,
       work,
       env,
@@ -235,6 +241,7 @@ async function main(): Promise<number> {
       settleMs: args.quick ? 0 : 20_000,
       sessionsDir: path.join(home, 'sessions'),
       log,
+      ...(typeof floor === 'string' ? { floorBinary: floor } : {}),
       ...(args.profile ? { cpuProfDir: path.join(work, 'profiles') } : {}),
     });
     stepDone('reads');
@@ -258,8 +265,8 @@ async function main(): Promise<number> {
         runs: runsText,
         readerCounts: readers,
         warmReaderCounts: args.quick
-          ? '1 and 4 (Cairn on both stores, local disk, raw GetObject)'
-          : '1 and 4 (Cairn on both stores, local disk); 16 readers cold only',
+          ? '1 and 4 (Cairn on both stores, local disk, the FUSE floor, raw GetObject)'
+          : '1 and 4 (Cairn on both stores, local disk, the FUSE floor); 16 readers cold only',
         fio: 'seq (bs=1M, 1 job) and rand (bs=128k, 4 psync jobs) over the big file, 1 run each; Cairn (both stores) and local disk cold and warm, s3fs and rclone cold',
         smallConcurrency: 8,
         warmAfterOwnCold: true,

@@ -18,12 +18,12 @@ export const fmt = (x: number | undefined, d = 1): string => (x === undefined ||
 
 /**
  * Ratio of a Cairn row to the same workload/cache/readers of each reference (Cairn on the file
- * store: to local disk only, the other references read from the run's object store).
+ * store: to local disk and the FUSE floor only, the other references read from the run's object store).
  */
 function ratios(res: BenchResults, r: ReadRow): string {
   if (!isCairn(r.system)) return '';
   const parts: string[] = [];
-  for (const ref of (r.system === 'cairn' ? ['local', 's3get', 's3fs', 'rclone'] : ['local']) as System[]) {
+  for (const ref of (r.system === 'cairn' ? ['local', 'floor', 's3get', 's3fs', 'rclone'] : ['local', 'floor']) as System[]) {
     const p = findRead(res.reads, r.workload, ref, r.cache, r.readers);
     if (!p) continue;
     const key = r.workload === 'big' ? 'MiBps' : 'filesPerSec';

@@ -67,7 +67,8 @@ test('npm run bench -- --quick writes complete results', { timeout: 20 * 60_000 
     // A missing row below is explained by the failure the run recorded for it.
     const why = `\nrecorded failures:\n${res.failures.join('\n')}\nstderr:\n${stderr.slice(-3000)}`;
     assert.ok(res.durationSec > 0);
-    const systems = ['cairn', 'cairn-file', 'local', 's3get', ...(peers ? ['s3fs', 'rclone'] : [])];
+    // 'floor': libfuse's C passthrough over local disk (bench/fusefloor.ts), built from libfuse3-dev, which the set-up installs.
+    const systems = ['cairn', 'cairn-file', 'local', 'floor', 's3get', ...(peers ? ['s3fs', 'rclone'] : [])];
     for (const workload of ['big', 'small']) {
       for (const system of systems) {
         for (const readers of [1, 4]) {
@@ -80,6 +81,10 @@ test('npm run bench -- --quick writes complete results', { timeout: 20 * 60_000 
         }
       }
       for (const readers of [1, 4]) {
+        const floor = res.reads.find(
+          (r: any) => r.workload === workload && r.system === 'floor' && r.readers === readers && r.cache === 'warm',
+        );
+        assert.ok(floor && floor.MiBps > 0, `no warm FUSE floor ${workload} row x${readers}${why}`);
         for (const system of ['cairn', 'cairn-file']) {
           const warm = res.reads.find(
             (r: any) => r.workload === workload && r.system === system && r.readers === readers && r.cache === 'warm',

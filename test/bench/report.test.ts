@@ -66,6 +66,30 @@ test('goals: ratios and verdicts from the read and metadata rows', async () => {
   ]);
 });
 
+test('the FUSE floor: the reference of the absolute warm goals, and a ratio of each Cairn row', async () => {
+  const res = await fixture();
+  // Floor rows made from Cairn's (same shape): big cold 400 MiB/s, big warm 1600 MiB/s, small warm 4800 files/s.
+  const like = (workload: string, cache: string, v: object) => {
+    const c = res.reads.find((r) => r.workload === workload && r.system === 'cairn' && r.cache === cache && r.readers === 1)!;
+    return { ...c, system: 'floor' as const, ...v };
+  };
+  res.reads.push(like('big', 'cold', { MiBps: 400 }), like('big', 'warm', { MiBps: 1600 }), like('small', 'warm', { filesPerSec: 4800 }));
+  const goals = summarizeGoals(res);
+  const refOf = (goal: string) => goals.filter((x) => x.goal === goal).map((g) => [g.reference, g.ratio]);
+  assert.deepEqual(refOf('warm big-file read, fresh mount (MiB/s)'), [[1600, 0.64]]);
+  assert.deepEqual(refOf('warm small files, 8 in flight (files/s)'), [[4800, 0.5]]);
+  const md = renderMarkdown(res);
+  assert.match(
+    section(md, '## Parallel reads'),
+    /\| big 64 MiB \| cold \| 1 \| Cairn \| 288\.0 \|.*\| local 0\.58x, floor 0\.72x, s3get 0\.90x/,
+  );
+  assert.ok(section(md, '## Goals').includes("its reference is the FUSE floor's figure"));
+  assert.ok(section(md, '## Method').includes("libfuse's own C passthrough"));
+  // Without floor rows: no reference, no such sentence.
+  assert.equal(summarizeGoals(await fixture()).find((x) => x.goal.startsWith('warm small files'))!.reference, undefined);
+  assert.ok(!section(renderMarkdown(await fixture()), '## Goals').includes('FUSE floor'));
+});
+
 test('page: table cells, goal verdicts and failures; goals recomputed, never taken from the file', async () => {
   const res = await fixture();
   // A results file claiming every goal met changes nothing: the verdicts come from the rows.
