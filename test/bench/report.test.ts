@@ -11,7 +11,6 @@ import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { svgChart } from '../../bench/chart.js';
 import { summarizeGoals } from '../../bench/goals.js';
 import { gcGoals } from '../../bench/goals.js';
@@ -24,22 +23,7 @@ import { defaultStore, storeOf } from '../../bench/stores.js';
 import { table } from '../../bench/tables.js';
 import type { StepResult } from '../../bench/workloads.js';
 
-/** The repository root (this file is dist/test/bench/report.test.js). */
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-
-async function fixture(): Promise<BenchResults> {
-  return JSON.parse(await fsp.readFile(path.join(ROOT, 'test', 'bench', 'fixtures', 'results.json'), 'utf8')) as BenchResults;
-}
-
-/** The section of a markdown page from `heading` to the next heading of the same or a higher level. */
-function section(md: string, heading: string): string {
-  const start = md.indexOf(`${heading}\n`);
-  assert.ok(start >= 0, `no ${heading}`);
-  const level = heading.split(' ')[0]!;
-  const rest = md.slice(start + heading.length + 1);
-  const end = rest.search(new RegExp(`^#{1,${level.length}} `, 'm'));
-  return end < 0 ? rest : rest.slice(0, end);
-}
+import { fixture, ROOT, section } from '../helpers/benchpage.js';
 
 test('goals: ratios and verdicts from the read and metadata rows', async () => {
   const got = summarizeGoals(await fixture()).map((g) => [g.readers, g.goal, g.cairn, g.reference, g.ratio, g.target, g.met]);
@@ -64,30 +48,6 @@ test('goals: ratios and verdicts from the read and metadata rows', async () => {
     [1, 'reload after 1 new file: 1,000 vs 100,000 files (ms; ratio max/min over all sizes)', 11, 5, 2.2, '≤ 2x', false],
     [1, 'daemon peak RSS at 100,000 files (MiB)', 150, undefined, undefined, '< 300 MiB', true],
   ]);
-});
-
-test('the FUSE floor: the reference of the absolute warm goals, and a ratio of each Cairn row', async () => {
-  const res = await fixture();
-  // Floor rows made from Cairn's (same shape): big cold 400 MiB/s, big warm 1600 MiB/s, small warm 4800 files/s.
-  const like = (workload: string, cache: string, v: object) => {
-    const c = res.reads.find((r) => r.workload === workload && r.system === 'cairn' && r.cache === cache && r.readers === 1)!;
-    return { ...c, system: 'floor' as const, ...v };
-  };
-  res.reads.push(like('big', 'cold', { MiBps: 400 }), like('big', 'warm', { MiBps: 1600 }), like('small', 'warm', { filesPerSec: 4800 }));
-  const goals = summarizeGoals(res);
-  const refOf = (goal: string) => goals.filter((x) => x.goal === goal).map((g) => [g.reference, g.ratio]);
-  assert.deepEqual(refOf('warm big-file read, fresh mount (MiB/s)'), [[1600, 0.64]]);
-  assert.deepEqual(refOf('warm small files, 8 in flight (files/s)'), [[4800, 0.5]]);
-  const md = renderMarkdown(res);
-  assert.match(
-    section(md, '## Parallel reads'),
-    /\| big 64 MiB \| cold \| 1 \| Cairn \| 288\.0 \|.*\| local 0\.58x, floor 0\.72x, s3get 0\.90x/,
-  );
-  assert.ok(section(md, '## Goals').includes("its reference is the FUSE floor's figure"));
-  assert.ok(section(md, '## Method').includes("libfuse's own C passthrough"));
-  // Without floor rows: no reference, no such sentence.
-  assert.equal(summarizeGoals(await fixture()).find((x) => x.goal.startsWith('warm small files'))!.reference, undefined);
-  assert.ok(!section(renderMarkdown(await fixture()), '## Goals').includes('FUSE floor'));
 });
 
 test('page: table cells, goal verdicts and failures; goals recomputed, never taken from the file', async () => {
