@@ -29,7 +29,7 @@ import { atCleanup, CLI_JS, dropCaches, isStopping as stopping, MiB, mountDir, r
 import { execFio } from './fioexec.js';
 import type { Cache, System } from './systems.js';
 
-export type FioSystem = Exclude<System, 's3get' | 'floor'>;
+export type FioSystem = Exclude<System, 's3get'>;
 export type FioJob = 'seq' | 'rand';
 
 export interface FioRow {
@@ -76,6 +76,8 @@ export interface FioOptions {
   env: NodeJS.ProcessEnv;
   sessionsDir: string;
   log: (msg: string) => void;
+  /** The FUSE floor's binary (./fusefloor.ts), for the `floor` system. */
+  floorBinary?: string;
 }
 
 /** fio's arguments for one job over a file of `fileBytes` (everything but `--filename`). */
@@ -147,6 +149,7 @@ export function parseFio(report: unknown, expectBytes: number): Omit<FioRow, 'sy
 /** How a system mounts the big file: a container spec (without mountpoint) and the file in it; null for local disk. */
 function mountOf(ds: Dataset, sys: FioSystem, o: FioOptions): { spec: Omit<ContainerSpec, 'mountpoint'>; file: string } | null {
   if (sys === 'local') return null;
+  if (sys === 'floor') return { spec: { kind: 'floor', floorBinary: o.floorBinary, source: ds.localDir }, file: ds.bigRel };
   if (sys === 'cairn' || sys === 'cairn-file') {
     return {
       spec: { kind: 'cairn', volume: ds.volume, store: sys === 'cairn' ? ds.storeUrl : ds.fileStoreUrl, cacheDir: o.cacheDirs[sys] },

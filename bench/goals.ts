@@ -210,12 +210,14 @@ function fuseGoals(res: BenchResults): Goal[] {
     });
   }
   const rand = res.fio?.rows.find((r) => r.system === 'cairn' && r.job === 'rand' && r.cache === 'warm');
+  const randFloor = res.fio?.rows.find((r) => r.system === 'floor' && r.job === 'rand' && r.cache === 'warm');
   if (rand)
     goals.push({
       goal: 'fio random 128 KiB × 4 jobs, warm (MiB/s)',
       workload: 'fio',
       readers: 4,
       cairn: rand.MiBps,
+      ...(randFloor && randFloor.MiBps > 0 ? { reference: randFloor.MiBps, ratio: r2(rand.MiBps / randFloor.MiBps) } : {}),
       target: '≥ 1,000',
       met: rand.MiBps >= 1000,
     });

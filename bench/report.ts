@@ -188,7 +188,7 @@ function fioSection(res: BenchResults): string[] {
   out.push(
     `${fio.version}, read-only jobs over the big file (${res.dataset.bigBytes / 2 ** 20} MiB), each inside a ` +
       "container's mount namespace (the same `bench/container.ts` as the readers, fio in place of the reader) for " +
-      'Cairn on both stores, s3fs and rclone mount, and directly on the local copy for local disk:',
+      `Cairn on both stores, s3fs and rclone mount${fio.rows.some((r) => r.system === 'floor') ? ", the FUSE floor (the local copy through libfuse's C passthrough)" : ''}, and directly on the local copy for local disk:`,
     '',
     '- **seq**: sequential read, 1 MiB blocks, one job: `fio ' + fio.jobs.seq + '`',
     '- **rand**: random read, 128 KiB blocks (the largest request FUSE passes by default, so one fio read is one FUSE request), 4 jobs with psync (iodepth 1 each), aggregated: `fio ' +

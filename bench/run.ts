@@ -267,7 +267,7 @@ async function main(): Promise<number> {
         warmReaderCounts: args.quick
           ? '1 and 4 (Cairn on both stores, local disk, the FUSE floor, raw GetObject)'
           : '1 and 4 (Cairn on both stores, local disk, the FUSE floor); 16 readers cold only',
-        fio: 'seq (bs=1M, 1 job) and rand (bs=128k, 4 psync jobs) over the big file, 1 run each; Cairn (both stores) and local disk cold and warm, s3fs and rclone cold',
+        fio: 'seq (bs=1M, 1 job) and rand (bs=128k, 4 psync jobs) over the big file, 1 run each; Cairn (both stores), local disk and the FUSE floor cold and warm, s3fs and rclone cold',
         smallConcurrency: 8,
         warmAfterOwnCold: true,
         fioWarmup: true,
@@ -325,6 +325,7 @@ async function main(): Promise<number> {
     const fioSystems: FioSystem[] = [
       ...(fuseOk ? (['cairn', 'cairn-file'] as const) : []),
       'local',
+      ...(typeof floor === 'string' ? (['floor'] as const) : []),
       ...(peers.s3fs ? (['s3fs'] as const) : []),
       ...(peers.rclone ? (['rclone'] as const) : []),
     ];
@@ -334,8 +335,9 @@ async function main(): Promise<number> {
         quick: args.quick,
         version: fioVersion,
         systems: fioSystems,
-        warm: ['cairn', 'cairn-file', 'local'],
+        warm: ['cairn', 'cairn-file', 'local', 'floor'],
         cacheDirs,
+        ...(typeof floor === 'string' ? { floorBinary: floor } : {}),
         work,
         env,
         sessionsDir: path.join(home, 'sessions'),

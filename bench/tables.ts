@@ -60,11 +60,11 @@ export function readTable(res: BenchResults): string[][] {
   ];
 }
 
-/** Ratios of a Cairn fio row (MiB/s) to the same job on local disk (same cache state), s3fs and rclone (cold). */
+/** Ratios of a Cairn fio row (MiB/s) to the same job on local disk and the FUSE floor (same cache state), s3fs and rclone (cold). */
 function fioRatios(rows: FioRow[], r: FioRow): string {
   if (!isCairn(r.system)) return '';
   const parts: string[] = [];
-  for (const ref of ['local', 's3fs', 'rclone'] as const) {
+  for (const ref of ['local', 'floor', 's3fs', 'rclone'] as const) {
     const p = rows.find((x) => x.system === ref && x.job === r.job && x.cache === r.cache);
     if (p && p.MiBps > 0) parts.push(`${ref} ${fmt(r.MiBps / p.MiBps, 2)}x`);
   }

@@ -102,13 +102,14 @@ test('npm run bench -- --quick writes complete results', { timeout: 20 * 60_000 
     assert.ok(res.fio, 'results lack fio');
     if (onPath('fio')) {
       assert.match(res.fio.version, /fio/);
-      const fioSystems = ['cairn', 'cairn-file', 'local', ...(peers ? ['s3fs', 'rclone'] : [])];
+      const fioSystems = ['cairn', 'cairn-file', 'local', 'floor', ...(peers ? ['s3fs', 'rclone'] : [])];
       for (const job of ['seq', 'rand']) {
         for (const [system, cache] of [
           ...fioSystems.map((s) => [s, 'cold']),
           ['cairn', 'warm'],
           ['cairn-file', 'warm'],
           ['local', 'warm'],
+          ['floor', 'warm'],
         ]) {
           const row = res.fio.rows.find((r: any) => r.job === job && r.system === system && r.cache === cache);
           assert.ok(row, `no fio ${job} ${cache} row for ${system}${why}`);

@@ -120,8 +120,12 @@ describe('GETATTR answered by the native addon', { skip: loadNative() ? false : 
       );
       const after = await figures();
       assert.equal(sizes.trim(), '200 1 640');
+      // Of the GETATTRs that reached the daemon, the addon answered (nearly) all: it kept the other
+      // files' attributes. (On a loaded machine the kernel answers some stats itself: CI once saw
+      // 81 reach the daemon, all answered natively.)
       const hits = after.hits - before.hits;
-      assert.ok(hits >= 150, `${hits} of 200 GETATTRs answered natively, ${after.js - before.js} by JavaScript`);
+      const js = after.js - before.js;
+      assert.ok(hits + js >= 50 && hits >= 0.75 * (hits + js), `${hits} GETATTRs answered natively, ${js} by JavaScript, of 200 stats`);
     } finally {
       await d.stop();
     }
