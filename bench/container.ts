@@ -24,7 +24,7 @@ import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { execFio, type FioProcess } from './fioexec.js';
 import { measureCosts, type DaemonCosts } from './costs.js';
-import { floorArgs } from './fusefloor.js';
+import { floorCommand } from './fusefloor.js';
 import { readSpecArg, specArg } from './specarg.js';
 import type { ReaderSpec } from './reader.js';
 
@@ -159,7 +159,7 @@ async function main(): Promise<void> {
       };
     } else if (spec.kind === 'floor') {
       // (without -f it forks into the background once mounted, as s3fs does)
-      await run(spec.floorBinary!, [...floorArgs(spec.source!), mnt]);
+      await run(...floorCommand(spec.floorBinary!, spec.source!, mnt, false));
       await waitMounted(mnt);
       daemonPid = peerPid = await findPid(mnt);
     } else if (spec.kind === 's3fs') {

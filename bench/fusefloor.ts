@@ -38,8 +38,20 @@ export async function buildFloor(dir: string): Promise<string | { error: string 
   return binary;
 }
 
-/** The floor's options over `source`: the kernel caches entries, attributes and pages as long as it likes. */
-export const floorArgs = (source: string): string[] => ['-o', `source=${source}`, '-o', 'cache=always'];
+/**
+ * The command that mounts the floor built at `binary` over `source` at `mountpoint` (`foreground`:
+ * -f, else it forks into the background once mounted): the kernel caches entries, attributes and
+ * pages as long as it likes. passthrough_ll holds a descriptor per inode the kernel knows (until
+ * the kernel forgets it), so it starts with the most descriptors the host allows: an 18,000-entry
+ * tar -x after 10,000 creates passed a limit of 20,000 ("Too many open files").
+ *
+ * @example const [cmd, args] = floorCommand(bin, '/data', '/mnt/floor', true); spawn(cmd, args);
+ */
+export function floorCommand(binary: string, source: string, mountpoint: string, foreground: boolean): [string, string[]] {
+  const raise = 'ulimit -n "$(cat /proc/sys/fs/nr_open)" 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$@"';
+  const args = [...(foreground ? ['-f'] : []), '-o', `source=${source}`, '-o', 'cache=always', mountpoint];
+  return ['bash', ['-c', raise, 'floor', binary, ...args]];
+}
 
 export class FuseFloor {
   private child?: ChildProcess;
@@ -68,7 +80,8 @@ export class FuseFloor {
   /** Mounts it (foreground, in a child process) and waits until the mount answers. */
   async start(): Promise<void> {
     let err = '';
-    const child = spawn(this.binary, ['-f', ...floorArgs(this.source), this.mountpoint], {
+    const [cmd, args] = floorCommand(this.binary, this.source, this.mountpoint, true);
+    const child = spawn(cmd, args, {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     this.child = child;

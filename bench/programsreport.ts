@@ -35,7 +35,7 @@ export function programsSection(res: BenchResults): string[] {
       'served by the daemon `cairn mount` starts; the ratio is mount / local. ' +
       (w.steps.some((s) => s.floorMs !== undefined)
         ? "In between, on the FUSE floor: libfuse's own C passthrough (`passthrough_ll` from libfuse3-dev's examples, " +
-          '`-o cache=always`, no writeback cache) over a directory on the same disk, which pays only the round trips ' +
+          '`-o cache=always`, no writeback cache, a fresh mount per workload) over a directory on the same disk, which pays only the round trips ' +
           'through the kernel that any FUSE file system pays on this machine (`bench/fusefloor.ts`); "vs floor" is mount / floor. '
         : w.floorError
           ? `The FUSE floor was not measured: ${w.floorError}. `

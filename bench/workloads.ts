@@ -3,7 +3,7 @@
  * add, commit, status, clone over N files), SQLite (rows in transactions, rollback journal and
  * WAL), tar extract and create of a generated tree, `rsync -a` in and a no-op second `rsync -a`,
  * N creates then `ls -l`, `make -j2` of C files and a no-op rebuild, `python3 -m venv`. Each step
- * is timed on local disk, on the FUSE floor (libfuse's C passthrough over local disk:
+ * is timed on local disk, on the FUSE floor (libfuse's C passthrough over local disk, a fresh mount per workload:
  * bench/fusefloor.ts) and on a fresh Cairn mount (the real session on the embedded file store,
  * `src/fuse/main.js` as `cairn mount` starts it); one JSON line per step with the ratios
  * mount/local and mount/floor, then one line of integrity checks made after a commit and a
@@ -357,7 +357,9 @@ export async function runWorkloads(o: {
         `python3 tree.py gitsrc ${o.sizes.gitFiles} && bash make.sh mk ${o.sizes.cFiles}`,
     );
     await daemon.start();
-    for (const w of list) {
+    for (const [i, w] of list.entries()) {
+      // The floor's inodes (one descriptor each in passthrough_ll) go with a fresh mount per workload.
+      if (floor && i > 0) await floor.stop().then(() => floor!.start());
       for (const st of w.steps) {
         // Each side starts with no dirty pages of the step before (the local side's writeback
         // otherwise lands in the next step: tar -x on local disk took 0.3 to 6 s in one session)
