@@ -86,15 +86,13 @@ export class FuseFloor {
     });
     this.child = child;
     child.stderr!.setEncoding('utf8').on('data', (c: string) => (err += c));
-    for (let i = 0; i < 100; i++) {
-      if (child.exitCode !== null) break;
-      if (
-        (await run('mountpoint', ['-q', this.mountpoint]).then(
-          () => true,
-          () => false,
-        )) === true
-      )
-        return;
+    const mounted = (): Promise<boolean> =>
+      run('mountpoint', ['-q', this.mountpoint]).then(
+        () => true,
+        () => false,
+      );
+    for (let i = 0; i < 100 && child.exitCode === null; i++) {
+      if (await mounted()) return;
       await new Promise((r) => setTimeout(r, 50));
     }
     await this.stop();

@@ -3,8 +3,8 @@
  * add, commit, status, clone over N files), SQLite (rows in transactions, rollback journal and
  * WAL), tar extract and create of a generated tree, `rsync -a` in and a no-op second `rsync -a`,
  * N creates then `ls -l`, `make -j2` of C files and a no-op rebuild, `python3 -m venv`. Each step
- * is timed on local disk, on the FUSE floor (libfuse's C passthrough over local disk, a fresh mount per workload:
- * bench/fusefloor.ts) and on a fresh Cairn mount (the real session on the embedded file store,
+ * is timed on local disk, on the FUSE floor (libfuse's C passthrough over local disk, a fresh
+ * mount per workload: bench/fusefloor.ts) and on a fresh Cairn mount (the real session on the embedded file store,
  * `src/fuse/main.js` as `cairn mount` starts it); one JSON line per step with the ratios
  * mount/local and mount/floor, then one line of integrity checks made after a commit and a
  * remount (git fsck, integrity_check, tar -d, the no-op rsync, make -q, counts).
