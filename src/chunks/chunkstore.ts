@@ -348,7 +348,8 @@ export class ChunkStore {
   /**
    * Fills the host cache with these chunks ahead of readers (`cairn volume warmup`): each distinct
    * chunk not yet in the cache is fetched (verified, merged into range GETs of adjacent chunks,
-   * batches of up to `rangeBytes`, `concurrency` GETs at once, default 4) and written to the cache before this returns.
+   * batches of up to `rangeBytes`, `concurrency` GETs at once, default 4) and written to the cache, with its
+   * outboard for random readers (`PartialReader.keepOutboard`), before this returns.
    * `onProgress(done, total)` counts bytes of distinct chunks, those already cached included.
    * Without a cache it only fetches (and verifies) them.
    *
@@ -370,7 +371,7 @@ export class ChunkStore {
     const worker = async (): Promise<void> => {
       while (next < batches.length) {
         const batch = batches[next++];
-        await Promise.all(this.fetcher.fetchEach(batch));
+        await Promise.all(this.fetcher.fetchEach(batch).map((p, k) => p.then((bytes) => this.partial?.keepOutboard(batch[k]!, bytes))));
         done += batch.reduce((n, r) => n + r.length, 0);
         opts.onProgress?.(done, total);
       }

@@ -28,8 +28,9 @@ import { CairnError, isCairnError } from '../errors.js';
 import type { ObjectStore } from '../store/types.js';
 import type { ChunkCache } from './cache.js';
 import type { ChunkLru } from './memlru.js';
-import { blockCv, CV_BYTES, verifyOutboard } from './outboard.js';
-import { readPackTrailer, type PackTrailer } from './pack.js';
+import { outboardAsync } from './hash.js';
+import { blockCount, blockCv, CV_BYTES, verifyOutboard } from './outboard.js';
+import { DEFAULT_BLOCK_BYTES, readPackTrailer, type PackTrailer } from './pack.js';
 import type { ChunkRef } from './types.js';
 
 /** Pack trailers kept in memory (each ~60 bytes per chunk plus 32 bytes per block). */
@@ -221,6 +222,23 @@ export class PartialReader {
   private settle(ref: ChunkRef, B: number, b: Block, bytes: Buffer): void {
     this.blocks.set(`${ref.hash}/${B}/${b.g}`, bytes);
     b.resolve(bytes);
+  }
+
+  /**
+   * Keeps the outboard of a whole chunk the caller verified (`bytes` are `ref`'s) in the host cache
+   * as `<hash>.ob` (DEFAULT_BLOCK_BYTES blocks; computed off the event loop): a random reader of a
+   * chunk cached whole ahead of it (`cairn volume warmup`) then loads only the blocks it needs from
+   * its first READ, in the addon (native/nread.c) as here, instead of the whole chunk.
+   *
+   * @example await pr.keepOutboard(ref, verifiedBytes);
+   */
+  async keepOutboard(ref: ChunkRef, bytes: Uint8Array): Promise<void> {
+    if (!this.cache || bytes.length !== ref.length || blockCount(ref.length, DEFAULT_BLOCK_BYTES) < 2) return;
+    const cvs = await outboardAsync(bytes, DEFAULT_BLOCK_BYTES);
+    const entry = Buffer.alloc(4 + cvs.length);
+    entry.writeUInt32LE(DEFAULT_BLOCK_BYTES, 0);
+    entry.set(cvs, 4);
+    await this.cache.putPart(ref.hash, 'ob', entry);
   }
 
   /** Tracks a cache write that reads do not wait for (`flush` does). */

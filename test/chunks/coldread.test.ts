@@ -11,6 +11,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { ChunkCache } from '../../src/chunks/cache.js';
 import { ChunkStore } from '../../src/chunks/chunkstore.js';
+import { verifyOutboard } from '../../src/chunks/outboard.js';
+import { DEFAULT_BLOCK_BYTES } from '../../src/chunks/pack.js';
 import type { ChunkRef } from '../../src/chunks/types.js';
 import { isCairnError } from '../../src/errors.js';
 import { openStore } from '../../src/store/open.js';
@@ -149,7 +151,7 @@ describe('cold reads on S3', () => {
     });
   });
 
-  it('warm fills the host cache: a later cold reader of the file makes no GET', async () => {
+  it('warm fills the host cache, outboards included: a later cold reader of the file makes no GET', async () => {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-warm-'));
     try {
       const cache = (): ChunkCache => new ChunkCache({ dir, maxBytes: 1 << 30 });
@@ -167,6 +169,14 @@ describe('cold reads on S3', () => {
       assert.ok(obs.log.length <= Math.ceil(data.length / (8 * MiB)) + 2, `${obs.log.length} GETs`);
       const again = await cs.warm(refs);
       assert.equal(again.fetched, 0, 'all cached');
+      // Each chunk of more than one block has its outboard beside it (a random reader loads blocks).
+      const big = refs.filter((r) => r.length > DEFAULT_BLOCK_BYTES);
+      assert.ok(big.length > 0);
+      const probe = cache();
+      for (const ref of big) {
+        const ob = await probe.getPart(ref.hash, 'ob', (d) => verifyOutboard(d.subarray(4), ref.hash, ref.length, d.readUInt32LE(0)));
+        assert.equal(ob?.readUInt32LE(0), DEFAULT_BLOCK_BYTES, `the outboard of ${ref.hash}`);
+      }
 
       const reader = observed(store);
       const cold = new ChunkStore({ store: reader, packPrefix: PREFIX, cache: cache(), memoryBytes: 0 });

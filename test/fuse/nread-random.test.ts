@@ -6,7 +6,8 @@
  * a reader in a new mount then loads verified blocks, hashing a fraction of the bytes; one flipped
  * byte in a chunk entry or in an outboard never yields wrong bytes (counted, removed, read right).
  * A cold random reader (served by JavaScript) leaves the outboards of its chunks behind (computed
- * by the addon off the JavaScript thread), so a new mount loads only blocks. Skipped without the addon.
+ * by the addon off the JavaScript thread), so a new mount loads only blocks; so does `cairn volume
+ * warmup` (JavaScript computes them). Skipped without the addon.
  */
 import { testHome } from '../helpers/env.js';
 import { after, describe, it } from 'node:test';
@@ -18,6 +19,7 @@ import { controlRequest } from '../../src/fuse/control.js';
 import { loadNative } from '../../src/fuse/lowlevel.js';
 import type { NreadStats } from '../../src/fuse/lowlevel-addon.js';
 import { cleanupAll, committedFiles, freshSha, q, shOk } from '../helpers/mount.js';
+import { cliWithStore } from '../cli/harness.js';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 const env = { CAIRN_FUSE_BINDING: 'native' };
@@ -250,6 +252,26 @@ describe('native random reads', { skip: loadNative() ? false : 'native addon not
       const s = await stats(mnt);
       assert.ok(s.cachePartLoads >= 5 && s.cacheOutboardLoads >= 5, JSON.stringify(s));
       // Whole chunks would be ~8 bytes hashed per byte served (1 MiB per 128 KiB); blocks ~1.3.
+      assert.ok(s.cacheHashed <= 3 * s.servedBytes, `hashed ${s.cacheHashed} bytes for ${s.servedBytes} served`);
+      assert.equal(s.cacheCorrupt, 0);
+    } finally {
+      await d.stop();
+    }
+  });
+
+  it('`cairn volume warmup` leaves outboards too: a random reader of a warmed file loads only blocks from its first read', async () => {
+    const big = randomBytes(24 << 20);
+    const { mnt, start, storeDir, volume } = await committedFiles('warmed', { '/big.bin': big }, { env, emptyCache: true });
+    const { reads, want } = randomReads(big, 2345);
+    await cliWithStore(() => `file://${storeDir}`).ok('volume', 'warmup', volume, '/big.bin');
+    const { chunks, outboards } = await entries();
+    // (A chunk of one block, 32 KiB or less, needs none.)
+    assert.ok(chunks.length >= 15 && outboards.length >= chunks.length - 1, `${chunks.length} chunks, ${outboards.length} outboards`);
+    const d = await start();
+    try {
+      assert.equal(await readAt(path.join(mnt, 'big.bin'), reads), want);
+      const s = await stats(mnt);
+      assert.ok(s.cachePartLoads >= 5 && s.cacheOutboardLoads >= 5, JSON.stringify(s));
       assert.ok(s.cacheHashed <= 3 * s.servedBytes, `hashed ${s.cacheHashed} bytes for ${s.servedBytes} served`);
       assert.equal(s.cacheCorrupt, 0);
     } finally {
