@@ -11,7 +11,8 @@
  *   later `delete` covers, so the op list is always the shortest equivalent one.
  * - Every change to the view that the next commit must publish (put, update, remove, move) records
  *   its pending op in the same transaction; every record lands in one transaction, with the
- *   pending ops above the fence re-applied on top of it.
+ *   pending ops above the fence re-applied on top of it. A write to a file already pending only
+ *   changes its row, which the view may keep in memory for a while (./view.ts `setLater`).
  * - The names of a hard-linked file hold one entry (./view.ts); a change through one pends a put of each.
  * - The journal survives SIGKILL (WAL).
  */
@@ -161,8 +162,14 @@ export class Journal extends JournalMeta {
     return this.view.subdirCount(dir);
   }
 
-  /** Replaces the entry of an existing path (no tree changes: its parent stays) and records a pending put. */
-  update(path: string, entry: EntryIn): void {
+  /**
+   * Replaces the entry of an existing path (no tree changes: its parent stays) and records a pending put. `written`: a write
+   * changed only its size and times; in a staged file whose put is pending above the fence, the view then keeps the row (`setLater`).
+   */
+  update(path: string, entry: EntryIn, written = false): void {
+    const cur = written && !this.db.inTransaction && !entry.ino ? this.view.get(path) : undefined;
+    const keep = cur?.type === 'file' && cur.staged && cur.staged === entry.staged && cur.mode === entry.mode;
+    if (keep && this.st.pendingHasPut.get(path, this.fenceId)) return this.view.setLater(path, entry);
     this.transaction(() => {
       this.view.set(path, entry);
       this.addPending('put', path);
@@ -170,6 +177,8 @@ export class Journal extends JournalMeta {
     });
   }
 
+  /** Writes the rows `update(…, true)` kept (an fsync; also before every transaction). */
+  flushWrites = (): void => this.view.flush();
   /** Removes `path` and its subtree and records a pending delete. */
   remove(path: string, touch?: DirTouch): void {
     this.transaction(() => {
@@ -214,15 +223,7 @@ export class Journal extends JournalMeta {
   }
 
   /** After a crash: every staged entry takes its size from its staging file (the truth). */
-  async reconcileStaged(staging: Staging): Promise<void> {
-    for (const { path, staged } of this.allStaged()) {
-      const st = await staging.size(staged);
-      const e = this.get(path);
-      if (!e) continue;
-      if (!st) this.view.set(path, { ...e, staged: undefined, size: 0 } as JournalEntry);
-      else if (st.size !== e.size) this.view.set(path, { ...e, size: st.size });
-    }
-  }
+  reconcileStaged = (staging: Staging): Promise<void> => this.view.reconcileStaged(staging);
 
   // ---- pending ops and the fence -------------------------------------------------------------
 
@@ -429,6 +430,8 @@ export class Journal extends JournalMeta {
   /** Runs `fn` in one transaction (nested ones are savepoints); a rollback drops the memo too. */
   private transaction<T>(fn: () => T): T {
     try {
+      // Rows the view kept (`update`) land first, in a transaction of their own: a rollback of this one keeps them.
+      if (!this.db.inTransaction) this.view.flush();
       return this.runInTransaction(fn) as T;
     } catch (err) {
       this.view.forget();
@@ -439,6 +442,9 @@ export class Journal extends JournalMeta {
   }
 
   close(): void {
-    if (this.db.open) this.db.close();
+    if (this.db.open) {
+      this.view.flush();
+      this.db.close();
+    }
   }
 }

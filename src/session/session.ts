@@ -3,12 +3,11 @@
  * calls a mount makes (FsSession) and the few extra ones the Volume API needs.
  *
  * Invariants: every call validates its paths and numbers first (../util/limits.ts: INVALID_ARGUMENT,
- * TOO_LARGE past the maximum file size) and changes nothing when it throws; every change to the
- * view is one whole journal operation (./journal.ts: one transaction that also records the
- * pending op); written data lives in staging files (copy-on-write of committed files on first
- * write: ./filedata.ts); a read-only session throws READ_ONLY on every write; reload is refused
- * while files are open (VOLUME_BUSY naming them: ./openfiles.ts). Opening is in ./opening.ts,
- * commit/reload/recovery in ./sync.ts.
+ * TOO_LARGE past the maximum file size) and changes nothing when it throws; every change to the view is
+ * one whole journal operation (./journal.ts: one transaction that also records the pending op; a write to a
+ * file already pending keeps its size and times in memory, ≤ 1 s: ./view.ts); written data lives in staging
+ * files (copy-on-write of committed files on first write: ./filedata.ts); a read-only session throws READ_ONLY
+ * on every write; reload is refused while files are open (VOLUME_BUSY). Opening: ./opening.ts; commit, reload: ./sync.ts.
  */
 import fs from 'node:fs/promises';
 import { CairnError } from '../errors.js';
@@ -169,7 +168,7 @@ export class Session extends SessionReads implements FsSession {
     const name = await this.staged(p);
     await this.staging.write(name, offset, data);
     const e = this.entry(p);
-    this.journal.update(p, { ...meta.writtenEntry(e, cred, now()), size: Math.max(e.size, offset + data.length) });
+    this.journal.update(p, { ...meta.writtenEntry(e, cred, now()), size: Math.max(e.size, offset + data.length) }, true);
   }
 
   /**
@@ -189,9 +188,10 @@ export class Session extends SessionReads implements FsSession {
     this.journal.update(p, { ...meta.writtenEntry(e, cred, Date.now()), size });
   }
 
-  /** Makes a file's written bytes durable locally: its staging file, or the journal holding them inline. */
+  /** Makes a file's written bytes durable locally: its staging file (and the size the journal kept), or the journal holding them inline. */
   async fsync(path: string): Promise<void> {
     const e = this.journal.get(normalizePath(path));
+    this.journal.flushWrites();
     if (e?.staged) await this.staging.fsync(e.staged);
     else if (e?.type === 'file' && e.inline) this.journal.sync();
   }

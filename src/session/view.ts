@@ -14,10 +14,14 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { type EntryData, ancestors } from '../format/index.js';
 import type { JournalEntry } from './entry.js';
 import { fromRow, ROW_COLUMNS, type Row, subtreeEnd, toRow } from './schema.js';
+import type { Staging } from './staging.js';
 
 /** Entries memoised by `get` (each dropped when it changes; all of them when a subtree goes). */
 const MEMO_ENTRIES = 4096;
 const DIR_MODE = 0o755;
+
+/** The longest a row `setLater` kept waits to be written (a crash loses at most this much of a file's times). */
+export const WRITES_LATER_MS = 1000;
 
 /** Columns some index covers (besides the primary key): a change to them rewrites index entries. */
 const INDEXED = ['path', 'parent', 'type', 'staged'];
@@ -71,10 +75,20 @@ export class EntryTable {
   private readonly st: ReturnType<typeof prepare>;
   /** Memoised entries; `null`: known to be absent (a LOOKUP of a new name, then its create). */
   private readonly memo = new Map<string, JournalEntry | null>();
+  /** Rows `setLater` keeps until `flush` (writes to files already pending), by path. */
+  private readonly later = new Map<string, Row>();
+  private readonly writeLater: () => void;
+  private laterTimer: NodeJS.Timeout | undefined;
 
   /** @example const view = new EntryTable(db); view.get(''); */
   constructor(private readonly db: BetterSqlite3.Database) {
     this.st = prepare(db);
+    // The row stays where a write found it (every change to it flushes first): an in-place UPDATE.
+    const write = db.transaction((rows: Row[]) => rows.forEach((row) => this.st.update.run(row)));
+    this.writeLater = () => {
+      write([...this.later.values()]);
+      this.later.clear();
+    };
     if (!this.get('')) this.set('', { type: 'directory', mode: DIR_MODE, mtimeMs: Date.now(), size: 0 });
   }
 
@@ -86,7 +100,7 @@ export class EntryTable {
   get(path: string): JournalEntry | undefined {
     const hit = this.memo.get(path);
     if (hit !== undefined) return hit ?? undefined;
-    const r = this.st.get.get(path);
+    const r = this.later.get(path) ?? this.st.get.get(path);
     if (!r) {
       this.remember(path, null);
       return undefined;
@@ -98,6 +112,7 @@ export class EntryTable {
 
   /** The entries in `dir`, in path order, without their bytes (no chunks, inline data or xattrs): what a listing needs. */
   children(dir: string): JournalEntry[] {
+    this.flush();
     return this.st.children.all(dir).map(fromRow);
   }
 
@@ -111,11 +126,13 @@ export class EntryTable {
 
   /** Every entry strictly inside `dir`, in path order. */
   descendants(dir: string): JournalEntry[] {
+    this.flush();
     return dir === '' ? this.st.all.all().map(fromRow) : this.st.subtree.all(`${dir}/`, subtreeEnd(dir)).map(fromRow);
   }
 
   /** Every entry but the root, in path order, without loading them all at once. */
   *iterateAll(): Generator<JournalEntry> {
+    this.flush();
     for (const r of this.st.all.iterate()) yield fromRow(r as Row);
   }
 
@@ -136,6 +153,7 @@ export class EntryTable {
    * name of one file holds the same entry, whichever name was changed).
    */
   set(path: string, e: EntryIn): void {
+    this.flush();
     const row = toRow(path, e);
     // Most changes (a write's size and times, chmod, a directory's times) keep the indexed
     // columns: an in-place UPDATE writes the row's page only (about half the cost of a replace,
@@ -147,6 +165,44 @@ export class EntryTable {
     // One row changed: its memo is the row as `get` would read it back (the stat that answers
     // the request needs no query); callers that change more (place, drop) clear the memo.
     this.remember(path, Object.freeze(fromRow(row)));
+  }
+
+  /**
+   * `set` of a row that differs from the table's only in what a write changes (size, mtime,
+   * ctime), kept in memory: `get` answers with it, and `flush` writes it, before any other read of
+   * rows or change (the journal flushes before each transaction), or within WRITES_LATER_MS. The
+   * caller checked that the row's other columns stay and that a pending op publishes it. A crash
+   * loses only the kept times: the size comes back from the staging file (`reconcileStaged`).
+   */
+  setLater(path: string, e: EntryIn): void {
+    const row = toRow(path, e);
+    this.later.set(path, row);
+    this.remember(path, Object.freeze(fromRow(row)));
+    this.laterTimer ??= setTimeout(() => {
+      try {
+        this.flush();
+      } catch {
+        this.laterTimer = undefined; // (a full disk: the rows stay kept, for the next transaction)
+      }
+    }, WRITES_LATER_MS).unref();
+  }
+
+  /** Writes the rows `setLater` kept, in one transaction (a savepoint inside the caller's). */
+  flush(): void {
+    clearTimeout(this.laterTimer);
+    this.laterTimer = undefined;
+    if (this.later.size > 0) this.writeLater();
+  }
+
+  /** After a crash: every staged entry takes its size from its staging file (the truth: kept rows were lost). */
+  async reconcileStaged(staging: Staging): Promise<void> {
+    for (const { path, staged } of this.allStaged()) {
+      const st = await staging.size(staged);
+      const e = this.get(path);
+      if (!e) continue;
+      if (!st) this.set(path, { ...e, staged: undefined, size: 0 } as JournalEntry);
+      else if (st.size !== e.size) this.set(path, { ...e, size: st.size });
+    }
   }
 
   /** Whether some entry has the extended attribute `name` (one scan of the table). */
@@ -166,6 +222,7 @@ export class EntryTable {
 
   /** `set` of a row a bulk load (a checkpoint's entries) writes whole: a replace, no update first. */
   load(path: string, e: EntryIn): void {
+    this.flush();
     this.memo.delete(path);
     this.st.insert.run(toRow(path, e));
   }
@@ -191,6 +248,7 @@ export class EntryTable {
 
   /** Removes a subtree (the root: everything under it, the root stays). */
   drop(path: string): void {
+    this.flush();
     const cur = path === '' ? undefined : this.get(path);
     if (cur && cur.type !== 'directory') {
       // One row, no subtree: the other memos stay (an unlink or a rename need not re-read the parents).
@@ -210,6 +268,7 @@ export class EntryTable {
 
   /** Empties the table but for a fresh root (before a checkpoint's entries are loaded). */
   clear(): void {
+    this.flush();
     this.memo.clear();
     this.st.deleteSubtree.run('', '\uffff');
     this.st.deleteOne.run('');
