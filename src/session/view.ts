@@ -41,6 +41,12 @@ function prepare(db: BetterSqlite3.Database) {
         .map((c) => `${c} = @${c}`)
         .join(', ')} WHERE path = @path AND type = @type AND staged IS @staged`,
     ),
+    // The same, for a row that moves to a staging file (a file's first write past INLINE_MAX): one index entry written.
+    restage: db.prepare<[Row]>(
+      `UPDATE entries SET ${ROW_COLUMNS.filter((c) => !INDEXED.includes(c) || c === 'staged')
+        .map((c) => `${c} = @${c}`)
+        .join(', ')} WHERE path = @path AND type = @type`,
+    ),
     // A listing (stat of each child) leaves out the bytes: a file's inline data and chunk list were
     // ~2/3 of the cost of a row (a Buffer and a JSON.parse each; ls -R of 1,000,000 files).
     children: db.prepare<[string], Row>(
@@ -159,7 +165,8 @@ export class EntryTable {
     // columns: an in-place UPDATE writes the row's page only (about half the cost of a replace,
     // which deletes and re-inserts every index entry).
     // A path known to be absent (a create) goes straight to the insert.
-    if (this.memo.get(path) === null || this.st.update.run(row).changes === 0) this.st.insert.run(row);
+    const updated = this.memo.get(path) !== null && (this.st.update.run(row).changes > 0 || this.st.restage.run(row).changes > 0);
+    if (!updated) this.st.insert.run(row);
     // The file's other names changed too (none when it has one name left): their memos go.
     if (row.ino !== null && this.st.share.run(row).changes > 0) for (const p of this.names(row.ino)) if (p !== path) this.memo.delete(p);
     // One row changed: its memo is the row as `get` would read it back (the stat that answers
