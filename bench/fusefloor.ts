@@ -13,6 +13,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { terminate } from '../src/util/child.js';
 
 const run = promisify(execFile);
 
@@ -104,12 +105,6 @@ export class FuseFloor {
     const c = this.child;
     this.child = undefined;
     await run('umount', [this.mountpoint]).catch(() => run('umount', ['-l', this.mountpoint]).catch(() => undefined));
-    if (c && c.exitCode === null && c.signalCode === null) {
-      const exited = new Promise((r) => c.on('exit', r));
-      c.kill('SIGTERM');
-      const t = setTimeout(() => c.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(t);
-    }
+    if (c) await terminate(c, 10_000);
   }
 }

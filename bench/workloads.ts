@@ -24,6 +24,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { controlRequest } from '../src/fuse/control.js';
+import { terminate } from '../src/util/child.js';
 import { Volume } from '../src/index.js';
 import { FuseFloor } from './fusefloor.js';
 import { settle } from './settle.js';
@@ -281,13 +282,7 @@ class Daemon {
   /** SIGTERM (final commit), wait; returns the daemon's stderr. */
   async stop(): Promise<string> {
     const c = this.child;
-    if (c && c.exitCode === null && c.signalCode === null) {
-      const exited = new Promise((r) => c.on('exit', r));
-      c.kill('SIGTERM');
-      const t = setTimeout(() => c.kill('SIGKILL'), 60_000);
-      await exited;
-      clearTimeout(t);
-    }
+    if (c) await terminate(c, 60_000);
     await bash(`fusermount -uz ${q(this.mountpoint)} 2>/dev/null || true`);
     this.child = undefined;
     return this.err;

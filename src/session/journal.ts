@@ -167,9 +167,8 @@ export class Journal extends JournalMeta {
    * changed only its size and times; in a staged file whose put is pending above the fence, the view then keeps the row (`setLater`).
    */
   update(path: string, entry: EntryIn, written = false): void {
-    const cur = written && !this.db.inTransaction && !entry.ino ? this.view.get(path) : undefined;
-    const keep = cur?.type === 'file' && cur.staged && cur.staged === entry.staged && cur.mode === entry.mode;
-    if (keep && this.st.pendingHasPut.get(path, this.fenceId)) return this.view.setLater(path, entry);
+    const pendingPut = (): boolean => this.st.pendingHasPut.get(path, this.fenceId) !== undefined;
+    if (written && !this.db.inTransaction && this.view.keepWrite(path, entry, pendingPut)) return;
     this.transaction(() => {
       this.view.set(path, entry);
       this.addPending('put', path);
@@ -271,6 +270,7 @@ export class Journal extends JournalMeta {
    * fence (a put of a fenced path is recorded again). `unfence` when the commit ends.
    */
   fencePending(): PendingOp[] {
+    this.view.flush(); // (a kept row's put may now be below the fence: see `keepWrite`)
     const ops = this.pending();
     this.fenceId = ops.length ? ops[ops.length - 1]!.id : 0;
     return ops;

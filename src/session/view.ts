@@ -181,7 +181,7 @@ export class EntryTable {
    * caller checked that the row's other columns stay and that a pending op publishes it. A crash
    * loses only the kept times: the size comes back from the staging file (`reconcileStaged`).
    */
-  setLater(path: string, e: EntryIn): void {
+  private setLater(path: string, e: EntryIn): void {
     const row = toRow(path, e);
     this.later.set(path, row);
     this.remember(path, Object.freeze(fromRow(row)));
@@ -192,6 +192,20 @@ export class EntryTable {
         this.laterTimer = undefined; // (a full disk: the rows stay kept, for the next transaction)
       }
     }, WRITES_LATER_MS).unref();
+  }
+
+  /**
+   * `setLater` of a write's change (size, mtime, ctime) to a staged file's row whose other columns
+   * stay, when a pending put publishes it: `pendingPut()`, asked only for a row not kept already
+   * (the journal flushes the kept rows before every transaction and when the fence moves, so a kept
+   * row's put is still pending above it). False when the row must be written now (`set`).
+   */
+  keepWrite(path: string, e: EntryIn, pendingPut: () => boolean): boolean {
+    const cur = this.get(path);
+    if (e.ino || cur?.type !== 'file' || !cur.staged || cur.staged !== e.staged || cur.mode !== e.mode) return false;
+    if (!this.later.has(path) && !pendingPut()) return false;
+    this.setLater(path, e);
+    return true;
   }
 
   /** Writes the rows `setLater` kept, in one transaction (a savepoint inside the caller's). */
