@@ -24,6 +24,8 @@ import { entryData, type JournalEntry, sameContent, sameEntry } from './entry.js
 import { migrate, type PendingOp, subtreeEnd } from './schema.js';
 import { JournalMeta } from './journalmeta.js';
 import { type EntryIn, EntryTable } from './view.js';
+import { ChunkIndex } from './chunkindex.js';
+import { BACKSTOP_PAGES, WalCheckpointer } from './walcheckpoint.js';
 import type { Staging } from './staging.js';
 
 export type { JournalEntry } from './entry.js';
@@ -45,8 +47,6 @@ function prepare(db: BetterSqlite3.Database) {
     pendingDropPut: db.prepare<[string]>("DELETE FROM pending WHERE op IN ('put', 'times') AND path = ?"),
     pendingDropUnder: db.prepare<[string, string, string]>('DELETE FROM pending WHERE path = ? OR (path > ? AND path < ?)'),
     pendingClear: db.prepare<[number]>('DELETE FROM pending WHERE id <= ?'),
-    chunkGet: db.prepare<[string], { hash: string; pack: string; off: number; len: number }>('SELECT * FROM chunks WHERE hash = ?'),
-    chunkPut: db.prepare<[string, string, number, number]>('INSERT OR IGNORE INTO chunks (hash, pack, off, len) VALUES (?, ?, ?, ?)'),
   };
 }
 
@@ -60,6 +60,8 @@ export class Journal extends JournalMeta {
   private readonly st: ReturnType<typeof prepare>;
   /** The entries of the view (./view.ts). */
   private readonly view: EntryTable;
+  private readonly chunkIndex: ChunkIndex;
+  private readonly wal: WalCheckpointer;
   private fenceId = 0;
   /** One wrapper for every transaction (`db.transaction(fn)` builds four functions per call: ~15% of a create). */
   private readonly runInTransaction: (fn: () => unknown) => unknown;
@@ -70,12 +72,14 @@ export class Journal extends JournalMeta {
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
     db.pragma('busy_timeout = 5000');
-    // A checkpoint (two fsyncs) per 4,000 WAL pages (16 MiB), not 1,000: each mount op is a transaction of a few pages.
-    db.pragma('wal_autocheckpoint = 4000');
+    // Checkpoints (a copy and two fsyncs) run on a worker thread (./walcheckpoint.ts); this one is its backstop.
+    db.pragma(`wal_autocheckpoint = ${BACKSTOP_PAGES}`);
     migrate(db);
     super(db);
     this.st = prepare(this.db);
     this.view = new EntryTable(this.db);
+    this.chunkIndex = new ChunkIndex(this.db);
+    this.wal = new WalCheckpointer(file);
     this.runInTransaction = this.db.transaction((fn: () => unknown) => fn());
   }
 
@@ -298,7 +302,7 @@ export class Journal extends JournalMeta {
       if (cur) this.view.set(op.path, { ...cur, mtimeMs: op.mtimeMs, ctimeMs: op.ctimeMs });
       return;
     }
-    if (op.entry.chunks) this.indexChunks(op.entry.chunks);
+    if (op.entry.chunks) this.chunkIndex.add(op.entry.chunks);
     const cur = this.get(op.path);
     let staged = published?.get(op.path);
     // Our own record landing on the view it came from (batch uploads): nothing to change.
@@ -391,7 +395,7 @@ export class Journal extends JournalMeta {
       if (fresh) this.view.clear();
       for (const [path, e] of entries) {
         this.view.load(path, e);
-        if (e.chunks) this.indexChunks(e.chunks);
+        if (e.chunks) this.chunkIndex.add(e.chunks);
       }
     });
   }
@@ -408,21 +412,11 @@ export class Journal extends JournalMeta {
     return this.view.count();
   }
 
-  // ---- chunk index ---------------------------------------------------------------------------
+  // ---- chunk index (./chunkindex.ts) ---------------------------------------------------------
 
-  knownChunk(hash: string): ChunkRef | undefined {
-    const r = this.st.chunkGet.get(hash);
-    return r ? { hash: r.hash, pack: r.pack, offset: r.off, length: r.len } : undefined;
-  }
-
+  knownChunk = (hash: string): ChunkRef | undefined => this.chunkIndex.known(hash);
   /** Adds chunk locations to the dedup index (one transaction). */
-  addChunks(refs: readonly ChunkRef[]): void {
-    this.transaction(() => this.indexChunks(refs));
-  }
-
-  private indexChunks(refs: readonly ChunkRef[]): void {
-    for (const r of refs) this.st.chunkPut.run(r.hash, r.pack, r.offset, r.length);
-  }
+  addChunks = (refs: readonly ChunkRef[]): void => this.transaction(() => this.chunkIndex.add(refs));
 
   /** Told when a transaction finds the disk full: true when it freed space (./reserve.ts), to run it again. */
   onFull?: () => boolean;
@@ -431,8 +425,11 @@ export class Journal extends JournalMeta {
   private transaction<T>(fn: () => T): T {
     try {
       // Rows the view kept (`update`) land first, in a transaction of their own: a rollback of this one keeps them.
-      if (!this.db.inTransaction) this.view.flush();
-      return this.runInTransaction(fn) as T;
+      const outer = !this.db.inTransaction;
+      if (outer) this.view.flush();
+      const out = this.runInTransaction(fn) as T;
+      if (outer) this.wal.tick();
+      return out;
     } catch (err) {
       this.view.forget();
       // (only the outermost transaction tries again: it was rolled back whole)
@@ -444,6 +441,7 @@ export class Journal extends JournalMeta {
   close(): void {
     if (this.db.open) {
       this.view.flush();
+      this.wal.close();
       this.db.close();
     }
   }
