@@ -149,7 +149,8 @@ export interface FsSession {
    * mtime and ctime stay (the kernel's writeback cache sets them itself with a setattr).
    */
   write(path: string, offset: number, data: Uint8Array, cred?: Credentials, keepTimes?: boolean): Promise<void>;
-  truncate(path: string, size: number): Promise<void>;
+  /** Sets the size (zeros past the old end); mtime and ctime become now even when it is unchanged; `cred` other than root clears setuid/setgid. */
+  truncate(path: string, size: number, cred?: Credentials): Promise<void>;
   /** Makes this path's written data durable in the session directory (survives SIGKILL). */
   fsync(path: string): Promise<void>;
   mkdir(path: string, mode: number, cred?: Credentials): Promise<void>;

@@ -238,8 +238,12 @@ export function createOps(session: FsSession, config: AdapterConfig, opts: Adapt
       );
     },
 
-    /** `pid`: the opener, when the binding knows it (the native binding does). */
-    open(path: string, flags: number, cb: Cb, pid?: number) {
+    /**
+     * `pid`, `cred`: the opener, when the binding knows it (the native binding does). O_TRUNC
+     * truncates even an empty file (mtime and ctime become now, as on a local disk); by a caller
+     * other than root it clears setuid/setgid, which the kernel leaves to the file system here.
+     */
+    open(path: string, flags: number, cb: Cb, pid?: number, cred?: Credentials) {
       if (wantsWrite(flags) && rofs(cb)) return;
       run(
         'open',
@@ -250,7 +254,7 @@ export function createOps(session: FsSession, config: AdapterConfig, opts: Adapt
           if (st.type === 'directory' && wantsWrite(flags)) {
             throw new CairnError('IS_A_DIRECTORY', `${path} is a directory`, { path });
           }
-          if (flags & O_TRUNC && st.type === 'file' && st.size > 0) await session.truncate(path, 0);
+          if (flags & O_TRUNC && st.type === 'file') await session.truncate(path, 0, cred);
           return openHandle(path, flags, pid);
         },
         (fh) => cb(0, fh),

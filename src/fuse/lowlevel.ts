@@ -324,7 +324,7 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
       case OP.OPEN:
         return step(
           req,
-          (cb) => ops.open(path, n0, cb, pid),
+          (cb) => ops.open(path, n0, cb, pid, cred),
           (fh: number) =>
             uncached(path)
               ? addon.replyOpen(req, fh, 0, 1)
