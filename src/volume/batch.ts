@@ -73,8 +73,9 @@ export interface BatchResult {
   bytes: number;
   /**
    * Entries of the directories put that were left out: symlinks to directories (never followed:
-   * a cycle, or a tree elsewhere), dangling symlinks, fifos, sockets and devices. A symlink to a
-   * file is uploaded as that file, as `modal volume put` does.
+   * a cycle, or a tree elsewhere), dangling symlinks (and loops), fifos, sockets and devices. A
+   * symlink to a file is uploaded as that file, as `modal volume put` does; one that cannot be
+   * followed for another reason (EACCES, EIO) fails the upload.
    */
   skipped: number;
 }
@@ -121,6 +122,17 @@ async function localStat(p: string) {
   }
 }
 
+/** What symlink `p` leads to; undefined when it leads nowhere (dangling, a loop). Any other failure (EACCES, EIO) is an error: skipping it would leave a file out unsaid. */
+async function linkTarget(p: string) {
+  try {
+    return await fs.stat(p);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ELOOP' || code === 'ENOTDIR') return undefined;
+    throw asCairnError(err, code === 'EACCES' ? 'PERMISSION_DENIED' : 'IO', `cannot follow the symlink ${p}`, { path: p });
+  }
+}
+
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
@@ -151,7 +163,7 @@ async function plan(batch: Batch): Promise<{ files: Planned[]; dirs: string[]; s
       const lp = path.join(local, name);
       const rp = joinPath(remote, normalizePath(name, 'file name'));
       // A symlink is followed to a file only (BatchResult.skipped); a dangling one is no error.
-      const st = d.isSymbolicLink() ? await fs.stat(lp).catch(() => undefined) : await localStat(lp);
+      const st = d.isSymbolicLink() ? await linkTarget(lp) : await localStat(lp);
       if (st?.isDirectory() && !d.isSymbolicLink()) {
         if (recursive) await walk(lp, rp, recursive);
       } else if (st?.isFile()) {

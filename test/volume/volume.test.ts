@@ -7,6 +7,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
+import { pathToFileURL } from 'node:url';
 import { Volume, mountControl, type CairnError } from '../../src/index.js';
 import { Volume as VolumeApi, type MountControl } from '../../src/volume/index.js';
 import { forEachBackend } from '../helpers/backends.js';
@@ -327,3 +328,51 @@ forEachBackend((b) =>
     });
   }),
 );
+
+describe('batch upload by a user who cannot follow a symlink (file store)', () => {
+  it('fails with PERMISSION_DENIED naming the link and commits nothing; a dangling link is still skipped', async () => {
+    const base = await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-batch-perm-'));
+    try {
+      await fs.chmod(base, 0o755);
+      const tree = path.join(base, 'tree');
+      const secret = path.join(base, 'secret');
+      await fs.mkdir(tree);
+      await fs.mkdir(secret, { mode: 0o700 });
+      await fs.writeFile(path.join(secret, 'f'), 'not for nobody');
+      await fs.writeFile(path.join(tree, 'a.txt'), 'aaa');
+      await fs.symlink('nowhere', path.join(tree, 'dangling'));
+      for (const d of ['store', 'home']) {
+        await fs.mkdir(path.join(base, d));
+        await fs.chown(path.join(base, d), 65534, 65534);
+      }
+      const index = new URL('../../src/index.js', import.meta.url).href;
+      const script = `
+        import { Volume } from ${JSON.stringify(index)};
+        const vol = await Volume.fromName('v', { store: ${JSON.stringify(pathToFileURL(path.join(base, 'store')).href)}, createIfMissing: true });
+        const put = () => vol.batchUpload({ force: true }, (b) => b.putDirectory(${JSON.stringify(tree)}, '/t'));
+        const out = [];
+        try { await put(); out.push('uploaded'); } catch (e) { out.push(e.code + ' ' + e.message); }
+        out.push(JSON.stringify((await vol.listdir('/', { recursive: true })).map((e) => e.path)));
+        await vol.close();
+        console.log(out.join('\\n'));`;
+      const nobody = (): string =>
+        execFileSync(
+          'setpriv',
+          ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '--input-type=module', '-e', script],
+          {
+            env: { ...process.env, CAIRN_HOME: path.join(base, 'home'), HOME: path.join(base, 'home') },
+            encoding: 'utf8',
+          },
+        );
+      // Without the unreadable link: the dangling one is skipped, the file goes up.
+      assert.deepEqual(nobody().trim().split('\n'), ['uploaded', '["t","t/a.txt"]']);
+      await fs.writeFile(path.join(tree, 'b.txt'), 'bbb');
+      await fs.symlink(path.join(secret, 'f'), path.join(tree, 'hidden'));
+      const [err, listing] = nobody().trim().split('\n');
+      assert.match(err!, /^PERMISSION_DENIED cannot follow the symlink .*tree\/hidden: EACCES/);
+      assert.equal(listing, '["t","t/a.txt"]', 'nothing of the failed batch was committed (b.txt neither)');
+    } finally {
+      await fs.rm(base, { recursive: true, force: true });
+    }
+  });
+});
