@@ -19,7 +19,7 @@
 import { Worker } from 'node:worker_threads';
 import type { ObjectStore } from '../store/types.js';
 import type { ChunkRef } from './types.js';
-import { workerExecArgv } from './hash.js';
+import { workerExecArgv } from '../util/worker.js';
 import { FETCH_WORKER_ROLE, fromWire, type FetchWorkerData, type FetchWorkerMessage, type RunJob } from './fetchworker.js';
 
 /** What a job's owner is told: `bad` as soon as a chunk fails, `cached` after each cache write, `chunk` for the good ones at the end. */

@@ -26,6 +26,7 @@ import { createRequire } from 'node:module';
 import { CairnError, type ErrorContext } from '../errors.js';
 import { loadNativeBlake3, type Blake3Fn } from './blake3-native.js';
 import { chunkOutboard } from './outboard.js';
+import { workerExecArgv } from '../util/worker.js';
 
 /** Length of a chunk name in hex characters. */
 export const HASH_HEX_LENGTH = 64;
@@ -229,22 +230,6 @@ class HashPool {
 }
 
 let pool: HashPool | undefined;
-
-/**
- * The process's flags minus those that stop a worker from starting (-e/-p and their script,
- * --input-type) and --cpu-prof (one profile per worker thread would overwrite the process's).
- * @example new Worker(url, { execArgv: workerExecArgv() });
- */
-export function workerExecArgv(): string[] {
-  const out: string[] = [];
-  const args = process.execArgv;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    if (a === '-e' || a === '--eval' || a === '-p' || a === '--print') i++;
-    else if (!['--input-type', '--eval=', '--print=', '--cpu-prof'].some((f) => a.startsWith(f))) out.push(a);
-  }
-  return out;
-}
 
 /** Worker threads started and jobs they hashed, in this process (for tests and benchmarks). */
 export function hashPoolStats(): { threads: number; jobs: number } {

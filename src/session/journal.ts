@@ -182,6 +182,7 @@ export class Journal extends JournalMeta {
 
   /** Writes the rows `update(…, true)` kept (an fsync; also before every transaction). */
   flushWrites = (): void => this.view.flush();
+
   /** Removes `path` and its subtree and records a pending delete. */
   remove(path: string, touch?: DirTouch): void {
     this.transaction(() => {

@@ -189,7 +189,7 @@ export class EntryTable {
       try {
         this.flush();
       } catch {
-        this.laterTimer = undefined; // (a full disk: the rows stay kept, for the next transaction)
+        // A full disk: the rows stay kept, for the next transaction.
       }
     }, WRITES_LATER_MS).unref();
   }

@@ -15,7 +15,7 @@
  */
 import Database from 'better-sqlite3';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { workerExecArgv } from '../chunks/hash.js';
+import { workerExecArgv } from '../util/worker.js';
 
 /** Transactions between two checkpoints (~6 WAL pages each for a create: ~12 MiB of WAL). */
 export const CHECKPOINT_EVERY = 500;
