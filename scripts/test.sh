@@ -26,13 +26,13 @@ if [ "${CAIRN_CEPH:-1}" != 0 ] && [ -z "${CAIRN_CEPH_ENDPOINT:-}" ]; then  # an 
 fi
 node --test --test-concurrency=2 --test-timeout=600000 "${files[@]}"
 # Mounts use the native FUSE binding when it loads: run the conformance (real.test), visibility, staleness,
-# control-file and limits suites again with the fallback binding, so both stay correct.
+# control-file, limits and fsx suites again with the fallback binding, so both stay correct.
 if [ -z "$filter" ] && [ -f native/build/Release/cairn_fuse.node ]; then
   echo "test: FUSE suites again with CAIRN_FUSE_BINDING=fuse-native"
   CAIRN_FUSE_BINDING=fuse-native node --test --test-concurrency=2 --test-timeout=600000 \
-    dist/test/fuse/{real,staleness,mount,control-file,limits}.test.js
+    dist/test/fuse/{real,staleness,mount,control-file,limits,fsx}.test.js
   # and with the kernel's writeback cache (an opt-in mode of the native binding: src/fuse/writeback.ts)
   echo "test: FUSE suites again with CAIRN_FUSE_WRITEBACK=1"
   CAIRN_FUSE_WRITEBACK=1 node --test --test-concurrency=2 --test-timeout=600000 \
-    dist/test/fuse/{real,staleness,mount,control-file}.test.js
+    dist/test/fuse/{real,staleness,mount,control-file,fsx}.test.js
 fi

@@ -12,7 +12,10 @@
  *   follows each rename. Within the mount no request sees the middle state (the kernel holds both
  *   parents' locks); a commit that runs in between may publish it (docs/SEMANTICS.md);
  * - fallocate mode 0 grows the file (zeros) to offset + length; FALLOC_FL_KEEP_SIZE reserves
- *   nothing (there is no space to reserve) and succeeds; other modes are EOPNOTSUPP.
+ *   nothing (there is no space to reserve) and succeeds; FALLOC_FL_PUNCH_HOLE (with KEEP_SIZE, as
+ *   Linux requires) and FALLOC_FL_ZERO_RANGE write zeros over the range inside the file (a written
+ *   file is a whole local copy: there is no hole to make, and a chunk of zeros is stored once), and
+ *   ZERO_RANGE without KEEP_SIZE then grows the file to offset + length; other modes are EOPNOTSUPP.
  */
 import { Errno } from '../errors.js';
 import { HIDDEN_PREFIX } from '../format/paths.js';
@@ -24,6 +27,10 @@ import { child, parentOf, type InodeTable } from './lowlevel-inodes.js';
 const RENAME_NOREPLACE = 1;
 const RENAME_EXCHANGE = 2;
 const FALLOC_FL_KEEP_SIZE = 1;
+const FALLOC_FL_PUNCH_HOLE = 2;
+const FALLOC_FL_ZERO_RANGE = 0x10;
+/** Zeros written per step of a punch or zero range. */
+const ZEROS_STEP = 1 << 20;
 /** fallocate(2) on something that is not a regular file. */
 const ENODEV = 19;
 
@@ -213,7 +220,12 @@ export class Names {
 
   /** fallocate(fd, mode, offset, length) on open handle `fh` of `path`. */
   fallocate(req: Req, path: string, fh: number, mode: number, offset: number, length: number): void {
-    if (mode & ~FALLOC_FL_KEEP_SIZE) return this.addon.replyErr(req, Errno.ENOTSUP);
+    const punch = (mode & FALLOC_FL_PUNCH_HOLE) !== 0;
+    const zeroing = punch || (mode & FALLOC_FL_ZERO_RANGE) !== 0;
+    const keep = (mode & FALLOC_FL_KEEP_SIZE) !== 0;
+    if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE) || (punch && (!keep || mode & FALLOC_FL_ZERO_RANGE))) {
+      return this.addon.replyErr(req, Errno.ENOTSUP);
+    }
     if (offset < 0 || length <= 0) return this.addon.replyErr(req, Errno.EINVAL);
     this.step(
       req,
@@ -221,9 +233,24 @@ export class Names {
       (st: FuseStat) => {
         if ((st.mode & 0o170000) !== 0o100000) return this.addon.replyErr(req, ENODEV);
         const end = offset + length;
-        if (mode & FALLOC_FL_KEEP_SIZE || end <= st.size) return this.addon.replyErr(req, 0);
-        const grow: Step = (cb) => (fh >= 0 ? this.ops.ftruncate(path, fh, end, cb) : this.ops.truncate(path, end, cb));
-        this.step(req, grow, () => this.addon.replyErr(req, 0));
+        const grow = (): void => {
+          if (keep || end <= st.size) return this.addon.replyErr(req, 0);
+          const step: Step = (cb) => (fh >= 0 ? this.ops.ftruncate(path, fh, end, cb) : this.ops.truncate(path, end, cb));
+          this.step(req, step, () => this.addon.replyErr(req, 0));
+        };
+        const zeroEnd = zeroing ? Math.min(end, st.size) : offset;
+        if (zeroEnd <= offset) return grow();
+        const zeros = Buffer.alloc(Math.min(ZEROS_STEP, zeroEnd - offset));
+        const zero = (at: number): void => {
+          if (at >= zeroEnd) return grow();
+          const n = Math.min(zeros.length, zeroEnd - at);
+          this.step(
+            req,
+            (cb) => this.ops.write(path, fh, zeros, n, at, cb, true),
+            () => zero(at + n),
+          );
+        };
+        zero(offset);
       },
     );
   }

@@ -1,7 +1,8 @@
 /**
  * Operations programs expect of a Linux file system: renameat2 with RENAME_NOREPLACE and
- * RENAME_EXCHANGE (files, directories, open files), fallocate mode 0 and FALLOC_FL_KEEP_SIZE (and
- * EOPNOTSUPP for the modes not supported), each checked after commit and remount.
+ * RENAME_EXCHANGE (files, directories, open files), fallocate mode 0, FALLOC_FL_KEEP_SIZE,
+ * PUNCH_HOLE and ZERO_RANGE (and EOPNOTSUPP for the modes not supported), each checked after commit
+ * and remount.
  */
 import '../helpers/env.js';
 import { after, describe, it } from 'node:test';
@@ -81,7 +82,7 @@ describe('renameat2 and fallocate through a mount', () => {
     }
   });
 
-  it('fallocate mode 0 grows the file with zeros, KEEP_SIZE keeps its size, other modes are EOPNOTSUPP', async () => {
+  it('fallocate mode 0 grows the file with zeros, KEEP_SIZE keeps its size, COLLAPSE/INSERT_RANGE are EOPNOTSUPP', async () => {
     const m = await programMount('falloc');
     try {
       const out = await py(
@@ -90,11 +91,11 @@ describe('renameat2 and fallocate through a mount', () => {
           `print(falloc('f', 0, 0, 2), os.stat('f').st_size)\n` +
           `print(falloc('f', 0, 10, 4086), os.stat('f').st_size)\n` +
           `print(falloc('f', 1, 0, 1 << 20), os.stat('f').st_size)\n` +
-          `print(falloc('f', 3, 0, 2), falloc('f', 0x10, 0, 2), os.stat('f').st_size)\n` +
+          `print(falloc('f', 8, 0, 4096), falloc('f', 0x20, 0, 4096), falloc('f', 2, 0, 2), os.stat('f').st_size)\n` +
           `print(falloc('new', 0, 0, 100), os.stat('new').st_size)\n` +
           `print(rd('f') == 'abc' + '\\0' * 4093)\n`,
       );
-      assert.equal(out, '0 3\n0 4096\n0 4096\n95 95 4096\n0 100\nTrue\n');
+      assert.equal(out, '0 3\n0 4096\n0 4096\n95 95 95 4096\n0 100\nTrue\n');
       await shOk(`fallocate -l 8192 ${q(`${m.dir}/g`)} && fallocate -n -l 65536 ${q(`${m.dir}/g`)}`);
       await controlRequest(m.dir, 'commit');
       await m.remount();
@@ -103,6 +104,44 @@ describe('renameat2 and fallocate through a mount', () => {
         `f 4096\ng 8192\nnew 100\n${await shOk(`(printf abc; head -c 4093 /dev/zero) | md5sum`)}` +
           `${await shOk('head -c 4096 /dev/zero | md5sum')}`,
       );
+    } finally {
+      await m.stop();
+    }
+  });
+  it('PUNCH_HOLE and ZERO_RANGE write zeros over a committed file whose pages the kernel holds, kept after commit and remount', async () => {
+    const m = await programMount('punch');
+    try {
+      await py(m.dir, `open('p', 'wb').write(bytes((i * 7 + 3) % 251 for i in range(3 << 20)))\n`);
+      await controlRequest(m.dir, 'commit');
+      await m.remount();
+      const out = await py(
+        m.dir,
+        `import hashlib\n` +
+          `model = bytearray(rd_b := open('p', 'rb').read())\n` + // the whole file read: the kernel and the addon hold it
+          `def zero(a, b): model[a:b] = bytes(b - a)\n` +
+          `print(falloc('p', 3, 100000, (1 << 20) + 5), os.stat('p').st_size)\n` + // punch (KEEP_SIZE | PUNCH_HOLE)
+          `zero(100000, 100000 + (1 << 20) + 5)\n` +
+          `print(falloc('p', 0x10 | 1, 3000000, 500000), os.stat('p').st_size)\n` + // zero range, KEEP_SIZE, past the end
+          `zero(3000000, len(model))\n` +
+          `print(falloc('p', 0x10, 2900000, 400000), os.stat('p').st_size)\n` + // zero range that grows the file
+          `zero(2900000, len(model)); model += bytes(3300000 - len(model))\n` +
+          `print(falloc('p', 3, 5000000, 10), os.stat('p').st_size)\n` + // a punch past the end changes nothing
+          `print(open('p', 'rb').read() == bytes(model), hashlib.md5(model).hexdigest())\n`,
+      );
+      const lines = out.trim().split('\n');
+      assert.deepEqual(
+        lines.slice(0, 5).map((l) => l.split(' ')[0]),
+        ['0', '0', '0', '0', 'True'],
+        out,
+      );
+      assert.deepEqual(
+        lines.slice(0, 4).map((l) => l.split(' ')[1]),
+        ['3145728', '3145728', '3300000', '3300000'],
+      );
+      const md5 = lines[4]!.split(' ')[1];
+      await controlRequest(m.dir, 'commit');
+      await m.remount();
+      assert.equal((await shOk(`md5sum < ${q(`${m.dir}/p`)}`)).split(' ')[0], md5);
     } finally {
       await m.stop();
     }
