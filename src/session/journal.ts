@@ -21,7 +21,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import type { ChunkRef } from '../chunks/index.js';
 import { type CommitRecord, type EntryData, type Op, ancestors } from '../format/index.js';
 import { entryData, type JournalEntry, sameContent, sameEntry } from './entry.js';
-import { migrate, type PendingOp, subtreeEnd } from './schema.js';
+import { type DirTouch, migrate, type PendingOp, subtreeEnd } from './schema.js';
 import { JournalMeta } from './journalmeta.js';
 import { type EntryIn, EntryTable } from './view.js';
 import { ChunkIndex } from './chunkindex.js';
@@ -29,7 +29,7 @@ import { BACKSTOP_PAGES, WalCheckpointer } from './walcheckpoint.js';
 import type { Staging } from './staging.js';
 
 export type { JournalEntry } from './entry.js';
-export type { PendingOp } from './schema.js';
+export type { DirTouch, PendingOp } from './schema.js';
 export type { Inflight } from './journalmeta.js';
 
 function prepare(db: BetterSqlite3.Database) {
@@ -48,12 +48,6 @@ function prepare(db: BetterSqlite3.Database) {
     pendingDropUnder: db.prepare<[string, string, string]>('DELETE FROM pending WHERE path = ? OR (path > ? AND path < ?)'),
     pendingClear: db.prepare<[number]>('DELETE FROM pending WHERE id <= ?'),
   };
-}
-
-/** Directories whose mtime and ctime become `now` with an operation (entries created or removed in them). */
-export interface DirTouch {
-  dirs: readonly string[];
-  now: number;
 }
 
 export class Journal extends JournalMeta {
@@ -183,11 +177,17 @@ export class Journal extends JournalMeta {
   /** Writes the rows `update(…, true)` kept (an fsync; also before every transaction). */
   flushWrites = (): void => this.view.flush();
 
-  /** Removes `path` and its subtree and records a pending delete. */
+  /**
+   * Removes `path` and its subtree and records a pending delete. With `touch`, the names left of a
+   * hard-linked file take ctime `touch.now` (its link count changed) and pend puts.
+   */
   remove(path: string, touch?: DirTouch): void {
     this.transaction(() => {
+      const ino = touch && this.get(path)?.ino;
       this.view.drop(path);
       this.addPending('delete', path);
+      const left = ino ? this.view.names(ino)[0] : undefined;
+      if (left !== undefined) this.update(left, { ...this.get(left)!, ctimeMs: touch!.now });
       this.touchDirs(touch);
     });
   }
@@ -203,7 +203,7 @@ export class Journal extends JournalMeta {
       if (!e) return;
       const moved = [e, ...(e.type === 'directory' ? this.descendants(src) : [])];
       this.remove(src);
-      if (this.get(dst)) this.remove(dst);
+      if (this.get(dst)) this.remove(dst, touch && { dirs: [], now: touch.now });
       for (const m of moved) {
         const np = dst + m.path.slice(src.length);
         const ctime = touch && m.path === src ? { ctimeMs: touch.now } : {};

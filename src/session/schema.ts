@@ -138,6 +138,12 @@ export interface PendingOp {
   path: string;
 }
 
+/** Directories whose mtime and ctime become `now` with an operation (entries created or removed in them). */
+export interface DirTouch {
+  dirs: readonly string[];
+  now: number;
+}
+
 /** The `parent` of the root row. */
 export const ROOT_PARENT = '/';
 

@@ -26,8 +26,6 @@ const MOUNT_ONLY: Record<string, string> = {
   'utime far future': '(1099511627776000000000, 1099511627776000000000)',
   // ext4 holds a block of xattrs (ENOSPC); the mount takes values up to 64 KiB.
   'xattr big value': '60000',
-  // unlink of one name leaves the other names' ctime (SEMANTICS "Hard links").
-  'unlink: file c (still linked)': 'm= c=',
   // chown(-1, -1) changes nothing, ctime included (POSIX: "need not"; Linux's local file systems set it).
   'chown -1 -1: m c': 'm= c=',
   // Before a write the kernel's FUSE clears setgid only when group-executable (its rule, not ext4's).

@@ -153,6 +153,34 @@ forEachBackend((b) =>
       for (const s of [a, c]) await s.close();
     });
 
+    it('removing one name (unlink, a rename over it) sets the ctime of the names left, and the commit publishes it', async () => {
+      const vol = await fresh();
+      const a = await vol.session();
+      await a.create('/a');
+      await a.write('/a', 0, Buffer.from('data'));
+      await a.link('/a', '/b');
+      await a.link('/a', '/c');
+      await a.create('/other');
+      await a.commit();
+      const ctime = async (s: Session, p: string) => (await s.stat(p)).ctimeMs;
+      const before = await ctime(a, '/a');
+      await new Promise((r) => setTimeout(r, 20));
+      await a.unlink('/c');
+      const afterUnlink = await ctime(a, '/a');
+      assert.ok(afterUnlink > before, `ctime ${afterUnlink} > ${before}`);
+      assert.equal(await ctime(a, '/b'), afterUnlink, 'every name shows it');
+      await new Promise((r) => setTimeout(r, 20));
+      await a.rename('/other', '/b'); // /b was a name of the file: /a is its last name now
+      assert.ok((await ctime(a, '/a')) > afterUnlink);
+      assert.equal((await a.stat('/a')).nlink, 1);
+      const published = await ctime(a, '/a');
+      await a.commit();
+      const c = await vol.session();
+      assert.equal(await ctime(c, '/a'), published);
+      assert.equal(await text(c, '/a'), 'data');
+      for (const s of [a, c]) await s.close();
+    });
+
     it('refuses directories (NOT_PERMITTED), existing names (ALREADY_EXISTS), missing parents and sources (NOT_FOUND)', async () => {
       const vol = await fresh();
       const a = await vol.session();
