@@ -4,7 +4,8 @@
  * Layout: `<dir>/<hash[0:2]>/<hash>` holds exactly the chunk's bytes. Because entries are named
  * by content they are never stale, so no locks are needed between processes:
  * - a writer writes `<dir>/<hh>/.tmp-…` and renames it into place (a reader sees a whole entry
- *   or none; two writers of one hash rename identical bytes over each other);
+ *   or none; two writers of one hash rename identical bytes over each other); entries up to
+ *   SYNC_WRITE_MAX go into empty temp files made ahead (`.tmp-spare-…`, removed at exit);
  * - every read is verified against the name; a damaged entry is deleted and is a miss;
  * - ENOENT is tolerated everywhere (another process may evict or replace an entry at any time).
  * LRU: a hit touches the entry's mtime (best effort, not awaited; at most once per 10 s per entry and process); eviction scans the tree and
@@ -18,8 +19,10 @@
  * a scan removes leases and holder files left for 10 minutes by crashed processes.
  */
 import crypto from 'node:crypto';
+import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { cacheBytes, cacheDir } from '../config.js';
 import { CairnError } from '../errors.js';
 import { hashChunkAsync, isChunkHash } from './hash.js';
@@ -54,8 +57,41 @@ const LOW_WATER = 0.9;
 /** A hit touches its entry's mtime (the LRU clock) at most this often per process. */
 const TOUCH_EVERY_MS = 10_000;
 const TOUCH_MEMO_MAX = 65_536;
+/**
+ * Entries up to this size are written on the calling thread into a temp file made ahead in the
+ * thread pool (`SPARES` kept): four trips through libuv's thread pool (open, write, close, rename)
+ * cost the event loop more than the page-cache copy itself, and the create, the costly step of
+ * the four (~0.1 ms here), stays off it.
+ */
+const SYNC_WRITE_MAX = 128 * 1024;
+const SPARES = 32;
+const openAsync = promisify(fsSync.open);
 
 let shared: ChunkCache | undefined;
+
+/** Spare temp files of every cache of this process, removed when it exits (a crash leaves them to scans). */
+const allSpares = new Set<{ tmp: string; fd: number }>();
+process.once('exit', () => allSpares.forEach(closeSpare));
+
+function closeSpare(s: { tmp: string; fd: number }): void {
+  allSpares.delete(s);
+  try {
+    fsSync.closeSync(s.fd);
+    fsSync.unlinkSync(s.tmp);
+  } catch {
+    // gone already
+  }
+}
+
+/** Writes `data` into spare temp file `spare` (closing it) and renames it to `file`. */
+function writeSpare(spare: { tmp: string; fd: number }, data: Uint8Array, file: string): void {
+  try {
+    for (let off = 0; off < data.length;) off += fsSync.writeSync(spare.fd, data, off, data.length - off);
+  } finally {
+    fsSync.closeSync(spare.fd);
+  }
+  fsSync.renameSync(spare.tmp, file);
+}
 
 function isENOENT(err: unknown): boolean {
   return (err as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
@@ -79,6 +115,9 @@ export class ChunkCache {
   private readonly touches = new Set<Promise<void>>();
   /** When this process last touched each entry file (bounded: cleared when full). */
   private readonly touchedAt = new Map<string, number>();
+  /** Empty temp files made ahead (`refill`), open for writing. */
+  private readonly spares: { tmp: string; fd: number }[] = [];
+  private refilling = false;
 
   /**
    * The one cache of this process, at `config.cacheDir()` bounded by `config.cacheBytes()`
@@ -201,17 +240,27 @@ export class ChunkCache {
   /** Writes an entry atomically (temp file + rename) into the sub-directory of `hash`, then evicts if over the bound. */
   private async write(hash: string, file: string, data: Uint8Array, evictLater = false): Promise<void> {
     const sub = path.join(this.dir, hash.slice(0, 2));
-    const tmp = path.join(sub, `${TMP_PREFIX}${hash}-${process.pid}-${crypto.randomBytes(6).toString('hex')}`);
+    let tmp = path.join(sub, `${TMP_PREFIX}${hash}-${process.pid}-${crypto.randomBytes(6).toString('hex')}`);
     try {
       if (!this.madeDirs.has(sub)) {
         await fs.mkdir(sub, { recursive: true });
         this.madeDirs.add(sub);
       }
-      await fs.writeFile(tmp, data);
-      await fs.rename(tmp, file);
+      const spare = data.length <= SYNC_WRITE_MAX ? this.spare() : undefined;
+      if (spare) {
+        tmp = spare.tmp;
+        writeSpare(spare, data, file);
+      } else {
+        await fs.writeFile(tmp, data);
+        await fs.rename(tmp, file);
+      }
     } catch (err) {
       await fs.unlink(tmp).catch(() => {});
-      if (isENOENT(err)) this.madeDirs.delete(sub); // the directory vanished (e.g. cache wiped): retry next time
+      if (isENOENT(err)) {
+        // A directory vanished (e.g. the cache was wiped): make them again, and the spares with them.
+        this.madeDirs.clear();
+        for (const s of this.spares.splice(0)) closeSpare(s);
+      }
       return;
     }
     this.puts++;
@@ -221,6 +270,35 @@ export class ChunkCache {
       const scan = this.scan();
       if (!evictLater) await scan;
       else scan.catch(() => {});
+    }
+  }
+
+  /** A temp file made ahead, or undefined (none left: the caller makes its own); starts a refill when few are left. */
+  private spare(): { tmp: string; fd: number } | undefined {
+    const s = this.spares.pop();
+    if (s) allSpares.delete(s);
+    if (this.spares.length < SPARES / 2 && !this.refilling) {
+      this.refilling = true;
+      void this.refill().finally(() => (this.refilling = false));
+    }
+    return s;
+  }
+
+  /** Makes temp files ahead in the thread pool, in the sub-directory of a random hash (scans sweep them like any). */
+  private async refill(): Promise<void> {
+    try {
+      const sub = path.join(this.dir, crypto.randomBytes(1).toString('hex'));
+      if (!this.madeDirs.has(sub)) await fs.mkdir(sub, { recursive: true });
+      this.madeDirs.add(sub);
+      const make = async (): Promise<void> => {
+        const tmp = path.join(sub, `${TMP_PREFIX}spare-${process.pid}-${crypto.randomBytes(6).toString('hex')}`);
+        const spare = { tmp, fd: await openAsync(tmp, 'wx') };
+        this.spares.push(spare);
+        allSpares.add(spare);
+      };
+      await Promise.all(Array.from({ length: SPARES - this.spares.length }, make));
+    } catch {
+      // a full disk, a wiped cache: entries are written the slow way meanwhile
     }
   }
 
