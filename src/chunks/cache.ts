@@ -154,10 +154,14 @@ export class ChunkCache {
   async get(hash: string): Promise<Buffer | undefined> {
     if (!isChunkHash(hash)) return undefined;
     const file = this.pathOf(hash);
-    let data: Buffer;
+    let data: Buffer | undefined;
     try {
-      data = await fs.readFile(file);
+      // A miss (every cold chunk) is told by one access(2) on this thread, not a failed read's trip through the thread pool.
+      if (fsSync.existsSync(file)) data = await fs.readFile(file);
     } catch {
+      // evicted meanwhile
+    }
+    if (!data) {
       this.misses++;
       return undefined;
     }
