@@ -176,6 +176,26 @@ forEachBackend((b) =>
       await vol.close();
     });
 
+    it("batch uploads put a directory's files into packs in name order, whatever the local listing order", async () => {
+      const tree = path.join(local, 'ordered');
+      await fs.mkdir(path.join(tree, 'sub'), { recursive: true });
+      const names = Array.from({ length: 40 }, (_, i) => `f${String(i).padStart(2, '0')}`);
+      for (const n of [...names].reverse()) await fs.writeFile(path.join(tree, n), crypto.randomBytes(9000));
+      await fs.writeFile(path.join(tree, 'sub', 'z'), crypto.randomBytes(9000));
+      const vol = await Volume.fromName('batch-order', { store: url, createIfMissing: true });
+      await vol.batchUpload({}, (batch) => batch.putDirectory(tree, '/o'));
+      const s = await vol.session({ readOnly: true });
+      const at = (p: string) => s.journal.get(p)!.chunks![0]!;
+      const order = [...names.map((n) => `o/${n}`), 'o/sub/z'];
+      const refs = order.map(at);
+      for (let i = 1; i < refs.length; i++) {
+        const [a, b] = [refs[i - 1]!, refs[i]!];
+        assert.ok(a.pack < b.pack || (a.pack === b.pack && a.offset < b.offset), `${order[i - 1]} before ${order[i]} in the packs`);
+      }
+      await s.close();
+      await vol.close();
+    });
+
     it('batch uploads follow symlinks to files and skip the rest of what is not a file or directory', async () => {
       const tree = path.join(local, 'links');
       await fs.mkdir(path.join(tree, 'sub'), { recursive: true });
