@@ -57,12 +57,7 @@ const LOW_WATER = 0.9;
 /** A hit touches its entry's mtime (the LRU clock) at most this often per process. */
 const TOUCH_EVERY_MS = 10_000;
 const TOUCH_MEMO_MAX = 65_536;
-/**
- * Entries up to this size are written on the calling thread into a temp file made ahead in the
- * thread pool (`SPARES` kept): four trips through libuv's thread pool (open, write, close, rename)
- * cost the event loop more than the page-cache copy itself, and the create, the costly step of
- * the four (~0.1 ms here), stays off it.
- */
+/** Entries up to this size go into a temp file made ahead (`SPARES` kept), written in place: the create (~0.1 ms) stays in the thread pool, the rest costs less than three trips through it. */
 const SYNC_WRITE_MAX = 128 * 1024;
 const SPARES = 32;
 const openAsync = promisify(fsSync.open);
@@ -244,22 +239,20 @@ export class ChunkCache {
   /** Writes an entry atomically (temp file + rename) into the sub-directory of `hash`, then evicts if over the bound. */
   private async write(hash: string, file: string, data: Uint8Array, evictLater = false): Promise<void> {
     const sub = path.join(this.dir, hash.slice(0, 2));
-    let tmp = path.join(sub, `${TMP_PREFIX}${hash}-${process.pid}-${crypto.randomBytes(6).toString('hex')}`);
+    let tmp: string | undefined;
     try {
-      if (!this.madeDirs.has(sub)) {
-        await fs.mkdir(sub, { recursive: true });
-        this.madeDirs.add(sub);
-      }
+      await this.makeDir(sub);
       const spare = data.length <= SYNC_WRITE_MAX ? this.spare() : undefined;
       if (spare) {
         tmp = spare.tmp;
         writeSpare(spare, data, file);
       } else {
+        tmp = path.join(sub, `${TMP_PREFIX}${hash}-${process.pid}-${crypto.randomBytes(6).toString('hex')}`);
         await fs.writeFile(tmp, data);
         await fs.rename(tmp, file);
       }
     } catch (err) {
-      await fs.unlink(tmp).catch(() => {});
+      if (tmp) await fs.unlink(tmp).catch(() => {});
       if (isENOENT(err)) {
         // A directory vanished (e.g. the cache was wiped): make them again, and the spares with them.
         this.madeDirs.clear();
@@ -277,6 +270,13 @@ export class ChunkCache {
     }
   }
 
+  /** Makes a sub-directory once per process (`madeDirs` is cleared when one vanishes). */
+  private async makeDir(sub: string): Promise<void> {
+    if (this.madeDirs.has(sub)) return;
+    await fs.mkdir(sub, { recursive: true });
+    this.madeDirs.add(sub);
+  }
+
   /** A temp file made ahead, or undefined (none left: the caller makes its own); starts a refill when few are left. */
   private spare(): { tmp: string; fd: number } | undefined {
     const s = this.spares.pop();
@@ -292,8 +292,7 @@ export class ChunkCache {
   private async refill(): Promise<void> {
     try {
       const sub = path.join(this.dir, crypto.randomBytes(1).toString('hex'));
-      if (!this.madeDirs.has(sub)) await fs.mkdir(sub, { recursive: true });
-      this.madeDirs.add(sub);
+      await this.makeDir(sub);
       const make = async (): Promise<void> => {
         const tmp = path.join(sub, `${TMP_PREFIX}spare-${process.pid}-${crypto.randomBytes(6).toString('hex')}`);
         const spare = { tmp, fd: await openAsync(tmp, 'wx') };

@@ -7,7 +7,7 @@
  * TOO_LARGE; nothing is applied until every check passed and every byte is uploaded; a directory
  * is never overwritten; an existing file is overwritten only with `force`; parents are created.
  */
-import { createReadStream } from 'node:fs';
+import { createReadStream, type Stats } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { CairnError, asCairnError } from '../errors.js';
@@ -113,23 +113,22 @@ interface Planned {
   mtimeMs: number;
 }
 
-async function localStat(p: string) {
-  try {
-    return await fs.stat(p);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new CairnError('NOT_FOUND', `no local file or directory ${p}`, { path: p });
-    throw asCairnError(err, 'IO', `cannot read ${p}`, { path: p });
-  }
-}
-
-/** What symlink `p` leads to; undefined when it leads nowhere (dangling, a loop). Any other failure (EACCES, EIO) is an error: skipping it would leave a file out unsaid. */
-async function linkTarget(p: string) {
+/**
+ * stat(2) of local path `p` (NOT_FOUND, PERMISSION_DENIED for EACCES, else IO). With `link`, `p` is
+ * a symlink being followed: one that leads nowhere (dangling, a loop) is undefined, while any other
+ * failure (EACCES, EIO) stays an error: skipping it would leave a file out unsaid.
+ */
+async function localStat(p: string): Promise<Stats>;
+async function localStat(p: string, link: true): Promise<Stats | undefined>;
+async function localStat(p: string, link = false): Promise<Stats | undefined> {
   try {
     return await fs.stat(p);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ELOOP' || code === 'ENOTDIR') return undefined;
-    throw asCairnError(err, code === 'EACCES' ? 'PERMISSION_DENIED' : 'IO', `cannot follow the symlink ${p}`, { path: p });
+    if (link && (code === 'ENOENT' || code === 'ELOOP' || code === 'ENOTDIR')) return undefined;
+    if (code === 'ENOENT') throw new CairnError('NOT_FOUND', `no local file or directory ${p}`, { path: p });
+    const doing = link ? 'cannot follow the symlink' : 'cannot read';
+    throw asCairnError(err, code === 'EACCES' ? 'PERMISSION_DENIED' : 'IO', `${doing} ${p}`, { path: p });
   }
 }
 
@@ -163,7 +162,7 @@ async function plan(batch: Batch): Promise<{ files: Planned[]; dirs: string[]; s
       const lp = path.join(local, name);
       const rp = joinPath(remote, normalizePath(name, 'file name'));
       // A symlink is followed to a file only (BatchResult.skipped); a dangling one is no error.
-      const st = d.isSymbolicLink() ? await linkTarget(lp) : await localStat(lp);
+      const st = d.isSymbolicLink() ? await localStat(lp, true) : await localStat(lp);
       if (st?.isDirectory() && !d.isSymbolicLink()) {
         if (recursive) await walk(lp, rp, recursive);
       } else if (st?.isFile()) {

@@ -108,6 +108,7 @@ describe('renameat2 and fallocate through a mount', () => {
       await m.stop();
     }
   });
+
   it('PUNCH_HOLE and ZERO_RANGE write zeros over a committed file whose pages the kernel holds, kept after commit and remount', async () => {
     const m = await programMount('punch');
     try {
@@ -117,7 +118,7 @@ describe('renameat2 and fallocate through a mount', () => {
       const out = await py(
         m.dir,
         `import hashlib\n` +
-          `model = bytearray(rd_b := open('p', 'rb').read())\n` + // the whole file read: the kernel and the addon hold it
+          `model = bytearray(open('p', 'rb').read())\n` + // the whole file read: the kernel and the addon hold it
           `def zero(a, b): model[a:b] = bytes(b - a)\n` +
           `print(falloc('p', 3, 100000, (1 << 20) + 5), os.stat('p').st_size)\n` + // punch (KEEP_SIZE | PUNCH_HOLE)
           `zero(100000, 100000 + (1 << 20) + 5)\n` +
