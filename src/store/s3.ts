@@ -17,7 +17,6 @@
  * - A body is returned only whole: a transfer cut short is a network fault (retried), never CORRUPT.
  * - Every failure is a CairnError: NOT_FOUND, ALREADY_EXISTS, PERMISSION_DENIED, UNAVAILABLE, IO.
  */
-import { randomBytes } from 'node:crypto';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -41,6 +40,8 @@ import { attemptLimits, backoffMs, makeClient, MAX_ATTEMPTS, OPEN_ATTEMPTS, read
 import { s3TimeoutMs, sleep, transientKind, type SdkError } from './s3transport.js';
 import { mapS3Error } from './s3errors.js';
 import { traceGet, tracing } from './trace.js';
+import { LeanReads } from './s3get.js';
+import { probeConditionalWrites } from './s3probe.js';
 
 export { S3_URL_FORMS, parseS3Url, type S3Location } from './s3url.js';
 export { MAX_ATTEMPTS, OPEN_ATTEMPTS, BACKOFF_BASE_MS, BACKOFF_CAP_MS, DEFAULT_TIMEOUT_MS } from './s3transport.js';
@@ -68,6 +69,8 @@ export class S3Store implements ObjectStore {
   private readonly timeoutMs: number;
   /** Retries made so far (attempts beyond the first), for tests and diagnostics. */
   retries = 0;
+  /** GETs and HEADs without the SDK's middleware (./s3get.ts), once open captured where they go. */
+  private lean?: LeanReads;
 
   private constructor(
     url: string,
@@ -81,6 +84,11 @@ export class S3Store implements ObjectStore {
       process.env.AWS_ENDPOINT_URL ??
       `AWS S3 (region ${loc.region ?? 'from the environment'})`;
     this.timeoutMs = s3TimeoutMs(loc);
+  }
+
+  /** How GETs and HEADs are sent: `lean` (./s3get.ts) or through the SDK client (`CAIRN_S3_LEAN=0`). */
+  get readPath(): 'lean' | 'sdk' {
+    return this.lean ? 'lean' : 'sdk';
   }
 
   /** As probed at open: whether the server really refuses `If-None-Match: *` on an existing key. */
@@ -99,11 +107,14 @@ export class S3Store implements ObjectStore {
     const loc = parseS3Url(url);
     const client = await makeClient(loc, s3TimeoutMs(loc));
     const store = new S3Store(url, client, loc);
+    const lean = LeanReads.capture(client, attemptLimits(store.timeoutMs));
     try {
       await store.headBucket();
-      store.probed = await store.probeConditionalWrites();
+      store.lean = lean?.ready();
+      store.probed = await probeConditionalWrites(store);
     } catch (err) {
       client.destroy();
+      lean?.close();
       throw err;
     }
     return store;
@@ -136,32 +147,6 @@ export class S3Store implements ObjectStore {
         );
       }
       throw this.mapError(err, 'cannot open bucket');
-    }
-  }
-
-  /** Writes a random probe key twice with ifAbsent: if the second write succeeds, the server ignores If-None-Match. */
-  private async probeConditionalWrites(): Promise<boolean> {
-    const key = `_cairn/probe/${Date.now()}-${randomBytes(8).toString('hex')}`;
-    // Two different bodies: a refused retry of the second put must not pass for our own landed write.
-    const body = (n: number): Buffer => Buffer.from(`cairn conditional-write probe ${n}\n`);
-    try {
-      try {
-        await this.put(key, body(1), { ifAbsent: true });
-      } catch (err) {
-        const status = (err as CairnError).context?.status;
-        // A server that rejects the header outright (501 NotImplemented, 400) has no conditional writes.
-        if (err instanceof CairnError && err.code === 'IO' && (status === 501 || status === 400)) return false;
-        throw err;
-      }
-      try {
-        await this.put(key, body(2), { ifAbsent: true });
-        return false;
-      } catch (err) {
-        if (err instanceof CairnError && err.code === 'ALREADY_EXISTS') return true;
-        throw err;
-      }
-    } finally {
-      await this.delete(key).catch(() => undefined);
     }
   }
 
@@ -234,6 +219,12 @@ export class S3Store implements ObjectStore {
     const trace = tracing ? traceGet(key) : undefined;
     try {
       return await this.retrying(`cannot get ${key}`, key, async () => {
+        if (this.lean) {
+          const body = await this.lean.get(this.fullKey(key), range, options.onProgress);
+          trace?.firstByte();
+          trace?.end(body.length);
+          return body;
+        }
         const out = await this.client.send(
           new GetObjectCommand({
             Bucket: this.loc.bucket,
@@ -374,10 +365,12 @@ export class S3Store implements ObjectStore {
     checkKey(key);
     this.checkOpen();
     try {
-      const out = await this.retrying(`cannot head ${key}`, key, () =>
-        this.client.send(new HeadObjectCommand({ Bucket: this.loc.bucket, Key: this.fullKey(key) })),
-      );
-      return { key, size: out.ContentLength ?? 0, lastModified: out.LastModified?.getTime() };
+      const out = await this.retrying(`cannot head ${key}`, key, async () => {
+        if (this.lean) return this.lean.head(this.fullKey(key));
+        const o = await this.client.send(new HeadObjectCommand({ Bucket: this.loc.bucket, Key: this.fullKey(key) }));
+        return { size: o.ContentLength ?? 0, lastModified: o.LastModified?.getTime() };
+      });
+      return { key, ...out };
     } catch (err) {
       const e = err as SdkError;
       if (e.name === 'NotFound' || e.name === 'NoSuchKey' || e.$metadata?.httpStatusCode === 404) return undefined;
@@ -442,5 +435,6 @@ export class S3Store implements ObjectStore {
   async close(): Promise<void> {
     this.closed = true;
     this.client.destroy();
+    this.lean?.close();
   }
 }

@@ -1,7 +1,8 @@
 /**
  * S3Store specifics, against s3rver behind the conditional-write proxy: the conditional-write
  * probe (and that it leaves nothing behind), deletes racing with writes, the key prefix, a missing bucket, an unreachable
- * endpoint (fails fast), bad credentials, the default region, and URL parsing.
+ * endpoint (fails fast), bad credentials, the default region, reads around the SDK client and
+ * through it, and URL parsing.
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -136,6 +137,45 @@ describe('S3Store', () => {
     assert.equal((await readBody(pieces('ab', 'cde'), undefined, 1)).toString(), 'a');
     await rejectsWith(readBody(pieces('ab'), 5), 'UNAVAILABLE');
     await rejectsWith(readBody(pieces('ab', 'cdef'), 5), 'UNAVAILABLE');
+  });
+
+  it('reads (GET, ranges, HEAD) around the SDK client by default, through it with CAIRN_S3_LEAN=0: the same answers', async () => {
+    const url = s3.freshUrl();
+    const key = "d/a b+(1)!*'~\u00fc%.bin";
+    const big = Buffer.alloc(3 * 1024 * 1024 + 17, 7);
+    const saved = process.env.CAIRN_S3_LEAN;
+    const answers: unknown[] = [];
+    try {
+      for (const lean of [undefined, '0']) {
+        if (lean === undefined) delete process.env.CAIRN_S3_LEAN;
+        else process.env.CAIRN_S3_LEAN = lean;
+        const store = (await openStore(url)) as Awaited<ReturnType<typeof openStore>> & { readPath: string };
+        try {
+          assert.equal(store.readPath, lean === '0' ? 'sdk' : 'lean');
+          await store.put(key, Buffer.from('hello, world'));
+          await store.put('d/big', big);
+          assert.ok((await store.get('d/big')).equals(big));
+          await assert.rejects(store.get('d/none'), (err: unknown) => isCairnError(err, 'NOT_FOUND'));
+          answers.push([
+            (await store.get(key)).toString(),
+            (await store.get(key, { offset: 7, length: 5 })).toString(),
+            (await store.get(key, { offset: 7, length: 100 })).toString(), // past the end: what there is
+            (await store.get(key, { offset: 100, length: 5 })).length, // beyond the end: nothing
+            (await store.get('d/big', { offset: 3 * 1024 * 1024, length: 1 << 20 })).length,
+            (await store.head(key))?.size,
+            typeof (await store.head(key))?.lastModified,
+            await store.head('d/none'),
+          ]);
+        } finally {
+          await store.close();
+        }
+      }
+    } finally {
+      if (saved === undefined) delete process.env.CAIRN_S3_LEAN;
+      else process.env.CAIRN_S3_LEAN = saved;
+    }
+    assert.deepEqual(answers[0], ['hello, world', 'world', 'world', 0, 17, 12, 'number', undefined]);
+    assert.deepEqual(answers[1], answers[0]);
   });
 
   it('parses URLs', () => {
