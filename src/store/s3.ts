@@ -220,8 +220,7 @@ export class S3Store implements ObjectStore {
     try {
       return await this.retrying(`cannot get ${key}`, key, async () => {
         if (this.lean) {
-          const body = await this.lean.get(this.fullKey(key), range, options.onProgress);
-          trace?.firstByte();
+          const body = await this.lean.get(this.fullKey(key), range, options.onProgress, trace?.firstByte);
           trace?.end(body.length);
           return body;
         }

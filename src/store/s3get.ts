@@ -143,12 +143,19 @@ export class LeanReads {
 
   /**
    * The object `key` (the full key, prefix included), or a range of it, in one buffer; at most
-   * `range.length` bytes (some servers ignore a range's end). Rejects like an SDK call.
+   * `range.length` bytes (some servers ignore a range's end); `onHeaders` is called when the
+   * response's headers are in (the SDK path's "first byte"). Rejects like an SDK call.
    */
-  async get(key: string, range?: ByteRange, onProgress?: (body: Buffer, received: number) => void): Promise<Buffer> {
+  async get(
+    key: string,
+    range?: ByteRange,
+    onProgress?: (body: Buffer, received: number) => void,
+    onHeaders?: () => void,
+  ): Promise<Buffer> {
     const headers: Record<string, string> = {};
     if (range) headers.range = `bytes=${range.offset}-${range.offset + range.length - 1}`;
     const res = await this.send('GET', key, headers);
+    onHeaders?.();
     if (range && range.offset > 0 && res.statusCode === 200) {
       res.destroy();
       throw Object.assign(new Error(`the server ignored the Range header of a GET of ${key}`), { name: 'RangeIgnored' });
