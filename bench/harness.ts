@@ -16,6 +16,7 @@ import type { ContainerSpec } from './container.js';
 import type { ReaderResult, ReaderSpec } from './reader.js';
 import { specArg } from './specarg.js';
 import { mergeRequests, type DaemonCosts, type RequestCost } from './costs.js';
+import { DAEMON_NODE_FLAGS } from '../src/fuse/mount.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const READER_JS = path.join(HERE, 'reader.js');
@@ -212,7 +213,16 @@ export async function runGroup(members: Member[], env: NodeJS.ProcessEnv): Promi
       ? participant(process.execPath, [READER_JS, specArg(m.reader)], env)
       : participant(
           'unshare',
-          ['--mount', '--propagation', 'private', process.execPath, ...(m.nodeArgs ?? []), CONTAINER_JS, specArg(m.spec)],
+          [
+            '--mount',
+            '--propagation',
+            'private',
+            process.execPath,
+            ...DAEMON_NODE_FLAGS,
+            ...(m.nodeArgs ?? []),
+            CONTAINER_JS,
+            specArg(m.spec),
+          ],
           env,
         ),
   );
@@ -255,7 +265,8 @@ function readerResult(r: Message): ReaderResult {
  * the container (it unmounts on SIGTERM) and rethrow.
  */
 export async function runContainer(spec: ContainerSpec, env: NodeJS.ProcessEnv): Promise<{ ready: Message; result: Message }> {
-  const p = participant('unshare', ['--mount', '--propagation', 'private', process.execPath, CONTAINER_JS, JSON.stringify(spec)], env);
+  const argv = ['--mount', '--propagation', 'private', process.execPath, ...DAEMON_NODE_FLAGS, CONTAINER_JS, JSON.stringify(spec)];
+  const p = participant('unshare', argv, env);
   try {
     const ready = await p.next();
     if (ready.event !== 'ready') throw new Error(`not ready: ${ready.message ?? JSON.stringify(ready)}`);

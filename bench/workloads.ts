@@ -25,6 +25,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { controlRequest } from '../src/fuse/control.js';
 import { terminate } from '../src/util/child.js';
+import { DAEMON_NODE_FLAGS } from '../src/fuse/mount.js';
 import { Volume } from '../src/index.js';
 import { FuseFloor } from './fusefloor.js';
 import { settle } from './settle.js';
@@ -262,7 +263,7 @@ class Daemon {
     };
     // The daemon serves an existing volume only.
     await (await Volume.fromName(config.volume, { store: config.store, createIfMissing: true })).close();
-    const child = spawn(process.execPath, [...this.nodeArgs, MAIN_JS, JSON.stringify(config)], {
+    const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, ...this.nodeArgs, MAIN_JS, JSON.stringify(config)], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, ...this.env },
     });

@@ -9,7 +9,7 @@
  * Invariants: mount() either returns with the directory mounted or throws the daemon's own typed
  * error; unmount() returns only once the mount is gone from this mount namespace.
  */
-import { execFile } from 'node:child_process';
+import { execFile, type SpawnOptions } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -51,6 +51,14 @@ export interface MountResult {
 }
 
 const MAIN_JS = fileURLToPath(new URL('./main.js', import.meta.url));
+/**
+ * Node flags of a spawned mount daemon. `--initial-heap-size=64` (MB): a daemon streaming chunks
+ * keeps a small heap (~14 MB), so V8 ran a full mark-compact every ~15 MiB read (62–65 per cold
+ * GiB from Ceph RGW); starting the old generation at 64 MB cuts them to 34–36 and the daemon's
+ * CPU per cold GiB by ~10–15 % (7.0–7.25 vs 8.0–8.7 s, alternating runs) for ~12 MB more peak RSS.
+ * A foreground mount runs in its caller's process, with the caller's flags.
+ */
+export const DAEMON_NODE_FLAGS: readonly string[] = ['--initial-heap-size=64'];
 
 async function checkMountpoint(dir: string): Promise<void> {
   const st = await fsp.stat(dir).catch(async (err: NodeJS.ErrnoException) => {
@@ -105,7 +113,8 @@ export async function mount(o: MountOptions): Promise<MountResult> {
   await fsp.mkdir(path.dirname(logFile), { recursive: true });
   const log = await fsp.open(logFile, 'a');
   try {
-    const child = spawnNode(MAIN_JS, cfg, { detached: true, stdio: ['ignore', 'pipe', log.fd], env: { ...process.env, ...env } });
+    const opts: SpawnOptions = { detached: true, stdio: ['ignore', 'pipe', log.fd], env: { ...process.env, ...env } };
+    const child = spawnNode(MAIN_JS, cfg, opts, DAEMON_NODE_FLAGS);
     try {
       // The daemon's own error gets `logFile` too: libfuse's own complaint, if any, is there.
       const ready = await waitReport(child, {

@@ -20,13 +20,13 @@ import { CairnError, decodeError, encodeError, type ErrorCode, type ErrorContext
 export type Report = ({ event: 'ready' } & Record<string, unknown>) | { event: 'error'; error: WireError };
 
 /**
- * Starts `node SCRIPT '<json input>'`.
+ * Starts `node [FLAGS…] SCRIPT '<json input>'`.
  *
  * @example
- *   const child = spawnNode(MAIN_JS, cfg, { stdio: ['ignore', 'pipe', log.fd], detached: true });
+ *   const child = spawnNode(MAIN_JS, cfg, { stdio: ['ignore', 'pipe', log.fd], detached: true }, DAEMON_NODE_FLAGS);
  */
-export function spawnNode(script: string, input: unknown, opts: SpawnOptions = {}): ChildProcess {
-  return spawn(process.execPath, nodeArgs(script, input), opts);
+export function spawnNode(script: string, input: unknown, opts: SpawnOptions = {}, flags: readonly string[] = []): ChildProcess {
+  return spawn(process.execPath, [...flags, ...nodeArgs(script, input)], opts);
 }
 
 /** The argv (after the node binary) of a child: the script and its JSON input. */
