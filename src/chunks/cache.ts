@@ -61,6 +61,8 @@ const TOUCH_MEMO_MAX = 65_536;
 const SYNC_WRITE_MAX = 128 * 1024;
 const SPARES = 32;
 const openAsync = promisify(fsSync.open);
+/** fs.writeFile with callbacks: a raw fd, one write for the whole entry; the promise API's FileHandle and 512 KiB steps cost about twice the event-loop time per 1 MiB entry (1,000 writes, alternating: 104-159 vs 158-228 ms). */
+const writeFileCb = promisify(fsSync.writeFile);
 
 let shared: ChunkCache | undefined;
 
@@ -248,7 +250,7 @@ export class ChunkCache {
         writeSpare(spare, data, file);
       } else {
         tmp = path.join(sub, `${TMP_PREFIX}${hash}-${process.pid}-${crypto.randomBytes(6).toString('hex')}`);
-        await fs.writeFile(tmp, data);
+        await writeFileCb(tmp, data);
         await fs.rename(tmp, file);
       }
     } catch (err) {
