@@ -32,7 +32,7 @@ const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b78
 const ERROR_BODY_MAX = 64 * 1024;
 
 /** The bucket's base URL and signing region, as the SDK sent its HeadBucket. */
-interface Base {
+export interface Base {
   protocol: string;
   hostname: string;
   port?: number;
@@ -69,6 +69,26 @@ function escapeKey(key: string): string {
     .split('/')
     .map((s) => encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`))
     .join('/');
+}
+
+/**
+ * Where the SDK sent a signed HeadBucket (`request`: its HttpRequest), as the base of the bucket's
+ * objects; undefined when it is not a plain SigV4 `s3` request over http(s).
+ *
+ * @example baseOf({ protocol: 'https:', hostname: 'b.s3.eu-west-1.amazonaws.com', path: '/', headers }) // path ''
+ */
+export function baseOf(request: unknown): Base | undefined {
+  const r = request as { protocol?: string; hostname?: string; port?: number; path?: string; headers?: Record<string, string> };
+  const auth = r.headers?.authorization ?? r.headers?.Authorization ?? '';
+  const region = /Credential=[^/]+\/\d{8}\/([^/]+)\/s3\/aws4_request/.exec(auth)?.[1];
+  if (!r.hostname || !region || (r.protocol !== 'http:' && r.protocol !== 'https:')) return undefined;
+  const host = r.headers?.host ?? (r.port ? `${r.hostname}:${r.port}` : r.hostname);
+  return { protocol: r.protocol, hostname: r.hostname, port: r.port, host, path: (r.path ?? '/').replace(/\/+$/, ''), region };
+}
+
+/** The request path of the object `key` (the full key) under `base`. */
+export function keyPath(base: Pick<Base, 'path'>, key: string): string {
+  return `${base.path}/${escapeKey(key)}`;
 }
 
 /** An error shaped like the SDK's, for the store's retry loop and error table. */
@@ -119,21 +139,23 @@ export class LeanReads {
     return lean;
   }
 
+  /** Where reads go (the captured HeadBucket's base), once captured. */
+  get target(): Readonly<Base> | undefined {
+    return this.base;
+  }
+
   /** This, once the HeadBucket was captured; else undefined (use the SDK). */
   ready(): LeanReads | undefined {
     return this.base ? this : undefined;
   }
 
   private record(request: unknown): void {
-    const r = request as { protocol?: string; hostname?: string; port?: number; path?: string; headers?: Record<string, string> };
-    const auth = r.headers?.authorization ?? r.headers?.Authorization ?? '';
-    const region = /Credential=[^/]+\/\d{8}\/([^/]+)\/s3\/aws4_request/.exec(auth)?.[1];
-    if (!r.hostname || !region || (r.protocol !== 'http:' && r.protocol !== 'https:')) return;
-    const host = r.headers?.host ?? (r.port ? `${r.hostname}:${r.port}` : r.hostname);
-    this.base = { protocol: r.protocol, hostname: r.hostname, port: r.port, host, path: (r.path ?? '/').replace(/\/+$/, ''), region };
+    const base = baseOf(request);
+    if (!base) return;
+    this.base = base;
     this.signer = new SignatureV4({
       service: 's3',
-      region,
+      region: base.region,
       credentials: this.client.config.credentials,
       sha256: NodeSha256,
       uriEscapePath: false,
@@ -185,7 +207,7 @@ export class LeanReads {
       protocol: base.protocol,
       hostname: base.hostname,
       port: base.port,
-      path: `${base.path}/${escapeKey(key)}`,
+      path: keyPath(base, key),
       query: {},
       headers: { host: base.host, 'x-amz-content-sha256': EMPTY_SHA256, ...extra },
     });
