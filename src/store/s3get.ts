@@ -48,9 +48,12 @@ function bytes(d: string | ArrayBuffer | ArrayBufferView): BinaryLike {
 
 /** Node's hash for the signer (the SDK's `Checksum` shape). */
 class NodeSha256 {
-  private readonly h;
-  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
-    this.h = secret === undefined ? createHash('sha256') : createHmac('sha256', bytes(secret));
+  private h;
+  constructor(private readonly secret?: string | ArrayBuffer | ArrayBufferView) {
+    this.h = NodeSha256.make(secret);
+  }
+  private static make(secret?: string | ArrayBuffer | ArrayBufferView) {
+    return secret === undefined ? createHash('sha256') : createHmac('sha256', bytes(secret));
   }
   update(data: string | ArrayBuffer | ArrayBufferView): void {
     this.h.update(bytes(data));
@@ -59,7 +62,7 @@ class NodeSha256 {
     return new Uint8Array(this.h.digest());
   }
   reset(): void {
-    throw new Error('not resettable');
+    this.h = NodeSha256.make(this.secret);
   }
 }
 
@@ -107,7 +110,7 @@ function timeoutError(what: string): Error {
  * Signed GETs and HEADs of one bucket without the SDK's middleware (see the module doc).
  *
  * @example
- * const lean = LeanReads.capture(client);      // before the store's first request (HeadBucket)
+ * const lean = LeanReads.capture(client, attemptLimits(timeoutMs)); // before the client's first request
  * await client.send(new HeadBucketCommand({ Bucket }));
  * const body = await lean.ready()?.get('prefix/key', { offset: 0, length: 4096 });
  */
