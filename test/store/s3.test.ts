@@ -2,15 +2,24 @@
  * S3Store specifics, against s3rver behind the conditional-write proxy: the conditional-write
  * probe (and that it leaves nothing behind), deletes racing with writes, the key prefix, a missing bucket, an unreachable
  * endpoint (fails fast), bad credentials, the default region, reads around the SDK client and
- * through it, and URL parsing.
+ * through it (over http and https), and URL parsing.
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import http from 'node:http';
+import https from 'node:https';
+import os from 'node:os';
+import path from 'node:path';
+import { promises as fsp } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { startS3, type S3Server } from '../helpers/s3server.js';
 import { openStore } from '../../src/store/open.js';
 import { parseS3Url, readBody } from '../../src/store/s3.js';
 import { isCairnError, type ErrorCode } from '../../src/errors.js';
+
+const execFileP = promisify(execFile);
 
 async function rejectsWith(p: Promise<unknown>, code: ErrorCode): Promise<void> {
   await assert.rejects(p, (err: unknown) => {
@@ -176,6 +185,67 @@ describe('S3Store', () => {
     }
     assert.deepEqual(answers[0], ['hello, world', 'world', 'world', 0, 17, 12, 'number', undefined]);
     assert.deepEqual(answers[1], answers[0]);
+  });
+
+  it('reads around the SDK client over https too (a TLS endpoint in front of the server)', { timeout: 60_000 }, async () => {
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'cairn-tls-'));
+    const saved = process.env.NODE_TLS_REJECT_UNAUTHORIZED;
+    let server: https.Server | undefined;
+    try {
+      await execFileP('openssl', [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+        '-keyout',
+        path.join(dir, 'k.pem'),
+        '-out',
+        path.join(dir, 'c.pem'),
+      ]);
+      const upstream = new URL(s3.endpoint);
+      server = https.createServer(
+        { key: await fsp.readFile(path.join(dir, 'k.pem')), cert: await fsp.readFile(path.join(dir, 'c.pem')) },
+        (req, res) => {
+          const up = http.request(
+            { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
+            (r) => {
+              res.writeHead(r.statusCode ?? 502, r.headers);
+              r.pipe(res);
+            },
+          );
+          up.on('error', () => res.destroy());
+          req.pipe(up);
+        },
+      );
+      await new Promise<void>((r) => server!.listen(0, '127.0.0.1', () => r()));
+      const endpoint = `https://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+      process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0'; // the test's own self-signed certificate
+      const store = (await openStore(s3.freshUrl().replace(s3.endpoint, endpoint))) as Awaited<ReturnType<typeof openStore>> & {
+        readPath: string;
+      };
+      try {
+        assert.equal(store.readPath, 'lean');
+        await store.put('tls/a', Buffer.from('over tls'));
+        assert.equal((await store.get('tls/a')).toString(), 'over tls');
+        assert.equal((await store.get('tls/a', { offset: 5, length: 3 })).toString(), 'tls');
+        assert.equal((await store.head('tls/a'))?.size, 8);
+        assert.equal(await store.head('tls/none'), undefined);
+      } finally {
+        await store.close();
+      }
+    } finally {
+      if (saved === undefined) delete process.env.NODE_TLS_REJECT_UNAUTHORIZED;
+      else process.env.NODE_TLS_REJECT_UNAUTHORIZED = saved;
+      server?.close();
+      await fsp.rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('parses URLs', () => {
