@@ -45,7 +45,11 @@ export class WalCheckpointer {
     this.transactions = 0;
     this.running = true;
     if (!this.worker) {
-      this.worker = new Worker(new URL(import.meta.url), { workerData: { role: ROLE, file: this.file }, execArgv: workerExecArgv() });
+      try {
+        this.worker = new Worker(new URL(import.meta.url), { workerData: { role: ROLE, file: this.file }, execArgv: workerExecArgv() });
+      } catch {
+        return; // no worker here (flags it refuses, no thread): the backstop checkpoints; `running` stays set
+      }
       this.worker.on('message', () => {
         this.running = false;
         this.done++;
