@@ -110,7 +110,7 @@ export class S3Store implements ObjectStore {
     const lean = LeanReads.capture(client, attemptLimits(store.timeoutMs));
     try {
       await store.headBucket();
-      store.lean = lean?.ready();
+      store.lean = lean?.target ? lean : undefined;
       store.probed = await probeConditionalWrites(store);
     } catch (err) {
       client.destroy();

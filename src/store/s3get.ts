@@ -18,7 +18,6 @@
  * - `CAIRN_S3_LEAN=0` sends every read through the SDK client (as does a store whose HeadBucket
  *   could not be captured).
  */
-import { createHash, createHmac, type BinaryLike } from 'node:crypto';
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import type { S3Client } from '@aws-sdk/client-s3';
@@ -39,31 +38,6 @@ export interface Base {
   host: string;
   path: string;
   region: string;
-}
-
-function bytes(d: string | ArrayBuffer | ArrayBufferView): BinaryLike {
-  if (typeof d === 'string') return d;
-  return d instanceof ArrayBuffer ? new Uint8Array(d) : new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
-}
-
-/** Node's hash for the signer (the SDK's `Checksum` shape). */
-class NodeSha256 {
-  private h;
-  constructor(private readonly secret?: string | ArrayBuffer | ArrayBufferView) {
-    this.h = NodeSha256.make(secret);
-  }
-  private static make(secret?: string | ArrayBuffer | ArrayBufferView) {
-    return secret === undefined ? createHash('sha256') : createHmac('sha256', bytes(secret));
-  }
-  update(data: string | ArrayBuffer | ArrayBufferView): void {
-    this.h.update(bytes(data));
-  }
-  async digest(): Promise<Uint8Array> {
-    return new Uint8Array(this.h.digest());
-  }
-  reset(): void {
-    this.h = NodeSha256.make(this.secret);
-  }
 }
 
 /** A key's path as the SDK writes it: each segment URI-encoded, with !'()* too. */
@@ -112,7 +86,7 @@ function timeoutError(what: string): Error {
  * @example
  * const lean = LeanReads.capture(client, attemptLimits(timeoutMs)); // before the client's first request
  * await client.send(new HeadBucketCommand({ Bucket }));
- * const body = await lean.ready()?.get('prefix/key', { offset: 0, length: 4096 });
+ * if (lean.target) body = await lean.get('prefix/key', { offset: 0, length: 4096 });
  */
 export class LeanReads {
   private base?: Base;
@@ -142,14 +116,9 @@ export class LeanReads {
     return lean;
   }
 
-  /** Where reads go (the captured HeadBucket's base), once captured. */
+  /** Where reads go (the captured HeadBucket's base); undefined until captured (then use the SDK). */
   get target(): Readonly<Base> | undefined {
     return this.base;
-  }
-
-  /** This, once the HeadBucket was captured; else undefined (use the SDK). */
-  ready(): LeanReads | undefined {
-    return this.base ? this : undefined;
   }
 
   private record(request: unknown): void {
@@ -160,7 +129,7 @@ export class LeanReads {
       service: 's3',
       region: base.region,
       credentials: this.client.config.credentials,
-      sha256: NodeSha256,
+      sha256: this.client.config.sha256, // the hash the SDK signs with
       uriEscapePath: false,
       applyChecksum: false,
     });

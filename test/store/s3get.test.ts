@@ -31,7 +31,7 @@ describe('lean S3 reads: where they go', () => {
   it('a virtual-hosted AWS bucket: the host names the bucket, keys hang off the root', async () => {
     const { client, sent } = offlineClient({ region: 'eu-west-1' });
     const lean = LeanReads.capture(client, limits)!;
-    assert.equal(lean.ready(), undefined, 'nothing captured before the HeadBucket');
+    assert.equal(lean.target, undefined, 'nothing captured before the HeadBucket');
     await client.send(new HeadBucketCommand({ Bucket: 'my-bucket' }));
     assert.equal(sent[0].hostname, 'my-bucket.s3.eu-west-1.amazonaws.com');
     const base = lean.target!;
