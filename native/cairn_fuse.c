@@ -23,6 +23,7 @@
  */
 #define _GNU_SOURCE
 #include "ll.h"
+#include "nfetch.h"
 
 cmount *ll_mount_arg(napi_env env, napi_value v) {
   cmount *m = nu_external(env, v);
@@ -100,6 +101,7 @@ static napi_value init(napi_env env, napi_value exports) {
   };
   NU_DEFINE(env, exports, props);
   nread_define(env, exports);
+  nfetch_define(env, exports);
   return exports;
 }
 

@@ -66,7 +66,7 @@ static uint64_t mono_ns(void) {
 
 static void add(uint64_t *v, uint64_t n) { __atomic_fetch_add(v, n, __ATOMIC_RELAXED); }
 
-static void digest(const void *data, size_t len, uint8_t out[32]) {
+void ncache_digest(const void *data, size_t len, uint8_t out[32]) {
 #ifndef CAIRN_NO_BLAKE3
   blake3_hasher h;
   blake3_hasher_init(&h);
@@ -79,8 +79,10 @@ static void digest(const void *data, size_t len, uint8_t out[32]) {
 #endif
 }
 
-/* <dir>/<hh>/<64 hex> into buf; 0 when it does not fit. */
-static int entry_path(const ncache *c, const uint8_t *hash, char *buf, size_t cap) {
+int ncache_blake3_ok(void) { return blake3_ok; }
+
+/* <dir>/<hh>/<64 hex><suffix> into buf; 0 when it does not fit. */
+static int path_in(const char *dir, const uint8_t *hash, const char *suffix, char *buf, size_t cap) {
   static const char hex[] = "0123456789abcdef";
   char name[65];
   for (int i = 0; i < 32; i++) {
@@ -88,8 +90,51 @@ static int entry_path(const ncache *c, const uint8_t *hash, char *buf, size_t ca
     name[2 * i + 1] = hex[hash[i] & 15];
   }
   name[64] = 0;
-  int n = snprintf(buf, cap, "%s/%.2s/%s", c->dir, name, name);
+  int n = snprintf(buf, cap, "%s/%.2s/%s%s", dir, name, name, suffix);
   return n > 0 && (size_t)n < cap;
+}
+
+static int entry_path(const ncache *c, const uint8_t *hash, char *buf, size_t cap) { return path_in(c->dir, hash, "", buf, cap); }
+
+static int write_all(int fd, const void *data, size_t len) {
+  const char *p = data;
+  while (len > 0) {
+    ssize_t w = write(fd, p, len);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return 0;
+    p += w;
+    len -= (size_t)w;
+  }
+  return 1;
+}
+
+int ncache_write(const char *dir, const uint8_t *hash, const char *suffix, const void *head, size_t hlen, const void *data,
+                 size_t len) {
+  char path[PATH_MAX], tmp[PATH_MAX];
+  if (!path_in(dir, hash, suffix, path, sizeof path)) return -1;
+  /* A temp name as cache.ts makes them (`.tmp-` in the entry's directory: its scans skip them). */
+  char *slash = strrchr(path, '/');
+  static uint64_t seq;
+  uint64_t k = __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED);
+  int m = snprintf(tmp, sizeof tmp, "%.*s/.tmp-%.64s-%d-n%llu", (int)(slash - path), path, slash + 1, (int)getpid(), (unsigned long long)k);
+  if (m <= 0 || (size_t)m >= sizeof tmp) return -1;
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0 && errno == ENOENT) {
+    /* The entry's directory (or the cache's) is not there yet: make both. */
+    *slash = 0;
+    mkdir(dir, 0755);
+    mkdir(path, 0755);
+    *slash = '/';
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  }
+  if (fd < 0) return -1;
+  int ok = (hlen == 0 || write_all(fd, head, hlen)) && write_all(fd, data, len);
+  ok = close(fd) == 0 && ok;
+  if (!ok || rename(tmp, path) != 0) {
+    unlink(tmp);
+    return -1;
+  }
+  return 0;
 }
 
 /* Touches the entry's mtime (the cache's LRU clock) unless this process did in the last 10 s. */
@@ -155,7 +200,7 @@ int ncache_load(ncache *c, const uint8_t *hash, size_t len, char *buf, uint8_t *
   }
   uint8_t d[32];
   if (got == len && cvs) ntree_hash((const uint8_t *)buf, len, NTREE_BLOCK, cvs, d); /* the hash, and the block CVs on the way */
-  else if (got == len) digest(buf, len, d);
+  else if (got == len) ncache_digest(buf, len, d);
   if (got != len || memcmp(d, hash, 32) != 0) {
     close(fd);
     remove_bad(c, path, &st);
@@ -212,22 +257,9 @@ int ncache_outboard(ncache *c, const uint8_t *hash, uint64_t len, size_t *block,
 }
 
 void ncache_put_outboard(ncache *c, const uint8_t *hash, size_t block, const uint8_t *cvs, size_t n) {
-  char path[PATH_MAX], tmp[PATH_MAX];
-  if (!ncache_on(c) || !entry_path(c, hash, path, sizeof path - 4)) return;
-  strcat(path, ".ob");
-  /* A temp name as cache.ts makes them (`.tmp-` in the entry's directory: its scans skip them). */
-  char *slash = strrchr(path, '/');
-  static uint64_t seq;
-  uint64_t k = __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED);
-  int m = snprintf(tmp, sizeof tmp, "%.*s/.tmp-%.64s-%d-n%llu", (int)(slash - path), path, slash + 1, (int)getpid(), (unsigned long long)k);
-  if (m <= 0 || (size_t)m >= sizeof tmp) return;
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) return;
+  if (!ncache_on(c)) return;
   uint8_t head[4] = {(uint8_t)block, (uint8_t)(block >> 8), (uint8_t)(block >> 16), (uint8_t)(block >> 24)};
-  int ok = write(fd, head, 4) == 4 && write(fd, cvs, 32 * n) == (ssize_t)(32 * n);
-  close(fd);
-  if (!ok || rename(tmp, path) != 0) unlink(tmp);
-  else add(&c->outboard_puts, 1);
+  if (ncache_write(c->dir, hash, ".ob", head, 4, cvs, 32 * n) == 0) add(&c->outboard_puts, 1);
 }
 
 int ncache_load_part(ncache *c, const uint8_t *hash, uint64_t len, size_t block, const uint8_t *cvs, size_t b0, size_t b1, char *buf) {
@@ -340,7 +372,7 @@ static int self_test(void) {
   for (size_t v = 0; v < sizeof VECTORS / sizeof VECTORS[0]; v++) {
     uint8_t d[32];
     char hex[65];
-    digest(in + 1, VECTORS[v].len, d); /* at an odd address, as a read buffer may be */
+    ncache_digest(in + 1, VECTORS[v].len, d); /* at an odd address, as a read buffer may be */
     for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", d[i]);
     if (strcmp(hex, VECTORS[v].hex) != 0) ok = 0;
   }

@@ -66,6 +66,20 @@ void ncache_stats(napi_env env, napi_value obj, const ncache *c);
 /* The cache reader of a mount context; NULL when not one. Defined in nread.c. */
 ncache *cairn_ncache(napi_env env, napi_value ctx);
 
+/* 1 once the C BLAKE3 reproduced the official test vectors (ncache_define ran). */
+int ncache_blake3_ok(void);
+
+/* The BLAKE3-256 of data[0..len) into out (all zeros when built without BLAKE3: check ncache_blake3_ok). */
+void ncache_digest(const void *data, size_t len, uint8_t out[32]);
+
+/*
+ * Writes `head` then `data` as the entry `<dir>/<hash[0:2]>/<hash><suffix>` of a host cache (a temp
+ * file `.tmp-…` in that directory, renamed into place; the directories made when missing): 0, or
+ * -1 (nothing left behind). Thread-safe; blocks on file I/O.
+ */
+int ncache_write(const char *dir, const uint8_t *hash, const char *suffix, const void *head, size_t hlen, const void *data,
+                 size_t len);
+
 /* Checks the C BLAKE3 against the official vectors (once, at addon load); adds the exports. */
 void ncache_define(napi_env env, napi_value exports);
 

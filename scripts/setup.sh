@@ -17,7 +17,7 @@ apt_need() {
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 }
 
-apt_need libfuse2 fuse libfuse3-dev pkg-config librust-blake3-dev  # the last: BLAKE3 C sources for the addon (native/blake3.sh)
+apt_need libfuse2 fuse libfuse3-dev pkg-config librust-blake3-dev libcurl4-openssl-dev  # BLAKE3 C sources (native/blake3.sh) and libcurl (native/nfetch.c) for the addon
 
 # Real programs the workload bench and test/programs run inside mounts (bench/workloads.ts).
 apt_need git sqlite3 rsync tar make python3 python3-venv

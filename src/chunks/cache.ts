@@ -262,9 +262,14 @@ export class ChunkCache {
       }
       return;
     }
+    await this.written(data.length, evictLater);
+  }
+
+  /** Counts an entry of `bytes` put in place (here, or for this process by the addon: src/chunks/nativefetch.ts); evicts if over the bound (awaited unless `evictLater`). */
+  async written(bytes: number, evictLater = false): Promise<void> {
     this.puts++;
-    this.sinceScan += data.length;
-    if (this.approx !== undefined) this.approx += data.length;
+    this.sinceScan += bytes;
+    if (this.approx !== undefined) this.approx += bytes;
     if (this.approx === undefined || this.approx > this.maxBytes || this.sinceScan > this.maxBytes / 8) {
       const scan = this.scan();
       if (!evictLater) await scan;
@@ -329,15 +334,8 @@ export class ChunkCache {
 
   /** Counters of this process, and its estimate of the cache size. */
   stats(): ChunkCacheStats {
-    return {
-      hits: this.hits,
-      misses: this.misses,
-      bytes: this.approx,
-      puts: this.puts,
-      evicted: this.evicted,
-      corrupt: this.corrupt,
-      partHits: this.partHits,
-    };
+    const { hits, misses, approx: bytes, puts, evicted, corrupt, partHits } = this;
+    return { hits, misses, bytes, puts, evicted, corrupt, partHits };
   }
 
   /**

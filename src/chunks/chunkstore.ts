@@ -18,7 +18,7 @@ import { CairnError, isCairnError } from '../errors.js';
 import type { ObjectStore } from '../store/types.js';
 import { ChunkCache, type ChunkCacheStats } from './cache.js';
 import type { ChunkerParams } from './chunker.js';
-import { ChunkFetcher, envRangeBytes, MERGE_BYTES, type LeaseStats } from './fetch.js';
+import { ChunkFetcher, envRangeBytes, MERGE_BYTES, type ChunkFetcherOptions, type LeaseStats } from './fetch.js';
 import { LeaseDir, type LeaseOptions } from './lease.js';
 import { ChunkLru } from './memlru.js';
 import { PackWriter } from './pack.js';
@@ -42,7 +42,8 @@ export interface ReadHints {
   neighbours?: boolean;
 }
 
-export interface ChunkStoreOptions {
+/** `streamRuns`, `fetchThreads` and `nativeFetch` are the fetcher's (./fetch.ts). */
+export interface ChunkStoreOptions extends Pick<ChunkFetcherOptions, 'streamRuns' | 'fetchThreads' | 'nativeFetch'> {
   store: ObjectStore;
   /** Prefix of pack keys, e.g. `volumes/<id>/packs/`; a pack's key is prefix + pack id. */
   packPrefix: string;
@@ -62,8 +63,6 @@ export interface ChunkStoreOptions {
   leases?: LeaseOptions | false;
   /** Longest run of adjacent chunks fetched with one range GET (default 8 MiB, or `$CAIRN_RANGE_MIB`; longer runs: several GETs in parallel). */
   rangeBytes?: number;
-  /** Hand each chunk of a range GET to its readers as soon as its bytes arrive (default true). */
-  streamRuns?: boolean;
   /**
    * Random readers (a `cursor` that saw a seek) fetch only the verified blocks of a cold chunk they
    * need (default true; false = always whole chunks). `partialMemoryBytes` bounds the blocks kept
@@ -77,8 +76,6 @@ export interface ChunkStoreOptions {
    * `$CAIRN_PACK_READAHEAD=0`).
    */
   packReadahead?: boolean;
-  /** Threads that receive, verify and cache fetched runs off the event loop (./fetchpool.ts; default `fetchThreads(store)`; 0 = none). */
-  fetchThreads?: number;
   /** Block size of the outboards this store's writers write (default `packBlockBytes()`, `$CAIRN_PACK_OUTBOARDS`: 0, none, unless asked; DEFAULT_BLOCK_BYTES when on). */
   blockBytes?: number;
 }
@@ -169,6 +166,7 @@ export class ChunkStore {
       rangeBytes: this.rangeBytes,
       streamRuns: opts.streamRuns,
       fetchThreads: opts.fetchThreads,
+      nativeFetch: opts.nativeFetch,
     });
     this.prefetcher = new Prefetcher(this.fetcher, this.store, this.packPrefix, this.rangeBytes);
     const partialBytes = opts.partialMemoryBytes ?? 16 * 1024 * 1024;

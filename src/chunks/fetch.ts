@@ -23,11 +23,12 @@
 import type { ObjectStore } from '../store/types.js';
 import { isCairnError } from '../errors.js';
 import type { ChunkCache } from './cache.js';
-import { FetchPool, fetchThreads, type RunFailure } from './fetchpool.js';
+import { FetchPool, fetchThreads, type RunFailure, type RunPool } from './fetchpool.js';
 import { Forwarder } from './forward.js';
 import { isChunkHash, verifyChunkAsync } from './hash.js';
 import { LEASE_LINGER_MS, type LeaseDir, type Lease, type LeaseHolder } from './lease.js';
 import type { ChunkLru } from './memlru.js';
+import { NativeFetchPool } from './nativefetch.js';
 import type { ChunkRef } from './types.js';
 
 /** What the fetch leases did in this fetcher (for tests and stats). */
@@ -88,6 +89,8 @@ export interface ChunkFetcherOptions {
   streamRuns?: boolean;
   /** Threads that receive, verify and cache runs off the event loop (./fetchpool.ts; default `fetchThreads(store)`; 0 = none). */
   fetchThreads?: number;
+  /** Without fetch workers: the addon's fetch threads where they apply (./nativefetch.ts; default true). */
+  nativeFetch?: boolean;
 }
 
 /**
@@ -105,7 +108,7 @@ export class ChunkFetcher {
   private readonly leases: LeaseDir | null;
   private readonly rangeBytes: number;
   private readonly streamRuns: boolean;
-  private readonly pool: FetchPool | null;
+  private readonly pool: RunPool | null;
   private readonly inflight = new Map<string, Promise<Buffer>>();
   private readonly cacheWrites = new Set<Promise<void>>();
   /** Cold chunks `fetchBatched` was asked for in this tick (in flight already), loaded together at its end. */
@@ -126,7 +129,8 @@ export class ChunkFetcher {
     this.rangeBytes = Math.max(1, opts.rangeBytes ?? MERGE_BYTES);
     this.streamRuns = opts.streamRuns ?? true;
     const threads = opts.fetchThreads ?? fetchThreads(opts.store);
-    this.pool = threads > 0 ? new FetchPool(threads, opts.store.url, opts.cache?.dir, opts.cache?.maxBytes) : null;
+    if (threads > 0) this.pool = new FetchPool(threads, opts.store.url, opts.cache?.dir, opts.cache?.maxBytes);
+    else this.pool = opts.nativeFetch === false ? null : NativeFetchPool.for(opts.store, opts.cache);
     this.forwarder = new Forwarder(opts.store, opts.packPrefix);
   }
 
@@ -320,7 +324,7 @@ export class ChunkFetcher {
    * `streamRuns`, each chunk is verified and settled as soon as its bytes have arrived; a failure
    * after that fails only the chunks not yet settled.
    */
-  private async fetchRun(run: Deferred[]): Promise<void> {
+  private async fetchRun(run: Deferred[], inline = false): Promise<void> {
     const first = run[0].ref;
     const lastRef = run[run.length - 1].ref;
     const key = this.packPrefix + first.pack;
@@ -332,7 +336,7 @@ export class ChunkFetcher {
         settling.push(this.verifyAndSettle(run[next++], body, first.offset, key));
       }
     };
-    if (this.pool?.ready()) return this.fetchRunOnPool(this.pool, run, key);
+    if (!inline && this.pool?.ready()) return this.fetchRunOnPool(this.pool, run, key);
     let body: Buffer;
     try {
       this.gets++;
@@ -347,19 +351,15 @@ export class ChunkFetcher {
     await Promise.all(settling);
   }
 
-  /** `fetchRun` on a fetch worker (./fetchpool.ts), which verifies and caches (`flush` waits for that); a lost worker's rest is fetched here. */
-  private async fetchRunOnPool(pool: FetchPool, run: Deferred[], key: string): Promise<void> {
+  /** `fetchRun` on a fetch worker or thread (./fetchpool.ts), which verifies and caches (`flush` waits for that); a lost run's rest is fetched here. */
+  private async fetchRunOnPool(pool: RunPool, run: Deferred[], key: string): Promise<void> {
     this.gets++;
-    const done = pool.run(
-      key,
-      run.map((d) => d.ref),
-      this.streamRuns,
-      {
-        chunk: (i, bytes) => this.settle(run[i], bytes),
-        bad: (i, err) => this.fail(run[i], err),
-        cached: (i) => void (run[i].lease?.releaseLater(), (run[i].lease = undefined)),
-      },
-    );
+    const refs = run.map((d) => d.ref);
+    const done = pool.run(key, refs, this.streamRuns, {
+      chunk: (i, bytes) => this.settle(run[i], bytes),
+      bad: (i, err) => this.fail(run[i], err),
+      cached: (i) => void (run[i].lease?.releaseLater(), (run[i].lease = undefined)),
+    });
     const w: Promise<void> = done.catch(() => {}).finally(() => this.cacheWrites.delete(w));
     this.cacheWrites.add(w);
     try {
@@ -368,7 +368,7 @@ export class ChunkFetcher {
       const { error, next } = e as RunFailure; // no error: WorkerLost
       if (error) return this.runFailed(run.slice(next), error, key, []);
       for (const d of run.slice(0, next)) d.lease?.releaseLater();
-      if (next < run.length) await this.fetchRun(run.slice(next));
+      if (next < run.length) await this.fetchRun(run.slice(next), true);
     }
   }
 

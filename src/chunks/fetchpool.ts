@@ -72,9 +72,22 @@ interface Slot {
  */
 export function fetchThreads(store: ObjectStore): number {
   const v = Number(process.env.CAIRN_FETCH_THREADS);
-  const plainS3 =
-    Object.prototype.hasOwnProperty.call(store, 'url') && store.constructor?.name === 'S3Store' && store.url.startsWith('s3://');
-  return plainS3 && Number.isInteger(v) && v > 0 ? Math.min(v, 8) : 0;
+  return plainS3(store) && Number.isInteger(v) && v > 0 ? Math.min(v, 8) : 0;
+}
+
+/** Whether `store` is an `S3Store` itself (not a wrapper of one: tests wrap stores to count or break GETs). */
+export function plainS3(store: ObjectStore): boolean {
+  return Object.prototype.hasOwnProperty.call(store, 'url') && store.constructor?.name === 'S3Store' && store.url.startsWith('s3://');
+}
+
+/** What receives runs off the event loop: these workers, or the addon's fetch threads (./nativefetch.ts). */
+export interface RunPool {
+  /** Runs handed to it so far (for tests and stats). */
+  jobs: number;
+  /** Whether it takes a run now. */
+  ready(): boolean;
+  /** One range GET of `refs` (adjacent chunks of one pack); rejects with a RunFailure or WorkerLost (then fetch the rest inline). */
+  run(key: string, refs: readonly ChunkRef[], stream: boolean, cb: RunCallbacks): Promise<void>;
 }
 
 /**
@@ -84,7 +97,7 @@ export function fetchThreads(store: ObjectStore): number {
  * const pool = new FetchPool(2, store.url, cache?.dir, cache?.maxBytes);
  * const slot = pool.acquire(); // undefined until a worker is ready: fetch inline then
  */
-export class FetchPool {
+export class FetchPool implements RunPool {
   private readonly slots: Slot[] = [];
   private nextId = 0;
   private started = false;

@@ -2,7 +2,7 @@
  * The native addon's interface (native/cairn_fuse.c, its export table; native/ll.h, the request
  * codes; native/ll_post.c, the argument layout it hands to JavaScript), and loading it once.
  */
-import { createRequire } from 'node:module';
+import { addonError, loadAddon } from '../util/addon.js';
 
 /** The addon's exports (see native/cairn_fuse.c; native reads: native/nread.c). */
 export interface NativeAddon extends NreadAddon {
@@ -203,32 +203,19 @@ export const REPLIES = [
 /** The root's inode number. */
 export const ROOT = 1;
 
-let loaded: { addon?: NativeAddon; error?: string } | undefined;
-
 /**
- * Loads the addon once; undefined (with `loadError()` saying why) when it is not built or libfuse3
- * is missing.
+ * Loads the addon once (src/util/addon.ts); undefined (with `loadError()` saying why) when it is
+ * not built or libfuse3 is missing.
  *
  * @example
  *   const addon = loadNative(); if (!addon) console.log(loadError());
  */
 export function loadNative(): NativeAddon | undefined {
-  if (!loaded) {
-    try {
-      const req = createRequire(import.meta.url);
-      const file = new URL('../../../native/build/Release/cairn_fuse.node', import.meta.url);
-      loaded = { addon: req(file.pathname) as NativeAddon };
-    } catch (err) {
-      loaded = { error: err instanceof Error ? err.message.split('\n')[0] : String(err) };
-    }
-  }
-  return loaded.addon;
+  return loadAddon() as NativeAddon | undefined;
 }
 
 /** Why the addon did not load (undefined when it did, or was not tried). */
-export function loadError(): string | undefined {
-  return loaded?.error;
-}
+export const loadError = addonError;
 
 /** A stat as the adapter answers it. */
 export type FuseStat = {

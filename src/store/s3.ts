@@ -40,7 +40,7 @@ import { attemptLimits, backoffMs, makeClient, MAX_ATTEMPTS, OPEN_ATTEMPTS, read
 import { s3TimeoutMs, sleep, transientKind, type SdkError } from './s3transport.js';
 import { mapS3Error } from './s3errors.js';
 import { traceGet, tracing } from './trace.js';
-import { LeanReads } from './s3get.js';
+import { LeanReads, type SignedGet } from './s3get.js';
 import { probeConditionalWrites } from './s3probe.js';
 
 export { S3_URL_FORMS, parseS3Url, type S3Location } from './s3url.js';
@@ -89,6 +89,12 @@ export class S3Store implements ObjectStore {
   /** How GETs and HEADs are sent: `lean` (./s3get.ts) or through the SDK client (`CAIRN_S3_LEAN=0`). */
   get readPath(): 'lean' | 'sdk' {
     return this.lean ? 'lean' : 'sdk';
+  }
+
+  /** A signed range GET of `key` for the addon's fetch threads (src/chunks/nativefetch.ts); undefined on the SDK path. */
+  signedGet(key: string, range: ByteRange): Promise<SignedGet> | undefined {
+    this.checkOpen();
+    return this.lean?.signedGet(this.fullKey(key), range);
   }
 
   /** As probed at open: whether the server really refuses `If-None-Match: *` on an existing key. */

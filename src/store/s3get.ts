@@ -30,6 +30,16 @@ const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b78
 /** Bytes of an error response kept for its Code and Message. */
 const ERROR_BODY_MAX = 64 * 1024;
 
+/** A signed GET for another HTTP client (`LeanReads.signedGet`). */
+export interface SignedGet {
+  url: string;
+  /** `name: value` lines, signed (host, range, x-amz-date, authorization, …). */
+  headers: string[];
+  /** Give up when nothing is heard for this long, or a connection is not made in this long. */
+  idleMs: number;
+  connectMs: number;
+}
+
 /** The bucket's base URL and signing region, as the SDK sent its HeadBucket. */
 export interface Base {
   protocol: string;
@@ -165,16 +175,32 @@ export class LeanReads {
     return { size: contentLength(res) ?? 0, lastModified: Number.isNaN(modified) ? undefined : modified };
   }
 
+  /**
+   * A signed GET of `range` of `key` (the full key) for another HTTP client (the addon's fetch
+   * threads, src/chunks/nativefetch.ts): its URL, its headers as `name: value` lines, and the
+   * attempt limits this store's reads use.
+   */
+  async signedGet(key: string, range: ByteRange): Promise<SignedGet> {
+    const base = this.base!;
+    const signed = await this.sign('GET', key, { range: `bytes=${range.offset}-${range.offset + range.length - 1}` });
+    const port = base.port ? `:${base.port}` : '';
+    return {
+      url: `${base.protocol}//${base.hostname}${port}${signed.path}`,
+      headers: Object.entries(signed.headers).map(([k, v]) => `${k}: ${v}`),
+      ...this.limits,
+    };
+  }
+
   /** Releases the connections. */
   close(): void {
     this.agent.destroy();
     this.httpsAgent.destroy();
   }
 
-  /** Signs and sends one request; resolves with a 2xx response (its body unread), rejects with anything else. */
-  private async send(method: 'GET' | 'HEAD', key: string, extra: Record<string, string>): Promise<IncomingMessage> {
+  /** Signs one request of `key` (SigV4, the client's credentials). */
+  private sign(method: 'GET' | 'HEAD', key: string, extra: Record<string, string>) {
     const base = this.base!;
-    const signed = await this.signer!.sign({
+    return this.signer!.sign({
       method,
       protocol: base.protocol,
       hostname: base.hostname,
@@ -183,6 +209,12 @@ export class LeanReads {
       query: {},
       headers: { host: base.host, 'x-amz-content-sha256': EMPTY_SHA256, ...extra },
     });
+  }
+
+  /** Signs and sends one request; resolves with a 2xx response (its body unread), rejects with anything else. */
+  private async send(method: 'GET' | 'HEAD', key: string, extra: Record<string, string>): Promise<IncomingMessage> {
+    const base = this.base!;
+    const signed = await this.sign(method, key, extra);
     const lib = base.protocol === 'https:' ? https : http;
     const { idleMs, connectMs } = this.limits;
     return new Promise<IncomingMessage>((resolve, reject) => {
