@@ -7,7 +7,9 @@
  * which is created once per process and holds `pid pidns time`. Linking is one cheap syscall
  * that records the holder: creating a fresh inode per lease (an O_EXCL file, or a symlink) costs
  * ~0.6 ms of CPU on this machine's ext4 and measurably slowed a single cold reader; a link costs
- * ~15 µs. The holder fetches the chunk, verifies it, writes it to the cache (temp + rename) and only
+ * ~15 µs (made synchronously, as is the unlink that releases it: the cache directory is local,
+ * never a FUSE mount of this process, and a promise through the thread pool costs the event loop
+ * more). The holder fetches the chunk, verifies it, writes it to the cache (temp + rename) and only
  * then removes the lease — `LEASE_LINGER_MS` later (`releaseLater`), so that a lease found free
  * less than that after a cache miss proves the chunk was not cached meanwhile (the caller can skip
  * a second cache lookup); on a failed fetch at once (`release`). Another process that finds the
@@ -31,7 +33,7 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
-import { unlinkSync } from 'node:fs';
+import { linkSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 
 /** Sub-directory of the cache directory holding the leases and holder files. */
@@ -218,7 +220,11 @@ class HeldLease implements Lease {
   async release(): Promise<void> {
     if (this.released) return;
     this.released = true;
-    await fs.unlink(this.file).catch(() => {});
+    try {
+      unlinkSync(this.file); // as linkSync in tryAcquire
+    } catch {
+      // gone already (taken over, swept)
+    }
     this.holder.released();
   }
 
@@ -260,7 +266,7 @@ export class LeaseDir {
       const holderFile = await this.holder.path();
       if (!holderFile) return 'error';
       try {
-        await fs.link(holderFile, file);
+        linkSync(holderFile, file); // ~15 µs here; through the thread pool a promise costs the event loop more
       } catch (err) {
         const code = errCode(err);
         if (code === 'EEXIST') return 'held';
