@@ -32,6 +32,7 @@
 #include "nfetch.h"
 #include "ncache.h"
 #include "napi_util.h"
+#include "nread.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -118,6 +119,7 @@ static void progress(nf_job *j) {
       continue;
     }
     j->good[i] = 1;
+    nread_offer(j->names + 32 * i, j->body + at, len); /* mounts' native reads take it from here */
     if (j->stream) post(j, NF_CHUNK, i, 0, NULL);
     if (j->cache_dir) post(j, NF_CACHED, i, ncache_write(j->cache_dir, j->names + 32 * i, "", NULL, 0, j->body + at, len) == 0, NULL);
   }
@@ -252,11 +254,8 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   return nu_bool(env, 1);
 }
 
-static void body_gone(napi_env env, void *data, void *hint) {
-  nf_job *j = hint;
-  napi_adjust_external_memory(env, -(int64_t)j->length, &(int64_t){0});
-  job_unref(j);
-}
+/* The body's ArrayBuffer was collected (V8 counts its bytes as external memory itself). */
+static void body_gone(napi_env env, void *data, void *hint) { job_unref(hint); }
 
 /* nfetchRun(...) -> [id, body]: see the header. Throws on bad arguments. */
 static napi_value js_run(napi_env env, napi_callback_info info) {
@@ -322,8 +321,6 @@ static napi_value js_run(napi_env env, napi_callback_info info) {
     napi_throw_error(env, NULL, "cairn_fuse: nfetchRun: no external ArrayBuffer");
     return NULL;
   }
-  int64_t adjusted;
-  napi_adjust_external_memory(env, (int64_t)j->length, &adjusted);
   pthread_mutex_lock(&pool.lock);
   if (pool.threads < NF_THREADS) {
     pthread_t t;

@@ -41,6 +41,15 @@
 #include <sys/uio.h>
 #include <time.h>
 
+/* The stores that serve native reads, for nread_offer (a store's memory is never freed: nread_free
+ * empties and closes it, and a put into a closed store keeps nothing). */
+#define OFFER_MAX 16
+static struct {
+  pthread_mutex_t lock;
+  nstore *stores[OFFER_MAX];
+  int n;
+} offers = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
 nstore *nread_new(size_t budget) {
   nstore *s = calloc(1, sizeof *s);
   pthread_mutex_init(&s->lock, NULL);
@@ -49,7 +58,20 @@ nstore *nread_new(size_t budget) {
   s->cache = ncache_new();
   s->buckets = calloc(NBUCKETS, sizeof(nchunk *));
   s->obs = calloc(OB_SLOTS, sizeof(nob));
+  pthread_mutex_lock(&offers.lock);
+  if (budget > 0 && offers.n < OFFER_MAX) offers.stores[offers.n++] = s;
+  pthread_mutex_unlock(&offers.lock);
   return s;
+}
+
+void nread_offer(const uint8_t *hash, const void *bytes, size_t len) {
+  nstore *to[OFFER_MAX];
+  pthread_mutex_lock(&offers.lock);
+  int n = offers.n;
+  memcpy(to, offers.stores, sizeof(nstore *) * (size_t)n);
+  pthread_mutex_unlock(&offers.lock);
+  for (int i = 0; i < n; i++)
+    if (nread_put(to[i], hash, bytes, len)) __atomic_fetch_add(&to[i]->offered, 1, __ATOMIC_RELAXED);
 }
 
 static nfile *file_find(nstore *s, uint64_t fh) {
@@ -395,6 +417,10 @@ int nread_registered(nstore *s, uint64_t fh) {
 
 void nread_free(nstore *s) {
   if (!s) return;
+  pthread_mutex_lock(&offers.lock);
+  for (int i = 0; i < offers.n; i++)
+    if (offers.stores[i] == s) offers.stores[i--] = offers.stores[--offers.n];
+  pthread_mutex_unlock(&offers.lock);
   pthread_mutex_lock(&s->lock);
   s->closed = 1;
   nc_free_all(s);
@@ -461,7 +487,8 @@ uint32_t nread_drop_ino(nstore *s, uint64_t ino) {
 void nread_figures(nstore *s, uint64_t out[NREAD_FIGURES]) {
   pthread_mutex_lock(&s->lock);
   uint64_t v[NREAD_FIGURES] = {s->served,   s->served_bytes, s->served_ns, s->misses, s->puts,   s->put_bytes,   s->evictions,
-                               s->bytes,    s->nchunks,      s->nfiles,    s->budget, s->part_served, s->ob_bytes};
+                               s->bytes,    s->nchunks,      s->nfiles,    s->budget, s->part_served, s->ob_bytes,
+                               __atomic_load_n(&s->offered, __ATOMIC_RELAXED)};
   pthread_mutex_unlock(&s->lock);
   memcpy(out, v, sizeof v);
 }

@@ -66,6 +66,13 @@ uint32_t nread_drop_ino(nstore *s, uint64_t ino);
 int nread_has(nstore *s, const uint8_t *hash);
 /* Keeps a copy of verified chunk bytes; 0 when not kept (off, too big, resident). */
 int nread_put(nstore *s, const uint8_t *hash, const void *bytes, size_t len);
+
+/*
+ * Offers a chunk verified against `hash` (a native fetch's: nfetch.c) to the store of every mount
+ * of this process that serves native reads: each keeps a copy (nread_put), so READs of it are
+ * answered without reading and hashing it again from the host cache. Any thread.
+ */
+void nread_offer(const uint8_t *hash, const void *bytes, size_t len);
 /*
  * Computes the outboard of resident chunk `hash` on a thread of libuv's pool (a random reader's
  * chunk JavaScript verified and put): kept in the table and written to the host cache as
@@ -73,7 +80,7 @@ int nread_put(nstore *s, const uint8_t *hash, const void *bytes, size_t len);
  */
 int nread_outboard(napi_env env, nstore *s, const uint8_t *hash);
 /* served, servedBytes, servedNs, misses, puts, putBytes, evictions, bytes, chunks, files, budget, partServed, outboardBytes */
-#define NREAD_FIGURES 13
+#define NREAD_FIGURES 14
 void nread_figures(nstore *s, uint64_t out[NREAD_FIGURES]);
 /* The host cache reader of a store (ncache.h). */
 struct ncache *nread_cache(nstore *s);

@@ -118,8 +118,8 @@ static napi_value nread_outboard_js(napi_env env, napi_callback_info info) {
 
 /*
  * nreadStats(ctx) -> { served, servedBytes, servedNs, misses, puts, putBytes, evictions, bytes,
- * chunks, files, budget, partServed (READs answered from verified blocks), outboardBytes, and the
- * host cache's (ncache_stats) }
+ * chunks, files, budget, partServed (READs answered from verified blocks), outboardBytes, offered
+ * (chunks kept from native fetches: nread_offer), and the host cache's (ncache_stats) }
  */
 static napi_value nread_stats(napi_env env, napi_callback_info info) {
   NU_ARGS(1);
@@ -128,7 +128,8 @@ static napi_value nread_stats(napi_env env, napi_callback_info info) {
   uint64_t v[NREAD_FIGURES];
   nread_figures(s, v);
   static const char *keys[NREAD_FIGURES] = {"served", "servedBytes", "servedNs", "misses", "puts", "putBytes",
-                                            "evictions", "bytes", "chunks", "files", "budget", "partServed", "outboardBytes"};
+                                            "evictions", "bytes", "chunks", "files", "budget", "partServed", "outboardBytes",
+                                            "offered"};
   napi_value out;
   napi_create_object(env, &out);
   nu_set_figures(env, out, keys, v, NREAD_FIGURES);

@@ -107,6 +107,7 @@ struct nstore {
   size_t ob_bytes; /* their CVs' bytes */
   /* figures */
   uint64_t part_served, served, served_bytes, served_ns, misses, puts, put_bytes, evictions;
+  uint64_t offered; /* chunks kept from native fetches (nread_offer; atomic) */
 };
 
 /* nread.c, with the lock held: adds a layout of handle f->fh (replacing one); removes one. */

@@ -110,6 +110,8 @@ export function createOps(session: FsSession, config: AdapterConfig, opts: Adapt
   /** `stat` without a promise: the entry, or undefined when absent (what stat answers with NOT_FOUND). */
   const lookup = (session as { lookup?: (path: string) => Stat | undefined }).lookup?.bind(session);
 
+  let spare = Buffer.alloc(0); // the native binding's fast-path answers (see read)
+
   /** Answers cb from a promise: `ok(value)` on success, the errno of the error otherwise. */
   function run<T>(op: string, path: string, cb: Cb, work: () => Promise<T>, ok: (v: T) => void = () => cb(0)): void {
     let p: Promise<T>;
@@ -276,11 +278,12 @@ export function createOps(session: FsSession, config: AdapterConfig, opts: Adapt
       );
     },
 
-    /** `buf` null (native binding): no copy; `cb(n, bytes)` hands over a buffer holding the bytes. */
+    /** `buf` null (native binding): `cb(n, bytes)` hands over a buffer holding the bytes, valid during the call only (the
+     * binding answers at once), so the fast path reuses one (`spare`) instead of a fresh 1 MiB per READ for the GC. */
     read(path: string, fh: number, buf: Buffer | null, len: number, pos: number, cb: Cb) {
       const h = handles.get(fh);
       // Fast path: bytes already in memory are copied into the kernel's buffer synchronously.
-      const into = buf ?? Buffer.allocUnsafe(len);
+      const into = buf ?? (spare.length >= len ? spare : (spare = Buffer.allocUnsafeSlow(len)));
       const n = readCached(h, path, pos, len, into.length >= len ? into.subarray(0, len) : into);
       if (n !== undefined) return cb(n, into);
       run(

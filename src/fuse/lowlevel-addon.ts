@@ -76,6 +76,8 @@ export interface NreadStats {
   /** READs answered (in part) from blocks verified against a chunk's outboard (random readers); bytes of the verified outboards kept. */
   partServed?: number;
   outboardBytes?: number;
+  /** Chunks kept from native fetches (native/nfetch.c offers each chunk it verified). */
+  offered?: number;
   /** Host cache reads on the addon's threads (native/ncache.c): on, chunks loaded and verified, bytes, time, absent, damaged (removed), mtime touches. */
   cacheOn?: boolean;
   cacheLoads?: number;
