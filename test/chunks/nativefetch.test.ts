@@ -116,8 +116,8 @@ describe('native fetches', () => {
 
   for (const mode of ['500-before', '503', 'reset', 'truncate', 'stall-body'] as FaultMode[]) {
     it(`a GET that fails (${mode}) on a native thread is fetched again through the store: the right bytes`, async () => {
-      // The same store with a shorter idle limit (500 ms), so that a stalled body is given up soon.
-      const faulty = await openStore(`${store.url}&timeout_ms=3000`);
+      // The same store with a shorter idle limit (2 s), so that a stalled body is given up soon.
+      const faulty = await openStore(`${store.url}&timeout_ms=12000`);
       try {
         const f = new ChunkFetcher({ store: faulty, packPrefix: PREFIX, cache: null, mem: null, leases: null });
         const pool = poolOf(f);
