@@ -365,7 +365,8 @@ export class ChunkFetcher {
     try {
       await done;
     } catch (e) {
-      const { error, next } = e as RunFailure; // no error: WorkerLost
+      const { error, next: n } = e as RunFailure; // no error: WorkerLost (anything else: the whole run again, never a hang)
+      const next = typeof n === 'number' ? n : 0;
       if (error) return this.runFailed(run.slice(next), error, key, []);
       for (const d of run.slice(0, next)) d.lease?.releaseLater();
       if (next < run.length) await this.fetchRun(run.slice(next), true);

@@ -174,7 +174,13 @@ export class NativeFetchPool implements RunPool {
       }
     }
     offsets[refs.length] = length;
-    const signed = await this.store.signedGet(key, { offset: first.offset, length });
+    // A store that cannot sign (closed, say) rejects as WorkerLost too: the store's own GET then says why.
+    let signed: SignedGet | undefined;
+    try {
+      signed = await this.store.signedGet(key, { offset: first.offset, length });
+    } catch {
+      signed = undefined;
+    }
     if (!signed) throw new WorkerLost(0);
     const names = Buffer.from(refs.map((r) => r.hash).join(''), 'hex');
     let id: number;

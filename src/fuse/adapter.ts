@@ -278,8 +278,7 @@ export function createOps(session: FsSession, config: AdapterConfig, opts: Adapt
       );
     },
 
-    /** `buf` null (native binding): `cb(n, bytes)` hands over a buffer holding the bytes, valid during the call only (the
-     * binding answers at once), so the fast path reuses one (`spare`) instead of a fresh 1 MiB per READ for the GC. */
+    /** `buf` null (native binding): `cb(n, bytes)`'s buffer is valid during the call only (answered at once): the fast path reuses `spare`. */
     read(path: string, fh: number, buf: Buffer | null, len: number, pos: number, cb: Cb) {
       const h = handles.get(fh);
       // Fast path: bytes already in memory are copied into the kernel's buffer synchronously.

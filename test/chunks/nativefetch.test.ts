@@ -133,6 +133,15 @@ describe('native fetches', () => {
     });
   }
 
+  it('a store closed under a fetcher: the read fails with CLOSED, from the store (never hangs)', async () => {
+    const other = await openStore(store.url);
+    const f = new ChunkFetcher({ store: other, packPrefix: PREFIX, cache: null, mem: null, leases: null });
+    poolOf(f);
+    await other.close();
+    const [r] = await Promise.allSettled(f.fetchEach([refs[0]]));
+    assert.ok(r.status === 'rejected' && isCairnError(r.reason, 'CLOSED'), r.status === 'rejected' ? String(r.reason) : 'resolved');
+  });
+
   it(`stops after ${FAILS_TO_STOP} failures without a success (a store curl cannot reach the way Node does)`, async () => {
     const f = new ChunkFetcher({ store, packPrefix: 'volumes/v3/packs/', cache: null, mem: null, leases: null });
     const pool = poolOf(f);
