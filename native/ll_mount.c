@@ -151,7 +151,7 @@ napi_value js_mount(napi_env env, napi_callback_info info) {
   m->max_write = (unsigned)nu_opt(env, argv[3], "maxWrite", 1 << 20);
   m->writeback = nu_opt(env, argv[3], "writeback", 0) != 0;
   /* nreadBytes: the budget of native cached reads (nread.c; 0: off). */
-  m->ns = nread_new((size_t)nu_opt(env, argv[3], "nreadBytes", 0));
+  m->ns = nread_new((size_t)nu_opt(env, argv[3], "nreadBytes", 0), m->nworkers - 1);
   m->na = nattr_new();
   m->max_readahead = (unsigned)nu_opt(env, argv[3], "maxReadahead", 1 << 20);
   napi_value name;
@@ -191,6 +191,7 @@ static void unmount_execute(napi_env env, void *data) {
   }
   pthread_mutex_unlock(&m->lock);
   uint64_t one = 1;
+  nread_stop(m->ns); /* a worker waiting for a fetch's chunk */
   if (write(m->exitfd, &one, sizeof one) < 0) { /* the workers also stop on ENODEV */ }
   for (int i = 0; i < m->nworkers; i++) pthread_join(m->workers[i], NULL);
   pthread_mutex_lock(&m->lock);

@@ -20,6 +20,8 @@
  * - a chunk is handed over only after the BLAKE3 of its bytes, as they are in the body JavaScript
  *   sees, equalled its name; nothing writes those bytes afterwards (the thread only appends);
  * - a chunk is written to the cache only once verified, atomically (ncache_write: temp + rename);
+ * - every chunk of a queued run is expected by the mounts' native reads (nread_expect) until it was
+ *   offered to them, found damaged, or the GET ended without it (nread_settle, exactly once each);
  * - the body is freed once both JavaScript's ArrayBuffer was collected and the thread is done with
  *   it (a reference count of two); the process may exit with jobs in flight;
  * - NF_THREADS fetch threads, each with its own curl handle (and so its own kept-alive connection);
@@ -53,7 +55,7 @@ typedef struct nf_job {
   struct curl_slist *headers;
   char *cache_dir;
   uint8_t *body;
-  size_t length, received;
+  size_t length, received, body_cap;
   size_t n, verified; /* chunks; chunks checked so far */
   uint8_t *names;     /* 32 n */
   double *offs;       /* n + 1 */
@@ -81,12 +83,59 @@ static struct {
   size_t open; /* jobs not yet ended (JavaScript thread only) */
 } pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
 
+/*
+ * Bodies of ended jobs kept for the next ones (at most BODIES, each at most BODY_MAX bytes): fresh
+ * memory costs a page fault and a zeroed page per 4 KiB (and on a VM that handed freed pages back
+ * to its host, a fault there too) — a GiB read cold allocated a GiB of bodies.
+ */
+#define BODIES 8
+#define BODY_MAX ((size_t)8 << 20)
+#define BODY_STEP ((size_t)1 << 20)
+static struct {
+  pthread_mutex_t lock;
+  uint8_t *p[BODIES];
+  size_t cap[BODIES];
+  int n;
+} bodies = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* A body of at least len bytes (a kept one when one fits, the smallest), its size in *cap. */
+static uint8_t *body_take(size_t len, size_t *cap) {
+  int best = -1;
+  pthread_mutex_lock(&bodies.lock);
+  for (int k = 0; k < bodies.n; k++)
+    if (bodies.cap[k] >= len && (best < 0 || bodies.cap[k] < bodies.cap[best])) best = k;
+  uint8_t *p = NULL;
+  if (best >= 0) {
+    p = bodies.p[best];
+    *cap = bodies.cap[best];
+    bodies.n--;
+    bodies.p[best] = bodies.p[bodies.n];
+    bodies.cap[best] = bodies.cap[bodies.n];
+  }
+  pthread_mutex_unlock(&bodies.lock);
+  if (p) return p;
+  *cap = (len + BODY_STEP - 1) / BODY_STEP * BODY_STEP;
+  return malloc(*cap);
+}
+
+static void body_give(uint8_t *p, size_t cap) {
+  if (!p) return;
+  pthread_mutex_lock(&bodies.lock);
+  int keep = cap <= BODY_MAX && bodies.n < BODIES;
+  if (keep) {
+    bodies.p[bodies.n] = p;
+    bodies.cap[bodies.n++] = cap;
+  }
+  pthread_mutex_unlock(&bodies.lock);
+  if (!keep) free(p);
+}
+
 static void job_unref(nf_job *j) {
   if (__atomic_sub_fetch(&j->refs, 1, __ATOMIC_ACQ_REL) > 0) return;
   free(j->url);
   curl_slist_free_all(j->headers);
   free(j->cache_dir);
-  free(j->body);
+  body_give(j->body, j->body_cap);
   free(j->names);
   free(j->offs);
   free(j->good);
@@ -115,11 +164,13 @@ static void progress(nf_job *j) {
     uint8_t d[32];
     ncache_digest(j->body + at, len, d);
     if (memcmp(d, j->names + 32 * i, 32) != 0) {
+      nread_settle(j->names + 32 * i);
       post(j, NF_BAD, i, 0, NULL);
       continue;
     }
     j->good[i] = 1;
     nread_offer(j->names + 32 * i, j->body + at, len); /* mounts' native reads take it from here */
+    nread_settle(j->names + 32 * i);                   /* and READs waiting for it find it there */
     if (j->stream) post(j, NF_CHUNK, i, 0, NULL);
     if (j->cache_dir) post(j, NF_CACHED, i, ncache_write(j->cache_dir, j->names + 32 * i, "", NULL, 0, j->body + at, len) == 0, NULL);
   }
@@ -186,6 +237,7 @@ static void run_job(CURL *h, nf_job *j) {
   if (!j->status_ok) snprintf(why, sizeof why, "HTTP %ld", code);
   else if (j->received < j->length)
     snprintf(why, sizeof why, "%zu of %zu bytes: %s", j->received, j->length, err[0] ? err : curl_easy_strerror(rc));
+  for (size_t i = j->verified; i < j->n; i++) nread_settle(j->names + 32 * i); /* READs waiting for them go to JavaScript */
   if (!why[0] && !j->stream)
     for (size_t i = 0; i < j->n; i++)
       if (j->good[i]) post(j, NF_CHUNK, i, 0, NULL);
@@ -205,7 +257,10 @@ static void *fetch_thread(void *arg) {
     pthread_mutex_unlock(&pool.lock);
     if (!j) break;
     if (h) run_job(h, j);
-    else post(j, NF_END, 0, 0, "curl_easy_init failed");
+    else {
+      for (size_t i = 0; i < j->n; i++) nread_settle(j->names + 32 * i);
+      post(j, NF_END, 0, 0, "curl_easy_init failed");
+    }
     job_unref(j);
   }
   if (h) curl_easy_cleanup(h);
@@ -286,7 +341,7 @@ static napi_value js_run(napi_env env, napi_callback_info info) {
   j->n = noffs - 1;
   j->url = nu_str(env, argv[0]);
   j->cache_dir = nu_str(env, argv[5]);
-  j->body = malloc(j->length);
+  j->body = body_take(j->length, &j->body_cap);
   j->names = malloc(nlen);
   j->offs = malloc(noffs * sizeof(double));
   j->good = calloc(j->n, 1);
@@ -332,6 +387,7 @@ static napi_value js_run(napi_env env, napi_callback_info info) {
   }
   int threads = pool.threads;
   if (threads > 0) {
+    for (size_t i = 0; i < j->n; i++) nread_expect(j->names + 32 * i); /* settled by the thread, each once */
     if (pool.tail) pool.tail->next = j;
     else pool.head = j;
     pool.tail = j;

@@ -50,8 +50,70 @@ static struct {
   int n;
 } offers = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-nstore *nread_new(size_t budget) {
+/* Chunks native fetches will offer (nread_expect), by name, with how many runs bring each. */
+#define EBUCKETS 1024u
+typedef struct nexpect {
+  uint8_t hash[32];
+  uint32_t count;
+  struct nexpect *next;
+} nexpect;
+static struct {
+  pthread_mutex_t lock;
+  pthread_cond_t settled;
+  nexpect *buckets[EBUCKETS];
+} expects = {.lock = PTHREAD_MUTEX_INITIALIZER, .settled = PTHREAD_COND_INITIALIZER};
+
+static nexpect **expect_at(const uint8_t *hash) {
+  uint32_t b;
+  memcpy(&b, hash, sizeof b);
+  nexpect **p = &expects.buckets[b % EBUCKETS];
+  while (*p && memcmp((*p)->hash, hash, 32) != 0) p = &(*p)->next;
+  return p;
+}
+
+void nread_expect(const uint8_t *hash) {
+  pthread_mutex_lock(&expects.lock);
+  nexpect **p = expect_at(hash);
+  if (!*p && (*p = calloc(1, sizeof **p)) != NULL) memcpy((*p)->hash, hash, 32);
+  if (*p) (*p)->count++;
+  pthread_mutex_unlock(&expects.lock);
+}
+
+void nread_settle(const uint8_t *hash) {
+  pthread_mutex_lock(&expects.lock);
+  nexpect **p = expect_at(hash), *e = *p;
+  if (e && --e->count == 0) {
+    *p = e->next;
+    free(e);
+    pthread_cond_broadcast(&expects.settled);
+  }
+  pthread_mutex_unlock(&expects.lock);
+}
+
+/* Waits (up to AWAIT_MS, or until the mount of s stops: nread_stop) while the chunk named hash is
+ * expected: 0 when it was not, 1 when it was (and is no more, or the mount stops), 2 when it still
+ * is after AWAIT_MS. */
+static int await_expected(nstore *s, const uint8_t *hash) {
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += AWAIT_MS / 1000;
+  until.tv_nsec += (long)(AWAIT_MS % 1000) * 1000000L;
+  if (until.tv_nsec >= 1000000000L) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000L;
+  }
+  pthread_mutex_lock(&expects.lock);
+  int was = *expect_at(hash) != NULL;
+  while (*expect_at(hash) && !__atomic_load_n(&s->stopping, __ATOMIC_ACQUIRE) &&
+         pthread_cond_timedwait(&expects.settled, &expects.lock, &until) == 0) {}
+  if (was && *expect_at(hash) && !__atomic_load_n(&s->stopping, __ATOMIC_ACQUIRE)) was = 2;
+  pthread_mutex_unlock(&expects.lock);
+  return was;
+}
+
+nstore *nread_new(size_t budget, int waiters) {
   nstore *s = calloc(1, sizeof *s);
+  s->max_waiters = waiters;
   pthread_mutex_init(&s->lock, NULL);
   pthread_cond_init(&s->loaded, NULL);
   s->budget = budget;
@@ -289,6 +351,25 @@ static int load_part(nstore *s, nfile *f, size_t i, uint64_t from, uint64_t to, 
   return rc == NCACHE_OK;
 }
 
+/*
+ * A chunk in neither the store nor the host cache that a native fetch is bringing (nread_expect):
+ * waits for it with the lock released (the fetch offers it to this store first: the caller then
+ * finds it resident, else in the host cache). 0 at once when not expected, or when max_waiters
+ * READs of this store wait already (a worker stays free for everything else). Lock held.
+ */
+static int await_fetch(nstore *s, const uint8_t *hash) {
+  if (s->waiting >= s->max_waiters) return 0;
+  uint8_t want[32];
+  memcpy(want, hash, 32);
+  s->waiting++;
+  pthread_mutex_unlock(&s->lock);
+  int was = await_expected(s, want);
+  pthread_mutex_lock(&s->lock);
+  s->waiting--;
+  s->await_timeouts += was == 2;
+  return was == 1;
+}
+
 int nread_serve(nstore *s, fuse_req_t req, uint64_t fh, uint64_t ino, size_t size, off_t off, double *ahead) {
   *ahead = -1;
   if (!s || s->budget == 0 || s->closed || off < 0) return 0;
@@ -298,7 +379,7 @@ int nread_serve(nstore *s, fuse_req_t req, uint64_t fh, uint64_t ino, size_t siz
   struct iovec iov[MAX_PIECES];
   uint8_t probe[WINDOW][32];
   long probe_at[WINDOW];
-  int n = 0, nown = 0, nparts = 0, nprobe = 0, ok = 0, cached = ncache_on(s->cache), whole = 0;
+  int n = 0, nown = 0, nparts = 0, nprobe = 0, ok = 0, cached = ncache_on(s->cache), whole = 0, awaits = 0;
   size_t sent = 0;
   long last = -1, window_end = -1, entered = -1, miss_at = -1;
   pthread_mutex_lock(&s->lock);
@@ -358,7 +439,8 @@ int nread_serve(nstore *s, fuse_req_t req, uint64_t fh, uint64_t ino, size_t siz
     int waited = 0;
     nchunk *c = load(s, f, miss, 1, &waited, random);
     if (c) own[nown++] = c;
-    else if (!waited) break;
+    else if (!waited && (awaits == MAX_AWAITS || !await_fetch(s, f->hashes + 32 * miss))) break;
+    else if (!waited) awaits++;
   }
   if (!ok) {
     s->misses++;
@@ -390,6 +472,7 @@ int nread_serve(nstore *s, fuse_req_t req, uint64_t fh, uint64_t ino, size_t siz
     if (first_missing - 1 > f->checked) f->checked = first_missing - 1;
     if (first_missing <= window_end && first_missing - 1 > f->ahead) *ahead = (double)(f->ahead = first_missing - 1);
   }
+  if (awaits) s->awaited++;
   if (ok) {
     s->part_served += nparts > 0;
     s->served++;
@@ -434,6 +517,14 @@ void nread_free(nstore *s) {
   }
   s->nfiles = 0;
   pthread_mutex_unlock(&s->lock);
+}
+
+void nread_stop(nstore *s) {
+  if (!s) return;
+  __atomic_store_n(&s->stopping, 1, __ATOMIC_RELEASE);
+  pthread_mutex_lock(&expects.lock);
+  pthread_cond_broadcast(&expects.settled);
+  pthread_mutex_unlock(&expects.lock);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -488,7 +579,7 @@ void nread_figures(nstore *s, uint64_t out[NREAD_FIGURES]) {
   pthread_mutex_lock(&s->lock);
   uint64_t v[NREAD_FIGURES] = {s->served,   s->served_bytes, s->served_ns, s->misses, s->puts,   s->put_bytes,   s->evictions,
                                s->bytes,    s->nchunks,      s->nfiles,    s->budget, s->part_served, s->ob_bytes,
-                               __atomic_load_n(&s->offered, __ATOMIC_RELAXED)};
+                               __atomic_load_n(&s->offered, __ATOMIC_RELAXED), s->awaited, s->await_timeouts};
   pthread_mutex_unlock(&s->lock);
   memcpy(out, v, sizeof v);
 }

@@ -20,8 +20,9 @@
 
 typedef struct nstore nstore;
 
-/* A store bounded by `budget` bytes of chunk data (0: disabled, never serves). */
-nstore *nread_new(size_t budget);
+/* A store bounded by `budget` bytes of chunk data (0: disabled, never serves); at most `waiters` of
+ * its READs wait at once for a native fetch's chunk (nread_expect), the other workers stay free. */
+nstore *nread_new(size_t budget, int waiters);
 
 /*
  * Answers READ(size, off) on handle fh from resident chunks: 1 when answered, 0 when the request
@@ -54,6 +55,9 @@ int nread_layout_args(napi_env env, napi_value offs, napi_value hashes, size_t m
 void nopen_stats(napi_env env, napi_value obj, nstore *s);
 void nopen_define(napi_env env, napi_value exports);
 
+/* The mount is stopping: READs waiting for a native fetch (nread_expect) stop waiting. Any thread. */
+void nread_stop(nstore *s);
+
 /* Frees every chunk and layout (after every worker has stopped). */
 void nread_free(nstore *s);
 
@@ -74,13 +78,23 @@ int nread_put(nstore *s, const uint8_t *hash, const void *bytes, size_t len);
  */
 void nread_offer(const uint8_t *hash, const void *bytes, size_t len);
 /*
+ * A native fetch will offer the chunk named hash (nread_expect, once per chunk of a run, before the
+ * run is queued) or has given up on it (nread_settle: offered, damaged, or the GET failed; exactly
+ * once per expect). A READ that needs a chunk in neither a store nor the host cache waits for an
+ * expected one (at most AWAIT_MS) and is then answered from the store, instead of going to
+ * JavaScript to wait there. Any thread.
+ */
+void nread_expect(const uint8_t *hash);
+void nread_settle(const uint8_t *hash);
+/*
  * Computes the outboard of resident chunk `hash` on a thread of libuv's pool (a random reader's
  * chunk JavaScript verified and put): kept in the table and written to the host cache as
  * `<hash>.ob`, so random readers load blocks. 1 when started; 0: not resident, small, or known.
  */
 int nread_outboard(napi_env env, nstore *s, const uint8_t *hash);
-/* served, servedBytes, servedNs, misses, puts, putBytes, evictions, bytes, chunks, files, budget, partServed, outboardBytes */
-#define NREAD_FIGURES 14
+/* served, servedBytes, servedNs, misses, puts, putBytes, evictions, bytes, chunks, files, budget, partServed, outboardBytes,
+ * offered, awaited, awaitTimeouts */
+#define NREAD_FIGURES 16
 void nread_figures(nstore *s, uint64_t out[NREAD_FIGURES]);
 /* The host cache reader of a store (ncache.h). */
 struct ncache *nread_cache(nstore *s);

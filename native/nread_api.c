@@ -119,7 +119,9 @@ static napi_value nread_outboard_js(napi_env env, napi_callback_info info) {
 /*
  * nreadStats(ctx) -> { served, servedBytes, servedNs, misses, puts, putBytes, evictions, bytes,
  * chunks, files, budget, partServed (READs answered from verified blocks), outboardBytes, offered
- * (chunks kept from native fetches: nread_offer), and the host cache's (ncache_stats) }
+ * (chunks kept from native fetches: nread_offer), awaited (READs that waited for one: nread_expect),
+ * awaitTimeouts (of those, READs that gave up waiting after AWAIT_MS),
+ * and the host cache's (ncache_stats) }
  */
 static napi_value nread_stats(napi_env env, napi_callback_info info) {
   NU_ARGS(1);
@@ -129,7 +131,7 @@ static napi_value nread_stats(napi_env env, napi_callback_info info) {
   nread_figures(s, v);
   static const char *keys[NREAD_FIGURES] = {"served", "servedBytes", "servedNs", "misses", "puts", "putBytes",
                                             "evictions", "bytes", "chunks", "files", "budget", "partServed", "outboardBytes",
-                                            "offered"};
+                                            "offered", "awaited", "awaitTimeouts"};
   napi_value out;
   napi_create_object(env, &out);
   nu_set_figures(env, out, keys, v, NREAD_FIGURES);

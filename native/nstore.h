@@ -36,6 +36,10 @@
 #define OB_MAX_BLOCKS 2048u
 /* Chunk parts one READ may load (blocks verified against an outboard, held by the worker thread). */
 #define MAX_PARTS 2
+/* How long a READ waits for a chunk a native fetch was expected to offer before going to JavaScript. */
+#define AWAIT_MS 10000
+/* Chunks one READ may wait for. */
+#define MAX_AWAITS 4
 
 typedef struct nob {
   uint8_t hash[32];
@@ -87,7 +91,8 @@ struct nstore {
   nchunk *head, *tail; /* head: most recent */
   nfile *files[FBUCKETS];
   size_t nfiles, nchunks;
-  int closed; /* unmounted: nothing more is kept */
+  int closed;   /* unmounted: nothing more is kept */
+  int stopping; /* unmounting: no READ waits for a fetch (atomic) */
   ncache *cache; /* the host chunk cache, read and verified here (ncache.c) */
   pthread_cond_t loaded; /* a load from the host cache ended */
   uint8_t inflight[INFLIGHT][32];
@@ -108,6 +113,8 @@ struct nstore {
   /* figures */
   uint64_t part_served, served, served_bytes, served_ns, misses, puts, put_bytes, evictions;
   uint64_t offered; /* chunks kept from native fetches (nread_offer; atomic) */
+  uint64_t awaited, await_timeouts; /* READs that waited for a native fetch's chunk (nread_expect); that gave up after AWAIT_MS */
+  int waiting, max_waiters; /* READs waiting for a native fetch now; at most */
 };
 
 /* nread.c, with the lock held: adds a layout of handle f->fh (replacing one); removes one. */

@@ -36,4 +36,5 @@ export { verifyOutboard, chunkOutboard, blockCount } from './outboard.js';
 export type { PartialStats } from './partial.js';
 export { ChunkStore, ReadCursor, type ChunkStoreOptions, type ReadHints, type LeaseStats } from './chunkstore.js';
 export type { LeaseOptions } from './lease.js';
+export { nativeFetchStats } from './nativefetch.js';
 export { Forwarder, encodeForward, decodeForward, forwardKey, type Forward } from './forward.js';

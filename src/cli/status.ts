@@ -26,6 +26,8 @@ export interface DaemonStatus {
   bindingNote?: string;
   /** Whether the kernel's writeback cache is on (`--writeback-cache`). */
   writebackCache?: boolean;
+  /** Runs of chunks the addon's fetch threads received (`CAIRN_NATIVE_FETCH`), the GETs of them that failed (fetched again). */
+  nativeFetches?: { runs: number; bytes: number; failures: number; lastError?: string };
   session?: {
     store?: string;
     chunks?: {
@@ -79,6 +81,11 @@ export function describeStatus(r: DaemonStatus): string {
       ['memory', `${formatBytes(ch.memoryBytes ?? 0)} of chunks`],
       ['fetches', `${ch.leases?.waited ?? 0} waited for another reader, ${ch.leases?.fromOthers ?? 0} from others`],
     );
+  }
+  const nf = r.nativeFetches;
+  if (nf && nf.runs + nf.failures > 0) {
+    const failed = nf.failures ? `, ${nf.failures} failed and fetched again (last: ${nf.lastError ?? '?'})` : '';
+    rows.push(['native', `${plural(nf.runs, 'run')} (${formatBytes(nf.bytes)}) fetched on the addon's threads${failed}`]);
   }
   if (r.metricsUrl) rows.push(['metrics', `${r.metricsUrl} (live: cairn stats ${r.mountpoint})`]);
   const mode = r.readOnly ? 'read-only' : 'read-write';

@@ -8,6 +8,7 @@
  * open files are reported once, from the mount's open-file table.
  */
 import type { MountMetrics } from '../util/metrics.js';
+import { nativeFetchStats } from '../chunks/index.js';
 import { CairnError } from '../errors.js';
 import type { CommitResult, FsSession } from '../format/types.js';
 import type { MountConfig } from './config.js';
@@ -66,6 +67,8 @@ export async function mountStatus(c: ControlContext): Promise<Record<string, unk
     nativeReads: c.binding.native?.nreadStats() ?? null,
     // Worker wake-ups and GETATTRs the addon answered itself (native/nattr.h).
     nativeDispatch: c.binding.native?.dispatchStats() ?? null,
+    // Runs of chunks the addon's fetch threads received (src/chunks/nativefetch.ts), this process.
+    nativeFetches: { ...nativeFetchStats },
     readOnly: c.readOnly,
     writebackCache: c.writebackCache,
     seq: c.session.seq,

@@ -78,6 +78,10 @@ export interface NreadStats {
   outboardBytes?: number;
   /** Chunks kept from native fetches (native/nfetch.c offers each chunk it verified). */
   offered?: number;
+  /** READs that waited in the addon for a native fetch's chunk (instead of in JavaScript). */
+  awaited?: number;
+  /** Of those, READs that gave up waiting (the fetch neither brought the chunk nor ended within 10 s). */
+  awaitTimeouts?: number;
   /** Host cache reads on the addon's threads (native/ncache.c): on, chunks loaded and verified, bytes, time, absent, damaged (removed), mtime touches. */
   cacheOn?: boolean;
   cacheLoads?: number;
