@@ -203,6 +203,7 @@ static size_t on_data(char *p, size_t size, size_t nmemb, void *ud) {
 /* Called when the headers are in: only 206 (or 200 when the range starts at 0) is a body to take. */
 static size_t on_header(char *p, size_t size, size_t nmemb, void *ud) {
   nf_job *j = ud;
+  j->heard_ns = mono_ns(); /* a server slow to send the body is timed from its headers */
   if (nmemb * size >= 5 && memcmp(p, "HTTP/", 5) == 0) {
     int code = 0;
     const char *sp = memchr(p, ' ', size * nmemb);

@@ -18,6 +18,7 @@ import type { ChunkRef } from '../../src/chunks/types.js';
 import { isCairnError } from '../../src/errors.js';
 import { openStore } from '../../src/store/open.js';
 import type { ObjectStore } from '../../src/store/types.js';
+import { damagedRun } from '../helpers/runpool.js';
 import { startS3, type S3Server } from '../helpers/s3server.js';
 
 const PREFIX = 'volumes/v1/packs/';
@@ -84,30 +85,8 @@ describe('fetch workers', () => {
     }
   });
 
-  it('a damaged chunk is CORRUPT and never cached; the rest of its run is served and cached', async () => {
-    const body = await store.get(PREFIX + refs[0].pack);
-    body[refs[1].offset + 11] ^= 0x5a;
-    await store.put('volumes/v2/packs/' + refs[0].pack, body);
-    const cache = new ChunkCache({ dir: path.join(dir, 'b'), maxBytes: 1 << 30 });
-    const f = new ChunkFetcher({ store, packPrefix: 'volumes/v2/packs/', cache, mem: null, leases: null, fetchThreads: 1 });
-    const pool = await readyPool(f);
-    const run = refs.slice(0, 4);
-    const got = await Promise.allSettled(f.fetchEach(run));
-    await f.flush();
-    assert.equal(pool.jobs, 1);
-    for (let i = 0; i < run.length; i++) {
-      const g = got[i];
-      const cached = await cache.has(run[i].hash);
-      if (i === 1) {
-        assert.ok(g.status === 'rejected' && isCairnError(g.reason, 'CORRUPT'), `chunk 1: ${g.status}`);
-        assert.equal(cached, false, 'the damaged chunk is not cached');
-      } else {
-        const at = run[i].offset - refs[0].offset;
-        assert.ok(g.status === 'fulfilled' && g.value.equals(data.subarray(at, at + run[i].length)), `chunk ${i}`);
-        assert.equal(cached, true, `chunk ${i} cached`);
-      }
-    }
-  });
+  it('a damaged chunk is CORRUPT and never cached; the rest of its run is served and cached', () =>
+    damagedRun({ store, refs, data, dir }, { fetchThreads: 1 }, readyPool));
 
   it('a missing pack is NOT_FOUND from the worker, as on the event loop', async () => {
     const f = new ChunkFetcher({ store, packPrefix: 'volumes/v3/packs/', cache: null, mem: null, leases: null, fetchThreads: 1 });
