@@ -381,9 +381,36 @@ static int self_test(void) {
 #endif
 }
 
+/*
+ * ntreeOutboard(bytes: Buffer, blockBytes) -> Buffer: the outboard of a chunk (the CVs of its
+ * blocks, ntree.h; empty for a chunk of one block), as src/chunks/outboard.ts computes it, in one
+ * pass of the C BLAKE3; null when the addon's BLAKE3 failed its self-test. Throws on bad arguments.
+ */
+static napi_value ntree_outboard_js(napi_env env, napi_callback_info info) {
+  NU_ARGS(2);
+  void *data = NULL;
+  size_t len = 0;
+  double block = nu_num(env, argv[1]);
+  if (!nu_buf(env, argv[0], &data, &len) || !(block >= 1024 && block <= (double)(1u << 30)) || !ntree_block_ok((uint64_t)block)) {
+    napi_throw_type_error(env, NULL, "cairn_fuse: ntreeOutboard(Buffer, a power of two from 1024)");
+    return NULL;
+  }
+  napi_value out;
+  if (!blake3_ok) {
+    napi_get_null(env, &out);
+    return out;
+  }
+  size_t n = ntree_blocks(len, (size_t)block);
+  void *cvs = NULL;
+  NU_CHECK(napi_create_buffer(env, 32 * n, &cvs, &out));
+  uint8_t digest[32];
+  if (n > 0) ntree_hash(data, len, (size_t)block, cvs, digest);
+  return out;
+}
+
 void ncache_define(napi_env env, napi_value exports) {
   blake3_ok = self_test() && ntree_self_test();
-  napi_property_descriptor props[] = {NU_FN("nreadCache", nread_cache_js)};
+  napi_property_descriptor props[] = {NU_FN("nreadCache", nread_cache_js), NU_FN("ntreeOutboard", ntree_outboard_js)};
   NU_DEFINE(env, exports, props);
   napi_set_named_property(env, exports, "nreadBlake3", nu_bool(env, blake3_ok));
 }

@@ -35,8 +35,10 @@ export function sessionsDir(): string {
  * Block size of the chunk outboards new packs carry (`$CAIRN_PACK_OUTBOARDS`): `0` (the default)
  * writes none, so every chunk is read whole; `on` or `1` gives 32 KiB blocks; a power of two from
  * 1024 gives that. Outboards let random readers fetch only the blocks they need (docs/CHUNKS.md,
- * "Partial-chunk reads") but cost the writer a JavaScript BLAKE3 pass over every byte (about 0.65x
- * the upload throughput on a 2-core host), so they are opt-in.
+ * "Partial-chunk reads") at the cost of a BLAKE3 tree pass over every byte the writer stores (with
+ * the addon ~5-8 % of a 1 GiB put here; 0.65x the throughput in JavaScript, without it). They are
+ * opt-in: on this host cold random reads of blocks through the SDK were slower than fetching
+ * whole chunks on the addon's threads (docs/CHUNKS.md, "Native fetches").
  *
  * @example process.env.CAIRN_PACK_OUTBOARDS = 'on'; packBlockBytes(); // 32768
  */

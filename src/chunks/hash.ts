@@ -26,6 +26,7 @@ import { createRequire } from 'node:module';
 import { CairnError, type ErrorContext } from '../errors.js';
 import { loadNativeBlake3, type Blake3Fn } from './blake3-native.js';
 import { chunkOutboard } from './outboard.js';
+import { loadAddon } from '../util/addon.js';
 import { workerExecArgv } from '../util/worker.js';
 
 /** Length of a chunk name in hex characters. */
@@ -269,9 +270,9 @@ let outboardPool: HashPool | undefined;
 const OUTBOARD_INLINE_BYTES = 192 * 1024;
 
 /**
- * Pool size for outboards: `$CAIRN_OUTBOARD_THREADS` when set (0 = inline); else the number of
- * CPUs, at most 4. Block CVs are hashed in JavaScript (./outboard.ts, ~150-250 MiB/s), ten times
- * slower than the native chunk hash, so a commit computes them beside its main thread.
+ * Pool size for outboards without the addon: `$CAIRN_OUTBOARD_THREADS` when set (0 = inline); else
+ * the number of CPUs, at most 4. Block CVs are then hashed in JavaScript (./outboard.ts, ~150-250
+ * MiB/s, 15× slower than the addon's 0.14 ms per MiB), so a commit computes them beside its main thread.
  */
 function outboardThreads(): number {
   const v = Number(process.env.CAIRN_OUTBOARD_THREADS);
@@ -279,13 +280,33 @@ function outboardThreads(): number {
   return Math.min(4, typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length);
 }
 
+let treeOutboard: ((data: Buffer, blockBytes: number) => Buffer | null) | null | undefined;
+
 /**
- * The outboard of a chunk (./outboard.ts `chunkOutboard`), computed on a worker thread (see
+ * The outboard from the project's addon (native/ntree.c: the C BLAKE3's tree, ~10× the JavaScript
+ * one and one pass), or undefined without it (not built, its BLAKE3 failed its self-test) or off
+ * the main thread (the addon is loaded once per process). Same bytes as `chunkOutboard`.
+ */
+function nativeOutboard(data: Uint8Array, blockBytes: number): Uint8Array | undefined {
+  if (treeOutboard === undefined) {
+    const a = isMainThread ? (loadAddon() as { ntreeOutboard?: typeof treeOutboard } | undefined) : undefined;
+    treeOutboard = typeof a?.ntreeOutboard === 'function' ? a.ntreeOutboard : null;
+  }
+  if (!treeOutboard || !isMainThread) return undefined;
+  const buf = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  return treeOutboard(buf, blockBytes) ?? undefined;
+}
+
+/**
+ * The outboard of a chunk (./outboard.ts `chunkOutboard`): from the addon when it is there, else
+ * computed on a worker thread (see
  * `outboardThreads`); same result as inline. Never rejects.
  *
  * @example builder.add(hash, chunk, outboardAsync(chunk, 65536));
  */
 export function outboardAsync(data: Uint8Array, blockBytes: number): Promise<Uint8Array> {
+  const native = nativeOutboard(data, blockBytes);
+  if (native) return Promise.resolve(native);
   // Small chunks (small files: a commit of one is latency-bound) inline: ~1 ms, less than a worker's start.
   if (!isMainThread || data.length <= Math.max(blockBytes, OUTBOARD_INLINE_BYTES)) return Promise.resolve(chunkOutboard(data, blockBytes));
   outboardPool ??= new HashPool(outboardThreads());

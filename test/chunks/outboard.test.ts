@@ -1,7 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { hashChunk } from '../../src/chunks/hash.js';
+import { hashChunk, outboardAsync } from '../../src/chunks/hash.js';
+import { loadAddon } from '../../src/util/addon.js';
 import { blockCount, blockCv, chunkOutboard, CV_BYTES, isBlockSize, verifyOutboard } from '../../src/chunks/outboard.js';
 
 const KiB = 1024;
@@ -55,5 +56,22 @@ describe('outboard (BLAKE3 tree)', () => {
     assert.equal(blockCount(bs, bs), 0);
     assert.equal(chunkOutboard(crypto.randomBytes(bs), bs).length, 0);
     assert.deepEqual([1024, 65536, 3000, 512, 0].map(isBlockSize), [true, true, false, false, false]);
+  });
+
+  it("the addon's outboard (native/ntree.c, what outboardAsync uses) is byte for byte this one", async () => {
+    const tree = (loadAddon() as { ntreeOutboard?: (b: Buffer, bs: number) => Buffer | null } | undefined)?.ntreeOutboard;
+    assert.equal(typeof tree, 'function', 'the addon is built (scripts/setup.sh)');
+    const lengths = [1, 1024, 1025, 32 * KiB, 32 * KiB + 1, 65 * KiB, 200_001, 1 << 20, 1_234_567, 4 << 20];
+    for (const bs of [1 * KiB, 32 * KiB, 64 * KiB, 1 << 20]) {
+      for (const len of lengths) {
+        const chunk = crypto.randomBytes(len);
+        const want = Buffer.from(chunkOutboard(chunk, bs));
+        assert.ok(tree!(chunk, bs)!.equals(want), `ntreeOutboard: len ${len} block ${bs}`);
+        // A view into a larger buffer at an odd offset, as a pack writer's slice is.
+        const big = Buffer.concat([Buffer.alloc(3), chunk, Buffer.alloc(5)]);
+        assert.ok(Buffer.from(await outboardAsync(big.subarray(3, 3 + len), bs)).equals(want), `outboardAsync: len ${len} block ${bs}`);
+      }
+    }
+    assert.throws(() => tree!(Buffer.alloc(10), 3000), TypeError);
   });
 });
