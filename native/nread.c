@@ -30,6 +30,12 @@
  * is loaded (and kept) as before, verified through the tree, which yields the outboard on the way:
  * kept in the table and written as `<hash>.ob`, so the next mount reads parts from the start. A
  * sequential reader's chunks are verified whole with the plain hash: no outboard computed or written.
+ *
+ * Native fetches (nfetch.c): every chunk of a run queued on the fetch threads is expected
+ * (nread_expect) until it was offered to the stores (nread_offer), found damaged, or its GET ended
+ * without it (nread_settle). A READ missing a chunk that is expected waits for it on its worker
+ * (await_fetch: at most max_waiters READs of a store, AWAIT_MS each, until nread_stop) and is then
+ * answered from the store, instead of going to JavaScript only to wait there for the same bytes.
  */
 #define _GNU_SOURCE
 #include "nstore.h"
