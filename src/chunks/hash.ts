@@ -283,7 +283,7 @@ function outboardThreads(): number {
 let treeOutboard: ((data: Buffer, blockBytes: number) => Buffer | null) | null | undefined;
 
 /**
- * The outboard from the project's addon (native/ntree.c: the C BLAKE3's tree, ~10× the JavaScript
+ * The outboard from the project's addon (native/ntree.c: the C BLAKE3's tree, 15× the JavaScript
  * one and one pass), or undefined without it (not built, its BLAKE3 failed its self-test) or off
  * the main thread (the addon is loaded once per process). Same bytes as `chunkOutboard`.
  */
