@@ -5,7 +5,7 @@
  *
  * JavaScript signs each GET (src/store/s3get.ts) and calls
  *   nfetchRun(url, headers: string[], length, names: Buffer(32 n), offsets: Float64Array(n + 1),
- *             cacheDir | null, stream, allow200, connectMs, idleMs) -> [id, ArrayBuffer]
+ *             cacheDir | null, stream, allow200, connectMs, idleMs, caFile | null) -> [id, ArrayBuffer]
  * where chunk i is body bytes [offsets[i], offsets[i + 1]) named names[32 i, 32 i + 32) and the
  * ArrayBuffer is the body (`length` bytes) that a fetch thread fills. What happens comes back
  * through the thread-safe function given to nfetchStart: onEvent(id, kind, i, detail):
@@ -27,8 +27,9 @@
  * - NF_THREADS fetch threads, each with its own curl handle (and so its own kept-alive connection);
  *   more jobs queue; the thread-safe function keeps the event loop alive only while a job is open;
  * - no proxy from the environment (as Node's http, which the JavaScript reads use); TLS is
- *   verified with the system's CA certificates (a failure is an NF_END error: JavaScript then
- *   fetches the run itself, and stops using native fetches for that store).
+ *   verified with the system's CA certificates and those of caFile (JavaScript passes
+ *   $NODE_EXTRA_CA_CERTS); a failure is an NF_END error: JavaScript then fetches the run itself,
+ *   and stops using native fetches for that store.
  */
 #define _GNU_SOURCE
 #include "nfetch.h"
@@ -54,6 +55,7 @@ typedef struct nf_job {
   char *url;
   struct curl_slist *headers;
   char *cache_dir;
+  char *ca_file; /* CAs trusted besides the system's (JavaScript's $NODE_EXTRA_CA_CERTS), or NULL */
   uint8_t *body;
   size_t length, received, body_cap;
   size_t n, verified; /* chunks; chunks checked so far */
@@ -135,6 +137,7 @@ static void job_unref(nf_job *j) {
   free(j->url);
   curl_slist_free_all(j->headers);
   free(j->cache_dir);
+  free(j->ca_file);
   body_give(j->body, j->body_cap);
   free(j->names);
   free(j->offs);
@@ -220,6 +223,7 @@ static void run_job(CURL *h, nf_job *j) {
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, j->headers);
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(h, CURLOPT_PROXY, "");
+  if (j->ca_file) curl_easy_setopt(h, CURLOPT_CAINFO, j->ca_file); /* the CA path (/etc/ssl/certs) stays */
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, j->connect_ms);
   curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
@@ -235,7 +239,11 @@ static void run_job(CURL *h, nf_job *j) {
   long code = 0;
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
   char why[CURL_ERROR_SIZE + 64] = "";
-  if (!j->status_ok) snprintf(why, sizeof why, "HTTP %ld", code);
+  if (rc == CURLE_ABORTED_BY_CALLBACK && !__atomic_load_n(&pool.stopping, __ATOMIC_ACQUIRE)) {
+    snprintf(err, sizeof err, "nothing heard for %ld ms", j->idle_ms); /* on_progress gave up */
+  }
+  if (!j->status_ok && code == 0) snprintf(why, sizeof why, "%s", err[0] ? err : curl_easy_strerror(rc)); /* no answer: TLS, connect */
+  else if (!j->status_ok) snprintf(why, sizeof why, "HTTP %ld", code);
   else if (j->received < j->length)
     snprintf(why, sizeof why, "%zu of %zu bytes: %s", j->received, j->length, err[0] ? err : curl_easy_strerror(rc));
   for (size_t i = j->verified; i < j->n; i++) nread_settle(j->names + 32 * i); /* READs waiting for them go to JavaScript */
@@ -315,7 +323,7 @@ static void body_gone(napi_env env, void *data, void *hint) { job_unref(hint); }
 
 /* nfetchRun(...) -> [id, body]: see the header. Throws on bad arguments. */
 static napi_value js_run(napi_env env, napi_callback_info info) {
-  NU_ARGS(10);
+  NU_ARGS(11);
   if (pool.env != env || pool.stopping) {
     napi_throw_error(env, NULL, "cairn_fuse: nfetchRun before nfetchStart");
     return NULL;
@@ -342,6 +350,7 @@ static napi_value js_run(napi_env env, napi_callback_info info) {
   j->n = noffs - 1;
   j->url = nu_str(env, argv[0]);
   j->cache_dir = nu_str(env, argv[5]);
+  j->ca_file = nu_str(env, argv[10]);
   j->body = body_take(j->length, &j->body_cap);
   j->names = malloc(nlen);
   j->offs = malloc(noffs * sizeof(double));

@@ -16,6 +16,8 @@
  *   failure reaches a reader from here and none is hidden either;
  * - after FAILS_TO_STOP failures without a success ever (a TLS set-up curl does not share with
  *   Node, say), the pool stops being `ready()`: every run then goes through the store, as before.
+ *   The CAs of `$NODE_EXTRA_CA_CERTS` are given to curl (beside the system's, /etc/ssl/certs), so a
+ *   store behind a private CA Node was told to trust is fetched natively too.
  */
 import { CairnError } from '../errors.js';
 import type { SignedGet } from '../store/s3get.js';
@@ -40,6 +42,7 @@ interface NfetchAddon {
     allow200: boolean,
     connectMs: number,
     idleMs: number,
+    caFile: string | null,
   ): [number, ArrayBuffer];
 }
 
@@ -197,6 +200,8 @@ export class NativeFetchPool implements RunPool {
         first.offset === 0,
         signed.connectMs,
         signed.idleMs,
+        // Node trusts these CAs besides its own; curl then trusts them besides the system's.
+        process.env.NODE_EXTRA_CA_CERTS || null,
       );
     } catch {
       throw new WorkerLost(0);

@@ -107,6 +107,9 @@ describe('native fetches', () => {
         assert.deepEqual(Buffer.concat(got), data);
         assert.ok(pool.jobs >= 1 && f.gets === pool.jobs + 1, `${pool.jobs} native runs, ${f.gets} GETs: the failed run again`);
         assert.equal(nativeFetchStats.failures, failures + 1, `the native GET failed: ${nativeFetchStats.lastError}`);
+        // What `cairn status` shows says why: the status, curl's error, or the idle limit.
+        const why = { '500-before': /^HTTP 500$/, '503': /^HTTP 503$/, 'stall-body': /nothing heard for \d+ ms/ }[mode as string];
+        if (why) assert.match(nativeFetchStats.lastError ?? '', why);
       } finally {
         await faulty.close();
       }

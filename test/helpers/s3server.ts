@@ -10,6 +10,7 @@
  * both servers and removes the temp directory.
  */
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -346,5 +347,35 @@ export async function startS3(opts: S3ServerOptions = {}): Promise<S3Server> {
       await s3rver.close();
       await fs.rm(dir, { recursive: true, force: true });
     },
+  };
+}
+
+/** An HTTPS endpoint in front of a test server (./startS3's `endpoint`). */
+export interface TlsFront {
+  /** `https://127.0.0.1:PORT`. */
+  endpoint: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Serves HTTPS on 127.0.0.1 (port 0) with the given PEM key and certificate, forwarding every
+ * request to `upstream` (`http://HOST:PORT`) unchanged and streaming the answer back.
+ *
+ * @example const front = await startTlsFront(s3.endpoint, key, cert); … s3.freshUrl().replace(s3.endpoint, front.endpoint)
+ */
+export async function startTlsFront(upstream: string, key: Buffer, cert: Buffer): Promise<TlsFront> {
+  const up = new URL(upstream);
+  const server = https.createServer({ key, cert }, (req, res) => {
+    const fwd = http.request({ host: up.hostname, port: up.port, method: req.method, path: req.url, headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode ?? 502, r.headers);
+      r.pipe(res);
+    });
+    fwd.on('error', () => res.destroy());
+    req.pipe(fwd);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    endpoint: `https://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }

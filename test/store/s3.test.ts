@@ -7,14 +7,12 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import http from 'node:http';
-import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { promises as fsp } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { startS3, type S3Server } from '../helpers/s3server.js';
+import { startS3, startTlsFront, type S3Server, type TlsFront } from '../helpers/s3server.js';
 import { openStore } from '../../src/store/open.js';
 import { parseS3Url, readBody } from '../../src/store/s3.js';
 import { isCairnError, type ErrorCode } from '../../src/errors.js';
@@ -190,7 +188,7 @@ describe('S3Store', () => {
   it('reads around the SDK client over https too (a TLS endpoint in front of the server)', { timeout: 60_000 }, async () => {
     const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'cairn-tls-'));
     const saved = process.env.NODE_TLS_REJECT_UNAUTHORIZED;
-    let server: https.Server | undefined;
+    let server: TlsFront | undefined;
     try {
       await execFileP('openssl', [
         'req',
@@ -209,23 +207,8 @@ describe('S3Store', () => {
         '-out',
         path.join(dir, 'c.pem'),
       ]);
-      const upstream = new URL(s3.endpoint);
-      server = https.createServer(
-        { key: await fsp.readFile(path.join(dir, 'k.pem')), cert: await fsp.readFile(path.join(dir, 'c.pem')) },
-        (req, res) => {
-          const up = http.request(
-            { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
-            (r) => {
-              res.writeHead(r.statusCode ?? 502, r.headers);
-              r.pipe(res);
-            },
-          );
-          up.on('error', () => res.destroy());
-          req.pipe(up);
-        },
-      );
-      await new Promise<void>((r) => server!.listen(0, '127.0.0.1', () => r()));
-      const endpoint = `https://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+      server = await startTlsFront(s3.endpoint, await fsp.readFile(path.join(dir, 'k.pem')), await fsp.readFile(path.join(dir, 'c.pem')));
+      const endpoint = server.endpoint;
       process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0'; // the test's own self-signed certificate
       const store = (await openStore(s3.freshUrl().replace(s3.endpoint, endpoint))) as Awaited<ReturnType<typeof openStore>> & {
         readPath: string;
@@ -243,7 +226,7 @@ describe('S3Store', () => {
     } finally {
       if (saved === undefined) delete process.env.NODE_TLS_REJECT_UNAUTHORIZED;
       else process.env.NODE_TLS_REJECT_UNAUTHORIZED = saved;
-      server?.close();
+      await server?.close();
       await fsp.rm(dir, { recursive: true, force: true });
     }
   });
