@@ -33,9 +33,11 @@
  *
  * Native fetches (nfetch.c): every chunk of a run queued on the fetch threads is expected
  * (nread_expect) until it was offered to the stores (nread_offer), found damaged, or its GET ended
- * without it (nread_settle). A READ missing a chunk that is expected waits for it on its worker
- * (await_fetch: at most max_waiters READs of a store, AWAIT_MS each, until nread_stop) and is then
- * answered from the store, instead of going to JavaScript only to wait there for the same bytes.
+ * without it (nread_settle). A sequential reader's READ missing a chunk that is expected waits for
+ * it on its worker (await_fetch: at most max_waiters READs of a store, AWAIT_MS each, until
+ * nread_stop) and is then answered from the store, instead of going to JavaScript only to wait
+ * there for the same bytes. A random reader's goes to JavaScript, which also has the chunk's
+ * outboard computed and kept (nread_outboard), so the next mount reads it by blocks.
  */
 #define _GNU_SOURCE
 #include "nstore.h"
@@ -445,7 +447,8 @@ int nread_serve(nstore *s, fuse_req_t req, uint64_t fh, uint64_t ino, size_t siz
     int waited = 0;
     nchunk *c = load(s, f, miss, 1, &waited, random);
     if (c) own[nown++] = c;
-    else if (!waited && (awaits == MAX_AWAITS || !await_fetch(s, f->hashes + 32 * miss))) break;
+    /* A random reader's READ goes to JavaScript instead: there its chunk also gets an outboard, for the next READs of blocks. */
+    else if (!waited && (random || awaits == MAX_AWAITS || !await_fetch(s, f->hashes + 32 * miss))) break;
     else if (!waited) awaits++;
   }
   if (!ok) {
