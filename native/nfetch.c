@@ -57,7 +57,7 @@ typedef struct nf_job {
   char *cache_dir;
   char *ca_file; /* CAs trusted besides the system's (JavaScript's $NODE_EXTRA_CA_CERTS), or NULL */
   uint8_t *body;
-  size_t length, received, body_cap;
+  size_t length, received;
   size_t n, verified; /* chunks; chunks checked so far */
   uint8_t *names;     /* 32 n */
   double *offs;       /* n + 1 */
@@ -85,64 +85,22 @@ static struct {
   size_t open; /* jobs not yet ended (JavaScript thread only) */
 } pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
 
-/*
- * Bodies of ended jobs kept for the next ones (at most BODIES, each at most BODY_MAX bytes): fresh
- * memory costs a page fault and a zeroed page per 4 KiB (and on a VM that handed freed pages back
- * to its host, a fault there too) — a GiB read cold allocated a GiB of bodies.
- */
-#define BODIES 8
-#define BODY_MAX ((size_t)8 << 20)
-#define BODY_STEP ((size_t)1 << 20)
-static struct {
-  pthread_mutex_t lock;
-  uint8_t *p[BODIES];
-  size_t cap[BODIES];
-  int n;
-} bodies = {.lock = PTHREAD_MUTEX_INITIALIZER};
-
-/* A body of at least len bytes (a kept one when one fits, the smallest), its size in *cap. */
-static uint8_t *body_take(size_t len, size_t *cap) {
-  int best = -1;
-  pthread_mutex_lock(&bodies.lock);
-  for (int k = 0; k < bodies.n; k++)
-    if (bodies.cap[k] >= len && (best < 0 || bodies.cap[k] < bodies.cap[best])) best = k;
-  uint8_t *p = NULL;
-  if (best >= 0) {
-    p = bodies.p[best];
-    *cap = bodies.cap[best];
-    bodies.n--;
-    bodies.p[best] = bodies.p[bodies.n];
-    bodies.cap[best] = bodies.cap[bodies.n];
-  }
-  pthread_mutex_unlock(&bodies.lock);
-  if (p) return p;
-  *cap = (len + BODY_STEP - 1) / BODY_STEP * BODY_STEP;
-  return malloc(*cap);
-}
-
-static void body_give(uint8_t *p, size_t cap) {
-  if (!p) return;
-  pthread_mutex_lock(&bodies.lock);
-  int keep = cap <= BODY_MAX && bodies.n < BODIES;
-  if (keep) {
-    bodies.p[bodies.n] = p;
-    bodies.cap[bodies.n++] = cap;
-  }
-  pthread_mutex_unlock(&bodies.lock);
-  if (!keep) free(p);
-}
-
 static void job_unref(nf_job *j) {
   if (__atomic_sub_fetch(&j->refs, 1, __ATOMIC_ACQ_REL) > 0) return;
   free(j->url);
   curl_slist_free_all(j->headers);
   free(j->cache_dir);
   free(j->ca_file);
-  body_give(j->body, j->body_cap);
+  free(j->body);
   free(j->names);
   free(j->offs);
   free(j->good);
   free(j);
+}
+
+/* Chunks [from, n) of j will not be offered: READs waiting for them go to JavaScript (nread_settle). */
+static void settle_rest(nf_job *j, size_t from) {
+  for (size_t i = from; i < j->n; i++) nread_settle(j->names + 32 * i);
 }
 
 static void post(nf_job *j, int kind, size_t i, int detail, const char *error) {
@@ -246,7 +204,7 @@ static void run_job(CURL *h, nf_job *j) {
   else if (!j->status_ok) snprintf(why, sizeof why, "HTTP %ld", code);
   else if (j->received < j->length)
     snprintf(why, sizeof why, "%zu of %zu bytes: %s", j->received, j->length, err[0] ? err : curl_easy_strerror(rc));
-  for (size_t i = j->verified; i < j->n; i++) nread_settle(j->names + 32 * i); /* READs waiting for them go to JavaScript */
+  settle_rest(j, j->verified);
   if (!why[0] && !j->stream)
     for (size_t i = 0; i < j->n; i++)
       if (j->good[i]) post(j, NF_CHUNK, i, 0, NULL);
@@ -267,7 +225,7 @@ static void *fetch_thread(void *arg) {
     if (!j) break;
     if (h) run_job(h, j);
     else {
-      for (size_t i = 0; i < j->n; i++) nread_settle(j->names + 32 * i);
+      settle_rest(j, 0);
       post(j, NF_END, 0, 0, "curl_easy_init failed");
     }
     job_unref(j);
@@ -351,7 +309,7 @@ static napi_value js_run(napi_env env, napi_callback_info info) {
   j->url = nu_str(env, argv[0]);
   j->cache_dir = nu_str(env, argv[5]);
   j->ca_file = nu_str(env, argv[10]);
-  j->body = body_take(j->length, &j->body_cap);
+  j->body = malloc(j->length);
   j->names = malloc(nlen);
   j->offs = malloc(noffs * sizeof(double));
   j->good = calloc(j->n, 1);

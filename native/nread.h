@@ -80,9 +80,9 @@ void nread_offer(const uint8_t *hash, const void *bytes, size_t len);
 /*
  * A native fetch will offer the chunk named hash (nread_expect, once per chunk of a run, before the
  * run is queued) or has given up on it (nread_settle: offered, damaged, or the GET failed; exactly
- * once per expect). A READ that needs a chunk in neither a store nor the host cache waits for an
- * expected one (at most AWAIT_MS) and is then answered from the store, instead of going to
- * JavaScript to wait there. Any thread.
+ * once per expect). A sequential reader's READ that needs a chunk in neither a store nor the host
+ * cache waits for an expected one (at most AWAIT_MS) and is then answered from the store, instead
+ * of going to JavaScript to wait there. Any thread.
  */
 void nread_expect(const uint8_t *hash);
 void nread_settle(const uint8_t *hash);

@@ -288,11 +288,12 @@ let treeOutboard: ((data: Buffer, blockBytes: number) => Buffer | null) | null |
  * the main thread (the addon is loaded once per process). Same bytes as `chunkOutboard`.
  */
 function nativeOutboard(data: Uint8Array, blockBytes: number): Uint8Array | undefined {
+  if (!isMainThread) return undefined;
   if (treeOutboard === undefined) {
-    const a = isMainThread ? (loadAddon() as { ntreeOutboard?: typeof treeOutboard } | undefined) : undefined;
+    const a = loadAddon() as { ntreeOutboard?: typeof treeOutboard } | undefined;
     treeOutboard = typeof a?.ntreeOutboard === 'function' ? a.ntreeOutboard : null;
   }
-  if (!treeOutboard || !isMainThread) return undefined;
+  if (!treeOutboard) return undefined;
   const buf = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   return treeOutboard(buf, blockBytes) ?? undefined;
 }
