@@ -13,6 +13,8 @@ declare module 's3rver' {
   }
   export default class S3rver {
     constructor(options?: S3rverOptions);
+    /** Its FilesystemStore (see ./s3rver-atomic.ts). */
+    store: unknown;
     run(): Promise<AddressInfo>;
     close(): Promise<void>;
   }

@@ -5,7 +5,8 @@
  *
  * Invariants: conditional requests are serialised per key inside the proxy, so concurrent racers
  * see exactly one winner; deletes wait for the writes in flight and writes for the deletes (see
- * SharedLock); every other request is streamed through untouched. `conditional: false`
+ * SharedLock); every other request is streamed through untouched. s3rver itself is patched so
+ * that a PUT is visible whole or not at all (./s3rver-atomic.ts). `conditional: false`
  * turns the check off, modelling a server that silently ignores If-None-Match. `stop()` closes
  * both servers and removes the temp directory.
  */
@@ -17,6 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import S3rver from 's3rver';
+import { makeAtomic } from './s3rver-atomic.js';
 
 export interface S3Server {
   /** `s3://BUCKET/PREFIX?endpoint=…&path_style=true` with a fresh prefix. */
@@ -163,6 +165,7 @@ export async function startS3(opts: S3ServerOptions = {}): Promise<S3Server> {
     vhostBuckets: false,
     configureBuckets: [{ name: bucket }],
   });
+  makeAtomic(s3rver.store);
   const { port: upstreamPort } = await s3rver.run();
   const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
   const locks = new KeyLock();
@@ -261,9 +264,9 @@ export async function startS3(opts: S3ServerOptions = {}): Promise<S3Server> {
     void writes.run(isDelete, () => write(req, res, u));
   });
 
-  // s3rver writes an object in place, so a GET (or a LIST, which reads its disk) during the PUT of
-  // a key would see part of it, its Content-Length agreeing: real stores make a PUT visible whole.
-  // So GETs and HEADs of a key wait for the PUTs of that key in flight.
+  // A PUT (./s3rver-atomic.ts) renames the object into place, then writes its metadata (ETag,
+  // content type): a GET or HEAD in between would pair the new bytes with the old ETag. So GETs and
+  // HEADs of a key wait for the PUTs of that key in flight.
   const putting = new Map<string, Set<Promise<void>>>();
   const afterPuts = async (key: string): Promise<void> => {
     const inFlight = putting.get(key);
@@ -286,30 +289,8 @@ export async function startS3(opts: S3ServerOptions = {}): Promise<S3Server> {
     if (isPut || isComplete) return whilePutting(u.pathname, () => conditionalWrite(req, res, u, isPut || isComplete));
     return forward(req, res).then(() => undefined);
   };
-  // s3rver writes a PUT's body in place: a client killed mid-body leaves part of an object that
-  // real stores never show (an aborted PUT is discarded). A PUT that created its key and was cut
-  // short is removed again, still under the key's PUT lock, so no GET sees it.
-  const putAtomically = async (req: http.IncomingMessage, res: http.ServerResponse, u: URL, existed: boolean): Promise<void> => {
-    const completed = await forward(req, res);
-    if (!completed && !existed && req.method === 'PUT') await removeUpstream(u.pathname).catch(() => undefined);
-  };
-  const removeUpstream = (urlPath: string): Promise<void> =>
-    new Promise((resolve, reject) => {
-      const r = http.request({ host: '127.0.0.1', port: upstreamPort, method: 'DELETE', path: urlPath, agent }, (res) => {
-        res.resume();
-        res.on('end', () => resolve());
-      });
-      r.on('error', reject);
-      r.end();
-    });
   const conditionalWrite = (req: http.IncomingMessage, res: http.ServerResponse, u: URL, creates: boolean): Promise<void> => {
-    if (!conditional || req.headers['if-none-match'] !== '*' || !creates) {
-      if (req.method !== 'PUT') return forward(req, res).then(() => undefined);
-      return exists(u.pathname).then(
-        (existed) => putAtomically(req, res, u, existed),
-        () => putAtomically(req, res, u, true),
-      );
-    }
+    if (!conditional || req.headers['if-none-match'] !== '*' || !creates) return forward(req, res).then(() => undefined);
     return locks.run(u.pathname, async () => {
       let present: boolean;
       try {
@@ -326,7 +307,7 @@ export async function startS3(opts: S3ServerOptions = {}): Promise<S3Server> {
         res.end(body);
         return;
       }
-      await putAtomically(req, res, u, false);
+      await forward(req, res);
     });
   };
   const port = await listen(proxy);
