@@ -59,8 +59,25 @@ static napi_value js_attr_bump(napi_env env, napi_callback_info info) {
 }
 
 /*
- * dispatchStats(ctx) -> { wakeups, idleWakeups, attrHits, attrMisses, attrKept, attrBumps }: workers
- * woken with a request to read and with none; GETATTRs answered natively (nattr.c) and not.
+ * inoRelease(ctx, ino) -> boolean: whether JavaScript may drop inode `ino` (no native lookup of it is
+ * held by the kernel; it is answered with no longer), or must keep it (nattr.h, "Lookup counts").
+ */
+static napi_value js_ino_release(napi_env env, napi_callback_info info) {
+  NU_ARGS(2);
+  cmount *m = ll_mount_arg(env, argv[0]);
+  if (!m) return NULL;
+  pthread_mutex_lock(&m->lock);
+  bool ok = !m->na || nattr_release(m->na, (uint64_t)nu_num(env, argv[1]));
+  pthread_mutex_unlock(&m->lock);
+  napi_value out;
+  NU_CHECK(napi_get_boolean(env, ok, &out));
+  return out;
+}
+
+/*
+ * dispatchStats(ctx) -> { wakeups, idleWakeups, attrHits, attrMisses, attrKept, attrBumps,
+ * lookupHits, lookupMisses, namesKept, inodesHeld }: workers woken with a request to read and with
+ * none; GETATTRs and LOOKUPs answered natively (nattr.c) and not.
  */
 static napi_value js_dispatch_stats(napi_env env, napi_callback_info info) {
   NU_ARGS(1);
@@ -68,13 +85,14 @@ static napi_value js_dispatch_stats(napi_env env, napi_callback_info info) {
   if (!m) return NULL;
   napi_value out;
   NU_CHECK(napi_create_object(env, &out));
-  uint64_t v[6] = {__atomic_load_n(&m->wakeups, __ATOMIC_RELAXED),
-                   __atomic_load_n(&m->idle_wakeups, __ATOMIC_RELAXED)};
+  uint64_t v[2 + NATTR_STATS] = {__atomic_load_n(&m->wakeups, __ATOMIC_RELAXED),
+                                 __atomic_load_n(&m->idle_wakeups, __ATOMIC_RELAXED)};
   pthread_mutex_lock(&m->lock);
   if (m->na) nattr_stats(m->na, v + 2);
   pthread_mutex_unlock(&m->lock);
-  static const char *keys[6] = {"wakeups", "idleWakeups", "attrHits", "attrMisses", "attrKept", "attrBumps"};
-  nu_set_figures(env, out, keys, v, 6);
+  static const char *keys[2 + NATTR_STATS] = {"wakeups",    "idleWakeups",  "attrHits",  "attrMisses", "attrKept",
+                                              "attrBumps",  "lookupHits",   "lookupMisses", "namesKept", "inodesHeld"};
+  nu_set_figures(env, out, keys, v, 2 + NATTR_STATS);
   return out;
 }
 
@@ -88,6 +106,8 @@ static napi_value init(napi_env env, napi_value exports) {
     NU_FN("attrBump", js_attr_bump),
     NU_FN("attrStage", js_attr_stage),
     NU_FN("attrTouch", js_attr_touch),
+    NU_FN("nameStage", js_name_stage),
+    NU_FN("inoRelease", js_ino_release),
     NU_FN("replyErr", js_reply_err),
     NU_FN("replyEntry", js_reply_entry),
     NU_FN("replyCreate", js_reply_create),

@@ -10,7 +10,7 @@
  * outstanding until answered, answered EIO when dropped), ll_reply.c (the reply* exports: answers written back to /dev/fuse),
  * ll_mount.c (mount and unmount: the session, its worker threads, their shutdown),
  * ll_notify.c (the notifier thread: kernel cache invalidations). Native reads: nread.h; native
- * GETATTRs: nattr.h; Node-API conversions: napi_util.h.
+ * GETATTRs and LOOKUPs: nattr.h; Node-API conversions: napi_util.h.
  */
 #ifndef CAIRN_LL_H
 #define CAIRN_LL_H
@@ -100,6 +100,7 @@ typedef struct creq {
   napi_ref done; /* OP_NOTIFY_DONE */
   uint64_t gen;       /* nattr's generation when a worker received the request */
   nattr_item *attrs;  /* attributes its answer leaves for native GETATTRs (nattr.h) */
+  nname *names;       /* names its answer (a LOOKUP's) leaves for native LOOKUPs (nattr.h) */
   /* The inodes a change of the namespace changed besides ino and ino2 (attrTouch; nattr.h); -1: more than NTOUCHED. */
   uint64_t touched[NTOUCHED];
   int ntouched;
@@ -147,6 +148,7 @@ napi_value js_unmount(napi_env env, napi_callback_info info);
 napi_value js_invalidate(napi_env env, napi_callback_info info);
 napi_value js_attr_stage(napi_env env, napi_callback_info info);
 napi_value js_attr_touch(napi_env env, napi_callback_info info);
+napi_value js_name_stage(napi_env env, napi_callback_info info);
 napi_value js_reply_err(napi_env env, napi_callback_info info);
 napi_value js_reply_entry(napi_env env, napi_callback_info info);
 napi_value js_reply_create(napi_env env, napi_callback_info info);

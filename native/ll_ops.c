@@ -1,6 +1,6 @@
 /*
  * ll_ops: the libfuse low-level request table, run on the worker threads. Each handler either
- * answers at once (forget, statfs, fsyncdir, init; GETATTR from nattr.h, OPEN/READ/FLUSH/RELEASE
+ * answers at once (forget, statfs, fsyncdir, init; GETATTR and LOOKUP from nattr.h, OPEN/READ/FLUSH/RELEASE
  * of natively served handles from nread.h, getxattr of security.* while JavaScript says no entry
  * has them) or copies what the request carries into a creq and posts it to JavaScript
  * (ll_post.c): the request buffer is libfuse's and is reused once the handler returns.
@@ -77,6 +77,11 @@ static void ll_init(void *ud, struct fuse_conn_info *conn) {
 
 static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
   if (refuse_non_utf8(req, name, ENOENT)) return;
+  struct fuse_entry_param e;
+  if (nattr_lookup(((cmount *)fuse_req_userdata(req))->na, parent, name, &e)) {
+    fuse_reply_entry(req, &e); /* a current name JavaScript answered, and its current attributes (nattr.h) */
+    return;
+  }
   creq *r = creq_new(OP_LOOKUP, req, parent);
   r->s1 = dupstr(name);
   creq_post(r->m, r);
@@ -88,15 +93,23 @@ static void post_forget(cmount *m, fuse_ino_t ino, uint64_t n) {
   creq_post(m, r);
 }
 
+/* The lookups answered natively are forgotten here first; JavaScript gets the rest, or a FORGET of 0
+   when the native count emptied (it may then drop the inode: nattr.h, "Lookup counts"). */
+static void forget(cmount *m, fuse_ino_t ino, uint64_t n) {
+  int emptied;
+  uint64_t rest = nattr_forget(m->na, ino, n, &emptied);
+  if (rest > 0 || emptied) post_forget(m, ino, rest);
+}
+
 static void ll_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
   cmount *m = fuse_req_userdata(req);
   fuse_reply_none(req);
-  post_forget(m, ino, nlookup);
+  forget(m, ino, nlookup);
 }
 
 static void ll_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets) {
   cmount *m = fuse_req_userdata(req);
-  for (size_t i = 0; i < count; i++) post_forget(m, forgets[i].ino, forgets[i].nlookup);
+  for (size_t i = 0; i < count; i++) forget(m, forgets[i].ino, forgets[i].nlookup);
   fuse_reply_none(req);
 }
 

@@ -36,6 +36,7 @@ creq *creq_new(int op, fuse_req_t req, fuse_ino_t ino) {
 
 void creq_free(creq *r) {
   for (nattr_item *i = r->attrs, *n; i; i = n) n = i->next, free(i);
+  nattr_names_free(&r->names);
   free(r->s1);
   free(r->s2);
   free(r->data);
@@ -96,7 +97,7 @@ int creq_begin_reply(creq *r) {
   if (!ok) pthread_mutex_unlock(&r->m->lock);
   else {
     uint64_t inos[NTOUCHED + 2];
-    nattr_settle(r->m->na, r->gen, op_scope(r), inos, inodes(r, inos), &r->attrs); /* before the kernel has the answer */
+    nattr_settle(r->m->na, r->gen, op_scope(r), inos, inodes(r, inos), &r->attrs, &r->names); /* before the kernel has the answer */
   }
   return ok; /* lock held when ok: creq_end_reply releases it (destroy cannot run in between) */
 }

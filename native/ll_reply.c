@@ -159,6 +159,21 @@ napi_value js_attr_stage(napi_env env, napi_callback_info info) {
 }
 
 /*
+ * nameStage(req, parent, name, ino, entryTimeout): a name of directory `parent` a LOOKUP's answer
+ * leaves for native LOOKUPs (nattr.h, "Names"), with the attributes staged for `ino` (attrStage).
+ */
+napi_value js_name_stage(napi_env env, napi_callback_info info) {
+  NU_ARGS(5);
+  creq *r = req_arg(env, argv[0]);
+  if (!r || r->replied || r->op != OP_LOOKUP) return NULL;
+  char name[1024];
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, argv[2], name, sizeof name, &len) != napi_ok || len + 1 >= sizeof name) return NULL;
+  nattr_name_push(&r->names, (uint64_t)nu_num(env, argv[1]), name, (uint64_t)nu_num(env, argv[3]), nu_num(env, argv[4]));
+  return NULL;
+}
+
+/*
  * attrTouch(req, ino): an inode whose attributes `req`'s answer (a change of the namespace) changed
  * besides the request's own; a request that names none changed anything's (nattr.h).
  */

@@ -24,6 +24,21 @@
  * A GETATTR answered from here is one that JavaScript would answer with the same attributes at
  * that moment; one racing a change not yet answered may get the attributes from before it, as
  * it may from JavaScript (the change has not completed) and from the kernel's own cache.
+ *
+ * Names. A LOOKUP JavaScript answers may leave the names of the directory it looked in
+ * (`nameStage`: name -> inode, entry timeout; src/fuse/lowlevel-lookups.ts says when). They are
+ * kept as attributes are (read with nothing of the directory changed since the request was
+ * received), and are current while the directory's attributes would be: every change of a
+ * directory's names is a change of that directory's inode (create, mknod, mkdir, symlink, link,
+ * unlink, rmdir and rename name their directories) or of anything (a reload). A LOOKUP of a
+ * current name whose inode has current attributes is answered here (`nattr_lookup`).
+ *
+ * Lookup counts. The kernel counts every entry answered, and FORGETs the sum; JavaScript's inode
+ * table counts its own answers only. So the inodes names may be answered with are `held` here,
+ * with the lookups answered natively and not yet forgotten: a FORGET takes from that count first
+ * and only the rest goes to JavaScript (`nattr_forget`; a FORGET of 0 tells it the count emptied),
+ * and JavaScript drops an inode only when none is held (`nattr_release`, under the same lock as
+ * the lookups: one either happens before the other, or the drop is refused).
  */
 #ifndef CAIRN_NATTR_H
 #define CAIRN_NATTR_H
@@ -32,6 +47,9 @@
 #include <sys/stat.h>
 
 typedef struct nattr nattr;
+/* A name a request's answer leaves (a list owned by the request until settled). */
+typedef struct nname nname;
+struct fuse_entry_param;
 
 /* Attributes a request's answer leaves in the table (a short list owned by the request). */
 typedef struct nattr_item {
@@ -60,8 +78,19 @@ void nattr_push(nattr_item **list, uint64_t ino, const struct stat *st, double t
  * attributes of the `n` inodes `inos`): the change is numbered, and each item is kept when nothing
  * that could change it (but this request) was answered since `since`; the items are freed (the list emptied).
  */
-void nattr_settle(nattr *a, uint64_t since, int scope, const uint64_t *inos, int n, nattr_item **list);
-/* Figures: GETATTRs answered here, not answered here, attributes kept, generation bumps. */
-void nattr_stats(nattr *a, uint64_t out[4]);
+void nattr_settle(nattr *a, uint64_t since, int scope, const uint64_t *inos, int n, nattr_item **list, nname **names);
+/* Adds a name of directory `parent` to a request's list. */
+void nattr_name_push(nname **list, uint64_t parent, const char *name, uint64_t ino, double timeout);
+void nattr_names_free(nname **list);
+/* 1 and the entry of `name` in `parent` when current (its lookup counted held), else 0. */
+int nattr_lookup(nattr *a, uint64_t parent, const char *name, struct fuse_entry_param *e);
+/* A FORGET of `n` lookups of `ino`: takes the natively answered first; returns the rest (JavaScript's). */
+uint64_t nattr_forget(nattr *a, uint64_t ino, uint64_t n, int *emptied);
+/* JavaScript may drop `ino` (1: it is no longer answered with), or not (0: the kernel holds native lookups of it). */
+int nattr_release(nattr *a, uint64_t ino);
+#define NATTR_STATS 8
+/* Figures: GETATTRs answered here, not answered here, attributes kept, generation bumps, LOOKUPs
+ * answered here, not answered here, names kept, inodes held. */
+void nattr_stats(nattr *a, uint64_t out[NATTR_STATS]);
 
 #endif

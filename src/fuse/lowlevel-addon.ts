@@ -23,9 +23,16 @@ export interface NativeAddon extends NreadAddon {
    * (native/nattr.h); one that names none changed anything's.
    */
   attrTouch?(req: Req, ino: number): void;
+  /**
+   * A name of directory `parent` a LOOKUP's answer leaves for LOOKUPs the addon answers itself
+   * (native/nattr.h, "Names"; with the attributes of `ino` staged by attrStage).
+   */
+  nameStage?(req: Req, parent: number, name: string, ino: number, entryTimeout: number): void;
+  /** Whether JavaScript may drop inode `ino`: false while the kernel holds lookups of it the addon answered. */
+  inoRelease?(ctx: unknown, ino: number): boolean;
   /** A change made outside any request (a reload): no attributes from before it are answered natively. */
   attrBump(ctx: unknown): void;
-  /** Workers woken with a request and with none; GETATTRs the addon answered itself and not. */
+  /** Workers woken with a request and with none; GETATTRs and LOOKUPs the addon answered itself and not. */
   dispatchStats(ctx: unknown): DispatchStats;
   replyErr(req: Req, errno: number): void;
   replyEntry(req: Req, ...a: [...AttrArgs, number, number]): void;
@@ -58,6 +65,11 @@ export interface DispatchStats {
   attrMisses: number;
   attrKept: number;
   attrBumps: number;
+  /** LOOKUPs the addon answered itself and not; names it keeps; inodes it may answer with. */
+  lookupHits: number;
+  lookupMisses: number;
+  namesKept: number;
+  inodesHeld: number;
 }
 
 /** The addon's figures of native reads. */

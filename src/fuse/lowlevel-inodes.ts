@@ -109,7 +109,11 @@ export class InodeTable {
   private readonly extra = new Map<number, Set<Node>>();
   private next = ROOT + 1;
 
-  constructor() {
+  /**
+   * @param mayDrop whether an inode whose lookup count reached 0 may go (false: the addon still
+   * holds lookups of it it answered itself: native/nattr.h; a FORGET of 0 comes when they are gone).
+   */
+  constructor(private readonly mayDrop: (ino: number) => boolean = () => true) {
     this.root.refs = 16 + (0o040000 >> 12);
     this.byIno.set(ROOT, this.root);
   }
@@ -323,6 +327,7 @@ export class InodeTable {
 
   /** The inode goes (forgotten): its names leave the tree, except those with known names under them (bare directories). */
   private drop(ino: number): void {
+    if (!this.mayDrop(ino)) return;
     const r = this.byIno.get(ino)!;
     this.byIno.delete(ino);
     const link = this.links.get(ino);

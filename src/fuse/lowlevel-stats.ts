@@ -41,12 +41,13 @@ export class OpStats {
   /** Per type; with `native`, the READs answered by the addon without JavaScript as READ_NATIVE. */
   summary(
     native?: { served: number; servedNs: number; nativeOpens?: number; nativeReleases?: number },
-    dispatch?: { attrHits: number; wakeups: number; idleWakeups: number },
+    dispatch?: { attrHits: number; lookupHits?: number; wakeups: number; idleWakeups: number },
   ): Record<string, { n: number; totalMs?: number; avgUs?: number }> {
     const out: Record<string, { n: number; totalMs?: number; avgUs?: number }> = {};
-    // GETATTRs the addon answered from attributes JavaScript left (native/nattr.h); worker wake-ups without a request.
+    // GETATTRs and LOOKUPs the addon answered from what JavaScript left (native/nattr.h); worker wake-ups without a request.
     if (dispatch) {
       out.GETATTR_NATIVE = { n: dispatch.attrHits };
+      if (dispatch.lookupHits) out.LOOKUP_NATIVE = { n: dispatch.lookupHits };
       out.IDLE_WAKEUPS = { n: dispatch.idleWakeups };
     }
     if (native && native.served > 0) {

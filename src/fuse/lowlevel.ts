@@ -41,6 +41,7 @@ import {
 import { child, InodeTable } from './lowlevel-inodes.js';
 import { Names } from './lowlevel-names.js';
 import { DirHandles } from './lowlevel-dirs.js';
+import { NativeLookups } from './lowlevel-lookups.js';
 import { refreshKernel } from './lowlevel-refresh.js';
 import { OpStats } from './lowlevel-stats.js';
 import { leaveAttrs, setattrSteps } from './lowlevel-attrs.js';
@@ -155,7 +156,7 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
         )
       : undefined;
   sweep?.unref();
-  const inodes = new InodeTable();
+  const inodes = new InodeTable((ino) => raw.inoRelease?.(ctx, ino) ?? true);
   /** Paths answered as absent with a cacheable negative entry. */
   const negatives = new Set<string>();
   /** Whether the addon answers getxattr of security.capability itself (capsAbsent). */
@@ -177,6 +178,7 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
         next,
       ),
   );
+  const lookups = new NativeLookups(addon, ops, inodes, { attrTimeoutSec: at, entryTimeoutSec: et, uncached });
   const dirs = new DirHandles(addon, ops, inodes, { uid: o.uid, gid: o.gid, attrTimeoutSec: at, entryTimeoutSec: et });
   const fail = (req: Req, code: number): void => names.fail(req, code);
   const step = names.step.bind(names);
@@ -200,7 +202,9 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
       if (!negativeOk) addon.attrTouch?.(req, ino); // mknod, mkdir, symlink, link: the new name's inode changed
       const live = uncached(path);
       if (negativeOk && (st!.mode & 0o170000) === 0o100000) nread?.looked(path, ino); // before its OPEN can come
-      addon.replyEntry(req, ...attrArgs(ino, st!), live ? 0 : at, live ? 0 : et);
+      const reply = (): void => addon.replyEntry(req, ...attrArgs(ino, st!), live ? 0 : at, live ? 0 : et);
+      if (negativeOk && !live) lookups.answered(req, path, reply);
+      else reply();
     });
   }
 
