@@ -34,6 +34,8 @@ export interface LookupOptions {
   entryTimeoutSec: number;
   /** Paths the kernel must not cache. */
   uncached: (path: string) => boolean;
+  /** After the names of `dir` were left with an answer (native opens register its files again). */
+  left?: (dir: string) => void;
 }
 
 /**
@@ -73,6 +75,7 @@ export class NativeLookups {
       seen.size = names.length;
       if (names.length <= MAX_ENTRIES) this.leave(req, dir, dino, names, stats);
       reply();
+      if (names.length <= MAX_ENTRIES) this.o.left?.(dir);
     });
   }
 

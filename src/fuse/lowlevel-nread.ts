@@ -216,6 +216,15 @@ export class NativeReads {
   }
 
   /**
+   * The addon now answers LOOKUPs of the names of `dir` (./lowlevel-lookups.ts), whose inodes all
+   * exist: the next open answered by JavaScript there registers every file of it again (one
+   * registered before knew only the inodes looked up by then).
+   */
+  namesLeft(dir: string): void {
+    this.dirsDone.delete(dir);
+  }
+
+  /**
    * After a read-only open of `path` (inode `ino`) answered by JavaScript: registers for native
    * opens that file and the files of its directory the kernel knows (once per directory), in
    * slices of 256 with the event loop free between them.

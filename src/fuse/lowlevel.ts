@@ -178,7 +178,8 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
         next,
       ),
   );
-  const lookups = new NativeLookups(addon, ops, inodes, { attrTimeoutSec: at, entryTimeoutSec: et, uncached });
+  const left = (dir: string): void => nread?.namesLeft(dir);
+  const lookups = new NativeLookups(addon, ops, inodes, { attrTimeoutSec: at, entryTimeoutSec: et, uncached, left });
   const dirs = new DirHandles(addon, ops, inodes, { uid: o.uid, gid: o.gid, attrTimeoutSec: at, entryTimeoutSec: et });
   const fail = (req: Req, code: number): void => names.fail(req, code);
   const step = names.step.bind(names);
