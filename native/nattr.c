@@ -18,7 +18,7 @@
 #define NATTR_SLOTS 65536
 #define NNAME_BUCKETS 65536
 /* Names kept at most; past it they are all dropped (the next lookups in JavaScript register again). */
-#define NNAMES_MAX (1u << 20)
+#define NNAMES_MAX (1u << 18)
 
 /*
  * Changes are numbered (`gen`). `all` is the number of the last change of unknown scope; a slot's

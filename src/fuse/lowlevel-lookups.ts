@@ -24,7 +24,7 @@ import { child, parentOf, type InodeTable } from './lowlevel-inodes.js';
 /** JavaScript LOOKUPs of existing names in a directory before its names are left with the addon. */
 const MIN_LOOKUPS = 8;
 /** Directories listed for the addon at most this big. */
-const MAX_ENTRIES = 200_000;
+const MAX_ENTRIES = 100_000;
 /** Directories whose lookups are counted (the counts start over past it). */
 const MAX_DIRS = 4096;
 
