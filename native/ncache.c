@@ -408,9 +408,36 @@ static napi_value ntree_outboard_js(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/*
+ * ntreeBlockCv(bytes: Buffer, index, blockBytes) -> Buffer(32): the CV of block `index` of a chunk
+ * (`bytes` exactly that block's bytes), as src/chunks/outboard.ts `blockCv` computes it; null when
+ * the addon's BLAKE3 failed its self-test. Throws on bad arguments.
+ */
+static napi_value ntree_block_cv_js(napi_env env, napi_callback_info info) {
+  NU_ARGS(3);
+  void *data = NULL;
+  size_t len = 0;
+  double index = nu_num(env, argv[1]), block = nu_num(env, argv[2]);
+  if (!nu_buf(env, argv[0], &data, &len) || len < 1 || !(block >= 1024 && block <= (double)(1u << 30)) ||
+      !ntree_block_ok((uint64_t)block) || len > block || !(index >= 0 && index < 9007199254740992.0)) {
+    napi_throw_type_error(env, NULL, "cairn_fuse: ntreeBlockCv(Buffer of 1 to blockBytes, index, a power of two from 1024)");
+    return NULL;
+  }
+  napi_value out;
+  if (!blake3_ok) {
+    napi_get_null(env, &out);
+    return out;
+  }
+  void *cv = NULL;
+  NU_CHECK(napi_create_buffer(env, 32, &cv, &out));
+  ntree_block_cv(data, len, (uint64_t)index, (size_t)block, cv);
+  return out;
+}
+
 void ncache_define(napi_env env, napi_value exports) {
   blake3_ok = self_test() && ntree_self_test();
-  napi_property_descriptor props[] = {NU_FN("nreadCache", nread_cache_js), NU_FN("ntreeOutboard", ntree_outboard_js)};
+  napi_property_descriptor props[] = {NU_FN("nreadCache", nread_cache_js), NU_FN("ntreeOutboard", ntree_outboard_js),
+                                      NU_FN("ntreeBlockCv", ntree_block_cv_js)};
   NU_DEFINE(env, exports, props);
   napi_set_named_property(env, exports, "nreadBlake3", nu_bool(env, blake3_ok));
 }

@@ -7,7 +7,8 @@
  *   nfetchRun(url, headers: string[], length, names: Buffer(32 n), offsets: Float64Array(n + 1),
  *             cacheDir | null, stream, allow200, connectMs, idleMs, caFile | null) -> [id, ArrayBuffer]
  * where chunk i is body bytes [offsets[i], offsets[i + 1]) named names[32 i, 32 i + 32) and the
- * ArrayBuffer is the body (`length` bytes) that a fetch thread fills. What happens comes back
+ * ArrayBuffer is the body (`length` bytes) that a fetch thread fills (n may be 0: a plain range
+ * GET, whose bytes JavaScript checks itself — partial-chunk blocks). What happens comes back
  * through the thread-safe function given to nfetchStart: onEvent(id, kind, i, detail):
  *   NF_CHUNK i   chunk i's bytes are in the body and gave its name;
  *   NF_BAD i     chunk i's bytes did not give its name (never handed over);
@@ -291,7 +292,7 @@ static napi_value js_run(napi_env env, napi_callback_info info) {
   size_t noffs = 0, nlen = 0;
   double length = nu_num(env, argv[2]);
   uint32_t nh = nu_len(env, argv[1]);
-  if (!nu_f64(env, argv[4], &offs, &noffs) || noffs < 2 || !nu_buf(env, argv[3], &names, &nlen) || nlen != 32 * (noffs - 1) ||
+  if (!nu_f64(env, argv[4], &offs, &noffs) || noffs < 1 || !nu_buf(env, argv[3], &names, &nlen) || nlen != 32 * (noffs - 1) ||
       length < 1 || length > (double)(1ull << 32) || offs[0] != 0 || offs[noffs - 1] > length) {
     napi_throw_type_error(env, NULL, "cairn_fuse: nfetchRun(url, headers, length, Buffer(32n), Float64Array(n+1), dir, …)");
     return NULL;
@@ -310,9 +311,9 @@ static napi_value js_run(napi_env env, napi_callback_info info) {
   j->cache_dir = nu_str(env, argv[5]);
   j->ca_file = nu_str(env, argv[10]);
   j->body = malloc(j->length);
-  j->names = malloc(nlen);
+  j->names = malloc(nlen + 1); /* n = 0: a plain range GET, the body only */
   j->offs = malloc(noffs * sizeof(double));
-  j->good = calloc(j->n, 1);
+  j->good = calloc(j->n + 1, 1);
   bool stream = false, allow200 = false;
   napi_get_value_bool(env, argv[6], &stream);
   napi_get_value_bool(env, argv[7], &allow200);
@@ -334,7 +335,7 @@ static napi_value js_run(napi_env env, napi_callback_info info) {
     napi_throw_error(env, NULL, "cairn_fuse: nfetchRun: out of memory or a header is not a string");
     return NULL;
   }
-  memcpy(j->names, names, nlen);
+  if (nlen) memcpy(j->names, names, nlen);
   memcpy(j->offs, offs, noffs * sizeof(double));
   j->id = pool.next_id++;
   napi_value out, idv, ab;

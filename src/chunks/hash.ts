@@ -25,7 +25,7 @@ import { Worker, isMainThread, parentPort, workerData } from 'node:worker_thread
 import { createRequire } from 'node:module';
 import { CairnError, type ErrorContext } from '../errors.js';
 import { loadNativeBlake3, type Blake3Fn } from './blake3-native.js';
-import { chunkOutboard } from './outboard.js';
+import { blockCv, chunkOutboard } from './outboard.js';
 import { loadAddon } from '../util/addon.js';
 import { workerExecArgv } from '../util/worker.js';
 
@@ -280,22 +280,44 @@ function outboardThreads(): number {
   return Math.min(4, typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length);
 }
 
-let treeOutboard: ((data: Buffer, blockBytes: number) => Buffer | null) | null | undefined;
+/** The addon's BLAKE3 tree (native/ntree.c, exported by native/ncache.c); each null when it lacks it. */
+interface TreeAddon {
+  ntreeOutboard: ((data: Buffer, blockBytes: number) => Buffer | null) | null;
+  ntreeBlockCv: ((data: Buffer, index: number, blockBytes: number) => Buffer | null) | null;
+}
+let tree: TreeAddon | null | undefined;
+
+/** The addon's tree functions, on the main thread only (the addon is loaded once per process). */
+function treeAddon(): TreeAddon | null {
+  if (!isMainThread) return null;
+  if (tree === undefined) {
+    const a = loadAddon() as Partial<TreeAddon> | undefined;
+    const fn = <K extends keyof TreeAddon>(k: K): TreeAddon[K] => (typeof a?.[k] === 'function' ? (a[k] as TreeAddon[K]) : null);
+    tree = a ? { ntreeOutboard: fn('ntreeOutboard'), ntreeBlockCv: fn('ntreeBlockCv') } : null;
+  }
+  return tree;
+}
+
+const asBuffer = (d: Uint8Array): Buffer => (Buffer.isBuffer(d) ? d : Buffer.from(d.buffer, d.byteOffset, d.byteLength));
 
 /**
  * The outboard from the project's addon (native/ntree.c: the C BLAKE3's tree, 15× the JavaScript
  * one and one pass), or undefined without it (not built, its BLAKE3 failed its self-test) or off
- * the main thread (the addon is loaded once per process). Same bytes as `chunkOutboard`.
+ * the main thread. Same bytes as `chunkOutboard`.
  */
 function nativeOutboard(data: Uint8Array, blockBytes: number): Uint8Array | undefined {
-  if (!isMainThread) return undefined;
-  if (treeOutboard === undefined) {
-    const a = loadAddon() as { ntreeOutboard?: typeof treeOutboard } | undefined;
-    treeOutboard = typeof a?.ntreeOutboard === 'function' ? a.ntreeOutboard : null;
-  }
-  if (!treeOutboard) return undefined;
-  const buf = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  return treeOutboard(buf, blockBytes) ?? undefined;
+  return treeAddon()?.ntreeOutboard?.(asBuffer(data), blockBytes) ?? undefined;
+}
+
+/**
+ * The CV of block `index` of a chunk (`bytes`: exactly that block's bytes), as ./outboard.ts
+ * `blockCv` computes it: from the addon when it is there (the C BLAKE3, ~15× faster), else in
+ * JavaScript.
+ *
+ * @example const ok = Buffer.from(blockCvOf(bytes, 3, 32768)).equals(cvs.subarray(96, 128));
+ */
+export function blockCvOf(bytes: Uint8Array, index: number, blockBytes: number): Uint8Array {
+  return treeAddon()?.ntreeBlockCv?.(asBuffer(bytes), index, blockBytes) ?? blockCv(bytes, index, blockBytes);
 }
 
 /**

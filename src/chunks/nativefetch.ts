@@ -160,6 +160,21 @@ export class NativeFetchPool implements RunPool {
   }
 
   /**
+   * Bytes `range` of `key`, one range GET on a fetch thread, unchecked (the caller checks them:
+   * partial-chunk blocks against their CVs); rejects with WorkerLost when the GET failed or could
+   * not be made here (the caller then asks the store, whose error says why).
+   */
+  async get(key: string, range: ByteRange): Promise<Buffer> {
+    let body: ArrayBuffer | undefined;
+    await this.start(key, range, [], Float64Array.of(0), false, (b) => (body = b), {
+      chunk: () => undefined,
+      bad: () => undefined,
+      cached: () => undefined,
+    });
+    return Buffer.from(body!, 0, range.length);
+  }
+
+  /**
    * One range GET of `refs` (adjacent chunks of one pack, in pack order) on a fetch thread:
    * resolves after the last event (every chunk handed over and cached); rejects with WorkerLost
    * (`next`: the chunks before it were handed over or found bad) when the GET failed or could
@@ -177,10 +192,23 @@ export class NativeFetchPool implements RunPool {
       }
     }
     offsets[refs.length] = length;
+    return this.start(key, { offset: first.offset, length }, refs, offsets, stream, () => undefined, cb);
+  }
+
+  /** Signs and queues the GET of `range` for the chunks `refs` at `offsets` of its body (handed to `got`). */
+  private async start(
+    key: string,
+    range: ByteRange,
+    refs: readonly ChunkRef[],
+    offsets: Float64Array,
+    stream: boolean,
+    got: (body: ArrayBuffer) => void,
+    cb: RunCallbacks,
+  ): Promise<void> {
     // A store that cannot sign (closed, say) rejects as WorkerLost too: the store's own GET then says why.
     let signed: SignedGet | undefined;
     try {
-      signed = await this.store.signedGet(key, { offset: first.offset, length });
+      signed = await this.store.signedGet(key, range);
     } catch {
       signed = undefined;
     }
@@ -192,12 +220,12 @@ export class NativeFetchPool implements RunPool {
       [id, body] = this.addon.nfetchRun!(
         signed.url,
         signed.headers,
-        length,
+        range.length,
         names,
         offsets,
-        this.cache?.dir ?? null,
+        refs.length ? (this.cache?.dir ?? null) : null,
         stream,
-        first.offset === 0,
+        range.offset === 0,
         signed.connectMs,
         signed.idleMs,
         // Node trusts these CAs besides its own; curl then trusts them besides the system's.
@@ -206,9 +234,10 @@ export class NativeFetchPool implements RunPool {
     } catch {
       throw new WorkerLost(0);
     }
+    got(body);
     this.jobs++;
     nativeFetchStats.runs++;
-    nativeFetchStats.bytes += length;
+    nativeFetchStats.bytes += range.length;
     return new Promise<void>((resolve, reject) => {
       jobs.set(id, { pool: this, key, refs, offsets, body, cb, next: 0, resolve, reject });
     });

@@ -25,11 +25,12 @@
  * forgotten (the next read retries).
  */
 import { CairnError, isCairnError } from '../errors.js';
-import type { ObjectStore } from '../store/types.js';
+import type { ByteRange, ObjectStore } from '../store/types.js';
 import type { ChunkCache } from './cache.js';
 import type { ChunkLru } from './memlru.js';
-import { outboardAsync } from './hash.js';
-import { blockCount, blockCv, CV_BYTES, verifyOutboard } from './outboard.js';
+import { blockCvOf, outboardAsync } from './hash.js';
+import { NativeFetchPool } from './nativefetch.js';
+import { blockCount, CV_BYTES, verifyOutboard } from './outboard.js';
 import { DEFAULT_BLOCK_BYTES, readPackTrailer, type PackTrailer } from './pack.js';
 import type { ChunkRef } from './types.js';
 
@@ -98,13 +99,18 @@ export class PartialReader {
 
   private readonly cacheWrites = new Set<Promise<void>>();
 
+  /** The addon's fetch threads, for the block GETs of a plain S3 store (./nativefetch.ts; null: the store's own GETs). */
+  private readonly native: NativeFetchPool | null;
+
   constructor(
     private readonly store: ObjectStore,
     private readonly packPrefix: string,
     private readonly blocks: ChunkLru,
     /** The host cache: verified blocks and outboards are kept there as side entries (never as the whole chunk). */
     private readonly cache: ChunkCache | null = null,
-  ) {}
+  ) {
+    this.native = NativeFetchPool.for(store, cache);
+  }
 
   /**
    * Bytes [from, to) of the chunk `ref` (0 ≤ from < to ≤ ref.length), from verified blocks; or
@@ -185,7 +191,7 @@ export class PartialReader {
     this.stats.gets++;
     let body: Buffer;
     try {
-      body = (await this.store.get(key, { offset: ref.offset + start, length: end - start })).subarray(0, end - start);
+      body = (await this.rangeGet(key, { offset: ref.offset + start, length: end - start })).subarray(0, end - start);
     } catch (err) {
       for (const b of run) b.reject(err);
       return;
@@ -216,7 +222,23 @@ export class PartialReader {
   private matches(ref: ChunkRef, loc: Located, g: number, bytes: Uint8Array): boolean {
     const B = loc.blockBytes;
     if (bytes.length !== Math.min(B, ref.length - g * B)) return false;
-    return Buffer.from(blockCv(bytes, g, B)).equals(loc.cvs.subarray(g * CV_BYTES, (g + 1) * CV_BYTES));
+    return Buffer.from(blockCvOf(bytes, g, B)).equals(loc.cvs.subarray(g * CV_BYTES, (g + 1) * CV_BYTES));
+  }
+
+  /**
+   * Bytes `range` of `key`: on the addon's fetch threads when it has them for this store (a block
+   * GET through the SDK costs ~2 ms of CPU), else — or when that GET failed — through the store,
+   * whose retries and errors apply. Unchecked here: the caller checks every block against its CV.
+   */
+  private async rangeGet(key: string, range: ByteRange): Promise<Buffer> {
+    if (this.native?.ready()) {
+      try {
+        return await this.native.get(key, range);
+      } catch {
+        // the store's GET below retries, or says why
+      }
+    }
+    return this.store.get(key, range);
   }
 
   private settle(ref: ChunkRef, B: number, b: Block, bytes: Buffer): void {

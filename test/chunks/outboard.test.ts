@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { hashChunk, outboardAsync } from '../../src/chunks/hash.js';
+import { blockCvOf, hashChunk, outboardAsync } from '../../src/chunks/hash.js';
 import { loadAddon } from '../../src/util/addon.js';
 import { blockCount, blockCv, chunkOutboard, CV_BYTES, isBlockSize, verifyOutboard } from '../../src/chunks/outboard.js';
 
@@ -73,5 +73,29 @@ describe('outboard (BLAKE3 tree)', () => {
       }
     }
     assert.throws(() => tree!(Buffer.alloc(10), 3000), TypeError);
+  });
+
+  it("the addon's block CV (what partial reads check blocks with) is byte for byte blockCv", () => {
+    const cv = (loadAddon() as { ntreeBlockCv?: (b: Buffer, i: number, bs: number) => Buffer | null } | undefined)?.ntreeBlockCv;
+    assert.equal(typeof cv, 'function', 'the addon is built (scripts/setup.sh)');
+    for (const bs of [1 * KiB, 32 * KiB, 64 * KiB]) {
+      for (const [len, index] of [
+        [bs, 0],
+        [bs, 1],
+        [bs, 37],
+        [1, 5],
+        [bs - 1, 2],
+        [1025, 3],
+        [bs, 2 ** 33],
+      ] as const) {
+        if (len > bs) continue;
+        const block = crypto.randomBytes(len);
+        const want = Buffer.from(blockCv(block, index, bs));
+        assert.ok(cv!(block, index, bs)!.equals(want), `ntreeBlockCv: len ${len} index ${index} block ${bs}`);
+        assert.ok(Buffer.from(blockCvOf(Buffer.concat([Buffer.alloc(7), block]).subarray(7), index, bs)).equals(want));
+      }
+    }
+    assert.throws(() => cv!(Buffer.alloc(2 * KiB), 0, KiB), TypeError); // longer than a block
+    assert.throws(() => cv!(Buffer.alloc(0), 0, KiB), TypeError);
   });
 });

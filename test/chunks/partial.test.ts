@@ -4,6 +4,7 @@
  * to a block (CORRUPT, for partial and whole reads) and to an outboard (detected: the chunk is read
  * whole) and old v1 packs (read whole).
  */
+import { NativeFetchPool, nativeFetchStats } from '../../src/chunks/nativefetch.js';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -81,6 +82,7 @@ forEachBackend((b) => {
       const refs = await writeOne(store, data);
       assert.ok(refs.length >= 8);
       const cs = fresh(store);
+      const runs = nativeFetchStats.runs;
       const offsets = [1, data.length - READ, data.length - 10, ...Array.from({ length: 60 }, () => crypto.randomInt(data.length))];
       for (const off of offsets) assert.deepEqual(await randomRead(cs, refs, off), data.subarray(off, off + READ), `offset ${off}`);
       // Across chunk boundaries, and longer than a chunk.
@@ -94,6 +96,9 @@ forEachBackend((b) => {
       // ~2-3 blocks of 64 KiB per 128 KiB read, against ~1.15 MiB chunks whole.
       assert.ok(st.bytes < offsets.length * 5 * 64 * 1024 + 9 * 4 * MiB, JSON.stringify(st));
       assert.ok(st.trailers <= 2, `trailers read once per pack: ${st.trailers}`);
+      // On a plain S3 store the block GETs run on the addon's fetch threads (its bytes checked here).
+      if (NativeFetchPool.for(store, null))
+        assert.ok(nativeFetchStats.runs - runs >= st.gets, `native GETs ${nativeFetchStats.runs - runs} of ${st.gets}`);
     });
 
     it('a damaged block is CORRUPT for partial and whole reads; other blocks still read', async () => {
