@@ -170,14 +170,16 @@ static void held_insert(nattr *a, uint64_t ino, uint64_t count) {
   }
 }
 
-/* `ino` may be answered with (count kept when it is already); lock held. */
+/* `ino` may be answered with (count kept when it is already); lock held. Out of memory it is not
+   (its names then only miss: nattr_lookup answers only held inodes). */
 static void held_add(nattr *a, uint64_t ino) {
   if (held_find(a, ino)) return;
   if ((a->nheld + 1) * 2 > a->nheld_cap) {
-    held *old = a->helds;
-    size_t cap = a->nheld_cap;
-    a->nheld_cap = cap ? cap * 2 : 1024;
-    a->helds = calloc(a->nheld_cap, sizeof(held));
+    size_t cap = a->nheld_cap, bigger = cap ? cap * 2 : 1024;
+    held *old = a->helds, *table = calloc(bigger, sizeof(held));
+    if (!table) return;
+    a->helds = table;
+    a->nheld_cap = bigger;
     a->nheld = 0;
     for (size_t i = 0; i < cap; i++)
       if (old[i].ino) held_insert(a, old[i].ino, old[i].count);
@@ -205,6 +207,7 @@ void nattr_name_push(nname **list, uint64_t parent, const char *name, uint64_t i
   if (parent == 0 || ino == 0 || !(timeout > 0)) return;
   size_t len = strlen(name);
   nname *n = malloc(sizeof *n + len + 1);
+  if (!n) return; /* out of memory: the name is not left (its LOOKUPs go to JavaScript) */
   memcpy(n->name, name, len + 1);
   n->parent = parent;
   n->ino = ino;
