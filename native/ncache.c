@@ -381,6 +381,23 @@ static int self_test(void) {
 #endif
 }
 
+/* A block size argument of the tree exports: a power of two from 1 KiB to 1 GiB (ntree.h). */
+static int block_arg_ok(double block) {
+  return block >= 1024 && block <= (double)(1u << 30) && ntree_block_ok((uint64_t)block);
+}
+
+/*
+ * The result of a tree export: a new Buffer of `bytes` (1, its data in *data), or null (0) when
+ * the addon's BLAKE3 failed its self-test.
+ */
+static int tree_result(napi_env env, size_t bytes, void **data, napi_value *out) {
+  if (!blake3_ok) {
+    napi_get_null(env, out);
+    return 0;
+  }
+  return napi_create_buffer(env, bytes, data, out) == napi_ok;
+}
+
 /*
  * ntreeOutboard(bytes: Buffer, blockBytes) -> Buffer: the outboard of a chunk (the CVs of its
  * blocks, ntree.h; empty for a chunk of one block), as src/chunks/outboard.ts computes it, in one
@@ -388,23 +405,17 @@ static int self_test(void) {
  */
 static napi_value ntree_outboard_js(napi_env env, napi_callback_info info) {
   NU_ARGS(2);
-  void *data = NULL;
+  void *data = NULL, *cvs = NULL;
   size_t len = 0;
   double block = nu_num(env, argv[1]);
-  if (!nu_buf(env, argv[0], &data, &len) || !(block >= 1024 && block <= (double)(1u << 30)) || !ntree_block_ok((uint64_t)block)) {
+  if (!nu_buf(env, argv[0], &data, &len) || !block_arg_ok(block)) {
     napi_throw_type_error(env, NULL, "cairn_fuse: ntreeOutboard(Buffer, a power of two from 1024)");
     return NULL;
   }
-  napi_value out;
-  if (!blake3_ok) {
-    napi_get_null(env, &out);
-    return out;
-  }
+  napi_value out = NULL;
   size_t n = ntree_blocks(len, (size_t)block);
-  void *cvs = NULL;
-  NU_CHECK(napi_create_buffer(env, 32 * n, &cvs, &out));
   uint8_t digest[32];
-  if (n > 0) ntree_hash(data, len, (size_t)block, cvs, digest);
+  if (tree_result(env, 32 * n, &cvs, &out) && n > 0) ntree_hash(data, len, (size_t)block, cvs, digest);
   return out;
 }
 
@@ -415,22 +426,16 @@ static napi_value ntree_outboard_js(napi_env env, napi_callback_info info) {
  */
 static napi_value ntree_block_cv_js(napi_env env, napi_callback_info info) {
   NU_ARGS(3);
-  void *data = NULL;
+  void *data = NULL, *cv = NULL;
   size_t len = 0;
   double index = nu_num(env, argv[1]), block = nu_num(env, argv[2]);
-  if (!nu_buf(env, argv[0], &data, &len) || len < 1 || !(block >= 1024 && block <= (double)(1u << 30)) ||
-      !ntree_block_ok((uint64_t)block) || len > block || !(index >= 0 && index < 9007199254740992.0)) {
+  if (!nu_buf(env, argv[0], &data, &len) || len < 1 || !block_arg_ok(block) || len > block ||
+      !(index >= 0 && index < 9007199254740992.0)) {
     napi_throw_type_error(env, NULL, "cairn_fuse: ntreeBlockCv(Buffer of 1 to blockBytes, index, a power of two from 1024)");
     return NULL;
   }
-  napi_value out;
-  if (!blake3_ok) {
-    napi_get_null(env, &out);
-    return out;
-  }
-  void *cv = NULL;
-  NU_CHECK(napi_create_buffer(env, 32, &cv, &out));
-  ntree_block_cv(data, len, (uint64_t)index, (size_t)block, cv);
+  napi_value out = NULL;
+  if (tree_result(env, 32, &cv, &out)) ntree_block_cv(data, len, (uint64_t)index, (size_t)block, cv);
   return out;
 }
 

@@ -48,6 +48,8 @@ export interface LookupOptions {
 export class NativeLookups {
   /** Per directory inode: JavaScript LOOKUPs since its last listing, and that listing's size. */
   private readonly dirs = new Map<number, { lookups: number; size: number }>();
+  /** Whether any names were left with the addon (until then it holds no inode: nothing to ask it before a drop). */
+  used = false;
 
   constructor(
     private readonly addon: NativeAddon,
@@ -82,6 +84,7 @@ export class NativeLookups {
   /** Leaves the names of `dir` (inode `dino`) with `req`'s answer, each with its inode and attributes. */
   private leave(req: Req, dir: string, dino: number, names: string[], stats: FuseStat[]): void {
     const { attrTimeoutSec: at, entryTimeoutSec: et, uncached } = this.o;
+    this.used = true;
     for (let i = 0; i < names.length; i++) {
       const name = names[i]!;
       if (name === '.' || name === '..') continue;

@@ -156,7 +156,8 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
         )
       : undefined;
   sweep?.unref();
-  const inodes = new InodeTable((ino) => raw.inoRelease?.(ctx, ino) ?? true);
+  // An inode may go unless the addon holds native lookups of it (only once names were left with it).
+  const inodes = new InodeTable((ino) => !lookups.used || (raw.inoRelease?.(ctx, ino) ?? true));
   /** Paths answered as absent with a cacheable negative entry. */
   const negatives = new Set<string>();
   /** Whether the addon answers getxattr of security.capability itself (capsAbsent). */
