@@ -322,7 +322,7 @@ export function renderMarkdown(res: BenchResults): string {
     md.push(
       '## Writes, commits, metadata',
       '',
-      `Each on a fresh volume of the same ${store}, with a detached mount daemon (\`mount()\`), files copied in by \`cp\` in a child process, then a commit over the control socket (what \`cairn commit DIR\` does); the same bytes with \`vol.batchUpload\`, and with the CLI (\`cairn volume create\` + \`cairn volume put\`, two processes).` +
+      `Each on a fresh volume of the same ${store}, with a detached mount daemon (\`mount()\`), files copied in by \`cp\` in a child process, then a commit over the control socket (what \`cairn commit DIR\` does); the same \`cp\` to local disk and through the FUSE floor, for reference; the same bytes with \`vol.batchUpload\`, and with the CLI (\`cairn volume create\` + \`cairn volume put\`, two processes).` +
         (volumes.length
           ? ` For volumes of ${listOf(volumes)} files (64 B each, inlined, in directories of 1,000): mount time (a fresh session: the journal is filled from the log), the commit of one new file and a reload after another writer committed one file (medians of 5, in ms), \`ls -R\` over the mount, \`find DIR -type f\` (stat + readdir of every file; up to 100,000 files), and the daemon's peak RSS (VmHWM) over all of it.`
           : ''),

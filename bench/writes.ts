@@ -3,7 +3,8 @@
  *
  * - writes + commit through a mount: one big file (1 GiB; 64 MiB quick) and many 16 KiB files
  *   (10,000; 1,000 quick) copied in by `cp` in a child process, then a commit over the control
- *   socket (what `cairn commit DIR` does); the same bytes via `vol.batchUpload`;
+ *   socket (what `cairn commit DIR` does); the same `cp` to local disk and through the FUSE floor
+ *   (references); the same bytes via `vol.batchUpload`;
  * - `cairn volume put` of the same bytes (the CLI, create + put);
  * - for volumes of 1,000, 100,000 and 1,000,000 files (1,000 only in quick mode): mount time,
  *   latency of a commit of one new file, reload latency after another writer's one-file commit,
@@ -17,6 +18,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { smallNames, writeRandomFile, writeSmallFiles } from './dataset.js';
+import { FuseFloor } from './fusefloor.js';
 import { CLI_JS, median, MiB, mountDir, sh } from './harness.js';
 
 /** Commits and reloads timed per volume size (the median is reported). */
@@ -124,6 +126,7 @@ async function writeWorkloads(lib: Lib, o: WriteOptions, rows: WriteRow[]): Prom
       if (hwm) rows.push({ name: `mount write ${what}: daemon peak RSS`, value: hwm, unit: 'MiB' });
     });
     o.log(`  mount write ${what} done`);
+    await referenceWrites(o, label, what, label === 'big' ? big : path.join(src, 'many'), rows);
 
     const bstore = o.storeUrl(`b-${label}-${Date.now().toString(36)}`);
     const vol = await lib.Volume.fromName(`bu-${label}`, { store: bstore, createIfMissing: true });
@@ -162,6 +165,37 @@ async function writeWorkloads(lib: Lib, o: WriteOptions, rows: WriteRow[]): Prom
     o.log(`  cairn volume put ${what} done`);
   }
   await fsp.rm(src, { recursive: true, force: true });
+}
+
+/**
+ * The same `cp` to local disk and through the FUSE floor (libfuse's C passthrough over local
+ * disk, bench/fusefloor.ts): what the disk and any FUSE file system take for it on this machine.
+ * Each into a fresh directory, removed after.
+ */
+async function referenceWrites(o: WriteOptions, label: string, what: string, from: string, rows: WriteRow[]): Promise<void> {
+  const base = await fsp.mkdtemp(path.join(o.work, `wref-${label}-`));
+  const cp = async (into: string): Promise<number> => {
+    const t0 = performance.now();
+    await sh('cp', label === 'big' ? [from, path.join(into, 'big.bin')] : ['-r', from, path.join(into, 'many')]);
+    return r3(secs(t0));
+  };
+  try {
+    await fsp.mkdir(path.join(base, 'local'));
+    rows.push({ name: `local disk write ${what}: write (cp)`, value: await cp(path.join(base, 'local')), unit: 's' });
+    const floor = await FuseFloor.build(base);
+    if (!(floor instanceof FuseFloor)) {
+      o.log(`  no FUSE floor for the write reference: ${floor.error}`);
+      return;
+    }
+    await floor.start();
+    try {
+      rows.push({ name: `FUSE floor write ${what}: write (cp)`, value: await cp(floor.mountpoint), unit: 's' });
+    } finally {
+      await floor.stop();
+    }
+  } finally {
+    await fsp.rm(base, { recursive: true, force: true });
+  }
 }
 
 /** Volume of `n` 64-byte files in directories of 1,000 (inlined entries, so this is metadata). */

@@ -125,6 +125,13 @@ test('npm run bench -- --quick writes complete results', { timeout: 20 * 60_000 
     }
     assert.ok(res.writes.rows.length > 0, 'no write rows');
     for (const w of res.writes.rows) assert.ok(typeof w.name === 'string' && w.value > 0 && typeof w.unit === 'string', JSON.stringify(w));
+    for (const ref of ['local disk', 'FUSE floor']) {
+      const name = `${ref} write 1000 files x 16 KiB: write (cp)`;
+      assert.ok(
+        res.writes.rows.some((w: any) => w.name === name),
+        `no ${name}`,
+      );
+    }
     // Real programs in a mount: every workload ran at QUICK sizes, on the mount and on local disk.
     const wl = res.workloads;
     assert.deepEqual(wl.sizes, QUICK);
