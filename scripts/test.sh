@@ -21,6 +21,7 @@ echo "test: ${#files[@]} test files"
 
 ceph_dir=""
 run_tmp=$(mktemp -d "${TMPDIR:-/tmp}/cairn-test.XXXXXX")
+chmod 1777 "$run_tmp"  # as /tmp: tests that drop to another user (setpriv, podman) make files here too
 cleanup() {
   [ -z "$ceph_dir" ] || bash scripts/ceph.sh release "$ceph_dir" $$ || true
   if [ "${CAIRN_KEEP_TMP:-0}" = 1 ]; then echo "test: kept $run_tmp"; return; fi
