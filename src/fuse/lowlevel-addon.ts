@@ -70,6 +70,9 @@ export interface DispatchStats {
   lookupMisses: number;
   namesKept: number;
   inodesHeld: number;
+  /** Not the addon's: the event loop's spins after bursts of requests, and requests that came during one (./spin.ts). */
+  spins?: number;
+  spinHits?: number;
 }
 
 /** The addon's figures of native reads. */

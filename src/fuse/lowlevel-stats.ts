@@ -2,8 +2,9 @@
  * Per-request-type counts and times of a native mount, for profiling (`CAIRN_FUSE_OPSTATS=1`):
  * from the request reaching JavaScript to its answer. Written as one JSON line on stderr
  * (`{"fuseOpStats":{"LOOKUP":{"n":..,"totalMs":..,"avgUs":..}}}`) when the mount ends, with the
- * counts of READs and GETATTRs the addon answered itself (READ_NATIVE, GETATTR_NATIVE) and of
- * workers woken with no request to read (IDLE_WAKEUPS).
+ * counts of READs and GETATTRs the addon answered itself (READ_NATIVE, GETATTR_NATIVE), of
+ * workers woken with no request to read (IDLE_WAKEUPS) and of the event loop's spins (SPINS,
+ * SPIN_HITS: ./spin.ts).
  */
 import { OP, type Req } from './lowlevel-addon.js';
 
@@ -41,7 +42,7 @@ export class OpStats {
   /** Per type; with `native`, the READs answered by the addon without JavaScript as READ_NATIVE. */
   summary(
     native?: { served: number; servedNs: number; nativeOpens?: number; nativeReleases?: number },
-    dispatch?: { attrHits: number; lookupHits?: number; wakeups: number; idleWakeups: number },
+    dispatch?: { attrHits: number; lookupHits?: number; wakeups: number; idleWakeups: number; spins?: number; spinHits?: number },
   ): Record<string, { n: number; totalMs?: number; avgUs?: number }> {
     const out: Record<string, { n: number; totalMs?: number; avgUs?: number }> = {};
     // GETATTRs and LOOKUPs the addon answered from what JavaScript left (native/nattr.h); worker wake-ups without a request.
@@ -49,6 +50,8 @@ export class OpStats {
       out.GETATTR_NATIVE = { n: dispatch.attrHits };
       if (dispatch.lookupHits) out.LOOKUP_NATIVE = { n: dispatch.lookupHits };
       out.IDLE_WAKEUPS = { n: dispatch.idleWakeups };
+      if (dispatch.spins) out.SPINS = { n: dispatch.spins };
+      if (dispatch.spinHits) out.SPIN_HITS = { n: dispatch.spinHits };
     }
     if (native && native.served > 0) {
       const ms = native.servedNs / 1e6;

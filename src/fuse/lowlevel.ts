@@ -44,6 +44,7 @@ import { DirHandles } from './lowlevel-dirs.js';
 import { NativeLookups } from './lowlevel-lookups.js';
 import { refreshKernel } from './lowlevel-refresh.js';
 import { OpStats } from './lowlevel-stats.js';
+import { RequestSpin, spinWindowUs } from './spin.js';
 import { leaveAttrs, setattrSteps } from './lowlevel-attrs.js';
 import { NativeReads, type ChunkSource } from './lowlevel-nread.js';
 
@@ -131,12 +132,14 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
   const waiting = new Map<Req, number>();
   const addon: NativeAddon = { ...raw };
   const stats = OpStats.fromEnv();
+  const spin = new RequestSpin(spinWindowUs());
   for (const k of REPLIES) {
     (addon as unknown as Replies)[k] = (req: Req, ...a: unknown[]) => {
       // A late answer (after ETIMEDOUT) is dropped, but what its request changed is not: the
       // addon's attributes from before it must go (native/nattr.h).
       if (!waiting.delete(req)) return (raw.attrBump(ctx), 0);
       stats?.end(req);
+      spin.answered();
       return (raw as unknown as Replies)[k]!(req, ...a);
     };
   }
@@ -239,6 +242,7 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
     if (op === OP.NREAD_AHEAD) return nread?.ahead(ino, n0);
     if (op === OP.EXITED) return o.onExit?.();
     if (!req) return;
+    if (op !== OP.READ) spin.arrived(waiting.size > 0);
     nread?.before(op, ino, n0, n1, n2, () => inodes.peek(child(inodes.path(ino) ?? '/', s1 ?? '')));
     const slow = op === OP.WRITE && uncached(inodes.path(ino) ?? '');
     stats?.start(req, op);
@@ -419,13 +423,14 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
   if (nread?.nativeOpens) names.onHide = (i) => nread!.drop(i);
   await mounted;
   let unmounting: Promise<void> | undefined;
+  const dispatchStats = (): DispatchStats => ({ ...addon.dispatchStats(ctx), spins: spin.spins, spinHits: spin.hits });
 
   return {
     inodes,
     unmount() {
       clearInterval(sweep);
       if (!unmounting && stats) {
-        process.stderr.write(`${JSON.stringify({ fuseOpStats: stats.summary(nread?.stats(), addon.dispatchStats(ctx)) })}\n`);
+        process.stderr.write(`${JSON.stringify({ fuseOpStats: stats.summary(nread?.stats(), dispatchStats()) })}\n`);
       }
       unmounting ??= addon.unmount(ctx).then(() => nread?.close());
       return unmounting;
@@ -436,7 +441,7 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
       refreshKernel({ addon, ctx, ops, inodes, negatives, live: () => !unmounting, renumberFiles: !!o.native?.writeback }, changed)
     ),
     nreadStats: () => nread?.stats(),
-    dispatchStats: () => addon.dispatchStats(ctx),
+    dispatchStats,
     attrsChanged: () => addon.attrBump(ctx),
     capsAbsent: (decide) => setCaps(decide(caps)),
   };
