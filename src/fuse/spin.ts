@@ -12,8 +12,8 @@
  * clients, or requests waiting for the store, wake the loop by themselves and need the CPU for
  * that work), and lasts until a window has passed since the last request or answer: at most one
  * idle window of CPU per burst, none for sparse requests; READs (answered in JavaScript only while
- * they wait for the store) neither start nor extend one. Off (window 0)
- * with `CAIRN_FUSE_SPIN_US=0` or on a single CPU, where polling would take the CPU from the client.
+ * they wait for the store) neither start nor extend one. Off (window 0) with `CAIRN_FUSE_SPIN_US=0`
+ * or on a single CPU, where polling would take the CPU from the client. The native binding only.
  */
 import os from 'node:os';
 
