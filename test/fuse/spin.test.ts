@@ -16,26 +16,29 @@ import { cleanupAll, q, shOk, startFileDaemon, tmpDir } from '../helpers/mount.j
 
 describe('RequestSpin', () => {
   it('starts on the second of two close requests, not on a lone one, and ends a window after the last answer', async () => {
-    const spin = new RequestSpin(20_000); // 20 ms: wide enough for a busy host's timers
+    // A window of 400 ms: wide enough that a busy host's timers (the steps below sleep 150 ms) stay inside it.
+    const spin = new RequestSpin(400_000);
     spin.arrived();
     assert.equal(spin.active, false, 'a lone request after a long gap');
     spin.arrived();
     assert.equal(spin.active, true);
     assert.equal(spin.spins, 1);
-    await sleep(5);
     spin.arrived(); // during the spin: a hit
-    spin.answered();
     assert.equal(spin.hits, 1);
-    await sleep(8);
+    await sleep(150);
+    spin.answered();
+    await sleep(150);
     assert.equal(spin.active, true, 'the answer moved the end on');
-    await sleep(60);
+    const t0 = performance.now();
+    while (spin.active && performance.now() - t0 < 10_000) await sleep(20);
     assert.equal(spin.active, false, 'over a window after the last answer');
+    assert.ok(performance.now() - t0 >= 50, 'not before its window');
     spin.answered();
     assert.equal(spin.active, false, 'an answer alone starts nothing');
   });
 
   it('starts none while other requests are in hand, nor with a window of 0', async () => {
-    const busy = new RequestSpin(20_000);
+    const busy = new RequestSpin(400_000);
     busy.arrived();
     busy.arrived(true);
     assert.equal(busy.active, false);
