@@ -23,7 +23,7 @@ import { ControlFile } from './control-file.js';
 import { controlHandler, mountStatus, type ControlContext } from './control-handler.js';
 import { withControlFile } from './control-fuse.js';
 import { Freshness } from './freshness.js';
-import { HandleTable } from './handles.js';
+import { HandleTable, wantsWrite } from './handles.js';
 import { canonicalPath, ownMount, readMounts, socketNameFor } from './mountinfo.js';
 import { syncMount, wantsWriteback } from './writeback.js';
 import { CommitScheduler } from './scheduler.js';
@@ -112,7 +112,8 @@ export async function runDaemon(
   // The kernel's writeback cache (native binding only): its cached writes go to the session first.
   let writeback = false;
   const writtenBack = async (): Promise<void> => {
-    const err = writeback ? await syncMount(mountpoint) : undefined;
+    const writers = (): string[] => handles.own().flatMap((h) => (wantsWrite(h.flags) ? [h.path] : []));
+    const err = writeback ? await syncMount(mountpoint, writers()) : undefined;
     if (err) log('warn', err);
   };
   const scheduler = new CommitScheduler(session, {
