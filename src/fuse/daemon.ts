@@ -112,7 +112,10 @@ export async function runDaemon(
   // The kernel's writeback cache (native binding only): its cached writes go to the session first.
   let writeback = false;
   const writtenBack = async (): Promise<void> => {
-    const writers = (): string[] => handles.own().flatMap((h) => (wantsWrite(h.flags) ? [h.path] : []));
+    // Files open for writing, by their names now (one removed while open has none to sync by).
+    const lookup = (session as { lookup?: (p: string) => unknown }).lookup?.bind(session);
+    const named = (p: string): boolean => !lookup || lookup(p) !== undefined;
+    const writers = (): string[] => handles.own().flatMap((h) => (wantsWrite(h.flags) && named(h.path) ? [h.path] : []));
     const err = writeback ? await syncMount(mountpoint, writers()) : undefined;
     if (err) log('warn', err);
   };
