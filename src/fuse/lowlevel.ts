@@ -133,13 +133,14 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
   const addon: NativeAddon = { ...raw };
   const stats = OpStats.fromEnv();
   const spin = new RequestSpin(spinWindowUs());
+  const reads = new WeakSet<Req>(); // READs in JavaScript: their answers do not extend a spin (./spin.ts)
   for (const k of REPLIES) {
     (addon as unknown as Replies)[k] = (req: Req, ...a: unknown[]) => {
       // A late answer (after ETIMEDOUT) is dropped, but what its request changed is not: the
       // addon's attributes from before it must go (native/nattr.h).
       if (!waiting.delete(req)) return (raw.attrBump(ctx), 0);
       stats?.end(req);
-      spin.answered();
+      if (!reads.delete(req)) spin.answered();
       return (raw as unknown as Replies)[k]!(req, ...a);
     };
   }
@@ -243,6 +244,7 @@ export async function mountLowLevel(raw: NativeAddon, ops: FuseOps, o: LowLevelO
     if (op === OP.EXITED) return o.onExit?.();
     if (!req) return;
     if (op !== OP.READ) spin.arrived(waiting.size > 0);
+    else reads.add(req);
     nread?.before(op, ino, n0, n1, n2, () => inodes.peek(child(inodes.path(ino) ?? '/', s1 ?? '')));
     const slow = op === OP.WRITE && uncached(inodes.path(ino) ?? '');
     stats?.start(req, op);

@@ -56,12 +56,18 @@ async function entries(): Promise<{ chunks: string[]; outboards: string[] }> {
   return out;
 }
 
-/** Waits until the host cache holds at least 5 outboards and no more come (they are written off the JavaScript thread). */
+/**
+ * Waits until the host cache holds at least 5 outboards and no more come for 600 ms (they are
+ * computed on libuv's pool, off the JavaScript thread: on a busy host one can take longer than a
+ * single 150 ms look — a CI run's second mount then hashed a whole chunk whose outboard was late).
+ */
 async function settledOutboards(): Promise<void> {
   let seen = -1;
+  let same = 0;
   for (let i = 0; i < 200; i++) {
     const n = (await entries()).outboards.length;
-    if (n >= 5 && n === seen) return;
+    same = n === seen ? same + 1 : 0;
+    if (n >= 5 && same >= 4) return;
     seen = n;
     await new Promise((r) => setTimeout(r, 150));
   }
