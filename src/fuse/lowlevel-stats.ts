@@ -6,7 +6,7 @@
  * workers woken with no request to read (IDLE_WAKEUPS) and of the event loop's spins (SPINS,
  * SPIN_HITS: ./spin.ts).
  */
-import { OP, type Req } from './lowlevel-addon.js';
+import { OP, type DispatchStats, type Req } from './lowlevel-addon.js';
 
 const NAMES = new Map<number, string>(Object.entries(OP).map(([k, v]) => [v, k]));
 
@@ -42,7 +42,7 @@ export class OpStats {
   /** Per type; with `native`, the READs answered by the addon without JavaScript as READ_NATIVE. */
   summary(
     native?: { served: number; servedNs: number; nativeOpens?: number; nativeReleases?: number },
-    dispatch?: { attrHits: number; lookupHits?: number; wakeups: number; idleWakeups: number; spins?: number; spinHits?: number },
+    dispatch?: Pick<DispatchStats, 'attrHits' | 'lookupHits' | 'idleWakeups' | 'spins' | 'spinHits'>,
   ): Record<string, { n: number; totalMs?: number; avgUs?: number }> {
     const out: Record<string, { n: number; totalMs?: number; avgUs?: number }> = {};
     // GETATTRs and LOOKUPs the addon answered from what JavaScript left (native/nattr.h); worker wake-ups without a request.
