@@ -25,6 +25,8 @@
 #include "ll.h"
 #include "nfetch.h"
 
+#include <malloc.h>
+
 cmount *ll_mount_arg(napi_env env, napi_value v) {
   cmount *m = nu_external(env, v);
   if (!m) napi_throw_type_error(env, NULL, "cairn_fuse: not a mount");
@@ -96,6 +98,24 @@ static napi_value js_dispatch_stats(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/*
+ * mallocTune(mmapThreshold, trimThreshold) -> boolean: glibc's malloc keeps freed memory up to these
+ * sizes instead of handing it back to the kernel (mallopt M_MMAP_THRESHOLD, M_TRIM_THRESHOLD; both
+ * fixed, which also ends glibc's own adjustment). Cold reads allocate a fetch body or a chunk
+ * buffer for every byte they bring; memory handed back and taken again costs a page fault and a
+ * zeroed page per 4 KiB (on a VM, a fault in the hypervisor too). Process-wide: src/util/addon.ts
+ * calls it for a process that mounts or fetches natively.
+ */
+static napi_value js_malloc_tune(napi_env env, napi_callback_info info) {
+  NU_ARGS(2);
+  double mmap_at = nu_num(env, argv[0]), trim_at = nu_num(env, argv[1]);
+  bool ok = mmap_at >= 0 && mmap_at <= (double)INT32_MAX && trim_at >= 0 && trim_at <= (double)INT32_MAX &&
+            mallopt(M_MMAP_THRESHOLD, (int)mmap_at) == 1 && mallopt(M_TRIM_THRESHOLD, (int)trim_at) == 1;
+  napi_value out;
+  NU_CHECK(napi_get_boolean(env, ok, &out));
+  return out;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     NU_FN("mount", js_mount),
@@ -118,6 +138,7 @@ static napi_value init(napi_env env, napi_value exports) {
     NU_FN("replyReadlink", js_reply_readlink),
     NU_FN("replyDir", js_reply_dir),
     NU_FN("replyXattr", js_reply_xattr),
+    NU_FN("mallocTune", js_malloc_tune),
   };
   NU_DEFINE(env, exports, props);
   nread_define(env, exports);

@@ -22,7 +22,7 @@
 import { CairnError } from '../errors.js';
 import type { SignedGet } from '../store/s3get.js';
 import type { ByteRange, ObjectStore } from '../store/types.js';
-import { loadAddon } from '../util/addon.js';
+import { loadAddon, tuneMalloc } from '../util/addon.js';
 import type { ChunkCache } from './cache.js';
 import { plainS3, WorkerLost, type RunCallbacks, type RunPool } from './fetchpool.js';
 import { isChunkHash, verifyChunk } from './hash.js';
@@ -78,6 +78,7 @@ function started(): NfetchAddon | null {
   if (addon !== undefined) return addon;
   const a = loadAddon() as NfetchAddon | undefined;
   addon = a?.nfetchStart && a.nfetchRun && a.nfetchStart(onEvent) ? a : null;
+  if (addon) tuneMalloc(); // every byte fetched lands in a fresh body: keep freed ones (util/addon.ts)
   return addon;
 }
 

@@ -125,6 +125,8 @@ export interface FsSession {
   readonly seq: number;
 
   stat(path: string): Promise<Stat>;
+  /** `stat` without a promise: the entry, or undefined where `stat` would fail with NOT_FOUND. */
+  lookup?(path: string): Stat | undefined;
   /** Direct children of a directory (NOT_FOUND, NOT_A_DIRECTORY). */
   readdir(path: string): Promise<Stat[]>;
   /**

@@ -108,7 +108,7 @@ export function createOps(session: FsSession, config: AdapterConfig, opts: Adapt
   };
 
   /** `stat` without a promise: the entry, or undefined when absent (what stat answers with NOT_FOUND). */
-  const lookup = (session as { lookup?: (path: string) => Stat | undefined }).lookup?.bind(session);
+  const lookup = session.lookup?.bind(session);
 
   let spare = Buffer.alloc(0); // the native binding's fast-path answers (see read)
 

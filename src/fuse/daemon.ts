@@ -13,6 +13,7 @@
 import { promises as fsp } from 'node:fs';
 import { CairnError, asCairnError, describeError, isNoSpace } from '../errors.js';
 import type { CommitResult, FsSession, ReloadResult } from '../format/types.js';
+import { tuneMalloc } from '../util/addon.js';
 import { holdSignals, SHUTDOWN_SIGNALS } from '../util/signals.js';
 import { MountMetrics, serveMetrics, type ChunkFigures, type MetricsServer, type NativeReadFigures } from '../util/metrics.js';
 import { createOps } from './adapter.js';
@@ -113,7 +114,7 @@ export async function runDaemon(
   let writeback = false;
   const writtenBack = async (): Promise<void> => {
     // Files open for writing, by their names now (one removed while open has none to sync by).
-    const lookup = (session as { lookup?: (p: string) => unknown }).lookup?.bind(session);
+    const lookup = session.lookup?.bind(session);
     const named = (p: string): boolean => !lookup || lookup(p) !== undefined;
     const writers = (): string[] => handles.own().flatMap((h) => (wantsWrite(h.flags) && named(h.path) ? [h.path] : []));
     const err = writeback ? await syncMount(mountpoint, writers()) : undefined;
@@ -163,6 +164,7 @@ export async function runDaemon(
     { uid, gid },
   );
   if (!config.nonEmpty) await checkEmpty(mountpoint, volumeName);
+  tuneMalloc(); // a mount daemon brings chunks in: keep freed buffers (util/addon.ts)
   const binding = await mountBinding(chooseBinding(config.binding), ops, {
     mountpoint,
     volumeName,
