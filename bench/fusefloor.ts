@@ -100,6 +100,12 @@ export class FuseFloor {
     throw new Error(`passthrough_ll did not mount ${this.mountpoint}: ${err.trim()}`);
   }
 
+  /** Empties its source directory (unmounted), for the next workload. */
+  async clear(): Promise<void> {
+    await fsp.rm(this.source, { recursive: true, force: true });
+    await fsp.mkdir(this.source, { recursive: true });
+  }
+
   /** Unmounts it and ends its process. */
   async stop(): Promise<void> {
     const c = this.child;

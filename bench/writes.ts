@@ -102,7 +102,24 @@ async function writeWorkloads(lib: Lib, o: WriteOptions, rows: WriteRow[]): Prom
   const rels = smallNames(count, 'many');
   await writeSmallFiles(src, rels, 16 * 1024);
   const bigMiB = bigBytes / MiB;
+  const refBase = await fsp.mkdtemp(path.join(o.work, 'wref-'));
+  const floor = await FuseFloor.build(refBase);
+  try {
+    await writeEach(lib, o, rows, { src, big, count, bigMiB, refBase, floor });
+  } finally {
+    await fsp.rm(refBase, { recursive: true, force: true });
+  }
+  await fsp.rm(src, { recursive: true, force: true });
+}
 
+/** writeWorkloads' steps for the big file, then the small files. */
+async function writeEach(
+  lib: Lib,
+  o: WriteOptions,
+  rows: WriteRow[],
+  w: { src: string; big: string; count: number; bigMiB: number; refBase: string; floor: FuseFloor | { error: string } },
+): Promise<void> {
+  const { src, big, count, bigMiB } = w;
   for (const [label, what] of [
     ['big', `1 file x ${bigMiB} MiB`],
     ['small', `${count} files x 16 KiB`],
@@ -126,7 +143,7 @@ async function writeWorkloads(lib: Lib, o: WriteOptions, rows: WriteRow[]): Prom
       if (hwm) rows.push({ name: `mount write ${what}: daemon peak RSS`, value: hwm, unit: 'MiB' });
     });
     o.log(`  mount write ${what} done`);
-    await referenceWrites(o, label, what, label === 'big' ? big : path.join(src, 'many'), rows);
+    await referenceWrites(o, w.refBase, w.floor, label, what, label === 'big' ? big : path.join(src, 'many'), rows);
 
     const bstore = o.storeUrl(`b-${label}-${Date.now().toString(36)}`);
     const vol = await lib.Volume.fromName(`bu-${label}`, { store: bstore, createIfMissing: true });
@@ -164,25 +181,31 @@ async function writeWorkloads(lib: Lib, o: WriteOptions, rows: WriteRow[]): Prom
     else rows.push({ name: `cairn volume put ${what}: throughput`, value: Math.round(count / s), unit: 'files/s' });
     o.log(`  cairn volume put ${what} done`);
   }
-  await fsp.rm(src, { recursive: true, force: true });
 }
 
 /**
  * The same `cp` to local disk and through the FUSE floor (libfuse's C passthrough over local
- * disk, bench/fusefloor.ts): what the disk and any FUSE file system take for it on this machine.
- * Each into a fresh directory, removed after.
+ * disk, bench/fusefloor.ts, built once per run: `floor`): what the disk and any FUSE file system
+ * take for it on this machine. Each into an empty directory under `base`, emptied after.
  */
-async function referenceWrites(o: WriteOptions, label: string, what: string, from: string, rows: WriteRow[]): Promise<void> {
-  const base = await fsp.mkdtemp(path.join(o.work, `wref-${label}-`));
+async function referenceWrites(
+  o: WriteOptions,
+  base: string,
+  floor: FuseFloor | { error: string },
+  label: string,
+  what: string,
+  from: string,
+  rows: WriteRow[],
+): Promise<void> {
   const cp = async (into: string): Promise<number> => {
     const t0 = performance.now();
     await sh('cp', label === 'big' ? [from, path.join(into, 'big.bin')] : ['-r', from, path.join(into, 'many')]);
     return r3(secs(t0));
   };
+  const local = path.join(base, `local-${label}`);
   try {
-    await fsp.mkdir(path.join(base, 'local'));
-    rows.push({ name: `local disk write ${what}: write (cp)`, value: await cp(path.join(base, 'local')), unit: 's' });
-    const floor = await FuseFloor.build(base);
+    await fsp.mkdir(local);
+    rows.push({ name: `local disk write ${what}: write (cp)`, value: await cp(local), unit: 's' });
     if (!(floor instanceof FuseFloor)) {
       o.log(`  no FUSE floor for the write reference: ${floor.error}`);
       return;
@@ -194,7 +217,8 @@ async function referenceWrites(o: WriteOptions, label: string, what: string, fro
       await floor.stop();
     }
   } finally {
-    await fsp.rm(base, { recursive: true, force: true });
+    await fsp.rm(local, { recursive: true, force: true });
+    if (floor instanceof FuseFloor) await floor.clear();
   }
 }
 

@@ -41,7 +41,7 @@ let tuned: boolean | undefined;
  * Tunes glibc's malloc for a process that brings chunks in (a mount daemon, native fetches): freed
  * fetch bodies and chunk buffers are kept for the next ones instead of being handed back to the
  * kernel and faulted in again (native/cairn_fuse.c, `mallocTune`). Measured on Ceph RGW here: a
- * cold read's daemon CPU −25 %, ~40 MiB more resident afterwards. Once per process;
+ * cold read's daemon CPU about −20 %, up to ~40 MiB more resident afterwards. Once per process;
  * `CAIRN_MALLOC_TUNE=0` leaves malloc alone. Returns whether the tuning is in effect.
  *
  * @example tuneMalloc(); // before the first native fetch or mount
