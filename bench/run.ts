@@ -32,7 +32,7 @@
  * Invariant: whatever fails, every mount is unmounted and every child is stopped before exit.
  */
 import { execFile } from 'node:child_process';
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -427,10 +427,15 @@ async function summarizeProfile(dir: string): Promise<BenchResults['profile']> {
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.on(sig, () => {
     log(`${sig}: cleaning up`);
+    // The work directory goes last and synchronously, just before exiting: the step that was running
+    // goes on between awaits while the children are stopped, and an earlier, asynchronous rm lost
+    // the race with it (a stopped run left its 1.4 GB work directory).
     void cleanup()
-      .then(() => (workDir ? fsp.rm(workDir, { recursive: true, force: true }) : undefined))
       .catch(() => undefined)
-      .finally(() => process.exit(130));
+      .finally(() => {
+        if (workDir) rmSync(workDir, { recursive: true, force: true });
+        process.exit(130);
+      });
   });
 }
 
