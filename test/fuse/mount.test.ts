@@ -55,9 +55,10 @@ describe('mount() / unmount()', () => {
     assert.equal(m.volume, 'mvol');
     assert.equal(m.mountpoint, mnt);
     assert.ok(await pidAlive(m.pid));
-    // The daemon runs with its Node flags (DAEMON_NODE_FLAGS: a larger initial heap, fewer full GCs).
+    // The daemon runs with its Node flags (DAEMON_NODE_FLAGS: a larger initial heap, fewer full GCs;
+    // a young generation capped at 4 MB semi-spaces, for its peak RSS).
     const argv = (await fsp.readFile(`/proc/${m.pid}/cmdline`, 'utf8')).split('\0');
-    assert.ok(argv.includes('--initial-heap-size=64'), argv.join(' '));
+    assert.ok(argv.includes('--initial-heap-size=64') && argv.includes('--max-semi-space-size=4'), argv.join(' '));
     await shOk(`printf hi > ${q(`${mnt}/x`)}`);
     const found = await findMounts('mvol');
     assert.ok(found.some((f) => f.mountpoint === mnt && f.device === m.device));
